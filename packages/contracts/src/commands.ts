@@ -1,0 +1,147 @@
+import { z } from "zod";
+import { DateTime, Uuid, jsonObject, nonEmptyText, text } from "./primitives";
+
+export const CommandType = z.enum([
+  "ping",
+  "reboot",
+  "lock",
+  "launch_app",
+  "relaunch_app",
+  "clear_app_data",
+  "install_app",
+  "uninstall_app",
+  "custom",
+]);
+export type CommandType = z.infer<typeof CommandType>;
+
+export const CommandStatus = z.enum(["queued", "sent", "acknowledged", "succeeded", "failed", "expired", "cancelled"]);
+export type CommandStatus = z.infer<typeof CommandStatus>;
+
+/** Statuses after which a command never changes again. */
+export const finalCommandStatuses: readonly CommandStatus[] = ["succeeded", "failed", "expired", "cancelled"];
+
+export const PushOutcome = z.enum(["sent", "failed", "token_invalid", "no_token"]);
+export type PushOutcome = z.infer<typeof PushOutcome>;
+
+const PackageName = z
+  .string()
+  .max(255)
+  .regex(/^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+$/, "Must be an Android package name such as com.example.app");
+
+const EmptyPayload = z.strictObject({}).default({});
+const AppPayload = z.strictObject({ packageName: PackageName });
+
+// FCM data messages are limited to 4 KB in all, so payloads stay well under that.
+export const MAX_COMMAND_PAYLOAD_BYTES = 2048;
+
+export const CommandPayloads = {
+  ping: EmptyPayload,
+  reboot: EmptyPayload,
+  lock: z.strictObject({ message: text(200).optional() }).default({}),
+  launch_app: AppPayload,
+  relaunch_app: AppPayload,
+  clear_app_data: AppPayload,
+  install_app: z.strictObject({
+    packageName: PackageName,
+    url: z.url({ protocol: /^https?$/ }).max(2048),
+    sha256: z.string().regex(/^[a-f0-9]{64}$/, "Must be a lowercase hex SHA-256").optional(),
+    versionCode: z.int().min(1).optional(),
+  }),
+  uninstall_app: AppPayload,
+  custom: z.strictObject({ action: nonEmptyText(100), data: jsonObject(1536).optional() }),
+} as const;
+
+const commandOptions = {
+  deviceId: Uuid,
+  ttlSeconds: z
+    .int()
+    .min(10)
+    .max(30 * 24 * 3600)
+    .optional()
+    .describe("How long the command may wait for delivery; default 86400 (one day)."),
+};
+
+export const CreateCommandRequest = z.discriminatedUnion("type", [
+  z.strictObject({ type: z.literal("ping"), payload: CommandPayloads.ping, ...commandOptions }),
+  z.strictObject({ type: z.literal("reboot"), payload: CommandPayloads.reboot, ...commandOptions }),
+  z.strictObject({ type: z.literal("lock"), payload: CommandPayloads.lock, ...commandOptions }),
+  z.strictObject({ type: z.literal("launch_app"), payload: CommandPayloads.launch_app, ...commandOptions }),
+  z.strictObject({ type: z.literal("relaunch_app"), payload: CommandPayloads.relaunch_app, ...commandOptions }),
+  z.strictObject({ type: z.literal("clear_app_data"), payload: CommandPayloads.clear_app_data, ...commandOptions }),
+  z.strictObject({ type: z.literal("install_app"), payload: CommandPayloads.install_app, ...commandOptions }),
+  z.strictObject({ type: z.literal("uninstall_app"), payload: CommandPayloads.uninstall_app, ...commandOptions }),
+  z.strictObject({ type: z.literal("custom"), payload: CommandPayloads.custom, ...commandOptions }),
+]);
+export type CreateCommandRequest = z.infer<typeof CreateCommandRequest>;
+
+export const CommandEvent = z.object({ status: CommandStatus, at: DateTime, detail: z.string().nullable() });
+export type CommandEvent = z.infer<typeof CommandEvent>;
+
+export const Command = z.object({
+  requestId: Uuid,
+  deviceId: Uuid,
+  type: CommandType,
+  payload: z.record(z.string(), z.unknown()),
+  status: CommandStatus,
+  createdAt: DateTime,
+  expiresAt: DateTime,
+  sentAt: DateTime.nullable(),
+  acknowledgedAt: DateTime.nullable(),
+  completedAt: DateTime.nullable(),
+  push: z.object({
+    outcome: PushOutcome.nullable(),
+    messageId: z.string().nullable(),
+    error: z.string().nullable(),
+    attempts: z.int(),
+  }),
+  result: z.record(z.string(), z.unknown()).nullable(),
+  errorMessage: z.string().nullable(),
+  events: z.array(CommandEvent),
+});
+export type Command = z.infer<typeof Command>;
+
+export const RequestIdParams = z.object({ requestId: Uuid });
+export type RequestIdParams = z.infer<typeof RequestIdParams>;
+
+/**
+ * A command as a device receives it, in a heartbeat response or an FCM data message.
+ * `signature` is hex HMAC-SHA256 over `commandSigningString(...)` with the device's
+ * command key (returned once at registration); the device must verify it before acting.
+ */
+export const DeviceCommand = z.object({
+  requestId: Uuid,
+  type: CommandType,
+  payload: z.record(z.string(), z.unknown()),
+  issuedAt: DateTime,
+  expiresAt: DateTime,
+  signature: z.string().regex(/^[a-f0-9]{64}$/),
+});
+export type DeviceCommand = z.infer<typeof DeviceCommand>;
+
+/** The FCM data message: FCM data values must be strings, so the payload is JSON text. */
+export const CommandPushData = z.object({
+  kind: z.literal("command"),
+  requestId: Uuid,
+  type: CommandType,
+  payload: z.string(),
+  issuedAt: DateTime,
+  expiresAt: DateTime,
+  signature: z.string(),
+});
+export type CommandPushData = z.infer<typeof CommandPushData>;
+
+export const ActionResultRequest = z.object({
+  requestId: Uuid,
+  status: z.enum(["acknowledged", "succeeded", "failed"]),
+  result: jsonObject(8192).optional(),
+  error: text(2000).optional(),
+  completedAt: DateTime.optional().describe("Device clock time at which the command finished."),
+});
+export type ActionResultRequest = z.infer<typeof ActionResultRequest>;
+
+export const ActionResultResponse = z.object({
+  requestId: Uuid,
+  status: CommandStatus,
+  changed: z.boolean().describe("False when this result had already been recorded (a retry)."),
+});
+export type ActionResultResponse = z.infer<typeof ActionResultResponse>;

@@ -1,0 +1,124 @@
+import { z } from "zod";
+import { DeviceCommand } from "./commands";
+import { Bytes, DateTime, Uuid, nonEmptyText, text } from "./primitives";
+
+// Device-facing bodies accept and ignore unknown fields, so a newer agent can talk to an
+// older server. Admin-facing bodies are strict.
+
+export const DeviceFacts = z.object({
+  model: text(128).optional(),
+  manufacturer: text(128).optional(),
+  osVersion: text(64).optional(),
+  sdkInt: z.int().min(1).max(1000).optional(),
+  appVersion: text(64).optional().describe("Version of the MDM agent app."),
+  serialNumber: text(128).optional(),
+  fcmToken: text(4096).optional().describe("Firebase Cloud Messaging registration token, if the device has one."),
+});
+export type DeviceFacts = z.infer<typeof DeviceFacts>;
+
+export const RegisterRequest = z.object({
+  enrollmentToken: nonEmptyText(256),
+  device: DeviceFacts.default({}),
+});
+export type RegisterRequest = z.infer<typeof RegisterRequest>;
+
+export const RegisterResponse = z.object({
+  deviceId: Uuid,
+  deviceToken: z.string().describe("Send as `Authorization: Bearer <deviceToken>`. Shown only this once."),
+  commandKey: z
+    .string()
+    .describe("Hex key with which the device verifies the signature of every command it receives. Shown only this once."),
+  heartbeatIntervalSeconds: z.int(),
+});
+export type RegisterResponse = z.infer<typeof RegisterResponse>;
+
+export const NetworkType = z.enum(["wifi", "cellular", "ethernet", "none", "other"]);
+export type NetworkType = z.infer<typeof NetworkType>;
+
+export const AppStatus = z.object({
+  packageName: nonEmptyText(255),
+  versionName: text(64).optional(),
+  versionCode: z.int().min(0).optional(),
+  running: z.boolean(),
+  foreground: z.boolean().optional(),
+});
+export type AppStatus = z.infer<typeof AppStatus>;
+
+export const Telemetry = z.object({
+  deviceTime: DateTime.describe("The device's clock when it took these readings."),
+  battery: z.object({ level: z.int().min(0).max(100), charging: z.boolean() }).optional(),
+  memory: z.object({ total: Bytes, available: Bytes }).optional(),
+  storage: z.object({ total: Bytes, available: Bytes }).optional(),
+  network: z
+    .object({
+      type: NetworkType,
+      signal: z.int().min(-200).max(100).optional().describe("Signal strength in dBm (or a 0-4 level)."),
+      ip: text(64).optional(),
+    })
+    .optional(),
+  apps: z.array(AppStatus).max(50).optional(),
+  uptimeSeconds: z.int().min(0).optional(),
+});
+export type Telemetry = z.infer<typeof Telemetry>;
+
+export const HeartbeatRequest = Telemetry.extend({
+  appVersion: text(64).optional(),
+  fcmToken: text(4096).optional().describe("Send when the FCM registration token changed; it clears an `invalid` push state."),
+});
+export type HeartbeatRequest = z.infer<typeof HeartbeatRequest>;
+
+export const HeartbeatResponse = z.object({
+  serverTime: DateTime,
+  heartbeatIntervalSeconds: z.int(),
+  commands: z.array(DeviceCommand).describe("Commands still pending for this device, oldest first."),
+});
+export type HeartbeatResponse = z.infer<typeof HeartbeatResponse>;
+
+export const LegacyHeartbeatRequest = HeartbeatRequest.extend({
+  deviceId: nonEmptyText(128).describe("The device's own stable identifier."),
+  device: DeviceFacts.optional(),
+});
+export type LegacyHeartbeatRequest = z.infer<typeof LegacyHeartbeatRequest>;
+
+export const LegacyHeartbeatResponse = HeartbeatResponse.extend({ deviceId: Uuid });
+export type LegacyHeartbeatResponse = z.infer<typeof LegacyHeartbeatResponse>;
+
+export const DeviceView = z.object({
+  id: Uuid,
+  legacyId: z.string().nullable(),
+  alias: z.string().nullable(),
+  model: z.string().nullable(),
+  manufacturer: z.string().nullable(),
+  osVersion: z.string().nullable(),
+  sdkInt: z.int().nullable(),
+  appVersion: z.string().nullable(),
+  serialNumber: z.string().nullable(),
+  enrolledAt: DateTime,
+  lastSeenAt: DateTime.nullable(),
+  push: z.object({ registered: z.boolean(), invalidSince: DateTime.nullable() }),
+  state: z.object({
+    battery: z.object({ level: z.int(), charging: z.boolean().nullable() }).nullable(),
+    memory: z.object({ total: z.number(), available: z.number() }).nullable(),
+    storage: z.object({ total: z.number(), available: z.number() }).nullable(),
+    network: z.object({ type: z.string(), signal: z.int().nullable(), ip: z.string().nullable() }).nullable(),
+    apps: z.array(AppStatus),
+    uptimeSeconds: z.number().nullable(),
+    deviceTime: DateTime.nullable(),
+  }),
+});
+export type DeviceView = z.infer<typeof DeviceView>;
+
+export const ListDevicesQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  cursor: Uuid.optional().describe("`nextCursor` of the previous page."),
+});
+export type ListDevicesQuery = z.infer<typeof ListDevicesQuery>;
+
+export const ListDevicesResponse = z.object({
+  devices: z.array(DeviceView),
+  nextCursor: Uuid.nullable(),
+});
+export type ListDevicesResponse = z.infer<typeof ListDevicesResponse>;
+
+export const DeviceIdParams = z.object({ deviceId: Uuid });
+export type DeviceIdParams = z.infer<typeof DeviceIdParams>;

@@ -1,0 +1,28 @@
+import { z } from "zod";
+import { DateTime, Uuid, text } from "./primitives";
+
+export const CreateEnrollmentTokenRequest = z.strictObject({
+  label: text(200).optional(),
+  maxUses: z.int().min(1).max(1_000_000).default(1),
+  expiresInSeconds: z
+    .int()
+    .min(60)
+    .max(365 * 24 * 3600)
+    .default(7 * 24 * 3600),
+});
+export type CreateEnrollmentTokenRequest = z.infer<typeof CreateEnrollmentTokenRequest>;
+
+export const EnrollmentToken = z.object({
+  id: Uuid,
+  label: z.string().nullable(),
+  maxUses: z.int(),
+  usedCount: z.int(),
+  expiresAt: DateTime,
+  createdAt: DateTime,
+});
+export type EnrollmentToken = z.infer<typeof EnrollmentToken>;
+
+export const CreateEnrollmentTokenResponse = EnrollmentToken.extend({
+  token: z.string().describe("The secret a device presents to `POST /v1/register`. Shown only this once."),
+});
+export type CreateEnrollmentTokenResponse = z.infer<typeof CreateEnrollmentTokenResponse>;

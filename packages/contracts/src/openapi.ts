@@ -1,0 +1,113 @@
+import { z } from "zod";
+import { ErrorBody, type ErrorCode, errorStatus } from "./errors";
+import { type ApiRoute, apiRoutes, routeErrors } from "./routes";
+
+type JsonSchema = Record<string, unknown>;
+
+function schemaOf(schema: z.ZodType, io: "input" | "output"): JsonSchema {
+  const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: "any" }) as JsonSchema;
+  return rest;
+}
+
+function parametersOf(object: z.ZodObject | undefined, location: "path" | "query") {
+  if (!object) return [];
+  const schema = schemaOf(object, "input") as { properties?: Record<string, JsonSchema>; required?: string[] };
+  return Object.entries(schema.properties ?? {}).map(([name, property]) => ({
+    name,
+    in: location,
+    required: location === "path" || (schema.required ?? []).includes(name),
+    ...(typeof property.description === "string" ? { description: property.description } : {}),
+    schema: property,
+  }));
+}
+
+const securityByAuth: Record<ApiRoute["auth"], Array<Record<string, string[]>>> = {
+  none: [],
+  device: [{ deviceToken: [] }],
+  admin: [{ adminKey: [], adminTimestamp: [], adminNonce: [], adminSignature: [] }],
+  legacy: [{ legacyEnrollmentKey: [] }],
+};
+
+function errorResponses(route: ApiRoute) {
+  const byStatus = new Map<number, ErrorCode[]>();
+  for (const code of routeErrors(route)) {
+    const status = errorStatus[code];
+    byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
+  }
+  const errorSchema = schemaOf(ErrorBody, "output");
+  return Object.fromEntries(
+    [...byStatus].map(([status, codes]) => [
+      String(status),
+      {
+        description: `Error: ${codes.map((code) => `\`${code}\``).join(", ")}.`,
+        ...(status === 429
+          ? { headers: { "Retry-After": { description: "Seconds until a retry may succeed.", schema: { type: "integer" } } } }
+          : {}),
+        content: { "application/json": { schema: errorSchema } },
+      },
+    ]),
+  );
+}
+
+function operationOf(name: string, route: ApiRoute) {
+  const responses: Record<string, unknown> = errorResponses(route);
+  for (const [status, response] of Object.entries(route.responses)) {
+    const contentType = response.contentType ?? "application/json";
+    responses[status] = {
+      description: response.description,
+      content: { [contentType]: response.schema ? { schema: schemaOf(response.schema, "output") } : {} },
+    };
+  }
+  return {
+    operationId: name,
+    summary: route.summary,
+    ...(route.description ? { description: route.description } : {}),
+    tags: [route.tag],
+    security: securityByAuth[route.auth],
+    parameters: [...parametersOf(route.params, "path"), ...parametersOf(route.query, "query")],
+    ...(route.body
+      ? { requestBody: { required: true, content: { "application/json": { schema: schemaOf(route.body, "input") } } } }
+      : {}),
+    responses,
+  };
+}
+
+export function buildOpenApiDocument(options: { serverUrl?: string; version?: string } = {}) {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const [name, route] of Object.entries(apiRoutes) as Array<[string, ApiRoute]>) {
+    paths[route.path] = { ...paths[route.path], [route.method]: operationOf(name, route) };
+  }
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "MDM API",
+      version: options.version ?? "0.1.0",
+      description:
+        "Device enrollment, heartbeats, commands and fleet administration. Every error is `{ error: { code, message, details?, requestId } }`. Admin requests are signed: see the README's \"Signing admin requests\".",
+    },
+    ...(options.serverUrl ? { servers: [{ url: options.serverUrl }] } : {}),
+    tags: [
+      { name: "Devices", description: "Called by the device agent." },
+      { name: "Admin", description: "Fleet administration; every request is signed." },
+      { name: "System", description: "Health, metrics and this document." },
+      { name: "Legacy", description: "Compatibility with agents that predate enrollment tokens." },
+    ],
+    components: {
+      securitySchemes: {
+        deviceToken: { type: "http", scheme: "bearer", description: "The `deviceToken` returned by `POST /v1/register`." },
+        adminKey: { type: "apiKey", in: "header", name: "X-Admin", description: "The server's `ADMIN_KEY`." },
+        adminTimestamp: { type: "apiKey", in: "header", name: "X-Timestamp", description: "Unix time in seconds; at most 300 s from the server's clock." },
+        adminNonce: { type: "apiKey", in: "header", name: "X-Nonce", description: "8-128 characters of [A-Za-z0-9_-], never reused within 300 s." },
+        adminSignature: {
+          type: "apiKey",
+          in: "header",
+          name: "X-Signature",
+          description:
+            "Lowercase hex HMAC-SHA256 with key `HMAC_SECRET` over `<X-Timestamp>\\n<X-Nonce>\\n<METHOD>\\n<path with query>\\n<lowercase hex SHA-256 of the raw body>`.",
+        },
+        legacyEnrollmentKey: { type: "apiKey", in: "header", name: "X-Enrollment-Key", description: "The server's `LEGACY_ENROLLMENT_KEY`." },
+      },
+    },
+    paths,
+  };
+}

@@ -1,0 +1,115 @@
+// HMAC helpers on WebCrypto, so the same code signs in Node, in the browser and on the
+// simulator. HMAC keys are the UTF-8 bytes of the secret string.
+
+const encoder = new TextEncoder();
+
+function toBytes(data: string | Uint8Array): Uint8Array<ArrayBuffer> {
+  return typeof data === "string" ? encoder.encode(data) : new Uint8Array(data);
+}
+
+function toHex(buffer: ArrayBuffer): string {
+  return Array.from(new Uint8Array(buffer), (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+export async function sha256Hex(data: string | Uint8Array): Promise<string> {
+  return toHex(await crypto.subtle.digest("SHA-256", toBytes(data)));
+}
+
+export async function hmacSha256Hex(secret: string, message: string | Uint8Array): Promise<string> {
+  const key = await crypto.subtle.importKey("raw", toBytes(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  return toHex(await crypto.subtle.sign("HMAC", key, toBytes(message)));
+}
+
+/** Compares two strings in time that depends only on their length. */
+export function timingSafeEqual(a: string, b: string): boolean {
+  const left = encoder.encode(a);
+  const right = encoder.encode(b);
+  let difference = left.length ^ right.length;
+  for (let i = 0; i < left.length; i++) difference |= left[i]! ^ (right[i] ?? 0);
+  return difference === 0;
+}
+
+// ---- Admin request signatures -------------------------------------------------------
+
+export const ADMIN_SIGNATURE_WINDOW_SECONDS = 300;
+
+export type AdminSignatureInput = {
+  timestamp: string;
+  nonce: string;
+  method: string;
+  /** Path and query exactly as sent, e.g. `/admin/devices?limit=10`. */
+  pathWithQuery: string;
+  body: string | Uint8Array;
+};
+
+export async function adminSigningString(input: AdminSignatureInput): Promise<string> {
+  const bodyHash = await sha256Hex(input.body);
+  return [input.timestamp, input.nonce, input.method.toUpperCase(), input.pathWithQuery, bodyHash].join("\n");
+}
+
+export async function adminSignature(hmacSecret: string, input: AdminSignatureInput): Promise<string> {
+  return hmacSha256Hex(hmacSecret, await adminSigningString(input));
+}
+
+function randomNonce(): string {
+  return toHex(crypto.getRandomValues(new Uint8Array(16)).buffer);
+}
+
+/** The four headers of an authenticated admin request. */
+export async function signAdminRequest(options: {
+  adminKey: string;
+  hmacSecret: string;
+  method: string;
+  pathWithQuery: string;
+  body?: string | Uint8Array;
+  timestamp?: number;
+  nonce?: string;
+}): Promise<Record<"X-Admin" | "X-Timestamp" | "X-Nonce" | "X-Signature", string>> {
+  const timestamp = String(options.timestamp ?? Math.floor(Date.now() / 1000));
+  const nonce = options.nonce ?? randomNonce();
+  const signature = await adminSignature(options.hmacSecret, {
+    timestamp,
+    nonce,
+    method: options.method,
+    pathWithQuery: options.pathWithQuery,
+    body: options.body ?? "",
+  });
+  return { "X-Admin": options.adminKey, "X-Timestamp": timestamp, "X-Nonce": nonce, "X-Signature": signature };
+}
+
+// ---- Command signatures -------------------------------------------------------------
+
+/** JSON with object keys sorted at every level, so signer and verifier see the same bytes. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, item]) => item !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${canonicalJson(item)}`).join(",")}}`;
+  }
+  return JSON.stringify(value) ?? "null";
+}
+
+export type SignableCommand = {
+  requestId: string;
+  type: string;
+  payload: Record<string, unknown>;
+  issuedAt: string;
+  expiresAt: string;
+};
+
+export function commandSigningString(command: SignableCommand): string {
+  return [command.requestId, command.type, command.issuedAt, command.expiresAt, canonicalJson(command.payload)].join("\n");
+}
+
+export async function signCommand(commandKey: string, command: SignableCommand): Promise<string> {
+  return hmacSha256Hex(commandKey, commandSigningString(command));
+}
+
+export async function verifyCommandSignature(
+  commandKey: string,
+  command: SignableCommand & { signature: string },
+): Promise<boolean> {
+  return timingSafeEqual(await signCommand(commandKey, command), command.signature);
+}
