@@ -166,6 +166,9 @@ CREATE UNIQUE INDEX "Device_legacyId_key" ON "Device"("legacyId");
 CREATE INDEX "Device_lastSeenAt_idx" ON "Device"("lastSeenAt");
 
 -- CreateIndex
+CREATE INDEX "Device_enrolledAt_id_idx" ON "Device"("enrolledAt", "id");
+
+-- CreateIndex
 CREATE INDEX "Device_enrollmentTokenId_idx" ON "Device"("enrollmentTokenId");
 
 -- CreateIndex

@@ -1,0 +1,37 @@
+import express from "express";
+import { trustProxySetting } from "./config/env";
+import type { AppDeps } from "./deps";
+import { errorHandler } from "./lib/error-handler";
+import { createGuards } from "./lib/guards";
+import { HttpError } from "./lib/http-error";
+import { requestContext } from "./lib/request-context";
+import { commandRoutes } from "./modules/commands/commands.routes";
+import { deviceRoutes } from "./modules/devices/devices.routes";
+import { enrollmentRoutes } from "./modules/enrollment/enrollment.routes";
+import { legacyRoutes } from "./modules/legacy/legacy.routes";
+import { systemRoutes } from "./modules/system/system.routes";
+
+export function createApp(deps: AppDeps): express.Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("trust proxy", trustProxySetting(deps.env.TRUST_PROXY));
+  app.set("query parser", "simple");
+
+  app.use(requestContext(deps.logger, deps.metrics));
+  // Bodies are kept as raw bytes: admin signatures cover the exact bytes sent, and
+  // `validate` decodes JSON only after a route's guards have authenticated the caller.
+  app.use(express.raw({ type: () => true, limit: deps.env.BODY_LIMIT_BYTES }));
+
+  const guards = createGuards(deps);
+  app.use(deviceRoutes(deps, guards));
+  app.use(commandRoutes(deps, guards));
+  app.use(enrollmentRoutes(deps, guards));
+  app.use(legacyRoutes(deps));
+  app.use(systemRoutes(deps, guards));
+
+  app.use(guards.public, (req: express.Request) => {
+    throw new HttpError("not_found", `No route ${req.method} ${req.path}`);
+  });
+  app.use(errorHandler(deps.logger));
+  return app;
+}

@@ -1,0 +1,71 @@
+import { z } from "zod";
+
+// Development defaults, so `npm start` works on a fresh clone. Production refuses them.
+export const DEV_ADMIN_KEY = "dev-admin-key-change-me";
+export const DEV_HMAC_SECRET = "dev-hmac-secret-change-me";
+
+const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+const optionalText = z
+  .string()
+  .optional()
+  .transform((value) => (value ? value : undefined));
+
+const EnvSchema = z
+  .object({
+    NODE_ENV: z.enum(["development", "test", "production"]).default("development"),
+    PORT: z.coerce.number().int().min(0).max(65535).default(8000),
+    HOST: z.string().default("0.0.0.0"),
+    DATABASE_URL: optionalText,
+    DATA_DIR: z.string().default(".data"),
+    MIGRATIONS_DIR: optionalText,
+    ADMIN_KEY: z.string().default(DEV_ADMIN_KEY),
+    HMAC_SECRET: z.string().default(DEV_HMAC_SECRET),
+    FIREBASE_SERVICE_ACCOUNT_JSON: optionalText,
+    LEGACY_ENROLLMENT_KEY: optionalText,
+    LOG_LEVEL: z.enum(["error", "warn", "info", "debug"]).default("info"),
+    TRUST_PROXY: z.string().default("false"),
+    BODY_LIMIT_BYTES: positiveInt(64 * 1024),
+    HEARTBEAT_INTERVAL_SECONDS: positiveInt(60),
+    COMMAND_DEFAULT_TTL_SECONDS: positiveInt(24 * 3600),
+    TELEMETRY_RETENTION_HOURS: positiveInt(48),
+    RATE_LIMIT_GENERAL_PER_MINUTE: positiveInt(60),
+    RATE_LIMIT_ADMIN_PER_MINUTE: positiveInt(100),
+    RATE_LIMIT_DEVICE_PER_MINUTE: positiveInt(60),
+    RATE_LIMIT_ENROLLMENT_PER_MINUTE: positiveInt(600),
+    RATE_LIMIT_AUTH_FAILURES_PER_MINUTE: positiveInt(30),
+  })
+  .superRefine((env, ctx) => {
+    if (env.NODE_ENV !== "production") return;
+    const secrets = [
+      ["ADMIN_KEY", env.ADMIN_KEY, DEV_ADMIN_KEY],
+      ["HMAC_SECRET", env.HMAC_SECRET, DEV_HMAC_SECRET],
+    ] as const;
+    for (const [name, value, devDefault] of secrets) {
+      if (value === devDefault || value.length < 32) {
+        ctx.addIssue({ code: "custom", path: [name], message: "must be set to a random value of at least 32 characters in production" });
+      }
+    }
+    if (env.LEGACY_ENROLLMENT_KEY && env.LEGACY_ENROLLMENT_KEY.length < 32) {
+      ctx.addIssue({ code: "custom", path: ["LEGACY_ENROLLMENT_KEY"], message: "must be at least 32 characters in production" });
+    }
+  });
+
+export type Env = z.infer<typeof EnvSchema>;
+
+/** Parses the environment once, at boot; nothing else reads process.env. */
+export function parseEnv(source: NodeJS.ProcessEnv = process.env): Env {
+  const parsed = EnvSchema.safeParse(source);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `  ${issue.path.join(".")}: ${issue.message}`).join("\n");
+    throw new Error(`Invalid configuration:\n${problems}`);
+  }
+  return parsed.data;
+}
+
+/** Express's `trust proxy` setting from TRUST_PROXY: true/false, a hop count, or addresses. */
+export function trustProxySetting(value: string): boolean | number | string {
+  if (value === "true") return true;
+  if (value === "false" || value === "") return false;
+  if (/^\d+$/.test(value)) return Number(value);
+  return value;
+}

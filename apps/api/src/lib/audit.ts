@@ -1,0 +1,14 @@
+import type { Db } from "../db/client";
+
+export type AuditEntry = {
+  actor: string;
+  action: string;
+  targetType?: string;
+  targetId?: string;
+  ip?: string;
+  details?: Record<string, unknown>;
+};
+
+export async function recordAudit(db: Db, entry: AuditEntry): Promise<void> {
+  await db.auditLog.create({ data: { ...entry, details: entry.details as object | undefined } });
+}

@@ -1,0 +1,47 @@
+import type { ErrorBody, ErrorCode } from "@mdm/contracts";
+import type { NextFunction, Request, Response } from "express";
+import { HttpError } from "./http-error";
+import type { Logger } from "./logger";
+
+// body-parser signals its failures by `type`; each maps to a contract error.
+const BODY_PARSER_ERRORS: Record<string, [ErrorCode, string]> = {
+  "entity.too.large": ["payload_too_large", "The request body is too large"],
+  "encoding.unsupported": ["unsupported_media_type", "Unsupported Content-Encoding"],
+  "charset.unsupported": ["unsupported_media_type", "Unsupported charset"],
+  "request.aborted": ["invalid_json", "The request body was not received completely"],
+  "request.size.invalid": ["invalid_json", "The request body does not match its Content-Length"],
+  "entity.parse.failed": ["invalid_json", "The request body is not valid JSON"],
+};
+
+function toHttpError(error: unknown): HttpError | undefined {
+  if (error instanceof HttpError) return error;
+  const type = (error as { type?: unknown })?.type;
+  if (typeof type === "string" && BODY_PARSER_ERRORS[type]) {
+    const [code, message] = BODY_PARSER_ERRORS[type];
+    return new HttpError(code, message);
+  }
+  return undefined;
+}
+
+export function errorHandler(logger: Logger) {
+  return (error: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const known = toHttpError(error);
+    const httpError = known ?? new HttpError("internal_error", "Something went wrong on our side");
+    if (!known) {
+      const failure = error instanceof Error ? { name: error.name, message: error.message } : { message: String(error) };
+      logger.error("unhandled error", { requestId: res.locals.requestId, method: req.method, path: req.path, ...failure });
+      logger.debug("stack", { requestId: res.locals.requestId, stack: error instanceof Error ? error.stack : undefined });
+    }
+    if (res.headersSent) return;
+    for (const [name, value] of Object.entries(httpError.headers ?? {})) res.setHeader(name, value);
+    const body: ErrorBody = {
+      error: {
+        code: httpError.code,
+        message: httpError.message,
+        ...(httpError.details ? { details: httpError.details } : {}),
+        requestId: res.locals.requestId ?? "unknown",
+      },
+    };
+    res.status(httpError.status).json(body);
+  };
+}

@@ -1,0 +1,34 @@
+import winston from "winston";
+
+// Fields that may carry a credential. Values are replaced wherever they appear.
+const SECRET_KEYS = /^(authorization|x-admin|x-signature|x-enrollment-key|token|devicetoken|enrollmenttoken|commandkey|password|secret|fcmtoken|cookie)$/i;
+
+function redactValue(value: unknown, depth = 0): unknown {
+  if (depth > 6 || value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) return value.map((item) => redactValue(item, depth + 1));
+  return Object.fromEntries(
+    Object.entries(value as Record<string, unknown>).map(([key, item]) => [
+      key,
+      SECRET_KEYS.test(key) ? "[redacted]" : redactValue(item, depth + 1),
+    ]),
+  );
+}
+
+const redact = winston.format((info) => {
+  for (const key of Object.keys(info)) {
+    if (SECRET_KEYS.test(key)) info[key] = "[redacted]";
+    else info[key] = redactValue(info[key]);
+  }
+  return info;
+});
+
+export type Logger = winston.Logger;
+
+export function createLogger(level: string, options: { silent?: boolean } = {}): Logger {
+  return winston.createLogger({
+    level,
+    silent: options.silent,
+    format: winston.format.combine(redact(), winston.format.timestamp(), winston.format.json()),
+    transports: [new winston.transports.Console()],
+  });
+}

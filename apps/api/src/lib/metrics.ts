@@ -1,0 +1,43 @@
+import client from "prom-client";
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+/** A registry per app instance, so tests can run several apps in one process. */
+export function createMetrics() {
+  const registry = new client.Registry();
+  client.collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    register: new client.Counter({
+      name: "mdm_register_total",
+      help: "Device registrations by outcome.",
+      labelNames: ["outcome"],
+      registers: [registry],
+    }),
+    heartbeat: new client.Counter({
+      name: "mdm_heartbeat_total",
+      help: "Heartbeats accepted.",
+      labelNames: ["source"],
+      registers: [registry],
+    }),
+    commandSend: new client.Counter({
+      name: "mdm_command_send_total",
+      help: "Command push sends by outcome.",
+      labelNames: ["outcome"],
+      registers: [registry],
+    }),
+    actionResult: new client.Counter({
+      name: "mdm_action_result_total",
+      help: "Action results by reported status and whether they changed the command.",
+      labelNames: ["status", "changed"],
+      registers: [registry],
+    }),
+    requestDuration: new client.Histogram({
+      name: "mdm_http_request_duration_seconds",
+      help: "HTTP request latency by route.",
+      labelNames: ["method", "route", "status"],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+  };
+}

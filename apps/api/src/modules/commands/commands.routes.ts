@@ -1,0 +1,33 @@
+import { apiRoutes } from "@mdm/contracts";
+import { Router } from "express";
+import type { AppDeps } from "../../deps";
+import type { Guards } from "../../lib/guards";
+import { mount } from "../../lib/routing";
+import { inputOf } from "../../lib/validate";
+import { createCommand, getCommand, recordActionResult } from "./commands.service";
+
+export function commandRoutes(deps: AppDeps, guards: Guards): Router {
+  const router = Router();
+  mount(
+    router,
+    apiRoutes.createCommand,
+    async (_req, res) => res.status(201).json(await createCommand(deps, inputOf(apiRoutes.createCommand, res).body, res.locals.actor)),
+    { guards: guards.admin },
+  );
+  mount(router, apiRoutes.getCommand, async (_req, res) => res.json(await getCommand(deps, inputOf(apiRoutes.getCommand, res).params.requestId)), {
+    guards: guards.admin,
+  });
+  mount(
+    router,
+    apiRoutes.actionResult,
+    async (_req, res) => {
+      const deviceId: string = res.locals.device.id;
+      const input = inputOf(apiRoutes.actionResult, res).body;
+      const outcome = await recordActionResult(deps, deviceId, input);
+      deps.logger.info("action result", { deviceId, requestId: input.requestId, reported: input.status, status: outcome.status, changed: outcome.changed });
+      res.json(outcome);
+    },
+    { guards: guards.device },
+  );
+  return router;
+}

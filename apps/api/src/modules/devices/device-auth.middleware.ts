@@ -1,0 +1,15 @@
+import type { NextFunction, Request, Response } from "express";
+import type { AppDeps } from "../../deps";
+import { authenticateDevice } from "./devices.service";
+
+export function deviceAuth(deps: Pick<AppDeps, "db">) {
+  return async (req: Request, res: Response, next: NextFunction) => {
+    res.locals.device = { id: await authenticateDevice(deps, req.get("authorization")) };
+    next();
+  };
+}
+
+/** Rate-limit key for device routes: the device, not its IP (whole fleets share one NAT). */
+export function deviceKey(_req: Request, res: Response): string {
+  return `device:${res.locals.device.id}`;
+}

@@ -1,0 +1,19 @@
+import { apiRoutes } from "@mdm/contracts";
+import { Router } from "express";
+import type { AppDeps } from "../../deps";
+import type { Guards } from "../../lib/guards";
+import { mount } from "../../lib/routing";
+import { inputOf } from "../../lib/validate";
+import { createEnrollmentToken } from "./enrollment.service";
+
+export function enrollmentRoutes(deps: AppDeps, guards: Guards): Router {
+  const router = Router();
+  mount(
+    router,
+    apiRoutes.createEnrollmentToken,
+    async (_req, res) =>
+      res.status(201).json(await createEnrollmentToken(deps, inputOf(apiRoutes.createEnrollmentToken, res).body, res.locals.actor)),
+    { guards: guards.admin },
+  );
+  return router;
+}

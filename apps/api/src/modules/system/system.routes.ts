@@ -1,0 +1,61 @@
+import path from "node:path";
+import { type HealthResponse, apiRoutes, buildOpenApiDocument } from "@mdm/contracts";
+import express, { Router } from "express";
+import swaggerUiDist from "swagger-ui-dist";
+import type { AppDeps } from "../../deps";
+import type { Guards } from "../../lib/guards";
+import { mount } from "../../lib/routing";
+
+const startedAt = Date.now();
+
+// Swagger UI is served from the installed package: the reference works offline.
+const DOCS_PAGE = `<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>MDM API reference</title>
+  <link rel="stylesheet" href="/api/docs/assets/swagger-ui.css">
+</head>
+<body>
+  <div id="reference"></div>
+  <script src="/api/docs/assets/swagger-ui-bundle.js"></script>
+  <script src="/api/docs/init.js"></script>
+</body>
+</html>`;
+const DOCS_INIT = `window.ui = SwaggerUIBundle({ url: "/api/openapi.json", dom_id: "#reference", deepLinking: true });`;
+
+export function systemRoutes(deps: AppDeps, guards: Guards): Router {
+  const router = Router();
+  const openApiDocument = buildOpenApiDocument();
+
+  mount(
+    router,
+    apiRoutes.health,
+    async (_req, res) => {
+      const database = await deps.db.$queryRaw`SELECT 1`.then(
+        () => "ok" as const,
+        () => "unreachable" as const,
+      );
+      const body: HealthResponse = {
+        status: database === "ok" ? "ok" : "unavailable",
+        database,
+        uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+      };
+      res.status(database === "ok" ? 200 : 503).json(body);
+    },
+    { guards: guards.public },
+  );
+  mount(
+    router,
+    apiRoutes.metrics,
+    async (_req, res) => {
+      res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+    },
+    { guards: guards.public },
+  );
+  mount(router, apiRoutes.openapi, (_req, res) => res.json(openApiDocument), { guards: guards.public });
+  mount(router, apiRoutes.docs, (_req, res) => res.type("html").send(DOCS_PAGE), { guards: guards.public });
+  router.get("/api/docs/init.js", ...guards.public, (_req: express.Request, res: express.Response) => res.type("js").send(DOCS_INIT));
+  router.use("/api/docs/assets", ...guards.public, express.static(path.resolve(swaggerUiDist.getAbsoluteFSPath()), { index: false }));
+  return router;
+}

@@ -1,0 +1,16 @@
+/** A high-priority data message to one device's FCM registration token. */
+export type PushMessage = {
+  token: string;
+  data: Record<string, string>;
+  ttlSeconds: number;
+};
+
+export type PushResult =
+  | { ok: true; messageId: string }
+  | { ok: false; reason: "token_invalid" | "failed"; error: string };
+
+/** How commands reach devices by push. Firebase in production; a local recorder otherwise. */
+export type PushGateway = {
+  readonly name: string;
+  send(message: PushMessage): Promise<PushResult>;
+};

@@ -1,0 +1,88 @@
+import http from "node:http";
+import path from "node:path";
+import { createApp } from "./app";
+import { DEV_ADMIN_KEY, type Env, parseEnv } from "./config/env";
+import { createDb } from "./db/client";
+import { startEmbeddedDatabase } from "./db/embedded";
+import { DEFAULT_MIGRATIONS_DIR, migrate } from "./db/migrate";
+import { type AppDeps, systemClock } from "./deps";
+import { startMaintenance } from "./jobs/maintenance";
+import { createLogger } from "./lib/logger";
+import { createMetrics } from "./lib/metrics";
+import { createPushGateway } from "./push/create-push-gateway";
+
+export type RunningServer = { url: string; deps: AppDeps; close: () => Promise<void> };
+
+/** Starts the API: database (embedded if DATABASE_URL is unset), migrations, HTTP, jobs. */
+export async function startServer(env: Env): Promise<RunningServer> {
+  const logger = createLogger(env.LOG_LEVEL, { silent: env.NODE_ENV === "test" });
+  const embedded = env.DATABASE_URL ? undefined : await startEmbeddedDatabase(path.resolve(env.DATA_DIR, "pglite"));
+  const databaseUrl = env.DATABASE_URL ?? embedded!.url;
+  if (embedded) logger.info("using the embedded database", { dataDir: path.resolve(env.DATA_DIR, "pglite") });
+
+  const report = await migrate(databaseUrl, env.MIGRATIONS_DIR ?? DEFAULT_MIGRATIONS_DIR);
+  logger.info("migrations", report);
+
+  const deps: AppDeps = {
+    env,
+    db: createDb(databaseUrl, { maxConnections: embedded ? 8 : 20 }),
+    push: createPushGateway(env),
+    logger,
+    metrics: createMetrics(),
+    clock: systemClock,
+  };
+  const server = http.createServer(createApp(deps));
+  // Requests too malformed for Express still get a JSON error, not a bare socket close.
+  server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable || error.code === "ECONNRESET") return socket.destroy();
+    const body = JSON.stringify({ error: { code: "invalid_json", message: "Malformed HTTP request", requestId: "none" } });
+    socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  });
+  const stopMaintenance = startMaintenance(deps);
+
+  await new Promise<void>((resolve) => server.listen(env.PORT, env.HOST, resolve));
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : env.PORT;
+  const url = `http://${env.HOST === "0.0.0.0" ? "127.0.0.1" : env.HOST}:${port}`;
+  logger.info("listening", { url, push: deps.push.name, database: embedded ? "embedded" : "postgresql" });
+  if (env.ADMIN_KEY === DEV_ADMIN_KEY) logger.warn("using the development ADMIN_KEY and HMAC_SECRET; set your own before exposing this server");
+
+  return {
+    url,
+    deps,
+    close: async () => {
+      stopMaintenance();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await deps.db.$disconnect();
+      await embedded?.stop();
+    },
+  };
+}
+
+if (require.main === module) {
+  let env: Env;
+  try {
+    env = parseEnv();
+  } catch (error) {
+    console.error(error instanceof Error ? error.message : error);
+    process.exit(1);
+  }
+  startServer(env).then(
+    (running) => {
+      const shutdown = () => {
+        running.deps.logger.info("shutting down");
+        running.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.once("SIGTERM", shutdown);
+      process.once("SIGINT", shutdown);
+    },
+    (error) => {
+      console.error("failed to start:", error instanceof Error ? error.message : error);
+      process.exit(1);
+    },
+  );
+}
