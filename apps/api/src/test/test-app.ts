@@ -1,0 +1,84 @@
+import { type RegisterResponse, signAdminRequest } from "@mdm/contracts";
+import type { Express } from "express";
+import request from "supertest";
+import { createApp } from "../app";
+import { parseEnv } from "../config/env";
+import type { Db } from "../db/client";
+import type { AppDeps, Clock } from "../deps";
+import { createLogger } from "../lib/logger";
+import { createMetrics } from "../lib/metrics";
+import { LocalPushGateway } from "../push/local-push-gateway";
+import type { PushGateway } from "../push/push-gateway";
+
+export const TEST_ADMIN_KEY = "test-admin-key-0123456789abcdef0123456789";
+export const TEST_HMAC_SECRET = "test-hmac-secret-0123456789abcdef012345678";
+
+/** A clock tests can move. */
+export class TestClock implements Clock {
+  private offsetMs = 0;
+  now = () => new Date(Date.now() + this.offsetMs);
+  advance(seconds: number) {
+    this.offsetMs += seconds * 1000;
+  }
+}
+
+export type TestApp = { app: Express; deps: AppDeps; push: LocalPushGateway; clock: TestClock };
+
+export function createTestApp(db: Db, options: { env?: Record<string, string>; push?: PushGateway } = {}): TestApp {
+  const env = parseEnv({
+    NODE_ENV: "test",
+    ADMIN_KEY: TEST_ADMIN_KEY,
+    HMAC_SECRET: TEST_HMAC_SECRET,
+    // Tests send many requests from one address; the rate-limit tests lower these again.
+    RATE_LIMIT_GENERAL_PER_MINUTE: "100000",
+    RATE_LIMIT_ADMIN_PER_MINUTE: "100000",
+    RATE_LIMIT_DEVICE_PER_MINUTE: "100000",
+    RATE_LIMIT_ENROLLMENT_PER_MINUTE: "100000",
+    ...options.env,
+  });
+  const push = new LocalPushGateway();
+  const clock = new TestClock();
+  const deps: AppDeps = {
+    env,
+    db,
+    push: options.push ?? push,
+    logger: createLogger("error", { silent: true }),
+    metrics: createMetrics(),
+    clock,
+  };
+  return { app: createApp(deps), deps, push, clock };
+}
+
+/** Sends a correctly signed admin request; the body is sent byte for byte as signed. */
+export async function adminRequest(app: Express, method: "GET" | "POST" | "PATCH" | "DELETE", pathWithQuery: string, body?: unknown) {
+  const raw = body === undefined ? "" : JSON.stringify(body);
+  const headers = await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method, pathWithQuery, body: raw });
+  const call = request(app)[method.toLowerCase() as "get" | "post" | "patch" | "delete"](pathWithQuery).set(headers);
+  return body === undefined ? call : call.set("Content-Type", "application/json").send(raw);
+}
+
+export async function createEnrollmentToken(app: Express, body: Record<string, unknown> = {}): Promise<string> {
+  const res = await adminRequest(app, "POST", "/admin/enrollment-tokens", { maxUses: 100, ...body });
+  if (res.status !== 201) throw new Error(`enrollment token: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body.token;
+}
+
+export async function enrollDevice(app: Express, device: Record<string, unknown> = {}): Promise<RegisterResponse> {
+  const enrollmentToken = await createEnrollmentToken(app);
+  const res = await request(app).post("/v1/register").send({ enrollmentToken, device: { model: "Pixel 8", osVersion: "14", ...device } });
+  if (res.status !== 201) throw new Error(`register: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body;
+}
+
+export function heartbeatBody(overrides: Record<string, unknown> = {}) {
+  return {
+    deviceTime: new Date().toISOString(),
+    battery: { level: 81, charging: false },
+    memory: { total: 4_000_000_000, available: 1_500_000_000 },
+    storage: { total: 64_000_000_000, available: 20_000_000_000 },
+    network: { type: "wifi", signal: -55, ip: "10.0.0.12" },
+    apps: [{ packageName: "com.example.kiosk", versionName: "2.1.0", versionCode: 210, running: true, foreground: true }],
+    uptimeSeconds: 3600,
+    ...overrides,
+  };
+}

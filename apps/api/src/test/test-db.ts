@@ -1,0 +1,64 @@
+import { randomBytes } from "node:crypto";
+import { Client } from "pg";
+import { type Db, createDb } from "../db/client";
+import { startEmbeddedDatabase } from "../db/embedded";
+import { migrate } from "../db/migrate";
+
+export type TestDatabase = { url: string; db: Db; kind: "postgresql" | "embedded"; close: () => Promise<void> };
+
+/** The server tests run against: TEST_DATABASE_URL, else DATABASE_URL, else the embedded database. */
+export function testServerUrl(): string | undefined {
+  return process.env.TEST_DATABASE_URL || process.env.DATABASE_URL || undefined;
+}
+
+function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${database}`;
+  return parsed.toString();
+}
+
+/** A fresh, migrated database of its own for one test file, dropped at the end. */
+export async function createTestDatabase(options: { embedded?: boolean } = {}): Promise<TestDatabase> {
+  const serverUrl = options.embedded ? undefined : testServerUrl();
+  if (!serverUrl) {
+    const embedded = await startEmbeddedDatabase();
+    await migrate(embedded.url);
+    const db = createDb(embedded.url, { maxConnections: 4 });
+    return {
+      url: embedded.url,
+      db,
+      kind: "embedded",
+      close: async () => {
+        await db.$disconnect();
+        await embedded.stop();
+      },
+    };
+  }
+  const name = `mdm_test_${process.pid}_${randomBytes(4).toString("hex")}`;
+  const admin = new Client({ connectionString: serverUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE "${name}"`);
+  await admin.end();
+  const url = withDatabase(serverUrl, name);
+  await migrate(url);
+  const db = createDb(url, { maxConnections: 5 });
+  return {
+    url,
+    db,
+    kind: "postgresql",
+    close: async () => {
+      await db.$disconnect();
+      const cleanup = new Client({ connectionString: serverUrl });
+      await cleanup.connect();
+      await cleanup.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      await cleanup.end();
+    },
+  };
+}
+
+const TABLES = ["CommandEvent", "Command", "TelemetryEvent", "Device", "EnrollmentToken", "PasswordResetToken", "User", "AuditLog", "UsedNonce"];
+
+/** Empties every table between tests. */
+export async function resetTables(db: Db): Promise<void> {
+  await db.$executeRawUnsafe(`TRUNCATE ${TABLES.map((table) => `"${table}"`).join(", ")} RESTART IDENTITY CASCADE`);
+}
