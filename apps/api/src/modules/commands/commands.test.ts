@@ -1,0 +1,182 @@
+import { CommandPushData, verifyCommandSignature } from "@mdm/contracts";
+import request from "supertest";
+import { type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, enrollDevice, heartbeatBody, resetTables } from "../../test";
+
+let database: TestDatabase;
+let t: TestApp;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+});
+afterAll(() => database.close());
+beforeEach(async () => {
+  await resetTables(database.db);
+  t = createTestApp(database.db);
+});
+
+const bearer = { type: "bearer" } as const;
+
+describe("POST /admin/command", () => {
+  it("stores the command and pushes a signed high-priority data message the device can verify", async () => {
+    const device = await enrollDevice(t.app, { fcmToken: "fcm-token-1" });
+    const res = await adminRequest(t.app, "POST", "/admin/command", {
+      deviceId: device.deviceId,
+      type: "relaunch_app",
+      payload: { packageName: "com.example.kiosk" },
+      ttlSeconds: 600,
+    });
+    expect(res.status).toBe(201);
+    expect(res.body).toMatchObject({ deviceId: device.deviceId, type: "relaunch_app", status: "sent", push: { outcome: "sent", attempts: 1 } });
+    expect(res.body.events.map((event: { status: string }) => event.status)).toEqual(["queued", "sent"]);
+    expect(new Date(res.body.expiresAt).getTime() - new Date(res.body.createdAt).getTime()).toBe(600_000);
+
+    expect(t.push.sent).toHaveLength(1);
+    const message = t.push.sent[0]!;
+    expect(message.token).toBe("fcm-token-1");
+    expect(res.body.push.messageId).toBe(message.messageId);
+    const data = CommandPushData.parse(message.data);
+    expect(data).toMatchObject({ kind: "command", requestId: res.body.requestId, type: "relaunch_app" });
+    const signable = { ...data, payload: JSON.parse(data.payload) };
+    expect(await verifyCommandSignature(device.commandKey, signable)).toBe(true);
+    expect(await verifyCommandSignature(device.commandKey, { ...signable, payload: { packageName: "com.evil.app" } })).toBe(false);
+
+    const row = await database.db.command.findUniqueOrThrow({ where: { requestId: res.body.requestId } });
+    expect(row).toMatchObject({ status: "sent", pushOutcome: "sent", pushMessageId: message.messageId });
+    expect(row.sentAt).not.toBeNull();
+  });
+
+  it("queues without push for a device that has no FCM token, and hands it over in the next heartbeat", async () => {
+    const device = await enrollDevice(t.app);
+    const created = await adminRequest(t.app, "POST", "/admin/command", { deviceId: device.deviceId, type: "ping" });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ status: "queued", push: { outcome: "no_token", attempts: 0 } });
+    expect(t.push.sent).toHaveLength(0);
+
+    const heartbeat = await request(t.app).post("/v1/heartbeat").auth(device.deviceToken, bearer).send(heartbeatBody());
+    expect(heartbeat.body.commands).toHaveLength(1);
+    const command = heartbeat.body.commands[0];
+    expect(command).toMatchObject({ requestId: created.body.requestId, type: "ping", payload: {} });
+    expect(await verifyCommandSignature(device.commandKey, command)).toBe(true);
+    const after = await adminRequest(t.app, "GET", `/admin/commands/${created.body.requestId}`);
+    expect(after.body.status).toBe("sent");
+  });
+
+  it("does not hand over a command whose TTL elapsed", async () => {
+    const device = await enrollDevice(t.app);
+    await adminRequest(t.app, "POST", "/admin/command", { deviceId: device.deviceId, type: "reboot", ttlSeconds: 10 });
+    t.clock.advance(11);
+    const heartbeat = await request(t.app).post("/v1/heartbeat").auth(device.deviceToken, bearer).send(heartbeatBody());
+    expect(heartbeat.body.commands).toEqual([]);
+  });
+
+  it("one device's command key does not verify another device's commands", async () => {
+    const first = await enrollDevice(t.app, { fcmToken: "a" });
+    const second = await enrollDevice(t.app, { fcmToken: "b" });
+    await adminRequest(t.app, "POST", "/admin/command", { deviceId: first.deviceId, type: "lock" });
+    const data = CommandPushData.parse(t.push.sent[0]!.data);
+    expect(await verifyCommandSignature(second.commandKey, { ...data, payload: JSON.parse(data.payload) })).toBe(false);
+  });
+
+  it.each([
+    [{ type: "launch_app", payload: {} }, "payload.packageName"],
+    [{ type: "install_app", payload: { packageName: "com.a.b", url: "ftp://x" } }, "payload.url"],
+    [{ type: "format_disk" }, "type"],
+    [{ type: "ping", ttlSeconds: 5 }, "ttlSeconds"],
+    [{ type: "ping", extra: true }, ""],
+  ])("refuses %j with 400", async (body, path) => {
+    const device = await enrollDevice(t.app);
+    const res = await adminRequest(t.app, "POST", "/admin/command", { deviceId: device.deviceId, ...body });
+    expect(res.status).toBe(400);
+    expect(res.body.error.details.map((issue: { path: string }) => issue.path)).toContain(path);
+    expect(await database.db.command.count()).toBe(0);
+  });
+
+  it("answers 404 for an unknown device", async () => {
+    const res = await adminRequest(t.app, "POST", "/admin/command", { deviceId: "00000000-0000-4000-8000-000000000000", type: "ping" });
+    expect(res.status).toBe(404);
+    expect(res.body.error.code).toBe("not_found");
+  });
+
+  it("answers 404 for an unknown command and 400 for a malformed id", async () => {
+    expect((await adminRequest(t.app, "GET", "/admin/commands/00000000-0000-4000-8000-000000000000")).status).toBe(404);
+    const malformed = await adminRequest(t.app, "GET", "/admin/commands/123");
+    expect(malformed.status).toBe(400);
+    expect(malformed.body.error.details[0].path).toBe("params.requestId");
+  });
+});
+
+describe("POST /v1/action-result", () => {
+  async function commandFor(fcmToken?: string) {
+    const device = await enrollDevice(t.app, fcmToken ? { fcmToken } : {});
+    const created = await adminRequest(t.app, "POST", "/admin/command", { deviceId: device.deviceId, type: "ping" });
+    return { device, requestId: created.body.requestId as string };
+  }
+  const report = (token: string, body: Record<string, unknown>) => request(t.app).post("/v1/action-result").auth(token, bearer).send(body);
+
+  it("follows acknowledged then succeeded, recording each transition", async () => {
+    const { device, requestId } = await commandFor("tok");
+    const ack = await report(device.deviceToken, { requestId, status: "acknowledged" });
+    expect(ack.body).toEqual({ requestId, status: "acknowledged", changed: true });
+    const done = await report(device.deviceToken, { requestId, status: "succeeded", result: { latencyMs: 42 } });
+    expect(done.body).toEqual({ requestId, status: "succeeded", changed: true });
+
+    const command = await adminRequest(t.app, "GET", `/admin/commands/${requestId}`);
+    expect(command.body).toMatchObject({ status: "succeeded", result: { latencyMs: 42 } });
+    expect(command.body.acknowledgedAt).not.toBeNull();
+    expect(command.body.completedAt).not.toBeNull();
+    expect(command.body.events.map((event: { status: string }) => event.status)).toEqual(["queued", "sent", "acknowledged", "succeeded"]);
+  });
+
+  it("is idempotent: the same result twice changes nothing the second time", async () => {
+    const { device, requestId } = await commandFor();
+    await report(device.deviceToken, { requestId, status: "failed", error: "no network" });
+    const before = await database.db.command.findUniqueOrThrow({ where: { requestId }, include: { events: true } });
+    const again = await report(device.deviceToken, { requestId, status: "failed", error: "no network" });
+    expect(again.status).toBe(200);
+    expect(again.body).toEqual({ requestId, status: "failed", changed: false });
+    const late = await report(device.deviceToken, { requestId, status: "acknowledged" });
+    expect(late.body).toEqual({ requestId, status: "failed", changed: false });
+    const after = await database.db.command.findUniqueOrThrow({ where: { requestId }, include: { events: true } });
+    expect(after).toEqual(before);
+  });
+
+  it("refuses a result that contradicts the recorded one with 409", async () => {
+    const { device, requestId } = await commandFor();
+    await report(device.deviceToken, { requestId, status: "succeeded" });
+    const contradicting = await report(device.deviceToken, { requestId, status: "failed" });
+    expect(contradicting.status).toBe(409);
+    expect(contradicting.body.error.code).toBe("conflict");
+    expect((await database.db.command.findUniqueOrThrow({ where: { requestId } })).status).toBe("succeeded");
+  });
+
+  it("refuses a result for an expired command with 409", async () => {
+    const { device, requestId } = await commandFor();
+    await database.db.command.update({ where: { requestId }, data: { status: "expired" } });
+    const res = await report(device.deviceToken, { requestId, status: "succeeded" });
+    expect(res.status).toBe(409);
+  });
+
+  it("refuses a result for another device's command as if it did not exist", async () => {
+    const { requestId } = await commandFor();
+    const stranger = await enrollDevice(t.app);
+    const res = await report(stranger.deviceToken, { requestId, status: "succeeded" });
+    expect(res.status).toBe(404);
+    expect((await database.db.command.findUniqueOrThrow({ where: { requestId } })).status).toBe("queued");
+    const unknown = await report(stranger.deviceToken, { requestId: "00000000-0000-4000-8000-000000000000", status: "succeeded" });
+    expect(unknown.status).toBe(404);
+  });
+
+  it("refuses an unauthenticated report and changes nothing", async () => {
+    const { requestId } = await commandFor();
+    const res = await request(t.app).post("/v1/action-result").send({ requestId, status: "succeeded" });
+    expect(res.status).toBe(401);
+    expect((await database.db.command.findUniqueOrThrow({ where: { requestId } })).status).toBe("queued");
+  });
+
+  it("answers 400 for an unknown status", async () => {
+    const { device, requestId } = await commandFor();
+    const res = await report(device.deviceToken, { requestId, status: "exploded" });
+    expect(res.status).toBe(400);
+    expect(res.body.error.details[0].path).toBe("status");
+  });
+});

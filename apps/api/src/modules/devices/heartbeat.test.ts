@@ -1,0 +1,117 @@
+import request from "supertest";
+import { type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, enrollDevice, heartbeatBody, resetTables } from "../../test";
+
+let database: TestDatabase;
+let t: TestApp;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+});
+afterAll(() => database.close());
+beforeEach(async () => {
+  await resetTables(database.db);
+  t = createTestApp(database.db);
+});
+
+describe("POST /v1/heartbeat: happy", () => {
+  it("updates the live state and appends a telemetry event", async () => {
+    const device = await enrollDevice(t.app);
+    const res = await request(t.app).post("/v1/heartbeat").auth(device.deviceToken, { type: "bearer" }).send(heartbeatBody());
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ serverTime: expect.any(String), heartbeatIntervalSeconds: 60, commands: [] });
+
+    const row = await database.db.device.findUniqueOrThrow({ where: { id: device.deviceId } });
+    expect(row).toMatchObject({ batteryLevel: 81, batteryCharging: false, networkType: "wifi", networkSignal: -55, ipAddress: "10.0.0.12" });
+    expect(row.memoryTotal).toBe(4_000_000_000n);
+    expect(row.lastSeenAt).not.toBeNull();
+    const events = await database.db.telemetryEvent.findMany({ where: { deviceId: device.deviceId } });
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ batteryLevel: 81, storageAvailable: 20_000_000_000n });
+  });
+
+  it("keeps sections a partial heartbeat does not carry, and a new FCM token clears the invalid mark", async () => {
+    const device = await enrollDevice(t.app);
+    const bearer = { type: "bearer" } as const;
+    await request(t.app).post("/v1/heartbeat").auth(device.deviceToken, bearer).send(heartbeatBody());
+    await database.db.device.update({ where: { id: device.deviceId }, data: { fcmTokenInvalidAt: new Date() } });
+    const res = await request(t.app)
+      .post("/v1/heartbeat")
+      .auth(device.deviceToken, bearer)
+      .send({ deviceTime: new Date().toISOString(), battery: { level: 12, charging: true }, fcmToken: "fresh-token" });
+    expect(res.status).toBe(200);
+    const row = await database.db.device.findUniqueOrThrow({ where: { id: device.deviceId } });
+    expect(row).toMatchObject({ batteryLevel: 12, batteryCharging: true, networkType: "wifi", fcmToken: "fresh-token", fcmTokenInvalidAt: null });
+    expect(await database.db.telemetryEvent.count()).toBe(2);
+  });
+
+  it("shows the live state to admins", async () => {
+    const device = await enrollDevice(t.app);
+    await request(t.app).post("/v1/heartbeat").auth(device.deviceToken, { type: "bearer" }).send(heartbeatBody());
+    const res = await adminRequest(t.app, "GET", `/admin/devices/${device.deviceId}`);
+    expect(res.status).toBe(200);
+    expect(res.body.state).toMatchObject({
+      battery: { level: 81, charging: false },
+      memory: { total: 4_000_000_000, available: 1_500_000_000 },
+      apps: [{ packageName: "com.example.kiosk", running: true }],
+      uptimeSeconds: 3600,
+    });
+  });
+});
+
+describe("POST /v1/heartbeat: errors", () => {
+  it("answers 400 with field paths and stores nothing", async () => {
+    const device = await enrollDevice(t.app);
+    const res = await request(t.app)
+      .post("/v1/heartbeat")
+      .auth(device.deviceToken, { type: "bearer" })
+      .send(heartbeatBody({ battery: { level: 101, charging: "yes" }, memory: { total: -1, available: 1 } }));
+    expect(res.status).toBe(400);
+    expect(res.body.error.details.map((issue: { path: string }) => issue.path).sort()).toEqual(["battery.charging", "battery.level", "memory.total"]);
+    expect(await database.db.telemetryEvent.count()).toBe(0);
+  });
+
+  it("requires deviceTime", async () => {
+    const device = await enrollDevice(t.app);
+    const res = await request(t.app).post("/v1/heartbeat").auth(device.deviceToken, { type: "bearer" }).send({});
+    expect(res.status).toBe(400);
+    expect(res.body.error.details).toEqual([expect.objectContaining({ path: "deviceTime" })]);
+  });
+});
+
+describe("POST /v1/heartbeat: security", () => {
+  it.each([
+    ["no header", undefined],
+    ["a wrong scheme", "Basic abc"],
+    ["a malformed token", "Bearer nonsense"],
+  ])("refuses %s with 401", async (_case, authorization) => {
+    const call = request(t.app).post("/v1/heartbeat");
+    if (authorization) call.set("Authorization", authorization);
+    const res = await call.send(heartbeatBody());
+    expect(res.status).toBe(401);
+    expect(res.body.error.code).toBe("unauthorized");
+  });
+
+  it("refuses a token whose secret belongs to another device, and stores nothing", async () => {
+    const first = await enrollDevice(t.app);
+    const second = await enrollDevice(t.app);
+    const mixed = `${first.deviceId}.${second.deviceToken.split(".")[1]}`;
+    const res = await request(t.app).post("/v1/heartbeat").auth(mixed, { type: "bearer" }).send(heartbeatBody());
+    expect(res.status).toBe(401);
+    expect(await database.db.telemetryEvent.count()).toBe(0);
+    expect((await database.db.device.findUniqueOrThrow({ where: { id: first.deviceId } })).lastSeenAt).toBeNull();
+  });
+
+  it("rate-limits per device, not per address: one device's flood does not block another behind the same NAT", async () => {
+    t = createTestApp(database.db, { env: { RATE_LIMIT_DEVICE_PER_MINUTE: "3" } });
+    const noisy = await enrollDevice(t.app);
+    const quiet = await enrollDevice(t.app);
+    const send = (token: string) => request(t.app).post("/v1/heartbeat").auth(token, { type: "bearer" }).send(heartbeatBody());
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push((await send(noisy.deviceToken)).status);
+    expect(statuses).toEqual([200, 200, 200, 429]);
+    const limited = await send(noisy.deviceToken);
+    expect(limited.body.error.code).toBe("rate_limited");
+    expect(Number(limited.headers["retry-after"])).toBeGreaterThan(0);
+    expect((await send(quiet.deviceToken)).status).toBe(200);
+  });
+});
