@@ -1,0 +1,29 @@
+import { DEV_ADMIN_KEY, parseEnv } from "./env";
+
+describe("parseEnv", () => {
+  it("gives a development setup that runs with nothing set", () => {
+    const env = parseEnv({});
+    expect(env).toMatchObject({ NODE_ENV: "development", PORT: 8000, ADMIN_KEY: DEV_ADMIN_KEY });
+    expect(env.DATABASE_URL).toBeUndefined();
+  });
+
+  it("refuses to start production on default or short secrets, naming each", () => {
+    expect(() => parseEnv({ NODE_ENV: "production" })).toThrow(/ADMIN_KEY[\s\S]*HMAC_SECRET/);
+    expect(() => parseEnv({ NODE_ENV: "production", ADMIN_KEY: "short", HMAC_SECRET: "x".repeat(40) })).toThrow(/ADMIN_KEY/);
+  });
+
+  it("accepts production with strong secrets", () => {
+    const env = parseEnv({ NODE_ENV: "production", ADMIN_KEY: "k".repeat(40), HMAC_SECRET: "s".repeat(40), PORT: "9000" });
+    expect(env.PORT).toBe(9000);
+  });
+
+  it("never echoes a secret value in its error", () => {
+    const secret = "short-secret-value";
+    try {
+      parseEnv({ NODE_ENV: "production", ADMIN_KEY: secret });
+      throw new Error("expected a failure");
+    } catch (error) {
+      expect(String(error)).not.toContain(secret);
+    }
+  });
+});

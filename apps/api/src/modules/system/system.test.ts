@@ -1,0 +1,62 @@
+import request from "supertest";
+import { createDb } from "../../db/client";
+import { type TestDatabase, createTestApp, createTestDatabase, enrollDevice, heartbeatBody, resetTables } from "../../test";
+
+let database: TestDatabase;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+});
+afterAll(() => database.close());
+beforeEach(() => resetTables(database.db));
+
+it("GET /api/health answers 200 when the database answers", async () => {
+  const { app } = createTestApp(database.db);
+  const res = await request(app).get("/api/health");
+  expect(res.status).toBe(200);
+  expect(res.body).toEqual({ status: "ok", database: "ok", uptimeSeconds: expect.any(Number) });
+});
+
+it("GET /api/health answers 503 when the database is down", async () => {
+  // Port 9 (discard) has nothing listening: every connection is refused.
+  const unreachable = createDb("postgresql://postgres@127.0.0.1:9/none?connect_timeout=2");
+  const { app } = createTestApp(unreachable);
+  const res = await request(app).get("/api/health");
+  expect(res.status).toBe(503);
+  expect(res.body).toMatchObject({ status: "unavailable", database: "unreachable" });
+  await unreachable.$disconnect();
+});
+
+it("GET /api/metrics counts registrations, heartbeats and request latency in Prometheus format", async () => {
+  const { app } = createTestApp(database.db);
+  const device = await enrollDevice(app);
+  await request(app).post("/v1/heartbeat").auth(device.deviceToken, { type: "bearer" }).send(heartbeatBody());
+  const res = await request(app).get("/api/metrics");
+  expect(res.status).toBe(200);
+  expect(res.headers["content-type"]).toMatch(/^text\/plain/);
+  expect(res.text).toMatch(/^mdm_register_total\{outcome="enrolled"\} 1$/m);
+  expect(res.text).toMatch(/^mdm_heartbeat_total\{source="v1"\} 1$/m);
+  expect(res.text).toMatch(/^mdm_http_request_duration_seconds_count\{method="POST",route="\/v1\/heartbeat",status="200"\} 1$/m);
+  expect(res.text).toContain("# TYPE mdm_command_send_total counter");
+  expect(res.text).toContain("# TYPE mdm_action_result_total counter");
+});
+
+it("echoes a sane X-Request-Id and replaces an unsafe one", async () => {
+  const { app } = createTestApp(database.db);
+  const kept = await request(app).get("/api/health").set("X-Request-Id", "client-req-12345");
+  expect(kept.headers["x-request-id"]).toBe("client-req-12345");
+  const replaced = await request(app).get("/nope").set("X-Request-Id", "bad id\twith spaces");
+  expect(replaced.headers["x-request-id"]).toMatch(/^[0-9a-f-]{36}$/);
+  expect(replaced.body.error.requestId).toBe(replaced.headers["x-request-id"]);
+});
+
+it("limits unauthenticated routes per IP with 429 and Retry-After", async () => {
+  const { app } = createTestApp(database.db, { env: { RATE_LIMIT_GENERAL_PER_MINUTE: "2" } });
+  const statuses = [];
+  for (let i = 0; i < 3; i++) statuses.push((await request(app).get("/api/health")).status);
+  expect(statuses).toEqual([200, 200, 429]);
+  const limited = await request(app).get("/api/openapi.json");
+  expect(limited.status).toBe(429);
+  expect(limited.body.error.code).toBe("rate_limited");
+  expect(Number(limited.headers["retry-after"])).toBeGreaterThan(0);
+});
