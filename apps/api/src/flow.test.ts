@@ -1,0 +1,94 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { CommandPushData, RegisterResponse, signAdminRequest, verifyCommandSignature } from "@mdm/contracts";
+import { parseEnv } from "./config/env";
+import type { LocalPushGateway } from "./push/local-push-gateway";
+import { type RunningServer, startServer } from "./server";
+import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, createTestDatabase, heartbeatBody, testServerUrl } from "./test";
+
+// The whole V1 control loop through a real listening server, as a device and an admin
+// see it: register → heartbeat → admin command (push recorded, signed) → action-result.
+
+function serverEnv(extra: Record<string, string>) {
+  return parseEnv({ NODE_ENV: "test", PORT: "0", HOST: "127.0.0.1", ADMIN_KEY: TEST_ADMIN_KEY, HMAC_SECRET: TEST_HMAC_SECRET, ...extra });
+}
+
+async function call(server: RunningServer, method: string, pathWithQuery: string, options: { body?: unknown; admin?: boolean; token?: string } = {}) {
+  const body = options.body === undefined ? undefined : JSON.stringify(options.body);
+  const headers: Record<string, string> = body ? { "Content-Type": "application/json" } : {};
+  if (options.admin) Object.assign(headers, await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method, pathWithQuery, body: body ?? "" }));
+  if (options.token) headers.Authorization = `Bearer ${options.token}`;
+  const res = await fetch(`${server.url}${pathWithQuery}`, { method, headers, body });
+  return { status: res.status, body: await res.json() };
+}
+
+async function runControlLoop(server: RunningServer) {
+  const token = await call(server, "POST", "/admin/enrollment-tokens", { admin: true, body: { maxUses: 1, label: "flow" } });
+  expect(token.status).toBe(201);
+
+  const registered = await call(server, "POST", "/v1/register", { body: { enrollmentToken: token.body.token, device: { model: "Pixel 8", fcmToken: "fcm-flow" } } });
+  expect(registered.status).toBe(201);
+  const device = RegisterResponse.parse(registered.body);
+
+  const heartbeat = await call(server, "POST", "/v1/heartbeat", { token: device.deviceToken, body: heartbeatBody() });
+  expect(heartbeat).toMatchObject({ status: 200, body: { commands: [] } });
+
+  const command = await call(server, "POST", "/admin/command", {
+    admin: true,
+    body: { deviceId: device.deviceId, type: "launch_app", payload: { packageName: "com.example.kiosk" } },
+  });
+  expect(command).toMatchObject({ status: 201, body: { status: "sent", push: { outcome: "sent" } } });
+  const pushed = (server.deps.push as LocalPushGateway).sent.at(-1)!;
+  const data = CommandPushData.parse(pushed.data);
+  expect(data.requestId).toBe(command.body.requestId);
+  expect(await verifyCommandSignature(device.commandKey, { ...data, payload: JSON.parse(data.payload) })).toBe(true);
+
+  const report = (status: string) => call(server, "POST", "/v1/action-result", { token: device.deviceToken, body: { requestId: data.requestId, status } });
+  expect((await report("acknowledged")).body).toEqual({ requestId: data.requestId, status: "acknowledged", changed: true });
+  expect((await report("succeeded")).body).toEqual({ requestId: data.requestId, status: "succeeded", changed: true });
+  expect((await report("succeeded")).body).toEqual({ requestId: data.requestId, status: "succeeded", changed: false });
+
+  const final = await call(server, "GET", `/admin/commands/${data.requestId}`, { admin: true });
+  expect(final.body.events.map((event: { status: string }) => event.status)).toEqual(["queued", "sent", "acknowledged", "succeeded"]);
+  const listed = await call(server, "GET", "/admin/devices", { admin: true });
+  expect(listed.body.devices[0]).toMatchObject({ id: device.deviceId, state: { battery: { level: 81 } } });
+  return device;
+}
+
+const realPostgres = testServerUrl() ? describe : describe.skip;
+
+realPostgres("the control loop on real PostgreSQL", () => {
+  it("registers, heartbeats, pushes a signed command and records its result", async () => {
+    const database = await createTestDatabase();
+    const server = await startServer(serverEnv({ DATABASE_URL: database.url }));
+    try {
+      await runControlLoop(server);
+    } finally {
+      await server.close();
+      await database.close();
+    }
+  });
+});
+
+describe("the control loop on the embedded database (no DATABASE_URL)", () => {
+  it("works end to end, and the data survives a restart", async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "mdm-embedded-"));
+    const first = await startServer(serverEnv({ DATA_DIR: dataDir }));
+    let deviceId: string;
+    try {
+      deviceId = (await runControlLoop(first)).deviceId;
+    } finally {
+      await first.close();
+    }
+    expect(fs.existsSync(path.join(dataDir, "pglite"))).toBe(true);
+    const second = await startServer(serverEnv({ DATA_DIR: dataDir }));
+    try {
+      const device = await call(second, "GET", `/admin/devices/${deviceId}`, { admin: true });
+      expect(device).toMatchObject({ status: 200, body: { id: deviceId, model: "Pixel 8" } });
+    } finally {
+      await second.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
