@@ -27,3 +27,10 @@ describe("parseEnv", () => {
     }
   });
 });
+
+it("treats empty variables as unset", () => {
+  const env = parseEnv({ ADMIN_KEY: "", DATABASE_URL: "", PORT: "" });
+  expect(env.ADMIN_KEY).toBe(DEV_ADMIN_KEY);
+  expect(env.DATABASE_URL).toBeUndefined();
+  expect(env.PORT).toBe(8000);
+});

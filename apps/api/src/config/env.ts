@@ -5,10 +5,7 @@ export const DEV_ADMIN_KEY = "dev-admin-key-change-me";
 export const DEV_HMAC_SECRET = "dev-hmac-secret-change-me";
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
-const optionalText = z
-  .string()
-  .optional()
-  .transform((value) => (value ? value : undefined));
+const optionalText = z.string().optional();
 
 const EnvSchema = z
   .object({
@@ -54,7 +51,9 @@ export type Env = z.infer<typeof EnvSchema>;
 
 /** Parses the environment once, at boot; nothing else reads process.env. */
 export function parseEnv(source: NodeJS.ProcessEnv = process.env): Env {
-  const parsed = EnvSchema.safeParse(source);
+  // An empty variable means "not set", as in most deployment tools' env files.
+  const present = Object.fromEntries(Object.entries(source).filter(([, value]) => value !== undefined && value !== ""));
+  const parsed = EnvSchema.safeParse(present);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => `  ${issue.path.join(".")}: ${issue.message}`).join("\n");
     throw new Error(`Invalid configuration:\n${problems}`);
