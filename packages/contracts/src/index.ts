@@ -4,6 +4,8 @@ export * from "./enrollment";
 export * from "./errors";
 export * from "./openapi";
 export * from "./primitives";
+export * from "./route-types";
 export * from "./routes";
 export * from "./signing";
 export * from "./system";
+export * from "./ws";

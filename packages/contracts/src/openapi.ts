@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { ErrorBody, type ErrorCode, errorStatus } from "./errors";
-import { type ApiRoute, apiRoutes, routeErrors } from "./routes";
+import type { ApiRoute } from "./route-types";
+import { apiRoutes, routeErrors } from "./routes";
 
 type JsonSchema = Record<string, unknown>;
 

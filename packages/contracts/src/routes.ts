@@ -1,4 +1,3 @@
-import { z } from "zod";
 import { ActionResultRequest, ActionResultResponse, Command, CreateCommandRequest, RequestIdParams } from "./commands";
 import {
   DeviceIdParams,
@@ -14,28 +13,8 @@ import {
 } from "./devices";
 import { CreateEnrollmentTokenRequest, CreateEnrollmentTokenResponse } from "./enrollment";
 import type { ErrorCode } from "./errors";
+import type { ApiRoute } from "./route-types";
 import { HealthResponse } from "./system";
-
-/** How a route authenticates: see the README's "Authentication" section. */
-export type RouteAuth = "none" | "device" | "admin" | "legacy";
-
-export type RouteResponse = { description: string; schema?: z.ZodType; contentType?: string };
-
-export type ApiRoute = {
-  method: "get" | "post" | "patch" | "delete";
-  /** OpenAPI-style path: `/admin/commands/{requestId}`. */
-  path: string;
-  summary: string;
-  description?: string;
-  tag: "Devices" | "Admin" | "System" | "Legacy";
-  auth: RouteAuth;
-  params?: z.ZodObject;
-  query?: z.ZodObject;
-  body?: z.ZodType;
-  responses: Record<number, RouteResponse>;
-  /** Errors particular to this route; the ones every route of its kind can give are added. */
-  errors?: ErrorCode[];
-};
 
 export const apiRoutes = {
   register: {

@@ -1,6 +1,7 @@
 import { CommandPushData, verifyCommandSignature } from "@mdm/contracts";
 import request from "supertest";
 import { type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, enrollDevice, heartbeatBody, resetTables } from "../../test";
+import { startFakeFcm } from "../../test/fake-fcm";
 
 let database: TestDatabase;
 let t: TestApp;
@@ -178,5 +179,33 @@ describe("POST /v1/action-result", () => {
     const res = await report(device.deviceToken, { requestId, status: "exploded" });
     expect(res.status).toBe(400);
     expect(res.body.error.details[0].path).toBe("status");
+  });
+});
+
+describe("POST /admin/command through the real firebase-admin SDK", () => {
+  it("records FCM's message id, and a token FCM no longer knows marks the device instead of retrying", async () => {
+    const fcm = await startFakeFcm();
+    try {
+      t = createTestApp(database.db, { push: fcm.createGateway() });
+      const good = await enrollDevice(t.app, { fcmToken: "live-token" });
+      const sent = await adminRequest(t.app, "POST", "/admin/command", { deviceId: good.deviceId, type: "reboot" });
+      expect(sent.body).toMatchObject({ status: "sent", push: { outcome: "sent", messageId: expect.stringMatching(/^projects\/mdm-test\/messages\//) } });
+      expect(fcm.requests[0]!.body).toMatchObject({ message: { token: "live-token", android: { priority: "high" }, data: { requestId: sent.body.requestId, type: "reboot" } } });
+
+      const gone = await enrollDevice(t.app, { fcmToken: "dead-token" });
+      fcm.failToken("dead-token", "unregistered");
+      const refused = await adminRequest(t.app, "POST", "/admin/command", { deviceId: gone.deviceId, type: "ping" });
+      expect(refused.body).toMatchObject({ status: "queued", push: { outcome: "token_invalid", attempts: 1 } });
+      const device = await database.db.device.findUniqueOrThrow({ where: { id: gone.deviceId } });
+      expect(device.fcmTokenInvalidAt).not.toBeNull();
+
+      // The next command is not pushed at all: FCM sees no new request for the dead token.
+      const before = fcm.requests.length;
+      const next = await adminRequest(t.app, "POST", "/admin/command", { deviceId: gone.deviceId, type: "ping" });
+      expect(next.body.push.outcome).toBe("no_token");
+      expect(fcm.requests.length).toBe(before);
+    } finally {
+      await fcm.close();
+    }
   });
 });
