@@ -8,6 +8,7 @@ import { requestContext } from "./lib/request-context";
 import { commandRoutes } from "./modules/commands/commands.routes";
 import { deviceRoutes } from "./modules/devices/devices.routes";
 import { enrollmentRoutes } from "./modules/enrollment/enrollment.routes";
+import { fleetRoutes } from "./modules/fleet/fleet.routes";
 import { legacyRoutes } from "./modules/legacy/legacy.routes";
 import { systemRoutes } from "./modules/system/system.routes";
 
@@ -26,6 +27,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(deviceRoutes(deps, guards));
   app.use(commandRoutes(deps, guards));
   app.use(enrollmentRoutes(deps, guards));
+  app.use(fleetRoutes(deps, guards));
   app.use(legacyRoutes(deps));
   app.use(systemRoutes(deps, guards));
 

@@ -2,7 +2,9 @@ import type { Env } from "./config/env";
 import type { Db } from "./db/client";
 import type { Logger } from "./lib/logger";
 import type { Metrics } from "./lib/metrics";
+import type { Mailer } from "./mail/mailer";
 import type { PushGateway } from "./push/push-gateway";
+import type { EventBus } from "./realtime/event-bus";
 
 export type Clock = { now: () => Date };
 export const systemClock: Clock = { now: () => new Date() };
@@ -12,7 +14,12 @@ export type AppDeps = {
   env: Env;
   db: Db;
   push: PushGateway;
+  mailer: Mailer;
   logger: Logger;
   metrics: Metrics;
   clock: Clock;
+  /** Carries fleet events between API instances (in-process, or Redis when REDIS_URL is set). */
+  bus: EventBus;
+  /** Identifies this process among API instances, e.g. as the holder of a device's socket. */
+  instanceId: string;
 };

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import http from "node:http";
 import path from "node:path";
 import { createApp } from "./app";
@@ -9,9 +10,12 @@ import { type AppDeps, systemClock } from "./deps";
 import { startMaintenance } from "./jobs/maintenance";
 import { createLogger } from "./lib/logger";
 import { createMetrics } from "./lib/metrics";
+import { LocalMailer } from "./mail/mailer";
 import { createPushGateway } from "./push/create-push-gateway";
+import { type Realtime, attachRealtime } from "./realtime/attach";
+import { LocalEventBus, RedisEventBus } from "./realtime/event-bus";
 
-export type RunningServer = { url: string; deps: AppDeps; close: () => Promise<void> };
+export type RunningServer = { url: string; deps: AppDeps; realtime: Realtime; close: () => Promise<void> };
 
 /** Starts the API: database (embedded if DATABASE_URL is unset), migrations, HTTP, jobs. */
 export async function startServer(env: Env): Promise<RunningServer> {
@@ -30,8 +34,12 @@ export async function startServer(env: Env): Promise<RunningServer> {
     logger,
     metrics: createMetrics(),
     clock: systemClock,
+    mailer: new LocalMailer(),
+    bus: env.REDIS_URL ? await RedisEventBus.connect(env.REDIS_URL) : new LocalEventBus(),
+    instanceId: randomUUID(),
   };
   const server = http.createServer(createApp(deps));
+  const realtime = attachRealtime(server, deps, async () => false);
   // Requests too malformed for Express still get a JSON error, not a bare socket close.
   server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
     if (!socket.writable || error.code === "ECONNRESET") return socket.destroy();
@@ -44,16 +52,19 @@ export async function startServer(env: Env): Promise<RunningServer> {
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : env.PORT;
   const url = `http://${env.HOST === "0.0.0.0" ? "127.0.0.1" : env.HOST}:${port}`;
-  logger.info("listening", { url, push: deps.push.name, database: embedded ? "embedded" : "postgresql" });
+  logger.info("listening", { url, push: deps.push.name, mail: deps.mailer.name, database: embedded ? "embedded" : "postgresql", bus: env.REDIS_URL ? "redis" : "local" });
   if (env.ADMIN_KEY === DEV_ADMIN_KEY) logger.warn("using the development ADMIN_KEY and HMAC_SECRET; set your own before exposing this server");
 
   return {
     url,
     deps,
+    realtime,
     close: async () => {
       stopMaintenance();
+      await realtime.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await deps.bus.close();
       await deps.db.$disconnect();
       await embedded?.stop();
     },

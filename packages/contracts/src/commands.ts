@@ -14,6 +14,7 @@ export const CommandType = z.enum([
 ]);
 export type CommandType = z.infer<typeof CommandType>;
 
+/** `acknowledged` is the device's delivery receipt: it has the command and will run it. */
 export const CommandStatus = z.enum(["queued", "sent", "acknowledged", "succeeded", "failed", "expired", "cancelled"]);
 export type CommandStatus = z.infer<typeof CommandStatus>;
 
@@ -51,8 +52,13 @@ export const CommandPayloads = {
   custom: z.strictObject({ action: nonEmptyText(100), data: jsonObject(1536).optional() }),
 } as const;
 
-const commandOptions = {
-  deviceId: Uuid,
+export const CommandDelivery = z
+  .enum(["auto", "both"])
+  .describe("`auto`: over the device's WebSocket when it has one open, else by FCM push. `both`: always push as well.");
+export type CommandDelivery = z.infer<typeof CommandDelivery>;
+
+const commandSettings = {
+  delivery: CommandDelivery.default("auto"),
   ttlSeconds: z
     .int()
     .min(10)
@@ -60,6 +66,7 @@ const commandOptions = {
     .optional()
     .describe("How long the command may wait for delivery; default 86400 (one day)."),
 };
+const commandOptions = { deviceId: Uuid, ...commandSettings };
 
 export const CreateCommandRequest = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("ping"), payload: CommandPayloads.ping, ...commandOptions }),
@@ -73,6 +80,45 @@ export const CreateCommandRequest = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("custom"), payload: CommandPayloads.custom, ...commandOptions }),
 ]);
 export type CreateCommandRequest = z.infer<typeof CreateCommandRequest>;
+
+export const BulkTarget = z.union([
+  z.strictObject({ deviceIds: z.array(Uuid).min(1).max(10_000) }),
+  z.strictObject({ group: z.string().min(1).max(64) }),
+  z.strictObject({ all: z.literal(true) }),
+]);
+export type BulkTarget = z.infer<typeof BulkTarget>;
+
+const bulkOptions = { target: BulkTarget, ...commandSettings };
+
+/** The same command for many devices: a list, a group, or the whole fleet. */
+export const CreateBulkCommandRequest = z.discriminatedUnion("type", [
+  z.strictObject({ type: z.literal("ping"), payload: CommandPayloads.ping, ...bulkOptions }),
+  z.strictObject({ type: z.literal("reboot"), payload: CommandPayloads.reboot, ...bulkOptions }),
+  z.strictObject({ type: z.literal("lock"), payload: CommandPayloads.lock, ...bulkOptions }),
+  z.strictObject({ type: z.literal("launch_app"), payload: CommandPayloads.launch_app, ...bulkOptions }),
+  z.strictObject({ type: z.literal("relaunch_app"), payload: CommandPayloads.relaunch_app, ...bulkOptions }),
+  z.strictObject({ type: z.literal("clear_app_data"), payload: CommandPayloads.clear_app_data, ...bulkOptions }),
+  z.strictObject({ type: z.literal("install_app"), payload: CommandPayloads.install_app, ...bulkOptions }),
+  z.strictObject({ type: z.literal("uninstall_app"), payload: CommandPayloads.uninstall_app, ...bulkOptions }),
+  z.strictObject({ type: z.literal("custom"), payload: CommandPayloads.custom, ...bulkOptions }),
+]);
+export type CreateBulkCommandRequest = z.infer<typeof CreateBulkCommandRequest>;
+
+const statusCounts = Object.fromEntries(CommandStatus.options.map((status) => [status, z.int()])) as Record<CommandStatus, z.ZodInt>;
+
+export const CommandBatch = z.object({
+  batchId: Uuid,
+  type: z.string(),
+  target: z.record(z.string(), z.unknown()),
+  total: z.int(),
+  counts: z.object(statusCounts),
+  done: z.boolean().describe("True when every command reached a final status."),
+  createdAt: DateTime,
+});
+export type CommandBatch = z.infer<typeof CommandBatch>;
+
+export const BatchIdParams = z.object({ batchId: Uuid });
+export type BatchIdParams = z.infer<typeof BatchIdParams>;
 
 export const CommandEvent = z.object({ status: CommandStatus, at: DateTime, detail: z.string().nullable() });
 export type CommandEvent = z.infer<typeof CommandEvent>;
@@ -96,6 +142,9 @@ export const Command = z.object({
   }),
   result: z.record(z.string(), z.unknown()).nullable(),
   errorMessage: z.string().nullable(),
+  batchId: Uuid.nullable(),
+  delivery: CommandDelivery,
+  createdBy: z.string().nullable(),
   events: z.array(CommandEvent),
 });
 export type Command = z.infer<typeof Command>;
@@ -145,3 +194,6 @@ export const ActionResultResponse = z.object({
   changed: z.boolean().describe("False when this result had already been recorded (a retry)."),
 });
 export type ActionResultResponse = z.infer<typeof ActionResultResponse>;
+
+export const ListCommandsResponse = z.object({ commands: z.array(Command), total: z.int() });
+export type ListCommandsResponse = z.infer<typeof ListCommandsResponse>;

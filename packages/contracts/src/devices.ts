@@ -87,6 +87,11 @@ export const DeviceView = z.object({
   id: Uuid,
   legacyId: z.string().nullable(),
   alias: z.string().nullable(),
+  notes: z.string().nullable(),
+  groups: z.array(z.string()),
+  online: z.boolean().describe("Heartbeat seen within the offline threshold."),
+  offlineSince: DateTime.nullable(),
+  connected: z.boolean().describe("Holds an open WebSocket to the server."),
   model: z.string().nullable(),
   manufacturer: z.string().nullable(),
   osVersion: z.string().nullable(),
@@ -108,15 +113,27 @@ export const DeviceView = z.object({
 });
 export type DeviceView = z.infer<typeof DeviceView>;
 
+export const DeviceSort = z.enum(["enrolledAt", "lastSeenAt", "batteryLevel", "alias", "model", "appVersion"]);
+export type DeviceSort = z.infer<typeof DeviceSort>;
+
 export const ListDevicesQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(500).default(50),
-  cursor: Uuid.optional().describe("`nextCursor` of the previous page."),
+  offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
+  sort: DeviceSort.default("enrolledAt"),
+  order: z.enum(["asc", "desc"]).default("desc"),
+  search: z.string().max(100).optional().describe("Matches alias, model, serial number, id or legacy id (case-insensitive)."),
+  status: z.enum(["online", "offline"]).optional(),
+  group: z.string().max(64).optional(),
+  batteryBelow: z.coerce.number().int().min(1).max(101).optional().describe("Only devices whose battery level is below this."),
+  appVersion: z.string().max(64).optional(),
 });
 export type ListDevicesQuery = z.infer<typeof ListDevicesQuery>;
 
 export const ListDevicesResponse = z.object({
   devices: z.array(DeviceView),
-  nextCursor: Uuid.nullable(),
+  total: z.int().describe("Devices matching the filters, over all pages."),
+  limit: z.int(),
+  offset: z.int(),
 });
 export type ListDevicesResponse = z.infer<typeof ListDevicesResponse>;
 

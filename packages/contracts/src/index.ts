@@ -2,6 +2,7 @@ export * from "./commands";
 export * from "./devices";
 export * from "./enrollment";
 export * from "./errors";
+export * from "./fleet";
 export * from "./openapi";
 export * from "./primitives";
 export * from "./route-types";

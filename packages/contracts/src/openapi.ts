@@ -56,7 +56,9 @@ function operationOf(name: string, route: ApiRoute) {
     const contentType = response.contentType ?? "application/json";
     responses[status] = {
       description: response.description,
-      content: { [contentType]: response.schema ? { schema: schemaOf(response.schema, "output") } : {} },
+      ...(response.schema || response.contentType
+        ? { content: { [contentType]: response.schema ? { schema: schemaOf(response.schema, "output") } : {} } }
+        : {}),
     };
   }
   return {

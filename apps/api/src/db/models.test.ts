@@ -25,7 +25,8 @@ it("round-trips every model through the migrated database", async () => {
     fcmToken: "fcm", fcmTokenInvalidAt: at, alias: "Till 3", notes: "by the door", enrolledAt: at, lastSeenAt: at,
     batteryLevel: 50, batteryCharging: true, memoryTotal: 8_000_000_000n, memoryAvailable: 1n, storageTotal: 2n ** 40n,
     storageAvailable: 0n, networkType: "wifi", networkSignal: -60, ipAddress: "10.0.0.1", uptimeSeconds: 99n, deviceTime: at,
-    appStatus: [{ packageName: "com.a.b", running: true }],
+    appStatus: [{ packageName: "com.a.b", running: true }], online: true, offlineSince: at, groups: ["north", "tills"],
+    socketInstanceId: "instance-1", socketConnectedAt: at,
   };
   const storedDevice = await db.device.create({ data: device });
   expect(storedDevice).toEqual({ ...device, updatedAt: expect.any(Date) });
@@ -39,7 +40,10 @@ it("round-trips every model through the migrated database", async () => {
     requestId: randomUUID(), deviceId: device.id, type: "install_app" as const, payload: { packageName: "com.a.b", url: "https://x" },
     status: "failed" as const, createdBy: "admin", createdAt: at, expiresAt: at, sentAt: at, acknowledgedAt: at, completedAt: at,
     pushOutcome: "token_invalid" as const, pushMessageId: "m1", pushError: "gone", pushAttempts: 2, result: { code: 1 }, errorMessage: "boom",
+    batchId: randomUUID(), delivery: "both" as const, deliveryAttempts: 3, nextAttemptAt: at,
   };
+  const batch = { id: command.batchId, type: "install_app" as const, payload: command.payload, target: { group: "north" }, total: 1, createdBy: "admin", createdAt: at };
+  expect(await db.commandBatch.create({ data: batch })).toEqual(batch);
   expect(await db.command.create({ data: command })).toEqual(command);
   const event = await db.commandEvent.create({ data: { requestId: command.requestId, status: "cancelled", at, detail: "d" } });
   expect(await db.commandEvent.findUniqueOrThrow({ where: { id: event.id } })).toEqual(event);
@@ -51,6 +55,12 @@ it("round-trips every model through the migrated database", async () => {
 
   const audit = await db.auditLog.create({ data: { at, actor: "admin", action: "x.y", targetType: "device", targetId: device.id, ip: "::1", details: { k: "v" } } });
   expect(await db.auditLog.findUniqueOrThrow({ where: { id: audit.id } })).toEqual(audit);
+  const policy = { id: randomUUID(), deviceId: device.id, group: null, packageName: "com.a.b", enabled: false, createdAt: at };
+  expect(await db.appPolicy.create({ data: policy })).toEqual(policy);
+  const settings = { id: 1, enabled: false, offlineAfterSeconds: 300, recipients: ["ops@example.com"], groupOfflinePercent: 50, cooldownMinutes: 30 };
+  expect(await db.alertSettings.create({ data: settings })).toEqual({ ...settings, updatedAt: expect.any(Date) });
+  const alert = await db.alert.create({ data: { kind: "group_offline", deviceId: null, group: "north", subject: "s", recipients: ["ops@example.com"], mailId: "m", sentAt: at } });
+  expect(await db.alert.findUniqueOrThrow({ where: { id: alert.id } })).toEqual(alert);
   const nonce = { nonce: "n".repeat(16), expiresAt: at };
   expect(await db.usedNonce.create({ data: nonce })).toEqual(nonce);
 
@@ -58,4 +68,5 @@ it("round-trips every model through the migrated database", async () => {
   await db.device.delete({ where: { id: device.id } });
   expect(await db.telemetryEvent.count()).toBe(0);
   expect(await db.commandEvent.count()).toBe(0);
+  expect(await db.appPolicy.count()).toBe(0);
 });

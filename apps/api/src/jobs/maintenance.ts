@@ -1,4 +1,6 @@
 import type { AppDeps } from "../deps";
+import { redeliverDueCommands } from "../modules/commands/commands.service";
+import { sweepOffline } from "../modules/fleet/fleet-monitor";
 
 const DELETE_BATCH = 5000;
 
@@ -19,15 +21,19 @@ export async function pruneTelemetry({ db, clock }: Pick<AppDeps, "db" | "clock"
 }
 
 /** Marks commands whose TTL elapsed before delivery as expired, with their event. */
-export async function expireCommands({ db, clock }: Pick<AppDeps, "db" | "clock">): Promise<number> {
+export async function expireCommands({ db, clock, bus }: Pick<AppDeps, "db" | "clock" | "bus">): Promise<number> {
   const now = clock.now();
-  return db.$executeRaw`
+  const expired = await db.$queryRaw<Array<{ requestId: string; deviceId: string; batchId: string | null }>>`
     WITH expired AS (
-      UPDATE "Command" SET status = 'expired', "completedAt" = ${now}
+      UPDATE "Command" SET status = 'expired', "completedAt" = ${now}, "nextAttemptAt" = NULL
       WHERE status IN ('queued', 'sent') AND "expiresAt" <= ${now}
-      RETURNING "requestId")
-    INSERT INTO "CommandEvent" ("requestId", status, at, detail)
-    SELECT "requestId", 'expired', ${now}, 'ttl elapsed' FROM expired`;
+      RETURNING "requestId", "deviceId", "batchId"),
+    events AS (
+      INSERT INTO "CommandEvent" ("requestId", status, at, detail)
+      SELECT "requestId", 'expired', ${now}, 'ttl elapsed' FROM expired)
+    SELECT "requestId", "deviceId", "batchId" FROM expired`;
+  for (const row of expired) bus.publish({ kind: "command_status", change: { ...row, status: "expired", at: now.toISOString() } });
+  return expired.length;
 }
 
 export async function pruneNonces({ db, clock }: Pick<AppDeps, "db" | "clock">): Promise<number> {
@@ -35,25 +41,36 @@ export async function pruneNonces({ db, clock }: Pick<AppDeps, "db" | "clock">):
   return count;
 }
 
-/** Runs the maintenance tasks on a schedule; returns a function that stops them. */
-export function startMaintenance(deps: AppDeps, everyMs = 60_000): () => void {
+/** Runs `task` every `everyMs`, never two runs at once, logging failures; returns a stop function. */
+function every(deps: AppDeps, name: string, everyMs: number, task: () => Promise<unknown>): () => void {
   let running = false;
   const tick = async () => {
     if (running) return;
     running = true;
     try {
-      const expired = await expireCommands(deps);
-      const pruned = await pruneTelemetry(deps, deps.env.TELEMETRY_RETENTION_HOURS);
-      await pruneNonces(deps);
-      if (expired || pruned) deps.logger.info("maintenance", { expiredCommands: expired, prunedTelemetry: pruned });
+      await task();
     } catch (error) {
-      deps.logger.error("maintenance failed", { message: error instanceof Error ? error.message : String(error) });
+      deps.logger.error(`${name} failed`, { message: error instanceof Error ? error.message : String(error) });
     } finally {
       running = false;
     }
   };
   const timer = setInterval(tick, everyMs);
   timer.unref();
-  void tick();
   return () => clearInterval(timer);
+}
+
+/** The background work of an API instance. Safe to run on every instance at once. */
+export function startMaintenance(deps: AppDeps): () => void {
+  const stops = [
+    every(deps, "housekeeping", 60_000, async () => {
+      const expired = await expireCommands(deps);
+      const pruned = await pruneTelemetry(deps, deps.env.TELEMETRY_RETENTION_HOURS);
+      await pruneNonces(deps);
+      if (expired || pruned) deps.logger.info("housekeeping", { expiredCommands: expired, prunedTelemetry: pruned });
+    }),
+    every(deps, "redelivery", Math.min(5000, deps.env.COMMAND_RETRY_BASE_SECONDS * 1000), () => redeliverDueCommands(deps)),
+    every(deps, "offline sweep", deps.env.OFFLINE_SWEEP_SECONDS * 1000, () => sweepOffline(deps)),
+  ];
+  return () => stops.forEach((stop) => stop());
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { type RegisterResponse, signAdminRequest } from "@mdm/contracts";
 import type { Express } from "express";
 import request from "supertest";
@@ -7,7 +8,9 @@ import type { Db } from "../db/client";
 import type { AppDeps, Clock } from "../deps";
 import { createLogger } from "../lib/logger";
 import { createMetrics } from "../lib/metrics";
+import { LocalMailer } from "../mail/mailer";
 import { LocalPushGateway } from "../push/local-push-gateway";
+import { type EventBus, LocalEventBus } from "../realtime/event-bus";
 import type { PushGateway } from "../push/push-gateway";
 
 export const TEST_ADMIN_KEY = "test-admin-key-0123456789abcdef0123456789";
@@ -22,9 +25,9 @@ export class TestClock implements Clock {
   }
 }
 
-export type TestApp = { app: Express; deps: AppDeps; push: LocalPushGateway; clock: TestClock };
+export type TestApp = { app: Express; deps: AppDeps; push: LocalPushGateway; mail: LocalMailer; clock: TestClock };
 
-export function createTestApp(db: Db, options: { env?: Record<string, string>; push?: PushGateway } = {}): TestApp {
+export function createTestApp(db: Db, options: { env?: Record<string, string>; push?: PushGateway; bus?: EventBus } = {}): TestApp {
   const env = parseEnv({
     NODE_ENV: "test",
     ADMIN_KEY: TEST_ADMIN_KEY,
@@ -37,6 +40,7 @@ export function createTestApp(db: Db, options: { env?: Record<string, string>; p
     ...options.env,
   });
   const push = new LocalPushGateway();
+  const mail = new LocalMailer();
   const clock = new TestClock();
   const deps: AppDeps = {
     env,
@@ -45,8 +49,11 @@ export function createTestApp(db: Db, options: { env?: Record<string, string>; p
     logger: createLogger("error", { silent: true }),
     metrics: createMetrics(),
     clock,
+    mailer: mail,
+    bus: options.bus ?? new LocalEventBus(),
+    instanceId: randomUUID(),
   };
-  return { app: createApp(deps), deps, push, clock };
+  return { app: createApp(deps), deps, push, mail, clock };
 }
 
 /** Sends a correctly signed admin request; the body is sent byte for byte as signed. */

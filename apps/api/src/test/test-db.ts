@@ -56,9 +56,9 @@ export async function createTestDatabase(options: { embedded?: boolean } = {}): 
   };
 }
 
-const TABLES = ["CommandEvent", "Command", "TelemetryEvent", "Device", "EnrollmentToken", "PasswordResetToken", "User", "AuditLog", "UsedNonce"];
-
-/** Empties every table between tests. */
+/** Empties every table between tests (all but the migrations record). */
 export async function resetTables(db: Db): Promise<void> {
-  await db.$executeRawUnsafe(`TRUNCATE ${TABLES.map((table) => `"${table}"`).join(", ")} RESTART IDENTITY CASCADE`);
+  const tables = await db.$queryRaw<Array<{ tablename: string }>>`
+    SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> '_prisma_migrations'`;
+  await db.$executeRawUnsafe(`TRUNCATE ${tables.map(({ tablename }) => `"${tablename}"`).join(", ")} RESTART IDENTITY CASCADE`);
 }

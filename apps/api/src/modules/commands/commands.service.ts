@@ -2,17 +2,23 @@ import { randomUUID } from "node:crypto";
 import {
   type ActionResultRequest,
   type ActionResultResponse,
+  type BulkTarget,
+  type CommandBatch as BatchView,
   type Command as CommandView,
   type CommandPushData,
   type CommandStatus,
+  type CreateBulkCommandRequest,
   type CreateCommandRequest,
   type DeviceCommand,
+  type ListCommandsQuery,
+  type ListCommandsResponse,
+  CommandStatus as CommandStatuses,
   canonicalJson,
   finalCommandStatuses,
   signCommand,
 } from "@mdm/contracts";
 import type { AppDeps } from "../../deps";
-import type { Command, CommandEvent } from "../../generated/prisma/client";
+import type { Command, CommandEvent, Prisma } from "../../generated/prisma/client";
 import { recordAudit } from "../../lib/audit";
 import { HttpError } from "../../lib/http-error";
 import { commandKeyFor } from "../devices/devices.service";
@@ -41,6 +47,9 @@ export function toCommandView(command: CommandWithEvents): CommandView {
     },
     result: (command.result as Record<string, unknown> | null) ?? null,
     errorMessage: command.errorMessage,
+    batchId: command.batchId,
+    delivery: command.delivery,
+    createdBy: command.createdBy,
     events: command.events.map((event) => ({ status: event.status, at: event.at.toISOString(), detail: event.detail })),
   };
 }
@@ -57,28 +66,36 @@ export async function toDeviceCommand(hmacSecret: string, command: Command): Pro
   return { ...unsigned, signature: await signCommand(commandKeyFor(hmacSecret, command.deviceId), unsigned) };
 }
 
-/** Moves a command from one of `from` to `to`, with its event; false if it was no longer in `from`. */
-async function transition(
-  { db }: Pick<AppDeps, "db">,
+type CommandDeps = Pick<AppDeps, "db" | "clock" | "env" | "push" | "metrics" | "logger" | "bus">;
+
+/**
+ * Moves a command from one of `from` to `to`, records the event and tells dashboards.
+ * Returns false when the command was no longer in `from` (someone else moved it first).
+ */
+export async function transition(
+  { db, bus }: Pick<AppDeps, "db" | "bus">,
   requestId: string,
   from: CommandStatus[],
   to: CommandStatus,
   at: Date,
   detail: string | null,
-  extra: Partial<Pick<Command, "sentAt" | "acknowledgedAt" | "completedAt" | "errorMessage">> & { result?: object } = {},
+  extra: Partial<Pick<Command, "sentAt" | "acknowledgedAt" | "completedAt" | "errorMessage" | "nextAttemptAt">> & { result?: object } = {},
 ): Promise<boolean> {
-  return db.$transaction(async (tx) => {
-    const { count } = await tx.command.updateMany({ where: { requestId, status: { in: from } }, data: { status: to, ...extra } });
-    if (count === 1) await tx.commandEvent.create({ data: { requestId, status: to, at, detail } });
-    return count === 1;
+  const moved = await db.$transaction(async (tx) => {
+    const rows = await tx.command.updateManyAndReturn({
+      where: { requestId, status: { in: from } },
+      data: { status: to, ...extra },
+      select: { deviceId: true, batchId: true },
+    });
+    if (rows.length === 1) await tx.commandEvent.create({ data: { requestId, status: to, at, detail } });
+    return rows[0];
   });
+  if (!moved) return false;
+  bus.publish({ kind: "command_status", change: { requestId, deviceId: moved.deviceId, batchId: moved.batchId, status: to, at: at.toISOString() } });
+  return true;
 }
 
-export async function createCommand(
-  deps: Pick<AppDeps, "db" | "clock" | "env" | "push" | "metrics" | "logger">,
-  input: CreateCommandRequest,
-  actor: { name: string; ip?: string },
-): Promise<CommandView> {
+export async function createCommand(deps: CommandDeps, input: CreateCommandRequest, actor: { name: string; ip?: string }): Promise<CommandView> {
   const { db, clock, env } = deps;
   const device = await db.device.findUnique({ where: { id: input.deviceId }, select: { id: true } });
   if (!device) throw new HttpError("not_found", "No device has this id");
@@ -93,9 +110,11 @@ export async function createCommand(
       createdAt: now,
       expiresAt: new Date(now.getTime() + ttlSeconds * 1000),
       createdBy: actor.name,
+      delivery: input.delivery,
       events: { create: { status: "queued", at: now } },
     },
   });
+  deps.bus.publish({ kind: "command_status", change: { requestId: command.requestId, deviceId: command.deviceId, batchId: null, status: "queued", at: now.toISOString() } });
   await recordAudit(db, {
     actor: actor.name,
     action: "command.create",
@@ -105,8 +124,39 @@ export async function createCommand(
     details: { requestId: command.requestId, type: input.type },
   });
   deps.logger.info("command queued", { requestId: command.requestId, deviceId: input.deviceId, type: input.type });
-  await pushCommand(deps, command);
+  await dispatchCommand(deps, command);
   return getCommand(deps, command.requestId);
+}
+
+/** Seconds to wait after the given delivery attempt before trying again. */
+export function retryDelaySeconds(baseSeconds: number, attempt: number): number {
+  return Math.min(600, baseSeconds * 2 ** Math.max(0, attempt - 1));
+}
+
+/**
+ * One delivery attempt: over the device's WebSocket when an instance holds one (the bus
+ * reaches it), by FCM push otherwise, or both when the command asks. The next attempt
+ * is scheduled with backoff; an acknowledgement from the device ends the retries.
+ */
+export async function dispatchCommand(deps: CommandDeps, command: Command): Promise<void> {
+  const now = deps.clock.now();
+  if (command.expiresAt <= now) return;
+  const device = await deps.db.device.findUniqueOrThrow({
+    where: { id: command.deviceId },
+    select: { socketInstanceId: true, fcmToken: true, fcmTokenInvalidAt: true },
+  });
+  const attempt = command.deliveryAttempts + 1;
+  const hasAttemptsLeft = attempt < deps.env.COMMAND_MAX_DELIVERY_ATTEMPTS;
+  await deps.db.command.update({
+    where: { requestId: command.requestId },
+    data: {
+      deliveryAttempts: attempt,
+      nextAttemptAt: hasAttemptsLeft ? new Date(now.getTime() + retryDelaySeconds(deps.env.COMMAND_RETRY_BASE_SECONDS, attempt) * 1000) : null,
+    },
+  });
+  const viaSocket = device.socketInstanceId !== null;
+  if (viaSocket) deps.bus.publish({ kind: "deliver", deviceId: command.deviceId, requestId: command.requestId });
+  if (!viaSocket || command.delivery === "both") await pushCommand(deps, command, device);
 }
 
 /**
@@ -114,12 +164,8 @@ export async function createCommand(
  * FCM says is gone is marked invalid on the device, so it is not tried again until the
  * device reports a new one; the command then waits for the device's next heartbeat.
  */
-export async function pushCommand(deps: Pick<AppDeps, "db" | "clock" | "env" | "push" | "metrics" | "logger">, command: Command) {
+async function pushCommand(deps: CommandDeps, command: Command, device: { fcmToken: string | null; fcmTokenInvalidAt: Date | null }) {
   const { db, clock, push, metrics } = deps;
-  const device = await db.device.findUniqueOrThrow({
-    where: { id: command.deviceId },
-    select: { fcmToken: true, fcmTokenInvalidAt: true },
-  });
   if (!device.fcmToken || device.fcmTokenInvalidAt) {
     await db.command.update({ where: { requestId: command.requestId }, data: { pushOutcome: "no_token" } });
     metrics.commandSend.inc({ outcome: "no_token" });
@@ -158,7 +204,7 @@ export async function getCommand({ db }: Pick<AppDeps, "db">, requestId: string)
 const PENDING_BATCH = 20;
 
 /** Commands still waiting for this device, oldest first; handing them over marks them sent. */
-export async function takePendingCommands(deps: Pick<AppDeps, "db" | "clock" | "env">, deviceId: string): Promise<DeviceCommand[]> {
+export async function takePendingCommands(deps: Pick<AppDeps, "db" | "clock" | "env" | "bus">, deviceId: string, channel: "heartbeat" | "websocket"): Promise<DeviceCommand[]> {
   const now = deps.clock.now();
   const pending = await deps.db.command.findMany({
     where: { deviceId, status: { in: ["queued", "sent"] }, expiresAt: { gt: now } },
@@ -166,7 +212,7 @@ export async function takePendingCommands(deps: Pick<AppDeps, "db" | "clock" | "
     take: PENDING_BATCH,
   });
   for (const command of pending) {
-    if (command.status === "queued") await transition(deps, command.requestId, ["queued"], "sent", now, "heartbeat", { sentAt: now });
+    if (command.status === "queued") await transition(deps, command.requestId, ["queued"], "sent", now, channel, { sentAt: now });
   }
   return Promise.all(pending.map((command) => toDeviceCommand(deps.env.HMAC_SECRET, command)));
 }
@@ -179,7 +225,7 @@ const ACCEPTS_FROM: Record<ActionResultRequest["status"], CommandStatus[]> = {
 };
 
 export async function recordActionResult(
-  deps: Pick<AppDeps, "db" | "clock" | "metrics">,
+  deps: Pick<AppDeps, "db" | "clock" | "metrics" | "bus">,
   deviceId: string,
   input: ActionResultRequest,
 ): Promise<ActionResultResponse> {
@@ -190,6 +236,7 @@ export async function recordActionResult(
   const now = clock.now();
   const final = input.status !== "acknowledged";
   const changed = await transition(deps, input.requestId, ACCEPTS_FROM[input.status], input.status, now, input.error ?? null, {
+    nextAttemptAt: null,
     ...(final ? { completedAt: now, result: input.result, errorMessage: input.error ?? null } : { acknowledgedAt: now }),
   });
   metrics.actionResult.inc({ status: input.status, changed: String(changed) });
@@ -204,6 +251,133 @@ function isRepeat(reported: ActionResultRequest["status"], current: CommandStatu
   return reported === "acknowledged" && (current === "succeeded" || current === "failed");
 }
 
-export function isFinal(status: CommandStatus): boolean {
-  return finalCommandStatuses.includes(status);
+/** A device's delivery receipt (over the WebSocket): the command arrived and will run. */
+export async function acknowledgeCommand(deps: Pick<AppDeps, "db" | "clock" | "bus">, deviceId: string, requestId: string): Promise<void> {
+  const now = deps.clock.now();
+  const command = await deps.db.command.findUnique({ where: { requestId }, select: { deviceId: true } });
+  if (!command || command.deviceId !== deviceId) throw new HttpError("not_found", "This device has no command with this requestId");
+  await transition(deps, requestId, ["queued", "sent"], "acknowledged", now, "websocket", { acknowledgedAt: now, nextAttemptAt: null });
+}
+
+export async function cancelCommand(deps: CommandDeps, requestId: string, actor: { name: string; ip?: string }): Promise<CommandView> {
+  const existing = await deps.db.command.findUnique({ where: { requestId }, select: { status: true, deviceId: true } });
+  if (!existing) throw new HttpError("not_found", "No command has this requestId");
+  const cancelled = await transition(deps, requestId, ["queued", "sent", "acknowledged"], "cancelled", deps.clock.now(), `by ${actor.name}`, {
+    completedAt: deps.clock.now(),
+    nextAttemptAt: null,
+  });
+  if (!cancelled) throw new HttpError("conflict", `The command is already ${existing.status}`);
+  await recordAudit(deps.db, { actor: actor.name, action: "command.cancel", targetType: "device", targetId: existing.deviceId, ip: actor.ip, details: { requestId } });
+  return getCommand(deps, requestId);
+}
+
+const REDELIVERY_BATCH = 200;
+
+/**
+ * Claims commands whose next delivery attempt is due and tries again. SKIP LOCKED lets
+ * every instance run this at once without two of them claiming the same command.
+ */
+export async function redeliverDueCommands(deps: CommandDeps): Promise<number> {
+  const now = deps.clock.now();
+  const due = await deps.db.$queryRaw<Command[]>`
+    UPDATE "Command" SET "nextAttemptAt" = NULL
+    WHERE "requestId" IN (
+      SELECT "requestId" FROM "Command"
+      WHERE status IN ('queued', 'sent') AND "nextAttemptAt" <= ${now} AND "expiresAt" > ${now}
+      ORDER BY "nextAttemptAt" LIMIT ${REDELIVERY_BATCH}
+      FOR UPDATE SKIP LOCKED)
+    RETURNING *`;
+  for (const command of due) await dispatchCommand(deps, command);
+  return due.length;
+}
+
+async function resolveTarget({ db }: Pick<AppDeps, "db">, target: BulkTarget): Promise<string[]> {
+  if ("deviceIds" in target) {
+    const found = await db.device.findMany({ where: { id: { in: target.deviceIds } }, select: { id: true } });
+    const known = new Set(found.map((device) => device.id));
+    const unknown = target.deviceIds.filter((id) => !known.has(id));
+    if (unknown.length > 0) {
+      throw new HttpError("validation_failed", "Unknown devices in target", unknown.slice(0, 20).map((id) => ({ path: "target.deviceIds", message: `No device has id ${id}` })));
+    }
+    return [...known];
+  }
+  const where: Prisma.DeviceWhereInput = "group" in target ? { groups: { has: target.group } } : {};
+  return (await db.device.findMany({ where, select: { id: true } })).map((device) => device.id);
+}
+
+const DISPATCH_CONCURRENCY = 16;
+
+export async function createBulkCommand(deps: CommandDeps, input: CreateBulkCommandRequest, actor: { name: string; ip?: string }): Promise<BatchView> {
+  const deviceIds = await resolveTarget(deps, input.target);
+  if (deviceIds.length === 0) throw new HttpError("validation_failed", "The target matches no device", [{ path: "target", message: "No device matches" }]);
+  const now = deps.clock.now();
+  const batchId = randomUUID();
+  const expiresAt = new Date(now.getTime() + (input.ttlSeconds ?? deps.env.COMMAND_DEFAULT_TTL_SECONDS) * 1000);
+  const commands = deviceIds.map((deviceId) => ({
+    requestId: randomUUID(),
+    deviceId,
+    type: input.type,
+    payload: input.payload as object,
+    createdAt: now,
+    expiresAt,
+    createdBy: actor.name,
+    delivery: input.delivery,
+    batchId,
+  }));
+  await deps.db.$transaction([
+    deps.db.commandBatch.create({ data: { id: batchId, type: input.type, payload: input.payload as object, target: input.target, total: deviceIds.length, createdBy: actor.name, createdAt: now } }),
+    deps.db.command.createMany({ data: commands }),
+    deps.db.commandEvent.createMany({ data: commands.map((command) => ({ requestId: command.requestId, status: "queued" as const, at: now })) }),
+  ]);
+  await recordAudit(deps.db, { actor: actor.name, action: "command.bulk_create", targetType: "batch", targetId: batchId, ip: actor.ip, details: { type: input.type, target: input.target, total: deviceIds.length } });
+  deps.logger.info("bulk command queued", { batchId, type: input.type, total: deviceIds.length });
+  // Dispatch in the background: the admin gets the batch id at once and follows its progress.
+  void dispatchAll(deps, batchId);
+  return getBatch(deps, batchId);
+}
+
+async function dispatchAll(deps: CommandDeps, batchId: string): Promise<void> {
+  const commands = await deps.db.command.findMany({ where: { batchId } });
+  let next = 0;
+  const worker = async () => {
+    while (next < commands.length) {
+      const command = commands[next++]!;
+      await dispatchCommand(deps, command).catch((error: unknown) =>
+        deps.logger.error("dispatch failed", { requestId: command.requestId, message: error instanceof Error ? error.message : String(error) }),
+      );
+    }
+  };
+  await Promise.all(Array.from({ length: DISPATCH_CONCURRENCY }, worker));
+}
+
+export async function getBatch({ db }: Pick<AppDeps, "db">, batchId: string): Promise<BatchView> {
+  const batch = await db.commandBatch.findUnique({ where: { id: batchId } });
+  if (!batch) throw new HttpError("not_found", "No batch has this id");
+  const grouped = await db.command.groupBy({ by: ["status"], where: { batchId }, _count: { _all: true } });
+  const counts = Object.fromEntries(CommandStatuses.options.map((status) => [status, 0])) as BatchView["counts"];
+  for (const row of grouped) counts[row.status] = row._count._all;
+  const finished = finalCommandStatuses.reduce((sum, status) => sum + counts[status], 0);
+  return {
+    batchId: batch.id,
+    type: batch.type,
+    target: batch.target as Record<string, unknown>,
+    total: batch.total,
+    counts,
+    done: finished === batch.total,
+    createdAt: batch.createdAt.toISOString(),
+  };
+}
+
+export async function listCommands({ db }: Pick<AppDeps, "db">, query: ListCommandsQuery): Promise<ListCommandsResponse> {
+  const where: Prisma.CommandWhereInput = {
+    ...(query.deviceId ? { deviceId: query.deviceId } : {}),
+    ...(query.batchId ? { batchId: query.batchId } : {}),
+    ...(query.status ? { status: query.status } : {}),
+    ...(query.type ? { type: query.type } : {}),
+  };
+  const [commands, total] = await Promise.all([
+    db.command.findMany({ where, include: withEvents, orderBy: [{ createdAt: "desc" }, { requestId: "asc" }], skip: query.offset, take: query.limit }),
+    db.command.count({ where }),
+  ]);
+  return { commands: commands.map(toCommandView), total };
 }

@@ -7,13 +7,14 @@ import { limiter } from "../../lib/rate-limits";
 import { mount } from "../../lib/routing";
 import { inputOf } from "../../lib/validate";
 import { takePendingCommands } from "../commands/commands.service";
+import { afterHeartbeat } from "../fleet/fleet-monitor";
 import { getDevice, listDevices, recordHeartbeat, registerDevice } from "./devices.service";
 
 export async function heartbeatResponse(deps: AppDeps, deviceId: string): Promise<HeartbeatResponse> {
   return {
     serverTime: deps.clock.now().toISOString(),
     heartbeatIntervalSeconds: deps.env.HEARTBEAT_INTERVAL_SECONDS,
-    commands: await takePendingCommands(deps, deviceId),
+    commands: await takePendingCommands(deps, deviceId, "heartbeat"),
   };
 }
 
@@ -48,8 +49,10 @@ export function deviceRoutes(deps: AppDeps, guards: Guards): Router {
     apiRoutes.heartbeat,
     async (_req, res) => {
       const deviceId: string = res.locals.device.id;
-      await recordHeartbeat(deps, deviceId, inputOf(apiRoutes.heartbeat, res).body);
+      const heartbeat = inputOf(apiRoutes.heartbeat, res).body;
+      const device = await recordHeartbeat(deps, deviceId, heartbeat);
       deps.metrics.heartbeat.inc({ source: "v1" });
+      await afterHeartbeat(deps, device, heartbeat);
       const response = await heartbeatResponse(deps, deviceId);
       deps.logger.debug("heartbeat", { deviceId, pendingCommands: response.commands.length });
       res.json(response);

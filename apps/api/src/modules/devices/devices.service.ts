@@ -8,7 +8,7 @@ import type {
   RegisterResponse,
 } from "@mdm/contracts";
 import type { AppDeps } from "../../deps";
-import type { Device } from "../../generated/prisma/client";
+import type { Device, Prisma } from "../../generated/prisma/client";
 import { HttpError } from "../../lib/http-error";
 import { formatToken, hashSecret, newSecret, parseToken, secretMatches } from "../../lib/secrets";
 import { consumeEnrollmentToken } from "../enrollment/enrollment.service";
@@ -63,16 +63,21 @@ export async function authenticateDevice({ db }: Pick<AppDeps, "db">, authorizat
   return parsed.id;
 }
 
-/** Updates the device's live state with the sections the heartbeat carries and appends a telemetry event. */
-export async function recordHeartbeat({ db, clock }: Pick<AppDeps, "db" | "clock">, deviceId: string, heartbeat: HeartbeatRequest) {
+/**
+ * Updates the device's live state with the sections the heartbeat carries, marks it
+ * online and appends a telemetry event. Returns the updated device.
+ */
+export async function recordHeartbeat({ db, clock }: Pick<AppDeps, "db" | "clock">, deviceId: string, heartbeat: HeartbeatRequest): Promise<Device> {
   const now = clock.now();
   const { battery, memory, storage, network, apps } = heartbeat;
   const deviceTime = new Date(heartbeat.deviceTime);
-  await db.$transaction([
+  const [device] = await db.$transaction([
     db.device.update({
       where: { id: deviceId },
       data: {
         lastSeenAt: now,
+        online: true,
+        offlineSince: null,
         deviceTime,
         ...(battery ? { batteryLevel: battery.level, batteryCharging: battery.charging } : {}),
         ...(memory ? { memoryTotal: memory.total, memoryAvailable: memory.available } : {}),
@@ -100,6 +105,7 @@ export async function recordHeartbeat({ db, clock }: Pick<AppDeps, "db" | "clock
       },
     }),
   ]);
+  return device;
 }
 
 const toNumber = (value: bigint | null) => (value === null ? null : Number(value));
@@ -109,6 +115,11 @@ export function toDeviceView(device: Device): DeviceView {
     id: device.id,
     legacyId: device.legacyId,
     alias: device.alias,
+    notes: device.notes,
+    groups: device.groups,
+    online: device.online,
+    offlineSince: device.offlineSince?.toISOString() ?? null,
+    connected: device.socketInstanceId !== null,
     model: device.model,
     manufacturer: device.manufacturer,
     osVersion: device.osVersion,
@@ -137,20 +148,31 @@ export function toDeviceView(device: Device): DeviceView {
 }
 
 export async function listDevices({ db }: Pick<AppDeps, "db">, query: ListDevicesQuery): Promise<ListDevicesResponse> {
-  // Keyset pagination on (enrolledAt, id): stable and fast however deep the page.
-  const cursor = query.cursor
-    ? await db.device.findUnique({ where: { id: query.cursor }, select: { id: true, enrolledAt: true } })
-    : undefined;
-  if (query.cursor && !cursor) throw new HttpError("validation_failed", "Unknown cursor", [{ path: "query.cursor", message: "No device has this id" }]);
-  const rows = await db.device.findMany({
-    where: cursor
-      ? { OR: [{ enrolledAt: { lt: cursor.enrolledAt } }, { enrolledAt: cursor.enrolledAt, id: { lt: cursor.id } }] }
-      : undefined,
-    orderBy: [{ enrolledAt: "desc" }, { id: "desc" }],
-    take: query.limit + 1,
-  });
-  const page = rows.slice(0, query.limit);
-  return { devices: page.map(toDeviceView), nextCursor: rows.length > query.limit ? page[page.length - 1]!.id : null };
+  const where: Prisma.DeviceWhereInput = {
+    ...(query.status ? { online: query.status === "online" } : {}),
+    ...(query.group ? { groups: { has: query.group } } : {}),
+    ...(query.batteryBelow !== undefined ? { batteryLevel: { lt: query.batteryBelow } } : {}),
+    ...(query.appVersion ? { appVersion: query.appVersion } : {}),
+    ...(query.search ? { OR: searchConditions(query.search) } : {}),
+  };
+  const [devices, total] = await Promise.all([
+    db.device.findMany({
+      where,
+      // The id breaks ties, so pages never overlap or skip a device.
+      orderBy: [{ [query.sort]: query.sort === "enrolledAt" ? query.order : { sort: query.order, nulls: "last" } }, { id: "asc" }],
+      skip: query.offset,
+      take: query.limit,
+    }),
+    db.device.count({ where }),
+  ]);
+  return { devices: devices.map(toDeviceView), total, limit: query.limit, offset: query.offset };
+}
+
+function searchConditions(search: string): Prisma.DeviceWhereInput[] {
+  const contains = { contains: search, mode: "insensitive" as const };
+  const conditions: Prisma.DeviceWhereInput[] = [{ alias: contains }, { model: contains }, { serialNumber: contains }, { legacyId: contains }];
+  if (/^[0-9a-f-]{36}$/i.test(search)) conditions.push({ id: search.toLowerCase() });
+  return conditions;
 }
 
 export async function getDevice({ db }: Pick<AppDeps, "db">, deviceId: string): Promise<DeviceView> {

@@ -9,6 +9,7 @@ import { constantTimeEquals, hashSecret, newSecret } from "../../lib/secrets";
 import { inputOf } from "../../lib/validate";
 import { heartbeatResponse } from "../devices/devices.routes";
 import { recordHeartbeat } from "../devices/devices.service";
+import { afterHeartbeat } from "../fleet/fleet-monitor";
 
 /**
  * Agents that predate enrollment tokens: a shared key and a self-chosen device id. Off
@@ -36,8 +37,9 @@ export function legacyRoutes(deps: AppDeps): Router {
       const { deviceId: legacyId, device: facts, ...heartbeat } = inputOf(apiRoutes.legacyHeartbeat, res).body;
       const deviceId = await findOrEnrollLegacyDevice(deps, legacyId, facts ?? {});
       res.locals.device = { id: deviceId };
-      await recordHeartbeat(deps, deviceId, heartbeat);
+      const device = await recordHeartbeat(deps, deviceId, heartbeat);
       deps.metrics.heartbeat.inc({ source: "legacy" });
+      await afterHeartbeat(deps, device, heartbeat);
       res.json({ deviceId, ...(await heartbeatResponse(deps, deviceId)) });
     },
     { guards: [requireLegacyKey], afterValidation: [perLegacyDevice] },

@@ -1,0 +1,50 @@
+import { apiRoutes } from "@mdm/contracts";
+import { Router } from "express";
+import type { AppDeps } from "../../deps";
+import type { Guards } from "../../lib/guards";
+import { mount } from "../../lib/routing";
+import { inputOf } from "../../lib/validate";
+import {
+  createPolicy,
+  deletePolicy,
+  deviceTelemetry,
+  fleetSummary,
+  getAlertSettings,
+  listAlerts,
+  listGroups,
+  listPolicies,
+  updateAlertSettings,
+  updateDevice,
+} from "./fleet.service";
+
+export function fleetRoutes(deps: AppDeps, guards: Guards): Router {
+  const router = Router();
+  const admin = { guards: guards.admin };
+
+  mount(router, apiRoutes.updateDevice, async (_req, res) => {
+    const { params, body } = inputOf(apiRoutes.updateDevice, res);
+    res.json(await updateDevice(deps, params.deviceId, body, res.locals.actor));
+  }, admin);
+  mount(router, apiRoutes.deviceTelemetry, async (_req, res) => {
+    const { params, query } = inputOf(apiRoutes.deviceTelemetry, res);
+    res.json(await deviceTelemetry(deps, params.deviceId, query.hours));
+  }, admin);
+  mount(router, apiRoutes.fleetSummary, async (_req, res) => res.json(await fleetSummary(deps)), admin);
+  mount(router, apiRoutes.listGroups, async (_req, res) => res.json(await listGroups(deps)), admin);
+
+  mount(router, apiRoutes.listPolicies, async (_req, res) => res.json(await listPolicies(deps)), admin);
+  mount(router, apiRoutes.createPolicy, async (_req, res) => {
+    res.status(201).json(await createPolicy(deps, inputOf(apiRoutes.createPolicy, res).body, res.locals.actor));
+  }, admin);
+  mount(router, apiRoutes.deletePolicy, async (_req, res) => {
+    await deletePolicy(deps, inputOf(apiRoutes.deletePolicy, res).params.policyId, res.locals.actor);
+    res.status(204).end();
+  }, admin);
+
+  mount(router, apiRoutes.getAlertSettings, async (_req, res) => res.json(await getAlertSettings(deps)), admin);
+  mount(router, apiRoutes.updateAlertSettings, async (_req, res) => {
+    res.json(await updateAlertSettings(deps, inputOf(apiRoutes.updateAlertSettings, res).body, res.locals.actor));
+  }, admin);
+  mount(router, apiRoutes.listAlerts, async (_req, res) => res.json(await listAlerts(deps)), admin);
+  return router;
+}

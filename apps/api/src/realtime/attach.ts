@@ -1,0 +1,110 @@
+import type { IncomingMessage, Server } from "node:http";
+import type { Duplex } from "node:stream";
+import { BEARER_PROTOCOL_PREFIX, DASHBOARD_WS_PROTOCOL, DEVICE_WS_PROTOCOL, type ErrorBody } from "@mdm/contracts";
+import { WebSocketServer } from "ws";
+import type { AppDeps } from "../deps";
+import { HttpError } from "../lib/http-error";
+import { authenticateDevice } from "../modules/devices/devices.service";
+import { DashboardHub } from "./dashboard-hub";
+import { DeviceHub } from "./device-hub";
+
+const MAX_FRAME_BYTES = 64 * 1024;
+const LEGACY_DEVICE_PATH = /^\/ws\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i;
+
+/** Decides whether an upgrade request to /ws/dashboard carries a valid user session. */
+export type DashboardAuthenticator = (req: IncomingMessage, protocols: string[]) => Promise<boolean>;
+
+export type Realtime = { devices: DeviceHub; dashboards: DashboardHub; close: () => Promise<void> };
+
+function offeredProtocols(req: IncomingMessage): string[] {
+  return (req.headers["sec-websocket-protocol"] ?? "")
+    .split(",")
+    .map((protocol) => protocol.trim())
+    .filter(Boolean);
+}
+
+/** The device token from `Authorization: Bearer …`, or from a `bearer.<token>` subprotocol. */
+function deviceAuthorization(req: IncomingMessage, protocols: string[]): string | undefined {
+  if (req.headers.authorization) return req.headers.authorization;
+  const offered = protocols.find((protocol) => protocol.startsWith(BEARER_PROTOCOL_PREFIX));
+  return offered ? `Bearer ${offered.slice(BEARER_PROTOCOL_PREFIX.length)}` : undefined;
+}
+
+/** Refuses an upgrade with a JSON error before any WebSocket exists. */
+function refuse(socket: Duplex, error: HttpError): void {
+  const body: ErrorBody = { error: { code: error.code, message: error.message, requestId: "websocket-upgrade" } };
+  const text = JSON.stringify(body);
+  const reason = { 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 503: "Service Unavailable" }[error.status] ?? "Bad Request";
+  socket.end(
+    `HTTP/1.1 ${error.status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
+  );
+}
+
+/**
+ * WebSocket channels on the HTTP server's upgrade: devices at /ws/devices (and the legacy
+ * /ws/{deviceId}), dashboards at /ws/dashboard. Authentication happens before the
+ * upgrade completes; a refused client gets an HTTP error, never a socket.
+ */
+export function attachRealtime(server: Server, deps: AppDeps, authenticateDashboard: DashboardAuthenticator): Realtime {
+  const devices = new DeviceHub(deps);
+  const dashboards = new DashboardHub(deps);
+  const deviceServer = new WebSocketServer({
+    noServer: true,
+    maxPayload: MAX_FRAME_BYTES,
+    handleProtocols: (protocols) => (protocols.has(DEVICE_WS_PROTOCOL) ? DEVICE_WS_PROTOCOL : false),
+  });
+  const dashboardServer = new WebSocketServer({
+    noServer: true,
+    maxPayload: MAX_FRAME_BYTES,
+    handleProtocols: (protocols) => (protocols.has(DASHBOARD_WS_PROTOCOL) ? DASHBOARD_WS_PROTOCOL : false),
+  });
+
+  const onUpgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on("error", () => socket.destroy());
+    try {
+      const path = new URL(req.url ?? "/", "http://localhost").pathname;
+      const protocols = offeredProtocols(req);
+      const legacy = LEGACY_DEVICE_PATH.exec(path);
+      if (path === "/ws/devices" || legacy) {
+        const deviceId = await authenticateDevice(deps, deviceAuthorization(req, protocols));
+        if (legacy && legacy[1]!.toLowerCase() !== deviceId) throw new HttpError("unauthorized", "The token does not belong to this device");
+        deviceServer.handleUpgrade(req, socket, head, (ws) => void devices.connect(deviceId, ws).catch((error: unknown) => {
+          deps.logger.error("device connect failed", { deviceId, message: error instanceof Error ? error.message : String(error) });
+          ws.terminate();
+        }));
+        return;
+      }
+      if (path === "/ws/dashboard") {
+        if (!(await authenticateDashboard(req, protocols))) throw new HttpError("unauthorized", "Sign in first: send the session cookie or a ticket from GET /auth/ws-ticket");
+        dashboardServer.handleUpgrade(req, socket, head, (ws) => dashboards.add(ws));
+        return;
+      }
+      throw new HttpError("not_found", `No WebSocket endpoint at ${path}`);
+    } catch (error) {
+      if (error instanceof HttpError) return refuse(socket, error);
+      deps.logger.error("websocket upgrade failed", { message: error instanceof Error ? error.message : String(error) });
+      refuse(socket, new HttpError("service_unavailable", "Try again shortly"));
+    }
+  };
+  const upgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => void onUpgrade(req, socket, head);
+  server.on("upgrade", upgradeListener);
+
+  const pinger = setInterval(() => {
+    devices.pingAll();
+    dashboards.pingAll();
+  }, deps.env.WS_PING_INTERVAL_SECONDS * 1000);
+  pinger.unref();
+
+  return {
+    devices,
+    dashboards,
+    close: async () => {
+      clearInterval(pinger);
+      server.off("upgrade", upgradeListener);
+      dashboards.close();
+      await devices.close();
+      deviceServer.close();
+      dashboardServer.close();
+    },
+  };
+}

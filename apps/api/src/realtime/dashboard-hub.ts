@@ -1,0 +1,95 @@
+import type { CommandStatusChange, DashboardServerFrame, DeviceLiveState } from "@mdm/contracts";
+import { DashboardClientFrame, WsCloseCode } from "@mdm/contracts";
+import type { WebSocket } from "ws";
+import type { AppDeps } from "../deps";
+
+// One frame may carry at most this many command changes; the rest go in the next one.
+const MAX_COMMANDS_PER_FRAME = 1000;
+// A browser that cannot keep up is skipped until its buffer drains; latest state still wins.
+const MAX_BUFFERED_BYTES = 1 << 20;
+
+type Client = {
+  socket: WebSocket;
+  alive: boolean;
+  devices: Map<string, DeviceLiveState>;
+  commands: Map<string, CommandStatusChange>;
+};
+
+/**
+ * Streams fleet changes to dashboards, coalesced: each client gets at most one frame per
+ * flush interval, with the latest state of each changed device and each command's latest
+ * status. A fleet of 100,000 devices heartbeating does not flood a browser.
+ */
+export class DashboardHub {
+  private readonly clients = new Set<Client>();
+  private readonly timer: NodeJS.Timeout;
+  private readonly unsubscribe: () => void;
+
+  constructor(private readonly deps: AppDeps) {
+    this.unsubscribe = deps.bus.subscribe((event) => {
+      if (this.clients.size === 0) return;
+      for (const client of this.clients) {
+        if (event.kind === "device_state") client.devices.set(event.state.deviceId, event.state);
+        if (event.kind === "command_status") client.commands.set(event.change.requestId, event.change);
+      }
+    });
+    this.timer = setInterval(() => this.flush(), deps.env.DASHBOARD_FLUSH_MS);
+    this.timer.unref();
+  }
+
+  get size(): number {
+    return this.clients.size;
+  }
+
+  add(socket: WebSocket): void {
+    const client: Client = { socket, alive: true, devices: new Map(), commands: new Map() };
+    this.clients.add(client);
+    socket.on("pong", () => (client.alive = true));
+    socket.on("message", (data) => {
+      // Dashboards only listen; anything but a ping breaks the protocol.
+      let valid = false;
+      try {
+        valid = DashboardClientFrame.safeParse(JSON.parse(data.toString())).success;
+      } catch {
+        valid = false;
+      }
+      if (!valid) socket.close(WsCloseCode.policyViolation, "frame does not match the protocol");
+    });
+    socket.on("close", () => this.clients.delete(client));
+    socket.on("error", () => socket.terminate());
+    this.send(socket, { type: "hello", serverTime: this.deps.clock.now().toISOString(), flushIntervalMs: this.deps.env.DASHBOARD_FLUSH_MS });
+  }
+
+  flush(): void {
+    for (const client of this.clients) {
+      if (client.devices.size === 0 && client.commands.size === 0) continue;
+      if (client.socket.bufferedAmount > MAX_BUFFERED_BYTES) continue;
+      const commands = [...client.commands.values()].slice(0, MAX_COMMANDS_PER_FRAME);
+      for (const change of commands) client.commands.delete(change.requestId);
+      this.send(client.socket, { type: "update", devices: [...client.devices.values()], commands });
+      client.devices.clear();
+    }
+  }
+
+  pingAll(): void {
+    for (const client of this.clients) {
+      if (!client.alive) {
+        client.socket.terminate();
+        continue;
+      }
+      client.alive = false;
+      client.socket.ping();
+    }
+  }
+
+  private send(socket: WebSocket, frame: DashboardServerFrame): void {
+    if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(frame));
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.unsubscribe();
+    for (const client of this.clients) client.socket.close(WsCloseCode.goingAway, "server shutting down");
+    this.clients.clear();
+  }
+}

@@ -1,0 +1,156 @@
+import { type DeviceServerFrame, DeviceClientFrame, WsCloseCode } from "@mdm/contracts";
+import type { WebSocket } from "ws";
+import type { AppDeps } from "../deps";
+import { HttpError } from "../lib/http-error";
+import { acknowledgeCommand, recordActionResult, takePendingCommands, toDeviceCommand, transition } from "../modules/commands/commands.service";
+import { recordHeartbeat } from "../modules/devices/devices.service";
+import { afterHeartbeat } from "../modules/fleet/fleet-monitor";
+
+// Frames per socket per minute; well above any honest agent (a heartbeat a minute plus
+// an ack and a result per command), low enough that one socket cannot hog an instance.
+const FRAMES_PER_MINUTE = 600;
+
+type Connection = { socket: WebSocket; alive: boolean; frames: number; windowStart: number };
+
+/**
+ * The device sockets this instance holds. Delivers commands to them (whichever instance
+ * created the command: the bus carries it here) and handles their frames.
+ */
+export class DeviceHub {
+  private readonly connections = new Map<string, Connection>();
+  private readonly unsubscribe: () => void;
+
+  constructor(private readonly deps: AppDeps) {
+    this.unsubscribe = deps.bus.subscribe((event) => {
+      if (event.kind === "deliver" && this.connections.has(event.deviceId)) void this.deliver(event.deviceId, event.requestId);
+    });
+  }
+
+  get size(): number {
+    return this.connections.size;
+  }
+
+  isConnected(deviceId: string): boolean {
+    return this.connections.has(deviceId);
+  }
+
+  async connect(deviceId: string, socket: WebSocket): Promise<void> {
+    const { deps } = this;
+    const previous = this.connections.get(deviceId);
+    // Listeners first: a frame may arrive while the hello and pending commands go out.
+    const connection: Connection = { socket, alive: true, frames: 0, windowStart: Date.now() };
+    this.connections.set(deviceId, connection);
+    previous?.socket.close(WsCloseCode.replaced, "replaced by a newer connection");
+    socket.on("pong", () => (connection.alive = true));
+    socket.on("message", (data, isBinary) => void this.onMessage(deviceId, connection, data.toString(), isBinary));
+    socket.on("close", () => void this.onClose(deviceId, connection));
+    socket.on("error", () => socket.terminate());
+
+    await deps.db.device.update({ where: { id: deviceId }, data: { socketInstanceId: deps.instanceId, socketConnectedAt: deps.clock.now() } });
+    deps.logger.info("device connected", { deviceId });
+    this.send(socket, {
+      type: "hello",
+      deviceId,
+      serverTime: deps.clock.now().toISOString(),
+      heartbeatIntervalSeconds: deps.env.HEARTBEAT_INTERVAL_SECONDS,
+    });
+    for (const command of await takePendingCommands(deps, deviceId, "websocket")) this.send(socket, { type: "command", command });
+  }
+
+  /** Sends one command if its device is here and it still waits for delivery. */
+  private async deliver(deviceId: string, requestId: string): Promise<void> {
+    const connection = this.connections.get(deviceId);
+    if (!connection) return;
+    const now = this.deps.clock.now();
+    const command = await this.deps.db.command.findUnique({ where: { requestId } });
+    if (!command || command.deviceId !== deviceId || command.expiresAt <= now) return;
+    if (command.status !== "queued" && command.status !== "sent") return;
+    this.send(connection.socket, { type: "command", command: await toDeviceCommand(this.deps.env.HMAC_SECRET, command) });
+    await transition(this.deps, requestId, ["queued"], "sent", now, "websocket", { sentAt: now });
+  }
+
+  private async onMessage(deviceId: string, connection: Connection, text: string, isBinary: boolean): Promise<void> {
+    const { socket } = connection;
+    if (Date.now() - connection.windowStart > 60_000) {
+      connection.frames = 0;
+      connection.windowStart = Date.now();
+    }
+    if (++connection.frames > FRAMES_PER_MINUTE) return socket.close(WsCloseCode.policyViolation, "too many frames");
+    const frame = isBinary ? undefined : parseFrame(text);
+    if (!frame) return socket.close(WsCloseCode.policyViolation, "frame does not match the protocol");
+    try {
+      switch (frame.type) {
+        case "heartbeat": {
+          const device = await recordHeartbeat(this.deps, deviceId, frame.heartbeat);
+          this.deps.metrics.heartbeat.inc({ source: "websocket" });
+          this.send(socket, { type: "heartbeat_ok", serverTime: this.deps.clock.now().toISOString() });
+          await afterHeartbeat(this.deps, device, frame.heartbeat);
+          return;
+        }
+        case "command_ack":
+          await acknowledgeCommand(this.deps, deviceId, frame.requestId);
+          return;
+        case "command_result": {
+          const outcome = await recordActionResult(this.deps, deviceId, frame.result);
+          this.send(socket, { type: "result_ok", ...outcome });
+          return;
+        }
+      }
+    } catch (error) {
+      const requestId = frame.type === "command_ack" ? frame.requestId : frame.type === "command_result" ? frame.result.requestId : undefined;
+      if (error instanceof HttpError) {
+        this.send(socket, { type: "error", code: error.code, message: error.message, ...(requestId ? { requestId } : {}) });
+        return;
+      }
+      this.deps.logger.error("device frame failed", { deviceId, type: frame.type, message: error instanceof Error ? error.message : String(error) });
+      this.send(socket, { type: "error", code: "internal_error", message: "The server could not process this frame", ...(requestId ? { requestId } : {}) });
+    }
+  }
+
+  private async onClose(deviceId: string, connection: Connection): Promise<void> {
+    if (this.connections.get(deviceId) !== connection) return;
+    this.connections.delete(deviceId);
+    this.deps.logger.info("device disconnected", { deviceId });
+    // Only clear the marker if it is still ours: the device may have reconnected elsewhere.
+    await this.deps.db.device
+      .updateMany({ where: { id: deviceId, socketInstanceId: this.deps.instanceId }, data: { socketInstanceId: null, socketConnectedAt: null } })
+      .catch(() => undefined);
+  }
+
+  private send(socket: WebSocket, frame: DeviceServerFrame): void {
+    if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(frame));
+  }
+
+  /** Terminates sockets that did not answer the previous ping; pings the others. */
+  pingAll(): void {
+    for (const connection of this.connections.values()) {
+      if (!connection.alive) {
+        connection.socket.terminate();
+        continue;
+      }
+      connection.alive = false;
+      connection.socket.ping();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.unsubscribe();
+    const ids = [...this.connections.keys()];
+    for (const connection of this.connections.values()) connection.socket.close(WsCloseCode.goingAway, "server shutting down");
+    this.connections.clear();
+    if (ids.length > 0) {
+      await this.deps.db.device
+        .updateMany({ where: { id: { in: ids }, socketInstanceId: this.deps.instanceId }, data: { socketInstanceId: null, socketConnectedAt: null } })
+        .catch(() => undefined);
+    }
+  }
+}
+
+function parseFrame(text: string): DeviceClientFrame | undefined {
+  try {
+    const parsed = DeviceClientFrame.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,108 @@
+import { z } from "zod";
+import { CommandStatus, CommandType } from "./commands";
+import { DateTime, Uuid, text } from "./primitives";
+
+const GroupName = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9 ._:-]*$/, "Letters, digits, space and . _ : - only, starting with a letter or digit");
+
+export const UpdateDeviceRequest = z
+  .strictObject({
+    alias: text(100).nullable().optional(),
+    notes: text(2000).nullable().optional(),
+    groups: z.array(GroupName).max(20).optional(),
+  })
+  .refine((value) => Object.keys(value).length > 0, { message: "Send at least one of alias, notes, groups" });
+export type UpdateDeviceRequest = z.infer<typeof UpdateDeviceRequest>;
+
+export const FleetSummary = z.object({
+  total: z.int(),
+  online: z.int(),
+  offline: z.int(),
+  lowBattery: z.int().describe("Devices whose last reported battery is below 20%."),
+  commandsInFlight: z.int().describe("Commands queued, sent or acknowledged and not expired."),
+});
+export type FleetSummary = z.infer<typeof FleetSummary>;
+
+export const GroupSummary = z.object({ name: z.string(), devices: z.int(), online: z.int() });
+export const ListGroupsResponse = z.object({ groups: z.array(GroupSummary) });
+export type ListGroupsResponse = z.infer<typeof ListGroupsResponse>;
+
+export const TelemetryQuery = z.strictObject({
+  hours: z.coerce.number().int().min(1).max(48).default(24),
+});
+export type TelemetryQuery = z.infer<typeof TelemetryQuery>;
+
+export const TelemetryPoint = z.object({
+  at: DateTime,
+  batteryLevel: z.int().nullable(),
+  batteryCharging: z.boolean().nullable(),
+  memoryTotal: z.number().nullable(),
+  memoryAvailable: z.number().nullable(),
+  storageAvailable: z.number().nullable(),
+});
+export const TelemetryResponse = z.object({ points: z.array(TelemetryPoint) });
+export type TelemetryResponse = z.infer<typeof TelemetryResponse>;
+
+export const ListCommandsQuery = z.strictObject({
+  deviceId: Uuid.optional(),
+  batchId: Uuid.optional(),
+  status: CommandStatus.optional(),
+  type: CommandType.optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
+});
+export type ListCommandsQuery = z.infer<typeof ListCommandsQuery>;
+
+// ---- Auto-relaunch policies ----------------------------------------------------------
+
+export const AppPolicy = z.object({
+  id: Uuid,
+  deviceId: Uuid.nullable(),
+  group: z.string().nullable(),
+  packageName: z.string(),
+  enabled: z.boolean(),
+  createdAt: DateTime,
+});
+export type AppPolicy = z.infer<typeof AppPolicy>;
+
+const PolicyPackage = z.string().max(255).regex(/^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+$/, "Must be an Android package name");
+
+export const CreateAppPolicyRequest = z.union([
+  z.strictObject({ deviceId: Uuid, packageName: PolicyPackage, enabled: z.boolean().default(true) }),
+  z.strictObject({ group: GroupName, packageName: PolicyPackage, enabled: z.boolean().default(true) }),
+]);
+export type CreateAppPolicyRequest = z.infer<typeof CreateAppPolicyRequest>;
+
+export const ListAppPoliciesResponse = z.object({ policies: z.array(AppPolicy) });
+export type ListAppPoliciesResponse = z.infer<typeof ListAppPoliciesResponse>;
+
+export const PolicyIdParams = z.object({ policyId: Uuid });
+
+// ---- Alerts --------------------------------------------------------------------------
+
+export const AlertSettings = z.object({
+  enabled: z.boolean(),
+  offlineAfterSeconds: z.int().min(60).max(7 * 24 * 3600).describe("A device without a heartbeat for this long is offline."),
+  recipients: z.array(z.email().max(254)).max(50).describe("Empty: every active admin user."),
+  groupOfflinePercent: z.int().min(1).max(100).nullable().describe("Alert once when this share of a group is offline; null: off."),
+  cooldownMinutes: z.int().min(1).max(7 * 24 * 60).describe("At most one alert per device (or group) in this window."),
+});
+export type AlertSettings = z.infer<typeof AlertSettings>;
+
+export const UpdateAlertSettingsRequest = AlertSettings.partial().strict();
+export type UpdateAlertSettingsRequest = z.infer<typeof UpdateAlertSettingsRequest>;
+
+export const AlertRecord = z.object({
+  id: z.string(),
+  kind: z.enum(["device_offline", "group_offline"]),
+  deviceId: Uuid.nullable(),
+  group: z.string().nullable(),
+  subject: z.string(),
+  recipients: z.array(z.string()),
+  sentAt: DateTime,
+});
+export const ListAlertsResponse = z.object({ alerts: z.array(AlertRecord) });
+export type ListAlertsResponse = z.infer<typeof ListAlertsResponse>;
