@@ -209,3 +209,79 @@ describe("POST /admin/command through the real firebase-admin SDK", () => {
     }
   });
 });
+
+describe("bulk commands, cancel and history", () => {
+  async function waitForBatch(batchId: string, until: (body: { counts: Record<string, number> }) => boolean) {
+    for (let i = 0; i < 50; i++) {
+      const res = await adminRequest(t.app, "GET", `/admin/batches/${batchId}`);
+      if (until(res.body)) return res.body;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error("batch did not settle");
+  }
+
+  it("targets a group with one call and reports progress by status", async () => {
+    const members = [await enrollDevice(t.app, { fcmToken: "a" }), await enrollDevice(t.app, { fcmToken: "b" })];
+    const outsider = await enrollDevice(t.app, { fcmToken: "c" });
+    for (const device of members) await adminRequest(t.app, "PATCH", `/admin/devices/${device.deviceId}`, { groups: ["store-1"] });
+    const res = await adminRequest(t.app, "POST", "/admin/commands/bulk", { target: { group: "store-1" }, type: "lock", payload: { message: "closing" } });
+    expect(res.status).toBe(202);
+    expect(res.body).toMatchObject({ total: 2, target: { group: "store-1" }, done: false });
+    const settled = await waitForBatch(res.body.batchId, (body) => body.counts.sent === 2);
+    expect(settled.counts).toMatchObject({ queued: 0, sent: 2 });
+    expect(t.push.sent.map((message) => message.token).sort()).toEqual(["a", "b"]);
+    expect(await database.db.command.count({ where: { deviceId: outsider.deviceId } })).toBe(0);
+
+    for (const device of members) {
+      const [command] = (await adminRequest(t.app, "GET", `/admin/commands?deviceId=${device.deviceId}`)).body.commands;
+      await request(t.app).post("/v1/action-result").auth(device.deviceToken, bearer).send({ requestId: command.requestId, status: "succeeded" });
+    }
+    const done = await adminRequest(t.app, "GET", `/admin/batches/${res.body.batchId}`);
+    expect(done.body).toMatchObject({ done: true, counts: { succeeded: 2 } });
+  });
+
+  it("targets the whole fleet or a list, and refuses unknown devices and empty targets", async () => {
+    const device = await enrollDevice(t.app);
+    const all = await adminRequest(t.app, "POST", "/admin/commands/bulk", { target: { all: true }, type: "ping" });
+    expect(all.body.total).toBe(1);
+    const unknown = await adminRequest(t.app, "POST", "/admin/commands/bulk", {
+      target: { deviceIds: [device.deviceId, "00000000-0000-4000-8000-000000000000"] },
+      type: "ping",
+    });
+    expect(unknown.status).toBe(400);
+    expect(unknown.body.error.details[0].message).toContain("00000000-0000-4000-8000-000000000000");
+    const empty = await adminRequest(t.app, "POST", "/admin/commands/bulk", { target: { group: "nobody" }, type: "ping" });
+    expect(empty.status).toBe(400);
+    const both = await adminRequest(t.app, "POST", "/admin/commands/bulk", { target: { all: true, group: "x" }, type: "ping" });
+    expect(both.status).toBe(400);
+    expect((await adminRequest(t.app, "GET", "/admin/batches/00000000-0000-4000-8000-000000000000")).status).toBe(404);
+  });
+
+  it("cancels a pending command, which is then neither delivered nor completable", async () => {
+    const device = await enrollDevice(t.app);
+    const created = await adminRequest(t.app, "POST", "/admin/command", { deviceId: device.deviceId, type: "reboot" });
+    const cancelled = await adminRequest(t.app, "POST", `/admin/commands/${created.body.requestId}/cancel`);
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.body.status).toBe("cancelled");
+    expect(cancelled.body.events.at(-1)).toMatchObject({ status: "cancelled", detail: "by admin-key" });
+    const beat = await request(t.app).post("/v1/heartbeat").auth(device.deviceToken, bearer).send(heartbeatBody());
+    expect(beat.body.commands).toEqual([]);
+    const late = await request(t.app).post("/v1/action-result").auth(device.deviceToken, bearer).send({ requestId: created.body.requestId, status: "succeeded" });
+    expect(late.status).toBe(409);
+    expect((await adminRequest(t.app, "POST", `/admin/commands/${created.body.requestId}/cancel`)).status).toBe(409);
+  });
+
+  it("lists a device's command history newest first, filtered by status", async () => {
+    const device = await enrollDevice(t.app);
+    const first = await adminRequest(t.app, "POST", "/admin/command", { deviceId: device.deviceId, type: "ping" });
+    t.clock.advance(1); // distinct creation times, so the order is defined
+    const second = await adminRequest(t.app, "POST", "/admin/command", { deviceId: device.deviceId, type: "lock" });
+    await adminRequest(t.app, "POST", `/admin/commands/${first.body.requestId}/cancel`);
+    const all = await adminRequest(t.app, "GET", `/admin/commands?deviceId=${device.deviceId}`);
+    expect(all.body.total).toBe(2);
+    expect(all.body.commands.map((command: { requestId: string }) => command.requestId)).toEqual([second.body.requestId, first.body.requestId]);
+    const cancelled = await adminRequest(t.app, "GET", `/admin/commands?deviceId=${device.deviceId}&status=cancelled`);
+    expect(cancelled.body.commands.map((command: { requestId: string }) => command.requestId)).toEqual([first.body.requestId]);
+    expect((await adminRequest(t.app, "GET", "/admin/commands?status=exploded")).status).toBe(400);
+  });
+});
