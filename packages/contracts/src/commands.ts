@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { DateTime, Uuid, jsonObject, nonEmptyText, text } from "./primitives";
+import { DateTime, GroupName, Uuid, jsonObject, nonEmptyText, text } from "./primitives";
 
 export const CommandType = z.enum([
   "ping",
@@ -32,9 +32,7 @@ const PackageName = z
 const EmptyPayload = z.strictObject({}).default({});
 const AppPayload = z.strictObject({ packageName: PackageName });
 
-// FCM data messages are limited to 4 KB in all, so payloads stay well under that.
-export const MAX_COMMAND_PAYLOAD_BYTES = 2048;
-
+// FCM data messages are limited to 4 KB in all: payload limits below keep well under it.
 export const CommandPayloads = {
   ping: EmptyPayload,
   reboot: EmptyPayload,
@@ -44,7 +42,7 @@ export const CommandPayloads = {
   clear_app_data: AppPayload,
   install_app: z.strictObject({
     packageName: PackageName,
-    url: z.url({ protocol: /^https?$/ }).max(2048),
+    url: z.url({ protocol: /^https?$/ }).max(2048).pipe(text(2048)),
     sha256: z.string().regex(/^[a-f0-9]{64}$/, "Must be a lowercase hex SHA-256").optional(),
     versionCode: z.int().min(1).optional(),
   }),
@@ -83,7 +81,7 @@ export type CreateCommandRequest = z.infer<typeof CreateCommandRequest>;
 
 export const BulkTarget = z.union([
   z.strictObject({ deviceIds: z.array(Uuid).min(1).max(10_000) }),
-  z.strictObject({ group: z.string().min(1).max(64) }),
+  z.strictObject({ group: GroupName }),
   z.strictObject({ all: z.literal(true) }),
 ]);
 export type BulkTarget = z.infer<typeof BulkTarget>;

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { DeviceCommand } from "./commands";
-import { Bytes, DateTime, Uuid, nonEmptyText, text } from "./primitives";
+import { Bytes, DateTime, GroupName, Uuid, nonEmptyText, text } from "./primitives";
 
 // Device-facing bodies accept and ignore unknown fields, so a newer agent can talk to an
 // older server. Admin-facing bodies are strict.
@@ -121,11 +121,11 @@ export const ListDevicesQuery = z.strictObject({
   offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
   sort: DeviceSort.default("enrolledAt"),
   order: z.enum(["asc", "desc"]).default("desc"),
-  search: z.string().max(100).optional().describe("Matches alias, model, serial number, id or legacy id (case-insensitive)."),
+  search: text(100).optional().describe("Matches alias, model, serial number, id or legacy id (case-insensitive)."),
   status: z.enum(["online", "offline"]).optional(),
-  group: z.string().max(64).optional(),
+  group: GroupName.optional(),
   batteryBelow: z.coerce.number().int().min(1).max(101).optional().describe("Only devices whose battery level is below this."),
-  appVersion: z.string().max(64).optional(),
+  appVersion: text(64).optional(),
 });
 export type ListDevicesQuery = z.infer<typeof ListDevicesQuery>;
 

@@ -1,12 +1,6 @@
 import { z } from "zod";
 import { CommandStatus, CommandType } from "./commands";
-import { DateTime, Uuid, text } from "./primitives";
-
-const GroupName = z
-  .string()
-  .min(1)
-  .max(64)
-  .regex(/^[A-Za-z0-9][A-Za-z0-9 ._:-]*$/, "Letters, digits, space and . _ : - only, starting with a letter or digit");
+import { DateTime, GroupName, Uuid, text } from "./primitives";
 
 export const UpdateDeviceRequest = z
   .strictObject({

@@ -20,12 +20,10 @@ export async function hmacSha256Hex(secret: string, message: string | Uint8Array
   return toHex(await crypto.subtle.sign("HMAC", key, toBytes(message)));
 }
 
-/** Compares two strings in time that depends only on their length. */
+/** Compares two strings, UTF-16 unit by unit, in time that depends only on their length. */
 export function timingSafeEqual(a: string, b: string): boolean {
-  const left = encoder.encode(a);
-  const right = encoder.encode(b);
-  let difference = left.length ^ right.length;
-  for (let i = 0; i < left.length; i++) difference |= left[i]! ^ (right[i] ?? 0);
+  let difference = a.length ^ b.length;
+  for (let i = 0; i < a.length; i++) difference |= a.charCodeAt(i) ^ (i < b.length ? b.charCodeAt(i) : 0);
   return difference === 0;
 }
 

@@ -1,0 +1,166 @@
+import { z } from "zod";
+import { ErrorBody, errorStatus } from "./errors";
+import { buildOpenApiDocument } from "./openapi";
+import type { ApiRoute } from "./route-types";
+import { apiRoutes, routeErrors } from "./routes";
+
+type Operation = {
+  operationId: string;
+  tags: string[];
+  security: Array<Record<string, string[]>>;
+  parameters: Array<{ name: string; in: string; required: boolean; schema: unknown }>;
+  requestBody?: { required: boolean; content: Record<string, { schema: unknown }> };
+  responses: Record<string, { description: string; headers?: Record<string, unknown>; content?: Record<string, { schema?: unknown }> }>;
+};
+
+const document = buildOpenApiDocument();
+const routes = Object.entries(apiRoutes) as Array<[string, ApiRoute]>;
+const operation = (route: ApiRoute) => (document.paths[route.path] as Record<string, Operation> | undefined)?.[route.method];
+const { $schema: _dialect, ...errorBodySchema } = z.toJSONSchema(ErrorBody, { io: "output" }) as Record<string, unknown>;
+
+describe("the OpenAPI document", () => {
+  it("is OpenAPI 3.1.0 with a title and version", () => {
+    expect(document.openapi).toBe("3.1.0");
+    expect(document.info).toMatchObject({ title: expect.any(String), version: expect.any(String) });
+  });
+
+  it("takes a server URL and version when given", () => {
+    const custom = buildOpenApiDocument({ serverUrl: "https://mdm.example.com", version: "9.9.9" });
+    expect(custom.servers).toEqual([{ url: "https://mdm.example.com" }]);
+    expect(custom.info.version).toBe("9.9.9");
+    expect(document).not.toHaveProperty("servers");
+  });
+
+  it("survives a JSON round trip unchanged", () => {
+    expect(JSON.parse(JSON.stringify(document))).toEqual(document);
+  });
+
+  it("has exactly the operations of apiRoutes", () => {
+    const documented = Object.entries(document.paths).flatMap(([path, methods]) => Object.keys(methods).map((method) => `${method} ${path}`));
+    const declared = routes.map(([, route]) => `${route.method} ${route.path}`);
+    expect(documented.sort()).toEqual([...declared].sort());
+    expect(new Set(declared).size).toBe(declared.length);
+  });
+
+  it.each(routes)("describes %s under its path, method, name and tag", (name, route) => {
+    expect(operation(route)).toMatchObject({ operationId: name, summary: route.summary, tags: [route.tag] });
+  });
+
+  it("gives every operation a unique operationId", () => {
+    const ids = routes.map(([, route]) => operation(route)?.operationId);
+    expect(new Set(ids).size).toBe(routes.length);
+  });
+
+  it.each(routes)("%s documents every error routeErrors implies, each with the ErrorBody schema", (_name, route) => {
+    const responses = operation(route)!.responses;
+    for (const code of routeErrors(route)) {
+      const response = responses[String(errorStatus[code])];
+      expect(response).toBeDefined();
+      expect(response!.description).toContain(`\`${code}\``);
+      expect(response!.content?.["application/json"]?.schema).toEqual(errorBodySchema);
+    }
+  });
+
+  it.each(routes)("%s documents the input errors its kind implies", (_name, route) => {
+    const statuses = Object.keys(operation(route)!.responses);
+    expect(statuses).toEqual(expect.arrayContaining(["429", "500"]));
+    if (route.body) expect(statuses).toEqual(expect.arrayContaining(["400", "413", "415"]));
+    if (route.query || route.params) expect(statuses).toContain("400");
+    if (route.auth !== "none") expect(statuses).toContain("401");
+  });
+
+  it("documents a body route's 400 as both invalid_json and validation_failed", () => {
+    const description = operation(apiRoutes.heartbeat)!.responses["400"]!.description;
+    expect(description).toContain("`invalid_json`");
+    expect(description).toContain("`validation_failed`");
+  });
+
+  it.each(routes)("%s documents Retry-After on 429", (_name, route) => {
+    expect(operation(route)!.responses["429"]!.headers).toHaveProperty("Retry-After");
+  });
+
+  it.each(routes)("%s documents its success responses", (_name, route) => {
+    const responses = operation(route)!.responses;
+    for (const [status, response] of Object.entries(route.responses)) {
+      expect(responses[status]?.description).toBe(response.description);
+      if (response.schema) {
+        const { $schema: _ignored, ...schema } = z.toJSONSchema(response.schema, { io: "output", unrepresentable: "any" }) as Record<string, unknown>;
+        expect(responses[status]?.content?.[response.contentType ?? "application/json"]?.schema).toEqual(schema);
+      }
+    }
+  });
+
+  it.each(routes.filter(([, route]) => route.body))("%s has a required JSON request body", (_name, route) => {
+    const { $schema: _ignored, ...schema } = z.toJSONSchema(route.body!, { io: "input", unrepresentable: "any" }) as Record<string, unknown>;
+    expect(operation(route)!.requestBody).toEqual({ required: true, content: { "application/json": { schema } } });
+  });
+
+  it.each(routes.filter(([, route]) => !route.body))("%s has no request body", (_name, route) => {
+    expect(operation(route)).not.toHaveProperty("requestBody");
+  });
+
+  it.each(routes)("%s declares each {param} of its path as a required path parameter", (_name, route) => {
+    const inPath = [...route.path.matchAll(/\{(\w+)\}/g)].map((match) => match[1]);
+    const declared = operation(route)!.parameters.filter((parameter) => parameter.in === "path");
+    expect(declared.map((parameter) => parameter.name).sort()).toEqual(inPath.sort());
+    for (const parameter of declared) expect(parameter.required).toBe(true);
+  });
+
+  it.each(routes.filter(([, route]) => route.query))("%s declares its query parameters", (_name, route) => {
+    const declared = operation(route)!.parameters.filter((parameter) => parameter.in === "query").map((parameter) => parameter.name);
+    expect(declared.sort()).toEqual(Object.keys(route.query!.shape).sort());
+  });
+
+  it("has resolvable $refs only", () => {
+    const refs: string[] = [];
+    JSON.stringify(document, (key, value) => {
+      if (key === "$ref") refs.push(value);
+      return value;
+    });
+    for (const ref of refs) {
+      expect(ref).toMatch(/^#\//);
+      const target = ref
+        .slice(2)
+        .split("/")
+        .reduce<unknown>((node, segment) => (node as Record<string, unknown> | undefined)?.[segment.replace(/~1/g, "/").replace(/~0/g, "~")], document);
+      expect(target).toBeDefined();
+    }
+  });
+});
+
+describe("security", () => {
+  const schemes = document.components.securitySchemes;
+
+  it("defines the device, admin and legacy schemes", () => {
+    expect(schemes.deviceToken).toMatchObject({ type: "http", scheme: "bearer" });
+    expect(schemes.adminKey).toMatchObject({ type: "apiKey", in: "header", name: "X-Admin" });
+    expect(schemes.adminTimestamp).toMatchObject({ type: "apiKey", in: "header", name: "X-Timestamp" });
+    expect(schemes.adminNonce).toMatchObject({ type: "apiKey", in: "header", name: "X-Nonce" });
+    expect(schemes.adminSignature).toMatchObject({ type: "apiKey", in: "header", name: "X-Signature" });
+    expect(schemes.legacyEnrollmentKey).toMatchObject({ type: "apiKey", in: "header", name: "X-Enrollment-Key" });
+  });
+
+  const expectedSecurity: Record<ApiRoute["auth"], Array<Record<string, string[]>>> = {
+    none: [],
+    device: [{ deviceToken: [] }],
+    // One requirement object: all four headers together, not any one of them.
+    admin: [{ adminKey: [], adminTimestamp: [], adminNonce: [], adminSignature: [] }],
+    legacy: [{ legacyEnrollmentKey: [] }],
+  };
+
+  it.each(routes)("%s requires the scheme of its auth", (_name, route) => {
+    expect(operation(route)!.security).toEqual(expectedSecurity[route.auth]);
+  });
+
+  it("names only schemes that exist", () => {
+    for (const [, route] of routes) {
+      for (const requirement of operation(route)!.security) {
+        for (const scheme of Object.keys(requirement)) expect(schemes).toHaveProperty(scheme);
+      }
+    }
+  });
+
+  it("covers every kind of auth some route uses", () => {
+    expect(new Set(routes.map(([, route]) => route.auth))).toEqual(new Set(["none", "device", "admin", "legacy"]));
+  });
+});
