@@ -212,7 +212,8 @@ describe("POST /admin/command through the real firebase-admin SDK", () => {
 
 describe("bulk commands, cancel and history", () => {
   async function waitForBatch(batchId: string, until: (body: { counts: Record<string, number> }) => boolean) {
-    for (let i = 0; i < 50; i++) {
+    // Dispatch runs in the background; a slow shared machine may need a few seconds.
+    for (let i = 0; i < 200; i++) {
       const res = await adminRequest(t.app, "GET", `/admin/batches/${batchId}`);
       if (until(res.body)) return res.body;
       await new Promise((resolve) => setTimeout(resolve, 50));
