@@ -81,10 +81,10 @@ export class DeviceHub {
     try {
       switch (frame.type) {
         case "heartbeat": {
-          const device = await recordHeartbeat(this.deps, deviceId, frame.heartbeat);
+          const recorded = await recordHeartbeat(this.deps, deviceId, frame.heartbeat);
           this.deps.metrics.heartbeat.inc({ source: "websocket" });
           this.send(socket, { type: "heartbeat_ok", serverTime: this.deps.clock.now().toISOString() });
-          await afterHeartbeat(this.deps, device, frame.heartbeat);
+          await afterHeartbeat(this.deps, recorded, frame.heartbeat);
           return;
         }
         case "command_ack":

@@ -8,13 +8,13 @@ import { mount } from "../../lib/routing";
 import { inputOf } from "../../lib/validate";
 import { takePendingCommands } from "../commands/commands.service";
 import { afterHeartbeat } from "../fleet/fleet-monitor";
-import { getDevice, listDevices, recordHeartbeat, registerDevice } from "./devices.service";
+import { type RecordedHeartbeat, getDevice, listDevices, recordHeartbeat, registerDevice } from "./devices.service";
 
-export async function heartbeatResponse(deps: AppDeps, deviceId: string): Promise<HeartbeatResponse> {
+export async function heartbeatResponse(deps: AppDeps, recorded: RecordedHeartbeat): Promise<HeartbeatResponse> {
   return {
     serverTime: deps.clock.now().toISOString(),
     heartbeatIntervalSeconds: deps.env.HEARTBEAT_INTERVAL_SECONDS,
-    commands: await takePendingCommands(deps, deviceId, "heartbeat"),
+    commands: recorded.hasPending ? await takePendingCommands(deps, recorded.device.id, "heartbeat") : [],
   };
 }
 
@@ -50,10 +50,10 @@ export function deviceRoutes(deps: AppDeps, guards: Guards): Router {
     async (_req, res) => {
       const deviceId: string = res.locals.device.id;
       const heartbeat = inputOf(apiRoutes.heartbeat, res).body;
-      const device = await recordHeartbeat(deps, deviceId, heartbeat);
+      const recorded = await recordHeartbeat(deps, deviceId, heartbeat);
       deps.metrics.heartbeat.inc({ source: "v1" });
-      await afterHeartbeat(deps, device, heartbeat);
-      const response = await heartbeatResponse(deps, deviceId);
+      await afterHeartbeat(deps, recorded, heartbeat);
+      const response = await heartbeatResponse(deps, recorded);
       deps.logger.debug("heartbeat", { deviceId, pendingCommands: response.commands.length });
       res.json(response);
     },

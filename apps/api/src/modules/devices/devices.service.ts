@@ -52,60 +52,89 @@ export async function registerDevice(
   };
 }
 
+const unauthorizedDevice = () => new HttpError("unauthorized", "Send a valid device token as Authorization: Bearer <token>");
+
+// Verified token hashes by device id: a heartbeat then needs one statement, not two. A
+// device's token never changes; a deleted device drops out within the TTL and its
+// heartbeat finds no row meanwhile.
+const TOKEN_CACHE_TTL_MS = 60_000;
+const TOKEN_CACHE_MAX = 200_000;
+const tokenHashes = new Map<string, { hash: string; expires: number }>();
+
+async function tokenHashOf(db: AppDeps["db"], deviceId: string): Promise<string | undefined> {
+  const cached = tokenHashes.get(deviceId);
+  if (cached && cached.expires > Date.now()) return cached.hash;
+  const device = await db.device.findUnique({ where: { id: deviceId }, select: { tokenHash: true } });
+  if (!device) return undefined;
+  if (tokenHashes.size >= TOKEN_CACHE_MAX) tokenHashes.delete(tokenHashes.keys().next().value!);
+  tokenHashes.set(deviceId, { hash: device.tokenHash, expires: Date.now() + TOKEN_CACHE_TTL_MS });
+  return device.tokenHash;
+}
+
 /** Resolves `Authorization: Bearer <device token>` to a device id, or throws 401. */
 export async function authenticateDevice({ db }: Pick<AppDeps, "db">, authorization: string | undefined): Promise<string> {
-  const unauthorized = new HttpError("unauthorized", "Send a valid device token as Authorization: Bearer <token>");
   const match = /^Bearer\s+(\S+)$/i.exec(authorization ?? "");
   const parsed = match ? parseToken(match[1]!) : undefined;
-  if (!parsed) throw unauthorized;
-  const device = await db.device.findUnique({ where: { id: parsed.id }, select: { tokenHash: true } });
-  if (!device || !secretMatches(parsed.secret, device.tokenHash)) throw unauthorized;
+  if (!parsed) throw unauthorizedDevice();
+  const tokenHash = await tokenHashOf(db, parsed.id);
+  if (!tokenHash || !secretMatches(parsed.secret, tokenHash)) throw unauthorizedDevice();
   return parsed.id;
 }
 
+export type RecordedHeartbeat = {
+  device: Device;
+  /** Whether commands wait for this device (so the caller fetches them only then). */
+  hasPending: boolean;
+  /** Apps that auto-relaunch policies say must run on this device. */
+  mustRun: string[];
+};
+
 /**
- * Updates the device's live state with the sections the heartbeat carries, marks it
- * online and appends a telemetry event. Returns the updated device.
+ * The heartbeat hot path, in one statement: updates the live state with the sections the
+ * heartbeat carries (others keep their last value), marks the device online, appends a
+ * telemetry event, and reads back what the caller needs next.
  */
-export async function recordHeartbeat({ db, clock }: Pick<AppDeps, "db" | "clock">, deviceId: string, heartbeat: HeartbeatRequest): Promise<Device> {
+export async function recordHeartbeat({ db, clock }: Pick<AppDeps, "db" | "clock">, deviceId: string, heartbeat: HeartbeatRequest): Promise<RecordedHeartbeat> {
   const now = clock.now();
   const { battery, memory, storage, network, apps } = heartbeat;
   const deviceTime = new Date(heartbeat.deviceTime);
-  const [device] = await db.$transaction([
-    db.device.update({
-      where: { id: deviceId },
-      data: {
-        lastSeenAt: now,
-        online: true,
-        offlineSince: null,
-        deviceTime,
-        ...(battery ? { batteryLevel: battery.level, batteryCharging: battery.charging } : {}),
-        ...(memory ? { memoryTotal: memory.total, memoryAvailable: memory.available } : {}),
-        ...(storage ? { storageTotal: storage.total, storageAvailable: storage.available } : {}),
-        ...(network ? { networkType: network.type, networkSignal: network.signal ?? null, ipAddress: network.ip ?? null } : {}),
-        ...(apps ? { appStatus: apps } : {}),
-        ...(heartbeat.uptimeSeconds !== undefined ? { uptimeSeconds: heartbeat.uptimeSeconds } : {}),
-        ...(heartbeat.appVersion ? { appVersion: heartbeat.appVersion } : {}),
-        ...(heartbeat.fcmToken ? { fcmToken: heartbeat.fcmToken, fcmTokenInvalidAt: null } : {}),
-      },
-    }),
-    db.telemetryEvent.create({
-      data: {
-        deviceId,
-        receivedAt: now,
-        deviceTime,
-        batteryLevel: battery?.level,
-        batteryCharging: battery?.charging,
-        memoryTotal: memory?.total,
-        memoryAvailable: memory?.available,
-        storageTotal: storage?.total,
-        storageAvailable: storage?.available,
-        networkType: network?.type,
-        appStatus: apps,
-      },
-    }),
-  ]);
-  return device;
+  const appsJson = apps ? JSON.stringify(apps) : null;
+  const rows = await db.$queryRaw<Array<Device & { hasPending: boolean; mustRun: string[] }>>`
+    WITH updated AS (
+      UPDATE "Device" SET
+        "lastSeenAt" = ${now}, online = true, "offlineSince" = NULL, "deviceTime" = ${deviceTime},
+        "batteryLevel" = CASE WHEN ${!!battery} THEN ${battery?.level ?? null}::int ELSE "batteryLevel" END,
+        "batteryCharging" = CASE WHEN ${!!battery} THEN ${battery?.charging ?? null}::boolean ELSE "batteryCharging" END,
+        "memoryTotal" = CASE WHEN ${!!memory} THEN ${memory?.total ?? null}::bigint ELSE "memoryTotal" END,
+        "memoryAvailable" = CASE WHEN ${!!memory} THEN ${memory?.available ?? null}::bigint ELSE "memoryAvailable" END,
+        "storageTotal" = CASE WHEN ${!!storage} THEN ${storage?.total ?? null}::bigint ELSE "storageTotal" END,
+        "storageAvailable" = CASE WHEN ${!!storage} THEN ${storage?.available ?? null}::bigint ELSE "storageAvailable" END,
+        "networkType" = CASE WHEN ${!!network} THEN ${network?.type ?? null}::text ELSE "networkType" END,
+        "networkSignal" = CASE WHEN ${!!network} THEN ${network?.signal ?? null}::int ELSE "networkSignal" END,
+        "ipAddress" = CASE WHEN ${!!network} THEN ${network?.ip ?? null}::text ELSE "ipAddress" END,
+        "appStatus" = COALESCE(${appsJson}::jsonb, "appStatus"),
+        "uptimeSeconds" = COALESCE(${heartbeat.uptimeSeconds ?? null}::bigint, "uptimeSeconds"),
+        "appVersion" = COALESCE(${heartbeat.appVersion ?? null}::text, "appVersion"),
+        "fcmToken" = COALESCE(${heartbeat.fcmToken ?? null}::text, "fcmToken"),
+        "fcmTokenInvalidAt" = CASE WHEN ${!!heartbeat.fcmToken} THEN NULL ELSE "fcmTokenInvalidAt" END,
+        "updatedAt" = ${now}
+      WHERE id = ${deviceId}::uuid
+      RETURNING *),
+    telemetry AS (
+      INSERT INTO "TelemetryEvent" ("deviceId", "receivedAt", "deviceTime", "batteryLevel", "batteryCharging",
+        "memoryTotal", "memoryAvailable", "storageTotal", "storageAvailable", "networkType", "appStatus")
+      SELECT id, ${now}, ${deviceTime}, ${battery?.level ?? null}::int, ${battery?.charging ?? null}::boolean,
+        ${memory?.total ?? null}::bigint, ${memory?.available ?? null}::bigint, ${storage?.total ?? null}::bigint,
+        ${storage?.available ?? null}::bigint, ${network?.type ?? null}::text, ${appsJson}::jsonb
+      FROM updated)
+    SELECT updated.*,
+      EXISTS (SELECT 1 FROM "Command" c WHERE c."deviceId" = updated.id AND c.status IN ('queued', 'sent') AND c."expiresAt" > ${now}) AS "hasPending",
+      ARRAY(SELECT DISTINCT p."packageName" FROM "AppPolicy" p WHERE p.enabled AND (p."deviceId" = updated.id OR p."group" = ANY(updated.groups))) AS "mustRun"
+    FROM updated`;
+  const row = rows[0];
+  if (!row) throw new HttpError("not_found", "No device has this id");
+  const { hasPending, mustRun, ...device } = row;
+  return { device, hasPending, mustRun };
 }
 
 const toNumber = (value: bigint | null) => (value === null ? null : Number(value));

@@ -40,14 +40,14 @@ export async function createEnrollmentToken(
  * the last use cannot both win. Returns the token's id.
  */
 export async function consumeEnrollmentToken(db: DbOrTx, clock: Clock, token: string): Promise<string> {
-  const invalid = new HttpError("unauthorized", "The enrollment token is invalid, expired, revoked or used up");
+  const invalid = () => new HttpError("unauthorized", "The enrollment token is invalid, expired, revoked or used up");
   const parsed = parseToken(token);
-  if (!parsed) throw invalid;
+  if (!parsed) throw invalid();
   const row = await db.enrollmentToken.findUnique({ where: { id: parsed.id }, select: { secretHash: true } });
-  if (!row || !secretMatches(parsed.secret, row.secretHash)) throw invalid;
+  if (!row || !secretMatches(parsed.secret, row.secretHash)) throw invalid();
   const consumed = await db.$executeRaw`
     UPDATE "EnrollmentToken" SET "usedCount" = "usedCount" + 1
     WHERE id = ${parsed.id}::uuid AND "revokedAt" IS NULL AND "expiresAt" > ${clock.now()} AND "usedCount" < "maxUses"`;
-  if (consumed !== 1) throw invalid;
+  if (consumed !== 1) throw invalid();
   return parsed.id;
 }

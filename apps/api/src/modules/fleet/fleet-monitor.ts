@@ -2,14 +2,15 @@ import type { AlertSettings, HeartbeatRequest } from "@mdm/contracts";
 import type { AppDeps } from "../../deps";
 import type { Device } from "../../generated/prisma/client";
 import { createCommand } from "../commands/commands.service";
+import type { RecordedHeartbeat } from "../devices/devices.service";
 import { getAlertSettings, toLiveState } from "./fleet.service";
 
 export const AUTO_RELAUNCH_ACTOR = "policy:auto-relaunch";
 
 /** What follows every accepted heartbeat, whatever channel brought it. */
-export async function afterHeartbeat(deps: AppDeps, device: Device, heartbeat: HeartbeatRequest): Promise<void> {
-  deps.bus.publish({ kind: "device_state", state: toLiveState(device) });
-  if (heartbeat.apps) await enforceAppPolicies(deps, device, heartbeat.apps);
+export async function afterHeartbeat(deps: AppDeps, recorded: RecordedHeartbeat, heartbeat: HeartbeatRequest): Promise<void> {
+  deps.bus.publish({ kind: "device_state", state: toLiveState(recorded.device) });
+  if (heartbeat.apps && recorded.mustRun.length > 0) await enforceAppPolicies(deps, recorded.device.id, recorded.mustRun, heartbeat.apps);
 }
 
 /**
@@ -17,22 +18,17 @@ export async function afterHeartbeat(deps: AppDeps, device: Device, heartbeat: H
  * one of its groups), a heartbeat reporting it stopped or missing queues a relaunch,
  * unless one was queued within the debounce window.
  */
-async function enforceAppPolicies(deps: AppDeps, device: Device, apps: NonNullable<HeartbeatRequest["apps"]>): Promise<void> {
-  const policies = await deps.db.appPolicy.findMany({
-    where: { enabled: true, OR: [{ deviceId: device.id }, ...(device.groups.length ? [{ group: { in: device.groups } }] : [])] },
-    select: { packageName: true },
-  });
-  const mustRun = new Set(policies.map((policy) => policy.packageName));
+async function enforceAppPolicies(deps: AppDeps, deviceId: string, mustRun: string[], apps: NonNullable<HeartbeatRequest["apps"]>): Promise<void> {
   const since = new Date(deps.clock.now().getTime() - deps.env.AUTO_RELAUNCH_DEBOUNCE_SECONDS * 1000);
   for (const packageName of mustRun) {
     if (apps.some((app) => app.packageName === packageName && app.running)) continue;
     const recent = await deps.db.command.findFirst({
-      where: { deviceId: device.id, type: "relaunch_app", createdBy: AUTO_RELAUNCH_ACTOR, createdAt: { gte: since }, payload: { path: ["packageName"], equals: packageName } },
+      where: { deviceId, type: "relaunch_app", createdBy: AUTO_RELAUNCH_ACTOR, createdAt: { gte: since }, payload: { path: ["packageName"], equals: packageName } },
       select: { requestId: true },
     });
     if (recent) continue;
-    deps.logger.info("auto-relaunch", { deviceId: device.id, packageName });
-    await createCommand(deps, { deviceId: device.id, type: "relaunch_app", payload: { packageName }, delivery: "auto" }, { name: AUTO_RELAUNCH_ACTOR });
+    deps.logger.info("auto-relaunch", { deviceId, packageName });
+    await createCommand(deps, { deviceId, type: "relaunch_app", payload: { packageName }, delivery: "auto" }, { name: AUTO_RELAUNCH_ACTOR });
   }
 }
 

@@ -37,10 +37,10 @@ export function legacyRoutes(deps: AppDeps): Router {
       const { deviceId: legacyId, device: facts, ...heartbeat } = inputOf(apiRoutes.legacyHeartbeat, res).body;
       const deviceId = await findOrEnrollLegacyDevice(deps, legacyId, facts ?? {});
       res.locals.device = { id: deviceId };
-      const device = await recordHeartbeat(deps, deviceId, heartbeat);
+      const recorded = await recordHeartbeat(deps, deviceId, heartbeat);
       deps.metrics.heartbeat.inc({ source: "legacy" });
-      await afterHeartbeat(deps, device, heartbeat);
-      res.json({ deviceId, ...(await heartbeatResponse(deps, deviceId)) });
+      await afterHeartbeat(deps, recorded, heartbeat);
+      res.json({ deviceId, ...(await heartbeatResponse(deps, recorded)) });
     },
     { guards: [requireLegacyKey], afterValidation: [perLegacyDevice] },
   );
