@@ -5,12 +5,15 @@ import { errorHandler } from "./lib/error-handler";
 import { createGuards } from "./lib/guards";
 import { HttpError } from "./lib/http-error";
 import { requestContext } from "./lib/request-context";
+import { auditRoutes } from "./modules/audit/audit.routes";
+import { authRoutes } from "./modules/auth/auth.routes";
 import { commandRoutes } from "./modules/commands/commands.routes";
 import { deviceRoutes } from "./modules/devices/devices.routes";
 import { enrollmentRoutes } from "./modules/enrollment/enrollment.routes";
 import { fleetRoutes } from "./modules/fleet/fleet.routes";
 import { legacyRoutes } from "./modules/legacy/legacy.routes";
 import { systemRoutes } from "./modules/system/system.routes";
+import { userRoutes } from "./modules/users/users.routes";
 
 export function createApp(deps: AppDeps): express.Express {
   const app = express();
@@ -30,6 +33,9 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(fleetRoutes(deps, guards));
   app.use(legacyRoutes(deps));
   app.use(systemRoutes(deps, guards));
+  app.use(authRoutes(deps, guards));
+  app.use(userRoutes(deps, guards));
+  app.use(auditRoutes(deps, guards));
 
   app.use(guards.public, (req: express.Request) => {
     throw new HttpError("not_found", `No route ${req.method} ${req.path}`);

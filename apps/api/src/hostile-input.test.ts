@@ -15,6 +15,7 @@ import {
   heartbeatBody,
   resetTables,
 } from "./test";
+import { signedInUser } from "./test/sessions";
 
 const LEGACY_KEY = "legacy-key-0123456789abcdef0123456789abcdef";
 const BODY_LIMIT = 64 * 1024;
@@ -23,6 +24,7 @@ const UNKNOWN_ID = "3f0e8a3c-1111-4222-8333-444455556666";
 let database: TestDatabase;
 let t: TestApp;
 let device: { deviceId: string; deviceToken: string };
+let adminAccessToken: string;
 
 // One app and one enrolled device for the whole file: every hostile request must leave the
 // database as it found it, and each test checks exactly that.
@@ -31,6 +33,7 @@ beforeAll(async () => {
   await resetTables(database.db);
   t = createTestApp(database.db, { env: { LEGACY_ENROLLMENT_KEY: LEGACY_KEY } });
   device = await enrollDevice(t.app);
+  adminAccessToken = (await signedInUser(t, "admin")).access;
 });
 afterAll(() => database.close());
 
@@ -58,6 +61,7 @@ async function send(route: ApiRoute, raw: string | Buffer, contentType = "applic
   if (options.credentials !== false) {
     if (route.auth === "device") call = call.set("Authorization", `Bearer ${device.deviceToken}`);
     if (route.auth === "legacy") call = call.set("X-Enrollment-Key", LEGACY_KEY);
+    if (route.auth === "session") call = call.set("Authorization", `Bearer ${adminAccessToken}`);
     if (route.auth === "admin") {
       call = call.set(await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method: route.method, pathWithQuery: path, body: raw }));
     }
@@ -109,6 +113,12 @@ function samples(): Partial<Record<ApiRouteName, Sample>> {
     createBulkCommand: { body: { type: "lock", target: { deviceIds: [device.deviceId] }, payload: { message: "hi" } }, textField: "payload.message" },
     createPolicy: { body: { deviceId: device.deviceId, packageName: "com.example.kiosk" }, textField: "packageName" },
     updateAlertSettings: { body: { recipients: ["ops@example.com"] }, textField: "recipients.0" },
+    setup: { body: { email: "first@example.com", password: "correct horse battery staple", name: "First" }, textField: "name" },
+    login: { body: { email: "someone@example.com", password: "correct horse battery staple" }, textField: "password" },
+    requestPasswordReset: { body: { email: "someone@example.com" }, textField: "email" },
+    confirmPasswordReset: { body: { token: `${UNKNOWN_ID}.${"A".repeat(43)}`, password: "correct horse battery staple" }, textField: "token" },
+    inviteUser: { body: { email: "new@example.com", name: "New", role: "viewer" }, textField: "name" },
+    updateUser: { body: { name: "Renamed" }, textField: "name" },
   };
 }
 

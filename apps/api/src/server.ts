@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import http from "node:http";
 import path from "node:path";
 import { createApp } from "./app";
-import { DEV_ADMIN_KEY, type Env, parseEnv } from "./config/env";
+import { DEV_ADMIN_KEY, DEV_JWT_SECRET, type Env, parseEnv } from "./config/env";
 import { createDb } from "./db/client";
 import { startEmbeddedDatabase } from "./db/embedded";
 import { DEFAULT_MIGRATIONS_DIR, migrate } from "./db/migrate";
@@ -10,7 +10,8 @@ import { type AppDeps, systemClock } from "./deps";
 import { startMaintenance } from "./jobs/maintenance";
 import { createLogger } from "./lib/logger";
 import { createMetrics } from "./lib/metrics";
-import { LocalMailer } from "./mail/mailer";
+import { createMailer } from "./mail/mailer";
+import { dashboardAuthenticator } from "./modules/auth/session";
 import { createPushGateway } from "./push/create-push-gateway";
 import { type Realtime, attachRealtime } from "./realtime/attach";
 import { LocalEventBus, RedisEventBus } from "./realtime/event-bus";
@@ -34,12 +35,12 @@ export async function startServer(env: Env): Promise<RunningServer> {
     logger,
     metrics: createMetrics(),
     clock: systemClock,
-    mailer: new LocalMailer(),
+    mailer: createMailer(env),
     bus: env.REDIS_URL ? await RedisEventBus.connect(env.REDIS_URL) : new LocalEventBus(),
     instanceId: randomUUID(),
   };
   const server = http.createServer(createApp(deps));
-  const realtime = attachRealtime(server, deps, async () => false);
+  const realtime = attachRealtime(server, deps, dashboardAuthenticator(deps));
   // Requests too malformed for Express still get a JSON error, not a bare socket close.
   server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
     if (!socket.writable || error.code === "ECONNRESET") return socket.destroy();
@@ -54,6 +55,7 @@ export async function startServer(env: Env): Promise<RunningServer> {
   const url = `http://${env.HOST === "0.0.0.0" ? "127.0.0.1" : env.HOST}:${port}`;
   logger.info("listening", { url, push: deps.push.name, mail: deps.mailer.name, database: embedded ? "embedded" : "postgresql", bus: env.REDIS_URL ? "redis" : "local" });
   if (env.ADMIN_KEY === DEV_ADMIN_KEY) logger.warn("using the development ADMIN_KEY and HMAC_SECRET; set your own before exposing this server");
+  if (env.JWT_SECRET === DEV_JWT_SECRET) logger.warn("using the development JWT_SECRET; set your own before exposing this server");
 
   return {
     url,

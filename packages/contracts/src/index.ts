@@ -1,3 +1,5 @@
+export * from "./auth";
+export * from "./auth-routes";
 export * from "./commands";
 export * from "./devices";
 export * from "./enrollment";

@@ -138,18 +138,24 @@ describe("security", () => {
     expect(schemes.adminNonce).toMatchObject({ type: "apiKey", in: "header", name: "X-Nonce" });
     expect(schemes.adminSignature).toMatchObject({ type: "apiKey", in: "header", name: "X-Signature" });
     expect(schemes.legacyEnrollmentKey).toMatchObject({ type: "apiKey", in: "header", name: "X-Enrollment-Key" });
+    expect(schemes.sessionCookie).toMatchObject({ type: "apiKey", in: "cookie", name: "mdm_session" });
+    expect(schemes.csrfToken).toMatchObject({ type: "apiKey", in: "header", name: "X-CSRF-Token" });
+    expect(schemes.bearerSession).toMatchObject({ type: "http", scheme: "bearer", bearerFormat: "JWT" });
   });
 
-  const expectedSecurity: Record<ApiRoute["auth"], Array<Record<string, string[]>>> = {
-    none: [],
-    device: [{ deviceToken: [] }],
-    // One requirement object: all four headers together, not any one of them.
-    admin: [{ adminKey: [], adminTimestamp: [], adminNonce: [], adminSignature: [] }],
-    legacy: [{ legacyEnrollmentKey: [] }],
+  // Alternatives: any one requirement object suffices; the schemes within one go together.
+  const session = (route: ApiRoute): Array<Record<string, string[]>> => [route.method === "get" ? { sessionCookie: [] } : { sessionCookie: [], csrfToken: [] }, { bearerSession: [] }];
+  const expectedSecurity: Record<ApiRoute["auth"], (route: ApiRoute) => Array<Record<string, string[]>>> = {
+    none: () => [],
+    device: () => [{ deviceToken: [] }],
+    // All four headers together, not any one of them; or an admin user's session.
+    admin: (route) => [{ adminKey: [], adminTimestamp: [], adminNonce: [], adminSignature: [] }, ...session(route)],
+    legacy: () => [{ legacyEnrollmentKey: [] }],
+    session,
   };
 
   it.each(routes)("%s requires the scheme of its auth", (_name, route) => {
-    expect(operation(route)!.security).toEqual(expectedSecurity[route.auth]);
+    expect(operation(route)!.security).toEqual(expectedSecurity[route.auth](route));
   });
 
   it("names only schemes that exist", () => {
@@ -161,6 +167,6 @@ describe("security", () => {
   });
 
   it("covers every kind of auth some route uses", () => {
-    expect(new Set(routes.map(([, route]) => route.auth))).toEqual(new Set(["none", "device", "admin", "legacy"]));
+    expect(new Set(routes.map(([, route]) => route.auth))).toEqual(new Set(["none", "device", "admin", "legacy", "session"]));
   });
 });

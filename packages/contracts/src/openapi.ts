@@ -22,12 +22,41 @@ function parametersOf(object: z.ZodObject | undefined, location: "path" | "query
   }));
 }
 
-const securityByAuth: Record<ApiRoute["auth"], Array<Record<string, string[]>>> = {
-  none: [],
-  device: [{ deviceToken: [] }],
-  admin: [{ adminKey: [], adminTimestamp: [], adminNonce: [], adminSignature: [] }],
-  legacy: [{ legacyEnrollmentKey: [] }],
-};
+const ADMIN_SIGNATURE = { adminKey: [], adminTimestamp: [], adminNonce: [], adminSignature: [] };
+
+/** A user's session: the access cookie (with the CSRF header on writes) or a bearer access token. */
+function sessionSecurity(route: ApiRoute): Array<Record<string, string[]>> {
+  const cookie: Record<string, string[]> = route.method === "get" ? { sessionCookie: [] } : { sessionCookie: [], csrfToken: [] };
+  return [cookie, { bearerSession: [] }];
+}
+
+/** The route's description, with who may call it when a role matters. */
+function describe(route: ApiRoute): string | undefined {
+  const role = route.auth === "admin" ? (route.minRole ?? "admin") : route.auth === "session" ? route.minRole : undefined;
+  const roles = role === "admin" ? "`admin`" : `\`${role}\` or above`;
+  const access = !role
+    ? undefined
+    : route.auth === "admin"
+      ? `Allowed with a signed admin request, or the session of a user of role ${roles}; other users get 403.`
+      : `Requires the session of a user of role ${roles}; other users get 403.`;
+  return [route.description, access].filter(Boolean).join("\n\n") || undefined;
+}
+
+/** Alternatives (any one suffices), each a set of schemes sent together. */
+function securityOf(route: ApiRoute): Array<Record<string, string[]>> {
+  switch (route.auth) {
+    case "none":
+      return [];
+    case "device":
+      return [{ deviceToken: [] }];
+    case "admin":
+      return [ADMIN_SIGNATURE, ...sessionSecurity(route)];
+    case "legacy":
+      return [{ legacyEnrollmentKey: [] }];
+    case "session":
+      return sessionSecurity(route);
+  }
+}
 
 function errorResponses(route: ApiRoute) {
   const byStatus = new Map<number, ErrorCode[]>();
@@ -64,9 +93,9 @@ function operationOf(name: string, route: ApiRoute) {
   return {
     operationId: name,
     summary: route.summary,
-    ...(route.description ? { description: route.description } : {}),
+    ...(describe(route) ? { description: describe(route) } : {}),
     tags: [route.tag],
-    security: securityByAuth[route.auth],
+    security: securityOf(route),
     parameters: [...parametersOf(route.params, "path"), ...parametersOf(route.query, "query")],
     ...(route.body
       ? { requestBody: { required: true, content: { "application/json": { schema: schemaOf(route.body, "input") } } } }
@@ -86,12 +115,13 @@ export function buildOpenApiDocument(options: { serverUrl?: string; version?: st
       title: "MDM API",
       version: options.version ?? "0.1.0",
       description:
-        "Device enrollment, heartbeats, commands and fleet administration. Every error is `{ error: { code, message, details?, requestId } }`. Admin requests are signed: see the README's \"Signing admin requests\".",
+        "Device enrollment, heartbeats, commands and fleet administration. Every error is `{ error: { code, message, details?, requestId } }`. Admin requests are signed (see the README's \"Signing admin requests\") or made by an admin user's session (see \"Users and sessions\").",
     },
     ...(options.serverUrl ? { servers: [{ url: options.serverUrl }] } : {}),
     tags: [
       { name: "Devices", description: "Called by the device agent." },
-      { name: "Admin", description: "Fleet administration; every request is signed." },
+      { name: "Admin", description: "Fleet and user administration: signed requests or a signed-in user's session." },
+      { name: "Auth", description: "Dashboard users: first-admin setup, sign-in, sessions, password resets." },
       { name: "System", description: "Health, metrics and this document." },
       { name: "Legacy", description: "Compatibility with agents that predate enrollment tokens." },
     ],
@@ -109,6 +139,24 @@ export function buildOpenApiDocument(options: { serverUrl?: string; version?: st
             "Lowercase hex HMAC-SHA256 with key `HMAC_SECRET` over `<X-Timestamp>\\n<X-Nonce>\\n<METHOD>\\n<path with query>\\n<lowercase hex SHA-256 of the raw body>`.",
         },
         legacyEnrollmentKey: { type: "apiKey", in: "header", name: "X-Enrollment-Key", description: "The server's `LEGACY_ENROLLMENT_KEY`." },
+        sessionCookie: {
+          type: "apiKey",
+          in: "cookie",
+          name: "mdm_session",
+          description: "The access cookie set by `POST /auth/login` (a 15-minute JWT; renew with `POST /auth/refresh`).",
+        },
+        csrfToken: {
+          type: "apiKey",
+          in: "header",
+          name: "X-CSRF-Token",
+          description: "The `csrfToken` of the session (also the `mdm_csrf` cookie): required with the session cookie on every request that is not a GET.",
+        },
+        bearerSession: {
+          type: "http",
+          scheme: "bearer",
+          bearerFormat: "JWT",
+          description: "The access token (the `mdm_session` cookie's value) as `Authorization: Bearer`; needs no CSRF token.",
+        },
       },
     },
     paths,

@@ -1,8 +1,13 @@
 import type { z } from "zod";
 import type { ErrorCode } from "./errors";
 
-/** How a route authenticates: see the README's "Authentication" section. */
-export type RouteAuth = "none" | "device" | "admin" | "legacy";
+/**
+ * How a route authenticates: see the README's "Authentication" section. `admin` routes
+ * take a signed admin request (full rights) or the session of a user of at least
+ * `minRole` (admin when unnamed); `session` routes a signed-in user (of at least
+ * `minRole`, when the route names one).
+ */
+export type RouteAuth = "none" | "device" | "admin" | "legacy" | "session";
 
 export type RouteResponse = { description: string; schema?: z.ZodType; contentType?: string };
 
@@ -12,8 +17,10 @@ export type ApiRoute = {
   path: string;
   summary: string;
   description?: string;
-  tag: "Devices" | "Admin" | "System" | "Legacy";
+  tag: "Devices" | "Admin" | "System" | "Legacy" | "Auth";
   auth: RouteAuth;
+  /** For `admin` and `session` routes: the least user role allowed (viewer < operator < admin). */
+  minRole?: "viewer" | "operator" | "admin";
   params?: z.ZodObject;
   query?: z.ZodObject;
   body?: z.ZodType;

@@ -1,3 +1,4 @@
+import { authRoutes } from "./auth-routes";
 import {
   ActionResultRequest,
   ActionResultResponse,
@@ -42,6 +43,7 @@ import {
 import { HealthResponse } from "./system";
 
 export const apiRoutes = {
+  ...authRoutes,
   register: {
     method: "post",
     path: "/v1/register",
@@ -92,6 +94,7 @@ export const apiRoutes = {
     path: "/admin/enrollment-tokens",
     tag: "Admin",
     auth: "admin",
+    minRole: "operator",
     summary: "Create an enrollment token",
     body: CreateEnrollmentTokenRequest,
     responses: { 201: { description: "Created.", schema: CreateEnrollmentTokenResponse } },
@@ -101,6 +104,7 @@ export const apiRoutes = {
     path: "/admin/devices",
     tag: "Admin",
     auth: "admin",
+    minRole: "viewer",
     summary: "List devices, most recently enrolled first",
     query: ListDevicesQuery,
     responses: { 200: { description: "A page of devices.", schema: ListDevicesResponse } },
@@ -110,6 +114,7 @@ export const apiRoutes = {
     path: "/admin/devices/{deviceId}",
     tag: "Admin",
     auth: "admin",
+    minRole: "viewer",
     summary: "Get one device",
     params: DeviceIdParams,
     responses: { 200: { description: "The device.", schema: DeviceView } },
@@ -120,6 +125,7 @@ export const apiRoutes = {
     path: "/admin/devices/{deviceId}",
     tag: "Admin",
     auth: "admin",
+    minRole: "operator",
     summary: "Set a device's alias, notes or groups",
     params: DeviceIdParams,
     body: UpdateDeviceRequest,
@@ -131,6 +137,7 @@ export const apiRoutes = {
     path: "/admin/devices/{deviceId}/telemetry",
     tag: "Admin",
     auth: "admin",
+    minRole: "viewer",
     summary: "Battery and memory history of a device over the retention window",
     params: DeviceIdParams,
     query: TelemetryQuery,
@@ -142,6 +149,7 @@ export const apiRoutes = {
     path: "/admin/fleet/summary",
     tag: "Admin",
     auth: "admin",
+    minRole: "viewer",
     summary: "Counts for the fleet overview",
     responses: { 200: { description: "Counts.", schema: FleetSummary } },
   },
@@ -150,6 +158,7 @@ export const apiRoutes = {
     path: "/admin/groups",
     tag: "Admin",
     auth: "admin",
+    minRole: "viewer",
     summary: "Device groups with their sizes",
     responses: { 200: { description: "Groups.", schema: ListGroupsResponse } },
   },
@@ -158,6 +167,7 @@ export const apiRoutes = {
     path: "/admin/command",
     tag: "Admin",
     auth: "admin",
+    minRole: "operator",
     summary: "Queue a command for a device and push it",
     description:
       "Stores the command with a new `requestId`, then sends a high-priority FCM data message (when the device has a push token). The response shows the push outcome; a device without push receives the command in its next heartbeat.",
@@ -170,6 +180,7 @@ export const apiRoutes = {
     path: "/admin/commands",
     tag: "Admin",
     auth: "admin",
+    minRole: "viewer",
     summary: "Commands, newest first, filtered by device, batch, status or type",
     query: ListCommandsQuery,
     responses: { 200: { description: "A page of commands.", schema: ListCommandsResponse } },
@@ -179,6 +190,7 @@ export const apiRoutes = {
     path: "/admin/commands/bulk",
     tag: "Admin",
     auth: "admin",
+    minRole: "operator",
     summary: "Queue one command for a list of devices, a group or the whole fleet",
     description: "Answers at once with the batch; commands are dispatched in the background. Follow progress with `GET /admin/batches/{batchId}`.",
     body: CreateBulkCommandRequest,
@@ -189,6 +201,7 @@ export const apiRoutes = {
     path: "/admin/batches/{batchId}",
     tag: "Admin",
     auth: "admin",
+    minRole: "viewer",
     summary: "Progress of a bulk command: counts by status",
     params: BatchIdParams,
     responses: { 200: { description: "The batch.", schema: CommandBatch } },
@@ -199,6 +212,7 @@ export const apiRoutes = {
     path: "/admin/commands/{requestId}/cancel",
     tag: "Admin",
     auth: "admin",
+    minRole: "operator",
     summary: "Cancel a command that has not finished",
     params: RequestIdParams,
     responses: { 200: { description: "The cancelled command.", schema: Command } },
@@ -209,6 +223,7 @@ export const apiRoutes = {
     path: "/admin/commands/{requestId}",
     tag: "Admin",
     auth: "admin",
+    minRole: "viewer",
     summary: "Get a command with its status history",
     params: RequestIdParams,
     responses: { 200: { description: "The command.", schema: Command } },
@@ -219,6 +234,7 @@ export const apiRoutes = {
     path: "/admin/policies",
     tag: "Admin",
     auth: "admin",
+    minRole: "viewer",
     summary: "Auto-relaunch policies",
     responses: { 200: { description: "Policies.", schema: ListAppPoliciesResponse } },
   },
@@ -227,6 +243,7 @@ export const apiRoutes = {
     path: "/admin/policies",
     tag: "Admin",
     auth: "admin",
+    minRole: "operator",
     summary: "Keep an app running on a device or on every device of a group",
     description: "When a heartbeat reports the app not running, the server queues a `relaunch_app` command itself (at most one per debounce window).",
     body: CreateAppPolicyRequest,
@@ -238,6 +255,7 @@ export const apiRoutes = {
     path: "/admin/policies/{policyId}",
     tag: "Admin",
     auth: "admin",
+    minRole: "operator",
     summary: "Delete an auto-relaunch policy",
     params: PolicyIdParams,
     responses: { 204: { description: "Deleted." } },
@@ -248,6 +266,7 @@ export const apiRoutes = {
     path: "/admin/alert-settings",
     tag: "Admin",
     auth: "admin",
+    minRole: "viewer",
     summary: "Offline alert settings",
     responses: { 200: { description: "Settings.", schema: AlertSettings } },
   },
@@ -256,6 +275,7 @@ export const apiRoutes = {
     path: "/admin/alert-settings",
     tag: "Admin",
     auth: "admin",
+    minRole: "admin",
     summary: "Change offline alert settings",
     body: UpdateAlertSettingsRequest,
     responses: { 200: { description: "Settings.", schema: AlertSettings } },
@@ -265,6 +285,7 @@ export const apiRoutes = {
     path: "/admin/alerts",
     tag: "Admin",
     auth: "admin",
+    minRole: "viewer",
     summary: "Alert mails sent, newest first (last 200)",
     responses: { 200: { description: "Alerts.", schema: ListAlertsResponse } },
   },
@@ -317,6 +338,9 @@ export function routeErrors(route: ApiRoute): ErrorCode[] {
     codes.add("unsupported_media_type");
   }
   if (route.auth !== "none") codes.add("unauthorized");
+  // A session without the role, or a cookie-authenticated write without its CSRF token.
+  if (route.auth === "admin") codes.add("forbidden");
+  if (route.auth === "session" && ((route.minRole && route.minRole !== "viewer") || route.method !== "get")) codes.add("forbidden");
   codes.add("rate_limited");
   codes.add("internal_error");
   return [...codes];

@@ -8,12 +8,12 @@ describe("parseEnv", () => {
   });
 
   it("refuses to start production on default or short secrets, naming each", () => {
-    expect(() => parseEnv({ NODE_ENV: "production" })).toThrow(/ADMIN_KEY[\s\S]*HMAC_SECRET/);
+    expect(() => parseEnv({ NODE_ENV: "production" })).toThrow(/ADMIN_KEY[\s\S]*HMAC_SECRET[\s\S]*JWT_SECRET/);
     expect(() => parseEnv({ NODE_ENV: "production", ADMIN_KEY: "short", HMAC_SECRET: "x".repeat(40) })).toThrow(/ADMIN_KEY/);
   });
 
   it("accepts production with strong secrets", () => {
-    const env = parseEnv({ NODE_ENV: "production", ADMIN_KEY: "k".repeat(40), HMAC_SECRET: "s".repeat(40), PORT: "9000" });
+    const env = parseEnv({ NODE_ENV: "production", ADMIN_KEY: "k".repeat(40), HMAC_SECRET: "s".repeat(40), JWT_SECRET: "j".repeat(40), PORT: "9000" });
     expect(env.PORT).toBe(9000);
   });
 

@@ -3,6 +3,7 @@ import { z } from "zod";
 // Development defaults, so `npm start` works on a fresh clone. Production refuses them.
 export const DEV_ADMIN_KEY = "dev-admin-key-change-me";
 export const DEV_HMAC_SECRET = "dev-hmac-secret-change-me";
+export const DEV_JWT_SECRET = "dev-jwt-secret-change-me";
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 const optionalText = z.string().optional();
@@ -38,12 +39,21 @@ const EnvSchema = z
     RATE_LIMIT_DEVICE_PER_MINUTE: positiveInt(60),
     RATE_LIMIT_ENROLLMENT_PER_MINUTE: positiveInt(600),
     RATE_LIMIT_AUTH_FAILURES_PER_MINUTE: positiveInt(30),
+    JWT_SECRET: z.string().default(DEV_JWT_SECRET),
+    RESEND_API_KEY: optionalText,
+    RESEND_BASE_URL: z.url().optional(),
+    MAIL_FROM: z.string().default("MDM <alerts@localhost>"),
+    WEB_URL: z.url().default("http://localhost:3000").transform((url) => url.replace(/\/+$/, "")),
+    RATE_LIMIT_LOGIN_PER_MINUTE: positiveInt(10),
+    RATE_LIMIT_PASSWORD_RESET_PER_HOUR: positiveInt(3),
+    BCRYPT_COST: z.coerce.number().int().min(10).max(15).default(12),
   })
   .superRefine((env, ctx) => {
     if (env.NODE_ENV !== "production") return;
     const secrets = [
       ["ADMIN_KEY", env.ADMIN_KEY, DEV_ADMIN_KEY],
       ["HMAC_SECRET", env.HMAC_SECRET, DEV_HMAC_SECRET],
+      ["JWT_SECRET", env.JWT_SECRET, DEV_JWT_SECRET],
     ] as const;
     for (const [name, value, devDefault] of secrets) {
       if (value === devDefault || value.length < 32) {

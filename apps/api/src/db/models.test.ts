@@ -52,6 +52,11 @@ it("round-trips every model through the migrated database", async () => {
   expect(await db.user.create({ data: user })).toEqual(user);
   const reset = { id: randomUUID(), userId: user.id, tokenHash: "c".repeat(64), expiresAt: at, usedAt: at, createdAt: at };
   expect(await db.passwordResetToken.create({ data: reset })).toEqual(reset);
+  const session = {
+    id: randomUUID(), userId: user.id, refreshHash: "d".repeat(64), previousRefreshHash: "e".repeat(64), expiresAt: at, revokedAt: at,
+    createdAt: at, lastUsedAt: at, ip: "10.0.0.2", userAgent: "Mozilla/5.0",
+  };
+  expect(await db.session.create({ data: session })).toEqual(session);
 
   const audit = await db.auditLog.create({ data: { at, actor: "admin", action: "x.y", targetType: "device", targetId: device.id, ip: "::1", details: { k: "v" } } });
   expect(await db.auditLog.findUniqueOrThrow({ where: { id: audit.id } })).toEqual(audit);
@@ -63,6 +68,11 @@ it("round-trips every model through the migrated database", async () => {
   expect(await db.alert.findUniqueOrThrow({ where: { id: alert.id } })).toEqual(alert);
   const nonce = { nonce: "n".repeat(16), expiresAt: at };
   expect(await db.usedNonce.create({ data: nonce })).toEqual(nonce);
+
+  // Cascades: deleting a user removes their reset tokens and sessions.
+  await db.user.delete({ where: { id: user.id } });
+  expect(await db.passwordResetToken.count()).toBe(0);
+  expect(await db.session.count()).toBe(0);
 
   // Cascades: deleting the device removes its telemetry, commands and their events.
   await db.device.delete({ where: { id: device.id } });

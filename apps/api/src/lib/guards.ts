@@ -1,6 +1,8 @@
+import type { ApiRoute, UserRole } from "@mdm/contracts";
 import type { RequestHandler } from "express";
 import type { AppDeps } from "../deps";
 import { adminAuth } from "../modules/admin-auth/admin-auth.middleware";
+import { requireSession } from "../modules/auth/session";
 import { deviceAuth, deviceKey } from "../modules/devices/device-auth.middleware";
 import { limiter } from "./rate-limits";
 
@@ -8,17 +10,35 @@ import { limiter } from "./rate-limits";
 export type Guards = {
   /** Unauthenticated routes: per client IP. */
   public: RequestHandler[];
-  /** `/admin/*`: rate-limited per IP, then signature-checked. */
-  admin: RequestHandler[];
+  /**
+   * `/admin/*`: rate-limited per IP, then signature-checked (with `X-Admin`) or the session
+   * of a user of at least the route's `minRole` (admin when it names none).
+   */
+  admin: (route: ApiRoute) => RequestHandler[];
   /** Device routes: authenticated, then rate-limited per device. */
   device: RequestHandler[];
+  /** Signed-in users of at least `minRole`: rate-limited per IP, then the session (and CSRF) checked. */
+  session: (minRole?: UserRole) => RequestHandler[];
 };
 
 export function createGuards(deps: AppDeps): Guards {
   const { env } = deps;
+  const signedAdmin = adminAuth(deps);
+  const sessions = { viewer: requireSession(deps, "viewer"), operator: requireSession(deps, "operator"), admin: requireSession(deps, "admin") };
+  // One counter for every admin and session route, whatever its role.
+  const adminLimiter = limiter({ perMinute: env.RATE_LIMIT_ADMIN_PER_MINUTE });
+  const sessionLimiter = limiter({ perMinute: env.RATE_LIMIT_ADMIN_PER_MINUTE });
   return {
     public: [limiter({ perMinute: env.RATE_LIMIT_GENERAL_PER_MINUTE })],
-    admin: [limiter({ perMinute: env.RATE_LIMIT_ADMIN_PER_MINUTE }), adminAuth(deps)],
+    admin: (route) => {
+      const userSession = sessions[route.minRole ?? "admin"];
+      return [
+        adminLimiter,
+        // Scripts sign with the admin key; the dashboard's users have a session.
+        (req, res, next) => (req.get("x-admin") === undefined ? userSession : signedAdmin)(req, res, next),
+      ];
+    },
     device: [deviceAuth(deps), limiter({ perMinute: env.RATE_LIMIT_DEVICE_PER_MINUTE, keyGenerator: deviceKey })],
+    session: (minRole) => [sessionLimiter, requireSession(deps, minRole)],
   };
 }

@@ -8,7 +8,7 @@ import { cancelCommand, createBulkCommand, createCommand, getBatch, getCommand, 
 
 export function commandRoutes(deps: AppDeps, guards: Guards): Router {
   const router = Router();
-  const admin = { guards: guards.admin };
+  const admin = { guards };
   mount(
     router,
     apiRoutes.createCommand,

@@ -61,10 +61,10 @@ export function deviceRoutes(deps: AppDeps, guards: Guards): Router {
   );
 
   mount(router, apiRoutes.listDevices, async (_req, res) => res.json(await listDevices(deps, inputOf(apiRoutes.listDevices, res).query)), {
-    guards: guards.admin,
+    guards,
   });
   mount(router, apiRoutes.getDevice, async (_req, res) => res.json(await getDevice(deps, inputOf(apiRoutes.getDevice, res).params.deviceId)), {
-    guards: guards.admin,
+    guards,
   });
   return router;
 }

@@ -13,7 +13,7 @@ export function enrollmentRoutes(deps: AppDeps, guards: Guards): Router {
     apiRoutes.createEnrollmentToken,
     async (_req, res) =>
       res.status(201).json(await createEnrollmentToken(deps, inputOf(apiRoutes.createEnrollmentToken, res).body, res.locals.actor)),
-    { guards: guards.admin },
+    { guards },
   );
   return router;
 }

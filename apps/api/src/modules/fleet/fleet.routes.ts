@@ -19,7 +19,7 @@ import {
 
 export function fleetRoutes(deps: AppDeps, guards: Guards): Router {
   const router = Router();
-  const admin = { guards: guards.admin };
+  const admin = { guards };
 
   mount(router, apiRoutes.updateDevice, async (_req, res) => {
     const { params, body } = inputOf(apiRoutes.updateDevice, res);

@@ -1,0 +1,126 @@
+import { CSRF_HEADER, REFRESH_COOKIE, SESSION_COOKIE, type SessionResponse, apiRoutes } from "@mdm/contracts";
+import { type Request, type Response, Router } from "express";
+import { ipKeyGenerator } from "express-rate-limit";
+import type { AppDeps } from "../../deps";
+import { parseCookies } from "../../lib/cookies";
+import type { Guards } from "../../lib/guards";
+import { HttpError } from "../../lib/http-error";
+import { limiter } from "../../lib/rate-limits";
+import { mount } from "../../lib/routing";
+import { parseToken } from "../../lib/secrets";
+import { inputOf } from "../../lib/validate";
+import { type ClientInfo, type IssuedSession, currentUser, issueWsTicket, login, logout, refreshSession, setupFirstAdmin, setupStatus } from "./auth.service";
+import { confirmPasswordReset, requestPasswordReset } from "./password-reset.service";
+import { passwordMatches } from "./passwords";
+import { type SessionUser, clearSessionCookies, csrfMatches, setSessionCookies } from "./session";
+import { verifyAccessToken } from "./tokens";
+
+function clientOf(req: Request): ClientInfo {
+  return { ip: req.ip, userAgent: req.get("user-agent") };
+}
+
+/** Sets the session's cookies and answers its SessionResponse. */
+function sendSession(deps: AppDeps, res: Response, status: number, issued: IssuedSession): void {
+  setSessionCookies(res, deps.env, deps.clock.now(), issued);
+  const body: SessionResponse = { user: issued.user, csrfToken: issued.csrfToken, accessTokenExpiresAt: issued.accessTokenExpiresAt.toISOString() };
+  res.status(status).json(body);
+}
+
+/**
+ * The session a logout names: the refresh cookie's, else the access token's (even an
+ * expired one: signing out must work after a coffee break).
+ */
+function sessionToEnd(deps: AppDeps, req: Request): { sessionId: string; viaCookie: boolean } | undefined {
+  const refresh = parseToken(parseCookies(req)[REFRESH_COOKIE] ?? "");
+  if (refresh) return { sessionId: refresh.id, viaCookie: true };
+  const bearer = /^Bearer\s+(\S+)$/i.exec(req.get("authorization") ?? "")?.[1];
+  const token = bearer ?? parseCookies(req)[SESSION_COOKIE];
+  const claims = token ? verifyAccessToken(deps.env, deps.clock.now(), token, { ignoreExpiration: true }) : undefined;
+  return claims ? { sessionId: claims.sessionId, viaCookie: bearer === undefined } : undefined;
+}
+
+export function authRoutes(deps: AppDeps, guards: Guards): Router {
+  const router = Router();
+  const { env } = deps;
+  // So the first failed login for an unknown email is not slower than the next ones.
+  void passwordMatches("", undefined, env.BCRYPT_COST);
+
+  // Counted after validation, per client address and email: guessing one account's
+  // password is throttled without locking its owner out from another address.
+  const loginLimiter = limiter({
+    perMinute: env.RATE_LIMIT_LOGIN_PER_MINUTE,
+    keyGenerator: (req, res) => `login:${ipKeyGenerator(req.ip ?? "")}:${inputOf(apiRoutes.login, res).body.email}`,
+  });
+  // Counted after validation: only requests that may send a mail count.
+  const resetLimiter = limiter({ windowMs: 3600_000, limit: env.RATE_LIMIT_PASSWORD_RESET_PER_HOUR });
+
+  mount(router, apiRoutes.getSetupStatus, async (_req, res) => res.json(await setupStatus(deps)), { guards: guards.public });
+
+  mount(
+    router,
+    apiRoutes.setup,
+    async (req, res) => sendSession(deps, res, 201, await setupFirstAdmin(deps, inputOf(apiRoutes.setup, res).body, clientOf(req))),
+    { guards: guards.public },
+  );
+
+  mount(router, apiRoutes.login, async (req, res) => sendSession(deps, res, 200, await login(deps, inputOf(apiRoutes.login, res).body, clientOf(req))), {
+    guards: guards.public,
+    afterValidation: [loginLimiter],
+  });
+
+  mount(
+    router,
+    apiRoutes.refreshSession,
+    async (req, res) => {
+      const token = parseCookies(req)[REFRESH_COOKIE];
+      const parsed = token ? parseToken(token) : undefined;
+      if (!token || !parsed) throw new HttpError("unauthorized", "No refresh cookie; sign in again");
+      if (!csrfMatches(env, req, parsed.id)) throw new HttpError("forbidden", `Send the session's CSRF token as ${CSRF_HEADER}`);
+      try {
+        sendSession(deps, res, 200, await refreshSession(deps, token, clientOf(req)));
+      } catch (error) {
+        if (error instanceof HttpError && error.status === 401) clearSessionCookies(res, env);
+        throw error;
+      }
+    },
+    { guards: guards.public },
+  );
+
+  mount(
+    router,
+    apiRoutes.logout,
+    async (req, res) => {
+      const ending = sessionToEnd(deps, req);
+      if (ending) {
+        if (ending.viaCookie && !csrfMatches(env, req, ending.sessionId)) throw new HttpError("forbidden", `Send the session's CSRF token as ${CSRF_HEADER}`);
+        await logout(deps, ending.sessionId, clientOf(req));
+      }
+      clearSessionCookies(res, env);
+      res.status(204).end();
+    },
+    { guards: guards.public },
+  );
+
+  mount(router, apiRoutes.me, async (_req, res) => res.json(await currentUser(deps, (res.locals.user as SessionUser).id)), { guards: guards.session() });
+
+  mount(router, apiRoutes.wsTicket, async (_req, res) => res.json(issueWsTicket(deps, res.locals.user as SessionUser)), { guards: guards.session() });
+
+  mount(
+    router,
+    apiRoutes.requestPasswordReset,
+    async (req, res) => res.status(202).json(await requestPasswordReset(deps, inputOf(apiRoutes.requestPasswordReset, res).body.email, clientOf(req))),
+    { guards: guards.public, afterValidation: [resetLimiter] },
+  );
+
+  mount(
+    router,
+    apiRoutes.confirmPasswordReset,
+    async (req, res) => {
+      await confirmPasswordReset(deps, inputOf(apiRoutes.confirmPasswordReset, res).body, clientOf(req));
+      res.status(204).end();
+    },
+    { guards: guards.public },
+  );
+
+  return router;
+}

@@ -1,0 +1,88 @@
+import { randomUUID } from "node:crypto";
+import type { PasswordResetAccepted, PasswordResetConfirmRequest } from "@mdm/contracts";
+import type { DbOrTx } from "../../db/types";
+import type { AppDeps } from "../../deps";
+import { recordAudit } from "../../lib/audit";
+import { HttpError } from "../../lib/http-error";
+import { formatToken, hashSecret, newSecret, parseToken, secretMatches } from "../../lib/secrets";
+import type { ClientInfo } from "./auth.service";
+import { hashPassword } from "./passwords";
+
+export const PASSWORD_RESET_TTL_SECONDS = 30 * 60;
+export const INVITATION_TTL_SECONDS = 7 * 24 * 3600;
+
+/** The one answer to every reset request, so it tells nobody whether an account exists. */
+export const PASSWORD_RESET_ACCEPTED: PasswordResetAccepted = {
+  message: "If an account uses this address, a link to reset its password is on its way.",
+};
+
+/**
+ * A single-use token for setting a user's password: `<id>.<secret>`, with 32 random
+ * bytes of secret of which only the sha256 is stored. Returns the dashboard link.
+ */
+export async function createPasswordToken(
+  { env, clock }: Pick<AppDeps, "env" | "clock">,
+  db: DbOrTx,
+  userId: string,
+  ttlSeconds: number,
+): Promise<{ link: string; expiresAt: Date }> {
+  const id = randomUUID();
+  const secret = newSecret();
+  const now = clock.now();
+  const expiresAt = new Date(now.getTime() + ttlSeconds * 1000);
+  await db.passwordResetToken.create({ data: { id, userId, tokenHash: hashSecret(secret), expiresAt, createdAt: now } });
+  return { link: `${env.WEB_URL}/reset-password?token=${encodeURIComponent(formatToken(id, secret))}`, expiresAt };
+}
+
+/**
+ * Mails a reset link when an enabled account has this address; otherwise does nothing.
+ * The caller answers the same either way. The mail is sent in the background so the
+ * answer's timing does not tell either.
+ */
+export async function requestPasswordReset(deps: AppDeps, email: string, client: ClientInfo): Promise<PasswordResetAccepted> {
+  const user = await deps.db.user.findUnique({ where: { email }, select: { id: true, email: true, disabledAt: true } });
+  const eligible = user && !user.disabledAt;
+  await recordAudit(deps.db, { actor: email, action: "auth.password_reset.request", targetType: "user", targetId: user?.id, ip: client.ip, details: { sent: !!eligible } });
+  if (!eligible) return PASSWORD_RESET_ACCEPTED;
+
+  const { link } = await createPasswordToken(deps, deps.db, user.id, PASSWORD_RESET_TTL_SECONDS);
+  const text = [
+    `Someone (hopefully you) asked to reset the password of the MDM account ${user.email}.`,
+    "",
+    `Choose a new password within 30 minutes here: ${link}`,
+    "",
+    "The link works once. If you did not ask for it, ignore this mail: your password stays as it is.",
+    "",
+  ].join("\n");
+  deps.mailer.send({ to: [user.email], subject: "Reset your MDM password", text }).catch((error: unknown) => {
+    deps.logger.error("password reset mail failed", { userId: user.id, message: error instanceof Error ? error.message : String(error) });
+  });
+  return PASSWORD_RESET_ACCEPTED;
+}
+
+function invalidToken() {
+  return new HttpError("unauthorized", "This link is invalid, expired or already used; ask for a new one");
+}
+
+/**
+ * Sets the password with a reset or invitation token. The token is consumed atomically
+ * (a second use fails), every other pending link of the user dies with it, and every
+ * session of the user is revoked.
+ */
+export async function confirmPasswordReset(deps: AppDeps, input: PasswordResetConfirmRequest, client: ClientInfo): Promise<void> {
+  const parsed = parseToken(input.token);
+  if (!parsed) throw invalidToken();
+  const row = await deps.db.passwordResetToken.findUnique({ where: { id: parsed.id }, include: { user: { select: { email: true, disabledAt: true } } } });
+  if (!row || !secretMatches(parsed.secret, row.tokenHash) || row.user.disabledAt) throw invalidToken();
+
+  const passwordHash = await hashPassword(input.password, deps.env.BCRYPT_COST);
+  const now = deps.clock.now();
+  await deps.db.$transaction(async (tx) => {
+    const consumed = await tx.passwordResetToken.updateMany({ where: { id: row.id, usedAt: null, expiresAt: { gt: now } }, data: { usedAt: now } });
+    if (consumed.count !== 1) throw invalidToken();
+    await tx.user.update({ where: { id: row.userId }, data: { passwordHash } });
+    await tx.passwordResetToken.updateMany({ where: { userId: row.userId, usedAt: null }, data: { usedAt: now } });
+    await tx.session.updateMany({ where: { userId: row.userId, revokedAt: null }, data: { revokedAt: now } });
+  });
+  await recordAudit(deps.db, { actor: row.user.email, action: "auth.password_reset.confirm", targetType: "user", targetId: row.userId, ip: client.ip });
+}

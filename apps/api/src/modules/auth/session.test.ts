@@ -1,0 +1,90 @@
+import type { IncomingMessage } from "node:http";
+import request from "supertest";
+import { type TestApp, type TestDatabase, createTestDatabase, resetTables } from "../../test";
+import { type SignedIn, cookieHeader, createAuthTestApp, signedInUser } from "../../test/sessions";
+import { authenticateSession, dashboardAuthenticator, verifyWsTicket } from "./session";
+
+let database: TestDatabase;
+let t: TestApp;
+let operator: SignedIn;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+});
+afterAll(() => database.close());
+beforeEach(async () => {
+  await resetTables(database.db);
+  t = createAuthTestApp(database.db, { WEB_URL: "https://dashboard.example.com" });
+  operator = await signedInUser(t, "operator", "op@example.com");
+});
+
+/** An upgrade request as `ws` hands it to the authenticator. */
+function upgrade(headers: Record<string, string>): IncomingMessage {
+  return { headers: { host: "api.example.com", ...headers } } as unknown as IncomingMessage;
+}
+
+async function ticket(): Promise<string> {
+  return (await request(t.app).get("/auth/ws-ticket").set("Authorization", `Bearer ${operator.access}`)).body.ticket;
+}
+
+describe("verifyWsTicket", () => {
+  it("names the user and role for 60 seconds", async () => {
+    const value = await ticket();
+    expect(verifyWsTicket(t.deps.env, value, t.clock.now())).toEqual({ userId: operator.userId, role: "operator" });
+    expect(verifyWsTicket(t.deps.env, value, new Date(t.clock.now().getTime() + 59_000))).toBeDefined();
+    expect(verifyWsTicket(t.deps.env, value, new Date(t.clock.now().getTime() + 61_000))).toBeUndefined();
+  });
+
+  it("refuses an access token, a tampered ticket and another server's ticket", async () => {
+    const value = await ticket();
+    expect(verifyWsTicket(t.deps.env, operator.access)).toBeUndefined();
+    expect(verifyWsTicket(t.deps.env, `${value.slice(0, -2)}xx`)).toBeUndefined();
+    expect(verifyWsTicket({ JWT_SECRET: "another-server-secret" }, value)).toBeUndefined();
+    expect(verifyWsTicket(t.deps.env, "not a jwt")).toBeUndefined();
+  });
+});
+
+describe("authenticateSession", () => {
+  it("returns the user, session and how they authenticated", async () => {
+    const byCookie = await authenticateSession(t.deps, upgrade({ cookie: cookieHeader({ access: operator.access }) }));
+    expect(byCookie).toEqual({ id: operator.userId, email: "op@example.com", role: "operator", sessionId: expect.any(String), viaCookie: true });
+    const byBearer = await authenticateSession(t.deps, upgrade({ authorization: `Bearer ${operator.access}` }));
+    expect(byBearer).toMatchObject({ id: operator.userId, viaCookie: false });
+  });
+
+  it("returns undefined for a revoked session", async () => {
+    await database.db.session.updateMany({ data: { revokedAt: new Date() } });
+    expect(await authenticateSession(t.deps, upgrade({ authorization: `Bearer ${operator.access}` }))).toBeUndefined();
+  });
+});
+
+describe("dashboardAuthenticator (/ws/dashboard upgrades)", () => {
+  const authenticate = (headers: Record<string, string>, protocols: string[] = ["mdm.dashboard.v1"]) => dashboardAuthenticator(t.deps)(upgrade(headers), protocols);
+
+  it("accepts a ticket from any origin", async () => {
+    expect(await authenticate({ origin: "https://elsewhere.example.net" }, ["mdm.dashboard.v1", `ticket.${await ticket()}`])).toBe(true);
+  });
+
+  it("refuses an expired ticket, and a disabled user's ticket", async () => {
+    const value = await ticket();
+    t.clock.advance(61);
+    expect(await authenticate({}, ["mdm.dashboard.v1", `ticket.${value}`])).toBe(false);
+    const fresh = await ticket();
+    await database.db.user.updateMany({ data: { disabledAt: new Date() } });
+    expect(await authenticate({}, ["mdm.dashboard.v1", `ticket.${fresh}`])).toBe(false);
+  });
+
+  it("accepts the session cookie from the API's own origin or WEB_URL's", async () => {
+    const cookie = cookieHeader({ access: operator.access });
+    expect(await authenticate({ cookie, origin: "https://api.example.com" })).toBe(true);
+    expect(await authenticate({ cookie, origin: "https://dashboard.example.com" })).toBe(true);
+  });
+
+  it("refuses the session cookie sent by a page of another origin", async () => {
+    expect(await authenticate({ cookie: cookieHeader({ access: operator.access }), origin: "https://evil.example.net" })).toBe(false);
+  });
+
+  it("refuses an upgrade with neither", async () => {
+    expect(await authenticate({ origin: "https://dashboard.example.com" })).toBe(false);
+  });
+});

@@ -1,0 +1,74 @@
+import { createHmac } from "node:crypto";
+import type { UserRole } from "@mdm/contracts";
+import jwt from "jsonwebtoken";
+import type { Env } from "../../config/env";
+
+// Access tokens and WebSocket tickets are HS256 JWTs under JWT_SECRET. Each kind has its
+// own audience, so a ticket is never accepted as an access token or the other way round.
+
+export const ACCESS_TOKEN_TTL_SECONDS = 15 * 60;
+export const REFRESH_TOKEN_TTL_SECONDS = 7 * 24 * 3600;
+export const WS_TICKET_TTL_SECONDS = 60;
+
+const ACCESS_AUDIENCE = "access";
+const WS_AUDIENCE = "ws";
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const ROLES: readonly UserRole[] = ["viewer", "operator", "admin"];
+
+/** Whether `role` may do what `minRole` may (viewer < operator < admin). */
+export function roleAtLeast(role: UserRole, minRole: UserRole): boolean {
+  return ROLES.indexOf(role) >= ROLES.indexOf(minRole);
+}
+
+const unixSeconds = (at: Date) => Math.floor(at.getTime() / 1000);
+
+function sign(env: Pick<Env, "JWT_SECRET">, now: Date, subject: string, audience: string, ttlSeconds: number, claims: object) {
+  const iat = unixSeconds(now);
+  const token = jwt.sign({ ...claims, iat }, env.JWT_SECRET, { algorithm: "HS256", subject, audience, expiresIn: ttlSeconds });
+  return { token, expiresAt: new Date((iat + ttlSeconds) * 1000) };
+}
+
+function verify(env: Pick<Env, "JWT_SECRET">, now: Date, token: string, audience: string, options: { ignoreExpiration?: boolean } = {}) {
+  try {
+    const payload = jwt.verify(token, env.JWT_SECRET, {
+      algorithms: ["HS256"],
+      audience,
+      clockTimestamp: unixSeconds(now),
+      ignoreExpiration: options.ignoreExpiration ?? false,
+    });
+    if (typeof payload !== "object" || typeof payload.sub !== "string" || !UUID.test(payload.sub)) return undefined;
+    return payload;
+  } catch {
+    return undefined;
+  }
+}
+
+export function signAccessToken(env: Pick<Env, "JWT_SECRET">, now: Date, claims: { userId: string; role: UserRole; sessionId: string }) {
+  return sign(env, now, claims.userId, ACCESS_AUDIENCE, ACCESS_TOKEN_TTL_SECONDS, { role: claims.role, sid: claims.sessionId });
+}
+
+/** The user and session an access token names, if its signature holds (and it has not expired, unless told to ignore that). */
+export function verifyAccessToken(env: Pick<Env, "JWT_SECRET">, now: Date, token: string, options: { ignoreExpiration?: boolean } = {}) {
+  const payload = verify(env, now, token, ACCESS_AUDIENCE, options);
+  if (!payload || typeof payload.sid !== "string" || !UUID.test(payload.sid)) return undefined;
+  return { userId: payload.sub!, sessionId: payload.sid };
+}
+
+export function signWsTicket(env: Pick<Env, "JWT_SECRET">, now: Date, claims: { userId: string; role: UserRole }) {
+  return sign(env, now, claims.userId, WS_AUDIENCE, WS_TICKET_TTL_SECONDS, { role: claims.role });
+}
+
+/** A dashboard WebSocket ticket's user, if the ticket is genuine and less than 60 seconds old. */
+export function verifyWsTicket(env: Pick<Env, "JWT_SECRET">, ticket: string, now: Date = new Date()): { userId: string; role: UserRole } | undefined {
+  const payload = verify(env, now, ticket, WS_AUDIENCE);
+  if (!payload || !ROLES.includes(payload.role)) return undefined;
+  return { userId: payload.sub!, role: payload.role as UserRole };
+}
+
+/**
+ * The session's CSRF token: derived from its id, so it needs no storage and a token
+ * planted in the cookie by someone else (e.g. from a sibling subdomain) does not match.
+ */
+export function csrfTokenFor(env: Pick<Env, "JWT_SECRET">, sessionId: string): string {
+  return createHmac("sha256", env.JWT_SECRET).update(`csrf:${sessionId}`).digest("base64url");
+}

@@ -1,0 +1,172 @@
+import { DASHBOARD_WS_PROTOCOL, DashboardServerFrame, RegisterResponse, SESSION_COOKIE, WS_TICKET_PROTOCOL_PREFIX, signAdminRequest } from "@mdm/contracts";
+import WebSocket from "ws";
+import { parseEnv } from "../config/env";
+import { signAccessToken, signWsTicket } from "../modules/auth/tokens";
+import { type RunningServer, startServer } from "../server";
+import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, type TestDatabase, createTestDatabase, heartbeatBody } from "../test";
+import { TEST_PASSWORD, createUser } from "../test/sessions";
+
+// The dashboard channel through a real listening server and real sockets.
+
+let database: TestDatabase;
+let server: RunningServer;
+let sessionCookie: string;
+let userId: string;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  server = await startServer(
+    parseEnv({
+      NODE_ENV: "test",
+      PORT: "0",
+      HOST: "127.0.0.1",
+      DATABASE_URL: database.url,
+      ADMIN_KEY: TEST_ADMIN_KEY,
+      HMAC_SECRET: TEST_HMAC_SECRET,
+      BCRYPT_COST: "10",
+      DASHBOARD_FLUSH_MS: "250",
+      RATE_LIMIT_DEVICE_PER_MINUTE: "100000",
+      RATE_LIMIT_ENROLLMENT_PER_MINUTE: "100000",
+      RATE_LIMIT_ADMIN_PER_MINUTE: "100000",
+      RATE_LIMIT_GENERAL_PER_MINUTE: "100000",
+    }),
+  );
+  const user = await createUser(server.deps.db, { email: "ops@example.com", role: "viewer" });
+  userId = user.id;
+  const login = await fetch(`${server.url}/auth/login`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ email: "ops@example.com", password: TEST_PASSWORD }),
+  });
+  expect(login.status).toBe(200);
+  sessionCookie = login.headers.getSetCookie().map((cookie) => cookie.split(";")[0]).join("; ");
+});
+
+afterAll(async () => {
+  await server.close();
+  await database.close();
+});
+
+const wsUrl = () => `${server.url.replace("http", "ws")}/ws/dashboard`;
+
+/** Opens a dashboard socket; resolves with it and the frames it receives, or with the refusal status. */
+function connect(options: { protocols?: string[]; headers?: Record<string, string> }) {
+  return new Promise<{ socket?: WebSocket; status?: number; frames: DashboardServerFrame[] }>((resolve) => {
+    const frames: DashboardServerFrame[] = [];
+    const socket = new WebSocket(wsUrl(), options.protocols ?? [DASHBOARD_WS_PROTOCOL], { headers: options.headers });
+    socket.on("message", (data) => frames.push(DashboardServerFrame.parse(JSON.parse(data.toString()))));
+    socket.on("unexpected-response", (_req, res) => resolve({ status: res.statusCode, frames }));
+    socket.on("open", () => resolve({ socket, frames }));
+  });
+}
+
+async function until(condition: () => boolean, what: string) {
+  for (let i = 0; i < 200 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 25));
+  if (!condition()) throw new Error(`timed out waiting for ${what}`);
+}
+
+describe("dashboard channel authentication", () => {
+  it("refuses a connection without a session before the upgrade", async () => {
+    expect((await connect({})).status).toBe(401);
+  });
+
+  it("refuses an expired session and an expired ticket", async () => {
+    const longAgo = new Date(Date.now() - 3600_000);
+    const sessionId = (await server.deps.db.session.findFirstOrThrow({ where: { userId } })).id;
+    const expired = signAccessToken(server.deps.env, longAgo, { userId, role: "viewer", sessionId }).token;
+    expect((await connect({ headers: { Cookie: `${SESSION_COOKIE}=${expired}` } })).status).toBe(401);
+    const staleTicket = signWsTicket(server.deps.env, longAgo, { userId, role: "viewer" }).token;
+    expect((await connect({ protocols: [DASHBOARD_WS_PROTOCOL, `${WS_TICKET_PROTOCOL_PREFIX}${staleTicket}`] })).status).toBe(401);
+    // The same tokens, freshly signed, are accepted: the refusals above are about expiry.
+    const fresh = signAccessToken(server.deps.env, new Date(), { userId, role: "viewer", sessionId }).token;
+    const accepted = await connect({ headers: { Cookie: `${SESSION_COOKIE}=${fresh}` } });
+    expect(accepted.socket).toBeDefined();
+    accepted.socket!.close();
+    const freshTicket = signWsTicket(server.deps.env, new Date(), { userId, role: "viewer" }).token;
+    const byTicket = await connect({ protocols: [DASHBOARD_WS_PROTOCOL, `${WS_TICKET_PROTOCOL_PREFIX}${freshTicket}`] });
+    expect(byTicket.socket).toBeDefined();
+    byTicket.socket!.close();
+  });
+
+  it("accepts the session cookie, and a ticket from another origin", async () => {
+    const byCookie = await connect({ headers: { Cookie: sessionCookie } });
+    expect(byCookie.socket).toBeDefined();
+    await until(() => byCookie.frames.length > 0, "hello");
+    expect(byCookie.frames[0]).toMatchObject({ type: "hello", flushIntervalMs: 250 });
+    byCookie.socket!.close();
+
+    // A foreign page cannot ride the cookie...
+    expect((await connect({ headers: { Cookie: sessionCookie, Origin: "https://evil.example" } })).status).toBe(401);
+    // ...but the dashboard on its own origin gets a ticket and offers it.
+    const ticket = (await (await fetch(`${server.url}/auth/ws-ticket`, { headers: { Cookie: sessionCookie } })).json()) as { ticket: string };
+    const byTicket = await connect({
+      protocols: [DASHBOARD_WS_PROTOCOL, `${WS_TICKET_PROTOCOL_PREFIX}${ticket.ticket}`],
+      headers: { Origin: "https://dashboard.example" },
+    });
+    expect(byTicket.socket?.protocol).toBe(DASHBOARD_WS_PROTOCOL);
+    byTicket.socket!.close();
+  });
+
+  it("closes with 1008 on a frame outside the protocol", async () => {
+    const { socket } = await connect({ headers: { Cookie: sessionCookie } });
+    const closed = new Promise<number>((resolve) => socket!.on("close", (code) => resolve(code)));
+    socket!.send(JSON.stringify({ type: "subscribe", everything: true }));
+    expect(await closed).toBe(1008);
+  });
+});
+
+describe("dashboard channel updates", () => {
+  it("coalesces 1,000 heartbeats into at most one frame per flush interval, the latest state of each device winning", async () => {
+    const body = JSON.stringify({ maxUses: 50 });
+    const headers = await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method: "POST", pathWithQuery: "/admin/enrollment-tokens", body });
+    const { token } = (await (await fetch(`${server.url}/admin/enrollment-tokens`, { method: "POST", headers: { ...headers, "Content-Type": "application/json" }, body })).json()) as { token: string };
+    const devices: RegisterResponse[] = [];
+    for (let i = 0; i < 50; i++) {
+      const res = await fetch(`${server.url}/v1/register`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ enrollmentToken: token }) });
+      devices.push(RegisterResponse.parse(await res.json()));
+    }
+
+    const dashboard = await connect({ headers: { Cookie: sessionCookie } });
+    await until(() => dashboard.frames.length === 1, "hello");
+    const heartbeat = (device: RegisterResponse, level: number) =>
+      fetch(`${server.url}/v1/heartbeat`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Authorization: `Bearer ${device.deviceToken}` },
+        body: JSON.stringify(heartbeatBody({ battery: { level, charging: false } })),
+      }).then((res) => expect(res.status).toBe(200));
+
+    // 20 rounds of one heartbeat per device: 1,000 heartbeats, levels 80, 79, ... 61.
+    const started = Date.now();
+    for (let round = 0; round < 20; round++) await Promise.all(devices.map((device) => heartbeat(device, 80 - round)));
+    const elapsedMs = Date.now() - started;
+
+    const latest = new Map<string, number | null>();
+    await until(() => {
+      for (const frame of dashboard.frames) if (frame.type === "update") for (const state of frame.devices) latest.set(state.deviceId, state.batteryLevel);
+      return latest.size === 50 && [...latest.values()].every((level) => level === 61);
+    }, "every device's last state");
+    const updates = dashboard.frames.filter((frame) => frame.type === "update");
+    // At most one frame per 250 ms flush while the heartbeats ran, plus the final flush.
+    expect(updates.length).toBeLessThanOrEqual(Math.ceil(elapsedMs / 250) + 2);
+    expect(updates.length).toBeLessThan(1000 / 10);
+    for (const frame of updates) {
+      const ids = frame.devices.map((state) => state.deviceId);
+      expect(new Set(ids).size).toBe(ids.length); // one entry per device per frame
+    }
+    dashboard.socket!.close();
+  });
+
+  it("streams command status changes", async () => {
+    const dashboard = await connect({ headers: { Cookie: sessionCookie } });
+    await until(() => dashboard.frames.length === 1, "hello");
+    const device = await server.deps.db.device.findFirstOrThrow();
+    const body = JSON.stringify({ deviceId: device.id, type: "ping" });
+    const headers = await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method: "POST", pathWithQuery: "/admin/command", body });
+    const created = (await (await fetch(`${server.url}/admin/command`, { method: "POST", headers: { ...headers, "Content-Type": "application/json" }, body })).json()) as { requestId: string };
+    await until(
+      () => dashboard.frames.some((frame) => frame.type === "update" && frame.commands.some((change) => change.requestId === created.requestId && change.status === "queued")),
+      "the queued status",
+    );
+    dashboard.socket!.close();
+  });
+});
