@@ -4,6 +4,9 @@ module.exports = {
   transform: { "^.+\\.(t|j)sx?$": ["@swc/jest"] },
   testMatch: ["<rootDir>/src/**/*.test.ts"],
   // Tests run against the contracts' source, so they need no build step.
-  moduleNameMapper: { "^@mdm/contracts$": "<rootDir>/../../packages/contracts/src/index.ts" },
+  moduleNameMapper: {
+    "^@mdm/contracts$": "<rootDir>/../../packages/contracts/src/index.ts",
+    "^@mdm/simulator$": "<rootDir>/../simulator/src/index.ts",
+  },
   testTimeout: 30000,
 };

@@ -1,0 +1,8 @@
+/** @type {import('jest').Config} */
+module.exports = {
+  testEnvironment: "node",
+  transform: { "^.+\\.(t|j)sx?$": ["@swc/jest"] },
+  testMatch: ["<rootDir>/src/**/*.test.ts"],
+  // Tests run against the contracts' source, so they need no build step.
+  moduleNameMapper: { "^@mdm/contracts$": "<rootDir>/../../packages/contracts/src/index.ts" },
+};

@@ -1,0 +1,187 @@
+import { randomUUID } from "node:crypto";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { DEVICE_WS_PROTOCOL, type DeviceClientFrame, DeviceClientFrame as DeviceClientFrameSchema, type DeviceCommand, type DeviceServerFrame, signCommand } from "@mdm/contracts";
+import { WebSocket, WebSocketServer } from "ws";
+import { SimulatedDevice, reconnectDelayMs } from "./device";
+import { seededRandom } from "./telemetry";
+
+// The device's own rules (signature, expiry, exactly-once, reconnect) against a minimal
+// fake of the server side of the protocol; the real server is exercised in apps/api.
+
+const COMMAND_KEY = "a".repeat(64);
+const DEVICE_ID = randomUUID();
+
+type FakeServer = {
+  url: string;
+  frames: DeviceClientFrame[];
+  sockets: WebSocket[];
+  send(frame: DeviceServerFrame, socket?: WebSocket): void;
+  waitForFrames(count: number): Promise<void>;
+  close(): Promise<void>;
+};
+
+async function startFakeServer(): Promise<FakeServer> {
+  const server = http.createServer((_req, res) => res.writeHead(404).end());
+  const wss = new WebSocketServer({ server, handleProtocols: (protocols) => (protocols.has(DEVICE_WS_PROTOCOL) ? DEVICE_WS_PROTOCOL : false) });
+  const frames: DeviceClientFrame[] = [];
+  const sockets: WebSocket[] = [];
+  const waiters: Array<() => void> = [];
+  wss.on("connection", (socket) => {
+    sockets.push(socket);
+    socket.on("message", (data) => {
+      frames.push(DeviceClientFrameSchema.parse(JSON.parse(data.toString())));
+      waiters.splice(0).forEach((wake) => wake());
+    });
+    socket.send(JSON.stringify({ type: "hello", deviceId: DEVICE_ID, serverTime: new Date().toISOString(), heartbeatIntervalSeconds: 60 }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    frames,
+    sockets,
+    send: (frame, socket = sockets.at(-1)) => socket!.send(JSON.stringify(frame)),
+    async waitForFrames(count) {
+      const deadline = Date.now() + 3000;
+      while (frames.length < count) {
+        if (Date.now() > deadline) throw new Error(`expected ${count} frames, got ${JSON.stringify(frames)}`);
+        await new Promise<void>((resolve) => {
+          waiters.push(resolve);
+          setTimeout(resolve, 100);
+        });
+      }
+    },
+    async close() {
+      for (const socket of wss.clients) socket.terminate();
+      wss.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+async function signed(overrides: Partial<DeviceCommand> = {}, key = COMMAND_KEY): Promise<DeviceCommand> {
+  const now = Date.now();
+  const unsigned = {
+    requestId: randomUUID(),
+    type: "ping" as const,
+    payload: {},
+    issuedAt: new Date(now).toISOString(),
+    expiresAt: new Date(now + 60_000).toISOString(),
+    ...overrides,
+  };
+  return { ...unsigned, signature: await signCommand(key, unsigned) };
+}
+
+describe("a simulated device", () => {
+  let server: FakeServer;
+  let device: SimulatedDevice;
+
+  beforeEach(async () => {
+    server = await startFakeServer();
+    device = new SimulatedDevice(server.url, { deviceId: DEVICE_ID, deviceToken: `${DEVICE_ID}.${"s".repeat(43)}`, commandKey: COMMAND_KEY, heartbeatIntervalSeconds: 60 }, {
+      reconnectBaseMs: 20,
+      random: seededRandom(1),
+    });
+    await device.connect();
+  });
+
+  afterEach(async () => {
+    await device.stop();
+    await server.close();
+  });
+
+  it("acknowledges, runs and reports a signed command", async () => {
+    const command = await signed();
+    server.send({ type: "command", command });
+    await server.waitForFrames(2);
+    expect(server.frames).toEqual([
+      { type: "command_ack", requestId: command.requestId },
+      { type: "command_result", result: expect.objectContaining({ requestId: command.requestId, status: "succeeded", result: { pong: true } }) },
+    ]);
+    expect(device.executions.get(command.requestId)).toBe(1);
+  });
+
+  it("refuses a command signed with another key, or tampered with, and never runs it", async () => {
+    const forged = await signed({}, "b".repeat(64));
+    const tampered = { ...(await signed({ type: "launch_app", payload: { packageName: "com.example.kiosk" } })), payload: { packageName: "com.evil.app" } };
+    device.stopApp();
+    server.send({ type: "command", command: forged });
+    server.send({ type: "command", command: tampered });
+    await server.waitForFrames(2);
+    expect(server.frames).toEqual([
+      { type: "command_result", result: expect.objectContaining({ requestId: forged.requestId, status: "failed", error: "signature does not verify" }) },
+      { type: "command_result", result: expect.objectContaining({ requestId: tampered.requestId, status: "failed", error: "signature does not verify" }) },
+    ]);
+    expect(device.executions.size).toBe(0);
+    expect(device.state.apps[0]!.running).toBe(false);
+  });
+
+  it("refuses an expired command", async () => {
+    const expired = await signed({ expiresAt: new Date(Date.now() - 1000).toISOString() });
+    server.send({ type: "command", command: expired });
+    await server.waitForFrames(1);
+    expect(server.frames[0]).toEqual({ type: "command_result", result: expect.objectContaining({ status: "failed", error: `expired at ${expired.expiresAt}` }) });
+    expect(device.executions.size).toBe(0);
+  });
+
+  it("runs a re-delivered command once, answering the repeat with its ack and recorded result", async () => {
+    const command = await signed({ type: "custom", payload: { action: "sync" } });
+    server.send({ type: "command", command });
+    await server.waitForFrames(2);
+    server.send({ type: "command", command });
+    await server.waitForFrames(4);
+    expect(server.frames.slice(2)).toEqual(server.frames.slice(0, 2));
+    expect(device.executions.get(command.requestId)).toBe(1);
+    expect(device.receiptsOf(command.requestId)).toHaveLength(2);
+  });
+
+  it("drops the first acks and their results when told to, then answers the re-delivery", async () => {
+    await device.stop();
+    device = new SimulatedDevice(server.url, device.registration, { dropAcks: 1 });
+    await device.connect();
+    const command = await signed();
+    server.send({ type: "command", command });
+    await device.waitForCommand(command.requestId);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(server.frames).toEqual([]);
+    server.send({ type: "command", command });
+    await server.waitForFrames(2);
+    expect(server.frames.map((frame) => frame.type)).toEqual(["command_ack", "command_result"]);
+    expect(device.executions.get(command.requestId)).toBe(1);
+  });
+
+  it("reconnects by itself when the server drops the socket, and a reboot reopens it", async () => {
+    server.sockets[0]!.terminate();
+    await new Promise<void>((resolve) => device.once("connected", resolve));
+    expect(server.sockets).toHaveLength(2);
+    expect(device.connected).toBe(true);
+
+    const reboot = await signed({ type: "reboot" });
+    server.send({ type: "command", command: reboot });
+    await server.waitForFrames(2);
+    expect(server.sockets).toHaveLength(3);
+    expect(server.frames[1]).toEqual({ type: "command_result", result: expect.objectContaining({ requestId: reboot.requestId, status: "succeeded" }) });
+    expect(device.state.bootedAt).toBeGreaterThan(Date.now() - 5000);
+  });
+
+  it("stays disconnected after disconnect()", async () => {
+    await device.disconnect();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(server.sockets.filter((socket) => socket.readyState === WebSocket.OPEN)).toHaveLength(0);
+    expect(device.connected).toBe(false);
+  });
+});
+
+describe("reconnectDelayMs", () => {
+  it("doubles up to the ceiling, with jitter in the upper half", () => {
+    const random = seededRandom(2);
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const ceiling = Math.min(30_000, 500 * 2 ** attempt);
+      const delay = reconnectDelayMs(attempt, 500, 30_000, random);
+      expect(delay).toBeGreaterThanOrEqual(ceiling / 2);
+      expect(delay).toBeLessThanOrEqual(ceiling);
+    }
+  });
+});

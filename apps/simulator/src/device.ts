@@ -1,0 +1,499 @@
+import { EventEmitter } from "node:events";
+import {
+  type ActionResultRequest,
+  ActionResultResponse,
+  BEARER_PROTOCOL_PREFIX,
+  DEVICE_WS_PROTOCOL,
+  type DeviceClientFrame,
+  type DeviceCommand,
+  type DeviceFacts,
+  DeviceServerFrame,
+  ErrorBody,
+  HeartbeatResponse,
+  RegisterResponse,
+  WsCloseCode,
+  verifyCommandSignature,
+} from "@mdm/contracts";
+import WebSocket from "ws";
+import { executeCommand } from "./execute";
+import { ApiError, requestJson } from "./http";
+import { type DeviceState, KIOSK_APP, type Random, drift, initialState, toHeartbeat } from "./telemetry";
+
+export const SIMULATOR_AGENT_VERSION = "sim-0.1.0";
+
+export type DeviceOptions = {
+  /** Heartbeat loop interval; defaults to the interval the server asked for at registration. */
+  intervalMs?: number;
+  /** Facts sent at enrollment (model, fcmToken...). A simulated device has no FCM token unless given one. */
+  facts?: DeviceFacts;
+  /** WebSocket path; `/ws/<deviceId>` is the legacy path. */
+  wsPath?: string;
+  /** How the token rides on the upgrade: a `bearer.<token>` subprotocol (browsers can) or a header. */
+  auth?: "subprotocol" | "header";
+  reconnectBaseMs?: number;
+  reconnectMaxMs?: number;
+  /** Test knob: silently drop the first N command_ack frames and the results that follow them. */
+  dropAcks?: number;
+  random?: Random;
+  onCommand?: (received: ReceivedCommand) => void;
+};
+
+export type ReceivedCommand = { command: DeviceCommand; channel: "websocket" | "http"; at: number };
+
+export type DeviceStats = {
+  heartbeatsSent: number;
+  heartbeatsFailed: number;
+  commandsReceived: number;
+  /** Commands run to a `succeeded` result. */
+  commandsExecuted: number;
+  /** Commands refused (bad signature, expired) or run to a `failed` result. */
+  commandsFailed: number;
+  reconnects: number;
+  errors: number;
+};
+
+/** The server refused the WebSocket upgrade with an HTTP error: no socket was opened. */
+export class UpgradeRefusedError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(`WebSocket upgrade refused: ${status} ${code}: ${message}`);
+    this.name = "UpgradeRefusedError";
+  }
+}
+
+type DeviceEvents = {
+  command: [ReceivedCommand];
+  /** A result as reported to the server (dropped ones are not). */
+  result: [ActionResultRequest];
+  connected: [];
+  /** The socket dropped or the server closed it (not emitted for `disconnect()` or a reboot). */
+  disconnected: [{ code: number; reason: string }];
+  /** Something went wrong that the device survives: a server error frame, a failed report... */
+  problem: [string];
+};
+
+// Closes after which reconnecting would be wrong: another connection took our place, or
+// the token is no longer valid.
+const FINAL_CLOSE_CODES = new Set<number>([WsCloseCode.replaced, WsCloseCode.unauthorized]);
+
+/**
+ * One simulated Android device: a real client of the public API built on the contracts.
+ * It enrolls, holds a WebSocket (reconnecting with backoff), heartbeats with drifting
+ * telemetry, and executes the commands it receives exactly once per requestId, after
+ * verifying their signature and expiry.
+ */
+export class SimulatedDevice extends EventEmitter<DeviceEvents> {
+  readonly deviceId: string;
+  /** Times each command ran on this device: a re-delivered command must never run twice. */
+  readonly executions = new Map<string, number>();
+  readonly stats: DeviceStats = { heartbeatsSent: 0, heartbeatsFailed: 0, commandsReceived: 0, commandsExecuted: 0, commandsFailed: 0, reconnects: 0, errors: 0 };
+  state: DeviceState;
+
+  private readonly random: Random;
+  private readonly receipts = new Map<string, ReceivedCommand[]>();
+  private readonly results = new Map<string, ActionResultRequest>();
+  private readonly inFlight = new Set<string>();
+  private readonly droppedResults = new Set<string>();
+  private acksToDrop: number;
+  private socket: WebSocket | undefined;
+  /** The socket that said hello: the one frames go out on. */
+  private live: WebSocket | undefined;
+  private shouldReconnect = false;
+  private reconnectAttempts = 0;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private connecting: Promise<void> | undefined;
+  private loopTimer: NodeJS.Timeout | undefined;
+  private running = false;
+  private lastDriftAt: number;
+
+  constructor(
+    readonly baseUrl: string,
+    readonly registration: RegisterResponse,
+    private readonly options: DeviceOptions = {},
+  ) {
+    super();
+    this.deviceId = registration.deviceId;
+    this.random = options.random ?? Math.random;
+    this.acksToDrop = options.dropAcks ?? 0;
+    this.lastDriftAt = Date.now();
+    this.state = initialState(this.random, this.lastDriftAt);
+  }
+
+  /** Enrolls a new device with `POST /v1/register`. */
+  static async enroll(baseUrl: string, enrollmentToken: string, options: DeviceOptions = {}): Promise<SimulatedDevice> {
+    const random = options.random ?? Math.random;
+    const facts: DeviceFacts = {
+      model: "Simulated Kiosk",
+      manufacturer: "MDM Simulator",
+      osVersion: "14",
+      sdkInt: 34,
+      appVersion: SIMULATOR_AGENT_VERSION,
+      serialNumber: `SIM-${Math.floor(random() * 36 ** 8).toString(36).toUpperCase().padStart(8, "0")}`,
+      ...options.facts,
+    };
+    const registration = await requestJson(
+      baseUrl,
+      { method: "POST", path: "/v1/register", body: JSON.stringify({ enrollmentToken, device: facts }) },
+      RegisterResponse,
+    );
+    return new SimulatedDevice(baseUrl, registration, options);
+  }
+
+  get connected(): boolean {
+    return this.live !== undefined && this.live.readyState === WebSocket.OPEN;
+  }
+
+  get intervalMs(): number {
+    return this.options.intervalMs ?? this.registration.heartbeatIntervalSeconds * 1000;
+  }
+
+  // ---- Connection -------------------------------------------------------------------
+
+  /**
+   * Opens the WebSocket and resolves once the server said hello. From then on, a dropped
+   * socket is reopened with backoff until `disconnect()` or `stop()`. A refused upgrade
+   * rejects with `UpgradeRefusedError`.
+   */
+  async connect(): Promise<void> {
+    if (this.connected) return;
+    if (this.connecting) return this.connecting;
+    clearTimeout(this.reconnectTimer);
+    this.shouldReconnect = true;
+    this.connecting = this.open(false).finally(() => (this.connecting = undefined));
+    try {
+      await this.connecting;
+    } catch (error) {
+      this.shouldReconnect = false;
+      throw error;
+    }
+  }
+
+  /** Closes the socket (code 1000) and stays disconnected. */
+  async disconnect(): Promise<void> {
+    this.shouldReconnect = false;
+    clearTimeout(this.reconnectTimer);
+    const socket = this.socket;
+    this.socket = undefined;
+    this.live = undefined;
+    if (socket) await closeSocket(socket, WsCloseCode.normal, "disconnect");
+  }
+
+  /** Test knob: sends text as is, e.g. a frame the contract refuses. */
+  sendRaw(text: string): void {
+    if (!this.socket || this.socket.readyState !== WebSocket.OPEN) throw new Error("not connected");
+    this.socket.send(text);
+  }
+
+  private wsUrl(): string {
+    const url = new URL(this.options.wsPath ?? "/ws/devices", this.baseUrl);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    return url.toString();
+  }
+
+  private open(isReconnect: boolean): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const token = this.registration.deviceToken;
+      const viaHeader = this.options.auth === "header";
+      const protocols = viaHeader ? [DEVICE_WS_PROTOCOL] : [DEVICE_WS_PROTOCOL, `${BEARER_PROTOCOL_PREFIX}${token}`];
+      const socket = new WebSocket(this.wsUrl(), protocols, {
+        handshakeTimeout: 10_000,
+        ...(viaHeader ? { headers: { Authorization: `Bearer ${token}` } } : {}),
+      });
+      this.socket = socket;
+      let settled = false;
+      let refused: UpgradeRefusedError | undefined;
+      const settle = (error?: Error) => {
+        if (settled) return;
+        settled = true;
+        if (error) reject(error);
+        else resolve();
+      };
+
+      socket.on("unexpected-response", (_req, res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (chunk: Buffer) => chunks.push(chunk));
+        res.on("end", () => {
+          const body = ErrorBody.safeParse(safeJson(Buffer.concat(chunks).toString("utf8")));
+          refused = new UpgradeRefusedError(res.statusCode ?? 0, body.success ? body.data.error.code : "unexpected_response", body.success ? body.data.error.message : "no error body");
+          settle(refused);
+          socket.terminate();
+        });
+      });
+      socket.on("message", (data, isBinary) => {
+        const frame = isBinary ? undefined : DeviceServerFrame.safeParse(safeJson(data.toString()));
+        if (!frame?.success) {
+          this.noteProblem("server sent a frame the contract refuses");
+          socket.close(WsCloseCode.policyViolation, "frame does not match the protocol");
+          return;
+        }
+        if (frame.data.type === "hello") {
+          this.live = socket;
+          this.reconnectAttempts = 0;
+          settle();
+          this.emit("connected");
+          return;
+        }
+        void this.onFrame(frame.data);
+      });
+      socket.on("error", (error) => {
+        if (!settled) settle(refused ?? error);
+      });
+      socket.on("close", (code, reasonBuffer) => {
+        const reason = reasonBuffer.toString();
+        settle(refused ?? new Error(`WebSocket closed before hello (${code}${reason ? ` ${reason}` : ""})`));
+        const wasLive = this.live === socket;
+        if (wasLive) this.live = undefined;
+        if (wasLive || this.socket === socket) this.emit("disconnected", { code, reason });
+        // Replaced on purpose (disconnect, reboot): whoever did it decides what comes next.
+        if (this.socket !== socket) return;
+        this.socket = undefined;
+        const fatal = FINAL_CLOSE_CODES.has(code) || (refused !== undefined && (refused.status === 401 || refused.status === 403));
+        if (fatal) {
+          this.shouldReconnect = false;
+          this.noteProblem(refused ? refused.message : `socket closed for good (${code} ${reason})`);
+          return;
+        }
+        // A first connect that fails is the caller's to handle; after that, we retry.
+        if (this.shouldReconnect && (wasLive || isReconnect)) this.scheduleReconnect();
+      });
+    });
+  }
+
+  private scheduleReconnect(): void {
+    const base = this.options.reconnectBaseMs ?? 500;
+    const max = this.options.reconnectMaxMs ?? 30_000;
+    const delay = reconnectDelayMs(this.reconnectAttempts++, base, max, this.random);
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => {
+      if (!this.shouldReconnect || this.socket) return;
+      this.stats.reconnects++;
+      // A failure closes the socket, and its close handler schedules the next attempt.
+      this.open(true).catch(() => undefined);
+    }, delay);
+  }
+
+  /** What a reboot does to the connection: it drops, and comes back. */
+  private async restart(): Promise<void> {
+    this.lastDriftAt = Date.now();
+    this.state = { ...this.state, bootedAt: this.lastDriftAt };
+    const socket = this.socket;
+    if (!socket) return;
+    this.socket = undefined;
+    this.live = undefined;
+    await closeSocket(socket, WsCloseCode.normal, "rebooting");
+    if (!this.shouldReconnect) return;
+    this.stats.reconnects++;
+    // If the server is not there, the failed socket's close handler keeps retrying.
+    await this.open(true).catch(() => undefined);
+  }
+
+  private async onFrame(frame: DeviceServerFrame): Promise<void> {
+    switch (frame.type) {
+      case "command":
+        return this.receive(frame.command, "websocket");
+      case "error":
+        return this.noteProblem(`server error ${frame.code}: ${frame.message}${frame.requestId ? ` (${frame.requestId})` : ""}`);
+      case "hello":
+      case "heartbeat_ok":
+      case "result_ok":
+        return;
+    }
+  }
+
+  private noteProblem(message: string): void {
+    this.stats.errors++;
+    this.emit("problem", message);
+  }
+
+  // ---- Heartbeats ---------------------------------------------------------------------
+
+  /** Sends one heartbeat now: over the socket when connected, else by HTTP (running the commands the answer carries). */
+  async heartbeat(): Promise<void> {
+    const now = Date.now();
+    this.state = drift(this.state, (now - this.lastDriftAt) / 1000, this.random);
+    this.lastDriftAt = now;
+    const heartbeat = toHeartbeat(this.state, now, { appVersion: SIMULATOR_AGENT_VERSION });
+    if (this.connected) {
+      this.sendFrame({ type: "heartbeat", heartbeat });
+      this.stats.heartbeatsSent++;
+      return;
+    }
+    const response = await requestJson(
+      this.baseUrl,
+      { method: "POST", path: "/v1/heartbeat", headers: this.authorization(), body: JSON.stringify(heartbeat) },
+      HeartbeatResponse,
+    );
+    this.stats.heartbeatsSent++;
+    for (const command of response.commands) await this.receive(command, "http");
+  }
+
+  /** Heartbeats every `intervalMs` (the first one at a random point of the first interval, so a fleet spreads out). */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    const tick = async () => {
+      try {
+        await this.heartbeat();
+      } catch (error) {
+        this.stats.heartbeatsFailed++;
+        this.noteProblem(`heartbeat failed: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      if (this.running) this.loopTimer = setTimeout(tick, this.intervalMs);
+    };
+    this.loopTimer = setTimeout(tick, Math.floor(this.random() * this.intervalMs));
+  }
+
+  /** Stops the heartbeat loop and disconnects. */
+  async stop(): Promise<void> {
+    this.running = false;
+    clearTimeout(this.loopTimer);
+    await this.disconnect();
+  }
+
+  /** Test knob: the kiosk app crashes; heartbeats report it not running until it is relaunched. */
+  stopApp(packageName = KIOSK_APP): void {
+    this.state = { ...this.state, apps: this.state.apps.map((app) => (app.packageName === packageName ? { ...app, running: false, foreground: false } : app)) };
+  }
+
+  // ---- Commands -----------------------------------------------------------------------
+
+  /** Every receipt of this command so far (a re-delivered command shows up more than once). */
+  receiptsOf(requestId: string): ReceivedCommand[] {
+    return this.receipts.get(requestId) ?? [];
+  }
+
+  /** The first receipt of this command, as soon as there is one. */
+  waitForCommand(requestId: string, timeoutMs = 5000): Promise<ReceivedCommand> {
+    const first = this.receipts.get(requestId)?.[0];
+    if (first) return Promise.resolve(first);
+    return new Promise((resolve, reject) => {
+      const onCommand = (received: ReceivedCommand) => {
+        if (received.command.requestId !== requestId) return;
+        clearTimeout(timer);
+        this.off("command", onCommand);
+        resolve(received);
+      };
+      const timer = setTimeout(() => {
+        this.off("command", onCommand);
+        reject(new Error(`device ${this.deviceId} did not receive command ${requestId} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.on("command", onCommand);
+    });
+  }
+
+  private async receive(command: DeviceCommand, channel: ReceivedCommand["channel"]): Promise<void> {
+    const received: ReceivedCommand = { command, channel, at: Date.now() };
+    const { requestId } = command;
+    this.receipts.set(requestId, [...(this.receipts.get(requestId) ?? []), received]);
+    this.stats.commandsReceived++;
+    this.options.onCommand?.(received);
+    this.emit("command", received);
+
+    const refusal = await this.refusalOf(command);
+    if (refusal) {
+      // Never run, never remembered: a forged command must not shadow a genuine one.
+      this.stats.commandsFailed++;
+      await this.report({ requestId, status: "failed", error: refusal, completedAt: new Date().toISOString() });
+      return;
+    }
+    const recorded = this.results.get(requestId);
+    if (recorded) {
+      // Already ran: the server missed our ack or result. Say both again; run nothing.
+      await this.acknowledge(requestId);
+      await this.report(recorded);
+      return;
+    }
+    if (this.inFlight.has(requestId)) return this.acknowledge(requestId);
+
+    this.inFlight.add(requestId);
+    try {
+      await this.acknowledge(requestId);
+      const execution = executeCommand(command, this.state.apps);
+      this.state = { ...this.state, apps: execution.apps };
+      if (execution.reboot) await this.restart();
+      this.executions.set(requestId, (this.executions.get(requestId) ?? 0) + 1);
+      const result: ActionResultRequest =
+        execution.outcome.status === "succeeded"
+          ? { requestId, status: "succeeded", result: execution.outcome.result, completedAt: new Date().toISOString() }
+          : { requestId, status: "failed", error: execution.outcome.error, completedAt: new Date().toISOString() };
+      this.results.set(requestId, result);
+      if (result.status === "succeeded") this.stats.commandsExecuted++;
+      else this.stats.commandsFailed++;
+      await this.report(result);
+    } finally {
+      this.inFlight.delete(requestId);
+    }
+  }
+
+  /** Why this command must not run, if it must not. */
+  private async refusalOf(command: DeviceCommand): Promise<string | undefined> {
+    if (!(await verifyCommandSignature(this.registration.commandKey, command))) return "signature does not verify";
+    if (Date.parse(command.expiresAt) <= Date.now()) return `expired at ${command.expiresAt}`;
+    return undefined;
+  }
+
+  private async acknowledge(requestId: string): Promise<void> {
+    if (this.acksToDrop > 0) {
+      this.acksToDrop--;
+      this.droppedResults.add(requestId);
+      return;
+    }
+    if (this.connected) return this.sendFrame({ type: "command_ack", requestId });
+    await this.postResult({ requestId, status: "acknowledged" });
+  }
+
+  private async report(result: ActionResultRequest): Promise<void> {
+    // The result of a command whose ack was lost is lost with it.
+    if (this.droppedResults.delete(result.requestId)) return;
+    if (this.connected) this.sendFrame({ type: "command_result", result });
+    else await this.postResult(result);
+    this.emit("result", result);
+  }
+
+  private async postResult(result: ActionResultRequest): Promise<void> {
+    try {
+      await requestJson(this.baseUrl, { method: "POST", path: "/v1/action-result", headers: this.authorization(), body: JSON.stringify(result) }, ActionResultResponse);
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      this.noteProblem(`action result ${result.status} for ${result.requestId} refused: ${error.message}`);
+    }
+  }
+
+  private sendFrame(frame: DeviceClientFrame): void {
+    this.live!.send(JSON.stringify(frame));
+  }
+
+  private authorization(): Record<string, string> {
+    return { Authorization: `Bearer ${this.registration.deviceToken}` };
+  }
+}
+
+/** Exponential backoff with jitter: half of the delay fixed, half random. */
+export function reconnectDelayMs(attempt: number, baseMs: number, maxMs: number, random: Random): number {
+  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 30));
+  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function closeSocket(socket: WebSocket, code: number, reason: string): Promise<void> {
+  if (socket.readyState === WebSocket.CLOSED) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => socket.terminate(), 2000);
+    socket.once("close", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    if (socket.readyState === WebSocket.CONNECTING) socket.terminate();
+    else socket.close(code, reason);
+  });
+}
