@@ -1,3 +1,4 @@
+import type Redis from "ioredis";
 import type { Env } from "./config/env";
 import type { Db } from "./db/client";
 import type { Logger } from "./lib/logger";
@@ -20,6 +21,8 @@ export type AppDeps = {
   clock: Clock;
   /** Carries fleet events between API instances (in-process, or Redis when REDIS_URL is set). */
   bus: EventBus;
+  /** Shared rate-limit counters across instances, when REDIS_URL is set. */
+  redis?: Redis;
   /** Identifies this process among API instances, e.g. as the holder of a device's socket. */
   instanceId: string;
 };

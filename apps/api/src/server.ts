@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import http from "node:http";
+import Redis from "ioredis";
 import path from "node:path";
 import { createApp } from "./app";
 import { DEV_ADMIN_KEY, DEV_JWT_SECRET, type Env, parseEnv } from "./config/env";
@@ -37,6 +38,7 @@ export async function startServer(env: Env): Promise<RunningServer> {
     clock: systemClock,
     mailer: createMailer(env),
     bus: env.REDIS_URL ? await RedisEventBus.connect(env.REDIS_URL) : new LocalEventBus(),
+    redis: env.REDIS_URL ? new Redis(env.REDIS_URL, { maxRetriesPerRequest: 2 }) : undefined,
     instanceId: randomUUID(),
   };
   const server = http.createServer(createApp(deps));
@@ -67,6 +69,7 @@ export async function startServer(env: Env): Promise<RunningServer> {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await deps.bus.close();
+      deps.redis?.disconnect();
       await deps.db.$disconnect();
       await embedded?.stop();
     },

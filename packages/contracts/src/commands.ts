@@ -195,3 +195,6 @@ export type ActionResultResponse = z.infer<typeof ActionResultResponse>;
 
 export const ListCommandsResponse = z.object({ commands: z.array(Command), total: z.int() });
 export type ListCommandsResponse = z.infer<typeof ListCommandsResponse>;
+
+export const ListBatchesResponse = z.object({ batches: z.array(CommandBatch).describe("Newest first, the last 100.") });
+export type ListBatchesResponse = z.infer<typeof ListBatchesResponse>;

@@ -18,7 +18,9 @@ export const EnrollmentToken = z.object({
   maxUses: z.int(),
   usedCount: z.int(),
   expiresAt: DateTime,
+  revokedAt: DateTime.nullable(),
   createdAt: DateTime,
+  createdBy: z.string().nullable(),
 });
 export type EnrollmentToken = z.infer<typeof EnrollmentToken>;
 
@@ -26,3 +28,11 @@ export const CreateEnrollmentTokenResponse = EnrollmentToken.extend({
   token: z.string().describe("The secret a device presents to `POST /v1/register`. Shown only this once."),
 });
 export type CreateEnrollmentTokenResponse = z.infer<typeof CreateEnrollmentTokenResponse>;
+
+export const ListEnrollmentTokensResponse = z.object({
+  tokens: z.array(EnrollmentToken).describe("Newest first; the secrets are never shown again."),
+});
+export type ListEnrollmentTokensResponse = z.infer<typeof ListEnrollmentTokensResponse>;
+
+export const EnrollmentTokenIdParams = z.object({ tokenId: Uuid });
+export type EnrollmentTokenIdParams = z.infer<typeof EnrollmentTokenIdParams>;

@@ -7,6 +7,7 @@ import {
   CommandBatch,
   CreateBulkCommandRequest,
   CreateCommandRequest,
+  ListBatchesResponse,
   ListCommandsResponse,
   RequestIdParams,
 } from "./commands";
@@ -22,7 +23,13 @@ import {
   RegisterRequest,
   RegisterResponse,
 } from "./devices";
-import { CreateEnrollmentTokenRequest, CreateEnrollmentTokenResponse } from "./enrollment";
+import {
+  CreateEnrollmentTokenRequest,
+  CreateEnrollmentTokenResponse,
+  EnrollmentToken,
+  EnrollmentTokenIdParams,
+  ListEnrollmentTokensResponse,
+} from "./enrollment";
 import type { ErrorCode } from "./errors";
 import type { ApiRoute } from "./route-types";
 import {
@@ -98,6 +105,26 @@ export const apiRoutes = {
     summary: "Create an enrollment token",
     body: CreateEnrollmentTokenRequest,
     responses: { 201: { description: "Created.", schema: CreateEnrollmentTokenResponse } },
+  },
+  listEnrollmentTokens: {
+    method: "get",
+    path: "/admin/enrollment-tokens",
+    tag: "Admin",
+    auth: "admin",
+    minRole: "viewer",
+    summary: "List enrollment tokens with their use and expiry",
+    responses: { 200: { description: "Tokens.", schema: ListEnrollmentTokensResponse } },
+  },
+  revokeEnrollmentToken: {
+    method: "post",
+    path: "/admin/enrollment-tokens/{tokenId}/revoke",
+    tag: "Admin",
+    auth: "admin",
+    minRole: "operator",
+    summary: "Revoke an enrollment token: no device can enroll with it any more",
+    params: EnrollmentTokenIdParams,
+    responses: { 200: { description: "The revoked token.", schema: EnrollmentToken } },
+    errors: ["not_found"],
   },
   listDevices: {
     method: "get",
@@ -195,6 +222,15 @@ export const apiRoutes = {
     description: "Answers at once with the batch; commands are dispatched in the background. Follow progress with `GET /admin/batches/{batchId}`.",
     body: CreateBulkCommandRequest,
     responses: { 202: { description: "Queued.", schema: CommandBatch } },
+  },
+  listBatches: {
+    method: "get",
+    path: "/admin/batches",
+    tag: "Admin",
+    auth: "admin",
+    minRole: "viewer",
+    summary: "Recent bulk commands with their progress",
+    responses: { 200: { description: "Batches.", schema: ListBatchesResponse } },
   },
   getBatch: {
     method: "get",

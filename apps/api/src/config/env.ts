@@ -29,7 +29,9 @@ const EnvSchema = z
     DASHBOARD_FLUSH_MS: positiveInt(250),
     AUTO_RELAUNCH_DEBOUNCE_SECONDS: positiveInt(120),
     LOG_LEVEL: z.enum(["error", "warn", "info", "debug"]).default("info"),
-    TRUST_PROXY: z.string().default("false"),
+    // Loopback proxies (the dashboard's own Next.js server) are trusted by default, so
+    // rate limits see the browser's address rather than the proxy's.
+    TRUST_PROXY: z.string().default("loopback"),
     BODY_LIMIT_BYTES: positiveInt(64 * 1024),
     HEARTBEAT_INTERVAL_SECONDS: positiveInt(60),
     COMMAND_DEFAULT_TTL_SECONDS: positiveInt(24 * 3600),

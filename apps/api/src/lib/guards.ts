@@ -26,10 +26,11 @@ export function createGuards(deps: AppDeps): Guards {
   const signedAdmin = adminAuth(deps);
   const sessions = { viewer: requireSession(deps, "viewer"), operator: requireSession(deps, "operator"), admin: requireSession(deps, "admin") };
   // One counter for every admin and session route, whatever its role.
-  const adminLimiter = limiter({ perMinute: env.RATE_LIMIT_ADMIN_PER_MINUTE });
-  const sessionLimiter = limiter({ perMinute: env.RATE_LIMIT_ADMIN_PER_MINUTE });
+  const { redis } = deps;
+  const adminLimiter = limiter({ name: "admin", redis, perMinute: env.RATE_LIMIT_ADMIN_PER_MINUTE });
+  const sessionLimiter = limiter({ name: "session", redis, perMinute: env.RATE_LIMIT_ADMIN_PER_MINUTE });
   return {
-    public: [limiter({ perMinute: env.RATE_LIMIT_GENERAL_PER_MINUTE })],
+    public: [limiter({ name: "public", redis, perMinute: env.RATE_LIMIT_GENERAL_PER_MINUTE })],
     admin: (route) => {
       const userSession = sessions[route.minRole ?? "admin"];
       return [
@@ -38,7 +39,7 @@ export function createGuards(deps: AppDeps): Guards {
         (req, res, next) => (req.get("x-admin") === undefined ? userSession : signedAdmin)(req, res, next),
       ];
     },
-    device: [deviceAuth(deps), limiter({ perMinute: env.RATE_LIMIT_DEVICE_PER_MINUTE, keyGenerator: deviceKey })],
+    device: [deviceAuth(deps), limiter({ name: "device", redis, perMinute: env.RATE_LIMIT_DEVICE_PER_MINUTE, keyGenerator: deviceKey })],
     session: (minRole) => [sessionLimiter, requireSession(deps, minRole)],
   };
 }

@@ -10,7 +10,14 @@ import { afterHeartbeat } from "../modules/fleet/fleet-monitor";
 // an ack and a result per command), low enough that one socket cannot hog an instance.
 const FRAMES_PER_MINUTE = 600;
 
-type Connection = { socket: WebSocket; alive: boolean; frames: number; windowStart: number };
+type Connection = {
+  socket: WebSocket;
+  alive: boolean;
+  frames: number;
+  windowStart: number;
+  /** Frames are handled one after another, in the order the device sent them (an ack before its result). */
+  queue: Promise<void>;
+};
 
 /**
  * The device sockets this instance holds. Delivers commands to them (whichever instance
@@ -38,11 +45,14 @@ export class DeviceHub {
     const { deps } = this;
     const previous = this.connections.get(deviceId);
     // Listeners first: a frame may arrive while the hello and pending commands go out.
-    const connection: Connection = { socket, alive: true, frames: 0, windowStart: Date.now() };
+    const connection: Connection = { socket, alive: true, frames: 0, windowStart: Date.now(), queue: Promise.resolve() };
     this.connections.set(deviceId, connection);
     previous?.socket.close(WsCloseCode.replaced, "replaced by a newer connection");
     socket.on("pong", () => (connection.alive = true));
-    socket.on("message", (data, isBinary) => void this.onMessage(deviceId, connection, data.toString(), isBinary));
+    socket.on("message", (data, isBinary) => {
+      const text = data.toString();
+      connection.queue = connection.queue.then(() => this.onMessage(deviceId, connection, text, isBinary));
+    });
     socket.on("close", () => void this.onClose(deviceId, connection));
     socket.on("error", () => socket.terminate());
 
@@ -65,8 +75,10 @@ export class DeviceHub {
     const command = await this.deps.db.command.findUnique({ where: { requestId } });
     if (!command || command.deviceId !== deviceId || command.expiresAt <= now) return;
     if (command.status !== "queued" && command.status !== "sent") return;
-    this.send(connection.socket, { type: "command", command: await toDeviceCommand(this.deps.env.HMAC_SECRET, command) });
+    const signed = await toDeviceCommand(this.deps.env.HMAC_SECRET, command);
+    // Recorded before it goes out, so the device's ack cannot overtake it.
     await transition(this.deps, requestId, ["queued"], "sent", now, "websocket", { sentAt: now });
+    this.send(connection.socket, { type: "command", command: signed });
   }
 
   private async onMessage(deviceId: string, connection: Connection, text: string, isBinary: boolean): Promise<void> {

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { type RegisterResponse, signAdminRequest } from "@mdm/contracts";
 import type { Express } from "express";
+import type Redis from "ioredis";
 import request from "supertest";
 import { createApp } from "../app";
 import { parseEnv } from "../config/env";
@@ -27,7 +28,7 @@ export class TestClock implements Clock {
 
 export type TestApp = { app: Express; deps: AppDeps; push: LocalPushGateway; mail: LocalMailer; clock: TestClock };
 
-export function createTestApp(db: Db, options: { env?: Record<string, string>; push?: PushGateway; bus?: EventBus } = {}): TestApp {
+export function createTestApp(db: Db, options: { env?: Record<string, string>; push?: PushGateway; bus?: EventBus; redis?: Redis } = {}): TestApp {
   const env = parseEnv({
     NODE_ENV: "test",
     ADMIN_KEY: TEST_ADMIN_KEY,
@@ -51,6 +52,7 @@ export function createTestApp(db: Db, options: { env?: Record<string, string>; p
     clock,
     mailer: mail,
     bus: options.bus ?? new LocalEventBus(),
+    redis: options.redis,
     instanceId: randomUUID(),
   };
   return { app: createApp(deps), deps, push, mail, clock };

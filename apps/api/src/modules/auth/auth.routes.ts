@@ -48,11 +48,13 @@ export function authRoutes(deps: AppDeps, guards: Guards): Router {
   // Counted after validation, per client address and email: guessing one account's
   // password is throttled without locking its owner out from another address.
   const loginLimiter = limiter({
+    name: "login",
+    redis: deps.redis,
     perMinute: env.RATE_LIMIT_LOGIN_PER_MINUTE,
     keyGenerator: (req, res) => `login:${ipKeyGenerator(req.ip ?? "")}:${inputOf(apiRoutes.login, res).body.email}`,
   });
   // Counted after validation: only requests that may send a mail count.
-  const resetLimiter = limiter({ windowMs: 3600_000, limit: env.RATE_LIMIT_PASSWORD_RESET_PER_HOUR });
+  const resetLimiter = limiter({ name: "password-reset", redis: deps.redis, windowMs: 3600_000, limit: env.RATE_LIMIT_PASSWORD_RESET_PER_HOUR });
 
   mount(router, apiRoutes.getSetupStatus, async (_req, res) => res.json(await setupStatus(deps)), { guards: guards.public });
 

@@ -4,7 +4,16 @@ import type { AppDeps } from "../../deps";
 import type { Guards } from "../../lib/guards";
 import { mount } from "../../lib/routing";
 import { inputOf } from "../../lib/validate";
-import { cancelCommand, createBulkCommand, createCommand, getBatch, getCommand, listCommands, recordActionResult } from "./commands.service";
+import {
+  cancelCommand,
+  createBulkCommand,
+  createCommand,
+  getBatch,
+  getCommand,
+  listBatches,
+  listCommands,
+  recordActionResult,
+} from "./commands.service";
 
 export function commandRoutes(deps: AppDeps, guards: Guards): Router {
   const router = Router();
@@ -29,6 +38,7 @@ export function commandRoutes(deps: AppDeps, guards: Guards): Router {
     async (_req, res) => res.json(await cancelCommand(deps, inputOf(apiRoutes.cancelCommand, res).params.requestId, res.locals.actor)),
     admin,
   );
+  mount(router, apiRoutes.listBatches, async (_req, res) => res.json(await listBatches(deps)), admin);
   mount(router, apiRoutes.getBatch, async (_req, res) => res.json(await getBatch(deps, inputOf(apiRoutes.getBatch, res).params.batchId)), admin);
   mount(
     router,

@@ -10,6 +10,7 @@ import {
   type CreateBulkCommandRequest,
   type CreateCommandRequest,
   type DeviceCommand,
+  type ListBatchesResponse,
   type ListCommandsQuery,
   type ListCommandsResponse,
   CommandStatus as CommandStatuses,
@@ -18,7 +19,7 @@ import {
   signCommand,
 } from "@mdm/contracts";
 import type { AppDeps } from "../../deps";
-import type { Command, CommandEvent, Prisma } from "../../generated/prisma/client";
+import type { Command, CommandBatch as CommandBatchRow, CommandEvent, Prisma } from "../../generated/prisma/client";
 import { recordAudit } from "../../lib/audit";
 import { HttpError } from "../../lib/http-error";
 import { commandKeyFor } from "../devices/devices.service";
@@ -353,6 +354,16 @@ async function dispatchAll(deps: CommandDeps, batchId: string): Promise<void> {
 export async function getBatch({ db }: Pick<AppDeps, "db">, batchId: string): Promise<BatchView> {
   const batch = await db.commandBatch.findUnique({ where: { id: batchId } });
   if (!batch) throw new HttpError("not_found", "No batch has this id");
+  return toBatchView(db, batch);
+}
+
+export async function listBatches({ db }: Pick<AppDeps, "db">): Promise<ListBatchesResponse> {
+  const batches = await db.commandBatch.findMany({ orderBy: [{ createdAt: "desc" }, { id: "asc" }], take: 100 });
+  return { batches: await Promise.all(batches.map((batch) => toBatchView(db, batch))) };
+}
+
+async function toBatchView(db: AppDeps["db"], batch: CommandBatchRow): Promise<BatchView> {
+  const batchId = batch.id;
   const grouped = await db.command.groupBy({ by: ["status"], where: { batchId }, _count: { _all: true } });
   const counts = Object.fromEntries(CommandStatuses.options.map((status) => [status, 0])) as BatchView["counts"];
   for (const row of grouped) counts[row.status] = row._count._all;

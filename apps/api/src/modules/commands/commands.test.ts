@@ -239,6 +239,8 @@ describe("bulk commands, cancel and history", () => {
     }
     const done = await adminRequest(t.app, "GET", `/admin/batches/${res.body.batchId}`);
     expect(done.body).toMatchObject({ done: true, counts: { succeeded: 2 } });
+    const listed = await adminRequest(t.app, "GET", "/admin/batches");
+    expect(listed.body.batches).toEqual([done.body]);
   });
 
   it("targets the whole fleet or a list, and refuses unknown devices and empty targets", async () => {

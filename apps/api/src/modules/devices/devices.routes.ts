@@ -23,6 +23,8 @@ export function deviceRoutes(deps: AppDeps, guards: Guards): Router {
 
   // Enrollment is limited per enrollment token: a fleet enrolling behind one NAT shares an IP.
   const perEnrollmentToken = limiter({
+    name: "enrollment",
+    redis: deps.redis,
     perMinute: deps.env.RATE_LIMIT_ENROLLMENT_PER_MINUTE,
     keyGenerator: (_req, res) => `enroll:${String(inputOf(apiRoutes.register, res).body.enrollmentToken).split(".")[0]}`,
   });

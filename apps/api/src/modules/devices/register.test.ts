@@ -93,3 +93,25 @@ describe("POST /v1/register: security", () => {
     },
   );
 });
+
+describe("enrollment tokens: list and revoke", () => {
+  it("lists tokens with their use, never their secret, and a revoked token enrolls nobody", async () => {
+    const enrollmentToken = await createEnrollmentToken(t.app, { maxUses: 5, label: "store 7" });
+    await request(t.app).post("/v1/register").send({ enrollmentToken });
+    const listed = await adminRequest(t.app, "GET", "/admin/enrollment-tokens");
+    expect(listed.status).toBe(200);
+    expect(listed.body.tokens).toEqual([expect.objectContaining({ label: "store 7", maxUses: 5, usedCount: 1, revokedAt: null, createdBy: "admin-key" })]);
+    expect(JSON.stringify(listed.body)).not.toContain(enrollmentToken.split(".")[1]);
+
+    const id = enrollmentToken.split(".")[0];
+    const revoked = await adminRequest(t.app, "POST", `/admin/enrollment-tokens/${id}/revoke`);
+    expect(revoked.status).toBe(200);
+    expect(revoked.body.revokedAt).not.toBeNull();
+    const again = await adminRequest(t.app, "POST", `/admin/enrollment-tokens/${id}/revoke`);
+    expect(again.body.revokedAt).toBe(revoked.body.revokedAt);
+    const refused = await request(t.app).post("/v1/register").send({ enrollmentToken });
+    expect(refused.status).toBe(401);
+    expect(await database.db.device.count()).toBe(1);
+    expect((await adminRequest(t.app, "POST", "/admin/enrollment-tokens/00000000-0000-4000-8000-000000000000/revoke")).status).toBe(404);
+  });
+});

@@ -4,7 +4,7 @@ import type { AppDeps } from "../../deps";
 import type { Guards } from "../../lib/guards";
 import { mount } from "../../lib/routing";
 import { inputOf } from "../../lib/validate";
-import { createEnrollmentToken } from "./enrollment.service";
+import { createEnrollmentToken, listEnrollmentTokens, revokeEnrollmentToken } from "./enrollment.service";
 
 export function enrollmentRoutes(deps: AppDeps, guards: Guards): Router {
   const router = Router();
@@ -13,6 +13,13 @@ export function enrollmentRoutes(deps: AppDeps, guards: Guards): Router {
     apiRoutes.createEnrollmentToken,
     async (_req, res) =>
       res.status(201).json(await createEnrollmentToken(deps, inputOf(apiRoutes.createEnrollmentToken, res).body, res.locals.actor)),
+    { guards },
+  );
+  mount(router, apiRoutes.listEnrollmentTokens, async (_req, res) => res.json(await listEnrollmentTokens(deps)), { guards });
+  mount(
+    router,
+    apiRoutes.revokeEnrollmentToken,
+    async (_req, res) => res.json(await revokeEnrollmentToken(deps, inputOf(apiRoutes.revokeEnrollmentToken, res).params.tokenId, res.locals.actor)),
     { guards },
   );
   return router;

@@ -1,5 +1,11 @@
 import { randomUUID } from "node:crypto";
-import type { CreateEnrollmentTokenRequest, CreateEnrollmentTokenResponse } from "@mdm/contracts";
+import type {
+  CreateEnrollmentTokenRequest,
+  CreateEnrollmentTokenResponse,
+  EnrollmentToken as EnrollmentTokenView,
+  ListEnrollmentTokensResponse,
+} from "@mdm/contracts";
+import type { EnrollmentToken as EnrollmentTokenRow } from "../../generated/prisma/client";
 import type { DbOrTx } from "../../db/types";
 import type { AppDeps, Clock } from "../../deps";
 import { recordAudit } from "../../lib/audit";
@@ -24,15 +30,38 @@ export async function createEnrollmentToken(
     },
   });
   await recordAudit(db, { actor: actor.name, action: "enrollment_token.create", targetType: "enrollment_token", targetId: id, ip: actor.ip, details: { maxUses: input.maxUses, label: input.label } });
+  return { ...toEnrollmentTokenView(row), token: formatToken(id, secret) };
+}
+
+function toEnrollmentTokenView(row: EnrollmentTokenRow): EnrollmentTokenView {
   return {
     id: row.id,
     label: row.label,
     maxUses: row.maxUses,
     usedCount: row.usedCount,
     expiresAt: row.expiresAt.toISOString(),
+    revokedAt: row.revokedAt?.toISOString() ?? null,
     createdAt: row.createdAt.toISOString(),
-    token: formatToken(id, secret),
+    createdBy: row.createdBy,
   };
+}
+
+export async function listEnrollmentTokens({ db }: Pick<AppDeps, "db">): Promise<ListEnrollmentTokensResponse> {
+  const rows = await db.enrollmentToken.findMany({ orderBy: [{ createdAt: "desc" }, { id: "asc" }], take: 500 });
+  return { tokens: rows.map(toEnrollmentTokenView) };
+}
+
+export async function revokeEnrollmentToken(
+  { db, clock }: Pick<AppDeps, "db" | "clock">,
+  tokenId: string,
+  actor: { name: string; ip?: string },
+): Promise<EnrollmentTokenView> {
+  // Revoking twice keeps the first revocation time.
+  const { count } = await db.enrollmentToken.updateMany({ where: { id: tokenId, revokedAt: null }, data: { revokedAt: clock.now() } });
+  const row = await db.enrollmentToken.findUnique({ where: { id: tokenId } });
+  if (!row) throw new HttpError("not_found", "No enrollment token has this id");
+  if (count === 1) await recordAudit(db, { actor: actor.name, action: "enrollment_token.revoke", targetType: "enrollment_token", targetId: tokenId, ip: actor.ip });
+  return toEnrollmentTokenView(row);
 }
 
 /**

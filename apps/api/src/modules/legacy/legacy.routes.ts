@@ -26,6 +26,8 @@ export function legacyRoutes(deps: AppDeps): Router {
     next();
   };
   const perLegacyDevice = limiter({
+    name: "legacy-device",
+    redis: deps.redis,
     perMinute: deps.env.RATE_LIMIT_DEVICE_PER_MINUTE,
     keyGenerator: (_req, res) => `legacy:${inputOf(apiRoutes.legacyHeartbeat, res).body.deviceId}`,
   });

@@ -60,3 +60,26 @@ it("limits unauthenticated routes per IP with 429 and Retry-After", async () => 
   expect(limited.body.error.code).toBe("rate_limited");
   expect(Number(limited.headers["retry-after"])).toBeGreaterThan(0);
 });
+
+describe("rate limits across instances", () => {
+  const redisUrl = process.env.REDIS_URL;
+  const withRedis = redisUrl ? it : it.skip;
+
+  withRedis("count against one budget when the instances share Redis", async () => {
+    const { default: Redis } = await import("ioredis");
+    // A database of its own, emptied first: counters outlive a test run for their window.
+    const redis = new Redis(`${redisUrl}/7`);
+    await redis.flushdb();
+    try {
+      const env = { RATE_LIMIT_GENERAL_PER_MINUTE: "3" };
+      const first = createTestApp(database.db, { env, redis }).app;
+      const second = createTestApp(database.db, { env, redis }).app;
+      const statuses = [];
+      for (const app of [first, second, first, second]) statuses.push((await request(app).get("/api/health")).status);
+      expect(statuses).toEqual([200, 200, 200, 429]);
+      expect(await redis.keys("mdm:rate:public:*")).toHaveLength(1);
+    } finally {
+      redis.disconnect();
+    }
+  });
+});

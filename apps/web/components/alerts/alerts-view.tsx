@@ -1,0 +1,197 @@
+"use client";
+
+import { type AlertSettings, UpdateAlertSettingsRequest } from "@mdm/contracts";
+import Link from "next/link";
+import { useEffect, useState } from "react";
+import { usePermissions } from "@/components/layout/session-context";
+import { PageHeader } from "@/components/page-header";
+import { EmptyState, ErrorState } from "@/components/states";
+import { Badge } from "@/components/ui/badge";
+import { Button } from "@/components/ui/button";
+import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
+import { Checkbox } from "@/components/ui/checkbox";
+import { Input } from "@/components/ui/input";
+import { Label } from "@/components/ui/label";
+import { Skeleton } from "@/components/ui/skeleton";
+import { toast } from "@/components/ui/sonner";
+import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
+import { Textarea } from "@/components/ui/textarea";
+import { errorMessage } from "@/lib/api";
+import { formatDateTime, shortId } from "@/lib/format";
+import { updateAlertSettings, useAlertSettings } from "@/lib/swr/use-alert-settings";
+import { useAlerts } from "@/lib/swr/use-alerts";
+
+type SettingsForm = { enabled: boolean; offlineMinutes: string; recipients: string; groupShareOn: boolean; groupShare: string; cooldownMinutes: string };
+
+function toForm(settings: AlertSettings): SettingsForm {
+  return {
+    enabled: settings.enabled,
+    offlineMinutes: String(Math.round(settings.offlineAfterSeconds / 60)),
+    recipients: settings.recipients.join("\n"),
+    groupShareOn: settings.groupOfflinePercent !== null,
+    groupShare: String(settings.groupOfflinePercent ?? 50),
+    cooldownMinutes: String(settings.cooldownMinutes),
+  };
+}
+
+function SettingsCard({ settings, editable }: { settings: AlertSettings; editable: boolean }) {
+  const [form, setForm] = useState(() => toForm(settings));
+  const [error, setError] = useState<string>();
+  const [saving, setSaving] = useState(false);
+  useEffect(() => setForm(toForm(settings)), [settings]);
+  const set = (changes: Partial<SettingsForm>) => setForm((current) => ({ ...current, ...changes }));
+
+  const save = async (event: React.FormEvent) => {
+    event.preventDefault();
+    const body = UpdateAlertSettingsRequest.safeParse({
+      enabled: form.enabled,
+      offlineAfterSeconds: Number(form.offlineMinutes) * 60,
+      recipients: form.recipients
+        .split(/[\s,;]+/)
+        .map((recipient) => recipient.trim())
+        .filter(Boolean),
+      groupOfflinePercent: form.groupShareOn ? Number(form.groupShare) : null,
+      cooldownMinutes: Number(form.cooldownMinutes),
+    });
+    if (!body.success) {
+      const issue = body.error.issues[0];
+      return setError(issue ? `${issue.path.join(".")}: ${issue.message}` : "Invalid settings");
+    }
+    setSaving(true);
+    setError(undefined);
+    try {
+      await updateAlertSettings(body.data);
+      toast.success("Alert settings saved");
+    } catch (caught) {
+      setError(errorMessage(caught));
+    } finally {
+      setSaving(false);
+    }
+  };
+
+  return (
+    <Card>
+      <CardHeader>
+        <CardTitle>Offline alerts</CardTitle>
+        <CardDescription>Mail when a device stops reporting, or when too much of a group is offline.</CardDescription>
+      </CardHeader>
+      <CardContent>
+        <form onSubmit={save}>
+          <fieldset disabled={!editable} className="grid gap-4 sm:grid-cols-2">
+            <Label className="sm:col-span-2">
+              <Checkbox checked={form.enabled} onCheckedChange={(checked) => set({ enabled: checked === true })} />
+              Send offline alerts
+            </Label>
+            <div className="flex flex-col gap-2">
+              <Label htmlFor="offline-minutes">A device is offline after (minutes without heartbeat)</Label>
+              <Input id="offline-minutes" type="number" min={1} max={10_080} value={form.offlineMinutes} onChange={(event) => set({ offlineMinutes: event.target.value })} />
+            </div>
+            <div className="flex flex-col gap-2">
+              <Label htmlFor="cooldown-minutes">At most one alert per device or group every (minutes)</Label>
+              <Input id="cooldown-minutes" type="number" min={1} max={10_080} value={form.cooldownMinutes} onChange={(event) => set({ cooldownMinutes: event.target.value })} />
+            </div>
+            <div className="flex flex-col gap-2 sm:col-span-2">
+              <Label htmlFor="recipients">Recipients (one per line; empty: every active admin)</Label>
+              <Textarea id="recipients" value={form.recipients} onChange={(event) => set({ recipients: event.target.value })} placeholder="ops@example.com" />
+            </div>
+            <div className="flex flex-col gap-2 sm:col-span-2">
+              <Label>
+                <Checkbox checked={form.groupShareOn} onCheckedChange={(checked) => set({ groupShareOn: checked === true })} />
+                Alert when this share of a group is offline
+              </Label>
+              <div className="flex items-center gap-2">
+                <Input
+                  aria-label="Group offline share in percent"
+                  type="number"
+                  min={1}
+                  max={100}
+                  className="w-24"
+                  value={form.groupShare}
+                  disabled={!form.groupShareOn}
+                  onChange={(event) => set({ groupShare: event.target.value })}
+                />
+                <span className="text-sm text-muted-foreground">%</span>
+              </div>
+            </div>
+          </fieldset>
+          {error ? (
+            <p role="alert" className="mt-3 text-sm text-destructive">
+              {error}
+            </p>
+          ) : null}
+          {editable ? (
+            <Button type="submit" className="mt-4" disabled={saving}>
+              {saving ? "Saving…" : "Save settings"}
+            </Button>
+          ) : null}
+        </form>
+      </CardContent>
+    </Card>
+  );
+}
+
+export function AlertsView() {
+  const { canManageSettings } = usePermissions();
+  const settings = useAlertSettings();
+  const alerts = useAlerts();
+
+  return (
+    <div className="flex flex-col gap-6">
+      <PageHeader title="Alerts" description="Who gets told when devices go quiet." />
+      {settings.error && !settings.data ? (
+        <ErrorState error={settings.error} onRetry={() => void settings.mutate()} />
+      ) : settings.data ? (
+        <SettingsCard settings={settings.data} editable={canManageSettings} />
+      ) : (
+        <Skeleton className="h-72 w-full" />
+      )}
+      <section className="flex flex-col gap-3" aria-labelledby="sent-alerts">
+        <h2 id="sent-alerts" className="text-lg font-semibold">
+          Sent alerts
+        </h2>
+        <div className="rounded-lg border">
+          {alerts.error && !alerts.data ? (
+            <ErrorState error={alerts.error} onRetry={() => void alerts.mutate()} />
+          ) : !alerts.data ? (
+            <Skeleton className="m-2 h-20" />
+          ) : alerts.data.alerts.length === 0 ? (
+            <EmptyState title="No alert sent yet" />
+          ) : (
+            <Table>
+              <TableHeader>
+                <TableRow>
+                  <TableHead>Sent</TableHead>
+                  <TableHead>Kind</TableHead>
+                  <TableHead>About</TableHead>
+                  <TableHead>Subject</TableHead>
+                  <TableHead>Recipients</TableHead>
+                </TableRow>
+              </TableHeader>
+              <TableBody>
+                {alerts.data.alerts.map((alert) => (
+                  <TableRow key={alert.id}>
+                    <TableCell>{formatDateTime(alert.sentAt)}</TableCell>
+                    <TableCell>
+                      <Badge variant={alert.kind === "group_offline" ? "warning" : "secondary"}>{alert.kind === "group_offline" ? "group offline" : "device offline"}</Badge>
+                    </TableCell>
+                    <TableCell>
+                      {alert.deviceId ? (
+                        <Link className="font-mono text-xs hover:underline" href={`/devices/${alert.deviceId}`}>
+                          {shortId(alert.deviceId)}
+                        </Link>
+                      ) : (
+                        (alert.group ?? "—")
+                      )}
+                    </TableCell>
+                    <TableCell className="max-w-md truncate">{alert.subject}</TableCell>
+                    <TableCell className="text-muted-foreground">{alert.recipients.join(", ")}</TableCell>
+                  </TableRow>
+                ))}
+              </TableBody>
+            </Table>
+          )}
+        </div>
+      </section>
+    </div>
+  );
+}

@@ -1,0 +1,114 @@
+"use client";
+
+import { useState } from "react";
+import { usePermissions } from "@/components/layout/session-context";
+import { PageHeader } from "@/components/page-header";
+import { EmptyState, ErrorState } from "@/components/states";
+import { Button } from "@/components/ui/button";
+import { Input } from "@/components/ui/input";
+import { Label } from "@/components/ui/label";
+import { Skeleton } from "@/components/ui/skeleton";
+import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
+import { formatDateTime } from "@/lib/format";
+import { useDebouncedValue } from "@/lib/hooks/use-debounced-value";
+import { type AuditLogFilters, useAuditLog } from "@/lib/swr/use-audit-log";
+
+type FilterForm = { actor: string; action: string; targetType: string; targetId: string; from: string; to: string };
+const emptyFilters: FilterForm = { actor: "", action: "", targetType: "", targetId: "", from: "", to: "" };
+
+/** A `datetime-local` value as an ISO time in the browser's time zone. */
+function isoFromLocal(value: string): string | undefined {
+  if (!value) return undefined;
+  const time = new Date(value);
+  return Number.isNaN(time.getTime()) ? undefined : time.toISOString();
+}
+
+function toQuery(form: FilterForm): AuditLogFilters {
+  return {
+    actor: form.actor.trim() || undefined,
+    action: form.action.trim() || undefined,
+    targetType: form.targetType.trim() || undefined,
+    targetId: form.targetId.trim() || undefined,
+    from: isoFromLocal(form.from),
+    to: isoFromLocal(form.to),
+  };
+}
+
+export function AuditLogView() {
+  const { canViewAuditLog } = usePermissions();
+  const [form, setForm] = useState(emptyFilters);
+  const filters = useDebouncedValue(form);
+  const { entries, error, isLoading, isValidating, hasMore, loadMore, mutate } = useAuditLog(toQuery(filters));
+  const set = (changes: Partial<FilterForm>) => setForm((current) => ({ ...current, ...changes }));
+
+  if (!canViewAuditLog) return <EmptyState title="Only admins can read the audit log" />;
+  return (
+    <div className="flex flex-col gap-6">
+      <PageHeader title="Audit log" description="Who did what, newest first." />
+      <div className="grid gap-3 sm:grid-cols-3 lg:grid-cols-6">
+        {(
+          [
+            ["actor", "Actor", "alice@example.com"],
+            ["action", "Action", "command.create"],
+            ["targetType", "Target type", "device"],
+            ["targetId", "Target id", ""],
+          ] as const
+        ).map(([name, label, placeholder]) => (
+          <div key={name} className="flex flex-col gap-1.5">
+            <Label htmlFor={`audit-${name}`}>{label}</Label>
+            <Input id={`audit-${name}`} value={form[name]} placeholder={placeholder} onChange={(event) => set({ [name]: event.target.value })} />
+          </div>
+        ))}
+        <div className="flex flex-col gap-1.5">
+          <Label htmlFor="audit-from">From</Label>
+          <Input id="audit-from" type="datetime-local" value={form.from} onChange={(event) => set({ from: event.target.value })} />
+        </div>
+        <div className="flex flex-col gap-1.5">
+          <Label htmlFor="audit-to">Until</Label>
+          <Input id="audit-to" type="datetime-local" value={form.to} onChange={(event) => set({ to: event.target.value })} />
+        </div>
+      </div>
+      <div className="rounded-lg border">
+        {error && entries.length === 0 ? (
+          <ErrorState error={error} onRetry={() => void mutate()} />
+        ) : isLoading ? (
+          <Skeleton className="m-2 h-24" />
+        ) : entries.length === 0 ? (
+          <EmptyState title="No entries">{Object.values(form).some(Boolean) ? "Nothing matches these filters." : null}</EmptyState>
+        ) : (
+          <Table>
+            <TableHeader>
+              <TableRow>
+                <TableHead>When</TableHead>
+                <TableHead>Actor</TableHead>
+                <TableHead>Action</TableHead>
+                <TableHead>Target</TableHead>
+                <TableHead>IP</TableHead>
+                <TableHead>Details</TableHead>
+              </TableRow>
+            </TableHeader>
+            <TableBody>
+              {entries.map((entry) => (
+                <TableRow key={entry.id}>
+                  <TableCell>{formatDateTime(entry.at)}</TableCell>
+                  <TableCell>{entry.actor}</TableCell>
+                  <TableCell className="font-mono text-xs">{entry.action}</TableCell>
+                  <TableCell className="text-xs">{entry.targetType ? `${entry.targetType} ${entry.targetId ?? ""}` : "—"}</TableCell>
+                  <TableCell className="text-xs text-muted-foreground">{entry.ip ?? "—"}</TableCell>
+                  <TableCell className="max-w-xs truncate font-mono text-xs text-muted-foreground" title={entry.details ? JSON.stringify(entry.details) : undefined}>
+                    {entry.details ? JSON.stringify(entry.details) : ""}
+                  </TableCell>
+                </TableRow>
+              ))}
+            </TableBody>
+          </Table>
+        )}
+      </div>
+      {hasMore ? (
+        <Button variant="outline" className="self-center" onClick={() => void loadMore()} disabled={isValidating}>
+          {isValidating ? "Loading…" : "Load older entries"}
+        </Button>
+      ) : null}
+    </div>
+  );
+}

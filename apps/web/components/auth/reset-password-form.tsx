@@ -1,0 +1,76 @@
+"use client";
+
+import { PasswordResetConfirmRequest, authRoutes } from "@mdm/contracts";
+import Link from "next/link";
+import { useSearchParams } from "next/navigation";
+import { useState } from "react";
+import { Button } from "@/components/ui/button";
+import { ApiError, callApi, errorMessage } from "@/lib/api";
+import { AuthCard } from "./auth-card";
+import { FormField, fieldErrors } from "./form-field";
+
+/** Sets a password from a mailed link: a password reset, or accepting an invitation. */
+export function ResetPasswordForm() {
+  const token = useSearchParams().get("token") ?? "";
+  const [password, setPassword] = useState("");
+  const [confirm, setConfirm] = useState("");
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [done, setDone] = useState(false);
+  const [busy, setBusy] = useState(false);
+
+  const submit = async (event: React.FormEvent) => {
+    event.preventDefault();
+    if (password !== confirm) return setErrors({ confirm: "The passwords differ" });
+    const body = PasswordResetConfirmRequest.safeParse({ token, password });
+    if (!body.success) return setErrors(fieldErrors(body.error.issues));
+    setBusy(true);
+    setErrors({});
+    try {
+      await callApi(authRoutes.confirmPasswordReset, { body: body.data });
+      setDone(true);
+    } catch (caught) {
+      const expired = caught instanceof ApiError && ["unauthorized", "not_found", "conflict"].includes(caught.code);
+      setErrors({ form: expired ? "This link is invalid, expired or already used. Ask for a new one." : errorMessage(caught) });
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  if (!token) {
+    return (
+      <AuthCard title="Link incomplete" description="Open the link from your mail exactly as it was sent, or ask for a new one.">
+        <Link href="/forgot-password" className="text-sm underline-offset-4 hover:underline">
+          Ask for a new link
+        </Link>
+      </AuthCard>
+    );
+  }
+  if (done) {
+    return (
+      <AuthCard title="Password set" description="You can sign in with your new password.">
+        <Button asChild className="w-full">
+          <Link href="/sign-in">Sign in</Link>
+        </Button>
+      </AuthCard>
+    );
+  }
+  return (
+    <AuthCard title="Choose a password" description="For your dashboard account. The link works once.">
+      <form onSubmit={submit} className="flex flex-col gap-4" noValidate>
+        <FormField id="password" label="New password" type="password" autoComplete="new-password" value={password} onChange={(event) => setPassword(event.target.value)} error={errors.password} autoFocus />
+        <FormField id="confirm" label="Repeat the password" type="password" autoComplete="new-password" value={confirm} onChange={(event) => setConfirm(event.target.value)} error={errors.confirm} />
+        {errors.form ? (
+          <p role="alert" className="text-sm text-destructive">
+            {errors.form}{" "}
+            <Link href="/forgot-password" className="underline">
+              New link
+            </Link>
+          </p>
+        ) : null}
+        <Button type="submit" disabled={busy}>
+          {busy ? "Saving…" : "Set password"}
+        </Button>
+      </form>
+    </AuthCard>
+  );
+}

@@ -1,0 +1,72 @@
+"use client";
+
+import type { CommandStatus } from "@mdm/contracts";
+import { XIcon } from "lucide-react";
+import { Badge } from "@/components/ui/badge";
+import { Button } from "@/components/ui/button";
+import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
+import { Skeleton } from "@/components/ui/skeleton";
+import { errorMessage } from "@/lib/api";
+import { commandStatusVariant, commandTypeLabels } from "@/lib/commands";
+import { formatDateTime } from "@/lib/format";
+import { useBatch } from "@/lib/swr/use-batch";
+import { cn } from "@/lib/utils";
+
+const SEGMENTS: Array<{ status: CommandStatus; className: string }> = [
+  { status: "succeeded", className: "bg-success" },
+  { status: "failed", className: "bg-destructive" },
+  { status: "expired", className: "bg-warning" },
+  { status: "cancelled", className: "bg-muted-foreground" },
+  { status: "acknowledged", className: "bg-chart-2" },
+  { status: "sent", className: "bg-chart-2/50" },
+];
+
+function targetText(target: Record<string, unknown>): string {
+  if (Array.isArray(target.deviceIds)) return `${target.deviceIds.length} selected devices`;
+  if (typeof target.group === "string") return `group ${target.group}`;
+  if (target.all === true) return "every device";
+  return "devices";
+}
+
+/** Live progress of a bulk command: a stacked bar and counts by status. */
+export function BatchProgress({ batchId, onClose }: { batchId: string; onClose: () => void }) {
+  const { data: batch, error } = useBatch(batchId);
+  if (error && !batch) return <p className="text-sm text-destructive">{errorMessage(error)}</p>;
+  if (!batch) return <Skeleton className="h-32 w-full" />;
+  const finished = batch.counts.succeeded + batch.counts.failed + batch.counts.expired + batch.counts.cancelled;
+  const type = batch.type as keyof typeof commandTypeLabels;
+
+  return (
+    <Card aria-live="polite" data-testid="batch-progress">
+      <CardHeader className="flex-row items-start justify-between">
+        <div className="flex flex-col gap-1">
+          <CardTitle>
+            {commandTypeLabels[type] ?? batch.type} to {targetText(batch.target)}
+          </CardTitle>
+          <CardDescription>
+            {batch.done ? "Finished" : "In progress"} · {finished} of {batch.total} done · started {formatDateTime(batch.createdAt)}
+          </CardDescription>
+        </div>
+        <Button variant="ghost" size="icon" onClick={onClose} aria-label="Close batch progress">
+          <XIcon />
+        </Button>
+      </CardHeader>
+      <CardContent className="flex flex-col gap-3">
+        <div className="flex h-3 w-full overflow-hidden rounded-full bg-muted" role="progressbar" aria-valuemin={0} aria-valuemax={batch.total} aria-valuenow={finished} aria-label="Batch progress">
+          {SEGMENTS.map(({ status, className }) =>
+            batch.counts[status] > 0 ? <div key={status} className={cn("h-full transition-all", className)} style={{ width: `${(batch.counts[status] / Math.max(batch.total, 1)) * 100}%` }} /> : null,
+          )}
+        </div>
+        <div className="flex flex-wrap gap-2">
+          {(Object.entries(batch.counts) as Array<[CommandStatus, number]>)
+            .filter(([, count]) => count > 0)
+            .map(([status, count]) => (
+              <Badge key={status} variant={commandStatusVariant[status]} data-testid={`batch-${status}`}>
+                {status}: {count}
+              </Badge>
+            ))}
+        </div>
+      </CardContent>
+    </Card>
+  );
+}

@@ -1,0 +1,118 @@
+"use client";
+
+import { CommandStatus, CommandType } from "@mdm/contracts";
+import { ChevronLeftIcon, ChevronRightIcon, SendIcon } from "lucide-react";
+import { usePathname, useRouter, useSearchParams } from "next/navigation";
+import { useState } from "react";
+import { usePermissions } from "@/components/layout/session-context";
+import { PageHeader } from "@/components/page-header";
+import { Button } from "@/components/ui/button";
+import { Select, SelectContent, SelectItem, SelectTrigger, SelectValue } from "@/components/ui/select";
+import { commandTypeLabels } from "@/lib/commands";
+import { useCommands } from "@/lib/swr/use-commands";
+import { BatchProgress } from "./batch-progress";
+import { CommandsTable } from "./commands-table";
+import { SendCommandDialog } from "./send-command-dialog";
+
+const ANY = "any";
+const PAGE_SIZE = 50;
+
+export function CommandsView() {
+  const searchParams = useSearchParams();
+  const router = useRouter();
+  const pathname = usePathname();
+  const { canSendCommands } = usePermissions();
+  const [sendOpen, setSendOpen] = useState(false);
+
+  const batchId = searchParams.get("batch") ?? undefined;
+  const statusParam = CommandStatus.safeParse(searchParams.get("status"));
+  const typeParam = CommandType.safeParse(searchParams.get("type"));
+  const status = statusParam.success ? statusParam.data : undefined;
+  const type = typeParam.success ? typeParam.data : undefined;
+  const page = Math.max(1, Number(searchParams.get("page")) || 1);
+
+  const { data, error, isLoading, mutate } = useCommands({ batchId, status, type, limit: PAGE_SIZE, offset: (page - 1) * PAGE_SIZE });
+  const pageCount = Math.max(1, Math.ceil((data?.total ?? 0) / PAGE_SIZE));
+
+  const setParam = (changes: Record<string, string | undefined>) => {
+    const next = new URLSearchParams(searchParams);
+    for (const [key, value] of Object.entries(changes)) {
+      if (value) next.set(key, value);
+      else next.delete(key);
+    }
+    if (!("page" in changes)) next.delete("page");
+    const text = next.toString();
+    router.replace(text ? `${pathname}?${text}` : pathname, { scroll: false });
+  };
+
+  return (
+    <div className="flex flex-col gap-6">
+      <PageHeader
+        title="Commands"
+        description="Every command and its status, live. Expand a row for its history."
+        actions={
+          canSendCommands ? (
+            <Button onClick={() => setSendOpen(true)}>
+              <SendIcon /> Send command
+            </Button>
+          ) : null
+        }
+      />
+      {batchId ? <BatchProgress batchId={batchId} onClose={() => setParam({ batch: undefined })} /> : null}
+      <div className="flex flex-wrap items-center gap-2">
+        <Select value={status ?? ANY} onValueChange={(value) => setParam({ status: value === ANY ? undefined : value })}>
+          <SelectTrigger className="w-40" aria-label="Status">
+            <SelectValue />
+          </SelectTrigger>
+          <SelectContent>
+            <SelectItem value={ANY}>Any status</SelectItem>
+            {CommandStatus.options.map((option) => (
+              <SelectItem key={option} value={option}>
+                {option}
+              </SelectItem>
+            ))}
+          </SelectContent>
+        </Select>
+        <Select value={type ?? ANY} onValueChange={(value) => setParam({ type: value === ANY ? undefined : value })}>
+          <SelectTrigger className="w-44" aria-label="Command type">
+            <SelectValue />
+          </SelectTrigger>
+          <SelectContent>
+            <SelectItem value={ANY}>Any command</SelectItem>
+            {CommandType.options.map((option) => (
+              <SelectItem key={option} value={option}>
+                {commandTypeLabels[option]}
+              </SelectItem>
+            ))}
+          </SelectContent>
+        </Select>
+        {batchId ? <span className="text-sm text-muted-foreground">Showing this batch only</span> : null}
+      </div>
+      <CommandsTable commands={data?.commands} error={error} isLoading={isLoading} onRetry={() => void mutate()} />
+      <div className="flex items-center justify-between text-sm text-muted-foreground">
+        <span>{data ? `${data.total} ${data.total === 1 ? "command" : "commands"}` : ""}</span>
+        <div className="flex items-center gap-2">
+          <Button variant="outline" size="icon" className="size-8" disabled={page <= 1} onClick={() => setParam({ page: String(page - 1) })} aria-label="Previous page">
+            <ChevronLeftIcon />
+          </Button>
+          <span className="tabular-nums">
+            {page} / {pageCount}
+          </span>
+          <Button variant="outline" size="icon" className="size-8" disabled={page >= pageCount} onClick={() => setParam({ page: String(page + 1) })} aria-label="Next page">
+            <ChevronRightIcon />
+          </Button>
+        </div>
+      </div>
+      {canSendCommands ? (
+        <SendCommandDialog
+          open={sendOpen}
+          onOpenChange={setSendOpen}
+          target={{ kind: "choose" }}
+          onSent={(sent) => {
+            if (sent.kind === "batch") setParam({ batch: sent.batch.batchId });
+          }}
+        />
+      ) : null}
+    </div>
+  );
+}

@@ -1,0 +1,309 @@
+"use client";
+
+import type { DeviceSort, DeviceView } from "@mdm/contracts";
+import { ArrowDownIcon, ArrowUpIcon, ChevronLeftIcon, ChevronRightIcon, SearchIcon, SendIcon, XIcon } from "lucide-react";
+import Link from "next/link";
+import { useRouter } from "next/navigation";
+import { useEffect, useRef, useState } from "react";
+import { SendCommandDialog } from "@/components/commands/send-command-dialog";
+import { BatteryLevel, OnlineBadge, deviceName } from "@/components/devices/device-status";
+import { PAGE_SIZES, useDeviceListParams } from "@/components/devices/use-device-list-params";
+import { usePermissions } from "@/components/layout/session-context";
+import { EmptyState, ErrorState } from "@/components/states";
+import { Badge } from "@/components/ui/badge";
+import { Button } from "@/components/ui/button";
+import { Checkbox } from "@/components/ui/checkbox";
+import { Input } from "@/components/ui/input";
+import { Select, SelectContent, SelectItem, SelectTrigger, SelectValue } from "@/components/ui/select";
+import { Skeleton } from "@/components/ui/skeleton";
+import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
+import { formatRelative, shortId } from "@/lib/format";
+import { useDebouncedValue } from "@/lib/hooks/use-debounced-value";
+import { useNow } from "@/lib/hooks/use-now";
+import { useSlashToFocus } from "@/lib/hooks/use-slash-to-focus";
+import { useDevices } from "@/lib/swr/use-devices";
+import { useGroups } from "@/lib/swr/use-groups";
+
+const ANY = "any";
+const BATTERY_THRESHOLDS = [10, 20, 50] as const;
+
+function SortableHead({ label, sort, current, order, onSort }: { label: string; sort: DeviceSort; current: DeviceSort; order: "asc" | "desc"; onSort: (sort: DeviceSort) => void }) {
+  const active = sort === current;
+  return (
+    <TableHead aria-sort={active ? (order === "asc" ? "ascending" : "descending") : "none"}>
+      <button type="button" onClick={() => onSort(sort)} className="inline-flex items-center gap-1 rounded-sm hover:text-foreground focus-visible:ring-[3px] focus-visible:ring-ring/50 focus-visible:outline-none">
+        {label}
+        {active ? order === "asc" ? <ArrowUpIcon className="size-3.5" /> : <ArrowDownIcon className="size-3.5" /> : null}
+      </button>
+    </TableHead>
+  );
+}
+
+function DeviceRows({ devices, selected, onToggle, selectable, now }: { devices: DeviceView[]; selected: Set<string>; onToggle: (id: string) => void; selectable: boolean; now: number }) {
+  return devices.map((device) => (
+    <TableRow key={device.id} data-state={selected.has(device.id) ? "selected" : undefined} data-testid="device-row">
+      {selectable ? (
+        <TableCell className="w-8">
+          <Checkbox checked={selected.has(device.id)} onCheckedChange={() => onToggle(device.id)} aria-label={`Select ${deviceName(device)}`} />
+        </TableCell>
+      ) : null}
+      <TableCell>
+        <Link href={`/devices/${device.id}`} className="font-medium hover:underline focus-visible:underline focus-visible:outline-none">
+          {deviceName(device)}
+        </Link>
+        <div className="font-mono text-xs text-muted-foreground">{shortId(device.id)}</div>
+      </TableCell>
+      <TableCell>
+        <OnlineBadge online={device.online} />
+      </TableCell>
+      <TableCell>
+        <BatteryLevel level={device.state.battery?.level} charging={device.state.battery?.charging} />
+      </TableCell>
+      <TableCell>{[device.manufacturer, device.model].filter(Boolean).join(" ") || "—"}</TableCell>
+      <TableCell className="font-mono text-xs">{device.appVersion ?? "—"}</TableCell>
+      <TableCell>
+        <div className="flex flex-wrap gap-1">
+          {device.groups.map((group) => (
+            <Badge key={group} variant="outline">
+              {group}
+            </Badge>
+          ))}
+        </div>
+      </TableCell>
+      <TableCell className="text-muted-foreground" title={device.lastSeenAt ?? undefined}>
+        {formatRelative(device.lastSeenAt, now)}
+      </TableCell>
+    </TableRow>
+  ));
+}
+
+export function DevicesTable() {
+  const { params, update, query } = useDeviceListParams();
+  const { data, error, isLoading, mutate } = useDevices(query);
+  const { data: groups } = useGroups();
+  const { canSendCommands } = usePermissions();
+  const router = useRouter();
+  const now = useNow();
+
+  const [searchText, setSearchText] = useState(params.search);
+  const debouncedSearch = useDebouncedValue(searchText);
+  const searchRef = useRef<HTMLInputElement>(null);
+  useSlashToFocus(searchRef);
+  useEffect(() => {
+    if (debouncedSearch !== params.search) update({ search: debouncedSearch });
+  }, [debouncedSearch, params.search, update]);
+
+  const [appVersionText, setAppVersionText] = useState(params.appVersion ?? "");
+  const debouncedAppVersion = useDebouncedValue(appVersionText);
+  useEffect(() => {
+    if ((debouncedAppVersion || undefined) !== params.appVersion) update({ appVersion: debouncedAppVersion || undefined });
+  }, [debouncedAppVersion, params.appVersion, update]);
+
+  const [selected, setSelected] = useState<Set<string>>(new Set());
+  const [sendOpen, setSendOpen] = useState(false);
+  const devices = data?.devices ?? [];
+  const pageIds = devices.map((device) => device.id);
+  const selectedOnPage = pageIds.filter((id) => selected.has(id)).length;
+
+  const toggle = (id: string) =>
+    setSelected((current) => {
+      const next = new Set(current);
+      if (next.has(id)) next.delete(id);
+      else next.add(id);
+      return next;
+    });
+  const togglePage = () =>
+    setSelected((current) => {
+      const next = new Set(current);
+      if (selectedOnPage === pageIds.length) pageIds.forEach((id) => next.delete(id));
+      else pageIds.forEach((id) => next.add(id));
+      return next;
+    });
+  const onSort = (sort: DeviceSort) => update({ sort, order: params.sort === sort && params.order === "desc" ? "asc" : "desc" });
+
+  const total = data?.total ?? 0;
+  const pageCount = Math.max(1, Math.ceil(total / params.pageSize));
+  const filtered = Boolean(params.search || params.status || params.group || params.batteryBelow || params.appVersion);
+  const columns = canSendCommands ? 8 : 7;
+
+  return (
+    <div className="flex flex-col gap-3">
+      <div className="flex flex-wrap items-center gap-2">
+        <div className="relative min-w-56 flex-1">
+          <SearchIcon className="pointer-events-none absolute top-2.5 left-2.5 size-4 text-muted-foreground" aria-hidden />
+          <Input
+            ref={searchRef}
+            type="search"
+            value={searchText}
+            onChange={(event) => setSearchText(event.target.value)}
+            placeholder="Search alias, model, serial or id"
+            aria-label="Search devices"
+            aria-keyshortcuts="/"
+            className="pl-8"
+          />
+          <kbd className="pointer-events-none absolute top-2 right-2 hidden rounded border px-1.5 font-mono text-xs text-muted-foreground sm:block">/</kbd>
+        </div>
+        <Select value={params.status ?? ANY} onValueChange={(value) => update({ status: value === ANY ? undefined : (value as "online" | "offline") })}>
+          <SelectTrigger className="w-36" aria-label="Status">
+            <SelectValue />
+          </SelectTrigger>
+          <SelectContent>
+            <SelectItem value={ANY}>Any status</SelectItem>
+            <SelectItem value="online">Online</SelectItem>
+            <SelectItem value="offline">Offline</SelectItem>
+          </SelectContent>
+        </Select>
+        <Select value={params.group ?? ANY} onValueChange={(value) => update({ group: value === ANY ? undefined : value })}>
+          <SelectTrigger className="w-40" aria-label="Group">
+            <SelectValue />
+          </SelectTrigger>
+          <SelectContent>
+            <SelectItem value={ANY}>Any group</SelectItem>
+            {groups?.groups.map((group) => (
+              <SelectItem key={group.name} value={group.name}>
+                {group.name} ({group.devices})
+              </SelectItem>
+            ))}
+          </SelectContent>
+        </Select>
+        <Select value={params.batteryBelow ? String(params.batteryBelow) : ANY} onValueChange={(value) => update({ batteryBelow: value === ANY ? undefined : Number(value) })}>
+          <SelectTrigger className="w-40" aria-label="Battery">
+            <SelectValue />
+          </SelectTrigger>
+          <SelectContent>
+            <SelectItem value={ANY}>Any battery</SelectItem>
+            {BATTERY_THRESHOLDS.map((threshold) => (
+              <SelectItem key={threshold} value={String(threshold)}>
+                Battery below {threshold}%
+              </SelectItem>
+            ))}
+          </SelectContent>
+        </Select>
+        <Input value={appVersionText} onChange={(event) => setAppVersionText(event.target.value)} placeholder="App version" aria-label="App version" className="w-32" />
+        {filtered ? (
+          <Button
+            variant="ghost"
+            size="sm"
+            onClick={() => {
+              setSearchText("");
+              setAppVersionText("");
+              update({ search: "", status: undefined, group: undefined, batteryBelow: undefined, appVersion: undefined });
+            }}
+          >
+            <XIcon /> Clear filters
+          </Button>
+        ) : null}
+      </div>
+
+      {canSendCommands && selected.size > 0 ? (
+        <div className="flex flex-wrap items-center gap-2 rounded-md border bg-muted/50 px-3 py-2 text-sm" role="region" aria-label="Selection">
+          <span className="font-medium">{selected.size} selected</span>
+          <Button size="sm" onClick={() => setSendOpen(true)}>
+            <SendIcon /> Send command
+          </Button>
+          <Button size="sm" variant="ghost" onClick={() => setSelected(new Set())}>
+            Clear selection
+          </Button>
+        </div>
+      ) : null}
+
+      <div className="rounded-lg border">
+        <Table>
+          <TableHeader>
+            <TableRow>
+              {canSendCommands ? (
+                <TableHead className="w-8">
+                  <Checkbox
+                    checked={pageIds.length > 0 && selectedOnPage === pageIds.length ? true : selectedOnPage > 0 ? "indeterminate" : false}
+                    onCheckedChange={togglePage}
+                    disabled={pageIds.length === 0}
+                    aria-label="Select all devices on this page"
+                  />
+                </TableHead>
+              ) : null}
+              <SortableHead label="Device" sort="alias" current={params.sort} order={params.order} onSort={onSort} />
+              <TableHead>Status</TableHead>
+              <SortableHead label="Battery" sort="batteryLevel" current={params.sort} order={params.order} onSort={onSort} />
+              <SortableHead label="Model" sort="model" current={params.sort} order={params.order} onSort={onSort} />
+              <SortableHead label="App version" sort="appVersion" current={params.sort} order={params.order} onSort={onSort} />
+              <TableHead>Groups</TableHead>
+              <SortableHead label="Last seen" sort="lastSeenAt" current={params.sort} order={params.order} onSort={onSort} />
+            </TableRow>
+          </TableHeader>
+          <TableBody>
+            {error && !data ? (
+              <TableRow>
+                <TableCell colSpan={columns}>
+                  <ErrorState error={error} onRetry={() => void mutate()} />
+                </TableCell>
+              </TableRow>
+            ) : isLoading && !data ? (
+              Array.from({ length: 5 }, (_, index) => (
+                <TableRow key={index}>
+                  <TableCell colSpan={columns}>
+                    <Skeleton className="h-6 w-full" />
+                  </TableCell>
+                </TableRow>
+              ))
+            ) : devices.length === 0 ? (
+              <TableRow>
+                <TableCell colSpan={columns}>
+                  {filtered ? (
+                    <EmptyState title="No device matches these filters" />
+                  ) : (
+                    <EmptyState title="No devices yet">
+                      Create an enrollment token on the <Link href="/enrollment" className="underline">Enrollment</Link> page and scan its QR code on a device.
+                    </EmptyState>
+                  )}
+                </TableCell>
+              </TableRow>
+            ) : (
+              <DeviceRows devices={devices} selected={selected} onToggle={toggle} selectable={canSendCommands} now={now} />
+            )}
+          </TableBody>
+        </Table>
+      </div>
+
+      <div className="flex flex-wrap items-center justify-between gap-2 text-sm text-muted-foreground">
+        <span aria-live="polite">
+          {total === 0 ? "No devices" : `${(params.page - 1) * params.pageSize + 1}–${Math.min(params.page * params.pageSize, total)} of ${total} devices`}
+        </span>
+        <div className="flex items-center gap-2">
+          <Select value={String(params.pageSize)} onValueChange={(value) => update({ pageSize: Number(value) })}>
+            <SelectTrigger className="h-8 w-28" aria-label="Rows per page">
+              <SelectValue />
+            </SelectTrigger>
+            <SelectContent>
+              {PAGE_SIZES.map((size) => (
+                <SelectItem key={size} value={String(size)}>
+                  {size} / page
+                </SelectItem>
+              ))}
+            </SelectContent>
+          </Select>
+          <Button variant="outline" size="icon" className="size-8" disabled={params.page <= 1} onClick={() => update({ page: params.page - 1 })} aria-label="Previous page">
+            <ChevronLeftIcon />
+          </Button>
+          <span className="tabular-nums">
+            {params.page} / {pageCount}
+          </span>
+          <Button variant="outline" size="icon" className="size-8" disabled={params.page >= pageCount} onClick={() => update({ page: params.page + 1 })} aria-label="Next page">
+            <ChevronRightIcon />
+          </Button>
+        </div>
+      </div>
+
+      {canSendCommands ? (
+        <SendCommandDialog
+          open={sendOpen}
+          onOpenChange={setSendOpen}
+          target={{ kind: "devices", deviceIds: [...selected] }}
+          onSent={(sent) => {
+            setSelected(new Set());
+            if (sent.kind === "batch") router.push(`/commands?batch=${sent.batch.batchId}`);
+          }}
+        />
+      ) : null}
+    </div>
+  );
+}

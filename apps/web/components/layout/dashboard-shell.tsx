@@ -1,0 +1,62 @@
+"use client";
+
+import { usePathname, useRouter } from "next/navigation";
+import { useEffect } from "react";
+import { SWRConfig } from "swr";
+import { ErrorState } from "@/components/states";
+import { Skeleton } from "@/components/ui/skeleton";
+import { ApiError, onSessionExpired } from "@/lib/api";
+import { LiveUpdatesProvider } from "@/lib/live/live-updates";
+import { useSession } from "@/lib/swr/use-session";
+import { SessionProvider } from "./session-context";
+import { Sidebar } from "./sidebar";
+
+function isClientError(error: unknown): boolean {
+  return error instanceof ApiError && error.status >= 400 && error.status < 500;
+}
+
+/** Everything behind sign-in: the session, the live socket, the sidebar. */
+export function DashboardShell({ children }: { children: React.ReactNode }) {
+  const router = useRouter();
+  const pathname = usePathname();
+  const { data: user, error, mutate } = useSession();
+  const signedOut = error instanceof ApiError && error.status === 401;
+
+  useEffect(() => {
+    if (signedOut) router.replace(`/sign-in?next=${encodeURIComponent(pathname)}`);
+  }, [signedOut, pathname, router]);
+  useEffect(() => onSessionExpired(() => router.replace(`/sign-in?next=${encodeURIComponent(window.location.pathname)}`)), [router]);
+
+  if (error && !signedOut && !user) {
+    return (
+      <main className="flex min-h-screen items-center justify-center">
+        <ErrorState error={error} onRetry={() => void mutate()} />
+      </main>
+    );
+  }
+  if (!user) {
+    return (
+      <div className="flex min-h-screen" aria-busy>
+        <div className="hidden w-56 border-r p-3 md:block">
+          <Skeleton className="h-6 w-24" />
+        </div>
+        <main className="flex-1 p-6">
+          <Skeleton className="h-8 w-48" />
+        </main>
+      </div>
+    );
+  }
+
+  return (
+    <SWRConfig value={{ shouldRetryOnError: (retryError: unknown) => !isClientError(retryError) }}>
+      <SessionProvider user={user}>
+        <LiveUpdatesProvider>
+          <div className="flex min-h-screen flex-col md:flex-row">
+            <Sidebar />
+            <main className="min-w-0 flex-1 p-4 md:p-8">{children}</main>
+          </div>
+        </LiveUpdatesProvider>
+      </SessionProvider>
+    </SWRConfig>
+  );
+}

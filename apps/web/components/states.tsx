@@ -1,0 +1,29 @@
+import { AlertTriangleIcon, InboxIcon } from "lucide-react";
+import { Button } from "@/components/ui/button";
+import { errorMessage } from "@/lib/api";
+import { cn } from "@/lib/utils";
+
+export function EmptyState({ title, children, className }: { title: string; children?: React.ReactNode; className?: string }) {
+  return (
+    <div className={cn("flex flex-col items-center justify-center gap-2 px-4 py-10 text-center", className)}>
+      <InboxIcon className="size-8 text-muted-foreground" aria-hidden />
+      <p className="font-medium">{title}</p>
+      {children ? <div className="max-w-md text-sm text-muted-foreground">{children}</div> : null}
+    </div>
+  );
+}
+
+export function ErrorState({ error, onRetry, className }: { error: unknown; onRetry?: () => void; className?: string }) {
+  return (
+    <div role="alert" className={cn("flex flex-col items-center justify-center gap-2 px-4 py-10 text-center", className)}>
+      <AlertTriangleIcon className="size-8 text-destructive" aria-hidden />
+      <p className="font-medium">Could not load this</p>
+      <p className="max-w-md text-sm text-muted-foreground">{errorMessage(error)}</p>
+      {onRetry ? (
+        <Button variant="outline" size="sm" onClick={onRetry}>
+          Try again
+        </Button>
+      ) : null}
+    </div>
+  );
+}

@@ -1,0 +1,256 @@
+import fs from "node:fs";
+import path from "node:path";
+import { SimulatedDevice } from "@mdm/simulator";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import type { LocalMailer } from "../../api/src/mail/mailer";
+import { type Api, type Web, buildWeb, eventually, freePort, launchBrowser, startApi, startWeb } from "./harness";
+
+// The dashboard end to end, as its users see it: first-run setup, sign-in, enrollment with
+// simulated devices that appear live, commands to one and to two devices, a viewer who
+// cannot send commands, and a password reset whose link works once.
+
+jest.setTimeout(10 * 60_000);
+
+const SCREENSHOTS = path.join(__dirname, "screenshots");
+const ADMIN = { name: "Ada Admin", email: "ada@example.com", password: "correct horse battery staple" };
+const VIEWER = { email: "victor@example.com", password: "viewer password one", newPassword: "viewer password two" };
+
+let api: Api;
+let web: Web;
+let browser: Browser;
+let admin: BrowserContext;
+let page: Page;
+const devices: SimulatedDevice[] = [];
+
+function mailer(): LocalMailer {
+  return api.server.deps.mailer as LocalMailer;
+}
+
+/** The dashboard link in the latest mail to `email`, as a path on the dashboard. */
+function linkInLatestMail(email: string): string {
+  const mail = mailer().sent.filter((message) => message.to.includes(email)).at(-1);
+  if (!mail) throw new Error(`No mail to ${email}`);
+  const link = /https?:\/\/[^\s"'<>]+\/reset-password\?token=[^\s"'<>]+/.exec(mail.text)?.[0];
+  if (!link) throw new Error(`No reset link in the mail to ${email}:\n${mail.text}`);
+  return link;
+}
+
+async function newPage(context: BrowserContext): Promise<Page> {
+  const created = await context.newPage();
+  created.setDefaultTimeout(20_000);
+  return created;
+}
+
+/** The page as it stands, in both themes; toasts hidden, `height` pixels tall. */
+async function screenshot(target: Page, name: string, height = 900): Promise<void> {
+  const toastsHidden = await target.addStyleTag({ content: "[data-sonner-toaster] { display: none !important; }" });
+  await target.setViewportSize({ width: 1440, height });
+  await target.evaluate(() => window.scrollTo(0, 0));
+  for (const colorScheme of ["light", "dark"] as const) {
+    await target.emulateMedia({ colorScheme });
+    await target.waitForTimeout(150);
+    await target.screenshot({ path: path.join(SCREENSHOTS, `${name}-${colorScheme}.png`) });
+  }
+  await target.emulateMedia({ colorScheme: "light" });
+  await target.setViewportSize({ width: 1440, height: 900 });
+  await toastsHidden.evaluate((element) => (element as HTMLElement).remove());
+}
+
+/** A link of the sidebar (pages have other links with the same names). */
+function navLink(target: Page, name: string) {
+  return target.getByRole("navigation", { name: "Main" }).getByRole("link", { name, exact: true });
+}
+
+async function signIn(target: Page, email: string, password: string): Promise<void> {
+  await target.goto(`${web.url}/sign-in`);
+  await target.getByLabel("Email").fill(email);
+  await target.getByLabel("Password").fill(password);
+  await target.getByRole("button", { name: "Sign in" }).click();
+  await target.getByRole("heading", { name: "Overview" }).waitFor();
+}
+
+beforeAll(async () => {
+  fs.mkdirSync(SCREENSHOTS, { recursive: true });
+  const webPort = await freePort();
+  api = await startApi(`http://127.0.0.1:${webPort}`);
+  await buildWeb(api.url);
+  web = await startWeb(webPort, api.url);
+  browser = await launchBrowser();
+  admin = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  page = await newPage(admin);
+});
+
+afterAll(async () => {
+  await Promise.all(devices.map((device) => device.stop()));
+  await browser?.close();
+  await web?.stop();
+  await api?.close();
+});
+
+test("a fresh server asks for its first admin, who is then signed in", async () => {
+  await page.goto(`${web.url}/`);
+  await page.waitForURL("**/setup");
+  await page.getByLabel("Your name").fill(ADMIN.name);
+  await page.getByLabel("Email").fill(ADMIN.email);
+  await page.getByLabel("Password", { exact: true }).fill(ADMIN.password);
+  await page.getByLabel("Repeat the password").fill(ADMIN.password);
+  await page.getByRole("button", { name: "Create admin account" }).click();
+  await page.getByRole("heading", { name: "Overview" }).waitFor();
+});
+
+test("the admin signs out and back in", async () => {
+  await page.getByRole("button", { name: "Account" }).click();
+  await page.getByRole("menuitem", { name: "Sign out" }).click();
+  await page.waitForURL("**/sign-in");
+  await screenshot(page, "sign-in");
+  await signIn(page, ADMIN.email, ADMIN.password);
+  await eventually("the live connection", async () => (await page.getByTestId("connection-indicator").getAttribute("data-state")) === "live");
+});
+
+let enrollmentToken: string;
+
+test("an enrollment token shows as a QR code and as text for this server", async () => {
+  await navLink(page, "Enrollment").click();
+  await page.getByLabel("Devices it may enroll").fill("5");
+  await page.getByRole("button", { name: "Create token" }).click();
+  await page.getByTestId("enrollment-qr").waitFor();
+  enrollmentToken = await page.getByTestId("enrollment-token").inputValue();
+  expect(enrollmentToken).toMatch(/\S{20,}/);
+  const qrContent = JSON.parse(await page.getByLabel("QR code content").inputValue());
+  expect(qrContent).toEqual({ server: api.url, enrollmentToken });
+  await screenshot(page, "enrollment");
+});
+
+test("enrolled devices appear on the overview without a reload", async () => {
+  await navLink(page, "Overview").click();
+  await page.getByRole("heading", { name: "Overview" }).waitFor();
+  await page.evaluate(() => Object.assign(window, { loadedOnce: true }));
+
+  for (const model of ["Kiosk A", "Kiosk B", "Kiosk C"]) {
+    const device = await SimulatedDevice.enroll(api.url, enrollmentToken, { intervalMs: 2_000, facts: { model } });
+    devices.push(device);
+    await device.connect();
+    device.start();
+  }
+
+  const rows = page.getByTestId("device-row");
+  await eventually("three device rows", async () => (await rows.count()) === 3);
+  await eventually("all three online", async () => (await page.getByTestId("device-row").getByText("Online").count()) === 3);
+  await eventually("the online count", async () => (await page.getByTestId("summary-online").textContent()) === "3");
+  expect(await page.evaluate(() => (window as unknown as { loadedOnce?: boolean }).loadedOnce)).toBe(true);
+});
+
+let deviceUrl: string;
+
+test("a command to one device is shown succeeding in its history", async () => {
+  await page.getByRole("link", { name: "Kiosk A" }).click();
+  await page.getByRole("heading", { name: "Kiosk A" }).waitFor();
+  deviceUrl = page.url();
+  await page.getByRole("button", { name: "Send command", exact: true }).click();
+  const dialog = page.getByRole("dialog", { name: "Send command" });
+  await dialog.getByRole("button", { name: "Send", exact: true }).click();
+  await dialog.waitFor({ state: "hidden" });
+  const history = page.getByTestId("command-row");
+  await eventually("one command in the history", async () => (await history.count()) === 1);
+  await eventually("the command succeeded", async () => (await history.first().getByTestId("command-status").textContent()) === "succeeded");
+  await history.first().getByRole("button", { name: "Show status history" }).click();
+  await page.getByRole("list", { name: "Status history" }).getByText("succeeded").waitFor();
+  await eventually("battery history drawn", async () => (await page.getByRole("img", { name: /Battery over time/ }).count()) === 1);
+  await screenshot(page, "device", 1500);
+});
+
+test("a command to a selection of two devices is shown succeeding on both", async () => {
+  await navLink(page, "Overview").click();
+  await page.getByRole("checkbox", { name: "Select Kiosk B" }).click();
+  await page.getByRole("checkbox", { name: "Select Kiosk C" }).click();
+  await page.getByRole("region", { name: "Selection" }).getByRole("button", { name: "Send command", exact: true }).click();
+  const dialog = page.getByRole("dialog", { name: "Send command" });
+  await dialog.getByText("To 2 devices").waitFor();
+  await dialog.getByRole("button", { name: "Send", exact: true }).click();
+  await page.waitForURL("**/commands?batch=*");
+  await eventually("both commands succeeded", async () => (await page.getByTestId("batch-succeeded").textContent()) === "succeeded: 2");
+  await eventually("the batch is finished", async () => (await page.getByTestId("batch-progress").getByText("Finished").count()) === 1);
+  await screenshot(page, "commands");
+
+  await navLink(page, "Overview").click();
+  await eventually("nothing in flight", async () => (await page.getByTestId("summary-commands-in-flight").textContent()) === "0");
+  await screenshot(page, "overview");
+  for (const name of ["Alerts", "Users", "Audit log"]) {
+    await navLink(page, name).click();
+    await page.getByRole("heading", { name, exact: true }).waitFor();
+    await page.waitForLoadState("networkidle");
+    await screenshot(page, name.toLowerCase().replace(" ", "-"));
+  }
+});
+
+let viewerPage: Page;
+
+test("an invited viewer sets a password from the mailed link and cannot send commands", async () => {
+  await navLink(page, "Users").click();
+  await page.getByRole("button", { name: "Invite user" }).click();
+  const dialog = page.getByRole("dialog", { name: "Invite a user" });
+  await dialog.getByLabel("Email").fill(VIEWER.email);
+  await dialog.getByRole("button", { name: "Send invitation" }).click();
+  await dialog.waitFor({ state: "hidden" });
+  await page.getByTestId("user-row").filter({ hasText: VIEWER.email }).getByText("invited").waitFor();
+
+  const invitation = linkInLatestMail(VIEWER.email);
+  expect(invitation.startsWith(`${web.url}/reset-password?token=`)).toBe(true);
+  const viewer = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  viewerPage = await newPage(viewer);
+  await viewerPage.goto(invitation);
+  await viewerPage.getByLabel("New password").fill(VIEWER.password);
+  await viewerPage.getByLabel("Repeat the password").fill(VIEWER.password);
+  await viewerPage.getByRole("button", { name: "Set password" }).click();
+  await viewerPage.getByRole("heading", { name: "Password set" }).waitFor();
+
+  await signIn(viewerPage, VIEWER.email, VIEWER.password);
+  await eventually("the devices", async () => (await viewerPage.getByTestId("device-row").count()) === 3);
+  expect(await viewerPage.getByRole("button", { name: "Send command", exact: true }).count()).toBe(0);
+  expect(await viewerPage.getByRole("checkbox").count()).toBe(0);
+  expect(await navLink(viewerPage, "Users").count()).toBe(0);
+
+  await viewerPage.goto(deviceUrl);
+  await viewerPage.getByRole("heading", { name: "Kiosk A" }).waitFor();
+  expect(await viewerPage.getByRole("button", { name: "Send command", exact: true }).count()).toBe(0);
+
+  const deviceId = devices[0]!.deviceId;
+  const forced = await viewerPage.evaluate(async (id) => {
+    const csrf = document.cookie.split("; ").find((cookie) => cookie.startsWith("mdm_csrf="))?.slice("mdm_csrf=".length) ?? "";
+    const response = await fetch("/admin/command", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": decodeURIComponent(csrf) },
+      body: JSON.stringify({ deviceId: id, type: "reboot", payload: {} }),
+    });
+    return response.status;
+  }, deviceId);
+  expect(forced).toBe(403);
+});
+
+test("a password reset link works once", async () => {
+  const context = await browser.newContext();
+  const reset = await newPage(context);
+  await reset.goto(`${web.url}/sign-in`);
+  await reset.getByRole("link", { name: "Forgot your password?" }).click();
+  await reset.getByLabel("Email").fill(VIEWER.email);
+  const mailsBefore = mailer().sent.length;
+  await reset.getByRole("button", { name: "Send the link" }).click();
+  await reset.getByRole("heading", { name: "Check your mail" }).waitFor();
+  await eventually("the reset mail", async () => mailer().sent.length > mailsBefore);
+
+  const link = linkInLatestMail(VIEWER.email);
+  await reset.goto(link);
+  await reset.getByLabel("New password").fill(VIEWER.newPassword);
+  await reset.getByLabel("Repeat the password").fill(VIEWER.newPassword);
+  await reset.getByRole("button", { name: "Set password" }).click();
+  await reset.getByRole("heading", { name: "Password set" }).waitFor();
+  await signIn(reset, VIEWER.email, VIEWER.newPassword);
+
+  const again = await newPage(await browser.newContext());
+  await again.goto(link);
+  await again.getByLabel("New password").fill("yet another password");
+  await again.getByLabel("Repeat the password").fill("yet another password");
+  await again.getByRole("button", { name: "Set password" }).click();
+  await again.getByRole("alert").getByText("invalid, expired or already used").waitFor();
+  await context.close();
+});

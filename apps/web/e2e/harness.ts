@@ -1,0 +1,129 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { type Browser, chromium } from "playwright-core";
+import { parseEnv } from "../../api/src/config/env";
+import { type RunningServer, startServer } from "../../api/src/server";
+import { type TestDatabase, createTestDatabase, testServerUrl } from "../../api/src/test/test-db";
+
+// What the end-to-end test runs against: the real API in this process (so the test can
+// read the mail it records), a production build of the dashboard under `next start`, and
+// Debian's Chromium.
+
+const WEB_DIR = path.resolve(__dirname, "..");
+const NEXT_BIN = require.resolve("next/dist/bin/next", { paths: [WEB_DIR] });
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export type Api = { server: RunningServer; url: string; close: () => Promise<void> };
+
+/** The API with a database of its own: a fresh one on TEST_DATABASE_URL's server, else embedded. */
+export async function startApi(webUrl: string): Promise<Api> {
+  const database: TestDatabase | undefined = testServerUrl() ? await createTestDatabase() : undefined;
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "mdm-web-e2e-"));
+  const env = parseEnv({
+    NODE_ENV: "test",
+    HOST: "127.0.0.1",
+    PORT: "0",
+    DATABASE_URL: database?.url,
+    DATA_DIR: dataDir,
+    WEB_URL: webUrl,
+    // The dashboard reaches the API through Next's rewrite proxy on loopback: trust its
+    // X-Forwarded-For, as a deployment behind a proxy would.
+    TRUST_PROXY: "loopback",
+    DASHBOARD_FLUSH_MS: "100",
+    BCRYPT_COST: "10",
+  });
+  const server = await startServer(env);
+  return {
+    server,
+    url: server.url,
+    close: async () => {
+      await server.close();
+      await database?.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+function run(args: string[], env: NodeJS.ProcessEnv): ChildProcess {
+  return spawn(process.execPath, [NEXT_BIN, ...args], {
+    cwd: WEB_DIR,
+    env: { ...process.env, ...env, NEXT_TELEMETRY_DISABLED: "1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+}
+
+/** `next build` with the API's URL baked in, as a deployment would build it. */
+export async function buildWeb(apiUrl: string): Promise<void> {
+  const child = run(["build"], { NEXT_PUBLIC_API_URL: apiUrl, NODE_ENV: "production" });
+  let output = "";
+  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+  if (code !== 0) throw new Error(`next build failed (${code}):\n${output.slice(-4000)}`);
+}
+
+export type Web = { url: string; stop: () => Promise<void> };
+
+/** `next start` of that build on `port`; resolves once it answers. */
+export async function startWeb(port: number, apiUrl: string): Promise<Web> {
+  const child = run(["start", "--port", String(port), "--hostname", "127.0.0.1"], { NEXT_PUBLIC_API_URL: apiUrl, NODE_ENV: "production" });
+  let output = "";
+  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`next start exited (${child.exitCode}):\n${output}`);
+    const ready = await fetch(`${url}/sign-in`).then(
+      (response) => response.ok,
+      () => false,
+    );
+    if (ready) break;
+    if (Date.now() > deadline) throw new Error(`next start did not answer within 60 s:\n${output}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  return {
+    url,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+// Debian's Chromium (`apt-get install -y chromium`): Playwright cannot download browsers here.
+export const CHROMIUM_PATH = "/usr/bin/chromium";
+
+export async function launchBrowser(): Promise<Browser> {
+  if (!fs.existsSync(CHROMIUM_PATH)) throw new Error(`No Chromium at ${CHROMIUM_PATH}: apt-get install -y chromium`);
+  return chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+}
+
+/** Polls until `check` holds; fails with `what` after `timeoutMs`. */
+export async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check().catch(() => false)) return;
+    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}

@@ -1,0 +1,146 @@
+import { type ApiRoute, CSRF_COOKIE, CSRF_HEADER, ErrorBody, type ErrorCode, type ValidationIssue, authRoutes } from "@mdm/contracts";
+import type { z } from "zod";
+
+// A typed client over the contracts' route tables: a route's params, query and body types
+// come from its schemas, and every response is parsed with the schema the API answers with.
+
+type SuccessStatus = 200 | 201 | 202 | 204;
+
+type SuccessSchema<R extends ApiRoute> = {
+  [S in keyof R["responses"]]: S extends SuccessStatus ? (R["responses"][S] extends { schema: infer T extends z.ZodType } ? T : never) : never;
+}[keyof R["responses"]];
+
+/** What a route answers with on success (`undefined` for 204). */
+export type ApiResult<R extends ApiRoute> = [SuccessSchema<R>] extends [never] ? undefined : z.output<SuccessSchema<R>>;
+
+type ParamsInput<R> = R extends { params: infer P extends z.ZodType } ? { params: z.input<P> } : { params?: undefined };
+type QueryInput<R> = R extends { query: infer Q extends z.ZodType } ? { query?: Partial<z.input<Q>> } : { query?: undefined };
+type BodyInput<R> = R extends { body: infer B extends z.ZodType } ? { body: z.input<B> } : { body?: undefined };
+
+/** What a route takes: path params, query and body, typed by the route's own schemas. */
+export type ApiInput<R extends ApiRoute> = ParamsInput<R> & QueryInput<R> & BodyInput<R>;
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: ErrorCode | "network_error" | "unexpected_response",
+    message: string,
+    readonly details: ValidationIssue[] = [],
+    readonly requestId?: string,
+  ) {
+    super(message);
+    this.name = "ApiError";
+  }
+}
+
+function readCookie(name: string): string | undefined {
+  if (typeof document === "undefined") return undefined;
+  const prefix = `${name}=`;
+  const found = document.cookie.split("; ").find((cookie) => cookie.startsWith(prefix));
+  return found ? decodeURIComponent(found.slice(prefix.length)) : undefined;
+}
+
+/** The request path of a route with its params filled in and its query appended. */
+export function apiPath<R extends ApiRoute>(route: R, input: Pick<ApiInput<R>, "params" | "query"> = {} as ApiInput<R>): string {
+  const params = (input.params ?? {}) as Record<string, string>;
+  const path = route.path.replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(String(params[name] ?? "")));
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries((input.query ?? {}) as Record<string, unknown>)) {
+    if (value === undefined || value === null || value === "") continue;
+    search.set(key, String(value));
+  }
+  const query = search.toString();
+  return query ? `${path}?${query}` : path;
+}
+
+type SessionExpiredListener = () => void;
+const sessionExpiredListeners = new Set<SessionExpiredListener>();
+
+/** Called when the API refuses the session and a refresh could not renew it. */
+export function onSessionExpired(listener: SessionExpiredListener): () => void {
+  sessionExpiredListeners.add(listener);
+  return () => sessionExpiredListeners.delete(listener);
+}
+
+// Routes for which a 401 means "wrong credentials or token", not "session expired".
+const NO_REFRESH_PATHS = new Set<string>(
+  [authRoutes.login, authRoutes.setup, authRoutes.refreshSession, authRoutes.logout, authRoutes.confirmPasswordReset].map((route) => route.path),
+);
+
+let refreshing: Promise<boolean> | undefined;
+
+/** Renews the access cookie with the refresh cookie; concurrent callers share one attempt. */
+function refreshSession(): Promise<boolean> {
+  refreshing ??= send(authRoutes.refreshSession.method, authRoutes.refreshSession.path, undefined)
+    .then((response) => response.ok)
+    .catch(() => false)
+    .finally(() => {
+      refreshing = undefined;
+    });
+  return refreshing;
+}
+
+async function send(method: ApiRoute["method"], path: string, body: unknown): Promise<Response> {
+  const headers: Record<string, string> = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "get") {
+    const csrf = readCookie(CSRF_COOKIE);
+    if (csrf) headers[CSRF_HEADER] = csrf;
+  }
+  return fetch(path, {
+    method: method.toUpperCase(),
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: "same-origin",
+  });
+}
+
+async function errorFrom(response: Response): Promise<ApiError> {
+  const parsed = ErrorBody.safeParse(await response.json().catch(() => undefined));
+  if (!parsed.success) return new ApiError(response.status, "unexpected_response", `The server answered ${response.status}`);
+  const { code, message, details, requestId } = parsed.data.error;
+  return new ApiError(response.status, code, message, details ?? [], requestId);
+}
+
+function successSchema(route: ApiRoute, status: number): z.ZodType | undefined {
+  return route.responses[status]?.schema;
+}
+
+/** Calls a route and returns its response parsed with the route's schema; throws ApiError. */
+export async function callApi<R extends ApiRoute>(route: R, input: ApiInput<R> = {} as ApiInput<R>): Promise<ApiResult<R>> {
+  const path = apiPath(route, input);
+  let response: Response;
+  try {
+    response = await send(route.method, path, input.body);
+    if (response.status === 401 && !NO_REFRESH_PATHS.has(route.path) && (await refreshSession())) {
+      response = await send(route.method, path, input.body);
+    }
+  } catch {
+    throw new ApiError(0, "network_error", "Cannot reach the server. Check your connection.");
+  }
+  if (!response.ok) {
+    const error = await errorFrom(response);
+    if (response.status === 401 && !NO_REFRESH_PATHS.has(route.path)) sessionExpiredListeners.forEach((listener) => listener());
+    throw error;
+  }
+  const schema = successSchema(route, response.status);
+  if (!schema) return undefined as ApiResult<R>;
+  const parsed = schema.safeParse(await response.json().catch(() => undefined));
+  if (!parsed.success) {
+    throw new ApiError(response.status, "unexpected_response", `Unexpected response from ${route.method.toUpperCase()} ${route.path}`);
+  }
+  return parsed.data as ApiResult<R>;
+}
+
+/** A user-facing sentence for any error a call can throw. */
+export function errorMessage(error: unknown): string {
+  if (error instanceof ApiError) {
+    if (error.code === "validation_failed" && error.details.length > 0) {
+      return error.details.map((issue) => (issue.path ? `${issue.path}: ${issue.message}` : issue.message)).join("; ");
+    }
+    if (error.code === "forbidden") return "Your role does not allow this.";
+    if (error.code === "rate_limited") return "Too many requests. Wait a moment and try again.";
+    return error.message;
+  }
+  return error instanceof Error ? error.message : "Something went wrong.";
+}

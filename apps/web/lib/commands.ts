@@ -1,0 +1,104 @@
+import { type CommandStatus, type CommandType, CommandPayloads, finalCommandStatuses } from "@mdm/contracts";
+import type { badgeVariants } from "@/components/ui/badge";
+import type { VariantProps } from "class-variance-authority";
+
+export const commandTypeLabels: Record<CommandType, string> = {
+  ping: "Ping",
+  reboot: "Reboot",
+  lock: "Lock screen",
+  launch_app: "Launch app",
+  relaunch_app: "Relaunch app",
+  clear_app_data: "Clear app data",
+  install_app: "Install app",
+  uninstall_app: "Uninstall app",
+  custom: "Custom",
+};
+
+/** Commands that interrupt whoever is using the device or lose data: confirmed before sending. */
+export const destructiveCommandTypes: ReadonlySet<CommandType> = new Set(["reboot", "lock", "uninstall_app", "clear_app_data"]);
+
+export function isFinalStatus(status: CommandStatus): boolean {
+  return finalCommandStatuses.includes(status);
+}
+
+type BadgeVariant = NonNullable<VariantProps<typeof badgeVariants>["variant"]>;
+
+export const commandStatusVariant: Record<CommandStatus, BadgeVariant> = {
+  queued: "secondary",
+  sent: "outline",
+  acknowledged: "outline",
+  succeeded: "success",
+  failed: "destructive",
+  expired: "warning",
+  cancelled: "secondary",
+};
+
+/** The form fields each command type asks for, in order. */
+export type PayloadField = { name: string; label: string; required: boolean; kind: "text" | "url" | "number" | "json"; placeholder?: string };
+
+const packageField: PayloadField = { name: "packageName", label: "Package name", required: true, kind: "text", placeholder: "com.example.kiosk" };
+
+export const payloadFields: Record<CommandType, PayloadField[]> = {
+  ping: [],
+  reboot: [],
+  lock: [{ name: "message", label: "Message on the lock screen", required: false, kind: "text", placeholder: "Return this device to the front desk" }],
+  launch_app: [packageField],
+  relaunch_app: [packageField],
+  clear_app_data: [packageField],
+  install_app: [
+    packageField,
+    { name: "url", label: "APK URL", required: true, kind: "url", placeholder: "https://example.com/app.apk" },
+    { name: "sha256", label: "SHA-256 of the APK", required: false, kind: "text" },
+    { name: "versionCode", label: "Version code", required: false, kind: "number" },
+  ],
+  uninstall_app: [packageField],
+  custom: [
+    { name: "action", label: "Action", required: true, kind: "text", placeholder: "sync_catalog" },
+    { name: "data", label: "Data (JSON object)", required: false, kind: "json", placeholder: '{"full": true}' },
+  ],
+};
+
+export type PayloadResult = { ok: true; payload: Record<string, unknown> } | { ok: false; errors: Record<string, string> };
+
+/**
+ * Turns the text of the payload form into the command's payload and checks it against the
+ * contract, so mistakes show next to their field before anything is sent.
+ */
+export function buildCommandPayload(type: CommandType, values: Record<string, string>): PayloadResult {
+  const payload: Record<string, unknown> = {};
+  const errors: Record<string, string> = {};
+  for (const field of payloadFields[type]) {
+    const raw = (values[field.name] ?? "").trim();
+    if (raw === "") {
+      if (field.required) errors[field.name] = "Required";
+      continue;
+    }
+    if (field.kind === "number") {
+      const number = Number(raw);
+      if (Number.isInteger(number)) payload[field.name] = number;
+      else errors[field.name] = "Must be a whole number";
+    } else if (field.kind === "json") {
+      try {
+        payload[field.name] = JSON.parse(raw);
+      } catch {
+        errors[field.name] = "Must be valid JSON";
+      }
+    } else {
+      payload[field.name] = raw;
+    }
+  }
+  if (Object.keys(errors).length > 0) return { ok: false, errors };
+  const parsed = CommandPayloads[type].safeParse(payload);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) errors[String(issue.path[0] ?? "payload")] ??= issue.message;
+    return { ok: false, errors };
+  }
+  return { ok: true, payload: parsed.data as Record<string, unknown> };
+}
+
+export const ttlChoices = [
+  { label: "5 minutes", seconds: 300 },
+  { label: "1 hour", seconds: 3_600 },
+  { label: "1 day (default)", seconds: 86_400 },
+  { label: "7 days", seconds: 604_800 },
+] as const;

@@ -1,0 +1,141 @@
+/** @jest-environment jsdom */
+import type { DashboardServerFrame, DeviceView, ListDevicesResponse } from "@mdm/contracts";
+import { act, render, screen, waitFor } from "@testing-library/react";
+import { SWRConfig } from "swr";
+import { useDevices } from "@/lib/swr/use-devices";
+import { LiveUpdatesProvider, useLiveStatus } from "./live-updates";
+
+// The live pipeline as a page sees it: socket frame → contract parse → SWR cache → render.
+
+const DEVICE_ID = "0b8f5d2a-3c1e-4f7a-9b6d-2e4c8a1f3b5d";
+
+class FakeSocket {
+  static readonly CONNECTING = 0;
+  static readonly OPEN = 1;
+  static readonly CLOSED = 3;
+  static opened: FakeSocket[] = [];
+  readyState = FakeSocket.CONNECTING;
+  onopen?: () => void;
+  onmessage?: (event: { data: string }) => void;
+  onclose?: () => void;
+
+  constructor(
+    readonly url: string,
+    readonly protocols: string[],
+  ) {
+    FakeSocket.opened.push(this);
+  }
+
+  send(): void {}
+
+  close(): void {
+    this.readyState = FakeSocket.CLOSED;
+  }
+
+  receive(frame: DashboardServerFrame): void {
+    act(() => this.onmessage?.({ data: JSON.stringify(frame) }));
+  }
+
+  drop(): void {
+    this.readyState = FakeSocket.CLOSED;
+    act(() => this.onclose?.());
+  }
+}
+
+const device: DeviceView = {
+  id: DEVICE_ID,
+  legacyId: null,
+  alias: "Front desk",
+  notes: null,
+  groups: [],
+  online: true,
+  offlineSince: null,
+  connected: true,
+  model: "Pixel 8",
+  manufacturer: null,
+  osVersion: null,
+  sdkInt: null,
+  appVersion: null,
+  serialNumber: null,
+  enrolledAt: "2026-11-25T10:00:00.000Z",
+  lastSeenAt: "2026-11-25T10:05:00.000Z",
+  push: { registered: false, invalidSince: null },
+  state: { battery: { level: 80, charging: false }, memory: null, storage: null, network: null, apps: [], uptimeSeconds: null, deviceTime: null },
+};
+
+let tickets = 0;
+let listFetches = 0;
+
+// jsdom has no Response; the client reads only these three members.
+function reply(body: unknown, status = 200) {
+  return { ok: status < 300, status, json: async () => body } as Response;
+}
+
+beforeEach(() => {
+  FakeSocket.opened = [];
+  tickets = 0;
+  listFetches = 0;
+  Object.assign(globalThis, { WebSocket: FakeSocket });
+  globalThis.fetch = (async (input: RequestInfo | URL) => {
+    const path = String(input);
+    if (path === "/auth/ws-ticket") {
+      tickets += 1;
+      return reply({ ticket: `ticket-${tickets}`, expiresAt: "2026-11-25T10:06:00.000Z" });
+    }
+    if (path.startsWith("/admin/devices?")) {
+      listFetches += 1;
+      const list: ListDevicesResponse = { devices: [device], total: 1, limit: 50, offset: 0 };
+      return reply(list);
+    }
+    return reply({ error: { code: "not_found", message: path, requestId: "test" } }, 404);
+  }) as typeof fetch;
+});
+
+function Battery() {
+  const { data } = useDevices({ limit: 50 });
+  const { status } = useLiveStatus();
+  return (
+    <>
+      <p>{data ? `battery ${data.devices[0]?.state.battery?.level}` : "loading"}</p>
+      <p>{status.state}</p>
+    </>
+  );
+}
+
+function renderLive() {
+  return render(
+    <SWRConfig value={{ provider: () => new Map(), dedupingInterval: 0 }}>
+      <LiveUpdatesProvider>
+        <Battery />
+      </LiveUpdatesProvider>
+    </SWRConfig>,
+  );
+}
+
+test("a frame about a listed device updates what is shown, without refetching", async () => {
+  renderLive();
+  await screen.findByText("battery 80");
+  await waitFor(() => expect(FakeSocket.opened).toHaveLength(1));
+  const socket = FakeSocket.opened[0]!;
+  expect(socket.protocols).toEqual(["mdm.dashboard.v1", "ticket.ticket-1"]);
+
+  socket.receive({ type: "hello", serverTime: "2026-11-25T10:05:00.000Z", flushIntervalMs: 250 });
+  await screen.findByText("live");
+  socket.receive({
+    type: "update",
+    devices: [{ deviceId: DEVICE_ID, online: true, lastSeenAt: "2026-11-25T10:06:00.000Z", batteryLevel: 42, batteryCharging: false, memoryAvailable: null, networkType: null }],
+    commands: [],
+  });
+  await screen.findByText("battery 42");
+  expect(listFetches).toBe(1);
+});
+
+test("a dropped socket reconnects with a fresh ticket", async () => {
+  renderLive();
+  await waitFor(() => expect(FakeSocket.opened).toHaveLength(1));
+  FakeSocket.opened[0]!.receive({ type: "hello", serverTime: "2026-11-25T10:05:00.000Z", flushIntervalMs: 250 });
+  FakeSocket.opened[0]!.drop();
+  await screen.findByText("reconnecting");
+  await waitFor(() => expect(FakeSocket.opened).toHaveLength(2), { timeout: 3000 });
+  expect(FakeSocket.opened[1]!.protocols).toEqual(["mdm.dashboard.v1", "ticket.ticket-2"]);
+});

@@ -1,0 +1,91 @@
+import type {
+  Command,
+  CommandStatusChange,
+  DeviceLiveState,
+  DeviceView,
+  ListCommandsResponse,
+  ListDevicesResponse,
+  TelemetryResponse,
+} from "@mdm/contracts";
+
+// Pure functions that fold live frames into cached API responses. They return the same
+// object when nothing changed, so SWR does not re-render for frames about other things.
+
+/** A device with the latest live state from the dashboard socket applied. */
+export function patchDevice(device: DeviceView, live: DeviceLiveState): DeviceView {
+  const wentOffline = device.online && !live.online;
+  return {
+    ...device,
+    online: live.online,
+    offlineSince: live.online ? null : wentOffline ? new Date().toISOString() : device.offlineSince,
+    lastSeenAt: live.lastSeenAt ?? device.lastSeenAt,
+    state: {
+      ...device.state,
+      battery: live.batteryLevel === null ? device.state.battery : { level: live.batteryLevel, charging: live.batteryCharging },
+      memory:
+        live.memoryAvailable === null || !device.state.memory ? device.state.memory : { ...device.state.memory, available: live.memoryAvailable },
+      network: live.networkType === null ? device.state.network : { signal: null, ip: null, ...device.state.network, type: live.networkType },
+    },
+  };
+}
+
+export function patchDeviceList(list: ListDevicesResponse, states: ReadonlyMap<string, DeviceLiveState>): ListDevicesResponse {
+  if (!list.devices.some((device) => states.has(device.id))) return list;
+  return { ...list, devices: list.devices.map((device) => (states.has(device.id) ? patchDevice(device, states.get(device.id)!) : device)) };
+}
+
+const timestampOfStatus = {
+  sent: "sentAt",
+  acknowledged: "acknowledgedAt",
+  succeeded: "completedAt",
+  failed: "completedAt",
+  expired: "completedAt",
+  cancelled: "completedAt",
+} as const;
+
+/** A command with a status change applied and recorded as one more event in its history. */
+export function patchCommand(command: Command, change: CommandStatusChange): Command {
+  const alreadyRecorded = command.events.some((event) => event.status === change.status && event.at === change.at);
+  if (alreadyRecorded && command.status === change.status) return command;
+  const events = alreadyRecorded ? command.events : [...command.events, { status: change.status, at: change.at, detail: null }];
+  const patched: Command = { ...command, status: change.status, events };
+  if (change.status !== "queued") {
+    const field = timestampOfStatus[change.status];
+    patched[field] = patched[field] ?? change.at;
+  }
+  return patched;
+}
+
+export function patchCommandList(list: ListCommandsResponse, changes: ReadonlyMap<string, CommandStatusChange>): ListCommandsResponse {
+  if (!list.commands.some((command) => changes.has(command.requestId))) return list;
+  return {
+    ...list,
+    commands: list.commands.map((command) => (changes.has(command.requestId) ? patchCommand(command, changes.get(command.requestId)!) : command)),
+  };
+}
+
+/** Whether a command list fetched with this key could contain a command it does not show yet. */
+export function commandListMayInclude(key: string, change: CommandStatusChange): boolean {
+  const query = new URLSearchParams(key.split("?")[1] ?? "");
+  if (query.has("deviceId") && query.get("deviceId") !== change.deviceId) return false;
+  if (query.has("batchId") && query.get("batchId") !== change.batchId) return false;
+  if (query.has("status") && query.get("status") !== change.status) return false;
+  if (Number(query.get("offset") ?? 0) > 0) return false;
+  return true;
+}
+
+/** The telemetry history with the reading of a live state appended, if it is newer. */
+export function appendTelemetryPoint(history: TelemetryResponse, live: DeviceLiveState): TelemetryResponse {
+  if (!live.lastSeenAt) return history;
+  const last = history.points.at(-1);
+  if (last && Date.parse(last.at) >= Date.parse(live.lastSeenAt)) return history;
+  const point = {
+    at: live.lastSeenAt,
+    batteryLevel: live.batteryLevel,
+    batteryCharging: live.batteryCharging,
+    memoryTotal: last?.memoryTotal ?? null,
+    memoryAvailable: live.memoryAvailable,
+    storageAvailable: last?.storageAvailable ?? null,
+  };
+  return { points: [...history.points, point] };
+}

@@ -1,0 +1,22 @@
+import { type InviteUserRequest, type UpdateUserRequest, authRoutes } from "@mdm/contracts";
+import useSWR, { mutate } from "swr";
+import { apiPath, callApi } from "@/lib/api";
+
+export const usersKey = apiPath(authRoutes.listUsers);
+
+export function useUsers() {
+  return useSWR(usersKey, () => callApi(authRoutes.listUsers));
+}
+
+/** Creates the account and mails the invitee a link to choose a password. */
+export async function inviteUser(body: InviteUserRequest) {
+  const user = await callApi(authRoutes.inviteUser, { body });
+  await mutate(usersKey);
+  return user;
+}
+
+export async function updateUser(userId: string, body: UpdateUserRequest) {
+  const user = await callApi(authRoutes.updateUser, { params: { userId }, body });
+  await mutate(usersKey);
+  return user;
+}
