@@ -66,17 +66,22 @@ const commandSettings = {
 };
 const commandOptions = { deviceId: Uuid, ...commandSettings };
 
-export const CreateCommandRequest = z.discriminatedUnion("type", [
-  z.strictObject({ type: z.literal("ping"), payload: CommandPayloads.ping, ...commandOptions }),
-  z.strictObject({ type: z.literal("reboot"), payload: CommandPayloads.reboot, ...commandOptions }),
-  z.strictObject({ type: z.literal("lock"), payload: CommandPayloads.lock, ...commandOptions }),
-  z.strictObject({ type: z.literal("launch_app"), payload: CommandPayloads.launch_app, ...commandOptions }),
-  z.strictObject({ type: z.literal("relaunch_app"), payload: CommandPayloads.relaunch_app, ...commandOptions }),
-  z.strictObject({ type: z.literal("clear_app_data"), payload: CommandPayloads.clear_app_data, ...commandOptions }),
-  z.strictObject({ type: z.literal("install_app"), payload: CommandPayloads.install_app, ...commandOptions }),
-  z.strictObject({ type: z.literal("uninstall_app"), payload: CommandPayloads.uninstall_app, ...commandOptions }),
-  z.strictObject({ type: z.literal("custom"), payload: CommandPayloads.custom, ...commandOptions }),
-]);
+/** One variant per command type, each with its own payload schema, plus `extra` fields. */
+function commandVariants<Extra extends z.ZodRawShape>(extra: Extra) {
+  return z.discriminatedUnion("type", [
+    z.strictObject({ type: z.literal("ping"), payload: CommandPayloads.ping, ...extra }),
+    z.strictObject({ type: z.literal("reboot"), payload: CommandPayloads.reboot, ...extra }),
+    z.strictObject({ type: z.literal("lock"), payload: CommandPayloads.lock, ...extra }),
+    z.strictObject({ type: z.literal("launch_app"), payload: CommandPayloads.launch_app, ...extra }),
+    z.strictObject({ type: z.literal("relaunch_app"), payload: CommandPayloads.relaunch_app, ...extra }),
+    z.strictObject({ type: z.literal("clear_app_data"), payload: CommandPayloads.clear_app_data, ...extra }),
+    z.strictObject({ type: z.literal("install_app"), payload: CommandPayloads.install_app, ...extra }),
+    z.strictObject({ type: z.literal("uninstall_app"), payload: CommandPayloads.uninstall_app, ...extra }),
+    z.strictObject({ type: z.literal("custom"), payload: CommandPayloads.custom, ...extra }),
+  ]);
+}
+
+export const CreateCommandRequest = commandVariants(commandOptions);
 export type CreateCommandRequest = z.infer<typeof CreateCommandRequest>;
 
 export const BulkTarget = z.union([
@@ -89,17 +94,7 @@ export type BulkTarget = z.infer<typeof BulkTarget>;
 const bulkOptions = { target: BulkTarget, ...commandSettings };
 
 /** The same command for many devices: a list, a group, or the whole fleet. */
-export const CreateBulkCommandRequest = z.discriminatedUnion("type", [
-  z.strictObject({ type: z.literal("ping"), payload: CommandPayloads.ping, ...bulkOptions }),
-  z.strictObject({ type: z.literal("reboot"), payload: CommandPayloads.reboot, ...bulkOptions }),
-  z.strictObject({ type: z.literal("lock"), payload: CommandPayloads.lock, ...bulkOptions }),
-  z.strictObject({ type: z.literal("launch_app"), payload: CommandPayloads.launch_app, ...bulkOptions }),
-  z.strictObject({ type: z.literal("relaunch_app"), payload: CommandPayloads.relaunch_app, ...bulkOptions }),
-  z.strictObject({ type: z.literal("clear_app_data"), payload: CommandPayloads.clear_app_data, ...bulkOptions }),
-  z.strictObject({ type: z.literal("install_app"), payload: CommandPayloads.install_app, ...bulkOptions }),
-  z.strictObject({ type: z.literal("uninstall_app"), payload: CommandPayloads.uninstall_app, ...bulkOptions }),
-  z.strictObject({ type: z.literal("custom"), payload: CommandPayloads.custom, ...bulkOptions }),
-]);
+export const CreateBulkCommandRequest = commandVariants(bulkOptions);
 export type CreateBulkCommandRequest = z.infer<typeof CreateBulkCommandRequest>;
 
 const statusCounts = Object.fromEntries(CommandStatus.options.map((status) => [status, z.int()])) as Record<CommandStatus, z.ZodInt>;
