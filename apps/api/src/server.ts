@@ -5,7 +5,7 @@ import path from "node:path";
 import { createApp } from "./app";
 import { DEV_ADMIN_KEY, DEV_JWT_SECRET, type Env, parseEnv } from "./config/env";
 import { createDb } from "./db/client";
-import { startEmbeddedDatabase } from "./db/embedded";
+import { EMBEDDED_POOL_SIZE, startEmbeddedDatabase } from "./db/embedded";
 import { DEFAULT_MIGRATIONS_DIR, migrate } from "./db/migrate";
 import { type AppDeps, systemClock } from "./deps";
 import { startMaintenance } from "./jobs/maintenance";
@@ -31,7 +31,7 @@ export async function startServer(env: Env): Promise<RunningServer> {
 
   const deps: AppDeps = {
     env,
-    db: createDb(databaseUrl, { maxConnections: embedded ? 8 : 20 }),
+    db: createDb(databaseUrl, { maxConnections: embedded ? EMBEDDED_POOL_SIZE : 20 }),
     push: createPushGateway(env),
     logger,
     metrics: createMetrics(),

@@ -3,6 +3,11 @@ import path from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
 
+// pglite-socket can mix up queries arriving on different connections at once
+// (electric-sql/pglite#1046): clients keep to one connection, which costs nothing since
+// PGlite runs one query at a time anyway.
+export const EMBEDDED_POOL_SIZE = 1;
+
 export type EmbeddedDatabase = { url: string; stop: () => Promise<void> };
 
 /**

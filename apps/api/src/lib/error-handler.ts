@@ -13,8 +13,16 @@ const BODY_PARSER_ERRORS: Record<string, [ErrorCode, string]> = {
   "entity.parse.failed": ["invalid_json", "The request body is not valid JSON"],
 };
 
+// Prisma's codes for "no connection or transaction slot in time": the database is
+// overloaded, not the request wrong; the client may retry.
+const DATABASE_BUSY = new Set(["P2024", "P2028"]);
+
 function toHttpError(error: unknown): HttpError | undefined {
   if (error instanceof HttpError) return error;
+  const code = (error as { code?: unknown })?.code;
+  if (typeof code === "string" && DATABASE_BUSY.has(code)) {
+    return new HttpError("service_unavailable", "The database is busy; retry shortly", undefined, { "Retry-After": "1" });
+  }
   const type = (error as { type?: unknown })?.type;
   if (typeof type === "string" && BODY_PARSER_ERRORS[type]) {
     const [code, message] = BODY_PARSER_ERRORS[type];

@@ -29,7 +29,15 @@ export class DeviceHub {
 
   constructor(private readonly deps: AppDeps) {
     this.unsubscribe = deps.bus.subscribe((event) => {
-      if (event.kind === "deliver" && this.connections.has(event.deviceId)) void this.deliver(event.deviceId, event.requestId);
+      if (event.kind !== "deliver" || !this.connections.has(event.deviceId)) return;
+      // A failed attempt must not take the process down; the command keeps its next attempt time.
+      this.deliver(event.deviceId, event.requestId).catch((error: unknown) =>
+        deps.logger.error("websocket delivery failed", {
+          deviceId: event.deviceId,
+          requestId: event.requestId,
+          message: error instanceof Error ? error.message : String(error),
+        }),
+      );
     });
   }
 

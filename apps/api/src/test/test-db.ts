@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { Client } from "pg";
 import { type Db, createDb } from "../db/client";
-import { startEmbeddedDatabase } from "../db/embedded";
+import { EMBEDDED_POOL_SIZE, startEmbeddedDatabase } from "../db/embedded";
 import { migrate } from "../db/migrate";
 
 export type TestDatabase = { url: string; db: Db; kind: "postgresql" | "embedded"; close: () => Promise<void> };
@@ -23,7 +23,7 @@ export async function createTestDatabase(options: { embedded?: boolean } = {}): 
   if (!serverUrl) {
     const embedded = await startEmbeddedDatabase();
     await migrate(embedded.url);
-    const db = createDb(embedded.url, { maxConnections: 4 });
+    const db = createDb(embedded.url, { maxConnections: EMBEDDED_POOL_SIZE });
     return {
       url: embedded.url,
       db,

@@ -333,7 +333,9 @@ export async function createBulkCommand(deps: CommandDeps, input: CreateBulkComm
   await recordAudit(deps.db, { actor: actor.name, action: "command.bulk_create", targetType: "batch", targetId: batchId, ip: actor.ip, details: { type: input.type, target: input.target, total: deviceIds.length } });
   deps.logger.info("bulk command queued", { batchId, type: input.type, total: deviceIds.length });
   // Dispatch in the background: the admin gets the batch id at once and follows its progress.
-  void dispatchAll(deps, batchId);
+  dispatchAll(deps, batchId).catch((error: unknown) =>
+    deps.logger.error("bulk dispatch failed", { batchId, message: error instanceof Error ? error.message : String(error) }),
+  );
   return getBatch(deps, batchId);
 }
 
