@@ -1,5 +1,5 @@
 import { type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, enrollDevice, resetTables } from "../test";
-import { expireCommands, pruneNonces, pruneTelemetry } from "./maintenance";
+import { expireCommands, pruneAccounts, pruneNonces, pruneTelemetry } from "./maintenance";
 
 let database: TestDatabase;
 let t: TestApp;
@@ -43,4 +43,27 @@ it("forgets admin nonces once they can no longer be replayed", async () => {
   expect(await pruneNonces(t.deps)).toBe(0);
   t.clock.advance(601);
   expect(await pruneNonces(t.deps)).toBe(1);
+});
+
+it("forgets long-ended sessions and expired password tokens, and keeps live ones", async () => {
+  const { randomUUID } = await import("node:crypto");
+  const user = await database.db.user.create({ data: { id: randomUUID(), email: "a@example.com", passwordHash: "x" } });
+  const now = Date.now();
+  const session = (expiresInDays: number, revokedDaysAgo?: number) => ({
+    id: randomUUID(),
+    userId: user.id,
+    refreshHash: "a".repeat(64),
+    expiresAt: new Date(now + expiresInDays * 86_400_000),
+    revokedAt: revokedDaysAgo === undefined ? null : new Date(now - revokedDaysAgo * 86_400_000),
+  });
+  const live = session(7);
+  await database.db.session.createMany({ data: [live, session(-31), session(7, 31), session(7, 1)] });
+  const token = (expiresInMinutes: number) => ({ id: randomUUID(), userId: user.id, tokenHash: "b".repeat(64), expiresAt: new Date(now + expiresInMinutes * 60_000) });
+  const valid = token(30);
+  await database.db.passwordResetToken.createMany({ data: [valid, token(-1)] });
+
+  expect(await pruneAccounts(t.deps)).toEqual({ sessions: 2, passwordTokens: 1 });
+  expect((await database.db.session.findMany()).map((row) => row.id)).toContain(live.id);
+  expect(await database.db.session.count()).toBe(2);
+  expect((await database.db.passwordResetToken.findMany()).map((row) => row.id)).toEqual([valid.id]);
 });

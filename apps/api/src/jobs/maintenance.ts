@@ -41,6 +41,20 @@ export async function pruneNonces({ db, clock }: Pick<AppDeps, "db" | "clock">):
   return count;
 }
 
+const KEEP_ENDED_SESSIONS_DAYS = 30;
+
+/**
+ * Forgets sessions that expired or were revoked a while ago (kept a month for the record)
+ * and password tokens past their expiry: they can never be used again.
+ */
+export async function pruneAccounts({ db, clock }: Pick<AppDeps, "db" | "clock">): Promise<{ sessions: number; passwordTokens: number }> {
+  const now = clock.now();
+  const longAgo = new Date(now.getTime() - KEEP_ENDED_SESSIONS_DAYS * 24 * 3600_000);
+  const sessions = await db.session.deleteMany({ where: { OR: [{ expiresAt: { lt: longAgo } }, { revokedAt: { lt: longAgo } }] } });
+  const passwordTokens = await db.passwordResetToken.deleteMany({ where: { expiresAt: { lt: now } } });
+  return { sessions: sessions.count, passwordTokens: passwordTokens.count };
+}
+
 /** Runs `task` every `everyMs`, never two runs at once, logging failures; returns a stop function. */
 function every(deps: AppDeps, name: string, everyMs: number, task: () => Promise<unknown>): () => void {
   let running = false;
@@ -67,6 +81,7 @@ export function startMaintenance(deps: AppDeps): () => void {
       const expired = await expireCommands(deps);
       const pruned = await pruneTelemetry(deps, deps.env.TELEMETRY_RETENTION_HOURS);
       await pruneNonces(deps);
+      await pruneAccounts(deps);
       if (expired || pruned) deps.logger.info("housekeeping", { expiredCommands: expired, prunedTelemetry: pruned });
     }),
     every(deps, "redelivery", Math.min(5000, deps.env.COMMAND_RETRY_BASE_SECONDS * 1000), () => redeliverDueCommands(deps)),
