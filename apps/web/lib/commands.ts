@@ -17,6 +17,14 @@ export const commandTypeLabels: Record<CommandType, string> = {
 /** Commands that interrupt whoever is using the device or lose data: confirmed before sending. */
 export const destructiveCommandTypes: ReadonlySet<CommandType> = new Set(["reboot", "lock", "uninstall_app", "clear_app_data"]);
 
+/** What a bulk command was sent to, in words: "group lobby", "every device". */
+export function batchTargetText(target: Record<string, unknown>): string {
+  if (Array.isArray(target.deviceIds)) return `${target.deviceIds.length} selected devices`;
+  if (typeof target.group === "string") return `group ${target.group}`;
+  if (target.all === true) return "every device";
+  return "devices";
+}
+
 export function isFinalStatus(status: CommandStatus): boolean {
   return finalCommandStatuses.includes(status);
 }

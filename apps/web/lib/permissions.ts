@@ -21,6 +21,7 @@ export function permissionsFor(role: UserRole | undefined) {
     canManageDevices: mayCall(role, apiRoutes.updateDevice),
     canManagePolicies: mayCall(role, apiRoutes.createPolicy),
     canCreateEnrollmentTokens: mayCall(role, apiRoutes.createEnrollmentToken),
+    canRevokeEnrollmentTokens: mayCall(role, apiRoutes.revokeEnrollmentToken),
     canManageSettings: mayCall(role, apiRoutes.updateAlertSettings),
     canManageUsers: mayCall(role, apiRoutes.listUsers),
     canViewAuditLog: mayCall(role, apiRoutes.listAuditLog),

@@ -7,7 +7,7 @@ import { Button } from "@/components/ui/button";
 import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
 import { Skeleton } from "@/components/ui/skeleton";
 import { errorMessage } from "@/lib/api";
-import { commandStatusVariant, commandTypeLabels } from "@/lib/commands";
+import { batchTargetText, commandStatusVariant, commandTypeLabels } from "@/lib/commands";
 import { formatDateTime } from "@/lib/format";
 import { useBatch } from "@/lib/swr/use-batch";
 import { cn } from "@/lib/utils";
@@ -20,13 +20,6 @@ const SEGMENTS: Array<{ status: CommandStatus; className: string }> = [
   { status: "acknowledged", className: "bg-chart-2" },
   { status: "sent", className: "bg-chart-2/50" },
 ];
-
-function targetText(target: Record<string, unknown>): string {
-  if (Array.isArray(target.deviceIds)) return `${target.deviceIds.length} selected devices`;
-  if (typeof target.group === "string") return `group ${target.group}`;
-  if (target.all === true) return "every device";
-  return "devices";
-}
 
 /** Live progress of a bulk command: a stacked bar and counts by status. */
 export function BatchProgress({ batchId, onClose }: { batchId: string; onClose: () => void }) {
@@ -41,7 +34,7 @@ export function BatchProgress({ batchId, onClose }: { batchId: string; onClose: 
       <CardHeader className="flex-row items-start justify-between">
         <div className="flex flex-col gap-1">
           <CardTitle>
-            {commandTypeLabels[type] ?? batch.type} to {targetText(batch.target)}
+            {commandTypeLabels[type] ?? batch.type} to {batchTargetText(batch.target)}
           </CardTitle>
           <CardDescription>
             {batch.done ? "Finished" : "In progress"} · {finished} of {batch.total} done · started {formatDateTime(batch.createdAt)}

@@ -12,6 +12,7 @@ import { commandTypeLabels } from "@/lib/commands";
 import { useCommands } from "@/lib/swr/use-commands";
 import { BatchProgress } from "./batch-progress";
 import { CommandsTable } from "./commands-table";
+import { RecentBatches } from "./recent-batches";
 import { SendCommandDialog } from "./send-command-dialog";
 
 const ANY = "any";
@@ -103,6 +104,7 @@ export function CommandsView() {
           </Button>
         </div>
       </div>
+      <RecentBatches />
       {canSendCommands ? (
         <SendCommandDialog
           open={sendOpen}

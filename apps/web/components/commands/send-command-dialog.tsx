@@ -23,6 +23,7 @@ import { toast } from "@/components/ui/sonner";
 import { Textarea } from "@/components/ui/textarea";
 import { callApi, errorMessage } from "@/lib/api";
 import { buildCommandPayload, commandTypeLabels, destructiveCommandTypes, payloadFields, ttlChoices } from "@/lib/commands";
+import { batchesKey } from "@/lib/swr/use-batches";
 import { isCommandListKey } from "@/lib/swr/use-commands";
 import { useDevices } from "@/lib/swr/use-devices";
 import { fleetSummaryKey } from "@/lib/swr/use-fleet-summary";
@@ -142,7 +143,7 @@ export function SendCommandDialog({
         toast.success(`${commandTypeLabels[type]} queued for ${batch.total} ${batch.total === 1 ? "device" : "devices"}`);
         onSent?.({ kind: "batch", batch });
       }
-      void mutate((key: unknown) => isCommandListKey(key) || key === fleetSummaryKey);
+      void mutate((key: unknown) => isCommandListKey(key) || key === fleetSummaryKey || key === batchesKey);
       setValues({});
       onOpenChange(false);
     } catch (error) {

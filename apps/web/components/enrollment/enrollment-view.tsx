@@ -1,6 +1,6 @@
 "use client";
 
-import { type CreateEnrollmentTokenResponse, CreateEnrollmentTokenRequest, apiRoutes } from "@mdm/contracts";
+import { type CreateEnrollmentTokenResponse, CreateEnrollmentTokenRequest } from "@mdm/contracts";
 import { useState } from "react";
 import { CopyButton } from "@/components/copy-button";
 import { usePermissions } from "@/components/layout/session-context";
@@ -10,10 +10,12 @@ import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/com
 import { Input } from "@/components/ui/input";
 import { Label } from "@/components/ui/label";
 import { Select, SelectContent, SelectItem, SelectTrigger, SelectValue } from "@/components/ui/select";
-import { callApi, errorMessage } from "@/lib/api";
+import { errorMessage } from "@/lib/api";
 import { enrollmentQrPayload } from "@/lib/enrollment";
 import { formatDateTime } from "@/lib/format";
+import { createEnrollmentToken } from "@/lib/swr/use-enrollment-tokens";
 import { EnrollmentQrCode } from "./enrollment-qr-code";
+import { EnrollmentTokensTable } from "./enrollment-tokens-table";
 
 const EXPIRY_CHOICES = [
   { label: "1 hour", seconds: 3_600 },
@@ -72,7 +74,7 @@ export function EnrollmentView() {
     setCreating(true);
     setError(undefined);
     try {
-      setCreated(await callApi(apiRoutes.createEnrollmentToken, { body: body.data }));
+      setCreated(await createEnrollmentToken(body.data));
     } catch (caught) {
       setError(errorMessage(caught));
     } finally {
@@ -130,6 +132,7 @@ export function EnrollmentView() {
         <p className="text-sm text-muted-foreground">Your role cannot create enrollment tokens: ask an operator or an admin.</p>
       )}
       {created ? <CreatedToken token={created} /> : null}
+      <EnrollmentTokensTable />
     </div>
   );
 }

@@ -1,0 +1,91 @@
+"use client";
+
+import Link from "next/link";
+import { EmptyState, ErrorState } from "@/components/states";
+import { Badge } from "@/components/ui/badge";
+import { Card, CardContent, CardHeader, CardTitle } from "@/components/ui/card";
+import { Skeleton } from "@/components/ui/skeleton";
+import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
+import { batchTargetText, commandTypeLabels } from "@/lib/commands";
+import { formatDateTime, formatRelative } from "@/lib/format";
+import { useNow } from "@/lib/hooks/use-now";
+import { useBatches } from "@/lib/swr/use-batches";
+
+const COLUMNS = 5;
+
+/** The latest bulk commands with their progress; each opens the batch view. */
+export function RecentBatches() {
+  const { data, error, isLoading, mutate } = useBatches();
+  const now = useNow();
+  const batches = data?.batches;
+
+  return (
+    <Card>
+      <CardHeader>
+        <CardTitle>Recent bulk commands</CardTitle>
+      </CardHeader>
+      <CardContent>
+        <div className="rounded-lg border">
+          <Table>
+            <TableHeader>
+              <TableRow>
+                <TableHead>Command</TableHead>
+                <TableHead>Target</TableHead>
+                <TableHead>Progress</TableHead>
+                <TableHead>Status</TableHead>
+                <TableHead>Started</TableHead>
+              </TableRow>
+            </TableHeader>
+            <TableBody>
+              {error && !batches ? (
+                <TableRow>
+                  <TableCell colSpan={COLUMNS}>
+                    <ErrorState error={error} onRetry={() => void mutate()} />
+                  </TableCell>
+                </TableRow>
+              ) : isLoading && !batches ? (
+                Array.from({ length: 2 }, (_, index) => (
+                  <TableRow key={index}>
+                    <TableCell colSpan={COLUMNS}>
+                      <Skeleton className="h-6 w-full" />
+                    </TableCell>
+                  </TableRow>
+                ))
+              ) : !batches || batches.length === 0 ? (
+                <TableRow>
+                  <TableCell colSpan={COLUMNS}>
+                    <EmptyState title="No bulk commands yet" />
+                  </TableCell>
+                </TableRow>
+              ) : (
+                batches.map((batch) => (
+                  <TableRow key={batch.batchId} data-testid="batch-row" data-batch-id={batch.batchId}>
+                    <TableCell>
+                      <Link href={`/commands?batch=${batch.batchId}`} className="font-medium hover:underline">
+                        {commandTypeLabels[batch.type as keyof typeof commandTypeLabels] ?? batch.type}
+                      </Link>
+                    </TableCell>
+                    <TableCell>{batchTargetText(batch.target)}</TableCell>
+                    <TableCell className="tabular-nums">
+                      <span className="text-success">{batch.counts.succeeded} succeeded</span>
+                      {" · "}
+                      <span className={batch.counts.failed > 0 ? "text-destructive" : "text-muted-foreground"}>{batch.counts.failed} failed</span>
+                      {" · "}
+                      <span className="text-muted-foreground">{batch.total} total</span>
+                    </TableCell>
+                    <TableCell>
+                      <Badge variant={batch.done ? "secondary" : "outline"}>{batch.done ? "done" : "in progress"}</Badge>
+                    </TableCell>
+                    <TableCell className="text-muted-foreground" title={formatDateTime(batch.createdAt)}>
+                      {formatRelative(batch.createdAt, now)}
+                    </TableCell>
+                  </TableRow>
+                ))
+              )}
+            </TableBody>
+          </Table>
+        </div>
+      </CardContent>
+    </Card>
+  );
+}

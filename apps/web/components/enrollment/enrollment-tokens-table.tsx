@@ -1,0 +1,156 @@
+"use client";
+
+import type { EnrollmentToken } from "@mdm/contracts";
+import { useState } from "react";
+import { usePermissions } from "@/components/layout/session-context";
+import { EmptyState, ErrorState } from "@/components/states";
+import {
+  AlertDialog,
+  AlertDialogAction,
+  AlertDialogCancel,
+  AlertDialogContent,
+  AlertDialogDescription,
+  AlertDialogFooter,
+  AlertDialogHeader,
+  AlertDialogTitle,
+  AlertDialogTrigger,
+} from "@/components/ui/alert-dialog";
+import { Badge } from "@/components/ui/badge";
+import { Button } from "@/components/ui/button";
+import { Card, CardContent, CardHeader, CardTitle } from "@/components/ui/card";
+import { Skeleton } from "@/components/ui/skeleton";
+import { toast } from "@/components/ui/sonner";
+import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
+import { errorMessage } from "@/lib/api";
+import { type EnrollmentTokenStatus, enrollmentTokenStatus } from "@/lib/enrollment";
+import { formatDateTime, formatRelative } from "@/lib/format";
+import { useNow } from "@/lib/hooks/use-now";
+import { revokeEnrollmentToken, useEnrollmentTokens } from "@/lib/swr/use-enrollment-tokens";
+
+const statusVariant = {
+  active: "success",
+  expired: "warning",
+  "used up": "secondary",
+  revoked: "destructive",
+} as const satisfies Record<EnrollmentTokenStatus, string>;
+
+const COLUMNS = 6;
+
+function RevokeTokenButton({ token }: { token: EnrollmentToken }) {
+  const [busy, setBusy] = useState(false);
+  const name = token.label || "this token";
+  return (
+    <AlertDialog>
+      <AlertDialogTrigger asChild>
+        <Button variant="ghost" size="sm" disabled={busy}>
+          Revoke
+        </Button>
+      </AlertDialogTrigger>
+      <AlertDialogContent>
+        <AlertDialogHeader>
+          <AlertDialogTitle>Revoke {name}?</AlertDialogTitle>
+          <AlertDialogDescription>No device can enroll with it any more. Devices it already enrolled stay enrolled.</AlertDialogDescription>
+        </AlertDialogHeader>
+        <AlertDialogFooter>
+          <AlertDialogCancel>Keep it</AlertDialogCancel>
+          <AlertDialogAction
+            onClick={async () => {
+              setBusy(true);
+              try {
+                await revokeEnrollmentToken(token.id);
+                toast.success("Token revoked");
+              } catch (error) {
+                toast.error(errorMessage(error));
+              } finally {
+                setBusy(false);
+              }
+            }}
+          >
+            Revoke token
+          </AlertDialogAction>
+        </AlertDialogFooter>
+      </AlertDialogContent>
+    </AlertDialog>
+  );
+}
+
+/** Every enrollment token with its use, expiry and status; active ones can be revoked. */
+export function EnrollmentTokensTable() {
+  const { data, error, isLoading, mutate } = useEnrollmentTokens();
+  const { canRevokeEnrollmentTokens } = usePermissions();
+  const now = useNow();
+  const tokens = data?.tokens;
+
+  return (
+    <Card>
+      <CardHeader>
+        <CardTitle>Enrollment tokens</CardTitle>
+      </CardHeader>
+      <CardContent>
+        <div className="rounded-lg border">
+          <Table>
+            <TableHeader>
+              <TableRow>
+                <TableHead>Label</TableHead>
+                <TableHead>Uses</TableHead>
+                <TableHead>Expires</TableHead>
+                <TableHead>Status</TableHead>
+                <TableHead>Created by</TableHead>
+                <TableHead className="text-right">
+                  <span className="sr-only">Actions</span>
+                </TableHead>
+              </TableRow>
+            </TableHeader>
+            <TableBody>
+              {error && !tokens ? (
+                <TableRow>
+                  <TableCell colSpan={COLUMNS}>
+                    <ErrorState error={error} onRetry={() => void mutate()} />
+                  </TableCell>
+                </TableRow>
+              ) : isLoading && !tokens ? (
+                Array.from({ length: 3 }, (_, index) => (
+                  <TableRow key={index}>
+                    <TableCell colSpan={COLUMNS}>
+                      <Skeleton className="h-6 w-full" />
+                    </TableCell>
+                  </TableRow>
+                ))
+              ) : !tokens || tokens.length === 0 ? (
+                <TableRow>
+                  <TableCell colSpan={COLUMNS}>
+                    <EmptyState title="No enrollment tokens yet" />
+                  </TableCell>
+                </TableRow>
+              ) : (
+                tokens.map((token) => {
+                  const status = enrollmentTokenStatus(token, now);
+                  return (
+                    <TableRow key={token.id} data-testid="enrollment-token-row" data-token-id={token.id}>
+                      <TableCell className="font-medium">{token.label || <span className="text-muted-foreground">Unlabelled</span>}</TableCell>
+                      <TableCell className="tabular-nums">
+                        {token.usedCount} / {token.maxUses}
+                      </TableCell>
+                      <TableCell className="text-muted-foreground" title={formatDateTime(token.expiresAt)}>
+                        {formatRelative(token.expiresAt, now)}
+                      </TableCell>
+                      <TableCell>
+                        <Badge variant={statusVariant[status]} data-testid="enrollment-token-status" title={token.revokedAt ? `Revoked ${formatDateTime(token.revokedAt)}` : undefined}>
+                          {status}
+                        </Badge>
+                      </TableCell>
+                      <TableCell className="text-muted-foreground" title={`Created ${formatDateTime(token.createdAt)}`}>
+                        {token.createdBy ?? "—"}
+                      </TableCell>
+                      <TableCell className="text-right">{canRevokeEnrollmentTokens && status === "active" ? <RevokeTokenButton token={token} /> : null}</TableCell>
+                    </TableRow>
+                  );
+                })
+              )}
+            </TableBody>
+          </Table>
+        </div>
+      </CardContent>
+    </Card>
+  );
+}
