@@ -1,5 +1,7 @@
 import { AlertTriangleIcon, InboxIcon } from "lucide-react";
 import { Button } from "@/components/ui/button";
+import { Skeleton } from "@/components/ui/skeleton";
+import { TableCell, TableRow } from "@/components/ui/table";
 import { errorMessage } from "@/lib/api";
 import { cn } from "@/lib/utils";
 
@@ -26,4 +28,33 @@ export function ErrorState({ error, onRetry, className }: { error: unknown; onRe
       ) : null}
     </div>
   );
+}
+
+/**
+ * What a table shows while it has no rows: the error (with a retry), skeleton rows while
+ * loading, or its empty state. Tables render this instead of their rows.
+ */
+export function TableStatusRows({
+  columns,
+  error,
+  loading,
+  empty,
+  onRetry,
+  skeletonRows = 3,
+}: {
+  columns: number;
+  error: unknown;
+  loading: boolean;
+  empty: React.ReactNode;
+  onRetry?: () => void;
+  skeletonRows?: number;
+}) {
+  const row = (content: React.ReactNode, key?: number) => (
+    <TableRow key={key}>
+      <TableCell colSpan={columns}>{content}</TableCell>
+    </TableRow>
+  );
+  if (error) return row(<ErrorState error={error} onRetry={onRetry} />);
+  if (loading) return <>{Array.from({ length: skeletonRows }, (_, index) => row(<Skeleton className="h-6 w-full" />, index))}</>;
+  return row(empty);
 }

@@ -5,7 +5,7 @@ import { ChevronDownIcon, ChevronRightIcon } from "lucide-react";
 import Link from "next/link";
 import { Fragment, useState } from "react";
 import { usePermissions } from "@/components/layout/session-context";
-import { EmptyState, ErrorState } from "@/components/states";
+import { EmptyState, TableStatusRows } from "@/components/states";
 import {
   AlertDialog,
   AlertDialogAction,
@@ -19,7 +19,6 @@ import {
 } from "@/components/ui/alert-dialog";
 import { Badge } from "@/components/ui/badge";
 import { Button } from "@/components/ui/button";
-import { Skeleton } from "@/components/ui/skeleton";
 import { toast } from "@/components/ui/sonner";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { errorMessage } from "@/lib/api";
@@ -145,26 +144,8 @@ export function CommandsTable({
           </TableRow>
         </TableHeader>
         <TableBody>
-          {error && !commands ? (
-            <TableRow>
-              <TableCell colSpan={columns}>
-                <ErrorState error={error} onRetry={onRetry} />
-              </TableCell>
-            </TableRow>
-          ) : isLoading && !commands ? (
-            Array.from({ length: 3 }, (_, index) => (
-              <TableRow key={index}>
-                <TableCell colSpan={columns}>
-                  <Skeleton className="h-6 w-full" />
-                </TableCell>
-              </TableRow>
-            ))
-          ) : !commands || commands.length === 0 ? (
-            <TableRow>
-              <TableCell colSpan={columns}>
-                <EmptyState title={emptyText} />
-              </TableCell>
-            </TableRow>
+          {!commands || commands.length === 0 ? (
+            <TableStatusRows columns={columns} error={error} loading={isLoading} onRetry={onRetry} skeletonRows={3} empty={<EmptyState title={emptyText} />} />
           ) : (
             commands.map((command) => {
               const open = expanded.has(command.requestId);

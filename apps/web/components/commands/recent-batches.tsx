@@ -1,10 +1,9 @@
 "use client";
 
 import Link from "next/link";
-import { EmptyState, ErrorState } from "@/components/states";
+import { EmptyState, TableStatusRows } from "@/components/states";
 import { Badge } from "@/components/ui/badge";
 import { Card, CardContent, CardHeader, CardTitle } from "@/components/ui/card";
-import { Skeleton } from "@/components/ui/skeleton";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { batchTargetText, commandTypeLabels } from "@/lib/commands";
 import { formatDateTime, formatRelative } from "@/lib/format";
@@ -37,26 +36,8 @@ export function RecentBatches() {
               </TableRow>
             </TableHeader>
             <TableBody>
-              {error && !batches ? (
-                <TableRow>
-                  <TableCell colSpan={COLUMNS}>
-                    <ErrorState error={error} onRetry={() => void mutate()} />
-                  </TableCell>
-                </TableRow>
-              ) : isLoading && !batches ? (
-                Array.from({ length: 2 }, (_, index) => (
-                  <TableRow key={index}>
-                    <TableCell colSpan={COLUMNS}>
-                      <Skeleton className="h-6 w-full" />
-                    </TableCell>
-                  </TableRow>
-                ))
-              ) : !batches || batches.length === 0 ? (
-                <TableRow>
-                  <TableCell colSpan={COLUMNS}>
-                    <EmptyState title="No bulk commands yet" />
-                  </TableCell>
-                </TableRow>
+              {!batches || batches.length === 0 ? (
+                <TableStatusRows columns={COLUMNS} error={error} loading={isLoading} onRetry={() => void mutate()} skeletonRows={2} empty={<EmptyState title="No bulk commands yet" />} />
               ) : (
                 batches.map((batch) => (
                   <TableRow key={batch.batchId} data-testid="batch-row" data-batch-id={batch.batchId}>

@@ -9,13 +9,12 @@ import { SendCommandDialog } from "@/components/commands/send-command-dialog";
 import { BatteryLevel, OnlineBadge, deviceName } from "@/components/devices/device-status";
 import { PAGE_SIZES, useDeviceListParams } from "@/components/devices/use-device-list-params";
 import { usePermissions } from "@/components/layout/session-context";
-import { EmptyState, ErrorState } from "@/components/states";
+import { EmptyState, TableStatusRows } from "@/components/states";
 import { Badge } from "@/components/ui/badge";
 import { Button } from "@/components/ui/button";
 import { Checkbox } from "@/components/ui/checkbox";
 import { Input } from "@/components/ui/input";
 import { Select, SelectContent, SelectItem, SelectTrigger, SelectValue } from "@/components/ui/select";
-import { Skeleton } from "@/components/ui/skeleton";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { formatRelative, shortId } from "@/lib/format";
 import { useDebouncedValue } from "@/lib/hooks/use-debounced-value";
@@ -231,32 +230,23 @@ export function DevicesTable() {
             </TableRow>
           </TableHeader>
           <TableBody>
-            {error && !data ? (
-              <TableRow>
-                <TableCell colSpan={columns}>
-                  <ErrorState error={error} onRetry={() => void mutate()} />
-                </TableCell>
-              </TableRow>
-            ) : isLoading && !data ? (
-              Array.from({ length: 5 }, (_, index) => (
-                <TableRow key={index}>
-                  <TableCell colSpan={columns}>
-                    <Skeleton className="h-6 w-full" />
-                  </TableCell>
-                </TableRow>
-              ))
-            ) : devices.length === 0 ? (
-              <TableRow>
-                <TableCell colSpan={columns}>
-                  {filtered ? (
+            {devices.length === 0 ? (
+              <TableStatusRows
+                columns={columns}
+                error={error}
+                loading={isLoading}
+                onRetry={() => void mutate()}
+                skeletonRows={5}
+                empty={
+                  filtered ? (
                     <EmptyState title="No device matches these filters" />
                   ) : (
                     <EmptyState title="No devices yet">
                       Create an enrollment token on the <Link href="/enrollment" className="underline">Enrollment</Link> page and scan its QR code on a device.
                     </EmptyState>
-                  )}
-                </TableCell>
-              </TableRow>
+                  )
+                }
+              />
             ) : (
               <DeviceRows devices={devices} selected={selected} onToggle={toggle} selectable={canSendCommands} now={now} />
             )}

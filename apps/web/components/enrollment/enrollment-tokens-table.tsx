@@ -3,7 +3,7 @@
 import type { EnrollmentToken } from "@mdm/contracts";
 import { useState } from "react";
 import { usePermissions } from "@/components/layout/session-context";
-import { EmptyState, ErrorState } from "@/components/states";
+import { EmptyState, TableStatusRows } from "@/components/states";
 import {
   AlertDialog,
   AlertDialogAction,
@@ -18,7 +18,6 @@ import {
 import { Badge } from "@/components/ui/badge";
 import { Button } from "@/components/ui/button";
 import { Card, CardContent, CardHeader, CardTitle } from "@/components/ui/card";
-import { Skeleton } from "@/components/ui/skeleton";
 import { toast } from "@/components/ui/sonner";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { errorMessage } from "@/lib/api";
@@ -102,26 +101,8 @@ export function EnrollmentTokensTable() {
               </TableRow>
             </TableHeader>
             <TableBody>
-              {error && !tokens ? (
-                <TableRow>
-                  <TableCell colSpan={COLUMNS}>
-                    <ErrorState error={error} onRetry={() => void mutate()} />
-                  </TableCell>
-                </TableRow>
-              ) : isLoading && !tokens ? (
-                Array.from({ length: 3 }, (_, index) => (
-                  <TableRow key={index}>
-                    <TableCell colSpan={COLUMNS}>
-                      <Skeleton className="h-6 w-full" />
-                    </TableCell>
-                  </TableRow>
-                ))
-              ) : !tokens || tokens.length === 0 ? (
-                <TableRow>
-                  <TableCell colSpan={COLUMNS}>
-                    <EmptyState title="No enrollment tokens yet" />
-                  </TableCell>
-                </TableRow>
+              {!tokens || tokens.length === 0 ? (
+                <TableStatusRows columns={COLUMNS} error={error} loading={isLoading} onRetry={() => void mutate()} skeletonRows={3} empty={<EmptyState title="No enrollment tokens yet" />} />
               ) : (
                 tokens.map((token) => {
                   const status = enrollmentTokenStatus(token, now);
