@@ -24,6 +24,16 @@ async function call(server: RunningServer, method: string, pathWithQuery: string
   return { status: res.status, body: (await res.json()) as any };
 }
 
+async function waitFor<T>(read: () => Promise<T>, done: (value: T) => boolean, what: string): Promise<T> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const value = await read();
+    if (done(value)) return value;
+    if (Date.now() > deadline) throw new Error(`${what} did not happen; last: ${JSON.stringify(value)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 async function runControlLoop(server: RunningServer) {
   const token = await call(server, "POST", "/admin/enrollment-tokens", { admin: true, body: { maxUses: 1, label: "flow" } });
   expect(token.status).toBe(201);
@@ -39,7 +49,16 @@ async function runControlLoop(server: RunningServer) {
     admin: true,
     body: { deviceId: device.deviceId, type: "launch_app", payload: { packageName: "com.example.kiosk" } },
   });
-  expect(command).toMatchObject({ status: 201, body: { status: "sent", push: { outcome: "sent" } } });
+  expect(command).toMatchObject({ status: 201, body: { status: "queued" } });
+  // No FCM credentials here: the delivery worker's push is recorded, and the command says
+  // so instead of claiming it was sent.
+  const attempted = await waitFor(
+    () => call(server, "GET", `/admin/commands/${command.body.requestId}`, { admin: true }),
+    (res) => res.body.push.outcome !== null,
+    "the delivery attempt",
+  );
+  expect(attempted.body).toMatchObject({ status: "queued", push: { outcome: "recorded", attempts: 1 } });
+  expect(attempted.body.events.at(-1)).toMatchObject({ status: "queued", detail: expect.stringMatching(/^push recorded, not sent/) });
   const pushed = (server.deps.push as LocalPushGateway).sent.at(-1)!;
   const data = CommandPushData.parse(pushed.data);
   expect(data.requestId).toBe(command.body.requestId);
@@ -51,7 +70,7 @@ async function runControlLoop(server: RunningServer) {
   expect((await report("succeeded")).body).toEqual({ requestId: data.requestId, status: "succeeded", changed: false });
 
   const final = await call(server, "GET", `/admin/commands/${data.requestId}`, { admin: true });
-  expect(final.body.events.map((event: { status: string }) => event.status)).toEqual(["queued", "sent", "acknowledged", "succeeded"]);
+  expect(final.body.events.map((event: { status: string }) => event.status)).toEqual(["queued", "queued", "acknowledged", "succeeded"]);
   const listed = await call(server, "GET", "/admin/devices", { admin: true });
   expect(listed.body.devices[0]).toMatchObject({ id: device.deviceId, state: { battery: { level: 81 } } });
   return device;
@@ -65,6 +84,14 @@ realPostgres("the control loop on real PostgreSQL", () => {
     const server = await startServer(serverEnv({ DATABASE_URL: database.url }));
     try {
       await runControlLoop(server);
+      // The delivery gauges, and the recorded push counted as such rather than as sent.
+      const metrics = await (await fetch(`${server.url}/api/metrics`)).text();
+      expect(metrics).toMatch(/^mdm_command_send_total\{outcome="recorded"\} 1$/m);
+      expect(metrics).not.toMatch(/^mdm_command_send_total\{outcome="sent"\}/m);
+      expect(metrics).toMatch(/^mdm_devices_online 1$/m);
+      expect(metrics).toMatch(/^mdm_device_sockets_open 0$/m);
+      expect(metrics).toMatch(/^mdm_commands_due 0$/m);
+      expect(metrics).toMatch(/^mdm_commands_due_oldest_age_seconds 0$/m);
     } finally {
       await server.close();
       await database.close();

@@ -13,14 +13,19 @@ import { createLogger } from "./lib/logger";
 import { createMetrics } from "./lib/metrics";
 import { createMailer } from "./mail/mailer";
 import { dashboardAuthenticator } from "./modules/auth/session";
+import { registerDeliveryGauges } from "./modules/commands/delivery-gauges";
+import { startDeliveryWorker } from "./modules/commands/delivery";
 import { createPushGateway } from "./push/create-push-gateway";
 import { type Realtime, attachRealtime } from "./realtime/attach";
 import { LocalEventBus, RedisEventBus } from "./realtime/event-bus";
 
 export type RunningServer = { url: string; deps: AppDeps; realtime: Realtime; close: () => Promise<void> };
 
+/** Parts a test may supply instead of the ones the environment selects. */
+export type ServerOverrides = Partial<Pick<AppDeps, "push">>;
+
 /** Starts the API: database (embedded if DATABASE_URL is unset), migrations, HTTP, jobs. */
-export async function startServer(env: Env): Promise<RunningServer> {
+export async function startServer(env: Env, overrides: ServerOverrides = {}): Promise<RunningServer> {
   const logger = createLogger(env.LOG_LEVEL, { silent: env.NODE_ENV === "test" });
   const embedded = env.DATABASE_URL ? undefined : await startEmbeddedDatabase(path.resolve(env.DATA_DIR, "pglite"));
   const databaseUrl = env.DATABASE_URL ?? embedded!.url;
@@ -32,7 +37,7 @@ export async function startServer(env: Env): Promise<RunningServer> {
   const deps: AppDeps = {
     env,
     db: createDb(databaseUrl, { maxConnections: embedded ? EMBEDDED_POOL_SIZE : 20 }),
-    push: createPushGateway(env),
+    push: overrides.push ?? createPushGateway(env),
     logger,
     metrics: createMetrics(),
     clock: systemClock,
@@ -50,6 +55,8 @@ export async function startServer(env: Env): Promise<RunningServer> {
     socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   });
   const stopMaintenance = startMaintenance(deps);
+  const deliveryWorker = startDeliveryWorker(deps);
+  registerDeliveryGauges(deps, () => realtime.devices.size);
 
   await new Promise<void>((resolve) => server.listen(env.PORT, env.HOST, resolve));
   const address = server.address();
@@ -65,6 +72,7 @@ export async function startServer(env: Env): Promise<RunningServer> {
     realtime,
     close: async () => {
       stopMaintenance();
+      await deliveryWorker.stop();
       await realtime.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -21,7 +21,9 @@ export type CommandStatus = z.infer<typeof CommandStatus>;
 /** Statuses after which a command never changes again. */
 export const finalCommandStatuses: readonly CommandStatus[] = ["succeeded", "failed", "expired", "cancelled"];
 
-export const PushOutcome = z.enum(["sent", "failed", "token_invalid", "no_token"]);
+export const PushOutcome = z
+  .enum(["sent", "failed", "token_invalid", "no_token", "recorded"])
+  .describe("`recorded`: no FCM credentials are configured, so the push was kept locally for inspection, not sent.");
 export type PushOutcome = z.infer<typeof PushOutcome>;
 
 const PackageName = z

@@ -26,6 +26,11 @@ const EnvSchema = z
     COMMAND_RETRY_BASE_SECONDS: z.coerce.number().positive().default(15),
     COMMAND_MAX_DELIVERY_ATTEMPTS: positiveInt(6),
     WS_PING_INTERVAL_SECONDS: z.coerce.number().positive().default(30),
+    // How long a device's socket counts as held after its instance last renewed the lease:
+    // a dead instance's devices count as disconnected (and get pushes) after this.
+    WS_LEASE_SECONDS: z.coerce.number().positive().default(60),
+    // A command acknowledged by its device expires when no result follows within this.
+    COMMAND_RESULT_TIMEOUT_SECONDS: positiveInt(900),
     DASHBOARD_FLUSH_MS: positiveInt(250),
     AUTO_RELAUNCH_DEBOUNCE_SECONDS: positiveInt(120),
     LOG_LEVEL: z.enum(["error", "warn", "info", "debug"]).default("info"),

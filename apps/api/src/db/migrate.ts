@@ -24,7 +24,18 @@ CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
 // Any constant: concurrent API instances starting together take turns.
 const MIGRATION_LOCK_ID = 72_707_369;
 
-export type Migration = { name: string; sql: string; checksum: string };
+// A migration waits at most this long for a lock held by live traffic, then fails instead
+// of queueing every request behind its ALTER TABLE.
+const LOCK_TIMEOUT = "10s";
+
+/**
+ * A migration whose first line is this marker runs outside a transaction, one statement at
+ * a time (what `CREATE INDEX CONCURRENTLY` needs). Its statements end with `;` at the end
+ * of a line and contain no function bodies.
+ */
+export const NON_TRANSACTIONAL_MARKER = "-- mdm:non-transactional";
+
+export type Migration = { name: string; sql: string; checksum: string; transactional: boolean };
 
 export function readMigrations(dir: string): Migration[] {
   return fs
@@ -34,11 +45,18 @@ export function readMigrations(dir: string): Migration[] {
     .sort()
     .map((name) => {
       const sql = fs.readFileSync(path.join(dir, name, "migration.sql"), "utf8");
-      return { name, sql, checksum: createHash("sha256").update(sql).digest("hex") };
+      return {
+        name,
+        sql,
+        checksum: createHash("sha256").update(sql).digest("hex"),
+        transactional: !sql.trimStart().startsWith(NON_TRANSACTIONAL_MARKER),
+      };
     });
 }
 
 export type MigrationReport = { applied: string[]; alreadyApplied: string[] };
+
+type MigrationRow = { migration_name: string; checksum: string; finished_at: Date | null; rolled_back_at: Date | null; logs: string | null };
 
 export async function migrate(databaseUrl: string, dir = DEFAULT_MIGRATIONS_DIR): Promise<MigrationReport> {
   const migrations = readMigrations(dir);
@@ -47,12 +65,15 @@ export async function migrate(databaseUrl: string, dir = DEFAULT_MIGRATIONS_DIR)
   try {
     await client.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK_ID]);
     await client.query(CREATE_MIGRATIONS_TABLE);
-    const { rows } = await client.query<{ migration_name: string; checksum: string; finished_at: Date | null; rolled_back_at: Date | null }>(
-      `SELECT migration_name, checksum, finished_at, rolled_back_at FROM "_prisma_migrations"`,
-    );
+    await client.query(`SET lock_timeout = '${LOCK_TIMEOUT}'`);
+    const { rows } = await client.query<MigrationRow>(`SELECT migration_name, checksum, finished_at, rolled_back_at, logs FROM "_prisma_migrations"`);
+    // Prisma's failed state: started, neither finished nor rolled back. A person decides.
     const failed = rows.find((row) => !row.finished_at && !row.rolled_back_at);
     if (failed) {
-      throw new Error(`Migration ${failed.migration_name} failed earlier; resolve it before migrating (see prisma migrate resolve).`);
+      throw new Error(
+        `Migration ${failed.migration_name} failed earlier (${failed.logs ?? "no log"}). Fix the cause, then run ` +
+          `\`prisma migrate resolve --rolled-back ${failed.migration_name}\` (or set rolled_back_at on its row in _prisma_migrations) and start again.`,
+      );
     }
     const done = new Map(rows.filter((row) => row.finished_at).map((row) => [row.migration_name, row.checksum]));
     const report: MigrationReport = { applied: [], alreadyApplied: [] };
@@ -65,7 +86,7 @@ export async function migrate(databaseUrl: string, dir = DEFAULT_MIGRATIONS_DIR)
         report.alreadyApplied.push(migration.name);
         continue;
       }
-      await applyOne(client, migration);
+      await (migration.transactional ? applyInTransaction(client, migration) : applyStatementByStatement(client, migration));
       report.applied.push(migration.name);
     }
     return report;
@@ -75,27 +96,56 @@ export async function migrate(databaseUrl: string, dir = DEFAULT_MIGRATIONS_DIR)
   }
 }
 
-async function applyOne(client: Client, migration: Migration): Promise<void> {
-  const id = randomUUID();
-  await client.query(`INSERT INTO "_prisma_migrations" (id, checksum, migration_name) VALUES ($1, $2, $3)`, [
-    id,
-    migration.checksum,
-    migration.name,
-  ]);
+const RECORD_FINISHED = `INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at, finished_at, applied_steps_count)
+  VALUES ($1, $2, $3, now(), now(), 1)`;
+
+/**
+ * The SQL and its record commit together: a crash anywhere leaves either both or neither,
+ * so a half-applied migration can never be taken for a finished one.
+ */
+async function applyInTransaction(client: Client, migration: Migration): Promise<void> {
   try {
-    // Unlike Prisma we wrap each migration in a transaction: PostgreSQL DDL is
-    // transactional, so a failure leaves nothing half-applied.
     await client.query("BEGIN");
     await client.query(migration.sql);
+    await client.query(RECORD_FINISHED, [randomUUID(), migration.checksum, migration.name]);
     await client.query("COMMIT");
   } catch (error) {
-    await client.query("ROLLBACK");
-    const message = error instanceof Error ? error.message : String(error);
-    await client.query(`UPDATE "_prisma_migrations" SET logs = $2, rolled_back_at = now() WHERE id = $1`, [id, message]);
-    throw new Error(`Migration ${migration.name} failed: ${message}`);
+    await client.query("ROLLBACK").catch(() => undefined);
+    throw await recordFailure(client, migration, error);
   }
-  await client.query(
-    `UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE id = $1`,
-    [id],
-  );
+}
+
+/** For statements PostgreSQL refuses to run in a transaction; each one commits by itself. */
+async function applyStatementByStatement(client: Client, migration: Migration): Promise<void> {
+  const id = randomUUID();
+  await client.query(`INSERT INTO "_prisma_migrations" (id, checksum, migration_name) VALUES ($1, $2, $3)`, [id, migration.checksum, migration.name]);
+  try {
+    for (const statement of splitStatements(migration.sql)) await client.query(statement);
+  } catch (error) {
+    throw await recordFailure(client, migration, error, id);
+  }
+  await client.query(`UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE id = $1`, [id]);
+}
+
+/** Leaves Prisma's failed state (finished_at and rolled_back_at unset, the error in logs). */
+async function recordFailure(client: Client, migration: Migration, error: unknown, id?: string): Promise<Error> {
+  const message = error instanceof Error ? error.message : String(error);
+  if (id) await client.query(`UPDATE "_prisma_migrations" SET logs = $2 WHERE id = $1`, [id, message]);
+  else {
+    await client.query(`INSERT INTO "_prisma_migrations" (id, checksum, migration_name, logs) VALUES ($1, $2, $3, $4)`, [
+      randomUUID(),
+      migration.checksum,
+      migration.name,
+      message,
+    ]);
+  }
+  const partly = migration.transactional ? "nothing of it was applied" : "statements before the failing one stay applied";
+  return new Error(`Migration ${migration.name} failed (${partly}): ${message}`);
+}
+
+export function splitStatements(sql: string): string[] {
+  return sql
+    .split(/;[ \t]*(?:--[^\n]*)?$/m)
+    .map((statement) => statement.replace(/^\s*(--[^\n]*\n\s*)*/g, "").trim())
+    .filter((statement) => statement.length > 0);
 }

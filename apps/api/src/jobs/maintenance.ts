@@ -1,5 +1,5 @@
 import type { AppDeps } from "../deps";
-import { redeliverDueCommands } from "../modules/commands/commands.service";
+import { sweepSocketLeases } from "../realtime/presence";
 import { sweepOffline } from "../modules/fleet/fleet-monitor";
 
 const DELETE_BATCH = 5000;
@@ -20,17 +20,25 @@ export async function pruneTelemetry({ db, clock }: Pick<AppDeps, "db" | "clock"
   }
 }
 
-/** Marks commands whose TTL elapsed before delivery as expired, with their event. */
-export async function expireCommands({ db, clock, bus }: Pick<AppDeps, "db" | "clock" | "bus">): Promise<number> {
+/**
+ * Gives every unfinished command an end: queued or sent past its TTL (never acknowledged),
+ * or acknowledged with no result within COMMAND_RESULT_TIMEOUT_SECONDS. Each expires with
+ * its reason in the history, so every batch reaches done.
+ */
+export async function expireCommands({ db, clock, bus, env }: Pick<AppDeps, "db" | "clock" | "bus" | "env">): Promise<number> {
   const now = clock.now();
+  const resultCutoff = new Date(now.getTime() - env.COMMAND_RESULT_TIMEOUT_SECONDS * 1000);
   const expired = await db.$queryRaw<Array<{ requestId: string; deviceId: string; batchId: string | null }>>`
     WITH expired AS (
-      UPDATE "Command" SET status = 'expired', "completedAt" = ${now}, "nextAttemptAt" = NULL
-      WHERE status IN ('queued', 'sent') AND "expiresAt" <= ${now}
-      RETURNING "requestId", "deviceId", "batchId"),
+      UPDATE "Command" SET status = 'expired', "completedAt" = ${now}, "nextAttemptAt" = NULL,
+        "errorMessage" = CASE WHEN status = 'acknowledged' THEN ${`no result within ${env.COMMAND_RESULT_TIMEOUT_SECONDS} s of the acknowledgement`}
+          ELSE 'not acknowledged before its TTL elapsed' END
+      WHERE (status IN ('queued', 'sent') AND "expiresAt" <= ${now})
+         OR (status = 'acknowledged' AND "acknowledgedAt" <= ${resultCutoff})
+      RETURNING "requestId", "deviceId", "batchId", "errorMessage"),
     events AS (
       INSERT INTO "CommandEvent" ("requestId", status, at, detail)
-      SELECT "requestId", 'expired', ${now}, 'ttl elapsed' FROM expired)
+      SELECT "requestId", 'expired', ${now}, "errorMessage" FROM expired)
     SELECT "requestId", "deviceId", "batchId" FROM expired`;
   for (const row of expired) bus.publish({ kind: "command_status", change: { ...row, status: "expired", at: now.toISOString() } });
   return expired.length;
@@ -55,14 +63,34 @@ export async function pruneAccounts({ db, clock }: Pick<AppDeps, "db" | "clock">
   return { sessions: sessions.count, passwordTokens: passwordTokens.count };
 }
 
-/** Runs `task` every `everyMs`, never two runs at once, logging failures; returns a stop function. */
-function every(deps: AppDeps, name: string, everyMs: number, task: () => Promise<unknown>): () => void {
+/**
+ * Claims this period's run of a cluster-wide job: true for exactly one instance per
+ * period, whichever asks first. The slot is a row, so it works on any PostgreSQL, the
+ * embedded one included; a crashed runner only costs that one run.
+ */
+export async function claimJobRun({ db, clock, instanceId }: Pick<AppDeps, "db" | "clock" | "instanceId">, name: string, periodMs: number): Promise<boolean> {
+  const now = clock.now();
+  // Slightly short of the period, so timer drift never makes an instance miss its turn.
+  const nextRunAt = new Date(now.getTime() + periodMs * 0.9);
+  const claimed = await db.$queryRaw<Array<{ name: string }>>`
+    INSERT INTO "JobLease" (name, holder, "lastRunAt", "nextRunAt", runs) VALUES (${name}, ${instanceId}, ${now}, ${nextRunAt}, 1)
+    ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, "lastRunAt" = EXCLUDED."lastRunAt", "nextRunAt" = EXCLUDED."nextRunAt", runs = "JobLease".runs + 1
+    WHERE "JobLease"."nextRunAt" <= ${now}
+    RETURNING name`;
+  return claimed.length === 1;
+}
+
+/**
+ * Runs `task` every `everyMs` on whichever instance claims the period's run first (so
+ * once per cluster), never two runs at once here, logging failures; returns a stop function.
+ */
+function everyOncePerCluster(deps: AppDeps, name: string, everyMs: number, task: () => Promise<unknown>): () => void {
   let running = false;
   const tick = async () => {
     if (running) return;
     running = true;
     try {
-      await task();
+      if (await claimJobRun(deps, name, everyMs)) await task();
     } catch (error) {
       deps.logger.error(`${name} failed`, { message: error instanceof Error ? error.message : String(error) });
     } finally {
@@ -74,18 +102,21 @@ function every(deps: AppDeps, name: string, everyMs: number, task: () => Promise
   return () => clearInterval(timer);
 }
 
-/** The background work of an API instance. Safe to run on every instance at once. */
+/** The cluster's background work; each job runs once per period across all instances. */
 export function startMaintenance(deps: AppDeps): () => void {
   const stops = [
-    every(deps, "housekeeping", 60_000, async () => {
-      const expired = await expireCommands(deps);
+    everyOncePerCluster(deps, "housekeeping", 60_000, async () => {
       const pruned = await pruneTelemetry(deps, deps.env.TELEMETRY_RETENTION_HOURS);
       await pruneNonces(deps);
       await pruneAccounts(deps);
-      if (expired || pruned) deps.logger.info("housekeeping", { expiredCommands: expired, prunedTelemetry: pruned });
+      if (pruned) deps.logger.info("housekeeping", { prunedTelemetry: pruned });
     }),
-    every(deps, "redelivery", Math.min(5000, deps.env.COMMAND_RETRY_BASE_SECONDS * 1000), () => redeliverDueCommands(deps)),
-    every(deps, "offline sweep", deps.env.OFFLINE_SWEEP_SECONDS * 1000, () => sweepOffline(deps)),
+    everyOncePerCluster(deps, "command expiry", Math.min(60_000, deps.env.COMMAND_RESULT_TIMEOUT_SECONDS * 250), async () => {
+      const expired = await expireCommands(deps);
+      if (expired) deps.logger.info("commands expired", { expired });
+    }),
+    everyOncePerCluster(deps, "socket lease sweep", Math.max(250, (deps.env.WS_LEASE_SECONDS * 1000) / 4), () => sweepSocketLeases(deps)),
+    everyOncePerCluster(deps, "offline sweep", deps.env.OFFLINE_SWEEP_SECONDS * 1000, () => sweepOffline(deps)),
   ];
   return () => stops.forEach((stop) => stop());
 }

@@ -24,7 +24,7 @@ describe("FcmPushGateway", () => {
 
     const result = await gateway.send({ token: "device-token-1", data, ttlSeconds: 90 });
 
-    expect(result).toEqual({ ok: true, messageId: expect.stringMatching(/^projects\/mdm-test\/messages\/\d+$/) });
+    expect(result).toEqual({ ok: true, outcome: "sent", messageId: expect.stringMatching(/^projects\/mdm-test\/messages\/\d+$/) });
     expect(fcm.requests).toHaveLength(1);
     const [request] = fcm.requests;
     expect(request?.path).toBe(`/v1/projects/${FAKE_FCM_PROJECT_ID}/messages:send`);

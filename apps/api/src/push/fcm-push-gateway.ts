@@ -41,7 +41,7 @@ export class FcmPushGateway implements PushGateway {
         data: message.data,
         android: { priority: "high", ttl: message.ttlSeconds * 1000 },
       });
-      return { ok: true, messageId };
+      return { ok: true, outcome: "sent", messageId };
     } catch (error) {
       const code = (error as { code?: string }).code ?? "unknown";
       const text = `${code}: ${error instanceof Error ? error.message : String(error)}`.slice(0, 500);

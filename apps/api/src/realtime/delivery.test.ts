@@ -108,7 +108,8 @@ realPostgres("command delivery over WebSocket", () => {
     device.stopApp();
 
     const created = await admin.createCommand({ deviceId: device.deviceId, type: "relaunch_app", payload: { packageName: KIOSK_APP } });
-    expect(created).toMatchObject({ status: "queued", push: { outcome: "no_token" } });
+    const attempted = await waitFor(() => admin.getCommand(created.requestId), (command) => command.push.outcome !== null, 5000, "a delivery attempt");
+    expect(attempted).toMatchObject({ status: "queued", push: { outcome: "no_token" } });
     expect(device.receiptsOf(created.requestId)).toHaveLength(0);
 
     await device.connect();

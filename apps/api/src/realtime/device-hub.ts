@@ -2,9 +2,10 @@ import { type DeviceServerFrame, DeviceClientFrame, WsCloseCode } from "@mdm/con
 import type { WebSocket } from "ws";
 import type { AppDeps } from "../deps";
 import { HttpError } from "../lib/http-error";
-import { acknowledgeCommand, recordActionResult, takePendingCommands, toDeviceCommand, transition } from "../modules/commands/commands.service";
-import { recordHeartbeat } from "../modules/devices/devices.service";
-import { afterHeartbeat } from "../modules/fleet/fleet-monitor";
+import { acknowledgeCommand, recordActionResult, toDeviceCommand, transition } from "../modules/commands/commands.service";
+import { makeDueNow } from "../modules/commands/delivery";
+import { handleHeartbeat } from "../modules/devices/heartbeat";
+import { releaseSocketLeases, renewSocketLeases, takeSocketLease } from "./presence";
 
 // Frames per socket per minute; well above any honest agent (a heartbeat a minute plus
 // an ack and a result per command), low enough that one socket cannot hog an instance.
@@ -20,14 +21,19 @@ type Connection = {
 };
 
 /**
- * The device sockets this instance holds. Delivers commands to them (whichever instance
- * created the command: the bus carries it here) and handles their frames.
+ * The device sockets this instance holds, with their presence leases. Carries commands the
+ * delivery worker (of any instance: the bus brings them here) sends to its devices, and
+ * hands their frames to the same services as the HTTP routes.
  */
 export class DeviceHub {
   private readonly connections = new Map<string, Connection>();
   private readonly unsubscribe: () => void;
+  private readonly leaseTimer: NodeJS.Timeout;
 
   constructor(private readonly deps: AppDeps) {
+    // A third of the lease: two renewals may fail before a live socket's lease lapses.
+    this.leaseTimer = setInterval(() => void this.renewLeases(), (deps.env.WS_LEASE_SECONDS * 1000) / 3);
+    this.leaseTimer.unref();
     this.unsubscribe = deps.bus.subscribe((event) => {
       if (event.kind !== "deliver" || !this.connections.has(event.deviceId)) return;
       // A failed attempt must not take the process down; the command keeps its next attempt time.
@@ -64,7 +70,7 @@ export class DeviceHub {
     socket.on("close", () => void this.onClose(deviceId, connection));
     socket.on("error", () => socket.terminate());
 
-    await deps.db.device.update({ where: { id: deviceId }, data: { socketInstanceId: deps.instanceId, socketConnectedAt: deps.clock.now() } });
+    await takeSocketLease(deps, deviceId);
     deps.logger.info("device connected", { deviceId });
     this.send(socket, {
       type: "hello",
@@ -72,7 +78,16 @@ export class DeviceHub {
       serverTime: deps.clock.now().toISOString(),
       heartbeatIntervalSeconds: deps.env.HEARTBEAT_INTERVAL_SECONDS,
     });
-    for (const command of await takePendingCommands(deps, deviceId, "websocket")) this.send(socket, { type: "command", command });
+    // What waited for this device goes out now, through the delivery worker.
+    await makeDueNow(deps, deviceId);
+  }
+
+  private async renewLeases(): Promise<void> {
+    try {
+      await renewSocketLeases(this.deps, [...this.connections.keys()]);
+    } catch (error) {
+      this.deps.logger.warn("socket lease renewal failed", { message: error instanceof Error ? error.message : String(error) });
+    }
   }
 
   /** Sends one command if its device is here and it still waits for delivery. */
@@ -101,10 +116,9 @@ export class DeviceHub {
     try {
       switch (frame.type) {
         case "heartbeat": {
-          const recorded = await recordHeartbeat(this.deps, deviceId, frame.heartbeat);
-          this.deps.metrics.heartbeat.inc({ source: "websocket" });
-          this.send(socket, { type: "heartbeat_ok", serverTime: this.deps.clock.now().toISOString() });
-          await afterHeartbeat(this.deps, recorded, frame.heartbeat);
+          const answer = await handleHeartbeat(this.deps, deviceId, frame.heartbeat, "websocket");
+          this.send(socket, { type: "heartbeat_ok", serverTime: answer.serverTime });
+          for (const command of answer.commands) this.send(socket, { type: "command", command });
           return;
         }
         case "command_ack":
@@ -131,10 +145,8 @@ export class DeviceHub {
     if (this.connections.get(deviceId) !== connection) return;
     this.connections.delete(deviceId);
     this.deps.logger.info("device disconnected", { deviceId });
-    // Only clear the marker if it is still ours: the device may have reconnected elsewhere.
-    await this.deps.db.device
-      .updateMany({ where: { id: deviceId, socketInstanceId: this.deps.instanceId }, data: { socketInstanceId: null, socketConnectedAt: null } })
-      .catch(() => undefined);
+    // If this fails, the lease lapses by itself.
+    await releaseSocketLeases(this.deps, [deviceId]).catch(() => undefined);
   }
 
   private send(socket: WebSocket, frame: DeviceServerFrame): void {
@@ -155,14 +167,11 @@ export class DeviceHub {
 
   async close(): Promise<void> {
     this.unsubscribe();
+    clearInterval(this.leaseTimer);
     const ids = [...this.connections.keys()];
     for (const connection of this.connections.values()) connection.socket.close(WsCloseCode.goingAway, "server shutting down");
     this.connections.clear();
-    if (ids.length > 0) {
-      await this.deps.db.device
-        .updateMany({ where: { id: { in: ids }, socketInstanceId: this.deps.instanceId }, data: { socketInstanceId: null, socketConnectedAt: null } })
-        .catch(() => undefined);
-    }
+    await releaseSocketLeases(this.deps, ids).catch(() => undefined);
   }
 }
 

@@ -4,6 +4,9 @@ import type { CommandStatusChange, DeviceLiveState } from "@mdm/contracts";
 
 /** Messages API instances exchange. With one instance they stay in-process. */
 export type FleetEvent =
+  /** Commands are due for delivery: every instance's worker looks. */
+  | { kind: "commands_due" }
+  /** Send this command over the device's socket, on whichever instance holds it. */
   | { kind: "deliver"; deviceId: string; requestId: string }
   | { kind: "device_state"; state: DeviceLiveState }
   | { kind: "command_status"; change: CommandStatusChange };

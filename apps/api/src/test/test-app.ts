@@ -10,6 +10,7 @@ import type { AppDeps, Clock } from "../deps";
 import { createLogger } from "../lib/logger";
 import { createMetrics } from "../lib/metrics";
 import { LocalMailer } from "../mail/mailer";
+import { deliverDueCommands } from "../modules/commands/delivery";
 import { LocalPushGateway } from "../push/local-push-gateway";
 import { type EventBus, LocalEventBus } from "../realtime/event-bus";
 import type { PushGateway } from "../push/push-gateway";
@@ -26,7 +27,15 @@ export class TestClock implements Clock {
   }
 }
 
-export type TestApp = { app: Express; deps: AppDeps; push: LocalPushGateway; mail: LocalMailer; clock: TestClock };
+export type TestApp = {
+  app: Express;
+  deps: AppDeps;
+  push: LocalPushGateway;
+  mail: LocalMailer;
+  clock: TestClock;
+  /** Runs the delivery worker once (a listening server runs it by itself): attempts every due command. */
+  deliver: () => Promise<number>;
+};
 
 export function createTestApp(db: Db, options: { env?: Record<string, string>; push?: PushGateway; bus?: EventBus; redis?: Redis } = {}): TestApp {
   const env = parseEnv({
@@ -40,7 +49,7 @@ export function createTestApp(db: Db, options: { env?: Record<string, string>; p
     RATE_LIMIT_ENROLLMENT_PER_MINUTE: "100000",
     ...options.env,
   });
-  const push = new LocalPushGateway();
+  const push = new LocalPushGateway({ actAsFcm: true });
   const mail = new LocalMailer();
   const clock = new TestClock();
   const deps: AppDeps = {
@@ -55,7 +64,7 @@ export function createTestApp(db: Db, options: { env?: Record<string, string>; p
     redis: options.redis,
     instanceId: randomUUID(),
   };
-  return { app: createApp(deps), deps, push, mail, clock };
+  return { app: createApp(deps), deps, push, mail, clock, deliver: () => deliverDueCommands(deps) };
 }
 
 /** Sends a correctly signed admin request; the body is sent byte for byte as signed. */

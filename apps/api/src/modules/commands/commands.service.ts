@@ -5,7 +5,6 @@ import {
   type BulkTarget,
   type CommandBatch as BatchView,
   type Command as CommandView,
-  type CommandPushData,
   type CommandStatus,
   type CreateBulkCommandRequest,
   type CreateCommandRequest,
@@ -14,7 +13,6 @@ import {
   type ListCommandsQuery,
   type ListCommandsResponse,
   CommandStatus as CommandStatuses,
-  canonicalJson,
   finalCommandStatuses,
   signCommand,
 } from "@mdm/contracts";
@@ -23,6 +21,7 @@ import type { Command, CommandBatch as CommandBatchRow, CommandEvent, Prisma } f
 import { recordAudit } from "../../lib/audit";
 import { HttpError } from "../../lib/http-error";
 import { commandKeyFor } from "../devices/devices.service";
+import { retryDelaySeconds, wakeDelivery } from "./delivery";
 
 type CommandWithEvents = Command & { events: CommandEvent[] };
 
@@ -67,7 +66,7 @@ export async function toDeviceCommand(hmacSecret: string, command: Command): Pro
   return { ...unsigned, signature: await signCommand(commandKeyFor(hmacSecret, command.deviceId), unsigned) };
 }
 
-type CommandDeps = Pick<AppDeps, "db" | "clock" | "env" | "push" | "metrics" | "logger" | "bus">;
+type CommandDeps = Pick<AppDeps, "db" | "clock" | "env" | "logger" | "bus">;
 
 /**
  * Moves a command from one of `from` to `to`, records the event and tells dashboards.
@@ -96,12 +95,23 @@ export async function transition(
   return true;
 }
 
-export async function createCommand(deps: CommandDeps, input: CreateCommandRequest, actor: { name: string; ip?: string }): Promise<CommandView> {
+/**
+ * Writes a command with its first delivery attempt due now and wakes the delivery
+ * workers. `handedOver`: the caller gives it to the device itself at once (in the answer
+ * to the heartbeat that caused it), so the first attempt waits one retry interval.
+ */
+export async function createCommand(
+  deps: CommandDeps,
+  input: CreateCommandRequest,
+  actor: { name: string; ip?: string },
+  options: { handedOver?: boolean } = {},
+): Promise<CommandView> {
   const { db, clock, env } = deps;
   const device = await db.device.findUnique({ where: { id: input.deviceId }, select: { id: true } });
   if (!device) throw new HttpError("not_found", "No device has this id");
   const now = clock.now();
   const ttlSeconds = input.ttlSeconds ?? env.COMMAND_DEFAULT_TTL_SECONDS;
+  const firstAttemptAt = options.handedOver ? new Date(now.getTime() + retryDelaySeconds(env.COMMAND_RETRY_BASE_SECONDS, 1) * 1000) : now;
   const command = await db.command.create({
     data: {
       requestId: randomUUID(),
@@ -112,6 +122,7 @@ export async function createCommand(deps: CommandDeps, input: CreateCommandReque
       expiresAt: new Date(now.getTime() + ttlSeconds * 1000),
       createdBy: actor.name,
       delivery: input.delivery,
+      nextAttemptAt: firstAttemptAt,
       events: { create: { status: "queued", at: now } },
     },
   });
@@ -125,75 +136,8 @@ export async function createCommand(deps: CommandDeps, input: CreateCommandReque
     details: { requestId: command.requestId, type: input.type },
   });
   deps.logger.info("command queued", { requestId: command.requestId, deviceId: input.deviceId, type: input.type });
-  await dispatchCommand(deps, command);
+  if (!options.handedOver) wakeDelivery(deps);
   return getCommand(deps, command.requestId);
-}
-
-/** Seconds to wait after the given delivery attempt before trying again. */
-export function retryDelaySeconds(baseSeconds: number, attempt: number): number {
-  return Math.min(600, baseSeconds * 2 ** Math.max(0, attempt - 1));
-}
-
-/**
- * One delivery attempt: over the device's WebSocket when an instance holds one (the bus
- * reaches it), by FCM push otherwise, or both when the command asks. The next attempt
- * is scheduled with backoff; an acknowledgement from the device ends the retries.
- */
-export async function dispatchCommand(deps: CommandDeps, command: Command): Promise<void> {
-  const now = deps.clock.now();
-  if (command.expiresAt <= now) return;
-  const device = await deps.db.device.findUniqueOrThrow({
-    where: { id: command.deviceId },
-    select: { socketInstanceId: true, fcmToken: true, fcmTokenInvalidAt: true },
-  });
-  const attempt = command.deliveryAttempts + 1;
-  const hasAttemptsLeft = attempt < deps.env.COMMAND_MAX_DELIVERY_ATTEMPTS;
-  await deps.db.command.update({
-    where: { requestId: command.requestId },
-    data: {
-      deliveryAttempts: attempt,
-      nextAttemptAt: hasAttemptsLeft ? new Date(now.getTime() + retryDelaySeconds(deps.env.COMMAND_RETRY_BASE_SECONDS, attempt) * 1000) : null,
-    },
-  });
-  const viaSocket = device.socketInstanceId !== null;
-  if (viaSocket) deps.bus.publish({ kind: "deliver", deviceId: command.deviceId, requestId: command.requestId });
-  if (!viaSocket || command.delivery === "both") await pushCommand(deps, command, device);
-}
-
-/**
- * Sends the command as a high-priority FCM data message and records the outcome. A token
- * FCM says is gone is marked invalid on the device, so it is not tried again until the
- * device reports a new one; the command then waits for the device's next heartbeat.
- */
-async function pushCommand(deps: CommandDeps, command: Command, device: { fcmToken: string | null; fcmTokenInvalidAt: Date | null }) {
-  const { db, clock, push, metrics } = deps;
-  if (!device.fcmToken || device.fcmTokenInvalidAt) {
-    await db.command.update({ where: { requestId: command.requestId }, data: { pushOutcome: "no_token" } });
-    metrics.commandSend.inc({ outcome: "no_token" });
-    return;
-  }
-  const signed = await toDeviceCommand(deps.env.HMAC_SECRET, command);
-  const data: CommandPushData = { kind: "command", ...signed, payload: canonicalJson(signed.payload) };
-  const ttlSeconds = Math.max(1, Math.floor((command.expiresAt.getTime() - clock.now().getTime()) / 1000));
-  const result = await push.send({ token: device.fcmToken, data, ttlSeconds });
-  const now = clock.now();
-  metrics.commandSend.inc({ outcome: result.ok ? "sent" : result.reason });
-  if (result.ok) {
-    await db.command.update({
-      where: { requestId: command.requestId },
-      data: { pushOutcome: "sent", pushMessageId: result.messageId, pushError: null, pushAttempts: { increment: 1 } },
-    });
-    await transition(deps, command.requestId, ["queued"], "sent", now, `push ${result.messageId}`, { sentAt: now });
-    return;
-  }
-  deps.logger.warn("command push failed", { requestId: command.requestId, deviceId: command.deviceId, reason: result.reason });
-  await db.command.update({
-    where: { requestId: command.requestId },
-    data: { pushOutcome: result.reason, pushError: result.error, pushAttempts: { increment: 1 } },
-  });
-  if (result.reason === "token_invalid") {
-    await db.device.update({ where: { id: command.deviceId }, data: { fcmTokenInvalidAt: now } });
-  }
 }
 
 export async function getCommand({ db }: Pick<AppDeps, "db">, requestId: string): Promise<CommandView> {
@@ -204,14 +148,21 @@ export async function getCommand({ db }: Pick<AppDeps, "db">, requestId: string)
 
 const PENDING_BATCH = 20;
 
-/** Commands still waiting for this device, oldest first; handing them over marks them sent. */
-export async function takePendingCommands(deps: Pick<AppDeps, "db" | "clock" | "env" | "bus">, deviceId: string, channel: "heartbeat" | "websocket"): Promise<DeviceCommand[]> {
+/**
+ * Commands still waiting for this device, oldest first, handed over in the answer to its
+ * heartbeat: they count as sent, and the worker tries again only if no acknowledgement
+ * comes within a retry interval.
+ */
+export async function takePendingCommands(deps: Pick<AppDeps, "db" | "clock" | "env" | "bus">, deviceId: string, channel: string): Promise<DeviceCommand[]> {
   const now = deps.clock.now();
   const pending = await deps.db.command.findMany({
     where: { deviceId, status: { in: ["queued", "sent"] }, expiresAt: { gt: now } },
     orderBy: { createdAt: "asc" },
     take: PENDING_BATCH,
   });
+  if (pending.length === 0) return [];
+  const retryAt = new Date(now.getTime() + retryDelaySeconds(deps.env.COMMAND_RETRY_BASE_SECONDS, 1) * 1000);
+  await deps.db.command.updateMany({ where: { requestId: { in: pending.map((command) => command.requestId) } }, data: { nextAttemptAt: retryAt } });
   for (const command of pending) {
     if (command.status === "queued") await transition(deps, command.requestId, ["queued"], "sent", now, channel, { sentAt: now });
   }
@@ -272,26 +223,6 @@ export async function cancelCommand(deps: CommandDeps, requestId: string, actor:
   return getCommand(deps, requestId);
 }
 
-const REDELIVERY_BATCH = 200;
-
-/**
- * Claims commands whose next delivery attempt is due and tries again. SKIP LOCKED lets
- * every instance run this at once without two of them claiming the same command.
- */
-export async function redeliverDueCommands(deps: CommandDeps): Promise<number> {
-  const now = deps.clock.now();
-  const due = await deps.db.$queryRaw<Command[]>`
-    UPDATE "Command" SET "nextAttemptAt" = NULL
-    WHERE "requestId" IN (
-      SELECT "requestId" FROM "Command"
-      WHERE status IN ('queued', 'sent') AND "nextAttemptAt" <= ${now} AND "expiresAt" > ${now}
-      ORDER BY "nextAttemptAt" LIMIT ${REDELIVERY_BATCH}
-      FOR UPDATE SKIP LOCKED)
-    RETURNING *`;
-  for (const command of due) await dispatchCommand(deps, command);
-  return due.length;
-}
-
 async function resolveTarget({ db }: Pick<AppDeps, "db">, target: BulkTarget): Promise<string[]> {
   if ("deviceIds" in target) {
     const found = await db.device.findMany({ where: { id: { in: target.deviceIds } }, select: { id: true } });
@@ -305,8 +236,6 @@ async function resolveTarget({ db }: Pick<AppDeps, "db">, target: BulkTarget): P
   const where: Prisma.DeviceWhereInput = "group" in target ? { groups: { has: target.group } } : {};
   return (await db.device.findMany({ where, select: { id: true } })).map((device) => device.id);
 }
-
-const DISPATCH_CONCURRENCY = 16;
 
 export async function createBulkCommand(deps: CommandDeps, input: CreateBulkCommandRequest, actor: { name: string; ip?: string }): Promise<BatchView> {
   const deviceIds = await resolveTarget(deps, input.target);
@@ -324,6 +253,7 @@ export async function createBulkCommand(deps: CommandDeps, input: CreateBulkComm
     createdBy: actor.name,
     delivery: input.delivery,
     batchId,
+    nextAttemptAt: now,
   }));
   await deps.db.$transaction([
     deps.db.commandBatch.create({ data: { id: batchId, type: input.type, payload: input.payload as object, target: input.target, total: deviceIds.length, createdBy: actor.name, createdAt: now } }),
@@ -332,25 +262,9 @@ export async function createBulkCommand(deps: CommandDeps, input: CreateBulkComm
   ]);
   await recordAudit(deps.db, { actor: actor.name, action: "command.bulk_create", targetType: "batch", targetId: batchId, ip: actor.ip, details: { type: input.type, target: input.target, total: deviceIds.length } });
   deps.logger.info("bulk command queued", { batchId, type: input.type, total: deviceIds.length });
-  // Dispatch in the background: the admin gets the batch id at once and follows its progress.
-  dispatchAll(deps, batchId).catch((error: unknown) =>
-    deps.logger.error("bulk dispatch failed", { batchId, message: error instanceof Error ? error.message : String(error) }),
-  );
+  // The rows are the fan-out: the workers of every instance claim and send them.
+  wakeDelivery(deps);
   return getBatch(deps, batchId);
-}
-
-async function dispatchAll(deps: CommandDeps, batchId: string): Promise<void> {
-  const commands = await deps.db.command.findMany({ where: { batchId } });
-  let next = 0;
-  const worker = async () => {
-    while (next < commands.length) {
-      const command = commands[next++]!;
-      await dispatchCommand(deps, command).catch((error: unknown) =>
-        deps.logger.error("dispatch failed", { requestId: command.requestId, message: error instanceof Error ? error.message : String(error) }),
-      );
-    }
-  };
-  await Promise.all(Array.from({ length: DISPATCH_CONCURRENCY }, worker));
 }
 
 export async function getBatch({ db }: Pick<AppDeps, "db">, batchId: string): Promise<BatchView> {

@@ -18,15 +18,23 @@ beforeEach(async () => {
 const bearer = { type: "bearer" } as const;
 
 describe("POST /admin/command", () => {
-  it("stores the command and pushes a signed high-priority data message the device can verify", async () => {
+  it("stores the command due at once, and the delivery worker pushes a signed high-priority data message the device can verify", async () => {
     const device = await enrollDevice(t.app, { fcmToken: "fcm-token-1" });
-    const res = await adminRequest(t.app, "POST", "/admin/command", {
+    const created = await adminRequest(t.app, "POST", "/admin/command", {
       deviceId: device.deviceId,
       type: "relaunch_app",
       payload: { packageName: "com.example.kiosk" },
       ttlSeconds: 600,
     });
-    expect(res.status).toBe(201);
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ deviceId: device.deviceId, type: "relaunch_app", status: "queued", push: { outcome: null, attempts: 0 } });
+    // The route only wrote the row: nothing left the server inside the request.
+    expect(t.push.sent).toHaveLength(0);
+    const due = await database.db.command.findUniqueOrThrow({ where: { requestId: created.body.requestId } });
+    expect(due.nextAttemptAt!.getTime()).toBeLessThanOrEqual(Date.now());
+
+    expect(await t.deliver()).toBe(1);
+    const res = await adminRequest(t.app, "GET", `/admin/commands/${created.body.requestId}`);
     expect(res.body).toMatchObject({ deviceId: device.deviceId, type: "relaunch_app", status: "sent", push: { outcome: "sent", attempts: 1 } });
     expect(res.body.events.map((event: { status: string }) => event.status)).toEqual(["queued", "sent"]);
     expect(new Date(res.body.expiresAt).getTime() - new Date(res.body.createdAt).getTime()).toBe(600_000);
@@ -50,7 +58,9 @@ describe("POST /admin/command", () => {
     const device = await enrollDevice(t.app);
     const created = await adminRequest(t.app, "POST", "/admin/command", { deviceId: device.deviceId, type: "ping" });
     expect(created.status).toBe(201);
-    expect(created.body).toMatchObject({ status: "queued", push: { outcome: "no_token", attempts: 0 } });
+    await t.deliver();
+    const attempted = await adminRequest(t.app, "GET", `/admin/commands/${created.body.requestId}`);
+    expect(attempted.body).toMatchObject({ status: "queued", push: { outcome: "no_token", attempts: 0 } });
     expect(t.push.sent).toHaveLength(0);
 
     const heartbeat = await request(t.app).post("/v1/heartbeat").auth(device.deviceToken, bearer).send(heartbeatBody());
@@ -74,6 +84,7 @@ describe("POST /admin/command", () => {
     const first = await enrollDevice(t.app, { fcmToken: "a" });
     const second = await enrollDevice(t.app, { fcmToken: "b" });
     await adminRequest(t.app, "POST", "/admin/command", { deviceId: first.deviceId, type: "lock" });
+    await t.deliver();
     const data = CommandPushData.parse(t.push.sent[0]!.data);
     expect(await verifyCommandSignature(second.commandKey, { ...data, payload: JSON.parse(data.payload) })).toBe(false);
   });
@@ -110,6 +121,7 @@ describe("POST /v1/action-result", () => {
   async function commandFor(fcmToken?: string) {
     const device = await enrollDevice(t.app, fcmToken ? { fcmToken } : {});
     const created = await adminRequest(t.app, "POST", "/admin/command", { deviceId: device.deviceId, type: "ping" });
+    await t.deliver();
     return { device, requestId: created.body.requestId as string };
   }
   const report = (token: string, body: Record<string, unknown>) => request(t.app).post("/v1/action-result").auth(token, bearer).send(body);
@@ -188,13 +200,17 @@ describe("POST /admin/command through the real firebase-admin SDK", () => {
     try {
       t = createTestApp(database.db, { push: fcm.createGateway() });
       const good = await enrollDevice(t.app, { fcmToken: "live-token" });
-      const sent = await adminRequest(t.app, "POST", "/admin/command", { deviceId: good.deviceId, type: "reboot" });
+      const created = await adminRequest(t.app, "POST", "/admin/command", { deviceId: good.deviceId, type: "reboot" });
+      await t.deliver();
+      const sent = await adminRequest(t.app, "GET", `/admin/commands/${created.body.requestId}`);
       expect(sent.body).toMatchObject({ status: "sent", push: { outcome: "sent", messageId: expect.stringMatching(/^projects\/mdm-test\/messages\//) } });
       expect(fcm.requests[0]!.body).toMatchObject({ message: { token: "live-token", android: { priority: "high" }, data: { requestId: sent.body.requestId, type: "reboot" } } });
 
       const gone = await enrollDevice(t.app, { fcmToken: "dead-token" });
       fcm.failToken("dead-token", "unregistered");
-      const refused = await adminRequest(t.app, "POST", "/admin/command", { deviceId: gone.deviceId, type: "ping" });
+      const queued = await adminRequest(t.app, "POST", "/admin/command", { deviceId: gone.deviceId, type: "ping" });
+      await t.deliver();
+      const refused = await adminRequest(t.app, "GET", `/admin/commands/${queued.body.requestId}`);
       expect(refused.body).toMatchObject({ status: "queued", push: { outcome: "token_invalid", attempts: 1 } });
       const device = await database.db.device.findUniqueOrThrow({ where: { id: gone.deviceId } });
       expect(device.fcmTokenInvalidAt).not.toBeNull();
@@ -202,7 +218,8 @@ describe("POST /admin/command through the real firebase-admin SDK", () => {
       // The next command is not pushed at all: FCM sees no new request for the dead token.
       const before = fcm.requests.length;
       const next = await adminRequest(t.app, "POST", "/admin/command", { deviceId: gone.deviceId, type: "ping" });
-      expect(next.body.push.outcome).toBe("no_token");
+      await t.deliver();
+      expect((await adminRequest(t.app, "GET", `/admin/commands/${next.body.requestId}`)).body.push.outcome).toBe("no_token");
       expect(fcm.requests.length).toBe(before);
     } finally {
       await fcm.close();
@@ -212,7 +229,8 @@ describe("POST /admin/command through the real firebase-admin SDK", () => {
 
 describe("bulk commands, cancel and history", () => {
   async function waitForBatch(batchId: string, until: (body: { counts: Record<string, number> }) => boolean) {
-    // Dispatch runs in the background; a slow shared machine may need a few seconds.
+    // The delivery worker's run is what a listening server does on its own.
+    await t.deliver();
     for (let i = 0; i < 200; i++) {
       const res = await adminRequest(t.app, "GET", `/admin/batches/${batchId}`);
       if (until(res.body)) return res.body;

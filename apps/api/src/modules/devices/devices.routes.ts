@@ -1,4 +1,4 @@
-import { type HeartbeatResponse, apiRoutes } from "@mdm/contracts";
+import { apiRoutes } from "@mdm/contracts";
 import { Router } from "express";
 import type { AppDeps } from "../../deps";
 import type { Guards } from "../../lib/guards";
@@ -6,17 +6,8 @@ import { HttpError } from "../../lib/http-error";
 import { limiter } from "../../lib/rate-limits";
 import { mount } from "../../lib/routing";
 import { inputOf } from "../../lib/validate";
-import { takePendingCommands } from "../commands/commands.service";
-import { afterHeartbeat } from "../fleet/fleet-monitor";
-import { type RecordedHeartbeat, getDevice, listDevices, recordHeartbeat, registerDevice } from "./devices.service";
-
-export async function heartbeatResponse(deps: AppDeps, recorded: RecordedHeartbeat): Promise<HeartbeatResponse> {
-  return {
-    serverTime: deps.clock.now().toISOString(),
-    heartbeatIntervalSeconds: deps.env.HEARTBEAT_INTERVAL_SECONDS,
-    commands: recorded.hasPending ? await takePendingCommands(deps, recorded.device.id, "heartbeat") : [],
-  };
-}
+import { getDevice, listDevices, registerDevice } from "./devices.service";
+import { handleHeartbeat } from "./heartbeat";
 
 export function deviceRoutes(deps: AppDeps, guards: Guards): Router {
   const router = Router();
@@ -51,11 +42,7 @@ export function deviceRoutes(deps: AppDeps, guards: Guards): Router {
     apiRoutes.heartbeat,
     async (_req, res) => {
       const deviceId: string = res.locals.device.id;
-      const heartbeat = inputOf(apiRoutes.heartbeat, res).body;
-      const recorded = await recordHeartbeat(deps, deviceId, heartbeat);
-      deps.metrics.heartbeat.inc({ source: "v1" });
-      await afterHeartbeat(deps, recorded, heartbeat);
-      const response = await heartbeatResponse(deps, recorded);
+      const response = await handleHeartbeat(deps, deviceId, inputOf(apiRoutes.heartbeat, res).body, "v1");
       deps.logger.debug("heartbeat", { deviceId, pendingCommands: response.commands.length });
       res.json(response);
     },

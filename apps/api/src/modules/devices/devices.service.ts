@@ -11,6 +11,7 @@ import type { AppDeps } from "../../deps";
 import type { Device, Prisma } from "../../generated/prisma/client";
 import { HttpError } from "../../lib/http-error";
 import { formatToken, hashSecret, newSecret, parseToken, secretMatches } from "../../lib/secrets";
+import { holdsLiveSocket } from "../../realtime/presence";
 import { consumeEnrollmentToken } from "../enrollment/enrollment.service";
 
 /**
@@ -148,7 +149,7 @@ export function toDeviceView(device: Device): DeviceView {
     groups: device.groups,
     online: device.online,
     offlineSince: device.offlineSince?.toISOString() ?? null,
-    connected: device.socketInstanceId !== null,
+    connected: holdsLiveSocket(device, new Date()),
     model: device.model,
     manufacturer: device.manufacturer,
     osVersion: device.osVersion,

@@ -2,23 +2,18 @@ import type { AlertSettings, HeartbeatRequest } from "@mdm/contracts";
 import type { AppDeps } from "../../deps";
 import type { Device } from "../../generated/prisma/client";
 import { createCommand } from "../commands/commands.service";
-import type { RecordedHeartbeat } from "../devices/devices.service";
 import { getAlertSettings, toLiveState } from "./fleet.service";
 
 export const AUTO_RELAUNCH_ACTOR = "policy:auto-relaunch";
 
-/** What follows every accepted heartbeat, whatever channel brought it. */
-export async function afterHeartbeat(deps: AppDeps, recorded: RecordedHeartbeat, heartbeat: HeartbeatRequest): Promise<void> {
-  deps.bus.publish({ kind: "device_state", state: toLiveState(recorded.device) });
-  if (heartbeat.apps && recorded.mustRun.length > 0) await enforceAppPolicies(deps, recorded.device.id, recorded.mustRun, heartbeat.apps);
-}
-
 /**
  * Auto-relaunch: for each app a policy says must run on this device (directly or through
  * one of its groups), a heartbeat reporting it stopped or missing queues a relaunch,
- * unless one was queued within the debounce window.
+ * unless one was queued within the debounce window. The heartbeat's answer carries it.
+ * Returns how many it queued.
  */
-async function enforceAppPolicies(deps: AppDeps, deviceId: string, mustRun: string[], apps: NonNullable<HeartbeatRequest["apps"]>): Promise<void> {
+export async function enforceAppPolicies(deps: AppDeps, deviceId: string, mustRun: string[], apps: NonNullable<HeartbeatRequest["apps"]>): Promise<number> {
+  let queued = 0;
   const since = new Date(deps.clock.now().getTime() - deps.env.AUTO_RELAUNCH_DEBOUNCE_SECONDS * 1000);
   for (const packageName of mustRun) {
     if (apps.some((app) => app.packageName === packageName && app.running)) continue;
@@ -28,8 +23,10 @@ async function enforceAppPolicies(deps: AppDeps, deviceId: string, mustRun: stri
     });
     if (recent) continue;
     deps.logger.info("auto-relaunch", { deviceId, packageName });
-    await createCommand(deps, { deviceId, type: "relaunch_app", payload: { packageName }, delivery: "auto" }, { name: AUTO_RELAUNCH_ACTOR });
+    await createCommand(deps, { deviceId, type: "relaunch_app", payload: { packageName }, delivery: "auto" }, { name: AUTO_RELAUNCH_ACTOR }, { handedOver: true });
+    queued++;
   }
+  return queued;
 }
 
 /**

@@ -7,9 +7,7 @@ import { limiter } from "../../lib/rate-limits";
 import { mount } from "../../lib/routing";
 import { constantTimeEquals, hashSecret, newSecret } from "../../lib/secrets";
 import { inputOf } from "../../lib/validate";
-import { heartbeatResponse } from "../devices/devices.routes";
-import { recordHeartbeat } from "../devices/devices.service";
-import { afterHeartbeat } from "../fleet/fleet-monitor";
+import { handleHeartbeat } from "../devices/heartbeat";
 
 /**
  * Agents that predate enrollment tokens: a shared key and a self-chosen device id. Off
@@ -39,10 +37,7 @@ export function legacyRoutes(deps: AppDeps): Router {
       const { deviceId: legacyId, device: facts, ...heartbeat } = inputOf(apiRoutes.legacyHeartbeat, res).body;
       const deviceId = await findOrEnrollLegacyDevice(deps, legacyId, facts ?? {});
       res.locals.device = { id: deviceId };
-      const recorded = await recordHeartbeat(deps, deviceId, heartbeat);
-      deps.metrics.heartbeat.inc({ source: "legacy" });
-      await afterHeartbeat(deps, recorded, heartbeat);
-      res.json({ deviceId, ...(await heartbeatResponse(deps, recorded)) });
+      res.json({ deviceId, ...(await handleHeartbeat(deps, deviceId, heartbeat, "legacy")) });
     },
     { guards: [requireLegacyKey], afterValidation: [perLegacyDevice] },
   );

@@ -1,0 +1,54 @@
+import type { AppDeps } from "../deps";
+
+// Which instance holds a device's WebSocket is a lease on the device row, not a flag only
+// its writer clears: the holder renews the leases of all its sockets in one statement,
+// and when an instance dies without cleaning up, its devices count as disconnected once
+// the lease lapses (WS_LEASE_SECONDS), so their commands go by push instead.
+
+type PresenceDeps = Pick<AppDeps, "db" | "clock" | "env" | "instanceId">;
+
+const leaseEnd = ({ clock, env }: Pick<AppDeps, "clock" | "env">) => new Date(clock.now().getTime() + env.WS_LEASE_SECONDS * 1000);
+
+/** Whether a device row says a live socket holds it at `now`. */
+export function holdsLiveSocket(device: { socketInstanceId: string | null; socketLeaseExpiresAt: Date | null }, now: Date): boolean {
+  return device.socketInstanceId !== null && device.socketLeaseExpiresAt !== null && device.socketLeaseExpiresAt > now;
+}
+
+export async function takeSocketLease(deps: PresenceDeps, deviceId: string): Promise<void> {
+  await deps.db.device.update({
+    where: { id: deviceId },
+    data: { socketInstanceId: deps.instanceId, socketConnectedAt: deps.clock.now(), socketLeaseExpiresAt: leaseEnd(deps) },
+  });
+}
+
+/** Gives up this instance's leases on these devices (one that reconnected elsewhere keeps its new one). */
+export async function releaseSocketLeases(deps: PresenceDeps, deviceIds: string[]): Promise<void> {
+  if (deviceIds.length === 0) return;
+  await deps.db.device.updateMany({
+    where: { id: { in: deviceIds }, socketInstanceId: deps.instanceId },
+    data: { socketInstanceId: null, socketConnectedAt: null, socketLeaseExpiresAt: null },
+  });
+}
+
+/**
+ * Extends the leases of the sockets this instance holds, in one statement. A lease that
+ * lapsed meanwhile (the database was out of reach) is taken back, unless the device has
+ * connected to another instance since.
+ */
+export async function renewSocketLeases(deps: PresenceDeps, deviceIds: string[]): Promise<number> {
+  if (deviceIds.length === 0) return 0;
+  const { count } = await deps.db.device.updateMany({
+    where: { id: { in: deviceIds }, OR: [{ socketInstanceId: deps.instanceId }, { socketInstanceId: null }] },
+    data: { socketInstanceId: deps.instanceId, socketLeaseExpiresAt: leaseEnd(deps) },
+  });
+  return count;
+}
+
+/** Clears leases that lapsed: their instance died or lost the database for a lease period. */
+export async function sweepSocketLeases({ db, clock }: Pick<AppDeps, "db" | "clock">): Promise<number> {
+  const { count } = await db.device.updateMany({
+    where: { socketInstanceId: { not: null }, socketLeaseExpiresAt: { lt: clock.now() } },
+    data: { socketInstanceId: null, socketConnectedAt: null, socketLeaseExpiresAt: null },
+  });
+  return count;
+}
