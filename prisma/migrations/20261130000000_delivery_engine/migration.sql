@@ -1,6 +1,7 @@
 -- Socket presence is a lease: the holder renews it, a sweep clears it once it lapses.
 ALTER TABLE "Device" ADD COLUMN "socketLeaseExpiresAt" TIMESTAMPTZ(3);
 UPDATE "Device" SET "socketLeaseExpiresAt" = CURRENT_TIMESTAMP WHERE "socketInstanceId" IS NOT NULL;
+CREATE INDEX "Device_socketLeaseExpiresAt_idx" ON "Device"("socketLeaseExpiresAt");
 
 -- A push recorded by the local gateway (no FCM credentials) was not sent.
 ALTER TYPE "PushOutcome" ADD VALUE 'recorded';

@@ -4,7 +4,10 @@ import os from "node:os";
 import path from "node:path";
 import { Client } from "pg";
 import { type TestDatabase, createTestDatabase } from "../test";
-import { DEFAULT_MIGRATIONS_DIR, migrate, readMigrations } from "./migrate";
+import { parseEnv } from "../config/env";
+import { startServer } from "../server";
+import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, createEmptyDatabase, testServerUrl } from "../test";
+import { DEFAULT_MIGRATIONS_DIR, NON_TRANSACTIONAL_MARKER, migrate, readMigrations, splitStatements } from "./migrate";
 
 let database: TestDatabase;
 
@@ -53,16 +56,94 @@ describe("migrate", () => {
     await expect(migrate(database.url, dir)).rejects.toThrow(/checksum/);
   });
 
-  it("rolls back a failing migration completely and records the failure", async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mdm-migrations-"));
-    fs.cpSync(DEFAULT_MIGRATIONS_DIR, dir, { recursive: true });
-    fs.mkdirSync(path.join(dir, "29990101000000_broken"));
-    fs.writeFileSync(path.join(dir, "29990101000000_broken", "migration.sql"), `CREATE TABLE "Half" (id INT);\nSELECT * FROM "NoSuchTable";\n`);
-    await expect(migrate(database.url, dir)).rejects.toThrow(/29990101000000_broken failed/);
-    expect(await query(`SELECT to_regclass('"Half"') AS half`)).toEqual([{ half: null }]);
-    const [row] = await query<{ rolled_back_at: Date | null }>(`SELECT rolled_back_at FROM "_prisma_migrations" WHERE migration_name = '29990101000000_broken'`);
-    expect(row!.rolled_back_at).not.toBeNull();
-    // A rolled-back attempt does not block the next run.
-    expect((await migrate(database.url)).applied).toEqual([]);
+  it("rolls back a failing migration completely and leaves Prisma's failed state, which blocks the next run with advice", async () => {
+    const database = await createTestDatabase();
+    try {
+      const dir = copyMigrations();
+      addMigration(dir, "29990101000000_broken", `CREATE TABLE "Half" (id INT);\nSELECT * FROM "NoSuchTable";\n`);
+      await expect(migrate(database.url, dir)).rejects.toThrow(/29990101000000_broken failed \(nothing of it was applied\): relation "NoSuchTable" does not exist/);
+      expect(await queryOn(database.url, `SELECT to_regclass('"Half"') AS half`)).toEqual([{ half: null }]);
+      const [row] = await queryOn<{ finished_at: Date | null; rolled_back_at: Date | null; logs: string }>(
+        database.url,
+        `SELECT finished_at, rolled_back_at, logs FROM "_prisma_migrations" WHERE migration_name = '29990101000000_broken'`,
+      );
+      expect(row).toEqual({ finished_at: null, rolled_back_at: null, logs: expect.stringContaining("NoSuchTable") });
+
+      // Any later start refuses until a person resolves it, as `prisma migrate deploy` does.
+      await expect(migrate(database.url)).rejects.toThrow(/29990101000000_broken failed earlier .*prisma migrate resolve --rolled-back 29990101000000_broken/);
+      await queryOn(database.url, `UPDATE "_prisma_migrations" SET rolled_back_at = now() WHERE migration_name = '29990101000000_broken'`);
+      expect((await migrate(database.url)).applied).toEqual([]);
+    } finally {
+      await database.close();
+    }
+  });
+
+  it("runs a migration marked non-transactional statement by statement (CREATE INDEX CONCURRENTLY)", async () => {
+    const database = await createTestDatabase();
+    try {
+      const dir = copyMigrations();
+      addMigration(
+        dir,
+        "29990101000000_concurrent_index",
+        `${NON_TRANSACTIONAL_MARKER}\n-- Built without blocking writes.\nCREATE INDEX CONCURRENTLY "Device_alias_idx" ON "Device"("alias");\nCREATE INDEX CONCURRENTLY "Device_model_idx" ON "Device"("model"); -- trailing comment\n`,
+      );
+      expect((await migrate(database.url, dir)).applied).toEqual(["29990101000000_concurrent_index"]);
+      const indexes = await queryOn<{ indexname: string }>(database.url, `SELECT indexname FROM pg_indexes WHERE indexname IN ('Device_alias_idx', 'Device_model_idx') ORDER BY 1`);
+      expect(indexes.map((index) => index.indexname)).toEqual(["Device_alias_idx", "Device_model_idx"]);
+      const [row] = await queryOn<{ finished_at: Date | null }>(database.url, `SELECT finished_at FROM "_prisma_migrations" WHERE migration_name = '29990101000000_concurrent_index'`);
+      expect(row!.finished_at).not.toBeNull();
+    } finally {
+      await database.close();
+    }
+  });
+
+  it("splits a non-transactional migration at statement ends only", () => {
+    expect(splitStatements(`-- a comment; not a statement\nCREATE INDEX a ON t(x);\n\nCREATE INDEX b\n  ON t(y); -- why\n`)).toEqual([
+      "CREATE INDEX a ON t(x)",
+      "CREATE INDEX b\n  ON t(y)",
+    ]);
+  });
+
+  (testServerUrl() ? it : it.skip)("lets eight API instances start at once on one empty database: each migration applied once", async () => {
+    const database = await createEmptyDatabase();
+    const env = parseEnv({ NODE_ENV: "test", PORT: "0", HOST: "127.0.0.1", DATABASE_URL: database.url, ADMIN_KEY: TEST_ADMIN_KEY, HMAC_SECRET: TEST_HMAC_SECRET });
+    const started = await Promise.allSettled(Array.from({ length: 8 }, () => startServer(env)));
+    try {
+      expect(started.map((result) => result.status)).toEqual(Array(8).fill("fulfilled"));
+      const rows = await queryOn<{ migration_name: string; count: string }>(
+        database.url,
+        `SELECT migration_name, count(*) FROM "_prisma_migrations" WHERE finished_at IS NOT NULL GROUP BY 1 ORDER BY 1`,
+      );
+      expect(rows).toEqual(readMigrations(DEFAULT_MIGRATIONS_DIR).map((migration) => ({ migration_name: migration.name, count: "1" })));
+      for (const result of started) {
+        if (result.status !== "fulfilled") continue;
+        const health = await fetch(`${result.value.url}/api/health`);
+        expect(health.status).toBe(200);
+      }
+    } finally {
+      for (const result of started) if (result.status === "fulfilled") await result.value.close();
+      await database.close();
+    }
   });
 });
+
+function copyMigrations(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mdm-migrations-"));
+  fs.cpSync(DEFAULT_MIGRATIONS_DIR, dir, { recursive: true });
+  return dir;
+}
+
+function addMigration(dir: string, name: string, sql: string): void {
+  fs.mkdirSync(path.join(dir, name));
+  fs.writeFileSync(path.join(dir, name, "migration.sql"), sql);
+}
+
+async function queryOn<T extends object>(url: string, sql: string): Promise<T[]> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query<T>(sql)).rows;
+  } finally {
+    await client.end();
+  }
+}

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { type Command, finalCommandStatuses } from "@mdm/contracts";
 import { AdminClient, type DeviceOptions, KIOSK_APP, SimulatedDevice, UpgradeRefusedError, forEachLimit } from "@mdm/simulator";
@@ -116,6 +117,27 @@ realPostgres("command delivery over WebSocket", () => {
     const received = await device.waitForCommand(created.requestId, 2000);
     expect(received.channel).toBe("websocket");
     expect(await finalCommand(created.requestId)).toMatchObject({ status: "succeeded" });
+    expect(device.state.apps.find((app) => app.packageName === KIOSK_APP)?.running).toBe(true);
+  });
+
+  it("relaunches a stopped kiosk app in the answer to the WebSocket heartbeat that reported it", async () => {
+    const device = await enroll();
+    await device.connect();
+    await server.deps.db.appPolicy.create({ data: { id: randomUUID(), deviceId: device.deviceId, packageName: KIOSK_APP } });
+    device.stopApp();
+    const heartbeatSentAt = Date.now();
+    await device.heartbeat();
+
+    const relaunch = await waitFor(
+      () => server.deps.db.command.findFirst({ where: { deviceId: device.deviceId, type: "relaunch_app" } }),
+      (command) => command !== null,
+      5000,
+      "the relaunch command",
+    );
+    const received = await device.waitForCommand(relaunch!.requestId, 5000);
+    expect(received.channel).toBe("websocket");
+    expect(received.at - heartbeatSentAt).toBeLessThan(5000);
+    expect(await finalCommand(relaunch!.requestId)).toMatchObject({ status: "succeeded", createdBy: "policy:auto-relaunch" });
     expect(device.state.apps.find((app) => app.packageName === KIOSK_APP)?.running).toBe(true);
   });
 

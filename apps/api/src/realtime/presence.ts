@@ -1,4 +1,5 @@
 import type { AppDeps } from "../deps";
+import { wakeDelivery } from "../modules/commands/delivery";
 
 // Which instance holds a device's WebSocket is a lease on the device row, not a flag only
 // its writer clears: the holder renews the leases of all its sockets in one statement,
@@ -44,11 +45,23 @@ export async function renewSocketLeases(deps: PresenceDeps, deviceIds: string[])
   return count;
 }
 
-/** Clears leases that lapsed: their instance died or lost the database for a lease period. */
-export async function sweepSocketLeases({ db, clock }: Pick<AppDeps, "db" | "clock">): Promise<number> {
-  const { count } = await db.device.updateMany({
-    where: { socketInstanceId: { not: null }, socketLeaseExpiresAt: { lt: clock.now() } },
-    data: { socketInstanceId: null, socketConnectedAt: null, socketLeaseExpiresAt: null },
-  });
-  return count;
+/**
+ * Clears leases that lapsed (their instance died, or lost the database for a lease
+ * period) and makes those devices' unfinished commands due at once, so the delivery worker
+ * tries push now instead of at its next backoff step. Returns how many devices it freed.
+ */
+export async function sweepSocketLeases(deps: Pick<AppDeps, "db" | "clock" | "bus">): Promise<number> {
+  const now = deps.clock.now();
+  const [swept] = await deps.db.$queryRaw<Array<{ devices: number; commands: number }>>`
+    WITH lapsed AS (
+      UPDATE "Device" SET "socketInstanceId" = NULL, "socketConnectedAt" = NULL, "socketLeaseExpiresAt" = NULL
+      WHERE "socketInstanceId" IS NOT NULL AND "socketLeaseExpiresAt" < ${now}
+      RETURNING id),
+    due AS (
+      UPDATE "Command" SET "nextAttemptAt" = ${now}
+      WHERE "deviceId" IN (SELECT id FROM lapsed) AND status IN ('queued', 'sent') AND "expiresAt" > ${now}
+      RETURNING 1)
+    SELECT (SELECT count(*) FROM lapsed)::int AS devices, (SELECT count(*) FROM due)::int AS commands`;
+  if (swept && swept.commands > 0) wakeDelivery(deps);
+  return swept?.devices ?? 0;
 }

@@ -92,8 +92,26 @@ class FakeFcmAgent extends Agent {
   }
 }
 
-/** Starts a fake FCM v1 HTTPS server on 127.0.0.1 at a free port. */
-export async function startFakeFcm(): Promise<FakeFcm> {
+// google-auth-library (behind cert()) ignores httpAgent, so tokens come from here instead.
+const fakeCredential: Credential = {
+  getAccessToken: async () => ({ access_token: FAKE_FCM_ACCESS_TOKEN, expires_in: 3600 }),
+};
+
+/**
+ * A gateway running the real firebase-admin SDK against the fake listening on `port`, for
+ * another process (an API instance a test starts, and kills, as a child process).
+ */
+export function fakeFcmGateway(port: number): { gateway: FcmPushGateway; agent: Agent } {
+  const agent = new FakeFcmAgent(port);
+  const serviceAccountJson = JSON.stringify({ type: "service_account", project_id: FAKE_FCM_PROJECT_ID });
+  return { gateway: new FcmPushGateway({ serviceAccountJson, httpAgent: agent, credential: fakeCredential }), agent };
+}
+
+/**
+ * Starts a fake FCM v1 HTTPS server on 127.0.0.1 at a free port. `delayMs` holds each
+ * answer back, like a slow network, so a test can act in the middle of a fan-out.
+ */
+export async function startFakeFcm(options: { delayMs?: number } = {}): Promise<FakeFcm> {
   const { key, cert } = await selfSignedCertificate();
   const requests: FakeFcmRequest[] = [];
   const failures = new Map<string, FakeFcmFailure>();
@@ -118,7 +136,9 @@ export async function startFakeFcm(): Promise<FakeFcm> {
       const failure = failures.get(String(body.message?.token));
       if (failure) return reply(FAILURES[failure].status, FAILURES[failure].body);
       sent += 1;
-      reply(200, { name: `projects/${projectId}/messages/${sent}` });
+      const name = `projects/${projectId}/messages/${sent}`;
+      if (options.delayMs) setTimeout(() => reply(200, { name }), options.delayMs);
+      else reply(200, { name });
     });
   });
   await new Promise<void>((resolve, reject) => {
@@ -135,10 +155,6 @@ export async function startFakeFcm(): Promise<FakeFcm> {
     client_email: `push@${FAKE_FCM_PROJECT_ID}.iam.gserviceaccount.com`,
     client_id: "0",
   });
-  // google-auth-library (behind cert()) ignores httpAgent, so tokens come from here instead.
-  const credential: Credential = {
-    getAccessToken: async () => ({ access_token: FAKE_FCM_ACCESS_TOKEN, expires_in: 3600 }),
-  };
 
   return {
     port,
@@ -146,7 +162,7 @@ export async function startFakeFcm(): Promise<FakeFcm> {
     failToken: (token, failure) => failures.set(token, failure),
     createGateway() {
       const httpAgent = new FakeFcmAgent(port);
-      const gateway = new FcmPushGateway({ serviceAccountJson, httpAgent, credential });
+      const gateway = new FcmPushGateway({ serviceAccountJson, httpAgent, credential: fakeCredential });
       agents.push(httpAgent);
       gateways.push(gateway);
       return gateway;

@@ -34,24 +34,46 @@ export async function createTestDatabase(options: { embedded?: boolean } = {}): 
       },
     };
   }
-  const name = `mdm_test_${process.pid}_${randomBytes(4).toString("hex")}`;
-  const admin = new Client({ connectionString: serverUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE "${name}"`);
-  await admin.end();
-  const url = withDatabase(serverUrl, name);
-  await migrate(url);
-  const db = createDb(url, { maxConnections: 5 });
+  const empty = await createEmptyDatabase(serverUrl);
+  try {
+    await migrate(empty.url);
+  } catch (error) {
+    await empty.close();
+    throw error;
+  }
+  const db = createDb(empty.url, { maxConnections: 5 });
   return {
-    url,
+    url: empty.url,
     db,
     kind: "postgresql",
     close: async () => {
       await db.$disconnect();
+      await empty.close();
+    },
+  };
+}
+
+/** A new database with nothing in it, on the test server (real PostgreSQL only). */
+export async function createEmptyDatabase(serverUrl = testServerUrl()): Promise<{ url: string; close: () => Promise<void> }> {
+  if (!serverUrl) throw new Error("createEmptyDatabase needs TEST_DATABASE_URL (a real PostgreSQL)");
+  const name = `mdm_test_${process.pid}_${randomBytes(4).toString("hex")}`;
+  const admin = new Client({ connectionString: serverUrl });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE "${name}"`);
+  } finally {
+    await admin.end();
+  }
+  return {
+    url: withDatabase(serverUrl, name),
+    close: async () => {
       const cleanup = new Client({ connectionString: serverUrl });
       await cleanup.connect();
-      await cleanup.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-      await cleanup.end();
+      try {
+        await cleanup.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      } finally {
+        await cleanup.end();
+      }
     },
   };
 }
