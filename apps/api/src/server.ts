@@ -17,7 +17,7 @@ import { registerDeliveryGauges } from "./modules/commands/delivery-gauges";
 import { startDeliveryWorker } from "./modules/commands/delivery";
 import { createPushGateway } from "./push/create-push-gateway";
 import { type Realtime, attachRealtime } from "./realtime/attach";
-import { LocalEventBus, RedisEventBus } from "./realtime/event-bus";
+import { createEventBus } from "./realtime/event-bus";
 
 export type RunningServer = { url: string; deps: AppDeps; realtime: Realtime; close: () => Promise<void> };
 
@@ -42,7 +42,7 @@ export async function startServer(env: Env, overrides: ServerOverrides = {}): Pr
     metrics: createMetrics(),
     clock: systemClock,
     mailer: createMailer(env),
-    bus: env.REDIS_URL ? await RedisEventBus.connect(env.REDIS_URL) : new LocalEventBus(),
+    bus: await createEventBus(env, embedded !== undefined, logger),
     redis: env.REDIS_URL ? new Redis(env.REDIS_URL, { maxRetriesPerRequest: 2 }) : undefined,
     instanceId: randomUUID(),
   };
@@ -62,7 +62,7 @@ export async function startServer(env: Env, overrides: ServerOverrides = {}): Pr
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : env.PORT;
   const url = `http://${env.HOST === "0.0.0.0" ? "127.0.0.1" : env.HOST}:${port}`;
-  logger.info("listening", { url, push: deps.push.name, mail: deps.mailer.name, database: embedded ? "embedded" : "postgresql", bus: env.REDIS_URL ? "redis" : "local" });
+  logger.info("listening", { url, push: deps.push.name, mail: deps.mailer.name, database: embedded ? "embedded" : "postgresql", bus: deps.bus.name });
   if (env.ADMIN_KEY === DEV_ADMIN_KEY) logger.warn("using the development ADMIN_KEY and HMAC_SECRET; set your own before exposing this server");
   if (env.JWT_SECRET === DEV_JWT_SECRET) logger.warn("using the development JWT_SECRET; set your own before exposing this server");
 
