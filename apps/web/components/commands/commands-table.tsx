@@ -55,7 +55,7 @@ function CommandEvents({ command }: { command: Command }) {
       {command.errorMessage ? <li className="text-destructive">Error: {command.errorMessage}</li> : null}
       {command.result ? <li className="font-mono text-xs break-all whitespace-pre-wrap text-muted-foreground">Result: {JSON.stringify(command.result)}</li> : null}
       <li className="text-xs text-muted-foreground">
-        Request {command.requestId} · push {command.push.outcome ?? "not attempted"} · expires {formatDateTime(command.expiresAt)}
+        Request {command.requestId} · push {command.push.outcome === "recorded" ? "recorded, not sent (no FCM credentials)" : (command.push.outcome ?? "not attempted")} · expires {formatDateTime(command.expiresAt)}
         {command.createdBy ? ` · by ${command.createdBy}` : ""}
       </li>
     </ol>
