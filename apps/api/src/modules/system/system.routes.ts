@@ -56,6 +56,8 @@ export function systemRoutes(deps: AppDeps, guards: Guards): Router {
   mount(router, apiRoutes.openapi, (_req, res) => res.json(openApiDocument), { guards: guards.public });
   mount(router, apiRoutes.docs, (_req, res) => res.type("html").send(DOCS_PAGE), { guards: guards.public });
   router.get("/api/docs/init.js", ...guards.public, (_req: express.Request, res: express.Response) => res.type("js").send(DOCS_INIT));
-  router.use("/api/docs/assets", ...guards.public, express.static(path.resolve(swaggerUiDist.getAbsoluteFSPath()), { index: false }));
+  // Versioned with the installed package and secret-free: the one answer worth caching.
+  const cacheable = (res: express.Response) => res.setHeader("Cache-Control", "public, max-age=3600");
+  router.use("/api/docs/assets", ...guards.public, express.static(path.resolve(swaggerUiDist.getAbsoluteFSPath()), { index: false, setHeaders: cacheable }));
   return router;
 }
