@@ -43,7 +43,7 @@ export function systemRoutes(deps: AppDeps, guards: Guards): Router {
       };
       res.status(database === "ok" ? 200 : 503).json(body);
     },
-    { guards: guards.public },
+    { guards },
   );
   mount(
     router,
@@ -51,7 +51,7 @@ export function systemRoutes(deps: AppDeps, guards: Guards): Router {
     async (_req, res) => {
       res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
     },
-    { guards: guards.public },
+    { guards },
   );
   mount(router, apiRoutes.openapi, (_req, res) => res.json(openApiDocument), { guards: guards.public });
   mount(router, apiRoutes.docs, (_req, res) => res.type("html").send(DOCS_PAGE), { guards: guards.public });
