@@ -5,6 +5,7 @@ import { errorHandler } from "./lib/error-handler";
 import { createGuards } from "./lib/guards";
 import { HttpError } from "./lib/http-error";
 import { requestContext } from "./lib/request-context";
+import { securityHeaders } from "./lib/security-headers";
 import { auditRoutes } from "./modules/audit/audit.routes";
 import { authRoutes } from "./modules/auth/auth.routes";
 import { commandRoutes } from "./modules/commands/commands.routes";
@@ -22,6 +23,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.set("query parser", "simple");
 
   app.use(requestContext(deps.logger, deps.metrics));
+  app.use(securityHeaders());
   // Bodies are kept as raw bytes: admin signatures cover the exact bytes sent, and
   // `validate` decodes JSON only after a route's guards have authenticated the caller.
   app.use(express.raw({ type: () => true, limit: deps.env.BODY_LIMIT_BYTES }));

@@ -278,7 +278,7 @@ describe("inputs PostgreSQL cannot store", () => {
     ["a lone surrogate", "https://example.com/\ud800.apk"],
   ])("POST /admin/command refuses an install URL holding %s with 400", async (_kind, url) => {
     const before = await rowCounts();
-    const res = await adminRequest(t.app, "POST", "/admin/command", { type: "install_app", deviceId: device.deviceId, payload: { packageName: "com.a.b", url } });
+    const res = await adminRequest(t.app, "POST", "/admin/command", { type: "install_app", deviceId: device.deviceId, payload: { packageName: "com.a.b", url, sha256: "0f".repeat(32) } });
     expect(res.status).toBe(400);
     expect(await rowCounts()).toEqual(before);
   });

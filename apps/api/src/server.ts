@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import http from "node:http";
 import Redis from "ioredis";
 import path from "node:path";
 import { createApp } from "./app";
@@ -9,6 +8,7 @@ import { EMBEDDED_POOL_SIZE, startEmbeddedDatabase } from "./db/embedded";
 import { DEFAULT_MIGRATIONS_DIR, migrate } from "./db/migrate";
 import { type AppDeps, systemClock } from "./deps";
 import { startMaintenance } from "./jobs/maintenance";
+import { createHttpServer } from "./lib/http-server";
 import { createLogger } from "./lib/logger";
 import { createMetrics } from "./lib/metrics";
 import { createMailer } from "./mail/mailer";
@@ -46,7 +46,7 @@ export async function startServer(env: Env, overrides: ServerOverrides = {}): Pr
     redis: env.REDIS_URL ? new Redis(env.REDIS_URL, { maxRetriesPerRequest: 2 }) : undefined,
     instanceId: randomUUID(),
   };
-  const server = http.createServer(createApp(deps));
+  const server = createHttpServer(createApp(deps), env);
   const realtime = attachRealtime(server, deps, dashboardAuthenticator(deps));
   // Requests too malformed for Express still get a JSON error, not a bare socket close.
   server.on("clientError", (error: NodeJS.ErrnoException, socket) => {

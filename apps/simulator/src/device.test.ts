@@ -103,19 +103,27 @@ describe("a simulated device", () => {
     expect(device.executions.get(command.requestId)).toBe(1);
   });
 
-  it("refuses a command signed with another key, or tampered with, and never runs it", async () => {
-    const forged = await signed({}, "b".repeat(64));
+  it("drops a forged or tampered command without reporting it, so a genuine command reusing its requestId still runs", async () => {
+    const genuine = await signed();
+    const forged = await signed({ requestId: genuine.requestId }, "b".repeat(64));
     const tampered = { ...(await signed({ type: "launch_app", payload: { packageName: "com.example.kiosk" } })), payload: { packageName: "com.evil.app" } };
+    const problems: string[] = [];
+    device.on("problem", (message) => problems.push(message));
     device.stopApp();
     server.send({ type: "command", command: forged });
     server.send({ type: "command", command: tampered });
+    server.send({ type: "command", command: genuine });
     await server.waitForFrames(2);
+    // Frames arrive in order: had the forgeries been reported, they would come first.
     expect(server.frames).toEqual([
-      { type: "command_result", result: expect.objectContaining({ requestId: forged.requestId, status: "failed", error: "signature does not verify" }) },
-      { type: "command_result", result: expect.objectContaining({ requestId: tampered.requestId, status: "failed", error: "signature does not verify" }) },
+      { type: "command_ack", requestId: genuine.requestId },
+      { type: "command_result", result: expect.objectContaining({ requestId: genuine.requestId, status: "succeeded" }) },
     ]);
-    expect(device.executions.size).toBe(0);
+    expect(device.executions.get(genuine.requestId)).toBe(1);
+    expect(device.executions.get(tampered.requestId)).toBeUndefined();
     expect(device.state.apps[0]!.running).toBe(false);
+    expect(device.stats.commandsDropped).toBe(2);
+    expect(problems).toEqual([`dropped command ${genuine.requestId}: signature does not verify`, `dropped command ${tampered.requestId}: signature does not verify`]);
   });
 
   it("refuses an expired command", async () => {

@@ -46,8 +46,10 @@ export type DeviceStats = {
   commandsReceived: number;
   /** Commands run to a `succeeded` result. */
   commandsExecuted: number;
-  /** Commands refused (bad signature, expired) or run to a `failed` result. */
+  /** Commands refused as expired or run to a `failed` result. */
   commandsFailed: number;
+  /** Commands whose signature did not verify: dropped without a report. */
+  commandsDropped: number;
   reconnects: number;
   errors: number;
 };
@@ -89,7 +91,7 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
   readonly deviceId: string;
   /** Times each command ran on this device: a re-delivered command must never run twice. */
   readonly executions = new Map<string, number>();
-  readonly stats: DeviceStats = { heartbeatsSent: 0, heartbeatsFailed: 0, commandsReceived: 0, commandsExecuted: 0, commandsFailed: 0, reconnects: 0, errors: 0 };
+  readonly stats: DeviceStats = { heartbeatsSent: 0, heartbeatsFailed: 0, commandsReceived: 0, commandsExecuted: 0, commandsFailed: 0, commandsDropped: 0, reconnects: 0, errors: 0 };
   state: DeviceState;
 
   private readonly random: Random;
@@ -392,14 +394,20 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
     this.options.onCommand?.(received);
     this.emit("command", received);
 
-    const refusal = await this.refusalOf(command);
-    if (refusal) {
-      // Never run, never remembered: a forged command must not shadow a genuine one.
-      this.stats.commandsFailed++;
-      await this.report({ requestId, status: "failed", error: refusal, completedAt: new Date().toISOString() });
+    if (!(await verifyCommandSignature(this.registration.commandKey, command))) {
+      // Dropped in silence: whoever forged it may have reused a genuine requestId, and a
+      // `failed` report would close that real command before it arrives. Never run, never
+      // remembered, so it cannot shadow the genuine one either.
+      this.stats.commandsDropped++;
+      this.noteProblem(`dropped command ${requestId}: signature does not verify`);
       return;
     }
     const recorded = this.results.get(requestId);
+    if (!recorded && Date.parse(command.expiresAt) <= Date.now()) {
+      this.stats.commandsFailed++;
+      await this.report({ requestId, status: "failed", error: `expired at ${command.expiresAt}`, completedAt: new Date().toISOString() });
+      return;
+    }
     if (recorded) {
       // Already ran: the server missed our ack or result. Say both again; run nothing.
       await this.acknowledge(requestId);
@@ -426,13 +434,6 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
     } finally {
       this.inFlight.delete(requestId);
     }
-  }
-
-  /** Why this command must not run, if it must not. */
-  private async refusalOf(command: DeviceCommand): Promise<string | undefined> {
-    if (!(await verifyCommandSignature(this.registration.commandKey, command))) return "signature does not verify";
-    if (Date.parse(command.expiresAt) <= Date.now()) return `expired at ${command.expiresAt}`;
-    return undefined;
   }
 
   private async acknowledge(requestId: string): Promise<void> {

@@ -16,7 +16,7 @@ describe("executeCommand", () => {
   });
 
   it("installs and uninstalls apps", () => {
-    const installed = executeCommand({ type: "install_app", payload: { packageName: "com.example.pos", url: "https://example.com/pos.apk", versionCode: 7 } }, [kiosk]);
+    const installed = executeCommand({ type: "install_app", payload: { packageName: "com.example.pos", url: "https://example.com/pos.apk", sha256: "0f".repeat(32), versionCode: 7 } }, [kiosk]);
     expect(installed.apps.map((app) => [app.packageName, app.versionCode])).toEqual([
       [KIOSK_APP, 210],
       ["com.example.pos", 7],

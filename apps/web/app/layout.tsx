@@ -1,4 +1,5 @@
 import type { Metadata } from "next";
+import { headers } from "next/headers";
 import { ThemeProvider, themeScript } from "@/components/theme-provider";
 import { Toaster } from "@/components/ui/sonner";
 import { TooltipProvider } from "@/components/ui/tooltip";
@@ -9,11 +10,14 @@ export const metadata: Metadata = {
   description: "Devices, commands and enrollment of your Android fleet.",
 };
 
-export default function RootLayout({ children }: { children: React.ReactNode }) {
+// Reading the request's nonce (set by proxy.ts) also renders every page per request,
+// which nonces need: a page prerendered at build time would carry none.
+export default async function RootLayout({ children }: { children: React.ReactNode }) {
+  const nonce = (await headers()).get("x-nonce") ?? undefined;
   return (
     <html lang="en" suppressHydrationWarning>
       <head>
-        <script dangerouslySetInnerHTML={{ __html: themeScript }} />
+        <script nonce={nonce} suppressHydrationWarning dangerouslySetInnerHTML={{ __html: themeScript }} />
       </head>
       <body className="min-h-screen font-sans">
         <ThemeProvider>

@@ -21,6 +21,8 @@ let browser: Browser;
 let admin: BrowserContext;
 let page: Page;
 const devices: SimulatedDevice[] = [];
+/** Every Content-Security-Policy violation any page reported: the policy must break nothing. */
+const cspViolations: string[] = [];
 
 function mailer(): LocalMailer {
   return api.server.deps.mailer as LocalMailer;
@@ -38,6 +40,9 @@ function linkInLatestMail(email: string): string {
 async function newPage(context: BrowserContext): Promise<Page> {
   const created = await context.newPage();
   created.setDefaultTimeout(20_000);
+  created.on("console", (message) => {
+    if (/content security policy/i.test(message.text())) cspViolations.push(`${created.url()}: ${message.text()}`);
+  });
   return created;
 }
 
@@ -232,6 +237,9 @@ test("a password reset link works once", async () => {
   const reset = await newPage(context);
   await reset.goto(`${web.url}/sign-in`);
   await reset.getByRole("link", { name: "Forgot your password?" }).click();
+  // Pages render per request (for their CSP nonce), so the sign-in form, with its own
+  // Email field, stays on screen until the navigation completes.
+  await reset.getByText("We will mail you a link to choose a new one.").waitFor();
   await reset.getByLabel("Email").fill(VIEWER.email);
   const mailsBefore = mailer().sent.length;
   await reset.getByRole("button", { name: "Send the link" }).click();
@@ -252,5 +260,41 @@ test("a password reset link works once", async () => {
   await again.getByLabel("Repeat the password").fill("yet another password");
   await again.getByRole("button", { name: "Set password" }).click();
   await again.getByRole("alert").getByText("invalid, expired or already used").waitFor();
+  await context.close();
+});
+
+test("the dashboard's own pages run under a nonce-based CSP that blocked nothing on the way", async () => {
+  const response = await fetch(`${web.url}/sign-in`);
+  const policy = response.headers.get("content-security-policy") ?? "";
+  expect(policy).toMatch(/script-src 'self' 'nonce-[A-Za-z0-9+/=]+' 'strict-dynamic'/);
+  expect(policy).not.toContain("unsafe-eval");
+  const nonce = /'nonce-([^']+)'/.exec(policy)![1];
+  // Every script tag of the page carries this request's nonce.
+  const html = await response.text();
+  const scripts = html.match(/<script\b[^>]*>/g) ?? [];
+  expect(scripts.length).toBeGreaterThan(0);
+  for (const tag of scripts) expect(tag).toContain(`nonce="${nonce}"`);
+  expect(cspViolations).toEqual([]);
+});
+
+test("the dashboard's origin does not forward the API's metrics", async () => {
+  for (const path of ["/api/metrics", "/API/Metrics", "/api/metrics/"]) {
+    const response = await fetch(`${web.url}${path}`);
+    expect({ path, status: response.status }).toEqual({ path, status: 404 });
+    expect(await response.text()).not.toContain("mdm_http_request_duration_seconds");
+  }
+  // Health still goes through, as the other API routes do.
+  expect((await fetch(`${web.url}/api/health`)).status).toBe(200);
+});
+
+test("sign-in does not redirect to another site through next", async () => {
+  const context = await browser.newContext();
+  const target = await newPage(context);
+  await target.goto(`${web.url}/sign-in?next=/%5Cevil.example`);
+  await target.getByLabel("Email").fill(ADMIN.email);
+  await target.getByLabel("Password").fill(ADMIN.password);
+  await target.getByRole("button", { name: "Sign in" }).click();
+  await target.getByRole("heading", { name: "Overview" }).waitFor();
+  expect(new URL(target.url()).origin).toBe(web.url);
   await context.close();
 });

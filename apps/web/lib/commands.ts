@@ -42,7 +42,7 @@ export const commandStatusVariant: Record<CommandStatus, BadgeVariant> = {
 };
 
 /** The form fields each command type asks for, in order. */
-export type PayloadField = { name: string; label: string; required: boolean; kind: "text" | "url" | "number" | "json"; placeholder?: string };
+export type PayloadField = { name: string; label: string; required: boolean; kind: "text" | "url" | "number" | "json" | "hex"; placeholder?: string };
 
 const packageField: PayloadField = { name: "packageName", label: "Package name", required: true, kind: "text", placeholder: "com.example.kiosk" };
 
@@ -55,8 +55,8 @@ export const payloadFields: Record<CommandType, PayloadField[]> = {
   clear_app_data: [packageField],
   install_app: [
     packageField,
-    { name: "url", label: "APK URL", required: true, kind: "url", placeholder: "https://example.com/app.apk" },
-    { name: "sha256", label: "SHA-256 of the APK", required: false, kind: "text" },
+    { name: "url", label: "APK URL (https)", required: true, kind: "url", placeholder: "https://example.com/app.apk" },
+    { name: "sha256", label: "SHA-256 of the APK", required: true, kind: "hex", placeholder: "output of sha256sum app.apk" },
     { name: "versionCode", label: "Version code", required: false, kind: "number" },
   ],
   uninstall_app: [packageField],
@@ -91,6 +91,9 @@ export function buildCommandPayload(type: CommandType, values: Record<string, st
       } catch {
         errors[field.name] = "Must be valid JSON";
       }
+    } else if (field.kind === "hex") {
+      // Tools differ in case (sha256sum: lower, certutil: upper); the contract wants lower.
+      payload[field.name] = raw.toLowerCase();
     } else {
       payload[field.name] = raw;
     }

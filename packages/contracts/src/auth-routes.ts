@@ -67,8 +67,10 @@ export const authRoutes = {
     path: "/auth/logout",
     tag: "Auth",
     auth: "none",
+    rateLimited: false,
     summary: "Sign out: revoke the session and clear the cookies",
-    description: "Revokes the session named by the refresh cookie, the access cookie or a bearer access token; cookie-authenticated calls need `X-CSRF-Token`. Without a session it only clears the cookies.",
+    description:
+      "Revokes the session named by the refresh cookie, the access cookie or a bearer access token; cookie-authenticated calls need `X-CSRF-Token`. Without a session it only clears the cookies. Never rate-limited: signing out must always work.",
     responses: { 204: { description: "Signed out." } },
     errors: ["forbidden"],
   },

@@ -44,8 +44,10 @@ export const CommandPayloads = {
   clear_app_data: AppPayload,
   install_app: z.strictObject({
     packageName: PackageName,
-    url: z.url({ protocol: /^https?$/ }).max(2048).pipe(text(2048)),
-    sha256: z.string().regex(/^[a-f0-9]{64}$/, "Must be a lowercase hex SHA-256").optional(),
+    // The device checks the downloaded APK against `sha256` before installing it: TLS keeps
+    // the download from being swapped on the way, the hash keeps a swapped file from running.
+    url: z.url({ protocol: /^https$/, error: "Must be an https:// URL" }).max(2048).pipe(text(2048)),
+    sha256: z.string().regex(/^[a-f0-9]{64}$/, "Must be the APK's SHA-256 as 64 lowercase hex digits"),
     versionCode: z.int().min(1).optional(),
   }),
   uninstall_app: AppPayload,

@@ -63,10 +63,17 @@ describe("the OpenAPI document", () => {
 
   it.each(routes)("%s documents the input errors its kind implies", (_name, route) => {
     const statuses = Object.keys(operation(route)!.responses);
-    expect(statuses).toEqual(expect.arrayContaining(["429", "500"]));
+    expect(statuses).toContain("500");
+    if (route.rateLimited !== false) expect(statuses).toContain("429");
+    else expect(statuses).not.toContain("429");
     if (route.body) expect(statuses).toEqual(expect.arrayContaining(["400", "413", "415"]));
     if (route.query || route.params) expect(statuses).toContain("400");
     if (route.auth !== "none") expect(statuses).toContain("401");
+  });
+
+  it("documents no 429 for the routes never rate-limited: health, metrics and logout", () => {
+    const unlimited = routes.filter(([, route]) => route.rateLimited === false).map(([name]) => name);
+    expect(unlimited.sort()).toEqual(["health", "logout", "metrics"]);
   });
 
   it("documents a body route's 400 as both invalid_json and validation_failed", () => {
@@ -75,7 +82,7 @@ describe("the OpenAPI document", () => {
     expect(description).toContain("`validation_failed`");
   });
 
-  it.each(routes)("%s documents Retry-After on 429", (_name, route) => {
+  it.each(routes.filter(([, route]) => route.rateLimited !== false))("%s documents Retry-After on 429", (_name, route) => {
     expect(operation(route)!.responses["429"]!.headers).toHaveProperty("Retry-After");
   });
 
@@ -141,6 +148,7 @@ describe("security", () => {
     expect(schemes.sessionCookie).toMatchObject({ type: "apiKey", in: "cookie", name: "mdm_session" });
     expect(schemes.csrfToken).toMatchObject({ type: "apiKey", in: "header", name: "X-CSRF-Token" });
     expect(schemes.bearerSession).toMatchObject({ type: "http", scheme: "bearer", bearerFormat: "JWT" });
+    expect(schemes.metricsToken).toMatchObject({ type: "http", scheme: "bearer" });
   });
 
   // Alternatives: any one requirement object suffices; the schemes within one go together.
@@ -152,6 +160,8 @@ describe("security", () => {
     admin: (route) => [{ adminKey: [], adminTimestamp: [], adminNonce: [], adminSignature: [] }, ...session(route)],
     legacy: () => [{ legacyEnrollmentKey: [] }],
     session,
+    // The token, or nothing at all (a direct call from the server's own host).
+    metrics: () => [{ metricsToken: [] }, {} as Record<string, string[]>],
   };
 
   it.each(routes)("%s requires the scheme of its auth", (_name, route) => {
@@ -167,6 +177,6 @@ describe("security", () => {
   });
 
   it("covers every kind of auth some route uses", () => {
-    expect(new Set(routes.map(([, route]) => route.auth))).toEqual(new Set(["none", "device", "admin", "legacy", "session"]));
+    expect(new Set(routes.map(([, route]) => route.auth))).toEqual(new Set(["none", "device", "admin", "legacy", "session", "metrics"]));
   });
 });

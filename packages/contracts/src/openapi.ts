@@ -55,6 +55,9 @@ function securityOf(route: ApiRoute): Array<Record<string, string[]>> {
       return [{ legacyEnrollmentKey: [] }];
     case "session":
       return sessionSecurity(route);
+    case "metrics":
+      // The empty alternative: without METRICS_TOKEN, callers on the server's host need none.
+      return [{ metricsToken: [] }, {}];
   }
 }
 
@@ -138,6 +141,7 @@ export function buildOpenApiDocument(options: { serverUrl?: string; version?: st
           description:
             "Lowercase hex HMAC-SHA256 with key `HMAC_SECRET` over `<X-Timestamp>\\n<X-Nonce>\\n<METHOD>\\n<path with query>\\n<lowercase hex SHA-256 of the raw body>`.",
         },
+        metricsToken: { type: "http", scheme: "bearer", description: "The server's `METRICS_TOKEN`, for `GET /api/metrics`." },
         legacyEnrollmentKey: { type: "apiKey", in: "header", name: "X-Enrollment-Key", description: "The server's `LEGACY_ENROLLMENT_KEY`." },
         sessionCookie: {
           type: "apiKey",

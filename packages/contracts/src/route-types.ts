@@ -5,9 +5,10 @@ import type { ErrorCode } from "./errors";
  * How a route authenticates: see the README's "Authentication" section. `admin` routes
  * take a signed admin request (full rights) or the session of a user of at least
  * `minRole` (admin when unnamed); `session` routes a signed-in user (of at least
- * `minRole`, when the route names one).
+ * `minRole`, when the route names one). `metrics`: the server's METRICS_TOKEN as a bearer
+ * token, or, without one, a direct call from the server's own host.
  */
-export type RouteAuth = "none" | "device" | "admin" | "legacy" | "session";
+export type RouteAuth = "none" | "device" | "admin" | "legacy" | "session" | "metrics";
 
 export type RouteResponse = { description: string; schema?: z.ZodType; contentType?: string };
 
@@ -25,6 +26,11 @@ export type ApiRoute = {
   query?: z.ZodObject;
   body?: z.ZodType;
   responses: Record<number, RouteResponse>;
+  /**
+   * `false` for the routes no caller may be throttled out of: the load balancer's health
+   * check, and signing out. Every other route answers 429 past its limit.
+   */
+  rateLimited?: false;
   /** Errors particular to this route; the ones every route of its kind can give are added. */
   errors?: ErrorCode[];
 };

@@ -330,7 +330,9 @@ export const apiRoutes = {
     path: "/api/health",
     tag: "System",
     auth: "none",
+    rateLimited: false,
     summary: "Liveness and database check",
+    description: "Never rate-limited: a burst of traffic from the load balancer's address must not take the instance out of service.",
     responses: {
       200: { description: "Healthy.", schema: HealthResponse },
       503: { description: "The database is unreachable.", schema: HealthResponse },
@@ -340,8 +342,11 @@ export const apiRoutes = {
     method: "get",
     path: "/api/metrics",
     tag: "System",
-    auth: "none",
+    auth: "metrics",
+    rateLimited: false,
     summary: "Prometheus metrics",
+    description:
+      "With `METRICS_TOKEN` set, requires it as `Authorization: Bearer <METRICS_TOKEN>` (401 otherwise). Without it, answers only to callers on the server's own host that reach it directly, not through a proxy (403 otherwise). Never served through the dashboard's origin.",
     responses: { 200: { description: "Prometheus text exposition format.", contentType: "text/plain" } },
   },
   openapi: {
@@ -375,9 +380,9 @@ export function routeErrors(route: ApiRoute): ErrorCode[] {
   }
   if (route.auth !== "none") codes.add("unauthorized");
   // A session without the role, or a cookie-authenticated write without its CSRF token.
-  if (route.auth === "admin") codes.add("forbidden");
+  if (route.auth === "admin" || route.auth === "metrics") codes.add("forbidden");
   if (route.auth === "session" && ((route.minRole && route.minRole !== "viewer") || route.method !== "get")) codes.add("forbidden");
-  codes.add("rate_limited");
+  if (route.rateLimited !== false) codes.add("rate_limited");
   codes.add("internal_error");
   return [...codes];
 }

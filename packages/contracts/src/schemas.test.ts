@@ -7,6 +7,7 @@ import { jsonObject, text } from "./primitives";
 
 const DEVICE_ID = "3f0e8a3c-1111-4222-8333-444455556666";
 const NOW = "2024-05-01T10:00:00.000Z";
+const SHA = "0f".repeat(32);
 
 /** The dotted paths of the issues a failed parse reports. */
 function failedPaths(schema: z.ZodType, input: unknown): string[] {
@@ -161,15 +162,17 @@ describe("CreateCommandRequest", () => {
     expect(failedPaths(CreateCommandRequest, { type: "launch_app", deviceId: DEVICE_ID })).toEqual(["payload"]);
     expect(failedPaths(CreateCommandRequest, { type: "launch_app", deviceId: DEVICE_ID, payload: {} })).toEqual(["payload.packageName"]);
     expect(failedPaths(CreateCommandRequest, { type: "launch_app", deviceId: DEVICE_ID, payload: { message: "hi" } })).toContain("payload.packageName");
-    expect(failedPaths(CreateCommandRequest, { type: "install_app", deviceId: DEVICE_ID, payload: { packageName: "com.a.b" } })).toEqual(["payload.url"]);
+    expect(failedPaths(CreateCommandRequest, { type: "install_app", deviceId: DEVICE_ID, payload: { packageName: "com.a.b" } })).toEqual(["payload.url", "payload.sha256"]);
     expect(failedPaths(CreateCommandRequest, { type: "custom", deviceId: DEVICE_ID, payload: { data: {} } })).toEqual(["payload.action"]);
   });
 
   it.each([
     ["a package name without a dot", { type: "launch_app", payload: { packageName: "kiosk" } }, "payload.packageName"],
     ["a package name with a path", { type: "launch_app", payload: { packageName: "com.a.b/../c" } }, "payload.packageName"],
-    ["a non-http install URL", { type: "install_app", payload: { packageName: "com.a.b", url: "file:///sdcard/x.apk" } }, "payload.url"],
-    ["a javascript: URL", { type: "install_app", payload: { packageName: "com.a.b", url: "javascript:alert(1)" } }, "payload.url"],
+    ["a non-http install URL", { type: "install_app", payload: { packageName: "com.a.b", url: "file:///sdcard/x.apk", sha256: SHA } }, "payload.url"],
+    ["a javascript: URL", { type: "install_app", payload: { packageName: "com.a.b", url: "javascript:alert(1)", sha256: SHA } }, "payload.url"],
+    ["a plain http install URL", { type: "install_app", payload: { packageName: "com.a.b", url: "http://cdn.example.com/a.apk", sha256: SHA } }, "payload.url"],
+    ["an install without the APK's sha256", { type: "install_app", payload: { packageName: "com.a.b", url: "https://cdn.example.com/a.apk" } }, "payload.sha256"],
     ["an uppercase sha256", { type: "install_app", payload: { packageName: "com.a.b", url: "https://x.io/a.apk", sha256: "A".repeat(64) } }, "payload.sha256"],
     ["custom data nested too deep", { type: "custom", payload: { action: "x", data: nested(17) } }, "payload.data"],
     ["custom data over 1536 characters", { type: "custom", payload: { action: "x", data: { a: "x".repeat(1600) } } }, "payload.data"],
@@ -187,7 +190,7 @@ describe("CreateCommandRequest", () => {
 
   it("refuses an install URL holding NUL or a lone surrogate", () => {
     for (const url of ["https://example.com/a\u0000.apk", "https://example.com/?q=\u0000", "https://example.com/\ud800.apk"]) {
-      expect(CreateCommandRequest.safeParse({ type: "install_app", deviceId: DEVICE_ID, payload: { packageName: "com.a.b", url } }).success).toBe(false);
+      expect(failedPaths(CreateCommandRequest, { type: "install_app", deviceId: DEVICE_ID, payload: { packageName: "com.a.b", url, sha256: SHA } })).toEqual(["payload.url"]);
     }
   });
 });

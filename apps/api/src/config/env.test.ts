@@ -17,6 +17,16 @@ describe("parseEnv", () => {
     expect(env.PORT).toBe(9000);
   });
 
+  it("refuses a short METRICS_TOKEN in production", () => {
+    const strong = { NODE_ENV: "production", ADMIN_KEY: "k".repeat(40), HMAC_SECRET: "s".repeat(40), JWT_SECRET: "j".repeat(40) };
+    expect(() => parseEnv({ ...strong, METRICS_TOKEN: "short" })).toThrow(/METRICS_TOKEN/);
+    expect(parseEnv({ ...strong, METRICS_TOKEN: "m".repeat(32) }).METRICS_TOKEN).toBe("m".repeat(32));
+  });
+
+  it("refuses a headers timeout longer than the request timeout, which Node would refuse at start", () => {
+    expect(() => parseEnv({ HTTP_HEADERS_TIMEOUT_SECONDS: "40", HTTP_REQUEST_TIMEOUT_SECONDS: "30" })).toThrow(/HTTP_HEADERS_TIMEOUT_SECONDS/);
+  });
+
   it("never echoes a secret value in its error", () => {
     const secret = "short-secret-value";
     try {

@@ -54,8 +54,25 @@ const EnvSchema = z
     RATE_LIMIT_LOGIN_PER_MINUTE: positiveInt(10),
     RATE_LIMIT_PASSWORD_RESET_PER_HOUR: positiveInt(3),
     BCRYPT_COST: z.coerce.number().int().min(10).max(15).default(12),
+    // Unset: metrics answer only to direct calls from this host (a Prometheus or agent
+    // running beside the API); set it to scrape from elsewhere.
+    METRICS_TOKEN: optionalText,
+    // Longer than the idle timeout of the proxy in front (nginx and AWS ALB: 60 s), so the
+    // proxy, not the API, closes idle keep-alive connections and never reuses one the API
+    // is closing. Node's 5 s default raced the dashboard's proxy.
+    HTTP_KEEP_ALIVE_TIMEOUT_SECONDS: z.coerce.number().positive().default(65),
+    // Time allowed to send a request's headers, then the whole request: a client that
+    // trickles them (slowloris) is cut off instead of holding a connection open.
+    HTTP_HEADERS_TIMEOUT_SECONDS: z.coerce.number().positive().default(20),
+    HTTP_REQUEST_TIMEOUT_SECONDS: z.coerce.number().positive().default(30),
+    // Every connected device holds a socket; keep this under the process's open-file limit.
+    HTTP_MAX_CONNECTIONS: positiveInt(20_000),
   })
   .superRefine((env, ctx) => {
+    // Node refuses to start a server whose requests may take longer than their headers.
+    if (env.HTTP_HEADERS_TIMEOUT_SECONDS > env.HTTP_REQUEST_TIMEOUT_SECONDS) {
+      ctx.addIssue({ code: "custom", path: ["HTTP_HEADERS_TIMEOUT_SECONDS"], message: "must not exceed HTTP_REQUEST_TIMEOUT_SECONDS" });
+    }
     if (env.NODE_ENV !== "production") return;
     const secrets = [
       ["ADMIN_KEY", env.ADMIN_KEY, DEV_ADMIN_KEY],
@@ -66,6 +83,9 @@ const EnvSchema = z
       if (value === devDefault || value.length < 32) {
         ctx.addIssue({ code: "custom", path: [name], message: "must be set to a random value of at least 32 characters in production" });
       }
+    }
+    if (env.METRICS_TOKEN && env.METRICS_TOKEN.length < 32) {
+      ctx.addIssue({ code: "custom", path: ["METRICS_TOKEN"], message: "must be at least 32 characters in production" });
     }
     if (env.LEGACY_ENROLLMENT_KEY && env.LEGACY_ENROLLMENT_KEY.length < 32) {
       ctx.addIssue({ code: "custom", path: ["LEGACY_ENROLLMENT_KEY"], message: "must be at least 32 characters in production" });

@@ -4,6 +4,7 @@ import type { AppDeps } from "../deps";
 import { adminAuth } from "../modules/admin-auth/admin-auth.middleware";
 import { requireSession } from "../modules/auth/session";
 import { deviceAuth, deviceKey } from "../modules/devices/device-auth.middleware";
+import { metricsAccess } from "./metrics-access";
 import { limiter } from "./rate-limits";
 
 /** The guard chains routes put in front of themselves, by who may call them. */
@@ -19,6 +20,8 @@ export type Guards = {
   device: RequestHandler[];
   /** Signed-in users of at least `minRole`: rate-limited per IP, then the session (and CSRF) checked. */
   session: (minRole?: UserRole) => RequestHandler[];
+  /** `/api/metrics`: METRICS_TOKEN, or a direct call from this host. */
+  metrics: RequestHandler[];
 };
 
 export function createGuards(deps: AppDeps): Guards {
@@ -41,5 +44,6 @@ export function createGuards(deps: AppDeps): Guards {
     },
     device: [deviceAuth(deps), limiter({ name: "device", redis, perMinute: env.RATE_LIMIT_DEVICE_PER_MINUTE, keyGenerator: deviceKey })],
     session: (minRole) => [sessionLimiter, requireSession(deps, minRole)],
+    metrics: [metricsAccess(env)],
   };
 }

@@ -33,7 +33,10 @@ function guardsFor(guards: Guards, route: ApiRoute): RequestHandler[] {
     case "session":
       return guards.session(route.minRole);
     case "none":
-      return guards.public;
+      // Health checks and logout: a burst from one address must not lock them out.
+      return route.rateLimited === false ? [] : guards.public;
+    case "metrics":
+      return guards.metrics;
     case "legacy":
       throw new Error(`${route.path}: legacy routes bring their own guards`);
   }

@@ -6,15 +6,11 @@ import { useRouter, useSearchParams } from "next/navigation";
 import { useEffect, useState } from "react";
 import { Button } from "@/components/ui/button";
 import { errorMessage } from "@/lib/api";
+import { safeNextPath } from "@/lib/safe-next-path";
 import { signIn } from "@/lib/swr/use-session";
 import { useSetupStatus } from "@/lib/swr/use-setup-status";
 import { AuthCard } from "./auth-card";
 import { FormField, fieldErrors } from "./form-field";
-
-/** Only same-site paths: `?next=https://evil.example` must not become an open redirect. */
-export function safeNextPath(next: string | null): string {
-  return next && next.startsWith("/") && !next.startsWith("//") ? next : "/";
-}
 
 export function SignInForm() {
   const router = useRouter();
@@ -37,7 +33,7 @@ export function SignInForm() {
     setErrors({});
     try {
       await signIn(body.data);
-      router.replace(safeNextPath(searchParams.get("next")));
+      router.replace(safeNextPath(searchParams.get("next"), window.location.origin));
     } catch (error) {
       setErrors({ form: errorMessage(error) });
       setBusy(false);

@@ -100,7 +100,7 @@ export function authRoutes(deps: AppDeps, guards: Guards): Router {
       clearSessionCookies(res, env);
       res.status(204).end();
     },
-    { guards: guards.public },
+    { guards },
   );
 
   mount(router, apiRoutes.me, async (_req, res) => res.json(await currentUser(deps, (res.locals.user as SessionUser).id)), { guards: guards.session() });

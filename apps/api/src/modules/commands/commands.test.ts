@@ -91,7 +91,9 @@ describe("POST /admin/command", () => {
 
   it.each([
     [{ type: "launch_app", payload: {} }, "payload.packageName"],
-    [{ type: "install_app", payload: { packageName: "com.a.b", url: "ftp://x" } }, "payload.url"],
+    [{ type: "install_app", payload: { packageName: "com.a.b", url: "ftp://x", sha256: "0f".repeat(32) } }, "payload.url"],
+    [{ type: "install_app", payload: { packageName: "com.a.b", url: "http://cdn.example.com/a.apk", sha256: "0f".repeat(32) } }, "payload.url"],
+    [{ type: "install_app", payload: { packageName: "com.a.b", url: "https://cdn.example.com/a.apk" } }, "payload.sha256"],
     [{ type: "format_disk" }, "type"],
     [{ type: "ping", ttlSeconds: 5 }, "ttlSeconds"],
     [{ type: "ping", extra: true }, ""],

@@ -43,7 +43,7 @@ export function systemRoutes(deps: AppDeps, guards: Guards): Router {
       };
       res.status(database === "ok" ? 200 : 503).json(body);
     },
-    { guards: guards.public },
+    { guards },
   );
   mount(
     router,
@@ -51,11 +51,13 @@ export function systemRoutes(deps: AppDeps, guards: Guards): Router {
     async (_req, res) => {
       res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
     },
-    { guards: guards.public },
+    { guards },
   );
   mount(router, apiRoutes.openapi, (_req, res) => res.json(openApiDocument), { guards: guards.public });
   mount(router, apiRoutes.docs, (_req, res) => res.type("html").send(DOCS_PAGE), { guards: guards.public });
   router.get("/api/docs/init.js", ...guards.public, (_req: express.Request, res: express.Response) => res.type("js").send(DOCS_INIT));
-  router.use("/api/docs/assets", ...guards.public, express.static(path.resolve(swaggerUiDist.getAbsoluteFSPath()), { index: false }));
+  // Versioned with the installed package and secret-free: the one answer worth caching.
+  const cacheable = (res: express.Response) => res.setHeader("Cache-Control", "public, max-age=3600");
+  router.use("/api/docs/assets", ...guards.public, express.static(path.resolve(swaggerUiDist.getAbsoluteFSPath()), { index: false, setHeaders: cacheable }));
   return router;
 }

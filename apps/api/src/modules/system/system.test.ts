@@ -53,12 +53,57 @@ it("echoes a sane X-Request-Id and replaces an unsafe one", async () => {
 it("limits unauthenticated routes per IP with 429 and Retry-After", async () => {
   const { app } = createTestApp(database.db, { env: { RATE_LIMIT_GENERAL_PER_MINUTE: "2" } });
   const statuses = [];
-  for (let i = 0; i < 3; i++) statuses.push((await request(app).get("/api/health")).status);
+  for (let i = 0; i < 3; i++) statuses.push((await request(app).get("/api/openapi.json")).status);
   expect(statuses).toEqual([200, 200, 429]);
-  const limited = await request(app).get("/api/openapi.json");
+  const limited = await request(app).get("/auth/setup");
   expect(limited.status).toBe(429);
   expect(limited.body.error.code).toBe("rate_limited");
   expect(Number(limited.headers["retry-after"])).toBeGreaterThan(0);
+});
+
+it("never rate-limits health, metrics or logout, even after a burst from the same address", async () => {
+  const { app } = createTestApp(database.db, { env: { RATE_LIMIT_GENERAL_PER_MINUTE: "2" } });
+  for (let i = 0; i < 3; i++) await request(app).get("/api/openapi.json");
+  expect((await request(app).get("/api/openapi.json")).status).toBe(429);
+  const statuses = [];
+  for (let i = 0; i < 5; i++) {
+    statuses.push((await request(app).get("/api/health")).status, (await request(app).get("/api/metrics")).status, (await request(app).post("/auth/logout")).status);
+  }
+  expect(new Set(statuses)).toEqual(new Set([200, 204]));
+});
+
+describe("GET /api/metrics", () => {
+  it("answers a direct call from this host when METRICS_TOKEN is unset", async () => {
+    const { app } = createTestApp(database.db);
+    expect((await request(app).get("/api/metrics")).status).toBe(200);
+  });
+
+  it.each([
+    ["X-Forwarded-For", "203.0.113.9"],
+    // Even one claiming loopback: the dashboard's proxy passes a client's own header on.
+    ["X-Forwarded-For", "127.0.0.1"],
+    ["Forwarded", "for=203.0.113.9"],
+    ["X-Real-IP", "203.0.113.9"],
+  ])("refuses with 403 a call relayed by a proxy (%s: %s) when METRICS_TOKEN is unset", async (header, value) => {
+    const { app } = createTestApp(database.db);
+    const res = await request(app).get("/api/metrics").set(header, value);
+    expect(res.status).toBe(403);
+    expect(res.body.error.code).toBe("forbidden");
+    expect(res.text).not.toContain("mdm_");
+  });
+
+  it("with METRICS_TOKEN set, requires it from every caller, this host included", async () => {
+    const token = "m".repeat(40);
+    const { app } = createTestApp(database.db, { env: { METRICS_TOKEN: token } });
+    const missing = await request(app).get("/api/metrics");
+    expect(missing.status).toBe(401);
+    expect(missing.headers["www-authenticate"]).toBe("Bearer");
+    expect((await request(app).get("/api/metrics").auth("m".repeat(39), { type: "bearer" })).status).toBe(401);
+    expect((await request(app).get("/api/metrics").auth(`${token}x`, { type: "bearer" })).status).toBe(401);
+    const scraped = await request(app).get("/api/metrics").auth(token, { type: "bearer" }).set("X-Forwarded-For", "203.0.113.9");
+    expect(scraped.status).toBe(200);
+    expect(scraped.text).toContain("# TYPE mdm_command_send_total counter");
+  });
 });
 
 describe("rate limits across instances", () => {
@@ -75,7 +120,7 @@ describe("rate limits across instances", () => {
       const first = createTestApp(database.db, { env, redis }).app;
       const second = createTestApp(database.db, { env, redis }).app;
       const statuses = [];
-      for (const app of [first, second, first, second]) statuses.push((await request(app).get("/api/health")).status);
+      for (const app of [first, second, first, second]) statuses.push((await request(app).get("/api/openapi.json")).status);
       expect(statuses).toEqual([200, 200, 200, 429]);
       expect(await redis.keys("mdm:rate:public:*")).toHaveLength(1);
     } finally {

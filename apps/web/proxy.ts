@@ -1,0 +1,26 @@
+import { type NextRequest, NextResponse } from "next/server";
+import { contentSecurityPolicy, isMetricsPath } from "./lib/content-security";
+
+// Runs before the /api, /admin and /auth rewrites to the API (next.config.ts).
+export function proxy(request: NextRequest) {
+  // Metrics are for the API's own host or a scraper holding METRICS_TOKEN, never for
+  // whoever can reach the dashboard.
+  if (isMetricsPath(request.nextUrl.pathname)) return new NextResponse(null, { status: 404 });
+
+  const nonce = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64");
+  const policy = contentSecurityPolicy(nonce, {
+    development: process.env.NODE_ENV === "development",
+    https: request.nextUrl.protocol === "https:" || request.headers.get("x-forwarded-proto") === "https",
+  });
+  // Next.js reads the nonce from the request's policy and puts it on its scripts.
+  const headers = new Headers(request.headers);
+  headers.set("x-nonce", nonce);
+  headers.set("Content-Security-Policy", policy);
+  const response = NextResponse.next({ request: { headers } });
+  response.headers.set("Content-Security-Policy", policy);
+  return response;
+}
+
+export const config = {
+  matcher: ["/((?!_next/static|_next/image|favicon.ico).*)"],
+};
