@@ -1,3 +1,5 @@
+// First: loads the repository's .env before lib/config reads NEXT_PUBLIC_API_URL.
+import "./lib/load-root-env";
 import type { NextConfig } from "next";
 import { apiUrl } from "./lib/config";
 

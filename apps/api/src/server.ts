@@ -3,6 +3,7 @@ import Redis from "ioredis";
 import path from "node:path";
 import { createApp } from "./app";
 import { DEV_ADMIN_KEY, DEV_JWT_SECRET, type Env, parseEnv } from "./config/env";
+import { loadEnvFile } from "./config/env-file";
 import { createDb } from "./db/client";
 import { EMBEDDED_POOL_SIZE, startEmbeddedDatabase } from "./db/embedded";
 import { DEFAULT_MIGRATIONS_DIR, migrate } from "./db/migrate";
@@ -87,6 +88,7 @@ export async function startServer(env: Env, overrides: ServerOverrides = {}): Pr
 if (require.main === module) {
   let env: Env;
   try {
+    loadEnvFile();
     env = parseEnv();
   } catch (error) {
     console.error(error instanceof Error ? error.message : error);

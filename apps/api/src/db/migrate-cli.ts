@@ -2,10 +2,12 @@
 // database under DATA_DIR when DATABASE_URL is not set.
 import path from "node:path";
 import { parseEnv } from "../config/env";
+import { loadEnvFile } from "../config/env-file";
 import { startEmbeddedDatabase } from "./embedded";
 import { DEFAULT_MIGRATIONS_DIR, migrate } from "./migrate";
 
 async function main() {
+  loadEnvFile();
   const env = parseEnv();
   const embedded = env.DATABASE_URL ? undefined : await startEmbeddedDatabase(path.join(env.DATA_DIR, "pglite"));
   try {

@@ -5,6 +5,7 @@
 import path from "node:path";
 import { SetupRequest, type UserView } from "@mdm/contracts";
 import { parseEnv } from "../../config/env";
+import { loadEnvFile } from "../../config/env-file";
 import { createDb } from "../../db/client";
 import { startEmbeddedDatabase } from "../../db/embedded";
 import { DEFAULT_MIGRATIONS_DIR, migrate } from "../../db/migrate";
@@ -53,6 +54,7 @@ export async function runCreateAdmin(argv: string[], vars: Vars): Promise<UserVi
 }
 
 if (require.main === module) {
+  loadEnvFile();
   runCreateAdmin(process.argv.slice(2), process.env).then(
     (user) => console.log(`Created admin ${user.email} (${user.id}).`),
     (error: unknown) => {

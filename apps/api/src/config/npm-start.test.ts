@@ -1,0 +1,104 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import net from "node:net";
+import path from "node:path";
+import { Client } from "pg";
+import { testServerUrl } from "../test/test-db";
+
+// `npm start` runs through Turborepo, whose strict environment mode once dropped every
+// variable turbo.json did not declare: `PORT=9000 npm start` served on 8000 and DATABASE_URL
+// was ignored for the embedded database. This runs the README's command from the repository
+// root as a user would, with the API alone (`npm start -- api`, the same script and Turborepo
+// task): the dashboard's half would add a `next build` of minutes and take port 3000.
+
+const ROOT = path.resolve(__dirname, "../../../..");
+const serverUrl = testServerUrl();
+// Needs a PostgreSQL server to hand the API a database of its own (CI has one).
+const withServer = serverUrl ? it : it.skip;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function onServer<T>(url: string, work: (client: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Stops `npm start` and everything under it; resolves once the API's port is closed. */
+async function stop(child: ChildProcess, apiUrl: string): Promise<void> {
+  if (child.exitCode === null) {
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    process.kill(-child.pid!, "SIGTERM");
+    await exited;
+  }
+  for (let i = 0; i < 60; i++) {
+    const closed = await fetch(`${apiUrl}/api/health`).then(
+      () => false,
+      () => true,
+    );
+    if (closed) return;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`the API at ${apiUrl} outlived npm start`);
+}
+
+withServer("`npm start` hands PORT, HOST, DATABASE_URL and the secrets to the API", async () => {
+  const database = `mdm_test_start_${process.pid}_${randomBytes(4).toString("hex")}`;
+  await onServer(serverUrl!, (client) => client.query(`CREATE DATABASE "${database}"`));
+  const databaseUrl = new URL(serverUrl!);
+  databaseUrl.pathname = `/${database}`;
+  const port = await freePort();
+  const apiUrl = `http://127.0.0.1:${port}`;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    DATABASE_URL: databaseUrl.toString(),
+    ADMIN_KEY: randomBytes(20).toString("hex"),
+    HMAC_SECRET: randomBytes(20).toString("hex"),
+    JWT_SECRET: randomBytes(20).toString("hex"),
+  };
+  // Jest's NODE_ENV=test would silence the API's log, which this test reads.
+  delete env.NODE_ENV;
+
+  // Its own process group, so that the whole tree can be stopped at the end.
+  const child = spawn("npm", ["start", "--", "api"], { cwd: ROOT, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  try {
+    // The first run builds the API first.
+    const deadline = Date.now() + 180_000;
+    while (!output.includes(`API ready on ${apiUrl}`)) {
+      if (child.exitCode !== null) throw new Error(`npm start exited (${child.exitCode}):\n${output.slice(-4000)}`);
+      if (Date.now() > deadline) throw new Error(`npm start: no "API ready" line within 180 s:\n${output.slice(-4000)}`);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+
+    const health = await fetch(`${apiUrl}/api/health`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ status: "ok", database: "ok" });
+    // DATABASE_URL was used: the migrations went into the database made for this test.
+    const applied = await onServer(databaseUrl.toString(), (client) => client.query<{ count: string }>("SELECT count(*) FROM _prisma_migrations"));
+    expect(Number(applied.rows[0]!.count)).toBeGreaterThan(0);
+    expect(output).toContain('"database":"postgresql"');
+    // The API warns when it falls back to the development secrets.
+    expect(output).not.toContain("using the development");
+  } finally {
+    await stop(child, apiUrl);
+    await onServer(serverUrl!, (client) => client.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`));
+  }
+}, 240_000);
