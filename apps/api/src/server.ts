@@ -57,7 +57,7 @@ export async function startServer(env: Env, overrides: ServerOverrides = {}): Pr
   });
   const stopMaintenance = startMaintenance(deps);
   const deliveryWorker = startDeliveryWorker(deps);
-  registerDeliveryGauges(deps, () => realtime.devices.size);
+  registerDeliveryGauges(deps, realtime.devices);
 
   await new Promise<void>((resolve) => server.listen(env.PORT, env.HOST, resolve));
   const address = server.address();

@@ -15,6 +15,8 @@ export const WsCloseCode = {
   normal: 1000,
   goingAway: 1001,
   policyViolation: 1008,
+  /** Too many frames waiting to be processed on this socket: reconnect after a pause. */
+  tryAgainLater: 1013,
   /** Another connection of the same device replaced this one. */
   replaced: 4001,
   /** The session or token stopped being valid. */

@@ -29,6 +29,8 @@ export const EnvSchema = z
     // How long a device's socket counts as held after its instance last renewed the lease:
     // a dead instance's devices count as disconnected (and get pushes) after this.
     WS_LEASE_SECONDS: z.coerce.number().positive().default(60),
+    // Device WebSockets one client address may hold on one instance (a NAT of a fleet).
+    WS_MAX_DEVICE_SOCKETS_PER_IP: positiveInt(2000),
     // A command acknowledged by its device expires when no result follows within this.
     COMMAND_RESULT_TIMEOUT_SECONDS: positiveInt(900),
     DASHBOARD_FLUSH_MS: positiveInt(250),

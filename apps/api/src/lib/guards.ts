@@ -3,7 +3,8 @@ import type { RequestHandler } from "express";
 import type { AppDeps } from "../deps";
 import { adminAuth } from "../modules/admin-auth/admin-auth.middleware";
 import { requireSession } from "../modules/auth/session";
-import { deviceAuth, deviceKey } from "../modules/devices/device-auth.middleware";
+import { deviceAuth } from "../modules/devices/device-auth.middleware";
+import { deviceBudget } from "../modules/devices/device-budget";
 import { metricsAccess } from "./metrics-access";
 import { limiter } from "./rate-limits";
 
@@ -42,7 +43,7 @@ export function createGuards(deps: AppDeps): Guards {
         (req, res, next) => (req.get("x-admin") === undefined ? userSession : signedAdmin)(req, res, next),
       ];
     },
-    device: [deviceAuth(deps), limiter({ name: "device", redis, perMinute: env.RATE_LIMIT_DEVICE_PER_MINUTE, keyGenerator: deviceKey })],
+    device: [deviceAuth(deps), deviceBudget(deps).middleware],
     session: (minRole) => [sessionLimiter, requireSession(deps, minRole)],
     metrics: [metricsAccess(env)],
   };

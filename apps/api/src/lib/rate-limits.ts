@@ -1,5 +1,5 @@
-import type { Request, Response } from "express";
-import { rateLimit } from "express-rate-limit";
+import type { Request, RequestHandler, Response } from "express";
+import { MemoryStore, type Store, rateLimit } from "express-rate-limit";
 import type Redis from "ioredis";
 import { RedisStore } from "rate-limit-redis";
 import { HttpError } from "./http-error";
@@ -13,6 +13,8 @@ type Limiter = {
   windowMs?: number;
   limit?: number;
   keyGenerator?: (req: Request, res: Response) => string;
+  /** Counts in this store (shared with another transport) instead of a store of its own. */
+  store?: Store;
 };
 
 /** An express-rate-limit limiter whose refusal is the contract's 429 with Retry-After. */
@@ -24,7 +26,7 @@ export function limiter(options: Limiter) {
     standardHeaders: "draft-7",
     legacyHeaders: false,
     ...(options.keyGenerator ? { keyGenerator: options.keyGenerator } : {}),
-    ...(options.redis ? { store: redisStore(options.redis, options.name) } : {}),
+    ...(options.store ? { store: options.store } : options.redis ? { store: redisStore(options.redis, options.name) } : {}),
     handler: (req, _res, next) => {
       const resetTime = (req as Request & { rateLimit?: { resetTime?: Date } }).rateLimit?.resetTime;
       const retryAfter = Math.max(1, Math.ceil(((resetTime?.getTime() ?? Date.now() + windowMs) - Date.now()) / 1000));
@@ -38,4 +40,28 @@ function redisStore(redis: Redis, name: string): RedisStore {
     prefix: `mdm:rate:${name}:`,
     sendCommand: (command: string, ...args: string[]) => redis.call(command, ...args) as Promise<number>,
   });
+}
+
+/**
+ * One budget per key, spent by HTTP requests (through `middleware`) and by any other
+ * transport (through `consume`), so a client cannot double its allowance by switching
+ * channels: a device's heartbeats over HTTP and over its WebSocket count together.
+ */
+export type SharedBudget = {
+  middleware: RequestHandler;
+  consume(key: string): Promise<{ allowed: boolean; retryAfterSeconds: number }>;
+};
+
+export function sharedBudget(options: Limiter & { perMinute: number }): SharedBudget {
+  const store = options.redis ? redisStore(options.redis, options.name) : new MemoryStore();
+  // Creating the middleware initialises the store with the window.
+  const middleware = limiter({ ...options, store });
+  return {
+    middleware,
+    async consume(key) {
+      const { totalHits, resetTime } = await store.increment(key);
+      const retryAfterSeconds = Math.max(1, Math.ceil(((resetTime?.getTime() ?? Date.now() + 60_000) - Date.now()) / 1000));
+      return { allowed: totalHits <= options.perMinute, retryAfterSeconds };
+    },
+  };
 }

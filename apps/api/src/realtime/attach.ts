@@ -1,8 +1,9 @@
 import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
 import { BEARER_PROTOCOL_PREFIX, DASHBOARD_WS_PROTOCOL, DEVICE_WS_PROTOCOL, type ErrorBody } from "@mdm/contracts";
-import { WebSocketServer } from "ws";
+import { type WebSocket, WebSocketServer } from "ws";
 import type { AppDeps } from "../deps";
+import { clientIpResolver } from "../lib/client-ip";
 import { HttpError } from "../lib/http-error";
 import { authenticateDevice } from "../modules/devices/devices.service";
 import { DashboardHub } from "./dashboard-hub";
@@ -34,9 +35,12 @@ function deviceAuthorization(req: IncomingMessage, protocols: string[]): string 
 function refuse(socket: Duplex, error: HttpError): void {
   const body: ErrorBody = { error: { code: error.code, message: error.message, requestId: "websocket-upgrade" } };
   const text = JSON.stringify(body);
-  const reason = { 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 503: "Service Unavailable" }[error.status] ?? "Bad Request";
+  const reason = { 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 429: "Too Many Requests", 503: "Service Unavailable" }[error.status] ?? "Bad Request";
+  const extra = Object.entries(error.headers ?? {})
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join("");
   socket.end(
-    `HTTP/1.1 ${error.status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
+    `HTTP/1.1 ${error.status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n${extra}Connection: close\r\n\r\n${text}`,
   );
 }
 
@@ -59,6 +63,19 @@ export function attachRealtime(server: Server, deps: AppDeps, authenticateDashbo
     handleProtocols: (protocols) => (protocols.has(DASHBOARD_WS_PROTOCOL) ? DASHBOARD_WS_PROTOCOL : false),
   });
 
+  const clientIp = clientIpResolver(deps.env.TRUST_PROXY);
+  // Device sockets per client address on this instance: a NAT of a large fleet fits, one
+  // host opening sockets without end does not.
+  const socketsPerIp = new Map<string, number>();
+  const countSocket = (ip: string, ws: WebSocket) => {
+    socketsPerIp.set(ip, (socketsPerIp.get(ip) ?? 0) + 1);
+    ws.once("close", () => {
+      const left = (socketsPerIp.get(ip) ?? 1) - 1;
+      if (left > 0) socketsPerIp.set(ip, left);
+      else socketsPerIp.delete(ip);
+    });
+  };
+
   const onUpgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", () => socket.destroy());
     try {
@@ -66,12 +83,19 @@ export function attachRealtime(server: Server, deps: AppDeps, authenticateDashbo
       const protocols = offeredProtocols(req);
       const legacy = LEGACY_DEVICE_PATH.exec(path);
       if (path === "/ws/devices" || legacy) {
+        const ip = clientIp(req);
+        if ((socketsPerIp.get(ip) ?? 0) >= deps.env.WS_MAX_DEVICE_SOCKETS_PER_IP) {
+          throw new HttpError("rate_limited", "Too many device sockets from this address", undefined, { "Retry-After": "30" });
+        }
         const deviceId = await authenticateDevice(deps, deviceAuthorization(req, protocols));
         if (legacy && legacy[1]!.toLowerCase() !== deviceId) throw new HttpError("unauthorized", "The token does not belong to this device");
-        deviceServer.handleUpgrade(req, socket, head, (ws) => void devices.connect(deviceId, ws).catch((error: unknown) => {
-          deps.logger.error("device connect failed", { deviceId, message: error instanceof Error ? error.message : String(error) });
-          ws.terminate();
-        }));
+        deviceServer.handleUpgrade(req, socket, head, (ws) => {
+          countSocket(ip, ws);
+          devices.connect(deviceId, ws).catch((error: unknown) => {
+            deps.logger.error("device connect failed", { deviceId, message: error instanceof Error ? error.message : String(error) });
+            ws.terminate();
+          });
+        });
         return;
       }
       if (path === "/ws/dashboard") {

@@ -4,18 +4,27 @@ import type { AppDeps } from "../deps";
 import { HttpError } from "../lib/http-error";
 import { acknowledgeCommand, recordActionResult, toDeviceCommand, transition } from "../modules/commands/commands.service";
 import { makeDueNow } from "../modules/commands/delivery";
+import { deviceBudget, deviceBudgetKey } from "../modules/devices/device-budget";
 import { handleHeartbeat } from "../modules/devices/heartbeat";
 import { releaseSocketLeases, renewSocketLeases, takeSocketLease } from "./presence";
 
-// Frames per socket per minute; well above any honest agent (a heartbeat a minute plus
-// an ack and a result per command), low enough that one socket cannot hog an instance.
+// Frames per socket per minute, counted as they arrive; well above any honest agent (a
+// heartbeat a minute plus an ack and a result per command), low enough that one socket
+// cannot hog an instance. Heartbeats, acks and results also spend the device's request
+// budget, the same one its HTTP requests spend.
 const FRAMES_PER_MINUTE = 600;
+// Frames received but not yet processed. Past the first, the socket stops being read (TCP
+// pushes back on the device); past the second, which only a client ignoring that can
+// reach, it is closed. Either way a socket holds at most this many 64 KiB frames.
+const PAUSE_AT_IN_FLIGHT = 8;
+const CLOSE_AT_IN_FLIGHT = 32;
 
 type Connection = {
   socket: WebSocket;
   alive: boolean;
   frames: number;
   windowStart: number;
+  inFlight: number;
   /** Frames are handled one after another, in the order the device sent them (an ack before its result). */
   queue: Promise<void>;
 };
@@ -51,6 +60,13 @@ export class DeviceHub {
     return this.connections.size;
   }
 
+  /** Frames received and not yet processed, over all sockets: bounded by CLOSE_AT_IN_FLIGHT each. */
+  get framesInFlight(): number {
+    let total = 0;
+    for (const connection of this.connections.values()) total += connection.inFlight;
+    return total;
+  }
+
   isConnected(deviceId: string): boolean {
     return this.connections.has(deviceId);
   }
@@ -59,13 +75,19 @@ export class DeviceHub {
     const { deps } = this;
     const previous = this.connections.get(deviceId);
     // Listeners first: a frame may arrive while the hello and pending commands go out.
-    const connection: Connection = { socket, alive: true, frames: 0, windowStart: Date.now(), queue: Promise.resolve() };
+    const connection: Connection = { socket, alive: true, frames: 0, windowStart: Date.now(), inFlight: 0, queue: Promise.resolve() };
     this.connections.set(deviceId, connection);
     previous?.socket.close(WsCloseCode.replaced, "replaced by a newer connection");
     socket.on("pong", () => (connection.alive = true));
     socket.on("message", (data, isBinary) => {
-      const text = data.toString();
-      connection.queue = connection.queue.then(() => this.onMessage(deviceId, connection, text, isBinary));
+      if (!this.admit(connection)) return;
+      const text = isBinary ? undefined : data.toString();
+      connection.queue = connection.queue
+        .then(() => this.onMessage(deviceId, connection, text))
+        .finally(() => {
+          connection.inFlight--;
+          if (connection.inFlight < PAUSE_AT_IN_FLIGHT && socket.isPaused) socket.resume();
+        });
     });
     socket.on("close", () => void this.onClose(deviceId, connection));
     socket.on("error", () => socket.terminate());
@@ -104,15 +126,42 @@ export class DeviceHub {
     this.send(connection.socket, { type: "command", command: signed });
   }
 
-  private async onMessage(deviceId: string, connection: Connection, text: string, isBinary: boolean): Promise<void> {
+  /** Counts a frame as it arrives, before anything is queued; false when the socket must go. */
+  private admit(connection: Connection): boolean {
     const { socket } = connection;
+    if (socket.readyState !== socket.OPEN) return false;
     if (Date.now() - connection.windowStart > 60_000) {
       connection.frames = 0;
       connection.windowStart = Date.now();
     }
-    if (++connection.frames > FRAMES_PER_MINUTE) return socket.close(WsCloseCode.policyViolation, "too many frames");
-    const frame = isBinary ? undefined : parseFrame(text);
+    if (++connection.frames > FRAMES_PER_MINUTE) {
+      socket.close(WsCloseCode.policyViolation, "too many frames");
+      return false;
+    }
+    if (connection.inFlight >= CLOSE_AT_IN_FLIGHT) {
+      socket.close(WsCloseCode.tryAgainLater, "too many frames in flight");
+      return false;
+    }
+    if (++connection.inFlight >= PAUSE_AT_IN_FLIGHT) socket.pause();
+    return true;
+  }
+
+  private async onMessage(deviceId: string, connection: Connection, text: string | undefined): Promise<void> {
+    const { socket } = connection;
+    if (socket.readyState !== socket.OPEN) return;
+    const frame = text === undefined ? undefined : parseFrame(text);
     if (!frame) return socket.close(WsCloseCode.policyViolation, "frame does not match the protocol");
+    const budget = await deviceBudget(this.deps).consume(deviceBudgetKey(deviceId));
+    if (!budget.allowed) {
+      const requestId = frame.type === "command_ack" ? frame.requestId : frame.type === "command_result" ? frame.result.requestId : undefined;
+      this.send(socket, {
+        type: "error",
+        code: "rate_limited",
+        message: `Over this device's request budget (shared with its HTTP requests); retry in ${budget.retryAfterSeconds} s`,
+        ...(requestId ? { requestId } : {}),
+      });
+      return;
+    }
     try {
       switch (frame.type) {
         case "heartbeat": {

@@ -5,7 +5,10 @@ import type { AppDeps } from "../../deps";
  * Gauges read at scrape time: the fleet's and the delivery queue's state from the shared
  * database (the same on every instance), the open device sockets from this instance.
  */
-export function registerDeliveryGauges(deps: Pick<AppDeps, "db" | "clock" | "metrics">, openDeviceSockets: () => number): void {
+export function registerDeliveryGauges(
+  deps: Pick<AppDeps, "db" | "clock" | "metrics">,
+  hub: { readonly size: number; readonly framesInFlight: number },
+): void {
   const registers = [deps.metrics.registry];
   new client.Gauge({
     name: "mdm_devices_online",
@@ -20,7 +23,15 @@ export function registerDeliveryGauges(deps: Pick<AppDeps, "db" | "clock" | "met
     help: "Device WebSockets held by this instance.",
     registers,
     collect() {
-      this.set(openDeviceSockets());
+      this.set(hub.size);
+    },
+  });
+  new client.Gauge({
+    name: "mdm_device_frames_in_flight",
+    help: "Device WebSocket frames received by this instance and not yet processed.",
+    registers,
+    collect() {
+      this.set(hub.framesInFlight);
     },
   });
   const due = async () => {

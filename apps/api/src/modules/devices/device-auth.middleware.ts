@@ -11,5 +11,7 @@ export function deviceAuth(deps: Pick<AppDeps, "db">) {
 
 /** Rate-limit key for device routes: the device, not its IP (whole fleets share one NAT). */
 export function deviceKey(_req: Request, res: Response): string {
-  return `device:${res.locals.device.id}`;
+  return deviceBudgetKey(res.locals.device.id);
 }
+
+export const deviceBudgetKey = (deviceId: string) => `device:${deviceId}`;
