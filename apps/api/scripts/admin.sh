@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # Sends a signed admin request: admin.sh METHOD PATH [JSON_BODY]
-# Uses ADMIN_KEY, HMAC_SECRET (development defaults if unset) and MDM_URL (http://127.0.0.1:8000).
+# Uses ADMIN_KEY, HMAC_SECRET and MDM_URL (http://127.0.0.1:8000). Without the first two,
+# the secrets a local `npm start` generated (apps/api/.data/dev-secrets.json).
 set -euo pipefail
 method=${1:?METHOD}; path=${2:?PATH}; body=${3:-}
 url=${MDM_URL:-http://127.0.0.1:8000}
-admin_key=${ADMIN_KEY:-dev-admin-key-change-me}
-hmac_secret=${HMAC_SECRET:-dev-hmac-secret-change-me}
+secrets_file="$(cd "$(dirname "$0")/.." && pwd)/.data/dev-secrets.json"
+dev_secret() { if [ -f "$secrets_file" ]; then sed -n "s/.*\"$1\": *\"\([^\"]*\)\".*/\1/p" "$secrets_file"; fi; }
+admin_key=${ADMIN_KEY:-$(dev_secret ADMIN_KEY)}
+hmac_secret=${HMAC_SECRET:-$(dev_secret HMAC_SECRET)}
+if [ -z "$admin_key" ] || [ -z "$hmac_secret" ]; then
+  echo "admin.sh: set ADMIN_KEY and HMAC_SECRET (no $secrets_file either)" >&2
+  exit 2
+fi
 
 ts=$(date +%s)
 nonce=$(openssl rand -hex 16)

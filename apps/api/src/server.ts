@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import Redis from "ioredis";
 import path from "node:path";
 import { createApp } from "./app";
-import { DEV_ADMIN_KEY, DEV_JWT_SECRET, type Env, parseEnv } from "./config/env";
+import { DEV_SECRETS_FILE, type Env, parseEnv } from "./config/env";
 import { loadEnvFile } from "./config/env-file";
 import { createDb } from "./db/client";
 import { EMBEDDED_POOL_SIZE, startEmbeddedDatabase } from "./db/embedded";
@@ -64,8 +64,12 @@ export async function startServer(env: Env, overrides: ServerOverrides = {}): Pr
   const port = typeof address === "object" && address ? address.port : env.PORT;
   const url = `http://${env.HOST === "0.0.0.0" ? "127.0.0.1" : env.HOST}:${port}`;
   logger.info("listening", { url, push: deps.push.name, mail: deps.mailer.name, database: embedded ? "embedded" : "postgresql", bus: deps.bus.name });
-  if (env.ADMIN_KEY === DEV_ADMIN_KEY) logger.warn("using the development ADMIN_KEY and HMAC_SECRET; set your own before exposing this server");
-  if (env.JWT_SECRET === DEV_JWT_SECRET) logger.warn("using the development JWT_SECRET; set your own before exposing this server");
+  if (env.generatedSecrets.length > 0 && env.NODE_ENV !== "test") {
+    logger.warn("development secrets: listening on loopback only; set them to serve other machines", {
+      generated: env.generatedSecrets,
+      file: path.resolve(env.DATA_DIR, DEV_SECRETS_FILE),
+    });
+  }
 
   return {
     url,

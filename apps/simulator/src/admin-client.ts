@@ -10,20 +10,33 @@ import {
   ListCommandsResponse,
   signAdminRequest,
 } from "@mdm/contracts";
+import fs from "node:fs";
+import path from "node:path";
 import type { z } from "zod";
 import { type JsonRequest, requestJson } from "./http";
 
-/** The API's development credentials (`npm start`); production refuses them. */
-export const DEV_ADMIN_KEY = "dev-admin-key-change-me";
-export const DEV_HMAC_SECRET = "dev-hmac-secret-change-me";
-
 export type AdminCredentials = { adminKey: string; hmacSecret: string };
+
+// Where `npm start` keeps the development secrets it generated for this checkout (the
+// API's DATA_DIR, apps/api/.data); from src/ and dist/ alike.
+export const LOCAL_DEV_SECRETS_FILE = path.resolve(__dirname, "../../api/.data/dev-secrets.json");
+
+/** The admin credentials of a local `npm start` API without configured secrets, if there is one. */
+export function localDevCredentials(file = LOCAL_DEV_SECRETS_FILE): AdminCredentials | undefined {
+  try {
+    const stored = JSON.parse(fs.readFileSync(file, "utf8")) as { ADMIN_KEY?: unknown; HMAC_SECRET?: unknown };
+    if (typeof stored.ADMIN_KEY !== "string" || typeof stored.HMAC_SECRET !== "string") return undefined;
+    return { adminKey: stored.ADMIN_KEY, hmacSecret: stored.HMAC_SECRET };
+  } catch {
+    return undefined;
+  }
+}
 
 /** The few admin calls the simulator and its tests need, each signed as the README says. */
 export class AdminClient {
   constructor(
     readonly baseUrl: string,
-    private readonly credentials: AdminCredentials = { adminKey: DEV_ADMIN_KEY, hmacSecret: DEV_HMAC_SECRET },
+    private readonly credentials: AdminCredentials,
   ) {}
 
   private async send<Schema extends z.ZodType>(method: JsonRequest["method"], path: string, body: unknown, schema: Schema): Promise<z.output<Schema>> {

@@ -1,4 +1,3 @@
-import { DEV_ADMIN_KEY, DEV_HMAC_SECRET } from "./admin-client";
 import { UsageError, parseArgs, parseDuration } from "./args";
 
 describe("parseDuration", () => {
@@ -23,12 +22,12 @@ describe("parseArgs", () => {
     });
   });
 
-  it("defaults to the development admin credentials, then the environment, then the flags", () => {
-    const defaults = parseArgs([]);
-    expect(defaults).toMatchObject({ options: { adminKey: DEV_ADMIN_KEY, hmacSecret: DEV_HMAC_SECRET, devices: 10, intervalMs: 60_000 } });
+  it("takes admin credentials from the flags, then the environment, else leaves them to the local API's generated ones", () => {
+    const defaults = parseArgs([], {});
+    expect(defaults).toMatchObject({ options: { adminKey: undefined, hmacSecret: undefined, devices: 10, intervalMs: 60_000 } });
     expect(defaults.help === false && "durationMs" in defaults.options).toBe(false);
     // An empty variable counts as unset, as for the API.
-    expect(parseArgs([], { ADMIN_KEY: "", HMAC_SECRET: "" })).toMatchObject({ options: { adminKey: DEV_ADMIN_KEY } });
+    expect(parseArgs([], { ADMIN_KEY: "", HMAC_SECRET: "" })).toMatchObject({ options: { adminKey: undefined } });
     expect(parseArgs([], { ADMIN_KEY: "env-key", HMAC_SECRET: "env-secret" })).toMatchObject({ options: { adminKey: "env-key", hmacSecret: "env-secret" } });
     expect(parseArgs(["--admin-key", "flag-key"], { ADMIN_KEY: "env-key" })).toMatchObject({ options: { adminKey: "flag-key" } });
   });

@@ -1,4 +1,3 @@
-import { DEV_ADMIN_KEY, DEV_HMAC_SECRET } from "./admin-client";
 import type { FleetOptions } from "./fleet";
 
 export const USAGE = `Usage: npm run simulate -- --devices <n> --interval <duration> [options]
@@ -13,8 +12,9 @@ Options:
   --duration <duration>     stop after this long (default: run until Ctrl-C)
   --url <url>               API base URL (default http://127.0.0.1:8000)
   --enrollment-token <t>    enroll with this token instead of creating one
-  --admin-key <key>         admin key to create the token (env ADMIN_KEY; default the dev key)
-  --hmac-secret <secret>    admin signing secret (env HMAC_SECRET; default the dev secret)
+  --admin-key <key>         admin key to create the token (env ADMIN_KEY; default: the local
+                            API's generated one, apps/api/.data/dev-secrets.json)
+  --hmac-secret <secret>    admin signing secret (env HMAC_SECRET; default: as --admin-key)
   --concurrency <n>         enrollments and connections in flight at once (default 25)
   --summary-every <dur>     summary line interval (default 5s)
   --seed <n>                repeatable telemetry
@@ -85,8 +85,9 @@ export function parseArgs(argv: readonly string[], env: Record<string, string | 
       intervalMs: parseDuration(values.get("interval") ?? "60s"),
       ...(duration ? { durationMs: parseDuration(duration) } : {}),
       ...(token ? { enrollmentToken: token } : {}),
-      adminKey: values.get("admin-key") ?? fromEnv("ADMIN_KEY") ?? DEV_ADMIN_KEY,
-      hmacSecret: values.get("hmac-secret") ?? fromEnv("HMAC_SECRET") ?? DEV_HMAC_SECRET,
+      // Unset: the local API's generated development secrets, when creating the enrollment token.
+      adminKey: values.get("admin-key") ?? fromEnv("ADMIN_KEY"),
+      hmacSecret: values.get("hmac-secret") ?? fromEnv("HMAC_SECRET"),
       concurrency: parseCount("--concurrency", values.get("concurrency") ?? "25", 1000),
       summaryEveryMs: parseDuration(values.get("summary-every") ?? "5s"),
       ...(seed ? { seed: parseCount("--seed", seed, 2 ** 32 - 1) } : {}),

@@ -1,5 +1,5 @@
 import { HealthResponse } from "@mdm/contracts";
-import { AdminClient, DEV_ADMIN_KEY, DEV_HMAC_SECRET } from "./admin-client";
+import { AdminClient, localDevCredentials } from "./admin-client";
 import { SimulatedDevice } from "./device";
 import { ApiError, ApiUnreachableError, requestJson } from "./http";
 import { seededRandom } from "./telemetry";
@@ -243,7 +243,16 @@ export async function runFleet(options: FleetOptions): Promise<FleetReport> {
 }
 
 async function createEnrollmentToken(options: FleetOptions): Promise<string> {
-  const admin = new AdminClient(options.baseUrl, { adminKey: options.adminKey ?? DEV_ADMIN_KEY, hmacSecret: options.hmacSecret ?? DEV_HMAC_SECRET });
+  const local = localDevCredentials();
+  const adminKey = options.adminKey ?? local?.adminKey;
+  const hmacSecret = options.hmacSecret ?? local?.hmacSecret;
+  if (!adminKey || !hmacSecret) {
+    throw new FleetSetupError(
+      "No admin credentials: set ADMIN_KEY and HMAC_SECRET (or --admin-key, --hmac-secret) to the server's, or pass --enrollment-token. " +
+        "A local `npm start` without them keeps its generated ones in apps/api/.data/dev-secrets.json, read automatically.",
+    );
+  }
+  const admin = new AdminClient(options.baseUrl, { adminKey, hmacSecret });
   try {
     const token = await admin.createEnrollmentToken({ maxUses: options.devices, expiresInSeconds: 3600, label: `simulator ${new Date().toISOString()}` });
     return token.token;

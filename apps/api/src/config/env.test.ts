@@ -1,10 +1,37 @@
-import { DEV_ADMIN_KEY, parseEnv } from "./env";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { DEV_SECRETS_FILE, parseEnv } from "./env";
+
+const tempDataDir = () => fs.mkdtempSync(path.join(os.tmpdir(), "mdm-env-"));
 
 describe("parseEnv", () => {
-  it("gives a development setup that runs with nothing set", () => {
-    const env = parseEnv({});
-    expect(env).toMatchObject({ NODE_ENV: "development", PORT: 8000, ADMIN_KEY: DEV_ADMIN_KEY });
+  it("gives a development setup that runs with nothing set: loopback only, on secrets generated for this installation", () => {
+    const dataDir = tempDataDir();
+    const env = parseEnv({ DATA_DIR: dataDir });
+    expect(env).toMatchObject({ NODE_ENV: "development", PORT: 8000, HOST: "127.0.0.1", generatedSecrets: ["ADMIN_KEY", "HMAC_SECRET", "JWT_SECRET"] });
     expect(env.DATABASE_URL).toBeUndefined();
+    for (const secret of [env.ADMIN_KEY, env.HMAC_SECRET, env.JWT_SECRET]) expect(secret.length).toBeGreaterThanOrEqual(32);
+
+    // Kept for the next start (admin scripts and the simulator read them too), readable by the owner only.
+    const file = path.join(dataDir, DEV_SECRETS_FILE);
+    expect(JSON.parse(fs.readFileSync(file, "utf8"))).toEqual({ ADMIN_KEY: env.ADMIN_KEY, HMAC_SECRET: env.HMAC_SECRET, JWT_SECRET: env.JWT_SECRET });
+    expect(fs.statSync(file).mode & 0o077).toBe(0);
+    expect(parseEnv({ DATA_DIR: dataDir })).toMatchObject({ ADMIN_KEY: env.ADMIN_KEY, HMAC_SECRET: env.HMAC_SECRET, JWT_SECRET: env.JWT_SECRET });
+
+    // Another installation gets other secrets: nothing shared is published.
+    expect(parseEnv({ DATA_DIR: tempDataDir() }).HMAC_SECRET).not.toBe(env.HMAC_SECRET);
+  });
+
+  it.each(["0.0.0.0", "::", "10.0.0.5", "mdm.example.com"])("refuses to listen on %s without every secret set, whatever NODE_ENV says", (host) => {
+    const dataDir = tempDataDir();
+    expect(() => parseEnv({ HOST: host, DATA_DIR: dataDir })).toThrow(/HOST: .* reachable from other machines, so ADMIN_KEY, HMAC_SECRET, JWT_SECRET must be set/);
+    expect(() => parseEnv({ HOST: host, NODE_ENV: "test", ADMIN_KEY: "k".repeat(40), HMAC_SECRET: "s".repeat(40) })).toThrow(/JWT_SECRET must be set/);
+  });
+
+  it("listens on every interface by default once the secrets are set", () => {
+    const env = parseEnv({ ADMIN_KEY: "k".repeat(40), HMAC_SECRET: "s".repeat(40), JWT_SECRET: "j".repeat(40) });
+    expect(env).toMatchObject({ HOST: "0.0.0.0", generatedSecrets: [] });
   });
 
   it("refuses to start production on default or short secrets, naming each", () => {
@@ -39,8 +66,8 @@ describe("parseEnv", () => {
 });
 
 it("treats empty variables as unset", () => {
-  const env = parseEnv({ ADMIN_KEY: "", DATABASE_URL: "", PORT: "" });
-  expect(env.ADMIN_KEY).toBe(DEV_ADMIN_KEY);
+  const env = parseEnv({ ADMIN_KEY: "", DATABASE_URL: "", PORT: "", DATA_DIR: tempDataDir() });
+  expect(env.generatedSecrets).toContain("ADMIN_KEY");
   expect(env.DATABASE_URL).toBeUndefined();
   expect(env.PORT).toBe(8000);
 });

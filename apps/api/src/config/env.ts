@@ -1,9 +1,8 @@
+import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
 import { z } from "zod";
 
-// Development defaults, so `npm start` works on a fresh clone. Production refuses them.
-export const DEV_ADMIN_KEY = "dev-admin-key-change-me";
-export const DEV_HMAC_SECRET = "dev-hmac-secret-change-me";
-export const DEV_JWT_SECRET = "dev-jwt-secret-change-me";
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 const optionalText = z.string().optional();
@@ -12,12 +11,15 @@ export const EnvSchema = z
   .object({
     NODE_ENV: z.enum(["development", "test", "production"]).default("development"),
     PORT: z.coerce.number().int().min(0).max(65535).default(8000),
-    HOST: z.string().default("0.0.0.0"),
+    // Unset: every interface when the secrets are set, loopback only when they are not.
+    HOST: optionalText,
     DATABASE_URL: optionalText,
     DATA_DIR: z.string().default(".data"),
     MIGRATIONS_DIR: optionalText,
-    ADMIN_KEY: z.string().default(DEV_ADMIN_KEY),
-    HMAC_SECRET: z.string().default(DEV_HMAC_SECRET),
+    // Unset outside production: random values generated once per installation and kept in
+    // DATA_DIR/dev-secrets.json, and the API listens on loopback only (see resolveSecrets).
+    ADMIN_KEY: optionalText,
+    HMAC_SECRET: optionalText,
     FIREBASE_SERVICE_ACCOUNT_JSON: optionalText,
     LEGACY_ENROLLMENT_KEY: optionalText,
     REDIS_URL: optionalText,
@@ -48,7 +50,7 @@ export const EnvSchema = z
     RATE_LIMIT_DEVICE_PER_MINUTE: positiveInt(60),
     RATE_LIMIT_ENROLLMENT_PER_MINUTE: positiveInt(600),
     RATE_LIMIT_AUTH_FAILURES_PER_MINUTE: positiveInt(30),
-    JWT_SECRET: z.string().default(DEV_JWT_SECRET),
+    JWT_SECRET: optionalText,
     RESEND_API_KEY: optionalText,
     RESEND_BASE_URL: z.url().optional(),
     MAIL_FROM: z.string().default("MDM <alerts@localhost>"),
@@ -76,13 +78,8 @@ export const EnvSchema = z
       ctx.addIssue({ code: "custom", path: ["HTTP_HEADERS_TIMEOUT_SECONDS"], message: "must not exceed HTTP_REQUEST_TIMEOUT_SECONDS" });
     }
     if (env.NODE_ENV !== "production") return;
-    const secrets = [
-      ["ADMIN_KEY", env.ADMIN_KEY, DEV_ADMIN_KEY],
-      ["HMAC_SECRET", env.HMAC_SECRET, DEV_HMAC_SECRET],
-      ["JWT_SECRET", env.JWT_SECRET, DEV_JWT_SECRET],
-    ] as const;
-    for (const [name, value, devDefault] of secrets) {
-      if (value === devDefault || value.length < 32) {
+    for (const name of SECRET_NAMES) {
+      if ((env[name]?.length ?? 0) < 32) {
         ctx.addIssue({ code: "custom", path: [name], message: "must be set to a random value of at least 32 characters in production" });
       }
     }
@@ -94,7 +91,15 @@ export const EnvSchema = z
     }
   });
 
-export type Env = z.infer<typeof EnvSchema>;
+const SECRET_NAMES = ["ADMIN_KEY", "HMAC_SECRET", "JWT_SECRET"] as const;
+type SecretName = (typeof SECRET_NAMES)[number];
+
+export type Env = Omit<z.infer<typeof EnvSchema>, SecretName | "HOST"> &
+  Record<SecretName, string> & {
+    HOST: string;
+    /** The secrets that were not set and come from the development secrets file instead. */
+    generatedSecrets: SecretName[];
+  };
 
 /** Parses the environment once, at boot; nothing else reads process.env. */
 export function parseEnv(source: NodeJS.ProcessEnv = process.env): Env {
@@ -105,7 +110,50 @@ export function parseEnv(source: NodeJS.ProcessEnv = process.env): Env {
     const problems = parsed.error.issues.map((issue) => `  ${issue.path.join(".")}: ${issue.message}`).join("\n");
     throw new Error(`Invalid configuration:\n${problems}`);
   }
-  return parsed.data;
+  return resolveSecrets(parsed.data);
+}
+
+export function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/**
+ * Secure by default: a server that anyone else can reach never runs on secrets nobody
+ * chose. With a secret unset, the API listens on loopback only, and refuses any other
+ * HOST; the missing secrets come from a file generated once per installation (tests get
+ * fresh random ones), never from values published in this repository.
+ */
+function resolveSecrets(parsed: z.infer<typeof EnvSchema>): Env {
+  const generatedSecrets = SECRET_NAMES.filter((name) => parsed[name] === undefined);
+  const host = parsed.HOST ?? (generatedSecrets.length > 0 ? "127.0.0.1" : "0.0.0.0");
+  if (generatedSecrets.length > 0 && !isLoopbackHost(host)) {
+    throw new Error(
+      `Invalid configuration:\n  HOST: ${host} is reachable from other machines, so ${generatedSecrets.join(", ")} must be set ` +
+        "(random values of at least 32 characters, e.g. `openssl rand -hex 32`)",
+    );
+  }
+  const generated = generatedSecrets.length === 0 ? undefined : parsed.NODE_ENV === "test" ? randomSecrets() : developmentSecrets(parsed.DATA_DIR);
+  const secret = (name: SecretName) => parsed[name] ?? generated![name];
+  return { ...parsed, HOST: host, ADMIN_KEY: secret("ADMIN_KEY"), HMAC_SECRET: secret("HMAC_SECRET"), JWT_SECRET: secret("JWT_SECRET"), generatedSecrets };
+}
+
+function randomSecrets(): Record<SecretName, string> {
+  return { ADMIN_KEY: `dev-${randomBytes(24).toString("hex")}`, HMAC_SECRET: randomBytes(32).toString("hex"), JWT_SECRET: randomBytes(32).toString("hex") };
+}
+
+export const DEV_SECRETS_FILE = "dev-secrets.json";
+
+/** This installation's development secrets: read from DATA_DIR, created there (mode 0600) the first time. */
+function developmentSecrets(dataDir: string): Record<SecretName, string> {
+  const file = path.resolve(dataDir, DEV_SECRETS_FILE);
+  if (fs.existsSync(file)) {
+    const stored = JSON.parse(fs.readFileSync(file, "utf8")) as Partial<Record<SecretName, string>>;
+    if (SECRET_NAMES.every((name) => typeof stored[name] === "string" && stored[name]!.length >= 32)) return stored as Record<SecretName, string>;
+  }
+  const secrets = randomSecrets();
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 });
+  return secrets;
 }
 
 /** Express's `trust proxy` setting from TRUST_PROXY: true/false, a hop count, or addresses. */

@@ -96,7 +96,7 @@ withServer("`npm start` hands PORT, HOST, DATABASE_URL and the secrets to the AP
     expect(Number(applied.rows[0]!.count)).toBeGreaterThan(0);
     expect(output).toContain('"database":"postgresql"');
     // The API warns when it falls back to the development secrets.
-    expect(output).not.toContain("using the development");
+    expect(output).not.toContain("development secrets");
   } finally {
     await stop(child, apiUrl);
     await onServer(serverUrl!, (client) => client.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`));
