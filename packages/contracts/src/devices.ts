@@ -80,7 +80,14 @@ export const LegacyHeartbeatRequest = HeartbeatRequest.extend({
 });
 export type LegacyHeartbeatRequest = z.infer<typeof LegacyHeartbeatRequest>;
 
-export const LegacyHeartbeatResponse = HeartbeatResponse.extend({ deviceId: Uuid });
+export const LegacyHeartbeatResponse = HeartbeatResponse.extend({
+  deviceId: Uuid,
+  deviceToken: z
+    .string()
+    .optional()
+    .describe("Only in the answer to the device's first contact: store it, and send it as `Authorization: Bearer <deviceToken>` on every later call (also valid for `/v1/*` and `/ws/devices`)."),
+  commandKey: z.string().optional().describe("Only with `deviceToken`: the key to verify command signatures with, as in `/v1/register`."),
+});
 export type LegacyHeartbeatResponse = z.infer<typeof LegacyHeartbeatResponse>;
 
 export const DeviceView = z.object({

@@ -10,6 +10,7 @@ export const ErrorCode = z.enum([
   "payload_too_large",
   "unsupported_media_type",
   "rate_limited",
+  "gone",
   "internal_error",
   "service_unavailable",
 ]);
@@ -25,6 +26,7 @@ export const errorStatus: Record<ErrorCode, number> = {
   payload_too_large: 413,
   unsupported_media_type: 415,
   rate_limited: 429,
+  gone: 410,
   internal_error: 500,
   service_unavailable: 503,
 };

@@ -22,6 +22,10 @@ export const EnvSchema = z
     HMAC_SECRET: optionalText,
     FIREBASE_SERVICE_ACCOUNT_JSON: optionalText,
     LEGACY_ENROLLMENT_KEY: optionalText,
+    // From this instant the legacy route answers 410: the date by which agents must use /v1.
+    LEGACY_SUNSET_AT: z.coerce.date().optional(),
+    // New legacy enrollments per client address (a fleet rolling out behind one NAT retries).
+    RATE_LIMIT_LEGACY_ENROLLMENT_PER_MINUTE: positiveInt(30),
     REDIS_URL: optionalText,
     OFFLINE_AFTER_SECONDS: positiveInt(240),
     OFFLINE_SWEEP_SECONDS: positiveInt(15),

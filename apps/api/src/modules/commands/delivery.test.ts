@@ -183,7 +183,8 @@ describe("auto-relaunch inside the heartbeat", () => {
     } else {
       const first = await request(t.app).post("/api/devices/heartbeat").set("X-Enrollment-Key", LEGACY_KEY).send({ deviceId: "kiosk-7", device: { fcmToken: "tok" }, ...heartbeatBody() });
       deviceId = first.body.deviceId;
-      send = () => request(t.app).post("/api/devices/heartbeat").set("X-Enrollment-Key", LEGACY_KEY).send({ deviceId: "kiosk-7", ...stopped });
+      send = () =>
+        request(t.app).post("/api/devices/heartbeat").set("X-Enrollment-Key", LEGACY_KEY).set("Authorization", `Bearer ${first.body.deviceToken}`).send({ deviceId: "kiosk-7", ...stopped });
     }
     expect((await adminRequest(t.app, "POST", "/admin/policies", { deviceId, packageName: "com.example.kiosk" })).status).toBe(201);
 
