@@ -5,13 +5,13 @@ import { CommandPushData, RegisterResponse, signAdminRequest, verifyCommandSigna
 import { parseEnv } from "./config/env";
 import type { LocalPushGateway } from "./push/local-push-gateway";
 import { type RunningServer, startServer } from "./server";
-import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, createTestDatabase, heartbeatBody, testServerUrl } from "./test";
+import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SECRETS, createTestDatabase, heartbeatBody, testServerUrl } from "./test";
 
 // The whole V1 control loop through a real listening server, as a device and an admin
 // see it: register → heartbeat → admin command (push recorded, signed) → action-result.
 
 function serverEnv(extra: Record<string, string>) {
-  return parseEnv({ NODE_ENV: "test", PORT: "0", HOST: "127.0.0.1", ADMIN_KEY: TEST_ADMIN_KEY, HMAC_SECRET: TEST_HMAC_SECRET, ...extra });
+  return parseEnv({ NODE_ENV: "test", PORT: "0", HOST: "127.0.0.1", ...TEST_SECRETS, ...extra });
 }
 
 async function call(server: RunningServer, method: string, pathWithQuery: string, options: { body?: unknown; admin?: boolean; token?: string } = {}) {

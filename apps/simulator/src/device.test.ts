@@ -64,6 +64,7 @@ async function startFakeServer(): Promise<FakeServer> {
 async function signed(overrides: Partial<DeviceCommand> = {}, key = COMMAND_KEY): Promise<DeviceCommand> {
   const now = Date.now();
   const unsigned = {
+    keyId: "1",
     requestId: randomUUID(),
     type: "ping" as const,
     payload: {},
@@ -80,7 +81,7 @@ describe("a simulated device", () => {
 
   beforeEach(async () => {
     server = await startFakeServer();
-    device = new SimulatedDevice(server.url, { deviceId: DEVICE_ID, deviceToken: `${DEVICE_ID}.${"s".repeat(43)}`, commandKey: COMMAND_KEY, heartbeatIntervalSeconds: 60 }, {
+    device = new SimulatedDevice(server.url, { deviceId: DEVICE_ID, deviceToken: `${DEVICE_ID}.${"s".repeat(43)}`, commandKey: COMMAND_KEY, commandKeyId: "1", heartbeatIntervalSeconds: 60 }, {
       reconnectBaseMs: 20,
       random: seededRandom(1),
     });
@@ -107,11 +108,14 @@ describe("a simulated device", () => {
     const genuine = await signed();
     const forged = await signed({ requestId: genuine.requestId }, "b".repeat(64));
     const tampered = { ...(await signed({ type: "launch_app", payload: { packageName: "com.example.kiosk" } })), payload: { packageName: "com.evil.app" } };
+    // Signed with the right key but claiming another key id: the device cannot tell it is genuine.
+    const otherKeyId = await signed({ keyId: "2" });
     const problems: string[] = [];
     device.on("problem", (message) => problems.push(message));
     device.stopApp();
     server.send({ type: "command", command: forged });
     server.send({ type: "command", command: tampered });
+    server.send({ type: "command", command: otherKeyId });
     server.send({ type: "command", command: genuine });
     await server.waitForFrames(2);
     // Frames arrive in order: had the forgeries been reported, they would come first.
@@ -122,8 +126,12 @@ describe("a simulated device", () => {
     expect(device.executions.get(genuine.requestId)).toBe(1);
     expect(device.executions.get(tampered.requestId)).toBeUndefined();
     expect(device.state.apps[0]!.running).toBe(false);
-    expect(device.stats.commandsDropped).toBe(2);
-    expect(problems).toEqual([`dropped command ${genuine.requestId}: signature does not verify`, `dropped command ${tampered.requestId}: signature does not verify`]);
+    expect(device.stats.commandsDropped).toBe(3);
+    expect(problems).toEqual([
+      `dropped command ${genuine.requestId}: signature does not verify`,
+      `dropped command ${tampered.requestId}: signature does not verify`,
+      `dropped command ${otherKeyId.requestId}: signature does not verify`,
+    ]);
   });
 
   it("refuses an expired command", async () => {

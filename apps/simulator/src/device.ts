@@ -394,7 +394,9 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
     this.options.onCommand?.(received);
     this.emit("command", received);
 
-    if (!(await verifyCommandSignature(this.registration.commandKey, command))) {
+    // A command signed under another key id than ours cannot be checked: unverifiable too.
+    const verified = await verifyCommandSignature(this.registration.commandKey, command);
+    if (!verified || command.keyId !== this.registration.commandKeyId) {
       // Dropped in silence: whoever forged it may have reused a genuine requestId, and a
       // `failed` report would close that real command before it arrives. Never run, never
       // remembered, so it cannot shadow the genuine one either.

@@ -154,7 +154,10 @@ export type RequestIdParams = z.infer<typeof RequestIdParams>;
  * `signature` is hex HMAC-SHA256 over `commandSigningString(...)` with the device's
  * command key (returned once at registration); the device must verify it before acting.
  */
+export const CommandKeyId = z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).describe("Which of the device's command keys signed this command.");
+
 export const DeviceCommand = z.object({
+  keyId: CommandKeyId,
   requestId: Uuid,
   type: CommandType,
   payload: z.record(z.string(), z.unknown()),
@@ -167,6 +170,7 @@ export type DeviceCommand = z.infer<typeof DeviceCommand>;
 /** The FCM data message: FCM data values must be strings, so the payload is JSON text. */
 export const CommandPushData = z.object({
   kind: z.literal("command"),
+  keyId: CommandKeyId,
   requestId: Uuid,
   type: CommandType,
   payload: z.string(),

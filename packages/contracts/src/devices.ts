@@ -28,6 +28,7 @@ export const RegisterResponse = z.object({
   commandKey: z
     .string()
     .describe("Hex key with which the device verifies the signature of every command it receives. Shown only this once."),
+  commandKeyId: z.string().describe("The id of that key: commands signed with it carry it as `keyId`."),
   heartbeatIntervalSeconds: z.int(),
 });
 export type RegisterResponse = z.infer<typeof RegisterResponse>;
@@ -87,6 +88,7 @@ export const LegacyHeartbeatResponse = HeartbeatResponse.extend({
     .optional()
     .describe("Only in the answer to the device's first contact: store it, and send it as `Authorization: Bearer <deviceToken>` on every later call (also valid for `/v1/*` and `/ws/devices`)."),
   commandKey: z.string().optional().describe("Only with `deviceToken`: the key to verify command signatures with, as in `/v1/register`."),
+  commandKeyId: z.string().optional().describe("Only with `commandKey`: its id, as in `/v1/register`."),
 });
 export type LegacyHeartbeatResponse = z.infer<typeof LegacyHeartbeatResponse>;
 

@@ -217,6 +217,7 @@ describe("canonicalJson", () => {
 describe("signCommand and verifyCommandSignature", () => {
   const commandKey = "a".repeat(64);
   const command: SignableCommand = {
+    keyId: "1",
     requestId: "7d8a9f5e-3b1c-4a2d-9e8f-0a1b2c3d4e5f",
     type: "launch_app",
     payload: { packageName: "com.example.kiosk", options: { cold: true, extras: [1, "two"] } },
@@ -224,10 +225,10 @@ describe("signCommand and verifyCommandSignature", () => {
     expiresAt: "2024-05-02T10:00:00.000Z",
   };
 
-  it("signs HMAC-SHA256 over requestId, type, issuedAt, expiresAt and the canonical payload", async () => {
+  it("signs HMAC-SHA256 over keyId, requestId, type, issuedAt, expiresAt and the canonical payload", async () => {
     const expected = nodeHmac(
       commandKey,
-      [command.requestId, command.type, command.issuedAt, command.expiresAt, '{"options":{"cold":true,"extras":[1,"two"]},"packageName":"com.example.kiosk"}'].join(
+      [command.keyId, command.requestId, command.type, command.issuedAt, command.expiresAt, '{"options":{"cold":true,"extras":[1,"two"]},"packageName":"com.example.kiosk"}'].join(
         "\n",
       ),
     );
@@ -249,6 +250,7 @@ describe("signCommand and verifyCommandSignature", () => {
     ["issuedAt", { issuedAt: "2024-05-01T10:00:01.000Z" }],
     ["type", { type: "uninstall_app" }],
     ["requestId", { requestId: "7d8a9f5e-3b1c-4a2d-9e8f-0a1b2c3d4e60" }],
+    ["keyId", { keyId: "2" }],
   ])("refuses a command whose %s was changed", async (_field, change) => {
     const signature = await signCommand(commandKey, command);
     expect(await verifyCommandSignature(commandKey, { ...command, ...change, signature })).toBe(false);
@@ -264,6 +266,7 @@ describe("signCommand and verifyCommandSignature", () => {
 
   it("round-trips random commands and refuses them once the payload or expiry is tampered with", async () => {
     const signable = fc.record({
+      keyId: fc.stringMatching(/^[A-Za-z0-9_-]{1,32}$/),
       requestId: fc.uuid(),
       type: fc.constantFrom(...CommandType.options),
       payload: fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 3 }), { maxKeys: 5 }),

@@ -90,6 +90,8 @@ export function canonicalJson(value: unknown): string {
 }
 
 export type SignableCommand = {
+  /** Which command key signed it (a device keeps its key per id, so keys can rotate). */
+  keyId: string;
   requestId: string;
   type: string;
   payload: Record<string, unknown>;
@@ -98,7 +100,7 @@ export type SignableCommand = {
 };
 
 export function commandSigningString(command: SignableCommand): string {
-  return [command.requestId, command.type, command.issuedAt, command.expiresAt, canonicalJson(command.payload)].join("\n");
+  return [command.keyId, command.requestId, command.type, command.issuedAt, command.expiresAt, canonicalJson(command.payload)].join("\n");
 }
 
 export async function signCommand(commandKey: string, command: SignableCommand): Promise<string> {

@@ -55,6 +55,14 @@ export const EnvSchema = z
     RATE_LIMIT_ENROLLMENT_PER_MINUTE: positiveInt(600),
     RATE_LIMIT_AUTH_FAILURES_PER_MINUTE: positiveInt(30),
     JWT_SECRET: optionalText,
+    // The master key of devices' command keys (HKDF per device and key id), apart from the
+    // admin secrets: whoever signs admin requests cannot sign device commands outside the
+    // API. COMMAND_KEY_ID names it in every signed command, so it can be rotated.
+    COMMAND_MASTER_KEY: optionalText,
+    COMMAND_KEY_ID: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,32}$/, "letters, digits, _ and - only, at most 32")
+      .default("1"),
     RESEND_API_KEY: optionalText,
     RESEND_BASE_URL: z.url().optional(),
     MAIL_FROM: z.string().default("MDM <alerts@localhost>"),
@@ -95,7 +103,7 @@ export const EnvSchema = z
     }
   });
 
-const SECRET_NAMES = ["ADMIN_KEY", "HMAC_SECRET", "JWT_SECRET"] as const;
+const SECRET_NAMES = ["ADMIN_KEY", "HMAC_SECRET", "JWT_SECRET", "COMMAND_MASTER_KEY"] as const;
 type SecretName = (typeof SECRET_NAMES)[number];
 
 export type Env = Omit<z.infer<typeof EnvSchema>, SecretName | "HOST"> &
@@ -138,11 +146,24 @@ function resolveSecrets(parsed: z.infer<typeof EnvSchema>): Env {
   }
   const generated = generatedSecrets.length === 0 ? undefined : parsed.NODE_ENV === "test" ? randomSecrets() : developmentSecrets(parsed.DATA_DIR);
   const secret = (name: SecretName) => parsed[name] ?? generated![name];
-  return { ...parsed, HOST: host, ADMIN_KEY: secret("ADMIN_KEY"), HMAC_SECRET: secret("HMAC_SECRET"), JWT_SECRET: secret("JWT_SECRET"), generatedSecrets };
+  return {
+    ...parsed,
+    HOST: host,
+    ADMIN_KEY: secret("ADMIN_KEY"),
+    HMAC_SECRET: secret("HMAC_SECRET"),
+    JWT_SECRET: secret("JWT_SECRET"),
+    COMMAND_MASTER_KEY: secret("COMMAND_MASTER_KEY"),
+    generatedSecrets,
+  };
 }
 
 function randomSecrets(): Record<SecretName, string> {
-  return { ADMIN_KEY: `dev-${randomBytes(24).toString("hex")}`, HMAC_SECRET: randomBytes(32).toString("hex"), JWT_SECRET: randomBytes(32).toString("hex") };
+  return {
+    ADMIN_KEY: `dev-${randomBytes(24).toString("hex")}`,
+    HMAC_SECRET: randomBytes(32).toString("hex"),
+    JWT_SECRET: randomBytes(32).toString("hex"),
+    COMMAND_MASTER_KEY: randomBytes(32).toString("hex"),
+  };
 }
 
 export const DEV_SECRETS_FILE = "dev-secrets.json";
@@ -150,11 +171,12 @@ export const DEV_SECRETS_FILE = "dev-secrets.json";
 /** This installation's development secrets: read from DATA_DIR, created there (mode 0600) the first time. */
 function developmentSecrets(dataDir: string): Record<SecretName, string> {
   const file = path.resolve(dataDir, DEV_SECRETS_FILE);
-  if (fs.existsSync(file)) {
-    const stored = JSON.parse(fs.readFileSync(file, "utf8")) as Partial<Record<SecretName, string>>;
-    if (SECRET_NAMES.every((name) => typeof stored[name] === "string" && stored[name]!.length >= 32)) return stored as Record<SecretName, string>;
-  }
-  const secrets = randomSecrets();
+  const stored = fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, "utf8")) as Partial<Record<SecretName, string>>) : {};
+  const usable = (name: SecretName) => typeof stored[name] === "string" && stored[name]!.length >= 32;
+  if (SECRET_NAMES.every(usable)) return stored as Record<SecretName, string>;
+  // Keep what exists (signed-in sessions, scripts' keys); add what a newer version needs.
+  const fresh = randomSecrets();
+  const secrets = Object.fromEntries(SECRET_NAMES.map((name) => [name, usable(name) ? stored[name]! : fresh[name]])) as Record<SecretName, string>;
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 });
   return secrets;

@@ -70,6 +70,7 @@ withServer("`npm start` hands PORT, HOST, DATABASE_URL and the secrets to the AP
     ADMIN_KEY: randomBytes(20).toString("hex"),
     HMAC_SECRET: randomBytes(20).toString("hex"),
     JWT_SECRET: randomBytes(20).toString("hex"),
+    COMMAND_MASTER_KEY: randomBytes(20).toString("hex"),
   };
   // Jest's NODE_ENV=test would silence the API's log, which this test reads.
   delete env.NODE_ENV;

@@ -6,7 +6,7 @@ import { Client } from "pg";
 import { type TestDatabase, createTestDatabase } from "../test";
 import { parseEnv } from "../config/env";
 import { startServer } from "../server";
-import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, createEmptyDatabase, testServerUrl } from "../test";
+import { TEST_SECRETS, createEmptyDatabase, testServerUrl } from "../test";
 import { DEFAULT_MIGRATIONS_DIR, NON_TRANSACTIONAL_MARKER, migrate, readMigrations, splitStatements } from "./migrate";
 
 let database: TestDatabase;
@@ -106,7 +106,7 @@ describe("migrate", () => {
 
   (testServerUrl() ? it : it.skip)("lets eight API instances start at once on one empty database: each migration applied once", async () => {
     const database = await createEmptyDatabase();
-    const env = parseEnv({ NODE_ENV: "test", PORT: "0", HOST: "127.0.0.1", DATABASE_URL: database.url, ADMIN_KEY: TEST_ADMIN_KEY, HMAC_SECRET: TEST_HMAC_SECRET });
+    const env = parseEnv({ NODE_ENV: "test", PORT: "0", HOST: "127.0.0.1", DATABASE_URL: database.url, ...TEST_SECRETS });
     const started = await Promise.allSettled(Array.from({ length: 8 }, () => startServer(env)));
     try {
       expect(started.map((result) => result.status)).toEqual(Array(8).fill("fulfilled"));

@@ -3,7 +3,7 @@ import WebSocket from "ws";
 import { parseEnv } from "../config/env";
 import { signAccessToken, signWsTicket } from "../modules/auth/tokens";
 import { type RunningServer, startServer } from "../server";
-import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, type TestDatabase, createTestDatabase, heartbeatBody } from "../test";
+import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SECRETS, type TestDatabase, createTestDatabase, heartbeatBody } from "../test";
 import { TEST_PASSWORD, createUser } from "../test/sessions";
 
 // The dashboard channel through a real listening server and real sockets.
@@ -21,8 +21,7 @@ beforeAll(async () => {
       PORT: "0",
       HOST: "127.0.0.1",
       DATABASE_URL: database.url,
-      ADMIN_KEY: TEST_ADMIN_KEY,
-      HMAC_SECRET: TEST_HMAC_SECRET,
+      ...TEST_SECRETS,
       BCRYPT_COST: "10",
       DASHBOARD_FLUSH_MS: "250",
       RATE_LIMIT_DEVICE_PER_MINUTE: "100000",

@@ -5,7 +5,7 @@ import { AdminClient, type DeviceOptions, KIOSK_APP, SimulatedDevice, UpgradeRef
 import { parseEnv } from "../config/env";
 import { expireCommands } from "../jobs/maintenance";
 import { type RunningServer, startServer } from "../server";
-import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, type TestDatabase, createTestDatabase, testServerUrl } from "../test";
+import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SECRETS, type TestDatabase, createTestDatabase, testServerUrl } from "../test";
 
 // Command delivery over real sockets: a listening server on a fresh database, devices
 // played by the simulator (a client built only on the public contracts).
@@ -22,8 +22,7 @@ function serverEnv(extra: Record<string, string> = {}) {
     NODE_ENV: "test",
     PORT: "0",
     HOST: "127.0.0.1",
-    ADMIN_KEY: TEST_ADMIN_KEY,
-    HMAC_SECRET: TEST_HMAC_SECRET,
+    ...TEST_SECRETS,
     // Unacknowledged commands are retried after 0.2 s, 0.4 s...; the redelivery job runs every 0.2 s.
     COMMAND_RETRY_BASE_SECONDS: "0.2",
     // Keep the pinger and the offline sweep out of the way.

@@ -4,7 +4,7 @@ import { AdminClient, SimulatedDevice } from "@mdm/simulator";
 import WebSocket from "ws";
 import { parseEnv } from "../config/env";
 import { type RunningServer, startServer } from "../server";
-import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, type TestDatabase, createTestDatabase, heartbeatBody, testServerUrl } from "../test";
+import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SECRETS, type TestDatabase, createTestDatabase, heartbeatBody, testServerUrl } from "../test";
 
 // What one device, or one address, can cost the server over the device WebSocket.
 const realPostgres = testServerUrl() ? describe : describe.skip;
@@ -36,8 +36,7 @@ realPostgres("limits of the device channel", () => {
         PORT: "0",
         HOST: "127.0.0.1",
         DATABASE_URL: database.url,
-        ADMIN_KEY: TEST_ADMIN_KEY,
-        HMAC_SECRET: TEST_HMAC_SECRET,
+        ...TEST_SECRETS,
         WS_PING_INTERVAL_SECONDS: "3600",
         OFFLINE_SWEEP_SECONDS: "3600",
         RATE_LIMIT_GENERAL_PER_MINUTE: "100000",

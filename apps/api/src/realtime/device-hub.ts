@@ -120,7 +120,7 @@ export class DeviceHub {
     const command = await this.deps.db.command.findUnique({ where: { requestId } });
     if (!command || command.deviceId !== deviceId || command.expiresAt <= now) return;
     if (command.status !== "queued" && command.status !== "sent") return;
-    const signed = await toDeviceCommand(this.deps.env.HMAC_SECRET, command);
+    const signed = await toDeviceCommand(this.deps.env, command);
     // Recorded before it goes out, so the device's ack cannot overtake it.
     await transition(this.deps, requestId, ["queued"], "sent", now, "websocket", { sentAt: now });
     this.send(connection.socket, { type: "command", command: signed });

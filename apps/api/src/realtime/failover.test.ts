@@ -2,7 +2,7 @@ import type { RegisterResponse } from "@mdm/contracts";
 import { AdminClient, SimulatedDevice, forEachLimit } from "@mdm/simulator";
 import { parseEnv } from "../config/env";
 import { type RunningServer, startServer } from "../server";
-import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, type TestDatabase, createTestDatabase, testServerUrl } from "../test";
+import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SECRETS, type TestDatabase, createTestDatabase, testServerUrl } from "../test";
 import { type ChildApi, startChildApi } from "../test/child-api";
 import { type FakeFcm, startFakeFcm } from "../test/fake-fcm";
 
@@ -18,8 +18,7 @@ function settings(databaseUrl: string, extra: Record<string, string> = {}): Reco
   return {
     DATABASE_URL: databaseUrl,
     REDIS_URL: process.env.TEST_REDIS_URL || process.env.REDIS_URL || "redis://127.0.0.1:6379",
-    ADMIN_KEY: TEST_ADMIN_KEY,
-    HMAC_SECRET: TEST_HMAC_SECRET,
+    ...TEST_SECRETS,
     WS_LEASE_SECONDS: String(LEASE_SECONDS),
     COMMAND_RETRY_BASE_SECONDS: "0.5",
     WS_PING_INTERVAL_SECONDS: "3600",

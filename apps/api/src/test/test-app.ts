@@ -17,6 +17,16 @@ import type { PushGateway } from "../push/push-gateway";
 
 export const TEST_ADMIN_KEY = "test-admin-key-0123456789abcdef0123456789";
 export const TEST_HMAC_SECRET = "test-hmac-secret-0123456789abcdef012345678";
+export const TEST_JWT_SECRET = "test-jwt-secret-0123456789abcdef0123456789";
+export const TEST_COMMAND_MASTER_KEY = "test-command-master-key-0123456789abcdef";
+
+/** The secrets every test instance shares, as the instances of one deployment do. */
+export const TEST_SECRETS = {
+  ADMIN_KEY: TEST_ADMIN_KEY,
+  HMAC_SECRET: TEST_HMAC_SECRET,
+  JWT_SECRET: TEST_JWT_SECRET,
+  COMMAND_MASTER_KEY: TEST_COMMAND_MASTER_KEY,
+};
 
 /** A clock tests can move. */
 export class TestClock implements Clock {
@@ -40,8 +50,7 @@ export type TestApp = {
 export function createTestApp(db: Db, options: { env?: Record<string, string>; push?: PushGateway; bus?: EventBus; redis?: Redis } = {}): TestApp {
   const env = parseEnv({
     NODE_ENV: "test",
-    ADMIN_KEY: TEST_ADMIN_KEY,
-    HMAC_SECRET: TEST_HMAC_SECRET,
+    ...TEST_SECRETS,
     // Tests send many requests from one address; the rate-limit tests lower these again.
     RATE_LIMIT_GENERAL_PER_MINUTE: "100000",
     RATE_LIMIT_ADMIN_PER_MINUTE: "100000",

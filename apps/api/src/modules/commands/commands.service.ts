@@ -16,6 +16,7 @@ import {
   finalCommandStatuses,
   signCommand,
 } from "@mdm/contracts";
+import type { Env } from "../../config/env";
 import type { AppDeps } from "../../deps";
 import type { Command, CommandBatch as CommandBatchRow, CommandEvent, Prisma } from "../../generated/prisma/client";
 import { recordAudit } from "../../lib/audit";
@@ -55,15 +56,16 @@ export function toCommandView(command: CommandWithEvents): CommandView {
 }
 
 /** The command as the device receives it, signed with the device's command key. */
-export async function toDeviceCommand(hmacSecret: string, command: Command): Promise<DeviceCommand> {
+export async function toDeviceCommand(env: Pick<Env, "COMMAND_MASTER_KEY" | "COMMAND_KEY_ID">, command: Command): Promise<DeviceCommand> {
   const unsigned = {
+    keyId: env.COMMAND_KEY_ID,
     requestId: command.requestId,
     type: command.type,
     payload: command.payload as Record<string, unknown>,
     issuedAt: command.createdAt.toISOString(),
     expiresAt: command.expiresAt.toISOString(),
   };
-  return { ...unsigned, signature: await signCommand(commandKeyFor(hmacSecret, command.deviceId), unsigned) };
+  return { ...unsigned, signature: await signCommand(commandKeyFor(env, command.deviceId), unsigned) };
 }
 
 type CommandDeps = Pick<AppDeps, "db" | "clock" | "env" | "logger" | "bus">;
@@ -166,7 +168,7 @@ export async function takePendingCommands(deps: Pick<AppDeps, "db" | "clock" | "
   for (const command of pending) {
     if (command.status === "queued") await transition(deps, command.requestId, ["queued"], "sent", now, channel, { sentAt: now });
   }
-  return Promise.all(pending.map((command) => toDeviceCommand(deps.env.HMAC_SECRET, command)));
+  return Promise.all(pending.map((command) => toDeviceCommand(deps.env, command)));
 }
 
 // Which statuses each reported status may follow. A device's report moves a command forward only.

@@ -1,6 +1,7 @@
-import { CommandPushData, verifyCommandSignature } from "@mdm/contracts";
+import { createHmac, hkdfSync } from "node:crypto";
+import { CommandPushData, signCommand, verifyCommandSignature } from "@mdm/contracts";
 import request from "supertest";
-import { type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, enrollDevice, heartbeatBody, resetTables } from "../../test";
+import { TEST_COMMAND_MASTER_KEY, TEST_HMAC_SECRET, type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, enrollDevice, heartbeatBody, resetTables } from "../../test";
 import { startFakeFcm } from "../../test/fake-fcm";
 
 let database: TestDatabase;
@@ -87,6 +88,31 @@ describe("POST /admin/command", () => {
     await t.deliver();
     const data = CommandPushData.parse(t.push.sent[0]!.data);
     expect(await verifyCommandSignature(second.commandKey, { ...data, payload: JSON.parse(data.payload) })).toBe(false);
+  });
+
+  it("signs with a key only the command master key derives: the admin signing secret cannot forge device commands", async () => {
+    const device = await enrollDevice(t.app, { fcmToken: "tok" });
+    expect(device).toMatchObject({ commandKeyId: "1" });
+    const expectedKey = Buffer.from(hkdfSync("sha256", TEST_COMMAND_MASTER_KEY, "mdm command key", `1:${device.deviceId}`, 32)).toString("hex");
+    expect(device.commandKey).toBe(expectedKey);
+
+    await adminRequest(t.app, "POST", "/admin/command", { deviceId: device.deviceId, type: "reboot" });
+    await t.deliver();
+    const data = CommandPushData.parse(t.push.sent[0]!.data);
+    const signable = { ...data, payload: JSON.parse(data.payload) };
+    expect(data.keyId).toBe("1");
+    expect(await verifyCommandSignature(device.commandKey, signable)).toBe(true);
+    // What the holder of the admin secret could compute under the former scheme verifies nothing.
+    const fromAdminSecret = createHmac("sha256", TEST_HMAC_SECRET).update(`command-key:${device.deviceId}`).digest("hex");
+    expect(await verifyCommandSignature(fromAdminSecret, signable)).toBe(false);
+    expect(await verifyCommandSignature(fromAdminSecret, { ...signable, signature: await signCommand(fromAdminSecret, signable) })).toBe(true);
+    expect(await verifyCommandSignature(device.commandKey, { ...signable, signature: await signCommand(fromAdminSecret, signable) })).toBe(false);
+
+    // A new key id (rotation) derives other keys from the same master key.
+    const rotated = createTestApp(database.db, { env: { COMMAND_KEY_ID: "2" } });
+    const next = await enrollDevice(rotated.app);
+    expect(next.commandKeyId).toBe("2");
+    expect(next.commandKey).toBe(Buffer.from(hkdfSync("sha256", TEST_COMMAND_MASTER_KEY, "mdm command key", `2:${next.deviceId}`, 32)).toString("hex"));
   });
 
   it.each([

@@ -91,7 +91,7 @@ async function pushCommand(deps: DeliveryDeps, command: ClaimedCommand): Promise
     metrics.commandSend.inc({ outcome: "no_token" });
     return;
   }
-  const signed = await toDeviceCommand(deps.env.HMAC_SECRET, command);
+  const signed = await toDeviceCommand(deps.env, command);
   const data: CommandPushData = { kind: "command", ...signed, payload: canonicalJson(signed.payload) };
   const ttlSeconds = Math.max(1, Math.floor((command.expiresAt.getTime() - clock.now().getTime()) / 1000));
   const result = await push.send({ token: command.fcmToken, data, ttlSeconds });

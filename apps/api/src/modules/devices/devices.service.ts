@@ -1,4 +1,4 @@
-import { createHmac, randomUUID } from "node:crypto";
+import { hkdfSync, randomUUID } from "node:crypto";
 import type {
   DeviceFacts,
   DeviceView,
@@ -7,6 +7,7 @@ import type {
   ListDevicesResponse,
   RegisterResponse,
 } from "@mdm/contracts";
+import type { Env } from "../../config/env";
 import type { AppDeps } from "../../deps";
 import type { Device, Prisma } from "../../generated/prisma/client";
 import { HttpError } from "../../lib/http-error";
@@ -15,11 +16,12 @@ import { holdsLiveSocket } from "../../realtime/presence";
 import { consumeEnrollmentToken } from "../enrollment/enrollment.service";
 
 /**
- * The key a device verifies command signatures with. Derived from HMAC_SECRET and the
- * device id, so it is never stored, and one device's key cannot sign for another.
+ * The key a device verifies command signatures with: HKDF of the command master key for
+ * this device and key id. Never stored; one device's key cannot sign for another; and the
+ * admin signing secret cannot derive it.
  */
-export function commandKeyFor(hmacSecret: string, deviceId: string): string {
-  return createHmac("sha256", hmacSecret).update(`command-key:${deviceId}`).digest("hex");
+export function commandKeyFor(env: Pick<Env, "COMMAND_MASTER_KEY" | "COMMAND_KEY_ID">, deviceId: string): string {
+  return Buffer.from(hkdfSync("sha256", env.COMMAND_MASTER_KEY, "mdm command key", `${env.COMMAND_KEY_ID}:${deviceId}`, 32)).toString("hex");
 }
 
 function factsData(facts: DeviceFacts) {
@@ -48,7 +50,8 @@ export async function registerDevice(
   return {
     deviceId,
     deviceToken: formatToken(deviceId, secret),
-    commandKey: commandKeyFor(env.HMAC_SECRET, deviceId),
+    commandKey: commandKeyFor(env, deviceId),
+    commandKeyId: env.COMMAND_KEY_ID,
     heartbeatIntervalSeconds: env.HEARTBEAT_INTERVAL_SECONDS,
   };
 }

@@ -49,7 +49,7 @@ export function legacyRoutes(deps: AppDeps): Router {
   return router;
 }
 
-type Issued = { deviceToken: string; commandKey: string };
+type Issued = { deviceToken: string; commandKey: string; commandKeyId: string };
 
 /**
  * Who is calling: a device with a token must present it; a device enrolled before tokens
@@ -98,5 +98,5 @@ async function identifyLegacyDevice(
 }
 
 function issuedFor(deps: AppDeps, deviceId: string, secret: string): Issued {
-  return { deviceToken: formatToken(deviceId, secret), commandKey: commandKeyFor(deps.env.HMAC_SECRET, deviceId) };
+  return { deviceToken: formatToken(deviceId, secret), commandKey: commandKeyFor(deps.env, deviceId), commandKeyId: deps.env.COMMAND_KEY_ID };
 }
