@@ -5,6 +5,7 @@ import { errorHandler } from "./lib/error-handler";
 import { createGuards } from "./lib/guards";
 import { HttpError } from "./lib/http-error";
 import { requestContext } from "./lib/request-context";
+import { mailRoutes } from "./mail/mail.routes";
 import { securityHeaders } from "./lib/security-headers";
 import { auditRoutes } from "./modules/audit/audit.routes";
 import { authRoutes } from "./modules/auth/auth.routes";
@@ -38,6 +39,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(authRoutes(deps, guards));
   app.use(userRoutes(deps, guards));
   app.use(auditRoutes(deps, guards));
+  app.use(mailRoutes(deps, guards));
 
   app.use(guards.public, (req: express.Request) => {
     throw new HttpError("not_found", `No route ${req.method} ${req.path}`);

@@ -15,7 +15,8 @@ export type AppDeps = {
   env: Env;
   db: Db;
   push: PushGateway;
-  mailer: Mailer;
+  /** The mail provider; none configured: mail is only recorded in the outbox (see mail/outbox.ts). */
+  mailer?: Mailer;
   logger: Logger;
   metrics: Metrics;
   clock: Clock;

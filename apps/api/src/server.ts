@@ -13,6 +13,7 @@ import { createHttpServer } from "./lib/http-server";
 import { createLogger } from "./lib/logger";
 import { createMetrics } from "./lib/metrics";
 import { createMailer } from "./mail/mailer";
+import { startMailWorker } from "./mail/outbox";
 import { dashboardAuthenticator } from "./modules/auth/session";
 import { registerDeliveryGauges } from "./modules/commands/delivery-gauges";
 import { startDeliveryWorker } from "./modules/commands/delivery";
@@ -57,13 +58,14 @@ export async function startServer(env: Env, overrides: ServerOverrides = {}): Pr
   });
   const stopMaintenance = startMaintenance(deps);
   const deliveryWorker = startDeliveryWorker(deps);
+  const mailWorker = startMailWorker(deps);
   registerDeliveryGauges(deps, realtime.devices);
 
   await new Promise<void>((resolve) => server.listen(env.PORT, env.HOST, resolve));
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : env.PORT;
   const url = `http://${env.HOST === "0.0.0.0" ? "127.0.0.1" : env.HOST}:${port}`;
-  logger.info("listening", { url, push: deps.push.name, mail: deps.mailer.name, database: embedded ? "embedded" : "postgresql", bus: deps.bus.name });
+  logger.info("listening", { url, push: deps.push.name, mail: deps.mailer?.name ?? "none", database: embedded ? "embedded" : "postgresql", bus: deps.bus.name });
   if (env.generatedSecrets.length > 0 && env.NODE_ENV !== "test") {
     logger.warn("development secrets: listening on loopback only; set them to serve other machines", {
       generated: env.generatedSecrets,
@@ -78,6 +80,7 @@ export async function startServer(env: Env, overrides: ServerOverrides = {}): Pr
     close: async () => {
       stopMaintenance();
       await deliveryWorker.stop();
+      await mailWorker.stop();
       await realtime.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -2,18 +2,21 @@ import fs from "node:fs";
 import path from "node:path";
 import { SimulatedDevice } from "@mdm/simulator";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import type { LocalMailer } from "../../api/src/mail/mailer";
+import { enqueueMail } from "../../api/src/mail/outbox";
 import { type Api, type Web, buildWeb, eventually, freePort, launchBrowser, startApi, startWeb } from "./harness";
 
 // The dashboard end to end, as its users see it: first-run setup, sign-in, enrollment with
-// simulated devices that appear live, commands to one and to two devices, a viewer who
-// cannot send commands, and a password reset whose link works once.
+// simulated devices that appear live, commands to one and to two devices, a viewer invited
+// through the development mail outbox (the API runs without a mail provider, as `npm start`
+// does) who cannot send commands, a password reset whose link works once, and alerts that
+// say whether their mail went out.
 
 jest.setTimeout(10 * 60_000);
 
 const SCREENSHOTS = path.join(__dirname, "screenshots");
 const ADMIN = { name: "Ada Admin", email: "ada@example.com", password: "correct horse battery staple" };
 const VIEWER = { email: "victor@example.com", password: "viewer password one", newPassword: "viewer password two" };
+const RESET_LINK = /https?:\/\/[^\s"'<>]+\/reset-password\?token=[^\s"'<>]+/;
 
 let api: Api;
 let web: Web;
@@ -24,16 +27,16 @@ const devices: SimulatedDevice[] = [];
 /** Every Content-Security-Policy violation any page reported: the policy must break nothing. */
 const cspViolations: string[] = [];
 
-function mailer(): LocalMailer {
-  return api.server.deps.mailer as LocalMailer;
-}
-
-/** The dashboard link in the latest mail to `email`, as a path on the dashboard. */
-function linkInLatestMail(email: string): string {
-  const mail = mailer().sent.filter((message) => message.to.includes(email)).at(-1);
-  if (!mail) throw new Error(`No mail to ${email}`);
-  const link = /https?:\/\/[^\s"'<>]+\/reset-password\?token=[^\s"'<>]+/.exec(mail.text)?.[0];
-  if (!link) throw new Error(`No reset link in the mail to ${email}:\n${mail.text}`);
+/** The dashboard link in the latest `kind` mail to `email` in the outbox, once the mail worker has recorded it. */
+async function linkInLatestMail(email: string, kind: "invite" | "password_reset"): Promise<string> {
+  let text = "";
+  await eventually(`a recorded ${kind} mail to ${email}`, async () => {
+    const mail = await api.server.deps.db.outboxMail.findFirst({ where: { to: { has: email }, kind, status: "recorded" }, orderBy: { id: "desc" } });
+    text = mail?.text ?? "";
+    return mail !== null;
+  });
+  const link = RESET_LINK.exec(text)?.[0];
+  if (!link) throw new Error(`No reset link in the mail to ${email}:\n${text}`);
   return link;
 }
 
@@ -190,30 +193,46 @@ test("a command to a selection of two devices is shown succeeding on both", asyn
 
 let viewerPage: Page;
 
-test("an invited viewer sets a password from the mailed link and cannot send commands", async () => {
+test("an invited viewer sets a password from the link in the development outbox and cannot send commands", async () => {
   await navLink(page, "Users").click();
   await page.getByRole("button", { name: "Invite user" }).click();
   const dialog = page.getByRole("dialog", { name: "Invite a user" });
   await dialog.getByLabel("Email").fill(VIEWER.email);
   await dialog.getByRole("button", { name: "Send invitation" }).click();
   await dialog.waitFor({ state: "hidden" });
+  await page.getByText(`Invitation for ${VIEWER.email} recorded, not sent`).waitFor();
+  expect(await page.getByText("Invitation mailed").count()).toBe(0);
   await page.getByTestId("user-row").filter({ hasText: VIEWER.email }).getByText("invited").waitFor();
 
-  const invitation = linkInLatestMail(VIEWER.email);
-  expect(invitation.startsWith(`${web.url}/reset-password?token=`)).toBe(true);
+  // Without a mail provider, the Mail page is where the invitation goes: the admin opens its link.
+  await navLink(page, "Mail").click();
+  await page.getByRole("heading", { name: "Mail", exact: true }).waitFor();
+  await page.getByRole("alert").getByText("Mail is not being sent: no provider configured (set RESEND_API_KEY or SMTP_URL).").waitFor();
+  const row = page.getByTestId("mail-row").filter({ hasText: VIEWER.email });
+  await row.getByText("recorded, not sent").waitFor();
+  await row.getByText("You are invited to MDM").waitFor();
+  await screenshot(page, "mail-outbox");
+  const link = row.getByRole("link", { name: /\/reset-password\?token=/ });
+  const invitation = await link.getAttribute("href");
+  expect(invitation?.startsWith(`${web.url}/reset-password?token=`)).toBe(true);
+  expect(invitation).toBe(await linkInLatestMail(VIEWER.email, "invite"));
+  const [opened] = await Promise.all([admin.waitForEvent("page"), link.click()]);
+  await opened.waitForLoadState();
+  expect(opened.url()).toBe(invitation);
+  await opened.getByLabel("New password").fill(VIEWER.password);
+  await opened.getByLabel("Repeat the password").fill(VIEWER.password);
+  await opened.getByRole("button", { name: "Set password" }).click();
+  await opened.getByRole("heading", { name: "Password set" }).waitFor();
+  await opened.close();
+
   const viewer = await browser.newContext({ viewport: { width: 1440, height: 900 } });
   viewerPage = await newPage(viewer);
-  await viewerPage.goto(invitation);
-  await viewerPage.getByLabel("New password").fill(VIEWER.password);
-  await viewerPage.getByLabel("Repeat the password").fill(VIEWER.password);
-  await viewerPage.getByRole("button", { name: "Set password" }).click();
-  await viewerPage.getByRole("heading", { name: "Password set" }).waitFor();
-
   await signIn(viewerPage, VIEWER.email, VIEWER.password);
   await eventually("the devices", async () => (await viewerPage.getByTestId("device-row").count()) === 3);
   expect(await viewerPage.getByRole("button", { name: "Send command", exact: true }).count()).toBe(0);
   expect(await viewerPage.getByRole("checkbox").count()).toBe(0);
   expect(await navLink(viewerPage, "Users").count()).toBe(0);
+  expect(await navLink(viewerPage, "Mail").count()).toBe(0);
 
   await viewerPage.goto(deviceUrl);
   await viewerPage.getByRole("heading", { name: "Kiosk A" }).waitFor();
@@ -241,12 +260,11 @@ test("a password reset link works once", async () => {
   // Email field, stays on screen until the navigation completes.
   await reset.getByText("We will mail you a link to choose a new one.").waitFor();
   await reset.getByLabel("Email").fill(VIEWER.email);
-  const mailsBefore = mailer().sent.length;
   await reset.getByRole("button", { name: "Send the link" }).click();
-  await reset.getByRole("heading", { name: "Check your mail" }).waitFor();
-  await eventually("the reset mail", async () => mailer().sent.length > mailsBefore);
+  await reset.getByRole("heading", { name: "Link recorded, not sent" }).waitFor();
+  await reset.getByText("An admin can find it on the Mail page").waitFor();
 
-  const link = linkInLatestMail(VIEWER.email);
+  const link = await linkInLatestMail(VIEWER.email, "password_reset");
   await reset.goto(link);
   await reset.getByLabel("New password").fill(VIEWER.newPassword);
   await reset.getByLabel("Repeat the password").fill(VIEWER.newPassword);
@@ -261,6 +279,24 @@ test("a password reset link works once", async () => {
   await again.getByRole("button", { name: "Set password" }).click();
   await again.getByRole("alert").getByText("invalid, expired or already used").waitFor();
   await context.close();
+});
+
+test("the alerts page shows whether each alert's mail went out, from the outbox", async () => {
+  // An alert as the offline sweep raises it: its mail in the outbox, the alert pointing at it.
+  const { db, clock } = api.server.deps;
+  const subject = "Group lobby: 2 of 3 devices offline";
+  await db.$transaction(async (tx) => {
+    const mail = await enqueueMail(tx, "alert", { to: [ADMIN.email], subject, text: `${subject} (threshold 50%).\n` }, clock.now());
+    await tx.alert.create({ data: { kind: "group_offline", group: "lobby", subject, recipients: [ADMIN.email], outboxMailId: mail.id } });
+  });
+  await eventually("the alert mail recorded", async () => (await db.outboxMail.count({ where: { kind: "alert", status: "recorded" } })) === 1);
+
+  await navLink(page, "Alerts").click();
+  await page.getByRole("heading", { name: "Alerts raised" }).waitFor();
+  const row = page.getByTestId("alert-row").filter({ hasText: subject });
+  await row.getByText("recorded, not sent").waitFor();
+  expect(await page.getByRole("columnheader", { name: "Sent", exact: true }).count()).toBe(0);
+  await screenshot(page, "alerts-mail");
 });
 
 test("the dashboard's own pages run under a nonce-based CSP that blocked nothing on the way", async () => {

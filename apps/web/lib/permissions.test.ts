@@ -8,6 +8,12 @@ describe("permissionsFor", () => {
     expect(permissionsFor("admin")).toMatchObject({ canSendCommands: true, canManageUsers: true, canManageSettings: true });
   });
 
+  test("only admins see the mail outbox: it holds sign-in links", () => {
+    expect(permissionsFor("viewer").canViewMail).toBe(false);
+    expect(permissionsFor("operator").canViewMail).toBe(false);
+    expect(permissionsFor("admin").canViewMail).toBe(true);
+  });
+
   test("nobody signed in may do anything", () => {
     expect(Object.values(permissionsFor(undefined)).some(Boolean)).toBe(false);
   });

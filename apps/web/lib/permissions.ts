@@ -25,6 +25,7 @@ export function permissionsFor(role: UserRole | undefined) {
     canManageSettings: mayCall(role, apiRoutes.updateAlertSettings),
     canManageUsers: mayCall(role, apiRoutes.listUsers),
     canViewAuditLog: mayCall(role, apiRoutes.listAuditLog),
+    canViewMail: mayCall(role, apiRoutes.listMailOutbox),
   };
 }
 

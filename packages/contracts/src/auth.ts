@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { MailDelivery } from "./mail";
 import { DateTime, Uuid, nonEmptyText, text } from "./primitives";
 
 /** The access token's cookie (httpOnly); browsers send it with every request. */
@@ -70,7 +71,10 @@ export type WsTicketResponse = z.infer<typeof WsTicketResponse>;
 export const PasswordResetRequest = z.strictObject({ email: Email });
 export type PasswordResetRequest = z.infer<typeof PasswordResetRequest>;
 
-export const PasswordResetAccepted = z.object({ message: z.string() });
+export const PasswordResetAccepted = z.object({
+  message: z.string(),
+  mail: MailDelivery.describe("Whether a mail provider is configured: the same for every address, so it tells nothing about accounts."),
+});
 export type PasswordResetAccepted = z.infer<typeof PasswordResetAccepted>;
 
 export const PasswordResetConfirmRequest = z.strictObject({
@@ -88,6 +92,9 @@ export const InviteUserRequest = z.strictObject({
   role: UserRole,
 });
 export type InviteUserRequest = z.infer<typeof InviteUserRequest>;
+
+export const InviteUserResponse = UserView.extend({ mail: MailDelivery });
+export type InviteUserResponse = z.infer<typeof InviteUserResponse>;
 
 export const UpdateUserRequest = z
   .strictObject({

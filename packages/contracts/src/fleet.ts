@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { CommandStatus, CommandType } from "./commands";
+import { MailStatus } from "./mail";
 import { DateTime, GroupName, Uuid, text } from "./primitives";
 
 export const UpdateDeviceRequest = z
@@ -96,7 +97,11 @@ export const AlertRecord = z.object({
   group: z.string().nullable(),
   subject: z.string(),
   recipients: z.array(z.string()),
-  sentAt: DateTime,
+  raisedAt: DateTime,
+  mail: z
+    .object({ id: z.string(), status: MailStatus })
+    .nullable()
+    .describe("The alert's mail in the outbox; null once that row is pruned, or for alerts raised before the outbox existed."),
 });
 export const ListAlertsResponse = z.object({ alerts: z.array(AlertRecord) });
 export type ListAlertsResponse = z.infer<typeof ListAlertsResponse>;

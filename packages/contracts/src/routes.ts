@@ -47,6 +47,7 @@ import {
   UpdateAlertSettingsRequest,
   UpdateDeviceRequest,
 } from "./fleet";
+import { ListOutboxResponse, OutboxQuery } from "./mail";
 import { HealthResponse } from "./system";
 
 export const apiRoutes = {
@@ -325,8 +326,20 @@ export const apiRoutes = {
     tag: "Admin",
     auth: "admin",
     minRole: "viewer",
-    summary: "Alert mails sent, newest first (last 200)",
+    summary: "Alerts raised, newest first (last 200), each with the status of its mail",
     responses: { 200: { description: "Alerts.", schema: ListAlertsResponse } },
+  },
+  listMailOutbox: {
+    method: "get",
+    path: "/admin/mail/outbox",
+    tag: "Admin",
+    auth: "admin",
+    minRole: "admin",
+    summary: "The mail outbox, newest first, and whether mail is being sent",
+    description:
+      "Every mail the API sends (invitations, password resets, alerts) is a row here, sent by a worker with retries. Without a provider (`sending: false`) mails are only recorded: their text, links included, is shown here so a local admin can pass them on. Rows are kept `MAIL_RETENTION_DAYS` days.",
+    query: OutboxQuery,
+    responses: { 200: { description: "A page of mails.", schema: ListOutboxResponse } },
   },
   health: {
     method: "get",

@@ -83,12 +83,26 @@ export const EnvSchema = z
     HTTP_REQUEST_TIMEOUT_SECONDS: z.coerce.number().positive().default(30),
     // Every connected device holds a socket; keep this under the process's open-file limit.
     HTTP_MAX_CONNECTIONS: positiveInt(20_000),
+    // Mail: unset, RESEND_API_KEY picks Resend, else SMTP_URL picks SMTP, else none (mail is
+    // only recorded in the outbox and the log). Set it to insist on one.
+    MAIL_PROVIDER: z.enum(["resend", "smtp", "none"]).optional(),
+    // smtp://user:pass@host:587 (STARTTLS when offered; required when sending a password to
+    // another host) or smtps://user:pass@host:465 (TLS from the start); URL-encode the user
+    // and password.
+    SMTP_URL: z
+      .url({ protocol: /^smtps?$/, hostname: /^.+$/, error: "must be smtp://[user:password@]host[:port] or smtps://…" })
+      .optional(),
+    MAIL_MAX_ATTEMPTS: positiveInt(8),
+    MAIL_RETRY_BASE_SECONDS: z.coerce.number().positive().default(30),
+    MAIL_RETENTION_DAYS: positiveInt(30),
   })
   .superRefine((env, ctx) => {
     // Node refuses to start a server whose requests may take longer than their headers.
     if (env.HTTP_HEADERS_TIMEOUT_SECONDS > env.HTTP_REQUEST_TIMEOUT_SECONDS) {
       ctx.addIssue({ code: "custom", path: ["HTTP_HEADERS_TIMEOUT_SECONDS"], message: "must not exceed HTTP_REQUEST_TIMEOUT_SECONDS" });
     }
+    if (env.MAIL_PROVIDER === "resend" && !env.RESEND_API_KEY) ctx.addIssue({ code: "custom", path: ["RESEND_API_KEY"], message: "must be set when MAIL_PROVIDER is resend" });
+    if (env.MAIL_PROVIDER === "smtp" && !env.SMTP_URL) ctx.addIssue({ code: "custom", path: ["SMTP_URL"], message: "must be set when MAIL_PROVIDER is smtp" });
     if (env.NODE_ENV !== "production") return;
     for (const name of SECRET_NAMES) {
       if ((env[name]?.length ?? 0) < 32) {

@@ -64,8 +64,19 @@ it("round-trips every model through the migrated database", async () => {
   expect(await db.appPolicy.create({ data: policy })).toEqual(policy);
   const settings = { id: 1, enabled: false, offlineAfterSeconds: 300, recipients: ["ops@example.com"], groupOfflinePercent: 50, cooldownMinutes: 30 };
   expect(await db.alertSettings.create({ data: settings })).toEqual({ ...settings, updatedAt: expect.any(Date) });
-  const alert = await db.alert.create({ data: { kind: "group_offline", deviceId: null, group: "north", subject: "s", recipients: ["ops@example.com"], mailId: "m", sentAt: at } });
+  const mail = {
+    kind: "alert" as const, to: ["ops@example.com", "b@example.com"], subject: "s", text: "t", html: "<p>t</p>", status: "failed" as const, attempts: 8,
+    nextAttemptAt: at, provider: "smtp", providerMessageId: "<id@x>", lastError: "550 no", createdAt: at, finishedAt: at,
+  };
+  const storedMail = await db.outboxMail.create({ data: mail });
+  expect(storedMail).toEqual({ ...mail, id: expect.any(BigInt) });
+  const alert = await db.alert.create({
+    data: { kind: "group_offline", deviceId: null, group: "north", subject: "s", recipients: ["ops@example.com"], mailId: "m", outboxMailId: storedMail.id, sentAt: at },
+  });
   expect(await db.alert.findUniqueOrThrow({ where: { id: alert.id } })).toEqual(alert);
+  // Pruning an outbox row keeps the alert, without its mail.
+  await db.outboxMail.delete({ where: { id: storedMail.id } });
+  expect(await db.alert.findUniqueOrThrow({ where: { id: alert.id } })).toMatchObject({ outboxMailId: null });
   const nonce = { nonce: "n".repeat(16), expiresAt: at };
   expect(await db.usedNonce.create({ data: nonce })).toEqual(nonce);
 

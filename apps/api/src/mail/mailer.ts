@@ -1,29 +1,20 @@
-import { randomUUID } from "node:crypto";
+import { isIP } from "node:net";
+import type { MailProvider } from "@mdm/contracts";
+import nodemailer, { type Transporter } from "nodemailer";
 import { Resend } from "resend";
 import type { Env } from "../config/env";
 
 export type MailMessage = { to: string[]; subject: string; text: string; html?: string };
 
-/** How the API sends mail: Resend in production, a local recorder otherwise. */
+/** What a provider says about a mail it accepted; `refused` lists recipients it turned down. */
+export type MailReceipt = { id: string; refused?: string[] };
+
+/** A mail provider. Only the mail worker calls it: everything else writes to the outbox. */
 export type Mailer = {
-  readonly name: string;
-  send(message: MailMessage): Promise<{ id: string }>;
+  readonly name: Exclude<MailProvider, "none">;
+  send(message: MailMessage): Promise<MailReceipt>;
+  close?(): void;
 };
-
-export type RecordedMail = MailMessage & { id: string; at: Date };
-
-/** Records mail instead of sending it, so tests and local runs can read what would go out. */
-export class LocalMailer implements Mailer {
-  readonly name = "local";
-  readonly sent: RecordedMail[] = [];
-
-  async send(message: MailMessage): Promise<{ id: string }> {
-    const id = `local-${randomUUID()}`;
-    this.sent.push({ ...message, id, at: new Date() });
-    if (this.sent.length > 1000) this.sent.shift();
-    return { id };
-  }
-}
 
 /** Sends through Resend's HTTP API (`baseUrl` defaults to Resend's; tests point it at a local server). */
 export class ResendMailer implements Mailer {
@@ -34,7 +25,7 @@ export class ResendMailer implements Mailer {
     this.client = new Resend(options.apiKey, options.baseUrl ? { baseUrl: options.baseUrl } : undefined);
   }
 
-  async send(message: MailMessage): Promise<{ id: string }> {
+  async send(message: MailMessage): Promise<MailReceipt> {
     // The SDK reports failures in `error` rather than throwing; callers expect a throw.
     const { data, error } = await this.client.emails.send({
       from: this.options.from,
@@ -49,8 +40,78 @@ export class ResendMailer implements Mailer {
   }
 }
 
-/** Resend when RESEND_API_KEY is set, else the local recorder. */
-export function createMailer(env: Pick<Env, "RESEND_API_KEY" | "RESEND_BASE_URL" | "MAIL_FROM">): Mailer {
-  if (!env.RESEND_API_KEY) return new LocalMailer();
-  return new ResendMailer({ apiKey: env.RESEND_API_KEY, from: env.MAIL_FROM, baseUrl: env.RESEND_BASE_URL });
+function isLoopback(host: string): boolean {
+  if (host === "localhost") return true;
+  if (isIP(host) === 4) return host.startsWith("127.");
+  return host === "::1";
+}
+
+/** How SMTP_URL is read: `smtps:` is TLS from the start (port 465), `smtp:` upgrades with STARTTLS (port 587). */
+export function smtpOptions(smtpUrl: string) {
+  const url = new URL(smtpUrl);
+  const secure = url.protocol === "smtps:";
+  const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  const auth = url.username || url.password ? { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) } : undefined;
+  return {
+    host,
+    port: url.port ? Number(url.port) : secure ? 465 : 587,
+    secure,
+    auth,
+    // nodemailer upgrades with STARTTLS whenever the server offers it; without this, a
+    // stripped offer would send the password in the clear. A relay on this host is exempt.
+    requireTLS: !secure && auth !== undefined && !isLoopback(host),
+    connectionTimeout: 15_000,
+    greetingTimeout: 15_000,
+    socketTimeout: 60_000,
+  };
+}
+
+/** Sends through an SMTP server (the operator's own, or any provider's SMTP relay) with nodemailer. */
+export class SmtpMailer implements Mailer {
+  readonly name = "smtp";
+  private readonly transport: Transporter;
+
+  constructor(
+    private readonly options: { url: string; from: string },
+    overrides: Record<string, unknown> = {},
+  ) {
+    this.transport = nodemailer.createTransport({ ...smtpOptions(options.url), ...overrides });
+  }
+
+  async send(message: MailMessage): Promise<MailReceipt> {
+    // Rejects when the server refuses the sender, the message or every recipient.
+    const info = await this.transport.sendMail({
+      from: this.options.from,
+      to: message.to,
+      subject: message.subject,
+      text: message.text,
+      ...(message.html ? { html: message.html } : {}),
+    });
+    const refused = (info.rejected ?? []).map((address: string | { address: string }) => (typeof address === "string" ? address : address.address));
+    return { id: String(info.messageId), ...(refused.length > 0 ? { refused } : {}) };
+  }
+
+  close(): void {
+    this.transport.close();
+  }
+}
+
+/** The provider the configuration picks: MAIL_PROVIDER if set, else Resend with a key, else SMTP with a URL, else none. */
+export function mailProviderOf(env: Pick<Env, "MAIL_PROVIDER" | "RESEND_API_KEY" | "SMTP_URL">): MailProvider {
+  if (env.MAIL_PROVIDER) return env.MAIL_PROVIDER;
+  if (env.RESEND_API_KEY) return "resend";
+  if (env.SMTP_URL) return "smtp";
+  return "none";
+}
+
+/** The configured provider, or undefined when there is none: mail is then only recorded. */
+export function createMailer(env: Pick<Env, "MAIL_PROVIDER" | "RESEND_API_KEY" | "RESEND_BASE_URL" | "SMTP_URL" | "MAIL_FROM">): Mailer | undefined {
+  switch (mailProviderOf(env)) {
+    case "resend":
+      return new ResendMailer({ apiKey: env.RESEND_API_KEY!, from: env.MAIL_FROM, baseUrl: env.RESEND_BASE_URL });
+    case "smtp":
+      return new SmtpMailer({ url: env.SMTP_URL!, from: env.MAIL_FROM });
+    case "none":
+      return undefined;
+  }
 }

@@ -9,7 +9,8 @@ import type { Db } from "../db/client";
 import type { AppDeps, Clock } from "../deps";
 import { createLogger } from "../lib/logger";
 import { createMetrics } from "../lib/metrics";
-import { LocalMailer } from "../mail/mailer";
+import type { Mailer } from "../mail/mailer";
+import { processDueMails } from "../mail/outbox";
 import { deliverDueCommands } from "../modules/commands/delivery";
 import { LocalPushGateway } from "../push/local-push-gateway";
 import { type EventBus, LocalEventBus } from "../realtime/event-bus";
@@ -41,13 +42,16 @@ export type TestApp = {
   app: Express;
   deps: AppDeps;
   push: LocalPushGateway;
-  mail: LocalMailer;
   clock: TestClock;
+  /** The outbox, oldest first: every mail the app asked for. */
+  outbox: () => ReturnType<Db["outboxMail"]["findMany"]>;
+  /** Runs the mail worker once (a listening server runs it by itself): attempts every due mail. */
+  sendMail: () => Promise<number>;
   /** Runs the delivery worker once (a listening server runs it by itself): attempts every due command. */
   deliver: () => Promise<number>;
 };
 
-export function createTestApp(db: Db, options: { env?: Record<string, string>; push?: PushGateway; bus?: EventBus; redis?: Redis } = {}): TestApp {
+export function createTestApp(db: Db, options: { env?: Record<string, string>; push?: PushGateway; bus?: EventBus; redis?: Redis; mailer?: Mailer } = {}): TestApp {
   const env = parseEnv({
     NODE_ENV: "test",
     ...TEST_SECRETS,
@@ -59,7 +63,6 @@ export function createTestApp(db: Db, options: { env?: Record<string, string>; p
     ...options.env,
   });
   const push = new LocalPushGateway({ actAsFcm: true });
-  const mail = new LocalMailer();
   const clock = new TestClock();
   const deps: AppDeps = {
     env,
@@ -68,12 +71,20 @@ export function createTestApp(db: Db, options: { env?: Record<string, string>; p
     logger: createLogger("error", { silent: true }),
     metrics: createMetrics(),
     clock,
-    mailer: mail,
+    mailer: options.mailer,
     bus: options.bus ?? new LocalEventBus(),
     redis: options.redis,
     instanceId: randomUUID(),
   };
-  return { app: createApp(deps), deps, push, mail, clock, deliver: () => deliverDueCommands(deps) };
+  return {
+    app: createApp(deps),
+    deps,
+    push,
+    clock,
+    deliver: () => deliverDueCommands(deps),
+    outbox: () => db.outboxMail.findMany({ orderBy: { id: "asc" } }),
+    sendMail: () => processDueMails(deps),
+  };
 }
 
 /** Sends a correctly signed admin request; the body is sent byte for byte as signed. */

@@ -4,6 +4,7 @@ import { type AlertSettings, UpdateAlertSettingsRequest } from "@mdm/contracts";
 import Link from "next/link";
 import { useEffect, useState } from "react";
 import { usePermissions } from "@/components/layout/session-context";
+import { MailStatusBadge } from "@/components/mail/mail-status-badge";
 import { PageHeader } from "@/components/page-header";
 import { EmptyState, ErrorState } from "@/components/states";
 import { Badge } from "@/components/ui/badge";
@@ -145,9 +146,9 @@ export function AlertsView() {
       ) : (
         <Skeleton className="h-72 w-full" />
       )}
-      <section className="flex flex-col gap-3" aria-labelledby="sent-alerts">
-        <h2 id="sent-alerts" className="text-lg font-semibold">
-          Sent alerts
+      <section className="flex flex-col gap-3" aria-labelledby="raised-alerts">
+        <h2 id="raised-alerts" className="text-lg font-semibold">
+          Alerts raised
         </h2>
         <div className="rounded-lg border">
           {alerts.error && !alerts.data ? (
@@ -155,22 +156,23 @@ export function AlertsView() {
           ) : !alerts.data ? (
             <Skeleton className="m-2 h-20" />
           ) : alerts.data.alerts.length === 0 ? (
-            <EmptyState title="No alert sent yet" />
+            <EmptyState title="No alert raised yet" />
           ) : (
             <Table>
               <TableHeader>
                 <TableRow>
-                  <TableHead>Sent</TableHead>
+                  <TableHead>Raised</TableHead>
                   <TableHead>Kind</TableHead>
                   <TableHead>About</TableHead>
                   <TableHead>Subject</TableHead>
                   <TableHead>Recipients</TableHead>
+                  <TableHead>Mail</TableHead>
                 </TableRow>
               </TableHeader>
               <TableBody>
                 {alerts.data.alerts.map((alert) => (
-                  <TableRow key={alert.id}>
-                    <TableCell>{formatDateTime(alert.sentAt)}</TableCell>
+                  <TableRow key={alert.id} data-testid="alert-row">
+                    <TableCell>{formatDateTime(alert.raisedAt)}</TableCell>
                     <TableCell>
                       <Badge variant={alert.kind === "group_offline" ? "warning" : "secondary"}>{alert.kind === "group_offline" ? "group offline" : "device offline"}</Badge>
                     </TableCell>
@@ -185,6 +187,7 @@ export function AlertsView() {
                     </TableCell>
                     <TableCell className="max-w-md truncate">{alert.subject}</TableCell>
                     <TableCell className="text-muted-foreground">{alert.recipients.join(", ")}</TableCell>
+                    <TableCell>{alert.mail ? <MailStatusBadge status={alert.mail.status} /> : <span className="text-muted-foreground">—</span>}</TableCell>
                   </TableRow>
                 ))}
               </TableBody>

@@ -1,6 +1,6 @@
 "use client";
 
-import { PasswordResetRequest, authRoutes } from "@mdm/contracts";
+import { type PasswordResetAccepted, PasswordResetRequest, authRoutes } from "@mdm/contracts";
 import Link from "next/link";
 import { useState } from "react";
 import { Button } from "@/components/ui/button";
@@ -11,7 +11,7 @@ import { FormField, fieldErrors } from "./form-field";
 export function ForgotPasswordForm() {
   const [email, setEmail] = useState("");
   const [errors, setErrors] = useState<Record<string, string>>({});
-  const [sent, setSent] = useState(false);
+  const [accepted, setAccepted] = useState<PasswordResetAccepted>();
   const [busy, setBusy] = useState(false);
 
   const submit = async (event: React.FormEvent) => {
@@ -21,8 +21,7 @@ export function ForgotPasswordForm() {
     setBusy(true);
     setErrors({});
     try {
-      await callApi(authRoutes.requestPasswordReset, { body: body.data });
-      setSent(true);
+      setAccepted(await callApi(authRoutes.requestPasswordReset, { body: body.data }));
     } catch (caught) {
       setErrors({ form: errorMessage(caught) });
     } finally {
@@ -30,9 +29,13 @@ export function ForgotPasswordForm() {
     }
   };
 
-  if (sent) {
+  if (accepted) {
+    const description =
+      accepted.mail === "recorded"
+        ? `If ${email.trim()} has an account, a link to choose a new password was recorded, not sent: this server sends no mail. An admin can find it on the Mail page. It works once.`
+        : `If ${email.trim()} has an account, a link to choose a new password is on its way. It works once.`;
     return (
-      <AuthCard title="Check your mail" description={`If ${email.trim()} has an account, a link to choose a new password is on its way. It works once.`}>
+      <AuthCard title={accepted.mail === "recorded" ? "Link recorded, not sent" : "Check your mail"} description={description}>
         <Link href="/sign-in" className="text-sm underline-offset-4 hover:underline">
           Back to sign in
         </Link>

@@ -1,6 +1,6 @@
 "use client";
 
-import { BellIcon, ClipboardListIcon, LayoutDashboardIcon, QrCodeIcon, SendIcon, SmartphoneIcon, UsersIcon } from "lucide-react";
+import { BellIcon, ClipboardListIcon, LayoutDashboardIcon, MailIcon, QrCodeIcon, SendIcon, SmartphoneIcon, UsersIcon } from "lucide-react";
 import Link from "next/link";
 import { usePathname } from "next/navigation";
 import { usePermissions } from "@/components/layout/session-context";
@@ -17,7 +17,7 @@ function isActive(pathname: string, href: string): boolean {
 
 export function Sidebar() {
   const pathname = usePathname();
-  const { canManageUsers, canViewAuditLog } = usePermissions();
+  const { canManageUsers, canViewAuditLog, canViewMail } = usePermissions();
   const items: NavItem[] = [
     { href: "/", label: "Overview", icon: LayoutDashboardIcon, visible: true },
     { href: "/commands", label: "Commands", icon: SendIcon, visible: true },
@@ -25,6 +25,7 @@ export function Sidebar() {
     { href: "/alerts", label: "Alerts", icon: BellIcon, visible: true },
     { href: "/users", label: "Users", icon: UsersIcon, visible: canManageUsers },
     { href: "/audit-log", label: "Audit log", icon: ClipboardListIcon, visible: canViewAuditLog },
+    { href: "/mail", label: "Mail", icon: MailIcon, visible: canViewMail },
   ];
 
   return (

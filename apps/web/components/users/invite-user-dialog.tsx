@@ -28,8 +28,9 @@ export function InviteUserDialog() {
     setBusy(true);
     setErrors({});
     try {
-      await inviteUser(body.data);
-      toast.success(`Invitation mailed to ${body.data.email}`);
+      const invited = await inviteUser(body.data);
+      if (invited.mail === "recorded") toast.warning(`Invitation for ${body.data.email} recorded, not sent: no mail provider. Find its link on the Mail page.`);
+      else toast.success(`Invitation queued for mailing to ${body.data.email}`);
       setEmail("");
       setName("");
       setOpen(false);

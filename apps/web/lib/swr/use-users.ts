@@ -8,7 +8,7 @@ export function useUsers() {
   return useSWR(usersKey, () => callApi(authRoutes.listUsers));
 }
 
-/** Creates the account and mails the invitee a link to choose a password. */
+/** Creates the account and queues a mail with a link to choose a password (only recorded without a mail provider). */
 export async function inviteUser(body: InviteUserRequest) {
   const user = await callApi(authRoutes.inviteUser, { body });
   await mutate(usersKey);

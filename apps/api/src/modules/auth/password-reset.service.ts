@@ -5,16 +5,27 @@ import type { AppDeps } from "../../deps";
 import { recordAudit } from "../../lib/audit";
 import { HttpError } from "../../lib/http-error";
 import { formatToken, hashSecret, newSecret, parseToken, secretMatches } from "../../lib/secrets";
+import { enqueueMail, mailDelivery, wakeMailWorker } from "../../mail/outbox";
 import type { ClientInfo } from "./auth.service";
 import { hashPassword } from "./passwords";
 
 export const PASSWORD_RESET_TTL_SECONDS = 30 * 60;
 export const INVITATION_TTL_SECONDS = 7 * 24 * 3600;
 
-/** The one answer to every reset request, so it tells nobody whether an account exists. */
-export const PASSWORD_RESET_ACCEPTED: PasswordResetAccepted = {
-  message: "If an account uses this address, a link to reset its password is on its way.",
-};
+/**
+ * The one answer to every reset request, so it tells nobody whether an account exists.
+ * Whether mail is sent at all is the server's configuration, the same for every address.
+ */
+export function passwordResetAccepted(deps: Pick<AppDeps, "mailer">): PasswordResetAccepted {
+  const mail = mailDelivery(deps);
+  return {
+    message:
+      mail === "queued"
+        ? "If an account uses this address, a link to reset its password is on its way."
+        : "If an account uses this address, a link to reset its password was recorded, not sent: this server sends no mail. An admin can find the link on the Mail page.",
+    mail,
+  };
+}
 
 /**
  * A single-use token for setting a user's password: `<id>.<secret>`, with 32 random
@@ -35,29 +46,38 @@ export async function createPasswordToken(
 }
 
 /**
- * Mails a reset link when an enabled account has this address; otherwise does nothing.
- * The caller answers the same either way. The mail is sent in the background so the
- * answer's timing does not tell either.
+ * Queues a mail with a reset link when an enabled account has this address; otherwise
+ * does nothing. The caller answers the same either way; the mail worker sends the mail,
+ * so the answer's timing does not depend on the provider either.
  */
 export async function requestPasswordReset(deps: AppDeps, email: string, client: ClientInfo): Promise<PasswordResetAccepted> {
   const user = await deps.db.user.findUnique({ where: { email }, select: { id: true, email: true, disabledAt: true } });
-  const eligible = user && !user.disabledAt;
-  await recordAudit(deps.db, { actor: email, action: "auth.password_reset.request", targetType: "user", targetId: user?.id, ip: client.ip, details: { sent: !!eligible } });
-  if (!eligible) return PASSWORD_RESET_ACCEPTED;
-
-  const { link } = await createPasswordToken(deps, deps.db, user.id, PASSWORD_RESET_TTL_SECONDS);
-  const text = [
-    `Someone (hopefully you) asked to reset the password of the MDM account ${user.email}.`,
-    "",
-    `Choose a new password within 30 minutes here: ${link}`,
-    "",
-    "The link works once. If you did not ask for it, ignore this mail: your password stays as it is.",
-    "",
-  ].join("\n");
-  deps.mailer.send({ to: [user.email], subject: "Reset your MDM password", text }).catch((error: unknown) => {
-    deps.logger.error("password reset mail failed", { userId: user.id, message: error instanceof Error ? error.message : String(error) });
+  const eligible = !!user && !user.disabledAt;
+  const accepted = passwordResetAccepted(deps);
+  await recordAudit(deps.db, {
+    actor: email,
+    action: "auth.password_reset.request",
+    targetType: "user",
+    targetId: user?.id,
+    ip: client.ip,
+    details: { eligible, mail: eligible ? accepted.mail : null },
   });
-  return PASSWORD_RESET_ACCEPTED;
+  if (!eligible) return accepted;
+
+  await deps.db.$transaction(async (tx) => {
+    const { link } = await createPasswordToken(deps, tx, user.id, PASSWORD_RESET_TTL_SECONDS);
+    const text = [
+      `Someone (hopefully you) asked to reset the password of the MDM account ${user.email}.`,
+      "",
+      `Choose a new password within 30 minutes here: ${link}`,
+      "",
+      "The link works once. If you did not ask for it, ignore this mail: your password stays as it is.",
+      "",
+    ].join("\n");
+    await enqueueMail(tx, "password_reset", { to: [user.email], subject: "Reset your MDM password", text }, deps.clock.now());
+  });
+  wakeMailWorker(deps);
+  return accepted;
 }
 
 function invalidToken() {

@@ -20,9 +20,9 @@ const NEW_PASSWORD = "a brand new passphrase";
 const requestReset = (email: string) => request(t.app).post("/auth/password-reset").send({ email });
 const confirm = (token: string, password = NEW_PASSWORD) => request(t.app).post("/auth/password-reset/confirm").send({ token, password });
 
-/** The token of the link in the latest mail. */
-function tokenFromMail(): string {
-  const text = t.mail.sent.at(-1)!.text;
+/** The token of the link in the latest mail in the outbox. */
+async function tokenFromMail(): Promise<string> {
+  const text = (await t.outbox()).at(-1)!.text!;
   const link = /https:\/\/mdm\.example\.com\/reset-password\?token=(\S+)/.exec(text);
   if (!link) throw new Error(`no reset link in: ${text}`);
   return decodeURIComponent(link[1]!);
@@ -38,16 +38,29 @@ describe("POST /auth/password-reset", () => {
     expect(known.headers["content-type"]).toBe(unknown.headers["content-type"]);
     expect(known.headers["content-length"]).toBe(unknown.headers["content-length"]);
 
-    expect(t.mail.sent).toHaveLength(1);
-    expect(t.mail.sent[0]).toMatchObject({ to: ["known@example.com"], subject: "Reset your MDM password" });
-    expect(t.mail.sent[0]!.text).toMatch(/within 30 minutes/);
+    const outbox = await t.outbox();
+    expect(outbox).toHaveLength(1);
+    expect(outbox[0]).toMatchObject({ kind: "password_reset", to: ["known@example.com"], subject: "Reset your MDM password", status: "queued" });
+    expect(outbox[0]!.text).toMatch(/within 30 minutes/);
     expect(await database.db.passwordResetToken.count()).toBe(1);
+  });
+
+  it("says the link was recorded, not sent, when no mail provider is configured, and queued when one is", async () => {
+    await createUser(database.db, { email: "known@example.com" });
+    const recorded = await requestReset("known@example.com");
+    expect(recorded.body).toEqual({ mail: "recorded", message: expect.stringContaining("recorded, not sent") });
+    await t.sendMail();
+    expect(await t.outbox()).toMatchObject([{ status: "recorded" }]);
+
+    t.deps.mailer = { name: "resend", send: async () => ({ id: "re_1" }) };
+    const queued = await requestReset("unknown@example.com");
+    expect(queued.body).toEqual({ mail: "queued", message: "If an account uses this address, a link to reset its password is on its way." });
   });
 
   it("stores only the sha256 of 32 random bytes, valid for 30 minutes", async () => {
     const user = await createUser(database.db, { email: "known@example.com" });
     await requestReset("known@example.com");
-    const [id, secret] = tokenFromMail().split(".");
+    const [id, secret] = (await tokenFromMail()).split(".");
     expect(Buffer.from(secret!, "base64url")).toHaveLength(32);
     const row = await database.db.passwordResetToken.findUniqueOrThrow({ where: { id } });
     expect(row).toMatchObject({ userId: user.id, usedAt: null, tokenHash: createHash("sha256").update(secret!).digest("hex") });
@@ -58,7 +71,7 @@ describe("POST /auth/password-reset", () => {
     await createUser(database.db, { email: "gone@example.com", disabled: true });
     const res = await requestReset("gone@example.com");
     expect(res.status).toBe(202);
-    expect(t.mail.sent).toHaveLength(0);
+    expect(await t.outbox()).toHaveLength(0);
   });
 
   it("allows 3 requests an hour per address, then 429 with Retry-After and no mail", async () => {
@@ -71,7 +84,7 @@ describe("POST /auth/password-reset", () => {
     expect(limited.body.error.code).toBe("rate_limited");
     expect(Number(limited.headers["retry-after"])).toBeGreaterThan(3500);
     expect(Number(limited.headers["retry-after"])).toBeLessThanOrEqual(3600);
-    expect(t.mail.sent).toHaveLength(3);
+    expect(await t.outbox()).toHaveLength(3);
   });
 
   it("records each request in the audit log", async () => {
@@ -80,15 +93,15 @@ describe("POST /auth/password-reset", () => {
     await requestReset("unknown@example.com");
     const entries = await database.db.auditLog.findMany({ where: { action: "auth.password_reset.request" }, orderBy: { id: "asc" } });
     expect(entries.map((entry) => [entry.actor, entry.details])).toEqual([
-      ["known@example.com", { sent: true }],
-      ["unknown@example.com", { sent: false }],
+      ["known@example.com", { eligible: true, mail: "recorded" }],
+      ["unknown@example.com", { eligible: false, mail: null }],
     ]);
     expect(entries[0]!.ip).toBeTruthy();
   });
 
   it("refuses a malformed email with 400", async () => {
     expect((await requestReset("not an email")).status).toBe(400);
-    expect(t.mail.sent).toHaveLength(0);
+    expect(await t.outbox()).toHaveLength(0);
   });
 });
 
@@ -99,7 +112,7 @@ describe("POST /auth/password-reset/confirm", () => {
 
   it("sets the password: the new one signs in, the old one no longer", async () => {
     await requestReset("known@example.com");
-    const res = await confirm(tokenFromMail());
+    const res = await confirm(await tokenFromMail());
     expect(res.status).toBe(204);
     expect((await request(t.app).post("/auth/login").send({ email: "known@example.com", password: TEST_PASSWORD })).status).toBe(401);
     expect((await request(t.app).post("/auth/login").send({ email: "known@example.com", password: NEW_PASSWORD })).status).toBe(200);
@@ -109,7 +122,7 @@ describe("POST /auth/password-reset/confirm", () => {
 
   it("works once: a second use is refused and changes nothing", async () => {
     await requestReset("known@example.com");
-    const token = tokenFromMail();
+    const token = await tokenFromMail();
     expect((await confirm(token)).status).toBe(204);
     const again = await confirm(token, "yet another passphrase");
     expect(again.status).toBe(401);
@@ -119,7 +132,7 @@ describe("POST /auth/password-reset/confirm", () => {
 
   it("works once even when two uses race", async () => {
     await requestReset("known@example.com");
-    const token = tokenFromMail();
+    const token = await tokenFromMail();
     const results = await Promise.all([confirm(token, "first racer passphrase"), confirm(token, "second racer passphrase")]);
     expect(results.map((res) => res.status).sort()).toEqual([204, 401]);
   });
@@ -127,29 +140,29 @@ describe("POST /auth/password-reset/confirm", () => {
   it("expires after 30 minutes", async () => {
     await requestReset("known@example.com");
     t.clock.advance(30 * 60 + 1);
-    expect((await confirm(tokenFromMail())).status).toBe(401);
+    expect((await confirm(await tokenFromMail())).status).toBe(401);
     expect((await request(t.app).post("/auth/login").send({ email: "known@example.com", password: TEST_PASSWORD })).status).toBe(200);
   });
 
   it("still works just before 30 minutes", async () => {
     await requestReset("known@example.com");
     t.clock.advance(29 * 60);
-    expect((await confirm(tokenFromMail())).status).toBe(204);
+    expect((await confirm(await tokenFromMail())).status).toBe(204);
   });
 
   it("signs the user out everywhere", async () => {
     const session = await signIn(t.app, "known@example.com");
     await requestReset("known@example.com");
-    expect((await confirm(tokenFromMail())).status).toBe(204);
+    expect((await confirm(await tokenFromMail())).status).toBe(204);
     expect((await request(t.app).get("/auth/me").set("Cookie", session.cookie)).status).toBe(401);
     expect((await request(t.app).post("/auth/refresh").set("Cookie", session.cookie).set("X-CSRF-Token", session.csrf)).status).toBe(401);
   });
 
   it("invalidates the user's other pending links", async () => {
     await requestReset("known@example.com");
-    const first = tokenFromMail();
+    const first = await tokenFromMail();
     await requestReset("known@example.com");
-    const second = tokenFromMail();
+    const second = await tokenFromMail();
     expect((await confirm(second)).status).toBe(204);
     expect((await confirm(first)).status).toBe(401);
   });
@@ -157,22 +170,22 @@ describe("POST /auth/password-reset/confirm", () => {
   it("refuses a disabled user's link", async () => {
     await requestReset("known@example.com");
     await database.db.user.updateMany({ data: { disabledAt: new Date() } });
-    expect((await confirm(tokenFromMail())).status).toBe(401);
+    expect((await confirm(await tokenFromMail())).status).toBe(401);
   });
 
   it.each([
-    ["garbage", () => "garbage"],
-    ["an unknown id", () => `3f0e8a3c-1111-4222-8333-444455556666.${"A".repeat(43)}`],
-    ["a real id with a wrong secret", () => `${tokenFromMail().split(".")[0]}.${"A".repeat(43)}`],
+    ["garbage", async () => "garbage"],
+    ["an unknown id", async () => `3f0e8a3c-1111-4222-8333-444455556666.${"A".repeat(43)}`],
+    ["a real id with a wrong secret", async () => `${(await tokenFromMail()).split(".")[0]}.${"A".repeat(43)}`],
   ])("refuses %s with 401", async (_case, token) => {
     await requestReset("known@example.com");
-    expect((await confirm(token())).status).toBe(401);
+    expect((await confirm(await token())).status).toBe(401);
     expect(await database.db.passwordResetToken.count({ where: { usedAt: { not: null } } })).toBe(0);
   });
 
   it("refuses a weak password with 400 and leaves the link usable", async () => {
     await requestReset("known@example.com");
-    const token = tokenFromMail();
+    const token = await tokenFromMail();
     const res = await confirm(token, "short");
     expect(res.status).toBe(400);
     expect(res.body.error.details.map((issue: { path: string }) => issue.path)).toEqual(["password"]);

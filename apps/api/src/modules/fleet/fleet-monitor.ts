@@ -1,6 +1,7 @@
 import type { AlertSettings, HeartbeatRequest } from "@mdm/contracts";
 import type { AppDeps } from "../../deps";
 import type { Device } from "../../generated/prisma/client";
+import { enqueueMail, mailDelivery, wakeMailWorker } from "../../mail/outbox";
 import { createCommand } from "../commands/commands.service";
 import { getAlertSettings, toLiveState } from "./fleet.service";
 
@@ -32,7 +33,7 @@ export async function enforceAppPolicies(deps: AppDeps, deviceId: string, mustRu
 /**
  * Marks devices whose last heartbeat is older than the threshold offline (the UPDATE is
  * the claim: with many instances, each device goes offline, and is alerted on, once),
- * tells dashboards, and sends the alert mails.
+ * tells dashboards, and queues the alert mails.
  */
 export async function sweepOffline(deps: AppDeps): Promise<Device[]> {
   const settings = await getAlertSettings(deps);
@@ -85,11 +86,15 @@ async function sendOfflineAlerts(deps: AppDeps, settings: AlertSettings, devices
     const lines = toAlert.slice(0, LISTED_IN_MAIL).map(describe);
     if (toAlert.length > LISTED_IN_MAIL) lines.push(`…and ${toAlert.length - LISTED_IN_MAIL} more.`);
     const text = `No heartbeat for more than ${Math.round(settings.offlineAfterSeconds / 60)} minutes:\n\n${lines.join("\n")}\n`;
-    const mail = await deps.mailer.send({ to: recipients, subject, text });
-    await deps.db.alert.createMany({
-      data: toAlert.map((device) => ({ kind: "device_offline" as const, deviceId: device.id, subject, recipients, mailId: mail.id })),
+    const mail = await deps.db.$transaction(async (tx) => {
+      const queued = await enqueueMail(tx, "alert", { to: recipients, subject, text }, deps.clock.now());
+      await tx.alert.createMany({
+        data: toAlert.map((device) => ({ kind: "device_offline" as const, deviceId: device.id, subject, recipients, outboxMailId: queued.id })),
+      });
+      return queued;
     });
-    deps.logger.info("offline alert sent", { devices: toAlert.length, mailId: mail.id });
+    wakeMailWorker(deps);
+    deps.logger.info("offline alert raised", { devices: toAlert.length, mailId: mail.id.toString(), mail: mailDelivery(deps) });
   }
   if (settings.groupOfflinePercent !== null) await sendGroupAlerts(deps, settings, devices, recipients, since);
 }
@@ -105,7 +110,10 @@ async function sendGroupAlerts(deps: AppDeps, settings: AlertSettings, devices: 
     const recent = await deps.db.alert.findFirst({ where: { kind: "group_offline", group, sentAt: { gte: since } }, select: { id: true } });
     if (recent) continue;
     const subject = `Group ${group}: ${offline} of ${total} devices offline`;
-    const mail = await deps.mailer.send({ to: recipients, subject, text: `${subject} (threshold ${settings.groupOfflinePercent}%).\n` });
-    await deps.db.alert.create({ data: { kind: "group_offline", group, subject, recipients, mailId: mail.id } });
+    await deps.db.$transaction(async (tx) => {
+      const mail = await enqueueMail(tx, "alert", { to: recipients, subject, text: `${subject} (threshold ${settings.groupOfflinePercent}%).\n` }, deps.clock.now());
+      await tx.alert.create({ data: { kind: "group_offline", group, subject, recipients, outboxMailId: mail.id } });
+    });
+    wakeMailWorker(deps);
   }
 }

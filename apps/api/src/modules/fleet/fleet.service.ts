@@ -149,7 +149,7 @@ export async function updateAlertSettings(
 }
 
 export async function listAlerts({ db }: Pick<AppDeps, "db">): Promise<ListAlertsResponse> {
-  const alerts = await db.alert.findMany({ orderBy: { id: "desc" }, take: 200 });
+  const alerts = await db.alert.findMany({ orderBy: { id: "desc" }, take: 200, include: { outboxMail: { select: { id: true, status: true } } } });
   return {
     alerts: alerts.map((alert) => ({
       id: alert.id.toString(),
@@ -158,7 +158,8 @@ export async function listAlerts({ db }: Pick<AppDeps, "db">): Promise<ListAlert
       group: alert.group,
       subject: alert.subject,
       recipients: alert.recipients,
-      sentAt: alert.sentAt.toISOString(),
+      raisedAt: alert.sentAt.toISOString(),
+      mail: alert.outboxMail ? { id: alert.outboxMail.id.toString(), status: alert.outboxMail.status } : null,
     })),
   };
 }

@@ -1,3 +1,4 @@
+import { ListAlertsResponse } from "@mdm/contracts";
 import request from "supertest";
 import { type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, enrollDevice, heartbeatBody, resetTables } from "../../test";
 import { AUTO_RELAUNCH_ACTOR, sweepOffline } from "./fleet-monitor";
@@ -149,13 +150,24 @@ describe("offline detection and alerts", () => {
     const [device] = await wentQuiet();
     expect((await sweepOffline(t.deps)).map((row) => row.id)).toEqual([device!.deviceId]);
     expect(await sweepOffline(t.deps)).toEqual([]);
-    expect(t.mail.sent).toHaveLength(1);
-    expect(t.mail.sent[0]).toMatchObject({ to: ["ops@example.com"], subject: expect.stringContaining("offline") });
-    expect(t.mail.sent[0]!.text).toContain(device!.deviceId);
+    const outbox = await t.outbox();
+    expect(outbox).toHaveLength(1);
+    expect(outbox[0]).toMatchObject({ kind: "alert", to: ["ops@example.com"], subject: expect.stringContaining("offline"), status: "queued" });
+    expect(outbox[0]!.text).toContain(device!.deviceId);
     const view = await adminRequest(t.app, "GET", `/admin/devices/${device!.deviceId}`);
     expect(view.body).toMatchObject({ online: false, offlineSince: expect.any(String) });
     const alerts = await adminRequest(t.app, "GET", "/admin/alerts");
-    expect(alerts.body.alerts).toEqual([expect.objectContaining({ kind: "device_offline", deviceId: device!.deviceId, recipients: ["ops@example.com"] })]);
+    expect(alerts.body.alerts).toEqual([
+      expect.objectContaining({ kind: "device_offline", deviceId: device!.deviceId, recipients: ["ops@example.com"], mail: { id: outbox[0]!.id.toString(), status: "queued" } }),
+    ]);
+  });
+
+  it("shows each alert with its mail's status from the outbox: recorded, not sent, without a provider", async () => {
+    await wentQuiet();
+    await sweepOffline(t.deps);
+    await t.sendMail();
+    const alerts = await adminRequest(t.app, "GET", "/admin/alerts");
+    expect(ListAlertsResponse.parse(alerts.body).alerts).toEqual([expect.objectContaining({ mail: expect.objectContaining({ status: "recorded" }), raisedAt: expect.any(String) })]);
   });
 
   it("does not mail again for a device flapping within the cooldown", async () => {
@@ -164,19 +176,19 @@ describe("offline detection and alerts", () => {
     await heartbeat(device!.deviceToken); // back online
     t.clock.advance(241);
     await sweepOffline(t.deps); // offline again, 4 minutes later
-    expect(t.mail.sent).toHaveLength(1);
+    expect(await t.outbox()).toHaveLength(1);
     t.clock.advance(3600);
     await heartbeat(device!.deviceToken);
     t.clock.advance(241);
     await sweepOffline(t.deps);
-    expect(t.mail.sent).toHaveLength(2);
+    expect(await t.outbox()).toHaveLength(2);
   });
 
   it("reports many devices going offline together in one mail", async () => {
     await wentQuiet(3);
     await sweepOffline(t.deps);
-    expect(t.mail.sent).toHaveLength(1);
-    expect(t.mail.sent[0]!.subject).toBe("3 devices went offline");
+    expect(await t.outbox()).toHaveLength(1);
+    expect((await t.outbox())[0]!.subject).toBe("3 devices went offline");
     expect(await database.db.alert.count()).toBe(3);
   });
 
@@ -187,7 +199,7 @@ describe("offline detection and alerts", () => {
     for (const device of [...devices, healthy]) await adminRequest(t.app, "PATCH", `/admin/devices/${device.deviceId}`, { groups: ["store-7"] });
     await adminRequest(t.app, "PATCH", "/admin/alert-settings", { groupOfflinePercent: 50 });
     await sweepOffline(t.deps);
-    const groupMails = t.mail.sent.filter((mail) => mail.subject.startsWith("Group store-7"));
+    const groupMails = (await t.outbox()).filter((mail) => mail.subject.startsWith("Group store-7"));
     expect(groupMails).toHaveLength(1);
     expect(groupMails[0]!.subject).toBe("Group store-7: 2 of 3 devices offline");
   });
@@ -196,7 +208,7 @@ describe("offline detection and alerts", () => {
     await wentQuiet();
     await adminRequest(t.app, "PATCH", "/admin/alert-settings", { enabled: false });
     expect(await sweepOffline(t.deps)).toHaveLength(1);
-    expect(t.mail.sent).toHaveLength(0);
+    expect(await t.outbox()).toHaveLength(0);
   });
 
   it("validates alert settings", async () => {

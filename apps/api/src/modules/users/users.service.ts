@@ -1,9 +1,10 @@
 import { randomUUID } from "node:crypto";
-import type { InviteUserRequest, ListUsersResponse, UpdateUserRequest, UserView } from "@mdm/contracts";
+import type { InviteUserRequest, InviteUserResponse, ListUsersResponse, UpdateUserRequest, UserView } from "@mdm/contracts";
 import type { AppDeps } from "../../deps";
 import { Prisma } from "../../generated/prisma/client";
 import { type AuditEntry, recordAudit } from "../../lib/audit";
 import { HttpError } from "../../lib/http-error";
+import { enqueueMail, mailDelivery, wakeMailWorker } from "../../mail/outbox";
 import { lockUsers, toUserView } from "../auth/auth.service";
 import { INVITATION_TTL_SECONDS, createPasswordToken } from "../auth/password-reset.service";
 import { NO_PASSWORD, hashPassword } from "../auth/passwords";
@@ -33,41 +34,38 @@ export async function listUsers({ db }: Pick<AppDeps, "db">): Promise<ListUsersR
 }
 
 /**
- * Creates a user without a password and mails them a link to set one (valid 7 days).
- * If the mail cannot be sent the user is not kept, so the invitation can be repeated.
+ * Creates a user without a password and mails them a link to set one (valid 7 days). The
+ * user, the link's token and the mail in the outbox are written in one transaction: the
+ * mail worker sends it (or, without a mail provider, records it for an admin to pass on).
  */
-export async function inviteUser(deps: AppDeps, input: InviteUserRequest, actor: Actor): Promise<UserView> {
+export async function inviteUser(deps: AppDeps, input: InviteUserRequest, actor: Actor): Promise<InviteUserResponse> {
   const { db, clock } = deps;
-  let created;
+  let user;
   try {
-    created = await db.$transaction(async (tx) => {
-      const user = await tx.user.create({
+    user = await db.$transaction(async (tx) => {
+      const created = await tx.user.create({
         data: { id: randomUUID(), email: input.email, name: input.name ?? null, role: input.role, passwordHash: NO_PASSWORD, createdAt: clock.now() },
       });
-      return { user, ...(await createPasswordToken(deps, tx, user.id, INVITATION_TTL_SECONDS)) };
+      const { link } = await createPasswordToken(deps, tx, created.id, INVITATION_TTL_SECONDS);
+      const text = [
+        `${actor.name} invited you to the MDM dashboard as ${created.role}.`,
+        "",
+        `Choose your password within 7 days here: ${link}`,
+        "",
+        "The link works once. If you did not expect this invitation, ignore this mail.",
+        "",
+      ].join("\n");
+      await enqueueMail(tx, "invite", { to: [created.email], subject: "You are invited to MDM", text }, clock.now());
+      return created;
     });
   } catch (error) {
     if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002") throw new HttpError("conflict", "A user has this email already");
     throw error;
   }
-  const { user, link } = created;
-  const text = [
-    `${actor.name} invited you to the MDM dashboard as ${user.role}.`,
-    "",
-    `Choose your password within 7 days here: ${link}`,
-    "",
-    "The link works once. If you did not expect this invitation, ignore this mail.",
-    "",
-  ].join("\n");
-  try {
-    await deps.mailer.send({ to: [user.email], subject: "You are invited to MDM", text });
-  } catch (error) {
-    await db.user.delete({ where: { id: user.id } });
-    deps.logger.error("invitation mail failed", { userId: user.id, message: error instanceof Error ? error.message : String(error) });
-    throw new HttpError("service_unavailable", "The invitation mail could not be sent; nothing was created, try again later");
-  }
-  await recordAudit(db, { actor: actor.name, action: "user.invite", targetType: "user", targetId: user.id, ip: actor.ip, details: { email: user.email, role: user.role } });
-  return toUserView(user);
+  wakeMailWorker(deps);
+  const mail = mailDelivery(deps);
+  await recordAudit(db, { actor: actor.name, action: "user.invite", targetType: "user", targetId: user.id, ip: actor.ip, details: { email: user.email, role: user.role, mail } });
+  return { ...toUserView(user), mail };
 }
 
 /**

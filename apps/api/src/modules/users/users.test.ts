@@ -1,4 +1,4 @@
-import { ListUsersResponse, UserView } from "@mdm/contracts";
+import { InviteUserResponse, ListUsersResponse } from "@mdm/contracts";
 import request from "supertest";
 import { type TestApp, type TestDatabase, createTestDatabase, resetTables } from "../../test";
 import { type SignedIn, TEST_PASSWORD, asBrowser, createAuthTestApp, createUser, signIn, signedInUser } from "../../test/sessions";
@@ -52,28 +52,44 @@ describe("GET /admin/users", () => {
 });
 
 describe("POST /admin/users (invite)", () => {
-  it("creates a pending user and mails a set-password link that works", async () => {
+  it("without a mail provider, records the invitation in the outbox, says so, and its link completes the invitation", async () => {
     const res = await asBrowser(t.app, admin, "post", "/admin/users").send({ email: "New.Hire@Example.com", name: "New Hire", role: "operator" });
     expect(res.status).toBe(201);
-    expect(UserView.parse(res.body)).toMatchObject({ email: "new.hire@example.com", name: "New Hire", role: "operator", pending: true, disabled: false });
+    expect(InviteUserResponse.parse(res.body)).toMatchObject({ email: "new.hire@example.com", name: "New Hire", role: "operator", pending: true, disabled: false, mail: "recorded" });
 
-    expect(t.mail.sent).toHaveLength(1);
-    const mail = t.mail.sent[0]!;
-    expect(mail).toMatchObject({ to: ["new.hire@example.com"], subject: "You are invited to MDM" });
-    expect(mail.text).toContain("admin@example.com invited you");
+    expect(await t.sendMail()).toBe(1);
+    const [mail, ...others] = await t.outbox();
+    expect(others).toHaveLength(0);
+    expect(mail).toMatchObject({ kind: "invite", to: ["new.hire@example.com"], subject: "You are invited to MDM", status: "recorded", provider: "none", attempts: 1 });
+    expect(mail!.text).toContain("admin@example.com invited you");
     expect((await request(t.app).post("/auth/login").send({ email: "new.hire@example.com", password: TEST_PASSWORD })).status).toBe(401);
 
-    const confirm = await request(t.app).post("/auth/password-reset/confirm").send({ token: linkToken(mail.text), password: TEST_PASSWORD });
+    const confirm = await request(t.app).post("/auth/password-reset/confirm").send({ token: linkToken(mail!.text!), password: TEST_PASSWORD });
     expect(confirm.status).toBe(204);
     const session = await signIn(t.app, "new.hire@example.com");
     const me = await request(t.app).get("/auth/me").set("Cookie", session.cookie);
     expect(me.body).toMatchObject({ role: "operator", pending: false });
     expect(await auditActions()).toEqual(["auth.login", "user.invite", "auth.login_failed", "auth.password_reset.confirm", "auth.login"]);
+    expect((await database.db.auditLog.findFirstOrThrow({ where: { action: "user.invite" } })).details).toMatchObject({ mail: "recorded" });
+  });
+
+  it("with a mail provider, queues the invitation and the worker sends it, then erases its link from the outbox", async () => {
+    const sent: Array<{ to: string[]; text: string }> = [];
+    t.deps.mailer = { name: "smtp", send: async (message) => (sent.push(message), { id: "<1@test>" }) };
+    const res = await asBrowser(t.app, admin, "post", "/admin/users").send({ email: "queued@example.com", role: "viewer" });
+    expect(res.status).toBe(201);
+    expect(res.body.mail).toBe("queued");
+    expect(await t.outbox()).toMatchObject([{ status: "queued", attempts: 0 }]);
+
+    await t.sendMail();
+    expect(sent).toEqual([expect.objectContaining({ to: ["queued@example.com"], text: expect.stringContaining("/reset-password?token=") })]);
+    expect(await t.outbox()).toMatchObject([{ status: "sent", provider: "smtp", providerMessageId: "<1@test>", text: null, nextAttemptAt: null }]);
+    expect((await request(t.app).post("/auth/password-reset/confirm").send({ token: linkToken(sent[0]!.text), password: TEST_PASSWORD })).status).toBe(204);
   });
 
   it("keeps the link valid for 7 days, not longer", async () => {
     await asBrowser(t.app, admin, "post", "/admin/users").send({ email: "late@example.com", role: "viewer" });
-    const token = linkToken(t.mail.sent[0]!.text);
+    const token = linkToken((await t.outbox())[0]!.text!);
     t.clock.advance(7 * 24 * 3600 + 1);
     expect((await request(t.app).post("/auth/password-reset/confirm").send({ token, password: TEST_PASSWORD })).status).toBe(401);
   });
@@ -83,15 +99,19 @@ describe("POST /admin/users (invite)", () => {
     const res = await asBrowser(t.app, admin, "post", "/admin/users").send({ email: "TAKEN@example.com", role: "viewer" });
     expect(res.status).toBe(409);
     expect(res.body.error.code).toBe("conflict");
-    expect(t.mail.sent).toHaveLength(0);
+    expect(await t.outbox()).toHaveLength(0);
   });
 
-  it("keeps nothing when the mail cannot be sent (503), so the invitation can be repeated", async () => {
-    t.deps.mailer = { name: "broken", send: async () => Promise.reject(new Error("smtp down")) };
+  it("keeps the invitation when the provider is down: the mail stays queued and is retried later", async () => {
+    t.deps.mailer = { name: "smtp", send: async () => Promise.reject(new Error("smtp down")) };
     const res = await asBrowser(t.app, admin, "post", "/admin/users").send({ email: "x@example.com", role: "viewer" });
-    expect(res.status).toBe(503);
-    expect(await database.db.user.count({ where: { email: "x@example.com" } })).toBe(0);
-    expect(await database.db.passwordResetToken.count()).toBe(0);
+    expect(res.status).toBe(201);
+    expect(res.body.mail).toBe("queued");
+    await t.sendMail();
+    const [mail] = await t.outbox();
+    expect(mail).toMatchObject({ status: "queued", attempts: 1, lastError: "smtp down" });
+    expect(mail!.nextAttemptAt!.getTime()).toBeGreaterThan(t.clock.now().getTime());
+    expect(await database.db.user.count({ where: { email: "x@example.com" } })).toBe(1);
   });
 
   it("refuses an operator with 403 and creates nothing", async () => {
@@ -99,7 +119,7 @@ describe("POST /admin/users (invite)", () => {
     const res = await asBrowser(t.app, operator, "post", "/admin/users").send({ email: "x@example.com", role: "admin" });
     expect(res.status).toBe(403);
     expect(await database.db.user.count({ where: { email: "x@example.com" } })).toBe(0);
-    expect(t.mail.sent).toHaveLength(0);
+    expect(await t.outbox()).toHaveLength(0);
   });
 
   it.each([
