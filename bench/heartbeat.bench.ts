@@ -50,7 +50,7 @@ async function withDatabase<T>(run: (url: string) => Promise<T>): Promise<T> {
 
 async function enroll(baseUrl: string, count: number): Promise<Array<{ deviceId: string; deviceToken: string }>> {
   const body = JSON.stringify({ maxUses: count });
-  const headers = await signAdminRequest({ adminKey: ADMIN_KEY, hmacSecret: HMAC_SECRET, method: "POST", pathWithQuery: "/admin/enrollment-tokens", body });
+  const headers = await signAdminRequest({ adminKey: ADMIN_KEY, hmacSecret: HMAC_SECRET, method: "POST", host: new URL(baseUrl).host, pathWithQuery: "/admin/enrollment-tokens", body });
   const token = (await (await fetch(`${baseUrl}/admin/enrollment-tokens`, { method: "POST", headers: { ...headers, "Content-Type": "application/json" }, body })).json()) as { token: string };
   const devices = [];
   for (let i = 0; i < count; i++) {

@@ -17,7 +17,9 @@ fi
 ts=$(date +%s)
 nonce=$(openssl rand -hex 16)
 body_hash=$(printf '%s' "$body" | openssl dgst -sha256 -hex | sed 's/.*= //')
-signature=$(printf '%s\n%s\n%s\n%s\n%s' "$ts" "$nonce" "$method" "$path" "$body_hash" \
+# The Host header curl sends for $url: its authority, lower-cased.
+host=$(printf '%s' "$url" | sed -E 's#^[a-zA-Z]+://([^/]*).*#\1#' | tr 'A-Z' 'a-z')
+signature=$(printf '%s\n%s\n%s\n%s\n%s\n%s' "$ts" "$nonce" "$method" "$host" "$path" "$body_hash" \
   | openssl dgst -sha256 -hmac "$hmac_secret" -hex | sed 's/.*= //')
 
 args=(-s -X "$method" "$url$path" -H "X-Admin: $admin_key" -H "X-Timestamp: $ts" -H "X-Nonce: $nonce" -H "X-Signature: $signature")

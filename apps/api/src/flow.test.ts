@@ -17,7 +17,7 @@ function serverEnv(extra: Record<string, string>) {
 async function call(server: RunningServer, method: string, pathWithQuery: string, options: { body?: unknown; admin?: boolean; token?: string } = {}) {
   const body = options.body === undefined ? undefined : JSON.stringify(options.body);
   const headers: Record<string, string> = body ? { "Content-Type": "application/json" } : {};
-  if (options.admin) Object.assign(headers, await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method, pathWithQuery, body: body ?? "" }));
+  if (options.admin) Object.assign(headers, await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method, host: new URL(server.url).host, pathWithQuery, body: body ?? "" }));
   if (options.token) headers.Authorization = `Bearer ${options.token}`;
   const res = await fetch(`${server.url}${pathWithQuery}`, { method, headers, body });
   // Untyped on purpose: each test asserts the fields it cares about.

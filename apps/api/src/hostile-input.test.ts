@@ -5,7 +5,7 @@ import { z } from "zod";
 import request from "supertest";
 import {
   TEST_ADMIN_KEY,
-  TEST_HMAC_SECRET,
+  TEST_HMAC_SECRET, TEST_HOST,
   type TestApp,
   type TestDatabase,
   adminRequest,
@@ -57,13 +57,13 @@ function pathOf(route: ApiRoute): string {
 /** Sends `raw` byte for byte to a route, with the credentials its auth needs (admin requests signed over `raw`). */
 async function send(route: ApiRoute, raw: string | Buffer, contentType = "application/json", options: { credentials?: boolean } = {}) {
   const path = pathOf(route);
-  let call = request(t.app)[route.method](path);
+  let call = request(t.app)[route.method](path).set("Host", TEST_HOST);
   if (options.credentials !== false) {
     if (route.auth === "device") call = call.set("Authorization", `Bearer ${device.deviceToken}`);
     if (route.auth === "legacy") call = call.set("X-Enrollment-Key", LEGACY_KEY);
     if (route.auth === "session") call = call.set("Authorization", `Bearer ${adminAccessToken}`);
     if (route.auth === "admin") {
-      call = call.set(await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method: route.method, pathWithQuery: path, body: raw }));
+      call = call.set(await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method: route.method, host: TEST_HOST, pathWithQuery: path, body: raw }));
     }
   }
   return call.set("Content-Type", contentType).send(raw);
@@ -323,12 +323,12 @@ describe("admin requests with a wrong signature", () => {
     const path = pathOf(route);
     const before = await rowCounts({ withNonces: true });
     // Signed over a different body: what an attacker altering a captured request would send.
-    const headers = await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method: route.method, pathWithQuery: path, body: `${raw} ` });
-    const res = await request(t.app)[route.method](path).set(headers).set("Content-Type", "application/json").send(raw);
+    const headers = await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method: route.method, host: TEST_HOST, pathWithQuery: path, body: `${raw} ` });
+    const res = await request(t.app)[route.method](path).set("Host", TEST_HOST).set(headers).set("Content-Type", "application/json").send(raw);
     expect(res.status).toBe(401);
     expectErrorBody(res, "unauthorized");
-    const forged = await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: "not-the-secret", method: route.method, pathWithQuery: path, body: raw });
-    const res2 = await request(t.app)[route.method](path).set(forged).set("Content-Type", "application/json").send(raw);
+    const forged = await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: "not-the-secret", method: route.method, host: TEST_HOST, pathWithQuery: path, body: raw });
+    const res2 = await request(t.app)[route.method](path).set("Host", TEST_HOST).set(forged).set("Content-Type", "application/json").send(raw);
     expect(res2.status).toBe(401);
     expect(await rowCounts({ withNonces: true })).toEqual(before);
   });
@@ -342,11 +342,11 @@ describe("admin requests with a wrong signature", () => {
 
   it("a replayed nonce is 401 and changes nothing", async () => {
     const raw = JSON.stringify({ label: "replayed" });
-    const headers = await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method: "POST", pathWithQuery: "/admin/enrollment-tokens", body: raw, nonce: randomUUID() });
-    const first = await request(t.app).post("/admin/enrollment-tokens").set(headers).set("Content-Type", "application/json").send(raw);
+    const headers = await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method: "POST", host: TEST_HOST, pathWithQuery: "/admin/enrollment-tokens", body: raw, nonce: randomUUID() });
+    const first = await request(t.app).post("/admin/enrollment-tokens").set("Host", TEST_HOST).set(headers).set("Content-Type", "application/json").send(raw);
     expect(first.status).toBe(201);
     const before = await rowCounts({ withNonces: true });
-    const replay = await request(t.app).post("/admin/enrollment-tokens").set(headers).set("Content-Type", "application/json").send(raw);
+    const replay = await request(t.app).post("/admin/enrollment-tokens").set("Host", TEST_HOST).set(headers).set("Content-Type", "application/json").send(raw);
     expect(replay.status).toBe(401);
     expect(await rowCounts({ withNonces: true })).toEqual(before);
   });

@@ -41,7 +41,7 @@ export class AdminClient {
 
   private async send<Schema extends z.ZodType>(method: JsonRequest["method"], path: string, body: unknown, schema: Schema): Promise<z.output<Schema>> {
     const raw = body === undefined ? undefined : JSON.stringify(body);
-    const headers = await signAdminRequest({ ...this.credentials, method, pathWithQuery: path, body: raw ?? "" });
+    const headers = await signAdminRequest({ ...this.credentials, method, host: new URL(this.baseUrl).host, pathWithQuery: path, body: raw ?? "" });
     return requestJson(this.baseUrl, { method, path, headers, body: raw }, schema);
   }
 

@@ -70,13 +70,14 @@ describe("sha256Hex and hmacSha256Hex", () => {
 describe("adminSignature", () => {
   const secret = "hmac-secret-for-tests";
 
-  it("is the HMAC over timestamp, nonce, METHOD, path and the body's SHA-256", async () => {
+  it("is the HMAC over timestamp, nonce, METHOD, host (lower case), path and the body's SHA-256", async () => {
     const body = '{"maxUses":3}';
-    const expected = nodeHmac(secret, ["1700000000", "nonce-1234", "POST", "/admin/enrollment-tokens?x=1", nodeSha256(body)].join("\n"));
+    const expected = nodeHmac(secret, ["1700000000", "nonce-1234", "POST", "api.example.com:8443", "/admin/enrollment-tokens?x=1", nodeSha256(body)].join("\n"));
     const signature = await adminSignature(secret, {
       timestamp: "1700000000",
       nonce: "nonce-1234",
       method: "post",
+      host: "API.example.com:8443",
       pathWithQuery: "/admin/enrollment-tokens?x=1",
       body,
     });
@@ -84,8 +85,8 @@ describe("adminSignature", () => {
   });
 
   it("hashes an empty body as the SHA-256 of no bytes", async () => {
-    const expected = nodeHmac(secret, ["1", "abcdefgh", "GET", "/admin/devices", nodeSha256("")].join("\n"));
-    expect(await adminSignature(secret, { timestamp: "1", nonce: "abcdefgh", method: "GET", pathWithQuery: "/admin/devices", body: "" })).toBe(expected);
+    const expected = nodeHmac(secret, ["1", "abcdefgh", "GET", "localhost", "/admin/devices", nodeSha256("")].join("\n"));
+    expect(await adminSignature(secret, { timestamp: "1", nonce: "abcdefgh", method: "GET", host: "localhost", pathWithQuery: "/admin/devices", body: "" })).toBe(expected);
   });
 
   it("matches the hand-computed HMAC for random inputs, and signAdminRequest sends it", async () => {
@@ -98,9 +99,9 @@ describe("adminSignature", () => {
         fc.uint8Array({ maxLength: 256 }),
         async (timestamp, nonce, method, path, body) => {
           const pathWithQuery = `/admin${path}`;
-          const expected = nodeHmac(secret, [String(timestamp), nonce, method, pathWithQuery, nodeSha256(body)].join("\n"));
-          expect(await adminSignature(secret, { timestamp: String(timestamp), nonce, method: method.toLowerCase(), pathWithQuery, body })).toBe(expected);
-          const headers = await signAdminRequest({ adminKey: "key", hmacSecret: secret, method, pathWithQuery, body, timestamp, nonce });
+          const expected = nodeHmac(secret, [String(timestamp), nonce, method, "mdm.example.com", pathWithQuery, nodeSha256(body)].join("\n"));
+          expect(await adminSignature(secret, { timestamp: String(timestamp), nonce, method: method.toLowerCase(), host: "mdm.example.com", pathWithQuery, body })).toBe(expected);
+          const headers = await signAdminRequest({ adminKey: "key", hmacSecret: secret, method, host: "mdm.example.com", pathWithQuery, body, timestamp, nonce });
           expect(headers).toEqual({ "X-Admin": "key", "X-Timestamp": String(timestamp), "X-Nonce": nonce, "X-Signature": expected });
         },
       ),
@@ -110,8 +111,8 @@ describe("adminSignature", () => {
 
   it("signAdminRequest defaults to the current time and a fresh 32-hex-digit nonce", async () => {
     const before = Math.floor(Date.now() / 1000);
-    const first = await signAdminRequest({ adminKey: "key", hmacSecret: secret, method: "GET", pathWithQuery: "/admin/devices" });
-    const second = await signAdminRequest({ adminKey: "key", hmacSecret: secret, method: "GET", pathWithQuery: "/admin/devices" });
+    const first = await signAdminRequest({ adminKey: "key", hmacSecret: secret, method: "GET", host: "localhost", pathWithQuery: "/admin/devices" });
+    const second = await signAdminRequest({ adminKey: "key", hmacSecret: secret, method: "GET", host: "localhost", pathWithQuery: "/admin/devices" });
     expect(Number(first["X-Timestamp"])).toBeGreaterThanOrEqual(before);
     expect(Number(first["X-Timestamp"])).toBeLessThanOrEqual(Math.floor(Date.now() / 1000));
     expect(first["X-Nonce"]).toMatch(/^[a-f0-9]{32}$/);

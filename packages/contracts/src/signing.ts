@@ -35,6 +35,8 @@ export type AdminSignatureInput = {
   timestamp: string;
   nonce: string;
   method: string;
+  /** The Host header as sent (`api.example.com`, `127.0.0.1:8000`): a request signed for one server is refused by another sharing its keys. */
+  host: string;
   /** Path and query exactly as sent, e.g. `/admin/devices?limit=10`. */
   pathWithQuery: string;
   body: string | Uint8Array;
@@ -42,7 +44,7 @@ export type AdminSignatureInput = {
 
 export async function adminSigningString(input: AdminSignatureInput): Promise<string> {
   const bodyHash = await sha256Hex(input.body);
-  return [input.timestamp, input.nonce, input.method.toUpperCase(), input.pathWithQuery, bodyHash].join("\n");
+  return [input.timestamp, input.nonce, input.method.toUpperCase(), input.host.toLowerCase(), input.pathWithQuery, bodyHash].join("\n");
 }
 
 export async function adminSignature(hmacSecret: string, input: AdminSignatureInput): Promise<string> {
@@ -58,6 +60,7 @@ export async function signAdminRequest(options: {
   adminKey: string;
   hmacSecret: string;
   method: string;
+  host: string;
   pathWithQuery: string;
   body?: string | Uint8Array;
   timestamp?: number;
@@ -69,6 +72,7 @@ export async function signAdminRequest(options: {
     timestamp,
     nonce,
     method: options.method,
+    host: options.host,
     pathWithQuery: options.pathWithQuery,
     body: options.body ?? "",
   });

@@ -26,7 +26,7 @@ it("round-trips every model through the migrated database", async () => {
     batteryLevel: 50, batteryCharging: true, memoryTotal: 8_000_000_000n, memoryAvailable: 1n, storageTotal: 2n ** 40n,
     storageAvailable: 0n, networkType: "wifi", networkSignal: -60, ipAddress: "10.0.0.1", uptimeSeconds: 99n, deviceTime: at,
     appStatus: [{ packageName: "com.a.b", running: true }], online: true, offlineSince: at, groups: ["north", "tills"],
-    socketInstanceId: "instance-1", socketConnectedAt: at, socketLeaseExpiresAt: at,
+    socketInstanceId: "instance-1", socketConnectedAt: at, socketLeaseExpiresAt: at, legacyTokenIssuedAt: at,
   };
   const storedDevice = await db.device.create({ data: device });
   expect(storedDevice).toEqual({ ...device, updatedAt: expect.any(Date) });
@@ -79,6 +79,8 @@ it("round-trips every model through the migrated database", async () => {
   expect(await db.alert.findUniqueOrThrow({ where: { id: alert.id } })).toMatchObject({ outboxMailId: null });
   const nonce = { nonce: "n".repeat(16), expiresAt: at };
   expect(await db.usedNonce.create({ data: nonce })).toEqual(nonce);
+  const lease = { name: "offline sweep", holder: "instance-1", lastRunAt: at, nextRunAt: at, runs: 3 };
+  expect(await db.jobLease.create({ data: lease })).toEqual(lease);
 
   // Cascades: deleting a user removes their reset tokens and sessions.
   await db.user.delete({ where: { id: user.id } });

@@ -117,7 +117,7 @@ describe("dashboard channel authentication", () => {
 describe("dashboard channel updates", () => {
   it("coalesces 1,000 heartbeats into at most one frame per flush interval, the latest state of each device winning", async () => {
     const body = JSON.stringify({ maxUses: 50 });
-    const headers = await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method: "POST", pathWithQuery: "/admin/enrollment-tokens", body });
+    const headers = await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method: "POST", host: new URL(server.url).host, pathWithQuery: "/admin/enrollment-tokens", body });
     const { token } = (await (await fetch(`${server.url}/admin/enrollment-tokens`, { method: "POST", headers: { ...headers, "Content-Type": "application/json" }, body })).json()) as { token: string };
     const devices: RegisterResponse[] = [];
     for (let i = 0; i < 50; i++) {
@@ -160,7 +160,7 @@ describe("dashboard channel updates", () => {
     await until(() => dashboard.frames.length === 1, "hello");
     const device = await server.deps.db.device.findFirstOrThrow();
     const body = JSON.stringify({ deviceId: device.id, type: "ping" });
-    const headers = await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method: "POST", pathWithQuery: "/admin/command", body });
+    const headers = await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method: "POST", host: new URL(server.url).host, pathWithQuery: "/admin/command", body });
     const created = (await (await fetch(`${server.url}/admin/command`, { method: "POST", headers: { ...headers, "Content-Type": "application/json" }, body })).json()) as { requestId: string };
     await until(
       () => dashboard.frames.some((frame) => frame.type === "update" && frame.commands.some((change) => change.requestId === created.requestId && change.status === "queued")),

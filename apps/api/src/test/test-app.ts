@@ -18,6 +18,8 @@ import type { PushGateway } from "../push/push-gateway";
 
 export const TEST_ADMIN_KEY = "test-admin-key-0123456789abcdef0123456789";
 export const TEST_HMAC_SECRET = "test-hmac-secret-0123456789abcdef012345678";
+/** The Host test requests are sent (and admin requests signed) for. */
+export const TEST_HOST = "api.mdm.test";
 export const TEST_JWT_SECRET = "test-jwt-secret-0123456789abcdef0123456789";
 export const TEST_COMMAND_MASTER_KEY = "test-command-master-key-0123456789abcdef";
 
@@ -90,8 +92,8 @@ export function createTestApp(db: Db, options: { env?: Record<string, string>; p
 /** Sends a correctly signed admin request; the body is sent byte for byte as signed. */
 export async function adminRequest(app: Express, method: "GET" | "POST" | "PATCH" | "DELETE", pathWithQuery: string, body?: unknown) {
   const raw = body === undefined ? "" : JSON.stringify(body);
-  const headers = await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method, pathWithQuery, body: raw });
-  const call = request(app)[method.toLowerCase() as "get" | "post" | "patch" | "delete"](pathWithQuery).set(headers);
+  const headers = await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method, host: TEST_HOST, pathWithQuery, body: raw });
+  const call = request(app)[method.toLowerCase() as "get" | "post" | "patch" | "delete"](pathWithQuery).set(headers).set("Host", TEST_HOST);
   return body === undefined ? call : call.set("Content-Type", "application/json").send(raw);
 }
 

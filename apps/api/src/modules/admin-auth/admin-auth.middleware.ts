@@ -11,7 +11,7 @@ const SIGNATURE = /^[a-fA-F0-9]{64}$/;
 
 /**
  * `/admin/*` authentication: the admin key plus an HMAC signature over timestamp, nonce,
- * method, path and body hash (README: "Signing admin requests"). Each nonce is recorded in
+ * method, Host, path and body hash (README: "Signing admin requests"). Each nonce is recorded in
  * the database, so a replay is refused by every API instance.
  */
 export function adminAuth({ db, env, clock }: Pick<AppDeps, "db" | "env" | "clock">) {
@@ -33,6 +33,7 @@ export function adminAuth({ db, env, clock }: Pick<AppDeps, "db" | "env" | "cloc
       timestamp,
       nonce,
       method: req.method,
+      host: req.get("host") ?? "",
       pathWithQuery: req.originalUrl,
       body: Buffer.isBuffer(req.body) ? req.body : "",
     });

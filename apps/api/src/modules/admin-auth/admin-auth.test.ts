@@ -1,6 +1,6 @@
 import { signAdminRequest } from "@mdm/contracts";
 import request from "supertest";
-import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, resetTables } from "../../test";
+import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_HOST, type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, resetTables } from "../../test";
 
 let database: TestDatabase;
 let t: TestApp;
@@ -18,11 +18,11 @@ const PATH = "/admin/enrollment-tokens";
 const BODY = JSON.stringify({ maxUses: 5, label: "warehouse" });
 
 async function signed(overrides: Partial<Parameters<typeof signAdminRequest>[0]> = {}) {
-  return signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method: "POST", pathWithQuery: PATH, body: BODY, ...overrides });
+  return signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method: "POST", host: TEST_HOST, pathWithQuery: PATH, body: BODY, ...overrides });
 }
 
 function post(headers: Record<string, string>, body = BODY) {
-  return request(t.app).post(PATH).set(headers).set("Content-Type", "application/json").send(body);
+  return request(t.app).post(PATH).set("Host", TEST_HOST).set(headers).set("Content-Type", "application/json").send(body);
 }
 
 describe("admin authentication", () => {
@@ -35,9 +35,19 @@ describe("admin authentication", () => {
 
   it("signs the query string too", async () => {
     expect((await adminRequest(t.app, "GET", "/admin/devices?limit=5")).status).toBe(200);
-    const headers = await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method: "GET", pathWithQuery: "/admin/devices?limit=5" });
-    const res = await request(t.app).get("/admin/devices?limit=6").set(headers);
+    const headers = await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method: "GET", host: TEST_HOST, pathWithQuery: "/admin/devices?limit=5" });
+    const res = await request(t.app).get("/admin/devices?limit=6").set("Host", TEST_HOST).set(headers);
     expect(res.status).toBe(401);
+  });
+
+  it("signs the Host: a request signed for another server sharing the keys is refused", async () => {
+    const forStaging = await signed({ host: "staging.mdm.test" });
+    const res = await post(forStaging);
+    expect(res.status).toBe(401);
+    expect(res.body.error.message).toMatch(/signature/);
+    expect(await database.db.enrollmentToken.count()).toBe(0);
+    const rightHost = await request(t.app).post(PATH).set("Host", "staging.mdm.test").set(forStaging).set("Content-Type", "application/json").send(BODY);
+    expect(rightHost.status).toBe(201);
   });
 
   const refusals: Array<[string, () => Promise<Record<string, string>>, string?]> = [
