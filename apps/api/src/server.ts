@@ -21,6 +21,17 @@ import { createPushGateway } from "./push/create-push-gateway";
 import { type Realtime, attachRealtime } from "./realtime/attach";
 import { createEventBus } from "./realtime/event-bus";
 
+/** Redis for the shared rate-limit counters; an outage is logged, and limits then pass requests through. */
+function sharedCounters(url: string, logger: AppDeps["logger"]): Redis {
+  const redis = new Redis(url, { maxRetriesPerRequest: 2 });
+  redis.on("error", (error: Error) => logger.warn("rate-limit store (redis) unreachable", { message: error.message }));
+  return redis;
+}
+
+// In-flight requests get this long to finish at shutdown; a load balancer's deregistration
+// delay and Kubernetes' default 30 s grace period both leave room for it.
+const SHUTDOWN_GRACE_MS = 10_000;
+
 export type RunningServer = { url: string; deps: AppDeps; realtime: Realtime; close: () => Promise<void> };
 
 /** Parts a test may supply instead of the ones the environment selects. */
@@ -45,7 +56,7 @@ export async function startServer(env: Env, overrides: ServerOverrides = {}): Pr
     clock: systemClock,
     mailer: createMailer(env),
     bus: await createEventBus(env, embedded !== undefined, logger),
-    redis: env.REDIS_URL ? new Redis(env.REDIS_URL, { maxRetriesPerRequest: 2 }) : undefined,
+    redis: env.REDIS_URL ? sharedCounters(env.REDIS_URL, logger) : undefined,
     instanceId: randomUUID(),
   };
   const server = createHttpServer(createApp(deps), env);
@@ -77,13 +88,18 @@ export async function startServer(env: Env, overrides: ServerOverrides = {}): Pr
     url,
     deps,
     realtime,
+    // Graceful: stop accepting, let the workers finish the round in hand (what they have not
+    // claimed stays due for the other instances), send devices elsewhere (1001), let
+    // in-flight requests finish within a grace period, then let go of everything.
     close: async () => {
       stopMaintenance();
-      await deliveryWorker.stop();
-      await mailWorker.stop();
+      const drained = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      await Promise.all([deliveryWorker.stop(), mailWorker.stop()]);
       await realtime.close();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      const cutOff = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+      await drained;
+      clearTimeout(cutOff);
       await deps.bus.close();
       deps.redis?.disconnect();
       await deps.db.$disconnect();

@@ -63,8 +63,15 @@ export async function pruneAccounts({ db, clock }: Pick<AppDeps, "db" | "clock">
   return { sessions: sessions.count, passwordTokens: passwordTokens.count };
 }
 
+/** Forgets once-per-period claims that ended a day ago (auto-relaunch windows of a device long quiet). */
+export async function pruneLapsedClaims({ db, clock }: Pick<AppDeps, "db" | "clock">): Promise<number> {
+  const { count } = await db.jobLease.deleteMany({ where: { nextRunAt: { lt: new Date(clock.now().getTime() - 24 * 3600_000) } } });
+  return count;
+}
+
 /**
- * Claims this period's run of a cluster-wide job: true for exactly one instance per
+ * Claims this period's run of a cluster-wide job (or any work done at most once per period,
+ * such as an auto-relaunch per device and app): true for exactly one instance per
  * period, whichever asks first. The slot is a row, so it works on any PostgreSQL, the
  * embedded one included; a crashed runner only costs that one run.
  */
@@ -109,6 +116,7 @@ export function startMaintenance(deps: AppDeps): () => void {
       const pruned = await pruneTelemetry(deps, deps.env.TELEMETRY_RETENTION_HOURS);
       await pruneNonces(deps);
       await pruneAccounts(deps);
+      await pruneLapsedClaims(deps);
       if (pruned) deps.logger.info("housekeeping", { prunedTelemetry: pruned });
     }),
     everyOncePerCluster(deps, "command expiry", Math.min(60_000, deps.env.COMMAND_RESULT_TIMEOUT_SECONDS * 250), async () => {

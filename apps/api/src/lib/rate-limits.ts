@@ -25,6 +25,8 @@ export function limiter(options: Limiter) {
     limit: options.limit ?? options.perMinute ?? 60,
     standardHeaders: "draft-7",
     legacyHeaders: false,
+    // Redis down: serve without the shared limit rather than fail every request.
+    passOnStoreError: true,
     ...(options.keyGenerator ? { keyGenerator: options.keyGenerator } : {}),
     ...(options.store ? { store: options.store } : options.redis ? { store: redisStore(options.redis, options.name) } : {}),
     handler: (req, _res, next) => {
@@ -59,7 +61,10 @@ export function sharedBudget(options: Limiter & { perMinute: number }): SharedBu
   return {
     middleware,
     async consume(key) {
-      const { totalHits, resetTime } = await store.increment(key);
+      // As for the middleware: if the store is unreachable, the request goes through.
+      const counted = await store.increment(key).catch(() => undefined);
+      if (!counted) return { allowed: true, retryAfterSeconds: 0 };
+      const { totalHits, resetTime } = counted;
       const retryAfterSeconds = Math.max(1, Math.ceil(((resetTime?.getTime() ?? Date.now() + 60_000) - Date.now()) / 1000));
       return { allowed: totalHits <= options.perMinute, retryAfterSeconds };
     },

@@ -93,6 +93,11 @@ export class DeviceHub {
     socket.on("error", () => socket.terminate());
 
     await takeSocketLease(deps, deviceId);
+    // Closed while the lease was being written: its close found nothing to release.
+    if (!this.connections.has(deviceId)) {
+      await releaseSocketLeases(deps, [deviceId]);
+      return;
+    }
     deps.logger.info("device connected", { deviceId });
     this.send(socket, {
       type: "hello",
@@ -104,9 +109,14 @@ export class DeviceHub {
     await makeDueNow(deps, deviceId);
   }
 
-  private async renewLeases(): Promise<void> {
+  /** Renews this instance's socket leases (every third of WS_LEASE_SECONDS, on a timer). */
+  async renewLeases(): Promise<void> {
     try {
-      await renewSocketLeases(this.deps, [...this.connections.keys()]);
+      const ids = [...this.connections.keys()];
+      await renewSocketLeases(this.deps, ids);
+      // A device that disconnected while the renewal ran may just have had its lease taken
+      // back after its close released it: release it again.
+      await releaseSocketLeases(this.deps, ids.filter((id) => !this.connections.has(id)));
     } catch (error) {
       this.deps.logger.warn("socket lease renewal failed", { message: error instanceof Error ? error.message : String(error) });
     }

@@ -10,7 +10,7 @@ import type { Logger } from "../lib/logger";
  * reach each other's sockets at once; in-process for the embedded database (one instance).
  */
 export async function createEventBus(env: Pick<Env, "REDIS_URL" | "DATABASE_URL">, embedded: boolean, logger: Logger): Promise<EventBus> {
-  if (env.REDIS_URL) return RedisEventBus.connect(env.REDIS_URL);
+  if (env.REDIS_URL) return RedisEventBus.connect(env.REDIS_URL, (message) => logger.warn(message));
   if (env.DATABASE_URL && !embedded) return PgEventBus.connect(env.DATABASE_URL, (message) => logger.warn(message));
   return new LocalEventBus();
 }
@@ -58,14 +58,18 @@ export class RedisEventBus implements EventBus {
   private readonly subscriber: Redis;
   private readonly local = new LocalEventBus();
 
-  private constructor(url: string) {
+  private constructor(url: string, onProblem: (message: string) => void) {
     this.publisher = new Redis(url, { maxRetriesPerRequest: 3 });
     this.subscriber = new Redis(url);
+    // ioredis reconnects by itself; without a listener each failed attempt is an
+    // "Unhandled error event" on stderr. Delivery falls back to the workers' poll meanwhile.
+    this.publisher.on("error", (error: Error) => onProblem(`event bus (redis): ${error.message}`));
+    this.subscriber.on("error", (error: Error) => onProblem(`event bus (redis): ${error.message}`));
     this.subscriber.on("message", (_channel: string, message: string) => this.local.publish(JSON.parse(message) as FleetEvent));
   }
 
-  static async connect(url: string): Promise<RedisEventBus> {
-    const bus = new RedisEventBus(url);
+  static async connect(url: string, onProblem: (message: string) => void = () => undefined): Promise<RedisEventBus> {
+    const bus = new RedisEventBus(url, onProblem);
     await bus.subscriber.subscribe(CHANNEL);
     return bus;
   }

@@ -137,3 +137,44 @@ realPostgres("an API instance killed with SIGKILL", () => {
     }
   });
 });
+
+realPostgres("an API instance shutting down (SIGTERM)", () => {
+  let database: TestDatabase;
+  let fcm: FakeFcm;
+  const servers: RunningServer[] = [];
+
+  beforeEach(async () => {
+    database = await createTestDatabase();
+  });
+  afterEach(async () => {
+    for (const server of servers.splice(0)) await server.close();
+    await fcm?.close();
+    await database.close();
+  });
+
+  it("stops after the round of attempts in hand instead of draining the queue, and leaves the rest due for the others", async () => {
+    // FCM answers each push after 400 ms: draining 80 pushes would take seconds.
+    fcm = await startFakeFcm({ delayMs: 400 });
+    const env = parseEnv({ NODE_ENV: "test", HOST: "127.0.0.1", PORT: "0", ...settings(database.url, { COMMAND_RETRY_BASE_SECONDS: "30" }) });
+    const first = await startServer(env, { push: fcm.createGateway() });
+    const admin = new AdminClient(first.url, credentials);
+    const { token } = await admin.createEnrollmentToken({ maxUses: 100 });
+    await forEachLimit(Array.from({ length: 80 }, (_, index) => index), 8, (index) =>
+      SimulatedDevice.enroll(first.url, token, { facts: { model: "Handheld", fcmToken: `fcm-${index}` } }).then(() => undefined),
+    );
+    const batch = await admin.createBulkCommand({ type: "ping", target: { all: true } });
+    await waitFor(() => fcm.requests.length, (count) => count >= 1, 5000, "the first push");
+
+    await first.close();
+    const pushedBeforeExit = fcm.requests.length;
+    // At most the round in hand (16) and the one just claimed when the stop came.
+    expect(pushedBeforeExit).toBeLessThanOrEqual(32);
+    const untouched = await database.db.command.findMany({ where: { batchId: batch.batchId, pushAttempts: 0 } });
+    expect(untouched.length).toBeGreaterThanOrEqual(48);
+    for (const command of untouched) expect(command.nextAttemptAt!.getTime()).toBeLessThanOrEqual(Date.now());
+
+    const next = await startServer(env, { push: fcm.createGateway() });
+    servers.push(next);
+    await waitFor(() => database.db.command.count({ where: { batchId: batch.batchId, status: "sent" } }), (count) => count === 80, 20_000, "every command pushed by the next instance");
+  });
+});

@@ -151,17 +151,26 @@ export async function getCommand({ db }: Pick<AppDeps, "db">, requestId: string)
 const PENDING_BATCH = 20;
 
 /**
- * Commands still waiting for this device, oldest first, handed over in the answer to its
- * heartbeat: they count as sent, and the worker tries again only if no acknowledgement
- * comes within a retry interval.
+ * Commands still waiting for this device, handed over in the answer to its heartbeat:
+ * `first` (what this heartbeat just called for), then the oldest, at most PENDING_BATCH.
+ * They count as sent; the worker tries again only if no acknowledgement comes within a
+ * retry interval.
  */
-export async function takePendingCommands(deps: Pick<AppDeps, "db" | "clock" | "env" | "bus">, deviceId: string, channel: string): Promise<DeviceCommand[]> {
+export async function takePendingCommands(
+  deps: Pick<AppDeps, "db" | "clock" | "env" | "bus">,
+  deviceId: string,
+  channel: string,
+  first: string[] = [],
+): Promise<DeviceCommand[]> {
   const now = deps.clock.now();
-  const pending = await deps.db.command.findMany({
-    where: { deviceId, status: { in: ["queued", "sent"] }, expiresAt: { gt: now } },
+  const waiting = { deviceId, status: { in: ["queued" as const, "sent" as const] }, expiresAt: { gt: now } };
+  const urgent = first.length > 0 ? await deps.db.command.findMany({ where: { ...waiting, requestId: { in: first } }, take: PENDING_BATCH }) : [];
+  const oldest = await deps.db.command.findMany({
+    where: { ...waiting, requestId: { notIn: urgent.map((command) => command.requestId) } },
     orderBy: { createdAt: "asc" },
-    take: PENDING_BATCH,
+    take: PENDING_BATCH - urgent.length,
   });
+  const pending = [...urgent, ...oldest];
   if (pending.length === 0) return [];
   const retryAt = new Date(now.getTime() + retryDelaySeconds(deps.env.COMMAND_RETRY_BASE_SECONDS, 1) * 1000);
   await deps.db.command.updateMany({ where: { requestId: { in: pending.map((command) => command.requestId) } }, data: { nextAttemptAt: retryAt } });

@@ -58,10 +58,12 @@ describe("the delivery worker", () => {
     // Not due yet: no second claim.
     expect(await t.deliver()).toBe(0);
 
-    // Time passes; a healthy worker (another instance, or this one restarted) takes it over.
-    t.clock.advance(base / 1000 + 1);
+    // Time passes (past the longest jittered delay); a healthy worker (another instance,
+    // or this one restarted) takes it over.
+    const later = (base * 1.2) / 1000 + 1;
+    t.clock.advance(later);
     const healthy = createTestApp(database.db, { push: t.push });
-    healthy.clock.advance(base / 1000 + 1);
+    healthy.clock.advance(later);
     expect(await healthy.deliver()).toBe(1);
     expect(await commandRow(created.body.requestId)).toMatchObject({ status: "sent", pushOutcome: "sent", deliveryAttempts: 2 });
     expect(t.push.sent.map((message) => message.data.requestId)).toEqual([created.body.requestId]);
@@ -199,6 +201,32 @@ describe("auto-relaunch inside the heartbeat", () => {
     // The worker tries again only if no acknowledgement follows within a retry interval.
     expect(command.nextAttemptAt!.getTime()).toBeGreaterThan(Date.now());
     expect(await t.deliver()).toBe(0);
+  });
+});
+
+describe("auto-relaunch under load", () => {
+  const stoppedKiosk = () => heartbeatBody({ apps: [{ packageName: "com.example.kiosk", versionName: "2.1.0", versionCode: 210, running: false, foreground: false }] });
+
+  it("puts the relaunch first in the answer even when a full page of older commands waits", async () => {
+    const device = await enrollDevice(t.app);
+    for (let i = 0; i < 25; i++) await adminRequest(t.app, "POST", "/admin/command", { deviceId: device.deviceId, type: "ping" });
+    await adminRequest(t.app, "POST", "/admin/policies", { deviceId: device.deviceId, packageName: "com.example.kiosk" });
+    const answer = await request(t.app).post("/v1/heartbeat").auth(device.deviceToken, bearer).send(stoppedKiosk());
+    expect(answer.body.commands).toHaveLength(20);
+    expect(answer.body.commands[0]).toMatchObject({ type: "relaunch_app", payload: { packageName: "com.example.kiosk" } });
+  });
+
+  it("queues one relaunch for concurrent heartbeats reporting the app stopped, not one each", async () => {
+    const device = await enrollDevice(t.app);
+    await adminRequest(t.app, "POST", "/admin/policies", { deviceId: device.deviceId, packageName: "com.example.kiosk" });
+    const answers = await Promise.all(Array.from({ length: 6 }, () => request(t.app).post("/v1/heartbeat").auth(device.deviceToken, bearer).send(stoppedKiosk())));
+    expect(answers.map((answer) => answer.status)).toEqual(Array(6).fill(200));
+    expect(await database.db.command.count({ where: { deviceId: device.deviceId, type: "relaunch_app" } })).toBe(1);
+
+    // The next window allows the next one.
+    t.clock.advance(t.deps.env.AUTO_RELAUNCH_DEBOUNCE_SECONDS + 1);
+    await request(t.app).post("/v1/heartbeat").auth(device.deviceToken, bearer).send(stoppedKiosk());
+    expect(await database.db.command.count({ where: { deviceId: device.deviceId, type: "relaunch_app" } })).toBe(2);
   });
 });
 

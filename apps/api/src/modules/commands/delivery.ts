@@ -11,8 +11,10 @@ import { toDeviceCommand, transition } from "./commands.service";
 
 type DeliveryDeps = Pick<AppDeps, "db" | "clock" | "env" | "push" | "metrics" | "logger" | "bus" | "instanceId">;
 
-const CLAIM_BATCH = 200;
-const PUSH_CONCURRENCY = 16;
+// A worker claims only what it attempts at once: a claim schedules the next attempt one
+// retry interval ahead, so a command must not wait in a long local batch behind slow
+// pushes and fall due again (for another worker) before its first attempt.
+const CLAIM_BATCH = 16;
 const MAX_RETRY_DELAY_SECONDS = 600;
 
 /** Seconds before the next attempt after `attempt` attempts, without jitter. */
@@ -119,30 +121,28 @@ async function pushCommand(deps: DeliveryDeps, command: ClaimedCommand): Promise
   if (result.reason === "token_invalid") await db.device.update({ where: { id: command.deviceId }, data: { fcmTokenInvalidAt: now } });
 }
 
-/** Runs `task` over `items`, at most `limit` at a time. */
-async function forEachLimit<T>(items: T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lane = async () => {
-    while (next < items.length) await task(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-}
-
-/** Claims and attempts due commands until none are left; returns how many it attempted. */
-export async function deliverDueCommands(deps: DeliveryDeps): Promise<number> {
+/**
+ * Claims and attempts due commands until none are left, or until `stopping()` says the
+ * instance is shutting down (checked between claims, so shutdown waits for one round of
+ * attempts at most, not for the whole queue). Returns how many it attempted.
+ */
+export async function deliverDueCommands(deps: DeliveryDeps, stopping: () => boolean = () => false): Promise<number> {
   let total = 0;
-  for (;;) {
+  while (!stopping()) {
     const claimed = await claimDueCommands(deps);
     const now = deps.clock.now();
-    await forEachLimit(claimed, PUSH_CONCURRENCY, (command) =>
-      attempt(deps, command, now).catch((error: unknown) => {
-        // The claim already scheduled the next attempt: a failure here is retried then.
-        deps.logger.error("delivery attempt failed", { requestId: command.requestId, message: error instanceof Error ? error.message : String(error) });
-      }),
+    await Promise.all(
+      claimed.map((command) =>
+        attempt(deps, command, now).catch((error: unknown) => {
+          // The claim already scheduled the next attempt: a failure here is retried then.
+          deps.logger.error("delivery attempt failed", { requestId: command.requestId, message: error instanceof Error ? error.message : String(error) });
+        }),
+      ),
     );
     total += claimed.length;
-    if (claimed.length < CLAIM_BATCH) return total;
+    if (claimed.length < CLAIM_BATCH) break;
   }
+  return total;
 }
 
 /**
@@ -164,7 +164,7 @@ export function startDeliveryWorker(deps: DeliveryDeps): { stop: () => Promise<v
       do {
         again = false;
         try {
-          await deliverDueCommands(deps);
+          await deliverDueCommands(deps, () => stopped);
         } catch (error) {
           deps.logger.error("delivery worker failed", { message: error instanceof Error ? error.message : String(error) });
         }

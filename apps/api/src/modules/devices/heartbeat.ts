@@ -18,10 +18,11 @@ export async function handleHeartbeat(deps: AppDeps, deviceId: string, heartbeat
   const recorded = await recordHeartbeat(deps, deviceId, heartbeat);
   deps.metrics.heartbeat.inc({ source: channel });
   deps.bus.publish({ kind: "device_state", state: toLiveState(recorded.device) });
-  const relaunches = heartbeat.apps && recorded.mustRun.length > 0 ? await enforceAppPolicies(deps, deviceId, recorded.mustRun, heartbeat.apps) : 0;
+  const relaunches = heartbeat.apps && recorded.mustRun.length > 0 ? await enforceAppPolicies(deps, deviceId, recorded.mustRun, heartbeat.apps) : [];
+  const detail = channel === "v1" ? "heartbeat" : channel;
   return {
     serverTime: deps.clock.now().toISOString(),
     heartbeatIntervalSeconds: deps.env.HEARTBEAT_INTERVAL_SECONDS,
-    commands: recorded.hasPending || relaunches > 0 ? await takePendingCommands(deps, deviceId, channel === "v1" ? "heartbeat" : channel) : [],
+    commands: recorded.hasPending || relaunches.length > 0 ? await takePendingCommands(deps, deviceId, detail, relaunches) : [],
   };
 }

@@ -2,6 +2,7 @@ import type { AlertSettings, HeartbeatRequest } from "@mdm/contracts";
 import type { AppDeps } from "../../deps";
 import type { Device } from "../../generated/prisma/client";
 import { enqueueMail, mailDelivery, wakeMailWorker } from "../../mail/outbox";
+import { claimJobRun } from "../../jobs/maintenance";
 import { createCommand } from "../commands/commands.service";
 import { getAlertSettings, toLiveState } from "./fleet.service";
 
@@ -9,23 +10,19 @@ export const AUTO_RELAUNCH_ACTOR = "policy:auto-relaunch";
 
 /**
  * Auto-relaunch: for each app a policy says must run on this device (directly or through
- * one of its groups), a heartbeat reporting it stopped or missing queues a relaunch,
- * unless one was queued within the debounce window. The heartbeat's answer carries it.
- * Returns how many it queued.
+ * one of its groups), a heartbeat reporting it stopped or missing queues a relaunch, at
+ * most one per debounce window: the window is claimed atomically, so concurrent heartbeats
+ * (or instances) queue one relaunch, not one each. The heartbeat's answer carries it.
+ * Returns the requestIds it queued.
  */
-export async function enforceAppPolicies(deps: AppDeps, deviceId: string, mustRun: string[], apps: NonNullable<HeartbeatRequest["apps"]>): Promise<number> {
-  let queued = 0;
-  const since = new Date(deps.clock.now().getTime() - deps.env.AUTO_RELAUNCH_DEBOUNCE_SECONDS * 1000);
+export async function enforceAppPolicies(deps: AppDeps, deviceId: string, mustRun: string[], apps: NonNullable<HeartbeatRequest["apps"]>): Promise<string[]> {
+  const queued: string[] = [];
   for (const packageName of mustRun) {
     if (apps.some((app) => app.packageName === packageName && app.running)) continue;
-    const recent = await deps.db.command.findFirst({
-      where: { deviceId, type: "relaunch_app", createdBy: AUTO_RELAUNCH_ACTOR, createdAt: { gte: since }, payload: { path: ["packageName"], equals: packageName } },
-      select: { requestId: true },
-    });
-    if (recent) continue;
+    if (!(await claimJobRun(deps, `auto-relaunch:${deviceId}:${packageName}`, deps.env.AUTO_RELAUNCH_DEBOUNCE_SECONDS * 1000))) continue;
     deps.logger.info("auto-relaunch", { deviceId, packageName });
-    await createCommand(deps, { deviceId, type: "relaunch_app", payload: { packageName }, delivery: "auto" }, { name: AUTO_RELAUNCH_ACTOR }, { handedOver: true });
-    queued++;
+    const command = await createCommand(deps, { deviceId, type: "relaunch_app", payload: { packageName }, delivery: "auto" }, { name: AUTO_RELAUNCH_ACTOR }, { handedOver: true });
+    queued.push(command.requestId);
   }
   return queued;
 }
