@@ -170,7 +170,8 @@ export async function currentUser({ db }: Pick<AppDeps, "db">, userId: string): 
   return toUserView(user);
 }
 
-export function issueWsTicket({ env, clock }: Pick<AppDeps, "env" | "clock">, user: { id: string; role: User["role"] }): WsTicketResponse {
-  const { token, expiresAt } = signWsTicket(env, clock.now(), { userId: user.id, role: user.role });
+/** A ticket for one dashboard socket, bound to the caller's session (README: dashboard channel). */
+export function issueWsTicket({ env, clock }: Pick<AppDeps, "env" | "clock">, user: { id: string; role: User["role"]; sessionId: string }): WsTicketResponse {
+  const { token, expiresAt } = signWsTicket(env, clock.now(), { userId: user.id, role: user.role, sessionId: user.sessionId });
   return { ticket: token, expiresAt: expiresAt.toISOString() };
 }
