@@ -53,10 +53,10 @@ export function windowCounter(options: { name: string; windowMs: number; redis?:
 
 /**
  * Backoff per account rather than lock-out: the first `freeFailures` failures within
- * `windowMs` cost nothing; after them each attempt must wait, `baseDelayMs` doubling per
- * further failure up to `maxDelayMs`. A success, or `windowMs` without a failure, clears
- * it. Once past the free failures, only one attempt per delay gets through, however many
- * are sent at once.
+ * `windowMs` cost nothing; from then on every attempt must wait, `baseDelayMs` after the
+ * last free failure, doubling per further failure up to `maxDelayMs`. A success, or
+ * `windowMs` without a failure, clears it. While backing off, one attempt per delay gets
+ * through, however many are sent at once.
  */
 export type AttemptBackoff = {
   /** 0 when an attempt may go ahead now, else how long to wait. */
@@ -65,14 +65,24 @@ export type AttemptBackoff = {
   succeeded: (key: string) => Promise<void>;
 };
 
-type BackoffOptions = { name: string; freeFailures: number; windowMs: number; baseDelayMs: number; maxDelayMs: number; redis?: Redis };
+type BackoffOptions = {
+  name: string;
+  freeFailures: number;
+  windowMs: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+  redis?: Redis;
+  /** Milliseconds since the epoch; the app's clock, so tests can move it. */
+  now?: () => number;
+};
 
+/** The wait after `failures` failures, once they reach the free ones. */
 function delayAfter(options: BackoffOptions, failures: number): number {
   return Math.min(options.maxDelayMs, options.baseDelayMs * 2 ** (failures - options.freeFailures));
 }
 
-// KEYS[1] the account; ARGV: now, free failures, base delay, max delay. An attempt past
-// the free failures reserves the next delay at once, so concurrent attempts wait for it.
+// KEYS[1] the account; ARGV: now, free failures, base delay, max delay (and the window).
+// An attempt while backing off reserves the current delay, so concurrent ones wait for it.
 const BEGIN_SCRIPT = `
 local state = redis.call('HMGET', KEYS[1], 'failures', 'blockedUntil')
 local failures = tonumber(state[1]) or 0
@@ -81,25 +91,29 @@ local now = tonumber(ARGV[1])
 if blockedUntil > now then return blockedUntil - now end
 local free = tonumber(ARGV[2])
 if failures >= free then
-  local delay = math.min(tonumber(ARGV[4]), tonumber(ARGV[3]) * 2 ^ (failures - free))
-  redis.call('HSET', KEYS[1], 'blockedUntil', now + delay)
+  redis.call('HSET', KEYS[1], 'blockedUntil', now + math.min(tonumber(ARGV[4]), tonumber(ARGV[3]) * 2 ^ (failures - free)))
 end
 return 0`;
 
 const FAILED_SCRIPT = `
-redis.call('HINCRBY', KEYS[1], 'failures', 1)
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return 1`;
+local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
+local free = tonumber(ARGV[2])
+if failures >= free then
+  redis.call('HSET', KEYS[1], 'blockedUntil', tonumber(ARGV[1]) + math.min(tonumber(ARGV[4]), tonumber(ARGV[3]) * 2 ^ (failures - free)))
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return failures`;
 
 export function attemptBackoff(options: BackoffOptions): AttemptBackoff {
   const { redis, name, windowMs } = options;
+  const clock = options.now ?? Date.now;
   if (redis) {
     const keyOf = (key: string) => `mdm:${name}:${key}`;
+    const args = () => [String(clock()), String(options.freeFailures), String(options.baseDelayMs), String(options.maxDelayMs), String(windowMs)];
     return {
-      begin: async (key) =>
-        Number(await redis.eval(BEGIN_SCRIPT, 1, keyOf(key), String(Date.now()), String(options.freeFailures), String(options.baseDelayMs), String(options.maxDelayMs))),
+      begin: async (key) => Number(await redis.eval(BEGIN_SCRIPT, 1, keyOf(key), ...args())),
       failed: async (key) => {
-        await redis.eval(FAILED_SCRIPT, 1, keyOf(key), String(windowMs));
+        await redis.eval(FAILED_SCRIPT, 1, keyOf(key), ...args());
       },
       succeeded: async (key) => {
         await redis.del(keyOf(key));
@@ -113,7 +127,7 @@ export function attemptBackoff(options: BackoffOptions): AttemptBackoff {
   };
   return {
     begin: async (key) => {
-      const now = Date.now();
+      const now = clock();
       const entry = live(key, now);
       if (!entry) return 0;
       if (entry.blockedUntil > now) return entry.blockedUntil - now;
@@ -121,10 +135,11 @@ export function attemptBackoff(options: BackoffOptions): AttemptBackoff {
       return 0;
     },
     failed: async (key) => {
-      const now = Date.now();
+      const now = clock();
       sweep(entries, now);
       const entry = live(key, now) ?? { failures: 0, blockedUntil: 0, expiresAt: 0 };
       entry.failures += 1;
+      if (entry.failures >= options.freeFailures) entry.blockedUntil = now + delayAfter(options, entry.failures);
       entry.expiresAt = now + windowMs;
       entries.set(key, entry);
     },
