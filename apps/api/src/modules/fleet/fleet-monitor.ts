@@ -1,10 +1,13 @@
 import type { AlertSettings, HeartbeatRequest } from "@mdm/contracts";
+import { recordAudit } from "../../lib/audit";
 import type { AppDeps } from "../../deps";
 import type { Device } from "../../generated/prisma/client";
 import { createCommand } from "../commands/commands.service";
 import { getAlertSettings, toLiveState } from "./fleet.service";
 
 export const AUTO_RELAUNCH_ACTOR = "policy:auto-relaunch";
+/** The audit actor of the mails the offline monitor sends by itself. */
+export const ALERT_ACTOR = "system:offline-monitor";
 
 /**
  * Auto-relaunch: for each app a policy says must run on this device (directly or through
@@ -89,6 +92,12 @@ async function sendOfflineAlerts(deps: AppDeps, settings: AlertSettings, devices
     await deps.db.alert.createMany({
       data: toAlert.map((device) => ({ kind: "device_offline" as const, deviceId: device.id, subject, recipients, mailId: mail.id })),
     });
+    await recordAudit(deps.db, {
+      actor: ALERT_ACTOR,
+      action: "alert.mail_sent",
+      targetType: "alert",
+      details: { kind: "device_offline", subject, recipients, mailId: mail.id, deviceIds: toAlert.slice(0, LISTED_IN_MAIL).map((device) => device.id), devices: toAlert.length },
+    });
     deps.logger.info("offline alert sent", { devices: toAlert.length, mailId: mail.id });
   }
   if (settings.groupOfflinePercent !== null) await sendGroupAlerts(deps, settings, devices, recipients, since);
@@ -107,5 +116,6 @@ async function sendGroupAlerts(deps: AppDeps, settings: AlertSettings, devices: 
     const subject = `Group ${group}: ${offline} of ${total} devices offline`;
     const mail = await deps.mailer.send({ to: recipients, subject, text: `${subject} (threshold ${settings.groupOfflinePercent}%).\n` });
     await deps.db.alert.create({ data: { kind: "group_offline", group, subject, recipients, mailId: mail.id } });
+    await recordAudit(deps.db, { actor: ALERT_ACTOR, action: "alert.mail_sent", targetType: "group", targetId: group, details: { kind: "group_offline", subject, recipients, mailId: mail.id } });
   }
 }

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { type DeviceFacts, apiRoutes } from "@mdm/contracts";
 import { type NextFunction, type Request, type Response, Router } from "express";
 import type { AppDeps } from "../../deps";
+import { recordAudit } from "../../lib/audit";
 import { HttpError } from "../../lib/http-error";
 import { limiter } from "../../lib/rate-limits";
 import { mount } from "../../lib/routing";
@@ -33,9 +34,9 @@ export function legacyRoutes(deps: AppDeps): Router {
   mount(
     router,
     apiRoutes.legacyHeartbeat,
-    async (_req, res) => {
+    async (req, res) => {
       const { deviceId: legacyId, device: facts, ...heartbeat } = inputOf(apiRoutes.legacyHeartbeat, res).body;
-      const deviceId = await findOrEnrollLegacyDevice(deps, legacyId, facts ?? {});
+      const deviceId = await findOrEnrollLegacyDevice(deps, legacyId, facts ?? {}, req.ip);
       res.locals.device = { id: deviceId };
       res.json({ deviceId, ...(await handleHeartbeat(deps, deviceId, heartbeat, "legacy")) });
     },
@@ -44,7 +45,7 @@ export function legacyRoutes(deps: AppDeps): Router {
   return router;
 }
 
-async function findOrEnrollLegacyDevice(deps: AppDeps, legacyId: string, facts: DeviceFacts): Promise<string> {
+async function findOrEnrollLegacyDevice(deps: AppDeps, legacyId: string, facts: DeviceFacts, ip: string | undefined): Promise<string> {
   const existing = await deps.db.device.findUnique({ where: { legacyId }, select: { id: true } });
   if (existing) return existing.id;
   // Legacy devices never see a device token; an unusable random hash keeps the column honest.
@@ -55,5 +56,6 @@ async function findOrEnrollLegacyDevice(deps: AppDeps, legacyId: string, facts: 
     select: { id: true },
   });
   deps.logger.info("legacy device enrolled", { deviceId: device.id });
+  await recordAudit(deps.db, { actor: "legacy-enrollment-key", action: "device.enroll_legacy", targetType: "device", targetId: device.id, ip, details: { legacyId } });
   return device.id;
 }
