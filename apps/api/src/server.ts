@@ -13,6 +13,7 @@ import { createLogger } from "./lib/logger";
 import { createMetrics } from "./lib/metrics";
 import { createMailer } from "./mail/mailer";
 import { dashboardAuthenticator } from "./modules/auth/session";
+import { issueSetupToken } from "./modules/auth/setup-token";
 import { registerDeliveryGauges } from "./modules/commands/delivery-gauges";
 import { startDeliveryWorker } from "./modules/commands/delivery";
 import { createPushGateway } from "./push/create-push-gateway";
@@ -65,6 +66,8 @@ export async function startServer(env: Env, overrides: ServerOverrides = {}): Pr
   logger.info("listening", { url, push: deps.push.name, mail: deps.mailer.name, database: embedded ? "embedded" : "postgresql", bus: deps.bus.name });
   if (env.ADMIN_KEY === DEV_ADMIN_KEY) logger.warn("using the development ADMIN_KEY and HMAC_SECRET; set your own before exposing this server");
   if (env.JWT_SECRET === DEV_JWT_SECRET) logger.warn("using the development JWT_SECRET; set your own before exposing this server");
+  const setupToken = await issueSetupToken(deps);
+  if (setupToken) logger.warn("no user yet: create the first admin in the dashboard; from another machine it asks for this one-time setup token", { setupToken });
 
   return {
     url,

@@ -35,10 +35,10 @@ export const authRoutes = {
     tag: "Auth",
     auth: "none",
     summary: "Create the first admin and sign in as them",
-    description: `Only while no user exists; afterwards 409. ${SETS_COOKIES}`,
+    description: `Only while no user exists; afterwards 409. From any client but the API's own host (after the trusted proxy hop), \`setupToken\` must be the one-time token the API printed in its log at start; otherwise 401. ${SETS_COOKIES}`,
     body: SetupRequest,
     responses: { 201: { description: "The admin, signed in.", schema: SessionResponse } },
-    errors: ["conflict"],
+    errors: ["conflict", "unauthorized"],
   },
   login: {
     method: "post",

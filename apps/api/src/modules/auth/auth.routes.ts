@@ -93,7 +93,7 @@ export function authRoutes(deps: AppDeps, guards: Guards): Router {
     }
   };
 
-  mount(router, apiRoutes.getSetupStatus, async (_req, res) => res.json(await setupStatus(deps)), { guards: guards.public });
+  mount(router, apiRoutes.getSetupStatus, async (req, res) => res.json(await setupStatus(deps, clientOf(req))), { guards: guards.public });
 
   mount(
     router,
