@@ -1,3 +1,4 @@
+/// <reference path="../types/proxy-addr.d.ts" />
 import type { IncomingMessage } from "node:http";
 import proxyaddr from "proxy-addr";
 
