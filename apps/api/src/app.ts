@@ -1,6 +1,8 @@
+import { apiRoutes } from "@mdm/contracts";
 import express from "express";
-import { trustProxySetting } from "./config/env";
 import type { AppDeps } from "./deps";
+import { authFailuresOf } from "./lib/auth-failures";
+import { compileTrustProxy } from "./lib/client-ip";
 import { errorHandler } from "./lib/error-handler";
 import { createGuards } from "./lib/guards";
 import { HttpError } from "./lib/http-error";
@@ -20,7 +22,7 @@ import { userRoutes } from "./modules/users/users.routes";
 export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable("x-powered-by");
-  app.set("trust proxy", trustProxySetting(deps.env.TRUST_PROXY));
+  app.set("trust proxy", compileTrustProxy(deps.env.TRUST_PROXY));
   app.set("query parser", "simple");
 
   app.use(requestContext(deps.logger, deps.metrics));
@@ -44,6 +46,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(guards.public, (req: express.Request) => {
     throw new HttpError("not_found", `No route ${req.method} ${req.path}`);
   });
+  // Device-facing routes: past an address's failure budget, its failed authentications get 429.
+  app.use(["/v1", apiRoutes.legacyHeartbeat.path], authFailuresOf(deps).middleware);
   app.use(errorHandler(deps.logger));
   return app;
 }

@@ -15,6 +15,7 @@ import { createMetrics } from "./lib/metrics";
 import { createMailer } from "./mail/mailer";
 import { startMailWorker } from "./mail/outbox";
 import { dashboardAuthenticator } from "./modules/auth/session";
+import { issueSetupToken } from "./modules/auth/setup-token";
 import { registerDeliveryGauges } from "./modules/commands/delivery-gauges";
 import { startDeliveryWorker } from "./modules/commands/delivery";
 import { createPushGateway } from "./push/create-push-gateway";
@@ -83,6 +84,8 @@ export async function startServer(env: Env, overrides: ServerOverrides = {}): Pr
       file: path.resolve(env.DATA_DIR, DEV_SECRETS_FILE),
     });
   }
+  const setupToken = await issueSetupToken(deps);
+  if (setupToken) logger.warn("no user yet: create the first admin in the dashboard; from another machine it asks for this one-time setup token", { setupToken });
 
   return {
     url,

@@ -29,7 +29,7 @@ export async function freePort(): Promise<number> {
 export type Api = { server: RunningServer; url: string; close: () => Promise<void> };
 
 /** The API with a database of its own: a fresh one on TEST_DATABASE_URL's server, else embedded. */
-export async function startApi(webUrl: string): Promise<Api> {
+export async function startApi(webUrl: string, extraEnv: Record<string, string> = {}): Promise<Api> {
   const database: TestDatabase | undefined = testServerUrl() ? await createTestDatabase() : undefined;
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "mdm-web-e2e-"));
   const env = parseEnv({
@@ -44,6 +44,7 @@ export async function startApi(webUrl: string): Promise<Api> {
     TRUST_PROXY: "loopback",
     DASHBOARD_FLUSH_MS: "100",
     BCRYPT_COST: "10",
+    ...extraEnv,
   });
   const server = await startServer(env);
   return {
@@ -77,9 +78,13 @@ export async function buildWeb(apiUrl: string): Promise<void> {
 
 export type Web = { url: string; stop: () => Promise<void> };
 
-/** `next start` of that build on `port`; resolves once it answers. */
+/** The dashboard's own server (`npm start`: server.js) on that build at `port`; resolves once it answers. */
 export async function startWeb(port: number, apiUrl: string): Promise<Web> {
-  const child = run(["start", "--port", String(port), "--hostname", "127.0.0.1"], { NEXT_PUBLIC_API_URL: apiUrl, NODE_ENV: "production" });
+  const child = spawn(process.execPath, [path.join(WEB_DIR, "server.js"), "--port", String(port), "--hostname", "127.0.0.1"], {
+    cwd: WEB_DIR,
+    env: { ...process.env, NEXT_PUBLIC_API_URL: apiUrl, NODE_ENV: "production", NEXT_TELEMETRY_DISABLED: "1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let output = "";
   child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));

@@ -39,6 +39,9 @@ export type UserView = z.infer<typeof UserView>;
 
 export const SetupStatusResponse = z.object({
   needed: z.boolean().describe("True while no user exists: `POST /auth/setup` then creates the first admin."),
+  tokenRequired: z
+    .boolean()
+    .describe("True when setup from this client needs `setupToken`: while setup is needed, for every client but the API's own host."),
 });
 export type SetupStatusResponse = z.infer<typeof SetupStatusResponse>;
 
@@ -46,6 +49,11 @@ export const SetupRequest = z.strictObject({
   email: Email,
   password: NewPassword,
   name: text(100).optional(),
+  setupToken: z
+    .string()
+    .max(200)
+    .optional()
+    .describe("The one-time setup token the API prints in its log at start while no user exists; required from any client but the API's own host."),
 });
 export type SetupRequest = z.infer<typeof SetupRequest>;
 

@@ -53,7 +53,9 @@ export const EnvSchema = z
     RATE_LIMIT_ADMIN_PER_MINUTE: positiveInt(100),
     RATE_LIMIT_DEVICE_PER_MINUTE: positiveInt(60),
     RATE_LIMIT_ENROLLMENT_PER_MINUTE: positiveInt(600),
-    RATE_LIMIT_AUTH_FAILURES_PER_MINUTE: positiveInt(30),
+    // Failed device, enrollment and legacy authentications per client IP; past it further
+    // failures answer 429 (valid credentials still pass: a NAT's devices share the address).
+    RATE_LIMIT_AUTH_FAILURES_PER_MINUTE: positiveInt(120),
     JWT_SECRET: optionalText,
     // The master key of devices' command keys (HKDF per device and key id), apart from the
     // admin secrets: whoever signs admin requests cannot sign device commands outside the
@@ -69,6 +71,16 @@ export const EnvSchema = z
     WEB_URL: z.url().default("http://localhost:3000").transform((url) => url.replace(/\/+$/, "")),
     RATE_LIMIT_LOGIN_PER_MINUTE: positiveInt(10),
     RATE_LIMIT_PASSWORD_RESET_PER_HOUR: positiveInt(3),
+    // Per account, whatever the address: failed sign-ins in 15 minutes before each further
+    // attempt waits (30 s, doubling up to 5 min), and reset mails an hour.
+    RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT: positiveInt(10),
+    RATE_LIMIT_PASSWORD_RESET_PER_ACCOUNT_PER_HOUR: positiveInt(3),
+    // Dashboard sockets: how often their sessions are checked again (a revoked or expired
+    // session, or a disabled user, is closed with 4003), and how many one user may hold.
+    WS_SESSION_CHECK_SECONDS: z.coerce.number().positive().default(30),
+    WS_MAX_SOCKETS_PER_USER: positiveInt(10),
+    // Audit rows are kept this long, independently of TELEMETRY_RETENTION_HOURS.
+    AUDIT_RETENTION_DAYS: positiveInt(365),
     BCRYPT_COST: z.coerce.number().int().min(10).max(15).default(12),
     // Unset: metrics answer only to direct calls from this host (a Prometheus or agent
     // running beside the API); set it to scrape from elsewhere.
@@ -194,12 +206,4 @@ function developmentSecrets(dataDir: string): Record<SecretName, string> {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 });
   return secrets;
-}
-
-/** Express's `trust proxy` setting from TRUST_PROXY: true/false, a hop count, or addresses. */
-export function trustProxySetting(value: string): boolean | number | string {
-  if (value === "true") return true;
-  if (value === "false" || value === "") return false;
-  if (/^\d+$/.test(value)) return Number(value);
-  return value;
 }

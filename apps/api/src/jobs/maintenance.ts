@@ -49,6 +49,21 @@ export async function pruneNonces({ db, clock }: Pick<AppDeps, "db" | "clock">):
   return count;
 }
 
+/**
+ * Deletes audit entries older than AUDIT_RETENTION_DAYS, in batches. Audit rows have their
+ * own retention: telemetry's (hours) never touches them.
+ */
+export async function pruneAuditLog({ db, clock }: Pick<AppDeps, "db" | "clock">, retentionDays: number): Promise<number> {
+  const cutoff = new Date(clock.now().getTime() - retentionDays * 24 * 3600_000);
+  let total = 0;
+  for (;;) {
+    const deleted = await db.$executeRaw`
+      DELETE FROM "AuditLog" WHERE id IN (SELECT id FROM "AuditLog" WHERE at < ${cutoff} ORDER BY id LIMIT ${DELETE_BATCH})`;
+    total += deleted;
+    if (deleted < DELETE_BATCH) return total;
+  }
+}
+
 const KEEP_ENDED_SESSIONS_DAYS = 30;
 
 /**
@@ -117,6 +132,7 @@ export function startMaintenance(deps: AppDeps): () => void {
       await pruneNonces(deps);
       await pruneAccounts(deps);
       await pruneLapsedClaims(deps);
+      await pruneAuditLog(deps, deps.env.AUDIT_RETENTION_DAYS);
       if (pruned) deps.logger.info("housekeeping", { prunedTelemetry: pruned });
     }),
     everyOncePerCluster(deps, "command expiry", Math.min(60_000, deps.env.COMMAND_RESULT_TIMEOUT_SECONDS * 250), async () => {

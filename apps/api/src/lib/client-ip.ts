@@ -1,14 +1,35 @@
+/// <reference path="../types/proxy-addr.d.ts" />
 import type { IncomingMessage } from "node:http";
-import proxyAddr from "proxy-addr";
-import { trustProxySetting } from "../config/env";
+import proxyaddr from "proxy-addr";
+
+export type TrustProxy = (address: string, hop: number) => boolean;
 
 /**
- * The client's address for a request Express does not see (a WebSocket upgrade), by the
- * same TRUST_PROXY rule Express applies to `req.ip`.
+ * The trust function TRUST_PROXY describes. Addresses or subnets (`loopback`,
+ * `10.0.0.0/8`, ...) trust exactly one hop: the peer the API accepted the connection
+ * from, when it is one of them; the client is then the last address that proxy appended
+ * to X-Forwarded-For. Anything further left was written by the client and is never
+ * believed. `false` trusts nobody; a hop count N trusts N proxies in a row; `true` every
+ * hop (only for a network where nothing but your proxies can reach the API).
  */
-export function clientIpResolver(trustProxy: string): (req: IncomingMessage) => string {
-  const setting = trustProxySetting(trustProxy);
-  const trust =
-    typeof setting === "boolean" ? () => setting : typeof setting === "number" ? (_address: string, hop: number) => hop < setting : proxyAddr.compile(setting.split(",").map((entry) => entry.trim()));
-  return (req) => proxyAddr(req, trust);
+export function compileTrustProxy(value: string): TrustProxy {
+  if (value === "true") return () => true;
+  if (value === "false" || value === "") return () => false;
+  if (/^\d+$/.test(value)) {
+    const hops = Number(value);
+    return (_address, hop) => hop < hops;
+  }
+  const trusted = proxyaddr.compile(value.split(",").map((part) => part.trim()));
+  return (address, hop) => hop === 0 && trusted(address, hop);
+}
+
+/** A request's client address under that trust, for requests Express does not see (WebSocket upgrades). */
+export function clientIpOf(req: IncomingMessage, trust: TrustProxy): string {
+  return proxyaddr(req, trust);
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/;
+
+export function isLoopback(address: string | undefined): boolean {
+  return LOOPBACK.test(address ?? "");
 }

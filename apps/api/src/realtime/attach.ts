@@ -3,17 +3,18 @@ import type { Duplex } from "node:stream";
 import { BEARER_PROTOCOL_PREFIX, DASHBOARD_WS_PROTOCOL, DEVICE_WS_PROTOCOL, type ErrorBody } from "@mdm/contracts";
 import { type WebSocket, WebSocketServer } from "ws";
 import type { AppDeps } from "../deps";
-import { clientIpResolver } from "../lib/client-ip";
+import { authFailuresOf } from "../lib/auth-failures";
+import { clientIpOf, compileTrustProxy } from "../lib/client-ip";
 import { HttpError } from "../lib/http-error";
 import { authenticateDevice } from "../modules/devices/devices.service";
-import { DashboardHub } from "./dashboard-hub";
+import { DashboardHub, type DashboardSession } from "./dashboard-hub";
 import { DeviceHub } from "./device-hub";
 
 const MAX_FRAME_BYTES = 64 * 1024;
 const LEGACY_DEVICE_PATH = /^\/ws\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i;
 
-/** Decides whether an upgrade request to /ws/dashboard carries a valid user session. */
-export type DashboardAuthenticator = (req: IncomingMessage, protocols: string[]) => Promise<boolean>;
+/** The user session an upgrade request to /ws/dashboard carries, if it is valid. */
+export type DashboardAuthenticator = (req: IncomingMessage, protocols: string[]) => Promise<DashboardSession | undefined>;
 
 export type Realtime = { devices: DeviceHub; dashboards: DashboardHub; close: () => Promise<void> };
 
@@ -36,11 +37,11 @@ function refuse(socket: Duplex, error: HttpError): void {
   const body: ErrorBody = { error: { code: error.code, message: error.message, requestId: "websocket-upgrade" } };
   const text = JSON.stringify(body);
   const reason = { 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 429: "Too Many Requests", 503: "Service Unavailable" }[error.status] ?? "Bad Request";
-  const extra = Object.entries(error.headers ?? {})
+  const headers = Object.entries(error.headers ?? {})
     .map(([name, value]) => `${name}: ${value}\r\n`)
     .join("");
   socket.end(
-    `HTTP/1.1 ${error.status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n${extra}Connection: close\r\n\r\n${text}`,
+    `HTTP/1.1 ${error.status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n${headers}Connection: close\r\n\r\n${text}`,
   );
 }
 
@@ -63,7 +64,8 @@ export function attachRealtime(server: Server, deps: AppDeps, authenticateDashbo
     handleProtocols: (protocols) => (protocols.has(DASHBOARD_WS_PROTOCOL) ? DASHBOARD_WS_PROTOCOL : false),
   });
 
-  const clientIp = clientIpResolver(deps.env.TRUST_PROXY);
+  const authFailures = authFailuresOf(deps);
+  const trustProxy = compileTrustProxy(deps.env.TRUST_PROXY);
   // Device sockets per client address on this instance: a NAT of a large fleet fits, one
   // host opening sockets without end does not.
   const socketsPerIp = new Map<string, number>();
@@ -83,7 +85,7 @@ export function attachRealtime(server: Server, deps: AppDeps, authenticateDashbo
       const protocols = offeredProtocols(req);
       const legacy = LEGACY_DEVICE_PATH.exec(path);
       if (path === "/ws/devices" || legacy) {
-        const ip = clientIp(req);
+        const ip = clientIpOf(req, trustProxy);
         if ((socketsPerIp.get(ip) ?? 0) >= deps.env.WS_MAX_DEVICE_SOCKETS_PER_IP) {
           throw new HttpError("rate_limited", "Too many device sockets from this address", undefined, { "Retry-After": "30" });
         }
@@ -99,13 +101,17 @@ export function attachRealtime(server: Server, deps: AppDeps, authenticateDashbo
         return;
       }
       if (path === "/ws/dashboard") {
-        if (!(await authenticateDashboard(req, protocols))) throw new HttpError("unauthorized", "Sign in first: send the session cookie or a ticket from GET /auth/ws-ticket");
-        dashboardServer.handleUpgrade(req, socket, head, (ws) => dashboards.add(ws));
+        const session = await authenticateDashboard(req, protocols);
+        if (!session) throw new HttpError("unauthorized", "Sign in first: send the session cookie or an unused ticket from GET /auth/ws-ticket");
+        if (dashboards.socketsOf(session.userId) >= deps.env.WS_MAX_SOCKETS_PER_USER) {
+          throw new HttpError("rate_limited", `At most ${deps.env.WS_MAX_SOCKETS_PER_USER} dashboard sockets per user; close one first`, undefined, { "Retry-After": "30" });
+        }
+        dashboardServer.handleUpgrade(req, socket, head, (ws) => dashboards.add(ws, session));
         return;
       }
       throw new HttpError("not_found", `No WebSocket endpoint at ${path}`);
     } catch (error) {
-      if (error instanceof HttpError) return refuse(socket, error);
+      if (error instanceof HttpError) return refuse(socket, await authFailures.refusal(clientIpOf(req, trustProxy), error).catch(() => error));
       deps.logger.error("websocket upgrade failed", { message: error instanceof Error ? error.message : String(error) });
       refuse(socket, new HttpError("service_unavailable", "Try again shortly"));
     }

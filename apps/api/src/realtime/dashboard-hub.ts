@@ -2,6 +2,10 @@ import type { CommandStatusChange, DashboardServerFrame, DeviceLiveState } from 
 import { DashboardClientFrame, WsCloseCode } from "@mdm/contracts";
 import type { WebSocket } from "ws";
 import type { AppDeps } from "../deps";
+import { liveSessionIds } from "../modules/auth/session";
+
+/** Whose socket it is: checked again every WS_SESSION_CHECK_SECONDS while it is open. */
+export type DashboardSession = { userId: string; sessionId: string };
 
 // One frame may carry at most this many command changes; the rest go in the next one.
 const MAX_COMMANDS_PER_FRAME = 1000;
@@ -10,6 +14,7 @@ const MAX_BUFFERED_BYTES = 1 << 20;
 
 type Client = {
   socket: WebSocket;
+  session: DashboardSession;
   alive: boolean;
   devices: Map<string, DeviceLiveState>;
   commands: Map<string, CommandStatusChange>;
@@ -23,6 +28,7 @@ type Client = {
 export class DashboardHub {
   private readonly clients = new Set<Client>();
   private readonly timer: NodeJS.Timeout;
+  private readonly sessionTimer: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
 
   constructor(private readonly deps: AppDeps) {
@@ -35,14 +41,27 @@ export class DashboardHub {
     });
     this.timer = setInterval(() => this.flush(), deps.env.DASHBOARD_FLUSH_MS);
     this.timer.unref();
+    this.sessionTimer = setInterval(() => {
+      this.closeEndedSessions().catch((error: unknown) =>
+        deps.logger.error("dashboard session check failed", { message: error instanceof Error ? error.message : String(error) }),
+      );
+    }, deps.env.WS_SESSION_CHECK_SECONDS * 1000);
+    this.sessionTimer.unref();
   }
 
   get size(): number {
     return this.clients.size;
   }
 
-  add(socket: WebSocket): void {
-    const client: Client = { socket, alive: true, devices: new Map(), commands: new Map() };
+  /** Open sockets of this user on this instance. */
+  socketsOf(userId: string): number {
+    let count = 0;
+    for (const client of this.clients) if (client.session.userId === userId) count++;
+    return count;
+  }
+
+  add(socket: WebSocket, session: DashboardSession): void {
+    const client: Client = { socket, session, alive: true, devices: new Map(), commands: new Map() };
     this.clients.add(client);
     socket.on("pong", () => (client.alive = true));
     socket.on("message", (data) => {
@@ -71,6 +90,23 @@ export class DashboardHub {
     }
   }
 
+  /**
+   * Closes, with 4003, the sockets whose session ended since they opened: signed out,
+   * expired, revoked by a password change or reuse detection, or the user disabled.
+   */
+  async closeEndedSessions(): Promise<number> {
+    if (this.clients.size === 0) return 0;
+    const live = await liveSessionIds(this.deps, [...new Set([...this.clients].map((client) => client.session.sessionId))]);
+    let closed = 0;
+    for (const client of this.clients) {
+      if (live.has(client.session.sessionId)) continue;
+      this.clients.delete(client);
+      client.socket.close(WsCloseCode.unauthorized, "session ended");
+      closed++;
+    }
+    return closed;
+  }
+
   pingAll(): void {
     for (const client of this.clients) {
       if (!client.alive) {
@@ -88,6 +124,7 @@ export class DashboardHub {
 
   close(): void {
     clearInterval(this.timer);
+    clearInterval(this.sessionTimer);
     this.unsubscribe();
     for (const client of this.clients) client.socket.close(WsCloseCode.goingAway, "server shutting down");
     this.clients.clear();

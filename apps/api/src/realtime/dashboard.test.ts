@@ -1,6 +1,7 @@
 import { DASHBOARD_WS_PROTOCOL, DashboardServerFrame, RegisterResponse, SESSION_COOKIE, WS_TICKET_PROTOCOL_PREFIX, signAdminRequest } from "@mdm/contracts";
 import WebSocket from "ws";
 import { parseEnv } from "../config/env";
+import { createPasswordToken } from "../modules/auth/password-reset.service";
 import { signAccessToken, signWsTicket } from "../modules/auth/tokens";
 import { type RunningServer, startServer } from "../server";
 import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SECRETS, type TestDatabase, createTestDatabase, heartbeatBody } from "../test";
@@ -24,6 +25,8 @@ beforeAll(async () => {
       ...TEST_SECRETS,
       BCRYPT_COST: "10",
       DASHBOARD_FLUSH_MS: "250",
+      WS_SESSION_CHECK_SECONDS: "0.2",
+      WS_MAX_SOCKETS_PER_USER: "3",
       RATE_LIMIT_DEVICE_PER_MINUTE: "100000",
       RATE_LIMIT_ENROLLMENT_PER_MINUTE: "100000",
       RATE_LIMIT_ADMIN_PER_MINUTE: "100000",
@@ -59,6 +62,31 @@ function connect(options: { protocols?: string[]; headers?: Record<string, strin
   });
 }
 
+/** A new user of `role`, signed in: their cookies and CSRF token as a browser holds them. */
+async function signedIn(role: "viewer" | "admin" = "viewer") {
+  const user = await createUser(server.deps.db, { role });
+  const login = await fetch(`${server.url}/auth/login`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ email: user.email, password: TEST_PASSWORD }),
+  });
+  expect(login.status).toBe(200);
+  const { csrfToken } = (await login.json()) as { csrfToken: string };
+  return { userId: user.id, cookie: login.headers.getSetCookie().map((cookie) => cookie.split(";")[0]).join("; "), csrf: csrfToken };
+}
+
+async function ticketFor(cookie: string): Promise<string> {
+  const res = await fetch(`${server.url}/auth/ws-ticket`, { headers: { Cookie: cookie } });
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { ticket: string }).ticket;
+}
+
+const withTicket = (ticket: string) => ({ protocols: [DASHBOARD_WS_PROTOCOL, `${WS_TICKET_PROTOCOL_PREFIX}${ticket}`], headers: { Origin: "https://dashboard.example" } });
+
+function closeCode(socket: WebSocket): Promise<number> {
+  return new Promise((resolve) => socket.once("close", (code) => resolve(code)));
+}
+
 async function until(condition: () => boolean, what: string) {
   for (let i = 0; i < 200 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 25));
   if (!condition()) throw new Error(`timed out waiting for ${what}`);
@@ -74,14 +102,14 @@ describe("dashboard channel authentication", () => {
     const sessionId = (await server.deps.db.session.findFirstOrThrow({ where: { userId } })).id;
     const expired = signAccessToken(server.deps.env, longAgo, { userId, role: "viewer", sessionId }).token;
     expect((await connect({ headers: { Cookie: `${SESSION_COOKIE}=${expired}` } })).status).toBe(401);
-    const staleTicket = signWsTicket(server.deps.env, longAgo, { userId, role: "viewer" }).token;
+    const staleTicket = signWsTicket(server.deps.env, longAgo, { userId, role: "viewer", sessionId }).token;
     expect((await connect({ protocols: [DASHBOARD_WS_PROTOCOL, `${WS_TICKET_PROTOCOL_PREFIX}${staleTicket}`] })).status).toBe(401);
     // The same tokens, freshly signed, are accepted: the refusals above are about expiry.
     const fresh = signAccessToken(server.deps.env, new Date(), { userId, role: "viewer", sessionId }).token;
     const accepted = await connect({ headers: { Cookie: `${SESSION_COOKIE}=${fresh}` } });
     expect(accepted.socket).toBeDefined();
     accepted.socket!.close();
-    const freshTicket = signWsTicket(server.deps.env, new Date(), { userId, role: "viewer" }).token;
+    const freshTicket = signWsTicket(server.deps.env, new Date(), { userId, role: "viewer", sessionId }).token;
     const byTicket = await connect({ protocols: [DASHBOARD_WS_PROTOCOL, `${WS_TICKET_PROTOCOL_PREFIX}${freshTicket}`] });
     expect(byTicket.socket).toBeDefined();
     byTicket.socket!.close();
@@ -111,6 +139,86 @@ describe("dashboard channel authentication", () => {
     const closed = new Promise<number>((resolve) => socket!.on("close", (code) => resolve(code)));
     socket!.send(JSON.stringify({ type: "subscribe", everything: true }));
     expect(await closed).toBe(1008);
+  });
+});
+
+describe("dashboard sockets end with their session", () => {
+  it("a ticket opens one socket, once", async () => {
+    const user = await signedIn();
+    const ticket = await ticketFor(user.cookie);
+    const first = await connect(withTicket(ticket));
+    expect(first.socket).toBeDefined();
+    expect((await connect(withTicket(ticket))).status).toBe(401);
+    first.socket!.close();
+  });
+
+  it("a ticket works only while its session is live", async () => {
+    const user = await signedIn();
+    const ticket = await ticketFor(user.cookie);
+    const logout = await fetch(`${server.url}/auth/logout`, { method: "POST", headers: { Cookie: user.cookie, "X-CSRF-Token": user.csrf } });
+    expect(logout.status).toBe(204);
+    expect((await connect(withTicket(ticket))).status).toBe(401);
+  });
+
+  it("closes the socket with 4003 after sign-out", async () => {
+    const user = await signedIn();
+    const { socket } = await connect(withTicket(await ticketFor(user.cookie)));
+    const closed = closeCode(socket!);
+    await fetch(`${server.url}/auth/logout`, { method: "POST", headers: { Cookie: user.cookie, "X-CSRF-Token": user.csrf } });
+    expect(await closed).toBe(4003);
+  });
+
+  it("closes the socket with 4003 when the user is disabled", async () => {
+    const user = await signedIn();
+    const { socket } = await connect({ headers: { Cookie: user.cookie } });
+    const closed = closeCode(socket!);
+    await server.deps.db.user.update({ where: { id: user.userId }, data: { disabledAt: new Date() } });
+    expect(await closed).toBe(4003);
+  });
+
+  it("closes the socket with 4003 when the password is reset", async () => {
+    const user = await signedIn();
+    const { socket } = await connect({ headers: { Cookie: user.cookie } });
+    const closed = closeCode(socket!);
+    const { link } = await createPasswordToken(server.deps, server.deps.db, user.userId, 600);
+    const token = new URL(link).searchParams.get("token")!;
+    const reset = await fetch(`${server.url}/auth/password-reset/confirm`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ token, password: "another long passphrase" }),
+    });
+    expect(reset.status).toBe(204);
+    expect(await closed).toBe(4003);
+  });
+
+  it("keeps a live session's socket open", async () => {
+    const user = await signedIn();
+    const { socket } = await connect({ headers: { Cookie: user.cookie } });
+    let closed = false;
+    socket!.on("close", () => (closed = true));
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(closed).toBe(false);
+    socket!.close();
+  });
+
+  it("caps the sockets of one user (WS_MAX_SOCKETS_PER_USER) with 429", async () => {
+    const user = await signedIn();
+    const open: WebSocket[] = [];
+    for (let i = 0; i < 3; i++) open.push((await connect(withTicket(await ticketFor(user.cookie)))).socket!);
+    expect(open.every(Boolean)).toBe(true);
+    expect((await connect(withTicket(await ticketFor(user.cookie)))).status).toBe(429);
+    expect((await connect({ headers: { Cookie: user.cookie } })).status).toBe(429);
+    // Other users are not affected, and a closed socket frees its place.
+    const other = await connect({ headers: { Cookie: sessionCookie } });
+    expect(other.socket).toBeDefined();
+    other.socket!.close();
+    const freed = closeCode(open[0]!);
+    open[0]!.close();
+    await freed;
+    await until(() => server.realtime.dashboards.socketsOf(user.userId) === 2, "the server to count the closed socket");
+    const again = await connect(withTicket(await ticketFor(user.cookie)));
+    expect(again.socket).toBeDefined();
+    for (const socket of [...open.slice(1), again.socket!]) socket.close();
   });
 });
 

@@ -20,6 +20,7 @@ export function SetupForm() {
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
   const [confirm, setConfirm] = useState("");
+  const [setupToken, setSetupToken] = useState("");
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [busy, setBusy] = useState(false);
 
@@ -30,14 +31,14 @@ export function SetupForm() {
   const submit = async (event: React.FormEvent) => {
     event.preventDefault();
     if (password !== confirm) return setErrors({ confirm: "The passwords differ" });
-    const body = SetupRequest.safeParse({ name: name.trim() || undefined, email: email.trim(), password });
+    const body = SetupRequest.safeParse({ name: name.trim() || undefined, email: email.trim(), password, setupToken: setupToken.trim() || undefined });
     if (!body.success) return setErrors(fieldErrors(body.error.issues));
     setBusy(true);
     setErrors({});
     try {
       const session = await callApi(authRoutes.setup, { body: body.data });
       await mutate(sessionKey, session.user, { revalidate: false });
-      await mutate(setupStatusKey, { needed: false }, { revalidate: false });
+      await mutate(setupStatusKey, { needed: false, tokenRequired: false }, { revalidate: false });
       router.replace("/");
     } catch (caught) {
       setErrors({ form: errorMessage(caught) });
@@ -54,6 +55,16 @@ export function SetupForm() {
         <FormField id="email" label="Email" type="email" autoComplete="username" value={email} onChange={(event) => setEmail(event.target.value)} error={errors.email} />
         <FormField id="password" label="Password" type="password" autoComplete="new-password" value={password} onChange={(event) => setPassword(event.target.value)} error={errors.password} />
         <FormField id="confirm" label="Repeat the password" type="password" autoComplete="new-password" value={confirm} onChange={(event) => setConfirm(event.target.value)} error={errors.confirm} />
+        {setup.tokenRequired ? (
+          <FormField
+            id="setupToken"
+            label="Setup token (printed in the API's log at start)"
+            autoComplete="off"
+            value={setupToken}
+            onChange={(event) => setSetupToken(event.target.value)}
+            error={errors.setupToken}
+          />
+        ) : null}
         {errors.form ? (
           <p role="alert" className="text-sm text-destructive">
             {errors.form}

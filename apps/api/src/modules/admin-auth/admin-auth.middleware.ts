@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { ADMIN_SIGNATURE_WINDOW_SECONDS, adminSignature, timingSafeEqual } from "@mdm/contracts";
 import type { NextFunction, Request, Response } from "express";
 import type { AppDeps } from "../../deps";
@@ -10,11 +11,20 @@ const TIMESTAMP = /^\d{1,12}$/;
 const SIGNATURE = /^[a-fA-F0-9]{64}$/;
 
 /**
+ * The audit log's name for a caller holding the admin key: a fingerprint of the key, so
+ * entries tell which key signed (before and after a rotation) without revealing it.
+ */
+export function adminKeyId(adminKey: string): string {
+  return `admin-key:${createHash("sha256").update(`mdm-admin-key-id:${adminKey}`).digest("hex").slice(0, 12)}`;
+}
+
+/**
  * `/admin/*` authentication: the admin key plus an HMAC signature over timestamp, nonce,
  * method, Host, path and body hash (README: "Signing admin requests"). Each nonce is recorded in
  * the database, so a replay is refused by every API instance.
  */
 export function adminAuth({ db, env, clock }: Pick<AppDeps, "db" | "env" | "clock">) {
+  const actor = adminKeyId(env.ADMIN_KEY);
   return async (req: Request, res: Response, next: NextFunction) => {
     const key = req.get("x-admin");
     if (!key || !constantTimeEquals(key, env.ADMIN_KEY)) throw new HttpError("unauthorized", "Missing or wrong X-Admin key");
@@ -49,7 +59,7 @@ export function adminAuth({ db, env, clock }: Pick<AppDeps, "db" | "env" | "cloc
       }
       throw error;
     }
-    res.locals.actor = { name: "admin-key", ip: req.ip };
+    res.locals.actor = { name: actor, ip: req.ip };
     next();
   };
 }

@@ -1,11 +1,14 @@
 import { ListAuditLogResponse } from "@mdm/contracts";
 import request from "supertest";
-import { type TestApp, type TestDatabase, createTestDatabase, resetTables } from "../../test";
+import { pruneAuditLog, pruneTelemetry } from "../../jobs/maintenance";
+import { TEST_ADMIN_KEY, type TestApp, type TestDatabase, adminRequest, createTestDatabase, enrollDevice, heartbeatBody, resetTables } from "../../test";
+import { adminKeyId } from "../admin-auth/admin-auth.middleware";
+import { sweepOffline } from "../fleet/fleet-monitor";
 import { type SignedIn, asBrowser, createAuthTestApp, signedInUser } from "../../test/sessions";
 
 let database: TestDatabase;
 let t: TestApp;
-let viewer: SignedIn;
+let admin: SignedIn;
 
 beforeAll(async () => {
   database = await createTestDatabase();
@@ -14,7 +17,7 @@ afterAll(() => database.close());
 beforeEach(async () => {
   await resetTables(database.db);
   t = createAuthTestApp(database.db);
-  viewer = await signedInUser(t, "viewer", "viewer@example.com");
+  admin = await signedInUser(t, "admin", "admin@example.com");
   await database.db.auditLog.deleteMany();
 });
 
@@ -33,7 +36,7 @@ async function seed() {
   });
 }
 
-const list = (query = "") => asBrowser(t.app, viewer, "get", `/admin/audit-log${query}`);
+const list = (query = "") => asBrowser(t.app, admin, "get", `/admin/audit-log${query}`);
 
 describe("GET /admin/audit-log", () => {
   it("lists entries newest first, with every field", async () => {
@@ -100,10 +103,12 @@ describe("GET /admin/audit-log", () => {
     expect(res.body.error.code).toBe("validation_failed");
   });
 
-  it("is open to every signed-in role", async () => {
-    for (const role of ["operator", "admin"] as const) {
+  it("is for admins: viewers and operators get 403", async () => {
+    for (const role of ["viewer", "operator"] as const) {
       const user = await signedInUser(t, role);
-      expect((await asBrowser(t.app, user, "get", "/admin/audit-log")).status).toBe(200);
+      const res = await asBrowser(t.app, user, "get", "/admin/audit-log");
+      expect(res.status).toBe(403);
+      expect(res.body.error.code).toBe("forbidden");
     }
   });
 
@@ -112,9 +117,79 @@ describe("GET /admin/audit-log", () => {
   });
 
   it("shows what the auth routes record, with the address", async () => {
-    await request(t.app).post("/auth/login").send({ email: "viewer@example.com", password: "wrong password" });
+    await request(t.app).post("/auth/login").send({ email: "admin@example.com", password: "wrong password" });
     const { entries } = ListAuditLogResponse.parse((await list("?action=auth.login_failed")).body);
     expect(entries).toHaveLength(1);
-    expect(entries[0]).toMatchObject({ actor: "viewer@example.com", details: { reason: "wrong_password" }, ip: expect.any(String) });
+    expect(entries[0]).toMatchObject({ actor: "admin@example.com", details: { reason: "wrong_password" }, ip: expect.any(String) });
+  });
+});
+
+describe("what the audit log records", () => {
+  const entries = (action: string) => database.db.auditLog.findMany({ where: { action }, orderBy: { id: "asc" } });
+
+  it("names the admin key that signed a request by its id, never the key, nor a bare 'admin-key'", async () => {
+    await adminRequest(t.app, "POST", "/admin/enrollment-tokens", { maxUses: 1 });
+    const [entry] = await entries("enrollment_token.create");
+    expect(entry!.actor).toBe(adminKeyId(TEST_ADMIN_KEY));
+    expect(entry!.actor).toMatch(/^admin-key:[0-9a-f]{12}$/);
+    expect(entry!.actor).not.toContain(TEST_ADMIN_KEY);
+    // Another key has another id: entries tell keys apart across a rotation.
+    expect(adminKeyId("another-admin-key-0123456789abcdef0123")).not.toBe(entry!.actor);
+  });
+
+  it("records each enrollment with its enrollment token and the device's address", async () => {
+    const device = await enrollDevice(t.app);
+    const tokenId = (await database.db.device.findUniqueOrThrow({ where: { id: device.deviceId } })).enrollmentTokenId;
+    const [entry] = await entries("device.enroll");
+    expect(entry).toMatchObject({ actor: `enrollment-token:${tokenId}`, targetType: "device", targetId: device.deviceId, ip: expect.any(String) });
+  });
+
+  it("records a legacy device's enrollment, once", async () => {
+    const legacy = createAuthTestApp(database.db, { LEGACY_ENROLLMENT_KEY: "legacy-key-0123456789abcdef0123456789abcdef" });
+    for (let i = 0; i < 2; i++) {
+      const res = await request(legacy.app).post("/api/devices/heartbeat").set("X-Enrollment-Key", "legacy-key-0123456789abcdef0123456789abcdef").send({ deviceId: "old-agent-7", ...heartbeatBody() });
+      expect(res.status).toBe(200);
+    }
+    const recorded = await entries("device.enroll_legacy");
+    expect(recorded).toHaveLength(1);
+    expect(recorded[0]).toMatchObject({ actor: "legacy-enrollment-key", targetType: "device", details: { legacyId: "old-agent-7" } });
+  });
+
+  it("records every alert mail with its recipients", async () => {
+    await adminRequest(t.app, "PATCH", "/admin/alert-settings", { recipients: ["ops@example.com"], offlineAfterSeconds: 240 });
+    const device = await enrollDevice(t.app);
+    await request(t.app).post("/v1/heartbeat").auth(device.deviceToken, { type: "bearer" }).send(heartbeatBody());
+    t.clock.advance(241);
+    await sweepOffline(t.deps);
+    const mails = await t.outbox();
+    expect(mails).toHaveLength(1);
+    const [entry] = await entries("alert.mail_sent");
+    expect(entry).toMatchObject({
+      actor: "system:offline-monitor",
+      details: { kind: "device_offline", recipients: ["ops@example.com"], mailId: mails[0]!.id.toString(), deviceIds: [device.deviceId] },
+    });
+  });
+});
+
+describe("audit retention", () => {
+  it("keeps entries AUDIT_RETENTION_DAYS, whatever the telemetry retention", async () => {
+    const now = t.clock.now().getTime();
+    const daysAgo = (days: number) => new Date(now - days * 24 * 3600_000);
+    await database.db.auditLog.createMany({
+      data: [
+        { at: daysAgo(400), actor: "a", action: "old" },
+        { at: daysAgo(300), actor: "a", action: "recent" },
+        { at: daysAgo(3), actor: "a", action: "days" },
+      ],
+    });
+    // Telemetry housekeeping (48 hours) leaves audit rows alone...
+    await pruneTelemetry(t.deps, 48);
+    expect(await database.db.auditLog.count()).toBeGreaterThanOrEqual(3);
+    // ...and the audit's own retention (365 days by default) drops only what is older.
+    expect(t.deps.env.AUDIT_RETENTION_DAYS).toBe(365);
+    expect(await pruneAuditLog(t.deps, t.deps.env.AUDIT_RETENTION_DAYS)).toBe(1);
+    const left = (await database.db.auditLog.findMany()).map((entry) => entry.action);
+    expect(left).toEqual(expect.arrayContaining(["recent", "days"]));
+    expect(left).not.toContain("old");
   });
 });

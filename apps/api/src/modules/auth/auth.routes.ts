@@ -3,6 +3,7 @@ import { type Request, type Response, Router } from "express";
 import { ipKeyGenerator } from "express-rate-limit";
 import type { AppDeps } from "../../deps";
 import { parseCookies } from "../../lib/cookies";
+import { attemptBackoff } from "../../lib/failure-limits";
 import type { Guards } from "../../lib/guards";
 import { HttpError } from "../../lib/http-error";
 import { limiter } from "../../lib/rate-limits";
@@ -53,10 +54,46 @@ export function authRoutes(deps: AppDeps, guards: Guards): Router {
     perMinute: env.RATE_LIMIT_LOGIN_PER_MINUTE,
     keyGenerator: (req, res) => `login:${ipKeyGenerator(req.ip ?? "")}:${inputOf(apiRoutes.login, res).body.email}`,
   });
-  // Counted after validation: only requests that may send a mail count.
+  // Per account, from any address: after RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT failures in
+  // 15 minutes each attempt waits 30 s, doubling up to 5 minutes. Its owner is slowed down
+  // too, never locked out; unknown emails are counted alike, so a 429 tells nothing.
+  const loginBackoff = attemptBackoff({
+    name: "login-account",
+    redis: deps.redis,
+    freeFailures: env.RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT,
+    windowMs: 15 * 60_000,
+    baseDelayMs: 30_000,
+    maxDelayMs: 5 * 60_000,
+    now: () => deps.clock.now().getTime(),
+  });
+  // Counted after validation: only requests that may send a mail count. Per client
+  // address, and per account whatever the address.
   const resetLimiter = limiter({ name: "password-reset", redis: deps.redis, windowMs: 3600_000, limit: env.RATE_LIMIT_PASSWORD_RESET_PER_HOUR });
+  const resetAccountLimiter = limiter({
+    name: "password-reset-account",
+    redis: deps.redis,
+    windowMs: 3600_000,
+    limit: env.RATE_LIMIT_PASSWORD_RESET_PER_ACCOUNT_PER_HOUR,
+    keyGenerator: (_req, res) => `reset:${inputOf(apiRoutes.requestPasswordReset, res).body.email}`,
+  });
 
-  mount(router, apiRoutes.getSetupStatus, async (_req, res) => res.json(await setupStatus(deps)), { guards: guards.public });
+  const signIn = async (req: Request, res: Response) => {
+    const input = inputOf(apiRoutes.login, res).body;
+    const waitMs = await loginBackoff.begin(input.email);
+    if (waitMs > 0) {
+      throw new HttpError("rate_limited", "Too many failed sign-ins for this account; retry later", undefined, { "Retry-After": String(Math.ceil(waitMs / 1000)) });
+    }
+    try {
+      const issued = await login(deps, input, clientOf(req));
+      await loginBackoff.succeeded(input.email);
+      sendSession(deps, res, 200, issued);
+    } catch (error) {
+      if (error instanceof HttpError && error.status === 401) await loginBackoff.failed(input.email);
+      throw error;
+    }
+  };
+
+  mount(router, apiRoutes.getSetupStatus, async (req, res) => res.json(await setupStatus(deps, clientOf(req))), { guards: guards.public });
 
   mount(
     router,
@@ -65,7 +102,7 @@ export function authRoutes(deps: AppDeps, guards: Guards): Router {
     { guards: guards.public },
   );
 
-  mount(router, apiRoutes.login, async (req, res) => sendSession(deps, res, 200, await login(deps, inputOf(apiRoutes.login, res).body, clientOf(req))), {
+  mount(router, apiRoutes.login, signIn, {
     guards: guards.public,
     afterValidation: [loginLimiter],
   });
@@ -111,7 +148,7 @@ export function authRoutes(deps: AppDeps, guards: Guards): Router {
     router,
     apiRoutes.requestPasswordReset,
     async (req, res) => res.status(202).json(await requestPasswordReset(deps, inputOf(apiRoutes.requestPasswordReset, res).body.email, clientOf(req))),
-    { guards: guards.public, afterValidation: [resetLimiter] },
+    { guards: guards.public, afterValidation: [resetLimiter, resetAccountLimiter] },
   );
 
   mount(

@@ -4,9 +4,11 @@ import type { DbOrTx } from "../../db/types";
 import type { AppDeps } from "../../deps";
 import type { User } from "../../generated/prisma/client";
 import { recordAudit } from "../../lib/audit";
+import { isLoopback } from "../../lib/client-ip";
 import { HttpError } from "../../lib/http-error";
 import { formatToken, hashSecret, newSecret, parseToken, secretMatches } from "../../lib/secrets";
 import { NO_PASSWORD, hashPassword, passwordMatches } from "./passwords";
+import { discardSetupTokens, setupTokenValid } from "./setup-token";
 import { REFRESH_TOKEN_TTL_SECONDS, csrfTokenFor, signAccessToken, signWsTicket } from "./tokens";
 
 /** Who is calling, as the audit log and the session record keep it. */
@@ -83,16 +85,24 @@ async function startSession(deps: Deps, user: User, client: ClientInfo): Promise
   return issueAccess(deps, user, id, formatToken(id, secret));
 }
 
-export async function setupStatus({ db }: Pick<AppDeps, "db">): Promise<SetupStatusResponse> {
-  return { needed: (await db.user.count()) === 0 };
+export async function setupStatus({ db }: Pick<AppDeps, "db">, client: ClientInfo): Promise<SetupStatusResponse> {
+  const needed = (await db.user.count()) === 0;
+  return { needed, tokenRequired: needed && !isLoopback(client.ip) };
 }
 
-/** Creates the first admin, only while there is no user at all, and signs them in. */
+/**
+ * Creates the first admin, only while there is no user at all, and signs them in. A client
+ * other than this host must present a setup token from the log (README: first admin).
+ */
 export async function setupFirstAdmin(deps: Deps, input: SetupRequest, client: ClientInfo): Promise<IssuedSession> {
   const passwordHash = await hashPassword(input.password, deps.env.BCRYPT_COST);
   const user = await deps.db.$transaction(async (tx) => {
     await lockUsers(tx);
     if ((await tx.user.count()) > 0) throw new HttpError("conflict", "Setup is done: an account already exists; sign in instead");
+    if (!isLoopback(client.ip) && !(await setupTokenValid(tx, deps.clock.now(), input.setupToken))) {
+      throw new HttpError("unauthorized", "Send the one-time setup token from the API's log as setupToken");
+    }
+    await discardSetupTokens(tx);
     return tx.user.create({ data: { id: randomUUID(), email: input.email, name: input.name ?? null, passwordHash, role: "admin", createdAt: deps.clock.now() } });
   });
   await recordAudit(deps.db, { actor: user.email, action: "auth.setup", targetType: "user", targetId: user.id, ip: client.ip });
@@ -170,7 +180,8 @@ export async function currentUser({ db }: Pick<AppDeps, "db">, userId: string): 
   return toUserView(user);
 }
 
-export function issueWsTicket({ env, clock }: Pick<AppDeps, "env" | "clock">, user: { id: string; role: User["role"] }): WsTicketResponse {
-  const { token, expiresAt } = signWsTicket(env, clock.now(), { userId: user.id, role: user.role });
+/** A ticket for one dashboard socket, bound to the caller's session (README: dashboard channel). */
+export function issueWsTicket({ env, clock }: Pick<AppDeps, "env" | "clock">, user: { id: string; role: User["role"]; sessionId: string }): WsTicketResponse {
+  const { token, expiresAt } = signWsTicket(env, clock.now(), { userId: user.id, role: user.role, sessionId: user.sessionId });
   return { ticket: token, expiresAt: expiresAt.toISOString() };
 }

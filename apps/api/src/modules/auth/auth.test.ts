@@ -30,9 +30,9 @@ const auditActions = async () => (await database.db.auditLog.findMany({ orderBy:
 
 describe("GET /auth/setup", () => {
   it("says setup is needed while no user exists, and not after", async () => {
-    expect((await request(t.app).get("/auth/setup")).body).toEqual({ needed: true });
+    expect((await request(t.app).get("/auth/setup")).body).toEqual({ needed: true, tokenRequired: false });
     await createUser(database.db);
-    expect((await request(t.app).get("/auth/setup")).body).toEqual({ needed: false });
+    expect((await request(t.app).get("/auth/setup")).body).toEqual({ needed: false, tokenRequired: false });
   });
 });
 

@@ -44,7 +44,7 @@ describe("runCreateAdmin", () => {
     expect((await request(t.app).post("/auth/login").send({ email: "ops@example.com", password: TEST_PASSWORD })).status).toBe(200);
     expect(await database.db.auditLog.findFirstOrThrow({ where: { action: "user.create_admin" } })).toMatchObject({ actor: "cli", targetId: user.id });
     // Setup is no longer offered once the CLI made an admin.
-    expect((await request(t.app).get("/auth/setup")).body).toEqual({ needed: false });
+    expect((await request(t.app).get("/auth/setup")).body).toEqual({ needed: false, tokenRequired: false });
   });
 
   it("refuses an email that is taken", async () => {

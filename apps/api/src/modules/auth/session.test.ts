@@ -28,9 +28,15 @@ async function ticket(): Promise<string> {
 }
 
 describe("verifyWsTicket", () => {
-  it("names the user and role for 60 seconds", async () => {
+  it("names the user, role and session for 60 seconds", async () => {
     const value = await ticket();
-    expect(verifyWsTicket(t.deps.env, value, t.clock.now())).toEqual({ userId: operator.userId, role: "operator" });
+    expect(verifyWsTicket(t.deps.env, value, t.clock.now())).toEqual({
+      userId: operator.userId,
+      role: "operator",
+      sessionId: (await database.db.session.findFirstOrThrow()).id,
+      ticketId: expect.any(String),
+      expiresAt: expect.any(Date),
+    });
     expect(verifyWsTicket(t.deps.env, value, new Date(t.clock.now().getTime() + 59_000))).toBeDefined();
     expect(verifyWsTicket(t.deps.env, value, new Date(t.clock.now().getTime() + 61_000))).toBeUndefined();
   });
@@ -62,29 +68,46 @@ describe("dashboardAuthenticator (/ws/dashboard upgrades)", () => {
   const authenticate = (headers: Record<string, string>, protocols: string[] = ["mdm.dashboard.v1"]) => dashboardAuthenticator(t.deps)(upgrade(headers), protocols);
 
   it("accepts a ticket from any origin", async () => {
-    expect(await authenticate({ origin: "https://elsewhere.example.net" }, ["mdm.dashboard.v1", `ticket.${await ticket()}`])).toBe(true);
+    expect(await authenticate({ origin: "https://elsewhere.example.net" }, ["mdm.dashboard.v1", `ticket.${await ticket()}`])).toEqual({
+      userId: operator.userId,
+      sessionId: expect.any(String),
+    });
+  });
+
+  it("accepts a ticket once, on any instance (the use is a row)", async () => {
+    const value = await ticket();
+    expect(await authenticate({}, ["mdm.dashboard.v1", `ticket.${value}`])).toBeDefined();
+    const otherInstance = createAuthTestApp(database.db, { WEB_URL: "https://dashboard.example.com" });
+    expect(await dashboardAuthenticator(otherInstance.deps)(upgrade({}), ["mdm.dashboard.v1", `ticket.${value}`])).toBeUndefined();
+    expect(await authenticate({}, ["mdm.dashboard.v1", `ticket.${value}`])).toBeUndefined();
+  });
+
+  it("refuses a ticket of a signed-out session", async () => {
+    const value = await ticket();
+    await database.db.session.updateMany({ data: { revokedAt: new Date() } });
+    expect(await authenticate({}, ["mdm.dashboard.v1", `ticket.${value}`])).toBeUndefined();
   });
 
   it("refuses an expired ticket, and a disabled user's ticket", async () => {
     const value = await ticket();
     t.clock.advance(61);
-    expect(await authenticate({}, ["mdm.dashboard.v1", `ticket.${value}`])).toBe(false);
+    expect(await authenticate({}, ["mdm.dashboard.v1", `ticket.${value}`])).toBeUndefined();
     const fresh = await ticket();
     await database.db.user.updateMany({ data: { disabledAt: new Date() } });
-    expect(await authenticate({}, ["mdm.dashboard.v1", `ticket.${fresh}`])).toBe(false);
+    expect(await authenticate({}, ["mdm.dashboard.v1", `ticket.${fresh}`])).toBeUndefined();
   });
 
   it("accepts the session cookie from the API's own origin or WEB_URL's", async () => {
     const cookie = cookieHeader({ access: operator.access });
-    expect(await authenticate({ cookie, origin: "https://api.example.com" })).toBe(true);
-    expect(await authenticate({ cookie, origin: "https://dashboard.example.com" })).toBe(true);
+    expect(await authenticate({ cookie, origin: "https://api.example.com" })).toMatchObject({ userId: operator.userId });
+    expect(await authenticate({ cookie, origin: "https://dashboard.example.com" })).toMatchObject({ userId: operator.userId });
   });
 
   it("refuses the session cookie sent by a page of another origin", async () => {
-    expect(await authenticate({ cookie: cookieHeader({ access: operator.access }), origin: "https://evil.example.net" })).toBe(false);
+    expect(await authenticate({ cookie: cookieHeader({ access: operator.access }), origin: "https://evil.example.net" })).toBeUndefined();
   });
 
   it("refuses an upgrade with neither", async () => {
-    expect(await authenticate({ origin: "https://dashboard.example.com" })).toBe(false);
+    expect(await authenticate({ origin: "https://dashboard.example.com" })).toBeUndefined();
   });
 });

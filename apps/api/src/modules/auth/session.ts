@@ -4,6 +4,7 @@ import type { CookieOptions, NextFunction, Request, Response } from "express";
 import type { Env } from "../../config/env";
 import type { AppDeps } from "../../deps";
 import { parseCookies } from "../../lib/cookies";
+import { Prisma } from "../../generated/prisma/client";
 import { HttpError } from "../../lib/http-error";
 import { constantTimeEquals } from "../../lib/secrets";
 import type { DashboardAuthenticator } from "../../realtime/attach";
@@ -138,18 +139,48 @@ function sameOrigin(env: Pick<Env, "WEB_URL">, req: IncomingMessage): boolean {
 }
 
 /**
- * Authenticates a `/ws/dashboard` upgrade: a ticket from `GET /auth/ws-ticket` offered as
- * the `ticket.<ticket>` subprotocol, else the session cookie from the API's own origin or
- * WEB_URL's (refusing other origins stops a foreign page from riding the cookie).
+ * Records a ticket's use; false if it was used before. The record is a row (in the table of
+ * admin nonces, which housekeeping prunes past their expiry), so a ticket opens one socket
+ * across every API instance.
+ */
+async function consumeTicket(db: AppDeps["db"], ticketId: string, expiresAt: Date): Promise<boolean> {
+  try {
+    await db.usedNonce.create({ data: { nonce: `ws-ticket:${ticketId}`, expiresAt } });
+    return true;
+  } catch (error) {
+    if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002") return false;
+    throw error;
+  }
+}
+
+/**
+ * Authenticates a `/ws/dashboard` upgrade: a single-use ticket from `GET /auth/ws-ticket`
+ * offered as the `ticket.<ticket>` subprotocol, valid while the session it was issued to
+ * is, else the session cookie from the API's own origin or WEB_URL's (refusing other
+ * origins stops a foreign page from riding the cookie). Resolves to the session the socket
+ * belongs to, which the hub checks again while the socket is open.
  */
 export function dashboardAuthenticator(deps: SessionDeps): DashboardAuthenticator {
   return async (req, protocols) => {
     const offered = protocols.find((protocol) => protocol.startsWith(WS_TICKET_PROTOCOL_PREFIX));
     if (offered) {
       const ticket = verifyWsTicket(deps.env, offered.slice(WS_TICKET_PROTOCOL_PREFIX.length), deps.clock.now());
-      return ticket !== undefined && (await deps.db.user.count({ where: { id: ticket.userId, disabledAt: null } })) === 1;
+      if (!ticket || !(await liveSessionUser(deps, ticket.sessionId, ticket.userId))) return undefined;
+      if (!(await consumeTicket(deps.db, ticket.ticketId, ticket.expiresAt))) return undefined;
+      return { userId: ticket.userId, sessionId: ticket.sessionId };
     }
-    if (!sameOrigin(deps.env, req)) return false;
-    return (await authenticateSession(deps, req)) !== undefined;
+    if (!sameOrigin(deps.env, req)) return undefined;
+    const user = await authenticateSession(deps, req);
+    return user ? { userId: user.id, sessionId: user.sessionId } : undefined;
   };
+}
+
+/** The sessions among `sessionIds` that are still live: not revoked, not expired, their user not disabled. */
+export async function liveSessionIds({ db, clock }: Pick<AppDeps, "db" | "clock">, sessionIds: string[]): Promise<Set<string>> {
+  if (sessionIds.length === 0) return new Set();
+  const live = await db.session.findMany({
+    where: { id: { in: sessionIds }, revokedAt: null, expiresAt: { gt: clock.now() }, user: { disabledAt: null } },
+    select: { id: true },
+  });
+  return new Set(live.map((session) => session.id));
 }

@@ -1,4 +1,4 @@
-import { createHmac } from "node:crypto";
+import { createHmac, randomUUID } from "node:crypto";
 import type { UserRole } from "@mdm/contracts";
 import jwt from "jsonwebtoken";
 import type { Env } from "../../config/env";
@@ -54,15 +54,19 @@ export function verifyAccessToken(env: Pick<Env, "JWT_SECRET">, now: Date, token
   return { userId: payload.sub!, sessionId: payload.sid };
 }
 
-export function signWsTicket(env: Pick<Env, "JWT_SECRET">, now: Date, claims: { userId: string; role: UserRole }) {
-  return sign(env, now, claims.userId, WS_AUDIENCE, WS_TICKET_TTL_SECONDS, { role: claims.role });
+/** A single-use ticket for one dashboard socket of this session (its `jti` is recorded when used). */
+export function signWsTicket(env: Pick<Env, "JWT_SECRET">, now: Date, claims: { userId: string; role: UserRole; sessionId: string }) {
+  return sign(env, now, claims.userId, WS_AUDIENCE, WS_TICKET_TTL_SECONDS, { role: claims.role, sid: claims.sessionId, jti: randomUUID() });
 }
 
-/** A dashboard WebSocket ticket's user, if the ticket is genuine and less than 60 seconds old. */
-export function verifyWsTicket(env: Pick<Env, "JWT_SECRET">, ticket: string, now: Date = new Date()): { userId: string; role: UserRole } | undefined {
+export type WsTicket = { userId: string; role: UserRole; sessionId: string; ticketId: string; expiresAt: Date };
+
+/** A dashboard WebSocket ticket's claims, if the ticket is genuine and less than 60 seconds old (use is checked apart). */
+export function verifyWsTicket(env: Pick<Env, "JWT_SECRET">, ticket: string, now: Date = new Date()): WsTicket | undefined {
   const payload = verify(env, now, ticket, WS_AUDIENCE);
   if (!payload || !ROLES.includes(payload.role)) return undefined;
-  return { userId: payload.sub!, role: payload.role as UserRole };
+  if (typeof payload.sid !== "string" || !UUID.test(payload.sid) || typeof payload.jti !== "string" || !UUID.test(payload.jti)) return undefined;
+  return { userId: payload.sub!, role: payload.role as UserRole, sessionId: payload.sid, ticketId: payload.jti, expiresAt: new Date(payload.exp! * 1000) };
 }
 
 /**

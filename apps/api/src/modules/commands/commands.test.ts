@@ -1,7 +1,8 @@
 import { createHmac, hkdfSync } from "node:crypto";
 import { CommandPushData, signCommand, verifyCommandSignature } from "@mdm/contracts";
 import request from "supertest";
-import { TEST_COMMAND_MASTER_KEY, TEST_HMAC_SECRET, type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, enrollDevice, heartbeatBody, resetTables } from "../../test";
+import { TEST_ADMIN_KEY, TEST_COMMAND_MASTER_KEY, TEST_HMAC_SECRET, type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, enrollDevice, heartbeatBody, resetTables } from "../../test";
+import { adminKeyId } from "../admin-auth/admin-auth.middleware";
 import { startFakeFcm } from "../../test/fake-fcm";
 
 let database: TestDatabase;
@@ -312,7 +313,7 @@ describe("bulk commands, cancel and history", () => {
     const cancelled = await adminRequest(t.app, "POST", `/admin/commands/${created.body.requestId}/cancel`);
     expect(cancelled.status).toBe(200);
     expect(cancelled.body.status).toBe("cancelled");
-    expect(cancelled.body.events.at(-1)).toMatchObject({ status: "cancelled", detail: "by admin-key" });
+    expect(cancelled.body.events.at(-1)).toMatchObject({ status: "cancelled", detail: `by ${adminKeyId(TEST_ADMIN_KEY)}` });
     const beat = await request(t.app).post("/v1/heartbeat").auth(device.deviceToken, bearer).send(heartbeatBody());
     expect(beat.body.commands).toEqual([]);
     const late = await request(t.app).post("/v1/action-result").auth(device.deviceToken, bearer).send({ requestId: created.body.requestId, status: "succeeded" });

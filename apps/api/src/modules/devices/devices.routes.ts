@@ -25,7 +25,7 @@ export function deviceRoutes(deps: AppDeps, guards: Guards): Router {
     async (req, res) => {
       const { body } = inputOf(apiRoutes.register, res);
       try {
-        const registered = await registerDevice(deps, body.enrollmentToken, body.device);
+        const registered = await registerDevice(deps, body.enrollmentToken, body.device, { ip: req.ip });
         deps.metrics.register.inc({ outcome: "enrolled" });
         deps.logger.info("device registered", { deviceId: registered.deviceId, ip: req.ip });
         res.status(201).json(registered);

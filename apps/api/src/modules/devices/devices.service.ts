@@ -10,6 +10,7 @@ import type {
 import type { Env } from "../../config/env";
 import type { AppDeps } from "../../deps";
 import type { Device, Prisma } from "../../generated/prisma/client";
+import { recordAudit } from "../../lib/audit";
 import { HttpError } from "../../lib/http-error";
 import { formatToken, hashSecret, newSecret, parseToken, secretMatches } from "../../lib/secrets";
 import { holdsLiveSocket } from "../../realtime/presence";
@@ -40,12 +41,22 @@ export async function registerDevice(
   { db, clock, env }: Pick<AppDeps, "db" | "clock" | "env">,
   enrollmentToken: string,
   facts: DeviceFacts,
+  client: { ip?: string } = {},
 ): Promise<RegisterResponse> {
   const deviceId = randomUUID();
   const secret = newSecret();
-  await db.$transaction(async (tx) => {
-    const enrollmentTokenId = await consumeEnrollmentToken(tx, clock, enrollmentToken);
-    await tx.device.create({ data: { id: deviceId, tokenHash: hashSecret(secret), enrollmentTokenId, ...factsData(facts) } });
+  const enrollmentTokenId = await db.$transaction(async (tx) => {
+    const tokenId = await consumeEnrollmentToken(tx, clock, enrollmentToken);
+    await tx.device.create({ data: { id: deviceId, tokenHash: hashSecret(secret), enrollmentTokenId: tokenId, ...factsData(facts) } });
+    return tokenId;
+  });
+  await recordAudit(db, {
+    actor: `enrollment-token:${enrollmentTokenId}`,
+    action: "device.enroll",
+    targetType: "device",
+    targetId: deviceId,
+    ip: client.ip,
+    details: { model: facts.model, serialNumber: facts.serialNumber },
   });
   return {
     deviceId,

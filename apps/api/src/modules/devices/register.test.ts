@@ -1,5 +1,6 @@
 import request from "supertest";
-import { type TestApp, type TestDatabase, adminRequest, createEnrollmentToken, createTestApp, createTestDatabase, resetTables } from "../../test";
+import { adminKeyId } from "../admin-auth/admin-auth.middleware";
+import { TEST_ADMIN_KEY, type TestApp, type TestDatabase, adminRequest, createEnrollmentToken, createTestApp, createTestDatabase, resetTables } from "../../test";
 
 let database: TestDatabase;
 let t: TestApp;
@@ -100,7 +101,7 @@ describe("enrollment tokens: list and revoke", () => {
     await request(t.app).post("/v1/register").send({ enrollmentToken });
     const listed = await adminRequest(t.app, "GET", "/admin/enrollment-tokens");
     expect(listed.status).toBe(200);
-    expect(listed.body.tokens).toEqual([expect.objectContaining({ label: "store 7", maxUses: 5, usedCount: 1, revokedAt: null, createdBy: "admin-key" })]);
+    expect(listed.body.tokens).toEqual([expect.objectContaining({ label: "store 7", maxUses: 5, usedCount: 1, revokedAt: null, createdBy: adminKeyId(TEST_ADMIN_KEY) })]);
     expect(JSON.stringify(listed.body)).not.toContain(enrollmentToken.split(".")[1]);
 
     const id = enrollmentToken.split(".")[0];

@@ -1,4 +1,5 @@
 import type { AlertSettings, HeartbeatRequest } from "@mdm/contracts";
+import { recordAudit } from "../../lib/audit";
 import type { AppDeps } from "../../deps";
 import type { Device } from "../../generated/prisma/client";
 import { enqueueMail, mailDelivery, wakeMailWorker } from "../../mail/outbox";
@@ -7,6 +8,8 @@ import { createCommand } from "../commands/commands.service";
 import { getAlertSettings, toLiveState } from "./fleet.service";
 
 export const AUTO_RELAUNCH_ACTOR = "policy:auto-relaunch";
+/** The audit actor of the mails the offline monitor sends by itself. */
+export const ALERT_ACTOR = "system:offline-monitor";
 
 /**
  * Auto-relaunch: for each app a policy says must run on this device (directly or through
@@ -91,6 +94,12 @@ async function sendOfflineAlerts(deps: AppDeps, settings: AlertSettings, devices
       return queued;
     });
     wakeMailWorker(deps);
+    await recordAudit(deps.db, {
+      actor: ALERT_ACTOR,
+      action: "alert.mail_sent",
+      targetType: "alert",
+      details: { kind: "device_offline", subject, recipients, mailId: mail.id.toString(), deviceIds: toAlert.slice(0, LISTED_IN_MAIL).map((device) => device.id), devices: toAlert.length },
+    });
     deps.logger.info("offline alert raised", { devices: toAlert.length, mailId: mail.id.toString(), mail: mailDelivery(deps) });
   }
   if (settings.groupOfflinePercent !== null) await sendGroupAlerts(deps, settings, devices, recipients, since);
@@ -107,10 +116,12 @@ async function sendGroupAlerts(deps: AppDeps, settings: AlertSettings, devices: 
     const recent = await deps.db.alert.findFirst({ where: { kind: "group_offline", group, sentAt: { gte: since } }, select: { id: true } });
     if (recent) continue;
     const subject = `Group ${group}: ${offline} of ${total} devices offline`;
-    await deps.db.$transaction(async (tx) => {
+    const mail = await deps.db.$transaction(async (tx) => {
       const mail = await enqueueMail(tx, "alert", { to: recipients, subject, text: `${subject} (threshold ${settings.groupOfflinePercent}%).\n` }, deps.clock.now());
       await tx.alert.create({ data: { kind: "group_offline", group, subject, recipients, outboxMailId: mail.id } });
+      return mail;
     });
     wakeMailWorker(deps);
+    await recordAudit(deps.db, { actor: ALERT_ACTOR, action: "alert.mail_sent", targetType: "group", targetId: group, details: { kind: "group_offline", subject, recipients, mailId: mail.id.toString() } });
   }
 }

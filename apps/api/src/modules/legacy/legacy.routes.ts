@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { type DeviceFacts, type LegacyHeartbeatResponse, apiRoutes } from "@mdm/contracts";
 import { type NextFunction, type Request, type Response, Router } from "express";
 import type { AppDeps } from "../../deps";
+import { recordAudit } from "../../lib/audit";
 import { HttpError } from "../../lib/http-error";
 import { sharedBudget } from "../../lib/rate-limits";
 import { mount } from "../../lib/routing";
@@ -79,6 +80,7 @@ async function identifyLegacyDevice(
     });
     if (count === 0) throw new HttpError("unauthorized", "Send this device's token as Authorization: Bearer <deviceToken>");
     deps.logger.info("legacy device token issued", { deviceId: existing.id });
+    await recordAudit(deps.db, { actor: "legacy-enrollment-key", action: "device.legacy_token_issued", targetType: "device", targetId: existing.id, ip: req.ip, details: { legacyId } });
     return { deviceId: existing.id, issued: issuedFor(deps, existing.id, secret) };
   }
   const budget = await spendEnrollment(req.ip ?? "unknown");
@@ -94,6 +96,7 @@ async function identifyLegacyDevice(
   // Another request enrolled the same id a moment earlier and holds its token.
   if (created.length === 0) throw new HttpError("unauthorized", "Send this device's token as Authorization: Bearer <deviceToken>");
   deps.logger.info("legacy device enrolled", { deviceId });
+  await recordAudit(deps.db, { actor: "legacy-enrollment-key", action: "device.enroll_legacy", targetType: "device", targetId: deviceId, ip: req.ip, details: { legacyId } });
   return { deviceId, issued: issuedFor(deps, deviceId, secret) };
 }
 

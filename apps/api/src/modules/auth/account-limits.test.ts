@@ -1,0 +1,131 @@
+import { randomUUID } from "node:crypto";
+import request from "supertest";
+import { type TestApp, type TestDatabase, createTestApp, createTestDatabase, resetTables } from "../../test";
+import { TEST_PASSWORD, createAuthTestApp, createUser } from "../../test/sessions";
+
+// Sign-in and reset limits that hold per account, whatever address the attempts come
+// from, and the client address itself, which only the one trusted proxy hop may name.
+
+let database: TestDatabase;
+let t: TestApp;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+});
+afterAll(() => database.close());
+beforeEach(async () => {
+  await resetTables(database.db);
+  // The per-address limits stay out of the way: every attempt below comes from a new address.
+  t = createAuthTestApp(database.db, { RATE_LIMIT_LOGIN_PER_MINUTE: "1000", RATE_LIMIT_PASSWORD_RESET_PER_HOUR: "1000" });
+});
+
+let addresses = 0;
+/** A fresh client address, as the trusted proxy (supertest's loopback socket) reports it. */
+const fromNewAddress = () => `10.0.${Math.floor(++addresses / 250)}.${(addresses % 250) + 1}`;
+
+const login = (email: string, password: string) =>
+  request(t.app).post("/auth/login").set("X-Forwarded-For", fromNewAddress()).send({ email, password });
+
+describe("failed sign-ins per account", () => {
+  it("after 10 failures from 10 addresses, the next attempt waits (429 + Retry-After), even with the right password", async () => {
+    const user = await createUser(database.db, { email: "target@example.com" });
+    for (let i = 0; i < 10; i++) expect((await login(user.email, `wrong password ${i}`)).status).toBe(401);
+    const refused = await login(user.email, TEST_PASSWORD);
+    expect(refused.status).toBe(429);
+    expect(refused.body.error.code).toBe("rate_limited");
+    expect(Number(refused.headers["retry-after"])).toBe(30);
+  });
+
+  it("backs off, doubling, instead of locking the account out", async () => {
+    const user = await createUser(database.db, { email: "owner@example.com" });
+    for (let i = 0; i < 10; i++) await login(user.email, "wrong password");
+    expect((await login(user.email, TEST_PASSWORD)).status).toBe(429);
+    t.clock.advance(31);
+    // After the wait one attempt goes through; it fails, and the next wait is twice as long.
+    expect((await login(user.email, "wrong password")).status).toBe(401);
+    const doubled = await login(user.email, TEST_PASSWORD);
+    expect(doubled.status).toBe(429);
+    expect(Number(doubled.headers["retry-after"])).toBe(60);
+    t.clock.advance(61);
+    // The owner gets in after the wait, and that clears the count.
+    expect((await login(user.email, TEST_PASSWORD)).status).toBe(200);
+    expect((await login(user.email, "wrong password")).status).toBe(401);
+    expect((await login(user.email, TEST_PASSWORD)).status).toBe(200);
+  });
+
+  it("counts unknown emails alike and leaves other accounts alone", async () => {
+    const other = await createUser(database.db, { email: "other@example.com" });
+    for (let i = 0; i < 10; i++) expect((await login("nobody@example.com", "wrong password")).status).toBe(401);
+    expect((await login("nobody@example.com", "wrong password")).status).toBe(429);
+    expect((await login(other.email, TEST_PASSWORD)).status).toBe(200);
+  });
+
+  it("is forgotten 15 minutes after the last failure", async () => {
+    const user = await createUser(database.db, { email: "later@example.com" });
+    for (let i = 0; i < 10; i++) await login(user.email, "wrong password");
+    t.clock.advance(15 * 60 + 1);
+    for (let i = 0; i < 10; i++) expect((await login(user.email, "wrong password")).status).toBe(401);
+  });
+});
+
+const withRedis = process.env.REDIS_URL ? it : it.skip;
+withRedis("failed sign-ins are counted in Redis, one count for every instance", async () => {
+  const { default: Redis } = await import("ioredis");
+  const redis = new Redis(`${process.env.REDIS_URL}/8`);
+  try {
+    const env = { BCRYPT_COST: "10", RATE_LIMIT_LOGIN_PER_MINUTE: "1000" };
+    const instances = [createTestApp(database.db, { env, redis }), createTestApp(database.db, { env, redis })];
+    // Counters outlive the test for their window: an email of this run's own.
+    const user = await createUser(database.db, { email: `${randomUUID()}@example.com` });
+    for (let i = 0; i < 10; i++) {
+      const res = await request(instances[i % 2]!.app).post("/auth/login").set("X-Forwarded-For", fromNewAddress()).send({ email: user.email, password: "wrong" });
+      expect(res.status).toBe(401);
+    }
+    for (const instance of instances) {
+      expect((await request(instance.app).post("/auth/login").set("X-Forwarded-For", fromNewAddress()).send({ email: user.email, password: TEST_PASSWORD })).status).toBe(429);
+    }
+  } finally {
+    redis.disconnect();
+  }
+});
+
+describe("password reset requests per account", () => {
+  it("send at most 3 mails an hour for one address, whatever the client address", async () => {
+    const user = await createUser(database.db, { email: "reset@example.com" });
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      statuses.push((await request(t.app).post("/auth/password-reset").set("X-Forwarded-For", fromNewAddress()).send({ email: user.email })).status);
+    }
+    expect(statuses).toEqual([202, 202, 202, 429, 429]);
+    expect((await t.outbox()).filter((mail) => mail.to.includes(user.email))).toHaveLength(3);
+  });
+});
+
+describe("the client address behind the trusted proxy", () => {
+  it("is the hop the proxy appended, never what the client wrote before it", async () => {
+    const user = await createUser(database.db, { email: "ip@example.com" });
+    // A client forging X-Forwarded-For through a proxy on this host: the proxy appends the
+    // peer it saw (here the same host). Only that entry counts.
+    const statuses: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      statuses.push(
+        (await request(t.app).post("/auth/login").set("X-Forwarded-For", `203.0.113.${i + 1}, 127.0.0.1`).send({ email: user.email, password: "wrong password" })).status,
+      );
+    }
+    const entries = await database.db.auditLog.findMany({ where: { action: "auth.login_failed" } });
+    expect(new Set(entries.map((entry) => entry.ip))).toEqual(new Set(["127.0.0.1"]));
+    expect(statuses.slice(0, 10).every((status) => status === 401)).toBe(true);
+  });
+
+  it("is counted against the per-address login limit however many forged addresses precede it", async () => {
+    const limited = createAuthTestApp(database.db, { RATE_LIMIT_LOGIN_PER_MINUTE: "5", RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT: "1000" });
+    const user = await createUser(database.db, { email: "forger@example.com" });
+    const statuses: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      statuses.push(
+        (await request(limited.app).post("/auth/login").set("X-Forwarded-For", `198.51.100.${i + 1}, 127.0.0.1`).send({ email: user.email, password: "wrong password" })).status,
+      );
+    }
+    expect(statuses).toEqual([401, 401, 401, 401, 401, 429, 429]);
+  });
+});

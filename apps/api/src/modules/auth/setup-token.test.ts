@@ -1,0 +1,68 @@
+import request from "supertest";
+import { type TestApp, type TestDatabase, createTestDatabase, resetTables } from "../../test";
+import { TEST_PASSWORD, createAuthTestApp } from "../../test/sessions";
+import { issueSetupToken } from "./setup-token";
+
+// POST /auth/setup from anywhere but the API's own host needs the one-time token the API
+// prints at start (server.ts logs what issueSetupToken returns). Remote clients are
+// simulated with X-Forwarded-For from the trusted loopback proxy (supertest's socket).
+
+let database: TestDatabase;
+let t: TestApp;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+});
+afterAll(() => database.close());
+beforeEach(async () => {
+  await resetTables(database.db);
+  t = createAuthTestApp(database.db);
+});
+
+const REMOTE = "203.0.113.50";
+const setup = (body: Record<string, unknown>, from?: string) => {
+  const call = request(t.app).post("/auth/setup");
+  return (from ? call.set("X-Forwarded-For", from) : call).send({ email: "first@example.com", password: TEST_PASSWORD, ...body });
+};
+
+describe("first-admin setup token", () => {
+  it("refuses a remote first visitor without the token, or with a wrong one", async () => {
+    await issueSetupToken(t.deps);
+    const without = await setup({}, REMOTE);
+    expect(without.status).toBe(401);
+    expect(without.body.error.code).toBe("unauthorized");
+    expect((await setup({ setupToken: "guessed-token" }, REMOTE)).status).toBe(401);
+    expect(await database.db.user.count()).toBe(0);
+  });
+
+  it("lets the remote holder of the printed token create the admin, once", async () => {
+    const token = await issueSetupToken(t.deps);
+    expect(token).toEqual(expect.any(String));
+    const created = await setup({ setupToken: token }, REMOTE);
+    expect(created.status).toBe(201);
+    // Setup is over: the token is gone with it.
+    expect((await setup({ email: "second@example.com", setupToken: token }, REMOTE)).status).toBe(409);
+    expect(await database.db.usedNonce.count({ where: { nonce: { startsWith: "setup-token:" } } })).toBe(0);
+    expect(await issueSetupToken(t.deps)).toBeUndefined();
+  });
+
+  it("accepts a token printed by another instance on the same database", async () => {
+    const token = await issueSetupToken(createAuthTestApp(database.db).deps);
+    expect((await setup({ setupToken: token }, REMOTE)).status).toBe(201);
+  });
+
+  it("refuses an expired token (7 days)", async () => {
+    const token = await issueSetupToken(t.deps);
+    t.clock.advance(7 * 24 * 3600 + 1);
+    expect((await setup({ setupToken: token }, REMOTE)).status).toBe(401);
+  });
+
+  it("needs no token on the API's own host", async () => {
+    expect((await setup({})).status).toBe(201);
+  });
+
+  it("tells each client whether it needs the token", async () => {
+    expect((await request(t.app).get("/auth/setup").set("X-Forwarded-For", REMOTE)).body).toEqual({ needed: true, tokenRequired: true });
+    expect((await request(t.app).get("/auth/setup")).body).toEqual({ needed: true, tokenRequired: false });
+  });
+});
