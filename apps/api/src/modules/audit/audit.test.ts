@@ -146,9 +146,12 @@ describe("what the audit log records", () => {
 
   it("records a legacy device's enrollment, once", async () => {
     const legacy = createAuthTestApp(database.db, { LEGACY_ENROLLMENT_KEY: "legacy-key-0123456789abcdef0123456789abcdef" });
+    let deviceToken: string | undefined;
     for (let i = 0; i < 2; i++) {
-      const res = await request(legacy.app).post("/api/devices/heartbeat").set("X-Enrollment-Key", "legacy-key-0123456789abcdef0123456789abcdef").send({ deviceId: "old-agent-7", ...heartbeatBody() });
+      const call = request(legacy.app).post("/api/devices/heartbeat").set("X-Enrollment-Key", "legacy-key-0123456789abcdef0123456789abcdef");
+      const res = await (deviceToken ? call.set("Authorization", `Bearer ${deviceToken}`) : call).send({ deviceId: "old-agent-7", ...heartbeatBody() });
       expect(res.status).toBe(200);
+      deviceToken ??= res.body.deviceToken;
     }
     const recorded = await entries("device.enroll_legacy");
     expect(recorded).toHaveLength(1);
