@@ -14,6 +14,7 @@ import { createLogger } from "./lib/logger";
 import { createMetrics } from "./lib/metrics";
 import { createMailer } from "./mail/mailer";
 import { startMailWorker } from "./mail/outbox";
+import { handleAllPasswordResetRequests } from "./modules/auth/password-reset.service";
 import { dashboardAuthenticator } from "./modules/auth/session";
 import { issueSetupToken } from "./modules/auth/setup-token";
 import { registerDeliveryGauges } from "./modules/commands/delivery-gauges";
@@ -70,7 +71,7 @@ export async function startServer(env: Env, overrides: ServerOverrides = {}): Pr
   });
   const stopMaintenance = startMaintenance(deps);
   const deliveryWorker = startDeliveryWorker(deps);
-  const mailWorker = startMailWorker(deps);
+  const mailWorker = startMailWorker(deps, { prepare: () => handleAllPasswordResetRequests(deps) });
   registerDeliveryGauges(deps, realtime.devices);
 
   await new Promise<void>((resolve) => server.listen(env.PORT, env.HOST, resolve));

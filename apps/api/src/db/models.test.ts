@@ -81,6 +81,8 @@ it("round-trips every model through the migrated database", async () => {
   expect(await db.usedNonce.create({ data: nonce })).toEqual(nonce);
   const lease = { name: "offline sweep", holder: "instance-1", lastRunAt: at, nextRunAt: at, runs: 3 };
   expect(await db.jobLease.create({ data: lease })).toEqual(lease);
+  const resetRequest = await db.passwordResetRequest.create({ data: { email: "someone@example.com", ip: "::1", userAgent: "curl", requestedAt: at } });
+  expect(await db.passwordResetRequest.findUniqueOrThrow({ where: { id: resetRequest.id } })).toEqual(resetRequest);
 
   // Cascades: deleting a user removes their reset tokens and sessions.
   await db.user.delete({ where: { id: user.id } });

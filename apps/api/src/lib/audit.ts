@@ -1,4 +1,4 @@
-import type { Db } from "../db/client";
+import type { DbOrTx } from "../db/types";
 
 export type AuditEntry = {
   actor: string;
@@ -9,6 +9,6 @@ export type AuditEntry = {
   details?: Record<string, unknown>;
 };
 
-export async function recordAudit(db: Db, entry: AuditEntry): Promise<void> {
+export async function recordAudit(db: DbOrTx, entry: AuditEntry): Promise<void> {
   await db.auditLog.create({ data: { ...entry, details: entry.details as object | undefined } });
 }

@@ -66,7 +66,7 @@ describe("the mail worker without a provider", () => {
 
   it("runs by itself once started, and says at start that mail is not being sent", async () => {
     const lines = captureLogs();
-    const worker = startMailWorker(t.deps, 50);
+    const worker = startMailWorker(t.deps, { pollMs: 50 });
     try {
       await enqueue();
       for (let i = 0; i < 100 && (await database.db.outboxMail.count({ where: { status: "recorded" } })) === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));

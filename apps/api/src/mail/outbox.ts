@@ -156,7 +156,11 @@ const PRUNE_EVERY_MS = 3600_000;
  * a wake-up during a run makes it go round once more. Prunes the outbox hourly, once per
  * cluster.
  */
-export function startMailWorker(deps: MailDeps & Pick<AppDeps, "instanceId">, pollMs = 1000): { stop: () => Promise<void>; runNow: () => Promise<void> } {
+export function startMailWorker(
+  deps: MailDeps & Pick<AppDeps, "instanceId">,
+  options: { pollMs?: number; prepare?: () => Promise<unknown> } = {},
+): { stop: () => Promise<void>; runNow: () => Promise<void> } {
+  const pollMs = options.pollMs ?? 1000;
   let running: Promise<void> | undefined;
   let again = false;
   let stopped = false;
@@ -171,6 +175,8 @@ export function startMailWorker(deps: MailDeps & Pick<AppDeps, "instanceId">, po
       do {
         again = false;
         try {
+          // Work that turns into mails (password reset requests) first, then the mails.
+          await options.prepare?.();
           await processDueMails(deps);
           if (Date.now() - lastPruneCheck >= PRUNE_EVERY_MS) {
             lastPruneCheck = Date.now();

@@ -46,38 +46,61 @@ export async function createPasswordToken(
 }
 
 /**
- * Queues a mail with a reset link when an enabled account has this address; otherwise
- * does nothing. The caller answers the same either way; the mail worker sends the mail,
- * so the answer's timing does not depend on the provider either.
+ * Records the request and answers at once: the same single INSERT whether or not an
+ * account has this address, so neither the answer nor its timing tells. The mail worker
+ * does the rest (handlePasswordResetRequests).
  */
 export async function requestPasswordReset(deps: AppDeps, email: string, client: ClientInfo): Promise<PasswordResetAccepted> {
-  const user = await deps.db.user.findUnique({ where: { email }, select: { id: true, email: true, disabledAt: true } });
-  const eligible = !!user && !user.disabledAt;
-  const accepted = passwordResetAccepted(deps);
-  await recordAudit(deps.db, {
-    actor: email,
-    action: "auth.password_reset.request",
-    targetType: "user",
-    targetId: user?.id,
-    ip: client.ip,
-    details: { eligible, mail: eligible ? accepted.mail : null },
-  });
-  if (!eligible) return accepted;
-
-  await deps.db.$transaction(async (tx) => {
-    const { link } = await createPasswordToken(deps, tx, user.id, PASSWORD_RESET_TTL_SECONDS);
-    const text = [
-      `Someone (hopefully you) asked to reset the password of the MDM account ${user.email}.`,
-      "",
-      `Choose a new password within 30 minutes here: ${link}`,
-      "",
-      "The link works once. If you did not ask for it, ignore this mail: your password stays as it is.",
-      "",
-    ].join("\n");
-    await enqueueMail(tx, "password_reset", { to: [user.email], subject: "Reset your MDM password", text }, deps.clock.now());
-  });
+  await deps.db.passwordResetRequest.create({ data: { email, ip: client.ip, userAgent: client.userAgent, requestedAt: deps.clock.now() } });
   wakeMailWorker(deps);
-  return accepted;
+  return passwordResetAccepted(deps);
+}
+
+const RESET_REQUEST_BATCH = 20;
+
+/**
+ * Handles recorded reset requests: audits each, and when an enabled account has the
+ * address, creates its token and queues the mail. Each request's row is deleted in the
+ * same transaction, so a crash leaves it to be handled again, never half done. Returns how
+ * many it handled.
+ */
+export async function handlePasswordResetRequests(deps: Pick<AppDeps, "db" | "env" | "clock" | "mailer">): Promise<number> {
+  return deps.db.$transaction(async (tx) => {
+    const requests = await tx.$queryRaw<Array<{ email: string; ip: string | null; userAgent: string | null }>>`
+      DELETE FROM "PasswordResetRequest" WHERE id IN (
+        SELECT id FROM "PasswordResetRequest" ORDER BY id LIMIT ${RESET_REQUEST_BATCH} FOR UPDATE SKIP LOCKED)
+      RETURNING email, ip, "userAgent"`;
+    const mail = mailDelivery(deps);
+    for (const request of requests) {
+      const user = await tx.user.findUnique({ where: { email: request.email }, select: { id: true, email: true, disabledAt: true } });
+      const eligible = !!user && !user.disabledAt;
+      await recordAudit(tx, {
+        actor: request.email,
+        action: "auth.password_reset.request",
+        targetType: "user",
+        targetId: user?.id,
+        ip: request.ip ?? undefined,
+        details: { eligible, mail: eligible ? mail : null },
+      });
+      if (!eligible) continue;
+      const { link } = await createPasswordToken(deps, tx, user.id, PASSWORD_RESET_TTL_SECONDS);
+      const text = [
+        `Someone (hopefully you) asked to reset the password of the MDM account ${user.email}.`,
+        "",
+        `Choose a new password within 30 minutes here: ${link}`,
+        "",
+        "The link works once. If you did not ask for it, ignore this mail: your password stays as it is.",
+        "",
+      ].join("\n");
+      await enqueueMail(tx, "password_reset", { to: [user.email], subject: "Reset your MDM password", text }, deps.clock.now());
+    }
+    return requests.length;
+  });
+}
+
+/** Handles every recorded reset request, a batch at a time. */
+export async function handleAllPasswordResetRequests(deps: Pick<AppDeps, "db" | "env" | "clock" | "mailer">): Promise<void> {
+  while ((await handlePasswordResetRequests(deps)) === RESET_REQUEST_BATCH);
 }
 
 function invalidToken() {

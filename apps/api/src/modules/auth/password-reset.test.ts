@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import request from "supertest";
 import { type TestApp, type TestDatabase, createTestDatabase, resetTables } from "../../test";
 import { TEST_PASSWORD, createAuthTestApp, createUser, signIn, signedInUser } from "../../test/sessions";
+import { handleAllPasswordResetRequests } from "./password-reset.service";
 
 let database: TestDatabase;
 let t: TestApp;
@@ -17,7 +18,12 @@ beforeEach(async () => {
 
 const NEW_PASSWORD = "a brand new passphrase";
 
-const requestReset = (email: string) => request(t.app).post("/auth/password-reset").send({ email });
+/** Asks for a reset, then lets the mail worker handle the request, as a running server does. */
+async function requestReset(email: string) {
+  const res = await request(t.app).post("/auth/password-reset").send({ email });
+  await handleAllPasswordResetRequests(t.deps);
+  return res;
+}
 const confirm = (token: string, password = NEW_PASSWORD) => request(t.app).post("/auth/password-reset/confirm").send({ token, password });
 
 /** The token of the link in the latest mail in the outbox. */
@@ -29,6 +35,30 @@ async function tokenFromMail(): Promise<string> {
 }
 
 describe("POST /auth/password-reset", () => {
+  it("does the same work for a known and an unknown email before answering: one request row, no lookup, token or mail yet", async () => {
+    await createUser(database.db, { email: "known@example.com" });
+    for (const email of ["known@example.com", "unknown@example.com"]) {
+      const res = await request(t.app).post("/auth/password-reset").send({ email });
+      expect(res.status).toBe(202);
+      expect(await database.db.passwordResetToken.count()).toBe(0);
+      expect(await t.outbox()).toHaveLength(0);
+      expect(await database.db.auditLog.count({ where: { action: "auth.password_reset.request" } })).toBe(0);
+    }
+    expect((await database.db.passwordResetRequest.findMany({ orderBy: { id: "asc" } })).map((row) => row.email)).toEqual(["known@example.com", "unknown@example.com"]);
+
+    // The worker then does the rest, once: a token and a mail for the known address only.
+    await handleAllPasswordResetRequests(t.deps);
+    await handleAllPasswordResetRequests(t.deps);
+    expect(await database.db.passwordResetRequest.count()).toBe(0);
+    expect(await database.db.passwordResetToken.count()).toBe(1);
+    expect((await t.outbox()).map((mail) => mail.to)).toEqual([["known@example.com"]]);
+    const audited = await database.db.auditLog.findMany({ where: { action: "auth.password_reset.request" }, orderBy: { id: "asc" } });
+    expect(audited.map((entry) => [entry.actor, (entry.details as { eligible: boolean }).eligible])).toEqual([
+      ["known@example.com", true],
+      ["unknown@example.com", false],
+    ]);
+  });
+
   it("answers a known and an unknown email identically; only the known one gets a mail", async () => {
     await createUser(database.db, { email: "known@example.com" });
     const known = await requestReset("known@example.com");
