@@ -9,4 +9,5 @@ module.exports = {
     "^@mdm/simulator$": "<rootDir>/../simulator/src/index.ts",
   },
   testTimeout: 30000,
+  globalSetup: "<rootDir>/src/test/global-setup.cjs",
 };

@@ -5,7 +5,7 @@ import { CommandPushData, RegisterResponse, signAdminRequest, verifyCommandSigna
 import { parseEnv } from "./config/env";
 import type { LocalPushGateway } from "./push/local-push-gateway";
 import { type RunningServer, startServer } from "./server";
-import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SECRETS, createTestDatabase, heartbeatBody, testServerUrl } from "./test";
+import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SECRETS, createTestDatabase, heartbeatBody, describeWithPostgres, testServerUrl } from "./test";
 
 // The whole V1 control loop through a real listening server, as a device and an admin
 // see it: register → heartbeat → admin command (push recorded, signed) → action-result.
@@ -76,7 +76,7 @@ async function runControlLoop(server: RunningServer) {
   return device;
 }
 
-const realPostgres = testServerUrl() ? describe : describe.skip;
+const realPostgres = describeWithPostgres;
 
 realPostgres("the control loop on real PostgreSQL", () => {
   it("registers, heartbeats, pushes a signed command and records its result", async () => {

@@ -4,6 +4,8 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { type Browser, chromium } from "playwright-core";
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { findBrowser } = require("./find-browser.cjs") as { findBrowser: () => string | undefined };
 import { parseEnv } from "../../api/src/config/env";
 import { type RunningServer, startServer } from "../../api/src/server";
 import { type TestDatabase, createTestDatabase, testServerUrl } from "../../api/src/test/test-db";
@@ -111,13 +113,12 @@ export async function startWeb(port: number, apiUrl: string): Promise<Web> {
   };
 }
 
-// Debian's Chromium (`apt-get install -y chromium`): Playwright cannot download browsers here.
-export const CHROMIUM_PATH = "/usr/bin/chromium";
-
 export async function launchBrowser(): Promise<Browser> {
-  if (!fs.existsSync(CHROMIUM_PATH)) throw new Error(`No Chromium at ${CHROMIUM_PATH}: apt-get install -y chromium`);
+  // jest.config.cjs runs this suite only when a browser exists.
+  const executablePath = findBrowser();
+  if (!executablePath) throw new Error("No Chromium: set CHROME_PATH, or apt-get install -y chromium");
   return chromium.launch({
-    executablePath: CHROMIUM_PATH,
+    executablePath,
     headless: true,
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });

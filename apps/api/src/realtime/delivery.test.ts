@@ -5,7 +5,7 @@ import { AdminClient, type DeviceOptions, KIOSK_APP, SimulatedDevice, UpgradeRef
 import { parseEnv } from "../config/env";
 import { expireCommands } from "../jobs/maintenance";
 import { type RunningServer, startServer } from "../server";
-import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SECRETS, type TestDatabase, createTestDatabase, testServerUrl } from "../test";
+import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SECRETS, type TestDatabase, createTestDatabase, describeWithPostgres, testServerUrl } from "../test";
 
 // Command delivery over real sockets: a listening server on a fresh database, devices
 // played by the simulator (a client built only on the public contracts).
@@ -13,7 +13,7 @@ import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SECRETS, type TestDatabase, crea
 // Real PostgreSQL only (TEST_DATABASE_URL; CI sets it). The embedded database runs one
 // query at a time over a single connection (see EMBEDDED_POOL_SIZE): it serves a laptop's
 // demo fleet, not this file's 200 devices heartbeating every second while enrolling.
-const realPostgres = testServerUrl() ? describe : describe.skip;
+const realPostgres = describeWithPostgres;
 
 const credentials = { adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET };
 

@@ -4,10 +4,10 @@ import { AdminClient, SimulatedDevice } from "@mdm/simulator";
 import WebSocket from "ws";
 import { parseEnv } from "../config/env";
 import { type RunningServer, startServer } from "../server";
-import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SECRETS, type TestDatabase, createTestDatabase, heartbeatBody, testServerUrl } from "../test";
+import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SECRETS, type TestDatabase, createTestDatabase, heartbeatBody, describeWithPostgres, testServerUrl } from "../test";
 
 // What one device, or one address, can cost the server over the device WebSocket.
-const realPostgres = testServerUrl() ? describe : describe.skip;
+const realPostgres = describeWithPostgres;
 
 const credentials = { adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET };
 

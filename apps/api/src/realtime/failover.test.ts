@@ -2,14 +2,14 @@ import type { RegisterResponse } from "@mdm/contracts";
 import { AdminClient, SimulatedDevice, forEachLimit } from "@mdm/simulator";
 import { parseEnv } from "../config/env";
 import { type RunningServer, startServer } from "../server";
-import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SECRETS, type TestDatabase, createTestDatabase, testServerUrl } from "../test";
+import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SECRETS, type TestDatabase, createTestDatabase, describeWithPostgres, testServerUrl } from "../test";
 import { type ChildApi, startChildApi } from "../test/child-api";
 import { type FakeFcm, startFakeFcm } from "../test/fake-fcm";
 
 // Instances that die mid-flight. The instance that dies runs in its own process and is
 // killed with SIGKILL, so nothing of its own cleanup runs; the fake FCM server stands in
 // for Google's. Real PostgreSQL and Redis only.
-const realPostgres = testServerUrl() ? describe : describe.skip;
+const realPostgres = describeWithPostgres;
 
 const credentials = { adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET };
 const LEASE_SECONDS = 2;

@@ -11,11 +11,18 @@ export function testServerUrl(): string | undefined {
   return process.env.TEST_DATABASE_URL || process.env.DATABASE_URL || undefined;
 }
 
-function withDatabase(url: string, database: string): string {
-  const parsed = new URL(url);
-  parsed.pathname = `/${database}`;
-  return parsed.toString();
+/**
+ * The same server URL naming another database. Not through `new URL`, which refuses the
+ * empty host of a Unix-socket URL (`postgresql://user@/db?host=/var/run/postgresql`).
+ */
+export function withDatabase(url: string, database: string): string {
+  const match = /^(postgres(?:ql)?:\/\/[^/?#]*)(?:\/[^?#]*)?(.*)$/.exec(url);
+  if (!match) throw new Error("TEST_DATABASE_URL must be a postgresql:// URL");
+  return `${match[1]}/${database}${match[2]}`;
 }
+
+/** `describe` for suites that need a real PostgreSQL (TEST_DATABASE_URL); skipped, and said so, without one. */
+export const describeWithPostgres: jest.Describe = testServerUrl() ? describe : describe.skip;
 
 /** A fresh, migrated database of its own for one test file, dropped at the end. */
 export async function createTestDatabase(options: { embedded?: boolean } = {}): Promise<TestDatabase> {
