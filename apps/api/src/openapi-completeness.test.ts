@@ -97,6 +97,15 @@ describe("the rendered reference", () => {
     }
   });
 
+  it("fills the CSRF header from the session's cookie when trying a write from the reference", async () => {
+    const script = (await request(app).get("/api/docs/init.js")).text;
+    let options: { requestInterceptor: (request: { method: string; headers: Record<string, string> }) => unknown } | undefined;
+    const document = { cookie: "theme=dark; mdm_csrf=abc%3D123" };
+    new Function("SwaggerUIBundle", "document", "window", script)((given: typeof options) => (options = given), document, {});
+    expect(options!.requestInterceptor({ method: "POST", headers: {} })).toEqual({ method: "POST", headers: { "X-CSRF-Token": "abc=123" } });
+    expect(options!.requestInterceptor({ method: "GET", headers: {} })).toEqual({ method: "GET", headers: {} });
+  });
+
   it("answers an unknown asset with the JSON 404, not a directory listing or file-system path", async () => {
     for (const path of ["/api/docs/assets/nope.js", "/api/docs/assets/", "/api/docs/assets/..%2f..%2fpackage.json"]) {
       const res = await request(app).get(path);

@@ -31,6 +31,23 @@ describe("the OpenAPI document", () => {
     expect(document).not.toHaveProperty("servers");
   });
 
+  it.each(routes.filter(([, route]) => route.body))("shows a request example for %s that its schema accepts", (name, route) => {
+    const example = (operation(route)!.requestBody!.content["application/json"] as { example?: unknown }).example;
+    expect(example).toBeDefined();
+    expect(route.body!.safeParse(example).error).toBeUndefined();
+  });
+
+  it.each(routes.filter(([, route]) => route.auth === "admin"))("tells how to sign %s from a shell, with its example body", (name, route) => {
+    const description = (operation(route) as { description?: string }).description ?? "";
+    expect(description).toContain(`apps/api/scripts/admin.sh ${route.method.toUpperCase()} ${route.path}`);
+    if (route.body) expect(description).toContain(JSON.stringify((operation(route)!.requestBody!.content["application/json"] as { example: unknown }).example));
+  });
+
+  it("links the README's signing section and says how to try operations with a session", () => {
+    expect(document.info.description).toContain("https://github.com/keelson-mdm/keelson#signing-admin-requests");
+    expect(document.info.description).toMatch(/Try it out.*through the dashboard.*CSRF/s);
+  });
+
   it("survives a JSON round trip unchanged", () => {
     expect(JSON.parse(JSON.stringify(document))).toEqual(document);
   });
@@ -99,7 +116,7 @@ describe("the OpenAPI document", () => {
 
   it.each(routes.filter(([, route]) => route.body))("%s has a required JSON request body", (_name, route) => {
     const { $schema: _ignored, ...schema } = z.toJSONSchema(route.body!, { io: "input", unrepresentable: "any" }) as Record<string, unknown>;
-    expect(operation(route)!.requestBody).toEqual({ required: true, content: { "application/json": { schema } } });
+    expect(operation(route)!.requestBody).toEqual({ required: true, content: { "application/json": { schema, example: expect.anything() } } });
   });
 
   it.each(routes.filter(([, route]) => !route.body))("%s has no request body", (_name, route) => {

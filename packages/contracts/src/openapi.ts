@@ -1,7 +1,12 @@
 import { z } from "zod";
 import { ErrorBody, type ErrorCode, errorStatus } from "./errors";
 import type { ApiRoute } from "./route-types";
+import { requestExamples } from "./examples";
 import { apiRoutes, routeErrors } from "./routes";
+
+// The project's public repository, where the README explains signing step by step.
+export const REPOSITORY_URL = "https://github.com/keelson-mdm/keelson";
+const README_SIGNING = `${REPOSITORY_URL}#signing-admin-requests`;
 
 type JsonSchema = Record<string, unknown>;
 
@@ -30,8 +35,18 @@ function sessionSecurity(route: ApiRoute): Array<Record<string, string[]>> {
   return [cookie, { bearerSession: [] }];
 }
 
+/**
+ * How to call an admin route from a shell: admin.sh signs the request (see the README's
+ * "Signing admin requests"), which a browser cannot do.
+ */
+function adminShellLine(name: string, route: ApiRoute): string {
+  const example = requestExamples[name as keyof typeof requestExamples];
+  const body = example === undefined ? "" : ` '${JSON.stringify(example)}'`;
+  return `From a shell: \`apps/api/scripts/admin.sh ${route.method.toUpperCase()} ${route.path}${body}\` (replace path parameters).`;
+}
+
 /** The route's description, with who may call it when a role matters. */
-function describe(route: ApiRoute): string | undefined {
+function describe(name: string, route: ApiRoute): string | undefined {
   const role = route.auth === "admin" ? (route.minRole ?? "admin") : route.auth === "session" ? route.minRole : undefined;
   const roles = role === "admin" ? "`admin`" : `\`${role}\` or above`;
   const access = !role
@@ -39,7 +54,8 @@ function describe(route: ApiRoute): string | undefined {
     : route.auth === "admin"
       ? `Allowed with a signed admin request, or the session of a user of role ${roles}; other users get 403.`
       : `Requires the session of a user of role ${roles}; other users get 403.`;
-  return [route.description, access].filter(Boolean).join("\n\n") || undefined;
+  const shell = route.auth === "admin" ? adminShellLine(name, route) : undefined;
+  return [route.description, access, shell].filter(Boolean).join("\n\n") || undefined;
 }
 
 /** Alternatives (any one suffices), each a set of schemes sent together. */
@@ -96,12 +112,17 @@ function operationOf(name: string, route: ApiRoute) {
   return {
     operationId: name,
     summary: route.summary,
-    ...(describe(route) ? { description: describe(route) } : {}),
+    ...(describe(name, route) ? { description: describe(name, route) } : {}),
     tags: [route.tag],
     security: securityOf(route),
     parameters: [...parametersOf(route.params, "path"), ...parametersOf(route.query, "query")],
     ...(route.body
-      ? { requestBody: { required: true, content: { "application/json": { schema: schemaOf(route.body, "input") } } } }
+      ? {
+          requestBody: {
+            required: true,
+            content: { "application/json": { schema: schemaOf(route.body, "input"), example: requestExamples[name as keyof typeof requestExamples] } },
+          },
+        }
       : {}),
     responses,
   };
@@ -118,7 +139,9 @@ export function buildOpenApiDocument(options: { serverUrl?: string; version?: st
       title: "MDM API",
       version: options.version ?? "0.1.0",
       description:
-        "Device enrollment, heartbeats, commands and fleet administration. Every error is `{ error: { code, message, details?, requestId } }`. Admin requests are signed (see the README's \"Signing admin requests\") or made by an admin user's session (see \"Users and sessions\").",
+        "Device enrollment, heartbeats, commands and fleet administration. Every error is `{ error: { code, message, details?, requestId } }`. " +
+        `Admin requests are signed ([Signing admin requests](${README_SIGNING}); each admin operation shows the \`admin.sh\` line that signs it) or made by a signed-in user's session. ` +
+        "**Try it out** here: open this page through the dashboard (`/api/docs` on its address) while signed in: your session cookie is sent, the CSRF header is filled in from the `mdm_csrf` cookie, and every operation your role allows works.",
     },
     ...(options.serverUrl ? { servers: [{ url: options.serverUrl }] } : {}),
     tags: [
@@ -139,7 +162,7 @@ export function buildOpenApiDocument(options: { serverUrl?: string; version?: st
           in: "header",
           name: "X-Signature",
           description:
-            "Lowercase hex HMAC-SHA256 with key `HMAC_SECRET` over `<X-Timestamp>\\n<X-Nonce>\\n<METHOD>\\n<path with query>\\n<lowercase hex SHA-256 of the raw body>`.",
+            "Lowercase hex HMAC-SHA256 with key `HMAC_SECRET` over `<X-Timestamp>\\n<X-Nonce>\\n<METHOD>\\n<Host, lower case>\\n<path with query>\\n<lowercase hex SHA-256 of the raw body>`.",
         },
         metricsToken: { type: "http", scheme: "bearer", description: "The server's `METRICS_TOKEN`, for `GET /api/metrics`." },
         legacyEnrollmentKey: { type: "apiKey", in: "header", name: "X-Enrollment-Key", description: "The server's `LEGACY_ENROLLMENT_KEY`." },

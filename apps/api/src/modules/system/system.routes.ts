@@ -22,7 +22,18 @@ const DOCS_PAGE = `<!doctype html>
   <script src="/api/docs/init.js"></script>
 </body>
 </html>`;
-const DOCS_INIT = `window.ui = SwaggerUIBundle({ url: "/api/openapi.json", dom_id: "#reference", deepLinking: true });`;
+// "Try it out" with the signed-in user's session: the cookie goes along by itself (same
+// origin through the dashboard), and writes need the CSRF header, read from its cookie.
+const DOCS_INIT = `window.ui = SwaggerUIBundle({
+  url: "/api/openapi.json",
+  dom_id: "#reference",
+  deepLinking: true,
+  requestInterceptor: (request) => {
+    const csrf = document.cookie.split("; ").find((cookie) => cookie.startsWith("mdm_csrf="));
+    if (csrf && request.method !== "GET") request.headers["X-CSRF-Token"] = decodeURIComponent(csrf.slice("mdm_csrf=".length));
+    return request;
+  },
+});`;
 
 export function systemRoutes(deps: AppDeps, guards: Guards): Router {
   const router = Router();
