@@ -6,7 +6,7 @@ import { TooltipProvider } from "@/components/ui/tooltip";
 import "./globals.css";
 
 export const metadata: Metadata = {
-  title: { default: "Fleet dashboard", template: "%s · Fleet dashboard" },
+  title: { default: "Keelson", template: "%s · Keelson" },
   description: "Devices, commands and enrollment of your Android fleet.",
 };
 

@@ -136,7 +136,7 @@ export function buildOpenApiDocument(options: { serverUrl?: string; version?: st
   return {
     openapi: "3.1.0",
     info: {
-      title: "MDM API",
+      title: "Keelson MDM API",
       version: options.version ?? "0.1.0",
       description:
         "Device enrollment, heartbeats, commands and fleet administration. Every error is `{ error: { code, message, details?, requestId } }`. " +

@@ -6,7 +6,7 @@ export default function AuthLayout({ children }: { children: React.ReactNode }) 
     <div className="flex min-h-screen flex-col">
       <header className="flex items-center justify-between p-4">
         <span className="flex items-center gap-2 font-semibold">
-          <SmartphoneIcon className="size-5" aria-hidden /> Fleet
+          <SmartphoneIcon className="size-5" aria-hidden /> Keelson
         </span>
         <ThemeToggle />
       </header>

@@ -32,7 +32,7 @@ export function Sidebar() {
     <aside className="flex shrink-0 flex-col gap-4 border-b bg-muted/30 p-3 md:sticky md:top-0 md:h-screen md:w-56 md:border-r md:border-b-0">
       <Link href="/" className="flex items-center gap-2 px-2 py-1 font-semibold">
         <SmartphoneIcon className="size-5" aria-hidden />
-        Fleet
+        Keelson
       </Link>
       <nav aria-label="Main" className="flex flex-row flex-wrap gap-1 md:flex-col">
         {items
