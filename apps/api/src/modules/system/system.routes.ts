@@ -13,7 +13,7 @@ const DOCS_PAGE = `<!doctype html>
 <html lang="en">
 <head>
   <meta charset="utf-8">
-  <title>MDM API reference</title>
+  <title>Keelson API reference</title>
   <link rel="stylesheet" href="/api/docs/assets/swagger-ui.css">
 </head>
 <body>
