@@ -118,5 +118,6 @@ describe("the control loop on the embedded database (no DATABASE_URL)", () => {
       await second.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
     }
-  });
+    // Two starts of the WASM database, each applying every migration: slow on a busy machine.
+  }, 120_000);
 });
