@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { type ApiRoute, type ApiRouteName, ErrorBody, apiRoutes, signAdminRequest } from "@mdm/contracts";
+import { type ApiRoute, type ApiRouteName, apiRoutes, signAdminRequest } from "@mdm/contracts";
 import fc from "fast-check";
-import { z } from "zod";
 import request from "supertest";
 import {
   TEST_ADMIN_KEY,
@@ -15,6 +14,7 @@ import {
   heartbeatBody,
   resetTables,
 } from "./test";
+import { bodyKeys, rowCounts as countRows, expectErrorBody, nested } from "./test/hostile";
 import { signedInUser } from "./test/sessions";
 
 const LEGACY_KEY = "legacy-key-0123456789abcdef0123456789abcdef";
@@ -39,16 +39,7 @@ afterAll(() => database.close());
 
 const bodyRoutes = (Object.entries(apiRoutes) as Array<[ApiRouteName, ApiRoute]>).filter(([, route]) => route.body);
 
-/** Rows in every table but the admin nonces, which each authenticated admin request adds by design. */
-async function rowCounts(options: { withNonces?: boolean } = {}): Promise<Record<string, number>> {
-  const tables = await database.db.$queryRaw<Array<{ tablename: string }>>`
-    SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> '_prisma_migrations' ORDER BY tablename`;
-  const counted = tables.map(({ tablename }) => tablename).filter((table) => options.withNonces || table !== "UsedNonce");
-  const rows = await database.db.$queryRawUnsafe<Array<{ table: string; count: number }>>(
-    counted.map((table) => `SELECT '${table}' AS "table", count(*)::int AS count FROM "${table}"`).join(" UNION ALL "),
-  );
-  return Object.fromEntries(rows.map((row) => [row.table, row.count]));
-}
+const rowCounts = (options: { withNonces?: boolean } = {}) => countRows(database.db, options);
 
 function pathOf(route: ApiRoute): string {
   return route.path.replace(/\{(\w+)\}/g, (_match, name: string) => (name === "deviceId" ? device.deviceId : UNKNOWN_ID));
@@ -69,33 +60,10 @@ async function send(route: ApiRoute, raw: string | Buffer, contentType = "applic
   return call.set("Content-Type", contentType).send(raw);
 }
 
-function expectErrorBody(res: request.Response, code?: string): ErrorBody {
-  expect(res.headers["content-type"]).toMatch(/^application\/json/);
-  const parsed = ErrorBody.safeParse(res.body);
-  expect(parsed.error).toBeUndefined();
-  if (code) expect(parsed.data!.error.code).toBe(code);
-  return parsed.data!;
-}
-
-/** The top-level property names a body schema knows, across union branches. */
-function bodyKeys(route: ApiRoute): string[] {
-  const keys = new Set<string>();
-  const visit = (schema: Record<string, unknown>) => {
-    for (const key of Object.keys((schema.properties as object | undefined) ?? {})) keys.add(key);
-    for (const branch of [schema.anyOf, schema.oneOf, schema.allOf]) if (Array.isArray(branch)) branch.forEach(visit);
-  };
-  visit(z.toJSONSchema(route.body!, { io: "input", unrepresentable: "any" }) as Record<string, unknown>);
-  return [...keys];
-}
-
 /** A JSON object giving every property of the route's body the same raw JSON literal. */
 function everyKeyAs(route: ApiRoute, literal: string): string {
   const keys = bodyKeys(route);
   return `{${(keys.length ? keys : ["value"]).map((key) => `${JSON.stringify(key)}:${literal}`).join(",")}}`;
-}
-
-function nested(depth: number): string {
-  return '{"a":'.repeat(depth) + "1" + "}".repeat(depth);
 }
 
 /** A body each route accepts, and a text field in it to poison. */
@@ -306,6 +274,12 @@ describe("routing and query errors", () => {
     expect(res.status).toBe(400);
     const error = expectErrorBody(res, "validation_failed");
     expect(error.error.details?.map((issue) => issue.path)).toEqual(["query.limit"]);
+  });
+
+  it.each(["%zz", "%", "%E0%A4%A"])("answers a path parameter that is not valid percent-encoding (%s) with 400 at params", async (param) => {
+    const res = await adminRequest(t.app, "POST", `/admin/enrollment-tokens/${param}/revoke`);
+    expect(res.status).toBe(400);
+    expect(expectErrorBody(res, "validation_failed").error.details?.map((issue) => issue.path)).toEqual(["params"]);
   });
 
   it("answers a malformed path parameter with 400 at params", async () => {

@@ -23,6 +23,11 @@ function toHttpError(error: unknown): HttpError | undefined {
   if (typeof code === "string" && DATABASE_BUSY.has(code)) {
     return new HttpError("service_unavailable", "The database is busy; retry shortly", undefined, { "Retry-After": "1" });
   }
+  // The router decodes path parameters before any route runs: `/admin/devices/%zz` is the
+  // client's malformed input, not our failure.
+  if (error instanceof URIError && (error as { status?: unknown }).status === 400) {
+    return new HttpError("validation_failed", "A path parameter is not valid percent-encoding", [{ path: "params", message: "Not valid percent-encoding" }]);
+  }
   const type = (error as { type?: unknown })?.type;
   if (typeof type === "string" && BODY_PARSER_ERRORS[type]) {
     const [code, message] = BODY_PARSER_ERRORS[type];
