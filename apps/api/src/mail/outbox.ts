@@ -1,6 +1,7 @@
 import type { ListOutboxResponse, MailDelivery, MailKind, OutboxMail as OutboxMailView, OutboxQuery } from "@mdm/contracts";
 import type { DbOrTx } from "../db/types";
 import type { AppDeps } from "../deps";
+import { type PollingWorker, startPollingWorker } from "../lib/polling-worker";
 import type { OutboxMail } from "../generated/prisma/client";
 import { claimJobRun } from "../jobs/maintenance";
 import type { MailMessage } from "./mailer";
@@ -156,56 +157,31 @@ const PRUNE_EVERY_MS = 3600_000;
  * a wake-up during a run makes it go round once more. Prunes the outbox hourly, once per
  * cluster.
  */
-export function startMailWorker(
-  deps: MailDeps & Pick<AppDeps, "instanceId">,
-  options: { pollMs?: number; prepare?: () => Promise<unknown> } = {},
-): { stop: () => Promise<void>; runNow: () => Promise<void> } {
-  const pollMs = options.pollMs ?? 1000;
-  let running: Promise<void> | undefined;
-  let again = false;
-  let stopped = false;
+export function startMailWorker(deps: MailDeps & Pick<AppDeps, "instanceId">, options: { pollMs?: number; prepare?: () => Promise<unknown> } = {}): PollingWorker {
   let lastPruneCheck = 0;
-  const run = (): Promise<void> => {
-    if (stopped) return Promise.resolve();
-    if (running) {
-      again = true;
-      return running;
-    }
-    running = (async () => {
-      do {
-        again = false;
-        try {
-          // Work that turns into mails (password reset requests) first, then the mails.
-          await options.prepare?.();
-          await processDueMails(deps);
-          if (Date.now() - lastPruneCheck >= PRUNE_EVERY_MS) {
-            lastPruneCheck = Date.now();
-            if (await claimJobRun(deps, "mail outbox prune", PRUNE_EVERY_MS)) {
-              const pruned = await pruneOutbox(deps);
-              if (pruned) deps.logger.info("mail outbox pruned", { pruned });
-            }
-          }
-        } catch (error) {
-          deps.logger.error("mail worker failed", { message: errorText(error) });
-        }
-      } while (again && !stopped);
-    })().finally(() => {
-      running = undefined;
-    });
-    return running;
-  };
-  wakers.set(deps.db, () => void run());
-  const timer = setInterval(() => void run(), pollMs);
-  timer.unref();
-  void run();
+  const worker = startPollingWorker({
+    name: "mail worker",
+    pollMs: options.pollMs ?? 1000,
+    logger: deps.logger,
+    round: async () => {
+      // Work that turns into mails (password reset requests) first, then the mails.
+      await options.prepare?.();
+      await processDueMails(deps);
+      if (Date.now() - lastPruneCheck < PRUNE_EVERY_MS) return;
+      lastPruneCheck = Date.now();
+      if (await claimJobRun(deps, "mail outbox prune", PRUNE_EVERY_MS)) {
+        const pruned = await pruneOutbox(deps);
+        if (pruned) deps.logger.info("mail outbox pruned", { pruned });
+      }
+    },
+  });
+  wakers.set(deps.db, () => void worker.runNow());
   if (!deps.mailer) deps.logger.warn("mail is not being sent: no provider configured (set RESEND_API_KEY or SMTP_URL); mails are recorded in the outbox and this log");
   return {
-    runNow: run,
+    runNow: worker.runNow,
     stop: async () => {
-      stopped = true;
-      clearInterval(timer);
       wakers.delete(deps.db);
-      await running;
+      await worker.stop();
       deps.mailer?.close?.();
     },
   };

@@ -1,6 +1,7 @@
 import { type CommandPushData, canonicalJson } from "@mdm/contracts";
 import type { AppDeps } from "../../deps";
 import type { Command } from "../../generated/prisma/client";
+import { type PollingWorker, startPollingWorker } from "../../lib/polling-worker";
 import { toDeviceCommand, transition } from "./commands.service";
 
 // The delivery engine. Every unfinished command is a row with its next attempt time; one
@@ -150,44 +151,21 @@ export async function deliverDueCommands(deps: DeliveryDeps, stopping: () => boo
  * and on a short poll for retries that fall due. Never two runs at once on one instance;
  * a wake-up during a run makes it go round once more.
  */
-export function startDeliveryWorker(deps: DeliveryDeps): { stop: () => Promise<void>; runNow: () => Promise<void> } {
-  let running: Promise<void> | undefined;
-  let again = false;
-  let stopped = false;
-  const run = (): Promise<void> => {
-    if (stopped) return Promise.resolve();
-    if (running) {
-      again = true;
-      return running;
-    }
-    running = (async () => {
-      do {
-        again = false;
-        try {
-          await deliverDueCommands(deps, () => stopped);
-        } catch (error) {
-          deps.logger.error("delivery worker failed", { message: error instanceof Error ? error.message : String(error) });
-        }
-      } while (again && !stopped);
-    })().finally(() => {
-      running = undefined;
-    });
-    return running;
-  };
-  const unsubscribe = deps.bus.subscribe((event) => {
-    if (event.kind === "commands_due") void run();
+export function startDeliveryWorker(deps: DeliveryDeps): PollingWorker {
+  const worker = startPollingWorker({
+    name: "delivery worker",
+    pollMs: Math.min(1000, deps.env.COMMAND_RETRY_BASE_SECONDS * 1000),
+    logger: deps.logger,
+    round: (stopping) => deliverDueCommands(deps, stopping),
   });
-  const pollMs = Math.min(1000, deps.env.COMMAND_RETRY_BASE_SECONDS * 1000);
-  const timer = setInterval(() => void run(), pollMs);
-  timer.unref();
-  void run();
+  const unsubscribe = deps.bus.subscribe((event) => {
+    if (event.kind === "commands_due") void worker.runNow();
+  });
   return {
-    runNow: run,
+    runNow: worker.runNow,
     stop: async () => {
-      stopped = true;
-      clearInterval(timer);
       unsubscribe();
-      await running;
+      await worker.stop();
     },
   };
 }
