@@ -1,11 +1,24 @@
+import { CSRF_COOKIE, SESSION_COOKIE } from "@mdm/contracts";
 import { type NextRequest, NextResponse } from "next/server";
 import { contentSecurityPolicy, isMetricsPath } from "./lib/content-security";
+
+const DASHBOARD_PAGE = /^\/$|^\/(commands|enrollment|alerts|users|audit-log|mail|devices)(\/|$)/;
 
 // Runs before the /api, /admin and /auth rewrites to the API (next.config.ts).
 export function proxy(request: NextRequest) {
   // Metrics are for the API's own host or a scraper holding METRICS_TOKEN, never for
   // whoever can reach the dashboard.
   if (isMetricsPath(request.nextUrl.pathname)) return new NextResponse(null, { status: 404 });
+
+  // Nobody signed in (neither the access cookie nor the CSRF cookie, which lives as long as
+  // the refresh token): the sign-in page at once, rather than a dashboard whose first
+  // requests all answer 401 in the console.
+  const { pathname, search } = request.nextUrl;
+  if (DASHBOARD_PAGE.test(pathname) && !request.cookies.has(SESSION_COOKIE) && !request.cookies.has(CSRF_COOKIE)) {
+    const signIn = new URL("/sign-in", request.url);
+    if (pathname !== "/") signIn.searchParams.set("next", `${pathname}${search}`);
+    return NextResponse.redirect(signIn);
+  }
 
   const nonce = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64");
   const policy = contentSecurityPolicy(nonce, {

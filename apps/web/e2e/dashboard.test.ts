@@ -126,6 +126,11 @@ test("an enrollment token shows as a QR code and as text for this server", async
   expect(enrollmentToken).toMatch(/\S{20,}/);
   const qrContent = JSON.parse(await page.getByLabel("QR code content").inputValue());
   expect(qrContent).toEqual({ server: api.url, enrollmentToken });
+  // The API listens on loopback without PUBLIC_API_URL: phones could not reach what the QR code says.
+  const notice = page.getByTestId("enrollment-server");
+  expect(await notice.getAttribute("role")).toBe("alert");
+  await notice.getByText(`Phones cannot reach ${api.url}`).waitFor();
+  await notice.getByText("PUBLIC_API_URL").waitFor();
   await screenshot(page, "enrollment");
 });
 
@@ -148,6 +153,20 @@ test("enrolled devices appear on the overview without a reload", async () => {
   expect(await page.evaluate(() => (window as unknown as { loadedOnce?: boolean }).loadedOnce)).toBe(true);
 });
 
+test("devices are told apart, and what already happened never reads as the future", async () => {
+  // Same-model devices differ by serial number in their names.
+  const names = await page.getByTestId("device-row").getByRole("link").allTextContents();
+  expect(new Set(names).size).toBe(3);
+  for (const name of names) expect(name).toMatch(/^Kiosk [ABC] · SIM-[0-9A-Z]{8}$/);
+  // Heartbeats every 2 s patch "last seen" between clock ticks: for 16 s none may read "in N seconds".
+  const deadline = Date.now() + 16_000;
+  while (Date.now() < deadline) {
+    const text = await page.getByRole("table").first().innerText();
+    expect(text).not.toMatch(/\bin \d+ (second|minute)s?\b/);
+    await page.waitForTimeout(250);
+  }
+});
+
 let deviceUrl: string;
 
 test("a command to one device is shown succeeding in its history", async () => {
@@ -163,6 +182,8 @@ test("a command to one device is shown succeeding in its history", async () => {
   await eventually("the command succeeded", async () => (await history.first().getByTestId("command-status").textContent()) === "succeeded");
   await history.first().getByRole("button", { name: "Show status history" }).click();
   await page.getByRole("list", { name: "Status history" }).getByText("succeeded").waitFor();
+  // Status changes seconds apart show their seconds.
+  expect(await page.getByRole("list", { name: "Status history" }).locator("li").first().innerText()).toMatch(/\d{2}:\d{2}:\d{2}/);
   await eventually("battery history drawn", async () => (await page.getByRole("img", { name: /Battery over time/ }).count()) === 1);
   await screenshot(page, "device", 1500);
 });
@@ -333,4 +354,239 @@ test("sign-in does not redirect to another site through next", async () => {
   await target.getByRole("heading", { name: "Overview" }).waitFor();
   expect(new URL(target.url()).origin).toBe(web.url);
   await context.close();
+});
+
+// ---- Issue 7: a dashboard that never lies, and polish ----------------------------------
+
+/** Console errors, error responses and failed requests a page reports while `action` runs. */
+async function consoleTrouble(target: Page, action: () => Promise<void>): Promise<string[]> {
+  const trouble: string[] = [];
+  const onResponse = (response: { status: () => number; url: () => string }) => {
+    if (response.status() >= 400) trouble.push(`http ${response.status()}: ${response.url()}`);
+  };
+  target.on("response", onResponse);
+  const onConsole = (message: { type: () => string; text: () => string }) => {
+    if (message.type() === "error") trouble.push(`console: ${message.text()}`);
+  };
+  const onFailed = (request: { url: () => string; failure: () => { errorText: string } | null }) => trouble.push(`failed: ${request.url()} ${request.failure()?.errorText}`);
+  target.on("console", onConsole);
+  target.on("requestfailed", onFailed);
+  try {
+    await action();
+  } finally {
+    target.off("console", onConsole);
+    target.off("requestfailed", onFailed);
+    target.off("response", onResponse);
+  }
+  return trouble;
+}
+
+test("a failed session read is retried once, and a lasting failure keeps the frame with an inline retry", async () => {
+  const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const target = await newPage(context);
+  await signIn(target, ADMIN.email, ADMIN.password);
+
+  // One 500 (a proxy's dropped keep-alive socket): the read is tried again and the page loads.
+  let failures = 0;
+  await target.route("**/auth/me", async (route) => {
+    if (failures++ === 0) return route.fulfill({ status: 500, contentType: "application/json", body: "{}" });
+    return route.continue();
+  });
+  await target.reload();
+  await target.getByRole("heading", { name: "Overview" }).waitFor();
+  expect(failures).toBeGreaterThanOrEqual(2);
+  await target.unroute("**/auth/me");
+
+  // The API keeps failing: the navigation stays, the error shows where the page would be.
+  await target.route("**/auth/me", (route) => route.fulfill({ status: 500, contentType: "application/json", body: "{}" }));
+  await target.reload();
+  const alert = target.getByRole("alert").filter({ hasText: "Could not load this" });
+  await alert.waitFor();
+  await target.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Commands" }).waitFor();
+  await target.unroute("**/auth/me");
+  await alert.getByRole("button", { name: "Try again" }).click();
+  await target.getByRole("heading", { name: "Overview" }).waitFor();
+  await context.close();
+});
+
+test("reset links and forms speak to people: rule shown first, every error at once, a bad link refused on load", async () => {
+  const context = await browser.newContext();
+  const target = await newPage(context);
+  await target.goto(`${web.url}/reset-password?token=not-a-token`);
+  await target.getByRole("heading", { name: "This link is not valid" }).waitFor();
+  expect(await target.getByLabel("New password").count()).toBe(0);
+
+  await target.goto(`${web.url}/reset-password?token=00000000-0000-4000-8000-000000000000.${"a".repeat(43)}`);
+  await target.getByText("At least 12 characters").waitFor();
+  await target.getByLabel("New password").fill("short");
+  await target.getByLabel("Repeat the password").fill("different");
+  await target.getByRole("button", { name: "Set password" }).click();
+  await target.getByText("Must be at least 12 characters.").waitFor();
+  await target.getByText("The passwords differ.").waitFor();
+  expect(await target.locator("body").innerText()).not.toMatch(/Too small|expected string|Invalid input/);
+  await context.close();
+});
+
+test("anonymous pages make no failing requests, and every page has an icon", async () => {
+  const context = await browser.newContext();
+  const target = await newPage(context);
+  const trouble = await consoleTrouble(target, async () => {
+    await target.goto(`${web.url}/`);
+    await target.waitForURL("**/sign-in");
+    await target.getByRole("button", { name: "Sign in" }).waitFor();
+    await target.goto(`${web.url}/forgot-password`);
+    await target.getByRole("button", { name: "Send the link" }).waitFor();
+    await target.waitForLoadState("networkidle");
+  });
+  // (Prefetches of the next page that our own navigation cancels are not errors.)
+  expect(trouble.filter((line) => !/^failed: .*_rsc=.* net::ERR_ABORTED$/.test(line))).toEqual([]);
+  const icon = await target.locator('link[rel="icon"]').first().getAttribute("href");
+  expect(icon).toBeTruthy();
+  expect((await fetch(new URL(icon!, web.url))).status).toBe(200);
+  await context.close();
+});
+
+test("the overview: even stat cards, labelled sorting, a steady search box, no aborted prefetches; 404s inside the app", async () => {
+  await navLink(page, "Commands").click();
+  await page.getByRole("heading", { name: "Commands", exact: true }).waitFor();
+  const trouble = await consoleTrouble(page, async () => {
+    await navLink(page, "Overview").click();
+    await page.getByRole("heading", { name: "Overview" }).waitFor();
+    await eventually("the device rows", async () => (await page.getByTestId("device-row").count()) > 0);
+    await page.waitForLoadState("networkidle");
+    await page.waitForTimeout(500);
+  });
+  expect(trouble.filter((line) => line.includes("/devices/"))).toEqual([]);
+
+  const heights = await page.getByTestId("summary-card").evaluateAll((cards) => cards.map((card) => Math.round(card.getBoundingClientRect().height)));
+  expect(heights).toHaveLength(4);
+  expect(new Set(heights).size).toBe(1);
+
+  await page.getByRole("button", { name: /^Battery: sort/ }).waitFor();
+  await page.getByRole("button", { name: /^Last seen: sort/ }).waitFor();
+
+  const search = page.getByLabel("Search devices");
+  const before = (await search.boundingBox())!.width;
+  await search.fill("Kiosk");
+  await page.getByRole("button", { name: "Clear filters" }).waitFor();
+  expect((await search.boundingBox())!.width).toBe(before);
+  await page.getByRole("button", { name: "Clear filters" }).click();
+
+  await page.goto(`${web.url}/no-such-page`);
+  await page.getByRole("heading", { name: "Page not found" }).waitFor();
+  await navLink(page, "Overview").waitFor();
+  await navLink(page, "Overview").click();
+  await page.getByRole("heading", { name: "Overview" }).waitFor();
+});
+
+test("at 390 px: a pinned header with a menu drawer, and tables that keep their actions on screen", async () => {
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
+  const mobile = await newPage(context);
+  await signIn(mobile, ADMIN.email, ADMIN.password);
+  await eventually("the device rows", async () => (await mobile.getByTestId("device-row").count()) === 3);
+  expect(await mobile.getByRole("navigation", { name: "Main" }).count()).toBe(0);
+
+  // Nothing wider than the screen; each row's selection box and status are on it.
+  expect(await mobile.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+  for (const row of await mobile.getByTestId("device-row").all()) {
+    for (const part of [row.getByRole("checkbox"), row.getByText(/Online|Offline/).first()]) {
+      const box = (await part.boundingBox())!;
+      expect(box.x + box.width).toBeLessThanOrEqual(390);
+    }
+  }
+  await mobile.evaluate(() => window.scrollTo(0, 0));
+  await mobile.waitForTimeout(200);
+  await mobile.screenshot({ path: path.join(SCREENSHOTS, "overview-mobile.png") });
+
+  // The header stays at the top when the page scrolls.
+  await mobile.evaluate(() => window.scrollTo(0, document.body.scrollHeight));
+  await mobile.waitForTimeout(200);
+  expect((await mobile.getByTestId("mobile-header").boundingBox())!.y).toBe(0);
+
+  await mobile.getByRole("button", { name: "Open menu" }).click();
+  const drawer = mobile.getByRole("dialog", { name: "Menu" });
+  await drawer.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Commands" }).click();
+  await mobile.getByRole("heading", { name: "Commands", exact: true }).waitFor();
+  await drawer.waitFor({ state: "hidden" });
+  expect(await mobile.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+  await context.close();
+});
+
+test("a lock to every device: progress, table and recent list agree from the first second to the last", async () => {
+  // Nine more devices: twelve in all.
+  await navLink(page, "Enrollment").click();
+  await page.getByLabel("Devices it may enroll").fill("20");
+  await page.getByRole("button", { name: "Create token" }).click();
+  await page.getByTestId("enrollment-qr").waitFor();
+  const token = await page.getByTestId("enrollment-token").inputValue();
+  for (let index = 0; index < 9; index++) {
+    const device = await SimulatedDevice.enroll(api.url, token, { intervalMs: 2_000 });
+    devices.push(device);
+    await device.connect();
+    device.start();
+  }
+
+  await navLink(page, "Commands").click();
+  await page.getByRole("heading", { name: "Commands", exact: true }).waitFor();
+  await page.getByRole("button", { name: "Send command", exact: true }).click();
+  const dialog = page.getByRole("dialog", { name: "Send command" });
+  await dialog.getByRole("combobox", { name: "Target" }).click();
+  await page.getByRole("option", { name: "Every device" }).click();
+  await dialog.getByRole("combobox", { name: "Command", exact: true }).click();
+  await page.getByRole("option", { name: "Lock screen" }).click();
+  await dialog.getByRole("button", { name: "Send", exact: true }).click();
+  await page.getByRole("alertdialog").getByRole("button", { name: "Lock screen" }).click();
+  await page.waitForURL("**/commands?batch=*");
+  const batchId = new URL(page.url()).searchParams.get("batch")!;
+
+  // At once: the card (no placeholder) and a table of this batch's commands only.
+  await page.getByTestId("batch-state").waitFor({ timeout: 2_000 });
+  await eventually("the batch's twelve commands", async () => (await page.getByTestId("command-row").count()) === 12, 5_000);
+  const batchIds = await page.getByTestId("command-row").evaluateAll((rows) => rows.map((row) => row.getAttribute("data-batch-id")));
+  expect(new Set(batchIds)).toEqual(new Set([batchId]));
+
+  // Whenever looked at, the three say the same; until the end.
+  const snapshot = () =>
+    page.evaluate((id) => {
+      const text = (selector: string) => document.querySelector(selector)?.textContent ?? "";
+      const statuses = Array.from(document.querySelectorAll('[data-testid="command-row"] [data-testid="command-status"]')).map((badge) => badge.textContent);
+      const row = document.querySelector(`[data-testid="batch-row"][data-batch-id="${id}"]`);
+      return {
+        state: text('[data-testid="batch-state"]'),
+        cardSucceeded: Number(/\d+/.exec(text('[data-testid="batch-succeeded"]'))?.[0] ?? 0),
+        tableSucceeded: statuses.filter((status) => status === "succeeded").length,
+        tableFinal: statuses.every((status) => ["succeeded", "failed", "expired", "cancelled"].includes(status ?? "")),
+        listSucceeded: Number(/(\d+) succeeded/.exec(row?.querySelector('[data-testid="batch-row-progress"]')?.textContent ?? "")?.[1] ?? -1),
+        listStatus: row?.querySelector('[data-testid="batch-row-status"]')?.textContent ?? "",
+      };
+    }, batchId);
+  for (;;) {
+    const seen = await snapshot();
+    expect(seen.tableSucceeded).toBe(seen.cardSucceeded);
+    if (seen.listSucceeded >= 0) expect(seen.listSucceeded).toBe(seen.cardSucceeded);
+    if (seen.state === "Finished") {
+      expect(seen.tableFinal).toBe(true);
+      expect(seen.cardSucceeded).toBe(12);
+      expect(seen.listStatus).toBe("done");
+      break;
+    }
+    await page.waitForTimeout(100);
+  }
+  await page.getByTestId("batch-finished-count").getByText("12 of 12 done").waitFor();
+
+  // The device column names each device and links to it.
+  const link = page.getByTestId("command-device").first();
+  expect(await link.textContent()).toMatch(/SIM-[0-9A-Z]{8}|Kiosk/);
+  expect(await link.getAttribute("href")).toMatch(/^\/devices\/[0-9a-f-]{36}$/);
+});
+
+test("a device that closes its socket shows disconnected at once, while its heartbeat status has not lapsed yet", async () => {
+  await navLink(page, "Overview").click();
+  const device = devices[1]!;
+  const row = page.getByTestId("device-row").filter({ has: page.getByRole("link", { name: /Kiosk B/ }) });
+  await eventually("the socket shown connected", async () => (await row.getByTestId("socket-state").getAttribute("data-connected")) === "true");
+  await device.stop();
+  await eventually("the socket shown disconnected", async () => (await row.getByTestId("socket-state").getAttribute("data-connected")) === "false", 5_000);
+  await row.getByText(/Disconnected (just now|\d+ seconds? ago)/).waitFor();
+  await row.getByText("Online").waitFor();
 });

@@ -1,5 +1,6 @@
 import { type ApiRoute, CSRF_COOKIE, CSRF_HEADER, ErrorBody, type ErrorCode, type ValidationIssue, authRoutes } from "@mdm/contracts";
 import type { z } from "zod";
+import { humanMessage } from "./validation";
 
 // A typed client over the contracts' route tables: a route's params, query and body types
 // come from its schemas, and every response is parsed with the schema the API answers with.
@@ -106,14 +107,31 @@ function successSchema(route: ApiRoute, status: number): z.ZodType | undefined {
   return route.responses[status]?.schema;
 }
 
+// A proxy's dropped keep-alive socket or a restarting API fails one request, not the next:
+// reads, which are idempotent, are tried once more after this pause. Writes never are.
+const READ_RETRY_DELAY_MS = 300;
+const RETRIED_STATUSES = new Set([500, 502, 503, 504]);
+
+/** Sends a request; a GET that fails on the network or with a 5xx is sent once more. */
+async function sendOnce(method: ApiRoute["method"], path: string, body: unknown): Promise<Response> {
+  if (method !== "get") return send(method, path, body);
+  const first = await send(method, path, body).catch(() => undefined);
+  if (first && !RETRIED_STATUSES.has(first.status)) return first;
+  await new Promise((resolve) => setTimeout(resolve, READ_RETRY_DELAY_MS));
+  return send(method, path, body).catch((error: unknown) => {
+    if (first) return first;
+    throw error;
+  });
+}
+
 /** Calls a route and returns its response parsed with the route's schema; throws ApiError. */
 export async function callApi<R extends ApiRoute>(route: R, input: ApiInput<R> = {} as ApiInput<R>): Promise<ApiResult<R>> {
   const path = apiPath(route, input);
   let response: Response;
   try {
-    response = await send(route.method, path, input.body);
+    response = await sendOnce(route.method, path, input.body);
     if (response.status === 401 && !NO_REFRESH_PATHS.has(route.path) && (await refreshSession())) {
-      response = await send(route.method, path, input.body);
+      response = await sendOnce(route.method, path, input.body);
     }
   } catch {
     throw new ApiError(0, "network_error", "Cannot reach the server. Check your connection.");
@@ -136,7 +154,7 @@ export async function callApi<R extends ApiRoute>(route: R, input: ApiInput<R> =
 export function errorMessage(error: unknown): string {
   if (error instanceof ApiError) {
     if (error.code === "validation_failed" && error.details.length > 0) {
-      return error.details.map((issue) => (issue.path ? `${issue.path}: ${issue.message}` : issue.message)).join("; ");
+      return error.details.map((issue) => humanMessage(issue.message, issue.path || undefined)).join(" ");
     }
     if (error.code === "forbidden") return "Your role does not allow this.";
     if (error.code === "rate_limited") return "Too many requests. Wait a moment and try again.";

@@ -1,4 +1,4 @@
-import { buildCommandPayload } from "./commands";
+import { batchAsListed, buildCommandPayload } from "./commands";
 
 describe("buildCommandPayload", () => {
   test("commands without fields have an empty payload", () => {
@@ -34,5 +34,31 @@ describe("buildCommandPayload", () => {
   test("custom data must be a JSON object", () => {
     expect(buildCommandPayload("custom", { action: "sync", data: "{oops" })).toEqual({ ok: false, errors: { data: "Must be valid JSON" } });
     expect(buildCommandPayload("custom", { action: "sync", data: '{"full":true}' })).toEqual({ ok: true, payload: { action: "sync", data: { full: true } } });
+  });
+});
+
+describe("batchAsListed", () => {
+  const BATCH = "5d1c0c1e-8f0a-4a57-9b1e-2b7f3c4d5e6f";
+  const batch = {
+    batchId: BATCH,
+    type: "lock",
+    target: { all: true },
+    total: 3,
+    counts: { queued: 0, sent: 0, acknowledged: 0, succeeded: 3, failed: 0, expired: 0, cancelled: 0 },
+    done: true,
+    createdAt: "2026-12-01T10:00:00.000Z",
+  };
+  const row = (status: "sent" | "succeeded") => ({ status, batchId: BATCH });
+
+  test("a list holding the whole batch decides its counts and whether it is done", () => {
+    const listed = batchAsListed(batch, { total: 3, commands: [row("succeeded"), row("succeeded"), row("sent")] });
+    expect(listed.counts).toMatchObject({ succeeded: 2, sent: 1 });
+    expect(listed.done).toBe(false);
+  });
+
+  test("a partial list, or one of other commands, leaves the batch as the API answered", () => {
+    expect(batchAsListed(batch, { total: 3, commands: [row("sent")] })).toBe(batch);
+    expect(batchAsListed(batch, { total: 3, commands: [row("sent"), row("sent"), { status: "sent", batchId: null }] })).toBe(batch);
+    expect(batchAsListed(batch, undefined)).toBe(batch);
   });
 });

@@ -1,4 +1,4 @@
-import { type CommandStatus, type CommandType, CommandPayloads, finalCommandStatuses } from "@mdm/contracts";
+import { type Command, type CommandBatch, CommandStatus, type CommandType, CommandPayloads, finalCommandStatuses } from "@mdm/contracts";
 import type { badgeVariants } from "@/components/ui/badge";
 import type { VariantProps } from "class-variance-authority";
 
@@ -113,3 +113,17 @@ export const ttlChoices = [
   { label: "1 day (default)", seconds: 86_400 },
   { label: "7 days", seconds: 604_800 },
 ] as const;
+
+/**
+ * The batch as its own command list shows it. When that list holds every command of the
+ * batch (a first page as long as the batch), the counts and `done` come from its rows, so
+ * the progress card, the table under it and the row in the recent list cannot disagree;
+ * otherwise the batch as the API last answered.
+ */
+export function batchAsListed(batch: CommandBatch, list: { total: number; commands: Array<Pick<Command, "status" | "batchId">> } | undefined): CommandBatch {
+  if (!list || list.total !== batch.total || list.commands.length !== batch.total) return batch;
+  if (list.commands.some((command) => command.batchId !== batch.batchId)) return batch;
+  const counts = Object.fromEntries(CommandStatus.options.map((status) => [status, 0])) as CommandBatch["counts"];
+  for (const command of list.commands) counts[command.status] += 1;
+  return { ...batch, counts, done: list.commands.every((command) => isFinalStatus(command.status)) };
+}

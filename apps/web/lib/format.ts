@@ -1,6 +1,6 @@
 const relative = new Intl.RelativeTimeFormat("en", { numeric: "auto" });
 const dateTime = new Intl.DateTimeFormat("en", { dateStyle: "medium", timeStyle: "short" });
-const timeOnly = new Intl.DateTimeFormat("en", { hour: "2-digit", minute: "2-digit" });
+const timeOnly = new Intl.DateTimeFormat("en", { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 
 const UNITS: Array<[Intl.RelativeTimeFormatUnit, number]> = [
   ["day", 86_400],
@@ -9,21 +9,36 @@ const UNITS: Array<[Intl.RelativeTimeFormatUnit, number]> = [
   ["second", 1],
 ];
 
-/** "3 minutes ago", "in 2 hours"; "never" for null. */
+/**
+ * "3 minutes ago"; "never" for null. A time after `now` (the server's clock runs ahead of
+ * the browser's, or `now` is from the last tick and the data is newer) is "just now": what
+ * already happened is never "in 11 seconds". Use formatUntil for times meant to be ahead.
+ */
 export function formatRelative(iso: string | null | undefined, now: number = Date.now()): string {
   if (!iso) return "never";
-  const seconds = Math.round((Date.parse(iso) - now) / 1000);
-  if (Math.abs(seconds) < 10) return "just now";
+  const seconds = Math.min(0, Math.round((Date.parse(iso) - now) / 1000));
+  if (seconds > -10) return "just now";
   for (const [unit, size] of UNITS) {
     if (Math.abs(seconds) >= size || unit === "second") return relative.format(Math.round(seconds / size), unit);
   }
   return "just now";
 }
 
+/** "in 2 hours" for a deadline ahead (an expiry), "2 hours ago" once it has passed. */
+export function formatUntil(iso: string, now: number = Date.now()): string {
+  const seconds = Math.round((Date.parse(iso) - now) / 1000);
+  if (seconds <= 0) return formatRelative(iso, now);
+  for (const [unit, size] of UNITS) {
+    if (seconds >= size || unit === "second") return relative.format(Math.round(seconds / size), unit);
+  }
+  return relative.format(seconds, "second");
+}
+
 export function formatDateTime(iso: string | null | undefined): string {
   return iso ? dateTime.format(new Date(iso)) : "—";
 }
 
+/** The time of day to the second (status histories are seconds apart). */
 export function formatTime(iso: string): string {
   return timeOnly.format(new Date(iso));
 }

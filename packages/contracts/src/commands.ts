@@ -123,6 +123,10 @@ export type CommandEvent = z.infer<typeof CommandEvent>;
 export const Command = z.object({
   requestId: Uuid,
   deviceId: Uuid,
+  device: z
+    .object({ alias: z.string().nullable(), serialNumber: z.string().nullable(), model: z.string().nullable() })
+    .nullable()
+    .describe("How people tell the target apart: its alias, serial number and model."),
   type: CommandType,
   payload: z.record(z.string(), z.unknown()),
   status: CommandStatus,

@@ -101,6 +101,8 @@ export const DeviceView = z.object({
   online: z.boolean().describe("Heartbeat seen within the offline threshold."),
   offlineSince: DateTime.nullable(),
   connected: z.boolean().describe("Holds an open WebSocket to the server."),
+  connectedSince: DateTime.nullable().describe("When its current socket opened; null while disconnected."),
+  disconnectedSince: DateTime.nullable().describe("When its last socket closed; null while connected or if it never held one."),
   model: z.string().nullable(),
   manufacturer: z.string().nullable(),
   osVersion: z.string().nullable(),

@@ -24,13 +24,20 @@ export const EnrollmentToken = z.object({
 });
 export type EnrollmentToken = z.infer<typeof EnrollmentToken>;
 
+const PublicApiUrl = z
+  .string()
+  .nullable()
+  .describe("The server URL devices are told to use (the API's `PUBLIC_API_URL`); null when unset, and the dashboard uses its own API URL.");
+
 export const CreateEnrollmentTokenResponse = EnrollmentToken.extend({
   token: z.string().describe("The secret a device presents to `POST /v1/register`. Shown only this once."),
+  publicApiUrl: PublicApiUrl,
 });
 export type CreateEnrollmentTokenResponse = z.infer<typeof CreateEnrollmentTokenResponse>;
 
 export const ListEnrollmentTokensResponse = z.object({
   tokens: z.array(EnrollmentToken).describe("Newest first; the secrets are never shown again."),
+  publicApiUrl: PublicApiUrl,
 });
 export type ListEnrollmentTokensResponse = z.infer<typeof ListEnrollmentTokensResponse>;
 

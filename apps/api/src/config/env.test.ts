@@ -73,3 +73,15 @@ it("treats empty variables as unset", () => {
   expect(env.DATABASE_URL).toBeUndefined();
   expect(env.PORT).toBe(8000);
 });
+
+it("marks a device offline after two missed heartbeats plus a grace unless OFFLINE_AFTER_SECONDS says otherwise", () => {
+  expect(parseEnv({ NODE_ENV: "test" }).OFFLINE_AFTER_SECONDS).toBe(2 * 60 + 30);
+  expect(parseEnv({ NODE_ENV: "test", HEARTBEAT_INTERVAL_SECONDS: "10" }).OFFLINE_AFTER_SECONDS).toBe(50);
+  expect(parseEnv({ NODE_ENV: "test", HEARTBEAT_INTERVAL_SECONDS: "10", OFFLINE_AFTER_SECONDS: "600" }).OFFLINE_AFTER_SECONDS).toBe(600);
+});
+
+it("takes PUBLIC_API_URL as an http(s) URL without its trailing slash", () => {
+  expect(parseEnv({ NODE_ENV: "test" }).PUBLIC_API_URL).toBeUndefined();
+  expect(parseEnv({ NODE_ENV: "test", PUBLIC_API_URL: "https://mdm.example.com/" }).PUBLIC_API_URL).toBe("https://mdm.example.com");
+  expect(() => parseEnv({ NODE_ENV: "test", PUBLIC_API_URL: "ftp://mdm.example.com" })).toThrow(/PUBLIC_API_URL/);
+});

@@ -27,7 +27,8 @@ export const EnvSchema = z
     // New legacy enrollments per client address (a fleet rolling out behind one NAT retries).
     RATE_LIMIT_LEGACY_ENROLLMENT_PER_MINUTE: positiveInt(30),
     REDIS_URL: optionalText,
-    OFFLINE_AFTER_SECONDS: positiveInt(240),
+    // Unset: two missed heartbeats plus a grace (see offlineAfterSeconds).
+    OFFLINE_AFTER_SECONDS: z.coerce.number().int().positive().optional(),
     OFFLINE_SWEEP_SECONDS: positiveInt(15),
     COMMAND_RETRY_BASE_SECONDS: z.coerce.number().positive().default(15),
     COMMAND_MAX_DELIVERY_ATTEMPTS: positiveInt(6),
@@ -69,6 +70,12 @@ export const EnvSchema = z
     RESEND_BASE_URL: z.url().optional(),
     MAIL_FROM: z.string().default("MDM <alerts@localhost>"),
     WEB_URL: z.url().default("http://localhost:3000").transform((url) => url.replace(/\/+$/, "")),
+    // The API's address as phones reach it (enrollment QR codes carry it); unset, the
+    // dashboard offers its own API URL and warns when that is loopback or private.
+    PUBLIC_API_URL: z
+      .url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" })
+      .optional()
+      .transform((url) => url?.replace(/\/+$/, "")),
     RATE_LIMIT_LOGIN_PER_MINUTE: positiveInt(10),
     RATE_LIMIT_PASSWORD_RESET_PER_HOUR: positiveInt(3),
     // Per account, whatever the address: failed sign-ins in 15 minutes before each further
@@ -132,9 +139,10 @@ export const EnvSchema = z
 const SECRET_NAMES = ["ADMIN_KEY", "HMAC_SECRET", "JWT_SECRET", "COMMAND_MASTER_KEY"] as const;
 type SecretName = (typeof SECRET_NAMES)[number];
 
-export type Env = Omit<z.infer<typeof EnvSchema>, SecretName | "HOST"> &
+export type Env = Omit<z.infer<typeof EnvSchema>, SecretName | "HOST" | "OFFLINE_AFTER_SECONDS"> &
   Record<SecretName, string> & {
     HOST: string;
+    OFFLINE_AFTER_SECONDS: number;
     /** The secrets that were not set and come from the development secrets file instead. */
     generatedSecrets: SecretName[];
   };
@@ -149,6 +157,14 @@ export function parseEnv(source: NodeJS.ProcessEnv = process.env): Env {
     throw new Error(`Invalid configuration:\n${problems}`);
   }
   return resolveSecrets(parsed.data);
+}
+
+/** Seconds past a device's last heartbeat before the offline sweep gives up on it. */
+export const OFFLINE_GRACE_SECONDS = 30;
+
+/** The default offline threshold: two missed heartbeat intervals plus a grace for a slow network. */
+export function offlineAfterSeconds(heartbeatIntervalSeconds: number): number {
+  return 2 * heartbeatIntervalSeconds + OFFLINE_GRACE_SECONDS;
 }
 
 export function isLoopbackHost(host: string): boolean {
@@ -175,6 +191,7 @@ function resolveSecrets(parsed: z.infer<typeof EnvSchema>): Env {
   return {
     ...parsed,
     HOST: host,
+    OFFLINE_AFTER_SECONDS: parsed.OFFLINE_AFTER_SECONDS ?? offlineAfterSeconds(parsed.HEARTBEAT_INTERVAL_SECONDS),
     ADMIN_KEY: secret("ADMIN_KEY"),
     HMAC_SECRET: secret("HMAC_SECRET"),
     JWT_SECRET: secret("JWT_SECRET"),

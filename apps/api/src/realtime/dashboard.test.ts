@@ -1,4 +1,4 @@
-import { DASHBOARD_WS_PROTOCOL, DashboardServerFrame, RegisterResponse, SESSION_COOKIE, WS_TICKET_PROTOCOL_PREFIX, signAdminRequest } from "@mdm/contracts";
+import { BEARER_PROTOCOL_PREFIX, DASHBOARD_WS_PROTOCOL, DEVICE_WS_PROTOCOL, DashboardServerFrame, RegisterResponse, SESSION_COOKIE, WS_TICKET_PROTOCOL_PREFIX, signAdminRequest } from "@mdm/contracts";
 import WebSocket from "ws";
 import { parseEnv } from "../config/env";
 import { createPasswordToken } from "../modules/auth/password-reset.service";
@@ -274,6 +274,33 @@ describe("dashboard channel updates", () => {
       () => dashboard.frames.some((frame) => frame.type === "update" && frame.commands.some((change) => change.requestId === created.requestId && change.status === "queued")),
       "the queued status",
     );
+    dashboard.socket!.close();
+  });
+
+  it("streams a device's socket opening and closing, apart from its heartbeat status", async () => {
+    const body = JSON.stringify({ maxUses: 1 });
+    const headers = await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method: "POST", host: new URL(server.url).host, pathWithQuery: "/admin/enrollment-tokens", body });
+    const { token } = (await (await fetch(`${server.url}/admin/enrollment-tokens`, { method: "POST", headers: { ...headers, "Content-Type": "application/json" }, body })).json()) as { token: string };
+    const registered = await fetch(`${server.url}/v1/register`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ enrollmentToken: token }) });
+    const device = RegisterResponse.parse(await registered.json());
+
+    const dashboard = await connect({ headers: { Cookie: sessionCookie } });
+    await until(() => dashboard.frames.length === 1, "hello");
+    const states = () => dashboard.frames.flatMap((frame) => (frame.type === "update" ? frame.devices.filter((state) => state.deviceId === device.deviceId) : []));
+
+    const socket = new WebSocket(`${server.url.replace(/^http/, "ws")}/ws/devices`, [DEVICE_WS_PROTOCOL, `${BEARER_PROTOCOL_PREFIX}${device.deviceToken}`]);
+    await until(() => states().some((state) => state.connected), "the connected state");
+    const connected = states().find((state) => state.connected)!;
+    expect(connected.connectedSince).not.toBeNull();
+    expect(connected.disconnectedSince).toBeNull();
+
+    socket.close();
+    await until(() => states().at(-1)?.connected === false, "the disconnected state");
+    const closed = states().at(-1)!;
+    expect(closed.disconnectedSince).not.toBeNull();
+    expect(closed.connectedSince).toBeNull();
+    const view = await server.deps.db.device.findUniqueOrThrow({ where: { id: device.deviceId } });
+    expect(view.socketDisconnectedAt?.toISOString()).toBe(closed.disconnectedSince);
     dashboard.socket!.close();
   });
 });

@@ -6,7 +6,7 @@ import { acknowledgeCommand, recordActionResult, toDeviceCommand, transition } f
 import { makeDueNow } from "../modules/commands/delivery";
 import { deviceBudget, deviceBudgetKey } from "../modules/devices/device-budget";
 import { handleHeartbeat } from "../modules/devices/heartbeat";
-import { releaseSocketLeases, renewSocketLeases, takeSocketLease } from "./presence";
+import { publishSocketStates, releaseSocketLeases, renewSocketLeases, takeSocketLease } from "./presence";
 
 // Frames per socket per minute, counted as they arrive; well above any honest agent (a
 // heartbeat a minute plus an ack and a result per command), low enough that one socket
@@ -99,6 +99,7 @@ export class DeviceHub {
       return;
     }
     deps.logger.info("device connected", { deviceId });
+    await publishSocketStates(deps, [deviceId]);
     this.send(socket, {
       type: "hello",
       deviceId,
@@ -205,7 +206,9 @@ export class DeviceHub {
     this.connections.delete(deviceId);
     this.deps.logger.info("device disconnected", { deviceId });
     // If this fails, the lease lapses by itself.
-    await releaseSocketLeases(this.deps, [deviceId]).catch(() => undefined);
+    await releaseSocketLeases(this.deps, [deviceId])
+      .then(() => publishSocketStates(this.deps, [deviceId]))
+      .catch(() => undefined);
   }
 
   private send(socket: WebSocket, frame: DeviceServerFrame): void {

@@ -1,5 +1,6 @@
 import type { AppDeps } from "../deps";
 import { wakeDelivery } from "../modules/commands/delivery";
+import { toLiveState } from "../modules/fleet/fleet.service";
 
 // Which instance holds a device's WebSocket is a lease on the device row, not a flag only
 // its writer clears: the holder renews the leases of all its sockets in one statement,
@@ -15,6 +16,13 @@ export function holdsLiveSocket(device: { socketInstanceId: string | null; socke
   return device.socketInstanceId !== null && device.socketLeaseExpiresAt !== null && device.socketLeaseExpiresAt > now;
 }
 
+/** Tells dashboards the current socket state of these devices (after a connect, close or lapse). */
+export async function publishSocketStates(deps: Pick<AppDeps, "db" | "bus">, deviceIds: string[]): Promise<void> {
+  if (deviceIds.length === 0) return;
+  const devices = await deps.db.device.findMany({ where: { id: { in: deviceIds } } });
+  for (const device of devices) deps.bus.publish({ kind: "device_state", state: toLiveState(device) });
+}
+
 export async function takeSocketLease(deps: PresenceDeps, deviceId: string): Promise<void> {
   await deps.db.device.update({
     where: { id: deviceId },
@@ -27,7 +35,7 @@ export async function releaseSocketLeases(deps: PresenceDeps, deviceIds: string[
   if (deviceIds.length === 0) return;
   await deps.db.device.updateMany({
     where: { id: { in: deviceIds }, socketInstanceId: deps.instanceId },
-    data: { socketInstanceId: null, socketConnectedAt: null, socketLeaseExpiresAt: null },
+    data: { socketInstanceId: null, socketConnectedAt: null, socketLeaseExpiresAt: null, socketDisconnectedAt: deps.clock.now() },
   });
 }
 
@@ -52,16 +60,18 @@ export async function renewSocketLeases(deps: PresenceDeps, deviceIds: string[])
  */
 export async function sweepSocketLeases(deps: Pick<AppDeps, "db" | "clock" | "bus">): Promise<number> {
   const now = deps.clock.now();
-  const [swept] = await deps.db.$queryRaw<Array<{ devices: number; commands: number }>>`
+  const [swept] = await deps.db.$queryRaw<Array<{ devices: string[]; commands: number }>>`
     WITH lapsed AS (
-      UPDATE "Device" SET "socketInstanceId" = NULL, "socketConnectedAt" = NULL, "socketLeaseExpiresAt" = NULL
+      UPDATE "Device" SET "socketInstanceId" = NULL, "socketConnectedAt" = NULL, "socketLeaseExpiresAt" = NULL, "socketDisconnectedAt" = ${now}
       WHERE "socketInstanceId" IS NOT NULL AND "socketLeaseExpiresAt" < ${now}
       RETURNING id),
     due AS (
       UPDATE "Command" SET "nextAttemptAt" = ${now}
       WHERE "deviceId" IN (SELECT id FROM lapsed) AND status IN ('queued', 'sent') AND "expiresAt" > ${now}
       RETURNING 1)
-    SELECT (SELECT count(*) FROM lapsed)::int AS devices, (SELECT count(*) FROM due)::int AS commands`;
+    SELECT coalesce((SELECT array_agg(id::text) FROM lapsed), '{}') AS devices, (SELECT count(*) FROM due)::int AS commands`;
   if (swept && swept.commands > 0) wakeDelivery(deps);
-  return swept?.devices ?? 0;
+  const freed = swept?.devices ?? [];
+  await publishSocketStates(deps, freed);
+  return freed.length;
 }

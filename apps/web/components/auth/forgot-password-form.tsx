@@ -17,7 +17,7 @@ export function ForgotPasswordForm() {
   const submit = async (event: React.FormEvent) => {
     event.preventDefault();
     const body = PasswordResetRequest.safeParse({ email: email.trim() });
-    if (!body.success) return setErrors(fieldErrors(body.error.issues));
+    if (!body.success) return setErrors(fieldErrors(body.error.issues, { email: "your email", password: "your password", name: "a name", role: "role" }));
     setBusy(true);
     setErrors({});
     try {

@@ -21,9 +21,4 @@ export function FormField({ id, label, error, hint, ...props }: React.ComponentP
   );
 }
 
-/** Field errors from a failed zod parse, keyed by the first path segment. */
-export function fieldErrors(issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }>): Record<string, string> {
-  const errors: Record<string, string> = {};
-  for (const issue of issues) errors[String(issue.path[0] ?? "form")] ??= issue.message;
-  return errors;
-}
+export { fieldErrors } from "@/lib/validation";

@@ -6,6 +6,7 @@ import { useSearchParams } from "next/navigation";
 import { useState } from "react";
 import { Button } from "@/components/ui/button";
 import { ApiError, callApi, errorMessage } from "@/lib/api";
+import { PASSWORD_RULE, isWellFormedLinkToken } from "@/lib/validation";
 import { AuthCard } from "./auth-card";
 import { FormField, fieldErrors } from "./form-field";
 
@@ -20,9 +21,10 @@ export function ResetPasswordForm() {
 
   const submit = async (event: React.FormEvent) => {
     event.preventDefault();
-    if (password !== confirm) return setErrors({ confirm: "The passwords differ" });
     const body = PasswordResetConfirmRequest.safeParse({ token, password });
-    if (!body.success) return setErrors(fieldErrors(body.error.issues));
+    const problems = body.success ? {} : fieldErrors(body.error.issues, { password: "a password" });
+    if (password !== confirm) problems.confirm = "The passwords differ.";
+    if (!body.success || Object.keys(problems).length > 0) return setErrors(problems);
     setBusy(true);
     setErrors({});
     try {
@@ -45,6 +47,17 @@ export function ResetPasswordForm() {
       </AuthCard>
     );
   }
+  // A link cut or altered on its way (mail clients wrap long lines) is refused before the
+  // user types a password for nothing.
+  if (!isWellFormedLinkToken(token)) {
+    return (
+      <AuthCard title="This link is not valid" description="It is incomplete or was changed on its way. Open the link from your mail exactly as it was sent, or ask for a new one.">
+        <Link href="/forgot-password" className="text-sm underline-offset-4 hover:underline">
+          Ask for a new link
+        </Link>
+      </AuthCard>
+    );
+  }
   if (done) {
     return (
       <AuthCard title="Password set" description="You can sign in with your new password.">
@@ -57,7 +70,7 @@ export function ResetPasswordForm() {
   return (
     <AuthCard title="Choose a password" description="For your dashboard account. The link works once.">
       <form onSubmit={submit} className="flex flex-col gap-4" noValidate>
-        <FormField id="password" label="New password" type="password" autoComplete="new-password" value={password} onChange={(event) => setPassword(event.target.value)} error={errors.password} autoFocus />
+        <FormField id="password" label="New password" type="password" autoComplete="new-password" value={password} onChange={(event) => setPassword(event.target.value)} error={errors.password} hint={PASSWORD_RULE} autoFocus />
         <FormField id="confirm" label="Repeat the password" type="password" autoComplete="new-password" value={confirm} onChange={(event) => setConfirm(event.target.value)} error={errors.confirm} />
         {errors.form ? (
           <p role="alert" className="text-sm text-destructive">

@@ -8,6 +8,7 @@ import { Button } from "@/components/ui/button";
 import { Skeleton } from "@/components/ui/skeleton";
 import { callApi, errorMessage } from "@/lib/api";
 import { sessionKey } from "@/lib/swr/use-session";
+import { PASSWORD_RULE } from "@/lib/validation";
 import { setupStatusKey, useSetupStatus } from "@/lib/swr/use-setup-status";
 import { AuthCard } from "./auth-card";
 import { FormField, fieldErrors } from "./form-field";
@@ -30,9 +31,11 @@ export function SetupForm() {
 
   const submit = async (event: React.FormEvent) => {
     event.preventDefault();
-    if (password !== confirm) return setErrors({ confirm: "The passwords differ" });
     const body = SetupRequest.safeParse({ name: name.trim() || undefined, email: email.trim(), password, setupToken: setupToken.trim() || undefined });
-    if (!body.success) return setErrors(fieldErrors(body.error.issues));
+    // Every problem of the form at once, not one per attempt.
+    const problems = body.success ? {} : fieldErrors(body.error.issues, { name: "your name", email: "your email", password: "a password", setupToken: "the setup token" });
+    if (password !== confirm) problems.confirm = "The passwords differ.";
+    if (!body.success || Object.keys(problems).length > 0) return setErrors(problems);
     setBusy(true);
     setErrors({});
     try {
@@ -53,7 +56,7 @@ export function SetupForm() {
       <form onSubmit={submit} className="flex flex-col gap-4" noValidate>
         <FormField id="name" label="Your name" autoComplete="name" value={name} onChange={(event) => setName(event.target.value)} error={errors.name} autoFocus />
         <FormField id="email" label="Email" type="email" autoComplete="username" value={email} onChange={(event) => setEmail(event.target.value)} error={errors.email} />
-        <FormField id="password" label="Password" type="password" autoComplete="new-password" value={password} onChange={(event) => setPassword(event.target.value)} error={errors.password} />
+        <FormField id="password" label="Password" type="password" autoComplete="new-password" value={password} onChange={(event) => setPassword(event.target.value)} error={errors.password} hint={PASSWORD_RULE} />
         <FormField id="confirm" label="Repeat the password" type="password" autoComplete="new-password" value={confirm} onChange={(event) => setConfirm(event.target.value)} error={errors.confirm} />
         {setup.tokenRequired ? (
           <FormField

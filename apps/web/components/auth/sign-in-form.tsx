@@ -28,7 +28,7 @@ export function SignInForm() {
   const submit = async (event: React.FormEvent) => {
     event.preventDefault();
     const body = LoginRequest.safeParse({ email: email.trim(), password });
-    if (!body.success) return setErrors(fieldErrors(body.error.issues));
+    if (!body.success) return setErrors(fieldErrors(body.error.issues, { email: "your email", password: "your password", name: "a name", role: "role" }));
     setBusy(true);
     setErrors({});
     try {

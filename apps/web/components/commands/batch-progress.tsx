@@ -1,15 +1,13 @@
 "use client";
 
-import type { CommandStatus } from "@mdm/contracts";
+import type { CommandBatch, CommandStatus } from "@mdm/contracts";
 import { XIcon } from "lucide-react";
 import { Badge } from "@/components/ui/badge";
 import { Button } from "@/components/ui/button";
 import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
 import { Skeleton } from "@/components/ui/skeleton";
-import { errorMessage } from "@/lib/api";
 import { batchTargetText, commandStatusVariant, commandTypeLabels } from "@/lib/commands";
 import { formatDateTime } from "@/lib/format";
-import { useBatch } from "@/lib/swr/use-batch";
 import { cn } from "@/lib/utils";
 
 const SEGMENTS: Array<{ status: CommandStatus; className: string }> = [
@@ -21,11 +19,10 @@ const SEGMENTS: Array<{ status: CommandStatus; className: string }> = [
   { status: "sent", className: "bg-chart-2/50" },
 ];
 
-/** Live progress of a bulk command: a stacked bar and counts by status. */
-export function BatchProgress({ batchId, onClose }: { batchId: string; onClose: () => void }) {
-  const { data: batch, error } = useBatch(batchId);
-  if (error && !batch) return <p className="text-sm text-destructive">{errorMessage(error)}</p>;
-  if (!batch) return <Skeleton className="h-32 w-full" />;
+/** Live progress of a bulk command: a stacked bar and counts by status (of the batch as the commands view shows it). */
+export function BatchProgress({ batch, error, onClose }: { batch: CommandBatch | undefined; error?: React.ReactNode; onClose: () => void }) {
+  if (error && !batch) return <div data-testid="batch-progress">{error}</div>;
+  if (!batch) return <Skeleton className="h-32 w-full" data-testid="batch-progress-loading" />;
   const finished = batch.counts.succeeded + batch.counts.failed + batch.counts.expired + batch.counts.cancelled;
   const type = batch.type as keyof typeof commandTypeLabels;
 
@@ -37,7 +34,8 @@ export function BatchProgress({ batchId, onClose }: { batchId: string; onClose: 
             {commandTypeLabels[type] ?? batch.type} to {batchTargetText(batch.target)}
           </CardTitle>
           <CardDescription>
-            {batch.done ? "Finished" : "In progress"} · {finished} of {batch.total} done · started {formatDateTime(batch.createdAt)}
+            <span data-testid="batch-state">{batch.done ? "Finished" : "In progress"}</span> · <span data-testid="batch-finished-count">{finished} of {batch.total} done</span> · started{" "}
+            {formatDateTime(batch.createdAt)}
           </CardDescription>
         </div>
         <Button variant="ghost" size="icon" onClick={onClose} aria-label="Close batch progress">

@@ -4,6 +4,7 @@ import type { Command } from "@mdm/contracts";
 import { ChevronDownIcon, ChevronRightIcon } from "lucide-react";
 import Link from "next/link";
 import { Fragment, useState } from "react";
+import { deviceName } from "@/components/devices/device-status";
 import { usePermissions } from "@/components/layout/session-context";
 import { EmptyState, TableStatusRows } from "@/components/states";
 import {
@@ -137,7 +138,7 @@ export function CommandsTable({
             <TableHead>Command</TableHead>
             {showDevice ? <TableHead>Device</TableHead> : null}
             <TableHead>Status</TableHead>
-            <TableHead>Created</TableHead>
+            <TableHead className="hidden sm:table-cell">Created</TableHead>
             <TableHead className="text-right">
               <span className="sr-only">Actions</span>
             </TableHead>
@@ -151,7 +152,7 @@ export function CommandsTable({
               const open = expanded.has(command.requestId);
               return (
                 <Fragment key={command.requestId}>
-                  <TableRow data-testid="command-row" data-request-id={command.requestId}>
+                  <TableRow data-testid="command-row" data-request-id={command.requestId} data-batch-id={command.batchId ?? undefined}>
                     <TableCell>
                       <Button variant="ghost" size="icon" className="size-7" onClick={() => toggle(command.requestId)} aria-expanded={open} aria-label={open ? "Hide status history" : "Show status history"}>
                         {open ? <ChevronDownIcon /> : <ChevronRightIcon />}
@@ -159,19 +160,19 @@ export function CommandsTable({
                     </TableCell>
                     <TableCell>
                       <span className="font-medium">{commandTypeLabels[command.type]}</span>
-                      <span className="ml-2 text-xs text-muted-foreground">{payloadSummary(command)}</span>
+                      <span className="ml-2 hidden text-xs text-muted-foreground sm:inline">{payloadSummary(command)}</span>
                     </TableCell>
                     {showDevice ? (
-                      <TableCell>
-                        <Link href={`/devices/${command.deviceId}`} className="font-mono text-xs hover:underline">
-                          {shortId(command.deviceId)}
+                      <TableCell className="max-w-40 sm:max-w-none">
+                        <Link href={`/devices/${command.deviceId}`} prefetch={false} className="break-words hover:underline" data-testid="command-device">
+                          {command.device ? deviceName({ ...command.device, id: command.deviceId }) : shortId(command.deviceId)}
                         </Link>
                       </TableCell>
                     ) : null}
                     <TableCell>
                       <CommandStatusBadge status={command.status} />
                     </TableCell>
-                    <TableCell className="text-muted-foreground" title={formatDateTime(command.createdAt)}>
+                    <TableCell className="hidden text-muted-foreground sm:table-cell" title={formatDateTime(command.createdAt)}>
                       {formatRelative(command.createdAt, now)}
                     </TableCell>
                     <TableCell className="text-right">{canCancelCommands && !isFinalStatus(command.status) ? <CancelCommandButton command={command} /> : null}</TableCell>

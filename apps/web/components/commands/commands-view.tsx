@@ -8,7 +8,9 @@ import { usePermissions } from "@/components/layout/session-context";
 import { PageHeader } from "@/components/page-header";
 import { Button } from "@/components/ui/button";
 import { Select, SelectContent, SelectItem, SelectTrigger, SelectValue } from "@/components/ui/select";
-import { commandTypeLabels } from "@/lib/commands";
+import { ErrorState } from "@/components/states";
+import { batchAsListed, commandTypeLabels } from "@/lib/commands";
+import { useBatch } from "@/lib/swr/use-batch";
 import { useCommands } from "@/lib/swr/use-commands";
 import { BatchProgress } from "./batch-progress";
 import { CommandsTable } from "./commands-table";
@@ -34,6 +36,10 @@ export function CommandsView() {
 
   const { data, error, isLoading, mutate } = useCommands({ batchId, status, type, limit: PAGE_SIZE, offset: (page - 1) * PAGE_SIZE });
   const pageCount = Math.max(1, Math.ceil((data?.total ?? 0) / PAGE_SIZE));
+  // One source for the progress card, the table and the recent list: the batch's own rows
+  // when the table holds all of them, else the batch as the API counts it.
+  const batchResult = useBatch(batchId);
+  const shownBatch = batchResult.data ? batchAsListed(batchResult.data, page === 1 && !status && !type ? data : undefined) : undefined;
 
   const setParam = (changes: Record<string, string | undefined>) => {
     const next = new URLSearchParams(searchParams);
@@ -59,7 +65,13 @@ export function CommandsView() {
           ) : null
         }
       />
-      {batchId ? <BatchProgress batchId={batchId} onClose={() => setParam({ batch: undefined })} /> : null}
+      {batchId ? (
+        <BatchProgress
+          batch={shownBatch}
+          error={batchResult.error ? <ErrorState error={batchResult.error} onRetry={() => void batchResult.mutate()} /> : undefined}
+          onClose={() => setParam({ batch: undefined })}
+        />
+      ) : null}
       <div className="flex flex-wrap items-center gap-2">
         <Select value={status ?? ANY} onValueChange={(value) => setParam({ status: value === ANY ? undefined : value })}>
           <SelectTrigger className="w-40" aria-label="Status">
@@ -104,7 +116,7 @@ export function CommandsView() {
           </Button>
         </div>
       </div>
-      <RecentBatches />
+      <RecentBatches shown={shownBatch} />
       {canSendCommands ? (
         <SendCommandDialog
           open={sendOpen}

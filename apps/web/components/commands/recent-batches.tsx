@@ -1,5 +1,6 @@
 "use client";
 
+import type { CommandBatch } from "@mdm/contracts";
 import Link from "next/link";
 import { EmptyState, TableStatusRows } from "@/components/states";
 import { Badge } from "@/components/ui/badge";
@@ -12,11 +13,11 @@ import { useBatches } from "@/lib/swr/use-batches";
 
 const COLUMNS = 5;
 
-/** The latest bulk commands with their progress; each opens the batch view. */
-export function RecentBatches() {
+/** The latest bulk commands with their progress; each opens the batch view. `shown` is the batch open above, as it shows it. */
+export function RecentBatches({ shown }: { shown?: CommandBatch }) {
   const { data, error, isLoading, mutate } = useBatches();
   const now = useNow();
-  const batches = data?.batches;
+  const batches = data?.batches.map((batch) => (shown && batch.batchId === shown.batchId ? shown : batch));
 
   return (
     <Card>
@@ -29,10 +30,10 @@ export function RecentBatches() {
             <TableHeader>
               <TableRow>
                 <TableHead>Command</TableHead>
-                <TableHead>Target</TableHead>
+                <TableHead className="hidden sm:table-cell">Target</TableHead>
                 <TableHead>Progress</TableHead>
                 <TableHead>Status</TableHead>
-                <TableHead>Started</TableHead>
+                <TableHead className="hidden sm:table-cell">Started</TableHead>
               </TableRow>
             </TableHeader>
             <TableBody>
@@ -42,12 +43,12 @@ export function RecentBatches() {
                 batches.map((batch) => (
                   <TableRow key={batch.batchId} data-testid="batch-row" data-batch-id={batch.batchId}>
                     <TableCell>
-                      <Link href={`/commands?batch=${batch.batchId}`} className="font-medium hover:underline">
+                      <Link href={`/commands?batch=${batch.batchId}`} prefetch={false} className="font-medium hover:underline">
                         {commandTypeLabels[batch.type as keyof typeof commandTypeLabels] ?? batch.type}
                       </Link>
                     </TableCell>
-                    <TableCell>{batchTargetText(batch.target)}</TableCell>
-                    <TableCell className="tabular-nums">
+                    <TableCell className="hidden sm:table-cell">{batchTargetText(batch.target)}</TableCell>
+                    <TableCell className="tabular-nums" data-testid="batch-row-progress">
                       <span className="text-success">{batch.counts.succeeded} succeeded</span>
                       {" · "}
                       <span className={batch.counts.failed > 0 ? "text-destructive" : "text-muted-foreground"}>{batch.counts.failed} failed</span>
@@ -55,9 +56,9 @@ export function RecentBatches() {
                       <span className="text-muted-foreground">{batch.total} total</span>
                     </TableCell>
                     <TableCell>
-                      <Badge variant={batch.done ? "secondary" : "outline"}>{batch.done ? "done" : "in progress"}</Badge>
+                      <Badge variant={batch.done ? "secondary" : "outline"} data-testid="batch-row-status">{batch.done ? "done" : "in progress"}</Badge>
                     </TableCell>
-                    <TableCell className="text-muted-foreground" title={formatDateTime(batch.createdAt)}>
+                    <TableCell className="hidden text-muted-foreground sm:table-cell" title={formatDateTime(batch.createdAt)}>
                       {formatRelative(batch.createdAt, now)}
                     </TableCell>
                   </TableRow>

@@ -23,6 +23,7 @@ import { toast } from "@/components/ui/sonner";
 import { Textarea } from "@/components/ui/textarea";
 import { callApi, errorMessage } from "@/lib/api";
 import { buildCommandPayload, commandTypeLabels, destructiveCommandTypes, payloadFields, ttlChoices } from "@/lib/commands";
+import { batchKey } from "@/lib/swr/use-batch";
 import { batchesKey } from "@/lib/swr/use-batches";
 import { isCommandListKey } from "@/lib/swr/use-commands";
 import { useDevices } from "@/lib/swr/use-devices";
@@ -140,6 +141,8 @@ export function SendCommandDialog({
         onSent?.({ kind: "command", command });
       } else {
         const batch = await callApi(apiRoutes.createBulkCommand, { body: request.bulk });
+        // The batch view opens on the batch as created, not on a placeholder until it is fetched.
+        await mutate(batchKey(batch.batchId), batch, { revalidate: false });
         toast.success(`${commandTypeLabels[type]} queued for ${batch.total} ${batch.total === 1 ? "device" : "devices"}`);
         onSent?.({ kind: "batch", batch });
       }

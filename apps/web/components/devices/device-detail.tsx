@@ -20,7 +20,7 @@ import { useCommands } from "@/lib/swr/use-commands";
 import { useDevice } from "@/lib/swr/use-device";
 import { DeviceDetailsForm } from "./device-details-form";
 import { DevicePolicies } from "./device-policies";
-import { BatteryLevel, OnlineBadge, deviceName } from "./device-status";
+import { BatteryLevel, OnlineBadge, SocketBadge, deviceName, modelText } from "./device-status";
 import { DeviceTelemetry } from "./device-telemetry";
 
 function Fact({ label, children }: { label: string; children: React.ReactNode }) {
@@ -62,14 +62,16 @@ function LiveState({ device }: { device: DeviceView }) {
           <Fact label="Last seen">
             <span title={formatDateTime(device.lastSeenAt)}>{formatRelative(device.lastSeenAt, now)}</span>
           </Fact>
-          <Fact label="Model">{[device.manufacturer, device.model].filter(Boolean).join(" ") || "—"}</Fact>
+          <Fact label="Socket">
+            <SocketBadge device={device} now={now} />
+          </Fact>
+          <Fact label="Model">{modelText(device)}</Fact>
           <Fact label="Android">{device.osVersion ? `${device.osVersion}${device.sdkInt ? ` (SDK ${device.sdkInt})` : ""}` : "—"}</Fact>
           <Fact label="Agent version">{device.appVersion ?? "—"}</Fact>
           <Fact label="Serial">{device.serialNumber ?? "—"}</Fact>
           <Fact label="Enrolled">{formatDateTime(device.enrolledAt)}</Fact>
           <Fact label="Push">
             {device.push.invalidSince ? "token invalid" : device.push.registered ? "registered" : "none"}
-            {device.connected ? " · socket open" : ""}
           </Fact>
         </dl>
       </CardContent>

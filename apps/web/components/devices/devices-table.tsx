@@ -1,12 +1,12 @@
 "use client";
 
 import type { DeviceSort, DeviceView } from "@mdm/contracts";
-import { ArrowDownIcon, ArrowUpIcon, ChevronLeftIcon, ChevronRightIcon, SearchIcon, SendIcon, XIcon } from "lucide-react";
+import { ArrowDownIcon, ArrowUpDownIcon, ArrowUpIcon, ChevronLeftIcon, ChevronRightIcon, SearchIcon, SendIcon, XIcon } from "lucide-react";
 import Link from "next/link";
 import { useRouter } from "next/navigation";
 import { useEffect, useRef, useState } from "react";
 import { SendCommandDialog } from "@/components/commands/send-command-dialog";
-import { BatteryLevel, OnlineBadge, deviceName } from "@/components/devices/device-status";
+import { BatteryLevel, OnlineBadge, SocketBadge, deviceName, modelText } from "@/components/devices/device-status";
 import { PAGE_SIZES, useDeviceListParams } from "@/components/devices/use-device-list-params";
 import { usePermissions } from "@/components/layout/session-context";
 import { EmptyState, TableStatusRows } from "@/components/states";
@@ -16,23 +16,49 @@ import { Checkbox } from "@/components/ui/checkbox";
 import { Input } from "@/components/ui/input";
 import { Select, SelectContent, SelectItem, SelectTrigger, SelectValue } from "@/components/ui/select";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
-import { formatRelative, shortId } from "@/lib/format";
+import { formatDateTime, formatRelative, shortId } from "@/lib/format";
 import { useDebouncedValue } from "@/lib/hooks/use-debounced-value";
 import { useNow } from "@/lib/hooks/use-now";
 import { useSlashToFocus } from "@/lib/hooks/use-slash-to-focus";
 import { useDevices } from "@/lib/swr/use-devices";
 import { useGroups } from "@/lib/swr/use-groups";
+import { cn } from "@/lib/utils";
 
 const ANY = "any";
 const BATTERY_THRESHOLDS = [10, 20, 50] as const;
 
-function SortableHead({ label, sort, current, order, onSort }: { label: string; sort: DeviceSort; current: DeviceSort; order: "asc" | "desc"; onSort: (sort: DeviceSort) => void }) {
+// Columns that give way on narrow screens, so the name, status and selection stay on screen.
+const SECONDARY = "hidden lg:table-cell";
+const TERTIARY = "hidden sm:table-cell";
+
+function SortableHead({
+  label,
+  sort,
+  current,
+  order,
+  onSort,
+  className,
+}: {
+  label: string;
+  sort: DeviceSort;
+  current: DeviceSort;
+  order: "asc" | "desc";
+  onSort: (sort: DeviceSort) => void;
+  className?: string;
+}) {
   const active = sort === current;
+  const next = active && order === "desc" ? "ascending" : "descending";
   return (
-    <TableHead aria-sort={active ? (order === "asc" ? "ascending" : "descending") : "none"}>
-      <button type="button" onClick={() => onSort(sort)} className="inline-flex items-center gap-1 rounded-sm hover:text-foreground focus-visible:ring-[3px] focus-visible:ring-ring/50 focus-visible:outline-none">
+    <TableHead aria-sort={active ? (order === "asc" ? "ascending" : "descending") : "none"} className={className}>
+      <button
+        type="button"
+        onClick={() => onSort(sort)}
+        aria-label={`${label}: sort ${next}`}
+        title={`Sort by ${label.toLowerCase()}, ${next}`}
+        className="inline-flex items-center gap-1 rounded-sm hover:text-foreground focus-visible:ring-[3px] focus-visible:ring-ring/50 focus-visible:outline-none"
+      >
         {label}
-        {active ? order === "asc" ? <ArrowUpIcon className="size-3.5" /> : <ArrowDownIcon className="size-3.5" /> : null}
+        {active ? order === "asc" ? <ArrowUpIcon className="size-3.5" aria-hidden /> : <ArrowDownIcon className="size-3.5" aria-hidden /> : <ArrowUpDownIcon className="size-3.5 opacity-40" aria-hidden />}
       </button>
     </TableHead>
   );
@@ -46,21 +72,25 @@ function DeviceRows({ devices, selected, onToggle, selectable, now }: { devices:
           <Checkbox checked={selected.has(device.id)} onCheckedChange={() => onToggle(device.id)} aria-label={`Select ${deviceName(device)}`} />
         </TableCell>
       ) : null}
-      <TableCell>
-        <Link href={`/devices/${device.id}`} className="font-medium hover:underline focus-visible:underline focus-visible:outline-none">
+      <TableCell className="max-w-48 sm:max-w-none">
+        {/* A page of devices would prefetch every device page on render: only on hover. */}
+        <Link href={`/devices/${device.id}`} prefetch={false} className="font-medium break-words hover:underline focus-visible:underline focus-visible:outline-none">
           {deviceName(device)}
         </Link>
-        <div className="font-mono text-xs text-muted-foreground">{shortId(device.id)}</div>
+        <div className="font-mono text-xs text-muted-foreground">{device.alias && device.serialNumber ? device.serialNumber : shortId(device.id)}</div>
       </TableCell>
       <TableCell>
-        <OnlineBadge online={device.online} />
+        <div className="flex flex-col items-start gap-1">
+          <OnlineBadge online={device.online} />
+          <SocketBadge device={device} now={now} />
+        </div>
       </TableCell>
-      <TableCell>
+      <TableCell className={TERTIARY}>
         <BatteryLevel level={device.state.battery?.level} charging={device.state.battery?.charging} />
       </TableCell>
-      <TableCell>{[device.manufacturer, device.model].filter(Boolean).join(" ") || "—"}</TableCell>
-      <TableCell className="font-mono text-xs">{device.appVersion ?? "—"}</TableCell>
-      <TableCell>
+      <TableCell className={SECONDARY}>{modelText(device)}</TableCell>
+      <TableCell className={cn(SECONDARY, "font-mono text-xs")}>{device.appVersion ?? "—"}</TableCell>
+      <TableCell className={SECONDARY}>
         <div className="flex flex-wrap gap-1">
           {device.groups.map((group) => (
             <Badge key={group} variant="outline">
@@ -69,7 +99,7 @@ function DeviceRows({ devices, selected, onToggle, selectable, now }: { devices:
           ))}
         </div>
       </TableCell>
-      <TableCell className="text-muted-foreground" title={device.lastSeenAt ?? undefined}>
+      <TableCell className={cn(TERTIARY, "text-muted-foreground")} title={device.lastSeenAt ? formatDateTime(device.lastSeenAt) : undefined}>
         {formatRelative(device.lastSeenAt, now)}
       </TableCell>
     </TableRow>
@@ -128,7 +158,7 @@ export function DevicesTable() {
   return (
     <div className="flex flex-col gap-3">
       <div className="flex flex-wrap items-center gap-2">
-        <div className="relative min-w-56 flex-1">
+        <div className="relative w-full sm:w-80">
           <SearchIcon className="pointer-events-none absolute top-2.5 left-2.5 size-4 text-muted-foreground" aria-hidden />
           <Input
             ref={searchRef}
@@ -222,11 +252,11 @@ export function DevicesTable() {
               ) : null}
               <SortableHead label="Device" sort="alias" current={params.sort} order={params.order} onSort={onSort} />
               <TableHead>Status</TableHead>
-              <SortableHead label="Battery" sort="batteryLevel" current={params.sort} order={params.order} onSort={onSort} />
-              <SortableHead label="Model" sort="model" current={params.sort} order={params.order} onSort={onSort} />
-              <SortableHead label="App version" sort="appVersion" current={params.sort} order={params.order} onSort={onSort} />
-              <TableHead>Groups</TableHead>
-              <SortableHead label="Last seen" sort="lastSeenAt" current={params.sort} order={params.order} onSort={onSort} />
+              <SortableHead label="Battery" sort="batteryLevel" current={params.sort} order={params.order} onSort={onSort} className={TERTIARY} />
+              <SortableHead label="Model" sort="model" current={params.sort} order={params.order} onSort={onSort} className={SECONDARY} />
+              <SortableHead label="App version" sort="appVersion" current={params.sort} order={params.order} onSort={onSort} className={SECONDARY} />
+              <TableHead className={SECONDARY}>Groups</TableHead>
+              <SortableHead label="Last seen" sort="lastSeenAt" current={params.sort} order={params.order} onSort={onSort} className={TERTIARY} />
             </TableRow>
           </TableHeader>
           <TableBody>

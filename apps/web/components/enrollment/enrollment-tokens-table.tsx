@@ -22,7 +22,7 @@ import { toast } from "@/components/ui/sonner";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { errorMessage } from "@/lib/api";
 import { type EnrollmentTokenStatus, enrollmentTokenStatus } from "@/lib/enrollment";
-import { formatDateTime, formatRelative } from "@/lib/format";
+import { formatDateTime, formatUntil } from "@/lib/format";
 import { useNow } from "@/lib/hooks/use-now";
 import { revokeEnrollmentToken, useEnrollmentTokens } from "@/lib/swr/use-enrollment-tokens";
 
@@ -113,7 +113,7 @@ export function EnrollmentTokensTable() {
                         {token.usedCount} / {token.maxUses}
                       </TableCell>
                       <TableCell className="text-muted-foreground" title={formatDateTime(token.expiresAt)}>
-                        {formatRelative(token.expiresAt, now)}
+                        {formatUntil(token.expiresAt, now)}
                       </TableCell>
                       <TableCell>
                         <Badge variant={statusVariant[status]} data-testid="enrollment-token-status" title={token.revokedAt ? `Revoked ${formatDateTime(token.revokedAt)}` : undefined}>

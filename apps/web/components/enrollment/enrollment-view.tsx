@@ -1,6 +1,7 @@
 "use client";
 
 import { type CreateEnrollmentTokenResponse, CreateEnrollmentTokenRequest } from "@mdm/contracts";
+import { AlertTriangleIcon } from "lucide-react";
 import { useState } from "react";
 import { CopyButton } from "@/components/copy-button";
 import { usePermissions } from "@/components/layout/session-context";
@@ -11,9 +12,11 @@ import { Input } from "@/components/ui/input";
 import { Label } from "@/components/ui/label";
 import { Select, SelectContent, SelectItem, SelectTrigger, SelectValue } from "@/components/ui/select";
 import { errorMessage } from "@/lib/api";
-import { enrollmentQrPayload } from "@/lib/enrollment";
+import { apiUrl } from "@/lib/config";
+import { fieldErrors } from "@/lib/validation";
+import { enrollmentQrPayload, serverReach } from "@/lib/enrollment";
 import { formatDateTime } from "@/lib/format";
-import { createEnrollmentToken } from "@/lib/swr/use-enrollment-tokens";
+import { createEnrollmentToken, useEnrollmentTokens } from "@/lib/swr/use-enrollment-tokens";
 import { EnrollmentQrCode } from "./enrollment-qr-code";
 import { EnrollmentTokensTable } from "./enrollment-tokens-table";
 
@@ -24,8 +27,41 @@ const EXPIRY_CHOICES = [
   { label: "30 days", seconds: 2_592_000 },
 ] as const;
 
+/**
+ * The server URL phones are given, and a warning when they cannot reach it: the API's
+ * PUBLIC_API_URL when set, else the dashboard's own API URL (often loopback in development).
+ */
+function ServerUrlNotice({ server, configured }: { server: string; configured: boolean }) {
+  const reach = serverReach(server);
+  if (reach === "public") {
+    return (
+      <p className="text-sm text-muted-foreground" data-testid="enrollment-server">
+        Devices will register with <span className="font-mono">{server}</span>.
+      </p>
+    );
+  }
+  return (
+    <div role="alert" className="flex gap-3 rounded-lg border border-warning/50 bg-warning/10 p-4 text-sm" data-testid="enrollment-server">
+      <AlertTriangleIcon className="size-5 shrink-0 text-warning" aria-hidden />
+      <div className="flex flex-col gap-1">
+        <p className="font-medium">
+          Phones cannot reach <span className="font-mono">{server}</span>
+        </p>
+        <p className="text-muted-foreground">
+          {reach === "loopback"
+            ? "It is a loopback address: it means “this machine” to whoever uses it, so a phone would look for the server on itself."
+            : "It is a private address: only devices on the same network can reach it."}{" "}
+          {configured ? "Change" : "Set"} <code className="font-mono">PUBLIC_API_URL</code> on the API (in <code className="font-mono">.env</code> or its environment) to the address phones reach it at,
+          e.g. <span className="font-mono">https://mdm.example.com</span>, and restart it; QR codes created afterwards carry it.
+        </p>
+      </div>
+    </div>
+  );
+}
+
 function CreatedToken({ token }: { token: CreateEnrollmentTokenResponse }) {
-  const qrPayload = enrollmentQrPayload(token.token);
+  const server = token.publicApiUrl ?? apiUrl;
+  const qrPayload = enrollmentQrPayload(token.token, server);
   return (
     <Card>
       <CardHeader>
@@ -35,7 +71,9 @@ function CreatedToken({ token }: { token: CreateEnrollmentTokenResponse }) {
           only now: it is stored hashed.
         </CardDescription>
       </CardHeader>
-      <CardContent className="flex flex-col gap-4 md:flex-row md:items-start">
+      <CardContent className="flex flex-col gap-4">
+        <ServerUrlNotice server={server} configured={token.publicApiUrl !== null} />
+        <div className="flex flex-col gap-4 md:flex-row md:items-start">
         <EnrollmentQrCode value={qrPayload} />
         <div className="flex min-w-0 flex-1 flex-col gap-4">
           <div className="flex flex-col gap-2">
@@ -53,6 +91,7 @@ function CreatedToken({ token }: { token: CreateEnrollmentTokenResponse }) {
             </div>
           </div>
         </div>
+        </div>
       </CardContent>
     </Card>
   );
@@ -66,11 +105,12 @@ export function EnrollmentView() {
   const [error, setError] = useState<string>();
   const [creating, setCreating] = useState(false);
   const [created, setCreated] = useState<CreateEnrollmentTokenResponse>();
+  const { data: tokens } = useEnrollmentTokens();
 
   const create = async (event: React.FormEvent) => {
     event.preventDefault();
     const body = CreateEnrollmentTokenRequest.safeParse({ label: label.trim() || undefined, maxUses: Number(maxUses), expiresInSeconds });
-    if (!body.success) return setError(`${body.error.issues[0]?.path.join(".")}: ${body.error.issues[0]?.message}`);
+    if (!body.success) return setError(Object.values(fieldErrors(body.error.issues, { label: "a label", maxUses: "how many devices", expiresInSeconds: "an expiry" })).join(" "));
     setCreating(true);
     setError(undefined);
     try {
@@ -85,6 +125,7 @@ export function EnrollmentView() {
   return (
     <div className="flex flex-col gap-6">
       <PageHeader title="Enrollment" description="Create a token, then scan its QR code on the devices to enroll." />
+      {tokens && !created ? <ServerUrlNotice server={tokens.publicApiUrl ?? apiUrl} configured={tokens.publicApiUrl !== null} /> : null}
       {canCreateEnrollmentTokens ? (
         <Card>
           <CardHeader>

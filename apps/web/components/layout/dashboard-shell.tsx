@@ -27,16 +27,21 @@ export function DashboardShell({ children }: { children: React.ReactNode }) {
   }, [signedOut, pathname, router]);
   useEffect(() => onSessionExpired(() => router.replace(`/sign-in?next=${encodeURIComponent(window.location.pathname)}`)), [router]);
 
+  // The session could not be read (the API failed twice, or is out of reach): the frame
+  // stays, with the error and a retry where the page would be.
   if (error && !signedOut && !user) {
     return (
-      <main className="flex min-h-screen items-center justify-center">
-        <ErrorState error={error} onRetry={() => void mutate()} />
-      </main>
+      <div className="flex min-h-screen flex-col md:flex-row">
+        <Sidebar signedIn={false} />
+        <main className="min-w-0 flex-1 p-4 md:p-8">
+          <ErrorState error={error} onRetry={() => void mutate()} />
+        </main>
+      </div>
     );
   }
   if (!user) {
     return (
-      <div className="flex min-h-screen" aria-busy>
+      <div className="flex min-h-screen flex-col md:flex-row" aria-busy>
         <div className="hidden w-56 border-r p-3 md:block">
           <Skeleton className="h-6 w-24" />
         </div>

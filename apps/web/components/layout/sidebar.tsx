@@ -1,9 +1,12 @@
 "use client";
 
-import { BellIcon, ClipboardListIcon, LayoutDashboardIcon, MailIcon, QrCodeIcon, SendIcon, SmartphoneIcon, UsersIcon } from "lucide-react";
+import { BellIcon, ClipboardListIcon, LayoutDashboardIcon, MailIcon, MenuIcon, QrCodeIcon, SendIcon, SmartphoneIcon, UsersIcon } from "lucide-react";
 import Link from "next/link";
 import { usePathname } from "next/navigation";
+import { useEffect, useState } from "react";
 import { usePermissions } from "@/components/layout/session-context";
+import { Button } from "@/components/ui/button";
+import { Sheet, SheetContent, SheetTrigger } from "@/components/ui/sheet";
 import { cn } from "@/lib/utils";
 import { ConnectionIndicator } from "./connection-indicator";
 import { UserMenu } from "./user-menu";
@@ -15,7 +18,17 @@ function isActive(pathname: string, href: string): boolean {
   return pathname === href || pathname.startsWith(`${href}/`);
 }
 
-export function Sidebar() {
+function ProductLink() {
+  return (
+    <Link href="/" className="flex items-center gap-2 px-2 py-1 font-semibold">
+      <SmartphoneIcon className="size-5" aria-hidden />
+      Keelson
+    </Link>
+  );
+}
+
+/** The navigation, the live connection and the account menu (without a session: the navigation only). */
+function SidebarContent({ signedIn }: { signedIn: boolean }) {
   const pathname = usePathname();
   const { canManageUsers, canViewAuditLog, canViewMail } = usePermissions();
   const items: NavItem[] = [
@@ -29,12 +42,8 @@ export function Sidebar() {
   ];
 
   return (
-    <aside className="flex shrink-0 flex-col gap-4 border-b bg-muted/30 p-3 md:sticky md:top-0 md:h-screen md:w-56 md:border-r md:border-b-0">
-      <Link href="/" className="flex items-center gap-2 px-2 py-1 font-semibold">
-        <SmartphoneIcon className="size-5" aria-hidden />
-        Keelson
-      </Link>
-      <nav aria-label="Main" className="flex flex-row flex-wrap gap-1 md:flex-col">
+    <>
+      <nav aria-label="Main" className="flex flex-col gap-1">
         {items
           .filter((item) => item.visible)
           .map(({ href, label, icon: Icon }) => {
@@ -55,10 +64,47 @@ export function Sidebar() {
             );
           })}
       </nav>
-      <div className="flex flex-row items-center justify-between gap-2 md:mt-auto md:flex-col md:items-stretch">
-        <ConnectionIndicator />
-        <UserMenu />
-      </div>
-    </aside>
+      {signedIn ? (
+        <div className="mt-auto flex flex-col items-stretch gap-2">
+          <ConnectionIndicator />
+          <UserMenu />
+        </div>
+      ) : null}
+    </>
+  );
+}
+
+/**
+ * The app's frame: a fixed sidebar from the md breakpoint; below it, a header pinned to the
+ * top with a menu button that opens the same navigation in a drawer.
+ */
+export function Sidebar({ signedIn = true }: { signedIn?: boolean }) {
+  const pathname = usePathname();
+  const [open, setOpen] = useState(false);
+  // Following a link closes the drawer.
+  useEffect(() => setOpen(false), [pathname]);
+
+  return (
+    <>
+      <header data-testid="mobile-header" className="sticky top-0 z-40 flex items-center justify-between gap-2 border-b bg-background/95 px-3 py-2 backdrop-blur md:hidden">
+        <Sheet open={open} onOpenChange={setOpen}>
+          <SheetTrigger asChild>
+            <Button variant="ghost" size="icon" aria-label="Open menu">
+              <MenuIcon />
+            </Button>
+          </SheetTrigger>
+          <SheetContent title="Menu">
+            <ProductLink />
+            <SidebarContent signedIn={signedIn} />
+          </SheetContent>
+        </Sheet>
+        <ProductLink />
+        <span className="size-9" aria-hidden />
+      </header>
+      <aside className="sticky top-0 hidden h-screen w-56 shrink-0 flex-col gap-4 border-r bg-muted/30 p-3 md:flex">
+        <ProductLink />
+        <SidebarContent signedIn={signedIn} />
+      </aside>
+    </>
   );
 }

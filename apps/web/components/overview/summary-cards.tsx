@@ -8,8 +8,8 @@ import { useFleetSummary } from "@/lib/swr/use-fleet-summary";
 
 function SummaryCard({ title, value, icon, href, hint }: { title: string; value: number | undefined; icon: React.ReactNode; href: string; hint?: string }) {
   return (
-    <Link href={href} className="rounded-xl focus-visible:ring-[3px] focus-visible:ring-ring/50 focus-visible:outline-none">
-      <Card className="gap-2 transition-colors hover:bg-accent/50">
+    <Link href={href} className="h-full rounded-xl focus-visible:ring-[3px] focus-visible:ring-ring/50 focus-visible:outline-none" data-testid="summary-card">
+      <Card className="h-full gap-2 transition-colors hover:bg-accent/50">
         <CardHeader className="flex-row items-center justify-between">
           <CardTitle className="text-sm font-medium text-muted-foreground">{title}</CardTitle>
           <span className="text-muted-foreground [&_svg]:size-4" aria-hidden>
@@ -18,7 +18,8 @@ function SummaryCard({ title, value, icon, href, hint }: { title: string; value:
         </CardHeader>
         <CardContent>
           {value === undefined ? <Skeleton className="h-8 w-16" /> : <div className="text-3xl font-semibold tabular-nums" data-testid={`summary-${title.toLowerCase().replace(/\s+/g, "-")}`}>{value}</div>}
-          {hint ? <p className="mt-1 text-xs text-muted-foreground">{hint}</p> : null}
+          {/* Every card keeps the hint's line, so a row of cards is even. */}
+          <p className="mt-1 min-h-4 text-xs text-muted-foreground">{hint ?? "\u00a0"}</p>
         </CardContent>
       </Card>
     </Link>

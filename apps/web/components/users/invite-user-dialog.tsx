@@ -24,7 +24,7 @@ export function InviteUserDialog() {
   const submit = async (event: React.FormEvent) => {
     event.preventDefault();
     const body = InviteUserRequest.safeParse({ email: email.trim(), name: name.trim() || undefined, role });
-    if (!body.success) return setErrors(fieldErrors(body.error.issues));
+    if (!body.success) return setErrors(fieldErrors(body.error.issues, { email: "your email", password: "your password", name: "a name", role: "role" }));
     setBusy(true);
     setErrors({});
     try {

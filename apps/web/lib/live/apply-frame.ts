@@ -12,6 +12,7 @@ import {
 import type { Cache, ScopedMutator } from "swr";
 import { apiPath } from "@/lib/api";
 import { batchKey } from "@/lib/swr/use-batch";
+import { batchesKey } from "@/lib/swr/use-batches";
 import { isCommandListKey } from "@/lib/swr/use-commands";
 import { deviceKey } from "@/lib/swr/use-device";
 import { isTelemetryKey } from "@/lib/swr/use-device-telemetry";
@@ -79,10 +80,13 @@ function applyCommandChanges(changes: CommandStatusChange[], cache: Cache, mutat
   if (unseen.some((change) => listKeys.some((key) => commandListMayInclude(key, change)))) {
     scheduler.schedule("command-lists", isCommandListKey, BATCH_REFRESH_MS);
   }
-  for (const batchId of new Set(changes.map((change) => change.batchId).filter((id): id is string => id !== null))) {
+  const batchIds = new Set(changes.map((change) => change.batchId).filter((id): id is string => id !== null));
+  for (const batchId of batchIds) {
     const key = batchKey(batchId);
     if (cache.get(key)) scheduler.schedule(key, (candidate) => candidate === key, BATCH_REFRESH_MS);
   }
+  // The recent list counts each batch's commands too: refetched with the batches it shows.
+  if (batchIds.size > 0 && cache.get(batchesKey)) scheduler.schedule(batchesKey, (candidate) => candidate === batchesKey, BATCH_REFRESH_MS);
   scheduler.schedule("fleet-counts", (key) => key === fleetSummaryKey || key === groupsKey, LIST_REFRESH_MS);
 }
 

@@ -14,6 +14,8 @@ function device(overrides: Partial<DeviceView> = {}): DeviceView {
     online: true,
     offlineSince: null,
     connected: true,
+    connectedSince: "2026-11-25T10:00:00.000Z",
+    disconnectedSince: null,
     model: "Pixel 8",
     manufacturer: "Google",
     osVersion: "14",
@@ -41,6 +43,9 @@ function live(overrides: Partial<DeviceLiveState> = {}): DeviceLiveState {
     deviceId: DEVICE_ID,
     online: true,
     lastSeenAt: "2026-11-25T10:06:00.000Z",
+    connected: true,
+    connectedSince: "2026-11-25T10:00:00.000Z",
+    disconnectedSince: null,
     batteryLevel: 79,
     batteryCharging: true,
     memoryAvailable: 1024,
@@ -53,6 +58,7 @@ function command(overrides: Partial<Command> = {}): Command {
   return {
     requestId: REQUEST_ID,
     deviceId: DEVICE_ID,
+    device: null,
     type: "ping",
     payload: {},
     status: "queued",
@@ -154,4 +160,9 @@ describe("appendTelemetryPoint", () => {
     expect(appendTelemetryPoint(appended, live())).toBe(appended);
     expect(appendTelemetryPoint(history, live({ lastSeenAt: "2026-11-25T10:00:00.000Z" }))).toBe(history);
   });
+});
+
+test("a live frame carries the socket state apart from the heartbeat status", () => {
+  const closed = patchDevice(device(), live({ connected: false, connectedSince: null, disconnectedSince: "2026-11-25T10:07:00.000Z" }));
+  expect(closed).toMatchObject({ online: true, connected: false, disconnectedSince: "2026-11-25T10:07:00.000Z", connectedSince: null });
 });

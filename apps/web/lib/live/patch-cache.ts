@@ -19,6 +19,9 @@ export function patchDevice(device: DeviceView, live: DeviceLiveState): DeviceVi
     online: live.online,
     offlineSince: live.online ? null : wentOffline ? new Date().toISOString() : device.offlineSince,
     lastSeenAt: live.lastSeenAt ?? device.lastSeenAt,
+    connected: live.connected,
+    connectedSince: live.connectedSince,
+    disconnectedSince: live.disconnectedSince,
     state: {
       ...device.state,
       battery: live.batteryLevel === null ? device.state.battery : { level: live.batteryLevel, charging: live.batteryCharging },

@@ -24,14 +24,15 @@ import { HttpError } from "../../lib/http-error";
 import { commandKeyFor } from "../devices/devices.service";
 import { retryDelaySeconds, wakeDelivery } from "./delivery";
 
-type CommandWithEvents = Command & { events: CommandEvent[] };
+type CommandWithEvents = Command & { events: CommandEvent[]; device?: { alias: string | null; serialNumber: string | null; model: string | null } | null };
 
-const withEvents = { events: { orderBy: { id: "asc" } } } as const;
+const withEvents = { events: { orderBy: { id: "asc" } }, device: { select: { alias: true, serialNumber: true, model: true } } } as const;
 
 export function toCommandView(command: CommandWithEvents): CommandView {
   return {
     requestId: command.requestId,
     deviceId: command.deviceId,
+    device: command.device ?? null,
     type: command.type,
     payload: command.payload as Record<string, unknown>,
     status: command.status,

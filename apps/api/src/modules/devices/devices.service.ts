@@ -13,7 +13,7 @@ import type { Device, Prisma } from "../../generated/prisma/client";
 import { recordAudit } from "../../lib/audit";
 import { HttpError } from "../../lib/http-error";
 import { formatToken, hashSecret, newSecret, parseToken, secretMatches } from "../../lib/secrets";
-import { holdsLiveSocket } from "../../realtime/presence";
+import { socketState } from "../fleet/fleet.service";
 import { consumeEnrollmentToken } from "../enrollment/enrollment.service";
 
 /**
@@ -163,7 +163,7 @@ export function toDeviceView(device: Device): DeviceView {
     groups: device.groups,
     online: device.online,
     offlineSince: device.offlineSince?.toISOString() ?? null,
-    connected: holdsLiveSocket(device, new Date()),
+    ...socketState(device),
     model: device.model,
     manufacturer: device.manufacturer,
     osVersion: device.osVersion,

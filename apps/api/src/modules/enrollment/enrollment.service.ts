@@ -13,7 +13,7 @@ import { HttpError } from "../../lib/http-error";
 import { formatToken, hashSecret, newSecret, parseToken, secretMatches } from "../../lib/secrets";
 
 export async function createEnrollmentToken(
-  { db, clock }: Pick<AppDeps, "db" | "clock">,
+  { db, clock, env }: Pick<AppDeps, "db" | "clock" | "env">,
   input: CreateEnrollmentTokenRequest,
   actor: { name: string; ip?: string },
 ): Promise<CreateEnrollmentTokenResponse> {
@@ -30,7 +30,7 @@ export async function createEnrollmentToken(
     },
   });
   await recordAudit(db, { actor: actor.name, action: "enrollment_token.create", targetType: "enrollment_token", targetId: id, ip: actor.ip, details: { maxUses: input.maxUses, label: input.label } });
-  return { ...toEnrollmentTokenView(row), token: formatToken(id, secret) };
+  return { ...toEnrollmentTokenView(row), token: formatToken(id, secret), publicApiUrl: env.PUBLIC_API_URL ?? null };
 }
 
 function toEnrollmentTokenView(row: EnrollmentTokenRow): EnrollmentTokenView {
@@ -46,9 +46,9 @@ function toEnrollmentTokenView(row: EnrollmentTokenRow): EnrollmentTokenView {
   };
 }
 
-export async function listEnrollmentTokens({ db }: Pick<AppDeps, "db">): Promise<ListEnrollmentTokensResponse> {
+export async function listEnrollmentTokens({ db, env }: Pick<AppDeps, "db" | "env">): Promise<ListEnrollmentTokensResponse> {
   const rows = await db.enrollmentToken.findMany({ orderBy: [{ createdAt: "desc" }, { id: "asc" }], take: 500 });
-  return { tokens: rows.map(toEnrollmentTokenView) };
+  return { tokens: rows.map(toEnrollmentTokenView), publicApiUrl: env.PUBLIC_API_URL ?? null };
 }
 
 export async function revokeEnrollmentToken(

@@ -16,13 +16,25 @@ import type { AppDeps } from "../../deps";
 import { type AppPolicy, type Device, Prisma } from "../../generated/prisma/client";
 import { recordAudit } from "../../lib/audit";
 import { HttpError } from "../../lib/http-error";
+import { holdsLiveSocket } from "../../realtime/presence";
 import { toDeviceView } from "../devices/devices.service";
+
+/** Whether a device holds a live socket, since when, or since when it has not. */
+export function socketState(device: Pick<Device, "socketInstanceId" | "socketLeaseExpiresAt" | "socketConnectedAt" | "socketDisconnectedAt">) {
+  const connected = holdsLiveSocket(device, new Date());
+  return {
+    connected,
+    connectedSince: connected ? (device.socketConnectedAt?.toISOString() ?? null) : null,
+    disconnectedSince: connected ? null : (device.socketDisconnectedAt?.toISOString() ?? null),
+  };
+}
 
 export function toLiveState(device: Device): DeviceLiveState {
   return {
     deviceId: device.id,
     online: device.online,
     lastSeenAt: device.lastSeenAt?.toISOString() ?? null,
+    ...socketState(device),
     batteryLevel: device.batteryLevel,
     batteryCharging: device.batteryCharging,
     memoryAvailable: device.memoryAvailable === null ? null : Number(device.memoryAvailable),

@@ -216,6 +216,7 @@ describe("offline detection and alerts", () => {
     expect(res.status).toBe(400);
     expect(res.body.error.details.map((issue: { path: string }) => issue.path).sort()).toEqual(["offlineAfterSeconds", "recipients.0"]);
     const current = await adminRequest(t.app, "GET", "/admin/alert-settings");
-    expect(current.body).toEqual({ enabled: true, offlineAfterSeconds: 240, recipients: [], groupOfflinePercent: null, cooldownMinutes: 60 });
+    // The default threshold: two missed 60 s heartbeats plus 30 s.
+    expect(current.body).toEqual({ enabled: true, offlineAfterSeconds: 150, recipients: [], groupOfflinePercent: null, cooldownMinutes: 60 });
   });
 });

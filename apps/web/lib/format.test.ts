@@ -1,0 +1,26 @@
+import { formatRelative, formatTime, formatUntil } from "./format";
+
+const NOW = Date.parse("2026-12-01T12:00:00.000Z");
+const at = (offsetSeconds: number) => new Date(NOW + offsetSeconds * 1000).toISOString();
+
+describe("formatRelative", () => {
+  test("past times read as ago", () => {
+    expect(formatRelative(at(-3), NOW)).toBe("just now");
+    expect(formatRelative(at(-120), NOW)).toBe("2 minutes ago");
+    expect(formatRelative(null, NOW)).toBe("never");
+  });
+
+  test("a time after now (clock skew, a frame newer than the last tick) is just now, never in the future", () => {
+    expect(formatRelative(at(11), NOW)).toBe("just now");
+    expect(formatRelative(at(3_600), NOW)).toBe("just now");
+  });
+});
+
+test("formatUntil says how long until a deadline, and how long since once it passed", () => {
+  expect(formatUntil(at(7_200), NOW)).toBe("in 2 hours");
+  expect(formatUntil(at(-120), NOW)).toBe("2 minutes ago");
+});
+
+test("status history times show seconds", () => {
+  expect(formatTime(at(7))).toMatch(/\d{2}:\d{2}:\d{2}/);
+});
