@@ -5,7 +5,7 @@ import { AdminClient, type DeviceOptions, KIOSK_APP, SimulatedDevice, UpgradeRef
 import { parseEnv } from "../config/env";
 import { expireCommands } from "../jobs/maintenance";
 import { type RunningServer, startServer } from "../server";
-import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SECRETS, type TestDatabase, createTestDatabase, describeWithPostgres, testServerUrl } from "../test";
+import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SECRETS, TEST_SERVER_SETTINGS, testServerEnv, type TestDatabase, createTestDatabase, describeWithPostgres, testServerUrl } from "../test";
 
 // Command delivery over real sockets: a listening server on a fresh database, devices
 // played by the simulator (a client built only on the public contracts).
@@ -17,24 +17,8 @@ const realPostgres = describeWithPostgres;
 
 const credentials = { adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET };
 
-function serverEnv(extra: Record<string, string> = {}) {
-  return parseEnv({
-    NODE_ENV: "test",
-    PORT: "0",
-    HOST: "127.0.0.1",
-    ...TEST_SECRETS,
-    // Unacknowledged commands are retried after 0.2 s, 0.4 s...; the redelivery job runs every 0.2 s.
-    COMMAND_RETRY_BASE_SECONDS: "0.2",
-    // Keep the pinger and the offline sweep out of the way.
-    WS_PING_INTERVAL_SECONDS: "3600",
-    OFFLINE_SWEEP_SECONDS: "3600",
-    RATE_LIMIT_GENERAL_PER_MINUTE: "100000",
-    RATE_LIMIT_ADMIN_PER_MINUTE: "100000",
-    RATE_LIMIT_DEVICE_PER_MINUTE: "100000",
-    RATE_LIMIT_ENROLLMENT_PER_MINUTE: "100000",
-    ...extra,
-  });
-}
+// Unacknowledged commands are retried after 0.2 s, 0.4 s...; the delivery worker polls every 0.2 s.
+const serverEnv = (extra: Record<string, string> = {}) => testServerEnv({ COMMAND_RETRY_BASE_SECONDS: "0.2", ...extra });
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -4,7 +4,7 @@ import { AdminClient, SimulatedDevice } from "@mdm/simulator";
 import WebSocket from "ws";
 import { parseEnv } from "../config/env";
 import { type RunningServer, startServer } from "../server";
-import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SECRETS, type TestDatabase, createTestDatabase, heartbeatBody, describeWithPostgres, testServerUrl } from "../test";
+import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SECRETS, TEST_SERVER_SETTINGS, testServerEnv, type TestDatabase, createTestDatabase, heartbeatBody, describeWithPostgres, testServerUrl } from "../test";
 
 // What one device, or one address, can cost the server over the device WebSocket.
 const realPostgres = describeWithPostgres;
@@ -30,21 +30,7 @@ realPostgres("limits of the device channel", () => {
   let admin: AdminClient;
 
   const start = async (extra: Record<string, string>) => {
-    server = await startServer(
-      parseEnv({
-        NODE_ENV: "test",
-        PORT: "0",
-        HOST: "127.0.0.1",
-        DATABASE_URL: database.url,
-        ...TEST_SECRETS,
-        WS_PING_INTERVAL_SECONDS: "3600",
-        OFFLINE_SWEEP_SECONDS: "3600",
-        RATE_LIMIT_GENERAL_PER_MINUTE: "100000",
-        RATE_LIMIT_ADMIN_PER_MINUTE: "100000",
-        RATE_LIMIT_ENROLLMENT_PER_MINUTE: "100000",
-        ...extra,
-      }),
-    );
+    server = await startServer(testServerEnv({ DATABASE_URL: database.url, ...extra }));
     admin = new AdminClient(server.url, credentials);
   };
   const enroll = async () => {

@@ -2,7 +2,7 @@ import type { RegisterResponse } from "@mdm/contracts";
 import { AdminClient, SimulatedDevice, forEachLimit } from "@mdm/simulator";
 import { parseEnv } from "../config/env";
 import { type RunningServer, startServer } from "../server";
-import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SECRETS, type TestDatabase, createTestDatabase, describeWithPostgres, testServerUrl } from "../test";
+import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SECRETS, TEST_SERVER_SETTINGS, testServerEnv, type TestDatabase, createTestDatabase, describeWithPostgres, testServerUrl } from "../test";
 import { type ChildApi, startChildApi } from "../test/child-api";
 import { type FakeFcm, startFakeFcm } from "../test/fake-fcm";
 
@@ -16,17 +16,11 @@ const LEASE_SECONDS = 2;
 
 function settings(databaseUrl: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
+    ...TEST_SERVER_SETTINGS,
     DATABASE_URL: databaseUrl,
     REDIS_URL: process.env.TEST_REDIS_URL || process.env.REDIS_URL || "redis://127.0.0.1:6379",
-    ...TEST_SECRETS,
     WS_LEASE_SECONDS: String(LEASE_SECONDS),
     COMMAND_RETRY_BASE_SECONDS: "0.5",
-    WS_PING_INTERVAL_SECONDS: "3600",
-    OFFLINE_SWEEP_SECONDS: "3600",
-    RATE_LIMIT_GENERAL_PER_MINUTE: "100000",
-    RATE_LIMIT_ADMIN_PER_MINUTE: "100000",
-    RATE_LIMIT_DEVICE_PER_MINUTE: "100000",
-    RATE_LIMIT_ENROLLMENT_PER_MINUTE: "100000",
     ...extra,
   };
 }
@@ -68,7 +62,7 @@ realPostgres("an API instance killed with SIGKILL", () => {
     fcm = await startFakeFcm();
     const doomed = await startChildApi(settings(database.url));
     children.push(doomed);
-    const survivor = await startServer(parseEnv({ NODE_ENV: "test", HOST: "127.0.0.1", PORT: "0", ...settings(database.url) }), { push: fcm.createGateway() });
+    const survivor = await startServer(parseEnv(settings(database.url)), { push: fcm.createGateway() });
     servers.push(survivor);
     const admin = new AdminClient(survivor.url, credentials);
     const { token } = await admin.createEnrollmentToken({ maxUses: 1 });
@@ -155,7 +149,7 @@ realPostgres("an API instance shutting down (SIGTERM)", () => {
   it("stops after the round of attempts in hand instead of draining the queue, and leaves the rest due for the others", async () => {
     // FCM answers each push after 400 ms: draining 80 pushes would take seconds.
     fcm = await startFakeFcm({ delayMs: 400 });
-    const env = parseEnv({ NODE_ENV: "test", HOST: "127.0.0.1", PORT: "0", ...settings(database.url, { COMMAND_RETRY_BASE_SECONDS: "30" }) });
+    const env = parseEnv(settings(database.url, { COMMAND_RETRY_BASE_SECONDS: "30" }));
     const first = await startServer(env, { push: fcm.createGateway() });
     const admin = new AdminClient(first.url, credentials);
     const { token } = await admin.createEnrollmentToken({ maxUses: 100 });

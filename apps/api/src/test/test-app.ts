@@ -40,6 +40,26 @@ export class TestClock implements Clock {
   }
 }
 
+/**
+ * What a listening test server runs with: test secrets, loopback on a free port, the
+ * pinger and the offline sweep out of the way, and limits no test reaches by accident
+ * (the tests of limits lower them again).
+ */
+export const TEST_SERVER_SETTINGS: Record<string, string> = {
+  NODE_ENV: "test",
+  PORT: "0",
+  HOST: "127.0.0.1",
+  ...TEST_SECRETS,
+  WS_PING_INTERVAL_SECONDS: "3600",
+  OFFLINE_SWEEP_SECONDS: "3600",
+  RATE_LIMIT_GENERAL_PER_MINUTE: "100000",
+  RATE_LIMIT_ADMIN_PER_MINUTE: "100000",
+  RATE_LIMIT_DEVICE_PER_MINUTE: "100000",
+  RATE_LIMIT_ENROLLMENT_PER_MINUTE: "100000",
+};
+
+export const testServerEnv = (extra: Record<string, string> = {}) => parseEnv({ ...TEST_SERVER_SETTINGS, ...extra });
+
 export type TestApp = {
   app: Express;
   deps: AppDeps;
