@@ -26,7 +26,7 @@ it("round-trips every model through the migrated database", async () => {
     batteryLevel: 50, batteryCharging: true, memoryTotal: 8_000_000_000n, memoryAvailable: 1n, storageTotal: 2n ** 40n,
     storageAvailable: 0n, networkType: "wifi", networkSignal: -60, ipAddress: "10.0.0.1", uptimeSeconds: 99n, deviceTime: at,
     appStatus: [{ packageName: "com.a.b", running: true }], online: true, offlineSince: at, groups: ["north", "tills"],
-    socketInstanceId: "instance-1", socketConnectedAt: at, socketLeaseExpiresAt: at, legacyTokenIssuedAt: at,
+    socketInstanceId: "instance-1", socketConnectedAt: at, socketLeaseExpiresAt: at, socketDisconnectedAt: at, legacyTokenIssuedAt: at,
   };
   const storedDevice = await db.device.create({ data: device });
   expect(storedDevice).toEqual({ ...device, updatedAt: expect.any(Date) });
