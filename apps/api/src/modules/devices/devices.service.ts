@@ -107,7 +107,10 @@ export type RecordedHeartbeat = {
 /**
  * The heartbeat hot path, in one statement: updates the live state with the sections the
  * heartbeat carries (others keep their last value), marks the device online, appends a
- * telemetry event, and reads back what the caller needs next.
+ * telemetry event, and reads back what the caller needs next. It writes no indexed
+ * column (see migration 20261130130000_data_at_scale), so the update is HOT. The event
+ * carries the app list only when it differs from the device's previous one; an unchanged
+ * list keeps the row's stored value as is (no new TOAST copy).
  */
 export async function recordHeartbeat({ db, clock }: Pick<AppDeps, "db" | "clock">, deviceId: string, heartbeat: HeartbeatRequest): Promise<RecordedHeartbeat> {
   const now = clock.now();
@@ -115,7 +118,8 @@ export async function recordHeartbeat({ db, clock }: Pick<AppDeps, "db" | "clock
   const deviceTime = new Date(heartbeat.deviceTime);
   const appsJson = apps ? JSON.stringify(apps) : null;
   const rows = await db.$queryRaw<Array<Device & { hasPending: boolean; mustRun: string[] }>>`
-    WITH updated AS (
+    WITH previous AS (SELECT "appStatus" FROM "Device" WHERE id = ${deviceId}::uuid),
+    updated AS (
       UPDATE "Device" SET
         "lastSeenAt" = ${now}, online = true, "offlineSince" = NULL, "deviceTime" = ${deviceTime},
         "batteryLevel" = CASE WHEN ${!!battery} THEN ${battery?.level ?? null}::int ELSE "batteryLevel" END,
