@@ -127,17 +127,32 @@ export type DeviceView = z.infer<typeof DeviceView>;
 export const DeviceSort = z.enum(["enrolledAt", "lastSeenAt", "batteryLevel", "alias", "model", "appVersion"]);
 export type DeviceSort = z.infer<typeof DeviceSort>;
 
-export const ListDevicesQuery = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(500).default(50),
-  offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
-  sort: DeviceSort.default("enrolledAt"),
-  order: z.enum(["asc", "desc"]).default("desc"),
-  search: text(100).optional().describe("Matches alias, model, serial number, id or legacy id (case-insensitive)."),
-  status: z.enum(["online", "offline"]).optional(),
-  group: GroupName.optional(),
-  batteryBelow: z.coerce.number().int().min(1).max(101).optional().describe("Only devices whose battery level is below this."),
-  appVersion: text(64).optional(),
-});
+export const ListDevicesQuery = z
+  .strictObject({
+    limit: z.coerce.number().int().min(1).max(500).default(50),
+    offset: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(1_000_000)
+      .default(0)
+      .describe("Kept for compatibility: prefer `cursor`, which stays exact while devices enroll and costs the same on every page."),
+    cursor: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,512}$/, { message: "Must be the nextCursor of a previous page" })
+      .optional()
+      .describe("`nextCursor` of the previous page, with the same `sort` and `order` (not with `offset`)."),
+    sort: DeviceSort.default("enrolledAt"),
+    order: z.enum(["asc", "desc"]).default("desc"),
+    search: text(100)
+      .optional()
+      .describe("Substring of the alias, model, serial number or legacy id (case-insensitive; `%` and `_` are literal characters), or a whole device id."),
+    status: z.enum(["online", "offline"]).optional(),
+    group: GroupName.optional(),
+    batteryBelow: z.coerce.number().int().min(1).max(101).optional().describe("Only devices whose battery level is below this."),
+    appVersion: text(64).optional(),
+  })
+  .refine((query) => !(query.cursor && query.offset > 0), { message: "Send either cursor or offset, not both", path: ["cursor"] });
 export type ListDevicesQuery = z.infer<typeof ListDevicesQuery>;
 
 export const ListDevicesResponse = z.object({
@@ -145,6 +160,11 @@ export const ListDevicesResponse = z.object({
   total: z.int().describe("Devices matching the filters, over all pages."),
   limit: z.int(),
   offset: z.int(),
+  nextCursor: z
+    .string()
+    .nullable()
+    .optional()
+    .describe("Pass as `cursor` for the next page; null on the last page. Always sent by this server."),
 });
 export type ListDevicesResponse = z.infer<typeof ListDevicesResponse>;
 

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { CommandStatus, CommandType } from "./commands";
+import { AppStatus } from "./devices";
 import { MailStatus } from "./mail";
 import { DateTime, GroupName, Uuid, text } from "./primitives";
 
@@ -30,15 +31,37 @@ export const TelemetryQuery = z.strictObject({
 });
 export type TelemetryQuery = z.infer<typeof TelemetryQuery>;
 
+/** Most points a telemetry history answers with: one per time bucket. */
+export const MAX_TELEMETRY_POINTS = 500;
+/** Most app list changes a telemetry history answers with (the latest ones). */
+export const MAX_APP_CHANGES = 100;
+
 export const TelemetryPoint = z.object({
-  at: DateTime,
-  batteryLevel: z.int().nullable(),
-  batteryCharging: z.boolean().nullable(),
-  memoryTotal: z.number().nullable(),
-  memoryAvailable: z.number().nullable(),
-  storageAvailable: z.number().nullable(),
+  at: DateTime.describe("Start of the time bucket."),
+  batteryLevel: z.int().nullable().describe("Mean of the bucket's readings, rounded."),
+  batteryCharging: z.boolean().nullable().describe("The bucket's latest reading."),
+  memoryTotal: z.number().nullable().describe("The bucket's latest reading."),
+  memoryAvailable: z.number().nullable().describe("Mean of the bucket's readings, rounded."),
+  storageAvailable: z.number().nullable().describe("Mean of the bucket's readings, rounded."),
+  networkType: z.string().nullable().optional().describe("The bucket's latest reading. Always sent by this server."),
+  samples: z.int().optional().describe("Heartbeats in the bucket. Always sent by this server."),
 });
-export const TelemetryResponse = z.object({ points: z.array(TelemetryPoint) });
+export type TelemetryPoint = z.infer<typeof TelemetryPoint>;
+
+export const AppListChange = z.object({
+  at: DateTime,
+  apps: z.array(AppStatus).describe("The app list the device reported, which differed from its previous one."),
+});
+export type AppListChange = z.infer<typeof AppListChange>;
+
+export const TelemetryResponse = z.object({
+  points: z.array(TelemetryPoint).describe(`Oldest first, at most ${MAX_TELEMETRY_POINTS}: buckets of \`bucketSeconds\` with at least one heartbeat.`),
+  bucketSeconds: z.int().optional().describe("Width of each point's bucket. Always sent by this server."),
+  appChanges: z
+    .array(AppListChange)
+    .optional()
+    .describe(`When the app list changed over the window, oldest first (the latest ${MAX_APP_CHANGES}). Always sent by this server.`),
+});
 export type TelemetryResponse = z.infer<typeof TelemetryResponse>;
 
 export const ListCommandsQuery = z.strictObject({

@@ -169,10 +169,10 @@ export const apiRoutes = {
     tag: "Admin",
     auth: "admin",
     minRole: "viewer",
-    summary: "Battery and memory history of a device over the retention window",
+    summary: "Battery, memory, network and app list history of a device over the retention window",
     params: DeviceIdParams,
     query: TelemetryQuery,
-    responses: { 200: { description: "Points, oldest first (at most 500, evenly thinned).", schema: TelemetryResponse } },
+    responses: { 200: { description: "Points aggregated in time buckets, oldest first (at most 500), and the app list's changes.", schema: TelemetryResponse } },
     errors: ["not_found"],
   },
   fleetSummary: {

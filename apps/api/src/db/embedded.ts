@@ -1,7 +1,11 @@
 import fs from "node:fs";
 import path from "node:path";
-import { PGlite } from "@electric-sql/pglite";
+import { type Extension, PGlite } from "@electric-sql/pglite";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
+
+// pg_trgm backs the device search's trigram indexes, as on a real server. A package
+// subpath export, which this project's module resolution does not type: required as such.
+const { pg_trgm } = require("@electric-sql/pglite/contrib/pg_trgm") as { pg_trgm: Extension };
 
 // pglite-socket can mix up queries arriving on different connections at once
 // (electric-sql/pglite#1046): clients keep to one connection, which costs nothing since
@@ -17,7 +21,7 @@ export type EmbeddedDatabase = { url: string; stop: () => Promise<void> };
  */
 export async function startEmbeddedDatabase(dataDir?: string): Promise<EmbeddedDatabase> {
   if (dataDir) fs.mkdirSync(path.dirname(path.resolve(dataDir)), { recursive: true });
-  const db = await PGlite.create(dataDir ? { dataDir } : {});
+  const db = await PGlite.create({ ...(dataDir ? { dataDir } : {}), extensions: { pg_trgm } });
   // One connection per pool slot; PGlite serializes their queries itself.
   const server = new PGLiteSocketServer({ db, host: "127.0.0.1", port: 0, maxConnections: 32 });
   await server.start();

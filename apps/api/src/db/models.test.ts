@@ -34,7 +34,7 @@ it("round-trips every model through the migrated database", async () => {
   const telemetry = await db.telemetryEvent.create({
     data: { deviceId: device.id, receivedAt: at, deviceTime: at, batteryLevel: 1, batteryCharging: false, memoryTotal: 1n, memoryAvailable: 1n, storageTotal: 1n, storageAvailable: 1n, networkType: "cellular", appStatus: { a: 1 } },
   });
-  expect(await db.telemetryEvent.findUniqueOrThrow({ where: { id: telemetry.id } })).toEqual(telemetry);
+  expect(await db.telemetryEvent.findUniqueOrThrow({ where: { id_receivedAt: { id: telemetry.id, receivedAt: at } } })).toEqual(telemetry);
 
   const command = {
     requestId: randomUUID(), deviceId: device.id, type: "install_app" as const, payload: { packageName: "com.a.b", url: "https://x" },

@@ -1,5 +1,6 @@
 import { type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, enrollDevice, resetTables } from "../test";
-import { expireCommands, pruneAccounts, pruneNonces, pruneTelemetry } from "./maintenance";
+import { expireCommands, pruneAccounts, pruneNonces } from "./maintenance";
+import { PARTITION_DAYS_AHEAD, dayStart, listTelemetryPartitions, maintainTelemetryPartitions, partitionName } from "./telemetry-partitions";
 
 let database: TestDatabase;
 let t: TestApp;
@@ -13,16 +14,54 @@ beforeEach(async () => {
   t = createTestApp(database.db);
 });
 
-it("removes telemetry older than the retention window, in batches, and keeps the rest", async () => {
-  const device = await enrollDevice(t.app);
-  const now = Date.now();
-  const rows = (count: number, ageHours: number) =>
-    Array.from({ length: count }, (_, i) => ({ deviceId: device.deviceId, receivedAt: new Date(now - ageHours * 3600_000 - i * 1000), batteryLevel: 50 }));
-  // More old rows than one delete batch, so the loop must run more than once.
-  await database.db.telemetryEvent.createMany({ data: [...rows(12_000, 49), ...rows(300, 47)] });
-  expect(await pruneTelemetry(t.deps, 48)).toBe(12_000);
-  expect(await database.db.telemetryEvent.count()).toBe(300);
-  expect(await pruneTelemetry(t.deps, 48)).toBe(0);
+describe("telemetry partitions", () => {
+  const DAY = 86_400_000;
+  const names = async () => (await listTelemetryPartitions(database.db)).map((partition) => partition.name);
+  const tableExists = async (name: string) =>
+    (await database.db.$queryRaw<Array<{ n: number }>>`SELECT count(*)::int AS n FROM pg_class WHERE relname = ${name}`)[0]!.n === 1;
+
+  it("creates the days ahead, and drops a day past retention whole while the current one stays", async () => {
+    const device = await enrollDevice(t.app);
+    await maintainTelemetryPartitions(t.deps, 48);
+    const today = dayStart(t.clock.now());
+    for (let ahead = 0; ahead <= PARTITION_DAYS_AHEAD; ahead++) expect(await names()).toContain(partitionName(new Date(today.getTime() + ahead * DAY)));
+
+    const row = (at: Date) => ({ deviceId: device.deviceId, receivedAt: at, batteryLevel: 50 });
+    await database.db.telemetryEvent.createMany({ data: [row(t.clock.now()), row(new Date(today.getTime() + 1))] });
+    const oldDay = partitionName(today);
+    // Three days on, today's partition holds only rows older than 48 hours.
+    t.clock.advance(3 * 86_400);
+    const later = dayStart(t.clock.now());
+    await database.db.telemetryEvent.create({ data: row(t.clock.now()) });
+    const report = await maintainTelemetryPartitions(t.deps, 48);
+
+    expect(report.dropped).toContain(oldDay);
+    expect(await tableExists(oldDay)).toBe(false);
+    // Its rows went with it; nothing was deleted row by row, so the newer row stays.
+    expect(await database.db.telemetryEvent.count()).toBe(1);
+    expect(report.deletedFromDefault).toBe(0);
+    expect(await names()).toEqual(expect.arrayContaining([partitionName(later), partitionName(new Date(later.getTime() + PARTITION_DAYS_AHEAD * DAY))]));
+    expect(await maintainTelemetryPartitions(t.deps, 48)).toEqual({ created: [], dropped: [], movedFromDefault: 0, deletedFromDefault: 0 });
+  });
+
+  it("moves rows the DEFAULT partition caught into their day's partition, and reports them", async () => {
+    const device = await enrollDevice(t.app);
+    await maintainTelemetryPartitions(t.deps, 48);
+    const farDay = new Date(dayStart(t.clock.now()).getTime() + 10 * DAY);
+    await database.db.telemetryEvent.createMany({
+      data: [1, 2, 3].map((i) => ({ deviceId: device.deviceId, receivedAt: new Date(farDay.getTime() + i * 1000), batteryLevel: i })),
+    });
+    const caught = await database.db.$queryRaw<Array<{ n: number }>>`SELECT count(*)::int AS n FROM "TelemetryEvent_default"`;
+    expect(caught[0]!.n).toBe(3);
+
+    const report = await maintainTelemetryPartitions(t.deps, 48);
+    expect(report).toMatchObject({ created: [partitionName(farDay)], movedFromDefault: 3 });
+    const left = await database.db.$queryRaw<Array<{ n: number }>>`SELECT count(*)::int AS n FROM "TelemetryEvent_default"`;
+    expect(left[0]!.n).toBe(0);
+    const moved = await database.db.$queryRawUnsafe<Array<{ n: number }>>(`SELECT count(*)::int AS n FROM "${partitionName(farDay)}"`);
+    expect(moved[0]!.n).toBe(3);
+    expect(await database.db.telemetryEvent.count()).toBe(3);
+  });
 });
 
 it("expires commands whose TTL elapsed before delivery, with an event, and leaves the others", async () => {

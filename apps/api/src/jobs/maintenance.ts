@@ -1,24 +1,9 @@
 import type { AppDeps } from "../deps";
 import { sweepSocketLeases } from "../realtime/presence";
 import { sweepOffline } from "../modules/fleet/fleet-monitor";
+import { maintainTelemetryPartitions } from "./telemetry-partitions";
 
 const DELETE_BATCH = 5000;
-
-/**
- * Deletes telemetry older than the retention window in batches, so no statement holds
- * locks for long or bloats one transaction, however much has piled up.
- */
-export async function pruneTelemetry({ db, clock }: Pick<AppDeps, "db" | "clock">, retentionHours: number): Promise<number> {
-  const cutoff = new Date(clock.now().getTime() - retentionHours * 3600_000);
-  let total = 0;
-  for (;;) {
-    const deleted = await db.$executeRaw`
-      DELETE FROM "TelemetryEvent" WHERE id IN (
-        SELECT id FROM "TelemetryEvent" WHERE "receivedAt" < ${cutoff} ORDER BY id LIMIT ${DELETE_BATCH})`;
-    total += deleted;
-    if (deleted < DELETE_BATCH) return total;
-  }
-}
 
 /**
  * Gives every unfinished command an end: queued or sent past its TTL (never acknowledged),
@@ -128,12 +113,18 @@ function everyOncePerCluster(deps: AppDeps, name: string, everyMs: number, task:
 export function startMaintenance(deps: AppDeps): () => void {
   const stops = [
     everyOncePerCluster(deps, "housekeeping", 60_000, async () => {
-      const pruned = await pruneTelemetry(deps, deps.env.TELEMETRY_RETENTION_HOURS);
+      const partitions = await maintainTelemetryPartitions(deps, deps.env.TELEMETRY_RETENTION_HOURS);
       await pruneNonces(deps);
       await pruneAccounts(deps);
       await pruneLapsedClaims(deps);
       await pruneAuditLog(deps, deps.env.AUDIT_RETENTION_DAYS);
-      if (pruned) deps.logger.info("housekeeping", { prunedTelemetry: pruned });
+      if (partitions.created.length || partitions.dropped.length) {
+        deps.logger.info("telemetry partitions", { created: partitions.created, dropped: partitions.dropped });
+      }
+      // The DEFAULT partition only catches rows no day partition took: a sign the job fell behind.
+      if (partitions.movedFromDefault || partitions.deletedFromDefault) {
+        deps.logger.warn("telemetry rows found in the DEFAULT partition", { moved: partitions.movedFromDefault, deleted: partitions.deletedFromDefault });
+      }
     }),
     everyOncePerCluster(deps, "command expiry", Math.min(60_000, deps.env.COMMAND_RESULT_TIMEOUT_SECONDS * 250), async () => {
       const expired = await expireCommands(deps);

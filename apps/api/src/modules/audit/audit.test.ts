@@ -1,6 +1,7 @@
 import { ListAuditLogResponse } from "@mdm/contracts";
 import request from "supertest";
-import { pruneAuditLog, pruneTelemetry } from "../../jobs/maintenance";
+import { pruneAuditLog } from "../../jobs/maintenance";
+import { maintainTelemetryPartitions } from "../../jobs/telemetry-partitions";
 import { TEST_ADMIN_KEY, type TestApp, type TestDatabase, adminRequest, createTestDatabase, enrollDevice, heartbeatBody, resetTables } from "../../test";
 import { adminKeyId } from "../admin-auth/admin-auth.middleware";
 import { sweepOffline } from "../fleet/fleet-monitor";
@@ -186,7 +187,7 @@ describe("audit retention", () => {
       ],
     });
     // Telemetry housekeeping (48 hours) leaves audit rows alone...
-    await pruneTelemetry(t.deps, 48);
+    await maintainTelemetryPartitions(t.deps, 48);
     expect(await database.db.auditLog.count()).toBeGreaterThanOrEqual(3);
     // ...and the audit's own retention (365 days by default) drops only what is older.
     expect(t.deps.env.AUDIT_RETENTION_DAYS).toBe(365);

@@ -1,6 +1,7 @@
 import { hkdfSync, randomUUID } from "node:crypto";
 import type {
   DeviceFacts,
+  DeviceSort,
   DeviceView,
   HeartbeatRequest,
   ListDevicesQuery,
@@ -9,7 +10,7 @@ import type {
 } from "@mdm/contracts";
 import type { Env } from "../../config/env";
 import type { AppDeps } from "../../deps";
-import type { Device, Prisma } from "../../generated/prisma/client";
+import { type Device, Prisma } from "../../generated/prisma/client";
 import { recordAudit } from "../../lib/audit";
 import { HttpError } from "../../lib/http-error";
 import { formatToken, hashSecret, newSecret, parseToken, secretMatches } from "../../lib/secrets";
@@ -107,7 +108,10 @@ export type RecordedHeartbeat = {
 /**
  * The heartbeat hot path, in one statement: updates the live state with the sections the
  * heartbeat carries (others keep their last value), marks the device online, appends a
- * telemetry event, and reads back what the caller needs next.
+ * telemetry event, and reads back what the caller needs next. It writes no indexed
+ * column (see migration 20261130130000_data_at_scale), so the update is HOT. The event
+ * carries the app list only when it differs from the device's previous one; an unchanged
+ * list keeps the row's stored value as is (no new TOAST copy).
  */
 export async function recordHeartbeat({ db, clock }: Pick<AppDeps, "db" | "clock">, deviceId: string, heartbeat: HeartbeatRequest): Promise<RecordedHeartbeat> {
   const now = clock.now();
@@ -115,7 +119,8 @@ export async function recordHeartbeat({ db, clock }: Pick<AppDeps, "db" | "clock
   const deviceTime = new Date(heartbeat.deviceTime);
   const appsJson = apps ? JSON.stringify(apps) : null;
   const rows = await db.$queryRaw<Array<Device & { hasPending: boolean; mustRun: string[] }>>`
-    WITH updated AS (
+    WITH previous AS (SELECT "appStatus" FROM "Device" WHERE id = ${deviceId}::uuid),
+    updated AS (
       UPDATE "Device" SET
         "lastSeenAt" = ${now}, online = true, "offlineSince" = NULL, "deviceTime" = ${deviceTime},
         "batteryLevel" = CASE WHEN ${!!battery} THEN ${battery?.level ?? null}::int ELSE "batteryLevel" END,
@@ -127,7 +132,7 @@ export async function recordHeartbeat({ db, clock }: Pick<AppDeps, "db" | "clock
         "networkType" = CASE WHEN ${!!network} THEN ${network?.type ?? null}::text ELSE "networkType" END,
         "networkSignal" = CASE WHEN ${!!network} THEN ${network?.signal ?? null}::int ELSE "networkSignal" END,
         "ipAddress" = CASE WHEN ${!!network} THEN ${network?.ip ?? null}::text ELSE "ipAddress" END,
-        "appStatus" = COALESCE(${appsJson}::jsonb, "appStatus"),
+        "appStatus" = CASE WHEN ${appsJson}::jsonb IS NULL OR ${appsJson}::jsonb = "appStatus" THEN "appStatus" ELSE ${appsJson}::jsonb END,
         "uptimeSeconds" = COALESCE(${heartbeat.uptimeSeconds ?? null}::bigint, "uptimeSeconds"),
         "appVersion" = COALESCE(${heartbeat.appVersion ?? null}::text, "appVersion"),
         "fcmToken" = COALESCE(${heartbeat.fcmToken ?? null}::text, "fcmToken"),
@@ -140,7 +145,8 @@ export async function recordHeartbeat({ db, clock }: Pick<AppDeps, "db" | "clock
         "memoryTotal", "memoryAvailable", "storageTotal", "storageAvailable", "networkType", "appStatus")
       SELECT id, ${now}, ${deviceTime}, ${battery?.level ?? null}::int, ${battery?.charging ?? null}::boolean,
         ${memory?.total ?? null}::bigint, ${memory?.available ?? null}::bigint, ${storage?.total ?? null}::bigint,
-        ${storage?.available ?? null}::bigint, ${network?.type ?? null}::text, ${appsJson}::jsonb
+        ${storage?.available ?? null}::bigint, ${network?.type ?? null}::text,
+        CASE WHEN ${appsJson}::jsonb IS DISTINCT FROM (SELECT "appStatus" FROM previous) THEN ${appsJson}::jsonb END
       FROM updated)
     SELECT updated.*,
       EXISTS (SELECT 1 FROM "Command" c WHERE c."deviceId" = updated.id AND c.status IN ('queued', 'sent') AND c."expiresAt" > ${now}) AS "hasPending",
@@ -191,32 +197,125 @@ export function toDeviceView(device: Device): DeviceView {
   };
 }
 
-export async function listDevices({ db }: Pick<AppDeps, "db">, query: ListDevicesQuery): Promise<ListDevicesResponse> {
-  const where: Prisma.DeviceWhereInput = {
-    ...(query.status ? { online: query.status === "online" } : {}),
-    ...(query.group ? { groups: { has: query.group } } : {}),
-    ...(query.batteryBelow !== undefined ? { batteryLevel: { lt: query.batteryBelow } } : {}),
-    ...(query.appVersion ? { appVersion: query.appVersion } : {}),
-    ...(query.search ? { OR: searchConditions(query.search) } : {}),
-  };
-  const [devices, total] = await Promise.all([
-    db.device.findMany({
-      where,
-      // The id breaks ties, so pages never overlap or skip a device.
-      orderBy: [{ [query.sort]: query.sort === "enrolledAt" ? query.order : { sort: query.order, nulls: "last" } }, { id: "asc" }],
-      skip: query.offset,
-      take: query.limit,
-    }),
-    db.device.count({ where }),
-  ]);
-  return { devices: devices.map(toDeviceView), total, limit: query.limit, offset: query.offset };
+type SortKey = string | number | null;
+type DeviceCursor = { sort: DeviceSort; order: "asc" | "desc"; key: SortKey; id: string };
+
+// The sortable columns, with the SQL type their cursor value is cast back to. Those a
+// heartbeat changes (lastSeenAt, batteryLevel) have no index: it would make every
+// heartbeat a non-HOT update. Their pages cost a scan with a top-N sort; the others walk
+// their (column, id) index.
+const SORT_COLUMNS: Record<DeviceSort, { column: string; type: string; nullable: boolean }> = {
+  enrolledAt: { column: '"enrolledAt"', type: "timestamptz", nullable: false },
+  lastSeenAt: { column: '"lastSeenAt"', type: "timestamptz", nullable: true },
+  batteryLevel: { column: '"batteryLevel"', type: "int", nullable: true },
+  alias: { column: '"alias"', type: "text", nullable: true },
+  model: { column: '"model"', type: "text", nullable: true },
+  appVersion: { column: '"appVersion"', type: "text", nullable: true },
+};
+
+const badCursor = () => new HttpError("validation_failed", "cursor must be the nextCursor of a previous page, with the same sort and order");
+
+function encodeCursor(cursor: DeviceCursor): string {
+  return Buffer.from(JSON.stringify([cursor.sort, cursor.order, cursor.key, cursor.id])).toString("base64url");
 }
 
-function searchConditions(search: string): Prisma.DeviceWhereInput[] {
-  const contains = { contains: search, mode: "insensitive" as const };
-  const conditions: Prisma.DeviceWhereInput[] = [{ alias: contains }, { model: contains }, { serialNumber: contains }, { legacyId: contains }];
-  if (/^[0-9a-f-]{36}$/i.test(search)) conditions.push({ id: search.toLowerCase() });
-  return conditions;
+function decodeCursor(value: string, query: ListDevicesQuery): DeviceCursor {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(value, "base64url").toString("utf8"));
+  } catch {
+    throw badCursor();
+  }
+  if (!Array.isArray(parsed) || parsed.length !== 4) throw badCursor();
+  const [sort, order, key, id] = parsed as unknown[];
+  const { type, nullable } = SORT_COLUMNS[query.sort];
+  if (sort !== query.sort || order !== query.order || typeof id !== "string" || !UUID.test(id)) throw badCursor();
+  if (key === null ? !nullable : type === "int" ? !Number.isInteger(key) : typeof key !== "string") throw badCursor();
+  if (type === "timestamptz" && typeof key === "string" && Number.isNaN(Date.parse(key))) throw badCursor();
+  return { sort: query.sort, order: query.order, key: key as SortKey, id };
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A pattern in which `%`, `_` and `\` of the search match themselves (with `ESCAPE '\'`). */
+export function likePattern(search: string): string {
+  return `%${search.replace(/[\\%_]/g, (char) => `\\${char}`)}%`;
+}
+
+function deviceFilters(query: ListDevicesQuery): Prisma.Sql {
+  const filters: Prisma.Sql[] = [];
+  if (query.status) filters.push(Prisma.sql`online = ${query.status === "online"}`);
+  // Containment, which the GIN index on groups answers (`= ANY(groups)` would scan).
+  if (query.group) filters.push(Prisma.sql`groups @> ARRAY[${query.group}]::text[]`);
+  if (query.batteryBelow !== undefined) filters.push(Prisma.sql`"batteryLevel" < ${query.batteryBelow}`);
+  if (query.appVersion) filters.push(Prisma.sql`"appVersion" = ${query.appVersion}`);
+  if (query.search) {
+    // Backed by the trigram indexes (migration 20261130130000_data_at_scale) where pg_trgm exists.
+    const pattern = likePattern(query.search);
+    const matches = ["alias", "model", '"serialNumber"', '"legacyId"'].map((column) => Prisma.sql`${Prisma.raw(column)} ILIKE ${pattern} ESCAPE '\\'`);
+    if (UUID.test(query.search)) matches.push(Prisma.sql`id = ${query.search.toLowerCase()}::uuid`);
+    filters.push(Prisma.sql`(${Prisma.join(matches, " OR ")})`);
+  }
+  return filters.length > 0 ? Prisma.join(filters, " AND ") : Prisma.sql`TRUE`;
+}
+
+const countDevices = async (db: AppDeps["db"], where: Prisma.Sql) =>
+  (await db.$queryRaw<Array<{ total: number }>>`SELECT count(*)::int AS total FROM "Device" WHERE ${where}`)[0]!.total;
+
+/**
+ * A page of devices and the number matching the filters. With a cursor (or on the first
+ * page) the page is read by keyset: the devices after the cursor's (sort value, id) in
+ * the sort order, nulls last, so it is exact however many devices enroll in between and,
+ * for the indexed sorts, an index range read on any page. Non-null values and nulls are
+ * read as two ranges, each an index order in both directions. `offset` keeps the old
+ * behaviour. The total is counted in the same statement as the page's first range.
+ */
+export async function listDevices({ db }: Pick<AppDeps, "db">, query: ListDevicesQuery): Promise<ListDevicesResponse> {
+  const { column, type, nullable } = SORT_COLUMNS[query.sort];
+  const col = Prisma.raw(column);
+  const dir = Prisma.raw(query.order === "desc" ? "DESC" : "ASC");
+  const after = Prisma.raw(query.order === "desc" ? "<" : ">");
+  const where = deviceFilters(query);
+  const cursor = query.cursor ? decodeCursor(query.cursor, query) : undefined;
+  // One row more than the page tells whether another page follows.
+  const take = query.limit + 1;
+  type Counted = Device & { total: number };
+
+  let devices: Device[] = [];
+  let total: number;
+  if (query.offset > 0) {
+    const rows = await db.$queryRaw<Counted[]>`
+      SELECT d.*, (SELECT count(*)::int FROM "Device" WHERE ${where}) AS total
+      FROM (SELECT * FROM "Device" WHERE ${where} ORDER BY ${col} ${dir} NULLS LAST, id ${dir} LIMIT ${take} OFFSET ${query.offset}) d`;
+    devices = rows;
+    total = rows[0]?.total ?? (await countDevices(db, where));
+  } else if (cursor?.key === null) {
+    total = await countDevices(db, where);
+  } else {
+    const keyset = cursor ? Prisma.sql`AND (${col}, id) ${after} (${cursor.key}::${Prisma.raw(type)}, ${cursor.id}::uuid)` : Prisma.empty;
+    const rows = await db.$queryRaw<Array<Omit<Counted, "id"> & { id: string | null }>>`
+      SELECT d.*, t.total FROM (SELECT count(*)::int AS total FROM "Device" WHERE ${where}) t
+      LEFT JOIN LATERAL (
+        SELECT * FROM "Device" WHERE ${where} AND ${col} IS NOT NULL ${keyset} ORDER BY ${col} ${dir}, id ${dir} LIMIT ${take}
+      ) d ON TRUE`;
+    total = rows[0]!.total;
+    devices = rows.filter((row): row is Counted => row.id !== null);
+  }
+  if (query.offset === 0 && nullable && devices.length < take) {
+    const keyset = cursor?.key === null ? Prisma.sql`AND id ${after} ${cursor.id}::uuid` : Prisma.empty;
+    devices = devices.concat(
+      await db.$queryRaw<Device[]>`SELECT * FROM "Device" WHERE ${where} AND ${col} IS NULL ${keyset} ORDER BY id ${dir} LIMIT ${take - devices.length}`,
+    );
+  }
+  const page = devices.slice(0, query.limit).map(({ total: _total, ...device }: Device & { total?: number }) => device as Device);
+  const last = page.at(-1);
+  const nextCursor = devices.length > query.limit && last ? encodeCursor({ sort: query.sort, order: query.order, key: sortKeyOf(last, query.sort), id: last.id }) : null;
+  return { devices: page.map(toDeviceView), total, limit: query.limit, offset: query.offset, nextCursor };
+}
+
+function sortKeyOf(device: Device, sort: DeviceSort): SortKey {
+  const value = device[sort];
+  return value instanceof Date ? value.toISOString() : (value ?? null);
 }
 
 export async function getDevice({ db }: Pick<AppDeps, "db">, deviceId: string): Promise<DeviceView> {

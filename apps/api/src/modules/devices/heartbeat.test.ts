@@ -1,5 +1,5 @@
 import request from "supertest";
-import { type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, enrollDevice, heartbeatBody, resetTables } from "../../test";
+import { type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, describeWithPostgres, enrollDevice, heartbeatBody, resetTables } from "../../test";
 
 let database: TestDatabase;
 let t: TestApp;
@@ -115,3 +115,51 @@ describe("POST /v1/heartbeat: security", () => {
     expect((await send(quiet.deviceToken)).status).toBe(200);
   });
 });
+
+describeWithPostgres("POST /v1/heartbeat: storage", () => {
+  // Statistics reach pg_stat_user_tables asynchronously: flush this backend's first.
+  async function deviceUpdates(): Promise<{ updates: number; hot: number }> {
+    const [row] = await database.db.$transaction(async (tx) => {
+      await tx.$executeRaw`SELECT pg_stat_force_next_flush()`;
+      await tx.$executeRaw`SELECT pg_stat_clear_snapshot()`;
+      return tx.$queryRaw<Array<{ updates: number; hot: number }>>`
+        SELECT n_tup_upd::int AS updates, n_tup_hot_upd::int AS hot FROM pg_stat_user_tables WHERE relname = 'Device'`;
+    });
+    return row!;
+  }
+
+  it("updates the device row as a HOT update (no index rewritten)", async () => {
+    const device = await enrollDevice(t.app);
+    const bearer = { type: "bearer" } as const;
+    await request(t.app).post("/v1/heartbeat").auth(device.deviceToken, bearer).send(heartbeatBody());
+    // Each connection flushes its statistics on its own schedule (within ~10 s when idle): poll.
+    const before = await settled(async () => {
+      const now = await deviceUpdates();
+      return now.updates >= 1 ? now : undefined;
+    });
+    for (let i = 0; i < 20; i++) {
+      t.clock.advance(60);
+      const res = await request(t.app)
+        .post("/v1/heartbeat")
+        .auth(device.deviceToken, bearer)
+        .send(heartbeatBody({ battery: { level: 80 - i, charging: i % 2 === 0 }, network: { type: i % 2 ? "wifi" : "cellular", signal: -50 - i } }));
+      expect(res.status).toBe(200);
+    }
+    const after = await settled(async () => {
+      const now = await deviceUpdates();
+      return now.updates - before.updates >= 20 ? now : undefined;
+    });
+    expect(after.updates - before.updates).toBeGreaterThanOrEqual(20);
+    expect(after.hot - before.hot).toBe(after.updates - before.updates);
+  }, 60_000);
+});
+
+/** Polls until `read` returns a value, for statistics other connections flush on their own schedule. */
+async function settled<T>(read: () => Promise<T | undefined>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    const value = await read();
+    if (value !== undefined) return value;
+    if (attempt > 300) throw new Error("statistics never showed the updates");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

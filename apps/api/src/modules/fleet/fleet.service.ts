@@ -1,16 +1,19 @@
 import { randomUUID } from "node:crypto";
-import type {
-  AlertSettings,
-  AppPolicy as AppPolicyView,
-  CreateAppPolicyRequest,
-  DeviceLiveState,
-  DeviceView,
-  FleetSummary,
-  ListAlertsResponse,
-  ListGroupsResponse,
-  TelemetryResponse,
-  UpdateAlertSettingsRequest,
-  UpdateDeviceRequest,
+import {
+  type AppListChange,
+  MAX_APP_CHANGES,
+  MAX_TELEMETRY_POINTS,
+  type AlertSettings,
+  type AppPolicy as AppPolicyView,
+  type CreateAppPolicyRequest,
+  type DeviceLiveState,
+  type DeviceView,
+  type FleetSummary,
+  type ListAlertsResponse,
+  type ListGroupsResponse,
+  type TelemetryResponse,
+  type UpdateAlertSettingsRequest,
+  type UpdateDeviceRequest,
 } from "@mdm/contracts";
 import type { AppDeps } from "../../deps";
 import { type AppPolicy, type Device, Prisma } from "../../generated/prisma/client";
@@ -63,12 +66,16 @@ export async function updateDevice(
 const LOW_BATTERY = 20;
 
 export async function fleetSummary({ db, clock }: Pick<AppDeps, "db" | "clock">): Promise<FleetSummary> {
-  const [total, online, lowBattery, commandsInFlight] = await Promise.all([
-    db.device.count(),
-    db.device.count({ where: { online: true } }),
-    db.device.count({ where: { batteryLevel: { lt: LOW_BATTERY } } }),
+  // The device counts in one pass: no index may cover online or batteryLevel (heartbeats
+  // change them, and must stay HOT updates), so each count would be a scan of its own.
+  const [[counts], commandsInFlight] = await Promise.all([
+    db.$queryRaw<Array<{ total: number; online: number; lowBattery: number }>>`
+      SELECT count(*)::int AS total, count(*) FILTER (WHERE online)::int AS online,
+        count(*) FILTER (WHERE "batteryLevel" < ${LOW_BATTERY})::int AS "lowBattery"
+      FROM "Device"`,
     db.command.count({ where: { status: { in: ["queued", "sent", "acknowledged"] }, expiresAt: { gt: clock.now() } } }),
   ]);
+  const { total, online, lowBattery } = counts!;
   return { total, online, offline: total - online, lowBattery, commandsInFlight };
 }
 
@@ -79,30 +86,65 @@ export async function listGroups({ db }: Pick<AppDeps, "db">): Promise<ListGroup
   return { groups: rows.map((row) => ({ name: row.name, devices: Number(row.devices), online: Number(row.online) })) };
 }
 
-const MAX_POINTS = 500;
+type BucketRow = {
+  bucket: number;
+  samples: number;
+  batteryLevel: number | null;
+  batteryCharging: boolean | null;
+  memoryTotal: bigint | null;
+  memoryAvailable: bigint | null;
+  storageAvailable: bigint | null;
+  networkType: string | null;
+};
 
+/**
+ * A device's history over the last `hours`, aggregated by PostgreSQL into at most
+ * MAX_TELEMETRY_POINTS buckets counted from the window's start (so the answer's size does
+ * not grow with the heartbeat rate), and the app list's recorded changes.
+ */
 export async function deviceTelemetry({ db, clock }: Pick<AppDeps, "db" | "clock">, deviceId: string, hours: number): Promise<TelemetryResponse> {
   if (!(await db.device.findUnique({ where: { id: deviceId }, select: { id: true } }))) throw new HttpError("not_found", "No device has this id");
-  const since = new Date(clock.now().getTime() - hours * 3600_000);
-  const rows = await db.telemetryEvent.findMany({
-    where: { deviceId, receivedAt: { gte: since } },
-    orderBy: { receivedAt: "asc" },
-    select: { receivedAt: true, batteryLevel: true, batteryCharging: true, memoryTotal: true, memoryAvailable: true, storageAvailable: true },
-  });
-  // A chart needs a few hundred points, not every heartbeat of two days.
-  const step = Math.max(1, Math.ceil(rows.length / MAX_POINTS));
+  const now = clock.now();
+  const since = new Date(now.getTime() - hours * 3600_000);
+  const bucketSeconds = Math.ceil((hours * 3600) / MAX_TELEMETRY_POINTS);
+  // Latest non-null reading of a column within the bucket.
+  const latest = (column: string) =>
+    Prisma.raw(`(array_agg("${column}" ORDER BY "receivedAt" DESC) FILTER (WHERE "${column}" IS NOT NULL))[1]`);
+  const [buckets, changes] = await Promise.all([
+    db.$queryRaw<BucketRow[]>`
+      SELECT least(floor(extract(epoch FROM "receivedAt" - ${since}::timestamptz) / ${bucketSeconds}), ${MAX_TELEMETRY_POINTS - 1})::int AS bucket,
+        count(*)::int AS samples,
+        round(avg("batteryLevel"))::int AS "batteryLevel",
+        ${latest("batteryCharging")} AS "batteryCharging",
+        ${latest("memoryTotal")} AS "memoryTotal",
+        round(avg("memoryAvailable"))::bigint AS "memoryAvailable",
+        round(avg("storageAvailable"))::bigint AS "storageAvailable",
+        ${latest("networkType")} AS "networkType"
+      FROM "TelemetryEvent"
+      WHERE "deviceId" = ${deviceId}::uuid AND "receivedAt" >= ${since} AND "receivedAt" <= ${now}
+      GROUP BY 1 ORDER BY 1 LIMIT ${MAX_TELEMETRY_POINTS}`,
+    db.$queryRaw<Array<{ at: Date; apps: unknown }>>`
+      SELECT "receivedAt" AS at, "appStatus" AS apps FROM "TelemetryEvent"
+      WHERE "deviceId" = ${deviceId}::uuid AND "receivedAt" >= ${since} AND "receivedAt" <= ${now} AND "appStatus" IS NOT NULL
+      ORDER BY "receivedAt" DESC LIMIT ${MAX_APP_CHANGES}`,
+  ]);
   const toNumber = (value: bigint | null) => (value === null ? null : Number(value));
   return {
-    points: rows
-      .filter((_, index) => index % step === 0 || index === rows.length - 1)
-      .map((row) => ({
-        at: row.receivedAt.toISOString(),
-        batteryLevel: row.batteryLevel,
-        batteryCharging: row.batteryCharging,
-        memoryTotal: toNumber(row.memoryTotal),
-        memoryAvailable: toNumber(row.memoryAvailable),
-        storageAvailable: toNumber(row.storageAvailable),
-      })),
+    points: buckets.map((row) => ({
+      at: new Date(since.getTime() + row.bucket * bucketSeconds * 1000).toISOString(),
+      batteryLevel: row.batteryLevel,
+      batteryCharging: row.batteryCharging,
+      memoryTotal: toNumber(row.memoryTotal),
+      memoryAvailable: toNumber(row.memoryAvailable),
+      storageAvailable: toNumber(row.storageAvailable),
+      networkType: row.networkType,
+      samples: row.samples,
+    })),
+    bucketSeconds,
+    appChanges: changes
+      .reverse()
+      .filter((change) => Array.isArray(change.apps))
+      .map((change) => ({ at: change.at.toISOString(), apps: change.apps as AppListChange["apps"] })),
   };
 }
 

@@ -78,12 +78,84 @@ describe("devices: alias, notes, groups and the fleet overview", () => {
   it("serves the battery and memory history, oldest first", async () => {
     const device = await enrollDevice(t.app);
     await heartbeat(device.deviceToken, { battery: { level: 90, charging: false } });
+    t.clock.advance(60);
     await heartbeat(device.deviceToken, { battery: { level: 85, charging: false } });
     const res = await adminRequest(t.app, "GET", `/admin/devices/${device.deviceId}/telemetry?hours=2`);
     expect(res.status).toBe(200);
     expect(res.body.points.map((point: { batteryLevel: number }) => point.batteryLevel)).toEqual([90, 85]);
     expect(res.body.points[0].memoryTotal).toBe(4_000_000_000);
     expect((await adminRequest(t.app, "GET", `/admin/devices/${device.deviceId}/telemetry?hours=49`)).status).toBe(400);
+  });
+
+  it("aggregates the history into at most 500 time buckets, with the right means and latest values", async () => {
+    const device = await enrollDevice(t.app);
+    const now = t.clock.now().getTime();
+    t.clock.now = () => new Date(now);
+    // hours=1: buckets of ceil(3600 / 500) = 8 s counted from an hour ago; three readings a second.
+    const since = now - 3600_000;
+    const rows = Array.from({ length: 3 * 3600 }, (_, i) => ({
+      deviceId: device.deviceId,
+      receivedAt: new Date(since + Math.floor(i / 3) * 1000 + (i % 3) * 100),
+      batteryLevel: i % 2 === 0 ? 40 : 50,
+      batteryCharging: i % 3 === 2,
+      memoryAvailable: BigInt(1000 + (i % 3)),
+      networkType: i % 3 === 2 ? "cellular" : "wifi",
+    }));
+    await database.db.telemetryEvent.createMany({ data: rows });
+    const res = await adminRequest(t.app, "GET", `/admin/devices/${device.deviceId}/telemetry?hours=1`);
+    expect(res.status).toBe(200);
+    expect(res.body.bucketSeconds).toBe(8);
+    expect(res.body.points).toHaveLength(450);
+    const [first] = res.body.points;
+    // The first bucket holds the first 8 seconds: 24 readings, half at 40 and half at 50.
+    expect(first).toEqual({
+      at: new Date(since).toISOString(),
+      samples: 24,
+      batteryLevel: 45,
+      batteryCharging: true,
+      memoryTotal: null,
+      memoryAvailable: 1001,
+      storageAvailable: null,
+      networkType: "cellular",
+    });
+    expect(res.body.points[1].at).toBe(new Date(since + 8000).toISOString());
+    expect(res.body.points.reduce((sum: number, point: { samples: number }) => sum + point.samples, 0)).toBe(rows.length);
+
+    // A wider window over the same readings caps the points at 500.
+    const day = await adminRequest(t.app, "GET", `/admin/devices/${device.deviceId}/telemetry?hours=48`);
+    expect(day.body.bucketSeconds).toBe(346);
+    expect(day.body.points.length).toBeLessThanOrEqual(500);
+  });
+
+  it("caps the points at 500 however the readings spread over the window", async () => {
+    const device = await enrollDevice(t.app);
+    const now = t.clock.now().getTime();
+    t.clock.now = () => new Date(now);
+    // One reading every 2 minutes over 48 hours, up to the very last millisecond.
+    const rows = Array.from({ length: 1441 }, (_, i) => ({ deviceId: device.deviceId, receivedAt: new Date(now - i * 120_000), batteryLevel: 50 }));
+    await database.db.telemetryEvent.createMany({ data: rows });
+    const res = await adminRequest(t.app, "GET", `/admin/devices/${device.deviceId}/telemetry?hours=48`);
+    expect(res.body.points).toHaveLength(500);
+    expect(res.body.points.reduce((sum: number, point: { samples: number }) => sum + point.samples, 0)).toBe(rows.length);
+  });
+
+  it("serves the app list's changes, not a copy per heartbeat", async () => {
+    const device = await enrollDevice(t.app);
+    const kiosk = { packageName: "com.example.kiosk", versionName: "2.1.0", versionCode: 210, running: true, foreground: true };
+    await heartbeat(device.deviceToken, { apps: [kiosk] });
+    t.clock.advance(60);
+    await heartbeat(device.deviceToken, { apps: [kiosk] });
+    t.clock.advance(60);
+    await heartbeat(device.deviceToken, { apps: [{ ...kiosk, running: false }] });
+    t.clock.advance(60);
+    await heartbeat(device.deviceToken, { apps: undefined });
+    const events = await database.db.telemetryEvent.findMany({ where: { deviceId: device.deviceId }, orderBy: { receivedAt: "asc" } });
+    expect(events.map((event) => event.appStatus === null)).toEqual([false, true, false, true]);
+    const res = await adminRequest(t.app, "GET", `/admin/devices/${device.deviceId}/telemetry?hours=1`);
+    expect(res.body.appChanges.map((change: { apps: Array<{ running: boolean }> }) => change.apps[0]!.running)).toEqual([true, false]);
+    expect(res.body.points.map((point: { networkType: string }) => point.networkType)).toEqual(["wifi", "wifi", "wifi", "wifi"]);
+    // The device keeps its latest list.
+    expect((await adminRequest(t.app, "GET", `/admin/devices/${device.deviceId}`)).body.state.apps[0].running).toBe(false);
   });
 });
 
