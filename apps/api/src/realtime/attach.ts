@@ -1,10 +1,12 @@
 import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
-import { BEARER_PROTOCOL_PREFIX, DASHBOARD_WS_PROTOCOL, DEVICE_WS_PROTOCOL, type ErrorBody } from "@mdm/contracts";
+import { BEARER_PROTOCOL_PREFIX, DASHBOARD_WS_PROTOCOL, DEVICE_WS_PROTOCOL, type ErrorBody, WsCloseCode } from "@mdm/contracts";
 import { type WebSocket, WebSocketServer } from "ws";
 import type { AppDeps } from "../deps";
 import { authFailuresOf } from "../lib/auth-failures";
 import { clientIpOf, compileTrustProxy } from "../lib/client-ip";
+import { isDatabaseUnavailable } from "../db/client";
+import { databaseUnavailable } from "../lib/error-handler";
 import { HttpError } from "../lib/http-error";
 import { authenticateDevice } from "../modules/devices/devices.service";
 import { DashboardHub, type DashboardSession } from "./dashboard-hub";
@@ -94,7 +96,13 @@ export function attachRealtime(server: Server, deps: AppDeps, authenticateDashbo
         deviceServer.handleUpgrade(req, socket, head, (ws) => {
           countSocket(ip, ws);
           devices.connect(deviceId, ws).catch((error: unknown) => {
-            deps.logger.error("device connect failed", { deviceId, message: error instanceof Error ? error.message : String(error) });
+            const message = error instanceof Error ? error.message : String(error);
+            // The database went away between authentication and the lease: come back later.
+            if (isDatabaseUnavailable(error)) {
+              deps.logger.warn("device connect failed: database unavailable", { deviceId });
+              return ws.close(WsCloseCode.tryAgainLater, "database unavailable; retry shortly");
+            }
+            deps.logger.error("device connect failed", { deviceId, message });
             ws.terminate();
           });
         });
@@ -112,8 +120,9 @@ export function attachRealtime(server: Server, deps: AppDeps, authenticateDashbo
       throw new HttpError("not_found", `No WebSocket endpoint at ${path}`);
     } catch (error) {
       if (error instanceof HttpError) return refuse(socket, await authFailures.refusal(clientIpOf(req, trustProxy), error).catch(() => error));
+      if (isDatabaseUnavailable(error)) return refuse(socket, databaseUnavailable());
       deps.logger.error("websocket upgrade failed", { message: error instanceof Error ? error.message : String(error) });
-      refuse(socket, new HttpError("service_unavailable", "Try again shortly"));
+      refuse(socket, new HttpError("service_unavailable", "Try again shortly", undefined, { "Retry-After": "1" }));
     }
   };
   const upgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => void onUpgrade(req, socket, head);

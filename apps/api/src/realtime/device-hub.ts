@@ -1,7 +1,7 @@
 import { type DeviceServerFrame, DeviceClientFrame, WsCloseCode } from "@mdm/contracts";
 import type { WebSocket } from "ws";
 import type { AppDeps } from "../deps";
-import { HttpError } from "../lib/http-error";
+import { toHttpError } from "../lib/error-handler";
 import { acknowledgeCommand, recordActionResult, toDeviceCommand, transition } from "../modules/commands/commands.service";
 import { makeDueNow } from "../modules/commands/delivery";
 import { deviceBudget, deviceBudgetKey } from "../modules/devices/device-budget";
@@ -191,8 +191,10 @@ export class DeviceHub {
       }
     } catch (error) {
       const requestId = frame.type === "command_ack" ? frame.requestId : frame.type === "command_result" ? frame.result.requestId : undefined;
-      if (error instanceof HttpError) {
-        this.send(socket, { type: "error", code: error.code, message: error.message, ...(requestId ? { requestId } : {}) });
+      // Known errors (a database outage among them: service_unavailable) tell the device what to do.
+      const known = toHttpError(error);
+      if (known) {
+        this.send(socket, { type: "error", code: known.code, message: known.message, ...(requestId ? { requestId } : {}) });
         return;
       }
       this.deps.logger.error("device frame failed", { deviceId, type: frame.type, message: error instanceof Error ? error.message : String(error) });
