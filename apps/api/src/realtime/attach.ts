@@ -3,6 +3,7 @@ import type { Duplex } from "node:stream";
 import { BEARER_PROTOCOL_PREFIX, DASHBOARD_WS_PROTOCOL, DEVICE_WS_PROTOCOL, type ErrorBody, WsCloseCode } from "@mdm/contracts";
 import { type WebSocket, WebSocketServer } from "ws";
 import type { AppDeps } from "../deps";
+import { admissionOf } from "../lib/admission";
 import { authFailuresOf } from "../lib/auth-failures";
 import { clientIpOf, compileTrustProxy } from "../lib/client-ip";
 import { isDatabaseUnavailable } from "../db/client";
@@ -67,6 +68,7 @@ export function attachRealtime(server: Server, deps: AppDeps, authenticateDashbo
   });
 
   const authFailures = authFailuresOf(deps);
+  const admission = admissionOf(deps);
   const trustProxy = compileTrustProxy(deps.env.TRUST_PROXY);
   // Device sockets per client address on this instance: a NAT of a large fleet fits, one
   // host opening sockets without end does not.
@@ -87,6 +89,8 @@ export function attachRealtime(server: Server, deps: AppDeps, authenticateDashbo
       const protocols = offeredProtocols(req);
       const legacy = LEGACY_DEVICE_PATH.exec(path);
       if (path === "/ws/devices" || legacy) {
+        const overloaded = admission.overloaded();
+        if (overloaded) throw new HttpError("service_unavailable", `This instance is overloaded (${overloaded}); retry later`, undefined, { "Retry-After": String(deps.env.ADMISSION_RETRY_AFTER_SECONDS) });
         const ip = clientIpOf(req, trustProxy);
         if ((socketsPerIp.get(ip) ?? 0) >= deps.env.WS_MAX_DEVICE_SOCKETS_PER_IP) {
           throw new HttpError("rate_limited", "Too many device sockets from this address", undefined, { "Retry-After": "30" });

@@ -1,6 +1,7 @@
 import { type DeviceServerFrame, DeviceClientFrame, WsCloseCode } from "@mdm/contracts";
 import type { WebSocket } from "ws";
 import type { AppDeps } from "../deps";
+import { admissionOf } from "../lib/admission";
 import { toHttpError } from "../lib/error-handler";
 import { acknowledgeCommand, recordActionResult, toDeviceCommand, transition } from "../modules/commands/commands.service";
 import { makeDueNow } from "../modules/commands/delivery";
@@ -161,6 +162,14 @@ export class DeviceHub {
     if (socket.readyState !== socket.OPEN) return;
     const frame = text === undefined ? undefined : parseFrame(text);
     if (!frame) return socket.close(WsCloseCode.policyViolation, "frame does not match the protocol");
+    // Overloaded: a heartbeat is refused before any work (the device sends the next one on
+    // schedule); acks and results are always processed, they finish work already done.
+    const overloaded = frame.type === "heartbeat" ? admissionOf(this.deps).overloaded() : undefined;
+    if (overloaded) {
+      this.deps.metrics.shed.inc({ reason: "websocket_heartbeat" });
+      this.send(socket, { type: "error", code: "service_unavailable", message: `This instance is overloaded (${overloaded}); heartbeat not recorded` });
+      return;
+    }
     const budget = await deviceBudget(this.deps).consume(deviceBudgetKey(deviceId));
     if (!budget.allowed) {
       const requestId = frame.type === "command_ack" ? frame.requestId : frame.type === "command_result" ? frame.result.requestId : undefined;
