@@ -36,7 +36,7 @@ describe("admission control", () => {
       const probe = await fetch(`${base}/slow`);
       if (probe.status === 503) {
         expect(probe.headers.get("retry-after")).toBe("4");
-        expect((await probe.json()).error.code).toBe("service_unavailable");
+        expect(((await probe.json()) as { error: { code: string } }).error.code).toBe("service_unavailable");
         break;
       }
       expect(i).toBeLessThan(99);
