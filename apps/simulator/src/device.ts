@@ -299,7 +299,7 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
       if (!this.shouldReconnect || this.socket) return;
       this.stats.reconnects++;
       // A failure closes the socket, and its close handler schedules the next attempt.
-      this.open(true).catch(() => undefined);
+      this.open(true).catch((error: unknown) => this.emit("problem", `reconnect failed: ${error instanceof Error ? error.message : String(error)}`));
     }, delay);
   }
 

@@ -1,4 +1,4 @@
-import { AdminClient, ApiError, SimulatedDevice, forEachLimit } from "@mdm/simulator";
+import { AdminClient, ApiError, ApiUnreachableError, SimulatedDevice, forEachLimit } from "@mdm/simulator";
 import { Client } from "pg";
 import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SECRETS } from "../test";
 
@@ -107,7 +107,8 @@ export function startCommandLoad(url: string, devices: SimulatedDevice[], everyM
         const command = await admin.createCommand({ deviceId: device.deviceId, type: "ping" });
         created.set(command.requestId, device);
       } catch (error) {
-        if (!(error instanceof ApiError)) throw error;
+        // Refused, or no answer at all (an instance going away): not acknowledged, not counted.
+        if (!(error instanceof ApiError) && !(error instanceof ApiUnreachableError)) throw error;
         refused++;
       }
       await sleep(everyMs);

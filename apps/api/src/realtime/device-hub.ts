@@ -39,6 +39,7 @@ export class DeviceHub {
   private readonly connections = new Map<string, Connection>();
   private readonly unsubscribe: () => void;
   private readonly leaseTimer: NodeJS.Timeout;
+  private closed = false;
 
   constructor(private readonly deps: AppDeps) {
     // A third of the lease: two renewals may fail before a live socket's lease lapses.
@@ -74,6 +75,12 @@ export class DeviceHub {
 
   async connect(deviceId: string, socket: WebSocket): Promise<void> {
     const { deps } = this;
+    // An upgrade that was still authenticating when the instance began to shut down: send
+    // the device elsewhere now, or its socket would hold the drain until the grace period ends.
+    if (this.closed) {
+      socket.close(WsCloseCode.goingAway, "server shutting down");
+      return;
+    }
     const previous = this.connections.get(deviceId);
     // Listeners first: a frame may arrive while the hello and pending commands go out.
     const connection: Connection = { socket, alive: true, frames: 0, windowStart: Date.now(), inFlight: 0, queue: Promise.resolve() };
@@ -236,6 +243,7 @@ export class DeviceHub {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     this.unsubscribe();
     clearInterval(this.leaseTimer);
     const ids = [...this.connections.keys()];
