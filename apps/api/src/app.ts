@@ -1,6 +1,7 @@
 import { apiRoutes } from "@mdm/contracts";
 import express from "express";
 import type { AppDeps } from "./deps";
+import { admissionOf } from "./lib/admission";
 import { authFailuresOf } from "./lib/auth-failures";
 import { compileTrustProxy } from "./lib/client-ip";
 import { errorHandler } from "./lib/error-handler";
@@ -26,6 +27,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.set("query parser", "simple");
 
   app.use(requestContext(deps.logger, deps.metrics));
+  app.use(admissionOf(deps).middleware);
   app.use(securityHeaders());
   // Bodies are kept as raw bytes: admin signatures cover the exact bytes sent, and
   // `validate` decodes JSON only after a route's guards have authenticated the caller.

@@ -98,18 +98,37 @@ export async function startServer(env: Env, overrides: ServerOverrides = {}): Pr
     close: async () => {
       stopMaintenance();
       const drained = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Keep-alive connections: a request still arriving on one is answered with
+      // `Connection: close`, and each is closed as soon as it is idle (its response sent),
+      // not when its keep-alive timeout ends, long after the grace period.
+      server.prependListener("request", (_req, res) => res.setHeader("Connection", "close"));
       server.closeIdleConnections();
+      const idleSweep = setInterval(() => server.closeIdleConnections(), 100);
       await Promise.all([deliveryWorker.stop(), mailWorker.stop()]);
       await realtime.close();
       const cutOff = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
       await drained;
       clearTimeout(cutOff);
+      clearInterval(idleSweep);
       await deps.bus.close();
       deps.redis?.disconnect();
       await deps.db.$disconnect();
       await embedded?.stop();
     },
   };
+}
+
+/** SIGTERM and SIGINT close the server gracefully, then end the process (0, or 1 if closing failed). */
+export function exitGracefullyOnSignals(running: RunningServer): void {
+  const shutdown = () => {
+    running.deps.logger.info("shutting down");
+    running.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once("SIGTERM", shutdown);
+  process.once("SIGINT", shutdown);
 }
 
 if (require.main === module) {
@@ -122,17 +141,7 @@ if (require.main === module) {
     process.exit(1);
   }
   startServer(env).then(
-    (running) => {
-      const shutdown = () => {
-        running.deps.logger.info("shutting down");
-        running.close().then(
-          () => process.exit(0),
-          () => process.exit(1),
-        );
-      };
-      process.once("SIGTERM", shutdown);
-      process.once("SIGINT", shutdown);
-    },
+    (running) => exitGracefullyOnSignals(running),
     (error) => {
       console.error("failed to start:", error instanceof Error ? error.message : error);
       process.exit(1);

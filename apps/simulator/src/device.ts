@@ -32,6 +32,8 @@ export type DeviceOptions = {
   auth?: "subprotocol" | "header";
   reconnectBaseMs?: number;
   reconnectMaxMs?: number;
+  /** Longest wait between heartbeat attempts while they keep failing (default 5 minutes). */
+  retryMaxMs?: number;
   /** Test knob: silently drop the first N command_ack frames and the results that follow them. */
   dropAcks?: number;
   random?: Random;
@@ -42,6 +44,8 @@ export type ReceivedCommand = { command: DeviceCommand; channel: "websocket" | "
 
 export type DeviceStats = {
   heartbeatsSent: number;
+  /** Heartbeats the server answered with success (HTTP 2xx or a `heartbeat_ok` frame). */
+  heartbeatsAcknowledged: number;
   heartbeatsFailed: number;
   commandsReceived: number;
   /** Commands run to a `succeeded` result. */
@@ -60,6 +64,8 @@ export class UpgradeRefusedError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** Seconds, from `Retry-After` on a 429 or 503. */
+    readonly retryAfterSeconds?: number,
   ) {
     super(`WebSocket upgrade refused: ${status} ${code}: ${message}`);
     this.name = "UpgradeRefusedError";
@@ -71,6 +77,8 @@ type DeviceEvents = {
   /** A result as reported to the server (dropped ones are not). */
   result: [ActionResultRequest];
   connected: [];
+  /** The server acknowledged a heartbeat: it is recorded. `deviceTime` identifies it. */
+  heartbeat: [{ deviceTime: string; channel: "websocket" | "http" }];
   /** The socket dropped or the server closed it (not emitted for `disconnect()` or a reboot). */
   disconnected: [{ code: number; reason: string }];
   /** Something went wrong that the device survives: a server error frame, a failed report... */
@@ -91,7 +99,7 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
   readonly deviceId: string;
   /** Times each command ran on this device: a re-delivered command must never run twice. */
   readonly executions = new Map<string, number>();
-  readonly stats: DeviceStats = { heartbeatsSent: 0, heartbeatsFailed: 0, commandsReceived: 0, commandsExecuted: 0, commandsFailed: 0, commandsDropped: 0, reconnects: 0, errors: 0 };
+  readonly stats: DeviceStats = { heartbeatsSent: 0, heartbeatsAcknowledged: 0, heartbeatsFailed: 0, commandsReceived: 0, commandsExecuted: 0, commandsFailed: 0, commandsDropped: 0, reconnects: 0, errors: 0 };
   state: DeviceState;
 
   private readonly random: Random;
@@ -105,6 +113,13 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
   private live: WebSocket | undefined;
   private shouldReconnect = false;
   private reconnectAttempts = 0;
+  /** Retry-After of the last refused upgrade, honoured by the next reconnect. */
+  private reconnectNotBeforeMs = 0;
+  /** Heartbeats sent on the live socket and not yet answered, oldest first (frames are answered in order). */
+  private unanswered: string[] = [];
+  /** Heartbeats refused or failed in a row, and the server's Retry-After of the last: they set the next attempt's delay. */
+  private heartbeatFailures = 0;
+  private heartbeatRetryAfterMs = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private connecting: Promise<void> | undefined;
   private loopTimer: NodeJS.Timeout | undefined;
@@ -219,7 +234,14 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
         res.on("data", (chunk: Buffer) => chunks.push(chunk));
         res.on("end", () => {
           const body = ErrorBody.safeParse(safeJson(Buffer.concat(chunks).toString("utf8")));
-          refused = new UpgradeRefusedError(res.statusCode ?? 0, body.success ? body.data.error.code : "unexpected_response", body.success ? body.data.error.message : "no error body");
+          const retryAfter = Number(res.headers["retry-after"]);
+          refused = new UpgradeRefusedError(
+            res.statusCode ?? 0,
+            body.success ? body.data.error.code : "unexpected_response",
+            body.success ? body.data.error.message : "no error body",
+            Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : undefined,
+          );
+          this.reconnectNotBeforeMs = (refused.retryAfterSeconds ?? 0) * 1000;
           settle(refused);
           socket.terminate();
         });
@@ -233,11 +255,14 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
         }
         if (frame.data.type === "hello") {
           this.live = socket;
+          this.unanswered = [];
           this.reconnectAttempts = 0;
+          this.reconnectNotBeforeMs = 0;
           settle();
           this.emit("connected");
           return;
         }
+        if (this.live === socket) this.onHeartbeatAnswer(frame.data);
         void this.onFrame(frame.data);
       });
       socket.on("error", (error) => {
@@ -267,13 +292,14 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
   private scheduleReconnect(): void {
     const base = this.options.reconnectBaseMs ?? 500;
     const max = this.options.reconnectMaxMs ?? 30_000;
-    const delay = reconnectDelayMs(this.reconnectAttempts++, base, max, this.random);
+    // A refusal's Retry-After is a floor, spread by jitter so a fleet does not return at once.
+    const delay = Math.max(reconnectDelayMs(this.reconnectAttempts++, base, max, this.random), jitteredFloorMs(this.reconnectNotBeforeMs, this.random));
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = setTimeout(() => {
       if (!this.shouldReconnect || this.socket) return;
       this.stats.reconnects++;
       // A failure closes the socket, and its close handler schedules the next attempt.
-      this.open(true).catch(() => undefined);
+      this.open(true).catch((error: unknown) => this.emit("problem", `reconnect failed: ${error instanceof Error ? error.message : String(error)}`));
     }, delay);
   }
 
@@ -320,19 +346,63 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
     const heartbeat = toHeartbeat(this.state, now, { appVersion: SIMULATOR_AGENT_VERSION });
     if (this.connected) {
       this.sendFrame({ type: "heartbeat", heartbeat });
+      this.unanswered.push(heartbeat.deviceTime);
       this.stats.heartbeatsSent++;
       return;
     }
-    const response = await requestJson(
-      this.baseUrl,
-      { method: "POST", path: "/v1/heartbeat", headers: this.authorization(), body: JSON.stringify(heartbeat) },
-      HeartbeatResponse,
-    );
+    let response: HeartbeatResponse;
+    try {
+      response = await requestJson(
+        this.baseUrl,
+        { method: "POST", path: "/v1/heartbeat", headers: this.authorization(), body: JSON.stringify(heartbeat) },
+        HeartbeatResponse,
+      );
+    } catch (error) {
+      this.heartbeatFailed(error instanceof ApiError ? error.retryAfterSeconds : undefined);
+      throw error;
+    }
     this.stats.heartbeatsSent++;
+    this.heartbeatAcknowledged(heartbeat.deviceTime, "http");
     for (const command of response.commands) await this.receive(command, "http");
   }
 
-  /** Heartbeats every `intervalMs` (the first one at a random point of the first interval, so a fleet spreads out). */
+  /** Answers to heartbeat frames come in the order they were sent: match them up. */
+  private onHeartbeatAnswer(frame: DeviceServerFrame): void {
+    if (frame.type === "heartbeat_ok") {
+      const deviceTime = this.unanswered.shift();
+      if (deviceTime) this.heartbeatAcknowledged(deviceTime, "websocket");
+      return;
+    }
+    // An error without a requestId answers a heartbeat (acks and results carry theirs).
+    if (frame.type === "error" && !frame.requestId && this.unanswered.shift()) {
+      this.stats.heartbeatsFailed++;
+      if (frame.code === "service_unavailable" || frame.code === "rate_limited") this.heartbeatFailed(undefined);
+    }
+  }
+
+  private heartbeatAcknowledged(deviceTime: string, channel: "websocket" | "http"): void {
+    this.heartbeatFailures = 0;
+    this.heartbeatRetryAfterMs = 0;
+    this.stats.heartbeatsAcknowledged++;
+    this.emit("heartbeat", { deviceTime, channel });
+  }
+
+  private heartbeatFailed(retryAfterSeconds: number | undefined): void {
+    this.heartbeatFailures++;
+    this.heartbeatRetryAfterMs = (retryAfterSeconds ?? 0) * 1000;
+  }
+
+  /** When the next heartbeat goes: on schedule, or later with backoff and jitter while they fail. */
+  private nextHeartbeatDelayMs(): number {
+    if (this.heartbeatFailures === 0) return this.intervalMs;
+    return heartbeatRetryDelayMs(this.heartbeatFailures, this.intervalMs, this.options.retryMaxMs ?? 300_000, this.heartbeatRetryAfterMs, this.random);
+  }
+
+  /**
+   * Heartbeats every `intervalMs` (the first one at a random point of the first interval, so
+   * a fleet spreads out). While they fail (429 or 503, an auth error, no answer), the next
+   * attempt backs off exponentially with jitter, never sooner than the server's Retry-After.
+   */
   start(): void {
     if (this.running) return;
     this.running = true;
@@ -343,7 +413,7 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
         this.stats.heartbeatsFailed++;
         this.noteProblem(`heartbeat failed: ${error instanceof Error ? error.message : String(error)}`);
       }
-      if (this.running) this.loopTimer = setTimeout(tick, this.intervalMs);
+      if (this.running) this.loopTimer = setTimeout(tick, this.nextHeartbeatDelayMs());
     };
     this.loopTimer = setTimeout(tick, Math.floor(this.random() * this.intervalMs));
   }
@@ -472,6 +542,20 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
   private authorization(): Record<string, string> {
     return { Authorization: `Bearer ${this.registration.deviceToken}` };
   }
+}
+
+/**
+ * Delay before the next heartbeat after `failures` failed in a row: exponential from the
+ * normal interval (half fixed, half random), capped at `maxMs`, and never shorter than the
+ * server's Retry-After, itself spread by up to half again so a refused fleet returns spread out.
+ */
+export function heartbeatRetryDelayMs(failures: number, intervalMs: number, maxMs: number, retryAfterMs: number, random: Random): number {
+  return Math.max(reconnectDelayMs(Math.max(0, failures - 1), intervalMs, Math.max(intervalMs, maxMs), random), jitteredFloorMs(retryAfterMs, random));
+}
+
+/** A server-given wait, plus up to half of it at random (0 when there is none). */
+export function jitteredFloorMs(floorMs: number, random: Random): number {
+  return floorMs > 0 ? Math.round(floorMs * (1 + random() / 2)) : 0;
 }
 
 /** Exponential backoff with jitter: half of the delay fixed, half random. */

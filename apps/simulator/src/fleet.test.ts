@@ -46,7 +46,7 @@ describe("forEachLimit", () => {
 
 describe("formatSummary", () => {
   it("says in one line how the fleet is doing", () => {
-    const line = formatSummary(12_400, { connected: 48, heartbeatsSent: 300, heartbeatsFailed: 2, commandsReceived: 5, commandsExecuted: 4, commandsFailed: 1, reconnects: 3, errors: 1 }, 50, 2);
+    const line = formatSummary(12_400, { connected: 48, heartbeatsSent: 300, heartbeatsAcknowledged: 298, heartbeatsFailed: 2, commandsReceived: 5, commandsExecuted: 4, commandsFailed: 1, reconnects: 3, errors: 1 }, 50, 2);
     expect(line).toBe("[   12s] connected 48/50 | heartbeats 300 (2 failed) | commands 5 received, 4 executed, 1 failed | reconnects 3 | errors 3");
     expect(line).not.toContain("\n");
   });

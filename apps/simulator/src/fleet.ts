@@ -27,6 +27,7 @@ export type FleetOptions = {
 export type FleetTotals = {
   connected: number;
   heartbeatsSent: number;
+  heartbeatsAcknowledged: number;
   heartbeatsFailed: number;
   commandsReceived: number;
   commandsExecuted: number;
@@ -45,7 +46,7 @@ export type FleetReport = {
   stoppedBy: "duration" | "signal" | "setup_aborted";
   devices: { requested: number; enrolled: number; connected: number; failedToEnroll: number; failedToConnect: number };
   timings: { enrollMs: number; connectMs: number };
-  heartbeats: { sent: number; failed: number; perSecond: number };
+  heartbeats: { sent: number; acknowledged: number; failed: number; perSecond: number };
   commands: { received: number; executed: number; failed: number };
   reconnects: number;
   errors: { total: number; samples: string[] };
@@ -60,10 +61,11 @@ const MAX_ERROR_SAMPLES = 10;
 const ENROLL_ATTEMPTS = 5;
 
 export function totalsOf(devices: SimulatedDevice[]): FleetTotals {
-  const totals: FleetTotals = { connected: 0, heartbeatsSent: 0, heartbeatsFailed: 0, commandsReceived: 0, commandsExecuted: 0, commandsFailed: 0, reconnects: 0, errors: 0 };
+  const totals: FleetTotals = { connected: 0, heartbeatsSent: 0, heartbeatsAcknowledged: 0, heartbeatsFailed: 0, commandsReceived: 0, commandsExecuted: 0, commandsFailed: 0, reconnects: 0, errors: 0 };
   for (const device of devices) {
     if (device.connected) totals.connected++;
     totals.heartbeatsSent += device.stats.heartbeatsSent;
+    totals.heartbeatsAcknowledged += device.stats.heartbeatsAcknowledged;
     totals.heartbeatsFailed += device.stats.heartbeatsFailed;
     totals.commandsReceived += device.stats.commandsReceived;
     totals.commandsExecuted += device.stats.commandsExecuted;
@@ -235,7 +237,7 @@ export async function runFleet(options: FleetOptions): Promise<FleetReport> {
     stoppedBy,
     devices: { requested: options.devices, enrolled: devices.length, connected: connectedAtEnd, failedToEnroll, failedToConnect },
     timings: { enrollMs, connectMs },
-    heartbeats: { sent: totals.heartbeatsSent, failed: totals.heartbeatsFailed, perSecond: runMs > 0 ? Math.round((totals.heartbeatsSent / runMs) * 10_000) / 10 : 0 },
+    heartbeats: { sent: totals.heartbeatsSent, acknowledged: totals.heartbeatsAcknowledged, failed: totals.heartbeatsFailed, perSecond: runMs > 0 ? Math.round((totals.heartbeatsSent / runMs) * 10_000) / 10 : 0 },
     commands: { received: totals.commandsReceived, executed: totals.commandsExecuted, failed: totals.commandsFailed },
     reconnects: totals.reconnects,
     errors: { total: totals.errors + failedToEnroll + failedToConnect, samples: errorSamples },

@@ -89,7 +89,7 @@ function errorResponses(route: ApiRoute) {
       String(status),
       {
         description: `Error: ${codes.map((code) => `\`${code}\``).join(", ")}.`,
-        ...(status === 429
+        ...(status === 429 || status === 503
           ? { headers: { "Retry-After": { description: "Seconds until a retry may succeed.", schema: { type: "integer" } } } }
           : {}),
         content: { "application/json": { schema: errorSchema } },

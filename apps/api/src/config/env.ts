@@ -102,6 +102,11 @@ export const EnvSchema = z
     HTTP_REQUEST_TIMEOUT_SECONDS: z.coerce.number().positive().default(30),
     // Every connected device holds a socket; keep this under the process's open-file limit.
     HTTP_MAX_CONNECTIONS: positiveInt(20_000),
+    // Admission control: past these, a request answers 503 with Retry-After before any work
+    // starts, so an overload costs refusals instead of a queue that grows without bound.
+    ADMISSION_MAX_IN_FLIGHT: positiveInt(256),
+    ADMISSION_MAX_EVENT_LOOP_LAG_MS: z.coerce.number().int().min(0).default(500),
+    ADMISSION_RETRY_AFTER_SECONDS: positiveInt(2),
     // Mail: unset, RESEND_API_KEY picks Resend, else SMTP_URL picks SMTP, else none (mail is
     // only recorded in the outbox and the log). Set it to insist on one.
     MAIL_PROVIDER: z.enum(["resend", "smtp", "none"]).optional(),

@@ -3,9 +3,42 @@ import { PrismaClient } from "../generated/prisma/client";
 
 export type Db = PrismaClient;
 
+// A connection attempt that gets no answer (a database host gone silent, not refusing)
+// fails after this instead of holding the request until the client gives up.
+const CONNECT_TIMEOUT_MS = 5_000;
+
 export function createDb(databaseUrl: string, options: { maxConnections?: number } = {}): Db {
-  const adapter = new PrismaPg({ connectionString: databaseUrl, max: options.maxConnections ?? 10 });
+  const adapter = new PrismaPg({ connectionString: databaseUrl, max: options.maxConnections ?? 10, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
   // Under a burst, a transaction may wait its turn for a connection (the embedded database
   // has one): longer than Prisma's 2 s default before giving up.
   return new PrismaClient({ adapter, transactionOptions: { maxWait: 10_000, timeout: 15_000 } });
+}
+
+// Prisma's codes for "no connection or transaction slot in time": the database is
+// overloaded, not the request wrong.
+const BUSY_CODES = new Set(["P2024", "P2028"]);
+// Prisma's codes for a database it cannot reach or that closed the connection.
+const UNREACHABLE_CODES = new Set(["P1001", "P1002", "P1008", "P1017"]);
+// What @prisma/adapter-pg reports when the socket fails (ECONNREFUSED, ECONNRESET, ETIMEDOUT).
+const UNREACHABLE_KINDS = new Set(["DatabaseNotReachable", "ConnectionClosed", "SocketTimeout", "TooManyConnections"]);
+// PostgreSQL's SQLSTATEs of a server going away, starting up or out of resources: class 08
+// (connection exception), 53 (insufficient resources), 57P01-57P03 (shut down, crashed,
+// not accepting connections yet).
+const UNAVAILABLE_SQLSTATE = /^(08|53|57P0[123])/;
+// node-postgres throws these as plain errors without a code, and the adapter passes them on
+// unwrapped: a pooled connection the server dropped, or no connection within the timeout.
+const UNAVAILABLE_MESSAGES = [/^Connection terminated/, /^Client has encountered a connection error/, /^timeout exceeded when trying to connect/, /^Connection terminated due to connection timeout/];
+
+/**
+ * True when an error says the database is unavailable (down, restarting, unreachable or
+ * saturated) rather than that the query was wrong: the caller may retry, so it answers 503.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  if (typeof error !== "object" || error === null) return false;
+  const { code, meta, message } = error as { code?: unknown; meta?: { driverAdapterError?: { cause?: { kind?: unknown; code?: unknown } } }; message?: unknown };
+  if (typeof code === "string" && (BUSY_CODES.has(code) || UNREACHABLE_CODES.has(code))) return true;
+  const cause = meta?.driverAdapterError?.cause;
+  if (typeof cause?.kind === "string" && UNREACHABLE_KINDS.has(cause.kind)) return true;
+  if (cause?.kind === "postgres" && typeof cause.code === "string" && UNAVAILABLE_SQLSTATE.test(cause.code)) return true;
+  return typeof message === "string" && UNAVAILABLE_MESSAGES.some((pattern) => pattern.test(message));
 }

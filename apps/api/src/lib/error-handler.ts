@@ -1,5 +1,6 @@
 import type { ErrorBody, ErrorCode } from "@mdm/contracts";
 import type { NextFunction, Request, Response } from "express";
+import { isDatabaseUnavailable } from "../db/client";
 import { HttpError } from "./http-error";
 import type { Logger } from "./logger";
 
@@ -13,16 +14,18 @@ const BODY_PARSER_ERRORS: Record<string, [ErrorCode, string]> = {
   "entity.parse.failed": ["invalid_json", "The request body is not valid JSON"],
 };
 
-// Prisma's codes for "no connection or transaction slot in time": the database is
-// overloaded, not the request wrong; the client may retry.
-const DATABASE_BUSY = new Set(["P2024", "P2028"]);
+// Clients add their own jitter and backoff on top.
+export const DATABASE_RETRY_AFTER_SECONDS = 2;
 
-function toHttpError(error: unknown): HttpError | undefined {
+/** What a request that found the database down or saturated answers: retry shortly. */
+export function databaseUnavailable(): HttpError {
+  return new HttpError("service_unavailable", "The database is unavailable; retry shortly", undefined, { "Retry-After": String(DATABASE_RETRY_AFTER_SECONDS) });
+}
+
+/** The contract's error for an error a service threw, if it is one the client can act on. */
+export function toHttpError(error: unknown): HttpError | undefined {
   if (error instanceof HttpError) return error;
-  const code = (error as { code?: unknown })?.code;
-  if (typeof code === "string" && DATABASE_BUSY.has(code)) {
-    return new HttpError("service_unavailable", "The database is busy; retry shortly", undefined, { "Retry-After": "1" });
-  }
+  if (isDatabaseUnavailable(error)) return databaseUnavailable();
   // The router decodes path parameters before any route runs: `/admin/devices/%zz` is the
   // client's malformed input, not our failure.
   if (error instanceof URIError && (error as { status?: unknown }).status === 400) {
@@ -40,6 +43,10 @@ export function errorHandler(logger: Logger) {
   return (error: unknown, req: Request, res: Response, _next: NextFunction) => {
     const known = toHttpError(error);
     const httpError = known ?? new HttpError("internal_error", "Something went wrong on our side");
+    if (known && !(error instanceof HttpError) && known.status === 503) {
+      // One line per request: an outage is visible, without a stack per refused heartbeat.
+      logger.warn("database unavailable", { requestId: res.locals.requestId, method: req.method, path: req.path, message: error instanceof Error ? error.message.trim().split("\n").pop() : String(error) });
+    }
     if (!known) {
       const failure = error instanceof Error ? { name: error.name, message: error.message } : { message: String(error) };
       logger.error("unhandled error", { requestId: res.locals.requestId, method: req.method, path: req.path, ...failure });

@@ -14,6 +14,12 @@ export function createMetrics() {
       labelNames: ["outcome"],
       registers: [registry],
     }),
+    shed: new client.Counter({
+      name: "mdm_requests_shed_total",
+      help: "Requests and heartbeat frames refused with 503 because the instance was overloaded, by reason.",
+      labelNames: ["reason"] as const,
+      registers: [registry],
+    }),
     heartbeat: new client.Counter({
       name: "mdm_heartbeat_total",
       help: "Heartbeats accepted.",

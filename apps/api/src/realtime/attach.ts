@@ -1,10 +1,13 @@
 import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
-import { BEARER_PROTOCOL_PREFIX, DASHBOARD_WS_PROTOCOL, DEVICE_WS_PROTOCOL, type ErrorBody } from "@mdm/contracts";
+import { BEARER_PROTOCOL_PREFIX, DASHBOARD_WS_PROTOCOL, DEVICE_WS_PROTOCOL, type ErrorBody, WsCloseCode } from "@mdm/contracts";
 import { type WebSocket, WebSocketServer } from "ws";
 import type { AppDeps } from "../deps";
+import { admissionOf } from "../lib/admission";
 import { authFailuresOf } from "../lib/auth-failures";
 import { clientIpOf, compileTrustProxy } from "../lib/client-ip";
+import { isDatabaseUnavailable } from "../db/client";
+import { databaseUnavailable } from "../lib/error-handler";
 import { HttpError } from "../lib/http-error";
 import { authenticateDevice } from "../modules/devices/devices.service";
 import { DashboardHub, type DashboardSession } from "./dashboard-hub";
@@ -65,6 +68,7 @@ export function attachRealtime(server: Server, deps: AppDeps, authenticateDashbo
   });
 
   const authFailures = authFailuresOf(deps);
+  const admission = admissionOf(deps);
   const trustProxy = compileTrustProxy(deps.env.TRUST_PROXY);
   // Device sockets per client address on this instance: a NAT of a large fleet fits, one
   // host opening sockets without end does not.
@@ -85,6 +89,8 @@ export function attachRealtime(server: Server, deps: AppDeps, authenticateDashbo
       const protocols = offeredProtocols(req);
       const legacy = LEGACY_DEVICE_PATH.exec(path);
       if (path === "/ws/devices" || legacy) {
+        const overloaded = admission.overloaded();
+        if (overloaded) throw new HttpError("service_unavailable", `This instance is overloaded (${overloaded}); retry later`, undefined, { "Retry-After": String(deps.env.ADMISSION_RETRY_AFTER_SECONDS) });
         const ip = clientIpOf(req, trustProxy);
         if ((socketsPerIp.get(ip) ?? 0) >= deps.env.WS_MAX_DEVICE_SOCKETS_PER_IP) {
           throw new HttpError("rate_limited", "Too many device sockets from this address", undefined, { "Retry-After": "30" });
@@ -94,7 +100,13 @@ export function attachRealtime(server: Server, deps: AppDeps, authenticateDashbo
         deviceServer.handleUpgrade(req, socket, head, (ws) => {
           countSocket(ip, ws);
           devices.connect(deviceId, ws).catch((error: unknown) => {
-            deps.logger.error("device connect failed", { deviceId, message: error instanceof Error ? error.message : String(error) });
+            const message = error instanceof Error ? error.message : String(error);
+            // The database went away between authentication and the lease: come back later.
+            if (isDatabaseUnavailable(error)) {
+              deps.logger.warn("device connect failed: database unavailable", { deviceId });
+              return ws.close(WsCloseCode.tryAgainLater, "database unavailable; retry shortly");
+            }
+            deps.logger.error("device connect failed", { deviceId, message });
             ws.terminate();
           });
         });
@@ -112,8 +124,9 @@ export function attachRealtime(server: Server, deps: AppDeps, authenticateDashbo
       throw new HttpError("not_found", `No WebSocket endpoint at ${path}`);
     } catch (error) {
       if (error instanceof HttpError) return refuse(socket, await authFailures.refusal(clientIpOf(req, trustProxy), error).catch(() => error));
+      if (isDatabaseUnavailable(error)) return refuse(socket, databaseUnavailable());
       deps.logger.error("websocket upgrade failed", { message: error instanceof Error ? error.message : String(error) });
-      refuse(socket, new HttpError("service_unavailable", "Try again shortly"));
+      refuse(socket, new HttpError("service_unavailable", "Try again shortly", undefined, { "Retry-After": "1" }));
     }
   };
   const upgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => void onUpgrade(req, socket, head);

@@ -1,7 +1,8 @@
 import { type DeviceServerFrame, DeviceClientFrame, WsCloseCode } from "@mdm/contracts";
 import type { WebSocket } from "ws";
 import type { AppDeps } from "../deps";
-import { HttpError } from "../lib/http-error";
+import { admissionOf } from "../lib/admission";
+import { toHttpError } from "../lib/error-handler";
 import { acknowledgeCommand, recordActionResult, toDeviceCommand, transition } from "../modules/commands/commands.service";
 import { makeDueNow } from "../modules/commands/delivery";
 import { deviceBudget, deviceBudgetKey } from "../modules/devices/device-budget";
@@ -38,6 +39,7 @@ export class DeviceHub {
   private readonly connections = new Map<string, Connection>();
   private readonly unsubscribe: () => void;
   private readonly leaseTimer: NodeJS.Timeout;
+  private closed = false;
 
   constructor(private readonly deps: AppDeps) {
     // A third of the lease: two renewals may fail before a live socket's lease lapses.
@@ -73,6 +75,12 @@ export class DeviceHub {
 
   async connect(deviceId: string, socket: WebSocket): Promise<void> {
     const { deps } = this;
+    // An upgrade that was still authenticating when the instance began to shut down: send
+    // the device elsewhere now, or its socket would hold the drain until the grace period ends.
+    if (this.closed) {
+      socket.close(WsCloseCode.goingAway, "server shutting down");
+      return;
+    }
     const previous = this.connections.get(deviceId);
     // Listeners first: a frame may arrive while the hello and pending commands go out.
     const connection: Connection = { socket, alive: true, frames: 0, windowStart: Date.now(), inFlight: 0, queue: Promise.resolve() };
@@ -162,6 +170,14 @@ export class DeviceHub {
     if (socket.readyState !== socket.OPEN) return;
     const frame = text === undefined ? undefined : parseFrame(text);
     if (!frame) return socket.close(WsCloseCode.policyViolation, "frame does not match the protocol");
+    // Overloaded: a heartbeat is refused before any work (the device sends the next one on
+    // schedule); acks and results are always processed, they finish work already done.
+    const overloaded = frame.type === "heartbeat" ? admissionOf(this.deps).overloaded() : undefined;
+    if (overloaded) {
+      this.deps.metrics.shed.inc({ reason: "websocket_heartbeat" });
+      this.send(socket, { type: "error", code: "service_unavailable", message: `This instance is overloaded (${overloaded}); heartbeat not recorded` });
+      return;
+    }
     const budget = await deviceBudget(this.deps).consume(deviceBudgetKey(deviceId));
     if (!budget.allowed) {
       const requestId = frame.type === "command_ack" ? frame.requestId : frame.type === "command_result" ? frame.result.requestId : undefined;
@@ -192,8 +208,10 @@ export class DeviceHub {
       }
     } catch (error) {
       const requestId = frame.type === "command_ack" ? frame.requestId : frame.type === "command_result" ? frame.result.requestId : undefined;
-      if (error instanceof HttpError) {
-        this.send(socket, { type: "error", code: error.code, message: error.message, ...(requestId ? { requestId } : {}) });
+      // Known errors (a database outage among them: service_unavailable) tell the device what to do.
+      const known = toHttpError(error);
+      if (known) {
+        this.send(socket, { type: "error", code: known.code, message: known.message, ...(requestId ? { requestId } : {}) });
         return;
       }
       this.deps.logger.error("device frame failed", { deviceId, type: frame.type, message: error instanceof Error ? error.message : String(error) });
@@ -228,6 +246,7 @@ export class DeviceHub {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     this.unsubscribe();
     clearInterval(this.leaseTimer);
     const ids = [...this.connections.keys()];

@@ -3,6 +3,7 @@ import { type HealthResponse, apiRoutes, buildOpenApiDocument } from "@mdm/contr
 import express, { Router } from "express";
 import swaggerUiDist from "swagger-ui-dist";
 import type { AppDeps } from "../../deps";
+import { DATABASE_RETRY_AFTER_SECONDS } from "../../lib/error-handler";
 import type { Guards } from "../../lib/guards";
 import { mount } from "../../lib/routing";
 
@@ -52,6 +53,7 @@ export function systemRoutes(deps: AppDeps, guards: Guards): Router {
         database,
         uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
       };
+      if (database !== "ok") res.setHeader("Retry-After", String(DATABASE_RETRY_AFTER_SECONDS));
       res.status(database === "ok" ? 200 : 503).json(body);
     },
     { guards },

@@ -1,0 +1,50 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import express from "express";
+import { parseEnv } from "../config/env";
+import { createAdmission } from "./admission";
+import { errorHandler } from "./error-handler";
+import { createLogger } from "./logger";
+
+describe("admission control", () => {
+  let server: http.Server;
+  let base: string;
+  let release: () => void = () => undefined;
+  let gate = Promise.resolve();
+
+  beforeAll(async () => {
+    const env = parseEnv({ NODE_ENV: "test", ADMISSION_MAX_IN_FLIGHT: "3", ADMISSION_MAX_EVENT_LOOP_LAG_MS: "0", ADMISSION_RETRY_AFTER_SECONDS: "4" });
+    const app = express();
+    app.use(createAdmission(env).middleware);
+    app.get("/api/health", (_req, res) => void res.json({ status: "ok" }));
+    app.get("/slow", async (_req, res) => {
+      await gate;
+      res.json({ done: true });
+    });
+    app.use(errorHandler(createLogger("error", { silent: true })));
+    server = http.createServer(app);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  it("past the in-flight bound answers 503 service_unavailable with Retry-After at once, keeps health, and serves again once work drains", async () => {
+    gate = new Promise((resolve) => (release = resolve));
+    const held = Array.from({ length: 3 }, () => fetch(`${base}/slow`));
+    // Wait until the three are in progress.
+    for (let i = 0; i < 100; i++) {
+      const probe = await fetch(`${base}/slow`);
+      if (probe.status === 503) {
+        expect(probe.headers.get("retry-after")).toBe("4");
+        expect(((await probe.json()) as { error: { code: string } }).error.code).toBe("service_unavailable");
+        break;
+      }
+      expect(i).toBeLessThan(99);
+    }
+    expect((await fetch(`${base}/api/health`)).status).toBe(200);
+    release();
+    for (const res of await Promise.all(held)) expect(res.status).toBe(200);
+    const after = await Promise.all(Array.from({ length: 3 }, () => fetch(`${base}/slow`)));
+    expect(after.map((res) => res.status)).toEqual([200, 200, 200]);
+  });
+});
