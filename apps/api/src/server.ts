@@ -10,6 +10,7 @@ import { DEFAULT_MIGRATIONS_DIR, migrate } from "./db/migrate";
 import { type AppDeps, systemClock } from "./deps";
 import { startMaintenance } from "./jobs/maintenance";
 import { createHttpServer } from "./lib/http-server";
+import { endWithError } from "./lib/raw-response";
 import { createLogger } from "./lib/logger";
 import { createMetrics } from "./lib/metrics";
 import { createMailer } from "./mail/mailer";
@@ -66,8 +67,11 @@ export async function startServer(env: Env, overrides: ServerOverrides = {}): Pr
   // Requests too malformed for Express still get a JSON error, not a bare socket close.
   server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
     if (!socket.writable || error.code === "ECONNRESET") return socket.destroy();
-    const body = JSON.stringify({ error: { code: "invalid_json", message: "Malformed HTTP request", requestId: "none" } });
-    socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    // Headers or body too slow (headersTimeout, requestTimeout): 408, not "malformed".
+    if (error.code === "ERR_HTTP_REQUEST_TIMEOUT") {
+      return endWithError(socket, 408, { error: { code: "request_timeout", message: "The request took too long to arrive", requestId: "none" } });
+    }
+    endWithError(socket, 400, { error: { code: "invalid_json", message: "Malformed HTTP request", requestId: "none" } });
   });
   const stopMaintenance = startMaintenance(deps);
   const deliveryWorker = startDeliveryWorker(deps);

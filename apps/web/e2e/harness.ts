@@ -28,6 +28,9 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** The first admin's setup token: the dashboard always relays, so setup through it asks for one. */
+export const E2E_SETUP_TOKEN = "e2e-setup-token-0123456789abcdef0123456789";
+
 export type Api = { server: RunningServer; url: string; close: () => Promise<void> };
 
 /** The API with a database of its own: a fresh one on TEST_DATABASE_URL's server, else embedded. */
@@ -45,6 +48,7 @@ export async function startApi(webUrl: string, extraEnv: Record<string, string> 
     // X-Forwarded-For, as a deployment behind a proxy would.
     TRUST_PROXY: "loopback",
     DASHBOARD_FLUSH_MS: "100",
+    SETUP_TOKEN: E2E_SETUP_TOKEN,
     BCRYPT_COST: "10",
     ...extraEnv,
   });

@@ -46,13 +46,24 @@ export const CommandPayloads = {
     packageName: PackageName,
     // The device checks the downloaded APK against `sha256` before installing it: TLS keeps
     // the download from being swapped on the way, the hash keeps a swapped file from running.
-    url: z.url({ protocol: /^https$/, error: "Must be an https:// URL" }).max(2048).pipe(text(2048)),
+    // Only as a WHATWG parser writes it back, without credentials: what is signed is then
+    // what any agent's URL parser reads (`https:\\evil.example/a.apk` is no URL to some).
+    url: z
+      .url({ protocol: /^https$/, error: "Must be an https:// URL" })
+      .max(2048)
+      .refine(isPlainUrl, "Must be a plain https://host/path URL, as a browser writes it, without user or password")
+      .pipe(text(2048)),
     sha256: z.string().regex(/^[a-f0-9]{64}$/, "Must be the APK's SHA-256 as 64 lowercase hex digits"),
     versionCode: z.int().min(1).optional(),
   }),
   uninstall_app: AppPayload,
   custom: z.strictObject({ action: nonEmptyText(100), data: jsonObject(1536).optional() }),
 } as const;
+
+function isPlainUrl(url: string): boolean {
+  const parsed = new URL(url);
+  return parsed.href === url && parsed.username === "" && parsed.password === "";
+}
 
 export const CommandDelivery = z
   .enum(["auto", "both"])

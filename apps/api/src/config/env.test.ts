@@ -31,6 +31,12 @@ describe("parseEnv", () => {
     );
   });
 
+  it("refuses short secrets on an address others can reach, even outside production", () => {
+    const short = { ADMIN_KEY: "a", HMAC_SECRET: "b".repeat(40), JWT_SECRET: "c".repeat(40), COMMAND_MASTER_KEY: "d".repeat(40) };
+    expect(() => parseEnv({ ...short, HOST: "0.0.0.0" })).toThrow(/so ADMIN_KEY must be set/);
+    expect(parseEnv({ ...short, HOST: "127.0.0.1" }).HOST).toBe("127.0.0.1");
+  });
+
   it("listens on every interface by default once the secrets are set", () => {
     const env = parseEnv({ ADMIN_KEY: "k".repeat(40), HMAC_SECRET: "s".repeat(40), JWT_SECRET: "j".repeat(40), COMMAND_MASTER_KEY: "c".repeat(40) });
     expect(env).toMatchObject({ HOST: "0.0.0.0", generatedSecrets: [] });

@@ -22,6 +22,9 @@ export const EnvSchema = z
     HMAC_SECRET: optionalText,
     FIREBASE_SERVICE_ACCOUNT_JSON: optionalText,
     LEGACY_ENROLLMENT_KEY: optionalText,
+    // A setup token of the operator's choosing for the first admin, besides the one the API
+    // prints at start (automated installs, tests). At least 32 characters.
+    SETUP_TOKEN: z.string().min(32, "at least 32 characters").optional(),
     // From this instant the legacy route answers 410: the date by which agents must use /v1.
     LEGACY_SUNSET_AT: z.coerce.date().optional(),
     // New legacy enrollments per client address (a fleet rolling out behind one NAT retries).
@@ -185,9 +188,11 @@ export function isLoopbackHost(host: string): boolean {
 function resolveSecrets(parsed: z.infer<typeof EnvSchema>): Env {
   const generatedSecrets = SECRET_NAMES.filter((name) => parsed[name] === undefined);
   const host = parsed.HOST ?? (generatedSecrets.length > 0 ? "127.0.0.1" : "0.0.0.0");
-  if (generatedSecrets.length > 0 && !isLoopbackHost(host)) {
+  // Reachable from other machines: every secret set, and strong, whatever NODE_ENV says.
+  const weak = SECRET_NAMES.filter((name) => (parsed[name]?.length ?? 0) < 32);
+  if (weak.length > 0 && !isLoopbackHost(host)) {
     throw new Error(
-      `Invalid configuration:\n  HOST: ${host} is reachable from other machines, so ${generatedSecrets.join(", ")} must be set ` +
+      `Invalid configuration:\n  HOST: ${host} is reachable from other machines, so ${weak.join(", ")} must be set ` +
         "(random values of at least 32 characters, e.g. `openssl rand -hex 32`)",
     );
   }

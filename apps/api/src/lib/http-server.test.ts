@@ -66,6 +66,17 @@ it("cuts off a client that trickles its headers byte by byte", async () => {
   }
 });
 
+it("answers the cut-off client 408 request_timeout, with the headers every answer carries", async () => {
+  const { port } = await start({ HTTP_HEADERS_TIMEOUT_SECONDS: "1", HTTP_REQUEST_TIMEOUT_SECONDS: "2" });
+  const connection = await connect(port);
+  connection.socket.write("GET /api/health HTTP/1.1\r\nHost: api\r\nX-Padding: aaaa");
+  await connection.closed;
+  expect(connection.received()).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
+  expect(connection.received()).toMatch(/^X-Content-Type-Options: nosniff$/im);
+  expect(connection.received()).toMatch(/^Cache-Control: no-store$/im);
+  expect(JSON.parse(connection.received().split("\r\n\r\n")[1]!)).toMatchObject({ error: { code: "request_timeout" } });
+});
+
 it("keeps an idle keep-alive connection past the headers timeout, and announces its keep-alive timeout", async () => {
   const { port } = await start({ HTTP_HEADERS_TIMEOUT_SECONDS: "1", HTTP_REQUEST_TIMEOUT_SECONDS: "2", HTTP_KEEP_ALIVE_TIMEOUT_SECONDS: "4" });
   const connection = await connect(port);

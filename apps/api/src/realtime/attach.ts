@@ -1,7 +1,7 @@
 import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
-import { BEARER_PROTOCOL_PREFIX, DASHBOARD_WS_PROTOCOL, DEVICE_WS_PROTOCOL, type ErrorBody, WsCloseCode } from "@mdm/contracts";
-import { type WebSocket, WebSocketServer } from "ws";
+import { BEARER_PROTOCOL_PREFIX, DASHBOARD_WS_PROTOCOL, DEVICE_WS_PROTOCOL, WsCloseCode } from "@mdm/contracts";
+import { WebSocketServer } from "ws";
 import type { AppDeps } from "../deps";
 import { admissionOf } from "../lib/admission";
 import { authFailuresOf } from "../lib/auth-failures";
@@ -9,6 +9,8 @@ import { clientIpOf, compileTrustProxy } from "../lib/client-ip";
 import { isDatabaseUnavailable } from "../db/client";
 import { databaseUnavailable } from "../lib/error-handler";
 import { HttpError } from "../lib/http-error";
+import { endWithError } from "../lib/raw-response";
+import { deviceBudget, deviceBudgetKey } from "../modules/devices/device-budget";
 import { authenticateDevice } from "../modules/devices/devices.service";
 import { DashboardHub, type DashboardSession } from "./dashboard-hub";
 import { DeviceHub } from "./device-hub";
@@ -37,15 +39,7 @@ function deviceAuthorization(req: IncomingMessage, protocols: string[]): string 
 
 /** Refuses an upgrade with a JSON error before any WebSocket exists. */
 function refuse(socket: Duplex, error: HttpError): void {
-  const body: ErrorBody = { error: { code: error.code, message: error.message, requestId: "websocket-upgrade" } };
-  const text = JSON.stringify(body);
-  const reason = { 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 429: "Too Many Requests", 503: "Service Unavailable" }[error.status] ?? "Bad Request";
-  const headers = Object.entries(error.headers ?? {})
-    .map(([name, value]) => `${name}: ${value}\r\n`)
-    .join("");
-  socket.end(
-    `HTTP/1.1 ${error.status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n${headers}Connection: close\r\n\r\n${text}`,
-  );
+  endWithError(socket, error.status, { error: { code: error.code, message: error.message, requestId: "websocket-upgrade" } }, error.headers);
 }
 
 /**
@@ -71,15 +65,20 @@ export function attachRealtime(server: Server, deps: AppDeps, authenticateDashbo
   const admission = admissionOf(deps);
   const trustProxy = compileTrustProxy(deps.env.TRUST_PROXY);
   // Device sockets per client address on this instance: a NAT of a large fleet fits, one
-  // host opening sockets without end does not.
+  // host opening sockets without end does not. A place is taken before the (awaited)
+  // authentication, so concurrent upgrades cannot all slip past the cap, and given back
+  // when the connection closes, whether it became a WebSocket or was refused.
   const socketsPerIp = new Map<string, number>();
-  const countSocket = (ip: string, ws: WebSocket) => {
-    socketsPerIp.set(ip, (socketsPerIp.get(ip) ?? 0) + 1);
-    ws.once("close", () => {
+  const takePlace = (ip: string, socket: Duplex): boolean => {
+    const held = socketsPerIp.get(ip) ?? 0;
+    if (held >= deps.env.WS_MAX_DEVICE_SOCKETS_PER_IP) return false;
+    socketsPerIp.set(ip, held + 1);
+    socket.once("close", () => {
       const left = (socketsPerIp.get(ip) ?? 1) - 1;
       if (left > 0) socketsPerIp.set(ip, left);
       else socketsPerIp.delete(ip);
     });
+    return true;
   };
 
   const onUpgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -91,14 +90,18 @@ export function attachRealtime(server: Server, deps: AppDeps, authenticateDashbo
       if (path === "/ws/devices" || legacy) {
         const overloaded = admission.overloaded();
         if (overloaded) throw new HttpError("service_unavailable", `This instance is overloaded (${overloaded}); retry later`, undefined, { "Retry-After": String(deps.env.ADMISSION_RETRY_AFTER_SECONDS) });
-        const ip = clientIpOf(req, trustProxy);
-        if ((socketsPerIp.get(ip) ?? 0) >= deps.env.WS_MAX_DEVICE_SOCKETS_PER_IP) {
+        if (!takePlace(clientIpOf(req, trustProxy), socket)) {
           throw new HttpError("rate_limited", "Too many device sockets from this address", undefined, { "Retry-After": "30" });
         }
         const deviceId = await authenticateDevice(deps, deviceAuthorization(req, protocols));
         if (legacy && legacy[1]!.toLowerCase() !== deviceId) throw new HttpError("unauthorized", "The token does not belong to this device");
+        // Connecting spends the device's request budget too: reconnecting in a loop costs
+        // writes and events, and must not be free.
+        const budget = await deviceBudget(deps).consume(deviceBudgetKey(deviceId));
+        if (!budget.allowed) {
+          throw new HttpError("rate_limited", "Too many requests from this device; retry later", undefined, { "Retry-After": String(budget.retryAfterSeconds) });
+        }
         deviceServer.handleUpgrade(req, socket, head, (ws) => {
-          countSocket(ip, ws);
           devices.connect(deviceId, ws).catch((error: unknown) => {
             const message = error instanceof Error ? error.message : String(error);
             // The database went away between authentication and the lease: come back later.

@@ -18,6 +18,8 @@ async function openDeviceSocket(url: string, deviceToken: string): Promise<RawSo
   const frames: DeviceServerFrame[] = [];
   ws.on("message", (data) => frames.push(JSON.parse(data.toString()) as DeviceServerFrame));
   const closed = once(ws, "close").then(([code, reason]) => ({ code: code as number, reason: String(reason) }));
+  // A refused upgrade rejects `open` below; `closed` then never matters.
+  closed.catch(() => undefined);
   await once(ws, "open");
   return { ws, frames, closed };
 }
@@ -54,17 +56,45 @@ realPostgres("limits of the device channel", () => {
     for (let i = 0; i < 5; i++) expect((await heartbeat(device.registration.deviceToken)).status).toBe(200);
     expect((await heartbeat(device.registration.deviceToken)).status).toBe(429);
 
-    // Fresh sockets do not bring a fresh budget.
+    // Fresh sockets do not bring a fresh budget: connecting spends it too, so the upgrade is refused.
     for (let socketNumber = 0; socketNumber < 3; socketNumber++) {
-      const socket = await openDeviceSocket(server.url, device.registration.deviceToken);
-      socket.ws.send(JSON.stringify({ type: "heartbeat", heartbeat: heartbeatBody() }));
-      for (let waited = 0; waited < 100 && !socket.frames.some((frame) => frame.type === "error"); waited++) await sleep(20);
-      expect(socket.frames).toContainEqual(expect.objectContaining({ type: "error", code: "rate_limited" }));
-      expect(socket.frames.some((frame) => frame.type === "heartbeat_ok")).toBe(false);
-      socket.ws.close();
-      await socket.closed;
+      const refused = await device.connect().catch((error: unknown) => error);
+      expect(refused).toMatchObject({ status: 429, code: "rate_limited" });
     }
+    expect(server.realtime.devices.size).toBe(0);
     expect(await server.deps.db.telemetryEvent.count({ where: { deviceId: device.deviceId } })).toBe(5);
+  });
+
+  it("counts heartbeat frames against the budget the socket's connection started from", async () => {
+    await start({ RATE_LIMIT_DEVICE_PER_MINUTE: "4" });
+    const device = await enroll();
+    const socket = await openDeviceSocket(server.url, device.registration.deviceToken);
+    // The connection took one of the four; three heartbeats pass, the fourth is refused.
+    for (let i = 0; i < 4; i++) socket.ws.send(JSON.stringify({ type: "heartbeat", heartbeat: heartbeatBody() }));
+    for (let waited = 0; waited < 100 && !socket.frames.some((frame) => frame.type === "error"); waited++) await sleep(20);
+    expect(socket.frames.filter((frame) => frame.type === "heartbeat_ok")).toHaveLength(3);
+    expect(socket.frames).toContainEqual(expect.objectContaining({ type: "error", code: "rate_limited" }));
+    socket.ws.close();
+    await socket.closed;
+    expect(await server.deps.db.telemetryEvent.count({ where: { deviceId: device.deviceId } })).toBe(3);
+  });
+
+  it("does not let one device reconnect in a loop for free", async () => {
+    await start({ RATE_LIMIT_DEVICE_PER_MINUTE: "10" });
+    const device = await enroll();
+    const outcomes: Array<number | "open"> = [];
+    for (let i = 0; i < 15; i++) {
+      const opened = await openDeviceSocket(server.url, device.registration.deviceToken).catch((error: Error) => error);
+      if (opened instanceof Error) {
+        outcomes.push(Number(/Unexpected server response: (\d+)/.exec(opened.message)?.[1]));
+        continue;
+      }
+      outcomes.push("open");
+      opened.ws.close();
+      await opened.closed;
+    }
+    expect(outcomes.slice(0, 10)).toEqual(Array(10).fill("open"));
+    expect(outcomes.slice(10)).toEqual(Array(5).fill(429));
   });
 
   it("counts frames as they arrive: a flood of large frames is cut off, with never more than a few dozen waiting", async () => {

@@ -4,7 +4,6 @@ import type { DbOrTx } from "../../db/types";
 import type { AppDeps } from "../../deps";
 import type { User } from "../../generated/prisma/client";
 import { recordAudit } from "../../lib/audit";
-import { isLoopback } from "../../lib/client-ip";
 import { HttpError } from "../../lib/http-error";
 import { formatToken, hashSecret, newSecret, parseToken, secretMatches } from "../../lib/secrets";
 import { NO_PASSWORD, hashPassword, passwordMatches } from "./passwords";
@@ -12,7 +11,16 @@ import { discardSetupTokens, setupTokenValid } from "./setup-token";
 import { REFRESH_TOKEN_TTL_SECONDS, csrfTokenFor, signAccessToken, signWsTicket } from "./tokens";
 
 /** Who is calling, as the audit log and the session record keep it. */
-export type ClientInfo = { ip?: string; userAgent?: string };
+export type ClientInfo = {
+  ip?: string;
+  userAgent?: string;
+  /**
+   * Reached the API from this host without passing any proxy. Not the same as a loopback
+   * `ip`: a reverse proxy in front of the dashboard on this host makes every browser look
+   * local, but it adds its forwarding headers.
+   */
+  directFromThisHost?: boolean;
+};
 
 /** What signing in (or refreshing) hands out; the routes turn it into cookies and a SessionResponse. */
 export type IssuedSession = {
@@ -87,19 +95,21 @@ async function startSession(deps: Deps, user: User, client: ClientInfo): Promise
 
 export async function setupStatus({ db }: Pick<AppDeps, "db">, client: ClientInfo): Promise<SetupStatusResponse> {
   const needed = (await db.user.count()) === 0;
-  return { needed, tokenRequired: needed && !isLoopback(client.ip) };
+  return { needed, tokenRequired: needed && !client.directFromThisHost };
 }
 
 /**
- * Creates the first admin, only while there is no user at all, and signs them in. A client
- * other than this host must present a setup token from the log (README: first admin).
+ * Creates the first admin, only while there is no user at all, and signs them in. Any
+ * client but a direct call from this host (the CLI, curl on the server) must present a
+ * setup token: from the log, or SETUP_TOKEN (README: first admin). The dashboard relays
+ * requests, so through it the token is always asked for.
  */
 export async function setupFirstAdmin(deps: Deps, input: SetupRequest, client: ClientInfo): Promise<IssuedSession> {
   const passwordHash = await hashPassword(input.password, deps.env.BCRYPT_COST);
   const user = await deps.db.$transaction(async (tx) => {
     await lockUsers(tx);
     if ((await tx.user.count()) > 0) throw new HttpError("conflict", "Setup is done: an account already exists; sign in instead");
-    if (!isLoopback(client.ip) && !(await setupTokenValid(tx, deps.clock.now(), input.setupToken))) {
+    if (!client.directFromThisHost && !(await setupTokenValid(deps, tx, input.setupToken))) {
       throw new HttpError("unauthorized", "Send the one-time setup token from the API's log as setupToken");
     }
     await discardSetupTokens(tx);

@@ -61,6 +61,23 @@ describe("first-admin setup token", () => {
     expect((await setup({})).status).toBe(201);
   });
 
+  it("asks for the token from a browser behind a proxy on this very host (its address is local, but it was relayed)", async () => {
+    await issueSetupToken(t.deps);
+    // nginx in front of the dashboard on the same machine: every browser arrives from 127.0.0.1.
+    const relayed = await setup({}, "127.0.0.1");
+    expect(relayed.status).toBe(401);
+    expect((await request(t.app).get("/auth/setup").set("X-Forwarded-For", "127.0.0.1")).body).toEqual({ needed: true, tokenRequired: true });
+    expect((await request(t.app).get("/auth/setup").set("Forwarded", "for=127.0.0.1")).body).toEqual({ needed: true, tokenRequired: true });
+    expect(await database.db.user.count()).toBe(0);
+  });
+
+  it("accepts the operator's SETUP_TOKEN", async () => {
+    const operatorToken = "s".repeat(40);
+    t = createAuthTestApp(database.db, { SETUP_TOKEN: operatorToken });
+    expect((await setup({ setupToken: "x".repeat(40) }, REMOTE)).status).toBe(401);
+    expect((await setup({ setupToken: operatorToken }, REMOTE)).status).toBe(201);
+  });
+
   it("tells each client whether it needs the token", async () => {
     expect((await request(t.app).get("/auth/setup").set("X-Forwarded-For", REMOTE)).body).toEqual({ needed: true, tokenRequired: true });
     expect((await request(t.app).get("/auth/setup")).body).toEqual({ needed: true, tokenRequired: false });

@@ -1,6 +1,6 @@
 import type { DbOrTx } from "../../db/types";
 import type { AppDeps } from "../../deps";
-import { hashSecret, newSecret } from "../../lib/secrets";
+import { constantTimeEquals, hashSecret, newSecret } from "../../lib/secrets";
 
 // First-admin setup from anywhere but this host needs a one-time token, printed in the
 // API's log at start while no user exists. Only its sha256 is kept, as a row in the table
@@ -18,10 +18,12 @@ export async function issueSetupToken({ db, clock }: Pick<AppDeps, "db" | "clock
   return token;
 }
 
-export async function setupTokenValid(db: DbOrTx, now: Date, token: string | undefined): Promise<boolean> {
+/** The token is one an instance printed and still valid, or the operator's SETUP_TOKEN. */
+export async function setupTokenValid({ env, clock }: Pick<AppDeps, "env" | "clock">, db: DbOrTx, token: string | undefined): Promise<boolean> {
   if (!token) return false;
+  if (env.SETUP_TOKEN && constantTimeEquals(token, env.SETUP_TOKEN)) return true;
   const row = await db.usedNonce.findUnique({ where: { nonce: `${PREFIX}${hashSecret(token)}` } });
-  return row !== null && row.expiresAt > now;
+  return row !== null && row.expiresAt > clock.now();
 }
 
 export async function discardSetupTokens(db: DbOrTx): Promise<void> {
