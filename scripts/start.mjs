@@ -48,13 +48,13 @@ async function whenAnswering(url) {
 
 let dashboardReady = false;
 if (apps.includes("web")) {
-  whenAnswering(`${DASHBOARD_URL}/sign-in`).then(() => {
+  void whenAnswering(`${DASHBOARD_URL}/sign-in`).then(() => {
     dashboardReady = true;
     console.log(`\n>>> Dashboard ready on ${DASHBOARD_URL}\n`);
   });
 }
 if (apps.includes("api")) {
-  whenAnswering(`${apiUrl}/api/health`).then(() => {
+  void whenAnswering(`${apiUrl}/api/health`).then(() => {
     const building = apps.includes("web") && !dashboardReady ? " (the dashboard is still starting: its first build takes a few minutes)" : "";
     console.log(`\n>>> API ready on ${apiUrl}${building}\n`);
   });

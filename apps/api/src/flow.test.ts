@@ -5,7 +5,7 @@ import { CommandPushData, RegisterResponse, signAdminRequest, verifyCommandSigna
 import { parseEnv } from "./config/env";
 import type { LocalPushGateway } from "./push/local-push-gateway";
 import { type RunningServer, startServer } from "./server";
-import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SECRETS, createTestDatabase, heartbeatBody, describeWithPostgres, testServerUrl } from "./test";
+import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SECRETS, createTestDatabase, heartbeatBody, describeWithPostgres, } from "./test";
 
 // The whole V1 control loop through a real listening server, as a device and an admin
 // see it: register → heartbeat → admin command (push recorded, signed) → action-result.
@@ -21,6 +21,7 @@ async function call(server: RunningServer, method: string, pathWithQuery: string
   if (options.token) headers.Authorization = `Bearer ${options.token}`;
   const res = await fetch(`${server.url}${pathWithQuery}`, { method, headers, body });
   // Untyped on purpose: each test asserts the fields it cares about.
+  // biome-ignore lint/suspicious/noExplicitAny: see above
   return { status: res.status, body: (await res.json()) as any };
 }
 

@@ -124,6 +124,7 @@ const hostileText = fc.constantFrom(
   "\ud83d\udc69\u200d\ud83d\udc69\u200d\ud83d\udc67",
   "%00",
   "'; DROP TABLE \"Device\"; --",
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: the point is the literal text
   "${jndi:ldap://x}",
   "{{7*7}}",
   "../../../../etc/passwd",

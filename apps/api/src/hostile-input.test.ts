@@ -127,7 +127,7 @@ const HOSTILE_CASES: HostileCase[] = [
   { name: "a constructor.prototype key", raw: () => '{"constructor":{"prototype":{"polluted":true}}}', status: 400, code: "validation_failed" },
 ];
 
-describe.each(bodyRoutes)("%s: hostile bodies", (name, route) => {
+describe.each(bodyRoutes)("%s: hostile bodies", (_name, route) => {
   it.each(HOSTILE_CASES)("answers $name with $status $code and changes nothing", async ({ raw, contentType, status, code }) => {
     const before = await rowCounts();
     const res = await send(route, raw(route), contentType);

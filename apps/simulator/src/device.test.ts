@@ -31,7 +31,7 @@ async function startFakeServer(): Promise<FakeServer> {
     sockets.push(socket);
     socket.on("message", (data) => {
       frames.push(DeviceClientFrameSchema.parse(JSON.parse(data.toString())));
-      waiters.splice(0).forEach((wake) => wake());
+      for (const wake of waiters.splice(0)) wake();
     });
     socket.send(JSON.stringify({ type: "hello", deviceId: DEVICE_ID, serverTime: new Date().toISOString(), heartbeatIntervalSeconds: 60 }));
   });

@@ -4,7 +4,6 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { type Browser, chromium } from "playwright-core";
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const { findBrowser } = require("./find-browser.cjs") as { findBrowser: () => string | undefined };
 import { parseEnv } from "../../api/src/config/env";
 import { type RunningServer, startServer } from "../../api/src/server";

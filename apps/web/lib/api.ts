@@ -138,7 +138,7 @@ export async function callApi<R extends ApiRoute>(route: R, input: ApiInput<R> =
   }
   if (!response.ok) {
     const error = await errorFrom(response);
-    if (response.status === 401 && !NO_REFRESH_PATHS.has(route.path)) sessionExpiredListeners.forEach((listener) => listener());
+    if (response.status === 401 && !NO_REFRESH_PATHS.has(route.path)) for (const listener of sessionExpiredListeners) listener();
     throw error;
   }
   const schema = successSchema(route, response.status);

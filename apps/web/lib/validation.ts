@@ -9,13 +9,14 @@ type Issue = { path: ReadonlyArray<PropertyKey>; message: string };
 /** A sentence for one validation message about the field called `label`. */
 export function humanMessage(message: string, label = "this field"): string {
   const field = label.toLowerCase();
-  let match: RegExpMatchArray | null;
-  if ((match = message.match(/^Too small: expected string to have >=?(\d+) characters?/))) {
-    return Number(match[1]) <= 1 ? `Enter ${field}.` : `Use at least ${match[1]} characters.`;
-  }
-  if ((match = message.match(/^Too big: expected string to have <=?(\d+) characters?/))) return `Use at most ${match[1]} characters.`;
-  if ((match = message.match(/^Too small: expected number to be >=?(\d+)/))) return `Enter a number of at least ${match[1]}.`;
-  if ((match = message.match(/^Too big: expected number to be <=?(\d+)/))) return `Enter a number of at most ${match[1]}.`;
+  const shortText = message.match(/^Too small: expected string to have >=?(\d+) characters?/);
+  if (shortText) return Number(shortText[1]) <= 1 ? `Enter ${field}.` : `Use at least ${shortText[1]} characters.`;
+  const longText = message.match(/^Too big: expected string to have <=?(\d+) characters?/);
+  if (longText) return `Use at most ${longText[1]} characters.`;
+  const smallNumber = message.match(/^Too small: expected number to be >=?(\d+)/);
+  if (smallNumber) return `Enter a number of at least ${smallNumber[1]}.`;
+  const bigNumber = message.match(/^Too big: expected number to be <=?(\d+)/);
+  if (bigNumber) return `Enter a number of at most ${bigNumber[1]}.`;
   if (/^Invalid email/i.test(message)) return "Enter an email address, like name@example.com.";
   if (/^Invalid input: expected (string|number), received (undefined|null)/.test(message)) return `Enter ${field}.`;
   if (/^Invalid input: expected number, received NaN/.test(message)) return "Enter a number.";

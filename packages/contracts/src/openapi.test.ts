@@ -31,13 +31,13 @@ describe("the OpenAPI document", () => {
     expect(document).not.toHaveProperty("servers");
   });
 
-  it.each(routes.filter(([, route]) => route.body))("shows a request example for %s that its schema accepts", (name, route) => {
+  it.each(routes.filter(([, route]) => route.body))("shows a request example for %s that its schema accepts", (_name, route) => {
     const example = (operation(route)!.requestBody!.content["application/json"] as { example?: unknown }).example;
     expect(example).toBeDefined();
     expect(route.body!.safeParse(example).error).toBeUndefined();
   });
 
-  it.each(routes.filter(([, route]) => route.auth === "admin"))("tells how to sign %s from a shell, with its example body", (name, route) => {
+  it.each(routes.filter(([, route]) => route.auth === "admin"))("tells how to sign %s from a shell, with its example body", (_name, route) => {
     const description = (operation(route) as { description?: string }).description ?? "";
     expect(description).toContain(`apps/api/scripts/admin.sh ${route.method.toUpperCase()} ${route.path}`);
     if (route.body) expect(description).toContain(JSON.stringify((operation(route)!.requestBody!.content["application/json"] as unknown as { example: unknown }).example));

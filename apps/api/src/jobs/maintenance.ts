@@ -133,5 +133,7 @@ export function startMaintenance(deps: AppDeps): () => void {
     everyOncePerCluster(deps, "socket lease sweep", Math.max(250, (deps.env.WS_LEASE_SECONDS * 1000) / 4), () => sweepSocketLeases(deps)),
     everyOncePerCluster(deps, "offline sweep", deps.env.OFFLINE_SWEEP_SECONDS * 1000, () => sweepOffline(deps)),
   ];
-  return () => stops.forEach((stop) => stop());
+  return () => {
+    for (const stop of stops) stop();
+  };
 }

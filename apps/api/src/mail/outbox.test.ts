@@ -33,7 +33,12 @@ function captureLogs() {
   const lines: Array<Record<string, unknown>> = [];
   const logger = createLogger("info");
   logger.clear();
-  logger.add(new winston.transports.Stream({ stream: new Writable({ write: (chunk, _encoding, done) => (lines.push(JSON.parse(String(chunk))), done()) }) }));
+  logger.add(new winston.transports.Stream({ stream: new Writable({
+        write: (chunk, _encoding, done) => {
+          lines.push(JSON.parse(String(chunk)));
+          done();
+        },
+      }) }));
   t.deps.logger = logger;
   return lines;
 }

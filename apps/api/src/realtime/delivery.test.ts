@@ -2,10 +2,9 @@ import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { type Command, finalCommandStatuses } from "@mdm/contracts";
 import { AdminClient, type DeviceOptions, KIOSK_APP, SimulatedDevice, UpgradeRefusedError, forEachLimit } from "@mdm/simulator";
-import { parseEnv } from "../config/env";
 import { expireCommands } from "../jobs/maintenance";
 import { type RunningServer, startServer } from "../server";
-import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SECRETS, TEST_SERVER_SETTINGS, testServerEnv, type TestDatabase, createTestDatabase, describeWithPostgres, testServerUrl } from "../test";
+import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, testServerEnv, type TestDatabase, createTestDatabase, describeWithPostgres, testServerUrl } from "../test";
 
 // Command delivery over real sockets: a listening server on a fresh database, devices
 // played by the simulator (a client built only on the public contracts).

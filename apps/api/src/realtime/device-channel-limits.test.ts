@@ -2,9 +2,8 @@ import { once } from "node:events";
 import { BEARER_PROTOCOL_PREFIX, DEVICE_WS_PROTOCOL, type DeviceServerFrame } from "@mdm/contracts";
 import { AdminClient, SimulatedDevice } from "@mdm/simulator";
 import WebSocket from "ws";
-import { parseEnv } from "../config/env";
 import { type RunningServer, startServer } from "../server";
-import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SECRETS, TEST_SERVER_SETTINGS, testServerEnv, type TestDatabase, createTestDatabase, heartbeatBody, describeWithPostgres, testServerUrl } from "../test";
+import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, testServerEnv, type TestDatabase, createTestDatabase, heartbeatBody, describeWithPostgres, } from "../test";
 
 // What one device, or one address, can cost the server over the device WebSocket.
 const realPostgres = describeWithPostgres;

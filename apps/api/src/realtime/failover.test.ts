@@ -2,7 +2,7 @@ import type { RegisterResponse } from "@mdm/contracts";
 import { AdminClient, SimulatedDevice, forEachLimit } from "@mdm/simulator";
 import { parseEnv } from "../config/env";
 import { type RunningServer, startServer } from "../server";
-import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SECRETS, TEST_SERVER_SETTINGS, testServerEnv, type TestDatabase, createTestDatabase, describeWithPostgres, testServerUrl } from "../test";
+import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SERVER_SETTINGS, type TestDatabase, createTestDatabase, describeWithPostgres, } from "../test";
 import { type ChildApi, startChildApi } from "../test/child-api";
 import { type FakeFcm, startFakeFcm } from "../test/fake-fcm";
 
@@ -78,7 +78,7 @@ realPostgres("an API instance killed with SIGKILL", () => {
 
     // Within one lease period (plus the sweep's quarter period), the push goes out.
     await waitFor(() => pushedRequestIds(fcm).has(created.requestId), Boolean, (LEASE_SECONDS + 2) * 1000, "the push of the orphaned device's command");
-    const pushed = fcm.requests.find((request) => (request.body.message?.data as { requestId?: string }).requestId === created.requestId)!;
+    const pushed = fcm.requests.find((request) => (request.body.message?.data as { requestId?: string } | undefined)?.requestId === created.requestId)!;
     expect(pushed.body.message).toMatchObject({ token: "fcm-of-the-orphan", android: { priority: "high" } });
     expect(await admin.getCommand(created.requestId)).toMatchObject({ status: "sent", push: { outcome: "sent" } });
     expect(await admin.getDevice(device.deviceId)).toMatchObject({ connected: false });
@@ -126,7 +126,7 @@ realPostgres("an API instance killed with SIGKILL", () => {
     const commandOf = new Map(commands.map((command) => [command.requestId, command.deviceId]));
     const tokenOf = new Map(fleet.map((device, index) => [device.deviceId, index]));
     for (const request of fcm.requests) {
-      const requestId = (request.body.message?.data as { requestId: string }).requestId;
+      const requestId = (request.body.message?.data as { requestId: string } | undefined)?.requestId ?? "";
       expect(request.body.message?.token).toBe(`fcm-${tokenOf.get(commandOf.get(requestId)!)}`);
     }
   });

@@ -36,7 +36,7 @@ export function expectErrorBody(res: { headers: Record<string, unknown>; body: u
 
 /** A JSON object nested `depth` levels deep. */
 export function nested(depth: number): string {
-  return '{"a":'.repeat(depth) + "1" + "}".repeat(depth);
+  return `${'{"a":'.repeat(depth)}1${"}".repeat(depth)}`;
 }
 
 /** The top-level property names a body schema knows, across union branches. */

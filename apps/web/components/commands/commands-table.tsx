@@ -45,6 +45,7 @@ function CommandEvents({ command }: { command: Command }) {
   return (
     <ol className="flex flex-col gap-1 py-1 text-sm" aria-label="Status history">
       {command.events.map((event, index) => (
+        // biome-ignore lint/suspicious/noArrayIndexKey: a history is append-only; the index tells two identical events apart.
         <li key={`${event.status}-${event.at}-${index}`} className="flex items-baseline gap-3">
           <span className="w-20 font-mono text-xs text-muted-foreground" title={formatDateTime(event.at)}>
             {formatTime(event.at)}

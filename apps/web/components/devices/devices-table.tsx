@@ -144,8 +144,11 @@ export function DevicesTable() {
   const togglePage = () =>
     setSelected((current) => {
       const next = new Set(current);
-      if (selectedOnPage === pageIds.length) pageIds.forEach((id) => next.delete(id));
-      else pageIds.forEach((id) => next.add(id));
+      const selectAll = selectedOnPage !== pageIds.length;
+      for (const id of pageIds) {
+        if (selectAll) next.add(id);
+        else next.delete(id);
+      }
       return next;
     });
   const onSort = (sort: DeviceSort) => update({ sort, order: params.sort === sort && params.order === "desc" ? "asc" : "desc" });
@@ -225,7 +228,7 @@ export function DevicesTable() {
       </div>
 
       {canSendCommands && selected.size > 0 ? (
-        <div className="flex flex-wrap items-center gap-2 rounded-md border bg-muted/50 px-3 py-2 text-sm" role="region" aria-label="Selection">
+        <section className="flex flex-wrap items-center gap-2 rounded-md border bg-muted/50 px-3 py-2 text-sm" aria-label="Selection">
           <span className="font-medium">{selected.size} selected</span>
           <Button size="sm" onClick={() => setSendOpen(true)}>
             <SendIcon /> Send command
@@ -233,7 +236,7 @@ export function DevicesTable() {
           <Button size="sm" variant="ghost" onClick={() => setSelected(new Set())}>
             Clear selection
           </Button>
-        </div>
+        </section>
       ) : null}
 
       <div className="rounded-lg border">

@@ -22,6 +22,6 @@ export function EnrollmentQrCode({ value }: { value: string }) {
   if (failed) return <p className="text-sm text-destructive">Could not draw the QR code; use the text below.</p>;
   if (!dataUrl) return <Skeleton className="size-64" />;
   // A plain <img>: next/image would try to optimize a data URL for nothing.
-  // eslint-disable-next-line @next/next/no-img-element
+  // biome-ignore lint/performance/noImgElement: see above
   return <img src={dataUrl} width={256} height={256} alt="Enrollment QR code" className="rounded-md border bg-white" data-testid="enrollment-qr" />;
 }

@@ -22,10 +22,12 @@ function MailText({ text }: { text: string }) {
     <pre className="mt-2 max-w-3xl overflow-x-auto rounded-md bg-muted/50 p-3 font-sans text-sm whitespace-pre-wrap">
       {parts.map((part, index) =>
         index % 2 === 1 ? (
+          // biome-ignore lint/suspicious/noArrayIndexKey: the parts of one fixed text, never reordered
           <a key={index} href={part} target="_blank" rel="noreferrer" className="break-all text-primary underline underline-offset-4">
             {part}
           </a>
         ) : (
+          // biome-ignore lint/suspicious/noArrayIndexKey: as above
           <Fragment key={index}>{part}</Fragment>
         ),
       )}

@@ -1,6 +1,6 @@
 "use client";
 
-import { DASHBOARD_WS_PROTOCOL, DashboardClientFrame, DashboardServerFrame, WS_TICKET_PROTOCOL_PREFIX, authRoutes } from "@mdm/contracts";
+import { DASHBOARD_WS_PROTOCOL, type DashboardClientFrame, DashboardServerFrame, WS_TICKET_PROTOCOL_PREFIX, authRoutes } from "@mdm/contracts";
 import { createContext, useCallback, useContext, useEffect, useRef, useState } from "react";
 import { SWRConfig, useSWRConfig } from "swr";
 import { ApiError, callApi } from "@/lib/api";

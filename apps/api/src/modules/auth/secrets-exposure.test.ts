@@ -32,9 +32,24 @@ it("never shows a password, a password hash or a token in a response, a log line
   const lines: string[] = [];
   const logger = createLogger("debug");
   logger.clear();
-  logger.add(new winston.transports.Stream({ stream: new Writable({ write: (chunk, _encoding, done) => (lines.push(String(chunk)), done()) }) }));
+  logger.add(new winston.transports.Stream({ stream: new Writable({
+        write: (chunk, _encoding, done) => {
+          lines.push(String(chunk));
+          done();
+        },
+      }) }));
   const sent: MailMessage[] = [];
-  const deps = { ...base.deps, logger, mailer: { name: "smtp" as const, send: async (message: MailMessage) => (sent.push(message), { id: `<${sent.length}@test>` }) } };
+  const deps = {
+    ...base.deps,
+    logger,
+    mailer: {
+      name: "smtp" as const,
+      send: async (message: MailMessage) => {
+        sent.push(message);
+        return { id: `<${sent.length}@test>` };
+      },
+    },
+  };
   const app: Express = createApp(deps);
 
   const responses: request.Response[] = [];

@@ -40,7 +40,7 @@ export async function listUsers({ db }: Pick<AppDeps, "db">): Promise<ListUsersR
  */
 export async function inviteUser(deps: AppDeps, input: InviteUserRequest, actor: Actor): Promise<InviteUserResponse> {
   const { db, clock } = deps;
-  let user;
+  let user: Awaited<ReturnType<typeof db.user.create>>;
   try {
     user = await db.$transaction(async (tx) => {
       const created = await tx.user.create({

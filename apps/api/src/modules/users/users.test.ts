@@ -75,7 +75,13 @@ describe("POST /admin/users (invite)", () => {
 
   it("with a mail provider, queues the invitation and the worker sends it, then erases its link from the outbox", async () => {
     const sent: Array<{ to: string[]; text: string }> = [];
-    t.deps.mailer = { name: "smtp", send: async (message) => (sent.push(message), { id: "<1@test>" }) };
+    t.deps.mailer = {
+      name: "smtp",
+      send: async (message) => {
+        sent.push(message);
+        return { id: "<1@test>" };
+      },
+    };
     const res = await asBrowser(t.app, admin, "post", "/admin/users").send({ email: "queued@example.com", role: "viewer" });
     expect(res.status).toBe(201);
     expect(res.body.mail).toBe("queued");
