@@ -75,7 +75,9 @@ export class DashboardHub {
       if (!valid) socket.close(WsCloseCode.policyViolation, "frame does not match the protocol");
     });
     socket.on("close", () => this.clients.delete(client));
-    socket.on("error", () => socket.terminate());
+    // ws closes the socket itself after an error, with the code that says why (1009 for a
+    // frame over the size limit); terminating here would cut that close frame off (1006).
+    socket.on("error", () => undefined);
     this.send(socket, { type: "hello", serverTime: this.deps.clock.now().toISOString(), flushIntervalMs: this.deps.env.DASHBOARD_FLUSH_MS });
   }
 

@@ -98,7 +98,9 @@ export class DeviceHub {
         });
     });
     socket.on("close", () => void this.onClose(deviceId, connection));
-    socket.on("error", () => socket.terminate());
+    // ws closes the socket itself after an error, with the code that says why (1009 for a
+    // frame over the size limit); terminating here would cut that close frame off (1006).
+    socket.on("error", () => undefined);
 
     await takeSocketLease(deps, deviceId);
     // Closed while the lease was being written: its close found nothing to release.
