@@ -11,7 +11,7 @@ import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SECRETS, createTestDatabase, hea
 // see it: register → heartbeat → admin command (push recorded, signed) → action-result.
 
 function serverEnv(extra: Record<string, string>) {
-  return parseEnv({ NODE_ENV: "test", PORT: "0", HOST: "127.0.0.1", ...TEST_SECRETS, ...extra });
+  return parseEnv({ NODE_ENV: "test", PORT: "0", HOST: "127.0.0.1", ...TEST_SECRETS, ADMISSION_MAX_EVENT_LOOP_LAG_MS: "0", ...extra });
 }
 
 async function call(server: RunningServer, method: string, pathWithQuery: string, options: { body?: unknown; admin?: boolean; token?: string } = {}) {

@@ -101,23 +101,25 @@ async function pushCommand(deps: DeliveryDeps, command: ClaimedCommand): Promise
   const now = clock.now();
   const outcome = result.ok ? result.outcome : result.reason;
   metrics.commandSend.inc({ outcome });
-  await db.command.update({
+  const recordOutcome = db.command.update({
     where: { requestId: command.requestId },
     data: result.ok
       ? { pushOutcome: result.outcome, pushMessageId: result.messageId, pushError: null, pushAttempts: { increment: 1 } }
       : { pushOutcome: result.reason, pushError: result.error, pushAttempts: { increment: 1 } },
   });
+  if (result.ok && result.outcome === "recorded" && command.pushOutcome !== "recorded") {
+    // Recorded, not sent: say so once in the history, where an operator looks first, in the
+    // same transaction as the outcome, so nobody sees one without the other.
+    const detail = `push recorded, not sent (${push.name} gateway: no FCM credentials)`;
+    await db.$transaction([recordOutcome, db.commandEvent.create({ data: { requestId: command.requestId, status: command.status, at: now, detail } })]);
+    return;
+  }
+  await recordOutcome;
   if (result.ok && result.outcome === "sent") {
     await transition(deps, command.requestId, ["queued"], "sent", now, `push ${result.messageId}`, { sentAt: now });
     return;
   }
-  if (result.ok) {
-    // Recorded, not sent: say so once in the history, where an operator looks first.
-    if (command.pushOutcome !== "recorded") {
-      await db.commandEvent.create({ data: { requestId: command.requestId, status: command.status, at: now, detail: `push recorded, not sent (${push.name} gateway: no FCM credentials)` } });
-    }
-    return;
-  }
+  if (result.ok) return;
   deps.logger.warn("command push failed", { requestId: command.requestId, deviceId: command.deviceId, reason: result.reason });
   if (result.reason === "token_invalid") await db.device.update({ where: { id: command.deviceId }, data: { fcmTokenInvalidAt: now } });
 }
