@@ -174,6 +174,28 @@ realPostgres("command delivery over WebSocket", () => {
     expect(new Set(histories)).toEqual(new Set(["queued → sent → acknowledged → succeeded"]));
   });
 
+  it("leaves no lease behind when devices disconnect while their leases are being renewed", async () => {
+    const fleet: SimulatedDevice[] = [];
+    await forEachLimit(Array.from({ length: 40 }), 10, async () => void fleet.push(await enroll()));
+    await forEachLimit(fleet, 20, (device) => device.connect());
+    const hub = server.realtime.devices;
+    // Renewals keep running while every device goes: each may snapshot a device that is
+    // leaving, and must not hand it its lease back after its close released it.
+    let renewing = true;
+    const renewals = (async () => {
+      while (renewing) await hub.renewLeases();
+    })();
+    await forEachLimit(fleet, 40, (device) => device.stop());
+    await waitFor(async () => hub.size, (size) => size === 0, 5000, "every socket closed");
+    renewing = false;
+    await renewals;
+    await hub.renewLeases();
+    const ghosts = await server.deps.db.device.count({
+      where: { id: { in: fleet.map((device) => device.deviceId) }, socketInstanceId: { not: null } },
+    });
+    expect(ghosts).toBe(0);
+  });
+
   it("keeps serving when a WebSocket delivery fails on the database", async () => {
     const device = await enroll();
     await device.connect();
