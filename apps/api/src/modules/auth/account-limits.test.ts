@@ -24,48 +24,64 @@ let addresses = 0;
 /** A fresh client address, as the trusted proxy (supertest's loopback socket) reports it. */
 const fromNewAddress = () => `10.0.${Math.floor(++addresses / 250)}.${(addresses % 250) + 1}`;
 
-const login = (email: string, password: string) =>
-  request(t.app).post("/auth/login").set("X-Forwarded-For", fromNewAddress()).send({ email, password });
+const loginFrom = (address: string, email: string, password: string) =>
+  request(t.app).post("/auth/login").set("X-Forwarded-For", address).send({ email, password });
+const login = (email: string, password: string) => loginFrom(fromNewAddress(), email, password);
 
 describe("failed sign-ins per account", () => {
-  it("after 10 failures from 10 addresses, the next attempt waits (429 + Retry-After), even with the right password", async () => {
+  it("after 10 failures from one address, that address waits (429 + Retry-After), even with the right password; the owner elsewhere signs in", async () => {
     const user = await createUser(database.db, { email: "target@example.com" });
-    for (let i = 0; i < 10; i++) expect((await login(user.email, `wrong password ${i}`)).status).toBe(401);
-    const refused = await login(user.email, TEST_PASSWORD);
+    const attacker = fromNewAddress();
+    for (let i = 0; i < 10; i++) expect((await loginFrom(attacker, user.email, `wrong password ${i}`)).status).toBe(401);
+    const refused = await loginFrom(attacker, user.email, TEST_PASSWORD);
     expect(refused.status).toBe(429);
     expect(refused.body.error.code).toBe("rate_limited");
+    expect(Number(refused.headers["retry-after"])).toBe(30);
+    // The attacker keeps trying once a second: the owner, from another address, is not locked out.
+    for (let i = 0; i < 5; i++) await loginFrom(attacker, user.email, "wrong password");
+    expect((await login(user.email, TEST_PASSWORD)).status).toBe(200);
+  });
+
+  it("caps guessing spread over many addresses: after 100 failures in all, every address waits", async () => {
+    const user = await createUser(database.db, { email: "spread@example.com" });
+    for (let i = 0; i < 100; i++) expect((await login(user.email, `wrong password ${i}`)).status).toBe(401);
+    const refused = await login(user.email, TEST_PASSWORD);
+    expect(refused.status).toBe(429);
     expect(Number(refused.headers["retry-after"])).toBe(30);
   });
 
   it("backs off, doubling, instead of locking the account out", async () => {
     const user = await createUser(database.db, { email: "owner@example.com" });
-    for (let i = 0; i < 10; i++) await login(user.email, "wrong password");
-    expect((await login(user.email, TEST_PASSWORD)).status).toBe(429);
+    const address = fromNewAddress();
+    for (let i = 0; i < 10; i++) await loginFrom(address, user.email, "wrong password");
+    expect((await loginFrom(address, user.email, TEST_PASSWORD)).status).toBe(429);
     t.clock.advance(31);
     // After the wait one attempt goes through; it fails, and the next wait is twice as long.
-    expect((await login(user.email, "wrong password")).status).toBe(401);
-    const doubled = await login(user.email, TEST_PASSWORD);
+    expect((await loginFrom(address, user.email, "wrong password")).status).toBe(401);
+    const doubled = await loginFrom(address, user.email, TEST_PASSWORD);
     expect(doubled.status).toBe(429);
     expect(Number(doubled.headers["retry-after"])).toBe(60);
     t.clock.advance(61);
     // The owner gets in after the wait, and that clears the count.
-    expect((await login(user.email, TEST_PASSWORD)).status).toBe(200);
-    expect((await login(user.email, "wrong password")).status).toBe(401);
-    expect((await login(user.email, TEST_PASSWORD)).status).toBe(200);
+    expect((await loginFrom(address, user.email, TEST_PASSWORD)).status).toBe(200);
+    expect((await loginFrom(address, user.email, "wrong password")).status).toBe(401);
+    expect((await loginFrom(address, user.email, TEST_PASSWORD)).status).toBe(200);
   });
 
   it("counts unknown emails alike and leaves other accounts alone", async () => {
     const other = await createUser(database.db, { email: "other@example.com" });
-    for (let i = 0; i < 10; i++) expect((await login("nobody@example.com", "wrong password")).status).toBe(401);
-    expect((await login("nobody@example.com", "wrong password")).status).toBe(429);
-    expect((await login(other.email, TEST_PASSWORD)).status).toBe(200);
+    const address = fromNewAddress();
+    for (let i = 0; i < 10; i++) expect((await loginFrom(address, "nobody@example.com", "wrong password")).status).toBe(401);
+    expect((await loginFrom(address, "nobody@example.com", "wrong password")).status).toBe(429);
+    expect((await loginFrom(address, other.email, TEST_PASSWORD)).status).toBe(200);
   });
 
   it("is forgotten 15 minutes after the last failure", async () => {
     const user = await createUser(database.db, { email: "later@example.com" });
-    for (let i = 0; i < 10; i++) await login(user.email, "wrong password");
+    const address = fromNewAddress();
+    for (let i = 0; i < 10; i++) await loginFrom(address, user.email, "wrong password");
     t.clock.advance(15 * 60 + 1);
-    for (let i = 0; i < 10; i++) expect((await login(user.email, "wrong password")).status).toBe(401);
+    for (let i = 0; i < 10; i++) expect((await loginFrom(address, user.email, "wrong password")).status).toBe(401);
   });
 });
 
@@ -78,12 +94,13 @@ withRedis("failed sign-ins are counted in Redis, one count for every instance", 
     const instances = [createTestApp(database.db, { env, redis }), createTestApp(database.db, { env, redis })];
     // Counters outlive the test for their window: an email of this run's own.
     const user = await createUser(database.db, { email: `${randomUUID()}@example.com` });
+    const address = fromNewAddress();
     for (let i = 0; i < 10; i++) {
-      const res = await request(instances[i % 2]!.app).post("/auth/login").set("X-Forwarded-For", fromNewAddress()).send({ email: user.email, password: "wrong" });
+      const res = await request(instances[i % 2]!.app).post("/auth/login").set("X-Forwarded-For", address).send({ email: user.email, password: "wrong" });
       expect(res.status).toBe(401);
     }
     for (const instance of instances) {
-      expect((await request(instance.app).post("/auth/login").set("X-Forwarded-For", fromNewAddress()).send({ email: user.email, password: TEST_PASSWORD })).status).toBe(429);
+      expect((await request(instance.app).post("/auth/login").set("X-Forwarded-For", address).send({ email: user.email, password: TEST_PASSWORD })).status).toBe(429);
     }
   } finally {
     redis.disconnect();

@@ -62,18 +62,16 @@ export function authRoutes(deps: AppDeps, guards: Guards): Router {
     perMinute: env.RATE_LIMIT_LOGIN_PER_MINUTE,
     keyGenerator: (req, res) => `login:${ipKeyGenerator(req.ip ?? "")}:${inputOf(apiRoutes.login, res).body.email}`,
   });
-  // Per account, from any address: after RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT failures in
-  // 15 minutes each attempt waits 30 s, doubling up to 5 minutes. Its owner is slowed down
-  // too, never locked out; unknown emails are counted alike, so a 429 tells nothing.
-  const loginBackoff = attemptBackoff({
-    name: "login-account",
-    redis: deps.redis,
-    freeFailures: env.RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT,
-    windowMs: 15 * 60_000,
-    baseDelayMs: 30_000,
-    maxDelayMs: 5 * 60_000,
-    now: () => deps.clock.now().getTime(),
-  });
+  // Backoff per account rather than lock-out: after RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT
+  // failures in 15 minutes from one address, that address waits 30 s per attempt at this
+  // account, doubling up to 5 minutes; after ten times as many from all addresses together,
+  // every address does. So one attacker slows only themselves, not the owner signing in
+  // from elsewhere, and guessing spread over many addresses is still capped. Unknown
+  // emails are counted alike, so a 429 tells nothing.
+  const backoff = (name: string, freeFailures: number) =>
+    attemptBackoff({ name, redis: deps.redis, freeFailures, windowMs: 15 * 60_000, baseDelayMs: 30_000, maxDelayMs: 5 * 60_000, now: () => deps.clock.now().getTime() });
+  const fromThisAddress = backoff("login-account-address", env.RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT);
+  const fromAnyAddress = backoff("login-account", env.RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT * 10);
   // Counted after validation: only requests that may send a mail count. Per client
   // address, and per account whatever the address.
   const resetLimiter = limiter({ name: "password-reset", redis: deps.redis, windowMs: 3600_000, limit: env.RATE_LIMIT_PASSWORD_RESET_PER_HOUR });
@@ -87,16 +85,17 @@ export function authRoutes(deps: AppDeps, guards: Guards): Router {
 
   const signIn = async (req: Request, res: Response) => {
     const input = inputOf(apiRoutes.login, res).body;
-    const waitMs = await loginBackoff.begin(input.email);
+    const keys = [`${input.email}|${req.ip ?? ""}`, input.email] as const;
+    const waitMs = Math.max(await fromThisAddress.begin(keys[0]), await fromAnyAddress.begin(keys[1]));
     if (waitMs > 0) {
       throw new HttpError("rate_limited", "Too many failed sign-ins for this account; retry later", undefined, { "Retry-After": String(Math.ceil(waitMs / 1000)) });
     }
     try {
       const issued = await login(deps, input, clientOf(req));
-      await loginBackoff.succeeded(input.email);
+      await Promise.all([fromThisAddress.succeeded(keys[0]), fromAnyAddress.succeeded(keys[1])]);
       sendSession(deps, res, 200, issued);
     } catch (error) {
-      if (error instanceof HttpError && error.status === 401) await loginBackoff.failed(input.email);
+      if (error instanceof HttpError && error.status === 401) await Promise.all([fromThisAddress.failed(keys[0]), fromAnyAddress.failed(keys[1])]);
       throw error;
     }
   };
