@@ -1,5 +1,8 @@
 import type { DbOrTx } from "../db/types";
 
+/** The actor of what an unauthenticated client did (a failed sign-in, a reset request): what it claimed goes in the details. */
+export const ANONYMOUS = "anonymous";
+
 export type AuditEntry = {
   actor: string;
   action: string;

@@ -121,7 +121,7 @@ describe("GET /admin/audit-log", () => {
     await request(t.app).post("/auth/login").send({ email: "admin@example.com", password: "wrong password" });
     const { entries } = ListAuditLogResponse.parse((await list("?action=auth.login_failed")).body);
     expect(entries).toHaveLength(1);
-    expect(entries[0]).toMatchObject({ actor: "admin@example.com", details: { reason: "wrong_password" }, ip: expect.any(String) });
+    expect(entries[0]).toMatchObject({ actor: "anonymous", details: { email: "admin@example.com", reason: "wrong_password" }, ip: expect.any(String) });
   });
 });
 

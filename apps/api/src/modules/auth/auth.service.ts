@@ -3,7 +3,7 @@ import type { LoginRequest, SetupRequest, SetupStatusResponse, UserView, WsTicke
 import type { DbOrTx } from "../../db/types";
 import type { AppDeps } from "../../deps";
 import type { User } from "../../generated/prisma/client";
-import { recordAudit } from "../../lib/audit";
+import { ANONYMOUS, recordAudit } from "../../lib/audit";
 import { HttpError } from "../../lib/http-error";
 import { formatToken, hashSecret, newSecret, parseToken, secretMatches } from "../../lib/secrets";
 import { NO_PASSWORD, hashPassword, passwordMatches } from "./passwords";
@@ -125,7 +125,8 @@ export async function login(deps: Deps, input: LoginRequest, client: ClientInfo)
   const matches = await passwordMatches(input.password, user?.passwordHash, deps.env.BCRYPT_COST);
   const refusal = !user ? "unknown_email" : user.passwordHash === NO_PASSWORD ? "no_password" : !matches ? "wrong_password" : user.disabledAt ? "disabled" : undefined;
   if (refusal) {
-    await recordAudit(deps.db, { actor: input.email, action: "auth.login_failed", targetType: "user", targetId: user?.id, ip: client.ip, details: { reason: refusal } });
+    // Nobody proved who they are: the email they typed is a detail, never the actor.
+    await recordAudit(deps.db, { actor: ANONYMOUS, action: "auth.login_failed", targetType: "user", targetId: user?.id, ip: client.ip, details: { email: input.email, reason: refusal } });
     throw new HttpError("unauthorized", "Wrong email or password");
   }
   await recordAudit(deps.db, { actor: user!.email, action: "auth.login", targetType: "user", targetId: user!.id, ip: client.ip });

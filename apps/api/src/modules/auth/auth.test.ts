@@ -146,9 +146,10 @@ describe("POST /auth/login", () => {
     expect({ ...wrong.body.error, requestId: "" }).toEqual({ ...unknown.body.error, requestId: "" });
     expect(await database.db.session.count()).toBe(0);
     const failures = await database.db.auditLog.findMany({ where: { action: "auth.login_failed" }, orderBy: { id: "asc" } });
-    expect(failures.map((entry) => [entry.actor, (entry.details as { reason: string }).reason])).toEqual([
-      ["known@example.com", "wrong_password"],
-      ["nobody@example.com", "unknown_email"],
+    // Whoever typed the email is not its owner: the actor stays anonymous.
+    expect(failures.map((entry) => [entry.actor, (entry.details as { email: string }).email, (entry.details as { reason: string }).reason])).toEqual([
+      ["anonymous", "known@example.com", "wrong_password"],
+      ["anonymous", "nobody@example.com", "unknown_email"],
     ]);
   });
 

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { PasswordResetAccepted, PasswordResetConfirmRequest } from "@mdm/contracts";
 import type { DbOrTx } from "../../db/types";
 import type { AppDeps } from "../../deps";
-import { recordAudit } from "../../lib/audit";
+import { ANONYMOUS, recordAudit } from "../../lib/audit";
 import { HttpError } from "../../lib/http-error";
 import { formatToken, hashSecret, newSecret, parseToken, secretMatches } from "../../lib/secrets";
 import { enqueueMail, mailDelivery, wakeMailWorker } from "../../mail/outbox";
@@ -75,12 +75,12 @@ export async function handlePasswordResetRequests(deps: Pick<AppDeps, "db" | "en
       const user = await tx.user.findUnique({ where: { email: request.email }, select: { id: true, email: true, disabledAt: true } });
       const eligible = !!user && !user.disabledAt;
       await recordAudit(tx, {
-        actor: request.email,
+        actor: ANONYMOUS,
         action: "auth.password_reset.request",
         targetType: "user",
         targetId: user?.id,
         ip: request.ip ?? undefined,
-        details: { eligible, mail: eligible ? mail : null },
+        details: { email: request.email, eligible, mail: eligible ? mail : null },
       });
       if (!eligible) continue;
       const { link } = await createPasswordToken(deps, tx, user.id, PASSWORD_RESET_TTL_SECONDS);

@@ -53,7 +53,7 @@ describe("POST /auth/password-reset", () => {
     expect(await database.db.passwordResetToken.count()).toBe(1);
     expect((await t.outbox()).map((mail) => mail.to)).toEqual([["known@example.com"]]);
     const audited = await database.db.auditLog.findMany({ where: { action: "auth.password_reset.request" }, orderBy: { id: "asc" } });
-    expect(audited.map((entry) => [entry.actor, (entry.details as { eligible: boolean }).eligible])).toEqual([
+    expect(audited.map((entry) => [(entry.details as { email: string }).email, (entry.details as { eligible: boolean }).eligible])).toEqual([
       ["known@example.com", true],
       ["unknown@example.com", false],
     ]);
@@ -123,8 +123,8 @@ describe("POST /auth/password-reset", () => {
     await requestReset("unknown@example.com");
     const entries = await database.db.auditLog.findMany({ where: { action: "auth.password_reset.request" }, orderBy: { id: "asc" } });
     expect(entries.map((entry) => [entry.actor, entry.details])).toEqual([
-      ["known@example.com", { eligible: true, mail: "recorded" }],
-      ["unknown@example.com", { eligible: false, mail: null }],
+      ["anonymous", { email: "known@example.com", eligible: true, mail: "recorded" }],
+      ["anonymous", { email: "unknown@example.com", eligible: false, mail: null }],
     ]);
     expect(entries[0]!.ip).toBeTruthy();
   });
