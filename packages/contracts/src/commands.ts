@@ -49,7 +49,7 @@ export const CommandPayloads = {
     // Only as a WHATWG parser writes it back, without credentials: what is signed is then
     // what any agent's URL parser reads (`https:\\evil.example/a.apk` is no URL to some).
     url: z
-      .url({ protocol: /^https$/, error: "Must be an https:// URL" })
+      .url({ protocol: /^https$/, error: "Must be an https:// URL", abort: true })
       .max(2048)
       .refine(isPlainUrl, "Must be a plain https://host/path URL, as a browser writes it, without user or password")
       .pipe(text(2048)),
@@ -61,6 +61,8 @@ export const CommandPayloads = {
 } as const;
 
 function isPlainUrl(url: string): boolean {
+  // zod runs this even when the URL check before it failed: unparsable is simply not plain.
+  if (!URL.canParse(url)) return false;
   const parsed = new URL(url);
   return parsed.href === url && parsed.username === "" && parsed.password === "";
 }

@@ -173,6 +173,8 @@ describe("CreateCommandRequest", () => {
     ["a javascript: URL", { type: "install_app", payload: { packageName: "com.a.b", url: "javascript:alert(1)", sha256: SHA } }, "payload.url"],
     ["a plain http install URL", { type: "install_app", payload: { packageName: "com.a.b", url: "http://cdn.example.com/a.apk", sha256: SHA } }, "payload.url"],
     ["an install without the APK's sha256", { type: "install_app", payload: { packageName: "com.a.b", url: "https://cdn.example.com/a.apk" } }, "payload.sha256"],
+    ["an empty URL", { type: "install_app", payload: { packageName: "com.a.b", url: "", sha256: "a".repeat(64) } }, "payload.url"],
+    ["a URL that does not parse", { type: "install_app", payload: { packageName: "com.a.b", url: "https://", sha256: "a".repeat(64) } }, "payload.url"],
     ["a URL with a backslash", { type: "install_app", payload: { packageName: "com.a.b", url: "https:\\\\evil.example/a.apk", sha256: "a".repeat(64) } }, "payload.url"],
     ["a URL without its slashes", { type: "install_app", payload: { packageName: "com.a.b", url: "https:evil.example/a.apk", sha256: "a".repeat(64) } }, "payload.url"],
     ["a URL with an upper-case scheme", { type: "install_app", payload: { packageName: "com.a.b", url: "HTTPS://cdn.example.com/a.apk", sha256: "a".repeat(64) } }, "payload.url"],
