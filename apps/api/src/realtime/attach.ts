@@ -16,6 +16,7 @@ import { DashboardHub, type DashboardSession } from "./dashboard-hub";
 import { DeviceHub } from "./device-hub";
 
 const MAX_FRAME_BYTES = 64 * 1024;
+const UPGRADE_DRAIN_MS = 2000;
 const LEGACY_DEVICE_PATH = /^\/ws\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i;
 
 /** The user session an upgrade request to /ws/dashboard carries, if it is valid. */
@@ -132,7 +133,13 @@ export function attachRealtime(server: Server, deps: AppDeps, authenticateDashbo
       refuse(socket, new HttpError("service_unavailable", "Try again shortly", undefined, { "Retry-After": "1" }));
     }
   };
-  const upgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => void onUpgrade(req, socket, head);
+  // Upgrades still authenticating when the instance shuts down: close() lets them finish, so
+  // their devices get the hub's 1001 rather than a handshake aborted by a closed server.
+  let upgrading = 0;
+  const upgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    upgrading++;
+    void onUpgrade(req, socket, head).finally(() => upgrading--);
+  };
   server.on("upgrade", upgradeListener);
 
   const pinger = setInterval(() => {
@@ -149,6 +156,7 @@ export function attachRealtime(server: Server, deps: AppDeps, authenticateDashbo
       server.off("upgrade", upgradeListener);
       dashboards.close();
       await devices.close();
+      for (const deadline = Date.now() + UPGRADE_DRAIN_MS; upgrading > 0 && Date.now() < deadline; ) await new Promise((resolve) => setTimeout(resolve, 20));
       deviceServer.close();
       dashboardServer.close();
     },
