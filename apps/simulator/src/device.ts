@@ -80,7 +80,7 @@ type DeviceEvents = {
   /** The server acknowledged a heartbeat: it is recorded. `deviceTime` identifies it. */
   heartbeat: [{ deviceTime: string; channel: "websocket" | "http" }];
   /** The socket dropped or the server closed it (not emitted for `disconnect()` or a reboot). */
-  disconnected: [{ code: number; reason: string }];
+  disconnected: [{ code: number; reason: string; wasLive: boolean }];
   /** Something went wrong that the device survives: a server error frame, a failed report... */
   problem: [string];
 };
@@ -273,7 +273,8 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
         settle(refused ?? new Error(`WebSocket closed before hello (${code}${reason ? ` ${reason}` : ""})`));
         const wasLive = this.live === socket;
         if (wasLive) this.live = undefined;
-        if (wasLive || this.socket === socket) this.emit("disconnected", { code, reason });
+        // `wasLive`: the socket had opened (hello received); otherwise a connect attempt failed.
+        if (wasLive || this.socket === socket) this.emit("disconnected", { code, reason, wasLive });
         // Replaced on purpose (disconnect, reboot): whoever did it decides what comes next.
         if (this.socket !== socket) return;
         this.socket = undefined;

@@ -72,7 +72,10 @@ export async function startFleet(url: string, size = FLEET_SIZE, options: { conn
       if (/internal_error|\b500\b/.test(message)) serverFailures.push(message);
     });
     device.on("heartbeat", ({ deviceTime }) => acknowledged.add(`${device.deviceId} ${new Date(deviceTime).toISOString()}`));
-    device.on("disconnected", ({ code }) => closeCodes.set(code, (closeCodes.get(code) ?? 0) + 1));
+    // Sockets that were open: a reconnect attempt refused by the dying instance is not a socket it closed.
+    device.on("disconnected", ({ code, wasLive }) => {
+      if (wasLive) closeCodes.set(code, (closeCodes.get(code) ?? 0) + 1);
+    });
   }
   await forEachLimit(devices, 16, (device) => device.connect());
   for (const device of devices) device.start();
