@@ -13,7 +13,7 @@ let web: Web;
 beforeAll(async () => {
   const webPort = await freePort();
   // Only the per-address limits: the per-account ones would hide what this test is about.
-  api = await startApi(`http://127.0.0.1:${webPort}`, { RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT: "1000", RATE_LIMIT_PASSWORD_RESET_PER_ACCOUNT_PER_HOUR: "1000" });
+  api = await startApi(`http://127.0.0.1:${webPort}`, { RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT: "1000" });
   await buildWeb(api.url);
   web = await startWeb(webPort, api.url);
 });

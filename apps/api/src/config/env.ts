@@ -82,9 +82,12 @@ export const EnvSchema = z
     RATE_LIMIT_LOGIN_PER_MINUTE: positiveInt(10),
     RATE_LIMIT_PASSWORD_RESET_PER_HOUR: positiveInt(3),
     // Per account, whatever the address: failed sign-ins in 15 minutes before each further
-    // attempt waits (30 s, doubling up to 5 min), and reset mails an hour.
+    // attempt waits (30 s, doubling up to 5 min).
     RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT: positiveInt(10),
-    RATE_LIMIT_PASSWORD_RESET_PER_ACCOUNT_PER_HOUR: positiveInt(3),
+    // Per account, at most one reset mail per interval. A request within it is answered
+    // like any other but sends nothing: the link mailed less than this ago is still valid
+    // (links live 30 minutes), so nobody can keep an owner from resetting by asking first.
+    PASSWORD_RESET_MAIL_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(1500).default(300),
     // Dashboard sockets: how often their sessions are checked again (a revoked or expired
     // session, or a disabled user, is closed with 4003), and how many one user may hold.
     WS_SESSION_CHECK_SECONDS: z.coerce.number().positive().default(30),

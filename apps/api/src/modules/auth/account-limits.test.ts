@@ -108,15 +108,55 @@ withRedis("failed sign-ins are counted in Redis, one count for every instance", 
 });
 
 describe("password reset requests per account", () => {
-  it("send at most 3 mails an hour for one address, whatever the client address", async () => {
+  const resetFrom = (address: string, email: string) => request(t.app).post("/auth/password-reset").set("X-Forwarded-For", address).send({ email });
+  const resetMailsTo = async (email: string) => (await t.outbox()).filter((mail) => mail.to.includes(email));
+  const tokenOf = (text: string) => decodeURIComponent(/reset-password\?token=(\S+)/.exec(text)![1]!);
+
+  it("send one mail an interval, whatever the client address, and answer every request alike", async () => {
     const user = await createUser(database.db, { email: "reset@example.com" });
     const statuses: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      statuses.push((await request(t.app).post("/auth/password-reset").set("X-Forwarded-For", fromNewAddress()).send({ email: user.email })).status);
-    }
-    expect(statuses).toEqual([202, 202, 202, 429, 429]);
+    for (let i = 0; i < 5; i++) statuses.push((await resetFrom(fromNewAddress(), user.email)).status);
+    expect(statuses).toEqual([202, 202, 202, 202, 202]);
     await handleAllPasswordResetRequests(t.deps);
-    expect((await t.outbox()).filter((mail) => mail.to.includes(user.email))).toHaveLength(3);
+    expect(await resetMailsTo(user.email)).toHaveLength(1);
+    expect(await database.db.passwordResetToken.count({ where: { userId: user.id } })).toBe(1);
+    const skipped = await database.db.auditLog.findMany({ where: { action: "auth.password_reset.request", targetId: user.id } });
+    expect(skipped.filter((entry) => (entry.details as { skipped?: string }).skipped?.includes("still valid"))).toHaveLength(4);
+
+    // Once the interval has passed, the next request mails a new link.
+    t.clock.advance(301);
+    await resetFrom(fromNewAddress(), user.email);
+    await handleAllPasswordResetRequests(t.deps);
+    expect(await resetMailsTo(user.email)).toHaveLength(2);
+  });
+
+  it("cannot be used to keep the owner from resetting: the link mailed for an attacker's request works", async () => {
+    const user = await createUser(database.db, { email: "victim@example.com" });
+    // The attacker asks first, from many addresses, and keeps asking...
+    for (let i = 0; i < 4; i++) await resetFrom(fromNewAddress(), user.email);
+    await handleAllPasswordResetRequests(t.deps);
+    // ...the owner's own request is answered like theirs,
+    expect((await resetFrom(fromNewAddress(), user.email)).status).toBe(202);
+    await handleAllPasswordResetRequests(t.deps);
+    // and the one link in the owner's inbox sets the password.
+    const mails = await resetMailsTo(user.email);
+    expect(mails).toHaveLength(1);
+    const confirmed = await request(t.app).post("/auth/password-reset/confirm").send({ token: tokenOf(mails[0]!.text!), password: "a new password 123" });
+    expect(confirmed.status).toBe(204);
+
+    // A used link no longer holds the next request back.
+    await resetFrom(fromNewAddress(), user.email);
+    await handleAllPasswordResetRequests(t.deps);
+    expect(await resetMailsTo(user.email)).toHaveLength(2);
+  });
+
+  it("send one mail when two instances handle requests for one account at once", async () => {
+    const user = await createUser(database.db, { email: "race@example.com" });
+    for (let i = 0; i < 40; i++) await resetFrom(fromNewAddress(), user.email);
+    const other = createAuthTestApp(database.db);
+    await Promise.all([handleAllPasswordResetRequests(t.deps), handleAllPasswordResetRequests(other.deps), handleAllPasswordResetRequests(t.deps)]);
+    expect(await database.db.passwordResetToken.count({ where: { userId: user.id } })).toBe(1);
+    expect(await resetMailsTo(user.email)).toHaveLength(1);
   });
 });
 

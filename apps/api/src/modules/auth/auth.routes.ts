@@ -73,15 +73,9 @@ export function authRoutes(deps: AppDeps, guards: Guards): Router {
   const fromThisAddress = backoff("login-account-address", env.RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT);
   const fromAnyAddress = backoff("login-account", env.RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT * 10);
   // Counted after validation: only requests that may send a mail count. Per client
-  // address, and per account whatever the address.
+  // address; per account, the mail worker sends at most one mail an interval
+  // (PASSWORD_RESET_MAIL_INTERVAL_SECONDS) instead of refusing, so asking cannot deny.
   const resetLimiter = limiter({ name: "password-reset", redis: deps.redis, windowMs: 3600_000, limit: env.RATE_LIMIT_PASSWORD_RESET_PER_HOUR });
-  const resetAccountLimiter = limiter({
-    name: "password-reset-account",
-    redis: deps.redis,
-    windowMs: 3600_000,
-    limit: env.RATE_LIMIT_PASSWORD_RESET_PER_ACCOUNT_PER_HOUR,
-    keyGenerator: (_req, res) => `reset:${inputOf(apiRoutes.requestPasswordReset, res).body.email}`,
-  });
 
   const signIn = async (req: Request, res: Response) => {
     const input = inputOf(apiRoutes.login, res).body;
@@ -155,7 +149,7 @@ export function authRoutes(deps: AppDeps, guards: Guards): Router {
     router,
     apiRoutes.requestPasswordReset,
     async (req, res) => res.status(202).json(await requestPasswordReset(deps, inputOf(apiRoutes.requestPasswordReset, res).body.email, clientOf(req))),
-    { guards: guards.public, afterValidation: [resetLimiter, resetAccountLimiter] },
+    { guards: guards.public, afterValidation: [resetLimiter] },
   );
 
   mount(

@@ -74,15 +74,21 @@ export async function handlePasswordResetRequests(deps: Pick<AppDeps, "db" | "en
     for (const request of requests) {
       const user = await tx.user.findUnique({ where: { email: request.email }, select: { id: true, email: true, disabledAt: true } });
       const eligible = !!user && !user.disabledAt;
+      const recentLink = eligible ? await recentResetLink(deps, tx, user.id) : undefined;
       await recordAudit(tx, {
         actor: ANONYMOUS,
         action: "auth.password_reset.request",
         targetType: "user",
         targetId: user?.id,
         ip: request.ip ?? undefined,
-        details: { email: request.email, eligible, mail: eligible ? mail : null },
+        details: {
+          email: request.email,
+          eligible,
+          mail: eligible && !recentLink ? mail : null,
+          ...(recentLink && { skipped: `a link mailed at ${recentLink.createdAt.toISOString()} is still valid` }),
+        },
       });
-      if (!eligible) continue;
+      if (!eligible || recentLink) continue;
       const { link } = await createPasswordToken(deps, tx, user.id, PASSWORD_RESET_TTL_SECONDS);
       const text = [
         `Someone (hopefully you) asked to reset the password of the MDM account ${user.email}.`,
@@ -95,6 +101,22 @@ export async function handlePasswordResetRequests(deps: Pick<AppDeps, "db" | "en
       await enqueueMail(tx, "password_reset", { to: [user.email], subject: "Reset your MDM password", text }, deps.clock.now());
     }
     return requests.length;
+  });
+}
+
+/**
+ * A link for this user, unused and unexpired, mailed within PASSWORD_RESET_MAIL_INTERVAL_SECONDS:
+ * while there is one, further requests send nothing. The user's row is locked first, so
+ * two instances handling requests for one account at once still send a single mail.
+ */
+async function recentResetLink(deps: Pick<AppDeps, "env" | "clock">, tx: DbOrTx, userId: string): Promise<{ createdAt: Date } | null> {
+  const interval = deps.env.PASSWORD_RESET_MAIL_INTERVAL_SECONDS;
+  if (interval === 0) return null;
+  await tx.$executeRaw`SELECT 1 FROM "User" WHERE id = ${userId}::uuid FOR UPDATE`;
+  const now = deps.clock.now();
+  return tx.passwordResetToken.findFirst({
+    where: { userId, usedAt: null, expiresAt: { gt: now }, createdAt: { gt: new Date(now.getTime() - interval * 1000) } },
+    select: { createdAt: true },
   });
 }
 
