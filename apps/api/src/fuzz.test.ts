@@ -43,6 +43,8 @@ import { arbitraryFor } from "./test/zod-arbitrary";
 const TOTAL = Number(process.env.FUZZ_RUNS ?? 10_000);
 const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : Date.now() % 2 ** 31;
 const WS_FRAMES = Math.max(200, Math.round(TOTAL / 20));
+/** Requests sent, on top of TOTAL, to a server whose every rate limit is 2. */
+const LIMITED_REQUESTS = Math.max(400, Math.round(TOTAL / 20));
 const LEGACY_KEY = "legacy-key-0123456789abcdef0123456789abcdef";
 const BODY_LIMIT = 64 * 1024;
 const HEALTH_EVERY_MS = 500;
@@ -533,6 +535,9 @@ function checkAnswer(plan: Plan, wire: WireRequest, res: WireResponse): unknown 
   const error = ErrorBody.safeParse(parseJson(res.text));
   if (!error.success) throw new Error(`${res.status} without the contract's error body for ${where()}: ${res.text.slice(0, 500)}`);
   const code = error.data.error.code;
+  if ((res.status === 429 || res.status === 503) && !/^\d+$/.test(String(res.headers["retry-after"] ?? ""))) {
+    throw new Error(`${res.status} without a Retry-After in seconds for ${where()}`);
+  }
   if (errorStatus[code] !== res.status) throw new Error(`${res.status} with code ${code} (maps to ${errorStatus[code]}) for ${where()}`);
   // A refusal the route documents, or one the request brought on itself by leaving the contract's transport
   // (a path that names no route, a body where the route takes none).
@@ -778,6 +783,31 @@ describe("fuzzing every route from the contract", () => {
     it("answers /api/health 200 after it all", async () => {
       const res = await sendWire(base(), new http.Agent(), { method: "GET", path: "/api/health", headers: { Host: TEST_HOST } });
       expect(res.status).toBe(200);
+    });
+  });
+
+  describe("a listening server with every limit low", () => {
+    let server: RunningServer;
+    beforeAll(async () => {
+      const low = Object.fromEntries(Object.keys(ENV).filter((name) => name.startsWith("RATE_LIMIT_")).map((name) => [name, "2"]));
+      server = await startServer(parseEnv({ NODE_ENV: "test", PORT: "0", HOST: "127.0.0.1", DATABASE_URL: database.url, ADMISSION_MAX_EVENT_LOOP_LAG_MS: "0", ...ENV, ...low }));
+    });
+    afterAll(async () => {
+      await server?.close();
+    });
+
+    it("refuses with 429 and Retry-After, documented for each route it reaches, and health stays 200", async () => {
+      const limitedBefore = [...tally.values()].reduce((sum, entry) => sum + (entry.statuses.get(429) ?? 0), 0);
+      const health = healthProbe(() => new URL(server.url));
+      try {
+        await runHttp(() => new URL(server.url), LIMITED_REQUESTS, WORKER_TABLES, SERVER_CONCURRENCY);
+      } finally {
+        const { failures } = await health.stop();
+        expect(failures).toEqual([]);
+      }
+      const limited = [...tally.values()].reduce((sum, entry) => sum + (entry.statuses.get(429) ?? 0), 0) - limitedBefore;
+      console.log(`fuzz: ${limited} of ${LIMITED_REQUESTS} requests refused with 429 by the low-limit server`);
+      expect(limited).toBeGreaterThan(LIMITED_REQUESTS / 4);
     });
   });
 
