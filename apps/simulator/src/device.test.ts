@@ -190,6 +190,70 @@ describe("a simulated device", () => {
   });
 });
 
+describe("results the server could not take", () => {
+  /** An HTTP-only server: the first `busyResults` action results get 503 with Retry-After; heartbeats carry `commands` once. */
+  async function startBusyServer(busyResults: number, commands: DeviceCommand[]) {
+    const results: Array<{ status: number; body: { requestId: string; status: string } }> = [];
+    let busy = busyResults;
+    let pending = commands;
+    const server = http.createServer((req, res) => {
+      let text = "";
+      req.on("data", (chunk) => (text += chunk));
+      req.on("end", () => {
+        const send = (status: number, body: unknown, headers: Record<string, string> = {}) =>
+          res.writeHead(status, { "Content-Type": "application/json", ...headers }).end(JSON.stringify(body));
+        if (req.url === "/v1/heartbeat") {
+          const answer = { serverTime: new Date().toISOString(), heartbeatIntervalSeconds: 60, commands: pending };
+          pending = [];
+          return send(200, answer);
+        }
+        const body = JSON.parse(text) as { requestId: string; status: string };
+        if (busy > 0) {
+          busy--;
+          results.push({ status: 503, body });
+          return send(503, { error: { code: "service_unavailable", message: "busy" } }, { "Retry-After": "1" });
+        }
+        results.push({ status: 200, body });
+        return send(200, { requestId: body.requestId, status: body.status, changed: true });
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, results, close: () => new Promise((resolve) => server.close(resolve)) };
+  }
+
+  it("are sent again after the next answered heartbeat, so a command that ran is not lost to a busy moment", async () => {
+    const command = await signed();
+    const server = await startBusyServer(2, [command]);
+    const device = new SimulatedDevice(server.url, { deviceId: DEVICE_ID, deviceToken: `${DEVICE_ID}.${"s".repeat(43)}`, commandKey: COMMAND_KEY, commandKeyId: "1", heartbeatIntervalSeconds: 60 }, {
+      random: seededRandom(3),
+    });
+    const problems: string[] = [];
+    device.on("problem", (problem) => problems.push(problem));
+    try {
+      await device.heartbeat(); // carries the command: its ack and its result both meet a 503
+      expect(device.executions.get(command.requestId)).toBe(1);
+      expect(server.results.map((entry) => [entry.status, entry.body.status])).toEqual([
+        [503, "acknowledged"],
+        [503, "succeeded"],
+      ]);
+      expect(problems.filter((problem) => problem.includes("held for retry"))).toHaveLength(2);
+
+      await device.heartbeat(); // answered: the held result goes again, the ack it replaced does not
+      const deadline = Date.now() + 3000;
+      while (server.results.length < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(server.results.slice(2).map((entry) => [entry.status, entry.body.status])).toEqual([[200, "succeeded"]]);
+      expect(device.executions.get(command.requestId)).toBe(1);
+
+      await device.heartbeat(); // nothing left to send
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(server.results).toHaveLength(3);
+    } finally {
+      await device.stop();
+      await server.close();
+    }
+  });
+});
+
 describe("reconnectDelayMs", () => {
   it("doubles up to the ceiling, with jitter in the upper half", () => {
     const random = seededRandom(2);

@@ -87,6 +87,8 @@ type DeviceEvents = {
 
 // Closes after which reconnecting would be wrong: another connection took our place, or
 // the token is no longer valid.
+/** Acks and results kept for a server that could not take them, at most. */
+const MAX_UNREPORTED = 1000;
 const FINAL_CLOSE_CODES = new Set<number>([WsCloseCode.replaced, WsCloseCode.unauthorized]);
 
 /**
@@ -107,6 +109,13 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
   private readonly results = new Map<string, ActionResultRequest>();
   private readonly inFlight = new Set<string>();
   private readonly droppedResults = new Set<string>();
+  /**
+   * Acks and results the server could not take for now (429, 503, no answer), by requestId:
+   * sent again once a heartbeat is answered. Otherwise an acknowledged command whose result
+   * met a busy server would expire on the server although it ran here.
+   */
+  private readonly unreported = new Map<string, ActionResultRequest>();
+  private flushingUnreported = false;
   private acksToDrop: number;
   private socket: WebSocket | undefined;
   /** The socket that said hello: the one frames go out on. */
@@ -323,8 +332,12 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
     switch (frame.type) {
       case "command":
         return this.receive(frame.command, "websocket");
-      case "error":
+      case "error": {
+        // An ack or result the server could not take for now: kept to send again.
+        const refused = frame.requestId && (frame.code === "service_unavailable" || frame.code === "rate_limited") ? frame.requestId : undefined;
+        if (refused) this.holdUnreported(this.results.get(refused) ?? { requestId: refused, status: "acknowledged" });
         return this.noteProblem(`server error ${frame.code}: ${frame.message}${frame.requestId ? ` (${frame.requestId})` : ""}`);
+      }
       case "hello":
       case "heartbeat_ok":
       case "result_ok":
@@ -386,6 +399,7 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
     this.heartbeatRetryAfterMs = 0;
     this.stats.heartbeatsAcknowledged++;
     this.emit("heartbeat", { deviceTime, channel });
+    this.flushUnreported();
   }
 
   private heartbeatFailed(retryAfterSeconds: number | undefined): void {
@@ -530,10 +544,39 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
   private async postResult(result: ActionResultRequest): Promise<void> {
     try {
       await requestJson(this.baseUrl, { method: "POST", path: "/v1/action-result", headers: this.authorization(), body: JSON.stringify(result) }, ActionResultResponse);
+      if (result.status !== "acknowledged") this.unreported.delete(result.requestId);
     } catch (error) {
-      if (!(error instanceof ApiError)) throw error;
-      this.noteProblem(`action result ${result.status} for ${result.requestId} refused: ${error.message}`);
+      const transient = !(error instanceof ApiError) || error.status === 429 || error.status >= 500;
+      if (transient) this.holdUnreported(result);
+      this.noteProblem(`action result ${result.status} for ${result.requestId} ${transient ? "held for retry" : "refused"}: ${error instanceof Error ? error.message : String(error)}`);
     }
+  }
+
+  /** Keeps a result to send again; a later one for the same command replaces it. The oldest give way past the bound. */
+  private holdUnreported(result: ActionResultRequest): void {
+    const held = this.unreported.get(result.requestId);
+    if (held && held.status !== "acknowledged" && result.status === "acknowledged") return;
+    this.unreported.delete(result.requestId);
+    this.unreported.set(result.requestId, result);
+    if (this.unreported.size > MAX_UNREPORTED) {
+      const oldest = this.unreported.keys().next().value!;
+      this.unreported.delete(oldest);
+      this.noteProblem(`more than ${MAX_UNREPORTED} results waiting: the one for ${oldest} is given up`);
+    }
+  }
+
+  /** After an answered heartbeat, the server takes requests again: send what it could not take before. */
+  private flushUnreported(): void {
+    if (this.flushingUnreported || this.unreported.size === 0) return;
+    this.flushingUnreported = true;
+    const pending = [...this.unreported.values()];
+    this.unreported.clear();
+    void (async () => {
+      for (const result of pending) {
+        if (this.connected) this.sendFrame(result.status === "acknowledged" ? { type: "command_ack", requestId: result.requestId } : { type: "command_result", result });
+        else await this.postResult(result);
+      }
+    })().finally(() => (this.flushingUnreported = false));
   }
 
   private sendFrame(frame: DeviceClientFrame): void {
