@@ -1,3 +1,4 @@
+import Link from "next/link";
 import { AlertTriangleIcon, InboxIcon } from "lucide-react";
 import { Button } from "@/components/ui/button";
 import { Skeleton } from "@/components/ui/skeleton";
@@ -57,4 +58,17 @@ export function TableStatusRows({
   if (error) return row(<ErrorState error={error} onRetry={onRetry} />);
   if (loading) return <>{Array.from({ length: skeletonRows }, (_, index) => row(<Skeleton className="h-6 w-full" />, index))}</>;
   return row(empty);
+}
+
+/** What an address no page claims shows, inside the dashboard's frame or on its own. */
+export function NotFoundMessage() {
+  return (
+    <>
+      <h1 className="text-2xl font-semibold">Page not found</h1>
+      <p className="text-muted-foreground">There is nothing at this address.</p>
+      <Button asChild variant="outline">
+        <Link href="/">Back to the overview</Link>
+      </Button>
+    </>
+  );
 }
