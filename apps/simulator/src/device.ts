@@ -88,6 +88,8 @@ type DeviceEvents = {
   disconnected: [{ code: number; reason: string; wasLive: boolean }];
   /** Something went wrong that the device survives: a server error frame, a failed report... */
   problem: [string];
+  /** An effective policy was applied (`failures`: the settings refused). */
+  policy: [{ hash: string; failures: PolicyFailure[] }];
 };
 
 // Closes after which reconnecting would be wrong: another connection took our place, or
@@ -488,7 +490,7 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
   waitForPolicy(hash: string, timeoutMs = 5000): Promise<void> {
     if (this.applied?.policy.hash === hash) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const onPolicy = (applied: { hash: string }) => {
+      const onPolicy = (applied: { hash: string; failures: PolicyFailure[] }) => {
         if (applied.hash !== hash) return;
         clearTimeout(timer);
         this.off("policy", onPolicy);
