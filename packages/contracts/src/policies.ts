@@ -131,12 +131,10 @@ export const UpdateDevicePolicyRequest = z.strictObject({
   name: PolicyName.optional(),
   description: text(500).nullable().optional(),
   settings: PolicySettings.optional().describe("The whole document: settings left out are no longer set by this policy."),
-  expectedVersion: z.int().min(1).optional().describe("Refuse (409) unless the policy is still at this version: no lost update between two editors."),
+  expectedVersion: z.int().min(1).max(2_147_483_647).optional().describe("Refuse (409) unless the policy is still at this version: no lost update between two editors."),
 });
 export type UpdateDevicePolicyRequest = z.infer<typeof UpdateDevicePolicyRequest>;
 
-export const RevertDevicePolicyRequest = z.strictObject({ version: z.int().min(1).describe("The version whose name, description and settings become a new version.") });
-export type RevertDevicePolicyRequest = z.infer<typeof RevertDevicePolicyRequest>;
 
 export const PolicyChange = z.object({
   path: z.string().describe("The setting (`kiosk.statusBar`), or `name` / `description`."),
@@ -168,6 +166,10 @@ export type CreatePolicyAssignmentRequest = z.infer<typeof CreatePolicyAssignmen
 
 export const DevicePolicyIdParams = z.object({ policyId: Uuid });
 export const PolicyAssignmentParams = z.object({ policyId: Uuid, assignmentId: Uuid });
+export const PolicyVersionParams = z.object({
+  policyId: Uuid,
+  version: z.coerce.number().int().min(1).max(2_147_483_647).describe("The version whose name, description and settings become a new version."),
+});
 
 // ---- What a device receives and reports --------------------------------------------------
 

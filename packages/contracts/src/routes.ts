@@ -44,7 +44,7 @@ import {
   PolicyAssignment,
   PolicyAssignmentParams,
   PolicyComplianceSummary,
-  RevertDevicePolicyRequest,
+  PolicyVersionParams,
   UpdateDevicePolicyRequest,
 } from "./policies";
 import type { ApiRoute } from "./route-types";
@@ -401,13 +401,12 @@ export const apiRoutes = {
   },
   revertDevicePolicy: {
     method: "post",
-    path: "/admin/device-policies/{policyId}/revert",
+    path: "/admin/device-policies/{policyId}/versions/{version}/revert",
     tag: "Admin",
     auth: "admin",
     minRole: "operator",
     summary: "Restore an earlier version as a new version",
-    params: DevicePolicyIdParams,
-    body: RevertDevicePolicyRequest,
+    params: PolicyVersionParams,
     responses: { 200: { description: "The policy at its new version.", schema: DevicePolicyView } },
     errors: ["not_found", "conflict"],
   },

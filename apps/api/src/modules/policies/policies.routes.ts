@@ -39,8 +39,8 @@ export function policiesRoutes(deps: AppDeps, guards: Guards): Router {
     res.json(await listDevicePolicyVersions(deps, inputOf(apiRoutes.listDevicePolicyVersions, res).params.policyId));
   }, admin);
   mount(router, apiRoutes.revertDevicePolicy, async (_req, res) => {
-    const { params, body } = inputOf(apiRoutes.revertDevicePolicy, res);
-    res.json(await revertDevicePolicy(deps, params.policyId, body.version, res.locals.actor));
+    const { params } = inputOf(apiRoutes.revertDevicePolicy, res);
+    res.json(await revertDevicePolicy(deps, params.policyId, params.version, res.locals.actor));
   }, admin);
   mount(router, apiRoutes.createPolicyAssignment, async (_req, res) => {
     const { params, body } = inputOf(apiRoutes.createPolicyAssignment, res);

@@ -101,7 +101,7 @@ describe("policy documents", () => {
     const stale = await adminRequest(t.app, "PATCH", `/admin/device-policies/${policy.id}`, { settings: {}, expectedVersion: 1 });
     expect(stale.status).toBe(409);
 
-    const reverted = await adminRequest(t.app, "POST", `/admin/device-policies/${policy.id}/revert`, { version: 1 });
+    const reverted = await adminRequest(t.app, "POST", `/admin/device-policies/${policy.id}/versions/1/revert`);
     expect(reverted.status).toBe(200);
     expect(reverted.body).toMatchObject({ version: 3, settings: { screen: { timeoutSeconds: 60 } } });
 
@@ -121,7 +121,7 @@ describe("policy documents", () => {
     ]);
     expect(await database.db.auditLog.count({ where: { targetId: policy.id, action: { in: ["device_policy.update", "device_policy.revert"] } } })).toBe(2);
 
-    const missing = await adminRequest(t.app, "POST", `/admin/device-policies/${policy.id}/revert`, { version: 9 });
+    const missing = await adminRequest(t.app, "POST", `/admin/device-policies/${policy.id}/versions/9/revert`);
     expect(missing.status).toBe(404);
   });
 
