@@ -5,6 +5,9 @@ import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, type TestDatabase, createTestDatabase
 // Policies reaching real devices: a listening server, devices played by the simulator over
 // real WebSockets (and HTTP heartbeats), compliance read back through the admin API.
 
+// Generous deadlines: a busy machine may be slow, and nothing here measures speed.
+jest.setTimeout(120_000);
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Polls `read` until `done` says yes; fails with the last value at the deadline. */
@@ -52,11 +55,11 @@ describeWithPostgres("policy delivery to devices", () => {
     const policy = await admin.createDevicePolicy({ name: "Kiosk over socket", settings: { kiosk: { lockTaskPackages: ["com.example.till"] }, screen: { timeoutSeconds: 60 } } });
     await admin.assignDevicePolicy(policy.id, { deviceId: device.deviceId });
     const first = await admin.getEffectivePolicy(device.deviceId);
-    await device.waitForPolicy(first.hash!);
+    await device.waitForPolicy(first.hash!, 20_000);
     // Lock-task mode: the first lock-task app runs in front.
     expect(device.state.apps.find((app) => app.foreground)?.packageName).toBe("com.example.till");
     expect(device.state.apps.find((app) => app.packageName === KIOSK_APP)?.foreground).toBe(false);
-    await waitFor(() => compliance(device.deviceId), (state) => state.status === "compliant", 5000, "compliant");
+    await waitFor(() => compliance(device.deviceId), (state) => state.status === "compliant", 20_000, "compliant");
 
     const updated = await admin.updateDevicePolicy(policy.id, { settings: { kiosk: { lockTaskPackages: ["com.example.till"] }, screen: { timeoutSeconds: 120 } } });
     expect(updated.version).toBe(2);
@@ -64,9 +67,9 @@ describeWithPostgres("policy delivery to devices", () => {
     expect(second.hash).not.toBe(first.hash);
     expect(second.sources.find((source) => source.path === "screen.timeoutSeconds")).toMatchObject({ policyVersion: 2, value: 120 });
     // No heartbeat is sent meanwhile: the frame the change triggered brings it.
-    await device.waitForPolicy(second.hash!);
+    await device.waitForPolicy(second.hash!, 20_000);
     expect(device.appliedPolicy?.policy.settings.screen).toEqual({ timeoutSeconds: 120 });
-    const state = await waitFor(() => compliance(device.deviceId), (current) => current.status === "compliant" && current.appliedHash === second.hash, 5000, "compliant with v2");
+    const state = await waitFor(() => compliance(device.deviceId), (current) => current.status === "compliant" && current.appliedHash === second.hash, 20_000, "compliant with v2");
     expect(state.failures).toEqual([]);
   });
 
@@ -79,7 +82,7 @@ describeWithPostgres("policy delivery to devices", () => {
     await device.heartbeat();
     const effective = await admin.getEffectivePolicy(device.deviceId);
     expect(device.appliedPolicyHash).toBe(effective.hash);
-    const state = await waitFor(() => compliance(device.deviceId), (current) => current.status === "failed", 5000, "failed");
+    const state = await waitFor(() => compliance(device.deviceId), (current) => current.status === "failed", 20_000, "failed");
     expect(state.failures).toEqual([{ setting: "restrictions.camera", reason: expect.stringContaining("does not support") }]);
     expect(state.appliedHash).toBe(effective.hash);
   });
