@@ -16,6 +16,7 @@ import { commandRoutes } from "./modules/commands/commands.routes";
 import { deviceRoutes } from "./modules/devices/devices.routes";
 import { enrollmentRoutes } from "./modules/enrollment/enrollment.routes";
 import { fleetRoutes } from "./modules/fleet/fleet.routes";
+import { policiesRoutes } from "./modules/policies/policies.routes";
 import { legacyRoutes } from "./modules/legacy/legacy.routes";
 import { systemRoutes } from "./modules/system/system.routes";
 import { userRoutes } from "./modules/users/users.routes";
@@ -38,6 +39,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(commandRoutes(deps, guards));
   app.use(enrollmentRoutes(deps, guards));
   app.use(fleetRoutes(deps, guards));
+  app.use(policiesRoutes(deps, guards));
   app.use(legacyRoutes(deps));
   app.use(systemRoutes(deps, guards));
   app.use(authRoutes(deps, guards));

@@ -5,7 +5,13 @@ import {
   type CreateCommandRequest,
   type CreateEnrollmentTokenRequest,
   CreateEnrollmentTokenResponse,
+  type CreateDevicePolicyRequest,
+  type CreatePolicyAssignmentRequest,
+  DevicePolicyView,
   DeviceView,
+  EffectivePolicyResponse,
+  PolicyAssignment,
+  type UpdateDevicePolicyRequest,
   type ListCommandsQuery,
   ListCommandsResponse,
   signAdminRequest,
@@ -72,5 +78,21 @@ export class AdminClient {
 
   getDevice(deviceId: string): Promise<DeviceView> {
     return this.send("GET", `/admin/devices/${encodeURIComponent(deviceId)}`, undefined, DeviceView);
+  }
+
+  createDevicePolicy(input: z.input<typeof CreateDevicePolicyRequest>): Promise<DevicePolicyView> {
+    return this.send("POST", "/admin/device-policies", input, DevicePolicyView);
+  }
+
+  updateDevicePolicy(policyId: string, input: z.input<typeof UpdateDevicePolicyRequest>): Promise<DevicePolicyView> {
+    return this.send("PATCH", `/admin/device-policies/${encodeURIComponent(policyId)}`, input, DevicePolicyView);
+  }
+
+  assignDevicePolicy(policyId: string, input: z.input<typeof CreatePolicyAssignmentRequest>): Promise<PolicyAssignment> {
+    return this.send("POST", `/admin/device-policies/${encodeURIComponent(policyId)}/assignments`, input, PolicyAssignment);
+  }
+
+  getEffectivePolicy(deviceId: string): Promise<EffectivePolicyResponse> {
+    return this.send("GET", `/admin/devices/${encodeURIComponent(deviceId)}/policy`, undefined, EffectivePolicyResponse);
   }
 }

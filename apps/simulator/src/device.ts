@@ -7,9 +7,12 @@ import {
   type DeviceClientFrame,
   type DeviceCommand,
   type DeviceFacts,
+  type DevicePolicy,
   DeviceServerFrame,
   ErrorBody,
   HeartbeatResponse,
+  type PolicyFailure,
+  policySettingEntries,
   RegisterResponse,
   WsCloseCode,
   verifyCommandSignature,
@@ -38,6 +41,8 @@ export type DeviceOptions = {
   dropAcks?: number;
   random?: Random;
   onCommand?: (received: ReceivedCommand) => void;
+  /** Policy settings (paths such as `restrictions.camera`) this device refuses to apply, as a device without the feature would. */
+  refuseSettings?: string[];
 };
 
 export type ReceivedCommand = { command: DeviceCommand; channel: "websocket" | "http"; at: number };
@@ -83,6 +88,8 @@ type DeviceEvents = {
   disconnected: [{ code: number; reason: string; wasLive: boolean }];
   /** Something went wrong that the device survives: a server error frame, a failed report... */
   problem: [string];
+  /** An effective policy was applied (`failures`: the settings refused). */
+  policy: [{ hash: string; failures: PolicyFailure[] }];
 };
 
 // Closes after which reconnecting would be wrong: another connection took our place, or
@@ -134,6 +141,8 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
   private loopTimer: NodeJS.Timeout | undefined;
   private running = false;
   private lastDriftAt: number;
+  /** The effective policy last applied, and the settings of it this device refused. */
+  private applied: { policy: DevicePolicy; failures: PolicyFailure[] } | undefined;
 
   constructor(
     readonly baseUrl: string,
@@ -338,6 +347,8 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
         if (refused) this.holdUnreported(this.results.get(refused) ?? { requestId: refused, status: "acknowledged" });
         return this.noteProblem(`server error ${frame.code}: ${frame.message}${frame.requestId ? ` (${frame.requestId})` : ""}`);
       }
+      case "policy":
+        return this.applyPolicy(frame.policy);
       case "hello":
       case "heartbeat_ok":
       case "result_ok":
@@ -357,7 +368,10 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
     const now = Date.now();
     this.state = drift(this.state, (now - this.lastDriftAt) / 1000, this.random);
     this.lastDriftAt = now;
-    const heartbeat = toHeartbeat(this.state, now, { appVersion: SIMULATOR_AGENT_VERSION });
+    const heartbeat = {
+      ...toHeartbeat(this.state, now, { appVersion: SIMULATOR_AGENT_VERSION }),
+      ...(this.applied && { policy: { appliedHash: this.applied.policy.hash, failures: this.applied.failures } }),
+    };
     if (this.connected) {
       this.sendFrame({ type: "heartbeat", heartbeat });
       this.unanswered.push(heartbeat.deviceTime);
@@ -378,6 +392,7 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
     this.stats.heartbeatsSent++;
     this.heartbeatAcknowledged(heartbeat.deviceTime, "http");
     for (const command of response.commands) await this.receive(command, "http");
+    if (response.policy) await this.applyPolicy(response.policy);
   }
 
   /** Answers to heartbeat frames come in the order they were sent: match them up. */
@@ -443,6 +458,64 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
   /** Test knob: the kiosk app crashes; heartbeats report it not running until it is relaunched. */
   stopApp(packageName = KIOSK_APP): void {
     this.state = { ...this.state, apps: this.state.apps.map((app) => (app.packageName === packageName ? { ...app, running: false, foreground: false } : app)) };
+  }
+
+  // ---- Policies -----------------------------------------------------------------------
+
+  /** The hash of the effective policy this device applied, if any. */
+  get appliedPolicyHash(): string | undefined {
+    return this.applied?.policy.hash;
+  }
+
+  /** The effective policy this device applied, and the settings it refused. */
+  get appliedPolicy(): { policy: DevicePolicy; failures: PolicyFailure[] } | undefined {
+    return this.applied;
+  }
+
+  /**
+   * Applies an effective policy as a device-owner agent would: every setting it can, the
+   * ones it is configured to refuse reported with a reason; the first lock-task app is
+   * brought to the front. Then reports the applied hash in a heartbeat at once.
+   */
+  async applyPolicy(policy: DevicePolicy): Promise<void> {
+    if (this.applied?.policy.hash === policy.hash) return;
+    const refuse = new Set(this.options.refuseSettings ?? []);
+    const failures = policySettingEntries(policy.settings)
+      .filter(([path]) => refuse.has(path))
+      .map(([setting]) => ({ setting, reason: "This device does not support the setting (simulator option refuseSettings)" }));
+    const lockTaskApp = policy.settings.kiosk?.lockTaskPackages?.[0];
+    if (lockTaskApp && !refuse.has("kiosk.lockTaskPackages")) this.bringToFront(lockTaskApp);
+    this.applied = { policy, failures };
+    this.emit("policy", { hash: policy.hash, failures });
+    await this.heartbeat().catch((error: unknown) => this.noteProblem(`policy report failed: ${error instanceof Error ? error.message : String(error)}`));
+  }
+
+  /** Lock-task mode: this app runs in front, every other app in the background. */
+  private bringToFront(packageName: string): void {
+    const known = this.state.apps.some((app) => app.packageName === packageName);
+    const apps = known ? this.state.apps : [...this.state.apps, { packageName, versionName: "1.0.0", versionCode: 1, running: true, foreground: true }];
+    this.state = {
+      ...this.state,
+      apps: apps.map((app) => (app.packageName === packageName ? { ...app, running: true, foreground: true } : { ...app, foreground: false })),
+    };
+  }
+
+  /** Resolves once this device applied the policy with this hash. */
+  waitForPolicy(hash: string, timeoutMs = 5000): Promise<void> {
+    if (this.applied?.policy.hash === hash) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const onPolicy = (applied: { hash: string; failures: PolicyFailure[] }) => {
+        if (applied.hash !== hash) return;
+        clearTimeout(timer);
+        this.off("policy", onPolicy);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.off("policy", onPolicy);
+        reject(new Error(`device ${this.deviceId} did not apply policy ${hash} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.on("policy", onPolicy);
+    });
   }
 
   // ---- Commands -----------------------------------------------------------------------

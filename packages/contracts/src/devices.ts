@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { DeviceCommand } from "./commands";
 import { Bytes, DateTime, GroupName, Uuid, nonEmptyText, text } from "./primitives";
+import { DevicePolicy, PolicyReport } from "./policies";
 
 // Device-facing bodies accept and ignore unknown fields, so a newer agent can talk to an
 // older server. Admin-facing bodies are strict.
@@ -65,6 +66,7 @@ export type Telemetry = z.infer<typeof Telemetry>;
 export const HeartbeatRequest = Telemetry.extend({
   appVersion: text(64).optional(),
   fcmToken: text(4096).optional().describe("Send when the FCM registration token changed; it clears an `invalid` push state."),
+  policy: PolicyReport.optional().describe("The effective policy the device applied, and the settings it could not apply."),
 });
 export type HeartbeatRequest = z.infer<typeof HeartbeatRequest>;
 
@@ -72,6 +74,7 @@ export const HeartbeatResponse = z.object({
   serverTime: DateTime,
   heartbeatIntervalSeconds: z.int(),
   commands: z.array(DeviceCommand).describe("Commands still pending for this device, oldest first."),
+  policy: DevicePolicy.optional().describe("Present when the device has not reported applying its current effective policy: apply it, then report its `hash`."),
 });
 export type HeartbeatResponse = z.infer<typeof HeartbeatResponse>;
 
@@ -151,6 +154,10 @@ export const ListDevicesQuery = z
     group: GroupName.optional(),
     batteryBelow: z.coerce.number().int().min(1).max(101).optional().describe("Only devices whose battery level is below this."),
     appVersion: text(64).optional(),
+    compliance: z
+      .enum(["noncompliant", "pending", "failed", "compliant", "none"])
+      .optional()
+      .describe("Policy compliance; `noncompliant` is `pending` or `failed`."),
   })
   .refine((query) => !(query.cursor && query.offset > 0), { message: "Send either cursor or offset, not both", path: ["cursor"] });
 export type ListDevicesQuery = z.infer<typeof ListDevicesQuery>;

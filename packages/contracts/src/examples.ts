@@ -26,6 +26,23 @@ export const requestExamples: Partial<Record<keyof typeof apiRoutes, unknown>> =
   actionResult: { requestId: REQUEST_ID, status: "succeeded", result: { pong: true } },
   legacyHeartbeat: { deviceId: "store-042-kiosk-1", device: { model: "Lenovo M10" }, ...heartbeat },
   createEnrollmentToken: { label: "Store 42 rollout", maxUses: 25, expiresInSeconds: 604_800 },
+  createDevicePolicy: {
+    name: "Store kiosk",
+    settings: {
+      kiosk: { lockTaskPackages: ["com.example.kiosk"], homeApp: "com.example.kiosk", statusBar: false, notifications: false, homeKey: false, recentsKey: false },
+      restrictions: { camera: false, usbFileTransfer: false, debugging: false, factoryReset: false, safeMode: false, addUsers: false, installUnknownApps: false },
+      screen: { timeoutSeconds: 600, orientationLock: "landscape", keepAwakeWhileCharging: true },
+      systemUpdate: { type: "windowed", startMinute: 120, endMinute: 240 },
+      requiredApps: [{ packageName: "com.example.kiosk", minVersionCode: 210 }],
+      autoRelaunch: ["com.example.kiosk"],
+    },
+  },
+  updateDevicePolicy: { settings: { screen: { timeoutSeconds: 300 } }, expectedVersion: 3 },
+  createPolicyAssignment: { group: "stores", priority: 10 },
+  enrollmentProvisioning: {
+    enrollmentToken: "0b7e6a52-1f0e-4f6c-9a55-3f1d2a7c9e10.Zk3xQ2v9bWm8T1pLr5sYc7uJd0fHq4eNa6gKw2oXi3E",
+    wifi: { ssid: "Store-42", securityType: "WPA", password: "correct horse battery" },
+  },
   updateDevice: { alias: "Store 42 · till 1", notes: "Mounted by the entrance", groups: ["store-42", "tills"] },
   createCommand: { deviceId: DEVICE_ID, type: "relaunch_app", payload: { packageName: "com.acme.pos" }, ttlSeconds: 3600 },
   createBulkCommand: { target: { group: "store-42" }, type: "lock", payload: { message: "Closed for inventory" } },

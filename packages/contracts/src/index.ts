@@ -13,3 +13,4 @@ export * from "./routes";
 export * from "./signing";
 export * from "./system";
 export * from "./ws";
+export * from "./policies";

@@ -7,6 +7,19 @@ import { z } from "zod";
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 const optionalText = z.string().optional();
 
+/**
+ * A SHA-256 digest given as hex (apksigner's "certificate SHA-256 digest", colons allowed)
+ * or base64 of either alphabet, as the URL-safe base64 without padding that Android's
+ * provisioning reads; undefined when it is neither.
+ */
+export function signatureChecksum(value: string): string | undefined {
+  const hex = value.replace(/:/g, "").trim();
+  if (/^[0-9a-fA-F]{64}$/.test(hex)) return Buffer.from(hex, "hex").toString("base64url");
+  const base64 = value.trim().replace(/=+$/, "");
+  if (/^[A-Za-z0-9+/_-]{43}$/.test(base64)) return Buffer.from(base64.replace(/\+/g, "-").replace(/\//g, "_"), "base64url").toString("base64url");
+  return undefined;
+}
+
 export const EnvSchema = z
   .object({
     NODE_ENV: z.enum(["development", "test", "production"]).default("development"),
@@ -79,6 +92,22 @@ export const EnvSchema = z
       .url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" })
       .optional()
       .transform((url) => url?.replace(/\/+$/, "")),
+    // The device-owner agent a provisioning QR code installs (see the README): its
+    // device-admin receiver, where its APK downloads from, and the SHA-256 of its signing
+    // certificate (64 hex digits as apksigner prints them, or URL-safe base64).
+    AGENT_COMPONENT_NAME: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+\/\.?[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*$/, "must be <package>/<receiver class>, e.g. com.example.agent/.AdminReceiver")
+      .optional(),
+    AGENT_APK_URL: z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" }).optional(),
+    AGENT_SIGNATURE_CHECKSUM: z
+      .string()
+      .transform((value, ctx) => {
+        const checksum = signatureChecksum(value);
+        if (!checksum) ctx.addIssue({ code: "custom", message: "must be a SHA-256 digest: 64 hex digits (colons allowed) or URL-safe base64" });
+        return checksum ?? z.NEVER;
+      })
+      .optional(),
     RATE_LIMIT_LOGIN_PER_MINUTE: positiveInt(10),
     RATE_LIMIT_PASSWORD_RESET_PER_HOUR: positiveInt(3),
     // Per account, whatever the address: failed sign-ins in 15 minutes before each further

@@ -7,6 +7,7 @@ import { acknowledgeCommand, recordActionResult, toDeviceCommand, transition } f
 import { makeDueNow } from "../modules/commands/delivery";
 import { deviceBudget, deviceBudgetKey } from "../modules/devices/device-budget";
 import { handleHeartbeat } from "../modules/devices/heartbeat";
+import { pendingPolicy } from "../modules/policies/policies.service";
 import { publishSocketStates, releaseSocketLeases, renewSocketLeases, takeSocketLease } from "./presence";
 
 // Frames per socket per minute, counted as they arrive; well above any honest agent (a
@@ -46,6 +47,12 @@ export class DeviceHub {
     this.leaseTimer = setInterval(() => void this.renewLeases(), (deps.env.WS_LEASE_SECONDS * 1000) / 3);
     this.leaseTimer.unref();
     this.unsubscribe = deps.bus.subscribe((event) => {
+      if (event.kind === "policy_changed" && this.connections.has(event.deviceId)) {
+        this.sendPolicy(event.deviceId).catch((error: unknown) =>
+          deps.logger.warn("websocket policy delivery failed", { deviceId: event.deviceId, message: error instanceof Error ? error.message : String(error) }),
+        );
+        return;
+      }
       if (event.kind !== "deliver" || !this.connections.has(event.deviceId)) return;
       // A failed attempt must not take the process down; the command keeps its next attempt time.
       this.deliver(event.deviceId, event.requestId).catch((error: unknown) =>
@@ -118,6 +125,18 @@ export class DeviceHub {
     });
     // What waited for this device goes out now, through the delivery worker.
     await makeDueNow(deps, deviceId);
+    await this.sendPolicy(deviceId);
+  }
+
+  /** Sends the device its effective policy if it has not reported applying it. */
+  private async sendPolicy(deviceId: string): Promise<void> {
+    const device = await this.deps.db.device.findUnique({
+      where: { id: deviceId },
+      select: { policyDesired: true, policyDesiredHash: true, policyAppliedHash: true },
+    });
+    const policy = device && pendingPolicy(device);
+    const connection = this.connections.get(deviceId);
+    if (policy && connection) this.send(connection.socket, { type: "policy", policy });
   }
 
   /** Renews this instance's socket leases (every third of WS_LEASE_SECONDS, on a timer). */
@@ -197,6 +216,7 @@ export class DeviceHub {
           const answer = await handleHeartbeat(this.deps, deviceId, frame.heartbeat, "websocket");
           this.send(socket, { type: "heartbeat_ok", serverTime: answer.serverTime });
           for (const command of answer.commands) this.send(socket, { type: "command", command });
+          if (answer.policy) this.send(socket, { type: "policy", policy: answer.policy });
           return;
         }
         case "command_ack":

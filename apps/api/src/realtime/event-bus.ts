@@ -22,6 +22,8 @@ export type FleetEvent =
   /** Send this command over the device's socket, on whichever instance holds it. */
   | { kind: "deliver"; deviceId: string; requestId: string }
   | { kind: "device_state"; state: DeviceLiveState }
+  /** The device's effective policy changed: the instance holding its socket sends it. */
+  | { kind: "policy_changed"; deviceId: string }
   | { kind: "command_status"; change: CommandStatusChange };
 
 export type EventBus = {

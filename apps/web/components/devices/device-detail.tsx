@@ -19,6 +19,7 @@ import { useNow } from "@/lib/hooks/use-now";
 import { useCommands } from "@/lib/swr/use-commands";
 import { useDevice } from "@/lib/swr/use-device";
 import { DeviceDetailsForm } from "./device-details-form";
+import { DeviceEffectivePolicy } from "./device-effective-policy";
 import { DevicePolicies } from "./device-policies";
 import { BatteryLevel, OnlineBadge, SocketBadge, deviceName, modelText } from "./device-status";
 import { DeviceTelemetry } from "./device-telemetry";
@@ -184,6 +185,7 @@ export function DeviceDetail({ deviceId }: { deviceId: string }) {
         <DeviceDetailsForm device={device} editable={canManageDevices} />
         <DevicePolicies device={device} editable={canManagePolicies} />
       </div>
+      <DeviceEffectivePolicy deviceId={device.id} />
       <AppsCard device={device} />
       <CommandHistory deviceId={device.id} />
 

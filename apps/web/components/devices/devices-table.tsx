@@ -7,7 +7,7 @@ import { useRouter } from "next/navigation";
 import { useEffect, useRef, useState } from "react";
 import { SendCommandDialog } from "@/components/commands/send-command-dialog";
 import { BatteryLevel, OnlineBadge, SocketBadge, deviceName, modelText } from "@/components/devices/device-status";
-import { PAGE_SIZES, useDeviceListParams } from "@/components/devices/use-device-list-params";
+import { type DeviceListParams, PAGE_SIZES, useDeviceListParams } from "@/components/devices/use-device-list-params";
 import { usePermissions } from "@/components/layout/session-context";
 import { EmptyState, TableStatusRows } from "@/components/states";
 import { Badge } from "@/components/ui/badge";
@@ -155,7 +155,7 @@ export function DevicesTable() {
 
   const total = data?.total ?? 0;
   const pageCount = Math.max(1, Math.ceil(total / params.pageSize));
-  const filtered = Boolean(params.search || params.status || params.group || params.batteryBelow || params.appVersion);
+  const filtered = Boolean(params.search || params.status || params.group || params.batteryBelow || params.appVersion || params.compliance);
   const columns = canSendCommands ? 8 : 7;
 
   return (
@@ -212,6 +212,19 @@ export function DevicesTable() {
           </SelectContent>
         </Select>
         <Input value={appVersionText} onChange={(event) => setAppVersionText(event.target.value)} placeholder="App version" aria-label="App version" className="w-32" />
+        <Select value={params.compliance ?? ANY} onValueChange={(value) => update({ compliance: value === ANY ? undefined : (value as DeviceListParams["compliance"]) })}>
+          <SelectTrigger className="w-44" aria-label="Policy compliance">
+            <SelectValue />
+          </SelectTrigger>
+          <SelectContent>
+            <SelectItem value={ANY}>Any compliance</SelectItem>
+            <SelectItem value="noncompliant">Non-compliant</SelectItem>
+            <SelectItem value="pending">Policy pending</SelectItem>
+            <SelectItem value="failed">Policy failed</SelectItem>
+            <SelectItem value="compliant">Compliant</SelectItem>
+            <SelectItem value="none">No policy</SelectItem>
+          </SelectContent>
+        </Select>
         {filtered ? (
           <Button
             variant="ghost"
@@ -219,7 +232,7 @@ export function DevicesTable() {
             onClick={() => {
               setSearchText("");
               setAppVersionText("");
-              update({ search: "", status: undefined, group: undefined, batteryBelow: undefined, appVersion: undefined });
+              update({ search: "", status: undefined, group: undefined, batteryBelow: undefined, appVersion: undefined, compliance: undefined });
             }}
           >
             <XIcon /> Clear filters

@@ -5,6 +5,7 @@ import { usePathname, useRouter, useSearchParams } from "next/navigation";
 import { useCallback, useMemo } from "react";
 
 export const PAGE_SIZES = [25, 50, 100] as const;
+export const COMPLIANCE_FILTERS = ["noncompliant", "pending", "failed", "compliant", "none"] as const;
 
 export type DeviceListParams = {
   search: string;
@@ -12,6 +13,7 @@ export type DeviceListParams = {
   group: string | undefined;
   batteryBelow: number | undefined;
   appVersion: string | undefined;
+  compliance: ListDevicesQuery["compliance"];
   sort: ListDevicesQuery["sort"];
   order: ListDevicesQuery["order"];
   page: number;
@@ -39,6 +41,7 @@ export function useDeviceListParams() {
       group: searchParams.get("group") || undefined,
       batteryBelow: positiveInt(searchParams.get("battery")),
       appVersion: searchParams.get("version") || undefined,
+      compliance: COMPLIANCE_FILTERS.find((value) => value === searchParams.get("compliance")),
       sort: sort.success ? sort.data : "enrolledAt",
       order: searchParams.get("order") === "asc" ? "asc" : "desc",
       page: positiveInt(searchParams.get("page")) ?? 1,
@@ -57,6 +60,7 @@ export function useDeviceListParams() {
       if (next.group) query.set("group", next.group);
       if (next.batteryBelow) query.set("battery", String(next.batteryBelow));
       if (next.appVersion) query.set("version", next.appVersion);
+      if (next.compliance) query.set("compliance", next.compliance);
       if (next.sort !== "enrolledAt") query.set("sort", next.sort);
       if (next.order !== "desc") query.set("order", next.order);
       if (next.page > 1) query.set("page", String(next.page));
@@ -77,6 +81,7 @@ export function useDeviceListParams() {
     group: params.group,
     batteryBelow: params.batteryBelow,
     appVersion: params.appVersion,
+    compliance: params.compliance,
   };
 
   return { params, update, query };

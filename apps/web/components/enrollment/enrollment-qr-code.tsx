@@ -4,7 +4,7 @@ import QRCode from "qrcode";
 import { useEffect, useState } from "react";
 import { Skeleton } from "@/components/ui/skeleton";
 
-export function EnrollmentQrCode({ value }: { value: string }) {
+export function EnrollmentQrCode({ value, alt = "Enrollment QR code", testId = "enrollment-qr" }: { value: string; alt?: string; testId?: string }) {
   const [dataUrl, setDataUrl] = useState<string>();
   const [failed, setFailed] = useState(false);
 
@@ -23,5 +23,5 @@ export function EnrollmentQrCode({ value }: { value: string }) {
   if (!dataUrl) return <Skeleton className="size-64" />;
   // A plain <img>: next/image would try to optimize a data URL for nothing.
   // biome-ignore lint/performance/noImgElement: see above
-  return <img src={dataUrl} width={256} height={256} alt="Enrollment QR code" className="rounded-md border bg-white" data-testid="enrollment-qr" />;
+  return <img src={dataUrl} width={256} height={256} alt={alt} className="rounded-md border bg-white" data-testid={testId} />;
 }

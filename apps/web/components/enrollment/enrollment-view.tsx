@@ -19,6 +19,7 @@ import { formatDateTime } from "@/lib/format";
 import { createEnrollmentToken, useEnrollmentTokens } from "@/lib/swr/use-enrollment-tokens";
 import { EnrollmentQrCode } from "./enrollment-qr-code";
 import { EnrollmentTokensTable } from "./enrollment-tokens-table";
+import { ProvisioningQr } from "./provisioning-qr";
 
 const EXPIRY_CHOICES = [
   { label: "1 hour", seconds: 3_600 },
@@ -67,7 +68,7 @@ function CreatedToken({ token }: { token: CreateEnrollmentTokenResponse }) {
       <CardHeader>
         <CardTitle>{token.label || "New enrollment token"}</CardTitle>
         <CardDescription>
-          Scan with the MDM agent on each device. Good for {token.maxUses} {token.maxUses === 1 ? "device" : "devices"} until {formatDateTime(token.expiresAt)}. The token is shown
+          Simple QR code: scan it with the MDM agent already installed on each device (by hand or from a store). Good for {token.maxUses} {token.maxUses === 1 ? "device" : "devices"} until {formatDateTime(token.expiresAt)}. The token is shown
           only now: it is stored hashed.
         </CardDescription>
       </CardHeader>
@@ -92,6 +93,7 @@ function CreatedToken({ token }: { token: CreateEnrollmentTokenResponse }) {
           </div>
         </div>
         </div>
+        <ProvisioningQr token={token} server={server} />
       </CardContent>
     </Card>
   );

@@ -1,6 +1,6 @@
 "use client";
 
-import { BellIcon, ClipboardListIcon, LayoutDashboardIcon, MailIcon, MenuIcon, QrCodeIcon, SendIcon, SmartphoneIcon, UsersIcon } from "lucide-react";
+import { BellIcon, ClipboardListIcon, ShieldCheckIcon, LayoutDashboardIcon, MailIcon, MenuIcon, QrCodeIcon, SendIcon, SmartphoneIcon, UsersIcon } from "lucide-react";
 import Link from "next/link";
 import { usePathname } from "next/navigation";
 import { useEffect, useState } from "react";
@@ -34,6 +34,7 @@ function SidebarContent({ signedIn }: { signedIn: boolean }) {
   const items: NavItem[] = [
     { href: "/", label: "Overview", icon: LayoutDashboardIcon, visible: true },
     { href: "/commands", label: "Commands", icon: SendIcon, visible: true },
+    { href: "/policies", label: "Policies", icon: ShieldCheckIcon, visible: true },
     { href: "/enrollment", label: "Enrollment", icon: QrCodeIcon, visible: true },
     { href: "/alerts", label: "Alerts", icon: BellIcon, visible: true },
     { href: "/users", label: "Users", icon: UsersIcon, visible: canManageUsers },

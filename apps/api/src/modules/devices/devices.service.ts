@@ -16,6 +16,7 @@ import { HttpError } from "../../lib/http-error";
 import { formatToken, hashSecret, newSecret, parseToken, secretMatches } from "../../lib/secrets";
 import { socketState } from "../fleet/fleet.service";
 import { consumeEnrollmentToken } from "../enrollment/enrollment.service";
+import { COMPLIANCE_SQL } from "../policies/policies.service";
 
 /**
  * The key a device verifies command signatures with: HKDF of the command master key for
@@ -101,7 +102,7 @@ export type RecordedHeartbeat = {
   device: Device;
   /** Whether commands wait for this device (so the caller fetches them only then). */
   hasPending: boolean;
-  /** Apps that auto-relaunch policies say must run on this device. */
+  /** Apps that must run on this device: auto-relaunch rules, and its effective policy's autoRelaunch. */
   mustRun: string[];
 };
 
@@ -118,6 +119,8 @@ export async function recordHeartbeat({ db, clock }: Pick<AppDeps, "db" | "clock
   const { battery, memory, storage, network, apps } = heartbeat;
   const deviceTime = new Date(heartbeat.deviceTime);
   const appsJson = apps ? JSON.stringify(apps) : null;
+  const { policy } = heartbeat;
+  const policyFailures = policy ? JSON.stringify(policy.failures) : null;
   const rows = await db.$queryRaw<Array<Device & { hasPending: boolean; mustRun: string[] }>>`
     WITH previous AS (SELECT "appStatus" FROM "Device" WHERE id = ${deviceId}::uuid),
     updated AS (
@@ -137,6 +140,9 @@ export async function recordHeartbeat({ db, clock }: Pick<AppDeps, "db" | "clock
         "appVersion" = COALESCE(${heartbeat.appVersion ?? null}::text, "appVersion"),
         "fcmToken" = COALESCE(${heartbeat.fcmToken ?? null}::text, "fcmToken"),
         "fcmTokenInvalidAt" = CASE WHEN ${!!heartbeat.fcmToken} THEN NULL ELSE "fcmTokenInvalidAt" END,
+        "policyAppliedHash" = CASE WHEN ${!!policy} THEN ${policy?.appliedHash ?? null}::text ELSE "policyAppliedHash" END,
+        "policyFailures" = CASE WHEN ${!!policy} THEN ${policyFailures}::jsonb ELSE "policyFailures" END,
+        "policyReportedAt" = CASE WHEN ${!!policy} THEN ${now} ELSE "policyReportedAt" END,
         "updatedAt" = ${now}
       WHERE id = ${deviceId}::uuid
       RETURNING *),
@@ -150,7 +156,8 @@ export async function recordHeartbeat({ db, clock }: Pick<AppDeps, "db" | "clock
       FROM updated)
     SELECT updated.*,
       EXISTS (SELECT 1 FROM "Command" c WHERE c."deviceId" = updated.id AND c.status IN ('queued', 'sent') AND c."expiresAt" > ${now}) AS "hasPending",
-      ARRAY(SELECT DISTINCT p."packageName" FROM "AppPolicy" p WHERE p.enabled AND (p."deviceId" = updated.id OR p."group" = ANY(updated.groups))) AS "mustRun"
+      ARRAY(SELECT p."packageName" FROM "AppPolicy" p WHERE p.enabled AND (p."deviceId" = updated.id OR p."group" = ANY(updated.groups))
+        UNION SELECT jsonb_array_elements_text(COALESCE(updated."policyDesired"->'autoRelaunch', '[]'::jsonb))) AS "mustRun"
     FROM updated`;
   const row = rows[0];
   if (!row) throw new HttpError("not_found", "No device has this id");
@@ -249,6 +256,8 @@ function deviceFilters(query: ListDevicesQuery): Prisma.Sql {
   if (query.group) filters.push(Prisma.sql`groups @> ARRAY[${query.group}]::text[]`);
   if (query.batteryBelow !== undefined) filters.push(Prisma.sql`"batteryLevel" < ${query.batteryBelow}`);
   if (query.appVersion) filters.push(Prisma.sql`"appVersion" = ${query.appVersion}`);
+  if (query.compliance === "noncompliant") filters.push(Prisma.sql`(${COMPLIANCE_SQL}) IN ('pending', 'failed')`);
+  else if (query.compliance) filters.push(Prisma.sql`(${COMPLIANCE_SQL}) = ${query.compliance}`);
   if (query.search) {
     // Backed by the trigram indexes (migration 20261130130000_data_at_scale) where pg_trgm exists.
     const pattern = likePattern(query.search);

@@ -5,6 +5,7 @@ import type { Guards } from "../../lib/guards";
 import { mount } from "../../lib/routing";
 import { inputOf } from "../../lib/validate";
 import { createEnrollmentToken, listEnrollmentTokens, revokeEnrollmentToken } from "./enrollment.service";
+import { provisioningPayload } from "./provisioning.service";
 
 export function enrollmentRoutes(deps: AppDeps, guards: Guards): Router {
   const router = Router();
@@ -20,6 +21,15 @@ export function enrollmentRoutes(deps: AppDeps, guards: Guards): Router {
     router,
     apiRoutes.revokeEnrollmentToken,
     async (_req, res) => res.json(await revokeEnrollmentToken(deps, inputOf(apiRoutes.revokeEnrollmentToken, res).params.tokenId, res.locals.actor)),
+    { guards },
+  );
+  mount(
+    router,
+    apiRoutes.enrollmentProvisioning,
+    async (_req, res) => {
+      const { params, body } = inputOf(apiRoutes.enrollmentProvisioning, res);
+      res.json(await provisioningPayload(deps, params.tokenId, body));
+    },
     { guards },
   );
   return router;

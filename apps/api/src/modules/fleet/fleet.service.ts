@@ -21,6 +21,7 @@ import { recordAudit } from "../../lib/audit";
 import { HttpError } from "../../lib/http-error";
 import { holdsLiveSocket } from "../../realtime/presence";
 import { toDeviceView } from "../devices/devices.service";
+import { recomputeDevices } from "../policies/policies.service";
 
 /** Whether a device holds a live socket, since when, or since when it has not. */
 export function socketState(device: Pick<Device, "socketInstanceId" | "socketLeaseExpiresAt" | "socketConnectedAt" | "socketDisconnectedAt">) {
@@ -46,7 +47,7 @@ export function toLiveState(device: Device): DeviceLiveState {
 }
 
 export async function updateDevice(
-  { db, bus }: Pick<AppDeps, "db" | "bus">,
+  { db, bus, clock }: Pick<AppDeps, "db" | "bus" | "clock">,
   deviceId: string,
   input: UpdateDeviceRequest,
   actor: { name: string; ip?: string },
@@ -59,6 +60,8 @@ export async function updateDevice(
       throw error;
     });
   await recordAudit(db, { actor: actor.name, action: "device.update", targetType: "device", targetId: deviceId, ip: actor.ip, details: input });
+  // Group assignments of policies follow the device's groups.
+  if (groups) await recomputeDevices({ db, bus, clock }, [deviceId]);
   bus.publish({ kind: "device_state", state: toLiveState(device) });
   return toDeviceView(device);
 }

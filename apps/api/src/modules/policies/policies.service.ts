@@ -1,0 +1,357 @@
+import { randomUUID } from "node:crypto";
+import {
+  type ComplianceStatus,
+  type CreateDevicePolicyRequest,
+  type CreatePolicyAssignmentRequest,
+  type DevicePolicy,
+  type DevicePolicyView,
+  type EffectivePolicyResponse,
+  type ListDevicePolicyVersionsResponse,
+  type PolicyAssignment as PolicyAssignmentView,
+  type PolicyChange,
+  type PolicyComplianceSummary,
+  type PolicyFailure,
+  type PolicySettings,
+  type UpdateDevicePolicyRequest,
+  canonicalJson,
+  policySettingEntries,
+} from "@mdm/contracts";
+import type { DbOrTx } from "../../db/types";
+import type { AppDeps } from "../../deps";
+import { type Policy, Prisma, type PolicyAssignment, type PolicyVersion } from "../../generated/prisma/client";
+import { recordAudit } from "../../lib/audit";
+import { HttpError } from "../../lib/http-error";
+import { type Candidate, mergePolicies, policyHash } from "./effective-policy";
+
+type Actor = { name: string; ip?: string };
+type Deps = Pick<AppDeps, "db" | "clock" | "bus">;
+
+/** Devices whose effective policy is recomputed per statement batch. */
+const RECOMPUTE_BATCH = 500;
+
+function toAssignmentView(row: PolicyAssignment): PolicyAssignmentView {
+  return {
+    id: row.id,
+    policyId: row.policyId,
+    kind: row.deviceId ? "device" : "group",
+    deviceId: row.deviceId,
+    group: row.group,
+    priority: row.priority,
+    createdAt: row.createdAt.toISOString(),
+  };
+}
+
+function toPolicyView(policy: Policy & { assignments: PolicyAssignment[] }): DevicePolicyView {
+  return {
+    id: policy.id,
+    name: policy.name,
+    description: policy.description,
+    version: policy.version,
+    settings: policy.settings as PolicySettings,
+    assignments: policy.assignments.map(toAssignmentView),
+    createdAt: policy.createdAt.toISOString(),
+    updatedAt: policy.updatedAt.toISOString(),
+    updatedBy: policy.updatedBy,
+  };
+}
+
+const withAssignments = { assignments: { orderBy: [{ createdAt: "asc" as const }, { id: "asc" as const }] } };
+
+function conflictOnDuplicate(message: string) {
+  return (error: unknown): never => {
+    if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002") throw new HttpError("conflict", message);
+    throw error;
+  };
+}
+
+export async function listDevicePolicies({ db }: Pick<AppDeps, "db">) {
+  const policies = await db.policy.findMany({ orderBy: { name: "asc" }, include: withAssignments, take: 1000 });
+  return { policies: policies.map(toPolicyView) };
+}
+
+export async function getDevicePolicy({ db }: Pick<AppDeps, "db">, policyId: string): Promise<DevicePolicyView> {
+  const policy = await db.policy.findUnique({ where: { id: policyId }, include: withAssignments });
+  if (!policy) throw new HttpError("not_found", "No policy has this id");
+  return toPolicyView(policy);
+}
+
+export async function createDevicePolicy(deps: Deps, input: CreateDevicePolicyRequest, actor: Actor): Promise<DevicePolicyView> {
+  const id = randomUUID();
+  const now = deps.clock.now();
+  const policy = await deps.db
+    .$transaction(async (tx) => {
+      const created = await tx.policy.create({
+        data: { id, name: input.name, description: input.description ?? null, settings: input.settings, updatedAt: now, updatedBy: actor.name, createdAt: now },
+        include: withAssignments,
+      });
+      await tx.policyVersion.create({
+        data: { policyId: id, version: 1, name: input.name, description: input.description ?? null, settings: input.settings, createdAt: now, createdBy: actor.name },
+      });
+      await recordAudit(tx, { actor: actor.name, action: "device_policy.create", targetType: "device_policy", targetId: id, ip: actor.ip, details: { name: input.name, version: 1 } });
+      return created;
+    })
+    .catch(conflictOnDuplicate("A policy with this name exists"));
+  return toPolicyView(policy);
+}
+
+/** What changed between two versions of a policy: name, description, and each setting. */
+export function policyChanges(
+  before: { name: string; description: string | null; settings: PolicySettings } | undefined,
+  after: { name: string; description: string | null; settings: PolicySettings },
+): PolicyChange[] {
+  const changes: PolicyChange[] = [];
+  if (before?.name !== after.name) changes.push({ path: "name", ...(before && { before: before.name }), after: after.name });
+  if ((before?.description ?? null) !== after.description) changes.push({ path: "description", before: before?.description ?? null, after: after.description });
+  const old = new Map(before ? policySettingEntries(before.settings) : []);
+  const next = new Map(policySettingEntries(after.settings));
+  for (const path of [...new Set([...old.keys(), ...next.keys()])].sort()) {
+    const was = old.get(path);
+    const is = next.get(path);
+    if (canonicalJson(was ?? null) === canonicalJson(is ?? null)) continue;
+    changes.push({ path, ...(old.has(path) && { before: was }), ...(next.has(path) && { after: is }) });
+  }
+  return changes;
+}
+
+/**
+ * Saves a new version of a policy (an edit or a revert) under a row lock, so two editors
+ * never both write version n+1; `expectedVersion` turns a stale edit into 409. Then every
+ * device the policy applies to gets its new effective policy.
+ */
+async function saveVersion(
+  deps: Deps,
+  policyId: string,
+  next: (current: Policy) => { name: string; description: string | null; settings: PolicySettings; revertedFrom?: number },
+  expectedVersion: number | undefined,
+  actor: Actor,
+): Promise<DevicePolicyView> {
+  const now = deps.clock.now();
+  const saved = await deps.db
+    .$transaction(async (tx) => {
+      const [current] = await tx.$queryRaw<Policy[]>`SELECT * FROM "Policy" WHERE id = ${policyId}::uuid FOR UPDATE`;
+      if (!current) throw new HttpError("not_found", "No policy has this id");
+      if (expectedVersion !== undefined && expectedVersion !== current.version) {
+        throw new HttpError("conflict", `The policy is at version ${current.version}, not ${expectedVersion}: reload it and apply your change again`);
+      }
+      const target = next(current);
+      const changes = policyChanges({ name: current.name, description: current.description, settings: current.settings as PolicySettings }, target);
+      if (changes.length === 0) return { changed: false };
+      const version = current.version + 1;
+      await tx.policy.update({
+        where: { id: policyId },
+        data: { name: target.name, description: target.description, settings: target.settings, version, updatedAt: now, updatedBy: actor.name },
+      });
+      await tx.policyVersion.create({
+        data: { policyId, version, name: target.name, description: target.description, settings: target.settings, createdAt: now, createdBy: actor.name, revertedFrom: target.revertedFrom ?? null },
+      });
+      await recordAudit(tx, {
+        actor: actor.name,
+        action: target.revertedFrom ? "device_policy.revert" : "device_policy.update",
+        targetType: "device_policy",
+        targetId: policyId,
+        ip: actor.ip,
+        details: { version, ...(target.revertedFrom && { revertedFrom: target.revertedFrom }), changes },
+      });
+      return { changed: true };
+    })
+    .catch(conflictOnDuplicate("A policy with this name exists"));
+  if (saved.changed) await recomputeDevices(deps, await devicesOfPolicies(deps.db, [policyId]));
+  return getDevicePolicy(deps, policyId);
+}
+
+export async function updateDevicePolicy(deps: Deps, policyId: string, input: UpdateDevicePolicyRequest, actor: Actor): Promise<DevicePolicyView> {
+  return saveVersion(
+    deps,
+    policyId,
+    (current) => ({
+      name: input.name ?? current.name,
+      description: input.description === undefined ? current.description : input.description,
+      settings: input.settings ?? (current.settings as PolicySettings),
+    }),
+    input.expectedVersion,
+    actor,
+  );
+}
+
+export async function revertDevicePolicy(deps: Deps, policyId: string, version: number, actor: Actor): Promise<DevicePolicyView> {
+  const old = await deps.db.policyVersion.findUnique({ where: { policyId_version: { policyId, version } } });
+  if (!old) {
+    if (!(await deps.db.policy.findUnique({ where: { id: policyId }, select: { id: true } }))) throw new HttpError("not_found", "No policy has this id");
+    throw new HttpError("not_found", `The policy has no version ${version}`);
+  }
+  return saveVersion(deps, policyId, () => ({ name: old.name, description: old.description, settings: old.settings as PolicySettings, revertedFrom: version }), undefined, actor);
+}
+
+export async function deleteDevicePolicy(deps: Deps, policyId: string, actor: Actor): Promise<void> {
+  const affected = await devicesOfPolicies(deps.db, [policyId]);
+  const { count } = await deps.db.policy.deleteMany({ where: { id: policyId } });
+  if (count === 0) throw new HttpError("not_found", "No policy has this id");
+  await recordAudit(deps.db, { actor: actor.name, action: "device_policy.delete", targetType: "device_policy", targetId: policyId, ip: actor.ip });
+  await recomputeDevices(deps, affected);
+}
+
+export async function listDevicePolicyVersions({ db }: Pick<AppDeps, "db">, policyId: string): Promise<ListDevicePolicyVersionsResponse> {
+  if (!(await db.policy.findUnique({ where: { id: policyId }, select: { id: true } }))) throw new HttpError("not_found", "No policy has this id");
+  const rows: PolicyVersion[] = await db.policyVersion.findMany({ where: { policyId }, orderBy: { version: "asc" } });
+  const versions = rows.map((row, index) => {
+    const previous = index > 0 ? rows[index - 1] : undefined;
+    const asDoc = (version: PolicyVersion) => ({ name: version.name, description: version.description, settings: version.settings as PolicySettings });
+    return {
+      version: row.version,
+      name: row.name,
+      description: row.description,
+      settings: row.settings as PolicySettings,
+      createdAt: row.createdAt.toISOString(),
+      createdBy: row.createdBy,
+      revertedFrom: row.revertedFrom,
+      changes: policyChanges(previous && asDoc(previous), asDoc(row)),
+    };
+  });
+  return { versions: versions.reverse() };
+}
+
+// ---- Assignments -------------------------------------------------------------------------
+
+export async function createPolicyAssignment(deps: Deps, policyId: string, input: CreatePolicyAssignmentRequest, actor: Actor): Promise<PolicyAssignmentView> {
+  if (!(await deps.db.policy.findUnique({ where: { id: policyId }, select: { id: true } }))) throw new HttpError("not_found", "No policy has this id");
+  if ("deviceId" in input && !(await deps.db.device.findUnique({ where: { id: input.deviceId }, select: { id: true } }))) {
+    throw new HttpError("not_found", "No device has this id");
+  }
+  const row = await deps.db.policyAssignment
+    .create({
+      data: {
+        id: randomUUID(),
+        policyId,
+        deviceId: "deviceId" in input ? input.deviceId : null,
+        group: "group" in input ? input.group : null,
+        priority: input.priority,
+        createdAt: deps.clock.now(),
+      },
+    })
+    .catch(conflictOnDuplicate("The policy is already assigned to this device or group"));
+  await recordAudit(deps.db, { actor: actor.name, action: "device_policy.assign", targetType: "device_policy", targetId: policyId, ip: actor.ip, details: { ...input } });
+  await recomputeDevices(deps, await devicesOfAssignments(deps.db, [row]));
+  return toAssignmentView(row);
+}
+
+export async function deletePolicyAssignment(deps: Deps, policyId: string, assignmentId: string, actor: Actor): Promise<void> {
+  const row = await deps.db.policyAssignment.findFirst({ where: { id: assignmentId, policyId } });
+  if (!row) throw new HttpError("not_found", "The policy has no assignment with this id");
+  const affected = await devicesOfAssignments(deps.db, [row]);
+  await deps.db.policyAssignment.deleteMany({ where: { id: assignmentId } });
+  await recordAudit(deps.db, { actor: actor.name, action: "device_policy.unassign", targetType: "device_policy", targetId: policyId, ip: actor.ip, details: { assignmentId, deviceId: row.deviceId, group: row.group } });
+  await recomputeDevices(deps, affected);
+}
+
+// ---- Effective policy ----------------------------------------------------------------------
+
+async function devicesOfAssignments(db: DbOrTx, assignments: Array<Pick<PolicyAssignment, "deviceId" | "group">>): Promise<string[]> {
+  const deviceIds = assignments.flatMap((row) => (row.deviceId ? [row.deviceId] : []));
+  const groups = assignments.flatMap((row) => (row.group ? [row.group] : []));
+  const rows = await db.$queryRaw<Array<{ id: string }>>`
+    SELECT id FROM "Device" WHERE id = ANY(${deviceIds}::uuid[]) OR groups && ${groups}::text[]`;
+  return rows.map((row) => row.id);
+}
+
+async function devicesOfPolicies(db: DbOrTx, policyIds: string[]): Promise<string[]> {
+  return devicesOfAssignments(db, await db.policyAssignment.findMany({ where: { policyId: { in: policyIds } }, select: { deviceId: true, group: true } }));
+}
+
+/** The policies assigned to each device, directly or through its groups. */
+async function candidatesOf(db: DbOrTx, devices: Array<{ id: string; groups: string[] }>): Promise<Map<string, Candidate[]>> {
+  const groups = [...new Set(devices.flatMap((device) => device.groups))];
+  const assignments = await db.policyAssignment.findMany({
+    where: { OR: [{ deviceId: { in: devices.map((device) => device.id) } }, { group: { in: groups } }] },
+    include: { policy: true },
+  });
+  const result = new Map<string, Candidate[]>();
+  for (const device of devices) {
+    const mine = assignments.filter((row) => row.deviceId === device.id || (row.group !== null && device.groups.includes(row.group)));
+    result.set(
+      device.id,
+      mine.map((row) => ({
+        assignment: { id: row.id, kind: row.deviceId ? "device" : "group", group: row.group, priority: row.priority },
+        policy: { id: row.policy.id, name: row.policy.name, version: row.policy.version, settings: row.policy.settings as PolicySettings, createdAt: row.policy.createdAt },
+      })),
+    );
+  }
+  return result;
+}
+
+/**
+ * Recomputes the effective policy of these devices and stores it as their desired state.
+ * A device that had a policy and now has none gets the empty policy (so its agent clears
+ * what it applied); one that never had any keeps none. Devices whose policy changed are
+ * told over their socket, wherever it is held; the others learn it from their next
+ * heartbeat answer, which compares hashes: delivery never depends on that event.
+ */
+export async function recomputeDevices(deps: Deps, deviceIds: string[]): Promise<string[]> {
+  const changed: string[] = [];
+  const unique = [...new Set(deviceIds)];
+  for (let start = 0; start < unique.length; start += RECOMPUTE_BATCH) {
+    const devices = await deps.db.device.findMany({
+      where: { id: { in: unique.slice(start, start + RECOMPUTE_BATCH) } },
+      select: { id: true, groups: true, policyDesiredHash: true },
+    });
+    const candidates = await candidatesOf(deps.db, devices);
+    for (const device of devices) {
+      const mine = candidates.get(device.id) ?? [];
+      if (mine.length === 0 && device.policyDesiredHash === null) continue;
+      const { settings } = mergePolicies(mine);
+      const hash = policyHash(settings);
+      if (hash === device.policyDesiredHash) continue;
+      await deps.db.device.update({ where: { id: device.id }, data: { policyDesired: settings, policyDesiredHash: hash } });
+      changed.push(device.id);
+    }
+  }
+  for (const deviceId of changed) deps.bus.publish({ kind: "policy_changed", deviceId });
+  return changed;
+}
+
+/** The policy to send a device, when it has not reported applying its current one. */
+export function pendingPolicy(device: { policyDesired: unknown; policyDesiredHash: string | null; policyAppliedHash: string | null }): DevicePolicy | undefined {
+  if (device.policyDesiredHash === null || device.policyDesiredHash === device.policyAppliedHash) return undefined;
+  return { hash: device.policyDesiredHash, settings: (device.policyDesired ?? {}) as PolicySettings };
+}
+
+export function complianceOf(device: { policyDesiredHash: string | null; policyAppliedHash: string | null; policyFailures: unknown }): ComplianceStatus {
+  if (device.policyDesiredHash === null) return "none";
+  if (device.policyAppliedHash !== device.policyDesiredHash) return "pending";
+  return Array.isArray(device.policyFailures) && device.policyFailures.length > 0 ? "failed" : "compliant";
+}
+
+/** The SQL twin of complianceOf, for filters and counts over the fleet. */
+export const COMPLIANCE_SQL = Prisma.sql`CASE
+  WHEN "policyDesiredHash" IS NULL THEN 'none'
+  WHEN "policyAppliedHash" IS DISTINCT FROM "policyDesiredHash" THEN 'pending'
+  WHEN jsonb_array_length(COALESCE("policyFailures", '[]'::jsonb)) > 0 THEN 'failed'
+  ELSE 'compliant' END`;
+
+export async function deviceEffectivePolicy({ db }: Pick<AppDeps, "db">, deviceId: string): Promise<EffectivePolicyResponse> {
+  const device = await db.device.findUnique({
+    where: { id: deviceId },
+    select: { id: true, groups: true, policyDesiredHash: true, policyAppliedHash: true, policyFailures: true, policyReportedAt: true },
+  });
+  if (!device) throw new HttpError("not_found", "No device has this id");
+  const { settings, sources } = mergePolicies((await candidatesOf(db, [device])).get(device.id) ?? []);
+  return {
+    deviceId,
+    hash: device.policyDesiredHash,
+    settings,
+    sources,
+    compliance: {
+      status: complianceOf(device),
+      appliedHash: device.policyAppliedHash,
+      reportedAt: device.policyReportedAt?.toISOString() ?? null,
+      failures: Array.isArray(device.policyFailures) ? (device.policyFailures as PolicyFailure[]) : [],
+    },
+  };
+}
+
+export async function policyComplianceSummary({ db }: Pick<AppDeps, "db">): Promise<PolicyComplianceSummary> {
+  const rows = await db.$queryRaw<Array<{ status: ComplianceStatus; devices: number }>>`
+    SELECT ${COMPLIANCE_SQL} AS status, count(*)::int AS devices FROM "Device" GROUP BY 1`;
+  const summary: PolicyComplianceSummary = { none: 0, pending: 0, compliant: 0, failed: 0 };
+  for (const row of rows) summary[row.status] = row.devices;
+  return summary;
+}

@@ -1,0 +1,228 @@
+import { DevicePolicyView, EffectivePolicyResponse, HeartbeatResponse, ListDevicePolicyVersionsResponse } from "@mdm/contracts";
+import request from "supertest";
+import { type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, enrollDevice, heartbeatBody, resetTables } from "../../test";
+
+let database: TestDatabase;
+let t: TestApp;
+beforeAll(async () => {
+  database = await createTestDatabase();
+});
+afterAll(() => database.close());
+beforeEach(async () => {
+  await resetTables(database.db);
+  t = createTestApp(database.db);
+});
+
+const bearer = { type: "bearer" as const };
+
+async function createPolicy(name: string, settings: Record<string, unknown>) {
+  const res = await adminRequest(t.app, "POST", "/admin/device-policies", { name, settings });
+  expect(res.status).toBe(201);
+  return DevicePolicyView.parse(res.body);
+}
+
+async function assign(policyId: string, target: Record<string, unknown>) {
+  const res = await adminRequest(t.app, "POST", `/admin/device-policies/${policyId}/assignments`, target);
+  expect(res.status).toBe(201);
+  return res.body as { id: string };
+}
+
+async function effective(deviceId: string) {
+  const res = await adminRequest(t.app, "GET", `/admin/devices/${deviceId}/policy`);
+  expect(res.status).toBe(200);
+  return EffectivePolicyResponse.parse(res.body);
+}
+
+describe("policy documents", () => {
+  it("creates version 1 with every section of the schema", async () => {
+    const settings = {
+      kiosk: { lockTaskPackages: ["com.example.kiosk"], homeApp: "com.example.kiosk", statusBar: false, notifications: false, homeKey: false, recentsKey: false },
+      restrictions: { camera: false, usbFileTransfer: false, debugging: false, factoryReset: false, safeMode: false, addUsers: false, installUnknownApps: false },
+      screen: { timeoutSeconds: 600, brightness: 80, orientationLock: "landscape", keepAwakeWhileCharging: true },
+      systemUpdate: { type: "windowed", startMinute: 120, endMinute: 240 },
+      requiredApps: [{ packageName: "com.example.kiosk", minVersionCode: 210 }],
+      autoRelaunch: ["com.example.kiosk"],
+    };
+    const policy = await createPolicy("Store kiosk", settings);
+    expect(policy).toMatchObject({ name: "Store kiosk", version: 1, settings, assignments: [] });
+    expect(await database.db.policyVersion.count({ where: { policyId: policy.id } })).toBe(1);
+    expect(await database.db.auditLog.count({ where: { action: "device_policy.create", targetId: policy.id } })).toBe(1);
+  });
+
+  it("answers 400 naming the path of every invalid setting, and stores nothing", async () => {
+    const res = await adminRequest(t.app, "POST", "/admin/device-policies", {
+      name: "Broken",
+      settings: {
+        kiosk: { lockTaskPackages: ["not a package"], statusBar: "no" },
+        restrictions: { camera: 1, teleport: false },
+        screen: { timeoutSeconds: 1, brightness: 101, orientationLock: "diagonal" },
+        systemUpdate: { type: "windowed", startMinute: 1440, endMinute: -1 },
+        requiredApps: [{ packageName: "com.example.kiosk", minVersionCode: 0 }],
+        autoRelaunch: ["x"],
+      },
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe("validation_failed");
+    const paths = res.body.error.details.map((issue: { path: string }) => issue.path).sort();
+    expect(paths).toEqual([
+      "settings.autoRelaunch.0",
+      "settings.kiosk.lockTaskPackages.0",
+      "settings.kiosk.statusBar",
+      "settings.requiredApps.0.minVersionCode",
+      "settings.restrictions",
+      "settings.restrictions.camera",
+      "settings.screen.brightness",
+      "settings.screen.orientationLock",
+      "settings.screen.timeoutSeconds",
+      "settings.systemUpdate.endMinute",
+      "settings.systemUpdate.startMinute",
+    ]);
+    expect(await database.db.policy.count()).toBe(0);
+  });
+
+  it("refuses an empty update window and an unknown update type", async () => {
+    const empty = await adminRequest(t.app, "POST", "/admin/device-policies", { name: "A", settings: { systemUpdate: { type: "windowed", startMinute: 60, endMinute: 60 } } });
+    expect(empty.status).toBe(400);
+    expect(empty.body.error.details).toEqual([expect.objectContaining({ path: "settings.systemUpdate.endMinute" })]);
+    const unknown = await adminRequest(t.app, "POST", "/admin/device-policies", { name: "B", settings: { systemUpdate: { type: "never" } } });
+    expect(unknown.status).toBe(400);
+    expect(unknown.body.error.details[0].path).toBe("settings.systemUpdate.type");
+  });
+
+  it("bumps the version on each change, keeps the history with diffs, and reverts as a new version", async () => {
+    const policy = await createPolicy("Screens", { screen: { timeoutSeconds: 60 } });
+    const v2 = await adminRequest(t.app, "PATCH", `/admin/device-policies/${policy.id}`, { settings: { screen: { timeoutSeconds: 120, brightness: 50 } }, expectedVersion: 1 });
+    expect(v2.status).toBe(200);
+    expect(v2.body.version).toBe(2);
+    // The same document again is no new version.
+    const same = await adminRequest(t.app, "PATCH", `/admin/device-policies/${policy.id}`, { settings: { screen: { timeoutSeconds: 120, brightness: 50 } } });
+    expect(same.body.version).toBe(2);
+    // A stale editor is refused.
+    const stale = await adminRequest(t.app, "PATCH", `/admin/device-policies/${policy.id}`, { settings: {}, expectedVersion: 1 });
+    expect(stale.status).toBe(409);
+
+    const reverted = await adminRequest(t.app, "POST", `/admin/device-policies/${policy.id}/versions/1/revert`);
+    expect(reverted.status).toBe(200);
+    expect(reverted.body).toMatchObject({ version: 3, settings: { screen: { timeoutSeconds: 60 } } });
+
+    const history = ListDevicePolicyVersionsResponse.parse((await adminRequest(t.app, "GET", `/admin/device-policies/${policy.id}/versions`)).body);
+    expect(history.versions.map((version) => [version.version, version.revertedFrom, version.createdBy])).toEqual([
+      [3, 1, expect.stringMatching(/^admin-key:/)],
+      [2, null, expect.stringMatching(/^admin-key:/)],
+      [1, null, expect.stringMatching(/^admin-key:/)],
+    ]);
+    expect(history.versions[1]!.changes).toEqual([
+      { path: "screen.brightness", after: 50 },
+      { path: "screen.timeoutSeconds", before: 60, after: 120 },
+    ]);
+    expect(history.versions[0]!.changes).toEqual([
+      { path: "screen.brightness", before: 50 },
+      { path: "screen.timeoutSeconds", before: 120, after: 60 },
+    ]);
+    expect(await database.db.auditLog.count({ where: { targetId: policy.id, action: { in: ["device_policy.update", "device_policy.revert"] } } })).toBe(2);
+
+    const missing = await adminRequest(t.app, "POST", `/admin/device-policies/${policy.id}/versions/9/revert`);
+    expect(missing.status).toBe(404);
+  });
+
+  it("refuses a duplicate name with 409", async () => {
+    await createPolicy("Same", {});
+    const res = await adminRequest(t.app, "POST", "/admin/device-policies", { name: "Same", settings: {} });
+    expect(res.status).toBe(409);
+  });
+});
+
+describe("precedence and the effective policy", () => {
+  it("merges setting by setting: device over group, then the higher group priority, with the source of each setting", async () => {
+    const device = await enrollDevice(t.app);
+    await adminRequest(t.app, "PATCH", `/admin/devices/${device.deviceId}`, { groups: ["stores", "north"] });
+    const base = await createPolicy("Base", { screen: { timeoutSeconds: 60, brightness: 40 }, restrictions: { camera: false, debugging: false } });
+    const north = await createPolicy("North", { screen: { timeoutSeconds: 300 }, restrictions: { camera: true } });
+    const own = await createPolicy("Till 7", { restrictions: { camera: false } });
+    const baseAssignment = await assign(base.id, { group: "stores", priority: 0 });
+    const northAssignment = await assign(north.id, { group: "north", priority: 10 });
+    const ownAssignment = await assign(own.id, { deviceId: device.deviceId });
+
+    const result = await effective(device.deviceId);
+    expect(result.settings).toEqual({ screen: { timeoutSeconds: 300, brightness: 40 }, restrictions: { camera: false, debugging: false } });
+    const source = (path: string) => result.sources.find((entry) => entry.path === path);
+    expect(source("restrictions.camera")).toMatchObject({ value: false, policyId: own.id, policyName: "Till 7", policyVersion: 1, assignment: { id: ownAssignment.id, kind: "device" } });
+    expect(source("screen.timeoutSeconds")).toMatchObject({ value: 300, policyId: north.id, assignment: { id: northAssignment.id, kind: "group", group: "north", priority: 10 } });
+    expect(source("screen.brightness")).toMatchObject({ value: 40, policyId: base.id, assignment: { id: baseAssignment.id, group: "stores" } });
+    expect(source("restrictions.debugging")).toMatchObject({ policyId: base.id });
+    expect(result.compliance.status).toBe("pending");
+    expect(result.hash).toMatch(/^[0-9a-f]{64}$/);
+
+    // Raising the base group's priority over north's changes the winner of the timeout.
+    await adminRequest(t.app, "DELETE", `/admin/device-policies/${base.id}/assignments/${baseAssignment.id}`);
+    await assign(base.id, { group: "stores", priority: 20 });
+    expect((await effective(device.deviceId)).settings.screen).toEqual({ timeoutSeconds: 60, brightness: 40 });
+  });
+
+  it("follows the device's groups, and leaves the device an empty policy when the last one goes", async () => {
+    const device = await enrollDevice(t.app);
+    const policy = await createPolicy("Stores", { screen: { timeoutSeconds: 60 } });
+    await assign(policy.id, { group: "stores" });
+    expect((await effective(device.deviceId)).compliance.status).toBe("none");
+    await adminRequest(t.app, "PATCH", `/admin/devices/${device.deviceId}`, { groups: ["stores"] });
+    expect((await effective(device.deviceId)).settings).toEqual({ screen: { timeoutSeconds: 60 } });
+    await adminRequest(t.app, "PATCH", `/admin/devices/${device.deviceId}`, { groups: [] });
+    const cleared = await effective(device.deviceId);
+    expect(cleared.settings).toEqual({});
+    // The agent must still hear that its settings no longer apply.
+    expect(cleared.hash).toMatch(/^[0-9a-f]{64}$/);
+    expect(cleared.compliance.status).toBe("pending");
+  });
+
+  it("refuses an assignment to an unknown device (404) and a second one to the same group (409)", async () => {
+    const policy = await createPolicy("P", {});
+    expect((await adminRequest(t.app, "POST", `/admin/device-policies/${policy.id}/assignments`, { deviceId: "00000000-0000-4000-8000-000000000000" })).status).toBe(404);
+    await assign(policy.id, { group: "g" });
+    expect((await adminRequest(t.app, "POST", `/admin/device-policies/${policy.id}/assignments`, { group: "g", priority: 5 })).status).toBe(409);
+  });
+});
+
+describe("delivery and compliance over heartbeats", () => {
+  it("answers the policy until the device reports it applied; a new version makes it pending again; a refused setting is failed with its reason", async () => {
+    const device = await enrollDevice(t.app);
+    const policy = await createPolicy("Kiosk", { kiosk: { lockTaskPackages: ["com.example.kiosk"] }, restrictions: { camera: false } });
+    await assign(policy.id, { deviceId: device.deviceId });
+    const heartbeat = (extra: Record<string, unknown> = {}) => request(t.app).post("/v1/heartbeat").auth(device.deviceToken, bearer).send(heartbeatBody(extra));
+
+    const first = HeartbeatResponse.parse((await heartbeat()).body);
+    expect(first.policy?.settings).toEqual({ kiosk: { lockTaskPackages: ["com.example.kiosk"] }, restrictions: { camera: false } });
+    const hash = first.policy!.hash;
+
+    const applied = await heartbeat({ policy: { appliedHash: hash, failures: [] } });
+    expect(applied.body.policy).toBeUndefined();
+    expect((await effective(device.deviceId)).compliance).toMatchObject({ status: "compliant", appliedHash: hash, failures: [] });
+    // Later heartbeats need not repeat the report.
+    expect((await heartbeat()).body.policy).toBeUndefined();
+
+    await adminRequest(t.app, "PATCH", `/admin/device-policies/${policy.id}`, { settings: { kiosk: { lockTaskPackages: ["com.example.kiosk"] }, restrictions: { camera: false, usbFileTransfer: false } } });
+    expect((await effective(device.deviceId)).compliance.status).toBe("pending");
+    const next = HeartbeatResponse.parse((await heartbeat()).body);
+    expect(next.policy?.hash).not.toBe(hash);
+    expect(next.policy?.settings.restrictions).toEqual({ camera: false, usbFileTransfer: false });
+
+    await heartbeat({ policy: { appliedHash: next.policy!.hash, failures: [{ setting: "restrictions.usbFileTransfer", reason: "No USB controller" }] } });
+    expect((await effective(device.deviceId)).compliance).toMatchObject({ status: "failed", failures: [{ setting: "restrictions.usbFileTransfer", reason: "No USB controller" }] });
+
+    const counts = await adminRequest(t.app, "GET", "/admin/policy-compliance");
+    expect(counts.body).toEqual({ none: 0, pending: 0, compliant: 0, failed: 1 });
+    const listed = await adminRequest(t.app, "GET", "/admin/devices?compliance=noncompliant");
+    expect(listed.body.devices.map((row: { id: string }) => row.id)).toEqual([device.deviceId]);
+    expect((await adminRequest(t.app, "GET", "/admin/devices?compliance=compliant")).body.total).toBe(0);
+  });
+
+  it("folds auto-relaunch in: a policy's autoRelaunch app reported stopped is relaunched", async () => {
+    const device = await enrollDevice(t.app);
+    const policy = await createPolicy("Relaunch", { autoRelaunch: ["com.example.kiosk"] });
+    await assign(policy.id, { deviceId: device.deviceId });
+    const answer = await request(t.app)
+      .post("/v1/heartbeat")
+      .auth(device.deviceToken, bearer)
+      .send(heartbeatBody({ apps: [{ packageName: "com.example.kiosk", versionName: "2.1.0", versionCode: 210, running: false, foreground: false }] }));
+    expect(answer.body.commands).toEqual([expect.objectContaining({ type: "relaunch_app", payload: { packageName: "com.example.kiosk" } })]);
+  });
+});

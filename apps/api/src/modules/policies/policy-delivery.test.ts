@@ -1,0 +1,89 @@
+import { AdminClient, KIOSK_APP, SimulatedDevice } from "@mdm/simulator";
+import { type RunningServer, startServer } from "../../server";
+import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, type TestDatabase, createTestDatabase, describeWithPostgres, testServerEnv } from "../../test";
+
+// Policies reaching real devices: a listening server, devices played by the simulator over
+// real WebSockets (and HTTP heartbeats), compliance read back through the admin API.
+
+// Generous deadlines: a busy machine may be slow, and nothing here measures speed.
+jest.setTimeout(120_000);
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `read` until `done` says yes; fails with the last value at the deadline. */
+async function waitFor<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (done(value)) return value;
+    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms; last: ${JSON.stringify(value)}`);
+    await sleep(50);
+  }
+}
+
+describeWithPostgres("policy delivery to devices", () => {
+  let database: TestDatabase;
+  let server: RunningServer;
+  let admin: AdminClient;
+  let enrollmentToken: string;
+  const devices: SimulatedDevice[] = [];
+
+  const enroll = async (options: ConstructorParameters<typeof SimulatedDevice>[2] = {}) => {
+    const device = await SimulatedDevice.enroll(server.url, enrollmentToken, options);
+    devices.push(device);
+    return device;
+  };
+  const compliance = (deviceId: string) => admin.getEffectivePolicy(deviceId).then((effective) => effective.compliance);
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    server = await startServer(testServerEnv({ DATABASE_URL: database.url }));
+    admin = new AdminClient(server.url, { adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET });
+    enrollmentToken = (await admin.createEnrollmentToken({ maxUses: 100 })).token;
+  });
+  afterEach(async () => {
+    await Promise.all(devices.splice(0).map((device) => device.stop()));
+  });
+  afterAll(async () => {
+    await server?.close();
+    await database?.close();
+  });
+
+  it("a new version reaches a connected device over its socket, which applies it, reports it, and is compliant", async () => {
+    const device = await enroll();
+    await device.connect();
+    const policy = await admin.createDevicePolicy({ name: "Kiosk over socket", settings: { kiosk: { lockTaskPackages: ["com.example.till"] }, screen: { timeoutSeconds: 60 } } });
+    await admin.assignDevicePolicy(policy.id, { deviceId: device.deviceId });
+    const first = await admin.getEffectivePolicy(device.deviceId);
+    await device.waitForPolicy(first.hash!, 20_000);
+    // Lock-task mode: the first lock-task app runs in front.
+    expect(device.state.apps.find((app) => app.foreground)?.packageName).toBe("com.example.till");
+    expect(device.state.apps.find((app) => app.packageName === KIOSK_APP)?.foreground).toBe(false);
+    await waitFor(() => compliance(device.deviceId), (state) => state.status === "compliant", 20_000, "compliant");
+
+    const updated = await admin.updateDevicePolicy(policy.id, { settings: { kiosk: { lockTaskPackages: ["com.example.till"] }, screen: { timeoutSeconds: 120 } } });
+    expect(updated.version).toBe(2);
+    const second = await admin.getEffectivePolicy(device.deviceId);
+    expect(second.hash).not.toBe(first.hash);
+    expect(second.sources.find((source) => source.path === "screen.timeoutSeconds")).toMatchObject({ policyVersion: 2, value: 120 });
+    // No heartbeat is sent meanwhile: the frame the change triggered brings it.
+    await device.waitForPolicy(second.hash!, 20_000);
+    expect(device.appliedPolicy?.policy.settings.screen).toEqual({ timeoutSeconds: 120 });
+    const state = await waitFor(() => compliance(device.deviceId), (current) => current.status === "compliant" && current.appliedHash === second.hash, 20_000, "compliant with v2");
+    expect(state.failures).toEqual([]);
+  });
+
+  it("a device without a socket gets the policy in its heartbeat answer; a setting it refuses makes it failed with the reason", async () => {
+    const device = await enroll({ refuseSettings: ["restrictions.camera"] });
+    const policy = await admin.createDevicePolicy({ name: "No camera", settings: { restrictions: { camera: false, debugging: false } } });
+    await admin.assignDevicePolicy(policy.id, { deviceId: device.deviceId });
+    expect((await compliance(device.deviceId)).status).toBe("pending");
+
+    await device.heartbeat();
+    const effective = await admin.getEffectivePolicy(device.deviceId);
+    expect(device.appliedPolicyHash).toBe(effective.hash);
+    const state = await waitFor(() => compliance(device.deviceId), (current) => current.status === "failed", 20_000, "failed");
+    expect(state.failures).toEqual([{ setting: "restrictions.camera", reason: expect.stringContaining("does not support") }]);
+    expect(state.appliedHash).toBe(effective.hash);
+  });
+});

@@ -1,0 +1,230 @@
+import { z } from "zod";
+import { DateTime, GroupName, Uuid, nonEmptyText, text } from "./primitives";
+
+// ---- The policy document ---------------------------------------------------------------
+// A policy is desired state for dedicated devices. Every setting is optional: a policy sets
+// only what it names, and a device's effective policy is merged setting by setting from the
+// policies assigned to it (see EffectivePolicy). A "setting" is a leaf of a section (e.g.
+// `kiosk.statusBar`) or a whole top-level value (`systemUpdate`, `requiredApps`,
+// `autoRelaunch`); lists are one setting each, never merged item by item.
+
+const PackageName = z.string().max(255).regex(/^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+$/, "Must be an Android package name");
+const MinuteOfDay = z.int().min(0).max(1439).describe("Minutes after local midnight on the device (0-1439).");
+
+export const KioskSettings = z
+  .strictObject({
+    lockTaskPackages: z.array(PackageName).min(1).max(50).describe("Apps allowed in lock-task mode; the first is kept in front."),
+    homeApp: PackageName.describe("The launcher the device uses as its home screen."),
+    statusBar: z.boolean().describe("Whether the status bar is shown."),
+    notifications: z.boolean().describe("Whether notifications are shown in lock-task mode."),
+    homeKey: z.boolean().describe("Whether the home key works in lock-task mode."),
+    recentsKey: z.boolean().describe("Whether the recents (overview) key works in lock-task mode."),
+  })
+  .partial();
+
+export const RestrictionSettings = z
+  .strictObject({
+    camera: z.boolean(),
+    usbFileTransfer: z.boolean(),
+    debugging: z.boolean(),
+    factoryReset: z.boolean(),
+    safeMode: z.boolean(),
+    addUsers: z.boolean(),
+    installUnknownApps: z.boolean(),
+  })
+  .partial()
+  .describe("Each `true` allows the feature, `false` forbids it (a device-owner user restriction).");
+
+export const ScreenSettings = z
+  .strictObject({
+    timeoutSeconds: z.int().min(5).max(86_400).describe("Screen-off timeout."),
+    brightness: z.int().min(0).max(100).describe("Fixed brightness in percent (turns adaptive brightness off)."),
+    orientationLock: z.enum(["none", "portrait", "landscape"]),
+    keepAwakeWhileCharging: z.boolean(),
+  })
+  .partial();
+
+export const SystemUpdateSetting = z
+  .discriminatedUnion("type", [
+    z.strictObject({ type: z.literal("automatic") }),
+    z.strictObject({ type: z.literal("windowed"), startMinute: MinuteOfDay, endMinute: MinuteOfDay }),
+    z.strictObject({ type: z.literal("postponed") }).describe("Postponed for up to 30 days (Android's limit)."),
+  ])
+  .refine((value) => value.type !== "windowed" || value.startMinute !== value.endMinute, { message: "The window must not be empty", path: ["endMinute"] });
+
+export const RequiredApp = z.strictObject({
+  packageName: PackageName,
+  minVersionCode: z.int().min(1).max(2_100_000_000).describe("The device is non-compliant until it runs at least this version code."),
+});
+export type RequiredApp = z.infer<typeof RequiredApp>;
+
+export const PolicySettings = z.strictObject({
+  kiosk: KioskSettings.optional(),
+  restrictions: RestrictionSettings.optional(),
+  screen: ScreenSettings.optional(),
+  systemUpdate: SystemUpdateSetting.optional(),
+  requiredApps: z
+    .array(RequiredApp)
+    .max(100)
+    .optional()
+    .describe("Apps that must be installed, by package name and minimum version code. The app catalogue will resolve them to its releases."),
+  autoRelaunch: z.array(PackageName).max(50).optional().describe("Apps the server relaunches when a heartbeat reports them not running."),
+});
+export type PolicySettings = z.infer<typeof PolicySettings>;
+
+/** Sections whose keys are settings of their own; other top-level keys are one setting each. */
+export const POLICY_SECTIONS = ["kiosk", "restrictions", "screen"] as const;
+
+/** Every setting a document sets, as `[path, value]`: `kiosk.statusBar`, `systemUpdate`, ... */
+export function policySettingEntries(settings: PolicySettings): Array<[string, unknown]> {
+  const entries: Array<[string, unknown]> = [];
+  for (const [key, value] of Object.entries(settings)) {
+    if (value === undefined) continue;
+    if ((POLICY_SECTIONS as readonly string[]).includes(key)) {
+      for (const [leaf, leafValue] of Object.entries(value as Record<string, unknown>)) if (leafValue !== undefined) entries.push([`${key}.${leaf}`, leafValue]);
+    } else {
+      entries.push([key, value]);
+    }
+  }
+  return entries;
+}
+
+// ---- Policies, versions, assignments ----------------------------------------------------
+
+export const PolicyAssignment = z.object({
+  id: Uuid,
+  policyId: Uuid,
+  kind: z.enum(["device", "group"]),
+  deviceId: Uuid.nullable(),
+  group: z.string().nullable(),
+  priority: z.int().describe("Between group assignments, the higher priority wins a setting; a device assignment always beats a group one."),
+  createdAt: DateTime,
+});
+export type PolicyAssignment = z.infer<typeof PolicyAssignment>;
+
+export const DevicePolicyView = z.object({
+  id: Uuid,
+  name: z.string(),
+  description: z.string().nullable(),
+  version: z.int().describe("Bumped by every change (a revert too)."),
+  settings: PolicySettings,
+  assignments: z.array(PolicyAssignment),
+  createdAt: DateTime,
+  updatedAt: DateTime,
+  updatedBy: z.string(),
+});
+export type DevicePolicyView = z.infer<typeof DevicePolicyView>;
+
+export const ListDevicePoliciesResponse = z.object({ policies: z.array(DevicePolicyView) });
+export type ListDevicePoliciesResponse = z.infer<typeof ListDevicePoliciesResponse>;
+
+const PolicyName = nonEmptyText(100);
+
+export const CreateDevicePolicyRequest = z.strictObject({
+  name: PolicyName,
+  description: text(500).optional(),
+  settings: PolicySettings,
+});
+export type CreateDevicePolicyRequest = z.infer<typeof CreateDevicePolicyRequest>;
+
+export const UpdateDevicePolicyRequest = z.strictObject({
+  name: PolicyName.optional(),
+  description: text(500).nullable().optional(),
+  settings: PolicySettings.optional().describe("The whole document: settings left out are no longer set by this policy."),
+  expectedVersion: z.int().min(1).max(2_147_483_647).optional().describe("Refuse (409) unless the policy is still at this version: no lost update between two editors."),
+});
+export type UpdateDevicePolicyRequest = z.infer<typeof UpdateDevicePolicyRequest>;
+
+
+export const PolicyChange = z.object({
+  path: z.string().describe("The setting (`kiosk.statusBar`), or `name` / `description`."),
+  before: z.unknown().optional().describe("Absent: not set."),
+  after: z.unknown().optional().describe("Absent: no longer set."),
+});
+export type PolicyChange = z.infer<typeof PolicyChange>;
+
+export const DevicePolicyVersion = z.object({
+  version: z.int(),
+  name: z.string(),
+  description: z.string().nullable(),
+  settings: PolicySettings,
+  createdAt: DateTime,
+  createdBy: z.string(),
+  revertedFrom: z.int().nullable().describe("Set when this version restored an earlier one."),
+  changes: z.array(PolicyChange).describe("What this version changed from the previous one."),
+});
+export type DevicePolicyVersion = z.infer<typeof DevicePolicyVersion>;
+
+export const ListDevicePolicyVersionsResponse = z.object({ versions: z.array(DevicePolicyVersion).describe("Newest first.") });
+export type ListDevicePolicyVersionsResponse = z.infer<typeof ListDevicePolicyVersionsResponse>;
+
+export const CreatePolicyAssignmentRequest = z.union([
+  z.strictObject({ deviceId: Uuid, priority: z.int().min(-1000).max(1000).default(0) }),
+  z.strictObject({ group: GroupName, priority: z.int().min(-1000).max(1000).default(0) }),
+]);
+export type CreatePolicyAssignmentRequest = z.infer<typeof CreatePolicyAssignmentRequest>;
+
+export const DevicePolicyIdParams = z.object({ policyId: Uuid });
+export const PolicyAssignmentParams = z.object({ policyId: Uuid, assignmentId: Uuid });
+export const PolicyVersionParams = z.object({
+  policyId: Uuid,
+  version: z.coerce.number().int().min(1).max(2_147_483_647).describe("The version whose name, description and settings become a new version."),
+});
+
+// ---- What a device receives and reports --------------------------------------------------
+
+export const DevicePolicy = z
+  .object({
+    hash: z.string().describe("Identifies this effective policy: report it back once applied."),
+    settings: PolicySettings,
+  })
+  .describe("A device's effective policy: apply every setting, then report `hash` (and any setting that could not be applied) in the next heartbeat's `policy`.");
+export type DevicePolicy = z.infer<typeof DevicePolicy>;
+
+export const PolicyFailure = z.object({
+  setting: text(100).describe("The setting's path, e.g. `restrictions.camera`."),
+  reason: text(500),
+});
+export type PolicyFailure = z.infer<typeof PolicyFailure>;
+
+export const PolicyReport = z
+  .object({
+    appliedHash: text(64).describe("The `hash` of the effective policy the device applied."),
+    failures: z.array(PolicyFailure).max(50).default([]).describe("Settings of that policy the device could not apply, with why."),
+  })
+  .describe("Send once a policy is applied (and in every later heartbeat, or only when it changes: the server keeps the last report).");
+export type PolicyReport = z.infer<typeof PolicyReport>;
+
+// ---- Effective policy and compliance -----------------------------------------------------
+
+export const ComplianceStatus = z
+  .enum(["none", "pending", "compliant", "failed"])
+  .describe("`none`: no policy applies; `pending`: the device has not reported applying its current effective policy; `failed`: it applied it but refused some settings.");
+export type ComplianceStatus = z.infer<typeof ComplianceStatus>;
+
+export const SettingSource = z.object({
+  path: z.string(),
+  value: z.unknown(),
+  policyId: Uuid,
+  policyName: z.string(),
+  policyVersion: z.int(),
+  assignment: PolicyAssignment.pick({ id: true, kind: true, group: true, priority: true }),
+});
+export type SettingSource = z.infer<typeof SettingSource>;
+
+export const EffectivePolicyResponse = z.object({
+  deviceId: Uuid,
+  hash: z.string().nullable().describe("The effective policy's hash; null while no policy ever applied to the device."),
+  settings: PolicySettings,
+  sources: z.array(SettingSource).describe("Where each setting comes from: the winning policy, its version and the assignment."),
+  compliance: z.object({
+    status: ComplianceStatus,
+    appliedHash: z.string().nullable(),
+    reportedAt: DateTime.nullable(),
+    failures: z.array(PolicyFailure),
+  }),
+});
+export type EffectivePolicyResponse = z.infer<typeof EffectivePolicyResponse>;
+
+export const PolicyComplianceSummary = z.object({ none: z.int(), pending: z.int(), compliant: z.int(), failed: z.int() });
+export type PolicyComplianceSummary = z.infer<typeof PolicyComplianceSummary>;
