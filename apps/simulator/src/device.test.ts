@@ -127,6 +127,10 @@ describe("a simulated device", () => {
     expect(device.executions.get(tampered.requestId)).toBeUndefined();
     expect(device.state.apps[0]!.running).toBe(false);
     expect(device.stats.commandsDropped).toBe(3);
+    // Not even recorded as received: only the genuine command is, once.
+    expect(device.receiptsOf(genuine.requestId).map((receipt) => receipt.command)).toEqual([genuine]);
+    expect(device.receiptsOf(tampered.requestId)).toEqual([]);
+    expect(device.stats.commandsReceived).toBe(1);
     expect(problems).toEqual([
       `dropped command ${genuine.requestId}: signature does not verify`,
       `dropped command ${tampered.requestId}: signature does not verify`,

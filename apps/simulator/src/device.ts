@@ -545,23 +545,23 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
   }
 
   private async receive(command: DeviceCommand, channel: ReceivedCommand["channel"]): Promise<void> {
-    const received: ReceivedCommand = { command, channel, at: Date.now() };
     const { requestId } = command;
-    this.receipts.set(requestId, [...(this.receipts.get(requestId) ?? []), received]);
-    this.stats.commandsReceived++;
-    this.options.onCommand?.(received);
-    this.emit("command", received);
-
     // A command signed under another key id than ours cannot be checked: unverifiable too.
     const verified = await verifyCommandSignature(this.registration.commandKey, command);
     if (!verified || command.keyId !== this.registration.commandKeyId) {
       // Dropped in silence: whoever forged it may have reused a genuine requestId, and a
       // `failed` report would close that real command before it arrives. Never run, never
-      // remembered, so it cannot shadow the genuine one either.
+      // remembered (not even as received, so a flood of forgeries grows nothing and cannot
+      // stand in for the genuine command), so it cannot shadow the genuine one either.
       this.stats.commandsDropped++;
       this.noteProblem(`dropped command ${requestId}: signature does not verify`);
       return;
     }
+    const received: ReceivedCommand = { command, channel, at: Date.now() };
+    this.receipts.set(requestId, [...(this.receipts.get(requestId) ?? []), received]);
+    this.stats.commandsReceived++;
+    this.options.onCommand?.(received);
+    this.emit("command", received);
     const recorded = this.results.get(requestId);
     if (!recorded && Date.parse(command.expiresAt) <= Date.now()) {
       this.stats.commandsFailed++;

@@ -35,7 +35,7 @@ export type AdminSignatureInput = {
   timestamp: string;
   nonce: string;
   method: string;
-  /** The Host header as sent (`api.example.com`, `127.0.0.1:8000`): a request signed for one server is refused by another sharing its keys. */
+  /** The Host header as sent (`api.example.com`, `127.0.0.1:8000`): a signature made for one name is refused under another. */
   host: string;
   /** Path and query exactly as sent, e.g. `/admin/devices?limit=10`. */
   pathWithQuery: string;

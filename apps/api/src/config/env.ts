@@ -177,6 +177,7 @@ export const EnvSchema = z
   });
 
 const SECRET_NAMES = ["ADMIN_KEY", "HMAC_SECRET", "JWT_SECRET", "COMMAND_MASTER_KEY"] as const;
+const OPTIONAL_SECRET_NAMES = ["LEGACY_ENROLLMENT_KEY", "METRICS_TOKEN"] as const;
 type SecretName = (typeof SECRET_NAMES)[number];
 
 export type Env = Omit<z.infer<typeof EnvSchema>, SecretName | "HOST" | "OFFLINE_AFTER_SECONDS"> &
@@ -220,13 +221,25 @@ export function isLoopbackHost(host: string): boolean {
 function resolveSecrets(parsed: z.infer<typeof EnvSchema>): Env {
   const generatedSecrets = SECRET_NAMES.filter((name) => parsed[name] === undefined);
   const host = parsed.HOST ?? (generatedSecrets.length > 0 ? "127.0.0.1" : "0.0.0.0");
-  // Reachable from other machines: every secret set, and strong, whatever NODE_ENV says.
-  const weak = SECRET_NAMES.filter((name) => (parsed[name]?.length ?? 0) < 32);
+  // Reachable from other machines: every secret set, and strong, whatever NODE_ENV says;
+  // so are the optional ones an operator chooses (the legacy key enrolls devices, and
+  // guessing it is limited per address only).
+  const weak = [
+    ...SECRET_NAMES.filter((name) => (parsed[name]?.length ?? 0) < 32),
+    ...OPTIONAL_SECRET_NAMES.filter((name) => parsed[name] !== undefined && parsed[name].length < 32),
+  ];
   if (weak.length > 0 && !isLoopbackHost(host)) {
     throw new Error(
       `Invalid configuration:\n  HOST: ${host} is reachable from other machines, so ${weak.join(", ")} must be set ` +
         "(random values of at least 32 characters, e.g. `openssl rand -hex 32`)",
     );
+  }
+  // One value in two places would undo their separation: the admin key travels in every
+  // admin request's header, and the command master key must not sign admin requests.
+  const setSecrets = [...SECRET_NAMES, ...OPTIONAL_SECRET_NAMES].filter((name) => parsed[name] !== undefined);
+  const reused = setSecrets.filter((name, index) => setSecrets.findIndex((other) => parsed[other] === parsed[name]) !== index);
+  if (reused.length > 0) {
+    throw new Error(`Invalid configuration:\n  ${reused.join(", ")}: each secret needs its own value; this one repeats another`);
   }
   const generated = generatedSecrets.length === 0 ? undefined : parsed.NODE_ENV === "test" ? randomSecrets() : developmentSecrets(parsed.DATA_DIR);
   const secret = (name: SecretName) => parsed[name] ?? generated![name];

@@ -61,6 +61,8 @@ export function windowCounter(options: { name: string; windowMs: number; redis?:
 export type AttemptBackoff = {
   /** 0 when an attempt may go ahead now, else how long to wait. */
   begin: (key: string) => Promise<number>;
+  /** Failures counted under `key` within the window. */
+  failures: (key: string) => Promise<number>;
   failed: (key: string) => Promise<void>;
   succeeded: (key: string) => Promise<void>;
 };
@@ -112,6 +114,7 @@ export function attemptBackoff(options: BackoffOptions): AttemptBackoff {
     const args = () => [String(clock()), String(options.freeFailures), String(options.baseDelayMs), String(options.maxDelayMs), String(windowMs)];
     return {
       begin: async (key) => Number(await redis.eval(BEGIN_SCRIPT, 1, keyOf(key), ...args())),
+      failures: async (key) => Number((await redis.hget(keyOf(key), "failures")) ?? 0),
       failed: async (key) => {
         await redis.eval(FAILED_SCRIPT, 1, keyOf(key), ...args());
       },
@@ -134,6 +137,7 @@ export function attemptBackoff(options: BackoffOptions): AttemptBackoff {
       if (entry.failures >= options.freeFailures) entry.blockedUntil = now + delayAfter(options, entry.failures);
       return 0;
     },
+    failures: async (key) => live(key, clock())?.failures ?? 0,
     failed: async (key) => {
       const now = clock();
       sweep(entries, now);

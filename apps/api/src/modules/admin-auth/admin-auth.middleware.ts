@@ -18,6 +18,9 @@ export function adminKeyId(adminKey: string): string {
   return `admin-key:${createHash("sha256").update(`mdm-admin-key-id:${adminKey}`).digest("hex").slice(0, 12)}`;
 }
 
+/** How far apart the clocks of two instances may be without reopening a replay window. */
+const NONCE_CLOCK_SKEW_SECONDS = 60;
+
 /**
  * `/admin/*` authentication: the admin key plus an HMAC signature over timestamp, nonce,
  * method, Host, path and body hash (README: "Signing admin requests"). Each nonce is recorded in
@@ -50,8 +53,10 @@ export function adminAuth({ db, env, clock }: Pick<AppDeps, "db" | "env" | "cloc
     if (!timingSafeEqual(expected, signature.toLowerCase())) throw new HttpError("unauthorized", "The request signature does not match");
 
     try {
-      // Kept twice the window: a timestamp may be up to one window in the future.
-      const expiresAt = new Date((nowSeconds + 2 * ADMIN_SIGNATURE_WINDOW_SECONDS) * 1000);
+      // Kept until the timestamp has left the window on every instance: one window after
+      // it, plus the second the window check rounds away, plus NONCE_CLOCK_SKEW_SECONDS for
+      // an instance whose clock runs behind the one that prunes.
+      const expiresAt = new Date((Number(timestamp) + ADMIN_SIGNATURE_WINDOW_SECONDS + 1 + NONCE_CLOCK_SKEW_SECONDS) * 1000);
       await db.usedNonce.create({ data: { nonce, expiresAt } });
     } catch (error) {
       if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002") {

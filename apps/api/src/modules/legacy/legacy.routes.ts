@@ -3,6 +3,7 @@ import { type DeviceFacts, type LegacyHeartbeatResponse, apiRoutes } from "@mdm/
 import { type NextFunction, type Request, type Response, Router } from "express";
 import type { AppDeps } from "../../deps";
 import { recordAudit } from "../../lib/audit";
+import { addressKey } from "../../lib/client-ip";
 import { HttpError } from "../../lib/http-error";
 import { sharedBudget } from "../../lib/rate-limits";
 import { mount } from "../../lib/routing";
@@ -83,7 +84,7 @@ async function identifyLegacyDevice(
     await recordAudit(deps.db, { actor: "legacy-enrollment-key", action: "device.legacy_token_issued", targetType: "device", targetId: existing.id, ip: req.ip, details: { legacyId } });
     return { deviceId: existing.id, issued: issuedFor(deps, existing.id, secret) };
   }
-  const budget = await spendEnrollment(req.ip ?? "unknown");
+  const budget = await spendEnrollment(addressKey(req.ip));
   if (!budget.allowed) {
     throw new HttpError("rate_limited", "Too many legacy enrollments from this address; retry later", undefined, { "Retry-After": String(budget.retryAfterSeconds) });
   }
