@@ -23,14 +23,17 @@ trap 'rm -rf "$work"' EXIT
 
 build() {
   local code=$1 name=$2 out=$3 keystore=$4
+  shift 4  # further apksigner options
   sed -e "s/@VERSION_CODE@/$code/" -e "s/@VERSION_NAME@/$name/" AndroidManifest.template.xml >"$work/AndroidManifest.xml"
   aapt package -f -M "$work/AndroidManifest.xml" -I "$FRAMEWORK" -F "$work/unsigned.apk"
   zipalign -f 4 "$work/unsigned.apk" "$work/aligned.apk"
-  apksigner sign --ks "$keystore" --ks-pass "pass:$PASS" --ks-key-alias fixture --min-sdk-version 21 --out "$out" "$work/aligned.apk"
+  apksigner sign --ks "$keystore" --ks-pass "pass:$PASS" --ks-key-alias fixture --min-sdk-version 21 "$@" --out "$out" "$work/aligned.apk"
   rm -f "$out.idsig"
-  apksigner verify --print-certs "$out" | grep -i 'SHA-256'
+  apksigner verify --min-sdk-version 24 --print-certs "$out" | grep -i 'SHA-256'
 }
 
 build 1 1.0.0 fixture-v1.apk test-keystore.p12
 build 2 1.1.0 fixture-v2.apk test-keystore.p12
 build 3 1.2.0 fixture-v3-other-key.apk test-keystore-other.p12
+# No v1 (JAR) signature: the certificate is only in the APK Signature Scheme v2 block.
+build 4 1.3.0 fixture-v4-v2-signature-only.apk test-keystore.p12 --v1-signing-enabled false
