@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { DateTime, GroupName, Uuid } from "./primitives";
+import { DateTime, GroupName, Uuid, text } from "./primitives";
 
 export const Sha256Hex = z.string().regex(/^[a-f0-9]{64}$/, "Must be a SHA-256 as 64 lowercase hex digits");
 
@@ -56,6 +56,7 @@ export type CreateReleaseRequest = z.infer<typeof CreateReleaseRequest>;
 
 export const AdvanceReleaseRequest = z.strictObject({
   percent: RolloutPercent.optional().describe("Default: the next of 5, 25, 100."),
+  reason: text(500).optional().describe("Why, for the audit log."),
 });
 export type AdvanceReleaseRequest = z.infer<typeof AdvanceReleaseRequest>;
 

@@ -144,7 +144,7 @@ export async function advanceRelease(deps: Deps, releaseId: string, input: Advan
     include: withVersions,
   });
   if (claimed.length === 0) throw new HttpError("conflict", "The release changed meanwhile; reload it");
-  await recordAudit(deps.db, { actor: actor.name, action: "app_release.advance", targetType: "app", targetId: release.packageName, ip: actor.ip, details: { releaseId, from: release.percent, to: percent } });
+  await recordAudit(deps.db, { actor: actor.name, action: "app_release.advance", targetType: "app", targetId: release.packageName, ip: actor.ip, details: { releaseId, from: release.percent, to: percent, ...(input.reason ? { reason: input.reason } : {}) } });
   await fillShare(deps, claimed[0] as ReleaseWithVersions, actor);
   return getReleaseView(deps, releaseId);
 }
