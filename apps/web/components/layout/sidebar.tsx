@@ -1,6 +1,6 @@
 "use client";
 
-import { BellIcon, ClipboardListIcon, LayoutDashboardIcon, MailIcon, MenuIcon, QrCodeIcon, SendIcon, SmartphoneIcon, UsersIcon } from "lucide-react";
+import { BellIcon, ClipboardListIcon, LayoutDashboardIcon, MailIcon, MenuIcon, PackageIcon, QrCodeIcon, SendIcon, SmartphoneIcon, UsersIcon } from "lucide-react";
 import Link from "next/link";
 import { usePathname } from "next/navigation";
 import { useEffect, useState } from "react";
@@ -35,6 +35,7 @@ function SidebarContent({ signedIn }: { signedIn: boolean }) {
     { href: "/", label: "Overview", icon: LayoutDashboardIcon, visible: true },
     { href: "/commands", label: "Commands", icon: SendIcon, visible: true },
     { href: "/enrollment", label: "Enrollment", icon: QrCodeIcon, visible: true },
+    { href: "/catalogue", label: "Catalogue", icon: PackageIcon, visible: true },
     { href: "/alerts", label: "Alerts", icon: BellIcon, visible: true },
     { href: "/users", label: "Users", icon: UsersIcon, visible: canManageUsers },
     { href: "/audit-log", label: "Audit log", icon: ClipboardListIcon, visible: canViewAuditLog },
