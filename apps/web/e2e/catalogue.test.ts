@@ -101,10 +101,11 @@ test("a release at 25% of a group installs on a quarter of it, advances to 100%,
   await card.getByLabel("Start at").selectOption("25");
   await card.getByRole("button", { name: "Start release" }).click();
   const row = card.getByRole("table", { name: `Releases of ${PACKAGE}` }).getByRole("row").nth(1);
-  await eventually("2 of 8 installed", async () => /^2 installed · 0 pending · 0 failed · 2 of 8 sent$/.test(await progressOf(row)));
+  // Generous: devices download and install, and the page polls every 5 s, on a busy machine.
+  await eventually("2 of 8 installed", async () => /^2 installed · 0 pending · 0 failed · 2 of 8 sent$/.test(await progressOf(row)), 90_000);
 
   await row.getByRole("button", { name: "Advance" }).click();
-  await eventually("8 of 8 installed", async () => /^8 installed · 0 pending · 0 failed · 8 of 8 sent$/.test(await progressOf(row)));
+  await eventually("8 of 8 installed", async () => /^8 installed · 0 pending · 0 failed · 8 of 8 sent$/.test(await progressOf(row)), 90_000);
   await row.getByText("100%").waitFor();
   await page.addStyleTag({ content: "[data-sonner-toaster] { display: none !important; }" });
   await page.screenshot({ path: path.join(SCREENSHOTS, "catalogue-light.png"), fullPage: true });
@@ -113,6 +114,6 @@ test("a release at 25% of a group installs on a quarter of it, advances to 100%,
   await page.getByRole("alertdialog").getByRole("button", { name: "Roll back" }).click();
   await row.getByText("rolled back").waitFor();
   // Every device ends up on version 1 again.
-  await eventually("8 devices back on version 1", async () => /^8 installed/.test(await progressOf(row)));
+  await eventually("8 devices back on version 1", async () => /^8 installed/.test(await progressOf(row)), 90_000);
   expect(devices.every((device) => device.state.apps.some((app) => app.packageName === PACKAGE && app.versionCode === 1))).toBe(true);
 });
