@@ -12,6 +12,7 @@ import { mailRoutes } from "./mail/mail.routes";
 import { securityHeaders } from "./lib/security-headers";
 import { auditRoutes } from "./modules/audit/audit.routes";
 import { authRoutes } from "./modules/auth/auth.routes";
+import { catalogueRoutes } from "./modules/catalogue/catalogue.routes";
 import { commandRoutes } from "./modules/commands/commands.routes";
 import { deviceRoutes } from "./modules/devices/devices.routes";
 import { enrollmentRoutes } from "./modules/enrollment/enrollment.routes";
@@ -32,7 +33,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(securityHeaders());
   // Bodies are kept as raw bytes: admin signatures cover the exact bytes sent, and
   // `validate` decodes JSON only after a route's guards have authenticated the caller.
-  app.use(express.raw({ type: () => true, limit: deps.env.BODY_LIMIT_BYTES }));
+  // Multipart uploads (the app catalogue's APKs) are streamed to disk by their route instead.
+  app.use(express.raw({ type: (req) => !isMultipart(req.headers["content-type"]), limit: deps.env.BODY_LIMIT_BYTES }));
 
   const guards = createGuards(deps);
   app.use(deviceRoutes(deps, guards));
@@ -46,6 +48,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(userRoutes(deps, guards));
   app.use(auditRoutes(deps, guards));
   app.use(mailRoutes(deps, guards));
+  app.use(catalogueRoutes(deps, guards));
 
   app.use(guards.public, (req: express.Request) => {
     throw new HttpError("not_found", `No route ${req.method} ${req.path}`);
@@ -54,4 +57,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(["/v1", apiRoutes.legacyHeartbeat.path], authFailuresOf(deps).middleware);
   app.use(errorHandler(deps.logger));
   return app;
+}
+
+function isMultipart(contentType: string | undefined): boolean {
+  return contentType?.toLowerCase().trimStart().startsWith("multipart/form-data") ?? false;
 }

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { EventEmitter } from "node:events";
 import {
   type ActionResultRequest,
@@ -37,6 +38,13 @@ export type DeviceOptions = {
   reconnectMaxMs?: number;
   /** Longest wait between heartbeat attempts while they keep failing (default 5 minutes). */
   retryMaxMs?: number;
+  /**
+   * Fetch install_app downloads from this origin instead of the one their URL names: the
+   * server's PUBLIC_API_URL may be a TLS proxy this machine cannot reach (a local test run).
+   */
+  downloadOrigin?: string;
+  /** Test knob: flip a byte of every download, as a tampering network would. */
+  tamperDownloads?: boolean;
   /** Test knob: silently drop the first N command_ack frames and the results that follow them. */
   dropAcks?: number;
   random?: Random;
@@ -579,7 +587,9 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
     this.inFlight.add(requestId);
     try {
       await this.acknowledge(requestId);
-      const execution = executeCommand(command, this.state.apps);
+      // An agent installs only what hashes to the command's sha256.
+      const refused = command.type === "install_app" ? await this.downloadRefusal(command.payload) : undefined;
+      const execution = refused ? { outcome: { status: "failed" as const, error: refused }, apps: this.state.apps } : executeCommand(command, this.state.apps);
       this.state = { ...this.state, apps: execution.apps };
       if (execution.reboot) await this.restart();
       this.executions.set(requestId, (this.executions.get(requestId) ?? 0) + 1);
@@ -594,6 +604,24 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
     } finally {
       this.inFlight.delete(requestId);
     }
+  }
+
+  /** Downloads an install_app's APK and checks its SHA-256: the reason to refuse it, if any. */
+  private async downloadRefusal(payload: Record<string, unknown>): Promise<string | undefined> {
+    if (typeof payload.url !== "string" || typeof payload.sha256 !== "string") return undefined;
+    let url = new URL(payload.url);
+    if (this.options.downloadOrigin) url = new URL(`${url.pathname}${url.search}`, this.options.downloadOrigin);
+    let bytes: Buffer;
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(60_000) });
+      if (!response.ok) return `download failed: HTTP ${response.status}`;
+      bytes = Buffer.from(await response.arrayBuffer());
+    } catch (error) {
+      return `download failed: ${error instanceof Error ? error.message : String(error)}`;
+    }
+    if (this.options.tamperDownloads && bytes.length > 0) bytes[bytes.length - 1] = (bytes[bytes.length - 1] ?? 0) ^ 0xff;
+    const actual = createHash("sha256").update(bytes).digest("hex");
+    return actual === payload.sha256 ? undefined : `sha256 mismatch: expected ${payload.sha256}, downloaded ${actual}`;
   }
 
   private async acknowledge(requestId: string): Promise<void> {

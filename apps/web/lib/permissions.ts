@@ -26,6 +26,7 @@ export function permissionsFor(role: UserRole | undefined) {
     canManageUsers: mayCall(role, apiRoutes.listUsers),
     canViewAuditLog: mayCall(role, apiRoutes.listAuditLog),
     canViewMail: mayCall(role, apiRoutes.listMailOutbox),
+    canManageCatalogue: mayCall(role, apiRoutes.uploadApp) && mayCall(role, apiRoutes.createRelease),
   };
 }
 

@@ -45,6 +45,8 @@ export const requestExamples: Partial<Record<keyof typeof apiRoutes, unknown>> =
   },
   updateDevice: { alias: "Store 42 · till 1", notes: "Mounted by the entrance", groups: ["store-42", "tills"] },
   createCommand: { deviceId: DEVICE_ID, type: "relaunch_app", payload: { packageName: "com.acme.pos" }, ttlSeconds: 3600 },
+  createRelease: { versionCode: 12, target: { group: "store-42" }, percent: 5, autoAdvance: true, maxFailurePercent: 5 },
+  advanceRelease: { percent: 25, reason: "no crashes in a day at 5%" },
   createBulkCommand: { target: { group: "store-42" }, type: "lock", payload: { message: "Closed for inventory" } },
   createPolicy: { group: "tills", packageName: "com.acme.pos" },
   updateAlertSettings: { enabled: true, offlineAfterSeconds: 300, recipients: ["ops@acme.example"], groupOfflinePercent: 50, cooldownMinutes: 30 },

@@ -1,5 +1,6 @@
 export * from "./auth";
 export * from "./auth-routes";
+export * from "./catalogue";
 export * from "./commands";
 export * from "./devices";
 export * from "./enrollment";

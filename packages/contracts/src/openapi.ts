@@ -124,6 +124,19 @@ function operationOf(name: string, route: ApiRoute) {
           },
         }
       : {}),
+    ...(route.upload
+      ? {
+          requestBody: {
+            required: true,
+            description: route.upload.description,
+            content: {
+              "multipart/form-data": {
+                schema: { type: "object", required: [route.upload.field], properties: { [route.upload.field]: { type: "string", format: "binary" } } },
+              },
+            },
+          },
+        }
+      : {}),
     responses,
   };
 }

@@ -25,6 +25,8 @@ export type ApiRoute = {
   params?: z.ZodObject;
   query?: z.ZodObject;
   body?: z.ZodType;
+  /** A multipart/form-data upload instead of a JSON body: the name of its one file field. */
+  upload?: { field: string; description: string };
   responses: Record<number, RouteResponse>;
   /**
    * `false` for the routes no caller may be throttled out of: the load balancer's health

@@ -32,6 +32,19 @@ import {
   ProvisioningRequest,
   ProvisioningResponse,
 } from "./enrollment";
+import {
+  AdvanceReleaseRequest,
+  AppFileParams,
+  AppFileQuery,
+  AppRelease,
+  CreateReleaseRequest,
+  ListAppsResponse,
+  PackageParams,
+  ReleaseDetail,
+  ReleaseParams,
+  UploadAppQuery,
+  UploadAppResponse,
+} from "./catalogue";
 import type { ErrorCode } from "./errors";
 import {
   CreateDevicePolicyRequest,
@@ -494,6 +507,116 @@ export const apiRoutes = {
     query: OutboxQuery,
     responses: { 200: { description: "A page of mails.", schema: ListOutboxResponse } },
   },
+  uploadApp: {
+    method: "post",
+    path: "/admin/apps",
+    tag: "Admin",
+    auth: "admin",
+    minRole: "operator",
+    summary: "Upload an APK to the app catalogue",
+    description:
+      "multipart/form-data with one file field `file`, at most `APK_MAX_BYTES`, streamed to disk. The server reads the package name, version code and name, and the signing certificate's SHA-256 from the APK itself. A package keeps the certificate of its first upload: another one is 409. Re-uploading the same file is 200 with `created: false`.",
+    query: UploadAppQuery,
+    upload: { field: "file", description: "The APK." },
+    responses: { 201: { description: "Stored.", schema: UploadAppResponse }, 200: { description: "This file was already this version.", schema: UploadAppResponse } },
+    errors: ["invalid_apk", "conflict"],
+  },
+  listApps: {
+    method: "get",
+    path: "/admin/apps",
+    tag: "Admin",
+    auth: "admin",
+    minRole: "viewer",
+    summary: "The app catalogue: apps with their versions and releases",
+    responses: { 200: { description: "Every app, by package name.", schema: ListAppsResponse } },
+  },
+  createRelease: {
+    method: "post",
+    path: "/admin/apps/{packageName}/releases",
+    tag: "Admin",
+    auth: "admin",
+    minRole: "operator",
+    summary: "Roll a catalogue version out to a group or the fleet, a percentage at a time",
+    description:
+      "Sends `install_app` (catalogue URL and SHA-256) as a batch to the release's share of the target: devices ranked by sha256(releaseId:deviceId), the first `percent`. Needs `PUBLIC_API_URL` to be https (409 otherwise). Another active or paused release of the same app is 409.",
+    params: PackageParams,
+    body: CreateReleaseRequest,
+    responses: { 201: { description: "Created and sent to its first share.", schema: AppRelease } },
+    errors: ["not_found", "conflict"],
+  },
+  getRelease: {
+    method: "get",
+    path: "/admin/app-releases/{releaseId}",
+    tag: "Admin",
+    auth: "admin",
+    minRole: "viewer",
+    summary: "A release with its progress per device",
+    params: ReleaseParams,
+    responses: { 200: { description: "The release.", schema: ReleaseDetail } },
+    errors: ["not_found"],
+  },
+  advanceRelease: {
+    method: "post",
+    path: "/admin/app-releases/{releaseId}/advance",
+    tag: "Admin",
+    auth: "admin",
+    minRole: "operator",
+    summary: "Widen a release to a higher percentage (default: the next of 5, 25, 100)",
+    description: "The devices already sent to stay; only the newly covered ones get the command. A paused or rolled-back release is 409.",
+    params: ReleaseParams,
+    body: AdvanceReleaseRequest,
+    responses: { 200: { description: "Advanced.", schema: AppRelease } },
+    errors: ["not_found", "conflict"],
+  },
+  pauseRelease: {
+    method: "post",
+    path: "/admin/app-releases/{releaseId}/pause",
+    tag: "Admin",
+    auth: "admin",
+    minRole: "operator",
+    summary: "Pause a release: no advance, manual or automatic, until resumed",
+    description: "Commands already sent are not cancelled.",
+    params: ReleaseParams,
+    responses: { 200: { description: "Paused.", schema: AppRelease } },
+    errors: ["not_found", "conflict"],
+  },
+  resumeRelease: {
+    method: "post",
+    path: "/admin/app-releases/{releaseId}/resume",
+    tag: "Admin",
+    auth: "admin",
+    minRole: "operator",
+    summary: "Resume a paused release",
+    params: ReleaseParams,
+    responses: { 200: { description: "Active again.", schema: AppRelease } },
+    errors: ["not_found", "conflict"],
+  },
+  rollbackRelease: {
+    method: "post",
+    path: "/admin/app-releases/{releaseId}/rollback",
+    tag: "Admin",
+    auth: "admin",
+    minRole: "operator",
+    summary: "Roll a release back: every device it was sent to gets the previous version",
+    description: "409 when the app has no lower version in the catalogue, or the release is already rolled back.",
+    params: ReleaseParams,
+    responses: { 200: { description: "Rolled back; the previous version is on its way.", schema: AppRelease } },
+    errors: ["not_found", "conflict"],
+  },
+  downloadAppFile: {
+    method: "get",
+    path: "/v1/app-files/{sha256}",
+    tag: "Devices",
+    auth: "none",
+    rateLimited: false,
+    summary: "Download a catalogue APK (the URL of an install_app command)",
+    description:
+      "The URL is signed and expires: `signature` = hex HMAC-SHA256 over `GET\n/v1/app-files/<sha256>\n<expires>` with a key derived from the server's secrets. Expired or altered: 403. Supports Range requests. Not rate-limited per address (fleets share NATs): the signature is the check. Verify the file's SHA-256 before installing it.",
+    params: AppFileParams,
+    query: AppFileQuery,
+    responses: { 200: { description: "The APK.", contentType: "application/vnd.android.package-archive" }, 206: { description: "The requested range." } },
+    errors: ["forbidden", "not_found"],
+  },
   health: {
     method: "get",
     path: "/api/health",
@@ -542,6 +665,10 @@ export type ApiRouteName = keyof typeof apiRoutes;
 export function routeErrors(route: ApiRoute): ErrorCode[] {
   const codes = new Set<ErrorCode>(route.errors ?? []);
   if (route.body || route.query || route.params) codes.add("validation_failed");
+  if (route.upload) {
+    codes.add("payload_too_large");
+    codes.add("unsupported_media_type");
+  }
   if (route.body) {
     codes.add("invalid_json");
     codes.add("payload_too_large");

@@ -108,6 +108,10 @@ export const EnvSchema = z
         return checksum ?? z.NEVER;
       })
       .optional(),
+    // The app catalogue: largest APK accepted (streamed to disk, never held whole in memory
+    // by the upload) and where files are stored by SHA-256 (default DATA_DIR/apps).
+    APK_MAX_BYTES: positiveInt(100 * 1024 * 1024),
+    APK_STORAGE_DIR: optionalText,
     RATE_LIMIT_LOGIN_PER_MINUTE: positiveInt(10),
     RATE_LIMIT_PASSWORD_RESET_PER_HOUR: positiveInt(3),
     // Per account, whatever the address: failed sign-ins in 15 minutes before each further

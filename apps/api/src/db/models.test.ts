@@ -84,6 +84,24 @@ it("round-trips every model through the migrated database", async () => {
   const resetRequest = await db.passwordResetRequest.create({ data: { email: "someone@example.com", ip: "::1", userAgent: "curl", requestedAt: at } });
   expect(await db.passwordResetRequest.findUniqueOrThrow({ where: { id: resetRequest.id } })).toEqual(resetRequest);
 
+  const catalogueApp = { packageName: "com.a.b", certSha256: "c".repeat(64), createdAt: at };
+  expect(await db.catalogueApp.create({ data: catalogueApp })).toEqual(catalogueApp);
+  const appVersion = { id: randomUUID(), packageName: "com.a.b", versionCode: 2_147_483_647, versionName: "9.9", sha256: "d".repeat(64), sizeBytes: 2n ** 33n, certSha256: "c".repeat(64), uploadedBy: "admin", createdAt: at };
+  const olderVersion = { ...appVersion, id: randomUUID(), versionCode: 1, versionName: null, uploadedBy: null };
+  expect(await db.appVersion.create({ data: appVersion })).toEqual(appVersion);
+  expect(await db.appVersion.create({ data: olderVersion })).toEqual(olderVersion);
+  const appRelease = {
+    id: randomUUID(), packageName: "com.a.b", versionId: appVersion.id, previousVersionId: olderVersion.id, target: { group: "north" }, percent: 25,
+    status: "paused" as const, autoAdvance: true, maxFailurePercent: 10, createdBy: "admin", createdAt: at, updatedAt: at,
+  };
+  expect(await db.appRelease.create({ data: appRelease })).toEqual(appRelease);
+  const releaseDevice = { releaseId: appRelease.id, deviceId: device.id, versionId: appVersion.id, requestId: command.requestId, sentAt: at };
+  expect(await db.appReleaseDevice.create({ data: releaseDevice })).toEqual(releaseDevice);
+  // Cascades: deleting an app removes its versions, releases and their devices.
+  await db.catalogueApp.delete({ where: { packageName: "com.a.b" } });
+  expect(await db.appReleaseDevice.count()).toBe(0);
+  expect(await db.appVersion.count()).toBe(0);
+
   // Cascades: deleting a user removes their reset tokens and sessions.
   await db.user.delete({ where: { id: user.id } });
   expect(await db.passwordResetToken.count()).toBe(0);

@@ -1,5 +1,6 @@
 import type { AppDeps } from "../deps";
 import { sweepSocketLeases } from "../realtime/presence";
+import { advanceRollouts } from "../modules/catalogue/releases.service";
 import { sweepOffline } from "../modules/fleet/fleet-monitor";
 import { maintainTelemetryPartitions } from "./telemetry-partitions";
 
@@ -132,6 +133,10 @@ export function startMaintenance(deps: AppDeps): () => void {
     }),
     everyOncePerCluster(deps, "socket lease sweep", Math.max(250, (deps.env.WS_LEASE_SECONDS * 1000) / 4), () => sweepSocketLeases(deps)),
     everyOncePerCluster(deps, "offline sweep", deps.env.OFFLINE_SWEEP_SECONDS * 1000, () => sweepOffline(deps)),
+    everyOncePerCluster(deps, "app rollouts", 60_000, async () => {
+      const outcome = await advanceRollouts(deps);
+      if (outcome.advanced || outcome.paused) deps.logger.info("app rollouts", outcome);
+    }),
   ];
   return () => {
     for (const stop of stops) stop();

@@ -1,6 +1,6 @@
 "use client";
 
-import { BellIcon, ClipboardListIcon, ShieldCheckIcon, LayoutDashboardIcon, MailIcon, MenuIcon, QrCodeIcon, SendIcon, SmartphoneIcon, UsersIcon } from "lucide-react";
+import { BellIcon, ClipboardListIcon, LayoutDashboardIcon, MailIcon, MenuIcon, PackageIcon, QrCodeIcon, SendIcon, ShieldCheckIcon, SmartphoneIcon, UsersIcon } from "lucide-react";
 import Link from "next/link";
 import { usePathname } from "next/navigation";
 import { useEffect, useState } from "react";
@@ -36,6 +36,7 @@ function SidebarContent({ signedIn }: { signedIn: boolean }) {
     { href: "/commands", label: "Commands", icon: SendIcon, visible: true },
     { href: "/policies", label: "Policies", icon: ShieldCheckIcon, visible: true },
     { href: "/enrollment", label: "Enrollment", icon: QrCodeIcon, visible: true },
+    { href: "/catalogue", label: "Catalogue", icon: PackageIcon, visible: true },
     { href: "/alerts", label: "Alerts", icon: BellIcon, visible: true },
     { href: "/users", label: "Users", icon: UsersIcon, visible: canManageUsers },
     { href: "/audit-log", label: "Audit log", icon: ClipboardListIcon, visible: canViewAuditLog },
