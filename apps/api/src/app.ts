@@ -10,6 +10,7 @@ import { HttpError } from "./lib/http-error";
 import { requestContext } from "./lib/request-context";
 import { mailRoutes } from "./mail/mail.routes";
 import { securityHeaders } from "./lib/security-headers";
+import { apiKeyRoutes } from "./modules/api-keys/api-keys.routes";
 import { auditRoutes } from "./modules/audit/audit.routes";
 import { authRoutes } from "./modules/auth/auth.routes";
 import { commandRoutes } from "./modules/commands/commands.routes";
@@ -44,6 +45,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(userRoutes(deps, guards));
   app.use(auditRoutes(deps, guards));
   app.use(mailRoutes(deps, guards));
+  app.use(apiKeyRoutes(deps, guards));
 
   app.use(guards.public, (req: express.Request) => {
     throw new HttpError("not_found", `No route ${req.method} ${req.path}`);

@@ -47,6 +47,7 @@ import {
   UpdateAlertSettingsRequest,
   UpdateDeviceRequest,
 } from "./fleet";
+import { ApiKey, ApiKeyIdParams, CreateApiKeyRequest, CreateApiKeyResponse, ListApiKeysResponse } from "./integrations";
 import { ListOutboxResponse, OutboxQuery } from "./mail";
 import { HealthResponse } from "./system";
 
@@ -340,6 +341,38 @@ export const apiRoutes = {
       "Every mail the API sends (invitations, password resets, alerts) is a row here, sent by a worker with retries. Without a provider (`sending: false`) mails are only recorded: their text, links included, is shown here so a local admin can pass them on. Rows are kept `MAIL_RETENTION_DAYS` days.",
     query: OutboxQuery,
     responses: { 200: { description: "A page of mails.", schema: ListOutboxResponse } },
+  },
+  createApiKey: {
+    method: "post",
+    path: "/admin/api-keys",
+    tag: "Admin",
+    auth: "admin",
+    minRole: "admin",
+    summary: "Create an API key for an integration",
+    description:
+      "Returns the key's id (sent as `X-Admin`) and its signing secret (the HMAC key of its requests, see the README's \"Signing admin requests\"), shown only this once. The key acts with its `role`, from `allowedCidrs` only when given, until `expiresAt` or revocation.",
+    body: CreateApiKeyRequest,
+    responses: { 201: { description: "Created; `secret` is never shown again.", schema: CreateApiKeyResponse } },
+  },
+  listApiKeys: {
+    method: "get",
+    path: "/admin/api-keys",
+    tag: "Admin",
+    auth: "admin",
+    minRole: "admin",
+    summary: "List API keys with their role, expiry, ranges and last use; never their secret",
+    responses: { 200: { description: "Keys, newest first.", schema: ListApiKeysResponse } },
+  },
+  revokeApiKey: {
+    method: "post",
+    path: "/admin/api-keys/{keyId}/revoke",
+    tag: "Admin",
+    auth: "admin",
+    minRole: "admin",
+    summary: "Revoke an API key: refused at once by every instance",
+    params: ApiKeyIdParams,
+    responses: { 200: { description: "The revoked key.", schema: ApiKey } },
+    errors: ["not_found"],
   },
   health: {
     method: "get",
