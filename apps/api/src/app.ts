@@ -16,10 +16,12 @@ import { authRoutes } from "./modules/auth/auth.routes";
 import { commandRoutes } from "./modules/commands/commands.routes";
 import { deviceRoutes } from "./modules/devices/devices.routes";
 import { enrollmentRoutes } from "./modules/enrollment/enrollment.routes";
+import { exportRoutes } from "./modules/exports/exports.routes";
 import { fleetRoutes } from "./modules/fleet/fleet.routes";
 import { legacyRoutes } from "./modules/legacy/legacy.routes";
 import { systemRoutes } from "./modules/system/system.routes";
 import { userRoutes } from "./modules/users/users.routes";
+import { webhookRoutes } from "./modules/webhooks/webhooks.routes";
 
 export function createApp(deps: AppDeps): express.Express {
   const app = express();
@@ -35,6 +37,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(express.raw({ type: () => true, limit: deps.env.BODY_LIMIT_BYTES }));
 
   const guards = createGuards(deps);
+  app.use(exportRoutes(deps, guards));
   app.use(deviceRoutes(deps, guards));
   app.use(commandRoutes(deps, guards));
   app.use(enrollmentRoutes(deps, guards));
@@ -46,6 +49,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(auditRoutes(deps, guards));
   app.use(mailRoutes(deps, guards));
   app.use(apiKeyRoutes(deps, guards));
+  app.use(webhookRoutes(deps, guards));
 
   app.use(guards.public, (req: express.Request) => {
     throw new HttpError("not_found", `No route ${req.method} ${req.path}`);
