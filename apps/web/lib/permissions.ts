@@ -26,6 +26,9 @@ export function permissionsFor(role: UserRole | undefined) {
     canManageUsers: mayCall(role, apiRoutes.listUsers),
     canViewAuditLog: mayCall(role, apiRoutes.listAuditLog),
     canViewMail: mayCall(role, apiRoutes.listMailOutbox),
+    canManageApiKeys: mayCall(role, apiRoutes.createApiKey),
+    canManageWebhooks: mayCall(role, apiRoutes.createWebhook),
+    canExportAuditLog: mayCall(role, apiRoutes.exportAuditLog),
   };
 }
 
