@@ -7,6 +7,7 @@ import { WEBHOOK_SIGNATURE_HEADER, webhookSignatureHeader } from "@mdm/contracts
 import type { Env } from "../../config/env";
 import type { AppDeps } from "../../deps";
 import type { WebhookDelivery } from "../../generated/prisma/client";
+import { claimJobRun } from "../../jobs/maintenance";
 import { type PollingWorker, startPollingWorker } from "../../lib/polling-worker";
 
 // The webhook worker: claims due deliveries (FOR UPDATE SKIP LOCKED, so instances never
@@ -213,9 +214,38 @@ export function wakeWebhookWorker({ db }: Pick<AppDeps, "db">): void {
   wakers.get(db)?.();
 }
 
-/** The instance's webhook worker: a round on wake-up and every second. */
-export function startWebhookWorker(deps: WebhookDeps, options: { pollMs?: number } = {}): PollingWorker {
-  const worker = startPollingWorker({ name: "webhook worker", pollMs: options.pollMs ?? 1000, logger: deps.logger, round: (stopping) => processDueWebhooks(deps, stopping) });
+/** Finished deliveries are kept this long in the log, then deleted (the queue stays bounded). */
+export const WEBHOOK_LOG_RETENTION_DAYS = 30;
+const PRUNE_BATCH = 5000;
+const PRUNE_EVERY_MS = 3600_000;
+
+/** Deletes finished deliveries older than the retention, in batches; queued ones stay until they finish (24 h at most). */
+export async function pruneWebhookDeliveries({ db, clock }: Pick<AppDeps, "db" | "clock">): Promise<number> {
+  const cutoff = new Date(clock.now().getTime() - WEBHOOK_LOG_RETENTION_DAYS * 24 * 3600_000);
+  let total = 0;
+  for (;;) {
+    const deleted = await db.$executeRaw`
+      DELETE FROM "WebhookDelivery" WHERE id IN (
+        SELECT id FROM "WebhookDelivery" WHERE "createdAt" < ${cutoff} AND status <> 'queued' ORDER BY id LIMIT ${PRUNE_BATCH})`;
+    total += deleted;
+    if (deleted < PRUNE_BATCH) return total;
+  }
+}
+
+/** The instance's webhook worker: a round on wake-up and every second; prunes the log hourly, once per cluster. */
+export function startWebhookWorker(deps: WebhookDeps & Pick<AppDeps, "instanceId">, options: { pollMs?: number } = {}): PollingWorker {
+  let lastPruneCheck = 0;
+  const worker = startPollingWorker({
+    name: "webhook worker",
+    pollMs: options.pollMs ?? 1000,
+    logger: deps.logger,
+    round: async (stopping) => {
+      await processDueWebhooks(deps, stopping);
+      if (Date.now() - lastPruneCheck < PRUNE_EVERY_MS) return;
+      lastPruneCheck = Date.now();
+      if (await claimJobRun(deps, "webhook log prune", PRUNE_EVERY_MS)) await pruneWebhookDeliveries(deps);
+    },
+  });
   wakers.set(deps.db, () => void worker.runNow());
   return {
     runNow: worker.runNow,

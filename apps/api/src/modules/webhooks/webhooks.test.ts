@@ -4,7 +4,7 @@ import { type CreateWebhookResponse, ListWebhookDeliveriesResponse, WebhookEvent
 import request from "supertest";
 import { type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, enrollDevice, heartbeatBody, resetTables } from "../../test";
 import { sweepOffline } from "../fleet/fleet-monitor";
-import { processDueWebhooks } from "./webhook-delivery";
+import { WEBHOOK_LOG_RETENTION_DAYS, processDueWebhooks, pruneWebhookDeliveries } from "./webhook-delivery";
 
 type Received = { headers: http.IncomingHttpHeaders; body: string };
 
@@ -121,7 +121,7 @@ describe("webhooks", () => {
     const log = ListWebhookDeliveriesResponse.parse((await adminRequest(t.app, "GET", `/admin/webhooks/${webhook.id}/deliveries`)).body);
     expect(log.deliveries).toHaveLength(8);
     for (const delivery of log.deliveries) expect(delivery).toMatchObject({ status: "succeeded", attempts: 1, lastStatusCode: 200, lastError: null });
-  });
+  }, 120_000);
 
   it("only sends the events an endpoint subscribed to", async () => {
     await register(["device.offline"]);
@@ -171,6 +171,11 @@ describe("webhooks", () => {
     t.clock.advance(3600);
     await processDueWebhooks(t.deps);
     expect(receiver.received).toHaveLength(attempts);
+
+    // Kept in the log for the retention window, then pruned.
+    expect(await pruneWebhookDeliveries(t.deps)).toBe(0);
+    t.clock.advance(WEBHOOK_LOG_RETENTION_DAYS * 24 * 3600);
+    expect(await pruneWebhookDeliveries(t.deps)).toBe(1);
   });
 
   it("refuses private, loopback and link-local addresses outside development, at registration and at delivery", async () => {
