@@ -87,6 +87,9 @@ function samples(): Partial<Record<ApiRouteName, Sample>> {
     confirmPasswordReset: { body: { token: `${UNKNOWN_ID}.${"A".repeat(43)}`, password: "correct horse battery staple" }, textField: "token" },
     inviteUser: { body: { email: "new@example.com", name: "New", role: "viewer" }, textField: "name" },
     updateUser: { body: { name: "Renamed" }, textField: "name" },
+    createApiKey: { body: { name: "ticketing-sync", role: "viewer" }, textField: "name" },
+    // An address literal outside every private range: accepted without a DNS lookup.
+    createWebhook: { body: { url: "https://203.0.113.10/hook", events: ["device.enrolled"], description: "paging" }, textField: "description" },
   };
 }
 
