@@ -10,17 +10,20 @@ import { HttpError } from "./lib/http-error";
 import { requestContext } from "./lib/request-context";
 import { mailRoutes } from "./mail/mail.routes";
 import { securityHeaders } from "./lib/security-headers";
+import { apiKeyRoutes } from "./modules/api-keys/api-keys.routes";
 import { auditRoutes } from "./modules/audit/audit.routes";
 import { authRoutes } from "./modules/auth/auth.routes";
 import { catalogueRoutes } from "./modules/catalogue/catalogue.routes";
 import { commandRoutes } from "./modules/commands/commands.routes";
 import { deviceRoutes } from "./modules/devices/devices.routes";
 import { enrollmentRoutes } from "./modules/enrollment/enrollment.routes";
+import { exportRoutes } from "./modules/exports/exports.routes";
 import { fleetRoutes } from "./modules/fleet/fleet.routes";
 import { policiesRoutes } from "./modules/policies/policies.routes";
 import { legacyRoutes } from "./modules/legacy/legacy.routes";
 import { systemRoutes } from "./modules/system/system.routes";
 import { userRoutes } from "./modules/users/users.routes";
+import { webhookRoutes } from "./modules/webhooks/webhooks.routes";
 
 export function createApp(deps: AppDeps): express.Express {
   const app = express();
@@ -37,6 +40,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(express.raw({ type: (req) => !isMultipart(req.headers["content-type"]), limit: deps.env.BODY_LIMIT_BYTES }));
 
   const guards = createGuards(deps);
+  app.use(exportRoutes(deps, guards));
   app.use(deviceRoutes(deps, guards));
   app.use(commandRoutes(deps, guards));
   app.use(enrollmentRoutes(deps, guards));
@@ -49,6 +53,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(auditRoutes(deps, guards));
   app.use(mailRoutes(deps, guards));
   app.use(catalogueRoutes(deps, guards));
+  app.use(apiKeyRoutes(deps, guards));
+  app.use(webhookRoutes(deps, guards));
 
   app.use(guards.public, (req: express.Request) => {
     throw new HttpError("not_found", `No route ${req.method} ${req.path}`);

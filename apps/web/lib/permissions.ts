@@ -27,6 +27,9 @@ export function permissionsFor(role: UserRole | undefined) {
     canViewAuditLog: mayCall(role, apiRoutes.listAuditLog),
     canViewMail: mayCall(role, apiRoutes.listMailOutbox),
     canManageCatalogue: mayCall(role, apiRoutes.uploadApp) && mayCall(role, apiRoutes.createRelease),
+    canManageApiKeys: mayCall(role, apiRoutes.createApiKey),
+    canManageWebhooks: mayCall(role, apiRoutes.createWebhook),
+    canExportAuditLog: mayCall(role, apiRoutes.exportAuditLog),
   };
 }
 

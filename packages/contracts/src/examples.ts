@@ -56,4 +56,6 @@ export const requestExamples: Partial<Record<keyof typeof apiRoutes, unknown>> =
   confirmPasswordReset: { token: `${DEVICE_TOKEN_ID}.Hk2sP8qW1eR5tY7uI9oL3aS6dF4gJ0zX2cV8bN1mQ5w`, password: "a brand new passphrase" },
   inviteUser: { email: "sam@acme.example", name: "Sam Operator", role: "operator" },
   updateUser: { role: "viewer" },
+  createWebhook: { url: "https://hooks.acme.example/mdm", events: ["device.offline", "device.online", "command.status_changed"], description: "On-call paging" },
+  createApiKey: { name: "ticketing-sync", role: "operator", expiresAt: "2027-12-31T23:59:59Z", allowedCidrs: ["203.0.113.0/24", "2001:db8::/32"] },
 };

@@ -6,6 +6,7 @@ export * from "./devices";
 export * from "./enrollment";
 export * from "./errors";
 export * from "./fleet";
+export * from "./integrations";
 export * from "./mail";
 export * from "./openapi";
 export * from "./primitives";

@@ -117,3 +117,26 @@ export async function verifyCommandSignature(
 ): Promise<boolean> {
   return timingSafeEqual(await signCommand(commandKey, command), command.signature);
 }
+
+// ---- Webhook signatures -------------------------------------------------------------
+
+/** `Webhook-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`, as Stripe signs. */
+export async function webhookSignatureHeader(secret: string, timestamp: number, body: string): Promise<string> {
+  return `t=${timestamp},v1=${await hmacSha256Hex(secret, `${timestamp}.${body}`)}`;
+}
+
+/** Verifies a `Webhook-Signature` header against the raw body, refusing timestamps further than `toleranceSeconds` from `nowSeconds`. */
+export async function verifyWebhookSignature(
+  secret: string,
+  header: string,
+  body: string,
+  options: { nowSeconds?: number; toleranceSeconds?: number } = {},
+): Promise<boolean> {
+  const parts = new Map(header.split(",").map((part) => part.trim().split("=", 2) as [string, string]));
+  const timestamp = Number(parts.get("t"));
+  const signature = parts.get("v1");
+  if (!Number.isInteger(timestamp) || !signature) return false;
+  const now = options.nowSeconds ?? Math.floor(Date.now() / 1000);
+  if (Math.abs(now - timestamp) > (options.toleranceSeconds ?? 300)) return false;
+  return timingSafeEqual(await hmacSha256Hex(secret, `${timestamp}.${body}`), signature);
+}

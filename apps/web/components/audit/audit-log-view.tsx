@@ -1,7 +1,10 @@
 "use client";
 
+import { apiRoutes } from "@mdm/contracts";
+
 import { useState } from "react";
 import { usePermissions } from "@/components/layout/session-context";
+import { ExportButtons } from "@/components/integrations/export-buttons";
 import { PageHeader } from "@/components/page-header";
 import { EmptyState, ErrorState } from "@/components/states";
 import { Button } from "@/components/ui/button";
@@ -44,7 +47,7 @@ export function AuditLogView() {
   if (!canViewAuditLog) return <EmptyState title="Only admins can read the audit log" />;
   return (
     <div className="flex flex-col gap-6">
-      <PageHeader title="Audit log" description="Who did what, newest first." />
+      <PageHeader title="Audit log" description="Who did what, newest first." actions={<ExportButtons route={apiRoutes.exportAuditLog} label="the audit log" query={toQuery(filters)} />} />
       <div className="grid gap-3 sm:grid-cols-3 lg:grid-cols-6">
         {(
           [

@@ -1,10 +1,11 @@
 "use client";
 
-import { CommandStatus, CommandType } from "@mdm/contracts";
+import { CommandStatus, CommandType, apiRoutes } from "@mdm/contracts";
 import { ChevronLeftIcon, ChevronRightIcon, SendIcon } from "lucide-react";
 import { usePathname, useRouter, useSearchParams } from "next/navigation";
 import { useState } from "react";
 import { usePermissions } from "@/components/layout/session-context";
+import { ExportButtons } from "@/components/integrations/export-buttons";
 import { PageHeader } from "@/components/page-header";
 import { Button } from "@/components/ui/button";
 import { Select, SelectContent, SelectItem, SelectTrigger, SelectValue } from "@/components/ui/select";
@@ -58,11 +59,14 @@ export function CommandsView() {
         title="Commands"
         description="Every command and its status, live. Expand a row for its history."
         actions={
-          canSendCommands ? (
+          <div className="flex flex-wrap gap-2">
+            <ExportButtons route={apiRoutes.exportCommands} label="the command history" />
+          {canSendCommands ? (
             <Button onClick={() => setSendOpen(true)}>
               <SendIcon /> Send command
             </Button>
-          ) : null
+          ) : null}
+          </div>
         }
       />
       {batchId ? (

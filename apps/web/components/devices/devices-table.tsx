@@ -1,6 +1,6 @@
 "use client";
 
-import type { DeviceSort, DeviceView } from "@mdm/contracts";
+import { type DeviceSort, type DeviceView, apiRoutes } from "@mdm/contracts";
 import { ArrowDownIcon, ArrowUpDownIcon, ArrowUpIcon, ChevronLeftIcon, ChevronRightIcon, SearchIcon, SendIcon, XIcon } from "lucide-react";
 import Link from "next/link";
 import { useRouter } from "next/navigation";
@@ -13,6 +13,7 @@ import { EmptyState, TableStatusRows } from "@/components/states";
 import { Badge } from "@/components/ui/badge";
 import { Button } from "@/components/ui/button";
 import { Checkbox } from "@/components/ui/checkbox";
+import { ExportButtons } from "@/components/integrations/export-buttons";
 import { Input } from "@/components/ui/input";
 import { Select, SelectContent, SelectItem, SelectTrigger, SelectValue } from "@/components/ui/select";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
@@ -160,6 +161,13 @@ export function DevicesTable() {
 
   return (
     <div className="flex flex-col gap-3">
+      <div className="flex justify-end">
+        <ExportButtons
+          route={apiRoutes.exportDevices}
+          label="devices"
+          query={{ search: params.search || undefined, status: params.status, group: params.group, batteryBelow: params.batteryBelow, appVersion: params.appVersion, sort: params.sort, order: params.order }}
+        />
+      </div>
       <div className="flex flex-wrap items-center gap-2">
         <div className="relative w-full sm:w-80">
           <SearchIcon className="pointer-events-none absolute top-2.5 left-2.5 size-4 text-muted-foreground" aria-hidden />

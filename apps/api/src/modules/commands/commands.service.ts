@@ -20,7 +20,9 @@ import type { Env } from "../../config/env";
 import type { AppDeps } from "../../deps";
 import type { Command, CommandBatch as CommandBatchRow, CommandEvent, Prisma } from "../../generated/prisma/client";
 import { recordAudit } from "../../lib/audit";
+import type { DbOrTx } from "../../db/types";
 import { HttpError } from "../../lib/http-error";
+import { emitWebhookEvents } from "../webhooks/webhook-events";
 import { commandKeyFor } from "../devices/devices.service";
 import { retryDelaySeconds, wakeDelivery } from "./delivery";
 
@@ -90,12 +92,44 @@ export async function transition(
       data: { status: to, ...extra },
       select: { deviceId: true, batchId: true },
     });
-    if (rows.length === 1) await tx.commandEvent.create({ data: { requestId, status: to, at, detail } });
+    if (rows.length === 1) {
+      await tx.commandEvent.create({ data: { requestId, status: to, at, detail } });
+      await emitCommandStatusChanges(tx, [{ requestId, deviceId: rows[0]!.deviceId, batchId: rows[0]!.batchId, status: to, detail }], at);
+    }
     return rows[0];
   });
   if (!moved) return false;
   bus.publish({ kind: "command_status", change: { requestId, deviceId: moved.deviceId, batchId: moved.batchId, status: to, at: at.toISOString() } });
   return true;
+}
+
+export type CommandStatusChange = { requestId: string; deviceId: string; batchId: string | null; status: CommandStatus; detail: string | null };
+
+/**
+ * In the transaction that changed them: queues `command.status_changed` webhooks for these
+ * changes and, for batches some of them finished, `batch.done` once the batch's last
+ * command is final. The batch row is locked first, so of two transactions finishing a
+ * batch's last two commands at once, the second sees both final; `doneAt` makes it once.
+ */
+export async function emitCommandStatusChanges(tx: DbOrTx, changes: CommandStatusChange[], at: Date): Promise<void> {
+  await emitWebhookEvents(
+    tx,
+    changes.map((change) => ({ type: "command.status_changed", at, data: { ...change, at: at.toISOString() } })),
+  );
+  const batchIds = [...new Set(changes.filter((change) => change.batchId && finalCommandStatuses.includes(change.status as never)).map((change) => change.batchId!))];
+  for (const batchId of batchIds.sort()) {
+    await tx.$queryRaw`SELECT id FROM "CommandBatch" WHERE id = ${batchId}::uuid FOR UPDATE`;
+    const done = await tx.$queryRaw<Array<{ id: string; type: string; total: number; createdBy: string | null }>>`
+      UPDATE "CommandBatch" b SET "doneAt" = ${at}
+      WHERE id = ${batchId}::uuid AND "doneAt" IS NULL
+        AND NOT EXISTS (SELECT 1 FROM "Command" c WHERE c."batchId" = b.id AND c.status IN ('queued', 'sent', 'acknowledged'))
+      RETURNING id, type::text, total, "createdBy"`;
+    if (done.length === 0) continue;
+    const grouped = await tx.$queryRaw<Array<{ status: string; count: number }>>`
+      SELECT status::text, count(*)::int AS count FROM "Command" WHERE "batchId" = ${batchId}::uuid GROUP BY status`;
+    const counts = Object.fromEntries(grouped.map((row) => [row.status, row.count]));
+    await emitWebhookEvents(tx, [{ type: "batch.done", at, data: { batchId, type: done[0]!.type, total: done[0]!.total, createdBy: done[0]!.createdBy, counts, at: at.toISOString() } }]);
+  }
 }
 
 /**

@@ -12,6 +12,7 @@ import type { Env } from "../../config/env";
 import type { AppDeps } from "../../deps";
 import { type Device, Prisma } from "../../generated/prisma/client";
 import { recordAudit } from "../../lib/audit";
+import { deviceEventData, emitWebhookEvent } from "../webhooks/webhook-events";
 import { HttpError } from "../../lib/http-error";
 import { formatToken, hashSecret, newSecret, parseToken, secretMatches } from "../../lib/secrets";
 import { socketState } from "../fleet/fleet.service";
@@ -49,7 +50,8 @@ export async function registerDevice(
   const secret = newSecret();
   const enrollmentTokenId = await db.$transaction(async (tx) => {
     const tokenId = await consumeEnrollmentToken(tx, clock, enrollmentToken);
-    await tx.device.create({ data: { id: deviceId, tokenHash: hashSecret(secret), enrollmentTokenId: tokenId, ...factsData(facts) } });
+    const device = await tx.device.create({ data: { id: deviceId, tokenHash: hashSecret(secret), enrollmentTokenId: tokenId, ...factsData(facts) } });
+    await emitWebhookEvent(tx, "device.enrolled", { ...deviceEventData(device), enrollmentTokenId: tokenId, legacy: false }, clock.now());
     return tokenId;
   });
   await recordAudit(db, {
@@ -122,7 +124,7 @@ export async function recordHeartbeat({ db, clock }: Pick<AppDeps, "db" | "clock
   const { policy } = heartbeat;
   const policyFailures = policy ? JSON.stringify(policy.failures) : null;
   const rows = await db.$queryRaw<Array<Device & { hasPending: boolean; mustRun: string[] }>>`
-    WITH previous AS (SELECT "appStatus" FROM "Device" WHERE id = ${deviceId}::uuid),
+    WITH previous AS (SELECT "appStatus", "offlineSince" FROM "Device" WHERE id = ${deviceId}::uuid),
     updated AS (
       UPDATE "Device" SET
         "lastSeenAt" = ${now}, online = true, "offlineSince" = NULL, "deviceTime" = ${deviceTime},
@@ -153,7 +155,19 @@ export async function recordHeartbeat({ db, clock }: Pick<AppDeps, "db" | "clock
         ${memory?.total ?? null}::bigint, ${memory?.available ?? null}::bigint, ${storage?.total ?? null}::bigint,
         ${storage?.available ?? null}::bigint, ${network?.type ?? null}::text,
         CASE WHEN ${appsJson}::jsonb IS DISTINCT FROM (SELECT "appStatus" FROM previous) THEN ${appsJson}::jsonb END
-      FROM updated)
+      FROM updated),
+    -- Back from offline (the sweep had marked it): device.online to subscribed webhooks, in
+    -- this statement (see emitWebhookEvents for the row's shape). A device heartbeats one
+    -- request after another; only two of its heartbeats racing each other at the moment it
+    -- returns could both see offlineSince set (receivers dedupe on the device and time).
+    back_online AS (SELECT gen_random_uuid() AS "eventId", jsonb_build_object('deviceId', updated.id, 'alias', updated.alias, 'model', updated.model,
+        'serialNumber', updated."serialNumber", 'groups', to_jsonb(updated.groups), 'offlineSince', previous."offlineSince", 'at', ${now}::timestamptz) AS data
+      FROM updated, previous WHERE previous."offlineSince" IS NOT NULL),
+    online_webhooks AS (
+      INSERT INTO "WebhookDelivery" ("endpointId", "eventId", "eventType", payload, status, "nextAttemptAt", "createdAt")
+      SELECT e.id, b."eventId", 'device.online', jsonb_build_object('id', b."eventId", 'type', 'device.online', 'createdAt', ${now}::timestamptz, 'data', b.data),
+        'queued', ${now}, ${now}
+      FROM back_online b JOIN "WebhookEndpoint" e ON 'device.online' = ANY(e.events))
     SELECT updated.*,
       EXISTS (SELECT 1 FROM "Command" c WHERE c."deviceId" = updated.id AND c.status IN ('queued', 'sent') AND c."expiresAt" > ${now}) AS "hasPending",
       ARRAY(SELECT p."packageName" FROM "AppPolicy" p WHERE p.enabled AND (p."deviceId" = updated.id OR p."group" = ANY(updated.groups))
@@ -249,7 +263,8 @@ export function likePattern(search: string): string {
   return `%${search.replace(/[\\%_]/g, (char) => `\\${char}`)}%`;
 }
 
-function deviceFilters(query: ListDevicesQuery): Prisma.Sql {
+/** The list's filters as a WHERE condition (also the device export's). */
+export function deviceFilters(query: Pick<ListDevicesQuery, "status" | "group" | "batteryBelow" | "appVersion" | "search">): Prisma.Sql {
   const filters: Prisma.Sql[] = [];
   if (query.status) filters.push(Prisma.sql`online = ${query.status === "online"}`);
   // Containment, which the GIN index on groups answers (`= ANY(groups)` would scan).
@@ -266,6 +281,12 @@ function deviceFilters(query: ListDevicesQuery): Prisma.Sql {
     filters.push(Prisma.sql`(${Prisma.join(matches, " OR ")})`);
   }
   return filters.length > 0 ? Prisma.join(filters, " AND ") : Prisma.sql`TRUE`;
+}
+
+/** The list's order (empty values last, then by id) as an ORDER BY list, for the export. */
+export function deviceOrderBy(query: Pick<ListDevicesQuery, "sort" | "order">): Prisma.Sql {
+  const dir = Prisma.raw(query.order === "desc" ? "DESC" : "ASC");
+  return Prisma.sql`${Prisma.raw(SORT_COLUMNS[query.sort].column)} ${dir} NULLS LAST, id ${dir}`;
 }
 
 const countDevices = async (db: AppDeps["db"], where: Prisma.Sql) =>

@@ -5,6 +5,7 @@ import type { Device } from "../../generated/prisma/client";
 import { enqueueMail, mailDelivery, wakeMailWorker } from "../../mail/outbox";
 import { claimJobRun } from "../../jobs/maintenance";
 import { createCommand } from "../commands/commands.service";
+import { deviceEventData, emitWebhookEvents } from "../webhooks/webhook-events";
 import { getAlertSettings, toLiveState } from "./fleet.service";
 
 export const AUTO_RELAUNCH_ACTOR = "policy:auto-relaunch";
@@ -39,10 +40,17 @@ export async function sweepOffline(deps: AppDeps): Promise<Device[]> {
   const settings = await getAlertSettings(deps);
   const now = deps.clock.now();
   const cutoff = new Date(now.getTime() - settings.offlineAfterSeconds * 1000);
-  const wentOffline = await deps.db.$queryRaw<Device[]>`
-    UPDATE "Device" SET online = false, "offlineSince" = ${now}
-    WHERE online AND "lastSeenAt" < ${cutoff}
-    RETURNING *`;
+  const wentOffline = await deps.db.$transaction(async (tx) => {
+    const devices = await tx.$queryRaw<Device[]>`
+      UPDATE "Device" SET online = false, "offlineSince" = ${now}
+      WHERE online AND "lastSeenAt" < ${cutoff}
+      RETURNING *`;
+    await emitWebhookEvents(
+      tx,
+      devices.map((device) => ({ type: "device.offline", at: now, data: { ...deviceEventData(device), lastSeenAt: device.lastSeenAt?.toISOString() ?? null, offlineSince: now.toISOString() } })),
+    );
+    return devices;
+  });
   for (const device of wentOffline) deps.bus.publish({ kind: "device_state", state: toLiveState(device) });
   if (wentOffline.length > 0 && settings.enabled) await sendOfflineAlerts(deps, settings, wentOffline);
   return wentOffline;

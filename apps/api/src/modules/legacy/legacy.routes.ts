@@ -4,6 +4,7 @@ import { type NextFunction, type Request, type Response, Router } from "express"
 import type { AppDeps } from "../../deps";
 import { recordAudit } from "../../lib/audit";
 import { addressKey } from "../../lib/client-ip";
+import { deviceEventData, emitWebhookEvent } from "../webhooks/webhook-events";
 import { HttpError } from "../../lib/http-error";
 import { sharedBudget } from "../../lib/rate-limits";
 import { mount } from "../../lib/routing";
@@ -89,10 +90,13 @@ async function identifyLegacyDevice(
     throw new HttpError("rate_limited", "Too many legacy enrollments from this address; retry later", undefined, { "Retry-After": String(budget.retryAfterSeconds) });
   }
   const deviceId = randomUUID();
-  const created = await deps.db.device.createManyAndReturn({
-    data: [{ id: deviceId, legacyId, tokenHash: hashSecret(secret), legacyTokenIssuedAt: now, ...facts }],
-    skipDuplicates: true,
-    select: { id: true },
+  const created = await deps.db.$transaction(async (tx) => {
+    const rows = await tx.device.createManyAndReturn({
+      data: [{ id: deviceId, legacyId, tokenHash: hashSecret(secret), legacyTokenIssuedAt: now, ...facts }],
+      skipDuplicates: true,
+    });
+    if (rows[0]) await emitWebhookEvent(tx, "device.enrolled", { ...deviceEventData(rows[0]), enrollmentTokenId: null, legacy: true, legacyId }, now);
+    return rows;
   });
   // Another request enrolled the same id a moment earlier and holds its token.
   if (created.length === 0) throw new HttpError("unauthorized", "Send this device's token as Authorization: Bearer <deviceToken>");
