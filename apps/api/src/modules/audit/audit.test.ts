@@ -165,12 +165,16 @@ describe("what the audit log records", () => {
     await request(t.app).post("/v1/heartbeat").auth(device.deviceToken, { type: "bearer" }).send(heartbeatBody());
     t.clock.advance(241);
     await sweepOffline(t.deps);
+    t.clock.advance(15 * 60); // the end of the alert window: its digest is due
+    await sweepOffline(t.deps);
     const mails = await t.outbox();
     expect(mails).toHaveLength(1);
+    expect(mails[0]!.text).toContain(device.deviceId);
     const [entry] = await entries("alert.mail_sent");
     expect(entry).toMatchObject({
       actor: "system:offline-monitor",
-      details: { kind: "device_offline", recipients: ["ops@example.com"], mailId: mails[0]!.id.toString(), deviceIds: [device.deviceId] },
+      targetType: "alert",
+      details: { kind: "digest", recipients: ["ops@example.com"], mailId: mails[0]!.id.toString(), events: 1 },
     });
   });
 });
