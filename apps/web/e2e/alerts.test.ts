@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Browser, BrowserContext, Page } from "playwright-core";
+import { createPasswordToken } from "../../api/src/modules/auth/password-reset.service";
 import { sweepOffline } from "../../api/src/modules/fleet/fleet-monitor";
 import { type Api, E2E_SETUP_TOKEN, type Web, buildWeb, freePort, launchBrowser, startApi, startWeb } from "./harness";
 
@@ -72,4 +73,18 @@ test("the alerts page shows an incident with its devices, and the admin acknowle
 
   await page.getByRole("button", { name: "Resolved", exact: true }).click();
   await page.getByText("No incident").waitFor();
+});
+
+test("an expired reset link is refused as the page opens, with a link to ask for a new one", async () => {
+  const { db } = api.server.deps;
+  const user = await db.user.findUniqueOrThrow({ where: { email: ADMIN.email } });
+  const { link } = await createPasswordToken(api.server.deps, db, user.id, -60);
+  const context = await browser.newContext();
+  const target = await context.newPage();
+  await target.goto(link);
+  await target.getByRole("alert").getByText("invalid, expired or already used").waitFor();
+  expect(await target.getByLabel("New password").count()).toBe(0);
+  await target.getByRole("link", { name: "Ask for a new link" }).click();
+  await target.getByRole("button", { name: "Send the link" }).waitFor();
+  await context.close();
 });

@@ -91,6 +91,17 @@ export const PasswordResetConfirmRequest = z.strictObject({
 });
 export type PasswordResetConfirmRequest = z.infer<typeof PasswordResetConfirmRequest>;
 
+export const PasswordResetCheckRequest = z.strictObject({
+  token: nonEmptyText(256).describe("The `token` of the link in the reset or invitation mail."),
+});
+export type PasswordResetCheckRequest = z.infer<typeof PasswordResetCheckRequest>;
+
+export const PasswordResetCheckResponse = z.object({
+  valid: z.boolean().describe("False when the token is unknown, malformed, expired or already used, or its user is disabled."),
+  expiresAt: z.iso.datetime({ offset: true }).nullable().describe("Until when a valid link can set a password; null when not valid."),
+});
+export type PasswordResetCheckResponse = z.infer<typeof PasswordResetCheckResponse>;
+
 export const ListUsersResponse = z.object({ users: z.array(UserView) });
 export type ListUsersResponse = z.infer<typeof ListUsersResponse>;
 

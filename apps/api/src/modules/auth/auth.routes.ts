@@ -11,7 +11,7 @@ import { mount } from "../../lib/routing";
 import { parseToken } from "../../lib/secrets";
 import { inputOf } from "../../lib/validate";
 import { type ClientInfo, type IssuedSession, currentUser, issueWsTicket, login, logout, refreshSession, setupFirstAdmin, setupStatus } from "./auth.service";
-import { confirmPasswordReset, requestPasswordReset } from "./password-reset.service";
+import { checkPasswordReset, confirmPasswordReset, requestPasswordReset } from "./password-reset.service";
 import { isLoopback } from "../../lib/client-ip";
 import { passwordMatches } from "./passwords";
 import { type SessionUser, clearSessionCookies, csrfMatches, setSessionCookies } from "./session";
@@ -82,6 +82,10 @@ export function authRoutes(deps: AppDeps, guards: Guards): Router {
     limit: env.RATE_LIMIT_PASSWORD_RESET_PER_ACCOUNT_PER_HOUR,
     keyGenerator: (_req, res) => `reset:${inputOf(apiRoutes.requestPasswordReset, res).body.email}`,
   });
+
+  // Checking a link guesses nothing a 32-byte secret would give away, but is throttled per
+  // address as sign-in is, so it is no cheaper to hammer than the confirmation.
+  const resetCheckLimiter = limiter({ name: "password-reset-check", redis: deps.redis, perMinute: env.RATE_LIMIT_LOGIN_PER_MINUTE });
 
   const signIn = async (req: Request, res: Response) => {
     const input = inputOf(apiRoutes.login, res).body;
@@ -157,6 +161,11 @@ export function authRoutes(deps: AppDeps, guards: Guards): Router {
     async (req, res) => res.status(202).json(await requestPasswordReset(deps, inputOf(apiRoutes.requestPasswordReset, res).body.email, clientOf(req))),
     { guards: guards.public, afterValidation: [resetLimiter, resetAccountLimiter] },
   );
+
+  mount(router, apiRoutes.checkPasswordReset, async (_req, res) => res.json(await checkPasswordReset(deps, inputOf(apiRoutes.checkPasswordReset, res).body.token)), {
+    guards: guards.public,
+    afterValidation: [resetCheckLimiter],
+  });
 
   mount(
     router,
