@@ -149,9 +149,14 @@ export const AuditLogEntry = z.object({
   id: z.string(),
   at: DateTime,
   actor: z.string(),
+  actorName: z.string().describe('The actor for people: "Admin key (ADMIN_KEY)", "Enrollment token Store 7", "Offline monitor", or the user\'s email as is.'),
   action: z.string(),
   targetType: z.string().nullable(),
   targetId: z.string().nullable(),
+  targetName: z
+    .string()
+    .nullable()
+    .describe("The target's name when the server knows it: a device's alias (else serial, else model), a user's email, an enrollment token's label. Null for a target gone or without a name."),
   ip: z.string().nullable(),
   details: z.record(z.string(), z.unknown()).nullable(),
 });
