@@ -88,3 +88,42 @@ test("an expired reset link is refused as the page opens, with a link to ask for
   await target.getByRole("button", { name: "Send the link" }).waitFor();
   await context.close();
 });
+
+test("at 390 px the users, alerts, enrollment and mail tables keep their actions on screen", async () => {
+  const { db, clock } = api.server.deps;
+  const width = 390;
+  await db.user.create({ data: { id: randomUUID(), email: "olga.operator.with.a.long.address@example.com", name: "Olga", role: "operator", passwordHash: "$2a$10$notarealhashnotarealhashnotarealhashnotarealhashnotar" } });
+  const link = `${web.url}/reset-password?token=${randomUUID()}.${"a".repeat(43)}`;
+  await db.outboxMail.create({
+    data: { kind: "invite", to: ["olga.operator.with.a.long.address@example.com"], subject: "You are invited", text: `Choose a password: ${link}\n`, status: "recorded", nextAttemptAt: null, createdAt: clock.now() },
+  });
+  await page.setViewportSize({ width, height: 844 });
+
+  /** The element is inside the 390 px viewport, not pushed off to the right by a wide table. */
+  const withinViewport = async (what: string, locator: ReturnType<Page["locator"]>) => {
+    await locator.waitFor();
+    const box = await locator.boundingBox();
+    if (!box) throw new Error(`${what}: not rendered`);
+    expect({ what, left: box.x >= 0, right: box.x + box.width <= width }).toEqual({ what, left: true, right: true });
+  };
+
+  await page.goto(`${web.url}/users`);
+  const olga = page.getByTestId("user-row").filter({ hasText: "Olga" });
+  await withinViewport("the Disable button", olga.getByRole("button", { name: "Disable" }));
+  await withinViewport("the role menu", olga.getByLabel(/^Role of olga/));
+
+  await page.goto(`${web.url}/enrollment`);
+  await page.getByLabel("Devices it may enroll").fill("5");
+  await page.getByRole("button", { name: "Create token" }).click();
+  await withinViewport("the Revoke button", page.getByRole("button", { name: "Revoke", exact: true }).first());
+
+  await page.goto(`${web.url}/mail`);
+  const mail = page.getByTestId("mail-row").filter({ hasText: "You are invited" });
+  await withinViewport("the mail's status", mail.getByText("recorded, not sent"));
+  await withinViewport("the mail's link", mail.getByRole("link", { name: /reset-password/ }));
+
+  await page.goto(`${web.url}/alerts`);
+  await page.getByRole("button", { name: "All", exact: true }).click();
+  await withinViewport("the incident's Show devices button", page.getByTestId("incident").first().getByRole("button", { name: "Show devices" }));
+  await page.setViewportSize({ width: 1440, height: 900 });
+});
