@@ -49,7 +49,8 @@ function UserRow({ user, isSelf }: { user: UserView; isSelf: boolean }) {
 
   return (
     <TableRow data-testid="user-row">
-      <TableCell>
+      {/* Long addresses wrap rather than push the row's actions off a narrow screen. */}
+      <TableCell className="max-w-40 whitespace-normal [overflow-wrap:anywhere] md:max-w-none">
         <div className="font-medium">{user.name ?? user.email}</div>
         {user.name ? <div className="text-xs text-muted-foreground">{user.email}</div> : null}
         {/* On narrow screens the status column is hidden: the status shows here. */}
