@@ -23,6 +23,7 @@ export function permissionsFor(role: UserRole | undefined) {
     canCreateEnrollmentTokens: mayCall(role, apiRoutes.createEnrollmentToken),
     canRevokeEnrollmentTokens: mayCall(role, apiRoutes.revokeEnrollmentToken),
     canManageSettings: mayCall(role, apiRoutes.updateAlertSettings),
+    canAcknowledgeIncidents: mayCall(role, apiRoutes.acknowledgeIncident),
     canManageUsers: mayCall(role, apiRoutes.listUsers),
     canViewAuditLog: mayCall(role, apiRoutes.listAuditLog),
     canViewMail: mayCall(role, apiRoutes.listMailOutbox),

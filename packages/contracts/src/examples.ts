@@ -49,7 +49,7 @@ export const requestExamples: Partial<Record<keyof typeof apiRoutes, unknown>> =
   advanceRelease: { percent: 25, reason: "no crashes in a day at 5%" },
   createBulkCommand: { target: { group: "store-42" }, type: "lock", payload: { message: "Closed for inventory" } },
   createPolicy: { group: "tills", packageName: "com.acme.pos" },
-  updateAlertSettings: { enabled: true, offlineAfterSeconds: 300, recipients: ["ops@acme.example"], groupOfflinePercent: 50, cooldownMinutes: 30 },
+  updateAlertSettings: { enabled: true, offlineAfterSeconds: 300, recipients: ["ops@acme.example"], groupOfflinePercent: 50, cooldownMinutes: 30, alertWindowMinutes: 15, lowBatteryPercent: 15 },
   setup: { email: "admin@acme.example", password: "correct horse battery staple", name: "Ada Admin" },
   login: { email: "admin@acme.example", password: "correct horse battery staple" },
   requestPasswordReset: { email: "ops@acme.example" },

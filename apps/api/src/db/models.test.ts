@@ -62,7 +62,7 @@ it("round-trips every model through the migrated database", async () => {
   expect(await db.auditLog.findUniqueOrThrow({ where: { id: audit.id } })).toEqual(audit);
   const policy = { id: randomUUID(), deviceId: device.id, group: null, packageName: "com.a.b", enabled: false, createdAt: at };
   expect(await db.appPolicy.create({ data: policy })).toEqual(policy);
-  const settings = { id: 1, enabled: false, offlineAfterSeconds: 300, recipients: ["ops@example.com"], groupOfflinePercent: 50, cooldownMinutes: 30 };
+  const settings = { id: 1, enabled: false, offlineAfterSeconds: 300, recipients: ["ops@example.com"], groupOfflinePercent: 50, cooldownMinutes: 30, alertWindowMinutes: 5, lowBatteryPercent: 10 };
   expect(await db.alertSettings.create({ data: settings })).toEqual({ ...settings, updatedAt: expect.any(Date) });
   const mail = {
     kind: "alert" as const, to: ["ops@example.com", "b@example.com"], subject: "s", text: "t", html: "<p>t</p>", status: "failed" as const, attempts: 8,
@@ -77,6 +77,14 @@ it("round-trips every model through the migrated database", async () => {
   // Pruning an outbox row keeps the alert, without its mail.
   await db.outboxMail.delete({ where: { id: storedMail.id } });
   expect(await db.alert.findUniqueOrThrow({ where: { id: alert.id } })).toMatchObject({ outboxMailId: null });
+  const incident = { id: randomUUID(), kind: "low_battery" as const, openedAt: at, lastJoinedAt: at, resolvedAt: at, acknowledgedAt: at, acknowledgedBy: "a@example.com" };
+  expect(await db.alertIncident.create({ data: incident })).toEqual(incident);
+  const member = { incidentId: incident.id, deviceId: device.id, since: at, returnedAt: at, batteryLevel: 7 };
+  expect(await db.alertIncidentDevice.create({ data: member })).toEqual(member);
+  const alertEvent = await db.alertEvent.create({ data: { kind: "battery_low", deviceId: device.id, incidentId: incident.id, at, batteryLevel: 7, digestedAt: at, alertId: alert.id } });
+  expect(await db.alertEvent.findUniqueOrThrow({ where: { id: alertEvent.id } })).toEqual(alertEvent);
+  await db.alertIncident.delete({ where: { id: incident.id } });
+  expect(await db.alertIncidentDevice.count()).toBe(0);
   const nonce = { nonce: "n".repeat(16), expiresAt: at };
   expect(await db.usedNonce.create({ data: nonce })).toEqual(nonce);
   const lease = { name: "offline sweep", holder: "instance-1", lastRunAt: at, nextRunAt: at, runs: 3 };

@@ -11,6 +11,7 @@ import { Button } from "@/components/ui/button";
 import { Input } from "@/components/ui/input";
 import { Label } from "@/components/ui/label";
 import { Skeleton } from "@/components/ui/skeleton";
+import { AuditDetails, AuditTarget } from "@/components/audit/audit-details";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { formatDateTime } from "@/lib/format";
 import { useDebouncedValue } from "@/lib/hooks/use-debounced-value";
@@ -86,7 +87,7 @@ export function AuditLogView() {
                 <TableHead>Actor</TableHead>
                 <TableHead>Action</TableHead>
                 <TableHead>Target</TableHead>
-                <TableHead>IP</TableHead>
+                <TableHead className="hidden md:table-cell">IP</TableHead>
                 <TableHead>Details</TableHead>
               </TableRow>
             </TableHeader>
@@ -94,12 +95,14 @@ export function AuditLogView() {
               {entries.map((entry) => (
                 <TableRow key={entry.id}>
                   <TableCell>{formatDateTime(entry.at)}</TableCell>
-                  <TableCell>{entry.actor}</TableCell>
+                  <TableCell title={entry.actor}>{entry.actorName}</TableCell>
                   <TableCell className="font-mono text-xs">{entry.action}</TableCell>
-                  <TableCell className="text-xs">{entry.targetType ? `${entry.targetType} ${entry.targetId ?? ""}` : "—"}</TableCell>
-                  <TableCell className="text-xs text-muted-foreground">{entry.ip ?? "—"}</TableCell>
-                  <TableCell className="max-w-xs truncate font-mono text-xs text-muted-foreground" title={entry.details ? JSON.stringify(entry.details) : undefined}>
-                    {entry.details ? JSON.stringify(entry.details) : ""}
+                  <TableCell className="text-xs">
+                    <AuditTarget entry={entry} />
+                  </TableCell>
+                  <TableCell className="hidden text-xs text-muted-foreground md:table-cell">{entry.ip ?? "—"}</TableCell>
+                  <TableCell className="min-w-48 max-w-md align-top">
+                    <AuditDetails details={entry.details} />
                   </TableCell>
                 </TableRow>
               ))}

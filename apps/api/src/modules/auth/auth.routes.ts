@@ -10,7 +10,7 @@ import { mount } from "../../lib/routing";
 import { parseToken } from "../../lib/secrets";
 import { inputOf } from "../../lib/validate";
 import { type ClientInfo, type IssuedSession, currentUser, issueWsTicket, login, logout, refreshSession, setupFirstAdmin, setupStatus } from "./auth.service";
-import { confirmPasswordReset, requestPasswordReset } from "./password-reset.service";
+import { checkPasswordReset, confirmPasswordReset, requestPasswordReset } from "./password-reset.service";
 import { addressKey, isLoopback } from "../../lib/client-ip";
 import { passwordMatches } from "./passwords";
 import { type SessionUser, clearSessionCookies, csrfMatches, setSessionCookies } from "./session";
@@ -77,6 +77,10 @@ export function authRoutes(deps: AppDeps, guards: Guards): Router {
   // address; per account, the mail worker sends at most one mail an interval
   // (PASSWORD_RESET_MAIL_INTERVAL_SECONDS) instead of refusing, so asking cannot deny.
   const resetLimiter = limiter({ name: "password-reset", redis: deps.redis, windowMs: 3600_000, limit: env.RATE_LIMIT_PASSWORD_RESET_PER_HOUR });
+
+  // Checking a link guesses nothing a 32-byte secret would give away, but is throttled per
+  // address as sign-in is, so it is no cheaper to hammer than the confirmation.
+  const resetCheckLimiter = limiter({ name: "password-reset-check", redis: deps.redis, perMinute: env.RATE_LIMIT_LOGIN_PER_MINUTE });
 
   const signIn = async (req: Request, res: Response) => {
     const input = inputOf(apiRoutes.login, res).body;
@@ -153,6 +157,11 @@ export function authRoutes(deps: AppDeps, guards: Guards): Router {
     async (req, res) => res.status(202).json(await requestPasswordReset(deps, inputOf(apiRoutes.requestPasswordReset, res).body.email, clientOf(req))),
     { guards: guards.public, afterValidation: [resetLimiter] },
   );
+
+  mount(router, apiRoutes.checkPasswordReset, async (_req, res) => res.json(await checkPasswordReset(deps, inputOf(apiRoutes.checkPasswordReset, res).body.token)), {
+    guards: guards.public,
+    afterValidation: [resetCheckLimiter],
+  });
 
   mount(
     router,

@@ -16,6 +16,7 @@ import {
   updateAlertSettings,
   updateDevice,
 } from "./fleet.service";
+import { acknowledgeIncident, getIncident, listIncidents } from "./incidents.service";
 
 export function fleetRoutes(deps: AppDeps, guards: Guards): Router {
   const router = Router();
@@ -46,5 +47,10 @@ export function fleetRoutes(deps: AppDeps, guards: Guards): Router {
     res.json(await updateAlertSettings(deps, inputOf(apiRoutes.updateAlertSettings, res).body, res.locals.actor));
   }, admin);
   mount(router, apiRoutes.listAlerts, async (_req, res) => res.json(await listAlerts(deps)), admin);
+  mount(router, apiRoutes.listIncidents, async (_req, res) => res.json(await listIncidents(deps, inputOf(apiRoutes.listIncidents, res).query)), admin);
+  mount(router, apiRoutes.getIncident, async (_req, res) => res.json(await getIncident(deps, inputOf(apiRoutes.getIncident, res).params.incidentId)), admin);
+  mount(router, apiRoutes.acknowledgeIncident, async (_req, res) => {
+    res.json(await acknowledgeIncident(deps, inputOf(apiRoutes.acknowledgeIncident, res).params.incidentId, res.locals.actor));
+  }, admin);
   return router;
 }

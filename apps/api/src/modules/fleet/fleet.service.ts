@@ -191,6 +191,8 @@ export async function getAlertSettings({ db, env }: Pick<AppDeps, "db" | "env">)
     recipients: row.recipients,
     groupOfflinePercent: row.groupOfflinePercent,
     cooldownMinutes: row.cooldownMinutes,
+    alertWindowMinutes: row.alertWindowMinutes,
+    lowBatteryPercent: row.lowBatteryPercent,
   };
 }
 
