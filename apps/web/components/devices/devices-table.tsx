@@ -7,7 +7,7 @@ import { useRouter } from "next/navigation";
 import { useEffect, useRef, useState } from "react";
 import { SendCommandDialog } from "@/components/commands/send-command-dialog";
 import { BatteryLevel, OnlineBadge, SocketBadge, deviceName, modelText } from "@/components/devices/device-status";
-import { type DeviceListParams, PAGE_SIZES, useDeviceListParams } from "@/components/devices/use-device-list-params";
+import { type DeviceListParams, MAX_PAGES, PAGE_SIZES, useDeviceListParams } from "@/components/devices/use-device-list-params";
 import { usePermissions } from "@/components/layout/session-context";
 import { EmptyState, TableStatusRows } from "@/components/states";
 import { Badge } from "@/components/ui/badge";
@@ -108,7 +108,7 @@ function DeviceRows({ devices, selected, onToggle, selectable, now }: { devices:
 }
 
 export function DevicesTable() {
-  const { params, update, query } = useDeviceListParams();
+  const { params, page, update, query } = useDeviceListParams();
   const { data, error, isLoading, mutate } = useDevices(query);
   const { data: groups } = useGroups();
   const { canSendCommands } = usePermissions();
@@ -156,6 +156,7 @@ export function DevicesTable() {
 
   const total = data?.total ?? 0;
   const pageCount = Math.max(1, Math.ceil(total / params.pageSize));
+  const nextCursor = data?.nextCursor ?? undefined;
   const filtered = Boolean(params.search || params.status || params.group || params.batteryBelow || params.appVersion || params.compliance);
   const columns = canSendCommands ? 8 : 7;
 
@@ -310,7 +311,7 @@ export function DevicesTable() {
 
       <div className="flex flex-wrap items-center justify-between gap-2 text-sm text-muted-foreground">
         <span aria-live="polite">
-          {total === 0 ? "No devices" : `${(params.page - 1) * params.pageSize + 1}–${Math.min(params.page * params.pageSize, total)} of ${total} devices`}
+          {total === 0 ? "No devices" : `${(page - 1) * params.pageSize + 1}–${Math.min((page - 1) * params.pageSize + devices.length, total)} of ${total} devices`}
         </span>
         <div className="flex items-center gap-2">
           <Select value={String(params.pageSize)} onValueChange={(value) => update({ pageSize: Number(value) })}>
@@ -325,13 +326,19 @@ export function DevicesTable() {
               ))}
             </SelectContent>
           </Select>
-          <Button variant="outline" size="icon" className="size-8" disabled={params.page <= 1} onClick={() => update({ page: params.page - 1 })} aria-label="Previous page">
+          <Button variant="outline" size="icon" className="size-8" disabled={page <= 1}
+            onClick={() => update({ cursors: params.cursors.slice(0, -1) })}
+            aria-label="Previous page"
+          >
             <ChevronLeftIcon />
           </Button>
           <span className="tabular-nums">
-            {params.page} / {pageCount}
+            {page} / {pageCount}
           </span>
-          <Button variant="outline" size="icon" className="size-8" disabled={params.page >= pageCount} onClick={() => update({ page: params.page + 1 })} aria-label="Next page">
+          <Button variant="outline" size="icon" className="size-8" disabled={!nextCursor || page >= MAX_PAGES}
+            onClick={() => nextCursor && update({ cursors: [...params.cursors, nextCursor] })}
+            aria-label="Next page"
+          >
             <ChevronRightIcon />
           </Button>
         </div>

@@ -10,6 +10,7 @@ import type {
 } from "@mdm/contracts";
 import type { Env } from "../../config/env";
 import type { AppDeps } from "../../deps";
+import { poolOf } from "../../db/client";
 import { type Device, Prisma } from "../../generated/prisma/client";
 import { recordAudit } from "../../lib/audit";
 import { deviceEventData, emitWebhookEvent } from "../webhooks/webhook-events";
@@ -83,7 +84,8 @@ const tokenHashes = new Map<string, { hash: string; expires: number }>();
 async function tokenHashOf(db: AppDeps["db"], deviceId: string): Promise<string | undefined> {
   const cached = tokenHashes.get(deviceId);
   if (cached && cached.expires > Date.now()) return cached.hash;
-  const device = await db.device.findUnique({ where: { id: deviceId }, select: { tokenHash: true } });
+  const { rows } = await poolOf(db).query<{ tokenHash: string }>(`SELECT "tokenHash" FROM "Device" WHERE id = $1::uuid`, [deviceId]);
+  const device = rows[0];
   if (!device) return undefined;
   if (tokenHashes.size >= TOKEN_CACHE_MAX) tokenHashes.delete(tokenHashes.keys().next().value!);
   tokenHashes.set(deviceId, { hash: device.tokenHash, expires: Date.now() + TOKEN_CACHE_TTL_MS });
@@ -100,11 +102,97 @@ export async function authenticateDevice({ db }: Pick<AppDeps, "db">, authorizat
   return parsed.id;
 }
 
+/** The columns of the device row a heartbeat's caller needs: its live state for dashboards. */
+export type HeartbeatDeviceRow = Pick<
+  Device,
+  | "id"
+  | "online"
+  | "lastSeenAt"
+  | "batteryLevel"
+  | "batteryCharging"
+  | "memoryAvailable"
+  | "networkType"
+  | "socketInstanceId"
+  | "socketLeaseExpiresAt"
+  | "socketConnectedAt"
+  | "socketDisconnectedAt"
+  | "policyDesiredHash"
+  | "policyAppliedHash"
+  | "policyDesired"
+>;
+
 export type RecordedHeartbeat = {
-  device: Device;
+  device: HeartbeatDeviceRow;
   /** Whether commands wait for this device (so the caller fetches them only then). */
   hasPending: boolean;
   /** Apps that must run on this device: auto-relaunch rules, and its effective policy's autoRelaunch. */
+  mustRun: string[];
+};
+
+// The heartbeat statement. $2 is the time received; each section's "present" flag ($3, $6,
+// $9, $12, $22) keeps the stored value when the heartbeat left the section out.
+const RECORD_HEARTBEAT_SQL = `
+  WITH previous AS (SELECT "appStatus", "offlineSince" FROM "Device" WHERE id = $1::uuid),
+  updated AS (
+    UPDATE "Device" SET
+      "lastSeenAt" = $2, online = true, "offlineSince" = NULL, "deviceTime" = $17,
+      "batteryLevel" = CASE WHEN $3 THEN $4::int ELSE "batteryLevel" END,
+      "batteryCharging" = CASE WHEN $3 THEN $5::boolean ELSE "batteryCharging" END,
+      "memoryTotal" = CASE WHEN $6 THEN $7::bigint ELSE "memoryTotal" END,
+      "memoryAvailable" = CASE WHEN $6 THEN $8::bigint ELSE "memoryAvailable" END,
+      "storageTotal" = CASE WHEN $9 THEN $10::bigint ELSE "storageTotal" END,
+      "storageAvailable" = CASE WHEN $9 THEN $11::bigint ELSE "storageAvailable" END,
+      "networkType" = CASE WHEN $12 THEN $13::text ELSE "networkType" END,
+      "networkSignal" = CASE WHEN $12 THEN $14::int ELSE "networkSignal" END,
+      "ipAddress" = CASE WHEN $12 THEN $15::text ELSE "ipAddress" END,
+      "appStatus" = CASE WHEN $16::jsonb IS NULL OR $16::jsonb = "appStatus" THEN "appStatus" ELSE $16::jsonb END,
+      "uptimeSeconds" = COALESCE($18::bigint, "uptimeSeconds"),
+      "appVersion" = COALESCE($19::text, "appVersion"),
+      "fcmToken" = COALESCE($20::text, "fcmToken"),
+      "fcmTokenInvalidAt" = CASE WHEN $21 THEN NULL ELSE "fcmTokenInvalidAt" END,
+      "policyAppliedHash" = CASE WHEN $22 THEN $23::text ELSE "policyAppliedHash" END,
+      "policyFailures" = CASE WHEN $22 THEN $24::jsonb ELSE "policyFailures" END,
+      "policyReportedAt" = CASE WHEN $22 THEN $2 ELSE "policyReportedAt" END,
+      "updatedAt" = $2
+    WHERE id = $1::uuid
+    RETURNING id, online, "lastSeenAt", "batteryLevel", "batteryCharging", "memoryAvailable", "networkType",
+      "socketInstanceId", "socketLeaseExpiresAt", "socketConnectedAt", "socketDisconnectedAt", groups,
+      alias, model, "serialNumber", "policyDesiredHash", "policyAppliedHash",
+      -- The effective policy travels only while the device has not applied it.
+      CASE WHEN "policyDesiredHash" IS DISTINCT FROM "policyAppliedHash" THEN "policyDesired" END AS "policyDesired",
+      "policyDesired"->'autoRelaunch' AS "policyAutoRelaunch"),
+  telemetry AS (
+    INSERT INTO "TelemetryEvent" ("deviceId", "receivedAt", "deviceTime", "batteryLevel", "batteryCharging",
+      "memoryTotal", "memoryAvailable", "storageTotal", "storageAvailable", "networkType", "appStatus")
+    SELECT id, $2, $17, $4::int, $5::boolean, $7::bigint, $8::bigint, $10::bigint, $11::bigint, $13::text,
+      CASE WHEN $16::jsonb IS DISTINCT FROM (SELECT "appStatus" FROM previous) THEN $16::jsonb END
+    FROM updated),
+  -- Back from offline (the sweep had marked it): device.online to subscribed webhooks, in
+  -- this statement (see emitWebhookEvents for the row's shape). A device heartbeats one
+  -- request after another; only two of its heartbeats racing each other at the moment it
+  -- returns could both see offlineSince set (receivers dedupe on the device and time).
+  back_online AS (SELECT gen_random_uuid() AS "eventId", jsonb_build_object('deviceId', updated.id, 'alias', updated.alias, 'model', updated.model,
+      'serialNumber', updated."serialNumber", 'groups', to_jsonb(updated.groups), 'offlineSince', previous."offlineSince", 'at', $2::timestamptz) AS data
+    FROM updated, previous WHERE previous."offlineSince" IS NOT NULL),
+  online_webhooks AS (
+    INSERT INTO "WebhookDelivery" ("endpointId", "eventId", "eventType", payload, status, "nextAttemptAt", "createdAt")
+    SELECT e.id, b."eventId", 'device.online', jsonb_build_object('id', b."eventId", 'type', 'device.online', 'createdAt', $2::timestamptz, 'data', b.data),
+      'queued', $2, $2
+    FROM back_online b JOIN "WebhookEndpoint" e ON 'device.online' = ANY(e.events))
+  SELECT updated.*,
+    EXISTS (SELECT 1 FROM "Command" c WHERE c."deviceId" = updated.id AND c.status IN ('queued', 'sent') AND c."expiresAt" > $2) AS "hasPending",
+    ARRAY(SELECT p."packageName" FROM "AppPolicy" p WHERE p.enabled AND (p."deviceId" = updated.id OR p."group" = ANY(updated.groups))
+      UNION SELECT jsonb_array_elements_text(COALESCE(updated."policyAutoRelaunch", '[]'::jsonb))) AS "mustRun"
+  FROM updated`;
+
+type HeartbeatResultRow = Omit<HeartbeatDeviceRow, "memoryAvailable"> & {
+  memoryAvailable: string | null;
+  groups: string[];
+  alias: string | null;
+  model: string | null;
+  serialNumber: string | null;
+  policyAutoRelaunch: unknown;
+  hasPending: boolean;
   mustRun: string[];
 };
 
@@ -114,69 +202,41 @@ export type RecordedHeartbeat = {
  * telemetry event, and reads back what the caller needs next. It writes no indexed
  * column (see migration 20261130130000_data_at_scale), so the update is HOT. The event
  * carries the app list only when it differs from the device's previous one; an unchanged
- * list keeps the row's stored value as is (no new TOAST copy).
+ * list keeps the row's stored value as is (no new TOAST copy). It runs on the pg pool under
+ * Prisma (poolOf): Prisma's runtime cost about as much CPU per heartbeat as the rest of it.
  */
 export async function recordHeartbeat({ db, clock }: Pick<AppDeps, "db" | "clock">, deviceId: string, heartbeat: HeartbeatRequest): Promise<RecordedHeartbeat> {
-  const now = clock.now();
-  const { battery, memory, storage, network, apps } = heartbeat;
-  const deviceTime = new Date(heartbeat.deviceTime);
-  const appsJson = apps ? JSON.stringify(apps) : null;
-  const { policy } = heartbeat;
-  const policyFailures = policy ? JSON.stringify(policy.failures) : null;
-  const rows = await db.$queryRaw<Array<Device & { hasPending: boolean; mustRun: string[] }>>`
-    WITH previous AS (SELECT "appStatus", "offlineSince" FROM "Device" WHERE id = ${deviceId}::uuid),
-    updated AS (
-      UPDATE "Device" SET
-        "lastSeenAt" = ${now}, online = true, "offlineSince" = NULL, "deviceTime" = ${deviceTime},
-        "batteryLevel" = CASE WHEN ${!!battery} THEN ${battery?.level ?? null}::int ELSE "batteryLevel" END,
-        "batteryCharging" = CASE WHEN ${!!battery} THEN ${battery?.charging ?? null}::boolean ELSE "batteryCharging" END,
-        "memoryTotal" = CASE WHEN ${!!memory} THEN ${memory?.total ?? null}::bigint ELSE "memoryTotal" END,
-        "memoryAvailable" = CASE WHEN ${!!memory} THEN ${memory?.available ?? null}::bigint ELSE "memoryAvailable" END,
-        "storageTotal" = CASE WHEN ${!!storage} THEN ${storage?.total ?? null}::bigint ELSE "storageTotal" END,
-        "storageAvailable" = CASE WHEN ${!!storage} THEN ${storage?.available ?? null}::bigint ELSE "storageAvailable" END,
-        "networkType" = CASE WHEN ${!!network} THEN ${network?.type ?? null}::text ELSE "networkType" END,
-        "networkSignal" = CASE WHEN ${!!network} THEN ${network?.signal ?? null}::int ELSE "networkSignal" END,
-        "ipAddress" = CASE WHEN ${!!network} THEN ${network?.ip ?? null}::text ELSE "ipAddress" END,
-        "appStatus" = CASE WHEN ${appsJson}::jsonb IS NULL OR ${appsJson}::jsonb = "appStatus" THEN "appStatus" ELSE ${appsJson}::jsonb END,
-        "uptimeSeconds" = COALESCE(${heartbeat.uptimeSeconds ?? null}::bigint, "uptimeSeconds"),
-        "appVersion" = COALESCE(${heartbeat.appVersion ?? null}::text, "appVersion"),
-        "fcmToken" = COALESCE(${heartbeat.fcmToken ?? null}::text, "fcmToken"),
-        "fcmTokenInvalidAt" = CASE WHEN ${!!heartbeat.fcmToken} THEN NULL ELSE "fcmTokenInvalidAt" END,
-        "policyAppliedHash" = CASE WHEN ${!!policy} THEN ${policy?.appliedHash ?? null}::text ELSE "policyAppliedHash" END,
-        "policyFailures" = CASE WHEN ${!!policy} THEN ${policyFailures}::jsonb ELSE "policyFailures" END,
-        "policyReportedAt" = CASE WHEN ${!!policy} THEN ${now} ELSE "policyReportedAt" END,
-        "updatedAt" = ${now}
-      WHERE id = ${deviceId}::uuid
-      RETURNING *),
-    telemetry AS (
-      INSERT INTO "TelemetryEvent" ("deviceId", "receivedAt", "deviceTime", "batteryLevel", "batteryCharging",
-        "memoryTotal", "memoryAvailable", "storageTotal", "storageAvailable", "networkType", "appStatus")
-      SELECT id, ${now}, ${deviceTime}, ${battery?.level ?? null}::int, ${battery?.charging ?? null}::boolean,
-        ${memory?.total ?? null}::bigint, ${memory?.available ?? null}::bigint, ${storage?.total ?? null}::bigint,
-        ${storage?.available ?? null}::bigint, ${network?.type ?? null}::text,
-        CASE WHEN ${appsJson}::jsonb IS DISTINCT FROM (SELECT "appStatus" FROM previous) THEN ${appsJson}::jsonb END
-      FROM updated),
-    -- Back from offline (the sweep had marked it): device.online to subscribed webhooks, in
-    -- this statement (see emitWebhookEvents for the row's shape). A device heartbeats one
-    -- request after another; only two of its heartbeats racing each other at the moment it
-    -- returns could both see offlineSince set (receivers dedupe on the device and time).
-    back_online AS (SELECT gen_random_uuid() AS "eventId", jsonb_build_object('deviceId', updated.id, 'alias', updated.alias, 'model', updated.model,
-        'serialNumber', updated."serialNumber", 'groups', to_jsonb(updated.groups), 'offlineSince', previous."offlineSince", 'at', ${now}::timestamptz) AS data
-      FROM updated, previous WHERE previous."offlineSince" IS NOT NULL),
-    online_webhooks AS (
-      INSERT INTO "WebhookDelivery" ("endpointId", "eventId", "eventType", payload, status, "nextAttemptAt", "createdAt")
-      SELECT e.id, b."eventId", 'device.online', jsonb_build_object('id', b."eventId", 'type', 'device.online', 'createdAt', ${now}::timestamptz, 'data', b.data),
-        'queued', ${now}, ${now}
-      FROM back_online b JOIN "WebhookEndpoint" e ON 'device.online' = ANY(e.events))
-    SELECT updated.*,
-      EXISTS (SELECT 1 FROM "Command" c WHERE c."deviceId" = updated.id AND c.status IN ('queued', 'sent') AND c."expiresAt" > ${now}) AS "hasPending",
-      ARRAY(SELECT p."packageName" FROM "AppPolicy" p WHERE p.enabled AND (p."deviceId" = updated.id OR p."group" = ANY(updated.groups))
-        UNION SELECT jsonb_array_elements_text(COALESCE(updated."policyDesired"->'autoRelaunch', '[]'::jsonb))) AS "mustRun"
-    FROM updated`;
+  const { battery, memory, storage, network, apps, policy } = heartbeat;
+  const { rows } = await poolOf(db).query<HeartbeatResultRow>(RECORD_HEARTBEAT_SQL, [
+    deviceId,
+    clock.now(),
+    !!battery,
+    battery?.level ?? null,
+    battery?.charging ?? null,
+    !!memory,
+    memory?.total ?? null,
+    memory?.available ?? null,
+    !!storage,
+    storage?.total ?? null,
+    storage?.available ?? null,
+    !!network,
+    network?.type ?? null,
+    network?.signal ?? null,
+    network?.ip ?? null,
+    apps ? JSON.stringify(apps) : null,
+    new Date(heartbeat.deviceTime),
+    heartbeat.uptimeSeconds ?? null,
+    heartbeat.appVersion ?? null,
+    heartbeat.fcmToken ?? null,
+    !!heartbeat.fcmToken,
+    !!policy,
+    policy?.appliedHash ?? null,
+    policy ? JSON.stringify(policy.failures) : null,
+  ]);
   const row = rows[0];
   if (!row) throw new HttpError("not_found", "No device has this id");
-  const { hasPending, mustRun, ...device } = row;
-  return { device, hasPending, mustRun };
+  const { hasPending, mustRun, groups: _groups, alias: _alias, model: _model, serialNumber: _serial, policyAutoRelaunch: _autoRelaunch, memoryAvailable, ...device } = row;
+  return { device: { ...device, memoryAvailable: memoryAvailable === null ? null : BigInt(memoryAvailable) }, hasPending, mustRun };
 }
 
 const toNumber = (value: bigint | null) => (value === null ? null : Number(value));

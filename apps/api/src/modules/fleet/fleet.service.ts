@@ -33,7 +33,9 @@ export function socketState(device: Pick<Device, "socketInstanceId" | "socketLea
   };
 }
 
-export function toLiveState(device: Device): DeviceLiveState {
+export function toLiveState(
+  device: Pick<Device, "id" | "online" | "lastSeenAt" | "batteryLevel" | "batteryCharging" | "memoryAvailable" | "networkType"> & Parameters<typeof socketState>[0],
+): DeviceLiveState {
   return {
     deviceId: device.id,
     online: device.online,
