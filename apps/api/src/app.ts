@@ -17,6 +17,8 @@ import { deviceRoutes } from "./modules/devices/devices.routes";
 import { enrollmentRoutes } from "./modules/enrollment/enrollment.routes";
 import { fleetRoutes } from "./modules/fleet/fleet.routes";
 import { legacyRoutes } from "./modules/legacy/legacy.routes";
+import { forgetDeviceToken } from "./modules/devices/devices.service";
+import { lifecycleRoutes } from "./modules/lifecycle/lifecycle.routes";
 import { systemRoutes } from "./modules/system/system.routes";
 import { userRoutes } from "./modules/users/users.routes";
 
@@ -38,6 +40,11 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(commandRoutes(deps, guards));
   app.use(enrollmentRoutes(deps, guards));
   app.use(fleetRoutes(deps, guards));
+  app.use(lifecycleRoutes(deps, guards));
+  // A token revoked through another instance must stop working here at once, cache or not.
+  deps.bus.subscribe((event) => {
+    if (event.kind === "device_token_revoked") forgetDeviceToken(event.deviceId);
+  });
   app.use(legacyRoutes(deps));
   app.use(systemRoutes(deps, guards));
   app.use(authRoutes(deps, guards));

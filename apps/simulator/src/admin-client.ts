@@ -7,6 +7,7 @@ import {
   CreateEnrollmentTokenResponse,
   DeviceView,
   type ListCommandsQuery,
+  RetireDeviceResponse,
   ListCommandsResponse,
   signAdminRequest,
 } from "@mdm/contracts";
@@ -72,5 +73,9 @@ export class AdminClient {
 
   getDevice(deviceId: string): Promise<DeviceView> {
     return this.send("GET", `/admin/devices/${encodeURIComponent(deviceId)}`, undefined, DeviceView);
+  }
+
+  retireDevice(deviceId: string): Promise<RetireDeviceResponse> {
+    return this.send("POST", `/admin/devices/${encodeURIComponent(deviceId)}/retire`, undefined, RetireDeviceResponse);
   }
 }

@@ -5,6 +5,7 @@ export * from "./devices";
 export * from "./enrollment";
 export * from "./errors";
 export * from "./fleet";
+export * from "./lifecycle";
 export * from "./mail";
 export * from "./openapi";
 export * from "./primitives";

@@ -47,6 +47,7 @@ import {
   UpdateAlertSettingsRequest,
   UpdateDeviceRequest,
 } from "./fleet";
+import { RetireDeviceResponse } from "./lifecycle";
 import { ListOutboxResponse, OutboxQuery } from "./mail";
 import { HealthResponse } from "./system";
 
@@ -80,7 +81,8 @@ export const apiRoutes = {
     auth: "device",
     summary: "Report a command's outcome",
     description:
-      "Idempotent: repeating a recorded result answers 200 with `changed: false`. A command of another device, or an unknown one, is 404; a result contradicting a final one, or arriving after the command expired or was cancelled, is 409.",
+      "Idempotent: repeating a recorded result answers 200 with `changed: false`. A command of another device, or an unknown one, is 404; a result contradicting a final one, or arriving after the command expired or was cancelled, is 409. " +
+      "A `succeeded` result of `wipe`, `factory_reset`, `lost_mode` or `locate` must match its schema (`CommandResults` in the contracts; 400 otherwise); a succeeded `wipe` or `factory_reset` retires the device.",
     body: ActionResultRequest,
     responses: { 200: { description: "Recorded (or already recorded).", schema: ActionResultResponse } },
     errors: ["not_found", "conflict"],
@@ -163,6 +165,33 @@ export const apiRoutes = {
     responses: { 200: { description: "The updated device.", schema: DeviceView } },
     errors: ["not_found"],
   },
+  retireDevice: {
+    method: "post",
+    path: "/admin/devices/{deviceId}/retire",
+    tag: "Admin",
+    auth: "admin",
+    minRole: "operator",
+    summary: "Retire a device: its token stops working on every instance at once",
+    description:
+      "Refuses the device's token from now on, on every API instance (their token caches are told over the event bus), closes its open WebSocket with close code 4004, " +
+      "cancels its pending commands (event detail `device retired by <actor>`), and leaves it out of device lists, groups and fleet counts (list it with `status=retired`). " +
+      "Its history (commands, telemetry, audit) stays. Retiring a retired device changes nothing (`alreadyRetired: true`). To retire the devices of a revoked enrollment token, use `POST /admin/devices/bulk` with `target.enrollmentTokenId`.",
+    params: DeviceIdParams,
+    responses: { 200: { description: "The retired device.", schema: RetireDeviceResponse } },
+    errors: ["not_found"],
+  },
+  deleteDevice: {
+    method: "delete",
+    path: "/admin/devices/{deviceId}",
+    tag: "Admin",
+    auth: "admin",
+    minRole: "admin",
+    summary: "Delete a retired device with its history",
+    description: "Removes the device, its commands and its telemetry. Only a retired device can be deleted (409 otherwise). The audit log keeps the fact, with the device's alias, model and serial number.",
+    params: DeviceIdParams,
+    responses: { 204: { description: "Deleted." } },
+    errors: ["not_found", "conflict"],
+  },
   deviceTelemetry: {
     method: "get",
     path: "/admin/devices/{deviceId}/telemetry",
@@ -204,7 +233,7 @@ export const apiRoutes = {
       "Stores the command with a new `requestId`, then sends a high-priority FCM data message (when the device has a push token). The response shows the push outcome; a device without push receives the command in its next heartbeat.",
     body: CreateCommandRequest,
     responses: { 201: { description: "Queued.", schema: Command } },
-    errors: ["not_found"],
+    errors: ["not_found", "conflict"],
   },
   listCommands: {
     method: "get",

@@ -46,6 +46,10 @@ export class DeviceHub {
     this.leaseTimer = setInterval(() => void this.renewLeases(), (deps.env.WS_LEASE_SECONDS * 1000) / 3);
     this.leaseTimer.unref();
     this.unsubscribe = deps.bus.subscribe((event) => {
+      if (event.kind === "device_token_revoked" && event.reason !== "rotated") {
+        this.connections.get(event.deviceId)?.socket.close(WsCloseCode.retired, `device ${event.reason}`);
+        return;
+      }
       if (event.kind !== "deliver" || !this.connections.has(event.deviceId)) return;
       // A failed attempt must not take the process down; the command keeps its next attempt time.
       this.deliver(event.deviceId, event.requestId).catch((error: unknown) =>

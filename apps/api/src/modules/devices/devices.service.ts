@@ -70,18 +70,30 @@ export async function registerDevice(
 
 const unauthorizedDevice = () => new HttpError("unauthorized", "Send a valid device token as Authorization: Bearer <token>");
 
-// Verified token hashes by device id: a heartbeat then needs one statement, not two. A
-// device's token never changes; a deleted device drops out within the TTL and its
-// heartbeat finds no row meanwhile.
+// Verified token hashes by device id: a heartbeat then needs one statement, not two. When
+// a token is revoked (the device retired, deleted or re-keyed) every instance is told over
+// the event bus and drops its entry (`forgetDeviceToken`); should that event be lost (the
+// bus down), the TTL bounds how long a revoked token keeps working on another instance.
 const TOKEN_CACHE_TTL_MS = 60_000;
 const TOKEN_CACHE_MAX = 200_000;
 const tokenHashes = new Map<string, { hash: string; expires: number }>();
+// Bumped by every revocation: a lookup that began before one does not cache what it read,
+// which may be the state from before the revocation.
+let tokenCacheGeneration = 0;
+
+/** Drops a device's verified token from this instance's cache (on a `device_token_revoked` event). */
+export function forgetDeviceToken(deviceId: string): void {
+  tokenCacheGeneration++;
+  tokenHashes.delete(deviceId);
+}
 
 async function tokenHashOf(db: AppDeps["db"], deviceId: string): Promise<string | undefined> {
   const cached = tokenHashes.get(deviceId);
   if (cached && cached.expires > Date.now()) return cached.hash;
-  const device = await db.device.findUnique({ where: { id: deviceId }, select: { tokenHash: true } });
-  if (!device) return undefined;
+  const generation = tokenCacheGeneration;
+  const device = await db.device.findUnique({ where: { id: deviceId }, select: { tokenHash: true, retiredAt: true } });
+  if (!device || device.retiredAt) return undefined;
+  if (generation !== tokenCacheGeneration) return device.tokenHash;
   if (tokenHashes.size >= TOKEN_CACHE_MAX) tokenHashes.delete(tokenHashes.keys().next().value!);
   tokenHashes.set(deviceId, { hash: device.tokenHash, expires: Date.now() + TOKEN_CACHE_TTL_MS });
   return device.tokenHash;
@@ -178,6 +190,7 @@ export function toDeviceView(device: Device): DeviceView {
     serialNumber: device.serialNumber,
     enrolledAt: device.enrolledAt.toISOString(),
     lastSeenAt: device.lastSeenAt?.toISOString() ?? null,
+    retiredAt: device.retiredAt?.toISOString() ?? null,
     push: { registered: device.fcmToken !== null, invalidSince: device.fcmTokenInvalidAt?.toISOString() ?? null },
     state: {
       battery: device.batteryLevel === null ? null : { level: device.batteryLevel, charging: device.batteryCharging },
@@ -243,8 +256,9 @@ export function likePattern(search: string): string {
 }
 
 function deviceFilters(query: ListDevicesQuery): Prisma.Sql {
-  const filters: Prisma.Sql[] = [];
-  if (query.status) filters.push(Prisma.sql`online = ${query.status === "online"}`);
+  // Retired devices are out of the fleet: listed only when asked for.
+  const filters: Prisma.Sql[] = [query.status === "retired" ? Prisma.sql`"retiredAt" IS NOT NULL` : Prisma.sql`"retiredAt" IS NULL`];
+  if (query.status === "online" || query.status === "offline") filters.push(Prisma.sql`online = ${query.status === "online"}`);
   // Containment, which the GIN index on groups answers (`= ANY(groups)` would scan).
   if (query.group) filters.push(Prisma.sql`groups @> ARRAY[${query.group}]::text[]`);
   if (query.batteryBelow !== undefined) filters.push(Prisma.sql`"batteryLevel" < ${query.batteryBelow}`);
@@ -256,7 +270,7 @@ function deviceFilters(query: ListDevicesQuery): Prisma.Sql {
     if (UUID.test(query.search)) matches.push(Prisma.sql`id = ${query.search.toLowerCase()}::uuid`);
     filters.push(Prisma.sql`(${Prisma.join(matches, " OR ")})`);
   }
-  return filters.length > 0 ? Prisma.join(filters, " AND ") : Prisma.sql`TRUE`;
+  return Prisma.join(filters, " AND ");
 }
 
 const countDevices = async (db: AppDeps["db"], where: Prisma.Sql) =>

@@ -72,7 +72,7 @@ export async function fleetSummary({ db, clock }: Pick<AppDeps, "db" | "clock">)
     db.$queryRaw<Array<{ total: number; online: number; lowBattery: number }>>`
       SELECT count(*)::int AS total, count(*) FILTER (WHERE online)::int AS online,
         count(*) FILTER (WHERE "batteryLevel" < ${LOW_BATTERY})::int AS "lowBattery"
-      FROM "Device"`,
+      FROM "Device" WHERE "retiredAt" IS NULL`,
     db.command.count({ where: { status: { in: ["queued", "sent", "acknowledged"] }, expiresAt: { gt: clock.now() } } }),
   ]);
   const { total, online, lowBattery } = counts!;
@@ -82,7 +82,7 @@ export async function fleetSummary({ db, clock }: Pick<AppDeps, "db" | "clock">)
 export async function listGroups({ db }: Pick<AppDeps, "db">): Promise<ListGroupsResponse> {
   const rows = await db.$queryRaw<Array<{ name: string; devices: bigint; online: bigint }>>`
     SELECT g AS name, count(*) AS devices, count(*) FILTER (WHERE online) AS online
-    FROM "Device", unnest(groups) AS g GROUP BY g ORDER BY g`;
+    FROM "Device", unnest(groups) AS g WHERE "retiredAt" IS NULL GROUP BY g ORDER BY g`;
   return { groups: rows.map((row) => ({ name: row.name, devices: Number(row.devices), online: Number(row.online) })) };
 }
 
