@@ -11,11 +11,13 @@ import {
   ErrorBody,
   HeartbeatResponse,
   RegisterResponse,
+  RotationSecrets,
   WsCloseCode,
+  openWithCommandKey,
   verifyCommandSignature,
 } from "@mdm/contracts";
 import WebSocket from "ws";
-import { type LostMode, type Position, executeCommand } from "./execute";
+import { type Execution, type LostMode, type Position, executeCommand } from "./execute";
 import { ApiError, requestJson } from "./http";
 import { type DeviceState, KIOSK_APP, type Random, drift, initialState, toHeartbeat } from "./telemetry";
 
@@ -179,6 +181,21 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
       RegisterResponse,
     );
     this.wiped = false;
+  }
+
+  /**
+   * Opens a rotation's secrets with the current command key and swaps token and key: from
+   * now on requests carry the new token (the server drops the old one when it first sees
+   * it) and commands verify with the new key.
+   */
+  private async takeNewKeys(execution: Execution, sealed: string): Promise<Execution> {
+    try {
+      const secrets = RotationSecrets.parse(JSON.parse(await openWithCommandKey(this.registration.commandKey, sealed)));
+      this.registration = { ...this.registration, ...secrets };
+      return execution;
+    } catch (error) {
+      return { apps: execution.apps, outcome: { status: "failed", error: `cannot open the new keys: ${error instanceof Error ? error.message : String(error)}` } };
+    }
   }
 
   /** Erases the device: state, command memory and enrollment. */
@@ -525,7 +542,8 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
     this.inFlight.add(requestId);
     try {
       await this.acknowledge(requestId);
-      const execution = executeCommand(command, this.state.apps, this.options.position);
+      let execution = executeCommand(command, this.state.apps, this.options.position);
+      if (execution.rekey) execution = await this.takeNewKeys(execution, execution.rekey.sealed);
       this.state = { ...this.state, apps: execution.apps };
       if (execution.lostMode !== undefined) this.lostMode = execution.lostMode;
       if (execution.reboot) await this.restart();

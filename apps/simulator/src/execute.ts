@@ -10,6 +10,8 @@ export type Execution = {
   reboot?: boolean;
   /** The device erases itself after reporting: its state and its enrollment are gone. */
   erase?: boolean;
+  /** New keys to take (sealed with the current command key), before reporting. */
+  rekey?: { sealed: string; commandKeyId: string };
   /** Lost mode entered (what the lock screen shows) or left (null). */
   lostMode?: LostMode | null;
 };
@@ -72,5 +74,7 @@ export function executeCommand(command: { type: CommandType; payload: Record<str
       return { ...succeeded(apps, { lostMode: false }), lostMode: null };
     case "locate":
       return succeeded(apps, { ...position, fixedAt: new Date().toISOString() });
+    case "rotate_token":
+      return { ...succeeded(apps, { rotated: true }), rekey: { sealed: String(input.sealed), commandKeyId: String(input.commandKeyId) } };
   }
 }

@@ -15,6 +15,7 @@ export const CommandType = z.enum([
   "factory_reset",
   "lost_mode",
   "locate",
+  "rotate_token",
 ]);
 export type CommandType = z.infer<typeof CommandType>;
 
@@ -81,7 +82,22 @@ export const CommandPayloads = {
     ])
     .describe("`enter` locks the device on a screen with the message and phone number; `exit` leaves lost mode."),
   locate: EmptyPayload,
+  // Sent by the server itself (POST /admin/devices/{id}/rotate-token), never by an admin
+  // directly: `sealed` is RotationSecrets as JSON, sealed with the device's current
+  // command key (sealWithCommandKey); the command is signed with that key as usual.
+  rotate_token: z.strictObject({
+    sealed: z.string().regex(/^[A-Za-z0-9_-]{16,4096}$/),
+    commandKeyId: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).describe("Id of the new command key."),
+  }),
 } as const;
+
+/** What a `rotate_token` command's `sealed` payload opens to. */
+export const RotationSecrets = z.object({
+  deviceToken: z.string().min(1),
+  commandKey: z.string().regex(/^[a-f0-9]{64}$/),
+  commandKeyId: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/),
+});
+export type RotationSecrets = z.infer<typeof RotationSecrets>;
 
 /**
  * What a device reports in `result` when these commands succeed; the server refuses
@@ -97,6 +113,7 @@ export const CommandResults = {
     accuracyMeters: z.number().min(0).max(1_000_000).describe("Radius of 68% confidence, as Android's Location.getAccuracy()."),
     fixedAt: DateTime.optional().describe("Device clock time of the fix."),
   }),
+  rotate_token: z.object({ rotated: z.literal(true) }),
 } as const;
 export type LocateResult = z.infer<typeof CommandResults.locate>;
 export const LocateResult = CommandResults.locate;

@@ -128,3 +128,8 @@ export const AlertRecord = z.object({
 });
 export const ListAlertsResponse = z.object({ alerts: z.array(AlertRecord) });
 export type ListAlertsResponse = z.infer<typeof ListAlertsResponse>;
+
+export const UpdateAppPolicyRequest = z
+  .strictObject({ packageName: PolicyPackage.optional(), enabled: z.boolean().optional() })
+  .refine((body) => body.packageName !== undefined || body.enabled !== undefined, { message: "Send packageName or enabled" });
+export type UpdateAppPolicyRequest = z.infer<typeof UpdateAppPolicyRequest>;

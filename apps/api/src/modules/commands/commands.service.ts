@@ -24,7 +24,7 @@ import type { AppDeps } from "../../deps";
 import type { Command, CommandBatch as CommandBatchRow, CommandEvent, Prisma } from "../../generated/prisma/client";
 import { recordAudit } from "../../lib/audit";
 import { HttpError } from "../../lib/http-error";
-import { commandKeyFor } from "../devices/devices.service";
+import { commandKeyFor, commandKeyIdFor, completeRotation } from "../devices/devices.service";
 import { retireDevice } from "../lifecycle/lifecycle.service";
 import { retryDelaySeconds, wakeDelivery } from "./delivery";
 
@@ -61,16 +61,21 @@ export function toCommandView(command: CommandWithEvents): CommandView {
 }
 
 /** The command as the device receives it, signed with the device's command key. */
-export async function toDeviceCommand(env: Pick<Env, "COMMAND_MASTER_KEY" | "COMMAND_KEY_ID">, command: Command): Promise<DeviceCommand> {
+export async function toDeviceCommand(env: Pick<Env, "COMMAND_MASTER_KEY" | "COMMAND_KEY_ID">, command: Command, keyGeneration: number): Promise<DeviceCommand> {
   const unsigned = {
-    keyId: env.COMMAND_KEY_ID,
+    keyId: commandKeyIdFor(env, keyGeneration),
     requestId: command.requestId,
     type: command.type,
     payload: command.payload as Record<string, unknown>,
     issuedAt: command.createdAt.toISOString(),
     expiresAt: command.expiresAt.toISOString(),
   };
-  return { ...unsigned, signature: await signCommand(commandKeyFor(env, command.deviceId), unsigned) };
+  return { ...unsigned, signature: await signCommand(commandKeyFor(env, command.deviceId, keyGeneration), unsigned) };
+}
+
+/** The generation of the command key a device holds now (0 until it is re-keyed). */
+export async function keyGenerationOf({ db }: Pick<AppDeps, "db">, deviceId: string): Promise<number> {
+  return (await db.device.findUnique({ where: { id: deviceId }, select: { commandKeyGeneration: true } }))?.commandKeyGeneration ?? 0;
 }
 
 type CommandDeps = Pick<AppDeps, "db" | "clock" | "env" | "logger" | "bus">;
@@ -183,7 +188,8 @@ export async function takePendingCommands(
   for (const command of pending) {
     if (command.status === "queued") await transition(deps, command.requestId, ["queued"], "sent", now, channel, { sentAt: now });
   }
-  return Promise.all(pending.map((command) => toDeviceCommand(deps.env, command)));
+  const keyGeneration = await keyGenerationOf(deps, deviceId);
+  return Promise.all(pending.map((command) => toDeviceCommand(deps.env, command, keyGeneration)));
 }
 
 // Which statuses each reported status may follow. A device's report moves a command forward only.
@@ -210,6 +216,11 @@ export async function recordActionResult(
     ...(final ? { completedAt: now, result: input.result, errorMessage: input.error ?? null } : { acknowledgedAt: now }),
   });
   metrics.actionResult.inc({ status: input.status, changed: String(changed) });
+  // The device holds its new token and key: the old token is dropped now.
+  if (changed && input.status === "succeeded" && command.type === "rotate_token") {
+    const pending = await db.device.findUnique({ where: { id: deviceId }, select: { pendingTokenHash: true } });
+    if (pending?.pendingTokenHash) await completeRotation(deps, deviceId, pending.pendingTokenHash);
+  }
   // An erased device forgot its token: it leaves the fleet, and comes back by enrolling again.
   if (changed && input.status === "succeeded" && destructiveCommandTypes.includes(command.type)) {
     await retireDevice(deps, deviceId, { name: `command:${command.type}` });
@@ -256,6 +267,29 @@ export async function cancelCommand(deps: CommandDeps, requestId: string, actor:
   if (!cancelled) throw new HttpError("conflict", `The command is already ${existing.status}`);
   await recordAudit(deps.db, { actor: actor.name, action: "command.cancel", targetType: "device", targetId: existing.deviceId, ip: actor.ip, details: { requestId } });
   return getCommand(deps, requestId);
+}
+
+/** Cancels every unfinished command of a batch, with the reason in each command's history. */
+export async function cancelBatch(deps: CommandDeps, batchId: string, actor: { name: string; ip?: string }): Promise<BatchView> {
+  const { db, clock, bus } = deps;
+  if (!(await db.commandBatch.findUnique({ where: { id: batchId }, select: { id: true } }))) throw new HttpError("not_found", "No batch has this id");
+  const now = clock.now();
+  const reason = `batch cancelled by ${actor.name}`;
+  const cancelled = await db.$transaction(async (tx) => {
+    const rows = await tx.command.updateManyAndReturn({
+      where: { batchId, status: { in: ["queued", "sent", "acknowledged"] } },
+      data: { status: "cancelled", completedAt: now, nextAttemptAt: null, errorMessage: reason },
+      select: { requestId: true, deviceId: true },
+    });
+    await tx.commandEvent.createMany({ data: rows.map((row) => ({ requestId: row.requestId, status: "cancelled" as const, at: now, detail: reason })) });
+    await recordAudit(tx, { actor: actor.name, action: "batch.cancel", targetType: "batch", targetId: batchId, ip: actor.ip, details: { cancelled: rows.length } });
+    return rows;
+  });
+  for (const row of cancelled) {
+    bus.publish({ kind: "command_status", change: { requestId: row.requestId, deviceId: row.deviceId, batchId, status: "cancelled", at: now.toISOString() } });
+  }
+  deps.logger.info("batch cancelled", { batchId, cancelled: cancelled.length });
+  return getBatch(deps, batchId);
 }
 
 async function resolveTarget({ db }: Pick<AppDeps, "db">, target: BulkTarget): Promise<string[]> {

@@ -19,11 +19,17 @@ import { consumeEnrollmentToken } from "../enrollment/enrollment.service";
 
 /**
  * The key a device verifies command signatures with: HKDF of the command master key for
- * this device and key id. Never stored; one device's key cannot sign for another; and the
- * admin signing secret cannot derive it.
+ * this device, key id and key generation (bumped by each re-key). Never stored; one
+ * device's key cannot sign for another; and the admin signing secret cannot derive it.
  */
-export function commandKeyFor(env: Pick<Env, "COMMAND_MASTER_KEY" | "COMMAND_KEY_ID">, deviceId: string): string {
-  return Buffer.from(hkdfSync("sha256", env.COMMAND_MASTER_KEY, "mdm command key", `${env.COMMAND_KEY_ID}:${deviceId}`, 32)).toString("hex");
+export function commandKeyFor(env: Pick<Env, "COMMAND_MASTER_KEY" | "COMMAND_KEY_ID">, deviceId: string, generation = 0): string {
+  const info = generation === 0 ? `${env.COMMAND_KEY_ID}:${deviceId}` : `${env.COMMAND_KEY_ID}:${deviceId}:${generation}`;
+  return Buffer.from(hkdfSync("sha256", env.COMMAND_MASTER_KEY, "mdm command key", info, 32)).toString("hex");
+}
+
+/** The id a device knows its command key by: the master key's id, and the generation once re-keyed. */
+export function commandKeyIdFor(env: Pick<Env, "COMMAND_KEY_ID">, generation = 0): string {
+  return generation === 0 ? env.COMMAND_KEY_ID : `${env.COMMAND_KEY_ID.slice(0, 24)}-g${generation}`;
 }
 
 function factsData(facts: DeviceFacts) {
@@ -87,24 +93,55 @@ export function forgetDeviceToken(deviceId: string): void {
   tokenHashes.delete(deviceId);
 }
 
-async function tokenHashOf(db: AppDeps["db"], deviceId: string): Promise<string | undefined> {
+async function tokenHashOf(deps: Pick<AppDeps, "db" | "bus">, deviceId: string, secret: string, now: Date): Promise<string | undefined> {
+  const { db } = deps;
   const cached = tokenHashes.get(deviceId);
   if (cached && cached.expires > Date.now()) return cached.hash;
   const generation = tokenCacheGeneration;
-  const device = await db.device.findUnique({ where: { id: deviceId }, select: { tokenHash: true, retiredAt: true } });
+  const device = await db.device.findUnique({
+    where: { id: deviceId },
+    select: { tokenHash: true, retiredAt: true, pendingTokenHash: true, rotationGraceUntil: true },
+  });
   if (!device || device.retiredAt) return undefined;
+  // A rotation under way: the new token is the device's acknowledgement (it can only have
+  // read it from the command sealed with its key); the old one works until the grace ends.
+  if (device.pendingTokenHash) {
+    if (secretMatches(secret, device.pendingTokenHash)) return (await completeRotation(deps, deviceId, device.pendingTokenHash)) ? device.pendingTokenHash : undefined;
+    return device.rotationGraceUntil && device.rotationGraceUntil > now ? device.tokenHash : undefined;
+  }
   if (generation !== tokenCacheGeneration) return device.tokenHash;
   if (tokenHashes.size >= TOKEN_CACHE_MAX) tokenHashes.delete(tokenHashes.keys().next().value!);
   tokenHashes.set(deviceId, { hash: device.tokenHash, expires: Date.now() + TOKEN_CACHE_TTL_MS });
   return device.tokenHash;
 }
 
+/**
+ * The device took its new token: it becomes the only one, with its command key. False when
+ * another request completed (or the admin restarted) the rotation meanwhile and this hash
+ * is neither the pending one nor the current one.
+ */
+export async function completeRotation({ db, bus }: Pick<AppDeps, "db" | "bus">, deviceId: string, pendingTokenHash: string): Promise<boolean> {
+  const rows = await db.$executeRaw`
+    UPDATE "Device" SET "tokenHash" = "pendingTokenHash", "commandKeyGeneration" = "pendingKeyGeneration",
+      "pendingTokenHash" = NULL, "pendingKeyGeneration" = NULL, "rotationGraceUntil" = NULL
+    WHERE id = ${deviceId}::uuid AND "pendingTokenHash" = ${pendingTokenHash}`;
+  if (rows === 1) {
+    // No instance caches a token while its rotation is pending; this is for one that read
+    // the device just before the rotation began.
+    forgetDeviceToken(deviceId);
+    bus.publish({ kind: "device_token_revoked", deviceId, reason: "rotated" });
+    return true;
+  }
+  const current = await db.device.findUnique({ where: { id: deviceId }, select: { tokenHash: true, retiredAt: true } });
+  return !!current && !current.retiredAt && current.tokenHash === pendingTokenHash;
+}
+
 /** Resolves `Authorization: Bearer <device token>` to a device id, or throws 401. */
-export async function authenticateDevice({ db }: Pick<AppDeps, "db">, authorization: string | undefined): Promise<string> {
+export async function authenticateDevice(deps: Pick<AppDeps, "db" | "clock" | "bus">, authorization: string | undefined): Promise<string> {
   const match = /^Bearer\s+(\S+)$/i.exec(authorization ?? "");
   const parsed = match ? parseToken(match[1]!) : undefined;
   if (!parsed) throw unauthorizedDevice();
-  const tokenHash = await tokenHashOf(db, parsed.id);
+  const tokenHash = await tokenHashOf(deps, parsed.id, parsed.secret, deps.clock.now());
   if (!tokenHash || !secretMatches(parsed.secret, tokenHash)) throw unauthorizedDevice();
   return parsed.id;
 }
@@ -255,7 +292,8 @@ export function likePattern(search: string): string {
   return `%${search.replace(/[\\%_]/g, (char) => `\\${char}`)}%`;
 }
 
-function deviceFilters(query: ListDevicesQuery): Prisma.Sql {
+/** The WHERE clause of a device list's filters; retired devices only with `status: "retired"`. */
+export function deviceFilters(query: Pick<ListDevicesQuery, "status" | "group" | "batteryBelow" | "appVersion" | "search">): Prisma.Sql {
   // Retired devices are out of the fleet: listed only when asked for.
   const filters: Prisma.Sql[] = [query.status === "retired" ? Prisma.sql`"retiredAt" IS NOT NULL` : Prisma.sql`"retiredAt" IS NULL`];
   if (query.status === "online" || query.status === "offline") filters.push(Prisma.sql`online = ${query.status === "online"}`);

@@ -13,6 +13,7 @@ import {
   type ListGroupsResponse,
   type TelemetryResponse,
   type UpdateAlertSettingsRequest,
+  type UpdateAppPolicyRequest,
   type UpdateDeviceRequest,
 } from "@mdm/contracts";
 import type { AppDeps } from "../../deps";
@@ -167,6 +168,23 @@ export async function createPolicy({ db }: Pick<AppDeps, "db">, input: CreateApp
     await recordAudit(db, { actor: actor.name, action: "policy.create", targetType: "policy", targetId: policy.id, ip: actor.ip, details: input });
     return toPolicyView(policy);
   } catch (error) {
+    if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002") throw new HttpError("conflict", "A policy for this app and target exists");
+    throw error;
+  }
+}
+
+export async function updatePolicy(
+  { db }: Pick<AppDeps, "db">,
+  policyId: string,
+  input: UpdateAppPolicyRequest,
+  actor: { name: string; ip?: string },
+): Promise<AppPolicyView> {
+  try {
+    const policy = await db.appPolicy.update({ where: { id: policyId }, data: input });
+    await recordAudit(db, { actor: actor.name, action: "policy.update", targetType: "policy", targetId: policyId, ip: actor.ip, details: input });
+    return toPolicyView(policy);
+  } catch (error) {
+    if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2025") throw new HttpError("not_found", "No policy has this id");
     if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002") throw new HttpError("conflict", "A policy for this app and target exists");
     throw error;
   }

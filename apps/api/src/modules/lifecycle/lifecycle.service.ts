@@ -1,8 +1,22 @@
-import type { CommandStatus, RetireDeviceResponse } from "@mdm/contracts";
+import { randomUUID } from "node:crypto";
+import {
+  type BulkEditDevicesRequest,
+  type BulkEditDevicesResponse,
+  type CommandStatus,
+  type DeviceSelection,
+  MAX_BULK_EDIT_DEVICES,
+  type RetireDeviceResponse,
+  type RotateTokenResponse,
+  type RotationSecrets,
+  sealWithCommandKey,
+} from "@mdm/contracts";
+import { Prisma } from "../../generated/prisma/client";
 import type { AppDeps } from "../../deps";
 import { recordAudit } from "../../lib/audit";
 import { HttpError } from "../../lib/http-error";
-import { forgetDeviceToken, getDevice } from "../devices/devices.service";
+import { formatToken, hashSecret, newSecret } from "../../lib/secrets";
+import { wakeDelivery } from "../commands/delivery";
+import { commandKeyFor, commandKeyIdFor, deviceFilters, forgetDeviceToken, getDevice } from "../devices/devices.service";
 import { toLiveState } from "../fleet/fleet.service";
 
 type LifecycleDeps = Pick<AppDeps, "db" | "clock" | "bus" | "logger">;
@@ -80,4 +94,129 @@ export async function deleteDevice(deps: LifecycleDeps, deviceId: string, actor:
   forgetDeviceToken(deviceId);
   await announceRevocation(deps, deviceId, "deleted");
   deps.logger.info("device deleted", { deviceId });
+}
+
+/**
+ * Starts re-keying a device through its own channel: a `rotate_token` command, signed with
+ * the current command key like any other, carries the new token and command key sealed
+ * with the current key. The old token keeps working until the device uses the new one or
+ * reports the command done (then it is dropped at once), at most until the grace period
+ * ends. Only the new token's hash is stored.
+ */
+export async function rotateDeviceToken(deps: LifecycleDeps & Pick<AppDeps, "env">, deviceId: string, actor: Actor): Promise<RotateTokenResponse> {
+  const { db, clock, env, bus } = deps;
+  const now = clock.now();
+  const graceUntil = new Date(now.getTime() + env.DEVICE_TOKEN_ROTATION_GRACE_SECONDS * 1000);
+  const secret = newSecret();
+  const requestId = randomUUID();
+  const commandKeyId = await db.$transaction(async (tx) => {
+    const rows = await tx.$queryRaw<Array<{ retiredAt: Date | null; pendingTokenHash: string | null; rotationGraceUntil: Date | null; commandKeyGeneration: number }>>`
+      SELECT "retiredAt", "pendingTokenHash", "rotationGraceUntil", "commandKeyGeneration" FROM "Device" WHERE id = ${deviceId}::uuid FOR UPDATE`;
+    const device = rows[0];
+    if (!device) throw new HttpError("not_found", "No device has this id");
+    if (device.retiredAt) throw new HttpError("conflict", "The device is retired");
+    if (device.pendingTokenHash) {
+      throw new HttpError("conflict", `A rotation is already waiting for the device (its old token works until ${device.rotationGraceUntil?.toISOString()})`);
+    }
+    const generation = device.commandKeyGeneration + 1;
+    const secrets: RotationSecrets = {
+      deviceToken: formatToken(deviceId, secret),
+      commandKey: commandKeyFor(env, deviceId, generation),
+      commandKeyId: commandKeyIdFor(env, generation),
+    };
+    const sealed = await sealWithCommandKey(commandKeyFor(env, deviceId, device.commandKeyGeneration), JSON.stringify(secrets));
+    await tx.device.update({ where: { id: deviceId }, data: { pendingTokenHash: hashSecret(secret), pendingKeyGeneration: generation, rotationGraceUntil: graceUntil } });
+    await tx.command.create({
+      data: {
+        requestId,
+        deviceId,
+        type: "rotate_token",
+        payload: { sealed, commandKeyId: secrets.commandKeyId },
+        createdAt: now,
+        expiresAt: graceUntil,
+        createdBy: actor.name,
+        nextAttemptAt: now,
+        events: { create: { status: "queued", at: now } },
+      },
+    });
+    await recordAudit(tx, {
+      actor: actor.name,
+      action: "device.rotate_token",
+      targetType: "device",
+      targetId: deviceId,
+      ip: actor.ip,
+      details: { requestId, commandKeyId: secrets.commandKeyId, graceUntil: graceUntil.toISOString() },
+    });
+    return secrets.commandKeyId;
+  });
+  // Instances that cached the token must now see the rotation (and its grace period).
+  forgetDeviceToken(deviceId);
+  await announceRevocation(deps, deviceId, "rotated");
+  bus.publish({ kind: "command_status", change: { requestId, deviceId, batchId: null, status: "queued", at: now.toISOString() } });
+  wakeDelivery(deps);
+  deps.logger.info("device token rotation queued", { deviceId, requestId });
+  return { device: await getDevice(deps, deviceId), requestId, commandKeyId, graceUntil: graceUntil.toISOString() };
+}
+
+function selectionWhere(target: DeviceSelection): Prisma.Sql {
+  const inService = Prisma.sql`"retiredAt" IS NULL`;
+  if ("deviceIds" in target) return Prisma.sql`${inService} AND id = ANY(${target.deviceIds}::uuid[])`;
+  if ("group" in target) return Prisma.sql`${inService} AND groups @> ARRAY[${target.group}]::text[]`;
+  if ("enrollmentTokenId" in target) return Prisma.sql`${inService} AND "enrollmentTokenId" = ${target.enrollmentTokenId}::uuid`;
+  return deviceFilters(target.filter);
+}
+
+/**
+ * Sets groups and aliases of many devices in one statement, and retires them one by one
+ * (each retirement as POST /admin/devices/{id}/retire does it). At most
+ * MAX_BULK_EDIT_DEVICES devices: a bigger selection is refused before anything changes.
+ */
+export async function bulkEditDevices(deps: LifecycleDeps, input: BulkEditDevicesRequest, actor: Actor): Promise<BulkEditDevicesResponse> {
+  const { db, clock } = deps;
+  const rows = await db.$queryRaw<Array<{ id: string }>>`
+    SELECT id FROM "Device" WHERE ${selectionWhere(input.target)} ORDER BY "enrolledAt", id LIMIT ${MAX_BULK_EDIT_DEVICES + 1}`;
+  if (rows.length > MAX_BULK_EDIT_DEVICES) {
+    throw new HttpError("validation_failed", `The selection matches more than ${MAX_BULK_EDIT_DEVICES} devices`, [
+      { path: "target", message: `Narrow the selection to at most ${MAX_BULK_EDIT_DEVICES} devices` },
+    ]);
+  }
+  const ids = rows.map((row) => row.id);
+  const sets: Prisma.Sql[] = [];
+  if (input.setGroups) sets.push(Prisma.sql`groups = ${[...new Set(input.setGroups)]}::text[]`);
+  if (input.addGroups || input.removeGroups) {
+    let groups = Prisma.sql`d.groups`;
+    if (input.removeGroups) groups = Prisma.sql`ARRAY(SELECT g FROM unnest(${groups}) g WHERE NOT (g = ANY(${input.removeGroups}::text[])))`;
+    if (input.addGroups) groups = Prisma.sql`${groups} || ARRAY(SELECT DISTINCT a FROM unnest(${input.addGroups}::text[]) a WHERE NOT (a = ANY(${groups})))`;
+    sets.push(Prisma.sql`groups = ${groups}`);
+  }
+  // Numbered in order of enrollment, wide enough for the whole selection: Till-001, Till-002...
+  const width = Math.max(3, String(ids.length).length);
+  if (input.aliasPrefix) sets.push(Prisma.sql`alias = ${input.aliasPrefix} || lpad(s.n::text, ${width}, '0')`);
+  let updated = 0;
+  if (sets.length > 0 && ids.length > 0) {
+    sets.push(Prisma.sql`"updatedAt" = ${clock.now()}`);
+    updated = await db.$executeRaw`
+      UPDATE "Device" d SET ${Prisma.join(sets, ", ")}
+      FROM (SELECT id, row_number() OVER (ORDER BY "enrolledAt", id) AS n FROM "Device" WHERE id = ANY(${ids}::uuid[])) s
+      WHERE d.id = s.id`;
+  }
+  let retired = 0;
+  let cancelledCommands = 0;
+  if (input.retire) {
+    for (const id of ids) {
+      const outcome = await retireDevice(deps, id, actor);
+      if (!outcome.alreadyRetired) retired++;
+      cancelledCommands += outcome.cancelledCommands;
+    }
+  }
+  const { target, ...changes } = input;
+  await recordAudit(db, {
+    actor: actor.name,
+    action: "device.bulk_edit",
+    targetType: "devices",
+    ip: actor.ip,
+    details: { target, changes, matched: ids.length, updated, retired, cancelledCommands },
+  });
+  deps.logger.info("devices bulk edited", { matched: ids.length, updated, retired });
+  return { matched: ids.length, updated, retired, cancelledCommands };
 }
