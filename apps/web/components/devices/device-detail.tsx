@@ -19,6 +19,7 @@ import { useNow } from "@/lib/hooks/use-now";
 import { useCommands } from "@/lib/swr/use-commands";
 import { useDevice } from "@/lib/swr/use-device";
 import { DeviceDetailsForm } from "./device-details-form";
+import { DeviceLifecycle } from "./device-lifecycle";
 import { DevicePolicies } from "./device-policies";
 import { BatteryLevel, OnlineBadge, SocketBadge, deviceName, modelText } from "./device-status";
 import { DeviceTelemetry } from "./device-telemetry";
@@ -129,7 +130,7 @@ function CommandHistory({ deviceId }: { deviceId: string }) {
 
 export function DeviceDetail({ deviceId }: { deviceId: string }) {
   const { data: device, error, isLoading, mutate } = useDevice(deviceId);
-  const { canSendCommands, canManageDevices, canManagePolicies } = usePermissions();
+  const { canSendCommands, canManageDevices, canManagePolicies, canRetireDevices, canDeleteDevices } = usePermissions();
   const [sendOpen, setSendOpen] = useState(false);
 
   if (error && !device) {
@@ -171,7 +172,7 @@ export function DeviceDetail({ deviceId }: { deviceId: string }) {
           </div>
           <p className="font-mono text-xs text-muted-foreground">{device.id}</p>
         </div>
-        {canSendCommands ? (
+        {canSendCommands && !device.retiredAt ? (
           <Button onClick={() => setSendOpen(true)}>
             <SendIcon /> Send command
           </Button>
@@ -183,6 +184,7 @@ export function DeviceDetail({ deviceId }: { deviceId: string }) {
         <DeviceTelemetry deviceId={device.id} />
         <DeviceDetailsForm device={device} editable={canManageDevices} />
         <DevicePolicies device={device} editable={canManagePolicies} />
+        <DeviceLifecycle device={device} canSend={canSendCommands} canManage={canRetireDevices} canDelete={canDeleteDevices} />
       </div>
       <AppsCard device={device} />
       <CommandHistory deviceId={device.id} />

@@ -8,7 +8,7 @@ export const PAGE_SIZES = [25, 50, 100] as const;
 
 export type DeviceListParams = {
   search: string;
-  status: "online" | "offline" | undefined;
+  status: "online" | "offline" | "retired" | undefined;
   group: string | undefined;
   batteryBelow: number | undefined;
   appVersion: string | undefined;
@@ -35,7 +35,7 @@ export function useDeviceListParams() {
     const pageSize = positiveInt(searchParams.get("size"));
     return {
       search: searchParams.get("q") ?? "",
-      status: status === "online" || status === "offline" ? status : undefined,
+      status: status === "online" || status === "offline" || status === "retired" ? status : undefined,
       group: searchParams.get("group") || undefined,
       batteryBelow: positiveInt(searchParams.get("battery")),
       appVersion: searchParams.get("version") || undefined,
