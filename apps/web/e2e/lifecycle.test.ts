@@ -35,7 +35,8 @@ beforeAll(async () => {
   const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
   page = await context.newPage();
   page.setDefaultTimeout(20_000);
-});
+  // `next build` alone took over ten minutes on a machine shared with other builds.
+}, 20 * 60_000);
 
 afterAll(async () => {
   await Promise.all(devices.map((device) => device.stop()));
