@@ -152,6 +152,7 @@ test("retire closes the device's socket with 4004, then the retired device can b
   await page.getByRole("button", { name: "Retire", exact: true }).click();
   await dialog().getByRole("button", { name: "Retire", exact: true }).click();
   expect(await closed).toBe(WsCloseCode.retired);
+  await page.reload();
   await page.getByText(/Retired .*: its token no longer works\./).waitFor();
 
   await page.getByRole("button", { name: "Delete device" }).click();

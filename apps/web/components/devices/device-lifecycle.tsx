@@ -167,7 +167,8 @@ function project(latitude: number, longitude: number) {
  * tiles (a graticule and the point), so it works offline; the link opens OpenStreetMap.
  */
 export function LastPosition({ deviceId }: { deviceId: string }) {
-  const { data } = useCommands({ deviceId, type: "locate", status: "succeeded", limit: 1 });
+  // The result comes from the device some time after the command: look again every few seconds.
+  const { data } = useCommands({ deviceId, type: "locate", status: "succeeded", limit: 1 }, { refreshInterval: 3_000 });
   const latest = data?.commands[0];
   const parsed = latest ? LocateResult.safeParse(latest.result) : undefined;
   if (!parsed?.success) {
