@@ -21,6 +21,8 @@ import { exportRoutes } from "./modules/exports/exports.routes";
 import { fleetRoutes } from "./modules/fleet/fleet.routes";
 import { policiesRoutes } from "./modules/policies/policies.routes";
 import { legacyRoutes } from "./modules/legacy/legacy.routes";
+import { forgetDeviceToken } from "./modules/devices/devices.service";
+import { lifecycleRoutes } from "./modules/lifecycle/lifecycle.routes";
 import { systemRoutes } from "./modules/system/system.routes";
 import { userRoutes } from "./modules/users/users.routes";
 import { webhookRoutes } from "./modules/webhooks/webhooks.routes";
@@ -46,6 +48,11 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(enrollmentRoutes(deps, guards));
   app.use(fleetRoutes(deps, guards));
   app.use(policiesRoutes(deps, guards));
+  app.use(lifecycleRoutes(deps, guards));
+  // A token revoked through another instance must stop working here at once, cache or not.
+  deps.bus.subscribe((event) => {
+    if (event.kind === "device_token_revoked") forgetDeviceToken(event.deviceId);
+  });
   app.use(legacyRoutes(deps));
   app.use(systemRoutes(deps, guards));
   app.use(authRoutes(deps, guards));

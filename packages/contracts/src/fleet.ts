@@ -175,3 +175,7 @@ export type AlertIncidentDetail = z.infer<typeof AlertIncidentDetail>;
 
 export const ListIncidentsResponse = z.object({ incidents: z.array(AlertIncident) });
 export type ListIncidentsResponse = z.infer<typeof ListIncidentsResponse>;
+export const UpdateAppPolicyRequest = z
+  .strictObject({ packageName: PolicyPackage.optional(), enabled: z.boolean().optional() })
+  .refine((body) => body.packageName !== undefined || body.enabled !== undefined, { message: "Send packageName or enabled" });
+export type UpdateAppPolicyRequest = z.infer<typeof UpdateAppPolicyRequest>;

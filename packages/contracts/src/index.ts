@@ -7,6 +7,7 @@ export * from "./enrollment";
 export * from "./errors";
 export * from "./fleet";
 export * from "./integrations";
+export * from "./lifecycle";
 export * from "./mail";
 export * from "./openapi";
 export * from "./primitives";

@@ -79,6 +79,7 @@ import {
   TelemetryQuery,
   TelemetryResponse,
   UpdateAlertSettingsRequest,
+  UpdateAppPolicyRequest,
   UpdateDeviceRequest,
 } from "./fleet";
 import {
@@ -97,6 +98,7 @@ import {
   WebhookDelivery,
   WebhookIdParams,
 } from "./integrations";
+import { BulkEditDevicesRequest, BulkEditDevicesResponse, MAX_BULK_EDIT_DEVICES, RetireDeviceResponse, RotateTokenResponse } from "./lifecycle";
 import { ListOutboxResponse, OutboxQuery } from "./mail";
 import { HealthResponse } from "./system";
 
@@ -130,7 +132,8 @@ export const apiRoutes = {
     auth: "device",
     summary: "Report a command's outcome",
     description:
-      "Idempotent: repeating a recorded result answers 200 with `changed: false`. A command of another device, or an unknown one, is 404; a result contradicting a final one, or arriving after the command expired or was cancelled, is 409.",
+      "Idempotent: repeating a recorded result answers 200 with `changed: false`. A command of another device, or an unknown one, is 404; a result contradicting a final one, or arriving after the command expired or was cancelled, is 409. " +
+      "A `succeeded` result of `wipe`, `factory_reset`, `lost_mode`, `locate` or `rotate_token` must match its schema (`CommandResults` in the contracts; 400 otherwise); a succeeded `wipe` or `factory_reset` retires the device.",
     body: ActionResultRequest,
     responses: { 200: { description: "Recorded (or already recorded).", schema: ActionResultResponse } },
     errors: ["not_found", "conflict"],
@@ -240,6 +243,62 @@ export const apiRoutes = {
     responses: { 200: { description: "The updated device.", schema: DeviceView } },
     errors: ["not_found"],
   },
+  retireDevice: {
+    method: "post",
+    path: "/admin/devices/{deviceId}/retire",
+    tag: "Admin",
+    auth: "admin",
+    minRole: "operator",
+    summary: "Retire a device: its token stops working on every instance at once",
+    description:
+      "Refuses the device's token from now on, on every API instance (their token caches are told over the event bus), closes its open WebSocket with close code 4004, " +
+      "cancels its pending commands (event detail `device retired by <actor>`), and leaves it out of device lists, groups and fleet counts (list it with `status=retired`). " +
+      "Its history (commands, telemetry, audit) stays. Retiring a retired device changes nothing (`alreadyRetired: true`). To retire the devices of a revoked enrollment token, use `POST /admin/devices/bulk` with `target.enrollmentTokenId`.",
+    params: DeviceIdParams,
+    responses: { 200: { description: "The retired device.", schema: RetireDeviceResponse } },
+    errors: ["not_found"],
+  },
+  rotateDeviceToken: {
+    method: "post",
+    path: "/admin/devices/{deviceId}/rotate-token",
+    tag: "Admin",
+    auth: "admin",
+    minRole: "operator",
+    summary: "Re-key a device: a new device token and command key, through the device's own channel",
+    description:
+      "Queues a `rotate_token` command signed with the device's current command key, whose payload carries the new token and command key sealed with the current key (`sealWithCommandKey`). " +
+      "The current token keeps working until the device takes the new one (its first request with the new token, or its `succeeded` result), then is refused at once on every instance; " +
+      "a device that stays away longer than `DEVICE_TOKEN_ROTATION_GRACE_SECONDS` is locked out and must enroll again. 409 while a rotation is pending or the device is retired.",
+    params: DeviceIdParams,
+    responses: { 202: { description: "The rotation is under way.", schema: RotateTokenResponse } },
+    errors: ["not_found", "conflict"],
+  },
+  bulkEditDevices: {
+    method: "post",
+    path: "/admin/devices/bulk",
+    tag: "Admin",
+    auth: "admin",
+    minRole: "operator",
+    summary: "Set groups, alias prefix or retirement for a selection of devices",
+    description:
+      "The selection is a list of ids, a group, the devices of an enrollment token, or the filters of `GET /admin/devices`; retired devices are never selected. " +
+      `At most ${MAX_BULK_EDIT_DEVICES} devices per call (400 past it: narrow the selection). Group and alias changes are one statement; each retirement is done as ` +
+      "`POST /admin/devices/{deviceId}/retire` does. One audit entry `device.bulk_edit`, plus `device.retire` for each retired device.",
+    body: BulkEditDevicesRequest,
+    responses: { 200: { description: "What changed.", schema: BulkEditDevicesResponse } },
+  },
+  deleteDevice: {
+    method: "delete",
+    path: "/admin/devices/{deviceId}",
+    tag: "Admin",
+    auth: "admin",
+    minRole: "admin",
+    summary: "Delete a retired device with its history",
+    description: "Removes the device, its commands and its telemetry. Only a retired device can be deleted (409 otherwise). The audit log keeps the fact, with the device's alias, model and serial number.",
+    params: DeviceIdParams,
+    responses: { 204: { description: "Deleted." } },
+    errors: ["not_found", "conflict"],
+  },
   deviceTelemetry: {
     method: "get",
     path: "/admin/devices/{deviceId}/telemetry",
@@ -281,7 +340,7 @@ export const apiRoutes = {
       "Stores the command with a new `requestId`, then sends a high-priority FCM data message (when the device has a push token). The response shows the push outcome; a device without push receives the command in its next heartbeat.",
     body: CreateCommandRequest,
     responses: { 201: { description: "Queued.", schema: Command } },
-    errors: ["not_found"],
+    errors: ["not_found", "conflict"],
   },
   listCommands: {
     method: "get",
@@ -346,6 +405,18 @@ export const apiRoutes = {
     responses: { 200: { description: "The batch.", schema: CommandBatch } },
     errors: ["not_found"],
   },
+  cancelBatch: {
+    method: "post",
+    path: "/admin/batches/{batchId}/cancel",
+    tag: "Admin",
+    auth: "admin",
+    minRole: "operator",
+    summary: "Cancel every command of a batch that has not finished",
+    description: "Commands `queued`, `sent` or `acknowledged` become `cancelled` with `errorMessage` and event detail `batch cancelled by <actor>`; finished ones keep their status. Answers the batch with its new counts.",
+    params: BatchIdParams,
+    responses: { 200: { description: "The batch.", schema: CommandBatch } },
+    errors: ["not_found"],
+  },
   cancelCommand: {
     method: "post",
     path: "/admin/commands/{requestId}/cancel",
@@ -387,6 +458,18 @@ export const apiRoutes = {
     description: "When a heartbeat reports the app not running, the server queues a `relaunch_app` command itself (at most one per debounce window).",
     body: CreateAppPolicyRequest,
     responses: { 201: { description: "Created.", schema: AppPolicy } },
+    errors: ["not_found", "conflict"],
+  },
+  updatePolicy: {
+    method: "patch",
+    path: "/admin/policies/{policyId}",
+    tag: "Admin",
+    auth: "admin",
+    minRole: "operator",
+    summary: "Change an auto-relaunch policy: enable or disable it, or change its app",
+    params: PolicyIdParams,
+    body: UpdateAppPolicyRequest,
+    responses: { 200: { description: "The policy.", schema: AppPolicy } },
     errors: ["not_found", "conflict"],
   },
   deletePolicy: {

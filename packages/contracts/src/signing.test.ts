@@ -8,6 +8,8 @@ import {
   adminSignature,
   canonicalJson,
   hmacSha256Hex,
+  openWithCommandKey,
+  sealWithCommandKey,
   sha256Hex,
   signAdminRequest,
   signCommand,
@@ -305,5 +307,22 @@ describe("webhook signatures", () => {
     expect(await verifyWebhookSignature(secret, header, `${body} `, { nowSeconds: 1_800_000_000 })).toBe(false);
     expect(await verifyWebhookSignature("whsec_other", header, body, { nowSeconds: 1_800_000_000 })).toBe(false);
     expect(await verifyWebhookSignature(secret, "garbage", body, { nowSeconds: 1_800_000_000 })).toBe(false);
+  });
+});
+
+describe("sealWithCommandKey / openWithCommandKey", () => {
+  const key = "ab".repeat(32);
+
+  it("opens what was sealed with the same key, and nothing sealed with another or altered", async () => {
+    const sealed = await sealWithCommandKey(key, '{"deviceToken":"x.y"}');
+    expect(sealed).toMatch(/^[A-Za-z0-9_-]+$/);
+    expect(await openWithCommandKey(key, sealed)).toBe('{"deviceToken":"x.y"}');
+    await expect(openWithCommandKey("cd".repeat(32), sealed)).rejects.toThrow();
+    const altered = `${sealed.slice(0, -2)}${sealed.endsWith("A") ? "B" : "A"}${sealed.slice(-1)}`;
+    await expect(openWithCommandKey(key, altered)).rejects.toThrow();
+  });
+
+  it("seals the same text differently each time (a fresh IV)", async () => {
+    expect(await sealWithCommandKey(key, "same")).not.toBe(await sealWithCommandKey(key, "same"));
   });
 });

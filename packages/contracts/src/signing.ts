@@ -140,3 +140,45 @@ export async function verifyWebhookSignature(
   if (Math.abs(now - timestamp) > (options.toleranceSeconds ?? 300)) return false;
   return timingSafeEqual(await hmacSha256Hex(secret, `${timestamp}.${body}`), signature);
 }
+
+// ---- Sealing secrets for one device -------------------------------------------------
+
+function toBase64Url(bytes: Uint8Array): string {
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function fromBase64Url(text: string): Uint8Array<ArrayBuffer> {
+  const binary = atob(text.replace(/-/g, "+").replace(/_/g, "/"));
+  return Uint8Array.from(binary, (char) => char.charCodeAt(0));
+}
+
+/** AES-256-GCM key for sealing, derived from the command key (never the HMAC key itself). */
+async function sealingKey(commandKey: string): Promise<CryptoKey> {
+  const hmac = await crypto.subtle.importKey("raw", toBytes(commandKey), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const raw = await crypto.subtle.sign("HMAC", hmac, toBytes("mdm seal v1"));
+  return crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["encrypt", "decrypt"]);
+}
+
+/**
+ * Encrypts `plaintext` so only the holder of `commandKey` can read it: how a new device
+ * token and command key travel in a `rotate_token` command (whose payload is stored,
+ * listed in the command history and may go through FCM). base64url of iv (12 bytes) and
+ * AES-GCM ciphertext with its tag.
+ */
+export async function sealWithCommandKey(commandKey: string, plaintext: string): Promise<string> {
+  const iv = crypto.getRandomValues(new Uint8Array(12));
+  const sealed = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv }, await sealingKey(commandKey), toBytes(plaintext)));
+  const out = new Uint8Array(iv.length + sealed.length);
+  out.set(iv);
+  out.set(sealed, iv.length);
+  return toBase64Url(out);
+}
+
+/** Reverses `sealWithCommandKey`; throws when the key is wrong or the text was altered. */
+export async function openWithCommandKey(commandKey: string, sealed: string): Promise<string> {
+  const bytes = fromBase64Url(sealed);
+  const plain = await crypto.subtle.decrypt({ name: "AES-GCM", iv: bytes.slice(0, 12) }, await sealingKey(commandKey), bytes.slice(12));
+  return new TextDecoder().decode(plain);
+}

@@ -65,6 +65,8 @@ export const EnvSchema = z
     BODY_LIMIT_BYTES: positiveInt(64 * 1024),
     HEARTBEAT_INTERVAL_SECONDS: positiveInt(60),
     COMMAND_DEFAULT_TTL_SECONDS: positiveInt(24 * 3600),
+    // How long a device's old token keeps working after a rotation it has not taken yet.
+    DEVICE_TOKEN_ROTATION_GRACE_SECONDS: positiveInt(7 * 24 * 3600),
     TELEMETRY_RETENTION_HOURS: positiveInt(48),
     RATE_LIMIT_GENERAL_PER_MINUTE: positiveInt(60),
     RATE_LIMIT_ADMIN_PER_MINUTE: positiveInt(100),

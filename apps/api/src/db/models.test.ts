@@ -27,6 +27,7 @@ it("round-trips every model through the migrated database", async () => {
     storageAvailable: 0n, networkType: "wifi", networkSignal: -60, ipAddress: "10.0.0.1", uptimeSeconds: 99n, deviceTime: at,
     appStatus: [{ packageName: "com.a.b", running: true }], online: true, offlineSince: at, groups: ["north", "tills"],
     socketInstanceId: "instance-1", socketConnectedAt: at, socketLeaseExpiresAt: at, socketDisconnectedAt: at, legacyTokenIssuedAt: at,
+    retiredAt: at, retiredBy: "admin", commandKeyGeneration: 2, pendingTokenHash: "c".repeat(64), pendingKeyGeneration: 3, rotationGraceUntil: at,
   };
   const storedDevice = await db.device.create({ data: device });
   expect(storedDevice).toEqual({ ...device, updatedAt: expect.any(Date) });

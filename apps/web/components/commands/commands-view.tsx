@@ -10,8 +10,11 @@ import { PageHeader } from "@/components/page-header";
 import { Button } from "@/components/ui/button";
 import { Select, SelectContent, SelectItem, SelectTrigger, SelectValue } from "@/components/ui/select";
 import { ErrorState } from "@/components/states";
+import { toast } from "@/components/ui/sonner";
+import { errorMessage } from "@/lib/api";
 import { batchAsListed, commandTypeLabels } from "@/lib/commands";
 import { useBatch } from "@/lib/swr/use-batch";
+import { cancelBatch } from "@/lib/swr/use-device-lifecycle";
 import { useCommands } from "@/lib/swr/use-commands";
 import { BatchProgress } from "./batch-progress";
 import { CommandsTable } from "./commands-table";
@@ -25,7 +28,7 @@ export function CommandsView() {
   const searchParams = useSearchParams();
   const router = useRouter();
   const pathname = usePathname();
-  const { canSendCommands } = usePermissions();
+  const { canSendCommands, canCancelBatches } = usePermissions();
   const [sendOpen, setSendOpen] = useState(false);
 
   const batchId = searchParams.get("batch") ?? undefined;
@@ -74,6 +77,17 @@ export function CommandsView() {
           batch={shownBatch}
           error={batchResult.error ? <ErrorState error={batchResult.error} onRetry={() => void batchResult.mutate()} /> : undefined}
           onClose={() => setParam({ batch: undefined })}
+          onCancel={
+            canCancelBatches && batchId
+              ? () =>
+                  cancelBatch(batchId)
+                    .then((batch) => {
+                      toast.success(`Batch cancelled: ${batch.counts.cancelled} ${batch.counts.cancelled === 1 ? "command" : "commands"} cancelled`);
+                      return batchResult.mutate();
+                    })
+                    .catch((caught: unknown) => toast.error(errorMessage(caught)))
+              : undefined
+          }
         />
       ) : null}
       <div className="flex flex-wrap items-center gap-2">

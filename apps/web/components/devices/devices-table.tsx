@@ -6,6 +6,7 @@ import Link from "next/link";
 import { useRouter } from "next/navigation";
 import { useEffect, useRef, useState } from "react";
 import { SendCommandDialog } from "@/components/commands/send-command-dialog";
+import { BulkEditDialog } from "@/components/devices/bulk-edit-dialog";
 import { BatteryLevel, OnlineBadge, SocketBadge, deviceName, modelText } from "@/components/devices/device-status";
 import { type DeviceListParams, MAX_PAGES, PAGE_SIZES, useDeviceListParams } from "@/components/devices/use-device-list-params";
 import { usePermissions } from "@/components/layout/session-context";
@@ -111,7 +112,8 @@ export function DevicesTable() {
   const { params, page, update, query } = useDeviceListParams();
   const { data, error, isLoading, mutate } = useDevices(query);
   const { data: groups } = useGroups();
-  const { canSendCommands } = usePermissions();
+  const { canSendCommands, canRetireDevices } = usePermissions();
+  const [editOpen, setEditOpen] = useState(false);
   const router = useRouter();
   const now = useNow();
 
@@ -184,7 +186,7 @@ export function DevicesTable() {
           />
           <kbd className="pointer-events-none absolute top-2 right-2 hidden rounded border px-1.5 font-mono text-xs text-muted-foreground sm:block">/</kbd>
         </div>
-        <Select value={params.status ?? ANY} onValueChange={(value) => update({ status: value === ANY ? undefined : (value as "online" | "offline") })}>
+        <Select value={params.status ?? ANY} onValueChange={(value) => update({ status: value === ANY ? undefined : (value as "online" | "offline" | "retired") })}>
           <SelectTrigger className="w-36" aria-label="Status">
             <SelectValue />
           </SelectTrigger>
@@ -192,6 +194,7 @@ export function DevicesTable() {
             <SelectItem value={ANY}>Any status</SelectItem>
             <SelectItem value="online">Online</SelectItem>
             <SelectItem value="offline">Offline</SelectItem>
+            <SelectItem value="retired">Retired</SelectItem>
           </SelectContent>
         </Select>
         <Select value={params.group ?? ANY} onValueChange={(value) => update({ group: value === ANY ? undefined : value })}>
@@ -255,6 +258,11 @@ export function DevicesTable() {
           <Button size="sm" onClick={() => setSendOpen(true)}>
             <SendIcon /> Send command
           </Button>
+          {canRetireDevices ? (
+            <Button size="sm" variant="outline" onClick={() => setEditOpen(true)}>
+              Edit selected
+            </Button>
+          ) : null}
           <Button size="sm" variant="ghost" onClick={() => setSelected(new Set())}>
             Clear selection
           </Button>
@@ -344,6 +352,9 @@ export function DevicesTable() {
         </div>
       </div>
 
+      {canRetireDevices ? (
+        <BulkEditDialog open={editOpen} onOpenChange={setEditOpen} deviceIds={[...selected]} onDone={() => setSelected(new Set())} />
+      ) : null}
       {canSendCommands ? (
         <SendCommandDialog
           open={sendOpen}

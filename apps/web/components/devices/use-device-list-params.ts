@@ -15,7 +15,7 @@ const CURSOR_SEPARATOR = ".";
 
 export type DeviceListParams = {
   search: string;
-  status: "online" | "offline" | undefined;
+  status: "online" | "offline" | "retired" | undefined;
   group: string | undefined;
   batteryBelow: number | undefined;
   appVersion: string | undefined;
@@ -42,7 +42,7 @@ export function readDeviceListParams(searchParams: Pick<URLSearchParams, "get">)
   const cursors = (searchParams.get("after") ?? "").split(CURSOR_SEPARATOR).filter(Boolean);
   return {
     search: searchParams.get("q") ?? "",
-    status: status === "online" || status === "offline" ? status : undefined,
+    status: status === "online" || status === "offline" || status === "retired" ? status : undefined,
     group: searchParams.get("group") || undefined,
     batteryBelow: positiveInt(searchParams.get("battery")),
     appVersion: searchParams.get("version") || undefined,

@@ -22,11 +22,17 @@ import { COMPLIANCE_SQL } from "../policies/policies.service";
 
 /**
  * The key a device verifies command signatures with: HKDF of the command master key for
- * this device and key id. Never stored; one device's key cannot sign for another; and the
- * admin signing secret cannot derive it.
+ * this device, key id and key generation (bumped by each re-key). Never stored; one
+ * device's key cannot sign for another; and the admin signing secret cannot derive it.
  */
-export function commandKeyFor(env: Pick<Env, "COMMAND_MASTER_KEY" | "COMMAND_KEY_ID">, deviceId: string): string {
-  return Buffer.from(hkdfSync("sha256", env.COMMAND_MASTER_KEY, "mdm command key", `${env.COMMAND_KEY_ID}:${deviceId}`, 32)).toString("hex");
+export function commandKeyFor(env: Pick<Env, "COMMAND_MASTER_KEY" | "COMMAND_KEY_ID">, deviceId: string, generation = 0): string {
+  const info = generation === 0 ? `${env.COMMAND_KEY_ID}:${deviceId}` : `${env.COMMAND_KEY_ID}:${deviceId}:${generation}`;
+  return Buffer.from(hkdfSync("sha256", env.COMMAND_MASTER_KEY, "mdm command key", info, 32)).toString("hex");
+}
+
+/** The id a device knows its command key by: the master key's id, and the generation once re-keyed. */
+export function commandKeyIdFor(env: Pick<Env, "COMMAND_KEY_ID">, generation = 0): string {
+  return generation === 0 ? env.COMMAND_KEY_ID : `${env.COMMAND_KEY_ID.slice(0, 24)}-g${generation}`;
 }
 
 function factsData(facts: DeviceFacts) {
@@ -74,30 +80,73 @@ export async function registerDevice(
 
 const unauthorizedDevice = () => new HttpError("unauthorized", "Send a valid device token as Authorization: Bearer <token>");
 
-// Verified token hashes by device id: a heartbeat then needs one statement, not two. A
-// device's token never changes; a deleted device drops out within the TTL and its
-// heartbeat finds no row meanwhile.
+// Verified token hashes by device id: a heartbeat then needs one statement, not two. When
+// a token is revoked (the device retired, deleted or re-keyed) every instance is told over
+// the event bus and drops its entry (`forgetDeviceToken`); should that event be lost (the
+// bus down), the TTL bounds how long a revoked token keeps working on another instance.
 const TOKEN_CACHE_TTL_MS = 60_000;
 const TOKEN_CACHE_MAX = 200_000;
 const tokenHashes = new Map<string, { hash: string; expires: number }>();
+// Bumped by every revocation: a lookup that began before one does not cache what it read,
+// which may be the state from before the revocation.
+let tokenCacheGeneration = 0;
 
-async function tokenHashOf(db: AppDeps["db"], deviceId: string): Promise<string | undefined> {
+/** Drops a device's verified token from this instance's cache (on a `device_token_revoked` event). */
+export function forgetDeviceToken(deviceId: string): void {
+  tokenCacheGeneration++;
+  tokenHashes.delete(deviceId);
+}
+
+async function tokenHashOf(deps: Pick<AppDeps, "db" | "bus">, deviceId: string, secret: string, now: Date): Promise<string | undefined> {
+  const { db } = deps;
   const cached = tokenHashes.get(deviceId);
   if (cached && cached.expires > Date.now()) return cached.hash;
-  const { rows } = await poolOf(db).query<{ tokenHash: string }>(`SELECT "tokenHash" FROM "Device" WHERE id = $1::uuid`, [deviceId]);
+  const generation = tokenCacheGeneration;
+  const { rows } = await poolOf(db).query<{ tokenHash: string; retiredAt: Date | null; pendingTokenHash: string | null; rotationGraceUntil: Date | null }>(
+    `SELECT "tokenHash", "retiredAt", "pendingTokenHash", "rotationGraceUntil" FROM "Device" WHERE id = $1::uuid`,
+    [deviceId],
+  );
   const device = rows[0];
-  if (!device) return undefined;
+  if (!device || device.retiredAt) return undefined;
+  // A rotation under way: the new token is the device's acknowledgement (it can only have
+  // read it from the command sealed with its key); the old one works until the grace ends.
+  if (device.pendingTokenHash) {
+    if (secretMatches(secret, device.pendingTokenHash)) return (await completeRotation(deps, deviceId, device.pendingTokenHash)) ? device.pendingTokenHash : undefined;
+    return device.rotationGraceUntil && device.rotationGraceUntil > now ? device.tokenHash : undefined;
+  }
+  if (generation !== tokenCacheGeneration) return device.tokenHash;
   if (tokenHashes.size >= TOKEN_CACHE_MAX) tokenHashes.delete(tokenHashes.keys().next().value!);
   tokenHashes.set(deviceId, { hash: device.tokenHash, expires: Date.now() + TOKEN_CACHE_TTL_MS });
   return device.tokenHash;
 }
 
+/**
+ * The device took its new token: it becomes the only one, with its command key. False when
+ * another request completed (or the admin restarted) the rotation meanwhile and this hash
+ * is neither the pending one nor the current one.
+ */
+export async function completeRotation({ db, bus }: Pick<AppDeps, "db" | "bus">, deviceId: string, pendingTokenHash: string): Promise<boolean> {
+  const rows = await db.$executeRaw`
+    UPDATE "Device" SET "tokenHash" = "pendingTokenHash", "commandKeyGeneration" = "pendingKeyGeneration",
+      "pendingTokenHash" = NULL, "pendingKeyGeneration" = NULL, "rotationGraceUntil" = NULL
+    WHERE id = ${deviceId}::uuid AND "pendingTokenHash" = ${pendingTokenHash}`;
+  if (rows === 1) {
+    // No instance caches a token while its rotation is pending; this is for one that read
+    // the device just before the rotation began.
+    forgetDeviceToken(deviceId);
+    bus.publish({ kind: "device_token_revoked", deviceId, reason: "rotated" });
+    return true;
+  }
+  const current = await db.device.findUnique({ where: { id: deviceId }, select: { tokenHash: true, retiredAt: true } });
+  return !!current && !current.retiredAt && current.tokenHash === pendingTokenHash;
+}
+
 /** Resolves `Authorization: Bearer <device token>` to a device id, or throws 401. */
-export async function authenticateDevice({ db }: Pick<AppDeps, "db">, authorization: string | undefined): Promise<string> {
+export async function authenticateDevice(deps: Pick<AppDeps, "db" | "clock" | "bus">, authorization: string | undefined): Promise<string> {
   const match = /^Bearer\s+(\S+)$/i.exec(authorization ?? "");
   const parsed = match ? parseToken(match[1]!) : undefined;
   if (!parsed) throw unauthorizedDevice();
-  const tokenHash = await tokenHashOf(db, parsed.id);
+  const tokenHash = await tokenHashOf(deps, parsed.id, parsed.secret, deps.clock.now());
   if (!tokenHash || !secretMatches(parsed.secret, tokenHash)) throw unauthorizedDevice();
   return parsed.id;
 }
@@ -259,6 +308,7 @@ export function toDeviceView(device: Device): DeviceView {
     serialNumber: device.serialNumber,
     enrolledAt: device.enrolledAt.toISOString(),
     lastSeenAt: device.lastSeenAt?.toISOString() ?? null,
+    retiredAt: device.retiredAt?.toISOString() ?? null,
     push: { registered: device.fcmToken !== null, invalidSince: device.fcmTokenInvalidAt?.toISOString() ?? null },
     state: {
       battery: device.batteryLevel === null ? null : { level: device.batteryLevel, charging: device.batteryCharging },
@@ -323,10 +373,11 @@ export function likePattern(search: string): string {
   return `%${search.replace(/[\\%_]/g, (char) => `\\${char}`)}%`;
 }
 
-/** The list's filters as a WHERE condition (also the device export's). */
+/** The list's filters as a WHERE condition (also the device export's); retired devices only with `status: "retired"`. */
 export function deviceFilters(query: Pick<ListDevicesQuery, "status" | "group" | "batteryBelow" | "appVersion" | "search">): Prisma.Sql {
-  const filters: Prisma.Sql[] = [];
-  if (query.status) filters.push(Prisma.sql`online = ${query.status === "online"}`);
+  // Retired devices are out of the fleet: listed only when asked for.
+  const filters: Prisma.Sql[] = [query.status === "retired" ? Prisma.sql`"retiredAt" IS NOT NULL` : Prisma.sql`"retiredAt" IS NULL`];
+  if (query.status === "online" || query.status === "offline") filters.push(Prisma.sql`online = ${query.status === "online"}`);
   // Containment, which the GIN index on groups answers (`= ANY(groups)` would scan).
   if (query.group) filters.push(Prisma.sql`groups @> ARRAY[${query.group}]::text[]`);
   if (query.batteryBelow !== undefined) filters.push(Prisma.sql`"batteryLevel" < ${query.batteryBelow}`);
@@ -340,7 +391,7 @@ export function deviceFilters(query: Pick<ListDevicesQuery, "status" | "group" |
     if (UUID.test(query.search)) matches.push(Prisma.sql`id = ${query.search.toLowerCase()}::uuid`);
     filters.push(Prisma.sql`(${Prisma.join(matches, " OR ")})`);
   }
-  return filters.length > 0 ? Prisma.join(filters, " AND ") : Prisma.sql`TRUE`;
+  return Prisma.join(filters, " AND ");
 }
 
 /** The list's order (empty values last, then by id) as an ORDER BY list, for the export. */

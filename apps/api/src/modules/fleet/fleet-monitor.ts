@@ -251,8 +251,8 @@ async function sendGroupAlerts(deps: AppDeps, settings: AlertSettings, devices: 
   const groups = [...new Set(devices.flatMap((device) => device.groups))];
   for (const group of groups) {
     const [total, offline] = await Promise.all([
-      deps.db.device.count({ where: { groups: { has: group } } }),
-      deps.db.device.count({ where: { groups: { has: group }, online: false } }),
+      deps.db.device.count({ where: { groups: { has: group }, retiredAt: null } }),
+      deps.db.device.count({ where: { groups: { has: group }, online: false, retiredAt: null } }),
     ]);
     if (total === 0 || (offline * 100) / total < settings.groupOfflinePercent!) continue;
     const recent = await deps.db.alert.findFirst({ where: { kind: "group_offline", group, sentAt: { gte: since } }, select: { id: true } });

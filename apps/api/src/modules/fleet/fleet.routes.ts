@@ -15,6 +15,7 @@ import {
   listPolicies,
   updateAlertSettings,
   updateDevice,
+  updatePolicy,
 } from "./fleet.service";
 import { acknowledgeIncident, getIncident, listIncidents } from "./incidents.service";
 
@@ -36,6 +37,10 @@ export function fleetRoutes(deps: AppDeps, guards: Guards): Router {
   mount(router, apiRoutes.listPolicies, async (_req, res) => res.json(await listPolicies(deps)), admin);
   mount(router, apiRoutes.createPolicy, async (_req, res) => {
     res.status(201).json(await createPolicy(deps, inputOf(apiRoutes.createPolicy, res).body, res.locals.actor));
+  }, admin);
+  mount(router, apiRoutes.updatePolicy, async (_req, res) => {
+    const { params, body } = inputOf(apiRoutes.updatePolicy, res);
+    res.json(await updatePolicy(deps, params.policyId, body, res.locals.actor));
   }, admin);
   mount(router, apiRoutes.deletePolicy, async (_req, res) => {
     await deletePolicy(deps, inputOf(apiRoutes.deletePolicy, res).params.policyId, res.locals.actor);

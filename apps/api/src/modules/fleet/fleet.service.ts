@@ -13,6 +13,7 @@ import {
   type ListGroupsResponse,
   type TelemetryResponse,
   type UpdateAlertSettingsRequest,
+  type UpdateAppPolicyRequest,
   type UpdateDeviceRequest,
 } from "@mdm/contracts";
 import type { AppDeps } from "../../deps";
@@ -77,7 +78,7 @@ export async function fleetSummary({ db, clock }: Pick<AppDeps, "db" | "clock">)
     db.$queryRaw<Array<{ total: number; online: number; lowBattery: number }>>`
       SELECT count(*)::int AS total, count(*) FILTER (WHERE online)::int AS online,
         count(*) FILTER (WHERE "batteryLevel" < ${LOW_BATTERY})::int AS "lowBattery"
-      FROM "Device"`,
+      FROM "Device" WHERE "retiredAt" IS NULL`,
     db.command.count({ where: { status: { in: ["queued", "sent", "acknowledged"] }, expiresAt: { gt: clock.now() } } }),
   ]);
   const { total, online, lowBattery } = counts!;
@@ -87,7 +88,7 @@ export async function fleetSummary({ db, clock }: Pick<AppDeps, "db" | "clock">)
 export async function listGroups({ db }: Pick<AppDeps, "db">): Promise<ListGroupsResponse> {
   const rows = await db.$queryRaw<Array<{ name: string; devices: bigint; online: bigint }>>`
     SELECT g AS name, count(*) AS devices, count(*) FILTER (WHERE online) AS online
-    FROM "Device", unnest(groups) AS g GROUP BY g ORDER BY g`;
+    FROM "Device", unnest(groups) AS g WHERE "retiredAt" IS NULL GROUP BY g ORDER BY g`;
   return { groups: rows.map((row) => ({ name: row.name, devices: Number(row.devices), online: Number(row.online) })) };
 }
 
@@ -172,6 +173,23 @@ export async function createPolicy({ db }: Pick<AppDeps, "db">, input: CreateApp
     await recordAudit(db, { actor: actor.name, action: "policy.create", targetType: "policy", targetId: policy.id, ip: actor.ip, details: input });
     return toPolicyView(policy);
   } catch (error) {
+    if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002") throw new HttpError("conflict", "A policy for this app and target exists");
+    throw error;
+  }
+}
+
+export async function updatePolicy(
+  { db }: Pick<AppDeps, "db">,
+  policyId: string,
+  input: UpdateAppPolicyRequest,
+  actor: { name: string; ip?: string },
+): Promise<AppPolicyView> {
+  try {
+    const policy = await db.appPolicy.update({ where: { id: policyId }, data: input });
+    await recordAudit(db, { actor: actor.name, action: "policy.update", targetType: "policy", targetId: policyId, ip: actor.ip, details: input });
+    return toPolicyView(policy);
+  } catch (error) {
+    if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2025") throw new HttpError("not_found", "No policy has this id");
     if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002") throw new HttpError("conflict", "A policy for this app and target exists");
     throw error;
   }
