@@ -374,7 +374,7 @@ export function likePattern(search: string): string {
 }
 
 /** The list's filters as a WHERE condition (also the device export's); retired devices only with `status: "retired"`. */
-export function deviceFilters(query: Pick<ListDevicesQuery, "status" | "group" | "batteryBelow" | "appVersion" | "search">): Prisma.Sql {
+export function deviceFilters(query: Pick<ListDevicesQuery, "status" | "group" | "batteryBelow" | "appVersion" | "search" | "compliance">): Prisma.Sql {
   // Retired devices are out of the fleet: listed only when asked for.
   const filters: Prisma.Sql[] = [query.status === "retired" ? Prisma.sql`"retiredAt" IS NOT NULL` : Prisma.sql`"retiredAt" IS NULL`];
   if (query.status === "online" || query.status === "offline") filters.push(Prisma.sql`online = ${query.status === "online"}`);

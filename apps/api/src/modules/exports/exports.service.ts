@@ -126,7 +126,8 @@ export function exportCommands(deps: Pick<AppDeps, "db" | "logger">, res: Respon
   });
 }
 
-const auditJson = (row: AuditLog): AuditLogEntry => ({
+// The stored entry as is: names resolved for display (actorName, targetName) would cost a lookup per row of a streamed export.
+const auditJson = (row: AuditLog): Omit<AuditLogEntry, "actorName" | "targetName"> => ({
   id: row.id.toString(),
   at: row.at.toISOString(),
   actor: row.actor,
