@@ -524,8 +524,10 @@ function checkAnswer(plan: Plan, wire: WireRequest, res: WireResponse): unknown 
       if (res.text !== "") throw new Error(`204 with a body for ${where()}`);
       return undefined;
     }
-    const expectedType = documented.contentType ?? "application/json";
-    if (!String(res.headers["content-type"]).startsWith(expectedType)) throw new Error(`${res.status} as ${res.headers["content-type"]}, not ${expectedType}, for ${where()}`);
+    const expectedTypes = [documented.contentType ?? "application/json", ...(documented.otherContentTypes ?? [])];
+    if (!expectedTypes.some((type) => String(res.headers["content-type"]).startsWith(type))) {
+      throw new Error(`${res.status} as ${res.headers["content-type"]}, not ${expectedTypes.join(" or ")}, for ${where()}`);
+    }
     if (!documented.schema) return undefined;
     const parsed = documented.schema.safeParse(parseJson(res.text));
     if (!parsed.success) throw new Error(`${res.status} body does not match the contract for ${where()}: ${JSON.stringify(parsed.error.issues.slice(0, 3))} in ${res.text.slice(0, 500)}`);

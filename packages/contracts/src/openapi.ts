@@ -101,12 +101,11 @@ function errorResponses(route: ApiRoute) {
 function operationOf(name: string, route: ApiRoute) {
   const responses: Record<string, unknown> = errorResponses(route);
   for (const [status, response] of Object.entries(route.responses)) {
-    const contentType = response.contentType ?? "application/json";
+    const contentTypes = [response.contentType ?? "application/json", ...(response.otherContentTypes ?? [])];
+    const body = response.schema ? { schema: schemaOf(response.schema, "output") } : {};
     responses[status] = {
       description: response.description,
-      ...(response.schema || response.contentType
-        ? { content: { [contentType]: response.schema ? { schema: schemaOf(response.schema, "output") } : {} } }
-        : {}),
+      ...(response.schema || response.contentType ? { content: Object.fromEntries(contentTypes.map((type) => [type, body])) } : {}),
     };
   }
   return {

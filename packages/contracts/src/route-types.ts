@@ -10,7 +10,8 @@ import type { ErrorCode } from "./errors";
  */
 export type RouteAuth = "none" | "device" | "admin" | "legacy" | "session" | "metrics";
 
-export type RouteResponse = { description: string; schema?: z.ZodType; contentType?: string };
+/** `contentType` defaults to JSON; `otherContentTypes` are the same answer in another format (a `format` query parameter, say). */
+export type RouteResponse = { description: string; schema?: z.ZodType; contentType?: string; otherContentTypes?: readonly string[] };
 
 export type ApiRoute = {
   method: "get" | "post" | "patch" | "delete";

@@ -218,7 +218,7 @@ export const apiRoutes = {
     description:
       "Streamed from a PostgreSQL cursor as it is read, so any fleet size costs the server the same memory. CSV cells starting with `=`, `+`, `-` or `@` are prefixed with `'` so spreadsheets do not run them as formulas.",
     query: ExportDevicesQuery,
-    responses: { 200: { description: "`text/csv` or `application/x-ndjson`, as an attachment.", contentType: "text/csv" } },
+    responses: { 200: { description: "`text/csv` or `application/x-ndjson`, as an attachment.", contentType: "text/csv", otherContentTypes: ["application/x-ndjson"] } },
   },
   getDevice: {
     method: "get",
@@ -372,7 +372,7 @@ export const apiRoutes = {
     summary: "Export the command history (filtered like the list), newest first, as CSV or JSON lines",
     description: "Streamed from a PostgreSQL cursor; CSV cells are protected against formula injection as for devices.",
     query: ExportCommandsQuery,
-    responses: { 200: { description: "`text/csv` or `application/x-ndjson`, as an attachment.", contentType: "text/csv" } },
+    responses: { 200: { description: "`text/csv` or `application/x-ndjson`, as an attachment.", contentType: "text/csv", otherContentTypes: ["application/x-ndjson"] } },
   },
   exportAuditLog: {
     method: "get",
@@ -383,7 +383,7 @@ export const apiRoutes = {
     summary: "Export the audit log (filtered like the list), newest first, as CSV or JSON lines",
     description: "Streamed from a PostgreSQL cursor; CSV cells are protected against formula injection as for devices.",
     query: ExportAuditLogQuery,
-    responses: { 200: { description: "`text/csv` or `application/x-ndjson`, as an attachment.", contentType: "text/csv" } },
+    responses: { 200: { description: "`text/csv` or `application/x-ndjson`, as an attachment.", contentType: "text/csv", otherContentTypes: ["application/x-ndjson"] } },
   },
   listBatches: {
     method: "get",
