@@ -1,4 +1,5 @@
 import type { DbOrTx } from "../../db/types";
+import { emitWebhookEvents } from "../webhooks/webhook-events";
 
 /**
  * Everything alerts report, passing through one function: devices going offline and
@@ -27,6 +28,14 @@ export async function recordAlertEvents(tx: DbOrTx, events: AlertHookEvent[]): P
       : [{ kind: DIGEST_KIND[event.type], deviceId: event.deviceId, incidentId: event.incidentId, at: event.at, batteryLevel: "batteryLevel" in event ? event.batteryLevel : null }],
   );
   if (forDigest.length > 0) await tx.alertEvent.createMany({ data: forDigest });
-  // Hook point for outgoing webhooks (device.offline, device.online, alert.sent): enqueue
-  // their deliveries here, as rows in this same transaction.
+  // device.offline and device.online reach webhooks from the sweep and the heartbeat
+  // themselves (for every device, not only those in an incident); a digest mail is alert.sent.
+  await emitWebhookEvents(
+    tx,
+    events.flatMap((event) =>
+      event.type === "alert.sent"
+        ? [{ type: "alert.sent" as const, at: event.at, data: { alertId: event.alertId, subject: event.subject, recipients: event.recipients, mailId: event.mailId, events: event.events, at: event.at.toISOString() } }]
+        : [],
+    ),
+  );
 }

@@ -1,4 +1,6 @@
 import { randomUUID } from "node:crypto";
+import { emitCommandStatusChanges } from "../commands/commands.service";
+import { deviceEventData, emitWebhookEvents } from "../webhooks/webhook-events";
 import {
   type BulkEditDevicesRequest,
   type BulkEditDevicesResponse,
@@ -46,6 +48,12 @@ export async function retireDevice(deps: LifecycleDeps, deviceId: string, actor:
       select: { requestId: true, batchId: true },
     });
     await tx.commandEvent.createMany({ data: cancelled.map((command) => ({ requestId: command.requestId, status: "cancelled" as const, at: now, detail: reason })) });
+    await emitCommandStatusChanges(
+      tx,
+      cancelled.map((command) => ({ requestId: command.requestId, deviceId, batchId: command.batchId, status: "cancelled" as const, at: now.toISOString(), detail: reason })),
+      now,
+    );
+    await emitWebhookEvents(tx, [{ type: "device.retired", at: now, data: { ...deviceEventData(device), retiredBy: actor.name, cancelledCommands: cancelled.length } }]);
     await recordAudit(tx, { actor: actor.name, action: "device.retire", targetType: "device", targetId: deviceId, ip: actor.ip, details: { cancelledCommands: cancelled.length } });
     return { device, cancelled };
   });

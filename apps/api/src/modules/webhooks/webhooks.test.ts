@@ -123,6 +123,31 @@ describe("webhooks", () => {
     for (const delivery of log.deliveries) expect(delivery).toMatchObject({ status: "succeeded", attempts: 1, lastStatusCode: 200, lastError: null });
   }, 120_000);
 
+  it("tells of a retirement, the commands it cancelled, and each alert digest mailed", async () => {
+    await register(["device.retired", "command.status_changed", "alert.sent"]);
+    const retiring = await enrollDevice(t.app, { model: "Pixel R" });
+    const watched = await enrollDevice(t.app, { model: "Pixel W" });
+    expect((await adminRequest(t.app, "PATCH", "/admin/alert-settings", { recipients: ["ops@example.com"] })).status).toBe(200);
+    const pending = await adminRequest(t.app, "POST", "/admin/command", { deviceId: retiring.deviceId, type: "ping" });
+    expect(pending.status).toBe(201);
+    expect((await adminRequest(t.app, "POST", `/admin/devices/${retiring.deviceId}/retire`)).status).toBe(200);
+
+    // The watched device goes silent; one alert window after it went offline, the digest is mailed.
+    await request(t.app).post("/v1/heartbeat").auth(watched.deviceToken, bearer).send(heartbeatBody()).expect(200);
+    t.clock.advance(3600);
+    await sweepOffline(t.deps);
+    t.clock.advance(16 * 60);
+    await sweepOffline(t.deps);
+
+    expect(await processDueWebhooks(t.deps)).toBe(3);
+    const events = receiver.events();
+    expect(events.map((event) => event.type).sort()).toEqual(["alert.sent", "command.status_changed", "device.retired"]);
+    const byType = (type: string) => events.find((event) => event.type === type)!.data;
+    expect(byType("device.retired")).toMatchObject({ deviceId: retiring.deviceId, model: "Pixel R", cancelledCommands: 1 });
+    expect(byType("command.status_changed")).toMatchObject({ requestId: pending.body.requestId, status: "cancelled" });
+    expect(byType("alert.sent")).toMatchObject({ recipients: ["ops@example.com"], events: 1 });
+  }, 120_000);
+
   it("only sends the events an endpoint subscribed to", async () => {
     await register(["device.offline"]);
     await enrollDevice(t.app);
