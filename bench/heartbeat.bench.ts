@@ -142,6 +142,8 @@ async function main() {
         RATE_LIMIT_ADMIN_PER_MINUTE: "1000000",
         RATE_LIMIT_DEVICE_PER_MINUTE: "1000000",
         RATE_LIMIT_ENROLLMENT_PER_MINUTE: "1000000",
+        // The load generator is one address.
+        HTTP_MAX_REQUESTS_PER_CLIENT: "1000000",
       }),
     );
     const minimal = await startFloor(databaseUrl, MINIMAL_SQL);

@@ -16,7 +16,7 @@ export function createMetrics() {
     }),
     shed: new client.Counter({
       name: "mdm_requests_shed_total",
-      help: "Requests and heartbeat frames refused with 503 because the instance was overloaded, by reason.",
+      help: "Requests and heartbeat frames refused because the instance was overloaded (503: in_flight, event_loop_lag) or their address had too many requests in progress (429: per_client), by reason.",
       labelNames: ["reason"] as const,
       registers: [registry],
     }),
