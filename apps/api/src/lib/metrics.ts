@@ -20,6 +20,12 @@ export function createMetrics() {
       labelNames: ["reason"] as const,
       registers: [registry],
     }),
+    limitUncounted: new client.Counter({
+      name: "mdm_rate_limit_uncounted_total",
+      help: "Requests a limit let through without counting them because its store (Redis) did not answer, by limit.",
+      labelNames: ["limiter"] as const,
+      registers: [registry],
+    }),
     heartbeat: new client.Counter({
       name: "mdm_heartbeat_total",
       help: "Heartbeats accepted.",
