@@ -2,7 +2,7 @@ import { CSRF_COOKIE, SESSION_COOKIE } from "@mdm/contracts";
 import { type NextRequest, NextResponse } from "next/server";
 import { contentSecurityPolicy, isMetricsPath } from "./lib/content-security";
 
-const DASHBOARD_PAGE = /^\/$|^\/(commands|enrollment|alerts|users|audit-log|mail|devices)(\/|$)/;
+const DASHBOARD_PAGE = /^\/$|^\/(commands|enrollment|catalogue|alerts|users|audit-log|mail|devices)(\/|$)/;
 
 // Runs before the /api, /admin and /auth rewrites to the API (next.config.ts).
 export function proxy(request: NextRequest) {

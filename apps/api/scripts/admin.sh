@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Sends a signed admin request: admin.sh METHOD PATH [JSON_BODY]
+# Sends a signed admin request: admin.sh METHOD PATH [JSON_BODY | @FILE]
+# @FILE uploads the file as multipart/form-data field `file` (the signature covers an empty
+# body then: POST /admin/apps binds the file by the sha256 in PATH's query).
 # Uses ADMIN_KEY, HMAC_SECRET and MDM_URL (http://127.0.0.1:8000). Without the first two,
 # the secrets a local `npm start` generated (apps/api/.data/dev-secrets.json).
 set -euo pipefail
 method=${1:?METHOD}; path=${2:?PATH}; body=${3:-}
+upload=
+if [ "${body:0:1}" = "@" ]; then upload=${body:1}; body=; fi
 url=${MDM_URL:-http://127.0.0.1:8000}
 secrets_file="$(cd "$(dirname "$0")/.." && pwd)/.data/dev-secrets.json"
 dev_secret() { if [ -f "$secrets_file" ]; then sed -n "s/.*\"$1\": *\"\([^\"]*\)\".*/\1/p" "$secrets_file"; fi; }
@@ -24,5 +28,6 @@ signature=$(printf '%s\n%s\n%s\n%s\n%s\n%s' "$ts" "$nonce" "$method" "$host" "$p
 
 args=(-s -X "$method" "$url$path" -H "X-Admin: $admin_key" -H "X-Timestamp: $ts" -H "X-Nonce: $nonce" -H "X-Signature: $signature")
 [ -n "$body" ] && args+=(-H "Content-Type: application/json" --data-binary "$body")
+[ -n "$upload" ] && args+=(-F "file=@$upload")
 curl "${args[@]}"
 echo

@@ -11,16 +11,22 @@ import { requestContext } from "./lib/request-context";
 import { mailRoutes } from "./mail/mail.routes";
 import { readRawBody } from "./lib/read-body";
 import { securityHeaders } from "./lib/security-headers";
+import { apiKeyRoutes } from "./modules/api-keys/api-keys.routes";
 import { auditRoutes } from "./modules/audit/audit.routes";
 import { authRoutes } from "./modules/auth/auth.routes";
+import { catalogueRoutes } from "./modules/catalogue/catalogue.routes";
 import { commandRoutes } from "./modules/commands/commands.routes";
 import { deviceRoutes } from "./modules/devices/devices.routes";
 import { enrollmentRoutes } from "./modules/enrollment/enrollment.routes";
+import { exportRoutes } from "./modules/exports/exports.routes";
 import { fleetRoutes } from "./modules/fleet/fleet.routes";
 import { policiesRoutes } from "./modules/policies/policies.routes";
 import { legacyRoutes } from "./modules/legacy/legacy.routes";
+import { forgetDeviceToken } from "./modules/devices/devices.service";
+import { lifecycleRoutes } from "./modules/lifecycle/lifecycle.routes";
 import { systemRoutes } from "./modules/system/system.routes";
 import { userRoutes } from "./modules/users/users.routes";
+import { webhookRoutes } from "./modules/webhooks/webhooks.routes";
 
 export function createApp(deps: AppDeps): express.Express {
   const app = express();
@@ -36,21 +42,31 @@ export function createApp(deps: AppDeps): express.Express {
   // counts as work in progress for the instance-wide bound (a slow upload costs no CPU,
   // and counting it let one client trickling bodies shed everyone else).
   app.use(admission.perClient);
-  app.use(readRawBody(deps.env));
+  // Multipart uploads (the app catalogue's APKs) are streamed to disk by their route instead.
+  app.use(readRawBody(deps.env, (req) => !isMultipart(req.headers["content-type"])));
   app.use(admission.middleware);
 
   const guards = createGuards(deps);
+  app.use(exportRoutes(deps, guards));
   app.use(deviceRoutes(deps, guards));
   app.use(commandRoutes(deps, guards));
   app.use(enrollmentRoutes(deps, guards));
   app.use(fleetRoutes(deps, guards));
   app.use(policiesRoutes(deps, guards));
+  app.use(lifecycleRoutes(deps, guards));
+  // A token revoked through another instance must stop working here at once, cache or not.
+  deps.bus.subscribe((event) => {
+    if (event.kind === "device_token_revoked") forgetDeviceToken(event.deviceId);
+  });
   app.use(legacyRoutes(deps));
   app.use(systemRoutes(deps, guards));
   app.use(authRoutes(deps, guards));
   app.use(userRoutes(deps, guards));
   app.use(auditRoutes(deps, guards));
   app.use(mailRoutes(deps, guards));
+  app.use(catalogueRoutes(deps, guards));
+  app.use(apiKeyRoutes(deps, guards));
+  app.use(webhookRoutes(deps, guards));
 
   app.use(guards.public, (req: express.Request) => {
     throw new HttpError("not_found", `No route ${req.method} ${req.path}`);
@@ -59,4 +75,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(["/v1", apiRoutes.legacyHeartbeat.path], authFailuresOf(deps).middleware);
   app.use(errorHandler(deps.logger));
   return app;
+}
+
+function isMultipart(contentType: string | undefined): boolean {
+  return contentType?.toLowerCase().trimStart().startsWith("multipart/form-data") ?? false;
 }

@@ -42,7 +42,7 @@ const bodyRoutes = (Object.entries(apiRoutes) as Array<[ApiRouteName, ApiRoute]>
 const rowCounts = (options: { withNonces?: boolean } = {}) => countRows(database.db, options);
 
 function pathOf(route: ApiRoute): string {
-  return route.path.replace(/\{(\w+)\}/g, (_match, name: string) => (name === "deviceId" ? device.deviceId : UNKNOWN_ID));
+  return route.path.replace(/\{(\w+)\}/g, (_match, name: string) => (name === "deviceId" ? device.deviceId : name === "packageName" ? "com.example.kiosk" : UNKNOWN_ID));
 }
 
 /** Sends `raw` byte for byte to a route, with the credentials its auth needs (admin requests signed over `raw`). */
@@ -91,6 +91,11 @@ function samples(): Partial<Record<ApiRouteName, Sample>> {
     createDevicePolicy: { body: { name: "Kiosk", settings: { kiosk: { homeApp: "com.example.kiosk" } } }, textField: "name" },
     updateDevicePolicy: { body: { description: "Front desk tablets" }, textField: "description" },
     createPolicyAssignment: { body: { group: "stores", priority: 1 }, textField: "group" },
+    createRelease: { body: { versionCode: 2, target: { group: "tills" }, percent: 25 }, textField: "target.group" },
+    advanceRelease: { body: { percent: 25, reason: "no crashes in a day" }, textField: "reason" },
+    createApiKey: { body: { name: "ticketing-sync", role: "viewer" }, textField: "name" },
+    // An address literal outside every private range: accepted without a DNS lookup.
+    createWebhook: { body: { url: "https://203.0.113.10/hook", events: ["device.enrolled"], description: "paging" }, textField: "description" },
   };
 }
 

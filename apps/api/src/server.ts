@@ -15,6 +15,7 @@ import { createLogger } from "./lib/logger";
 import { createMetrics } from "./lib/metrics";
 import { createMailer } from "./mail/mailer";
 import { startMailWorker } from "./mail/outbox";
+import { startWebhookWorker } from "./modules/webhooks/webhook-delivery";
 import { handleAllPasswordResetRequests } from "./modules/auth/password-reset.service";
 import { dashboardAuthenticator } from "./modules/auth/session";
 import { issueSetupToken } from "./modules/auth/setup-token";
@@ -70,6 +71,7 @@ export async function startServer(env: Env, overrides: ServerOverrides = {}): Pr
   const stopMaintenance = startMaintenance(deps);
   const deliveryWorker = startDeliveryWorker(deps);
   const mailWorker = startMailWorker(deps, { prepare: () => handleAllPasswordResetRequests(deps) });
+  const webhookWorker = startWebhookWorker(deps);
   registerDeliveryGauges(deps, realtime.devices);
 
   await new Promise<void>((resolve) => server.listen(env.PORT, env.HOST, resolve));
@@ -102,7 +104,7 @@ export async function startServer(env: Env, overrides: ServerOverrides = {}): Pr
       server.prependListener("request", (_req, res) => res.setHeader("Connection", "close"));
       server.closeIdleConnections();
       const idleSweep = setInterval(() => server.closeIdleConnections(), 100);
-      await Promise.all([deliveryWorker.stop(), mailWorker.stop()]);
+      await Promise.all([deliveryWorker.stop(), mailWorker.stop(), webhookWorker.stop()]);
       await realtime.close();
       const cutOff = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
       await drained;

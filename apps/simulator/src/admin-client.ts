@@ -13,6 +13,7 @@ import {
   PolicyAssignment,
   type UpdateDevicePolicyRequest,
   type ListCommandsQuery,
+  RetireDeviceResponse,
   ListCommandsResponse,
   signAdminRequest,
 } from "@mdm/contracts";
@@ -94,5 +95,9 @@ export class AdminClient {
 
   getEffectivePolicy(deviceId: string): Promise<EffectivePolicyResponse> {
     return this.send("GET", `/admin/devices/${encodeURIComponent(deviceId)}/policy`, undefined, EffectivePolicyResponse);
+  }
+
+  retireDevice(deviceId: string): Promise<RetireDeviceResponse> {
+    return this.send("POST", `/admin/devices/${encodeURIComponent(deviceId)}/retire`, undefined, RetireDeviceResponse);
   }
 }

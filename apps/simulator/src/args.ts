@@ -18,6 +18,9 @@ Options:
   --concurrency <n>         enrollments and connections in flight at once (default 25)
   --summary-every <dur>     summary line interval (default 5s)
   --seed <n>                repeatable telemetry
+  --download-origin <url>   fetch install_app APKs from this origin instead of the one
+                            their URL names (the server's https PUBLIC_API_URL may be a
+                            proxy this machine cannot reach, e.g. a local npm start)
   -h, --help                this text
 
 Durations: 500ms, 5s, 2m, 1h, or a number of seconds.`;
@@ -55,7 +58,7 @@ function parseUrl(text: string): string {
   return url.origin + url.pathname.replace(/\/+$/, "");
 }
 
-const FLAGS = ["devices", "interval", "duration", "url", "enrollment-token", "admin-key", "hmac-secret", "concurrency", "summary-every", "seed"] as const;
+const FLAGS = ["devices", "interval", "duration", "url", "enrollment-token", "admin-key", "hmac-secret", "concurrency", "summary-every", "seed", "download-origin"] as const;
 type Flag = (typeof FLAGS)[number];
 
 export type ParsedArgs = { help: true } | { help: false; options: Omit<FleetOptions, "log" | "signal"> };
@@ -77,6 +80,7 @@ export function parseArgs(argv: readonly string[], env: Record<string, string | 
   const duration = values.get("duration");
   const token = values.get("enrollment-token");
   const seed = values.get("seed");
+  const downloadOrigin = values.get("download-origin");
   return {
     help: false,
     options: {
@@ -91,6 +95,7 @@ export function parseArgs(argv: readonly string[], env: Record<string, string | 
       concurrency: parseCount("--concurrency", values.get("concurrency") ?? "25", 1000),
       summaryEveryMs: parseDuration(values.get("summary-every") ?? "5s"),
       ...(seed ? { seed: parseCount("--seed", seed, 2 ** 32 - 1) } : {}),
+      ...(downloadOrigin ? { downloadOrigin: parseUrl(downloadOrigin) } : {}),
     },
   };
 }

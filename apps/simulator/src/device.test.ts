@@ -127,6 +127,10 @@ describe("a simulated device", () => {
     expect(device.executions.get(tampered.requestId)).toBeUndefined();
     expect(device.state.apps[0]!.running).toBe(false);
     expect(device.stats.commandsDropped).toBe(3);
+    // Not even recorded as received: only the genuine command is, once.
+    expect(device.receiptsOf(genuine.requestId).map((receipt) => receipt.command)).toEqual([genuine]);
+    expect(device.receiptsOf(tampered.requestId)).toEqual([]);
+    expect(device.stats.commandsReceived).toBe(1);
     expect(problems).toEqual([
       `dropped command ${genuine.requestId}: signature does not verify`,
       `dropped command ${tampered.requestId}: signature does not verify`,
@@ -262,6 +266,48 @@ describe("reconnectDelayMs", () => {
       const delay = reconnectDelayMs(attempt, 500, 30_000, random);
       expect(delay).toBeGreaterThanOrEqual(ceiling / 2);
       expect(delay).toBeLessThanOrEqual(ceiling);
+    }
+  });
+});
+
+describe("a simulated device told to wipe itself", () => {
+  it("reports the result over HTTP, forgets its enrollment and state, and comes back only by enrolling again", async () => {
+    const posted: Array<{ path: string; body: Record<string, unknown> }> = [];
+    const newId = randomUUID();
+    const server = http.createServer((req, res) => {
+      let raw = "";
+      req.on("data", (chunk) => (raw += chunk));
+      req.on("end", () => {
+        posted.push({ path: req.url ?? "", body: JSON.parse(raw || "{}") });
+        res.setHeader("content-type", "application/json");
+        if (req.url === "/v1/register") {
+          res.writeHead(201).end(JSON.stringify({ deviceId: newId, deviceToken: `${newId}.${"t".repeat(43)}`, commandKey: "c".repeat(64), commandKeyId: "1", heartbeatIntervalSeconds: 60 }));
+          return;
+        }
+        const requestId = (posted.at(-1)!.body as { requestId: string }).requestId;
+        res.writeHead(200).end(JSON.stringify({ requestId, status: "succeeded", changed: true }));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const device = new SimulatedDevice(url, { deviceId: DEVICE_ID, deviceToken: `${DEVICE_ID}.${"s".repeat(43)}`, commandKey: COMMAND_KEY, commandKeyId: "1", heartbeatIntervalSeconds: 60 });
+    try {
+      const wipe = await signed({ type: "wipe" });
+      const result = new Promise((resolve) => device.once("result", resolve));
+      await (device as unknown as { receive(command: DeviceCommand, channel: "http"): Promise<void> }).receive(wipe, "http");
+      expect(await result).toMatchObject({ requestId: wipe.requestId, status: "succeeded", result: { wiped: true } });
+      expect(posted.map((call) => call.path)).toEqual(["/v1/action-result", "/v1/action-result"]);
+      expect(device.wiped).toBe(true);
+      await expect(device.heartbeat()).rejects.toThrow(/wiped/);
+
+      await device.reenroll("new-enrollment-token");
+      expect(posted.at(-1)).toMatchObject({ path: "/v1/register", body: { enrollmentToken: "new-enrollment-token" } });
+      expect(device.deviceId).toBe(newId);
+      expect(device.wiped).toBe(false);
+    } finally {
+      await device.stop();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   });
 });

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { EventEmitter } from "node:events";
 import {
   type ActionResultRequest,
@@ -14,11 +15,13 @@ import {
   type PolicyFailure,
   policySettingEntries,
   RegisterResponse,
+  RotationSecrets,
   WsCloseCode,
+  openWithCommandKey,
   verifyCommandSignature,
 } from "@mdm/contracts";
 import WebSocket from "ws";
-import { executeCommand } from "./execute";
+import { type Execution, type LostMode, type Position, executeCommand } from "./execute";
 import { ApiError, requestJson } from "./http";
 import { type DeviceState, KIOSK_APP, type Random, drift, initialState, toHeartbeat } from "./telemetry";
 
@@ -37,8 +40,17 @@ export type DeviceOptions = {
   reconnectMaxMs?: number;
   /** Longest wait between heartbeat attempts while they keep failing (default 5 minutes). */
   retryMaxMs?: number;
+  /**
+   * Fetch install_app downloads from this origin instead of the one their URL names: the
+   * server's PUBLIC_API_URL may be a TLS proxy this machine cannot reach (a local test run).
+   */
+  downloadOrigin?: string;
+  /** Test knob: flip a byte of every download, as a tampering network would. */
+  tamperDownloads?: boolean;
   /** Test knob: silently drop the first N command_ack frames and the results that follow them. */
   dropAcks?: number;
+  /** Where `locate` says the device is (default DEFAULT_POSITION). */
+  position?: Position;
   random?: Random;
   onCommand?: (received: ReceivedCommand) => void;
   /** Policy settings (paths such as `restrictions.camera`) this device refuses to apply, as a device without the feature would. */
@@ -93,10 +105,10 @@ type DeviceEvents = {
 };
 
 // Closes after which reconnecting would be wrong: another connection took our place, or
-// the token is no longer valid.
+// the token is no longer valid, or the device was retired.
+const FINAL_CLOSE_CODES = new Set<number>([WsCloseCode.replaced, WsCloseCode.unauthorized, WsCloseCode.retired]);
 /** Acks and results kept for a server that could not take them, at most. */
 const MAX_UNREPORTED = 1000;
-const FINAL_CLOSE_CODES = new Set<number>([WsCloseCode.replaced, WsCloseCode.unauthorized]);
 
 /**
  * One simulated Android device: a real client of the public API built on the contracts.
@@ -105,11 +117,14 @@ const FINAL_CLOSE_CODES = new Set<number>([WsCloseCode.replaced, WsCloseCode.una
  * verifying their signature and expiry.
  */
 export class SimulatedDevice extends EventEmitter<DeviceEvents> {
-  readonly deviceId: string;
   /** Times each command ran on this device: a re-delivered command must never run twice. */
   readonly executions = new Map<string, number>();
   readonly stats: DeviceStats = { heartbeatsSent: 0, heartbeatsAcknowledged: 0, heartbeatsFailed: 0, commandsReceived: 0, commandsExecuted: 0, commandsFailed: 0, commandsDropped: 0, reconnects: 0, errors: 0 };
   state: DeviceState;
+  /** What the lock screen shows while in lost mode; null otherwise. */
+  lostMode: LostMode | null = null;
+  /** Erased by `wipe` or `factory_reset`: no token any more, until `reenroll()` with a new enrollment token. */
+  wiped = false;
 
   private readonly random: Random;
   private readonly receipts = new Map<string, ReceivedCommand[]>();
@@ -146,11 +161,10 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
 
   constructor(
     readonly baseUrl: string,
-    readonly registration: RegisterResponse,
+    public registration: RegisterResponse,
     private readonly options: DeviceOptions = {},
   ) {
     super();
-    this.deviceId = registration.deviceId;
     this.random = options.random ?? Math.random;
     this.acksToDrop = options.dropAcks ?? 0;
     this.lastDriftAt = Date.now();
@@ -175,6 +189,49 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
       RegisterResponse,
     );
     return new SimulatedDevice(baseUrl, registration, options);
+  }
+
+  get deviceId(): string {
+    return this.registration.deviceId;
+  }
+
+  /**
+   * Enrolls again after a wipe, as a new device: an erased device kept no token, so it needs
+   * an enrollment token, and a used single-use one is refused by the server.
+   */
+  async reenroll(enrollmentToken: string): Promise<void> {
+    const facts: DeviceFacts = { model: "Simulated Kiosk", manufacturer: "MDM Simulator", osVersion: "14", sdkInt: 34, appVersion: SIMULATOR_AGENT_VERSION, ...this.options.facts };
+    this.registration = await requestJson(
+      this.baseUrl,
+      { method: "POST", path: "/v1/register", body: JSON.stringify({ enrollmentToken, device: facts }) },
+      RegisterResponse,
+    );
+    this.wiped = false;
+  }
+
+  /**
+   * Opens a rotation's secrets with the current command key and swaps token and key: from
+   * now on requests carry the new token (the server drops the old one when it first sees
+   * it) and commands verify with the new key.
+   */
+  private async takeNewKeys(execution: Execution, sealed: string): Promise<Execution> {
+    try {
+      const secrets = RotationSecrets.parse(JSON.parse(await openWithCommandKey(this.registration.commandKey, sealed)));
+      this.registration = { ...this.registration, ...secrets };
+      return execution;
+    } catch (error) {
+      return { apps: execution.apps, outcome: { status: "failed", error: `cannot open the new keys: ${error instanceof Error ? error.message : String(error)}` } };
+    }
+  }
+
+  /** Erases the device: state, command memory and enrollment. */
+  private async erase(): Promise<void> {
+    await this.stop();
+    this.state = initialState(this.random, Date.now());
+    this.lostMode = null;
+    this.results.clear();
+    this.executions.clear();
+    this.wiped = true;
   }
 
   get connected(): boolean {
@@ -365,6 +422,7 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
 
   /** Sends one heartbeat now: over the socket when connected, else by HTTP (running the commands the answer carries). */
   async heartbeat(): Promise<void> {
+    if (this.wiped) throw new Error("the device was wiped: enroll it again with a new enrollment token");
     const now = Date.now();
     this.state = drift(this.state, (now - this.lastDriftAt) / 1000, this.random);
     this.lastDriftAt = now;
@@ -545,23 +603,23 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
   }
 
   private async receive(command: DeviceCommand, channel: ReceivedCommand["channel"]): Promise<void> {
-    const received: ReceivedCommand = { command, channel, at: Date.now() };
     const { requestId } = command;
-    this.receipts.set(requestId, [...(this.receipts.get(requestId) ?? []), received]);
-    this.stats.commandsReceived++;
-    this.options.onCommand?.(received);
-    this.emit("command", received);
-
     // A command signed under another key id than ours cannot be checked: unverifiable too.
     const verified = await verifyCommandSignature(this.registration.commandKey, command);
     if (!verified || command.keyId !== this.registration.commandKeyId) {
       // Dropped in silence: whoever forged it may have reused a genuine requestId, and a
       // `failed` report would close that real command before it arrives. Never run, never
-      // remembered, so it cannot shadow the genuine one either.
+      // remembered (not even as received, so a flood of forgeries grows nothing and cannot
+      // stand in for the genuine command), so it cannot shadow the genuine one either.
       this.stats.commandsDropped++;
       this.noteProblem(`dropped command ${requestId}: signature does not verify`);
       return;
     }
+    const received: ReceivedCommand = { command, channel, at: Date.now() };
+    this.receipts.set(requestId, [...(this.receipts.get(requestId) ?? []), received]);
+    this.stats.commandsReceived++;
+    this.options.onCommand?.(received);
+    this.emit("command", received);
     const recorded = this.results.get(requestId);
     if (!recorded && Date.parse(command.expiresAt) <= Date.now()) {
       this.stats.commandsFailed++;
@@ -579,8 +637,12 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
     this.inFlight.add(requestId);
     try {
       await this.acknowledge(requestId);
-      const execution = executeCommand(command, this.state.apps);
+      // An agent installs only what hashes to the command's sha256.
+      const refused = command.type === "install_app" ? await this.downloadRefusal(command.payload) : undefined;
+      let execution = refused ? { outcome: { status: "failed" as const, error: refused }, apps: this.state.apps } : executeCommand(command, this.state.apps, this.options.position);
+      if (execution.rekey) execution = await this.takeNewKeys(execution, execution.rekey.sealed);
       this.state = { ...this.state, apps: execution.apps };
+      if (execution.lostMode !== undefined) this.lostMode = execution.lostMode;
       if (execution.reboot) await this.restart();
       this.executions.set(requestId, (this.executions.get(requestId) ?? 0) + 1);
       const result: ActionResultRequest =
@@ -590,10 +652,36 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
       this.results.set(requestId, result);
       if (result.status === "succeeded") this.stats.commandsExecuted++;
       else this.stats.commandsFailed++;
-      await this.report(result);
+      if (execution.erase) {
+        // Over HTTP, answered before the socket goes: a frame sent just before closing may
+        // never be processed, and an erased device cannot report it again.
+        await this.postResult(result);
+        this.emit("result", result);
+        await this.erase();
+      } else {
+        await this.report(result);
+      }
     } finally {
       this.inFlight.delete(requestId);
     }
+  }
+
+  /** Downloads an install_app's APK and checks its SHA-256: the reason to refuse it, if any. */
+  private async downloadRefusal(payload: Record<string, unknown>): Promise<string | undefined> {
+    if (typeof payload.url !== "string" || typeof payload.sha256 !== "string") return undefined;
+    let url = new URL(payload.url);
+    if (this.options.downloadOrigin) url = new URL(`${url.pathname}${url.search}`, this.options.downloadOrigin);
+    let bytes: Buffer;
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(60_000) });
+      if (!response.ok) return `download failed: HTTP ${response.status}`;
+      bytes = Buffer.from(await response.arrayBuffer());
+    } catch (error) {
+      return `download failed: ${error instanceof Error ? error.message : String(error)}`;
+    }
+    if (this.options.tamperDownloads && bytes.length > 0) bytes[bytes.length - 1] = (bytes[bytes.length - 1] ?? 0) ^ 0xff;
+    const actual = createHash("sha256").update(bytes).digest("hex");
+    return actual === payload.sha256 ? undefined : `sha256 mismatch: expected ${payload.sha256}, downloaded ${actual}`;
   }
 
   private async acknowledge(requestId: string): Promise<void> {

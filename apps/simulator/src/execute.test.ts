@@ -1,5 +1,5 @@
 import type { AppStatus } from "@mdm/contracts";
-import { executeCommand } from "./execute";
+import { DEFAULT_POSITION, executeCommand } from "./execute";
 import { KIOSK_APP } from "./telemetry";
 
 const kiosk: AppStatus = { packageName: KIOSK_APP, versionCode: 210, running: false, foreground: false };
@@ -46,5 +46,24 @@ describe("executeCommand", () => {
 
   it("fails a payload the contract refuses instead of guessing", () => {
     expect(executeCommand({ type: "launch_app", payload: { packageName: "not a package" } }, [kiosk]).outcome.status).toBe("failed");
+  });
+});
+
+describe("executeCommand: lifecycle commands", () => {
+  it("wipe and factory_reset report success and ask the device to erase itself", () => {
+    expect(executeCommand({ type: "wipe", payload: {} }, [kiosk])).toMatchObject({ outcome: { status: "succeeded", result: { wiped: true } }, erase: true });
+    expect(executeCommand({ type: "factory_reset", payload: { reason: "resale" } }, [kiosk])).toMatchObject({ outcome: { status: "succeeded", result: { reset: true } }, erase: true });
+  });
+
+  it("lost_mode enters with the message and phone number, and exits", () => {
+    const entered = executeCommand({ type: "lost_mode", payload: { action: "enter", message: "Return me", phoneNumber: "+1 555 0100" } }, [kiosk]);
+    expect(entered).toMatchObject({ outcome: { status: "succeeded", result: { lostMode: true } }, lostMode: { message: "Return me", phoneNumber: "+1 555 0100" } });
+    expect(executeCommand({ type: "lost_mode", payload: { action: "exit" } }, [kiosk])).toMatchObject({ outcome: { result: { lostMode: false } }, lostMode: null });
+  });
+
+  it("locate reports the device's position, by default DEFAULT_POSITION", () => {
+    expect(executeCommand({ type: "locate", payload: {} }, [kiosk]).outcome).toMatchObject({ status: "succeeded", result: DEFAULT_POSITION });
+    const elsewhere = { latitude: 1.5, longitude: -2.5, accuracyMeters: 30 };
+    expect(executeCommand({ type: "locate", payload: {} }, [kiosk], elsewhere).outcome).toMatchObject({ result: elsewhere });
   });
 });

@@ -8,13 +8,25 @@ export type Execution = {
   apps: AppStatus[];
   /** The device must restart (drop and reopen its connection) before reporting. */
   reboot?: boolean;
+  /** The device erases itself after reporting: its state and its enrollment are gone. */
+  erase?: boolean;
+  /** New keys to take (sealed with the current command key), before reporting. */
+  rekey?: { sealed: string; commandKeyId: string };
+  /** Lost mode entered (what the lock screen shows) or left (null). */
+  lostMode?: LostMode | null;
 };
+
+export type LostMode = { message: string; phoneNumber: string };
+export type Position = { latitude: number; longitude: number; accuracyMeters: number };
+
+/** Where a simulated device says it is when nothing else was set: Keelson, a harbour town. */
+export const DEFAULT_POSITION: Position = { latitude: 54.3233, longitude: 10.1228, accuracyMeters: 12 };
 
 const failed = (apps: AppStatus[], error: string): Execution => ({ outcome: { status: "failed", error }, apps });
 const succeeded = (apps: AppStatus[], result: Record<string, unknown> = {}): Execution => ({ outcome: { status: "succeeded", result }, apps });
 
 /** Runs a command (already verified) against the device's app list, as an Android agent would. */
-export function executeCommand(command: { type: CommandType; payload: Record<string, unknown> }, apps: AppStatus[]): Execution {
+export function executeCommand(command: { type: CommandType; payload: Record<string, unknown> }, apps: AppStatus[], position: Position = DEFAULT_POSITION): Execution {
   const payload = CommandPayloads[command.type].safeParse(command.payload);
   if (!payload.success) return failed(apps, `invalid ${command.type} payload: ${payload.error.issues.map((issue) => issue.message).join("; ")}`);
   const input = payload.data as Record<string, unknown>;
@@ -51,5 +63,18 @@ export function executeCommand(command: { type: CommandType; payload: Record<str
       );
     case "custom":
       return succeeded(apps, { action: input.action, ...(input.data === undefined ? {} : { data: input.data }) });
+    case "wipe":
+      return { ...succeeded(apps, { wiped: true }), erase: true };
+    case "factory_reset":
+      return { ...succeeded(apps, { reset: true }), erase: true };
+    case "lost_mode":
+      if (input.action === "enter") {
+        return { ...succeeded(apps, { lostMode: true }), lostMode: { message: String(input.message), phoneNumber: String(input.phoneNumber) } };
+      }
+      return { ...succeeded(apps, { lostMode: false }), lostMode: null };
+    case "locate":
+      return succeeded(apps, { ...position, fixedAt: new Date().toISOString() });
+    case "rotate_token":
+      return { ...succeeded(apps, { rotated: true }), rekey: { sealed: String(input.sealed), commandKeyId: String(input.commandKeyId) } };
   }
 }

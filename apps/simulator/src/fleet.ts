@@ -22,6 +22,8 @@ export type FleetOptions = {
   signal?: AbortSignal;
   /** Makes the fleet's telemetry repeatable. */
   seed?: number;
+  /** See DeviceOptions.downloadOrigin. */
+  downloadOrigin?: string;
 };
 
 export type FleetTotals = {
@@ -172,7 +174,7 @@ export async function runFleet(options: FleetOptions): Promise<FleetReport> {
       concurrency,
       async () => {
         try {
-          devices.push(await enrollWithRetry(options.baseUrl, enrollmentToken, options.intervalMs, random, stop.signal));
+          devices.push(await enrollWithRetry(options.baseUrl, enrollmentToken, options.intervalMs, random, stop.signal, options.downloadOrigin));
         } catch (error) {
           if (error instanceof ApiUnreachableError) throw new FleetSetupError(`${error.message} while enrolling devices`);
           failedToEnroll++;
@@ -269,10 +271,17 @@ async function createEnrollmentToken(options: FleetOptions): Promise<string> {
 }
 
 /** Enrollment is rate-limited per token: on a 429, wait as told and try again. */
-async function enrollWithRetry(baseUrl: string, token: string, intervalMs: number, random: () => number, signal: AbortSignal): Promise<SimulatedDevice> {
+async function enrollWithRetry(
+  baseUrl: string,
+  token: string,
+  intervalMs: number,
+  random: () => number,
+  signal: AbortSignal,
+  downloadOrigin?: string,
+): Promise<SimulatedDevice> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await SimulatedDevice.enroll(baseUrl, token, { intervalMs, random });
+      return await SimulatedDevice.enroll(baseUrl, token, { intervalMs, random, ...(downloadOrigin ? { downloadOrigin } : {}) });
     } catch (error) {
       if (!(error instanceof ApiError) || error.status !== 429 || attempt >= ENROLL_ATTEMPTS || signal.aborted) throw error;
       await sleep((error.retryAfterSeconds ?? 1) * 1000, signal);

@@ -3,6 +3,7 @@ import path from "node:path";
 import { SimulatedDevice } from "@mdm/simulator";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { enqueueMail } from "../../api/src/mail/outbox";
+import { createPasswordToken } from "../../api/src/modules/auth/password-reset.service";
 import { type Api, E2E_SETUP_TOKEN, type Web, buildWeb, eventually, freePort, launchBrowser, startApi, startWeb } from "./harness";
 
 // The dashboard end to end, as its users see it: first-run setup, sign-in, enrollment with
@@ -295,11 +296,11 @@ test("a password reset link works once", async () => {
   await signIn(reset, VIEWER.email, VIEWER.newPassword);
 
   const again = await newPage(await browser.newContext());
+  // The used link is refused as the page opens, before any password is typed.
   await again.goto(link);
-  await again.getByLabel("New password").fill("yet another password");
-  await again.getByLabel("Repeat the password").fill("yet another password");
-  await again.getByRole("button", { name: "Set password" }).click();
   await again.getByRole("alert").getByText("invalid, expired or already used").waitFor();
+  await again.getByRole("link", { name: "Ask for a new link" }).waitFor();
+  expect(await again.getByLabel("New password").count()).toBe(0);
   await context.close();
 });
 
@@ -417,7 +418,15 @@ test("reset links and forms speak to people: rule shown first, every error at on
   await target.getByRole("heading", { name: "This link is not valid" }).waitFor();
   expect(await target.getByLabel("New password").count()).toBe(0);
 
+  // Well formed, but no such token: refused as the page opens, with a way to a new link.
   await target.goto(`${web.url}/reset-password?token=00000000-0000-4000-8000-000000000000.${"a".repeat(43)}`);
+  await target.getByRole("alert").getByText("invalid, expired or already used").waitFor();
+  await target.getByRole("link", { name: "Ask for a new link" }).waitFor();
+  expect(await target.getByLabel("New password").count()).toBe(0);
+
+  const viewer = await api.server.deps.db.user.findUniqueOrThrow({ where: { email: VIEWER.email } });
+  const { link } = await createPasswordToken(api.server.deps, api.server.deps.db, viewer.id, 600);
+  await target.goto(link);
   await target.getByText("At least 12 characters").waitFor();
   await target.getByLabel("New password").fill("short");
   await target.getByLabel("Repeat the password").fill("different");

@@ -150,6 +150,29 @@ export async function callApi<R extends ApiRoute>(route: R, input: ApiInput<R> =
   return parsed.data as ApiResult<R>;
 }
 
+/**
+ * Uploads a file to a multipart route (the app catalogue's APKs) as field `field`, and
+ * parses the answer with the route's schema; throws ApiError.
+ */
+export async function uploadToApi<R extends ApiRoute>(route: R, field: string, file: File): Promise<ApiResult<R>> {
+  const form = new FormData();
+  form.append(field, file);
+  const headers: Record<string, string> = { Accept: "application/json" };
+  const csrf = readCookie(CSRF_COOKIE);
+  if (csrf) headers[CSRF_HEADER] = csrf;
+  let response: Response;
+  try {
+    response = await fetch(route.path, { method: route.method.toUpperCase(), headers, body: form, credentials: "same-origin" });
+  } catch {
+    throw new ApiError(0, "network_error", "Cannot reach the server. Check your connection.");
+  }
+  if (!response.ok) throw await errorFrom(response);
+  const schema = successSchema(route, response.status);
+  const parsed = schema?.safeParse(await response.json().catch(() => undefined));
+  if (!parsed?.success) throw new ApiError(response.status, "unexpected_response", `Unexpected response from ${route.method.toUpperCase()} ${route.path}`);
+  return parsed.data as ApiResult<R>;
+}
+
 /** A user-facing sentence for any error a call can throw. */
 export function errorMessage(error: unknown): string {
   if (error instanceof ApiError) {

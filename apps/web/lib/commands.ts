@@ -1,6 +1,8 @@
-import { type Command, type CommandBatch, CommandStatus, type CommandType, CommandPayloads, finalCommandStatuses } from "@mdm/contracts";
+import { type Command, type CommandBatch, CommandStatus, CommandType, CommandPayloads, finalCommandStatuses } from "@mdm/contracts";
 import type { badgeVariants } from "@/components/ui/badge";
 import type { VariantProps } from "class-variance-authority";
+
+const erasingTypes: readonly CommandType[] = ["wipe", "factory_reset"];
 
 export const commandTypeLabels: Record<CommandType, string> = {
   ping: "Ping",
@@ -12,10 +14,30 @@ export const commandTypeLabels: Record<CommandType, string> = {
   install_app: "Install app",
   uninstall_app: "Uninstall app",
   custom: "Custom",
+  wipe: "Wipe",
+  factory_reset: "Factory reset",
+  lost_mode: "Lost mode",
+  locate: "Locate",
+  rotate_token: "Rotate token",
 };
 
+/**
+ * Types the send-command form offers. `rotate_token` is sent by the server itself (the
+ * device's Rotate token action); wipe and factory reset only from a device's page, where
+ * its alias or id must be typed first.
+ */
+export const formCommandTypes: readonly CommandType[] = CommandType.options.filter((type) => type !== "rotate_token" && !erasingTypes.includes(type));
+
 /** Commands that interrupt whoever is using the device or lose data: confirmed before sending. */
-export const destructiveCommandTypes: ReadonlySet<CommandType> = new Set(["reboot", "lock", "uninstall_app", "clear_app_data"]);
+export const destructiveCommandTypes: ReadonlySet<CommandType> = new Set(["reboot", "lock", "uninstall_app", "clear_app_data", "lost_mode", "wipe", "factory_reset"]);
+
+/** Commands that erase the device: sent only after its alias (or id) is typed. */
+export const erasingCommandTypes: ReadonlySet<CommandType> = new Set(erasingTypes);
+
+/** What must be typed to confirm erasing a device: its alias, or its id when it has none. */
+export function erasureConfirmation(device: { id: string; alias: string | null }): string {
+  return device.alias?.trim() ? device.alias.trim() : device.id;
+}
 
 /** What a bulk command was sent to, in words: "group lobby", "every device". */
 export function batchTargetText(target: Record<string, unknown>): string {
@@ -64,6 +86,15 @@ export const payloadFields: Record<CommandType, PayloadField[]> = {
     { name: "action", label: "Action", required: true, kind: "text", placeholder: "sync_catalog" },
     { name: "data", label: "Data (JSON object)", required: false, kind: "json", placeholder: '{"full": true}' },
   ],
+  wipe: [{ name: "reason", label: "Reason (kept in the history)", required: false, kind: "text" }],
+  factory_reset: [{ name: "reason", label: "Reason (kept in the history)", required: false, kind: "text" }],
+  lost_mode: [
+    { name: "action", label: "enter or exit", required: true, kind: "text", placeholder: "enter" },
+    { name: "message", label: "Message on the lock screen", required: false, kind: "text", placeholder: "This device is lost. Please call:" },
+    { name: "phoneNumber", label: "Phone number", required: false, kind: "text", placeholder: "+49 431 123456" },
+  ],
+  locate: [],
+  rotate_token: [],
 };
 
 export type PayloadResult = { ok: true; payload: Record<string, unknown> } | { ok: false; errors: Record<string, string> };

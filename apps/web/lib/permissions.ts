@@ -20,12 +20,20 @@ export function permissionsFor(role: UserRole | undefined) {
     canCancelCommands: mayCall(role, apiRoutes.cancelCommand),
     canManageDevices: mayCall(role, apiRoutes.updateDevice),
     canManagePolicies: mayCall(role, apiRoutes.createPolicy),
+    canRetireDevices: mayCall(role, apiRoutes.retireDevice) && mayCall(role, apiRoutes.rotateDeviceToken) && mayCall(role, apiRoutes.bulkEditDevices),
+    canDeleteDevices: mayCall(role, apiRoutes.deleteDevice),
+    canCancelBatches: mayCall(role, apiRoutes.cancelBatch),
     canCreateEnrollmentTokens: mayCall(role, apiRoutes.createEnrollmentToken),
     canRevokeEnrollmentTokens: mayCall(role, apiRoutes.revokeEnrollmentToken),
     canManageSettings: mayCall(role, apiRoutes.updateAlertSettings),
+    canAcknowledgeIncidents: mayCall(role, apiRoutes.acknowledgeIncident),
     canManageUsers: mayCall(role, apiRoutes.listUsers),
     canViewAuditLog: mayCall(role, apiRoutes.listAuditLog),
     canViewMail: mayCall(role, apiRoutes.listMailOutbox),
+    canManageCatalogue: mayCall(role, apiRoutes.uploadApp) && mayCall(role, apiRoutes.createRelease),
+    canManageApiKeys: mayCall(role, apiRoutes.createApiKey),
+    canManageWebhooks: mayCall(role, apiRoutes.createWebhook),
+    canExportAuditLog: mayCall(role, apiRoutes.exportAuditLog),
   };
 }
 

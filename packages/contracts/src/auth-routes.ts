@@ -6,6 +6,8 @@ import {
   ListUsersResponse,
   LoginRequest,
   PasswordResetAccepted,
+  PasswordResetCheckRequest,
+  PasswordResetCheckResponse,
   PasswordResetConfirmRequest,
   PasswordResetRequest,
   SessionResponse,
@@ -112,6 +114,17 @@ export const authRoutes = {
     body: PasswordResetConfirmRequest,
     responses: { 204: { description: "Password set." } },
     errors: ["unauthorized"],
+  },
+  checkPasswordReset: {
+    method: "post",
+    path: "/auth/password-reset/check",
+    tag: "Auth",
+    auth: "none",
+    summary: "Check a reset or invitation token without using it",
+    description:
+      "`valid: true` while the token can still set a password; `valid: false` when it is unknown, malformed, expired or already used (the confirmation would answer 401). The dashboard asks on opening the link, so a bad link is refused before a password is typed. A POST, so the token stays out of URLs and access logs. Rate-limited per client address like sign-in (`RATE_LIMIT_LOGIN_PER_MINUTE`).",
+    body: PasswordResetCheckRequest,
+    responses: { 200: { description: "Whether the token is usable.", schema: PasswordResetCheckResponse } },
   },
   listUsers: {
     method: "get",

@@ -91,6 +91,17 @@ export const PasswordResetConfirmRequest = z.strictObject({
 });
 export type PasswordResetConfirmRequest = z.infer<typeof PasswordResetConfirmRequest>;
 
+export const PasswordResetCheckRequest = z.strictObject({
+  token: nonEmptyText(256).describe("The `token` of the link in the reset or invitation mail."),
+});
+export type PasswordResetCheckRequest = z.infer<typeof PasswordResetCheckRequest>;
+
+export const PasswordResetCheckResponse = z.object({
+  valid: z.boolean().describe("False when the token is unknown, malformed, expired or already used, or its user is disabled."),
+  expiresAt: z.iso.datetime({ offset: true }).nullable().describe("Until when a valid link can set a password; null when not valid."),
+});
+export type PasswordResetCheckResponse = z.infer<typeof PasswordResetCheckResponse>;
+
 export const ListUsersResponse = z.object({ users: z.array(UserView) });
 export type ListUsersResponse = z.infer<typeof ListUsersResponse>;
 
@@ -138,9 +149,14 @@ export const AuditLogEntry = z.object({
   id: z.string(),
   at: DateTime,
   actor: z.string(),
+  actorName: z.string().describe('The actor for people: "Admin key (ADMIN_KEY)", "Enrollment token Store 7", "Offline monitor", or the user\'s email as is.'),
   action: z.string(),
   targetType: z.string().nullable(),
   targetId: z.string().nullable(),
+  targetName: z
+    .string()
+    .nullable()
+    .describe("The target's name when the server knows it: a device's alias (else serial, else model), a user's email, an enrollment token's label. Null for a target gone or without a name."),
   ip: z.string().nullable(),
   details: z.record(z.string(), z.unknown()).nullable(),
 });

@@ -11,6 +11,11 @@ export const CommandType = z.enum([
   "install_app",
   "uninstall_app",
   "custom",
+  "wipe",
+  "factory_reset",
+  "lost_mode",
+  "locate",
+  "rotate_token",
 ]);
 export type CommandType = z.infer<typeof CommandType>;
 
@@ -58,7 +63,63 @@ export const CommandPayloads = {
   }),
   uninstall_app: AppPayload,
   custom: z.strictObject({ action: nonEmptyText(100), data: jsonObject(1536).optional() }),
+  // Destructive: the device erases its data (`wipe`: the managed data and the agent's
+  // enrollment; `factory_reset`: everything) and leaves the fleet; it comes back only by
+  // enrolling again with a new enrollment token.
+  wipe: z.strictObject({ reason: text(200).optional() }).default({}),
+  factory_reset: z.strictObject({ reason: text(200).optional() }).default({}),
+  lost_mode: z
+    .discriminatedUnion("action", [
+      z.strictObject({
+        action: z.literal("enter"),
+        message: nonEmptyText(200).describe("Shown on the lock screen."),
+        phoneNumber: z
+          .string()
+          .regex(/^\+?[0-9 ()-]{3,32}$/, "Must be a phone number: digits, spaces, ( ) - and an optional leading +")
+          .describe("Shown on the lock screen, to call whoever finds the device."),
+      }),
+      z.strictObject({ action: z.literal("exit") }),
+    ])
+    .describe("`enter` locks the device on a screen with the message and phone number; `exit` leaves lost mode."),
+  locate: EmptyPayload,
+  // Sent by the server itself (POST /admin/devices/{id}/rotate-token), never by an admin
+  // directly: `sealed` is RotationSecrets as JSON, sealed with the device's current
+  // command key (sealWithCommandKey); the command is signed with that key as usual.
+  rotate_token: z.strictObject({
+    sealed: z.string().regex(/^[A-Za-z0-9_-]{16,4096}$/),
+    commandKeyId: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).describe("Id of the new command key."),
+  }),
 } as const;
+
+/** What a `rotate_token` command's `sealed` payload opens to. */
+export const RotationSecrets = z.object({
+  deviceToken: z.string().min(1),
+  commandKey: z.string().regex(/^[a-f0-9]{64}$/),
+  commandKeyId: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/),
+});
+export type RotationSecrets = z.infer<typeof RotationSecrets>;
+
+/**
+ * What a device reports in `result` when these commands succeed; the server refuses
+ * (400) a `succeeded` result that does not match. Other types' results are free-form.
+ */
+export const CommandResults = {
+  wipe: z.object({ wiped: z.literal(true) }),
+  factory_reset: z.object({ reset: z.literal(true) }),
+  lost_mode: z.object({ lostMode: z.boolean().describe("Whether the device is in lost mode now.") }),
+  locate: z.object({
+    latitude: z.number().min(-90).max(90),
+    longitude: z.number().min(-180).max(180),
+    accuracyMeters: z.number().min(0).max(1_000_000).describe("Radius of 68% confidence, as Android's Location.getAccuracy()."),
+    fixedAt: DateTime.optional().describe("Device clock time of the fix."),
+  }),
+  rotate_token: z.object({ rotated: z.literal(true) }),
+} as const;
+export type LocateResult = z.infer<typeof CommandResults.locate>;
+export const LocateResult = CommandResults.locate;
+
+/** Command types that erase the device: the dashboard asks for the device's alias or id to be typed first. */
+export const destructiveCommandTypes: readonly CommandType[] = ["wipe", "factory_reset"];
 
 function isPlainUrl(url: string): boolean {
   // zod runs this even when the URL check before it failed: unparsable is simply not plain.
@@ -95,6 +156,10 @@ function commandVariants<Extra extends z.ZodRawShape>(extra: Extra) {
     z.strictObject({ type: z.literal("install_app"), payload: CommandPayloads.install_app, ...extra }),
     z.strictObject({ type: z.literal("uninstall_app"), payload: CommandPayloads.uninstall_app, ...extra }),
     z.strictObject({ type: z.literal("custom"), payload: CommandPayloads.custom, ...extra }),
+    z.strictObject({ type: z.literal("wipe"), payload: CommandPayloads.wipe, ...extra }),
+    z.strictObject({ type: z.literal("factory_reset"), payload: CommandPayloads.factory_reset, ...extra }),
+    z.strictObject({ type: z.literal("lost_mode"), payload: CommandPayloads.lost_mode, ...extra }),
+    z.strictObject({ type: z.literal("locate"), payload: CommandPayloads.locate, ...extra }),
   ]);
 }
 

@@ -114,6 +114,7 @@ export const DeviceView = z.object({
   serialNumber: z.string().nullable(),
   enrolledAt: DateTime,
   lastSeenAt: DateTime.nullable(),
+  retiredAt: DateTime.nullable().optional().describe("When the device was retired (its token refused); null while in service. Always sent by this server."),
   push: z.object({ registered: z.boolean(), invalidSince: DateTime.nullable() }),
   state: z.object({
     battery: z.object({ level: z.int(), charging: z.boolean().nullable() }).nullable(),
@@ -150,7 +151,10 @@ export const ListDevicesQuery = z
     search: text(100)
       .optional()
       .describe("Substring of the alias, model, serial number or legacy id (case-insensitive; `%` and `_` are literal characters), or a whole device id."),
-    status: z.enum(["online", "offline"]).optional(),
+    status: z
+      .enum(["online", "offline", "retired"])
+      .optional()
+      .describe("Retired devices are left out unless `status=retired`, which lists only them."),
     group: GroupName.optional(),
     batteryBelow: z.coerce.number().int().min(1).max(101).optional().describe("Only devices whose battery level is below this."),
     appVersion: text(64).optional(),

@@ -3,6 +3,7 @@ import { z } from "zod";
 export const ErrorCode = z.enum([
   "validation_failed",
   "invalid_json",
+  "invalid_apk",
   "unauthorized",
   "forbidden",
   "not_found",
@@ -20,6 +21,7 @@ export type ErrorCode = z.infer<typeof ErrorCode>;
 export const errorStatus: Record<ErrorCode, number> = {
   validation_failed: 400,
   invalid_json: 400,
+  invalid_apk: 400,
   unauthorized: 401,
   forbidden: 403,
   not_found: 404,

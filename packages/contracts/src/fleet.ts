@@ -106,7 +106,13 @@ export const AlertSettings = z.object({
   offlineAfterSeconds: z.int().min(60).max(7 * 24 * 3600).describe("A device without a heartbeat for this long is offline."),
   recipients: z.array(z.email().max(254)).max(50).describe("Empty: every active admin user."),
   groupOfflinePercent: z.int().min(1).max(100).nullable().describe("Alert once when this share of a group is offline; null: off."),
-  cooldownMinutes: z.int().min(1).max(7 * 24 * 60).describe("At most one alert per device (or group) in this window."),
+  cooldownMinutes: z.int().min(1).max(7 * 24 * 60).describe("At most one group alert per group in this window."),
+  alertWindowMinutes: z
+    .int()
+    .min(1)
+    .max(24 * 60)
+    .describe("Alert events (devices offline, back online, low battery) are collected this long from the first one, then mailed as one digest."),
+  lowBatteryPercent: z.int().min(1).max(99).nullable().describe("An online device reporting a battery level below this joins a low-battery incident; null: off."),
 });
 export type AlertSettings = z.infer<typeof AlertSettings>;
 
@@ -115,7 +121,7 @@ export type UpdateAlertSettingsRequest = z.infer<typeof UpdateAlertSettingsReque
 
 export const AlertRecord = z.object({
   id: z.string(),
-  kind: z.enum(["device_offline", "group_offline"]),
+  kind: z.enum(["device_offline", "group_offline", "digest"]).describe("`digest`: one mail listing one alert window's events; `device_offline`: per-device mails from before digests."),
   deviceId: Uuid.nullable(),
   group: z.string().nullable(),
   subject: z.string(),
@@ -128,3 +134,48 @@ export const AlertRecord = z.object({
 });
 export const ListAlertsResponse = z.object({ alerts: z.array(AlertRecord) });
 export type ListAlertsResponse = z.infer<typeof ListAlertsResponse>;
+
+// ---- Alert incidents ---------------------------------------------------------------------
+
+export const IncidentKind = z.enum(["offline", "low_battery"]);
+export type IncidentKind = z.infer<typeof IncidentKind>;
+
+export const IncidentIdParams = z.object({ incidentId: Uuid });
+
+export const ListIncidentsQuery = z.strictObject({
+  status: z.enum(["open", "resolved"]).optional().describe("Open: some device is not back yet; resolved: every device is back. Default: both."),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+});
+export type ListIncidentsQuery = z.infer<typeof ListIncidentsQuery>;
+
+export const AlertIncident = z.object({
+  id: Uuid,
+  kind: IncidentKind,
+  title: z.string().describe('For example "12 devices offline" or "2 devices low on battery".'),
+  openedAt: DateTime,
+  resolvedAt: DateTime.nullable().describe("When the last of its devices came back; null while open."),
+  acknowledgedAt: DateTime.nullable(),
+  acknowledgedBy: z.string().nullable().describe("The user (email) or key that acknowledged it."),
+  deviceCount: z.int(),
+  returnedCount: z.int().describe("Devices back online (or, for low battery, charged above the threshold)."),
+});
+export type AlertIncident = z.infer<typeof AlertIncident>;
+
+export const AlertIncidentDevice = z.object({
+  deviceId: Uuid,
+  name: z.string().describe("The device's alias, else its serial number, else its model, else its id."),
+  since: DateTime.describe("When it went offline (or its battery was first seen low)."),
+  returnedAt: DateTime.nullable(),
+  batteryLevel: z.int().nullable().describe("For low battery: the level that raised it."),
+});
+export type AlertIncidentDevice = z.infer<typeof AlertIncidentDevice>;
+
+export const AlertIncidentDetail = AlertIncident.extend({ devices: z.array(AlertIncidentDevice).describe("At most 1,000, those still away first.") });
+export type AlertIncidentDetail = z.infer<typeof AlertIncidentDetail>;
+
+export const ListIncidentsResponse = z.object({ incidents: z.array(AlertIncident) });
+export type ListIncidentsResponse = z.infer<typeof ListIncidentsResponse>;
+export const UpdateAppPolicyRequest = z
+  .strictObject({ packageName: PolicyPackage.optional(), enabled: z.boolean().optional() })
+  .refine((body) => body.packageName !== undefined || body.enabled !== undefined, { message: "Send packageName or enabled" });
+export type UpdateAppPolicyRequest = z.infer<typeof UpdateAppPolicyRequest>;

@@ -88,9 +88,10 @@ describe("the OpenAPI document", () => {
     if (route.auth !== "none") expect(statuses).toContain("401");
   });
 
-  it("documents no 429 for the routes never rate-limited: health, metrics and logout", () => {
+  // Catalogue downloads: a fleet behind one NAT installs at once; the signed URL is the check.
+  it("documents no 429 for the routes never rate-limited: health, metrics, logout and catalogue downloads", () => {
     const unlimited = routes.filter(([, route]) => route.rateLimited === false).map(([name]) => name);
-    expect(unlimited.sort()).toEqual(["health", "logout", "metrics"]);
+    expect(unlimited.sort()).toEqual(["downloadAppFile", "health", "logout", "metrics"]);
   });
 
   it("documents a body route's 400 as both invalid_json and validation_failed", () => {
@@ -119,8 +120,18 @@ describe("the OpenAPI document", () => {
     expect(operation(route)!.requestBody).toEqual({ required: true, content: { "application/json": { schema, example: expect.anything() } } });
   });
 
-  it.each(routes.filter(([, route]) => !route.body))("%s has no request body", (_name, route) => {
+  it.each(routes.filter(([, route]) => !route.body && !route.upload))("%s has no request body", (_name, route) => {
     expect(operation(route)).not.toHaveProperty("requestBody");
+  });
+
+  it.each(routes.filter(([, route]) => route.upload))("%s takes a multipart/form-data file field", (_name, route) => {
+    const content = (operation(route)!.requestBody as unknown as { content: Record<string, { schema: unknown }> }).content;
+    expect(Object.keys(content)).toEqual(["multipart/form-data"]);
+    expect(content["multipart/form-data"]!.schema).toEqual({
+      type: "object",
+      required: [route.upload!.field],
+      properties: { [route.upload!.field]: { type: "string", format: "binary" } },
+    });
   });
 
   it.each(routes)("%s declares each {param} of its path as a required path parameter", (_name, route) => {

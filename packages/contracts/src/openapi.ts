@@ -52,7 +52,7 @@ function describe(name: string, route: ApiRoute): string | undefined {
   const access = !role
     ? undefined
     : route.auth === "admin"
-      ? `Allowed with a signed admin request, or the session of a user of role ${roles}; other users get 403.`
+      ? `Allowed with a request signed by the bootstrap admin key or an API key of role ${roles}, or the session of a user of role ${roles}; others get 403.`
       : `Requires the session of a user of role ${roles}; other users get 403.`;
   const shell = route.auth === "admin" ? adminShellLine(name, route) : undefined;
   return [route.description, access, shell].filter(Boolean).join("\n\n") || undefined;
@@ -124,6 +124,19 @@ function operationOf(name: string, route: ApiRoute) {
           },
         }
       : {}),
+    ...(route.upload
+      ? {
+          requestBody: {
+            required: true,
+            description: route.upload.description,
+            content: {
+              "multipart/form-data": {
+                schema: { type: "object", required: [route.upload.field], properties: { [route.upload.field]: { type: "string", format: "binary" } } },
+              },
+            },
+          },
+        }
+      : {}),
     responses,
   };
 }
@@ -154,7 +167,7 @@ export function buildOpenApiDocument(options: { serverUrl?: string; version?: st
     components: {
       securitySchemes: {
         deviceToken: { type: "http", scheme: "bearer", description: "The `deviceToken` returned by `POST /v1/register`." },
-        adminKey: { type: "apiKey", in: "header", name: "X-Admin", description: "The server's `ADMIN_KEY`." },
+        adminKey: { type: "apiKey", in: "header", name: "X-Admin", description: "An API key's id (`mdmk_…`, see `POST /admin/api-keys`), or the server's bootstrap `ADMIN_KEY`." },
         adminTimestamp: { type: "apiKey", in: "header", name: "X-Timestamp", description: "Unix time in seconds; at most 300 s from the server's clock." },
         adminNonce: { type: "apiKey", in: "header", name: "X-Nonce", description: "8-128 characters of [A-Za-z0-9_-], never reused within 300 s." },
         adminSignature: {
@@ -162,7 +175,7 @@ export function buildOpenApiDocument(options: { serverUrl?: string; version?: st
           in: "header",
           name: "X-Signature",
           description:
-            "Lowercase hex HMAC-SHA256 with key `HMAC_SECRET` over `<X-Timestamp>\\n<X-Nonce>\\n<METHOD>\\n<Host, lower case>\\n<path with query>\\n<lowercase hex SHA-256 of the raw body>`.",
+            "Lowercase hex HMAC-SHA256, keyed with the API key's secret (or `HMAC_SECRET` for `ADMIN_KEY`), over `<X-Timestamp>\\n<X-Nonce>\\n<METHOD>\\n<Host, lower case>\\n<path with query>\\n<lowercase hex SHA-256 of the raw body>`.",
         },
         metricsToken: { type: "http", scheme: "bearer", description: "The server's `METRICS_TOKEN`, for `GET /api/metrics`." },
         legacyEnrollmentKey: { type: "apiKey", in: "header", name: "X-Enrollment-Key", description: "The server's `LEGACY_ENROLLMENT_KEY`." },

@@ -3,8 +3,8 @@ import type { ErrorCode } from "./errors";
 
 /**
  * How a route authenticates: see the README's "Authentication" section. `admin` routes
- * take a signed admin request (full rights) or the session of a user of at least
- * `minRole` (admin when unnamed); `session` routes a signed-in user (of at least
+ * take a signed admin request (the bootstrap key: full rights; an API key: its role must
+ * reach `minRole`) or the session of a user of at least `minRole` (admin when unnamed); `session` routes a signed-in user (of at least
  * `minRole`, when the route names one). `metrics`: the server's METRICS_TOKEN as a bearer
  * token, or, without one, a direct call from the server's own host.
  */
@@ -25,6 +25,8 @@ export type ApiRoute = {
   params?: z.ZodObject;
   query?: z.ZodObject;
   body?: z.ZodType;
+  /** A multipart/form-data upload instead of a JSON body: the name of its one file field. */
+  upload?: { field: string; description: string };
   responses: Record<number, RouteResponse>;
   /**
    * `false` for the routes no caller may be throttled out of: the load balancer's health

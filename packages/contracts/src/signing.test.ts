@@ -3,9 +3,13 @@ import fc from "fast-check";
 import { CommandType } from "./commands";
 import {
   type SignableCommand,
+  verifyWebhookSignature,
+  webhookSignatureHeader,
   adminSignature,
   canonicalJson,
   hmacSha256Hex,
+  openWithCommandKey,
+  sealWithCommandKey,
   sha256Hex,
   signAdminRequest,
   signCommand,
@@ -284,5 +288,41 @@ describe("signCommand and verifyCommandSignature", () => {
       }),
       { numRuns: 100 },
     );
+  });
+});
+
+describe("webhook signatures", () => {
+  const secret = "whsec_test-secret";
+  const body = '{"id":"e1","type":"ping","createdAt":"2026-11-30T00:00:00.000Z","data":{}}';
+
+  it("signs t=<ts>,v1=<hex HMAC-SHA256 over '<ts>.<body>'>, as Stripe does, which Node's crypto reproduces", async () => {
+    const header = await webhookSignatureHeader(secret, 1_800_000_000, body);
+    expect(header).toBe(`t=1800000000,v1=${createHmac("sha256", secret).update(`1800000000.${body}`).digest("hex")}`);
+  });
+
+  it("verifies within the tolerance only, and only the body that was signed", async () => {
+    const header = await webhookSignatureHeader(secret, 1_800_000_000, body);
+    expect(await verifyWebhookSignature(secret, header, body, { nowSeconds: 1_800_000_100 })).toBe(true);
+    expect(await verifyWebhookSignature(secret, header, body, { nowSeconds: 1_800_000_400 })).toBe(false);
+    expect(await verifyWebhookSignature(secret, header, `${body} `, { nowSeconds: 1_800_000_000 })).toBe(false);
+    expect(await verifyWebhookSignature("whsec_other", header, body, { nowSeconds: 1_800_000_000 })).toBe(false);
+    expect(await verifyWebhookSignature(secret, "garbage", body, { nowSeconds: 1_800_000_000 })).toBe(false);
+  });
+});
+
+describe("sealWithCommandKey / openWithCommandKey", () => {
+  const key = "ab".repeat(32);
+
+  it("opens what was sealed with the same key, and nothing sealed with another or altered", async () => {
+    const sealed = await sealWithCommandKey(key, '{"deviceToken":"x.y"}');
+    expect(sealed).toMatch(/^[A-Za-z0-9_-]+$/);
+    expect(await openWithCommandKey(key, sealed)).toBe('{"deviceToken":"x.y"}');
+    await expect(openWithCommandKey("cd".repeat(32), sealed)).rejects.toThrow();
+    const altered = `${sealed.slice(0, -2)}${sealed.endsWith("A") ? "B" : "A"}${sealed.slice(-1)}`;
+    await expect(openWithCommandKey(key, altered)).rejects.toThrow();
+  });
+
+  it("seals the same text differently each time (a fresh IV)", async () => {
+    expect(await sealWithCommandKey(key, "same")).not.toBe(await sealWithCommandKey(key, "same"));
   });
 });

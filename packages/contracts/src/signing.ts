@@ -35,7 +35,7 @@ export type AdminSignatureInput = {
   timestamp: string;
   nonce: string;
   method: string;
-  /** The Host header as sent (`api.example.com`, `127.0.0.1:8000`): a request signed for one server is refused by another sharing its keys. */
+  /** The Host header as sent (`api.example.com`, `127.0.0.1:8000`): a signature made for one name is refused under another. */
   host: string;
   /** Path and query exactly as sent, e.g. `/admin/devices?limit=10`. */
   pathWithQuery: string;
@@ -116,4 +116,69 @@ export async function verifyCommandSignature(
   command: SignableCommand & { signature: string },
 ): Promise<boolean> {
   return timingSafeEqual(await signCommand(commandKey, command), command.signature);
+}
+
+// ---- Webhook signatures -------------------------------------------------------------
+
+/** `Webhook-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`, as Stripe signs. */
+export async function webhookSignatureHeader(secret: string, timestamp: number, body: string): Promise<string> {
+  return `t=${timestamp},v1=${await hmacSha256Hex(secret, `${timestamp}.${body}`)}`;
+}
+
+/** Verifies a `Webhook-Signature` header against the raw body, refusing timestamps further than `toleranceSeconds` from `nowSeconds`. */
+export async function verifyWebhookSignature(
+  secret: string,
+  header: string,
+  body: string,
+  options: { nowSeconds?: number; toleranceSeconds?: number } = {},
+): Promise<boolean> {
+  const parts = new Map(header.split(",").map((part) => part.trim().split("=", 2) as [string, string]));
+  const timestamp = Number(parts.get("t"));
+  const signature = parts.get("v1");
+  if (!Number.isInteger(timestamp) || !signature) return false;
+  const now = options.nowSeconds ?? Math.floor(Date.now() / 1000);
+  if (Math.abs(now - timestamp) > (options.toleranceSeconds ?? 300)) return false;
+  return timingSafeEqual(await hmacSha256Hex(secret, `${timestamp}.${body}`), signature);
+}
+
+// ---- Sealing secrets for one device -------------------------------------------------
+
+function toBase64Url(bytes: Uint8Array): string {
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function fromBase64Url(text: string): Uint8Array<ArrayBuffer> {
+  const binary = atob(text.replace(/-/g, "+").replace(/_/g, "/"));
+  return Uint8Array.from(binary, (char) => char.charCodeAt(0));
+}
+
+/** AES-256-GCM key for sealing, derived from the command key (never the HMAC key itself). */
+async function sealingKey(commandKey: string): Promise<CryptoKey> {
+  const hmac = await crypto.subtle.importKey("raw", toBytes(commandKey), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const raw = await crypto.subtle.sign("HMAC", hmac, toBytes("mdm seal v1"));
+  return crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["encrypt", "decrypt"]);
+}
+
+/**
+ * Encrypts `plaintext` so only the holder of `commandKey` can read it: how a new device
+ * token and command key travel in a `rotate_token` command (whose payload is stored,
+ * listed in the command history and may go through FCM). base64url of iv (12 bytes) and
+ * AES-GCM ciphertext with its tag.
+ */
+export async function sealWithCommandKey(commandKey: string, plaintext: string): Promise<string> {
+  const iv = crypto.getRandomValues(new Uint8Array(12));
+  const sealed = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv }, await sealingKey(commandKey), toBytes(plaintext)));
+  const out = new Uint8Array(iv.length + sealed.length);
+  out.set(iv);
+  out.set(sealed, iv.length);
+  return toBase64Url(out);
+}
+
+/** Reverses `sealWithCommandKey`; throws when the key is wrong or the text was altered. */
+export async function openWithCommandKey(commandKey: string, sealed: string): Promise<string> {
+  const bytes = fromBase64Url(sealed);
+  const plain = await crypto.subtle.decrypt({ name: "AES-GCM", iv: bytes.slice(0, 12) }, await sealingKey(commandKey), bytes.slice(12));
+  return new TextDecoder().decode(plain);
 }

@@ -11,7 +11,7 @@ export const DEVICE_WS_PROTOCOL = "mdm.device.v1";
 export const DASHBOARD_WS_PROTOCOL = "mdm.dashboard.v1";
 export const BEARER_PROTOCOL_PREFIX = "bearer.";
 
-/** Close codes: 1008 for a frame that breaks the contract; 4001-4003 are ours. */
+/** Close codes: 1008 for a frame that breaks the contract; 4001-4004 are ours. */
 export const WsCloseCode = {
   normal: 1000,
   goingAway: 1001,
@@ -22,6 +22,8 @@ export const WsCloseCode = {
   replaced: 4001,
   /** The session or token stopped being valid. */
   unauthorized: 4003,
+  /** The device was retired (or deleted) by an admin: its token is refused from now on; do not reconnect. */
+  retired: 4004,
 } as const;
 
 export const DeviceClientFrame = z.discriminatedUnion("type", [

@@ -37,6 +37,20 @@ describe("parseEnv", () => {
     expect(parseEnv({ ...short, HOST: "127.0.0.1" }).HOST).toBe("127.0.0.1");
   });
 
+  it("refuses a short legacy key or metrics token on an address others can reach, even outside production", () => {
+    const strong = { ADMIN_KEY: "k".repeat(40), HMAC_SECRET: "s".repeat(40), JWT_SECRET: "j".repeat(40), COMMAND_MASTER_KEY: "c".repeat(40), HOST: "0.0.0.0" };
+    expect(() => parseEnv({ ...strong, LEGACY_ENROLLMENT_KEY: "1234" })).toThrow(/so LEGACY_ENROLLMENT_KEY must be set/);
+    expect(() => parseEnv({ ...strong, METRICS_TOKEN: "x" })).toThrow(/so METRICS_TOKEN must be set/);
+    expect(parseEnv({ ...strong, HOST: "127.0.0.1", LEGACY_ENROLLMENT_KEY: "1234" }).LEGACY_ENROLLMENT_KEY).toBe("1234");
+    expect(parseEnv({ ...strong, LEGACY_ENROLLMENT_KEY: "l".repeat(32) }).LEGACY_ENROLLMENT_KEY).toBe("l".repeat(32));
+  });
+
+  it("refuses one value for two secrets, which would undo their separation", () => {
+    const same = "z".repeat(40);
+    expect(() => parseEnv({ ADMIN_KEY: "k".repeat(40), HMAC_SECRET: same, JWT_SECRET: "j".repeat(40), COMMAND_MASTER_KEY: same })).toThrow(/COMMAND_MASTER_KEY: each secret needs its own value/);
+    expect(() => parseEnv({ ADMIN_KEY: same, HMAC_SECRET: "s".repeat(40), JWT_SECRET: "j".repeat(40), COMMAND_MASTER_KEY: "c".repeat(40), METRICS_TOKEN: same })).toThrow(/METRICS_TOKEN/);
+  });
+
   it("listens on every interface by default once the secrets are set", () => {
     const env = parseEnv({ ADMIN_KEY: "k".repeat(40), HMAC_SECRET: "s".repeat(40), JWT_SECRET: "j".repeat(40), COMMAND_MASTER_KEY: "c".repeat(40) });
     expect(env).toMatchObject({ HOST: "0.0.0.0", generatedSecrets: [] });

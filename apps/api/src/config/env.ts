@@ -65,6 +65,8 @@ export const EnvSchema = z
     BODY_LIMIT_BYTES: positiveInt(64 * 1024),
     HEARTBEAT_INTERVAL_SECONDS: positiveInt(60),
     COMMAND_DEFAULT_TTL_SECONDS: positiveInt(24 * 3600),
+    // How long a device's old token keeps working after a rotation it has not taken yet.
+    DEVICE_TOKEN_ROTATION_GRACE_SECONDS: positiveInt(7 * 24 * 3600),
     TELEMETRY_RETENTION_HOURS: positiveInt(48),
     RATE_LIMIT_GENERAL_PER_MINUTE: positiveInt(60),
     RATE_LIMIT_ADMIN_PER_MINUTE: positiveInt(100),
@@ -108,6 +110,10 @@ export const EnvSchema = z
         return checksum ?? z.NEVER;
       })
       .optional(),
+    // The app catalogue: largest APK accepted (streamed to disk, never held whole in memory
+    // by the upload) and where files are stored by SHA-256 (default DATA_DIR/apps).
+    APK_MAX_BYTES: positiveInt(100 * 1024 * 1024),
+    APK_STORAGE_DIR: optionalText,
     RATE_LIMIT_LOGIN_PER_MINUTE: positiveInt(10),
     RATE_LIMIT_PASSWORD_RESET_PER_HOUR: positiveInt(3),
     // Per account, whatever the address: failed sign-ins in 15 minutes before each further
@@ -183,6 +189,7 @@ export const EnvSchema = z
   });
 
 const SECRET_NAMES = ["ADMIN_KEY", "HMAC_SECRET", "JWT_SECRET", "COMMAND_MASTER_KEY"] as const;
+const OPTIONAL_SECRET_NAMES = ["LEGACY_ENROLLMENT_KEY", "METRICS_TOKEN"] as const;
 type SecretName = (typeof SECRET_NAMES)[number];
 
 export type Env = Omit<z.infer<typeof EnvSchema>, SecretName | "HOST" | "OFFLINE_AFTER_SECONDS"> &
@@ -226,13 +233,25 @@ export function isLoopbackHost(host: string): boolean {
 function resolveSecrets(parsed: z.infer<typeof EnvSchema>): Env {
   const generatedSecrets = SECRET_NAMES.filter((name) => parsed[name] === undefined);
   const host = parsed.HOST ?? (generatedSecrets.length > 0 ? "127.0.0.1" : "0.0.0.0");
-  // Reachable from other machines: every secret set, and strong, whatever NODE_ENV says.
-  const weak = SECRET_NAMES.filter((name) => (parsed[name]?.length ?? 0) < 32);
+  // Reachable from other machines: every secret set, and strong, whatever NODE_ENV says;
+  // so are the optional ones an operator chooses (the legacy key enrolls devices, and
+  // guessing it is limited per address only).
+  const weak = [
+    ...SECRET_NAMES.filter((name) => (parsed[name]?.length ?? 0) < 32),
+    ...OPTIONAL_SECRET_NAMES.filter((name) => parsed[name] !== undefined && parsed[name].length < 32),
+  ];
   if (weak.length > 0 && !isLoopbackHost(host)) {
     throw new Error(
       `Invalid configuration:\n  HOST: ${host} is reachable from other machines, so ${weak.join(", ")} must be set ` +
         "(random values of at least 32 characters, e.g. `openssl rand -hex 32`)",
     );
+  }
+  // One value in two places would undo their separation: the admin key travels in every
+  // admin request's header, and the command master key must not sign admin requests.
+  const setSecrets = [...SECRET_NAMES, ...OPTIONAL_SECRET_NAMES].filter((name) => parsed[name] !== undefined);
+  const reused = setSecrets.filter((name, index) => setSecrets.findIndex((other) => parsed[other] === parsed[name]) !== index);
+  if (reused.length > 0) {
+    throw new Error(`Invalid configuration:\n  ${reused.join(", ")}: each secret needs its own value; this one repeats another`);
   }
   const generated = generatedSecrets.length === 0 ? undefined : parsed.NODE_ENV === "test" ? randomSecrets() : developmentSecrets(parsed.DATA_DIR);
   const secret = (name: SecretName) => parsed[name] ?? generated![name];

@@ -1,4 +1,5 @@
 import { PrismaPg } from "@prisma/adapter-pg";
+import { Pool } from "pg";
 import { PrismaClient } from "../generated/prisma/client";
 
 export type Db = PrismaClient;
@@ -7,11 +8,30 @@ export type Db = PrismaClient;
 // fails after this instead of holding the request until the client gives up.
 const CONNECT_TIMEOUT_MS = 5_000;
 
+const pools = new WeakMap<Db, Pool>();
+
 export function createDb(databaseUrl: string, options: { maxConnections?: number } = {}): Db {
-  const adapter = new PrismaPg({ connectionString: databaseUrl, max: options.maxConnections ?? 10, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
+  const pool = new Pool({ connectionString: databaseUrl, max: options.maxConnections ?? 10, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
+  // Until Prisma connects and listens, an idle client's error (a restarted server) would crash
+  // the process; the query that next takes a connection reports the failure instead.
+  pool.on("error", () => undefined);
+  const adapter = new PrismaPg(pool, { disposeExternalPool: true });
   // Under a burst, a transaction may wait its turn for a connection (the embedded database
   // has one): longer than Prisma's 2 s default before giving up.
-  return new PrismaClient({ adapter, transactionOptions: { maxWait: 10_000, timeout: 15_000 } });
+  const db = new PrismaClient({ adapter, transactionOptions: { maxWait: 10_000, timeout: 15_000 } });
+  pools.set(db, pool);
+  return db;
+}
+
+/**
+ * The pg pool under a client made by createDb (Prisma shares it). The heartbeat hot path
+ * queries it directly: Prisma's per-query runtime cost about as much CPU as the rest of a
+ * heartbeat (benchmark profile, bench/RESULTS.md).
+ */
+export function poolOf(db: Db): Pool {
+  const pool = pools.get(db);
+  if (!pool) throw new Error("This database client was not made by createDb");
+  return pool;
 }
 
 // Prisma's codes for "no connection or transaction slot in time": the database is
@@ -27,6 +47,8 @@ const UNREACHABLE_KINDS = new Set(["DatabaseNotReachable", "ConnectionClosed", "
 const UNAVAILABLE_SQLSTATE = /^(08|53|57P0[123])/;
 // node-postgres throws these as plain errors without a code, and the adapter passes them on
 // unwrapped: a pooled connection the server dropped, or no connection within the timeout.
+// What node-postgres queried directly (the heartbeat path) throws when the socket fails.
+const SOCKET_ERROR_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH"]);
 const UNAVAILABLE_MESSAGES = [/^Connection terminated/, /^Client has encountered a connection error/, /^timeout exceeded when trying to connect/, /^Connection terminated due to connection timeout/];
 
 /**
@@ -37,6 +59,7 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   if (typeof error !== "object" || error === null) return false;
   const { code, meta, message } = error as { code?: unknown; meta?: { driverAdapterError?: { cause?: { kind?: unknown; code?: unknown } } }; message?: unknown };
   if (typeof code === "string" && (BUSY_CODES.has(code) || UNREACHABLE_CODES.has(code))) return true;
+  if (typeof code === "string" && (UNAVAILABLE_SQLSTATE.test(code) || SOCKET_ERROR_CODES.has(code))) return true;
   const cause = meta?.driverAdapterError?.cause;
   if (typeof cause?.kind === "string" && UNREACHABLE_KINDS.has(cause.kind)) return true;
   if (cause?.kind === "postgres" && typeof cause.code === "string" && UNAVAILABLE_SQLSTATE.test(cause.code)) return true;

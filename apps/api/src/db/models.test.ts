@@ -27,6 +27,7 @@ it("round-trips every model through the migrated database", async () => {
     storageAvailable: 0n, networkType: "wifi", networkSignal: -60, ipAddress: "10.0.0.1", uptimeSeconds: 99n, deviceTime: at,
     appStatus: [{ packageName: "com.a.b", running: true }], online: true, offlineSince: at, groups: ["north", "tills"],
     socketInstanceId: "instance-1", socketConnectedAt: at, socketLeaseExpiresAt: at, socketDisconnectedAt: at, legacyTokenIssuedAt: at,
+    retiredAt: at, retiredBy: "admin", commandKeyGeneration: 2, pendingTokenHash: "c".repeat(64), pendingKeyGeneration: 3, rotationGraceUntil: at,
   };
   const storedDevice = await db.device.create({ data: device });
   expect(storedDevice).toEqual({ ...device, updatedAt: expect.any(Date) });
@@ -62,7 +63,7 @@ it("round-trips every model through the migrated database", async () => {
   expect(await db.auditLog.findUniqueOrThrow({ where: { id: audit.id } })).toEqual(audit);
   const policy = { id: randomUUID(), deviceId: device.id, group: null, packageName: "com.a.b", enabled: false, createdAt: at };
   expect(await db.appPolicy.create({ data: policy })).toEqual(policy);
-  const settings = { id: 1, enabled: false, offlineAfterSeconds: 300, recipients: ["ops@example.com"], groupOfflinePercent: 50, cooldownMinutes: 30 };
+  const settings = { id: 1, enabled: false, offlineAfterSeconds: 300, recipients: ["ops@example.com"], groupOfflinePercent: 50, cooldownMinutes: 30, alertWindowMinutes: 5, lowBatteryPercent: 10 };
   expect(await db.alertSettings.create({ data: settings })).toEqual({ ...settings, updatedAt: expect.any(Date) });
   const mail = {
     kind: "alert" as const, to: ["ops@example.com", "b@example.com"], subject: "s", text: "t", html: "<p>t</p>", status: "failed" as const, attempts: 8,
@@ -77,12 +78,38 @@ it("round-trips every model through the migrated database", async () => {
   // Pruning an outbox row keeps the alert, without its mail.
   await db.outboxMail.delete({ where: { id: storedMail.id } });
   expect(await db.alert.findUniqueOrThrow({ where: { id: alert.id } })).toMatchObject({ outboxMailId: null });
+  const incident = { id: randomUUID(), kind: "low_battery" as const, openedAt: at, lastJoinedAt: at, resolvedAt: at, acknowledgedAt: at, acknowledgedBy: "a@example.com" };
+  expect(await db.alertIncident.create({ data: incident })).toEqual(incident);
+  const member = { incidentId: incident.id, deviceId: device.id, since: at, returnedAt: at, batteryLevel: 7 };
+  expect(await db.alertIncidentDevice.create({ data: member })).toEqual(member);
+  const alertEvent = await db.alertEvent.create({ data: { kind: "battery_low", deviceId: device.id, incidentId: incident.id, at, batteryLevel: 7, digestedAt: at, alertId: alert.id } });
+  expect(await db.alertEvent.findUniqueOrThrow({ where: { id: alertEvent.id } })).toEqual(alertEvent);
+  await db.alertIncident.delete({ where: { id: incident.id } });
+  expect(await db.alertIncidentDevice.count()).toBe(0);
   const nonce = { nonce: "n".repeat(16), expiresAt: at };
   expect(await db.usedNonce.create({ data: nonce })).toEqual(nonce);
   const lease = { name: "offline sweep", holder: "instance-1", lastRunAt: at, nextRunAt: at, runs: 3 };
   expect(await db.jobLease.create({ data: lease })).toEqual(lease);
   const resetRequest = await db.passwordResetRequest.create({ data: { email: "someone@example.com", ip: "::1", userAgent: "curl", requestedAt: at } });
   expect(await db.passwordResetRequest.findUniqueOrThrow({ where: { id: resetRequest.id } })).toEqual(resetRequest);
+
+  const catalogueApp = { packageName: "com.a.b", certSha256: "c".repeat(64), createdAt: at };
+  expect(await db.catalogueApp.create({ data: catalogueApp })).toEqual(catalogueApp);
+  const appVersion = { id: randomUUID(), packageName: "com.a.b", versionCode: 2_147_483_647, versionName: "9.9", sha256: "d".repeat(64), sizeBytes: 2n ** 33n, certSha256: "c".repeat(64), uploadedBy: "admin", createdAt: at };
+  const olderVersion = { ...appVersion, id: randomUUID(), versionCode: 1, versionName: null, uploadedBy: null };
+  expect(await db.appVersion.create({ data: appVersion })).toEqual(appVersion);
+  expect(await db.appVersion.create({ data: olderVersion })).toEqual(olderVersion);
+  const appRelease = {
+    id: randomUUID(), packageName: "com.a.b", versionId: appVersion.id, previousVersionId: olderVersion.id, target: { group: "north" }, percent: 25,
+    status: "paused" as const, autoAdvance: true, maxFailurePercent: 10, createdBy: "admin", createdAt: at, updatedAt: at,
+  };
+  expect(await db.appRelease.create({ data: appRelease })).toEqual(appRelease);
+  const releaseDevice = { releaseId: appRelease.id, deviceId: device.id, versionId: appVersion.id, requestId: command.requestId, sentAt: at };
+  expect(await db.appReleaseDevice.create({ data: releaseDevice })).toEqual(releaseDevice);
+  // Cascades: deleting an app removes its versions, releases and their devices.
+  await db.catalogueApp.delete({ where: { packageName: "com.a.b" } });
+  expect(await db.appReleaseDevice.count()).toBe(0);
+  expect(await db.appVersion.count()).toBe(0);
 
   // Cascades: deleting a user removes their reset tokens and sessions.
   await db.user.delete({ where: { id: user.id } });

@@ -1,5 +1,7 @@
 import type { AppDeps } from "../deps";
 import { sweepSocketLeases } from "../realtime/presence";
+import { advanceRollouts } from "../modules/catalogue/releases.service";
+import { emitCommandStatusChanges } from "../modules/commands/commands.service";
 import { sweepOffline } from "../modules/fleet/fleet-monitor";
 import { maintainTelemetryPartitions } from "./telemetry-partitions";
 
@@ -13,7 +15,8 @@ const DELETE_BATCH = 5000;
 export async function expireCommands({ db, clock, bus, env }: Pick<AppDeps, "db" | "clock" | "bus" | "env">): Promise<number> {
   const now = clock.now();
   const resultCutoff = new Date(now.getTime() - env.COMMAND_RESULT_TIMEOUT_SECONDS * 1000);
-  const expired = await db.$queryRaw<Array<{ requestId: string; deviceId: string; batchId: string | null }>>`
+  const expired = await db.$transaction(async (tx) => {
+    const rows = await tx.$queryRaw<Array<{ requestId: string; deviceId: string; batchId: string | null; errorMessage: string }>>`
     WITH expired AS (
       UPDATE "Command" SET status = 'expired', "completedAt" = ${now}, "nextAttemptAt" = NULL,
         "errorMessage" = CASE WHEN status = 'acknowledged' THEN ${`no result within ${env.COMMAND_RESULT_TIMEOUT_SECONDS} s of the acknowledgement`}
@@ -24,7 +27,15 @@ export async function expireCommands({ db, clock, bus, env }: Pick<AppDeps, "db"
     events AS (
       INSERT INTO "CommandEvent" ("requestId", status, at, detail)
       SELECT "requestId", 'expired', ${now}, "errorMessage" FROM expired)
-    SELECT "requestId", "deviceId", "batchId" FROM expired`;
+    SELECT "requestId", "deviceId", "batchId", "errorMessage" FROM expired`;
+    await emitCommandStatusChanges(
+      tx,
+      rows.map(({ errorMessage, ...row }) => ({ ...row, status: "expired", detail: errorMessage })),
+      now,
+    );
+    return rows.map(({ errorMessage: _detail, ...row }) => row);
+    // A fleet-wide batch can expire at once: more than the default 5 s.
+  }, { timeout: 60_000 });
   for (const row of expired) bus.publish({ kind: "command_status", change: { ...row, status: "expired", at: now.toISOString() } });
   return expired.length;
 }
@@ -132,6 +143,10 @@ export function startMaintenance(deps: AppDeps): () => void {
     }),
     everyOncePerCluster(deps, "socket lease sweep", Math.max(250, (deps.env.WS_LEASE_SECONDS * 1000) / 4), () => sweepSocketLeases(deps)),
     everyOncePerCluster(deps, "offline sweep", deps.env.OFFLINE_SWEEP_SECONDS * 1000, () => sweepOffline(deps)),
+    everyOncePerCluster(deps, "app rollouts", 60_000, async () => {
+      const outcome = await advanceRollouts(deps);
+      if (outcome.advanced || outcome.paused) deps.logger.info("app rollouts", outcome);
+    }),
   ];
   return () => {
     for (const stop of stops) stop();

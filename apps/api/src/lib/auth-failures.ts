@@ -1,5 +1,6 @@
 import type { ErrorRequestHandler } from "express";
 import type { AppDeps } from "../deps";
+import { addressKey } from "./client-ip";
 import { windowCounter } from "./failure-limits";
 import { HttpError } from "./http-error";
 
@@ -31,7 +32,7 @@ export function authFailuresOf(deps: AppDeps): AuthFailures {
   const counter = windowCounter({ name: "auth-failures", windowMs: 60_000, redis: deps.redis });
   const refusal = async (ip: string | undefined, error: HttpError): Promise<HttpError> => {
     if (error.status !== 401) return error;
-    const { count, resetInMs } = await counter.hit(ip ?? "unknown");
+    const { count, resetInMs } = await counter.hit(addressKey(ip));
     if (count <= limit) return error;
     const retryAfter = String(Math.max(1, Math.ceil(resetInMs / 1000)));
     return new HttpError("rate_limited", "Too many failed authentications from this address; retry later", undefined, { "Retry-After": retryAfter });

@@ -1,5 +1,6 @@
 /// <reference path="../types/proxy-addr.d.ts" />
 import type { IncomingMessage } from "node:http";
+import { ipKeyGenerator } from "express-rate-limit";
 import proxyaddr from "proxy-addr";
 
 export type TrustProxy = (address: string, hop: number) => boolean;
@@ -26,6 +27,15 @@ export function compileTrustProxy(value: string): TrustProxy {
 /** A request's client address under that trust, for requests Express does not see (WebSocket upgrades). */
 export function clientIpOf(req: IncomingMessage, trust: TrustProxy): string {
   return proxyaddr(req, trust);
+}
+
+/**
+ * What per-address limits count under: an IPv4 address as is, an IPv6 one by its /56, as
+ * express-rate-limit's own limiters do. One IPv6 client commonly holds a /64 or more, so
+ * keying on the full address would give it as many budgets as it likes.
+ */
+export function addressKey(ip: string | undefined): string {
+  return ip ? ipKeyGenerator(ip) : "unknown";
 }
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/;

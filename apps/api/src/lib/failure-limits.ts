@@ -74,6 +74,8 @@ export function windowCounter(options: { name: string; windowMs: number; redis?:
 export type AttemptBackoff = {
   /** 0 when an attempt may go ahead now, else how long to wait. */
   begin: (key: string) => Promise<number>;
+  /** Failures counted under `key` within the window. */
+  failures: (key: string) => Promise<number>;
   failed: (key: string) => Promise<void>;
   succeeded: (key: string) => Promise<void>;
 };
@@ -133,6 +135,14 @@ export function attemptBackoff(options: BackoffOptions): AttemptBackoff {
           return 0;
         }
       },
+      failures: async (key) => {
+        try {
+          return Number((await redis.hget(keyOf(key), "failures")) ?? 0);
+        } catch {
+          uncounted();
+          return 0;
+        }
+      },
       failed: async (key) => {
         await redis.eval(FAILED_SCRIPT, 1, keyOf(key), ...args()).catch(uncounted);
       },
@@ -155,6 +165,7 @@ export function attemptBackoff(options: BackoffOptions): AttemptBackoff {
       if (entry.failures >= options.freeFailures) entry.blockedUntil = now + delayAfter(options, entry.failures);
       return 0;
     },
+    failures: async (key) => live(key, clock())?.failures ?? 0,
     failed: async (key) => {
       const now = clock();
       sweep(entries, now);

@@ -13,8 +13,9 @@ export type Guards = {
   /** Unauthenticated routes: per client IP. */
   public: RequestHandler[];
   /**
-   * `/admin/*`: rate-limited per IP, then signature-checked (with `X-Admin`) or the session
-   * of a user of at least the route's `minRole` (admin when it names none).
+   * `/admin/*`: rate-limited per IP, then signature-checked (with `X-Admin`: the bootstrap key,
+   * or an API key of at least the route's `minRole`) or the session of a user of at least
+   * that role (admin when the route names none).
    */
   admin: (route: ApiRoute) => RequestHandler[];
   /** Device routes: authenticated, then rate-limited per device. */
@@ -37,10 +38,11 @@ export function createGuards(deps: AppDeps): Guards {
     public: [limiter({ name: "public", redis, perMinute: env.RATE_LIMIT_GENERAL_PER_MINUTE })],
     admin: (route) => {
       const userSession = sessions[route.minRole ?? "admin"];
+      const signedForRole = signedAdmin(route.minRole ?? "admin");
       return [
         adminLimiter,
         // Scripts sign with the admin key; the dashboard's users have a session.
-        (req, res, next) => (req.get("x-admin") === undefined ? userSession : signedAdmin)(req, res, next),
+        (req, res, next) => (req.get("x-admin") === undefined ? userSession : signedForRole)(req, res, next),
       ];
     },
     device: [deviceAuth(deps), deviceBudget(deps).middleware],

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from "node:http";
 import express, { type RequestHandler } from "express";
 import type { Env } from "../config/env";
 import { HttpError } from "./http-error";
@@ -8,10 +9,11 @@ import { HttpError } from "./http-error";
  * HTTP_BODY_TIMEOUT_SECONDS of the headers: a client that trickles its body gets 408
  * and its connection closed then, not at HTTP_REQUEST_TIMEOUT_SECONDS.
  */
-export function readRawBody(env: Pick<Env, "BODY_LIMIT_BYTES" | "HTTP_BODY_TIMEOUT_SECONDS">): RequestHandler {
-  const read = express.raw({ type: () => true, limit: env.BODY_LIMIT_BYTES });
+export function readRawBody(env: Pick<Env, "BODY_LIMIT_BYTES" | "HTTP_BODY_TIMEOUT_SECONDS">, accepts: (req: IncomingMessage) => boolean = () => true): RequestHandler {
+  const read = express.raw({ type: accepts, limit: env.BODY_LIMIT_BYTES });
   const timeoutMs = env.HTTP_BODY_TIMEOUT_SECONDS * 1000;
   return (req, res, next) => {
+    if (!accepts(req)) return next();
     let settled = false;
     const timer = setTimeout(() => {
       settled = true;

@@ -5,7 +5,7 @@ import { WebSocketServer } from "ws";
 import type { AppDeps } from "../deps";
 import { admissionOf } from "../lib/admission";
 import { authFailuresOf } from "../lib/auth-failures";
-import { clientIpOf, compileTrustProxy } from "../lib/client-ip";
+import { addressKey, clientIpOf, compileTrustProxy } from "../lib/client-ip";
 import { isDatabaseUnavailable } from "../db/client";
 import { databaseUnavailable } from "../lib/error-handler";
 import { HttpError } from "../lib/http-error";
@@ -91,7 +91,7 @@ export function attachRealtime(server: Server, deps: AppDeps, authenticateDashbo
       if (path === "/ws/devices" || legacy) {
         const overloaded = admission.overloaded();
         if (overloaded) throw new HttpError("service_unavailable", `This instance is overloaded (${overloaded}); retry later`, undefined, { "Retry-After": String(deps.env.ADMISSION_RETRY_AFTER_SECONDS) });
-        if (!takePlace(clientIpOf(req, trustProxy), socket)) {
+        if (!takePlace(addressKey(clientIpOf(req, trustProxy)), socket)) {
           throw new HttpError("rate_limited", "Too many device sockets from this address", undefined, { "Retry-After": "30" });
         }
         const deviceId = await authenticateDevice(deps, deviceAuthorization(req, protocols));

@@ -3,7 +3,7 @@ import type { WebSocket } from "ws";
 import type { AppDeps } from "../deps";
 import { admissionOf } from "../lib/admission";
 import { toHttpError } from "../lib/error-handler";
-import { acknowledgeCommand, recordActionResult, toDeviceCommand, transition } from "../modules/commands/commands.service";
+import { acknowledgeCommand, keyGenerationOf, recordActionResult, toDeviceCommand, transition } from "../modules/commands/commands.service";
 import { makeDueNow } from "../modules/commands/delivery";
 import { deviceBudget, deviceBudgetKey } from "../modules/devices/device-budget";
 import { handleHeartbeat } from "../modules/devices/heartbeat";
@@ -51,6 +51,10 @@ export class DeviceHub {
         this.sendPolicy(event.deviceId).catch((error: unknown) =>
           deps.logger.warn("websocket policy delivery failed", { deviceId: event.deviceId, message: error instanceof Error ? error.message : String(error) }),
         );
+        return;
+      }
+      if (event.kind === "device_token_revoked" && event.reason !== "rotated") {
+        this.connections.get(event.deviceId)?.socket.close(WsCloseCode.retired, `device ${event.reason}`);
         return;
       }
       if (event.kind !== "deliver" || !this.connections.has(event.deviceId)) return;
@@ -160,7 +164,7 @@ export class DeviceHub {
     const command = await this.deps.db.command.findUnique({ where: { requestId } });
     if (!command || command.deviceId !== deviceId || command.expiresAt <= now) return;
     if (command.status !== "queued" && command.status !== "sent") return;
-    const signed = await toDeviceCommand(this.deps.env, command);
+    const signed = await toDeviceCommand(this.deps.env, command, await keyGenerationOf(this.deps, deviceId));
     // Recorded before it goes out, so the device's ack cannot overtake it.
     await transition(this.deps, requestId, ["queued"], "sent", now, "websocket", { sentAt: now });
     this.send(connection.socket, { type: "command", command: signed });

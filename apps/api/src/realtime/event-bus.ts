@@ -24,11 +24,18 @@ export type FleetEvent =
   | { kind: "device_state"; state: DeviceLiveState }
   /** The device's effective policy changed: the instance holding its socket sends it. */
   | { kind: "policy_changed"; deviceId: string }
-  | { kind: "command_status"; change: CommandStatusChange };
+  | { kind: "command_status"; change: CommandStatusChange }
+  /** A device's token changed or stopped being valid: every instance drops it from its token cache (and, when retired or deleted, closes its socket). */
+  | { kind: "device_token_revoked"; deviceId: string; reason: "retired" | "deleted" | "rotated" };
 
 export type EventBus = {
   readonly name: "local" | "redis" | "postgresql";
   publish(event: FleetEvent): void;
+  /**
+   * Like publish, resolved once the event has left this instance (Redis or PostgreSQL took
+   * it): for events a caller must have sent before it answers, such as a revoked token.
+   */
+  publishNow(event: FleetEvent): Promise<void>;
   subscribe(handler: (event: FleetEvent) => void): () => void;
   close(): Promise<void>;
 };
@@ -39,6 +46,10 @@ export class LocalEventBus implements EventBus {
 
   publish(event: FleetEvent): void {
     this.emitter.emit("event", event);
+  }
+
+  async publishNow(event: FleetEvent): Promise<void> {
+    this.publish(event);
   }
 
   subscribe(handler: (event: FleetEvent) => void): () => void {
@@ -78,6 +89,10 @@ export class RedisEventBus implements EventBus {
 
   publish(event: FleetEvent): void {
     this.publisher.publish(CHANNEL, JSON.stringify(event)).catch(() => undefined);
+  }
+
+  async publishNow(event: FleetEvent): Promise<void> {
+    await this.publisher.publish(CHANNEL, JSON.stringify(event));
   }
 
   subscribe(handler: (event: FleetEvent) => void): () => void {
@@ -166,6 +181,11 @@ export class PgEventBus implements EventBus {
     this.buffer.push(text);
     this.bufferBytes += text.length + 1;
     this.flushTimer ??= setTimeout(() => this.flush(), PG_FLUSH_MS);
+  }
+
+  async publishNow(event: FleetEvent): Promise<void> {
+    if (this.closed) return;
+    await this.publisher.query("SELECT pg_notify($1, $2)", [PG_CHANNEL, `[${JSON.stringify(event)}]`]);
   }
 
   private flush(): void {

@@ -4,6 +4,7 @@ import { type AlertSettings, UpdateAlertSettingsRequest } from "@mdm/contracts";
 import Link from "next/link";
 import { useEffect, useState } from "react";
 import { usePermissions } from "@/components/layout/session-context";
+import { IncidentsSection } from "@/components/alerts/incidents-section";
 import { MailStatusBadge } from "@/components/mail/mail-status-badge";
 import { PageHeader } from "@/components/page-header";
 import { EmptyState, ErrorState } from "@/components/states";
@@ -22,7 +23,17 @@ import { formatDateTime, shortId } from "@/lib/format";
 import { updateAlertSettings, useAlertSettings } from "@/lib/swr/use-alert-settings";
 import { useAlerts } from "@/lib/swr/use-alerts";
 
-type SettingsForm = { enabled: boolean; offlineMinutes: string; recipients: string; groupShareOn: boolean; groupShare: string; cooldownMinutes: string };
+type SettingsForm = {
+  enabled: boolean;
+  offlineMinutes: string;
+  recipients: string;
+  groupShareOn: boolean;
+  groupShare: string;
+  cooldownMinutes: string;
+  windowMinutes: string;
+  lowBatteryOn: boolean;
+  lowBattery: string;
+};
 
 function toForm(settings: AlertSettings): SettingsForm {
   return {
@@ -32,6 +43,9 @@ function toForm(settings: AlertSettings): SettingsForm {
     groupShareOn: settings.groupOfflinePercent !== null,
     groupShare: String(settings.groupOfflinePercent ?? 50),
     cooldownMinutes: String(settings.cooldownMinutes),
+    windowMinutes: String(settings.alertWindowMinutes),
+    lowBatteryOn: settings.lowBatteryPercent !== null,
+    lowBattery: String(settings.lowBatteryPercent ?? 15),
   };
 }
 
@@ -53,6 +67,8 @@ function SettingsCard({ settings, editable }: { settings: AlertSettings; editabl
         .filter(Boolean),
       groupOfflinePercent: form.groupShareOn ? Number(form.groupShare) : null,
       cooldownMinutes: Number(form.cooldownMinutes),
+      alertWindowMinutes: Number(form.windowMinutes),
+      lowBatteryPercent: form.lowBatteryOn ? Number(form.lowBattery) : null,
     });
     if (!body.success) {
       const issue = body.error.issues[0];
@@ -73,22 +89,28 @@ function SettingsCard({ settings, editable }: { settings: AlertSettings; editabl
   return (
     <Card>
       <CardHeader>
-        <CardTitle>Offline alerts</CardTitle>
-        <CardDescription>Mail when a device stops reporting, or when too much of a group is offline.</CardDescription>
+        <CardTitle>Alert settings</CardTitle>
+        <CardDescription>
+          One digest mail per alert window lists the devices that went offline, came back or ran low on battery; a group alert when too much of a group is offline.
+        </CardDescription>
       </CardHeader>
       <CardContent>
         <form onSubmit={save}>
           <fieldset disabled={!editable} className="grid gap-4 sm:grid-cols-2">
             <Label className="sm:col-span-2">
               <Checkbox checked={form.enabled} onCheckedChange={(checked) => set({ enabled: checked === true })} />
-              Send offline alerts
+              Send alert mails
             </Label>
             <div className="flex flex-col gap-2">
               <Label htmlFor="offline-minutes">A device is offline after (minutes without heartbeat)</Label>
               <Input id="offline-minutes" type="number" min={1} max={10_080} value={form.offlineMinutes} onChange={(event) => set({ offlineMinutes: event.target.value })} />
             </div>
             <div className="flex flex-col gap-2">
-              <Label htmlFor="cooldown-minutes">At most one alert per device or group every (minutes)</Label>
+              <Label htmlFor="window-minutes">Alert window: one digest mail at most every (minutes)</Label>
+              <Input id="window-minutes" type="number" min={1} max={1440} value={form.windowMinutes} onChange={(event) => set({ windowMinutes: event.target.value })} />
+            </div>
+            <div className="flex flex-col gap-2">
+              <Label htmlFor="cooldown-minutes">At most one group alert per group every (minutes)</Label>
               <Input id="cooldown-minutes" type="number" min={1} max={10_080} value={form.cooldownMinutes} onChange={(event) => set({ cooldownMinutes: event.target.value })} />
             </div>
             <div className="flex flex-col gap-2 sm:col-span-2">
@@ -114,6 +136,25 @@ function SettingsCard({ settings, editable }: { settings: AlertSettings; editabl
                 <span className="text-sm text-muted-foreground">%</span>
               </div>
             </div>
+            <div className="flex flex-col gap-2 sm:col-span-2">
+              <Label>
+                <Checkbox checked={form.lowBatteryOn} onCheckedChange={(checked) => set({ lowBatteryOn: checked === true })} />
+                Alert when a device's battery is below
+              </Label>
+              <div className="flex items-center gap-2">
+                <Input
+                  aria-label="Low battery threshold in percent"
+                  type="number"
+                  min={1}
+                  max={99}
+                  className="w-24"
+                  value={form.lowBattery}
+                  disabled={!form.lowBatteryOn}
+                  onChange={(event) => set({ lowBattery: event.target.value })}
+                />
+                <span className="text-sm text-muted-foreground">%</span>
+              </div>
+            </div>
           </fieldset>
           {error ? (
             <p role="alert" className="mt-3 text-sm text-destructive">
@@ -131,14 +172,17 @@ function SettingsCard({ settings, editable }: { settings: AlertSettings; editabl
   );
 }
 
+const ALERT_KINDS = { digest: "digest", device_offline: "device offline", group_offline: "group offline" } as const;
+
 export function AlertsView() {
-  const { canManageSettings } = usePermissions();
+  const { canManageSettings, canAcknowledgeIncidents } = usePermissions();
   const settings = useAlertSettings();
   const alerts = useAlerts();
 
   return (
     <div className="flex flex-col gap-6">
-      <PageHeader title="Alerts" description="Who gets told when devices go quiet." />
+      <PageHeader title="Alerts" description="Incidents when devices go quiet or run low, and who gets told." />
+      <IncidentsSection canAcknowledge={canAcknowledgeIncidents} />
       {settings.error && !settings.data ? (
         <ErrorState error={settings.error} onRetry={() => void settings.mutate()} />
       ) : settings.data ? (
@@ -163,9 +207,9 @@ export function AlertsView() {
                 <TableRow>
                   <TableHead>Raised</TableHead>
                   <TableHead>Kind</TableHead>
-                  <TableHead>About</TableHead>
+                  <TableHead className="hidden md:table-cell">About</TableHead>
                   <TableHead>Subject</TableHead>
-                  <TableHead>Recipients</TableHead>
+                  <TableHead className="hidden md:table-cell">Recipients</TableHead>
                   <TableHead>Mail</TableHead>
                 </TableRow>
               </TableHeader>
@@ -174,9 +218,9 @@ export function AlertsView() {
                   <TableRow key={alert.id} data-testid="alert-row">
                     <TableCell>{formatDateTime(alert.raisedAt)}</TableCell>
                     <TableCell>
-                      <Badge variant={alert.kind === "group_offline" ? "warning" : "secondary"}>{alert.kind === "group_offline" ? "group offline" : "device offline"}</Badge>
+                      <Badge variant={alert.kind === "group_offline" ? "warning" : "secondary"}>{ALERT_KINDS[alert.kind]}</Badge>
                     </TableCell>
-                    <TableCell>
+                    <TableCell className="hidden md:table-cell">
                       {alert.deviceId ? (
                         <Link className="font-mono text-xs hover:underline" href={`/devices/${alert.deviceId}`}>
                           {shortId(alert.deviceId)}
@@ -185,8 +229,8 @@ export function AlertsView() {
                         (alert.group ?? "—")
                       )}
                     </TableCell>
-                    <TableCell className="max-w-md truncate">{alert.subject}</TableCell>
-                    <TableCell className="text-muted-foreground">{alert.recipients.join(", ")}</TableCell>
+                    <TableCell className="max-w-md whitespace-normal">{alert.subject}</TableCell>
+                    <TableCell className="hidden text-muted-foreground md:table-cell">{alert.recipients.join(", ")}</TableCell>
                     <TableCell>{alert.mail ? <MailStatusBadge status={alert.mail.status} /> : <span className="text-muted-foreground">—</span>}</TableCell>
                   </TableRow>
                 ))}

@@ -1,13 +1,17 @@
 "use client";
 
+import { apiRoutes } from "@mdm/contracts";
+
 import { useState } from "react";
 import { usePermissions } from "@/components/layout/session-context";
+import { ExportButtons } from "@/components/integrations/export-buttons";
 import { PageHeader } from "@/components/page-header";
 import { EmptyState, ErrorState } from "@/components/states";
 import { Button } from "@/components/ui/button";
 import { Input } from "@/components/ui/input";
 import { Label } from "@/components/ui/label";
 import { Skeleton } from "@/components/ui/skeleton";
+import { AuditDetails, AuditTarget } from "@/components/audit/audit-details";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { formatDateTime } from "@/lib/format";
 import { useDebouncedValue } from "@/lib/hooks/use-debounced-value";
@@ -44,7 +48,7 @@ export function AuditLogView() {
   if (!canViewAuditLog) return <EmptyState title="Only admins can read the audit log" />;
   return (
     <div className="flex flex-col gap-6">
-      <PageHeader title="Audit log" description="Who did what, newest first." />
+      <PageHeader title="Audit log" description="Who did what, newest first." actions={<ExportButtons route={apiRoutes.exportAuditLog} label="the audit log" query={toQuery(filters)} />} />
       <div className="grid gap-3 sm:grid-cols-3 lg:grid-cols-6">
         {(
           [
@@ -83,7 +87,7 @@ export function AuditLogView() {
                 <TableHead>Actor</TableHead>
                 <TableHead>Action</TableHead>
                 <TableHead>Target</TableHead>
-                <TableHead>IP</TableHead>
+                <TableHead className="hidden md:table-cell">IP</TableHead>
                 <TableHead>Details</TableHead>
               </TableRow>
             </TableHeader>
@@ -91,12 +95,14 @@ export function AuditLogView() {
               {entries.map((entry) => (
                 <TableRow key={entry.id}>
                   <TableCell>{formatDateTime(entry.at)}</TableCell>
-                  <TableCell>{entry.actor}</TableCell>
+                  <TableCell title={entry.actor}>{entry.actorName}</TableCell>
                   <TableCell className="font-mono text-xs">{entry.action}</TableCell>
-                  <TableCell className="text-xs">{entry.targetType ? `${entry.targetType} ${entry.targetId ?? ""}` : "—"}</TableCell>
-                  <TableCell className="text-xs text-muted-foreground">{entry.ip ?? "—"}</TableCell>
-                  <TableCell className="max-w-xs truncate font-mono text-xs text-muted-foreground" title={entry.details ? JSON.stringify(entry.details) : undefined}>
-                    {entry.details ? JSON.stringify(entry.details) : ""}
+                  <TableCell className="text-xs">
+                    <AuditTarget entry={entry} />
+                  </TableCell>
+                  <TableCell className="hidden text-xs text-muted-foreground md:table-cell">{entry.ip ?? "—"}</TableCell>
+                  <TableCell className="min-w-48 max-w-md align-top">
+                    <AuditDetails details={entry.details} />
                   </TableCell>
                 </TableRow>
               ))}

@@ -3,7 +3,7 @@
 import { PasswordResetConfirmRequest, authRoutes } from "@mdm/contracts";
 import Link from "next/link";
 import { useSearchParams } from "next/navigation";
-import { useState } from "react";
+import { useEffect, useState } from "react";
 import { Button } from "@/components/ui/button";
 import { ApiError, callApi, errorMessage } from "@/lib/api";
 import { PASSWORD_RULE, isWellFormedLinkToken } from "@/lib/validation";
@@ -18,6 +18,23 @@ export function ResetPasswordForm() {
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [done, setDone] = useState(false);
   const [busy, setBusy] = useState(false);
+  // The link is checked on load, so a bad one is refused before a password is typed.
+  const [link, setLink] = useState<"checking" | "usable" | "refused">("checking");
+
+  useEffect(() => {
+    if (!token || !isWellFormedLinkToken(token)) return;
+    let current = true;
+    setLink("checking");
+    callApi(authRoutes.checkPasswordReset, { body: { token } }).then(
+      (answer) => current && setLink(answer.valid ? "usable" : "refused"),
+      // Only the API's verdict refuses the link; when the check itself failed, the form
+      // stays usable and setting the password gives the answer.
+      () => current && setLink("usable"),
+    );
+    return () => {
+      current = false;
+    };
+  }, [token]);
 
   const submit = async (event: React.FormEvent) => {
     event.preventDefault();
@@ -55,6 +72,27 @@ export function ResetPasswordForm() {
         <Link href="/forgot-password" className="text-sm underline-offset-4 hover:underline">
           Ask for a new link
         </Link>
+      </AuthCard>
+    );
+  }
+  if (link === "refused") {
+    return (
+      <AuthCard title="This link can no longer be used" description="It is invalid, expired or already used. Reset links work once, for 30 minutes.">
+        <div className="flex flex-col gap-2">
+          <p role="alert" className="text-sm text-destructive">
+            This link is invalid, expired or already used.
+          </p>
+          <Link href="/forgot-password" className="text-sm underline-offset-4 hover:underline">
+            Ask for a new link
+          </Link>
+        </div>
+      </AuthCard>
+    );
+  }
+  if (link === "checking") {
+    return (
+      <AuthCard title="Choose a password" description="For your dashboard account. The link works once.">
+        <p className="text-sm text-muted-foreground">Checking your link…</p>
       </AuthCard>
     );
   }

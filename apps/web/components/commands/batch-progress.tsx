@@ -20,7 +20,7 @@ const SEGMENTS: Array<{ status: CommandStatus; className: string }> = [
 ];
 
 /** Live progress of a bulk command: a stacked bar and counts by status (of the batch as the commands view shows it). */
-export function BatchProgress({ batch, error, onClose }: { batch: CommandBatch | undefined; error?: React.ReactNode; onClose: () => void }) {
+export function BatchProgress({ batch, error, onClose, onCancel }: { batch: CommandBatch | undefined; error?: React.ReactNode; onClose: () => void; onCancel?: () => void }) {
   if (error && !batch) return <div data-testid="batch-progress">{error}</div>;
   if (!batch) return <Skeleton className="h-32 w-full" data-testid="batch-progress-loading" />;
   const finished = batch.counts.succeeded + batch.counts.failed + batch.counts.expired + batch.counts.cancelled;
@@ -38,9 +38,16 @@ export function BatchProgress({ batch, error, onClose }: { batch: CommandBatch |
             {formatDateTime(batch.createdAt)}
           </CardDescription>
         </div>
-        <Button variant="ghost" size="icon" onClick={onClose} aria-label="Close batch progress">
-          <XIcon />
-        </Button>
+        <div className="flex items-center gap-2">
+          {onCancel && !batch.done ? (
+            <Button variant="outline" size="sm" onClick={onCancel}>
+              Cancel batch
+            </Button>
+          ) : null}
+          <Button variant="ghost" size="icon" onClick={onClose} aria-label="Close batch progress">
+            <XIcon />
+          </Button>
+        </div>
       </CardHeader>
       <CardContent className="flex flex-col gap-3">
         <div className="flex h-3 w-full overflow-hidden rounded-full bg-muted" role="progressbar" aria-valuemin={0} aria-valuemax={batch.total} aria-valuenow={finished} aria-label="Batch progress">

@@ -1,16 +1,20 @@
 "use client";
 
-import { CommandStatus, CommandType } from "@mdm/contracts";
+import { CommandStatus, CommandType, apiRoutes } from "@mdm/contracts";
 import { ChevronLeftIcon, ChevronRightIcon, SendIcon } from "lucide-react";
 import { usePathname, useRouter, useSearchParams } from "next/navigation";
 import { useState } from "react";
 import { usePermissions } from "@/components/layout/session-context";
+import { ExportButtons } from "@/components/integrations/export-buttons";
 import { PageHeader } from "@/components/page-header";
 import { Button } from "@/components/ui/button";
 import { Select, SelectContent, SelectItem, SelectTrigger, SelectValue } from "@/components/ui/select";
 import { ErrorState } from "@/components/states";
+import { toast } from "@/components/ui/sonner";
+import { errorMessage } from "@/lib/api";
 import { batchAsListed, commandTypeLabels } from "@/lib/commands";
 import { useBatch } from "@/lib/swr/use-batch";
+import { cancelBatch } from "@/lib/swr/use-device-lifecycle";
 import { useCommands } from "@/lib/swr/use-commands";
 import { BatchProgress } from "./batch-progress";
 import { CommandsTable } from "./commands-table";
@@ -24,7 +28,7 @@ export function CommandsView() {
   const searchParams = useSearchParams();
   const router = useRouter();
   const pathname = usePathname();
-  const { canSendCommands } = usePermissions();
+  const { canSendCommands, canCancelBatches } = usePermissions();
   const [sendOpen, setSendOpen] = useState(false);
 
   const batchId = searchParams.get("batch") ?? undefined;
@@ -58,11 +62,14 @@ export function CommandsView() {
         title="Commands"
         description="Every command and its status, live. Expand a row for its history."
         actions={
-          canSendCommands ? (
+          <div className="flex flex-wrap gap-2">
+            <ExportButtons route={apiRoutes.exportCommands} label="the command history" />
+          {canSendCommands ? (
             <Button onClick={() => setSendOpen(true)}>
               <SendIcon /> Send command
             </Button>
-          ) : null
+          ) : null}
+          </div>
         }
       />
       {batchId ? (
@@ -70,6 +77,17 @@ export function CommandsView() {
           batch={shownBatch}
           error={batchResult.error ? <ErrorState error={batchResult.error} onRetry={() => void batchResult.mutate()} /> : undefined}
           onClose={() => setParam({ batch: undefined })}
+          onCancel={
+            canCancelBatches && batchId
+              ? () =>
+                  cancelBatch(batchId)
+                    .then((batch) => {
+                      toast.success(`Batch cancelled: ${batch.counts.cancelled} ${batch.counts.cancelled === 1 ? "command" : "commands"} cancelled`);
+                      return batchResult.mutate();
+                    })
+                    .catch((caught: unknown) => toast.error(errorMessage(caught)))
+              : undefined
+          }
         />
       ) : null}
       <div className="flex flex-wrap items-center gap-2">

@@ -1,6 +1,6 @@
 "use client";
 
-import { type BulkTarget, type Command, type CommandBatch, CommandType, CreateBulkCommandRequest, CreateCommandRequest, apiRoutes } from "@mdm/contracts";
+import { type BulkTarget, type Command, type CommandBatch, type CommandType, CreateBulkCommandRequest, CreateCommandRequest, apiRoutes } from "@mdm/contracts";
 import { useEffect, useState } from "react";
 import { mutate } from "swr";
 import { deviceName } from "@/components/devices/device-status";
@@ -22,7 +22,7 @@ import { Select, SelectContent, SelectItem, SelectTrigger, SelectValue } from "@
 import { toast } from "@/components/ui/sonner";
 import { Textarea } from "@/components/ui/textarea";
 import { callApi, errorMessage } from "@/lib/api";
-import { buildCommandPayload, commandTypeLabels, destructiveCommandTypes, payloadFields, ttlChoices } from "@/lib/commands";
+import { buildCommandPayload, commandTypeLabels, destructiveCommandTypes, formCommandTypes, payloadFields, ttlChoices } from "@/lib/commands";
 import { batchKey } from "@/lib/swr/use-batch";
 import { batchesKey } from "@/lib/swr/use-batches";
 import { isCommandListKey } from "@/lib/swr/use-commands";
@@ -218,7 +218,7 @@ export function SendCommandDialog({
                   <SelectValue />
                 </SelectTrigger>
                 <SelectContent>
-                  {CommandType.options.map((option) => (
+                  {formCommandTypes.map((option) => (
                     <SelectItem key={option} value={option}>
                       {commandTypeLabels[option]}
                     </SelectItem>

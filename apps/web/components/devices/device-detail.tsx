@@ -20,6 +20,7 @@ import { useCommands } from "@/lib/swr/use-commands";
 import { useDevice } from "@/lib/swr/use-device";
 import { DeviceDetailsForm } from "./device-details-form";
 import { DeviceEffectivePolicy } from "./device-effective-policy";
+import { DeviceLifecycle } from "./device-lifecycle";
 import { DevicePolicies } from "./device-policies";
 import { BatteryLevel, OnlineBadge, SocketBadge, deviceName, modelText } from "./device-status";
 import { DeviceTelemetry } from "./device-telemetry";
@@ -130,7 +131,7 @@ function CommandHistory({ deviceId }: { deviceId: string }) {
 
 export function DeviceDetail({ deviceId }: { deviceId: string }) {
   const { data: device, error, isLoading, mutate } = useDevice(deviceId);
-  const { canSendCommands, canManageDevices, canManagePolicies } = usePermissions();
+  const { canSendCommands, canManageDevices, canManagePolicies, canRetireDevices, canDeleteDevices } = usePermissions();
   const [sendOpen, setSendOpen] = useState(false);
 
   if (error && !device) {
@@ -172,7 +173,7 @@ export function DeviceDetail({ deviceId }: { deviceId: string }) {
           </div>
           <p className="font-mono text-xs text-muted-foreground">{device.id}</p>
         </div>
-        {canSendCommands ? (
+        {canSendCommands && !device.retiredAt ? (
           <Button onClick={() => setSendOpen(true)}>
             <SendIcon /> Send command
           </Button>
@@ -184,6 +185,7 @@ export function DeviceDetail({ deviceId }: { deviceId: string }) {
         <DeviceTelemetry deviceId={device.id} />
         <DeviceDetailsForm device={device} editable={canManageDevices} />
         <DevicePolicies device={device} editable={canManagePolicies} />
+        <DeviceLifecycle device={device} canSend={canSendCommands} canManage={canRetireDevices} canDelete={canDeleteDevices} />
       </div>
       <DeviceEffectivePolicy deviceId={device.id} />
       <AppsCard device={device} />

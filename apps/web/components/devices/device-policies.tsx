@@ -21,7 +21,7 @@ import { Input } from "@/components/ui/input";
 import { Label } from "@/components/ui/label";
 import { toast } from "@/components/ui/sonner";
 import { errorMessage } from "@/lib/api";
-import { createPolicy, deletePolicy, usePolicies } from "@/lib/swr/use-policies";
+import { createPolicy, deletePolicy, updatePolicy, usePolicies } from "@/lib/swr/use-policies";
 
 /** Auto-relaunch: apps the server keeps running on this device, its own and its groups'. */
 export function DevicePolicies({ device, editable }: { device: DeviceView; editable: boolean }) {
@@ -62,6 +62,15 @@ export function DevicePolicies({ device, editable }: { device: DeviceView; edita
               <span className="flex items-center gap-2">
                 {policy.group ? <Badge variant="outline">via group {policy.group}</Badge> : null}
                 {policy.enabled ? null : <Badge variant="secondary">disabled</Badge>}
+                {editable && policy.deviceId ? (
+                  <Button
+                    variant="ghost"
+                    size="sm"
+                    onClick={() => updatePolicy(policy.id, { enabled: !policy.enabled }).catch((caught: unknown) => toast.error(errorMessage(caught)))}
+                  >
+                    {policy.enabled ? "Disable" : "Enable"}
+                  </Button>
+                ) : null}
                 {editable && policy.deviceId ? (
                   <AlertDialog>
                     <AlertDialogTrigger asChild>

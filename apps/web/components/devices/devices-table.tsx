@@ -1,18 +1,20 @@
 "use client";
 
-import type { DeviceSort, DeviceView } from "@mdm/contracts";
+import { type DeviceSort, type DeviceView, apiRoutes } from "@mdm/contracts";
 import { ArrowDownIcon, ArrowUpDownIcon, ArrowUpIcon, ChevronLeftIcon, ChevronRightIcon, SearchIcon, SendIcon, XIcon } from "lucide-react";
 import Link from "next/link";
 import { useRouter } from "next/navigation";
 import { useEffect, useRef, useState } from "react";
 import { SendCommandDialog } from "@/components/commands/send-command-dialog";
+import { BulkEditDialog } from "@/components/devices/bulk-edit-dialog";
 import { BatteryLevel, OnlineBadge, SocketBadge, deviceName, modelText } from "@/components/devices/device-status";
-import { type DeviceListParams, PAGE_SIZES, useDeviceListParams } from "@/components/devices/use-device-list-params";
+import { type DeviceListParams, MAX_PAGES, PAGE_SIZES, useDeviceListParams } from "@/components/devices/use-device-list-params";
 import { usePermissions } from "@/components/layout/session-context";
 import { EmptyState, TableStatusRows } from "@/components/states";
 import { Badge } from "@/components/ui/badge";
 import { Button } from "@/components/ui/button";
 import { Checkbox } from "@/components/ui/checkbox";
+import { ExportButtons } from "@/components/integrations/export-buttons";
 import { Input } from "@/components/ui/input";
 import { Select, SelectContent, SelectItem, SelectTrigger, SelectValue } from "@/components/ui/select";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
@@ -107,10 +109,11 @@ function DeviceRows({ devices, selected, onToggle, selectable, now }: { devices:
 }
 
 export function DevicesTable() {
-  const { params, update, query } = useDeviceListParams();
+  const { params, page, update, query } = useDeviceListParams();
   const { data, error, isLoading, mutate } = useDevices(query);
   const { data: groups } = useGroups();
-  const { canSendCommands } = usePermissions();
+  const { canSendCommands, canRetireDevices } = usePermissions();
+  const [editOpen, setEditOpen] = useState(false);
   const router = useRouter();
   const now = useNow();
 
@@ -155,11 +158,19 @@ export function DevicesTable() {
 
   const total = data?.total ?? 0;
   const pageCount = Math.max(1, Math.ceil(total / params.pageSize));
+  const nextCursor = data?.nextCursor ?? undefined;
   const filtered = Boolean(params.search || params.status || params.group || params.batteryBelow || params.appVersion || params.compliance);
   const columns = canSendCommands ? 8 : 7;
 
   return (
     <div className="flex flex-col gap-3">
+      <div className="flex justify-end">
+        <ExportButtons
+          route={apiRoutes.exportDevices}
+          label="devices"
+          query={{ search: params.search || undefined, status: params.status, group: params.group, batteryBelow: params.batteryBelow, appVersion: params.appVersion, sort: params.sort, order: params.order }}
+        />
+      </div>
       <div className="flex flex-wrap items-center gap-2">
         <div className="relative w-full sm:w-80">
           <SearchIcon className="pointer-events-none absolute top-2.5 left-2.5 size-4 text-muted-foreground" aria-hidden />
@@ -175,7 +186,7 @@ export function DevicesTable() {
           />
           <kbd className="pointer-events-none absolute top-2 right-2 hidden rounded border px-1.5 font-mono text-xs text-muted-foreground sm:block">/</kbd>
         </div>
-        <Select value={params.status ?? ANY} onValueChange={(value) => update({ status: value === ANY ? undefined : (value as "online" | "offline") })}>
+        <Select value={params.status ?? ANY} onValueChange={(value) => update({ status: value === ANY ? undefined : (value as "online" | "offline" | "retired") })}>
           <SelectTrigger className="w-36" aria-label="Status">
             <SelectValue />
           </SelectTrigger>
@@ -183,6 +194,7 @@ export function DevicesTable() {
             <SelectItem value={ANY}>Any status</SelectItem>
             <SelectItem value="online">Online</SelectItem>
             <SelectItem value="offline">Offline</SelectItem>
+            <SelectItem value="retired">Retired</SelectItem>
           </SelectContent>
         </Select>
         <Select value={params.group ?? ANY} onValueChange={(value) => update({ group: value === ANY ? undefined : value })}>
@@ -246,6 +258,11 @@ export function DevicesTable() {
           <Button size="sm" onClick={() => setSendOpen(true)}>
             <SendIcon /> Send command
           </Button>
+          {canRetireDevices ? (
+            <Button size="sm" variant="outline" onClick={() => setEditOpen(true)}>
+              Edit selected
+            </Button>
+          ) : null}
           <Button size="sm" variant="ghost" onClick={() => setSelected(new Set())}>
             Clear selection
           </Button>
@@ -302,7 +319,7 @@ export function DevicesTable() {
 
       <div className="flex flex-wrap items-center justify-between gap-2 text-sm text-muted-foreground">
         <span aria-live="polite">
-          {total === 0 ? "No devices" : `${(params.page - 1) * params.pageSize + 1}–${Math.min(params.page * params.pageSize, total)} of ${total} devices`}
+          {total === 0 ? "No devices" : `${(page - 1) * params.pageSize + 1}–${Math.min((page - 1) * params.pageSize + devices.length, total)} of ${total} devices`}
         </span>
         <div className="flex items-center gap-2">
           <Select value={String(params.pageSize)} onValueChange={(value) => update({ pageSize: Number(value) })}>
@@ -317,18 +334,27 @@ export function DevicesTable() {
               ))}
             </SelectContent>
           </Select>
-          <Button variant="outline" size="icon" className="size-8" disabled={params.page <= 1} onClick={() => update({ page: params.page - 1 })} aria-label="Previous page">
+          <Button variant="outline" size="icon" className="size-8" disabled={page <= 1}
+            onClick={() => update({ cursors: params.cursors.slice(0, -1) })}
+            aria-label="Previous page"
+          >
             <ChevronLeftIcon />
           </Button>
           <span className="tabular-nums">
-            {params.page} / {pageCount}
+            {page} / {pageCount}
           </span>
-          <Button variant="outline" size="icon" className="size-8" disabled={params.page >= pageCount} onClick={() => update({ page: params.page + 1 })} aria-label="Next page">
+          <Button variant="outline" size="icon" className="size-8" disabled={!nextCursor || page >= MAX_PAGES}
+            onClick={() => nextCursor && update({ cursors: [...params.cursors, nextCursor] })}
+            aria-label="Next page"
+          >
             <ChevronRightIcon />
           </Button>
         </div>
       </div>
 
+      {canRetireDevices ? (
+        <BulkEditDialog open={editOpen} onOpenChange={setEditOpen} deviceIds={[...selected]} onDone={() => setSelected(new Set())} />
+      ) : null}
       {canSendCommands ? (
         <SendCommandDialog
           open={sendOpen}

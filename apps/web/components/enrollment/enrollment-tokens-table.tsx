@@ -91,10 +91,10 @@ export function EnrollmentTokensTable() {
             <TableHeader>
               <TableRow>
                 <TableHead>Label</TableHead>
-                <TableHead>Uses</TableHead>
-                <TableHead>Expires</TableHead>
+                <TableHead className="hidden md:table-cell">Uses</TableHead>
+                <TableHead className="hidden md:table-cell">Expires</TableHead>
                 <TableHead>Status</TableHead>
-                <TableHead>Created by</TableHead>
+                <TableHead className="hidden md:table-cell">Created by</TableHead>
                 <TableHead className="text-right">
                   <span className="sr-only">Actions</span>
                 </TableHead>
@@ -109,10 +109,10 @@ export function EnrollmentTokensTable() {
                   return (
                     <TableRow key={token.id} data-testid="enrollment-token-row" data-token-id={token.id}>
                       <TableCell className="font-medium">{token.label || <span className="text-muted-foreground">Unlabelled</span>}</TableCell>
-                      <TableCell className="tabular-nums">
+                      <TableCell className="hidden tabular-nums md:table-cell">
                         {token.usedCount} / {token.maxUses}
                       </TableCell>
-                      <TableCell className="text-muted-foreground" title={formatDateTime(token.expiresAt)}>
+                      <TableCell className="hidden text-muted-foreground md:table-cell" title={formatDateTime(token.expiresAt)}>
                         {formatUntil(token.expiresAt, now)}
                       </TableCell>
                       <TableCell>
@@ -120,7 +120,7 @@ export function EnrollmentTokensTable() {
                           {status}
                         </Badge>
                       </TableCell>
-                      <TableCell className="text-muted-foreground" title={`Created ${formatDateTime(token.createdAt)}`}>
+                      <TableCell className="hidden text-muted-foreground md:table-cell" title={`Created ${formatDateTime(token.createdAt)}`}>
                         {token.createdBy ?? "—"}
                       </TableCell>
                       <TableCell className="text-right">{canRevokeEnrollmentTokens && status === "active" ? <RevokeTokenButton token={token} /> : null}</TableCell>

@@ -1,6 +1,6 @@
 "use client";
 
-import { BellIcon, ClipboardListIcon, ShieldCheckIcon, LayoutDashboardIcon, MailIcon, MenuIcon, QrCodeIcon, SendIcon, SmartphoneIcon, UsersIcon } from "lucide-react";
+import { BellIcon, ClipboardListIcon, KeyRoundIcon, LayoutDashboardIcon, MailIcon, MenuIcon, PackageIcon, QrCodeIcon, SendIcon, ShieldCheckIcon, SmartphoneIcon, UsersIcon, WebhookIcon } from "lucide-react";
 import Link from "next/link";
 import { usePathname } from "next/navigation";
 import { useEffect, useState } from "react";
@@ -30,16 +30,19 @@ function ProductLink() {
 /** The navigation, the live connection and the account menu (without a session: the navigation only). */
 function SidebarContent({ signedIn }: { signedIn: boolean }) {
   const pathname = usePathname();
-  const { canManageUsers, canViewAuditLog, canViewMail } = usePermissions();
+  const { canManageUsers, canViewAuditLog, canViewMail, canManageApiKeys, canManageWebhooks } = usePermissions();
   const items: NavItem[] = [
     { href: "/", label: "Overview", icon: LayoutDashboardIcon, visible: true },
     { href: "/commands", label: "Commands", icon: SendIcon, visible: true },
     { href: "/policies", label: "Policies", icon: ShieldCheckIcon, visible: true },
     { href: "/enrollment", label: "Enrollment", icon: QrCodeIcon, visible: true },
+    { href: "/catalogue", label: "Catalogue", icon: PackageIcon, visible: true },
     { href: "/alerts", label: "Alerts", icon: BellIcon, visible: true },
     { href: "/users", label: "Users", icon: UsersIcon, visible: canManageUsers },
     { href: "/audit-log", label: "Audit log", icon: ClipboardListIcon, visible: canViewAuditLog },
     { href: "/mail", label: "Mail", icon: MailIcon, visible: canViewMail },
+    { href: "/api-keys", label: "API keys", icon: KeyRoundIcon, visible: canManageApiKeys },
+    { href: "/webhooks", label: "Webhooks", icon: WebhookIcon, visible: canManageWebhooks },
   ];
 
   return (

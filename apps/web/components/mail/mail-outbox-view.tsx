@@ -38,11 +38,15 @@ function MailText({ text }: { text: string }) {
 function MailRow({ mail }: { mail: OutboxMail }) {
   return (
     <TableRow data-testid="mail-row" className="align-top">
-      <TableCell className="whitespace-nowrap text-muted-foreground">{formatDateTime(mail.createdAt)}</TableCell>
-      <TableCell>{kindLabel[mail.kind]}</TableCell>
-      <TableCell className="text-muted-foreground">{mail.to.join(", ")}</TableCell>
-      <TableCell className="max-w-3xl whitespace-normal">
+      <TableCell className="hidden whitespace-nowrap text-muted-foreground md:table-cell">{formatDateTime(mail.createdAt)}</TableCell>
+      <TableCell className="hidden md:table-cell">{kindLabel[mail.kind]}</TableCell>
+      <TableCell className="hidden text-muted-foreground md:table-cell">{mail.to.join(", ")}</TableCell>
+      <TableCell className="max-w-3xl break-words whitespace-normal [overflow-wrap:anywhere]">
         <div className="font-medium">{mail.subject}</div>
+        {/* The columns narrow screens hide, in one line. */}
+        <div className="text-xs text-muted-foreground md:hidden">
+          {kindLabel[mail.kind]} to {mail.to.join(", ")} · {formatDateTime(mail.createdAt)}
+        </div>
         {mail.text ? <MailText text={mail.text} /> : null}
         {mail.lastError ? <p className="mt-1 text-xs text-destructive">{mail.lastError}</p> : null}
       </TableCell>
@@ -93,9 +97,9 @@ export function MailOutboxView() {
           <Table>
             <TableHeader>
               <TableRow>
-                <TableHead>Created</TableHead>
-                <TableHead>Kind</TableHead>
-                <TableHead>To</TableHead>
+                <TableHead className="hidden md:table-cell">Created</TableHead>
+                <TableHead className="hidden md:table-cell">Kind</TableHead>
+                <TableHead className="hidden md:table-cell">To</TableHead>
                 <TableHead>Mail</TableHead>
                 <TableHead>Status</TableHead>
               </TableRow>

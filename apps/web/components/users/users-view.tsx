@@ -49,9 +49,14 @@ function UserRow({ user, isSelf }: { user: UserView; isSelf: boolean }) {
 
   return (
     <TableRow data-testid="user-row">
-      <TableCell>
+      {/* Long addresses wrap rather than push the row's actions off a narrow screen. */}
+      <TableCell className="max-w-40 whitespace-normal [overflow-wrap:anywhere] md:max-w-none">
         <div className="font-medium">{user.name ?? user.email}</div>
         {user.name ? <div className="text-xs text-muted-foreground">{user.email}</div> : null}
+        {/* On narrow screens the status column is hidden: the status shows here. */}
+        <div className="mt-1 md:hidden">
+          <UserStatus user={user} />
+        </div>
       </TableCell>
       <TableCell>
         {isSelf ? (
@@ -71,10 +76,10 @@ function UserRow({ user, isSelf }: { user: UserView; isSelf: boolean }) {
           </Select>
         )}
       </TableCell>
-      <TableCell>
+      <TableCell className="hidden md:table-cell">
         <UserStatus user={user} />
       </TableCell>
-      <TableCell className="text-muted-foreground">{formatDateTime(user.createdAt)}</TableCell>
+      <TableCell className="hidden text-muted-foreground md:table-cell">{formatDateTime(user.createdAt)}</TableCell>
       <TableCell className="text-right">
         {isSelf ? null : user.disabled ? (
           <Button variant="outline" size="sm" disabled={busy} onClick={() => void change({ disabled: false }, `${user.email} can sign in again`)}>
@@ -125,8 +130,8 @@ export function UsersView() {
               <TableRow>
                 <TableHead>User</TableHead>
                 <TableHead>Role</TableHead>
-                <TableHead>Status</TableHead>
-                <TableHead>Created</TableHead>
+                <TableHead className="hidden md:table-cell">Status</TableHead>
+                <TableHead className="hidden md:table-cell">Created</TableHead>
                 <TableHead className="text-right">
                   <span className="sr-only">Actions</span>
                 </TableHead>

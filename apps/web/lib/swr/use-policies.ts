@@ -1,4 +1,4 @@
-import { type CreateAppPolicyRequest, apiRoutes } from "@mdm/contracts";
+import { type CreateAppPolicyRequest, type UpdateAppPolicyRequest, apiRoutes } from "@mdm/contracts";
 import useSWR, { mutate } from "swr";
 import { apiPath, callApi } from "@/lib/api";
 
@@ -17,4 +17,10 @@ export async function createPolicy(body: CreateAppPolicyRequest) {
 export async function deletePolicy(policyId: string) {
   await callApi(apiRoutes.deletePolicy, { params: { policyId } });
   await mutate(policiesKey);
+}
+
+export async function updatePolicy(policyId: string, body: UpdateAppPolicyRequest) {
+  const policy = await callApi(apiRoutes.updatePolicy, { params: { policyId }, body });
+  await mutate(policiesKey);
+  return policy;
 }

@@ -1,5 +1,6 @@
 import { signAdminRequest } from "@mdm/contracts";
 import request from "supertest";
+import { pruneNonces } from "../../jobs/maintenance";
 import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_HOST, type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, resetTables } from "../../test";
 
 let database: TestDatabase;
@@ -77,6 +78,22 @@ describe("admin authentication", () => {
   it("refuses a replayed nonce", async () => {
     const headers = await signed();
     expect((await post(headers)).status).toBe(201);
+    const replay = await post(headers);
+    expect(replay.status).toBe(401);
+    expect(replay.body.error.message).toMatch(/nonce/i);
+    expect(await database.db.enrollmentToken.count()).toBe(1);
+  });
+
+  it("refuses a replay while its timestamp is still accepted, after an instance whose clock runs ahead pruned the nonces", async () => {
+    // Signed one window ahead (the furthest a client clock may run), so accepted until two windows from now.
+    const timestamp = Math.floor(t.clock.now().getTime() / 1000) + 300;
+    const headers = await signed({ timestamp });
+    expect((await post(headers)).status).toBe(201);
+    // Near the end of the window here; the pruning instance's clock is 30 s ahead.
+    t.clock.advance(595);
+    const pruner = createTestApp(database.db);
+    pruner.clock.advance(625);
+    await pruneNonces(pruner.deps);
     const replay = await post(headers);
     expect(replay.status).toBe(401);
     expect(replay.body.error.message).toMatch(/nonce/i);

@@ -50,13 +50,33 @@ describe("GET /admin/audit-log", () => {
       id: expect.stringMatching(/^\d+$/),
       at: at(0).toISOString(),
       actor: "alice@example.com",
+      actorName: "alice@example.com",
       action: "user.invite",
       targetType: "user",
       targetId: "u1",
+      targetName: null,
       ip: "10.0.0.1",
       details: { role: "viewer" },
     });
     expect(nextCursor).toBeNull();
+  });
+
+  it("names the targets and actors it knows: device alias, user email, enrollment token label, the admin key", async () => {
+    const tokenRes = await adminRequest(t.app, "POST", "/admin/enrollment-tokens", { maxUses: 5, label: "Store 7" });
+    const device = await enrollDevice(t.app, { serialNumber: "SN-42" });
+    await adminRequest(t.app, "PATCH", `/admin/devices/${device.deviceId}`, { alias: "Till 3" });
+    const res = await list();
+    const entries = ListAuditLogResponse.parse(res.body).entries;
+    const update = entries.find((entry) => entry.action === "device.update")!;
+    expect(update).toMatchObject({ targetId: device.deviceId, targetName: "Till 3", actorName: `Admin key (ADMIN_KEY ${adminKeyId(TEST_ADMIN_KEY).slice("admin-key:".length)})` });
+    const created = entries.find((entry) => entry.action === "enrollment_token.create" && entry.targetId === tokenRes.body.id)!;
+    expect(created).toMatchObject({ targetId: tokenRes.body.id, targetName: "Store 7" });
+    const enrolled = entries.filter((entry) => entry.action === "device.enroll" && entry.targetId === device.deviceId);
+    expect(enrolled).toEqual([expect.objectContaining({ targetName: "Till 3", actorName: expect.stringMatching(/^Enrollment token/) })]);
+    const user = await database.db.user.findFirstOrThrow({ where: { email: "admin@example.com" } });
+    await database.db.auditLog.create({ data: { actor: "admin@example.com", action: "user.update", targetType: "user", targetId: user.id } });
+    const [named] = ListAuditLogResponse.parse((await list("?targetType=user")).body).entries;
+    expect(named).toMatchObject({ targetId: user.id, targetName: "admin@example.com" });
   });
 
   it("pages with the cursor, without overlap or gap, through entries sharing a time", async () => {
@@ -165,12 +185,16 @@ describe("what the audit log records", () => {
     await request(t.app).post("/v1/heartbeat").auth(device.deviceToken, { type: "bearer" }).send(heartbeatBody());
     t.clock.advance(241);
     await sweepOffline(t.deps);
+    t.clock.advance(15 * 60); // the end of the alert window: its digest is due
+    await sweepOffline(t.deps);
     const mails = await t.outbox();
     expect(mails).toHaveLength(1);
+    expect(mails[0]!.text).toContain(device.deviceId);
     const [entry] = await entries("alert.mail_sent");
     expect(entry).toMatchObject({
       actor: "system:offline-monitor",
-      details: { kind: "device_offline", recipients: ["ops@example.com"], mailId: mails[0]!.id.toString(), deviceIds: [device.deviceId] },
+      targetType: "alert",
+      details: { kind: "digest", recipients: ["ops@example.com"], mailId: mails[0]!.id.toString(), events: 1 },
     });
   });
 });

@@ -42,12 +42,41 @@ describe("failed sign-ins per account", () => {
     expect((await login(user.email, TEST_PASSWORD)).status).toBe(200);
   });
 
-  it("caps guessing spread over many addresses: after 100 failures in all, every address waits", async () => {
+  // With 2 free failures per address, the account-wide backoff starts at 20 failures.
+  const withTwoFreeFailures = () => {
+    t = createAuthTestApp(database.db, { RATE_LIMIT_LOGIN_PER_MINUTE: "1000", RATE_LIMIT_PASSWORD_RESET_PER_HOUR: "1000", RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT: "2" });
+  };
+
+  it("caps guessing spread over many addresses: after 10 times the limit in all, an address that failed waits; the owner at a fresh one signs in", async () => {
+    withTwoFreeFailures();
     const user = await createUser(database.db, { email: "spread@example.com" });
-    for (let i = 0; i < 100; i++) expect((await login(user.email, `wrong password ${i}`)).status).toBe(401);
-    const refused = await login(user.email, TEST_PASSWORD);
+    const attackers = Array.from({ length: 20 }, fromNewAddress);
+    for (const attacker of attackers) expect((await loginFrom(attacker, user.email, "wrong password")).status).toBe(401);
+    // Each attacking address has failed once only, under its own limit, yet waits.
+    const refused = await loginFrom(attackers[0]!, user.email, TEST_PASSWORD);
     expect(refused.status).toBe(429);
     expect(Number(refused.headers["retry-after"])).toBe(30);
+    // The owner, from an address that never failed here, is not locked out.
+    expect((await login(user.email, TEST_PASSWORD)).status).toBe(200);
+  });
+
+  it("while a distributed guess is held back, a fresh address gets one try, then waits", async () => {
+    withTwoFreeFailures();
+    const user = await createUser(database.db, { email: "fresh@example.com" });
+    for (let i = 0; i < 20; i++) await login(user.email, "wrong password");
+    const fresh = fromNewAddress();
+    expect((await loginFrom(fresh, user.email, "another guess")).status).toBe(401);
+    expect((await loginFrom(fresh, user.email, "and another")).status).toBe(429);
+  });
+
+  it("counts IPv6 clients by their /56: a host cycling through its subnet is one address", async () => {
+    withTwoFreeFailures();
+    const user = await createUser(database.db, { email: "v6@example.com" });
+    const statuses: number[] = [];
+    for (let i = 1; i <= 4; i++) statuses.push((await loginFrom(`2001:db8:1:2::${i.toString(16)}`, user.email, "wrong password")).status);
+    expect(statuses).toEqual([401, 401, 429, 429]);
+    // Another /56 is another address.
+    expect((await loginFrom("2001:db8:2::1", user.email, TEST_PASSWORD)).status).toBe(200);
   });
 
   it("backs off, doubling, instead of locking the account out", async () => {

@@ -1,6 +1,5 @@
 import { CSRF_HEADER, REFRESH_COOKIE, SESSION_COOKIE, type SessionResponse, apiRoutes } from "@mdm/contracts";
 import { type Request, type Response, Router } from "express";
-import { ipKeyGenerator } from "express-rate-limit";
 import type { AppDeps } from "../../deps";
 import { parseCookies } from "../../lib/cookies";
 import { attemptBackoff } from "../../lib/failure-limits";
@@ -11,8 +10,8 @@ import { mount } from "../../lib/routing";
 import { parseToken } from "../../lib/secrets";
 import { inputOf } from "../../lib/validate";
 import { type ClientInfo, type IssuedSession, currentUser, issueWsTicket, login, logout, refreshSession, setupFirstAdmin, setupStatus } from "./auth.service";
-import { confirmPasswordReset, requestPasswordReset } from "./password-reset.service";
-import { isLoopback } from "../../lib/client-ip";
+import { checkPasswordReset, confirmPasswordReset, requestPasswordReset } from "./password-reset.service";
+import { addressKey, isLoopback } from "../../lib/client-ip";
 import { passwordMatches } from "./passwords";
 import { type SessionUser, clearSessionCookies, csrfMatches, setSessionCookies } from "./session";
 import { verifyAccessToken } from "./tokens";
@@ -60,14 +59,16 @@ export function authRoutes(deps: AppDeps, guards: Guards): Router {
     name: "login",
     redis: deps.redis,
     perMinute: env.RATE_LIMIT_LOGIN_PER_MINUTE,
-    keyGenerator: (req, res) => `login:${ipKeyGenerator(req.ip ?? "")}:${inputOf(apiRoutes.login, res).body.email}`,
+    keyGenerator: (req, res) => `login:${addressKey(req.ip)}:${inputOf(apiRoutes.login, res).body.email}`,
   });
   // Backoff per account rather than lock-out: after RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT
   // failures in 15 minutes from one address, that address waits 30 s per attempt at this
   // account, doubling up to 5 minutes; after ten times as many from all addresses together,
-  // every address does. So one attacker slows only themselves, not the owner signing in
-  // from elsewhere, and guessing spread over many addresses is still capped. Unknown
-  // emails are counted alike, so a 429 tells nothing.
+  // every address that has failed at this account does. So one attacker slows only
+  // themselves, guessing spread over many addresses is capped at one try per fresh
+  // address, and the owner, from an address that has not failed, always gets through:
+  // nobody can lock them out. Unknown emails are counted alike, so a 429 tells nothing.
+  // IPv6 addresses count by their /56 (addressKey), so one host cannot be many addresses.
   const backoff = (name: string, freeFailures: number) =>
     attemptBackoff({ name, redis: deps.redis, freeFailures, windowMs: 15 * 60_000, baseDelayMs: 30_000, maxDelayMs: 5 * 60_000, now: () => deps.clock.now().getTime() });
   const fromThisAddress = backoff("login-account-address", env.RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT);
@@ -77,10 +78,15 @@ export function authRoutes(deps: AppDeps, guards: Guards): Router {
   // (PASSWORD_RESET_MAIL_INTERVAL_SECONDS) instead of refusing, so asking cannot deny.
   const resetLimiter = limiter({ name: "password-reset", redis: deps.redis, windowMs: 3600_000, limit: env.RATE_LIMIT_PASSWORD_RESET_PER_HOUR });
 
+  // Checking a link guesses nothing a 32-byte secret would give away, but is throttled per
+  // address as sign-in is, so it is no cheaper to hammer than the confirmation.
+  const resetCheckLimiter = limiter({ name: "password-reset-check", redis: deps.redis, perMinute: env.RATE_LIMIT_LOGIN_PER_MINUTE });
+
   const signIn = async (req: Request, res: Response) => {
     const input = inputOf(apiRoutes.login, res).body;
-    const keys = [`${input.email}|${req.ip ?? ""}`, input.email] as const;
-    const waitMs = Math.max(await fromThisAddress.begin(keys[0]), await fromAnyAddress.begin(keys[1]));
+    const keys = [`${input.email}|${addressKey(req.ip)}`, input.email] as const;
+    const failedHereBefore = (await fromThisAddress.failures(keys[0])) > 0;
+    const waitMs = Math.max(await fromThisAddress.begin(keys[0]), failedHereBefore ? await fromAnyAddress.begin(keys[1]) : 0);
     if (waitMs > 0) {
       throw new HttpError("rate_limited", "Too many failed sign-ins for this account; retry later", undefined, { "Retry-After": String(Math.ceil(waitMs / 1000)) });
     }
@@ -151,6 +157,11 @@ export function authRoutes(deps: AppDeps, guards: Guards): Router {
     async (req, res) => res.status(202).json(await requestPasswordReset(deps, inputOf(apiRoutes.requestPasswordReset, res).body.email, clientOf(req))),
     { guards: guards.public, afterValidation: [resetLimiter] },
   );
+
+  mount(router, apiRoutes.checkPasswordReset, async (_req, res) => res.json(await checkPasswordReset(deps, inputOf(apiRoutes.checkPasswordReset, res).body.token)), {
+    guards: guards.public,
+    afterValidation: [resetCheckLimiter],
+  });
 
   mount(
     router,

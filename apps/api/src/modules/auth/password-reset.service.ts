@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { PasswordResetAccepted, PasswordResetConfirmRequest } from "@mdm/contracts";
+import type { PasswordResetAccepted, PasswordResetCheckResponse, PasswordResetConfirmRequest } from "@mdm/contracts";
 import type { DbOrTx } from "../../db/types";
 import type { AppDeps } from "../../deps";
 import { ANONYMOUS, recordAudit } from "../../lib/audit";
@@ -127,6 +127,16 @@ export async function handleAllPasswordResetRequests(deps: Pick<AppDeps, "db" | 
 
 function invalidToken() {
   return new HttpError("unauthorized", "This link is invalid, expired or already used; ask for a new one");
+}
+
+/** Whether a reset or invitation token can still set a password, without using it. */
+export async function checkPasswordReset(deps: Pick<AppDeps, "db" | "clock">, token: string): Promise<PasswordResetCheckResponse> {
+  const refused = { valid: false, expiresAt: null };
+  const parsed = parseToken(token);
+  if (!parsed) return refused;
+  const row = await deps.db.passwordResetToken.findUnique({ where: { id: parsed.id }, include: { user: { select: { disabledAt: true } } } });
+  if (!row || !secretMatches(parsed.secret, row.tokenHash) || row.user.disabledAt || row.usedAt || row.expiresAt <= deps.clock.now()) return refused;
+  return { valid: true, expiresAt: row.expiresAt.toISOString() };
 }
 
 /**

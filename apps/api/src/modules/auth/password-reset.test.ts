@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { PasswordResetCheckResponse } from "@mdm/contracts";
 import request from "supertest";
 import { type TestApp, type TestDatabase, createTestDatabase, resetTables } from "../../test";
 import { TEST_PASSWORD, createAuthTestApp, createUser, signIn, signedInUser } from "../../test/sessions";
@@ -232,5 +233,54 @@ describe("POST /auth/password-reset/confirm", () => {
     const admin = await signedInUser(t, "admin");
     const res = await request(t.app).post("/auth/password-reset/confirm").set("Cookie", admin.cookie).send({ password: NEW_PASSWORD });
     expect(res.status).toBe(400);
+  });
+});
+
+describe("POST /auth/password-reset/check", () => {
+  const check = (token: string) => request(t.app).post("/auth/password-reset/check").send({ token });
+
+  beforeEach(async () => {
+    await createUser(database.db, { email: "known@example.com" });
+  });
+
+  it("accepts a usable link without using it: the password can still be set with it", async () => {
+    await requestReset("known@example.com");
+    const token = await tokenFromMail();
+    const res = await check(token);
+    expect(res.status).toBe(200);
+    expect(PasswordResetCheckResponse.parse(res.body)).toEqual({ valid: true, expiresAt: (await database.db.passwordResetToken.findFirstOrThrow()).expiresAt.toISOString() });
+    expect((await check(token)).status).toBe(200);
+    expect((await confirm(token)).status).toBe(204);
+  });
+
+  it.each([
+    ["used", async (token: string) => void (await confirm(token))],
+    ["expired", async () => t.clock.advance(30 * 60 + 1)],
+    ["of a disabled user", async () => void (await database.db.user.updateMany({ data: { disabledAt: new Date() } }))],
+  ])("says a link %s is not valid, as the confirmation would refuse it", async (_name, spoil) => {
+    await requestReset("known@example.com");
+    const token = await tokenFromMail();
+    await spoil(token);
+    const res = await check(token);
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ valid: false, expiresAt: null });
+    expect((await confirm(token, "one more new passphrase")).status).toBe(401);
+  });
+
+  it("says an unknown or malformed token is not valid, and refuses an empty one with 400", async () => {
+    await requestReset("known@example.com");
+    const [id] = (await tokenFromMail()).split(".");
+    expect((await check(`${id}.${"A".repeat(43)}`)).body).toEqual({ valid: false, expiresAt: null });
+    expect((await check("not-a-token")).body).toEqual({ valid: false, expiresAt: null });
+    const empty = await check("");
+    expect(empty.status).toBe(400);
+    expect(empty.body.error.code).toBe("validation_failed");
+  });
+
+  it("is rate-limited per address like sign-in", async () => {
+    t = createAuthTestApp(database.db, { RATE_LIMIT_LOGIN_PER_MINUTE: "2" });
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) statuses.push((await check("not-a-token")).status);
+    expect(statuses).toEqual([200, 200, 429]);
   });
 });

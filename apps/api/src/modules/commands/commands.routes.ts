@@ -5,6 +5,7 @@ import type { Guards } from "../../lib/guards";
 import { mount } from "../../lib/routing";
 import { inputOf } from "../../lib/validate";
 import {
+  cancelBatch,
   cancelCommand,
   createBulkCommand,
   createCommand,
@@ -39,6 +40,12 @@ export function commandRoutes(deps: AppDeps, guards: Guards): Router {
     admin,
   );
   mount(router, apiRoutes.listBatches, async (_req, res) => res.json(await listBatches(deps)), admin);
+  mount(
+    router,
+    apiRoutes.cancelBatch,
+    async (_req, res) => res.json(await cancelBatch(deps, inputOf(apiRoutes.cancelBatch, res).params.batchId, res.locals.actor)),
+    admin,
+  );
   mount(router, apiRoutes.getBatch, async (_req, res) => res.json(await getBatch(deps, inputOf(apiRoutes.getBatch, res).params.batchId)), admin);
   mount(
     router,

@@ -6,13 +6,16 @@ import {
   type CommandBatch as BatchView,
   type Command as CommandView,
   type CommandStatus,
+  type CommandType,
   type CreateBulkCommandRequest,
   type CreateCommandRequest,
   type DeviceCommand,
   type ListBatchesResponse,
   type ListCommandsQuery,
   type ListCommandsResponse,
+  CommandResults,
   CommandStatus as CommandStatuses,
+  destructiveCommandTypes,
   finalCommandStatuses,
   signCommand,
 } from "@mdm/contracts";
@@ -20,8 +23,11 @@ import type { Env } from "../../config/env";
 import type { AppDeps } from "../../deps";
 import type { Command, CommandBatch as CommandBatchRow, CommandEvent, Prisma } from "../../generated/prisma/client";
 import { recordAudit } from "../../lib/audit";
+import type { DbOrTx } from "../../db/types";
 import { HttpError } from "../../lib/http-error";
-import { commandKeyFor } from "../devices/devices.service";
+import { emitWebhookEvents } from "../webhooks/webhook-events";
+import { commandKeyFor, commandKeyIdFor, completeRotation } from "../devices/devices.service";
+import { retireDevice } from "../lifecycle/lifecycle.service";
 import { retryDelaySeconds, wakeDelivery } from "./delivery";
 
 type CommandWithEvents = Command & { events: CommandEvent[]; device?: { alias: string | null; serialNumber: string | null; model: string | null } | null };
@@ -57,16 +63,21 @@ export function toCommandView(command: CommandWithEvents): CommandView {
 }
 
 /** The command as the device receives it, signed with the device's command key. */
-export async function toDeviceCommand(env: Pick<Env, "COMMAND_MASTER_KEY" | "COMMAND_KEY_ID">, command: Command): Promise<DeviceCommand> {
+export async function toDeviceCommand(env: Pick<Env, "COMMAND_MASTER_KEY" | "COMMAND_KEY_ID">, command: Command, keyGeneration: number): Promise<DeviceCommand> {
   const unsigned = {
-    keyId: env.COMMAND_KEY_ID,
+    keyId: commandKeyIdFor(env, keyGeneration),
     requestId: command.requestId,
     type: command.type,
     payload: command.payload as Record<string, unknown>,
     issuedAt: command.createdAt.toISOString(),
     expiresAt: command.expiresAt.toISOString(),
   };
-  return { ...unsigned, signature: await signCommand(commandKeyFor(env, command.deviceId), unsigned) };
+  return { ...unsigned, signature: await signCommand(commandKeyFor(env, command.deviceId, keyGeneration), unsigned) };
+}
+
+/** The generation of the command key a device holds now (0 until it is re-keyed). */
+export async function keyGenerationOf({ db }: Pick<AppDeps, "db">, deviceId: string): Promise<number> {
+  return (await db.device.findUnique({ where: { id: deviceId }, select: { commandKeyGeneration: true } }))?.commandKeyGeneration ?? 0;
 }
 
 type CommandDeps = Pick<AppDeps, "db" | "clock" | "env" | "logger" | "bus">;
@@ -90,12 +101,44 @@ export async function transition(
       data: { status: to, ...extra },
       select: { deviceId: true, batchId: true },
     });
-    if (rows.length === 1) await tx.commandEvent.create({ data: { requestId, status: to, at, detail } });
+    if (rows.length === 1) {
+      await tx.commandEvent.create({ data: { requestId, status: to, at, detail } });
+      await emitCommandStatusChanges(tx, [{ requestId, deviceId: rows[0]!.deviceId, batchId: rows[0]!.batchId, status: to, detail }], at);
+    }
     return rows[0];
   });
   if (!moved) return false;
   bus.publish({ kind: "command_status", change: { requestId, deviceId: moved.deviceId, batchId: moved.batchId, status: to, at: at.toISOString() } });
   return true;
+}
+
+export type CommandStatusChange = { requestId: string; deviceId: string; batchId: string | null; status: CommandStatus; detail: string | null };
+
+/**
+ * In the transaction that changed them: queues `command.status_changed` webhooks for these
+ * changes and, for batches some of them finished, `batch.done` once the batch's last
+ * command is final. The batch row is locked first, so of two transactions finishing a
+ * batch's last two commands at once, the second sees both final; `doneAt` makes it once.
+ */
+export async function emitCommandStatusChanges(tx: DbOrTx, changes: CommandStatusChange[], at: Date): Promise<void> {
+  await emitWebhookEvents(
+    tx,
+    changes.map((change) => ({ type: "command.status_changed", at, data: { ...change, at: at.toISOString() } })),
+  );
+  const batchIds = [...new Set(changes.filter((change) => change.batchId && finalCommandStatuses.includes(change.status as never)).map((change) => change.batchId!))];
+  for (const batchId of batchIds.sort()) {
+    await tx.$queryRaw`SELECT id FROM "CommandBatch" WHERE id = ${batchId}::uuid FOR UPDATE`;
+    const done = await tx.$queryRaw<Array<{ id: string; type: string; total: number; createdBy: string | null }>>`
+      UPDATE "CommandBatch" b SET "doneAt" = ${at}
+      WHERE id = ${batchId}::uuid AND "doneAt" IS NULL
+        AND NOT EXISTS (SELECT 1 FROM "Command" c WHERE c."batchId" = b.id AND c.status IN ('queued', 'sent', 'acknowledged'))
+      RETURNING id, type::text, total, "createdBy"`;
+    if (done.length === 0) continue;
+    const grouped = await tx.$queryRaw<Array<{ status: string; count: number }>>`
+      SELECT status::text, count(*)::int AS count FROM "Command" WHERE "batchId" = ${batchId}::uuid GROUP BY status`;
+    const counts = Object.fromEntries(grouped.map((row) => [row.status, row.count]));
+    await emitWebhookEvents(tx, [{ type: "batch.done", at, data: { batchId, type: done[0]!.type, total: done[0]!.total, createdBy: done[0]!.createdBy, counts, at: at.toISOString() } }]);
+  }
 }
 
 /**
@@ -110,8 +153,9 @@ export async function createCommand(
   options: { handedOver?: boolean } = {},
 ): Promise<CommandView> {
   const { db, clock, env } = deps;
-  const device = await db.device.findUnique({ where: { id: input.deviceId }, select: { id: true } });
+  const device = await db.device.findUnique({ where: { id: input.deviceId }, select: { retiredAt: true } });
   if (!device) throw new HttpError("not_found", "No device has this id");
+  if (device.retiredAt) throw new HttpError("conflict", "The device is retired: it takes no more commands");
   const now = clock.now();
   const ttlSeconds = input.ttlSeconds ?? env.COMMAND_DEFAULT_TTL_SECONDS;
   const firstAttemptAt = options.handedOver ? new Date(now.getTime() + retryDelaySeconds(env.COMMAND_RETRY_BASE_SECONDS, 1) * 1000) : now;
@@ -178,7 +222,8 @@ export async function takePendingCommands(
   for (const command of pending) {
     if (command.status === "queued") await transition(deps, command.requestId, ["queued"], "sent", now, channel, { sentAt: now });
   }
-  return Promise.all(pending.map((command) => toDeviceCommand(deps.env, command)));
+  const keyGeneration = await keyGenerationOf(deps, deviceId);
+  return Promise.all(pending.map((command) => toDeviceCommand(deps.env, command, keyGeneration)));
 }
 
 // Which statuses each reported status may follow. A device's report moves a command forward only.
@@ -189,14 +234,15 @@ const ACCEPTS_FROM: Record<ActionResultRequest["status"], CommandStatus[]> = {
 };
 
 export async function recordActionResult(
-  deps: Pick<AppDeps, "db" | "clock" | "metrics" | "bus">,
+  deps: Pick<AppDeps, "db" | "clock" | "metrics" | "bus" | "logger">,
   deviceId: string,
   input: ActionResultRequest,
 ): Promise<ActionResultResponse> {
   const { db, clock, metrics } = deps;
-  const command = await db.command.findUnique({ where: { requestId: input.requestId }, select: { deviceId: true, status: true } });
+  const command = await db.command.findUnique({ where: { requestId: input.requestId }, select: { deviceId: true, status: true, type: true } });
   // Another device's command answers exactly like an unknown one: ids are not confirmed to strangers.
   if (!command || command.deviceId !== deviceId) throw new HttpError("not_found", "This device has no command with this requestId");
+  if (input.status === "succeeded") checkResult(command.type, input.result);
   const now = clock.now();
   const final = input.status !== "acknowledged";
   const changed = await transition(deps, input.requestId, ACCEPTS_FROM[input.status], input.status, now, input.error ?? null, {
@@ -204,9 +250,31 @@ export async function recordActionResult(
     ...(final ? { completedAt: now, result: input.result, errorMessage: input.error ?? null } : { acknowledgedAt: now }),
   });
   metrics.actionResult.inc({ status: input.status, changed: String(changed) });
+  // The device holds its new token and key: the old token is dropped now.
+  if (changed && input.status === "succeeded" && command.type === "rotate_token") {
+    const pending = await db.device.findUnique({ where: { id: deviceId }, select: { pendingTokenHash: true } });
+    if (pending?.pendingTokenHash) await completeRotation(deps, deviceId, pending.pendingTokenHash);
+  }
+  // An erased device forgot its token: it leaves the fleet, and comes back by enrolling again.
+  if (changed && input.status === "succeeded" && destructiveCommandTypes.includes(command.type)) {
+    await retireDevice(deps, deviceId, { name: `command:${command.type}` });
+  }
   const current = await db.command.findUniqueOrThrow({ where: { requestId: input.requestId }, select: { status: true } });
   if (changed || isRepeat(input.status, current.status)) return { requestId: input.requestId, status: current.status, changed };
   throw new HttpError("conflict", `The command is already ${current.status}; a ${input.status} result cannot follow it`);
+}
+
+/** A `succeeded` result of a type whose result has a schema must match it. */
+function checkResult(type: CommandType, result: ActionResultRequest["result"]): void {
+  const schema = (CommandResults as Partial<Record<CommandType, (typeof CommandResults)[keyof typeof CommandResults]>>)[type];
+  if (!schema) return;
+  const parsed = schema.safeParse(result ?? {});
+  if (parsed.success) return;
+  throw new HttpError(
+    "validation_failed",
+    `A succeeded ${type} result must match the ${type} result schema`,
+    parsed.error.issues.slice(0, 20).map((issue) => ({ path: ["result", ...issue.path].join("."), message: issue.message })),
+  );
 }
 
 /** A report that the current status already implies: a retry, answered as success. */
@@ -235,17 +303,40 @@ export async function cancelCommand(deps: CommandDeps, requestId: string, actor:
   return getCommand(deps, requestId);
 }
 
+/** Cancels every unfinished command of a batch, with the reason in each command's history. */
+export async function cancelBatch(deps: CommandDeps, batchId: string, actor: { name: string; ip?: string }): Promise<BatchView> {
+  const { db, clock, bus } = deps;
+  if (!(await db.commandBatch.findUnique({ where: { id: batchId }, select: { id: true } }))) throw new HttpError("not_found", "No batch has this id");
+  const now = clock.now();
+  const reason = `batch cancelled by ${actor.name}`;
+  const cancelled = await db.$transaction(async (tx) => {
+    const rows = await tx.command.updateManyAndReturn({
+      where: { batchId, status: { in: ["queued", "sent", "acknowledged"] } },
+      data: { status: "cancelled", completedAt: now, nextAttemptAt: null, errorMessage: reason },
+      select: { requestId: true, deviceId: true },
+    });
+    await tx.commandEvent.createMany({ data: rows.map((row) => ({ requestId: row.requestId, status: "cancelled" as const, at: now, detail: reason })) });
+    await recordAudit(tx, { actor: actor.name, action: "batch.cancel", targetType: "batch", targetId: batchId, ip: actor.ip, details: { cancelled: rows.length } });
+    return rows;
+  });
+  for (const row of cancelled) {
+    bus.publish({ kind: "command_status", change: { requestId: row.requestId, deviceId: row.deviceId, batchId, status: "cancelled", at: now.toISOString() } });
+  }
+  deps.logger.info("batch cancelled", { batchId, cancelled: cancelled.length });
+  return getBatch(deps, batchId);
+}
+
 async function resolveTarget({ db }: Pick<AppDeps, "db">, target: BulkTarget): Promise<string[]> {
   if ("deviceIds" in target) {
-    const found = await db.device.findMany({ where: { id: { in: target.deviceIds } }, select: { id: true } });
+    const found = await db.device.findMany({ where: { id: { in: target.deviceIds }, retiredAt: null }, select: { id: true } });
     const known = new Set(found.map((device) => device.id));
     const unknown = target.deviceIds.filter((id) => !known.has(id));
     if (unknown.length > 0) {
-      throw new HttpError("validation_failed", "Unknown devices in target", unknown.slice(0, 20).map((id) => ({ path: "target.deviceIds", message: `No device has id ${id}` })));
+      throw new HttpError("validation_failed", "Unknown or retired devices in target", unknown.slice(0, 20).map((id) => ({ path: "target.deviceIds", message: `No device in service has id ${id}` })));
     }
     return [...known];
   }
-  const where: Prisma.DeviceWhereInput = "group" in target ? { groups: { has: target.group } } : {};
+  const where: Prisma.DeviceWhereInput = "group" in target ? { groups: { has: target.group }, retiredAt: null } : { retiredAt: null };
   return (await db.device.findMany({ where, select: { id: true } })).map((device) => device.id);
 }
 

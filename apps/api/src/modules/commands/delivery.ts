@@ -42,6 +42,7 @@ type ClaimedCommand = Command & {
   socketLeaseExpiresAt: Date | null;
   fcmToken: string | null;
   fcmTokenInvalidAt: Date | null;
+  commandKeyGeneration: number;
 };
 
 /**
@@ -66,7 +67,7 @@ async function claimDueCommands(deps: DeliveryDeps): Promise<ClaimedCommand[]> {
           ELSE NULL END
       FROM due WHERE c."requestId" = due."requestId"
       RETURNING c.*)
-    SELECT claimed.*, d."socketInstanceId", d."socketLeaseExpiresAt", d."fcmToken", d."fcmTokenInvalidAt"
+    SELECT claimed.*, d."socketInstanceId", d."socketLeaseExpiresAt", d."fcmToken", d."fcmTokenInvalidAt", d."commandKeyGeneration"
     FROM claimed JOIN "Device" d ON d.id = claimed."deviceId"`;
 }
 
@@ -94,7 +95,7 @@ async function pushCommand(deps: DeliveryDeps, command: ClaimedCommand): Promise
     metrics.commandSend.inc({ outcome: "no_token" });
     return;
   }
-  const signed = await toDeviceCommand(deps.env, command);
+  const signed = await toDeviceCommand(deps.env, command, command.commandKeyGeneration);
   const data: CommandPushData = { kind: "command", ...signed, payload: canonicalJson(signed.payload) };
   const ttlSeconds = Math.max(1, Math.floor((command.expiresAt.getTime() - clock.now().getTime()) / 1000));
   const result = await push.send({ token: command.fcmToken, data, ttlSeconds });

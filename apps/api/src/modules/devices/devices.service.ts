@@ -10,8 +10,10 @@ import type {
 } from "@mdm/contracts";
 import type { Env } from "../../config/env";
 import type { AppDeps } from "../../deps";
+import { poolOf } from "../../db/client";
 import { type Device, Prisma } from "../../generated/prisma/client";
 import { recordAudit } from "../../lib/audit";
+import { deviceEventData, emitWebhookEvent } from "../webhooks/webhook-events";
 import { HttpError } from "../../lib/http-error";
 import { formatToken, hashSecret, newSecret, parseToken, secretMatches } from "../../lib/secrets";
 import { socketState } from "../fleet/fleet.service";
@@ -20,11 +22,17 @@ import { COMPLIANCE_SQL } from "../policies/policies.service";
 
 /**
  * The key a device verifies command signatures with: HKDF of the command master key for
- * this device and key id. Never stored; one device's key cannot sign for another; and the
- * admin signing secret cannot derive it.
+ * this device, key id and key generation (bumped by each re-key). Never stored; one
+ * device's key cannot sign for another; and the admin signing secret cannot derive it.
  */
-export function commandKeyFor(env: Pick<Env, "COMMAND_MASTER_KEY" | "COMMAND_KEY_ID">, deviceId: string): string {
-  return Buffer.from(hkdfSync("sha256", env.COMMAND_MASTER_KEY, "mdm command key", `${env.COMMAND_KEY_ID}:${deviceId}`, 32)).toString("hex");
+export function commandKeyFor(env: Pick<Env, "COMMAND_MASTER_KEY" | "COMMAND_KEY_ID">, deviceId: string, generation = 0): string {
+  const info = generation === 0 ? `${env.COMMAND_KEY_ID}:${deviceId}` : `${env.COMMAND_KEY_ID}:${deviceId}:${generation}`;
+  return Buffer.from(hkdfSync("sha256", env.COMMAND_MASTER_KEY, "mdm command key", info, 32)).toString("hex");
+}
+
+/** The id a device knows its command key by: the master key's id, and the generation once re-keyed. */
+export function commandKeyIdFor(env: Pick<Env, "COMMAND_KEY_ID">, generation = 0): string {
+  return generation === 0 ? env.COMMAND_KEY_ID : `${env.COMMAND_KEY_ID.slice(0, 24)}-g${generation}`;
 }
 
 function factsData(facts: DeviceFacts) {
@@ -49,7 +57,8 @@ export async function registerDevice(
   const secret = newSecret();
   const enrollmentTokenId = await db.$transaction(async (tx) => {
     const tokenId = await consumeEnrollmentToken(tx, clock, enrollmentToken);
-    await tx.device.create({ data: { id: deviceId, tokenHash: hashSecret(secret), enrollmentTokenId: tokenId, ...factsData(facts) } });
+    const device = await tx.device.create({ data: { id: deviceId, tokenHash: hashSecret(secret), enrollmentTokenId: tokenId, ...factsData(facts) } });
+    await emitWebhookEvent(tx, "device.enrolled", { ...deviceEventData(device), enrollmentTokenId: tokenId, legacy: false }, clock.now());
     return tokenId;
   });
   await recordAudit(db, {
@@ -71,38 +80,168 @@ export async function registerDevice(
 
 const unauthorizedDevice = () => new HttpError("unauthorized", "Send a valid device token as Authorization: Bearer <token>");
 
-// Verified token hashes by device id: a heartbeat then needs one statement, not two. A
-// device's token never changes; a deleted device drops out within the TTL and its
-// heartbeat finds no row meanwhile.
+// Verified token hashes by device id: a heartbeat then needs one statement, not two. When
+// a token is revoked (the device retired, deleted or re-keyed) every instance is told over
+// the event bus and drops its entry (`forgetDeviceToken`); should that event be lost (the
+// bus down), the TTL bounds how long a revoked token keeps working on another instance.
 const TOKEN_CACHE_TTL_MS = 60_000;
 const TOKEN_CACHE_MAX = 200_000;
 const tokenHashes = new Map<string, { hash: string; expires: number }>();
+// Bumped by every revocation: a lookup that began before one does not cache what it read,
+// which may be the state from before the revocation.
+let tokenCacheGeneration = 0;
 
-async function tokenHashOf(db: AppDeps["db"], deviceId: string): Promise<string | undefined> {
+/** Drops a device's verified token from this instance's cache (on a `device_token_revoked` event). */
+export function forgetDeviceToken(deviceId: string): void {
+  tokenCacheGeneration++;
+  tokenHashes.delete(deviceId);
+}
+
+async function tokenHashOf(deps: Pick<AppDeps, "db" | "bus">, deviceId: string, secret: string, now: Date): Promise<string | undefined> {
+  const { db } = deps;
   const cached = tokenHashes.get(deviceId);
   if (cached && cached.expires > Date.now()) return cached.hash;
-  const device = await db.device.findUnique({ where: { id: deviceId }, select: { tokenHash: true } });
-  if (!device) return undefined;
+  const generation = tokenCacheGeneration;
+  const { rows } = await poolOf(db).query<{ tokenHash: string; retiredAt: Date | null; pendingTokenHash: string | null; rotationGraceUntil: Date | null }>(
+    `SELECT "tokenHash", "retiredAt", "pendingTokenHash", "rotationGraceUntil" FROM "Device" WHERE id = $1::uuid`,
+    [deviceId],
+  );
+  const device = rows[0];
+  if (!device || device.retiredAt) return undefined;
+  // A rotation under way: the new token is the device's acknowledgement (it can only have
+  // read it from the command sealed with its key); the old one works until the grace ends.
+  if (device.pendingTokenHash) {
+    if (secretMatches(secret, device.pendingTokenHash)) return (await completeRotation(deps, deviceId, device.pendingTokenHash)) ? device.pendingTokenHash : undefined;
+    return device.rotationGraceUntil && device.rotationGraceUntil > now ? device.tokenHash : undefined;
+  }
+  if (generation !== tokenCacheGeneration) return device.tokenHash;
   if (tokenHashes.size >= TOKEN_CACHE_MAX) tokenHashes.delete(tokenHashes.keys().next().value!);
   tokenHashes.set(deviceId, { hash: device.tokenHash, expires: Date.now() + TOKEN_CACHE_TTL_MS });
   return device.tokenHash;
 }
 
+/**
+ * The device took its new token: it becomes the only one, with its command key. False when
+ * another request completed (or the admin restarted) the rotation meanwhile and this hash
+ * is neither the pending one nor the current one.
+ */
+export async function completeRotation({ db, bus }: Pick<AppDeps, "db" | "bus">, deviceId: string, pendingTokenHash: string): Promise<boolean> {
+  const rows = await db.$executeRaw`
+    UPDATE "Device" SET "tokenHash" = "pendingTokenHash", "commandKeyGeneration" = "pendingKeyGeneration",
+      "pendingTokenHash" = NULL, "pendingKeyGeneration" = NULL, "rotationGraceUntil" = NULL
+    WHERE id = ${deviceId}::uuid AND "pendingTokenHash" = ${pendingTokenHash}`;
+  if (rows === 1) {
+    // No instance caches a token while its rotation is pending; this is for one that read
+    // the device just before the rotation began.
+    forgetDeviceToken(deviceId);
+    bus.publish({ kind: "device_token_revoked", deviceId, reason: "rotated" });
+    return true;
+  }
+  const current = await db.device.findUnique({ where: { id: deviceId }, select: { tokenHash: true, retiredAt: true } });
+  return !!current && !current.retiredAt && current.tokenHash === pendingTokenHash;
+}
+
 /** Resolves `Authorization: Bearer <device token>` to a device id, or throws 401. */
-export async function authenticateDevice({ db }: Pick<AppDeps, "db">, authorization: string | undefined): Promise<string> {
+export async function authenticateDevice(deps: Pick<AppDeps, "db" | "clock" | "bus">, authorization: string | undefined): Promise<string> {
   const match = /^Bearer\s+(\S+)$/i.exec(authorization ?? "");
   const parsed = match ? parseToken(match[1]!) : undefined;
   if (!parsed) throw unauthorizedDevice();
-  const tokenHash = await tokenHashOf(db, parsed.id);
+  const tokenHash = await tokenHashOf(deps, parsed.id, parsed.secret, deps.clock.now());
   if (!tokenHash || !secretMatches(parsed.secret, tokenHash)) throw unauthorizedDevice();
   return parsed.id;
 }
 
+/** The columns of the device row a heartbeat's caller needs: its live state for dashboards. */
+export type HeartbeatDeviceRow = Pick<
+  Device,
+  | "id"
+  | "online"
+  | "lastSeenAt"
+  | "batteryLevel"
+  | "batteryCharging"
+  | "memoryAvailable"
+  | "networkType"
+  | "socketInstanceId"
+  | "socketLeaseExpiresAt"
+  | "socketConnectedAt"
+  | "socketDisconnectedAt"
+  | "policyDesiredHash"
+  | "policyAppliedHash"
+  | "policyDesired"
+>;
+
 export type RecordedHeartbeat = {
-  device: Device;
+  device: HeartbeatDeviceRow;
   /** Whether commands wait for this device (so the caller fetches them only then). */
   hasPending: boolean;
   /** Apps that must run on this device: auto-relaunch rules, and its effective policy's autoRelaunch. */
+  mustRun: string[];
+};
+
+// The heartbeat statement. $2 is the time received; each section's "present" flag ($3, $6,
+// $9, $12, $22) keeps the stored value when the heartbeat left the section out.
+const RECORD_HEARTBEAT_SQL = `
+  WITH previous AS (SELECT "appStatus", "offlineSince" FROM "Device" WHERE id = $1::uuid),
+  updated AS (
+    UPDATE "Device" SET
+      "lastSeenAt" = $2, online = true, "offlineSince" = NULL, "deviceTime" = $17,
+      "batteryLevel" = CASE WHEN $3 THEN $4::int ELSE "batteryLevel" END,
+      "batteryCharging" = CASE WHEN $3 THEN $5::boolean ELSE "batteryCharging" END,
+      "memoryTotal" = CASE WHEN $6 THEN $7::bigint ELSE "memoryTotal" END,
+      "memoryAvailable" = CASE WHEN $6 THEN $8::bigint ELSE "memoryAvailable" END,
+      "storageTotal" = CASE WHEN $9 THEN $10::bigint ELSE "storageTotal" END,
+      "storageAvailable" = CASE WHEN $9 THEN $11::bigint ELSE "storageAvailable" END,
+      "networkType" = CASE WHEN $12 THEN $13::text ELSE "networkType" END,
+      "networkSignal" = CASE WHEN $12 THEN $14::int ELSE "networkSignal" END,
+      "ipAddress" = CASE WHEN $12 THEN $15::text ELSE "ipAddress" END,
+      "appStatus" = CASE WHEN $16::jsonb IS NULL OR $16::jsonb = "appStatus" THEN "appStatus" ELSE $16::jsonb END,
+      "uptimeSeconds" = COALESCE($18::bigint, "uptimeSeconds"),
+      "appVersion" = COALESCE($19::text, "appVersion"),
+      "fcmToken" = COALESCE($20::text, "fcmToken"),
+      "fcmTokenInvalidAt" = CASE WHEN $21 THEN NULL ELSE "fcmTokenInvalidAt" END,
+      "policyAppliedHash" = CASE WHEN $22 THEN $23::text ELSE "policyAppliedHash" END,
+      "policyFailures" = CASE WHEN $22 THEN $24::jsonb ELSE "policyFailures" END,
+      "policyReportedAt" = CASE WHEN $22 THEN $2 ELSE "policyReportedAt" END,
+      "updatedAt" = $2
+    WHERE id = $1::uuid
+    RETURNING id, online, "lastSeenAt", "batteryLevel", "batteryCharging", "memoryAvailable", "networkType",
+      "socketInstanceId", "socketLeaseExpiresAt", "socketConnectedAt", "socketDisconnectedAt", groups,
+      alias, model, "serialNumber", "policyDesiredHash", "policyAppliedHash",
+      -- The effective policy travels only while the device has not applied it.
+      CASE WHEN "policyDesiredHash" IS DISTINCT FROM "policyAppliedHash" THEN "policyDesired" END AS "policyDesired",
+      "policyDesired"->'autoRelaunch' AS "policyAutoRelaunch"),
+  telemetry AS (
+    INSERT INTO "TelemetryEvent" ("deviceId", "receivedAt", "deviceTime", "batteryLevel", "batteryCharging",
+      "memoryTotal", "memoryAvailable", "storageTotal", "storageAvailable", "networkType", "appStatus")
+    SELECT id, $2, $17, $4::int, $5::boolean, $7::bigint, $8::bigint, $10::bigint, $11::bigint, $13::text,
+      CASE WHEN $16::jsonb IS DISTINCT FROM (SELECT "appStatus" FROM previous) THEN $16::jsonb END
+    FROM updated),
+  -- Back from offline (the sweep had marked it): device.online to subscribed webhooks, in
+  -- this statement (see emitWebhookEvents for the row's shape). A device heartbeats one
+  -- request after another; only two of its heartbeats racing each other at the moment it
+  -- returns could both see offlineSince set (receivers dedupe on the device and time).
+  back_online AS (SELECT gen_random_uuid() AS "eventId", jsonb_build_object('deviceId', updated.id, 'alias', updated.alias, 'model', updated.model,
+      'serialNumber', updated."serialNumber", 'groups', to_jsonb(updated.groups), 'offlineSince', previous."offlineSince", 'at', $2::timestamptz) AS data
+    FROM updated, previous WHERE previous."offlineSince" IS NOT NULL),
+  online_webhooks AS (
+    INSERT INTO "WebhookDelivery" ("endpointId", "eventId", "eventType", payload, status, "nextAttemptAt", "createdAt")
+    SELECT e.id, b."eventId", 'device.online', jsonb_build_object('id', b."eventId", 'type', 'device.online', 'createdAt', $2::timestamptz, 'data', b.data),
+      'queued', $2, $2
+    FROM back_online b JOIN "WebhookEndpoint" e ON 'device.online' = ANY(e.events))
+  SELECT updated.*,
+    EXISTS (SELECT 1 FROM "Command" c WHERE c."deviceId" = updated.id AND c.status IN ('queued', 'sent') AND c."expiresAt" > $2) AS "hasPending",
+    ARRAY(SELECT p."packageName" FROM "AppPolicy" p WHERE p.enabled AND (p."deviceId" = updated.id OR p."group" = ANY(updated.groups))
+      UNION SELECT jsonb_array_elements_text(COALESCE(updated."policyAutoRelaunch", '[]'::jsonb))) AS "mustRun"
+  FROM updated`;
+
+type HeartbeatResultRow = Omit<HeartbeatDeviceRow, "memoryAvailable"> & {
+  memoryAvailable: string | null;
+  groups: string[];
+  alias: string | null;
+  model: string | null;
+  serialNumber: string | null;
+  policyAutoRelaunch: unknown;
+  hasPending: boolean;
   mustRun: string[];
 };
 
@@ -112,57 +251,41 @@ export type RecordedHeartbeat = {
  * telemetry event, and reads back what the caller needs next. It writes no indexed
  * column (see migration 20261130130000_data_at_scale), so the update is HOT. The event
  * carries the app list only when it differs from the device's previous one; an unchanged
- * list keeps the row's stored value as is (no new TOAST copy).
+ * list keeps the row's stored value as is (no new TOAST copy). It runs on the pg pool under
+ * Prisma (poolOf): Prisma's runtime cost about as much CPU per heartbeat as the rest of it.
  */
 export async function recordHeartbeat({ db, clock }: Pick<AppDeps, "db" | "clock">, deviceId: string, heartbeat: HeartbeatRequest): Promise<RecordedHeartbeat> {
-  const now = clock.now();
-  const { battery, memory, storage, network, apps } = heartbeat;
-  const deviceTime = new Date(heartbeat.deviceTime);
-  const appsJson = apps ? JSON.stringify(apps) : null;
-  const { policy } = heartbeat;
-  const policyFailures = policy ? JSON.stringify(policy.failures) : null;
-  const rows = await db.$queryRaw<Array<Device & { hasPending: boolean; mustRun: string[] }>>`
-    WITH previous AS (SELECT "appStatus" FROM "Device" WHERE id = ${deviceId}::uuid),
-    updated AS (
-      UPDATE "Device" SET
-        "lastSeenAt" = ${now}, online = true, "offlineSince" = NULL, "deviceTime" = ${deviceTime},
-        "batteryLevel" = CASE WHEN ${!!battery} THEN ${battery?.level ?? null}::int ELSE "batteryLevel" END,
-        "batteryCharging" = CASE WHEN ${!!battery} THEN ${battery?.charging ?? null}::boolean ELSE "batteryCharging" END,
-        "memoryTotal" = CASE WHEN ${!!memory} THEN ${memory?.total ?? null}::bigint ELSE "memoryTotal" END,
-        "memoryAvailable" = CASE WHEN ${!!memory} THEN ${memory?.available ?? null}::bigint ELSE "memoryAvailable" END,
-        "storageTotal" = CASE WHEN ${!!storage} THEN ${storage?.total ?? null}::bigint ELSE "storageTotal" END,
-        "storageAvailable" = CASE WHEN ${!!storage} THEN ${storage?.available ?? null}::bigint ELSE "storageAvailable" END,
-        "networkType" = CASE WHEN ${!!network} THEN ${network?.type ?? null}::text ELSE "networkType" END,
-        "networkSignal" = CASE WHEN ${!!network} THEN ${network?.signal ?? null}::int ELSE "networkSignal" END,
-        "ipAddress" = CASE WHEN ${!!network} THEN ${network?.ip ?? null}::text ELSE "ipAddress" END,
-        "appStatus" = CASE WHEN ${appsJson}::jsonb IS NULL OR ${appsJson}::jsonb = "appStatus" THEN "appStatus" ELSE ${appsJson}::jsonb END,
-        "uptimeSeconds" = COALESCE(${heartbeat.uptimeSeconds ?? null}::bigint, "uptimeSeconds"),
-        "appVersion" = COALESCE(${heartbeat.appVersion ?? null}::text, "appVersion"),
-        "fcmToken" = COALESCE(${heartbeat.fcmToken ?? null}::text, "fcmToken"),
-        "fcmTokenInvalidAt" = CASE WHEN ${!!heartbeat.fcmToken} THEN NULL ELSE "fcmTokenInvalidAt" END,
-        "policyAppliedHash" = CASE WHEN ${!!policy} THEN ${policy?.appliedHash ?? null}::text ELSE "policyAppliedHash" END,
-        "policyFailures" = CASE WHEN ${!!policy} THEN ${policyFailures}::jsonb ELSE "policyFailures" END,
-        "policyReportedAt" = CASE WHEN ${!!policy} THEN ${now} ELSE "policyReportedAt" END,
-        "updatedAt" = ${now}
-      WHERE id = ${deviceId}::uuid
-      RETURNING *),
-    telemetry AS (
-      INSERT INTO "TelemetryEvent" ("deviceId", "receivedAt", "deviceTime", "batteryLevel", "batteryCharging",
-        "memoryTotal", "memoryAvailable", "storageTotal", "storageAvailable", "networkType", "appStatus")
-      SELECT id, ${now}, ${deviceTime}, ${battery?.level ?? null}::int, ${battery?.charging ?? null}::boolean,
-        ${memory?.total ?? null}::bigint, ${memory?.available ?? null}::bigint, ${storage?.total ?? null}::bigint,
-        ${storage?.available ?? null}::bigint, ${network?.type ?? null}::text,
-        CASE WHEN ${appsJson}::jsonb IS DISTINCT FROM (SELECT "appStatus" FROM previous) THEN ${appsJson}::jsonb END
-      FROM updated)
-    SELECT updated.*,
-      EXISTS (SELECT 1 FROM "Command" c WHERE c."deviceId" = updated.id AND c.status IN ('queued', 'sent') AND c."expiresAt" > ${now}) AS "hasPending",
-      ARRAY(SELECT p."packageName" FROM "AppPolicy" p WHERE p.enabled AND (p."deviceId" = updated.id OR p."group" = ANY(updated.groups))
-        UNION SELECT jsonb_array_elements_text(COALESCE(updated."policyDesired"->'autoRelaunch', '[]'::jsonb))) AS "mustRun"
-    FROM updated`;
+  const { battery, memory, storage, network, apps, policy } = heartbeat;
+  const { rows } = await poolOf(db).query<HeartbeatResultRow>(RECORD_HEARTBEAT_SQL, [
+    deviceId,
+    clock.now(),
+    !!battery,
+    battery?.level ?? null,
+    battery?.charging ?? null,
+    !!memory,
+    memory?.total ?? null,
+    memory?.available ?? null,
+    !!storage,
+    storage?.total ?? null,
+    storage?.available ?? null,
+    !!network,
+    network?.type ?? null,
+    network?.signal ?? null,
+    network?.ip ?? null,
+    apps ? JSON.stringify(apps) : null,
+    new Date(heartbeat.deviceTime),
+    heartbeat.uptimeSeconds ?? null,
+    heartbeat.appVersion ?? null,
+    heartbeat.fcmToken ?? null,
+    !!heartbeat.fcmToken,
+    !!policy,
+    policy?.appliedHash ?? null,
+    policy ? JSON.stringify(policy.failures) : null,
+  ]);
   const row = rows[0];
   if (!row) throw new HttpError("not_found", "No device has this id");
-  const { hasPending, mustRun, ...device } = row;
-  return { device, hasPending, mustRun };
+  const { hasPending, mustRun, groups: _groups, alias: _alias, model: _model, serialNumber: _serial, policyAutoRelaunch: _autoRelaunch, memoryAvailable, ...device } = row;
+  return { device: { ...device, memoryAvailable: memoryAvailable === null ? null : BigInt(memoryAvailable) }, hasPending, mustRun };
 }
 
 const toNumber = (value: bigint | null) => (value === null ? null : Number(value));
@@ -185,6 +308,7 @@ export function toDeviceView(device: Device): DeviceView {
     serialNumber: device.serialNumber,
     enrolledAt: device.enrolledAt.toISOString(),
     lastSeenAt: device.lastSeenAt?.toISOString() ?? null,
+    retiredAt: device.retiredAt?.toISOString() ?? null,
     push: { registered: device.fcmToken !== null, invalidSince: device.fcmTokenInvalidAt?.toISOString() ?? null },
     state: {
       battery: device.batteryLevel === null ? null : { level: device.batteryLevel, charging: device.batteryCharging },
@@ -249,9 +373,11 @@ export function likePattern(search: string): string {
   return `%${search.replace(/[\\%_]/g, (char) => `\\${char}`)}%`;
 }
 
-function deviceFilters(query: ListDevicesQuery): Prisma.Sql {
-  const filters: Prisma.Sql[] = [];
-  if (query.status) filters.push(Prisma.sql`online = ${query.status === "online"}`);
+/** The list's filters as a WHERE condition (also the device export's); retired devices only with `status: "retired"`. */
+export function deviceFilters(query: Pick<ListDevicesQuery, "status" | "group" | "batteryBelow" | "appVersion" | "search" | "compliance">): Prisma.Sql {
+  // Retired devices are out of the fleet: listed only when asked for.
+  const filters: Prisma.Sql[] = [query.status === "retired" ? Prisma.sql`"retiredAt" IS NOT NULL` : Prisma.sql`"retiredAt" IS NULL`];
+  if (query.status === "online" || query.status === "offline") filters.push(Prisma.sql`online = ${query.status === "online"}`);
   // Containment, which the GIN index on groups answers (`= ANY(groups)` would scan).
   if (query.group) filters.push(Prisma.sql`groups @> ARRAY[${query.group}]::text[]`);
   if (query.batteryBelow !== undefined) filters.push(Prisma.sql`"batteryLevel" < ${query.batteryBelow}`);
@@ -265,7 +391,13 @@ function deviceFilters(query: ListDevicesQuery): Prisma.Sql {
     if (UUID.test(query.search)) matches.push(Prisma.sql`id = ${query.search.toLowerCase()}::uuid`);
     filters.push(Prisma.sql`(${Prisma.join(matches, " OR ")})`);
   }
-  return filters.length > 0 ? Prisma.join(filters, " AND ") : Prisma.sql`TRUE`;
+  return Prisma.join(filters, " AND ");
+}
+
+/** The list's order (empty values last, then by id) as an ORDER BY list, for the export. */
+export function deviceOrderBy(query: Pick<ListDevicesQuery, "sort" | "order">): Prisma.Sql {
+  const dir = Prisma.raw(query.order === "desc" ? "DESC" : "ASC");
+  return Prisma.sql`${Prisma.raw(SORT_COLUMNS[query.sort].column)} ${dir} NULLS LAST, id ${dir}`;
 }
 
 const countDevices = async (db: AppDeps["db"], where: Prisma.Sql) =>

@@ -1,10 +1,13 @@
 import type { AlertSettings, HeartbeatRequest } from "@mdm/contracts";
 import { recordAudit } from "../../lib/audit";
 import type { AppDeps } from "../../deps";
-import type { Device } from "../../generated/prisma/client";
+import { randomUUID } from "node:crypto";
+import type { Device, Prisma } from "../../generated/prisma/client";
 import { enqueueMail, mailDelivery, wakeMailWorker } from "../../mail/outbox";
 import { claimJobRun } from "../../jobs/maintenance";
 import { createCommand } from "../commands/commands.service";
+import { deviceEventData, emitWebhookEvents } from "../webhooks/webhook-events";
+import { recordAlertEvents } from "./alert-events";
 import { getAlertSettings, toLiveState } from "./fleet.service";
 
 export const AUTO_RELAUNCH_ACTOR = "policy:auto-relaunch";
@@ -30,87 +33,226 @@ export async function enforceAppPolicies(deps: AppDeps, deviceId: string, mustRu
   return queued;
 }
 
+type Tx = Prisma.TransactionClient;
+
 /**
- * Marks devices whose last heartbeat is older than the threshold offline (the UPDATE is
- * the claim: with many instances, each device goes offline, and is alerted on, once),
- * tells dashboards, and queues the alert mails.
+ * One sweep, in one transaction: records the return of devices in open offline incidents,
+ * marks devices whose last heartbeat is older than the threshold offline (the UPDATE is
+ * the claim: with many instances, each device goes offline once) and groups them into an
+ * incident, does the same for low batteries, resolves incidents whose devices are all
+ * back, then tells dashboards and mails the alert digest once it is due.
  */
 export async function sweepOffline(deps: AppDeps): Promise<Device[]> {
   const settings = await getAlertSettings(deps);
   const now = deps.clock.now();
   const cutoff = new Date(now.getTime() - settings.offlineAfterSeconds * 1000);
-  const wentOffline = await deps.db.$queryRaw<Device[]>`
-    UPDATE "Device" SET online = false, "offlineSince" = ${now}
-    WHERE online AND "lastSeenAt" < ${cutoff}
-    RETURNING *`;
+  const wentOffline = await deps.db.$transaction(async (tx) => {
+    await lockAlertState(tx);
+    await recordReturns(tx, now);
+    const offline = await tx.$queryRaw<Device[]>`
+      UPDATE "Device" SET online = false, "offlineSince" = ${now}
+      WHERE online AND "lastSeenAt" < ${cutoff}
+      RETURNING *`;
+    await emitWebhookEvents(
+      tx,
+      offline.map((device) => ({ type: "device.offline", at: now, data: { ...deviceEventData(device), lastSeenAt: device.lastSeenAt?.toISOString() ?? null, offlineSince: now.toISOString() } })),
+    );
+    await joinIncident(tx, "offline", offline.map((device) => ({ deviceId: device.id, batteryLevel: null })), settings, now);
+    await sweepLowBattery(tx, settings, now);
+    await tx.$executeRaw`
+      UPDATE "AlertIncident" i SET "resolvedAt" = ${now}
+      WHERE "resolvedAt" IS NULL AND NOT EXISTS (SELECT 1 FROM "AlertIncidentDevice" d WHERE d."incidentId" = i.id AND d."returnedAt" IS NULL)`;
+    return offline;
+  });
   for (const device of wentOffline) deps.bus.publish({ kind: "device_state", state: toLiveState(device) });
-  if (wentOffline.length > 0 && settings.enabled) await sendOfflineAlerts(deps, settings, wentOffline);
+  if (wentOffline.length > 0 && settings.enabled && settings.groupOfflinePercent !== null) {
+    const recipients = await alertRecipients(deps, settings);
+    if (recipients.length > 0) await sendGroupAlerts(deps, settings, wentOffline, recipients, new Date(now.getTime() - settings.cooldownMinutes * 60_000));
+  }
+  await sendDueAlertDigest(deps);
   return wentOffline;
 }
 
-async function alertRecipients(deps: AppDeps, settings: AlertSettings): Promise<string[]> {
+/**
+ * Serializes the sweeps and digests of all instances: both hold the alert settings' row
+ * lock for their transaction, so two instances never open two incidents for one wave nor
+ * mail one window's events twice.
+ */
+async function lockAlertState(tx: Tx): Promise<void> {
+  await tx.$queryRaw`SELECT id FROM "AlertSettings" WHERE id = 1 FOR UPDATE`;
+}
+
+/** Devices of open offline incidents that heartbeat again (or were deleted) are back. */
+async function recordReturns(tx: Tx, now: Date): Promise<void> {
+  const returned = await tx.$queryRaw<Array<{ deviceId: string; incidentId: string; returnedAt: Date }>>`
+    UPDATE "AlertIncidentDevice" d SET "returnedAt" = COALESCE(GREATEST(v."lastSeenAt", d.since), ${now})
+    FROM "AlertIncident" i, "Device" v
+    WHERE i.id = d."incidentId" AND i.kind = 'offline' AND i."resolvedAt" IS NULL AND d."returnedAt" IS NULL
+      AND v.id = d."deviceId" AND v.online
+    RETURNING d."deviceId", d."incidentId", d."returnedAt"`;
+  // A device deleted while away never comes back: it no longer keeps its incident open.
+  await tx.$executeRaw`
+    UPDATE "AlertIncidentDevice" d SET "returnedAt" = ${now}
+    WHERE d."returnedAt" IS NULL AND NOT EXISTS (SELECT 1 FROM "Device" v WHERE v.id = d."deviceId")`;
+  await recordAlertEvents(
+    tx,
+    returned.map((row) => ({ type: "device.online" as const, deviceId: row.deviceId, incidentId: row.incidentId, at: row.returnedAt })),
+  );
+}
+
+/**
+ * Online devices reporting a battery below the threshold join a low-battery incident once
+ * (until they recover); those charged back to the threshold (or with the alert turned
+ * off) recover.
+ */
+async function sweepLowBattery(tx: Tx, settings: AlertSettings, now: Date): Promise<void> {
+  const threshold = settings.lowBatteryPercent;
+  const recovered = await tx.$queryRaw<Array<{ deviceId: string; incidentId: string }>>`
+    UPDATE "AlertIncidentDevice" d SET "returnedAt" = ${now}
+    FROM "AlertIncident" i, "Device" v
+    WHERE i.id = d."incidentId" AND i.kind = 'low_battery' AND i."resolvedAt" IS NULL AND d."returnedAt" IS NULL
+      AND v.id = d."deviceId" AND (${threshold}::int IS NULL OR v."batteryLevel" IS NULL OR v."batteryLevel" >= ${threshold}::int)
+    RETURNING d."deviceId", d."incidentId"`;
+  await recordAlertEvents(
+    tx,
+    recovered.map((row) => ({ type: "device.battery_recovered" as const, deviceId: row.deviceId, incidentId: row.incidentId, at: now })),
+  );
+  if (threshold === null) return;
+  const low = await tx.$queryRaw<Array<{ deviceId: string; batteryLevel: number }>>`
+    SELECT v.id AS "deviceId", v."batteryLevel" FROM "Device" v
+    WHERE v.online AND v."batteryLevel" < ${threshold}::int
+      AND NOT EXISTS (
+        SELECT 1 FROM "AlertIncidentDevice" d JOIN "AlertIncident" i ON i.id = d."incidentId"
+        WHERE d."deviceId" = v.id AND i.kind = 'low_battery' AND d."returnedAt" IS NULL)`;
+  await joinIncident(tx, "low_battery", low, settings, now);
+}
+
+/**
+ * Adds devices to the newest open incident of the kind whose latest device joined less
+ * than one alert window ago, or opens one: a wave of devices going offline over several
+ * sweeps is one incident. A device already in it (it came back and left again) is away again.
+ */
+async function joinIncident(
+  tx: Tx,
+  kind: "offline" | "low_battery",
+  devices: Array<{ deviceId: string; batteryLevel: number | null }>,
+  settings: AlertSettings,
+  now: Date,
+): Promise<void> {
+  if (devices.length === 0) return;
+  const windowStart = new Date(now.getTime() - settings.alertWindowMinutes * 60_000);
+  const open = await tx.alertIncident.findFirst({ where: { kind, resolvedAt: null, lastJoinedAt: { gte: windowStart } }, orderBy: { lastJoinedAt: "desc" } });
+  const incidentId = open?.id ?? randomUUID();
+  if (open) await tx.alertIncident.update({ where: { id: open.id }, data: { lastJoinedAt: now } });
+  else await tx.alertIncident.create({ data: { id: incidentId, kind, openedAt: now, lastJoinedAt: now } });
+  await tx.$executeRaw`
+    INSERT INTO "AlertIncidentDevice" ("incidentId", "deviceId", since, "batteryLevel")
+    SELECT ${incidentId}::uuid, d."deviceId", ${now}, d."batteryLevel"
+    FROM unnest(${devices.map((device) => device.deviceId)}::uuid[], ${devices.map((device) => device.batteryLevel)}::int[]) AS d("deviceId", "batteryLevel")
+    ON CONFLICT ("incidentId", "deviceId") DO UPDATE SET since = EXCLUDED.since, "returnedAt" = NULL, "batteryLevel" = EXCLUDED."batteryLevel"`;
+  await recordAlertEvents(
+    tx,
+    devices.map((device) =>
+      kind === "offline"
+        ? { type: "device.offline" as const, deviceId: device.deviceId, incidentId, at: now }
+        : { type: "device.battery_low" as const, deviceId: device.deviceId, incidentId, at: now, batteryLevel: device.batteryLevel ?? 0 },
+    ),
+  );
+}
+
+async function alertRecipients(deps: Pick<AppDeps, "db">, settings: AlertSettings): Promise<string[]> {
   if (settings.recipients.length > 0) return settings.recipients;
   const admins = await deps.db.user.findMany({ where: { role: "admin", disabledAt: null }, select: { email: true } });
   return admins.map((admin) => admin.email);
 }
 
-const LISTED_IN_MAIL = 50;
+const LISTED_PER_SECTION = 50;
+const EVENTS_PER_DIGEST = 5000;
 
-function describe(device: Device): string {
-  const name = device.alias ?? device.model ?? "Device";
-  return `${name} (${device.id}), last seen ${device.lastSeenAt?.toISOString() ?? "never"}`;
+const SECTIONS = [
+  { kind: "device_offline", title: "Went offline" },
+  { kind: "device_online", title: "Back online" },
+  { kind: "battery_low", title: "Low battery" },
+  { kind: "battery_recovered", title: "Battery recovered" },
+] as const;
+
+type DigestEvent = { kind: (typeof SECTIONS)[number]["kind"]; deviceId: string; at: Date; batteryLevel: number | null };
+type DeviceName = { id: string; alias: string | null; serialNumber: string | null; model: string | null };
+
+export function deviceDisplayName(device: DeviceName | undefined, deviceId: string): string {
+  return device?.alias ?? device?.serialNumber ?? device?.model ?? deviceId;
+}
+
+/** The digest's subject and text: one section per kind of event, each listing at most 50 devices. */
+export function composeDigest(events: DigestEvent[], names: Map<string, DeviceName>, windowMinutes: number): { subject: string; text: string } {
+  const counts = SECTIONS.map((section) => ({ ...section, events: events.filter((event) => event.kind === section.kind) })).filter((section) => section.events.length > 0);
+  const plural = (count: number) => `${count} device${count === 1 ? "" : "s"}`;
+  const subject = `Alerts: ${counts.map((section) => `${plural(section.events.length)} ${section.title.toLowerCase()}`).join(", ")}`;
+  const lines = [`What happened in the last alert window (${windowMinutes} min):`, ""];
+  for (const section of counts) {
+    lines.push(`${section.title} (${section.events.length}):`);
+    for (const event of section.events.slice(0, LISTED_PER_SECTION)) {
+      const name = deviceDisplayName(names.get(event.deviceId), event.deviceId);
+      const battery = event.kind === "battery_low" && event.batteryLevel !== null ? `, battery ${event.batteryLevel}%` : "";
+      lines.push(`  ${name} (${event.deviceId}) at ${event.at.toISOString()}${battery}`);
+    }
+    if (section.events.length > LISTED_PER_SECTION) lines.push(`  …and ${section.events.length - LISTED_PER_SECTION} more.`);
+    lines.push("");
+  }
+  return { subject, text: lines.join("\n") };
 }
 
 /**
- * One mail per sweep lists every device that went offline and was not alerted on within
- * the cooldown, so a flapping device does not spam and an outage is one mail, not 500.
+ * Mails the pending alert events as one digest once the oldest is one alert window old
+ * (then the next window starts with the next event). The events are rows and the mail is
+ * written to the outbox in the same transaction that marks them digested, under the alert
+ * state lock: with several instances, a window's events are mailed exactly once.
+ * Returns the digest's alert id, if one was mailed.
  */
-async function sendOfflineAlerts(deps: AppDeps, settings: AlertSettings, devices: Device[]): Promise<void> {
-  const recipients = await alertRecipients(deps, settings);
-  if (recipients.length === 0) {
-    deps.logger.warn("offline alert skipped: no recipients and no admin users", { devices: devices.length });
-    return;
-  }
-  const since = new Date(deps.clock.now().getTime() - settings.cooldownMinutes * 60_000);
-  const recentlyAlerted = new Set(
-    (
-      await deps.db.alert.findMany({
-        where: { kind: "device_offline", deviceId: { in: devices.map((device) => device.id) }, sentAt: { gte: since } },
-        select: { deviceId: true },
-      })
-    ).map((alert) => alert.deviceId),
-  );
-  const toAlert = devices.filter((device) => !recentlyAlerted.has(device.id));
-  if (toAlert.length > 0) {
-    const subject = toAlert.length === 1 ? `Device offline: ${toAlert[0]!.alias ?? toAlert[0]!.model ?? toAlert[0]!.id}` : `${toAlert.length} devices went offline`;
-    const lines = toAlert.slice(0, LISTED_IN_MAIL).map(describe);
-    if (toAlert.length > LISTED_IN_MAIL) lines.push(`…and ${toAlert.length - LISTED_IN_MAIL} more.`);
-    const text = `No heartbeat for more than ${Math.round(settings.offlineAfterSeconds / 60)} minutes:\n\n${lines.join("\n")}\n`;
-    const mail = await deps.db.$transaction(async (tx) => {
-      const queued = await enqueueMail(tx, "alert", { to: recipients, subject, text }, deps.clock.now());
-      await tx.alert.createMany({
-        data: toAlert.map((device) => ({ kind: "device_offline" as const, deviceId: device.id, subject, recipients, outboxMailId: queued.id })),
-      });
-      return queued;
+export async function sendDueAlertDigest(deps: AppDeps): Promise<string | null> {
+  const settings = await getAlertSettings(deps);
+  const recipients = settings.enabled ? await alertRecipients(deps, settings) : [];
+  const now = deps.clock.now();
+  const mailed = await deps.db.$transaction(async (tx) => {
+    await lockAlertState(tx);
+    const oldest = await tx.alertEvent.findFirst({ where: { digestedAt: null }, orderBy: { at: "asc" }, select: { at: true } });
+    if (!oldest || oldest.at.getTime() > now.getTime() - settings.alertWindowMinutes * 60_000) return null;
+    const events = await tx.alertEvent.findMany({ where: { digestedAt: null }, orderBy: { id: "asc" }, take: EVENTS_PER_DIGEST });
+    const ids = events.map((event) => event.id);
+    if (recipients.length === 0) {
+      // Alert mails are off (or nobody would receive them): the events stay listed in their incidents.
+      await tx.alertEvent.updateMany({ where: { id: { in: ids } }, data: { digestedAt: now } });
+      return null;
+    }
+    const devices = await tx.device.findMany({
+      where: { id: { in: [...new Set(events.map((event) => event.deviceId))] } },
+      select: { id: true, alias: true, serialNumber: true, model: true },
     });
-    wakeMailWorker(deps);
-    await recordAudit(deps.db, {
+    const { subject, text } = composeDigest(events, new Map(devices.map((device) => [device.id, device])), settings.alertWindowMinutes);
+    const mail = await enqueueMail(tx, "alert", { to: recipients, subject, text }, now);
+    const alert = await tx.alert.create({ data: { kind: "digest", subject, recipients, outboxMailId: mail.id, sentAt: now } });
+    await tx.alertEvent.updateMany({ where: { id: { in: ids } }, data: { digestedAt: now, alertId: alert.id } });
+    await recordAlertEvents(tx, [{ type: "alert.sent", alertId: alert.id.toString(), subject, recipients, mailId: mail.id.toString(), at: now, events: events.length }]);
+    await recordAudit(tx, {
       actor: ALERT_ACTOR,
       action: "alert.mail_sent",
       targetType: "alert",
-      details: { kind: "device_offline", subject, recipients, mailId: mail.id.toString(), deviceIds: toAlert.slice(0, LISTED_IN_MAIL).map((device) => device.id), devices: toAlert.length },
+      targetId: alert.id.toString(),
+      details: { kind: "digest", subject, recipients, mailId: mail.id.toString(), events: events.length },
     });
-    deps.logger.info("offline alert raised", { devices: toAlert.length, mailId: mail.id.toString(), mail: mailDelivery(deps) });
-  }
-  if (settings.groupOfflinePercent !== null) await sendGroupAlerts(deps, settings, devices, recipients, since);
+    return { alertId: alert.id.toString(), mailId: mail.id.toString(), events: events.length };
+  });
+  if (!mailed) return null;
+  wakeMailWorker(deps);
+  deps.logger.info("alert digest raised", { ...mailed, mail: mailDelivery(deps) });
+  return mailed.alertId;
 }
-
 async function sendGroupAlerts(deps: AppDeps, settings: AlertSettings, devices: Device[], recipients: string[], since: Date): Promise<void> {
   const groups = [...new Set(devices.flatMap((device) => device.groups))];
   for (const group of groups) {
     const [total, offline] = await Promise.all([
-      deps.db.device.count({ where: { groups: { has: group } } }),
-      deps.db.device.count({ where: { groups: { has: group }, online: false } }),
+      deps.db.device.count({ where: { groups: { has: group }, retiredAt: null } }),
+      deps.db.device.count({ where: { groups: { has: group }, online: false, retiredAt: null } }),
     ]);
     if (total === 0 || (offline * 100) / total < settings.groupOfflinePercent!) continue;
     const recent = await deps.db.alert.findFirst({ where: { kind: "group_offline", group, sentAt: { gte: since } }, select: { id: true } });

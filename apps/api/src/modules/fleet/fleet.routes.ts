@@ -15,7 +15,9 @@ import {
   listPolicies,
   updateAlertSettings,
   updateDevice,
+  updatePolicy,
 } from "./fleet.service";
+import { acknowledgeIncident, getIncident, listIncidents } from "./incidents.service";
 
 export function fleetRoutes(deps: AppDeps, guards: Guards): Router {
   const router = Router();
@@ -36,6 +38,10 @@ export function fleetRoutes(deps: AppDeps, guards: Guards): Router {
   mount(router, apiRoutes.createPolicy, async (_req, res) => {
     res.status(201).json(await createPolicy(deps, inputOf(apiRoutes.createPolicy, res).body, res.locals.actor));
   }, admin);
+  mount(router, apiRoutes.updatePolicy, async (_req, res) => {
+    const { params, body } = inputOf(apiRoutes.updatePolicy, res);
+    res.json(await updatePolicy(deps, params.policyId, body, res.locals.actor));
+  }, admin);
   mount(router, apiRoutes.deletePolicy, async (_req, res) => {
     await deletePolicy(deps, inputOf(apiRoutes.deletePolicy, res).params.policyId, res.locals.actor);
     res.status(204).end();
@@ -46,5 +52,10 @@ export function fleetRoutes(deps: AppDeps, guards: Guards): Router {
     res.json(await updateAlertSettings(deps, inputOf(apiRoutes.updateAlertSettings, res).body, res.locals.actor));
   }, admin);
   mount(router, apiRoutes.listAlerts, async (_req, res) => res.json(await listAlerts(deps)), admin);
+  mount(router, apiRoutes.listIncidents, async (_req, res) => res.json(await listIncidents(deps, inputOf(apiRoutes.listIncidents, res).query)), admin);
+  mount(router, apiRoutes.getIncident, async (_req, res) => res.json(await getIncident(deps, inputOf(apiRoutes.getIncident, res).params.incidentId)), admin);
+  mount(router, apiRoutes.acknowledgeIncident, async (_req, res) => {
+    res.json(await acknowledgeIncident(deps, inputOf(apiRoutes.acknowledgeIncident, res).params.incidentId, res.locals.actor));
+  }, admin);
   return router;
 }

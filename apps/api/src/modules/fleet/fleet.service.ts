@@ -13,6 +13,7 @@ import {
   type ListGroupsResponse,
   type TelemetryResponse,
   type UpdateAlertSettingsRequest,
+  type UpdateAppPolicyRequest,
   type UpdateDeviceRequest,
 } from "@mdm/contracts";
 import type { AppDeps } from "../../deps";
@@ -33,7 +34,9 @@ export function socketState(device: Pick<Device, "socketInstanceId" | "socketLea
   };
 }
 
-export function toLiveState(device: Device): DeviceLiveState {
+export function toLiveState(
+  device: Pick<Device, "id" | "online" | "lastSeenAt" | "batteryLevel" | "batteryCharging" | "memoryAvailable" | "networkType"> & Parameters<typeof socketState>[0],
+): DeviceLiveState {
   return {
     deviceId: device.id,
     online: device.online,
@@ -75,7 +78,7 @@ export async function fleetSummary({ db, clock }: Pick<AppDeps, "db" | "clock">)
     db.$queryRaw<Array<{ total: number; online: number; lowBattery: number }>>`
       SELECT count(*)::int AS total, count(*) FILTER (WHERE online)::int AS online,
         count(*) FILTER (WHERE "batteryLevel" < ${LOW_BATTERY})::int AS "lowBattery"
-      FROM "Device"`,
+      FROM "Device" WHERE "retiredAt" IS NULL`,
     db.command.count({ where: { status: { in: ["queued", "sent", "acknowledged"] }, expiresAt: { gt: clock.now() } } }),
   ]);
   const { total, online, lowBattery } = counts!;
@@ -85,7 +88,7 @@ export async function fleetSummary({ db, clock }: Pick<AppDeps, "db" | "clock">)
 export async function listGroups({ db }: Pick<AppDeps, "db">): Promise<ListGroupsResponse> {
   const rows = await db.$queryRaw<Array<{ name: string; devices: bigint; online: bigint }>>`
     SELECT g AS name, count(*) AS devices, count(*) FILTER (WHERE online) AS online
-    FROM "Device", unnest(groups) AS g GROUP BY g ORDER BY g`;
+    FROM "Device", unnest(groups) AS g WHERE "retiredAt" IS NULL GROUP BY g ORDER BY g`;
   return { groups: rows.map((row) => ({ name: row.name, devices: Number(row.devices), online: Number(row.online) })) };
 }
 
@@ -175,6 +178,23 @@ export async function createPolicy({ db }: Pick<AppDeps, "db">, input: CreateApp
   }
 }
 
+export async function updatePolicy(
+  { db }: Pick<AppDeps, "db">,
+  policyId: string,
+  input: UpdateAppPolicyRequest,
+  actor: { name: string; ip?: string },
+): Promise<AppPolicyView> {
+  try {
+    const policy = await db.appPolicy.update({ where: { id: policyId }, data: input });
+    await recordAudit(db, { actor: actor.name, action: "policy.update", targetType: "policy", targetId: policyId, ip: actor.ip, details: input });
+    return toPolicyView(policy);
+  } catch (error) {
+    if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2025") throw new HttpError("not_found", "No policy has this id");
+    if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002") throw new HttpError("conflict", "A policy for this app and target exists");
+    throw error;
+  }
+}
+
 export async function deletePolicy({ db }: Pick<AppDeps, "db">, policyId: string, actor: { name: string; ip?: string }): Promise<void> {
   const { count } = await db.appPolicy.deleteMany({ where: { id: policyId } });
   if (count === 0) throw new HttpError("not_found", "No policy has this id");
@@ -191,6 +211,8 @@ export async function getAlertSettings({ db, env }: Pick<AppDeps, "db" | "env">)
     recipients: row.recipients,
     groupOfflinePercent: row.groupOfflinePercent,
     cooldownMinutes: row.cooldownMinutes,
+    alertWindowMinutes: row.alertWindowMinutes,
+    lowBatteryPercent: row.lowBatteryPercent,
   };
 }
 

@@ -1,7 +1,19 @@
-import { ListAlertsResponse } from "@mdm/contracts";
+import { AlertIncidentDetail, ListAlertsResponse, ListIncidentsResponse, signAdminRequest } from "@mdm/contracts";
 import request from "supertest";
-import { type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, enrollDevice, heartbeatBody, resetTables } from "../../test";
-import { AUTO_RELAUNCH_ACTOR, sweepOffline } from "./fleet-monitor";
+import {
+  TEST_ADMIN_KEY,
+  TEST_HMAC_SECRET,
+  TEST_HOST,
+  type TestApp,
+  type TestDatabase,
+  adminRequest,
+  createTestApp,
+  createTestDatabase,
+  enrollDevice,
+  heartbeatBody,
+  resetTables,
+} from "../../test";
+import { AUTO_RELAUNCH_ACTOR, sendDueAlertDigest, sweepOffline } from "./fleet-monitor";
 
 let database: TestDatabase;
 let t: TestApp;
@@ -207,7 +219,7 @@ describe("auto-relaunch policies", () => {
 
 describe("offline detection and alerts", () => {
   async function wentQuiet(count = 1) {
-    await adminRequest(t.app, "PATCH", "/admin/alert-settings", { recipients: ["ops@example.com"], offlineAfterSeconds: 240 });
+    await admin("PATCH", "/admin/alert-settings", { recipients: ["ops@example.com"], offlineAfterSeconds: 240 });
     const devices = [];
     for (let i = 0; i < count; i++) {
       const device = await enrollDevice(t.app);
@@ -217,78 +229,213 @@ describe("offline detection and alerts", () => {
     t.clock.advance(241);
     return devices;
   }
+  const windowEnd = () => t.clock.advance(15 * 60);
+  /** A signed admin request timed by the test clock, which these tests move past the signature window. */
+  async function admin(method: "GET" | "POST" | "PATCH", pathWithQuery: string, body?: unknown) {
+    const raw = body === undefined ? "" : JSON.stringify(body);
+    const timestamp = Math.floor(t.clock.now().getTime() / 1000);
+    const headers = await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method, host: TEST_HOST, pathWithQuery, body: raw, timestamp });
+    const call = request(t.app)[method.toLowerCase() as "get" | "post" | "patch"](pathWithQuery).set(headers).set("Host", TEST_HOST);
+    return body === undefined ? call : call.set("Content-Type", "application/json").send(raw);
+  }
 
-  it("marks a device that stopped heartbeating offline and sends exactly one alert mail", async () => {
+  it("marks a device that stopped heartbeating offline and mails it once, in the window's digest", async () => {
     const [device] = await wentQuiet();
     expect((await sweepOffline(t.deps)).map((row) => row.id)).toEqual([device!.deviceId]);
     expect(await sweepOffline(t.deps)).toEqual([]);
+    // The digest collects the alert window's events before it is mailed.
+    expect(await t.outbox()).toHaveLength(0);
+    windowEnd();
+    await sweepOffline(t.deps);
+    await sweepOffline(t.deps);
     const outbox = await t.outbox();
     expect(outbox).toHaveLength(1);
-    expect(outbox[0]).toMatchObject({ kind: "alert", to: ["ops@example.com"], subject: expect.stringContaining("offline"), status: "queued" });
+    expect(outbox[0]).toMatchObject({ kind: "alert", to: ["ops@example.com"], subject: "Alerts: 1 device went offline", status: "queued" });
     expect(outbox[0]!.text).toContain(device!.deviceId);
-    const view = await adminRequest(t.app, "GET", `/admin/devices/${device!.deviceId}`);
+    const view = await admin("GET", `/admin/devices/${device!.deviceId}`);
     expect(view.body).toMatchObject({ online: false, offlineSince: expect.any(String) });
-    const alerts = await adminRequest(t.app, "GET", "/admin/alerts");
+    const alerts = await admin("GET", "/admin/alerts");
     expect(alerts.body.alerts).toEqual([
-      expect.objectContaining({ kind: "device_offline", deviceId: device!.deviceId, recipients: ["ops@example.com"], mail: { id: outbox[0]!.id.toString(), status: "queued" } }),
+      expect.objectContaining({ kind: "digest", deviceId: null, recipients: ["ops@example.com"], mail: { id: outbox[0]!.id.toString(), status: "queued" } }),
     ]);
   });
 
   it("shows each alert with its mail's status from the outbox: recorded, not sent, without a provider", async () => {
     await wentQuiet();
     await sweepOffline(t.deps);
+    windowEnd();
+    await sweepOffline(t.deps);
     await t.sendMail();
-    const alerts = await adminRequest(t.app, "GET", "/admin/alerts");
+    const alerts = await admin("GET", "/admin/alerts");
     expect(ListAlertsResponse.parse(alerts.body).alerts).toEqual([expect.objectContaining({ mail: expect.objectContaining({ status: "recorded" }), raisedAt: expect.any(String) })]);
   });
 
-  it("does not mail again for a device flapping within the cooldown", async () => {
-    const [device] = await wentQuiet();
+  it("groups a wave of devices going offline over several sweeps into one incident and one digest, resolved when they return", async () => {
+    const first = await wentQuiet(3);
     await sweepOffline(t.deps);
-    await heartbeat(device!.deviceToken); // back online
+    // Two more stop heartbeating a few minutes later, while the first three are still away.
+    const later = [];
+    for (let i = 0; i < 2; i++) {
+      const device = await enrollDevice(t.app);
+      await heartbeat(device.deviceToken);
+      later.push(device);
+    }
     t.clock.advance(241);
-    await sweepOffline(t.deps); // offline again, 4 minutes later
-    expect(await t.outbox()).toHaveLength(1);
-    t.clock.advance(3600);
-    await heartbeat(device!.deviceToken);
-    t.clock.advance(241);
+    expect(await sweepOffline(t.deps)).toHaveLength(2);
+    expect(await t.outbox()).toHaveLength(0);
+
+    const open = await admin("GET", "/admin/alerts/incidents?status=open");
+    expect(ListIncidentsResponse.parse(open.body).incidents).toEqual([
+      expect.objectContaining({ kind: "offline", title: "5 devices offline", deviceCount: 5, returnedCount: 0, resolvedAt: null, acknowledgedAt: null }),
+    ]);
+    const incidentId = open.body.incidents[0].id;
+
+    windowEnd();
     await sweepOffline(t.deps);
-    expect(await t.outbox()).toHaveLength(2);
+    const outbox = await t.outbox();
+    expect(outbox).toHaveLength(1);
+    expect(outbox[0]!.subject).toBe("Alerts: 5 devices went offline");
+    for (const device of [...first, ...later]) expect(outbox[0]!.text).toContain(device.deviceId);
+
+    // Four come back: recorded, but the incident stays open for the fifth.
+    for (const device of [...first, ...later.slice(0, 1)]) await heartbeat(device.deviceToken);
+    await sweepOffline(t.deps);
+    const partly = await admin("GET", `/admin/alerts/incidents/${incidentId}`);
+    expect(AlertIncidentDetail.parse(partly.body)).toMatchObject({ returnedCount: 4, resolvedAt: null });
+    expect(partly.body.devices[0]).toMatchObject({ deviceId: later[1]!.deviceId, returnedAt: null });
+    expect(partly.body.devices.filter((device: { returnedAt: string | null }) => device.returnedAt !== null)).toHaveLength(4);
+
+    await heartbeat(later[1]!.deviceToken);
+    await sweepOffline(t.deps);
+    const resolved = await admin("GET", `/admin/alerts/incidents/${incidentId}`);
+    expect(resolved.body).toMatchObject({ returnedCount: 5, resolvedAt: expect.any(String) });
+    expect((await admin("GET", "/admin/alerts/incidents?status=open")).body.incidents).toEqual([]);
+    expect((await admin("GET", "/admin/alerts/incidents?status=resolved")).body.incidents.map((incident: { id: string }) => incident.id)).toEqual([incidentId]);
+
+    // The returns are the next window's digest, one mail.
+    windowEnd();
+    for (const device of [...first, ...later]) await heartbeat(device.deviceToken);
+    await sweepOffline(t.deps);
+    await sweepOffline(t.deps);
+    const mails = await t.outbox();
+    expect(mails).toHaveLength(2);
+    expect(mails[1]!.subject).toBe("Alerts: 5 devices back online");
+    expect(await database.db.alertIncident.count()).toBe(1);
   });
 
-  it("reports many devices going offline together in one mail", async () => {
-    await wentQuiet(3);
+  it("lists a device flapping within one window in one digest, gone and back", async () => {
+    const [device] = await wentQuiet();
     await sweepOffline(t.deps);
-    expect(await t.outbox()).toHaveLength(1);
-    expect((await t.outbox())[0]!.subject).toBe("3 devices went offline");
-    expect(await database.db.alert.count()).toBe(3);
+    await heartbeat(device!.deviceToken);
+    t.clock.advance(241);
+    await sweepOffline(t.deps); // back, and offline again 4 minutes later
+    windowEnd();
+    await sweepOffline(t.deps);
+    const outbox = await t.outbox();
+    expect(outbox).toHaveLength(1);
+    expect(outbox[0]!.subject).toBe("Alerts: 2 devices went offline, 1 device back online");
+  });
+
+  it("lets an operator acknowledge an incident once, audited with who and when", async () => {
+    await wentQuiet();
+    await sweepOffline(t.deps);
+    const [incident] = (await admin("GET", "/admin/alerts/incidents")).body.incidents;
+    const acknowledged = await admin("POST", `/admin/alerts/incidents/${incident.id}/acknowledge`);
+    expect(acknowledged.status).toBe(200);
+    expect(acknowledged.body).toMatchObject({ id: incident.id, acknowledgedAt: expect.any(String), acknowledgedBy: expect.stringMatching(/^admin-key/) });
+    const audit = await database.db.auditLog.findMany({ where: { action: "alert_incident.acknowledge" } });
+    expect(audit).toEqual([expect.objectContaining({ actor: acknowledged.body.acknowledgedBy, targetType: "alert_incident", targetId: incident.id })]);
+
+    const again = await admin("POST", `/admin/alerts/incidents/${incident.id}/acknowledge`);
+    expect(again.status).toBe(409);
+    expect(again.body.error.code).toBe("conflict");
+    expect((await admin("POST", "/admin/alerts/incidents/00000000-0000-4000-8000-000000000000/acknowledge")).status).toBe(404);
+    expect((await admin("GET", "/admin/alerts/incidents/00000000-0000-4000-8000-000000000000")).status).toBe(404);
+    expect((await admin("GET", "/admin/alerts/incidents/not-a-uuid")).status).toBe(400);
+    expect((await admin("GET", "/admin/alerts/incidents?status=closed")).status).toBe(400);
+  });
+
+  it("sends one digest when two instances sweep at once", async () => {
+    const other = createTestApp(database.db);
+    other.clock.now = () => t.clock.now();
+    await wentQuiet(4);
+    await Promise.all([sweepOffline(t.deps), sweepOffline(other.deps)]);
+    expect(await database.db.alertIncident.count()).toBe(1);
+    expect(await database.db.alertEvent.count()).toBe(4);
+    windowEnd();
+    const sent = await Promise.all([sweepOffline(t.deps), sweepOffline(other.deps), sendDueAlertDigest(t.deps), sendDueAlertDigest(other.deps)]);
+    expect(sent.slice(2).filter((alertId) => alertId !== null).length).toBeLessThanOrEqual(1);
+    const outbox = await t.outbox();
+    expect(outbox).toHaveLength(1);
+    expect(outbox[0]!.subject).toBe("Alerts: 4 devices went offline");
+  });
+
+  it("raises a low-battery incident below its own threshold, grouped and in the digest, resolved once charged", async () => {
+    await admin("PATCH", "/admin/alert-settings", { recipients: ["ops@example.com"], lowBatteryPercent: 25 });
+    const low = await enrollDevice(t.app);
+    const lower = await enrollDevice(t.app);
+    const fine = await enrollDevice(t.app);
+    await heartbeat(low.deviceToken, { battery: { level: 24, charging: false } });
+    await heartbeat(lower.deviceToken, { battery: { level: 5, charging: false } });
+    await heartbeat(fine.deviceToken, { battery: { level: 25, charging: false } });
+    await sweepOffline(t.deps);
+    await sweepOffline(t.deps);
+    const [incident] = (await admin("GET", "/admin/alerts/incidents")).body.incidents;
+    expect(incident).toMatchObject({ kind: "low_battery", title: "2 devices low on battery", deviceCount: 2 });
+    const detail = await admin("GET", `/admin/alerts/incidents/${incident.id}`);
+    expect(detail.body.devices.map((device: { deviceId: string; batteryLevel: number }) => [device.deviceId, device.batteryLevel]).sort()).toEqual(
+      [[low.deviceId, 24], [lower.deviceId, 5]].sort(),
+    );
+    windowEnd();
+    await heartbeat(low.deviceToken, { battery: { level: 24, charging: false } });
+    await heartbeat(lower.deviceToken, { battery: { level: 5, charging: false } });
+    await heartbeat(fine.deviceToken, { battery: { level: 25, charging: false } });
+    await sweepOffline(t.deps);
+    for (const device of [low, lower, fine]) await heartbeat(device.deviceToken, { battery: { level: 60, charging: true } });
+    await sweepOffline(t.deps);
+    const outbox = await t.outbox();
+    expect(outbox).toHaveLength(1);
+    expect(outbox[0]!.subject).toBe("Alerts: 2 devices low battery");
+    expect(outbox[0]!.text).toContain("battery 5%");
+    expect((await admin("GET", `/admin/alerts/incidents/${incident.id}`)).body.resolvedAt).toEqual(expect.any(String));
   });
 
   it("alerts once when the configured share of a group is offline", async () => {
     const devices = await wentQuiet(2);
     const healthy = await enrollDevice(t.app);
     await heartbeat(healthy.deviceToken);
-    for (const device of [...devices, healthy]) await adminRequest(t.app, "PATCH", `/admin/devices/${device.deviceId}`, { groups: ["store-7"] });
-    await adminRequest(t.app, "PATCH", "/admin/alert-settings", { groupOfflinePercent: 50 });
+    for (const device of [...devices, healthy]) await admin("PATCH", `/admin/devices/${device.deviceId}`, { groups: ["store-7"] });
+    await admin("PATCH", "/admin/alert-settings", { groupOfflinePercent: 50 });
     await sweepOffline(t.deps);
     const groupMails = (await t.outbox()).filter((mail) => mail.subject.startsWith("Group store-7"));
     expect(groupMails).toHaveLength(1);
     expect(groupMails[0]!.subject).toBe("Group store-7: 2 of 3 devices offline");
   });
 
-  it("sends nothing when alerts are disabled", async () => {
+  it("sends nothing when alerts are disabled, and keeps the incident", async () => {
     await wentQuiet();
-    await adminRequest(t.app, "PATCH", "/admin/alert-settings", { enabled: false });
+    await admin("PATCH", "/admin/alert-settings", { enabled: false });
     expect(await sweepOffline(t.deps)).toHaveLength(1);
+    windowEnd();
+    await sweepOffline(t.deps);
     expect(await t.outbox()).toHaveLength(0);
+    expect((await admin("GET", "/admin/alerts/incidents?status=open")).body.incidents).toHaveLength(1);
   });
 
   it("validates alert settings", async () => {
-    const res = await adminRequest(t.app, "PATCH", "/admin/alert-settings", { recipients: ["not-an-email"], offlineAfterSeconds: 5 });
+    const res = await admin("PATCH", "/admin/alert-settings", { recipients: ["not-an-email"], offlineAfterSeconds: 5, alertWindowMinutes: 0, lowBatteryPercent: 100 });
     expect(res.status).toBe(400);
-    expect(res.body.error.details.map((issue: { path: string }) => issue.path).sort()).toEqual(["offlineAfterSeconds", "recipients.0"]);
-    const current = await adminRequest(t.app, "GET", "/admin/alert-settings");
+    expect(res.body.error.details.map((issue: { path: string }) => issue.path).sort()).toEqual(["alertWindowMinutes", "lowBatteryPercent", "offlineAfterSeconds", "recipients.0"]);
+    const current = await admin("GET", "/admin/alert-settings");
     // The default threshold: two missed 60 s heartbeats plus 30 s.
-    expect(current.body).toEqual({ enabled: true, offlineAfterSeconds: 150, recipients: [], groupOfflinePercent: null, cooldownMinutes: 60 });
+    expect(current.body).toEqual({
+      enabled: true,
+      offlineAfterSeconds: 150,
+      recipients: [],
+      groupOfflinePercent: null,
+      cooldownMinutes: 60,
+      alertWindowMinutes: 15,
+      lowBatteryPercent: 15,
+    });
   });
 });

@@ -3,6 +3,8 @@ import { type DeviceFacts, type LegacyHeartbeatResponse, apiRoutes } from "@mdm/
 import { type NextFunction, type Request, type Response, Router } from "express";
 import type { AppDeps } from "../../deps";
 import { recordAudit } from "../../lib/audit";
+import { addressKey } from "../../lib/client-ip";
+import { deviceEventData, emitWebhookEvent } from "../webhooks/webhook-events";
 import { HttpError } from "../../lib/http-error";
 import { sharedBudget } from "../../lib/rate-limits";
 import { mount } from "../../lib/routing";
@@ -83,15 +85,18 @@ async function identifyLegacyDevice(
     await recordAudit(deps.db, { actor: "legacy-enrollment-key", action: "device.legacy_token_issued", targetType: "device", targetId: existing.id, ip: req.ip, details: { legacyId } });
     return { deviceId: existing.id, issued: issuedFor(deps, existing.id, secret) };
   }
-  const budget = await spendEnrollment(req.ip ?? "unknown");
+  const budget = await spendEnrollment(addressKey(req.ip));
   if (!budget.allowed) {
     throw new HttpError("rate_limited", "Too many legacy enrollments from this address; retry later", undefined, { "Retry-After": String(budget.retryAfterSeconds) });
   }
   const deviceId = randomUUID();
-  const created = await deps.db.device.createManyAndReturn({
-    data: [{ id: deviceId, legacyId, tokenHash: hashSecret(secret), legacyTokenIssuedAt: now, ...facts }],
-    skipDuplicates: true,
-    select: { id: true },
+  const created = await deps.db.$transaction(async (tx) => {
+    const rows = await tx.device.createManyAndReturn({
+      data: [{ id: deviceId, legacyId, tokenHash: hashSecret(secret), legacyTokenIssuedAt: now, ...facts }],
+      skipDuplicates: true,
+    });
+    if (rows[0]) await emitWebhookEvent(tx, "device.enrolled", { ...deviceEventData(rows[0]), enrollmentTokenId: null, legacy: true, legacyId }, now);
+    return rows;
   });
   // Another request enrolled the same id a moment earlier and holds its token.
   if (created.length === 0) throw new HttpError("unauthorized", "Send this device's token as Authorization: Bearer <deviceToken>");

@@ -1,0 +1,54 @@
+import { mkdir, rename, rm, stat } from "node:fs/promises";
+import path from "node:path";
+import type { Response } from "express";
+
+/**
+ * Where catalogue APKs live, by SHA-256 (content-addressed: one file per distinct APK,
+ * whatever uploaded it). The local folder is the one implementation today; an
+ * S3-compatible bucket would implement the same three operations (`send` answering with a
+ * redirect to a presigned GET).
+ */
+export type ApkStore = {
+  /** A folder for uploads in progress, on the same filesystem as the store (so `put` is a rename). */
+  tempDir(): Promise<string>;
+  /** Moves a fully written file, whose sha256 the caller has checked, into the store. */
+  put(tempFile: string, sha256: string): Promise<void>;
+  has(sha256: string): Promise<boolean>;
+  /** Answers the request with the file, Range requests included. */
+  send(sha256: string, res: Response): Promise<void>;
+};
+
+export function localApkStore(root: string): ApkStore {
+  const fileOf = (sha256: string) => path.join(root, sha256.slice(0, 2), `${sha256}.apk`);
+  return {
+    async tempDir() {
+      const dir = path.join(root, "tmp");
+      await mkdir(dir, { recursive: true });
+      return dir;
+    },
+    async put(tempFile, sha256) {
+      const target = fileOf(sha256);
+      await mkdir(path.dirname(target), { recursive: true });
+      // Same content, same name: an existing copy is as good as the new one.
+      if (await exists(target)) await rm(tempFile, { force: true });
+      else await rename(tempFile, target);
+    },
+    has: (sha256) => exists(fileOf(sha256)),
+    send(sha256, res) {
+      return new Promise((resolve, reject) => {
+        res.sendFile(fileOf(sha256), { acceptRanges: true, headers: { "Content-Type": "application/vnd.android.package-archive" } }, (error) =>
+          error ? reject(error) : resolve(),
+        );
+      });
+    },
+  };
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await stat(file);
+    return true;
+  } catch {
+    return false;
+  }
+}

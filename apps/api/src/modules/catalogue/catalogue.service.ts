@@ -1,0 +1,173 @@
+import { createHash, randomUUID } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { rm } from "node:fs/promises";
+import path from "node:path";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { AppVersion as AppVersionView, CatalogueApp as CatalogueAppView, ListAppsResponse, UploadAppResponse } from "@mdm/contracts";
+import busboy from "busboy";
+import type { Request } from "express";
+import type { AppDeps } from "../../deps";
+import type { AppVersion } from "../../generated/prisma/client";
+import { recordAudit } from "../../lib/audit";
+import { HttpError } from "../../lib/http-error";
+import { readApk } from "./apk-reader";
+import type { ApkStore } from "./apk-store";
+import { listReleaseViews } from "./releases.service";
+
+type Actor = { name: string; ip?: string };
+
+export function toAppVersionView(version: AppVersion): AppVersionView {
+  return {
+    id: version.id,
+    packageName: version.packageName,
+    versionCode: version.versionCode,
+    versionName: version.versionName,
+    sha256: version.sha256,
+    sizeBytes: Number(version.sizeBytes),
+    certSha256: version.certSha256,
+    uploadedBy: version.uploadedBy,
+    createdAt: version.createdAt.toISOString(),
+  };
+}
+
+type ReceivedFile = { file: string; sha256: string; sizeBytes: number };
+
+/**
+ * Streams the multipart upload's `file` field to a temporary file, hashing it on the way,
+ * never holding it whole in memory; past `maxBytes` it is refused with 413.
+ */
+export async function receiveApk(req: Request, store: ApkStore, maxBytes: number): Promise<ReceivedFile> {
+  if (!req.is("multipart/form-data")) throw new HttpError("unsupported_media_type", "Send the APK as multipart/form-data in a field named file");
+  const file = path.join(await store.tempDir(), `${randomUUID()}.part`);
+  try {
+    const received = await new Promise<ReceivedFile & { truncated: boolean }>((resolve, reject) => {
+      let parser: ReturnType<typeof busboy>;
+      try {
+        parser = busboy({ headers: req.headers, limits: { files: 1, fileSize: maxBytes, fields: 10, parts: 12 } });
+      } catch {
+        reject(new HttpError("unsupported_media_type", "The multipart/form-data Content-Type has no boundary"));
+        return;
+      }
+      let written: Promise<ReceivedFile & { truncated: boolean }> | undefined;
+      parser.on("file", (field, stream) => {
+        if (field !== "file" || written) {
+          stream.resume();
+          return;
+        }
+        const hash = createHash("sha256");
+        let sizeBytes = 0;
+        let truncated = false;
+        stream.on("limit", () => {
+          truncated = true;
+        });
+        const hashing = new Transform({
+          transform(chunk: Buffer, _encoding, done) {
+            hash.update(chunk);
+            sizeBytes += chunk.length;
+            done(null, chunk);
+          },
+        });
+        written = pipeline(stream, hashing, createWriteStream(file)).then(() => ({ file, sha256: hash.digest("hex"), sizeBytes, truncated }));
+        // Settled by "close" below; this only keeps an early failure from going unhandled.
+        written.catch(() => {});
+      });
+      parser.on("error", () => reject(new HttpError("validation_failed", "The multipart body is malformed", [{ path: "file", message: "Malformed multipart body" }])));
+      parser.on("close", () => {
+        if (!written) reject(new HttpError("validation_failed", "No APK in the upload", [{ path: "file", message: "A file field named file is required" }]));
+        else written.then(resolve, reject);
+      });
+      req.on("aborted", () => reject(new HttpError("validation_failed", "The upload was interrupted")));
+      req.pipe(parser);
+    });
+    if (received.truncated) throw new HttpError("payload_too_large", `APKs may be at most ${maxBytes} bytes (APK_MAX_BYTES)`);
+    if (received.sizeBytes === 0) throw new HttpError("invalid_apk", "The uploaded file is empty");
+    return { file: received.file, sha256: received.sha256, sizeBytes: received.sizeBytes };
+  } catch (error) {
+    await rm(file, { force: true });
+    throw error;
+  }
+}
+
+/**
+ * Adds an uploaded APK to the catalogue: reads it, checks its certificate against the
+ * package's, stores it by SHA-256 and records the version. Takes ownership of `upload.file`.
+ */
+export async function addApk(
+  deps: Pick<AppDeps, "db" | "clock" | "logger">,
+  store: ApkStore,
+  upload: ReceivedFile,
+  expectedSha256: string | undefined,
+  actor: Actor,
+): Promise<{ created: boolean; body: UploadAppResponse }> {
+  const { db } = deps;
+  try {
+    if (expectedSha256 && expectedSha256 !== upload.sha256) {
+      throw new HttpError("validation_failed", "The uploaded file does not match the sha256 the request was signed with", [
+        { path: "query.sha256", message: "Does not match the uploaded file" },
+      ]);
+    }
+    const info = await readApk(upload.file);
+    const app = await db.catalogueApp.upsert({
+      where: { packageName: info.packageName },
+      create: { packageName: info.packageName, certSha256: info.certSha256, createdAt: deps.clock.now() },
+      update: {},
+    });
+    if (app.certSha256 !== info.certSha256) {
+      throw new HttpError(
+        "conflict",
+        `${info.packageName} is signed with another certificate (SHA-256 ${info.certSha256}) than its catalogue versions (${app.certSha256}): devices would refuse the update`,
+      );
+    }
+    const existing = await db.appVersion.findUnique({ where: { packageName_versionCode: { packageName: info.packageName, versionCode: info.versionCode } } });
+    if (existing) {
+      if (existing.sha256 !== upload.sha256) {
+        throw new HttpError("conflict", `${info.packageName} version ${info.versionCode} is already in the catalogue with another file; raise the versionCode`);
+      }
+      return { created: false, body: { version: toAppVersionView(existing), created: false } };
+    }
+    // The file is in place before any row points to it.
+    await store.put(upload.file, upload.sha256);
+    const version = await db.appVersion.create({
+      data: {
+        id: randomUUID(),
+        packageName: info.packageName,
+        versionCode: info.versionCode,
+        versionName: info.versionName,
+        sha256: upload.sha256,
+        sizeBytes: BigInt(upload.sizeBytes),
+        certSha256: info.certSha256,
+        uploadedBy: actor.name,
+        createdAt: deps.clock.now(),
+      },
+    });
+    await recordAudit(db, {
+      actor: actor.name,
+      action: "app.upload",
+      targetType: "app",
+      targetId: info.packageName,
+      ip: actor.ip,
+      details: { versionCode: info.versionCode, sha256: upload.sha256 },
+    });
+    deps.logger.info("apk added to the catalogue", { packageName: info.packageName, versionCode: info.versionCode, sha256: upload.sha256 });
+    return { created: true, body: { version: toAppVersionView(version), created: true } };
+  } finally {
+    await rm(upload.file, { force: true });
+  }
+}
+
+export async function listApps(deps: Pick<AppDeps, "db">): Promise<ListAppsResponse> {
+  const apps = await deps.db.catalogueApp.findMany({ orderBy: { packageName: "asc" }, include: { versions: { orderBy: { versionCode: "desc" } } } });
+  const releases = await listReleaseViews(deps, apps.map((app) => app.packageName));
+  return {
+    apps: apps.map(
+      (app): CatalogueAppView => ({
+        packageName: app.packageName,
+        certSha256: app.certSha256,
+        createdAt: app.createdAt.toISOString(),
+        versions: app.versions.map(toAppVersionView),
+        releases: releases.filter((release) => release.packageName === app.packageName),
+      }),
+    ),
+  };
+}

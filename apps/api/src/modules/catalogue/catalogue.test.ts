@@ -1,0 +1,310 @@
+import { createHash } from "node:crypto";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { signAdminRequest } from "@mdm/contracts";
+import request from "supertest";
+import {
+  TEST_ADMIN_KEY,
+  TEST_HMAC_SECRET,
+  TEST_HOST,
+  type TestApp,
+  type TestDatabase,
+  adminRequest,
+  createEnrollmentToken,
+  createTestApp,
+  createTestDatabase,
+  heartbeatBody,
+  resetTables,
+} from "../../test";
+import { advanceRollouts } from "./releases.service";
+
+const FIXTURES = path.resolve(__dirname, "../../../test-fixtures/apk");
+const V1 = path.join(FIXTURES, "fixture-v1.apk");
+const V2 = path.join(FIXTURES, "fixture-v2.apk");
+const OTHER_KEY = path.join(FIXTURES, "fixture-v3-other-key.apk");
+const PACKAGE = "com.keelson.fixture";
+const CERT = "f161faad5dc4cb510dc0dc4ba9ad43163a3e13acfb171e6ed63c5867f3056b50";
+const PUBLIC_API_URL = "https://mdm.example.test";
+
+let database: TestDatabase;
+let t: TestApp;
+let dataDir: string;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+});
+afterAll(() => database.close());
+beforeEach(async () => {
+  await resetTables(database.db);
+  dataDir = await mkdtemp(path.join(tmpdir(), "catalogue-"));
+  t = createTestApp(database.db, { env: { DATA_DIR: dataDir, PUBLIC_API_URL } });
+});
+afterEach(() => rm(dataDir, { recursive: true, force: true }));
+
+const sha256Of = async (file: string) => createHash("sha256").update(await readFile(file)).digest("hex");
+
+/** A signed admin upload: the signature covers the query, which names the file's sha256. */
+async function upload(app: TestApp["app"], file: string, sha256?: string) {
+  const pathWithQuery = `/admin/apps?sha256=${sha256 ?? (await sha256Of(file))}`;
+  const headers = await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method: "POST", host: TEST_HOST, pathWithQuery, body: "" });
+  return request(app).post(pathWithQuery).set(headers).set("Host", TEST_HOST).attach("file", file);
+}
+
+type Device = { deviceId: string; deviceToken: string };
+
+/** Enrolls `count` devices through the real registration route, in `group`. */
+async function enrollGroup(count: number, group: string): Promise<Device[]> {
+  const enrollmentToken = await createEnrollmentToken(t.app, { maxUses: count });
+  const devices: Device[] = [];
+  for (let i = 0; i < count; i++) {
+    const res = await request(t.app).post("/v1/register").send({ enrollmentToken, device: { model: "Kiosk", serialNumber: `K-${i}` } });
+    expect(res.status).toBe(201);
+    devices.push({ deviceId: res.body.deviceId, deviceToken: res.body.deviceToken });
+  }
+  await database.db.device.updateMany({ where: { id: { in: devices.map((device) => device.deviceId) } }, data: { groups: [group] } });
+  return devices;
+}
+
+async function installCommands(versionCode?: number) {
+  const commands = await database.db.command.findMany({ where: { type: "install_app" }, orderBy: { createdAt: "asc" } });
+  return commands.filter((command) => versionCode === undefined || (command.payload as { versionCode: number }).versionCode === versionCode);
+}
+
+function report(device: Device, requestId: string, status: "succeeded" | "failed", error?: string) {
+  return request(t.app)
+    .post("/v1/action-result")
+    .set("Authorization", `Bearer ${device.deviceToken}`)
+    .send({ requestId, status, ...(error ? { error } : {}) });
+}
+
+describe("POST /admin/apps", () => {
+  it("reads the package name, version and signing certificate from a real APK and stores it by its sha256", async () => {
+    const sha256 = await sha256Of(V1);
+    const res = await upload(t.app, V1);
+    expect(res.status).toBe(201);
+    expect(res.body).toMatchObject({
+      created: true,
+      version: { packageName: PACKAGE, versionCode: 1, versionName: "1.0.0", certSha256: CERT, sha256, sizeBytes: (await readFile(V1)).length },
+    });
+    expect(await readFile(path.join(dataDir, "apps", sha256.slice(0, 2), `${sha256}.apk`))).toEqual(await readFile(V1));
+
+    const again = await upload(t.app, V1);
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ created: false, version: { id: res.body.version.id } });
+
+    const listed = await adminRequest(t.app, "GET", "/admin/apps");
+    expect(listed.body.apps).toHaveLength(1);
+    expect(listed.body.apps[0]).toMatchObject({ packageName: PACKAGE, certSha256: CERT, versions: [{ versionCode: 1 }], releases: [] });
+    const audit = await database.db.auditLog.findMany({ where: { action: "app.upload" } });
+    expect(audit).toHaveLength(1);
+  });
+
+  it("refuses a file that is not an APK with invalid_apk, and keeps nothing of it", async () => {
+    const notApk = path.join(dataDir, "notes.apk");
+    await writeFile(notApk, "just some text, not a zip");
+    const res = await upload(t.app, notApk);
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe("invalid_apk");
+    expect(await database.db.appVersion.count()).toBe(0);
+    expect(await database.db.catalogueApp.count()).toBe(0);
+  });
+
+  it("refuses the same package signed with another certificate (409)", async () => {
+    expect((await upload(t.app, V1)).status).toBe(201);
+    const res = await upload(t.app, OTHER_KEY);
+    expect(res.status).toBe(409);
+    expect(res.body.error.code).toBe("conflict");
+    expect(res.body.error.message).toMatch(/another certificate/);
+    expect(await database.db.appVersion.count()).toBe(1);
+  });
+
+  it("binds a signed upload to its file: no sha256 in the query, or another file, is refused", async () => {
+    const headers = await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method: "POST", host: TEST_HOST, pathWithQuery: "/admin/apps", body: "" });
+    const unbound = await request(t.app).post("/admin/apps").set(headers).set("Host", TEST_HOST).attach("file", V1);
+    expect(unbound.status).toBe(400);
+    expect(unbound.body.error.details).toEqual([{ path: "query.sha256", message: "Required with X-Admin" }]);
+
+    const swapped = await upload(t.app, V2, await sha256Of(V1));
+    expect(swapped.status).toBe(400);
+    expect(swapped.body.error.details).toEqual([{ path: "query.sha256", message: "Does not match the uploaded file" }]);
+    expect(await database.db.appVersion.count()).toBe(0);
+  });
+
+  it("refuses an APK over APK_MAX_BYTES with 413, and a body that is not multipart with 415", async () => {
+    const small = createTestApp(database.db, { env: { DATA_DIR: dataDir, APK_MAX_BYTES: "4096" } });
+    const res = await upload(small.app, V1);
+    expect(res.status).toBe(413);
+    expect(res.body.error.code).toBe("payload_too_large");
+
+    const json = await adminRequest(t.app, "POST", `/admin/apps?sha256=${"a".repeat(64)}`, { file: "x" });
+    expect(json.status).toBe(415);
+    expect(json.body.error.code).toBe("unsupported_media_type");
+  });
+
+  it("answers 401 to an unsigned upload before reading it", async () => {
+    const res = await request(t.app).post("/admin/apps").set("Host", TEST_HOST).attach("file", V1);
+    expect(res.status).toBe(401);
+    expect(await database.db.appVersion.count()).toBe(0);
+  });
+});
+
+describe("releases", () => {
+  it("rolls v2 out to 25% of a 100-device group, advances to 100% keeping the first 25, and a rollback sends v1", async () => {
+    await upload(t.app, V1);
+    await upload(t.app, V2);
+    const v2Sha = await sha256Of(V2);
+    const devices = await enrollGroup(100, "kiosks");
+    const byId = new Map(devices.map((device) => [device.deviceId, device]));
+
+    const created = await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 2, target: { group: "kiosks" }, percent: 25 });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ versionCode: 2, previousVersionCode: 1, percent: 25, status: "active", progress: { targeted: 100, sent: 25, pending: 25, installed: 0 } });
+    const first = await installCommands(2);
+    expect(first).toHaveLength(25);
+    expect(new Set(first.map((command) => command.deviceId)).size).toBe(25);
+    // One batch through the durable delivery queue, each command carrying the catalogue URL and the hash.
+    expect(new Set(first.map((command) => command.batchId)).size).toBe(1);
+    const payload = first[0]!.payload as { url: string; sha256: string; packageName: string; versionCode: number };
+    expect(payload).toMatchObject({ packageName: PACKAGE, sha256: v2Sha, versionCode: 2 });
+    expect(payload.url.startsWith(`${PUBLIC_API_URL}/v1/app-files/${v2Sha}?expires=`)).toBe(true);
+
+    // The devices install it: the command result, or the version a heartbeat reports.
+    for (const [index, command] of first.entries()) {
+      const device = byId.get(command.deviceId)!;
+      if (index % 2 === 0) expect((await report(device, command.requestId, "succeeded")).status).toBe(200);
+      else {
+        const beat = await request(t.app)
+          .post("/v1/heartbeat")
+          .set("Authorization", `Bearer ${device.deviceToken}`)
+          .send(heartbeatBody({ apps: [{ packageName: PACKAGE, versionCode: 2, versionName: "1.1.0", running: false }] }));
+        expect(beat.status).toBe(200);
+      }
+    }
+    const installed = await adminRequest(t.app, "GET", `/admin/app-releases/${created.body.id}`);
+    expect(installed.body.progress).toEqual({ targeted: 100, sent: 25, installed: 25, pending: 0, failed: 0 });
+    expect(installed.body.devices.every((device: { status: string }) => device.status === "installed")).toBe(true);
+
+    const advanced = await adminRequest(t.app, "POST", `/admin/app-releases/${created.body.id}/advance`, { percent: 100 });
+    expect(advanced.status).toBe(200);
+    expect(advanced.body).toMatchObject({ percent: 100, progress: { sent: 100, installed: 25, pending: 75 } });
+    const all = await installCommands(2);
+    expect(all).toHaveLength(100);
+    // The first 25 were not sent again: the rollout order is stable.
+    expect(new Set(all.map((command) => command.deviceId)).size).toBe(100);
+
+    const newcomer = all.find((command) => !first.some((earlier) => earlier.deviceId === command.deviceId))!;
+    expect((await report(byId.get(newcomer.deviceId)!, newcomer.requestId, "failed", "INSTALL_FAILED_INSUFFICIENT_STORAGE")).status).toBe(200);
+    const detail = await adminRequest(t.app, "GET", `/admin/app-releases/${created.body.id}`);
+    expect(detail.body.progress).toMatchObject({ failed: 1, installed: 25, pending: 74 });
+    expect(detail.body.devices[0]).toEqual({ deviceId: newcomer.deviceId, versionCode: 2, status: "failed", reason: "INSTALL_FAILED_INSUFFICIENT_STORAGE", requestId: newcomer.requestId });
+
+    const rolledBack = await adminRequest(t.app, "POST", `/admin/app-releases/${created.body.id}/rollback`);
+    expect(rolledBack.status).toBe(200);
+    expect(rolledBack.body).toMatchObject({ status: "rolled_back", progress: { sent: 100, pending: 100 } });
+    const back = await installCommands(1);
+    expect(back).toHaveLength(100);
+    expect(new Set(back.map((command) => command.deviceId)).size).toBe(100);
+    expect(back[0]!.payload).toMatchObject({ sha256: await sha256Of(V1), versionCode: 1 });
+    // What was still queued of v2 is cancelled: it must not land after v1.
+    const stillQueued = await database.db.command.count({ where: { type: "install_app", status: "queued", payload: { path: ["versionCode"], equals: 2 } } });
+    expect(stillQueued).toBe(0);
+
+    const again = await adminRequest(t.app, "POST", `/admin/app-releases/${created.body.id}/advance`, {});
+    expect(again.status).toBe(409);
+    const audit = await database.db.auditLog.findMany({ where: { action: { startsWith: "app_release." } }, orderBy: { id: "asc" } });
+    expect(audit.map((entry) => entry.action)).toEqual(["app_release.create", "app_release.advance", "app_release.rollback"]);
+  });
+
+  it("advances by itself through 5 → 25 → 100 while failures stay under the threshold, and pauses when they do not", async () => {
+    await upload(t.app, V1);
+    await upload(t.app, V2);
+    const devices = await enrollGroup(20, "tills");
+    const byId = new Map(devices.map((device) => [device.deviceId, device]));
+    const created = await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 2, target: { group: "tills" }, autoAdvance: true, maxFailurePercent: 10 });
+    expect(created.body).toMatchObject({ percent: 5, autoAdvance: true, progress: { sent: 1 } });
+
+    // Nothing finished yet: no step.
+    expect(await advanceRollouts(t.deps)).toEqual({ advanced: 0, paused: 0 });
+    for (const command of await installCommands(2)) await report(byId.get(command.deviceId)!, command.requestId, "succeeded");
+    expect(await advanceRollouts(t.deps)).toEqual({ advanced: 1, paused: 0 });
+    expect((await installCommands(2)).length).toBe(5);
+
+    const [failing, ...rest] = (await installCommands(2)).filter((command) => command.status !== "succeeded");
+    await report(byId.get(failing!.deviceId)!, failing!.requestId, "failed", "INSTALL_FAILED_VERSION_DOWNGRADE");
+    for (const command of rest) await report(byId.get(command.deviceId)!, command.requestId, "succeeded");
+    // 1 failed of 5 = 20% > 10%: paused for an admin, not widened.
+    expect(await advanceRollouts(t.deps)).toEqual({ advanced: 0, paused: 1 });
+    const paused = await adminRequest(t.app, "GET", `/admin/app-releases/${created.body.id}`);
+    expect(paused.body).toMatchObject({ status: "paused", percent: 25 });
+    expect((await adminRequest(t.app, "POST", `/admin/app-releases/${created.body.id}/advance`, {})).status).toBe(409);
+    const resumed = await adminRequest(t.app, "POST", `/admin/app-releases/${created.body.id}/resume`);
+    expect(resumed.body.status).toBe("active");
+    const advanced = await adminRequest(t.app, "POST", `/admin/app-releases/${created.body.id}/advance`, {});
+    expect(advanced.body).toMatchObject({ percent: 100, progress: { sent: 20 } });
+  });
+
+  it("refuses a release while PUBLIC_API_URL is not https, a missing version, and a second release in progress", async () => {
+    await upload(t.app, V1);
+    await enrollGroup(2, "g");
+    const plain = createTestApp(database.db, { env: { DATA_DIR: dataDir, PUBLIC_API_URL: "http://10.0.0.5:8000" } });
+    const refused = await adminRequest(plain.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 1, target: { all: true } });
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.message).toMatch(/PUBLIC_API_URL/);
+
+    expect((await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 9, target: { all: true } })).status).toBe(404);
+    expect((await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 1, target: { all: true }, percent: 100 })).status).toBe(201);
+    expect((await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 1, target: { all: true } })).status).toBe(409);
+    const invalid = await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 1, target: { all: true }, percent: 0 });
+    expect(invalid.status).toBe(400);
+    expect(invalid.body.error.details).toEqual([expect.objectContaining({ path: "percent" })]);
+  });
+});
+
+describe("GET /v1/app-files/{sha256}", () => {
+  async function releasedUrl(): Promise<{ url: URL; sha256: string }> {
+    await upload(t.app, V1);
+    await enrollGroup(1, "one");
+    await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 1, target: { group: "one" }, percent: 100 });
+    const [command] = await installCommands(1);
+    const payload = command!.payload as { url: string; sha256: string };
+    return { url: new URL(payload.url), sha256: payload.sha256 };
+  }
+
+  it("serves the APK to the signed URL of an install command, Range requests included", async () => {
+    const { url, sha256 } = await releasedUrl();
+    const res = await request(t.app).get(`${url.pathname}${url.search}`).buffer(true).parse((response, done) => {
+      const chunks: Buffer[] = [];
+      response.on("data", (chunk: Buffer) => chunks.push(chunk));
+      response.on("end", () => done(null, Buffer.concat(chunks)));
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers["content-type"]).toBe("application/vnd.android.package-archive");
+    expect(createHash("sha256").update(res.body as Buffer).digest("hex")).toBe(sha256);
+
+    const range = await request(t.app).get(`${url.pathname}${url.search}`).set("Range", "bytes=0-3");
+    expect(range.status).toBe(206);
+    expect(range.headers["content-range"]).toMatch(/^bytes 0-3\//);
+  });
+
+  it("refuses an altered or expired URL with 403", async () => {
+    const { url } = await releasedUrl();
+    const signature = url.searchParams.get("signature")!;
+    const tampered = new URL(url);
+    tampered.searchParams.set("expires", String(Number(url.searchParams.get("expires")) + 3600));
+    const res = await request(t.app).get(`${tampered.pathname}${tampered.search}`);
+    expect(res.status).toBe(403);
+    expect(res.body.error.message).toMatch(/signature/);
+
+    const otherFile = await request(t.app).get(`/v1/app-files/${"b".repeat(64)}${url.search}`);
+    expect(otherFile.status).toBe(403);
+    const badSignature = new URL(url);
+    badSignature.searchParams.set("signature", `${signature.slice(0, 63)}${signature.endsWith("0") ? "1" : "0"}`);
+    expect((await request(t.app).get(`${badSignature.pathname}${badSignature.search}`)).status).toBe(403);
+
+    t.clock.advance(Number(url.searchParams.get("expires")) - Math.floor(Date.now() / 1000) + 1);
+    const expired = await request(t.app).get(`${url.pathname}${url.search}`);
+    expect(expired.status).toBe(403);
+    expect(expired.body.error.message).toMatch(/expired/);
+  });
+});

@@ -1,0 +1,32 @@
+import type { DbOrTx } from "../../db/types";
+
+/**
+ * Everything alerts report, passing through one function: devices going offline and
+ * coming back, batteries running low and recovering (rows the digest mails), and each
+ * digest mail raised. Callers pass their open transaction, so an event exists exactly
+ * when the state change that caused it was committed.
+ */
+export type AlertHookEvent =
+  | { type: "device.offline"; deviceId: string; incidentId: string; at: Date }
+  | { type: "device.online"; deviceId: string; incidentId: string; at: Date }
+  | { type: "device.battery_low"; deviceId: string; incidentId: string; at: Date; batteryLevel: number }
+  | { type: "device.battery_recovered"; deviceId: string; incidentId: string; at: Date }
+  | { type: "alert.sent"; alertId: string; subject: string; recipients: string[]; mailId: string; at: Date; events: number };
+
+const DIGEST_KIND = {
+  "device.offline": "device_offline",
+  "device.online": "device_online",
+  "device.battery_low": "battery_low",
+  "device.battery_recovered": "battery_recovered",
+} as const;
+
+export async function recordAlertEvents(tx: DbOrTx, events: AlertHookEvent[]): Promise<void> {
+  const forDigest = events.flatMap((event) =>
+    event.type === "alert.sent"
+      ? []
+      : [{ kind: DIGEST_KIND[event.type], deviceId: event.deviceId, incidentId: event.incidentId, at: event.at, batteryLevel: "batteryLevel" in event ? event.batteryLevel : null }],
+  );
+  if (forDigest.length > 0) await tx.alertEvent.createMany({ data: forDigest });
+  // Hook point for outgoing webhooks (device.offline, device.online, alert.sent): enqueue
+  // their deliveries here, as rows in this same transaction.
+}

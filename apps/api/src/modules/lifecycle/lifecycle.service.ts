@@ -1,0 +1,222 @@
+import { randomUUID } from "node:crypto";
+import {
+  type BulkEditDevicesRequest,
+  type BulkEditDevicesResponse,
+  type CommandStatus,
+  type DeviceSelection,
+  MAX_BULK_EDIT_DEVICES,
+  type RetireDeviceResponse,
+  type RotateTokenResponse,
+  type RotationSecrets,
+  sealWithCommandKey,
+} from "@mdm/contracts";
+import { Prisma } from "../../generated/prisma/client";
+import type { AppDeps } from "../../deps";
+import { recordAudit } from "../../lib/audit";
+import { HttpError } from "../../lib/http-error";
+import { formatToken, hashSecret, newSecret } from "../../lib/secrets";
+import { wakeDelivery } from "../commands/delivery";
+import { commandKeyFor, commandKeyIdFor, deviceFilters, forgetDeviceToken, getDevice } from "../devices/devices.service";
+import { toLiveState } from "../fleet/fleet.service";
+
+type LifecycleDeps = Pick<AppDeps, "db" | "clock" | "bus" | "logger">;
+type Actor = { name: string; ip?: string };
+
+const PENDING: CommandStatus[] = ["queued", "sent", "acknowledged"];
+
+/**
+ * Retires a device: from the commit on, its token is refused (authentication reads
+ * `retiredAt`); its pending commands are cancelled in the same transaction; then every
+ * instance is told to drop the token from its cache and close the device's socket, before
+ * the caller gets its answer.
+ */
+export async function retireDevice(deps: LifecycleDeps, deviceId: string, actor: Actor): Promise<RetireDeviceResponse> {
+  const { db, clock, bus } = deps;
+  const now = clock.now();
+  const reason = `device retired by ${actor.name}`;
+  const outcome = await db.$transaction(async (tx) => {
+    // The row lock orders concurrent retirements: the second sees the first's retiredAt.
+    const locked = await tx.$queryRaw<Array<{ retiredAt: Date | null }>>`SELECT "retiredAt" FROM "Device" WHERE id = ${deviceId}::uuid FOR UPDATE`;
+    if (locked.length === 0) throw new HttpError("not_found", "No device has this id");
+    if (locked[0]!.retiredAt) return undefined;
+    const device = await tx.device.update({ where: { id: deviceId }, data: { retiredAt: now, retiredBy: actor.name, online: false, offlineSince: now } });
+    const cancelled = await tx.command.updateManyAndReturn({
+      where: { deviceId, status: { in: PENDING } },
+      data: { status: "cancelled", completedAt: now, nextAttemptAt: null, errorMessage: reason },
+      select: { requestId: true, batchId: true },
+    });
+    await tx.commandEvent.createMany({ data: cancelled.map((command) => ({ requestId: command.requestId, status: "cancelled" as const, at: now, detail: reason })) });
+    await recordAudit(tx, { actor: actor.name, action: "device.retire", targetType: "device", targetId: deviceId, ip: actor.ip, details: { cancelledCommands: cancelled.length } });
+    return { device, cancelled };
+  });
+  if (!outcome) return { device: await getDevice(deps, deviceId), cancelledCommands: 0, alreadyRetired: true };
+  forgetDeviceToken(deviceId);
+  await announceRevocation(deps, deviceId, "retired");
+  for (const command of outcome.cancelled) {
+    bus.publish({ kind: "command_status", change: { requestId: command.requestId, deviceId, batchId: command.batchId, status: "cancelled", at: now.toISOString() } });
+  }
+  bus.publish({ kind: "device_state", state: toLiveState(outcome.device) });
+  deps.logger.info("device retired", { deviceId, cancelledCommands: outcome.cancelled.length });
+  return { device: await getDevice(deps, deviceId), cancelledCommands: outcome.cancelled.length, alreadyRetired: false };
+}
+
+/**
+ * Tells every instance a device's token is revoked. The database already refuses it; this
+ * reaches the token caches and sockets. Should the bus be down, the caches' TTL bounds the
+ * delay, so the caller is not failed for it.
+ */
+export async function announceRevocation(deps: Pick<AppDeps, "bus" | "logger">, deviceId: string, reason: "retired" | "deleted" | "rotated"): Promise<void> {
+  await deps.bus.publishNow({ kind: "device_token_revoked", deviceId, reason }).catch((error: unknown) => {
+    deps.logger.warn("token revocation not announced; other instances' caches drop it within their TTL", {
+      deviceId,
+      message: error instanceof Error ? error.message : String(error),
+    });
+  });
+}
+
+/** Deletes a retired device with its commands and telemetry; the audit log keeps the fact. */
+export async function deleteDevice(deps: LifecycleDeps, deviceId: string, actor: Actor): Promise<void> {
+  const { db } = deps;
+  await db.$transaction(async (tx) => {
+    const device = await tx.device.findUnique({ where: { id: deviceId }, select: { retiredAt: true, alias: true, model: true, serialNumber: true, enrolledAt: true } });
+    if (!device) throw new HttpError("not_found", "No device has this id");
+    if (!device.retiredAt) throw new HttpError("conflict", "Only a retired device can be deleted: retire it first (POST /admin/devices/{deviceId}/retire)");
+    await tx.device.delete({ where: { id: deviceId } });
+    await recordAudit(tx, {
+      actor: actor.name,
+      action: "device.delete",
+      targetType: "device",
+      targetId: deviceId,
+      ip: actor.ip,
+      details: { alias: device.alias, model: device.model, serialNumber: device.serialNumber, enrolledAt: device.enrolledAt.toISOString(), retiredAt: device.retiredAt.toISOString() },
+    });
+  });
+  forgetDeviceToken(deviceId);
+  await announceRevocation(deps, deviceId, "deleted");
+  deps.logger.info("device deleted", { deviceId });
+}
+
+/**
+ * Starts re-keying a device through its own channel: a `rotate_token` command, signed with
+ * the current command key like any other, carries the new token and command key sealed
+ * with the current key. The old token keeps working until the device uses the new one or
+ * reports the command done (then it is dropped at once), at most until the grace period
+ * ends. Only the new token's hash is stored.
+ */
+export async function rotateDeviceToken(deps: LifecycleDeps & Pick<AppDeps, "env">, deviceId: string, actor: Actor): Promise<RotateTokenResponse> {
+  const { db, clock, env, bus } = deps;
+  const now = clock.now();
+  const graceUntil = new Date(now.getTime() + env.DEVICE_TOKEN_ROTATION_GRACE_SECONDS * 1000);
+  const secret = newSecret();
+  const requestId = randomUUID();
+  const commandKeyId = await db.$transaction(async (tx) => {
+    const rows = await tx.$queryRaw<Array<{ retiredAt: Date | null; pendingTokenHash: string | null; rotationGraceUntil: Date | null; commandKeyGeneration: number }>>`
+      SELECT "retiredAt", "pendingTokenHash", "rotationGraceUntil", "commandKeyGeneration" FROM "Device" WHERE id = ${deviceId}::uuid FOR UPDATE`;
+    const device = rows[0];
+    if (!device) throw new HttpError("not_found", "No device has this id");
+    if (device.retiredAt) throw new HttpError("conflict", "The device is retired");
+    if (device.pendingTokenHash) {
+      throw new HttpError("conflict", `A rotation is already waiting for the device (its old token works until ${device.rotationGraceUntil?.toISOString()})`);
+    }
+    const generation = device.commandKeyGeneration + 1;
+    const secrets: RotationSecrets = {
+      deviceToken: formatToken(deviceId, secret),
+      commandKey: commandKeyFor(env, deviceId, generation),
+      commandKeyId: commandKeyIdFor(env, generation),
+    };
+    const sealed = await sealWithCommandKey(commandKeyFor(env, deviceId, device.commandKeyGeneration), JSON.stringify(secrets));
+    await tx.device.update({ where: { id: deviceId }, data: { pendingTokenHash: hashSecret(secret), pendingKeyGeneration: generation, rotationGraceUntil: graceUntil } });
+    await tx.command.create({
+      data: {
+        requestId,
+        deviceId,
+        type: "rotate_token",
+        payload: { sealed, commandKeyId: secrets.commandKeyId },
+        createdAt: now,
+        expiresAt: graceUntil,
+        createdBy: actor.name,
+        nextAttemptAt: now,
+        events: { create: { status: "queued", at: now } },
+      },
+    });
+    await recordAudit(tx, {
+      actor: actor.name,
+      action: "device.rotate_token",
+      targetType: "device",
+      targetId: deviceId,
+      ip: actor.ip,
+      details: { requestId, commandKeyId: secrets.commandKeyId, graceUntil: graceUntil.toISOString() },
+    });
+    return secrets.commandKeyId;
+  });
+  // Instances that cached the token must now see the rotation (and its grace period).
+  forgetDeviceToken(deviceId);
+  await announceRevocation(deps, deviceId, "rotated");
+  bus.publish({ kind: "command_status", change: { requestId, deviceId, batchId: null, status: "queued", at: now.toISOString() } });
+  wakeDelivery(deps);
+  deps.logger.info("device token rotation queued", { deviceId, requestId });
+  return { device: await getDevice(deps, deviceId), requestId, commandKeyId, graceUntil: graceUntil.toISOString() };
+}
+
+function selectionWhere(target: DeviceSelection): Prisma.Sql {
+  const inService = Prisma.sql`"retiredAt" IS NULL`;
+  if ("deviceIds" in target) return Prisma.sql`${inService} AND id = ANY(${target.deviceIds}::uuid[])`;
+  if ("group" in target) return Prisma.sql`${inService} AND groups @> ARRAY[${target.group}]::text[]`;
+  if ("enrollmentTokenId" in target) return Prisma.sql`${inService} AND "enrollmentTokenId" = ${target.enrollmentTokenId}::uuid`;
+  return deviceFilters(target.filter);
+}
+
+/**
+ * Sets groups and aliases of many devices in one statement, and retires them one by one
+ * (each retirement as POST /admin/devices/{id}/retire does it). At most
+ * MAX_BULK_EDIT_DEVICES devices: a bigger selection is refused before anything changes.
+ */
+export async function bulkEditDevices(deps: LifecycleDeps, input: BulkEditDevicesRequest, actor: Actor): Promise<BulkEditDevicesResponse> {
+  const { db, clock } = deps;
+  const rows = await db.$queryRaw<Array<{ id: string }>>`
+    SELECT id FROM "Device" WHERE ${selectionWhere(input.target)} ORDER BY "enrolledAt", id LIMIT ${MAX_BULK_EDIT_DEVICES + 1}`;
+  if (rows.length > MAX_BULK_EDIT_DEVICES) {
+    throw new HttpError("validation_failed", `The selection matches more than ${MAX_BULK_EDIT_DEVICES} devices`, [
+      { path: "target", message: `Narrow the selection to at most ${MAX_BULK_EDIT_DEVICES} devices` },
+    ]);
+  }
+  const ids = rows.map((row) => row.id);
+  const sets: Prisma.Sql[] = [];
+  if (input.setGroups) sets.push(Prisma.sql`groups = ${[...new Set(input.setGroups)]}::text[]`);
+  if (input.addGroups || input.removeGroups) {
+    let groups = Prisma.sql`d.groups`;
+    if (input.removeGroups) groups = Prisma.sql`ARRAY(SELECT g FROM unnest(${groups}) g WHERE NOT (g = ANY(${input.removeGroups}::text[])))`;
+    if (input.addGroups) groups = Prisma.sql`${groups} || ARRAY(SELECT DISTINCT a FROM unnest(${input.addGroups}::text[]) a WHERE NOT (a = ANY(${groups})))`;
+    sets.push(Prisma.sql`groups = ${groups}`);
+  }
+  // Numbered in order of enrollment, wide enough for the whole selection: Till-001, Till-002...
+  const width = Math.max(3, String(ids.length).length);
+  if (input.aliasPrefix) sets.push(Prisma.sql`alias = ${input.aliasPrefix} || lpad(s.n::text, ${width}, '0')`);
+  let updated = 0;
+  if (sets.length > 0 && ids.length > 0) {
+    sets.push(Prisma.sql`"updatedAt" = ${clock.now()}`);
+    updated = await db.$executeRaw`
+      UPDATE "Device" d SET ${Prisma.join(sets, ", ")}
+      FROM (SELECT id, row_number() OVER (ORDER BY "enrolledAt", id) AS n FROM "Device" WHERE id = ANY(${ids}::uuid[])) s
+      WHERE d.id = s.id`;
+  }
+  let retired = 0;
+  let cancelledCommands = 0;
+  if (input.retire) {
+    for (const id of ids) {
+      const outcome = await retireDevice(deps, id, actor);
+      if (!outcome.alreadyRetired) retired++;
+      cancelledCommands += outcome.cancelledCommands;
+    }
+  }
+  const { target, ...changes } = input;
+  await recordAudit(db, {
+    actor: actor.name,
+    action: "device.bulk_edit",
+    targetType: "devices",
+    ip: actor.ip,
+    details: { target, changes, matched: ids.length, updated, retired, cancelledCommands },
+  });
+  deps.logger.info("devices bulk edited", { matched: ids.length, updated, retired });
+  return { matched: ids.length, updated, retired, cancelledCommands };
+}

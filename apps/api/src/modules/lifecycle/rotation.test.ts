@@ -1,0 +1,103 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { SimulatedDevice } from "@mdm/simulator";
+import request from "supertest";
+import { type TestApp, type TestDatabase, adminRequest, createEnrollmentToken, createTestApp, createTestDatabase, describeWithPostgres, heartbeatBody, resetTables } from "../../test";
+
+const GRACE_SECONDS = 3600;
+
+// Re-keying through the device's own channel, with the simulator as the device (a real HTTP
+// client of the API that verifies every command's signature with the key it holds).
+describeWithPostgres("POST /admin/devices/{deviceId}/rotate-token", () => {
+  let database: TestDatabase;
+  let t: TestApp;
+  let server: http.Server;
+  let baseUrl: string;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+  });
+  afterAll(() => database.close());
+  beforeEach(async () => {
+    await resetTables(database.db);
+    t = createTestApp(database.db, { env: { DEVICE_TOKEN_ROTATION_GRACE_SECONDS: String(GRACE_SECONDS) } });
+    server = http.createServer(t.app);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterEach(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  const enroll = async () => SimulatedDevice.enroll(baseUrl, await createEnrollmentToken(t.app, { maxUses: 1 }));
+  const heartbeatWith = (deviceToken: string) => request(t.app).post("/v1/heartbeat").set("Authorization", `Bearer ${deviceToken}`).send(heartbeatBody());
+
+  it("a device offline during the rotation comes back within the grace period, takes the new keys, and keeps working; then the old token is refused", async () => {
+    const device = await enroll();
+    await device.heartbeat();
+    const old = { ...device.registration };
+    // The device is offline from here: no heartbeat, no socket.
+    const rotated = await adminRequest(t.app, "POST", `/admin/devices/${device.deviceId}/rotate-token`);
+    expect(rotated.status).toBe(202);
+    expect(rotated.body.commandKeyId).not.toBe(old.commandKeyId);
+    // Neither the new token nor the new key is stored or listed in plain text.
+    const command = await adminRequest(t.app, "GET", `/admin/commands/${rotated.body.requestId}`);
+    expect(command.body).toMatchObject({ type: "rotate_token", status: "queued", createdBy: expect.any(String) });
+    const stored = await database.db.device.findUniqueOrThrow({ where: { id: device.deviceId } });
+    expect(stored.pendingTokenHash).toMatch(/^[a-f0-9]{64}$/);
+
+    // An hour later, still within the grace period, the device calls in with its old token.
+    t.clock.advance(GRACE_SECONDS - 60);
+    await device.heartbeat();
+    // Back to now: signed admin requests must carry the server's time.
+    t.clock.advance(-(GRACE_SECONDS - 60));
+    expect(device.registration.deviceToken).not.toBe(old.deviceToken);
+    expect(device.registration.commandKey).not.toBe(old.commandKey);
+    expect(device.registration.commandKeyId).toBe(rotated.body.commandKeyId);
+    expect(JSON.stringify(command.body)).not.toContain(device.registration.deviceToken.split(".")[1]);
+    expect(JSON.stringify(command.body)).not.toContain(device.registration.commandKey);
+    expect((await adminRequest(t.app, "GET", `/admin/commands/${rotated.body.requestId}`)).body).toMatchObject({ status: "succeeded", result: { rotated: true } });
+
+    // The old token is dropped; the new one works, and commands verify with the new key.
+    expect((await heartbeatWith(old.deviceToken)).status).toBe(401);
+    expect((await heartbeatWith(device.registration.deviceToken)).status).toBe(200);
+    const ping = await adminRequest(t.app, "POST", "/admin/command", { deviceId: device.deviceId, type: "ping" });
+    await device.heartbeat();
+    expect(device.executions.get(ping.body.requestId)).toBe(1);
+    expect((await adminRequest(t.app, "GET", `/admin/commands/${ping.body.requestId}`)).body).toMatchObject({ status: "succeeded", result: { pong: true } });
+    expect(device.receiptsOf(ping.body.requestId)[0]!.command.keyId).toBe(rotated.body.commandKeyId);
+    expect(await database.db.device.findUniqueOrThrow({ where: { id: device.deviceId } })).toMatchObject({ pendingTokenHash: null, commandKeyGeneration: 1 });
+
+    // A second rotation works the same way from the new keys.
+    const again = await adminRequest(t.app, "POST", `/admin/devices/${device.deviceId}/rotate-token`);
+    expect(again.status).toBe(202);
+    await device.heartbeat();
+    expect(device.registration.commandKeyId).toBe(again.body.commandKeyId);
+    expect((await heartbeatWith(device.registration.deviceToken)).status).toBe(200);
+
+    const audit = await database.db.auditLog.findMany({ where: { action: "device.rotate_token", targetId: device.deviceId } });
+    expect(audit).toHaveLength(2);
+  });
+
+  it("refuses the old token once the grace period has passed without the device taking the new one", async () => {
+    const device = await enroll();
+    const oldToken = device.registration.deviceToken;
+    expect((await heartbeatWith(oldToken)).status).toBe(200);
+    await adminRequest(t.app, "POST", `/admin/devices/${device.deviceId}/rotate-token`);
+    expect((await heartbeatWith(oldToken)).status).toBe(200);
+    t.clock.advance(GRACE_SECONDS + 1);
+    expect((await heartbeatWith(oldToken)).status).toBe(401);
+  });
+
+  it("answers 409 while a rotation is pending or for a retired device, and 404 for an unknown one", async () => {
+    const device = await enroll();
+    expect((await adminRequest(t.app, "POST", `/admin/devices/${device.deviceId}/rotate-token`)).status).toBe(202);
+    const pending = await adminRequest(t.app, "POST", `/admin/devices/${device.deviceId}/rotate-token`);
+    expect(pending.status).toBe(409);
+    expect(pending.body.error.code).toBe("conflict");
+    const other = await enroll();
+    await adminRequest(t.app, "POST", `/admin/devices/${other.deviceId}/retire`);
+    expect((await adminRequest(t.app, "POST", `/admin/devices/${other.deviceId}/rotate-token`)).status).toBe(409);
+    expect((await adminRequest(t.app, "POST", "/admin/devices/00000000-0000-4000-8000-000000000000/rotate-token")).status).toBe(404);
+    // Admins cannot send rotate_token commands themselves.
+    expect((await adminRequest(t.app, "POST", "/admin/command", { deviceId: device.deviceId, type: "rotate_token", payload: {} })).status).toBe(400);
+  });
+});

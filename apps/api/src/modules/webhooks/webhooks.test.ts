@@ -1,0 +1,210 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { type CreateWebhookResponse, ListWebhookDeliveriesResponse, WebhookEvent, verifyWebhookSignature } from "@mdm/contracts";
+import request from "supertest";
+import { type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, enrollDevice, heartbeatBody, resetTables } from "../../test";
+import { sweepOffline } from "../fleet/fleet-monitor";
+import { WEBHOOK_LOG_RETENTION_DAYS, processDueWebhooks, pruneWebhookDeliveries } from "./webhook-delivery";
+
+type Received = { headers: http.IncomingHttpHeaders; body: string };
+
+/** A webhook receiver on loopback: records every request; answers 500 while `failNext` > 0. */
+class Receiver {
+  readonly received: Received[] = [];
+  failNext = 0;
+  private readonly server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (chunk: Buffer) => chunks.push(chunk));
+    req.on("end", () => {
+      this.received.push({ headers: req.headers, body: Buffer.concat(chunks).toString("utf8") });
+      if (this.failNext > 0) {
+        this.failNext--;
+        res.writeHead(500).end("try again");
+      } else {
+        res.writeHead(200).end("ok");
+      }
+    });
+  });
+  async start(): Promise<string> {
+    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/hooks`;
+  }
+  close = () => new Promise<void>((resolve) => this.server.close(() => resolve()));
+  events = () => this.received.map((entry) => WebhookEvent.parse(JSON.parse(entry.body)));
+}
+
+const ALL_EVENTS = ["device.enrolled", "device.offline", "device.online", "device.retired", "command.status_changed", "batch.done", "alert.sent"];
+
+let database: TestDatabase;
+let t: TestApp;
+let receiver: Receiver;
+let url: string;
+const bearer = { type: "bearer" } as const;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+});
+afterAll(() => database.close());
+beforeEach(async () => {
+  await resetTables(database.db);
+  // Development: a receiver on loopback is allowed.
+  t = createTestApp(database.db, { env: { NODE_ENV: "development" } });
+  receiver = new Receiver();
+  url = await receiver.start();
+});
+afterEach(() => receiver.close());
+
+async function register(events = ALL_EVENTS, app = t): Promise<CreateWebhookResponse> {
+  const res = await adminRequest(app.app, "POST", "/admin/webhooks", { url, events });
+  expect(res.status).toBe(201);
+  return res.body;
+}
+
+describe("webhooks", () => {
+  it("delivers each event once, signed, for enrollment, command status, batch done, offline and online", async () => {
+    const webhook = await register();
+    expect(webhook.secret).toMatch(/^whsec_/);
+    const listed = await adminRequest(t.app, "GET", "/admin/webhooks");
+    expect(JSON.stringify(listed.body)).not.toContain(webhook.secret);
+
+    const a = await enrollDevice(t.app, { model: "Pixel A" });
+    const b = await enrollDevice(t.app, { model: "Pixel B" });
+
+    const single = await adminRequest(t.app, "POST", "/admin/command", { deviceId: a.deviceId, type: "ping" });
+    expect(single.status).toBe(201);
+    await request(t.app).post("/v1/action-result").auth(a.deviceToken, bearer).send({ requestId: single.body.requestId, status: "succeeded" }).expect(200);
+
+    const bulk = await adminRequest(t.app, "POST", "/admin/commands/bulk", { target: { all: true }, type: "ping" });
+    expect(bulk.status).toBe(202);
+    const batchCommands = await database.db.command.findMany({ where: { batchId: bulk.body.batchId } });
+    for (const command of batchCommands) {
+      const token = command.deviceId === a.deviceId ? a.deviceToken : b.deviceToken;
+      await request(t.app).post("/v1/action-result").auth(token, bearer).send({ requestId: command.requestId, status: "succeeded" }).expect(200);
+    }
+
+    // A heartbeats, goes silent past the threshold (the sweep marks it offline), then comes back.
+    await request(t.app).post("/v1/heartbeat").auth(a.deviceToken, bearer).send(heartbeatBody()).expect(200);
+    t.clock.advance(3600);
+    expect((await sweepOffline(t.deps)).map((device) => device.id)).toEqual([a.deviceId]);
+    await request(t.app).post("/v1/heartbeat").auth(a.deviceToken, bearer).send(heartbeatBody({ deviceTime: t.clock.now().toISOString() })).expect(200);
+    await request(t.app).post("/v1/heartbeat").auth(a.deviceToken, bearer).send(heartbeatBody({ deviceTime: t.clock.now().toISOString() })).expect(200);
+
+    expect(await processDueWebhooks(t.deps)).toBe(8);
+    expect(await processDueWebhooks(t.deps)).toBe(0);
+
+    const events = receiver.events();
+    expect(events.map((event) => event.type).sort()).toEqual([
+      "batch.done",
+      "command.status_changed",
+      "command.status_changed",
+      "command.status_changed",
+      "device.enrolled",
+      "device.enrolled",
+      "device.offline",
+      "device.online",
+    ]);
+    expect(new Set(events.map((event) => event.id)).size).toBe(events.length);
+    for (const entry of receiver.received) {
+      const header = entry.headers["webhook-signature"] as string;
+      expect(header).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);
+      expect(await verifyWebhookSignature(webhook.secret, header, entry.body, { nowSeconds: Math.floor(t.clock.now().getTime() / 1000) })).toBe(true);
+      expect(await verifyWebhookSignature("whsec_wrong", header, entry.body, { nowSeconds: Math.floor(t.clock.now().getTime() / 1000) })).toBe(false);
+    }
+    const byType = (type: string) => events.filter((event) => event.type === type);
+    expect(byType("device.enrolled").map((event) => event.data.deviceId).sort()).toEqual([a.deviceId, b.deviceId].sort());
+    expect(byType("device.offline")[0]!.data).toMatchObject({ deviceId: a.deviceId, model: "Pixel A" });
+    expect(byType("device.online")[0]!.data).toMatchObject({ deviceId: a.deviceId });
+    expect(byType("batch.done")[0]!.data).toMatchObject({ batchId: bulk.body.batchId, total: 2, counts: { succeeded: 2 } });
+    expect(byType("command.status_changed").map((event) => event.data.status)).toEqual(["succeeded", "succeeded", "succeeded"]);
+
+    t.clock.advance(-3600); // back to the signing clock, to read the log
+    const log = ListWebhookDeliveriesResponse.parse((await adminRequest(t.app, "GET", `/admin/webhooks/${webhook.id}/deliveries`)).body);
+    expect(log.deliveries).toHaveLength(8);
+    for (const delivery of log.deliveries) expect(delivery).toMatchObject({ status: "succeeded", attempts: 1, lastStatusCode: 200, lastError: null });
+  }, 120_000);
+
+  it("only sends the events an endpoint subscribed to", async () => {
+    await register(["device.offline"]);
+    await enrollDevice(t.app);
+    expect(await processDueWebhooks(t.deps)).toBe(0);
+    expect(receiver.received).toHaveLength(0);
+  });
+
+  it("retries with backoff after a 500, and the ping is delivered once it succeeds", async () => {
+    const webhook = await register(["device.offline"]);
+    receiver.failNext = 1;
+    const ping = await adminRequest(t.app, "POST", `/admin/webhooks/${webhook.id}/ping`);
+    expect(ping.status).toBe(202);
+    expect(ping.body).toMatchObject({ eventType: "ping", status: "queued", attempts: 0 });
+
+    expect(await processDueWebhooks(t.deps)).toBe(1);
+    let [delivery] = ListWebhookDeliveriesResponse.parse((await adminRequest(t.app, "GET", `/admin/webhooks/${webhook.id}/deliveries`)).body).deliveries;
+    expect(delivery).toMatchObject({ status: "queued", attempts: 1, lastStatusCode: 500, lastError: "answered 500" });
+    expect(delivery!.nextAttemptAt).not.toBeNull();
+    // Not due yet: nothing is sent.
+    expect(await processDueWebhooks(t.deps)).toBe(0);
+
+    t.clock.advance(60);
+    expect(await processDueWebhooks(t.deps)).toBe(1);
+    [delivery] = ListWebhookDeliveriesResponse.parse((await adminRequest(t.app, "GET", `/admin/webhooks/${webhook.id}/deliveries`)).body).deliveries;
+    expect(delivery).toMatchObject({ status: "succeeded", attempts: 2, lastStatusCode: 200, nextAttemptAt: null });
+    expect(receiver.received).toHaveLength(2);
+    const [first, second] = receiver.events();
+    expect(first!.type).toBe("ping");
+    expect(second!.id).toBe(first!.id);
+    expect(await processDueWebhooks(t.deps)).toBe(0);
+  });
+
+  it("gives up after 24 hours of failures", async () => {
+    const webhook = await register(["device.offline"]);
+    receiver.failNext = 1000;
+    await adminRequest(t.app, "POST", `/admin/webhooks/${webhook.id}/ping`);
+    for (let hour = 0; hour < 30; hour++) {
+      await processDueWebhooks(t.deps);
+      t.clock.advance(3600);
+    }
+    // (The server's clock is 30 h ahead of a signed request's: read the log from the database.)
+    const delivery = await database.db.webhookDelivery.findFirstOrThrow({ where: { endpointId: webhook.id } });
+    expect(delivery).toMatchObject({ status: "failed", lastStatusCode: 500, nextAttemptAt: null });
+    expect(delivery.attempts).toBeGreaterThan(5);
+    const attempts = receiver.received.length;
+    t.clock.advance(3600);
+    await processDueWebhooks(t.deps);
+    expect(receiver.received).toHaveLength(attempts);
+
+    // Kept in the log for the retention window, then pruned.
+    expect(await pruneWebhookDeliveries(t.deps)).toBe(0);
+    t.clock.advance(WEBHOOK_LOG_RETENTION_DAYS * 24 * 3600);
+    expect(await pruneWebhookDeliveries(t.deps)).toBe(1);
+  });
+
+  it("refuses private, loopback and link-local addresses outside development, at registration and at delivery", async () => {
+    const production = createTestApp(database.db);
+    for (const target of [url, "http://10.0.0.5/hook", "http://169.254.169.254/latest", "http://[::1]:8080/", "http://192.168.1.20/", "http://[fe80::1]/"]) {
+      const res = await adminRequest(production.app, "POST", "/admin/webhooks", { url: target, events: ["device.enrolled"] });
+      expect(res.status).toBe(400);
+      expect(res.body.error.details[0].path).toBe("url");
+    }
+    expect((await adminRequest(production.app, "POST", "/admin/webhooks", { url: "ftp://example.com/", events: ["device.enrolled"] })).status).toBe(400);
+    expect((await adminRequest(production.app, "POST", "/admin/webhooks", { url: "https://example.com/", events: ["nope"] })).status).toBe(400);
+
+    // Registered in development, then delivered by an instance outside it: refused at delivery too.
+    const webhook = await register(["device.enrolled"]);
+    await adminRequest(production.app, "POST", `/admin/webhooks/${webhook.id}/ping`);
+    expect(await processDueWebhooks(production.deps)).toBe(1);
+    expect(receiver.received).toHaveLength(0);
+    const [delivery] = (await adminRequest(production.app, "GET", `/admin/webhooks/${webhook.id}/deliveries`)).body.deliveries;
+    expect(delivery).toMatchObject({ status: "queued", lastStatusCode: null });
+    expect(delivery.lastError).toMatch(/private, loopback or link-local/);
+  });
+
+  it("deletes an endpoint with its log; unknown ids are 404", async () => {
+    const webhook = await register();
+    expect((await adminRequest(t.app, "DELETE", `/admin/webhooks/${webhook.id}`)).status).toBe(204);
+    expect((await adminRequest(t.app, "DELETE", `/admin/webhooks/${webhook.id}`)).status).toBe(404);
+    expect((await adminRequest(t.app, "POST", `/admin/webhooks/${webhook.id}/ping`)).status).toBe(404);
+    expect((await adminRequest(t.app, "GET", `/admin/webhooks/${webhook.id}/deliveries`)).status).toBe(404);
+    const audit = await database.db.auditLog.findMany({ where: { targetType: "webhook" }, orderBy: { id: "asc" } });
+    expect(audit.map((entry) => entry.action)).toEqual(["webhook.create", "webhook.delete"]);
+  });
+});

@@ -1,0 +1,294 @@
+"use client";
+
+import { type AppRelease, type CatalogueApp, ROLLOUT_STEPS } from "@mdm/contracts";
+import { useRef, useState } from "react";
+import { usePermissions } from "@/components/layout/session-context";
+import { PageHeader } from "@/components/page-header";
+import { EmptyState, ErrorState } from "@/components/states";
+import {
+  AlertDialog,
+  AlertDialogAction,
+  AlertDialogCancel,
+  AlertDialogContent,
+  AlertDialogDescription,
+  AlertDialogFooter,
+  AlertDialogHeader,
+  AlertDialogTitle,
+  AlertDialogTrigger,
+} from "@/components/ui/alert-dialog";
+import { Badge } from "@/components/ui/badge";
+import { Button } from "@/components/ui/button";
+import { Card, CardContent, CardHeader, CardTitle } from "@/components/ui/card";
+import { Input } from "@/components/ui/input";
+import { Label } from "@/components/ui/label";
+import { toast } from "@/components/ui/sonner";
+import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
+import { errorMessage } from "@/lib/api";
+import { formatBytes, formatDateTime } from "@/lib/format";
+import { type ReleaseAction, changeRelease, createRelease, uploadApk, useApps } from "@/lib/swr/use-apps";
+
+const statusVariant = { active: "success", paused: "warning", rolled_back: "destructive" } as const satisfies Record<AppRelease["status"], string>;
+const selectClass = "h-9 rounded-md border border-input bg-background px-2 text-sm";
+
+function UploadButton() {
+  const input = useRef<HTMLInputElement>(null);
+  const [busy, setBusy] = useState(false);
+  return (
+    <>
+      <input
+        ref={input}
+        type="file"
+        accept=".apk,application/vnd.android.package-archive"
+        className="sr-only"
+        aria-label="APK file"
+        onChange={async (event) => {
+          const file = event.target.files?.[0];
+          event.target.value = "";
+          if (!file) return;
+          setBusy(true);
+          try {
+            const { version, created } = await uploadApk(file);
+            toast.success(created ? `Added ${version.packageName} ${version.versionName ?? ""} (${version.versionCode})` : "This APK was already in the catalogue");
+          } catch (error) {
+            toast.error(errorMessage(error));
+          } finally {
+            setBusy(false);
+          }
+        }}
+      />
+      <Button onClick={() => input.current?.click()} disabled={busy}>
+        {busy ? "Uploading…" : "Upload APK"}
+      </Button>
+    </>
+  );
+}
+
+function ReleaseForm({ app }: { app: CatalogueApp }) {
+  const [versionCode, setVersionCode] = useState(String(app.versions[0]?.versionCode ?? ""));
+  const [group, setGroup] = useState("");
+  const [percent, setPercent] = useState("5");
+  const [autoAdvance, setAutoAdvance] = useState(false);
+  const [busy, setBusy] = useState(false);
+  return (
+    <form
+      className="flex flex-wrap items-end gap-3"
+      aria-label={`Release ${app.packageName}`}
+      onSubmit={async (event) => {
+        event.preventDefault();
+        setBusy(true);
+        try {
+          await createRelease(app.packageName, {
+            versionCode: Number(versionCode),
+            target: group.trim() ? { group: group.trim() } : { all: true },
+            percent: Number(percent),
+            autoAdvance,
+            maxFailurePercent: 5,
+          });
+          toast.success("Release started");
+        } catch (error) {
+          toast.error(errorMessage(error));
+        } finally {
+          setBusy(false);
+        }
+      }}
+    >
+      <div className="grid gap-1">
+        <Label htmlFor={`version-${app.packageName}`}>Version</Label>
+        <select id={`version-${app.packageName}`} className={selectClass} value={versionCode} onChange={(event) => setVersionCode(event.target.value)}>
+          {app.versions.map((version) => (
+            <option key={version.id} value={version.versionCode}>
+              {version.versionName ?? "?"} ({version.versionCode})
+            </option>
+          ))}
+        </select>
+      </div>
+      <div className="grid gap-1">
+        <Label htmlFor={`group-${app.packageName}`}>Group (empty: whole fleet)</Label>
+        <Input id={`group-${app.packageName}`} value={group} onChange={(event) => setGroup(event.target.value)} placeholder="store-42" className="w-44" />
+      </div>
+      <div className="grid gap-1">
+        <Label htmlFor={`percent-${app.packageName}`}>Start at</Label>
+        <select id={`percent-${app.packageName}`} className={selectClass} value={percent} onChange={(event) => setPercent(event.target.value)}>
+          {ROLLOUT_STEPS.map((step) => (
+            <option key={step} value={step}>
+              {step}%
+            </option>
+          ))}
+        </select>
+      </div>
+      <label className="flex h-9 items-center gap-2 text-sm">
+        <input type="checkbox" checked={autoAdvance} onChange={(event) => setAutoAdvance(event.target.checked)} />
+        Advance by itself
+      </label>
+      <Button type="submit" disabled={busy || !versionCode}>
+        Start release
+      </Button>
+    </form>
+  );
+}
+
+function Progress({ release }: { release: AppRelease }) {
+  const { targeted, sent, installed, pending, failed } = release.progress;
+  const share = (count: number) => `${targeted === 0 ? 0 : (count * 100) / targeted}%`;
+  return (
+    <div className="grid min-w-48 gap-1">
+      <div className="flex h-2 overflow-hidden rounded bg-muted" aria-hidden>
+        <div className="bg-success" style={{ width: share(installed) }} />
+        <div className="bg-warning" style={{ width: share(pending) }} />
+        <div className="bg-destructive" style={{ width: share(failed) }} />
+      </div>
+      <span className="text-xs text-muted-foreground" data-testid="release-progress">
+        {installed} installed · {pending} pending · {failed} failed · {sent} of {targeted} sent
+      </span>
+    </div>
+  );
+}
+
+function ReleaseButton({ release, action, label }: { release: AppRelease; action: ReleaseAction; label: string }) {
+  const [busy, setBusy] = useState(false);
+  const run = async () => {
+    setBusy(true);
+    try {
+      await changeRelease(release.id, action);
+      toast.success(`Release: ${label.toLowerCase()}`);
+    } catch (error) {
+      toast.error(errorMessage(error));
+    } finally {
+      setBusy(false);
+    }
+  };
+  if (action !== "rollback") {
+    return (
+      <Button variant="outline" size="sm" disabled={busy} onClick={run}>
+        {label}
+      </Button>
+    );
+  }
+  return (
+    <AlertDialog>
+      <AlertDialogTrigger asChild>
+        <Button variant="outline" size="sm" disabled={busy}>
+          {label}
+        </Button>
+      </AlertDialogTrigger>
+      <AlertDialogContent>
+        <AlertDialogHeader>
+          <AlertDialogTitle>Roll back to version {release.previousVersionCode}?</AlertDialogTitle>
+          <AlertDialogDescription>Every device this release reached ({release.progress.sent}) gets version {release.previousVersionCode} again.</AlertDialogDescription>
+        </AlertDialogHeader>
+        <AlertDialogFooter>
+          <AlertDialogCancel>Keep it</AlertDialogCancel>
+          <AlertDialogAction onClick={run}>Roll back</AlertDialogAction>
+        </AlertDialogFooter>
+      </AlertDialogContent>
+    </AlertDialog>
+  );
+}
+
+function ReleasesTable({ app, canManage }: { app: CatalogueApp; canManage: boolean }) {
+  if (app.releases.length === 0) return <p className="text-sm text-muted-foreground">No release yet.</p>;
+  return (
+    <Table aria-label={`Releases of ${app.packageName}`}>
+      <TableHeader>
+        <TableRow>
+          <TableHead>Version</TableHead>
+          <TableHead>Target</TableHead>
+          <TableHead>Rollout</TableHead>
+          <TableHead>Progress</TableHead>
+          <TableHead>Status</TableHead>
+          {canManage ? <TableHead className="text-right">Actions</TableHead> : null}
+        </TableRow>
+      </TableHeader>
+      <TableBody>
+        {app.releases.map((release) => (
+          <TableRow key={release.id}>
+            <TableCell>
+              {release.versionName ?? "?"} ({release.versionCode})
+            </TableCell>
+            <TableCell>{"group" in release.target ? `group ${release.target.group}` : "whole fleet"}</TableCell>
+            <TableCell>
+              {release.percent}%{release.autoAdvance ? " (auto)" : ""}
+            </TableCell>
+            <TableCell>
+              <Progress release={release} />
+            </TableCell>
+            <TableCell>
+              <Badge variant={statusVariant[release.status]}>{release.status.replace("_", " ")}</Badge>
+            </TableCell>
+            {canManage ? (
+              <TableCell className="space-x-1 text-right">
+                {release.status === "active" && release.percent < 100 ? <ReleaseButton release={release} action="advance" label="Advance" /> : null}
+                {release.status === "active" ? <ReleaseButton release={release} action="pause" label="Pause" /> : null}
+                {release.status === "paused" ? <ReleaseButton release={release} action="resume" label="Resume" /> : null}
+                {release.status !== "rolled_back" && release.previousVersionCode !== null ? <ReleaseButton release={release} action="rollback" label="Roll back" /> : null}
+              </TableCell>
+            ) : null}
+          </TableRow>
+        ))}
+      </TableBody>
+    </Table>
+  );
+}
+
+function AppCard({ app, canManage }: { app: CatalogueApp; canManage: boolean }) {
+  return (
+    <Card data-testid={`app-${app.packageName}`}>
+      <CardHeader>
+        <CardTitle className="font-mono text-base">{app.packageName}</CardTitle>
+        <p className="text-xs text-muted-foreground">
+          Signing certificate SHA-256 <span className="font-mono break-all">{app.certSha256}</span>
+        </p>
+      </CardHeader>
+      <CardContent className="grid gap-4">
+        <Table aria-label={`Versions of ${app.packageName}`}>
+          <TableHeader>
+            <TableRow>
+              <TableHead>Version</TableHead>
+              <TableHead>Code</TableHead>
+              <TableHead>Size</TableHead>
+              <TableHead>SHA-256</TableHead>
+              <TableHead>Uploaded</TableHead>
+            </TableRow>
+          </TableHeader>
+          <TableBody>
+            {app.versions.map((version) => (
+              <TableRow key={version.id}>
+                <TableCell>{version.versionName ?? "?"}</TableCell>
+                <TableCell>{version.versionCode}</TableCell>
+                <TableCell>{formatBytes(version.sizeBytes)}</TableCell>
+                <TableCell className="font-mono text-xs" title={version.sha256}>
+                  {version.sha256.slice(0, 16)}…
+                </TableCell>
+                <TableCell>{formatDateTime(version.createdAt)}</TableCell>
+              </TableRow>
+            ))}
+          </TableBody>
+        </Table>
+        {canManage ? <ReleaseForm app={app} /> : null}
+        <ReleasesTable app={app} canManage={canManage} />
+      </CardContent>
+    </Card>
+  );
+}
+
+/** The app catalogue: upload APKs, roll versions out a share at a time, follow and steer each release. */
+export function CatalogueView() {
+  const { data, error, isLoading, mutate } = useApps();
+  const { canManageCatalogue } = usePermissions();
+  return (
+    <div className="grid gap-6">
+      <PageHeader
+        title="Catalogue"
+        description="APKs devices install from this server, and their staged releases (5% → 25% → 100%)."
+        actions={canManageCatalogue ? <UploadButton /> : null}
+      />
+      {error ? <ErrorState error={error} onRetry={() => mutate()} /> : null}
+      {!error && !isLoading && data?.apps.length === 0 ? (
+        <EmptyState title="No app yet">Upload an APK: its package name, version and signing certificate are read from the file.</EmptyState>
+      ) : null}
+      {data?.apps.map((app) => (
+        <AppCard key={app.packageName} app={app} canManage={canManageCatalogue} />
+      ))}
+    </div>
+  );
+}

@@ -1,0 +1,119 @@
+import fs from "node:fs";
+import path from "node:path";
+import { SimulatedDevice } from "@mdm/simulator";
+import type { Browser, Page } from "playwright-core";
+import { type Api, E2E_SETUP_TOKEN, type Web, buildWeb, eventually, freePort, launchBrowser, startApi, startWeb } from "./harness";
+
+// The app catalogue as an operator uses it: upload two real APKs, start a release of the
+// newer one at 25% of a group of simulated devices (which download it from the signed URL
+// and check its SHA-256), advance it to 100%, then roll it back.
+
+jest.setTimeout(10 * 60_000);
+
+const SCREENSHOTS = path.join(__dirname, "screenshots");
+const FIXTURES = path.join(__dirname, "../../api/test-fixtures/apk");
+const PACKAGE = "com.keelson.fixture";
+const ADMIN = { name: "Cat Operator", email: "cat@example.com", password: "correct horse battery staple" };
+
+let api: Api;
+let web: Web;
+let browser: Browser;
+let page: Page;
+const devices: SimulatedDevice[] = [];
+
+beforeAll(async () => {
+  fs.mkdirSync(SCREENSHOTS, { recursive: true });
+  const webPort = await freePort();
+  // Devices are told an https address (a TLS proxy's) and fetch from the API itself.
+  api = await startApi(`http://127.0.0.1:${webPort}`, { PUBLIC_API_URL: "https://mdm.example.test", COMMAND_RETRY_BASE_SECONDS: "0.5" });
+  await buildWeb(api.url);
+  web = await startWeb(webPort, api.url);
+  browser = await launchBrowser();
+  page = await (await browser.newContext({ viewport: { width: 1440, height: 900 } })).newPage();
+  page.setDefaultTimeout(20_000);
+});
+
+afterAll(async () => {
+  await Promise.all(devices.map((device) => device.stop()));
+  await browser?.close();
+  await web?.stop();
+  await api?.close();
+});
+
+function progressOf(row: ReturnType<Page["getByRole"]>) {
+  return row.getByTestId("release-progress").innerText();
+}
+
+test("the first admin signs in", async () => {
+  await page.goto(`${web.url}/`);
+  await page.waitForURL("**/setup");
+  await page.getByLabel(/Setup token/).fill(E2E_SETUP_TOKEN);
+  await page.getByLabel("Your name").fill(ADMIN.name);
+  await page.getByLabel("Email").fill(ADMIN.email);
+  await page.getByLabel("Password", { exact: true }).fill(ADMIN.password);
+  await page.getByLabel("Repeat the password").fill(ADMIN.password);
+  await page.getByRole("button", { name: "Create admin account" }).click();
+  await page.getByRole("heading", { name: "Overview" }).waitFor();
+});
+
+test("uploaded APKs show with the package, versions and certificate read from them", async () => {
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Catalogue", exact: true }).click();
+  await page.getByRole("heading", { name: "Catalogue" }).waitFor();
+  await page.getByText("No app yet").waitFor();
+  await page.getByLabel("APK file").setInputFiles(path.join(FIXTURES, "fixture-v1.apk"));
+  await page.getByTestId(`app-${PACKAGE}`).waitFor();
+  await page.getByLabel("APK file").setInputFiles(path.join(FIXTURES, "fixture-v2.apk"));
+  const card = page.getByTestId(`app-${PACKAGE}`);
+  const versions = card.getByRole("table", { name: `Versions of ${PACKAGE}` });
+  await eventually("both versions listed", async () => (await versions.getByRole("row").count()) === 3);
+  await card.getByText("f161faad5dc4cb510dc0dc4ba9ad43163a3e13acfb171e6ed63c5867f3056b50").waitFor();
+  expect(await versions.getByRole("row").nth(1).innerText()).toMatch(/1\.1\.0\s+2/);
+
+  // Not an APK: the API's reason, shown to the user.
+  const notApk = path.join(SCREENSHOTS, "..", "not-an-apk.apk");
+  fs.writeFileSync(notApk, "plain text");
+  try {
+    await page.getByLabel("APK file").setInputFiles(notApk);
+    await page.getByText(/not an APK/).waitFor();
+  } finally {
+    fs.rmSync(notApk, { force: true });
+  }
+});
+
+test("a release at 25% of a group installs on a quarter of it, advances to 100%, and rolls back", async () => {
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Enrollment", exact: true }).click();
+  await page.getByLabel("Devices it may enroll").fill("8");
+  await page.getByRole("button", { name: "Create token" }).click();
+  await page.getByTestId("enrollment-qr").waitFor();
+  const enrollmentToken = await page.getByTestId("enrollment-token").inputValue();
+  for (let i = 0; i < 8; i++) {
+    const device = await SimulatedDevice.enroll(api.url, enrollmentToken, { intervalMs: 1_000, downloadOrigin: api.url });
+    devices.push(device);
+    await device.connect();
+    device.start();
+  }
+  await api.server.deps.db.device.updateMany({ data: { groups: ["lobby"] } });
+
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Catalogue", exact: true }).click();
+  const card = page.getByTestId(`app-${PACKAGE}`);
+  await card.getByLabel("Version", { exact: true }).selectOption("2");
+  await card.getByLabel(/^Group/).fill("lobby");
+  await card.getByLabel("Start at").selectOption("25");
+  await card.getByRole("button", { name: "Start release" }).click();
+  const row = card.getByRole("table", { name: `Releases of ${PACKAGE}` }).getByRole("row").nth(1);
+  // Generous: devices download and install, and the page polls every 5 s, on a busy machine.
+  await eventually("2 of 8 installed", async () => /^2 installed · 0 pending · 0 failed · 2 of 8 sent$/.test(await progressOf(row)), 90_000);
+
+  await row.getByRole("button", { name: "Advance" }).click();
+  await eventually("8 of 8 installed", async () => /^8 installed · 0 pending · 0 failed · 8 of 8 sent$/.test(await progressOf(row)), 90_000);
+  await row.getByText("100%").waitFor();
+  await page.addStyleTag({ content: "[data-sonner-toaster] { display: none !important; }" });
+  await page.screenshot({ path: path.join(SCREENSHOTS, "catalogue-light.png"), fullPage: true });
+
+  await row.getByRole("button", { name: "Roll back" }).click();
+  await page.getByRole("alertdialog").getByRole("button", { name: "Roll back" }).click();
+  await row.getByText("rolled back").waitFor();
+  // Every device ends up on version 1 again.
+  await eventually("8 devices back on version 1", async () => /^8 installed/.test(await progressOf(row)), 90_000);
+  expect(devices.every((device) => device.state.apps.some((app) => app.packageName === PACKAGE && app.versionCode === 1))).toBe(true);
+});

@@ -1,0 +1,52 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import path from "node:path";
+
+/** A realistic heartbeat (about 300 bytes): every section a phone sends, two apps. */
+export function heartbeatBody(sequence: number): string {
+  return JSON.stringify({
+    deviceTime: new Date().toISOString(),
+    battery: { level: sequence % 100, charging: sequence % 7 === 0 },
+    memory: { total: 4_000_000_000, available: 1_500_000_000 + (sequence % 1000) * 1000 },
+    storage: { total: 64_000_000_000, available: 20_000_000_000 },
+    network: { type: "wifi", signal: -40 - (sequence % 50), ip: "10.0.0.12" },
+    uptimeSeconds: 86_400 + sequence,
+    appVersion: "3.2.1",
+    apps: [
+      { packageName: "com.example.kiosk", versionName: "3.2.1", running: true, foreground: true },
+      { packageName: "com.example.updater", running: false },
+    ],
+  });
+}
+
+/** Runs a bench script (TypeScript, through tsx) in its own process. */
+export function spawnScript(script: string, env: Record<string, string>, options: { inheritStdout?: boolean } = {}): ChildProcess {
+  return spawn(process.execPath, ["--import", "tsx", path.join(__dirname, script)], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", options.inheritStdout ? "inherit" : "pipe", "inherit"],
+  });
+}
+
+/** Runs a bench script to completion and parses the JSON line it prints last. */
+export async function runScript<T>(script: string, job: unknown): Promise<T> {
+  const child = spawnScript(script, { BENCH_JOB: JSON.stringify(job) });
+  let output = "";
+  child.stdout!.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+  const last = output.trim().split("\n").pop() ?? "";
+  if (code !== 0) throw new Error(`${script} exited with ${code}: ${last}`);
+  return JSON.parse(last) as T;
+}
+
+/** The job a child script was given by its parent. */
+export function jobOf<T>(): T {
+  return JSON.parse(process.env.BENCH_JOB ?? "{}") as T;
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+export const round = (value: number, digits = 1) => Number(value.toFixed(digits));

@@ -1,0 +1,427 @@
+// The heartbeat benchmark. Every server runs in its own process, and so does every load
+// generator, so no two share an event loop:
+//   api:    the built API started the way production starts it (NODE_ENV=production,
+//           `node apps/api/dist/server.js`, real PostgreSQL, explicit secrets);
+//   floor:  a bare node:http + pg server making the same writes per heartbeat (floor-server.ts),
+//           on a copy of the same database.
+// Devices are inserted in bulk with hashed tokens, as registration stores them, then a sample
+// is verified with real heartbeats. The machine's cores are shared with the load generator and
+// PostgreSQL, so the ratio to the floor is the figure that matters, not absolute rates.
+//
+//   npm run bench                   full run (about 20 minutes on 2 cores)
+//   BENCH_QUICK=1 npm run bench     quick run (1-2 minutes)
+//   BENCH_DEVICES=100000            devices in the database
+//   BENCH_DATABASE_URL              PostgreSQL server (default TEST_DATABASE_URL, else local)
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes, randomUUID } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { CommandBatch, HeartbeatResponse, signAdminRequest } from "@mdm/contracts";
+import { Client, Pool } from "pg";
+import { DEFAULT_MIGRATIONS_DIR, migrate } from "../../apps/api/src/db/migrate";
+import { hashSecret } from "../../apps/api/src/lib/secrets";
+import { heartbeatBody, percentile, round, runScript, spawnScript } from "./common";
+import type { HttpLoadJob, HttpLoadResult } from "./http-load";
+import type { WsFleetReady, WsHeartbeatResult, WsJob } from "./ws-devices";
+
+const QUICK = process.env.BENCH_QUICK === "1";
+const SERVER_URL = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
+const DEVICES = Number(process.env.BENCH_DEVICES ?? 100_000);
+const PLAN = QUICK
+  ? { warmupSeconds: 3, maxSeconds: 8, maxRounds: 1, fixedSeconds: 10, wsSockets: 1000, wsSeconds: 10, longSeconds: 30, bulkDevices: 1000, listSamples: 15 }
+  : { warmupSeconds: 5, maxSeconds: 20, maxRounds: 2, fixedSeconds: 30, wsSockets: 5000, wsSeconds: 30, longSeconds: 600, bulkDevices: 10_000, listSamples: 40 };
+const TARGET_RATE = 2000;
+const CONNECTIONS = 64;
+const API_ROOT = path.resolve(__dirname, "../../apps/api");
+const secret = () => randomBytes(32).toString("hex");
+const SECRETS = { ADMIN_KEY: secret(), HMAC_SECRET: secret(), JWT_SECRET: secret(), COMMAND_MASTER_KEY: secret() };
+
+const log = (line: string) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}`);
+
+function databaseUrlFor(name: string): string {
+  const url = new URL(SERVER_URL);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Enrolled devices, as registration stores them: a row with sha256 of the secret. */
+export async function seedDevices(databaseUrl: string, count: number, tokensFile: string): Promise<string[]> {
+  const pool = new Pool({ connectionString: databaseUrl, max: 4 });
+  const tokens: string[] = [];
+  const CHUNK = 10_000;
+  for (let base = 0; base < count; base += CHUNK) {
+    const ids: string[] = [];
+    const hashes: string[] = [];
+    for (let i = base; i < Math.min(count, base + CHUNK); i++) {
+      const id = randomUUID();
+      const deviceSecret = randomBytes(32).toString("base64url");
+      ids.push(id);
+      hashes.push(hashSecret(deviceSecret));
+      tokens.push(`${id}.${deviceSecret}`);
+    }
+    await pool.query(
+      `INSERT INTO "Device" (id, "tokenHash", model, manufacturer, alias, "appVersion", "serialNumber", "batteryLevel",
+         "lastSeenAt", online, "offlineSince", groups, "enrolledAt", "updatedAt")
+       SELECT id, hash, 'Pixel ' || (n % 9), 'Google', 'kiosk-' || ($3 + n), '3.' || (n % 5) || '.0', 'SN' || lpad(($3 + n)::text, 8, '0'),
+         (n * 37) % 100, now() - (n % 60) * interval '1 second' - CASE WHEN n % 10 = 0 THEN interval '1 day' ELSE interval '0' END,
+         n % 10 <> 0, CASE WHEN n % 10 = 0 THEN now() - interval '1 day' END,
+         ARRAY['store-' || (n % 50)], now() - ($3 + n) * interval '1 second', now()
+       FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS t(id, hash, n)`,
+      [ids, hashes, base],
+    );
+  }
+  await pool.query(`VACUUM ANALYZE "Device"`);
+  await pool.end();
+  writeFileSync(tokensFile, `${tokens.join("\n")}\n`);
+  return tokens;
+}
+
+type Server = { url: string; pid: number; stop: () => Promise<void> };
+
+async function waitForHealth(url: string, child: ChildProcess): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
+    const ok = await fetch(`${url}/api/health`).then(
+      (res) => res.ok,
+      () => false,
+    );
+    if (ok) return;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`${url} did not become healthy`);
+}
+
+function stopper(child: ChildProcess): () => Promise<void> {
+  return async () => {
+    if (child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.on("exit", resolve));
+    child.kill("SIGTERM");
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 15_000))]);
+    if (child.exitCode === null) child.kill("SIGKILL");
+  };
+}
+
+export async function startApi(databaseUrl: string): Promise<Server> {
+  const port = await freePort();
+  // BENCH_API_NODE_ARGS: e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the API under load.
+  const nodeArgs = (process.env.BENCH_API_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, path.join(API_ROOT, "dist/server.js")], {
+    cwd: API_ROOT,
+    stdio: ["ignore", "ignore", "inherit"],
+    env: {
+      PATH: process.env.PATH ?? "",
+      NODE_ENV: "production",
+      HOST: "127.0.0.1",
+      PORT: String(port),
+      DATABASE_URL: databaseUrl,
+      ...SECRETS,
+      LOG_LEVEL: "error",
+      // One client address stands in for a whole fleet here: per-IP limits would measure the
+      // limiter, not the server. The per-device budget is the production default.
+      RATE_LIMIT_GENERAL_PER_MINUTE: "100000000",
+      RATE_LIMIT_ADMIN_PER_MINUTE: "100000000",
+      RATE_LIMIT_DEVICE_PER_MINUTE: "100000000",
+      RATE_LIMIT_AUTH_FAILURES_PER_MINUTE: "100000000",
+      WS_MAX_DEVICE_SOCKETS_PER_IP: "100000",
+      HTTP_MAX_REQUESTS_PER_CLIENT: "100000",
+      // A bulk command may name 10,000 device ids (the contract's maximum): about 400 KB,
+      // above the default 64 KB body limit.
+      BODY_LIMIT_BYTES: String(1024 * 1024),
+    },
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitForHealth(url, child);
+  return { url, pid: child.pid!, stop: stopper(child) };
+}
+
+async function startFloor(databaseUrl: string): Promise<Server> {
+  const child = spawnScript("floor-server.ts", { BENCH_JOB: JSON.stringify({ databaseUrl }) });
+  const line = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once("line", resolve);
+    child.once("exit", (code) => reject(new Error(`floor exited with ${code}`)));
+  });
+  const { url } = JSON.parse(line) as { url: string };
+  return { url, pid: child.pid!, stop: stopper(child) };
+}
+
+function rssBytes(pid: number): number {
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return match ? Number(match[1]) * 1024 : 0;
+}
+
+async function adminFetch(apiUrl: string, method: string, pathWithQuery: string, body?: unknown): Promise<Response> {
+  const text = body === undefined ? undefined : JSON.stringify(body);
+  const headers = await signAdminRequest({
+    adminKey: SECRETS.ADMIN_KEY,
+    hmacSecret: SECRETS.HMAC_SECRET,
+    method,
+    host: new URL(apiUrl).host,
+    pathWithQuery,
+    ...(text ? { body: text } : {}),
+  });
+  return fetch(`${apiUrl}${pathWithQuery}`, { method, headers: { ...headers, ...(text ? { "Content-Type": "application/json" } : {}) }, body: text });
+}
+
+async function telemetryRows(db: Client): Promise<number> {
+  return Number((await db.query<{ count: string }>(`SELECT count(*) FROM "TelemetryEvent"`)).rows[0]!.count);
+}
+
+/** Real heartbeats from a sample of the inserted devices: each must be accepted and recorded. */
+async function verifySample(apiUrl: string, tokens: string[], db: Client): Promise<{ sampled: number; accepted: number; recorded: number }> {
+  const sample = Array.from({ length: 20 }, (_, i) => tokens[Math.floor((i * tokens.length) / 20)]!);
+  const before = await telemetryRows(db);
+  let accepted = 0;
+  for (const [i, token] of sample.entries()) {
+    const res = await fetch(`${apiUrl}/v1/heartbeat`, { method: "POST", headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` }, body: heartbeatBody(i) });
+    if (res.ok && HeartbeatResponse.safeParse(await res.json()).success) accepted++;
+  }
+  return { sampled: sample.length, accepted, recorded: (await telemetryRows(db)) - before };
+}
+
+export const httpLoad = (job: HttpLoadJob) => runScript<HttpLoadResult>("http-load.ts", job);
+
+/** Heartbeats over HTTP through the API, counting the telemetry rows they wrote. */
+async function countedLoad(db: Client, job: HttpLoadJob): Promise<HttpLoadResult & { telemetryRows: number }> {
+  const before = await telemetryRows(db);
+  const result = await httpLoad(job);
+  return { ...result, telemetryRows: (await telemetryRows(db)) - before };
+}
+
+async function listQueryLatencies(apiUrl: string): Promise<Record<string, { p50: number; p95: number; status: number }>> {
+  const queries: Record<string, string> = {
+    "sort=enrolledAt": "/admin/devices?sort=enrolledAt",
+    "sort=lastSeenAt": "/admin/devices?sort=lastSeenAt",
+    "sort=batteryLevel": "/admin/devices?sort=batteryLevel&order=asc",
+    "sort=alias": "/admin/devices?sort=alias&order=asc",
+    "sort=model": "/admin/devices?sort=model",
+    "sort=appVersion": "/admin/devices?sort=appVersion",
+    "status=online": "/admin/devices?status=online",
+    "status=offline": "/admin/devices?status=offline",
+    "group=store-7": "/admin/devices?group=store-7",
+    "batteryBelow=20": "/admin/devices?batteryBelow=20",
+    "appVersion=3.1.0": "/admin/devices?appVersion=3.1.0",
+    "search=kiosk-4242": "/admin/devices?search=kiosk-4242",
+    "search=pixel": "/admin/devices?search=pixel",
+    "fleet/summary": "/admin/fleet/summary",
+  };
+  const first = (await (await adminFetch(apiUrl, "GET", "/admin/devices?sort=enrolledAt")).json()) as { nextCursor?: string | null };
+  if (first.nextCursor) queries["sort=enrolledAt, page 2 (cursor)"] = `/admin/devices?sort=enrolledAt&cursor=${first.nextCursor}`;
+  const results: Record<string, { p50: number; p95: number; status: number }> = {};
+  for (const [name, pathWithQuery] of Object.entries(queries)) {
+    const times: number[] = [];
+    let status = 0;
+    for (let i = 0; i < PLAN.listSamples; i++) {
+      const started = performance.now();
+      const res = await adminFetch(apiUrl, "GET", pathWithQuery);
+      await res.arrayBuffer();
+      times.push(performance.now() - started);
+      status = res.status;
+    }
+    times.sort((a, b) => a - b);
+    results[name] = { p50: round(percentile(times, 50)), p95: round(percentile(times, 95)), status };
+  }
+  return results;
+}
+
+/** A ping to `count` devices holding WebSockets, from the POST until the batch is done. */
+async function bulkCommand(api: Server, tokensFile: string, tokens: string[], count: number) {
+  const rssBefore = rssBytes(api.pid);
+  const job: WsJob = { url: api.url, tokensFile, sockets: count, mode: "fleet" };
+  const fleet = spawnScript("ws-devices.ts", { BENCH_JOB: JSON.stringify(job) });
+  const lines = createInterface({ input: fleet.stdout! });
+  const ready = JSON.parse(await new Promise<string>((resolve) => lines.once("line", resolve))) as WsFleetReady;
+  const rssConnected = rssBytes(api.pid);
+  const deviceIds = tokens.slice(0, count).map((token) => token.split(".")[0]!);
+  const started = performance.now();
+  const created = await adminFetch(api.url, "POST", "/admin/commands/bulk", { type: "ping", payload: {}, target: { deviceIds } });
+  if (created.status !== 202) throw new Error(`bulk command answered ${created.status}: ${await created.text()}`);
+  let batch = CommandBatch.parse(await created.json());
+  const deadline = Date.now() + 300_000;
+  while (!batch.done && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    batch = CommandBatch.parse(await (await adminFetch(api.url, "GET", `/admin/batches/${batch.batchId}`)).json());
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const exited = new Promise((resolve) => fleet.on("exit", resolve));
+  fleet.kill("SIGTERM");
+  await exited;
+  return {
+    devices: count,
+    connected: ready.connected,
+    done: batch.done,
+    succeeded: batch.counts.succeeded,
+    allSucceeded: batch.done && batch.counts.succeeded === count,
+    seconds: round(seconds, 2),
+    apiRssPerSocketKb: round((rssConnected - rssBefore) / 1024 / Math.max(1, ready.connected), 1),
+  };
+}
+
+async function hotRatio(db: Client): Promise<{ updates: number; hotUpdates: number; ratio: number }> {
+  await new Promise((resolve) => setTimeout(resolve, 1500)); // statistics reach pg_stat_* within a second
+  await db.query("SELECT pg_stat_clear_snapshot()");
+  const row = (await db.query<{ n_tup_upd: string; n_tup_hot_upd: string }>(`SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'Device'`)).rows[0]!;
+  const updates = Number(row.n_tup_upd);
+  const hotUpdates = Number(row.n_tup_hot_upd);
+  return { updates, hotUpdates, ratio: round(hotUpdates / Math.max(1, updates), 3) };
+}
+
+async function main() {
+  const stamp = Date.now();
+  const apiDb = `mdm_bench_api_${stamp}`;
+  const floorDb = `mdm_bench_floor_${stamp}`;
+  const workDir = mkdtempSync(path.join(os.tmpdir(), "mdm-bench-"));
+  const tokensFile = path.join(workDir, "tokens.txt");
+  const admin = new Client({ connectionString: SERVER_URL });
+  await admin.connect();
+  const stops: Array<() => Promise<void>> = [];
+  try {
+    await admin.query(`CREATE DATABASE "${apiDb}"`);
+    await migrate(databaseUrlFor(apiDb), DEFAULT_MIGRATIONS_DIR);
+    log(`inserting ${DEVICES} devices`);
+    const tokens = await seedDevices(databaseUrlFor(apiDb), DEVICES, tokensFile);
+    await admin.query(`CREATE DATABASE "${floorDb}" TEMPLATE "${apiDb}"`);
+
+    const api = await startApi(databaseUrlFor(apiDb));
+    stops.push(api.stop);
+    const floor = await startFloor(databaseUrlFor(floorDb));
+    stops.push(floor.stop);
+    const db = new Client({ connectionString: databaseUrlFor(apiDb) });
+    await db.connect();
+    stops.push(() => db.end());
+    const rssAtStart = rssBytes(api.pid);
+
+    const verified = await verifySample(api.url, tokens, db);
+    log(`sample verified: ${JSON.stringify(verified)}`);
+    const base = { tokensFile, connections: CONNECTIONS };
+    await httpLoad({ ...base, url: floor.url, seconds: PLAN.warmupSeconds });
+    await httpLoad({ ...base, url: api.url, seconds: PLAN.warmupSeconds });
+
+    log("max throughput (interleaved rounds)");
+    const rounds: { api: HttpLoadResult[]; floor: HttpLoadResult[] } = { api: [], floor: [] };
+    for (let i = 0; i < PLAN.maxRounds; i++) {
+      rounds.floor.push(await httpLoad({ ...base, url: floor.url, seconds: PLAN.maxSeconds }));
+      rounds.api.push(await httpLoad({ ...base, url: api.url, seconds: PLAN.maxSeconds }));
+    }
+    const best = (results: HttpLoadResult[]) => results.reduce((a, b) => (b.requestsPerSecond > a.requestsPerSecond ? b : a));
+    const maxApi = best(rounds.api);
+    const maxFloor = best(rounds.floor);
+
+    const rate = Math.max(100, Math.min(TARGET_RATE, maxFloor.requestsPerSecond));
+    log(`fixed rate ${rate}/s for ${PLAN.fixedSeconds} s`);
+    const fixedJob = { ...base, rate, amount: rate * PLAN.fixedSeconds };
+    const fixedFloor = await httpLoad({ ...fixedJob, url: floor.url });
+    const fixedApi = await countedLoad(db, { ...fixedJob, url: api.url });
+
+    log(`websocket heartbeats at ${rate}/s over ${PLAN.wsSockets} sockets`);
+    const wsBefore = await telemetryRows(db);
+    const ws = await runScript<WsHeartbeatResult>("ws-devices.ts", { url: api.url, tokensFile, sockets: PLAN.wsSockets, mode: "heartbeats", rate, seconds: PLAN.fixedSeconds } satisfies WsJob);
+    const wsTelemetry = (await telemetryRows(db)) - wsBefore;
+
+    // Memory is measured at a rate the API sustains, so the run lasts as long as planned.
+    const longRate = Math.max(50, Math.min(rate, Math.floor(maxApi.requestsPerSecond * 0.8)));
+    log(`long run: ${longRate}/s for ${PLAN.longSeconds} s`);
+    const rssBeforeLong = rssBytes(api.pid);
+    const longRun = await countedLoad(db, { ...base, url: api.url, rate: longRate, amount: longRate * PLAN.longSeconds });
+    const rssAfterLong = rssBytes(api.pid);
+
+    const hot = await hotRatio(db);
+    log("list queries");
+    const listQueries = await listQueryLatencies(api.url);
+    log(`bulk command to ${Math.min(PLAN.bulkDevices, DEVICES)} websocket devices`);
+    const bulk = await bulkCommand(api, tokensFile, tokens, Math.min(PLAN.bulkDevices, DEVICES));
+
+    const mb = (bytes: number) => round(bytes / 1024 / 1024);
+    const growth = (rssAfterLong - rssBeforeLong) / Math.max(1, rssBeforeLong);
+    const counted = fixedApi.ok + ws.ok + longRun.ok;
+    const written = fixedApi.telemetryRows + wsTelemetry + longRun.telemetryRows;
+    const report = {
+      date: new Date().toISOString(),
+      quick: QUICK,
+      machine: { cpus: os.cpus().length, ramGb: round(os.totalmem() / 1024 ** 3), node: process.version },
+      devices: DEVICES,
+      sampleVerified: verified,
+      maxThroughput: {
+        connections: CONNECTIONS,
+        seconds: PLAN.maxSeconds,
+        rounds: PLAN.maxRounds,
+        api: maxApi,
+        floor: maxFloor,
+        ratio: round(maxApi.requestsPerSecond / Math.max(1, maxFloor.requestsPerSecond), 3),
+        allRounds: rounds,
+      },
+      fixedRate: { rate, seconds: PLAN.fixedSeconds, api: fixedApi, floor: fixedFloor },
+      websocket: { rate, seconds: PLAN.fixedSeconds, ...ws, telemetryRows: wsTelemetry },
+      memory: {
+        longRunSeconds: PLAN.longSeconds,
+        rate: longRate,
+        longRun,
+        rssAtStartMb: mb(rssAtStart),
+        rssBeforeLongRunMb: mb(rssBeforeLong),
+        rssAfterLongRunMb: mb(rssAfterLong),
+        growthPercent: round(growth * 100),
+        grew: growth > 0.2,
+      },
+      heartbeatsCounted: { answered2xx: counted, telemetryRows: written, equal: counted === written },
+      hot,
+      listQueries,
+      listQueriesOver50msP95: Object.entries(listQueries)
+        .filter(([, value]) => value.p95 > 50)
+        .map(([name]) => name),
+      bulkCommand: bulk,
+    };
+    printTable(report);
+    console.log(JSON.stringify(report));
+  } finally {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    await admin.query(`DROP DATABASE IF EXISTS "${apiDb}" WITH (FORCE)`);
+    await admin.query(`DROP DATABASE IF EXISTS "${floorDb}" WITH (FORCE)`);
+    await admin.end();
+    rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+type Report = {
+  maxThroughput: { api: HttpLoadResult; floor: HttpLoadResult; ratio: number };
+  fixedRate: { rate: number; api: HttpLoadResult; floor: HttpLoadResult };
+  websocket: WsHeartbeatResult;
+  memory: { rssBeforeLongRunMb: number; rssAfterLongRunMb: number; longRunSeconds: number; growthPercent: number };
+  heartbeatsCounted: { answered2xx: number; telemetryRows: number };
+  hot: { ratio: number };
+  listQueries: Record<string, { p95: number }>;
+  bulkCommand: { devices: number; succeeded: number; seconds: number; apiRssPerSocketKb: number };
+};
+
+/** The markdown table RESULTS.md and the README keep. */
+function printTable(r: Report) {
+  const rows = [
+    ["Max heartbeats/s (HTTP), API / floor", `${r.maxThroughput.api.requestsPerSecond} / ${r.maxThroughput.floor.requestsPerSecond} (${r.maxThroughput.ratio}×), errors ${r.maxThroughput.api.errors} / ${r.maxThroughput.floor.errors}`],
+    [`p50 / p99 at ${r.fixedRate.rate}/s, API (HTTP)`, `${r.fixedRate.api.p50} / ${r.fixedRate.api.p99} ms, errors ${r.fixedRate.api.errors}`],
+    [`p50 / p99 at ${r.fixedRate.rate}/s, floor`, `${r.fixedRate.floor.p50} / ${r.fixedRate.floor.p99} ms`],
+    [`p50 / p99 at ${r.fixedRate.rate}/s, API (WebSocket)`, `${r.websocket.p50} / ${r.websocket.p99} ms, errors ${r.websocket.errors}`],
+    [`API RSS over ${r.memory.longRunSeconds} s`, `${r.memory.rssBeforeLongRunMb} → ${r.memory.rssAfterLongRunMb} MB (${r.memory.growthPercent}%)`],
+    ["Heartbeats answered 2xx / telemetry rows", `${r.heartbeatsCounted.answered2xx} / ${r.heartbeatsCounted.telemetryRows}`],
+    ["HOT ratio (Device)", String(r.hot.ratio)],
+    ...Object.entries(r.listQueries).map(([name, value]) => [`p95 ${name}`, `${value.p95} ms`]),
+    [`Bulk ping to ${r.bulkCommand.devices} WebSocket devices`, `${r.bulkCommand.succeeded} succeeded in ${r.bulkCommand.seconds} s; ${r.bulkCommand.apiRssPerSocketKb} KB RSS per socket`],
+  ];
+  console.log(["| Measure | Result |", "|---|---|", ...rows.map(([name, value]) => `| ${name} | ${value} |`)].join("\n"));
+}
+
+if (require.main === module) {
+  main().catch((error) => {
+    console.error(error);
+    process.exit(1);
+  });
+}

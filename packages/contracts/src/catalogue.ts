@@ -1,0 +1,128 @@
+import { z } from "zod";
+import { DateTime, GroupName, Uuid, text } from "./primitives";
+
+export const Sha256Hex = z.string().regex(/^[a-f0-9]{64}$/, "Must be a SHA-256 as 64 lowercase hex digits");
+
+export const CataloguePackageName = z
+  .string()
+  .max(255)
+  .regex(/^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+$/, "Must be an Android package name such as com.example.app");
+
+export const AppVersion = z.object({
+  id: Uuid,
+  packageName: z.string(),
+  versionCode: z.int(),
+  versionName: z.string().nullable(),
+  sha256: Sha256Hex.describe("SHA-256 of the APK file: the catalogue stores it under this, and devices check their download against it."),
+  sizeBytes: z.int(),
+  certSha256: Sha256Hex.describe("SHA-256 of the APK's signing certificate (DER), read from its v3/v2 signing block, else its v1 signature."),
+  uploadedBy: z.string().nullable(),
+  createdAt: DateTime,
+});
+export type AppVersion = z.infer<typeof AppVersion>;
+
+export const UploadAppQuery = z.strictObject({
+  sha256: Sha256Hex.optional().describe(
+    "The file's SHA-256. Required with a signed admin request (the signature covers the query, not a streamed body): a file that hashes otherwise is refused.",
+  ),
+});
+export type UploadAppQuery = z.infer<typeof UploadAppQuery>;
+
+export const UploadAppResponse = z.object({
+  version: AppVersion,
+  created: z.boolean().describe("false when this exact version was already in the catalogue with the same file."),
+});
+export type UploadAppResponse = z.infer<typeof UploadAppResponse>;
+
+export const ReleaseTarget = z.union([z.strictObject({ group: GroupName }), z.strictObject({ all: z.literal(true) })]);
+export type ReleaseTarget = z.infer<typeof ReleaseTarget>;
+
+export const AppReleaseStatus = z.enum(["active", "paused", "rolled_back"]);
+export type AppReleaseStatus = z.infer<typeof AppReleaseStatus>;
+
+/** The percentages an advance without an explicit one steps through. */
+export const ROLLOUT_STEPS = [5, 25, 100] as const;
+
+export const RolloutPercent = z.int().min(1).max(100);
+
+export const CreateReleaseRequest = z.strictObject({
+  versionCode: z.int().min(1).describe("The catalogue version of this app to roll out."),
+  target: ReleaseTarget,
+  percent: RolloutPercent.default(5).describe("Share of the target that gets it now; stable: a higher percentage keeps the devices of a lower one."),
+  autoAdvance: z.boolean().default(false).describe("Step to the next percentage (5 → 25 → 100) by itself once every device sent to has finished and the failure rate is at most `maxFailurePercent`."),
+  maxFailurePercent: z.int().min(0).max(100).default(5),
+});
+export type CreateReleaseRequest = z.infer<typeof CreateReleaseRequest>;
+
+export const AdvanceReleaseRequest = z.strictObject({
+  percent: RolloutPercent.optional().describe("Default: the next of 5, 25, 100."),
+  reason: text(500).optional().describe("Why, for the audit log."),
+});
+export type AdvanceReleaseRequest = z.infer<typeof AdvanceReleaseRequest>;
+
+export const ReleaseProgress = z.object({
+  targeted: z.int().describe("Devices in the target now."),
+  sent: z.int().describe("Devices the release (or its rollback) was sent to."),
+  installed: z.int(),
+  pending: z.int(),
+  failed: z.int(),
+});
+export type ReleaseProgress = z.infer<typeof ReleaseProgress>;
+
+export const AppRelease = z.object({
+  id: Uuid,
+  packageName: z.string(),
+  versionCode: z.int(),
+  versionName: z.string().nullable(),
+  previousVersionCode: z.int().nullable().describe("What a rollback sends: the highest catalogue version below this one."),
+  target: ReleaseTarget,
+  percent: z.int(),
+  status: AppReleaseStatus,
+  autoAdvance: z.boolean(),
+  maxFailurePercent: z.int(),
+  progress: ReleaseProgress,
+  createdBy: z.string().nullable(),
+  createdAt: DateTime,
+  updatedAt: DateTime,
+});
+export type AppRelease = z.infer<typeof AppRelease>;
+
+export const CatalogueApp = z.object({
+  packageName: z.string(),
+  certSha256: Sha256Hex,
+  createdAt: DateTime,
+  versions: z.array(AppVersion).describe("Newest first."),
+  releases: z.array(AppRelease).describe("Newest first, at most 20."),
+});
+export type CatalogueApp = z.infer<typeof CatalogueApp>;
+
+export const ListAppsResponse = z.object({ apps: z.array(CatalogueApp) });
+export type ListAppsResponse = z.infer<typeof ListAppsResponse>;
+
+export const PackageParams = z.strictObject({ packageName: CataloguePackageName });
+export const ReleaseParams = z.strictObject({ releaseId: Uuid });
+
+export const ReleaseDeviceStatus = z.enum(["installed", "pending", "failed"]);
+export type ReleaseDeviceStatus = z.infer<typeof ReleaseDeviceStatus>;
+
+export const ReleaseDevice = z.object({
+  deviceId: Uuid,
+  versionCode: z.int().describe("The version this device must end up with (the previous one after a rollback)."),
+  status: ReleaseDeviceStatus.describe(
+    "`installed`: the install command succeeded or the device's heartbeat reports this version; `failed`: the command failed or expired (see `reason`); else `pending`.",
+  ),
+  reason: z.string().nullable(),
+  requestId: Uuid.nullable(),
+});
+export type ReleaseDevice = z.infer<typeof ReleaseDevice>;
+
+export const ReleaseDetail = AppRelease.extend({
+  devices: z.array(ReleaseDevice).describe("Failed first, then pending, then installed; at most 1000."),
+});
+export type ReleaseDetail = z.infer<typeof ReleaseDetail>;
+
+export const AppFileParams = z.strictObject({ sha256: Sha256Hex });
+export const AppFileQuery = z.strictObject({
+  expires: z.string().regex(/^\d{1,12}$/, "Must be unix seconds"),
+  signature: z.string().regex(/^[a-f0-9]{64}$/, "Must be a hex HMAC-SHA256"),
+});
