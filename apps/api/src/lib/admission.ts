@@ -1,7 +1,7 @@
 import type { NextFunction, Request, Response } from "express";
-import { ipKeyGenerator } from "express-rate-limit";
 import type { Env } from "../config/env";
 import type { AppDeps } from "../deps";
+import { addressKey } from "./client-ip";
 import { HttpError } from "./http-error";
 import type { Metrics } from "./metrics";
 
@@ -89,7 +89,7 @@ export function createAdmission(
     overloaded,
     perClient: (req, res, next) => {
       if (EXEMPT_PATHS.has(req.path)) return next();
-      const client = ipKeyGenerator(req.ip ?? "unknown");
+      const client = addressKey(req.ip);
       const count = perClient.get(client) ?? 0;
       if (count >= env.HTTP_MAX_REQUESTS_PER_CLIENT) {
         metrics?.shed.inc({ reason: "per_client" });
