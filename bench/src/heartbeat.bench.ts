@@ -135,6 +135,7 @@ export async function startApi(databaseUrl: string): Promise<Server> {
       RATE_LIMIT_DEVICE_PER_MINUTE: "100000000",
       RATE_LIMIT_AUTH_FAILURES_PER_MINUTE: "100000000",
       WS_MAX_DEVICE_SOCKETS_PER_IP: "100000",
+      HTTP_MAX_REQUESTS_PER_CLIENT: "100000",
       // A bulk command may name 10,000 device ids (the contract's maximum): about 400 KB,
       // above the default 64 KB body limit.
       BODY_LIMIT_BYTES: String(1024 * 1024),

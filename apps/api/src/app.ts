@@ -9,6 +9,7 @@ import { createGuards } from "./lib/guards";
 import { HttpError } from "./lib/http-error";
 import { requestContext } from "./lib/request-context";
 import { mailRoutes } from "./mail/mail.routes";
+import { readRawBody } from "./lib/read-body";
 import { securityHeaders } from "./lib/security-headers";
 import { apiKeyRoutes } from "./modules/api-keys/api-keys.routes";
 import { auditRoutes } from "./modules/audit/audit.routes";
@@ -33,13 +34,17 @@ export function createApp(deps: AppDeps): express.Express {
   app.set("trust proxy", compileTrustProxy(deps.env.TRUST_PROXY));
   app.set("query parser", "simple");
 
+  const admission = admissionOf(deps);
   app.use(requestContext(deps.logger, deps.metrics));
-  app.use(admissionOf(deps).middleware);
   app.use(securityHeaders());
-  // Bodies are kept as raw bytes: admin signatures cover the exact bytes sent, and
-  // `validate` decodes JSON only after a route's guards have authenticated the caller.
+  // One address cannot hold more than its share of requests, uploading or worked on; its
+  // bodies must arrive within the body timeout; and only a request whose body has arrived
+  // counts as work in progress for the instance-wide bound (a slow upload costs no CPU,
+  // and counting it let one client trickling bodies shed everyone else).
+  app.use(admission.perClient);
   // Multipart uploads (the app catalogue's APKs) are streamed to disk by their route instead.
-  app.use(express.raw({ type: (req) => !isMultipart(req.headers["content-type"]), limit: deps.env.BODY_LIMIT_BYTES }));
+  app.use(readRawBody(deps.env, (req) => !isMultipart(req.headers["content-type"])));
+  app.use(admission.middleware);
 
   const guards = createGuards(deps);
   app.use(exportRoutes(deps, guards));

@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import Redis from "ioredis";
 import path from "node:path";
 import { createApp } from "./app";
 import { DEV_SECRETS_FILE, type Env, parseEnv } from "./config/env";
@@ -11,6 +10,7 @@ import { type AppDeps, systemClock } from "./deps";
 import { startMaintenance } from "./jobs/maintenance";
 import { createHttpServer } from "./lib/http-server";
 import { endWithError } from "./lib/raw-response";
+import { connectLimitsRedis } from "./lib/limits-redis";
 import { createLogger } from "./lib/logger";
 import { createMetrics } from "./lib/metrics";
 import { createMailer } from "./mail/mailer";
@@ -24,13 +24,6 @@ import { startDeliveryWorker } from "./modules/commands/delivery";
 import { createPushGateway } from "./push/create-push-gateway";
 import { type Realtime, attachRealtime } from "./realtime/attach";
 import { createEventBus } from "./realtime/event-bus";
-
-/** Redis for the shared rate-limit counters; an outage is logged, and limits then pass requests through. */
-function sharedCounters(url: string, logger: AppDeps["logger"]): Redis {
-  const redis = new Redis(url, { maxRetriesPerRequest: 2 });
-  redis.on("error", (error: Error) => logger.warn("rate-limit store (redis) unreachable", { message: error.message }));
-  return redis;
-}
 
 // In-flight requests get this long to finish at shutdown; a load balancer's deregistration
 // delay and Kubernetes' default 30 s grace period both leave room for it.
@@ -51,16 +44,17 @@ export async function startServer(env: Env, overrides: ServerOverrides = {}): Pr
   const report = await migrate(databaseUrl, env.MIGRATIONS_DIR ?? DEFAULT_MIGRATIONS_DIR);
   logger.info("migrations", report);
 
+  const metrics = createMetrics();
   const deps: AppDeps = {
     env,
     db: createDb(databaseUrl, { maxConnections: embedded ? EMBEDDED_POOL_SIZE : 20 }),
     push: overrides.push ?? createPushGateway(env),
     logger,
-    metrics: createMetrics(),
+    metrics,
     clock: systemClock,
     mailer: createMailer(env),
     bus: await createEventBus(env, embedded !== undefined, logger),
-    redis: env.REDIS_URL ? sharedCounters(env.REDIS_URL, logger) : undefined,
+    redis: env.REDIS_URL ? connectLimitsRedis(env.REDIS_URL, logger, metrics) : undefined,
     instanceId: randomUUID(),
   };
   const server = createHttpServer(createApp(deps), env);

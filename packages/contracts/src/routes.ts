@@ -931,6 +931,8 @@ export function routeErrors(route: ApiRoute): ErrorCode[] {
     codes.add("invalid_json");
     codes.add("payload_too_large");
     codes.add("unsupported_media_type");
+    // The body did not arrive within HTTP_BODY_TIMEOUT_SECONDS.
+    codes.add("request_timeout");
   }
   if (route.auth !== "none") codes.add("unauthorized");
   // A session without the role, or a cookie-authenticated write without its CSRF token.

@@ -141,6 +141,12 @@ export const EnvSchema = z
     // trickles them (slowloris) is cut off instead of holding a connection open.
     HTTP_HEADERS_TIMEOUT_SECONDS: z.coerce.number().positive().default(20),
     HTTP_REQUEST_TIMEOUT_SECONDS: z.coerce.number().positive().default(30),
+    // Time allowed to send a request's body once its headers have arrived (408 past it).
+    HTTP_BODY_TIMEOUT_SECONDS: z.coerce.number().positive().default(10),
+    // Requests one client address (an IPv6 /56) may have in progress at once, bodies still
+    // arriving included; past it, 429. Well under ADMISSION_MAX_IN_FLIGHT, so no one address
+    // can take the whole instance.
+    HTTP_MAX_REQUESTS_PER_CLIENT: positiveInt(64),
     // Every connected device holds a socket; keep this under the process's open-file limit.
     HTTP_MAX_CONNECTIONS: positiveInt(20_000),
     // Admission control: past these, a request answers 503 with Retry-After before any work

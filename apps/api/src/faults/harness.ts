@@ -23,6 +23,7 @@ export function apiSettings(databaseUrl: string, extra: Record<string, string> =
     RATE_LIMIT_DEVICE_PER_MINUTE: "1000000",
     RATE_LIMIT_ENROLLMENT_PER_MINUTE: "1000000",
     WS_MAX_DEVICE_SOCKETS_PER_IP: "100000",
+    HTTP_MAX_REQUESTS_PER_CLIENT: "100000",
     RATE_LIMIT_LOGIN_PER_MINUTE: "1000000",
     ...extra,
   };

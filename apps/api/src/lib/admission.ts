@@ -1,6 +1,7 @@
 import type { NextFunction, Request, Response } from "express";
 import type { Env } from "../config/env";
 import type { AppDeps } from "../deps";
+import { addressKey } from "./client-ip";
 import { HttpError } from "./http-error";
 import type { Metrics } from "./metrics";
 
@@ -40,9 +41,21 @@ export function admissionOf(deps: Pick<AppDeps, "env" | "metrics">): Admission {
   return created;
 }
 
+type Middleware = (req: Request, res: Response, next: NextFunction) => void;
+
 export type Admission = {
-  /** Express middleware: answers 503 with Retry-After before any work when the instance is saturated. */
-  middleware: (req: Request, res: Response, next: NextFunction) => void;
+  /**
+   * Express middleware for before the body is read: at most HTTP_MAX_REQUESTS_PER_CLIENT
+   * requests per client address (an IPv6 address counts by its subnet, as the rate limits
+   * do) are being received or worked on at once; past it, 429 and the connection closed.
+   */
+  perClient: Middleware;
+  /**
+   * Express middleware for once the body has been read: answers 503 with Retry-After
+   * before any work when the instance is saturated. A request still uploading is not work
+   * in progress; counting it would let a client that trickles its bodies fill the bound.
+   */
+  middleware: Middleware;
   /** Why new work should be refused now, or undefined to accept it (for transports other than HTTP). */
   overloaded: () => string | undefined;
   readonly inFlight: number;
@@ -54,7 +67,10 @@ export type Admission = {
  * Beyond that a request costs a 503 with Retry-After instead of a place in a queue that
  * would grow (memory, and latency past every client's timeout) until the load falls.
  */
-export function createAdmission(env: Pick<Env, "ADMISSION_MAX_IN_FLIGHT" | "ADMISSION_MAX_EVENT_LOOP_LAG_MS" | "ADMISSION_RETRY_AFTER_SECONDS">, metrics?: Metrics): Admission {
+export function createAdmission(
+  env: Pick<Env, "ADMISSION_MAX_IN_FLIGHT" | "ADMISSION_MAX_EVENT_LOOP_LAG_MS" | "ADMISSION_RETRY_AFTER_SECONDS" | "HTTP_MAX_REQUESTS_PER_CLIENT">,
+  metrics?: Metrics,
+): Admission {
   const lag = env.ADMISSION_MAX_EVENT_LOOP_LAG_MS > 0 ? eventLoopLag() : undefined;
   let inFlight = 0;
   const overloaded = () => {
@@ -63,11 +79,32 @@ export function createAdmission(env: Pick<Env, "ADMISSION_MAX_IN_FLIGHT" | "ADMI
     return undefined;
   };
   const retryAfter = String(env.ADMISSION_RETRY_AFTER_SECONDS);
+  // Only addresses with a request in progress have an entry, so the map is bounded by the
+  // open connections (HTTP_MAX_CONNECTIONS).
+  const perClient = new Map<string, number>();
   return {
     get inFlight() {
       return inFlight;
     },
     overloaded,
+    perClient: (req, res, next) => {
+      if (EXEMPT_PATHS.has(req.path)) return next();
+      const client = addressKey(req.ip);
+      const count = perClient.get(client) ?? 0;
+      if (count >= env.HTTP_MAX_REQUESTS_PER_CLIENT) {
+        metrics?.shed.inc({ reason: "per_client" });
+        // Closed once answered: reading the rest of a body nobody wants would keep the socket busy.
+        res.setHeader("Connection", "close");
+        return next(new HttpError("rate_limited", "Too many requests in progress from this address; retry later", undefined, { "Retry-After": retryAfter }));
+      }
+      perClient.set(client, count + 1);
+      res.once("close", () => {
+        const left = (perClient.get(client) ?? 1) - 1;
+        if (left > 0) perClient.set(client, left);
+        else perClient.delete(client);
+      });
+      next();
+    },
     middleware: (req, res, next) => {
       if (EXEMPT_PATHS.has(req.path)) return next();
       const reason = overloaded();

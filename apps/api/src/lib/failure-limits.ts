@@ -1,7 +1,10 @@
 import type Redis from "ioredis";
+import { reportUncounted } from "./limits-redis";
 
 // Counters of failures (failed authentications, failed sign-ins). In Redis when REDIS_URL
 // is set, so every API instance counts against one budget; in this process otherwise.
+// While Redis does not answer they let every attempt through uncounted (reported once per
+// outage), as the rate limits do: an outage of the counters must not fail requests.
 
 const MAX_LOCAL_KEYS = 100_000;
 
@@ -25,13 +28,23 @@ local count = redis.call('INCR', KEYS[1])
 if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return {count, redis.call('PTTL', KEYS[1])}`;
 
+/** Counts a hit on `key` in Redis (throws if Redis does not answer). */
+export async function hitInRedis(redis: Redis, key: string, windowMs: number): Promise<WindowCount> {
+  const [count, ttl] = (await redis.eval(HIT_SCRIPT, 1, key, String(windowMs))) as [number, number];
+  return { count, resetInMs: ttl > 0 ? ttl : windowMs };
+}
+
 export function windowCounter(options: { name: string; windowMs: number; redis?: Redis }): WindowCounter {
   const { name, windowMs, redis } = options;
   if (redis) {
     return {
       hit: async (key) => {
-        const [count, ttl] = (await redis.eval(HIT_SCRIPT, 1, `mdm:${name}:${key}`, String(windowMs))) as [number, number];
-        return { count, resetInMs: ttl > 0 ? ttl : windowMs };
+        try {
+          return await hitInRedis(redis, `mdm:${name}:${key}`, windowMs);
+        } catch {
+          reportUncounted(redis, name);
+          return { count: 0, resetInMs: windowMs };
+        }
       },
     };
   }
@@ -112,14 +125,29 @@ export function attemptBackoff(options: BackoffOptions): AttemptBackoff {
   if (redis) {
     const keyOf = (key: string) => `mdm:${name}:${key}`;
     const args = () => [String(clock()), String(options.freeFailures), String(options.baseDelayMs), String(options.maxDelayMs), String(windowMs)];
+    const uncounted = () => reportUncounted(redis, name);
     return {
-      begin: async (key) => Number(await redis.eval(BEGIN_SCRIPT, 1, keyOf(key), ...args())),
-      failures: async (key) => Number((await redis.hget(keyOf(key), "failures")) ?? 0),
+      begin: async (key) => {
+        try {
+          return Number(await redis.eval(BEGIN_SCRIPT, 1, keyOf(key), ...args()));
+        } catch {
+          uncounted();
+          return 0;
+        }
+      },
+      failures: async (key) => {
+        try {
+          return Number((await redis.hget(keyOf(key), "failures")) ?? 0);
+        } catch {
+          uncounted();
+          return 0;
+        }
+      },
       failed: async (key) => {
-        await redis.eval(FAILED_SCRIPT, 1, keyOf(key), ...args());
+        await redis.eval(FAILED_SCRIPT, 1, keyOf(key), ...args()).catch(uncounted);
       },
       succeeded: async (key) => {
-        await redis.del(keyOf(key));
+        await redis.del(keyOf(key)).catch(uncounted);
       },
     };
   }

@@ -16,8 +16,14 @@ export function createMetrics() {
     }),
     shed: new client.Counter({
       name: "mdm_requests_shed_total",
-      help: "Requests and heartbeat frames refused with 503 because the instance was overloaded, by reason.",
+      help: "Requests and heartbeat frames refused because the instance was overloaded (503: in_flight, event_loop_lag) or their address had too many requests in progress (429: per_client), by reason.",
       labelNames: ["reason"] as const,
+      registers: [registry],
+    }),
+    limitUncounted: new client.Counter({
+      name: "mdm_rate_limit_uncounted_total",
+      help: "Requests a limit let through without counting them because its store (Redis) did not answer, by limit.",
+      labelNames: ["limiter"] as const,
       registers: [registry],
     }),
     heartbeat: new client.Counter({

@@ -1,8 +1,9 @@
 import type { Request, RequestHandler, Response } from "express";
-import { MemoryStore, type Store, rateLimit } from "express-rate-limit";
+import { type ClientRateLimitInfo, MemoryStore, type Options, type Store, rateLimit } from "express-rate-limit";
 import type Redis from "ioredis";
-import { RedisStore } from "rate-limit-redis";
+import { hitInRedis } from "./failure-limits";
 import { HttpError } from "./http-error";
+import { reportUncounted } from "./limits-redis";
 
 type Limiter = {
   /** Names the counter in Redis; unique per limiter. */
@@ -27,6 +28,7 @@ export function limiter(options: Limiter) {
     legacyHeaders: false,
     // Redis down: serve without the shared limit rather than fail every request.
     passOnStoreError: true,
+    logger: quietAboutOutages,
     // Custom keys count client addresses through addressKey (IPv6 by its /56, as
     // ipKeyGenerator does), which the library's source-text check cannot see.
     ...(options.keyGenerator ? { keyGenerator: options.keyGenerator, validate: { keyGeneratorIpFallback: false } } : {}),
@@ -39,11 +41,58 @@ export function limiter(options: Limiter) {
   });
 }
 
-function redisStore(redis: Redis, name: string): RedisStore {
-  return new RedisStore({
-    prefix: `mdm:rate:${name}:`,
-    sendCommand: (command: string, ...args: string[]) => redis.call(command, ...args) as Promise<number>,
-  });
+/** A store's failure already reported (once per outage) by the store itself. */
+class StoreUnreachable extends Error {}
+
+// express-rate-limit logs every failure of its store, so once per request during an outage.
+const quietAboutOutages = {
+  warn: (error: unknown, message?: string) => console.warn(message ?? "express-rate-limit", error),
+  error: (error: unknown, message?: string) => {
+    if (!(error instanceof StoreUnreachable)) console.error(message ?? "express-rate-limit", error);
+  },
+};
+
+/**
+ * Counters in Redis, one per key and window, shared by every instance. Each call is a
+ * single command that fails at once when Redis is unreachable (see limits-redis.ts):
+ * the request then passes uncounted, and the outage is reported once.
+ */
+class RedisCounterStore implements Store {
+  readonly prefix: string;
+  private windowMs = 60_000;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly name: string,
+  ) {
+    this.prefix = `mdm:rate:${name}:`;
+  }
+
+  init(options: Options): void {
+    this.windowMs = options.windowMs;
+  }
+
+  async increment(key: string): Promise<ClientRateLimitInfo> {
+    try {
+      const { count, resetInMs } = await hitInRedis(this.redis, this.prefix + key, this.windowMs);
+      return { totalHits: count, resetTime: new Date(Date.now() + resetInMs) };
+    } catch (error) {
+      reportUncounted(this.redis, this.name);
+      throw new StoreUnreachable(error instanceof Error ? error.message : String(error));
+    }
+  }
+
+  async decrement(key: string): Promise<void> {
+    await this.redis.decr(this.prefix + key).catch(() => reportUncounted(this.redis, this.name));
+  }
+
+  async resetKey(key: string): Promise<void> {
+    await this.redis.del(this.prefix + key).catch(() => reportUncounted(this.redis, this.name));
+  }
+}
+
+function redisStore(redis: Redis, name: string): RedisCounterStore {
+  return new RedisCounterStore(redis, name);
 }
 
 /**
@@ -63,7 +112,7 @@ export function sharedBudget(options: Limiter & { perMinute: number }): SharedBu
   return {
     middleware,
     async consume(key) {
-      // As for the middleware: if the store is unreachable, the request goes through.
+      // As for the middleware: if the store is unreachable, the request goes through (reported by the store).
       const counted = await store.increment(key).catch(() => undefined);
       if (!counted) return { allowed: true, retryAfterSeconds: 0 };
       const { totalHits, resetTime } = counted;

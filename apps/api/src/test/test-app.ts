@@ -56,6 +56,7 @@ export const TEST_SERVER_SETTINGS: Record<string, string> = {
   RATE_LIMIT_ADMIN_PER_MINUTE: "100000",
   RATE_LIMIT_DEVICE_PER_MINUTE: "100000",
   RATE_LIMIT_ENROLLMENT_PER_MINUTE: "100000",
+  HTTP_MAX_REQUESTS_PER_CLIENT: "100000",
   ADMISSION_MAX_EVENT_LOOP_LAG_MS: "0",
 };
 
@@ -83,6 +84,7 @@ export function createTestApp(db: Db, options: { env?: Record<string, string>; p
     RATE_LIMIT_ADMIN_PER_MINUTE: "100000",
     RATE_LIMIT_DEVICE_PER_MINUTE: "100000",
     RATE_LIMIT_ENROLLMENT_PER_MINUTE: "100000",
+    HTTP_MAX_REQUESTS_PER_CLIENT: "100000",
     // A busy test machine lags: shedding on event-loop lag is the fault runs' to test.
     ADMISSION_MAX_EVENT_LOOP_LAG_MS: "0",
     ...options.env,
