@@ -39,7 +39,8 @@ export async function startApi(webUrl: string, extraEnv: Record<string, string> 
   const env = parseEnv({
     NODE_ENV: "test",
     HOST: "127.0.0.1",
-    PORT: "0",
+    // The same port for every suite of the run, so one dashboard build serves them all.
+    PORT: String(await sharedApiPort()),
     DATABASE_URL: database?.url,
     DATA_DIR: dataDir,
     WEB_URL: webUrl,
@@ -74,13 +75,28 @@ function run(args: string[], env: NodeJS.ProcessEnv): ChildProcess {
 }
 
 /** `next build` with the API's URL baked in, as a deployment would build it. */
+/**
+ * One API port per test process: the suites run one after another (runInBand), each with its
+ * own API on this port, so the dashboard, whose build bakes the API's URL in, is built once.
+ */
+async function sharedApiPort(): Promise<number> {
+  process.env.E2E_API_PORT ??= String(await freePort());
+  return Number(process.env.E2E_API_PORT);
+}
+
+/** Marks the build with the API URL it was made for (`next build` takes minutes: once per run). */
+const BUILT_FOR = path.join(WEB_DIR, ".next", "e2e-built-for-api");
+
 export async function buildWeb(apiUrl: string): Promise<void> {
+  if (process.env.E2E_BUILT_FOR === apiUrl && fs.existsSync(BUILT_FOR) && fs.readFileSync(BUILT_FOR, "utf8") === apiUrl) return;
   const child = run(["build"], { NEXT_PUBLIC_API_URL: apiUrl, NODE_ENV: "production" });
   let output = "";
   child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
   const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
   if (code !== 0) throw new Error(`next build failed (${code}):\n${output.slice(-4000)}`);
+  fs.writeFileSync(BUILT_FOR, apiUrl);
+  process.env.E2E_BUILT_FOR = apiUrl;
 }
 
 export type Web = { url: string; stop: () => Promise<void> };
