@@ -93,6 +93,9 @@ function samples(): Partial<Record<ApiRouteName, Sample>> {
     createPolicyAssignment: { body: { group: "stores", priority: 1 }, textField: "group" },
     createRelease: { body: { versionCode: 2, target: { group: "tills" }, percent: 25 }, textField: "target.group" },
     advanceRelease: { body: { percent: 25, reason: "no crashes in a day" }, textField: "reason" },
+    checkPasswordReset: { body: { token: `${UNKNOWN_ID}.${"A".repeat(43)}` }, textField: "token" },
+    bulkEditDevices: { body: { target: { group: "stores" }, aliasPrefix: "till-" }, textField: "aliasPrefix" },
+    updatePolicy: { body: { packageName: "com.example.kiosk" }, textField: "packageName" },
     createApiKey: { body: { name: "ticketing-sync", role: "viewer" }, textField: "name" },
     // An address literal outside every private range: accepted without a DNS lookup.
     createWebhook: { body: { url: "https://203.0.113.10/hook", events: ["device.enrolled"], description: "paging" }, textField: "description" },
