@@ -38,6 +38,23 @@ export function addressKey(ip: string | undefined): string {
   return ip ? ipKeyGenerator(ip) : "unknown";
 }
 
+// Headers any proxy on the way adds; a request without them came to the API directly.
+const RELAY_HEADERS = ["x-forwarded-for", "forwarded", "x-real-ip"];
+const LOOPBACK_HOST = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/i;
+
+/**
+ * A request from a program on this host that reached the API directly: a loopback socket,
+ * no proxy's relay header, and a Host that names this host. The Host check keeps a web page
+ * out that a browser on this host was tricked into calling (DNS rebinding sends the page's
+ * own name); a reverse proxy on this host must send X-Forwarded-For (every usual
+ * configuration does) or its callers would count as local.
+ */
+export function isDirectFromThisHost(req: IncomingMessage): boolean {
+  return (
+    isLoopback(req.socket.remoteAddress) && RELAY_HEADERS.every((name) => req.headers[name] === undefined) && LOOPBACK_HOST.test(req.headers.host ?? "")
+  );
+}
+
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/;
 
 export function isLoopback(address: string | undefined): boolean {

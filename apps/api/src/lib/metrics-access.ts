@@ -1,12 +1,9 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { RequestHandler } from "express";
 import type { Env } from "../config/env";
+import { isDirectFromThisHost } from "./client-ip";
 import { HttpError } from "./http-error";
 
-const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/;
-// Any of these means a proxy relayed the request (the dashboard's Next.js server adds
-// X-Forwarded-For): the caller is then whoever the proxy serves, not this host.
-const RELAY_HEADERS = ["x-forwarded-for", "forwarded", "x-real-ip"];
 
 const digest = (value: string) => createHash("sha256").update(value).digest();
 
@@ -24,8 +21,7 @@ export function metricsAccess(env: Env): RequestHandler {
       if (token && timingSafeEqual(digest(token), expected)) return next();
       throw new HttpError("unauthorized", "Send METRICS_TOKEN as a bearer token", undefined, { "WWW-Authenticate": "Bearer" });
     }
-    const direct = LOOPBACK.test(req.socket.remoteAddress ?? "") && RELAY_HEADERS.every((name) => req.get(name) === undefined);
-    if (direct) return next();
+    if (isDirectFromThisHost(req)) return next();
     throw new HttpError("forbidden", "Metrics answer only to this host unless METRICS_TOKEN is set");
   };
 }

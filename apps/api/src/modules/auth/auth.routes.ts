@@ -11,19 +11,16 @@ import { parseToken } from "../../lib/secrets";
 import { inputOf } from "../../lib/validate";
 import { type ClientInfo, type IssuedSession, currentUser, issueWsTicket, login, logout, refreshSession, setupFirstAdmin, setupStatus } from "./auth.service";
 import { checkPasswordReset, confirmPasswordReset, requestPasswordReset } from "./password-reset.service";
-import { addressKey, isLoopback } from "../../lib/client-ip";
+import { addressKey, isDirectFromThisHost } from "../../lib/client-ip";
 import { passwordMatches } from "./passwords";
 import { type SessionUser, clearSessionCookies, csrfMatches, setSessionCookies } from "./session";
 import { verifyAccessToken } from "./tokens";
-
-// Headers any proxy on the way adds; a request without them came to the API directly.
-const RELAY_HEADERS = ["x-forwarded-for", "forwarded", "x-real-ip"];
 
 function clientOf(req: Request): ClientInfo {
   return {
     ip: req.ip,
     userAgent: req.get("user-agent"),
-    directFromThisHost: isLoopback(req.socket.remoteAddress) && RELAY_HEADERS.every((name) => req.get(name) === undefined),
+    directFromThisHost: isDirectFromThisHost(req),
   };
 }
 

@@ -92,6 +92,12 @@ describe("GET /api/metrics", () => {
     expect(res.text).not.toContain("mdm_");
   });
 
+  it("refuses a local call under a Host that is not this host's (a page rebound to 127.0.0.1)", async () => {
+    const { app } = createTestApp(database.db);
+    expect((await request(app).get("/api/metrics").set("Host", "attacker.example")).status).toBe(403);
+    expect((await request(app).get("/api/metrics").set("Host", "[::1]:8000")).status).toBe(200);
+  });
+
   it("with METRICS_TOKEN set, requires it from every caller, this host included", async () => {
     const token = "m".repeat(40);
     const { app } = createTestApp(database.db, { env: { METRICS_TOKEN: token } });
