@@ -6,10 +6,7 @@ const workspaceSources = {
   "^@mdm/simulator$": "<rootDir>/../simulator/src/index.ts",
 };
 
-const swc = [
-  "@swc/jest",
-  { jsc: { parser: { syntax: "typescript", tsx: true }, transform: { react: { runtime: "automatic" } } } },
-];
+const swc = ["@swc/jest", { jsc: { parser: { syntax: "typescript", tsx: true }, transform: { react: { runtime: "automatic" } } } }];
 
 const { findBrowser } = require("./e2e/find-browser.cjs");
 

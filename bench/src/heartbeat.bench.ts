@@ -32,7 +32,17 @@ const SERVER_URL = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_U
 const DEVICES = Number(process.env.BENCH_DEVICES ?? 100_000);
 const PLAN = QUICK
   ? { warmupSeconds: 3, maxSeconds: 8, maxRounds: 1, fixedSeconds: 10, wsSockets: 1000, wsSeconds: 10, longSeconds: 30, bulkDevices: 1000, listSamples: 15 }
-  : { warmupSeconds: 5, maxSeconds: 20, maxRounds: 2, fixedSeconds: 30, wsSockets: 5000, wsSeconds: 30, longSeconds: 600, bulkDevices: 10_000, listSamples: 40 };
+  : {
+      warmupSeconds: 5,
+      maxSeconds: 20,
+      maxRounds: 2,
+      fixedSeconds: 30,
+      wsSockets: 5000,
+      wsSeconds: 30,
+      longSeconds: 600,
+      bulkDevices: 10_000,
+      listSamples: 40,
+    };
 const TARGET_RATE = 2000;
 const CONNECTIONS = 64;
 const API_ROOT = path.resolve(__dirname, "../../apps/api");
@@ -184,7 +194,11 @@ async function verifySample(apiUrl: string, tokens: string[], db: Client): Promi
   const before = await telemetryRows(db);
   let accepted = 0;
   for (const [i, token] of sample.entries()) {
-    const res = await fetch(`${apiUrl}/v1/heartbeat`, { method: "POST", headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` }, body: heartbeatBody(i) });
+    const res = await fetch(`${apiUrl}/v1/heartbeat`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
+      body: heartbeatBody(i),
+    });
     if (res.ok && HeartbeatResponse.safeParse(await res.json()).success) accepted++;
   }
   return { sampled: sample.length, accepted, recorded: (await telemetryRows(db)) - before };
@@ -271,7 +285,9 @@ async function bulkCommand(api: Server, tokensFile: string, tokens: string[], co
 async function hotRatio(db: Client): Promise<{ updates: number; hotUpdates: number; ratio: number }> {
   await new Promise((resolve) => setTimeout(resolve, 1500)); // statistics reach pg_stat_* within a second
   await db.query("SELECT pg_stat_clear_snapshot()");
-  const row = (await db.query<{ n_tup_upd: string; n_tup_hot_upd: string }>(`SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'Device'`)).rows[0]!;
+  const row = (
+    await db.query<{ n_tup_upd: string; n_tup_hot_upd: string }>(`SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'Device'`)
+  ).rows[0]!;
   const updates = Number(row.n_tup_upd);
   const hotUpdates = Number(row.n_tup_hot_upd);
   return { updates, hotUpdates, ratio: round(hotUpdates / Math.max(1, updates), 3) };
@@ -326,7 +342,14 @@ async function main() {
 
     log(`websocket heartbeats at ${rate}/s over ${PLAN.wsSockets} sockets`);
     const wsBefore = await telemetryRows(db);
-    const ws = await runScript<WsHeartbeatResult>("ws-devices.ts", { url: api.url, tokensFile, sockets: PLAN.wsSockets, mode: "heartbeats", rate, seconds: PLAN.fixedSeconds } satisfies WsJob);
+    const ws = await runScript<WsHeartbeatResult>("ws-devices.ts", {
+      url: api.url,
+      tokensFile,
+      sockets: PLAN.wsSockets,
+      mode: "heartbeats",
+      rate,
+      seconds: PLAN.fixedSeconds,
+    } satisfies WsJob);
     const wsTelemetry = (await telemetryRows(db)) - wsBefore;
 
     // Memory is measured at a rate the API sustains, so the run lasts as long as planned.
@@ -406,7 +429,10 @@ type Report = {
 /** The markdown table RESULTS.md and the README keep. */
 function printTable(r: Report) {
   const rows = [
-    ["Max heartbeats/s (HTTP), API / floor", `${r.maxThroughput.api.requestsPerSecond} / ${r.maxThroughput.floor.requestsPerSecond} (${r.maxThroughput.ratio}×), errors ${r.maxThroughput.api.errors} / ${r.maxThroughput.floor.errors}`],
+    [
+      "Max heartbeats/s (HTTP), API / floor",
+      `${r.maxThroughput.api.requestsPerSecond} / ${r.maxThroughput.floor.requestsPerSecond} (${r.maxThroughput.ratio}×), errors ${r.maxThroughput.api.errors} / ${r.maxThroughput.floor.errors}`,
+    ],
     [`p50 / p99 at ${r.fixedRate.rate}/s, API (HTTP)`, `${r.fixedRate.api.p50} / ${r.fixedRate.api.p99} ms, errors ${r.fixedRate.api.errors}`],
     [`p50 / p99 at ${r.fixedRate.rate}/s, floor`, `${r.fixedRate.floor.p50} / ${r.fixedRate.floor.p99} ms`],
     [`p50 / p99 at ${r.fixedRate.rate}/s, API (WebSocket)`, `${r.websocket.p50} / ${r.websocket.p99} ms, errors ${r.websocket.errors}`],
@@ -414,7 +440,10 @@ function printTable(r: Report) {
     ["Heartbeats answered 2xx / telemetry rows", `${r.heartbeatsCounted.answered2xx} / ${r.heartbeatsCounted.telemetryRows}`],
     ["HOT ratio (Device)", String(r.hot.ratio)],
     ...Object.entries(r.listQueries).map(([name, value]) => [`p95 ${name}`, `${value.p95} ms`]),
-    [`Bulk ping to ${r.bulkCommand.devices} WebSocket devices`, `${r.bulkCommand.succeeded} succeeded in ${r.bulkCommand.seconds} s; ${r.bulkCommand.apiRssPerSocketKb} KB RSS per socket`],
+    [
+      `Bulk ping to ${r.bulkCommand.devices} WebSocket devices`,
+      `${r.bulkCommand.succeeded} succeeded in ${r.bulkCommand.seconds} s; ${r.bulkCommand.apiRssPerSocketKb} KB RSS per socket`,
+    ],
   ];
   console.log(["| Measure | Result |", "|---|---|", ...rows.map(([name, value]) => `| ${name} | ${value} |`)].join("\n"));
 }

@@ -23,7 +23,11 @@ async function main() {
         method: "POST",
         setupRequest: (request) => {
           next++;
-          return { ...request, headers: { "content-type": "application/json", authorization: `Bearer ${tokens[next % tokens.length]}` }, body: heartbeatBody(next) };
+          return {
+            ...request,
+            headers: { "content-type": "application/json", authorization: `Bearer ${tokens[next % tokens.length]}` },
+            body: heartbeatBody(next),
+          };
         },
       },
     ],

@@ -9,7 +9,16 @@ import WebSocket from "ws";
 import { heartbeatBody, jobOf, percentile, round } from "./common";
 
 export type WsJob = { url: string; tokensFile: string; sockets: number; mode: "heartbeats" | "fleet"; rate?: number; seconds?: number };
-export type WsHeartbeatResult = { sockets: number; connected: number; ok: number; errors: number; requestsPerSecond: number; p50: number; p99: number; max: number };
+export type WsHeartbeatResult = {
+  sockets: number;
+  connected: number;
+  ok: number;
+  errors: number;
+  requestsPerSecond: number;
+  p50: number;
+  p99: number;
+  max: number;
+};
 export type WsFleetReady = { ready: true; connected: number; failed: number; rssBytes: number };
 
 const job = jobOf<WsJob>();

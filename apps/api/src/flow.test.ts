@@ -5,7 +5,7 @@ import { CommandPushData, RegisterResponse, signAdminRequest, verifyCommandSigna
 import { parseEnv } from "./config/env";
 import type { LocalPushGateway } from "./push/local-push-gateway";
 import { type RunningServer, startServer } from "./server";
-import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SECRETS, createTestDatabase, heartbeatBody, describeWithPostgres, } from "./test";
+import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SECRETS, createTestDatabase, heartbeatBody, describeWithPostgres } from "./test";
 
 // The whole V1 control loop through a real listening server, as a device and an admin
 // see it: register → heartbeat → admin command (push recorded, signed) → action-result.
@@ -17,7 +17,18 @@ function serverEnv(extra: Record<string, string>) {
 async function call(server: RunningServer, method: string, pathWithQuery: string, options: { body?: unknown; admin?: boolean; token?: string } = {}) {
   const body = options.body === undefined ? undefined : JSON.stringify(options.body);
   const headers: Record<string, string> = body ? { "Content-Type": "application/json" } : {};
-  if (options.admin) Object.assign(headers, await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method, host: new URL(server.url).host, pathWithQuery, body: body ?? "" }));
+  if (options.admin)
+    Object.assign(
+      headers,
+      await signAdminRequest({
+        adminKey: TEST_ADMIN_KEY,
+        hmacSecret: TEST_HMAC_SECRET,
+        method,
+        host: new URL(server.url).host,
+        pathWithQuery,
+        body: body ?? "",
+      }),
+    );
   if (options.token) headers.Authorization = `Bearer ${options.token}`;
   const res = await fetch(`${server.url}${pathWithQuery}`, { method, headers, body });
   // Untyped on purpose: each test asserts the fields it cares about.
@@ -39,7 +50,9 @@ async function runControlLoop(server: RunningServer) {
   const token = await call(server, "POST", "/admin/enrollment-tokens", { admin: true, body: { maxUses: 1, label: "flow" } });
   expect(token.status).toBe(201);
 
-  const registered = await call(server, "POST", "/v1/register", { body: { enrollmentToken: token.body.token, device: { model: "Pixel 8", fcmToken: "fcm-flow" } } });
+  const registered = await call(server, "POST", "/v1/register", {
+    body: { enrollmentToken: token.body.token, device: { model: "Pixel 8", fcmToken: "fcm-flow" } },
+  });
   expect(registered.status).toBe(201);
   const device = RegisterResponse.parse(registered.body);
 

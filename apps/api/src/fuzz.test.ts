@@ -23,7 +23,18 @@ import WebSocket from "ws";
 import { parseEnv } from "./config/env";
 import { createHttpServer } from "./lib/http-server";
 import { type RunningServer, startServer } from "./server";
-import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_HOST, TEST_SECRETS, type TestApp, type TestDatabase, createTestApp, createTestDatabase, enrollDevice, heartbeatBody } from "./test";
+import {
+  TEST_ADMIN_KEY,
+  TEST_HMAC_SECRET,
+  TEST_HOST,
+  TEST_SECRETS,
+  type TestApp,
+  type TestDatabase,
+  createTestApp,
+  createTestDatabase,
+  enrollDevice,
+  heartbeatBody,
+} from "./test";
 import { type WireRequest, type WireResponse, sendWire } from "./test/fuzz-http";
 import { nested, rowCounts } from "./test/hostile";
 import { type SignedIn, createUser, signIn } from "./test/sessions";
@@ -127,7 +138,7 @@ const hostileText = fc.constantFrom(
   "e\u0301\u0301\u0301",
   "\ud83d\udc69\u200d\ud83d\udc69\u200d\ud83d\udc67",
   "%00",
-  "'; DROP TABLE \"Device\"; --",
+  '\'; DROP TABLE "Device"; --',
   // biome-ignore lint/suspicious/noTemplateCurlyInString: the point is the literal text
   "${jndi:ldap://x}",
   "{{7*7}}",
@@ -175,9 +186,7 @@ function queryString(value: Record<string, unknown>): string {
 }
 
 function queryArbitrary(route: ApiRoute): fc.Arbitrary<{ query: string; mutation: string }> {
-  const valid = route.query
-    ? arbitraryFor(route.query, { knownUuids }).map((value) => queryString(value as Record<string, unknown>))
-    : fc.constant("");
+  const valid = route.query ? arbitraryFor(route.query, { knownUuids }).map((value) => queryString(value as Record<string, unknown>)) : fc.constant("");
   const hostile = fc.oneof(
     fc.constantFrom(
       "limit=1&limit=2",
@@ -316,7 +325,9 @@ function bodyArbitrary(route: ApiRoute): fc.Arbitrary<{ body: BodyPlan; contentT
     )
     .map(([value, contentType]) => ({ body: { kind: "json", value } as BodyPlan, contentType, mutation: "content type" }));
   const noType = valid.map((value) => ({ body: { kind: "json", value } as BodyPlan, contentType: null, mutation: "no content type" }));
-  const oversize = fc.integer({ min: BODY_LIMIT + 1, max: BODY_LIMIT * 4 }).map((size) => json({ kind: "raw", text: `{"a":"${"x".repeat(size)}"}` }, "oversize body"));
+  const oversize = fc
+    .integer({ min: BODY_LIMIT + 1, max: BODY_LIMIT * 4 })
+    .map((size) => json({ kind: "raw", text: `{"a":"${"x".repeat(size)}"}` }, "oversize body"));
   return fc.oneof(
     { weight: 10, arbitrary: valid.map((value) => json({ kind: "json", value }, "")) },
     { weight: 3, arbitrary: leafMutation },
@@ -333,18 +344,53 @@ function bodyArbitrary(route: ApiRoute): fc.Arbitrary<{ body: BodyPlan; contentT
 
 function credentialsArbitrary(route: ApiRoute, name: ApiRouteName): fc.Arbitrary<Credentials> {
   const pick = (entries: Array<[number, Credentials]>) => fc.oneof(...entries.map(([weight, value]) => ({ weight, arbitrary: fc.constant(value) })));
-  if (name === "logout" || name === "refreshSession") return pick([[4, "cookie"], [1, "valid"], [1, "none"], [1, "garbage"], [1, "cookie-no-csrf"]]);
+  if (name === "logout" || name === "refreshSession")
+    return pick([
+      [4, "cookie"],
+      [1, "valid"],
+      [1, "none"],
+      [1, "garbage"],
+      [1, "cookie-no-csrf"],
+    ]);
   switch (route.auth) {
     case "device":
-      return pick([[10, "valid"], [1, "none"], [1, "garbage"]]);
+      return pick([
+        [10, "valid"],
+        [1, "none"],
+        [1, "garbage"],
+      ]);
     case "legacy":
-      return pick([[10, "valid"], [1, "none"], [1, "garbage"]]);
+      return pick([
+        [10, "valid"],
+        [1, "none"],
+        [1, "garbage"],
+      ]);
     case "admin":
-      return pick([[8, "valid"], [3, "cookie"], [1, "none"], [1, "garbage"], [1, "bad-signature"], [1, "stale"], [1, "wrong-host"], [1, "viewer"], [1, "cookie-no-csrf"]]);
+      return pick([
+        [8, "valid"],
+        [3, "cookie"],
+        [1, "none"],
+        [1, "garbage"],
+        [1, "bad-signature"],
+        [1, "stale"],
+        [1, "wrong-host"],
+        [1, "viewer"],
+        [1, "cookie-no-csrf"],
+      ]);
     case "session":
-      return pick([[6, "valid"], [4, "cookie"], [1, "none"], [1, "garbage"], [1, "viewer"], [1, "cookie-no-csrf"]]);
+      return pick([
+        [6, "valid"],
+        [4, "cookie"],
+        [1, "none"],
+        [1, "garbage"],
+        [1, "viewer"],
+        [1, "cookie-no-csrf"],
+      ]);
     case "metrics":
-      return pick([[4, "none"], [1, "garbage"]]);
+      return pick([
+        [4, "none"],
+        [1, "garbage"],
+      ]);
     default:
       return pick([[1, "none"]]);
   }
@@ -530,10 +576,14 @@ function checkAnswer(plan: Plan, wire: WireRequest, res: WireResponse): unknown 
     }
     if (!documented.schema) return undefined;
     const parsed = documented.schema.safeParse(parseJson(res.text));
-    if (!parsed.success) throw new Error(`${res.status} body does not match the contract for ${where()}: ${JSON.stringify(parsed.error.issues.slice(0, 3))} in ${res.text.slice(0, 500)}`);
+    if (!parsed.success)
+      throw new Error(
+        `${res.status} body does not match the contract for ${where()}: ${JSON.stringify(parsed.error.issues.slice(0, 3))} in ${res.text.slice(0, 500)}`,
+      );
     return parsed.data;
   }
-  if (!String(res.headers["content-type"]).startsWith("application/json")) throw new Error(`${res.status} as ${res.headers["content-type"]} for ${where()}: ${res.text.slice(0, 200)}`);
+  if (!String(res.headers["content-type"]).startsWith("application/json"))
+    throw new Error(`${res.status} as ${res.headers["content-type"]} for ${where()}: ${res.text.slice(0, 200)}`);
   const error = ErrorBody.safeParse(parseJson(res.text));
   if (!error.success) throw new Error(`${res.status} without the contract's error body for ${where()}: ${res.text.slice(0, 500)}`);
   const code = error.data.error.code;
@@ -545,7 +595,8 @@ function checkAnswer(plan: Plan, wire: WireRequest, res: WireResponse): unknown 
   // (a path that names no route, a body where the route takes none).
   const allowed = new Set<ErrorCode>(routeErrors(route));
   if (plan.mutation.includes("path param")) allowed.add("not_found");
-  if (!route.body && plan.body.kind !== "none") for (const extra of ["payload_too_large", "invalid_json", "unsupported_media_type"] as const) allowed.add(extra);
+  if (!route.body && plan.body.kind !== "none")
+    for (const extra of ["payload_too_large", "invalid_json", "unsupported_media_type"] as const) allowed.add(extra);
   if (!allowed.has(code)) throw new Error(`${res.status} ${code}, which ${plan.route} does not document, for ${where()}: ${res.text.slice(0, 300)}`);
   return undefined;
 }
@@ -586,14 +637,20 @@ function runner(base: () => URL, agent: http.Agent, rowCheck: { exclude: readonl
     const auditedRefusals = answers.filter(({ plan, res }) => plan.route === "login" && res.status === 401).length;
     const expected = before.AuditLog === undefined ? before : { ...before, AuditLog: before.AuditLog + auditedRefusals };
     if (!anyAccepted && JSON.stringify(after) !== JSON.stringify(expected)) {
-      throw new Error(`refused, yet rows changed (${JSON.stringify(diff(expected, after))}) for ${answers.map(({ plan, wire, res }) => `${res.status} ${describePlan(plan, wire)}`).join("\n")}`);
+      throw new Error(
+        `refused, yet rows changed (${JSON.stringify(diff(expected, after))}) for ${answers.map(({ plan, wire, res }) => `${res.status} ${describePlan(plan, wire)}`).join("\n")}`,
+      );
     }
     before = after;
   };
 }
 
 function diff(before: Record<string, number>, after: Record<string, number>): Record<string, string> {
-  return Object.fromEntries(Object.keys(after).filter((key) => after[key] !== before[key]).map((key) => [key, `${before[key]} -> ${after[key]}`]));
+  return Object.fromEntries(
+    Object.keys(after)
+      .filter((key) => after[key] !== before[key])
+      .map((key) => [key, `${before[key]} -> ${after[key]}`]),
+  );
 }
 
 /** A refresh replaces the throwaway session's cookies: follow it, so later refreshes can succeed too. */
@@ -753,7 +810,9 @@ describe("fuzzing every route from the contract", () => {
   describe("the listening server startServer runs", () => {
     let server: RunningServer;
     beforeAll(async () => {
-      server = await startServer(parseEnv({ NODE_ENV: "test", PORT: "0", HOST: "127.0.0.1", DATABASE_URL: database.url, ADMISSION_MAX_EVENT_LOOP_LAG_MS: "0", ...ENV }));
+      server = await startServer(
+        parseEnv({ NODE_ENV: "test", PORT: "0", HOST: "127.0.0.1", DATABASE_URL: database.url, ADMISSION_MAX_EVENT_LOOP_LAG_MS: "0", ...ENV }),
+      );
     });
     afterAll(async () => {
       await server?.close();
@@ -800,8 +859,14 @@ describe("fuzzing every route from the contract", () => {
   describe("a listening server with every limit low", () => {
     let server: RunningServer;
     beforeAll(async () => {
-      const low = Object.fromEntries(Object.keys(ENV).filter((name) => name.startsWith("RATE_LIMIT_")).map((name) => [name, "2"]));
-      server = await startServer(parseEnv({ NODE_ENV: "test", PORT: "0", HOST: "127.0.0.1", DATABASE_URL: database.url, ADMISSION_MAX_EVENT_LOOP_LAG_MS: "0", ...ENV, ...low }));
+      const low = Object.fromEntries(
+        Object.keys(ENV)
+          .filter((name) => name.startsWith("RATE_LIMIT_"))
+          .map((name) => [name, "2"]),
+      );
+      server = await startServer(
+        parseEnv({ NODE_ENV: "test", PORT: "0", HOST: "127.0.0.1", DATABASE_URL: database.url, ADMISSION_MAX_EVENT_LOOP_LAG_MS: "0", ...ENV, ...low }),
+      );
     });
     afterAll(async () => {
       await server?.close();
@@ -842,7 +907,12 @@ describe("fuzzing every route from the contract", () => {
       User: startCounts.User! + created("inviteUser") + created("setup"),
       AppPolicy: startCounts.AppPolicy! + created("createPolicy") - created("deletePolicy"),
       CommandBatch: startCounts.CommandBatch! + created("createBulkCommand"),
-      Device: startCounts.Device! + created("register") + [...legacyDevices].filter((id) => id !== world.legacy.deviceId).length + reenrolled - created("deleteDevice"),
+      Device:
+        startCounts.Device! +
+        created("register") +
+        [...legacyDevices].filter((id) => id !== world.legacy.deviceId).length +
+        reenrolled -
+        created("deleteDevice"),
     });
   });
 });
@@ -851,7 +921,10 @@ function report(): void {
   const lines = [...tally.entries()]
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([key, entry]) => {
-      const statuses = [...entry.statuses.entries()].sort(([a], [b]) => a - b).map(([status, n]) => `${status}:${n}`).join(" ");
+      const statuses = [...entry.statuses.entries()]
+        .sort(([a], [b]) => a - b)
+        .map(([status, n]) => `${status}:${n}`)
+        .join(" ");
       return `  ${key.padEnd(24)} ${String(entry.sent).padStart(6)} sent ${String(entry.accepted).padStart(6)} accepted   ${statuses}`;
     });
   const total = [...tally.values()].reduce((sum, entry) => sum + entry.sent, 0);
@@ -877,11 +950,26 @@ function frameArbitrary(schema: typeof DeviceClientFrame | typeof DashboardClien
     },
     {
       weight: 2,
-      arbitrary: fc.oneof(
-        fc.constantFrom("", "{", "null", "[]", "42", '"ping"', '{"type":"nope"}', '{"type":null}', '{"type":["ping"]}', '{"__proto__":{"type":"ping"}}', nested(5000), "\u0000"),
-        fc.string({ unit: "binary", maxLength: 100 }),
-        fc.jsonValue({ maxDepth: 3 }).map(textOf),
-      ).map((text) => ({ text, mutation: "raw" })),
+      arbitrary: fc
+        .oneof(
+          fc.constantFrom(
+            "",
+            "{",
+            "null",
+            "[]",
+            "42",
+            '"ping"',
+            '{"type":"nope"}',
+            '{"type":null}',
+            '{"type":["ping"]}',
+            '{"__proto__":{"type":"ping"}}',
+            nested(5000),
+            "\u0000",
+          ),
+          fc.string({ unit: "binary", maxLength: 100 }),
+          fc.jsonValue({ maxDepth: 3 }).map(textOf),
+        )
+        .map((text) => ({ text, mutation: "raw" })),
     },
     { weight: 1, arbitrary: fc.uint8Array({ maxLength: 64 }).map((bytes) => ({ binary: Buffer.from(bytes), mutation: "binary" })) },
     { weight: 1, arbitrary: fc.integer({ min: BODY_LIMIT + 1, max: BODY_LIMIT * 2 }).map((size) => ({ text: `"${"x".repeat(size)}"`, mutation: "oversize" })) },
@@ -911,26 +999,35 @@ function openSocket(url: string, protocols: string[], headers: Record<string, st
 
 function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout;
-  return Promise.race([promise, new Promise<T>((_resolve, reject) => (timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms)))]).finally(() =>
-    clearTimeout(timer),
-  );
+  return Promise.race([
+    promise,
+    new Promise<T>((_resolve, reject) => (timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms))),
+  ]).finally(() => clearTimeout(timer));
 }
 
 /** Waits for a server frame matching `match`; every frame must follow the contract on the way. */
-async function nextFrame(socket: OpenSocket, schema: typeof DeviceServerFrame, match: (frame: DeviceServerFrame) => boolean, what: string): Promise<DeviceServerFrame> {
+async function nextFrame(
+  socket: OpenSocket,
+  schema: typeof DeviceServerFrame,
+  match: (frame: DeviceServerFrame) => boolean,
+  what: string,
+): Promise<DeviceServerFrame> {
   const deadline = Date.now() + 5_000;
   for (;;) {
     while (socket.frames.length > 0) {
       const raw = socket.frames.shift();
       const parsed = schema.safeParse(raw);
       if (!parsed.success) throw new Error(`server frame breaks the contract after ${what}: ${JSON.stringify(raw).slice(0, 300)}`);
-      if (parsed.data.type === "error" && !ErrorCode.safeParse(parsed.data.code).success) throw new Error(`error frame with unknown code after ${what}: ${JSON.stringify(raw)}`);
-      if (parsed.data.type === "error" && errorStatus[parsed.data.code as ErrorCode] >= 500) throw new Error(`server error frame after ${what}: ${JSON.stringify(raw)}`);
+      if (parsed.data.type === "error" && !ErrorCode.safeParse(parsed.data.code).success)
+        throw new Error(`error frame with unknown code after ${what}: ${JSON.stringify(raw)}`);
+      if (parsed.data.type === "error" && errorStatus[parsed.data.code as ErrorCode] >= 500)
+        throw new Error(`server error frame after ${what}: ${JSON.stringify(raw)}`);
       if (match(parsed.data)) return parsed.data;
     }
     if (Date.now() > deadline) throw new Error(`${what}: no answer within 5 s`);
     await within(new Promise<void>((resolve) => socket.waiters.push(resolve)), Math.max(1, deadline - Date.now()), what).catch(() => undefined);
-    if (socket.ws.readyState !== WebSocket.OPEN && socket.frames.length === 0) throw new Error(`${what}: the server closed the socket (${(await socket.closed).code})`);
+    if (socket.ws.readyState !== WebSocket.OPEN && socket.frames.length === 0)
+      throw new Error(`${what}: the server closed the socket (${(await socket.closed).code})`);
   }
 }
 
@@ -1017,9 +1114,17 @@ async function fuzzDashboardChannel(base: URL, numRuns: number): Promise<void> {
           return;
         }
         // A ping has no answer: the socket still answers a WebSocket ping after it.
-        await within(new Promise<void>((resolve) => { socket.ws.once("pong", () => resolve()); socket.ws.ping(); }), 5_000, what);
+        await within(
+          new Promise<void>((resolve) => {
+            socket.ws.once("pong", () => resolve());
+            socket.ws.ping();
+          }),
+          5_000,
+          what,
+        );
         if (socket.ws.readyState !== WebSocket.OPEN) throw new Error(`${what}: closed the socket`);
-        for (const raw of socket.frames.splice(0)) if (!DashboardServerFrame.safeParse(raw).success) throw new Error(`dashboard frame breaks the contract: ${JSON.stringify(raw)}`);
+        for (const raw of socket.frames.splice(0))
+          if (!DashboardServerFrame.safeParse(raw).success) throw new Error(`dashboard frame breaks the contract: ${JSON.stringify(raw)}`);
         count("ws:dashboard:ping", 0, true);
       }),
       { numRuns, seed: SEED },

@@ -4,7 +4,8 @@ import fc from "fast-check";
 import request from "supertest";
 import {
   TEST_ADMIN_KEY,
-  TEST_HMAC_SECRET, TEST_HOST,
+  TEST_HMAC_SECRET,
+  TEST_HOST,
   type TestApp,
   type TestDatabase,
   adminRequest,
@@ -42,7 +43,9 @@ const bodyRoutes = (Object.entries(apiRoutes) as Array<[ApiRouteName, ApiRoute]>
 const rowCounts = (options: { withNonces?: boolean } = {}) => countRows(database.db, options);
 
 function pathOf(route: ApiRoute): string {
-  return route.path.replace(/\{(\w+)\}/g, (_match, name: string) => (name === "deviceId" ? device.deviceId : name === "packageName" ? "com.example.kiosk" : UNKNOWN_ID));
+  return route.path.replace(/\{(\w+)\}/g, (_match, name: string) =>
+    name === "deviceId" ? device.deviceId : name === "packageName" ? "com.example.kiosk" : UNKNOWN_ID,
+  );
 }
 
 /** Sends `raw` byte for byte to a route, with the credentials its auth needs (admin requests signed over `raw`). */
@@ -54,7 +57,16 @@ async function send(route: ApiRoute, raw: string | Buffer, contentType = "applic
     if (route.auth === "legacy") call = call.set("X-Enrollment-Key", LEGACY_KEY);
     if (route.auth === "session") call = call.set("Authorization", `Bearer ${adminAccessToken}`);
     if (route.auth === "admin") {
-      call = call.set(await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method: route.method, host: TEST_HOST, pathWithQuery: path, body: raw }));
+      call = call.set(
+        await signAdminRequest({
+          adminKey: TEST_ADMIN_KEY,
+          hmacSecret: TEST_HMAC_SECRET,
+          method: route.method,
+          host: TEST_HOST,
+          pathWithQuery: path,
+          body: raw,
+        }),
+      );
     }
   }
   return call.set("Content-Type", contentType).send(raw);
@@ -258,7 +270,11 @@ describe("inputs PostgreSQL cannot store", () => {
     ["a lone surrogate", "https://example.com/\ud800.apk"],
   ])("POST /admin/command refuses an install URL holding %s with 400", async (_kind, url) => {
     const before = await rowCounts();
-    const res = await adminRequest(t.app, "POST", "/admin/command", { type: "install_app", deviceId: device.deviceId, payload: { packageName: "com.a.b", url, sha256: "0f".repeat(32) } });
+    const res = await adminRequest(t.app, "POST", "/admin/command", {
+      type: "install_app",
+      deviceId: device.deviceId,
+      payload: { packageName: "com.a.b", url, sha256: "0f".repeat(32) },
+    });
     expect(res.status).toBe(400);
     expect(await rowCounts()).toEqual(before);
   });
@@ -309,11 +325,25 @@ describe("admin requests with a wrong signature", () => {
     const path = pathOf(route);
     const before = await rowCounts({ withNonces: true });
     // Signed over a different body: what an attacker altering a captured request would send.
-    const headers = await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method: route.method, host: TEST_HOST, pathWithQuery: path, body: `${raw} ` });
+    const headers = await signAdminRequest({
+      adminKey: TEST_ADMIN_KEY,
+      hmacSecret: TEST_HMAC_SECRET,
+      method: route.method,
+      host: TEST_HOST,
+      pathWithQuery: path,
+      body: `${raw} `,
+    });
     const res = await request(t.app)[route.method](path).set("Host", TEST_HOST).set(headers).set("Content-Type", "application/json").send(raw);
     expect(res.status).toBe(401);
     expectErrorBody(res, "unauthorized");
-    const forged = await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: "not-the-secret", method: route.method, host: TEST_HOST, pathWithQuery: path, body: raw });
+    const forged = await signAdminRequest({
+      adminKey: TEST_ADMIN_KEY,
+      hmacSecret: "not-the-secret",
+      method: route.method,
+      host: TEST_HOST,
+      pathWithQuery: path,
+      body: raw,
+    });
     const res2 = await request(t.app)[route.method](path).set("Host", TEST_HOST).set(forged).set("Content-Type", "application/json").send(raw);
     expect(res2.status).toBe(401);
     expect(await rowCounts({ withNonces: true })).toEqual(before);
@@ -328,7 +358,15 @@ describe("admin requests with a wrong signature", () => {
 
   it("a replayed nonce is 401 and changes nothing", async () => {
     const raw = JSON.stringify({ label: "replayed" });
-    const headers = await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method: "POST", host: TEST_HOST, pathWithQuery: "/admin/enrollment-tokens", body: raw, nonce: randomUUID() });
+    const headers = await signAdminRequest({
+      adminKey: TEST_ADMIN_KEY,
+      hmacSecret: TEST_HMAC_SECRET,
+      method: "POST",
+      host: TEST_HOST,
+      pathWithQuery: "/admin/enrollment-tokens",
+      body: raw,
+      nonce: randomUUID(),
+    });
     const first = await request(t.app).post("/admin/enrollment-tokens").set("Host", TEST_HOST).set(headers).set("Content-Type", "application/json").send(raw);
     expect(first.status).toBe(201);
     const before = await rowCounts({ withNonces: true });

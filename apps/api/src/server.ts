@@ -78,7 +78,13 @@ export async function startServer(env: Env, overrides: ServerOverrides = {}): Pr
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : env.PORT;
   const url = `http://${env.HOST === "0.0.0.0" ? "127.0.0.1" : env.HOST}:${port}`;
-  logger.info("listening", { url, push: deps.push.name, mail: deps.mailer?.name ?? "none", database: embedded ? "embedded" : "postgresql", bus: deps.bus.name });
+  logger.info("listening", {
+    url,
+    push: deps.push.name,
+    mail: deps.mailer?.name ?? "none",
+    database: embedded ? "embedded" : "postgresql",
+    bus: deps.bus.name,
+  });
   if (env.generatedSecrets.length > 0 && env.NODE_ENV !== "test") {
     logger.warn("development secrets: listening on loopback only; set them to serve other machines", {
       generated: env.generatedSecrets,
@@ -86,7 +92,8 @@ export async function startServer(env: Env, overrides: ServerOverrides = {}): Pr
     });
   }
   const setupToken = await issueSetupToken(deps);
-  if (setupToken) logger.warn("no user yet: create the first admin in the dashboard; from another machine it asks for this one-time setup token", { setupToken });
+  if (setupToken)
+    logger.warn("no user yet: create the first admin in the dashboard; from another machine it asks for this one-time setup token", { setupToken });
 
   return {
     url,

@@ -58,7 +58,19 @@ function parseUrl(text: string): string {
   return url.origin + url.pathname.replace(/\/+$/, "");
 }
 
-const FLAGS = ["devices", "interval", "duration", "url", "enrollment-token", "admin-key", "hmac-secret", "concurrency", "summary-every", "seed", "download-origin"] as const;
+const FLAGS = [
+  "devices",
+  "interval",
+  "duration",
+  "url",
+  "enrollment-token",
+  "admin-key",
+  "hmac-secret",
+  "concurrency",
+  "summary-every",
+  "seed",
+  "download-origin",
+] as const;
 type Flag = (typeof FLAGS)[number];
 
 export type ParsedArgs = { help: true } | { help: false; options: Omit<FleetOptions, "log" | "signal"> };

@@ -38,7 +38,11 @@ async function startRefusingServer(answers: (attempt: number) => Answer) {
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, attempts, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    attempts,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }
 
 const registration: RegisterResponse = {
@@ -49,7 +53,11 @@ const registration: RegisterResponse = {
   heartbeatIntervalSeconds: 60,
 } as RegisterResponse;
 
-const refusal = (status: number, code: string, headers?: Record<string, string>): Answer => ({ status, headers, body: { error: { code, message: "no", requestId: "r" } } });
+const refusal = (status: number, code: string, headers?: Record<string, string>): Answer => ({
+  status,
+  headers,
+  body: { error: { code, message: "no", requestId: "r" } },
+});
 const ok: Answer = { status: 200, body: { serverTime: new Date().toISOString(), heartbeatIntervalSeconds: 60, commands: [] } };
 
 const waitFor = async (condition: () => boolean, timeoutMs: number) => {

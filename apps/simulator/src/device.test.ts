@@ -1,7 +1,14 @@
 import { randomUUID } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { DEVICE_WS_PROTOCOL, type DeviceClientFrame, DeviceClientFrame as DeviceClientFrameSchema, type DeviceCommand, type DeviceServerFrame, signCommand } from "@mdm/contracts";
+import {
+  DEVICE_WS_PROTOCOL,
+  type DeviceClientFrame,
+  DeviceClientFrame as DeviceClientFrameSchema,
+  type DeviceCommand,
+  type DeviceServerFrame,
+  signCommand,
+} from "@mdm/contracts";
 import { WebSocket, WebSocketServer } from "ws";
 import { SimulatedDevice, reconnectDelayMs } from "./device";
 import { seededRandom } from "./telemetry";
@@ -81,10 +88,14 @@ describe("a simulated device", () => {
 
   beforeEach(async () => {
     server = await startFakeServer();
-    device = new SimulatedDevice(server.url, { deviceId: DEVICE_ID, deviceToken: `${DEVICE_ID}.${"s".repeat(43)}`, commandKey: COMMAND_KEY, commandKeyId: "1", heartbeatIntervalSeconds: 60 }, {
-      reconnectBaseMs: 20,
-      random: seededRandom(1),
-    });
+    device = new SimulatedDevice(
+      server.url,
+      { deviceId: DEVICE_ID, deviceToken: `${DEVICE_ID}.${"s".repeat(43)}`, commandKey: COMMAND_KEY, commandKeyId: "1", heartbeatIntervalSeconds: 60 },
+      {
+        reconnectBaseMs: 20,
+        random: seededRandom(1),
+      },
+    );
     await device.connect();
   });
 
@@ -142,7 +153,10 @@ describe("a simulated device", () => {
     const expired = await signed({ expiresAt: new Date(Date.now() - 1000).toISOString() });
     server.send({ type: "command", command: expired });
     await server.waitForFrames(1);
-    expect(server.frames[0]).toEqual({ type: "command_result", result: expect.objectContaining({ status: "failed", error: `expired at ${expired.expiresAt}` }) });
+    expect(server.frames[0]).toEqual({
+      type: "command_result",
+      result: expect.objectContaining({ status: "failed", error: `expired at ${expired.expiresAt}` }),
+    });
     expect(device.executions.size).toBe(0);
   });
 
@@ -228,9 +242,13 @@ describe("results the server could not take", () => {
   it("are sent again after the next answered heartbeat, so a command that ran is not lost to a busy moment", async () => {
     const command = await signed();
     const server = await startBusyServer(2, [command]);
-    const device = new SimulatedDevice(server.url, { deviceId: DEVICE_ID, deviceToken: `${DEVICE_ID}.${"s".repeat(43)}`, commandKey: COMMAND_KEY, commandKeyId: "1", heartbeatIntervalSeconds: 60 }, {
-      random: seededRandom(3),
-    });
+    const device = new SimulatedDevice(
+      server.url,
+      { deviceId: DEVICE_ID, deviceToken: `${DEVICE_ID}.${"s".repeat(43)}`, commandKey: COMMAND_KEY, commandKeyId: "1", heartbeatIntervalSeconds: 60 },
+      {
+        random: seededRandom(3),
+      },
+    );
     const problems: string[] = [];
     device.on("problem", (problem) => problems.push(problem));
     try {
@@ -281,7 +299,15 @@ describe("a simulated device told to wipe itself", () => {
         posted.push({ path: req.url ?? "", body: JSON.parse(raw || "{}") });
         res.setHeader("content-type", "application/json");
         if (req.url === "/v1/register") {
-          res.writeHead(201).end(JSON.stringify({ deviceId: newId, deviceToken: `${newId}.${"t".repeat(43)}`, commandKey: "c".repeat(64), commandKeyId: "1", heartbeatIntervalSeconds: 60 }));
+          res.writeHead(201).end(
+            JSON.stringify({
+              deviceId: newId,
+              deviceToken: `${newId}.${"t".repeat(43)}`,
+              commandKey: "c".repeat(64),
+              commandKeyId: "1",
+              heartbeatIntervalSeconds: 60,
+            }),
+          );
           return;
         }
         const requestId = (posted.at(-1)!.body as { requestId: string }).requestId;
@@ -290,7 +316,13 @@ describe("a simulated device told to wipe itself", () => {
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const device = new SimulatedDevice(url, { deviceId: DEVICE_ID, deviceToken: `${DEVICE_ID}.${"s".repeat(43)}`, commandKey: COMMAND_KEY, commandKeyId: "1", heartbeatIntervalSeconds: 60 });
+    const device = new SimulatedDevice(url, {
+      deviceId: DEVICE_ID,
+      deviceToken: `${DEVICE_ID}.${"s".repeat(43)}`,
+      commandKey: COMMAND_KEY,
+      commandKeyId: "1",
+      heartbeatIntervalSeconds: 60,
+    });
     try {
       const wipe = await signed({ type: "wipe" });
       const result = new Promise((resolve) => device.once("result", resolve));

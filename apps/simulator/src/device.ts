@@ -119,7 +119,17 @@ const MAX_UNREPORTED = 1000;
 export class SimulatedDevice extends EventEmitter<DeviceEvents> {
   /** Times each command ran on this device: a re-delivered command must never run twice. */
   readonly executions = new Map<string, number>();
-  readonly stats: DeviceStats = { heartbeatsSent: 0, heartbeatsAcknowledged: 0, heartbeatsFailed: 0, commandsReceived: 0, commandsExecuted: 0, commandsFailed: 0, commandsDropped: 0, reconnects: 0, errors: 0 };
+  readonly stats: DeviceStats = {
+    heartbeatsSent: 0,
+    heartbeatsAcknowledged: 0,
+    heartbeatsFailed: 0,
+    commandsReceived: 0,
+    commandsExecuted: 0,
+    commandsFailed: 0,
+    commandsDropped: 0,
+    reconnects: 0,
+    errors: 0,
+  };
   state: DeviceState;
   /** What the lock screen shows while in lost mode; null otherwise. */
   lostMode: LostMode | null = null;
@@ -180,7 +190,10 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
       osVersion: "14",
       sdkInt: 34,
       appVersion: SIMULATOR_AGENT_VERSION,
-      serialNumber: `SIM-${Math.floor(random() * 36 ** 8).toString(36).toUpperCase().padStart(8, "0")}`,
+      serialNumber: `SIM-${Math.floor(random() * 36 ** 8)
+        .toString(36)
+        .toUpperCase()
+        .padStart(8, "0")}`,
       ...options.facts,
     };
     const registration = await requestJson(
@@ -200,7 +213,14 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
    * an enrollment token, and a used single-use one is refused by the server.
    */
   async reenroll(enrollmentToken: string): Promise<void> {
-    const facts: DeviceFacts = { model: "Simulated Kiosk", manufacturer: "MDM Simulator", osVersion: "14", sdkInt: 34, appVersion: SIMULATOR_AGENT_VERSION, ...this.options.facts };
+    const facts: DeviceFacts = {
+      model: "Simulated Kiosk",
+      manufacturer: "MDM Simulator",
+      osVersion: "14",
+      sdkInt: 34,
+      appVersion: SIMULATOR_AGENT_VERSION,
+      ...this.options.facts,
+    };
     this.registration = await requestJson(
       this.baseUrl,
       { method: "POST", path: "/v1/register", body: JSON.stringify({ enrollmentToken, device: facts }) },
@@ -220,7 +240,10 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
       this.registration = { ...this.registration, ...secrets };
       return execution;
     } catch (error) {
-      return { apps: execution.apps, outcome: { status: "failed", error: `cannot open the new keys: ${error instanceof Error ? error.message : String(error)}` } };
+      return {
+        apps: execution.apps,
+        outcome: { status: "failed", error: `cannot open the new keys: ${error instanceof Error ? error.message : String(error)}` },
+      };
     }
   }
 
@@ -639,7 +662,9 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
       await this.acknowledge(requestId);
       // An agent installs only what hashes to the command's sha256.
       const refused = command.type === "install_app" ? await this.downloadRefusal(command.payload) : undefined;
-      let execution = refused ? { outcome: { status: "failed" as const, error: refused }, apps: this.state.apps } : executeCommand(command, this.state.apps, this.options.position);
+      let execution = refused
+        ? { outcome: { status: "failed" as const, error: refused }, apps: this.state.apps }
+        : executeCommand(command, this.state.apps, this.options.position);
       if (execution.rekey) execution = await this.takeNewKeys(execution, execution.rekey.sealed);
       this.state = { ...this.state, apps: execution.apps };
       if (execution.lostMode !== undefined) this.lostMode = execution.lostMode;
@@ -704,12 +729,18 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
 
   private async postResult(result: ActionResultRequest): Promise<void> {
     try {
-      await requestJson(this.baseUrl, { method: "POST", path: "/v1/action-result", headers: this.authorization(), body: JSON.stringify(result) }, ActionResultResponse);
+      await requestJson(
+        this.baseUrl,
+        { method: "POST", path: "/v1/action-result", headers: this.authorization(), body: JSON.stringify(result) },
+        ActionResultResponse,
+      );
       if (result.status !== "acknowledged") this.unreported.delete(result.requestId);
     } catch (error) {
       const transient = !(error instanceof ApiError) || error.status === 429 || error.status >= 500;
       if (transient) this.holdUnreported(result);
-      this.noteProblem(`action result ${result.status} for ${result.requestId} ${transient ? "held for retry" : "refused"}: ${error instanceof Error ? error.message : String(error)}`);
+      this.noteProblem(
+        `action result ${result.status} for ${result.requestId} ${transient ? "held for retry" : "refused"}: ${error instanceof Error ? error.message : String(error)}`,
+      );
     }
   }
 
@@ -734,7 +765,8 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
     this.unreported.clear();
     void (async () => {
       for (const result of pending) {
-        if (this.connected) this.sendFrame(result.status === "acknowledged" ? { type: "command_ack", requestId: result.requestId } : { type: "command_result", result });
+        if (this.connected)
+          this.sendFrame(result.status === "acknowledged" ? { type: "command_ack", requestId: result.requestId } : { type: "command_result", result });
         else await this.postResult(result);
       }
     })().finally(() => (this.flushingUnreported = false));

@@ -16,7 +16,10 @@ describe("executeCommand", () => {
   });
 
   it("installs and uninstalls apps", () => {
-    const installed = executeCommand({ type: "install_app", payload: { packageName: "com.example.pos", url: "https://example.com/pos.apk", sha256: "0f".repeat(32), versionCode: 7 } }, [kiosk]);
+    const installed = executeCommand(
+      { type: "install_app", payload: { packageName: "com.example.pos", url: "https://example.com/pos.apk", sha256: "0f".repeat(32), versionCode: 7 } },
+      [kiosk],
+    );
     expect(installed.apps.map((app) => [app.packageName, app.versionCode])).toEqual([
       [KIOSK_APP, 210],
       ["com.example.pos", 7],
@@ -52,13 +55,22 @@ describe("executeCommand", () => {
 describe("executeCommand: lifecycle commands", () => {
   it("wipe and factory_reset report success and ask the device to erase itself", () => {
     expect(executeCommand({ type: "wipe", payload: {} }, [kiosk])).toMatchObject({ outcome: { status: "succeeded", result: { wiped: true } }, erase: true });
-    expect(executeCommand({ type: "factory_reset", payload: { reason: "resale" } }, [kiosk])).toMatchObject({ outcome: { status: "succeeded", result: { reset: true } }, erase: true });
+    expect(executeCommand({ type: "factory_reset", payload: { reason: "resale" } }, [kiosk])).toMatchObject({
+      outcome: { status: "succeeded", result: { reset: true } },
+      erase: true,
+    });
   });
 
   it("lost_mode enters with the message and phone number, and exits", () => {
     const entered = executeCommand({ type: "lost_mode", payload: { action: "enter", message: "Return me", phoneNumber: "+1 555 0100" } }, [kiosk]);
-    expect(entered).toMatchObject({ outcome: { status: "succeeded", result: { lostMode: true } }, lostMode: { message: "Return me", phoneNumber: "+1 555 0100" } });
-    expect(executeCommand({ type: "lost_mode", payload: { action: "exit" } }, [kiosk])).toMatchObject({ outcome: { result: { lostMode: false } }, lostMode: null });
+    expect(entered).toMatchObject({
+      outcome: { status: "succeeded", result: { lostMode: true } },
+      lostMode: { message: "Return me", phoneNumber: "+1 555 0100" },
+    });
+    expect(executeCommand({ type: "lost_mode", payload: { action: "exit" } }, [kiosk])).toMatchObject({
+      outcome: { result: { lostMode: false } },
+      lostMode: null,
+    });
   });
 
   it("locate reports the device's position, by default DEFAULT_POSITION", () => {

@@ -26,7 +26,11 @@ const failed = (apps: AppStatus[], error: string): Execution => ({ outcome: { st
 const succeeded = (apps: AppStatus[], result: Record<string, unknown> = {}): Execution => ({ outcome: { status: "succeeded", result }, apps });
 
 /** Runs a command (already verified) against the device's app list, as an Android agent would. */
-export function executeCommand(command: { type: CommandType; payload: Record<string, unknown> }, apps: AppStatus[], position: Position = DEFAULT_POSITION): Execution {
+export function executeCommand(
+  command: { type: CommandType; payload: Record<string, unknown> },
+  apps: AppStatus[],
+  position: Position = DEFAULT_POSITION,
+): Execution {
   const payload = CommandPayloads[command.type].safeParse(command.payload);
   if (!payload.success) return failed(apps, `invalid ${command.type} payload: ${payload.error.issues.map((issue) => issue.message).join("; ")}`);
   const input = payload.data as Record<string, unknown>;

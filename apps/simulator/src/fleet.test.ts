@@ -8,12 +8,16 @@ describe("forEachLimit", () => {
     let running = 0;
     let peak = 0;
     const done: number[] = [];
-    await forEachLimit(Array.from({ length: 40 }, (_, i) => i), 7, async (item) => {
-      peak = Math.max(peak, ++running);
-      await tick();
-      running--;
-      done.push(item);
-    });
+    await forEachLimit(
+      Array.from({ length: 40 }, (_, i) => i),
+      7,
+      async (item) => {
+        peak = Math.max(peak, ++running);
+        await tick();
+        running--;
+        done.push(item);
+      },
+    );
     expect(peak).toBe(7);
     expect(done.sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => i));
   });
@@ -36,17 +40,37 @@ describe("forEachLimit", () => {
   it("stops taking items once aborted", async () => {
     const stop = new AbortController();
     let started = 0;
-    await forEachLimit(Array.from({ length: 100 }), 2, async () => {
-      if (++started === 3) stop.abort();
-      await tick();
-    }, stop.signal);
+    await forEachLimit(
+      Array.from({ length: 100 }),
+      2,
+      async () => {
+        if (++started === 3) stop.abort();
+        await tick();
+      },
+      stop.signal,
+    );
     expect(started).toBeLessThanOrEqual(4);
   });
 });
 
 describe("formatSummary", () => {
   it("says in one line how the fleet is doing", () => {
-    const line = formatSummary(12_400, { connected: 48, heartbeatsSent: 300, heartbeatsAcknowledged: 298, heartbeatsFailed: 2, commandsReceived: 5, commandsExecuted: 4, commandsFailed: 1, reconnects: 3, errors: 1 }, 50, 2);
+    const line = formatSummary(
+      12_400,
+      {
+        connected: 48,
+        heartbeatsSent: 300,
+        heartbeatsAcknowledged: 298,
+        heartbeatsFailed: 2,
+        commandsReceived: 5,
+        commandsExecuted: 4,
+        commandsFailed: 1,
+        reconnects: 3,
+        errors: 1,
+      },
+      50,
+      2,
+    );
     expect(line).toBe("[   12s] connected 48/50 | heartbeats 300 (2 failed) | commands 5 received, 4 executed, 1 failed | reconnects 3 | errors 3");
     expect(line).not.toContain("\n");
   });
@@ -60,7 +84,14 @@ describe("runFleet", () => {
     const { port } = probe.address() as net.AddressInfo;
     await new Promise((resolve) => probe.close(resolve));
 
-    const run = runFleet({ baseUrl: `http://127.0.0.1:${port}`, devices: 1, intervalMs: 1000, durationMs: 1000, log: () => undefined, signal: new AbortController().signal });
+    const run = runFleet({
+      baseUrl: `http://127.0.0.1:${port}`,
+      devices: 1,
+      intervalMs: 1000,
+      durationMs: 1000,
+      log: () => undefined,
+      signal: new AbortController().signal,
+    });
     await expect(run).rejects.toThrow(FleetSetupError);
     await expect(run).rejects.toThrow(`Cannot reach the API at http://127.0.0.1:${port} (ECONNREFUSED). Is the API running?`);
   });

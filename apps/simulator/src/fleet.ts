@@ -63,7 +63,17 @@ const MAX_ERROR_SAMPLES = 10;
 const ENROLL_ATTEMPTS = 5;
 
 export function totalsOf(devices: SimulatedDevice[]): FleetTotals {
-  const totals: FleetTotals = { connected: 0, heartbeatsSent: 0, heartbeatsAcknowledged: 0, heartbeatsFailed: 0, commandsReceived: 0, commandsExecuted: 0, commandsFailed: 0, reconnects: 0, errors: 0 };
+  const totals: FleetTotals = {
+    connected: 0,
+    heartbeatsSent: 0,
+    heartbeatsAcknowledged: 0,
+    heartbeatsFailed: 0,
+    commandsReceived: 0,
+    commandsExecuted: 0,
+    commandsFailed: 0,
+    reconnects: 0,
+    errors: 0,
+  };
   for (const device of devices) {
     if (device.connected) totals.connected++;
     totals.heartbeatsSent += device.stats.heartbeatsSent;
@@ -79,7 +89,9 @@ export function totalsOf(devices: SimulatedDevice[]): FleetTotals {
 }
 
 export function formatSummary(elapsedMs: number, totals: FleetTotals, fleetSize: number, setupErrors = 0): string {
-  const time = `[${Math.round(elapsedMs / 1000).toString().padStart(5)}s]`;
+  const time = `[${Math.round(elapsedMs / 1000)
+    .toString()
+    .padStart(5)}s]`;
   return `${time} ${[
     `connected ${totals.connected}/${fleetSize}`,
     `heartbeats ${totals.heartbeatsSent}${totals.heartbeatsFailed ? ` (${totals.heartbeatsFailed} failed)` : ""}`,
@@ -94,7 +106,12 @@ export function formatSummary(elapsedMs: number, totals: FleetTotals, fleetSize:
  * `signal` aborts or a task fails; a failure is rethrown after the tasks in flight settle,
  * so nothing keeps running behind the caller's back.
  */
-export async function forEachLimit<T>(items: readonly T[], limit: number, task: (item: T, index: number) => Promise<void>, signal?: AbortSignal): Promise<void> {
+export async function forEachLimit<T>(
+  items: readonly T[],
+  limit: number,
+  task: (item: T, index: number) => Promise<void>,
+  signal?: AbortSignal,
+): Promise<void> {
   let next = 0;
   let failure: { error: unknown } | undefined;
   const worker = async () => {
@@ -208,7 +225,10 @@ export async function runFleet(options: FleetOptions): Promise<FleetReport> {
     runStartedAt = Date.now();
     for (const device of devices) device.start();
     const summaryEveryMs = options.summaryEveryMs ?? 5000;
-    summaryTimer = setInterval(() => log(formatSummary(Date.now() - startedAt, totalsOf(devices), options.devices, failedToEnroll + failedToConnect)), summaryEveryMs);
+    summaryTimer = setInterval(
+      () => log(formatSummary(Date.now() - startedAt, totalsOf(devices), options.devices, failedToEnroll + failedToConnect)),
+      summaryEveryMs,
+    );
 
     if (!stop.signal.aborted) {
       if (options.durationMs === undefined) await sleep(2 ** 31 - 1, stop.signal);
@@ -239,7 +259,12 @@ export async function runFleet(options: FleetOptions): Promise<FleetReport> {
     stoppedBy,
     devices: { requested: options.devices, enrolled: devices.length, connected: connectedAtEnd, failedToEnroll, failedToConnect },
     timings: { enrollMs, connectMs },
-    heartbeats: { sent: totals.heartbeatsSent, acknowledged: totals.heartbeatsAcknowledged, failed: totals.heartbeatsFailed, perSecond: runMs > 0 ? Math.round((totals.heartbeatsSent / runMs) * 10_000) / 10 : 0 },
+    heartbeats: {
+      sent: totals.heartbeatsSent,
+      acknowledged: totals.heartbeatsAcknowledged,
+      failed: totals.heartbeatsFailed,
+      perSecond: runMs > 0 ? Math.round((totals.heartbeatsSent / runMs) * 10_000) / 10 : 0,
+    },
     commands: { received: totals.commandsReceived, executed: totals.commandsExecuted, failed: totals.commandsFailed },
     reconnects: totals.reconnects,
     errors: { total: totals.errors + failedToEnroll + failedToConnect, samples: errorSamples },

@@ -71,7 +71,8 @@ export async function requestJson<Schema extends z.ZodType>(baseUrl: string, req
   if (!res.ok) {
     const error = ErrorBody.safeParse(json);
     const retryAfter = Number(res.headers.get("retry-after"));
-    if (error.success) throw new ApiError(res.status, error.data.error.code, error.data.error.message, Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : undefined);
+    if (error.success)
+      throw new ApiError(res.status, error.data.error.code, error.data.error.message, Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : undefined);
     throw new ApiError(res.status, "unexpected_response", text.slice(0, 200) || res.statusText);
   }
   const parsed = schema.safeParse(json);

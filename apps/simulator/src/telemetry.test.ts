@@ -20,7 +20,9 @@ describe("telemetry drift", () => {
         const [low, high] = SIGNAL_RANGE[state.network.type as "wifi" | "cellular"];
         const checks = {
           battery: state.battery.level >= 0 && state.battery.level <= 100,
-          memory: state.memory.available >= Math.floor(state.memory.total * MEMORY_FREE_RANGE[0]) && state.memory.available <= Math.ceil(state.memory.total * MEMORY_FREE_RANGE[1]),
+          memory:
+            state.memory.available >= Math.floor(state.memory.total * MEMORY_FREE_RANGE[0]) &&
+            state.memory.available <= Math.ceil(state.memory.total * MEMORY_FREE_RANGE[1]),
           storage: state.storage.available >= Math.floor(state.storage.total * STORAGE_MIN_FREE) && state.storage.available <= state.storage.total,
           signal: state.network.signal >= low && state.network.signal <= high,
         };

@@ -76,14 +76,20 @@ export function drift(state: DeviceState, seconds: number, random: Random): Devi
   const memory = {
     total: state.memory.total,
     available: Math.round(
-      clamp(state.memory.available + state.memory.total * 0.03 * swing * (random() * 2 - 1), state.memory.total * MEMORY_FREE_RANGE[0], state.memory.total * MEMORY_FREE_RANGE[1]),
+      clamp(
+        state.memory.available + state.memory.total * 0.03 * swing * (random() * 2 - 1),
+        state.memory.total * MEMORY_FREE_RANGE[0],
+        state.memory.total * MEMORY_FREE_RANGE[1],
+      ),
     ),
   };
   // Caches grow by up to ~1 MB a second; a cleanup now and then gives some back.
   const freed = happens(random, seconds, 6 * 3600) ? state.storage.total * 0.02 : 0;
   const storage = {
     total: state.storage.total,
-    available: Math.round(clamp(state.storage.available - random() * 1024 * 1024 * seconds + freed, state.storage.total * STORAGE_MIN_FREE, state.storage.total)),
+    available: Math.round(
+      clamp(state.storage.available - random() * 1024 * 1024 * seconds + freed, state.storage.total * STORAGE_MIN_FREE, state.storage.total),
+    ),
   };
 
   let network = { ...state.network };

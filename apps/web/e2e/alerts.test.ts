@@ -48,7 +48,9 @@ afterAll(async () => {
 async function deviceLastSeen(alias: string, secondsAgo: number): Promise<string> {
   const { db, clock } = api.server.deps;
   const id = randomUUID();
-  await db.device.create({ data: { id, tokenHash: "0".repeat(64), alias, model: "Pixel 8", online: true, lastSeenAt: new Date(clock.now().getTime() - secondsAgo * 1000) } });
+  await db.device.create({
+    data: { id, tokenHash: "0".repeat(64), alias, model: "Pixel 8", online: true, lastSeenAt: new Date(clock.now().getTime() - secondsAgo * 1000) },
+  });
   return id;
 }
 
@@ -92,10 +94,26 @@ test("an expired reset link is refused as the page opens, with a link to ask for
 test("at 390 px the users, alerts, enrollment and mail tables keep their actions on screen", async () => {
   const { db, clock } = api.server.deps;
   const width = 390;
-  await db.user.create({ data: { id: randomUUID(), email: "olga.operator.with.a.long.address@example.com", name: "Olga", role: "operator", passwordHash: "$2a$10$notarealhashnotarealhashnotarealhashnotarealhashnotar" } });
+  await db.user.create({
+    data: {
+      id: randomUUID(),
+      email: "olga.operator.with.a.long.address@example.com",
+      name: "Olga",
+      role: "operator",
+      passwordHash: "$2a$10$notarealhashnotarealhashnotarealhashnotarealhashnotar",
+    },
+  });
   const link = `${web.url}/reset-password?token=${randomUUID()}.${"a".repeat(43)}`;
   await db.outboxMail.create({
-    data: { kind: "invite", to: ["olga.operator.with.a.long.address@example.com"], subject: "You are invited", text: `Choose a password: ${link}\n`, status: "recorded", nextAttemptAt: null, createdAt: clock.now() },
+    data: {
+      kind: "invite",
+      to: ["olga.operator.with.a.long.address@example.com"],
+      subject: "You are invited",
+      text: `Choose a password: ${link}\n`,
+      status: "recorded",
+      nextAttemptAt: null,
+      createdAt: clock.now(),
+    },
   });
   await page.setViewportSize({ width, height: 844 });
 

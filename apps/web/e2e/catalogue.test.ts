@@ -100,7 +100,10 @@ test("a release at 25% of a group installs on a quarter of it, advances to 100%,
   await card.getByLabel(/^Group/).fill("lobby");
   await card.getByLabel("Start at").selectOption("25");
   await card.getByRole("button", { name: "Start release" }).click();
-  const row = card.getByRole("table", { name: `Releases of ${PACKAGE}` }).getByRole("row").nth(1);
+  const row = card
+    .getByRole("table", { name: `Releases of ${PACKAGE}` })
+    .getByRole("row")
+    .nth(1);
   // Generous: devices download and install, and the page polls every 5 s, on a busy machine.
   await eventually("2 of 8 installed", async () => /^2 installed · 0 pending · 0 failed · 2 of 8 sent$/.test(await progressOf(row)), 90_000);
 

@@ -263,7 +263,11 @@ test("an invited viewer sets a password from the link in the development outbox 
 
   const deviceId = devices[0]!.deviceId;
   const forced = await viewerPage.evaluate(async (id) => {
-    const csrf = document.cookie.split("; ").find((cookie) => cookie.startsWith("mdm_csrf="))?.slice("mdm_csrf=".length) ?? "";
+    const csrf =
+      document.cookie
+        .split("; ")
+        .find((cookie) => cookie.startsWith("mdm_csrf="))
+        ?.slice("mdm_csrf=".length) ?? "";
     const response = await fetch("/admin/command", {
       method: "POST",
       headers: { "Content-Type": "application/json", "X-CSRF-Token": decodeURIComponent(csrf) },
@@ -370,7 +374,8 @@ async function consoleTrouble(target: Page, action: () => Promise<void>): Promis
   const onConsole = (message: { type: () => string; text: () => string }) => {
     if (message.type() === "error") trouble.push(`console: ${message.text()}`);
   };
-  const onFailed = (request: { url: () => string; failure: () => { errorText: string } | null }) => trouble.push(`failed: ${request.url()} ${request.failure()?.errorText}`);
+  const onFailed = (request: { url: () => string; failure: () => { errorText: string } | null }) =>
+    trouble.push(`failed: ${request.url()} ${request.failure()?.errorText}`);
   target.on("console", onConsole);
   target.on("requestfailed", onFailed);
   try {

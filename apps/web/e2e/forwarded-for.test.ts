@@ -29,7 +29,14 @@ function post(path: string, body: unknown, headers: Record<string, string>, loca
   const data = JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: url.hostname, port: url.port, path: url.pathname, method: "POST", localAddress, headers: { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(data), ...headers } },
+      {
+        host: url.hostname,
+        port: url.port,
+        path: url.pathname,
+        method: "POST",
+        localAddress,
+        headers: { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(data), ...headers },
+      },
       (res) => {
         res.resume();
         res.on("end", () => resolve(res.statusCode ?? 0));
@@ -59,6 +66,8 @@ test("the audit log records the address that connected to the dashboard", async 
   // From 127.0.0.2: the dashboard itself reaches the API from 127.0.0.1, so this address
   // can only come from the forwarded header the dashboard set.
   expect(await post("/auth/login", { email: "audited@example.com", password: "wrong password" }, forged(), "127.0.0.2")).toBe(401);
-  const entry = await api.server.deps.db.auditLog.findFirstOrThrow({ where: { action: "auth.login_failed", details: { path: ["email"], equals: "audited@example.com" } } });
+  const entry = await api.server.deps.db.auditLog.findFirstOrThrow({
+    where: { action: "auth.login_failed", details: { path: ["email"], equals: "audited@example.com" } },
+  });
   expect(entry.ip).toBe("127.0.0.2");
 });

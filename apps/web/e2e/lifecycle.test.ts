@@ -80,7 +80,14 @@ test("bulk edit names and groups a selection", async () => {
   await edit.getByLabel("Add to groups").fill("lobby");
   await edit.getByLabel("Alias prefix").fill("Till-");
   await edit.getByRole("button", { name: "Apply" }).click();
-  await eventually("the new aliases in the list", async () => (await page.getByTestId("device-row").getByText(/^Till-00[12]$/).count()) === 2);
+  await eventually(
+    "the new aliases in the list",
+    async () =>
+      (await page
+        .getByTestId("device-row")
+        .getByText(/^Till-00[12]$/)
+        .count()) === 2,
+  );
   const b = await api.server.deps.db.device.findUniqueOrThrow({ where: { id: byModel.get("Kiosk B")!.deviceId } });
   expect(b.groups).toEqual(["lobby"]);
 });
@@ -112,7 +119,10 @@ test("lost mode puts the message and phone number on the device; rotation swaps 
   await page.getByRole("button", { name: "Rotate token", exact: true }).click();
   await dialog().getByRole("button", { name: "Rotate token", exact: true }).click();
   await eventually("the device's new key", async () => device.registration.commandKeyId !== keyId, 30_000);
-  await eventually("the rotation done", async () => (await api.server.deps.db.device.findUniqueOrThrow({ where: { id: device.deviceId } })).pendingTokenHash === null);
+  await eventually(
+    "the rotation done",
+    async () => (await api.server.deps.db.device.findUniqueOrThrow({ where: { id: device.deviceId } })).pendingTokenHash === null,
+  );
 });
 
 test("a wipe is sent only once the device's id is typed; the wiped device is retired", async () => {
@@ -120,9 +130,13 @@ test("a wipe is sent only once the device's id is typed; the wiped device is ret
   await page.getByRole("button", { name: "Wipe", exact: true }).click();
   const confirm = dialog().getByRole("button", { name: "Wipe", exact: true });
   expect(await confirm.isDisabled()).toBe(true);
-  await dialog().getByLabel(/to confirm/).fill("not the id");
+  await dialog()
+    .getByLabel(/to confirm/)
+    .fill("not the id");
   expect(await confirm.isDisabled()).toBe(true);
-  await dialog().getByLabel(/to confirm/).fill(device.deviceId);
+  await dialog()
+    .getByLabel(/to confirm/)
+    .fill(device.deviceId);
   expect(await confirm.isDisabled()).toBe(false);
   await confirm.click();
   await eventually("the device wiped", async () => device.wiped, 30_000);
@@ -139,9 +153,23 @@ test("a batch waiting for an offline device is cancelled as a whole", async () =
   await page.getByRole("dialog", { name: "Send command" }).getByRole("button", { name: "Send", exact: true }).click();
   await page.waitForURL("**/commands?batch=*");
   // Kiosk B answers at once; Kiosk C is offline, so its command waits.
-  await eventually("the connected device's result", async () => (await page.getByTestId("batch-succeeded").textContent().catch(() => "")) === "succeeded: 1");
+  await eventually(
+    "the connected device's result",
+    async () =>
+      (await page
+        .getByTestId("batch-succeeded")
+        .textContent()
+        .catch(() => "")) === "succeeded: 1",
+  );
   await page.getByRole("button", { name: "Cancel batch" }).click();
-  await eventually("the waiting command cancelled", async () => (await page.getByTestId("batch-cancelled").textContent().catch(() => "")) === "cancelled: 1");
+  await eventually(
+    "the waiting command cancelled",
+    async () =>
+      (await page
+        .getByTestId("batch-cancelled")
+        .textContent()
+        .catch(() => "")) === "cancelled: 1",
+  );
   await page.getByTestId("batch-progress").getByText("Finished").waitFor();
 });
 

@@ -89,7 +89,11 @@ test("the enrollment page shows the simple QR code and, on request, the device-o
 });
 
 test("a policy edited in the form refuses an invalid setting by name, then saves a new version", async () => {
-  device = await SimulatedDevice.enroll(api.url, enrollmentToken, { intervalMs: 2_000, facts: { model: "Till 7" }, refuseSettings: ["restrictions.usbFileTransfer"] });
+  device = await SimulatedDevice.enroll(api.url, enrollmentToken, {
+    intervalMs: 2_000,
+    facts: { model: "Till 7" },
+    refuseSettings: ["restrictions.usbFileTransfer"],
+  });
   devices.push(device);
   await device.connect();
 

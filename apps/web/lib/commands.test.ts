@@ -16,17 +16,24 @@ describe("buildCommandPayload", () => {
   });
 
   test("install_app converts the version code to a number, lowercases the SHA-256 and leaves out empty optional fields", () => {
-    expect(buildCommandPayload("install_app", { packageName: "com.example.app", url: "https://example.com/a.apk", versionCode: "", sha256: "AB".repeat(32) })).toEqual({
+    expect(
+      buildCommandPayload("install_app", { packageName: "com.example.app", url: "https://example.com/a.apk", versionCode: "", sha256: "AB".repeat(32) }),
+    ).toEqual({
       ok: true,
       payload: { packageName: "com.example.app", url: "https://example.com/a.apk", sha256: "ab".repeat(32) },
     });
-    expect(buildCommandPayload("install_app", { packageName: "com.example.app", url: "https://example.com/a.apk", versionCode: "42", sha256: "ab".repeat(32) })).toMatchObject({
+    expect(
+      buildCommandPayload("install_app", { packageName: "com.example.app", url: "https://example.com/a.apk", versionCode: "42", sha256: "ab".repeat(32) }),
+    ).toMatchObject({
       payload: { versionCode: 42 },
     });
   });
 
   test("install_app needs an https URL and the APK's SHA-256", () => {
-    expect(buildCommandPayload("install_app", { packageName: "com.example.app", url: "https://example.com/a.apk", sha256: "" })).toEqual({ ok: false, errors: { sha256: "Required" } });
+    expect(buildCommandPayload("install_app", { packageName: "com.example.app", url: "https://example.com/a.apk", sha256: "" })).toEqual({
+      ok: false,
+      errors: { sha256: "Required" },
+    });
     const plain = buildCommandPayload("install_app", { packageName: "com.example.app", url: "http://example.com/a.apk", sha256: "ab".repeat(32) });
     expect(plain).toEqual({ ok: false, errors: { url: "Must be an https:// URL" } });
   });

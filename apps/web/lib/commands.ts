@@ -29,7 +29,15 @@ export const commandTypeLabels: Record<CommandType, string> = {
 export const formCommandTypes: readonly CommandType[] = CommandType.options.filter((type) => type !== "rotate_token" && !erasingTypes.includes(type));
 
 /** Commands that interrupt whoever is using the device or lose data: confirmed before sending. */
-export const destructiveCommandTypes: ReadonlySet<CommandType> = new Set(["reboot", "lock", "uninstall_app", "clear_app_data", "lost_mode", "wipe", "factory_reset"]);
+export const destructiveCommandTypes: ReadonlySet<CommandType> = new Set([
+  "reboot",
+  "lock",
+  "uninstall_app",
+  "clear_app_data",
+  "lost_mode",
+  "wipe",
+  "factory_reset",
+]);
 
 /** Commands that erase the device: sent only after its alias (or id) is typed. */
 export const erasingCommandTypes: ReadonlySet<CommandType> = new Set(erasingTypes);

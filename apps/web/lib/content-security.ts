@@ -37,6 +37,9 @@ export function isMetricsPath(pathname: string): boolean {
   } catch {
     // Undecodable: judged as sent.
   }
-  const normalized = decoded.toLowerCase().replace(/\/{2,}/g, "/").replace(/\/+$/, "");
+  const normalized = decoded
+    .toLowerCase()
+    .replace(/\/{2,}/g, "/")
+    .replace(/\/+$/, "");
   return normalized === "/api/metrics" || normalized.startsWith("/api/metrics/");
 }

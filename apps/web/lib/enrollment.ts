@@ -19,7 +19,8 @@ export function serverReach(url: string): ServerReach {
   const octets = host.split(".").map(Number);
   if (octets.length === 4 && octets.every((octet) => Number.isInteger(octet) && octet >= 0 && octet <= 255)) {
     const [a, b] = octets as [number, number, number, number];
-    if (a === 10 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 169 && b === 254) || (a === 100 && b >= 64 && b <= 127)) return "private";
+    if (a === 10 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 169 && b === 254) || (a === 100 && b >= 64 && b <= 127))
+      return "private";
     return "public";
   }
   if (/^f[cd][0-9a-f]{2}:/.test(host) || /^fe[89ab][0-9a-f]:/.test(host)) return "private";
@@ -35,7 +36,10 @@ export function enrollmentQrPayload(enrollmentToken: string, server: string = ap
 export type EnrollmentTokenStatus = "active" | "expired" | "used up" | "revoked";
 
 /** Whether a device can still enroll with the token, and if not, why: revoked first, then used up, then expired. */
-export function enrollmentTokenStatus(token: Pick<EnrollmentToken, "maxUses" | "usedCount" | "expiresAt" | "revokedAt">, now: number = Date.now()): EnrollmentTokenStatus {
+export function enrollmentTokenStatus(
+  token: Pick<EnrollmentToken, "maxUses" | "usedCount" | "expiresAt" | "revokedAt">,
+  now: number = Date.now(),
+): EnrollmentTokenStatus {
   if (token.revokedAt) return "revoked";
   if (token.usedCount >= token.maxUses) return "used up";
   if (Date.parse(token.expiresAt) <= now) return "expired";

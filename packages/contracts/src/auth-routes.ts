@@ -100,7 +100,7 @@ export const authRoutes = {
     auth: "none",
     summary: "Mail a password reset link",
     description:
-      "Always 202 with the same body, whether or not an account has this address. The link holds a single-use token valid for 30 minutes. The mail goes through the outbox; without a mail provider it is only recorded there (`mail: \"recorded\"`). At most 3 requests an hour per client address (`RATE_LIMIT_PASSWORD_RESET_PER_HOUR`).",
+      'Always 202 with the same body, whether or not an account has this address. The link holds a single-use token valid for 30 minutes. The mail goes through the outbox; without a mail provider it is only recorded there (`mail: "recorded"`). At most 3 requests an hour per client address (`RATE_LIMIT_PASSWORD_RESET_PER_HOUR`).',
     body: PasswordResetRequest,
     responses: { 202: { description: "Accepted.", schema: PasswordResetAccepted } },
   },
@@ -143,7 +143,7 @@ export const authRoutes = {
     minRole: "admin",
     summary: "Invite a user: mails them a link to set their password",
     description:
-      "The link is valid for 7 days. 409 if a user has this email. The mail is queued in the outbox with the user, in one transaction; without a mail provider it is only recorded there (`mail: \"recorded\"`), where an admin can copy the link.",
+      'The link is valid for 7 days. 409 if a user has this email. The mail is queued in the outbox with the user, in one transaction; without a mail provider it is only recorded there (`mail: "recorded"`), where an admin can copy the link.',
     body: InviteUserRequest,
     responses: { 201: { description: "Invited.", schema: InviteUserResponse } },
     errors: ["conflict"],

@@ -36,7 +36,8 @@ describe("auth schemas", () => {
 
 describe("auth routes in the route table and the document", () => {
   const document = buildOpenApiDocument();
-  const operation = (route: ApiRoute) => (document.paths[route.path] as Record<string, { security: unknown[]; responses: Record<string, unknown> }>)[route.method]!;
+  const operation = (route: ApiRoute) =>
+    (document.paths[route.path] as Record<string, { security: unknown[]; responses: Record<string, unknown> }>)[route.method]!;
 
   it("are all part of apiRoutes", () => {
     for (const [name, route] of Object.entries(authRoutes)) expect(apiRoutes[name as keyof typeof apiRoutes]).toBe(route);

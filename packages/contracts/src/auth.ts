@@ -39,9 +39,7 @@ export type UserView = z.infer<typeof UserView>;
 
 export const SetupStatusResponse = z.object({
   needed: z.boolean().describe("True while no user exists: `POST /auth/setup` then creates the first admin."),
-  tokenRequired: z
-    .boolean()
-    .describe("True when setup from this client needs `setupToken`: while setup is needed, for every client but the API's own host."),
+  tokenRequired: z.boolean().describe("True when setup from this client needs `setupToken`: while setup is needed, for every client but the API's own host."),
 });
 export type SetupStatusResponse = z.infer<typeof SetupStatusResponse>;
 
@@ -156,7 +154,9 @@ export const AuditLogEntry = z.object({
   targetName: z
     .string()
     .nullable()
-    .describe("The target's name when the server knows it: a device's alias (else serial, else model), a user's email, an enrollment token's label. Null for a target gone or without a name."),
+    .describe(
+      "The target's name when the server knows it: a device's alias (else serial, else model), a user's email, an enrollment token's label. Null for a target gone or without a name.",
+    ),
   ip: z.string().nullable(),
   details: z.record(z.string(), z.unknown()).nullable(),
 });

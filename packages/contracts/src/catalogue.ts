@@ -49,7 +49,12 @@ export const CreateReleaseRequest = z.strictObject({
   versionCode: z.int().min(1).describe("The catalogue version of this app to roll out."),
   target: ReleaseTarget,
   percent: RolloutPercent.default(5).describe("Share of the target that gets it now; stable: a higher percentage keeps the devices of a lower one."),
-  autoAdvance: z.boolean().default(false).describe("Step to the next percentage (5 → 25 → 100) by itself once every device sent to has finished and the failure rate is at most `maxFailurePercent`."),
+  autoAdvance: z
+    .boolean()
+    .default(false)
+    .describe(
+      "Step to the next percentage (5 → 25 → 100) by itself once every device sent to has finished and the failure rate is at most `maxFailurePercent`.",
+    ),
   maxFailurePercent: z.int().min(0).max(100).default(5),
 });
 export type CreateReleaseRequest = z.infer<typeof CreateReleaseRequest>;

@@ -87,7 +87,10 @@ export const CommandPayloads = {
   // command key (sealWithCommandKey); the command is signed with that key as usual.
   rotate_token: z.strictObject({
     sealed: z.string().regex(/^[A-Za-z0-9_-]{16,4096}$/),
-    commandKeyId: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).describe("Id of the new command key."),
+    commandKeyId: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,32}$/)
+      .describe("Id of the new command key."),
   }),
 } as const;
 
@@ -236,7 +239,10 @@ export type RequestIdParams = z.infer<typeof RequestIdParams>;
  * `signature` is hex HMAC-SHA256 over `commandSigningString(...)` with the device's
  * command key (returned once at registration); the device must verify it before acting.
  */
-export const CommandKeyId = z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).describe("Which of the device's command keys signed this command.");
+export const CommandKeyId = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,32}$/)
+  .describe("Which of the device's command keys signed this command.");
 
 export const DeviceCommand = z.object({
   keyId: CommandKeyId,

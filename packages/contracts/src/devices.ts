@@ -26,9 +26,7 @@ export type RegisterRequest = z.infer<typeof RegisterRequest>;
 export const RegisterResponse = z.object({
   deviceId: Uuid,
   deviceToken: z.string().describe("Send as `Authorization: Bearer <deviceToken>`. Shown only this once."),
-  commandKey: z
-    .string()
-    .describe("Hex key with which the device verifies the signature of every command it receives. Shown only this once."),
+  commandKey: z.string().describe("Hex key with which the device verifies the signature of every command it receives. Shown only this once."),
   commandKeyId: z.string().describe("The id of that key: commands signed with it carry it as `keyId`."),
   heartbeatIntervalSeconds: z.int(),
 });
@@ -89,7 +87,9 @@ export const LegacyHeartbeatResponse = HeartbeatResponse.extend({
   deviceToken: z
     .string()
     .optional()
-    .describe("Only in the answer to the device's first contact: store it, and send it as `Authorization: Bearer <deviceToken>` on every later call (also valid for `/v1/*` and `/ws/devices`)."),
+    .describe(
+      "Only in the answer to the device's first contact: store it, and send it as `Authorization: Bearer <deviceToken>` on every later call (also valid for `/v1/*` and `/ws/devices`).",
+    ),
   commandKey: z.string().optional().describe("Only with `deviceToken`: the key to verify command signatures with, as in `/v1/register`."),
   commandKeyId: z.string().optional().describe("Only with `commandKey`: its id, as in `/v1/register`."),
 });
@@ -151,10 +151,7 @@ export const ListDevicesQuery = z
     search: text(100)
       .optional()
       .describe("Substring of the alias, model, serial number or legacy id (case-insensitive; `%` and `_` are literal characters), or a whole device id."),
-    status: z
-      .enum(["online", "offline", "retired"])
-      .optional()
-      .describe("Retired devices are left out unless `status=retired`, which lists only them."),
+    status: z.enum(["online", "offline", "retired"]).optional().describe("Retired devices are left out unless `status=retired`, which lists only them."),
     group: GroupName.optional(),
     batteryBelow: z.coerce.number().int().min(1).max(101).optional().describe("Only devices whose battery level is below this."),
     appVersion: text(64).optional(),
@@ -171,11 +168,7 @@ export const ListDevicesResponse = z.object({
   total: z.int().describe("Devices matching the filters, over all pages."),
   limit: z.int(),
   offset: z.int(),
-  nextCursor: z
-    .string()
-    .nullable()
-    .optional()
-    .describe("Pass as `cursor` for the next page; null on the last page. Always sent by this server."),
+  nextCursor: z.string().nullable().optional().describe("Pass as `cursor` for the next page; null on the last page. Always sent by this server."),
 });
 export type ListDevicesResponse = z.infer<typeof ListDevicesResponse>;
 

@@ -20,7 +20,15 @@ const heartbeat = {
 export const requestExamples: Partial<Record<keyof typeof apiRoutes, unknown>> = {
   register: {
     enrollmentToken: `${DEVICE_TOKEN_ID}.Xq3vW9yZb2Lk8sT1uE4rN6pA0cD7fH5jG2mK9oQ1wR8`,
-    device: { model: "TC52", manufacturer: "Zebra", osVersion: "11", sdkInt: 30, appVersion: "1.4.0", serialNumber: "19235522501234", fcmToken: "dQw4w9WgXcQ:APA91bH-example-token" },
+    device: {
+      model: "TC52",
+      manufacturer: "Zebra",
+      osVersion: "11",
+      sdkInt: 30,
+      appVersion: "1.4.0",
+      serialNumber: "19235522501234",
+      fcmToken: "dQw4w9WgXcQ:APA91bH-example-token",
+    },
   },
   heartbeat,
   actionResult: { requestId: REQUEST_ID, status: "succeeded", result: { pong: true } },
@@ -29,8 +37,23 @@ export const requestExamples: Partial<Record<keyof typeof apiRoutes, unknown>> =
   createDevicePolicy: {
     name: "Store kiosk",
     settings: {
-      kiosk: { lockTaskPackages: ["com.example.kiosk"], homeApp: "com.example.kiosk", statusBar: false, notifications: false, homeKey: false, recentsKey: false },
-      restrictions: { camera: false, usbFileTransfer: false, debugging: false, factoryReset: false, safeMode: false, addUsers: false, installUnknownApps: false },
+      kiosk: {
+        lockTaskPackages: ["com.example.kiosk"],
+        homeApp: "com.example.kiosk",
+        statusBar: false,
+        notifications: false,
+        homeKey: false,
+        recentsKey: false,
+      },
+      restrictions: {
+        camera: false,
+        usbFileTransfer: false,
+        debugging: false,
+        factoryReset: false,
+        safeMode: false,
+        addUsers: false,
+        installUnknownApps: false,
+      },
       screen: { timeoutSeconds: 600, orientationLock: "landscape", keepAwakeWhileCharging: true },
       systemUpdate: { type: "windowed", startMinute: 120, endMinute: 240 },
       requiredApps: [{ packageName: "com.example.kiosk", minVersionCode: 210 }],
@@ -49,7 +72,15 @@ export const requestExamples: Partial<Record<keyof typeof apiRoutes, unknown>> =
   advanceRelease: { percent: 25, reason: "no crashes in a day at 5%" },
   createBulkCommand: { target: { group: "store-42" }, type: "lock", payload: { message: "Closed for inventory" } },
   createPolicy: { group: "tills", packageName: "com.acme.pos" },
-  updateAlertSettings: { enabled: true, offlineAfterSeconds: 300, recipients: ["ops@acme.example"], groupOfflinePercent: 50, cooldownMinutes: 30, alertWindowMinutes: 15, lowBatteryPercent: 15 },
+  updateAlertSettings: {
+    enabled: true,
+    offlineAfterSeconds: 300,
+    recipients: ["ops@acme.example"],
+    groupOfflinePercent: 50,
+    cooldownMinutes: 30,
+    alertWindowMinutes: 15,
+    lowBatteryPercent: 15,
+  },
   setup: { email: "admin@acme.example", password: "correct horse battery staple", name: "Ada Admin" },
   login: { email: "admin@acme.example", password: "correct horse battery staple" },
   requestPasswordReset: { email: "ops@acme.example" },
@@ -59,6 +90,10 @@ export const requestExamples: Partial<Record<keyof typeof apiRoutes, unknown>> =
   confirmPasswordReset: { token: `${DEVICE_TOKEN_ID}.Hk2sP8qW1eR5tY7uI9oL3aS6dF4gJ0zX2cV8bN1mQ5w`, password: "a brand new passphrase" },
   inviteUser: { email: "sam@acme.example", name: "Sam Operator", role: "operator" },
   updateUser: { role: "viewer" },
-  createWebhook: { url: "https://hooks.acme.example/mdm", events: ["device.offline", "device.online", "command.status_changed"], description: "On-call paging" },
+  createWebhook: {
+    url: "https://hooks.acme.example/mdm",
+    events: ["device.offline", "device.online", "command.status_changed"],
+    description: "On-call paging",
+  },
   createApiKey: { name: "ticketing-sync", role: "operator", expiresAt: "2027-12-31T23:59:59Z", allowedCidrs: ["203.0.113.0/24", "2001:db8::/32"] },
 };

@@ -86,7 +86,10 @@ export const AppPolicy = z.object({
 });
 export type AppPolicy = z.infer<typeof AppPolicy>;
 
-const PolicyPackage = z.string().max(255).regex(/^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+$/, "Must be an Android package name");
+const PolicyPackage = z
+  .string()
+  .max(255)
+  .regex(/^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+$/, "Must be an Android package name");
 
 export const CreateAppPolicyRequest = z.union([
   z.strictObject({ deviceId: Uuid, packageName: PolicyPackage, enabled: z.boolean().default(true) }),
@@ -103,16 +106,29 @@ export const PolicyIdParams = z.object({ policyId: Uuid });
 
 export const AlertSettings = z.object({
   enabled: z.boolean(),
-  offlineAfterSeconds: z.int().min(60).max(7 * 24 * 3600).describe("A device without a heartbeat for this long is offline."),
+  offlineAfterSeconds: z
+    .int()
+    .min(60)
+    .max(7 * 24 * 3600)
+    .describe("A device without a heartbeat for this long is offline."),
   recipients: z.array(z.email().max(254)).max(50).describe("Empty: every active admin user."),
   groupOfflinePercent: z.int().min(1).max(100).nullable().describe("Alert once when this share of a group is offline; null: off."),
-  cooldownMinutes: z.int().min(1).max(7 * 24 * 60).describe("At most one group alert per group in this window."),
+  cooldownMinutes: z
+    .int()
+    .min(1)
+    .max(7 * 24 * 60)
+    .describe("At most one group alert per group in this window."),
   alertWindowMinutes: z
     .int()
     .min(1)
     .max(24 * 60)
     .describe("Alert events (devices offline, back online, low battery) are collected this long from the first one, then mailed as one digest."),
-  lowBatteryPercent: z.int().min(1).max(99).nullable().describe("An online device reporting a battery level below this joins a low-battery incident; null: off."),
+  lowBatteryPercent: z
+    .int()
+    .min(1)
+    .max(99)
+    .nullable()
+    .describe("An online device reporting a battery level below this joins a low-battery incident; null: off."),
 });
 export type AlertSettings = z.infer<typeof AlertSettings>;
 
@@ -121,7 +137,9 @@ export type UpdateAlertSettingsRequest = z.infer<typeof UpdateAlertSettingsReque
 
 export const AlertRecord = z.object({
   id: z.string(),
-  kind: z.enum(["device_offline", "group_offline", "digest"]).describe("`digest`: one mail listing one alert window's events; `device_offline`: per-device mails from before digests."),
+  kind: z
+    .enum(["device_offline", "group_offline", "digest"])
+    .describe("`digest`: one mail listing one alert window's events; `device_offline`: per-device mails from before digests."),
   deviceId: Uuid.nullable(),
   group: z.string().nullable(),
   subject: z.string(),

@@ -51,7 +51,15 @@ export type ListApiKeysResponse = z.infer<typeof ListApiKeysResponse>;
 // ---- Webhooks ---------------------------------------------------------------------------
 
 /** Fleet events a webhook endpoint can subscribe to. */
-export const WebhookEventType = z.enum(["device.enrolled", "device.offline", "device.online", "device.retired", "command.status_changed", "batch.done", "alert.sent"]);
+export const WebhookEventType = z.enum([
+  "device.enrolled",
+  "device.offline",
+  "device.online",
+  "device.retired",
+  "command.status_changed",
+  "batch.done",
+  "alert.sent",
+]);
 export type WebhookEventType = z.infer<typeof WebhookEventType>;
 
 /** What a delivery carries: a subscribed event, or the `ping` of `POST /admin/webhooks/{webhookId}/ping`. */

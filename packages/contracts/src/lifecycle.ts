@@ -48,15 +48,16 @@ export const BulkEditDevicesRequest = z
     setGroups: z.array(GroupName).max(20).optional().describe("Replaces each device's groups."),
     addGroups: z.array(GroupName).min(1).max(20).optional(),
     removeGroups: z.array(GroupName).min(1).max(20).optional(),
-    aliasPrefix: nonEmptyText(50)
-      .optional()
-      .describe("Names the devices `<prefix>001`, `<prefix>002`... in order of enrollment."),
+    aliasPrefix: nonEmptyText(50).optional().describe("Names the devices `<prefix>001`, `<prefix>002`... in order of enrollment."),
     retire: z.literal(true).optional().describe("Retires every selected device, as `POST /admin/devices/{deviceId}/retire` does."),
   })
   .refine((body) => body.setGroups || body.addGroups || body.removeGroups || body.aliasPrefix || body.retire, {
     message: "Send at least one of setGroups, addGroups, removeGroups, aliasPrefix, retire",
   })
-  .refine((body) => !(body.setGroups && (body.addGroups || body.removeGroups)), { message: "setGroups replaces the groups: send it without addGroups or removeGroups", path: ["setGroups"] });
+  .refine((body) => !(body.setGroups && (body.addGroups || body.removeGroups)), {
+    message: "setGroups replaces the groups: send it without addGroups or removeGroups",
+    path: ["setGroups"],
+  });
 export type BulkEditDevicesRequest = z.infer<typeof BulkEditDevicesRequest>;
 
 export const BulkEditDevicesResponse = z.object({

@@ -17,7 +17,9 @@ export const MailKind = z.enum(["invite", "password_reset", "alert"]);
 export type MailKind = z.infer<typeof MailKind>;
 
 /** What became of a mail a request asked for: `queued` for sending, or only `recorded` (no provider). */
-export const MailDelivery = z.enum(["queued", "recorded"]).describe("`recorded`: no mail provider is configured; the mail is in the outbox (`GET /admin/mail/outbox`) and was not sent.");
+export const MailDelivery = z
+  .enum(["queued", "recorded"])
+  .describe("`recorded`: no mail provider is configured; the mail is in the outbox (`GET /admin/mail/outbox`) and was not sent.");
 export type MailDelivery = z.infer<typeof MailDelivery>;
 
 // An outbox row's id: a PostgreSQL bigint in decimal.

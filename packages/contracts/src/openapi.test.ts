@@ -40,7 +40,8 @@ describe("the OpenAPI document", () => {
   it.each(routes.filter(([, route]) => route.auth === "admin"))("tells how to sign %s from a shell, with its example body", (_name, route) => {
     const description = (operation(route) as { description?: string }).description ?? "";
     expect(description).toContain(`apps/api/scripts/admin.sh ${route.method.toUpperCase()} ${route.path}`);
-    if (route.body) expect(description).toContain(JSON.stringify((operation(route)!.requestBody!.content["application/json"] as unknown as { example: unknown }).example));
+    if (route.body)
+      expect(description).toContain(JSON.stringify((operation(route)!.requestBody!.content["application/json"] as unknown as { example: unknown }).example));
   });
 
   it("links the README's signing section and says how to try operations with a session", () => {
@@ -142,7 +143,9 @@ describe("the OpenAPI document", () => {
   });
 
   it.each(routes.filter(([, route]) => route.query))("%s declares its query parameters", (_name, route) => {
-    const declared = operation(route)!.parameters.filter((parameter) => parameter.in === "query").map((parameter) => parameter.name);
+    const declared = operation(route)!
+      .parameters.filter((parameter) => parameter.in === "query")
+      .map((parameter) => parameter.name);
     expect(declared.sort()).toEqual(Object.keys(route.query!.shape).sort());
   });
 
@@ -180,7 +183,10 @@ describe("security", () => {
   });
 
   // Alternatives: any one requirement object suffices; the schemes within one go together.
-  const session = (route: ApiRoute): Array<Record<string, string[]>> => [route.method === "get" ? { sessionCookie: [] } : { sessionCookie: [], csrfToken: [] }, { bearerSession: [] }];
+  const session = (route: ApiRoute): Array<Record<string, string[]>> => [
+    route.method === "get" ? { sessionCookie: [] } : { sessionCookie: [], csrfToken: [] },
+    { bearerSession: [] },
+  ];
   const expectedSecurity: Record<ApiRoute["auth"], (route: ApiRoute) => Array<Record<string, string[]>>> = {
     none: () => [],
     device: () => [{ deviceToken: [] }],

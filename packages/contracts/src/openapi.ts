@@ -166,7 +166,12 @@ export function buildOpenApiDocument(options: { serverUrl?: string; version?: st
     components: {
       securitySchemes: {
         deviceToken: { type: "http", scheme: "bearer", description: "The `deviceToken` returned by `POST /v1/register`." },
-        adminKey: { type: "apiKey", in: "header", name: "X-Admin", description: "An API key's id (`mdmk_…`, see `POST /admin/api-keys`), or the server's bootstrap `ADMIN_KEY`." },
+        adminKey: {
+          type: "apiKey",
+          in: "header",
+          name: "X-Admin",
+          description: "An API key's id (`mdmk_…`, see `POST /admin/api-keys`), or the server's bootstrap `ADMIN_KEY`.",
+        },
         adminTimestamp: { type: "apiKey", in: "header", name: "X-Timestamp", description: "Unix time in seconds; at most 300 s from the server's clock." },
         adminNonce: { type: "apiKey", in: "header", name: "X-Nonce", description: "8-128 characters of [A-Za-z0-9_-], never reused within 300 s." },
         adminSignature: {

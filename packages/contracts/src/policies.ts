@@ -8,7 +8,10 @@ import { DateTime, GroupName, Uuid, nonEmptyText, text } from "./primitives";
 // `kiosk.statusBar`) or a whole top-level value (`systemUpdate`, `requiredApps`,
 // `autoRelaunch`); lists are one setting each, never merged item by item.
 
-const PackageName = z.string().max(255).regex(/^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+$/, "Must be an Android package name");
+const PackageName = z
+  .string()
+  .max(255)
+  .regex(/^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+$/, "Must be an Android package name");
 const MinuteOfDay = z.int().min(0).max(1439).describe("Minutes after local midnight on the device (0-1439).");
 
 export const KioskSettings = z
@@ -81,7 +84,8 @@ export function policySettingEntries(settings: PolicySettings): Array<[string, u
   for (const [key, value] of Object.entries(settings)) {
     if (value === undefined) continue;
     if ((POLICY_SECTIONS as readonly string[]).includes(key)) {
-      for (const [leaf, leafValue] of Object.entries(value as Record<string, unknown>)) if (leafValue !== undefined) entries.push([`${key}.${leaf}`, leafValue]);
+      for (const [leaf, leafValue] of Object.entries(value as Record<string, unknown>))
+        if (leafValue !== undefined) entries.push([`${key}.${leaf}`, leafValue]);
     } else {
       entries.push([key, value]);
     }
@@ -131,10 +135,14 @@ export const UpdateDevicePolicyRequest = z.strictObject({
   name: PolicyName.optional(),
   description: text(500).nullable().optional(),
   settings: PolicySettings.optional().describe("The whole document: settings left out are no longer set by this policy."),
-  expectedVersion: z.int().min(1).max(2_147_483_647).optional().describe("Refuse (409) unless the policy is still at this version: no lost update between two editors."),
+  expectedVersion: z
+    .int()
+    .min(1)
+    .max(2_147_483_647)
+    .optional()
+    .describe("Refuse (409) unless the policy is still at this version: no lost update between two editors."),
 });
 export type UpdateDevicePolicyRequest = z.infer<typeof UpdateDevicePolicyRequest>;
-
 
 export const PolicyChange = z.object({
   path: z.string().describe("The setting (`kiosk.statusBar`), or `name` / `description`."),
@@ -178,7 +186,9 @@ export const DevicePolicy = z
     hash: z.string().describe("Identifies this effective policy: report it back once applied."),
     settings: PolicySettings,
   })
-  .describe("A device's effective policy: apply every setting, then report `hash` (and any setting that could not be applied) in the next heartbeat's `policy`.");
+  .describe(
+    "A device's effective policy: apply every setting, then report `hash` (and any setting that could not be applied) in the next heartbeat's `policy`.",
+  );
 export type DevicePolicy = z.infer<typeof DevicePolicy>;
 
 export const PolicyFailure = z.object({
@@ -199,7 +209,9 @@ export type PolicyReport = z.infer<typeof PolicyReport>;
 
 export const ComplianceStatus = z
   .enum(["none", "pending", "compliant", "failed"])
-  .describe("`none`: no policy applies; `pending`: the device has not reported applying its current effective policy; `failed`: it applied it but refused some settings.");
+  .describe(
+    "`none`: no policy applies; `pending`: the device has not reported applying its current effective policy; `failed`: it applied it but refused some settings.",
+  );
 export type ComplianceStatus = z.infer<typeof ComplianceStatus>;
 
 export const SettingSource = z.object({

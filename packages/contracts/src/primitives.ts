@@ -35,7 +35,10 @@ export function jsonObject(maxBytes: number) {
   return z.record(z.string(), z.unknown()).superRefine((value, ctx) => {
     // Depth first: measuring the size of a value nested 10,000 deep would overflow the stack.
     if (!isStorableJson(value)) {
-      ctx.addIssue({ code: "custom", message: `Must nest at most ${MAX_JSON_DEPTH} levels and hold only finite numbers and text without NUL or unpaired surrogates` });
+      ctx.addIssue({
+        code: "custom",
+        message: `Must nest at most ${MAX_JSON_DEPTH} levels and hold only finite numbers and text without NUL or unpaired surrogates`,
+      });
     } else if (utf8.encode(JSON.stringify(value)).length > maxBytes) {
       ctx.addIssue({ code: "custom", message: `Must serialize to at most ${maxBytes} bytes` });
     }

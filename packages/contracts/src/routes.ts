@@ -110,8 +110,7 @@ export const apiRoutes = {
     tag: "Devices",
     auth: "none",
     summary: "Enroll a device with an enrollment token",
-    description:
-      "Consumes one use of the enrollment token and returns the device's id, its bearer token and its command key, each shown only this once.",
+    description: "Consumes one use of the enrollment token and returns the device's id, its bearer token and its command key, each shown only this once.",
     body: RegisterRequest,
     responses: { 201: { description: "Enrolled.", schema: RegisterResponse } },
     errors: ["unauthorized"],
@@ -218,7 +217,9 @@ export const apiRoutes = {
     description:
       "Streamed from a PostgreSQL cursor as it is read, so any fleet size costs the server the same memory. CSV cells starting with `=`, `+`, `-` or `@` are prefixed with `'` so spreadsheets do not run them as formulas.",
     query: ExportDevicesQuery,
-    responses: { 200: { description: "`text/csv` or `application/x-ndjson`, as an attachment.", contentType: "text/csv", otherContentTypes: ["application/x-ndjson"] } },
+    responses: {
+      200: { description: "`text/csv` or `application/x-ndjson`, as an attachment.", contentType: "text/csv", otherContentTypes: ["application/x-ndjson"] },
+    },
   },
   getDevice: {
     method: "get",
@@ -294,7 +295,8 @@ export const apiRoutes = {
     auth: "admin",
     minRole: "admin",
     summary: "Delete a retired device with its history",
-    description: "Removes the device, its commands and its telemetry. Only a retired device can be deleted (409 otherwise). The audit log keeps the fact, with the device's alias, model and serial number.",
+    description:
+      "Removes the device, its commands and its telemetry. Only a retired device can be deleted (409 otherwise). The audit log keeps the fact, with the device's alias, model and serial number.",
     params: DeviceIdParams,
     responses: { 204: { description: "Deleted." } },
     errors: ["not_found", "conflict"],
@@ -308,7 +310,9 @@ export const apiRoutes = {
     summary: "Battery, memory, network and app list history of a device over the retention window",
     params: DeviceIdParams,
     query: TelemetryQuery,
-    responses: { 200: { description: "Points aggregated in time buckets, oldest first (at most 500), and the app list's changes.", schema: TelemetryResponse } },
+    responses: {
+      200: { description: "Points aggregated in time buckets, oldest first (at most 500), and the app list's changes.", schema: TelemetryResponse },
+    },
     errors: ["not_found"],
   },
   fleetSummary: {
@@ -372,7 +376,9 @@ export const apiRoutes = {
     summary: "Export the command history (filtered like the list), newest first, as CSV or JSON lines",
     description: "Streamed from a PostgreSQL cursor; CSV cells are protected against formula injection as for devices.",
     query: ExportCommandsQuery,
-    responses: { 200: { description: "`text/csv` or `application/x-ndjson`, as an attachment.", contentType: "text/csv", otherContentTypes: ["application/x-ndjson"] } },
+    responses: {
+      200: { description: "`text/csv` or `application/x-ndjson`, as an attachment.", contentType: "text/csv", otherContentTypes: ["application/x-ndjson"] },
+    },
   },
   exportAuditLog: {
     method: "get",
@@ -383,7 +389,9 @@ export const apiRoutes = {
     summary: "Export the audit log (filtered like the list), newest first, as CSV or JSON lines",
     description: "Streamed from a PostgreSQL cursor; CSV cells are protected against formula injection as for devices.",
     query: ExportAuditLogQuery,
-    responses: { 200: { description: "`text/csv` or `application/x-ndjson`, as an attachment.", contentType: "text/csv", otherContentTypes: ["application/x-ndjson"] } },
+    responses: {
+      200: { description: "`text/csv` or `application/x-ndjson`, as an attachment.", contentType: "text/csv", otherContentTypes: ["application/x-ndjson"] },
+    },
   },
   listBatches: {
     method: "get",
@@ -412,7 +420,8 @@ export const apiRoutes = {
     auth: "admin",
     minRole: "operator",
     summary: "Cancel every command of a batch that has not finished",
-    description: "Commands `queued`, `sent` or `acknowledged` become `cancelled` with `errorMessage` and event detail `batch cancelled by <actor>`; finished ones keep their status. Answers the batch with its new counts.",
+    description:
+      "Commands `queued`, `sent` or `acknowledged` become `cancelled` with `errorMessage` and event detail `batch cancelled by <actor>`; finished ones keep their status. Answers the batch with its new counts.",
     params: BatchIdParams,
     responses: { 200: { description: "The batch.", schema: CommandBatch } },
     errors: ["not_found"],
@@ -568,7 +577,8 @@ export const apiRoutes = {
     auth: "admin",
     minRole: "operator",
     summary: "Assign a policy to a device or a group",
-    description: "Precedence, setting by setting: a device assignment beats every group assignment; between group assignments the higher `priority` wins (ties: the policy created first). 409 when the policy is already assigned to that device or group.",
+    description:
+      "Precedence, setting by setting: a device assignment beats every group assignment; between group assignments the higher `priority` wins (ties: the policy created first). 409 when the policy is already assigned to that device or group.",
     params: DevicePolicyIdParams,
     body: CreatePolicyAssignmentRequest,
     responses: { 201: { description: "Assigned.", schema: PolicyAssignment } },
@@ -690,7 +700,10 @@ export const apiRoutes = {
       "multipart/form-data with one file field `file`, at most `APK_MAX_BYTES`, streamed to disk. The server reads the package name, version code and name, and the signing certificate's SHA-256 from the APK itself. A package keeps the certificate of its first upload: another one is 409. Re-uploading the same file is 200 with `created: false`.",
     query: UploadAppQuery,
     upload: { field: "file", description: "The APK." },
-    responses: { 201: { description: "Stored.", schema: UploadAppResponse }, 200: { description: "This file was already this version.", schema: UploadAppResponse } },
+    responses: {
+      201: { description: "Stored.", schema: UploadAppResponse },
+      200: { description: "This file was already this version.", schema: UploadAppResponse },
+    },
     errors: ["invalid_apk", "conflict"],
   },
   listApps: {
@@ -829,7 +842,7 @@ export const apiRoutes = {
     minRole: "admin",
     summary: "Register a webhook endpoint for fleet events",
     description:
-      "Each event is POSTed as JSON (`{ id, type, createdAt, data }`) with `Webhook-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, \"<t>.<body>\")>`, retried with exponential backoff for 24 hours until a 2xx answer. Outside development the URL must not resolve to a private, loopback or link-local address (checked again at every delivery); in production it must be https. The `secret` is shown only this once.",
+      'Each event is POSTed as JSON (`{ id, type, createdAt, data }`) with `Webhook-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`, retried with exponential backoff for 24 hours until a 2xx answer. Outside development the URL must not resolve to a private, loopback or link-local address (checked again at every delivery); in production it must be https. The `secret` is shown only this once.',
     body: CreateWebhookRequest,
     responses: { 201: { description: "Registered; `secret` is never shown again.", schema: CreateWebhookResponse } },
   },

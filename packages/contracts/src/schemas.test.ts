@@ -153,16 +153,17 @@ describe("CreateCommandRequest", () => {
   it("refuses unknown fields at the top and in the payload", () => {
     expect(failedPaths(CreateCommandRequest, { type: "ping", deviceId: DEVICE_ID, priority: "high" })).toEqual([""]);
     expect(failedPaths(CreateCommandRequest, { type: "ping", deviceId: DEVICE_ID, payload: { force: true } })).toEqual(["payload"]);
-    expect(failedPaths(CreateCommandRequest, { type: "launch_app", deviceId: DEVICE_ID, payload: { packageName: "com.a.b", extra: 1 } })).toEqual([
-      "payload",
-    ]);
+    expect(failedPaths(CreateCommandRequest, { type: "launch_app", deviceId: DEVICE_ID, payload: { packageName: "com.a.b", extra: 1 } })).toEqual(["payload"]);
   });
 
   it("refuses a payload of the wrong shape for its type", () => {
     expect(failedPaths(CreateCommandRequest, { type: "launch_app", deviceId: DEVICE_ID })).toEqual(["payload"]);
     expect(failedPaths(CreateCommandRequest, { type: "launch_app", deviceId: DEVICE_ID, payload: {} })).toEqual(["payload.packageName"]);
     expect(failedPaths(CreateCommandRequest, { type: "launch_app", deviceId: DEVICE_ID, payload: { message: "hi" } })).toContain("payload.packageName");
-    expect(failedPaths(CreateCommandRequest, { type: "install_app", deviceId: DEVICE_ID, payload: { packageName: "com.a.b" } })).toEqual(["payload.url", "payload.sha256"]);
+    expect(failedPaths(CreateCommandRequest, { type: "install_app", deviceId: DEVICE_ID, payload: { packageName: "com.a.b" } })).toEqual([
+      "payload.url",
+      "payload.sha256",
+    ]);
     expect(failedPaths(CreateCommandRequest, { type: "custom", deviceId: DEVICE_ID, payload: { data: {} } })).toEqual(["payload.action"]);
   });
 
@@ -172,13 +173,33 @@ describe("CreateCommandRequest", () => {
     ["a non-http install URL", { type: "install_app", payload: { packageName: "com.a.b", url: "file:///sdcard/x.apk", sha256: SHA } }, "payload.url"],
     ["a javascript: URL", { type: "install_app", payload: { packageName: "com.a.b", url: "javascript:alert(1)", sha256: SHA } }, "payload.url"],
     ["a plain http install URL", { type: "install_app", payload: { packageName: "com.a.b", url: "http://cdn.example.com/a.apk", sha256: SHA } }, "payload.url"],
-    ["an install without the APK's sha256", { type: "install_app", payload: { packageName: "com.a.b", url: "https://cdn.example.com/a.apk" } }, "payload.sha256"],
+    [
+      "an install without the APK's sha256",
+      { type: "install_app", payload: { packageName: "com.a.b", url: "https://cdn.example.com/a.apk" } },
+      "payload.sha256",
+    ],
     ["an empty URL", { type: "install_app", payload: { packageName: "com.a.b", url: "", sha256: "a".repeat(64) } }, "payload.url"],
     ["a URL that does not parse", { type: "install_app", payload: { packageName: "com.a.b", url: "https://", sha256: "a".repeat(64) } }, "payload.url"],
-    ["a URL with a backslash", { type: "install_app", payload: { packageName: "com.a.b", url: "https:\\\\evil.example/a.apk", sha256: "a".repeat(64) } }, "payload.url"],
-    ["a URL without its slashes", { type: "install_app", payload: { packageName: "com.a.b", url: "https:evil.example/a.apk", sha256: "a".repeat(64) } }, "payload.url"],
-    ["a URL with an upper-case scheme", { type: "install_app", payload: { packageName: "com.a.b", url: "HTTPS://cdn.example.com/a.apk", sha256: "a".repeat(64) } }, "payload.url"],
-    ["a URL with credentials", { type: "install_app", payload: { packageName: "com.a.b", url: "https://user:pass@cdn.example.com/a.apk", sha256: "a".repeat(64) } }, "payload.url"],
+    [
+      "a URL with a backslash",
+      { type: "install_app", payload: { packageName: "com.a.b", url: "https:\\\\evil.example/a.apk", sha256: "a".repeat(64) } },
+      "payload.url",
+    ],
+    [
+      "a URL without its slashes",
+      { type: "install_app", payload: { packageName: "com.a.b", url: "https:evil.example/a.apk", sha256: "a".repeat(64) } },
+      "payload.url",
+    ],
+    [
+      "a URL with an upper-case scheme",
+      { type: "install_app", payload: { packageName: "com.a.b", url: "HTTPS://cdn.example.com/a.apk", sha256: "a".repeat(64) } },
+      "payload.url",
+    ],
+    [
+      "a URL with credentials",
+      { type: "install_app", payload: { packageName: "com.a.b", url: "https://user:pass@cdn.example.com/a.apk", sha256: "a".repeat(64) } },
+      "payload.url",
+    ],
     ["an uppercase sha256", { type: "install_app", payload: { packageName: "com.a.b", url: "https://x.io/a.apk", sha256: "A".repeat(64) } }, "payload.sha256"],
     ["custom data nested too deep", { type: "custom", payload: { action: "x", data: nested(17) } }, "payload.data"],
     ["custom data over 1536 characters", { type: "custom", payload: { action: "x", data: { a: "x".repeat(1600) } } }, "payload.data"],
@@ -196,7 +217,9 @@ describe("CreateCommandRequest", () => {
 
   it("refuses an install URL holding NUL or a lone surrogate", () => {
     for (const url of ["https://example.com/a\u0000.apk", "https://example.com/?q=\u0000", "https://example.com/\ud800.apk"]) {
-      expect(failedPaths(CreateCommandRequest, { type: "install_app", deviceId: DEVICE_ID, payload: { packageName: "com.a.b", url, sha256: SHA } })).toEqual(["payload.url"]);
+      expect(failedPaths(CreateCommandRequest, { type: "install_app", deviceId: DEVICE_ID, payload: { packageName: "com.a.b", url, sha256: SHA } })).toEqual([
+        "payload.url",
+      ]);
     }
   });
 });

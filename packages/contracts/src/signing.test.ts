@@ -31,9 +31,7 @@ describe("sha256Hex and hmacSha256Hex", () => {
   });
 
   it("matches RFC 4231 test case 2", async () => {
-    expect(await hmacSha256Hex("Jefe", "what do ya want for nothing?")).toBe(
-      "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
-    );
+    expect(await hmacSha256Hex("Jefe", "what do ya want for nothing?")).toBe("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
   });
 
   it("matches node:crypto on fixed vectors, including non-ASCII and a key longer than the block", async () => {
@@ -76,7 +74,10 @@ describe("adminSignature", () => {
 
   it("is the HMAC over timestamp, nonce, METHOD, host (lower case), path and the body's SHA-256", async () => {
     const body = '{"maxUses":3}';
-    const expected = nodeHmac(secret, ["1700000000", "nonce-1234", "POST", "api.example.com:8443", "/admin/enrollment-tokens?x=1", nodeSha256(body)].join("\n"));
+    const expected = nodeHmac(
+      secret,
+      ["1700000000", "nonce-1234", "POST", "api.example.com:8443", "/admin/enrollment-tokens?x=1", nodeSha256(body)].join("\n"),
+    );
     const signature = await adminSignature(secret, {
       timestamp: "1700000000",
       nonce: "nonce-1234",
@@ -90,7 +91,9 @@ describe("adminSignature", () => {
 
   it("hashes an empty body as the SHA-256 of no bytes", async () => {
     const expected = nodeHmac(secret, ["1", "abcdefgh", "GET", "localhost", "/admin/devices", nodeSha256("")].join("\n"));
-    expect(await adminSignature(secret, { timestamp: "1", nonce: "abcdefgh", method: "GET", host: "localhost", pathWithQuery: "/admin/devices", body: "" })).toBe(expected);
+    expect(
+      await adminSignature(secret, { timestamp: "1", nonce: "abcdefgh", method: "GET", host: "localhost", pathWithQuery: "/admin/devices", body: "" }),
+    ).toBe(expected);
   });
 
   it("matches the hand-computed HMAC for random inputs, and signAdminRequest sends it", async () => {
@@ -104,8 +107,19 @@ describe("adminSignature", () => {
         async (timestamp, nonce, method, path, body) => {
           const pathWithQuery = `/admin${path}`;
           const expected = nodeHmac(secret, [String(timestamp), nonce, method, "mdm.example.com", pathWithQuery, nodeSha256(body)].join("\n"));
-          expect(await adminSignature(secret, { timestamp: String(timestamp), nonce, method: method.toLowerCase(), host: "mdm.example.com", pathWithQuery, body })).toBe(expected);
-          const headers = await signAdminRequest({ adminKey: "key", hmacSecret: secret, method, host: "mdm.example.com", pathWithQuery, body, timestamp, nonce });
+          expect(
+            await adminSignature(secret, { timestamp: String(timestamp), nonce, method: method.toLowerCase(), host: "mdm.example.com", pathWithQuery, body }),
+          ).toBe(expected);
+          const headers = await signAdminRequest({
+            adminKey: "key",
+            hmacSecret: secret,
+            method,
+            host: "mdm.example.com",
+            pathWithQuery,
+            body,
+            timestamp,
+            nonce,
+          });
           expect(headers).toEqual({ "X-Admin": "key", "X-Timestamp": String(timestamp), "X-Nonce": nonce, "X-Signature": expected });
         },
       ),
@@ -233,9 +247,14 @@ describe("signCommand and verifyCommandSignature", () => {
   it("signs HMAC-SHA256 over keyId, requestId, type, issuedAt, expiresAt and the canonical payload", async () => {
     const expected = nodeHmac(
       commandKey,
-      [command.keyId, command.requestId, command.type, command.issuedAt, command.expiresAt, '{"options":{"cold":true,"extras":[1,"two"]},"packageName":"com.example.kiosk"}'].join(
-        "\n",
-      ),
+      [
+        command.keyId,
+        command.requestId,
+        command.type,
+        command.issuedAt,
+        command.expiresAt,
+        '{"options":{"cold":true,"extras":[1,"two"]},"packageName":"com.example.kiosk"}',
+      ].join("\n"),
     );
     expect(await signCommand(commandKey, command)).toBe(expected);
   });

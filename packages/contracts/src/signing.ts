@@ -111,10 +111,7 @@ export async function signCommand(commandKey: string, command: SignableCommand):
   return hmacSha256Hex(commandKey, commandSigningString(command));
 }
 
-export async function verifyCommandSignature(
-  commandKey: string,
-  command: SignableCommand & { signature: string },
-): Promise<boolean> {
+export async function verifyCommandSignature(commandKey: string, command: SignableCommand & { signature: string }): Promise<boolean> {
   return timingSafeEqual(await signCommand(commandKey, command), command.signature);
 }
 

@@ -37,7 +37,9 @@ export const DeviceServerFrame = z.discriminatedUnion("type", [
   z.object({ type: z.literal("hello"), deviceId: Uuid, serverTime: DateTime, heartbeatIntervalSeconds: z.int() }),
   z.object({ type: z.literal("command"), command: DeviceCommand }),
   z.object({ type: z.literal("heartbeat_ok"), serverTime: DateTime }),
-  z.object({ type: z.literal("policy"), policy: DevicePolicy }).describe("The device's effective policy changed (or it has not reported applying it): apply it, then report its hash."),
+  z
+    .object({ type: z.literal("policy"), policy: DevicePolicy })
+    .describe("The device's effective policy changed (or it has not reported applying it): apply it, then report its hash."),
   z.object({ type: z.literal("result_ok"), requestId: Uuid, status: CommandStatus, changed: z.boolean() }),
   z.object({ type: z.literal("error"), code: z.string(), message: z.string(), requestId: Uuid.optional() }),
 ]);

@@ -9,15 +9,30 @@ describe("parseEnv", () => {
   it("gives a development setup that runs with nothing set: loopback only, on secrets generated for this installation", () => {
     const dataDir = tempDataDir();
     const env = parseEnv({ DATA_DIR: dataDir });
-    expect(env).toMatchObject({ NODE_ENV: "development", PORT: 8000, HOST: "127.0.0.1", generatedSecrets: ["ADMIN_KEY", "HMAC_SECRET", "JWT_SECRET", "COMMAND_MASTER_KEY"] });
+    expect(env).toMatchObject({
+      NODE_ENV: "development",
+      PORT: 8000,
+      HOST: "127.0.0.1",
+      generatedSecrets: ["ADMIN_KEY", "HMAC_SECRET", "JWT_SECRET", "COMMAND_MASTER_KEY"],
+    });
     expect(env.DATABASE_URL).toBeUndefined();
     for (const secret of [env.ADMIN_KEY, env.HMAC_SECRET, env.JWT_SECRET, env.COMMAND_MASTER_KEY]) expect(secret.length).toBeGreaterThanOrEqual(32);
 
     // Kept for the next start (admin scripts and the simulator read them too), readable by the owner only.
     const file = path.join(dataDir, DEV_SECRETS_FILE);
-    expect(JSON.parse(fs.readFileSync(file, "utf8"))).toEqual({ ADMIN_KEY: env.ADMIN_KEY, HMAC_SECRET: env.HMAC_SECRET, JWT_SECRET: env.JWT_SECRET, COMMAND_MASTER_KEY: env.COMMAND_MASTER_KEY });
+    expect(JSON.parse(fs.readFileSync(file, "utf8"))).toEqual({
+      ADMIN_KEY: env.ADMIN_KEY,
+      HMAC_SECRET: env.HMAC_SECRET,
+      JWT_SECRET: env.JWT_SECRET,
+      COMMAND_MASTER_KEY: env.COMMAND_MASTER_KEY,
+    });
     expect(fs.statSync(file).mode & 0o077).toBe(0);
-    expect(parseEnv({ DATA_DIR: dataDir })).toMatchObject({ ADMIN_KEY: env.ADMIN_KEY, HMAC_SECRET: env.HMAC_SECRET, JWT_SECRET: env.JWT_SECRET, COMMAND_MASTER_KEY: env.COMMAND_MASTER_KEY });
+    expect(parseEnv({ DATA_DIR: dataDir })).toMatchObject({
+      ADMIN_KEY: env.ADMIN_KEY,
+      HMAC_SECRET: env.HMAC_SECRET,
+      JWT_SECRET: env.JWT_SECRET,
+      COMMAND_MASTER_KEY: env.COMMAND_MASTER_KEY,
+    });
 
     // Another installation gets other secrets: nothing shared is published.
     expect(parseEnv({ DATA_DIR: tempDataDir() }).HMAC_SECRET).not.toBe(env.HMAC_SECRET);
@@ -25,7 +40,9 @@ describe("parseEnv", () => {
 
   it.each(["0.0.0.0", "::", "10.0.0.5", "mdm.example.com"])("refuses to listen on %s without every secret set, whatever NODE_ENV says", (host) => {
     const dataDir = tempDataDir();
-    expect(() => parseEnv({ HOST: host, DATA_DIR: dataDir })).toThrow(/HOST: .* reachable from other machines, so ADMIN_KEY, HMAC_SECRET, JWT_SECRET, COMMAND_MASTER_KEY must be set/);
+    expect(() => parseEnv({ HOST: host, DATA_DIR: dataDir })).toThrow(
+      /HOST: .* reachable from other machines, so ADMIN_KEY, HMAC_SECRET, JWT_SECRET, COMMAND_MASTER_KEY must be set/,
+    );
     expect(() => parseEnv({ HOST: host, NODE_ENV: "test", ADMIN_KEY: "k".repeat(40), HMAC_SECRET: "s".repeat(40), JWT_SECRET: "j".repeat(40) })).toThrow(
       /so COMMAND_MASTER_KEY must be set/,
     );
@@ -47,8 +64,12 @@ describe("parseEnv", () => {
 
   it("refuses one value for two secrets, which would undo their separation", () => {
     const same = "z".repeat(40);
-    expect(() => parseEnv({ ADMIN_KEY: "k".repeat(40), HMAC_SECRET: same, JWT_SECRET: "j".repeat(40), COMMAND_MASTER_KEY: same })).toThrow(/COMMAND_MASTER_KEY: each secret needs its own value/);
-    expect(() => parseEnv({ ADMIN_KEY: same, HMAC_SECRET: "s".repeat(40), JWT_SECRET: "j".repeat(40), COMMAND_MASTER_KEY: "c".repeat(40), METRICS_TOKEN: same })).toThrow(/METRICS_TOKEN/);
+    expect(() => parseEnv({ ADMIN_KEY: "k".repeat(40), HMAC_SECRET: same, JWT_SECRET: "j".repeat(40), COMMAND_MASTER_KEY: same })).toThrow(
+      /COMMAND_MASTER_KEY: each secret needs its own value/,
+    );
+    expect(() =>
+      parseEnv({ ADMIN_KEY: same, HMAC_SECRET: "s".repeat(40), JWT_SECRET: "j".repeat(40), COMMAND_MASTER_KEY: "c".repeat(40), METRICS_TOKEN: same }),
+    ).toThrow(/METRICS_TOKEN/);
   });
 
   it("listens on every interface by default once the secrets are set", () => {
@@ -62,12 +83,25 @@ describe("parseEnv", () => {
   });
 
   it("accepts production with strong secrets", () => {
-    const env = parseEnv({ NODE_ENV: "production", ADMIN_KEY: "k".repeat(40), HMAC_SECRET: "s".repeat(40), JWT_SECRET: "j".repeat(40), COMMAND_MASTER_KEY: "c".repeat(40), PORT: "9000" });
+    const env = parseEnv({
+      NODE_ENV: "production",
+      ADMIN_KEY: "k".repeat(40),
+      HMAC_SECRET: "s".repeat(40),
+      JWT_SECRET: "j".repeat(40),
+      COMMAND_MASTER_KEY: "c".repeat(40),
+      PORT: "9000",
+    });
     expect(env.PORT).toBe(9000);
   });
 
   it("refuses a short METRICS_TOKEN in production", () => {
-    const strong = { NODE_ENV: "production", ADMIN_KEY: "k".repeat(40), HMAC_SECRET: "s".repeat(40), JWT_SECRET: "j".repeat(40), COMMAND_MASTER_KEY: "c".repeat(40) };
+    const strong = {
+      NODE_ENV: "production",
+      ADMIN_KEY: "k".repeat(40),
+      HMAC_SECRET: "s".repeat(40),
+      JWT_SECRET: "j".repeat(40),
+      COMMAND_MASTER_KEY: "c".repeat(40),
+    };
     expect(() => parseEnv({ ...strong, METRICS_TOKEN: "short" })).toThrow(/METRICS_TOKEN/);
     expect(parseEnv({ ...strong, METRICS_TOKEN: "m".repeat(32) }).METRICS_TOKEN).toBe("m".repeat(32));
   });

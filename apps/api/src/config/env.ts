@@ -3,7 +3,6 @@ import fs from "node:fs";
 import path from "node:path";
 import { z } from "zod";
 
-
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 const optionalText = z.string().optional();
 
@@ -87,7 +86,10 @@ export const EnvSchema = z
     RESEND_API_KEY: optionalText,
     RESEND_BASE_URL: z.url().optional(),
     MAIL_FROM: z.string().default("MDM <alerts@localhost>"),
-    WEB_URL: z.url().default("http://localhost:3000").transform((url) => url.replace(/\/+$/, "")),
+    WEB_URL: z
+      .url()
+      .default("http://localhost:3000")
+      .transform((url) => url.replace(/\/+$/, "")),
     // The API's address as phones reach it (enrollment QR codes carry it); unset, the
     // dashboard offers its own API URL and warns when that is loopback or private.
     PUBLIC_API_URL: z
@@ -99,7 +101,10 @@ export const EnvSchema = z
     // certificate (64 hex digits as apksigner prints them, or URL-safe base64).
     AGENT_COMPONENT_NAME: z
       .string()
-      .regex(/^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+\/\.?[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*$/, "must be <package>/<receiver class>, e.g. com.example.agent/.AdminReceiver")
+      .regex(
+        /^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+\/\.?[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*$/,
+        "must be <package>/<receiver class>, e.g. com.example.agent/.AdminReceiver",
+      )
       .optional(),
     AGENT_APK_URL: z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" }).optional(),
     AGENT_SIGNATURE_CHECKSUM: z
@@ -160,9 +165,7 @@ export const EnvSchema = z
     // smtp://user:pass@host:587 (STARTTLS when offered; required when sending a password to
     // another host) or smtps://user:pass@host:465 (TLS from the start); URL-encode the user
     // and password.
-    SMTP_URL: z
-      .url({ protocol: /^smtps?$/, hostname: /^.+$/, error: "must be smtp://[user:password@]host[:port] or smtps://…" })
-      .optional(),
+    SMTP_URL: z.url({ protocol: /^smtps?$/, hostname: /^.+$/, error: "must be smtp://[user:password@]host[:port] or smtps://…" }).optional(),
     MAIL_MAX_ATTEMPTS: positiveInt(8),
     MAIL_RETRY_BASE_SECONDS: z.coerce.number().positive().default(30),
     MAIL_RETENTION_DAYS: positiveInt(30),
@@ -172,7 +175,8 @@ export const EnvSchema = z
     if (env.HTTP_HEADERS_TIMEOUT_SECONDS > env.HTTP_REQUEST_TIMEOUT_SECONDS) {
       ctx.addIssue({ code: "custom", path: ["HTTP_HEADERS_TIMEOUT_SECONDS"], message: "must not exceed HTTP_REQUEST_TIMEOUT_SECONDS" });
     }
-    if (env.MAIL_PROVIDER === "resend" && !env.RESEND_API_KEY) ctx.addIssue({ code: "custom", path: ["RESEND_API_KEY"], message: "must be set when MAIL_PROVIDER is resend" });
+    if (env.MAIL_PROVIDER === "resend" && !env.RESEND_API_KEY)
+      ctx.addIssue({ code: "custom", path: ["RESEND_API_KEY"], message: "must be set when MAIL_PROVIDER is resend" });
     if (env.MAIL_PROVIDER === "smtp" && !env.SMTP_URL) ctx.addIssue({ code: "custom", path: ["SMTP_URL"], message: "must be set when MAIL_PROVIDER is smtp" });
     if (env.NODE_ENV !== "production") return;
     for (const name of SECRET_NAMES) {

@@ -55,51 +55,55 @@ async function stop(child: ChildProcess, apiUrl: string): Promise<void> {
   throw new Error(`the API at ${apiUrl} outlived npm start`);
 }
 
-withServer("`npm start` hands PORT, HOST, DATABASE_URL and the secrets to the API", async () => {
-  const database = `mdm_test_start_${process.pid}_${randomBytes(4).toString("hex")}`;
-  await onServer(serverUrl!, (client) => client.query(`CREATE DATABASE "${database}"`));
-  const databaseUrl = new URL(serverUrl!);
-  databaseUrl.pathname = `/${database}`;
-  const port = await freePort();
-  const apiUrl = `http://127.0.0.1:${port}`;
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    PORT: String(port),
-    HOST: "127.0.0.1",
-    DATABASE_URL: databaseUrl.toString(),
-    ADMIN_KEY: randomBytes(20).toString("hex"),
-    HMAC_SECRET: randomBytes(20).toString("hex"),
-    JWT_SECRET: randomBytes(20).toString("hex"),
-    COMMAND_MASTER_KEY: randomBytes(20).toString("hex"),
-  };
-  // Jest's NODE_ENV=test would silence the API's log, which this test reads.
-  delete env.NODE_ENV;
+withServer(
+  "`npm start` hands PORT, HOST, DATABASE_URL and the secrets to the API",
+  async () => {
+    const database = `mdm_test_start_${process.pid}_${randomBytes(4).toString("hex")}`;
+    await onServer(serverUrl!, (client) => client.query(`CREATE DATABASE "${database}"`));
+    const databaseUrl = new URL(serverUrl!);
+    databaseUrl.pathname = `/${database}`;
+    const port = await freePort();
+    const apiUrl = `http://127.0.0.1:${port}`;
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      DATABASE_URL: databaseUrl.toString(),
+      ADMIN_KEY: randomBytes(20).toString("hex"),
+      HMAC_SECRET: randomBytes(20).toString("hex"),
+      JWT_SECRET: randomBytes(20).toString("hex"),
+      COMMAND_MASTER_KEY: randomBytes(20).toString("hex"),
+    };
+    // Jest's NODE_ENV=test would silence the API's log, which this test reads.
+    delete env.NODE_ENV;
 
-  // Its own process group, so that the whole tree can be stopped at the end.
-  const child = spawn("npm", ["start", "--", "api"], { cwd: ROOT, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  try {
-    // The first run builds the API first.
-    const deadline = Date.now() + 180_000;
-    while (!output.includes(`API ready on ${apiUrl}`)) {
-      if (child.exitCode !== null) throw new Error(`npm start exited (${child.exitCode}):\n${output.slice(-4000)}`);
-      if (Date.now() > deadline) throw new Error(`npm start: no "API ready" line within 180 s:\n${output.slice(-4000)}`);
-      await new Promise((resolve) => setTimeout(resolve, 250));
+    // Its own process group, so that the whole tree can be stopped at the end.
+    const child = spawn("npm", ["start", "--", "api"], { cwd: ROOT, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    try {
+      // The first run builds the API first.
+      const deadline = Date.now() + 180_000;
+      while (!output.includes(`API ready on ${apiUrl}`)) {
+        if (child.exitCode !== null) throw new Error(`npm start exited (${child.exitCode}):\n${output.slice(-4000)}`);
+        if (Date.now() > deadline) throw new Error(`npm start: no "API ready" line within 180 s:\n${output.slice(-4000)}`);
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+
+      const health = await fetch(`${apiUrl}/api/health`);
+      expect(health.status).toBe(200);
+      expect(await health.json()).toMatchObject({ status: "ok", database: "ok" });
+      // DATABASE_URL was used: the migrations went into the database made for this test.
+      const applied = await onServer(databaseUrl.toString(), (client) => client.query<{ count: string }>("SELECT count(*) FROM _prisma_migrations"));
+      expect(Number(applied.rows[0]!.count)).toBeGreaterThan(0);
+      expect(output).toContain('"database":"postgresql"');
+      // The API warns when it falls back to the development secrets.
+      expect(output).not.toContain("development secrets");
+    } finally {
+      await stop(child, apiUrl);
+      await onServer(serverUrl!, (client) => client.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`));
     }
-
-    const health = await fetch(`${apiUrl}/api/health`);
-    expect(health.status).toBe(200);
-    expect(await health.json()).toMatchObject({ status: "ok", database: "ok" });
-    // DATABASE_URL was used: the migrations went into the database made for this test.
-    const applied = await onServer(databaseUrl.toString(), (client) => client.query<{ count: string }>("SELECT count(*) FROM _prisma_migrations"));
-    expect(Number(applied.rows[0]!.count)).toBeGreaterThan(0);
-    expect(output).toContain('"database":"postgresql"');
-    // The API warns when it falls back to the development secrets.
-    expect(output).not.toContain("development secrets");
-  } finally {
-    await stop(child, apiUrl);
-    await onServer(serverUrl!, (client) => client.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`));
-  }
-}, 240_000);
+  },
+  240_000,
+);

@@ -49,7 +49,12 @@ const UNAVAILABLE_SQLSTATE = /^(08|53|57P0[123])/;
 // unwrapped: a pooled connection the server dropped, or no connection within the timeout.
 // What node-postgres queried directly (the heartbeat path) throws when the socket fails.
 const SOCKET_ERROR_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH"]);
-const UNAVAILABLE_MESSAGES = [/^Connection terminated/, /^Client has encountered a connection error/, /^timeout exceeded when trying to connect/, /^Connection terminated due to connection timeout/];
+const UNAVAILABLE_MESSAGES = [
+  /^Connection terminated/,
+  /^Client has encountered a connection error/,
+  /^timeout exceeded when trying to connect/,
+  /^Connection terminated due to connection timeout/,
+];
 
 /**
  * True when an error says the database is unavailable (down, restarting, unreachable or
@@ -57,7 +62,11 @@ const UNAVAILABLE_MESSAGES = [/^Connection terminated/, /^Client has encountered
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
   if (typeof error !== "object" || error === null) return false;
-  const { code, meta, message } = error as { code?: unknown; meta?: { driverAdapterError?: { cause?: { kind?: unknown; code?: unknown } } }; message?: unknown };
+  const { code, meta, message } = error as {
+    code?: unknown;
+    meta?: { driverAdapterError?: { cause?: { kind?: unknown; code?: unknown } } };
+    message?: unknown;
+  };
   if (typeof code === "string" && (BUSY_CODES.has(code) || UNREACHABLE_CODES.has(code))) return true;
   if (typeof code === "string" && (UNAVAILABLE_SQLSTATE.test(code) || SOCKET_ERROR_CODES.has(code))) return true;
   const cause = meta?.driverAdapterError?.cause;

@@ -12,7 +12,9 @@ async function main() {
   const embedded = env.DATABASE_URL ? undefined : await startEmbeddedDatabase(path.join(env.DATA_DIR, "pglite"));
   try {
     const report = await migrate(env.DATABASE_URL ?? embedded!.url, env.MIGRATIONS_DIR ?? DEFAULT_MIGRATIONS_DIR);
-    console.log(`Applied ${report.applied.length} migration(s)${report.applied.length ? `: ${report.applied.join(", ")}` : ""}; ${report.alreadyApplied.length} already applied.`);
+    console.log(
+      `Applied ${report.applied.length} migration(s)${report.applied.length ? `: ${report.applied.join(", ")}` : ""}; ${report.alreadyApplied.length} already applied.`,
+    );
   } finally {
     await embedded?.stop();
   }

@@ -61,7 +61,9 @@ describe("migrate", () => {
     try {
       const dir = copyMigrations();
       addMigration(dir, "29990101000000_broken", `CREATE TABLE "Half" (id INT);\nSELECT * FROM "NoSuchTable";\n`);
-      await expect(migrate(database.url, dir)).rejects.toThrow(/29990101000000_broken failed \(nothing of it was applied\): relation "NoSuchTable" does not exist/);
+      await expect(migrate(database.url, dir)).rejects.toThrow(
+        /29990101000000_broken failed \(nothing of it was applied\): relation "NoSuchTable" does not exist/,
+      );
       expect(await queryOn(database.url, `SELECT to_regclass('"Half"') AS half`)).toEqual([{ half: null }]);
       const [row] = await queryOn<{ finished_at: Date | null; rolled_back_at: Date | null; logs: string }>(
         database.url,
@@ -88,9 +90,15 @@ describe("migrate", () => {
         `${NON_TRANSACTIONAL_MARKER}\n-- Built without blocking writes.\nCREATE INDEX CONCURRENTLY "Device_alias_idx" ON "Device"("alias");\nCREATE INDEX CONCURRENTLY "Device_model_idx" ON "Device"("model"); -- trailing comment\n`,
       );
       expect((await migrate(database.url, dir)).applied).toEqual(["29990101000000_concurrent_index"]);
-      const indexes = await queryOn<{ indexname: string }>(database.url, `SELECT indexname FROM pg_indexes WHERE indexname IN ('Device_alias_idx', 'Device_model_idx') ORDER BY 1`);
+      const indexes = await queryOn<{ indexname: string }>(
+        database.url,
+        `SELECT indexname FROM pg_indexes WHERE indexname IN ('Device_alias_idx', 'Device_model_idx') ORDER BY 1`,
+      );
       expect(indexes.map((index) => index.indexname)).toEqual(["Device_alias_idx", "Device_model_idx"]);
-      const [row] = await queryOn<{ finished_at: Date | null }>(database.url, `SELECT finished_at FROM "_prisma_migrations" WHERE migration_name = '29990101000000_concurrent_index'`);
+      const [row] = await queryOn<{ finished_at: Date | null }>(
+        database.url,
+        `SELECT finished_at FROM "_prisma_migrations" WHERE migration_name = '29990101000000_concurrent_index'`,
+      );
       expect(row!.finished_at).not.toBeNull();
     } finally {
       await database.close();

@@ -62,7 +62,12 @@ export async function startFleet(url: string, size = FLEET_SIZE, options: { conn
   const { token } = await admin.createEnrollmentToken({ maxUses: size, expiresInSeconds: 3600 });
   const devices: SimulatedDevice[] = [];
   await forEachLimit(Array.from({ length: size }), 16, async () => {
-    const device = await SimulatedDevice.enroll(options.connectUrl ?? url, token, { intervalMs: INTERVAL_MS, reconnectBaseMs: 250, reconnectMaxMs: 5000, retryMaxMs: 4 * INTERVAL_MS });
+    const device = await SimulatedDevice.enroll(options.connectUrl ?? url, token, {
+      intervalMs: INTERVAL_MS,
+      reconnectBaseMs: 250,
+      reconnectMaxMs: 5000,
+      retryMaxMs: 4 * INTERVAL_MS,
+    });
     devices.push(device);
   });
   const acknowledged = new Set<string>();
@@ -135,7 +140,10 @@ export async function commandStatuses(databaseUrl: string, requestIds: string[])
   const client = new Client({ connectionString: databaseUrl });
   await client.connect();
   try {
-    const { rows } = await client.query<{ requestId: string; status: string }>(`SELECT "requestId", status::text FROM "Command" WHERE "requestId" = ANY($1::uuid[])`, [requestIds]);
+    const { rows } = await client.query<{ requestId: string; status: string }>(
+      `SELECT "requestId", status::text FROM "Command" WHERE "requestId" = ANY($1::uuid[])`,
+      [requestIds],
+    );
     return new Map(rows.map((row) => [row.requestId, row.status]));
   } finally {
     await client.end();
@@ -152,7 +160,9 @@ export async function expectEveryCommandRanOnce(databaseUrl: string, load: Comma
     `all ${ids.length} acknowledged commands succeeded`,
   ).catch(async (error: Error) => {
     const statuses = await commandStatuses(databaseUrl, ids);
-    const stuck = ids.filter((id) => statuses.get(id) !== "succeeded").map((id) => `${id}: ${statuses.get(id) ?? "missing"}, ran ${load.created.get(id)!.executions.get(id) ?? 0}x`);
+    const stuck = ids
+      .filter((id) => statuses.get(id) !== "succeeded")
+      .map((id) => `${id}: ${statuses.get(id) ?? "missing"}, ran ${load.created.get(id)!.executions.get(id) ?? 0}x`);
     throw new Error(`${error.message.split(";")[0]}; not succeeded: ${stuck.slice(0, 10).join(" | ")} (${stuck.length} in all)`);
   });
   const runs = ids.map((id) => load.created.get(id)!.executions.get(id) ?? 0);

@@ -40,7 +40,19 @@ suite(`3x capacity under ${FLEET_SIZE} devices`, () => {
       new Promise<void>((resolve) => {
         const body = JSON.stringify({ deviceTime: new Date().toISOString(), battery: { level: 40, charging: true } });
         const req = http.request(
-          { agent, host: target.hostname, port: target.port, path: "/v1/heartbeat", method: "POST", timeout: 15_000, headers: { Authorization: `Bearer ${tokens[Math.floor(Math.random() * tokens.length)]}`, "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) } },
+          {
+            agent,
+            host: target.hostname,
+            port: target.port,
+            path: "/v1/heartbeat",
+            method: "POST",
+            timeout: 15_000,
+            headers: {
+              Authorization: `Bearer ${tokens[Math.floor(Math.random() * tokens.length)]}`,
+              "Content-Type": "application/json",
+              "Content-Length": Buffer.byteLength(body),
+            },
+          },
           (res) => {
             res.resume();
             res.on("end", () => {

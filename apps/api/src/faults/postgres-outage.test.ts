@@ -1,7 +1,20 @@
 import { randomBytes } from "node:crypto";
 import { AdminClient, ApiError, SimulatedDevice, UpgradeRefusedError } from "@mdm/simulator";
 import { type ChildApi, startChildApi } from "../test/child-api";
-import { FLEET_SIZE, INTERVAL_MS, type Outcome, apiSettings, credentials, expectEveryCommandRanOnce, missingHeartbeats, probe, sleep, startCommandLoad, startFleet, waitFor } from "./harness";
+import {
+  FLEET_SIZE,
+  INTERVAL_MS,
+  type Outcome,
+  apiSettings,
+  credentials,
+  expectEveryCommandRanOnce,
+  missingHeartbeats,
+  probe,
+  sleep,
+  startCommandLoad,
+  startFleet,
+  waitFor,
+} from "./harness";
 import { type PrivatePostgres, faultPort, privatePostgresAvailable, startPrivatePostgres } from "./private-services";
 
 // PostgreSQL stops (immediate shutdown, as a crash) for 10 s under a fleet heartbeating
@@ -40,14 +53,33 @@ suite(`PostgreSQL stopped for 10 s under ${FLEET_SIZE} devices`, () => {
     const heartbeatBody = JSON.stringify({ deviceTime: new Date().toISOString(), battery: { level: 50, charging: false } });
     const routes: Record<string, () => Promise<Outcome>> = {
       health: () => probe(`${api!.url}/api/health`),
-      "device heartbeat": () => probe(`${api!.url}/v1/heartbeat`, { method: "POST", headers: { Authorization: `Bearer ${someone.registration.deviceToken}`, "Content-Type": "application/json" }, body: heartbeatBody }),
+      "device heartbeat": () =>
+        probe(`${api!.url}/v1/heartbeat`, {
+          method: "POST",
+          headers: { Authorization: `Bearer ${someone.registration.deviceToken}`, "Content-Type": "application/json" },
+          body: heartbeatBody,
+        }),
       "device action result": () =>
-        probe(`${api!.url}/v1/action-result`, { method: "POST", headers: { Authorization: `Bearer ${someone.registration.deviceToken}`, "Content-Type": "application/json" }, body: JSON.stringify({ requestId: "00000000-0000-4000-8000-000000000000", status: "acknowledged" }) }),
-      enrollment: () => probe(`${api!.url}/v1/register`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ enrollmentToken, device: { model: "Late" } }) }),
+        probe(`${api!.url}/v1/action-result`, {
+          method: "POST",
+          headers: { Authorization: `Bearer ${someone.registration.deviceToken}`, "Content-Type": "application/json" },
+          body: JSON.stringify({ requestId: "00000000-0000-4000-8000-000000000000", status: "acknowledged" }),
+        }),
+      enrollment: () =>
+        probe(`${api!.url}/v1/register`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ enrollmentToken, device: { model: "Late" } }),
+        }),
       "admin read": () => viaAdmin(() => admin.getDevice(someone.deviceId)),
       "admin list": () => viaAdmin(() => admin.listCommands({ limit: 5 })),
       "admin write": () => viaAdmin(() => admin.createCommand({ deviceId: someone.deviceId, type: "ping" })),
-      "dashboard sign-in": () => probe(`${api!.url}/auth/login`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ email: "ops@example.com", password: "correct horse battery" }) }),
+      "dashboard sign-in": () =>
+        probe(`${api!.url}/auth/login`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ email: "ops@example.com", password: "correct horse battery" }),
+        }),
       "device socket upgrade": async () => {
         const started = Date.now();
         const late = new SimulatedDevice(api!.url, someone.registration, { reconnectBaseMs: 60_000 });
@@ -55,7 +87,12 @@ suite(`PostgreSQL stopped for 10 s under ${FLEET_SIZE} devices`, () => {
           await late.connect();
           return { status: 101, retryAfter: null, ms: Date.now() - started };
         } catch (error) {
-          if (error instanceof UpgradeRefusedError) return { status: error.status, retryAfter: error.retryAfterSeconds === undefined ? null : String(error.retryAfterSeconds), ms: Date.now() - started };
+          if (error instanceof UpgradeRefusedError)
+            return {
+              status: error.status,
+              retryAfter: error.retryAfterSeconds === undefined ? null : String(error.retryAfterSeconds),
+              ms: Date.now() - started,
+            };
           // Authenticated from the token cache, then the presence lease could not be written:
           // the socket closes with 1013 (try again later), WebSocket's 503.
           if (/\(1013 /.test(String(error))) return { status: 1013, retryAfter: null, ms: Date.now() - started };
@@ -102,7 +139,13 @@ suite(`PostgreSQL stopped for 10 s under ${FLEET_SIZE} devices`, () => {
         [...byRoute].map(([name, seen]) => `  ${name}: ${seen.join(", ")}`).join("\n"),
     );
     const { "device socket upgrade": upgrades, ...http } = Object.fromEntries(byRoute);
-    expect(http).toEqual(Object.fromEntries(Object.keys(routes).filter((name) => name !== "device socket upgrade").map((name) => [name, ["503 Retry-After"]])));
+    expect(http).toEqual(
+      Object.fromEntries(
+        Object.keys(routes)
+          .filter((name) => name !== "device socket upgrade")
+          .map((name) => [name, ["503 Retry-After"]]),
+      ),
+    );
     expect(upgrades!.filter((seen) => seen !== "503 Retry-After" && seen !== "1013")).toEqual([]);
     expect(during.every(([, outcome]) => outcome.ms < 10_000)).toBe(true);
     expect(api.process.exitCode).toBeNull();
@@ -118,7 +161,8 @@ async function viaAdmin(call: () => Promise<unknown>): Promise<Outcome> {
     await call();
     return { status: 200, retryAfter: null, ms: Date.now() - started };
   } catch (error) {
-    if (error instanceof ApiError) return { status: error.status, retryAfter: error.retryAfterSeconds === undefined ? null : String(error.retryAfterSeconds), ms: Date.now() - started };
+    if (error instanceof ApiError)
+      return { status: error.status, retryAfter: error.retryAfterSeconds === undefined ? null : String(error.retryAfterSeconds), ms: Date.now() - started };
     return { error: String(error), ms: Date.now() - started };
   }
 }

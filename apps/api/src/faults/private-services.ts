@@ -43,7 +43,8 @@ export function privatePostgresAvailable(): boolean {
 
 export function startPrivatePostgres(port: number): PrivatePostgres {
   const dir = mkdtempSync(path.join(os.tmpdir(), "mdm-faults-pg-"));
-  if (process.getuid?.() === 0) chownSync(dir, Number(execFileSync("id", ["-u", "postgres"]).toString().trim()), Number(execFileSync("id", ["-g", "postgres"]).toString().trim()));
+  if (process.getuid?.() === 0)
+    chownSync(dir, Number(execFileSync("id", ["-u", "postgres"]).toString().trim()), Number(execFileSync("id", ["-g", "postgres"]).toString().trim()));
   const data = path.join(dir, "data");
   const run = (command: string, args: string[]) => {
     const [file, argv] = asPostgresUser(path.join(PG_BIN, command), args);

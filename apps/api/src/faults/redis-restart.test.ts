@@ -1,7 +1,18 @@
 import { randomBytes } from "node:crypto";
 import { AdminClient, SimulatedDevice } from "@mdm/simulator";
 import { type ChildApi, startChildApi } from "../test/child-api";
-import { FLEET_SIZE, INTERVAL_MS, apiSettings, credentials, expectEveryCommandRanOnce, missingHeartbeats, sleep, startCommandLoad, startFleet, waitFor } from "./harness";
+import {
+  FLEET_SIZE,
+  INTERVAL_MS,
+  apiSettings,
+  credentials,
+  expectEveryCommandRanOnce,
+  missingHeartbeats,
+  sleep,
+  startCommandLoad,
+  startFleet,
+  waitFor,
+} from "./harness";
 import { type PrivatePostgres, type PrivateRedis, faultPort, privatePostgresAvailable, startPrivatePostgres, startPrivateRedis } from "./private-services";
 
 // Redis (event bus between instances, shared rate limits) dies and comes back mid-run.

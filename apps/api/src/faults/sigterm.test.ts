@@ -2,7 +2,18 @@ import { once } from "node:events";
 import { randomBytes } from "node:crypto";
 import { Client } from "pg";
 import { type ChildApi, startChildApi } from "../test/child-api";
-import { FLEET_SIZE, INTERVAL_MS, apiSettings, expectEveryCommandRanOnce, missingHeartbeats, probe, sleep, startCommandLoad, startFleet, waitFor } from "./harness";
+import {
+  FLEET_SIZE,
+  INTERVAL_MS,
+  apiSettings,
+  expectEveryCommandRanOnce,
+  missingHeartbeats,
+  probe,
+  sleep,
+  startCommandLoad,
+  startFleet,
+  waitFor,
+} from "./harness";
 import { type PrivatePostgres, type PrivateRedis, faultPort, privatePostgresAvailable, startPrivatePostgres, startPrivateRedis } from "./private-services";
 import { type Balancer, startBalancer } from "./tcp-balancer";
 
@@ -73,14 +84,22 @@ suite(`SIGTERM under ${FLEET_SIZE} devices`, () => {
       const client = new Client({ connectionString: databaseUrl });
       await client.connect();
       try {
-        const { rows } = await client.query<{ count: string }>(`SELECT count(*) FROM "Device" WHERE "socketInstanceId" = $1 AND "socketLeaseExpiresAt" > now()`, [survivor.instanceId]);
+        const { rows } = await client.query<{ count: string }>(
+          `SELECT count(*) FROM "Device" WHERE "socketInstanceId" = $1 AND "socketLeaseExpiresAt" > now()`,
+          [survivor.instanceId],
+        );
         return Number(rows[0]!.count);
       } finally {
         await client.end();
       }
     };
     await waitFor(onSurvivor, (count) => count === fleet.devices.length, 60_000, "every device connected to the survivor");
-    await waitFor(() => fleet.devices.filter((device) => !device.connected).length, (count) => count === 0, 10_000, "every device's socket open");
+    await waitFor(
+      () => fleet.devices.filter((device) => !device.connected).length,
+      (count) => count === 0,
+      10_000,
+      "every device's socket open",
+    );
     await sleep(INTERVAL_MS);
     await commands.stop();
     await expectEveryCommandRanOnce(databaseUrl, commands, 60_000);

@@ -97,7 +97,12 @@ it("forgets long-ended sessions and expired password tokens, and keeps live ones
   });
   const live = session(7);
   await database.db.session.createMany({ data: [live, session(-31), session(7, 31), session(7, 1)] });
-  const token = (expiresInMinutes: number) => ({ id: randomUUID(), userId: user.id, tokenHash: "b".repeat(64), expiresAt: new Date(now + expiresInMinutes * 60_000) });
+  const token = (expiresInMinutes: number) => ({
+    id: randomUUID(),
+    userId: user.id,
+    tokenHash: "b".repeat(64),
+    expiresAt: new Date(now + expiresInMinutes * 60_000),
+  });
   const valid = token(30);
   await database.db.passwordResetToken.createMany({ data: [valid, token(-1)] });
 

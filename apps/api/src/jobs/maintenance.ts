@@ -15,8 +15,9 @@ const DELETE_BATCH = 5000;
 export async function expireCommands({ db, clock, bus, env }: Pick<AppDeps, "db" | "clock" | "bus" | "env">): Promise<number> {
   const now = clock.now();
   const resultCutoff = new Date(now.getTime() - env.COMMAND_RESULT_TIMEOUT_SECONDS * 1000);
-  const expired = await db.$transaction(async (tx) => {
-    const rows = await tx.$queryRaw<Array<{ requestId: string; deviceId: string; batchId: string | null; errorMessage: string }>>`
+  const expired = await db.$transaction(
+    async (tx) => {
+      const rows = await tx.$queryRaw<Array<{ requestId: string; deviceId: string; batchId: string | null; errorMessage: string }>>`
     WITH expired AS (
       UPDATE "Command" SET status = 'expired', "completedAt" = ${now}, "nextAttemptAt" = NULL,
         "errorMessage" = CASE WHEN status = 'acknowledged' THEN ${`no result within ${env.COMMAND_RESULT_TIMEOUT_SECONDS} s of the acknowledgement`}
@@ -28,14 +29,16 @@ export async function expireCommands({ db, clock, bus, env }: Pick<AppDeps, "db"
       INSERT INTO "CommandEvent" ("requestId", status, at, detail)
       SELECT "requestId", 'expired', ${now}, "errorMessage" FROM expired)
     SELECT "requestId", "deviceId", "batchId", "errorMessage" FROM expired`;
-    await emitCommandStatusChanges(
-      tx,
-      rows.map(({ errorMessage, ...row }) => ({ ...row, status: "expired", detail: errorMessage })),
-      now,
-    );
-    return rows.map(({ errorMessage: _detail, ...row }) => row);
-    // A fleet-wide batch can expire at once: more than the default 5 s.
-  }, { timeout: 60_000 });
+      await emitCommandStatusChanges(
+        tx,
+        rows.map(({ errorMessage, ...row }) => ({ ...row, status: "expired", detail: errorMessage })),
+        now,
+      );
+      return rows.map(({ errorMessage: _detail, ...row }) => row);
+      // A fleet-wide batch can expire at once: more than the default 5 s.
+    },
+    { timeout: 60_000 },
+  );
   for (const row of expired) bus.publish({ kind: "command_status", change: { ...row, status: "expired", at: now.toISOString() } });
   return expired.length;
 }

@@ -34,7 +34,9 @@ describe("failed authentications per client IP", () => {
     const ip = randomIp();
     const statuses: number[] = [];
     for (let i = 0; i < 15; i++) {
-      statuses.push((await request(app).post("/v1/heartbeat").set("X-Forwarded-For", ip).auth(randomDeviceToken(), { type: "bearer" }).send(heartbeatBody())).status);
+      statuses.push(
+        (await request(app).post("/v1/heartbeat").set("X-Forwarded-For", ip).auth(randomDeviceToken(), { type: "bearer" }).send(heartbeatBody())).status,
+      );
       statuses.push((await request(app).post("/v1/register").set("X-Forwarded-For", ip).send({ enrollmentToken: randomDeviceToken(), device: {} })).status);
     }
     expect(statuses.slice(0, LIMIT).every((status) => status === 401)).toBe(true);
@@ -49,12 +51,19 @@ describe("failed authentications per client IP", () => {
     const { app } = createTestApp(database.db, { env });
     const device = await enrollDevice(app);
     const ip = randomIp();
-    for (let i = 0; i <= LIMIT; i++) await request(app).post("/v1/heartbeat").set("X-Forwarded-For", ip).auth(randomDeviceToken(), { type: "bearer" }).send(heartbeatBody());
-    expect((await request(app).post("/v1/heartbeat").set("X-Forwarded-For", ip).auth(randomDeviceToken(), { type: "bearer" }).send(heartbeatBody())).status).toBe(429);
+    for (let i = 0; i <= LIMIT; i++)
+      await request(app).post("/v1/heartbeat").set("X-Forwarded-For", ip).auth(randomDeviceToken(), { type: "bearer" }).send(heartbeatBody());
+    expect(
+      (await request(app).post("/v1/heartbeat").set("X-Forwarded-For", ip).auth(randomDeviceToken(), { type: "bearer" }).send(heartbeatBody())).status,
+    ).toBe(429);
 
     const valid = await request(app).post("/v1/heartbeat").set("X-Forwarded-For", ip).auth(device.deviceToken, { type: "bearer" }).send(heartbeatBody());
     expect(valid.status).toBe(200);
-    const neighbour = await request(app).post("/v1/heartbeat").set("X-Forwarded-For", randomIp()).auth(randomDeviceToken(), { type: "bearer" }).send(heartbeatBody());
+    const neighbour = await request(app)
+      .post("/v1/heartbeat")
+      .set("X-Forwarded-For", randomIp())
+      .auth(randomDeviceToken(), { type: "bearer" })
+      .send(heartbeatBody());
     expect(neighbour.status).toBe(401);
   });
 
@@ -63,7 +72,10 @@ describe("failed authentications per client IP", () => {
     const ip = randomIp();
     const statuses: number[] = [];
     for (let i = 0; i < LIMIT + 3; i++) {
-      statuses.push((await request(app).post("/api/devices/heartbeat").set("X-Forwarded-For", ip).set("X-Enrollment-Key", `wrong-${i}`).send({ deviceId: "legacy-1" })).status);
+      statuses.push(
+        (await request(app).post("/api/devices/heartbeat").set("X-Forwarded-For", ip).set("X-Enrollment-Key", `wrong-${i}`).send({ deviceId: "legacy-1" }))
+          .status,
+      );
     }
     expect(statuses.filter((status) => status === 401)).toHaveLength(LIMIT);
     expect(statuses.slice(LIMIT)).toEqual([429, 429, 429]);
@@ -111,7 +123,9 @@ describe("failed authentications per client IP", () => {
       const statuses: number[] = [];
       for (let i = 0; i <= LIMIT; i++) {
         const app = i % 2 === 0 ? first : second;
-        statuses.push((await request(app).post("/v1/heartbeat").set("X-Forwarded-For", ip).auth(randomDeviceToken(), { type: "bearer" }).send(heartbeatBody())).status);
+        statuses.push(
+          (await request(app).post("/v1/heartbeat").set("X-Forwarded-For", ip).auth(randomDeviceToken(), { type: "bearer" }).send(heartbeatBody())).status,
+        );
       }
       expect(statuses.slice(0, LIMIT).every((status) => status === 401)).toBe(true);
       expect(statuses[LIMIT]).toBe(429);

@@ -50,9 +50,7 @@ const LOOPBACK_HOST = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/i;
  * configuration does) or its callers would count as local.
  */
 export function isDirectFromThisHost(req: IncomingMessage): boolean {
-  return (
-    isLoopback(req.socket.remoteAddress) && RELAY_HEADERS.every((name) => req.headers[name] === undefined) && LOOPBACK_HOST.test(req.headers.host ?? "")
-  );
+  return isLoopback(req.socket.remoteAddress) && RELAY_HEADERS.every((name) => req.headers[name] === undefined) && LOOPBACK_HOST.test(req.headers.host ?? "");
 }
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/;

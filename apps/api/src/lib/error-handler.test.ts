@@ -7,13 +7,19 @@ import { createLogger } from "./logger";
 // The shapes below are the ones Prisma 7 with @prisma/adapter-pg produced against a real
 // PostgreSQL stopped under it (see src/faults/postgres-outage.test.ts for the live run).
 const adapterError = (code: string, cause: Record<string, unknown>) =>
-  Object.assign(new Error("Invalid `prisma.$queryRaw()` invocation: Can't reach database server"), { code, meta: { driverAdapterError: { name: "DriverAdapterError", cause } } });
+  Object.assign(new Error("Invalid `prisma.$queryRaw()` invocation: Can't reach database server"), {
+    code,
+    meta: { driverAdapterError: { name: "DriverAdapterError", cause } },
+  });
 
 const outages: Array<[string, unknown]> = [
   ["connection refused (model query)", adapterError("P1001", { kind: "DatabaseNotReachable", host: "127.0.0.1", port: 5432 })],
   ["connection refused (raw query)", adapterError("P2010", { kind: "DatabaseNotReachable", host: "127.0.0.1", port: 5432 })],
   ["connection reset", adapterError("P2010", { kind: "ConnectionClosed" })],
-  ["server shutting down", adapterError("P2010", { kind: "postgres", code: "57P01", severity: "FATAL", message: "terminating connection due to administrator command" })],
+  [
+    "server shutting down",
+    adapterError("P2010", { kind: "postgres", code: "57P01", severity: "FATAL", message: "terminating connection due to administrator command" }),
+  ],
   ["server starting up", adapterError("P2010", { kind: "postgres", code: "57P03", severity: "FATAL", message: "the database system is starting up" })],
   ["too many connections", adapterError("P2010", { kind: "TooManyConnections", cause: "sorry, too many clients already" })],
   ["pooled connection dropped (unwrapped pg error)", new Error("Connection terminated unexpectedly")],

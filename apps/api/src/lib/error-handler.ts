@@ -45,7 +45,12 @@ export function errorHandler(logger: Logger) {
     const httpError = known ?? new HttpError("internal_error", "Something went wrong on our side");
     if (known && !(error instanceof HttpError) && known.status === 503) {
       // One line per request: an outage is visible, without a stack per refused heartbeat.
-      logger.warn("database unavailable", { requestId: res.locals.requestId, method: req.method, path: req.path, message: error instanceof Error ? error.message.trim().split("\n").pop() : String(error) });
+      logger.warn("database unavailable", {
+        requestId: res.locals.requestId,
+        method: req.method,
+        path: req.path,
+        message: error instanceof Error ? error.message.trim().split("\n").pop() : String(error),
+      });
     }
     if (!known) {
       const failure = error instanceof Error ? { name: error.name, message: error.message } : { message: String(error) };

@@ -18,7 +18,9 @@ afterEach(async () => {
 afterAll(() => database.close());
 
 async function start(env: Record<string, string> = {}): Promise<{ port: number }> {
-  const server = await startServer(parseEnv({ NODE_ENV: "test", HOST: "127.0.0.1", PORT: "0", DATABASE_URL: database.url, ADMISSION_MAX_EVENT_LOOP_LAG_MS: "0", ...env }));
+  const server = await startServer(
+    parseEnv({ NODE_ENV: "test", HOST: "127.0.0.1", PORT: "0", DATABASE_URL: database.url, ADMISSION_MAX_EVENT_LOOP_LAG_MS: "0", ...env }),
+  );
   running.push(server);
   return { port: Number(new URL(server.url).port) };
 }

@@ -7,10 +7,7 @@ function redactValue(value: unknown, depth = 0): unknown {
   if (depth > 6 || value === null || typeof value !== "object") return value;
   if (Array.isArray(value)) return value.map((item) => redactValue(item, depth + 1));
   return Object.fromEntries(
-    Object.entries(value as Record<string, unknown>).map(([key, item]) => [
-      key,
-      SECRET_KEYS.test(key) ? "[redacted]" : redactValue(item, depth + 1),
-    ]),
+    Object.entries(value as Record<string, unknown>).map(([key, item]) => [key, SECRET_KEYS.test(key) ? "[redacted]" : redactValue(item, depth + 1)]),
   );
 }
 

@@ -4,7 +4,6 @@ import type { Env } from "../config/env";
 import { isDirectFromThisHost } from "./client-ip";
 import { HttpError } from "./http-error";
 
-
 const digest = (value: string) => createHash("sha256").update(value).digest();
 
 /**

@@ -14,7 +14,12 @@ export type PollingWorker = {
  * poll. A failed round is logged and the next one tries again. `round` gets `stopping`
  * to end early when the instance shuts down.
  */
-export function startPollingWorker(options: { name: string; pollMs: number; logger: Logger; round: (stopping: () => boolean) => Promise<unknown> }): PollingWorker {
+export function startPollingWorker(options: {
+  name: string;
+  pollMs: number;
+  logger: Logger;
+  round: (stopping: () => boolean) => Promise<unknown>;
+}): PollingWorker {
   let running: Promise<void> | undefined;
   let again = false;
   let stopped = false;

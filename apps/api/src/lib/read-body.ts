@@ -9,7 +9,10 @@ import { HttpError } from "./http-error";
  * HTTP_BODY_TIMEOUT_SECONDS of the headers: a client that trickles its body gets 408
  * and its connection closed then, not at HTTP_REQUEST_TIMEOUT_SECONDS.
  */
-export function readRawBody(env: Pick<Env, "BODY_LIMIT_BYTES" | "HTTP_BODY_TIMEOUT_SECONDS">, accepts: (req: IncomingMessage) => boolean = () => true): RequestHandler {
+export function readRawBody(
+  env: Pick<Env, "BODY_LIMIT_BYTES" | "HTTP_BODY_TIMEOUT_SECONDS">,
+  accepts: (req: IncomingMessage) => boolean = () => true,
+): RequestHandler {
   const read = express.raw({ type: accepts, limit: env.BODY_LIMIT_BYTES });
   const timeoutMs = env.HTTP_BODY_TIMEOUT_SECONDS * 1000;
   return (req, res, next) => {

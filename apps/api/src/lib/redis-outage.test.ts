@@ -56,7 +56,11 @@ suite("a Redis outage", () => {
     const { token } = await admin.createEnrollmentToken({ maxUses: 10 });
     const device = await SimulatedDevice.enroll(server.url, token);
     const signIn = (password: string) =>
-      fetch(`${server.url}/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email: user.email, password }) });
+      fetch(`${server.url}/auth/login`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ email: user.email, password }),
+      });
     expect((await signIn(TEST_PASSWORD)).status).toBe(200);
     expect(await uncountedByLimit(server.url)).toEqual({});
 
@@ -77,7 +81,11 @@ suite("a Redis outage", () => {
     });
     expect(badToken.status).toBe(401);
     expect((await SimulatedDevice.enroll(server.url, token)).deviceId).toEqual(expect.any(String));
-    const reset = await fetch(`${server.url}/auth/password-reset`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email: user.email }) });
+    const reset = await fetch(`${server.url}/auth/password-reset`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: user.email }),
+    });
     expect(reset.status).toBe(202);
     expect((await admin.getDevice(device.deviceId)).id).toBe(device.deviceId);
 

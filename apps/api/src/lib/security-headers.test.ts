@@ -40,7 +40,9 @@ describe("security headers", () => {
     expect(token.status).toBe(201);
     expectSecurityHeaders(token);
 
-    const register = await request(t.app).post("/v1/register").send({ enrollmentToken: await createEnrollmentToken(t.app), device: { model: "Pixel 8" } });
+    const register = await request(t.app)
+      .post("/v1/register")
+      .send({ enrollmentToken: await createEnrollmentToken(t.app), device: { model: "Pixel 8" } });
     expect(register.status).toBe(201);
     expectSecurityHeaders(register);
 

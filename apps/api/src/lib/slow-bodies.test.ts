@@ -22,7 +22,9 @@ function slowBody(port: number): SlowClient {
   socket.on("error", () => undefined);
   const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
   socket.once("connect", () => {
-    socket.write("POST /v1/heartbeat HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer x\r\nContent-Type: application/json\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n{");
+    socket.write(
+      "POST /v1/heartbeat HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer x\r\nContent-Type: application/json\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n{",
+    );
   });
   const trickle = setInterval(() => {
     if (socket.writable) socket.write(" ");
@@ -45,7 +47,14 @@ async function until(condition: () => boolean, what: string, timeoutMs = 10_000)
 }
 
 /** Final statuses so far (100 Continue is not one), in order. */
-const finalStatuses = (clients: SlowClient[]) => clients.map((client) => client.statuses().filter((status) => status !== 100).at(-1) ?? 0);
+const finalStatuses = (clients: SlowClient[]) =>
+  clients.map(
+    (client) =>
+      client
+        .statuses()
+        .filter((status) => status !== 100)
+        .at(-1) ?? 0,
+  );
 
 describeWithPostgres("slow request bodies", () => {
   let database: TestDatabase;
@@ -79,7 +88,10 @@ describeWithPostgres("slow request bodies", () => {
 
     for (let i = 0; i < SLOW_SOCKETS; i++) clients.push(slowBody(port));
     // Every request was taken in: 100 Continue for those let upload, a refusal for the others.
-    await until(() => clients.every((client) => client.statuses().length > 0) && finalStatuses(clients).filter(Boolean).length >= SLOW_SOCKETS - PER_CLIENT, "every slow request taken in");
+    await until(
+      () => clients.every((client) => client.statuses().length > 0) && finalStatuses(clients).filter(Boolean).length >= SLOW_SOCKETS - PER_CLIENT,
+      "every slow request taken in",
+    );
     const refused = clients.filter((client) => client.statuses().some((status) => status !== 100));
     expect(refused.map((client) => client.statuses().at(-1))).toEqual(Array(SLOW_SOCKETS - PER_CLIENT).fill(429));
     for (const client of refused) expect(client.received()).toMatch(/^Retry-After: \d+$/im);

@@ -36,7 +36,11 @@ export function parseJsonBody(req: Request): unknown {
   if (!req.is("application/json")) {
     throw new HttpError("unsupported_media_type", "Send the body as Content-Type: application/json");
   }
-  const charset = /charset=([^;]+)/i.exec(req.get("content-type") ?? "")?.[1]?.trim().replace(/"/g, "").toLowerCase();
+  const charset = /charset=([^;]+)/i
+    .exec(req.get("content-type") ?? "")?.[1]
+    ?.trim()
+    .replace(/"/g, "")
+    .toLowerCase();
   if (charset && charset !== "utf-8" && charset !== "utf8") {
     throw new HttpError("unsupported_media_type", "JSON bodies must be UTF-8");
   }

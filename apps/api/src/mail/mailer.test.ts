@@ -45,7 +45,13 @@ describe("ResendMailer", () => {
       expect(request).toMatchObject({ method: "POST", url: "/emails" });
       expect(request!.headers.authorization).toBe("Bearer re_test_123");
       expect(request!.headers["content-type"]).toMatch(/^application\/json/);
-      expect(request!.body).toEqual({ from: "Fleet <fleet@example.com>", to: ["ops@example.com"], subject: MESSAGE.subject, text: MESSAGE.text, html: "<p>Till 1</p>" });
+      expect(request!.body).toEqual({
+        from: "Fleet <fleet@example.com>",
+        to: ["ops@example.com"],
+        subject: MESSAGE.subject,
+        text: MESSAGE.text,
+        html: "<p>Till 1</p>",
+      });
     } finally {
       await fake.close();
     }
@@ -130,7 +136,13 @@ describe("SmtpMailer, against a real SMTP server on loopback", () => {
   });
 
   it("reads SMTP_URL: smtps is TLS from the start, smtp upgrades and must when sending a password to another host", () => {
-    expect(smtpOptions("smtps://u:p@mail.example.com")).toMatchObject({ host: "mail.example.com", port: 465, secure: true, auth: { user: "u", pass: "p" }, requireTLS: false });
+    expect(smtpOptions("smtps://u:p@mail.example.com")).toMatchObject({
+      host: "mail.example.com",
+      port: 465,
+      secure: true,
+      auth: { user: "u", pass: "p" },
+      requireTLS: false,
+    });
     expect(smtpOptions("smtp://u:p@mail.example.com")).toMatchObject({ port: 587, secure: false, requireTLS: true });
     expect(smtpOptions("smtp://mail.example.com:25")).toMatchObject({ port: 25, secure: false, auth: undefined, requireTLS: false });
     expect(smtpOptions("smtp://u:p@127.0.0.1:2525")).toMatchObject({ port: 2525, requireTLS: false });

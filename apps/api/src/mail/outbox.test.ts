@@ -33,12 +33,16 @@ function captureLogs() {
   const lines: Array<Record<string, unknown>> = [];
   const logger = createLogger("info");
   logger.clear();
-  logger.add(new winston.transports.Stream({ stream: new Writable({
+  logger.add(
+    new winston.transports.Stream({
+      stream: new Writable({
         write: (chunk, _encoding, done) => {
           lines.push(JSON.parse(String(chunk)));
           done();
         },
-      }) }));
+      }),
+    }),
+  );
   t.deps.logger = logger;
   return lines;
 }
@@ -74,7 +78,8 @@ describe("the mail worker without a provider", () => {
     const worker = startMailWorker(t.deps, { pollMs: 50 });
     try {
       await enqueue();
-      for (let i = 0; i < 100 && (await database.db.outboxMail.count({ where: { status: "recorded" } })) === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      for (let i = 0; i < 100 && (await database.db.outboxMail.count({ where: { status: "recorded" } })) === 0; i++)
+        await new Promise((resolve) => setTimeout(resolve, 20));
       expect(await database.db.outboxMail.count({ where: { status: "recorded" } })).toBe(1);
       expect(lines).toContainEqual(expect.objectContaining({ level: "warn", message: expect.stringContaining("mail is not being sent") }));
     } finally {
@@ -125,7 +130,14 @@ describe("the mail worker with SMTP", () => {
 
       t.clock.advance(secondDelay + 1);
       await processDueMails(t.deps);
-      expect(await stored()).toMatchObject({ status: "failed", attempts: 3, nextAttemptAt: null, text: null, finishedAt: expect.any(Date), lastError: expect.stringMatching(/over quota/) });
+      expect(await stored()).toMatchObject({
+        status: "failed",
+        attempts: 3,
+        nextAttemptAt: null,
+        text: null,
+        finishedAt: expect.any(Date),
+        lastError: expect.stringMatching(/over quota/),
+      });
       t.clock.advance(3600);
       expect(await processDueMails(t.deps)).toBe(0);
       expect(server.attempts()).toBe(3);
@@ -142,7 +154,11 @@ describe("the mail worker with SMTP", () => {
     t.deps.mailer = new SmtpMailer({ url: `smtp://127.0.0.1:${server.port}`, from: "fleet@example.com" });
     const row = await enqueue();
     await processDueMails(t.deps);
-    expect(await database.db.outboxMail.findUniqueOrThrow({ where: { id: row.id } })).toMatchObject({ status: "queued", attempts: 1, lastError: expect.stringMatching(/ECONNREFUSED/) });
+    expect(await database.db.outboxMail.findUniqueOrThrow({ where: { id: row.id } })).toMatchObject({
+      status: "queued",
+      attempts: 1,
+      lastError: expect.stringMatching(/ECONNREFUSED/),
+    });
   });
 });
 
@@ -158,10 +174,7 @@ describe("claiming", () => {
         return { id: `${name}-${sends.length}` };
       },
     });
-    const [a, b] = await Promise.all([
-      processDueMails({ ...t.deps, mailer: slowProvider("a") }),
-      processDueMails({ ...t.deps, mailer: slowProvider("b") }),
-    ]);
+    const [a, b] = await Promise.all([processDueMails({ ...t.deps, mailer: slowProvider("a") }), processDueMails({ ...t.deps, mailer: slowProvider("b") })]);
     expect(a + b).toBe(30);
     const recipients = sends.map((send) => send.split(":")[1]);
     expect(new Set(recipients).size).toBe(30);

@@ -28,7 +28,16 @@ export function mailDelivery({ mailer }: Pick<AppDeps, "mailer">): MailDelivery 
 /** Writes a mail to the outbox, due now, and wakes this instance's worker once `db`'s transaction (if any) is committed by the caller. */
 export async function enqueueMail(db: DbOrTx, kind: MailKind, message: MailMessage, now: Date): Promise<OutboxMail> {
   return db.outboxMail.create({
-    data: { kind, to: message.to, subject: message.subject, text: message.text, html: message.html ?? null, status: "queued", nextAttemptAt: now, createdAt: now },
+    data: {
+      kind,
+      to: message.to,
+      subject: message.subject,
+      text: message.text,
+      html: message.html ?? null,
+      status: "queued",
+      nextAttemptAt: now,
+      createdAt: now,
+    },
   });
 }
 
@@ -82,7 +91,10 @@ function errorText(error: unknown): string {
 async function attempt(deps: MailDeps, mail: OutboxMail): Promise<void> {
   const { db, clock, logger, mailer } = deps;
   if (!mailer) {
-    await db.outboxMail.updateMany({ where: { id: mail.id, status: "queued" }, data: { status: "recorded", provider: "none", nextAttemptAt: null, finishedAt: clock.now() } });
+    await db.outboxMail.updateMany({
+      where: { id: mail.id, status: "queued" },
+      data: { status: "recorded", provider: "none", nextAttemptAt: null, finishedAt: clock.now() },
+    });
     // Info, not debug: without a provider the log is one of the two places this mail reaches.
     logger.info("mail recorded, not sent (no mail provider configured)", {
       mailId: mail.id.toString(),
@@ -114,10 +126,19 @@ async function attempt(deps: MailDeps, mail: OutboxMail): Promise<void> {
     const final = mail.nextAttemptAt === null;
     await db.outboxMail.updateMany({
       where: { id: mail.id, status: "queued" },
-      data: final ? { status: "failed", provider: mailer.name, lastError, finishedAt: clock.now(), text: null, html: null } : { provider: mailer.name, lastError },
+      data: final
+        ? { status: "failed", provider: mailer.name, lastError, finishedAt: clock.now(), text: null, html: null }
+        : { provider: mailer.name, lastError },
     });
     if (final) logger.error("mail failed for good", { mailId: mail.id.toString(), kind: mail.kind, attempts: mail.attempts, message: lastError });
-    else logger.warn("mail attempt failed; will retry", { mailId: mail.id.toString(), kind: mail.kind, attempts: mail.attempts, nextAttemptAt: mail.nextAttemptAt, message: lastError });
+    else
+      logger.warn("mail attempt failed; will retry", {
+        mailId: mail.id.toString(),
+        kind: mail.kind,
+        attempts: mail.attempts,
+        nextAttemptAt: mail.nextAttemptAt,
+        message: lastError,
+      });
   }
 }
 
@@ -157,7 +178,10 @@ const PRUNE_EVERY_MS = 3600_000;
  * a wake-up during a run makes it go round once more. Prunes the outbox hourly, once per
  * cluster.
  */
-export function startMailWorker(deps: MailDeps & Pick<AppDeps, "instanceId">, options: { pollMs?: number; prepare?: () => Promise<unknown> } = {}): PollingWorker {
+export function startMailWorker(
+  deps: MailDeps & Pick<AppDeps, "instanceId">,
+  options: { pollMs?: number; prepare?: () => Promise<unknown> } = {},
+): PollingWorker {
   let lastPruneCheck = 0;
   const worker = startPollingWorker({
     name: "mail worker",
@@ -176,7 +200,8 @@ export function startMailWorker(deps: MailDeps & Pick<AppDeps, "instanceId">, op
     },
   });
   wakers.set(deps.db, () => void worker.runNow());
-  if (!deps.mailer) deps.logger.warn("mail is not being sent: no provider configured (set RESEND_API_KEY or SMTP_URL); mails are recorded in the outbox and this log");
+  if (!deps.mailer)
+    deps.logger.warn("mail is not being sent: no provider configured (set RESEND_API_KEY or SMTP_URL); mails are recorded in the outbox and this log");
   return {
     runNow: worker.runNow,
     stop: async () => {

@@ -7,8 +7,7 @@ export type PushMessage = {
 
 export type PushResult =
   /** `recorded`: kept locally for inspection (no FCM credentials), not sent to the device. */
-  | { ok: true; outcome: "sent" | "recorded"; messageId: string }
-  | { ok: false; reason: "token_invalid" | "failed"; error: string };
+  { ok: true; outcome: "sent" | "recorded"; messageId: string } | { ok: false; reason: "token_invalid" | "failed"; error: string };
 
 /** How commands reach devices by push. Firebase in production; a local recorder otherwise. */
 export type PushGateway = {

@@ -90,7 +90,10 @@ export function attachRealtime(server: Server, deps: AppDeps, authenticateDashbo
       const legacy = LEGACY_DEVICE_PATH.exec(path);
       if (path === "/ws/devices" || legacy) {
         const overloaded = admission.overloaded();
-        if (overloaded) throw new HttpError("service_unavailable", `This instance is overloaded (${overloaded}); retry later`, undefined, { "Retry-After": String(deps.env.ADMISSION_RETRY_AFTER_SECONDS) });
+        if (overloaded)
+          throw new HttpError("service_unavailable", `This instance is overloaded (${overloaded}); retry later`, undefined, {
+            "Retry-After": String(deps.env.ADMISSION_RETRY_AFTER_SECONDS),
+          });
         if (!takePlace(addressKey(clientIpOf(req, trustProxy)), socket)) {
           throw new HttpError("rate_limited", "Too many device sockets from this address", undefined, { "Retry-After": "30" });
         }
@@ -100,7 +103,9 @@ export function attachRealtime(server: Server, deps: AppDeps, authenticateDashbo
         // writes and events, and must not be free.
         const budget = await deviceBudget(deps).consume(deviceBudgetKey(deviceId));
         if (!budget.allowed) {
-          throw new HttpError("rate_limited", "Too many requests from this device; retry later", undefined, { "Retry-After": String(budget.retryAfterSeconds) });
+          throw new HttpError("rate_limited", "Too many requests from this device; retry later", undefined, {
+            "Retry-After": String(budget.retryAfterSeconds),
+          });
         }
         deviceServer.handleUpgrade(req, socket, head, (ws) => {
           devices.connect(deviceId, ws).catch((error: unknown) => {
@@ -120,7 +125,9 @@ export function attachRealtime(server: Server, deps: AppDeps, authenticateDashbo
         const session = await authenticateDashboard(req, protocols);
         if (!session) throw new HttpError("unauthorized", "Sign in first: send the session cookie or an unused ticket from GET /auth/ws-ticket");
         if (dashboards.socketsOf(session.userId) >= deps.env.WS_MAX_SOCKETS_PER_USER) {
-          throw new HttpError("rate_limited", `At most ${deps.env.WS_MAX_SOCKETS_PER_USER} dashboard sockets per user; close one first`, undefined, { "Retry-After": "30" });
+          throw new HttpError("rate_limited", `At most ${deps.env.WS_MAX_SOCKETS_PER_USER} dashboard sockets per user; close one first`, undefined, {
+            "Retry-After": "30",
+          });
         }
         dashboardServer.handleUpgrade(req, socket, head, (ws) => dashboards.add(ws, session));
         return;

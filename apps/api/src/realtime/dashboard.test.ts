@@ -1,4 +1,13 @@
-import { BEARER_PROTOCOL_PREFIX, DASHBOARD_WS_PROTOCOL, DEVICE_WS_PROTOCOL, DashboardServerFrame, RegisterResponse, SESSION_COOKIE, WS_TICKET_PROTOCOL_PREFIX, signAdminRequest } from "@mdm/contracts";
+import {
+  BEARER_PROTOCOL_PREFIX,
+  DASHBOARD_WS_PROTOCOL,
+  DEVICE_WS_PROTOCOL,
+  DashboardServerFrame,
+  RegisterResponse,
+  SESSION_COOKIE,
+  WS_TICKET_PROTOCOL_PREFIX,
+  signAdminRequest,
+} from "@mdm/contracts";
 import WebSocket from "ws";
 import { parseEnv } from "../config/env";
 import { createPasswordToken } from "../modules/auth/password-reset.service";
@@ -42,7 +51,10 @@ beforeAll(async () => {
     body: JSON.stringify({ email: "ops@example.com", password: TEST_PASSWORD }),
   });
   expect(login.status).toBe(200);
-  sessionCookie = login.headers.getSetCookie().map((cookie) => cookie.split(";")[0]).join("; ");
+  sessionCookie = login.headers
+    .getSetCookie()
+    .map((cookie) => cookie.split(";")[0])
+    .join("; ");
 });
 
 afterAll(async () => {
@@ -73,7 +85,14 @@ async function signedIn(role: "viewer" | "admin" = "viewer") {
   });
   expect(login.status).toBe(200);
   const { csrfToken } = (await login.json()) as { csrfToken: string };
-  return { userId: user.id, cookie: login.headers.getSetCookie().map((cookie) => cookie.split(";")[0]).join("; "), csrf: csrfToken };
+  return {
+    userId: user.id,
+    cookie: login.headers
+      .getSetCookie()
+      .map((cookie) => cookie.split(";")[0])
+      .join("; "),
+    csrf: csrfToken,
+  };
 }
 
 async function ticketFor(cookie: string): Promise<string> {
@@ -82,7 +101,10 @@ async function ticketFor(cookie: string): Promise<string> {
   return ((await res.json()) as { ticket: string }).ticket;
 }
 
-const withTicket = (ticket: string) => ({ protocols: [DASHBOARD_WS_PROTOCOL, `${WS_TICKET_PROTOCOL_PREFIX}${ticket}`], headers: { Origin: "https://dashboard.example" } });
+const withTicket = (ticket: string) => ({
+  protocols: [DASHBOARD_WS_PROTOCOL, `${WS_TICKET_PROTOCOL_PREFIX}${ticket}`],
+  headers: { Origin: "https://dashboard.example" },
+});
 
 function closeCode(socket: WebSocket): Promise<number> {
   return new Promise((resolve) => socket.once("close", (code) => resolve(code)));
@@ -226,11 +248,24 @@ describe("dashboard sockets end with their session", () => {
 describe("dashboard channel updates", () => {
   it("coalesces 1,000 heartbeats into at most one frame per flush interval, the latest state of each device winning", async () => {
     const body = JSON.stringify({ maxUses: 50 });
-    const headers = await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method: "POST", host: new URL(server.url).host, pathWithQuery: "/admin/enrollment-tokens", body });
-    const { token } = (await (await fetch(`${server.url}/admin/enrollment-tokens`, { method: "POST", headers: { ...headers, "Content-Type": "application/json" }, body })).json()) as { token: string };
+    const headers = await signAdminRequest({
+      adminKey: TEST_ADMIN_KEY,
+      hmacSecret: TEST_HMAC_SECRET,
+      method: "POST",
+      host: new URL(server.url).host,
+      pathWithQuery: "/admin/enrollment-tokens",
+      body,
+    });
+    const { token } = (await (
+      await fetch(`${server.url}/admin/enrollment-tokens`, { method: "POST", headers: { ...headers, "Content-Type": "application/json" }, body })
+    ).json()) as { token: string };
     const devices: RegisterResponse[] = [];
     for (let i = 0; i < 50; i++) {
-      const res = await fetch(`${server.url}/v1/register`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ enrollmentToken: token }) });
+      const res = await fetch(`${server.url}/v1/register`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ enrollmentToken: token }),
+      });
       devices.push(RegisterResponse.parse(await res.json()));
     }
 
@@ -269,10 +304,22 @@ describe("dashboard channel updates", () => {
     await until(() => dashboard.frames.length === 1, "hello");
     const device = await server.deps.db.device.findFirstOrThrow();
     const body = JSON.stringify({ deviceId: device.id, type: "ping" });
-    const headers = await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method: "POST", host: new URL(server.url).host, pathWithQuery: "/admin/command", body });
-    const created = (await (await fetch(`${server.url}/admin/command`, { method: "POST", headers: { ...headers, "Content-Type": "application/json" }, body })).json()) as { requestId: string };
+    const headers = await signAdminRequest({
+      adminKey: TEST_ADMIN_KEY,
+      hmacSecret: TEST_HMAC_SECRET,
+      method: "POST",
+      host: new URL(server.url).host,
+      pathWithQuery: "/admin/command",
+      body,
+    });
+    const created = (await (
+      await fetch(`${server.url}/admin/command`, { method: "POST", headers: { ...headers, "Content-Type": "application/json" }, body })
+    ).json()) as { requestId: string };
     await until(
-      () => dashboard.frames.some((frame) => frame.type === "update" && frame.commands.some((change) => change.requestId === created.requestId && change.status === "queued")),
+      () =>
+        dashboard.frames.some(
+          (frame) => frame.type === "update" && frame.commands.some((change) => change.requestId === created.requestId && change.status === "queued"),
+        ),
       "the queued status",
     );
     dashboard.socket!.close();
@@ -280,14 +327,28 @@ describe("dashboard channel updates", () => {
 
   it("streams a device's socket opening and closing, apart from its heartbeat status", async () => {
     const body = JSON.stringify({ maxUses: 1 });
-    const headers = await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method: "POST", host: new URL(server.url).host, pathWithQuery: "/admin/enrollment-tokens", body });
-    const { token } = (await (await fetch(`${server.url}/admin/enrollment-tokens`, { method: "POST", headers: { ...headers, "Content-Type": "application/json" }, body })).json()) as { token: string };
-    const registered = await fetch(`${server.url}/v1/register`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ enrollmentToken: token }) });
+    const headers = await signAdminRequest({
+      adminKey: TEST_ADMIN_KEY,
+      hmacSecret: TEST_HMAC_SECRET,
+      method: "POST",
+      host: new URL(server.url).host,
+      pathWithQuery: "/admin/enrollment-tokens",
+      body,
+    });
+    const { token } = (await (
+      await fetch(`${server.url}/admin/enrollment-tokens`, { method: "POST", headers: { ...headers, "Content-Type": "application/json" }, body })
+    ).json()) as { token: string };
+    const registered = await fetch(`${server.url}/v1/register`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ enrollmentToken: token }),
+    });
     const device = RegisterResponse.parse(await registered.json());
 
     const dashboard = await connect({ headers: { Cookie: sessionCookie } });
     await until(() => dashboard.frames.length === 1, "hello");
-    const states = () => dashboard.frames.flatMap((frame) => (frame.type === "update" ? frame.devices.filter((state) => state.deviceId === device.deviceId) : []));
+    const states = () =>
+      dashboard.frames.flatMap((frame) => (frame.type === "update" ? frame.devices.filter((state) => state.deviceId === device.deviceId) : []));
 
     const socket = new WebSocket(`${server.url.replace(/^http/, "ws")}/ws/devices`, [DEVICE_WS_PROTOCOL, `${BEARER_PROTOCOL_PREFIX}${device.deviceToken}`]);
     await until(() => states().some((state) => state.connected), "the connected state");

@@ -49,7 +49,13 @@ realPostgres("command delivery over WebSocket", () => {
   };
   const finalCommand = (requestId: string) => waitFor(() => admin.getCommand(requestId), isFinal, 5000, `final status of ${requestId}`);
   /** Until the server has seen the socket close: the device is then offline for delivery. */
-  const serverSeesDisconnected = (deviceId: string) => waitFor(() => admin.getDevice(deviceId), (device) => !device.connected, 5000, `${deviceId} disconnected`);
+  const serverSeesDisconnected = (deviceId: string) =>
+    waitFor(
+      () => admin.getDevice(deviceId),
+      (device) => !device.connected,
+      5000,
+      `${deviceId} disconnected`,
+    );
 
   beforeAll(async () => {
     database = await createTestDatabase();
@@ -91,7 +97,12 @@ realPostgres("command delivery over WebSocket", () => {
     device.stopApp();
 
     const created = await admin.createCommand({ deviceId: device.deviceId, type: "relaunch_app", payload: { packageName: KIOSK_APP } });
-    const attempted = await waitFor(() => admin.getCommand(created.requestId), (command) => command.push.outcome !== null, 5000, "a delivery attempt");
+    const attempted = await waitFor(
+      () => admin.getCommand(created.requestId),
+      (command) => command.push.outcome !== null,
+      5000,
+      "a delivery attempt",
+    );
     expect(attempted).toMatchObject({ status: "queued", push: { outcome: "no_token" } });
     expect(device.receiptsOf(created.requestId)).toHaveLength(0);
 
@@ -163,7 +174,12 @@ realPostgres("command delivery over WebSocket", () => {
 
     const batch = await admin.createBulkCommand({ type: "ping", target: { deviceIds: fleet.map((device) => device.deviceId) } });
     expect(batch.total).toBe(200);
-    const done = await waitFor(() => admin.getBatch(batch.batchId), (progress) => progress.done, 30_000, "batch done");
+    const done = await waitFor(
+      () => admin.getBatch(batch.batchId),
+      (progress) => progress.done,
+      30_000,
+      "batch done",
+    );
 
     expect(done.counts.succeeded).toBe(200);
     expect(done.done).toBe(true);
@@ -186,7 +202,12 @@ realPostgres("command delivery over WebSocket", () => {
       while (renewing) await hub.renewLeases();
     })();
     await forEachLimit(fleet, 40, (device) => device.stop());
-    await waitFor(async () => hub.size, (size) => size === 0, 5000, "every socket closed");
+    await waitFor(
+      async () => hub.size,
+      (size) => size === 0,
+      5000,
+      "every socket closed",
+    );
     renewing = false;
     await renewals;
     await hub.renewLeases();
@@ -212,7 +233,10 @@ realPostgres("command delivery over WebSocket", () => {
   describe("the device channel's protocol and authentication", () => {
     it.each([
       ["a frame of an unknown type", JSON.stringify({ type: "reboot_now" })],
-      ["a heartbeat breaking the contract", JSON.stringify({ type: "heartbeat", heartbeat: { deviceTime: new Date().toISOString(), battery: { level: 500, charging: false } } })],
+      [
+        "a heartbeat breaking the contract",
+        JSON.stringify({ type: "heartbeat", heartbeat: { deviceTime: new Date().toISOString(), battery: { level: 500, charging: false } } }),
+      ],
       ["text that is not JSON", "{not json"],
     ])("closes the socket with 1008 on %s", async (_name, frame) => {
       const device = await enroll();

@@ -3,7 +3,7 @@ import { BEARER_PROTOCOL_PREFIX, DEVICE_WS_PROTOCOL, type DeviceServerFrame } fr
 import { AdminClient, SimulatedDevice } from "@mdm/simulator";
 import WebSocket from "ws";
 import { type RunningServer, startServer } from "../server";
-import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, testServerEnv, type TestDatabase, createTestDatabase, heartbeatBody, describeWithPostgres, } from "../test";
+import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, testServerEnv, type TestDatabase, createTestDatabase, heartbeatBody, describeWithPostgres } from "../test";
 
 // What one device, or one address, can cost the server over the device WebSocket.
 const realPostgres = describeWithPostgres;
@@ -51,7 +51,11 @@ realPostgres("limits of the device channel", () => {
     await start({ RATE_LIMIT_DEVICE_PER_MINUTE: "5" });
     const device = await enroll();
     const heartbeat = (token: string) =>
-      fetch(`${server.url}/v1/heartbeat`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify(heartbeatBody()) });
+      fetch(`${server.url}/v1/heartbeat`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify(heartbeatBody()),
+      });
     for (let i = 0; i < 5; i++) expect((await heartbeat(device.registration.deviceToken)).status).toBe(200);
     expect((await heartbeat(device.registration.deviceToken)).status).toBe(429);
 

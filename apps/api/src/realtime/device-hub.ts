@@ -150,7 +150,10 @@ export class DeviceHub {
       await renewSocketLeases(this.deps, ids);
       // A device that disconnected while the renewal ran may just have had its lease taken
       // back after its close released it: release it again.
-      await releaseSocketLeases(this.deps, ids.filter((id) => !this.connections.has(id)));
+      await releaseSocketLeases(
+        this.deps,
+        ids.filter((id) => !this.connections.has(id)),
+      );
     } catch (error) {
       this.deps.logger.warn("socket lease renewal failed", { message: error instanceof Error ? error.message : String(error) });
     }

@@ -2,7 +2,7 @@ import type { RegisterResponse } from "@mdm/contracts";
 import { AdminClient, SimulatedDevice, forEachLimit } from "@mdm/simulator";
 import { parseEnv } from "../config/env";
 import { type RunningServer, startServer } from "../server";
-import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SERVER_SETTINGS, type TestDatabase, createTestDatabase, describeWithPostgres, } from "../test";
+import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SERVER_SETTINGS, type TestDatabase, createTestDatabase, describeWithPostgres } from "../test";
 import { type ChildApi, startChildApi } from "../test/child-api";
 import { type FakeFcm, startFakeFcm } from "../test/fake-fcm";
 
@@ -37,7 +37,8 @@ async function waitFor<T>(read: () => T | Promise<T>, done: (value: T) => boolea
   }
 }
 
-const pushedRequestIds = (fcm: FakeFcm) => new Set(fcm.requests.map((request) => (request.body.message?.data as { requestId?: string } | undefined)?.requestId));
+const pushedRequestIds = (fcm: FakeFcm) =>
+  new Set(fcm.requests.map((request) => (request.body.message?.data as { requestId?: string } | undefined)?.requestId));
 
 realPostgres("an API instance killed with SIGKILL", () => {
   let database: TestDatabase;
@@ -70,7 +71,12 @@ realPostgres("an API instance killed with SIGKILL", () => {
     const device = await SimulatedDevice.enroll(doomed.url, token, { facts: { model: "Kiosk", fcmToken: "fcm-of-the-orphan" } });
     devices.push(device);
     await device.connect();
-    await waitFor(() => admin.getDevice(device.deviceId), (view) => view.connected, 5000, "connected through the doomed instance");
+    await waitFor(
+      () => admin.getDevice(device.deviceId),
+      (view) => view.connected,
+      5000,
+      "connected through the doomed instance",
+    );
 
     await doomed.kill();
     await device.stop(); // it would only knock on the dead instance's door
@@ -88,7 +94,12 @@ realPostgres("an API instance killed with SIGKILL", () => {
     devices.push(back);
     await back.connect();
     expect((await back.waitForCommand(created.requestId, 5000)).channel).toBe("websocket");
-    const final = await waitFor(() => admin.getCommand(created.requestId), (command) => command.status === "succeeded", 5000, "the result");
+    const final = await waitFor(
+      () => admin.getCommand(created.requestId),
+      (command) => command.status === "succeeded",
+      5000,
+      "the result",
+    );
     expect(final.result).toMatchObject({ pong: true });
     expect(await admin.getDevice(device.deviceId)).toMatchObject({ connected: true });
   });
@@ -102,14 +113,23 @@ realPostgres("an API instance killed with SIGKILL", () => {
     const admin = new AdminClient(first.url, credentials);
     const { token } = await admin.createEnrollmentToken({ maxUses: 100 });
     const fleet: RegisterResponse[] = [];
-    await forEachLimit(Array.from({ length: 48 }, (_, index) => index), 8, async (index) => {
-      const device = await SimulatedDevice.enroll(first.url, token, { facts: { model: "Handheld", fcmToken: `fcm-${index}` } });
-      fleet[index] = device.registration;
-    });
+    await forEachLimit(
+      Array.from({ length: 48 }, (_, index) => index),
+      8,
+      async (index) => {
+        const device = await SimulatedDevice.enroll(first.url, token, { facts: { model: "Handheld", fcmToken: `fcm-${index}` } });
+        fleet[index] = device.registration;
+      },
+    );
 
     const batch = await admin.createBulkCommand({ type: "lock", payload: { message: "closing" }, target: { all: true } });
     expect(batch.total).toBe(48);
-    await waitFor(() => fcm.requests.length, (count) => count >= 4, 10_000, "the first pushes");
+    await waitFor(
+      () => fcm.requests.length,
+      (count) => count >= 4,
+      10_000,
+      "the first pushes",
+    );
     await first.kill();
     const pushedBeforeTheCrash = pushedRequestIds(fcm).size;
     expect(pushedBeforeTheCrash).toBeLessThan(48);
@@ -119,8 +139,18 @@ realPostgres("an API instance killed with SIGKILL", () => {
     const adminAfter = new AdminClient(restarted.url, credentials);
     const { commands } = await adminAfter.listCommands({ batchId: batch.batchId, limit: 100 });
     expect(commands).toHaveLength(48);
-    await waitFor(() => [...pushedRequestIds(fcm)].filter((id) => commands.some((command) => command.requestId === id)).length, (count) => count === 48, 20_000, "a push for every command of the batch");
-    const settled = await waitFor(() => adminAfter.getBatch(batch.batchId), (progress) => progress.counts.sent === 48, 10_000, "every command sent");
+    await waitFor(
+      () => [...pushedRequestIds(fcm)].filter((id) => commands.some((command) => command.requestId === id)).length,
+      (count) => count === 48,
+      20_000,
+      "a push for every command of the batch",
+    );
+    const settled = await waitFor(
+      () => adminAfter.getBatch(batch.batchId),
+      (progress) => progress.counts.sent === 48,
+      10_000,
+      "every command sent",
+    );
     expect(settled.counts).toMatchObject({ queued: 0, sent: 48 });
     // Each device's token received that device's command.
     const commandOf = new Map(commands.map((command) => [command.requestId, command.deviceId]));
@@ -153,11 +183,18 @@ realPostgres("an API instance shutting down (SIGTERM)", () => {
     const first = await startServer(env, { push: fcm.createGateway() });
     const admin = new AdminClient(first.url, credentials);
     const { token } = await admin.createEnrollmentToken({ maxUses: 100 });
-    await forEachLimit(Array.from({ length: 80 }, (_, index) => index), 8, (index) =>
-      SimulatedDevice.enroll(first.url, token, { facts: { model: "Handheld", fcmToken: `fcm-${index}` } }).then(() => undefined),
+    await forEachLimit(
+      Array.from({ length: 80 }, (_, index) => index),
+      8,
+      (index) => SimulatedDevice.enroll(first.url, token, { facts: { model: "Handheld", fcmToken: `fcm-${index}` } }).then(() => undefined),
     );
     const batch = await admin.createBulkCommand({ type: "ping", target: { all: true } });
-    await waitFor(() => fcm.requests.length, (count) => count >= 1, 5000, "the first push");
+    await waitFor(
+      () => fcm.requests.length,
+      (count) => count >= 1,
+      5000,
+      "the first push",
+    );
 
     await first.close();
     const pushedBeforeExit = fcm.requests.length;
@@ -169,6 +206,11 @@ realPostgres("an API instance shutting down (SIGTERM)", () => {
 
     const next = await startServer(env, { push: fcm.createGateway() });
     servers.push(next);
-    await waitFor(() => database.db.command.count({ where: { batchId: batch.batchId, status: "sent" } }), (count) => count === 80, 20_000, "every command pushed by the next instance");
+    await waitFor(
+      () => database.db.command.count({ where: { batchId: batch.batchId, status: "sent" } }),
+      (count) => count === 80,
+      20_000,
+      "every command pushed by the next instance",
+    );
   });
 });

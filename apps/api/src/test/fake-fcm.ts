@@ -63,9 +63,19 @@ async function selfSignedCertificate(): Promise<{ key: string; cert: string }> {
   try {
     const [keyPath, certPath] = [join(dir, "key.pem"), join(dir, "cert.pem")];
     await promisify(execFile)("openssl", [
-      "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-      "-subj", "/CN=fcm.googleapis.com", "-days", "1",
-      "-keyout", keyPath, "-out", certPath,
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-subj",
+      "/CN=fcm.googleapis.com",
+      "-days",
+      "1",
+      "-keyout",
+      keyPath,
+      "-out",
+      certPath,
     ]);
     return { key: await readFile(keyPath, "utf8"), cert: await readFile(certPath, "utf8") };
   } finally {

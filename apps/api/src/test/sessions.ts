@@ -13,10 +13,7 @@ export function createAuthTestApp(db: Db, env: Record<string, string> = {}): Tes
   return createTestApp(db, { env: { BCRYPT_COST: "10", ...env } });
 }
 
-export async function createUser(
-  db: Db,
-  options: { email?: string; role?: UserRole; password?: string | null; disabled?: boolean; name?: string } = {},
-) {
+export async function createUser(db: Db, options: { email?: string; role?: UserRole; password?: string | null; disabled?: boolean; name?: string } = {}) {
   const password = options.password === undefined ? TEST_PASSWORD : options.password;
   return db.user.create({
     data: {
@@ -61,11 +58,7 @@ export function signedInFrom(res: request.Response): SignedIn {
 }
 
 export function cookieHeader(parts: { access?: string; refresh?: string; csrf?: string }): string {
-  return [
-    parts.access && `mdm_session=${parts.access}`,
-    parts.refresh && `mdm_refresh=${parts.refresh}`,
-    parts.csrf && `mdm_csrf=${parts.csrf}`,
-  ]
+  return [parts.access && `mdm_session=${parts.access}`, parts.refresh && `mdm_refresh=${parts.refresh}`, parts.csrf && `mdm_csrf=${parts.csrf}`]
     .filter(Boolean)
     .join("; ");
 }

@@ -75,7 +75,10 @@ export type TestApp = {
   deliver: () => Promise<number>;
 };
 
-export function createTestApp(db: Db, options: { env?: Record<string, string>; push?: PushGateway; bus?: EventBus; redis?: Redis; mailer?: Mailer } = {}): TestApp {
+export function createTestApp(
+  db: Db,
+  options: { env?: Record<string, string>; push?: PushGateway; bus?: EventBus; redis?: Redis; mailer?: Mailer } = {},
+): TestApp {
   const env = parseEnv({
     NODE_ENV: "test",
     ...TEST_SECRETS,
@@ -130,7 +133,9 @@ export async function createEnrollmentToken(app: Express, body: Record<string, u
 
 export async function enrollDevice(app: Express, device: Record<string, unknown> = {}): Promise<RegisterResponse> {
   const enrollmentToken = await createEnrollmentToken(app);
-  const res = await request(app).post("/v1/register").send({ enrollmentToken, device: { model: "Pixel 8", osVersion: "14", ...device } });
+  const res = await request(app)
+    .post("/v1/register")
+    .send({ enrollmentToken, device: { model: "Pixel 8", osVersion: "14", ...device } });
   if (res.status !== 201) throw new Error(`register: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body;
 }

@@ -38,7 +38,11 @@ export type ArbitraryOptions = {
 // Each format is generated directly: building these from their regular expressions gives
 // mostly strings nobody would send, and much more slowly.
 const emailArbitrary = fc
-  .tuple(fc.stringMatching(/^[a-z0-9]{1,8}(?:[._+-][a-z0-9]{1,6}){0,2}$/), fc.stringMatching(/^[a-z][a-z0-9]{0,10}$/), fc.constantFrom("com", "org", "io", "example"))
+  .tuple(
+    fc.stringMatching(/^[a-z0-9]{1,8}(?:[._+-][a-z0-9]{1,6}){0,2}$/),
+    fc.stringMatching(/^[a-z][a-z0-9]{0,10}$/),
+    fc.constantFrom("com", "org", "io", "example"),
+  )
   .map(([local, domain, tld]) => `${local}@${domain}.${tld}`);
 
 const EARLIEST = Date.UTC(1970, 0, 1);
@@ -46,13 +50,11 @@ const LATEST = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 const dateTimeArbitrary = fc.oneof(
   fc.integer({ min: EARLIEST, max: LATEST }).map((time) => new Date(time).toISOString()),
   fc.integer({ min: Date.now() - 86_400_000, max: Date.now() + 86_400_000 }).map((time) => new Date(time).toISOString()),
-  fc
-    .tuple(fc.integer({ min: EARLIEST + 86_400_000, max: LATEST - 86_400_000 }), fc.integer({ min: -14, max: 14 }))
-    .map(([time, hours]) => {
-      const local = new Date(time + hours * 3_600_000).toISOString().slice(0, 19);
-      const sign = hours < 0 ? "-" : "+";
-      return `${local}${sign}${String(Math.abs(hours)).padStart(2, "0")}:00`;
-    }),
+  fc.tuple(fc.integer({ min: EARLIEST + 86_400_000, max: LATEST - 86_400_000 }), fc.integer({ min: -14, max: 14 })).map(([time, hours]) => {
+    const local = new Date(time + hours * 3_600_000).toISOString().slice(0, 19);
+    const sign = hours < 0 ? "-" : "+";
+    return `${local}${sign}${String(Math.abs(hours)).padStart(2, "0")}:00`;
+  }),
 );
 const urlArbitrary = fc
   .tuple(fc.stringMatching(/^[a-z][a-z0-9-]{0,20}$/), fc.array(fc.stringMatching(/^[A-Za-z0-9._~-]{1,12}$/), { maxLength: 4 }))
@@ -68,7 +70,10 @@ function stringArbitrary(schema: JsonSchema, options: ArbitraryOptions): fc.Arbi
       const fresh = fc.uuid();
       const known = options.knownUuids;
       if (!known) return fresh;
-      return fc.oneof(fresh, fc.nat().map((index) => known()[index % Math.max(known().length, 1)] ?? "00000000-0000-0000-0000-000000000000"));
+      return fc.oneof(
+        fresh,
+        fc.nat().map((index) => known()[index % Math.max(known().length, 1)] ?? "00000000-0000-0000-0000-000000000000"),
+      );
     }
     case "email":
       return emailArbitrary.filter(fits);
@@ -90,7 +95,11 @@ function stringArbitrary(schema: JsonSchema, options: ArbitraryOptions): fc.Arbi
 function numberArbitrary(schema: JsonSchema, integer: boolean): fc.Arbitrary<number> {
   const min = schema.minimum ?? (schema.exclusiveMinimum !== undefined ? schema.exclusiveMinimum + (integer ? 1 : Number.EPSILON) : undefined);
   const max = schema.maximum ?? (schema.exclusiveMaximum !== undefined ? schema.exclusiveMaximum - (integer ? 1 : Number.EPSILON) : undefined);
-  if (integer) return fc.integer({ min: Math.max(min ?? Number.MIN_SAFE_INTEGER, Number.MIN_SAFE_INTEGER), max: Math.min(max ?? Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER) });
+  if (integer)
+    return fc.integer({
+      min: Math.max(min ?? Number.MIN_SAFE_INTEGER, Number.MIN_SAFE_INTEGER),
+      max: Math.min(max ?? Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER),
+    });
   return fc.double({ min: min ?? -1e15, max: max ?? 1e15, noNaN: true, noDefaultInfinity: true });
 }
 

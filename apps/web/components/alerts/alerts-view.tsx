@@ -91,7 +91,8 @@ function SettingsCard({ settings, editable }: { settings: AlertSettings; editabl
       <CardHeader>
         <CardTitle>Alert settings</CardTitle>
         <CardDescription>
-          One digest mail per alert window lists the devices that went offline, came back or ran low on battery; a group alert when too much of a group is offline.
+          One digest mail per alert window lists the devices that went offline, came back or ran low on battery; a group alert when too much of a group is
+          offline.
         </CardDescription>
       </CardHeader>
       <CardContent>
@@ -103,15 +104,36 @@ function SettingsCard({ settings, editable }: { settings: AlertSettings; editabl
             </Label>
             <div className="flex flex-col gap-2">
               <Label htmlFor="offline-minutes">A device is offline after (minutes without heartbeat)</Label>
-              <Input id="offline-minutes" type="number" min={1} max={10_080} value={form.offlineMinutes} onChange={(event) => set({ offlineMinutes: event.target.value })} />
+              <Input
+                id="offline-minutes"
+                type="number"
+                min={1}
+                max={10_080}
+                value={form.offlineMinutes}
+                onChange={(event) => set({ offlineMinutes: event.target.value })}
+              />
             </div>
             <div className="flex flex-col gap-2">
               <Label htmlFor="window-minutes">Alert window: one digest mail at most every (minutes)</Label>
-              <Input id="window-minutes" type="number" min={1} max={1440} value={form.windowMinutes} onChange={(event) => set({ windowMinutes: event.target.value })} />
+              <Input
+                id="window-minutes"
+                type="number"
+                min={1}
+                max={1440}
+                value={form.windowMinutes}
+                onChange={(event) => set({ windowMinutes: event.target.value })}
+              />
             </div>
             <div className="flex flex-col gap-2">
               <Label htmlFor="cooldown-minutes">At most one group alert per group every (minutes)</Label>
-              <Input id="cooldown-minutes" type="number" min={1} max={10_080} value={form.cooldownMinutes} onChange={(event) => set({ cooldownMinutes: event.target.value })} />
+              <Input
+                id="cooldown-minutes"
+                type="number"
+                min={1}
+                max={10_080}
+                value={form.cooldownMinutes}
+                onChange={(event) => set({ cooldownMinutes: event.target.value })}
+              />
             </div>
             <div className="flex flex-col gap-2 sm:col-span-2">
               <Label htmlFor="recipients">Recipients (one per line; empty: every active admin)</Label>

@@ -101,7 +101,13 @@ export function IncidentsSection({ canAcknowledge }: { canAcknowledge: boolean }
         <fieldset className="flex gap-1">
           <legend className="sr-only">Show incidents</legend>
           {FILTERS.map((option) => (
-            <Button key={option.value} size="sm" variant={filter === option.value ? "default" : "outline"} aria-pressed={filter === option.value} onClick={() => setFilter(option.value)}>
+            <Button
+              key={option.value}
+              size="sm"
+              variant={filter === option.value ? "default" : "outline"}
+              aria-pressed={filter === option.value}
+              onClick={() => setFilter(option.value)}
+            >
               {option.label}
             </Button>
           ))}

@@ -48,7 +48,11 @@ export function AuditLogView() {
   if (!canViewAuditLog) return <EmptyState title="Only admins can read the audit log" />;
   return (
     <div className="flex flex-col gap-6">
-      <PageHeader title="Audit log" description="Who did what, newest first." actions={<ExportButtons route={apiRoutes.exportAuditLog} label="the audit log" query={toQuery(filters)} />} />
+      <PageHeader
+        title="Audit log"
+        description="Who did what, newest first."
+        actions={<ExportButtons route={apiRoutes.exportAuditLog} label="the audit log" query={toQuery(filters)} />}
+      />
       <div className="grid gap-3 sm:grid-cols-3 lg:grid-cols-6">
         {(
           [

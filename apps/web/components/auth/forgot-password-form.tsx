@@ -45,7 +45,16 @@ export function ForgotPasswordForm() {
   return (
     <AuthCard title="Forgot your password?" description="We will mail you a link to choose a new one.">
       <form onSubmit={submit} className="flex flex-col gap-4" noValidate>
-        <FormField id="email" label="Email" type="email" autoComplete="username" value={email} onChange={(event) => setEmail(event.target.value)} error={errors.email} autoFocus />
+        <FormField
+          id="email"
+          label="Email"
+          type="email"
+          autoComplete="username"
+          value={email}
+          onChange={(event) => setEmail(event.target.value)}
+          error={errors.email}
+          autoFocus
+        />
         {errors.form ? (
           <p role="alert" className="text-sm text-destructive">
             {errors.form}

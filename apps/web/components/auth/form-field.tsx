@@ -2,7 +2,13 @@ import { Input } from "@/components/ui/input";
 import { Label } from "@/components/ui/label";
 
 /** A labelled input with its error underneath, wired for screen readers. */
-export function FormField({ id, label, error, hint, ...props }: React.ComponentProps<typeof Input> & { id: string; label: string; error?: string; hint?: string }) {
+export function FormField({
+  id,
+  label,
+  error,
+  hint,
+  ...props
+}: React.ComponentProps<typeof Input> & { id: string; label: string; error?: string; hint?: string }) {
   const describedBy = error ? `${id}-error` : hint ? `${id}-hint` : undefined;
   return (
     <div className="flex flex-col gap-2">

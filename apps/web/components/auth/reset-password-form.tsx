@@ -68,7 +68,10 @@ export function ResetPasswordForm() {
   // user types a password for nothing.
   if (!isWellFormedLinkToken(token)) {
     return (
-      <AuthCard title="This link is not valid" description="It is incomplete or was changed on its way. Open the link from your mail exactly as it was sent, or ask for a new one.">
+      <AuthCard
+        title="This link is not valid"
+        description="It is incomplete or was changed on its way. Open the link from your mail exactly as it was sent, or ask for a new one."
+      >
         <Link href="/forgot-password" className="text-sm underline-offset-4 hover:underline">
           Ask for a new link
         </Link>
@@ -108,8 +111,26 @@ export function ResetPasswordForm() {
   return (
     <AuthCard title="Choose a password" description="For your dashboard account. The link works once.">
       <form onSubmit={submit} className="flex flex-col gap-4" noValidate>
-        <FormField id="password" label="New password" type="password" autoComplete="new-password" value={password} onChange={(event) => setPassword(event.target.value)} error={errors.password} hint={PASSWORD_RULE} autoFocus />
-        <FormField id="confirm" label="Repeat the password" type="password" autoComplete="new-password" value={confirm} onChange={(event) => setConfirm(event.target.value)} error={errors.confirm} />
+        <FormField
+          id="password"
+          label="New password"
+          type="password"
+          autoComplete="new-password"
+          value={password}
+          onChange={(event) => setPassword(event.target.value)}
+          error={errors.password}
+          hint={PASSWORD_RULE}
+          autoFocus
+        />
+        <FormField
+          id="confirm"
+          label="Repeat the password"
+          type="password"
+          autoComplete="new-password"
+          value={confirm}
+          onChange={(event) => setConfirm(event.target.value)}
+          error={errors.confirm}
+        />
         {errors.form ? (
           <p role="alert" className="text-sm text-destructive">
             {errors.form}{" "}

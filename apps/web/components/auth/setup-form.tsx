@@ -33,7 +33,9 @@ export function SetupForm() {
     event.preventDefault();
     const body = SetupRequest.safeParse({ name: name.trim() || undefined, email: email.trim(), password, setupToken: setupToken.trim() || undefined });
     // Every problem of the form at once, not one per attempt.
-    const problems = body.success ? {} : fieldErrors(body.error.issues, { name: "your name", email: "your email", password: "a password", setupToken: "the setup token" });
+    const problems = body.success
+      ? {}
+      : fieldErrors(body.error.issues, { name: "your name", email: "your email", password: "a password", setupToken: "the setup token" });
     if (password !== confirm) problems.confirm = "The passwords differ.";
     if (!body.success || Object.keys(problems).length > 0) return setErrors(problems);
     setBusy(true);
@@ -54,10 +56,43 @@ export function SetupForm() {
   return (
     <AuthCard title="Welcome" description="Create the first admin account. You can invite the rest of your team afterwards.">
       <form onSubmit={submit} className="flex flex-col gap-4" noValidate>
-        <FormField id="name" label="Your name" autoComplete="name" value={name} onChange={(event) => setName(event.target.value)} error={errors.name} autoFocus />
-        <FormField id="email" label="Email" type="email" autoComplete="username" value={email} onChange={(event) => setEmail(event.target.value)} error={errors.email} />
-        <FormField id="password" label="Password" type="password" autoComplete="new-password" value={password} onChange={(event) => setPassword(event.target.value)} error={errors.password} hint={PASSWORD_RULE} />
-        <FormField id="confirm" label="Repeat the password" type="password" autoComplete="new-password" value={confirm} onChange={(event) => setConfirm(event.target.value)} error={errors.confirm} />
+        <FormField
+          id="name"
+          label="Your name"
+          autoComplete="name"
+          value={name}
+          onChange={(event) => setName(event.target.value)}
+          error={errors.name}
+          autoFocus
+        />
+        <FormField
+          id="email"
+          label="Email"
+          type="email"
+          autoComplete="username"
+          value={email}
+          onChange={(event) => setEmail(event.target.value)}
+          error={errors.email}
+        />
+        <FormField
+          id="password"
+          label="Password"
+          type="password"
+          autoComplete="new-password"
+          value={password}
+          onChange={(event) => setPassword(event.target.value)}
+          error={errors.password}
+          hint={PASSWORD_RULE}
+        />
+        <FormField
+          id="confirm"
+          label="Repeat the password"
+          type="password"
+          autoComplete="new-password"
+          value={confirm}
+          onChange={(event) => setConfirm(event.target.value)}
+          error={errors.confirm}
+        />
         {setup.tokenRequired ? (
           <FormField
             id="setupToken"

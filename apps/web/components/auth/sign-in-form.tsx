@@ -43,7 +43,16 @@ export function SignInForm() {
   return (
     <AuthCard title="Sign in" description="Manage your fleet.">
       <form onSubmit={submit} className="flex flex-col gap-4" noValidate>
-        <FormField id="email" label="Email" type="email" autoComplete="username" value={email} onChange={(event) => setEmail(event.target.value)} error={errors.email} autoFocus />
+        <FormField
+          id="email"
+          label="Email"
+          type="email"
+          autoComplete="username"
+          value={email}
+          onChange={(event) => setEmail(event.target.value)}
+          error={errors.email}
+          autoFocus
+        />
         <FormField
           id="password"
           label="Password"

@@ -48,7 +48,9 @@ function UploadButton() {
           setBusy(true);
           try {
             const { version, created } = await uploadApk(file);
-            toast.success(created ? `Added ${version.packageName} ${version.versionName ?? ""} (${version.versionCode})` : "This APK was already in the catalogue");
+            toast.success(
+              created ? `Added ${version.packageName} ${version.versionName ?? ""} (${version.versionCode})` : "This APK was already in the catalogue",
+            );
           } catch (error) {
             toast.error(errorMessage(error));
           } finally {
@@ -174,7 +176,9 @@ function ReleaseButton({ release, action, label }: { release: AppRelease; action
       <AlertDialogContent>
         <AlertDialogHeader>
           <AlertDialogTitle>Roll back to version {release.previousVersionCode}?</AlertDialogTitle>
-          <AlertDialogDescription>Every device this release reached ({release.progress.sent}) gets version {release.previousVersionCode} again.</AlertDialogDescription>
+          <AlertDialogDescription>
+            Every device this release reached ({release.progress.sent}) gets version {release.previousVersionCode} again.
+          </AlertDialogDescription>
         </AlertDialogHeader>
         <AlertDialogFooter>
           <AlertDialogCancel>Keep it</AlertDialogCancel>
@@ -220,7 +224,9 @@ function ReleasesTable({ app, canManage }: { app: CatalogueApp; canManage: boole
                 {release.status === "active" && release.percent < 100 ? <ReleaseButton release={release} action="advance" label="Advance" /> : null}
                 {release.status === "active" ? <ReleaseButton release={release} action="pause" label="Pause" /> : null}
                 {release.status === "paused" ? <ReleaseButton release={release} action="resume" label="Resume" /> : null}
-                {release.status !== "rolled_back" && release.previousVersionCode !== null ? <ReleaseButton release={release} action="rollback" label="Roll back" /> : null}
+                {release.status !== "rolled_back" && release.previousVersionCode !== null ? (
+                  <ReleaseButton release={release} action="rollback" label="Roll back" />
+                ) : null}
               </TableCell>
             ) : null}
           </TableRow>

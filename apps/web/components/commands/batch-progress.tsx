@@ -20,7 +20,17 @@ const SEGMENTS: Array<{ status: CommandStatus; className: string }> = [
 ];
 
 /** Live progress of a bulk command: a stacked bar and counts by status (of the batch as the commands view shows it). */
-export function BatchProgress({ batch, error, onClose, onCancel }: { batch: CommandBatch | undefined; error?: React.ReactNode; onClose: () => void; onCancel?: () => void }) {
+export function BatchProgress({
+  batch,
+  error,
+  onClose,
+  onCancel,
+}: {
+  batch: CommandBatch | undefined;
+  error?: React.ReactNode;
+  onClose: () => void;
+  onCancel?: () => void;
+}) {
   if (error && !batch) return <div data-testid="batch-progress">{error}</div>;
   if (!batch) return <Skeleton className="h-32 w-full" data-testid="batch-progress-loading" />;
   const finished = batch.counts.succeeded + batch.counts.failed + batch.counts.expired + batch.counts.cancelled;
@@ -34,8 +44,11 @@ export function BatchProgress({ batch, error, onClose, onCancel }: { batch: Comm
             {commandTypeLabels[type] ?? batch.type} to {batchTargetText(batch.target)}
           </CardTitle>
           <CardDescription>
-            <span data-testid="batch-state">{batch.done ? "Finished" : "In progress"}</span> · <span data-testid="batch-finished-count">{finished} of {batch.total} done</span> · started{" "}
-            {formatDateTime(batch.createdAt)}
+            <span data-testid="batch-state">{batch.done ? "Finished" : "In progress"}</span> ·{" "}
+            <span data-testid="batch-finished-count">
+              {finished} of {batch.total} done
+            </span>{" "}
+            · started {formatDateTime(batch.createdAt)}
           </CardDescription>
         </div>
         <div className="flex items-center gap-2">
@@ -50,9 +63,22 @@ export function BatchProgress({ batch, error, onClose, onCancel }: { batch: Comm
         </div>
       </CardHeader>
       <CardContent className="flex flex-col gap-3">
-        <div className="flex h-3 w-full overflow-hidden rounded-full bg-muted" role="progressbar" aria-valuemin={0} aria-valuemax={batch.total} aria-valuenow={finished} aria-label="Batch progress">
+        <div
+          className="flex h-3 w-full overflow-hidden rounded-full bg-muted"
+          role="progressbar"
+          aria-valuemin={0}
+          aria-valuemax={batch.total}
+          aria-valuenow={finished}
+          aria-label="Batch progress"
+        >
           {SEGMENTS.map(({ status, className }) =>
-            batch.counts[status] > 0 ? <div key={status} className={cn("h-full transition-all", className)} style={{ width: `${(batch.counts[status] / Math.max(batch.total, 1)) * 100}%` }} /> : null,
+            batch.counts[status] > 0 ? (
+              <div
+                key={status}
+                className={cn("h-full transition-all", className)}
+                style={{ width: `${(batch.counts[status] / Math.max(batch.total, 1)) * 100}%` }}
+              />
+            ) : null,
           )}
         </div>
         <div className="flex flex-wrap gap-2">

@@ -55,9 +55,13 @@ function CommandEvents({ command }: { command: Command }) {
         </li>
       ))}
       {command.errorMessage ? <li className="text-destructive">Error: {command.errorMessage}</li> : null}
-      {command.result ? <li className="font-mono text-xs break-all whitespace-pre-wrap text-muted-foreground">Result: {JSON.stringify(command.result)}</li> : null}
+      {command.result ? (
+        <li className="font-mono text-xs break-all whitespace-pre-wrap text-muted-foreground">Result: {JSON.stringify(command.result)}</li>
+      ) : null}
       <li className="text-xs text-muted-foreground">
-        Request {command.requestId} · push {command.push.outcome === "recorded" ? "recorded, not sent (no FCM credentials)" : (command.push.outcome ?? "not attempted")} · expires {formatDateTime(command.expiresAt)}
+        Request {command.requestId} · push{" "}
+        {command.push.outcome === "recorded" ? "recorded, not sent (no FCM credentials)" : (command.push.outcome ?? "not attempted")} · expires{" "}
+        {formatDateTime(command.expiresAt)}
         {command.createdBy ? ` · by ${command.createdBy}` : ""}
       </li>
     </ol>
@@ -155,7 +159,14 @@ export function CommandsTable({
                 <Fragment key={command.requestId}>
                   <TableRow data-testid="command-row" data-request-id={command.requestId} data-batch-id={command.batchId ?? undefined}>
                     <TableCell>
-                      <Button variant="ghost" size="icon" className="size-7" onClick={() => toggle(command.requestId)} aria-expanded={open} aria-label={open ? "Hide status history" : "Show status history"}>
+                      <Button
+                        variant="ghost"
+                        size="icon"
+                        className="size-7"
+                        onClick={() => toggle(command.requestId)}
+                        aria-expanded={open}
+                        aria-label={open ? "Hide status history" : "Show status history"}
+                      >
                         {open ? <ChevronDownIcon /> : <ChevronRightIcon />}
                       </Button>
                     </TableCell>
@@ -176,7 +187,9 @@ export function CommandsTable({
                     <TableCell className="hidden text-muted-foreground sm:table-cell" title={formatDateTime(command.createdAt)}>
                       {formatRelative(command.createdAt, now)}
                     </TableCell>
-                    <TableCell className="text-right">{canCancelCommands && !isFinalStatus(command.status) ? <CancelCommandButton command={command} /> : null}</TableCell>
+                    <TableCell className="text-right">
+                      {canCancelCommands && !isFinalStatus(command.status) ? <CancelCommandButton command={command} /> : null}
+                    </TableCell>
                   </TableRow>
                   {open ? (
                     <TableRow className="hover:bg-transparent">

@@ -64,11 +64,11 @@ export function CommandsView() {
         actions={
           <div className="flex flex-wrap gap-2">
             <ExportButtons route={apiRoutes.exportCommands} label="the command history" />
-          {canSendCommands ? (
-            <Button onClick={() => setSendOpen(true)}>
-              <SendIcon /> Send command
-            </Button>
-          ) : null}
+            {canSendCommands ? (
+              <Button onClick={() => setSendOpen(true)}>
+                <SendIcon /> Send command
+              </Button>
+            ) : null}
           </div>
         }
       />
@@ -123,13 +123,27 @@ export function CommandsView() {
       <div className="flex items-center justify-between text-sm text-muted-foreground">
         <span>{data ? `${data.total} ${data.total === 1 ? "command" : "commands"}` : ""}</span>
         <div className="flex items-center gap-2">
-          <Button variant="outline" size="icon" className="size-8" disabled={page <= 1} onClick={() => setParam({ page: String(page - 1) })} aria-label="Previous page">
+          <Button
+            variant="outline"
+            size="icon"
+            className="size-8"
+            disabled={page <= 1}
+            onClick={() => setParam({ page: String(page - 1) })}
+            aria-label="Previous page"
+          >
             <ChevronLeftIcon />
           </Button>
           <span className="tabular-nums">
             {page} / {pageCount}
           </span>
-          <Button variant="outline" size="icon" className="size-8" disabled={page >= pageCount} onClick={() => setParam({ page: String(page + 1) })} aria-label="Next page">
+          <Button
+            variant="outline"
+            size="icon"
+            className="size-8"
+            disabled={page >= pageCount}
+            onClick={() => setParam({ page: String(page + 1) })}
+            aria-label="Next page"
+          >
             <ChevronRightIcon />
           </Button>
         </div>

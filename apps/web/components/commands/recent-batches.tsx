@@ -38,7 +38,14 @@ export function RecentBatches({ shown }: { shown?: CommandBatch }) {
             </TableHeader>
             <TableBody>
               {!batches || batches.length === 0 ? (
-                <TableStatusRows columns={COLUMNS} error={error} loading={isLoading} onRetry={() => void mutate()} skeletonRows={2} empty={<EmptyState title="No bulk commands yet" />} />
+                <TableStatusRows
+                  columns={COLUMNS}
+                  error={error}
+                  loading={isLoading}
+                  onRetry={() => void mutate()}
+                  skeletonRows={2}
+                  empty={<EmptyState title="No bulk commands yet" />}
+                />
               ) : (
                 batches.map((batch) => (
                   <TableRow key={batch.batchId} data-testid="batch-row" data-batch-id={batch.batchId}>
@@ -56,7 +63,9 @@ export function RecentBatches({ shown }: { shown?: CommandBatch }) {
                       <span className="text-muted-foreground">{batch.total} total</span>
                     </TableCell>
                     <TableCell>
-                      <Badge variant={batch.done ? "secondary" : "outline"} data-testid="batch-row-status">{batch.done ? "done" : "in progress"}</Badge>
+                      <Badge variant={batch.done ? "secondary" : "outline"} data-testid="batch-row-status">
+                        {batch.done ? "done" : "in progress"}
+                      </Badge>
                     </TableCell>
                     <TableCell className="hidden text-muted-foreground sm:table-cell" title={formatDateTime(batch.createdAt)}>
                       {formatRelative(batch.createdAt, now)}

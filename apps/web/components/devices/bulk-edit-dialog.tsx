@@ -18,7 +18,17 @@ const groupList = (text: string) =>
     .filter(Boolean);
 
 /** Groups, alias prefix and retirement for the selected devices, in one request. */
-export function BulkEditDialog({ open, onOpenChange, deviceIds, onDone }: { open: boolean; onOpenChange: (open: boolean) => void; deviceIds: string[]; onDone: () => void }) {
+export function BulkEditDialog({
+  open,
+  onOpenChange,
+  deviceIds,
+  onDone,
+}: {
+  open: boolean;
+  onOpenChange: (open: boolean) => void;
+  deviceIds: string[];
+  onDone: () => void;
+}) {
   const [addGroups, setAddGroups] = useState("");
   const [removeGroups, setRemoveGroups] = useState("");
   const [aliasPrefix, setAliasPrefix] = useState("");
@@ -64,7 +74,9 @@ export function BulkEditDialog({ open, onOpenChange, deviceIds, onDone }: { open
       <DialogContent>
         <form onSubmit={save} className="flex flex-col gap-4">
           <DialogHeader>
-            <DialogTitle>Edit {deviceIds.length} selected {deviceIds.length === 1 ? "device" : "devices"}</DialogTitle>
+            <DialogTitle>
+              Edit {deviceIds.length} selected {deviceIds.length === 1 ? "device" : "devices"}
+            </DialogTitle>
             <DialogDescription>Groups are comma-separated. The alias prefix names the devices prefix001, prefix002… in order of enrollment.</DialogDescription>
           </DialogHeader>
           <div className="flex flex-col gap-2">

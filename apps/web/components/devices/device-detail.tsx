@@ -58,7 +58,9 @@ function LiveState({ device }: { device: DeviceView }) {
           <Fact label="Memory">{usage(state.memory?.total, state.memory?.available)}</Fact>
           <Fact label="Storage">{usage(state.storage?.total, state.storage?.available)}</Fact>
           <Fact label="Network">
-            {state.network ? `${state.network.type}${state.network.signal !== null ? ` (${state.network.signal})` : ""}${state.network.ip ? ` · ${state.network.ip}` : ""}` : "—"}
+            {state.network
+              ? `${state.network.type}${state.network.signal !== null ? ` (${state.network.signal})` : ""}${state.network.ip ? ` · ${state.network.ip}` : ""}`
+              : "—"}
           </Fact>
           <Fact label="Uptime">{formatDuration(state.uptimeSeconds)}</Fact>
           <Fact label="Last seen">
@@ -72,9 +74,7 @@ function LiveState({ device }: { device: DeviceView }) {
           <Fact label="Agent version">{device.appVersion ?? "—"}</Fact>
           <Fact label="Serial">{device.serialNumber ?? "—"}</Fact>
           <Fact label="Enrolled">{formatDateTime(device.enrolledAt)}</Fact>
-          <Fact label="Push">
-            {device.push.invalidSince ? "token invalid" : device.push.registered ? "registered" : "none"}
-          </Fact>
+          <Fact label="Push">{device.push.invalidSince ? "token invalid" : device.push.registered ? "registered" : "none"}</Fact>
         </dl>
       </CardContent>
     </Card>
@@ -124,7 +124,14 @@ function CommandHistory({ deviceId }: { deviceId: string }) {
       <h2 id="command-history" className="text-lg font-semibold">
         Command history
       </h2>
-      <CommandsTable commands={data?.commands} error={error} isLoading={isLoading} onRetry={() => void mutate()} showDevice={false} emptyText="No command sent to this device yet" />
+      <CommandsTable
+        commands={data?.commands}
+        error={error}
+        isLoading={isLoading}
+        onRetry={() => void mutate()}
+        showDevice={false}
+        emptyText="No command sent to this device yet"
+      />
     </section>
   );
 }

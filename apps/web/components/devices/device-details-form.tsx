@@ -84,7 +84,12 @@ export function DeviceDetailsForm({ device, editable }: { device: DeviceView; ed
                   <Badge key={group} variant="secondary" className="gap-1 pr-1">
                     {group}
                     {editable ? (
-                      <button type="button" onClick={() => setGroups(groups.filter((item) => item !== group))} aria-label={`Remove group ${group}`} className="rounded-sm hover:bg-background/60">
+                      <button
+                        type="button"
+                        onClick={() => setGroups(groups.filter((item) => item !== group))}
+                        aria-label={`Remove group ${group}`}
+                        className="rounded-sm hover:bg-background/60"
+                      >
                         <XIcon />
                       </button>
                     ) : null}

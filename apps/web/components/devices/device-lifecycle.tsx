@@ -72,7 +72,13 @@ export function DeviceLifecycle({ device, canSend, canManage, canDelete }: { dev
     setFormError(undefined);
     try {
       if (action === "locate") await sendDeviceCommand({ deviceId: device.id, type: "locate", payload: {}, delivery: "auto" });
-      if (action === "lost_mode") await sendDeviceCommand({ deviceId: device.id, type: "lost_mode", payload: { action: "enter", message: message.trim(), phoneNumber: phoneNumber.trim() }, delivery: "auto" });
+      if (action === "lost_mode")
+        await sendDeviceCommand({
+          deviceId: device.id,
+          type: "lost_mode",
+          payload: { action: "enter", message: message.trim(), phoneNumber: phoneNumber.trim() },
+          delivery: "auto",
+        });
       if (action === "exit_lost_mode") await sendDeviceCommand({ deviceId: device.id, type: "lost_mode", payload: { action: "exit" }, delivery: "auto" });
       if (action === "wipe" || action === "factory_reset") await sendDeviceCommand({ deviceId: device.id, type: action, payload: {}, delivery: "auto" });
       if (action === "rotate") await rotateDeviceToken(device.id);
@@ -100,23 +106,47 @@ export function DeviceLifecycle({ device, canSend, canManage, canDelete }: { dev
     <Card>
       <CardHeader>
         <CardTitle>Lifecycle</CardTitle>
-        <CardDescription>{retired ? `Retired ${formatDateTime(device.retiredAt ?? null)}: its token no longer works.` : "Find, lock, re-key, erase or retire this device."}</CardDescription>
+        <CardDescription>
+          {retired ? `Retired ${formatDateTime(device.retiredAt ?? null)}: its token no longer works.` : "Find, lock, re-key, erase or retire this device."}
+        </CardDescription>
       </CardHeader>
       <CardContent className="flex flex-col gap-4">
         {!retired && canSend ? (
           <div className="flex flex-wrap gap-2">
-            <Button variant="outline" size="sm" onClick={() => open("locate")}>Locate</Button>
-            <Button variant="outline" size="sm" onClick={() => open("lost_mode")}>Lost mode</Button>
-            <Button variant="outline" size="sm" onClick={() => open("exit_lost_mode")}>Leave lost mode</Button>
-            <Button variant="destructive" size="sm" onClick={() => open("wipe")}>Wipe</Button>
-            <Button variant="destructive" size="sm" onClick={() => open("factory_reset")}>Factory reset</Button>
+            <Button variant="outline" size="sm" onClick={() => open("locate")}>
+              Locate
+            </Button>
+            <Button variant="outline" size="sm" onClick={() => open("lost_mode")}>
+              Lost mode
+            </Button>
+            <Button variant="outline" size="sm" onClick={() => open("exit_lost_mode")}>
+              Leave lost mode
+            </Button>
+            <Button variant="destructive" size="sm" onClick={() => open("wipe")}>
+              Wipe
+            </Button>
+            <Button variant="destructive" size="sm" onClick={() => open("factory_reset")}>
+              Factory reset
+            </Button>
           </div>
         ) : null}
         {canManage ? (
           <div className="flex flex-wrap gap-2">
-            {retired ? null : <Button variant="outline" size="sm" onClick={() => open("rotate")}>Rotate token</Button>}
-            {retired ? null : <Button variant="destructive" size="sm" onClick={() => open("retire")}>Retire</Button>}
-            {retired && canDelete ? <Button variant="destructive" size="sm" onClick={() => open("delete")}>Delete device</Button> : null}
+            {retired ? null : (
+              <Button variant="outline" size="sm" onClick={() => open("rotate")}>
+                Rotate token
+              </Button>
+            )}
+            {retired ? null : (
+              <Button variant="destructive" size="sm" onClick={() => open("retire")}>
+                Retire
+              </Button>
+            )}
+            {retired && canDelete ? (
+              <Button variant="destructive" size="sm" onClick={() => open("delete")}>
+                Delete device
+              </Button>
+            ) : null}
           </div>
         ) : null}
         <LastPosition deviceId={device.id} />
@@ -147,7 +177,11 @@ export function DeviceLifecycle({ device, canSend, canManage, canDelete }: { dev
           {formError ? <p className="text-sm text-destructive">{formError}</p> : null}
           <AlertDialogFooter>
             <AlertDialogCancel>Cancel</AlertDialogCancel>
-            <Button variant={action === "locate" || action === "exit_lost_mode" || action === "rotate" ? "default" : "destructive"} disabled={!ready} onClick={() => void run()}>
+            <Button
+              variant={action === "locate" || action === "exit_lost_mode" || action === "rotate" ? "default" : "destructive"}
+              disabled={!ready}
+              onClick={() => void run()}
+            >
               {action ? titles[action] : ""}
             </Button>
           </AlertDialogFooter>
@@ -172,7 +206,11 @@ export function LastPosition({ deviceId }: { deviceId: string }) {
   const latest = data?.commands[0];
   const parsed = latest ? LocateResult.safeParse(latest.result) : undefined;
   if (!parsed?.success) {
-    return <p className="text-sm text-muted-foreground" data-testid="device-position">No position reported yet.</p>;
+    return (
+      <p className="text-sm text-muted-foreground" data-testid="device-position">
+        No position reported yet.
+      </p>
+    );
   }
   const { latitude, longitude, accuracyMeters } = parsed.data;
   const point = project(latitude, longitude);
@@ -180,13 +218,21 @@ export function LastPosition({ deviceId }: { deviceId: string }) {
   return (
     <div className="flex flex-col gap-2" data-testid="device-position">
       <p className="text-sm">
-        Last position: <span className="font-mono" data-testid="device-coordinates">{latitude.toFixed(5)}, {longitude.toFixed(5)}</span> (±{Math.round(accuracyMeters)} m,{" "}
-        {formatDateTime(latest?.completedAt ?? null)}){" "}
+        Last position:{" "}
+        <span className="font-mono" data-testid="device-coordinates">
+          {latitude.toFixed(5)}, {longitude.toFixed(5)}
+        </span>{" "}
+        (±{Math.round(accuracyMeters)} m, {formatDateTime(latest?.completedAt ?? null)}){" "}
         <a className="underline" href={osm} target="_blank" rel="noreferrer noopener">
           Open in OpenStreetMap
         </a>
       </p>
-      <svg viewBox="0 0 360 180" className="h-auto w-full max-w-md rounded border bg-muted/40" role="img" aria-label={`Position ${latitude.toFixed(3)}, ${longitude.toFixed(3)} on a world grid`}>
+      <svg
+        viewBox="0 0 360 180"
+        className="h-auto w-full max-w-md rounded border bg-muted/40"
+        role="img"
+        aria-label={`Position ${latitude.toFixed(3)}, ${longitude.toFixed(3)} on a world grid`}
+      >
         {[-60, -30, 0, 30, 60].map((lat) => (
           <line key={`lat${lat}`} x1={0} x2={360} y1={90 - lat} y2={90 - lat} stroke="currentColor" strokeOpacity={lat === 0 ? 0.35 : 0.12} />
         ))}

@@ -85,7 +85,9 @@ export function DevicePolicies({ device, editable }: { device: DeviceView; edita
                       </AlertDialogHeader>
                       <AlertDialogFooter>
                         <AlertDialogCancel>Keep</AlertDialogCancel>
-                        <AlertDialogAction onClick={() => deletePolicy(policy.id).catch((caught: unknown) => toast.error(errorMessage(caught)))}>Remove</AlertDialogAction>
+                        <AlertDialogAction onClick={() => deletePolicy(policy.id).catch((caught: unknown) => toast.error(errorMessage(caught)))}>
+                          Remove
+                        </AlertDialogAction>
                       </AlertDialogFooter>
                     </AlertDialogContent>
                   </AlertDialog>
@@ -98,7 +100,13 @@ export function DevicePolicies({ device, editable }: { device: DeviceView; edita
           <form onSubmit={add} className="flex flex-col gap-2">
             <Label htmlFor="policy-package">Keep an app running</Label>
             <div className="flex gap-2">
-              <Input id="policy-package" value={packageName} onChange={(event) => setPackageName(event.target.value)} placeholder="com.example.kiosk" required />
+              <Input
+                id="policy-package"
+                value={packageName}
+                onChange={(event) => setPackageName(event.target.value)}
+                placeholder="com.example.kiosk"
+                required
+              />
               <Button type="submit" variant="outline" disabled={saving || !packageName.trim()}>
                 Add
               </Button>

@@ -33,14 +33,24 @@ export function BatteryLevel({ level, charging }: { level: number | null | undef
 export function SocketBadge({ device, now }: { device: { connected: boolean; connectedSince: string | null; disconnectedSince: string | null }; now: number }) {
   if (device.connected) {
     return (
-      <span className="inline-flex items-center gap-1 text-xs text-muted-foreground" data-testid="socket-state" data-connected="true" title={device.connectedSince ? `Socket open since ${formatDateTime(device.connectedSince)}` : undefined}>
+      <span
+        className="inline-flex items-center gap-1 text-xs text-muted-foreground"
+        data-testid="socket-state"
+        data-connected="true"
+        title={device.connectedSince ? `Socket open since ${formatDateTime(device.connectedSince)}` : undefined}
+      >
         <PlugZapIcon className="size-3.5 text-success" aria-hidden />
         Connected
       </span>
     );
   }
   return (
-    <span className="inline-flex items-center gap-1 text-xs text-muted-foreground" data-testid="socket-state" data-connected="false" title={device.disconnectedSince ? formatDateTime(device.disconnectedSince) : undefined}>
+    <span
+      className="inline-flex items-center gap-1 text-xs text-muted-foreground"
+      data-testid="socket-state"
+      data-connected="false"
+      title={device.disconnectedSince ? formatDateTime(device.disconnectedSince) : undefined}
+    >
       <PlugIcon className="size-3.5" aria-hidden />
       {device.disconnectedSince ? `Disconnected ${formatRelative(device.disconnectedSince, now)}` : "No socket"}
     </span>

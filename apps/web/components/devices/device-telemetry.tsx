@@ -52,7 +52,8 @@ function AppChanges({ changes }: { changes: NonNullable<TelemetryResponse["appCh
           {[...changes].reverse().map((change) => (
             <li key={change.at} data-testid="app-change">
               <span className="text-muted-foreground">{formatDateTime(change.at)}</span>{" "}
-              {change.apps.map((app) => `${app.packageName}${app.versionName ? ` ${app.versionName}` : ""}${app.running ? "" : " (stopped)"}`).join(", ") || "no apps"}
+              {change.apps.map((app) => `${app.packageName}${app.versionName ? ` ${app.versionName}` : ""}${app.running ? "" : " (stopped)"}`).join(", ") ||
+                "no apps"}
             </li>
           ))}
         </ol>

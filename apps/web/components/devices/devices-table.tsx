@@ -60,13 +60,33 @@ function SortableHead({
         className="inline-flex items-center gap-1 rounded-sm hover:text-foreground focus-visible:ring-[3px] focus-visible:ring-ring/50 focus-visible:outline-none"
       >
         {label}
-        {active ? order === "asc" ? <ArrowUpIcon className="size-3.5" aria-hidden /> : <ArrowDownIcon className="size-3.5" aria-hidden /> : <ArrowUpDownIcon className="size-3.5 opacity-40" aria-hidden />}
+        {active ? (
+          order === "asc" ? (
+            <ArrowUpIcon className="size-3.5" aria-hidden />
+          ) : (
+            <ArrowDownIcon className="size-3.5" aria-hidden />
+          )
+        ) : (
+          <ArrowUpDownIcon className="size-3.5 opacity-40" aria-hidden />
+        )}
       </button>
     </TableHead>
   );
 }
 
-function DeviceRows({ devices, selected, onToggle, selectable, now }: { devices: DeviceView[]; selected: Set<string>; onToggle: (id: string) => void; selectable: boolean; now: number }) {
+function DeviceRows({
+  devices,
+  selected,
+  onToggle,
+  selectable,
+  now,
+}: {
+  devices: DeviceView[];
+  selected: Set<string>;
+  onToggle: (id: string) => void;
+  selectable: boolean;
+  now: number;
+}) {
   return devices.map((device) => (
     <TableRow key={device.id} data-state={selected.has(device.id) ? "selected" : undefined} data-testid="device-row">
       {selectable ? (
@@ -76,7 +96,11 @@ function DeviceRows({ devices, selected, onToggle, selectable, now }: { devices:
       ) : null}
       <TableCell className="max-w-48 sm:max-w-none">
         {/* A page of devices would prefetch every device page on render: only on hover. */}
-        <Link href={`/devices/${device.id}`} prefetch={false} className="font-medium break-words hover:underline focus-visible:underline focus-visible:outline-none">
+        <Link
+          href={`/devices/${device.id}`}
+          prefetch={false}
+          className="font-medium break-words hover:underline focus-visible:underline focus-visible:outline-none"
+        >
           {deviceName(device)}
         </Link>
         <div className="font-mono text-xs text-muted-foreground">{device.alias && device.serialNumber ? device.serialNumber : shortId(device.id)}</div>
@@ -168,7 +192,15 @@ export function DevicesTable() {
         <ExportButtons
           route={apiRoutes.exportDevices}
           label="devices"
-          query={{ search: params.search || undefined, status: params.status, group: params.group, batteryBelow: params.batteryBelow, appVersion: params.appVersion, sort: params.sort, order: params.order }}
+          query={{
+            search: params.search || undefined,
+            status: params.status,
+            group: params.group,
+            batteryBelow: params.batteryBelow,
+            appVersion: params.appVersion,
+            sort: params.sort,
+            order: params.order,
+          }}
         />
       </div>
       <div className="flex flex-wrap items-center gap-2">
@@ -186,7 +218,10 @@ export function DevicesTable() {
           />
           <kbd className="pointer-events-none absolute top-2 right-2 hidden rounded border px-1.5 font-mono text-xs text-muted-foreground sm:block">/</kbd>
         </div>
-        <Select value={params.status ?? ANY} onValueChange={(value) => update({ status: value === ANY ? undefined : (value as "online" | "offline" | "retired") })}>
+        <Select
+          value={params.status ?? ANY}
+          onValueChange={(value) => update({ status: value === ANY ? undefined : (value as "online" | "offline" | "retired") })}
+        >
           <SelectTrigger className="w-36" aria-label="Status">
             <SelectValue />
           </SelectTrigger>
@@ -210,7 +245,10 @@ export function DevicesTable() {
             ))}
           </SelectContent>
         </Select>
-        <Select value={params.batteryBelow ? String(params.batteryBelow) : ANY} onValueChange={(value) => update({ batteryBelow: value === ANY ? undefined : Number(value) })}>
+        <Select
+          value={params.batteryBelow ? String(params.batteryBelow) : ANY}
+          onValueChange={(value) => update({ batteryBelow: value === ANY ? undefined : Number(value) })}
+        >
           <SelectTrigger className="w-40" aria-label="Battery">
             <SelectValue />
           </SelectTrigger>
@@ -223,8 +261,17 @@ export function DevicesTable() {
             ))}
           </SelectContent>
         </Select>
-        <Input value={appVersionText} onChange={(event) => setAppVersionText(event.target.value)} placeholder="App version" aria-label="App version" className="w-32" />
-        <Select value={params.compliance ?? ANY} onValueChange={(value) => update({ compliance: value === ANY ? undefined : (value as DeviceListParams["compliance"]) })}>
+        <Input
+          value={appVersionText}
+          onChange={(event) => setAppVersionText(event.target.value)}
+          placeholder="App version"
+          aria-label="App version"
+          className="w-32"
+        />
+        <Select
+          value={params.compliance ?? ANY}
+          onValueChange={(value) => update({ compliance: value === ANY ? undefined : (value as DeviceListParams["compliance"]) })}
+        >
           <SelectTrigger className="w-44" aria-label="Policy compliance">
             <SelectValue />
           </SelectTrigger>
@@ -305,7 +352,11 @@ export function DevicesTable() {
                     <EmptyState title="No device matches these filters" />
                   ) : (
                     <EmptyState title="No devices yet">
-                      Create an enrollment token on the <Link href="/enrollment" className="underline">Enrollment</Link> page and scan its QR code on a device.
+                      Create an enrollment token on the{" "}
+                      <Link href="/enrollment" className="underline">
+                        Enrollment
+                      </Link>{" "}
+                      page and scan its QR code on a device.
                     </EmptyState>
                   )
                 }
@@ -319,7 +370,9 @@ export function DevicesTable() {
 
       <div className="flex flex-wrap items-center justify-between gap-2 text-sm text-muted-foreground">
         <span aria-live="polite">
-          {total === 0 ? "No devices" : `${(page - 1) * params.pageSize + 1}–${Math.min((page - 1) * params.pageSize + devices.length, total)} of ${total} devices`}
+          {total === 0
+            ? "No devices"
+            : `${(page - 1) * params.pageSize + 1}–${Math.min((page - 1) * params.pageSize + devices.length, total)} of ${total} devices`}
         </span>
         <div className="flex items-center gap-2">
           <Select value={String(params.pageSize)} onValueChange={(value) => update({ pageSize: Number(value) })}>
@@ -334,7 +387,11 @@ export function DevicesTable() {
               ))}
             </SelectContent>
           </Select>
-          <Button variant="outline" size="icon" className="size-8" disabled={page <= 1}
+          <Button
+            variant="outline"
+            size="icon"
+            className="size-8"
+            disabled={page <= 1}
             onClick={() => update({ cursors: params.cursors.slice(0, -1) })}
             aria-label="Previous page"
           >
@@ -343,7 +400,11 @@ export function DevicesTable() {
           <span className="tabular-nums">
             {page} / {pageCount}
           </span>
-          <Button variant="outline" size="icon" className="size-8" disabled={!nextCursor || page >= MAX_PAGES}
+          <Button
+            variant="outline"
+            size="icon"
+            className="size-8"
+            disabled={!nextCursor || page >= MAX_PAGES}
             onClick={() => nextCursor && update({ cursors: [...params.cursors, nextCursor] })}
             aria-label="Next page"
           >
@@ -352,9 +413,7 @@ export function DevicesTable() {
         </div>
       </div>
 
-      {canRetireDevices ? (
-        <BulkEditDialog open={editOpen} onOpenChange={setEditOpen} deviceIds={[...selected]} onDone={() => setSelected(new Set())} />
-      ) : null}
+      {canRetireDevices ? <BulkEditDialog open={editOpen} onOpenChange={setEditOpen} deviceIds={[...selected]} onDone={() => setSelected(new Set())} /> : null}
       {canSendCommands ? (
         <SendCommandDialog
           open={sendOpen}

@@ -102,7 +102,14 @@ export function EnrollmentTokensTable() {
             </TableHeader>
             <TableBody>
               {!tokens || tokens.length === 0 ? (
-                <TableStatusRows columns={COLUMNS} error={error} loading={isLoading} onRetry={() => void mutate()} skeletonRows={3} empty={<EmptyState title="No enrollment tokens yet" />} />
+                <TableStatusRows
+                  columns={COLUMNS}
+                  error={error}
+                  loading={isLoading}
+                  onRetry={() => void mutate()}
+                  skeletonRows={3}
+                  empty={<EmptyState title="No enrollment tokens yet" />}
+                />
               ) : (
                 tokens.map((token) => {
                   const status = enrollmentTokenStatus(token, now);
@@ -116,14 +123,20 @@ export function EnrollmentTokensTable() {
                         {formatUntil(token.expiresAt, now)}
                       </TableCell>
                       <TableCell>
-                        <Badge variant={statusVariant[status]} data-testid="enrollment-token-status" title={token.revokedAt ? `Revoked ${formatDateTime(token.revokedAt)}` : undefined}>
+                        <Badge
+                          variant={statusVariant[status]}
+                          data-testid="enrollment-token-status"
+                          title={token.revokedAt ? `Revoked ${formatDateTime(token.revokedAt)}` : undefined}
+                        >
                           {status}
                         </Badge>
                       </TableCell>
                       <TableCell className="hidden text-muted-foreground md:table-cell" title={`Created ${formatDateTime(token.createdAt)}`}>
                         {token.createdBy ?? "—"}
                       </TableCell>
-                      <TableCell className="text-right">{canRevokeEnrollmentTokens && status === "active" ? <RevokeTokenButton token={token} /> : null}</TableCell>
+                      <TableCell className="text-right">
+                        {canRevokeEnrollmentTokens && status === "active" ? <RevokeTokenButton token={token} /> : null}
+                      </TableCell>
                     </TableRow>
                   );
                 })

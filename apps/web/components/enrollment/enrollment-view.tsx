@@ -52,8 +52,9 @@ function ServerUrlNotice({ server, configured }: { server: string; configured: b
           {reach === "loopback"
             ? "It is a loopback address: it means “this machine” to whoever uses it, so a phone would look for the server on itself."
             : "It is a private address: only devices on the same network can reach it."}{" "}
-          {configured ? "Change" : "Set"} <code className="font-mono">PUBLIC_API_URL</code> on the API (in <code className="font-mono">.env</code> or its environment) to the address phones reach it at,
-          e.g. <span className="font-mono">https://mdm.example.com</span>, and restart it; QR codes created afterwards carry it.
+          {configured ? "Change" : "Set"} <code className="font-mono">PUBLIC_API_URL</code> on the API (in <code className="font-mono">.env</code> or its
+          environment) to the address phones reach it at, e.g. <span className="font-mono">https://mdm.example.com</span>, and restart it; QR codes created
+          afterwards carry it.
         </p>
       </div>
     </div>
@@ -68,30 +69,37 @@ function CreatedToken({ token }: { token: CreateEnrollmentTokenResponse }) {
       <CardHeader>
         <CardTitle>{token.label || "New enrollment token"}</CardTitle>
         <CardDescription>
-          Simple QR code: scan it with the MDM agent already installed on each device (by hand or from a store). Good for {token.maxUses} {token.maxUses === 1 ? "device" : "devices"} until {formatDateTime(token.expiresAt)}. The token is shown
-          only now: it is stored hashed.
+          Simple QR code: scan it with the MDM agent already installed on each device (by hand or from a store). Good for {token.maxUses}{" "}
+          {token.maxUses === 1 ? "device" : "devices"} until {formatDateTime(token.expiresAt)}. The token is shown only now: it is stored hashed.
         </CardDescription>
       </CardHeader>
       <CardContent className="flex flex-col gap-4">
         <ServerUrlNotice server={server} configured={token.publicApiUrl !== null} />
         <div className="flex flex-col gap-4 md:flex-row md:items-start">
-        <EnrollmentQrCode value={qrPayload} />
-        <div className="flex min-w-0 flex-1 flex-col gap-4">
-          <div className="flex flex-col gap-2">
-            <Label htmlFor="enrollment-token">Token</Label>
-            <div className="flex gap-2">
-              <Input id="enrollment-token" readOnly value={token.token} className="font-mono" onFocus={(event) => event.target.select()} data-testid="enrollment-token" />
-              <CopyButton value={token.token} />
+          <EnrollmentQrCode value={qrPayload} />
+          <div className="flex min-w-0 flex-1 flex-col gap-4">
+            <div className="flex flex-col gap-2">
+              <Label htmlFor="enrollment-token">Token</Label>
+              <div className="flex gap-2">
+                <Input
+                  id="enrollment-token"
+                  readOnly
+                  value={token.token}
+                  className="font-mono"
+                  onFocus={(event) => event.target.select()}
+                  data-testid="enrollment-token"
+                />
+                <CopyButton value={token.token} />
+              </div>
+            </div>
+            <div className="flex flex-col gap-2">
+              <Label htmlFor="enrollment-payload">QR code content</Label>
+              <div className="flex gap-2">
+                <Input id="enrollment-payload" readOnly value={qrPayload} className="font-mono text-xs" onFocus={(event) => event.target.select()} />
+                <CopyButton value={qrPayload} />
+              </div>
             </div>
           </div>
-          <div className="flex flex-col gap-2">
-            <Label htmlFor="enrollment-payload">QR code content</Label>
-            <div className="flex gap-2">
-              <Input id="enrollment-payload" readOnly value={qrPayload} className="font-mono text-xs" onFocus={(event) => event.target.select()} />
-              <CopyButton value={qrPayload} />
-            </div>
-          </div>
-        </div>
         </div>
         <ProvisioningQr token={token} server={server} />
       </CardContent>
@@ -112,7 +120,10 @@ export function EnrollmentView() {
   const create = async (event: React.FormEvent) => {
     event.preventDefault();
     const body = CreateEnrollmentTokenRequest.safeParse({ label: label.trim() || undefined, maxUses: Number(maxUses), expiresInSeconds });
-    if (!body.success) return setError(Object.values(fieldErrors(body.error.issues, { label: "a label", maxUses: "how many devices", expiresInSeconds: "an expiry" })).join(" "));
+    if (!body.success)
+      return setError(
+        Object.values(fieldErrors(body.error.issues, { label: "a label", maxUses: "how many devices", expiresInSeconds: "an expiry" })).join(" "),
+      );
     setCreating(true);
     setError(undefined);
     try {

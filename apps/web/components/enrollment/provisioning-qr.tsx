@@ -27,8 +27,17 @@ export function ProvisioningQr({ token, server }: { token: CreateEnrollmentToken
     setBusy(true);
     setError(undefined);
     try {
-      const wifi = ssid.trim() ? { ssid: ssid.trim(), securityType: password ? ("WPA" as const) : ("NONE" as const), password: password || undefined, hidden: false } : undefined;
-      setResult(await provisioningPayload(token.id, { enrollmentToken: token.token, wifi, leaveAllSystemAppsEnabled: true, serverUrl: token.publicApiUrl ? undefined : server }));
+      const wifi = ssid.trim()
+        ? { ssid: ssid.trim(), securityType: password ? ("WPA" as const) : ("NONE" as const), password: password || undefined, hidden: false }
+        : undefined;
+      setResult(
+        await provisioningPayload(token.id, {
+          enrollmentToken: token.token,
+          wifi,
+          leaveAllSystemAppsEnabled: true,
+          serverUrl: token.publicApiUrl ? undefined : server,
+        }),
+      );
     } catch (caught) {
       setError(errorMessage(caught));
     } finally {
@@ -41,8 +50,8 @@ export function ProvisioningQr({ token, server }: { token: CreateEnrollmentToken
       <div>
         <h3 className="font-medium">Device-owner provisioning QR code (factory-reset devices)</h3>
         <p className="text-sm text-muted-foreground">
-          For a new or factory-reset device: tap the setup wizard&apos;s welcome screen six times, scan this code, and the device downloads the agent, makes it device owner and
-          enrolls itself. The QR code above is for an agent you installed by hand.
+          For a new or factory-reset device: tap the setup wizard&apos;s welcome screen six times, scan this code, and the device downloads the agent, makes it
+          device owner and enrolls itself. The QR code above is for an agent you installed by hand.
         </p>
       </div>
       <form onSubmit={build} className="flex flex-wrap items-end gap-2">
@@ -52,7 +61,14 @@ export function ProvisioningQr({ token, server }: { token: CreateEnrollmentToken
         </div>
         <div className="flex flex-col gap-1">
           <Label htmlFor="provisioning-password">Wi-Fi password</Label>
-          <Input id="provisioning-password" type="password" value={password} onChange={(event) => setPassword(event.target.value)} maxLength={63} className="w-48" />
+          <Input
+            id="provisioning-password"
+            type="password"
+            value={password}
+            onChange={(event) => setPassword(event.target.value)}
+            maxLength={63}
+            className="w-48"
+          />
         </div>
         <Button type="submit" variant="outline" disabled={busy}>
           {busy ? "Building…" : "Show the provisioning QR code"}

@@ -108,7 +108,9 @@ function CreatedKey({ created }: { created: CreateApiKeyResponse }) {
         </code>
         <CopyButton value={created.secret} label="Copy secret" />
       </div>
-      <p className="text-muted-foreground">Sign requests as the README's “Signing admin requests” says, with the id as X-Admin and the secret as the HMAC key.</p>
+      <p className="text-muted-foreground">
+        Sign requests as the README's “Signing admin requests” says, with the id as X-Admin and the secret as the HMAC key.
+      </p>
     </div>
   );
 }
@@ -156,7 +158,10 @@ export function ApiKeysView() {
   if (!canManageApiKeys) return <EmptyState title="Only admins manage API keys" />;
   return (
     <div className="flex flex-col gap-6">
-      <PageHeader title="API keys" description="One key per integration: it signs requests with its own secret and acts with its role; the audit log names it." />
+      <PageHeader
+        title="API keys"
+        description="One key per integration: it signs requests with its own secret and acts with its role; the audit log names it."
+      />
       <CreateApiKeyForm onCreated={setCreated} />
       {created ? <CreatedKey created={created} /> : null}
       <div className="rounded-lg border">

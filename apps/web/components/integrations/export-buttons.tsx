@@ -15,7 +15,12 @@ export function ExportButtons({ route, query = {}, label }: { route: ApiRoute; q
     <div className="flex gap-2">
       {(["csv", "jsonl"] as const).map((format) => (
         <Button key={format} asChild variant="outline" size="sm">
-          <a href={apiPath(route, { query: { ...query, format } } as never)} download data-testid={`export-${format}`} aria-label={`Export ${label} as ${format.toUpperCase()}`}>
+          <a
+            href={apiPath(route, { query: { ...query, format } } as never)}
+            download
+            data-testid={`export-${format}`}
+            aria-label={`Export ${label} as ${format.toUpperCase()}`}
+          >
             <DownloadIcon aria-hidden /> {format === "csv" ? "CSV" : "JSON lines"}
           </a>
         </Button>

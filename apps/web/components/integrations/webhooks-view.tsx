@@ -22,7 +22,8 @@ function CreateWebhookForm({ onCreated }: { onCreated: (webhook: CreateWebhookRe
   const [error, setError] = useState<string>();
   const [busy, setBusy] = useState(false);
 
-  const toggle = (event: WebhookEventType, checked: boolean) => setEvents((current) => (checked ? [...current, event] : current.filter((item) => item !== event)));
+  const toggle = (event: WebhookEventType, checked: boolean) =>
+    setEvents((current) => (checked ? [...current, event] : current.filter((item) => item !== event)));
 
   const submit = async (event: React.FormEvent) => {
     event.preventDefault();
@@ -150,7 +151,11 @@ export function WebhooksView() {
       <PageHeader title="Webhooks" description="Fleet events POSTed as signed JSON to your endpoints, retried for 24 hours until they answer 2xx." />
       <CreateWebhookForm onCreated={setCreated} />
       {created ? (
-        <div role="status" data-testid="webhook-created" className="flex flex-wrap items-center gap-2 rounded-lg border border-warning/60 bg-warning/15 p-4 text-sm">
+        <div
+          role="status"
+          data-testid="webhook-created"
+          className="flex flex-wrap items-center gap-2 rounded-lg border border-warning/60 bg-warning/15 p-4 text-sm"
+        >
           <span className="font-medium">Signing secret (shown once):</span>
           <code data-testid="webhook-secret" className="break-all rounded bg-muted px-2 py-1">
             {created.secret}

@@ -19,7 +19,8 @@ function useSecondsUntil(time: number | undefined): number {
 export function ConnectionIndicator() {
   const { status, reconnectNow } = useLiveStatus();
   const seconds = useSecondsUntil(status.state === "reconnecting" ? status.retryAt : undefined);
-  const label = status.state === "live" ? "Live" : status.state === "connecting" ? "Connecting…" : seconds > 0 ? `Reconnecting in ${seconds}s` : "Reconnecting…";
+  const label =
+    status.state === "live" ? "Live" : status.state === "connecting" ? "Connecting…" : seconds > 0 ? `Reconnecting in ${seconds}s` : "Reconnecting…";
   const help =
     status.state === "live"
       ? "Changes on devices appear here as they happen."

@@ -1,6 +1,20 @@
 "use client";
 
-import { BellIcon, ClipboardListIcon, KeyRoundIcon, LayoutDashboardIcon, MailIcon, MenuIcon, PackageIcon, QrCodeIcon, SendIcon, ShieldCheckIcon, SmartphoneIcon, UsersIcon, WebhookIcon } from "lucide-react";
+import {
+  BellIcon,
+  ClipboardListIcon,
+  KeyRoundIcon,
+  LayoutDashboardIcon,
+  MailIcon,
+  MenuIcon,
+  PackageIcon,
+  QrCodeIcon,
+  SendIcon,
+  ShieldCheckIcon,
+  SmartphoneIcon,
+  UsersIcon,
+  WebhookIcon,
+} from "lucide-react";
 import Link from "next/link";
 import { usePathname } from "next/navigation";
 import { useEffect, useState } from "react";
@@ -90,7 +104,10 @@ export function Sidebar({ signedIn = true }: { signedIn?: boolean }) {
 
   return (
     <>
-      <header data-testid="mobile-header" className="sticky top-0 z-40 flex items-center justify-between gap-2 border-b bg-background/95 px-3 py-2 backdrop-blur md:hidden">
+      <header
+        data-testid="mobile-header"
+        className="sticky top-0 z-40 flex items-center justify-between gap-2 border-b bg-background/95 px-3 py-2 backdrop-blur md:hidden"
+      >
         <Sheet open={open} onOpenChange={setOpen}>
           <SheetTrigger asChild>
             <Button variant="ghost" size="icon" aria-label="Open menu">

@@ -17,7 +17,13 @@ function SummaryCard({ title, value, icon, href, hint }: { title: string; value:
           </span>
         </CardHeader>
         <CardContent>
-          {value === undefined ? <Skeleton className="h-8 w-16" /> : <div className="text-3xl font-semibold tabular-nums" data-testid={`summary-${title.toLowerCase().replace(/\s+/g, "-")}`}>{value}</div>}
+          {value === undefined ? (
+            <Skeleton className="h-8 w-16" />
+          ) : (
+            <div className="text-3xl font-semibold tabular-nums" data-testid={`summary-${title.toLowerCase().replace(/\s+/g, "-")}`}>
+              {value}
+            </div>
+          )}
           {/* Every card keeps the hint's line, so a row of cards is even. */}
           <p className="mt-1 min-h-4 text-xs text-muted-foreground">{hint ?? "\u00a0"}</p>
         </CardContent>

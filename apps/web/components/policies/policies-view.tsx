@@ -85,7 +85,8 @@ function History({ policy, editable }: { policy: DevicePolicyView; editable: boo
           <ul className="mt-2 flex flex-col gap-1 font-mono text-xs">
             {version.changes.map((change) => (
               <li key={change.path}>
-                {change.path}: <span className="text-destructive line-through">{show(change.before)}</span> → <span className="text-success">{show(change.after)}</span>
+                {change.path}: <span className="text-destructive line-through">{show(change.before)}</span> →{" "}
+                <span className="text-success">{show(change.after)}</span>
               </li>
             ))}
           </ul>
@@ -105,7 +106,10 @@ function Assignments({ policy, editable }: { policy: DevicePolicyView; editable:
     const value = target.trim();
     const isDevice = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value);
     try {
-      await assignDevicePolicy(policy.id, isDevice ? { deviceId: value.toLowerCase(), priority: Number(priority) } : { group: value, priority: Number(priority) });
+      await assignDevicePolicy(
+        policy.id,
+        isDevice ? { deviceId: value.toLowerCase(), priority: Number(priority) } : { group: value, priority: Number(priority) },
+      );
       setTarget("");
     } catch (caught) {
       setError(errorMessage(caught));
@@ -126,7 +130,11 @@ function Assignments({ policy, editable }: { policy: DevicePolicyView; editable:
             )}
             <Badge variant="outline">priority {assignment.priority}</Badge>
             {editable ? (
-              <Button size="sm" variant="ghost" onClick={() => unassignDevicePolicy(policy.id, assignment.id).catch((caught) => toast.error(errorMessage(caught)))}>
+              <Button
+                size="sm"
+                variant="ghost"
+                onClick={() => unassignDevicePolicy(policy.id, assignment.id).catch((caught) => toast.error(errorMessage(caught)))}
+              >
                 Remove
               </Button>
             ) : null}
@@ -141,7 +149,15 @@ function Assignments({ policy, editable }: { policy: DevicePolicyView; editable:
           </div>
           <div className="flex flex-col gap-1">
             <Label htmlFor="assignment-priority">Priority (groups)</Label>
-            <Input id="assignment-priority" type="number" min={-1000} max={1000} value={priority} onChange={(event) => setPriority(event.target.value)} className="w-28" />
+            <Input
+              id="assignment-priority"
+              type="number"
+              min={-1000}
+              max={1000}
+              value={priority}
+              onChange={(event) => setPriority(event.target.value)}
+              className="w-28"
+            />
           </div>
           <Button type="submit">Assign</Button>
           {error ? (
@@ -178,18 +194,35 @@ export function PoliciesView() {
 
   return (
     <div className="flex flex-col gap-6">
-      <PageHeader title="Policies" description="Desired state for dedicated devices: kiosk mode, restrictions, screen, system updates, required apps. Each change is a new version devices apply and report." />
+      <PageHeader
+        title="Policies"
+        description="Desired state for dedicated devices: kiosk mode, restrictions, screen, system updates, required apps. Each change is a new version devices apply and report."
+      />
       <ComplianceCounts />
       {error ? <ErrorState error={error} onRetry={() => mutate()} /> : null}
       <div className="flex flex-wrap items-center gap-2">
         {data?.policies.map((policy) => (
-          <Button key={policy.id} variant={policy.id === selected?.id ? "default" : "outline"} size="sm" onClick={() => setSelectedId(policy.id)} data-testid="policy-tab">
+          <Button
+            key={policy.id}
+            variant={policy.id === selected?.id ? "default" : "outline"}
+            size="sm"
+            onClick={() => setSelectedId(policy.id)}
+            data-testid="policy-tab"
+          >
             {policy.name} <span className="text-xs opacity-70">v{policy.version}</span>
           </Button>
         ))}
         {canManagePolicies ? (
           <form onSubmit={create} className="flex items-center gap-2">
-            <Input aria-label="New policy name" placeholder="New policy name" value={name} onChange={(event) => setName(event.target.value)} required maxLength={100} className="w-56" />
+            <Input
+              aria-label="New policy name"
+              placeholder="New policy name"
+              value={name}
+              onChange={(event) => setName(event.target.value)}
+              required
+              maxLength={100}
+              className="w-56"
+            />
             <Button type="submit" size="sm">
               Create policy
             </Button>

@@ -30,7 +30,13 @@ function FieldInput({ field, value, onChange, disabled }: { field: PolicyField; 
   switch (field.kind) {
     case "boolean":
       return (
-        <select id={id} className={selectClass} disabled={disabled} value={value === undefined ? "" : String(value)} onChange={(event) => onChange(event.target.value === "" ? undefined : event.target.value === "true")}>
+        <select
+          id={id}
+          className={selectClass}
+          disabled={disabled}
+          value={value === undefined ? "" : String(value)}
+          onChange={(event) => onChange(event.target.value === "" ? undefined : event.target.value === "true")}
+        >
           <option value="">Not set</option>
           <option value="true">Yes / allowed</option>
           <option value="false">No / forbidden</option>
@@ -38,7 +44,13 @@ function FieldInput({ field, value, onChange, disabled }: { field: PolicyField; 
       );
     case "enum":
       return (
-        <select id={id} className={selectClass} disabled={disabled} value={value === undefined ? "" : String(value)} onChange={(event) => onChange(event.target.value || undefined)}>
+        <select
+          id={id}
+          className={selectClass}
+          disabled={disabled}
+          value={value === undefined ? "" : String(value)}
+          onChange={(event) => onChange(event.target.value || undefined)}
+        >
           <option value="">Not set</option>
           {field.options.map((option) => (
             <option key={option} value={option}>
@@ -189,18 +201,45 @@ export function PolicyEditor({ policy, editable }: { policy: DevicePolicyView; e
               ))
             : null}
         </div>
-        {errorOf("systemUpdate") ? <p role="alert" className="text-xs text-destructive">{errorOf("systemUpdate")}</p> : null}
+        {errorOf("systemUpdate") ? (
+          <p role="alert" className="text-xs text-destructive">
+            {errorOf("systemUpdate")}
+          </p>
+        ) : null}
       </fieldset>
       <div className="grid gap-4 sm:grid-cols-2">
         <div className="flex flex-col gap-1">
           <Label htmlFor="policy-requiredApps">Required apps (package:minimum version code, one a line)</Label>
-          <Textarea id="policy-requiredApps" className="font-mono" rows={3} disabled={disabled} value={requiredApps} onChange={(event) => setRequiredApps(event.target.value)} placeholder="com.example.kiosk:210" />
-          {errorOf("requiredApps") ? <p role="alert" className="text-xs text-destructive">{errorOf("requiredApps")}</p> : null}
+          <Textarea
+            id="policy-requiredApps"
+            className="font-mono"
+            rows={3}
+            disabled={disabled}
+            value={requiredApps}
+            onChange={(event) => setRequiredApps(event.target.value)}
+            placeholder="com.example.kiosk:210"
+          />
+          {errorOf("requiredApps") ? (
+            <p role="alert" className="text-xs text-destructive">
+              {errorOf("requiredApps")}
+            </p>
+          ) : null}
         </div>
         <div className="flex flex-col gap-1">
           <Label htmlFor="policy-autoRelaunch">Auto-relaunch (apps the server relaunches when they stop)</Label>
-          <Input id="policy-autoRelaunch" className="font-mono" disabled={disabled} value={autoRelaunch} onChange={(event) => setAutoRelaunch(event.target.value)} placeholder="com.example.kiosk" />
-          {errorOf("autoRelaunch") ? <p role="alert" className="text-xs text-destructive">{errorOf("autoRelaunch")}</p> : null}
+          <Input
+            id="policy-autoRelaunch"
+            className="font-mono"
+            disabled={disabled}
+            value={autoRelaunch}
+            onChange={(event) => setAutoRelaunch(event.target.value)}
+            placeholder="com.example.kiosk"
+          />
+          {errorOf("autoRelaunch") ? (
+            <p role="alert" className="text-xs text-destructive">
+              {errorOf("autoRelaunch")}
+            </p>
+          ) : null}
         </div>
       </div>
       {editable ? (

@@ -54,7 +54,15 @@ export function InviteUserDialog() {
           <DialogDescription>They get a mail with a link to choose their password.</DialogDescription>
         </DialogHeader>
         <form onSubmit={submit} className="flex flex-col gap-4" noValidate>
-          <FormField id="invite-email" label="Email" type="email" value={email} onChange={(event) => setEmail(event.target.value)} error={errors.email} autoFocus />
+          <FormField
+            id="invite-email"
+            label="Email"
+            type="email"
+            value={email}
+            onChange={(event) => setEmail(event.target.value)}
+            error={errors.email}
+            autoFocus
+          />
           <FormField id="invite-name" label="Name (optional)" value={name} onChange={(event) => setName(event.target.value)} error={errors.name} />
           <div className="flex flex-col gap-2">
             <Label htmlFor="invite-role">Role</Label>

@@ -53,8 +53,18 @@ function applyDeviceStates(states: DeviceLiveState[], cache: Cache, mutate: Scop
   const lists = patchCached<ListDevicesResponse>(cache, mutate, isDeviceListKey, (list) => patchDeviceList(list, byId));
   const listedOnline = new Map(lists.flatMap((list) => list.devices.map((device) => [device.id, device.online] as const)));
   for (const state of states) {
-    patchCached<DeviceView>(cache, mutate, (key) => key === deviceKey(state.deviceId), (device) => patchDevice(device, state));
-    patchCached<TelemetryResponse>(cache, mutate, (key) => isTelemetryKey(key, state.deviceId), (history) => appendTelemetryPoint(history, state));
+    patchCached<DeviceView>(
+      cache,
+      mutate,
+      (key) => key === deviceKey(state.deviceId),
+      (device) => patchDevice(device, state),
+    );
+    patchCached<TelemetryResponse>(
+      cache,
+      mutate,
+      (key) => isTelemetryKey(key, state.deviceId),
+      (history) => appendTelemetryPoint(history, state),
+    );
   }
 
   // A device no list shows may be new; one that went on- or offline changes counts and filters.
@@ -73,7 +83,12 @@ function applyCommandChanges(changes: CommandStatusChange[], cache: Cache, mutat
   const listed = new Set(lists.flatMap((list) => list.commands.map((command) => command.requestId)));
   for (const change of changes) {
     const key = apiPath(apiRoutes.getCommand, { params: { requestId: change.requestId } });
-    patchCached<Command>(cache, mutate, (candidate) => candidate === key, (command) => patchCommand(command, change));
+    patchCached<Command>(
+      cache,
+      mutate,
+      (candidate) => candidate === key,
+      (command) => patchCommand(command, change),
+    );
   }
 
   const unseen = changes.filter((change) => !listed.has(change.requestId));

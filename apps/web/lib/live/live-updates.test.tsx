@@ -125,7 +125,20 @@ test("a frame about a listed device updates what is shown, without refetching", 
   await screen.findByText("live");
   socket.receive({
     type: "update",
-    devices: [{ deviceId: DEVICE_ID, online: true, lastSeenAt: "2026-11-25T10:06:00.000Z", connected: true, connectedSince: null, disconnectedSince: null, batteryLevel: 42, batteryCharging: false, memoryAvailable: null, networkType: null }],
+    devices: [
+      {
+        deviceId: DEVICE_ID,
+        online: true,
+        lastSeenAt: "2026-11-25T10:06:00.000Z",
+        connected: true,
+        connectedSince: null,
+        disconnectedSince: null,
+        batteryLevel: 42,
+        batteryCharging: false,
+        memoryAvailable: null,
+        networkType: null,
+      },
+    ],
     commands: [],
   });
   await screen.findByText("battery 42");

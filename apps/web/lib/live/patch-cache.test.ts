@@ -123,13 +123,25 @@ describe("patchCommand", () => {
     expect(succeeded.events.map((event) => event.status)).toEqual(["queued", "sent", "succeeded"]);
     expect(succeeded.sentAt).toBe("2026-11-25T10:00:01.000Z");
     expect(succeeded.completedAt).toBe("2026-11-25T10:00:02.000Z");
-    const repeated = patchCommand(succeeded, { requestId: REQUEST_ID, deviceId: DEVICE_ID, batchId: null, status: "succeeded", at: "2026-11-25T10:00:02.000Z" });
+    const repeated = patchCommand(succeeded, {
+      requestId: REQUEST_ID,
+      deviceId: DEVICE_ID,
+      batchId: null,
+      status: "succeeded",
+      at: "2026-11-25T10:00:02.000Z",
+    });
     expect(repeated).toBe(succeeded);
   });
 
   test("patchCommandList leaves lists without the command untouched", () => {
     const list = { commands: [command()], total: 1 };
-    const change = { requestId: "11111111-1111-4111-8111-111111111111", deviceId: DEVICE_ID, batchId: null, status: "sent" as const, at: "2026-11-25T10:00:01.000Z" };
+    const change = {
+      requestId: "11111111-1111-4111-8111-111111111111",
+      deviceId: DEVICE_ID,
+      batchId: null,
+      status: "sent" as const,
+      at: "2026-11-25T10:00:01.000Z",
+    };
     expect(patchCommandList(list, new Map([[change.requestId, change]]))).toBe(list);
   });
 });

@@ -1,12 +1,4 @@
-import type {
-  Command,
-  CommandStatusChange,
-  DeviceLiveState,
-  DeviceView,
-  ListCommandsResponse,
-  ListDevicesResponse,
-  TelemetryResponse,
-} from "@mdm/contracts";
+import type { Command, CommandStatusChange, DeviceLiveState, DeviceView, ListCommandsResponse, ListDevicesResponse, TelemetryResponse } from "@mdm/contracts";
 
 // Pure functions that fold live frames into cached API responses. They return the same
 // object when nothing changed, so SWR does not re-render for frames about other things.
@@ -25,8 +17,7 @@ export function patchDevice(device: DeviceView, live: DeviceLiveState): DeviceVi
     state: {
       ...device.state,
       battery: live.batteryLevel === null ? device.state.battery : { level: live.batteryLevel, charging: live.batteryCharging },
-      memory:
-        live.memoryAvailable === null || !device.state.memory ? device.state.memory : { ...device.state.memory, available: live.memoryAvailable },
+      memory: live.memoryAvailable === null || !device.state.memory ? device.state.memory : { ...device.state.memory, available: live.memoryAvailable },
       network: live.networkType === null ? device.state.network : { signal: null, ip: null, ...device.state.network, type: live.networkType },
     },
   };

@@ -1,7 +1,17 @@
 import { signAdminRequest } from "@mdm/contracts";
 import request from "supertest";
 import { pruneNonces } from "../../jobs/maintenance";
-import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_HOST, type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, resetTables } from "../../test";
+import {
+  TEST_ADMIN_KEY,
+  TEST_HMAC_SECRET,
+  TEST_HOST,
+  type TestApp,
+  type TestDatabase,
+  adminRequest,
+  createTestApp,
+  createTestDatabase,
+  resetTables,
+} from "../../test";
 
 let database: TestDatabase;
 let t: TestApp;
@@ -19,7 +29,15 @@ const PATH = "/admin/enrollment-tokens";
 const BODY = JSON.stringify({ maxUses: 5, label: "warehouse" });
 
 async function signed(overrides: Partial<Parameters<typeof signAdminRequest>[0]> = {}) {
-  return signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method: "POST", host: TEST_HOST, pathWithQuery: PATH, body: BODY, ...overrides });
+  return signAdminRequest({
+    adminKey: TEST_ADMIN_KEY,
+    hmacSecret: TEST_HMAC_SECRET,
+    method: "POST",
+    host: TEST_HOST,
+    pathWithQuery: PATH,
+    body: BODY,
+    ...overrides,
+  });
 }
 
 function post(headers: Record<string, string>, body = BODY) {
@@ -36,7 +54,13 @@ describe("admin authentication", () => {
 
   it("signs the query string too", async () => {
     expect((await adminRequest(t.app, "GET", "/admin/devices?limit=5")).status).toBe(200);
-    const headers = await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method: "GET", host: TEST_HOST, pathWithQuery: "/admin/devices?limit=5" });
+    const headers = await signAdminRequest({
+      adminKey: TEST_ADMIN_KEY,
+      hmacSecret: TEST_HMAC_SECRET,
+      method: "GET",
+      host: TEST_HOST,
+      pathWithQuery: "/admin/devices?limit=5",
+    });
     const res = await request(t.app).get("/admin/devices?limit=6").set("Host", TEST_HOST).set(headers);
     expect(res.status).toBe(401);
   });

@@ -8,9 +8,14 @@ import { createApiKey, listApiKeys, revokeApiKey } from "./api-keys.service";
 
 export function apiKeyRoutes(deps: AppDeps, guards: Guards): Router {
   const router = Router();
-  mount(router, apiRoutes.createApiKey, async (_req, res) => res.status(201).json(await createApiKey(deps, inputOf(apiRoutes.createApiKey, res).body, res.locals.actor)), {
-    guards,
-  });
+  mount(
+    router,
+    apiRoutes.createApiKey,
+    async (_req, res) => res.status(201).json(await createApiKey(deps, inputOf(apiRoutes.createApiKey, res).body, res.locals.actor)),
+    {
+      guards,
+    },
+  );
   mount(router, apiRoutes.listApiKeys, async (_req, res) => res.json(await listApiKeys(deps)), { guards });
   mount(
     router,

@@ -111,7 +111,8 @@ export async function revokeApiKey({ db, clock }: Pick<AppDeps, "db" | "clock">,
     const { count } = await tx.apiKey.updateMany({ where: { id: keyId, revokedAt: null }, data: { revokedAt: clock.now(), revokedBy: actor.name } });
     const row = await tx.apiKey.findUnique({ where: { id: keyId } });
     if (!row) throw new HttpError("not_found", "No such API key");
-    if (count === 1) await recordAudit(tx, { actor: actor.name, action: "api_key.revoke", targetType: "api_key", targetId: keyId, ip: actor.ip, details: { name: row.name } });
+    if (count === 1)
+      await recordAudit(tx, { actor: actor.name, action: "api_key.revoke", targetType: "api_key", targetId: keyId, ip: actor.ip, details: { name: row.name } });
     return toView(row);
   });
 }

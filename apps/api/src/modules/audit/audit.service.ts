@@ -42,7 +42,9 @@ function actorName(actor: string, names: Names): string {
 
 /** Looks up the names of a page's devices, users and enrollment tokens: three queries at most, whatever the page size. */
 async function namesOf(db: AppDeps["db"], rows: AuditLog[]): Promise<Names> {
-  const ids = (type: string) => [...new Set(rows.filter((row) => row.targetType === type && row.targetId && UUID.test(row.targetId)).map((row) => row.targetId!))];
+  const ids = (type: string) => [
+    ...new Set(rows.filter((row) => row.targetType === type && row.targetId && UUID.test(row.targetId)).map((row) => row.targetId!)),
+  ];
   const tokenIds = [
     ...new Set([
       ...ids("enrollment_token"),

@@ -68,7 +68,11 @@ describe("GET /admin/audit-log", () => {
     const res = await list();
     const entries = ListAuditLogResponse.parse(res.body).entries;
     const update = entries.find((entry) => entry.action === "device.update")!;
-    expect(update).toMatchObject({ targetId: device.deviceId, targetName: "Till 3", actorName: `Admin key (ADMIN_KEY ${adminKeyId(TEST_ADMIN_KEY).slice("admin-key:".length)})` });
+    expect(update).toMatchObject({
+      targetId: device.deviceId,
+      targetName: "Till 3",
+      actorName: `Admin key (ADMIN_KEY ${adminKeyId(TEST_ADMIN_KEY).slice("admin-key:".length)})`,
+    });
     const created = entries.find((entry) => entry.action === "enrollment_token.create" && entry.targetId === tokenRes.body.id)!;
     expect(created).toMatchObject({ targetId: tokenRes.body.id, targetName: "Store 7" });
     const enrolled = entries.filter((entry) => entry.action === "device.enroll" && entry.targetId === device.deviceId);

@@ -44,7 +44,11 @@ describe("failed sign-ins per account", () => {
 
   // With 2 free failures per address, the account-wide backoff starts at 20 failures.
   const withTwoFreeFailures = () => {
-    t = createAuthTestApp(database.db, { RATE_LIMIT_LOGIN_PER_MINUTE: "1000", RATE_LIMIT_PASSWORD_RESET_PER_HOUR: "1000", RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT: "2" });
+    t = createAuthTestApp(database.db, {
+      RATE_LIMIT_LOGIN_PER_MINUTE: "1000",
+      RATE_LIMIT_PASSWORD_RESET_PER_HOUR: "1000",
+      RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT: "2",
+    });
   };
 
   it("caps guessing spread over many addresses: after 10 times the limit in all, an address that failed waits; the owner at a fresh one signs in", async () => {
@@ -125,11 +129,16 @@ withRedis("failed sign-ins are counted in Redis, one count for every instance", 
     const user = await createUser(database.db, { email: `${randomUUID()}@example.com` });
     const address = fromNewAddress();
     for (let i = 0; i < 10; i++) {
-      const res = await request(instances[i % 2]!.app).post("/auth/login").set("X-Forwarded-For", address).send({ email: user.email, password: "wrong" });
+      const res = await request(instances[i % 2]!.app)
+        .post("/auth/login")
+        .set("X-Forwarded-For", address)
+        .send({ email: user.email, password: "wrong" });
       expect(res.status).toBe(401);
     }
     for (const instance of instances) {
-      expect((await request(instance.app).post("/auth/login").set("X-Forwarded-For", address).send({ email: user.email, password: TEST_PASSWORD })).status).toBe(429);
+      expect(
+        (await request(instance.app).post("/auth/login").set("X-Forwarded-For", address).send({ email: user.email, password: TEST_PASSWORD })).status,
+      ).toBe(429);
     }
   } finally {
     redis.disconnect();
@@ -170,7 +179,9 @@ describe("password reset requests per account", () => {
     // and the one link in the owner's inbox sets the password.
     const mails = await resetMailsTo(user.email);
     expect(mails).toHaveLength(1);
-    const confirmed = await request(t.app).post("/auth/password-reset/confirm").send({ token: tokenOf(mails[0]!.text!), password: "a new password 123" });
+    const confirmed = await request(t.app)
+      .post("/auth/password-reset/confirm")
+      .send({ token: tokenOf(mails[0]!.text!), password: "a new password 123" });
     expect(confirmed.status).toBe(204);
 
     // A used link no longer holds the next request back.
@@ -197,7 +208,12 @@ describe("the client address behind the trusted proxy", () => {
     const statuses: number[] = [];
     for (let i = 0; i < 12; i++) {
       statuses.push(
-        (await request(t.app).post("/auth/login").set("X-Forwarded-For", `203.0.113.${i + 1}, 127.0.0.1`).send({ email: user.email, password: "wrong password" })).status,
+        (
+          await request(t.app)
+            .post("/auth/login")
+            .set("X-Forwarded-For", `203.0.113.${i + 1}, 127.0.0.1`)
+            .send({ email: user.email, password: "wrong password" })
+        ).status,
       );
     }
     const entries = await database.db.auditLog.findMany({ where: { action: "auth.login_failed" } });
@@ -211,7 +227,12 @@ describe("the client address behind the trusted proxy", () => {
     const statuses: number[] = [];
     for (let i = 0; i < 7; i++) {
       statuses.push(
-        (await request(limited.app).post("/auth/login").set("X-Forwarded-For", `198.51.100.${i + 1}, 127.0.0.1`).send({ email: user.email, password: "wrong password" })).status,
+        (
+          await request(limited.app)
+            .post("/auth/login")
+            .set("X-Forwarded-For", `198.51.100.${i + 1}, 127.0.0.1`)
+            .send({ email: user.email, password: "wrong password" })
+        ).status,
       );
     }
     expect(statuses).toEqual([401, 401, 401, 401, 401, 429, 429]);

@@ -67,7 +67,15 @@ export function authRoutes(deps: AppDeps, guards: Guards): Router {
   // nobody can lock them out. Unknown emails are counted alike, so a 429 tells nothing.
   // IPv6 addresses count by their /56 (addressKey), so one host cannot be many addresses.
   const backoff = (name: string, freeFailures: number) =>
-    attemptBackoff({ name, redis: deps.redis, freeFailures, windowMs: 15 * 60_000, baseDelayMs: 30_000, maxDelayMs: 5 * 60_000, now: () => deps.clock.now().getTime() });
+    attemptBackoff({
+      name,
+      redis: deps.redis,
+      freeFailures,
+      windowMs: 15 * 60_000,
+      baseDelayMs: 30_000,
+      maxDelayMs: 5 * 60_000,
+      now: () => deps.clock.now().getTime(),
+    });
   const fromThisAddress = backoff("login-account-address", env.RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT);
   const fromAnyAddress = backoff("login-account", env.RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT * 10);
   // Counted after validation: only requests that may send a mail count. Per client
@@ -85,7 +93,9 @@ export function authRoutes(deps: AppDeps, guards: Guards): Router {
     const failedHereBefore = (await fromThisAddress.failures(keys[0])) > 0;
     const waitMs = Math.max(await fromThisAddress.begin(keys[0]), failedHereBefore ? await fromAnyAddress.begin(keys[1]) : 0);
     if (waitMs > 0) {
-      throw new HttpError("rate_limited", "Too many failed sign-ins for this account; retry later", undefined, { "Retry-After": String(Math.ceil(waitMs / 1000)) });
+      throw new HttpError("rate_limited", "Too many failed sign-ins for this account; retry later", undefined, {
+        "Retry-After": String(Math.ceil(waitMs / 1000)),
+      });
     }
     try {
       const issued = await login(deps, input, clientOf(req));
@@ -155,10 +165,15 @@ export function authRoutes(deps: AppDeps, guards: Guards): Router {
     { guards: guards.public, afterValidation: [resetLimiter] },
   );
 
-  mount(router, apiRoutes.checkPasswordReset, async (_req, res) => res.json(await checkPasswordReset(deps, inputOf(apiRoutes.checkPasswordReset, res).body.token)), {
-    guards: guards.public,
-    afterValidation: [resetCheckLimiter],
-  });
+  mount(
+    router,
+    apiRoutes.checkPasswordReset,
+    async (_req, res) => res.json(await checkPasswordReset(deps, inputOf(apiRoutes.checkPasswordReset, res).body.token)),
+    {
+      guards: guards.public,
+      afterValidation: [resetCheckLimiter],
+    },
+  );
 
   mount(
     router,

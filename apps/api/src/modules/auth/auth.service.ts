@@ -113,7 +113,9 @@ export async function setupFirstAdmin(deps: Deps, input: SetupRequest, client: C
       throw new HttpError("unauthorized", "Send the one-time setup token from the API's log as setupToken");
     }
     await discardSetupTokens(tx);
-    return tx.user.create({ data: { id: randomUUID(), email: input.email, name: input.name ?? null, passwordHash, role: "admin", createdAt: deps.clock.now() } });
+    return tx.user.create({
+      data: { id: randomUUID(), email: input.email, name: input.name ?? null, passwordHash, role: "admin", createdAt: deps.clock.now() },
+    });
   });
   await recordAudit(deps.db, { actor: user.email, action: "auth.setup", targetType: "user", targetId: user.id, ip: client.ip });
   return startSession(deps, user, client);
@@ -123,10 +125,25 @@ export async function setupFirstAdmin(deps: Deps, input: SetupRequest, client: C
 export async function login(deps: Deps, input: LoginRequest, client: ClientInfo): Promise<IssuedSession> {
   const user = await deps.db.user.findUnique({ where: { email: input.email } });
   const matches = await passwordMatches(input.password, user?.passwordHash, deps.env.BCRYPT_COST);
-  const refusal = !user ? "unknown_email" : user.passwordHash === NO_PASSWORD ? "no_password" : !matches ? "wrong_password" : user.disabledAt ? "disabled" : undefined;
+  const refusal = !user
+    ? "unknown_email"
+    : user.passwordHash === NO_PASSWORD
+      ? "no_password"
+      : !matches
+        ? "wrong_password"
+        : user.disabledAt
+          ? "disabled"
+          : undefined;
   if (refusal) {
     // Nobody proved who they are: the email they typed is a detail, never the actor.
-    await recordAudit(deps.db, { actor: ANONYMOUS, action: "auth.login_failed", targetType: "user", targetId: user?.id, ip: client.ip, details: { email: input.email, reason: refusal } });
+    await recordAudit(deps.db, {
+      actor: ANONYMOUS,
+      action: "auth.login_failed",
+      targetType: "user",
+      targetId: user?.id,
+      ip: client.ip,
+      details: { email: input.email, reason: refusal },
+    });
     throw new HttpError("unauthorized", "Wrong email or password");
   }
   await recordAudit(deps.db, { actor: user!.email, action: "auth.login", targetType: "user", targetId: user!.id, ip: client.ip });

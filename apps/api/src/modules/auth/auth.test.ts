@@ -2,17 +2,7 @@ import { SessionResponse, UserView } from "@mdm/contracts";
 import jwt from "jsonwebtoken";
 import request from "supertest";
 import { type TestApp, type TestDatabase, createTestDatabase, resetTables } from "../../test";
-import {
-  TEST_PASSWORD,
-  asBrowser,
-  cookieHeader,
-  createAuthTestApp,
-  createUser,
-  setCookies,
-  signIn,
-  signedInFrom,
-  signedInUser,
-} from "../../test/sessions";
+import { TEST_PASSWORD, asBrowser, cookieHeader, createAuthTestApp, createUser, setCookies, signIn, signedInFrom, signedInUser } from "../../test/sessions";
 
 let database: TestDatabase;
 let t: TestApp;
@@ -63,14 +53,20 @@ describe("POST /auth/setup", () => {
 
   it("works only once", async () => {
     expect((await request(t.app).post("/auth/setup").send(body)).status).toBe(201);
-    const again = await request(t.app).post("/auth/setup").send({ ...body, email: "second@example.com" });
+    const again = await request(t.app)
+      .post("/auth/setup")
+      .send({ ...body, email: "second@example.com" });
     expect(again.status).toBe(409);
     expect(await database.db.user.count()).toBe(1);
   });
 
   it("creates exactly one admin when calls race", async () => {
     const results = await Promise.all(
-      Array.from({ length: 5 }, (_, i) => request(t.app).post("/auth/setup").send({ email: `racer${i}@example.com`, password: TEST_PASSWORD })),
+      Array.from({ length: 5 }, (_, i) =>
+        request(t.app)
+          .post("/auth/setup")
+          .send({ email: `racer${i}@example.com`, password: TEST_PASSWORD }),
+      ),
     );
     expect(results.map((res) => res.status).sort()).toEqual([201, 409, 409, 409, 409]);
     expect(await database.db.user.count()).toBe(1);
@@ -180,7 +176,9 @@ describe("POST /auth/login", () => {
 describe("session authentication (GET /auth/me)", () => {
   it("accepts the session cookie and a bearer access token", async () => {
     const session = await signedInUser(t, "viewer", "v@example.com");
-    const byCookie = await request(t.app).get("/auth/me").set("Cookie", cookieHeader({ access: session.access }));
+    const byCookie = await request(t.app)
+      .get("/auth/me")
+      .set("Cookie", cookieHeader({ access: session.access }));
     const byBearer = await request(t.app).get("/auth/me").set("Authorization", `Bearer ${session.access}`);
     for (const res of [byCookie, byBearer]) {
       expect(res.status).toBe(200);
@@ -206,11 +204,17 @@ describe("session authentication (GET /auth/me)", () => {
   it.each([
     ["signed with another secret", (access: string) => jwt.sign(jwt.decode(access) as object, "another-secret", { algorithm: "HS256" })],
     ["unsigned (alg none)", (access: string) => jwt.sign(jwt.decode(access) as object, "", { algorithm: "none" })],
-    ["with a changed role", (access: string) => `${access.split(".")[0]}.${Buffer.from(JSON.stringify({ ...(jwt.decode(access) as object), role: "admin" })).toString("base64url")}.${access.split(".")[2]}`],
+    [
+      "with a changed role",
+      (access: string) =>
+        `${access.split(".")[0]}.${Buffer.from(JSON.stringify({ ...(jwt.decode(access) as object), role: "admin" })).toString("base64url")}.${access.split(".")[2]}`,
+    ],
     ["that is a device token", () => "3f0e8a3c-1111-4222-8333-444455556666.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"],
   ])("refuses an access token %s", async (_case, forge) => {
     const session = await signedInUser(t, "viewer");
-    const res = await request(t.app).get("/auth/me").set("Authorization", `Bearer ${forge(session.access)}`);
+    const res = await request(t.app)
+      .get("/auth/me")
+      .set("Authorization", `Bearer ${forge(session.access)}`);
     expect(res.status).toBe(401);
   });
 
@@ -354,7 +358,10 @@ describe("POST /auth/logout", () => {
   it("works with an expired access cookie alone", async () => {
     const session = await signedInUser(t, "viewer");
     t.clock.advance(3600);
-    const res = await request(t.app).post("/auth/logout").set("Cookie", cookieHeader({ access: session.access, csrf: session.csrf })).set("X-CSRF-Token", session.csrf);
+    const res = await request(t.app)
+      .post("/auth/logout")
+      .set("Cookie", cookieHeader({ access: session.access, csrf: session.csrf }))
+      .set("X-CSRF-Token", session.csrf);
     expect(res.status).toBe(204);
     expect((await database.db.session.findFirstOrThrow()).revokedAt).not.toBeNull();
   });

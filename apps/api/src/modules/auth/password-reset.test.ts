@@ -45,7 +45,10 @@ describe("POST /auth/password-reset", () => {
       expect(await t.outbox()).toHaveLength(0);
       expect(await database.db.auditLog.count({ where: { action: "auth.password_reset.request" } })).toBe(0);
     }
-    expect((await database.db.passwordResetRequest.findMany({ orderBy: { id: "asc" } })).map((row) => row.email)).toEqual(["known@example.com", "unknown@example.com"]);
+    expect((await database.db.passwordResetRequest.findMany({ orderBy: { id: "asc" } })).map((row) => row.email)).toEqual([
+      "known@example.com",
+      "unknown@example.com",
+    ]);
 
     // The worker then does the rest, once: a token and a mail for the known address only.
     await handleAllPasswordResetRequests(t.deps);
@@ -248,7 +251,10 @@ describe("POST /auth/password-reset/check", () => {
     const token = await tokenFromMail();
     const res = await check(token);
     expect(res.status).toBe(200);
-    expect(PasswordResetCheckResponse.parse(res.body)).toEqual({ valid: true, expiresAt: (await database.db.passwordResetToken.findFirstOrThrow()).expiresAt.toISOString() });
+    expect(PasswordResetCheckResponse.parse(res.body)).toEqual({
+      valid: true,
+      expiresAt: (await database.db.passwordResetToken.findFirstOrThrow()).expiresAt.toISOString(),
+    });
     expect((await check(token)).status).toBe(200);
     expect((await confirm(token)).status).toBe(204);
   });

@@ -32,12 +32,16 @@ it("never shows a password, a password hash or a token in a response, a log line
   const lines: string[] = [];
   const logger = createLogger("debug");
   logger.clear();
-  logger.add(new winston.transports.Stream({ stream: new Writable({
+  logger.add(
+    new winston.transports.Stream({
+      stream: new Writable({
         write: (chunk, _encoding, done) => {
           lines.push(String(chunk));
           done();
         },
-      }) }));
+      }),
+    }),
+  );
   const sent: MailMessage[] = [];
   const deps = {
     ...base.deps,
@@ -80,7 +84,9 @@ it("never shows a password, a password hash or a token in a response, a log line
   await call(request(app).post("/auth/password-reset/confirm").send({ token: invitation, password: INVITEE_PASSWORD }));
   await call(request(app).post("/auth/password-reset/confirm").send({ token: invitation, password: INVITEE_PASSWORD }));
   const users = await call(request(app).get("/admin/users").set("Cookie", admin.cookie));
-  await call(request(app).patch(`/admin/users/${users.body.users[1].id}`).set("Cookie", admin.cookie).set("X-CSRF-Token", admin.csrf).send({ role: "operator" }));
+  await call(
+    request(app).patch(`/admin/users/${users.body.users[1].id}`).set("Cookie", admin.cookie).set("X-CSRF-Token", admin.csrf).send({ role: "operator" }),
+  );
 
   await call(request(app).post("/auth/password-reset").send({ email: "admin@example.com" }));
   await handleAllPasswordResetRequests(deps);

@@ -65,7 +65,8 @@ describe("authenticateSession", () => {
 });
 
 describe("dashboardAuthenticator (/ws/dashboard upgrades)", () => {
-  const authenticate = (headers: Record<string, string>, protocols: string[] = ["mdm.dashboard.v1"]) => dashboardAuthenticator(t.deps)(upgrade(headers), protocols);
+  const authenticate = (headers: Record<string, string>, protocols: string[] = ["mdm.dashboard.v1"]) =>
+    dashboardAuthenticator(t.deps)(upgrade(headers), protocols);
 
   it("accepts a ticket from any origin", async () => {
     expect(await authenticate({ origin: "https://elsewhere.example.net" }, ["mdm.dashboard.v1", `ticket.${await ticket()}`])).toEqual({

@@ -73,7 +73,10 @@ describe("first-admin setup token", () => {
 
   it("asks for the token from a web page on this host that names itself in Host (DNS rebinding)", async () => {
     await issueSetupToken(t.deps);
-    const rebound = await request(t.app).post("/auth/setup").set("Host", "attacker.example:8000").send({ email: "first@example.com", password: "correct horse battery staple" });
+    const rebound = await request(t.app)
+      .post("/auth/setup")
+      .set("Host", "attacker.example:8000")
+      .send({ email: "first@example.com", password: "correct horse battery staple" });
     expect(rebound.status).toBe(401);
     expect((await request(t.app).get("/auth/setup").set("Host", "attacker.example")).body).toEqual({ needed: true, tokenRequired: true });
     expect((await request(t.app).get("/auth/setup").set("Host", "localhost:8000")).body).toEqual({ needed: true, tokenRequired: false });

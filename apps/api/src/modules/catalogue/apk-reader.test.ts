@@ -14,14 +14,21 @@ afterAll(() => rm(dir, { recursive: true, force: true }));
 
 describe("readApk", () => {
   it("reads manifest and certificate of APKs signed v1 + v2, and of one signed with the v2 scheme only", async () => {
-    expect(await readApk(path.join(FIXTURES, "fixture-v2.apk"))).toEqual({ packageName: "com.keelson.fixture", versionCode: 2, versionName: "1.1.0", certSha256: CERT });
+    expect(await readApk(path.join(FIXTURES, "fixture-v2.apk"))).toEqual({
+      packageName: "com.keelson.fixture",
+      versionCode: 2,
+      versionName: "1.1.0",
+      certSha256: CERT,
+    });
     expect(await readApk(path.join(FIXTURES, "fixture-v4-v2-signature-only.apk"))).toEqual({
       packageName: "com.keelson.fixture",
       versionCode: 4,
       versionName: "1.3.0",
       certSha256: CERT,
     });
-    expect((await readApk(path.join(FIXTURES, "fixture-v3-other-key.apk"))).certSha256).toBe("8bdeee265407fa3ec6d010e1aa66c02ab049e4721b3b7a1cb7c99503bbe62d00");
+    expect((await readApk(path.join(FIXTURES, "fixture-v3-other-key.apk"))).certSha256).toBe(
+      "8bdeee265407fa3ec6d010e1aa66c02ab049e4721b3b7a1cb7c99503bbe62d00",
+    );
   });
 
   it("refuses a truncated APK and a file that is not one as invalid_apk", async () => {

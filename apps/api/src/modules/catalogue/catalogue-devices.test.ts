@@ -25,7 +25,14 @@ describeWithPostgres("catalogue installs by simulated devices", () => {
   async function call(method: "GET" | "POST", pathWithQuery: string, body?: unknown, file?: string) {
     const raw = body === undefined ? "" : JSON.stringify(body);
     const host = new URL(server.url).host;
-    const headers: Record<string, string> = await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method, host, pathWithQuery, body: raw });
+    const headers: Record<string, string> = await signAdminRequest({
+      adminKey: TEST_ADMIN_KEY,
+      hmacSecret: TEST_HMAC_SECRET,
+      method,
+      host,
+      pathWithQuery,
+      body: raw,
+    });
     let payload: string | FormData | undefined = body === undefined ? undefined : raw;
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (file) {
@@ -59,7 +66,9 @@ describeWithPostgres("catalogue installs by simulated devices", () => {
     database = await createTestDatabase();
     dataDir = await mkdtemp(path.join(tmpdir(), "catalogue-devices-"));
     // Devices are told https://mdm.example.test (as a TLS proxy would be named) and fetch from the test server itself.
-    server = await startServer(testServerEnv({ DATABASE_URL: database.url, DATA_DIR: dataDir, PUBLIC_API_URL: "https://mdm.example.test", COMMAND_RETRY_BASE_SECONDS: "0.2" }));
+    server = await startServer(
+      testServerEnv({ DATABASE_URL: database.url, DATA_DIR: dataDir, PUBLIC_API_URL: "https://mdm.example.test", COMMAND_RETRY_BASE_SECONDS: "0.2" }),
+    );
     admin = new AdminClient(server.url, { adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET });
   });
 
@@ -93,7 +102,9 @@ describeWithPostgres("catalogue installs by simulated devices", () => {
     const deadline = Date.now() + 10_000;
     for (;;) {
       const rows = await database.db.device.findMany({ where: { id: { in: good.map((device) => device.deviceId) } }, select: { appStatus: true } });
-      const reported = rows.filter((row) => (row.appStatus as Array<{ packageName: string; versionCode?: number }> | null)?.some((app) => app.packageName === PACKAGE && app.versionCode === 2));
+      const reported = rows.filter((row) =>
+        (row.appStatus as Array<{ packageName: string; versionCode?: number }> | null)?.some((app) => app.packageName === PACKAGE && app.versionCode === 2),
+      );
       if (reported.length === good.length) break;
       if (Date.now() > deadline) throw new Error(`heartbeats did not report version 2: ${JSON.stringify(rows)}`);
       await sleep(100);

@@ -28,7 +28,9 @@ export function catalogueRoutes(deps: AppDeps, guards: Guards): Router {
       // A signed admin request's signature covers the query, not the streamed body: the
       // file is bound to it by its hash.
       if (req.get("x-admin") !== undefined && !sha256) {
-        throw new HttpError("validation_failed", "Signed admin uploads name the file's sha256 in the query", [{ path: "query.sha256", message: "Required with X-Admin" }]);
+        throw new HttpError("validation_failed", "Signed admin uploads name the file's sha256 in the query", [
+          { path: "query.sha256", message: "Required with X-Admin" },
+        ]);
       }
       const upload = await receiveApk(req, store, deps.env.APK_MAX_BYTES);
       const outcome = await addApk(deps, store, upload, sha256, res.locals.actor);
@@ -56,8 +58,18 @@ export function catalogueRoutes(deps: AppDeps, guards: Guards): Router {
     },
     admin,
   );
-  mount(router, apiRoutes.pauseRelease, async (_req, res) => res.json(await pauseRelease(deps, inputOf(apiRoutes.pauseRelease, res).params.releaseId, res.locals.actor)), admin);
-  mount(router, apiRoutes.resumeRelease, async (_req, res) => res.json(await resumeRelease(deps, inputOf(apiRoutes.resumeRelease, res).params.releaseId, res.locals.actor)), admin);
+  mount(
+    router,
+    apiRoutes.pauseRelease,
+    async (_req, res) => res.json(await pauseRelease(deps, inputOf(apiRoutes.pauseRelease, res).params.releaseId, res.locals.actor)),
+    admin,
+  );
+  mount(
+    router,
+    apiRoutes.resumeRelease,
+    async (_req, res) => res.json(await resumeRelease(deps, inputOf(apiRoutes.resumeRelease, res).params.releaseId, res.locals.actor)),
+    admin,
+  );
   mount(
     router,
     apiRoutes.rollbackRelease,

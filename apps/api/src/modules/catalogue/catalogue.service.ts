@@ -72,7 +72,9 @@ export async function receiveApk(req: Request, store: ApkStore, maxBytes: number
         // Settled by "close" below; this only keeps an early failure from going unhandled.
         written.catch(() => {});
       });
-      parser.on("error", () => reject(new HttpError("validation_failed", "The multipart body is malformed", [{ path: "file", message: "Malformed multipart body" }])));
+      parser.on("error", () =>
+        reject(new HttpError("validation_failed", "The multipart body is malformed", [{ path: "file", message: "Malformed multipart body" }])),
+      );
       parser.on("close", () => {
         if (!written) reject(new HttpError("validation_failed", "No APK in the upload", [{ path: "file", message: "A file field named file is required" }]));
         else written.then(resolve, reject);
@@ -158,7 +160,10 @@ export async function addApk(
 
 export async function listApps(deps: Pick<AppDeps, "db">): Promise<ListAppsResponse> {
   const apps = await deps.db.catalogueApp.findMany({ orderBy: { packageName: "asc" }, include: { versions: { orderBy: { versionCode: "desc" } } } });
-  const releases = await listReleaseViews(deps, apps.map((app) => app.packageName));
+  const releases = await listReleaseViews(
+    deps,
+    apps.map((app) => app.packageName),
+  );
   return {
     apps: apps.map(
       (app): CatalogueAppView => ({

@@ -42,7 +42,10 @@ beforeEach(async () => {
 });
 afterEach(() => rm(dataDir, { recursive: true, force: true }));
 
-const sha256Of = async (file: string) => createHash("sha256").update(await readFile(file)).digest("hex");
+const sha256Of = async (file: string) =>
+  createHash("sha256")
+    .update(await readFile(file))
+    .digest("hex");
 
 /** A signed admin upload: the signature covers the query, which names the file's sha256. */
 async function upload(app: TestApp["app"], file: string, sha256?: string) {
@@ -58,7 +61,9 @@ async function enrollGroup(count: number, group: string): Promise<Device[]> {
   const enrollmentToken = await createEnrollmentToken(t.app, { maxUses: count });
   const devices: Device[] = [];
   for (let i = 0; i < count; i++) {
-    const res = await request(t.app).post("/v1/register").send({ enrollmentToken, device: { model: "Kiosk", serialNumber: `K-${i}` } });
+    const res = await request(t.app)
+      .post("/v1/register")
+      .send({ enrollmentToken, device: { model: "Kiosk", serialNumber: `K-${i}` } });
     expect(res.status).toBe(201);
     devices.push({ deviceId: res.body.deviceId, deviceToken: res.body.deviceToken });
   }
@@ -120,7 +125,14 @@ describe("POST /admin/apps", () => {
   });
 
   it("binds a signed upload to its file: no sha256 in the query, or another file, is refused", async () => {
-    const headers = await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method: "POST", host: TEST_HOST, pathWithQuery: "/admin/apps", body: "" });
+    const headers = await signAdminRequest({
+      adminKey: TEST_ADMIN_KEY,
+      hmacSecret: TEST_HMAC_SECRET,
+      method: "POST",
+      host: TEST_HOST,
+      pathWithQuery: "/admin/apps",
+      body: "",
+    });
     const unbound = await request(t.app).post("/admin/apps").set(headers).set("Host", TEST_HOST).attach("file", V1);
     expect(unbound.status).toBe(400);
     expect(unbound.body.error.details).toEqual([{ path: "query.sha256", message: "Required with X-Admin" }]);
@@ -159,7 +171,13 @@ describe("releases", () => {
 
     const created = await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 2, target: { group: "kiosks" }, percent: 25 });
     expect(created.status).toBe(201);
-    expect(created.body).toMatchObject({ versionCode: 2, previousVersionCode: 1, percent: 25, status: "active", progress: { targeted: 100, sent: 25, pending: 25, installed: 0 } });
+    expect(created.body).toMatchObject({
+      versionCode: 2,
+      previousVersionCode: 1,
+      percent: 25,
+      status: "active",
+      progress: { targeted: 100, sent: 25, pending: 25, installed: 0 },
+    });
     const first = await installCommands(2);
     expect(first).toHaveLength(25);
     expect(new Set(first.map((command) => command.deviceId)).size).toBe(25);
@@ -197,7 +215,13 @@ describe("releases", () => {
     expect((await report(byId.get(newcomer.deviceId)!, newcomer.requestId, "failed", "INSTALL_FAILED_INSUFFICIENT_STORAGE")).status).toBe(200);
     const detail = await adminRequest(t.app, "GET", `/admin/app-releases/${created.body.id}`);
     expect(detail.body.progress).toMatchObject({ failed: 1, installed: 25, pending: 74 });
-    expect(detail.body.devices[0]).toEqual({ deviceId: newcomer.deviceId, versionCode: 2, status: "failed", reason: "INSTALL_FAILED_INSUFFICIENT_STORAGE", requestId: newcomer.requestId });
+    expect(detail.body.devices[0]).toEqual({
+      deviceId: newcomer.deviceId,
+      versionCode: 2,
+      status: "failed",
+      reason: "INSTALL_FAILED_INSUFFICIENT_STORAGE",
+      requestId: newcomer.requestId,
+    });
 
     const rolledBack = await adminRequest(t.app, "POST", `/admin/app-releases/${created.body.id}/rollback`);
     expect(rolledBack.status).toBe(200);
@@ -221,7 +245,12 @@ describe("releases", () => {
     await upload(t.app, V2);
     const devices = await enrollGroup(20, "tills");
     const byId = new Map(devices.map((device) => [device.deviceId, device]));
-    const created = await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 2, target: { group: "tills" }, autoAdvance: true, maxFailurePercent: 10 });
+    const created = await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, {
+      versionCode: 2,
+      target: { group: "tills" },
+      autoAdvance: true,
+      maxFailurePercent: 10,
+    });
     expect(created.body).toMatchObject({ percent: 5, autoAdvance: true, progress: { sent: 1 } });
 
     // Nothing finished yet: no step.
@@ -273,14 +302,21 @@ describe("GET /v1/app-files/{sha256}", () => {
 
   it("serves the APK to the signed URL of an install command, Range requests included", async () => {
     const { url, sha256 } = await releasedUrl();
-    const res = await request(t.app).get(`${url.pathname}${url.search}`).buffer(true).parse((response, done) => {
-      const chunks: Buffer[] = [];
-      response.on("data", (chunk: Buffer) => chunks.push(chunk));
-      response.on("end", () => done(null, Buffer.concat(chunks)));
-    });
+    const res = await request(t.app)
+      .get(`${url.pathname}${url.search}`)
+      .buffer(true)
+      .parse((response, done) => {
+        const chunks: Buffer[] = [];
+        response.on("data", (chunk: Buffer) => chunks.push(chunk));
+        response.on("end", () => done(null, Buffer.concat(chunks)));
+      });
     expect(res.status).toBe(200);
     expect(res.headers["content-type"]).toBe("application/vnd.android.package-archive");
-    expect(createHash("sha256").update(res.body as Buffer).digest("hex")).toBe(sha256);
+    expect(
+      createHash("sha256")
+        .update(res.body as Buffer)
+        .digest("hex"),
+    ).toBe(sha256);
 
     const range = await request(t.app).get(`${url.pathname}${url.search}`).set("Range", "bytes=0-3");
     expect(range.status).toBe(206);

@@ -136,7 +136,8 @@ export async function advanceRelease(deps: Deps, releaseId: string, input: Advan
   const release = await findRelease(deps, releaseId);
   if (release.status !== "active") throw new HttpError("conflict", `The release is ${release.status}; only an active release advances`);
   const percent = input.percent ?? ROLLOUT_STEPS.find((step) => step > release.percent);
-  if (percent === undefined || percent <= release.percent) throw new HttpError("conflict", `The release is already at ${release.percent}%; advance it to a higher percentage`);
+  if (percent === undefined || percent <= release.percent)
+    throw new HttpError("conflict", `The release is already at ${release.percent}%; advance it to a higher percentage`);
   // The claim: of two concurrent advances, only the one that moves the row sends.
   const claimed = await deps.db.appRelease.updateManyAndReturn({
     where: { id: releaseId, status: "active", percent: release.percent },
@@ -144,12 +145,26 @@ export async function advanceRelease(deps: Deps, releaseId: string, input: Advan
     include: withVersions,
   });
   if (claimed.length === 0) throw new HttpError("conflict", "The release changed meanwhile; reload it");
-  await recordAudit(deps.db, { actor: actor.name, action: "app_release.advance", targetType: "app", targetId: release.packageName, ip: actor.ip, details: { releaseId, from: release.percent, to: percent, ...(input.reason ? { reason: input.reason } : {}) } });
+  await recordAudit(deps.db, {
+    actor: actor.name,
+    action: "app_release.advance",
+    targetType: "app",
+    targetId: release.packageName,
+    ip: actor.ip,
+    details: { releaseId, from: release.percent, to: percent, ...(input.reason ? { reason: input.reason } : {}) },
+  });
   await fillShare(deps, claimed[0] as ReleaseWithVersions, actor);
   return getReleaseView(deps, releaseId);
 }
 
-async function setStatus(deps: Deps, releaseId: string, from: AppRelease["status"], to: AppRelease["status"], action: string, actor: Actor): Promise<AppReleaseView> {
+async function setStatus(
+  deps: Deps,
+  releaseId: string,
+  from: AppRelease["status"],
+  to: AppRelease["status"],
+  action: string,
+  actor: Actor,
+): Promise<AppReleaseView> {
   const release = await findRelease(deps, releaseId);
   const { count } = await deps.db.appRelease.updateMany({ where: { id: releaseId, status: from }, data: { status: to, updatedAt: deps.clock.now() } });
   if (count === 0) throw new HttpError("conflict", `The release is ${release.status}, not ${from}`);
@@ -166,7 +181,8 @@ export const resumeRelease = (deps: Deps, releaseId: string, actor: Actor) => se
  */
 export async function rollbackRelease(deps: Deps, releaseId: string, actor: Actor): Promise<AppReleaseView> {
   const release = await findRelease(deps, releaseId);
-  if (!release.previousVersion) throw new HttpError("conflict", `The catalogue has no version of ${release.packageName} below ${release.version.versionCode} to roll back to`);
+  if (!release.previousVersion)
+    throw new HttpError("conflict", `The catalogue has no version of ${release.packageName} below ${release.version.versionCode} to roll back to`);
   const { count } = await deps.db.appRelease.updateMany({
     where: { id: releaseId, status: { in: ["active", "paused"] } },
     data: { status: "rolled_back", updatedAt: deps.clock.now() },
@@ -299,7 +315,11 @@ export async function listReleaseViews(deps: Pick<AppDeps, "db">, packageNames: 
  */
 export async function advanceRollouts(deps: Deps): Promise<{ advanced: number; paused: number }> {
   const actor = { name: "auto-rollout" };
-  const releases = await deps.db.appRelease.findMany({ where: { status: "active", autoAdvance: true, percent: { lt: 100 } }, include: withVersions, take: 100 });
+  const releases = await deps.db.appRelease.findMany({
+    where: { status: "active", autoAdvance: true, percent: { lt: 100 } },
+    include: withVersions,
+    take: 100,
+  });
   let advanced = 0;
   let paused = 0;
   for (const release of releases) {

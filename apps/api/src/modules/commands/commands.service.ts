@@ -63,7 +63,11 @@ export function toCommandView(command: CommandWithEvents): CommandView {
 }
 
 /** The command as the device receives it, signed with the device's command key. */
-export async function toDeviceCommand(env: Pick<Env, "COMMAND_MASTER_KEY" | "COMMAND_KEY_ID">, command: Command, keyGeneration: number): Promise<DeviceCommand> {
+export async function toDeviceCommand(
+  env: Pick<Env, "COMMAND_MASTER_KEY" | "COMMAND_KEY_ID">,
+  command: Command,
+  keyGeneration: number,
+): Promise<DeviceCommand> {
   const unsigned = {
     keyId: commandKeyIdFor(env, keyGeneration),
     requestId: command.requestId,
@@ -125,7 +129,9 @@ export async function emitCommandStatusChanges(tx: DbOrTx, changes: CommandStatu
     tx,
     changes.map((change) => ({ type: "command.status_changed", at, data: { ...change, at: at.toISOString() } })),
   );
-  const batchIds = [...new Set(changes.filter((change) => change.batchId && finalCommandStatuses.includes(change.status as never)).map((change) => change.batchId!))];
+  const batchIds = [
+    ...new Set(changes.filter((change) => change.batchId && finalCommandStatuses.includes(change.status as never)).map((change) => change.batchId!)),
+  ];
   for (const batchId of batchIds.sort()) {
     await tx.$queryRaw`SELECT id FROM "CommandBatch" WHERE id = ${batchId}::uuid FOR UPDATE`;
     const done = await tx.$queryRaw<Array<{ id: string; type: string; total: number; createdBy: string | null }>>`
@@ -137,7 +143,9 @@ export async function emitCommandStatusChanges(tx: DbOrTx, changes: CommandStatu
     const grouped = await tx.$queryRaw<Array<{ status: string; count: number }>>`
       SELECT status::text, count(*)::int AS count FROM "Command" WHERE "batchId" = ${batchId}::uuid GROUP BY status`;
     const counts = Object.fromEntries(grouped.map((row) => [row.status, row.count]));
-    await emitWebhookEvents(tx, [{ type: "batch.done", at, data: { batchId, type: done[0]!.type, total: done[0]!.total, createdBy: done[0]!.createdBy, counts, at: at.toISOString() } }]);
+    await emitWebhookEvents(tx, [
+      { type: "batch.done", at, data: { batchId, type: done[0]!.type, total: done[0]!.total, createdBy: done[0]!.createdBy, counts, at: at.toISOString() } },
+    ]);
   }
 }
 
@@ -173,7 +181,10 @@ export async function createCommand(
       events: { create: { status: "queued", at: now } },
     },
   });
-  deps.bus.publish({ kind: "command_status", change: { requestId: command.requestId, deviceId: command.deviceId, batchId: null, status: "queued", at: now.toISOString() } });
+  deps.bus.publish({
+    kind: "command_status",
+    change: { requestId: command.requestId, deviceId: command.deviceId, batchId: null, status: "queued", at: now.toISOString() },
+  });
   await recordAudit(db, {
     actor: actor.name,
     action: "command.create",
@@ -299,7 +310,14 @@ export async function cancelCommand(deps: CommandDeps, requestId: string, actor:
     nextAttemptAt: null,
   });
   if (!cancelled) throw new HttpError("conflict", `The command is already ${existing.status}`);
-  await recordAudit(deps.db, { actor: actor.name, action: "command.cancel", targetType: "device", targetId: existing.deviceId, ip: actor.ip, details: { requestId } });
+  await recordAudit(deps.db, {
+    actor: actor.name,
+    action: "command.cancel",
+    targetType: "device",
+    targetId: existing.deviceId,
+    ip: actor.ip,
+    details: { requestId },
+  });
   return getCommand(deps, requestId);
 }
 
@@ -316,7 +334,14 @@ export async function cancelBatch(deps: CommandDeps, batchId: string, actor: { n
       select: { requestId: true, deviceId: true },
     });
     await tx.commandEvent.createMany({ data: rows.map((row) => ({ requestId: row.requestId, status: "cancelled" as const, at: now, detail: reason })) });
-    await recordAudit(tx, { actor: actor.name, action: "batch.cancel", targetType: "batch", targetId: batchId, ip: actor.ip, details: { cancelled: rows.length } });
+    await recordAudit(tx, {
+      actor: actor.name,
+      action: "batch.cancel",
+      targetType: "batch",
+      targetId: batchId,
+      ip: actor.ip,
+      details: { cancelled: rows.length },
+    });
     return rows;
   });
   for (const row of cancelled) {
@@ -332,7 +357,11 @@ async function resolveTarget({ db }: Pick<AppDeps, "db">, target: BulkTarget): P
     const known = new Set(found.map((device) => device.id));
     const unknown = target.deviceIds.filter((id) => !known.has(id));
     if (unknown.length > 0) {
-      throw new HttpError("validation_failed", "Unknown or retired devices in target", unknown.slice(0, 20).map((id) => ({ path: "target.deviceIds", message: `No device in service has id ${id}` })));
+      throw new HttpError(
+        "validation_failed",
+        "Unknown or retired devices in target",
+        unknown.slice(0, 20).map((id) => ({ path: "target.deviceIds", message: `No device in service has id ${id}` })),
+      );
     }
     return [...known];
   }
@@ -359,11 +388,28 @@ export async function createBulkCommand(deps: CommandDeps, input: CreateBulkComm
     nextAttemptAt: now,
   }));
   await deps.db.$transaction([
-    deps.db.commandBatch.create({ data: { id: batchId, type: input.type, payload: input.payload as object, target: input.target, total: deviceIds.length, createdBy: actor.name, createdAt: now } }),
+    deps.db.commandBatch.create({
+      data: {
+        id: batchId,
+        type: input.type,
+        payload: input.payload as object,
+        target: input.target,
+        total: deviceIds.length,
+        createdBy: actor.name,
+        createdAt: now,
+      },
+    }),
     deps.db.command.createMany({ data: commands }),
     deps.db.commandEvent.createMany({ data: commands.map((command) => ({ requestId: command.requestId, status: "queued" as const, at: now })) }),
   ]);
-  await recordAudit(deps.db, { actor: actor.name, action: "command.bulk_create", targetType: "batch", targetId: batchId, ip: actor.ip, details: { type: input.type, target: input.target, total: deviceIds.length } });
+  await recordAudit(deps.db, {
+    actor: actor.name,
+    action: "command.bulk_create",
+    targetType: "batch",
+    targetId: batchId,
+    ip: actor.ip,
+    details: { type: input.type, target: input.target, total: deviceIds.length },
+  });
   deps.logger.info("bulk command queued", { batchId, type: input.type, total: deviceIds.length });
   // The rows are the fan-out: the workers of every instance claim and send them.
   wakeDelivery(deps);

@@ -1,7 +1,19 @@
 import { createHmac, hkdfSync } from "node:crypto";
 import { CommandPushData, signCommand, verifyCommandSignature } from "@mdm/contracts";
 import request from "supertest";
-import { TEST_ADMIN_KEY, TEST_COMMAND_MASTER_KEY, TEST_HMAC_SECRET, type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, enrollDevice, heartbeatBody, resetTables } from "../../test";
+import {
+  TEST_ADMIN_KEY,
+  TEST_COMMAND_MASTER_KEY,
+  TEST_HMAC_SECRET,
+  type TestApp,
+  type TestDatabase,
+  adminRequest,
+  createTestApp,
+  createTestDatabase,
+  enrollDevice,
+  heartbeatBody,
+  resetTables,
+} from "../../test";
 import { adminKeyId } from "../admin-auth/admin-auth.middleware";
 import { startFakeFcm } from "../../test/fake-fcm";
 
@@ -233,7 +245,9 @@ describe("POST /admin/command through the real firebase-admin SDK", () => {
       await t.deliver();
       const sent = await adminRequest(t.app, "GET", `/admin/commands/${created.body.requestId}`);
       expect(sent.body).toMatchObject({ status: "sent", push: { outcome: "sent", messageId: expect.stringMatching(/^projects\/mdm-test\/messages\//) } });
-      expect(fcm.requests[0]!.body).toMatchObject({ message: { token: "live-token", android: { priority: "high" }, data: { requestId: sent.body.requestId, type: "reboot" } } });
+      expect(fcm.requests[0]!.body).toMatchObject({
+        message: { token: "live-token", android: { priority: "high" }, data: { requestId: sent.body.requestId, type: "reboot" } },
+      });
 
       const gone = await enrollDevice(t.app, { fcmToken: "dead-token" });
       fcm.failToken("dead-token", "unregistered");
@@ -316,7 +330,10 @@ describe("bulk commands, cancel and history", () => {
     expect(cancelled.body.events.at(-1)).toMatchObject({ status: "cancelled", detail: `by ${adminKeyId(TEST_ADMIN_KEY)}` });
     const beat = await request(t.app).post("/v1/heartbeat").auth(device.deviceToken, bearer).send(heartbeatBody());
     expect(beat.body.commands).toEqual([]);
-    const late = await request(t.app).post("/v1/action-result").auth(device.deviceToken, bearer).send({ requestId: created.body.requestId, status: "succeeded" });
+    const late = await request(t.app)
+      .post("/v1/action-result")
+      .auth(device.deviceToken, bearer)
+      .send({ requestId: created.body.requestId, status: "succeeded" });
     expect(late.status).toBe(409);
     expect((await adminRequest(t.app, "POST", `/admin/commands/${created.body.requestId}/cancel`)).status).toBe(409);
   });

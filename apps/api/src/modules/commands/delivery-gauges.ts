@@ -5,10 +5,7 @@ import type { AppDeps } from "../../deps";
  * Gauges read at scrape time: the fleet's and the delivery queue's state from the shared
  * database (the same on every instance), the open device sockets from this instance.
  */
-export function registerDeliveryGauges(
-  deps: Pick<AppDeps, "db" | "clock" | "metrics">,
-  hub: { readonly size: number; readonly framesInFlight: number },
-): void {
+export function registerDeliveryGauges(deps: Pick<AppDeps, "db" | "clock" | "metrics">, hub: { readonly size: number; readonly framesInFlight: number }): void {
   const registers = [deps.metrics.registry];
   new client.Gauge({
     name: "mdm_devices_online",

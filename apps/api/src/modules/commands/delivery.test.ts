@@ -97,7 +97,10 @@ describe("the delivery worker", () => {
     const events: FleetEvent[] = [];
     t.deps.bus.subscribe((event) => events.push(event));
     const lease = (seconds: number) =>
-      database.db.device.update({ where: { id: device.deviceId }, data: { socketInstanceId: "another-instance", socketLeaseExpiresAt: new Date(Date.now() + seconds * 1000) } });
+      database.db.device.update({
+        where: { id: device.deviceId },
+        data: { socketInstanceId: "another-instance", socketLeaseExpiresAt: new Date(Date.now() + seconds * 1000) },
+      });
     const deliveries = () => events.filter((event) => event.kind === "deliver").map((event) => (event as { requestId: string }).requestId);
 
     await lease(60);
@@ -131,7 +134,10 @@ describe("the delivery worker", () => {
     await database.db.device.update({ where: { id: live.deviceId }, data: { socketInstanceId: "alive", socketLeaseExpiresAt: new Date(Date.now() + 60_000) } });
 
     expect(await sweepSocketLeases(t.deps)).toBe(1);
-    expect(await database.db.device.findUniqueOrThrow({ where: { id: device.deviceId } })).toMatchObject({ socketInstanceId: null, socketLeaseExpiresAt: null });
+    expect(await database.db.device.findUniqueOrThrow({ where: { id: device.deviceId } })).toMatchObject({
+      socketInstanceId: null,
+      socketLeaseExpiresAt: null,
+    });
     expect(await database.db.device.findUniqueOrThrow({ where: { id: live.deviceId } })).toMatchObject({ socketInstanceId: "alive" });
     expect((await commandRow(created.body.requestId)).nextAttemptAt!.getTime()).toBeLessThan(later.getTime());
   });
@@ -152,7 +158,10 @@ describe("deadlines of the command lifecycle", () => {
     // Read with a fresh clock: admin signatures must be within minutes of the server's.
     const reader = createTestApp(database.db);
     const expired = (await adminRequest(reader.app, "GET", `/admin/commands/${command.requestId}`)).body;
-    expect(expired).toMatchObject({ status: "expired", errorMessage: `no result within ${t.deps.env.COMMAND_RESULT_TIMEOUT_SECONDS} s of the acknowledgement` });
+    expect(expired).toMatchObject({
+      status: "expired",
+      errorMessage: `no result within ${t.deps.env.COMMAND_RESULT_TIMEOUT_SECONDS} s of the acknowledgement`,
+    });
     expect(expired.events.map((event: { status: string }) => event.status)).toEqual(["queued", "sent", "acknowledged", "expired"]);
     expect(expired.events.at(-1).detail).toMatch(/^no result within/);
     expect((await adminRequest(reader.app, "GET", `/admin/batches/${bulk.body.batchId}`)).body).toMatchObject({ done: true, counts: { expired: 1 } });
@@ -165,47 +174,64 @@ describe("deadlines of the command lifecycle", () => {
     expect((await commandRow(created.body.requestId)).status).toBe("sent");
     t.clock.advance(61);
     expect(await expireCommands(t.deps)).toBe(1);
-    expect(await commandRow(created.body.requestId)).toMatchObject({ status: "expired", errorMessage: "not acknowledged before its TTL elapsed", nextAttemptAt: null });
+    expect(await commandRow(created.body.requestId)).toMatchObject({
+      status: "expired",
+      errorMessage: "not acknowledged before its TTL elapsed",
+      nextAttemptAt: null,
+    });
   });
 });
 
 describe("auto-relaunch inside the heartbeat", () => {
   const LEGACY_KEY = "legacy-key-0123456789abcdef0123456789abcdef";
 
-  it.each(["v1", "legacy"] as const)("rides in the answer to the %s heartbeat that reported the app stopped; no push happens inside the request", async (channel) => {
-    const push = new HangingPushGateway();
-    t = createTestApp(database.db, { push, env: { LEGACY_ENROLLMENT_KEY: LEGACY_KEY } });
-    const stopped = heartbeatBody({ apps: [{ packageName: "com.example.kiosk", versionName: "2.1.0", versionCode: 210, running: false, foreground: false }] });
-    let send: () => request.Test;
-    let deviceId: string;
-    if (channel === "v1") {
-      const device = await enrollDevice(t.app, { fcmToken: "tok" });
-      deviceId = device.deviceId;
-      send = () => request(t.app).post("/v1/heartbeat").auth(device.deviceToken, bearer).send(stopped);
-    } else {
-      const first = await request(t.app).post("/api/devices/heartbeat").set("X-Enrollment-Key", LEGACY_KEY).send({ deviceId: "kiosk-7", device: { fcmToken: "tok" }, ...heartbeatBody() });
-      deviceId = first.body.deviceId;
-      send = () =>
-        request(t.app).post("/api/devices/heartbeat").set("X-Enrollment-Key", LEGACY_KEY).set("Authorization", `Bearer ${first.body.deviceToken}`).send({ deviceId: "kiosk-7", ...stopped });
-    }
-    expect((await adminRequest(t.app, "POST", "/admin/policies", { deviceId, packageName: "com.example.kiosk" })).status).toBe(201);
+  it.each(["v1", "legacy"] as const)(
+    "rides in the answer to the %s heartbeat that reported the app stopped; no push happens inside the request",
+    async (channel) => {
+      const push = new HangingPushGateway();
+      t = createTestApp(database.db, { push, env: { LEGACY_ENROLLMENT_KEY: LEGACY_KEY } });
+      const stopped = heartbeatBody({
+        apps: [{ packageName: "com.example.kiosk", versionName: "2.1.0", versionCode: 210, running: false, foreground: false }],
+      });
+      let send: () => request.Test;
+      let deviceId: string;
+      if (channel === "v1") {
+        const device = await enrollDevice(t.app, { fcmToken: "tok" });
+        deviceId = device.deviceId;
+        send = () => request(t.app).post("/v1/heartbeat").auth(device.deviceToken, bearer).send(stopped);
+      } else {
+        const first = await request(t.app)
+          .post("/api/devices/heartbeat")
+          .set("X-Enrollment-Key", LEGACY_KEY)
+          .send({ deviceId: "kiosk-7", device: { fcmToken: "tok" }, ...heartbeatBody() });
+        deviceId = first.body.deviceId;
+        send = () =>
+          request(t.app)
+            .post("/api/devices/heartbeat")
+            .set("X-Enrollment-Key", LEGACY_KEY)
+            .set("Authorization", `Bearer ${first.body.deviceToken}`)
+            .send({ deviceId: "kiosk-7", ...stopped });
+      }
+      expect((await adminRequest(t.app, "POST", "/admin/policies", { deviceId, packageName: "com.example.kiosk" })).status).toBe(201);
 
-    // The push gateway never answers: had the request waited on it, this would time out.
-    const answer = await send().timeout(5000);
-    expect(answer.status).toBe(200);
-    expect(answer.body.commands).toEqual([expect.objectContaining({ type: "relaunch_app", payload: { packageName: "com.example.kiosk" } })]);
-    expect(push.calls).toHaveLength(0);
+      // The push gateway never answers: had the request waited on it, this would time out.
+      const answer = await send().timeout(5000);
+      expect(answer.status).toBe(200);
+      expect(answer.body.commands).toEqual([expect.objectContaining({ type: "relaunch_app", payload: { packageName: "com.example.kiosk" } })]);
+      expect(push.calls).toHaveLength(0);
 
-    const command = await commandRow(answer.body.commands[0].requestId);
-    expect(command).toMatchObject({ status: "sent", createdBy: "policy:auto-relaunch" });
-    // The worker tries again only if no acknowledgement follows within a retry interval.
-    expect(command.nextAttemptAt!.getTime()).toBeGreaterThan(Date.now());
-    expect(await t.deliver()).toBe(0);
-  });
+      const command = await commandRow(answer.body.commands[0].requestId);
+      expect(command).toMatchObject({ status: "sent", createdBy: "policy:auto-relaunch" });
+      // The worker tries again only if no acknowledgement follows within a retry interval.
+      expect(command.nextAttemptAt!.getTime()).toBeGreaterThan(Date.now());
+      expect(await t.deliver()).toBe(0);
+    },
+  );
 });
 
 describe("auto-relaunch under load", () => {
-  const stoppedKiosk = () => heartbeatBody({ apps: [{ packageName: "com.example.kiosk", versionName: "2.1.0", versionCode: 210, running: false, foreground: false }] });
+  const stoppedKiosk = () =>
+    heartbeatBody({ apps: [{ packageName: "com.example.kiosk", versionName: "2.1.0", versionCode: 210, running: false, foreground: false }] });
 
   it("puts the relaunch first in the answer even when a full page of older commands waits", async () => {
     const device = await enrollDevice(t.app);
@@ -219,7 +245,9 @@ describe("auto-relaunch under load", () => {
   it("queues one relaunch for concurrent heartbeats reporting the app stopped, not one each", async () => {
     const device = await enrollDevice(t.app);
     await adminRequest(t.app, "POST", "/admin/policies", { deviceId: device.deviceId, packageName: "com.example.kiosk" });
-    const answers = await Promise.all(Array.from({ length: 6 }, () => request(t.app).post("/v1/heartbeat").auth(device.deviceToken, bearer).send(stoppedKiosk())));
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, () => request(t.app).post("/v1/heartbeat").auth(device.deviceToken, bearer).send(stoppedKiosk())),
+    );
     expect(answers.map((answer) => answer.status)).toEqual(Array(6).fill(200));
     expect(await database.db.command.count({ where: { deviceId: device.deviceId, type: "relaunch_app" } })).toBe(1);
 

@@ -43,7 +43,11 @@ describe("GET /admin/devices: keyset paging", () => {
       const device = await enrollDevice(t.app);
       existing.push(device.deviceId);
       // Duplicate and missing sort values: ties broken by id, nulls last.
-      if (i % 3 !== 0) await database.db.device.update({ where: { id: device.deviceId }, data: { alias: `Till ${i % 4}`, batteryLevel: i % 4, lastSeenAt: new Date(Date.now() - (i % 4) * 1000) } });
+      if (i % 3 !== 0)
+        await database.db.device.update({
+          where: { id: device.deviceId },
+          data: { alias: `Till ${i % 4}`, batteryLevel: i % 4, lastSeenAt: new Date(Date.now() - (i % 4) * 1000) },
+        });
     }
     const added: string[] = [];
     const { ids, pages } = await listAll(`limit=5&sort=${sort}&order=${order}`, async () => {
@@ -63,7 +67,8 @@ describe("GET /admin/devices: keyset paging", () => {
       const device = await enrollDevice(t.app);
       await database.db.device.update({ where: { id: device.deviceId }, data: { alias } });
     }
-    const aliases = async (order: string) => (await listAll(`limit=2&sort=alias&order=${order}`)).pages.flatMap((page) => page.devices.map((device) => device.alias));
+    const aliases = async (order: string) =>
+      (await listAll(`limit=2&sort=alias&order=${order}`)).pages.flatMap((page) => page.devices.map((device) => device.alias));
     expect(await aliases("asc")).toEqual(["a", "b", "c", null, null]);
     expect(await aliases("desc")).toEqual(["c", "b", "a", null, null]);
   });

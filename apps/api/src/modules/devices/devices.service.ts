@@ -1,13 +1,5 @@
 import { hkdfSync, randomUUID } from "node:crypto";
-import type {
-  DeviceFacts,
-  DeviceSort,
-  DeviceView,
-  HeartbeatRequest,
-  ListDevicesQuery,
-  ListDevicesResponse,
-  RegisterResponse,
-} from "@mdm/contracts";
+import type { DeviceFacts, DeviceSort, DeviceView, HeartbeatRequest, ListDevicesQuery, ListDevicesResponse, RegisterResponse } from "@mdm/contracts";
 import type { Env } from "../../config/env";
 import type { AppDeps } from "../../deps";
 import { poolOf } from "../../db/client";
@@ -111,7 +103,8 @@ async function tokenHashOf(deps: Pick<AppDeps, "db" | "bus">, deviceId: string, 
   // A rotation under way: the new token is the device's acknowledgement (it can only have
   // read it from the command sealed with its key); the old one works until the grace ends.
   if (device.pendingTokenHash) {
-    if (secretMatches(secret, device.pendingTokenHash)) return (await completeRotation(deps, deviceId, device.pendingTokenHash)) ? device.pendingTokenHash : undefined;
+    if (secretMatches(secret, device.pendingTokenHash))
+      return (await completeRotation(deps, deviceId, device.pendingTokenHash)) ? device.pendingTokenHash : undefined;
     return device.rotationGraceUntil && device.rotationGraceUntil > now ? device.tokenHash : undefined;
   }
   if (generation !== tokenCacheGeneration) return device.tokenHash;
@@ -284,7 +277,17 @@ export async function recordHeartbeat({ db, clock }: Pick<AppDeps, "db" | "clock
   ]);
   const row = rows[0];
   if (!row) throw new HttpError("not_found", "No device has this id");
-  const { hasPending, mustRun, groups: _groups, alias: _alias, model: _model, serialNumber: _serial, policyAutoRelaunch: _autoRelaunch, memoryAvailable, ...device } = row;
+  const {
+    hasPending,
+    mustRun,
+    groups: _groups,
+    alias: _alias,
+    model: _model,
+    serialNumber: _serial,
+    policyAutoRelaunch: _autoRelaunch,
+    memoryAvailable,
+    ...device
+  } = row;
   return { device: { ...device, memoryAvailable: memoryAvailable === null ? null : BigInt(memoryAvailable) }, hasPending, mustRun };
 }
 
@@ -450,7 +453,8 @@ export async function listDevices({ db }: Pick<AppDeps, "db">, query: ListDevice
   }
   const page = devices.slice(0, query.limit).map(({ total: _total, ...device }: Device & { total?: number }) => device as Device);
   const last = page.at(-1);
-  const nextCursor = devices.length > query.limit && last ? encodeCursor({ sort: query.sort, order: query.order, key: sortKeyOf(last, query.sort), id: last.id }) : null;
+  const nextCursor =
+    devices.length > query.limit && last ? encodeCursor({ sort: query.sort, order: query.order, key: sortKeyOf(last, query.sort), id: last.id }) : null;
   return { devices: page.map(toDeviceView), total, limit: query.limit, offset: query.offset, nextCursor };
 }
 

@@ -1,5 +1,15 @@
 import request from "supertest";
-import { type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, describeWithPostgres, enrollDevice, heartbeatBody, resetTables } from "../../test";
+import {
+  type TestApp,
+  type TestDatabase,
+  adminRequest,
+  createTestApp,
+  createTestDatabase,
+  describeWithPostgres,
+  enrollDevice,
+  heartbeatBody,
+  resetTables,
+} from "../../test";
 
 let database: TestDatabase;
 let t: TestApp;

@@ -1,6 +1,15 @@
 import request from "supertest";
 import { adminKeyId } from "../admin-auth/admin-auth.middleware";
-import { TEST_ADMIN_KEY, type TestApp, type TestDatabase, adminRequest, createEnrollmentToken, createTestApp, createTestDatabase, resetTables } from "../../test";
+import {
+  TEST_ADMIN_KEY,
+  type TestApp,
+  type TestDatabase,
+  adminRequest,
+  createEnrollmentToken,
+  createTestApp,
+  createTestDatabase,
+  resetTables,
+} from "../../test";
 
 let database: TestDatabase;
 let t: TestApp;
@@ -36,7 +45,9 @@ describe("POST /v1/register: happy", () => {
 
   it("lists the enrolled device to admins", async () => {
     const enrollmentToken = await createEnrollmentToken(t.app);
-    const registered = await request(t.app).post("/v1/register").send({ enrollmentToken, device: { model: "A" } });
+    const registered = await request(t.app)
+      .post("/v1/register")
+      .send({ enrollmentToken, device: { model: "A" } });
     const list = await adminRequest(t.app, "GET", "/admin/devices?limit=10");
     expect(list.status).toBe(200);
     expect(list.body.devices).toHaveLength(1);
@@ -48,9 +59,7 @@ describe("POST /v1/register: happy", () => {
 describe("POST /v1/register: errors", () => {
   it("refuses a token used up, and two racing devices cannot share the last use", async () => {
     const enrollmentToken = await createEnrollmentToken(t.app, { maxUses: 1 });
-    const results = await Promise.all(
-      Array.from({ length: 5 }, () => request(t.app).post("/v1/register").send({ enrollmentToken, device: {} })),
-    );
+    const results = await Promise.all(Array.from({ length: 5 }, () => request(t.app).post("/v1/register").send({ enrollmentToken, device: {} })));
     expect(results.map((res) => res.status).sort()).toEqual([201, 401, 401, 401, 401]);
     expect(await database.db.device.count()).toBe(1);
     expect((await database.db.enrollmentToken.findFirstOrThrow()).usedCount).toBe(1);
@@ -67,7 +76,9 @@ describe("POST /v1/register: errors", () => {
 
   it("answers 400 with field paths for invalid facts", async () => {
     const enrollmentToken = await createEnrollmentToken(t.app);
-    const res = await request(t.app).post("/v1/register").send({ enrollmentToken, device: { sdkInt: "thirty", model: "x".repeat(500) } });
+    const res = await request(t.app)
+      .post("/v1/register")
+      .send({ enrollmentToken, device: { sdkInt: "thirty", model: "x".repeat(500) } });
     expect(res.status).toBe(400);
     expect(res.body.error.code).toBe("validation_failed");
     expect(res.body.error.details.map((issue: { path: string }) => issue.path).sort()).toEqual(["device.model", "device.sdkInt"]);
@@ -85,7 +96,7 @@ describe("POST /v1/register: security", () => {
     expect((await database.db.enrollmentToken.findFirstOrThrow()).usedCount).toBe(0);
   });
 
-  it.each(["", "not-a-token", "00000000-0000-0000-0000-000000000000.short", "'; DROP TABLE \"Device\"; --"])(
+  it.each(["", "not-a-token", "00000000-0000-0000-0000-000000000000.short", '\'; DROP TABLE "Device"; --'])(
     "refuses the garbage token %j",
     async (enrollmentToken) => {
       const res = await request(t.app).post("/v1/register").send({ enrollmentToken });
@@ -101,7 +112,9 @@ describe("enrollment tokens: list and revoke", () => {
     await request(t.app).post("/v1/register").send({ enrollmentToken });
     const listed = await adminRequest(t.app, "GET", "/admin/enrollment-tokens");
     expect(listed.status).toBe(200);
-    expect(listed.body.tokens).toEqual([expect.objectContaining({ label: "store 7", maxUses: 5, usedCount: 1, revokedAt: null, createdBy: adminKeyId(TEST_ADMIN_KEY) })]);
+    expect(listed.body.tokens).toEqual([
+      expect.objectContaining({ label: "store 7", maxUses: 5, usedCount: 1, revokedAt: null, createdBy: adminKeyId(TEST_ADMIN_KEY) }),
+    ]);
     expect(JSON.stringify(listed.body)).not.toContain(enrollmentToken.split(".")[1]);
 
     const id = enrollmentToken.split(".")[0];

@@ -12,8 +12,7 @@ export function enrollmentRoutes(deps: AppDeps, guards: Guards): Router {
   mount(
     router,
     apiRoutes.createEnrollmentToken,
-    async (_req, res) =>
-      res.status(201).json(await createEnrollmentToken(deps, inputOf(apiRoutes.createEnrollmentToken, res).body, res.locals.actor)),
+    async (_req, res) => res.status(201).json(await createEnrollmentToken(deps, inputOf(apiRoutes.createEnrollmentToken, res).body, res.locals.actor)),
     { guards },
   );
   mount(router, apiRoutes.listEnrollmentTokens, async (_req, res) => res.json(await listEnrollmentTokens(deps)), { guards });

@@ -29,7 +29,14 @@ export async function createEnrollmentToken(
       createdBy: actor.name,
     },
   });
-  await recordAudit(db, { actor: actor.name, action: "enrollment_token.create", targetType: "enrollment_token", targetId: id, ip: actor.ip, details: { maxUses: input.maxUses, label: input.label } });
+  await recordAudit(db, {
+    actor: actor.name,
+    action: "enrollment_token.create",
+    targetType: "enrollment_token",
+    targetId: id,
+    ip: actor.ip,
+    details: { maxUses: input.maxUses, label: input.label },
+  });
   return { ...toEnrollmentTokenView(row), token: formatToken(id, secret), publicApiUrl: env.PUBLIC_API_URL ?? null };
 }
 
@@ -60,7 +67,8 @@ export async function revokeEnrollmentToken(
   const { count } = await db.enrollmentToken.updateMany({ where: { id: tokenId, revokedAt: null }, data: { revokedAt: clock.now() } });
   const row = await db.enrollmentToken.findUnique({ where: { id: tokenId } });
   if (!row) throw new HttpError("not_found", "No enrollment token has this id");
-  if (count === 1) await recordAudit(db, { actor: actor.name, action: "enrollment_token.revoke", targetType: "enrollment_token", targetId: tokenId, ip: actor.ip });
+  if (count === 1)
+    await recordAudit(db, { actor: actor.name, action: "enrollment_token.revoke", targetType: "enrollment_token", targetId: tokenId, ip: actor.ip });
   return toEnrollmentTokenView(row);
 }
 

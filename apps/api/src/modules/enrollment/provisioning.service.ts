@@ -17,9 +17,12 @@ export async function provisioningPayload(
   if (!row) throw new HttpError("not_found", "No enrollment token has this id");
   const parsed = parseToken(input.enrollmentToken);
   if (!parsed || parsed.id !== tokenId || !secretMatches(parsed.secret, row.secretHash)) {
-    throw new HttpError("validation_failed", "The enrollment token is not this token's secret", [{ path: "enrollmentToken", message: "Must be the token returned when this token was created" }]);
+    throw new HttpError("validation_failed", "The enrollment token is not this token's secret", [
+      { path: "enrollmentToken", message: "Must be the token returned when this token was created" },
+    ]);
   }
-  if (row.revokedAt || row.expiresAt <= clock.now() || row.usedCount >= row.maxUses) throw new HttpError("conflict", "The enrollment token is revoked, expired or used up");
+  if (row.revokedAt || row.expiresAt <= clock.now() || row.usedCount >= row.maxUses)
+    throw new HttpError("conflict", "The enrollment token is revoked, expired or used up");
 
   const serverUrl = input.serverUrl?.replace(/\/+$/, "") ?? env.PUBLIC_API_URL;
   const missing: string[] = (["AGENT_COMPONENT_NAME", "AGENT_APK_URL", "AGENT_SIGNATURE_CHECKSUM"] as const).filter((name) => !env[name]);

@@ -93,7 +93,10 @@ describe("POST /admin/enrollment-tokens/{tokenId}/provisioning", () => {
     const refused = await adminRequest(t.app, "POST", `/admin/enrollment-tokens/${id}/provisioning`, { enrollmentToken: token });
     expect(refused.status).toBe(409);
     expect(refused.body.error.message).toContain("PUBLIC_API_URL");
-    const res = await adminRequest(t.app, "POST", `/admin/enrollment-tokens/${id}/provisioning`, { enrollmentToken: token, serverUrl: "http://10.0.0.5:8000/" });
+    const res = await adminRequest(t.app, "POST", `/admin/enrollment-tokens/${id}/provisioning`, {
+      enrollmentToken: token,
+      serverUrl: "http://10.0.0.5:8000/",
+    });
     expect(res.status).toBe(200);
     expect(res.body.payload[PROVISIONING_EXTRA.adminExtrasBundle][PROVISIONING_ADMIN_EXTRAS.serverUrl]).toBe("http://10.0.0.5:8000");
   });
@@ -105,7 +108,9 @@ describe("POST /admin/enrollment-tokens/{tokenId}/provisioning", () => {
     const wrong = await adminRequest(t.app, "POST", `/admin/enrollment-tokens/${first.id}/provisioning`, { enrollmentToken: second.token });
     expect(wrong.status).toBe(400);
     expect(wrong.body.error.details).toEqual([expect.objectContaining({ path: "enrollmentToken" })]);
-    const unknown = await adminRequest(t.app, "POST", "/admin/enrollment-tokens/00000000-0000-4000-8000-000000000000/provisioning", { enrollmentToken: first.token });
+    const unknown = await adminRequest(t.app, "POST", "/admin/enrollment-tokens/00000000-0000-4000-8000-000000000000/provisioning", {
+      enrollmentToken: first.token,
+    });
     expect(unknown.status).toBe(404);
     expect((await adminRequest(t.app, "POST", `/admin/enrollment-tokens/${first.id}/revoke`)).status).toBe(200);
     const revoked = await adminRequest(t.app, "POST", `/admin/enrollment-tokens/${first.id}/provisioning`, { enrollmentToken: first.token });
@@ -115,7 +120,10 @@ describe("POST /admin/enrollment-tokens/{tokenId}/provisioning", () => {
   it("refuses invalid Wi-Fi settings with their paths", async () => {
     const t = createTestApp(database.db, { env: AGENT_ENV });
     const { id, token } = await newToken(t);
-    const res = await adminRequest(t.app, "POST", `/admin/enrollment-tokens/${id}/provisioning`, { enrollmentToken: token, wifi: { ssid: "", securityType: "WPA3" } });
+    const res = await adminRequest(t.app, "POST", `/admin/enrollment-tokens/${id}/provisioning`, {
+      enrollmentToken: token,
+      wifi: { ssid: "", securityType: "WPA3" },
+    });
     expect(res.status).toBe(400);
     expect(res.body.error.details.map((issue: { path: string }) => issue.path).sort()).toEqual(["wifi.securityType", "wifi.ssid"]);
   });

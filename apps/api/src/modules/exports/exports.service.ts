@@ -60,7 +60,8 @@ async function streamExport<Row>({ db, logger }: Pick<AppDeps, "db" | "logger">,
     res.end();
   } catch (error) {
     // The status line is sent: an error can only cut the download short.
-    if (!(error instanceof ClientGone)) logger.error("export failed", { export: spec.name, rows, message: error instanceof Error ? error.message : String(error) });
+    if (!(error instanceof ClientGone))
+      logger.error("export failed", { export: spec.name, rows, message: error instanceof Error ? error.message : String(error) });
     res.destroy();
   }
 }

@@ -3,7 +3,17 @@ import type { AddressInfo } from "node:net";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { signAdminRequest } from "@mdm/contracts";
-import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, enrollDevice, resetTables } from "../../test";
+import {
+  TEST_ADMIN_KEY,
+  TEST_HMAC_SECRET,
+  type TestApp,
+  type TestDatabase,
+  adminRequest,
+  createTestApp,
+  createTestDatabase,
+  enrollDevice,
+  resetTables,
+} from "../../test";
 import { csvCell, csvLine } from "./csv";
 
 // A collection on demand, so the memory bound is measured on what is retained, not on garbage.
@@ -25,7 +35,7 @@ beforeEach(async () => {
 describe("CSV cells", () => {
   it("quotes separators, quotes and line breaks, and defuses formulas", () => {
     expect(csvCell('say "hi", then\nleave')).toBe('"say ""hi"", then\nleave"');
-    expect(csvCell("=HYPERLINK(\"http://x\")")).toBe("\"'=HYPERLINK(\"\"http://x\"\")\"");
+    expect(csvCell('=HYPERLINK("http://x")')).toBe('"\'=HYPERLINK(""http://x"")"');
     expect(csvCell("+1")).toBe("'+1");
     expect(csvCell("-cmd")).toBe("'-cmd");
     expect(csvCell("@SUM(A1)")).toBe("'@SUM(A1)");
@@ -53,7 +63,10 @@ describe("exports", () => {
 
     const jsonl = await adminRequest(t.app, "GET", "/admin/devices/export?format=jsonl&sort=model&order=asc");
     expect(jsonl.headers["content-type"]).toMatch(/^application\/x-ndjson/);
-    const rows = jsonl.text.trimEnd().split("\n").map((line) => JSON.parse(line));
+    const rows = jsonl.text
+      .trimEnd()
+      .split("\n")
+      .map((line) => JSON.parse(line));
     expect(rows.map((row) => row.model)).toEqual(["=cmd|' /C calc'!A0", "Pixel 8"]);
     expect((await adminRequest(t.app, "GET", "/admin/devices/export?format=xml")).status).toBe(400);
   });
@@ -63,7 +76,10 @@ describe("exports", () => {
     await adminRequest(t.app, "POST", "/admin/command", { deviceId: device.deviceId, type: "ping" });
     const commands = await adminRequest(t.app, "GET", `/admin/commands/export?format=jsonl&deviceId=${device.deviceId}`);
     expect(commands.status).toBe(200);
-    const [command] = commands.text.trimEnd().split("\n").map((line) => JSON.parse(line));
+    const [command] = commands.text
+      .trimEnd()
+      .split("\n")
+      .map((line) => JSON.parse(line));
     expect(command).toMatchObject({ deviceId: device.deviceId, type: "ping", status: "queued" });
 
     const audit = await adminRequest(t.app, "GET", "/admin/audit-log/export?format=csv&action=command.create");
@@ -87,7 +103,13 @@ describe("exports", () => {
     try {
       const port = (server.address() as AddressInfo).port;
       const path = "/admin/devices/export?format=csv";
-      const headers = await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method: "GET", host: `127.0.0.1:${port}`, pathWithQuery: path });
+      const headers = await signAdminRequest({
+        adminKey: TEST_ADMIN_KEY,
+        hmacSecret: TEST_HMAC_SECRET,
+        method: "GET",
+        host: `127.0.0.1:${port}`,
+        pathWithQuery: path,
+      });
       gc();
       const baseline = process.memoryUsage().heapUsed;
       let peakGrowth = 0;

@@ -25,7 +25,15 @@ export async function recordAlertEvents(tx: DbOrTx, events: AlertHookEvent[]): P
   const forDigest = events.flatMap((event) =>
     event.type === "alert.sent"
       ? []
-      : [{ kind: DIGEST_KIND[event.type], deviceId: event.deviceId, incidentId: event.incidentId, at: event.at, batteryLevel: "batteryLevel" in event ? event.batteryLevel : null }],
+      : [
+          {
+            kind: DIGEST_KIND[event.type],
+            deviceId: event.deviceId,
+            incidentId: event.incidentId,
+            at: event.at,
+            batteryLevel: "batteryLevel" in event ? event.batteryLevel : null,
+          },
+        ],
   );
   if (forDigest.length > 0) await tx.alertEvent.createMany({ data: forDigest });
   // device.offline and device.online reach webhooks from the sweep and the heartbeat
@@ -34,7 +42,20 @@ export async function recordAlertEvents(tx: DbOrTx, events: AlertHookEvent[]): P
     tx,
     events.flatMap((event) =>
       event.type === "alert.sent"
-        ? [{ type: "alert.sent" as const, at: event.at, data: { alertId: event.alertId, subject: event.subject, recipients: event.recipients, mailId: event.mailId, events: event.events, at: event.at.toISOString() } }]
+        ? [
+            {
+              type: "alert.sent" as const,
+              at: event.at,
+              data: {
+                alertId: event.alertId,
+                subject: event.subject,
+                recipients: event.recipients,
+                mailId: event.mailId,
+                events: event.events,
+                at: event.at.toISOString(),
+              },
+            },
+          ]
         : [],
     ),
   );

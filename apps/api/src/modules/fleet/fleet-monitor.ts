@@ -27,7 +27,12 @@ export async function enforceAppPolicies(deps: AppDeps, deviceId: string, mustRu
     if (apps.some((app) => app.packageName === packageName && app.running)) continue;
     if (!(await claimJobRun(deps, `auto-relaunch:${deviceId}:${packageName}`, deps.env.AUTO_RELAUNCH_DEBOUNCE_SECONDS * 1000))) continue;
     deps.logger.info("auto-relaunch", { deviceId, packageName });
-    const command = await createCommand(deps, { deviceId, type: "relaunch_app", payload: { packageName }, delivery: "auto" }, { name: AUTO_RELAUNCH_ACTOR }, { handedOver: true });
+    const command = await createCommand(
+      deps,
+      { deviceId, type: "relaunch_app", payload: { packageName }, delivery: "auto" },
+      { name: AUTO_RELAUNCH_ACTOR },
+      { handedOver: true },
+    );
     queued.push(command.requestId);
   }
   return queued;
@@ -55,9 +60,19 @@ export async function sweepOffline(deps: AppDeps): Promise<Device[]> {
       RETURNING *`;
     await emitWebhookEvents(
       tx,
-      offline.map((device) => ({ type: "device.offline", at: now, data: { ...deviceEventData(device), lastSeenAt: device.lastSeenAt?.toISOString() ?? null, offlineSince: now.toISOString() } })),
+      offline.map((device) => ({
+        type: "device.offline",
+        at: now,
+        data: { ...deviceEventData(device), lastSeenAt: device.lastSeenAt?.toISOString() ?? null, offlineSince: now.toISOString() },
+      })),
     );
-    await joinIncident(tx, "offline", offline.map((device) => ({ deviceId: device.id, batteryLevel: null })), settings, now);
+    await joinIncident(
+      tx,
+      "offline",
+      offline.map((device) => ({ deviceId: device.id, batteryLevel: null })),
+      settings,
+      now,
+    );
     await sweepLowBattery(tx, settings, now);
     await tx.$executeRaw`
       UPDATE "AlertIncident" i SET "resolvedAt" = ${now}
@@ -185,7 +200,9 @@ export function deviceDisplayName(device: DeviceName | undefined, deviceId: stri
 
 /** The digest's subject and text: one section per kind of event, each listing at most 50 devices. */
 export function composeDigest(events: DigestEvent[], names: Map<string, DeviceName>, windowMinutes: number): { subject: string; text: string } {
-  const counts = SECTIONS.map((section) => ({ ...section, events: events.filter((event) => event.kind === section.kind) })).filter((section) => section.events.length > 0);
+  const counts = SECTIONS.map((section) => ({ ...section, events: events.filter((event) => event.kind === section.kind) })).filter(
+    (section) => section.events.length > 0,
+  );
   const plural = (count: number) => `${count} device${count === 1 ? "" : "s"}`;
   const subject = `Alerts: ${counts.map((section) => `${plural(section.events.length)} ${section.title.toLowerCase()}`).join(", ")}`;
   const lines = [`What happened in the last alert window (${windowMinutes} min):`, ""];
@@ -232,7 +249,9 @@ export async function sendDueAlertDigest(deps: AppDeps): Promise<string | null> 
     const mail = await enqueueMail(tx, "alert", { to: recipients, subject, text }, now);
     const alert = await tx.alert.create({ data: { kind: "digest", subject, recipients, outboxMailId: mail.id, sentAt: now } });
     await tx.alertEvent.updateMany({ where: { id: { in: ids } }, data: { digestedAt: now, alertId: alert.id } });
-    await recordAlertEvents(tx, [{ type: "alert.sent", alertId: alert.id.toString(), subject, recipients, mailId: mail.id.toString(), at: now, events: events.length }]);
+    await recordAlertEvents(tx, [
+      { type: "alert.sent", alertId: alert.id.toString(), subject, recipients, mailId: mail.id.toString(), at: now, events: events.length },
+    ]);
     await recordAudit(tx, {
       actor: ALERT_ACTOR,
       action: "alert.mail_sent",
@@ -259,11 +278,22 @@ async function sendGroupAlerts(deps: AppDeps, settings: AlertSettings, devices: 
     if (recent) continue;
     const subject = `Group ${group}: ${offline} of ${total} devices offline`;
     const mail = await deps.db.$transaction(async (tx) => {
-      const mail = await enqueueMail(tx, "alert", { to: recipients, subject, text: `${subject} (threshold ${settings.groupOfflinePercent}%).\n` }, deps.clock.now());
+      const mail = await enqueueMail(
+        tx,
+        "alert",
+        { to: recipients, subject, text: `${subject} (threshold ${settings.groupOfflinePercent}%).\n` },
+        deps.clock.now(),
+      );
       await tx.alert.create({ data: { kind: "group_offline", group, subject, recipients, outboxMailId: mail.id } });
       return mail;
     });
     wakeMailWorker(deps);
-    await recordAudit(deps.db, { actor: ALERT_ACTOR, action: "alert.mail_sent", targetType: "group", targetId: group, details: { kind: "group_offline", subject, recipients, mailId: mail.id.toString() } });
+    await recordAudit(deps.db, {
+      actor: ALERT_ACTOR,
+      action: "alert.mail_sent",
+      targetType: "group",
+      targetId: group,
+      details: { kind: "group_offline", subject, recipients, mailId: mail.id.toString() },
+    });
   }
 }

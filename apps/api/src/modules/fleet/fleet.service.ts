@@ -35,7 +35,8 @@ export function socketState(device: Pick<Device, "socketInstanceId" | "socketLea
 }
 
 export function toLiveState(
-  device: Pick<Device, "id" | "online" | "lastSeenAt" | "batteryLevel" | "batteryCharging" | "memoryAvailable" | "networkType"> & Parameters<typeof socketState>[0],
+  device: Pick<Device, "id" | "online" | "lastSeenAt" | "batteryLevel" | "batteryCharging" | "memoryAvailable" | "networkType"> &
+    Parameters<typeof socketState>[0],
 ): DeviceLiveState {
   return {
     deviceId: device.id,
@@ -56,12 +57,10 @@ export async function updateDevice(
   actor: { name: string; ip?: string },
 ): Promise<DeviceView> {
   const groups = input.groups ? [...new Set(input.groups)] : undefined;
-  const device = await db.device
-    .update({ where: { id: deviceId }, data: { alias: input.alias, notes: input.notes, groups } })
-    .catch((error: unknown) => {
-      if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2025") throw new HttpError("not_found", "No device has this id");
-      throw error;
-    });
+  const device = await db.device.update({ where: { id: deviceId }, data: { alias: input.alias, notes: input.notes, groups } }).catch((error: unknown) => {
+    if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2025") throw new HttpError("not_found", "No device has this id");
+    throw error;
+  });
   await recordAudit(db, { actor: actor.name, action: "device.update", targetType: "device", targetId: deviceId, ip: actor.ip, details: input });
   // Group assignments of policies follow the device's groups.
   if (groups) await recomputeDevices({ db, bus, clock }, [deviceId]);
@@ -114,8 +113,7 @@ export async function deviceTelemetry({ db, clock }: Pick<AppDeps, "db" | "clock
   const since = new Date(now.getTime() - hours * 3600_000);
   const bucketSeconds = Math.ceil((hours * 3600) / MAX_TELEMETRY_POINTS);
   // Latest non-null reading of a column within the bucket.
-  const latest = (column: string) =>
-    Prisma.raw(`(array_agg("${column}" ORDER BY "receivedAt" DESC) FILTER (WHERE "${column}" IS NOT NULL))[1]`);
+  const latest = (column: string) => Prisma.raw(`(array_agg("${column}" ORDER BY "receivedAt" DESC) FILTER (WHERE "${column}" IS NOT NULL))[1]`);
   const [buckets, changes] = await Promise.all([
     db.$queryRaw<BucketRow[]>`
       SELECT least(floor(extract(epoch FROM "receivedAt" - ${since}::timestamptz) / ${bucketSeconds}), ${MAX_TELEMETRY_POINTS - 1})::int AS bucket,
@@ -173,7 +171,8 @@ export async function createPolicy({ db }: Pick<AppDeps, "db">, input: CreateApp
     await recordAudit(db, { actor: actor.name, action: "policy.create", targetType: "policy", targetId: policy.id, ip: actor.ip, details: input });
     return toPolicyView(policy);
   } catch (error) {
-    if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002") throw new HttpError("conflict", "A policy for this app and target exists");
+    if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002")
+      throw new HttpError("conflict", "A policy for this app and target exists");
     throw error;
   }
 }
@@ -190,7 +189,8 @@ export async function updatePolicy(
     return toPolicyView(policy);
   } catch (error) {
     if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2025") throw new HttpError("not_found", "No policy has this id");
-    if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002") throw new HttpError("conflict", "A policy for this app and target exists");
+    if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002")
+      throw new HttpError("conflict", "A policy for this app and target exists");
     throw error;
   }
 }

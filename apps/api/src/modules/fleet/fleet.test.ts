@@ -34,7 +34,11 @@ describe("devices: alias, notes, groups and the fleet overview", () => {
   it("lets an admin set alias, notes and groups, and filters and counts by them", async () => {
     const till = await enrollDevice(t.app, { model: "TC52" });
     const kiosk = await enrollDevice(t.app, { model: "M10" });
-    const updated = await adminRequest(t.app, "PATCH", `/admin/devices/${till.deviceId}`, { alias: "Till 3", notes: "by the door", groups: ["north", "tills", "north"] });
+    const updated = await adminRequest(t.app, "PATCH", `/admin/devices/${till.deviceId}`, {
+      alias: "Till 3",
+      notes: "by the door",
+      groups: ["north", "tills", "north"],
+    });
     expect(updated.status).toBe(200);
     expect(updated.body).toMatchObject({ alias: "Till 3", notes: "by the door", groups: ["north", "tills"] });
     await adminRequest(t.app, "PATCH", `/admin/devices/${kiosk.deviceId}`, { groups: ["north"] });
@@ -234,7 +238,15 @@ describe("offline detection and alerts", () => {
   async function admin(method: "GET" | "POST" | "PATCH", pathWithQuery: string, body?: unknown) {
     const raw = body === undefined ? "" : JSON.stringify(body);
     const timestamp = Math.floor(t.clock.now().getTime() / 1000);
-    const headers = await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method, host: TEST_HOST, pathWithQuery, body: raw, timestamp });
+    const headers = await signAdminRequest({
+      adminKey: TEST_ADMIN_KEY,
+      hmacSecret: TEST_HMAC_SECRET,
+      method,
+      host: TEST_HOST,
+      pathWithQuery,
+      body: raw,
+      timestamp,
+    });
     const call = request(t.app)[method.toLowerCase() as "get" | "post" | "patch"](pathWithQuery).set(headers).set("Host", TEST_HOST);
     return body === undefined ? call : call.set("Content-Type", "application/json").send(raw);
   }
@@ -267,7 +279,9 @@ describe("offline detection and alerts", () => {
     await sweepOffline(t.deps);
     await t.sendMail();
     const alerts = await admin("GET", "/admin/alerts");
-    expect(ListAlertsResponse.parse(alerts.body).alerts).toEqual([expect.objectContaining({ mail: expect.objectContaining({ status: "recorded" }), raisedAt: expect.any(String) })]);
+    expect(ListAlertsResponse.parse(alerts.body).alerts).toEqual([
+      expect.objectContaining({ mail: expect.objectContaining({ status: "recorded" }), raisedAt: expect.any(String) }),
+    ]);
   });
 
   it("groups a wave of devices going offline over several sweeps into one incident and one digest, resolved when they return", async () => {
@@ -384,7 +398,10 @@ describe("offline detection and alerts", () => {
     expect(incident).toMatchObject({ kind: "low_battery", title: "2 devices low on battery", deviceCount: 2 });
     const detail = await admin("GET", `/admin/alerts/incidents/${incident.id}`);
     expect(detail.body.devices.map((device: { deviceId: string; batteryLevel: number }) => [device.deviceId, device.batteryLevel]).sort()).toEqual(
-      [[low.deviceId, 24], [lower.deviceId, 5]].sort(),
+      [
+        [low.deviceId, 24],
+        [lower.deviceId, 5],
+      ].sort(),
     );
     windowEnd();
     await heartbeat(low.deviceToken, { battery: { level: 24, charging: false } });
@@ -423,9 +440,19 @@ describe("offline detection and alerts", () => {
   });
 
   it("validates alert settings", async () => {
-    const res = await admin("PATCH", "/admin/alert-settings", { recipients: ["not-an-email"], offlineAfterSeconds: 5, alertWindowMinutes: 0, lowBatteryPercent: 100 });
+    const res = await admin("PATCH", "/admin/alert-settings", {
+      recipients: ["not-an-email"],
+      offlineAfterSeconds: 5,
+      alertWindowMinutes: 0,
+      lowBatteryPercent: 100,
+    });
     expect(res.status).toBe(400);
-    expect(res.body.error.details.map((issue: { path: string }) => issue.path).sort()).toEqual(["alertWindowMinutes", "lowBatteryPercent", "offlineAfterSeconds", "recipients.0"]);
+    expect(res.body.error.details.map((issue: { path: string }) => issue.path).sort()).toEqual([
+      "alertWindowMinutes",
+      "lowBatteryPercent",
+      "offlineAfterSeconds",
+      "recipients.0",
+    ]);
     const current = await admin("GET", "/admin/alert-settings");
     // The default threshold: two missed 60 s heartbeats plus 30 s.
     expect(current.body).toEqual({

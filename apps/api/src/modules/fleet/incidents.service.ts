@@ -35,7 +35,10 @@ async function countsOf({ db }: Pick<AppDeps, "db">, incidentIds: string[]): Pro
 export async function listIncidents(deps: Pick<AppDeps, "db">, query: ListIncidentsQuery): Promise<ListIncidentsResponse> {
   const where = query.status === "open" ? { resolvedAt: null } : query.status === "resolved" ? { resolvedAt: { not: null } } : {};
   const incidents = await deps.db.alertIncident.findMany({ where, orderBy: [{ openedAt: "desc" }, { id: "desc" }], take: query.limit });
-  const counts = await countsOf(deps, incidents.map((incident) => incident.id));
+  const counts = await countsOf(
+    deps,
+    incidents.map((incident) => incident.id),
+  );
   return { incidents: incidents.map((incident) => toView(incident, counts.get(incident.id) ?? { deviceCount: 0, returnedCount: 0 })) };
 }
 
@@ -67,9 +70,16 @@ export async function getIncident(deps: Pick<AppDeps, "db">, incidentId: string)
 }
 
 /** Records who acknowledged the incident and when (once: a second acknowledgement is a 409), and audits it. */
-export async function acknowledgeIncident(deps: Pick<AppDeps, "db" | "clock">, incidentId: string, actor: { name: string; ip?: string }): Promise<IncidentView> {
+export async function acknowledgeIncident(
+  deps: Pick<AppDeps, "db" | "clock">,
+  incidentId: string,
+  actor: { name: string; ip?: string },
+): Promise<IncidentView> {
   const now = deps.clock.now();
-  const { count } = await deps.db.alertIncident.updateMany({ where: { id: incidentId, acknowledgedAt: null }, data: { acknowledgedAt: now, acknowledgedBy: actor.name } });
+  const { count } = await deps.db.alertIncident.updateMany({
+    where: { id: incidentId, acknowledgedAt: null },
+    data: { acknowledgedAt: now, acknowledgedBy: actor.name },
+  });
   if (count === 0) {
     const existing = await deps.db.alertIncident.findUnique({ where: { id: incidentId }, select: { acknowledgedBy: true } });
     if (!existing) throw new HttpError("not_found", "No incident has this id");

@@ -29,7 +29,8 @@ export function legacyRoutes(deps: AppDeps): Router {
   const requireLegacyKey = (req: Request, _res: Response, next: NextFunction) => {
     if (!legacyKey) throw new HttpError("not_found", "No such route");
     const sunset = deps.env.LEGACY_SUNSET_AT;
-    if (sunset && deps.clock.now() >= sunset) throw new HttpError("gone", `The legacy device API was retired on ${sunset.toISOString()}; update the agent to use /v1`);
+    if (sunset && deps.clock.now() >= sunset)
+      throw new HttpError("gone", `The legacy device API was retired on ${sunset.toISOString()}; update the agent to use /v1`);
     const presented = req.get("x-enrollment-key");
     if (!presented || !constantTimeEquals(presented, legacyKey)) throw new HttpError("unauthorized", "Missing or wrong X-Enrollment-Key");
     next();
@@ -43,7 +44,8 @@ export function legacyRoutes(deps: AppDeps): Router {
       const { deviceId, issued } = await identifyLegacyDevice(deps, legacyId, facts ?? {}, req, (ip) => enrollments.consume(`ip:${ip}`));
       res.locals.device = { id: deviceId };
       const budget = await deviceBudget(deps).consume(deviceBudgetKey(deviceId));
-      if (!budget.allowed) throw new HttpError("rate_limited", "Too many requests; retry later", undefined, { "Retry-After": String(budget.retryAfterSeconds) });
+      if (!budget.allowed)
+        throw new HttpError("rate_limited", "Too many requests; retry later", undefined, { "Retry-After": String(budget.retryAfterSeconds) });
       const answer: LegacyHeartbeatResponse = { deviceId, ...(await handleHeartbeat(deps, deviceId, heartbeat, "legacy")), ...issued };
       res.json(answer);
     },
@@ -82,12 +84,21 @@ async function identifyLegacyDevice(
     });
     if (count === 0) throw new HttpError("unauthorized", "Send this device's token as Authorization: Bearer <deviceToken>");
     deps.logger.info("legacy device token issued", { deviceId: existing.id });
-    await recordAudit(deps.db, { actor: "legacy-enrollment-key", action: "device.legacy_token_issued", targetType: "device", targetId: existing.id, ip: req.ip, details: { legacyId } });
+    await recordAudit(deps.db, {
+      actor: "legacy-enrollment-key",
+      action: "device.legacy_token_issued",
+      targetType: "device",
+      targetId: existing.id,
+      ip: req.ip,
+      details: { legacyId },
+    });
     return { deviceId: existing.id, issued: issuedFor(deps, existing.id, secret) };
   }
   const budget = await spendEnrollment(addressKey(req.ip));
   if (!budget.allowed) {
-    throw new HttpError("rate_limited", "Too many legacy enrollments from this address; retry later", undefined, { "Retry-After": String(budget.retryAfterSeconds) });
+    throw new HttpError("rate_limited", "Too many legacy enrollments from this address; retry later", undefined, {
+      "Retry-After": String(budget.retryAfterSeconds),
+    });
   }
   const deviceId = randomUUID();
   const created = await deps.db.$transaction(async (tx) => {
@@ -101,7 +112,14 @@ async function identifyLegacyDevice(
   // Another request enrolled the same id a moment earlier and holds its token.
   if (created.length === 0) throw new HttpError("unauthorized", "Send this device's token as Authorization: Bearer <deviceToken>");
   deps.logger.info("legacy device enrolled", { deviceId });
-  await recordAudit(deps.db, { actor: "legacy-enrollment-key", action: "device.enroll_legacy", targetType: "device", targetId: deviceId, ip: req.ip, details: { legacyId } });
+  await recordAudit(deps.db, {
+    actor: "legacy-enrollment-key",
+    action: "device.enroll_legacy",
+    targetType: "device",
+    targetId: deviceId,
+    ip: req.ip,
+    details: { legacyId },
+  });
   return { deviceId, issued: issuedFor(deps, deviceId, secret) };
 }
 

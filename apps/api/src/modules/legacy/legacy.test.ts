@@ -15,7 +15,10 @@ beforeEach(() => resetTables(database.db));
 describe("POST /api/devices/heartbeat (legacy)", () => {
   it("is off by default: 404, and nothing is stored", async () => {
     const { app } = createTestApp(database.db);
-    const res = await request(app).post("/api/devices/heartbeat").set("X-Enrollment-Key", "anything").send({ deviceId: "dev-1", ...heartbeatBody() });
+    const res = await request(app)
+      .post("/api/devices/heartbeat")
+      .set("X-Enrollment-Key", "anything")
+      .send({ deviceId: "dev-1", ...heartbeatBody() });
     expect(res.status).toBe(404);
     expect(res.body.error.code).toBe("not_found");
     expect(await database.db.device.count()).toBe(0);
@@ -29,7 +32,13 @@ describe("POST /api/devices/heartbeat (legacy)", () => {
     };
     const first = await send();
     expect(first.status).toBe(200);
-    expect(first.body).toMatchObject({ deviceId: expect.any(String), commands: [], heartbeatIntervalSeconds: 60, deviceToken: expect.any(String), commandKey: expect.any(String) });
+    expect(first.body).toMatchObject({
+      deviceId: expect.any(String),
+      commands: [],
+      heartbeatIntervalSeconds: 60,
+      deviceToken: expect.any(String),
+      commandKey: expect.any(String),
+    });
     const second = await send(first.body.deviceToken);
     expect(second.status).toBe(200);
     expect(second.body.deviceId).toBe(first.body.deviceId);
@@ -41,7 +50,10 @@ describe("POST /api/devices/heartbeat (legacy)", () => {
 
   it("refuses a wrong key with 401 and stores nothing", async () => {
     const { app } = createTestApp(database.db, { env: { LEGACY_ENROLLMENT_KEY: LEGACY_KEY } });
-    const res = await request(app).post("/api/devices/heartbeat").set("X-Enrollment-Key", "wrong").send({ deviceId: "kiosk-1", ...heartbeatBody() });
+    const res = await request(app)
+      .post("/api/devices/heartbeat")
+      .set("X-Enrollment-Key", "wrong")
+      .send({ deviceId: "kiosk-1", ...heartbeatBody() });
     expect(res.status).toBe(401);
     expect(await database.db.device.count()).toBe(0);
   });

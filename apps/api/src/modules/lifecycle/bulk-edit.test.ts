@@ -42,7 +42,11 @@ describeWithPostgres("bulk edits, batch cancel and policy edits", () => {
     expect(res.body).toEqual({ matched: 2, updated: 2, retired: 0, cancelledCommands: 0 });
     expect(await groupsOf(a.deviceId)).toEqual(["keep", "lobby"]);
     expect((await groupsOf(b.deviceId)).sort()).toEqual(["keep", "lobby"]);
-    const aliases = await database.db.device.findMany({ where: { id: { in: [a.deviceId, b.deviceId] } }, orderBy: { enrolledAt: "asc" }, select: { alias: true } });
+    const aliases = await database.db.device.findMany({
+      where: { id: { in: [a.deviceId, b.deviceId] } },
+      orderBy: { enrolledAt: "asc" },
+      select: { alias: true },
+    });
     expect(aliases.map((device) => device.alias)).toEqual(["Till-001", "Till-002"]);
     expect(await database.db.device.findUniqueOrThrow({ where: { id: untouched.deviceId } })).toMatchObject({ alias: null, groups: [] });
     const audit = await database.db.auditLog.findFirst({ where: { action: "device.bulk_edit" } });
@@ -54,7 +58,10 @@ describeWithPostgres("bulk edits, batch cancel and policy edits", () => {
     const offline = await enrollDevice(t.app, { model: "Kiosk X" });
     const other = await enrollDevice(t.app, { model: "Handheld" });
     await request(t.app).post("/v1/heartbeat").set("Authorization", `Bearer ${online.deviceToken}`).send(heartbeatBody());
-    const byFilter = await adminRequest(t.app, "POST", "/admin/devices/bulk", { target: { filter: { search: "Kiosk", status: "offline" } }, setGroups: ["spare"] });
+    const byFilter = await adminRequest(t.app, "POST", "/admin/devices/bulk", {
+      target: { filter: { search: "Kiosk", status: "offline" } },
+      setGroups: ["spare"],
+    });
     expect(byFilter.body).toMatchObject({ matched: 1, updated: 1 });
     expect(await groupsOf(offline.deviceId)).toEqual(["spare"]);
     expect(await groupsOf(online.deviceId)).toEqual([]);
@@ -69,7 +76,9 @@ describeWithPostgres("bulk edits, batch cancel and policy edits", () => {
     const tokenId = enrollmentToken.split(".")[0];
     const enrolled = [];
     for (let i = 0; i < 2; i++) {
-      const res = await request(t.app).post("/v1/register").send({ enrollmentToken, device: { model: "Pixel" } });
+      const res = await request(t.app)
+        .post("/v1/register")
+        .send({ enrollmentToken, device: { model: "Pixel" } });
       enrolled.push(res.body as { deviceId: string; deviceToken: string });
     }
     const stranger = await enrollDevice(t.app);
@@ -89,7 +98,13 @@ describeWithPostgres("bulk edits, batch cancel and policy edits", () => {
   it("refuses an empty edit, mixed group operations and unknown fields", async () => {
     const device = await enrollDevice(t.app);
     const target = { deviceIds: [device.deviceId] };
-    for (const body of [{ target }, { target, setGroups: ["a"], addGroups: ["b"] }, { target, retire: false }, { target, aliasPrefix: "x", extra: 1 }, { target: { all: true }, retire: true }]) {
+    for (const body of [
+      { target },
+      { target, setGroups: ["a"], addGroups: ["b"] },
+      { target, retire: false },
+      { target, aliasPrefix: "x", extra: 1 },
+      { target: { all: true }, retire: true },
+    ]) {
       const res = await adminRequest(t.app, "POST", "/admin/devices/bulk", body);
       expect(res.status).toBe(400);
       expect(res.body.error.code).toBe("validation_failed");
@@ -109,7 +124,9 @@ describeWithPostgres("bulk edits, batch cancel and policy edits", () => {
     expect(res.body).toMatchObject({ batchId: batch.body.batchId, done: true, counts: { succeeded: 1, cancelled: 1, queued: 0 } });
     const cancelled = await adminRequest(t.app, "GET", `/admin/commands/${commands.find((command) => command.deviceId === b.deviceId)!.requestId}`);
     expect(cancelled.body).toMatchObject({ status: "cancelled", errorMessage: expect.stringMatching(/^batch cancelled by /) });
-    expect(await database.db.auditLog.findFirst({ where: { action: "batch.cancel", targetId: batch.body.batchId } })).toMatchObject({ details: { cancelled: 1 } });
+    expect(await database.db.auditLog.findFirst({ where: { action: "batch.cancel", targetId: batch.body.batchId } })).toMatchObject({
+      details: { cancelled: 1 },
+    });
     expect((await adminRequest(t.app, "POST", "/admin/batches/00000000-0000-4000-8000-000000000000/cancel")).status).toBe(404);
   });
 

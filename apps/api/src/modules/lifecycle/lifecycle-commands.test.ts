@@ -2,7 +2,16 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { SimulatedDevice } from "@mdm/simulator";
 import request from "supertest";
-import { type TestApp, type TestDatabase, adminRequest, createEnrollmentToken, createTestApp, createTestDatabase, describeWithPostgres, resetTables } from "../../test";
+import {
+  type TestApp,
+  type TestDatabase,
+  adminRequest,
+  createEnrollmentToken,
+  createTestApp,
+  createTestDatabase,
+  describeWithPostgres,
+  resetTables,
+} from "../../test";
 
 // The lifecycle command types end to end: the admin API queues them, the simulator (a real
 // HTTP client of the API, verifying signatures) runs them from its heartbeat's answer and
@@ -48,7 +57,10 @@ describeWithPostgres("wipe, factory_reset, lost_mode and locate", () => {
 
   it("lost_mode: entering stores the message and phone number on the device; exit leaves it", async () => {
     const device = await enroll();
-    const entered = await run(device, { type: "lost_mode", payload: { action: "enter", message: "Please return to the front desk", phoneNumber: "+49 431 123456" } });
+    const entered = await run(device, {
+      type: "lost_mode",
+      payload: { action: "enter", message: "Please return to the front desk", phoneNumber: "+49 431 123456" },
+    });
     expect(entered).toMatchObject({ status: "succeeded", result: { lostMode: true } });
     expect(device.lostMode).toEqual({ message: "Please return to the front desk", phoneNumber: "+49 431 123456" });
     const left = await run(device, { type: "lost_mode", payload: { action: "exit" } });
@@ -68,7 +80,9 @@ describeWithPostgres("wipe, factory_reset, lost_mode and locate", () => {
 
     const view = await adminRequest(t.app, "GET", `/admin/devices/${oldId}`);
     expect(view.body.retiredAt).not.toBeNull();
-    expect((await request(t.app).post("/v1/heartbeat").set("Authorization", `Bearer ${oldToken}`).send({ deviceTime: new Date().toISOString() })).status).toBe(401);
+    expect((await request(t.app).post("/v1/heartbeat").set("Authorization", `Bearer ${oldToken}`).send({ deviceTime: new Date().toISOString() })).status).toBe(
+      401,
+    );
     const audit = await database.db.auditLog.findFirst({ where: { action: "device.retire", targetId: oldId } });
     expect(audit?.actor).toBe(`command:${type}`);
 
@@ -82,17 +96,28 @@ describeWithPostgres("wipe, factory_reset, lost_mode and locate", () => {
 
   it("refuses malformed payloads and a succeeded result that does not match its schema", async () => {
     const device = await enroll();
-    const noPhone = await adminRequest(t.app, "POST", "/admin/command", { deviceId: device.deviceId, type: "lost_mode", payload: { action: "enter", message: "hi" } });
+    const noPhone = await adminRequest(t.app, "POST", "/admin/command", {
+      deviceId: device.deviceId,
+      type: "lost_mode",
+      payload: { action: "enter", message: "hi" },
+    });
     expect(noPhone.status).toBe(400);
     expect(noPhone.body.error.code).toBe("validation_failed");
-    const badPhone = await adminRequest(t.app, "POST", "/admin/command", { deviceId: device.deviceId, type: "lost_mode", payload: { action: "enter", message: "hi", phoneNumber: "call me" } });
+    const badPhone = await adminRequest(t.app, "POST", "/admin/command", {
+      deviceId: device.deviceId,
+      type: "lost_mode",
+      payload: { action: "enter", message: "hi", phoneNumber: "call me" },
+    });
     expect(badPhone.status).toBe(400);
     const extra = await adminRequest(t.app, "POST", "/admin/command", { deviceId: device.deviceId, type: "locate", payload: { precise: true } });
     expect(extra.status).toBe(400);
 
     const locate = await adminRequest(t.app, "POST", "/admin/command", { deviceId: device.deviceId, type: "locate" });
     const report = (result: Record<string, unknown>) =>
-      request(t.app).post("/v1/action-result").set("Authorization", `Bearer ${device.registration.deviceToken}`).send({ requestId: locate.body.requestId, status: "succeeded", result });
+      request(t.app)
+        .post("/v1/action-result")
+        .set("Authorization", `Bearer ${device.registration.deviceToken}`)
+        .send({ requestId: locate.body.requestId, status: "succeeded", result });
     const wrong = await report({ latitude: 91, longitude: 0, accuracyMeters: 5 });
     expect(wrong.status).toBe(400);
     expect(wrong.body.error.details).toEqual([expect.objectContaining({ path: "result.latitude" })]);

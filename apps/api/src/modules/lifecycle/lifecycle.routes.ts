@@ -9,7 +9,12 @@ import { bulkEditDevices, deleteDevice, retireDevice, rotateDeviceToken } from "
 export function lifecycleRoutes(deps: AppDeps, guards: Guards): Router {
   const router = Router();
   const admin = { guards };
-  mount(router, apiRoutes.bulkEditDevices, async (_req, res) => res.json(await bulkEditDevices(deps, inputOf(apiRoutes.bulkEditDevices, res).body, res.locals.actor)), admin);
+  mount(
+    router,
+    apiRoutes.bulkEditDevices,
+    async (_req, res) => res.json(await bulkEditDevices(deps, inputOf(apiRoutes.bulkEditDevices, res).body, res.locals.actor)),
+    admin,
+  );
   mount(
     router,
     apiRoutes.retireDevice,

@@ -47,21 +47,42 @@ export async function retireDevice(deps: LifecycleDeps, deviceId: string, actor:
       data: { status: "cancelled", completedAt: now, nextAttemptAt: null, errorMessage: reason },
       select: { requestId: true, batchId: true },
     });
-    await tx.commandEvent.createMany({ data: cancelled.map((command) => ({ requestId: command.requestId, status: "cancelled" as const, at: now, detail: reason })) });
+    await tx.commandEvent.createMany({
+      data: cancelled.map((command) => ({ requestId: command.requestId, status: "cancelled" as const, at: now, detail: reason })),
+    });
     await emitCommandStatusChanges(
       tx,
-      cancelled.map((command) => ({ requestId: command.requestId, deviceId, batchId: command.batchId, status: "cancelled" as const, at: now.toISOString(), detail: reason })),
+      cancelled.map((command) => ({
+        requestId: command.requestId,
+        deviceId,
+        batchId: command.batchId,
+        status: "cancelled" as const,
+        at: now.toISOString(),
+        detail: reason,
+      })),
       now,
     );
-    await emitWebhookEvents(tx, [{ type: "device.retired", at: now, data: { ...deviceEventData(device), retiredBy: actor.name, cancelledCommands: cancelled.length } }]);
-    await recordAudit(tx, { actor: actor.name, action: "device.retire", targetType: "device", targetId: deviceId, ip: actor.ip, details: { cancelledCommands: cancelled.length } });
+    await emitWebhookEvents(tx, [
+      { type: "device.retired", at: now, data: { ...deviceEventData(device), retiredBy: actor.name, cancelledCommands: cancelled.length } },
+    ]);
+    await recordAudit(tx, {
+      actor: actor.name,
+      action: "device.retire",
+      targetType: "device",
+      targetId: deviceId,
+      ip: actor.ip,
+      details: { cancelledCommands: cancelled.length },
+    });
     return { device, cancelled };
   });
   if (!outcome) return { device: await getDevice(deps, deviceId), cancelledCommands: 0, alreadyRetired: true };
   forgetDeviceToken(deviceId);
   await announceRevocation(deps, deviceId, "retired");
   for (const command of outcome.cancelled) {
-    bus.publish({ kind: "command_status", change: { requestId: command.requestId, deviceId, batchId: command.batchId, status: "cancelled", at: now.toISOString() } });
+    bus.publish({
+      kind: "command_status",
+      change: { requestId: command.requestId, deviceId, batchId: command.batchId, status: "cancelled", at: now.toISOString() },
+    });
   }
   bus.publish({ kind: "device_state", state: toLiveState(outcome.device) });
   deps.logger.info("device retired", { deviceId, cancelledCommands: outcome.cancelled.length });
@@ -86,7 +107,10 @@ export async function announceRevocation(deps: Pick<AppDeps, "bus" | "logger">, 
 export async function deleteDevice(deps: LifecycleDeps, deviceId: string, actor: Actor): Promise<void> {
   const { db } = deps;
   await db.$transaction(async (tx) => {
-    const device = await tx.device.findUnique({ where: { id: deviceId }, select: { retiredAt: true, alias: true, model: true, serialNumber: true, enrolledAt: true } });
+    const device = await tx.device.findUnique({
+      where: { id: deviceId },
+      select: { retiredAt: true, alias: true, model: true, serialNumber: true, enrolledAt: true },
+    });
     if (!device) throw new HttpError("not_found", "No device has this id");
     if (!device.retiredAt) throw new HttpError("conflict", "Only a retired device can be deleted: retire it first (POST /admin/devices/{deviceId}/retire)");
     await tx.device.delete({ where: { id: deviceId } });
@@ -96,7 +120,13 @@ export async function deleteDevice(deps: LifecycleDeps, deviceId: string, actor:
       targetType: "device",
       targetId: deviceId,
       ip: actor.ip,
-      details: { alias: device.alias, model: device.model, serialNumber: device.serialNumber, enrolledAt: device.enrolledAt.toISOString(), retiredAt: device.retiredAt.toISOString() },
+      details: {
+        alias: device.alias,
+        model: device.model,
+        serialNumber: device.serialNumber,
+        enrolledAt: device.enrolledAt.toISOString(),
+        retiredAt: device.retiredAt.toISOString(),
+      },
     });
   });
   forgetDeviceToken(deviceId);
@@ -118,7 +148,9 @@ export async function rotateDeviceToken(deps: LifecycleDeps & Pick<AppDeps, "env
   const secret = newSecret();
   const requestId = randomUUID();
   const commandKeyId = await db.$transaction(async (tx) => {
-    const rows = await tx.$queryRaw<Array<{ retiredAt: Date | null; pendingTokenHash: string | null; rotationGraceUntil: Date | null; commandKeyGeneration: number }>>`
+    const rows = await tx.$queryRaw<
+      Array<{ retiredAt: Date | null; pendingTokenHash: string | null; rotationGraceUntil: Date | null; commandKeyGeneration: number }>
+    >`
       SELECT "retiredAt", "pendingTokenHash", "rotationGraceUntil", "commandKeyGeneration" FROM "Device" WHERE id = ${deviceId}::uuid FOR UPDATE`;
     const device = rows[0];
     if (!device) throw new HttpError("not_found", "No device has this id");
@@ -133,7 +165,10 @@ export async function rotateDeviceToken(deps: LifecycleDeps & Pick<AppDeps, "env
       commandKeyId: commandKeyIdFor(env, generation),
     };
     const sealed = await sealWithCommandKey(commandKeyFor(env, deviceId, device.commandKeyGeneration), JSON.stringify(secrets));
-    await tx.device.update({ where: { id: deviceId }, data: { pendingTokenHash: hashSecret(secret), pendingKeyGeneration: generation, rotationGraceUntil: graceUntil } });
+    await tx.device.update({
+      where: { id: deviceId },
+      data: { pendingTokenHash: hashSecret(secret), pendingKeyGeneration: generation, rotationGraceUntil: graceUntil },
+    });
     await tx.command.create({
       data: {
         requestId,

@@ -51,7 +51,11 @@ describeWithPostgres("retiring a device on a two-instance cluster", () => {
   });
 
   it("refuses the token at once on both instances, the one that had it cached included, and closes its open socket with 4004", async () => {
-    const env = { ...TEST_SERVER_SETTINGS, DATABASE_URL: database.url, REDIS_URL: process.env.TEST_REDIS_URL || process.env.REDIS_URL || "redis://127.0.0.1:6379" };
+    const env = {
+      ...TEST_SERVER_SETTINGS,
+      DATABASE_URL: database.url,
+      REDIS_URL: process.env.TEST_REDIS_URL || process.env.REDIS_URL || "redis://127.0.0.1:6379",
+    };
     const [first, second] = await Promise.all([startChildApi(env), startChildApi(env)]);
     children.push(first!, second!);
     const admin = new AdminClient(first!.url, credentials);
@@ -109,7 +113,10 @@ describeWithPostgres("device retirement and deletion", () => {
     await adminRequest(t.app, "PATCH", `/admin/devices/${other.deviceId}`, { groups: ["lobby"] });
     expect((await heartbeat(device.deviceToken)).status).toBe(200);
     const done = await adminRequest(t.app, "POST", "/admin/command", { deviceId: device.deviceId, type: "ping" });
-    await request(t.app).post("/v1/action-result").set("Authorization", `Bearer ${device.deviceToken}`).send({ requestId: done.body.requestId, status: "succeeded" });
+    await request(t.app)
+      .post("/v1/action-result")
+      .set("Authorization", `Bearer ${device.deviceToken}`)
+      .send({ requestId: done.body.requestId, status: "succeeded" });
     const pending = await adminRequest(t.app, "POST", "/admin/command", { deviceId: device.deviceId, type: "reboot" });
 
     const res = await adminRequest(t.app, "POST", `/admin/devices/${device.deviceId}/retire`);

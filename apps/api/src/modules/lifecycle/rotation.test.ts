@@ -2,7 +2,17 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { SimulatedDevice } from "@mdm/simulator";
 import request from "supertest";
-import { type TestApp, type TestDatabase, adminRequest, createEnrollmentToken, createTestApp, createTestDatabase, describeWithPostgres, heartbeatBody, resetTables } from "../../test";
+import {
+  type TestApp,
+  type TestDatabase,
+  adminRequest,
+  createEnrollmentToken,
+  createTestApp,
+  createTestDatabase,
+  describeWithPostgres,
+  heartbeatBody,
+  resetTables,
+} from "../../test";
 
 const GRACE_SECONDS = 3600;
 
@@ -54,7 +64,10 @@ describeWithPostgres("POST /admin/devices/{deviceId}/rotate-token", () => {
     expect(device.registration.commandKeyId).toBe(rotated.body.commandKeyId);
     expect(JSON.stringify(command.body)).not.toContain(device.registration.deviceToken.split(".")[1]);
     expect(JSON.stringify(command.body)).not.toContain(device.registration.commandKey);
-    expect((await adminRequest(t.app, "GET", `/admin/commands/${rotated.body.requestId}`)).body).toMatchObject({ status: "succeeded", result: { rotated: true } });
+    expect((await adminRequest(t.app, "GET", `/admin/commands/${rotated.body.requestId}`)).body).toMatchObject({
+      status: "succeeded",
+      result: { rotated: true },
+    });
 
     // The old token is dropped; the new one works, and commands verify with the new key.
     expect((await heartbeatWith(old.deviceToken)).status).toBe(401);

@@ -85,9 +85,24 @@ export async function createDevicePolicy(deps: Deps, input: CreateDevicePolicyRe
         include: withAssignments,
       });
       await tx.policyVersion.create({
-        data: { policyId: id, version: 1, name: input.name, description: input.description ?? null, settings: input.settings, createdAt: now, createdBy: actor.name },
+        data: {
+          policyId: id,
+          version: 1,
+          name: input.name,
+          description: input.description ?? null,
+          settings: input.settings,
+          createdAt: now,
+          createdBy: actor.name,
+        },
       });
-      await recordAudit(tx, { actor: actor.name, action: "device_policy.create", targetType: "device_policy", targetId: id, ip: actor.ip, details: { name: input.name, version: 1 } });
+      await recordAudit(tx, {
+        actor: actor.name,
+        action: "device_policy.create",
+        targetType: "device_policy",
+        targetId: id,
+        ip: actor.ip,
+        details: { name: input.name, version: 1 },
+      });
       return created;
     })
     .catch(conflictOnDuplicate("A policy with this name exists"));
@@ -142,7 +157,16 @@ async function saveVersion(
         data: { name: target.name, description: target.description, settings: target.settings, version, updatedAt: now, updatedBy: actor.name },
       });
       await tx.policyVersion.create({
-        data: { policyId, version, name: target.name, description: target.description, settings: target.settings, createdAt: now, createdBy: actor.name, revertedFrom: target.revertedFrom ?? null },
+        data: {
+          policyId,
+          version,
+          name: target.name,
+          description: target.description,
+          settings: target.settings,
+          createdAt: now,
+          createdBy: actor.name,
+          revertedFrom: target.revertedFrom ?? null,
+        },
       });
       await recordAudit(tx, {
         actor: actor.name,
@@ -179,7 +203,13 @@ export async function revertDevicePolicy(deps: Deps, policyId: string, version: 
     if (!(await deps.db.policy.findUnique({ where: { id: policyId }, select: { id: true } }))) throw new HttpError("not_found", "No policy has this id");
     throw new HttpError("not_found", `The policy has no version ${version}`);
   }
-  return saveVersion(deps, policyId, () => ({ name: old.name, description: old.description, settings: old.settings as PolicySettings, revertedFrom: version }), undefined, actor);
+  return saveVersion(
+    deps,
+    policyId,
+    () => ({ name: old.name, description: old.description, settings: old.settings as PolicySettings, revertedFrom: version }),
+    undefined,
+    actor,
+  );
 }
 
 export async function deleteDevicePolicy(deps: Deps, policyId: string, actor: Actor): Promise<void> {
@@ -229,7 +259,14 @@ export async function createPolicyAssignment(deps: Deps, policyId: string, input
       },
     })
     .catch(conflictOnDuplicate("The policy is already assigned to this device or group"));
-  await recordAudit(deps.db, { actor: actor.name, action: "device_policy.assign", targetType: "device_policy", targetId: policyId, ip: actor.ip, details: { ...input } });
+  await recordAudit(deps.db, {
+    actor: actor.name,
+    action: "device_policy.assign",
+    targetType: "device_policy",
+    targetId: policyId,
+    ip: actor.ip,
+    details: { ...input },
+  });
   await recomputeDevices(deps, await devicesOfAssignments(deps.db, [row]));
   return toAssignmentView(row);
 }
@@ -239,7 +276,14 @@ export async function deletePolicyAssignment(deps: Deps, policyId: string, assig
   if (!row) throw new HttpError("not_found", "The policy has no assignment with this id");
   const affected = await devicesOfAssignments(deps.db, [row]);
   await deps.db.policyAssignment.deleteMany({ where: { id: assignmentId } });
-  await recordAudit(deps.db, { actor: actor.name, action: "device_policy.unassign", targetType: "device_policy", targetId: policyId, ip: actor.ip, details: { assignmentId, deviceId: row.deviceId, group: row.group } });
+  await recordAudit(deps.db, {
+    actor: actor.name,
+    action: "device_policy.unassign",
+    targetType: "device_policy",
+    targetId: policyId,
+    ip: actor.ip,
+    details: { assignmentId, deviceId: row.deviceId, group: row.group },
+  });
   await recomputeDevices(deps, affected);
 }
 
@@ -271,7 +315,13 @@ async function candidatesOf(db: DbOrTx, devices: Array<{ id: string; groups: str
       device.id,
       mine.map((row) => ({
         assignment: { id: row.id, kind: row.deviceId ? "device" : "group", group: row.group, priority: row.priority },
-        policy: { id: row.policy.id, name: row.policy.name, version: row.policy.version, settings: row.policy.settings as PolicySettings, createdAt: row.policy.createdAt },
+        policy: {
+          id: row.policy.id,
+          name: row.policy.name,
+          version: row.policy.version,
+          settings: row.policy.settings as PolicySettings,
+          createdAt: row.policy.createdAt,
+        },
       })),
     );
   }
@@ -309,7 +359,11 @@ export async function recomputeDevices(deps: Deps, deviceIds: string[]): Promise
 }
 
 /** The policy to send a device, when it has not reported applying its current one. */
-export function pendingPolicy(device: { policyDesired: unknown; policyDesiredHash: string | null; policyAppliedHash: string | null }): DevicePolicy | undefined {
+export function pendingPolicy(device: {
+  policyDesired: unknown;
+  policyDesiredHash: string | null;
+  policyAppliedHash: string | null;
+}): DevicePolicy | undefined {
   if (device.policyDesiredHash === null || device.policyDesiredHash === device.policyAppliedHash) return undefined;
   return { hash: device.policyDesiredHash, settings: (device.policyDesired ?? {}) as PolicySettings };
 }

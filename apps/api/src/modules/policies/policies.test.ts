@@ -36,8 +36,23 @@ async function effective(deviceId: string) {
 describe("policy documents", () => {
   it("creates version 1 with every section of the schema", async () => {
     const settings = {
-      kiosk: { lockTaskPackages: ["com.example.kiosk"], homeApp: "com.example.kiosk", statusBar: false, notifications: false, homeKey: false, recentsKey: false },
-      restrictions: { camera: false, usbFileTransfer: false, debugging: false, factoryReset: false, safeMode: false, addUsers: false, installUnknownApps: false },
+      kiosk: {
+        lockTaskPackages: ["com.example.kiosk"],
+        homeApp: "com.example.kiosk",
+        statusBar: false,
+        notifications: false,
+        homeKey: false,
+        recentsKey: false,
+      },
+      restrictions: {
+        camera: false,
+        usbFileTransfer: false,
+        debugging: false,
+        factoryReset: false,
+        safeMode: false,
+        addUsers: false,
+        installUnknownApps: false,
+      },
       screen: { timeoutSeconds: 600, brightness: 80, orientationLock: "landscape", keepAwakeWhileCharging: true },
       systemUpdate: { type: "windowed", startMinute: 120, endMinute: 240 },
       requiredApps: [{ packageName: "com.example.kiosk", minVersionCode: 210 }],
@@ -81,7 +96,10 @@ describe("policy documents", () => {
   });
 
   it("refuses an empty update window and an unknown update type", async () => {
-    const empty = await adminRequest(t.app, "POST", "/admin/device-policies", { name: "A", settings: { systemUpdate: { type: "windowed", startMinute: 60, endMinute: 60 } } });
+    const empty = await adminRequest(t.app, "POST", "/admin/device-policies", {
+      name: "A",
+      settings: { systemUpdate: { type: "windowed", startMinute: 60, endMinute: 60 } },
+    });
     expect(empty.status).toBe(400);
     expect(empty.body.error.details).toEqual([expect.objectContaining({ path: "settings.systemUpdate.endMinute" })]);
     const unknown = await adminRequest(t.app, "POST", "/admin/device-policies", { name: "B", settings: { systemUpdate: { type: "never" } } });
@@ -91,7 +109,10 @@ describe("policy documents", () => {
 
   it("bumps the version on each change, keeps the history with diffs, and reverts as a new version", async () => {
     const policy = await createPolicy("Screens", { screen: { timeoutSeconds: 60 } });
-    const v2 = await adminRequest(t.app, "PATCH", `/admin/device-policies/${policy.id}`, { settings: { screen: { timeoutSeconds: 120, brightness: 50 } }, expectedVersion: 1 });
+    const v2 = await adminRequest(t.app, "PATCH", `/admin/device-policies/${policy.id}`, {
+      settings: { screen: { timeoutSeconds: 120, brightness: 50 } },
+      expectedVersion: 1,
+    });
     expect(v2.status).toBe(200);
     expect(v2.body.version).toBe(2);
     // The same document again is no new version.
@@ -146,8 +167,18 @@ describe("precedence and the effective policy", () => {
     const result = await effective(device.deviceId);
     expect(result.settings).toEqual({ screen: { timeoutSeconds: 300, brightness: 40 }, restrictions: { camera: false, debugging: false } });
     const source = (path: string) => result.sources.find((entry) => entry.path === path);
-    expect(source("restrictions.camera")).toMatchObject({ value: false, policyId: own.id, policyName: "Till 7", policyVersion: 1, assignment: { id: ownAssignment.id, kind: "device" } });
-    expect(source("screen.timeoutSeconds")).toMatchObject({ value: 300, policyId: north.id, assignment: { id: northAssignment.id, kind: "group", group: "north", priority: 10 } });
+    expect(source("restrictions.camera")).toMatchObject({
+      value: false,
+      policyId: own.id,
+      policyName: "Till 7",
+      policyVersion: 1,
+      assignment: { id: ownAssignment.id, kind: "device" },
+    });
+    expect(source("screen.timeoutSeconds")).toMatchObject({
+      value: 300,
+      policyId: north.id,
+      assignment: { id: northAssignment.id, kind: "group", group: "north", priority: 10 },
+    });
     expect(source("screen.brightness")).toMatchObject({ value: 40, policyId: base.id, assignment: { id: baseAssignment.id, group: "stores" } });
     expect(source("restrictions.debugging")).toMatchObject({ policyId: base.id });
     expect(result.compliance.status).toBe("pending");
@@ -176,7 +207,9 @@ describe("precedence and the effective policy", () => {
 
   it("refuses an assignment to an unknown device (404) and a second one to the same group (409)", async () => {
     const policy = await createPolicy("P", {});
-    expect((await adminRequest(t.app, "POST", `/admin/device-policies/${policy.id}/assignments`, { deviceId: "00000000-0000-4000-8000-000000000000" })).status).toBe(404);
+    expect(
+      (await adminRequest(t.app, "POST", `/admin/device-policies/${policy.id}/assignments`, { deviceId: "00000000-0000-4000-8000-000000000000" })).status,
+    ).toBe(404);
     await assign(policy.id, { group: "g" });
     expect((await adminRequest(t.app, "POST", `/admin/device-policies/${policy.id}/assignments`, { group: "g", priority: 5 })).status).toBe(409);
   });
@@ -199,14 +232,19 @@ describe("delivery and compliance over heartbeats", () => {
     // Later heartbeats need not repeat the report.
     expect((await heartbeat()).body.policy).toBeUndefined();
 
-    await adminRequest(t.app, "PATCH", `/admin/device-policies/${policy.id}`, { settings: { kiosk: { lockTaskPackages: ["com.example.kiosk"] }, restrictions: { camera: false, usbFileTransfer: false } } });
+    await adminRequest(t.app, "PATCH", `/admin/device-policies/${policy.id}`, {
+      settings: { kiosk: { lockTaskPackages: ["com.example.kiosk"] }, restrictions: { camera: false, usbFileTransfer: false } },
+    });
     expect((await effective(device.deviceId)).compliance.status).toBe("pending");
     const next = HeartbeatResponse.parse((await heartbeat()).body);
     expect(next.policy?.hash).not.toBe(hash);
     expect(next.policy?.settings.restrictions).toEqual({ camera: false, usbFileTransfer: false });
 
     await heartbeat({ policy: { appliedHash: next.policy!.hash, failures: [{ setting: "restrictions.usbFileTransfer", reason: "No USB controller" }] } });
-    expect((await effective(device.deviceId)).compliance).toMatchObject({ status: "failed", failures: [{ setting: "restrictions.usbFileTransfer", reason: "No USB controller" }] });
+    expect((await effective(device.deviceId)).compliance).toMatchObject({
+      status: "failed",
+      failures: [{ setting: "restrictions.usbFileTransfer", reason: "No USB controller" }],
+    });
 
     const counts = await adminRequest(t.app, "GET", "/admin/policy-compliance");
     expect(counts.body).toEqual({ none: 0, pending: 0, compliant: 0, failed: 1 });

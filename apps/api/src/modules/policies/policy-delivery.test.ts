@@ -52,16 +52,26 @@ describeWithPostgres("policy delivery to devices", () => {
   it("a new version reaches a connected device over its socket, which applies it, reports it, and is compliant", async () => {
     const device = await enroll();
     await device.connect();
-    const policy = await admin.createDevicePolicy({ name: "Kiosk over socket", settings: { kiosk: { lockTaskPackages: ["com.example.till"] }, screen: { timeoutSeconds: 60 } } });
+    const policy = await admin.createDevicePolicy({
+      name: "Kiosk over socket",
+      settings: { kiosk: { lockTaskPackages: ["com.example.till"] }, screen: { timeoutSeconds: 60 } },
+    });
     await admin.assignDevicePolicy(policy.id, { deviceId: device.deviceId });
     const first = await admin.getEffectivePolicy(device.deviceId);
     await device.waitForPolicy(first.hash!, 20_000);
     // Lock-task mode: the first lock-task app runs in front.
     expect(device.state.apps.find((app) => app.foreground)?.packageName).toBe("com.example.till");
     expect(device.state.apps.find((app) => app.packageName === KIOSK_APP)?.foreground).toBe(false);
-    await waitFor(() => compliance(device.deviceId), (state) => state.status === "compliant", 20_000, "compliant");
+    await waitFor(
+      () => compliance(device.deviceId),
+      (state) => state.status === "compliant",
+      20_000,
+      "compliant",
+    );
 
-    const updated = await admin.updateDevicePolicy(policy.id, { settings: { kiosk: { lockTaskPackages: ["com.example.till"] }, screen: { timeoutSeconds: 120 } } });
+    const updated = await admin.updateDevicePolicy(policy.id, {
+      settings: { kiosk: { lockTaskPackages: ["com.example.till"] }, screen: { timeoutSeconds: 120 } },
+    });
     expect(updated.version).toBe(2);
     const second = await admin.getEffectivePolicy(device.deviceId);
     expect(second.hash).not.toBe(first.hash);
@@ -69,7 +79,12 @@ describeWithPostgres("policy delivery to devices", () => {
     // No heartbeat is sent meanwhile: the frame the change triggered brings it.
     await device.waitForPolicy(second.hash!, 20_000);
     expect(device.appliedPolicy?.policy.settings.screen).toEqual({ timeoutSeconds: 120 });
-    const state = await waitFor(() => compliance(device.deviceId), (current) => current.status === "compliant" && current.appliedHash === second.hash, 20_000, "compliant with v2");
+    const state = await waitFor(
+      () => compliance(device.deviceId),
+      (current) => current.status === "compliant" && current.appliedHash === second.hash,
+      20_000,
+      "compliant with v2",
+    );
     expect(state.failures).toEqual([]);
   });
 
@@ -82,7 +97,12 @@ describeWithPostgres("policy delivery to devices", () => {
     await device.heartbeat();
     const effective = await admin.getEffectivePolicy(device.deviceId);
     expect(device.appliedPolicyHash).toBe(effective.hash);
-    const state = await waitFor(() => compliance(device.deviceId), (current) => current.status === "failed", 20_000, "failed");
+    const state = await waitFor(
+      () => compliance(device.deviceId),
+      (current) => current.status === "failed",
+      20_000,
+      "failed",
+    );
     expect(state.failures).toEqual([{ setting: "restrictions.camera", reason: expect.stringContaining("does not support") }]);
     expect(state.appliedHash).toBe(effective.hash);
   });

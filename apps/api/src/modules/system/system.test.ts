@@ -67,7 +67,11 @@ it("never rate-limits health, metrics or logout, even after a burst from the sam
   expect((await request(app).get("/api/openapi.json")).status).toBe(429);
   const statuses = [];
   for (let i = 0; i < 5; i++) {
-    statuses.push((await request(app).get("/api/health")).status, (await request(app).get("/api/metrics")).status, (await request(app).post("/auth/logout")).status);
+    statuses.push(
+      (await request(app).get("/api/health")).status,
+      (await request(app).get("/api/metrics")).status,
+      (await request(app).post("/auth/logout")).status,
+    );
   }
   expect(new Set(statuses)).toEqual(new Set([200, 204]));
 });

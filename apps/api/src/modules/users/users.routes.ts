@@ -11,10 +11,20 @@ export function userRoutes(deps: AppDeps, guards: Guards): Router {
   const admins = { guards: guards.session("admin") };
 
   mount(router, apiRoutes.listUsers, async (_req, res) => res.json(await listUsers(deps)), admins);
-  mount(router, apiRoutes.inviteUser, async (_req, res) => res.status(201).json(await inviteUser(deps, inputOf(apiRoutes.inviteUser, res).body, res.locals.actor)), admins);
-  mount(router, apiRoutes.updateUser, async (_req, res) => {
-    const { params, body } = inputOf(apiRoutes.updateUser, res);
-    res.json(await updateUser(deps, params.userId, body, res.locals.actor));
-  }, admins);
+  mount(
+    router,
+    apiRoutes.inviteUser,
+    async (_req, res) => res.status(201).json(await inviteUser(deps, inputOf(apiRoutes.inviteUser, res).body, res.locals.actor)),
+    admins,
+  );
+  mount(
+    router,
+    apiRoutes.updateUser,
+    async (_req, res) => {
+      const { params, body } = inputOf(apiRoutes.updateUser, res);
+      res.json(await updateUser(deps, params.userId, body, res.locals.actor));
+    },
+    admins,
+  );
   return router;
 }

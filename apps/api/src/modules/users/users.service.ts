@@ -19,8 +19,17 @@ export async function createAdminUser(
 ): Promise<UserView> {
   const passwordHash = await hashPassword(input.password, env.BCRYPT_COST);
   try {
-    const user = await db.user.create({ data: { id: randomUUID(), email: input.email, name: input.name ?? null, role: "admin", passwordHash, createdAt: clock.now() } });
-    await recordAudit(db, { actor: actor.name, action: "user.create_admin", targetType: "user", targetId: user.id, ip: actor.ip, details: { email: user.email } });
+    const user = await db.user.create({
+      data: { id: randomUUID(), email: input.email, name: input.name ?? null, role: "admin", passwordHash, createdAt: clock.now() },
+    });
+    await recordAudit(db, {
+      actor: actor.name,
+      action: "user.create_admin",
+      targetType: "user",
+      targetId: user.id,
+      ip: actor.ip,
+      details: { email: user.email },
+    });
     return toUserView(user);
   } catch (error) {
     if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002") throw new HttpError("conflict", "A user has this email already");
@@ -64,7 +73,14 @@ export async function inviteUser(deps: AppDeps, input: InviteUserRequest, actor:
   }
   wakeMailWorker(deps);
   const mail = mailDelivery(deps);
-  await recordAudit(db, { actor: actor.name, action: "user.invite", targetType: "user", targetId: user.id, ip: actor.ip, details: { email: user.email, role: user.role, mail } });
+  await recordAudit(db, {
+    actor: actor.name,
+    action: "user.invite",
+    targetType: "user",
+    targetId: user.id,
+    ip: actor.ip,
+    details: { email: user.email, role: user.role, mail },
+  });
   return { ...toUserView(user), mail };
 }
 

@@ -55,16 +55,32 @@ describe("POST /admin/users (invite)", () => {
   it("without a mail provider, records the invitation in the outbox, says so, and its link completes the invitation", async () => {
     const res = await asBrowser(t.app, admin, "post", "/admin/users").send({ email: "New.Hire@Example.com", name: "New Hire", role: "operator" });
     expect(res.status).toBe(201);
-    expect(InviteUserResponse.parse(res.body)).toMatchObject({ email: "new.hire@example.com", name: "New Hire", role: "operator", pending: true, disabled: false, mail: "recorded" });
+    expect(InviteUserResponse.parse(res.body)).toMatchObject({
+      email: "new.hire@example.com",
+      name: "New Hire",
+      role: "operator",
+      pending: true,
+      disabled: false,
+      mail: "recorded",
+    });
 
     expect(await t.sendMail()).toBe(1);
     const [mail, ...others] = await t.outbox();
     expect(others).toHaveLength(0);
-    expect(mail).toMatchObject({ kind: "invite", to: ["new.hire@example.com"], subject: "You are invited to MDM", status: "recorded", provider: "none", attempts: 1 });
+    expect(mail).toMatchObject({
+      kind: "invite",
+      to: ["new.hire@example.com"],
+      subject: "You are invited to MDM",
+      status: "recorded",
+      provider: "none",
+      attempts: 1,
+    });
     expect(mail!.text).toContain("admin@example.com invited you");
     expect((await request(t.app).post("/auth/login").send({ email: "new.hire@example.com", password: TEST_PASSWORD })).status).toBe(401);
 
-    const confirm = await request(t.app).post("/auth/password-reset/confirm").send({ token: linkToken(mail!.text!), password: TEST_PASSWORD });
+    const confirm = await request(t.app)
+      .post("/auth/password-reset/confirm")
+      .send({ token: linkToken(mail!.text!), password: TEST_PASSWORD });
     expect(confirm.status).toBe(204);
     const session = await signIn(t.app, "new.hire@example.com");
     const me = await request(t.app).get("/auth/me").set("Cookie", session.cookie);
@@ -90,7 +106,13 @@ describe("POST /admin/users (invite)", () => {
     await t.sendMail();
     expect(sent).toEqual([expect.objectContaining({ to: ["queued@example.com"], text: expect.stringContaining("/reset-password?token=") })]);
     expect(await t.outbox()).toMatchObject([{ status: "sent", provider: "smtp", providerMessageId: "<1@test>", text: null, nextAttemptAt: null }]);
-    expect((await request(t.app).post("/auth/password-reset/confirm").send({ token: linkToken(sent[0]!.text), password: TEST_PASSWORD })).status).toBe(204);
+    expect(
+      (
+        await request(t.app)
+          .post("/auth/password-reset/confirm")
+          .send({ token: linkToken(sent[0]!.text), password: TEST_PASSWORD })
+      ).status,
+    ).toBe(204);
   });
 
   it("keeps the link valid for 7 days, not longer", async () => {

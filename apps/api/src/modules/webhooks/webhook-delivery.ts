@@ -189,7 +189,14 @@ async function attempt(deps: WebhookDeps, delivery: ClaimedDelivery): Promise<vo
       ...(final ? { nextAttemptAt: null, finishedAt: clock.now() } : {}),
     },
   });
-  if (!ok) logger.warn("webhook delivery failed", { deliveryId: delivery.id.toString(), endpointId: delivery.endpointId, attempts: delivery.attempts, final, message: lastError });
+  if (!ok)
+    logger.warn("webhook delivery failed", {
+      deliveryId: delivery.id.toString(),
+      endpointId: delivery.endpointId,
+      attempts: delivery.attempts,
+      final,
+      message: lastError,
+    });
 }
 
 /** Claims and attempts due deliveries until none are left or the instance is stopping; returns how many it attempted. */

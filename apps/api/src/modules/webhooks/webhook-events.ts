@@ -34,6 +34,12 @@ export function emitWebhookEvent(tx: DbOrTx, type: WebhookDeliveryType, data: Re
 }
 
 /** What every device event says about the device. */
-export function deviceEventData(device: { id: string; alias: string | null; model: string | null; serialNumber: string | null; groups: string[] }): Record<string, unknown> {
+export function deviceEventData(device: {
+  id: string;
+  alias: string | null;
+  model: string | null;
+  serialNumber: string | null;
+  groups: string[];
+}): Record<string, unknown> {
   return { deviceId: device.id, alias: device.alias, model: device.model, serialNumber: device.serialNumber, groups: device.groups };
 }

@@ -8,9 +8,14 @@ import { createWebhook, deleteWebhook, listWebhookDeliveries, listWebhooks, ping
 
 export function webhookRoutes(deps: AppDeps, guards: Guards): Router {
   const router = Router();
-  mount(router, apiRoutes.createWebhook, async (_req, res) => res.status(201).json(await createWebhook(deps, inputOf(apiRoutes.createWebhook, res).body, res.locals.actor)), {
-    guards,
-  });
+  mount(
+    router,
+    apiRoutes.createWebhook,
+    async (_req, res) => res.status(201).json(await createWebhook(deps, inputOf(apiRoutes.createWebhook, res).body, res.locals.actor)),
+    {
+      guards,
+    },
+  );
   mount(router, apiRoutes.listWebhooks, async (_req, res) => res.json(await listWebhooks(deps)), { guards });
   mount(
     router,

@@ -63,9 +63,23 @@ export async function createWebhook(deps: Deps, input: CreateWebhookRequest, act
   await checkUrl(deps.env, input.url);
   const row = await deps.db.$transaction(async (tx) => {
     const created = await tx.webhookEndpoint.create({
-      data: { id: randomUUID(), url: input.url, events: [...new Set(input.events)], description: input.description ?? null, createdBy: actor.name, createdAt: deps.clock.now() },
+      data: {
+        id: randomUUID(),
+        url: input.url,
+        events: [...new Set(input.events)],
+        description: input.description ?? null,
+        createdBy: actor.name,
+        createdAt: deps.clock.now(),
+      },
     });
-    await recordAudit(tx, { actor: actor.name, action: "webhook.create", targetType: "webhook", targetId: created.id, ip: actor.ip, details: { url: created.url, events: created.events } });
+    await recordAudit(tx, {
+      actor: actor.name,
+      action: "webhook.create",
+      targetType: "webhook",
+      targetId: created.id,
+      ip: actor.ip,
+      details: { url: created.url, events: created.events },
+    });
     return created;
   });
   return { ...toView(row), secret: webhookSecret(deps.env, row.id) };

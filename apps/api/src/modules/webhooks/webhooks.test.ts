@@ -86,8 +86,16 @@ describe("webhooks", () => {
     await request(t.app).post("/v1/heartbeat").auth(a.deviceToken, bearer).send(heartbeatBody()).expect(200);
     t.clock.advance(3600);
     expect((await sweepOffline(t.deps)).map((device) => device.id)).toEqual([a.deviceId]);
-    await request(t.app).post("/v1/heartbeat").auth(a.deviceToken, bearer).send(heartbeatBody({ deviceTime: t.clock.now().toISOString() })).expect(200);
-    await request(t.app).post("/v1/heartbeat").auth(a.deviceToken, bearer).send(heartbeatBody({ deviceTime: t.clock.now().toISOString() })).expect(200);
+    await request(t.app)
+      .post("/v1/heartbeat")
+      .auth(a.deviceToken, bearer)
+      .send(heartbeatBody({ deviceTime: t.clock.now().toISOString() }))
+      .expect(200);
+    await request(t.app)
+      .post("/v1/heartbeat")
+      .auth(a.deviceToken, bearer)
+      .send(heartbeatBody({ deviceTime: t.clock.now().toISOString() }))
+      .expect(200);
 
     expect(await processDueWebhooks(t.deps)).toBe(8);
     expect(await processDueWebhooks(t.deps)).toBe(0);
@@ -111,7 +119,11 @@ describe("webhooks", () => {
       expect(await verifyWebhookSignature("whsec_wrong", header, entry.body, { nowSeconds: Math.floor(t.clock.now().getTime() / 1000) })).toBe(false);
     }
     const byType = (type: string) => events.filter((event) => event.type === type);
-    expect(byType("device.enrolled").map((event) => event.data.deviceId).sort()).toEqual([a.deviceId, b.deviceId].sort());
+    expect(
+      byType("device.enrolled")
+        .map((event) => event.data.deviceId)
+        .sort(),
+    ).toEqual([a.deviceId, b.deviceId].sort());
     expect(byType("device.offline")[0]!.data).toMatchObject({ deviceId: a.deviceId, model: "Pixel A" });
     expect(byType("device.online")[0]!.data).toMatchObject({ deviceId: a.deviceId });
     expect(byType("batch.done")[0]!.data).toMatchObject({ batchId: bulk.body.batchId, total: 2, counts: { succeeded: 2 } });
