@@ -3,6 +3,8 @@ import type { z } from "zod";
 import { ActionResultRequest, CreateCommandRequest } from "./commands";
 import { HeartbeatRequest, LegacyHeartbeatRequest, ListDevicesQuery, RegisterRequest } from "./devices";
 import { CreateEnrollmentTokenRequest } from "./enrollment";
+import { BulkEditDevicesRequest } from "./lifecycle";
+import { policySettingEntries } from "./policies";
 import { jsonObject, text } from "./primitives";
 
 const DEVICE_ID = "3f0e8a3c-1111-4222-8333-444455556666";
@@ -234,5 +236,72 @@ describe("DateTime", () => {
 
   it("refuses a deviceTime PostgreSQL cannot store (year 0000)", () => {
     expect(failedPaths(HeartbeatRequest, { deviceTime: "0000-01-01T00:00:00Z" })).toEqual(["deviceTime"]);
+  });
+});
+
+describe("ListDevicesQuery paging", () => {
+  it("takes a cursor or an offset, not both", () => {
+    expect(ListDevicesQuery.safeParse({ cursor: "abc" }).success).toBe(true);
+    expect(ListDevicesQuery.safeParse({ offset: "50" }).success).toBe(true);
+    const both = ListDevicesQuery.safeParse({ cursor: "abc", offset: "50" });
+    expect(both.success).toBe(false);
+    expect(both.error?.issues[0]?.path).toEqual(["cursor"]);
+  });
+});
+
+describe("BulkEditDevicesRequest", () => {
+  const target = { group: "store-42" };
+  it.each([{ setGroups: ["a"] }, { addGroups: ["a"] }, { removeGroups: ["a"] }, { aliasPrefix: "till-" }, { retire: true }])(
+    "accepts one change: %j",
+    (change) => {
+      expect(BulkEditDevicesRequest.safeParse({ target, ...change }).success).toBe(true);
+    },
+  );
+
+  it("refuses a selection without any change", () => {
+    expect(BulkEditDevicesRequest.safeParse({ target }).error?.issues[0]?.message).toMatch(/at least one of/);
+  });
+
+  it("refuses setGroups together with addGroups or removeGroups", () => {
+    for (const edit of [{ addGroups: ["b"] }, { removeGroups: ["b"] }]) {
+      const parsed = BulkEditDevicesRequest.safeParse({ target, setGroups: ["a"], ...edit });
+      expect(parsed.success).toBe(false);
+      expect(parsed.error?.issues[0]?.path).toEqual(["setGroups"]);
+    }
+  });
+});
+
+describe("install_app URLs", () => {
+  const install = (url: string) =>
+    CreateCommandRequest.safeParse({
+      deviceId: "3f6c2a1e-8b4d-4c7a-9e21-5d0b7f9a2c44",
+      type: "install_app",
+      payload: { packageName: "com.example.kiosk", url, sha256: "a".repeat(64) },
+    });
+  it.each(["https://user:secret@cdn.example.com/app.apk", "https://cdn.example.com/a/../app.apk", "https://CDN.example.com/app.apk"])(
+    "refuses %s, which is not in plain form",
+    (url) => {
+      expect(install(url).success).toBe(false);
+    },
+  );
+  it("accepts a plain https URL", () => {
+    expect(install("https://cdn.example.com/app.apk").success).toBe(true);
+  });
+});
+
+describe("policySettingEntries", () => {
+  it("lists each setting once, sections by their leaves, skipping what is unset", () => {
+    expect(
+      policySettingEntries({
+        kiosk: { homeApp: "com.example.kiosk", statusBar: undefined },
+        screen: { timeoutSeconds: 300 },
+        autoRelaunch: ["com.example.kiosk"],
+        restrictions: undefined,
+      }),
+    ).toEqual([
+      ["kiosk.homeApp", "com.example.kiosk"],
+      ["screen.timeoutSeconds", 300],
+      ["autoRelaunch", ["com.example.kiosk"]],
+    ]);
   });
 });
