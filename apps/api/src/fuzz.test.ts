@@ -65,8 +65,21 @@ const SEQUENTIAL_SHARE = 0.2;
 const SERVER_CONCURRENCY = 8;
 // Written by the workers of the listening server on their own: left out of its row checks
 // (the test-app phase checks them strictly). The mail worker handles reset requests after
-// their answer: it deletes the request, audits it, and may create a token and a mail.
-const WORKER_TABLES = ["CommandEvent", "OutboxMail", "Alert", "JobLease", "PasswordResetRequest", "PasswordResetToken", "AuditLog"];
+// their answer: it deletes the request, audits it, and may create a token and a mail. The
+// offline sweep groups devices into alert incidents and queues their webhook deliveries.
+const WORKER_TABLES = [
+  "CommandEvent",
+  "OutboxMail",
+  "Alert",
+  "AlertEvent",
+  "AlertIncident",
+  "AlertIncidentDevice",
+  "WebhookDelivery",
+  "JobLease",
+  "PasswordResetRequest",
+  "PasswordResetToken",
+  "AuditLog",
+];
 
 fc.configureGlobal({ seed: SEED, endOnFailure: process.env.FUZZ_SHRINK !== "1" });
 jest.setTimeout(600_000);
