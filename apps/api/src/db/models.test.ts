@@ -72,6 +72,11 @@ it("round-trips every model through the migrated database", async () => {
     pendingTokenHash: "c".repeat(64),
     pendingKeyGeneration: 3,
     rotationGraceUntil: at,
+    policyDesired: { kiosk: { homeApp: "com.a.b" } },
+    policyDesiredHash: "d".repeat(64),
+    policyAppliedHash: "e".repeat(64),
+    policyFailures: [{ setting: "kiosk.homeApp", reason: "not installed" }],
+    policyReportedAt: at,
   };
   const storedDevice = await db.device.create({ data: device });
   expect(storedDevice).toEqual({ ...device, updatedAt: expect.any(Date) });
@@ -124,6 +129,7 @@ it("round-trips every model through the migrated database", async () => {
     total: 1,
     createdBy: "admin",
     createdAt: at,
+    doneAt: at,
   };
   expect(await db.commandBatch.create({ data: batch })).toEqual(batch);
   expect(await db.command.create({ data: command })).toEqual(command);
