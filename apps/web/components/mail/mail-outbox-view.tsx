@@ -94,14 +94,16 @@ export function MailOutboxView() {
         ) : outbox.mails.length === 0 ? (
           <EmptyState title="No mail yet">Invitations, password resets and alerts appear here.</EmptyState>
         ) : (
-          <Table>
+          {/* Fixed layout below md: the mail's long lines (links, addresses) wrap inside its
+              column instead of pushing the status off a phone's screen. */}
+          <Table className="table-fixed md:table-auto">
             <TableHeader>
               <TableRow>
                 <TableHead className="hidden md:table-cell">Created</TableHead>
                 <TableHead className="hidden md:table-cell">Kind</TableHead>
                 <TableHead className="hidden md:table-cell">To</TableHead>
                 <TableHead>Mail</TableHead>
-                <TableHead>Status</TableHead>
+                <TableHead className="w-36 md:w-auto">Status</TableHead>
               </TableRow>
             </TableHeader>
             <TableBody>
