@@ -94,9 +94,7 @@ export function MailOutboxView() {
         ) : outbox.mails.length === 0 ? (
           <EmptyState title="No mail yet">Invitations, password resets and alerts appear here.</EmptyState>
         ) : (
-          {/* Fixed layout below md: the mail's long lines (links, addresses) wrap inside its
-              column instead of pushing the status off a phone's screen. */}
-          <Table className="table-fixed md:table-auto">
+          <Table className="table-fixed md:table-auto" /* below md the mail's long lines wrap in its column, keeping the status on screen */>
             <TableHeader>
               <TableRow>
                 <TableHead className="hidden md:table-cell">Created</TableHead>
