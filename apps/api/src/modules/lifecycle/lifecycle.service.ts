@@ -113,6 +113,8 @@ export async function deleteDevice(deps: LifecycleDeps, deviceId: string, actor:
     });
     if (!device) throw new HttpError("not_found", "No device has this id");
     if (!device.retiredAt) throw new HttpError("conflict", "Only a retired device can be deleted: retire it first (POST /admin/devices/{deviceId}/retire)");
+    // Counted before the cascade, so the audit says what went with the device.
+    const [appPolicies, commands] = await Promise.all([tx.appPolicy.count({ where: { deviceId } }), tx.command.count({ where: { deviceId } })]);
     await tx.device.delete({ where: { id: deviceId } });
     await recordAudit(tx, {
       actor: actor.name,
@@ -126,6 +128,7 @@ export async function deleteDevice(deps: LifecycleDeps, deviceId: string, actor:
         serialNumber: device.serialNumber,
         enrolledAt: device.enrolledAt.toISOString(),
         retiredAt: device.retiredAt.toISOString(),
+        removed: { appPolicies, commands },
       },
     });
   });

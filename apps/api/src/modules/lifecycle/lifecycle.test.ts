@@ -154,6 +154,8 @@ describeWithPostgres("device retirement and deletion", () => {
     const device = await enrollDevice(t.app, { serialNumber: "SN-42" });
     expect((await heartbeat(device.deviceToken)).status).toBe(200);
     await adminRequest(t.app, "POST", "/admin/command", { deviceId: device.deviceId, type: "ping" });
+    const rule = { deviceId: device.deviceId, packageName: "com.example.kiosk" };
+    expect((await adminRequest(t.app, "POST", "/admin/policies", rule)).status).toBe(201);
 
     const refused = await adminRequest(t.app, "DELETE", `/admin/devices/${device.deviceId}`);
     expect(refused.status).toBe(409);
@@ -165,8 +167,9 @@ describeWithPostgres("device retirement and deletion", () => {
     expect(await database.db.device.count({ where: { id: device.deviceId } })).toBe(0);
     expect(await database.db.command.count({ where: { deviceId: device.deviceId } })).toBe(0);
     expect(await database.db.telemetryEvent.count({ where: { deviceId: device.deviceId } })).toBe(0);
+    expect(await database.db.appPolicy.count({ where: { deviceId: device.deviceId } })).toBe(0);
     const audit = await database.db.auditLog.findFirst({ where: { action: "device.delete", targetId: device.deviceId } });
-    expect(audit).toMatchObject({ actor: ADMIN, details: { serialNumber: "SN-42", model: "Pixel 8" } });
+    expect(audit).toMatchObject({ actor: ADMIN, details: { serialNumber: "SN-42", model: "Pixel 8", removed: { appPolicies: 1, commands: 1 } } });
     expect((await adminRequest(t.app, "GET", `/admin/devices/${device.deviceId}`)).status).toBe(404);
     expect((await heartbeat(device.deviceToken)).status).toBe(401);
   });
