@@ -39,6 +39,10 @@ export const EnvSchema = z
     SETUP_TOKEN: z.string().min(32, "at least 32 characters").optional(),
     // From this instant the legacy route answers 410: the date by which agents must use /v1.
     LEGACY_SUNSET_AT: z.coerce.date().optional(),
+    // Until this instant, a device enrolled before device tokens existed gets its token at its
+    // next legacy contact. Unset or past: it cannot, since the shared key is all such a
+    // claim proves and anyone holding it could take the device over (retire and re-enroll it).
+    LEGACY_CLAIM_UNTIL: z.coerce.date().optional(),
     // New legacy enrollments per client address (a fleet rolling out behind one NAT retries).
     RATE_LIMIT_LEGACY_ENROLLMENT_PER_MINUTE: positiveInt(30),
     REDIS_URL: optionalText,

@@ -77,6 +77,14 @@ async function identifyLegacyDevice(
   const secret = newSecret();
   const now = deps.clock.now();
   if (existing) {
+    const claimUntil = deps.env.LEGACY_CLAIM_UNTIL;
+    if (!claimUntil || now >= claimUntil) {
+      deps.logger.warn("legacy device claim refused: outside LEGACY_CLAIM_UNTIL", { deviceId: existing.id });
+      throw new HttpError(
+        "unauthorized",
+        "This device was enrolled before device tokens, and its token can no longer be claimed with the shared key (LEGACY_CLAIM_UNTIL): retire it and enroll it again",
+      );
+    }
     // Only one caller wins the token of a device enrolled before tokens existed.
     const { count } = await deps.db.device.updateMany({
       where: { id: existing.id, legacyTokenIssuedAt: null },

@@ -89,14 +89,26 @@ describe("legacy devices cannot be impersonated with the shared key", () => {
     expect(owner.body.commands).toEqual([expect.objectContaining({ requestId: install.body.requestId, type: "install_app" })]);
   });
 
-  it("gives a device enrolled before tokens existed its token at its next contact, then requires it", async () => {
-    const t = createTestApp(database.db, { env: { LEGACY_ENROLLMENT_KEY: LEGACY_KEY } });
+  it("gives a device enrolled before tokens existed its token at its next contact within LEGACY_CLAIM_UNTIL, then requires it", async () => {
+    const t = createTestApp(database.db, { env: { LEGACY_ENROLLMENT_KEY: LEGACY_KEY, LEGACY_CLAIM_UNTIL: new Date(Date.now() + 3600_000).toISOString() } });
     const old = await database.db.device.create({ data: { id: randomUUID(), legacyId: "old-kiosk", tokenHash: "0".repeat(64) } });
     const first = await legacy(t.app, "old-kiosk");
     expect(first.status).toBe(200);
     expect(first.body).toMatchObject({ deviceId: old.id, deviceToken: expect.stringMatching(new RegExp(`^${old.id}\\.`)) });
     expect((await legacy(t.app, "old-kiosk")).status).toBe(401);
     expect((await legacy(t.app, "old-kiosk", { token: first.body.deviceToken })).status).toBe(200);
+  });
+
+  it("refuses to hand out the token of a device enrolled before tokens existed without a claim window, or after it closed", async () => {
+    const old = await database.db.device.create({ data: { id: randomUUID(), legacyId: "old-till", tokenHash: "0".repeat(64) } });
+    for (const claimWindow of [{}, { LEGACY_CLAIM_UNTIL: new Date(Date.now() - 1000).toISOString() }]) {
+      const t = createTestApp(database.db, { env: { LEGACY_ENROLLMENT_KEY: LEGACY_KEY, ...claimWindow } });
+      const claim = await legacy(t.app, "old-till");
+      expect(claim.status).toBe(401);
+      expect(claim.body.error.message).toMatch(/LEGACY_CLAIM_UNTIL/);
+      expect(claim.body.deviceToken).toBeUndefined();
+    }
+    expect(await database.db.device.findUniqueOrThrow({ where: { id: old.id } })).toMatchObject({ tokenHash: "0".repeat(64), legacyTokenIssuedAt: null });
   });
 
   it("lets a legacy device report results with its token", async () => {
