@@ -29,6 +29,9 @@ const env = { ...process.env };
 // The dashboard talks to the API wherever PORT and HOST put it, unless NEXT_PUBLIC_API_URL
 // says otherwise.
 if (!vars.NEXT_PUBLIC_API_URL) env.NEXT_PUBLIC_API_URL = apiUrl;
+// The dashboard relays to the API, so it is exactly as reachable as the API: where HOST
+// says (loopback when unset), unless DASHBOARD_HOST says otherwise (apps/web/server.js).
+if (!vars.DASHBOARD_HOST && vars.HOST) env.DASHBOARD_HOST = vars.HOST;
 
 const turboBin = createRequire(import.meta.url).resolve("turbo");
 const filters = apps.map((app) => `--filter=${APPS[app]}`);

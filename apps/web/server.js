@@ -4,7 +4,11 @@
 // audit log. Here every request's forwarding headers are replaced by the address of the
 // socket this server accepted, before Next.js sees them.
 //
-//   node server.js [--port 3000] [--hostname 0.0.0.0]   (PORT also works)
+//   node server.js [--port 3000] [--hostname 0.0.0.0]   (PORT and DASHBOARD_HOST also work)
+//
+// Loopback unless told otherwise: the dashboard relays every request to the API, so a
+// dashboard reachable from the network makes the API reachable too, even where the API
+// itself chose loopback because it runs on generated development secrets.
 
 import { createServer } from "node:http";
 import path from "node:path";
@@ -25,7 +29,7 @@ export function forwardFromPeer(/** @type {import("node:http").IncomingMessage} 
 }
 
 const port = Number(argument("port") ?? process.env.PORT ?? 3000);
-const hostname = argument("hostname") ?? "0.0.0.0";
+const hostname = argument("hostname") || process.env.DASHBOARD_HOST || "127.0.0.1";
 const app = next({ dev: false, dir: path.dirname(fileURLToPath(import.meta.url)), hostname, port });
 const handle = app.getRequestHandler();
 await app.prepare();

@@ -1,4 +1,5 @@
 import http from "node:http";
+import os from "node:os";
 import { type Api, type Web, buildWeb, freePort, startApi, startWeb } from "./harness";
 
 // Through the dashboard's running server (a production build under server.js): the API
@@ -70,4 +71,34 @@ test("the audit log records the address that connected to the dashboard", async 
     where: { action: "auth.login_failed", details: { path: ["email"], equals: "audited@example.com" } },
   });
   expect(entry.ip).toBe("127.0.0.2");
+});
+
+test("the dashboard's server listens on loopback unless told otherwise: it relays to the API, so it is exposed only on purpose", async () => {
+  const external = Object.values(os.networkInterfaces())
+    .flat()
+    .find((address) => address?.family === "IPv4" && !address.internal)?.address;
+  // Every CI machine has one (eth0); without it, the refusal below cannot be observed.
+  expect(external).toBeDefined();
+  const answers = (host: string, port: number) =>
+    fetch(`http://${host}:${port}/sign-in`, { signal: AbortSignal.timeout(5000) }).then(
+      (response) => response.status,
+      (error: Error) => (error.cause as NodeJS.ErrnoException | undefined)?.code ?? error.message,
+    );
+
+  const defaultPort = await freePort();
+  const byDefault = await startWeb(defaultPort, api.url, { hostname: null, env: { DASHBOARD_HOST: "" } });
+  try {
+    expect(await answers("127.0.0.1", defaultPort)).toBe(200);
+    expect(await answers(external!, defaultPort)).toBe("ECONNREFUSED");
+  } finally {
+    await byDefault.stop();
+  }
+
+  const exposedPort = await freePort();
+  const exposed = await startWeb(exposedPort, api.url, { hostname: null, env: { DASHBOARD_HOST: "0.0.0.0" } });
+  try {
+    expect(await answers(external!, exposedPort)).toBe(200);
+  } finally {
+    await exposed.stop();
+  }
 });

@@ -101,11 +101,16 @@ export async function buildWeb(apiUrl: string): Promise<void> {
 
 export type Web = { url: string; stop: () => Promise<void> };
 
-/** The dashboard's own server (`npm start`: server.js) on that build at `port`; resolves once it answers. */
-export async function startWeb(port: number, apiUrl: string): Promise<Web> {
-  const child = spawn(process.execPath, [path.join(WEB_DIR, "server.js"), "--port", String(port), "--hostname", "127.0.0.1"], {
+/**
+ * The dashboard's own server (`npm start`: server.js) on that build at `port`; resolves once
+ * it answers on loopback. `hostname: null` leaves the listening address to server.js.
+ */
+export async function startWeb(port: number, apiUrl: string, options: { hostname?: string | null; env?: Record<string, string> } = {}): Promise<Web> {
+  const hostname = options.hostname === undefined ? "127.0.0.1" : options.hostname;
+  const args = [path.join(WEB_DIR, "server.js"), "--port", String(port), ...(hostname === null ? [] : ["--hostname", hostname])];
+  const child = spawn(process.execPath, args, {
     cwd: WEB_DIR,
-    env: { ...process.env, NEXT_PUBLIC_API_URL: apiUrl, NODE_ENV: "production", NEXT_TELEMETRY_DISABLED: "1" },
+    env: { ...process.env, NEXT_PUBLIC_API_URL: apiUrl, NODE_ENV: "production", NEXT_TELEMETRY_DISABLED: "1", ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";

@@ -20,7 +20,7 @@ function dashboardVariables(): string[] {
   const files = ["app", "components", "lib"]
     .flatMap((dir) => fs.readdirSync(path.join(WEB, dir), { recursive: true, encoding: "utf8" }).map((file) => path.join(WEB, dir, file)))
     .filter((file) => /\.tsx?$/.test(file) && !/\.test\.tsx?$/.test(file))
-    .concat(path.join(WEB, "next.config.ts"));
+    .concat(path.join(WEB, "next.config.ts"), path.join(WEB, "server.js"));
   const names = files.flatMap((file) => [...fs.readFileSync(file, "utf8").matchAll(/process\.env\.([A-Z][A-Z0-9_]*)/g)].map((match) => match[1]!));
   return [...new Set(names)];
 }
