@@ -239,8 +239,11 @@ export function PoliciesView() {
         <>
           <Card>
             <CardHeader>
+              {/* A heading, so assistive technology (and the browser suite) can find the policy being edited. */}
               <CardTitle>
-                {selected.name} · version {selected.version}
+                <h2>
+                  {selected.name} · version {selected.version}
+                </h2>
               </CardTitle>
               <CardDescription>
                 Last changed by {selected.updatedBy}, {formatDateTime(selected.updatedAt)}.
