@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { DateTime, GroupName, Uuid, jsonObject, nonEmptyText, text } from "./primitives";
+import { DateTime, DeviceIdList, GroupName, Uuid, jsonObject, nonEmptyText, text } from "./primitives";
 
 export const CommandType = z.enum([
   "ping",
@@ -170,7 +170,7 @@ export const CreateCommandRequest = commandVariants(commandOptions);
 export type CreateCommandRequest = z.infer<typeof CreateCommandRequest>;
 
 export const BulkTarget = z.union([
-  z.strictObject({ deviceIds: z.array(Uuid).min(1).max(10_000) }),
+  z.strictObject({ deviceIds: DeviceIdList }),
   z.strictObject({ group: GroupName }),
   z.strictObject({ all: z.literal(true) }),
 ]);

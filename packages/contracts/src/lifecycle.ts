@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { DeviceView } from "./devices";
-import { DateTime, GroupName, Uuid, nonEmptyText, text } from "./primitives";
+import { DateTime, DeviceIdList, GroupName, Uuid, nonEmptyText, text } from "./primitives";
 
 /** What retiring a device did: the device as it is now and the commands that were cancelled. */
 export const RetireDeviceResponse = z.object({
@@ -35,7 +35,7 @@ export type DeviceFilter = z.infer<typeof DeviceFilter>;
 
 /** Which devices a bulk edit touches. Retired devices are never selected. */
 export const DeviceSelection = z.union([
-  z.strictObject({ deviceIds: z.array(Uuid).min(1).max(MAX_BULK_EDIT_DEVICES) }),
+  z.strictObject({ deviceIds: DeviceIdList }),
   z.strictObject({ group: GroupName }),
   z.strictObject({ enrollmentTokenId: Uuid }).describe("The devices enrolled with this token: to retire them after revoking it."),
   z.strictObject({ filter: DeviceFilter }).describe("The devices `GET /admin/devices` lists with these filters."),

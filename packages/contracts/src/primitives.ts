@@ -47,6 +47,16 @@ export function jsonObject(maxBytes: number) {
 
 export const Uuid = z.uuid();
 
+/**
+ * Most device ids one request may list (bulk commands, bulk edits): 1,000 quoted ids are
+ * about 39 KB, inside the API's default 64 KiB body limit (BODY_LIMIT_BYTES). Larger
+ * selections name a group or a filter instead.
+ */
+export const MAX_LISTED_DEVICE_IDS = 1_000;
+
+/** A list of device ids, as bulk requests take it. */
+export const DeviceIdList = z.array(Uuid).min(1).max(MAX_LISTED_DEVICE_IDS);
+
 const EARLIEST = Date.UTC(1970, 0, 1);
 const LATEST = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 /** ISO 8601 with an offset, between 1970 and 9999 (PostgreSQL refuses e.g. year 0000). */

@@ -1,5 +1,5 @@
-import { createHmac, hkdfSync } from "node:crypto";
-import { CommandPushData, signCommand, verifyCommandSignature } from "@mdm/contracts";
+import { createHmac, hkdfSync, randomUUID } from "node:crypto";
+import { CommandPushData, MAX_LISTED_DEVICE_IDS, signCommand, verifyCommandSignature } from "@mdm/contracts";
 import request from "supertest";
 import {
   TEST_ADMIN_KEY,
@@ -319,6 +319,26 @@ describe("bulk commands, cancel and history", () => {
     const both = await adminRequest(t.app, "POST", "/admin/commands/bulk", { target: { all: true, group: "x" }, type: "ping" });
     expect(both.status).toBe(400);
     expect((await adminRequest(t.app, "GET", "/admin/batches/00000000-0000-4000-8000-000000000000")).status).toBe(404);
+  });
+
+  it("takes the longest id list the contract allows within the default body limit, for bulk commands and bulk edits", async () => {
+    const device = await enrollDevice(t.app);
+    const ids = (n: number) => [device.deviceId, ...Array.from({ length: n - 1 }, () => randomUUID())];
+    // Read and validated, not 413: the bulk command refuses the unknown ids by name, the edit matches the one known device.
+    const command = await adminRequest(t.app, "POST", "/admin/commands/bulk", { target: { deviceIds: ids(MAX_LISTED_DEVICE_IDS) }, type: "ping" });
+    expect(command.status).toBe(400);
+    expect(command.body.error.message).toBe("Unknown or retired devices in target");
+    const edit = await adminRequest(t.app, "POST", "/admin/devices/bulk", { target: { deviceIds: ids(MAX_LISTED_DEVICE_IDS) }, addGroups: ["lobby"] });
+    expect(edit.body).toMatchObject({ matched: 1, updated: 1 });
+    // One more is the schema's refusal.
+    for (const [path, extra] of [
+      ["/admin/commands/bulk", { type: "ping" }],
+      ["/admin/devices/bulk", { addGroups: ["lobby"] }],
+    ] as const) {
+      const tooMany = await adminRequest(t.app, "POST", path, { target: { deviceIds: ids(MAX_LISTED_DEVICE_IDS + 1) }, ...extra });
+      expect(tooMany.status).toBe(400);
+      expect(tooMany.body.error.details).toEqual([{ path: "target", message: "Invalid input" }]);
+    }
   });
 
   it("cancels a pending command, which is then neither delivered nor completable", async () => {
