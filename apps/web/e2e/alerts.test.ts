@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { createPasswordToken } from "../../api/src/modules/auth/password-reset.service";
 import { sweepOffline } from "../../api/src/modules/fleet/fleet-monitor";
-import { type Api, E2E_SETUP_TOKEN, type Web, buildWeb, freePort, launchBrowser, startApi, startWeb } from "./harness";
+import { type Api, type Web, buildWeb, createFirstAdmin, freePort, launchBrowser, startApi, startWeb } from "./harness";
 
 // Alert incidents on the Alerts page, as an admin sees them: devices that went offline
 // together in one incident, their names, and the acknowledge button.
@@ -27,15 +27,7 @@ beforeAll(async () => {
   page = await admin.newPage();
   page.setDefaultTimeout(20_000);
 
-  await page.goto(`${web.url}/`);
-  await page.waitForURL("**/setup");
-  await page.getByLabel(/Setup token/).fill(E2E_SETUP_TOKEN);
-  await page.getByLabel("Your name").fill(ADMIN.name);
-  await page.getByLabel("Email").fill(ADMIN.email);
-  await page.getByLabel("Password", { exact: true }).fill(ADMIN.password);
-  await page.getByLabel("Repeat the password").fill(ADMIN.password);
-  await page.getByRole("button", { name: "Create admin account" }).click();
-  await page.getByRole("heading", { name: "Overview" }).waitFor();
+  await createFirstAdmin(page, web.url, ADMIN);
 });
 
 afterAll(async () => {

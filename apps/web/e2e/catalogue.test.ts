@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { SimulatedDevice } from "@mdm/simulator";
 import type { Browser, Page } from "playwright-core";
-import { type Api, E2E_SETUP_TOKEN, type Web, buildWeb, eventually, freePort, launchBrowser, startApi, startWeb } from "./harness";
+import { type Api, type Web, buildWeb, createFirstAdmin, eventually, freePort, launchBrowser, startApi, startWeb } from "./harness";
 
 // The app catalogue as an operator uses it: upload two real APKs, start a release of the
 // newer one at 25% of a group of simulated devices (which download it from the signed URL
@@ -45,15 +45,7 @@ function progressOf(row: ReturnType<Page["getByRole"]>) {
 }
 
 test("the first admin signs in", async () => {
-  await page.goto(`${web.url}/`);
-  await page.waitForURL("**/setup");
-  await page.getByLabel(/Setup token/).fill(E2E_SETUP_TOKEN);
-  await page.getByLabel("Your name").fill(ADMIN.name);
-  await page.getByLabel("Email").fill(ADMIN.email);
-  await page.getByLabel("Password", { exact: true }).fill(ADMIN.password);
-  await page.getByLabel("Repeat the password").fill(ADMIN.password);
-  await page.getByRole("button", { name: "Create admin account" }).click();
-  await page.getByRole("heading", { name: "Overview" }).waitFor();
+  await createFirstAdmin(page, web.url, ADMIN);
 });
 
 test("uploaded APKs show with the package, versions and certificate read from them", async () => {

@@ -4,7 +4,7 @@ import { SimulatedDevice } from "@mdm/simulator";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { enqueueMail } from "../../api/src/mail/outbox";
 import { createPasswordToken } from "../../api/src/modules/auth/password-reset.service";
-import { type Api, E2E_SETUP_TOKEN, type Web, buildWeb, eventually, freePort, launchBrowser, startApi, startWeb } from "./harness";
+import { type Api, type Web, buildWeb, createFirstAdmin, eventually, freePort, launchBrowser, startApi, startWeb } from "./harness";
 
 // The dashboard end to end, as its users see it: first-run setup, sign-in, enrollment with
 // simulated devices that appear live, commands to one and to two devices, a viewer invited
@@ -97,15 +97,7 @@ afterAll(async () => {
 });
 
 test("a fresh server asks for its first admin, who is then signed in", async () => {
-  await page.goto(`${web.url}/`);
-  await page.waitForURL("**/setup");
-  await page.getByLabel(/Setup token/).fill(E2E_SETUP_TOKEN);
-  await page.getByLabel("Your name").fill(ADMIN.name);
-  await page.getByLabel("Email").fill(ADMIN.email);
-  await page.getByLabel("Password", { exact: true }).fill(ADMIN.password);
-  await page.getByLabel("Repeat the password").fill(ADMIN.password);
-  await page.getByRole("button", { name: "Create admin account" }).click();
-  await page.getByRole("heading", { name: "Overview" }).waitFor();
+  await createFirstAdmin(page, web.url, ADMIN);
 });
 
 test("the admin signs out and back in", async () => {

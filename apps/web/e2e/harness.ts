@@ -3,7 +3,7 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { type Browser, chromium } from "playwright-core";
+import { type Browser, type Page, chromium } from "playwright-core";
 const { findBrowser } = require("./find-browser.cjs") as { findBrowser: () => string | undefined };
 import { parseEnv } from "../../api/src/config/env";
 import { type RunningServer, startServer } from "../../api/src/server";
@@ -166,4 +166,20 @@ export async function eventually(what: string, check: () => Promise<boolean>, ti
     if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for: ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
+}
+
+/**
+ * A fresh server's first visit: the dashboard sends it to /setup, where the first admin is
+ * created with the setup token and signed in on the overview.
+ */
+export async function createFirstAdmin(page: Page, webUrl: string, admin: { name: string; email: string; password: string }): Promise<void> {
+  await page.goto(`${webUrl}/`);
+  await page.waitForURL("**/setup");
+  await page.getByLabel(/Setup token/).fill(E2E_SETUP_TOKEN);
+  await page.getByLabel("Your name").fill(admin.name);
+  await page.getByLabel("Email").fill(admin.email);
+  await page.getByLabel("Password", { exact: true }).fill(admin.password);
+  await page.getByLabel("Repeat the password").fill(admin.password);
+  await page.getByRole("button", { name: "Create admin account" }).click();
+  await page.getByRole("heading", { name: "Overview" }).waitFor();
 }

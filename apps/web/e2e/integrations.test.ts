@@ -2,7 +2,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { signAdminRequest } from "@mdm/contracts";
 import type { Browser, Page } from "playwright-core";
-import { type Api, E2E_SETUP_TOKEN, type Web, buildWeb, eventually, freePort, launchBrowser, startApi, startWeb } from "./harness";
+import { type Api, type Web, buildWeb, createFirstAdmin, eventually, freePort, launchBrowser, startApi, startWeb } from "./harness";
 
 // Integrations end to end, as an admin sees them: an API key created on its page (the
 // secret shown once) signs a request, shows its last use and, revoked, is refused; a
@@ -55,15 +55,7 @@ async function signedGet(key: { id: string; secret: string }, path: string): Pro
 const nav = (name: string) => page.getByRole("navigation", { name: "Main" }).getByRole("link", { name, exact: true });
 
 test("the first admin signs up", async () => {
-  await page.goto(`${web.url}/`);
-  await page.waitForURL("**/setup");
-  await page.getByLabel(/Setup token/).fill(E2E_SETUP_TOKEN);
-  await page.getByLabel("Your name").fill(ADMIN.name);
-  await page.getByLabel("Email").fill(ADMIN.email);
-  await page.getByLabel("Password", { exact: true }).fill(ADMIN.password);
-  await page.getByLabel("Repeat the password").fill(ADMIN.password);
-  await page.getByRole("button", { name: "Create admin account" }).click();
-  await page.getByRole("heading", { name: "Overview" }).waitFor();
+  await createFirstAdmin(page, web.url, ADMIN);
 });
 
 test("an API key is created with its secret shown once, signs requests, shows its last use and is refused once revoked", async () => {

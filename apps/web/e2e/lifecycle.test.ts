@@ -1,7 +1,7 @@
 import { WsCloseCode } from "@mdm/contracts";
 import { SimulatedDevice } from "@mdm/simulator";
 import type { Browser, Page } from "playwright-core";
-import { type Api, E2E_SETUP_TOKEN, type Web, buildWeb, eventually, freePort, launchBrowser, startApi, startWeb } from "./harness";
+import { type Api, type Web, buildWeb, createFirstAdmin, eventually, freePort, launchBrowser, startApi, startWeb } from "./harness";
 
 // The device lifecycle in the dashboard, against simulated devices: bulk edit of a
 // selection, locate (the position drawn without map tiles, with an OpenStreetMap link),
@@ -46,15 +46,7 @@ afterAll(async () => {
 });
 
 test("the first admin enrolls three simulated devices", async () => {
-  await page.goto(`${web.url}/`);
-  await page.waitForURL("**/setup");
-  await page.getByLabel(/Setup token/).fill(E2E_SETUP_TOKEN);
-  await page.getByLabel("Your name").fill(ADMIN.name);
-  await page.getByLabel("Email").fill(ADMIN.email);
-  await page.getByLabel("Password", { exact: true }).fill(ADMIN.password);
-  await page.getByLabel("Repeat the password").fill(ADMIN.password);
-  await page.getByRole("button", { name: "Create admin account" }).click();
-  await page.getByRole("heading", { name: "Overview" }).waitFor();
+  await createFirstAdmin(page, web.url, ADMIN);
 
   await navLink(page, "Enrollment").click();
   await page.getByLabel("Devices it may enroll").fill("5");

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { SimulatedDevice } from "@mdm/simulator";
 import type { Browser, Page } from "playwright-core";
-import { type Api, E2E_SETUP_TOKEN, type Web, buildWeb, eventually, freePort, launchBrowser, startApi, startWeb } from "./harness";
+import { type Api, type Web, buildWeb, createFirstAdmin, eventually, freePort, launchBrowser, startApi, startWeb } from "./harness";
 
 // Provisioning and policies end to end: the enrollment page's two QR codes, a policy edited
 // in the schema-built form (an invalid setting refused with its field named), assigned to a
@@ -52,15 +52,7 @@ afterAll(async () => {
 });
 
 test("the first admin signs in", async () => {
-  await page.goto(`${web.url}/`);
-  await page.waitForURL("**/setup");
-  await page.getByLabel(/Setup token/).fill(E2E_SETUP_TOKEN);
-  await page.getByLabel("Your name").fill(ADMIN.name);
-  await page.getByLabel("Email").fill(ADMIN.email);
-  await page.getByLabel("Password", { exact: true }).fill(ADMIN.password);
-  await page.getByLabel("Repeat the password").fill(ADMIN.password);
-  await page.getByRole("button", { name: "Create admin account" }).click();
-  await page.getByRole("heading", { name: "Overview" }).waitFor();
+  await createFirstAdmin(page, web.url, ADMIN);
 });
 
 test("the enrollment page shows the simple QR code and, on request, the device-owner provisioning QR code, saying which is which", async () => {
