@@ -139,44 +139,24 @@ function SettingsCard({ settings, editable }: { settings: AlertSettings; editabl
               <Label htmlFor="recipients">Recipients (one per line; empty: every active admin)</Label>
               <Textarea id="recipients" value={form.recipients} onChange={(event) => set({ recipients: event.target.value })} placeholder="ops@example.com" />
             </div>
-            <div className="flex flex-col gap-2 sm:col-span-2">
-              <Label>
-                <Checkbox checked={form.groupShareOn} onCheckedChange={(checked) => set({ groupShareOn: checked === true })} />
-                Alert when this share of a group is offline
-              </Label>
-              <div className="flex items-center gap-2">
-                <Input
-                  aria-label="Group offline share in percent"
-                  type="number"
-                  min={1}
-                  max={100}
-                  className="w-24"
-                  value={form.groupShare}
-                  disabled={!form.groupShareOn}
-                  onChange={(event) => set({ groupShare: event.target.value })}
-                />
-                <span className="text-sm text-muted-foreground">%</span>
-              </div>
-            </div>
-            <div className="flex flex-col gap-2 sm:col-span-2">
-              <Label>
-                <Checkbox checked={form.lowBatteryOn} onCheckedChange={(checked) => set({ lowBatteryOn: checked === true })} />
-                Alert when a device's battery is below
-              </Label>
-              <div className="flex items-center gap-2">
-                <Input
-                  aria-label="Low battery threshold in percent"
-                  type="number"
-                  min={1}
-                  max={99}
-                  className="w-24"
-                  value={form.lowBattery}
-                  disabled={!form.lowBatteryOn}
-                  onChange={(event) => set({ lowBattery: event.target.value })}
-                />
-                <span className="text-sm text-muted-foreground">%</span>
-              </div>
-            </div>
+            <OptionalPercent
+              label="Alert when this share of a group is offline"
+              inputLabel="Group offline share in percent"
+              max={100}
+              on={form.groupShareOn}
+              value={form.groupShare}
+              onToggle={(groupShareOn) => set({ groupShareOn })}
+              onChange={(groupShare) => set({ groupShare })}
+            />
+            <OptionalPercent
+              label="Alert when a device's battery is below"
+              inputLabel="Low battery threshold in percent"
+              max={99}
+              on={form.lowBatteryOn}
+              value={form.lowBattery}
+              onToggle={(lowBatteryOn) => set({ lowBatteryOn })}
+              onChange={(lowBattery) => set({ lowBattery })}
+            />
           </fieldset>
           {error ? (
             <p role="alert" className="mt-3 text-sm text-destructive">
@@ -261,6 +241,39 @@ export function AlertsView() {
           )}
         </div>
       </section>
+    </div>
+  );
+}
+
+/** A percentage threshold that a checkbox turns on and off. */
+function OptionalPercent(props: {
+  label: string;
+  inputLabel: string;
+  max: number;
+  on: boolean;
+  value: string;
+  onToggle: (on: boolean) => void;
+  onChange: (value: string) => void;
+}) {
+  return (
+    <div className="flex flex-col gap-2 sm:col-span-2">
+      <Label>
+        <Checkbox checked={props.on} onCheckedChange={(checked) => props.onToggle(checked === true)} />
+        {props.label}
+      </Label>
+      <div className="flex items-center gap-2">
+        <Input
+          aria-label={props.inputLabel}
+          type="number"
+          min={1}
+          max={props.max}
+          className="w-24"
+          value={props.value}
+          disabled={!props.on}
+          onChange={(event) => props.onChange(event.target.value)}
+        />
+        <span className="text-sm text-muted-foreground">%</span>
+      </div>
     </div>
   );
 }
