@@ -253,7 +253,7 @@ export const apiRoutes = {
     summary: "Retire a device: its token stops working on every instance at once",
     description:
       "Refuses the device's token from now on, on every API instance (their token caches are told over the event bus), closes its open WebSocket with close code 4004, " +
-      "cancels its pending commands (event detail `device retired by <actor>`), and leaves it out of device lists, groups and fleet counts (list it with `status=retired`). " +
+      "cancels its pending commands (event detail `device retired by <actor>`; a `command.status_changed` webhook event each), and leaves it out of device lists, groups and fleet counts (list it with `status=retired`). " +
       "Its history (commands, telemetry, audit) stays. Retiring a retired device changes nothing (`alreadyRetired: true`). To retire the devices of a revoked enrollment token, use `POST /admin/devices/bulk` with `target.enrollmentTokenId`.",
     params: DeviceIdParams,
     responses: { 200: { description: "The retired device.", schema: RetireDeviceResponse } },
@@ -421,7 +421,8 @@ export const apiRoutes = {
     minRole: "operator",
     summary: "Cancel every command of a batch that has not finished",
     description:
-      "Commands `queued`, `sent` or `acknowledged` become `cancelled` with `errorMessage` and event detail `batch cancelled by <actor>`; finished ones keep their status. Answers the batch with its new counts.",
+      "Commands `queued`, `sent` or `acknowledged` become `cancelled` with `errorMessage` and event detail `batch cancelled by <actor>`; finished ones keep their status. " +
+      "Each cancelled command is a `command.status_changed` webhook event, and the batch's `batch.done`, queued in the same transaction. Answers the batch with its new counts.",
     params: BatchIdParams,
     responses: { 200: { description: "The batch.", schema: CommandBatch } },
     errors: ["not_found"],

@@ -334,6 +334,12 @@ export async function cancelBatch(deps: CommandDeps, batchId: string, actor: { n
       select: { requestId: true, deviceId: true },
     });
     await tx.commandEvent.createMany({ data: rows.map((row) => ({ requestId: row.requestId, status: "cancelled" as const, at: now, detail: reason })) });
+    // Webhooks for each cancelled command, and batch.done: the batch has no unfinished command left.
+    await emitCommandStatusChanges(
+      tx,
+      rows.map((row) => ({ requestId: row.requestId, deviceId: row.deviceId, batchId, status: "cancelled" as const, detail: reason })),
+      now,
+    );
     await recordAudit(tx, {
       actor: actor.name,
       action: "batch.cancel",
