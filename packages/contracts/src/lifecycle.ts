@@ -19,6 +19,35 @@ export const RotateTokenResponse = z.object({
 });
 export type RotateTokenResponse = z.infer<typeof RotateTokenResponse>;
 
+/**
+ * Where the fleet stands in a rotation of the command master key: how many devices in
+ * service hold a key under each configured master key. The previous key can be dropped
+ * once `previous.devices` is 0.
+ */
+export const CommandKeysStatus = z.object({
+  current: z.object({
+    keyId: z.string().describe("COMMAND_KEY_ID: the master key new devices and every re-key get their key under."),
+    devices: z.int().describe("Devices in service whose command key derives from it."),
+  }),
+  previous: z
+    .object({
+      keyId: z.string().describe("COMMAND_KEY_ID_PREVIOUS."),
+      devices: z
+        .int()
+        .describe("Devices in service whose command key still derives from it (those with a rotation pending included). 0: the previous key can be dropped."),
+      rotating: z.int().describe("Of those, devices with a rotation queued and within its grace period: they move once they call in."),
+      lockedOut: z
+        .int()
+        .describe("Of those, devices whose rotation's grace period ended before they took it: their token is refused; retire them (they enroll again)."),
+    })
+    .nullable()
+    .describe("The master key being replaced (COMMAND_MASTER_KEY_PREVIOUS); null when none is set."),
+  unavailable: z
+    .int()
+    .describe("Devices in service whose key derives from a master key that is neither: no command can be signed for them until it is configured again."),
+});
+export type CommandKeysStatus = z.infer<typeof CommandKeysStatus>;
+
 // ---- Bulk edit -----------------------------------------------------------------------
 
 /** Most devices one bulk edit may touch: narrow the selection past it. */

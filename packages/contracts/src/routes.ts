@@ -98,7 +98,14 @@ import {
   WebhookDelivery,
   WebhookIdParams,
 } from "./integrations";
-import { BulkEditDevicesRequest, BulkEditDevicesResponse, MAX_BULK_EDIT_DEVICES, RetireDeviceResponse, RotateTokenResponse } from "./lifecycle";
+import {
+  BulkEditDevicesRequest,
+  BulkEditDevicesResponse,
+  CommandKeysStatus,
+  MAX_BULK_EDIT_DEVICES,
+  RetireDeviceResponse,
+  RotateTokenResponse,
+} from "./lifecycle";
 import { ListOutboxResponse, OutboxQuery } from "./mail";
 import { HealthResponse } from "./system";
 
@@ -253,7 +260,7 @@ export const apiRoutes = {
     summary: "Retire a device: its token stops working on every instance at once",
     description:
       "Refuses the device's token from now on, on every API instance (their token caches are told over the event bus), closes its open WebSocket with close code 4004, " +
-      "cancels its pending commands (event detail `device retired by <actor>`), and leaves it out of device lists, groups and fleet counts (list it with `status=retired`). " +
+      "cancels its pending commands (event detail `device retired by <actor>`; a `command.status_changed` webhook event each), and leaves it out of device lists, groups and fleet counts (list it with `status=retired`). " +
       "Its history (commands, telemetry, audit) stays. Retiring a retired device changes nothing (`alreadyRetired: true`). To retire the devices of a revoked enrollment token, use `POST /admin/devices/bulk` with `target.enrollmentTokenId`.",
     params: DeviceIdParams,
     responses: { 200: { description: "The retired device.", schema: RetireDeviceResponse } },
@@ -269,10 +276,25 @@ export const apiRoutes = {
     description:
       "Queues a `rotate_token` command signed with the device's current command key, whose payload carries the new token and command key sealed with the current key (`sealWithCommandKey`). " +
       "The current token keeps working until the device takes the new one (its first request with the new token, or its `succeeded` result), then is refused at once on every instance; " +
-      "a device that stays away longer than `DEVICE_TOKEN_ROTATION_GRACE_SECONDS` is locked out and must enroll again. 409 while a rotation is pending or the device is retired.",
+      "a device that stays away longer than `DEVICE_TOKEN_ROTATION_GRACE_SECONDS` is locked out and must enroll again. The new key is always under the current master key (`COMMAND_KEY_ID`), " +
+      "so this also moves a device off `COMMAND_MASTER_KEY_PREVIOUS` (see `GET /admin/command-keys`). 409 while a rotation is pending, for a retired device, or when the device's key derives from a master key no longer configured.",
     params: DeviceIdParams,
     responses: { 202: { description: "The rotation is under way.", schema: RotateTokenResponse } },
     errors: ["not_found", "conflict"],
+  },
+  commandKeysStatus: {
+    method: "get",
+    path: "/admin/command-keys",
+    tag: "Admin",
+    auth: "admin",
+    minRole: "viewer",
+    summary: "Progress of a command master key rotation: devices under each master key",
+    description:
+      "To rotate the command master key fleet-wide, set a new `COMMAND_MASTER_KEY` with a new `COMMAND_KEY_ID` and keep the old pair as `COMMAND_MASTER_KEY_PREVIOUS` / `COMMAND_KEY_ID_PREVIOUS`. " +
+      "Devices under the previous key keep getting commands signed with their key; once a minute, up to `COMMAND_KEY_ROTATION_BATCH` of those online are re-keyed under the new key " +
+      "as `POST /admin/devices/{deviceId}/rotate-token` does (audit actor `system:command-key-rotation`). A device offline keeps its key until it calls in, so no rotation's grace period runs out while it is away. " +
+      "Drop the previous pair once `previous.devices` is 0 (retire the `lockedOut` ones first).",
+    responses: { 200: { description: "Devices in service by master key.", schema: CommandKeysStatus } },
   },
   bulkEditDevices: {
     method: "post",
@@ -421,7 +443,8 @@ export const apiRoutes = {
     minRole: "operator",
     summary: "Cancel every command of a batch that has not finished",
     description:
-      "Commands `queued`, `sent` or `acknowledged` become `cancelled` with `errorMessage` and event detail `batch cancelled by <actor>`; finished ones keep their status. Answers the batch with its new counts.",
+      "Commands `queued`, `sent` or `acknowledged` become `cancelled` with `errorMessage` and event detail `batch cancelled by <actor>`; finished ones keep their status. " +
+      "Each cancelled command is a `command.status_changed` webhook event, and the batch's `batch.done`, queued in the same transaction. Answers the batch with its new counts.",
     params: BatchIdParams,
     responses: { 200: { description: "The batch.", schema: CommandBatch } },
     errors: ["not_found"],

@@ -72,6 +72,31 @@ describe("parseEnv", () => {
     ).toThrow(/METRICS_TOKEN/);
   });
 
+  it("takes the previous command master key only with its id, a different one, and a strong distinct value off loopback", () => {
+    const strong = {
+      ADMIN_KEY: "k".repeat(40),
+      HMAC_SECRET: "s".repeat(40),
+      JWT_SECRET: "j".repeat(40),
+      COMMAND_MASTER_KEY: "c".repeat(40),
+      COMMAND_KEY_ID: "2",
+    };
+    const env = parseEnv({ ...strong, COMMAND_MASTER_KEY_PREVIOUS: "p".repeat(40), COMMAND_KEY_ID_PREVIOUS: "1" });
+    expect(env).toMatchObject({ COMMAND_MASTER_KEY_PREVIOUS: "p".repeat(40), COMMAND_KEY_ID_PREVIOUS: "1", COMMAND_KEY_ROTATION_BATCH: 500 });
+    const unset = parseEnv(strong);
+    expect([unset.COMMAND_MASTER_KEY_PREVIOUS, unset.COMMAND_KEY_ID_PREVIOUS]).toEqual([undefined, undefined]);
+    expect(() => parseEnv({ ...strong, COMMAND_MASTER_KEY_PREVIOUS: "p".repeat(40) })).toThrow(/COMMAND_KEY_ID_PREVIOUS: .*set together/);
+    expect(() => parseEnv({ ...strong, COMMAND_KEY_ID_PREVIOUS: "1" })).toThrow(/COMMAND_MASTER_KEY_PREVIOUS: .*set together/);
+    expect(() => parseEnv({ ...strong, COMMAND_MASTER_KEY_PREVIOUS: "p".repeat(40), COMMAND_KEY_ID_PREVIOUS: "2" })).toThrow(
+      /COMMAND_KEY_ID_PREVIOUS: must differ from COMMAND_KEY_ID/,
+    );
+    expect(() => parseEnv({ ...strong, COMMAND_MASTER_KEY_PREVIOUS: "c".repeat(40), COMMAND_KEY_ID_PREVIOUS: "1" })).toThrow(
+      /COMMAND_MASTER_KEY_PREVIOUS: each secret needs its own value/,
+    );
+    expect(() => parseEnv({ ...strong, COMMAND_MASTER_KEY_PREVIOUS: "short", COMMAND_KEY_ID_PREVIOUS: "1" })).toThrow(
+      /so COMMAND_MASTER_KEY_PREVIOUS must be set/,
+    );
+  });
+
   it("listens on every interface by default once the secrets are set", () => {
     const env = parseEnv({ ADMIN_KEY: "k".repeat(40), HMAC_SECRET: "s".repeat(40), JWT_SECRET: "j".repeat(40), COMMAND_MASTER_KEY: "c".repeat(40) });
     expect(env).toMatchObject({ HOST: "0.0.0.0", generatedSecrets: [] });

@@ -87,6 +87,17 @@ export const EnvSchema = z
       .string()
       .regex(/^[A-Za-z0-9_-]{1,32}$/, "letters, digits, _ and - only, at most 32")
       .default("1"),
+    // Fleet-wide rotation of the command master key: the key being replaced and its id, kept
+    // while devices still hold keys derived from it. They get commands signed with those keys,
+    // and each is moved to a key under COMMAND_MASTER_KEY through its own channel (README:
+    // "Rotating the command master key"). Drop both once GET /admin/command-keys counts none.
+    COMMAND_MASTER_KEY_PREVIOUS: optionalText,
+    COMMAND_KEY_ID_PREVIOUS: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,32}$/, "letters, digits, _ and - only, at most 32")
+      .optional(),
+    // Devices the fleet-wide rotation moves per run (one run a minute, one instance at a time).
+    COMMAND_KEY_ROTATION_BATCH: positiveInt(500),
     RESEND_API_KEY: optionalText,
     RESEND_BASE_URL: z.url().optional(),
     MAIL_FROM: z.string().default("MDM <alerts@localhost>"),
@@ -182,6 +193,13 @@ export const EnvSchema = z
     if (env.MAIL_PROVIDER === "resend" && !env.RESEND_API_KEY)
       ctx.addIssue({ code: "custom", path: ["RESEND_API_KEY"], message: "must be set when MAIL_PROVIDER is resend" });
     if (env.MAIL_PROVIDER === "smtp" && !env.SMTP_URL) ctx.addIssue({ code: "custom", path: ["SMTP_URL"], message: "must be set when MAIL_PROVIDER is smtp" });
+    if (!env.COMMAND_MASTER_KEY_PREVIOUS !== !env.COMMAND_KEY_ID_PREVIOUS) {
+      const missing = env.COMMAND_MASTER_KEY_PREVIOUS ? "COMMAND_KEY_ID_PREVIOUS" : "COMMAND_MASTER_KEY_PREVIOUS";
+      ctx.addIssue({ code: "custom", path: [missing], message: "COMMAND_MASTER_KEY_PREVIOUS and COMMAND_KEY_ID_PREVIOUS are set together" });
+    }
+    if (env.COMMAND_KEY_ID_PREVIOUS && env.COMMAND_KEY_ID_PREVIOUS === env.COMMAND_KEY_ID) {
+      ctx.addIssue({ code: "custom", path: ["COMMAND_KEY_ID_PREVIOUS"], message: "must differ from COMMAND_KEY_ID: the new master key needs a new id" });
+    }
     if (env.NODE_ENV !== "production") return;
     for (const name of SECRET_NAMES) {
       if ((env[name]?.length ?? 0) < 32) {
@@ -197,7 +215,7 @@ export const EnvSchema = z
   });
 
 const SECRET_NAMES = ["ADMIN_KEY", "HMAC_SECRET", "JWT_SECRET", "COMMAND_MASTER_KEY"] as const;
-const OPTIONAL_SECRET_NAMES = ["LEGACY_ENROLLMENT_KEY", "METRICS_TOKEN"] as const;
+const OPTIONAL_SECRET_NAMES = ["LEGACY_ENROLLMENT_KEY", "METRICS_TOKEN", "COMMAND_MASTER_KEY_PREVIOUS"] as const;
 type SecretName = (typeof SECRET_NAMES)[number];
 
 export type Env = Omit<z.infer<typeof EnvSchema>, SecretName | "HOST" | "OFFLINE_AFTER_SECONDS"> &

@@ -72,6 +72,8 @@ it("round-trips every model through the migrated database", async () => {
     pendingTokenHash: "c".repeat(64),
     pendingKeyGeneration: 3,
     rotationGraceUntil: at,
+    commandMasterKeyId: "1",
+    pendingMasterKeyId: "2",
     policyDesired: { kiosk: { homeApp: "com.a.b" } },
     policyDesiredHash: "d".repeat(64),
     policyAppliedHash: "e".repeat(64),

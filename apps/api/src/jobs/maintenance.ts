@@ -3,6 +3,7 @@ import { sweepSocketLeases } from "../realtime/presence";
 import { advanceRollouts } from "../modules/catalogue/releases.service";
 import { emitCommandStatusChanges } from "../modules/commands/commands.service";
 import { sweepOffline } from "../modules/fleet/fleet-monitor";
+import { rotateFleetCommandKeys } from "../modules/lifecycle/command-keys";
 import { maintainTelemetryPartitions } from "./telemetry-partitions";
 
 const DELETE_BATCH = 5000;
@@ -146,6 +147,8 @@ export function startMaintenance(deps: AppDeps): () => void {
     }),
     everyOncePerCluster(deps, "socket lease sweep", Math.max(250, (deps.env.WS_LEASE_SECONDS * 1000) / 4), () => sweepSocketLeases(deps)),
     everyOncePerCluster(deps, "offline sweep", deps.env.OFFLINE_SWEEP_SECONDS * 1000, () => sweepOffline(deps)),
+    // A no-op unless COMMAND_MASTER_KEY_PREVIOUS is set: then moves a batch of devices off it.
+    everyOncePerCluster(deps, "command key rotation", 60_000, () => rotateFleetCommandKeys(deps)),
     everyOncePerCluster(deps, "app rollouts", 60_000, async () => {
       const outcome = await advanceRollouts(deps);
       if (outcome.advanced || outcome.paused) deps.logger.info("app rollouts", outcome);

@@ -3,10 +3,11 @@ import type { WebSocket } from "ws";
 import type { AppDeps } from "../deps";
 import { admissionOf } from "../lib/admission";
 import { toHttpError } from "../lib/error-handler";
-import { acknowledgeCommand, keyGenerationOf, recordActionResult, toDeviceCommand, transition } from "../modules/commands/commands.service";
+import { acknowledgeCommand, canSignFor, recordActionResult, toDeviceCommand, transition } from "../modules/commands/commands.service";
 import { makeDueNow } from "../modules/commands/delivery";
 import { deviceBudget, deviceBudgetKey } from "../modules/devices/device-budget";
 import { handleHeartbeat } from "../modules/devices/heartbeat";
+import { commandKeyOf } from "../modules/devices/devices.service";
 import { pendingPolicy } from "../modules/policies/policies.service";
 import { publishSocketStates, releaseSocketLeases, renewSocketLeases, takeSocketLease } from "./presence";
 
@@ -167,7 +168,9 @@ export class DeviceHub {
     const command = await this.deps.db.command.findUnique({ where: { requestId } });
     if (!command || command.deviceId !== deviceId || command.expiresAt <= now) return;
     if (command.status !== "queued" && command.status !== "sent") return;
-    const signed = await toDeviceCommand(this.deps.env, command, await keyGenerationOf(this.deps, deviceId));
+    const key = await commandKeyOf(this.deps, deviceId);
+    if (!canSignFor(this.deps, deviceId, key)) return;
+    const signed = await toDeviceCommand(this.deps.env, command, key);
     // Recorded before it goes out, so the device's ack cannot overtake it.
     await transition(this.deps, requestId, ["queued"], "sent", now, "websocket", { sentAt: now });
     this.send(connection.socket, { type: "command", command: signed });

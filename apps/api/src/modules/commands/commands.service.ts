@@ -26,7 +26,7 @@ import { recordAudit } from "../../lib/audit";
 import type { DbOrTx } from "../../db/types";
 import { HttpError } from "../../lib/http-error";
 import { emitWebhookEvents } from "../webhooks/webhook-events";
-import { commandKeyFor, commandKeyIdFor, completeRotation } from "../devices/devices.service";
+import { type CommandKeyRef, commandKeyFor, commandKeyIdFor, commandKeyOf, completeRotation, hasCommandKey, masterKeyIdOf } from "../devices/devices.service";
 import { retireDevice } from "../lifecycle/lifecycle.service";
 import { retryDelaySeconds, wakeDelivery } from "./delivery";
 
@@ -62,26 +62,31 @@ export function toCommandView(command: CommandWithEvents): CommandView {
   };
 }
 
-/** The command as the device receives it, signed with the device's command key. */
-export async function toDeviceCommand(
-  env: Pick<Env, "COMMAND_MASTER_KEY" | "COMMAND_KEY_ID">,
-  command: Command,
-  keyGeneration: number,
-): Promise<DeviceCommand> {
+/** The command as the device receives it, signed with the device's command key (check `hasCommandKey` first). */
+export async function toDeviceCommand(env: Env, command: Command, key: CommandKeyRef): Promise<DeviceCommand> {
   const unsigned = {
-    keyId: commandKeyIdFor(env, keyGeneration),
+    keyId: commandKeyIdFor(env, key),
     requestId: command.requestId,
     type: command.type,
     payload: command.payload as Record<string, unknown>,
     issuedAt: command.createdAt.toISOString(),
     expiresAt: command.expiresAt.toISOString(),
   };
-  return { ...unsigned, signature: await signCommand(commandKeyFor(env, command.deviceId, keyGeneration), unsigned) };
+  return { ...unsigned, signature: await signCommand(commandKeyFor(env, command.deviceId, key), unsigned) };
 }
 
-/** The generation of the command key a device holds now (0 until it is re-keyed). */
-export async function keyGenerationOf({ db }: Pick<AppDeps, "db">, deviceId: string): Promise<number> {
-  return (await db.device.findUnique({ where: { id: deviceId }, select: { commandKeyGeneration: true } }))?.commandKeyGeneration ?? 0;
+/**
+ * Whether commands can be signed for this device; logs why not: its key derives from a
+ * master key the operator dropped before the device was moved off it. Its commands wait
+ * (and expire) until that key is configured again as COMMAND_MASTER_KEY_PREVIOUS.
+ */
+export function canSignFor(deps: Pick<AppDeps, "env" | "logger">, deviceId: string, key: CommandKeyRef): boolean {
+  if (hasCommandKey(deps.env, key)) return true;
+  deps.logger.warn("command not sent: the device's command key derives from a master key that is not configured", {
+    deviceId,
+    masterKeyId: masterKeyIdOf(deps.env, key.masterKeyId),
+  });
+  return false;
 }
 
 type CommandDeps = Pick<AppDeps, "db" | "clock" | "env" | "logger" | "bus">;
@@ -213,7 +218,7 @@ const PENDING_BATCH = 20;
  * retry interval.
  */
 export async function takePendingCommands(
-  deps: Pick<AppDeps, "db" | "clock" | "env" | "bus">,
+  deps: Pick<AppDeps, "db" | "clock" | "env" | "bus" | "logger">,
   deviceId: string,
   channel: string,
   first: string[] = [],
@@ -228,13 +233,14 @@ export async function takePendingCommands(
   });
   const pending = [...urgent, ...oldest];
   if (pending.length === 0) return [];
+  const key = await commandKeyOf(deps, deviceId);
+  if (!canSignFor(deps, deviceId, key)) return [];
   const retryAt = new Date(now.getTime() + retryDelaySeconds(deps.env.COMMAND_RETRY_BASE_SECONDS, 1) * 1000);
   await deps.db.command.updateMany({ where: { requestId: { in: pending.map((command) => command.requestId) } }, data: { nextAttemptAt: retryAt } });
   for (const command of pending) {
     if (command.status === "queued") await transition(deps, command.requestId, ["queued"], "sent", now, channel, { sentAt: now });
   }
-  const keyGeneration = await keyGenerationOf(deps, deviceId);
-  return Promise.all(pending.map((command) => toDeviceCommand(deps.env, command, keyGeneration)));
+  return Promise.all(pending.map((command) => toDeviceCommand(deps.env, command, key)));
 }
 
 // Which statuses each reported status may follow. A device's report moves a command forward only.
@@ -327,23 +333,33 @@ export async function cancelBatch(deps: CommandDeps, batchId: string, actor: { n
   if (!(await db.commandBatch.findUnique({ where: { id: batchId }, select: { id: true } }))) throw new HttpError("not_found", "No batch has this id");
   const now = clock.now();
   const reason = `batch cancelled by ${actor.name}`;
-  const cancelled = await db.$transaction(async (tx) => {
-    const rows = await tx.command.updateManyAndReturn({
-      where: { batchId, status: { in: ["queued", "sent", "acknowledged"] } },
-      data: { status: "cancelled", completedAt: now, nextAttemptAt: null, errorMessage: reason },
-      select: { requestId: true, deviceId: true },
-    });
-    await tx.commandEvent.createMany({ data: rows.map((row) => ({ requestId: row.requestId, status: "cancelled" as const, at: now, detail: reason })) });
-    await recordAudit(tx, {
-      actor: actor.name,
-      action: "batch.cancel",
-      targetType: "batch",
-      targetId: batchId,
-      ip: actor.ip,
-      details: { cancelled: rows.length },
-    });
-    return rows;
-  });
+  const cancelled = await db.$transaction(
+    async (tx) => {
+      const rows = await tx.command.updateManyAndReturn({
+        where: { batchId, status: { in: ["queued", "sent", "acknowledged"] } },
+        data: { status: "cancelled", completedAt: now, nextAttemptAt: null, errorMessage: reason },
+        select: { requestId: true, deviceId: true },
+      });
+      await tx.commandEvent.createMany({ data: rows.map((row) => ({ requestId: row.requestId, status: "cancelled" as const, at: now, detail: reason })) });
+      // Webhooks for each cancelled command, and batch.done: the batch has no unfinished command left.
+      await emitCommandStatusChanges(
+        tx,
+        rows.map((row) => ({ requestId: row.requestId, deviceId: row.deviceId, batchId, status: "cancelled" as const, detail: reason })),
+        now,
+      );
+      await recordAudit(tx, {
+        actor: actor.name,
+        action: "batch.cancel",
+        targetType: "batch",
+        targetId: batchId,
+        ip: actor.ip,
+        details: { cancelled: rows.length },
+      });
+      return rows;
+      // A fleet-wide batch cancels many commands at once: more than the default 5 s.
+    },
+    { timeout: 60_000 },
+  );
   for (const row of cancelled) {
     bus.publish({ kind: "command_status", change: { requestId: row.requestId, deviceId: row.deviceId, batchId, status: "cancelled", at: now.toISOString() } });
   }

@@ -2,7 +2,7 @@ import { type CommandPushData, canonicalJson } from "@mdm/contracts";
 import type { AppDeps } from "../../deps";
 import type { Command } from "../../generated/prisma/client";
 import { type PollingWorker, startPollingWorker } from "../../lib/polling-worker";
-import { toDeviceCommand, transition } from "./commands.service";
+import { canSignFor, toDeviceCommand, transition } from "./commands.service";
 
 // The delivery engine. Every unfinished command is a row with its next attempt time; one
 // worker per instance claims due rows (FOR UPDATE SKIP LOCKED, so instances never claim
@@ -43,6 +43,7 @@ type ClaimedCommand = Command & {
   fcmToken: string | null;
   fcmTokenInvalidAt: Date | null;
   commandKeyGeneration: number;
+  commandMasterKeyId: string | null;
 };
 
 /**
@@ -67,7 +68,7 @@ async function claimDueCommands(deps: DeliveryDeps): Promise<ClaimedCommand[]> {
           ELSE NULL END
       FROM due WHERE c."requestId" = due."requestId"
       RETURNING c.*)
-    SELECT claimed.*, d."socketInstanceId", d."socketLeaseExpiresAt", d."fcmToken", d."fcmTokenInvalidAt", d."commandKeyGeneration"
+    SELECT claimed.*, d."socketInstanceId", d."socketLeaseExpiresAt", d."fcmToken", d."fcmTokenInvalidAt", d."commandKeyGeneration", d."commandMasterKeyId"
     FROM claimed JOIN "Device" d ON d.id = claimed."deviceId"`;
 }
 
@@ -95,7 +96,9 @@ async function pushCommand(deps: DeliveryDeps, command: ClaimedCommand): Promise
     metrics.commandSend.inc({ outcome: "no_token" });
     return;
   }
-  const signed = await toDeviceCommand(deps.env, command, command.commandKeyGeneration);
+  const key = { masterKeyId: command.commandMasterKeyId, generation: command.commandKeyGeneration };
+  if (!canSignFor(deps, command.deviceId, key)) return;
+  const signed = await toDeviceCommand(deps.env, command, key);
   const data: CommandPushData = { kind: "command", ...signed, payload: canonicalJson(signed.payload) };
   const ttlSeconds = Math.max(1, Math.floor((command.expiresAt.getTime() - clock.now().getTime()) / 1000));
   const result = await push.send({ token: command.fcmToken, data, ttlSeconds });

@@ -12,19 +12,64 @@ import { socketState } from "../fleet/fleet.service";
 import { consumeEnrollmentToken } from "../enrollment/enrollment.service";
 import { COMPLIANCE_SQL } from "../policies/policies.service";
 
+type KeyEnv = Pick<Env, "COMMAND_MASTER_KEY" | "COMMAND_KEY_ID" | "COMMAND_MASTER_KEY_PREVIOUS" | "COMMAND_KEY_ID_PREVIOUS">;
+
 /**
- * The key a device verifies command signatures with: HKDF of the command master key for
- * this device, key id and key generation (bumped by each re-key). Never stored; one
- * device's key cannot sign for another; and the admin signing secret cannot derive it.
+ * Which derived command key a device holds: the id of the master key it derives from (as
+ * stored on the device: null for devices enrolled before it was, see `masterKeyIdOf`) and
+ * its generation (bumped by each re-key).
  */
-export function commandKeyFor(env: Pick<Env, "COMMAND_MASTER_KEY" | "COMMAND_KEY_ID">, deviceId: string, generation = 0): string {
-  const info = generation === 0 ? `${env.COMMAND_KEY_ID}:${deviceId}` : `${env.COMMAND_KEY_ID}:${deviceId}:${generation}`;
-  return Buffer.from(hkdfSync("sha256", env.COMMAND_MASTER_KEY, "mdm command key", info, 32)).toString("hex");
+export type CommandKeyRef = { masterKeyId: string | null; generation: number };
+
+/** A key under the current master key: what enrollment gives, and what every re-key moves to. */
+export function currentKeyRef(env: Pick<Env, "COMMAND_KEY_ID">, generation = 0): CommandKeyRef {
+  return { masterKeyId: env.COMMAND_KEY_ID, generation };
+}
+
+/**
+ * The id of the master key a device's key derives from. Unrecorded (enrolled before ids
+ * were stored): the only master key there was then, which is the previous one while the
+ * operator rotates (COMMAND_KEY_ID_PREVIOUS), else the current one.
+ */
+export function masterKeyIdOf(env: Pick<Env, "COMMAND_KEY_ID" | "COMMAND_KEY_ID_PREVIOUS">, stored: string | null): string {
+  return stored ?? env.COMMAND_KEY_ID_PREVIOUS ?? env.COMMAND_KEY_ID;
+}
+
+function masterKeyOf(env: KeyEnv, masterKeyId: string): string | undefined {
+  if (masterKeyId === env.COMMAND_KEY_ID) return env.COMMAND_MASTER_KEY;
+  if (masterKeyId === env.COMMAND_KEY_ID_PREVIOUS) return env.COMMAND_MASTER_KEY_PREVIOUS;
+  return undefined;
+}
+
+/** Whether the API holds the master key this device's key derives from (not when the operator dropped it too early). */
+export function hasCommandKey(env: KeyEnv, ref: CommandKeyRef): boolean {
+  return masterKeyOf(env, masterKeyIdOf(env, ref.masterKeyId)) !== undefined;
+}
+
+/**
+ * The key a device verifies command signatures with: HKDF of its master key for this
+ * device, key id and key generation. Never stored; one device's key cannot sign for
+ * another; and the admin signing secret cannot derive it. Throws when the master key is
+ * no longer configured (check `hasCommandKey` first where that can happen).
+ */
+export function commandKeyFor(env: KeyEnv, deviceId: string, ref: CommandKeyRef = currentKeyRef(env)): string {
+  const masterKeyId = masterKeyIdOf(env, ref.masterKeyId);
+  const masterKey = masterKeyOf(env, masterKeyId);
+  if (masterKey === undefined) throw new Error(`command master key ${masterKeyId} is not configured`);
+  const info = ref.generation === 0 ? `${masterKeyId}:${deviceId}` : `${masterKeyId}:${deviceId}:${ref.generation}`;
+  return Buffer.from(hkdfSync("sha256", masterKey, "mdm command key", info, 32)).toString("hex");
 }
 
 /** The id a device knows its command key by: the master key's id, and the generation once re-keyed. */
-export function commandKeyIdFor(env: Pick<Env, "COMMAND_KEY_ID">, generation = 0): string {
-  return generation === 0 ? env.COMMAND_KEY_ID : `${env.COMMAND_KEY_ID.slice(0, 24)}-g${generation}`;
+export function commandKeyIdFor(env: Pick<Env, "COMMAND_KEY_ID" | "COMMAND_KEY_ID_PREVIOUS">, ref: CommandKeyRef = currentKeyRef(env)): string {
+  const masterKeyId = masterKeyIdOf(env, ref.masterKeyId);
+  return ref.generation === 0 ? masterKeyId : `${masterKeyId.slice(0, 24)}-g${ref.generation}`;
+}
+
+/** The command key a device holds now. */
+export async function commandKeyOf({ db }: Pick<AppDeps, "db">, deviceId: string): Promise<CommandKeyRef> {
+  const device = await db.device.findUnique({ where: { id: deviceId }, select: { commandMasterKeyId: true, commandKeyGeneration: true } });
+  return { masterKeyId: device?.commandMasterKeyId ?? null, generation: device?.commandKeyGeneration ?? 0 };
 }
 
 function factsData(facts: DeviceFacts) {
@@ -49,7 +94,9 @@ export async function registerDevice(
   const secret = newSecret();
   const enrollmentTokenId = await db.$transaction(async (tx) => {
     const tokenId = await consumeEnrollmentToken(tx, clock, enrollmentToken);
-    const device = await tx.device.create({ data: { id: deviceId, tokenHash: hashSecret(secret), enrollmentTokenId: tokenId, ...factsData(facts) } });
+    const device = await tx.device.create({
+      data: { id: deviceId, tokenHash: hashSecret(secret), enrollmentTokenId: tokenId, commandMasterKeyId: env.COMMAND_KEY_ID, ...factsData(facts) },
+    });
     await emitWebhookEvent(tx, "device.enrolled", { ...deviceEventData(device), enrollmentTokenId: tokenId, legacy: false }, clock.now());
     return tokenId;
   });
@@ -121,7 +168,8 @@ async function tokenHashOf(deps: Pick<AppDeps, "db" | "bus">, deviceId: string, 
 export async function completeRotation({ db, bus }: Pick<AppDeps, "db" | "bus">, deviceId: string, pendingTokenHash: string): Promise<boolean> {
   const rows = await db.$executeRaw`
     UPDATE "Device" SET "tokenHash" = "pendingTokenHash", "commandKeyGeneration" = "pendingKeyGeneration",
-      "pendingTokenHash" = NULL, "pendingKeyGeneration" = NULL, "rotationGraceUntil" = NULL
+      "commandMasterKeyId" = "pendingMasterKeyId",
+      "pendingTokenHash" = NULL, "pendingKeyGeneration" = NULL, "pendingMasterKeyId" = NULL, "rotationGraceUntil" = NULL
     WHERE id = ${deviceId}::uuid AND "pendingTokenHash" = ${pendingTokenHash}`;
   if (rows === 1) {
     // No instance caches a token while its rotation is pending; this is for one that read

@@ -88,7 +88,8 @@ async function identifyLegacyDevice(
     // Only one caller wins the token of a device enrolled before tokens existed.
     const { count } = await deps.db.device.updateMany({
       where: { id: existing.id, legacyTokenIssuedAt: null },
-      data: { tokenHash: hashSecret(secret), legacyTokenIssuedAt: now },
+      // The key issued with the token is generation 0 under the current master key.
+      data: { tokenHash: hashSecret(secret), legacyTokenIssuedAt: now, commandMasterKeyId: deps.env.COMMAND_KEY_ID, commandKeyGeneration: 0 },
     });
     if (count === 0) throw new HttpError("unauthorized", "Send this device's token as Authorization: Bearer <deviceToken>");
     deps.logger.info("legacy device token issued", { deviceId: existing.id });
@@ -111,7 +112,7 @@ async function identifyLegacyDevice(
   const deviceId = randomUUID();
   const created = await deps.db.$transaction(async (tx) => {
     const rows = await tx.device.createManyAndReturn({
-      data: [{ id: deviceId, legacyId, tokenHash: hashSecret(secret), legacyTokenIssuedAt: now, ...facts }],
+      data: [{ id: deviceId, legacyId, tokenHash: hashSecret(secret), legacyTokenIssuedAt: now, commandMasterKeyId: deps.env.COMMAND_KEY_ID, ...facts }],
       skipDuplicates: true,
     });
     if (rows[0]) await emitWebhookEvent(tx, "device.enrolled", { ...deviceEventData(rows[0]), enrollmentTokenId: null, legacy: true, legacyId }, now);

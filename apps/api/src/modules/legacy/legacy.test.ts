@@ -101,7 +101,8 @@ describe("legacy devices cannot be impersonated with the shared key", () => {
 
   it("refuses to hand out the token of a device enrolled before tokens existed without a claim window, or after it closed", async () => {
     const old = await database.db.device.create({ data: { id: randomUUID(), legacyId: "old-till", tokenHash: "0".repeat(64) } });
-    for (const claimWindow of [{}, { LEGACY_CLAIM_UNTIL: new Date(Date.now() - 1000).toISOString() }]) {
+    const claimWindows: Array<Record<string, string>> = [{}, { LEGACY_CLAIM_UNTIL: new Date(Date.now() - 1000).toISOString() }];
+    for (const claimWindow of claimWindows) {
       const t = createTestApp(database.db, { env: { LEGACY_ENROLLMENT_KEY: LEGACY_KEY, ...claimWindow } });
       const claim = await legacy(t.app, "old-till");
       expect(claim.status).toBe(401);

@@ -4,6 +4,7 @@ import type { AppDeps } from "../../deps";
 import type { Guards } from "../../lib/guards";
 import { mount } from "../../lib/routing";
 import { inputOf } from "../../lib/validate";
+import { commandKeysStatus } from "./command-keys";
 import { bulkEditDevices, deleteDevice, retireDevice, rotateDeviceToken } from "./lifecycle.service";
 
 export function lifecycleRoutes(deps: AppDeps, guards: Guards): Router {
@@ -27,6 +28,7 @@ export function lifecycleRoutes(deps: AppDeps, guards: Guards): Router {
     async (_req, res) => res.status(202).json(await rotateDeviceToken(deps, inputOf(apiRoutes.rotateDeviceToken, res).params.deviceId, res.locals.actor)),
     admin,
   );
+  mount(router, apiRoutes.commandKeysStatus, async (_req, res) => res.json(await commandKeysStatus(deps)), admin);
   mount(
     router,
     apiRoutes.deleteDevice,

@@ -18,7 +18,17 @@ import { recordAudit } from "../../lib/audit";
 import { HttpError } from "../../lib/http-error";
 import { formatToken, hashSecret, newSecret } from "../../lib/secrets";
 import { wakeDelivery } from "../commands/delivery";
-import { commandKeyFor, commandKeyIdFor, deviceFilters, forgetDeviceToken, getDevice } from "../devices/devices.service";
+import {
+  type CommandKeyRef,
+  commandKeyFor,
+  commandKeyIdFor,
+  currentKeyRef,
+  deviceFilters,
+  forgetDeviceToken,
+  getDevice,
+  hasCommandKey,
+  masterKeyIdOf,
+} from "../devices/devices.service";
 import { toLiveState } from "../fleet/fleet.service";
 
 type LifecycleDeps = Pick<AppDeps, "db" | "clock" | "bus" | "logger">;
@@ -140,9 +150,12 @@ export async function deleteDevice(deps: LifecycleDeps, deviceId: string, actor:
 /**
  * Starts re-keying a device through its own channel: a `rotate_token` command, signed with
  * the current command key like any other, carries the new token and command key sealed
- * with the current key. The old token keeps working until the device uses the new one or
- * reports the command done (then it is dropped at once), at most until the grace period
- * ends. Only the new token's hash is stored.
+ * with the current key. The new key is the next generation under the current master key
+ * (COMMAND_KEY_ID), whichever master key the current one derives from: this is also how
+ * the fleet-wide master key rotation moves each device (`rotateFleetCommandKeys`). The old
+ * token keeps working until the device uses the new one or reports the command done (then
+ * it is dropped at once), at most until the grace period ends. Only the new token's hash
+ * is stored.
  */
 export async function rotateDeviceToken(deps: LifecycleDeps & Pick<AppDeps, "env">, deviceId: string, actor: Actor): Promise<RotateTokenResponse> {
   const { db, clock, env, bus } = deps;
@@ -152,25 +165,44 @@ export async function rotateDeviceToken(deps: LifecycleDeps & Pick<AppDeps, "env
   const requestId = randomUUID();
   const commandKeyId = await db.$transaction(async (tx) => {
     const rows = await tx.$queryRaw<
-      Array<{ retiredAt: Date | null; pendingTokenHash: string | null; rotationGraceUntil: Date | null; commandKeyGeneration: number }>
+      Array<{
+        retiredAt: Date | null;
+        pendingTokenHash: string | null;
+        rotationGraceUntil: Date | null;
+        commandKeyGeneration: number;
+        commandMasterKeyId: string | null;
+      }>
     >`
-      SELECT "retiredAt", "pendingTokenHash", "rotationGraceUntil", "commandKeyGeneration" FROM "Device" WHERE id = ${deviceId}::uuid FOR UPDATE`;
+      SELECT "retiredAt", "pendingTokenHash", "rotationGraceUntil", "commandKeyGeneration", "commandMasterKeyId"
+      FROM "Device" WHERE id = ${deviceId}::uuid FOR UPDATE`;
     const device = rows[0];
     if (!device) throw new HttpError("not_found", "No device has this id");
     if (device.retiredAt) throw new HttpError("conflict", "The device is retired");
     if (device.pendingTokenHash) {
       throw new HttpError("conflict", `A rotation is already waiting for the device (its old token works until ${device.rotationGraceUntil?.toISOString()})`);
     }
-    const generation = device.commandKeyGeneration + 1;
+    const current: CommandKeyRef = { masterKeyId: device.commandMasterKeyId, generation: device.commandKeyGeneration };
+    if (!hasCommandKey(env, current)) {
+      throw new HttpError(
+        "conflict",
+        `The device's command key derives from master key ${masterKeyIdOf(env, current.masterKeyId)}, which is not configured: set it again as COMMAND_MASTER_KEY_PREVIOUS, or enroll the device again`,
+      );
+    }
+    const next = currentKeyRef(env, device.commandKeyGeneration + 1);
     const secrets: RotationSecrets = {
       deviceToken: formatToken(deviceId, secret),
-      commandKey: commandKeyFor(env, deviceId, generation),
-      commandKeyId: commandKeyIdFor(env, generation),
+      commandKey: commandKeyFor(env, deviceId, next),
+      commandKeyId: commandKeyIdFor(env, next),
     };
-    const sealed = await sealWithCommandKey(commandKeyFor(env, deviceId, device.commandKeyGeneration), JSON.stringify(secrets));
+    const sealed = await sealWithCommandKey(commandKeyFor(env, deviceId, current), JSON.stringify(secrets));
     await tx.device.update({
       where: { id: deviceId },
-      data: { pendingTokenHash: hashSecret(secret), pendingKeyGeneration: generation, rotationGraceUntil: graceUntil },
+      data: {
+        pendingTokenHash: hashSecret(secret),
+        pendingKeyGeneration: next.generation,
+        pendingMasterKeyId: next.masterKeyId,
+        rotationGraceUntil: graceUntil,
+      },
     });
     await tx.command.create({
       data: {
@@ -191,7 +223,7 @@ export async function rotateDeviceToken(deps: LifecycleDeps & Pick<AppDeps, "env
       targetType: "device",
       targetId: deviceId,
       ip: actor.ip,
-      details: { requestId, commandKeyId: secrets.commandKeyId, graceUntil: graceUntil.toISOString() },
+      details: { requestId, fromCommandKeyId: commandKeyIdFor(env, current), commandKeyId: secrets.commandKeyId, graceUntil: graceUntil.toISOString() },
     });
     return secrets.commandKeyId;
   });

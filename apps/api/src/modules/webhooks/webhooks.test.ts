@@ -160,6 +160,56 @@ describe("webhooks", () => {
     expect(byType("alert.sent")).toMatchObject({ recipients: ["ops@example.com"], events: 1 });
   }, 120_000);
 
+  it("queues command.status_changed for each command a batch cancel or a bulk retirement cancels, in the same transaction", async () => {
+    await register(["command.status_changed", "batch.done"]);
+    const a = await enrollDevice(t.app, { model: "Pixel A" });
+    const b = await enrollDevice(t.app, { model: "Pixel B" });
+    const c = await enrollDevice(t.app, { model: "Pixel C" });
+    const deliveries = async (status: string) =>
+      (await database.db.webhookDelivery.findMany({ where: { eventType: "command.status_changed" } }))
+        .map((row) => row.payload as { data: { requestId: string; deviceId: string; batchId: string | null; status: string; detail: string } })
+        .filter((payload) => payload.data.status === status)
+        .map((payload) => payload.data);
+
+    // A batch to all three; one of its commands finished before the cancel and keeps its status.
+    const bulk = await adminRequest(t.app, "POST", "/admin/commands/bulk", { target: { all: true }, type: "ping" });
+    expect(bulk.status).toBe(202);
+    const batchCommands = await database.db.command.findMany({ where: { batchId: bulk.body.batchId } });
+    const done = batchCommands.find((command) => command.deviceId === a.deviceId)!;
+    await request(t.app).post("/v1/action-result").auth(a.deviceToken, bearer).send({ requestId: done.requestId, status: "succeeded" }).expect(200);
+    const cancelled = await adminRequest(t.app, "POST", `/admin/batches/${bulk.body.batchId}/cancel`);
+    expect(cancelled.status).toBe(200);
+    const byBatch = await deliveries("cancelled");
+    expect(byBatch.map((data) => data.requestId).sort()).toEqual(
+      batchCommands
+        .filter((command) => command !== done)
+        .map((command) => command.requestId)
+        .sort(),
+    );
+    for (const data of byBatch) expect(data).toMatchObject({ batchId: bulk.body.batchId, detail: expect.stringMatching(/^batch cancelled by /) });
+    // The cancel finished the batch: batch.done, once, with the final counts.
+    const batchDone = await database.db.webhookDelivery.findMany({ where: { eventType: "batch.done" } });
+    expect(batchDone).toHaveLength(1);
+    expect((batchDone[0]!.payload as { data: unknown }).data).toMatchObject({ batchId: bulk.body.batchId, counts: { succeeded: 1, cancelled: 2 } });
+
+    // Two pending commands each on b and c; the bulk retirement cancels all four.
+    const pending: string[] = [];
+    for (const device of [b, c, b, c]) {
+      const created = await adminRequest(t.app, "POST", "/admin/command", { deviceId: device.deviceId, type: "ping" });
+      expect(created.status).toBe(201);
+      pending.push(created.body.requestId);
+    }
+    const retired = await adminRequest(t.app, "POST", "/admin/devices/bulk", { target: { deviceIds: [b.deviceId, c.deviceId] }, retire: true });
+    expect(retired.status).toBe(200);
+    expect(retired.body).toMatchObject({ retired: 2, cancelledCommands: 4 });
+    const byRetirement = (await deliveries("cancelled")).filter((data) => data.batchId === null);
+    expect(byRetirement.map((data) => data.requestId).sort()).toEqual([...pending].sort());
+    for (const data of byRetirement) expect(data.detail).toMatch(/^device retired by /);
+    // One succeeded, two cancelled by the batch, four by the retirement; and batch.done.
+    expect(await processDueWebhooks(t.deps)).toBe(8);
+    expect(receiver.events().filter((event) => event.type === "command.status_changed")).toHaveLength(7);
+  }, 120_000);
+
   it("only sends the events an endpoint subscribed to", async () => {
     await register(["device.offline"]);
     await enrollDevice(t.app);
