@@ -441,6 +441,9 @@ test("anonymous pages make no failing requests, and every page has an icon", asy
     await target.goto(`${web.url}/`);
     await target.waitForURL("**/sign-in");
     await target.getByRole("button", { name: "Sign in" }).waitFor();
+    // Settled before leaving: the next navigation would abort this page's own requests
+    // (its icon, once), which is the test's doing, not the page's.
+    await target.waitForLoadState("networkidle");
     await target.goto(`${web.url}/forgot-password`);
     await target.getByRole("button", { name: "Send the link" }).waitFor();
     await target.waitForLoadState("networkidle");
