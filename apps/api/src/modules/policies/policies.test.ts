@@ -1,3 +1,4 @@
+import { createHash, randomUUID } from "node:crypto";
 import { DevicePolicyView, EffectivePolicyResponse, HeartbeatResponse, ListDevicePolicyVersionsResponse } from "@mdm/contracts";
 import request from "supertest";
 import { type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, enrollDevice, heartbeatBody, resetTables } from "../../test";
@@ -262,5 +263,89 @@ describe("delivery and compliance over heartbeats", () => {
       .auth(device.deviceToken, bearer)
       .send(heartbeatBody({ apps: [{ packageName: "com.example.kiosk", versionName: "2.1.0", versionCode: 210, running: false, foreground: false }] }));
     expect(answer.body.commands).toEqual([expect.objectContaining({ type: "relaunch_app", payload: { packageName: "com.example.kiosk" } })]);
+  });
+});
+
+describe("required apps", () => {
+  const SCANNER = "com.example.scanner";
+
+  async function addCatalogueVersion(packageName: string, versionCode: number) {
+    const cert = "c".repeat(64);
+    await database.db.catalogueApp.upsert({ where: { packageName }, create: { packageName, certSha256: cert }, update: {} });
+    await database.db.appVersion.create({
+      data: {
+        id: randomUUID(),
+        packageName,
+        versionCode,
+        versionName: `${versionCode}`,
+        sha256: createHash("sha256").update(`${packageName}:${versionCode}`).digest("hex"),
+        sizeBytes: 1000n,
+        certSha256: cert,
+      },
+    });
+  }
+
+  it("warns, without refusing, when the catalogue has no version that satisfies a required app", async () => {
+    await addCatalogueVersion(SCANNER, 4);
+    const policy = await createPolicy("Scanner", { requiredApps: [{ packageName: SCANNER, minVersionCode: 5 }] });
+    expect(policy.warnings).toEqual([{ path: `requiredApps.${SCANNER}`, message: expect.stringContaining("has only up to version 4") }]);
+
+    await addCatalogueVersion(SCANNER, 5);
+    const fetched = await adminRequest(t.app, "GET", `/admin/device-policies/${policy.id}`);
+    expect(fetched.body.warnings).toEqual([]);
+  });
+
+  it("keeps a device that lacks a required app failed, naming the package and version, until its heartbeat reports the app at that version", async () => {
+    await addCatalogueVersion(SCANNER, 7);
+    const device = await enrollDevice(t.app);
+    const policy = await createPolicy("Scanner", { requiredApps: [{ packageName: SCANNER, minVersionCode: 5 }] });
+    await assign(policy.id, { deviceId: device.deviceId });
+    const heartbeat = (extra: Record<string, unknown> = {}) => request(t.app).post("/v1/heartbeat").auth(device.deviceToken, bearer).send(heartbeatBody(extra));
+    const kiosk = { packageName: "com.example.kiosk", versionCode: 210, running: true };
+
+    const { hash } = HeartbeatResponse.parse((await heartbeat()).body).policy!;
+    // Applied, but the app list (the kiosk only) lacks the scanner.
+    await heartbeat({ apps: [kiosk], policy: { appliedHash: hash, failures: [] } });
+    const lacking = await effective(device.deviceId);
+    expect(lacking.compliance).toMatchObject({
+      status: "failed",
+      failures: [],
+      missingApps: [
+        {
+          packageName: SCANNER,
+          minVersionCode: 5,
+          installedVersionCode: null,
+          catalogueVersionCode: 7,
+          reason: expect.stringContaining(`${SCANNER} must be at version 5 or later`),
+        },
+      ],
+    });
+    expect(lacking.warnings).toEqual([]);
+    expect((await adminRequest(t.app, "GET", "/admin/policy-compliance")).body).toEqual({ none: 0, pending: 0, compliant: 0, failed: 1 });
+    expect((await adminRequest(t.app, "GET", "/admin/devices?compliance=noncompliant")).body.total).toBe(1);
+
+    // Too old a version is no better.
+    await heartbeat({ apps: [kiosk, { packageName: SCANNER, versionCode: 4, running: false }] });
+    expect((await effective(device.deviceId)).compliance).toMatchObject({
+      status: "failed",
+      missingApps: [{ packageName: SCANNER, installedVersionCode: 4, reason: expect.stringContaining("the device reports version 4") }],
+    });
+
+    await heartbeat({ apps: [kiosk, { packageName: SCANNER, versionCode: 7, running: false }] });
+    expect((await effective(device.deviceId)).compliance).toMatchObject({ status: "compliant", missingApps: [] });
+    expect((await adminRequest(t.app, "GET", "/admin/policy-compliance")).body).toEqual({ none: 0, pending: 0, compliant: 1, failed: 0 });
+    expect((await adminRequest(t.app, "GET", "/admin/devices?compliance=compliant")).body.total).toBe(1);
+  });
+
+  it("names a missing app the catalogue cannot satisfy in the device's effective policy, as a warning too", async () => {
+    const device = await enrollDevice(t.app);
+    const policy = await createPolicy("Scanner", { requiredApps: [{ packageName: SCANNER, minVersionCode: 5 }] });
+    await assign(policy.id, { deviceId: device.deviceId });
+    const state = await effective(device.deviceId);
+    expect(state.compliance.status).toBe("pending");
+    expect(state.compliance.missingApps).toEqual([
+      expect.objectContaining({ packageName: SCANNER, catalogueVersionCode: null, reason: expect.stringContaining("has no version 5 or later") }),
+    ]);
+    expect(state.warnings).toEqual([{ path: `requiredApps.${SCANNER}`, message: expect.stringContaining("has no version of it") }]);
   });
 });
