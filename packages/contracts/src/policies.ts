@@ -207,6 +207,16 @@ export const DevicePolicy = z
   );
 export type DevicePolicy = z.infer<typeof DevicePolicy>;
 
+export const PolicyPushData = z
+  .object({
+    kind: z.literal("policy"),
+    hash: z.string().describe("The effective policy waiting for the device."),
+  })
+  .describe(
+    "The FCM data message that wakes a device without a socket when its effective policy changes: send a heartbeat (or open the socket) to receive the policy.",
+  );
+export type PolicyPushData = z.infer<typeof PolicyPushData>;
+
 export const PolicyFailure = z.object({
   setting: text(100).describe("The setting's path, e.g. `restrictions.camera`."),
   reason: text(500),

@@ -508,7 +508,8 @@ export const apiRoutes = {
     auth: "admin",
     minRole: "operator",
     summary: "Create a policy (version 1)",
-    description: "Every setting is validated; an invalid one is a 400 naming its path (`settings.screen.timeoutSeconds`). 409 when the name is taken.",
+    description:
+      "Every setting is validated; an invalid one is a 400 naming its path (`settings.screen.timeoutSeconds`). 409 when the name is taken. A required app the app catalogue has no satisfying version of is not refused: `warnings` names it.",
     body: CreateDevicePolicyRequest,
     responses: { 201: { description: "Created.", schema: DevicePolicyView } },
     errors: ["conflict"],
@@ -531,7 +532,8 @@ export const apiRoutes = {
     auth: "admin",
     minRole: "operator",
     summary: "Change a policy: a new version, delivered to every device it applies to",
-    description: "A change that changes nothing creates no version. 409 when `expectedVersion` is not the current one, or the name is taken.",
+    description:
+      "A change that changes nothing creates no version. 409 when `expectedVersion` is not the current one, or the name is taken. Devices whose effective policy changes get a `policy` frame over their socket, or else an FCM wake-up (`PolicyPushData`), and the catalogue version of each required app they lack; `warnings` names a required app the catalogue cannot satisfy.",
     params: DevicePolicyIdParams,
     body: UpdateDevicePolicyRequest,
     responses: { 200: { description: "The policy at its new version.", schema: DevicePolicyView } },
@@ -578,7 +580,7 @@ export const apiRoutes = {
     minRole: "operator",
     summary: "Assign a policy to a device or a group",
     description:
-      "Precedence, setting by setting: a device assignment beats every group assignment; between group assignments the higher `priority` wins (ties: the policy created first). 409 when the policy is already assigned to that device or group.",
+      "Precedence, setting by setting: a device assignment beats every group assignment; between group assignments the higher `priority` wins (ties: the policy created first). 409 when the policy is already assigned to that device or group. Devices whose effective policy changes are told as after an update (socket frame, else FCM wake-up) and sent the required apps they lack; a required app the catalogue cannot satisfy shows in their effective policy's `warnings`.",
     params: DevicePolicyIdParams,
     body: CreatePolicyAssignmentRequest,
     responses: { 201: { description: "Assigned.", schema: PolicyAssignment } },
@@ -602,6 +604,8 @@ export const apiRoutes = {
     auth: "admin",
     minRole: "viewer",
     summary: "A device's effective policy, where each setting comes from, and its compliance",
+    description:
+      "`compliance.missingApps` lists the required apps the device's last reported apps lack at their minimum version (it is `failed` while any is missing), with the catalogue version that satisfies each.",
     params: DeviceIdParams,
     responses: { 200: { description: "The effective policy.", schema: EffectivePolicyResponse } },
     errors: ["not_found"],

@@ -340,8 +340,10 @@ async function candidatesOf(db: DbOrTx, devices: Array<{ id: string; groups: str
  * Recomputes the effective policy of these devices and stores it as their desired state.
  * A device that had a policy and now has none gets the empty policy (so its agent clears
  * what it applied); one that never had any keeps none. Devices whose policy changed are
- * told over their socket, wherever it is held; the others learn it from their next
- * heartbeat answer, which compares hashes: delivery never depends on that event.
+ * told over their socket, wherever it is held; each also gets a PolicyDispatch row, by
+ * which the policy worker wakes it by FCM if it holds no socket and sends it the required
+ * apps it lacks. The heartbeat answer compares hashes all the same: delivery never
+ * depends on the frame or the push.
  */
 export async function recomputeDevices(deps: Deps, deviceIds: string[]): Promise<string[]> {
   const changed: string[] = [];
@@ -352,17 +354,29 @@ export async function recomputeDevices(deps: Deps, deviceIds: string[]): Promise
       select: { id: true, groups: true, policyDesiredHash: true },
     });
     const candidates = await candidatesOf(deps.db, devices);
+    const updates: Array<{ id: string; settings: PolicySettings; hash: string }> = [];
     for (const device of devices) {
       const mine = candidates.get(device.id) ?? [];
       if (mine.length === 0 && device.policyDesiredHash === null) continue;
       const { settings } = mergePolicies(mine);
       const hash = policyHash(settings);
       if (hash === device.policyDesiredHash) continue;
-      await deps.db.device.update({ where: { id: device.id }, data: { policyDesired: settings, policyDesiredHash: hash } });
-      changed.push(device.id);
+      updates.push({ id: device.id, settings, hash });
     }
+    if (updates.length === 0) continue;
+    // The new policy and the worker's row in one transaction: no change without its wake-up.
+    const now = deps.clock.now();
+    await deps.db.$transaction([
+      ...updates.map((update) => deps.db.device.update({ where: { id: update.id }, data: { policyDesired: update.settings, policyDesiredHash: update.hash } })),
+      deps.db.$executeRaw`
+        INSERT INTO "PolicyDispatch" ("deviceId", "dueAt", attempts, "createdAt")
+        SELECT id, ${now}, 0, ${now} FROM unnest(${updates.map((update) => update.id)}::uuid[]) AS id
+        ON CONFLICT ("deviceId") DO UPDATE SET "dueAt" = EXCLUDED."dueAt", attempts = 0`,
+    ]);
+    changed.push(...updates.map((update) => update.id));
   }
   for (const deviceId of changed) deps.bus.publish({ kind: "policy_changed", deviceId });
+  if (changed.length > 0) deps.bus.publish({ kind: "policy_dispatch_due" });
   return changed;
 }
 
@@ -435,7 +449,7 @@ export function missingAppsOf(device: { policyDesired: unknown; appStatus: unkno
     const fix =
       catalogueVersionCode === null
         ? `the app catalogue has no version ${app.minVersionCode} or later to send`
-        : `the catalogue's version ${catalogueVersionCode} is the one to install`;
+        : `the server sends it the catalogue's version ${catalogueVersionCode}`;
     return [
       {
         packageName: app.packageName,
