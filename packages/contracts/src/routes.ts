@@ -701,7 +701,7 @@ export const apiRoutes = {
     minRole: "operator",
     summary: "Upload an APK to the app catalogue",
     description:
-      "multipart/form-data with one file field `file`, at most `APK_MAX_BYTES`, streamed to disk. The server reads the package name, version code and name, and the signing certificate's SHA-256 from the APK itself. A package keeps the certificate of its first upload: another one is 409. Re-uploading the same file is 200 with `created: false`.",
+      "multipart/form-data with one file field `file`, at most `APK_MAX_BYTES`, streamed to disk. The server reads the package name, version code and name, and the signing certificate's SHA-256 from the APK itself. A package keeps the certificate of its first upload: another one is 409. Re-uploading the same file is 200 with `created: false`. The whole file must arrive within `HTTP_BODY_TIMEOUT_SECONDS` of the request's acceptance, as JSON bodies do: past it, 408 `request_timeout` and the connection is closed.",
     query: UploadAppQuery,
     upload: { field: "file", description: "The APK." },
     responses: {
@@ -943,6 +943,8 @@ export function routeErrors(route: ApiRoute): ErrorCode[] {
   if (route.upload) {
     codes.add("payload_too_large");
     codes.add("unsupported_media_type");
+    // The upload did not arrive within HTTP_BODY_TIMEOUT_SECONDS, as for JSON bodies.
+    codes.add("request_timeout");
   }
   if (route.body) {
     codes.add("invalid_json");

@@ -32,7 +32,7 @@ export function catalogueRoutes(deps: AppDeps, guards: Guards): Router {
           { path: "query.sha256", message: "Required with X-Admin" },
         ]);
       }
-      const upload = await receiveApk(req, store, deps.env.APK_MAX_BYTES);
+      const upload = await receiveApk(req, res, store, deps.env.APK_MAX_BYTES, deps.env.HTTP_BODY_TIMEOUT_SECONDS);
       const outcome = await addApk(deps, store, upload, sha256, res.locals.actor);
       res.status(outcome.created ? 201 : 200).json(outcome.body);
     },

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import net, { type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { signAdminRequest } from "@mdm/contracts";
@@ -17,6 +18,7 @@ import {
   heartbeatBody,
   resetTables,
 } from "../../test";
+import { createHttpServer } from "../../lib/http-server";
 import { advanceRollouts } from "./releases.service";
 
 const FIXTURES = path.resolve(__dirname, "../../../test-fixtures/apk");
@@ -152,6 +154,57 @@ describe("POST /admin/apps", () => {
     const json = await adminRequest(t.app, "POST", `/admin/apps?sha256=${"a".repeat(64)}`, { file: "x" });
     expect(json.status).toBe(415);
     expect(json.body.error.code).toBe("unsupported_media_type");
+  });
+
+  it("answers 408 to an upload still trickling in past HTTP_BODY_TIMEOUT_SECONDS, closes its connection and keeps nothing of it", async () => {
+    const slow = createTestApp(database.db, { env: { DATA_DIR: dataDir, HTTP_BODY_TIMEOUT_SECONDS: "1", HTTP_REQUEST_TIMEOUT_SECONDS: "120" } });
+    // The production server, with its own (much longer) request timeout: the body timeout must act first.
+    const server = createHttpServer(slow.app, slow.deps.env);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    const pathWithQuery = `/admin/apps?sha256=${"a".repeat(64)}`;
+    const headers = await signAdminRequest({
+      adminKey: TEST_ADMIN_KEY,
+      hmacSecret: TEST_HMAC_SECRET,
+      method: "POST",
+      host: TEST_HOST,
+      pathWithQuery,
+      body: "",
+    });
+    const boundary = "trickle";
+    const socket = net.connect({ port, host: "127.0.0.1" });
+    let received = "";
+    socket.on("data", (chunk) => (received += chunk.toString()));
+    socket.on("error", () => undefined);
+    const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
+    const startedAt = Date.now();
+    socket.write(
+      [
+        `POST ${pathWithQuery} HTTP/1.1`,
+        `Host: ${TEST_HOST}`,
+        ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
+        `Content-Type: multipart/form-data; boundary=${boundary}`,
+        "Content-Length: 1000000",
+        "",
+        `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="slow.apk"\r\nContent-Type: application/octet-stream\r\n\r\nPK`,
+      ].join("\r\n"),
+    );
+    const trickle = setInterval(() => {
+      if (socket.writable) socket.write("x");
+    }, 100);
+    try {
+      await closed;
+    } finally {
+      clearInterval(trickle);
+      socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    }
+    expect(Date.now() - startedAt).toBeLessThan(10_000);
+    expect(received).toMatch(/^HTTP\/1\.1 408 /);
+    expect(received).toMatch(/^Connection: close$/im);
+    expect(JSON.parse(received.split("\r\n\r\n").at(-1)!)).toMatchObject({ error: { code: "request_timeout" } });
+    expect(await database.db.appVersion.count()).toBe(0);
+    expect(await readdir(path.join(dataDir, "apps", "tmp"))).toEqual([]);
   });
 
   it("answers 401 to an unsigned upload before reading it", async () => {
