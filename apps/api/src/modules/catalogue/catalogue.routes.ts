@@ -8,11 +8,15 @@ import { mount } from "../../lib/routing";
 import { inputOf } from "../../lib/validate";
 import { type ApkStore, localApkStore } from "./apk-store";
 import { addApk, listApps, receiveApk } from "./catalogue.service";
+import { createS3Client, s3ApkStore } from "./s3-apk-store";
 import { verifyAppFileUrl } from "./download-url";
 import { advanceRelease, createRelease, getReleaseDetail, pauseRelease, resumeRelease, rollbackRelease } from "./releases.service";
 
+/** The bucket when APK_STORAGE_S3_BUCKET is set (uploads still pass through the local folder), else the local folder. */
 export function apkStoreOf(env: AppDeps["env"]): ApkStore {
-  return localApkStore(path.resolve(env.APK_STORAGE_DIR ?? path.join(env.DATA_DIR, "apps")));
+  const root = path.resolve(env.APK_STORAGE_DIR ?? path.join(env.DATA_DIR, "apps"));
+  if (!env.APK_STORAGE_S3_BUCKET) return localApkStore(root);
+  return s3ApkStore({ client: createS3Client(env), bucket: env.APK_STORAGE_S3_BUCKET, prefix: env.APK_STORAGE_S3_PREFIX, tempRoot: root });
 }
 
 export function catalogueRoutes(deps: AppDeps, guards: Guards): Router {
