@@ -13,6 +13,7 @@ import { recordAudit } from "../../lib/audit";
 import { HttpError } from "../../lib/http-error";
 import { readApk } from "./apk-reader";
 import type { ApkStore } from "./apk-store";
+import { queueDevicesAwaiting } from "../policies/policies.service";
 import { listReleaseViews } from "./releases.service";
 
 type Actor = { name: string; ip?: string };
@@ -107,7 +108,7 @@ export async function receiveApk(req: Request, res: Response, store: ApkStore, m
  * package's, stores it by SHA-256 and records the version. Takes ownership of `upload.file`.
  */
 export async function addApk(
-  deps: Pick<AppDeps, "db" | "clock" | "logger">,
+  deps: Pick<AppDeps, "db" | "clock" | "logger" | "bus">,
   store: ApkStore,
   upload: ReceivedFile,
   expectedSha256: string | undefined,
@@ -141,19 +142,26 @@ export async function addApk(
     }
     // The file is in place before any row points to it.
     await store.put(upload.file, upload.sha256);
-    const version = await db.appVersion.create({
-      data: {
-        id: randomUUID(),
-        packageName: info.packageName,
-        versionCode: info.versionCode,
-        versionName: info.versionName,
-        sha256: upload.sha256,
-        sizeBytes: BigInt(upload.sizeBytes),
-        certSha256: info.certSha256,
-        uploadedBy: actor.name,
-        createdAt: deps.clock.now(),
-      },
-    });
+    const now = deps.clock.now();
+    const previous = await db.appVersion.aggregate({ where: { packageName: info.packageName }, _max: { versionCode: true } });
+    // With the version, the devices whose required app it newly satisfies are queued for it.
+    const [version, awaiting] = await db.$transaction([
+      db.appVersion.create({
+        data: {
+          id: randomUUID(),
+          packageName: info.packageName,
+          versionCode: info.versionCode,
+          versionName: info.versionName,
+          sha256: upload.sha256,
+          sizeBytes: BigInt(upload.sizeBytes),
+          certSha256: info.certSha256,
+          uploadedBy: actor.name,
+          createdAt: now,
+        },
+      }),
+      queueDevicesAwaiting(db, info.packageName, info.versionCode, previous._max.versionCode, now),
+    ]);
+    if (awaiting > 0) deps.bus.publish({ kind: "policy_dispatch_due" });
     await recordAudit(db, {
       actor: actor.name,
       action: "app.upload",
@@ -162,7 +170,12 @@ export async function addApk(
       ip: actor.ip,
       details: { versionCode: info.versionCode, sha256: upload.sha256 },
     });
-    deps.logger.info("apk added to the catalogue", { packageName: info.packageName, versionCode: info.versionCode, sha256: upload.sha256 });
+    deps.logger.info("apk added to the catalogue", {
+      packageName: info.packageName,
+      versionCode: info.versionCode,
+      sha256: upload.sha256,
+      awaitingDevices: awaiting,
+    });
     return { created: true, body: { version: toAppVersionView(version), created: true } };
   } finally {
     await rm(upload.file, { force: true });

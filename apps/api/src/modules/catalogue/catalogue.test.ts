@@ -343,6 +343,40 @@ describe("releases", () => {
   });
 });
 
+describe("required apps", () => {
+  it("a new version goes to the devices whose policy requires it and that lack it, once the catalogue can satisfy them", async () => {
+    const [reporting, lacking] = await enrollGroup(2, "kiosks");
+    const policy = await adminRequest(t.app, "POST", "/admin/device-policies", {
+      name: "Fixture required",
+      settings: { requiredApps: [{ packageName: PACKAGE, minVersionCode: 1 }] },
+    });
+    expect(policy.body.warnings).toEqual([expect.objectContaining({ path: `requiredApps.${PACKAGE}` })]);
+    await adminRequest(t.app, "POST", `/admin/device-policies/${policy.body.id}/assignments`, { group: "kiosks" });
+    expect(await t.dispatchPolicies()).toBe(2);
+    expect(await installCommands()).toEqual([]);
+
+    // One device has the app already (installed by hand): it reports it.
+    const heartbeat = await request(t.app)
+      .post("/v1/heartbeat")
+      .auth(reporting!.deviceToken, { type: "bearer" })
+      .send(heartbeatBody({ apps: [{ packageName: PACKAGE, versionCode: 1, running: false }] }));
+    expect(heartbeat.status).toBe(200);
+
+    expect((await upload(t.app, V1)).status).toBe(201);
+    expect((await database.db.policyDispatch.findMany({ orderBy: { deviceId: "asc" } })).map((row) => row.deviceId)).toEqual(
+      [reporting!.deviceId, lacking!.deviceId].sort(),
+    );
+    await t.dispatchPolicies();
+    const installs = await installCommands();
+    expect(installs.map((command) => command.deviceId)).toEqual([lacking!.deviceId]);
+    expect(installs[0]?.payload).toMatchObject({ packageName: PACKAGE, versionCode: 1, sha256: await sha256Of(V1) });
+
+    // v2 satisfies nobody the catalogue could not satisfy before: nothing is queued.
+    expect((await upload(t.app, V2)).status).toBe(201);
+    expect(await database.db.policyDispatch.count()).toBe(0);
+  });
+});
+
 describe("GET /v1/app-files/{sha256}", () => {
   async function releasedUrl(): Promise<{ url: URL; sha256: string }> {
     await upload(t.app, V1);

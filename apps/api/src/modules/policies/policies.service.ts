@@ -407,6 +407,25 @@ export async function newestCatalogueVersions(db: DbOrTx, apps: Array<Pick<Requi
   return new Map(rows.flatMap((row) => (row._max.versionCode === null ? [] : [[row.packageName, row._max.versionCode] as const])));
 }
 
+/**
+ * A new catalogue version: the devices whose effective policy requires that package at a
+ * version the catalogue could not satisfy before (above `previousNewest`) but this one
+ * does get a PolicyDispatch row, so the policy worker sends it to those that lack it. To
+ * run in the transaction that records the version.
+ */
+export function queueDevicesAwaiting(db: DbOrTx, packageName: string, versionCode: number, previousNewest: number | null, now: Date) {
+  return db.$executeRaw`
+    INSERT INTO "PolicyDispatch" ("deviceId", "dueAt", attempts, "createdAt")
+    SELECT d.id, ${now}, 0, ${now} FROM "Device" d
+    WHERE d."retiredAt" IS NULL AND jsonb_typeof(d."policyDesired"->'requiredApps') = 'array'
+      AND EXISTS (
+        SELECT 1 FROM jsonb_array_elements(d."policyDesired"->'requiredApps') required
+        WHERE required->>'packageName' = ${packageName}
+          AND (required->>'minVersionCode')::numeric <= ${versionCode}
+          AND (required->>'minVersionCode')::numeric > ${previousNewest ?? 0})
+    ON CONFLICT ("deviceId") DO UPDATE SET "dueAt" = EXCLUDED."dueAt", attempts = 0`;
+}
+
 /** Required apps the catalogue cannot satisfy: saving is not refused (the APK may come later), but said. */
 function warningsOf(settings: PolicySettings, newest: NewestVersions): PolicyWarning[] {
   return requiredAppsOf(settings).flatMap((app) => {
