@@ -67,6 +67,7 @@ const SERVER_CONCURRENCY = 8;
 // (the test-app phase checks them strictly). The mail worker handles reset requests after
 // their answer: it deletes the request, audits it, and may create a token and a mail. The
 // offline sweep groups devices into alert incidents and queues their webhook deliveries.
+// The policy worker deletes the PolicyDispatch rows of policy changes once it has dealt with them.
 const WORKER_TABLES = [
   "CommandEvent",
   "OutboxMail",
@@ -79,6 +80,7 @@ const WORKER_TABLES = [
   "PasswordResetRequest",
   "PasswordResetToken",
   "AuditLog",
+  "PolicyDispatch",
 ];
 
 fc.configureGlobal({ seed: SEED, endOnFailure: process.env.FUZZ_SHRINK !== "1" });

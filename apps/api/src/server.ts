@@ -21,6 +21,7 @@ import { dashboardAuthenticator } from "./modules/auth/session";
 import { issueSetupToken } from "./modules/auth/setup-token";
 import { registerDeliveryGauges } from "./modules/commands/delivery-gauges";
 import { startDeliveryWorker } from "./modules/commands/delivery";
+import { startPolicyDispatchWorker } from "./modules/policies/policy-dispatch";
 import { createPushGateway } from "./push/create-push-gateway";
 import { type Realtime, attachRealtime } from "./realtime/attach";
 import { createEventBus } from "./realtime/event-bus";
@@ -72,6 +73,7 @@ export async function startServer(env: Env, overrides: ServerOverrides = {}): Pr
   const deliveryWorker = startDeliveryWorker(deps);
   const mailWorker = startMailWorker(deps, { prepare: () => handleAllPasswordResetRequests(deps) });
   const webhookWorker = startWebhookWorker(deps);
+  const policyWorker = startPolicyDispatchWorker(deps);
   registerDeliveryGauges(deps, realtime.devices);
 
   await new Promise<void>((resolve) => server.listen(env.PORT, env.HOST, resolve));
@@ -111,7 +113,7 @@ export async function startServer(env: Env, overrides: ServerOverrides = {}): Pr
       server.prependListener("request", (_req, res) => res.setHeader("Connection", "close"));
       server.closeIdleConnections();
       const idleSweep = setInterval(() => server.closeIdleConnections(), 100);
-      await Promise.all([deliveryWorker.stop(), mailWorker.stop(), webhookWorker.stop()]);
+      await Promise.all([deliveryWorker.stop(), mailWorker.stop(), webhookWorker.stop(), policyWorker.stop()]);
       await realtime.close();
       const cutOff = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
       await drained;

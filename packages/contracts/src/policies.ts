@@ -70,7 +70,9 @@ export const PolicySettings = z.strictObject({
     .array(RequiredApp)
     .max(100)
     .optional()
-    .describe("Apps that must be installed, by package name and minimum version code. The app catalogue will resolve them to its releases."),
+    .describe(
+      "Apps that must be installed, by package name and minimum version code. A device whose heartbeat's `apps` lacks one at that version is `failed` until it reports it; the server sends the newest catalogue version that satisfies it (install_app) when the device's effective policy changes, or when such a version is uploaded.",
+    ),
   autoRelaunch: z.array(PackageName).max(50).optional().describe("Apps the server relaunches when a heartbeat reports them not running."),
 });
 export type PolicySettings = z.infer<typeof PolicySettings>;
@@ -106,6 +108,19 @@ export const PolicyAssignment = z.object({
 });
 export type PolicyAssignment = z.infer<typeof PolicyAssignment>;
 
+export const PolicyWarning = z.object({
+  path: z.string().describe("The setting concerned, e.g. `requiredApps.com.example.kiosk`."),
+  message: z.string(),
+});
+export type PolicyWarning = z.infer<typeof PolicyWarning>;
+
+const Warnings = z
+  .array(PolicyWarning)
+  .default([])
+  .describe(
+    "What the server cannot do for this policy as it stands, e.g. a required app the app catalogue has no satisfying version of. Saving is not refused.",
+  );
+
 export const DevicePolicyView = z.object({
   id: Uuid,
   name: z.string(),
@@ -113,6 +128,7 @@ export const DevicePolicyView = z.object({
   version: z.int().describe("Bumped by every change (a revert too)."),
   settings: PolicySettings,
   assignments: z.array(PolicyAssignment),
+  warnings: Warnings,
   createdAt: DateTime,
   updatedAt: DateTime,
   updatedBy: z.string(),
@@ -191,6 +207,16 @@ export const DevicePolicy = z
   );
 export type DevicePolicy = z.infer<typeof DevicePolicy>;
 
+export const PolicyPushData = z
+  .object({
+    kind: z.literal("policy"),
+    hash: z.string().describe("The effective policy waiting for the device."),
+  })
+  .describe(
+    "The FCM data message that wakes a device without a socket when its effective policy changes: send a heartbeat (or open the socket) to receive the policy.",
+  );
+export type PolicyPushData = z.infer<typeof PolicyPushData>;
+
 export const PolicyFailure = z.object({
   setting: text(100).describe("The setting's path, e.g. `restrictions.camera`."),
   reason: text(500),
@@ -210,7 +236,7 @@ export type PolicyReport = z.infer<typeof PolicyReport>;
 export const ComplianceStatus = z
   .enum(["none", "pending", "compliant", "failed"])
   .describe(
-    "`none`: no policy applies; `pending`: the device has not reported applying its current effective policy; `failed`: it applied it but refused some settings.",
+    "`none`: no policy applies; `pending`: the device has not reported applying its current effective policy; `failed`: it applied it but refused some settings, or its reported apps lack a required app at its minimum version (see `missingApps`).",
   );
 export type ComplianceStatus = z.infer<typeof ComplianceStatus>;
 
@@ -224,6 +250,18 @@ export const SettingSource = z.object({
 });
 export type SettingSource = z.infer<typeof SettingSource>;
 
+export const MissingApp = z.object({
+  packageName: z.string(),
+  minVersionCode: z.int(),
+  installedVersionCode: z.int().nullable().describe("The version code the device last reported; null when it does not report the app (or its version)."),
+  catalogueVersionCode: z
+    .int()
+    .nullable()
+    .describe("The newest catalogue version that satisfies the requirement, which the server sends; null when the catalogue has none."),
+  reason: z.string(),
+});
+export type MissingApp = z.infer<typeof MissingApp>;
+
 export const EffectivePolicyResponse = z.object({
   deviceId: Uuid,
   hash: z.string().nullable().describe("The effective policy's hash; null while no policy ever applied to the device."),
@@ -234,7 +272,11 @@ export const EffectivePolicyResponse = z.object({
     appliedHash: z.string().nullable(),
     reportedAt: DateTime.nullable(),
     failures: z.array(PolicyFailure),
+    missingApps: z
+      .array(MissingApp)
+      .describe("Required apps the device's last reported app list lacks at their minimum version: it is non-compliant until it reports them."),
   }),
+  warnings: Warnings,
 });
 export type EffectivePolicyResponse = z.infer<typeof EffectivePolicyResponse>;
 

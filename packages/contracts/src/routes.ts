@@ -531,7 +531,8 @@ export const apiRoutes = {
     auth: "admin",
     minRole: "operator",
     summary: "Create a policy (version 1)",
-    description: "Every setting is validated; an invalid one is a 400 naming its path (`settings.screen.timeoutSeconds`). 409 when the name is taken.",
+    description:
+      "Every setting is validated; an invalid one is a 400 naming its path (`settings.screen.timeoutSeconds`). 409 when the name is taken. A required app the app catalogue has no satisfying version of is not refused: `warnings` names it.",
     body: CreateDevicePolicyRequest,
     responses: { 201: { description: "Created.", schema: DevicePolicyView } },
     errors: ["conflict"],
@@ -554,7 +555,8 @@ export const apiRoutes = {
     auth: "admin",
     minRole: "operator",
     summary: "Change a policy: a new version, delivered to every device it applies to",
-    description: "A change that changes nothing creates no version. 409 when `expectedVersion` is not the current one, or the name is taken.",
+    description:
+      "A change that changes nothing creates no version. 409 when `expectedVersion` is not the current one, or the name is taken. Devices whose effective policy changes get a `policy` frame over their socket, or else an FCM wake-up (`PolicyPushData`), and the catalogue version of each required app they lack; `warnings` names a required app the catalogue cannot satisfy.",
     params: DevicePolicyIdParams,
     body: UpdateDevicePolicyRequest,
     responses: { 200: { description: "The policy at its new version.", schema: DevicePolicyView } },
@@ -601,7 +603,7 @@ export const apiRoutes = {
     minRole: "operator",
     summary: "Assign a policy to a device or a group",
     description:
-      "Precedence, setting by setting: a device assignment beats every group assignment; between group assignments the higher `priority` wins (ties: the policy created first). 409 when the policy is already assigned to that device or group.",
+      "Precedence, setting by setting: a device assignment beats every group assignment; between group assignments the higher `priority` wins (ties: the policy created first). 409 when the policy is already assigned to that device or group. Devices whose effective policy changes are told as after an update (socket frame, else FCM wake-up) and sent the required apps they lack; a required app the catalogue cannot satisfy shows in their effective policy's `warnings`.",
     params: DevicePolicyIdParams,
     body: CreatePolicyAssignmentRequest,
     responses: { 201: { description: "Assigned.", schema: PolicyAssignment } },
@@ -625,6 +627,8 @@ export const apiRoutes = {
     auth: "admin",
     minRole: "viewer",
     summary: "A device's effective policy, where each setting comes from, and its compliance",
+    description:
+      "`compliance.missingApps` lists the required apps the device's last reported apps lack at their minimum version (it is `failed` while any is missing), with the catalogue version that satisfies each.",
     params: DeviceIdParams,
     responses: { 200: { description: "The effective policy.", schema: EffectivePolicyResponse } },
     errors: ["not_found"],
@@ -720,7 +724,7 @@ export const apiRoutes = {
     minRole: "operator",
     summary: "Upload an APK to the app catalogue",
     description:
-      "multipart/form-data with one file field `file`, at most `APK_MAX_BYTES`, streamed to disk. The server reads the package name, version code and name, and the signing certificate's SHA-256 from the APK itself. A package keeps the certificate of its first upload: another one is 409. Re-uploading the same file is 200 with `created: false`.",
+      "multipart/form-data with one file field `file`, at most `APK_MAX_BYTES`, streamed to disk. The server reads the package name, version code and name, and the signing certificate's SHA-256 from the APK itself. A package keeps the certificate of its first upload: another one is 409. Re-uploading the same file is 200 with `created: false`. The whole file must arrive within `HTTP_BODY_TIMEOUT_SECONDS` of the request's acceptance, as JSON bodies do: past it, 408 `request_timeout` and the connection is closed.",
     query: UploadAppQuery,
     upload: { field: "file", description: "The APK." },
     responses: {
@@ -962,6 +966,8 @@ export function routeErrors(route: ApiRoute): ErrorCode[] {
   if (route.upload) {
     codes.add("payload_too_large");
     codes.add("unsupported_media_type");
+    // The upload did not arrive within HTTP_BODY_TIMEOUT_SECONDS, as for JSON bodies.
+    codes.add("request_timeout");
   }
   if (route.body) {
     codes.add("invalid_json");

@@ -134,6 +134,14 @@ export const EnvSchema = z
     // by the upload) and where files are stored by SHA-256 (default DATA_DIR/apps).
     APK_MAX_BYTES: positiveInt(100 * 1024 * 1024),
     APK_STORAGE_DIR: optionalText,
+    // Or an S3-compatible bucket (uploads still pass through APK_STORAGE_DIR/tmp). The
+    // endpoint is for servers other than AWS S3; without keys the SDK's default chain applies.
+    APK_STORAGE_S3_BUCKET: optionalText,
+    APK_STORAGE_S3_ENDPOINT: z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" }).optional(),
+    APK_STORAGE_S3_REGION: z.string().min(1).default("us-east-1"),
+    APK_STORAGE_S3_ACCESS_KEY_ID: optionalText,
+    APK_STORAGE_S3_SECRET_ACCESS_KEY: optionalText,
+    APK_STORAGE_S3_PREFIX: z.string().max(200).default("apks/"),
     RATE_LIMIT_LOGIN_PER_MINUTE: positiveInt(10),
     RATE_LIMIT_PASSWORD_RESET_PER_HOUR: positiveInt(3),
     // Per account, whatever the address: failed sign-ins in 15 minutes before each further
@@ -189,6 +197,13 @@ export const EnvSchema = z
     // Node refuses to start a server whose requests may take longer than their headers.
     if (env.HTTP_HEADERS_TIMEOUT_SECONDS > env.HTTP_REQUEST_TIMEOUT_SECONDS) {
       ctx.addIssue({ code: "custom", path: ["HTTP_HEADERS_TIMEOUT_SECONDS"], message: "must not exceed HTTP_REQUEST_TIMEOUT_SECONDS" });
+    }
+    if (!env.APK_STORAGE_S3_ACCESS_KEY_ID !== !env.APK_STORAGE_S3_SECRET_ACCESS_KEY) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["APK_STORAGE_S3_SECRET_ACCESS_KEY"],
+        message: "set both APK_STORAGE_S3_ACCESS_KEY_ID and APK_STORAGE_S3_SECRET_ACCESS_KEY, or neither",
+      });
     }
     if (env.MAIL_PROVIDER === "resend" && !env.RESEND_API_KEY)
       ctx.addIssue({ code: "custom", path: ["RESEND_API_KEY"], message: "must be set when MAIL_PROVIDER is resend" });

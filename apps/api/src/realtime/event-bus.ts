@@ -24,6 +24,8 @@ export type FleetEvent =
   | { kind: "device_state"; state: DeviceLiveState }
   /** The device's effective policy changed: the instance holding its socket sends it. */
   | { kind: "policy_changed"; deviceId: string }
+  /** Devices' effective policies changed: every instance's policy worker claims PolicyDispatch rows. */
+  | { kind: "policy_dispatch_due" }
   | { kind: "command_status"; change: CommandStatusChange }
   /** A device's token changed or stopped being valid: every instance drops it from its token cache (and, when retired or deleted, closes its socket). */
   | { kind: "device_token_revoked"; deviceId: string; reason: "retired" | "deleted" | "rotated" };

@@ -12,6 +12,7 @@ import { createMetrics } from "../lib/metrics";
 import type { Mailer } from "../mail/mailer";
 import { processDueMails } from "../mail/outbox";
 import { deliverDueCommands } from "../modules/commands/delivery";
+import { dispatchDuePolicies } from "../modules/policies/policy-dispatch";
 import { LocalPushGateway } from "../push/local-push-gateway";
 import { type EventBus, LocalEventBus } from "../realtime/event-bus";
 import type { PushGateway } from "../push/push-gateway";
@@ -73,6 +74,8 @@ export type TestApp = {
   sendMail: () => Promise<number>;
   /** Runs the delivery worker once (a listening server runs it by itself): attempts every due command. */
   deliver: () => Promise<number>;
+  /** Runs the policy worker once (a listening server runs it by itself): FCM wake-ups and required app installs after policy changes. */
+  dispatchPolicies: () => Promise<number>;
 };
 
 export function createTestApp(
@@ -112,6 +115,7 @@ export function createTestApp(
     push,
     clock,
     deliver: () => deliverDueCommands(deps),
+    dispatchPolicies: () => dispatchDuePolicies(deps),
     outbox: () => db.outboxMail.findMany({ orderBy: { id: "asc" } }),
     sendMail: () => processDueMails(deps),
   };

@@ -46,6 +46,22 @@ export function DeviceEffectivePolicy({ deviceId }: { deviceId: string }) {
             ))}
           </ul>
         ) : null}
+        {data.compliance.missingApps.length > 0 ? (
+          <ul className="flex flex-col gap-1 text-sm text-destructive" data-testid="device-missing-apps">
+            {data.compliance.missingApps.map((app) => (
+              <li key={app.packageName}>
+                <span className="font-mono">{app.packageName}</span>: {app.reason}
+              </li>
+            ))}
+          </ul>
+        ) : null}
+        {data.warnings.length > 0 ? (
+          <ul className="flex flex-col gap-1 text-sm text-muted-foreground" data-testid="device-policy-warnings">
+            {data.warnings.map((warning) => (
+              <li key={warning.path}>{warning.message}</li>
+            ))}
+          </ul>
+        ) : null}
         {data.sources.length === 0 ? (
           <p className="text-sm text-muted-foreground">No policy applies to this device.</p>
         ) : (

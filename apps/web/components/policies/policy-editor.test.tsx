@@ -47,4 +47,15 @@ describe("the policy editor", () => {
     expect(field("kiosk.homeApp")?.hasAttribute("disabled")).toBe(true);
     expect(field("restrictions.camera")?.hasAttribute("disabled")).toBe(true);
   });
+
+  test("shows the server's warnings about required apps the catalogue cannot satisfy", () => {
+    const message = "The app catalogue has no version of it: upload version 210 or later of com.example.kiosk";
+    render(<PolicyEditor policy={{ ...policy, warnings: [{ path: "requiredApps.com.example.kiosk", message }] }} editable />);
+    expect(screen.getByTestId("policy-warnings").textContent).toBe(message);
+  });
+
+  test("shows no warnings when there are none", () => {
+    render(<PolicyEditor policy={policy} editable />);
+    expect(screen.queryByTestId("policy-warnings")).toBeNull();
+  });
 });

@@ -224,6 +224,13 @@ export function PolicyEditor({ policy, editable }: { policy: DevicePolicyView; e
               {errorOf("requiredApps")}
             </p>
           ) : null}
+          {policy.warnings.length > 0 ? (
+            <ul className="flex flex-col gap-1 text-xs text-muted-foreground" data-testid="policy-warnings">
+              {policy.warnings.map((warning) => (
+                <li key={warning.path}>{warning.message}</li>
+              ))}
+            </ul>
+          ) : null}
         </div>
         <div className="flex flex-col gap-1">
           <Label htmlFor="policy-autoRelaunch">Auto-relaunch (apps the server relaunches when they stop)</Label>

@@ -4,9 +4,7 @@ import type { Response } from "express";
 
 /**
  * Where catalogue APKs live, by SHA-256 (content-addressed: one file per distinct APK,
- * whatever uploaded it). The local folder is the one implementation today; an
- * S3-compatible bucket would implement the same three operations (`send` answering with a
- * redirect to a presigned GET).
+ * whatever uploaded it): the local folder here, or an S3-compatible bucket (s3-apk-store.ts).
  */
 export type ApkStore = {
   /** A folder for uploads in progress, on the same filesystem as the store (so `put` is a rename). */

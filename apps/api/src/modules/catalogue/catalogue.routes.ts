@@ -8,11 +8,15 @@ import { mount } from "../../lib/routing";
 import { inputOf } from "../../lib/validate";
 import { type ApkStore, localApkStore } from "./apk-store";
 import { addApk, listApps, receiveApk } from "./catalogue.service";
+import { createS3Client, s3ApkStore } from "./s3-apk-store";
 import { verifyAppFileUrl } from "./download-url";
 import { advanceRelease, createRelease, getReleaseDetail, pauseRelease, resumeRelease, rollbackRelease } from "./releases.service";
 
+/** The bucket when APK_STORAGE_S3_BUCKET is set (uploads still pass through the local folder), else the local folder. */
 export function apkStoreOf(env: AppDeps["env"]): ApkStore {
-  return localApkStore(path.resolve(env.APK_STORAGE_DIR ?? path.join(env.DATA_DIR, "apps")));
+  const root = path.resolve(env.APK_STORAGE_DIR ?? path.join(env.DATA_DIR, "apps"));
+  if (!env.APK_STORAGE_S3_BUCKET) return localApkStore(root);
+  return s3ApkStore({ client: createS3Client(env), bucket: env.APK_STORAGE_S3_BUCKET, prefix: env.APK_STORAGE_S3_PREFIX, tempRoot: root });
 }
 
 export function catalogueRoutes(deps: AppDeps, guards: Guards): Router {
@@ -32,7 +36,7 @@ export function catalogueRoutes(deps: AppDeps, guards: Guards): Router {
           { path: "query.sha256", message: "Required with X-Admin" },
         ]);
       }
-      const upload = await receiveApk(req, store, deps.env.APK_MAX_BYTES);
+      const upload = await receiveApk(req, res, store, deps.env.APK_MAX_BYTES, deps.env.HTTP_BODY_TIMEOUT_SECONDS);
       const outcome = await addApk(deps, store, upload, sha256, res.locals.actor);
       res.status(outcome.created ? 201 : 200).json(outcome.body);
     },

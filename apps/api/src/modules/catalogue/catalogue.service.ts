@@ -6,13 +6,14 @@ import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { AppVersion as AppVersionView, CatalogueApp as CatalogueAppView, ListAppsResponse, UploadAppResponse } from "@mdm/contracts";
 import busboy from "busboy";
-import type { Request } from "express";
+import type { Request, Response } from "express";
 import type { AppDeps } from "../../deps";
 import type { AppVersion } from "../../generated/prisma/client";
 import { recordAudit } from "../../lib/audit";
 import { HttpError } from "../../lib/http-error";
 import { readApk } from "./apk-reader";
 import type { ApkStore } from "./apk-store";
+import { queueDevicesAwaiting } from "../policies/policies.service";
 import { listReleaseViews } from "./releases.service";
 
 type Actor = { name: string; ip?: string };
@@ -35,11 +36,15 @@ type ReceivedFile = { file: string; sha256: string; sizeBytes: number };
 
 /**
  * Streams the multipart upload's `file` field to a temporary file, hashing it on the way,
- * never holding it whole in memory; past `maxBytes` it is refused with 413.
+ * never holding it whole in memory; past `maxBytes` it is refused with 413. A body still
+ * arriving `timeoutSeconds` after this starts reading it (HTTP_BODY_TIMEOUT_SECONDS, as
+ * for JSON bodies) is refused with 408: the rest is not read, and the connection is
+ * closed once the answer is sent, so a client trickling its upload holds nothing longer.
  */
-export async function receiveApk(req: Request, store: ApkStore, maxBytes: number): Promise<ReceivedFile> {
+export async function receiveApk(req: Request, res: Response, store: ApkStore, maxBytes: number, timeoutSeconds: number): Promise<ReceivedFile> {
   if (!req.is("multipart/form-data")) throw new HttpError("unsupported_media_type", "Send the APK as multipart/form-data in a field named file");
   const file = path.join(await store.tempDir(), `${randomUUID()}.part`);
+  let timer: NodeJS.Timeout | undefined;
   try {
     const received = await new Promise<ReceivedFile & { truncated: boolean }>((resolve, reject) => {
       let parser: ReturnType<typeof busboy>;
@@ -80,8 +85,15 @@ export async function receiveApk(req: Request, store: ApkStore, maxBytes: number
         else written.then(resolve, reject);
       });
       req.on("aborted", () => reject(new HttpError("validation_failed", "The upload was interrupted")));
+      timer = setTimeout(() => {
+        res.setHeader("Connection", "close");
+        req.unpipe(parser);
+        // Ends the file stream too (its pipeline fails, quietly), so the partial file is closed before it is removed.
+        parser.destroy();
+        reject(new HttpError("request_timeout", `The upload did not arrive within ${timeoutSeconds} s (HTTP_BODY_TIMEOUT_SECONDS)`));
+      }, timeoutSeconds * 1000);
       req.pipe(parser);
-    });
+    }).finally(() => clearTimeout(timer));
     if (received.truncated) throw new HttpError("payload_too_large", `APKs may be at most ${maxBytes} bytes (APK_MAX_BYTES)`);
     if (received.sizeBytes === 0) throw new HttpError("invalid_apk", "The uploaded file is empty");
     return { file: received.file, sha256: received.sha256, sizeBytes: received.sizeBytes };
@@ -96,7 +108,7 @@ export async function receiveApk(req: Request, store: ApkStore, maxBytes: number
  * package's, stores it by SHA-256 and records the version. Takes ownership of `upload.file`.
  */
 export async function addApk(
-  deps: Pick<AppDeps, "db" | "clock" | "logger">,
+  deps: Pick<AppDeps, "db" | "clock" | "logger" | "bus">,
   store: ApkStore,
   upload: ReceivedFile,
   expectedSha256: string | undefined,
@@ -130,19 +142,26 @@ export async function addApk(
     }
     // The file is in place before any row points to it.
     await store.put(upload.file, upload.sha256);
-    const version = await db.appVersion.create({
-      data: {
-        id: randomUUID(),
-        packageName: info.packageName,
-        versionCode: info.versionCode,
-        versionName: info.versionName,
-        sha256: upload.sha256,
-        sizeBytes: BigInt(upload.sizeBytes),
-        certSha256: info.certSha256,
-        uploadedBy: actor.name,
-        createdAt: deps.clock.now(),
-      },
-    });
+    const now = deps.clock.now();
+    const previous = await db.appVersion.aggregate({ where: { packageName: info.packageName }, _max: { versionCode: true } });
+    // With the version, the devices whose required app it newly satisfies are queued for it.
+    const [version, awaiting] = await db.$transaction([
+      db.appVersion.create({
+        data: {
+          id: randomUUID(),
+          packageName: info.packageName,
+          versionCode: info.versionCode,
+          versionName: info.versionName,
+          sha256: upload.sha256,
+          sizeBytes: BigInt(upload.sizeBytes),
+          certSha256: info.certSha256,
+          uploadedBy: actor.name,
+          createdAt: now,
+        },
+      }),
+      queueDevicesAwaiting(db, info.packageName, info.versionCode, previous._max.versionCode, now),
+    ]);
+    if (awaiting > 0) deps.bus.publish({ kind: "policy_dispatch_due" });
     await recordAudit(db, {
       actor: actor.name,
       action: "app.upload",
@@ -151,7 +170,12 @@ export async function addApk(
       ip: actor.ip,
       details: { versionCode: info.versionCode, sha256: upload.sha256 },
     });
-    deps.logger.info("apk added to the catalogue", { packageName: info.packageName, versionCode: info.versionCode, sha256: upload.sha256 });
+    deps.logger.info("apk added to the catalogue", {
+      packageName: info.packageName,
+      versionCode: info.versionCode,
+      sha256: upload.sha256,
+      awaitingDevices: awaiting,
+    });
     return { created: true, body: { version: toAppVersionView(version), created: true } };
   } finally {
     await rm(upload.file, { force: true });

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import net, { type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { signAdminRequest } from "@mdm/contracts";
@@ -17,6 +18,7 @@ import {
   heartbeatBody,
   resetTables,
 } from "../../test";
+import { createHttpServer } from "../../lib/http-server";
 import { advanceRollouts } from "./releases.service";
 
 const FIXTURES = path.resolve(__dirname, "../../../test-fixtures/apk");
@@ -154,6 +156,57 @@ describe("POST /admin/apps", () => {
     expect(json.body.error.code).toBe("unsupported_media_type");
   });
 
+  it("answers 408 to an upload still trickling in past HTTP_BODY_TIMEOUT_SECONDS, closes its connection and keeps nothing of it", async () => {
+    const slow = createTestApp(database.db, { env: { DATA_DIR: dataDir, HTTP_BODY_TIMEOUT_SECONDS: "1", HTTP_REQUEST_TIMEOUT_SECONDS: "120" } });
+    // The production server, with its own (much longer) request timeout: the body timeout must act first.
+    const server = createHttpServer(slow.app, slow.deps.env);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    const pathWithQuery = `/admin/apps?sha256=${"a".repeat(64)}`;
+    const headers = await signAdminRequest({
+      adminKey: TEST_ADMIN_KEY,
+      hmacSecret: TEST_HMAC_SECRET,
+      method: "POST",
+      host: TEST_HOST,
+      pathWithQuery,
+      body: "",
+    });
+    const boundary = "trickle";
+    const socket = net.connect({ port, host: "127.0.0.1" });
+    let received = "";
+    socket.on("data", (chunk) => (received += chunk.toString()));
+    socket.on("error", () => undefined);
+    const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
+    const startedAt = Date.now();
+    socket.write(
+      [
+        `POST ${pathWithQuery} HTTP/1.1`,
+        `Host: ${TEST_HOST}`,
+        ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
+        `Content-Type: multipart/form-data; boundary=${boundary}`,
+        "Content-Length: 1000000",
+        "",
+        `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="slow.apk"\r\nContent-Type: application/octet-stream\r\n\r\nPK`,
+      ].join("\r\n"),
+    );
+    const trickle = setInterval(() => {
+      if (socket.writable) socket.write("x");
+    }, 100);
+    try {
+      await closed;
+    } finally {
+      clearInterval(trickle);
+      socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    }
+    expect(Date.now() - startedAt).toBeLessThan(10_000);
+    expect(received).toMatch(/^HTTP\/1\.1 408 /);
+    expect(received).toMatch(/^Connection: close$/im);
+    expect(JSON.parse(received.split("\r\n\r\n").at(-1)!)).toMatchObject({ error: { code: "request_timeout" } });
+    expect(await database.db.appVersion.count()).toBe(0);
+    expect(await readdir(path.join(dataDir, "apps", "tmp"))).toEqual([]);
+  });
+
   it("answers 401 to an unsigned upload before reading it", async () => {
     const res = await request(t.app).post("/admin/apps").set("Host", TEST_HOST).attach("file", V1);
     expect(res.status).toBe(401);
@@ -287,6 +340,40 @@ describe("releases", () => {
     const invalid = await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 1, target: { all: true }, percent: 0 });
     expect(invalid.status).toBe(400);
     expect(invalid.body.error.details).toEqual([expect.objectContaining({ path: "percent" })]);
+  });
+});
+
+describe("required apps", () => {
+  it("a new version goes to the devices whose policy requires it and that lack it, once the catalogue can satisfy them", async () => {
+    const [reporting, lacking] = await enrollGroup(2, "kiosks");
+    const policy = await adminRequest(t.app, "POST", "/admin/device-policies", {
+      name: "Fixture required",
+      settings: { requiredApps: [{ packageName: PACKAGE, minVersionCode: 1 }] },
+    });
+    expect(policy.body.warnings).toEqual([expect.objectContaining({ path: `requiredApps.${PACKAGE}` })]);
+    await adminRequest(t.app, "POST", `/admin/device-policies/${policy.body.id}/assignments`, { group: "kiosks" });
+    expect(await t.dispatchPolicies()).toBe(2);
+    expect(await installCommands()).toEqual([]);
+
+    // One device has the app already (installed by hand): it reports it.
+    const heartbeat = await request(t.app)
+      .post("/v1/heartbeat")
+      .auth(reporting!.deviceToken, { type: "bearer" })
+      .send(heartbeatBody({ apps: [{ packageName: PACKAGE, versionCode: 1, running: false }] }));
+    expect(heartbeat.status).toBe(200);
+
+    expect((await upload(t.app, V1)).status).toBe(201);
+    expect((await database.db.policyDispatch.findMany({ orderBy: { deviceId: "asc" } })).map((row) => row.deviceId)).toEqual(
+      [reporting!.deviceId, lacking!.deviceId].sort(),
+    );
+    await t.dispatchPolicies();
+    const installs = await installCommands();
+    expect(installs.map((command) => command.deviceId)).toEqual([lacking!.deviceId]);
+    expect(installs[0]?.payload).toMatchObject({ packageName: PACKAGE, versionCode: 1, sha256: await sha256Of(V1) });
+
+    // v2 satisfies nobody the catalogue could not satisfy before: nothing is queued.
+    expect((await upload(t.app, V2)).status).toBe(201);
+    expect(await database.db.policyDispatch.count()).toBe(0);
   });
 });
 

@@ -52,8 +52,17 @@ function installUrlBase(env: AppDeps["env"]): string {
   return base;
 }
 
-/** Sends `version` to `deviceIds` as install_app batches and records each device's command. */
-async function sendVersion(deps: Deps, release: AppRelease, version: AppVersion, deviceIds: string[], actor: Actor): Promise<void> {
+/**
+ * Sends a catalogue version to devices as install_app bulk commands (chunks of
+ * SEND_CHUNK): a download URL signed to outlive the command, and the file's SHA-256.
+ * Releases and required apps both send versions this way. Returns the batch ids.
+ */
+export async function sendInstallCommands(
+  deps: Deps,
+  version: Pick<AppVersion, "packageName" | "sha256" | "versionCode">,
+  deviceIds: string[],
+  actor: Actor,
+): Promise<string[]> {
   const base = installUrlBase(deps.env);
   const now = deps.clock.now();
   const ttlSeconds = deps.env.COMMAND_DEFAULT_TTL_SECONDS;
@@ -64,10 +73,20 @@ async function sendVersion(deps: Deps, release: AppRelease, version: AppVersion,
     sha256: version.sha256,
     versionCode: version.versionCode,
   });
+  const batchIds: string[] = [];
   for (let start = 0; start < deviceIds.length; start += SEND_CHUNK) {
     const chunk = deviceIds.slice(start, start + SEND_CHUNK);
     const batch = await createBulkCommand(deps, { type: "install_app", payload, target: { deviceIds: chunk }, delivery: "auto", ttlSeconds }, actor);
-    const commands = await deps.db.command.findMany({ where: { batchId: batch.batchId }, select: { deviceId: true, requestId: true } });
+    batchIds.push(batch.batchId);
+  }
+  return batchIds;
+}
+
+/** Sends `version` to `deviceIds` as install_app batches and records each device's command. */
+async function sendVersion(deps: Deps, release: AppRelease, version: AppVersion, deviceIds: string[], actor: Actor): Promise<void> {
+  const now = deps.clock.now();
+  for (const batchId of await sendInstallCommands(deps, version, deviceIds, actor)) {
+    const commands = await deps.db.command.findMany({ where: { batchId }, select: { deviceId: true, requestId: true } });
     await deps.db.$transaction(
       commands.map((command) =>
         deps.db.appReleaseDevice.upsert({

@@ -7,11 +7,14 @@ import {
   type DevicePolicyView,
   type EffectivePolicyResponse,
   type ListDevicePolicyVersionsResponse,
+  type MissingApp,
   type PolicyAssignment as PolicyAssignmentView,
   type PolicyChange,
   type PolicyComplianceSummary,
   type PolicyFailure,
   type PolicySettings,
+  type PolicyWarning,
+  type RequiredApp,
   type UpdateDevicePolicyRequest,
   canonicalJson,
   policySettingEntries,
@@ -41,7 +44,7 @@ function toAssignmentView(row: PolicyAssignment): PolicyAssignmentView {
   };
 }
 
-function toPolicyView(policy: Policy & { assignments: PolicyAssignment[] }): DevicePolicyView {
+function toPolicyView(policy: Policy & { assignments: PolicyAssignment[] }, newest: NewestVersions): DevicePolicyView {
   return {
     id: policy.id,
     name: policy.name,
@@ -49,6 +52,7 @@ function toPolicyView(policy: Policy & { assignments: PolicyAssignment[] }): Dev
     version: policy.version,
     settings: policy.settings as PolicySettings,
     assignments: policy.assignments.map(toAssignmentView),
+    warnings: warningsOf(policy.settings as PolicySettings, newest),
     createdAt: policy.createdAt.toISOString(),
     updatedAt: policy.updatedAt.toISOString(),
     updatedBy: policy.updatedBy,
@@ -66,13 +70,17 @@ function conflictOnDuplicate(message: string) {
 
 export async function listDevicePolicies({ db }: Pick<AppDeps, "db">) {
   const policies = await db.policy.findMany({ orderBy: { name: "asc" }, include: withAssignments, take: 1000 });
-  return { policies: policies.map(toPolicyView) };
+  const newest = await newestCatalogueVersions(
+    db,
+    policies.flatMap((policy) => requiredAppsOf(policy.settings)),
+  );
+  return { policies: policies.map((policy) => toPolicyView(policy, newest)) };
 }
 
 export async function getDevicePolicy({ db }: Pick<AppDeps, "db">, policyId: string): Promise<DevicePolicyView> {
   const policy = await db.policy.findUnique({ where: { id: policyId }, include: withAssignments });
   if (!policy) throw new HttpError("not_found", "No policy has this id");
-  return toPolicyView(policy);
+  return toPolicyView(policy, await newestCatalogueVersions(db, requiredAppsOf(policy.settings)));
 }
 
 export async function createDevicePolicy(deps: Deps, input: CreateDevicePolicyRequest, actor: Actor): Promise<DevicePolicyView> {
@@ -106,7 +114,7 @@ export async function createDevicePolicy(deps: Deps, input: CreateDevicePolicyRe
       return created;
     })
     .catch(conflictOnDuplicate("A policy with this name exists"));
-  return toPolicyView(policy);
+  return toPolicyView(policy, await newestCatalogueVersions(deps.db, requiredAppsOf(policy.settings)));
 }
 
 /** What changed between two versions of a policy: name, description, and each setting. */
@@ -332,8 +340,10 @@ async function candidatesOf(db: DbOrTx, devices: Array<{ id: string; groups: str
  * Recomputes the effective policy of these devices and stores it as their desired state.
  * A device that had a policy and now has none gets the empty policy (so its agent clears
  * what it applied); one that never had any keeps none. Devices whose policy changed are
- * told over their socket, wherever it is held; the others learn it from their next
- * heartbeat answer, which compares hashes: delivery never depends on that event.
+ * told over their socket, wherever it is held; each also gets a PolicyDispatch row, by
+ * which the policy worker wakes it by FCM if it holds no socket and sends it the required
+ * apps it lacks. The heartbeat answer compares hashes all the same: delivery never
+ * depends on the frame or the push.
  */
 export async function recomputeDevices(deps: Deps, deviceIds: string[]): Promise<string[]> {
   const changed: string[] = [];
@@ -344,17 +354,29 @@ export async function recomputeDevices(deps: Deps, deviceIds: string[]): Promise
       select: { id: true, groups: true, policyDesiredHash: true },
     });
     const candidates = await candidatesOf(deps.db, devices);
+    const updates: Array<{ id: string; settings: PolicySettings; hash: string }> = [];
     for (const device of devices) {
       const mine = candidates.get(device.id) ?? [];
       if (mine.length === 0 && device.policyDesiredHash === null) continue;
       const { settings } = mergePolicies(mine);
       const hash = policyHash(settings);
       if (hash === device.policyDesiredHash) continue;
-      await deps.db.device.update({ where: { id: device.id }, data: { policyDesired: settings, policyDesiredHash: hash } });
-      changed.push(device.id);
+      updates.push({ id: device.id, settings, hash });
     }
+    if (updates.length === 0) continue;
+    // The new policy and the worker's row in one transaction: no change without its wake-up.
+    const now = deps.clock.now();
+    await deps.db.$transaction([
+      ...updates.map((update) => deps.db.device.update({ where: { id: update.id }, data: { policyDesired: update.settings, policyDesiredHash: update.hash } })),
+      deps.db.$executeRaw`
+        INSERT INTO "PolicyDispatch" ("deviceId", "dueAt", attempts, "createdAt")
+        SELECT id, ${now}, 0, ${now} FROM unnest(${updates.map((update) => update.id)}::uuid[]) AS id
+        ON CONFLICT ("deviceId") DO UPDATE SET "dueAt" = EXCLUDED."dueAt", attempts = 0`,
+    ]);
+    changed.push(...updates.map((update) => update.id));
   }
   for (const deviceId of changed) deps.bus.publish({ kind: "policy_changed", deviceId });
+  if (changed.length > 0) deps.bus.publish({ kind: "policy_dispatch_due" });
   return changed;
 }
 
@@ -368,10 +390,108 @@ export function pendingPolicy(device: {
   return { hash: device.policyDesiredHash, settings: (device.policyDesired ?? {}) as PolicySettings };
 }
 
-export function complianceOf(device: { policyDesiredHash: string | null; policyAppliedHash: string | null; policyFailures: unknown }): ComplianceStatus {
+// ---- Required apps -------------------------------------------------------------------------
+
+/** The newest catalogue version code of each package. */
+export type NewestVersions = Map<string, number>;
+
+export function requiredAppsOf(settings: unknown): RequiredApp[] {
+  const apps = (settings as PolicySettings | null)?.requiredApps;
+  return Array.isArray(apps) ? apps : [];
+}
+
+export async function newestCatalogueVersions(db: DbOrTx, apps: Array<Pick<RequiredApp, "packageName">>): Promise<NewestVersions> {
+  const packages = [...new Set(apps.map((app) => app.packageName))];
+  if (packages.length === 0) return new Map();
+  const rows = await db.appVersion.groupBy({ by: ["packageName"], where: { packageName: { in: packages } }, _max: { versionCode: true } });
+  return new Map(rows.flatMap((row) => (row._max.versionCode === null ? [] : [[row.packageName, row._max.versionCode] as const])));
+}
+
+/**
+ * A new catalogue version: the devices whose effective policy requires that package at a
+ * version the catalogue could not satisfy before (above `previousNewest`) but this one
+ * does get a PolicyDispatch row, so the policy worker sends it to those that lack it. To
+ * run in the transaction that records the version.
+ */
+export function queueDevicesAwaiting(db: DbOrTx, packageName: string, versionCode: number, previousNewest: number | null, now: Date) {
+  return db.$executeRaw`
+    INSERT INTO "PolicyDispatch" ("deviceId", "dueAt", attempts, "createdAt")
+    SELECT d.id, ${now}, 0, ${now} FROM "Device" d
+    WHERE d."retiredAt" IS NULL AND jsonb_typeof(d."policyDesired"->'requiredApps') = 'array'
+      AND EXISTS (
+        SELECT 1 FROM jsonb_array_elements(d."policyDesired"->'requiredApps') required
+        WHERE required->>'packageName' = ${packageName}
+          AND (required->>'minVersionCode')::numeric <= ${versionCode}
+          AND (required->>'minVersionCode')::numeric > ${previousNewest ?? 0})
+    ON CONFLICT ("deviceId") DO UPDATE SET "dueAt" = EXCLUDED."dueAt", attempts = 0`;
+}
+
+/** Required apps the catalogue cannot satisfy: saving is not refused (the APK may come later), but said. */
+function warningsOf(settings: PolicySettings, newest: NewestVersions): PolicyWarning[] {
+  return requiredAppsOf(settings).flatMap((app) => {
+    const available = newest.get(app.packageName);
+    if (available !== undefined && available >= app.minVersionCode) return [];
+    const has = available === undefined ? "has no version of it" : `has only up to version ${available}`;
+    return [
+      {
+        path: `requiredApps.${app.packageName}`,
+        message: `The app catalogue ${has}: upload version ${app.minVersionCode} or later of ${app.packageName}, or devices stay non-compliant until they get it otherwise`,
+      },
+    ];
+  });
+}
+
+/** The version codes a device last reported, by package (null: reported without one). */
+function reportedVersions(appStatus: unknown): Map<string, number | null> {
+  const versions = new Map<string, number | null>();
+  if (!Array.isArray(appStatus)) return versions;
+  for (const app of appStatus as Array<{ packageName?: unknown; versionCode?: unknown }>) {
+    if (typeof app?.packageName !== "string") continue;
+    const code = typeof app.versionCode === "number" ? app.versionCode : null;
+    const known = versions.get(app.packageName);
+    versions.set(app.packageName, known === undefined || known === null ? code : code === null ? known : Math.max(known, code));
+  }
+  return versions;
+}
+
+/** Required apps of the device's effective policy that its last reported app list lacks at their minimum version. */
+export function missingAppsOf(device: { policyDesired: unknown; appStatus: unknown }, newest: NewestVersions = new Map()): MissingApp[] {
+  const required = requiredAppsOf(device.policyDesired);
+  if (required.length === 0) return [];
+  const reported = reportedVersions(device.appStatus);
+  return required.flatMap((app) => {
+    const installed = reported.get(app.packageName) ?? null;
+    if (installed !== null && installed >= app.minVersionCode) return [];
+    const available = newest.get(app.packageName);
+    const catalogueVersionCode = available !== undefined && available >= app.minVersionCode ? available : null;
+    const has = installed === null ? "the device does not report it" : `the device reports version ${installed}`;
+    const fix =
+      catalogueVersionCode === null
+        ? `the app catalogue has no version ${app.minVersionCode} or later to send`
+        : `the server sends it the catalogue's version ${catalogueVersionCode}`;
+    return [
+      {
+        packageName: app.packageName,
+        minVersionCode: app.minVersionCode,
+        installedVersionCode: installed,
+        catalogueVersionCode,
+        reason: `${app.packageName} must be at version ${app.minVersionCode} or later; ${has}; ${fix}`,
+      },
+    ];
+  });
+}
+
+export function complianceOf(device: {
+  policyDesiredHash: string | null;
+  policyAppliedHash: string | null;
+  policyFailures: unknown;
+  policyDesired: unknown;
+  appStatus: unknown;
+}): ComplianceStatus {
   if (device.policyDesiredHash === null) return "none";
   if (device.policyAppliedHash !== device.policyDesiredHash) return "pending";
-  return Array.isArray(device.policyFailures) && device.policyFailures.length > 0 ? "failed" : "compliant";
+  if (Array.isArray(device.policyFailures) && device.policyFailures.length > 0) return "failed";
+  return missingAppsOf(device).length > 0 ? "failed" : "compliant";
 }
 
 /** The SQL twin of complianceOf, for filters and counts over the fleet. */
@@ -379,15 +499,31 @@ export const COMPLIANCE_SQL = Prisma.sql`CASE
   WHEN "policyDesiredHash" IS NULL THEN 'none'
   WHEN "policyAppliedHash" IS DISTINCT FROM "policyDesiredHash" THEN 'pending'
   WHEN jsonb_array_length(COALESCE("policyFailures", '[]'::jsonb)) > 0 THEN 'failed'
+  WHEN jsonb_typeof("policyDesired"->'requiredApps') = 'array' AND EXISTS (
+    SELECT 1 FROM jsonb_array_elements("policyDesired"->'requiredApps') required
+    WHERE NOT EXISTS (
+      SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof("appStatus") = 'array' THEN "appStatus" ELSE '[]'::jsonb END) reported
+      WHERE reported->>'packageName' = required->>'packageName' AND jsonb_typeof(reported->'versionCode') = 'number'
+        AND (reported->>'versionCode')::numeric >= (required->>'minVersionCode')::numeric)) THEN 'failed'
   ELSE 'compliant' END`;
 
 export async function deviceEffectivePolicy({ db }: Pick<AppDeps, "db">, deviceId: string): Promise<EffectivePolicyResponse> {
   const device = await db.device.findUnique({
     where: { id: deviceId },
-    select: { id: true, groups: true, policyDesiredHash: true, policyAppliedHash: true, policyFailures: true, policyReportedAt: true },
+    select: {
+      id: true,
+      groups: true,
+      policyDesired: true,
+      policyDesiredHash: true,
+      policyAppliedHash: true,
+      policyFailures: true,
+      policyReportedAt: true,
+      appStatus: true,
+    },
   });
   if (!device) throw new HttpError("not_found", "No device has this id");
   const { settings, sources } = mergePolicies((await candidatesOf(db, [device])).get(device.id) ?? []);
+  const newest = await newestCatalogueVersions(db, [...requiredAppsOf(settings), ...requiredAppsOf(device.policyDesired)]);
   return {
     deviceId,
     hash: device.policyDesiredHash,
@@ -398,7 +534,9 @@ export async function deviceEffectivePolicy({ db }: Pick<AppDeps, "db">, deviceI
       appliedHash: device.policyAppliedHash,
       reportedAt: device.policyReportedAt?.toISOString() ?? null,
       failures: Array.isArray(device.policyFailures) ? (device.policyFailures as PolicyFailure[]) : [],
+      missingApps: missingAppsOf(device, newest),
     },
+    warnings: warningsOf(settings, newest),
   };
 }
 

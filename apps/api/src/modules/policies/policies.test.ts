@@ -1,3 +1,4 @@
+import { createHash, randomUUID } from "node:crypto";
 import { DevicePolicyView, EffectivePolicyResponse, HeartbeatResponse, ListDevicePolicyVersionsResponse } from "@mdm/contracts";
 import request from "supertest";
 import { type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, enrollDevice, heartbeatBody, resetTables } from "../../test";
@@ -262,5 +263,205 @@ describe("delivery and compliance over heartbeats", () => {
       .auth(device.deviceToken, bearer)
       .send(heartbeatBody({ apps: [{ packageName: "com.example.kiosk", versionName: "2.1.0", versionCode: 210, running: false, foreground: false }] }));
     expect(answer.body.commands).toEqual([expect.objectContaining({ type: "relaunch_app", payload: { packageName: "com.example.kiosk" } })]);
+  });
+});
+
+describe("required apps", () => {
+  const SCANNER = "com.example.scanner";
+
+  async function addCatalogueVersion(packageName: string, versionCode: number) {
+    const cert = "c".repeat(64);
+    await database.db.catalogueApp.upsert({ where: { packageName }, create: { packageName, certSha256: cert }, update: {} });
+    await database.db.appVersion.create({
+      data: {
+        id: randomUUID(),
+        packageName,
+        versionCode,
+        versionName: `${versionCode}`,
+        sha256: createHash("sha256").update(`${packageName}:${versionCode}`).digest("hex"),
+        sizeBytes: 1000n,
+        certSha256: cert,
+      },
+    });
+  }
+
+  it("warns, without refusing, when the catalogue has no version that satisfies a required app", async () => {
+    await addCatalogueVersion(SCANNER, 4);
+    const policy = await createPolicy("Scanner", { requiredApps: [{ packageName: SCANNER, minVersionCode: 5 }] });
+    expect(policy.warnings).toEqual([{ path: `requiredApps.${SCANNER}`, message: expect.stringContaining("has only up to version 4") }]);
+
+    await addCatalogueVersion(SCANNER, 5);
+    const fetched = await adminRequest(t.app, "GET", `/admin/device-policies/${policy.id}`);
+    expect(fetched.body.warnings).toEqual([]);
+  });
+
+  it("keeps a device that lacks a required app failed, naming the package and version, until its heartbeat reports the app at that version", async () => {
+    await addCatalogueVersion(SCANNER, 7);
+    const device = await enrollDevice(t.app);
+    const policy = await createPolicy("Scanner", { requiredApps: [{ packageName: SCANNER, minVersionCode: 5 }] });
+    await assign(policy.id, { deviceId: device.deviceId });
+    const heartbeat = (extra: Record<string, unknown> = {}) => request(t.app).post("/v1/heartbeat").auth(device.deviceToken, bearer).send(heartbeatBody(extra));
+    const kiosk = { packageName: "com.example.kiosk", versionCode: 210, running: true };
+
+    const { hash } = HeartbeatResponse.parse((await heartbeat()).body).policy!;
+    // Applied, but the app list (the kiosk only) lacks the scanner.
+    await heartbeat({ apps: [kiosk], policy: { appliedHash: hash, failures: [] } });
+    const lacking = await effective(device.deviceId);
+    expect(lacking.compliance).toMatchObject({
+      status: "failed",
+      failures: [],
+      missingApps: [
+        {
+          packageName: SCANNER,
+          minVersionCode: 5,
+          installedVersionCode: null,
+          catalogueVersionCode: 7,
+          reason: expect.stringContaining(`${SCANNER} must be at version 5 or later`),
+        },
+      ],
+    });
+    expect(lacking.warnings).toEqual([]);
+    expect((await adminRequest(t.app, "GET", "/admin/policy-compliance")).body).toEqual({ none: 0, pending: 0, compliant: 0, failed: 1 });
+    expect((await adminRequest(t.app, "GET", "/admin/devices?compliance=noncompliant")).body.total).toBe(1);
+
+    // Too old a version is no better.
+    await heartbeat({ apps: [kiosk, { packageName: SCANNER, versionCode: 4, running: false }] });
+    expect((await effective(device.deviceId)).compliance).toMatchObject({
+      status: "failed",
+      missingApps: [{ packageName: SCANNER, installedVersionCode: 4, reason: expect.stringContaining("the device reports version 4") }],
+    });
+
+    await heartbeat({ apps: [kiosk, { packageName: SCANNER, versionCode: 7, running: false }] });
+    expect((await effective(device.deviceId)).compliance).toMatchObject({ status: "compliant", missingApps: [] });
+    expect((await adminRequest(t.app, "GET", "/admin/policy-compliance")).body).toEqual({ none: 0, pending: 0, compliant: 1, failed: 0 });
+    expect((await adminRequest(t.app, "GET", "/admin/devices?compliance=compliant")).body.total).toBe(1);
+  });
+
+  it("names a missing app the catalogue cannot satisfy in the device's effective policy, as a warning too", async () => {
+    const device = await enrollDevice(t.app);
+    const policy = await createPolicy("Scanner", { requiredApps: [{ packageName: SCANNER, minVersionCode: 5 }] });
+    await assign(policy.id, { deviceId: device.deviceId });
+    const state = await effective(device.deviceId);
+    expect(state.compliance.status).toBe("pending");
+    expect(state.compliance.missingApps).toEqual([
+      expect.objectContaining({ packageName: SCANNER, catalogueVersionCode: null, reason: expect.stringContaining("has no version 5 or later") }),
+    ]);
+    expect(state.warnings).toEqual([{ path: `requiredApps.${SCANNER}`, message: expect.stringContaining("has no version of it") }]);
+  });
+});
+
+describe("the policy worker: FCM wake-ups and required app installs", () => {
+  const SCANNER = "com.example.scanner";
+  const PUBLIC_API_URL = "https://mdm.example.test";
+  const SCANNER_SHA = createHash("sha256").update("scanner v7").digest("hex");
+
+  async function addScannerV7() {
+    await database.db.catalogueApp.create({ data: { packageName: SCANNER, certSha256: "c".repeat(64) } });
+    await database.db.appVersion.create({
+      data: { id: randomUUID(), packageName: SCANNER, versionCode: 7, sha256: SCANNER_SHA, sizeBytes: 1000n, certSha256: "c".repeat(64) },
+    });
+  }
+
+  it("queues, with the change, one row per device whose policy changed; the worker wakes it by FCM and sends the catalogue version of a required app it lacks, once", async () => {
+    t = createTestApp(database.db, { env: { PUBLIC_API_URL } });
+    await addScannerV7();
+    const device = await enrollDevice(t.app, { fcmToken: "fcm-token-1" });
+    const policy = await createPolicy("Scanner", { requiredApps: [{ packageName: SCANNER, minVersionCode: 5 }] });
+    await assign(policy.id, { deviceId: device.deviceId });
+    expect(await database.db.policyDispatch.findMany({ select: { deviceId: true, attempts: true } })).toEqual([{ deviceId: device.deviceId, attempts: 0 }]);
+
+    expect(await t.dispatchPolicies()).toBe(1);
+    const { hash } = await effective(device.deviceId);
+    expect(t.push.sent).toEqual([expect.objectContaining({ token: "fcm-token-1", data: { kind: "policy", hash } })]);
+    const installs = await database.db.command.findMany({ where: { deviceId: device.deviceId, type: "install_app" } });
+    expect(installs).toHaveLength(1);
+    expect(installs[0]).toMatchObject({ createdBy: "system:required-apps", status: "queued" });
+    expect(installs[0]?.payload).toMatchObject({
+      packageName: SCANNER,
+      versionCode: 7,
+      sha256: SCANNER_SHA,
+      url: expect.stringMatching(new RegExp(`^${PUBLIC_API_URL}/v1/app-files/${SCANNER_SHA}\\?expires=\\d+&signature=[0-9a-f]{64}$`)),
+    });
+    expect(await database.db.policyDispatch.count()).toBe(0);
+    expect((await effective(device.deviceId)).compliance.missingApps).toEqual([
+      expect.objectContaining({ catalogueVersionCode: 7, reason: expect.stringContaining("the server sends it the catalogue's version 7") }),
+    ]);
+
+    // Another change: woken again, but the install still under way is not sent twice.
+    await adminRequest(t.app, "PATCH", `/admin/device-policies/${policy.id}`, {
+      settings: { requiredApps: [{ packageName: SCANNER, minVersionCode: 5 }], screen: { timeoutSeconds: 60 } },
+    });
+    expect(await t.dispatchPolicies()).toBe(1);
+    expect(t.push.sent).toHaveLength(2);
+    expect(await database.db.command.count({ where: { deviceId: device.deviceId, type: "install_app" } })).toBe(1);
+  });
+
+  it("sends no push to a device whose socket lease is live, nor to one that already reported the policy, nor to one without a token", async () => {
+    const connected = await enrollDevice(t.app, { fcmToken: "fcm-connected" });
+    const tokenless = await enrollDevice(t.app);
+    const applied = await enrollDevice(t.app, { fcmToken: "fcm-applied" });
+    const policy = await createPolicy("Screen", { screen: { timeoutSeconds: 60 } });
+    await assign(policy.id, { deviceId: applied.deviceId });
+    const heartbeat = (extra: Record<string, unknown> = {}) =>
+      request(t.app).post("/v1/heartbeat").auth(applied.deviceToken, bearer).send(heartbeatBody(extra));
+    // It heartbeats before the worker gets to it: applied, nothing to wake it for.
+    const { hash } = HeartbeatResponse.parse((await heartbeat()).body).policy!;
+    await heartbeat({ policy: { appliedHash: hash, failures: [] } });
+    await database.db.device.update({
+      where: { id: connected.deviceId },
+      data: { socketInstanceId: t.deps.instanceId, socketConnectedAt: new Date(), socketLeaseExpiresAt: new Date(Date.now() + 60_000) },
+    });
+    await assign(policy.id, { deviceId: connected.deviceId });
+    await assign(policy.id, { deviceId: tokenless.deviceId });
+    expect(await t.dispatchPolicies()).toBe(3);
+    expect(t.push.sent).toEqual([]);
+    expect(await database.db.policyDispatch.count()).toBe(0);
+  });
+
+  it("retries a failed push at its backoff, marks a token FCM says is gone, and works a large group through in bounded batches", async () => {
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const tokens: string[] = [];
+    const push = {
+      name: "counting",
+      async send(message: { token: string }) {
+        inFlight += 1;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        inFlight -= 1;
+        tokens.push(message.token);
+        if (message.token === "token-flaky") return { ok: false as const, reason: "failed" as const, error: "unavailable" };
+        if (message.token === "token-gone") return { ok: false as const, reason: "token_invalid" as const, error: "unregistered" };
+        return { ok: true as const, outcome: "sent" as const, messageId: `m-${tokens.length}` };
+      },
+    };
+    t = createTestApp(database.db, { push });
+    const DEVICES = 450;
+    const ids = Array.from({ length: DEVICES }, () => randomUUID());
+    await database.db.device.createMany({
+      data: ids.map((id, index) => ({
+        id,
+        tokenHash: "0".repeat(64),
+        groups: ["wave"],
+        fcmToken: index === 0 ? "token-flaky" : index === 1 ? "token-gone" : `token-${index}`,
+      })),
+    });
+    const policy = await createPolicy("Wave", { screen: { timeoutSeconds: 60 } });
+    await assign(policy.id, { group: "wave" });
+    expect(await database.db.policyDispatch.count()).toBe(DEVICES);
+
+    expect(await t.dispatchPolicies()).toBe(DEVICES);
+    expect(tokens).toHaveLength(DEVICES);
+    expect(new Set(tokens).size).toBe(DEVICES);
+    expect(maxInFlight).toBeLessThanOrEqual(16);
+    expect((await database.db.device.findUnique({ where: { id: ids[1] } }))?.fcmTokenInvalidAt).not.toBeNull();
+    // Only the failed push stays, due at its retry.
+    const left = await database.db.policyDispatch.findMany();
+    expect(left).toEqual([expect.objectContaining({ deviceId: ids[0], attempts: 1 })]);
+    expect(left[0]!.dueAt.getTime()).toBeGreaterThan(Date.now());
+    expect(await t.dispatchPolicies()).toBe(0);
+    t.clock.advance(t.deps.env.COMMAND_RETRY_BASE_SECONDS + 1);
+    expect(await t.dispatchPolicies()).toBe(1);
+    expect(tokens.filter((token) => token === "token-flaky")).toHaveLength(2);
   });
 });

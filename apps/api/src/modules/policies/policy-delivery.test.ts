@@ -1,6 +1,7 @@
 import { AdminClient, KIOSK_APP, SimulatedDevice } from "@mdm/simulator";
 import { type RunningServer, startServer } from "../../server";
 import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, type TestDatabase, createTestDatabase, describeWithPostgres, testServerEnv } from "../../test";
+import { type FakeFcm, startFakeFcm } from "../../test/fake-fcm";
 
 // Policies reaching real devices: a listening server, devices played by the simulator over
 // real WebSockets (and HTTP heartbeats), compliance read back through the admin API.
@@ -105,5 +106,62 @@ describeWithPostgres("policy delivery to devices", () => {
     );
     expect(state.failures).toEqual([{ setting: "restrictions.camera", reason: expect.stringContaining("does not support") }]);
     expect(state.appliedHash).toBe(effective.hash);
+  });
+});
+
+describeWithPostgres("policy wake-ups through FCM", () => {
+  let database: TestDatabase;
+  let fcm: FakeFcm;
+  let server: RunningServer;
+  let admin: AdminClient;
+  const devices: SimulatedDevice[] = [];
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    fcm = await startFakeFcm();
+    // The real firebase-admin SDK, talking to the fake FCM server.
+    server = await startServer(testServerEnv({ DATABASE_URL: database.url }), { push: fcm.createGateway() });
+    admin = new AdminClient(server.url, { adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET });
+  });
+  afterAll(async () => {
+    await Promise.all(devices.splice(0).map((device) => device.stop()));
+    await server?.close();
+    await fcm?.close();
+    await database?.close();
+  });
+
+  it("wakes a device without a socket by FCM when its effective policy changes; a device holding a socket gets the frame and no push", async () => {
+    const enrollmentToken = (await admin.createEnrollmentToken({ maxUses: 10 })).token;
+    const asleep = await SimulatedDevice.enroll(server.url, enrollmentToken, { facts: { fcmToken: "fcm-asleep" } });
+    const awake = await SimulatedDevice.enroll(server.url, enrollmentToken, { facts: { fcmToken: "fcm-awake" } });
+    devices.push(asleep, awake);
+    await awake.connect();
+
+    const policy = await admin.createDevicePolicy({ name: "Wake", settings: { screen: { timeoutSeconds: 90 } } });
+    await admin.assignDevicePolicy(policy.id, { deviceId: asleep.deviceId });
+    await admin.assignDevicePolicy(policy.id, { deviceId: awake.deviceId });
+    const hash = (await admin.getEffectivePolicy(asleep.deviceId)).hash!;
+
+    await awake.waitForPolicy(hash, 20_000);
+    await waitFor(
+      async () => fcm.requests.map((request) => request.body.message),
+      (messages) => messages.length > 0,
+      20_000,
+      "a wake-up push",
+    );
+    // Both rows worked through: the one push there is went to the device without a socket.
+    await waitFor(
+      () => server.deps.db.policyDispatch.count(),
+      (count) => count === 0,
+      20_000,
+      "the policy worker done",
+    );
+    expect(fcm.requests.map((request) => request.body.message)).toEqual([
+      expect.objectContaining({ token: "fcm-asleep", data: { kind: "policy", hash }, android: expect.objectContaining({ priority: "high" }) }),
+    ]);
+
+    // Woken, the device heartbeats and gets the policy in the answer.
+    await asleep.heartbeat();
+    expect(asleep.appliedPolicyHash).toBe(hash);
   });
 });
