@@ -62,7 +62,9 @@ describe("auth routes in the route table and the document", () => {
   });
 
   it("ask for the CSRF header with the cookie on writes only", () => {
-    expect(operation(apiRoutes.inviteUser).security).toEqual([{ sessionCookie: [], csrfToken: [] }, { bearerSession: [] }]);
-    expect(operation(apiRoutes.listUsers).security).toEqual([{ sessionCookie: [] }, { bearerSession: [] }]);
+    const signed = { adminKey: [], adminTimestamp: [], adminNonce: [], adminSignature: [] };
+    expect(operation(apiRoutes.inviteUser).security).toEqual([signed, { sessionCookie: [], csrfToken: [] }, { bearerSession: [] }]);
+    expect(operation(apiRoutes.listUsers).security).toEqual([signed, { sessionCookie: [] }, { bearerSession: [] }]);
+    expect(operation(apiRoutes.me).security).toEqual([{ sessionCookie: [] }, { bearerSession: [] }]);
   });
 });

@@ -54,6 +54,32 @@ describe("API keys", () => {
     expect(listed.keys[0]!.lastUsedAt).not.toBeNull();
   });
 
+  it("an admin key reads the audit log and manages users as an admin user does; a viewer key gets 403 there", async () => {
+    const admin = await createKey({ name: "directory-sync", role: "admin" });
+    const invited = await keyRequest(t.app, admin, "POST", "/admin/users", { email: "new.hire@example.com", name: "New Hire", role: "viewer" });
+    expect(invited.status).toBe(201);
+    const users = await keyRequest(t.app, admin, "GET", "/admin/users");
+    expect(users.status).toBe(200);
+    expect(users.body.users.map((user: { email: string }) => user.email)).toEqual(["new.hire@example.com"]);
+    const promoted = await keyRequest(t.app, admin, "PATCH", `/admin/users/${invited.body.id}`, { role: "operator" });
+    expect(promoted.body).toMatchObject({ role: "operator" });
+    const audit = await keyRequest(t.app, admin, "GET", `/admin/audit-log?actor=${encodeURIComponent(admin.actor)}`);
+    expect(audit.status).toBe(200);
+    expect(audit.body.entries.map((entry: { action: string }) => entry.action)).toEqual(["user.role_change", "user.invite"]);
+    // The bootstrap key too.
+    expect((await adminRequest(t.app, "GET", "/admin/audit-log")).status).toBe(200);
+
+    const viewer = await createKey({ name: "dashboard-tv", role: "viewer" });
+    for (const [method, path] of [
+      ["GET", "/admin/users"],
+      ["GET", "/admin/audit-log"],
+    ] as const) {
+      const refused = await keyRequest(t.app, viewer, method, path);
+      expect(refused.status).toBe(403);
+      expect(refused.body.error.code).toBe("forbidden");
+    }
+  });
+
   it("never returns the secret after creation", async () => {
     const key = await createKey({ name: "reporting", role: "viewer" });
     const listed = await adminRequest(t.app, "GET", "/admin/api-keys");

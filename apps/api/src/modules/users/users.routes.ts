@@ -8,7 +8,7 @@ import { inviteUser, listUsers, updateUser } from "./users.service";
 
 export function userRoutes(deps: AppDeps, guards: Guards): Router {
   const router = Router();
-  const admins = { guards: guards.session("admin") };
+  const admins = { guards };
 
   mount(router, apiRoutes.listUsers, async (_req, res) => res.json(await listUsers(deps)), admins);
   mount(
