@@ -26,7 +26,16 @@ import { recordAudit } from "../../lib/audit";
 import type { DbOrTx } from "../../db/types";
 import { HttpError } from "../../lib/http-error";
 import { emitWebhookEvents } from "../webhooks/webhook-events";
-import { type CommandKeyRef, commandKeyFor, commandKeyIdFor, commandKeyOf, completeRotation, hasCommandKey, masterKeyIdOf } from "../devices/devices.service";
+import {
+  type CommandKeyRef,
+  assertInService,
+  commandKeyFor,
+  commandKeyIdFor,
+  commandKeyOf,
+  completeRotation,
+  hasCommandKey,
+  masterKeyIdOf,
+} from "../devices/devices.service";
 import { retireDevice } from "../lifecycle/lifecycle.service";
 import { retryDelaySeconds, wakeDelivery } from "./delivery";
 
@@ -256,6 +265,8 @@ export async function recordActionResult(
   input: ActionResultRequest,
 ): Promise<ActionResultResponse> {
   const { db, clock, metrics } = deps;
+  // A caller past authentication (a cached token, an open socket) may report for a device retired since.
+  await assertInService(deps, deviceId);
   const command = await db.command.findUnique({ where: { requestId: input.requestId }, select: { deviceId: true, status: true, type: true } });
   // Another device's command answers exactly like an unknown one: ids are not confirmed to strangers.
   if (!command || command.deviceId !== deviceId) throw new HttpError("not_found", "This device has no command with this requestId");
@@ -303,6 +314,7 @@ function isRepeat(reported: ActionResultRequest["status"], current: CommandStatu
 /** A device's delivery receipt (over the WebSocket): the command arrived and will run. */
 export async function acknowledgeCommand(deps: Pick<AppDeps, "db" | "clock" | "bus">, deviceId: string, requestId: string): Promise<void> {
   const now = deps.clock.now();
+  await assertInService(deps, deviceId);
   const command = await deps.db.command.findUnique({ where: { requestId }, select: { deviceId: true } });
   if (!command || command.deviceId !== deviceId) throw new HttpError("not_found", "This device has no command with this requestId");
   await transition(deps, requestId, ["queued", "sent"], "acknowledged", now, "websocket", { acknowledgedAt: now, nextAttemptAt: null });
