@@ -153,7 +153,7 @@ export const apiRoutes = {
     description:
       "Disabled (404) unless the operator sets `LEGACY_ENROLLMENT_KEY`; after `LEGACY_SUNSET_AT`, 410. Every call carries `X-Enrollment-Key: <LEGACY_ENROLLMENT_KEY>`; the device names itself by `deviceId`. " +
       "The answer to its first contact carries a `deviceToken` (and `commandKey`) that every later call must send as `Authorization: Bearer <deviceToken>`: without it, a known `deviceId` is refused with 401, so the shared key alone cannot impersonate a device. " +
-      "A device enrolled before tokens existed gets its token at its next contact, until `LEGACY_CLAIM_UNTIL` (unset or past: 401; retire and re-enroll it). New enrollments are limited per client address (`RATE_LIMIT_LEGACY_ENROLLMENT_PER_MINUTE`). " +
+      "A device enrolled before tokens existed gets its token at its next contact, until `LEGACY_CLAIM_UNTIL` (unset or past: 401; retire and re-enroll it); a retired device gets none (401). New enrollments are limited per client address (`RATE_LIMIT_LEGACY_ENROLLMENT_PER_MINUTE`). " +
       "The token also authenticates `POST /v1/action-result`, which is how a legacy agent reports results.",
     body: LegacyHeartbeatRequest,
     responses: { 200: { description: "Recorded.", schema: LegacyHeartbeatResponse } },
