@@ -36,7 +36,7 @@ import {
   hasCommandKey,
   masterKeyIdOf,
 } from "../devices/devices.service";
-import { retireDevice } from "../lifecycle/lifecycle.service";
+import { retireDevice, withdrawRotation } from "../lifecycle/lifecycle.service";
 import { retryDelaySeconds, wakeDelivery } from "./delivery";
 
 type CommandWithEvents = Command & { events: CommandEvent[]; device?: { alias: string | null; serialNumber: string | null; model: string | null } | null };
@@ -321,12 +321,19 @@ export async function acknowledgeCommand(deps: Pick<AppDeps, "db" | "clock" | "b
 }
 
 export async function cancelCommand(deps: CommandDeps, requestId: string, actor: { name: string; ip?: string }): Promise<CommandView> {
-  const existing = await deps.db.command.findUnique({ where: { requestId }, select: { status: true, deviceId: true } });
+  const existing = await deps.db.command.findUnique({ where: { requestId }, select: { status: true, deviceId: true, type: true } });
   if (!existing) throw new HttpError("not_found", "No command has this requestId");
-  const cancelled = await transition(deps, requestId, ["queued", "sent", "acknowledged"], "cancelled", deps.clock.now(), `by ${actor.name}`, {
-    completedAt: deps.clock.now(),
-    nextAttemptAt: null,
-  });
+  const cancel = (from: CommandStatus[]) =>
+    transition(deps, requestId, from, "cancelled", deps.clock.now(), `by ${actor.name}`, { completedAt: deps.clock.now(), nextAttemptAt: null });
+  let cancelled: boolean;
+  if (existing.type === "rotate_token") {
+    // Cancelled before it left the server: the device never saw the new token, so the rotation is withdrawn.
+    const unsent = await cancel(["queued"]);
+    if (unsent) await withdrawRotation(deps.db, existing.deviceId, requestId);
+    cancelled = unsent || (await cancel(["sent", "acknowledged"]));
+  } else {
+    cancelled = await cancel(["queued", "sent", "acknowledged"]);
+  }
   if (!cancelled) throw new HttpError("conflict", `The command is already ${existing.status}`);
   await recordAudit(deps.db, {
     actor: actor.name,

@@ -100,6 +100,88 @@ describeWithPostgres("POST /admin/devices/{deviceId}/rotate-token", () => {
     expect((await heartbeatWith(oldToken)).status).toBe(401);
   });
 
+  // Commands the device was handed in the answer to this heartbeat (with its old token).
+  const commandsFor = async (deviceToken: string) => (await heartbeatWith(deviceToken)).body.commands as Array<{ requestId: string; type: string }>;
+
+  it("withdraws a rotation cancelled before it reached the device: the old token works on past the grace, and a new rotation is accepted and completes", async () => {
+    const device = await enroll();
+    const oldToken = device.registration.deviceToken;
+    const first = await adminRequest(t.app, "POST", `/admin/devices/${device.deviceId}/rotate-token`);
+    expect(first.status).toBe(202);
+    expect((await adminRequest(t.app, "POST", `/admin/commands/${first.body.requestId}/cancel`)).status).toBe(200);
+    expect(await database.db.device.findUniqueOrThrow({ where: { id: device.deviceId } })).toMatchObject({ pendingTokenHash: null, rotationGraceUntil: null });
+    t.clock.advance(GRACE_SECONDS + 1);
+    expect((await heartbeatWith(oldToken)).status).toBe(200);
+    t.clock.advance(-(GRACE_SECONDS + 1));
+
+    const again = await adminRequest(t.app, "POST", `/admin/devices/${device.deviceId}/rotate-token`);
+    expect(again.status).toBe(202);
+    await device.heartbeat();
+    expect(device.registration.commandKeyId).toBe(again.body.commandKeyId);
+    expect(device.executions.has(first.body.requestId)).toBe(false);
+    expect((await heartbeatWith(oldToken)).status).toBe(401);
+    expect((await heartbeatWith(device.registration.deviceToken)).status).toBe(200);
+  });
+
+  it("lets a new rotation replace one whose command was cancelled after it was sent", async () => {
+    const device = await enroll();
+    const oldToken = device.registration.deviceToken;
+    const first = await adminRequest(t.app, "POST", `/admin/devices/${device.deviceId}/rotate-token`);
+    expect((await commandsFor(oldToken)).map((command) => command.requestId)).toEqual([first.body.requestId]);
+    expect((await adminRequest(t.app, "POST", `/admin/commands/${first.body.requestId}/cancel`)).status).toBe(200);
+    const again = await adminRequest(t.app, "POST", `/admin/devices/${device.deviceId}/rotate-token`);
+    expect(again.status).toBe(202);
+    await device.heartbeat();
+    expect(device.registration.commandKeyId).toBe(again.body.commandKeyId);
+    expect((await heartbeatWith(device.registration.deviceToken)).status).toBe(200);
+  });
+
+  it("lets a new rotation replace one whose command failed; the old token keeps working meanwhile", async () => {
+    const device = await enroll();
+    const oldToken = device.registration.deviceToken;
+    const first = await adminRequest(t.app, "POST", `/admin/devices/${device.deviceId}/rotate-token`);
+    expect((await commandsFor(oldToken)).map((command) => command.requestId)).toEqual([first.body.requestId]);
+    const failed = await request(t.app)
+      .post("/v1/action-result")
+      .set("Authorization", `Bearer ${oldToken}`)
+      .send({ requestId: first.body.requestId, status: "failed", error: "cannot open the new keys" });
+    expect(failed.status).toBe(200);
+    expect((await heartbeatWith(oldToken)).status).toBe(200);
+
+    const again = await adminRequest(t.app, "POST", `/admin/devices/${device.deviceId}/rotate-token`);
+    expect(again.status).toBe(202);
+    expect((await heartbeatWith(oldToken)).status).toBe(200);
+    // The replaced rotation's token is never accepted.
+    await device.heartbeat();
+    expect(device.registration.commandKeyId).toBe(again.body.commandKeyId);
+    expect((await heartbeatWith(oldToken)).status).toBe(401);
+    expect((await heartbeatWith(device.registration.deviceToken)).status).toBe(200);
+  });
+
+  it("refuses a second rotation while the first can complete, then accepts one once its grace has passed, which gives the locked-out device its way back", async () => {
+    const device = await enroll();
+    const oldToken = device.registration.deviceToken;
+    const first = await adminRequest(t.app, "POST", `/admin/devices/${device.deviceId}/rotate-token`);
+    expect((await adminRequest(t.app, "POST", `/admin/devices/${device.deviceId}/rotate-token`)).status).toBe(409);
+    // Within the grace the old token works.
+    expect((await heartbeatWith(oldToken)).status).toBe(200);
+
+    // The grace (and the command's TTL, the same time) passes while the device is away.
+    const past = new Date(Date.now() - 1000);
+    await database.db.device.update({ where: { id: device.deviceId }, data: { rotationGraceUntil: past } });
+    await database.db.command.update({ where: { requestId: first.body.requestId }, data: { expiresAt: past } });
+    expect((await heartbeatWith(oldToken)).status).toBe(401);
+
+    const again = await adminRequest(t.app, "POST", `/admin/devices/${device.deviceId}/rotate-token`);
+    expect(again.status).toBe(202);
+    expect(Date.parse(again.body.graceUntil)).toBeGreaterThan(Date.now());
+    await device.heartbeat();
+    expect(device.registration.commandKeyId).toBe(again.body.commandKeyId);
+    expect(device.executions.has(first.body.requestId)).toBe(false);
+    expect((await heartbeatWith(oldToken)).status).toBe(401);
+    expect((await heartbeatWith(device.registration.deviceToken)).status).toBe(200);
+  });
+
   it("answers 409 while a rotation is pending or for a retired device, and 404 for an unknown one", async () => {
     const device = await enroll();
     expect((await adminRequest(t.app, "POST", `/admin/devices/${device.deviceId}/rotate-token`)).status).toBe(202);
