@@ -275,10 +275,11 @@ export const apiRoutes = {
     summary: "Re-key a device: a new device token and command key, through the device's own channel",
     description:
       "Queues a `rotate_token` command signed with the device's current command key, whose payload carries the new token and command key sealed with the current key (`sealWithCommandKey`). " +
-      "The current token keeps working until the device takes the new one (its first request with the new token, or its `succeeded` result), then is refused at once on every instance; " +
+      "The current token keeps working until the device proves it holds the new one (its first request, or WebSocket upgrade, with the new token), then is refused at once on every instance; " +
+      "a `succeeded` result for the command is recorded but completes nothing (whoever holds a leaked old token could send it), so an agent connected by WebSocket reconnects with the new token. " +
       "a device that stays away longer than `DEVICE_TOKEN_ROTATION_GRACE_SECONDS` is locked out and must enroll again. The new key is always under the current master key (`COMMAND_KEY_ID`), " +
       "so this also moves a device off `COMMAND_MASTER_KEY_PREVIOUS` (see `GET /admin/command-keys`). 409 while a rotation can still complete (its command queued, sent or acknowledged, within the grace), for a retired device, or when the device's key derives from a master key no longer configured. " +
-      "A rotation whose command was cancelled, failed or expired, or whose grace passed, is replaced by the next one, which gives the old token a new grace period (a device locked out gets back in this way); " +
+      "A rotation whose command was cancelled, failed, expired or reported done without the new token ever being used, or whose grace passed, is replaced by the next one, which gives the old token a new grace period (a device locked out gets back in this way); " +
       "cancelling the command before it was sent withdraws the rotation.",
     params: DeviceIdParams,
     responses: { 202: { description: "The rotation is under way.", schema: RotateTokenResponse } },

@@ -26,16 +26,7 @@ import { recordAudit } from "../../lib/audit";
 import type { DbOrTx } from "../../db/types";
 import { HttpError } from "../../lib/http-error";
 import { emitWebhookEvents } from "../webhooks/webhook-events";
-import {
-  type CommandKeyRef,
-  assertInService,
-  commandKeyFor,
-  commandKeyIdFor,
-  commandKeyOf,
-  completeRotation,
-  hasCommandKey,
-  masterKeyIdOf,
-} from "../devices/devices.service";
+import { type CommandKeyRef, assertInService, commandKeyFor, commandKeyIdFor, commandKeyOf, hasCommandKey, masterKeyIdOf } from "../devices/devices.service";
 import { retireDevice, withdrawRotation } from "../lifecycle/lifecycle.service";
 import { retryDelaySeconds, wakeDelivery } from "./delivery";
 
@@ -278,11 +269,8 @@ export async function recordActionResult(
     ...(final ? { completedAt: now, result: input.result, errorMessage: input.error ?? null } : { acknowledgedAt: now }),
   });
   metrics.actionResult.inc({ status: input.status, changed: String(changed) });
-  // The device holds its new token and key: the old token is dropped now.
-  if (changed && input.status === "succeeded" && command.type === "rotate_token") {
-    const pending = await db.device.findUnique({ where: { id: deviceId }, select: { pendingTokenHash: true } });
-    if (pending?.pendingTokenHash) await completeRotation(deps, deviceId, pending.pendingTokenHash);
-  }
+  // A succeeded rotate_token is recorded, and completes nothing: only a request carrying the
+  // new token does (authenticateDevice), since whoever holds a leaked old token can send this.
   // An erased device forgot its token: it leaves the fleet, and comes back by enrolling again.
   if (changed && input.status === "succeeded" && destructiveCommandTypes.includes(command.type)) {
     await retireDevice(deps, deviceId, { name: `command:${command.type}` });

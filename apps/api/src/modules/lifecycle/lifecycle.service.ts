@@ -154,8 +154,9 @@ export async function deleteDevice(deps: LifecycleDeps, deviceId: string, actor:
  * with the current key. The new key is the next generation under the current master key
  * (COMMAND_KEY_ID), whichever master key the current one derives from: this is also how
  * the fleet-wide master key rotation moves each device (`rotateFleetCommandKeys`). The old
- * token keeps working until the device uses the new one or reports the command done (then
- * it is dropped at once), at most until the grace period ends. Only the new token's hash
+ * token keeps working until the device uses the new one (then it is dropped at once: proof
+ * of possession, see `authenticateDevice`; a `succeeded` result alone completes nothing), at
+ * most until the grace period ends. Only the new token's hash
  * is stored. A pending rotation that can no longer complete (see `rotationIsLive`) is
  * replaced, and the old token gets the new rotation's grace.
  */
