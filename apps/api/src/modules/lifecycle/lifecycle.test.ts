@@ -239,6 +239,27 @@ describeWithPostgres("device retirement and deletion", () => {
     expect((await heartbeat(device.deviceToken)).status).toBe(401);
   });
 
+  it("deleting a device leaves its finished batches finished: its commands leave the batch and its total", async () => {
+    const kept = await enrollDevice(t.app);
+    const gone = await enrollDevice(t.app);
+    const batch = await adminRequest(t.app, "POST", "/admin/commands/bulk", { type: "ping", target: { deviceIds: [kept.deviceId, gone.deviceId] } });
+    expect(batch.status).toBe(202);
+    const answer = await heartbeat(kept.deviceToken);
+    const ping = answer.body.commands[0];
+    await request(t.app)
+      .post("/v1/action-result")
+      .set("Authorization", `Bearer ${kept.deviceToken}`)
+      .send({ requestId: ping.requestId, status: "succeeded", result: { pong: true } });
+    await adminRequest(t.app, "POST", `/admin/devices/${gone.deviceId}/retire`);
+    const finished = await adminRequest(t.app, "GET", `/admin/batches/${batch.body.batchId}`);
+    expect(finished.body).toMatchObject({ total: 2, done: true, counts: { succeeded: 1, cancelled: 1 } });
+
+    expect((await adminRequest(t.app, "DELETE", `/admin/devices/${gone.deviceId}`)).status).toBe(204);
+    const after = await adminRequest(t.app, "GET", `/admin/batches/${batch.body.batchId}`);
+    expect(after.body).toMatchObject({ total: 1, done: true, counts: { succeeded: 1, cancelled: 0 } });
+    expect((await adminRequest(t.app, "GET", "/admin/batches")).body.batches[0]).toMatchObject({ batchId: batch.body.batchId, total: 1, done: true });
+  });
+
   it("answers 404 for an unknown device and 400 for a malformed id", async () => {
     const unknown = "00000000-0000-4000-8000-000000000000";
     expect((await adminRequest(t.app, "POST", `/admin/devices/${unknown}/retire`)).status).toBe(404);
