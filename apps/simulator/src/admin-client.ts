@@ -14,6 +14,7 @@ import {
   type UpdateDevicePolicyRequest,
   type ListCommandsQuery,
   RetireDeviceResponse,
+  RotateTokenResponse,
   ListCommandsResponse,
   signAdminRequest,
 } from "@mdm/contracts";
@@ -99,5 +100,9 @@ export class AdminClient {
 
   retireDevice(deviceId: string): Promise<RetireDeviceResponse> {
     return this.send("POST", `/admin/devices/${encodeURIComponent(deviceId)}/retire`, undefined, RetireDeviceResponse);
+  }
+
+  rotateDeviceToken(deviceId: string): Promise<RotateTokenResponse> {
+    return this.send("POST", `/admin/devices/${encodeURIComponent(deviceId)}/rotate-token`, undefined, RotateTokenResponse);
   }
 }

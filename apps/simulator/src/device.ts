@@ -231,8 +231,9 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
 
   /**
    * Opens a rotation's secrets with the current command key and swaps token and key: from
-   * now on requests carry the new token (the server drops the old one when it first sees
-   * it) and commands verify with the new key.
+   * now on requests carry the new token and commands verify with the new key. The server
+   * completes the rotation (and drops the old token) only when it first sees the new one,
+   * so the socket, opened with the old token, is opened again with the new one.
    */
   private async takeNewKeys(execution: Execution, sealed: string): Promise<Execution> {
     try {
@@ -406,11 +407,16 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
   private async restart(): Promise<void> {
     this.lastDriftAt = Date.now();
     this.state = { ...this.state, bootedAt: this.lastDriftAt };
+    await this.reopenSocket("rebooting");
+  }
+
+  /** Closes the socket (if any) and opens it again, with the token held now. */
+  private async reopenSocket(reason: string): Promise<void> {
     const socket = this.socket;
     if (!socket) return;
     this.socket = undefined;
     this.live = undefined;
-    await closeSocket(socket, WsCloseCode.normal, "rebooting");
+    await closeSocket(socket, WsCloseCode.normal, reason);
     if (!this.shouldReconnect) return;
     this.stats.reconnects++;
     // If the server is not there, the failed socket's close handler keeps retrying.
@@ -665,7 +671,10 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
       let execution = refused
         ? { outcome: { status: "failed" as const, error: refused }, apps: this.state.apps }
         : executeCommand(command, this.state.apps, this.options.position);
-      if (execution.rekey) execution = await this.takeNewKeys(execution, execution.rekey.sealed);
+      if (execution.rekey) {
+        execution = await this.takeNewKeys(execution, execution.rekey.sealed);
+        if (execution.outcome.status === "succeeded") await this.reopenSocket("new token");
+      }
       this.state = { ...this.state, apps: execution.apps };
       if (execution.lostMode !== undefined) this.lostMode = execution.lostMode;
       if (execution.reboot) await this.restart();

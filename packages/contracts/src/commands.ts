@@ -188,7 +188,7 @@ export const CommandBatch = z.object({
   batchId: Uuid,
   type: z.string(),
   target: z.record(z.string(), z.unknown()),
-  total: z.int(),
+  total: z.int().describe("Commands in the batch: one per device targeted, less those of devices deleted since (their commands leave with them)."),
   counts: z.object(statusCounts),
   done: z.boolean().describe("True when every command reached a final status."),
   createdAt: DateTime,

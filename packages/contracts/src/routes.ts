@@ -153,7 +153,7 @@ export const apiRoutes = {
     description:
       "Disabled (404) unless the operator sets `LEGACY_ENROLLMENT_KEY`; after `LEGACY_SUNSET_AT`, 410. Every call carries `X-Enrollment-Key: <LEGACY_ENROLLMENT_KEY>`; the device names itself by `deviceId`. " +
       "The answer to its first contact carries a `deviceToken` (and `commandKey`) that every later call must send as `Authorization: Bearer <deviceToken>`: without it, a known `deviceId` is refused with 401, so the shared key alone cannot impersonate a device. " +
-      "A device enrolled before tokens existed gets its token at its next contact, until `LEGACY_CLAIM_UNTIL` (unset or past: 401; retire and re-enroll it). New enrollments are limited per client address (`RATE_LIMIT_LEGACY_ENROLLMENT_PER_MINUTE`). " +
+      "A device enrolled before tokens existed gets its token at its next contact, until `LEGACY_CLAIM_UNTIL` (unset or past: 401; retire and re-enroll it); a retired device gets none (401). New enrollments are limited per client address (`RATE_LIMIT_LEGACY_ENROLLMENT_PER_MINUTE`). " +
       "The token also authenticates `POST /v1/action-result`, which is how a legacy agent reports results.",
     body: LegacyHeartbeatRequest,
     responses: { 200: { description: "Recorded.", schema: LegacyHeartbeatResponse } },
@@ -275,9 +275,12 @@ export const apiRoutes = {
     summary: "Re-key a device: a new device token and command key, through the device's own channel",
     description:
       "Queues a `rotate_token` command signed with the device's current command key, whose payload carries the new token and command key sealed with the current key (`sealWithCommandKey`). " +
-      "The current token keeps working until the device takes the new one (its first request with the new token, or its `succeeded` result), then is refused at once on every instance; " +
+      "The current token keeps working until the device proves it holds the new one (its first request, or WebSocket upgrade, with the new token), then is refused at once on every instance; " +
+      "a `succeeded` result for the command is recorded but completes nothing (whoever holds a leaked old token could send it), so an agent connected by WebSocket reconnects with the new token. " +
       "a device that stays away longer than `DEVICE_TOKEN_ROTATION_GRACE_SECONDS` is locked out and must enroll again. The new key is always under the current master key (`COMMAND_KEY_ID`), " +
-      "so this also moves a device off `COMMAND_MASTER_KEY_PREVIOUS` (see `GET /admin/command-keys`). 409 while a rotation is pending, for a retired device, or when the device's key derives from a master key no longer configured.",
+      "so this also moves a device off `COMMAND_MASTER_KEY_PREVIOUS` (see `GET /admin/command-keys`). 409 while a rotation can still complete (its command queued, sent or acknowledged, within the grace), for a retired device, or when the device's key derives from a master key no longer configured. " +
+      "A rotation whose command was cancelled, failed, expired or reported done without the new token ever being used, or whose grace passed, is replaced by the next one, which gives the old token a new grace period (a device locked out gets back in this way); " +
+      "cancelling the command before it was sent withdraws the rotation.",
     params: DeviceIdParams,
     responses: { 202: { description: "The rotation is under way.", schema: RotateTokenResponse } },
     errors: ["not_found", "conflict"],

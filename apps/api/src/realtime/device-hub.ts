@@ -7,7 +7,7 @@ import { acknowledgeCommand, canSignFor, recordActionResult, toDeviceCommand, tr
 import { makeDueNow } from "../modules/commands/delivery";
 import { deviceBudget, deviceBudgetKey } from "../modules/devices/device-budget";
 import { handleHeartbeat } from "../modules/devices/heartbeat";
-import { commandKeyOf } from "../modules/devices/devices.service";
+import { DeviceRevokedError, commandKeyOf } from "../modules/devices/devices.service";
 import { pendingPolicy } from "../modules/policies/policies.service";
 import { publishSocketStates, releaseSocketLeases, renewSocketLeases, takeSocketLease } from "./presence";
 
@@ -114,7 +114,10 @@ export class DeviceHub {
     // frame over the size limit); terminating here would cut that close frame off (1006).
     socket.on("error", () => undefined);
 
-    await takeSocketLease(deps, deviceId);
+    if (!(await takeSocketLease(deps, deviceId))) {
+      socket.close(WsCloseCode.retired, "device retired");
+      return;
+    }
     // Closed while the lease was being written: its close found nothing to release.
     if (!this.connections.has(deviceId)) {
       await releaseSocketLeases(deps, [deviceId]);
@@ -148,7 +151,9 @@ export class DeviceHub {
   async renewLeases(): Promise<void> {
     try {
       const ids = [...this.connections.keys()];
-      await renewSocketLeases(this.deps, ids);
+      // Retired or deleted, and the revocation event never came (the bus was down, or the
+      // retiring instance died after its commit): the socket goes now, as the event would do.
+      for (const id of await renewSocketLeases(this.deps, ids)) this.connections.get(id)?.socket.close(WsCloseCode.retired, "device retired");
       // A device that disconnected while the renewal ran may just have had its lease taken
       // back after its close released it: release it again.
       await releaseSocketLeases(
@@ -239,6 +244,9 @@ export class DeviceHub {
         }
       }
     } catch (error) {
+      // The device was retired (or deleted) since this socket opened, and this instance
+      // missed the revocation event: the frame changed nothing, and the socket goes.
+      if (error instanceof DeviceRevokedError) return socket.close(WsCloseCode.retired, "device retired");
       const requestId = frame.type === "command_ack" ? frame.requestId : frame.type === "command_result" ? frame.result.requestId : undefined;
       // Known errors (a database outage among them: service_unavailable) tell the device what to do.
       const known = toHttpError(error);

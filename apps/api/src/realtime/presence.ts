@@ -23,11 +23,13 @@ export async function publishSocketStates(deps: Pick<AppDeps, "db" | "bus">, dev
   for (const device of devices) deps.bus.publish({ kind: "device_state", state: toLiveState(device) });
 }
 
-export async function takeSocketLease(deps: PresenceDeps, deviceId: string): Promise<void> {
-  await deps.db.device.update({
-    where: { id: deviceId },
+/** Takes the lease of a device's new socket; false when the device was retired or deleted meanwhile. */
+export async function takeSocketLease(deps: PresenceDeps, deviceId: string): Promise<boolean> {
+  const { count } = await deps.db.device.updateMany({
+    where: { id: deviceId, retiredAt: null },
     data: { socketInstanceId: deps.instanceId, socketConnectedAt: deps.clock.now(), socketLeaseExpiresAt: leaseEnd(deps) },
   });
+  return count === 1;
 }
 
 /** Gives up this instance's leases on these devices (one that reconnected elsewhere keeps its new one). */
@@ -42,15 +44,23 @@ export async function releaseSocketLeases(deps: PresenceDeps, deviceIds: string[
 /**
  * Extends the leases of the sockets this instance holds, in one statement. A lease that
  * lapsed meanwhile (the database was out of reach) is taken back, unless the device has
- * connected to another instance since.
+ * connected to another instance since. A retired device's lease is not renewed. Returns
+ * the devices of these that were retired or deleted: their sockets must close (their
+ * revocation event may never have reached this instance).
  */
-export async function renewSocketLeases(deps: PresenceDeps, deviceIds: string[]): Promise<number> {
-  if (deviceIds.length === 0) return 0;
-  const { count } = await deps.db.device.updateMany({
-    where: { id: { in: deviceIds }, OR: [{ socketInstanceId: deps.instanceId }, { socketInstanceId: null }] },
+export async function renewSocketLeases(deps: PresenceDeps, deviceIds: string[]): Promise<string[]> {
+  if (deviceIds.length === 0) return [];
+  const renewed = await deps.db.device.updateManyAndReturn({
+    where: { id: { in: deviceIds }, retiredAt: null, OR: [{ socketInstanceId: deps.instanceId }, { socketInstanceId: null }] },
     data: { socketInstanceId: deps.instanceId, socketLeaseExpiresAt: leaseEnd(deps) },
+    select: { id: true },
   });
-  return count;
+  if (renewed.length === deviceIds.length) return [];
+  const done = new Set(renewed.map((device) => device.id));
+  const rest = deviceIds.filter((id) => !done.has(id));
+  const inService = await deps.db.device.findMany({ where: { id: { in: rest }, retiredAt: null }, select: { id: true } });
+  const kept = new Set(inService.map((device) => device.id));
+  return rest.filter((id) => !kept.has(id));
 }
 
 /**

@@ -26,8 +26,8 @@ import { recordAudit } from "../../lib/audit";
 import type { DbOrTx } from "../../db/types";
 import { HttpError } from "../../lib/http-error";
 import { emitWebhookEvents } from "../webhooks/webhook-events";
-import { type CommandKeyRef, commandKeyFor, commandKeyIdFor, commandKeyOf, completeRotation, hasCommandKey, masterKeyIdOf } from "../devices/devices.service";
-import { retireDevice } from "../lifecycle/lifecycle.service";
+import { type CommandKeyRef, assertInService, commandKeyFor, commandKeyIdFor, commandKeyOf, hasCommandKey, masterKeyIdOf } from "../devices/devices.service";
+import { retireDevice, withdrawRotation } from "../lifecycle/lifecycle.service";
 import { retryDelaySeconds, wakeDelivery } from "./delivery";
 
 type CommandWithEvents = Command & { events: CommandEvent[]; device?: { alias: string | null; serialNumber: string | null; model: string | null } | null };
@@ -256,6 +256,8 @@ export async function recordActionResult(
   input: ActionResultRequest,
 ): Promise<ActionResultResponse> {
   const { db, clock, metrics } = deps;
+  // A caller past authentication (a cached token, an open socket) may report for a device retired since.
+  await assertInService(deps, deviceId);
   const command = await db.command.findUnique({ where: { requestId: input.requestId }, select: { deviceId: true, status: true, type: true } });
   // Another device's command answers exactly like an unknown one: ids are not confirmed to strangers.
   if (!command || command.deviceId !== deviceId) throw new HttpError("not_found", "This device has no command with this requestId");
@@ -267,11 +269,8 @@ export async function recordActionResult(
     ...(final ? { completedAt: now, result: input.result, errorMessage: input.error ?? null } : { acknowledgedAt: now }),
   });
   metrics.actionResult.inc({ status: input.status, changed: String(changed) });
-  // The device holds its new token and key: the old token is dropped now.
-  if (changed && input.status === "succeeded" && command.type === "rotate_token") {
-    const pending = await db.device.findUnique({ where: { id: deviceId }, select: { pendingTokenHash: true } });
-    if (pending?.pendingTokenHash) await completeRotation(deps, deviceId, pending.pendingTokenHash);
-  }
+  // A succeeded rotate_token is recorded, and completes nothing: only a request carrying the
+  // new token does (authenticateDevice), since whoever holds a leaked old token can send this.
   // An erased device forgot its token: it leaves the fleet, and comes back by enrolling again.
   if (changed && input.status === "succeeded" && destructiveCommandTypes.includes(command.type)) {
     await retireDevice(deps, deviceId, { name: `command:${command.type}` });
@@ -303,18 +302,26 @@ function isRepeat(reported: ActionResultRequest["status"], current: CommandStatu
 /** A device's delivery receipt (over the WebSocket): the command arrived and will run. */
 export async function acknowledgeCommand(deps: Pick<AppDeps, "db" | "clock" | "bus">, deviceId: string, requestId: string): Promise<void> {
   const now = deps.clock.now();
+  await assertInService(deps, deviceId);
   const command = await deps.db.command.findUnique({ where: { requestId }, select: { deviceId: true } });
   if (!command || command.deviceId !== deviceId) throw new HttpError("not_found", "This device has no command with this requestId");
   await transition(deps, requestId, ["queued", "sent"], "acknowledged", now, "websocket", { acknowledgedAt: now, nextAttemptAt: null });
 }
 
 export async function cancelCommand(deps: CommandDeps, requestId: string, actor: { name: string; ip?: string }): Promise<CommandView> {
-  const existing = await deps.db.command.findUnique({ where: { requestId }, select: { status: true, deviceId: true } });
+  const existing = await deps.db.command.findUnique({ where: { requestId }, select: { status: true, deviceId: true, type: true } });
   if (!existing) throw new HttpError("not_found", "No command has this requestId");
-  const cancelled = await transition(deps, requestId, ["queued", "sent", "acknowledged"], "cancelled", deps.clock.now(), `by ${actor.name}`, {
-    completedAt: deps.clock.now(),
-    nextAttemptAt: null,
-  });
+  const cancel = (from: CommandStatus[]) =>
+    transition(deps, requestId, from, "cancelled", deps.clock.now(), `by ${actor.name}`, { completedAt: deps.clock.now(), nextAttemptAt: null });
+  let cancelled: boolean;
+  if (existing.type === "rotate_token") {
+    // Cancelled before it left the server: the device never saw the new token, so the rotation is withdrawn.
+    const unsent = await cancel(["queued"]);
+    if (unsent) await withdrawRotation(deps.db, existing.deviceId, requestId);
+    cancelled = unsent || (await cancel(["sent", "acknowledged"]));
+  } else {
+    cancelled = await cancel(["queued", "sent", "acknowledged"]);
+  }
   if (!cancelled) throw new HttpError("conflict", `The command is already ${existing.status}`);
   await recordAudit(deps.db, {
     actor: actor.name,

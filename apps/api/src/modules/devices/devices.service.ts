@@ -119,6 +119,23 @@ export async function registerDevice(
 
 const unauthorizedDevice = () => new HttpError("unauthorized", "Send a valid device token as Authorization: Bearer <token>");
 
+/**
+ * The device was retired or deleted while its caller was already past authentication (a
+ * token cached by this instance, or a socket opened before): the write is refused, and a
+ * socket that meets it closes with 4004 (WsCloseCode.retired), as the revocation event does.
+ */
+export class DeviceRevokedError extends HttpError {
+  constructor() {
+    super("unauthorized", "This device was retired or deleted: its token is refused");
+  }
+}
+
+/** Throws DeviceRevokedError unless the device is in service (enrolled and not retired). */
+export async function assertInService({ db }: Pick<AppDeps, "db">, deviceId: string): Promise<void> {
+  const device = await db.device.findUnique({ where: { id: deviceId }, select: { retiredAt: true } });
+  if (!device || device.retiredAt) throw new DeviceRevokedError();
+}
+
 // Verified token hashes by device id: a heartbeat then needs one statement, not two. When
 // a token is revoked (the device retired, deleted or re-keyed) every instance is told over
 // the event bus and drops its entry (`forgetDeviceToken`); should that event be lost (the
@@ -244,7 +261,8 @@ const RECORD_HEARTBEAT_SQL = `
       "policyFailures" = CASE WHEN $22 THEN $24::jsonb ELSE "policyFailures" END,
       "policyReportedAt" = CASE WHEN $22 THEN $2 ELSE "policyReportedAt" END,
       "updatedAt" = $2
-    WHERE id = $1::uuid
+    -- A retired device stays offline, whatever its caller's cached token or open socket says.
+    WHERE id = $1::uuid AND "retiredAt" IS NULL
     RETURNING id, online, "lastSeenAt", "batteryLevel", "batteryCharging", "memoryAvailable", "networkType",
       "socketInstanceId", "socketLeaseExpiresAt", "socketConnectedAt", "socketDisconnectedAt", groups,
       alias, model, "serialNumber", "policyDesiredHash", "policyAppliedHash",
@@ -292,7 +310,8 @@ type HeartbeatResultRow = Omit<HeartbeatDeviceRow, "memoryAvailable"> & {
  * telemetry event, and reads back what the caller needs next. It writes no indexed
  * column (see migration 20261130130000_data_at_scale), so the update is HOT. The event
  * carries the app list only when it differs from the device's previous one; an unchanged
- * list keeps the row's stored value as is (no new TOAST copy). It runs on the pg pool under
+ * list keeps the row's stored value as is (no new TOAST copy). A retired (or deleted)
+ * device changes nothing: DeviceRevokedError. It runs on the pg pool under
  * Prisma (poolOf): Prisma's runtime cost about as much CPU per heartbeat as the rest of it.
  */
 export async function recordHeartbeat({ db, clock }: Pick<AppDeps, "db" | "clock">, deviceId: string, heartbeat: HeartbeatRequest): Promise<RecordedHeartbeat> {
@@ -324,7 +343,7 @@ export async function recordHeartbeat({ db, clock }: Pick<AppDeps, "db" | "clock
     policy ? JSON.stringify(policy.failures) : null,
   ]);
   const row = rows[0];
-  if (!row) throw new HttpError("not_found", "No device has this id");
+  if (!row) throw new DeviceRevokedError();
   const {
     hasPending,
     mustRun,

@@ -97,7 +97,7 @@ async function lockAlertState(tx: Tx): Promise<void> {
   await tx.$queryRaw`SELECT id FROM "AlertSettings" WHERE id = 1 FOR UPDATE`;
 }
 
-/** Devices of open offline incidents that heartbeat again (or were deleted) are back. */
+/** Devices of open offline incidents that heartbeat again (or were retired or deleted) are back. */
 async function recordReturns(tx: Tx, now: Date): Promise<void> {
   const returned = await tx.$queryRaw<Array<{ deviceId: string; incidentId: string; returnedAt: Date }>>`
     UPDATE "AlertIncidentDevice" d SET "returnedAt" = COALESCE(GREATEST(v."lastSeenAt", d.since), ${now})
@@ -105,10 +105,11 @@ async function recordReturns(tx: Tx, now: Date): Promise<void> {
     WHERE i.id = d."incidentId" AND i.kind = 'offline' AND i."resolvedAt" IS NULL AND d."returnedAt" IS NULL
       AND v.id = d."deviceId" AND v.online
     RETURNING d."deviceId", d."incidentId", d."returnedAt"`;
-  // A device deleted while away never comes back: it no longer keeps its incident open.
+  // A device retired or deleted while away never comes back: it no longer keeps its
+  // incident (of either kind) open, and counts as returned.
   await tx.$executeRaw`
     UPDATE "AlertIncidentDevice" d SET "returnedAt" = ${now}
-    WHERE d."returnedAt" IS NULL AND NOT EXISTS (SELECT 1 FROM "Device" v WHERE v.id = d."deviceId")`;
+    WHERE d."returnedAt" IS NULL AND NOT EXISTS (SELECT 1 FROM "Device" v WHERE v.id = d."deviceId" AND v."retiredAt" IS NULL)`;
   await recordAlertEvents(
     tx,
     returned.map((row) => ({ type: "device.online" as const, deviceId: row.deviceId, incidentId: row.incidentId, at: row.returnedAt })),

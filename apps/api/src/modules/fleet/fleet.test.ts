@@ -337,6 +337,24 @@ describe("offline detection and alerts", () => {
     expect(await database.db.alertIncident.count()).toBe(1);
   });
 
+  it("resolves an offline incident when the devices not retired meanwhile return; the retired one counts as returned", async () => {
+    const [staying, leaving] = await wentQuiet(2);
+    await sweepOffline(t.deps);
+    const open = await admin("GET", "/admin/alerts/incidents?status=open");
+    expect(open.body.incidents).toEqual([expect.objectContaining({ deviceCount: 2, returnedCount: 0 })]);
+    const incidentId = open.body.incidents[0].id;
+
+    expect((await admin("POST", `/admin/devices/${leaving!.deviceId}/retire`)).status).toBe(200);
+    await sweepOffline(t.deps);
+    expect((await admin("GET", `/admin/alerts/incidents/${incidentId}`)).body).toMatchObject({ deviceCount: 2, returnedCount: 1, resolvedAt: null });
+
+    await heartbeat(staying!.deviceToken);
+    await sweepOffline(t.deps);
+    const resolved = await admin("GET", `/admin/alerts/incidents/${incidentId}`);
+    expect(resolved.body).toMatchObject({ deviceCount: 2, returnedCount: 2, resolvedAt: expect.any(String) });
+    expect((await admin("GET", "/admin/alerts/incidents?status=open")).body.incidents).toEqual([]);
+  });
+
   it("lists a device flapping within one window in one digest, gone and back", async () => {
     const [device] = await wentQuiet();
     await sweepOffline(t.deps);

@@ -68,7 +68,7 @@ async function identifyLegacyDevice(
   req: Request,
   spendEnrollment: (ip: string) => Promise<{ allowed: boolean; retryAfterSeconds: number }>,
 ): Promise<{ deviceId: string; issued?: Issued }> {
-  const existing = await deps.db.device.findUnique({ where: { legacyId }, select: { id: true, legacyTokenIssuedAt: true } });
+  const existing = await deps.db.device.findUnique({ where: { legacyId }, select: { id: true, legacyTokenIssuedAt: true, retiredAt: true } });
   if (existing?.legacyTokenIssuedAt) {
     const deviceId = await authenticateDevice(deps, req.get("authorization"));
     if (deviceId !== existing.id) throw new HttpError("unauthorized", "Send this device's token as Authorization: Bearer <deviceToken>");
@@ -77,6 +77,8 @@ async function identifyLegacyDevice(
   const secret = newSecret();
   const now = deps.clock.now();
   if (existing) {
+    // A retired device is out of the fleet for good: it enrolls again, with an enrollment token.
+    if (existing.retiredAt) throw new HttpError("unauthorized", "This device was retired: enroll it again");
     const claimUntil = deps.env.LEGACY_CLAIM_UNTIL;
     if (!claimUntil || now >= claimUntil) {
       deps.logger.warn("legacy device claim refused: outside LEGACY_CLAIM_UNTIL", { deviceId: existing.id });
@@ -87,7 +89,7 @@ async function identifyLegacyDevice(
     }
     // Only one caller wins the token of a device enrolled before tokens existed.
     const { count } = await deps.db.device.updateMany({
-      where: { id: existing.id, legacyTokenIssuedAt: null },
+      where: { id: existing.id, legacyTokenIssuedAt: null, retiredAt: null },
       // The key issued with the token is generation 0 under the current master key.
       data: { tokenHash: hashSecret(secret), legacyTokenIssuedAt: now, commandMasterKeyId: deps.env.COMMAND_KEY_ID, commandKeyGeneration: 0 },
     });

@@ -99,6 +99,21 @@ describe("legacy devices cannot be impersonated with the shared key", () => {
     expect((await legacy(t.app, "old-kiosk", { token: first.body.deviceToken })).status).toBe(200);
   });
 
+  it("refuses to hand out the token of a retired device enrolled before tokens existed, within the claim window too", async () => {
+    const t = createTestApp(database.db, { env: { LEGACY_ENROLLMENT_KEY: LEGACY_KEY, LEGACY_CLAIM_UNTIL: new Date(Date.now() + 3600_000).toISOString() } });
+    const old = await database.db.device.create({ data: { id: randomUUID(), legacyId: "retired-kiosk", tokenHash: "0".repeat(64) } });
+    expect((await adminRequest(t.app, "POST", `/admin/devices/${old.id}/retire`)).status).toBe(200);
+    const claim = await legacy(t.app, "retired-kiosk");
+    expect(claim.status).toBe(401);
+    expect(claim.body.error).toMatchObject({ code: "unauthorized", message: expect.stringContaining("retired") });
+    expect(claim.body.deviceToken).toBeUndefined();
+    const row = await database.db.device.findUniqueOrThrow({ where: { id: old.id } });
+    expect(row).toMatchObject({ tokenHash: "0".repeat(64), legacyTokenIssuedAt: null, online: false });
+    expect(row.retiredAt).not.toBeNull();
+    expect(await database.db.auditLog.count({ where: { action: "device.legacy_token_issued" } })).toBe(0);
+    expect(await database.db.telemetryEvent.count({ where: { deviceId: old.id } })).toBe(0);
+  });
+
   it("refuses to hand out the token of a device enrolled before tokens existed without a claim window, or after it closed", async () => {
     const old = await database.db.device.create({ data: { id: randomUUID(), legacyId: "old-till", tokenHash: "0".repeat(64) } });
     const claimWindows: Array<Record<string, string>> = [{}, { LEGACY_CLAIM_UNTIL: new Date(Date.now() - 1000).toISOString() }];

@@ -14,6 +14,7 @@ import {
 } from "@mdm/contracts";
 import { Prisma } from "../../generated/prisma/client";
 import type { AppDeps } from "../../deps";
+import type { DbOrTx } from "../../db/types";
 import { recordAudit } from "../../lib/audit";
 import { HttpError } from "../../lib/http-error";
 import { formatToken, hashSecret, newSecret } from "../../lib/secrets";
@@ -125,6 +126,13 @@ export async function deleteDevice(deps: LifecycleDeps, deviceId: string, actor:
     if (!device.retiredAt) throw new HttpError("conflict", "Only a retired device can be deleted: retire it first (POST /admin/devices/{deviceId}/retire)");
     // Counted before the cascade, so the audit says what went with the device.
     const [appPolicies, commands] = await Promise.all([tx.appPolicy.count({ where: { deviceId } }), tx.command.count({ where: { deviceId } })]);
+    // Its commands leave their batches with it, so each batch's total counts only the
+    // commands it still has: a finished batch stays finished (the batch rows are locked in
+    // id order, as emitCommandStatusChanges locks them).
+    await tx.$executeRaw`
+      UPDATE "CommandBatch" b SET total = b.total - c.removed
+      FROM (SELECT "batchId", count(*)::int AS removed FROM "Command" WHERE "deviceId" = ${deviceId}::uuid AND "batchId" IS NOT NULL GROUP BY "batchId" ORDER BY "batchId") c
+      WHERE b.id = c."batchId"`;
     await tx.device.delete({ where: { id: deviceId } });
     await recordAudit(tx, {
       actor: actor.name,
@@ -153,9 +161,11 @@ export async function deleteDevice(deps: LifecycleDeps, deviceId: string, actor:
  * with the current key. The new key is the next generation under the current master key
  * (COMMAND_KEY_ID), whichever master key the current one derives from: this is also how
  * the fleet-wide master key rotation moves each device (`rotateFleetCommandKeys`). The old
- * token keeps working until the device uses the new one or reports the command done (then
- * it is dropped at once), at most until the grace period ends. Only the new token's hash
- * is stored.
+ * token keeps working until the device uses the new one (then it is dropped at once: proof
+ * of possession, see `authenticateDevice`; a `succeeded` result alone completes nothing), at
+ * most until the grace period ends. Only the new token's hash
+ * is stored. A pending rotation that can no longer complete (see `rotationIsLive`) is
+ * replaced, and the old token gets the new rotation's grace.
  */
 export async function rotateDeviceToken(deps: LifecycleDeps & Pick<AppDeps, "env">, deviceId: string, actor: Actor): Promise<RotateTokenResponse> {
   const { db, clock, env, bus } = deps;
@@ -178,7 +188,7 @@ export async function rotateDeviceToken(deps: LifecycleDeps & Pick<AppDeps, "env
     const device = rows[0];
     if (!device) throw new HttpError("not_found", "No device has this id");
     if (device.retiredAt) throw new HttpError("conflict", "The device is retired");
-    if (device.pendingTokenHash) {
+    if (device.pendingTokenHash && (await rotationIsLive(tx, deviceId, device.rotationGraceUntil, now))) {
       throw new HttpError("conflict", `A rotation is already waiting for the device (its old token works until ${device.rotationGraceUntil?.toISOString()})`);
     }
     const current: CommandKeyRef = { masterKeyId: device.commandMasterKeyId, generation: device.commandKeyGeneration };
@@ -234,6 +244,40 @@ export async function rotateDeviceToken(deps: LifecycleDeps & Pick<AppDeps, "env
   wakeDelivery(deps);
   deps.logger.info("device token rotation queued", { deviceId, requestId });
   return { device: await getDevice(deps, deviceId), requestId, commandKeyId, graceUntil: graceUntil.toISOString() };
+}
+
+/**
+ * Whether the device's pending rotation can still complete: its grace has not passed and
+ * its `rotate_token` command still waits for the device. One whose command was cancelled,
+ * failed, expired or reported done without the new token ever being used is stale: a new
+ * rotation replaces it (its token and key are never accepted).
+ */
+async function rotationIsLive(tx: Prisma.TransactionClient, deviceId: string, graceUntil: Date | null, now: Date): Promise<boolean> {
+  if (!graceUntil || graceUntil <= now) return false;
+  const [latest] = await tx.command.findMany({
+    where: { deviceId, type: "rotate_token" },
+    orderBy: [{ createdAt: "desc" }, { requestId: "desc" }],
+    take: 1,
+    select: { status: true, expiresAt: true },
+  });
+  return !!latest && PENDING.includes(latest.status) && latest.expiresAt > now;
+}
+
+/**
+ * A `rotate_token` command cancelled before it left the server: the device never saw the
+ * new token, so its rotation is withdrawn and the current token works on without a grace
+ * limit. Only the device's latest rotation is withdrawn (an older, superseded one's command
+ * changes nothing). Cancelled after it was sent, the rotation stays pending (the device may
+ * hold the new token) until the device uses it or the grace ends; a new rotation replaces it.
+ */
+export async function withdrawRotation(tx: DbOrTx, deviceId: string, requestId: string): Promise<void> {
+  await tx.$executeRaw`
+    UPDATE "Device" d SET "pendingTokenHash" = NULL, "pendingKeyGeneration" = NULL, "pendingMasterKeyId" = NULL, "rotationGraceUntil" = NULL
+    FROM "Command" c
+    WHERE d.id = ${deviceId}::uuid AND d."pendingTokenHash" IS NOT NULL AND c."requestId" = ${requestId}::uuid
+      AND NOT EXISTS (
+        SELECT 1 FROM "Command" later WHERE later."deviceId" = d.id AND later.type = 'rotate_token'
+          AND (later."createdAt", later."requestId") > (c."createdAt", c."requestId"))`;
 }
 
 function selectionWhere(target: DeviceSelection): Prisma.Sql {

@@ -16,6 +16,8 @@ import {
   resetTables,
 } from "../../test";
 import { type ChildApi, startChildApi } from "../../test/child-api";
+import { parseEnv } from "../../config/env";
+import { type RunningServer, startServer } from "../../server";
 import { adminKeyId } from "../admin-auth/admin-auth.middleware";
 
 const credentials = { adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET };
@@ -88,6 +90,69 @@ describeWithPostgres("retiring a device on a two-instance cluster", () => {
       await expect(again.connect()).rejects.toBeInstanceOf(UpgradeRefusedError);
       await again.stop();
     }
+  });
+});
+
+// The instance holding the socket never hears of the retirement: it was decided by another
+// instance whose event bus does not reach this one (as when the retiring instance dies right
+// after its commit, or the bus is down). The database is what stops the device.
+describeWithPostgres("a retirement whose announcement never reaches the instance holding the socket", () => {
+  let database: TestDatabase;
+  const servers: RunningServer[] = [];
+  const devices: SimulatedDevice[] = [];
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+  });
+  afterEach(async () => {
+    await Promise.all(devices.splice(0).map((device) => device.stop()));
+    for (const server of servers.splice(0)) await server.close();
+  });
+  afterAll(() => database.close());
+
+  async function connectedDevice(extra: Record<string, string> = {}) {
+    const holder = await startServer(
+      parseEnv({
+        ...TEST_SERVER_SETTINGS,
+        DATABASE_URL: database.url,
+        REDIS_URL: process.env.TEST_REDIS_URL || process.env.REDIS_URL || "redis://127.0.0.1:6379",
+        ...extra,
+      }),
+    );
+    servers.push(holder);
+    // The other instance: same database, its own in-process bus.
+    const other = createTestApp(database.db);
+    const { token } = await new AdminClient(holder.url, credentials).createEnrollmentToken({ maxUses: 1 });
+    const device = await SimulatedDevice.enroll(holder.url, token, { facts: { model: "Kiosk" } });
+    devices.push(device);
+    // The holder verifies, and so caches, the token.
+    expect(await heartbeatOver(holder.url, device.registration.deviceToken)).toBe(200);
+    await device.connect();
+    const closed = new Promise<{ code: number; reason: string }>((resolve) => device.once("disconnected", resolve));
+    expect((await adminRequest(other.app, "POST", `/admin/devices/${device.deviceId}/retire`)).status).toBe(200);
+    return { holder, device, closed };
+  }
+
+  it("closes the socket with 4004 at its next heartbeat frame, refuses the cached token, and the device stays retired and offline", async () => {
+    const { holder, device, closed } = await connectedDevice();
+    expect(device.connected).toBe(true);
+    device.sendRaw(JSON.stringify({ type: "heartbeat", heartbeat: heartbeatBody({ deviceTime: new Date().toISOString() }) }));
+    expect(await within(closed, 5000, "the socket's close")).toMatchObject({ code: WsCloseCode.retired });
+    expect(await heartbeatOver(holder.url, device.registration.deviceToken)).toBe(401);
+    const row = await database.db.device.findUniqueOrThrow({ where: { id: device.deviceId } });
+    expect(row.online).toBe(false);
+    expect(row.retiredAt).not.toBeNull();
+    expect(await database.db.telemetryEvent.count({ where: { deviceId: device.deviceId } })).toBe(1);
+  });
+
+  it("closes a silent socket with 4004 at its next lease renewal", async () => {
+    const { device, closed } = await connectedDevice({ WS_LEASE_SECONDS: "3" });
+    expect(await within(closed, 5000, "the socket's close")).toMatchObject({ code: WsCloseCode.retired });
+    expect(await database.db.device.findUniqueOrThrow({ where: { id: device.deviceId } })).toMatchObject({ online: false });
+    // The close released the lease (its handler runs just after the close frame went out).
+    const released = async () => (await database.db.device.findUniqueOrThrow({ where: { id: device.deviceId } })).socketInstanceId === null;
+    for (let tries = 0; !(await released()) && tries < 50; tries++) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await released()).toBe(true);
   });
 });
 
@@ -172,6 +237,27 @@ describeWithPostgres("device retirement and deletion", () => {
     expect(audit).toMatchObject({ actor: ADMIN, details: { serialNumber: "SN-42", model: "Pixel 8", removed: { appPolicies: 1, commands: 1 } } });
     expect((await adminRequest(t.app, "GET", `/admin/devices/${device.deviceId}`)).status).toBe(404);
     expect((await heartbeat(device.deviceToken)).status).toBe(401);
+  });
+
+  it("deleting a device leaves its finished batches finished: its commands leave the batch and its total", async () => {
+    const kept = await enrollDevice(t.app);
+    const gone = await enrollDevice(t.app);
+    const batch = await adminRequest(t.app, "POST", "/admin/commands/bulk", { type: "ping", target: { deviceIds: [kept.deviceId, gone.deviceId] } });
+    expect(batch.status).toBe(202);
+    const answer = await heartbeat(kept.deviceToken);
+    const ping = answer.body.commands[0];
+    await request(t.app)
+      .post("/v1/action-result")
+      .set("Authorization", `Bearer ${kept.deviceToken}`)
+      .send({ requestId: ping.requestId, status: "succeeded", result: { pong: true } });
+    await adminRequest(t.app, "POST", `/admin/devices/${gone.deviceId}/retire`);
+    const finished = await adminRequest(t.app, "GET", `/admin/batches/${batch.body.batchId}`);
+    expect(finished.body).toMatchObject({ total: 2, done: true, counts: { succeeded: 1, cancelled: 1 } });
+
+    expect((await adminRequest(t.app, "DELETE", `/admin/devices/${gone.deviceId}`)).status).toBe(204);
+    const after = await adminRequest(t.app, "GET", `/admin/batches/${batch.body.batchId}`);
+    expect(after.body).toMatchObject({ total: 1, done: true, counts: { succeeded: 1, cancelled: 0 } });
+    expect((await adminRequest(t.app, "GET", "/admin/batches")).body.batches[0]).toMatchObject({ batchId: batch.body.batchId, total: 1, done: true });
   });
 
   it("answers 404 for an unknown device and 400 for a malformed id", async () => {
