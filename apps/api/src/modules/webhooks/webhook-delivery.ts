@@ -50,14 +50,22 @@ for (const [network, prefix] of [
 ] as const) {
   blocked.addSubnet(network, prefix, "ipv4");
 }
+// IPv6 ranges that embed an IPv4 address (IPv4-compatible, 6to4, NAT64, Teredo) are refused
+// whole rather than judged by the address inside: all but NAT64 are deprecated, and a NAT64
+// gateway may reach the private IPv4 networks behind it. (IPv4-mapped ::ffff:0:0/96 is
+// checked against the IPv4 ranges above: BlockList does that by itself.)
 for (const [network, prefix] of [
-  ["::", 128],
-  ["::1", 128],
-  ["fc00::", 7],
-  ["fe80::", 10],
-  ["ff00::", 8],
-  ["64:ff9b::", 96],
-  ["2001:db8::", 32],
+  ["::", 96], // unspecified, loopback and IPv4-compatible (::a.b.c.d, deprecated)
+  ["100::", 64], // discard-only
+  ["fc00::", 7], // unique local
+  ["fe80::", 10], // link-local
+  ["fec0::", 10], // site-local (deprecated, still routed inside some networks)
+  ["ff00::", 8], // multicast
+  ["64:ff9b::", 96], // NAT64, well-known prefix
+  ["64:ff9b:1::", 48], // NAT64, local use
+  ["2001::", 32], // Teredo
+  ["2001:db8::", 32], // documentation
+  ["2002::", 16], // 6to4
 ] as const) {
   blocked.addSubnet(network, prefix, "ipv6");
 }

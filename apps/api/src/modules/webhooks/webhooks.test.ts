@@ -267,10 +267,32 @@ describe("webhooks", () => {
 
   it("refuses private, loopback and link-local addresses outside development, at registration and at delivery", async () => {
     const production = createTestApp(database.db);
-    for (const target of [url, "http://10.0.0.5/hook", "http://169.254.169.254/latest", "http://[::1]:8080/", "http://192.168.1.20/", "http://[fe80::1]/"]) {
+    for (const target of [
+      url,
+      "http://10.0.0.5/hook",
+      "http://169.254.169.254/latest",
+      "http://[::1]:8080/",
+      "http://192.168.1.20/",
+      "http://[fe80::1]/",
+      // IPv4-mapped and IPv4-compatible forms of 127.0.0.1.
+      "http://[::ffff:127.0.0.1]/",
+      "http://[::7f00:1]/",
+      "http://[::127.0.0.1]/",
+      // Site-local, 6to4 of 127.0.0.1, and NAT64 (well-known and local-use prefixes), Teredo.
+      "http://[fec0::1]/",
+      "http://[2002:7f00:1::]/",
+      "http://[2002:0808:0808::1]/",
+      "http://[64:ff9b::7f00:1]/",
+      "http://[64:ff9b:1::7f00:1]/",
+      "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",
+    ]) {
       const res = await adminRequest(production.app, "POST", "/admin/webhooks", { url: target, events: ["device.enrolled"] });
       expect(res.status).toBe(400);
       expect(res.body.error.details[0].path).toBe("url");
+    }
+    // Public addresses of either family still pass (IP literals: no DNS involved).
+    for (const target of ["https://[2606:4700:4700::1111]/hook", "https://1.1.1.1/hook"]) {
+      expect((await adminRequest(production.app, "POST", "/admin/webhooks", { url: target, events: ["device.enrolled"] })).status).toBe(201);
     }
     expect((await adminRequest(production.app, "POST", "/admin/webhooks", { url: "ftp://example.com/", events: ["device.enrolled"] })).status).toBe(400);
     expect((await adminRequest(production.app, "POST", "/admin/webhooks", { url: "https://example.com/", events: ["nope"] })).status).toBe(400);
