@@ -14,16 +14,24 @@ import { type PollingWorker, startPollingWorker } from "../../lib/polling-worker
 // send the same one at once), counts the attempt and schedules the next in the claiming
 // statement (a crash mid-send means a retry, never a loss), then POSTs the signed body
 // with bounded time and a bounded read of the answer.
+//
+// That schedule is also the claim's lease: until then no other instance takes the row. So
+// a lane claims one delivery only when it is free to send it at once, never a batch that
+// would wait behind slow endpoints while its lease runs out (another instance would then
+// send it again), and the lease outlasts one attempt: the DNS lookup and the request are
+// each bounded, and CLAIM_LEASE_SECONDS exceeds both together with a margin.
 
 type WebhookDeps = Pick<AppDeps, "db" | "clock" | "env" | "logger">;
 
-const CLAIM_BATCH = 20;
 const SEND_CONCURRENCY = 4;
 /** First retry after this; doubles per attempt, at most an hour apart, for RETRY_WINDOW. */
 export const WEBHOOK_RETRY_BASE_SECONDS = 30;
 const MAX_RETRY_DELAY_SECONDS = 3600;
 export const WEBHOOK_RETRY_WINDOW_SECONDS = 24 * 3600;
+const LOOKUP_TIMEOUT_MS = 5_000;
 const REQUEST_TIMEOUT_MS = 10_000;
+/** The least time a claimed delivery stays out of other instances' reach: one attempt (15 s at most) and a margin. */
+const CLAIM_LEASE_SECONDS = 24;
 /** Only the status matters; an endpoint answering a gigabyte must not cost us one. */
 const MAX_RESPONSE_BYTES = 4096;
 
@@ -86,8 +94,16 @@ export function privateAddressesAllowed(env: Pick<Env, "NODE_ENV">): boolean {
 
 type LookupAddress = { address: string; family: number };
 
+/** The host's addresses, or an error after LOOKUP_TIMEOUT_MS (the system resolver's own retries can take longer). */
 function resolveAll(hostname: string): Promise<LookupAddress[]> {
-  return new Promise((resolve, reject) => dnsLookup(hostname, { all: true }, (error, addresses) => (error ? reject(error) : resolve(addresses))));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${hostname} did not resolve within ${LOOKUP_TIMEOUT_MS} ms`)), LOOKUP_TIMEOUT_MS);
+    dnsLookup(hostname, { all: true }, (error, addresses) => {
+      clearTimeout(timer);
+      if (error) reject(error);
+      else resolve(addresses);
+    });
+  });
 }
 
 /** Resolves `hostname` and refuses it when any of its addresses is not public (unless allowed). */
@@ -156,20 +172,22 @@ export async function postWebhook(env: Pick<Env, "NODE_ENV">, url: string, heade
 type ClaimedDelivery = WebhookDelivery & { url: string };
 
 /**
- * Claims due deliveries; in the same statement counts the attempt and schedules the next
- * one (exponential backoff, ±20% jitter), or none once the next would fall past 24 hours
- * after the event: that attempt is the last.
+ * Claims the next due delivery, to be attempted at once; in the same statement counts the
+ * attempt and schedules the next one (exponential backoff, ±20% jitter, never sooner than
+ * CLAIM_LEASE_SECONDS), or none once the next would fall past 24 hours after the event:
+ * that attempt is the last.
  */
-async function claimDueDeliveries({ db, clock }: WebhookDeps): Promise<ClaimedDelivery[]> {
+async function claimDueDelivery({ db, clock }: WebhookDeps): Promise<ClaimedDelivery | undefined> {
   const now = clock.now();
-  return db.$queryRaw<ClaimedDelivery[]>`
+  const [claimed] = await db.$queryRaw<ClaimedDelivery[]>`
     WITH due AS (
       SELECT id FROM "WebhookDelivery"
       WHERE status = 'queued' AND "nextAttemptAt" <= ${now}
-      ORDER BY "nextAttemptAt" LIMIT ${CLAIM_BATCH}
+      ORDER BY "nextAttemptAt" LIMIT 1
       FOR UPDATE SKIP LOCKED),
     scheduled AS (
-      SELECT d.id, ${now}::timestamptz + make_interval(secs => LEAST(${MAX_RETRY_DELAY_SECONDS}, ${WEBHOOK_RETRY_BASE_SECONDS} * power(2, d.attempts)) * (0.8 + random() * 0.4)) AS next
+      SELECT d.id, ${now}::timestamptz + make_interval(secs => GREATEST(${CLAIM_LEASE_SECONDS},
+        LEAST(${MAX_RETRY_DELAY_SECONDS}, ${WEBHOOK_RETRY_BASE_SECONDS} * power(2, d.attempts)) * (0.8 + random() * 0.4))) AS next
       FROM "WebhookDelivery" d JOIN due ON d.id = due.id)
     UPDATE "WebhookDelivery" d SET
       attempts = d.attempts + 1,
@@ -177,6 +195,7 @@ async function claimDueDeliveries({ db, clock }: WebhookDeps): Promise<ClaimedDe
     FROM scheduled s, "WebhookEndpoint" e
     WHERE d.id = s.id AND e.id = d."endpointId"
     RETURNING d.*, e.url`;
+  return claimed;
 }
 
 async function attempt(deps: WebhookDeps, delivery: ClaimedDelivery): Promise<void> {
@@ -207,19 +226,26 @@ async function attempt(deps: WebhookDeps, delivery: ClaimedDelivery): Promise<vo
     });
 }
 
-/** Claims and attempts due deliveries until none are left or the instance is stopping; returns how many it attempted. */
+/**
+ * Attempts due deliveries on SEND_CONCURRENCY lanes, each claiming one when it is free to
+ * send it, until none are due or the instance is stopping; returns how many it attempted.
+ */
 export async function processDueWebhooks(deps: WebhookDeps, stopping: () => boolean = () => false): Promise<number> {
   let total = 0;
-  for (;;) {
-    const claimed = await claimDueDeliveries(deps);
-    let next = 0;
-    const lane = async () => {
-      while (next < claimed.length) await attempt(deps, claimed[next++]!);
-    };
-    await Promise.all(Array.from({ length: Math.min(SEND_CONCURRENCY, claimed.length) }, lane));
-    total += claimed.length;
-    if (claimed.length < CLAIM_BATCH || stopping()) return total;
-  }
+  let drained = false;
+  const lane = async () => {
+    while (!drained && !stopping()) {
+      const delivery = await claimDueDelivery(deps);
+      if (!delivery) {
+        drained = true;
+        return;
+      }
+      total++;
+      await attempt(deps, delivery);
+    }
+  };
+  await Promise.all(Array.from({ length: SEND_CONCURRENCY }, lane));
+  return total;
 }
 
 const wakers = new WeakMap<object, () => void>();

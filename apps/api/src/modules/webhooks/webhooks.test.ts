@@ -12,11 +12,14 @@ type Received = { headers: http.IncomingHttpHeaders; body: string };
 class Receiver {
   readonly received: Received[] = [];
   failNext = 0;
+  /** How long it takes to answer (a slow but working endpoint). */
+  delayMs = 0;
   private readonly server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
-    req.on("end", () => {
+    req.on("end", async () => {
       this.received.push({ headers: req.headers, body: Buffer.concat(chunks).toString("utf8") });
+      if (this.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.delayMs));
       if (this.failNext > 0) {
         this.failNext--;
         res.writeHead(500).end("try again");
@@ -241,6 +244,33 @@ describe("webhooks", () => {
     expect(second!.id).toBe(first!.id);
     expect(await processDueWebhooks(t.deps)).toBe(0);
   });
+
+  it("sends each event once when two instances share the queue and the endpoint is slow but answers 2xx", async () => {
+    const webhook = await register(["device.enrolled"]);
+    const other = createTestApp(database.db, { env: { NODE_ENV: "development" } });
+    // Just under the 10 s timeout: a claimed batch waiting behind such answers would outlive its lease.
+    receiver.delayMs = 8_500;
+    for (let i = 0; i < 20; i++) expect((await adminRequest(t.app, "POST", `/admin/webhooks/${webhook.id}/ping`)).status).toBe(202);
+
+    let firstDone = false;
+    const first = processDueWebhooks(t.deps).finally(() => {
+      firstDone = true;
+    });
+    // The other instance polls every second, as its worker does.
+    let second = 0;
+    while (!firstDone) {
+      second += await processDueWebhooks(other.deps);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    const attempted = (await first) + second;
+
+    const deliveries = await database.db.webhookDelivery.findMany({ where: { endpointId: webhook.id } });
+    expect(deliveries).toHaveLength(20);
+    expect(deliveries.map((delivery) => [delivery.status, delivery.attempts])).toEqual(Array.from({ length: 20 }, () => ["succeeded", 1]));
+    expect(attempted).toBe(20);
+    expect(receiver.received).toHaveLength(20);
+    expect(new Set(receiver.received.map((entry) => entry.headers["webhook-id"])).size).toBe(20);
+  }, 120_000);
 
   it("gives up after 24 hours of failures", async () => {
     const webhook = await register(["device.offline"]);
