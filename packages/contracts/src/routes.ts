@@ -222,11 +222,12 @@ export const apiRoutes = {
     minRole: "viewer",
     summary: "Export the device list (the list's filters and sort) as CSV or JSON lines",
     description:
-      "Streamed from a PostgreSQL cursor as it is read, so any fleet size costs the server the same memory. CSV cells starting with `=`, `+`, `-` or `@` are prefixed with `'` so spreadsheets do not run them as formulas.",
+      "Streamed from a PostgreSQL cursor as it is read, so any fleet size costs the server the same memory. CSV cells starting with `=`, `+`, `-` or `@` are prefixed with `'` so spreadsheets do not run them as formulas. At most `EXPORT_MAX_CONCURRENT` exports run at once per instance (each holds a database connection): past it, 503 `service_unavailable` with `Retry-After`. A client that stops reading for `EXPORT_STALL_TIMEOUT_SECONDS` is cut off.",
     query: ExportDevicesQuery,
     responses: {
       200: { description: "`text/csv` or `application/x-ndjson`, as an attachment.", contentType: "text/csv", otherContentTypes: ["application/x-ndjson"] },
     },
+    errors: ["service_unavailable"],
   },
   getDevice: {
     method: "get",
@@ -399,11 +400,13 @@ export const apiRoutes = {
     auth: "admin",
     minRole: "viewer",
     summary: "Export the command history (filtered like the list), newest first, as CSV or JSON lines",
-    description: "Streamed from a PostgreSQL cursor; CSV cells are protected against formula injection as for devices.",
+    description:
+      "Streamed from a PostgreSQL cursor; CSV cells are protected against formula injection as for devices. Limited and cut off like the device export: 503 `service_unavailable` with `Retry-After` past `EXPORT_MAX_CONCURRENT`.",
     query: ExportCommandsQuery,
     responses: {
       200: { description: "`text/csv` or `application/x-ndjson`, as an attachment.", contentType: "text/csv", otherContentTypes: ["application/x-ndjson"] },
     },
+    errors: ["service_unavailable"],
   },
   exportAuditLog: {
     method: "get",
@@ -412,11 +415,13 @@ export const apiRoutes = {
     auth: "admin",
     minRole: "admin",
     summary: "Export the audit log (filtered like the list), newest first, as CSV or JSON lines",
-    description: "Streamed from a PostgreSQL cursor; CSV cells are protected against formula injection as for devices.",
+    description:
+      "Streamed from a PostgreSQL cursor; CSV cells are protected against formula injection as for devices. Limited and cut off like the device export: 503 `service_unavailable` with `Retry-After` past `EXPORT_MAX_CONCURRENT`.",
     query: ExportAuditLogQuery,
     responses: {
       200: { description: "`text/csv` or `application/x-ndjson`, as an attachment.", contentType: "text/csv", otherContentTypes: ["application/x-ndjson"] },
     },
+    errors: ["service_unavailable"],
   },
   listBatches: {
     method: "get",

@@ -182,6 +182,11 @@ export const EnvSchema = z
     ADMISSION_MAX_IN_FLIGHT: positiveInt(256),
     ADMISSION_MAX_EVENT_LOOP_LAG_MS: z.coerce.number().int().min(0).default(500),
     ADMISSION_RETRY_AFTER_SECONDS: positiveInt(2),
+    // Streamed exports: each holds one database connection of the instance's pool while it
+    // runs, so at most this many run at once per instance (503 with Retry-After past it),
+    // and one whose client stops reading for this long is cut and its connection released.
+    EXPORT_MAX_CONCURRENT: positiveInt(2),
+    EXPORT_STALL_TIMEOUT_SECONDS: z.coerce.number().positive().default(30),
     // Mail: unset, RESEND_API_KEY picks Resend, else SMTP_URL picks SMTP, else none (mail is
     // only recorded in the outbox and the log). Set it to insist on one.
     MAIL_PROVIDER: z.enum(["resend", "smtp", "none"]).optional(),

@@ -3,39 +3,83 @@ import type { AuditLogEntry, DeviceView, ExportAuditLogQuery, ExportCommandsQuer
 import type { Response } from "express";
 import type { AppDeps } from "../../deps";
 import { type AuditLog, type Command, type Device, Prisma } from "../../generated/prisma/client";
+import { HttpError } from "../../lib/http-error";
 import { deviceFilters, deviceOrderBy, toDeviceView } from "../devices/devices.service";
 import { csvLine } from "./csv";
 
 // Exports stream rows from a PostgreSQL cursor to the response: FETCH a batch, write it,
 // wait for the socket to drain when its buffer is full, FETCH the next. Memory stays at
 // one batch whatever the table's size, and a slow client slows the reads instead of
-// filling the server's memory. The cursor lives in a read-only transaction (one pooled
-// connection for the download's duration).
+// filling the server's memory. The cursor lives in a read-only transaction (one snapshot
+// for the whole file), which holds one connection of the instance's shared pool for the
+// download's duration. So that downloads can never take the pool from heartbeats and
+// everything else: at most EXPORT_MAX_CONCURRENT run at once per instance (503 past it,
+// before any connection is taken), and a client that stops reading for
+// EXPORT_STALL_TIMEOUT_SECONDS is cut off, which ends the transaction and returns the
+// connection. (Reading page by page outside a transaction would free the connection
+// between pages but give up the single snapshot: a device whose sort key changes during
+// the download could appear twice or not at all.)
 
 const FETCH_BATCH = 500;
 /** A download may take a while on a slow link; past this the transaction ends and the response is cut. */
 const EXPORT_TIMEOUT_MS = 30 * 60_000;
+/** What a refused export is told to wait: a running export takes seconds to minutes. */
+export const EXPORT_RETRY_AFTER_SECONDS = 10;
 
 type Column<Row> = [header: string, value: (row: Row) => unknown];
 
 type ExportSpec<Row> = { name: string; sql: Prisma.Sql; columns: Column<Row>[]; json: (row: Row) => unknown };
 
-class ClientGone extends Error {}
+type ExportDeps = Pick<AppDeps, "db" | "logger" | "env">;
 
-/** Writes `chunk`, waiting for the socket to drain when its buffer is full; throws when the client went away. */
-async function write(res: Response, chunk: string): Promise<void> {
+class ClientGone extends Error {}
+class ClientStalled extends Error {}
+
+/** Exports running on this instance, per app (an app's deps stand for its instance). */
+const running = new WeakMap<object, number>();
+
+/**
+ * Writes `chunk`, waiting for the socket to drain when its buffer is full; throws when the
+ * client went away, or has not taken anything for `stallMs`.
+ */
+async function write(res: Response, chunk: string, stallMs: number): Promise<void> {
   if (res.destroyed || res.writableEnded) throw new ClientGone();
   if (res.write(chunk)) return;
   const ac = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([once(res, "drain", { signal: ac.signal }), once(res, "close", { signal: ac.signal }).then(() => Promise.reject(new ClientGone()))]);
+    await Promise.race([
+      once(res, "drain", { signal: ac.signal }),
+      once(res, "close", { signal: ac.signal }).then(() => Promise.reject(new ClientGone())),
+      new Promise((_resolve, reject) => {
+        timer = setTimeout(() => reject(new ClientStalled()), stallMs);
+      }),
+    ]);
   } finally {
+    clearTimeout(timer);
     ac.abort();
   }
 }
 
-async function streamExport<Row>({ db, logger }: Pick<AppDeps, "db" | "logger">, res: Response, format: ExportFormat, spec: ExportSpec<Row>): Promise<void> {
+async function streamExport<Row>(deps: ExportDeps, res: Response, format: ExportFormat, spec: ExportSpec<Row>): Promise<void> {
+  const { env } = deps;
+  const inFlight = running.get(deps) ?? 0;
+  if (inFlight >= env.EXPORT_MAX_CONCURRENT) {
+    throw new HttpError("service_unavailable", `${inFlight} exports are already running on this instance; retry later`, undefined, {
+      "Retry-After": String(EXPORT_RETRY_AFTER_SECONDS),
+    });
+  }
+  running.set(deps, inFlight + 1);
+  try {
+    await sendExport(deps, res, format, spec);
+  } finally {
+    running.set(deps, (running.get(deps) ?? 1) - 1);
+  }
+}
+
+async function sendExport<Row>({ db, logger, env }: ExportDeps, res: Response, format: ExportFormat, spec: ExportSpec<Row>): Promise<void> {
   const stamp = new Date().toISOString().slice(0, 19).replace(/[:T]/g, "-");
+  const stallMs = env.EXPORT_STALL_TIMEOUT_SECONDS * 1000;
   res.status(200);
   res.setHeader("Content-Type", format === "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson; charset=utf-8");
   res.setHeader("Content-Disposition", `attachment; filename="${spec.name}-${stamp}.${format}"`);
@@ -45,13 +89,13 @@ async function streamExport<Row>({ db, logger }: Pick<AppDeps, "db" | "logger">,
       async (tx) => {
         await tx.$executeRawUnsafe("SET TRANSACTION READ ONLY");
         await tx.$executeRaw`DECLARE export_rows NO SCROLL CURSOR FOR ${spec.sql}`;
-        if (format === "csv") await write(res, csvLine(spec.columns.map(([header]) => header)));
+        if (format === "csv") await write(res, csvLine(spec.columns.map(([header]) => header)), stallMs);
         for (;;) {
           const batch = await tx.$queryRawUnsafe<Row[]>(`FETCH ${FETCH_BATCH} FROM export_rows`);
           if (batch.length === 0) break;
           let chunk = "";
           for (const row of batch) chunk += format === "csv" ? csvLine(spec.columns.map(([, value]) => value(row))) : `${JSON.stringify(spec.json(row))}\n`;
-          await write(res, chunk);
+          await write(res, chunk, stallMs);
           rows += batch.length;
         }
       },
@@ -60,7 +104,8 @@ async function streamExport<Row>({ db, logger }: Pick<AppDeps, "db" | "logger">,
     res.end();
   } catch (error) {
     // The status line is sent: an error can only cut the download short.
-    if (!(error instanceof ClientGone))
+    if (error instanceof ClientStalled) logger.warn("export cut: the client stopped reading", { export: spec.name, rows, stallMs });
+    else if (!(error instanceof ClientGone))
       logger.error("export failed", { export: spec.name, rows, message: error instanceof Error ? error.message : String(error) });
     res.destroy();
   }
@@ -84,7 +129,7 @@ const DEVICE_COLUMNS: Column<DeviceView>[] = [
   ["enrolledAt", (d) => d.enrolledAt],
 ];
 
-export function exportDevices(deps: Pick<AppDeps, "db" | "logger">, res: Response, query: ExportDevicesQuery): Promise<void> {
+export function exportDevices(deps: ExportDeps, res: Response, query: ExportDevicesQuery): Promise<void> {
   const sql = Prisma.sql`SELECT * FROM "Device" WHERE ${deviceFilters(query)} ORDER BY ${deviceOrderBy(query)}`;
   return streamExport<Device>(deps, res, query.format, {
     name: "devices",
@@ -111,7 +156,7 @@ const commandJson = (c: Command) => ({
   errorMessage: c.errorMessage,
 });
 
-export function exportCommands(deps: Pick<AppDeps, "db" | "logger">, res: Response, query: ExportCommandsQuery): Promise<void> {
+export function exportCommands(deps: ExportDeps, res: Response, query: ExportCommandsQuery): Promise<void> {
   const filters: Prisma.Sql[] = [Prisma.sql`TRUE`];
   if (query.deviceId) filters.push(Prisma.sql`"deviceId" = ${query.deviceId}::uuid`);
   if (query.batchId) filters.push(Prisma.sql`"batchId" = ${query.batchId}::uuid`);
@@ -139,7 +184,7 @@ const auditJson = (row: AuditLog): Omit<AuditLogEntry, "actorName" | "targetName
   details: (row.details as Record<string, unknown> | null) ?? null,
 });
 
-export function exportAuditLog(deps: Pick<AppDeps, "db" | "logger">, res: Response, query: ExportAuditLogQuery): Promise<void> {
+export function exportAuditLog(deps: ExportDeps, res: Response, query: ExportAuditLogQuery): Promise<void> {
   const filters: Prisma.Sql[] = [Prisma.sql`TRUE`];
   if (query.actor) filters.push(Prisma.sql`actor = ${query.actor}`);
   if (query.action) filters.push(Prisma.sql`action = ${query.action}`);

@@ -1,5 +1,5 @@
 import http from "node:http";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { signAdminRequest } from "@mdm/contracts";
@@ -12,8 +12,10 @@ import {
   createTestApp,
   createTestDatabase,
   enrollDevice,
+  heartbeatBody,
   resetTables,
 } from "../../test";
+import request from "supertest";
 import { csvCell, csvLine } from "./csv";
 
 // A collection on demand, so the memory bound is measured on what is retained, not on garbage.
@@ -145,4 +147,124 @@ describe("exports", () => {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   }, 240_000);
+});
+
+type OpenedExport = { socket: net.Socket; status: number; head: string; body: string; received: () => number };
+
+/**
+ * Sends a signed export request on a raw socket. A 200 is paused as soon as its first bytes
+ * arrive: the client stops reading, as a stalled download does. Other answers are read whole.
+ */
+async function openPausedExport(port: number, path: string): Promise<OpenedExport> {
+  const headers = await signAdminRequest({
+    adminKey: TEST_ADMIN_KEY,
+    hmacSecret: TEST_HMAC_SECRET,
+    method: "GET",
+    host: `127.0.0.1:${port}`,
+    pathWithQuery: path,
+  });
+  const socket = net.connect(port, "127.0.0.1");
+  let received = 0;
+  let text = "";
+  let settled = false;
+  return new Promise<OpenedExport>((resolve, reject) => {
+    socket.on("error", reject);
+    socket.on("data", (chunk: Buffer) => {
+      received += chunk.length;
+      if (settled) return;
+      text += chunk.toString("latin1");
+      const end = text.indexOf("\r\n\r\n");
+      if (end === -1) return;
+      const head = text.slice(0, end);
+      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]);
+      const body = text.slice(end + 4);
+      const opened = { socket, status, head, body, received: () => received };
+      if (status === 200) socket.pause();
+      else if (Buffer.byteLength(body, "latin1") < Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0)) return;
+      settled = true;
+      resolve(opened);
+    });
+    socket.write(
+      `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n${Object.entries(headers)
+        .map(([name, value]) => `${name}: ${value}\r\n`)
+        .join("")}\r\n`,
+    );
+  });
+}
+
+const idleInTransaction = async (db: TestDatabase["db"]) =>
+  (
+    await db.$queryRaw<Array<{ count: number }>>`
+      SELECT count(*)::int AS count FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'`
+  )[0]!.count;
+
+describe("exports and the database pool", () => {
+  it("runs at most EXPORT_MAX_CONCURRENT at once, cuts a stalled download and frees its connection, and device traffic keeps answering", async () => {
+    const stallSeconds = 6;
+    const app = createTestApp(database.db, { env: { EXPORT_MAX_CONCURRENT: "2", EXPORT_STALL_TIMEOUT_SECONDS: String(stallSeconds) } });
+    const device = await enrollDevice(app.app);
+    // 20,000 devices of over 2 KB each: 40 MB of CSV, far more than socket buffers hold, so a
+    // client that stops reading stalls its export.
+    await database.db.$executeRaw`
+      INSERT INTO "Device" (id, "tokenHash", model, alias, groups, "enrolledAt", "updatedAt")
+      SELECT gen_random_uuid(), repeat('0', 64), 'Bulk', repeat('x', 2000) || i, ARRAY['bulk'], now(), now()
+      FROM generate_series(1, 20000) AS i`;
+
+    const server = http.createServer(app.app);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const opened: OpenedExport[] = [];
+    try {
+      const port = (server.address() as AddressInfo).port;
+      // As many stalled downloads as the test database's pool has connections (5).
+      const started = Date.now();
+      opened.push(...(await Promise.all(Array.from({ length: 5 }, () => openPausedExport(port, "/admin/devices/export?format=csv")))));
+      const running = opened.filter((entry) => entry.status === 200);
+      const refused = opened.filter((entry) => entry.status !== 200);
+      expect(running).toHaveLength(2);
+      expect(refused).toHaveLength(3);
+      for (const entry of refused) {
+        expect(entry.status).toBe(503);
+        expect(entry.head).toMatch(/\r\nretry-after: 10\r\n/i);
+        expect(JSON.parse(entry.body).error).toMatchObject({ code: "service_unavailable", message: expect.stringMatching(/exports are already running/) });
+        entry.socket.destroy();
+      }
+
+      // While both downloads are stalled, holding their connections, the rest of the pool serves
+      // heartbeats and admin reads at once.
+      // (Once each has filled the socket buffers and waits for them to drain.)
+      while ((await idleInTransaction(database.db)) < 2 && Date.now() - started < 3000) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(await idleInTransaction(database.db)).toBe(2);
+      for (let round = 0; round < 5; round++) {
+        const before = Date.now();
+        const heartbeat = await request(app.app).post("/v1/heartbeat").auth(device.deviceToken, { type: "bearer" }).send(heartbeatBody());
+        expect(heartbeat.status).toBe(200);
+        const list = await adminRequest(app.app, "GET", "/admin/devices?limit=5");
+        expect(list.status).toBe(200);
+        expect(list.body.total).toBe(20_001);
+        expect(Date.now() - before).toBeLessThan(2000);
+      }
+      expect(Date.now() - started).toBeLessThan(stallSeconds * 1000);
+
+      // Past the stall bound both downloads are cut: their transactions end and the connections go back.
+      while ((await idleInTransaction(database.db)) > 0 && Date.now() - started < (stallSeconds + 15) * 1000)
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      expect(await idleInTransaction(database.db)).toBe(0);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(stallSeconds * 1000 - 500);
+      // What the clients get when they read again is the start of the file, then the end of the connection.
+      for (const entry of running) {
+        entry.socket.resume();
+        await new Promise((resolve) => entry.socket.once("close", resolve));
+        expect(entry.received()).toBeGreaterThan(65_536);
+        expect(entry.received()).toBeLessThan(20_000 * 2000);
+      }
+      // The slots are free again: a new export runs whole.
+      const again = await adminRequest(app.app, "GET", `/admin/devices/export?format=csv&search=${device.deviceId}`);
+      expect(again.status).toBe(200);
+      expect(again.text.trimEnd().split("\r\n")).toHaveLength(2);
+    } finally {
+      for (const entry of opened) entry.socket.destroy();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  }, 120_000);
 });

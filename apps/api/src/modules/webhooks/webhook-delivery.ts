@@ -14,16 +14,24 @@ import { type PollingWorker, startPollingWorker } from "../../lib/polling-worker
 // send the same one at once), counts the attempt and schedules the next in the claiming
 // statement (a crash mid-send means a retry, never a loss), then POSTs the signed body
 // with bounded time and a bounded read of the answer.
+//
+// That schedule is also the claim's lease: until then no other instance takes the row. So
+// a lane claims one delivery only when it is free to send it at once, never a batch that
+// would wait behind slow endpoints while its lease runs out (another instance would then
+// send it again), and the lease outlasts one attempt: the DNS lookup and the request are
+// each bounded, and CLAIM_LEASE_SECONDS exceeds both together with a margin.
 
 type WebhookDeps = Pick<AppDeps, "db" | "clock" | "env" | "logger">;
 
-const CLAIM_BATCH = 20;
 const SEND_CONCURRENCY = 4;
 /** First retry after this; doubles per attempt, at most an hour apart, for RETRY_WINDOW. */
 export const WEBHOOK_RETRY_BASE_SECONDS = 30;
 const MAX_RETRY_DELAY_SECONDS = 3600;
 export const WEBHOOK_RETRY_WINDOW_SECONDS = 24 * 3600;
+const LOOKUP_TIMEOUT_MS = 5_000;
 const REQUEST_TIMEOUT_MS = 10_000;
+/** The least time a claimed delivery stays out of other instances' reach: one attempt (15 s at most) and a margin. */
+const CLAIM_LEASE_SECONDS = 24;
 /** Only the status matters; an endpoint answering a gigabyte must not cost us one. */
 const MAX_RESPONSE_BYTES = 4096;
 
@@ -50,14 +58,22 @@ for (const [network, prefix] of [
 ] as const) {
   blocked.addSubnet(network, prefix, "ipv4");
 }
+// IPv6 ranges that embed an IPv4 address (IPv4-compatible, 6to4, NAT64, Teredo) are refused
+// whole rather than judged by the address inside: all but NAT64 are deprecated, and a NAT64
+// gateway may reach the private IPv4 networks behind it. (IPv4-mapped ::ffff:0:0/96 is
+// checked against the IPv4 ranges above: BlockList does that by itself.)
 for (const [network, prefix] of [
-  ["::", 128],
-  ["::1", 128],
-  ["fc00::", 7],
-  ["fe80::", 10],
-  ["ff00::", 8],
-  ["64:ff9b::", 96],
-  ["2001:db8::", 32],
+  ["::", 96], // unspecified, loopback and IPv4-compatible (::a.b.c.d, deprecated)
+  ["100::", 64], // discard-only
+  ["fc00::", 7], // unique local
+  ["fe80::", 10], // link-local
+  ["fec0::", 10], // site-local (deprecated, still routed inside some networks)
+  ["ff00::", 8], // multicast
+  ["64:ff9b::", 96], // NAT64, well-known prefix
+  ["64:ff9b:1::", 48], // NAT64, local use
+  ["2001::", 32], // Teredo
+  ["2001:db8::", 32], // documentation
+  ["2002::", 16], // 6to4
 ] as const) {
   blocked.addSubnet(network, prefix, "ipv6");
 }
@@ -78,8 +94,16 @@ export function privateAddressesAllowed(env: Pick<Env, "NODE_ENV">): boolean {
 
 type LookupAddress = { address: string; family: number };
 
+/** The host's addresses, or an error after LOOKUP_TIMEOUT_MS (the system resolver's own retries can take longer). */
 function resolveAll(hostname: string): Promise<LookupAddress[]> {
-  return new Promise((resolve, reject) => dnsLookup(hostname, { all: true }, (error, addresses) => (error ? reject(error) : resolve(addresses))));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${hostname} did not resolve within ${LOOKUP_TIMEOUT_MS} ms`)), LOOKUP_TIMEOUT_MS);
+    dnsLookup(hostname, { all: true }, (error, addresses) => {
+      clearTimeout(timer);
+      if (error) reject(error);
+      else resolve(addresses);
+    });
+  });
 }
 
 /** Resolves `hostname` and refuses it when any of its addresses is not public (unless allowed). */
@@ -148,20 +172,22 @@ export async function postWebhook(env: Pick<Env, "NODE_ENV">, url: string, heade
 type ClaimedDelivery = WebhookDelivery & { url: string };
 
 /**
- * Claims due deliveries; in the same statement counts the attempt and schedules the next
- * one (exponential backoff, ±20% jitter), or none once the next would fall past 24 hours
- * after the event: that attempt is the last.
+ * Claims the next due delivery, to be attempted at once; in the same statement counts the
+ * attempt and schedules the next one (exponential backoff, ±20% jitter, never sooner than
+ * CLAIM_LEASE_SECONDS), or none once the next would fall past 24 hours after the event:
+ * that attempt is the last.
  */
-async function claimDueDeliveries({ db, clock }: WebhookDeps): Promise<ClaimedDelivery[]> {
+async function claimDueDelivery({ db, clock }: WebhookDeps): Promise<ClaimedDelivery | undefined> {
   const now = clock.now();
-  return db.$queryRaw<ClaimedDelivery[]>`
+  const [claimed] = await db.$queryRaw<ClaimedDelivery[]>`
     WITH due AS (
       SELECT id FROM "WebhookDelivery"
       WHERE status = 'queued' AND "nextAttemptAt" <= ${now}
-      ORDER BY "nextAttemptAt" LIMIT ${CLAIM_BATCH}
+      ORDER BY "nextAttemptAt" LIMIT 1
       FOR UPDATE SKIP LOCKED),
     scheduled AS (
-      SELECT d.id, ${now}::timestamptz + make_interval(secs => LEAST(${MAX_RETRY_DELAY_SECONDS}, ${WEBHOOK_RETRY_BASE_SECONDS} * power(2, d.attempts)) * (0.8 + random() * 0.4)) AS next
+      SELECT d.id, ${now}::timestamptz + make_interval(secs => GREATEST(${CLAIM_LEASE_SECONDS},
+        LEAST(${MAX_RETRY_DELAY_SECONDS}, ${WEBHOOK_RETRY_BASE_SECONDS} * power(2, d.attempts)) * (0.8 + random() * 0.4))) AS next
       FROM "WebhookDelivery" d JOIN due ON d.id = due.id)
     UPDATE "WebhookDelivery" d SET
       attempts = d.attempts + 1,
@@ -169,6 +195,7 @@ async function claimDueDeliveries({ db, clock }: WebhookDeps): Promise<ClaimedDe
     FROM scheduled s, "WebhookEndpoint" e
     WHERE d.id = s.id AND e.id = d."endpointId"
     RETURNING d.*, e.url`;
+  return claimed;
 }
 
 async function attempt(deps: WebhookDeps, delivery: ClaimedDelivery): Promise<void> {
@@ -199,19 +226,26 @@ async function attempt(deps: WebhookDeps, delivery: ClaimedDelivery): Promise<vo
     });
 }
 
-/** Claims and attempts due deliveries until none are left or the instance is stopping; returns how many it attempted. */
+/**
+ * Attempts due deliveries on SEND_CONCURRENCY lanes, each claiming one when it is free to
+ * send it, until none are due or the instance is stopping; returns how many it attempted.
+ */
 export async function processDueWebhooks(deps: WebhookDeps, stopping: () => boolean = () => false): Promise<number> {
   let total = 0;
-  for (;;) {
-    const claimed = await claimDueDeliveries(deps);
-    let next = 0;
-    const lane = async () => {
-      while (next < claimed.length) await attempt(deps, claimed[next++]!);
-    };
-    await Promise.all(Array.from({ length: Math.min(SEND_CONCURRENCY, claimed.length) }, lane));
-    total += claimed.length;
-    if (claimed.length < CLAIM_BATCH || stopping()) return total;
-  }
+  let drained = false;
+  const lane = async () => {
+    while (!drained && !stopping()) {
+      const delivery = await claimDueDelivery(deps);
+      if (!delivery) {
+        drained = true;
+        return;
+      }
+      total++;
+      await attempt(deps, delivery);
+    }
+  };
+  await Promise.all(Array.from({ length: SEND_CONCURRENCY }, lane));
+  return total;
 }
 
 const wakers = new WeakMap<object, () => void>();

@@ -12,11 +12,14 @@ type Received = { headers: http.IncomingHttpHeaders; body: string };
 class Receiver {
   readonly received: Received[] = [];
   failNext = 0;
+  /** How long it takes to answer (a slow but working endpoint). */
+  delayMs = 0;
   private readonly server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
-    req.on("end", () => {
+    req.on("end", async () => {
       this.received.push({ headers: req.headers, body: Buffer.concat(chunks).toString("utf8") });
+      if (this.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.delayMs));
       if (this.failNext > 0) {
         this.failNext--;
         res.writeHead(500).end("try again");
@@ -242,6 +245,33 @@ describe("webhooks", () => {
     expect(await processDueWebhooks(t.deps)).toBe(0);
   });
 
+  it("sends each event once when two instances share the queue and the endpoint is slow but answers 2xx", async () => {
+    const webhook = await register(["device.enrolled"]);
+    const other = createTestApp(database.db, { env: { NODE_ENV: "development" } });
+    // Just under the 10 s timeout: a claimed batch waiting behind such answers would outlive its lease.
+    receiver.delayMs = 8_500;
+    for (let i = 0; i < 20; i++) expect((await adminRequest(t.app, "POST", `/admin/webhooks/${webhook.id}/ping`)).status).toBe(202);
+
+    let firstDone = false;
+    const first = processDueWebhooks(t.deps).finally(() => {
+      firstDone = true;
+    });
+    // The other instance polls every second, as its worker does.
+    let second = 0;
+    while (!firstDone) {
+      second += await processDueWebhooks(other.deps);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    const attempted = (await first) + second;
+
+    const deliveries = await database.db.webhookDelivery.findMany({ where: { endpointId: webhook.id } });
+    expect(deliveries).toHaveLength(20);
+    expect(deliveries.map((delivery) => [delivery.status, delivery.attempts])).toEqual(Array.from({ length: 20 }, () => ["succeeded", 1]));
+    expect(attempted).toBe(20);
+    expect(receiver.received).toHaveLength(20);
+    expect(new Set(receiver.received.map((entry) => entry.headers["webhook-id"])).size).toBe(20);
+  }, 120_000);
+
   it("gives up after 24 hours of failures", async () => {
     const webhook = await register(["device.offline"]);
     receiver.failNext = 1000;
@@ -267,10 +297,32 @@ describe("webhooks", () => {
 
   it("refuses private, loopback and link-local addresses outside development, at registration and at delivery", async () => {
     const production = createTestApp(database.db);
-    for (const target of [url, "http://10.0.0.5/hook", "http://169.254.169.254/latest", "http://[::1]:8080/", "http://192.168.1.20/", "http://[fe80::1]/"]) {
+    for (const target of [
+      url,
+      "http://10.0.0.5/hook",
+      "http://169.254.169.254/latest",
+      "http://[::1]:8080/",
+      "http://192.168.1.20/",
+      "http://[fe80::1]/",
+      // IPv4-mapped and IPv4-compatible forms of 127.0.0.1.
+      "http://[::ffff:127.0.0.1]/",
+      "http://[::7f00:1]/",
+      "http://[::127.0.0.1]/",
+      // Site-local, 6to4 of 127.0.0.1, and NAT64 (well-known and local-use prefixes), Teredo.
+      "http://[fec0::1]/",
+      "http://[2002:7f00:1::]/",
+      "http://[2002:0808:0808::1]/",
+      "http://[64:ff9b::7f00:1]/",
+      "http://[64:ff9b:1::7f00:1]/",
+      "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",
+    ]) {
       const res = await adminRequest(production.app, "POST", "/admin/webhooks", { url: target, events: ["device.enrolled"] });
       expect(res.status).toBe(400);
       expect(res.body.error.details[0].path).toBe("url");
+    }
+    // Public addresses of either family still pass (IP literals: no DNS involved).
+    for (const target of ["https://[2606:4700:4700::1111]/hook", "https://1.1.1.1/hook"]) {
+      expect((await adminRequest(production.app, "POST", "/admin/webhooks", { url: target, events: ["device.enrolled"] })).status).toBe(201);
     }
     expect((await adminRequest(production.app, "POST", "/admin/webhooks", { url: "ftp://example.com/", events: ["device.enrolled"] })).status).toBe(400);
     expect((await adminRequest(production.app, "POST", "/admin/webhooks", { url: "https://example.com/", events: ["nope"] })).status).toBe(400);
