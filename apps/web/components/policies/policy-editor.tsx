@@ -136,7 +136,9 @@ export function PolicyEditor({ policy, editable }: { policy: DevicePolicyView; e
 
   const disabled = !editable || saving;
   return (
-    <form onSubmit={save} className="flex flex-col gap-6" data-testid="policy-editor">
+    // noValidate: the browser's own bubbles would stop the save before the API names each
+    // invalid setting in words, next to its field.
+    <form onSubmit={save} className="flex flex-col gap-6" data-testid="policy-editor" noValidate>
       <div className="flex flex-col gap-2 sm:max-w-sm">
         <Label htmlFor="policy-name">Name</Label>
         <Input id="policy-name" value={name} disabled={disabled} onChange={(event) => setName(event.target.value)} maxLength={100} />
