@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { SimulatedDevice } from "@mdm/simulator";
 import type { Browser, Page } from "playwright-core";
-import { type Api, type Web, buildWeb, createFirstAdmin, eventually, freePort, launchBrowser, startApi, startWeb } from "./harness";
+import { type Api, type Web, buildWeb, createFirstAdmin, eventually, freePort, launchBrowser, screenshotWholePage, startApi, startWeb } from "./harness";
 
 // The app catalogue as an operator uses it: upload two real APKs, start a release of the
 // newer one at 25% of a group of simulated devices (which download it from the signed URL
@@ -103,7 +103,7 @@ test("a release at 25% of a group installs on a quarter of it, advances to 100%,
   await eventually("8 of 8 installed", async () => /^8 installed · 0 pending · 0 failed · 8 of 8 sent$/.test(await progressOf(row)), 90_000);
   await row.getByText("100%").waitFor();
   await page.addStyleTag({ content: "[data-sonner-toaster] { display: none !important; }" });
-  await page.screenshot({ path: path.join(SCREENSHOTS, "catalogue-light.png"), fullPage: true });
+  await screenshotWholePage(page, path.join(SCREENSHOTS, "catalogue-light.png"));
 
   await row.getByRole("button", { name: "Roll back" }).click();
   await page.getByRole("alertdialog").getByRole("button", { name: "Roll back" }).click();

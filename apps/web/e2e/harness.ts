@@ -183,3 +183,16 @@ export async function createFirstAdmin(page: Page, webUrl: string, admin: { name
   await page.getByRole("button", { name: "Create admin account" }).click();
   await page.getByRole("heading", { name: "Overview" }).waitFor();
 }
+
+/**
+ * A screenshot of the whole page with the viewport stretched to its height first: a plain
+ * full-page capture leaves the sticky sidebar where the first screen ended.
+ */
+export async function screenshotWholePage(page: Page, file: string): Promise<void> {
+  const viewport = page.viewportSize();
+  if (!viewport) throw new Error("the page has no viewport");
+  const height = await page.evaluate(() => document.documentElement.scrollHeight);
+  await page.setViewportSize({ width: viewport.width, height: Math.max(height, viewport.height) });
+  await page.screenshot({ path: file });
+  await page.setViewportSize(viewport);
+}

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { SimulatedDevice } from "@mdm/simulator";
 import type { Browser, Page } from "playwright-core";
-import { type Api, type Web, buildWeb, createFirstAdmin, eventually, freePort, launchBrowser, startApi, startWeb } from "./harness";
+import { type Api, type Web, buildWeb, createFirstAdmin, eventually, freePort, launchBrowser, screenshotWholePage, startApi, startWeb } from "./harness";
 
 // Provisioning and policies end to end: the enrollment page's two QR codes, a policy edited
 // in the schema-built form (an invalid setting refused with its field named), assigned to a
@@ -77,7 +77,7 @@ test("the enrollment page shows the simple QR code and, on request, the device-o
   });
   expect(payload["android.app.extra.PROVISIONING_DEVICE_ADMIN_SIGNATURE_CHECKSUM"]).toMatch(/^[A-Za-z0-9_-]{43}$/);
   expect(Object.values(payload["android.app.extra.PROVISIONING_ADMIN_EXTRAS_BUNDLE"])).toEqual(["https://mdm.example.com", enrollmentToken]);
-  await page.screenshot({ path: path.join(SCREENSHOTS, "provisioning-qr-light.png"), fullPage: true });
+  await screenshotWholePage(page, path.join(SCREENSHOTS, "provisioning-qr-light.png"));
 });
 
 test("a policy edited in the form refuses an invalid setting by name, then saves a new version", async () => {
@@ -119,7 +119,7 @@ test("assigned to the device, it is applied over the socket; the device page sho
   await eventually("compliant on the device page", async () => (await page.getByTestId("device-compliance").textContent()) === "Compliant");
   await page.getByTestId("source-restrictions.camera").getByText("Store kiosk v2").waitFor();
   await page.getByTestId("source-screen.timeoutSeconds").getByText("this device").waitFor();
-  await page.screenshot({ path: path.join(SCREENSHOTS, "device-policy-light.png"), fullPage: true });
+  await screenshotWholePage(page, path.join(SCREENSHOTS, "device-policy-light.png"));
 });
 
 test("a setting the device refuses shows it failed with the reason, and the non-compliant filter lists it", async () => {
@@ -147,5 +147,5 @@ test("the history shows the diff, and a revert restores version 1's settings as 
   await history.getByTestId("policy-version-4").getByText("restores version 1").waitFor();
   expect(await page.locator("#policy-restrictions-camera").inputValue()).toBe("");
   await eventually("the device applies the reverted policy", async () => device.appliedPolicy?.policy.settings.restrictions === undefined);
-  await page.screenshot({ path: path.join(SCREENSHOTS, "policies-light.png"), fullPage: true });
+  await screenshotWholePage(page, path.join(SCREENSHOTS, "policies-light.png"));
 });
