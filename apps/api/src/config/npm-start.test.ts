@@ -1,4 +1,6 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
 import { randomBytes } from "node:crypto";
 import net from "node:net";
 import path from "node:path";
@@ -107,3 +109,38 @@ withServer(
   },
   240_000,
 );
+
+/** What scripts/start-settings.mjs makes of a .env file and an environment, run as npm start runs it. */
+function startSettingsFor(dotEnv: string, environment: Record<string, string>) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mdm-start-"));
+  try {
+    const envFile = path.join(dir, ".env");
+    fs.writeFileSync(envFile, dotEnv);
+    const script = `import { effectiveVars, startSettings } from ${JSON.stringify(path.join(ROOT, "scripts/start-settings.mjs"))};
+      console.log(JSON.stringify(startSettings(effectiveVars(${JSON.stringify(envFile)}, JSON.parse(process.argv[1])))));`;
+    return JSON.parse(execFileSync(process.execPath, ["--input-type=module", "-e", script, JSON.stringify(environment)], { encoding: "utf8" }));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+it("npm start sends the dashboard where .env or the environment says, and waits for it there", () => {
+  // Nothing set: both on loopback.
+  expect(startSettingsFor("", {})).toEqual({
+    apiUrl: "http://127.0.0.1:8000",
+    dashboardUrl: "http://127.0.0.1:3000",
+    env: { NEXT_PUBLIC_API_URL: "http://127.0.0.1:8000" },
+  });
+  // DASHBOARD_HOST from .env reaches server.js (which does not read .env), and the ready line probes it there.
+  expect(startSettingsFor("DASHBOARD_HOST=127.0.0.2\nPORT=9000\n", {})).toEqual({
+    apiUrl: "http://127.0.0.1:9000",
+    dashboardUrl: "http://127.0.0.2:3000",
+    env: { NEXT_PUBLIC_API_URL: "http://127.0.0.1:9000", DASHBOARD_HOST: "127.0.0.2" },
+  });
+  // The dashboard follows HOST; the environment wins over .env.
+  expect(startSettingsFor("HOST=127.0.0.3\n", { HOST: "0.0.0.0", NEXT_PUBLIC_API_URL: "https://api.example.com" })).toEqual({
+    apiUrl: "http://127.0.0.1:8000",
+    dashboardUrl: "http://127.0.0.1:3000",
+    env: { DASHBOARD_HOST: "0.0.0.0" },
+  });
+});
