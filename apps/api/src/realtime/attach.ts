@@ -11,7 +11,7 @@ import { databaseUnavailable } from "../lib/error-handler";
 import { HttpError } from "../lib/http-error";
 import { endWithError } from "../lib/raw-response";
 import { deviceBudget, deviceBudgetKey } from "../modules/devices/device-budget";
-import { authenticateDevice } from "../modules/devices/devices.service";
+import { authenticateDeviceToken } from "../modules/devices/devices.service";
 import { DashboardHub, type DashboardSession } from "./dashboard-hub";
 import { DeviceHub } from "./device-hub";
 
@@ -97,7 +97,7 @@ export function attachRealtime(server: Server, deps: AppDeps, authenticateDashbo
         if (!takePlace(addressKey(clientIpOf(req, trustProxy)), socket)) {
           throw new HttpError("rate_limited", "Too many device sockets from this address", undefined, { "Retry-After": "30" });
         }
-        const deviceId = await authenticateDevice(deps, deviceAuthorization(req, protocols));
+        const { deviceId, tokenHash } = await authenticateDeviceToken(deps, deviceAuthorization(req, protocols));
         if (legacy && legacy[1]!.toLowerCase() !== deviceId) throw new HttpError("unauthorized", "The token does not belong to this device");
         // Connecting spends the device's request budget too: reconnecting in a loop costs
         // writes and events, and must not be free.
@@ -108,7 +108,7 @@ export function attachRealtime(server: Server, deps: AppDeps, authenticateDashbo
           });
         }
         deviceServer.handleUpgrade(req, socket, head, (ws) => {
-          devices.connect(deviceId, ws).catch((error: unknown) => {
+          devices.connect(deviceId, ws, tokenHash).catch((error: unknown) => {
             const message = error instanceof Error ? error.message : String(error);
             // The database went away between authentication and the lease: come back later.
             if (isDatabaseUnavailable(error)) {

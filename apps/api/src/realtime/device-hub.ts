@@ -7,7 +7,7 @@ import { acknowledgeCommand, canSignFor, recordActionResult, toDeviceCommand, tr
 import { makeDueNow } from "../modules/commands/delivery";
 import { deviceBudget, deviceBudgetKey } from "../modules/devices/device-budget";
 import { handleHeartbeat } from "../modules/devices/heartbeat";
-import { DeviceRevokedError, commandKeyOf } from "../modules/devices/devices.service";
+import { DeviceRevokedError, commandKeyOf, currentTokenHash } from "../modules/devices/devices.service";
 import { pendingPolicy } from "../modules/policies/policies.service";
 import { publishSocketStates, releaseSocketLeases, renewSocketLeases, takeSocketLease } from "./presence";
 
@@ -24,6 +24,8 @@ const CLOSE_AT_IN_FLIGHT = 32;
 
 type Connection = {
   socket: WebSocket;
+  /** The token this socket was opened with: once a rotation replaces it, the socket closes. */
+  tokenHash: string;
   alive: boolean;
   frames: number;
   windowStart: number;
@@ -54,8 +56,12 @@ export class DeviceHub {
         );
         return;
       }
-      if (event.kind === "device_token_revoked" && event.reason !== "rotated") {
-        this.connections.get(event.deviceId)?.socket.close(WsCloseCode.retired, `device ${event.reason}`);
+      if (event.kind === "device_token_revoked") {
+        if (event.reason !== "rotated") this.connections.get(event.deviceId)?.socket.close(WsCloseCode.retired, `device ${event.reason}`);
+        else
+          this.closeReplacedToken(event.deviceId).catch((error: unknown) =>
+            deps.logger.warn("closing a socket of a rotated token failed", { deviceId: event.deviceId, message: error instanceof Error ? error.message : String(error) }),
+          );
         return;
       }
       if (event.kind !== "deliver" || !this.connections.has(event.deviceId)) return;
@@ -85,7 +91,20 @@ export class DeviceHub {
     return this.connections.has(deviceId);
   }
 
-  async connect(deviceId: string, socket: WebSocket): Promise<void> {
+  /**
+   * A rotation completed: a socket opened with the old token closes (4003), or whoever holds
+   * a leaked old token would keep its socket, and the commands sent on it, after the re-key.
+   * The device itself reconnects with its new token.
+   */
+  private async closeReplacedToken(deviceId: string): Promise<void> {
+    const connection = this.connections.get(deviceId);
+    if (!connection) return;
+    const current = await currentTokenHash(this.deps, deviceId);
+    if (this.connections.get(deviceId) === connection && connection.tokenHash !== current)
+      connection.socket.close(WsCloseCode.unauthorized, "token rotated: reconnect with the new token");
+  }
+
+  async connect(deviceId: string, socket: WebSocket, tokenHash: string): Promise<void> {
     const { deps } = this;
     // An upgrade that was still authenticating when the instance began to shut down: send
     // the device elsewhere now, or its socket would hold the drain until the grace period ends.
@@ -95,7 +114,7 @@ export class DeviceHub {
     }
     const previous = this.connections.get(deviceId);
     // Listeners first: a frame may arrive while the hello and pending commands go out.
-    const connection: Connection = { socket, alive: true, frames: 0, windowStart: Date.now(), inFlight: 0, queue: Promise.resolve() };
+    const connection: Connection = { socket, tokenHash, alive: true, frames: 0, windowStart: Date.now(), inFlight: 0, queue: Promise.resolve() };
     this.connections.set(deviceId, connection);
     previous?.socket.close(WsCloseCode.replaced, "replaced by a newer connection");
     socket.on("pong", () => (connection.alive = true));

@@ -201,12 +201,26 @@ export async function completeRotation({ db, bus }: Pick<AppDeps, "db" | "bus">,
 
 /** Resolves `Authorization: Bearer <device token>` to a device id, or throws 401. */
 export async function authenticateDevice(deps: Pick<AppDeps, "db" | "clock" | "bus">, authorization: string | undefined): Promise<string> {
+  return (await authenticateDeviceToken(deps, authorization)).deviceId;
+}
+
+/** As authenticateDevice, with the hash of the token that matched: a socket keeps it, to close once that token is replaced. */
+export async function authenticateDeviceToken(
+  deps: Pick<AppDeps, "db" | "clock" | "bus">,
+  authorization: string | undefined,
+): Promise<{ deviceId: string; tokenHash: string }> {
   const match = /^Bearer\s+(\S+)$/i.exec(authorization ?? "");
   const parsed = match ? parseToken(match[1]!) : undefined;
   if (!parsed) throw unauthorizedDevice();
   const tokenHash = await tokenHashOf(deps, parsed.id, parsed.secret, deps.clock.now());
   if (!tokenHash || !secretMatches(parsed.secret, tokenHash)) throw unauthorizedDevice();
-  return parsed.id;
+  return { deviceId: parsed.id, tokenHash };
+}
+
+/** The token a device holds now (after any rotation it completed); undefined once it is retired or deleted. */
+export async function currentTokenHash({ db }: Pick<AppDeps, "db">, deviceId: string): Promise<string | undefined> {
+  const { rows } = await poolOf(db).query<{ tokenHash: string }>(`SELECT "tokenHash" FROM "Device" WHERE id = $1::uuid AND "retiredAt" IS NULL`, [deviceId]);
+  return rows[0]?.tokenHash;
 }
 
 /** The columns of the device row a heartbeat's caller needs: its live state for dashboards. */

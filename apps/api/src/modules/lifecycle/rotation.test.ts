@@ -1,6 +1,8 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { DEVICE_WS_PROTOCOL, type DeviceCommand, type DeviceServerFrame, RotationSecrets, WsCloseCode, openWithCommandKey } from "@mdm/contracts";
 import { AdminClient, SimulatedDevice } from "@mdm/simulator";
+import WebSocket from "ws";
 import request from "supertest";
 import { parseEnv } from "../../config/env";
 import { type RunningServer, startServer } from "../../server";
@@ -281,5 +283,50 @@ describeWithPostgres("rotating the token of a device connected by WebSocket", ()
       }).then((res) => res.status);
     expect(await heartbeat(oldToken)).toBe(401);
     expect(await heartbeat(device.registration.deviceToken)).toBe(200);
+  });
+
+  it("closes a socket opened with the old token (4003) once the device takes its new token, so a leaked token keeps no socket", async () => {
+    server = await startServer(
+      parseEnv({
+        ...TEST_SERVER_SETTINGS,
+        DATABASE_URL: database.url,
+        REDIS_URL: process.env.TEST_REDIS_URL || process.env.REDIS_URL || "redis://127.0.0.1:6379",
+      }),
+    );
+    const admin = new AdminClient(server.url, { adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET });
+    const { registration } = await SimulatedDevice.enroll(server.url, (await admin.createEnrollmentToken({ maxUses: 1 })).token);
+    // Someone holding the leaked token (not the command key) holds the device's socket.
+    const intruder = new WebSocket(`${server.url.replace("http", "ws")}/ws/devices`, [DEVICE_WS_PROTOCOL], {
+      headers: { Authorization: `Bearer ${registration.deviceToken}` },
+    });
+    const frames: DeviceServerFrame[] = [];
+    intruder.on("message", (data) => frames.push(JSON.parse(data.toString()) as DeviceServerFrame));
+    const closed = new Promise<number>((resolve) => intruder.once("close", (code) => resolve(code)));
+    await new Promise((resolve, reject) => intruder.once("open", resolve).once("error", reject));
+
+    // The admin re-keys; the real device (here, the test with its command key) opens the new token and uses it.
+    const rotated = await admin.rotateDeviceToken(registration.deviceId);
+    const deadline = Date.now() + 5000;
+    let command: DeviceCommand | undefined;
+    while (!command && Date.now() < deadline) {
+      command = frames.flatMap((frame) => (frame.type === "command" && frame.command.requestId === rotated.requestId ? [frame.command] : []))[0];
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const secrets = RotationSecrets.parse(JSON.parse(await openWithCommandKey(registration.commandKey, String(command!.payload.sealed))));
+    const beat = await fetch(`${server.url}/v1/heartbeat`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${secrets.deviceToken}` },
+      body: JSON.stringify(heartbeatBody({ deviceTime: new Date().toISOString() })),
+    });
+    expect(beat.status).toBe(200);
+
+    const outcome = await Promise.race([closed, new Promise((resolve) => setTimeout(() => resolve("still open"), 5000))]);
+    intruder.terminate();
+    expect(outcome).toBe(WsCloseCode.unauthorized);
+    // A socket with the new token is the device's, and stays.
+    device = new SimulatedDevice(server.url, { ...registration, ...secrets });
+    await device.connect();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(device.connected).toBe(true);
   });
 });
