@@ -164,11 +164,25 @@ describe("commandListMayInclude", () => {
 describe("appendTelemetryPoint", () => {
   test("adds a newer reading and ignores an older or repeated one", () => {
     const history = {
-      points: [{ at: "2026-11-25T10:05:00.000Z", batteryLevel: 80, batteryCharging: false, memoryTotal: 4096, memoryAvailable: 2048, storageAvailable: null }],
+      points: [
+        {
+          at: "2026-11-25T10:05:00.000Z",
+          batteryLevel: 80,
+          batteryCharging: false,
+          memoryTotal: 4096,
+          memoryAvailable: 2048,
+          storageAvailable: null,
+          networkType: "wifi",
+        },
+      ],
+      bucketSeconds: 60,
+      appChanges: [],
     };
     const appended = appendTelemetryPoint(history, live());
     expect(appended.points).toHaveLength(2);
-    expect(appended.points[1]).toMatchObject({ batteryLevel: 79, memoryTotal: 4096, memoryAvailable: 1024 });
+    // The live reading's network too: without it the history showed a change to "unknown".
+    expect(appended.points[1]).toMatchObject({ batteryLevel: 79, memoryTotal: 4096, memoryAvailable: 1024, networkType: live().networkType });
+    expect(appended).toMatchObject({ bucketSeconds: 60, appChanges: [] });
     expect(appendTelemetryPoint(appended, live())).toBe(appended);
     expect(appendTelemetryPoint(history, live({ lastSeenAt: "2026-11-25T10:00:00.000Z" }))).toBe(history);
   });

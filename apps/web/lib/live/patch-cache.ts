@@ -80,6 +80,9 @@ export function appendTelemetryPoint(history: TelemetryResponse, live: DeviceLiv
     memoryTotal: last?.memoryTotal ?? null,
     memoryAvailable: live.memoryAvailable,
     storageAvailable: last?.storageAvailable ?? null,
+    networkType: live.networkType,
+    samples: 1,
   };
-  return { points: [...history.points, point] };
+  // The rest of the answer (bucketSeconds, appChanges) stays as fetched.
+  return { ...history, points: [...history.points, point] };
 }
