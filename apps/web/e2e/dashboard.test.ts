@@ -492,8 +492,12 @@ test("the overview: even stat cards, labelled sorting, a steady search box, no a
 test("at 390 px: a pinned header with a menu drawer, and tables that keep their actions on screen", async () => {
   const context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
   const mobile = await newPage(context);
+  // One long name (given back at the end: later steps find the device by its model).
+  const longNamed = devices[2]!.deviceId;
+  await api.server.deps.db.device.update({ where: { id: longNamed }, data: { alias: "Checkout lane 12 self-service kiosk" } });
   await signIn(mobile, ADMIN.email, ADMIN.password);
   await eventually("the device rows", async () => (await mobile.getByTestId("device-row").count()) === 3);
+  await mobile.getByRole("link", { name: "Checkout lane 12 self-service kiosk" }).waitFor();
   expect(await mobile.getByRole("navigation", { name: "Main" }).count()).toBe(0);
 
   // Nothing wider than the screen; each row's selection box and status are on it.
@@ -503,6 +507,13 @@ test("at 390 px: a pinned header with a menu drawer, and tables that keep their 
       const box = (await part.boundingBox())!;
       expect(box.x + box.width).toBeLessThanOrEqual(390);
     }
+    // A long name wraps in its column instead of running under the status badge.
+    const name = (await row.getByRole("link").first().boundingBox())!;
+    const status = (await row
+      .getByText(/Online|Offline/)
+      .first()
+      .boundingBox())!;
+    expect(name.x + name.width).toBeLessThanOrEqual(status.x);
   }
   await mobile.evaluate(() => window.scrollTo(0, 0));
   await mobile.waitForTimeout(200);
@@ -520,6 +531,7 @@ test("at 390 px: a pinned header with a menu drawer, and tables that keep their 
   await drawer.waitFor({ state: "hidden" });
   expect(await mobile.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
   await context.close();
+  await api.server.deps.db.device.update({ where: { id: longNamed }, data: { alias: null } });
 });
 
 test("a lock to every device: progress, table and recent list agree from the first second to the last", async () => {

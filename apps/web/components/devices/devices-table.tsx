@@ -94,7 +94,7 @@ function DeviceRows({
           <Checkbox checked={selected.has(device.id)} onCheckedChange={() => onToggle(device.id)} aria-label={`Select ${deviceName(device)}`} />
         </TableCell>
       ) : null}
-      <TableCell className="max-w-48 sm:max-w-none">
+      <TableCell className="max-w-48 whitespace-normal sm:max-w-none">
         {/* A page of devices would prefetch every device page on render: only on hover. */}
         <Link
           href={`/devices/${device.id}`}
