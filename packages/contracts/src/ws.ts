@@ -20,7 +20,7 @@ export const WsCloseCode = {
   tryAgainLater: 1013,
   /** Another connection of the same device replaced this one. */
   replaced: 4001,
-  /** The session or token stopped being valid. */
+  /** The session or token stopped being valid (for a device: a completed rotation replaced the token this socket was opened with). */
   unauthorized: 4003,
   /** The device was retired (or deleted) by an admin: its token is refused from now on; do not reconnect. */
   retired: 4004,
