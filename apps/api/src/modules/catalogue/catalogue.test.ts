@@ -475,6 +475,51 @@ describe("required apps", () => {
   });
 });
 
+describe("required apps and releases", () => {
+  async function requireFixture(group: string) {
+    const policy = await adminRequest(t.app, "POST", "/admin/device-policies", {
+      name: `Fixture for ${group}`,
+      settings: { requiredApps: [{ packageName: PACKAGE, minVersionCode: 1 }] },
+    });
+    expect(policy.status).toBe(201);
+    expect((await adminRequest(t.app, "POST", `/admin/device-policies/${policy.body.id}/assignments`, { group })).status).toBe(201);
+  }
+
+  it("never installs a version whose release was rolled back, nor one still rolling out: the newest completed release's version, else the newest never released", async () => {
+    await upload(t.app, V1);
+    await upload(t.app, V2);
+    await enrollGroup(2, "staged");
+    const created = await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 2, target: { group: "staged" }, percent: 50 });
+    expect(created.status).toBe(201);
+
+    // v2 is rolling out: a required app does not jump its queue.
+    const [early] = await enrollGroup(1, "required-early");
+    await requireFixture("required-early");
+    await t.dispatchPolicies();
+    const earlyInstalls = (await installCommands()).filter((command) => command.deviceId === early!.deviceId);
+    expect(earlyInstalls.map((command) => (command.payload as { versionCode: number }).versionCode)).toEqual([1]);
+    const policy = await adminRequest(t.app, "GET", `/admin/devices/${early!.deviceId}/policy`);
+    expect(policy.body.compliance.missingApps).toEqual([expect.objectContaining({ packageName: PACKAGE, catalogueVersionCode: 1 })]);
+
+    // v2 rolled back: withdrawn.
+    expect((await adminRequest(t.app, "POST", `/admin/app-releases/${created.body.id}/rollback`)).status).toBe(200);
+    const [late] = await enrollGroup(1, "required-late");
+    await requireFixture("required-late");
+    await t.dispatchPolicies();
+    const lateInstalls = (await installCommands()).filter((command) => command.deviceId === late!.deviceId);
+    expect(lateInstalls.map((command) => (command.payload as { versionCode: number }).versionCode)).toEqual([1]);
+
+    // Released again to completion: v2 is what required apps install from then on.
+    const again = await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 2, target: { group: "staged" }, percent: 100 });
+    expect(again.body.status).toBe("completed");
+    const [last] = await enrollGroup(1, "required-last");
+    await requireFixture("required-last");
+    await t.dispatchPolicies();
+    const lastInstalls = (await installCommands()).filter((command) => command.deviceId === last!.deviceId);
+    expect(lastInstalls.map((command) => (command.payload as { versionCode: number }).versionCode)).toEqual([2]);
+  });
+});
+
 describe("GET /v1/app-files/{sha256}", () => {
   async function releasedUrl(): Promise<{ url: URL; sha256: string }> {
     await upload(t.app, V1);
