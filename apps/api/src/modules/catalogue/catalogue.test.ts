@@ -126,6 +126,22 @@ describe("POST /admin/apps", () => {
     expect(await database.db.appVersion.count()).toBe(1);
   });
 
+  it("answers concurrent uploads of one new APK with one 201 and 200 created:false for the others, never a 500", async () => {
+    const answers = await Promise.all([upload(t.app, V1), upload(t.app, V1), upload(t.app, V1)]);
+    expect(answers.map((res) => res.status).sort()).toEqual([200, 200, 201]);
+    expect(answers.filter((res) => res.status === 200).every((res) => res.body.created === false)).toBe(true);
+    expect(new Set(answers.map((res) => res.body.version.id)).size).toBe(1);
+    expect(await database.db.appVersion.count()).toBe(1);
+  });
+
+  it("answers concurrent first uploads of a package signed with two certificates with one 201 and one 409, never a 500", async () => {
+    const answers = await Promise.all([upload(t.app, V2), upload(t.app, OTHER_KEY)]);
+    expect(answers.map((res) => res.status).sort()).toEqual([201, 409]);
+    expect(answers.find((res) => res.status === 409)!.body.error.message).toMatch(/another certificate/);
+    expect(await database.db.catalogueApp.count()).toBe(1);
+    expect(await database.db.appVersion.count()).toBe(1);
+  });
+
   it("binds a signed upload to its file: no sha256 in the query, or another file, is refused", async () => {
     const headers = await signAdminRequest({
       adminKey: TEST_ADMIN_KEY,
