@@ -433,6 +433,28 @@ describe("release lifecycle", () => {
     expect(retried.body).toMatchObject({ status: "completed", progress: { sent: 2 } });
   });
 
+  it("sends a completed release to devices that join its target later, only the newest completed release of the app per target", async () => {
+    await upload(t.app, V1);
+    await upload(t.app, V2);
+    await enrollGroup(3, "g");
+    const first = await create({ versionCode: 1, target: { group: "g" }, percent: 100 });
+    expect(first.body).toMatchObject({ status: "completed", progress: { targeted: 3, sent: 3 } });
+    const [newcomer] = await enrollGroup(1, "g");
+    expect((await adminRequest(t.app, "GET", `/admin/app-releases/${first.body.id}`)).body.progress).toMatchObject({ targeted: 4, sent: 3 });
+    expect(await advanceRollouts(t.deps)).toEqual({ advanced: 0, paused: 0, toppedUp: 1 });
+    expect((await adminRequest(t.app, "GET", `/admin/app-releases/${first.body.id}`)).body.progress).toMatchObject({ targeted: 4, sent: 4 });
+    expect((await installCommands(1)).filter((command) => command.deviceId === newcomer!.deviceId)).toHaveLength(1);
+    expect(await advanceRollouts(t.deps)).toEqual({ advanced: 0, paused: 0, toppedUp: 0 });
+
+    // v2 completes for the same target: a later newcomer gets v2 only, never v1 first.
+    const second = await create({ versionCode: 2, target: { group: "g" }, percent: 100 });
+    expect(second.body).toMatchObject({ status: "completed", progress: { sent: 4 } });
+    const [later] = await enrollGroup(1, "g");
+    expect(await advanceRollouts(t.deps)).toEqual({ advanced: 0, paused: 0, toppedUp: 1 });
+    const laterInstalls = (await installCommands()).filter((command) => command.deviceId === later!.deviceId);
+    expect(laterInstalls.map((command) => (command.payload as { versionCode: number }).versionCode)).toEqual([2]);
+  });
+
   it("keeps advancing the other releases when one of them fails", async () => {
     await upload(t.app, V1);
     await upload(t.app, V2);
