@@ -758,7 +758,7 @@ export const apiRoutes = {
     minRole: "operator",
     summary: "Roll a catalogue version out to a group or the fleet, a percentage at a time",
     description:
-      "Sends `install_app` (catalogue URL and SHA-256) as a batch to the release's share of the target's devices in service (retired devices are left out): devices ranked by sha256(releaseId:deviceId), the first `percent`. The release and its commands commit together. At 100% the release is `completed`, and the rollout job sends it to devices joining the target later. Needs `PUBLIC_API_URL` to be https (409 otherwise). Another active or paused release of the same app is 409 (a completed or rolled-back one is not).",
+      "Sends `install_app` (catalogue URL and SHA-256) as a batch to the release's share of the target's devices in service (retired devices are left out): devices ranked by sha256(releaseId:deviceId), the first `percent`. The release and its commands commit together. At 100% the release is `completed`, and the rollout job sends it to devices joining the target later. Needs `PUBLIC_API_URL` to be https (409 otherwise). Another active or paused release of the same app is 409 (a completed or rolled-back one is not), and so is a release of a lower version than one an active, paused or completed release sent to devices of this target (the same group, or any target when either is the fleet): roll that release back instead.",
     params: PackageParams,
     body: CreateReleaseRequest,
     responses: { 201: { description: "Created and sent to its first share.", schema: AppRelease } },

@@ -455,6 +455,27 @@ describe("release lifecycle", () => {
     expect(laterInstalls.map((command) => (command.payload as { versionCode: number }).versionCode)).toEqual([2]);
   });
 
+  it("refuses (409) a release of a lower version than one already released to devices of its target; a rollback is the way down", async () => {
+    await upload(t.app, V1);
+    await upload(t.app, V2);
+    await enrollGroup(2, "a");
+    await enrollGroup(2, "b");
+    const newer = await create({ versionCode: 2, target: { group: "a" }, percent: 100 });
+    expect(newer.body.status).toBe("completed");
+
+    for (const target of [{ group: "a" }, { all: true }]) {
+      const downgrade = await create({ versionCode: 1, target, percent: 100 });
+      expect(downgrade.status).toBe(409);
+      expect(downgrade.body.error.message).toMatch(/Version 2 .* lower version 1/);
+    }
+    expect(await database.db.appRelease.count()).toBe(1);
+    // Another group never had v2.
+    expect((await create({ versionCode: 1, target: { group: "b" }, percent: 100 })).status).toBe(201);
+
+    expect((await adminRequest(t.app, "POST", `/admin/app-releases/${newer.body.id}/rollback`)).status).toBe(200);
+    expect((await create({ versionCode: 1, target: { group: "a" }, percent: 100 })).status).toBe(201);
+  });
+
   it("keeps advancing the other releases when one of them fails", async () => {
     await upload(t.app, V1);
     await upload(t.app, V2);
