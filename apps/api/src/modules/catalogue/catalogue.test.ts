@@ -577,6 +577,29 @@ describe("required apps and releases", () => {
     const lastInstalls = (await installCommands()).filter((command) => command.deviceId === last!.deviceId);
     expect(lastInstalls.map((command) => (command.payload as { versionCode: number }).versionCode)).toEqual([2]);
   });
+
+  it("a release completing queues the devices whose requirement its version newly satisfies", async () => {
+    await upload(t.app, V1);
+    await enrollGroup(1, "g");
+    expect((await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 1, target: { group: "g" }, percent: 100 })).status).toBe(201);
+    const [waiting] = await enrollGroup(1, "needs-v2");
+    const policy = await adminRequest(t.app, "POST", "/admin/device-policies", {
+      name: "Needs v2",
+      settings: { requiredApps: [{ packageName: PACKAGE, minVersionCode: 2 }] },
+    });
+    await adminRequest(t.app, "POST", `/admin/device-policies/${policy.body.id}/assignments`, { group: "needs-v2" });
+    // v2 uploaded but not released: required apps wait for its release.
+    await upload(t.app, V2);
+    await t.dispatchPolicies();
+    expect((await installCommands()).filter((command) => command.deviceId === waiting!.deviceId)).toEqual([]);
+
+    const released = await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 2, target: { group: "g" }, percent: 100 });
+    expect(released.body.status).toBe("completed");
+    expect((await database.db.policyDispatch.findMany()).map((row) => row.deviceId)).toEqual([waiting!.deviceId]);
+    await t.dispatchPolicies();
+    const installs = (await installCommands()).filter((command) => command.deviceId === waiting!.deviceId);
+    expect(installs.map((command) => (command.payload as { versionCode: number }).versionCode)).toEqual([2]);
+  });
 });
 
 describe("GET /v1/app-files/{sha256}", () => {
