@@ -483,8 +483,10 @@ export async function advanceRollouts(deps: Deps): Promise<{ advanced: number; p
     try {
       const outcome = await deps.db.$transaction(
         async (tx) => {
-          const release = await tx.appRelease.findUnique({ where: { id }, include: withVersions });
-          if (release?.status !== "completed") return { sent: 0, awaiting: false };
+          // Locked: a rollback meanwhile waits, then sends the previous version to these newcomers too.
+          const locked = await tx.$queryRaw<unknown[]>`SELECT 1 FROM "AppRelease" WHERE id = ${id}::uuid AND status = 'completed' FOR UPDATE`;
+          const release = locked.length > 0 ? await tx.appRelease.findUnique({ where: { id }, include: withVersions }) : null;
+          if (!release) return { sent: 0, awaiting: false };
           return { sent: await fillShare(tx, deps, release, actor, TOP_UP_LIMIT), awaiting: false };
         },
         { timeout: SEND_TIMEOUT_MS },
