@@ -37,7 +37,11 @@ export type UploadAppResponse = z.infer<typeof UploadAppResponse>;
 export const ReleaseTarget = z.union([z.strictObject({ group: GroupName }), z.strictObject({ all: z.literal(true) })]);
 export type ReleaseTarget = z.infer<typeof ReleaseTarget>;
 
-export const AppReleaseStatus = z.enum(["active", "paused", "rolled_back"]);
+export const AppReleaseStatus = z
+  .enum(["active", "paused", "completed", "rolled_back"])
+  .describe(
+    "active: rolling out; paused: not advancing until resumed; completed: at 100% and sent to every device of its target in service (devices joining the target later are sent it too); rolled_back: its devices were sent the previous version.",
+  );
 export type AppReleaseStatus = z.infer<typeof AppReleaseStatus>;
 
 /** The percentages an advance without an explicit one steps through. */

@@ -732,7 +732,7 @@ export const apiRoutes = {
     minRole: "operator",
     summary: "Upload an APK to the app catalogue",
     description:
-      "multipart/form-data with one file field `file`, at most `APK_MAX_BYTES`, streamed to disk. The server reads the package name, version code and name, and the signing certificate's SHA-256 from the APK itself. A package keeps the certificate of its first upload: another one is 409. Re-uploading the same file is 200 with `created: false`. The whole file must arrive within `HTTP_BODY_TIMEOUT_SECONDS` of the request's acceptance, as JSON bodies do: past it, 408 `request_timeout` and the connection is closed.",
+      "multipart/form-data with one file field `file`, at most `APK_MAX_BYTES`, streamed to disk. The server reads the package name, version code and name, and the signing certificate's SHA-256 from the APK itself. A package keeps the certificate of its first upload: another one is 409 (also when both are uploaded at once: one wins). Re-uploading the same file is 200 with `created: false` (also when uploaded concurrently: one upload is 201, the others 200). The whole file must arrive within `HTTP_BODY_TIMEOUT_SECONDS` of the request's acceptance, as JSON bodies do: past it, 408 `request_timeout` and the connection is closed.",
     query: UploadAppQuery,
     upload: { field: "file", description: "The APK." },
     responses: {
@@ -758,7 +758,7 @@ export const apiRoutes = {
     minRole: "operator",
     summary: "Roll a catalogue version out to a group or the fleet, a percentage at a time",
     description:
-      "Sends `install_app` (catalogue URL and SHA-256) as a batch to the release's share of the target: devices ranked by sha256(releaseId:deviceId), the first `percent`. Needs `PUBLIC_API_URL` to be https (409 otherwise). Another active or paused release of the same app is 409.",
+      "Sends `install_app` (catalogue URL and SHA-256) as a batch to the release's share of the target's devices in service (retired devices are left out): devices ranked by sha256(releaseId:deviceId), the first `percent`. The release and its commands commit together. At 100% the release is `completed`, and the rollout job sends it to devices joining the target later. Needs `PUBLIC_API_URL` to be https (409 otherwise). Another active or paused release of the same app is 409 (a completed or rolled-back one is not), and so is a release of a lower version than one an active, paused or completed release sent to devices of this target (the same group, or any target when either is the fleet): roll that release back instead.",
     params: PackageParams,
     body: CreateReleaseRequest,
     responses: { 201: { description: "Created and sent to its first share.", schema: AppRelease } },
@@ -782,7 +782,8 @@ export const apiRoutes = {
     auth: "admin",
     minRole: "operator",
     summary: "Widen a release to a higher percentage (default: the next of 5, 25, 100)",
-    description: "The devices already sent to stay; only the newly covered ones get the command. A paused or rolled-back release is 409.",
+    description:
+      "The devices already sent to stay; only the newly covered ones in service get the command. Reaching 100% completes the release (`completed`). A paused, completed or rolled-back release is 409.",
     params: ReleaseParams,
     body: AdvanceReleaseRequest,
     responses: { 200: { description: "Advanced.", schema: AppRelease } },
@@ -818,7 +819,8 @@ export const apiRoutes = {
     auth: "admin",
     minRole: "operator",
     summary: "Roll a release back: every device it was sent to gets the previous version",
-    description: "409 when the app has no lower version in the catalogue, or the release is already rolled back.",
+    description:
+      "An active, paused or completed release: its devices in service get the previous version (the highest below it) in the transaction that marks it `rolled_back`, and its install commands still queued are cancelled. 409 when the app has no lower version in the catalogue, or the release is already rolled back.",
     params: ReleaseParams,
     responses: { 200: { description: "Rolled back; the previous version is on its way.", schema: AppRelease } },
     errors: ["not_found", "conflict"],

@@ -151,7 +151,7 @@ export function startMaintenance(deps: AppDeps): () => void {
     everyOncePerCluster(deps, "command key rotation", 60_000, () => rotateFleetCommandKeys(deps)),
     everyOncePerCluster(deps, "app rollouts", 60_000, async () => {
       const outcome = await advanceRollouts(deps);
-      if (outcome.advanced || outcome.paused) deps.logger.info("app rollouts", outcome);
+      if (outcome.advanced || outcome.paused || outcome.toppedUp) deps.logger.info("app rollouts", outcome);
     }),
   ];
   return () => {

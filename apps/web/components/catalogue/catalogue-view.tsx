@@ -27,7 +27,10 @@ import { errorMessage } from "@/lib/api";
 import { formatBytes, formatDateTime } from "@/lib/format";
 import { type ReleaseAction, changeRelease, createRelease, uploadApk, useApps } from "@/lib/swr/use-apps";
 
-const statusVariant = { active: "success", paused: "warning", rolled_back: "destructive" } as const satisfies Record<AppRelease["status"], string>;
+const statusVariant = { active: "success", paused: "warning", completed: "secondary", rolled_back: "destructive" } as const satisfies Record<
+  AppRelease["status"],
+  string
+>;
 const selectClass = "h-9 rounded-md border border-input bg-background px-2 text-sm";
 
 function UploadButton() {

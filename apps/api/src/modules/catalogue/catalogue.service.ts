@@ -8,7 +8,7 @@ import type { AppVersion as AppVersionView, CatalogueApp as CatalogueAppView, Li
 import busboy from "busboy";
 import type { Request, Response } from "express";
 import type { AppDeps } from "../../deps";
-import type { AppVersion } from "../../generated/prisma/client";
+import { type AppVersion, Prisma } from "../../generated/prisma/client";
 import { recordAudit } from "../../lib/audit";
 import { HttpError } from "../../lib/http-error";
 import { readApk } from "./apk-reader";
@@ -122,45 +122,59 @@ export async function addApk(
       ]);
     }
     const info = await readApk(upload.file);
-    const app = await db.catalogueApp.upsert({
-      where: { packageName: info.packageName },
-      create: { packageName: info.packageName, certSha256: info.certSha256, createdAt: deps.clock.now() },
-      update: {},
+    // ON CONFLICT DO NOTHING: of concurrent first uploads of a package, one certificate wins
+    // and the others are compared with it (409 if they differ), never a unique violation.
+    await db.catalogueApp.createMany({
+      data: [{ packageName: info.packageName, certSha256: info.certSha256, createdAt: deps.clock.now() }],
+      skipDuplicates: true,
     });
+    const app = await db.catalogueApp.findUniqueOrThrow({ where: { packageName: info.packageName } });
     if (app.certSha256 !== info.certSha256) {
       throw new HttpError(
         "conflict",
         `${info.packageName} is signed with another certificate (SHA-256 ${info.certSha256}) than its catalogue versions (${app.certSha256}): devices would refuse the update`,
       );
     }
-    const existing = await db.appVersion.findUnique({ where: { packageName_versionCode: { packageName: info.packageName, versionCode: info.versionCode } } });
-    if (existing) {
+    const versionKey = { packageName_versionCode: { packageName: info.packageName, versionCode: info.versionCode } };
+    const alreadyThere = (existing: AppVersion) => {
       if (existing.sha256 !== upload.sha256) {
         throw new HttpError("conflict", `${info.packageName} version ${info.versionCode} is already in the catalogue with another file; raise the versionCode`);
       }
       return { created: false, body: { version: toAppVersionView(existing), created: false } };
-    }
+    };
+    const existing = await db.appVersion.findUnique({ where: versionKey });
+    if (existing) return alreadyThere(existing);
     // The file is in place before any row points to it.
     await store.put(upload.file, upload.sha256);
     const now = deps.clock.now();
     const previous = await db.appVersion.aggregate({ where: { packageName: info.packageName }, _max: { versionCode: true } });
     // With the version, the devices whose required app it newly satisfies are queued for it.
-    const [version, awaiting] = await db.$transaction([
-      db.appVersion.create({
-        data: {
-          id: randomUUID(),
-          packageName: info.packageName,
-          versionCode: info.versionCode,
-          versionName: info.versionName,
-          sha256: upload.sha256,
-          sizeBytes: BigInt(upload.sizeBytes),
-          certSha256: info.certSha256,
-          uploadedBy: actor.name,
-          createdAt: now,
-        },
-      }),
-      queueDevicesAwaiting(db, info.packageName, info.versionCode, previous._max.versionCode, now),
-    ]);
+    const recorded = await db
+      .$transaction([
+        db.appVersion.create({
+          data: {
+            id: randomUUID(),
+            packageName: info.packageName,
+            versionCode: info.versionCode,
+            versionName: info.versionName,
+            sha256: upload.sha256,
+            sizeBytes: BigInt(upload.sizeBytes),
+            certSha256: info.certSha256,
+            uploadedBy: actor.name,
+            createdAt: now,
+          },
+        }),
+        queueDevicesAwaiting(db, info.packageName, info.versionCode, previous._max.versionCode, now),
+      ])
+      .catch(async (error: unknown) => {
+        // The same version uploaded concurrently: the other upload recorded it first.
+        if (!(error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002")) throw error;
+        const winner = await db.appVersion.findUnique({ where: versionKey });
+        if (!winner) throw error;
+        return alreadyThere(winner);
+      });
+    if (!Array.isArray(recorded)) return recorded;
+    const [version, awaiting] = recorded;
     if (awaiting > 0) deps.bus.publish({ kind: "policy_dispatch_due" });
     await recordAudit(db, {
       actor: actor.name,

@@ -19,7 +19,7 @@ import {
   resetTables,
 } from "../../test";
 import { createHttpServer } from "../../lib/http-server";
-import { advanceRollouts } from "./releases.service";
+import { advanceRollouts, createRelease } from "./releases.service";
 
 const FIXTURES = path.resolve(__dirname, "../../../test-fixtures/apk");
 const V1 = path.join(FIXTURES, "fixture-v1.apk");
@@ -123,6 +123,22 @@ describe("POST /admin/apps", () => {
     expect(res.status).toBe(409);
     expect(res.body.error.code).toBe("conflict");
     expect(res.body.error.message).toMatch(/another certificate/);
+    expect(await database.db.appVersion.count()).toBe(1);
+  });
+
+  it("answers concurrent uploads of one new APK with one 201 and 200 created:false for the others, never a 500", async () => {
+    const answers = await Promise.all([upload(t.app, V1), upload(t.app, V1), upload(t.app, V1)]);
+    expect(answers.map((res) => res.status).sort()).toEqual([200, 200, 201]);
+    expect(answers.filter((res) => res.status === 200).every((res) => res.body.created === false)).toBe(true);
+    expect(new Set(answers.map((res) => res.body.version.id)).size).toBe(1);
+    expect(await database.db.appVersion.count()).toBe(1);
+  });
+
+  it("answers concurrent first uploads of a package signed with two certificates with one 201 and one 409, never a 500", async () => {
+    const answers = await Promise.all([upload(t.app, V2), upload(t.app, OTHER_KEY)]);
+    expect(answers.map((res) => res.status).sort()).toEqual([201, 409]);
+    expect(answers.find((res) => res.status === 409)!.body.error.message).toMatch(/another certificate/);
+    expect(await database.db.catalogueApp.count()).toBe(1);
     expect(await database.db.appVersion.count()).toBe(1);
   });
 
@@ -258,7 +274,8 @@ describe("releases", () => {
 
     const advanced = await adminRequest(t.app, "POST", `/admin/app-releases/${created.body.id}/advance`, { percent: 100 });
     expect(advanced.status).toBe(200);
-    expect(advanced.body).toMatchObject({ percent: 100, progress: { sent: 100, installed: 25, pending: 75 } });
+    // Sent to the whole target: complete.
+    expect(advanced.body).toMatchObject({ percent: 100, status: "completed", progress: { sent: 100, installed: 25, pending: 75 } });
     const all = await installCommands(2);
     expect(all).toHaveLength(100);
     // The first 25 were not sent again: the rollout order is stable.
@@ -307,23 +324,23 @@ describe("releases", () => {
     expect(created.body).toMatchObject({ percent: 5, autoAdvance: true, progress: { sent: 1 } });
 
     // Nothing finished yet: no step.
-    expect(await advanceRollouts(t.deps)).toEqual({ advanced: 0, paused: 0 });
+    expect(await advanceRollouts(t.deps)).toEqual({ advanced: 0, paused: 0, toppedUp: 0 });
     for (const command of await installCommands(2)) await report(byId.get(command.deviceId)!, command.requestId, "succeeded");
-    expect(await advanceRollouts(t.deps)).toEqual({ advanced: 1, paused: 0 });
+    expect(await advanceRollouts(t.deps)).toEqual({ advanced: 1, paused: 0, toppedUp: 0 });
     expect((await installCommands(2)).length).toBe(5);
 
     const [failing, ...rest] = (await installCommands(2)).filter((command) => command.status !== "succeeded");
     await report(byId.get(failing!.deviceId)!, failing!.requestId, "failed", "INSTALL_FAILED_VERSION_DOWNGRADE");
     for (const command of rest) await report(byId.get(command.deviceId)!, command.requestId, "succeeded");
     // 1 failed of 5 = 20% > 10%: paused for an admin, not widened.
-    expect(await advanceRollouts(t.deps)).toEqual({ advanced: 0, paused: 1 });
+    expect(await advanceRollouts(t.deps)).toEqual({ advanced: 0, paused: 1, toppedUp: 0 });
     const paused = await adminRequest(t.app, "GET", `/admin/app-releases/${created.body.id}`);
     expect(paused.body).toMatchObject({ status: "paused", percent: 25 });
     expect((await adminRequest(t.app, "POST", `/admin/app-releases/${created.body.id}/advance`, {})).status).toBe(409);
     const resumed = await adminRequest(t.app, "POST", `/admin/app-releases/${created.body.id}/resume`);
     expect(resumed.body.status).toBe("active");
     const advanced = await adminRequest(t.app, "POST", `/admin/app-releases/${created.body.id}/advance`, {});
-    expect(advanced.body).toMatchObject({ percent: 100, progress: { sent: 20 } });
+    expect(advanced.body).toMatchObject({ percent: 100, status: "completed", progress: { sent: 20 } });
   });
 
   it("refuses a release while PUBLIC_API_URL is not https, a missing version, and a second release in progress", async () => {
@@ -335,11 +352,151 @@ describe("releases", () => {
     expect(refused.body.error.message).toMatch(/PUBLIC_API_URL/);
 
     expect((await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 9, target: { all: true } })).status).toBe(404);
-    expect((await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 1, target: { all: true }, percent: 100 })).status).toBe(201);
-    expect((await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 1, target: { all: true } })).status).toBe(409);
+    expect((await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 1, target: { all: true }, percent: 50 })).status).toBe(201);
+    const second = await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 1, target: { all: true } });
+    expect(second.status).toBe(409);
+    expect(second.body.error.message).toMatch(/in progress/);
     const invalid = await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 1, target: { all: true }, percent: 0 });
     expect(invalid.status).toBe(400);
     expect(invalid.body.error.details).toEqual([expect.objectContaining({ path: "percent" })]);
+  });
+});
+
+describe("release lifecycle", () => {
+  const create = (body: Record<string, unknown>) => adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, body);
+  const retire = (deviceId: string) => adminRequest(t.app, "POST", `/admin/devices/${deviceId}/retire`);
+
+  it("a release at 100% sent to its whole target is completed: the next version's release may start, and a completed release still rolls back", async () => {
+    await upload(t.app, V1);
+    const devices = await enrollGroup(2, "g");
+    const first = await create({ versionCode: 1, target: { all: true }, percent: 100 });
+    expect(first.status).toBe(201);
+    expect(first.body).toMatchObject({ status: "completed", progress: { targeted: 2, sent: 2 } });
+
+    await upload(t.app, V2);
+    const second = await create({ versionCode: 2, target: { all: true }, percent: 100 });
+    expect(second.status).toBe(201);
+    expect(second.body).toMatchObject({ status: "completed", versionCode: 2, previousVersionCode: 1, progress: { sent: 2 } });
+    expect(await installCommands(2)).toHaveLength(2);
+
+    const rolledBack = await adminRequest(t.app, "POST", `/admin/app-releases/${second.body.id}/rollback`);
+    expect(rolledBack.status).toBe(200);
+    expect(rolledBack.body.status).toBe("rolled_back");
+    // v1 twice per device: by the first release, then by the rollback.
+    expect((await installCommands(1)).map((command) => command.deviceId).sort()).toEqual(
+      [...devices.map((device) => device.deviceId), ...devices.map((device) => device.deviceId)].sort(),
+    );
+  });
+
+  it("leaves retired devices out of a release, its advance, its rollback and its counts, so one retired device never blocks it", async () => {
+    await upload(t.app, V1);
+    await upload(t.app, V2);
+    const devices = await enrollGroup(4, "g");
+    expect((await retire(devices[3]!.deviceId)).status).toBe(200);
+
+    const created = await create({ versionCode: 2, target: { group: "g" }, percent: 25 });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ status: "active", progress: { targeted: 3, sent: 1 } });
+    // A device of the share retired before the advance: skipped, not a 400.
+    const [firstCommand] = await installCommands(2);
+    const others = devices.slice(0, 3).filter((device) => device.deviceId !== firstCommand!.deviceId);
+    expect((await retire(others[0]!.deviceId)).status).toBe(200);
+    const advanced = await adminRequest(t.app, "POST", `/admin/app-releases/${created.body.id}/advance`, { percent: 100 });
+    expect(advanced.status).toBe(200);
+    expect(advanced.body).toMatchObject({ status: "completed", progress: { targeted: 2, sent: 2 } });
+    expect((await installCommands(2)).map((command) => command.deviceId).sort()).toEqual([firstCommand!.deviceId, others[1]!.deviceId].sort());
+
+    // A device the release reached retires: the rollback still sends v1 to the others and says so.
+    expect((await retire(firstCommand!.deviceId)).status).toBe(200);
+    const rolledBack = await adminRequest(t.app, "POST", `/admin/app-releases/${created.body.id}/rollback`);
+    expect(rolledBack.status).toBe(200);
+    expect(rolledBack.body).toMatchObject({ status: "rolled_back", progress: { targeted: 1, sent: 1 } });
+    expect((await installCommands(1)).map((command) => command.deviceId)).toEqual([others[1]!.deviceId]);
+  });
+
+  it("writes nothing of a release whose commands cannot be queued, so it can be retried", async () => {
+    await upload(t.app, V1);
+    await enrollGroup(2, "g");
+    const sha256 = await sha256Of(V1);
+    // A version row whose hash no install command accepts: queueing fails after the release row is written.
+    await database.db.appVersion.updateMany({ data: { sha256: "not-a-sha256" } });
+    await expect(
+      createRelease(t.deps, PACKAGE, { versionCode: 1, target: { group: "g" }, percent: 100, autoAdvance: false, maxFailurePercent: 5 }, { name: "admin" }),
+    ).rejects.toThrow();
+    expect(await database.db.appRelease.count()).toBe(0);
+    expect(await database.db.command.count()).toBe(0);
+    expect(await database.db.auditLog.count({ where: { action: "app_release.create" } })).toBe(0);
+
+    await database.db.appVersion.updateMany({ data: { sha256 } });
+    const retried = await create({ versionCode: 1, target: { group: "g" }, percent: 100 });
+    expect(retried.status).toBe(201);
+    expect(retried.body).toMatchObject({ status: "completed", progress: { sent: 2 } });
+  });
+
+  it("sends a completed release to devices that join its target later, only the newest completed release of the app per target", async () => {
+    await upload(t.app, V1);
+    await upload(t.app, V2);
+    await enrollGroup(3, "g");
+    const first = await create({ versionCode: 1, target: { group: "g" }, percent: 100 });
+    expect(first.body).toMatchObject({ status: "completed", progress: { targeted: 3, sent: 3 } });
+    const [newcomer] = await enrollGroup(1, "g");
+    expect((await adminRequest(t.app, "GET", `/admin/app-releases/${first.body.id}`)).body.progress).toMatchObject({ targeted: 4, sent: 3 });
+    expect(await advanceRollouts(t.deps)).toEqual({ advanced: 0, paused: 0, toppedUp: 1 });
+    expect((await adminRequest(t.app, "GET", `/admin/app-releases/${first.body.id}`)).body.progress).toMatchObject({ targeted: 4, sent: 4 });
+    expect((await installCommands(1)).filter((command) => command.deviceId === newcomer!.deviceId)).toHaveLength(1);
+    expect(await advanceRollouts(t.deps)).toEqual({ advanced: 0, paused: 0, toppedUp: 0 });
+
+    // v2 completes for the same target: a later newcomer gets v2 only, never v1 first.
+    const second = await create({ versionCode: 2, target: { group: "g" }, percent: 100 });
+    expect(second.body).toMatchObject({ status: "completed", progress: { sent: 4 } });
+    const [later] = await enrollGroup(1, "g");
+    expect(await advanceRollouts(t.deps)).toEqual({ advanced: 0, paused: 0, toppedUp: 1 });
+    const laterInstalls = (await installCommands()).filter((command) => command.deviceId === later!.deviceId);
+    expect(laterInstalls.map((command) => (command.payload as { versionCode: number }).versionCode)).toEqual([2]);
+  });
+
+  it("refuses (409) a release of a lower version than one already released to devices of its target; a rollback is the way down", async () => {
+    await upload(t.app, V1);
+    await upload(t.app, V2);
+    await enrollGroup(2, "a");
+    await enrollGroup(2, "b");
+    const newer = await create({ versionCode: 2, target: { group: "a" }, percent: 100 });
+    expect(newer.body.status).toBe("completed");
+
+    for (const target of [{ group: "a" }, { all: true }]) {
+      const downgrade = await create({ versionCode: 1, target, percent: 100 });
+      expect(downgrade.status).toBe(409);
+      expect(downgrade.body.error.message).toMatch(/Version 2 .* lower version 1/);
+    }
+    expect(await database.db.appRelease.count()).toBe(1);
+    // Another group never had v2.
+    expect((await create({ versionCode: 1, target: { group: "b" }, percent: 100 })).status).toBe(201);
+
+    expect((await adminRequest(t.app, "POST", `/admin/app-releases/${newer.body.id}/rollback`)).status).toBe(200);
+    expect((await create({ versionCode: 1, target: { group: "a" }, percent: 100 })).status).toBe(201);
+  });
+
+  it("keeps advancing the other releases when one of them fails", async () => {
+    await upload(t.app, V1);
+    await upload(t.app, V2);
+    const devices = await enrollGroup(20, "g");
+    const byId = new Map(devices.map((device) => [device.deviceId, device]));
+    const created = await create({ versionCode: 2, target: { group: "g" }, autoAdvance: true });
+    for (const command of await installCommands(2)) await report(byId.get(command.deviceId)!, command.requestId, "succeeded");
+    // A broken release ahead of it in the job's order (a target no schema allows).
+    await database.db.appRelease.create({
+      data: {
+        id: "00000000-0000-4000-8000-000000000001",
+        packageName: PACKAGE,
+        versionId: (await database.db.appVersion.findFirstOrThrow({ where: { versionCode: 1 } })).id,
+        target: { group: 42 },
+        percent: 5,
+        autoAdvance: true,
+        updatedAt: new Date(0),
+      },
+    });
+    expect(await advanceRollouts(t.deps)).toEqual({ advanced: 1, paused: 0, toppedUp: 0 });
+    expect((await adminRequest(t.app, "GET", `/admin/app-releases/${created.body.id}`)).body.percent).toBe(25);
   });
 });
 
@@ -374,6 +531,74 @@ describe("required apps", () => {
     // v2 satisfies nobody the catalogue could not satisfy before: nothing is queued.
     expect((await upload(t.app, V2)).status).toBe(201);
     expect(await database.db.policyDispatch.count()).toBe(0);
+  });
+});
+
+describe("required apps and releases", () => {
+  async function requireFixture(group: string) {
+    const policy = await adminRequest(t.app, "POST", "/admin/device-policies", {
+      name: `Fixture for ${group}`,
+      settings: { requiredApps: [{ packageName: PACKAGE, minVersionCode: 1 }] },
+    });
+    expect(policy.status).toBe(201);
+    expect((await adminRequest(t.app, "POST", `/admin/device-policies/${policy.body.id}/assignments`, { group })).status).toBe(201);
+  }
+
+  it("never installs a version whose release was rolled back, nor one still rolling out: the newest completed release's version, else the newest never released", async () => {
+    await upload(t.app, V1);
+    await upload(t.app, V2);
+    await enrollGroup(2, "staged");
+    const created = await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 2, target: { group: "staged" }, percent: 50 });
+    expect(created.status).toBe(201);
+
+    // v2 is rolling out: a required app does not jump its queue.
+    const [early] = await enrollGroup(1, "required-early");
+    await requireFixture("required-early");
+    await t.dispatchPolicies();
+    const earlyInstalls = (await installCommands()).filter((command) => command.deviceId === early!.deviceId);
+    expect(earlyInstalls.map((command) => (command.payload as { versionCode: number }).versionCode)).toEqual([1]);
+    const policy = await adminRequest(t.app, "GET", `/admin/devices/${early!.deviceId}/policy`);
+    expect(policy.body.compliance.missingApps).toEqual([expect.objectContaining({ packageName: PACKAGE, catalogueVersionCode: 1 })]);
+
+    // v2 rolled back: withdrawn.
+    expect((await adminRequest(t.app, "POST", `/admin/app-releases/${created.body.id}/rollback`)).status).toBe(200);
+    const [late] = await enrollGroup(1, "required-late");
+    await requireFixture("required-late");
+    await t.dispatchPolicies();
+    const lateInstalls = (await installCommands()).filter((command) => command.deviceId === late!.deviceId);
+    expect(lateInstalls.map((command) => (command.payload as { versionCode: number }).versionCode)).toEqual([1]);
+
+    // Released again to completion: v2 is what required apps install from then on.
+    const again = await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 2, target: { group: "staged" }, percent: 100 });
+    expect(again.body.status).toBe("completed");
+    const [last] = await enrollGroup(1, "required-last");
+    await requireFixture("required-last");
+    await t.dispatchPolicies();
+    const lastInstalls = (await installCommands()).filter((command) => command.deviceId === last!.deviceId);
+    expect(lastInstalls.map((command) => (command.payload as { versionCode: number }).versionCode)).toEqual([2]);
+  });
+
+  it("a release completing queues the devices whose requirement its version newly satisfies", async () => {
+    await upload(t.app, V1);
+    await enrollGroup(1, "g");
+    expect((await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 1, target: { group: "g" }, percent: 100 })).status).toBe(201);
+    const [waiting] = await enrollGroup(1, "needs-v2");
+    const policy = await adminRequest(t.app, "POST", "/admin/device-policies", {
+      name: "Needs v2",
+      settings: { requiredApps: [{ packageName: PACKAGE, minVersionCode: 2 }] },
+    });
+    await adminRequest(t.app, "POST", `/admin/device-policies/${policy.body.id}/assignments`, { group: "needs-v2" });
+    // v2 uploaded but not released: required apps wait for its release.
+    await upload(t.app, V2);
+    await t.dispatchPolicies();
+    expect((await installCommands()).filter((command) => command.deviceId === waiting!.deviceId)).toEqual([]);
+
+    const released = await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 2, target: { group: "g" }, percent: 100 });
+    expect(released.body.status).toBe("completed");
+    expect((await database.db.policyDispatch.findMany()).map((row) => row.deviceId)).toEqual([waiting!.deviceId]);
+    await t.dispatchPolicies();
+    const installs = (await installCommands()).filter((command) => command.deviceId === waiting!.deviceId);
+    expect(installs.map((command) => (command.payload as { versionCode: number }).versionCode)).toEqual([2]);
   });
 });
 

@@ -14,7 +14,10 @@ import type { AppDeps } from "../../deps";
 import type { AppRelease, AppVersion, Prisma } from "../../generated/prisma/client";
 import { recordAudit } from "../../lib/audit";
 import { HttpError } from "../../lib/http-error";
-import { createBulkCommand, transition } from "../commands/commands.service";
+import type { DbOrTx } from "../../db/types";
+import { emitCommandStatusChanges, queueBulkCommand } from "../commands/commands.service";
+import { wakeDelivery } from "../commands/delivery";
+import { newestCatalogueVersions, queueDevicesAwaiting } from "../policies/policies.service";
 import { signedAppFilePath } from "./download-url";
 
 type Deps = Pick<AppDeps, "db" | "clock" | "env" | "logger" | "bus">;
@@ -27,15 +30,24 @@ const SEND_CHUNK = 10_000;
 // The download URL outlives the command that carries it by this much, so a device that
 // receives the command just before it expires still has time to download.
 const URL_GRACE_SECONDS = 24 * 3600;
+// A release to a large fleet writes many commands in one transaction: more than the default 15 s.
+const SEND_TIMEOUT_MS = 120_000;
+// The rollout job's top-up sends a completed release to at most this many newcomers per release per run.
+const TOP_UP_LIMIT = SEND_CHUNK;
+const TOP_UP_RELEASES = 500;
 
 /** Stable position of a device in a release's rollout order: a higher percentage only adds devices. */
 function rankOf(releaseId: string, deviceId: string): string {
   return createHash("sha256").update(`${releaseId}:${deviceId}`).digest("hex");
 }
 
-async function targetDeviceIds({ db }: Pick<AppDeps, "db">, target: ReleaseTarget): Promise<string[]> {
-  const where: Prisma.DeviceWhereInput = "group" in target ? { groups: { has: target.group } } : {};
-  return (await db.device.findMany({ where, select: { id: true } })).map((device) => device.id);
+/** The target's devices in service: retired devices are never sent a release, nor counted in it. */
+function targetWhere(target: ReleaseTarget): Prisma.DeviceWhereInput {
+  return "group" in target ? { groups: { has: target.group }, retiredAt: null } : { retiredAt: null };
+}
+
+async function targetDeviceIds(db: DbOrTx, target: ReleaseTarget): Promise<string[]> {
+  return (await db.device.findMany({ where: targetWhere(target), select: { id: true } })).map((device) => device.id);
 }
 
 /** The devices `percent` of the target covers: the first of the rollout order, rounded up. */
@@ -53,16 +65,17 @@ function installUrlBase(env: AppDeps["env"]): string {
 }
 
 /**
- * Sends a catalogue version to devices as install_app bulk commands (chunks of
- * SEND_CHUNK): a download URL signed to outlive the command, and the file's SHA-256.
- * Releases and required apps both send versions this way. Returns the batch ids.
+ * Queues a catalogue version for devices as install_app bulk commands (chunks of
+ * SEND_CHUNK) in the caller's transaction: a download URL signed to outlive the command,
+ * and the file's SHA-256. The caller wakes the delivery workers once it has committed.
  */
-export async function sendInstallCommands(
+async function queueInstallCommands(
+  tx: DbOrTx,
   deps: Deps,
   version: Pick<AppVersion, "packageName" | "sha256" | "versionCode">,
   deviceIds: string[],
   actor: Actor,
-): Promise<string[]> {
+): Promise<Array<{ deviceId: string; requestId: string; batchId: string }>> {
   const base = installUrlBase(deps.env);
   const now = deps.clock.now();
   const ttlSeconds = deps.env.COMMAND_DEFAULT_TTL_SECONDS;
@@ -73,76 +86,144 @@ export async function sendInstallCommands(
     sha256: version.sha256,
     versionCode: version.versionCode,
   });
-  const batchIds: string[] = [];
+  const sent: Array<{ deviceId: string; requestId: string; batchId: string }> = [];
   for (let start = 0; start < deviceIds.length; start += SEND_CHUNK) {
     const chunk = deviceIds.slice(start, start + SEND_CHUNK);
-    const batch = await createBulkCommand(deps, { type: "install_app", payload, target: { deviceIds: chunk }, delivery: "auto", ttlSeconds }, actor);
-    batchIds.push(batch.batchId);
+    const batch = await queueBulkCommand(tx, deps, { type: "install_app", payload, target: { deviceIds: chunk }, delivery: "auto", ttlSeconds }, chunk, actor);
+    sent.push(...batch.commands.map((command) => ({ ...command, batchId: batch.batchId })));
   }
-  return batchIds;
+  return sent;
 }
 
-/** Sends `version` to `deviceIds` as install_app batches and records each device's command. */
-async function sendVersion(deps: Deps, release: AppRelease, version: AppVersion, deviceIds: string[], actor: Actor): Promise<void> {
+/**
+ * Sends a catalogue version to devices in service as install_app bulk commands (required
+ * apps send versions this way; releases queue them in their own transaction). Returns the batch ids.
+ */
+export async function sendInstallCommands(
+  deps: Deps,
+  version: Pick<AppVersion, "packageName" | "sha256" | "versionCode">,
+  deviceIds: string[],
+  actor: Actor,
+): Promise<string[]> {
+  installUrlBase(deps.env);
+  const sent = await deps.db.$transaction(
+    async (tx) => {
+      const inService = (await tx.device.findMany({ where: { id: { in: deviceIds }, retiredAt: null }, select: { id: true } })).map((device) => device.id);
+      return queueInstallCommands(tx, deps, version, inService, actor);
+    },
+    { timeout: SEND_TIMEOUT_MS },
+  );
+  if (sent.length > 0) wakeDelivery(deps);
+  return [...new Set(sent.map((command) => command.batchId))];
+}
+
+/** Queues `version` for `deviceIds` in the caller's transaction and records each device's command in the release. */
+async function sendVersion(tx: DbOrTx, deps: Deps, release: AppRelease, version: AppVersion, deviceIds: string[], actor: Actor): Promise<number> {
+  if (deviceIds.length === 0) return 0;
   const now = deps.clock.now();
-  for (const batchId of await sendInstallCommands(deps, version, deviceIds, actor)) {
-    const commands = await deps.db.command.findMany({ where: { batchId }, select: { deviceId: true, requestId: true } });
-    await deps.db.$transaction(
-      commands.map((command) =>
-        deps.db.appReleaseDevice.upsert({
-          where: { releaseId_deviceId: { releaseId: release.id, deviceId: command.deviceId } },
-          create: { releaseId: release.id, deviceId: command.deviceId, versionId: version.id, requestId: command.requestId, sentAt: now },
-          update: { versionId: version.id, requestId: command.requestId, sentAt: now },
-        }),
-      ),
-    );
-  }
+  const commands = await queueInstallCommands(tx, deps, version, deviceIds, actor);
+  await tx.$executeRaw`
+    INSERT INTO "AppReleaseDevice" ("releaseId", "deviceId", "versionId", "requestId", "sentAt")
+    SELECT ${release.id}::uuid, c."deviceId", ${version.id}::uuid, c."requestId", ${now}
+    FROM unnest(${commands.map((command) => command.deviceId)}::uuid[], ${commands.map((command) => command.requestId)}::uuid[]) AS c("deviceId", "requestId")
+    ON CONFLICT ("releaseId", "deviceId") DO UPDATE SET "versionId" = EXCLUDED."versionId", "requestId" = EXCLUDED."requestId", "sentAt" = EXCLUDED."sentAt"`;
+  return commands.length;
 }
 
-/** Sends the release to the devices its percentage covers that it was not sent to yet. */
-async function fillShare(deps: Deps, release: ReleaseWithVersions, actor: Actor): Promise<number> {
-  const share = shareOf(release.id, await targetDeviceIds(deps, release.target as ReleaseTarget), release.percent);
-  const sent = new Set((await deps.db.appReleaseDevice.findMany({ where: { releaseId: release.id }, select: { deviceId: true } })).map((row) => row.deviceId));
-  const missing = share.filter((deviceId) => !sent.has(deviceId));
-  if (missing.length > 0) await sendVersion(deps, release, release.version, missing, actor);
-  return missing.length;
+/**
+ * Sends the release to the devices in service its percentage covers that it was not sent
+ * to yet (at most `limit`), except devices a newer release of the app was sent to: those
+ * must not go back to this version.
+ */
+async function fillShare(tx: DbOrTx, deps: Deps, release: ReleaseWithVersions, actor: Actor, limit = Number.POSITIVE_INFINITY): Promise<number> {
+  const share = shareOf(release.id, await targetDeviceIds(tx, release.target as ReleaseTarget), release.percent);
+  const taken = await tx.$queryRaw<Array<{ deviceId: string }>>`
+    SELECT DISTINCT rd."deviceId"::text AS "deviceId" FROM "AppReleaseDevice" rd JOIN "AppRelease" r ON r.id = rd."releaseId"
+    WHERE r.id = ${release.id}::uuid OR (r."packageName" = ${release.packageName} AND r."createdAt" > ${release.createdAt})`;
+  const sent = new Set(taken.map((row) => row.deviceId));
+  const missing = share.filter((deviceId) => !sent.has(deviceId)).slice(0, limit);
+  return sendVersion(tx, deps, release, release.version, missing, actor);
+}
+
+/** Whether two release targets share devices: the fleet overlaps every group. */
+function overlaps(a: ReleaseTarget, b: ReleaseTarget): boolean {
+  return !("group" in a) || !("group" in b) || a.group === b.group;
+}
+
+/**
+ * A release reaching 100% is sent, in the same transaction, to every device of its target
+ * in service: it is then `completed`. The devices whose required apps now resolve to
+ * this version are queued for the policy worker.
+ */
+async function completeIfFull(tx: DbOrTx, deps: Deps, release: ReleaseWithVersions): Promise<boolean> {
+  if (release.percent < 100) return false;
+  const before = (await newestCatalogueVersions(tx, [{ packageName: release.packageName }])).get(release.packageName) ?? null;
+  await tx.appRelease.update({ where: { id: release.id }, data: { status: "completed", updatedAt: deps.clock.now() } });
+  return (await queueDevicesAwaiting(tx, release.packageName, release.version.versionCode, before, deps.clock.now())) > 0;
+}
+
+function afterCommit(deps: Deps, outcome: { sent: number; awaiting: boolean }): void {
+  if (outcome.sent > 0) wakeDelivery(deps);
+  if (outcome.awaiting) deps.bus.publish({ kind: "policy_dispatch_due" });
 }
 
 export async function createRelease(deps: Deps, packageName: string, input: CreateReleaseRequest, actor: Actor): Promise<AppReleaseView> {
-  const { db } = deps;
-  const version = await db.appVersion.findUnique({ where: { packageName_versionCode: { packageName, versionCode: input.versionCode } } });
+  const version = await deps.db.appVersion.findUnique({ where: { packageName_versionCode: { packageName, versionCode: input.versionCode } } });
   if (!version) throw new HttpError("not_found", `The catalogue has no version ${input.versionCode} of ${packageName}`);
   installUrlBase(deps.env);
-  const running = await db.appRelease.findFirst({ where: { packageName, status: { in: ["active", "paused"] } }, select: { id: true } });
-  if (running) throw new HttpError("conflict", `${packageName} already has a release in progress (${running.id}): roll it back or let it finish first`);
-  const previous = await db.appVersion.findFirst({ where: { packageName, versionCode: { lt: version.versionCode } }, orderBy: { versionCode: "desc" } });
-  const now = deps.clock.now();
-  const release = await db.appRelease.create({
-    data: {
-      id: randomUUID(),
-      packageName,
-      versionId: version.id,
-      previousVersionId: previous?.id ?? null,
-      target: input.target,
-      percent: input.percent,
-      autoAdvance: input.autoAdvance,
-      maxFailurePercent: input.maxFailurePercent,
-      createdBy: actor.name,
-      createdAt: now,
-      updatedAt: now,
+  // The release, its commands and its rows commit together: a refusal leaves nothing behind.
+  const outcome = await deps.db.$transaction(
+    async (tx) => {
+      // Orders concurrent releases of one app: the second sees the first.
+      await tx.$queryRaw`SELECT 1 FROM "CatalogueApp" WHERE "packageName" = ${packageName} FOR UPDATE`;
+      const running = await tx.appRelease.findFirst({ where: { packageName, status: { in: ["active", "paused"] } }, select: { id: true } });
+      if (running) throw new HttpError("conflict", `${packageName} already has a release in progress (${running.id}): roll it back or let it complete first`);
+      const released = await tx.appRelease.findMany({
+        where: { packageName, status: { in: ["active", "paused", "completed"] } },
+        select: { target: true, version: { select: { versionCode: true } } },
+      });
+      const newer = released
+        .filter((other) => overlaps(other.target as ReleaseTarget, input.target))
+        .reduce((max, other) => Math.max(max, other.version.versionCode), Number.NEGATIVE_INFINITY);
+      if (newer > version.versionCode) {
+        throw new HttpError(
+          "conflict",
+          `Version ${newer} of ${packageName} is already released to devices of this target: a release of the lower version ${version.versionCode} would downgrade them (roll back the newer release instead)`,
+        );
+      }
+      const previous = await tx.appVersion.findFirst({ where: { packageName, versionCode: { lt: version.versionCode } }, orderBy: { versionCode: "desc" } });
+      const now = deps.clock.now();
+      const release = await tx.appRelease.create({
+        data: {
+          id: randomUUID(),
+          packageName,
+          versionId: version.id,
+          previousVersionId: previous?.id ?? null,
+          target: input.target,
+          percent: input.percent,
+          autoAdvance: input.autoAdvance,
+          maxFailurePercent: input.maxFailurePercent,
+          createdBy: actor.name,
+          createdAt: now,
+          updatedAt: now,
+        },
+        include: withVersions,
+      });
+      await recordAudit(tx, {
+        actor: actor.name,
+        action: "app_release.create",
+        targetType: "app",
+        targetId: packageName,
+        ip: actor.ip,
+        details: { releaseId: release.id, versionCode: version.versionCode, target: input.target, percent: input.percent },
+      });
+      const sent = await fillShare(tx, deps, release, actor);
+      return { id: release.id, sent, awaiting: await completeIfFull(tx, deps, release) };
     },
-    include: withVersions,
-  });
-  await recordAudit(db, {
-    actor: actor.name,
-    action: "app_release.create",
-    targetType: "app",
-    targetId: packageName,
-    ip: actor.ip,
-    details: { releaseId: release.id, versionCode: version.versionCode, target: input.target, percent: input.percent },
-  });
-  await fillShare(deps, release, actor);
-  return getReleaseView(deps, release.id);
+    { timeout: SEND_TIMEOUT_MS },
+  );
+  afterCommit(deps, outcome);
+  return getReleaseView(deps, outcome.id);
 }
 
 async function findRelease({ db }: Pick<AppDeps, "db">, releaseId: string): Promise<ReleaseWithVersions> {
@@ -157,22 +238,31 @@ export async function advanceRelease(deps: Deps, releaseId: string, input: Advan
   const percent = input.percent ?? ROLLOUT_STEPS.find((step) => step > release.percent);
   if (percent === undefined || percent <= release.percent)
     throw new HttpError("conflict", `The release is already at ${release.percent}%; advance it to a higher percentage`);
-  // The claim: of two concurrent advances, only the one that moves the row sends.
-  const claimed = await deps.db.appRelease.updateManyAndReturn({
-    where: { id: releaseId, status: "active", percent: release.percent },
-    data: { percent, updatedAt: deps.clock.now() },
-    include: withVersions,
-  });
-  if (claimed.length === 0) throw new HttpError("conflict", "The release changed meanwhile; reload it");
-  await recordAudit(deps.db, {
-    actor: actor.name,
-    action: "app_release.advance",
-    targetType: "app",
-    targetId: release.packageName,
-    ip: actor.ip,
-    details: { releaseId, from: release.percent, to: percent, ...(input.reason ? { reason: input.reason } : {}) },
-  });
-  await fillShare(deps, claimed[0] as ReleaseWithVersions, actor);
+  installUrlBase(deps.env);
+  const outcome = await deps.db.$transaction(
+    async (tx) => {
+      // The claim: of two concurrent advances, only the one that moves the row sends.
+      const claimed = await tx.appRelease.updateManyAndReturn({
+        where: { id: releaseId, status: "active", percent: release.percent },
+        data: { percent, updatedAt: deps.clock.now() },
+        include: withVersions,
+      });
+      if (claimed.length === 0) throw new HttpError("conflict", "The release changed meanwhile; reload it");
+      await recordAudit(tx, {
+        actor: actor.name,
+        action: "app_release.advance",
+        targetType: "app",
+        targetId: release.packageName,
+        ip: actor.ip,
+        details: { releaseId, from: release.percent, to: percent, ...(input.reason ? { reason: input.reason } : {}) },
+      });
+      const advanced = claimed[0] as ReleaseWithVersions;
+      const sent = await fillShare(tx, deps, advanced, actor);
+      return { sent, awaiting: await completeIfFull(tx, deps, advanced) };
+    },
+    { timeout: SEND_TIMEOUT_MS },
+  );
+  afterCommit(deps, outcome);
   return getReleaseView(deps, releaseId);
 }
 
@@ -195,40 +285,61 @@ export const pauseRelease = (deps: Deps, releaseId: string, actor: Actor) => set
 export const resumeRelease = (deps: Deps, releaseId: string, actor: Actor) => setStatus(deps, releaseId, "paused", "active", "app_release.resume", actor);
 
 /**
- * Sends the previous version to every device the release was sent to, and cancels its
- * install commands that have not reached their device yet.
+ * Sends the previous version to every device in service the release was sent to, and
+ * cancels its install commands that have not reached their device yet: one transaction
+ * with the status change, so a release is never rolled back with nothing sent.
  */
 export async function rollbackRelease(deps: Deps, releaseId: string, actor: Actor): Promise<AppReleaseView> {
   const release = await findRelease(deps, releaseId);
-  if (!release.previousVersion)
+  const previousVersion = release.previousVersion;
+  if (!previousVersion)
     throw new HttpError("conflict", `The catalogue has no version of ${release.packageName} below ${release.version.versionCode} to roll back to`);
-  const { count } = await deps.db.appRelease.updateMany({
-    where: { id: releaseId, status: { in: ["active", "paused"] } },
-    data: { status: "rolled_back", updatedAt: deps.clock.now() },
-  });
-  if (count === 0) throw new HttpError("conflict", `The release is already ${release.status}`);
-  const rows = await deps.db.appReleaseDevice.findMany({ where: { releaseId, versionId: release.versionId }, select: { deviceId: true, requestId: true } });
-  const requestIds = rows.flatMap((row) => (row.requestId ? [row.requestId] : []));
-  const unsent = await deps.db.command.findMany({ where: { requestId: { in: requestIds }, status: "queued" }, select: { requestId: true } });
+  installUrlBase(deps.env);
   const now = deps.clock.now();
-  for (const { requestId } of unsent) {
-    await transition(deps, requestId, ["queued"], "cancelled", now, `release ${releaseId} rolled back`, { completedAt: now, nextAttemptAt: null });
-  }
-  await recordAudit(deps.db, {
-    actor: actor.name,
-    action: "app_release.rollback",
-    targetType: "app",
-    targetId: release.packageName,
-    ip: actor.ip,
-    details: { releaseId, toVersionCode: release.previousVersion.versionCode, devices: rows.length },
-  });
-  await sendVersion(
-    deps,
-    release,
-    release.previousVersion,
-    rows.map((row) => row.deviceId),
-    actor,
+  const reason = `release ${releaseId} rolled back`;
+  const outcome = await deps.db.$transaction(
+    async (tx) => {
+      const { count } = await tx.appRelease.updateMany({
+        where: { id: releaseId, status: { in: ["active", "paused", "completed"] } },
+        data: { status: "rolled_back", updatedAt: now },
+      });
+      if (count === 0) throw new HttpError("conflict", `The release is already ${release.status}`);
+      const rows = await tx.$queryRaw<Array<{ deviceId: string; requestId: string | null; inService: boolean }>>`
+        SELECT rd."deviceId"::text AS "deviceId", rd."requestId"::text AS "requestId", (d."retiredAt" IS NULL) AS "inService"
+        FROM "AppReleaseDevice" rd JOIN "Device" d ON d.id = rd."deviceId"
+        WHERE rd."releaseId" = ${releaseId}::uuid AND rd."versionId" = ${release.versionId}::uuid`;
+      const cancelled = await tx.command.updateManyAndReturn({
+        where: { requestId: { in: rows.flatMap((row) => (row.requestId ? [row.requestId] : [])) }, status: "queued" },
+        data: { status: "cancelled", completedAt: now, nextAttemptAt: null, errorMessage: reason },
+        select: { requestId: true, deviceId: true, batchId: true },
+      });
+      await tx.commandEvent.createMany({ data: cancelled.map((row) => ({ requestId: row.requestId, status: "cancelled" as const, at: now, detail: reason })) });
+      await emitCommandStatusChanges(
+        tx,
+        cancelled.map((row) => ({ ...row, status: "cancelled" as const, detail: reason })),
+        now,
+      );
+      const devices = rows.filter((row) => row.inService).map((row) => row.deviceId);
+      await recordAudit(tx, {
+        actor: actor.name,
+        action: "app_release.rollback",
+        targetType: "app",
+        targetId: release.packageName,
+        ip: actor.ip,
+        details: { releaseId, toVersionCode: previousVersion.versionCode, devices: devices.length },
+      });
+      const sent = await sendVersion(tx, deps, release, previousVersion, devices, actor);
+      return { sent, cancelled };
+    },
+    { timeout: SEND_TIMEOUT_MS },
   );
+  for (const row of outcome.cancelled) {
+    deps.bus.publish({
+      kind: "command_status",
+      change: { requestId: row.requestId, deviceId: row.deviceId, batchId: row.batchId, status: "cancelled", at: now.toISOString() },
+    });
+  }
+  afterCommit(deps, { sent: outcome.sent, awaiting: false });
   return getReleaseView(deps, releaseId);
 }
 
@@ -255,7 +366,7 @@ async function deviceRowsOf({ db }: Pick<AppDeps, "db">, releaseIds: string[], l
       FROM "AppReleaseDevice" rd
       JOIN "AppVersion" v ON v.id = rd."versionId"
       LEFT JOIN "Command" c ON c."requestId" = rd."requestId"
-      LEFT JOIN "Device" d ON d.id = rd."deviceId"
+      JOIN "Device" d ON d.id = rd."deviceId" AND d."retiredAt" IS NULL
       WHERE rd."releaseId"::text = ANY(${releaseIds})) rows
     ORDER BY CASE status WHEN 'failed' THEN 0 WHEN 'pending' THEN 1 ELSE 2 END, "deviceId"
     LIMIT ${limit}`;
@@ -274,12 +385,11 @@ async function progressOf(deps: Pick<AppDeps, "db">, release: AppRelease): Promi
       FROM "AppReleaseDevice" rd
       JOIN "AppVersion" v ON v.id = rd."versionId"
       LEFT JOIN "Command" c ON c."requestId" = rd."requestId"
-      LEFT JOIN "Device" d ON d.id = rd."deviceId"
+      JOIN "Device" d ON d.id = rd."deviceId" AND d."retiredAt" IS NULL
       WHERE rd."releaseId" = ${release.id}::uuid) rows
     GROUP BY status`;
   const byStatus = Object.fromEntries(counts.map((row) => [row.status, row.count]));
-  const target = release.target as ReleaseTarget;
-  const targeted = await deps.db.device.count({ where: "group" in target ? { groups: { has: target.group } } : {} });
+  const targeted = await deps.db.device.count({ where: targetWhere(release.target as ReleaseTarget) });
   const installed = byStatus.installed ?? 0;
   const pending = byStatus.pending ?? 0;
   const failed = byStatus.failed ?? 0;
@@ -330,32 +440,62 @@ export async function listReleaseViews(deps: Pick<AppDeps, "db">, packageNames: 
 /**
  * The cluster's rollout job (once per period): each active auto-advancing release whose
  * devices have all finished steps up when its failure rate is within its threshold, and
- * pauses itself when it is not, for an admin to look at.
+ * pauses itself when it is not, for an admin to look at. Then each app's newest completed
+ * release per target is sent to the devices that joined its target since (at most
+ * TOP_UP_LIMIT per release per run). A release that fails is logged and skipped: the others still run.
  */
-export async function advanceRollouts(deps: Deps): Promise<{ advanced: number; paused: number }> {
+export async function advanceRollouts(deps: Deps): Promise<{ advanced: number; paused: number; toppedUp: number }> {
   const actor = { name: "auto-rollout" };
   const releases = await deps.db.appRelease.findMany({
     where: { status: "active", autoAdvance: true, percent: { lt: 100 } },
     include: withVersions,
+    orderBy: { updatedAt: "asc" },
     take: 100,
   });
   let advanced = 0;
   let paused = 0;
+  let toppedUp = 0;
   for (const release of releases) {
-    const progress = await progressOf(deps, release);
-    if (progress.sent === 0 || progress.pending > 0) continue;
-    if ((progress.failed * 100) / progress.sent > release.maxFailurePercent) {
-      await pauseRelease(deps, release.id, actor);
-      deps.logger.warn("release paused: failure rate over its threshold", { releaseId: release.id, failed: progress.failed, sent: progress.sent });
-      paused++;
-      continue;
-    }
     try {
+      const progress = await progressOf(deps, release);
+      if (progress.sent === 0 || progress.pending > 0) continue;
+      if ((progress.failed * 100) / progress.sent > release.maxFailurePercent) {
+        await pauseRelease(deps, release.id, actor);
+        deps.logger.warn("release paused: failure rate over its threshold", { releaseId: release.id, failed: progress.failed, sent: progress.sent });
+        paused++;
+        continue;
+      }
       await advanceRelease(deps, release.id, {}, actor);
       advanced++;
     } catch (error) {
-      if (!(error instanceof HttpError && error.code === "conflict")) throw error;
+      // A conflict is an admin (or another instance) acting on it meanwhile.
+      if (error instanceof HttpError && error.code === "conflict") continue;
+      deps.logger.error("release not advanced", { releaseId: release.id, message: error instanceof Error ? error.message : String(error) });
     }
   }
-  return { advanced, paused };
+  // Older completed releases of the same app and target are superseded: only the newest tops up.
+  const completed = await deps.db.$queryRaw<Array<{ id: string }>>`
+    SELECT id::text AS id FROM (
+      SELECT DISTINCT ON ("packageName", target) id, "createdAt" FROM "AppRelease"
+      WHERE status = 'completed' ORDER BY "packageName", target, "createdAt" DESC) latest
+    ORDER BY "createdAt" DESC LIMIT ${TOP_UP_RELEASES}`;
+  for (const { id } of completed) {
+    try {
+      const outcome = await deps.db.$transaction(
+        async (tx) => {
+          // Locked: a rollback meanwhile waits, then sends the previous version to these newcomers too.
+          const locked = await tx.$queryRaw<unknown[]>`SELECT 1 FROM "AppRelease" WHERE id = ${id}::uuid AND status = 'completed' FOR UPDATE`;
+          const release = locked.length > 0 ? await tx.appRelease.findUnique({ where: { id }, include: withVersions }) : null;
+          if (!release) return { sent: 0, awaiting: false };
+          return { sent: await fillShare(tx, deps, release, actor, TOP_UP_LIMIT), awaiting: false };
+        },
+        { timeout: SEND_TIMEOUT_MS },
+      );
+      afterCommit(deps, outcome);
+      if (outcome.sent > 0) toppedUp++;
+    } catch (error) {
+      deps.logger.error("release not topped up", { releaseId: id, message: error instanceof Error ? error.message : String(error) });
+    }
+  }
+  return { advanced, paused, toppedUp };
 }

@@ -395,6 +395,25 @@ async function resolveTarget({ db }: Pick<AppDeps, "db">, target: BulkTarget): P
 export async function createBulkCommand(deps: CommandDeps, input: CreateBulkCommandRequest, actor: { name: string; ip?: string }): Promise<BatchView> {
   const deviceIds = await resolveTarget(deps, input.target);
   if (deviceIds.length === 0) throw new HttpError("validation_failed", "The target matches no device", [{ path: "target", message: "No device matches" }]);
+  const { batchId } = await deps.db.$transaction((tx) => queueBulkCommand(tx, deps, input, deviceIds, actor), { timeout: 60_000 });
+  deps.logger.info("bulk command queued", { batchId, type: input.type, total: deviceIds.length });
+  // The rows are the fan-out: the workers of every instance claim and send them.
+  wakeDelivery(deps);
+  return getBatch(deps, batchId);
+}
+
+/**
+ * Writes a batch of `input` for `deviceIds` (devices in service, resolved by the caller)
+ * with its commands, their queued events and the audit entry, in the caller's
+ * transaction. The caller wakes the delivery workers once it has committed.
+ */
+export async function queueBulkCommand(
+  tx: DbOrTx,
+  deps: Pick<AppDeps, "clock" | "env">,
+  input: CreateBulkCommandRequest,
+  deviceIds: string[],
+  actor: { name: string; ip?: string },
+): Promise<{ batchId: string; commands: Array<{ deviceId: string; requestId: string }> }> {
   const now = deps.clock.now();
   const batchId = randomUUID();
   const expiresAt = new Date(now.getTime() + (input.ttlSeconds ?? deps.env.COMMAND_DEFAULT_TTL_SECONDS) * 1000);
@@ -410,22 +429,20 @@ export async function createBulkCommand(deps: CommandDeps, input: CreateBulkComm
     batchId,
     nextAttemptAt: now,
   }));
-  await deps.db.$transaction([
-    deps.db.commandBatch.create({
-      data: {
-        id: batchId,
-        type: input.type,
-        payload: input.payload as object,
-        target: input.target,
-        total: deviceIds.length,
-        createdBy: actor.name,
-        createdAt: now,
-      },
-    }),
-    deps.db.command.createMany({ data: commands }),
-    deps.db.commandEvent.createMany({ data: commands.map((command) => ({ requestId: command.requestId, status: "queued" as const, at: now })) }),
-  ]);
-  await recordAudit(deps.db, {
+  await tx.commandBatch.create({
+    data: {
+      id: batchId,
+      type: input.type,
+      payload: input.payload as object,
+      target: input.target,
+      total: deviceIds.length,
+      createdBy: actor.name,
+      createdAt: now,
+    },
+  });
+  await tx.command.createMany({ data: commands });
+  await tx.commandEvent.createMany({ data: commands.map((command) => ({ requestId: command.requestId, status: "queued" as const, at: now })) });
+  await recordAudit(tx, {
     actor: actor.name,
     action: "command.bulk_create",
     targetType: "batch",
@@ -433,10 +450,7 @@ export async function createBulkCommand(deps: CommandDeps, input: CreateBulkComm
     ip: actor.ip,
     details: { type: input.type, target: input.target, total: deviceIds.length },
   });
-  deps.logger.info("bulk command queued", { batchId, type: input.type, total: deviceIds.length });
-  // The rows are the fan-out: the workers of every instance claim and send them.
-  wakeDelivery(deps);
-  return getBatch(deps, batchId);
+  return { batchId, commands: commands.map(({ deviceId, requestId }) => ({ deviceId, requestId })) };
 }
 
 export async function getBatch({ db }: Pick<AppDeps, "db">, batchId: string): Promise<BatchView> {

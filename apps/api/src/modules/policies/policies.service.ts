@@ -400,11 +400,28 @@ export function requiredAppsOf(settings: unknown): RequiredApp[] {
   return Array.isArray(apps) ? apps : [];
 }
 
+/**
+ * The catalogue version of each package that required apps install (and that missingApps
+ * and warnings name), by the state of each version's latest release: the highest version
+ * whose latest release is `completed`; when none is, the highest version never released.
+ * A version whose latest release is in progress (active, paused) waits for it to complete,
+ * and one whose latest release was rolled back is withdrawn: neither is ever chosen, so
+ * required apps never bypass a staged rollout nor install what it rolled back.
+ */
 export async function newestCatalogueVersions(db: DbOrTx, apps: Array<Pick<RequiredApp, "packageName">>): Promise<NewestVersions> {
   const packages = [...new Set(apps.map((app) => app.packageName))];
   if (packages.length === 0) return new Map();
-  const rows = await db.appVersion.groupBy({ by: ["packageName"], where: { packageName: { in: packages } }, _max: { versionCode: true } });
-  return new Map(rows.flatMap((row) => (row._max.versionCode === null ? [] : [[row.packageName, row._max.versionCode] as const])));
+  const rows = await db.$queryRaw<Array<{ packageName: string; versionCode: number | null }>>`
+    WITH latest AS (
+      SELECT DISTINCT ON ("versionId") "versionId", status FROM "AppRelease"
+      WHERE "packageName" = ANY(${packages}) ORDER BY "versionId", "createdAt" DESC)
+    SELECT v."packageName", COALESCE(
+        max(v."versionCode") FILTER (WHERE latest.status = 'completed'),
+        max(v."versionCode") FILTER (WHERE latest.status IS NULL)) AS "versionCode"
+    FROM "AppVersion" v LEFT JOIN latest ON latest."versionId" = v.id
+    WHERE v."packageName" = ANY(${packages})
+    GROUP BY v."packageName"`;
+  return new Map(rows.flatMap((row) => (row.versionCode === null ? [] : [[row.packageName, row.versionCode] as const])));
 }
 
 /**

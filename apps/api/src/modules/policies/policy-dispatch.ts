@@ -63,7 +63,8 @@ async function claimDue(deps: DispatchDeps): Promise<ClaimedDispatch[]> {
 
 /**
  * Sends each required app the claimed devices lack (by their last reported apps) as the
- * newest catalogue version that satisfies it, one bulk install_app per version, skipping
+ * catalogue version newestCatalogueVersions chooses (never one a release holds back or
+ * rolled back) when it satisfies it, one bulk install_app per version, skipping
  * devices with an unfinished install of that package already (a retried claim, or a release).
  */
 async function installMissingApps(deps: DispatchDeps, devices: ClaimedDispatch[]): Promise<void> {
