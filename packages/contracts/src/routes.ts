@@ -309,7 +309,7 @@ export const apiRoutes = {
     summary: "Set groups, alias prefix or retirement for a selection of devices",
     description:
       "The selection is a list of ids, a group, the devices of an enrollment token, or the filters of `GET /admin/devices`; retired devices are never selected. " +
-      `At most ${MAX_BULK_EDIT_DEVICES} devices per call (400 past it: narrow the selection). Group and alias changes are one statement; each retirement is done as ` +
+      `At most ${MAX_BULK_EDIT_DEVICES} devices per call (400 past it: narrow the selection). Group and alias changes are one statement; the devices whose groups change get their effective policy recomputed (as with `PATCH /admin/devices/{deviceId}`); each retirement is done as ` +
       "`POST /admin/devices/{deviceId}/retire` does. One audit entry `device.bulk_edit`, plus `device.retire` for each retired device.",
     body: BulkEditDevicesRequest,
     responses: { 200: { description: "What changed.", schema: BulkEditDevicesResponse } },

@@ -53,6 +53,32 @@ describeWithPostgres("bulk edits, batch cancel and policy edits", () => {
     expect(audit?.details).toMatchObject({ matched: 2, updated: 2, changes: { aliasPrefix: "Till-" } });
   });
 
+  it("recomputes the effective policy of the devices whose groups it changes, as PATCH does: hash, dispatch row, heartbeat answer", async () => {
+    const policy = await adminRequest(t.app, "POST", "/admin/device-policies", { name: "Lobby", settings: { restrictions: { camera: false } } });
+    expect((await adminRequest(t.app, "POST", `/admin/device-policies/${policy.body.id}/assignments`, { group: "lobby" })).status).toBe(201);
+    const joining = await enrollDevice(t.app);
+    const bystander = await enrollDevice(t.app);
+    const policyOf = async (id: string) => (await adminRequest(t.app, "GET", `/admin/devices/${id}/policy`)).body;
+    const heartbeat = (device: { deviceToken: string }) =>
+      request(t.app).post("/v1/heartbeat").set("Authorization", `Bearer ${device.deviceToken}`).send(heartbeatBody());
+
+    const added = await adminRequest(t.app, "POST", "/admin/devices/bulk", { target: { deviceIds: [joining.deviceId] }, addGroups: ["lobby"] });
+    expect(added.body).toMatchObject({ matched: 1, updated: 1 });
+    const joined = await policyOf(joining.deviceId);
+    expect(joined).toMatchObject({ hash: expect.any(String), settings: { restrictions: { camera: false } }, compliance: { status: "pending" } });
+    expect(await database.db.policyDispatch.count({ where: { deviceId: joining.deviceId } })).toBe(1);
+    expect((await heartbeat(joining)).body.policy).toEqual({ hash: joined.hash, settings: { restrictions: { camera: false } } });
+    expect(await policyOf(bystander.deviceId)).toMatchObject({ hash: null, compliance: { status: "none" } });
+    expect((await heartbeat(bystander)).body.policy).toBeUndefined();
+
+    // Leaving the group clears it: the device is sent the empty policy.
+    await adminRequest(t.app, "POST", "/admin/devices/bulk", { target: { group: "lobby" }, removeGroups: ["lobby"] });
+    const left = await policyOf(joining.deviceId);
+    expect(left).toMatchObject({ settings: {}, compliance: { status: "pending" } });
+    expect(left.hash).not.toBe(joined.hash);
+    expect((await heartbeat(joining)).body.policy).toEqual({ hash: left.hash, settings: {} });
+  });
+
   it("selects by group and by the list's filters, and replaces groups", async () => {
     const online = await enrollDevice(t.app, { model: "Kiosk X" });
     const offline = await enrollDevice(t.app, { model: "Kiosk X" });

@@ -31,6 +31,7 @@ import {
   masterKeyIdOf,
 } from "../devices/devices.service";
 import { toLiveState } from "../fleet/fleet.service";
+import { recomputeDevices } from "../policies/policies.service";
 
 type LifecycleDeps = Pick<AppDeps, "db" | "clock" | "bus" | "logger">;
 type Actor = { name: string; ip?: string };
@@ -289,8 +290,9 @@ function selectionWhere(target: DeviceSelection): Prisma.Sql {
 }
 
 /**
- * Sets groups and aliases of many devices in one statement, and retires them one by one
- * (each retirement as POST /admin/devices/{id}/retire does it). At most
+ * Sets groups and aliases of many devices in one statement, recomputing the effective
+ * policy of those whose groups it changes, and retires them one by one (each retirement as
+ * POST /admin/devices/{id}/retire does it). At most
  * MAX_BULK_EDIT_DEVICES devices: a bigger selection is refused before anything changes.
  */
 export async function bulkEditDevices(deps: LifecycleDeps, input: BulkEditDevicesRequest, actor: Actor): Promise<BulkEditDevicesResponse> {
@@ -321,6 +323,8 @@ export async function bulkEditDevices(deps: LifecycleDeps, input: BulkEditDevice
       UPDATE "Device" d SET ${Prisma.join(sets, ", ")}
       FROM (SELECT id, row_number() OVER (ORDER BY "enrolledAt", id) AS n FROM "Device" WHERE id = ANY(${ids}::uuid[])) s
       WHERE d.id = s.id`;
+    // Groups decide which policies apply: the devices changed get their new effective policy, as PATCH /admin/devices/{id} gives it.
+    if (input.setGroups || input.addGroups || input.removeGroups) await recomputeDevices(deps, ids);
   }
   let retired = 0;
   let cancelledCommands = 0;
