@@ -309,8 +309,9 @@ export const apiRoutes = {
     summary: "Set groups, alias prefix or retirement for a selection of devices",
     description:
       "The selection is a list of ids, a group, the devices of an enrollment token, or the filters of `GET /admin/devices`; retired devices are never selected. " +
-      `At most ${MAX_BULK_EDIT_DEVICES} devices per call (400 past it: narrow the selection). Group and alias changes are one statement; the devices whose groups change get their effective policy recomputed (as with `PATCH /admin/devices/{deviceId}`); each retirement is done as ` +
-      "`POST /admin/devices/{deviceId}/retire` does. One audit entry `device.bulk_edit`, plus `device.retire` for each retired device.",
+      `At most ${MAX_BULK_EDIT_DEVICES} devices per call (400 past it: narrow the selection). Group and alias changes are one statement; each retirement is done as ` +
+      "`POST /admin/devices/{deviceId}/retire` does. One audit entry `device.bulk_edit`, plus `device.retire` for each retired device. " +
+      "The devices whose groups change get their effective policy recomputed, as with `PATCH /admin/devices/{deviceId}`.",
     body: BulkEditDevicesRequest,
     responses: { 200: { description: "What changed.", schema: BulkEditDevicesResponse } },
   },
@@ -648,6 +649,9 @@ export const apiRoutes = {
     auth: "admin",
     minRole: "viewer",
     summary: "Fleet-wide policy compliance counts",
+    description:
+      "Devices in service (retired devices are not counted) by compliance status; each count equals the `total` of `GET /admin/devices?compliance=<status>` " +
+      "(`pending` + `failed` is `compliance=noncompliant`).",
     responses: { 200: { description: "Devices by compliance status.", schema: PolicyComplianceSummary } },
   },
   getAlertSettings: {

@@ -540,9 +540,10 @@ export async function deviceEffectivePolicy({ db }: Pick<AppDeps, "db">, deviceI
   };
 }
 
+/** Devices in service by compliance: the same set and statuses as the device list's `compliance` filter (retired devices left out). */
 export async function policyComplianceSummary({ db }: Pick<AppDeps, "db">): Promise<PolicyComplianceSummary> {
   const rows = await db.$queryRaw<Array<{ status: ComplianceStatus; devices: number }>>`
-    SELECT ${COMPLIANCE_SQL} AS status, count(*)::int AS devices FROM "Device" GROUP BY 1`;
+    SELECT ${COMPLIANCE_SQL} AS status, count(*)::int AS devices FROM "Device" WHERE "retiredAt" IS NULL GROUP BY 1`;
   const summary: PolicyComplianceSummary = { none: 0, pending: 0, compliant: 0, failed: 0 };
   for (const row of rows) summary[row.status] = row.devices;
   return summary;

@@ -254,6 +254,25 @@ describe("delivery and compliance over heartbeats", () => {
     expect((await adminRequest(t.app, "GET", "/admin/devices?compliance=compliant")).body.total).toBe(0);
   });
 
+  it("counts only devices in service, as the device list's compliance filter does: a retired device leaves both", async () => {
+    const policy = await createPolicy("Kiosk", { restrictions: { camera: false } });
+    await assign(policy.id, { group: "lobby" });
+    const kept = await enrollDevice(t.app);
+    const leaving = await enrollDevice(t.app);
+    await enrollDevice(t.app);
+    for (const device of [kept, leaving]) await adminRequest(t.app, "PATCH", `/admin/devices/${device.deviceId}`, { groups: ["lobby"] });
+    const counts = async () => (await adminRequest(t.app, "GET", "/admin/policy-compliance")).body;
+    const listed = async (compliance: string) => (await adminRequest(t.app, "GET", `/admin/devices?compliance=${compliance}`)).body.total;
+    expect(await counts()).toEqual({ none: 1, pending: 2, compliant: 0, failed: 0 });
+    expect(await listed("pending")).toBe(2);
+
+    expect((await adminRequest(t.app, "POST", `/admin/devices/${leaving.deviceId}/retire`)).status).toBe(200);
+    expect(await counts()).toEqual({ none: 1, pending: 1, compliant: 0, failed: 0 });
+    expect(await listed("pending")).toBe(1);
+    expect(await listed("noncompliant")).toBe(1);
+    expect(await listed("none")).toBe(1);
+  });
+
   it("folds auto-relaunch in: a policy's autoRelaunch app reported stopped is relaunched", async () => {
     const device = await enrollDevice(t.app);
     const policy = await createPolicy("Relaunch", { autoRelaunch: ["com.example.kiosk"] });
