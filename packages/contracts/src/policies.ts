@@ -192,7 +192,13 @@ export const DevicePolicyIdParams = z.object({ policyId: Uuid });
 export const PolicyAssignmentParams = z.object({ policyId: Uuid, assignmentId: Uuid });
 export const PolicyVersionParams = z.object({
   policyId: Uuid,
-  version: z.coerce.number().int().min(1).max(2_147_483_647).describe("The version whose name, description and settings become a new version."),
+  // A plain decimal integer as versions are numbered (not 1e0, 0x1, 01 or 1.0).
+  version: z
+    .string()
+    .regex(/^[1-9]\d{0,9}$/, { message: "Must be a version number: a decimal integer from 1, without sign, exponent or leading zero", abort: true })
+    .transform(Number)
+    .pipe(z.int().max(2_147_483_647))
+    .describe("The version whose name, description and settings become a new version."),
 });
 
 // ---- What a device receives and reports --------------------------------------------------

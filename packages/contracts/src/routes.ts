@@ -600,6 +600,9 @@ export const apiRoutes = {
     auth: "admin",
     minRole: "operator",
     summary: "Restore an earlier version as a new version",
+    description:
+      "Saves that version's name, description and settings as version n+1 (with `revertedFrom`), even when they equal the current version's: " +
+      "a revert is always recorded. `{version}` is a plain decimal integer (`1e0`, `0x1`, `01` are 400).",
     params: PolicyVersionParams,
     responses: { 200: { description: "The policy at its new version.", schema: DevicePolicyView } },
     errors: ["not_found", "conflict"],

@@ -138,8 +138,10 @@ export function policyChanges(
 
 /**
  * Saves a new version of a policy (an edit or a revert) under a row lock, so two editors
- * never both write version n+1; `expectedVersion` turns a stale edit into 409. Then every
- * device the policy applies to gets its new effective policy.
+ * never both write version n+1; `expectedVersion` turns a stale edit into 409. An edit that
+ * changes nothing saves nothing; a revert is always saved (as the contract says), even when it
+ * restores the content in force. Then every device the policy applies to gets its new
+ * effective policy.
  */
 async function saveVersion(
   deps: Deps,
@@ -158,7 +160,7 @@ async function saveVersion(
       }
       const target = next(current);
       const changes = policyChanges({ name: current.name, description: current.description, settings: current.settings as PolicySettings }, target);
-      if (changes.length === 0) return { changed: false };
+      if (changes.length === 0 && target.revertedFrom === undefined) return { changed: false };
       const version = current.version + 1;
       await tx.policy.update({
         where: { id: policyId },
@@ -184,7 +186,7 @@ async function saveVersion(
         ip: actor.ip,
         details: { version, ...(target.revertedFrom && { revertedFrom: target.revertedFrom }), changes },
       });
-      return { changed: true };
+      return { changed: changes.length > 0 };
     })
     .catch(conflictOnDuplicate("A policy with this name exists"));
   if (saved.changed) await recomputeDevices(deps, await devicesOfPolicies(deps.db, [policyId]));

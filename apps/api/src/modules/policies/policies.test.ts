@@ -147,6 +147,30 @@ describe("policy documents", () => {
     expect(missing.status).toBe(404);
   });
 
+  it("records a revert to the content in force as a new version, and takes the version only as a plain decimal integer", async () => {
+    const device = await enrollDevice(t.app);
+    const policy = await createPolicy("Screens", { screen: { timeoutSeconds: 60 } });
+    await assign(policy.id, { deviceId: device.deviceId });
+    const hash = (await effective(device.deviceId)).hash;
+
+    const again = await adminRequest(t.app, "POST", `/admin/device-policies/${policy.id}/versions/1/revert`);
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ version: 2, settings: { screen: { timeoutSeconds: 60 } } });
+    const history = ListDevicePolicyVersionsResponse.parse((await adminRequest(t.app, "GET", `/admin/device-policies/${policy.id}/versions`)).body);
+    expect(history.versions[0]).toMatchObject({ version: 2, revertedFrom: 1, changes: [] });
+    expect(await database.db.auditLog.findFirst({ where: { targetId: policy.id, action: "device_policy.revert" } })).toMatchObject({
+      details: { version: 2, revertedFrom: 1, changes: [] },
+    });
+    // Same settings, same effective policy: the device is not sent it again.
+    expect((await effective(device.deviceId)).hash).toBe(hash);
+
+    for (const version of ["1e0", "0x1", "01", "1.0", "+1", "0", "-1", "2147483648", "99999999999"]) {
+      const res = await adminRequest(t.app, "POST", `/admin/device-policies/${policy.id}/versions/${version}/revert`);
+      expect([version, res.status, res.body.error?.code]).toEqual([version, 400, "validation_failed"]);
+    }
+    expect((await adminRequest(t.app, "GET", `/admin/device-policies/${policy.id}`)).body.version).toBe(2);
+  });
+
   it("refuses a duplicate name with 409", async () => {
     await createPolicy("Same", {});
     const res = await adminRequest(t.app, "POST", "/admin/device-policies", { name: "Same", settings: {} });
