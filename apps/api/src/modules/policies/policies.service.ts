@@ -428,19 +428,35 @@ export function queueDevicesAwaiting(db: DbOrTx, packageName: string, versionCod
     ON CONFLICT ("deviceId") DO UPDATE SET "dueAt" = EXCLUDED."dueAt", attempts = 0`;
 }
 
-/** Required apps the catalogue cannot satisfy: saving is not refused (the APK may come later), but said. */
+/**
+ * Required apps the catalogue cannot satisfy: saving is not refused (the APK may come later),
+ * but said. And a home app outside lockTaskPackages: one document cannot hold that (the
+ * schema refuses it), but a merge can take each from another policy.
+ */
 function warningsOf(settings: PolicySettings, newest: NewestVersions): PolicyWarning[] {
-  return requiredAppsOf(settings).flatMap((app) => {
-    const available = newest.get(app.packageName);
-    if (available !== undefined && available >= app.minVersionCode) return [];
-    const has = available === undefined ? "has no version of it" : `has only up to version ${available}`;
-    return [
-      {
-        path: `requiredApps.${app.packageName}`,
-        message: `The app catalogue ${has}: upload version ${app.minVersionCode} or later of ${app.packageName}, or devices stay non-compliant until they get it otherwise`,
-      },
-    ];
-  });
+  const kiosk = settings.kiosk;
+  const homeOutside =
+    kiosk?.homeApp !== undefined && kiosk.lockTaskPackages !== undefined && !kiosk.lockTaskPackages.includes(kiosk.homeApp)
+      ? [
+          {
+            path: "kiosk.homeApp",
+            message: `The home app ${kiosk.homeApp} comes from another policy than lockTaskPackages, which does not list it: Android does not start it in lock-task mode`,
+          },
+        ]
+      : [];
+  return homeOutside.concat(
+    requiredAppsOf(settings).flatMap((app) => {
+      const available = newest.get(app.packageName);
+      if (available !== undefined && available >= app.minVersionCode) return [];
+      const has = available === undefined ? "has no version of it" : `has only up to version ${available}`;
+      return [
+        {
+          path: `requiredApps.${app.packageName}`,
+          message: `The app catalogue ${has}: upload version ${app.minVersionCode} or later of ${app.packageName}, or devices stay non-compliant until they get it otherwise`,
+        },
+      ];
+    }),
+  );
 }
 
 /** The version codes a device last reported, by package (null: reported without one). */

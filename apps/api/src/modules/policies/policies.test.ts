@@ -96,6 +96,46 @@ describe("policy documents", () => {
     expect(await database.db.policy.count()).toBe(0);
   });
 
+  it("refuses duplicate lockTaskPackages, autoRelaunch and requiredApps entries, and a home app outside lockTaskPackages, naming each path", async () => {
+    const res = await adminRequest(t.app, "POST", "/admin/device-policies", {
+      name: "Doubled",
+      settings: {
+        kiosk: { lockTaskPackages: ["com.example.kiosk", "com.example.other", "com.example.kiosk"], homeApp: "com.example.launcher" },
+        requiredApps: [
+          { packageName: "com.example.kiosk", minVersionCode: 2 },
+          { packageName: "com.example.kiosk", minVersionCode: 5 },
+        ],
+        autoRelaunch: ["com.example.kiosk", "com.example.kiosk"],
+      },
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe("validation_failed");
+    expect(res.body.error.details.map((issue: { path: string }) => issue.path).sort()).toEqual([
+      "settings.autoRelaunch.1",
+      "settings.kiosk.homeApp",
+      "settings.kiosk.lockTaskPackages.2",
+      "settings.requiredApps.1.packageName",
+    ]);
+    expect(await database.db.policy.count()).toBe(0);
+
+    const policy = await createPolicy("Kiosk", { kiosk: { lockTaskPackages: ["com.example.kiosk"], homeApp: "com.example.kiosk" } });
+    const edit = await adminRequest(t.app, "PATCH", `/admin/device-policies/${policy.id}`, {
+      settings: { kiosk: { lockTaskPackages: ["com.example.kiosk"], homeApp: "com.example.launcher" } },
+    });
+    expect(edit.status).toBe(400);
+    expect(edit.body.error.details).toEqual([expect.objectContaining({ path: "settings.kiosk.homeApp" })]);
+  });
+
+  it("warns when a device's merged policy takes its home app and its lockTaskPackages from policies that disagree", async () => {
+    const device = await enrollDevice(t.app);
+    const launcher = await createPolicy("Launcher", { kiosk: { homeApp: "com.example.launcher" } });
+    const kiosk = await createPolicy("Kiosk", { kiosk: { lockTaskPackages: ["com.example.kiosk"] } });
+    await assign(launcher.id, { deviceId: device.deviceId });
+    await assign(kiosk.id, { group: "lobby" });
+    await adminRequest(t.app, "PATCH", `/admin/devices/${device.deviceId}`, { groups: ["lobby"] });
+    expect((await effective(device.deviceId)).warnings).toEqual([{ path: "kiosk.homeApp", message: expect.stringContaining("com.example.launcher") }]);
+  });
+
   it("refuses an empty update window and an unknown update type", async () => {
     const empty = await adminRequest(t.app, "POST", "/admin/device-policies", {
       name: "A",
