@@ -311,7 +311,7 @@ export const apiRoutes = {
       "The selection is a list of ids, a group, the devices of an enrollment token, or the filters of `GET /admin/devices`; retired devices are never selected. " +
       `At most ${MAX_BULK_EDIT_DEVICES} devices per call (400 past it: narrow the selection). Group and alias changes are one statement; each retirement is done as ` +
       "`POST /admin/devices/{deviceId}/retire` does. One audit entry `device.bulk_edit`, plus `device.retire` for each retired device. " +
-      "The devices whose groups change get their effective policy recomputed, as with `PATCH /admin/devices/{deviceId}`.",
+      "The devices whose groups change get their effective policy recomputed, as with `PATCH /admin/devices/{deviceId}` (queued with the change: the first 1,000 before the answer, the rest by the recompute workers).",
     body: BulkEditDevicesRequest,
     responses: { 200: { description: "What changed.", schema: BulkEditDevicesResponse } },
   },
@@ -615,7 +615,8 @@ export const apiRoutes = {
     minRole: "operator",
     summary: "Assign a policy to a device or a group",
     description:
-      "Precedence, setting by setting: a device assignment beats every group assignment; between group assignments the higher `priority` wins (ties: the policy created first). 409 when the policy is already assigned to that device or group. Devices whose effective policy changes are told as after an update (socket frame, else FCM wake-up) and sent the required apps they lack; a required app the catalogue cannot satisfy shows in their effective policy's `warnings`.",
+      "Precedence, setting by setting: a device assignment beats every group assignment; between group assignments the higher `priority` wins (ties: the policy created first). 409 when the policy is already assigned to that device or group. Devices whose effective policy changes are told as after an update (socket frame, else FCM wake-up) and sent the required apps they lack; a required app the catalogue cannot satisfy shows in their effective policy's `warnings`. " +
+      "The devices reached are queued for a recompute with the assignment; the first 1,000 are recomputed before the answer, the rest by the servers' recompute workers shortly after.",
     params: DevicePolicyIdParams,
     body: CreatePolicyAssignmentRequest,
     responses: { 201: { description: "Assigned.", schema: PolicyAssignment } },

@@ -31,7 +31,7 @@ import {
   masterKeyIdOf,
 } from "../devices/devices.service";
 import { toLiveState } from "../fleet/fleet.service";
-import { recomputeDevices } from "../policies/policies.service";
+import { queueRecomputeOf, recomputeQueuedSoon } from "../policies/policies.service";
 
 type LifecycleDeps = Pick<AppDeps, "db" | "clock" | "bus" | "logger">;
 type Actor = { name: string; ip?: string };
@@ -318,13 +318,19 @@ export async function bulkEditDevices(deps: LifecycleDeps, input: BulkEditDevice
   if (input.aliasPrefix) sets.push(Prisma.sql`alias = ${input.aliasPrefix} || lpad(s.n::text, ${width}, '0')`);
   let updated = 0;
   if (sets.length > 0 && ids.length > 0) {
-    sets.push(Prisma.sql`"updatedAt" = ${clock.now()}`);
-    updated = await db.$executeRaw`
-      UPDATE "Device" d SET ${Prisma.join(sets, ", ")}
-      FROM (SELECT id, row_number() OVER (ORDER BY "enrolledAt", id) AS n FROM "Device" WHERE id = ANY(${ids}::uuid[])) s
-      WHERE d.id = s.id`;
-    // Groups decide which policies apply: the devices changed get their new effective policy, as PATCH /admin/devices/{id} gives it.
-    if (input.setGroups || input.addGroups || input.removeGroups) await recomputeDevices(deps, ids);
+    const now = clock.now();
+    sets.push(Prisma.sql`"updatedAt" = ${now}`);
+    const groupsChange = !!(input.setGroups || input.addGroups || input.removeGroups);
+    updated = await db.$transaction(async (tx) => {
+      const count = await tx.$executeRaw`
+        UPDATE "Device" d SET ${Prisma.join(sets, ", ")}
+        FROM (SELECT id, row_number() OVER (ORDER BY "enrolledAt", id) AS n FROM "Device" WHERE id = ANY(${ids}::uuid[])) s
+        WHERE d.id = s.id`;
+      // Groups decide which policies apply: the devices get their new effective policy, queued with the change.
+      if (groupsChange) await queueRecomputeOf(tx, ids, now);
+      return count;
+    });
+    if (groupsChange) await recomputeQueuedSoon(deps);
   }
   let retired = 0;
   let cancelledCommands = 0;

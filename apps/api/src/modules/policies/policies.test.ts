@@ -548,3 +548,51 @@ describe("the policy worker: FCM wake-ups and required app installs", () => {
     expect(tokens.filter((token) => token === "token-flaky")).toHaveLength(2);
   });
 });
+
+describe("recomputing effective policies: queued in the change's transaction, set-based, finished by any instance's worker", () => {
+  it("answers an assignment to a big group after the first devices, leaves the rest queued, and another instance's worker completes them", async () => {
+    const DEVICES = 2500;
+    const ids = Array.from({ length: DEVICES }, () => randomUUID());
+    await database.db.device.createMany({ data: ids.map((id) => ({ id, tokenHash: "0".repeat(64), groups: ["fleet"] })) });
+    const retired = randomUUID();
+    await database.db.device.create({ data: { id: retired, tokenHash: "0".repeat(64), groups: ["fleet"], retiredAt: new Date() } });
+    const policy = await createPolicy("Fleet", { screen: { timeoutSeconds: 60 } });
+    const withHash = () => database.db.device.count({ where: { id: { in: ids }, policyDesiredHash: { not: null } } });
+
+    await assign(policy.id, { group: "fleet" });
+    // The request did RECOMPUTE_INLINE_DEVICES itself; the rest wait as rows, not as promises of a dead instance.
+    expect(await withHash()).toBe(1000);
+    expect(await database.db.policyRecompute.count()).toBe(DEVICES - 1000);
+    expect(await database.db.policyRecompute.count({ where: { deviceId: retired } })).toBe(0);
+
+    const other = createTestApp(database.db);
+    expect(await other.recomputePolicies()).toBe(DEVICES - 1000);
+    expect(await withHash()).toBe(DEVICES);
+    expect(await database.db.policyRecompute.count()).toBe(0);
+    expect(await database.db.policyDispatch.count()).toBe(DEVICES);
+    const hashes = await database.db.device.groupBy({ by: ["policyDesiredHash"], where: { id: { in: ids } } });
+    expect(hashes).toHaveLength(1);
+    expect(hashes[0]!.policyDesiredHash).toBe((await effective(ids[0]!)).hash);
+
+    // An edit queues the same devices again in its own transaction, with the new version.
+    const edit = await adminRequest(t.app, "PATCH", `/admin/device-policies/${policy.id}`, { settings: { screen: { timeoutSeconds: 120 } } });
+    expect(edit.status).toBe(200);
+    expect(await database.db.policyRecompute.count()).toBe(DEVICES - 1000);
+    expect(await t.recomputePolicies()).toBe(DEVICES - 1000);
+    expect(await database.db.device.count({ where: { id: { in: ids }, policyDesired: { equals: { screen: { timeoutSeconds: 120 } } } } })).toBe(DEVICES);
+  });
+
+  it("leaves a batch queued when the transaction that claimed it fails", async () => {
+    const device = await enrollDevice(t.app);
+    await database.db.policyRecompute.create({ data: { deviceId: device.deviceId } });
+    await expect(
+      database.db.$transaction(async (tx) => {
+        await tx.$executeRaw`DELETE FROM "PolicyRecompute" WHERE "deviceId" IN (SELECT "deviceId" FROM "PolicyRecompute" FOR UPDATE SKIP LOCKED)`;
+        throw new Error("the instance died");
+      }),
+    ).rejects.toThrow("the instance died");
+    expect(await database.db.policyRecompute.count()).toBe(1);
+    expect(await t.recomputePolicies()).toBe(1);
+    expect(await database.db.policyRecompute.count()).toBe(0);
+  });
+});
