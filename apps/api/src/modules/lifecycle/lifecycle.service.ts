@@ -322,13 +322,13 @@ export async function bulkEditDevices(deps: LifecycleDeps, input: BulkEditDevice
     sets.push(Prisma.sql`"updatedAt" = ${now}`);
     const groupsChange = !!(input.setGroups || input.addGroups || input.removeGroups);
     updated = await db.$transaction(async (tx) => {
-      const count = await tx.$executeRaw`
+      // Groups decide which policies apply: the devices get their new effective policy, queued with
+      // the change. Queue rows before devices, the order the recompute worker locks them in (no deadlock).
+      if (groupsChange) await queueRecomputeOf(tx, ids, now);
+      return tx.$executeRaw`
         UPDATE "Device" d SET ${Prisma.join(sets, ", ")}
         FROM (SELECT id, row_number() OVER (ORDER BY "enrolledAt", id) AS n FROM "Device" WHERE id = ANY(${ids}::uuid[])) s
         WHERE d.id = s.id`;
-      // Groups decide which policies apply: the devices get their new effective policy, queued with the change.
-      if (groupsChange) await queueRecomputeOf(tx, ids, now);
-      return count;
     });
     if (groupsChange) await recomputeQueuedSoon(deps);
   }
