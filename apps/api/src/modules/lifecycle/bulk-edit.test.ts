@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import request from "supertest";
 import {
   type TestApp,
@@ -77,6 +78,20 @@ describeWithPostgres("bulk edits, batch cancel and policy edits", () => {
     expect(left).toMatchObject({ settings: {}, compliance: { status: "pending" } });
     expect(left.hash).not.toBe(joined.hash);
     expect((await heartbeat(joining)).body.policy).toEqual({ hash: left.hash, settings: {} });
+  });
+
+  it("queues the recompute of a big selection with the group change: the first 1,000 before the answer, the rest by the worker", async () => {
+    const policy = await adminRequest(t.app, "POST", "/admin/device-policies", { name: "Lobby", settings: { restrictions: { camera: false } } });
+    await adminRequest(t.app, "POST", `/admin/device-policies/${policy.body.id}/assignments`, { group: "lobby" });
+    const ids = Array.from({ length: 1200 }, () => randomUUID());
+    await database.db.device.createMany({ data: ids.map((id) => ({ id, tokenHash: "0".repeat(64), groups: ["hall"] })) });
+    const res = await adminRequest(t.app, "POST", "/admin/devices/bulk", { target: { group: "hall" }, addGroups: ["lobby"] });
+    expect(res.body).toMatchObject({ matched: 1200, updated: 1200 });
+    const withHash = () => database.db.device.count({ where: { policyDesiredHash: { not: null } } });
+    expect(await withHash()).toBe(1000);
+    expect(await database.db.policyRecompute.count()).toBe(200);
+    expect(await t.recomputePolicies()).toBe(200);
+    expect(await withHash()).toBe(1200);
   });
 
   it("selects by group and by the list's filters, and replaces groups", async () => {
