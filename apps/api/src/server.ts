@@ -21,6 +21,7 @@ import { dashboardAuthenticator } from "./modules/auth/session";
 import { issueSetupToken } from "./modules/auth/setup-token";
 import { registerDeliveryGauges } from "./modules/commands/delivery-gauges";
 import { startDeliveryWorker } from "./modules/commands/delivery";
+import { startPolicyRecomputeWorker } from "./modules/policies/policies.service";
 import { startPolicyDispatchWorker } from "./modules/policies/policy-dispatch";
 import { createPushGateway } from "./push/create-push-gateway";
 import { type Realtime, attachRealtime } from "./realtime/attach";
@@ -74,6 +75,7 @@ export async function startServer(env: Env, overrides: ServerOverrides = {}): Pr
   const mailWorker = startMailWorker(deps, { prepare: () => handleAllPasswordResetRequests(deps) });
   const webhookWorker = startWebhookWorker(deps);
   const policyWorker = startPolicyDispatchWorker(deps);
+  const recomputeWorker = startPolicyRecomputeWorker(deps);
   registerDeliveryGauges(deps, realtime.devices);
 
   await new Promise<void>((resolve) => server.listen(env.PORT, env.HOST, resolve));
@@ -113,7 +115,7 @@ export async function startServer(env: Env, overrides: ServerOverrides = {}): Pr
       server.prependListener("request", (_req, res) => res.setHeader("Connection", "close"));
       server.closeIdleConnections();
       const idleSweep = setInterval(() => server.closeIdleConnections(), 100);
-      await Promise.all([deliveryWorker.stop(), mailWorker.stop(), webhookWorker.stop(), policyWorker.stop()]);
+      await Promise.all([deliveryWorker.stop(), mailWorker.stop(), webhookWorker.stop(), policyWorker.stop(), recomputeWorker.stop()]);
       await realtime.close();
       const cutOff = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
       await drained;

@@ -16,8 +16,10 @@ const MinuteOfDay = z.int().min(0).max(1439).describe("Minutes after local midni
 
 export const KioskSettings = z
   .strictObject({
-    lockTaskPackages: z.array(PackageName).min(1).max(50).describe("Apps allowed in lock-task mode; the first is kept in front."),
-    homeApp: PackageName.describe("The launcher the device uses as its home screen."),
+    lockTaskPackages: z.array(PackageName).min(1).max(50).describe("Apps allowed in lock-task mode, each once; the first is kept in front."),
+    homeApp: PackageName.describe(
+      "The launcher the device uses as its home screen. With `lockTaskPackages` in the same policy, it must be one of them: Android starts no app in lock-task mode that is not allowed there, so a home app outside the list leaves a kiosk without its home screen.",
+    ),
     statusBar: z.boolean().describe("Whether the status bar is shown."),
     notifications: z.boolean().describe("Whether notifications are shown in lock-task mode."),
     homeKey: z.boolean().describe("Whether the home key works in lock-task mode."),
@@ -73,9 +75,39 @@ export const PolicySettings = z.strictObject({
     .describe(
       "Apps that must be installed, by package name and minimum version code. A device whose heartbeat's `apps` lacks one at that version is `failed` until it reports it; the server sends the newest catalogue version that satisfies it (install_app) when the device's effective policy changes, or when such a version is uploaded.",
     ),
-  autoRelaunch: z.array(PackageName).max(50).optional().describe("Apps the server relaunches when a heartbeat reports them not running."),
+  autoRelaunch: z.array(PackageName).max(50).optional().describe("Apps the server relaunches when a heartbeat reports them not running, each once."),
 });
 export type PolicySettings = z.infer<typeof PolicySettings>;
+
+/** The indexes of items equal to an earlier one. */
+function duplicates(items: string[] | undefined): number[] {
+  return (items ?? []).flatMap((item, index) => (items!.indexOf(item) < index ? [index] : []));
+}
+
+/**
+ * A document as an admin writes it: PolicySettings, plus the rules between its fields. Only
+ * requests are held to them: a device's merged policy may take `homeApp` and
+ * `lockTaskPackages` from two policies (the server warns then), and documents saved before
+ * these rules still parse.
+ */
+export const PolicyDocument = PolicySettings.superRefine((settings, ctx) => {
+  const twice = (path: PropertyKey[], name: string, what: string) => ctx.addIssue({ code: "custom", message: `${name} is listed twice: ${what}`, path });
+  const lockTask = settings.kiosk?.lockTaskPackages;
+  for (const index of duplicates(lockTask)) twice(["kiosk", "lockTaskPackages", index], lockTask![index]!, "list each app once");
+  for (const index of duplicates(settings.autoRelaunch)) twice(["autoRelaunch", index], settings.autoRelaunch![index]!, "list each app once");
+  const required = settings.requiredApps?.map((app) => app.packageName);
+  for (const index of duplicates(required)) {
+    twice(["requiredApps", index, "packageName"], required![index]!, "name each required app once, with one minimum version code");
+  }
+  const homeApp = settings.kiosk?.homeApp;
+  if (homeApp !== undefined && lockTask !== undefined && !lockTask.includes(homeApp)) {
+    ctx.addIssue({
+      code: "custom",
+      message: `The home app ${homeApp} must be one of lockTaskPackages: Android does not start it in lock-task mode otherwise`,
+      path: ["kiosk", "homeApp"],
+    });
+  }
+});
 
 /** Sections whose keys are settings of their own; other top-level keys are one setting each. */
 export const POLICY_SECTIONS = ["kiosk", "restrictions", "screen"] as const;
@@ -143,14 +175,14 @@ const PolicyName = nonEmptyText(100);
 export const CreateDevicePolicyRequest = z.strictObject({
   name: PolicyName,
   description: text(500).optional(),
-  settings: PolicySettings,
+  settings: PolicyDocument,
 });
 export type CreateDevicePolicyRequest = z.infer<typeof CreateDevicePolicyRequest>;
 
 export const UpdateDevicePolicyRequest = z.strictObject({
   name: PolicyName.optional(),
   description: text(500).nullable().optional(),
-  settings: PolicySettings.optional().describe("The whole document: settings left out are no longer set by this policy."),
+  settings: PolicyDocument.optional().describe("The whole document: settings left out are no longer set by this policy."),
   expectedVersion: z
     .int()
     .min(1)
@@ -192,7 +224,13 @@ export const DevicePolicyIdParams = z.object({ policyId: Uuid });
 export const PolicyAssignmentParams = z.object({ policyId: Uuid, assignmentId: Uuid });
 export const PolicyVersionParams = z.object({
   policyId: Uuid,
-  version: z.coerce.number().int().min(1).max(2_147_483_647).describe("The version whose name, description and settings become a new version."),
+  // A plain decimal integer as versions are numbered (not 1e0, 0x1, 01 or 1.0).
+  version: z
+    .string()
+    .regex(/^[1-9]\d{0,9}$/, { message: "Must be a version number: a decimal integer from 1, without sign, exponent or leading zero", abort: true })
+    .transform(Number)
+    .pipe(z.int().max(2_147_483_647))
+    .describe("The version whose name, description and settings become a new version."),
 });
 
 // ---- What a device receives and reports --------------------------------------------------

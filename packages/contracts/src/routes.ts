@@ -310,7 +310,8 @@ export const apiRoutes = {
     description:
       "The selection is a list of ids, a group, the devices of an enrollment token, or the filters of `GET /admin/devices`; retired devices are never selected. " +
       `At most ${MAX_BULK_EDIT_DEVICES} devices per call (400 past it: narrow the selection). Group and alias changes are one statement; each retirement is done as ` +
-      "`POST /admin/devices/{deviceId}/retire` does. One audit entry `device.bulk_edit`, plus `device.retire` for each retired device.",
+      "`POST /admin/devices/{deviceId}/retire` does. One audit entry `device.bulk_edit`, plus `device.retire` for each retired device. " +
+      "The devices whose groups change get their effective policy recomputed, as with `PATCH /admin/devices/{deviceId}` (queued with the change: the first 1,000 before the answer, the rest by the recompute workers).",
     body: BulkEditDevicesRequest,
     responses: { 200: { description: "What changed.", schema: BulkEditDevicesResponse } },
   },
@@ -599,6 +600,9 @@ export const apiRoutes = {
     auth: "admin",
     minRole: "operator",
     summary: "Restore an earlier version as a new version",
+    description:
+      "Saves that version's name, description and settings as version n+1 (with `revertedFrom`), even when they equal the current version's: " +
+      "a revert is always recorded. `{version}` is a plain decimal integer (`1e0`, `0x1`, `01` are 400).",
     params: PolicyVersionParams,
     responses: { 200: { description: "The policy at its new version.", schema: DevicePolicyView } },
     errors: ["not_found", "conflict"],
@@ -611,7 +615,8 @@ export const apiRoutes = {
     minRole: "operator",
     summary: "Assign a policy to a device or a group",
     description:
-      "Precedence, setting by setting: a device assignment beats every group assignment; between group assignments the higher `priority` wins (ties: the policy created first). 409 when the policy is already assigned to that device or group. Devices whose effective policy changes are told as after an update (socket frame, else FCM wake-up) and sent the required apps they lack; a required app the catalogue cannot satisfy shows in their effective policy's `warnings`.",
+      "Precedence, setting by setting: a device assignment beats every group assignment; between group assignments the higher `priority` wins (ties: the policy created first). 409 when the policy is already assigned to that device or group. Devices whose effective policy changes are told as after an update (socket frame, else FCM wake-up) and sent the required apps they lack; a required app the catalogue cannot satisfy shows in their effective policy's `warnings`. " +
+      "The devices reached are queued for a recompute with the assignment; the first 1,000 are recomputed before the answer, the rest by the servers' recompute workers shortly after.",
     params: DevicePolicyIdParams,
     body: CreatePolicyAssignmentRequest,
     responses: { 201: { description: "Assigned.", schema: PolicyAssignment } },
@@ -648,6 +653,9 @@ export const apiRoutes = {
     auth: "admin",
     minRole: "viewer",
     summary: "Fleet-wide policy compliance counts",
+    description:
+      "Devices in service (retired devices are not counted) by compliance status; each count equals the `total` of `GET /admin/devices?compliance=<status>` " +
+      "(`pending` + `failed` is `compliance=noncompliant`).",
     responses: { 200: { description: "Devices by compliance status.", schema: PolicyComplianceSummary } },
   },
   getAlertSettings: {
@@ -732,7 +740,8 @@ export const apiRoutes = {
     minRole: "operator",
     summary: "Upload an APK to the app catalogue",
     description:
-      "multipart/form-data with one file field `file`, at most `APK_MAX_BYTES`, streamed to disk. The server reads the package name, version code and name, and the signing certificate's SHA-256 from the APK itself. A package keeps the certificate of its first upload: another one is 409 (also when both are uploaded at once: one wins). Re-uploading the same file is 200 with `created: false` (also when uploaded concurrently: one upload is 201, the others 200). The whole file must arrive within `HTTP_BODY_TIMEOUT_SECONDS` of the request's acceptance, as JSON bodies do: past it, 408 `request_timeout` and the connection is closed.",
+      "multipart/form-data with one file field `file`, at most `APK_MAX_BYTES`, streamed to disk. The server reads the package name, version code and name, and the signing certificate's SHA-256 from the APK itself. A package keeps the certificate of its first upload: another one is 409 (also when both are uploaded at once: one wins). Re-uploading the same file is 200 with `created: false` (also when uploaded concurrently: one upload is 201, the others 200). The whole file must arrive within `HTTP_BODY_TIMEOUT_SECONDS` of the request's acceptance, as JSON bodies do: past it, 408 `request_timeout` and the connection is closed."" +
+      " A manifest or v1 signature file larger than 8 MiB inflated (a zip bomb) is 400 `invalid_apk`, refused without inflating it further.",
     query: UploadAppQuery,
     upload: { field: "file", description: "The APK." },
     responses: {

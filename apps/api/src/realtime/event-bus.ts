@@ -26,6 +26,8 @@ export type FleetEvent =
   | { kind: "policy_changed"; deviceId: string }
   /** Devices' effective policies changed: every instance's policy worker claims PolicyDispatch rows. */
   | { kind: "policy_dispatch_due" }
+  /** Devices wait in PolicyRecompute: every instance's recompute worker claims them. */
+  | { kind: "policy_recompute_due" }
   | { kind: "command_status"; change: CommandStatusChange }
   /** A device's token changed or stopped being valid: every instance drops it from its token cache (and, when retired or deleted, closes its socket). */
   | { kind: "device_token_revoked"; deviceId: string; reason: "retired" | "deleted" | "rotated" };

@@ -13,6 +13,7 @@ import type { Mailer } from "../mail/mailer";
 import { processDueMails } from "../mail/outbox";
 import { deliverDueCommands } from "../modules/commands/delivery";
 import { dispatchDuePolicies } from "../modules/policies/policy-dispatch";
+import { recomputeQueued } from "../modules/policies/policies.service";
 import { LocalPushGateway } from "../push/local-push-gateway";
 import { type EventBus, LocalEventBus } from "../realtime/event-bus";
 import type { PushGateway } from "../push/push-gateway";
@@ -76,6 +77,8 @@ export type TestApp = {
   deliver: () => Promise<number>;
   /** Runs the policy worker once (a listening server runs it by itself): FCM wake-ups and required app installs after policy changes. */
   dispatchPolicies: () => Promise<number>;
+  /** Runs the recompute worker once (a listening server runs it by itself): every queued effective-policy recompute. */
+  recomputePolicies: () => Promise<number>;
 };
 
 export function createTestApp(
@@ -116,6 +119,7 @@ export function createTestApp(
     clock,
     deliver: () => deliverDueCommands(deps),
     dispatchPolicies: () => dispatchDuePolicies(deps),
+    recomputePolicies: () => recomputeQueued(deps),
     outbox: () => db.outboxMail.findMany({ orderBy: { id: "asc" } }),
     sendMail: () => processDueMails(deps),
   };

@@ -53,7 +53,7 @@ export async function updateDevicePolicy(policyId: string, body: UpdateDevicePol
 }
 
 export async function revertDevicePolicy(policyId: string, version: number) {
-  const policy = await callApi(apiRoutes.revertDevicePolicy, { params: { policyId, version } });
+  const policy = await callApi(apiRoutes.revertDevicePolicy, { params: { policyId, version: String(version) } });
   await refresh(policyId);
   return policy;
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import request from "supertest";
 import {
   type TestApp,
@@ -51,6 +52,46 @@ describeWithPostgres("bulk edits, batch cancel and policy edits", () => {
     expect(await database.db.device.findUniqueOrThrow({ where: { id: untouched.deviceId } })).toMatchObject({ alias: null, groups: [] });
     const audit = await database.db.auditLog.findFirst({ where: { action: "device.bulk_edit" } });
     expect(audit?.details).toMatchObject({ matched: 2, updated: 2, changes: { aliasPrefix: "Till-" } });
+  });
+
+  it("recomputes the effective policy of the devices whose groups it changes, as PATCH does: hash, dispatch row, heartbeat answer", async () => {
+    const policy = await adminRequest(t.app, "POST", "/admin/device-policies", { name: "Lobby", settings: { restrictions: { camera: false } } });
+    expect((await adminRequest(t.app, "POST", `/admin/device-policies/${policy.body.id}/assignments`, { group: "lobby" })).status).toBe(201);
+    const joining = await enrollDevice(t.app);
+    const bystander = await enrollDevice(t.app);
+    const policyOf = async (id: string) => (await adminRequest(t.app, "GET", `/admin/devices/${id}/policy`)).body;
+    const heartbeat = (device: { deviceToken: string }) =>
+      request(t.app).post("/v1/heartbeat").set("Authorization", `Bearer ${device.deviceToken}`).send(heartbeatBody());
+
+    const added = await adminRequest(t.app, "POST", "/admin/devices/bulk", { target: { deviceIds: [joining.deviceId] }, addGroups: ["lobby"] });
+    expect(added.body).toMatchObject({ matched: 1, updated: 1 });
+    const joined = await policyOf(joining.deviceId);
+    expect(joined).toMatchObject({ hash: expect.any(String), settings: { restrictions: { camera: false } }, compliance: { status: "pending" } });
+    expect(await database.db.policyDispatch.count({ where: { deviceId: joining.deviceId } })).toBe(1);
+    expect((await heartbeat(joining)).body.policy).toEqual({ hash: joined.hash, settings: { restrictions: { camera: false } } });
+    expect(await policyOf(bystander.deviceId)).toMatchObject({ hash: null, compliance: { status: "none" } });
+    expect((await heartbeat(bystander)).body.policy).toBeUndefined();
+
+    // Leaving the group clears it: the device is sent the empty policy.
+    await adminRequest(t.app, "POST", "/admin/devices/bulk", { target: { group: "lobby" }, removeGroups: ["lobby"] });
+    const left = await policyOf(joining.deviceId);
+    expect(left).toMatchObject({ settings: {}, compliance: { status: "pending" } });
+    expect(left.hash).not.toBe(joined.hash);
+    expect((await heartbeat(joining)).body.policy).toEqual({ hash: left.hash, settings: {} });
+  });
+
+  it("queues the recompute of a big selection with the group change: the first 1,000 before the answer, the rest by the worker", async () => {
+    const policy = await adminRequest(t.app, "POST", "/admin/device-policies", { name: "Lobby", settings: { restrictions: { camera: false } } });
+    await adminRequest(t.app, "POST", `/admin/device-policies/${policy.body.id}/assignments`, { group: "lobby" });
+    const ids = Array.from({ length: 1200 }, () => randomUUID());
+    await database.db.device.createMany({ data: ids.map((id) => ({ id, tokenHash: "0".repeat(64), groups: ["hall"] })) });
+    const res = await adminRequest(t.app, "POST", "/admin/devices/bulk", { target: { group: "hall" }, addGroups: ["lobby"] });
+    expect(res.body).toMatchObject({ matched: 1200, updated: 1200 });
+    const withHash = () => database.db.device.count({ where: { policyDesiredHash: { not: null } } });
+    expect(await withHash()).toBe(1000);
+    expect(await database.db.policyRecompute.count()).toBe(200);
+    expect(await t.recomputePolicies()).toBe(200);
+    expect(await withHash()).toBe(1200);
   });
 
   it("selects by group and by the list's filters, and replaces groups", async () => {

@@ -31,6 +31,7 @@ import {
   masterKeyIdOf,
 } from "../devices/devices.service";
 import { toLiveState } from "../fleet/fleet.service";
+import { queueRecomputeOf, recomputeQueuedSoon } from "../policies/policies.service";
 
 type LifecycleDeps = Pick<AppDeps, "db" | "clock" | "bus" | "logger">;
 type Actor = { name: string; ip?: string };
@@ -289,8 +290,9 @@ function selectionWhere(target: DeviceSelection): Prisma.Sql {
 }
 
 /**
- * Sets groups and aliases of many devices in one statement, and retires them one by one
- * (each retirement as POST /admin/devices/{id}/retire does it). At most
+ * Sets groups and aliases of many devices in one statement, recomputing the effective
+ * policy of those whose groups it changes, and retires them one by one (each retirement as
+ * POST /admin/devices/{id}/retire does it). At most
  * MAX_BULK_EDIT_DEVICES devices: a bigger selection is refused before anything changes.
  */
 export async function bulkEditDevices(deps: LifecycleDeps, input: BulkEditDevicesRequest, actor: Actor): Promise<BulkEditDevicesResponse> {
@@ -316,11 +318,19 @@ export async function bulkEditDevices(deps: LifecycleDeps, input: BulkEditDevice
   if (input.aliasPrefix) sets.push(Prisma.sql`alias = ${input.aliasPrefix} || lpad(s.n::text, ${width}, '0')`);
   let updated = 0;
   if (sets.length > 0 && ids.length > 0) {
-    sets.push(Prisma.sql`"updatedAt" = ${clock.now()}`);
-    updated = await db.$executeRaw`
-      UPDATE "Device" d SET ${Prisma.join(sets, ", ")}
-      FROM (SELECT id, row_number() OVER (ORDER BY "enrolledAt", id) AS n FROM "Device" WHERE id = ANY(${ids}::uuid[])) s
-      WHERE d.id = s.id`;
+    const now = clock.now();
+    sets.push(Prisma.sql`"updatedAt" = ${now}`);
+    const groupsChange = !!(input.setGroups || input.addGroups || input.removeGroups);
+    updated = await db.$transaction(async (tx) => {
+      // Groups decide which policies apply: the devices get their new effective policy, queued with
+      // the change. Queue rows before devices, the order the recompute worker locks them in (no deadlock).
+      if (groupsChange) await queueRecomputeOf(tx, ids, now);
+      return tx.$executeRaw`
+        UPDATE "Device" d SET ${Prisma.join(sets, ", ")}
+        FROM (SELECT id, row_number() OVER (ORDER BY "enrolledAt", id) AS n FROM "Device" WHERE id = ANY(${ids}::uuid[])) s
+        WHERE d.id = s.id`;
+    });
+    if (groupsChange) await recomputeQueuedSoon(deps);
   }
   let retired = 0;
   let cancelledCommands = 0;

@@ -23,14 +23,20 @@ import type { DbOrTx } from "../../db/types";
 import type { AppDeps } from "../../deps";
 import { type Policy, Prisma, type PolicyAssignment, type PolicyVersion } from "../../generated/prisma/client";
 import { recordAudit } from "../../lib/audit";
+import { type PollingWorker, startPollingWorker } from "../../lib/polling-worker";
 import { HttpError } from "../../lib/http-error";
 import { type Candidate, mergePolicies, policyHash } from "./effective-policy";
 
 type Actor = { name: string; ip?: string };
 type Deps = Pick<AppDeps, "db" | "clock" | "bus">;
 
-/** Devices whose effective policy is recomputed per statement batch. */
+/** Devices whose effective policy is recomputed per transaction. */
 const RECOMPUTE_BATCH = 500;
+/**
+ * Queued devices a policy or assignment change recomputes before it answers; the recompute
+ * worker (any instance) does the rest, so a change that reaches a big group answers quickly.
+ */
+export const RECOMPUTE_INLINE_DEVICES = 1000;
 
 function toAssignmentView(row: PolicyAssignment): PolicyAssignmentView {
   return {
@@ -138,8 +144,10 @@ export function policyChanges(
 
 /**
  * Saves a new version of a policy (an edit or a revert) under a row lock, so two editors
- * never both write version n+1; `expectedVersion` turns a stale edit into 409. Then every
- * device the policy applies to gets its new effective policy.
+ * never both write version n+1; `expectedVersion` turns a stale edit into 409. An edit that
+ * changes nothing saves nothing; a revert is always saved (as the contract says), even when it
+ * restores the content in force. Then every device the policy applies to gets its new
+ * effective policy.
  */
 async function saveVersion(
   deps: Deps,
@@ -158,7 +166,7 @@ async function saveVersion(
       }
       const target = next(current);
       const changes = policyChanges({ name: current.name, description: current.description, settings: current.settings as PolicySettings }, target);
-      if (changes.length === 0) return { changed: false };
+      if (changes.length === 0 && target.revertedFrom === undefined) return { changed: false };
       const version = current.version + 1;
       await tx.policy.update({
         where: { id: policyId },
@@ -176,6 +184,7 @@ async function saveVersion(
           revertedFrom: target.revertedFrom ?? null,
         },
       });
+      if (changes.length > 0) await queueRecompute(tx, devicesOfPolicy(policyId), now);
       await recordAudit(tx, {
         actor: actor.name,
         action: target.revertedFrom ? "device_policy.revert" : "device_policy.update",
@@ -184,10 +193,10 @@ async function saveVersion(
         ip: actor.ip,
         details: { version, ...(target.revertedFrom && { revertedFrom: target.revertedFrom }), changes },
       });
-      return { changed: true };
+      return { changed: changes.length > 0 };
     })
     .catch(conflictOnDuplicate("A policy with this name exists"));
-  if (saved.changed) await recomputeDevices(deps, await devicesOfPolicies(deps.db, [policyId]));
+  if (saved.changed) await recomputeQueuedSoon(deps);
   return getDevicePolicy(deps, policyId);
 }
 
@@ -221,11 +230,13 @@ export async function revertDevicePolicy(deps: Deps, policyId: string, version: 
 }
 
 export async function deleteDevicePolicy(deps: Deps, policyId: string, actor: Actor): Promise<void> {
-  const affected = await devicesOfPolicies(deps.db, [policyId]);
-  const { count } = await deps.db.policy.deleteMany({ where: { id: policyId } });
-  if (count === 0) throw new HttpError("not_found", "No policy has this id");
-  await recordAudit(deps.db, { actor: actor.name, action: "device_policy.delete", targetType: "device_policy", targetId: policyId, ip: actor.ip });
-  await recomputeDevices(deps, affected);
+  await deps.db.$transaction(async (tx) => {
+    await queueRecompute(tx, devicesOfPolicy(policyId), deps.clock.now());
+    const { count } = await tx.policy.deleteMany({ where: { id: policyId } });
+    if (count === 0) throw new HttpError("not_found", "No policy has this id");
+    await recordAudit(tx, { actor: actor.name, action: "device_policy.delete", targetType: "device_policy", targetId: policyId, ip: actor.ip });
+  });
+  await recomputeQueuedSoon(deps);
 }
 
 export async function listDevicePolicyVersions({ db }: Pick<AppDeps, "db">, policyId: string): Promise<ListDevicePolicyVersionsResponse> {
@@ -255,58 +266,78 @@ export async function createPolicyAssignment(deps: Deps, policyId: string, input
   if ("deviceId" in input && !(await deps.db.device.findUnique({ where: { id: input.deviceId }, select: { id: true } }))) {
     throw new HttpError("not_found", "No device has this id");
   }
-  const row = await deps.db.policyAssignment
-    .create({
-      data: {
-        id: randomUUID(),
-        policyId,
-        deviceId: "deviceId" in input ? input.deviceId : null,
-        group: "group" in input ? input.group : null,
-        priority: input.priority,
-        createdAt: deps.clock.now(),
-      },
+  const now = deps.clock.now();
+  const row = await deps.db
+    .$transaction(async (tx) => {
+      const created = await tx.policyAssignment.create({
+        data: {
+          id: randomUUID(),
+          policyId,
+          deviceId: "deviceId" in input ? input.deviceId : null,
+          group: "group" in input ? input.group : null,
+          priority: input.priority,
+          createdAt: now,
+        },
+      });
+      await queueRecompute(tx, devicesOfAssignment(created), now);
+      await recordAudit(tx, {
+        actor: actor.name,
+        action: "device_policy.assign",
+        targetType: "device_policy",
+        targetId: policyId,
+        ip: actor.ip,
+        details: { ...input },
+      });
+      return created;
     })
     .catch(conflictOnDuplicate("The policy is already assigned to this device or group"));
-  await recordAudit(deps.db, {
-    actor: actor.name,
-    action: "device_policy.assign",
-    targetType: "device_policy",
-    targetId: policyId,
-    ip: actor.ip,
-    details: { ...input },
-  });
-  await recomputeDevices(deps, await devicesOfAssignments(deps.db, [row]));
+  await recomputeQueuedSoon(deps);
   return toAssignmentView(row);
 }
 
 export async function deletePolicyAssignment(deps: Deps, policyId: string, assignmentId: string, actor: Actor): Promise<void> {
   const row = await deps.db.policyAssignment.findFirst({ where: { id: assignmentId, policyId } });
   if (!row) throw new HttpError("not_found", "The policy has no assignment with this id");
-  const affected = await devicesOfAssignments(deps.db, [row]);
-  await deps.db.policyAssignment.deleteMany({ where: { id: assignmentId } });
-  await recordAudit(deps.db, {
-    actor: actor.name,
-    action: "device_policy.unassign",
-    targetType: "device_policy",
-    targetId: policyId,
-    ip: actor.ip,
-    details: { assignmentId, deviceId: row.deviceId, group: row.group },
+  await deps.db.$transaction(async (tx) => {
+    await queueRecompute(tx, devicesOfAssignment(row), deps.clock.now());
+    await tx.policyAssignment.deleteMany({ where: { id: assignmentId } });
+    await recordAudit(tx, {
+      actor: actor.name,
+      action: "device_policy.unassign",
+      targetType: "device_policy",
+      targetId: policyId,
+      ip: actor.ip,
+      details: { assignmentId, deviceId: row.deviceId, group: row.group },
+    });
   });
-  await recomputeDevices(deps, affected);
+  await recomputeQueuedSoon(deps);
 }
 
 // ---- Effective policy ----------------------------------------------------------------------
 
-async function devicesOfAssignments(db: DbOrTx, assignments: Array<Pick<PolicyAssignment, "deviceId" | "group">>): Promise<string[]> {
-  const deviceIds = assignments.flatMap((row) => (row.deviceId ? [row.deviceId] : []));
-  const groups = assignments.flatMap((row) => (row.group ? [row.group] : []));
-  const rows = await db.$queryRaw<Array<{ id: string }>>`
-    SELECT id FROM "Device" WHERE id = ANY(${deviceIds}::uuid[]) OR groups && ${groups}::text[]`;
-  return rows.map((row) => row.id);
+/** The devices in service an assignment reaches, as a condition on "Device" d. */
+function devicesOfAssignment(row: Pick<PolicyAssignment, "deviceId" | "group">): Prisma.Sql {
+  if (row.deviceId) return Prisma.sql`d.id = ${row.deviceId}::uuid`;
+  return Prisma.sql`d.groups @> ARRAY[${row.group}]::text[]`;
 }
 
-async function devicesOfPolicies(db: DbOrTx, policyIds: string[]): Promise<string[]> {
-  return devicesOfAssignments(db, await db.policyAssignment.findMany({ where: { policyId: { in: policyIds } }, select: { deviceId: true, group: true } }));
+/** The devices in service a policy's assignments reach, as a condition on "Device" d. */
+function devicesOfPolicy(policyId: string): Prisma.Sql {
+  return Prisma.sql`(d.id IN (SELECT a."deviceId" FROM "PolicyAssignment" a WHERE a."policyId" = ${policyId}::uuid AND a."deviceId" IS NOT NULL)
+    OR d.groups && ARRAY(SELECT a."group" FROM "PolicyAssignment" a WHERE a."policyId" = ${policyId}::uuid AND a."group" IS NOT NULL))`;
+}
+
+/** Queues these devices (those in service) for a recompute, in the caller's transaction; then call recomputeQueuedSoon. */
+export function queueRecomputeOf(tx: DbOrTx, deviceIds: string[], now: Date) {
+  return queueRecompute(tx, Prisma.sql`d.id = ANY(${deviceIds}::uuid[])`, now);
+}
+
+/** Queues every device in service matching `devices` for a recompute: one statement, in the caller's transaction. */
+function queueRecompute(tx: DbOrTx, devices: Prisma.Sql, now: Date) {
+  return tx.$executeRaw`
+    INSERT INTO "PolicyRecompute" ("deviceId", "createdAt")
+    SELECT d.id, ${now} FROM "Device" d WHERE d."retiredAt" IS NULL AND ${devices}
+    ON CONFLICT ("deviceId") DO NOTHING`;
 }
 
 /** The policies assigned to each device, directly or through its groups. */
@@ -337,47 +368,119 @@ async function candidatesOf(db: DbOrTx, devices: Array<{ id: string; groups: str
 }
 
 /**
- * Recomputes the effective policy of these devices and stores it as their desired state.
- * A device that had a policy and now has none gets the empty policy (so its agent clears
- * what it applied); one that never had any keeps none. Devices whose policy changed are
- * told over their socket, wherever it is held; each also gets a PolicyDispatch row, by
+ * Recomputes the effective policy of these devices and stores it as their desired state,
+ * in the caller's transaction; returns the devices whose policy changed. A device that had
+ * a policy and now has none gets the empty policy (so its agent clears what it applied);
+ * one that never had any keeps none. Each changed device also gets a PolicyDispatch row, by
  * which the policy worker wakes it by FCM if it holds no socket and sends it the required
- * apps it lacks. The heartbeat answer compares hashes all the same: delivery never
- * depends on the frame or the push.
+ * apps it lacks: no change without its wake-up. One UPDATE for the whole batch.
+ */
+async function recomputeBatch(tx: DbOrTx, now: Date, deviceIds: string[]): Promise<string[]> {
+  if (deviceIds.length === 0) return [];
+  const devices = await tx.device.findMany({ where: { id: { in: deviceIds } }, select: { id: true, groups: true, policyDesiredHash: true } });
+  const candidates = await candidatesOf(tx, devices);
+  const updates: Array<{ id: string; settings: string; hash: string }> = [];
+  for (const device of devices) {
+    const mine = candidates.get(device.id) ?? [];
+    if (mine.length === 0 && device.policyDesiredHash === null) continue;
+    const { settings } = mergePolicies(mine);
+    const hash = policyHash(settings);
+    if (hash === device.policyDesiredHash) continue;
+    updates.push({ id: device.id, settings: JSON.stringify(settings), hash });
+  }
+  if (updates.length === 0) return [];
+  const ids = updates.map((update) => update.id);
+  await tx.$executeRaw`
+    UPDATE "Device" d SET "policyDesired" = u.settings::jsonb, "policyDesiredHash" = u.hash
+    FROM unnest(${ids}::uuid[], ${updates.map((update) => update.settings)}::text[], ${updates.map((update) => update.hash)}::text[]) AS u(id, settings, hash)
+    WHERE d.id = u.id`;
+  await tx.$executeRaw`
+    INSERT INTO "PolicyDispatch" ("deviceId", "dueAt", attempts, "createdAt")
+    SELECT id, ${now}, 0, ${now} FROM unnest(${ids}::uuid[]) AS id
+    ON CONFLICT ("deviceId") DO UPDATE SET "dueAt" = EXCLUDED."dueAt", attempts = 0`;
+  return ids;
+}
+
+/** Devices whose policy changed are told over their socket, wherever it is held, and the policy worker is woken. */
+function announceChanged(deps: Deps, changed: string[]): void {
+  for (const deviceId of changed) deps.bus.publish({ kind: "policy_changed", deviceId });
+  if (changed.length > 0) deps.bus.publish({ kind: "policy_dispatch_due" });
+}
+
+/**
+ * Recomputes these devices now (a device's groups changed: PATCH /admin/devices/{id}, the
+ * bulk edit), RECOMPUTE_BATCH per transaction. The heartbeat answer compares hashes all the
+ * same: delivery never depends on the frame or the push.
  */
 export async function recomputeDevices(deps: Deps, deviceIds: string[]): Promise<string[]> {
   const changed: string[] = [];
   const unique = [...new Set(deviceIds)];
   for (let start = 0; start < unique.length; start += RECOMPUTE_BATCH) {
-    const devices = await deps.db.device.findMany({
-      where: { id: { in: unique.slice(start, start + RECOMPUTE_BATCH) } },
-      select: { id: true, groups: true, policyDesiredHash: true },
-    });
-    const candidates = await candidatesOf(deps.db, devices);
-    const updates: Array<{ id: string; settings: PolicySettings; hash: string }> = [];
-    for (const device of devices) {
-      const mine = candidates.get(device.id) ?? [];
-      if (mine.length === 0 && device.policyDesiredHash === null) continue;
-      const { settings } = mergePolicies(mine);
-      const hash = policyHash(settings);
-      if (hash === device.policyDesiredHash) continue;
-      updates.push({ id: device.id, settings, hash });
-    }
-    if (updates.length === 0) continue;
-    // The new policy and the worker's row in one transaction: no change without its wake-up.
-    const now = deps.clock.now();
-    await deps.db.$transaction([
-      ...updates.map((update) => deps.db.device.update({ where: { id: update.id }, data: { policyDesired: update.settings, policyDesiredHash: update.hash } })),
-      deps.db.$executeRaw`
-        INSERT INTO "PolicyDispatch" ("deviceId", "dueAt", attempts, "createdAt")
-        SELECT id, ${now}, 0, ${now} FROM unnest(${updates.map((update) => update.id)}::uuid[]) AS id
-        ON CONFLICT ("deviceId") DO UPDATE SET "dueAt" = EXCLUDED."dueAt", attempts = 0`,
-    ]);
-    changed.push(...updates.map((update) => update.id));
+    const batch = unique.slice(start, start + RECOMPUTE_BATCH);
+    changed.push(...(await deps.db.$transaction((tx) => recomputeBatch(tx, deps.clock.now(), batch))));
   }
-  for (const deviceId of changed) deps.bus.publish({ kind: "policy_changed", deviceId });
-  if (changed.length > 0) deps.bus.publish({ kind: "policy_dispatch_due" });
+  announceChanged(deps, changed);
   return changed;
+}
+
+/**
+ * Works through queued recomputes, oldest first, up to `limit` devices: each batch is
+ * claimed (FOR UPDATE SKIP LOCKED, so instances share the queue), recomputed and removed in
+ * one transaction; an instance that dies midway leaves its batch queued. Returns how many
+ * devices it took.
+ */
+export async function recomputeQueued(deps: Deps, limit = Number.POSITIVE_INFINITY, stopping: () => boolean = () => false): Promise<number> {
+  let done = 0;
+  while (done < limit && !stopping()) {
+    const take = Math.min(RECOMPUTE_BATCH, limit - done);
+    const { claimed, changed } = await deps.db.$transaction(
+      async (tx) => {
+        const rows = await tx.$queryRaw<Array<{ deviceId: string }>>`
+          DELETE FROM "PolicyRecompute" WHERE "deviceId" IN (
+            SELECT "deviceId" FROM "PolicyRecompute" ORDER BY "createdAt", "deviceId" LIMIT ${take} FOR UPDATE SKIP LOCKED)
+          RETURNING "deviceId"::text AS "deviceId"`;
+        return {
+          claimed: rows.length,
+          changed: await recomputeBatch(
+            tx,
+            deps.clock.now(),
+            rows.map((row) => row.deviceId),
+          ),
+        };
+      },
+      { timeout: 60_000 },
+    );
+    announceChanged(deps, changed);
+    done += claimed;
+    if (claimed < take) break;
+  }
+  return done;
+}
+
+/** After a change committed its queue rows: the first RECOMPUTE_INLINE_DEVICES now, the rest by the recompute workers. */
+export async function recomputeQueuedSoon(deps: Deps): Promise<void> {
+  const done = await recomputeQueued(deps, RECOMPUTE_INLINE_DEVICES);
+  if (done >= RECOMPUTE_INLINE_DEVICES) deps.bus.publish({ kind: "policy_recompute_due" });
+}
+
+/** The instance's recompute worker: runs on every wake-up (a bus event from any instance) and on a poll. */
+export function startPolicyRecomputeWorker(deps: Deps & Pick<AppDeps, "logger">): PollingWorker {
+  const worker = startPollingWorker({
+    name: "policy recompute worker",
+    pollMs: 5000,
+    logger: deps.logger,
+    round: (stopping) => recomputeQueued(deps, Number.POSITIVE_INFINITY, stopping),
+  });
+  const unsubscribe = deps.bus.subscribe((event) => {
+    if (event.kind === "policy_recompute_due") void worker.runNow();
+  });
+  return {
+    runNow: worker.runNow,
+    stop: async () => {
+      unsubscribe();
+      await worker.stop();
+    },
+  };
 }
 
 /** The policy to send a device, when it has not reported applying its current one. */
@@ -443,19 +546,35 @@ export function queueDevicesAwaiting(db: DbOrTx, packageName: string, versionCod
     ON CONFLICT ("deviceId") DO UPDATE SET "dueAt" = EXCLUDED."dueAt", attempts = 0`;
 }
 
-/** Required apps the catalogue cannot satisfy: saving is not refused (the APK may come later), but said. */
+/**
+ * Required apps the catalogue cannot satisfy: saving is not refused (the APK may come later),
+ * but said. And a home app outside lockTaskPackages: one document cannot hold that (the
+ * schema refuses it), but a merge can take each from another policy.
+ */
 function warningsOf(settings: PolicySettings, newest: NewestVersions): PolicyWarning[] {
-  return requiredAppsOf(settings).flatMap((app) => {
-    const available = newest.get(app.packageName);
-    if (available !== undefined && available >= app.minVersionCode) return [];
-    const has = available === undefined ? "has no version of it" : `has only up to version ${available}`;
-    return [
-      {
-        path: `requiredApps.${app.packageName}`,
-        message: `The app catalogue ${has}: upload version ${app.minVersionCode} or later of ${app.packageName}, or devices stay non-compliant until they get it otherwise`,
-      },
-    ];
-  });
+  const kiosk = settings.kiosk;
+  const homeOutside =
+    kiosk?.homeApp !== undefined && kiosk.lockTaskPackages !== undefined && !kiosk.lockTaskPackages.includes(kiosk.homeApp)
+      ? [
+          {
+            path: "kiosk.homeApp",
+            message: `The home app ${kiosk.homeApp} comes from another policy than lockTaskPackages, which does not list it: Android does not start it in lock-task mode`,
+          },
+        ]
+      : [];
+  return homeOutside.concat(
+    requiredAppsOf(settings).flatMap((app) => {
+      const available = newest.get(app.packageName);
+      if (available !== undefined && available >= app.minVersionCode) return [];
+      const has = available === undefined ? "has no version of it" : `has only up to version ${available}`;
+      return [
+        {
+          path: `requiredApps.${app.packageName}`,
+          message: `The app catalogue ${has}: upload version ${app.minVersionCode} or later of ${app.packageName}, or devices stay non-compliant until they get it otherwise`,
+        },
+      ];
+    }),
+  );
 }
 
 /** The version codes a device last reported, by package (null: reported without one). */
@@ -557,9 +676,10 @@ export async function deviceEffectivePolicy({ db }: Pick<AppDeps, "db">, deviceI
   };
 }
 
+/** Devices in service by compliance: the same set and statuses as the device list's `compliance` filter (retired devices left out). */
 export async function policyComplianceSummary({ db }: Pick<AppDeps, "db">): Promise<PolicyComplianceSummary> {
   const rows = await db.$queryRaw<Array<{ status: ComplianceStatus; devices: number }>>`
-    SELECT ${COMPLIANCE_SQL} AS status, count(*)::int AS devices FROM "Device" GROUP BY 1`;
+    SELECT ${COMPLIANCE_SQL} AS status, count(*)::int AS devices FROM "Device" WHERE "retiredAt" IS NULL GROUP BY 1`;
   const summary: PolicyComplianceSummary = { none: 0, pending: 0, compliant: 0, failed: 0 };
   for (const row of rows) summary[row.status] = row.devices;
   return summary;

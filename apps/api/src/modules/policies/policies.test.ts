@@ -96,6 +96,46 @@ describe("policy documents", () => {
     expect(await database.db.policy.count()).toBe(0);
   });
 
+  it("refuses duplicate lockTaskPackages, autoRelaunch and requiredApps entries, and a home app outside lockTaskPackages, naming each path", async () => {
+    const res = await adminRequest(t.app, "POST", "/admin/device-policies", {
+      name: "Doubled",
+      settings: {
+        kiosk: { lockTaskPackages: ["com.example.kiosk", "com.example.other", "com.example.kiosk"], homeApp: "com.example.launcher" },
+        requiredApps: [
+          { packageName: "com.example.kiosk", minVersionCode: 2 },
+          { packageName: "com.example.kiosk", minVersionCode: 5 },
+        ],
+        autoRelaunch: ["com.example.kiosk", "com.example.kiosk"],
+      },
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe("validation_failed");
+    expect(res.body.error.details.map((issue: { path: string }) => issue.path).sort()).toEqual([
+      "settings.autoRelaunch.1",
+      "settings.kiosk.homeApp",
+      "settings.kiosk.lockTaskPackages.2",
+      "settings.requiredApps.1.packageName",
+    ]);
+    expect(await database.db.policy.count()).toBe(0);
+
+    const policy = await createPolicy("Kiosk", { kiosk: { lockTaskPackages: ["com.example.kiosk"], homeApp: "com.example.kiosk" } });
+    const edit = await adminRequest(t.app, "PATCH", `/admin/device-policies/${policy.id}`, {
+      settings: { kiosk: { lockTaskPackages: ["com.example.kiosk"], homeApp: "com.example.launcher" } },
+    });
+    expect(edit.status).toBe(400);
+    expect(edit.body.error.details).toEqual([expect.objectContaining({ path: "settings.kiosk.homeApp" })]);
+  });
+
+  it("warns when a device's merged policy takes its home app and its lockTaskPackages from policies that disagree", async () => {
+    const device = await enrollDevice(t.app);
+    const launcher = await createPolicy("Launcher", { kiosk: { homeApp: "com.example.launcher" } });
+    const kiosk = await createPolicy("Kiosk", { kiosk: { lockTaskPackages: ["com.example.kiosk"] } });
+    await assign(launcher.id, { deviceId: device.deviceId });
+    await assign(kiosk.id, { group: "lobby" });
+    await adminRequest(t.app, "PATCH", `/admin/devices/${device.deviceId}`, { groups: ["lobby"] });
+    expect((await effective(device.deviceId)).warnings).toEqual([{ path: "kiosk.homeApp", message: expect.stringContaining("com.example.launcher") }]);
+  });
+
   it("refuses an empty update window and an unknown update type", async () => {
     const empty = await adminRequest(t.app, "POST", "/admin/device-policies", {
       name: "A",
@@ -145,6 +185,30 @@ describe("policy documents", () => {
 
     const missing = await adminRequest(t.app, "POST", `/admin/device-policies/${policy.id}/versions/9/revert`);
     expect(missing.status).toBe(404);
+  });
+
+  it("records a revert to the content in force as a new version, and takes the version only as a plain decimal integer", async () => {
+    const device = await enrollDevice(t.app);
+    const policy = await createPolicy("Screens", { screen: { timeoutSeconds: 60 } });
+    await assign(policy.id, { deviceId: device.deviceId });
+    const hash = (await effective(device.deviceId)).hash;
+
+    const again = await adminRequest(t.app, "POST", `/admin/device-policies/${policy.id}/versions/1/revert`);
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ version: 2, settings: { screen: { timeoutSeconds: 60 } } });
+    const history = ListDevicePolicyVersionsResponse.parse((await adminRequest(t.app, "GET", `/admin/device-policies/${policy.id}/versions`)).body);
+    expect(history.versions[0]).toMatchObject({ version: 2, revertedFrom: 1, changes: [] });
+    expect(await database.db.auditLog.findFirst({ where: { targetId: policy.id, action: "device_policy.revert" } })).toMatchObject({
+      details: { version: 2, revertedFrom: 1, changes: [] },
+    });
+    // Same settings, same effective policy: the device is not sent it again.
+    expect((await effective(device.deviceId)).hash).toBe(hash);
+
+    for (const version of ["1e0", "0x1", "01", "1.0", "+1", "0", "-1", "2147483648", "99999999999"]) {
+      const res = await adminRequest(t.app, "POST", `/admin/device-policies/${policy.id}/versions/${version}/revert`);
+      expect([version, res.status, res.body.error?.code]).toEqual([version, 400, "validation_failed"]);
+    }
+    expect((await adminRequest(t.app, "GET", `/admin/device-policies/${policy.id}`)).body.version).toBe(2);
   });
 
   it("refuses a duplicate name with 409", async () => {
@@ -252,6 +316,25 @@ describe("delivery and compliance over heartbeats", () => {
     const listed = await adminRequest(t.app, "GET", "/admin/devices?compliance=noncompliant");
     expect(listed.body.devices.map((row: { id: string }) => row.id)).toEqual([device.deviceId]);
     expect((await adminRequest(t.app, "GET", "/admin/devices?compliance=compliant")).body.total).toBe(0);
+  });
+
+  it("counts only devices in service, as the device list's compliance filter does: a retired device leaves both", async () => {
+    const policy = await createPolicy("Kiosk", { restrictions: { camera: false } });
+    await assign(policy.id, { group: "lobby" });
+    const kept = await enrollDevice(t.app);
+    const leaving = await enrollDevice(t.app);
+    await enrollDevice(t.app);
+    for (const device of [kept, leaving]) await adminRequest(t.app, "PATCH", `/admin/devices/${device.deviceId}`, { groups: ["lobby"] });
+    const counts = async () => (await adminRequest(t.app, "GET", "/admin/policy-compliance")).body;
+    const listed = async (compliance: string) => (await adminRequest(t.app, "GET", `/admin/devices?compliance=${compliance}`)).body.total;
+    expect(await counts()).toEqual({ none: 1, pending: 2, compliant: 0, failed: 0 });
+    expect(await listed("pending")).toBe(2);
+
+    expect((await adminRequest(t.app, "POST", `/admin/devices/${leaving.deviceId}/retire`)).status).toBe(200);
+    expect(await counts()).toEqual({ none: 1, pending: 1, compliant: 0, failed: 0 });
+    expect(await listed("pending")).toBe(1);
+    expect(await listed("noncompliant")).toBe(1);
+    expect(await listed("none")).toBe(1);
   });
 
   it("folds auto-relaunch in: a policy's autoRelaunch app reported stopped is relaunched", async () => {
@@ -463,5 +546,53 @@ describe("the policy worker: FCM wake-ups and required app installs", () => {
     t.clock.advance(t.deps.env.COMMAND_RETRY_BASE_SECONDS + 1);
     expect(await t.dispatchPolicies()).toBe(1);
     expect(tokens.filter((token) => token === "token-flaky")).toHaveLength(2);
+  });
+});
+
+describe("recomputing effective policies: queued in the change's transaction, set-based, finished by any instance's worker", () => {
+  it("answers an assignment to a big group after the first devices, leaves the rest queued, and another instance's worker completes them", async () => {
+    const DEVICES = 2500;
+    const ids = Array.from({ length: DEVICES }, () => randomUUID());
+    await database.db.device.createMany({ data: ids.map((id) => ({ id, tokenHash: "0".repeat(64), groups: ["fleet"] })) });
+    const retired = randomUUID();
+    await database.db.device.create({ data: { id: retired, tokenHash: "0".repeat(64), groups: ["fleet"], retiredAt: new Date() } });
+    const policy = await createPolicy("Fleet", { screen: { timeoutSeconds: 60 } });
+    const withHash = () => database.db.device.count({ where: { id: { in: ids }, policyDesiredHash: { not: null } } });
+
+    await assign(policy.id, { group: "fleet" });
+    // The request did RECOMPUTE_INLINE_DEVICES itself; the rest wait as rows, not as promises of a dead instance.
+    expect(await withHash()).toBe(1000);
+    expect(await database.db.policyRecompute.count()).toBe(DEVICES - 1000);
+    expect(await database.db.policyRecompute.count({ where: { deviceId: retired } })).toBe(0);
+
+    const other = createTestApp(database.db);
+    expect(await other.recomputePolicies()).toBe(DEVICES - 1000);
+    expect(await withHash()).toBe(DEVICES);
+    expect(await database.db.policyRecompute.count()).toBe(0);
+    expect(await database.db.policyDispatch.count()).toBe(DEVICES);
+    const hashes = await database.db.device.groupBy({ by: ["policyDesiredHash"], where: { id: { in: ids } } });
+    expect(hashes).toHaveLength(1);
+    expect(hashes[0]!.policyDesiredHash).toBe((await effective(ids[0]!)).hash);
+
+    // An edit queues the same devices again in its own transaction, with the new version.
+    const edit = await adminRequest(t.app, "PATCH", `/admin/device-policies/${policy.id}`, { settings: { screen: { timeoutSeconds: 120 } } });
+    expect(edit.status).toBe(200);
+    expect(await database.db.policyRecompute.count()).toBe(DEVICES - 1000);
+    expect(await t.recomputePolicies()).toBe(DEVICES - 1000);
+    expect(await database.db.device.count({ where: { id: { in: ids }, policyDesired: { equals: { screen: { timeoutSeconds: 120 } } } } })).toBe(DEVICES);
+  });
+
+  it("leaves a batch queued when the transaction that claimed it fails", async () => {
+    const device = await enrollDevice(t.app);
+    await database.db.policyRecompute.create({ data: { deviceId: device.deviceId } });
+    await expect(
+      database.db.$transaction(async (tx) => {
+        await tx.$executeRaw`DELETE FROM "PolicyRecompute" WHERE "deviceId" IN (SELECT "deviceId" FROM "PolicyRecompute" FOR UPDATE SKIP LOCKED)`;
+        throw new Error("the instance died");
+      }),
+    ).rejects.toThrow("the instance died");
+    expect(await database.db.policyRecompute.count()).toBe(1);
+    expect(await t.recomputePolicies()).toBe(1);
+    expect(await database.db.policyRecompute.count()).toBe(0);
   });
 });
