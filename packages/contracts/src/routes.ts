@@ -740,7 +740,7 @@ export const apiRoutes = {
     minRole: "operator",
     summary: "Upload an APK to the app catalogue",
     description:
-      "multipart/form-data with one file field `file`, at most `APK_MAX_BYTES`, streamed to disk. The server reads the package name, version code and name, and the signing certificate's SHA-256 from the APK itself. A package keeps the certificate of its first upload: another one is 409 (also when both are uploaded at once: one wins). Re-uploading the same file is 200 with `created: false` (also when uploaded concurrently: one upload is 201, the others 200). The whole file must arrive within `HTTP_BODY_TIMEOUT_SECONDS` of the request's acceptance, as JSON bodies do: past it, 408 `request_timeout` and the connection is closed."" +
+      "multipart/form-data with one file field `file`, at most `APK_MAX_BYTES`, streamed to disk. The server reads the package name, version code and name, and the signing certificate's SHA-256 from the APK itself. A package keeps the certificate of its first upload: another one is 409 (also when both are uploaded at once: one wins). Re-uploading the same file is 200 with `created: false` (also when uploaded concurrently: one upload is 201, the others 200). The whole file must arrive within `HTTP_BODY_TIMEOUT_SECONDS` of the request's acceptance, as JSON bodies do: past it, 408 `request_timeout` and the connection is closed." +
       " A manifest or v1 signature file larger than 8 MiB inflated (a zip bomb) is 400 `invalid_apk`, refused without inflating it further.",
     query: UploadAppQuery,
     upload: { field: "file", description: "The APK." },

@@ -60,7 +60,10 @@ export class DeviceHub {
         if (event.reason !== "rotated") this.connections.get(event.deviceId)?.socket.close(WsCloseCode.retired, `device ${event.reason}`);
         else
           this.closeReplacedToken(event.deviceId).catch((error: unknown) =>
-            deps.logger.warn("closing a socket of a rotated token failed", { deviceId: event.deviceId, message: error instanceof Error ? error.message : String(error) }),
+            deps.logger.warn("closing a socket of a rotated token failed", {
+              deviceId: event.deviceId,
+              message: error instanceof Error ? error.message : String(error),
+            }),
           );
         return;
       }
