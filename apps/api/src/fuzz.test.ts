@@ -81,6 +81,7 @@ const WORKER_TABLES = [
   "PasswordResetToken",
   "AuditLog",
   "PolicyDispatch",
+  "PolicyRecompute",
 ];
 
 fc.configureGlobal({ seed: SEED, endOnFailure: process.env.FUZZ_SHRINK !== "1" });
