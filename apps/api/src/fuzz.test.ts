@@ -728,6 +728,8 @@ const ENV = {
   RATE_LIMIT_AUTH_FAILURES_PER_MINUTE: "1000000",
   RATE_LIMIT_LOGIN_PER_MINUTE: "1000000",
   RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT: "1000000",
+  // Likewise the instance's cap on concurrent exports (its 503 is tested in exports.test.ts).
+  EXPORT_MAX_CONCURRENT: "1000",
   RATE_LIMIT_PASSWORD_RESET_PER_HOUR: "1000000",
   // Every valid reset request for an enabled account mails a link (the oracle counts them).
   PASSWORD_RESET_MAIL_INTERVAL_SECONDS: "0",

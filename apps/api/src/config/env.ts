@@ -100,7 +100,7 @@ export const EnvSchema = z
     COMMAND_KEY_ROTATION_BATCH: positiveInt(500),
     RESEND_API_KEY: optionalText,
     RESEND_BASE_URL: z.url().optional(),
-    MAIL_FROM: z.string().default("MDM <alerts@localhost>"),
+    MAIL_FROM: z.string().default("Keelson <alerts@localhost>"),
     WEB_URL: z
       .url()
       .default("http://localhost:3000")

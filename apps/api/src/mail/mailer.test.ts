@@ -170,7 +170,7 @@ describe("createMailer", () => {
     expect(() => parseEnv({ SMTP_URL: "https://u:secret-pass@mail.example.com" })).not.toThrow(/secret-pass/);
   });
 
-  it("defaults the sender to MDM <alerts@localhost>", () => {
-    expect(parseEnv({}).MAIL_FROM).toBe("MDM <alerts@localhost>");
+  it("defaults the sender to Keelson <alerts@localhost>", () => {
+    expect(parseEnv({}).MAIL_FROM).toBe("Keelson <alerts@localhost>");
   });
 });

@@ -23,7 +23,7 @@ beforeEach(async () => {
 
 const INVITE = {
   to: ["new@example.com"],
-  subject: "You are invited to MDM",
+  subject: "You are invited to Keelson",
   text: "Choose your password here: https://mdm.example.com/reset-password?token=abc.secret\nThanks.\n",
 };
 
@@ -66,7 +66,7 @@ describe("the mail worker without a provider", () => {
         message: expect.stringContaining("recorded, not sent"),
         mailId: row.id.toString(),
         to: ["new@example.com"],
-        subject: "You are invited to MDM",
+        subject: "You are invited to Keelson",
         links: ["https://mdm.example.com/reset-password?token=abc.secret"],
       }),
     );

@@ -80,7 +80,7 @@ export function ResetPasswordForm() {
   }
   if (link === "refused") {
     return (
-      <AuthCard title="This link can no longer be used" description="It is invalid, expired or already used. Reset links work once, for 30 minutes.">
+      <AuthCard title="This link can no longer be used" description="Each link works once: a reset link for 30 minutes, an invitation for 7 days.">
         <div className="flex flex-col gap-2">
           <p role="alert" className="text-sm text-destructive">
             This link is invalid, expired or already used.

@@ -37,6 +37,7 @@ export function SetupForm() {
       ? {}
       : fieldErrors(body.error.issues, { name: "your name", email: "your email", password: "a password", setupToken: "the setup token" });
     if (password !== confirm) problems.confirm = "The passwords differ.";
+    if (setup?.tokenRequired && !setupToken.trim()) problems.setupToken = "Enter the setup token from the API's log (the line “no user yet”).";
     if (!body.success || Object.keys(problems).length > 0) return setErrors(problems);
     setBusy(true);
     setErrors({});

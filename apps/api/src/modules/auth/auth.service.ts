@@ -110,7 +110,12 @@ export async function setupFirstAdmin(deps: Deps, input: SetupRequest, client: C
     await lockUsers(tx);
     if ((await tx.user.count()) > 0) throw new HttpError("conflict", "Setup is done: an account already exists; sign in instead");
     if (!client.directFromThisHost && !(await setupTokenValid(deps, tx, input.setupToken))) {
-      throw new HttpError("unauthorized", "Send the one-time setup token from the API's log as setupToken");
+      throw new HttpError(
+        "unauthorized",
+        input.setupToken
+          ? 'This setup token is not the one the API printed: copy it again from the API\'s log at start (the line "no user yet"), or use SETUP_TOKEN'
+          : 'The setup token is missing: the API prints it in its log at start (the line "no user yet")',
+      );
     }
     await discardSetupTokens(tx);
     return tx.user.create({

@@ -91,14 +91,14 @@ export async function handlePasswordResetRequests(deps: Pick<AppDeps, "db" | "en
       if (!eligible || recentLink) continue;
       const { link } = await createPasswordToken(deps, tx, user.id, PASSWORD_RESET_TTL_SECONDS);
       const text = [
-        `Someone (hopefully you) asked to reset the password of the MDM account ${user.email}.`,
+        `Someone (hopefully you) asked to reset the password of the Keelson account ${user.email}.`,
         "",
         `Choose a new password within 30 minutes here: ${link}`,
         "",
         "The link works once. If you did not ask for it, ignore this mail: your password stays as it is.",
         "",
       ].join("\n");
-      await enqueueMail(tx, "password_reset", { to: [user.email], subject: "Reset your MDM password", text }, deps.clock.now());
+      await enqueueMail(tx, "password_reset", { to: [user.email], subject: "Reset your Keelson password", text }, deps.clock.now());
     }
     return requests.length;
   });

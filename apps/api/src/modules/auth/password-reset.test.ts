@@ -74,7 +74,7 @@ describe("POST /auth/password-reset", () => {
 
     const outbox = await t.outbox();
     expect(outbox).toHaveLength(1);
-    expect(outbox[0]).toMatchObject({ kind: "password_reset", to: ["known@example.com"], subject: "Reset your MDM password", status: "queued" });
+    expect(outbox[0]).toMatchObject({ kind: "password_reset", to: ["known@example.com"], subject: "Reset your Keelson password", status: "queued" });
     expect(outbox[0]!.text).toMatch(/within 30 minutes/);
     expect(await database.db.passwordResetToken.count()).toBe(1);
   });

@@ -31,7 +31,11 @@ describe("first-admin setup token", () => {
     const without = await setup({}, REMOTE);
     expect(without.status).toBe(401);
     expect(without.body.error.code).toBe("unauthorized");
-    expect((await setup({ setupToken: "guessed-token" }, REMOTE)).status).toBe(401);
+    // Each says, in words, what is wrong and where the token is.
+    expect(without.body.error.message).toMatch(/^The setup token is missing: the API prints it in its log at start/);
+    const wrong = await setup({ setupToken: "guessed-token" }, REMOTE);
+    expect(wrong.status).toBe(401);
+    expect(wrong.body.error.message).toMatch(/^This setup token is not the one the API printed/);
     expect(await database.db.user.count()).toBe(0);
   });
 

@@ -57,14 +57,14 @@ export async function inviteUser(deps: AppDeps, input: InviteUserRequest, actor:
       });
       const { link } = await createPasswordToken(deps, tx, created.id, INVITATION_TTL_SECONDS);
       const text = [
-        `${actor.name} invited you to the MDM dashboard as ${created.role}.`,
+        `${actor.name} invited you to the Keelson dashboard as ${created.role}.`,
         "",
         `Choose your password within 7 days here: ${link}`,
         "",
         "The link works once. If you did not expect this invitation, ignore this mail.",
         "",
       ].join("\n");
-      await enqueueMail(tx, "invite", { to: [created.email], subject: "You are invited to MDM", text }, clock.now());
+      await enqueueMail(tx, "invite", { to: [created.email], subject: "You are invited to Keelson", text }, clock.now());
       return created;
     });
   } catch (error) {

@@ -70,7 +70,7 @@ describe("POST /admin/users (invite)", () => {
     expect(mail).toMatchObject({
       kind: "invite",
       to: ["new.hire@example.com"],
-      subject: "You are invited to MDM",
+      subject: "You are invited to Keelson",
       status: "recorded",
       provider: "none",
       attempts: 1,
