@@ -99,7 +99,10 @@ function samples(): Partial<Record<ApiRouteName, Sample>> {
     confirmPasswordReset: { body: { token: `${UNKNOWN_ID}.${"A".repeat(43)}`, password: "correct horse battery staple" }, textField: "token" },
     inviteUser: { body: { email: "new@example.com", name: "New", role: "viewer" }, textField: "name" },
     updateUser: { body: { name: "Renamed" }, textField: "name" },
-    enrollmentProvisioning: { body: { enrollmentToken: `${UNKNOWN_ID}.${"A".repeat(43)}`, wifi: { ssid: "Store" } }, textField: "wifi.ssid" },
+    enrollmentProvisioning: {
+      body: { enrollmentToken: `${UNKNOWN_ID}.${"A".repeat(43)}`, wifi: { ssid: "Store", securityType: "NONE" } },
+      textField: "wifi.ssid",
+    },
     createDevicePolicy: { body: { name: "Kiosk", settings: { kiosk: { homeApp: "com.example.kiosk" } } }, textField: "name" },
     updateDevicePolicy: { body: { description: "Front desk tablets" }, textField: "description" },
     createPolicyAssignment: { body: { group: "stores", priority: 1 }, textField: "group" },

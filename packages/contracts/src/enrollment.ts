@@ -66,12 +66,26 @@ export const PROVISIONING_ADMIN_EXTRAS = { serverUrl: "com.keelson.mdm.SERVER_UR
 /** URL-safe base64 of a SHA-256 digest, without padding: 43 characters. */
 export const UrlSafeSha256 = z.string().regex(/^[A-Za-z0-9_-]{43}$/, "Must be the URL-safe base64 of a SHA-256 digest, without padding");
 
-export const ProvisioningWifi = z.strictObject({
-  ssid: nonEmptyText(32),
-  securityType: z.enum(["NONE", "WPA", "WEP", "EAP"]).default("WPA").describe("As Android's setup wizard names them."),
-  password: text(63).optional(),
-  hidden: z.boolean().default(false),
-});
+export const ProvisioningWifi = z
+  .strictObject({
+    ssid: nonEmptyText(32),
+    securityType: z.enum(["NONE", "WPA", "WEP", "EAP"]).default("WPA").describe("As Android's setup wizard names them."),
+    password: text(63).optional().describe("WPA: 8 to 63 characters; WEP: 5 or 13 characters, or 10 or 26 hexadecimal digits; none for NONE."),
+    hidden: z.boolean().default(false),
+  })
+  // What the setup wizard would refuse on the factory-reset device, refused here instead.
+  .superRefine((wifi, ctx) => {
+    const password = wifi.password ?? "";
+    const problem =
+      wifi.securityType === "NONE" && password
+        ? "An open network (securityType NONE) takes no password"
+        : wifi.securityType === "WPA" && (password.length < 8 || password.length > 63)
+          ? "A WPA password has 8 to 63 characters"
+          : wifi.securityType === "WEP" && !(/^(.{5}|.{13})$/.test(password) || /^([0-9A-Fa-f]{10}|[0-9A-Fa-f]{26})$/.test(password))
+            ? "A WEP key has 5 or 13 characters, or 10 or 26 hexadecimal digits"
+            : undefined;
+    if (problem) ctx.addIssue({ code: "custom", path: ["password"], message: problem });
+  });
 export type ProvisioningWifi = z.infer<typeof ProvisioningWifi>;
 
 export const ProvisioningRequest = z.strictObject({

@@ -127,4 +127,32 @@ describe("POST /admin/enrollment-tokens/{tokenId}/provisioning", () => {
     expect(res.status).toBe(400);
     expect(res.body.error.details.map((issue: { path: string }) => issue.path).sort()).toEqual(["wifi.securityType", "wifi.ssid"]);
   });
+
+  it.each([
+    [{ securityType: "NONE", password: "secret" }, "An open network (securityType NONE) takes no password"],
+    [{ securityType: "WPA" }, "A WPA password has 8 to 63 characters"],
+    [{ securityType: "WPA", password: "short" }, "A WPA password has 8 to 63 characters"],
+    [{ securityType: "WEP", password: "123456" }, "A WEP key has 5 or 13 characters, or 10 or 26 hexadecimal digits"],
+  ])("refuses a password the setup wizard would refuse: %j", async (wifi, message) => {
+    const t = createTestApp(database.db, { env: AGENT_ENV });
+    const { id, token } = await newToken(t);
+    const res = await adminRequest(t.app, "POST", `/admin/enrollment-tokens/${id}/provisioning`, {
+      enrollmentToken: token,
+      wifi: { ssid: "Store-42", ...wifi },
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.error.details).toEqual([{ path: "wifi.password", message }]);
+  });
+
+  it("takes an open network without a password and a WEP key in hex", async () => {
+    const t = createTestApp(database.db, { env: AGENT_ENV });
+    for (const wifi of [{ securityType: "NONE" }, { securityType: "WEP", password: "0123456789abcdef0123456789" }]) {
+      const { id, token } = await newToken(t);
+      const res = await adminRequest(t.app, "POST", `/admin/enrollment-tokens/${id}/provisioning`, {
+        enrollmentToken: token,
+        wifi: { ssid: "Store-42", ...wifi },
+      });
+      expect(res.status).toBe(200);
+    }
+  });
 });
