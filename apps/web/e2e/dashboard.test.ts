@@ -569,7 +569,11 @@ test("a lock to every device: progress, table and recent list agree from the fir
 
   // At once: the card (no placeholder) and a table of this batch's commands only.
   await page.getByTestId("batch-state").waitFor({ timeout: 2_000 });
-  await eventually("the batch's twelve commands", async () => (await page.getByTestId("command-row").count()) === 12, 5_000);
+  await eventually("the batch's twelve commands", async () => (await page.getByTestId("command-row").count()) === 12, 5_000).catch(async (error) => {
+    throw new Error(
+      `${error.message}; rows: ${await page.getByTestId("command-row").count()}; devices in the API: ${await api.server.deps.db.device.count({ where: { retiredAt: null } })}`,
+    );
+  });
   const batchIds = await page.getByTestId("command-row").evaluateAll((rows) => rows.map((row) => row.getAttribute("data-batch-id")));
   expect(new Set(batchIds)).toEqual(new Set([batchId]));
 
