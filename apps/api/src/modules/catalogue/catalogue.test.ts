@@ -644,6 +644,11 @@ describe("GET /v1/app-files/{sha256}", () => {
     expect(res.status).toBe(403);
     expect(res.body.error.message).toMatch(/signature/);
 
+    // The same instant written otherwise (a leading zero) is an altered URL too.
+    const rewritten = new URL(url);
+    rewritten.searchParams.set("expires", `0${url.searchParams.get("expires")}`);
+    expect((await request(t.app).get(`${rewritten.pathname}${rewritten.search}`)).status).toBe(403);
+
     const otherFile = await request(t.app).get(`/v1/app-files/${"b".repeat(64)}${url.search}`);
     expect(otherFile.status).toBe(403);
     const badSignature = new URL(url);
