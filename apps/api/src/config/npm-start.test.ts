@@ -144,3 +144,19 @@ it("npm start sends the dashboard where .env or the environment says, and waits 
     env: { DASHBOARD_HOST: "0.0.0.0" },
   });
 });
+
+it("npm run simulate points the simulator at the API npm start serves: PORT from the environment", async () => {
+  const port = await freePort();
+  // Nothing listens there: the simulator's refusal names the URL it was given.
+  const run = spawn("npm", ["run", "simulate", "--", "--devices", "1"], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: String(port) },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  run.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  run.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const code = await new Promise<number | null>((resolve) => run.on("exit", resolve));
+  expect(code).not.toBe(0);
+  expect(output).toContain(`Cannot reach the API at http://127.0.0.1:${port}`);
+}, 120_000);
