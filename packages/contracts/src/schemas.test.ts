@@ -2,9 +2,9 @@ import fc from "fast-check";
 import type { z } from "zod";
 import { ActionResultRequest, CreateCommandRequest } from "./commands";
 import { HeartbeatRequest, LegacyHeartbeatRequest, ListDevicesQuery, RegisterRequest } from "./devices";
-import { CreateEnrollmentTokenRequest } from "./enrollment";
+import { CreateEnrollmentTokenRequest, ProvisioningWifi } from "./enrollment";
 import { BulkEditDevicesRequest } from "./lifecycle";
-import { policySettingEntries } from "./policies";
+import { PolicyDocument, policySettingEntries } from "./policies";
 import { jsonObject, text } from "./primitives";
 
 const DEVICE_ID = "3f0e8a3c-1111-4222-8333-444455556666";
@@ -303,5 +303,58 @@ describe("policySettingEntries", () => {
       ["screen.timeoutSeconds", 300],
       ["autoRelaunch", ["com.example.kiosk"]],
     ]);
+  });
+});
+
+describe("ProvisioningWifi: what the setup wizard would refuse", () => {
+  const wifi = (fields: Record<string, unknown>) => ProvisioningWifi.safeParse({ ssid: "Store-42", ...fields });
+  const problem = (fields: Record<string, unknown>) => wifi(fields).error?.issues.map((issue) => [issue.path.join("."), issue.message]);
+
+  it("takes an open network without a password, WPA with 8 to 63 characters, WEP of 5 or 13 characters or 10 or 26 hex digits, EAP as it comes", () => {
+    for (const fields of [
+      { securityType: "NONE" },
+      { securityType: "WPA", password: "12345678" },
+      { securityType: "WPA", password: "x".repeat(63) },
+      { securityType: "WEP", password: "abcde" },
+      { securityType: "WEP", password: "abcdefghijklm" },
+      { securityType: "WEP", password: "0123456789" },
+      { securityType: "WEP", password: "0123456789abcdef0123456789" },
+      { securityType: "EAP" },
+    ])
+      expect(wifi(fields).success).toBe(true);
+  });
+
+  it("refuses each other combination at wifi.password, saying why", () => {
+    expect(problem({ securityType: "NONE", password: "secret" })).toEqual([["password", "An open network (securityType NONE) takes no password"]]);
+    expect(problem({ password: "1234567" })).toEqual([["password", "A WPA password has 8 to 63 characters"]]);
+    expect(problem({ securityType: "WPA" })).toEqual([["password", "A WPA password has 8 to 63 characters"]]);
+    expect(problem({ securityType: "WEP", password: "012345678g" })).toEqual([
+      ["password", "A WEP key has 5 or 13 characters, or 10 or 26 hexadecimal digits"],
+    ]);
+    expect(problem({ securityType: "WEP" })).toEqual([["password", "A WEP key has 5 or 13 characters, or 10 or 26 hexadecimal digits"]]);
+  });
+});
+
+describe("PolicyDocument: the rules between a policy's fields", () => {
+  const problems = (settings: unknown) => PolicyDocument.safeParse(settings).error?.issues.map((issue) => issue.path.join(".")) ?? [];
+
+  it("refuses an app listed twice in lockTaskPackages, autoRelaunch or requiredApps, naming the second", () => {
+    expect(problems({ kiosk: { lockTaskPackages: ["com.a.till", "com.a.till"] } })).toEqual(["kiosk.lockTaskPackages.1"]);
+    expect(problems({ autoRelaunch: ["com.a.till", "com.a.scan", "com.a.till"] })).toEqual(["autoRelaunch.2"]);
+    expect(
+      problems({
+        requiredApps: [
+          { packageName: "com.a.till", minVersionCode: 1 },
+          { packageName: "com.a.till", minVersionCode: 9 },
+        ],
+      }),
+    ).toEqual(["requiredApps.1.packageName"]);
+  });
+
+  it("refuses a home app outside lockTaskPackages, and takes one inside or either alone", () => {
+    expect(problems({ kiosk: { lockTaskPackages: ["com.a.till"], homeApp: "com.a.launcher" } })).toEqual(["kiosk.homeApp"]);
+    expect(problems({ kiosk: { lockTaskPackages: ["com.a.launcher", "com.a.till"], homeApp: "com.a.launcher" } })).toEqual([]);
+    expect(problems({ kiosk: { homeApp: "com.a.launcher" } })).toEqual([]);
+    expect(problems({})).toEqual([]);
   });
 });
