@@ -254,6 +254,18 @@ test("an invited viewer sets a password from the link in the development outbox 
   expect(await viewerPage.getByRole("checkbox").count()).toBe(0);
   expect(await navLink(viewerPage, "Users").count()).toBe(0);
   expect(await navLink(viewerPage, "Mail").count()).toBe(0);
+  // Typed in by hand, the admin-only pages say so, and ask the API for nothing it would refuse.
+  const refused = await consoleTrouble(viewerPage, async () => {
+    for (const [path, says] of [
+      ["/users", "Only admins manage users"],
+      ["/mail", "Only admins see the mail outbox"],
+    ]) {
+      await viewerPage.goto(`${web.url}${path}`);
+      await viewerPage.getByText(says!).waitFor();
+      await viewerPage.waitForLoadState("networkidle");
+    }
+  });
+  expect(refused.filter((line) => /\/admin\/(users|mail)/.test(line))).toEqual([]);
 
   await viewerPage.goto(deviceUrl);
   await viewerPage.getByRole("heading", { name: "Kiosk A" }).waitFor();

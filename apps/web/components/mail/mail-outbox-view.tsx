@@ -63,7 +63,7 @@ function MailRow({ mail }: { mail: OutboxMail }) {
 
 export function MailOutboxView() {
   const { canViewMail } = usePermissions();
-  const outbox = useMailOutbox();
+  const outbox = useMailOutbox(canViewMail);
   if (!canViewMail) return <EmptyState title="Only admins see the mail outbox" />;
   return (
     <div className="flex flex-col gap-6">

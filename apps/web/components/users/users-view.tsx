@@ -112,7 +112,7 @@ function UserRow({ user, isSelf }: { user: UserView; isSelf: boolean }) {
 export function UsersView() {
   const me = useCurrentUser();
   const { canManageUsers } = usePermissions();
-  const { data, error, isLoading, mutate } = useUsers();
+  const { data, error, isLoading, mutate } = useUsers(canManageUsers);
   if (!canManageUsers) return <EmptyState title="Only admins manage users" />;
   return (
     <div className="flex flex-col gap-6">

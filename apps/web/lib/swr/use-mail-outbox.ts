@@ -4,10 +4,13 @@ import { apiPath, callApi } from "@/lib/api";
 
 const PAGE_SIZE = 50;
 
-/** The mail outbox, newest first, one page per `loadMore`; refreshed every 5 s so new mails appear. */
-export function useMailOutbox() {
+/**
+ * The mail outbox, newest first, one page per `loadMore`; refreshed every 5 s so new mails
+ * appear. Nothing is asked for when `enabled` is false (a non-admin would only get 403).
+ */
+export function useMailOutbox(enabled = true) {
   const pageKey = (index: number, previous: ListOutboxResponse | null) => {
-    if (index > 0 && !previous?.nextCursor) return null;
+    if (!enabled || (index > 0 && !previous?.nextCursor)) return null;
     return apiPath(apiRoutes.listMailOutbox, { query: { limit: PAGE_SIZE, cursor: previous?.nextCursor ?? undefined } });
   };
   const pages = useSWRInfinite(

@@ -4,8 +4,9 @@ import { apiPath, callApi } from "@/lib/api";
 
 export const usersKey = apiPath(authRoutes.listUsers);
 
-export function useUsers() {
-  return useSWR(usersKey, () => callApi(authRoutes.listUsers));
+/** The users; nothing is asked for when `enabled` is false (a non-admin would only get 403). */
+export function useUsers(enabled = true) {
+  return useSWR(enabled ? usersKey : null, () => callApi(authRoutes.listUsers));
 }
 
 /** Creates the account and queues a mail with a link to choose a password (only recorded without a mail provider). */
