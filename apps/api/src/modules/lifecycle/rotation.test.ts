@@ -248,11 +248,14 @@ describeWithPostgres("rotating the token of a device connected by WebSocket", ()
   beforeAll(async () => {
     database = await createTestDatabase();
   });
-  afterAll(async () => {
+  // Each test starts its own server and device: both stopped after it, or the next test's would replace them unclosed.
+  afterEach(async () => {
     await device?.stop();
     await server?.close();
-    await database.close();
+    device = undefined;
+    server = undefined;
   });
+  afterAll(() => database.close());
 
   it("completes when the device reconnects with the new token, and its result is recorded", async () => {
     server = await startServer(
