@@ -203,6 +203,30 @@ describe("a simulated device", () => {
     expect(device.state.bootedAt).toBeGreaterThan(Date.now() - 5000);
   });
 
+  it("sends a result again on the next connection when the socket closed before the server answered it", async () => {
+    const unanswered = await signed();
+    server.send({ type: "command", command: unanswered });
+    await server.waitForFrames(2); // ack + result, never answered: the instance went away
+    server.sockets[0]!.close(1001, "server shutting down");
+    await new Promise<void>((resolve) => device.once("connected", resolve));
+    await server.waitForFrames(3);
+    expect(server.frames[2]).toEqual({ type: "command_result", result: expect.objectContaining({ requestId: unanswered.requestId, status: "succeeded" }) });
+
+    // Answered this time: a later reconnect has nothing to send again.
+    server.send({ type: "result_ok", requestId: unanswered.requestId, status: "succeeded", changed: true });
+    const answered = await signed();
+    server.send({ type: "command", command: answered });
+    await server.waitForFrames(5);
+    server.send({ type: "result_ok", requestId: answered.requestId, status: "succeeded", changed: true });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    server.sockets[1]!.close(1001, "server shutting down");
+    await new Promise<void>((resolve) => device.once("connected", resolve));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(server.frames).toHaveLength(5);
+    expect(device.executions.get(unanswered.requestId)).toBe(1);
+    expect(device.executions.get(answered.requestId)).toBe(1);
+  });
+
   it("stays disconnected after disconnect()", async () => {
     await device.disconnect();
     await new Promise((resolve) => setTimeout(resolve, 100));

@@ -147,6 +147,12 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
    * met a busy server would expire on the server although it ran here.
    */
   private readonly unreported = new Map<string, ActionResultRequest>();
+  /**
+   * Results sent on the live socket and not yet answered by `result_ok`, by requestId. If
+   * that socket closes first (an instance draining, a network drop), the frame may never
+   * have been processed: they join `unreported` and go again on the next connection.
+   */
+  private readonly unconfirmed = new Map<string, ActionResultRequest>();
   private flushingUnreported = false;
   private acksToDrop: number;
   private socket: WebSocket | undefined;
@@ -359,6 +365,8 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
           this.reconnectNotBeforeMs = 0;
           settle();
           this.emit("connected");
+          // The server took our socket, so it takes requests: what it missed goes now.
+          this.flushUnreported();
           return;
         }
         if (this.live === socket) this.onHeartbeatAnswer(frame.data);
@@ -371,7 +379,11 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
         const reason = reasonBuffer.toString();
         settle(refused ?? new Error(`WebSocket closed before hello (${code}${reason ? ` ${reason}` : ""})`));
         const wasLive = this.live === socket;
-        if (wasLive) this.live = undefined;
+        if (wasLive) {
+          this.live = undefined;
+          for (const result of this.unconfirmed.values()) this.holdUnreported(result);
+          this.unconfirmed.clear();
+        }
         // `wasLive`: the socket had opened (hello received); otherwise a connect attempt failed.
         if (wasLive || this.socket === socket) this.emit("disconnected", { code, reason, wasLive });
         // Replaced on purpose (disconnect, reboot): whoever did it decides what comes next.
@@ -429,15 +441,19 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
         return this.receive(frame.command, "websocket");
       case "error": {
         // An ack or result the server could not take for now: kept to send again.
+        // Any error about a result answers it: held again if transient, given up otherwise.
+        if (frame.requestId) this.unconfirmed.delete(frame.requestId);
         const refused = frame.requestId && (frame.code === "service_unavailable" || frame.code === "rate_limited") ? frame.requestId : undefined;
         if (refused) this.holdUnreported(this.results.get(refused) ?? { requestId: refused, status: "acknowledged" });
         return this.noteProblem(`server error ${frame.code}: ${frame.message}${frame.requestId ? ` (${frame.requestId})` : ""}`);
       }
       case "policy":
         return this.applyPolicy(frame.policy);
+      case "result_ok":
+        this.unconfirmed.delete(frame.requestId);
+        return;
       case "hello":
       case "heartbeat_ok":
-      case "result_ok":
         return;
     }
   }
@@ -731,7 +747,7 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
   private async report(result: ActionResultRequest): Promise<void> {
     // The result of a command whose ack was lost is lost with it.
     if (this.droppedResults.delete(result.requestId)) return;
-    if (this.connected) this.sendFrame({ type: "command_result", result });
+    if (this.connected) this.sendResultFrame(result);
     else await this.postResult(result);
     this.emit("result", result);
   }
@@ -774,11 +790,23 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
     this.unreported.clear();
     void (async () => {
       for (const result of pending) {
-        if (this.connected)
-          this.sendFrame(result.status === "acknowledged" ? { type: "command_ack", requestId: result.requestId } : { type: "command_result", result });
-        else await this.postResult(result);
+        if (!this.connected) await this.postResult(result);
+        else if (result.status === "acknowledged") this.sendFrame({ type: "command_ack", requestId: result.requestId });
+        else this.sendResultFrame(result);
       }
     })().finally(() => (this.flushingUnreported = false));
+  }
+
+  /** A result on the socket is kept until the server answers it (`result_ok` or an error frame). */
+  private sendResultFrame(result: ActionResultRequest): void {
+    this.unconfirmed.delete(result.requestId);
+    this.unconfirmed.set(result.requestId, result);
+    if (this.unconfirmed.size > MAX_UNREPORTED) {
+      const oldest = this.unconfirmed.keys().next().value!;
+      this.unconfirmed.delete(oldest);
+      this.noteProblem(`more than ${MAX_UNREPORTED} results unanswered: the one for ${oldest} is given up`);
+    }
+    this.sendFrame({ type: "command_result", result });
   }
 
   private sendFrame(frame: DeviceClientFrame): void {
