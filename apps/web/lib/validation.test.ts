@@ -2,13 +2,24 @@ import { z } from "zod";
 import { NewPassword, SetupRequest } from "@mdm/contracts";
 import { fieldErrors, humanMessage } from "./validation";
 
-test("zod's default messages become sentences that name the field", () => {
-  const empty = z.string().min(1).safeParse("");
-  expect(empty.success).toBe(false);
-  expect(humanMessage(empty.error!.issues[0]!.message, "Email")).toBe("Enter email.");
-  expect(humanMessage("Too small: expected string to have >=1 characters", "Your name")).toBe("Enter your name.");
-  expect(humanMessage("Too big: expected string to have <=200 characters")).toBe("Use at most 200 characters.");
-  expect(humanMessage("Invalid email address")).toBe("Enter an email address, like name@example.com.");
+/** The message the contracts give for `input` refused by `schema`. */
+function messageOf(schema: z.ZodType, input: unknown): string {
+  const result = schema.safeParse(input);
+  if (result.success) throw new Error("accepted");
+  return result.error.issues[0]!.message;
+}
+
+test("the contracts' messages become sentences that say what to do, naming the field", () => {
+  expect(humanMessage(messageOf(z.string().min(1), ""), "Email")).toBe("Enter email.");
+  expect(humanMessage(messageOf(z.object({ name: z.string() }), {}), "Your name")).toBe("Enter your name.");
+  expect(humanMessage(messageOf(z.string().max(200), "x".repeat(201)))).toBe("Use at most 200 characters.");
+  expect(humanMessage(messageOf(z.string().min(3), "x"))).toBe("Use at least 3 characters.");
+  expect(humanMessage(messageOf(z.number().min(5), 1))).toBe("Enter a number of at least 5.");
+  expect(humanMessage(messageOf(z.number(), Number.NaN))).toBe("Enter a number.");
+  expect(humanMessage(messageOf(z.number().int(), 1.5))).toBe("Enter a whole number.");
+  expect(humanMessage(messageOf(z.email(), "nobody"))).toBe("Enter an email address, like name@example.com.");
+  expect(humanMessage(messageOf(z.enum(["a", "b"]), "c"), "Role")).toBe("Choose a valid role.");
+  expect(humanMessage(messageOf(z.strictObject({}), { extra: 1 }))).toBe("The form sent a field the server does not know: reload the page.");
   expect(humanMessage("Must be at least 12 characters")).toBe("Must be at least 12 characters.");
 });
 

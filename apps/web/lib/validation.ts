@@ -1,6 +1,6 @@
-// zod's default messages ("Too small: expected string to have >=1 characters") are for
-// developers. These say the same to people, naming the field; the contracts' own messages
-// ("Must be at least 12 characters") are kept as they are.
+// The contracts' messages (packages/contracts/src/messages.ts) are plain already ("Must
+// have at least 12 characters"); next to a form field they read better as what to do,
+// naming the field.
 
 export const PASSWORD_RULE = "At least 12 characters (at most 72 bytes).";
 
@@ -9,20 +9,16 @@ type Issue = { path: ReadonlyArray<PropertyKey>; message: string };
 /** A sentence for one validation message about the field called `label`. */
 export function humanMessage(message: string, label = "this field"): string {
   const field = label.toLowerCase();
-  const shortText = message.match(/^Too small: expected string to have >=?(\d+) characters?/);
-  if (shortText) return Number(shortText[1]) <= 1 ? `Enter ${field}.` : `Use at least ${shortText[1]} characters.`;
-  const longText = message.match(/^Too big: expected string to have <=?(\d+) characters?/);
-  if (longText) return `Use at most ${longText[1]} characters.`;
-  const smallNumber = message.match(/^Too small: expected number to be >=?(\d+)/);
-  if (smallNumber) return `Enter a number of at least ${smallNumber[1]}.`;
-  const bigNumber = message.match(/^Too big: expected number to be <=?(\d+)/);
-  if (bigNumber) return `Enter a number of at most ${bigNumber[1]}.`;
-  if (/^Invalid email/i.test(message)) return "Enter an email address, like name@example.com.";
-  if (/^Invalid input: expected (string|number), received (undefined|null)/.test(message)) return `Enter ${field}.`;
-  if (/^Invalid input: expected number, received NaN/.test(message)) return "Enter a number.";
-  if (/^Invalid input: expected int/.test(message) || /expected int/.test(message)) return "Enter a whole number.";
-  if (/^Invalid (option|input)/.test(message)) return `Choose a valid ${field}.`;
-  if (/^Unrecognized key/.test(message)) return "The form sent a field the server does not know: reload the page.";
+  if (message === "Required" || message === "Must not be empty" || /^Must be (text|a number) \(got (undefined|null)\)$/.test(message)) return `Enter ${field}.`;
+  const length = message.match(/^Must have (at least|at most) (\d+) characters?$/);
+  if (length) return `Use ${length[1]} ${length[2]} characters.`;
+  const number = message.match(/^Must be (at least|at most) (\d+)$/);
+  if (number) return `Enter a number of ${number[1]} ${number[2]}.`;
+  if (message.startsWith("Must be an email address")) return "Enter an email address, like name@example.com.";
+  if (message === "Must be a number (got NaN)") return "Enter a number.";
+  if (message === "Must be a whole number") return "Enter a whole number.";
+  if (message.startsWith("Must be one of:")) return `Choose a valid ${field}.`;
+  if (message.startsWith("Unknown field")) return "The form sent a field the server does not know: reload the page.";
   return /[.!?]$/.test(message) ? message : `${message}.`;
 }
 

@@ -1,3 +1,5 @@
+// First: every schema's default messages are the plain ones of messages.ts.
+export * from "./messages";
 export * from "./auth";
 export * from "./auth-routes";
 export * from "./catalogue";

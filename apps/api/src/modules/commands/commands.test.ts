@@ -337,7 +337,7 @@ describe("bulk commands, cancel and history", () => {
     ] as const) {
       const tooMany = await adminRequest(t.app, "POST", path, { target: { deviceIds: ids(MAX_LISTED_DEVICE_IDS + 1) }, ...extra });
       expect(tooMany.status).toBe(400);
-      expect(tooMany.body.error.details).toEqual([{ path: "target", message: "Invalid input" }]);
+      expect(tooMany.body.error.details).toEqual([{ path: "target", message: `deviceIds: Must have at most ${MAX_LISTED_DEVICE_IDS} items` }]);
     }
   });
 
