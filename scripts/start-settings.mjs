@@ -20,7 +20,9 @@ function reachable(listenHost, port) {
  * the dashboard talks to the API wherever PORT and HOST put it (unless NEXT_PUBLIC_API_URL
  * says otherwise), and, since it relays to the API, listens where the API does (loopback
  * when HOST is unset) unless DASHBOARD_HOST says otherwise. server.js does not read .env,
- * so what .env says reaches it through its environment.
+ * so what .env says reaches it through its environment. Unless WEB_URL says otherwise, the
+ * links the API mails (password resets, invitations) point where the dashboard is served,
+ * at the address the ready line prints.
  */
 export function startSettings(vars) {
   const apiUrl = reachable(vars.HOST, vars.PORT || 8000);
@@ -29,5 +31,7 @@ export function startSettings(vars) {
   if (!vars.NEXT_PUBLIC_API_URL) env.NEXT_PUBLIC_API_URL = apiUrl;
   if (dashboardHost) env.DASHBOARD_HOST = dashboardHost;
   // apps/web's start script: `node server.js --port 3000`.
-  return { apiUrl, dashboardUrl: reachable(dashboardHost, 3000), env };
+  const dashboardUrl = reachable(dashboardHost, 3000);
+  if (!vars.WEB_URL) env.WEB_URL = dashboardUrl;
+  return { apiUrl, dashboardUrl, env };
 }

@@ -129,16 +129,17 @@ it("npm start sends the dashboard where .env or the environment says, and waits 
   expect(startSettingsFor("", {})).toEqual({
     apiUrl: "http://127.0.0.1:8000",
     dashboardUrl: "http://127.0.0.1:3000",
-    env: { NEXT_PUBLIC_API_URL: "http://127.0.0.1:8000" },
+    env: { NEXT_PUBLIC_API_URL: "http://127.0.0.1:8000", WEB_URL: "http://127.0.0.1:3000" },
   });
   // DASHBOARD_HOST from .env reaches server.js (which does not read .env), and the ready line probes it there.
   expect(startSettingsFor("DASHBOARD_HOST=127.0.0.2\nPORT=9000\n", {})).toEqual({
     apiUrl: "http://127.0.0.1:9000",
     dashboardUrl: "http://127.0.0.2:3000",
-    env: { NEXT_PUBLIC_API_URL: "http://127.0.0.1:9000", DASHBOARD_HOST: "127.0.0.2" },
+    env: { NEXT_PUBLIC_API_URL: "http://127.0.0.1:9000", DASHBOARD_HOST: "127.0.0.2", WEB_URL: "http://127.0.0.2:3000" },
   });
   // The dashboard follows HOST; the environment wins over .env.
-  expect(startSettingsFor("HOST=127.0.0.3\n", { HOST: "0.0.0.0", NEXT_PUBLIC_API_URL: "https://api.example.com" })).toEqual({
+  // A WEB_URL set (a public address, say) is the one mails use.
+  expect(startSettingsFor("HOST=127.0.0.3\n", { HOST: "0.0.0.0", NEXT_PUBLIC_API_URL: "https://api.example.com", WEB_URL: "https://mdm.example.com" })).toEqual({
     apiUrl: "http://127.0.0.1:8000",
     dashboardUrl: "http://127.0.0.1:3000",
     env: { DASHBOARD_HOST: "0.0.0.0" },
