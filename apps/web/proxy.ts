@@ -2,7 +2,9 @@ import { CSRF_COOKIE, SESSION_COOKIE } from "@mdm/contracts";
 import { type NextRequest, NextResponse } from "next/server";
 import { contentSecurityPolicy, isMetricsPath } from "./lib/content-security";
 
-const DASHBOARD_PAGE = /^\/$|^\/(commands|enrollment|catalogue|alerts|users|audit-log|mail|devices)(\/|$)/;
+// Every page is behind sign-in but these; requests the rewrites send to the API, and the icon, are not pages.
+const PUBLIC_PAGE = /^\/(sign-in|forgot-password|reset-password|setup)(\/|$)/;
+const NOT_A_PAGE = /^\/(api|admin|auth|_next|__nextjs[^/]*)(\/|$)|^\/icon\.svg$/;
 
 // Runs before the /api, /admin and /auth rewrites to the API (next.config.ts).
 export function proxy(request: NextRequest) {
@@ -14,7 +16,8 @@ export function proxy(request: NextRequest) {
   // the refresh token): the sign-in page at once, rather than a dashboard whose first
   // requests all answer 401 in the console.
   const { pathname, search } = request.nextUrl;
-  if (DASHBOARD_PAGE.test(pathname) && !request.cookies.has(SESSION_COOKIE) && !request.cookies.has(CSRF_COOKIE)) {
+  const needsSession = !PUBLIC_PAGE.test(pathname) && !NOT_A_PAGE.test(pathname);
+  if (needsSession && !request.cookies.has(SESSION_COOKIE) && !request.cookies.has(CSRF_COOKIE)) {
     const signIn = new URL("/sign-in", request.url);
     if (pathname !== "/") signIn.searchParams.set("next", `${pathname}${search}`);
     return NextResponse.redirect(signIn);

@@ -1,9 +1,16 @@
+import { DashboardShell } from "@/components/layout/dashboard-shell";
 import { NotFoundMessage } from "@/components/states";
 
+// Any address no page claims. Here rather than as a catch-all page inside the dashboard's
+// route group: a page calling notFound() is answered 200 once Next.js has started
+// streaming, while an unmatched address is answered 404. Only signed-in visitors get
+// this far (proxy.ts sends the others to sign-in), so the dashboard's frame goes around it.
 export default function NotFound() {
   return (
-    <main className="flex min-h-screen flex-col items-center justify-center gap-3 p-6 text-center">
-      <NotFoundMessage />
-    </main>
+    <DashboardShell>
+      <div className="flex flex-col items-start gap-3 py-10" data-testid="not-found">
+        <NotFoundMessage />
+      </div>
+    </DashboardShell>
   );
 }

@@ -67,7 +67,9 @@ export function NotFoundMessage() {
       <h1 className="text-2xl font-semibold">Page not found</h1>
       <p className="text-muted-foreground">There is nothing at this address.</p>
       <Button asChild variant="outline">
-        <Link href="/">Back to the overview</Link>
+        <Link href="/" prefetch={false}>
+          Back to the overview
+        </Link>
       </Button>
     </>
   );

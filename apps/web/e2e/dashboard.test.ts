@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { SimulatedDevice } from "@mdm/simulator";
@@ -452,22 +453,38 @@ test("reset links and forms speak to people: rule shown first, every error at on
   await context.close();
 });
 
-test("anonymous pages make no failing requests, and every page has an icon", async () => {
+test("anonymous pages make no failing requests, every page behind sign-in sends there first, and every page has an icon", async () => {
   const context = await browser.newContext();
   const target = await newPage(context);
+  const protectedPages = [
+    "/",
+    "/commands",
+    "/enrollment",
+    "/policies",
+    "/catalogue",
+    "/alerts",
+    "/users",
+    "/api-keys",
+    "/webhooks",
+    "/audit-log",
+    "/mail",
+    "/no-such-page",
+  ];
   const trouble = await consoleTrouble(target, async () => {
-    await target.goto(`${web.url}/`);
-    await target.waitForURL("**/sign-in");
-    await target.getByRole("button", { name: "Sign in" }).waitFor();
-    // Settled before leaving: the next navigation would abort this page's own requests
-    // (its icon, once), which is the test's doing, not the page's.
-    await target.waitForLoadState("networkidle");
+    for (const address of protectedPages) {
+      await target.goto(`${web.url}${address}`);
+      await target.waitForURL((url) => url.pathname === "/sign-in");
+      expect({ address, next: new URL(target.url()).searchParams.get("next") }).toEqual({ address, next: address === "/" ? null : address });
+      await target.getByRole("button", { name: "Sign in" }).waitFor();
+      // Settled before leaving: the next navigation would abort this page's own requests
+      // (its icon, once), which is the test's doing, not the page's.
+      await target.waitForLoadState("networkidle");
+    }
     await target.goto(`${web.url}/forgot-password`);
     await target.getByRole("button", { name: "Send the link" }).waitFor();
     await target.waitForLoadState("networkidle");
   });
-  // (Prefetches of the next page that our own navigation cancels are not errors.)
-  expect(trouble.filter((line) => !/^failed: .*_rsc=.* net::ERR_ABORTED$/.test(line))).toEqual([]);
+  expect(trouble).toEqual([]);
   const icon = await target.locator('link[rel="icon"]').first().getAttribute("href");
   expect(icon).toBeTruthy();
   expect((await fetch(new URL(icon!, web.url))).status).toBe(200);
@@ -484,7 +501,14 @@ test("the overview: even stat cards, labelled sorting, a steady search box, no a
     await page.waitForLoadState("networkidle");
     await page.waitForTimeout(500);
   });
-  expect(trouble.filter((line) => line.includes("/devices/"))).toEqual([]);
+  // No page fetch was cut short but those of this very navigation: no prefetch of the
+  // sidebar's pages, nor of the device pages the table links to.
+  const otherPages = trouble.filter((line) => {
+    const aborted = /^failed: (\S+) net::ERR_ABORTED$/.exec(line);
+    const url = aborted ? new URL(aborted[1]!) : undefined;
+    return !(url?.searchParams.has("_rsc") && ["/", "/commands"].includes(url.pathname));
+  });
+  expect(otherPages).toEqual([]);
 
   const heights = await page.getByTestId("summary-card").evaluateAll((cards) => cards.map((card) => Math.round(card.getBoundingClientRect().height)));
   expect(heights).toHaveLength(4);
@@ -500,11 +524,67 @@ test("the overview: even stat cards, labelled sorting, a steady search box, no a
   expect((await search.boundingBox())!.width).toBe(before);
   await page.getByRole("button", { name: "Clear filters" }).click();
 
-  await page.goto(`${web.url}/no-such-page`);
+  const missing = await page.goto(`${web.url}/no-such-page`);
+  expect(missing?.status()).toBe(404);
   await page.getByRole("heading", { name: "Page not found" }).waitFor();
   await navLink(page, "Overview").waitFor();
   await navLink(page, "Overview").click();
   await page.getByRole("heading", { name: "Overview" }).waitFor();
+});
+
+/** Words no browser may break by itself, as the data of real fleets holds them. */
+const LONG_WORDS = {
+  label: "warehouse-7-handhelds-north-dock-second-shift-enrollment",
+  email: "fleet-operations-automation-account@logistics-example-corporation.com",
+  url: "https://apps.logistics-example-corporation.com/releases/com.example.scanner/2026-11-30/scanner-release.apk",
+  sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+};
+
+async function seedLongWords(): Promise<void> {
+  const { db } = api.server.deps;
+  if (await db.enrollmentToken.findFirst({ where: { label: LONG_WORDS.label } })) return;
+  await db.enrollmentToken.create({
+    data: { id: randomUUID(), secretHash: "0".repeat(64), label: LONG_WORDS.label, maxUses: 5, expiresAt: new Date(Date.now() + 86_400_000) },
+  });
+  await db.auditLog.create({
+    data: {
+      actor: LONG_WORDS.email,
+      action: "catalogue.upload",
+      targetType: "app_version",
+      targetId: "com.example.scanner.with.a.long.package.name:120",
+      ip: "203.0.113.77",
+      details: { url: LONG_WORDS.url, sha256: LONG_WORDS.sha256, note: "uploaded from the warehouse" },
+    },
+  });
+}
+
+/** Elements reaching past the right edge of the viewport (what makes a page scroll sideways). */
+async function overflowing(target: Page): Promise<string[]> {
+  return target.evaluate(() => {
+    const width = document.documentElement.clientWidth;
+    const found: string[] = [];
+    for (const element of Array.from(document.body.querySelectorAll("*"))) {
+      const box = element.getBoundingClientRect();
+      if (box.width > 0 && box.right > width + 1 && !element.closest("[data-slot=table-container]"))
+        found.push(`${element.tagName.toLowerCase()}.${element.className}`.slice(0, 120));
+    }
+    const containers = Array.from(document.querySelectorAll("[data-slot=table-container]")).filter((box) => box.scrollWidth > box.clientWidth + 1);
+    for (const box of containers) found.push(`table scrolls sideways: ${box.scrollWidth} > ${box.clientWidth}`);
+    if (document.documentElement.scrollWidth > width) found.push(`page ${document.documentElement.scrollWidth} > ${width}`);
+    return found.slice(0, 10);
+  });
+}
+
+test("at 1280 px the audit log fits beside the sidebar, long words and all", async () => {
+  await seedLongWords();
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const desktop = await newPage(context);
+  await signIn(desktop, ADMIN.email, ADMIN.password);
+  await navLink(desktop, "Audit log").click();
+  await desktop.getByRole("heading", { name: "Audit log", exact: true }).waitFor();
+  await desktop.getByRole("table").getByText(LONG_WORDS.url).waitFor();
+  expect(await overflowing(desktop)).toEqual([]);
+  await context.close();
 });
 
 test("at 390 px: a pinned header with a menu drawer, and tables that keep their actions on screen", async () => {
@@ -548,6 +628,21 @@ test("at 390 px: a pinned header with a menu drawer, and tables that keep their 
   await mobile.getByRole("heading", { name: "Commands", exact: true }).waitFor();
   await drawer.waitFor({ state: "hidden" });
   expect(await mobile.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+
+  // The pages with the widest tables, holding the longest words they meet: a token's long
+  // label, an audit entry's email, URL and hash.
+  await seedLongWords();
+  for (const [link, heading] of [
+    ["Enrollment", "Enrollment"],
+    ["Audit log", "Audit log"],
+  ] as const) {
+    await mobile.getByRole("button", { name: "Open menu" }).click();
+    await drawer.getByRole("navigation", { name: "Main" }).getByRole("link", { name: link, exact: true }).click();
+    await mobile.getByRole("heading", { name: heading, exact: true }).waitFor();
+    await drawer.waitFor({ state: "hidden" });
+    await mobile.getByText(LONG_WORDS.label).or(mobile.getByText(LONG_WORDS.url)).first().waitFor();
+    expect({ page: link, overflowing: await overflowing(mobile) }).toEqual({ page: link, overflowing: [] });
+  }
   await context.close();
   await api.server.deps.db.device.update({ where: { id: longNamed }, data: { alias: null } });
 });

@@ -24,7 +24,7 @@ export function AuditDetails({ details }: { details: AuditLogEntry["details"] })
       {Object.entries(details).map(([key, value]) => (
         <div key={key} className="contents">
           <dt className="text-muted-foreground">{key}</dt>
-          <dd className="break-words whitespace-normal">{formatDetailValue(value)}</dd>
+          <dd className="whitespace-normal [overflow-wrap:anywhere]">{formatDetailValue(value)}</dd>
         </div>
       ))}
     </dl>

@@ -84,34 +84,58 @@ export function AuditLogView() {
         ) : entries.length === 0 ? (
           <EmptyState title="No entries">{Object.values(form).some(Boolean) ? "Nothing matches these filters." : null}</EmptyState>
         ) : (
-          <Table>
-            <TableHeader>
-              <TableRow>
-                <TableHead>When</TableHead>
-                <TableHead>Actor</TableHead>
-                <TableHead>Action</TableHead>
-                <TableHead>Target</TableHead>
-                <TableHead className="hidden md:table-cell">IP</TableHead>
-                <TableHead>Details</TableHead>
-              </TableRow>
-            </TableHeader>
-            <TableBody>
+          <>
+            {/* A phone gets one card per entry: six columns do not fit in 390 px. */}
+            <ul className="divide-y md:hidden" data-testid="audit-cards">
               {entries.map((entry) => (
-                <TableRow key={entry.id}>
-                  <TableCell>{formatDateTime(entry.at)}</TableCell>
-                  <TableCell title={entry.actor}>{entry.actorName}</TableCell>
-                  <TableCell className="font-mono text-xs">{entry.action}</TableCell>
-                  <TableCell className="text-xs">
+                <li key={entry.id} className="flex flex-col gap-1 p-3 text-sm">
+                  <div className="flex flex-wrap items-baseline justify-between gap-x-2">
+                    <span className="font-mono text-xs [overflow-wrap:anywhere]">{entry.action}</span>
+                    <span className="text-xs text-muted-foreground">{formatDateTime(entry.at)}</span>
+                  </div>
+                  <span className="[overflow-wrap:anywhere]" title={entry.actor}>
+                    {entry.actorName}
+                  </span>
+                  <div className="text-xs">
                     <AuditTarget entry={entry} />
-                  </TableCell>
-                  <TableCell className="hidden text-xs text-muted-foreground md:table-cell">{entry.ip ?? "—"}</TableCell>
-                  <TableCell className="min-w-48 max-w-md align-top">
-                    <AuditDetails details={entry.details} />
-                  </TableCell>
-                </TableRow>
+                  </div>
+                  <AuditDetails details={entry.details} />
+                </li>
               ))}
-            </TableBody>
-          </Table>
+            </ul>
+            <div className="hidden md:block">
+              <Table>
+                <TableHeader>
+                  <TableRow>
+                    <TableHead>When</TableHead>
+                    <TableHead>Actor</TableHead>
+                    <TableHead>Action</TableHead>
+                    <TableHead>Target</TableHead>
+                    <TableHead>Details</TableHead>
+                  </TableRow>
+                </TableHeader>
+                <TableBody>
+                  {entries.map((entry) => (
+                    <TableRow key={entry.id}>
+                      <TableCell className="align-top">{formatDateTime(entry.at)}</TableCell>
+                      {/* Names, targets and details wrap anywhere: an email, a hash or a URL is one long word. */}
+                      <TableCell className="max-w-56 align-top whitespace-normal [overflow-wrap:anywhere]" title={entry.actor}>
+                        {entry.actorName}
+                        {entry.ip ? <span className="block text-xs text-muted-foreground">{entry.ip}</span> : null}
+                      </TableCell>
+                      <TableCell className="align-top font-mono text-xs">{entry.action}</TableCell>
+                      <TableCell className="max-w-56 align-top text-xs whitespace-normal [overflow-wrap:anywhere]">
+                        <AuditTarget entry={entry} />
+                      </TableCell>
+                      <TableCell className="min-w-48 align-top whitespace-normal">
+                        <AuditDetails details={entry.details} />
+                      </TableCell>
+                    </TableRow>
+                  ))}
+                </TableBody>
+              </Table>
+            </div>
+          </>
         )}
       </div>
       {hasMore ? (

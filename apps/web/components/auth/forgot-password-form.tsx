@@ -36,7 +36,7 @@ export function ForgotPasswordForm() {
         : `If ${email.trim()} has an account, a link to choose a new password is on its way. It works once.`;
     return (
       <AuthCard title={accepted.mail === "recorded" ? "Link recorded, not sent" : "Check your mail"} description={description}>
-        <Link href="/sign-in" className="text-sm underline-offset-4 hover:underline">
+        <Link href="/sign-in" prefetch={false} className="text-sm underline-offset-4 hover:underline">
           Back to sign in
         </Link>
       </AuthCard>
@@ -63,7 +63,7 @@ export function ForgotPasswordForm() {
         <Button type="submit" disabled={busy}>
           {busy ? "Sending…" : "Send the link"}
         </Button>
-        <Link href="/sign-in" className="text-center text-sm text-muted-foreground underline-offset-4 hover:underline">
+        <Link href="/sign-in" prefetch={false} className="text-center text-sm text-muted-foreground underline-offset-4 hover:underline">
           Back to sign in
         </Link>
       </form>

@@ -58,7 +58,7 @@ export function ResetPasswordForm() {
   if (!token) {
     return (
       <AuthCard title="Link incomplete" description="Open the link from your mail exactly as it was sent, or ask for a new one.">
-        <Link href="/forgot-password" className="text-sm underline-offset-4 hover:underline">
+        <Link href="/forgot-password" prefetch={false} className="text-sm underline-offset-4 hover:underline">
           Ask for a new link
         </Link>
       </AuthCard>
@@ -72,7 +72,7 @@ export function ResetPasswordForm() {
         title="This link is not valid"
         description="It is incomplete or was changed on its way. Open the link from your mail exactly as it was sent, or ask for a new one."
       >
-        <Link href="/forgot-password" className="text-sm underline-offset-4 hover:underline">
+        <Link href="/forgot-password" prefetch={false} className="text-sm underline-offset-4 hover:underline">
           Ask for a new link
         </Link>
       </AuthCard>
@@ -85,7 +85,7 @@ export function ResetPasswordForm() {
           <p role="alert" className="text-sm text-destructive">
             This link is invalid, expired or already used.
           </p>
-          <Link href="/forgot-password" className="text-sm underline-offset-4 hover:underline">
+          <Link href="/forgot-password" prefetch={false} className="text-sm underline-offset-4 hover:underline">
             Ask for a new link
           </Link>
         </div>
@@ -103,7 +103,9 @@ export function ResetPasswordForm() {
     return (
       <AuthCard title="Password set" description="You can sign in with your new password.">
         <Button asChild className="w-full">
-          <Link href="/sign-in">Sign in</Link>
+          <Link href="/sign-in" prefetch={false}>
+            Sign in
+          </Link>
         </Button>
       </AuthCard>
     );
@@ -134,7 +136,7 @@ export function ResetPasswordForm() {
         {errors.form ? (
           <p role="alert" className="text-sm text-destructive">
             {errors.form}{" "}
-            <Link href="/forgot-password" className="underline">
+            <Link href="/forgot-password" prefetch={false} className="underline">
               New link
             </Link>
           </p>

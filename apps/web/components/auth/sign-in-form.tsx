@@ -70,7 +70,7 @@ export function SignInForm() {
         <Button type="submit" disabled={busy}>
           {busy ? "Signing in…" : "Sign in"}
         </Button>
-        <Link href="/forgot-password" className="text-center text-sm text-muted-foreground underline-offset-4 hover:underline">
+        <Link href="/forgot-password" prefetch={false} className="text-center text-sm text-muted-foreground underline-offset-4 hover:underline">
           Forgot your password?
         </Link>
       </form>

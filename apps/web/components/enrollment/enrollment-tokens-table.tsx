@@ -115,7 +115,9 @@ export function EnrollmentTokensTable() {
                   const status = enrollmentTokenStatus(token, now);
                   return (
                     <TableRow key={token.id} data-testid="enrollment-token-row" data-token-id={token.id}>
-                      <TableCell className="font-medium">{token.label || <span className="text-muted-foreground">Unlabelled</span>}</TableCell>
+                      <TableCell className="font-medium whitespace-normal [overflow-wrap:anywhere]">
+                        {token.label || <span className="text-muted-foreground">Unlabelled</span>}
+                      </TableCell>
                       <TableCell className="hidden tabular-nums md:table-cell">
                         {token.usedCount} / {token.maxUses}
                       </TableCell>

@@ -34,7 +34,7 @@ function isActive(pathname: string, href: string): boolean {
 
 function ProductLink() {
   return (
-    <Link href="/" className="flex items-center gap-2 px-2 py-1 font-semibold">
+    <Link href="/" prefetch={false} className="flex items-center gap-2 px-2 py-1 font-semibold">
       <SmartphoneIcon className="size-5" aria-hidden />
       Keelson
     </Link>
@@ -67,9 +67,12 @@ function SidebarContent({ signedIn }: { signedIn: boolean }) {
           .map(({ href, label, icon: Icon }) => {
             const active = isActive(pathname, href);
             return (
+              // Pages load their data by SWR once shown: prefetching all of them on every
+              // page view bought nothing, and each navigation aborted the ones in flight.
               <Link
                 key={href}
                 href={href}
+                prefetch={false}
                 aria-current={active ? "page" : undefined}
                 className={cn(
                   "flex items-center gap-2 rounded-md px-2 py-1.5 text-sm text-muted-foreground transition-colors hover:bg-accent hover:text-accent-foreground focus-visible:ring-[3px] focus-visible:ring-ring/50 focus-visible:outline-none",
