@@ -773,13 +773,17 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
   private holdUnreported(result: ActionResultRequest): void {
     const held = this.unreported.get(result.requestId);
     if (held && held.status !== "acknowledged" && result.status === "acknowledged") return;
-    this.unreported.delete(result.requestId);
-    this.unreported.set(result.requestId, result);
-    if (this.unreported.size > MAX_UNREPORTED) {
-      const oldest = this.unreported.keys().next().value!;
-      this.unreported.delete(oldest);
-      this.noteProblem(`more than ${MAX_UNREPORTED} results waiting: the one for ${oldest} is given up`);
-    }
+    this.keepNewest(this.unreported, result, "waiting");
+  }
+
+  /** Puts `result` last in `kept`; past MAX_UNREPORTED the oldest is given up, and said so. */
+  private keepNewest(kept: Map<string, ActionResultRequest>, result: ActionResultRequest, state: string): void {
+    kept.delete(result.requestId);
+    kept.set(result.requestId, result);
+    if (kept.size <= MAX_UNREPORTED) return;
+    const oldest = kept.keys().next().value!;
+    kept.delete(oldest);
+    this.noteProblem(`more than ${MAX_UNREPORTED} results ${state}: the one for ${oldest} is given up`);
   }
 
   /** After an answered heartbeat, the server takes requests again: send what it could not take before. */
@@ -799,13 +803,7 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
 
   /** A result on the socket is kept until the server answers it (`result_ok` or an error frame). */
   private sendResultFrame(result: ActionResultRequest): void {
-    this.unconfirmed.delete(result.requestId);
-    this.unconfirmed.set(result.requestId, result);
-    if (this.unconfirmed.size > MAX_UNREPORTED) {
-      const oldest = this.unconfirmed.keys().next().value!;
-      this.unconfirmed.delete(oldest);
-      this.noteProblem(`more than ${MAX_UNREPORTED} results unanswered: the one for ${oldest} is given up`);
-    }
+    this.keepNewest(this.unconfirmed, result, "unanswered");
     this.sendFrame({ type: "command_result", result });
   }
 
