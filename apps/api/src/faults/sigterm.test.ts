@@ -5,6 +5,8 @@ import { type ChildApi, startChildApi } from "../test/child-api";
 import {
   FLEET_SIZE,
   INTERVAL_MS,
+  type CommandLoad,
+  type Fleet,
   apiSettings,
   expectEveryCommandRanOnce,
   missingHeartbeats,
@@ -29,12 +31,17 @@ suite(`SIGTERM under ${FLEET_SIZE} devices`, () => {
   let redis: PrivateRedis;
   const apis: ChildApi[] = [];
   let balancer: Balancer | undefined;
+  // Stopped after the test even when it fails: their sockets and timers would keep jest alive.
+  let fleet: Fleet | undefined;
+  let commands: CommandLoad | undefined;
 
   beforeAll(async () => {
     pg = startPrivatePostgres(faultPort(4));
     redis = await startPrivateRedis(faultPort(5));
   });
   afterAll(async () => {
+    await commands?.stop();
+    await fleet?.stop();
     await balancer?.close();
     await Promise.all(apis.map((api) => api.kill()));
     await redis?.close();
@@ -50,8 +57,8 @@ suite(`SIGTERM under ${FLEET_SIZE} devices`, () => {
     apis.push(survivor);
     balancer = await startBalancer([doomed.url, survivor.url]);
 
-    const fleet = await startFleet(balancer.url);
-    const commands = startCommandLoad(balancer.url, fleet.devices, 100);
+    fleet = await startFleet(balancer.url);
+    commands = startCommandLoad(balancer.url, fleet.devices, 100);
     await sleep(INTERVAL_MS);
 
     // A heartbeat held in flight on the doomed instance: its device row is locked.
@@ -93,9 +100,10 @@ suite(`SIGTERM under ${FLEET_SIZE} devices`, () => {
         await client.end();
       }
     };
-    await waitFor(onSurvivor, (count) => count === fleet.devices.length, 60_000, "every device connected to the survivor");
+    const devices = fleet.devices;
+    await waitFor(onSurvivor, (count) => count === devices.length, 60_000, "every device connected to the survivor");
     await waitFor(
-      () => fleet.devices.filter((device) => !device.connected).length,
+      () => devices.filter((device) => !device.connected).length,
       (count) => count === 0,
       10_000,
       "every device's socket open",
@@ -120,5 +128,7 @@ suite(`SIGTERM under ${FLEET_SIZE} devices`, () => {
     expect(survivor.process.exitCode).toBeNull();
     expect(fleet.serverFailures.slice(0, 5)).toEqual([]);
     expect(await missingHeartbeats(databaseUrl, fleet.acknowledged)).toEqual([]);
-  });
+    // Longer than its waits together (on a loaded machine enrolling the fleet alone takes a
+    // minute or more), so that what fails is the wait that names what did not happen.
+  }, 480_000);
 });
