@@ -101,7 +101,10 @@ suite(`SIGTERM under ${FLEET_SIZE} devices`, () => {
       }
     };
     const devices = fleet.devices;
-    await waitFor(onSurvivor, (count) => count === devices.length, 60_000, "every device connected to the survivor");
+    // About 35 s on a quiet machine; where other jobs load it, the survivor sheds upgrades
+    // (503 + Retry-After) and devices back off with jitter, so the bound is generous: what
+    // is asserted is that every device comes back, not how fast.
+    await waitFor(onSurvivor, (count) => count === devices.length, 180_000, "every device connected to the survivor");
     await waitFor(
       () => devices.filter((device) => !device.connected).length,
       (count) => count === 0,
@@ -130,5 +133,5 @@ suite(`SIGTERM under ${FLEET_SIZE} devices`, () => {
     expect(await missingHeartbeats(databaseUrl, fleet.acknowledged)).toEqual([]);
     // Longer than its waits together (on a loaded machine enrolling the fleet alone takes a
     // minute or more), so that what fails is the wait that names what did not happen.
-  }, 480_000);
+  }, 600_000);
 });
