@@ -19,6 +19,10 @@ for keystore in test-keystore.p12 test-keystore-other.p12; do
     -alias fixture -keyalg RSA -keysize 2048 -validity 36500 -dname "CN=Keelson test fixture ($keystore)"
 done
 
+# The other key as unencrypted PKCS#8 PEM (Node's crypto reads no PKCS#12): the tests play an
+# attacker holding it, who re-signs an APK's signing block to name a certificate it does not own.
+openssl pkcs12 -in test-keystore-other.p12 -passin "pass:$PASS" -nocerts -nodes | openssl pkcs8 -topk8 -nocrypt -out test-keystore-other.key.pem
+
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -54,8 +58,8 @@ build() {
 build 1 1.0.0 fixture-v1.apk test-keystore.p12
 build 2 1.1.0 fixture-v2.apk test-keystore.p12
 build 3 1.2.0 fixture-v3-other-key.apk test-keystore-other.p12
-# No v1 (JAR) signature: the certificate is only in the APK Signature Scheme v2 block.
-build 4 1.3.0 fixture-v4-v2-signature-only.apk test-keystore.p12 --v1-signing-enabled false
+# The APK Signature Scheme v2 block only: no v1 (JAR) signature, no v3 block.
+build 4 1.3.0 fixture-v4-v2-signature-only.apk test-keystore.p12 --v1-signing-enabled false --v3-signing-enabled false
 
 # Key rotation (APK Signature Scheme v3): test-keystore.p12 rotated to an EC P-384 key. v1 and
 # v2 stay signed by the old key (devices before Android 9 know no rotation); the v3 block is
