@@ -15,7 +15,14 @@ export const AppVersion = z.object({
   versionName: z.string().nullable(),
   sha256: Sha256Hex.describe("SHA-256 of the APK file: the catalogue stores it under this, and devices check their download against it."),
   sizeBytes: z.int(),
-  certSha256: Sha256Hex.describe("SHA-256 of the APK's signing certificate (DER), read from its v3/v2 signing block, else its v1 signature."),
+  certSha256: Sha256Hex.describe(
+    "SHA-256 of the APK's signing certificate (DER), from its verified v3.1/v3/v2 signature, else its verified v1 signature; after a key rotation, the newest certificate.",
+  ),
+  certLineage: z
+    .array(Sha256Hex)
+    .describe(
+      "The signing certificates' SHA-256 from the APK's verified v3 proof-of-rotation lineage, oldest first, ending with `certSha256`; only `certSha256` when the key never rotated.",
+    ),
   uploadedBy: z.string().nullable(),
   createdAt: DateTime,
 });
@@ -98,7 +105,9 @@ export type AppRelease = z.infer<typeof AppRelease>;
 
 export const CatalogueApp = z.object({
   packageName: z.string(),
-  certSha256: Sha256Hex,
+  certSha256: Sha256Hex.describe(
+    "The certificate an upload of this app must be signed with: its first upload's, then the newest one of a key rotation whose lineage named it.",
+  ),
   createdAt: DateTime,
   versions: z.array(AppVersion).describe("Newest first."),
   releases: z.array(AppRelease).describe("Newest first, at most 20."),

@@ -241,10 +241,11 @@ it("round-trips every model through the migrated database", async () => {
     sha256: "d".repeat(64),
     sizeBytes: 2n ** 33n,
     certSha256: "c".repeat(64),
+    certLineage: ["e".repeat(64), "c".repeat(64)],
     uploadedBy: "admin",
     createdAt: at,
   };
-  const olderVersion = { ...appVersion, id: randomUUID(), versionCode: 1, versionName: null, uploadedBy: null };
+  const olderVersion = { ...appVersion, id: randomUUID(), versionCode: 1, versionName: null, certLineage: ["c".repeat(64)], uploadedBy: null };
   expect(await db.appVersion.create({ data: appVersion })).toEqual(appVersion);
   expect(await db.appVersion.create({ data: olderVersion })).toEqual(olderVersion);
   const appRelease = {

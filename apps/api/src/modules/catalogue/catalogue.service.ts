@@ -27,6 +27,7 @@ export function toAppVersionView(version: AppVersion): AppVersionView {
     sha256: version.sha256,
     sizeBytes: Number(version.sizeBytes),
     certSha256: version.certSha256,
+    certLineage: version.certLineage,
     uploadedBy: version.uploadedBy,
     createdAt: version.createdAt.toISOString(),
   };
@@ -104,8 +105,9 @@ export async function receiveApk(req: Request, res: Response, store: ApkStore, m
 }
 
 /**
- * Adds an uploaded APK to the catalogue: reads it, checks its certificate against the
- * package's, stores it by SHA-256 and records the version. Takes ownership of `upload.file`.
+ * Adds an uploaded APK to the catalogue: reads it (verifying its signature), checks its
+ * certificate against the package's, stores it by SHA-256 and records the version. Takes
+ * ownership of `upload.file`.
  */
 export async function addApk(
   deps: Pick<AppDeps, "db" | "clock" | "logger" | "bus">,
@@ -129,10 +131,13 @@ export async function addApk(
       skipDuplicates: true,
     });
     const app = await db.catalogueApp.findUniqueOrThrow({ where: { packageName: info.packageName } });
-    if (app.certSha256 !== info.certSha256) {
+    // A key rotation (APK Signature Scheme v3): Android updates an app installed with an older
+    // certificate of the APK's verified lineage, and binds it to the newest from then on.
+    const rotatedFrom = app.certSha256 !== info.certSha256 && info.certLineage.includes(app.certSha256) ? app.certSha256 : null;
+    if (app.certSha256 !== info.certSha256 && !rotatedFrom) {
       throw new HttpError(
         "conflict",
-        `${info.packageName} is signed with another certificate (SHA-256 ${info.certSha256}) than its catalogue versions (${app.certSha256}): devices would refuse the update`,
+        `${info.packageName} is signed with another certificate (SHA-256 ${info.certSha256}) than its catalogue versions (${app.certSha256}), and its key rotation lineage does not name theirs: devices would refuse the update`,
       );
     }
     const versionKey = { packageName_versionCode: { packageName: info.packageName, versionCode: info.versionCode } };
@@ -160,11 +165,16 @@ export async function addApk(
             sha256: upload.sha256,
             sizeBytes: BigInt(upload.sizeBytes),
             certSha256: info.certSha256,
+            certLineage: info.certLineage,
             uploadedBy: actor.name,
             createdAt: now,
           },
         }),
         queueDevicesAwaiting(db, info.packageName, info.versionCode, previous._max.versionCode, now),
+        // With the rotated version, later uploads must be signed with the newer key.
+        ...(rotatedFrom
+          ? [db.catalogueApp.updateMany({ where: { packageName: info.packageName, certSha256: rotatedFrom }, data: { certSha256: info.certSha256 } })]
+          : []),
       ])
       .catch(async (error: unknown) => {
         // The same version uploaded concurrently: the other upload recorded it first.
@@ -182,13 +192,14 @@ export async function addApk(
       targetType: "app",
       targetId: info.packageName,
       ip: actor.ip,
-      details: { versionCode: info.versionCode, sha256: upload.sha256 },
+      details: { versionCode: info.versionCode, sha256: upload.sha256, ...(rotatedFrom ? { certSha256: info.certSha256, rotatedFrom } : {}) },
     });
     deps.logger.info("apk added to the catalogue", {
       packageName: info.packageName,
       versionCode: info.versionCode,
       sha256: upload.sha256,
       awaitingDevices: awaiting,
+      ...(rotatedFrom ? { certSha256: info.certSha256, rotatedFrom } : {}),
     });
     return { created: true, body: { version: toAppVersionView(version), created: true } };
   } finally {

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, createPrivateKey } from "node:crypto";
 import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import net, { type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -19,12 +19,15 @@ import {
   resetTables,
 } from "../../test";
 import { createHttpServer } from "../../lib/http-server";
+import { V3_SCHEME, firstSigner, resign, rewriteSigner } from "../../test/apk-forgery";
 import { advanceRollouts, createRelease } from "./releases.service";
 
 const FIXTURES = path.resolve(__dirname, "../../../test-fixtures/apk");
 const V1 = path.join(FIXTURES, "fixture-v1.apk");
 const V2 = path.join(FIXTURES, "fixture-v2.apk");
 const OTHER_KEY = path.join(FIXTURES, "fixture-v3-other-key.apk");
+const ROTATED = path.join(FIXTURES, "fixture-v5-rotated.apk");
+const ROTATED_CERT = "0968d3b3f5a656b1a4f7fe18c1036db2edb6217ceefed41bf8ba4a32d204fd55";
 const PACKAGE = "com.keelson.fixture";
 const CERT = "f161faad5dc4cb510dc0dc4ba9ad43163a3e13acfb171e6ed63c5867f3056b50";
 const PUBLIC_API_URL = "https://mdm.example.test";
@@ -92,7 +95,15 @@ describe("POST /admin/apps", () => {
     expect(res.status).toBe(201);
     expect(res.body).toMatchObject({
       created: true,
-      version: { packageName: PACKAGE, versionCode: 1, versionName: "1.0.0", certSha256: CERT, sha256, sizeBytes: (await readFile(V1)).length },
+      version: {
+        packageName: PACKAGE,
+        versionCode: 1,
+        versionName: "1.0.0",
+        certSha256: CERT,
+        certLineage: [CERT],
+        sha256,
+        sizeBytes: (await readFile(V1)).length,
+      },
     });
     expect(await readFile(path.join(dataDir, "apps", sha256.slice(0, 2), `${sha256}.apk`))).toEqual(await readFile(V1));
 
@@ -115,6 +126,46 @@ describe("POST /admin/apps", () => {
     expect(res.body.error.code).toBe("invalid_apk");
     expect(await database.db.appVersion.count()).toBe(0);
     expect(await database.db.catalogueApp.count()).toBe(0);
+  });
+
+  it("refuses an APK altered after signing, or naming a certificate it was not signed with, with 400 invalid_apk, and keeps nothing of it", async () => {
+    const rotated = await readFile(ROTATED);
+    const altered = Buffer.from(rotated);
+    const payload = altered.indexOf("Keelson fixture payload");
+    altered[payload] = altered.readUInt8(payload) ^ 1;
+    // The attacker's own APK, naming the vendor's certificate, its signed data re-signed with the attacker's key.
+    const attackerKey = createPrivateKey(await readFile(path.join(FIXTURES, "test-keystore-other.key.pem")));
+    const vendor = firstSigner(await readFile(V2), V3_SCHEME).certificates[0]!;
+    const spliced = rewriteSigner(await readFile(OTHER_KEY), V3_SCHEME, (signer) => resign({ ...signer, certificates: [vendor] }, attackerKey));
+    for (const [name, bytes, message] of [
+      ["altered.apk", altered, "its contents were altered after signing"],
+      ["spliced.apk", spliced, "its certificate is not that of the key that signed it"],
+    ] as const) {
+      const file = path.join(dataDir, name);
+      await writeFile(file, bytes);
+      const res = await upload(t.app, file);
+      expect(res.status).toBe(400);
+      expect(res.body.error).toMatchObject({ code: "invalid_apk", message: expect.stringContaining(message) });
+    }
+    expect(await database.db.appVersion.count()).toBe(0);
+    expect(await database.db.catalogueApp.count()).toBe(0);
+    expect(await readdir(path.join(dataDir, "apps"))).toEqual(["tmp"]);
+    expect(await readdir(path.join(dataDir, "apps", "tmp"))).toEqual([]);
+  });
+
+  it("accepts an update signed with a rotated key whose lineage names the app's certificate, then binds the app to the new key", async () => {
+    expect((await upload(t.app, V1)).status).toBe(201);
+    const res = await upload(t.app, ROTATED);
+    expect(res.status).toBe(201);
+    expect(res.body.version).toMatchObject({ versionCode: 5, certSha256: ROTATED_CERT, certLineage: [CERT, ROTATED_CERT] });
+    const listed = await adminRequest(t.app, "GET", "/admin/apps");
+    expect(listed.body.apps[0]).toMatchObject({ certSha256: ROTATED_CERT, versions: [{ versionCode: 5 }, { versionCode: 1, certLineage: [CERT] }] });
+    const audit = await database.db.auditLog.findFirstOrThrow({ where: { action: "app.upload", details: { path: ["versionCode"], equals: 5 } } });
+    expect(audit.details).toMatchObject({ certSha256: ROTATED_CERT, rotatedFrom: CERT });
+    // Devices updated to the new key refuse an APK signed with the old one (no rollback): so does the catalogue.
+    const old = await upload(t.app, V2);
+    expect(old.status).toBe(409);
+    expect(old.body.error.message).toMatch(/lineage does not name theirs/);
   });
 
   it("refuses the same package signed with another certificate (409)", async () => {
