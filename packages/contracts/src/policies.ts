@@ -73,7 +73,7 @@ export const PolicySettings = z.strictObject({
     .max(100)
     .optional()
     .describe(
-      "Apps that must be installed, by package name and minimum version code. A device whose heartbeat's `apps` lacks one at that version is `failed` until it reports it; the server sends the newest catalogue version that satisfies it (install_app) when the device's effective policy changes, or when such a version is uploaded.",
+      "Apps that must be installed, by package name and minimum version code. A device whose heartbeat's `apps` lacks one at that version is `failed` until it reports it; the server sends the newest catalogue version that satisfies it (install_app) when the device's effective policy changes, or when such a version is uploaded, and sends it again after a backoff when that install fails or expires.",
     ),
   autoRelaunch: z.array(PackageName).max(50).optional().describe("Apps the server relaunches when a heartbeat reports them not running, each once."),
 });
@@ -288,6 +288,25 @@ export const SettingSource = z.object({
 });
 export type SettingSource = z.infer<typeof SettingSource>;
 
+export const RequiredAppInstallState = z
+  .object({
+    versionCode: z.int().describe("The catalogue version sent."),
+    attempts: z.int().describe("install_app commands sent for this version so far."),
+    maxAttempts: z.int().describe("After this many failed sends of one version the server stops retrying."),
+    requestId: Uuid.describe("The last install_app command sent."),
+    sentAt: DateTime,
+    lastFailure: z.string().nullable().describe("Why the last failed send failed (the device's error, or why it expired); null while none failed."),
+    failedAt: DateTime.nullable(),
+    nextAttemptAt: DateTime.nullable().describe("When the server sends it again after a failure; null while a send is under way, or once it gave up."),
+    gaveUp: z
+      .boolean()
+      .describe("Every attempt failed: nothing more is sent until a newer catalogue version, or a change of the device's effective policy, starts the count again."),
+  })
+  .describe(
+    "The server's install_app commands for this required app: a failed or expired one is sent again after a delay doubling from 5 minutes up to 6 hours, at most `maxAttempts` times per version.",
+  );
+export type RequiredAppInstallState = z.infer<typeof RequiredAppInstallState>;
+
 export const MissingApp = z.object({
   packageName: z.string(),
   minVersionCode: z.int(),
@@ -296,6 +315,7 @@ export const MissingApp = z.object({
     .int()
     .nullable()
     .describe("The newest catalogue version that satisfies the requirement, which the server sends; null when the catalogue has none."),
+  install: RequiredAppInstallState.nullable().describe("The server's installs of it; null before any was sent."),
   reason: z.string(),
 });
 export type MissingApp = z.infer<typeof MissingApp>;

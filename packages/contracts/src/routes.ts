@@ -642,7 +642,7 @@ export const apiRoutes = {
     minRole: "viewer",
     summary: "A device's effective policy, where each setting comes from, and its compliance",
     description:
-      "`compliance.missingApps` lists the required apps the device's last reported apps lack at their minimum version (it is `failed` while any is missing), with the catalogue version that satisfies each.",
+      "`compliance.missingApps` lists the required apps the device's last reported apps lack at their minimum version (it is `failed` while any is missing), with the catalogue version that satisfies each and the server's installs of it (`install`): a failed or expired install is sent again after a delay doubling from 5 minutes up to 6 hours, with the last failure and the next attempt shown, until `maxAttempts` sends of one version (`gaveUp`).",
     params: DeviceIdParams,
     responses: { 200: { description: "The effective policy.", schema: EffectivePolicyResponse } },
     errors: ["not_found"],

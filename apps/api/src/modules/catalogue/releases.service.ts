@@ -97,19 +97,23 @@ async function queueInstallCommands(
 
 /**
  * Sends a catalogue version to devices in service as install_app bulk commands (required
- * apps send versions this way; releases queue them in their own transaction). Returns the batch ids.
+ * apps send versions this way; releases queue them in their own transaction); `record`
+ * runs in the transaction that queues them. Returns the batch ids.
  */
 export async function sendInstallCommands(
   deps: Deps,
   version: Pick<AppVersion, "packageName" | "sha256" | "versionCode">,
   deviceIds: string[],
   actor: Actor,
+  record: (tx: DbOrTx, sent: Array<{ deviceId: string; requestId: string }>) => Promise<void> = async () => {},
 ): Promise<string[]> {
   installUrlBase(deps.env);
   const sent = await deps.db.$transaction(
     async (tx) => {
       const inService = (await tx.device.findMany({ where: { id: { in: deviceIds }, retiredAt: null }, select: { id: true } })).map((device) => device.id);
-      return queueInstallCommands(tx, deps, version, inService, actor);
+      const queued = await queueInstallCommands(tx, deps, version, inService, actor);
+      await record(tx, queued);
+      return queued;
     },
     { timeout: SEND_TIMEOUT_MS },
   );
