@@ -264,10 +264,28 @@ export type PolicyFailure = z.infer<typeof PolicyFailure>;
 export const PolicyReport = z
   .object({
     appliedHash: text(64).describe("The `hash` of the effective policy the device applied."),
-    failures: z.array(PolicyFailure).max(50).default([]).describe("Settings of that policy the device could not apply, with why."),
+    failures: z
+      .array(PolicyFailure)
+      .max(50)
+      .default([])
+      .describe(
+        "Settings of that policy the device could not apply, with why. Each `setting` must be a path of the device's effective policy (`kiosk.statusBar`, `screen.timeoutSeconds`, `systemUpdate`, `requiredApps`...): one that is not is left out of what the server keeps, and the answer names it in `ignoredPolicyFailures`; the heartbeat is recorded all the same.",
+      ),
   })
   .describe("Send once a policy is applied (and in every later heartbeat, or only when it changes: the server keeps the last report).");
 export type PolicyReport = z.infer<typeof PolicyReport>;
+
+export const IgnoredPolicyFailure = z.object({
+  path: z.string().describe("The entry in the heartbeat, e.g. `policy.failures.0.setting`."),
+  message: z.string(),
+});
+export type IgnoredPolicyFailure = z.infer<typeof IgnoredPolicyFailure>;
+
+export const IgnoredPolicyFailures = z
+  .array(IgnoredPolicyFailure)
+  .describe(
+    "Present when the heartbeat's `policy.failures` named settings that are not paths of the device's effective policy: those entries were not kept (the rest of the heartbeat was). Fix the agent's report.",
+  );
 
 // ---- Effective policy and compliance -----------------------------------------------------
 

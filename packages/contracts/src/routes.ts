@@ -129,6 +129,8 @@ export const apiRoutes = {
     tag: "Devices",
     auth: "device",
     summary: "Report live state; receive pending commands",
+    description:
+      "Each `policy.failures[].setting` must be a path of the device's effective policy (`kiosk.statusBar`, `systemUpdate`...). An entry naming anything else is not kept, and the answer's `ignoredPolicyFailures` names it (`policy.failures.1.setting`): the heartbeat is recorded all the same, since refusing it would lose its telemetry, and every later one repeating the report. The WebSocket `heartbeat_ok` frame carries the same field.",
     body: HeartbeatRequest,
     responses: { 200: { description: "Recorded.", schema: HeartbeatResponse } },
   },
