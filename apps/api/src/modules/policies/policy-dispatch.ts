@@ -68,41 +68,44 @@ async function claimDue(deps: DispatchDeps): Promise<ClaimedDispatch[]> {
  * rolled back) when it satisfies it, one bulk install_app per version, skipping
  * devices with an unfinished install of that package already (a retried claim, or a
  * release), and those whose last install of that version failed until its retry is due
- * (none once attempts ran out). Each send is recorded in RequiredAppInstall with the
- * commands. A retry that is due but cannot be sent now waits REQUIRED_APP_RETRY_BASE_SECONDS
- * more; the install state of apps no longer missing is dropped.
+ * (none once attempts ran out). Each send is recorded in RequiredAppInstall with its
+ * commands. A retry that is due but not sent waits for the install under way to end (its
+ * expiry), or REQUIRED_APP_RETRY_BASE_SECONDS if the send failed; the install state of an
+ * app no longer missing, or that the catalogue has no version of to send, is dropped.
  */
 async function installMissingApps(deps: DispatchDeps, devices: ClaimedDispatch[]): Promise<void> {
   const now = deps.clock.now();
-  const ids = devices.map((device) => device.deviceId);
-  const installs = await deps.db.requiredAppInstall.findMany({ where: { deviceId: { in: ids } } });
+  const installs = await deps.db.requiredAppInstall.findMany({ where: { deviceId: { in: devices.map((device) => device.deviceId) } } });
   const installOf = new Map(installs.map((row) => [`${row.deviceId} ${row.packageName}`, row]));
   const needing = devices.filter((device) => requiredAppsOf(device.policyDesired).length > 0);
   const newest = await newestCatalogueVersions(
     deps.db,
     needing.flatMap((device) => requiredAppsOf(device.policyDesired)),
   );
-  const busy = needing.length
-    ? await deps.db.$queryRaw<Array<{ deviceId: string; packageName: string }>>`
-    SELECT "deviceId"::text AS "deviceId", payload->>'packageName' AS "packageName" FROM "Command"
+  const busy =
+    needing.length === 0
+      ? []
+      : await deps.db.$queryRaw<Array<{ deviceId: string; packageName: string; expiresAt: Date }>>`
+    SELECT "deviceId"::text AS "deviceId", payload->>'packageName' AS "packageName", max("expiresAt") AS "expiresAt" FROM "Command"
     WHERE "deviceId" = ANY(${needing.map((device) => device.deviceId)}::uuid[]) AND type = 'install_app'
-      AND status IN ('queued', 'sent', 'acknowledged') AND "expiresAt" > ${now}`
-    : [];
-  const installing = new Set(busy.map((row) => `${row.deviceId} ${row.packageName}`));
-  const missing = new Set<string>();
+      AND status IN ('queued', 'sent', 'acknowledged') AND "expiresAt" > ${now}
+    GROUP BY 1, 2`;
+  const installingUntil = new Map(busy.map((row) => [`${row.deviceId} ${row.packageName}`, row.expiresAt]));
+  const sendable = new Set<string>();
   const byVersion = new Map<string, { packageName: string; versionCode: number; deviceIds: string[] }>();
   for (const device of needing) {
     for (const app of missingAppsOf(device, newest)) {
+      if (app.catalogueVersionCode === null) continue;
       const key = `${device.deviceId} ${app.packageName}`;
-      missing.add(key);
-      if (app.catalogueVersionCode === null || installing.has(key) || !mayInstall(installOf.get(key), app.catalogueVersionCode, now)) continue;
+      sendable.add(key);
+      if (installingUntil.has(key) || !mayInstall(installOf.get(key), app.catalogueVersionCode, now)) continue;
       const versionKey = `${app.packageName} ${app.catalogueVersionCode}`;
       const group = byVersion.get(versionKey) ?? { packageName: app.packageName, versionCode: app.catalogueVersionCode, deviceIds: [] };
       group.deviceIds.push(device.deviceId);
       byVersion.set(versionKey, group);
     }
   }
-  const stale = installs.filter((row) => !missing.has(`${row.deviceId} ${row.packageName}`));
+  const stale = installs.filter((row) => !sendable.has(`${row.deviceId} ${row.packageName}`));
   if (stale.length > 0) {
     await deps.db.$executeRaw`
       DELETE FROM "RequiredAppInstall" r USING unnest(${stale.map((row) => row.deviceId)}::uuid[], ${stale.map((row) => row.packageName)}::text[]) AS s(id, pkg)
@@ -126,11 +129,17 @@ async function installMissingApps(deps: DispatchDeps, devices: ClaimedDispatch[]
       });
     }
   }
-  // What was due and not sent (an install of the package under way, none to send, or the
-  // send failed) is looked at again later, not at every round.
-  await deps.db.$executeRaw`
-    UPDATE "RequiredAppInstall" SET "nextAttemptAt" = ${now}::timestamptz + make_interval(secs => ${REQUIRED_APP_RETRY_BASE_SECONDS})
-    WHERE "deviceId" = ANY(${ids}::uuid[]) AND failed AND "nextAttemptAt" <= ${now}`;
+  // Retries that were due and not sent are looked at again later, not at every round (the
+  // statement leaves alone those just sent, no longer failed).
+  const due = installs.filter((row) => row.failed && row.nextAttemptAt !== null && row.nextAttemptAt <= now && sendable.has(`${row.deviceId} ${row.packageName}`));
+  if (due.length > 0) {
+    const later = new Date(now.getTime() + REQUIRED_APP_RETRY_BASE_SECONDS * 1000);
+    await deps.db.$executeRaw`
+      UPDATE "RequiredAppInstall" r SET "nextAttemptAt" = u.at
+      FROM unnest(${due.map((row) => row.deviceId)}::uuid[], ${due.map((row) => row.packageName)}::text[],
+        ${due.map((row) => installingUntil.get(`${row.deviceId} ${row.packageName}`) ?? later)}::timestamptz[]) AS u(id, pkg, at)
+      WHERE r."deviceId" = u.id AND r."packageName" = u.pkg AND r.failed AND r."nextAttemptAt" <= ${now}`;
+  }
 }
 
 /**

@@ -158,6 +158,48 @@ describe("required app installs that fail", () => {
     expect(await database.db.policyDispatch.count()).toBe(0);
   });
 
+  it("wait, when due, for another install of the package under way (a release's) to end, and forget an app the device no longer lacks", async () => {
+    await addScanner(7);
+    const device = await enrollDevice(t.app);
+    await requireScanner(device.deviceId);
+    await t.dispatchPolicies();
+    const [first] = await installs(device.deviceId);
+    await request(t.app)
+      .post("/v1/action-result")
+      .auth(device.deviceToken, { type: "bearer" })
+      .send({ requestId: first!.requestId, status: "failed", error: "INSTALL_FAILED_INTERNAL_ERROR" });
+    // A release sends the package meanwhile, to expire in a day.
+    const releaseExpiresAt = new Date(t.clock.now().getTime() + 24 * 3600_000);
+    await database.db.command.create({
+      data: {
+        requestId: randomUUID(),
+        deviceId: device.deviceId,
+        type: "install_app",
+        payload: { packageName: SCANNER, versionCode: 7 },
+        createdBy: "admin",
+        createdAt: t.clock.now(),
+        expiresAt: releaseExpiresAt,
+      },
+    });
+    t.clock.advance(REQUIRED_APP_RETRY_BASE_SECONDS + 1);
+    await t.dispatchPolicies();
+    expect(await installs(device.deviceId)).toHaveLength(2);
+    expect((await missingScanner(device.deviceId)).install).toMatchObject({ attempts: 1, nextAttemptAt: releaseExpiresAt.toISOString() });
+    const due = await database.db.policyDispatch.findUniqueOrThrow({ where: { deviceId: device.deviceId } });
+    expect(due.dueAt).toEqual(releaseExpiresAt);
+
+    // The release installed it: the device reports it, and its retry is dropped at the next round.
+    await request(t.app)
+      .post("/v1/heartbeat")
+      .auth(device.deviceToken, { type: "bearer" })
+      .send({ deviceTime: new Date().toISOString(), apps: [{ packageName: SCANNER, versionCode: 7, running: false }] });
+    t.clock.advance(24 * 3600);
+    await t.dispatchPolicies();
+    expect(await database.db.requiredAppInstall.count()).toBe(0);
+    expect(await database.db.policyDispatch.count()).toBe(0);
+    expect(await installs(device.deviceId)).toHaveLength(2);
+  });
+
   it("start over with a change of the device's effective policy, or with a newer catalogue version", async () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), "required-app-retries-"));
     try {
