@@ -118,6 +118,16 @@ export const ListAppsResponse = z.object({ apps: z.array(CatalogueApp) });
 export type ListAppsResponse = z.infer<typeof ListAppsResponse>;
 
 export const PackageParams = z.strictObject({ packageName: CataloguePackageName });
+export const AppVersionParams = z.strictObject({
+  packageName: CataloguePackageName,
+  // A plain decimal integer as version codes are written (not 1e0, 0x1, 01 or 1.0).
+  versionCode: z
+    .string()
+    .regex(/^(0|[1-9]\d{0,9})$/, { message: "Must be a version code: a decimal integer without sign, exponent or leading zero", abort: true })
+    .transform(Number)
+    .pipe(z.int().max(2_147_483_647))
+    .describe("The version code of the catalogue version."),
+});
 export const ReleaseParams = z.strictObject({ releaseId: Uuid });
 
 export const ReleaseDeviceStatus = z.enum(["installed", "pending", "failed"]);

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { DeviceCommand } from "./commands";
 import { Bytes, DateTime, GroupName, Uuid, nonEmptyText, text } from "./primitives";
-import { DevicePolicy, PolicyReport } from "./policies";
+import { DevicePolicy, IgnoredPolicyFailures, PolicyReport } from "./policies";
 
 // Device-facing bodies accept and ignore unknown fields, so a newer agent can talk to an
 // older server. Admin-facing bodies are strict.
@@ -73,6 +73,7 @@ export const HeartbeatResponse = z.object({
   heartbeatIntervalSeconds: z.int(),
   commands: z.array(DeviceCommand).describe("Commands still pending for this device, oldest first."),
   policy: DevicePolicy.optional().describe("Present when the device has not reported applying its current effective policy: apply it, then report its `hash`."),
+  ignoredPolicyFailures: IgnoredPolicyFailures.optional(),
 });
 export type HeartbeatResponse = z.infer<typeof HeartbeatResponse>;
 

@@ -73,7 +73,7 @@ export const PolicySettings = z.strictObject({
     .max(100)
     .optional()
     .describe(
-      "Apps that must be installed, by package name and minimum version code. A device whose heartbeat's `apps` lacks one at that version is `failed` until it reports it; the server sends the newest catalogue version that satisfies it (install_app) when the device's effective policy changes, or when such a version is uploaded.",
+      "Apps that must be installed, by package name and minimum version code. A device whose heartbeat's `apps` lacks one at that version is `failed` until it reports it; the server sends the newest catalogue version that satisfies it (install_app) when the device's effective policy changes, or when such a version is uploaded, and sends it again after a backoff when that install fails or expires.",
     ),
   autoRelaunch: z.array(PackageName).max(50).optional().describe("Apps the server relaunches when a heartbeat reports them not running, each once."),
 });
@@ -264,10 +264,28 @@ export type PolicyFailure = z.infer<typeof PolicyFailure>;
 export const PolicyReport = z
   .object({
     appliedHash: text(64).describe("The `hash` of the effective policy the device applied."),
-    failures: z.array(PolicyFailure).max(50).default([]).describe("Settings of that policy the device could not apply, with why."),
+    failures: z
+      .array(PolicyFailure)
+      .max(50)
+      .default([])
+      .describe(
+        "Settings of that policy the device could not apply, with why. Each `setting` must be a path of the device's effective policy (`kiosk.statusBar`, `screen.timeoutSeconds`, `systemUpdate`, `requiredApps`...): one that is not is left out of what the server keeps, and the answer names it in `ignoredPolicyFailures`; the heartbeat is recorded all the same.",
+      ),
   })
   .describe("Send once a policy is applied (and in every later heartbeat, or only when it changes: the server keeps the last report).");
 export type PolicyReport = z.infer<typeof PolicyReport>;
+
+export const IgnoredPolicyFailure = z.object({
+  path: z.string().describe("The entry in the heartbeat, e.g. `policy.failures.0.setting`."),
+  message: z.string(),
+});
+export type IgnoredPolicyFailure = z.infer<typeof IgnoredPolicyFailure>;
+
+export const IgnoredPolicyFailures = z
+  .array(IgnoredPolicyFailure)
+  .describe(
+    "Present when the heartbeat's `policy.failures` named settings that are not paths of the device's effective policy: those entries were not kept (the rest of the heartbeat was). Fix the agent's report.",
+  );
 
 // ---- Effective policy and compliance -----------------------------------------------------
 
@@ -288,6 +306,25 @@ export const SettingSource = z.object({
 });
 export type SettingSource = z.infer<typeof SettingSource>;
 
+export const RequiredAppInstallState = z
+  .object({
+    versionCode: z.int().describe("The catalogue version sent."),
+    attempts: z.int().describe("install_app commands sent for this version so far."),
+    maxAttempts: z.int().describe("After this many failed sends of one version the server stops retrying."),
+    requestId: Uuid.describe("The last install_app command sent."),
+    sentAt: DateTime,
+    lastFailure: z.string().nullable().describe("Why the last failed send failed (the device's error, or why it expired); null while none failed."),
+    failedAt: DateTime.nullable(),
+    nextAttemptAt: DateTime.nullable().describe("When the server sends it again after a failure; null while a send is under way, or once it gave up."),
+    gaveUp: z
+      .boolean()
+      .describe("Every attempt failed: nothing more is sent until a newer catalogue version, or a change of the device's effective policy, starts the count again."),
+  })
+  .describe(
+    "The server's install_app commands for this required app: a failed or expired one is sent again after a delay doubling from 5 minutes up to 6 hours, at most `maxAttempts` times per version.",
+  );
+export type RequiredAppInstallState = z.infer<typeof RequiredAppInstallState>;
+
 export const MissingApp = z.object({
   packageName: z.string(),
   minVersionCode: z.int(),
@@ -296,6 +333,7 @@ export const MissingApp = z.object({
     .int()
     .nullable()
     .describe("The newest catalogue version that satisfies the requirement, which the server sends; null when the catalogue has none."),
+  install: RequiredAppInstallState.nullable().describe("The server's installs of it; null before any was sent."),
   reason: z.string(),
 });
 export type MissingApp = z.infer<typeof MissingApp>;

@@ -37,6 +37,7 @@ import {
   AppFileParams,
   AppFileQuery,
   AppRelease,
+  AppVersionParams,
   CreateReleaseRequest,
   ListAppsResponse,
   PackageParams,
@@ -128,6 +129,8 @@ export const apiRoutes = {
     tag: "Devices",
     auth: "device",
     summary: "Report live state; receive pending commands",
+    description:
+      "Each `policy.failures[].setting` must be a path of the device's effective policy (`kiosk.statusBar`, `systemUpdate`...). An entry naming anything else is not kept, and the answer's `ignoredPolicyFailures` names it (`policy.failures.1.setting`): the heartbeat is recorded all the same, since refusing it would lose its telemetry, and every later one repeating the report. The WebSocket `heartbeat_ok` frame carries the same field.",
     body: HeartbeatRequest,
     responses: { 200: { description: "Recorded.", schema: HeartbeatResponse } },
   },
@@ -641,7 +644,7 @@ export const apiRoutes = {
     minRole: "viewer",
     summary: "A device's effective policy, where each setting comes from, and its compliance",
     description:
-      "`compliance.missingApps` lists the required apps the device's last reported apps lack at their minimum version (it is `failed` while any is missing), with the catalogue version that satisfies each.",
+      "`compliance.missingApps` lists the required apps the device's last reported apps lack at their minimum version (it is `failed` while any is missing), with the catalogue version that satisfies each and the server's installs of it (`install`): a failed or expired install is sent again after a delay doubling from 5 minutes up to 6 hours, with the last failure and the next attempt shown, until `maxAttempts` sends of one version (`gaveUp`).",
     params: DeviceIdParams,
     responses: { 200: { description: "The effective policy.", schema: EffectivePolicyResponse } },
     errors: ["not_found"],
@@ -758,6 +761,35 @@ export const apiRoutes = {
     minRole: "viewer",
     summary: "The app catalogue: apps with their versions and releases",
     responses: { 200: { description: "Every app, by package name.", schema: ListAppsResponse } },
+  },
+  deleteAppVersion: {
+    method: "delete",
+    path: "/admin/apps/{packageName}/versions/{versionCode}",
+    tag: "Admin",
+    auth: "admin",
+    minRole: "operator",
+    summary: "Delete a version from the app catalogue",
+    description:
+      "409, saying what holds it, while the version is in use: it is the version or the rollback target of an active or paused release, the version a completed release still sends to devices joining its target (the app's newest completed release for that target: release a newer version there first), or the only catalogue version that satisfies a required app of a policy (the policy is named: upload another version or change the policy first). " +
+      "Completed and rolled-back releases keep their history: they go on showing the deleted version's code, and a completed release whose previous version is deleted rolls back only once that version code is uploaded again. " +
+      "Its APK file is removed from storage once no version refers to its SHA-256, and the signed download URLs of install commands already sent for it answer 404 from then on. `{versionCode}` is a plain decimal integer. Audited as `app.delete_version`.",
+    params: AppVersionParams,
+    responses: { 204: { description: "Deleted." } },
+    errors: ["not_found", "conflict"],
+  },
+  deleteApp: {
+    method: "delete",
+    path: "/admin/apps/{packageName}",
+    tag: "Admin",
+    auth: "admin",
+    minRole: "operator",
+    summary: "Delete an app from the catalogue: every version, its releases, and its binding to a signing certificate",
+    description:
+      "409 when any of its versions is in use, as for deleting one version (an active or paused release, the newest completed release of a target, or a policy's required app only the app's versions satisfy). " +
+      "Its releases are deleted with it (the audit log keeps their record); a later upload of the package starts afresh, with the certificate it is signed with. Its APK files are removed from storage and their download URLs answer 404. Audited as `app.delete`.",
+    params: PackageParams,
+    responses: { 204: { description: "Deleted." } },
+    errors: ["not_found", "conflict"],
   },
   createRelease: {
     method: "post",

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { ActionResultRequest, CommandStatus, DeviceCommand } from "./commands";
 import { HeartbeatRequest } from "./devices";
-import { DevicePolicy } from "./policies";
+import { DevicePolicy, IgnoredPolicyFailures } from "./policies";
 import { DateTime, Uuid } from "./primitives";
 
 // ---- Device channel: /ws/devices (and the legacy /ws/{deviceId}) -------------------
@@ -36,7 +36,7 @@ export type DeviceClientFrame = z.infer<typeof DeviceClientFrame>;
 export const DeviceServerFrame = z.discriminatedUnion("type", [
   z.object({ type: z.literal("hello"), deviceId: Uuid, serverTime: DateTime, heartbeatIntervalSeconds: z.int() }),
   z.object({ type: z.literal("command"), command: DeviceCommand }),
-  z.object({ type: z.literal("heartbeat_ok"), serverTime: DateTime }),
+  z.object({ type: z.literal("heartbeat_ok"), serverTime: DateTime, ignoredPolicyFailures: IgnoredPolicyFailures.optional() }),
   z
     .object({ type: z.literal("policy"), policy: DevicePolicy })
     .describe("The device's effective policy changed (or it has not reported applying it): apply it, then report its hash."),

@@ -252,7 +252,10 @@ it("round-trips every model through the migrated database", async () => {
     id: randomUUID(),
     packageName: "com.a.b",
     versionId: appVersion.id,
+    versionCode: appVersion.versionCode,
+    versionName: appVersion.versionName,
     previousVersionId: olderVersion.id,
+    previousVersionCode: olderVersion.versionCode,
     target: { group: "north" },
     percent: 25,
     status: "paused" as const,
@@ -263,7 +266,14 @@ it("round-trips every model through the migrated database", async () => {
     updatedAt: at,
   };
   expect(await db.appRelease.create({ data: appRelease })).toEqual(appRelease);
-  const releaseDevice = { releaseId: appRelease.id, deviceId: device.id, versionId: appVersion.id, requestId: command.requestId, sentAt: at };
+  const releaseDevice = {
+    releaseId: appRelease.id,
+    deviceId: device.id,
+    versionId: appVersion.id,
+    versionCode: appVersion.versionCode,
+    requestId: command.requestId,
+    sentAt: at,
+  };
   expect(await db.appReleaseDevice.create({ data: releaseDevice })).toEqual(releaseDevice);
   // Cascades: deleting an app removes its versions, releases and their devices.
   await db.catalogueApp.delete({ where: { packageName: "com.a.b" } });

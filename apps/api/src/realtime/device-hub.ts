@@ -251,7 +251,11 @@ export class DeviceHub {
       switch (frame.type) {
         case "heartbeat": {
           const answer = await handleHeartbeat(this.deps, deviceId, frame.heartbeat, "websocket");
-          this.send(socket, { type: "heartbeat_ok", serverTime: answer.serverTime });
+          this.send(socket, {
+            type: "heartbeat_ok",
+            serverTime: answer.serverTime,
+            ...(answer.ignoredPolicyFailures && { ignoredPolicyFailures: answer.ignoredPolicyFailures }),
+          });
           for (const command of answer.commands) this.send(socket, { type: "command", command });
           if (answer.policy) this.send(socket, { type: "policy", policy: answer.policy });
           return;

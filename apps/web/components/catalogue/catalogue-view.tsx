@@ -25,7 +25,7 @@ import { toast } from "@/components/ui/sonner";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { errorMessage } from "@/lib/api";
 import { formatBytes, formatDateTime } from "@/lib/format";
-import { type ReleaseAction, changeRelease, createRelease, uploadApk, useApps } from "@/lib/swr/use-apps";
+import { type ReleaseAction, changeRelease, createRelease, deleteApp, deleteAppVersion, uploadApk, useApps } from "@/lib/swr/use-apps";
 
 const statusVariant = { active: "success", paused: "warning", completed: "secondary", rolled_back: "destructive" } as const satisfies Record<
   AppRelease["status"],
@@ -192,6 +192,44 @@ function ReleaseButton({ release, action, label }: { release: AppRelease; action
   );
 }
 
+/** A delete button asking first; the server says (409) when what it deletes is still in use. */
+function DeleteButton({ label, title, description, onConfirm }: { label: string; title: string; description: string; onConfirm: () => Promise<void> }) {
+  const [busy, setBusy] = useState(false);
+  return (
+    <AlertDialog>
+      <AlertDialogTrigger asChild>
+        <Button variant="outline" size="sm" disabled={busy}>
+          {label}
+        </Button>
+      </AlertDialogTrigger>
+      <AlertDialogContent>
+        <AlertDialogHeader>
+          <AlertDialogTitle>{title}</AlertDialogTitle>
+          <AlertDialogDescription>{description}</AlertDialogDescription>
+        </AlertDialogHeader>
+        <AlertDialogFooter>
+          <AlertDialogCancel>Keep it</AlertDialogCancel>
+          <AlertDialogAction
+            onClick={async () => {
+              setBusy(true);
+              try {
+                await onConfirm();
+                toast.success("Deleted");
+              } catch (error) {
+                toast.error(errorMessage(error));
+              } finally {
+                setBusy(false);
+              }
+            }}
+          >
+            Delete
+          </AlertDialogAction>
+        </AlertDialogFooter>
+      </AlertDialogContent>
+    </AlertDialog>
+  );
+}
+
 function ReleasesTable({ app, canManage }: { app: CatalogueApp; canManage: boolean }) {
   if (app.releases.length === 0) return <p className="text-sm text-muted-foreground">No release yet.</p>;
   return (
@@ -243,7 +281,17 @@ function AppCard({ app, canManage }: { app: CatalogueApp; canManage: boolean }) 
   return (
     <Card data-testid={`app-${app.packageName}`}>
       <CardHeader>
-        <CardTitle className="font-mono text-base">{app.packageName}</CardTitle>
+        <div className="flex items-center justify-between gap-2">
+          <CardTitle className="font-mono text-base">{app.packageName}</CardTitle>
+          {canManage ? (
+            <DeleteButton
+              label="Delete app"
+              title={`Delete ${app.packageName}?`}
+              description="Every version, its APK file and every release of this app are deleted. Devices keep what they installed."
+              onConfirm={() => deleteApp(app.packageName)}
+            />
+          ) : null}
+        </div>
         <p className="text-xs text-muted-foreground">
           Signing certificate SHA-256 <span className="font-mono break-all">{app.certSha256}</span>
         </p>
@@ -257,6 +305,7 @@ function AppCard({ app, canManage }: { app: CatalogueApp; canManage: boolean }) 
               <TableHead>Size</TableHead>
               <TableHead>SHA-256</TableHead>
               <TableHead>Uploaded</TableHead>
+              {canManage ? <TableHead className="text-right">Actions</TableHead> : null}
             </TableRow>
           </TableHeader>
           <TableBody>
@@ -269,6 +318,16 @@ function AppCard({ app, canManage }: { app: CatalogueApp; canManage: boolean }) 
                   {version.sha256.slice(0, 16)}…
                 </TableCell>
                 <TableCell>{formatDateTime(version.createdAt)}</TableCell>
+                {canManage ? (
+                  <TableCell className="text-right">
+                    <DeleteButton
+                      label="Delete"
+                      title={`Delete version ${version.versionCode} of ${app.packageName}?`}
+                      description="The version and its APK file are deleted; install commands already sent for it fail to download. Releases keep their history."
+                      onConfirm={() => deleteAppVersion(app.packageName, version.versionCode)}
+                    />
+                  </TableCell>
+                ) : null}
               </TableRow>
             ))}
           </TableBody>

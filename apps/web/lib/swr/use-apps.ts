@@ -36,3 +36,13 @@ export async function changeRelease(releaseId: string, action: ReleaseAction) {
   await mutate(appsKey);
   return release;
 }
+
+export async function deleteAppVersion(packageName: string, versionCode: number) {
+  await callApi(apiRoutes.deleteAppVersion, { params: { packageName, versionCode: String(versionCode) } });
+  await mutate(appsKey);
+}
+
+export async function deleteApp(packageName: string) {
+  await callApi(apiRoutes.deleteApp, { params: { packageName } });
+  await mutate(appsKey);
+}

@@ -12,6 +12,8 @@ export type ApkStore = {
   /** Moves a fully written file, whose sha256 the caller has checked, into the store. */
   put(tempFile: string, sha256: string): Promise<void>;
   has(sha256: string): Promise<boolean>;
+  /** Removes the file, if it is there. */
+  remove(sha256: string): Promise<void>;
   /** Answers the request with the file, Range requests included. */
   send(sha256: string, res: Response): Promise<void>;
 };
@@ -32,6 +34,7 @@ export function localApkStore(root: string): ApkStore {
       else await rename(tempFile, target);
     },
     has: (sha256) => exists(fileOf(sha256)),
+    remove: (sha256) => rm(fileOf(sha256), { force: true }),
     send(sha256, res) {
       return new Promise((resolve, reject) => {
         res.sendFile(fileOf(sha256), { acceptRanges: true, headers: { "Content-Type": "application/vnd.android.package-archive" } }, (error) =>

@@ -117,6 +117,21 @@ describe("APK storage on an S3-compatible bucket", () => {
     expect(range.headers["content-length"]).toBe("4");
   });
 
+  it("removes a deleted version's object from the bucket; its signed URL then answers 404", async () => {
+    const { sha256, res } = await upload(V1);
+    expect(res.status).toBe(201);
+    const url = signedAppFilePath(t.deps.env, sha256, new Date(Date.now() + 60_000));
+    expect((await request(t.app).get(url)).status).toBe(200);
+
+    expect((await adminRequest(t.app, "DELETE", `/admin/apps/${PACKAGE}/versions/1`)).status).toBe(204);
+    const client = new S3Client({ region: "us-east-1", endpoint, forcePathStyle: true, credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } });
+    await expect(client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: `apks/${sha256.slice(0, 2)}/${sha256}.apk` }))).rejects.toMatchObject({
+      $metadata: { httpStatusCode: 404 },
+    });
+    client.destroy();
+    expect((await request(t.app).get(url)).status).toBe(404);
+  });
+
   it("answers 404 for a signed URL whose file is not in the bucket", async () => {
     const missing = signedAppFilePath(t.deps.env, "d".repeat(64), new Date(Date.now() + 60_000));
     const res = await request(t.app).get(missing);

@@ -7,7 +7,7 @@ import { HttpError } from "../../lib/http-error";
 import { mount } from "../../lib/routing";
 import { inputOf } from "../../lib/validate";
 import { type ApkStore, localApkStore } from "./apk-store";
-import { addApk, listApps, receiveApk } from "./catalogue.service";
+import { addApk, deleteApp, deleteAppVersion, listApps, receiveApk } from "./catalogue.service";
 import { createS3Client, s3ApkStore } from "./s3-apk-store";
 import { verifyAppFileUrl } from "./download-url";
 import { advanceRelease, createRelease, getReleaseDetail, pauseRelease, resumeRelease, rollbackRelease } from "./releases.service";
@@ -43,6 +43,25 @@ export function catalogueRoutes(deps: AppDeps, guards: Guards): Router {
     admin,
   );
   mount(router, apiRoutes.listApps, async (_req, res) => res.json(await listApps(deps)), admin);
+  mount(
+    router,
+    apiRoutes.deleteAppVersion,
+    async (_req, res) => {
+      const { params } = inputOf(apiRoutes.deleteAppVersion, res);
+      await deleteAppVersion(deps, store, params.packageName, params.versionCode, res.locals.actor);
+      res.status(204).end();
+    },
+    admin,
+  );
+  mount(
+    router,
+    apiRoutes.deleteApp,
+    async (_req, res) => {
+      await deleteApp(deps, store, inputOf(apiRoutes.deleteApp, res).params.packageName, res.locals.actor);
+      res.status(204).end();
+    },
+    admin,
+  );
   mount(
     router,
     apiRoutes.createRelease,
@@ -86,7 +105,10 @@ export function catalogueRoutes(deps: AppDeps, guards: Guards): Router {
     async (_req, res) => {
       const { params, query } = inputOf(apiRoutes.downloadAppFile, res);
       verifyAppFileUrl(deps.env, params.sha256, query.expires, query.signature, deps.clock.now());
-      if (!(await store.has(params.sha256))) throw new HttpError("not_found", "The catalogue has no such file");
+      // A file is served only while a catalogue version refers to it: a URL of a deleted
+      // version is 404 even before (or if never) its file is removed.
+      const version = await deps.db.appVersion.findFirst({ where: { sha256: params.sha256 }, select: { id: true } });
+      if (!version || !(await store.has(params.sha256))) throw new HttpError("not_found", "The catalogue has no such file");
       await store.send(params.sha256, res);
     },
     admin,

@@ -4,7 +4,7 @@ import { rm } from "node:fs/promises";
 import path from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import type { AppVersion as AppVersionView, CatalogueApp as CatalogueAppView, ListAppsResponse, UploadAppResponse } from "@mdm/contracts";
+import type { AppVersion as AppVersionView, CatalogueApp as CatalogueAppView, ListAppsResponse, ReleaseTarget, UploadAppResponse } from "@mdm/contracts";
 import busboy from "busboy";
 import type { Request, Response } from "express";
 import type { AppDeps } from "../../deps";
@@ -13,7 +13,8 @@ import { recordAudit } from "../../lib/audit";
 import { HttpError } from "../../lib/http-error";
 import { readApk } from "./apk-reader";
 import type { ApkStore } from "./apk-store";
-import { queueDevicesAwaiting } from "../policies/policies.service";
+import type { DbOrTx } from "../../db/types";
+import { newestCatalogueVersions, queueDevicesAwaiting } from "../policies/policies.service";
 import { listReleaseViews } from "./releases.service";
 
 type Actor = { name: string; ip?: string };
@@ -224,4 +225,153 @@ export async function listApps(deps: Pick<AppDeps, "db">): Promise<ListAppsRespo
       }),
     ),
   };
+}
+
+// ---- Deleting ----------------------------------------------------------------------------
+
+const targetName = (target: ReleaseTarget) => ("group" in target ? `group ${target.group}` : "the whole fleet");
+
+/**
+ * Refuses (409) to delete versions still in use: rolled out, or to be rolled back to, by a
+ * release in progress; sent by a completed release to the devices joining its target (only
+ * when deleting one version: deleting the app ends its releases); or needed by a policy's
+ * required app (see refuseBrokenRequirements).
+ */
+async function refuseInUse(tx: DbOrTx, packageName: string, versions: AppVersion[], wholeApp: boolean): Promise<void> {
+  const ids = versions.map((version) => version.id);
+  const running = await tx.appRelease.findFirst({
+    where: { packageName, status: { in: ["active", "paused"] }, OR: [{ versionId: { in: ids } }, { previousVersionId: { in: ids } }] },
+    orderBy: { createdAt: "asc" },
+  });
+  if (running) {
+    const role =
+      running.versionId !== null && ids.includes(running.versionId)
+        ? `is rolling out version ${running.versionCode} of ${packageName}`
+        : `would roll ${packageName} back to version ${running.previousVersionCode}`;
+    throw new HttpError("conflict", `Release ${running.id} (${running.status}) ${role}: roll it back or let it complete first`);
+  }
+  if (wholeApp) return;
+  // As the rollout job picks them: the newest completed release of each target tops it up.
+  const [topping] = await tx.$queryRaw<Array<{ id: string; versionCode: number; target: ReleaseTarget }>>`
+    SELECT id::text AS id, "versionCode", target FROM (
+      SELECT DISTINCT ON (target) id, "versionId", "versionCode", target FROM "AppRelease"
+      WHERE "packageName" = ${packageName} AND status = 'completed' ORDER BY target, "createdAt" DESC) latest
+    WHERE "versionId" = ANY(${ids}::uuid[])
+    LIMIT 1`;
+  if (topping) {
+    throw new HttpError(
+      "conflict",
+      `Completed release ${topping.id} still sends version ${topping.versionCode} of ${packageName} to devices joining its target (${targetName(topping.target)}): roll it back, or complete a release of a newer version to that target first`,
+    );
+  }
+}
+
+type RequiringPolicy = { id: string; name: string; minVersionCode: number };
+
+/** Policies whose required apps name this package, with the minimum version each requires. */
+function policiesRequiring(tx: DbOrTx, packageName: string): Promise<RequiringPolicy[]> {
+  return tx.$queryRaw<RequiringPolicy[]>`
+    SELECT p.id::text AS id, p.name, (required->>'minVersionCode')::int AS "minVersionCode"
+    FROM "Policy" p, jsonb_array_elements(CASE WHEN jsonb_typeof(p.settings->'requiredApps') = 'array' THEN p.settings->'requiredApps' ELSE '[]'::jsonb END) required
+    WHERE required->>'packageName' = ${packageName}
+    ORDER BY p.name`;
+}
+
+/**
+ * After the deletion, in its transaction: refuses (409, rolling it back) when a policy's
+ * required app that the catalogue satisfied before (with the version required apps
+ * install, see newestCatalogueVersions) no longer is.
+ */
+async function refuseBrokenRequirements(tx: DbOrTx, packageName: string, requiring: RequiringPolicy[], before: number | undefined, what: string) {
+  if (requiring.length === 0 || before === undefined) return;
+  const after = (await newestCatalogueVersions(tx, [{ packageName }])).get(packageName);
+  const broken = requiring.filter((policy) => before >= policy.minVersionCode && (after === undefined || after < policy.minVersionCode));
+  if (broken.length === 0) return;
+  const names = broken.map((policy) => `"${policy.name}" (${policy.id}) requires version ${policy.minVersionCode} or later`).join("; ");
+  throw new HttpError(
+    "conflict",
+    `${what} would leave required apps of ${packageName} without a catalogue version to install: policy ${names}. Upload another satisfying version, or change the policy, first`,
+  );
+}
+
+/**
+ * Removes the files no version refers to any more. After the commit: a file is never gone
+ * while a version still names it. One that cannot be removed (the bucket unreachable) is
+ * left behind and logged; its URLs answer 404 all the same, since downloads need a version.
+ */
+async function removeUnreferencedFiles(deps: Pick<AppDeps, "db" | "logger">, store: ApkStore, sha256s: string[]): Promise<void> {
+  for (const sha256 of new Set(sha256s)) {
+    if ((await deps.db.appVersion.count({ where: { sha256 } })) > 0) continue;
+    try {
+      await store.remove(sha256);
+    } catch (error) {
+      deps.logger.error("catalogue file not removed", { sha256, message: error instanceof Error ? error.message : String(error) });
+    }
+  }
+}
+
+async function lockApp(tx: DbOrTx, packageName: string): Promise<void> {
+  // Orders the deletion with releases of the app (createRelease takes the same lock).
+  const locked = await tx.$queryRaw<unknown[]>`SELECT 1 FROM "CatalogueApp" WHERE "packageName" = ${packageName} FOR UPDATE`;
+  if (locked.length === 0) throw new HttpError("not_found", `The catalogue has no app ${packageName}`);
+}
+
+export async function deleteAppVersion(
+  deps: Pick<AppDeps, "db" | "logger">,
+  store: ApkStore,
+  packageName: string,
+  versionCode: number,
+  actor: Actor,
+): Promise<void> {
+  const version = await deps.db.$transaction(async (tx) => {
+    await lockApp(tx, packageName);
+    const found = await tx.appVersion.findUnique({ where: { packageName_versionCode: { packageName, versionCode } } });
+    if (!found) throw new HttpError("not_found", `The catalogue has no version ${versionCode} of ${packageName}`);
+    await refuseInUse(tx, packageName, [found], false);
+    const requiring = await policiesRequiring(tx, packageName);
+    const before = (await newestCatalogueVersions(tx, [{ packageName }])).get(packageName);
+    // Releases naming it keep their rows (and its version code); their link to it is cleared.
+    await tx.appVersion.delete({ where: { id: found.id } });
+    await refuseBrokenRequirements(tx, packageName, requiring, before, `Deleting version ${versionCode}`);
+    await recordAudit(tx, {
+      actor: actor.name,
+      action: "app.delete_version",
+      targetType: "app",
+      targetId: packageName,
+      ip: actor.ip,
+      details: { versionCode, sha256: found.sha256 },
+    });
+    return found;
+  });
+  await removeUnreferencedFiles(deps, store, [version.sha256]);
+  deps.logger.info("app version deleted from the catalogue", { packageName, versionCode, sha256: version.sha256 });
+}
+
+export async function deleteApp(deps: Pick<AppDeps, "db" | "logger">, store: ApkStore, packageName: string, actor: Actor): Promise<void> {
+  const versions = await deps.db.$transaction(async (tx) => {
+    await lockApp(tx, packageName);
+    const all = await tx.appVersion.findMany({ where: { packageName }, orderBy: { versionCode: "asc" } });
+    await refuseInUse(tx, packageName, all, true);
+    const requiring = await policiesRequiring(tx, packageName);
+    const before = (await newestCatalogueVersions(tx, [{ packageName }])).get(packageName);
+    const releases = await tx.appRelease.count({ where: { packageName } });
+    // Its versions, releases and their devices go with it (foreign keys cascade).
+    await tx.catalogueApp.delete({ where: { packageName } });
+    await refuseBrokenRequirements(tx, packageName, requiring, before, "Deleting the app");
+    await recordAudit(tx, {
+      actor: actor.name,
+      action: "app.delete",
+      targetType: "app",
+      targetId: packageName,
+      ip: actor.ip,
+      details: { versionCodes: all.map((version) => version.versionCode), releases },
+    });
+    return all;
+  });
+  await removeUnreferencedFiles(
+    deps,
+    store,
+    versions.map((version) => version.sha256),
+  );
+  deps.logger.info("app deleted from the catalogue", { packageName, versions: versions.length });
 }

@@ -540,6 +540,7 @@ describe("release lifecycle", () => {
         id: "00000000-0000-4000-8000-000000000001",
         packageName: PACKAGE,
         versionId: (await database.db.appVersion.findFirstOrThrow({ where: { versionCode: 1 } })).id,
+        versionCode: 1,
         target: { group: 42 },
         percent: 5,
         autoAdvance: true,

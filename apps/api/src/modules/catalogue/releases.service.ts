@@ -22,7 +22,7 @@ import { signedAppFilePath } from "./download-url";
 
 type Deps = Pick<AppDeps, "db" | "clock" | "env" | "logger" | "bus">;
 type Actor = { name: string; ip?: string };
-type ReleaseWithVersions = AppRelease & { version: AppVersion; previousVersion: AppVersion | null };
+type ReleaseWithVersions = AppRelease & { version: AppVersion | null; previousVersion: AppVersion | null };
 
 const withVersions = { version: true, previousVersion: true } as const;
 // A bulk command's target takes at most this many device ids.
@@ -97,19 +97,23 @@ async function queueInstallCommands(
 
 /**
  * Sends a catalogue version to devices in service as install_app bulk commands (required
- * apps send versions this way; releases queue them in their own transaction). Returns the batch ids.
+ * apps send versions this way; releases queue them in their own transaction); `record`
+ * runs in the transaction that queues them. Returns the batch ids.
  */
 export async function sendInstallCommands(
   deps: Deps,
   version: Pick<AppVersion, "packageName" | "sha256" | "versionCode">,
   deviceIds: string[],
   actor: Actor,
+  record: (tx: DbOrTx, sent: Array<{ deviceId: string; requestId: string }>) => Promise<void> = async () => {},
 ): Promise<string[]> {
   installUrlBase(deps.env);
   const sent = await deps.db.$transaction(
     async (tx) => {
       const inService = (await tx.device.findMany({ where: { id: { in: deviceIds }, retiredAt: null }, select: { id: true } })).map((device) => device.id);
-      return queueInstallCommands(tx, deps, version, inService, actor);
+      const queued = await queueInstallCommands(tx, deps, version, inService, actor);
+      await record(tx, queued);
+      return queued;
     },
     { timeout: SEND_TIMEOUT_MS },
   );
@@ -123,26 +127,33 @@ async function sendVersion(tx: DbOrTx, deps: Deps, release: AppRelease, version:
   const now = deps.clock.now();
   const commands = await queueInstallCommands(tx, deps, version, deviceIds, actor);
   await tx.$executeRaw`
-    INSERT INTO "AppReleaseDevice" ("releaseId", "deviceId", "versionId", "requestId", "sentAt")
-    SELECT ${release.id}::uuid, c."deviceId", ${version.id}::uuid, c."requestId", ${now}
+    INSERT INTO "AppReleaseDevice" ("releaseId", "deviceId", "versionId", "versionCode", "requestId", "sentAt")
+    SELECT ${release.id}::uuid, c."deviceId", ${version.id}::uuid, ${version.versionCode}, c."requestId", ${now}
     FROM unnest(${commands.map((command) => command.deviceId)}::uuid[], ${commands.map((command) => command.requestId)}::uuid[]) AS c("deviceId", "requestId")
-    ON CONFLICT ("releaseId", "deviceId") DO UPDATE SET "versionId" = EXCLUDED."versionId", "requestId" = EXCLUDED."requestId", "sentAt" = EXCLUDED."sentAt"`;
+    ON CONFLICT ("releaseId", "deviceId") DO UPDATE SET "versionId" = EXCLUDED."versionId", "versionCode" = EXCLUDED."versionCode",
+      "requestId" = EXCLUDED."requestId", "sentAt" = EXCLUDED."sentAt"`;
   return commands.length;
 }
 
 /**
  * Sends the release to the devices in service its percentage covers that it was not sent
  * to yet (at most `limit`), except devices a newer release of the app was sent to: those
- * must not go back to this version.
+ * must not go back to this version. A release whose version was deleted from the catalogue
+ * (only a completed one that no longer tops up its target can lose it) sends nothing, until
+ * that version code is uploaded again.
  */
 async function fillShare(tx: DbOrTx, deps: Deps, release: ReleaseWithVersions, actor: Actor, limit = Number.POSITIVE_INFINITY): Promise<number> {
+  const version =
+    release.version ??
+    (await tx.appVersion.findUnique({ where: { packageName_versionCode: { packageName: release.packageName, versionCode: release.versionCode } } }));
+  if (!version) return 0;
   const share = shareOf(release.id, await targetDeviceIds(tx, release.target as ReleaseTarget), release.percent);
   const taken = await tx.$queryRaw<Array<{ deviceId: string }>>`
     SELECT DISTINCT rd."deviceId"::text AS "deviceId" FROM "AppReleaseDevice" rd JOIN "AppRelease" r ON r.id = rd."releaseId"
     WHERE r.id = ${release.id}::uuid OR (r."packageName" = ${release.packageName} AND r."createdAt" > ${release.createdAt})`;
   const sent = new Set(taken.map((row) => row.deviceId));
   const missing = share.filter((deviceId) => !sent.has(deviceId)).slice(0, limit);
-  return sendVersion(tx, deps, release, release.version, missing, actor);
+  return sendVersion(tx, deps, release, version, missing, actor);
 }
 
 /** Whether two release targets share devices: the fleet overlaps every group. */
@@ -159,7 +170,7 @@ async function completeIfFull(tx: DbOrTx, deps: Deps, release: ReleaseWithVersio
   if (release.percent < 100) return false;
   const before = (await newestCatalogueVersions(tx, [{ packageName: release.packageName }])).get(release.packageName) ?? null;
   await tx.appRelease.update({ where: { id: release.id }, data: { status: "completed", updatedAt: deps.clock.now() } });
-  return (await queueDevicesAwaiting(tx, release.packageName, release.version.versionCode, before, deps.clock.now())) > 0;
+  return (await queueDevicesAwaiting(tx, release.packageName, release.versionCode, before, deps.clock.now())) > 0;
 }
 
 function afterCommit(deps: Deps, outcome: { sent: number; awaiting: boolean }): void {
@@ -180,11 +191,11 @@ export async function createRelease(deps: Deps, packageName: string, input: Crea
       if (running) throw new HttpError("conflict", `${packageName} already has a release in progress (${running.id}): roll it back or let it complete first`);
       const released = await tx.appRelease.findMany({
         where: { packageName, status: { in: ["active", "paused", "completed"] } },
-        select: { target: true, version: { select: { versionCode: true } } },
+        select: { target: true, versionCode: true },
       });
       const newer = released
         .filter((other) => overlaps(other.target as ReleaseTarget, input.target))
-        .reduce((max, other) => Math.max(max, other.version.versionCode), Number.NEGATIVE_INFINITY);
+        .reduce((max, other) => Math.max(max, other.versionCode), Number.NEGATIVE_INFINITY);
       if (newer > version.versionCode) {
         throw new HttpError(
           "conflict",
@@ -198,7 +209,10 @@ export async function createRelease(deps: Deps, packageName: string, input: Crea
           id: randomUUID(),
           packageName,
           versionId: version.id,
+          versionCode: version.versionCode,
+          versionName: version.versionName,
           previousVersionId: previous?.id ?? null,
+          previousVersionCode: previous?.versionCode ?? null,
           target: input.target,
           percent: input.percent,
           autoAdvance: input.autoAdvance,
@@ -291,9 +305,18 @@ export const resumeRelease = (deps: Deps, releaseId: string, actor: Actor) => se
  */
 export async function rollbackRelease(deps: Deps, releaseId: string, actor: Actor): Promise<AppReleaseView> {
   const release = await findRelease(deps, releaseId);
-  const previousVersion = release.previousVersion;
-  if (!previousVersion)
-    throw new HttpError("conflict", `The catalogue has no version of ${release.packageName} below ${release.version.versionCode} to roll back to`);
+  if (release.previousVersionCode === null)
+    throw new HttpError("conflict", `The catalogue has no version of ${release.packageName} below ${release.versionCode} to roll back to`);
+  // Deleted from the catalogue since: the same version code uploaded again will do.
+  const previousVersion =
+    release.previousVersion ??
+    (await deps.db.appVersion.findUnique({ where: { packageName_versionCode: { packageName: release.packageName, versionCode: release.previousVersionCode } } }));
+  if (!previousVersion) {
+    throw new HttpError(
+      "conflict",
+      `Version ${release.previousVersionCode} of ${release.packageName}, which this release rolls back to, was deleted from the catalogue: upload it again to roll back`,
+    );
+  }
   installUrlBase(deps.env);
   const now = deps.clock.now();
   const reason = `release ${releaseId} rolled back`;
@@ -307,7 +330,7 @@ export async function rollbackRelease(deps: Deps, releaseId: string, actor: Acto
       const rows = await tx.$queryRaw<Array<{ deviceId: string; requestId: string | null; inService: boolean }>>`
         SELECT rd."deviceId"::text AS "deviceId", rd."requestId"::text AS "requestId", (d."retiredAt" IS NULL) AS "inService"
         FROM "AppReleaseDevice" rd JOIN "Device" d ON d.id = rd."deviceId"
-        WHERE rd."releaseId" = ${releaseId}::uuid AND rd."versionId" = ${release.versionId}::uuid`;
+        WHERE rd."releaseId" = ${releaseId}::uuid AND rd."versionCode" = ${release.versionCode}`;
       const cancelled = await tx.command.updateManyAndReturn({
         where: { requestId: { in: rows.flatMap((row) => (row.requestId ? [row.requestId] : [])) }, status: "queued" },
         data: { status: "cancelled", completedAt: now, nextAttemptAt: null, errorMessage: reason },
@@ -354,17 +377,17 @@ async function deviceRowsOf({ db }: Pick<AppDeps, "db">, releaseIds: string[], l
   if (releaseIds.length === 0) return [];
   return db.$queryRaw<DeviceRow[]>`
     SELECT * FROM (
-      SELECT rd."releaseId"::text AS "releaseId", rd."deviceId"::text AS "deviceId", rd."requestId"::text AS "requestId", v."versionCode",
+      SELECT rd."releaseId"::text AS "releaseId", rd."deviceId"::text AS "deviceId", rd."requestId"::text AS "requestId", rd."versionCode",
         CASE
           WHEN c.status = 'succeeded' OR EXISTS (
             SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(d."appStatus") = 'array' THEN d."appStatus" ELSE '[]'::jsonb END) app
-            WHERE app->>'packageName' = v."packageName" AND app->>'versionCode' = v."versionCode"::text) THEN 'installed'
+            WHERE app->>'packageName' = r."packageName" AND app->>'versionCode' = rd."versionCode"::text) THEN 'installed'
           WHEN c.status IN ('failed', 'expired', 'cancelled') THEN 'failed'
           ELSE 'pending'
         END AS status,
         CASE WHEN c.status IN ('failed', 'expired', 'cancelled') THEN COALESCE(c."errorMessage", c.status::text) END AS reason
       FROM "AppReleaseDevice" rd
-      JOIN "AppVersion" v ON v.id = rd."versionId"
+      JOIN "AppRelease" r ON r.id = rd."releaseId"
       LEFT JOIN "Command" c ON c."requestId" = rd."requestId"
       JOIN "Device" d ON d.id = rd."deviceId" AND d."retiredAt" IS NULL
       WHERE rd."releaseId"::text = ANY(${releaseIds})) rows
@@ -378,12 +401,11 @@ async function progressOf(deps: Pick<AppDeps, "db">, release: AppRelease): Promi
       SELECT CASE
           WHEN c.status = 'succeeded' OR EXISTS (
             SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(d."appStatus") = 'array' THEN d."appStatus" ELSE '[]'::jsonb END) app
-            WHERE app->>'packageName' = v."packageName" AND app->>'versionCode' = v."versionCode"::text) THEN 'installed'
+            WHERE app->>'packageName' = ${release.packageName} AND app->>'versionCode' = rd."versionCode"::text) THEN 'installed'
           WHEN c.status IN ('failed', 'expired', 'cancelled') THEN 'failed'
           ELSE 'pending'
         END AS status
       FROM "AppReleaseDevice" rd
-      JOIN "AppVersion" v ON v.id = rd."versionId"
       LEFT JOIN "Command" c ON c."requestId" = rd."requestId"
       JOIN "Device" d ON d.id = rd."deviceId" AND d."retiredAt" IS NULL
       WHERE rd."releaseId" = ${release.id}::uuid) rows
@@ -400,9 +422,9 @@ async function toReleaseView(deps: Pick<AppDeps, "db">, release: ReleaseWithVers
   return {
     id: release.id,
     packageName: release.packageName,
-    versionCode: release.version.versionCode,
-    versionName: release.version.versionName,
-    previousVersionCode: release.previousVersion?.versionCode ?? null,
+    versionCode: release.versionCode,
+    versionName: release.versionName,
+    previousVersionCode: release.previousVersionCode,
     target: release.target as ReleaseTarget,
     percent: release.percent,
     status: release.status,

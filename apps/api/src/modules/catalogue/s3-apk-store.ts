@@ -3,7 +3,15 @@ import { mkdir, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { GetObjectCommand, type GetObjectCommandOutput, HeadObjectCommand, PutObjectCommand, S3Client, S3ServiceException } from "@aws-sdk/client-s3";
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  type GetObjectCommandOutput,
+  HeadObjectCommand,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+} from "@aws-sdk/client-s3";
 import type { Env } from "../../config/env";
 import type { ApkStore } from "./apk-store";
 
@@ -75,6 +83,10 @@ export function s3ApkStore(options: { client: S3Client; bucket: string; prefix: 
       }
     },
     has,
+    async remove(sha256) {
+      // S3 answers a delete of a missing key with success too.
+      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: keyOf(sha256) }));
+    },
     async send(sha256, res) {
       const range = res.req.headers.range;
       let object: GetObjectCommandOutput;

@@ -29,6 +29,7 @@ import { emitWebhookEvents } from "../webhooks/webhook-events";
 import { type CommandKeyRef, assertInService, commandKeyFor, commandKeyIdFor, commandKeyOf, hasCommandKey, masterKeyIdOf } from "../devices/devices.service";
 import { retireDevice, withdrawRotation } from "../lifecycle/lifecycle.service";
 import { retryDelaySeconds, wakeDelivery } from "./delivery";
+import { scheduleRequiredAppRetries } from "../policies/required-app-installs";
 
 type CommandWithEvents = Command & { events: CommandEvent[]; device?: { alias: string | null; serialNumber: string | null; model: string | null } | null };
 
@@ -124,12 +125,13 @@ export async function transition(
 export type CommandStatusChange = { requestId: string; deviceId: string; batchId: string | null; status: CommandStatus; detail: string | null };
 
 /**
- * In the transaction that changed them: queues `command.status_changed` webhooks for these
- * changes and, for batches some of them finished, `batch.done` once the batch's last
+ * In the transaction that changed them: schedules the retry of required app installs that
+ * failed or expired, queues `command.status_changed` webhooks for these changes and, for batches some of them finished, `batch.done` once the batch's last
  * command is final. The batch row is locked first, so of two transactions finishing a
  * batch's last two commands at once, the second sees both final; `doneAt` makes it once.
  */
 export async function emitCommandStatusChanges(tx: DbOrTx, changes: CommandStatusChange[], at: Date): Promise<void> {
+  await scheduleRequiredAppRetries(tx, changes, at);
   await emitWebhookEvents(
     tx,
     changes.map((change) => ({ type: "command.status_changed", at, data: { ...change, at: at.toISOString() } })),

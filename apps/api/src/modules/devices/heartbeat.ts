@@ -1,4 +1,4 @@
-import type { HeartbeatRequest, HeartbeatResponse } from "@mdm/contracts";
+import { type HeartbeatRequest, type HeartbeatResponse, type IgnoredPolicyFailure, type PolicySettings, policySettingEntries } from "@mdm/contracts";
 import type { AppDeps } from "../../deps";
 import { takePendingCommands } from "../commands/commands.service";
 import { enforceAppPolicies } from "../fleet/fleet-monitor";
@@ -16,7 +16,8 @@ export type HeartbeatChannel = "v1" | "websocket" | "legacy";
  * including a relaunch this very heartbeat called for. No network call leaves the server
  * here: pushes are the delivery worker's job.
  */
-export async function handleHeartbeat(deps: AppDeps, deviceId: string, heartbeat: HeartbeatRequest, channel: HeartbeatChannel): Promise<HeartbeatResponse> {
+export async function handleHeartbeat(deps: AppDeps, deviceId: string, received: HeartbeatRequest, channel: HeartbeatChannel): Promise<HeartbeatResponse> {
+  const { heartbeat, ignored } = await checkPolicyFailures(deps, deviceId, received);
   const recorded = await recordHeartbeat(deps, deviceId, heartbeat);
   deps.metrics.heartbeat.inc({ source: channel });
   deps.bus.publish({ kind: "device_state", state: toLiveState(recorded.device) });
@@ -28,5 +29,40 @@ export async function handleHeartbeat(deps: AppDeps, deviceId: string, heartbeat
     commands: recorded.hasPending || relaunches.length > 0 ? await takePendingCommands(deps, deviceId, detail, relaunches) : [],
     // Until the device reports applying its effective policy, every answer carries it.
     policy: pendingPolicy(recorded.device),
+    ...(ignored.length > 0 && { ignoredPolicyFailures: ignored }),
   };
+}
+
+/**
+ * A policy report's failures must name settings of the device's effective policy (the
+ * paths of policySettingEntries: `kiosk.statusBar`, `systemUpdate`...). Those that do not
+ * are left out of what is kept and named in the answer, rather than refusing the heartbeat
+ * with 400: an agent repeats its report in every heartbeat, so one bad entry would refuse
+ * all of them (telemetry lost, the device seen offline, its commands held back), and over
+ * the socket close it at every heartbeat (1008). The effective policy is read only for a
+ * report that has failures.
+ */
+async function checkPolicyFailures(
+  deps: Pick<AppDeps, "db">,
+  deviceId: string,
+  heartbeat: HeartbeatRequest,
+): Promise<{ heartbeat: HeartbeatRequest; ignored: IgnoredPolicyFailure[] }> {
+  const policy = heartbeat.policy;
+  if (!policy || policy.failures.length === 0) return { heartbeat, ignored: [] };
+  const device = await deps.db.device.findUnique({ where: { id: deviceId }, select: { policyDesired: true } });
+  const settings = (device?.policyDesired ?? null) as PolicySettings | null;
+  const paths = new Set(settings ? policySettingEntries(settings).map(([path]) => path) : []);
+  const ignored: IgnoredPolicyFailure[] = [];
+  const failures = policy.failures.filter((failure, index) => {
+    if (paths.has(failure.setting)) return true;
+    ignored.push({
+      path: `policy.failures.${index}.setting`,
+      message: settings
+        ? `${failure.setting} is not a setting of the device's effective policy`
+        : `The device has no effective policy: ${failure.setting} is not one of its settings`,
+    });
+    return false;
+  });
+  if (ignored.length === 0) return { heartbeat, ignored };
+  return { heartbeat: { ...heartbeat, policy: { ...policy, failures } }, ignored };
 }

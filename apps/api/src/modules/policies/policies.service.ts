@@ -21,11 +21,12 @@ import {
 } from "@mdm/contracts";
 import type { DbOrTx } from "../../db/types";
 import type { AppDeps } from "../../deps";
-import { type Policy, Prisma, type PolicyAssignment, type PolicyVersion } from "../../generated/prisma/client";
+import { type Policy, Prisma, type PolicyAssignment, type PolicyVersion, type RequiredAppInstall } from "../../generated/prisma/client";
 import { recordAudit } from "../../lib/audit";
 import { type PollingWorker, startPollingWorker } from "../../lib/polling-worker";
 import { HttpError } from "../../lib/http-error";
 import { type Candidate, mergePolicies, policyHash } from "./effective-policy";
+import { REQUIRED_APP_MAX_ATTEMPTS, requiredAppInstallsOf, toInstallState } from "./required-app-installs";
 
 type Actor = { name: string; ip?: string };
 type Deps = Pick<AppDeps, "db" | "clock" | "bus">;
@@ -398,6 +399,9 @@ async function recomputeBatch(tx: DbOrTx, now: Date, deviceIds: string[]): Promi
     INSERT INTO "PolicyDispatch" ("deviceId", "dueAt", attempts, "createdAt")
     SELECT id, ${now}, 0, ${now} FROM unnest(${ids}::uuid[]) AS id
     ON CONFLICT ("deviceId") DO UPDATE SET "dueAt" = EXCLUDED."dueAt", attempts = 0`;
+  // A new effective policy starts failed required app installs over: due now, the count from zero.
+  await tx.$executeRaw`
+    UPDATE "RequiredAppInstall" SET attempts = 0, "nextAttemptAt" = ${now} WHERE "deviceId" = ANY(${ids}::uuid[]) AND failed`;
   return ids;
 }
 
@@ -530,19 +534,23 @@ export async function newestCatalogueVersions(db: DbOrTx, apps: Array<Pick<Requi
 /**
  * A new catalogue version: the devices whose effective policy requires that package at a
  * version the catalogue could not satisfy before (above `previousNewest`) but this one
- * does get a PolicyDispatch row, so the policy worker sends it to those that lack it. To
- * run in the transaction that records the version.
+ * does, and those whose install of an older version of it failed (a newer one may install
+ * where it did not), get a PolicyDispatch row, so the policy worker sends it to those that
+ * lack it. To run in the transaction that records the version.
  */
 export function queueDevicesAwaiting(db: DbOrTx, packageName: string, versionCode: number, previousNewest: number | null, now: Date) {
   return db.$executeRaw`
     INSERT INTO "PolicyDispatch" ("deviceId", "dueAt", attempts, "createdAt")
     SELECT d.id, ${now}, 0, ${now} FROM "Device" d
     WHERE d."retiredAt" IS NULL AND jsonb_typeof(d."policyDesired"->'requiredApps') = 'array'
-      AND EXISTS (
-        SELECT 1 FROM jsonb_array_elements(d."policyDesired"->'requiredApps') required
-        WHERE required->>'packageName' = ${packageName}
-          AND (required->>'minVersionCode')::numeric <= ${versionCode}
-          AND (required->>'minVersionCode')::numeric > ${previousNewest ?? 0})
+      AND (EXISTS (
+          SELECT 1 FROM jsonb_array_elements(d."policyDesired"->'requiredApps') required
+          WHERE required->>'packageName' = ${packageName}
+            AND (required->>'minVersionCode')::numeric <= ${versionCode}
+            AND (required->>'minVersionCode')::numeric > ${previousNewest ?? 0})
+        OR EXISTS (
+          SELECT 1 FROM "RequiredAppInstall" r
+          WHERE r."deviceId" = d.id AND r."packageName" = ${packageName} AND r.failed AND r."versionCode" < ${versionCode}))
     ON CONFLICT ("deviceId") DO UPDATE SET "dueAt" = EXCLUDED."dueAt", attempts = 0`;
 }
 
@@ -590,8 +598,25 @@ function reportedVersions(appStatus: unknown): Map<string, number | null> {
   return versions;
 }
 
-/** Required apps of the device's effective policy that its last reported app list lacks at their minimum version. */
-export function missingAppsOf(device: { policyDesired: unknown; appStatus: unknown }, newest: NewestVersions = new Map()): MissingApp[] {
+/** What the server does about a missing app the catalogue can satisfy, given its installs so far. */
+function installFix(catalogueVersionCode: number, install: RequiredAppInstall | undefined): string {
+  if (!install?.failed || install.versionCode !== catalogueVersionCode) return `the server sends it the catalogue's version ${catalogueVersionCode}`;
+  const failure = `the server's install of version ${catalogueVersionCode} failed (${install.lastFailure ?? "no reason given"})`;
+  if (install.nextAttemptAt === null) {
+    return `${failure} ${install.attempts} times: it stopped retrying until a newer catalogue version or a change of the device's policy`;
+  }
+  return `${failure}: it sends it again at ${install.nextAttemptAt.toISOString()} (attempt ${install.attempts + 1} of ${REQUIRED_APP_MAX_ATTEMPTS})`;
+}
+
+/**
+ * Required apps of the device's effective policy that its last reported app list lacks at
+ * their minimum version, with the server's installs of each (`installs`, by package).
+ */
+export function missingAppsOf(
+  device: { policyDesired: unknown; appStatus: unknown },
+  newest: NewestVersions = new Map(),
+  installs: Map<string, RequiredAppInstall> = new Map(),
+): MissingApp[] {
   const required = requiredAppsOf(device.policyDesired);
   if (required.length === 0) return [];
   const reported = reportedVersions(device.appStatus);
@@ -600,17 +625,17 @@ export function missingAppsOf(device: { policyDesired: unknown; appStatus: unkno
     if (installed !== null && installed >= app.minVersionCode) return [];
     const available = newest.get(app.packageName);
     const catalogueVersionCode = available !== undefined && available >= app.minVersionCode ? available : null;
+    const install = installs.get(app.packageName);
     const has = installed === null ? "the device does not report it" : `the device reports version ${installed}`;
     const fix =
-      catalogueVersionCode === null
-        ? `the app catalogue has no version ${app.minVersionCode} or later to send`
-        : `the server sends it the catalogue's version ${catalogueVersionCode}`;
+      catalogueVersionCode === null ? `the app catalogue has no version ${app.minVersionCode} or later to send` : installFix(catalogueVersionCode, install);
     return [
       {
         packageName: app.packageName,
         minVersionCode: app.minVersionCode,
         installedVersionCode: installed,
         catalogueVersionCode,
+        install: install ? toInstallState(install) : null,
         reason: `${app.packageName} must be at version ${app.minVersionCode} or later; ${has}; ${fix}`,
       },
     ];
@@ -670,7 +695,7 @@ export async function deviceEffectivePolicy({ db }: Pick<AppDeps, "db">, deviceI
       appliedHash: device.policyAppliedHash,
       reportedAt: device.policyReportedAt?.toISOString() ?? null,
       failures: Array.isArray(device.policyFailures) ? (device.policyFailures as PolicyFailure[]) : [],
-      missingApps: missingAppsOf(device, newest),
+      missingApps: missingAppsOf(device, newest, await requiredAppInstallsOf(db, deviceId)),
     },
     warnings: warningsOf(settings, newest),
   };

@@ -318,6 +318,64 @@ describe("delivery and compliance over heartbeats", () => {
     expect((await adminRequest(t.app, "GET", "/admin/devices?compliance=compliant")).body.total).toBe(0);
   });
 
+  it("keeps only reported failures that name settings of the device's effective policy; the others are named in the answer, and the heartbeat is recorded all the same", async () => {
+    const device = await enrollDevice(t.app);
+    const heartbeat = (extra: Record<string, unknown> = {}) => request(t.app).post("/v1/heartbeat").auth(device.deviceToken, bearer).send(heartbeatBody(extra));
+    // No effective policy yet: no setting to fail.
+    const none = await heartbeat({ policy: { appliedHash: "x", failures: [{ setting: "restrictions.camera", reason: "No camera" }] } });
+    expect(none.status).toBe(200);
+    expect(none.body.ignoredPolicyFailures).toEqual([
+      { path: "policy.failures.0.setting", message: "The device has no effective policy: restrictions.camera is not one of its settings" },
+    ]);
+
+    const policy = await createPolicy("Kiosk", { restrictions: { camera: false }, screen: { timeoutSeconds: 60 }, systemUpdate: { type: "postponed" } });
+    await assign(policy.id, { deviceId: device.deviceId });
+    const { hash } = HeartbeatResponse.parse((await heartbeat()).body).policy!;
+    const res = await heartbeat({
+      battery: { level: 42, charging: true },
+      policy: {
+        appliedHash: hash,
+        failures: [
+          { setting: "restrictions.camera", reason: "No camera" },
+          { setting: "kiosk.nonexistent", reason: "?" },
+          { setting: "restrictions", reason: "a section, not a setting" },
+          { setting: "systemUpdate", reason: "No OTA client" },
+          { setting: "garbage ☃", reason: "?" },
+          { setting: "restrictions.debugging", reason: "a setting the policy does not set" },
+        ],
+      },
+    });
+    expect(res.status).toBe(200);
+    expect(HeartbeatResponse.parse(res.body).ignoredPolicyFailures).toEqual([
+      { path: "policy.failures.1.setting", message: "kiosk.nonexistent is not a setting of the device's effective policy" },
+      { path: "policy.failures.2.setting", message: "restrictions is not a setting of the device's effective policy" },
+      { path: "policy.failures.4.setting", message: "garbage ☃ is not a setting of the device's effective policy" },
+      { path: "policy.failures.5.setting", message: "restrictions.debugging is not a setting of the device's effective policy" },
+    ]);
+    expect((await effective(device.deviceId)).compliance).toMatchObject({
+      status: "failed",
+      appliedHash: hash,
+      failures: [
+        { setting: "restrictions.camera", reason: "No camera" },
+        { setting: "systemUpdate", reason: "No OTA client" },
+      ],
+    });
+    expect((await adminRequest(t.app, "GET", `/admin/devices/${device.deviceId}`)).body.state.battery).toEqual({ level: 42, charging: true });
+
+    // Only valid entries: nothing to say.
+    const valid = await heartbeat({ policy: { appliedHash: hash, failures: [{ setting: "screen.timeoutSeconds", reason: "Locked by the OEM" }] } });
+    expect(valid.body).not.toHaveProperty("ignoredPolicyFailures");
+    expect((await effective(device.deviceId)).compliance.failures).toEqual([{ setting: "screen.timeoutSeconds", reason: "Locked by the OEM" }]);
+
+    // The report is bounded by the contract: 50 entries, 100-character settings, 500-character reasons.
+    const many = await heartbeat({ policy: { appliedHash: hash, failures: Array.from({ length: 51 }, () => ({ setting: "restrictions.camera", reason: "x" })) } });
+    expect(many.status).toBe(400);
+    expect(many.body.error.details).toEqual([expect.objectContaining({ path: "policy.failures" })]);
+    const long = await heartbeat({ policy: { appliedHash: hash, failures: [{ setting: "s".repeat(101), reason: "r".repeat(501) }] } });
+    expect(long.status).toBe(400);
+    expect(long.body.error.details.map((detail: { path: string }) => detail.path)).toEqual(["policy.failures.0.setting", "policy.failures.0.reason"]);
+  });
+
   it("counts only devices in service, as the device list's compliance filter does: a retired device leaves both", async () => {
     const policy = await createPolicy("Kiosk", { restrictions: { camera: false } });
     await assign(policy.id, { group: "lobby" });

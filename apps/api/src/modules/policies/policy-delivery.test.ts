@@ -1,6 +1,9 @@
+import { once } from "node:events";
+import { BEARER_PROTOCOL_PREFIX, DEVICE_WS_PROTOCOL, DeviceServerFrame } from "@mdm/contracts";
 import { AdminClient, KIOSK_APP, SimulatedDevice } from "@mdm/simulator";
+import WebSocket from "ws";
 import { type RunningServer, startServer } from "../../server";
-import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, type TestDatabase, createTestDatabase, describeWithPostgres, testServerEnv } from "../../test";
+import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, type TestDatabase, createTestDatabase, describeWithPostgres, heartbeatBody, testServerEnv } from "../../test";
 import { type FakeFcm, startFakeFcm } from "../../test/fake-fcm";
 
 // Policies reaching real devices: a listening server, devices played by the simulator over
@@ -106,6 +109,40 @@ describeWithPostgres("policy delivery to devices", () => {
     );
     expect(state.failures).toEqual([{ setting: "restrictions.camera", reason: expect.stringContaining("does not support") }]);
     expect(state.appliedHash).toBe(effective.hash);
+  });
+
+  it("over the socket, heartbeat_ok names reported failures that are not settings of the device's effective policy; the others are kept and the socket stays open", async () => {
+    const device = await enroll();
+    const policy = await admin.createDevicePolicy({ name: "Camera over socket", settings: { restrictions: { camera: false } } });
+    await admin.assignDevicePolicy(policy.id, { deviceId: device.deviceId });
+    const { hash } = await admin.getEffectivePolicy(device.deviceId);
+    const ws = new WebSocket(`${server.url.replace(/^http/, "ws")}/ws/devices`, [DEVICE_WS_PROTOCOL, `${BEARER_PROTOCOL_PREFIX}${device.registration.deviceToken}`]);
+    const frames: DeviceServerFrame[] = [];
+    ws.on("message", (data) => frames.push(DeviceServerFrame.parse(JSON.parse(data.toString()))));
+    await once(ws, "open");
+    try {
+      const failures = [
+        { setting: "restrictions.camera", reason: "No camera" },
+        { setting: "kiosk.nonexistent", reason: "?" },
+      ];
+      ws.send(JSON.stringify({ type: "heartbeat", heartbeat: heartbeatBody({ policy: { appliedHash: hash, failures } }) }));
+      const ok = await waitFor(
+        async () => frames.find((frame) => frame.type === "heartbeat_ok"),
+        (frame) => frame !== undefined,
+        20_000,
+        "heartbeat_ok",
+      );
+      expect(ok).toEqual({
+        type: "heartbeat_ok",
+        serverTime: expect.any(String),
+        ignoredPolicyFailures: [{ path: "policy.failures.1.setting", message: "kiosk.nonexistent is not a setting of the device's effective policy" }],
+      });
+      expect(ws.readyState).toBe(WebSocket.OPEN);
+      expect(await compliance(device.deviceId)).toMatchObject({ status: "failed", appliedHash: hash, failures: [failures[0]] });
+    } finally {
+      ws.close();
+      await once(ws, "close");
+    }
   });
 });
 

@@ -3,6 +3,7 @@ import type { AppDeps } from "../../deps";
 import { type PollingWorker, startPollingWorker } from "../../lib/polling-worker";
 import { sendInstallCommands } from "../catalogue/releases.service";
 import { missingAppsOf, newestCatalogueVersions, requiredAppsOf } from "./policies.service";
+import { REQUIRED_APP_RETRY_BASE_SECONDS, mayInstall, recordRequiredAppInstalls } from "./required-app-installs";
 
 // What follows a change of a device's effective policy, beyond storing it: a device with
 // no socket is woken by FCM to fetch it (a heartbeat), and the catalogue version of each
@@ -65,29 +66,50 @@ async function claimDue(deps: DispatchDeps): Promise<ClaimedDispatch[]> {
  * Sends each required app the claimed devices lack (by their last reported apps) as the
  * catalogue version newestCatalogueVersions chooses (never one a release holds back or
  * rolled back) when it satisfies it, one bulk install_app per version, skipping
- * devices with an unfinished install of that package already (a retried claim, or a release).
+ * devices with an unfinished install of that package already (a retried claim, or a
+ * release), and those whose last install of that version failed until its retry is due
+ * (none once attempts ran out). Each send is recorded in RequiredAppInstall with its
+ * commands. A retry that is due but not sent waits for the install under way to end (its
+ * expiry), or REQUIRED_APP_RETRY_BASE_SECONDS if the send failed; the install state of an
+ * app no longer missing, or that the catalogue has no version of to send, is dropped.
  */
 async function installMissingApps(deps: DispatchDeps, devices: ClaimedDispatch[]): Promise<void> {
+  const now = deps.clock.now();
+  const installs = await deps.db.requiredAppInstall.findMany({ where: { deviceId: { in: devices.map((device) => device.deviceId) } } });
+  const installOf = new Map(installs.map((row) => [`${row.deviceId} ${row.packageName}`, row]));
   const needing = devices.filter((device) => requiredAppsOf(device.policyDesired).length > 0);
-  if (needing.length === 0) return;
   const newest = await newestCatalogueVersions(
     deps.db,
     needing.flatMap((device) => requiredAppsOf(device.policyDesired)),
   );
-  const busy = await deps.db.$queryRaw<Array<{ deviceId: string; packageName: string }>>`
-    SELECT "deviceId"::text AS "deviceId", payload->>'packageName' AS "packageName" FROM "Command"
+  const busy =
+    needing.length === 0
+      ? []
+      : await deps.db.$queryRaw<Array<{ deviceId: string; packageName: string; expiresAt: Date }>>`
+    SELECT "deviceId"::text AS "deviceId", payload->>'packageName' AS "packageName", max("expiresAt") AS "expiresAt" FROM "Command"
     WHERE "deviceId" = ANY(${needing.map((device) => device.deviceId)}::uuid[]) AND type = 'install_app'
-      AND status IN ('queued', 'sent', 'acknowledged') AND "expiresAt" > ${deps.clock.now()}`;
-  const installing = new Set(busy.map((row) => `${row.deviceId} ${row.packageName}`));
+      AND status IN ('queued', 'sent', 'acknowledged') AND "expiresAt" > ${now}
+    GROUP BY 1, 2`;
+  const installingUntil = new Map(busy.map((row) => [`${row.deviceId} ${row.packageName}`, row.expiresAt]));
+  const sendable = new Set<string>();
   const byVersion = new Map<string, { packageName: string; versionCode: number; deviceIds: string[] }>();
   for (const device of needing) {
     for (const app of missingAppsOf(device, newest)) {
-      if (app.catalogueVersionCode === null || installing.has(`${device.deviceId} ${app.packageName}`)) continue;
-      const key = `${app.packageName} ${app.catalogueVersionCode}`;
-      const group = byVersion.get(key) ?? { packageName: app.packageName, versionCode: app.catalogueVersionCode, deviceIds: [] };
+      if (app.catalogueVersionCode === null) continue;
+      const key = `${device.deviceId} ${app.packageName}`;
+      sendable.add(key);
+      if (installingUntil.has(key) || !mayInstall(installOf.get(key), app.catalogueVersionCode, now)) continue;
+      const versionKey = `${app.packageName} ${app.catalogueVersionCode}`;
+      const group = byVersion.get(versionKey) ?? { packageName: app.packageName, versionCode: app.catalogueVersionCode, deviceIds: [] };
       group.deviceIds.push(device.deviceId);
-      byVersion.set(key, group);
+      byVersion.set(versionKey, group);
     }
+  }
+  const stale = installs.filter((row) => !sendable.has(`${row.deviceId} ${row.packageName}`));
+  if (stale.length > 0) {
+    await deps.db.$executeRaw`
+      DELETE FROM "RequiredAppInstall" r USING unnest(${stale.map((row) => row.deviceId)}::uuid[], ${stale.map((row) => row.packageName)}::text[]) AS s(id, pkg)
+      WHERE r."deviceId" = s.id AND r."packageName" = s.pkg`;
   }
   for (const group of byVersion.values()) {
     const version = await deps.db.appVersion.findUnique({
@@ -95,7 +117,7 @@ async function installMissingApps(deps: DispatchDeps, devices: ClaimedDispatch[]
     });
     if (!version) continue;
     try {
-      await sendInstallCommands(deps, version, group.deviceIds, REQUIRED_APPS_ACTOR);
+      await sendInstallCommands(deps, version, group.deviceIds, REQUIRED_APPS_ACTOR, (tx, sent) => recordRequiredAppInstalls(tx, version, sent, now));
     } catch (error) {
       // PUBLIC_API_URL unset: install commands cannot carry a download URL. The devices
       // stay non-compliant, their missingApps saying which version would satisfy them.
@@ -106,6 +128,17 @@ async function installMissingApps(deps: DispatchDeps, devices: ClaimedDispatch[]
         message: error instanceof Error ? error.message : String(error),
       });
     }
+  }
+  // Retries that were due and not sent are looked at again later, not at every round (the
+  // statement leaves alone those just sent, no longer failed).
+  const due = installs.filter((row) => row.failed && row.nextAttemptAt !== null && row.nextAttemptAt <= now && sendable.has(`${row.deviceId} ${row.packageName}`));
+  if (due.length > 0) {
+    const later = new Date(now.getTime() + REQUIRED_APP_RETRY_BASE_SECONDS * 1000);
+    await deps.db.$executeRaw`
+      UPDATE "RequiredAppInstall" r SET "nextAttemptAt" = u.at
+      FROM unnest(${due.map((row) => row.deviceId)}::uuid[], ${due.map((row) => row.packageName)}::text[],
+        ${due.map((row) => installingUntil.get(`${row.deviceId} ${row.packageName}`) ?? later)}::timestamptz[]) AS u(id, pkg, at)
+      WHERE r."deviceId" = u.id AND r."packageName" = u.pkg AND r.failed AND r."nextAttemptAt" <= ${now}`;
   }
 }
 
@@ -135,6 +168,8 @@ export async function dispatchDuePolicies(deps: DispatchDeps, stopping: () => bo
     const claimed = await claimDue(deps);
     if (claimed.length === 0) break;
     const now = deps.clock.now();
+    const retired = claimed.filter((device) => device.retiredAt).map((device) => device.deviceId);
+    if (retired.length > 0) await deps.db.requiredAppInstall.deleteMany({ where: { deviceId: { in: retired } } });
     await installMissingApps(
       deps,
       claimed.filter((device) => !device.retiredAt),
@@ -157,11 +192,24 @@ export async function dispatchDuePolicies(deps: DispatchDeps, stopping: () => bo
         if (outcomes[index]) done.push(device);
       });
     }
-    // A row made due again meanwhile (another change) has another dueAt: it stays for the next round.
+    // A row made due again meanwhile (another change) has another dueAt: it stays for the
+    // next round. A device with a required app install to retry keeps its row, due then.
     if (done.length > 0) {
       await deps.db.$executeRaw`
-        DELETE FROM "PolicyDispatch" p USING unnest(${done.map((row) => row.deviceId)}::uuid[], ${done.map((row) => row.dueAt)}::timestamptz[]) AS d(id, due)
-        WHERE p."deviceId" = d.id AND p."dueAt" = d.due`;
+        WITH done AS (
+          SELECT * FROM unnest(${done.map((row) => row.deviceId)}::uuid[], ${done.map((row) => row.dueAt)}::timestamptz[]) AS d(id, due)),
+        retry AS (
+          SELECT "deviceId", min("nextAttemptAt") AS at FROM "RequiredAppInstall"
+          WHERE "deviceId" IN (SELECT id FROM done) AND failed AND "nextAttemptAt" IS NOT NULL GROUP BY "deviceId"),
+        rescheduled AS (
+          UPDATE "PolicyDispatch" p SET attempts = 0,
+            -- Still due (its round failed): later, not in a loop.
+            "dueAt" = CASE WHEN retry.at > ${now} THEN retry.at ELSE ${now}::timestamptz + make_interval(secs => ${REQUIRED_APP_RETRY_BASE_SECONDS}) END
+          FROM done JOIN retry ON retry."deviceId" = done.id
+          WHERE p."deviceId" = done.id AND p."dueAt" = done.due
+          RETURNING p."deviceId")
+        DELETE FROM "PolicyDispatch" p USING done
+        WHERE p."deviceId" = done.id AND p."dueAt" = done.due AND p."deviceId" NOT IN (SELECT "deviceId" FROM rescheduled)`;
     }
     total += claimed.length;
     if (claimed.length < CLAIM_BATCH) break;
