@@ -94,7 +94,10 @@ export const plainMessages: z.core.$ZodErrorMap = (issue) => {
       // One of the forms has the given fields and no others (`{ deviceIds }` of
       // `{ deviceIds } | { group }`, with too many ids): what is wrong inside it is the answer.
       const shaped = (issue.errors ?? []).filter(
-        (issues) => !issues.some((inner) => inner.code === "unrecognized_keys" || (inner.code === "invalid_type" && (inner.path.length === 0 || inner.input === undefined))),
+        (issues) =>
+          !issues.some(
+            (inner) => inner.code === "unrecognized_keys" || (inner.code === "invalid_type" && (inner.path.length === 0 || inner.input === undefined)),
+          ),
       );
       const inner = shaped.length === 1 ? shaped[0]![0] : undefined;
       if (inner) return inner.path.length > 0 ? `${inner.path.join(".")}: ${inner.message}` : inner.message;

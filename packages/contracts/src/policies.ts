@@ -318,7 +318,9 @@ export const RequiredAppInstallState = z
     nextAttemptAt: DateTime.nullable().describe("When the server sends it again after a failure; null while a send is under way, or once it gave up."),
     gaveUp: z
       .boolean()
-      .describe("Every attempt failed: nothing more is sent until a newer catalogue version, or a change of the device's effective policy, starts the count again."),
+      .describe(
+        "Every attempt failed: nothing more is sent until a newer catalogue version, or a change of the device's effective policy, starts the count again.",
+      ),
   })
   .describe(
     "The server's install_app commands for this required app: a failed or expired one is sent again after a delay doubling from 5 minutes up to 6 hours, at most `maxAttempts` times per version.",

@@ -139,11 +139,13 @@ it("npm start sends the dashboard where .env or the environment says, and waits 
   });
   // The dashboard follows HOST; the environment wins over .env.
   // A WEB_URL set (a public address, say) is the one mails use.
-  expect(startSettingsFor("HOST=127.0.0.3\n", { HOST: "0.0.0.0", NEXT_PUBLIC_API_URL: "https://api.example.com", WEB_URL: "https://mdm.example.com" })).toEqual({
-    apiUrl: "http://127.0.0.1:8000",
-    dashboardUrl: "http://127.0.0.1:3000",
-    env: { DASHBOARD_HOST: "0.0.0.0" },
-  });
+  expect(startSettingsFor("HOST=127.0.0.3\n", { HOST: "0.0.0.0", NEXT_PUBLIC_API_URL: "https://api.example.com", WEB_URL: "https://mdm.example.com" })).toEqual(
+    {
+      apiUrl: "http://127.0.0.1:8000",
+      dashboardUrl: "http://127.0.0.1:3000",
+      env: { DASHBOARD_HOST: "0.0.0.0" },
+    },
+  );
 });
 
 it("npm run simulate points the simulator at the API npm start serves: PORT from the environment", async () => {

@@ -100,7 +100,9 @@ describe("DELETE /admin/apps/{packageName}/versions/{versionCode}", () => {
     expect(gone.status).toBe(404);
     expect(gone.body.error.code).toBe("not_found");
     const audit = await database.db.auditLog.findMany({ where: { action: "app.delete_version" } });
-    expect(audit).toEqual([expect.objectContaining({ actor: expect.stringMatching(/^admin-key:/), targetType: "app", targetId: PACKAGE, details: { versionCode: 1, sha256: v1 } })]);
+    expect(audit).toEqual([
+      expect.objectContaining({ actor: expect.stringMatching(/^admin-key:/), targetType: "app", targetId: PACKAGE, details: { versionCode: 1, sha256: v1 } }),
+    ]);
 
     // The same file uploaded again is a new version, served again.
     expect((await upload(V1)).status).toBe(201);
@@ -146,7 +148,9 @@ describe("DELETE /admin/apps/{packageName}/versions/{versionCode}", () => {
 
     const rollingOut = await deleteVersion(2);
     expect(rollingOut.status).toBe(409);
-    expect(rollingOut.body.error.message).toBe(`Release ${created.body.id} (active) is rolling out version 2 of ${PACKAGE}: roll it back or let it complete first`);
+    expect(rollingOut.body.error.message).toBe(
+      `Release ${created.body.id} (active) is rolling out version 2 of ${PACKAGE}: roll it back or let it complete first`,
+    );
     expect((await adminRequest(t.app, "POST", `/admin/app-releases/${created.body.id}/pause`)).status).toBe(200);
     const rollbackTarget = await deleteVersion(1);
     expect(rollbackTarget.status).toBe(409);

@@ -310,7 +310,9 @@ export async function rollbackRelease(deps: Deps, releaseId: string, actor: Acto
   // Deleted from the catalogue since: the same version code uploaded again will do.
   const previousVersion =
     release.previousVersion ??
-    (await deps.db.appVersion.findUnique({ where: { packageName_versionCode: { packageName: release.packageName, versionCode: release.previousVersionCode } } }));
+    (await deps.db.appVersion.findUnique({
+      where: { packageName_versionCode: { packageName: release.packageName, versionCode: release.previousVersionCode } },
+    }));
   if (!previousVersion) {
     throw new HttpError(
       "conflict",

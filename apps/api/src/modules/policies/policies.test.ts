@@ -368,7 +368,9 @@ describe("delivery and compliance over heartbeats", () => {
     expect((await effective(device.deviceId)).compliance.failures).toEqual([{ setting: "screen.timeoutSeconds", reason: "Locked by the OEM" }]);
 
     // The report is bounded by the contract: 50 entries, 100-character settings, 500-character reasons.
-    const many = await heartbeat({ policy: { appliedHash: hash, failures: Array.from({ length: 51 }, () => ({ setting: "restrictions.camera", reason: "x" })) } });
+    const many = await heartbeat({
+      policy: { appliedHash: hash, failures: Array.from({ length: 51 }, () => ({ setting: "restrictions.camera", reason: "x" })) },
+    });
     expect(many.status).toBe(400);
     expect(many.body.error.details).toEqual([expect.objectContaining({ path: "policy.failures" })]);
     const long = await heartbeat({ policy: { appliedHash: hash, failures: [{ setting: "s".repeat(101), reason: "r".repeat(501) }] } });

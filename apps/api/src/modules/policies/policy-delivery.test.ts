@@ -116,7 +116,10 @@ describeWithPostgres("policy delivery to devices", () => {
     const policy = await admin.createDevicePolicy({ name: "Camera over socket", settings: { restrictions: { camera: false } } });
     await admin.assignDevicePolicy(policy.id, { deviceId: device.deviceId });
     const { hash } = await admin.getEffectivePolicy(device.deviceId);
-    const ws = new WebSocket(`${server.url.replace(/^http/, "ws")}/ws/devices`, [DEVICE_WS_PROTOCOL, `${BEARER_PROTOCOL_PREFIX}${device.registration.deviceToken}`]);
+    const ws = new WebSocket(`${server.url.replace(/^http/, "ws")}/ws/devices`, [
+      DEVICE_WS_PROTOCOL,
+      `${BEARER_PROTOCOL_PREFIX}${device.registration.deviceToken}`,
+    ]);
     const frames: DeviceServerFrame[] = [];
     ws.on("message", (data) => frames.push(DeviceServerFrame.parse(JSON.parse(data.toString()))));
     await once(ws, "open");

@@ -131,7 +131,9 @@ async function installMissingApps(deps: DispatchDeps, devices: ClaimedDispatch[]
   }
   // Retries that were due and not sent are looked at again later, not at every round (the
   // statement leaves alone those just sent, no longer failed).
-  const due = installs.filter((row) => row.failed && row.nextAttemptAt !== null && row.nextAttemptAt <= now && sendable.has(`${row.deviceId} ${row.packageName}`));
+  const due = installs.filter(
+    (row) => row.failed && row.nextAttemptAt !== null && row.nextAttemptAt <= now && sendable.has(`${row.deviceId} ${row.packageName}`),
+  );
   if (due.length > 0) {
     const later = new Date(now.getTime() + REQUIRED_APP_RETRY_BASE_SECONDS * 1000);
     await deps.db.$executeRaw`

@@ -78,7 +78,11 @@ async function upload(file: string) {
 }
 
 const installs = (deviceId: string) =>
-  database.db.command.findMany({ where: { deviceId, type: "install_app" }, orderBy: { createdAt: "asc" }, select: { requestId: true, status: true, payload: true } });
+  database.db.command.findMany({
+    where: { deviceId, type: "install_app" },
+    orderBy: { createdAt: "asc" },
+    select: { requestId: true, status: true, payload: true },
+  });
 
 async function missingScanner(deviceId: string) {
   const res = await adminRequest(reader.app, "GET", `/admin/devices/${deviceId}/policy`);
@@ -151,7 +155,9 @@ describe("required app installs that fail", () => {
     // Out of attempts: it stops, and says so.
     const gaveUp = await missingScanner(device.deviceId);
     expect(gaveUp.install).toMatchObject({ attempts: REQUIRED_APP_MAX_ATTEMPTS, nextAttemptAt: null, gaveUp: true });
-    expect(gaveUp.reason).toContain(`failed (INSTALL_FAILED_INSUFFICIENT_STORAGE (try ${REQUIRED_APP_MAX_ATTEMPTS})) ${REQUIRED_APP_MAX_ATTEMPTS} times: it stopped retrying`);
+    expect(gaveUp.reason).toContain(
+      `failed (INSTALL_FAILED_INSUFFICIENT_STORAGE (try ${REQUIRED_APP_MAX_ATTEMPTS})) ${REQUIRED_APP_MAX_ATTEMPTS} times: it stopped retrying`,
+    );
     t.clock.advance(7 * 24 * 3600);
     await t.dispatchPolicies();
     expect(await installs(device.deviceId)).toHaveLength(REQUIRED_APP_MAX_ATTEMPTS);
