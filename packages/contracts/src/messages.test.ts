@@ -46,7 +46,18 @@ test.each([
     { ids: ["a", "b", "c"] },
     "ids: Must have at most 2 items",
   ],
-  ["a union of values, one the right type", z.union([z.string().min(3), z.number()]), "x", "Must have at least 3 characters"],
+  [
+    "a union of shapes, one given with a wrong value",
+    z.union([z.strictObject({ all: z.literal(true) }), z.strictObject({ group: z.string() })]),
+    { all: false },
+    "all: Must be true",
+  ],
+  [
+    "a union of shapes, an empty object",
+    z.union([z.strictObject({ all: z.literal(true) }), z.strictObject({ group: z.string() })]),
+    {},
+    "Matches none of the accepted forms",
+  ],
   [
     "a union of shapes, neither given",
     z.union([z.strictObject({ ids: z.array(z.string()) }), z.strictObject({ group: z.string() })]),

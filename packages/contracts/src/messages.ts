@@ -91,13 +91,11 @@ export const plainMessages: z.core.$ZodErrorMap = (issue) => {
       // A discriminated union names the values its discriminator takes.
       const options = (issue as { options?: unknown[] }).options;
       if (options && options.length > 0) return `Must be one of: ${list(options)}`;
-      // One of the forms has the given fields and no others (`{ deviceIds }` of
-      // `{ deviceIds } | { group }`, with too many ids): what is wrong inside it is the answer.
-      const shaped = (issue.errors ?? []).filter(
-        (issues) =>
-          !issues.some(
-            (inner) => inner.code === "unrecognized_keys" || (inner.code === "invalid_type" && (inner.path.length === 0 || inner.input === undefined)),
-          ),
+      // One form has every field it complains about, and no other field (`{ deviceIds }` of
+      // `{ deviceIds } | { group }`, given too many ids): what is wrong inside it is the answer.
+      const given = issue.input !== null && typeof issue.input === "object" ? (issue.input as Record<string, unknown>) : undefined;
+      const shaped = (issue.errors ?? []).filter((issues) =>
+        issues.every((inner) => inner.code !== "unrecognized_keys" && inner.path.length > 0 && given !== undefined && String(inner.path[0]) in given),
       );
       const inner = shaped.length === 1 ? shaped[0]![0] : undefined;
       if (inner) return inner.path.length > 0 ? `${inner.path.join(".")}: ${inner.message}` : inner.message;
