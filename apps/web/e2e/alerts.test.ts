@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { createPasswordToken } from "../../api/src/modules/auth/password-reset.service";
 import { sweepOffline } from "../../api/src/modules/fleet/fleet-monitor";
+import { getAlertSettings } from "../../api/src/modules/fleet/fleet.service";
 import { type Api, type Web, buildWeb, createFirstAdmin, freePort, launchBrowser, startApi, startWeb } from "./harness";
 
 // Alert incidents on the Alerts page, as an admin sees them: devices that went offline
@@ -67,6 +68,18 @@ test("the alerts page shows an incident with its devices, and the admin acknowle
 
   await page.getByRole("button", { name: "Resolved", exact: true }).click();
   await page.getByText("No incident").waitFor();
+});
+
+test("saving the alert settings unchanged keeps the offline threshold the API has", async () => {
+  const { offlineAfterSeconds: threshold } = await getAlertSettings(api.server.deps);
+  expect(threshold % 60).not.toBe(0); // the default (two missed heartbeats and a grace) is no whole number of minutes
+  await page.goto(`${web.url}/alerts`);
+  const field = page.getByLabel(/offline after/i);
+  await field.waitFor();
+  expect(await field.inputValue()).toBe(String(threshold));
+  await page.getByRole("button", { name: "Save settings" }).click();
+  await page.getByText("Alert settings saved").waitFor();
+  expect((await getAlertSettings(api.server.deps)).offlineAfterSeconds).toBe(threshold);
 });
 
 test("an expired reset link is refused as the page opens, with a link to ask for a new one", async () => {

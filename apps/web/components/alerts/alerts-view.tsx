@@ -25,7 +25,7 @@ import { useAlerts } from "@/lib/swr/use-alerts";
 
 type SettingsForm = {
   enabled: boolean;
-  offlineMinutes: string;
+  offlineSeconds: string;
   recipients: string;
   groupShareOn: boolean;
   groupShare: string;
@@ -38,7 +38,9 @@ type SettingsForm = {
 function toForm(settings: AlertSettings): SettingsForm {
   return {
     enabled: settings.enabled,
-    offlineMinutes: String(Math.round(settings.offlineAfterSeconds / 60)),
+    // Seconds, as the API keeps it: the default (two missed heartbeats and a grace, 150 s)
+    // is no whole number of minutes, and a form in minutes changed it on every save.
+    offlineSeconds: String(settings.offlineAfterSeconds),
     recipients: settings.recipients.join("\n"),
     groupShareOn: settings.groupOfflinePercent !== null,
     groupShare: String(settings.groupOfflinePercent ?? 50),
@@ -60,7 +62,7 @@ function SettingsCard({ settings, editable }: { settings: AlertSettings; editabl
     event.preventDefault();
     const body = UpdateAlertSettingsRequest.safeParse({
       enabled: form.enabled,
-      offlineAfterSeconds: Number(form.offlineMinutes) * 60,
+      offlineAfterSeconds: Number(form.offlineSeconds),
       recipients: form.recipients
         .split(/[\s,;]+/)
         .map((recipient) => recipient.trim())
@@ -103,14 +105,14 @@ function SettingsCard({ settings, editable }: { settings: AlertSettings; editabl
               Send alert mails
             </Label>
             <div className="flex flex-col gap-2">
-              <Label htmlFor="offline-minutes">A device is offline after (minutes without heartbeat)</Label>
+              <Label htmlFor="offline-seconds">A device is offline after (seconds without heartbeat)</Label>
               <Input
-                id="offline-minutes"
+                id="offline-seconds"
                 type="number"
-                min={1}
-                max={10_080}
-                value={form.offlineMinutes}
-                onChange={(event) => set({ offlineMinutes: event.target.value })}
+                min={60}
+                max={604_800}
+                value={form.offlineSeconds}
+                onChange={(event) => set({ offlineSeconds: event.target.value })}
               />
             </div>
             <div className="flex flex-col gap-2">
