@@ -99,6 +99,9 @@ test("a policy edited in the form refuses an invalid setting by name, then saves
   await page.locator("#policy-screen-timeoutSeconds").fill("1");
   await page.getByRole("button", { name: "Save as a new version" }).click();
   await page.getByTestId("error-screen.timeoutSeconds").waitFor();
+  // Words for people by the field, and a count by the button, not a list of paths.
+  expect(await page.getByTestId("error-screen.timeoutSeconds").innerText()).toBe("Enter a number of at least 5.");
+  expect(await page.getByTestId("policy-form-error").innerText()).toBe("One setting needs a change: see the message by its field.");
 
   await page.locator("#policy-screen-timeoutSeconds").fill("60");
   await page.locator("#policy-kiosk-lockTaskPackages").fill("com.example.till");

@@ -1,6 +1,6 @@
 import { type ApiRoute, CSRF_COOKIE, CSRF_HEADER, ErrorBody, type ErrorCode, type ValidationIssue, authRoutes } from "@mdm/contracts";
 import type { z } from "zod";
-import { humanMessage } from "./validation";
+import { humanMessage, labelOfPath } from "./validation";
 
 // A typed client over the contracts' route tables: a route's params, query and body types
 // come from its schemas, and every response is parsed with the schema the API answers with.
@@ -177,7 +177,8 @@ export async function uploadToApi<R extends ApiRoute>(route: R, field: string, f
 export function errorMessage(error: unknown): string {
   if (error instanceof ApiError) {
     if (error.code === "validation_failed" && error.details.length > 0) {
-      return error.details.map((issue) => humanMessage(issue.message, issue.path || undefined)).join(" ");
+      // One sentence per distinct problem: ten bad entries of one list say it once.
+      return [...new Set(error.details.map((issue) => humanMessage(issue.message, labelOfPath(issue.path))))].join(" ");
     }
     if (error.code === "forbidden") return "Your role does not allow this.";
     if (error.code === "rate_limited") return "Too many requests. Wait a moment and try again.";

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { NewPassword, SetupRequest } from "@mdm/contracts";
-import { fieldErrors, humanMessage } from "./validation";
+import { ApiError, errorMessage } from "./api";
+import { fieldErrors, humanMessage, labelOfPath } from "./validation";
 
 /** The message the contracts give for `input` refused by `schema`. */
 function messageOf(schema: z.ZodType, input: unknown): string {
@@ -30,4 +31,19 @@ test("a form's errors come all at once, one per field, none in zod's words", () 
   expect(Object.keys(errors).sort()).toEqual(["email", "password"]);
   for (const message of Object.values(errors)) expect(message).not.toMatch(/Too small|Invalid input|expected/);
   expect(NewPassword.safeParse("x".repeat(12)).success).toBe(true);
+});
+
+test("a path names its field in words, list indexes left out", () => {
+  expect(labelOfPath("settings.requiredApps.0.minVersionCode")).toBe("min version code");
+  expect(labelOfPath("email")).toBe("email");
+  expect(labelOfPath("")).toBeUndefined();
+});
+
+test("an API refusal says each distinct problem once, naming its field in words", () => {
+  const refusal = new ApiError(400, "validation_failed", "Invalid body", [
+    { path: "settings.kiosk.lockTaskPackages.0", message: "Must be an Android package name" },
+    { path: "settings.kiosk.lockTaskPackages.1", message: "Must be an Android package name" },
+    { path: "settings.requiredApps.0.minVersionCode", message: "Must be a number (got null)" },
+  ]);
+  expect(errorMessage(refusal)).toBe("Must be an Android package name. Enter min version code.");
 });

@@ -22,6 +22,15 @@ export function humanMessage(message: string, label = "this field"): string {
   return /[.!?]$/.test(message) ? message : `${message}.`;
 }
 
+/** A field's name in words from its path: `settings.requiredApps.0.minVersionCode` → "min version code". */
+export function labelOfPath(path: string): string | undefined {
+  const name = path
+    .split(".")
+    .reverse()
+    .find((segment) => segment !== "" && !/^\d+$/.test(segment));
+  return name?.replace(/([a-z0-9])([A-Z])/g, "$1 $2").toLowerCase();
+}
+
 /** Every field's first error, in words for people; `labels` names the fields. */
 export function fieldErrors(issues: ReadonlyArray<Issue>, labels: Record<string, string> = {}): Record<string, string> {
   const errors: Record<string, string> = {};

@@ -8,6 +8,7 @@ import { Label } from "@/components/ui/label";
 import { Textarea } from "@/components/ui/textarea";
 import { toast } from "@/components/ui/sonner";
 import { ApiError, errorMessage } from "@/lib/api";
+import { humanMessage, labelOfPath } from "@/lib/validation";
 import {
   type PolicyDoc,
   type PolicyField,
@@ -127,8 +128,23 @@ export function PolicyEditor({ policy, editable }: { policy: DevicePolicyView; e
       const saved = await updateDevicePolicy(policy.id, { name: name.trim(), settings: settings as PolicySettings, expectedVersion: policy.version });
       toast.success(saved.version === policy.version ? "Nothing changed" : `Saved as version ${saved.version}`);
     } catch (caught) {
-      if (caught instanceof ApiError && caught.details.length > 0) setErrors(Object.fromEntries(caught.details.map((issue) => [issue.path, issue.message])));
-      setFormError(errorMessage(caught));
+      if (caught instanceof ApiError && caught.details.length > 0) {
+        // Each message in words by its field; the line by the save button only counts them.
+        setErrors(Object.fromEntries(caught.details.map((issue) => [issue.path, humanMessage(issue.message, labelOfPath(issue.path))])));
+        const bySettings = caught.details.filter((issue) => issue.path.startsWith("settings."));
+        const others = caught.details
+          .filter((issue) => !issue.path.startsWith("settings."))
+          .map((issue) => humanMessage(issue.message, labelOfPath(issue.path)));
+        const count =
+          bySettings.length === 0
+            ? []
+            : [
+                bySettings.length === 1
+                  ? "One setting needs a change: see the message by its field."
+                  : `${bySettings.length} settings need a change: see the messages by their fields.`,
+              ];
+        setFormError([...count, ...others].join(" "));
+      } else setFormError(errorMessage(caught));
     } finally {
       setSaving(false);
     }
