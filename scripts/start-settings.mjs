@@ -30,8 +30,9 @@ export function startSettings(vars) {
   const env = {};
   if (!vars.NEXT_PUBLIC_API_URL) env.NEXT_PUBLIC_API_URL = apiUrl;
   if (dashboardHost) env.DASHBOARD_HOST = dashboardHost;
-  // apps/web's start script: `node server.js --port 3000`.
-  const dashboardUrl = reachable(dashboardHost, 3000);
+  // server.js listens on DASHBOARD_PORT (never PORT, which is the API's here).
+  if (vars.DASHBOARD_PORT) env.DASHBOARD_PORT = vars.DASHBOARD_PORT;
+  const dashboardUrl = reachable(dashboardHost, vars.DASHBOARD_PORT || 3000);
   if (!vars.WEB_URL) env.WEB_URL = dashboardUrl;
   return { apiUrl, dashboardUrl, env };
 }

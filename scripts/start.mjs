@@ -26,9 +26,10 @@ const turbo = spawn(process.execPath, [turboBin, "run", "start", ...filters], { 
 for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => turbo.kill(signal));
 turbo.on("exit", (code) => process.exit(code ?? 1));
 
+// A 2xx, not any answer: another server on the port (a 404 from it) is not our app.
 const answers = (url) =>
   fetch(url, { redirect: "manual", signal: AbortSignal.timeout(2000) }).then(
-    () => true,
+    (response) => response.ok,
     () => false,
   );
 

@@ -4,7 +4,7 @@
 // audit log. Here every request's forwarding headers are replaced by the address of the
 // socket this server accepted, before Next.js sees them.
 //
-//   node server.js [--port 3000] [--hostname 0.0.0.0]   (PORT and DASHBOARD_HOST also work)
+//   node server.js [--port 3000] [--hostname 0.0.0.0]   (DASHBOARD_PORT and DASHBOARD_HOST also work)
 //
 // Loopback unless told otherwise: the dashboard relays every request to the API, so a
 // dashboard reachable from the network makes the API reachable too, even where the API
@@ -28,7 +28,8 @@ export function forwardFromPeer(/** @type {import("node:http").IncomingMessage} 
   req.headers["x-forwarded-for"] = req.socket.remoteAddress ?? "";
 }
 
-const port = Number(argument("port") ?? process.env.PORT ?? 3000);
+// Not PORT: `npm start` gives both apps one environment, and PORT is the API's.
+const port = Number(argument("port") ?? process.env.DASHBOARD_PORT ?? 3000);
 const hostname = argument("hostname") || process.env.DASHBOARD_HOST || "127.0.0.1";
 const app = next({ dev: false, dir: path.dirname(fileURLToPath(import.meta.url)), hostname, port });
 const handle = app.getRequestHandler();

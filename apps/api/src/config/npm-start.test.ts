@@ -138,6 +138,12 @@ it("npm start sends the dashboard where .env or the environment says, and waits 
     env: { NEXT_PUBLIC_API_URL: "http://127.0.0.1:9000", DASHBOARD_HOST: "127.0.0.2", WEB_URL: "http://127.0.0.2:3000" },
   });
   // The dashboard follows HOST; the environment wins over .env.
+  // DASHBOARD_PORT moves the dashboard (PORT stays the API's), and the ready line and mailed links with it.
+  expect(startSettingsFor("DASHBOARD_PORT=3300\n", { PORT: "9100" })).toEqual({
+    apiUrl: "http://127.0.0.1:9100",
+    dashboardUrl: "http://127.0.0.1:3300",
+    env: { NEXT_PUBLIC_API_URL: "http://127.0.0.1:9100", DASHBOARD_PORT: "3300", WEB_URL: "http://127.0.0.1:3300" },
+  });
   // A WEB_URL set (a public address, say) is the one mails use.
   expect(startSettingsFor("HOST=127.0.0.3\n", { HOST: "0.0.0.0", NEXT_PUBLIC_API_URL: "https://api.example.com", WEB_URL: "https://mdm.example.com" })).toEqual(
     {
