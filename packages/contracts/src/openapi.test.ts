@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { ErrorBody, errorStatus } from "./errors";
-import { buildOpenApiDocument } from "./openapi";
+import { buildOpenApiDocument, openApiSchema } from "./openapi";
 import type { ApiRoute } from "./route-types";
 import { apiRoutes, routeErrors } from "./routes";
 
@@ -19,6 +19,15 @@ const operation = (route: ApiRoute) => (document.paths[route.path] as Record<str
 const { $schema: _dialect, ...errorBodySchema } = z.toJSONSchema(ErrorBody, { io: "output" }) as Record<string, unknown>;
 
 describe("the OpenAPI document", () => {
+  it("gives answers no safe-integer bounds (tools made them the examples of counts), and keeps them on requests", () => {
+    const text = (part: unknown) => JSON.stringify(part);
+    const listDevices = operation(apiRoutes.listDevices)!;
+    expect(text(listDevices.responses)).not.toContain(String(Number.MAX_SAFE_INTEGER));
+    const count = z.object({ count: z.int() });
+    expect(text(openApiSchema(count, "input"))).toContain(String(Number.MAX_SAFE_INTEGER));
+    expect(text(openApiSchema(count, "output"))).not.toContain(String(Number.MAX_SAFE_INTEGER));
+  });
+
   it("is OpenAPI 3.1.0 with a title and version", () => {
     expect(document.openapi).toBe("3.1.0");
     expect(document.info).toMatchObject({ title: expect.any(String), version: expect.any(String) });
@@ -69,13 +78,20 @@ describe("the OpenAPI document", () => {
     expect(new Set(ids).size).toBe(routes.length);
   });
 
-  it.each(routes)("%s documents every error routeErrors implies, each with the ErrorBody schema", (_name, route) => {
+  it.each(routes)("%s documents every error routeErrors implies, each with the ErrorBody schema narrowed to its status's codes", (_name, route) => {
     const responses = operation(route)!.responses;
     for (const code of routeErrors(route)) {
-      const response = responses[String(errorStatus[code])];
+      const status = errorStatus[code];
+      const response = responses[String(status)];
       expect(response).toBeDefined();
       expect(response!.description).toContain(`\`${code}\``);
-      expect(response!.content?.["application/json"]?.schema).toEqual(errorBodySchema);
+      const schema = response!.content?.["application/json"]?.schema as { properties: { error: { properties: { code: { enum: string[] } } } } };
+      // The ErrorBody shape, with only the codes this route answers with this status.
+      const sameStatus = routeErrors(route).filter((other) => errorStatus[other] === status);
+      expect(schema.properties.error.properties.code.enum.sort()).toEqual(sameStatus.sort());
+      const { code: _code, ...rest } = schema.properties.error.properties;
+      const { code: _anyCode, ...bodyRest } = (errorBodySchema as typeof schema).properties.error.properties;
+      expect(rest).toEqual(bodyRest);
     }
   });
 
@@ -110,8 +126,7 @@ describe("the OpenAPI document", () => {
     for (const [status, response] of Object.entries(route.responses)) {
       expect(responses[status]?.description).toBe(response.description);
       if (response.schema) {
-        const { $schema: _ignored, ...schema } = z.toJSONSchema(response.schema, { io: "output", unrepresentable: "any" }) as Record<string, unknown>;
-        expect(responses[status]?.content?.[response.contentType ?? "application/json"]?.schema).toEqual(schema);
+        expect(responses[status]?.content?.[response.contentType ?? "application/json"]?.schema).toEqual(openApiSchema(response.schema, "output"));
       }
     }
   });

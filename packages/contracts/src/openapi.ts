@@ -10,14 +10,26 @@ const README_SIGNING = `${REPOSITORY_URL}#signing-admin-requests`;
 
 type JsonSchema = Record<string, unknown>;
 
-function schemaOf(schema: z.ZodType, io: "input" | "output"): JsonSchema {
-  const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: "any" }) as JsonSchema;
+/** What the document gives for `schema`, as a request (`input`) or an answer (`output`). */
+export function openApiSchema(schema: z.ZodType, io: "input" | "output"): JsonSchema {
+  const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, {
+    io,
+    unrepresentable: "any",
+    // The safe-integer bounds every z.int() carries say nothing about what the server sends
+    // back, and documentation tools made them the examples of counts (-9007199254740991).
+    // Requests keep them: a larger number is refused.
+    override: ({ jsonSchema }) => {
+      if (io !== "output") return;
+      if (jsonSchema.minimum === Number.MIN_SAFE_INTEGER) delete jsonSchema.minimum;
+      if (jsonSchema.maximum === Number.MAX_SAFE_INTEGER) delete jsonSchema.maximum;
+    },
+  }) as JsonSchema;
   return rest;
 }
 
 function parametersOf(object: z.ZodObject | undefined, location: "path" | "query") {
   if (!object) return [];
-  const schema = schemaOf(object, "input") as { properties?: Record<string, JsonSchema>; required?: string[] };
+  const schema = openApiSchema(object, "input") as { properties?: Record<string, JsonSchema>; required?: string[] };
   return Object.entries(schema.properties ?? {}).map(([name, property]) => ({
     name,
     in: location,
@@ -77,13 +89,16 @@ function securityOf(route: ApiRoute): Array<Record<string, string[]>> {
   }
 }
 
+function errorBodyWith(codes: ErrorCode[]) {
+  return z.object({ error: ErrorBody.shape.error.extend({ code: z.enum(codes as [ErrorCode, ...ErrorCode[]]) }) });
+}
+
 function errorResponses(route: ApiRoute) {
   const byStatus = new Map<number, ErrorCode[]>();
   for (const code of routeErrors(route)) {
     const status = errorStatus[code];
     byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
   }
-  const errorSchema = schemaOf(ErrorBody, "output");
   return Object.fromEntries(
     [...byStatus].map(([status, codes]) => [
       String(status),
@@ -92,7 +107,8 @@ function errorResponses(route: ApiRoute) {
         ...(status === 429 || status === 503
           ? { headers: { "Retry-After": { description: "Seconds until a retry may succeed.", schema: { type: "integer" } } } }
           : {}),
-        content: { "application/json": { schema: errorSchema } },
+        // The codes this status can carry on this route, not every code there is.
+        content: { "application/json": { schema: openApiSchema(errorBodyWith(codes), "output") } },
       },
     ]),
   );
@@ -102,7 +118,7 @@ function operationOf(name: string, route: ApiRoute) {
   const responses: Record<string, unknown> = errorResponses(route);
   for (const [status, response] of Object.entries(route.responses)) {
     const contentTypes = [response.contentType ?? "application/json", ...(response.otherContentTypes ?? [])];
-    const body = response.schema ? { schema: schemaOf(response.schema, "output") } : {};
+    const body = response.schema ? { schema: openApiSchema(response.schema, "output") } : {};
     responses[status] = {
       description: response.description,
       ...(response.schema || response.contentType ? { content: Object.fromEntries(contentTypes.map((type) => [type, body])) } : {}),
@@ -119,7 +135,7 @@ function operationOf(name: string, route: ApiRoute) {
       ? {
           requestBody: {
             required: true,
-            content: { "application/json": { schema: schemaOf(route.body, "input"), example: requestExamples[name as keyof typeof requestExamples] } },
+            content: { "application/json": { schema: openApiSchema(route.body, "input"), example: requestExamples[name as keyof typeof requestExamples] } },
           },
         }
       : {}),
