@@ -1,3 +1,7 @@
+// A run of chosen files (`npx jest src/x.test.ts`, or with -t) covers only part of the code:
+// the floor is for the whole suite (`npm test`, no file named).
+const wholeSuite = !process.argv.slice(2).some((arg) => !arg.startsWith("-"));
+
 /** @type {import('jest').Config} */
 module.exports = {
   testEnvironment: "node",
@@ -18,5 +22,5 @@ module.exports = {
   coverageProvider: "v8",
   collectCoverageFrom: ["src/**/*.ts", "!src/**/*.test.ts", "!src/test/**", "!src/generated/**", "!src/faults/**"],
   coverageReporters: ["text-summary"],
-  ...(process.env.TEST_DATABASE_URL ? { coverageThreshold: { global: { lines: 94, statements: 94, branches: 89, functions: 94 } } } : {}),
+  ...(process.env.TEST_DATABASE_URL && wholeSuite ? { coverageThreshold: { global: { lines: 94, statements: 94, branches: 89, functions: 94 } } } : {}),
 };
