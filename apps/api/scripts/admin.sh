@@ -2,13 +2,14 @@
 # Sends a signed admin request: admin.sh METHOD PATH [JSON_BODY | @FILE]
 # @FILE uploads the file as multipart/form-data field `file` (the signature covers an empty
 # body then: POST /admin/apps binds the file by the sha256 in PATH's query).
-# Uses ADMIN_KEY, HMAC_SECRET and MDM_URL (http://127.0.0.1:8000). Without the first two,
+# Uses ADMIN_KEY, HMAC_SECRET and MDM_URL (http://127.0.0.1:$PORT, PORT 8000 unless set, as
+# `npm start` uses it). Without the first two,
 # the secrets a local `npm start` generated (apps/api/.data/dev-secrets.json).
 set -euo pipefail
 method=${1:?METHOD}; path=${2:?PATH}; body=${3:-}
 upload=
 if [ "${body:0:1}" = "@" ]; then upload=${body:1}; body=; fi
-url=${MDM_URL:-http://127.0.0.1:8000}
+url=${MDM_URL:-http://127.0.0.1:${PORT:-8000}}
 secrets_file="$(cd "$(dirname "$0")/.." && pwd)/.data/dev-secrets.json"
 dev_secret() { if [ -f "$secrets_file" ]; then sed -n "s/.*\"$1\": *\"\([^\"]*\)\".*/\1/p" "$secrets_file"; fi; }
 admin_key=${ADMIN_KEY:-$(dev_secret ADMIN_KEY)}
