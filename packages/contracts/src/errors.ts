@@ -13,6 +13,7 @@ export const ErrorCode = z.enum([
   "request_timeout",
   "rate_limited",
   "gone",
+  "range_not_satisfiable",
   "internal_error",
   "service_unavailable",
 ]);
@@ -31,6 +32,7 @@ export const errorStatus: Record<ErrorCode, number> = {
   request_timeout: 408,
   rate_limited: 429,
   gone: 410,
+  range_not_satisfiable: 416,
   internal_error: 500,
   service_unavailable: 503,
 };

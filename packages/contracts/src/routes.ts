@@ -874,11 +874,11 @@ export const apiRoutes = {
     rateLimited: false,
     summary: "Download a catalogue APK (the URL of an install_app command)",
     description:
-      "The URL is signed and expires: `signature` = hex HMAC-SHA256 over `GET\n/v1/app-files/<sha256>\n<expires>` with a key derived from the server's secrets. Expired or altered: 403. Supports Range requests. Not rate-limited per address (fleets share NATs): the signature is the check. Verify the file's SHA-256 before installing it.",
+      "The URL is signed and expires: `signature` = hex HMAC-SHA256 over `GET\n/v1/app-files/<sha256>\n<expires>` with a key derived from the server's secrets. Expired or altered: 403. Supports Range requests; a range outside the file (a resumed download that already has it all) is 416 with `Content-Range: bytes */<size>`. Neither rate-limited nor capped in requests in progress per address (fleets share NATs): the signature is the check, and the instance's own in-flight bound (503) the limit. Verify the file's SHA-256 before installing it.",
     params: AppFileParams,
     query: AppFileQuery,
     responses: { 200: { description: "The APK.", contentType: "application/vnd.android.package-archive" }, 206: { description: "The requested range." } },
-    errors: ["forbidden", "not_found"],
+    errors: ["forbidden", "not_found", "range_not_satisfiable"],
   },
   createApiKey: {
     method: "post",

@@ -48,3 +48,36 @@ describe("admission control", () => {
     expect(after.map((res) => res.status)).toEqual([200, 200, 200]);
   });
 });
+
+describe("the cap of requests in progress per address", () => {
+  it("answers 429 past it, except to APK downloads, which a site's devices make at once from one address", async () => {
+    const env = parseEnv({ NODE_ENV: "test", HTTP_MAX_REQUESTS_PER_CLIENT: "2", ADMISSION_MAX_EVENT_LOOP_LAG_MS: "0" });
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const app = express();
+    app.use(createAdmission(env).perClient);
+    for (const route of ["/v1/app-files/:sha256", "/slow"]) {
+      app.get(route, async (_req, res) => {
+        await gate;
+        res.json({ done: true });
+      });
+    }
+    app.use(errorHandler(createLogger("error", { silent: true })));
+    const server = http.createServer(app);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const downloads = Array.from({ length: 5 }, (_, i) => fetch(`${base}/v1/app-files/${i}`));
+      const others = Array.from({ length: 3 }, () => fetch(`${base}/slow`));
+      // The third `/slow` is refused while the first two wait; every download waits its turn.
+      const refused = await Promise.race(others);
+      expect(refused.status).toBe(429);
+      release();
+      expect((await Promise.all(downloads)).map((res) => res.status)).toEqual([200, 200, 200, 200, 200]);
+      expect((await Promise.all(others)).map((res) => res.status).sort()).toEqual([200, 200, 429]);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});

@@ -88,7 +88,9 @@ export function createAdmission(
     },
     overloaded,
     perClient: (req, res, next) => {
-      if (EXEMPT_PATHS.has(req.path)) return next();
+      // APK downloads last minutes each, and a site's devices share one address behind NAT:
+      // a rollout to 100 of them must not meet this cap (the instance-wide bound still holds).
+      if (EXEMPT_PATHS.has(req.path) || req.path.startsWith("/v1/app-files/")) return next();
       const client = addressKey(req.ip);
       const count = perClient.get(client) ?? 0;
       if (count >= env.HTTP_MAX_REQUESTS_PER_CLIENT) {

@@ -1,6 +1,11 @@
 import { mkdir, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import type { Response } from "express";
+import { HttpError } from "../../lib/http-error";
+
+export function rangeNotSatisfiable(): HttpError {
+  return new HttpError("range_not_satisfiable", "The requested range is outside the file");
+}
 
 /**
  * Where catalogue APKs live, by SHA-256 (content-addressed: one file per distinct APK,
@@ -37,9 +42,18 @@ export function localApkStore(root: string): ApkStore {
     remove: (sha256) => rm(fileOf(sha256), { force: true }),
     send(sha256, res) {
       return new Promise((resolve, reject) => {
-        res.sendFile(fileOf(sha256), { acceptRanges: true, headers: { "Content-Type": "application/vnd.android.package-archive" } }, (error) =>
-          error ? reject(error) : resolve(),
-        );
+        res.sendFile(fileOf(sha256), { acceptRanges: true, headers: { "Content-Type": "application/vnd.android.package-archive" } }, (error) => {
+          if (!error) return resolve();
+          // The device went away mid-download: nothing to answer, nothing wrong here.
+          if ((error as NodeJS.ErrnoException).code === "ECONNABORTED" || res.req.destroyed) return resolve();
+          // A range outside the file: `send` has set Content-Range (bytes */<size>) already,
+          // and the APK's content type, which the JSON error must not carry.
+          if ((error as { status?: number }).status === 416) {
+            res.removeHeader("Content-Type");
+            return reject(rangeNotSatisfiable());
+          }
+          reject(error);
+        });
       });
     },
   };

@@ -115,6 +115,10 @@ describe("APK storage on an S3-compatible bucket", () => {
     expect(range.status).toBe(206);
     expect(range.headers["content-range"]).toBe(`bytes 0-3/${size}`);
     expect(range.headers["content-length"]).toBe("4");
+
+    const beyond = await request(t.app).get(`${url.pathname}${url.search}`).set("Range", `bytes=${size}-`);
+    expect({ status: beyond.status, code: beyond.body.error?.code }).toEqual({ status: 416, code: "range_not_satisfiable" });
+    expect(beyond.headers["content-range"]).toBe(`bytes */${size}`);
   });
 
   it("removes a deleted version's object from the bucket; its signed URL then answers 404", async () => {

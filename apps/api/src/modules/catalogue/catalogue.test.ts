@@ -685,6 +685,14 @@ describe("GET /v1/app-files/{sha256}", () => {
     const range = await request(t.app).get(`${url.pathname}${url.search}`).set("Range", "bytes=0-3");
     expect(range.status).toBe(206);
     expect(range.headers["content-range"]).toMatch(/^bytes 0-3\//);
+
+    // A resumed download that has the whole file already: 416 in the error contract, not a 500.
+    const size = (res.body as Buffer).length;
+    for (const past of [`bytes=${size}-`, "bytes=5-2"]) {
+      const beyond = await request(t.app).get(`${url.pathname}${url.search}`).set("Range", past);
+      expect({ past, status: beyond.status, code: beyond.body.error?.code }).toEqual({ past, status: 416, code: "range_not_satisfiable" });
+      expect(beyond.headers["content-range"]).toBe(`bytes */${size}`);
+    }
   });
 
   it("refuses an altered or expired URL with 403", async () => {

@@ -13,7 +13,7 @@ import {
   S3ServiceException,
 } from "@aws-sdk/client-s3";
 import type { Env } from "../../config/env";
-import type { ApkStore } from "./apk-store";
+import { type ApkStore, rangeNotSatisfiable } from "./apk-store";
 
 type S3Settings = Pick<
   Env,
@@ -94,8 +94,9 @@ export function s3ApkStore(options: { client: S3Client; bucket: string; prefix: 
         object = await client.send(new GetObjectCommand({ Bucket: bucket, Key: keyOf(sha256), ...(range ? { Range: range } : {}) }));
       } catch (error) {
         if (!isStatus(error, 416)) throw error;
-        res.status(416).end();
-        return;
+        const size = (await client.send(new HeadObjectCommand({ Bucket: bucket, Key: keyOf(sha256) }))).ContentLength;
+        if (size !== undefined) res.setHeader("Content-Range", `bytes */${size}`);
+        throw rangeNotSatisfiable();
       }
       res.status(object.ContentRange ? 206 : 200);
       res.setHeader("Content-Type", APK_TYPE);
