@@ -22,6 +22,14 @@ export function databaseUnavailable(): HttpError {
   return new HttpError("service_unavailable", "The database is unavailable; retry shortly", undefined, { "Retry-After": String(DATABASE_RETRY_AFTER_SECONDS) });
 }
 
+/** A foreign key refused the write, through Prisma's models, its raw queries or pg itself. */
+function isForeignKeyViolation(error: unknown): boolean {
+  if (typeof error !== "object" || error === null) return false;
+  const { code, meta } = error as { code?: unknown; meta?: { driverAdapterError?: { cause?: { kind?: unknown; code?: unknown } } } };
+  const cause = meta?.driverAdapterError?.cause;
+  return code === "P2003" || code === "23503" || cause?.kind === "ForeignKeyConstraintViolation" || (cause?.kind === "postgres" && cause.code === "23503");
+}
+
 /** The contract's error for an error a service threw, if it is one the client can act on. */
 export function toHttpError(error: unknown): HttpError | undefined {
   if (error instanceof HttpError) return error;
@@ -30,6 +38,11 @@ export function toHttpError(error: unknown): HttpError | undefined {
   // client's malformed input, not our failure.
   if (error instanceof URIError && (error as { status?: unknown }).status === 400) {
     return new HttpError("validation_failed", "A path parameter is not valid percent-encoding", [{ path: "params", message: "Not valid percent-encoding" }]);
+  }
+  if (isForeignKeyViolation(error)) {
+    // What the request refers to was deleted between its checks and its write (a version
+    // deleted while a release of it is created, a policy while it is assigned).
+    return new HttpError("conflict", "Something this request refers to was removed at the same moment; reload and try again");
   }
   const type = (error as { type?: unknown })?.type;
   if (typeof type === "string" && BODY_PARSER_ERRORS[type]) {
