@@ -22,6 +22,7 @@ import { Card, CardContent, CardHeader, CardTitle } from "@/components/ui/card";
 import { Input } from "@/components/ui/input";
 import { Label } from "@/components/ui/label";
 import { toast } from "@/components/ui/sonner";
+import { cn } from "@/lib/utils";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { errorMessage } from "@/lib/api";
 import { formatBytes, formatDateTime } from "@/lib/format";
@@ -132,11 +133,14 @@ function ReleaseForm({ app }: { app: CatalogueApp }) {
   );
 }
 
+// Columns a phone does without, so versions and releases keep their status and actions on screen.
+const WIDE_ONLY = "hidden md:table-cell";
+
 function Progress({ release }: { release: AppRelease }) {
   const { targeted, sent, installed, pending, failed } = release.progress;
   const share = (count: number) => `${targeted === 0 ? 0 : (count * 100) / targeted}%`;
   return (
-    <div className="grid min-w-48 gap-1">
+    <div className="grid min-w-28 gap-1 whitespace-normal md:min-w-48">
       <div className="flex h-2 overflow-hidden rounded bg-muted" aria-hidden>
         <div className="bg-success" style={{ width: share(installed) }} />
         <div className="bg-warning" style={{ width: share(pending) }} />
@@ -237,8 +241,8 @@ function ReleasesTable({ app, canManage }: { app: CatalogueApp; canManage: boole
       <TableHeader>
         <TableRow>
           <TableHead>Version</TableHead>
-          <TableHead>Target</TableHead>
-          <TableHead>Rollout</TableHead>
+          <TableHead className={WIDE_ONLY}>Target</TableHead>
+          <TableHead className={WIDE_ONLY}>Rollout</TableHead>
           <TableHead>Progress</TableHead>
           <TableHead>Status</TableHead>
           {canManage ? <TableHead className="text-right">Actions</TableHead> : null}
@@ -250,8 +254,8 @@ function ReleasesTable({ app, canManage }: { app: CatalogueApp; canManage: boole
             <TableCell>
               {release.versionName ?? "?"} ({release.versionCode})
             </TableCell>
-            <TableCell>{"group" in release.target ? `group ${release.target.group}` : "whole fleet"}</TableCell>
-            <TableCell>
+            <TableCell className={WIDE_ONLY}>{"group" in release.target ? `group ${release.target.group}` : "whole fleet"}</TableCell>
+            <TableCell className={WIDE_ONLY}>
               {release.percent}%{release.autoAdvance ? " (auto)" : ""}
             </TableCell>
             <TableCell>
@@ -261,13 +265,15 @@ function ReleasesTable({ app, canManage }: { app: CatalogueApp; canManage: boole
               <Badge variant={statusVariant[release.status]}>{release.status.replace("_", " ")}</Badge>
             </TableCell>
             {canManage ? (
-              <TableCell className="space-x-1 text-right">
-                {release.status === "active" && release.percent < 100 ? <ReleaseButton release={release} action="advance" label="Advance" /> : null}
-                {release.status === "active" ? <ReleaseButton release={release} action="pause" label="Pause" /> : null}
-                {release.status === "paused" ? <ReleaseButton release={release} action="resume" label="Resume" /> : null}
-                {release.status !== "rolled_back" && release.previousVersionCode !== null ? (
-                  <ReleaseButton release={release} action="rollback" label="Roll back" />
-                ) : null}
+              <TableCell className="text-right">
+                <div className="flex flex-wrap justify-end gap-1">
+                  {release.status === "active" && release.percent < 100 ? <ReleaseButton release={release} action="advance" label="Advance" /> : null}
+                  {release.status === "active" ? <ReleaseButton release={release} action="pause" label="Pause" /> : null}
+                  {release.status === "paused" ? <ReleaseButton release={release} action="resume" label="Resume" /> : null}
+                  {release.status !== "rolled_back" && release.previousVersionCode !== null ? (
+                    <ReleaseButton release={release} action="rollback" label="Roll back" />
+                  ) : null}
+                </div>
               </TableCell>
             ) : null}
           </TableRow>
@@ -302,9 +308,9 @@ function AppCard({ app, canManage }: { app: CatalogueApp; canManage: boolean }) 
             <TableRow>
               <TableHead>Version</TableHead>
               <TableHead>Code</TableHead>
-              <TableHead>Size</TableHead>
-              <TableHead>SHA-256</TableHead>
-              <TableHead>Uploaded</TableHead>
+              <TableHead className={WIDE_ONLY}>Size</TableHead>
+              <TableHead className={WIDE_ONLY}>SHA-256</TableHead>
+              <TableHead className={WIDE_ONLY}>Uploaded</TableHead>
               {canManage ? <TableHead className="text-right">Actions</TableHead> : null}
             </TableRow>
           </TableHeader>
@@ -313,11 +319,11 @@ function AppCard({ app, canManage }: { app: CatalogueApp; canManage: boolean }) 
               <TableRow key={version.id}>
                 <TableCell>{version.versionName ?? "?"}</TableCell>
                 <TableCell>{version.versionCode}</TableCell>
-                <TableCell>{formatBytes(version.sizeBytes)}</TableCell>
-                <TableCell className="font-mono text-xs" title={version.sha256}>
+                <TableCell className={WIDE_ONLY}>{formatBytes(version.sizeBytes)}</TableCell>
+                <TableCell className={cn(WIDE_ONLY, "font-mono text-xs")} title={version.sha256}>
                   {version.sha256.slice(0, 16)}…
                 </TableCell>
-                <TableCell>{formatDateTime(version.createdAt)}</TableCell>
+                <TableCell className={WIDE_ONLY}>{formatDateTime(version.createdAt)}</TableCell>
                 {canManage ? (
                   <TableCell className="text-right">
                     <DeleteButton

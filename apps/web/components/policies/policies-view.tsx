@@ -122,7 +122,7 @@ function Assignments({ policy, editable }: { policy: DevicePolicyView; editable:
         {policy.assignments.map((assignment) => (
           <li key={assignment.id} className="flex items-center gap-2">
             {assignment.kind === "device" ? (
-              <Link href={`/devices/${assignment.deviceId}`} className="font-mono underline underline-offset-4">
+              <Link href={`/devices/${assignment.deviceId}`} prefetch={false} className="font-mono underline underline-offset-4">
                 device {assignment.deviceId}
               </Link>
             ) : (
@@ -213,7 +213,7 @@ export function PoliciesView() {
           </Button>
         ))}
         {canManagePolicies ? (
-          <form onSubmit={create} className="flex items-center gap-2">
+          <form onSubmit={create} className="flex flex-wrap items-center gap-2">
             <Input
               aria-label="New policy name"
               placeholder="New policy name"
@@ -221,7 +221,7 @@ export function PoliciesView() {
               onChange={(event) => setName(event.target.value)}
               required
               maxLength={100}
-              className="w-56"
+              className="w-full sm:w-56"
             />
             <Button type="submit" size="sm">
               Create policy
