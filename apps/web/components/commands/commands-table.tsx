@@ -24,7 +24,7 @@ import { toast } from "@/components/ui/sonner";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { errorMessage } from "@/lib/api";
 import { commandStatusVariant, commandTypeLabels, isFinalStatus } from "@/lib/commands";
-import { formatDateTime, formatRelative, formatTime, shortId } from "@/lib/format";
+import { actorLabel, formatDateTime, formatRelative, formatTime, shortId } from "@/lib/format";
 import { useNow } from "@/lib/hooks/use-now";
 import { cancelCommand } from "@/lib/swr/use-commands";
 import { cn } from "@/lib/utils";
@@ -63,7 +63,7 @@ function CommandEvents({ command }: { command: Command }) {
         Request {command.requestId} · push{" "}
         {command.push.outcome === "recorded" ? "recorded, not sent (no FCM credentials)" : (command.push.outcome ?? "not attempted")} · expires{" "}
         {formatDateTime(command.expiresAt)}
-        {command.createdBy ? ` · by ${command.createdBy}` : ""}
+        {command.createdBy ? ` · by ${actorLabel(command.createdBy)}` : ""}
       </li>
     </ol>
   );
