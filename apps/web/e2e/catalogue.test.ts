@@ -2,7 +2,19 @@ import fs from "node:fs";
 import path from "node:path";
 import { SimulatedDevice } from "@mdm/simulator";
 import type { Browser, Page } from "playwright-core";
-import { type Api, type Web, buildWeb, createFirstAdmin, eventually, freePort, launchBrowser, screenshotWholePage, startApi, startWeb } from "./harness";
+import {
+  type Api,
+  type Web,
+  buildWeb,
+  createFirstAdmin,
+  eventually,
+  freePort,
+  launchBrowser,
+  overflowing,
+  screenshotWholePage,
+  startApi,
+  startWeb,
+} from "./harness";
 
 // The app catalogue as an operator uses it: upload two real APKs, start a release of the
 // newer one at 25% of a group of simulated devices (which download it from the signed URL
@@ -111,4 +123,30 @@ test("a release at 25% of a group installs on a quarter of it, advances to 100%,
   // Every device ends up on version 1 again.
   await eventually("8 devices back on version 1", async () => /^8 installed/.test(await progressOf(row)), 90_000);
   expect(devices.every((device) => device.state.apps.some((app) => app.packageName === PACKAGE && app.versionCode === 1))).toBe(true);
+});
+
+test("at 390 px the versions and releases keep their status and actions on screen", async () => {
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
+  const mobile = await context.newPage();
+  mobile.setDefaultTimeout(20_000);
+  await mobile.goto(`${web.url}/sign-in`);
+  await mobile.getByLabel("Email").fill(ADMIN.email);
+  await mobile.getByLabel("Password").fill(ADMIN.password);
+  await mobile.getByRole("button", { name: "Sign in" }).click();
+  await mobile.getByRole("heading", { name: "Overview" }).waitFor();
+  await mobile.goto(`${web.url}/catalogue`);
+  const card = mobile.getByTestId(`app-${PACKAGE}`);
+  await card
+    .getByRole("list", { name: `Releases of ${PACKAGE}` })
+    .getByText("rolled back")
+    .waitFor();
+  await screenshotWholePage(mobile, path.join(SCREENSHOTS, "catalogue-mobile.png"));
+  expect(await overflowing(mobile)).toEqual([]);
+  const deletes = await card.getByRole("button", { name: "Delete", exact: true }).all();
+  expect(deletes).toHaveLength(2);
+  for (const button of deletes) {
+    const box = (await button.boundingBox())!;
+    expect(box.x + box.width).toBeLessThanOrEqual(390);
+  }
+  await context.close();
 });

@@ -5,7 +5,7 @@ import { SimulatedDevice } from "@mdm/simulator";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { enqueueMail } from "../../api/src/mail/outbox";
 import { createPasswordToken } from "../../api/src/modules/auth/password-reset.service";
-import { type Api, type Web, buildWeb, createFirstAdmin, eventually, freePort, launchBrowser, startApi, startWeb } from "./harness";
+import { type Api, type Web, buildWeb, createFirstAdmin, eventually, freePort, launchBrowser, overflowing, startApi, startWeb } from "./harness";
 
 // The dashboard end to end, as its users see it: first-run setup, sign-in, enrollment with
 // simulated devices that appear live, commands to one and to two devices, a viewer invited
@@ -260,13 +260,16 @@ test("an invited viewer sets a password from the link in the development outbox 
     for (const [path, says] of [
       ["/users", "Only admins manage users"],
       ["/mail", "Only admins see the mail outbox"],
+      ["/api-keys", "Only admins manage API keys"],
+      ["/webhooks", "Only admins manage webhooks"],
+      ["/audit-log", "Only admins can read the audit log"],
     ]) {
       await viewerPage.goto(`${web.url}${path}`);
       await viewerPage.getByText(says!).waitFor();
       await viewerPage.waitForLoadState("networkidle");
     }
   });
-  expect(refused.filter((line) => /\/admin\/(users|mail)/.test(line))).toEqual([]);
+  expect(refused.filter((line) => /\b403\b|\/admin\/(users|mail)/.test(line))).toEqual([]);
 
   await viewerPage.goto(deviceUrl);
   await viewerPage.getByRole("heading", { name: "Kiosk A" }).waitFor();
@@ -532,6 +535,33 @@ test("the overview: even stat cards, labelled sorting, a steady search box, no a
   await page.getByRole("heading", { name: "Overview" }).waitFor();
 });
 
+test("lists of device links prefetch no device page: leaving the audit log aborts nothing", async () => {
+  // Every device page fetched for the router (`_rsc`) while the audit log is open and left.
+  const devicePages: string[] = [];
+  const onRequest = (request: { url: () => string }) => {
+    const url = new URL(request.url());
+    if (url.searchParams.has("_rsc") && url.pathname.startsWith("/devices/")) devicePages.push(url.pathname);
+  };
+  page.on("request", onRequest);
+  try {
+    const trouble = await consoleTrouble(page, async () => {
+      await navLink(page, "Audit log").click();
+      await page.getByRole("heading", { name: "Audit log", exact: true }).waitFor();
+      // An entry that names a device links to its page (its serial number).
+      await page.getByRole("table").getByRole("link", { name: /^SIM-/ }).first().waitFor();
+      // Time for a prefetch of what is in view to start: the navigation away would cut it short.
+      await page.waitForTimeout(500);
+      await navLink(page, "Overview").click();
+      await page.getByRole("heading", { name: "Overview" }).waitFor();
+      await page.waitForLoadState("networkidle");
+    });
+    expect(trouble.filter((line) => /\/devices\//.test(line))).toEqual([]);
+  } finally {
+    page.off("request", onRequest);
+  }
+  expect(devicePages).toEqual([]);
+});
+
 /** Words no browser may break by itself, as the data of real fleets holds them. */
 const LONG_WORDS = {
   label: "warehouse-7-handhelds-north-dock-second-shift-enrollment",
@@ -558,23 +588,6 @@ async function seedLongWords(): Promise<void> {
   });
 }
 
-/** Elements reaching past the right edge of the viewport (what makes a page scroll sideways). */
-async function overflowing(target: Page): Promise<string[]> {
-  return target.evaluate(() => {
-    const width = document.documentElement.clientWidth;
-    const found: string[] = [];
-    for (const element of Array.from(document.body.querySelectorAll("*"))) {
-      const box = element.getBoundingClientRect();
-      if (box.width > 0 && box.right > width + 1 && !element.closest("[data-slot=table-container]"))
-        found.push(`${element.tagName.toLowerCase()}.${element.className}`.slice(0, 120));
-    }
-    const containers = Array.from(document.querySelectorAll("[data-slot=table-container]")).filter((box) => box.scrollWidth > box.clientWidth + 1);
-    for (const box of containers) found.push(`table scrolls sideways: ${box.scrollWidth} > ${box.clientWidth}`);
-    if (document.documentElement.scrollWidth > width) found.push(`page ${document.documentElement.scrollWidth} > ${width}`);
-    return found.slice(0, 10);
-  });
-}
-
 test("at 1280 px the audit log fits beside the sidebar, long words and all", async () => {
   await seedLongWords();
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
@@ -584,6 +597,17 @@ test("at 1280 px the audit log fits beside the sidebar, long words and all", asy
   await desktop.getByRole("heading", { name: "Audit log", exact: true }).waitFor();
   await desktop.getByRole("table").getByText(LONG_WORDS.url).waitFor();
   expect(await overflowing(desktop)).toEqual([]);
+  // A usual name stays on one line beside the wide Details: the actor column does not shrink
+  // to a few letters ("ada@exa / mple.com").
+  const actorLines = await desktop
+    .getByRole("cell", { name: ADMIN.email })
+    .first()
+    .evaluate((cell) => {
+      const range = document.createRange();
+      range.selectNode(cell.firstChild!);
+      return new Set(Array.from(range.getClientRects()).map((rect) => Math.round(rect.top))).size;
+    });
+  expect(actorLines).toBe(1);
   await context.close();
 });
 
@@ -643,6 +667,24 @@ test("at 390 px: a pinned header with a menu drawer, and tables that keep their 
     await mobile.getByText(LONG_WORDS.label).or(mobile.getByText(LONG_WORDS.url)).first().waitFor();
     expect({ page: link, overflowing: await overflowing(mobile) }).toEqual({ page: link, overflowing: [] });
   }
+
+  // A batch's commands and the recent bulk commands: device names, statuses and all on screen.
+  const batch = await api.server.deps.db.command.findFirstOrThrow({ where: { batchId: { not: null } }, orderBy: { createdAt: "desc" } });
+  await mobile.goto(`${web.url}/commands?batch=${batch.batchId}`);
+  await mobile.getByRole("heading", { name: "Commands", exact: true }).waitFor();
+  await eventually("the batch's rows", async () => (await mobile.getByTestId("command-row").count()) > 0);
+  await mobile.getByTestId("batch-row").first().waitFor();
+  expect({ page: "Commands", overflowing: await overflowing(mobile) }).toEqual({ page: "Commands", overflowing: [] });
+  for (const status of await mobile.getByTestId("command-status").filter({ visible: true }).all()) {
+    const box = (await status.boundingBox())!;
+    expect(box.x + box.width).toBeLessThanOrEqual(390);
+  }
+  await mobile.screenshot({ path: path.join(SCREENSHOTS, "commands-mobile.png"), fullPage: true });
+
+  await mobile.goto(`${web.url}/policies`);
+  await mobile.getByRole("heading", { name: "Policies", exact: true }).waitFor();
+  await mobile.waitForLoadState("networkidle");
+  expect({ page: "Policies", overflowing: await overflowing(mobile) }).toEqual({ page: "Policies", overflowing: [] });
   await context.close();
   await api.server.deps.db.device.update({ where: { id: longNamed }, data: { alias: null } });
 });

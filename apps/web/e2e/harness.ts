@@ -196,3 +196,20 @@ export async function screenshotWholePage(page: Page, file: string): Promise<voi
   await page.screenshot({ path: file });
   await page.setViewportSize(viewport);
 }
+
+/** Elements reaching past the right edge of the viewport (what makes a page scroll sideways). */
+export async function overflowing(target: Page): Promise<string[]> {
+  return target.evaluate(() => {
+    const width = document.documentElement.clientWidth;
+    const found: string[] = [];
+    for (const element of Array.from(document.body.querySelectorAll("*"))) {
+      const box = element.getBoundingClientRect();
+      if (box.width > 0 && box.right > width + 1 && !element.closest("[data-slot=table-container]"))
+        found.push(`${element.tagName.toLowerCase()}.${element.className}`.slice(0, 120));
+    }
+    const containers = Array.from(document.querySelectorAll("[data-slot=table-container]")).filter((box) => box.scrollWidth > box.clientWidth + 1);
+    for (const box of containers) found.push(`table scrolls sideways: ${box.scrollWidth} > ${box.clientWidth}`);
+    if (document.documentElement.scrollWidth > width) found.push(`page ${document.documentElement.scrollWidth} > ${width}`);
+    return found.slice(0, 10);
+  });
+}

@@ -1,4 +1,4 @@
-import { formatRelative, formatTime, formatUntil } from "./format";
+import { actorLabel, formatRelative, formatTime, formatUntil } from "./format";
 
 const NOW = Date.parse("2026-12-01T12:00:00.000Z");
 const at = (offsetSeconds: number) => new Date(NOW + offsetSeconds * 1000).toISOString();
@@ -23,4 +23,11 @@ test("formatUntil says how long until a deadline, and how long since once it pas
 
 test("status history times show seconds", () => {
   expect(formatTime(at(7))).toMatch(/\d{2}:\d{2}:\d{2}/);
+});
+
+describe("actorLabel", () => {
+  test("names an admin key as the audit log does, anyone else as is", () => {
+    expect(actorLabel("admin-key:4216fd4ba56d")).toBe("Admin key (ADMIN_KEY 4216fd4ba56d)");
+    expect(actorLabel("ops@example.com")).toBe("ops@example.com");
+  });
 });

@@ -68,6 +68,15 @@ export function formatDuration(totalSeconds: number | null | undefined): string 
 }
 
 /** A short form of a UUID for tables: its first 8 characters. */
+/**
+ * Who did something, for people: an admin key as the audit log names it ("Admin key
+ * (ADMIN_KEY 4216fd4ba56d)"), not its raw actor id "admin-key:4216fd4ba56d"; anyone else as is.
+ */
+export function actorLabel(actor: string): string {
+  if (actor.startsWith("admin-key:")) return `Admin key (ADMIN_KEY ${actor.slice("admin-key:".length)})`;
+  return actor;
+}
+
 export function shortId(id: string): string {
   return id.slice(0, 8);
 }

@@ -1,4 +1,4 @@
-import { policySections, readPath, writePath, parseRequiredApps, formatRequiredApps } from "./policy-form";
+import { codeSpans, labelOf, policySections, readPath, writePath, parseRequiredApps, formatRequiredApps } from "./policy-form";
 
 describe("policy form built from the contract schema", () => {
   it("has a field for every setting of the kiosk, restrictions and screen sections, of the kind its schema says", () => {
@@ -10,6 +10,18 @@ describe("policy form built from the contract schema", () => {
     expect(fields["screen.timeoutSeconds"]).toMatchObject({ kind: "number", min: 5, max: 86_400 });
     expect(fields["screen.orientationLock"]).toMatchObject({ kind: "enum", options: ["none", "portrait", "landscape"] });
     expect(sections.find((section) => section.key === "restrictions")!.fields).toHaveLength(7);
+  });
+
+  it("labels settings in words, abbreviations in capitals, and finds the code in descriptions", () => {
+    expect(labelOf("usbFileTransfer")).toBe("USB file transfer");
+    expect(labelOf("installUnknownApps")).toBe("Install unknown apps");
+    expect(codeSpans("Each `true` allows, `false` forbids")).toEqual([
+      { text: "Each ", code: false },
+      { text: "true", code: true },
+      { text: " allows, ", code: false },
+      { text: "false", code: true },
+      { text: " forbids", code: false },
+    ]);
   });
 
   it("sets and unsets settings by path, dropping emptied sections", () => {

@@ -19,10 +19,26 @@ function unwrap(schema: AnySchema): AnySchema {
   return schema.def.type === "optional" || schema.def.type === "default" ? unwrap(schema.def.innerType!) : schema;
 }
 
-/** "lockTaskPackages" → "Lock task packages". */
+/** Words of setting names that are abbreviations, written as people write them. */
+const ABBREVIATIONS: Record<string, string> = { usb: "USB", apk: "APK", nfc: "NFC", sms: "SMS", vpn: "VPN", wifi: "Wi-Fi" };
+
+/** "lockTaskPackages" → "Lock task packages"; "usbFileTransfer" → "USB file transfer". */
 export function labelOf(key: string): string {
-  const words = key.replace(/([A-Z])/g, " $1").toLowerCase();
+  const words = key
+    .replace(/([A-Z])/g, " $1")
+    .toLowerCase()
+    .split(" ")
+    .map((word) => ABBREVIATIONS[word] ?? word)
+    .join(" ");
   return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+/** A schema description (written for the API docs, names in backticks) as parts: text, and code to show as code. */
+export function codeSpans(text: string): Array<{ text: string; code: boolean }> {
+  return text
+    .split("`")
+    .map((part, index) => ({ text: part, code: index % 2 === 1 }))
+    .filter((part) => part.text !== "");
 }
 
 function fieldOf(path: string, key: string, schema: AnySchema): PolicyField | undefined {

@@ -226,7 +226,7 @@ export function AlertsView() {
                     </TableCell>
                     <TableCell className="hidden md:table-cell">
                       {alert.deviceId ? (
-                        <Link className="font-mono text-xs hover:underline" href={`/devices/${alert.deviceId}`}>
+                        <Link className="font-mono text-xs hover:underline" href={`/devices/${alert.deviceId}`} prefetch={false}>
                           {shortId(alert.deviceId)}
                         </Link>
                       ) : (

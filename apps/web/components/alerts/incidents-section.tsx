@@ -27,7 +27,7 @@ function IncidentDevices({ incidentId }: { incidentId: string }) {
     <ul className="flex flex-col divide-y rounded-md border text-sm" aria-label="Devices of this incident">
       {detail.devices.map((device) => (
         <li key={device.deviceId} data-testid="incident-device" className="flex flex-wrap items-center justify-between gap-x-4 gap-y-1 px-3 py-2">
-          <Link className="font-medium hover:underline" href={`/devices/${device.deviceId}`}>
+          <Link className="font-medium hover:underline" href={`/devices/${device.deviceId}`} prefetch={false}>
             {device.name}
           </Link>
           <span className="text-muted-foreground">

@@ -42,7 +42,7 @@ export function AuditLogView() {
   const { canViewAuditLog } = usePermissions();
   const [form, setForm] = useState(emptyFilters);
   const filters = useDebouncedValue(form);
-  const { entries, error, isLoading, isValidating, hasMore, loadMore, mutate } = useAuditLog(toQuery(filters));
+  const { entries, error, isLoading, isValidating, hasMore, loadMore, mutate } = useAuditLog(toQuery(filters), canViewAuditLog);
   const set = (changes: Partial<FilterForm>) => setForm((current) => ({ ...current, ...changes }));
 
   if (!canViewAuditLog) return <EmptyState title="Only admins can read the audit log" />;
@@ -118,13 +118,15 @@ export function AuditLogView() {
                   {entries.map((entry) => (
                     <TableRow key={entry.id}>
                       <TableCell className="align-top">{formatDateTime(entry.at)}</TableCell>
-                      {/* Names, targets and details wrap anywhere: an email, a hash or a URL is one long word. */}
-                      <TableCell className="max-w-56 align-top whitespace-normal [overflow-wrap:anywhere]" title={entry.actor}>
+                      {/* Names, targets and details wrap anywhere: an email, a hash or a URL is one long word.
+                          Wrapping anywhere lets a column shrink to one letter, so names and targets keep
+                          room for a usual email or device name on one line. */}
+                      <TableCell className="max-w-56 min-w-40 align-top whitespace-normal [overflow-wrap:anywhere]" title={entry.actor}>
                         {entry.actorName}
                         {entry.ip ? <span className="block text-xs text-muted-foreground">{entry.ip}</span> : null}
                       </TableCell>
                       <TableCell className="align-top font-mono text-xs">{entry.action}</TableCell>
-                      <TableCell className="max-w-56 align-top text-xs whitespace-normal [overflow-wrap:anywhere]">
+                      <TableCell className="max-w-56 min-w-40 align-top text-xs whitespace-normal [overflow-wrap:anywhere]">
                         <AuditTarget entry={entry} />
                       </TableCell>
                       <TableCell className="min-w-48 align-top whitespace-normal">

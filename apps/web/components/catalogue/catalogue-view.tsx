@@ -22,6 +22,7 @@ import { Card, CardContent, CardHeader, CardTitle } from "@/components/ui/card";
 import { Input } from "@/components/ui/input";
 import { Label } from "@/components/ui/label";
 import { toast } from "@/components/ui/sonner";
+import { cn } from "@/lib/utils";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { errorMessage } from "@/lib/api";
 import { formatBytes, formatDateTime } from "@/lib/format";
@@ -132,11 +133,14 @@ function ReleaseForm({ app }: { app: CatalogueApp }) {
   );
 }
 
+// Columns a phone does without, so a version keeps its Delete on screen.
+const WIDE_ONLY = "hidden md:table-cell";
+
 function Progress({ release }: { release: AppRelease }) {
   const { targeted, sent, installed, pending, failed } = release.progress;
   const share = (count: number) => `${targeted === 0 ? 0 : (count * 100) / targeted}%`;
   return (
-    <div className="grid min-w-48 gap-1">
+    <div className="grid gap-1 whitespace-normal md:min-w-48">
       <div className="flex h-2 overflow-hidden rounded bg-muted" aria-hidden>
         <div className="bg-success" style={{ width: share(installed) }} />
         <div className="bg-warning" style={{ width: share(pending) }} />
@@ -230,8 +234,57 @@ function DeleteButton({ label, title, description, onConfirm }: { label: string;
   );
 }
 
+function ReleaseActions({ release }: { release: AppRelease }) {
+  return (
+    <>
+      {release.status === "active" && release.percent < 100 ? <ReleaseButton release={release} action="advance" label="Advance" /> : null}
+      {release.status === "active" ? <ReleaseButton release={release} action="pause" label="Pause" /> : null}
+      {release.status === "paused" ? <ReleaseButton release={release} action="resume" label="Resume" /> : null}
+      {release.status !== "rolled_back" && release.previousVersionCode !== null ? (
+        <ReleaseButton release={release} action="rollback" label="Roll back" />
+      ) : null}
+    </>
+  );
+}
+
+function ReleaseStatus({ release }: { release: AppRelease }) {
+  return <Badge variant={statusVariant[release.status]}>{release.status.replace("_", " ")}</Badge>;
+}
+
 function ReleasesTable({ app, canManage }: { app: CatalogueApp; canManage: boolean }) {
   if (app.releases.length === 0) return <p className="text-sm text-muted-foreground">No release yet.</p>;
+  return (
+    <>
+      {/* A phone gets one card per release: version, progress, status and actions do not fit a row of 390 px. */}
+      <ul className="divide-y rounded-lg border md:hidden" aria-label={`Releases of ${app.packageName}`}>
+        {app.releases.map((release) => (
+          <li key={release.id} className="flex flex-col gap-2 p-3 text-sm" data-testid="release-card">
+            <div className="flex flex-wrap items-center justify-between gap-2">
+              <span className="font-medium">
+                {release.versionName ?? "?"} ({release.versionCode})
+              </span>
+              <ReleaseStatus release={release} />
+            </div>
+            <span className="text-xs text-muted-foreground">
+              {"group" in release.target ? `group ${release.target.group}` : "whole fleet"} · {release.percent}%{release.autoAdvance ? " (auto)" : ""}
+            </span>
+            <Progress release={release} />
+            {canManage ? (
+              <div className="flex flex-wrap gap-1 empty:hidden">
+                <ReleaseActions release={release} />
+              </div>
+            ) : null}
+          </li>
+        ))}
+      </ul>
+      <div className="hidden md:block">
+        <ReleaseRows app={app} canManage={canManage} />
+      </div>
+    </>
+  );
+}
+
+function ReleaseRows({ app, canManage }: { app: CatalogueApp; canManage: boolean }) {
   return (
     <Table aria-label={`Releases of ${app.packageName}`}>
       <TableHeader>
@@ -258,16 +311,13 @@ function ReleasesTable({ app, canManage }: { app: CatalogueApp; canManage: boole
               <Progress release={release} />
             </TableCell>
             <TableCell>
-              <Badge variant={statusVariant[release.status]}>{release.status.replace("_", " ")}</Badge>
+              <ReleaseStatus release={release} />
             </TableCell>
             {canManage ? (
-              <TableCell className="space-x-1 text-right">
-                {release.status === "active" && release.percent < 100 ? <ReleaseButton release={release} action="advance" label="Advance" /> : null}
-                {release.status === "active" ? <ReleaseButton release={release} action="pause" label="Pause" /> : null}
-                {release.status === "paused" ? <ReleaseButton release={release} action="resume" label="Resume" /> : null}
-                {release.status !== "rolled_back" && release.previousVersionCode !== null ? (
-                  <ReleaseButton release={release} action="rollback" label="Roll back" />
-                ) : null}
+              <TableCell className="text-right">
+                <div className="flex flex-wrap justify-end gap-1">
+                  <ReleaseActions release={release} />
+                </div>
               </TableCell>
             ) : null}
           </TableRow>
@@ -302,9 +352,9 @@ function AppCard({ app, canManage }: { app: CatalogueApp; canManage: boolean }) 
             <TableRow>
               <TableHead>Version</TableHead>
               <TableHead>Code</TableHead>
-              <TableHead>Size</TableHead>
-              <TableHead>SHA-256</TableHead>
-              <TableHead>Uploaded</TableHead>
+              <TableHead className={WIDE_ONLY}>Size</TableHead>
+              <TableHead className={WIDE_ONLY}>SHA-256</TableHead>
+              <TableHead className={WIDE_ONLY}>Uploaded</TableHead>
               {canManage ? <TableHead className="text-right">Actions</TableHead> : null}
             </TableRow>
           </TableHeader>
@@ -313,11 +363,11 @@ function AppCard({ app, canManage }: { app: CatalogueApp; canManage: boolean }) 
               <TableRow key={version.id}>
                 <TableCell>{version.versionName ?? "?"}</TableCell>
                 <TableCell>{version.versionCode}</TableCell>
-                <TableCell>{formatBytes(version.sizeBytes)}</TableCell>
-                <TableCell className="font-mono text-xs" title={version.sha256}>
+                <TableCell className={WIDE_ONLY}>{formatBytes(version.sizeBytes)}</TableCell>
+                <TableCell className={cn(WIDE_ONLY, "font-mono text-xs")} title={version.sha256}>
                   {version.sha256.slice(0, 16)}…
                 </TableCell>
-                <TableCell>{formatDateTime(version.createdAt)}</TableCell>
+                <TableCell className={WIDE_ONLY}>{formatDateTime(version.createdAt)}</TableCell>
                 {canManage ? (
                   <TableCell className="text-right">
                     <DeleteButton

@@ -24,9 +24,10 @@ import { toast } from "@/components/ui/sonner";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { errorMessage } from "@/lib/api";
 import { commandStatusVariant, commandTypeLabels, isFinalStatus } from "@/lib/commands";
-import { formatDateTime, formatRelative, formatTime, shortId } from "@/lib/format";
+import { actorLabel, formatDateTime, formatRelative, formatTime, shortId } from "@/lib/format";
 import { useNow } from "@/lib/hooks/use-now";
 import { cancelCommand } from "@/lib/swr/use-commands";
+import { cn } from "@/lib/utils";
 
 export function CommandStatusBadge({ status }: { status: Command["status"] }) {
   return (
@@ -62,7 +63,7 @@ function CommandEvents({ command }: { command: Command }) {
         Request {command.requestId} · push{" "}
         {command.push.outcome === "recorded" ? "recorded, not sent (no FCM credentials)" : (command.push.outcome ?? "not attempted")} · expires{" "}
         {formatDateTime(command.expiresAt)}
-        {command.createdBy ? ` · by ${command.createdBy}` : ""}
+        {command.createdBy ? ` · by ${actorLabel(command.createdBy)}` : ""}
       </li>
     </ol>
   );
@@ -105,6 +106,17 @@ function CancelCommandButton({ command }: { command: Command }) {
   );
 }
 
+// Columns that give way on a phone, so the command, its status and its Cancel stay on screen.
+const WIDE_ONLY = "hidden sm:table-cell";
+
+function DeviceLink({ command, testId }: { command: Command; testId?: string }) {
+  return (
+    <Link href={`/devices/${command.deviceId}`} prefetch={false} className="break-words hover:underline" data-testid={testId}>
+      {command.device ? deviceName({ ...command.device, id: command.deviceId }) : shortId(command.deviceId)}
+    </Link>
+  );
+}
+
 export function CommandsTable({
   commands,
   error,
@@ -141,7 +153,7 @@ export function CommandsTable({
               <span className="sr-only">Details</span>
             </TableHead>
             <TableHead>Command</TableHead>
-            {showDevice ? <TableHead>Device</TableHead> : null}
+            {showDevice ? <TableHead className={WIDE_ONLY}>Device</TableHead> : null}
             <TableHead>Status</TableHead>
             <TableHead className="hidden sm:table-cell">Created</TableHead>
             <TableHead className="text-right">
@@ -170,15 +182,19 @@ export function CommandsTable({
                         {open ? <ChevronDownIcon /> : <ChevronRightIcon />}
                       </Button>
                     </TableCell>
-                    <TableCell>
+                    <TableCell className="whitespace-normal">
                       <span className="font-medium">{commandTypeLabels[command.type]}</span>
                       <span className="ml-2 hidden text-xs text-muted-foreground sm:inline">{payloadSummary(command)}</span>
+                      {/* A phone has no room for a device column: the device goes under the command. */}
+                      {showDevice ? (
+                        <div className="text-xs sm:hidden">
+                          <DeviceLink command={command} />
+                        </div>
+                      ) : null}
                     </TableCell>
                     {showDevice ? (
-                      <TableCell className="max-w-40 sm:max-w-none">
-                        <Link href={`/devices/${command.deviceId}`} prefetch={false} className="break-words hover:underline" data-testid="command-device">
-                          {command.device ? deviceName({ ...command.device, id: command.deviceId }) : shortId(command.deviceId)}
-                        </Link>
+                      <TableCell className={cn(WIDE_ONLY, "whitespace-normal")}>
+                        <DeviceLink command={command} testId="command-device" />
                       </TableCell>
                     ) : null}
                     <TableCell>

@@ -10,6 +10,7 @@ import { batchTargetText, commandTypeLabels } from "@/lib/commands";
 import { formatDateTime, formatRelative } from "@/lib/format";
 import { useNow } from "@/lib/hooks/use-now";
 import { useBatches } from "@/lib/swr/use-batches";
+import { cn } from "@/lib/utils";
 
 const COLUMNS = 5;
 
@@ -49,18 +50,21 @@ export function RecentBatches({ shown }: { shown?: CommandBatch }) {
               ) : (
                 batches.map((batch) => (
                   <TableRow key={batch.batchId} data-testid="batch-row" data-batch-id={batch.batchId}>
-                    <TableCell>
+                    <TableCell className="whitespace-normal">
                       <Link href={`/commands?batch=${batch.batchId}`} prefetch={false} className="font-medium hover:underline">
                         {commandTypeLabels[batch.type as keyof typeof commandTypeLabels] ?? batch.type}
                       </Link>
                     </TableCell>
                     <TableCell className="hidden sm:table-cell">{batchTargetText(batch.target)}</TableCell>
-                    <TableCell className="tabular-nums" data-testid="batch-row-progress">
-                      <span className="text-success">{batch.counts.succeeded} succeeded</span>
+                    {/* Wraps at its separators: on a phone the status must stay beside it. */}
+                    <TableCell className="whitespace-normal tabular-nums" data-testid="batch-row-progress">
+                      <span className="whitespace-nowrap text-success">{batch.counts.succeeded} succeeded</span>
                       {" · "}
-                      <span className={batch.counts.failed > 0 ? "text-destructive" : "text-muted-foreground"}>{batch.counts.failed} failed</span>
+                      <span className={cn("whitespace-nowrap", batch.counts.failed > 0 ? "text-destructive" : "text-muted-foreground")}>
+                        {batch.counts.failed} failed
+                      </span>
                       {" · "}
-                      <span className="text-muted-foreground">{batch.total} total</span>
+                      <span className="whitespace-nowrap text-muted-foreground">{batch.total} total</span>
                     </TableCell>
                     <TableCell>
                       <Badge variant={batch.done ? "secondary" : "outline"} data-testid="batch-row-status">

@@ -79,7 +79,7 @@ export function DeviceEffectivePolicy({ deviceId }: { deviceId: string }) {
                   <TableCell className="font-mono text-xs">{source.path}</TableCell>
                   <TableCell className="font-mono text-xs">{JSON.stringify(source.value)}</TableCell>
                   <TableCell className="text-xs">
-                    <Link href="/policies" className="underline underline-offset-4">
+                    <Link href="/policies" prefetch={false} className="underline underline-offset-4">
                       {source.policyName} v{source.policyVersion}
                     </Link>{" "}
                     ({source.assignment.kind === "device" ? "this device" : `group ${source.assignment.group}, priority ${source.assignment.priority}`})

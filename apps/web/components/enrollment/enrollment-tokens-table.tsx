@@ -22,7 +22,7 @@ import { toast } from "@/components/ui/sonner";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { errorMessage } from "@/lib/api";
 import { type EnrollmentTokenStatus, enrollmentTokenStatus } from "@/lib/enrollment";
-import { formatDateTime, formatUntil } from "@/lib/format";
+import { actorLabel, formatDateTime, formatUntil } from "@/lib/format";
 import { useNow } from "@/lib/hooks/use-now";
 import { revokeEnrollmentToken, useEnrollmentTokens } from "@/lib/swr/use-enrollment-tokens";
 
@@ -134,7 +134,7 @@ export function EnrollmentTokensTable() {
                         </Badge>
                       </TableCell>
                       <TableCell className="hidden text-muted-foreground md:table-cell" title={`Created ${formatDateTime(token.createdAt)}`}>
-                        {token.createdBy ?? "—"}
+                        {token.createdBy ? actorLabel(token.createdBy) : "—"}
                       </TableCell>
                       <TableCell className="text-right">
                         {canRevokeEnrollmentTokens && status === "active" ? <RevokeTokenButton token={token} /> : null}

@@ -46,7 +46,7 @@ function ServerUrlNotice({ server, configured }: { server: string; configured: b
       <AlertTriangleIcon className="size-5 shrink-0 text-warning" aria-hidden />
       <div className="flex flex-col gap-1">
         <p className="font-medium">
-          Phones cannot reach <span className="font-mono">{server}</span>
+          {reach === "loopback" ? "Phones cannot reach" : "Only phones on this network can reach"} <span className="font-mono">{server}</span>
         </p>
         <p className="text-muted-foreground">
           {reach === "loopback"

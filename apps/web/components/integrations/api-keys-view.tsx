@@ -153,7 +153,7 @@ function KeyRow({ apiKey }: { apiKey: ApiKey }) {
 
 export function ApiKeysView() {
   const { canManageApiKeys } = usePermissions();
-  const keys = useApiKeys();
+  const keys = useApiKeys(canManageApiKeys);
   const [created, setCreated] = useState<CreateApiKeyResponse>();
   if (!canManageApiKeys) return <EmptyState title="Only admins manage API keys" />;
   return (

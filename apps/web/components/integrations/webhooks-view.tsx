@@ -143,7 +143,7 @@ function WebhookCard({ webhook }: { webhook: WebhookEndpoint }) {
 
 export function WebhooksView() {
   const { canManageWebhooks } = usePermissions();
-  const webhooks = useWebhooks();
+  const webhooks = useWebhooks(canManageWebhooks);
   const [created, setCreated] = useState<CreateWebhookResponse>();
   if (!canManageWebhooks) return <EmptyState title="Only admins manage webhooks" />;
   return (

@@ -8,7 +8,12 @@ import { useFleetSummary } from "@/lib/swr/use-fleet-summary";
 
 function SummaryCard({ title, value, icon, href, hint }: { title: string; value: number | undefined; icon: React.ReactNode; href: string; hint?: string }) {
   return (
-    <Link href={href} className="h-full rounded-xl focus-visible:ring-[3px] focus-visible:ring-ring/50 focus-visible:outline-none" data-testid="summary-card">
+    <Link
+      href={href}
+      prefetch={false}
+      className="h-full rounded-xl focus-visible:ring-[3px] focus-visible:ring-ring/50 focus-visible:outline-none"
+      data-testid="summary-card"
+    >
       <Card className="h-full gap-2 transition-colors hover:bg-accent/50">
         <CardHeader className="flex-row items-center justify-between">
           <CardTitle className="text-sm font-medium text-muted-foreground">{title}</CardTitle>

@@ -2,6 +2,7 @@
 
 import type { DevicePolicyView } from "@mdm/contracts";
 import Link from "next/link";
+import { useGroups } from "@/lib/swr/use-groups";
 import { useState } from "react";
 import { usePermissions } from "@/components/layout/session-context";
 import { PageHeader } from "@/components/page-header";
@@ -99,6 +100,7 @@ function History({ policy, editable }: { policy: DevicePolicyView; editable: boo
 function Assignments({ policy, editable }: { policy: DevicePolicyView; editable: boolean }) {
   const [target, setTarget] = useState("");
   const [priority, setPriority] = useState("0");
+  const { data: groups } = useGroups();
   const [error, setError] = useState<string>();
   const add = async (event: React.FormEvent) => {
     event.preventDefault();
@@ -122,7 +124,7 @@ function Assignments({ policy, editable }: { policy: DevicePolicyView; editable:
         {policy.assignments.map((assignment) => (
           <li key={assignment.id} className="flex items-center gap-2">
             {assignment.kind === "device" ? (
-              <Link href={`/devices/${assignment.deviceId}`} className="font-mono underline underline-offset-4">
+              <Link href={`/devices/${assignment.deviceId}`} prefetch={false} className="font-mono underline underline-offset-4">
                 device {assignment.deviceId}
               </Link>
             ) : (
@@ -143,9 +145,26 @@ function Assignments({ policy, editable }: { policy: DevicePolicyView; editable:
       </ul>
       {editable ? (
         <form onSubmit={add} className="flex flex-wrap items-end gap-2">
-          <div className="flex flex-col gap-1">
+          <div className="flex w-full flex-col gap-1 sm:w-72">
             <Label htmlFor="assignment-target">Group name or device id</Label>
-            <Input id="assignment-target" value={target} onChange={(event) => setTarget(event.target.value)} required className="w-72" />
+            <Input
+              id="assignment-target"
+              value={target}
+              onChange={(event) => setTarget(event.target.value)}
+              required
+              list="assignment-groups"
+              aria-describedby="assignment-target-hint"
+            />
+            <datalist id="assignment-groups">
+              {groups?.groups.map((group) => (
+                <option key={group.name} value={group.name}>
+                  {`${group.devices} ${group.devices === 1 ? "device" : "devices"}`}
+                </option>
+              ))}
+            </datalist>
+            <p id="assignment-target-hint" className="text-xs text-muted-foreground">
+              A group (pick one) gives the policy to every device in it; a device id (on the device's page) to that device alone.
+            </p>
           </div>
           <div className="flex flex-col gap-1">
             <Label htmlFor="assignment-priority">Priority (groups)</Label>
@@ -213,7 +232,7 @@ export function PoliciesView() {
           </Button>
         ))}
         {canManagePolicies ? (
-          <form onSubmit={create} className="flex items-center gap-2">
+          <form onSubmit={create} className="flex flex-wrap items-center gap-2">
             <Input
               aria-label="New policy name"
               placeholder="New policy name"
@@ -221,7 +240,7 @@ export function PoliciesView() {
               onChange={(event) => setName(event.target.value)}
               required
               maxLength={100}
-              className="w-56"
+              className="w-full sm:w-56"
             />
             <Button type="submit" size="sm">
               Create policy

@@ -35,6 +35,14 @@ describe("the policy editor", () => {
     expect(field("kiosk.notifications")?.value).toBe("");
   });
 
+  test("writes abbreviations as such and shows names in descriptions as code, not backticks", () => {
+    render(<PolicyEditor policy={policy} editable />);
+    expect(screen.getByLabelText("USB file transfer")).toBeTruthy();
+    expect(screen.queryByText(/Usb/)).toBeNull();
+    expect(screen.getByTestId("policy-editor").textContent).not.toContain("`");
+    expect(screen.getAllByText("true", { selector: "code" })).toHaveLength(1);
+  });
+
   test("edits a setting in place and lets a viewer only read", () => {
     const { unmount } = render(<PolicyEditor policy={policy} editable />);
     fireEvent.change(field("restrictions.camera")!, { target: { value: "false" } });

@@ -12,6 +12,7 @@ import { humanMessage, labelOfPath } from "@/lib/validation";
 import {
   type PolicyDoc,
   type PolicyField,
+  codeSpans,
   formatMinute,
   formatRequiredApps,
   parsePackages,
@@ -25,6 +26,24 @@ import { updateDevicePolicy } from "@/lib/swr/use-device-policies";
 const SECTIONS = policySections();
 const selectClass = "h-9 w-full rounded-md border border-input bg-transparent px-3 text-sm shadow-xs";
 const fieldId = (path: string) => `policy-${path.replace(/\./g, "-")}`;
+
+/** A description from the schema, its `names` as code rather than raw backticks. */
+function Description({ text, className }: { text: string; className: string }) {
+  return (
+    <p className={className}>
+      {codeSpans(text).map((part, index) =>
+        part.code ? (
+          // biome-ignore lint/suspicious/noArrayIndexKey: the parts of one fixed text, in order.
+          <code key={index} className="rounded bg-muted px-1 font-mono text-[0.9em]">
+            {part.text}
+          </code>
+        ) : (
+          part.text
+        ),
+      )}
+    </p>
+  );
+}
 
 function FieldInput({ field, value, onChange, disabled }: { field: PolicyField; value: unknown; onChange: (value: unknown) => void; disabled: boolean }) {
   const id = fieldId(field.path);
@@ -162,13 +181,13 @@ export function PolicyEditor({ policy, editable }: { policy: DevicePolicyView; e
       {SECTIONS.map((section) => (
         <fieldset key={section.key} className="flex flex-col gap-3">
           <legend className="font-medium">{section.label}</legend>
-          {section.description ? <p className="text-sm text-muted-foreground">{section.description}</p> : null}
+          {section.description ? <Description text={section.description} className="text-sm text-muted-foreground" /> : null}
           <div className="grid gap-4 sm:grid-cols-2 lg:grid-cols-3">
             {section.fields.map((field) => (
               <div key={field.path} className="flex flex-col gap-1">
                 <Label htmlFor={fieldId(field.path)}>{field.label}</Label>
                 <FieldInput field={field} value={readPath(doc, field.path)} onChange={(value) => set(field.path, value)} disabled={disabled} />
-                {field.description ? <p className="text-xs text-muted-foreground">{field.description}</p> : null}
+                {field.description ? <Description text={field.description} className="text-xs text-muted-foreground" /> : null}
                 {errorOf(field.path) ? (
                   <p role="alert" className="text-xs text-destructive" data-testid={`error-${field.path}`}>
                     {errorOf(field.path)}

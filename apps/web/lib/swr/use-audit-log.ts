@@ -6,9 +6,10 @@ export type AuditLogFilters = Omit<Partial<AuditLogQuery>, "cursor" | "limit">;
 
 const PAGE_SIZE = 50;
 
-/** The audit log, newest first, one page per `loadMore` (cursor pagination). */
-export function useAuditLog(filters: AuditLogFilters) {
+/** The audit log, newest first, one page per `loadMore` (cursor pagination); nothing is asked for when `enabled` is false (a viewer would only get 403). */
+export function useAuditLog(filters: AuditLogFilters, enabled = true) {
   const pageKey = (index: number, previous: ListAuditLogResponse | null) => {
+    if (!enabled) return null;
     if (index > 0 && !previous?.nextCursor) return null;
     const query = { ...filters, limit: PAGE_SIZE, cursor: previous?.nextCursor ?? undefined };
     return apiPath(authRoutes.listAuditLog, { query });

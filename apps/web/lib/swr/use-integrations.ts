@@ -6,8 +6,9 @@ export const apiKeysKey = apiPath(apiRoutes.listApiKeys);
 export const webhooksKey = apiPath(apiRoutes.listWebhooks);
 
 /** API keys, newest first, with their last use (never their secrets). */
-export function useApiKeys() {
-  return useSWR(apiKeysKey, () => callApi(apiRoutes.listApiKeys));
+/** The API keys; nothing is asked for when `enabled` is false (a viewer would only get 403). */
+export function useApiKeys(enabled = true) {
+  return useSWR(enabled ? apiKeysKey : null, () => callApi(apiRoutes.listApiKeys));
 }
 
 /** Creates a key; the answer is the only time its secret is shown. */
@@ -23,8 +24,9 @@ export async function revokeApiKey(keyId: string) {
   return key;
 }
 
-export function useWebhooks() {
-  return useSWR(webhooksKey, () => callApi(apiRoutes.listWebhooks));
+/** The webhooks; nothing is asked for when `enabled` is false (a viewer would only get 403). */
+export function useWebhooks(enabled = true) {
+  return useSWR(enabled ? webhooksKey : null, () => callApi(apiRoutes.listWebhooks));
 }
 
 /** An endpoint's delivery log, refreshed every few seconds while shown (retries change it). */
