@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import {
@@ -225,6 +225,41 @@ describe("a simulated device", () => {
     expect(server.frames).toHaveLength(5);
     expect(device.executions.get(unanswered.requestId)).toBe(1);
     expect(device.executions.get(answered.requestId)).toBe(1);
+  });
+
+  it("keeps the lock-task app in front once it is installed, and never reports one it does not have", async () => {
+    // The APKs come from a local file server standing in for the catalogue's https origin.
+    const apk = Buffer.from("not really an apk, but hashed all the same");
+    const files = http.createServer((_req, res) => res.writeHead(200).end(apk));
+    await new Promise<void>((resolve) => files.listen(0, "127.0.0.1", resolve));
+    const kiosk = new SimulatedDevice(
+      server.url,
+      { deviceId: DEVICE_ID, deviceToken: `${DEVICE_ID}.${"s".repeat(43)}`, commandKey: COMMAND_KEY, commandKeyId: "1", heartbeatIntervalSeconds: 60 },
+      { random: seededRandom(2), downloadOrigin: `http://127.0.0.1:${(files.address() as AddressInfo).port}` },
+    );
+    try {
+      await kiosk.connect();
+      const socket = server.sockets.at(-1)!;
+      const till = "com.example.till";
+      const applied = new Promise((resolve) => kiosk.once("policy", resolve));
+      server.send({ type: "policy", policy: { hash: "h1", settings: { kiosk: { lockTaskPackages: [till] } } } }, socket);
+      await applied;
+      expect(kiosk.state.apps.find((app) => app.packageName === till)).toBeUndefined();
+
+      const sha256 = createHash("sha256").update(apk).digest("hex");
+      for (const versionCode of [3, 4]) {
+        const install = await signed({ type: "install_app", payload: { packageName: till, versionCode, url: "https://apps.example.com/till.apk", sha256 } });
+        const done = new Promise<{ status: string }>((resolve) => kiosk.once("result", resolve));
+        server.send({ type: "command", command: install }, socket);
+        expect((await done).status).toBe("succeeded");
+        // Installed, then updated: each time back in front, alone.
+        expect(kiosk.state.apps.find((app) => app.packageName === till)).toMatchObject({ versionCode, running: true, foreground: true });
+        expect(kiosk.state.apps.filter((app) => app.foreground).map((app) => app.packageName)).toEqual([till]);
+      }
+    } finally {
+      await kiosk.stop();
+      await new Promise((resolve) => files.close(resolve));
+    }
   });
 
   it("stays disconnected after disconnect()", async () => {

@@ -586,20 +586,25 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
     const failures = policySettingEntries(policy.settings)
       .filter(([path]) => refuse.has(path))
       .map(([setting]) => ({ setting, reason: "This device does not support the setting (simulator option refuseSettings)" }));
-    const lockTaskApp = policy.settings.kiosk?.lockTaskPackages?.[0];
-    if (lockTaskApp && !refuse.has("kiosk.lockTaskPackages")) this.bringToFront(lockTaskApp);
     this.applied = { policy, failures };
+    this.keepLockTaskAppInFront();
     this.emit("policy", { hash: policy.hash, failures });
     await this.heartbeat().catch((error: unknown) => this.noteProblem(`policy report failed: ${error instanceof Error ? error.message : String(error)}`));
   }
 
-  /** Lock-task mode: this app runs in front, every other app in the background. */
-  private bringToFront(packageName: string): void {
-    const known = this.state.apps.some((app) => app.packageName === packageName);
-    const apps = known ? this.state.apps : [...this.state.apps, { packageName, versionName: "1.0.0", versionCode: 1, running: true, foreground: true }];
+  /**
+   * Lock-task mode: the applied policy's first lock-task app runs in front, every other app
+   * in the background. An app that is not installed cannot run: nothing is invented (it
+   * would be reported installed, and a policy requiring it read as compliant); it comes to
+   * the front once an install puts it there.
+   */
+  private keepLockTaskAppInFront(): void {
+    const lockTaskApp = this.applied?.policy.settings.kiosk?.lockTaskPackages?.[0];
+    if (!lockTaskApp || this.applied!.failures.some((failure) => failure.setting === "kiosk.lockTaskPackages")) return;
+    if (!this.state.apps.some((app) => app.packageName === lockTaskApp)) return;
     this.state = {
       ...this.state,
-      apps: apps.map((app) => (app.packageName === packageName ? { ...app, running: true, foreground: true } : { ...app, foreground: false })),
+      apps: this.state.apps.map((app) => (app.packageName === lockTaskApp ? { ...app, running: true, foreground: true } : { ...app, foreground: false })),
     };
   }
 
@@ -692,6 +697,8 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
         if (execution.outcome.status === "succeeded") await this.reopenSocket("new token");
       }
       this.state = { ...this.state, apps: execution.apps };
+      // An update of the lock-task app (or its first install) goes back in front.
+      this.keepLockTaskAppInFront();
       if (execution.lostMode !== undefined) this.lostMode = execution.lostMode;
       if (execution.reboot) await this.restart();
       this.executions.set(requestId, (this.executions.get(requestId) ?? 0) + 1);

@@ -111,6 +111,8 @@ test("a policy edited in the form refuses an invalid setting by name, then saves
 });
 
 test("assigned to the device, it is applied over the socket; the device page shows compliance and each setting's source", async () => {
+  // The till app is installed (in the background): lock-task mode brings it to the front.
+  device.state = { ...device.state, apps: [...device.state.apps, { packageName: "com.example.till", versionCode: 7, running: false, foreground: false }] };
   await page.getByLabel("Group name or device id").fill(device.deviceId);
   await page.getByRole("button", { name: "Assign", exact: true }).click();
   await page.getByTestId("policy-assignments").getByText(`device ${device.deviceId}`).waitFor();

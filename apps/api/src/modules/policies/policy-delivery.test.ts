@@ -55,6 +55,8 @@ describeWithPostgres("policy delivery to devices", () => {
 
   it("a new version reaches a connected device over its socket, which applies it, reports it, and is compliant", async () => {
     const device = await enroll();
+    // The till app is installed (in the background): lock-task mode brings it to the front.
+    device.state = { ...device.state, apps: [...device.state.apps, { packageName: "com.example.till", versionCode: 7, running: false, foreground: false }] };
     await device.connect();
     const policy = await admin.createDevicePolicy({
       name: "Kiosk over socket",
