@@ -799,7 +799,7 @@ export const apiRoutes = {
     minRole: "operator",
     summary: "Roll a catalogue version out to a group or the fleet, a percentage at a time",
     description:
-      "Sends `install_app` (catalogue URL and SHA-256) as a batch to the release's share of the target's devices in service (retired devices are left out): devices ranked by sha256(releaseId:deviceId), the first `percent`. The release and its commands commit together. At 100% the release is `completed`, and the rollout job sends it to devices joining the target later. Needs `PUBLIC_API_URL` to be https (409 otherwise). Another active or paused release of the same app is 409 (a completed or rolled-back one is not), and so is a release of a lower version than one an active, paused or completed release sent to devices of this target (the same group, or any target when either is the fleet): roll that release back instead.",
+      "Sends `install_app` (catalogue URL and SHA-256) as a batch to the release's share of the target's devices in service (retired devices are left out): devices ranked by sha256(releaseId:deviceId), the first `percent`. The release and its commands commit together. At 100% the release is `completed`, and the rollout job sends it to devices joining the target later. Needs `PUBLIC_API_URL` to be https (409 otherwise). Another active or paused release of the same app is 409 (a completed or rolled-back one is not), and so is a release of a lower version than one an active, paused or completed release sent to devices of this target (the same group, or any target when either is the fleet): roll that release back instead. Per device, a release, its advances and its top-ups never send a device a lower version than the one its heartbeats report, or than another release of the app last sent it (a device in two groups keeps the higher release's version): such a device is left out, not counted in `sent`.",
     params: PackageParams,
     body: CreateReleaseRequest,
     responses: { 201: { description: "Created and sent to its first share.", schema: AppRelease } },
@@ -824,7 +824,7 @@ export const apiRoutes = {
     minRole: "operator",
     summary: "Widen a release to a higher percentage (default: the next of 5, 25, 100)",
     description:
-      "The devices already sent to stay; only the newly covered ones in service get the command. Reaching 100% completes the release (`completed`). A paused, completed or rolled-back release is 409.",
+      "The devices already sent to stay; only the newly covered ones in service get the command, except a device that reports a higher version of the app or that another release last sent a higher one (it is left out, never taken lower). Reaching 100% completes the release (`completed`). A paused, completed or rolled-back release is 409.",
     params: ReleaseParams,
     body: AdvanceReleaseRequest,
     responses: { 200: { description: "Advanced.", schema: AppRelease } },

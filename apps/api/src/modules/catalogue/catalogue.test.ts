@@ -25,6 +25,7 @@ import { advanceRollouts, createRelease } from "./releases.service";
 const FIXTURES = path.resolve(__dirname, "../../../test-fixtures/apk");
 const V1 = path.join(FIXTURES, "fixture-v1.apk");
 const V2 = path.join(FIXTURES, "fixture-v2.apk");
+const V4 = path.join(FIXTURES, "fixture-v4-v2-signature-only.apk");
 const OTHER_KEY = path.join(FIXTURES, "fixture-v3-other-key.apk");
 const ROTATED = path.join(FIXTURES, "fixture-v5-rotated.apk");
 const ROTATED_CERT = "0968d3b3f5a656b1a4f7fe18c1036db2edb6217ceefed41bf8ba4a32d204fd55";
@@ -525,6 +526,48 @@ describe("release lifecycle", () => {
 
     expect((await adminRequest(t.app, "POST", `/admin/app-releases/${newer.body.id}/rollback`)).status).toBe(200);
     expect((await create({ versionCode: 1, target: { group: "a" }, percent: 100 })).status).toBe(201);
+  });
+
+  it("never sends a device a lower version than a newer release sent it or than it reports, whatever its groups: not by a release, an advance or a top-up", async () => {
+    await upload(t.app, V1);
+    await upload(t.app, V2);
+    await upload(t.app, V4);
+    const [both] = await enrollGroup(1, "g10");
+    const [onlyG10] = await enrollGroup(1, "g10");
+    const gX = await enrollGroup(2, "gX");
+    await database.db.device.update({ where: { id: both!.deviceId }, data: { groups: ["g10", "gX"] } });
+    const v4 = await create({ versionCode: 4, target: { group: "g10" }, percent: 100 });
+    expect(v4.body.status).toBe("completed");
+    // A device of gX reports v4, installed by hand.
+    const beat = await request(t.app)
+      .post("/v1/heartbeat")
+      .set("Authorization", `Bearer ${gX[0]!.deviceToken}`)
+      .send(heartbeatBody({ apps: [{ packageName: PACKAGE, versionCode: 4, running: false }] }));
+    expect(beat.status).toBe(200);
+
+    // The groups differ, so v2 may go to gX: only to its device that has neither.
+    const v2 = await create({ versionCode: 2, target: { group: "gX" }, percent: 100 });
+    expect(v2.status).toBe(201);
+    expect((await installCommands(2)).map((command) => command.deviceId)).toEqual([gX[1]!.deviceId]);
+
+    // A device v4 reached joins gX: the top-up leaves it on v4.
+    await database.db.device.update({ where: { id: onlyG10!.deviceId }, data: { groups: ["g10", "gX"] } });
+    // A newcomer to both groups gets v4 only.
+    const [newcomer] = await enrollGroup(1, "g10");
+    await database.db.device.update({ where: { id: newcomer!.deviceId }, data: { groups: ["g10", "gX"] } });
+    await advanceRollouts(t.deps);
+    expect((await installCommands(2)).map((command) => command.deviceId)).toEqual([gX[1]!.deviceId]);
+    expect((await installCommands(4)).filter((command) => command.deviceId === newcomer!.deviceId)).toHaveLength(1);
+
+    // Nor an advance: a release of v1 to a new group, at 1% then 100%, one of whose devices v4 reached.
+    const [, g1Member] = await enrollGroup(2, "g1");
+    await database.db.device.update({ where: { id: g1Member!.deviceId }, data: { groups: ["g1", "g10"] } });
+    await advanceRollouts(t.deps);
+    expect((await installCommands(4)).filter((command) => command.deviceId === g1Member!.deviceId)).toHaveLength(1);
+    const v1 = await create({ versionCode: 1, target: { group: "g1" }, percent: 1 });
+    expect(v1.status).toBe(201);
+    expect((await adminRequest(t.app, "POST", `/admin/app-releases/${v1.body.id}/advance`, { percent: 100 })).status).toBe(200);
+    expect((await installCommands(1)).map((command) => command.deviceId)).not.toContain(g1Member!.deviceId);
   });
 
   it("keeps advancing the other releases when one of them fails", async () => {

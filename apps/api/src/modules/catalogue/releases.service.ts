@@ -136,11 +136,32 @@ async function sendVersion(tx: DbOrTx, deps: Deps, release: AppRelease, version:
 }
 
 /**
+ * The devices of `deviceIds` that must not be sent version `versionCode` of the app, as it
+ * would take them lower: those whose heartbeats report a higher version of it, and those
+ * another release of the app was last sent a higher version (its row's version: the
+ * previous one once that release was rolled back). Per device, not per target: a device in
+ * two groups is reached by the releases of both.
+ */
+async function aheadOf(tx: DbOrTx, release: Pick<AppRelease, "id" | "packageName">, versionCode: number, deviceIds: string[]): Promise<Set<string>> {
+  if (deviceIds.length === 0) return new Set();
+  const rows = await tx.$queryRaw<Array<{ deviceId: string }>>`
+    SELECT d.id::text AS "deviceId" FROM "Device" d
+    WHERE d.id = ANY(${deviceIds}::uuid[]) AND EXISTS (
+      SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(d."appStatus") = 'array' THEN d."appStatus" ELSE '[]'::jsonb END) app
+      WHERE app->>'packageName' = ${release.packageName} AND jsonb_typeof(app->'versionCode') = 'number' AND (app->>'versionCode')::numeric > ${versionCode}::int)
+    UNION
+    SELECT rd."deviceId"::text FROM "AppReleaseDevice" rd JOIN "AppRelease" r ON r.id = rd."releaseId"
+    WHERE r."packageName" = ${release.packageName} AND r.id <> ${release.id}::uuid AND rd."versionCode" > ${versionCode}
+      AND rd."deviceId" = ANY(${deviceIds}::uuid[])`;
+  return new Set(rows.map((row) => row.deviceId));
+}
+
+/**
  * Sends the release to the devices in service its percentage covers that it was not sent
- * to yet (at most `limit`), except devices a newer release of the app was sent to: those
- * must not go back to this version. A release whose version was deleted from the catalogue
- * (only a completed one that no longer tops up its target can lose it) sends nothing, until
- * that version code is uploaded again.
+ * to yet (at most `limit`), except devices it would take lower (see aheadOf): a device a
+ * newer release of the app reached, or that runs a newer version, keeps it. A release whose
+ * version was deleted from the catalogue (only a completed one that no longer tops up its
+ * target can lose it) sends nothing, until that version code is uploaded again.
  */
 async function fillShare(tx: DbOrTx, deps: Deps, release: ReleaseWithVersions, actor: Actor, limit = Number.POSITIVE_INFINITY): Promise<number> {
   const version =
@@ -148,11 +169,11 @@ async function fillShare(tx: DbOrTx, deps: Deps, release: ReleaseWithVersions, a
     (await tx.appVersion.findUnique({ where: { packageName_versionCode: { packageName: release.packageName, versionCode: release.versionCode } } }));
   if (!version) return 0;
   const share = shareOf(release.id, await targetDeviceIds(tx, release.target as ReleaseTarget), release.percent);
-  const taken = await tx.$queryRaw<Array<{ deviceId: string }>>`
-    SELECT DISTINCT rd."deviceId"::text AS "deviceId" FROM "AppReleaseDevice" rd JOIN "AppRelease" r ON r.id = rd."releaseId"
-    WHERE r.id = ${release.id}::uuid OR (r."packageName" = ${release.packageName} AND r."createdAt" > ${release.createdAt})`;
+  const taken = await tx.appReleaseDevice.findMany({ where: { releaseId: release.id }, select: { deviceId: true } });
   const sent = new Set(taken.map((row) => row.deviceId));
-  const missing = share.filter((deviceId) => !sent.has(deviceId)).slice(0, limit);
+  const unsent = share.filter((deviceId) => !sent.has(deviceId));
+  const ahead = await aheadOf(tx, release, version.versionCode, unsent);
+  const missing = unsent.filter((deviceId) => !ahead.has(deviceId)).slice(0, limit);
   return sendVersion(tx, deps, release, version, missing, actor);
 }
 
@@ -498,11 +519,12 @@ export async function advanceRollouts(deps: Deps): Promise<{ advanced: number; p
     }
   }
   // Older completed releases of the same app and target are superseded: only the newest tops up.
+  // Highest version first: a newcomer to two targets gets the higher one, and the lower is then skipped.
   const completed = await deps.db.$queryRaw<Array<{ id: string }>>`
     SELECT id::text AS id FROM (
-      SELECT DISTINCT ON ("packageName", target) id, "createdAt" FROM "AppRelease"
+      SELECT DISTINCT ON ("packageName", target) id, "versionCode", "createdAt" FROM "AppRelease"
       WHERE status = 'completed' ORDER BY "packageName", target, "createdAt" DESC) latest
-    ORDER BY "createdAt" DESC LIMIT ${TOP_UP_RELEASES}`;
+    ORDER BY "versionCode" DESC, "createdAt" DESC LIMIT ${TOP_UP_RELEASES}`;
   for (const { id } of completed) {
     try {
       const outcome = await deps.db.$transaction(
