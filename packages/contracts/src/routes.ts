@@ -861,7 +861,7 @@ export const apiRoutes = {
     minRole: "operator",
     summary: "Roll a release back: every device it was sent to gets the previous version",
     description:
-      "An active, paused or completed release: its devices in service get the previous version (the highest below it) in the transaction that marks it `rolled_back`, and its install commands still queued are cancelled. 409 when the app has no lower version in the catalogue, or the release is already rolled back.",
+      "An active, paused or completed release: its devices in service get the previous version (the highest below it) in the transaction that marks it `rolled_back`, and its install commands still queued are cancelled; a device that reports a higher version than the release's, or that another release last sent one, is left out (never taken lower). 409 when the app has no lower version in the catalogue, the release is already rolled back, or a newer active, paused or completed release of the app reached devices of this one (roll back the newer release first).",
     params: ReleaseParams,
     responses: { 200: { description: "Rolled back; the previous version is on its way.", schema: AppRelease } },
     errors: ["not_found", "conflict"],

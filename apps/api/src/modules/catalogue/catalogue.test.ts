@@ -570,6 +570,32 @@ describe("release lifecycle", () => {
     expect((await installCommands(1)).map((command) => command.deviceId)).not.toContain(g1Member!.deviceId);
   });
 
+  it("refuses (409) to roll back a release a newer one superseded on its devices, and leaves out of a rollback a device that reports a higher version", async () => {
+    await upload(t.app, V1);
+    await upload(t.app, V2);
+    await upload(t.app, V4);
+    const devices = await enrollGroup(3, "g1");
+    const older = await create({ versionCode: 2, target: { group: "g1" }, percent: 100 });
+    const newer = await create({ versionCode: 4, target: { group: "g1" }, percent: 100 });
+    expect(newer.body.status).toBe("completed");
+    const refused = await adminRequest(t.app, "POST", `/admin/app-releases/${older.body.id}/rollback`);
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.message).toMatch(new RegExp(`Release ${newer.body.id} .* roll back the newer release first`));
+    expect(await installCommands(1)).toHaveLength(0);
+    expect((await adminRequest(t.app, "GET", `/admin/app-releases/${older.body.id}`)).body.status).toBe("completed");
+
+    // Newest first: both roll back, down to v1, except on the device that runs a later version.
+    expect((await adminRequest(t.app, "POST", `/admin/app-releases/${newer.body.id}/rollback`)).status).toBe(200);
+    const beat = await request(t.app)
+      .post("/v1/heartbeat")
+      .set("Authorization", `Bearer ${devices[0]!.deviceToken}`)
+      .send(heartbeatBody({ apps: [{ packageName: PACKAGE, versionCode: 7, running: false }] }));
+    expect(beat.status).toBe(200);
+    const rolledBack = await adminRequest(t.app, "POST", `/admin/app-releases/${older.body.id}/rollback`);
+    expect(rolledBack.status).toBe(200);
+    expect((await installCommands(1)).map((command) => command.deviceId).sort()).toEqual([devices[1]!.deviceId, devices[2]!.deviceId].sort());
+  });
+
   it("keeps advancing the other releases when one of them fails", async () => {
     await upload(t.app, V1);
     await upload(t.app, V2);

@@ -345,6 +345,24 @@ export async function rollbackRelease(deps: Deps, releaseId: string, actor: Acto
   const reason = `release ${releaseId} rolled back`;
   const outcome = await deps.db.$transaction(
     async (tx) => {
+      // Orders the rollback with releases of the app (createRelease takes the same lock).
+      await tx.$queryRaw`SELECT 1 FROM "CatalogueApp" WHERE "packageName" = ${release.packageName} FOR UPDATE`;
+      // A newer release that reached its devices put them on its version: rolling this one back
+      // would take them below both. That one goes first.
+      const [newer] = await tx.$queryRaw<Array<{ id: string; versionCode: number; status: string }>>`
+        SELECT r.id::text AS id, r."versionCode", r.status::text AS status FROM "AppRelease" r
+        WHERE r."packageName" = ${release.packageName} AND r.id <> ${releaseId}::uuid AND r."createdAt" > ${release.createdAt}
+          AND r.status IN ('active', 'paused', 'completed')
+          AND EXISTS (
+            SELECT 1 FROM "AppReleaseDevice" theirs JOIN "AppReleaseDevice" ours ON ours."deviceId" = theirs."deviceId" AND ours."releaseId" = ${releaseId}::uuid
+            WHERE theirs."releaseId" = r.id)
+        ORDER BY r."createdAt" DESC LIMIT 1`;
+      if (newer) {
+        throw new HttpError(
+          "conflict",
+          `Release ${newer.id} (${newer.status}) of version ${newer.versionCode}, newer than this one, reached devices of this release: roll back the newer release first`,
+        );
+      }
       const { count } = await tx.appRelease.updateMany({
         where: { id: releaseId, status: { in: ["active", "paused", "completed"] } },
         data: { status: "rolled_back", updatedAt: now },
@@ -354,6 +372,15 @@ export async function rollbackRelease(deps: Deps, releaseId: string, actor: Acto
         SELECT rd."deviceId"::text AS "deviceId", rd."requestId"::text AS "requestId", (d."retiredAt" IS NULL) AS "inService"
         FROM "AppReleaseDevice" rd JOIN "Device" d ON d.id = rd."deviceId"
         WHERE rd."releaseId" = ${releaseId}::uuid AND rd."versionCode" = ${release.versionCode}`;
+      // A device that reports a version above this release's, or that another release last sent
+      // one, runs something newer than this release sent: not this rollback's to take lower
+      // (its queued command is cancelled all the same).
+      const ahead = await aheadOf(
+        tx,
+        { id: releaseId, packageName: release.packageName },
+        release.versionCode,
+        rows.map((row) => row.deviceId),
+      );
       const cancelled = await tx.command.updateManyAndReturn({
         where: { requestId: { in: rows.flatMap((row) => (row.requestId ? [row.requestId] : [])) }, status: "queued" },
         data: { status: "cancelled", completedAt: now, nextAttemptAt: null, errorMessage: reason },
@@ -365,7 +392,7 @@ export async function rollbackRelease(deps: Deps, releaseId: string, actor: Acto
         cancelled.map((row) => ({ ...row, status: "cancelled" as const, detail: reason })),
         now,
       );
-      const devices = rows.filter((row) => row.inService).map((row) => row.deviceId);
+      const devices = rows.filter((row) => row.inService && !ahead.has(row.deviceId)).map((row) => row.deviceId);
       await recordAudit(tx, {
         actor: actor.name,
         action: "app_release.rollback",
