@@ -321,7 +321,7 @@ describe("releases", () => {
       }
     }
     const installed = await adminRequest(t.app, "GET", `/admin/app-releases/${created.body.id}`);
-    expect(installed.body.progress).toEqual({ targeted: 100, sent: 25, installed: 25, pending: 0, failed: 0 });
+    expect(installed.body.progress).toEqual({ targeted: 100, sent: 25, installed: 25, pending: 0, failed: 0, replaced: 0 });
     expect(installed.body.devices.every((device: { status: string }) => device.status === "installed")).toBe(true);
 
     const advanced = await adminRequest(t.app, "POST", `/admin/app-releases/${created.body.id}/advance`, { percent: 100 });
@@ -594,6 +594,40 @@ describe("release lifecycle", () => {
     const rolledBack = await adminRequest(t.app, "POST", `/admin/app-releases/${older.body.id}/rollback`);
     expect(rolledBack.status).toBe(200);
     expect((await installCommands(1)).map((command) => command.deviceId).sort()).toEqual([devices[1]!.deviceId, devices[2]!.deviceId].sort());
+  });
+
+  it("counts a device installed only while it runs the release's version: one that reports another version after its install succeeded is replaced", async () => {
+    await upload(t.app, V1);
+    await upload(t.app, V2);
+    const devices = await enrollGroup(2, "g");
+    const byId = new Map(devices.map((device) => [device.deviceId, device]));
+    const beat = (device: Device, versionCode: number) =>
+      request(t.app)
+        .post("/v1/heartbeat")
+        .set("Authorization", `Bearer ${device.deviceToken}`)
+        .send(heartbeatBody({ apps: [{ packageName: PACKAGE, versionCode, running: false }] }));
+    // Both run v1 before the release.
+    for (const device of devices) expect((await beat(device, 1)).status).toBe(200);
+    t.clock.advance(1);
+    const created = await create({ versionCode: 2, target: { group: "g" }, percent: 100 });
+    for (const command of await installCommands(2)) expect((await report(byId.get(command.deviceId)!, command.requestId, "succeeded")).status).toBe(200);
+    // Succeeded, no heartbeat since: installed, though the last report (from before) says v1.
+    const done = await adminRequest(t.app, "GET", `/admin/app-releases/${created.body.id}`);
+    expect(done.body.progress).toEqual({ targeted: 2, sent: 2, installed: 2, pending: 0, failed: 0, replaced: 0 });
+
+    // One reports v2, the other was taken back to v1 by hand.
+    t.clock.advance(1);
+    expect((await beat(devices[0]!, 2)).status).toBe(200);
+    expect((await beat(devices[1]!, 1)).status).toBe(200);
+    const detail = await adminRequest(t.app, "GET", `/admin/app-releases/${created.body.id}`);
+    expect(detail.body.progress).toEqual({ targeted: 2, sent: 2, installed: 1, pending: 0, failed: 0, replaced: 1 });
+    expect(detail.body.devices.map((device: { deviceId: string; status: string }) => [device.deviceId, device.status])).toEqual([
+      [devices[1]!.deviceId, "replaced"],
+      [devices[0]!.deviceId, "installed"],
+    ]);
+    // Back on v2: installed again.
+    expect((await beat(devices[1]!, 2)).status).toBe(200);
+    expect((await adminRequest(t.app, "GET", `/admin/app-releases/${created.body.id}`)).body.progress).toMatchObject({ installed: 2, replaced: 0 });
   });
 
   it("keeps advancing the other releases when one of them fails", async () => {

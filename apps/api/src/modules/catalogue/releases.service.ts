@@ -11,7 +11,7 @@ import {
   ROLLOUT_STEPS,
 } from "@mdm/contracts";
 import type { AppDeps } from "../../deps";
-import type { AppRelease, AppVersion, Prisma } from "../../generated/prisma/client";
+import { type AppRelease, type AppVersion, Prisma } from "../../generated/prisma/client";
 import { recordAudit } from "../../lib/audit";
 import { HttpError } from "../../lib/http-error";
 import type { DbOrTx } from "../../db/types";
@@ -419,43 +419,45 @@ export async function rollbackRelease(deps: Deps, releaseId: string, actor: Acto
 type DeviceRow = { releaseId: string; deviceId: string; requestId: string | null; versionCode: number; status: ReleaseDevice["status"]; reason: string | null };
 
 /**
- * Each device's progress, from the two things a device tells: the result of its install
- * command, and the apps its heartbeats report (a device that reports the version has it,
- * whatever became of the command).
+ * A device's state in a release (rd: its row, r: the release, c: its command, d: the device),
+ * from the two things a device tells: the result of its install command, and the apps its
+ * heartbeats report. `installed` while it reports the row's version, or its command
+ * succeeded and no report came since; `replaced` when a report since the command succeeded
+ * shows another version (or none): the device no longer runs what the release sent.
  */
+const DEVICE_STATUS = Prisma.sql`
+  CASE
+    WHEN EXISTS (
+      SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(d."appStatus") = 'array' THEN d."appStatus" ELSE '[]'::jsonb END) app
+      WHERE app->>'packageName' = r."packageName" AND app->>'versionCode' = rd."versionCode"::text) THEN 'installed'
+    WHEN c.status = 'succeeded' AND (d."appsReportedAt" IS NULL OR d."appsReportedAt" <= c."completedAt") THEN 'installed'
+    WHEN c.status = 'succeeded' THEN 'replaced'
+    WHEN c.status IN ('failed', 'expired', 'cancelled') THEN 'failed'
+    ELSE 'pending'
+  END`;
+
 async function deviceRowsOf({ db }: Pick<AppDeps, "db">, releaseIds: string[], limit: number): Promise<DeviceRow[]> {
   if (releaseIds.length === 0) return [];
   return db.$queryRaw<DeviceRow[]>`
     SELECT * FROM (
       SELECT rd."releaseId"::text AS "releaseId", rd."deviceId"::text AS "deviceId", rd."requestId"::text AS "requestId", rd."versionCode",
-        CASE
-          WHEN c.status = 'succeeded' OR EXISTS (
-            SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(d."appStatus") = 'array' THEN d."appStatus" ELSE '[]'::jsonb END) app
-            WHERE app->>'packageName' = r."packageName" AND app->>'versionCode' = rd."versionCode"::text) THEN 'installed'
-          WHEN c.status IN ('failed', 'expired', 'cancelled') THEN 'failed'
-          ELSE 'pending'
-        END AS status,
+        ${DEVICE_STATUS} AS status,
         CASE WHEN c.status IN ('failed', 'expired', 'cancelled') THEN COALESCE(c."errorMessage", c.status::text) END AS reason
       FROM "AppReleaseDevice" rd
       JOIN "AppRelease" r ON r.id = rd."releaseId"
       LEFT JOIN "Command" c ON c."requestId" = rd."requestId"
       JOIN "Device" d ON d.id = rd."deviceId" AND d."retiredAt" IS NULL
       WHERE rd."releaseId"::text = ANY(${releaseIds})) rows
-    ORDER BY CASE status WHEN 'failed' THEN 0 WHEN 'pending' THEN 1 ELSE 2 END, "deviceId"
+    ORDER BY CASE status WHEN 'failed' THEN 0 WHEN 'pending' THEN 1 WHEN 'replaced' THEN 2 ELSE 3 END, "deviceId"
     LIMIT ${limit}`;
 }
 
 async function progressOf(deps: Pick<AppDeps, "db">, release: AppRelease): Promise<ReleaseProgress> {
   const counts = await deps.db.$queryRaw<Array<{ status: ReleaseDevice["status"]; count: number }>>`
     SELECT status, count(*)::int AS count FROM (
-      SELECT CASE
-          WHEN c.status = 'succeeded' OR EXISTS (
-            SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(d."appStatus") = 'array' THEN d."appStatus" ELSE '[]'::jsonb END) app
-            WHERE app->>'packageName' = ${release.packageName} AND app->>'versionCode' = rd."versionCode"::text) THEN 'installed'
-          WHEN c.status IN ('failed', 'expired', 'cancelled') THEN 'failed'
-          ELSE 'pending'
-        END AS status
+      SELECT ${DEVICE_STATUS} AS status
       FROM "AppReleaseDevice" rd
+      JOIN "AppRelease" r ON r.id = rd."releaseId"
       LEFT JOIN "Command" c ON c."requestId" = rd."requestId"
       JOIN "Device" d ON d.id = rd."deviceId" AND d."retiredAt" IS NULL
       WHERE rd."releaseId" = ${release.id}::uuid) rows
@@ -465,7 +467,8 @@ async function progressOf(deps: Pick<AppDeps, "db">, release: AppRelease): Promi
   const installed = byStatus.installed ?? 0;
   const pending = byStatus.pending ?? 0;
   const failed = byStatus.failed ?? 0;
-  return { targeted, sent: installed + pending + failed, installed, pending, failed };
+  const replaced = byStatus.replaced ?? 0;
+  return { targeted, sent: installed + pending + failed + replaced, installed, pending, failed, replaced };
 }
 
 async function toReleaseView(deps: Pick<AppDeps, "db">, release: ReleaseWithVersions): Promise<AppReleaseView> {
