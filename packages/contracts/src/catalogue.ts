@@ -91,7 +91,10 @@ export const AppRelease = z.object({
   packageName: z.string(),
   versionCode: z.int(),
   versionName: z.string().nullable(),
-  previousVersionCode: z.int().nullable().describe("What a rollback sends: the highest catalogue version below this one."),
+  previousVersionCode: z
+    .int()
+    .nullable()
+    .describe("What a rollback sends: the highest catalogue version below this one now (null: none); once rolled back, the version it sent."),
   target: ReleaseTarget,
   percent: z.int(),
   status: AppReleaseStatus,

@@ -770,8 +770,8 @@ export const apiRoutes = {
     minRole: "operator",
     summary: "Delete a version from the app catalogue",
     description:
-      "409, saying what holds it, while the version is in use: it is the version or the rollback target of an active or paused release, the version a completed release still sends to devices joining its target (the app's newest completed release for that target: release a newer version there first), or the only catalogue version that satisfies a required app of a policy (the policy is named: upload another version or change the policy first). " +
-      "Completed and rolled-back releases keep their history: they go on showing the deleted version's code, and a completed release whose previous version is deleted rolls back only once that version code is uploaded again. " +
+      "409, saying what holds it, while the version is in use: it is the version of an active or paused release or its rollback target (the highest version below it), the version a completed release still sends to devices joining its target (the app's newest completed release for that target: release a newer version there first), or the only catalogue version that satisfies a required app of a policy (the policy is named: upload another version or change the policy first). " +
+      "Completed and rolled-back releases keep their history: they go on showing the deleted version's code; a completed release rolls back to the highest version below its own still in the catalogue then (409 while there is none). " +
       "Its APK file is removed from storage once no version refers to its SHA-256, and the signed download URLs of install commands already sent for it answer 404 from then on. `{versionCode}` is a plain decimal integer. Audited as `app.delete_version`.",
     params: AppVersionParams,
     responses: { 204: { description: "Deleted." } },
@@ -861,7 +861,7 @@ export const apiRoutes = {
     minRole: "operator",
     summary: "Roll a release back: every device it was sent to gets the previous version",
     description:
-      "An active, paused or completed release: its devices in service get the previous version (the highest below it) in the transaction that marks it `rolled_back`, and its install commands still queued are cancelled; a device that reports a higher version than the release's, or that another release last sent one, is left out (never taken lower). 409 when the app has no lower version in the catalogue, the release is already rolled back, or a newer active, paused or completed release of the app reached devices of this one (roll back the newer release first).",
+      "An active, paused or completed release: its devices in service get the previous version (the app's highest catalogue version below it at the time of the rollback, whenever it was uploaded) in the transaction that marks it `rolled_back`, and its install commands still queued are cancelled; a device that reports a higher version than the release's, or that another release last sent one, is left out (never taken lower). 409 when the app has no lower version in the catalogue, the release is already rolled back, or a newer active, paused or completed release of the app reached devices of this one (roll back the newer release first).",
     params: ReleaseParams,
     responses: { 200: { description: "Rolled back; the previous version is on its way.", schema: AppRelease } },
     errors: ["not_found", "conflict"],

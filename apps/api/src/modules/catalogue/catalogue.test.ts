@@ -630,6 +630,26 @@ describe("release lifecycle", () => {
     expect((await adminRequest(t.app, "GET", `/admin/app-releases/${created.body.id}`)).body.progress).toMatchObject({ installed: 2, replaced: 0 });
   });
 
+  it("rolls back to the highest version below the release's in the catalogue when it rolls back, not when it was created", async () => {
+    await upload(t.app, V2);
+    await upload(t.app, V4);
+    const devices = await enrollGroup(2, "g");
+    const created = await create({ versionCode: 4, target: { group: "g" }, percent: 100 });
+    expect(created.body).toMatchObject({ status: "completed", previousVersionCode: 2 });
+    // v2 goes (v4's release superseding it), v1 comes: the rollback sends v1.
+    expect((await adminRequest(t.app, "DELETE", `/admin/apps/${PACKAGE}/versions/2`)).status).toBe(204);
+    expect((await adminRequest(t.app, "GET", `/admin/app-releases/${created.body.id}`)).body.previousVersionCode).toBe(null);
+    await upload(t.app, V1);
+    expect((await adminRequest(t.app, "GET", `/admin/app-releases/${created.body.id}`)).body.previousVersionCode).toBe(1);
+    const rolledBack = await adminRequest(t.app, "POST", `/admin/app-releases/${created.body.id}/rollback`);
+    expect(rolledBack.status).toBe(200);
+    expect(rolledBack.body).toMatchObject({ status: "rolled_back", previousVersionCode: 1 });
+    expect((await installCommands(1)).map((command) => command.deviceId).sort()).toEqual(devices.map((device) => device.deviceId).sort());
+    // Once rolled back, the release shows what it sent, whatever is uploaded later.
+    await upload(t.app, V2);
+    expect((await adminRequest(t.app, "GET", `/admin/app-releases/${created.body.id}`)).body.previousVersionCode).toBe(1);
+  });
+
   it("keeps advancing the other releases when one of them fails", async () => {
     await upload(t.app, V1);
     await upload(t.app, V2);

@@ -319,6 +319,11 @@ async function setStatus(
 export const pauseRelease = (deps: Deps, releaseId: string, actor: Actor) => setStatus(deps, releaseId, "active", "paused", "app_release.pause", actor);
 export const resumeRelease = (deps: Deps, releaseId: string, actor: Actor) => setStatus(deps, releaseId, "paused", "active", "app_release.resume", actor);
 
+/** What a rollback of the release sends: the app's highest catalogue version below it. */
+export function previousVersionOf(db: DbOrTx, release: Pick<AppRelease, "packageName" | "versionCode">): Promise<AppVersion | null> {
+  return db.appVersion.findFirst({ where: { packageName: release.packageName, versionCode: { lt: release.versionCode } }, orderBy: { versionCode: "desc" } });
+}
+
 /**
  * Sends the previous version to every device in service the release was sent to, and
  * cancels its install commands that have not reached their device yet: one transaction
@@ -326,20 +331,6 @@ export const resumeRelease = (deps: Deps, releaseId: string, actor: Actor) => se
  */
 export async function rollbackRelease(deps: Deps, releaseId: string, actor: Actor): Promise<AppReleaseView> {
   const release = await findRelease(deps, releaseId);
-  if (release.previousVersionCode === null)
-    throw new HttpError("conflict", `The catalogue has no version of ${release.packageName} below ${release.versionCode} to roll back to`);
-  // Deleted from the catalogue since: the same version code uploaded again will do.
-  const previousVersion =
-    release.previousVersion ??
-    (await deps.db.appVersion.findUnique({
-      where: { packageName_versionCode: { packageName: release.packageName, versionCode: release.previousVersionCode } },
-    }));
-  if (!previousVersion) {
-    throw new HttpError(
-      "conflict",
-      `Version ${release.previousVersionCode} of ${release.packageName}, which this release rolls back to, was deleted from the catalogue: upload it again to roll back`,
-    );
-  }
   installUrlBase(deps.env);
   const now = deps.clock.now();
   const reason = `release ${releaseId} rolled back`;
@@ -363,9 +354,14 @@ export async function rollbackRelease(deps: Deps, releaseId: string, actor: Acto
           `Release ${newer.id} (${newer.status}) of version ${newer.versionCode}, newer than this one, reached devices of this release: roll back the newer release first`,
         );
       }
+      // What the catalogue holds now, under the lock a version's deletion takes too: a version
+      // uploaded or deleted since the release was created counts.
+      const previousVersion = await previousVersionOf(tx, release);
+      if (!previousVersion)
+        throw new HttpError("conflict", `The catalogue has no version of ${release.packageName} below ${release.versionCode} to roll back to`);
       const { count } = await tx.appRelease.updateMany({
         where: { id: releaseId, status: { in: ["active", "paused", "completed"] } },
-        data: { status: "rolled_back", updatedAt: now },
+        data: { status: "rolled_back", previousVersionId: previousVersion.id, previousVersionCode: previousVersion.versionCode, updatedAt: now },
       });
       if (count === 0) throw new HttpError("conflict", `The release is already ${release.status}`);
       const rows = await tx.$queryRaw<Array<{ deviceId: string; requestId: string | null; inService: boolean }>>`
@@ -477,7 +473,8 @@ async function toReleaseView(deps: Pick<AppDeps, "db">, release: ReleaseWithVers
     packageName: release.packageName,
     versionCode: release.versionCode,
     versionName: release.versionName,
-    previousVersionCode: release.previousVersionCode,
+    // Rolled back: what it sent. Otherwise what a rollback would send now.
+    previousVersionCode: release.status === "rolled_back" ? release.previousVersionCode : ((await previousVersionOf(deps.db, release))?.versionCode ?? null),
     target: release.target as ReleaseTarget,
     percent: release.percent,
     status: release.status,
