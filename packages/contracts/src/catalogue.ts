@@ -79,9 +79,10 @@ export type AdvanceReleaseRequest = z.infer<typeof AdvanceReleaseRequest>;
 export const ReleaseProgress = z.object({
   targeted: z.int().describe("Devices in the target now."),
   sent: z.int().describe("Devices the release (or its rollback) was sent to."),
-  installed: z.int(),
+  installed: z.int().describe("Devices that run the version they were sent (see the devices' `installed`)."),
   pending: z.int(),
   failed: z.int(),
+  replaced: z.int().describe("Devices that installed it and report another version (or none) since."),
 });
 export type ReleaseProgress = z.infer<typeof ReleaseProgress>;
 
@@ -90,7 +91,10 @@ export const AppRelease = z.object({
   packageName: z.string(),
   versionCode: z.int(),
   versionName: z.string().nullable(),
-  previousVersionCode: z.int().nullable().describe("What a rollback sends: the highest catalogue version below this one."),
+  previousVersionCode: z
+    .int()
+    .nullable()
+    .describe("What a rollback sends: the highest catalogue version below this one now (null: none); once rolled back, the version it sent."),
   target: ReleaseTarget,
   percent: z.int(),
   status: AppReleaseStatus,
@@ -130,14 +134,14 @@ export const AppVersionParams = z.strictObject({
 });
 export const ReleaseParams = z.strictObject({ releaseId: Uuid });
 
-export const ReleaseDeviceStatus = z.enum(["installed", "pending", "failed"]);
+export const ReleaseDeviceStatus = z.enum(["installed", "pending", "failed", "replaced"]);
 export type ReleaseDeviceStatus = z.infer<typeof ReleaseDeviceStatus>;
 
 export const ReleaseDevice = z.object({
   deviceId: Uuid,
   versionCode: z.int().describe("The version this device must end up with (the previous one after a rollback)."),
   status: ReleaseDeviceStatus.describe(
-    "`installed`: the install command succeeded or the device's heartbeat reports this version; `failed`: the command failed or expired (see `reason`); else `pending`.",
+    "`installed`: the device's heartbeat reports this version, or the install command succeeded and no heartbeat reported its apps since; `replaced`: the command succeeded but a heartbeat since reports another version, or none (a downgrade, an uninstall, another release); `failed`: the command failed or expired (see `reason`); else `pending`.",
   ),
   reason: z.string().nullable(),
   requestId: Uuid.nullable(),
@@ -145,7 +149,7 @@ export const ReleaseDevice = z.object({
 export type ReleaseDevice = z.infer<typeof ReleaseDevice>;
 
 export const ReleaseDetail = AppRelease.extend({
-  devices: z.array(ReleaseDevice).describe("Failed first, then pending, then installed; at most 1000."),
+  devices: z.array(ReleaseDevice).describe("Failed first, then pending, then replaced, then installed; at most 1000."),
 });
 export type ReleaseDetail = z.infer<typeof ReleaseDetail>;
 

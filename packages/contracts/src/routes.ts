@@ -770,8 +770,8 @@ export const apiRoutes = {
     minRole: "operator",
     summary: "Delete a version from the app catalogue",
     description:
-      "409, saying what holds it, while the version is in use: it is the version or the rollback target of an active or paused release, the version a completed release still sends to devices joining its target (the app's newest completed release for that target: release a newer version there first), or the only catalogue version that satisfies a required app of a policy (the policy is named: upload another version or change the policy first). " +
-      "Completed and rolled-back releases keep their history: they go on showing the deleted version's code, and a completed release whose previous version is deleted rolls back only once that version code is uploaded again. " +
+      "409, saying what holds it, while the version is in use: it is the version of an active or paused release or its rollback target (the highest version below it), the version a completed release still sends to devices joining its target (the app's newest completed release for that target: release a newer version there first), or the only catalogue version that satisfies a required app of a policy (the policy is named: upload another version or change the policy first). " +
+      "Completed and rolled-back releases keep their history: they go on showing the deleted version's code; a completed release rolls back to the highest version below its own still in the catalogue then (409 while there is none). " +
       "Its APK file is removed from storage once no version refers to its SHA-256, and the signed download URLs of install commands already sent for it answer 404 from then on. `{versionCode}` is a plain decimal integer. Audited as `app.delete_version`.",
     params: AppVersionParams,
     responses: { 204: { description: "Deleted." } },
@@ -799,7 +799,7 @@ export const apiRoutes = {
     minRole: "operator",
     summary: "Roll a catalogue version out to a group or the fleet, a percentage at a time",
     description:
-      "Sends `install_app` (catalogue URL and SHA-256) as a batch to the release's share of the target's devices in service (retired devices are left out): devices ranked by sha256(releaseId:deviceId), the first `percent`. The release and its commands commit together. At 100% the release is `completed`, and the rollout job sends it to devices joining the target later. Needs `PUBLIC_API_URL` to be https (409 otherwise). Another active or paused release of the same app is 409 (a completed or rolled-back one is not), and so is a release of a lower version than one an active, paused or completed release sent to devices of this target (the same group, or any target when either is the fleet): roll that release back instead.",
+      "Sends `install_app` (catalogue URL and SHA-256) as a batch to the release's share of the target's devices in service (retired devices are left out): devices ranked by sha256(releaseId:deviceId), the first `percent`. The release and its commands commit together. At 100% the release is `completed`, and the rollout job sends it to devices joining the target later. Needs `PUBLIC_API_URL` to be https (409 otherwise). Another active or paused release of the same app is 409 (a completed or rolled-back one is not), and so is a release of a lower version than one an active, paused or completed release sent to devices of this target (the same group, or any target when either is the fleet): roll that release back instead. Per device, a release, its advances and its top-ups never send a device a lower version than the one its heartbeats report, or than another release of the app last sent it (a device in two groups keeps the higher release's version): such a device is left out, not counted in `sent`.",
     params: PackageParams,
     body: CreateReleaseRequest,
     responses: { 201: { description: "Created and sent to its first share.", schema: AppRelease } },
@@ -824,7 +824,7 @@ export const apiRoutes = {
     minRole: "operator",
     summary: "Widen a release to a higher percentage (default: the next of 5, 25, 100)",
     description:
-      "The devices already sent to stay; only the newly covered ones in service get the command. Reaching 100% completes the release (`completed`). A paused, completed or rolled-back release is 409.",
+      "The devices already sent to stay; only the newly covered ones in service get the command, except a device that reports a higher version of the app or that another release last sent a higher one (it is left out, never taken lower). Reaching 100% completes the release (`completed`). A paused, completed or rolled-back release is 409.",
     params: ReleaseParams,
     body: AdvanceReleaseRequest,
     responses: { 200: { description: "Advanced.", schema: AppRelease } },
@@ -861,7 +861,7 @@ export const apiRoutes = {
     minRole: "operator",
     summary: "Roll a release back: every device it was sent to gets the previous version",
     description:
-      "An active, paused or completed release: its devices in service get the previous version (the highest below it) in the transaction that marks it `rolled_back`, and its install commands still queued are cancelled. 409 when the app has no lower version in the catalogue, or the release is already rolled back.",
+      "An active, paused or completed release: its devices in service get the previous version (the app's highest catalogue version below it at the time of the rollback, whenever it was uploaded) in the transaction that marks it `rolled_back`, and its install commands still queued are cancelled; a device that reports a higher version than the release's, or that another release last sent one, is left out (never taken lower). 409 when the app has no lower version in the catalogue, the release is already rolled back, or a newer active, paused or completed release of the app reached devices of this one (roll back the newer release first).",
     params: ReleaseParams,
     responses: { 200: { description: "Rolled back; the previous version is on its way.", schema: AppRelease } },
     errors: ["not_found", "conflict"],

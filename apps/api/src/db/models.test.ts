@@ -58,6 +58,7 @@ it("round-trips every model through the migrated database", async () => {
     uptimeSeconds: 99n,
     deviceTime: at,
     appStatus: [{ packageName: "com.a.b", running: true }],
+    appsReportedAt: new Date("2026-11-25T10:00:00.000Z"),
     online: true,
     offlineSince: at,
     groups: ["north", "tills"],

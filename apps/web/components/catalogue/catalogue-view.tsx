@@ -137,7 +137,7 @@ function ReleaseForm({ app }: { app: CatalogueApp }) {
 const WIDE_ONLY = "hidden md:table-cell";
 
 function Progress({ release }: { release: AppRelease }) {
-  const { targeted, sent, installed, pending, failed } = release.progress;
+  const { targeted, sent, installed, pending, failed, replaced } = release.progress;
   const share = (count: number) => `${targeted === 0 ? 0 : (count * 100) / targeted}%`;
   return (
     <div className="grid gap-1 whitespace-normal md:min-w-48">
@@ -147,7 +147,7 @@ function Progress({ release }: { release: AppRelease }) {
         <div className="bg-destructive" style={{ width: share(failed) }} />
       </div>
       <span className="text-xs text-muted-foreground" data-testid="release-progress">
-        {installed} installed · {pending} pending · {failed} failed · {sent} of {targeted} sent
+        {installed} installed · {pending} pending · {failed} failed{replaced > 0 ? ` · ${replaced} replaced` : ""} · {sent} of {targeted} sent
       </span>
     </div>
   );

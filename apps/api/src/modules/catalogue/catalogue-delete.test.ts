@@ -172,7 +172,7 @@ describe("DELETE /admin/apps/{packageName}/versions/{versionCode}", () => {
     expect(history.body.devices).toEqual([expect.objectContaining({ versionCode: 1 })]);
   });
 
-  it("refuses the version a completed release still sends to newcomers; once superseded it goes and the release keeps its history, and its rollback waits for the version to come back", async () => {
+  it("refuses the version a completed release still sends to newcomers; once superseded it goes and the release keeps its history, and its rollback waits for a lower version to be uploaded", async () => {
     expect((await upload(V1)).status).toBe(201);
     const devices = await enroll(2, "g");
     const first = await release({ versionCode: 1, target: { group: "g" }, percent: 100 });
@@ -196,7 +196,7 @@ describe("DELETE /admin/apps/{packageName}/versions/{versionCode}", () => {
 
     const noPrevious = await adminRequest(t.app, "POST", `/admin/app-releases/${second.body.id}/rollback`);
     expect(noPrevious.status).toBe(409);
-    expect(noPrevious.body.error.message).toMatch(/Version 1 of com\.keelson\.fixture, which this release rolls back to, was deleted from the catalogue/);
+    expect(noPrevious.body.error.message).toBe(`The catalogue has no version of ${PACKAGE} below 2 to roll back to`);
     expect((await upload(V1)).status).toBe(201);
     const rolledBack = await adminRequest(t.app, "POST", `/admin/app-releases/${second.body.id}/rollback`);
     expect(rolledBack.status).toBe(200);

@@ -92,7 +92,7 @@ describeWithPostgres("catalogue installs by simulated devices", () => {
     const created = await call("POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 2, target: { group: "lobby" }, percent: 100 });
     expect(created.status).toBe(201);
     const release = await releaseUntil(created.body.id, (current) => current.progress.pending === 0);
-    expect(release.progress).toEqual({ targeted: 4, sent: 4, installed: 3, pending: 0, failed: 1 });
+    expect(release.progress).toEqual({ targeted: 4, sent: 4, installed: 3, pending: 0, failed: 1, replaced: 0 });
     const failed = release.devices.find((device) => device.status === "failed")!;
     expect(failed.deviceId).toBe(tampered.deviceId);
     expect(failed.reason).toMatch(/^sha256 mismatch: expected [a-f0-9]{64}, downloaded [a-f0-9]{64}$/);

@@ -15,7 +15,7 @@ import { readApk } from "./apk-reader";
 import type { ApkStore } from "./apk-store";
 import type { DbOrTx } from "../../db/types";
 import { newestCatalogueVersions, queueDevicesAwaiting } from "../policies/policies.service";
-import { listReleaseViews } from "./releases.service";
+import { listReleaseViews, previousVersionOf } from "./releases.service";
 
 type Actor = { name: string; ip?: string };
 
@@ -239,16 +239,20 @@ const targetName = (target: ReleaseTarget) => ("group" in target ? `group ${targ
  */
 async function refuseInUse(tx: DbOrTx, packageName: string, versions: AppVersion[], wholeApp: boolean): Promise<void> {
   const ids = versions.map((version) => version.id);
-  const running = await tx.appRelease.findFirst({
-    where: { packageName, status: { in: ["active", "paused"] }, OR: [{ versionId: { in: ids } }, { previousVersionId: { in: ids } }] },
-    orderBy: { createdAt: "asc" },
-  });
-  if (running) {
-    const role =
-      running.versionId !== null && ids.includes(running.versionId)
-        ? `is rolling out version ${running.versionCode} of ${packageName}`
-        : `would roll ${packageName} back to version ${running.previousVersionCode}`;
-    throw new HttpError("conflict", `Release ${running.id} (${running.status}) ${role}: roll it back or let it complete first`);
+  // One release of an app is in progress at a time; its rollback target is resolved when it rolls back.
+  const running = await tx.appRelease.findFirst({ where: { packageName, status: { in: ["active", "paused"] } }, orderBy: { createdAt: "asc" } });
+  const previous = running ? await previousVersionOf(tx, running) : null;
+  if (running && running.versionId !== null && ids.includes(running.versionId)) {
+    throw new HttpError(
+      "conflict",
+      `Release ${running.id} (${running.status}) is rolling out version ${running.versionCode} of ${packageName}: roll it back or let it complete first`,
+    );
+  }
+  if (running && previous && ids.includes(previous.id)) {
+    throw new HttpError(
+      "conflict",
+      `Release ${running.id} (${running.status}) would roll ${packageName} back to version ${previous.versionCode}: roll it back or let it complete first`,
+    );
   }
   if (wholeApp) return;
   // As the rollout job picks them: the newest completed release of each target tops it up.

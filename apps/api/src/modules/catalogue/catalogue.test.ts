@@ -25,6 +25,7 @@ import { advanceRollouts, createRelease } from "./releases.service";
 const FIXTURES = path.resolve(__dirname, "../../../test-fixtures/apk");
 const V1 = path.join(FIXTURES, "fixture-v1.apk");
 const V2 = path.join(FIXTURES, "fixture-v2.apk");
+const V4 = path.join(FIXTURES, "fixture-v4-v2-signature-only.apk");
 const OTHER_KEY = path.join(FIXTURES, "fixture-v3-other-key.apk");
 const ROTATED = path.join(FIXTURES, "fixture-v5-rotated.apk");
 const ROTATED_CERT = "0968d3b3f5a656b1a4f7fe18c1036db2edb6217ceefed41bf8ba4a32d204fd55";
@@ -320,7 +321,7 @@ describe("releases", () => {
       }
     }
     const installed = await adminRequest(t.app, "GET", `/admin/app-releases/${created.body.id}`);
-    expect(installed.body.progress).toEqual({ targeted: 100, sent: 25, installed: 25, pending: 0, failed: 0 });
+    expect(installed.body.progress).toEqual({ targeted: 100, sent: 25, installed: 25, pending: 0, failed: 0, replaced: 0 });
     expect(installed.body.devices.every((device: { status: string }) => device.status === "installed")).toBe(true);
 
     const advanced = await adminRequest(t.app, "POST", `/admin/app-releases/${created.body.id}/advance`, { percent: 100 });
@@ -525,6 +526,128 @@ describe("release lifecycle", () => {
 
     expect((await adminRequest(t.app, "POST", `/admin/app-releases/${newer.body.id}/rollback`)).status).toBe(200);
     expect((await create({ versionCode: 1, target: { group: "a" }, percent: 100 })).status).toBe(201);
+  });
+
+  it("never sends a device a lower version than a newer release sent it or than it reports, whatever its groups: not by a release, an advance or a top-up", async () => {
+    await upload(t.app, V1);
+    await upload(t.app, V2);
+    await upload(t.app, V4);
+    const [both] = await enrollGroup(1, "g10");
+    const [onlyG10] = await enrollGroup(1, "g10");
+    const gX = await enrollGroup(2, "gX");
+    await database.db.device.update({ where: { id: both!.deviceId }, data: { groups: ["g10", "gX"] } });
+    const v4 = await create({ versionCode: 4, target: { group: "g10" }, percent: 100 });
+    expect(v4.body.status).toBe("completed");
+    // A device of gX reports v4, installed by hand.
+    const beat = await request(t.app)
+      .post("/v1/heartbeat")
+      .set("Authorization", `Bearer ${gX[0]!.deviceToken}`)
+      .send(heartbeatBody({ apps: [{ packageName: PACKAGE, versionCode: 4, running: false }] }));
+    expect(beat.status).toBe(200);
+
+    // The groups differ, so v2 may go to gX: only to its device that has neither.
+    const v2 = await create({ versionCode: 2, target: { group: "gX" }, percent: 100 });
+    expect(v2.status).toBe(201);
+    expect((await installCommands(2)).map((command) => command.deviceId)).toEqual([gX[1]!.deviceId]);
+
+    // A device v4 reached joins gX: the top-up leaves it on v4.
+    await database.db.device.update({ where: { id: onlyG10!.deviceId }, data: { groups: ["g10", "gX"] } });
+    // A newcomer to both groups gets v4 only.
+    const [newcomer] = await enrollGroup(1, "g10");
+    await database.db.device.update({ where: { id: newcomer!.deviceId }, data: { groups: ["g10", "gX"] } });
+    await advanceRollouts(t.deps);
+    expect((await installCommands(2)).map((command) => command.deviceId)).toEqual([gX[1]!.deviceId]);
+    expect((await installCommands(4)).filter((command) => command.deviceId === newcomer!.deviceId)).toHaveLength(1);
+
+    // Nor an advance: a release of v1 to a new group, at 1% then 100%, one of whose devices v4 reached.
+    const [, g1Member] = await enrollGroup(2, "g1");
+    await database.db.device.update({ where: { id: g1Member!.deviceId }, data: { groups: ["g1", "g10"] } });
+    await advanceRollouts(t.deps);
+    expect((await installCommands(4)).filter((command) => command.deviceId === g1Member!.deviceId)).toHaveLength(1);
+    const v1 = await create({ versionCode: 1, target: { group: "g1" }, percent: 1 });
+    expect(v1.status).toBe(201);
+    expect((await adminRequest(t.app, "POST", `/admin/app-releases/${v1.body.id}/advance`, { percent: 100 })).status).toBe(200);
+    expect((await installCommands(1)).map((command) => command.deviceId)).not.toContain(g1Member!.deviceId);
+  });
+
+  it("refuses (409) to roll back a release a newer one superseded on its devices, and leaves out of a rollback a device that reports a higher version", async () => {
+    await upload(t.app, V1);
+    await upload(t.app, V2);
+    await upload(t.app, V4);
+    const devices = await enrollGroup(3, "g1");
+    const older = await create({ versionCode: 2, target: { group: "g1" }, percent: 100 });
+    const newer = await create({ versionCode: 4, target: { group: "g1" }, percent: 100 });
+    expect(newer.body.status).toBe("completed");
+    const refused = await adminRequest(t.app, "POST", `/admin/app-releases/${older.body.id}/rollback`);
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.message).toMatch(new RegExp(`Release ${newer.body.id} .* roll back the newer release first`));
+    expect(await installCommands(1)).toHaveLength(0);
+    expect((await adminRequest(t.app, "GET", `/admin/app-releases/${older.body.id}`)).body.status).toBe("completed");
+
+    // Newest first: both roll back, down to v1, except on the device that runs a later version.
+    expect((await adminRequest(t.app, "POST", `/admin/app-releases/${newer.body.id}/rollback`)).status).toBe(200);
+    const beat = await request(t.app)
+      .post("/v1/heartbeat")
+      .set("Authorization", `Bearer ${devices[0]!.deviceToken}`)
+      .send(heartbeatBody({ apps: [{ packageName: PACKAGE, versionCode: 7, running: false }] }));
+    expect(beat.status).toBe(200);
+    const rolledBack = await adminRequest(t.app, "POST", `/admin/app-releases/${older.body.id}/rollback`);
+    expect(rolledBack.status).toBe(200);
+    expect((await installCommands(1)).map((command) => command.deviceId).sort()).toEqual([devices[1]!.deviceId, devices[2]!.deviceId].sort());
+  });
+
+  it("counts a device installed only while it runs the release's version: one that reports another version after its install succeeded is replaced", async () => {
+    await upload(t.app, V1);
+    await upload(t.app, V2);
+    const devices = await enrollGroup(2, "g");
+    const byId = new Map(devices.map((device) => [device.deviceId, device]));
+    const beat = (device: Device, versionCode: number) =>
+      request(t.app)
+        .post("/v1/heartbeat")
+        .set("Authorization", `Bearer ${device.deviceToken}`)
+        .send(heartbeatBody({ apps: [{ packageName: PACKAGE, versionCode, running: false }] }));
+    // Both run v1 before the release.
+    for (const device of devices) expect((await beat(device, 1)).status).toBe(200);
+    t.clock.advance(1);
+    const created = await create({ versionCode: 2, target: { group: "g" }, percent: 100 });
+    for (const command of await installCommands(2)) expect((await report(byId.get(command.deviceId)!, command.requestId, "succeeded")).status).toBe(200);
+    // Succeeded, no heartbeat since: installed, though the last report (from before) says v1.
+    const done = await adminRequest(t.app, "GET", `/admin/app-releases/${created.body.id}`);
+    expect(done.body.progress).toEqual({ targeted: 2, sent: 2, installed: 2, pending: 0, failed: 0, replaced: 0 });
+
+    // One reports v2, the other was taken back to v1 by hand.
+    t.clock.advance(1);
+    expect((await beat(devices[0]!, 2)).status).toBe(200);
+    expect((await beat(devices[1]!, 1)).status).toBe(200);
+    const detail = await adminRequest(t.app, "GET", `/admin/app-releases/${created.body.id}`);
+    expect(detail.body.progress).toEqual({ targeted: 2, sent: 2, installed: 1, pending: 0, failed: 0, replaced: 1 });
+    expect(detail.body.devices.map((device: { deviceId: string; status: string }) => [device.deviceId, device.status])).toEqual([
+      [devices[1]!.deviceId, "replaced"],
+      [devices[0]!.deviceId, "installed"],
+    ]);
+    // Back on v2: installed again.
+    expect((await beat(devices[1]!, 2)).status).toBe(200);
+    expect((await adminRequest(t.app, "GET", `/admin/app-releases/${created.body.id}`)).body.progress).toMatchObject({ installed: 2, replaced: 0 });
+  });
+
+  it("rolls back to the highest version below the release's in the catalogue when it rolls back, not when it was created", async () => {
+    await upload(t.app, V2);
+    await upload(t.app, V4);
+    const devices = await enrollGroup(2, "g");
+    const created = await create({ versionCode: 4, target: { group: "g" }, percent: 100 });
+    expect(created.body).toMatchObject({ status: "completed", previousVersionCode: 2 });
+    // v2 goes (v4's release superseding it), v1 comes: the rollback sends v1.
+    expect((await adminRequest(t.app, "DELETE", `/admin/apps/${PACKAGE}/versions/2`)).status).toBe(204);
+    expect((await adminRequest(t.app, "GET", `/admin/app-releases/${created.body.id}`)).body.previousVersionCode).toBe(null);
+    await upload(t.app, V1);
+    expect((await adminRequest(t.app, "GET", `/admin/app-releases/${created.body.id}`)).body.previousVersionCode).toBe(1);
+    const rolledBack = await adminRequest(t.app, "POST", `/admin/app-releases/${created.body.id}/rollback`);
+    expect(rolledBack.status).toBe(200);
+    expect(rolledBack.body).toMatchObject({ status: "rolled_back", previousVersionCode: 1 });
+    expect((await installCommands(1)).map((command) => command.deviceId).sort()).toEqual(devices.map((device) => device.deviceId).sort());
+    // Once rolled back, the release shows what it sent, whatever is uploaded later.
+    await upload(t.app, V2);
+    expect((await adminRequest(t.app, "GET", `/admin/app-releases/${created.body.id}`)).body.previousVersionCode).toBe(1);
   });
 
   it("keeps advancing the other releases when one of them fails", async () => {

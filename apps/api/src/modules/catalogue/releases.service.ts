@@ -11,7 +11,7 @@ import {
   ROLLOUT_STEPS,
 } from "@mdm/contracts";
 import type { AppDeps } from "../../deps";
-import type { AppRelease, AppVersion, Prisma } from "../../generated/prisma/client";
+import { type AppRelease, type AppVersion, Prisma } from "../../generated/prisma/client";
 import { recordAudit } from "../../lib/audit";
 import { HttpError } from "../../lib/http-error";
 import type { DbOrTx } from "../../db/types";
@@ -136,11 +136,32 @@ async function sendVersion(tx: DbOrTx, deps: Deps, release: AppRelease, version:
 }
 
 /**
+ * The devices of `deviceIds` that must not be sent version `versionCode` of the app, as it
+ * would take them lower: those whose heartbeats report a higher version of it, and those
+ * another release of the app was last sent a higher version (its row's version: the
+ * previous one once that release was rolled back). Per device, not per target: a device in
+ * two groups is reached by the releases of both.
+ */
+async function aheadOf(tx: DbOrTx, release: Pick<AppRelease, "id" | "packageName">, versionCode: number, deviceIds: string[]): Promise<Set<string>> {
+  if (deviceIds.length === 0) return new Set();
+  const rows = await tx.$queryRaw<Array<{ deviceId: string }>>`
+    SELECT d.id::text AS "deviceId" FROM "Device" d
+    WHERE d.id = ANY(${deviceIds}::uuid[]) AND EXISTS (
+      SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(d."appStatus") = 'array' THEN d."appStatus" ELSE '[]'::jsonb END) app
+      WHERE app->>'packageName' = ${release.packageName} AND jsonb_typeof(app->'versionCode') = 'number' AND (app->>'versionCode')::numeric > ${versionCode}::int)
+    UNION
+    SELECT rd."deviceId"::text FROM "AppReleaseDevice" rd JOIN "AppRelease" r ON r.id = rd."releaseId"
+    WHERE r."packageName" = ${release.packageName} AND r.id <> ${release.id}::uuid AND rd."versionCode" > ${versionCode}
+      AND rd."deviceId" = ANY(${deviceIds}::uuid[])`;
+  return new Set(rows.map((row) => row.deviceId));
+}
+
+/**
  * Sends the release to the devices in service its percentage covers that it was not sent
- * to yet (at most `limit`), except devices a newer release of the app was sent to: those
- * must not go back to this version. A release whose version was deleted from the catalogue
- * (only a completed one that no longer tops up its target can lose it) sends nothing, until
- * that version code is uploaded again.
+ * to yet (at most `limit`), except devices it would take lower (see aheadOf): a device a
+ * newer release of the app reached, or that runs a newer version, keeps it. A release whose
+ * version was deleted from the catalogue (only a completed one that no longer tops up its
+ * target can lose it) sends nothing, until that version code is uploaded again.
  */
 async function fillShare(tx: DbOrTx, deps: Deps, release: ReleaseWithVersions, actor: Actor, limit = Number.POSITIVE_INFINITY): Promise<number> {
   const version =
@@ -148,11 +169,11 @@ async function fillShare(tx: DbOrTx, deps: Deps, release: ReleaseWithVersions, a
     (await tx.appVersion.findUnique({ where: { packageName_versionCode: { packageName: release.packageName, versionCode: release.versionCode } } }));
   if (!version) return 0;
   const share = shareOf(release.id, await targetDeviceIds(tx, release.target as ReleaseTarget), release.percent);
-  const taken = await tx.$queryRaw<Array<{ deviceId: string }>>`
-    SELECT DISTINCT rd."deviceId"::text AS "deviceId" FROM "AppReleaseDevice" rd JOIN "AppRelease" r ON r.id = rd."releaseId"
-    WHERE r.id = ${release.id}::uuid OR (r."packageName" = ${release.packageName} AND r."createdAt" > ${release.createdAt})`;
+  const taken = await tx.appReleaseDevice.findMany({ where: { releaseId: release.id }, select: { deviceId: true } });
   const sent = new Set(taken.map((row) => row.deviceId));
-  const missing = share.filter((deviceId) => !sent.has(deviceId)).slice(0, limit);
+  const unsent = share.filter((deviceId) => !sent.has(deviceId));
+  const ahead = await aheadOf(tx, release, version.versionCode, unsent);
+  const missing = unsent.filter((deviceId) => !ahead.has(deviceId)).slice(0, limit);
   return sendVersion(tx, deps, release, version, missing, actor);
 }
 
@@ -298,6 +319,11 @@ async function setStatus(
 export const pauseRelease = (deps: Deps, releaseId: string, actor: Actor) => setStatus(deps, releaseId, "active", "paused", "app_release.pause", actor);
 export const resumeRelease = (deps: Deps, releaseId: string, actor: Actor) => setStatus(deps, releaseId, "paused", "active", "app_release.resume", actor);
 
+/** What a rollback of the release sends: the app's highest catalogue version below it. */
+export function previousVersionOf(db: DbOrTx, release: Pick<AppRelease, "packageName" | "versionCode">): Promise<AppVersion | null> {
+  return db.appVersion.findFirst({ where: { packageName: release.packageName, versionCode: { lt: release.versionCode } }, orderBy: { versionCode: "desc" } });
+}
+
 /**
  * Sends the previous version to every device in service the release was sent to, and
  * cancels its install commands that have not reached their device yet: one transaction
@@ -305,34 +331,52 @@ export const resumeRelease = (deps: Deps, releaseId: string, actor: Actor) => se
  */
 export async function rollbackRelease(deps: Deps, releaseId: string, actor: Actor): Promise<AppReleaseView> {
   const release = await findRelease(deps, releaseId);
-  if (release.previousVersionCode === null)
-    throw new HttpError("conflict", `The catalogue has no version of ${release.packageName} below ${release.versionCode} to roll back to`);
-  // Deleted from the catalogue since: the same version code uploaded again will do.
-  const previousVersion =
-    release.previousVersion ??
-    (await deps.db.appVersion.findUnique({
-      where: { packageName_versionCode: { packageName: release.packageName, versionCode: release.previousVersionCode } },
-    }));
-  if (!previousVersion) {
-    throw new HttpError(
-      "conflict",
-      `Version ${release.previousVersionCode} of ${release.packageName}, which this release rolls back to, was deleted from the catalogue: upload it again to roll back`,
-    );
-  }
   installUrlBase(deps.env);
   const now = deps.clock.now();
   const reason = `release ${releaseId} rolled back`;
   const outcome = await deps.db.$transaction(
     async (tx) => {
+      // Orders the rollback with releases of the app (createRelease takes the same lock).
+      await tx.$queryRaw`SELECT 1 FROM "CatalogueApp" WHERE "packageName" = ${release.packageName} FOR UPDATE`;
+      // A newer release that reached its devices put them on its version: rolling this one back
+      // would take them below both. That one goes first.
+      const [newer] = await tx.$queryRaw<Array<{ id: string; versionCode: number; status: string }>>`
+        SELECT r.id::text AS id, r."versionCode", r.status::text AS status FROM "AppRelease" r
+        WHERE r."packageName" = ${release.packageName} AND r.id <> ${releaseId}::uuid AND r."createdAt" > ${release.createdAt}
+          AND r.status IN ('active', 'paused', 'completed')
+          AND EXISTS (
+            SELECT 1 FROM "AppReleaseDevice" theirs JOIN "AppReleaseDevice" ours ON ours."deviceId" = theirs."deviceId" AND ours."releaseId" = ${releaseId}::uuid
+            WHERE theirs."releaseId" = r.id)
+        ORDER BY r."createdAt" DESC LIMIT 1`;
+      if (newer) {
+        throw new HttpError(
+          "conflict",
+          `Release ${newer.id} (${newer.status}) of version ${newer.versionCode}, newer than this one, reached devices of this release: roll back the newer release first`,
+        );
+      }
+      // What the catalogue holds now, under the lock a version's deletion takes too: a version
+      // uploaded or deleted since the release was created counts.
+      const previousVersion = await previousVersionOf(tx, release);
+      if (!previousVersion)
+        throw new HttpError("conflict", `The catalogue has no version of ${release.packageName} below ${release.versionCode} to roll back to`);
       const { count } = await tx.appRelease.updateMany({
         where: { id: releaseId, status: { in: ["active", "paused", "completed"] } },
-        data: { status: "rolled_back", updatedAt: now },
+        data: { status: "rolled_back", previousVersionId: previousVersion.id, previousVersionCode: previousVersion.versionCode, updatedAt: now },
       });
       if (count === 0) throw new HttpError("conflict", `The release is already ${release.status}`);
       const rows = await tx.$queryRaw<Array<{ deviceId: string; requestId: string | null; inService: boolean }>>`
         SELECT rd."deviceId"::text AS "deviceId", rd."requestId"::text AS "requestId", (d."retiredAt" IS NULL) AS "inService"
         FROM "AppReleaseDevice" rd JOIN "Device" d ON d.id = rd."deviceId"
         WHERE rd."releaseId" = ${releaseId}::uuid AND rd."versionCode" = ${release.versionCode}`;
+      // A device that reports a version above this release's, or that another release last sent
+      // one, runs something newer than this release sent: not this rollback's to take lower
+      // (its queued command is cancelled all the same).
+      const ahead = await aheadOf(
+        tx,
+        { id: releaseId, packageName: release.packageName },
+        release.versionCode,
+        rows.map((row) => row.deviceId),
+      );
       const cancelled = await tx.command.updateManyAndReturn({
         where: { requestId: { in: rows.flatMap((row) => (row.requestId ? [row.requestId] : [])) }, status: "queued" },
         data: { status: "cancelled", completedAt: now, nextAttemptAt: null, errorMessage: reason },
@@ -344,7 +388,7 @@ export async function rollbackRelease(deps: Deps, releaseId: string, actor: Acto
         cancelled.map((row) => ({ ...row, status: "cancelled" as const, detail: reason })),
         now,
       );
-      const devices = rows.filter((row) => row.inService).map((row) => row.deviceId);
+      const devices = rows.filter((row) => row.inService && !ahead.has(row.deviceId)).map((row) => row.deviceId);
       await recordAudit(tx, {
         actor: actor.name,
         action: "app_release.rollback",
@@ -371,43 +415,45 @@ export async function rollbackRelease(deps: Deps, releaseId: string, actor: Acto
 type DeviceRow = { releaseId: string; deviceId: string; requestId: string | null; versionCode: number; status: ReleaseDevice["status"]; reason: string | null };
 
 /**
- * Each device's progress, from the two things a device tells: the result of its install
- * command, and the apps its heartbeats report (a device that reports the version has it,
- * whatever became of the command).
+ * A device's state in a release (rd: its row, r: the release, c: its command, d: the device),
+ * from the two things a device tells: the result of its install command, and the apps its
+ * heartbeats report. `installed` while it reports the row's version, or its command
+ * succeeded and no report came since; `replaced` when a report since the command succeeded
+ * shows another version (or none): the device no longer runs what the release sent.
  */
+const DEVICE_STATUS = Prisma.sql`
+  CASE
+    WHEN EXISTS (
+      SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(d."appStatus") = 'array' THEN d."appStatus" ELSE '[]'::jsonb END) app
+      WHERE app->>'packageName' = r."packageName" AND app->>'versionCode' = rd."versionCode"::text) THEN 'installed'
+    WHEN c.status = 'succeeded' AND (d."appsReportedAt" IS NULL OR d."appsReportedAt" <= c."completedAt") THEN 'installed'
+    WHEN c.status = 'succeeded' THEN 'replaced'
+    WHEN c.status IN ('failed', 'expired', 'cancelled') THEN 'failed'
+    ELSE 'pending'
+  END`;
+
 async function deviceRowsOf({ db }: Pick<AppDeps, "db">, releaseIds: string[], limit: number): Promise<DeviceRow[]> {
   if (releaseIds.length === 0) return [];
   return db.$queryRaw<DeviceRow[]>`
     SELECT * FROM (
       SELECT rd."releaseId"::text AS "releaseId", rd."deviceId"::text AS "deviceId", rd."requestId"::text AS "requestId", rd."versionCode",
-        CASE
-          WHEN c.status = 'succeeded' OR EXISTS (
-            SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(d."appStatus") = 'array' THEN d."appStatus" ELSE '[]'::jsonb END) app
-            WHERE app->>'packageName' = r."packageName" AND app->>'versionCode' = rd."versionCode"::text) THEN 'installed'
-          WHEN c.status IN ('failed', 'expired', 'cancelled') THEN 'failed'
-          ELSE 'pending'
-        END AS status,
+        ${DEVICE_STATUS} AS status,
         CASE WHEN c.status IN ('failed', 'expired', 'cancelled') THEN COALESCE(c."errorMessage", c.status::text) END AS reason
       FROM "AppReleaseDevice" rd
       JOIN "AppRelease" r ON r.id = rd."releaseId"
       LEFT JOIN "Command" c ON c."requestId" = rd."requestId"
       JOIN "Device" d ON d.id = rd."deviceId" AND d."retiredAt" IS NULL
       WHERE rd."releaseId"::text = ANY(${releaseIds})) rows
-    ORDER BY CASE status WHEN 'failed' THEN 0 WHEN 'pending' THEN 1 ELSE 2 END, "deviceId"
+    ORDER BY CASE status WHEN 'failed' THEN 0 WHEN 'pending' THEN 1 WHEN 'replaced' THEN 2 ELSE 3 END, "deviceId"
     LIMIT ${limit}`;
 }
 
 async function progressOf(deps: Pick<AppDeps, "db">, release: AppRelease): Promise<ReleaseProgress> {
   const counts = await deps.db.$queryRaw<Array<{ status: ReleaseDevice["status"]; count: number }>>`
     SELECT status, count(*)::int AS count FROM (
-      SELECT CASE
-          WHEN c.status = 'succeeded' OR EXISTS (
-            SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(d."appStatus") = 'array' THEN d."appStatus" ELSE '[]'::jsonb END) app
-            WHERE app->>'packageName' = ${release.packageName} AND app->>'versionCode' = rd."versionCode"::text) THEN 'installed'
-          WHEN c.status IN ('failed', 'expired', 'cancelled') THEN 'failed'
-          ELSE 'pending'
-        END AS status
+      SELECT ${DEVICE_STATUS} AS status
       FROM "AppReleaseDevice" rd
+      JOIN "AppRelease" r ON r.id = rd."releaseId"
       LEFT JOIN "Command" c ON c."requestId" = rd."requestId"
       JOIN "Device" d ON d.id = rd."deviceId" AND d."retiredAt" IS NULL
       WHERE rd."releaseId" = ${release.id}::uuid) rows
@@ -417,7 +463,8 @@ async function progressOf(deps: Pick<AppDeps, "db">, release: AppRelease): Promi
   const installed = byStatus.installed ?? 0;
   const pending = byStatus.pending ?? 0;
   const failed = byStatus.failed ?? 0;
-  return { targeted, sent: installed + pending + failed, installed, pending, failed };
+  const replaced = byStatus.replaced ?? 0;
+  return { targeted, sent: installed + pending + failed + replaced, installed, pending, failed, replaced };
 }
 
 async function toReleaseView(deps: Pick<AppDeps, "db">, release: ReleaseWithVersions): Promise<AppReleaseView> {
@@ -426,7 +473,8 @@ async function toReleaseView(deps: Pick<AppDeps, "db">, release: ReleaseWithVers
     packageName: release.packageName,
     versionCode: release.versionCode,
     versionName: release.versionName,
-    previousVersionCode: release.previousVersionCode,
+    // Rolled back: what it sent. Otherwise what a rollback would send now.
+    previousVersionCode: release.status === "rolled_back" ? release.previousVersionCode : ((await previousVersionOf(deps.db, release))?.versionCode ?? null),
     target: release.target as ReleaseTarget,
     percent: release.percent,
     status: release.status,
@@ -498,11 +546,12 @@ export async function advanceRollouts(deps: Deps): Promise<{ advanced: number; p
     }
   }
   // Older completed releases of the same app and target are superseded: only the newest tops up.
+  // Highest version first: a newcomer to two targets gets the higher one, and the lower is then skipped.
   const completed = await deps.db.$queryRaw<Array<{ id: string }>>`
     SELECT id::text AS id FROM (
-      SELECT DISTINCT ON ("packageName", target) id, "createdAt" FROM "AppRelease"
+      SELECT DISTINCT ON ("packageName", target) id, "versionCode", "createdAt" FROM "AppRelease"
       WHERE status = 'completed' ORDER BY "packageName", target, "createdAt" DESC) latest
-    ORDER BY "createdAt" DESC LIMIT ${TOP_UP_RELEASES}`;
+    ORDER BY "versionCode" DESC, "createdAt" DESC LIMIT ${TOP_UP_RELEASES}`;
   for (const { id } of completed) {
     try {
       const outcome = await deps.db.$transaction(

@@ -267,6 +267,7 @@ const RECORD_HEARTBEAT_SQL = `
       "networkSignal" = CASE WHEN $12 THEN $14::int ELSE "networkSignal" END,
       "ipAddress" = CASE WHEN $12 THEN $15::text ELSE "ipAddress" END,
       "appStatus" = CASE WHEN $16::jsonb IS NULL OR $16::jsonb = "appStatus" THEN "appStatus" ELSE $16::jsonb END,
+      "appsReportedAt" = CASE WHEN $16::jsonb IS NULL THEN "appsReportedAt" ELSE $2 END,
       "uptimeSeconds" = COALESCE($18::bigint, "uptimeSeconds"),
       "appVersion" = COALESCE($19::text, "appVersion"),
       "fcmToken" = COALESCE($20::text, "fcmToken"),
