@@ -170,7 +170,8 @@ export type DevicePolicyView = z.infer<typeof DevicePolicyView>;
 export const ListDevicePoliciesResponse = z.object({ policies: z.array(DevicePolicyView) });
 export type ListDevicePoliciesResponse = z.infer<typeof ListDevicePoliciesResponse>;
 
-const PolicyName = nonEmptyText(100);
+// Names tell policies apart in lists and assignments: spaces alone name nothing.
+const PolicyName = nonEmptyText(100).refine((name) => name.trim().length > 0, { message: "Must not be blank" });
 
 export const CreateDevicePolicyRequest = z.strictObject({
   name: PolicyName,

@@ -4,7 +4,7 @@ import { ActionResultRequest, CreateCommandRequest } from "./commands";
 import { HeartbeatRequest, LegacyHeartbeatRequest, ListDevicesQuery, RegisterRequest } from "./devices";
 import { CreateEnrollmentTokenRequest, ProvisioningWifi } from "./enrollment";
 import { BulkEditDevicesRequest } from "./lifecycle";
-import { PolicyDocument, policySettingEntries } from "./policies";
+import { CreateDevicePolicyRequest, PolicyDocument, policySettingEntries } from "./policies";
 import { jsonObject, text } from "./primitives";
 
 const DEVICE_ID = "3f0e8a3c-1111-4222-8333-444455556666";
@@ -357,4 +357,11 @@ describe("PolicyDocument: the rules between a policy's fields", () => {
     expect(problems({ kiosk: { homeApp: "com.a.launcher" } })).toEqual([]);
     expect(problems({})).toEqual([]);
   });
+});
+
+test("a policy's name of spaces alone is refused as blank", () => {
+  const blank = CreateDevicePolicyRequest.safeParse({ name: "   ", settings: {} });
+  expect(blank.success).toBe(false);
+  expect(blank.error!.issues).toEqual([expect.objectContaining({ path: ["name"], message: "Must not be blank" })]);
+  expect(CreateDevicePolicyRequest.safeParse({ name: " Store kiosk ", settings: {} }).success).toBe(true);
 });
