@@ -252,8 +252,9 @@ export type RecordedHeartbeat = {
 };
 
 // The heartbeat statement, for a batch of heartbeats of distinct devices: $1 is a JSON
-// array with one object per heartbeat (see HeartbeatInput). "receivedAt" is when each
-// arrived; each section's "present" flag (battery, memory, storage, network, policy) keeps
+// array with one object per heartbeat (see HeartbeatInput), $2 their device ids (without
+// them the planner, which cannot see how many rows $1 holds, scans the whole table where
+// it should look the devices up by id). "receivedAt" is when each arrived; each section's "present" flag (battery, memory, storage, network, policy) keeps
 // the stored value when the heartbeat left the section out.
 const RECORD_HEARTBEATS_SQL = `
   WITH input AS (
@@ -265,7 +266,7 @@ const RECORD_HEARTBEATS_SQL = `
       network boolean, "networkType" text, "networkSignal" int, "ipAddress" text,
       apps jsonb, "uptimeSeconds" bigint, "appVersion" text, "fcmToken" text, "fcmTokenPresent" boolean,
       policy boolean, "policyAppliedHash" text, "policyFailures" jsonb)),
-  previous AS (SELECT d.id, d."appStatus", d."offlineSince" FROM "Device" d JOIN input i ON i.id = d.id),
+  previous AS (SELECT id, "appStatus", "offlineSince" FROM "Device" WHERE id = ANY($2::uuid[])),
   updated AS (
     UPDATE "Device" d SET
       "lastSeenAt" = i."receivedAt", online = true, "offlineSince" = NULL, "deviceTime" = i."deviceTime",
@@ -289,7 +290,7 @@ const RECORD_HEARTBEATS_SQL = `
       "updatedAt" = i."receivedAt"
     FROM input i
     -- A retired device stays offline, whatever its caller's cached token or open socket says.
-    WHERE d.id = i.id AND d."retiredAt" IS NULL
+    WHERE d.id = i.id AND d.id = ANY($2::uuid[]) AND d."retiredAt" IS NULL
     RETURNING d.id, d.online, d."lastSeenAt", d."batteryLevel", d."batteryCharging", d."memoryAvailable", d."networkType",
       d."socketInstanceId", d."socketLeaseExpiresAt", d."socketConnectedAt", d."socketDisconnectedAt", d.groups,
       d.alias, d.model, d."serialNumber", d."policyDesiredHash", d."policyAppliedHash",
@@ -372,7 +373,7 @@ function heartbeatInput(deviceId: string, receivedAt: Date, heartbeat: Heartbeat
  */
 async function recordHeartbeats(deps: Pick<AppDeps, "db" | "metrics">, inputs: HeartbeatInput[]): Promise<Array<RecordedHeartbeat | Error>> {
   deps.metrics.heartbeatBatchSize.observe(inputs.length);
-  const { rows } = await poolOf(deps.db).query<HeartbeatResultRow>(RECORD_HEARTBEATS_SQL, [JSON.stringify(inputs)]);
+  const { rows } = await poolOf(deps.db).query<HeartbeatResultRow>(RECORD_HEARTBEATS_SQL, [JSON.stringify(inputs), inputs.map((input) => input.id)]);
   const byId = new Map(rows.map((row) => [row.id, row]));
   return inputs.map((input) => {
     const row = byId.get(input.id);
@@ -417,8 +418,10 @@ export function heartbeatCommitOf(deps: Pick<AppDeps, "db" | "env" | "metrics">)
           return await recordHeartbeats(deps, inputs);
         } catch (error) {
           // The database is unavailable: every heartbeat of the batch fails with it (503).
-          // Anything else (a deadlock with another statement, a value PostgreSQL refused) is
-          // retried one heartbeat per statement, so it fails only the heartbeat it concerns.
+          // Anything else is retried one heartbeat per statement, so it fails only the
+          // heartbeat it concerns: a value PostgreSQL refused, or a deadlock with another
+          // statement locking several devices (the socket lease renewal), which a statement
+          // locking one device cannot be part of.
           if (inputs.length === 1 || isDatabaseUnavailable(error)) throw error;
           return Promise.all(
             inputs.map((input) =>
