@@ -128,8 +128,11 @@ export const apiRoutes = {
     tag: "Devices",
     auth: "device",
     summary: "Report live state; receive pending commands",
+    description:
+      "Answered once the heartbeat is recorded. The heartbeats arriving at an instance within `HEARTBEAT_BATCH_WAIT_MS` of each other are written together (group commit); past `HEARTBEAT_QUEUE_MAX` heartbeats waiting to be written, 503 `service_unavailable` with `Retry-After`.",
     body: HeartbeatRequest,
     responses: { 200: { description: "Recorded.", schema: HeartbeatResponse } },
+    errors: ["service_unavailable"],
   },
   actionResult: {
     method: "post",
@@ -157,7 +160,8 @@ export const apiRoutes = {
       "The token also authenticates `POST /v1/action-result`, which is how a legacy agent reports results.",
     body: LegacyHeartbeatRequest,
     responses: { 200: { description: "Recorded.", schema: LegacyHeartbeatResponse } },
-    errors: ["not_found", "gone"],
+    // Too many heartbeats waiting to be written, as for POST /v1/heartbeat.
+    errors: ["not_found", "gone", "service_unavailable"],
   },
   createEnrollmentToken: {
     method: "post",
