@@ -184,6 +184,31 @@ async function adminFetch(apiUrl: string, method: string, pathWithQuery: string,
   return fetch(`${apiUrl}${pathWithQuery}`, { method, headers: { ...headers, ...(text ? { "Content-Type": "application/json" } : {}) }, body: text });
 }
 
+type ApiCounters = { statements: number; heartbeats: number; shed: Record<string, number> };
+
+/**
+ * The API's own counters (GET /api/metrics, answered to a direct call from this host):
+ * heartbeat statements and the heartbeats they carried (group commit), and refusals by reason.
+ */
+async function apiCounters(apiUrl: string): Promise<ApiCounters> {
+  const text = await (await fetch(`${apiUrl}/api/metrics`)).text();
+  const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? 0);
+  const shed = Object.fromEntries([...text.matchAll(/^mdm_requests_shed_total\{reason="([^"]+)"\} (\S+)$/gm)].map((match) => [match[1]!, Number(match[2])]));
+  return { statements: value(/^mdm_heartbeat_batch_size_count (\S+)$/m), heartbeats: value(/^mdm_heartbeat_batch_size_sum (\S+)$/m), shed };
+}
+
+/** What the API counted between two readings: heartbeats per statement, and refusals by reason. */
+function countedBetween(before: ApiCounters, after: ApiCounters) {
+  const statements = after.statements - before.statements;
+  const heartbeats = after.heartbeats - before.heartbeats;
+  const shed = Object.fromEntries(
+    Object.entries(after.shed)
+      .map(([reason, count]) => [reason, count - (before.shed[reason] ?? 0)] as const)
+      .filter(([, count]) => count > 0),
+  );
+  return { statements, heartbeats, perStatement: round(heartbeats / Math.max(1, statements), 1), shed };
+}
+
 async function telemetryRows(db: Client): Promise<number> {
   return Number((await db.query<{ count: string }>(`SELECT count(*) FROM "TelemetryEvent"`)).rows[0]!.count);
 }
@@ -326,11 +351,13 @@ async function main() {
 
     log("max throughput (interleaved rounds)");
     const rounds: { api: HttpLoadResult[]; floor: HttpLoadResult[] } = { api: [], floor: [] };
+    const countersAtMax = await apiCounters(api.url);
     for (let i = 0; i < PLAN.maxRounds; i++) {
       rounds.floor.push(await httpLoad({ ...base, url: floor.url, seconds: PLAN.maxSeconds }));
       rounds.api.push(await httpLoad({ ...base, url: api.url, seconds: PLAN.maxSeconds }));
     }
     const best = (results: HttpLoadResult[]) => results.reduce((a, b) => (b.requestsPerSecond > a.requestsPerSecond ? b : a));
+    const countersAtFixed = await apiCounters(api.url);
     const maxApi = best(rounds.api);
     const maxFloor = best(rounds.floor);
 
@@ -341,6 +368,7 @@ async function main() {
     const fixedApi = await countedLoad(db, { ...fixedJob, url: api.url });
 
     log(`websocket heartbeats at ${rate}/s over ${PLAN.wsSockets} sockets`);
+    const countersAtWs = await apiCounters(api.url);
     const wsBefore = await telemetryRows(db);
     const ws = await runScript<WsHeartbeatResult>("ws-devices.ts", {
       url: api.url,
@@ -351,6 +379,7 @@ async function main() {
       seconds: PLAN.fixedSeconds,
     } satisfies WsJob);
     const wsTelemetry = (await telemetryRows(db)) - wsBefore;
+    const countersAtLong = await apiCounters(api.url);
 
     // Memory is measured at a rate the API sustains, so the run lasts as long as planned.
     const longRate = Math.max(50, Math.min(rate, Math.floor(maxApi.requestsPerSecond * 0.8)));
@@ -358,6 +387,7 @@ async function main() {
     const rssBeforeLong = rssBytes(api.pid);
     const longRun = await countedLoad(db, { ...base, url: api.url, rate: longRate, amount: longRate * PLAN.longSeconds });
     const rssAfterLong = rssBytes(api.pid);
+    const countersAfterLong = await apiCounters(api.url);
 
     const hot = await hotRatio(db);
     log("list queries");
@@ -397,6 +427,13 @@ async function main() {
         grew: growth > 0.2,
       },
       heartbeatsCounted: { answered2xx: counted, telemetryRows: written, equal: counted === written },
+      // Per phase, as the API counted: heartbeats per statement, and heartbeats or requests it refused by reason.
+      apiCounted: {
+        maxThroughput: countedBetween(countersAtMax, countersAtFixed),
+        fixedRate: countedBetween(countersAtFixed, countersAtWs),
+        websocket: countedBetween(countersAtWs, countersAtLong),
+        longRun: countedBetween(countersAtLong, countersAfterLong),
+      },
       hot,
       listQueries,
       listQueriesOver50msP95: Object.entries(listQueries)
@@ -421,6 +458,7 @@ type Report = {
   websocket: WsHeartbeatResult;
   memory: { rssBeforeLongRunMb: number; rssAfterLongRunMb: number; longRunSeconds: number; growthPercent: number };
   heartbeatsCounted: { answered2xx: number; telemetryRows: number };
+  apiCounted: Record<"maxThroughput" | "fixedRate" | "websocket" | "longRun", ReturnType<typeof countedBetween>>;
   hot: { ratio: number };
   listQueries: Record<string, { p95: number }>;
   bulkCommand: { devices: number; succeeded: number; seconds: number; apiRssPerSocketKb: number };
@@ -438,6 +476,11 @@ function printTable(r: Report) {
     [`p50 / p99 at ${r.fixedRate.rate}/s, API (WebSocket)`, `${r.websocket.p50} / ${r.websocket.p99} ms, errors ${r.websocket.errors}`],
     [`API RSS over ${r.memory.longRunSeconds} s`, `${r.memory.rssBeforeLongRunMb} → ${r.memory.rssAfterLongRunMb} MB (${r.memory.growthPercent}%)`],
     ["Heartbeats answered 2xx / telemetry rows", `${r.heartbeatsCounted.answered2xx} / ${r.heartbeatsCounted.telemetryRows}`],
+    [
+      "Heartbeats per statement (API): max / fixed HTTP / WebSocket / long run",
+      [r.apiCounted.maxThroughput, r.apiCounted.fixedRate, r.apiCounted.websocket, r.apiCounted.longRun].map((phase) => phase.perStatement).join(" / "),
+    ],
+    ["Refused by the API (reason: count)", refusals(r.apiCounted)],
     ["HOT ratio (Device)", String(r.hot.ratio)],
     ...Object.entries(r.listQueries).map(([name, value]) => [`p95 ${name}`, `${value.p95} ms`]),
     [
@@ -446,6 +489,18 @@ function printTable(r: Report) {
     ],
   ];
   console.log(["| Measure | Result |", "|---|---|", ...rows.map(([name, value]) => `| ${name} | ${value} |`)].join("\n"));
+}
+
+function refusals(counted: Report["apiCounted"]): string {
+  const phases = Object.entries(counted)
+    .filter(([, phase]) => Object.keys(phase.shed).length > 0)
+    .map(
+      ([name, phase]) =>
+        `${name}: ${Object.entries(phase.shed)
+          .map(([reason, count]) => `${reason} ${count}`)
+          .join(", ")}`,
+    );
+  return phases.length > 0 ? phases.join("; ") : "none";
 }
 
 if (require.main === module) {

@@ -130,9 +130,10 @@ export const apiRoutes = {
     auth: "device",
     summary: "Report live state; receive pending commands",
     description:
-      "Each `policy.failures[].setting` must be a path of the device's effective policy (`kiosk.statusBar`, `systemUpdate`...). An entry naming anything else is not kept, and the answer's `ignoredPolicyFailures` names it (`policy.failures.1.setting`): the heartbeat is recorded all the same, since refusing it would lose its telemetry, and every later one repeating the report. The WebSocket `heartbeat_ok` frame carries the same field.",
+      "Answered once the heartbeat is recorded. The heartbeats arriving at an instance within `HEARTBEAT_BATCH_WAIT_MS` of each other are written together (group commit); past `HEARTBEAT_QUEUE_MAX` heartbeats waiting to be written, 503 `service_unavailable` with `Retry-After`. Each `policy.failures[].setting` must be a path of the device's effective policy (`kiosk.statusBar`, `systemUpdate`...). An entry naming anything else is not kept, and the answer's `ignoredPolicyFailures` names it (`policy.failures.1.setting`): the heartbeat is recorded all the same, since refusing it would lose its telemetry, and every later one repeating the report. The WebSocket `heartbeat_ok` frame carries the same field.",
     body: HeartbeatRequest,
     responses: { 200: { description: "Recorded.", schema: HeartbeatResponse } },
+    errors: ["service_unavailable"],
   },
   actionResult: {
     method: "post",
@@ -160,7 +161,8 @@ export const apiRoutes = {
       "The token also authenticates `POST /v1/action-result`, which is how a legacy agent reports results.",
     body: LegacyHeartbeatRequest,
     responses: { 200: { description: "Recorded.", schema: LegacyHeartbeatResponse } },
-    errors: ["not_found", "gone"],
+    // Too many heartbeats waiting to be written, as for POST /v1/heartbeat.
+    errors: ["not_found", "gone", "service_unavailable"],
   },
   createEnrollmentToken: {
     method: "post",

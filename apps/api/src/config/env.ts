@@ -67,6 +67,12 @@ export const EnvSchema = z
     TRUST_PROXY: z.string().default("loopback"),
     BODY_LIMIT_BYTES: positiveInt(64 * 1024),
     HEARTBEAT_INTERVAL_SECONDS: positiveInt(60),
+    // Group commit: the heartbeats arriving within HEARTBEAT_BATCH_WAIT_MS of the first, up
+    // to HEARTBEAT_BATCH_MAX, are written by one statement (0 or 1 writes each alone), and
+    // at most HEARTBEAT_QUEUE_MAX wait to be written (past it, 503 with Retry-After).
+    HEARTBEAT_BATCH_MAX: z.coerce.number().int().min(1).max(1000).default(200),
+    HEARTBEAT_BATCH_WAIT_MS: z.coerce.number().int().min(0).max(1000).default(2),
+    HEARTBEAT_QUEUE_MAX: positiveInt(2000),
     COMMAND_DEFAULT_TTL_SECONDS: positiveInt(24 * 3600),
     // How long a device's old token keeps working after a rotation it has not taken yet.
     DEVICE_TOKEN_ROTATION_GRACE_SECONDS: positiveInt(7 * 24 * 3600),

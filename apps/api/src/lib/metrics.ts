@@ -16,7 +16,7 @@ export function createMetrics() {
     }),
     shed: new client.Counter({
       name: "mdm_requests_shed_total",
-      help: "Requests and heartbeat frames refused because the instance was overloaded (503: in_flight, event_loop_lag) or their address had too many requests in progress (429: per_client), by reason.",
+      help: "Requests and heartbeat frames refused, by reason: the instance overloaded (503: in_flight, event_loop_lag; an error frame: websocket_heartbeat), too many heartbeats waiting to be written (503: heartbeat_queue), or too many requests in progress from their address (429: per_client).",
       labelNames: ["reason"] as const,
       registers: [registry],
     }),
@@ -30,6 +30,12 @@ export function createMetrics() {
       name: "mdm_heartbeat_total",
       help: "Heartbeats accepted.",
       labelNames: ["source"],
+      registers: [registry],
+    }),
+    heartbeatBatchSize: new client.Histogram({
+      name: "mdm_heartbeat_batch_size",
+      help: "Heartbeats written per database statement (group commit: HEARTBEAT_BATCH_MAX, HEARTBEAT_BATCH_WAIT_MS).",
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500],
       registers: [registry],
     }),
     commandSend: new client.Counter({

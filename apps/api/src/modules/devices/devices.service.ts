@@ -2,9 +2,10 @@ import { hkdfSync, randomUUID } from "node:crypto";
 import type { DeviceFacts, DeviceSort, DeviceView, HeartbeatRequest, ListDevicesQuery, ListDevicesResponse, RegisterResponse } from "@mdm/contracts";
 import type { Env } from "../../config/env";
 import type { AppDeps } from "../../deps";
-import { poolOf } from "../../db/client";
+import { isDatabaseUnavailable, poolOf } from "../../db/client";
 import { type Device, Prisma } from "../../generated/prisma/client";
 import { recordAudit } from "../../lib/audit";
+import { type GroupCommit, createGroupCommit } from "../../lib/group-commit";
 import { deviceEventData, emitWebhookEvent } from "../webhooks/webhook-events";
 import { HttpError } from "../../lib/http-error";
 import { formatToken, hashSecret, newSecret, parseToken, secretMatches } from "../../lib/secrets";
@@ -250,63 +251,77 @@ export type RecordedHeartbeat = {
   mustRun: string[];
 };
 
-// The heartbeat statement. $2 is the time received; each section's "present" flag ($3, $6,
-// $9, $12, $22) keeps the stored value when the heartbeat left the section out.
-const RECORD_HEARTBEAT_SQL = `
-  WITH previous AS (SELECT "appStatus", "offlineSince" FROM "Device" WHERE id = $1::uuid),
+// The heartbeat statement, for a batch of heartbeats of distinct devices: $1 is a JSON
+// array with one object per heartbeat (see HeartbeatInput), $2 their device ids (without
+// them the planner, which cannot see how many rows $1 holds, scans the whole table where
+// it should look the devices up by id). "receivedAt" is when each arrived; each section's "present" flag (battery, memory, storage, network, policy) keeps
+// the stored value when the heartbeat left the section out.
+const RECORD_HEARTBEATS_SQL = `
+  WITH input AS (
+    SELECT * FROM json_to_recordset($1::json) AS i(
+      id uuid, "receivedAt" timestamptz, "deviceTime" timestamptz,
+      battery boolean, "batteryLevel" int, "batteryCharging" boolean,
+      memory boolean, "memoryTotal" bigint, "memoryAvailable" bigint,
+      storage boolean, "storageTotal" bigint, "storageAvailable" bigint,
+      network boolean, "networkType" text, "networkSignal" int, "ipAddress" text,
+      apps jsonb, "uptimeSeconds" bigint, "appVersion" text, "fcmToken" text, "fcmTokenPresent" boolean,
+      policy boolean, "policyAppliedHash" text, "policyFailures" jsonb)),
+  previous AS (SELECT id, "appStatus", "offlineSince" FROM "Device" WHERE id = ANY($2::uuid[])),
   updated AS (
-    UPDATE "Device" SET
-      "lastSeenAt" = $2, online = true, "offlineSince" = NULL, "deviceTime" = $17,
-      "batteryLevel" = CASE WHEN $3 THEN $4::int ELSE "batteryLevel" END,
-      "batteryCharging" = CASE WHEN $3 THEN $5::boolean ELSE "batteryCharging" END,
-      "memoryTotal" = CASE WHEN $6 THEN $7::bigint ELSE "memoryTotal" END,
-      "memoryAvailable" = CASE WHEN $6 THEN $8::bigint ELSE "memoryAvailable" END,
-      "storageTotal" = CASE WHEN $9 THEN $10::bigint ELSE "storageTotal" END,
-      "storageAvailable" = CASE WHEN $9 THEN $11::bigint ELSE "storageAvailable" END,
-      "networkType" = CASE WHEN $12 THEN $13::text ELSE "networkType" END,
-      "networkSignal" = CASE WHEN $12 THEN $14::int ELSE "networkSignal" END,
-      "ipAddress" = CASE WHEN $12 THEN $15::text ELSE "ipAddress" END,
-      "appStatus" = CASE WHEN $16::jsonb IS NULL OR $16::jsonb = "appStatus" THEN "appStatus" ELSE $16::jsonb END,
-      "appsReportedAt" = CASE WHEN $16::jsonb IS NULL THEN "appsReportedAt" ELSE $2 END,
-      "uptimeSeconds" = COALESCE($18::bigint, "uptimeSeconds"),
-      "appVersion" = COALESCE($19::text, "appVersion"),
-      "fcmToken" = COALESCE($20::text, "fcmToken"),
-      "fcmTokenInvalidAt" = CASE WHEN $21 THEN NULL ELSE "fcmTokenInvalidAt" END,
-      "policyAppliedHash" = CASE WHEN $22 THEN $23::text ELSE "policyAppliedHash" END,
-      "policyFailures" = CASE WHEN $22 THEN $24::jsonb ELSE "policyFailures" END,
-      "policyReportedAt" = CASE WHEN $22 THEN $2 ELSE "policyReportedAt" END,
-      "updatedAt" = $2
+    UPDATE "Device" d SET
+      "lastSeenAt" = i."receivedAt", online = true, "offlineSince" = NULL, "deviceTime" = i."deviceTime",
+      "batteryLevel" = CASE WHEN i.battery THEN i."batteryLevel" ELSE d."batteryLevel" END,
+      "batteryCharging" = CASE WHEN i.battery THEN i."batteryCharging" ELSE d."batteryCharging" END,
+      "memoryTotal" = CASE WHEN i.memory THEN i."memoryTotal" ELSE d."memoryTotal" END,
+      "memoryAvailable" = CASE WHEN i.memory THEN i."memoryAvailable" ELSE d."memoryAvailable" END,
+      "storageTotal" = CASE WHEN i.storage THEN i."storageTotal" ELSE d."storageTotal" END,
+      "storageAvailable" = CASE WHEN i.storage THEN i."storageAvailable" ELSE d."storageAvailable" END,
+      "networkType" = CASE WHEN i.network THEN i."networkType" ELSE d."networkType" END,
+      "networkSignal" = CASE WHEN i.network THEN i."networkSignal" ELSE d."networkSignal" END,
+      "ipAddress" = CASE WHEN i.network THEN i."ipAddress" ELSE d."ipAddress" END,
+      "appStatus" = CASE WHEN i.apps IS NULL OR i.apps = d."appStatus" THEN d."appStatus" ELSE i.apps END,
+      "appsReportedAt" = CASE WHEN i.apps IS NULL THEN d."appsReportedAt" ELSE i."receivedAt" END,
+      "uptimeSeconds" = COALESCE(i."uptimeSeconds", d."uptimeSeconds"),
+      "appVersion" = COALESCE(i."appVersion", d."appVersion"),
+      "fcmToken" = COALESCE(i."fcmToken", d."fcmToken"),
+      "fcmTokenInvalidAt" = CASE WHEN i."fcmTokenPresent" THEN NULL ELSE d."fcmTokenInvalidAt" END,
+      "policyAppliedHash" = CASE WHEN i.policy THEN i."policyAppliedHash" ELSE d."policyAppliedHash" END,
+      "policyFailures" = CASE WHEN i.policy THEN i."policyFailures" ELSE d."policyFailures" END,
+      "policyReportedAt" = CASE WHEN i.policy THEN i."receivedAt" ELSE d."policyReportedAt" END,
+      "updatedAt" = i."receivedAt"
+    FROM input i
     -- A retired device stays offline, whatever its caller's cached token or open socket says.
-    WHERE id = $1::uuid AND "retiredAt" IS NULL
-    RETURNING id, online, "lastSeenAt", "batteryLevel", "batteryCharging", "memoryAvailable", "networkType",
-      "socketInstanceId", "socketLeaseExpiresAt", "socketConnectedAt", "socketDisconnectedAt", groups,
-      alias, model, "serialNumber", "policyDesiredHash", "policyAppliedHash",
+    WHERE d.id = i.id AND d.id = ANY($2::uuid[]) AND d."retiredAt" IS NULL
+    RETURNING d.id, d.online, d."lastSeenAt", d."batteryLevel", d."batteryCharging", d."memoryAvailable", d."networkType",
+      d."socketInstanceId", d."socketLeaseExpiresAt", d."socketConnectedAt", d."socketDisconnectedAt", d.groups,
+      d.alias, d.model, d."serialNumber", d."policyDesiredHash", d."policyAppliedHash",
       -- The effective policy travels only while the device has not applied it.
-      CASE WHEN "policyDesiredHash" IS DISTINCT FROM "policyAppliedHash" THEN "policyDesired" END AS "policyDesired",
-      "policyDesired"->'autoRelaunch' AS "policyAutoRelaunch"),
+      CASE WHEN d."policyDesiredHash" IS DISTINCT FROM d."policyAppliedHash" THEN d."policyDesired" END AS "policyDesired",
+      d."policyDesired"->'autoRelaunch' AS "policyAutoRelaunch"),
   telemetry AS (
     INSERT INTO "TelemetryEvent" ("deviceId", "receivedAt", "deviceTime", "batteryLevel", "batteryCharging",
       "memoryTotal", "memoryAvailable", "storageTotal", "storageAvailable", "networkType", "appStatus")
-    SELECT id, $2, $17, $4::int, $5::boolean, $7::bigint, $8::bigint, $10::bigint, $11::bigint, $13::text,
-      CASE WHEN $16::jsonb IS DISTINCT FROM (SELECT "appStatus" FROM previous) THEN $16::jsonb END
-    FROM updated),
+    SELECT u.id, i."receivedAt", i."deviceTime", i."batteryLevel", i."batteryCharging", i."memoryTotal", i."memoryAvailable",
+      i."storageTotal", i."storageAvailable", i."networkType",
+      CASE WHEN i.apps IS DISTINCT FROM p."appStatus" THEN i.apps END
+    FROM updated u JOIN input i ON i.id = u.id LEFT JOIN previous p ON p.id = u.id),
   -- Back from offline (the sweep had marked it): device.online to subscribed webhooks, in
   -- this statement (see emitWebhookEvents for the row's shape). A device heartbeats one
   -- request after another; only two of its heartbeats racing each other at the moment it
   -- returns could both see offlineSince set (receivers dedupe on the device and time).
-  back_online AS (SELECT gen_random_uuid() AS "eventId", jsonb_build_object('deviceId', updated.id, 'alias', updated.alias, 'model', updated.model,
-      'serialNumber', updated."serialNumber", 'groups', to_jsonb(updated.groups), 'offlineSince', previous."offlineSince", 'at', $2::timestamptz) AS data
-    FROM updated, previous WHERE previous."offlineSince" IS NOT NULL),
+  back_online AS (SELECT gen_random_uuid() AS "eventId", i."receivedAt", jsonb_build_object('deviceId', u.id, 'alias', u.alias, 'model', u.model,
+      'serialNumber', u."serialNumber", 'groups', to_jsonb(u.groups), 'offlineSince', p."offlineSince", 'at', i."receivedAt") AS data
+    FROM updated u JOIN input i ON i.id = u.id JOIN previous p ON p.id = u.id WHERE p."offlineSince" IS NOT NULL),
   online_webhooks AS (
     INSERT INTO "WebhookDelivery" ("endpointId", "eventId", "eventType", payload, status, "nextAttemptAt", "createdAt")
-    SELECT e.id, b."eventId", 'device.online', jsonb_build_object('id', b."eventId", 'type', 'device.online', 'createdAt', $2::timestamptz, 'data', b.data),
-      'queued', $2, $2
+    SELECT e.id, b."eventId", 'device.online', jsonb_build_object('id', b."eventId", 'type', 'device.online', 'createdAt', b."receivedAt", 'data', b.data),
+      'queued', b."receivedAt", b."receivedAt"
     FROM back_online b JOIN "WebhookEndpoint" e ON 'device.online' = ANY(e.events))
-  SELECT updated.*,
-    EXISTS (SELECT 1 FROM "Command" c WHERE c."deviceId" = updated.id AND c.status IN ('queued', 'sent') AND c."expiresAt" > $2) AS "hasPending",
-    ARRAY(SELECT p."packageName" FROM "AppPolicy" p WHERE p.enabled AND (p."deviceId" = updated.id OR p."group" = ANY(updated.groups))
-      UNION SELECT jsonb_array_elements_text(COALESCE(updated."policyAutoRelaunch", '[]'::jsonb))) AS "mustRun"
-  FROM updated`;
+  SELECT u.*,
+    EXISTS (SELECT 1 FROM "Command" c WHERE c."deviceId" = u.id AND c.status IN ('queued', 'sent') AND c."expiresAt" > i."receivedAt") AS "hasPending",
+    ARRAY(SELECT p."packageName" FROM "AppPolicy" p WHERE p.enabled AND (p."deviceId" = u.id OR p."group" = ANY(u.groups))
+      UNION SELECT jsonb_array_elements_text(COALESCE(u."policyAutoRelaunch", '[]'::jsonb))) AS "mustRun"
+  FROM updated u JOIN input i ON i.id = u.id`;
 
 type HeartbeatResultRow = Omit<HeartbeatDeviceRow, "memoryAvailable"> & {
   memoryAvailable: string | null;
@@ -319,58 +334,135 @@ type HeartbeatResultRow = Omit<HeartbeatDeviceRow, "memoryAvailable"> & {
   mustRun: string[];
 };
 
+/** One heartbeat as the statement reads it: a row of its input (dates travel as ISO strings). */
+type HeartbeatInput = ReturnType<typeof heartbeatInput>;
+
+function heartbeatInput(deviceId: string, receivedAt: Date, heartbeat: HeartbeatRequest) {
+  const { battery, memory, storage, network, apps, policy } = heartbeat;
+  return {
+    id: deviceId,
+    receivedAt,
+    deviceTime: new Date(heartbeat.deviceTime),
+    battery: !!battery,
+    batteryLevel: battery?.level ?? null,
+    batteryCharging: battery?.charging ?? null,
+    memory: !!memory,
+    memoryTotal: memory?.total ?? null,
+    memoryAvailable: memory?.available ?? null,
+    storage: !!storage,
+    storageTotal: storage?.total ?? null,
+    storageAvailable: storage?.available ?? null,
+    network: !!network,
+    networkType: network?.type ?? null,
+    networkSignal: network?.signal ?? null,
+    ipAddress: network?.ip ?? null,
+    apps: apps ?? null,
+    uptimeSeconds: heartbeat.uptimeSeconds ?? null,
+    appVersion: heartbeat.appVersion ?? null,
+    fcmToken: heartbeat.fcmToken ?? null,
+    fcmTokenPresent: !!heartbeat.fcmToken,
+    policy: !!policy,
+    policyAppliedHash: policy?.appliedHash ?? null,
+    policyFailures: policy ? policy.failures : null,
+  };
+}
+
 /**
- * The heartbeat hot path, in one statement: updates the live state with the sections the
- * heartbeat carries (others keep their last value), marks the device online, appends a
- * telemetry event, and reads back what the caller needs next. It writes no indexed
+ * Records a batch of heartbeats of distinct devices in one statement, all or nothing: one
+ * outcome per heartbeat, in order; DeviceRevokedError for a device retired or deleted
+ * meanwhile (it changes nothing, and the others are recorded).
+ */
+async function recordHeartbeats(deps: Pick<AppDeps, "db" | "metrics">, inputs: HeartbeatInput[]): Promise<Array<RecordedHeartbeat | Error>> {
+  deps.metrics.heartbeatBatchSize.observe(inputs.length);
+  const { rows } = await poolOf(deps.db).query<HeartbeatResultRow>(RECORD_HEARTBEATS_SQL, [JSON.stringify(inputs), inputs.map((input) => input.id)]);
+  const byId = new Map(rows.map((row) => [row.id, row]));
+  return inputs.map((input) => {
+    const row = byId.get(input.id);
+    if (!row) return new DeviceRevokedError();
+    const {
+      hasPending,
+      mustRun,
+      groups: _groups,
+      alias: _alias,
+      model: _model,
+      serialNumber: _serial,
+      policyAutoRelaunch: _autoRelaunch,
+      memoryAvailable,
+      ...device
+    } = row;
+    return { device: { ...device, memoryAvailable: memoryAvailable === null ? null : BigInt(memoryAvailable) }, hasPending, mustRun };
+  });
+}
+
+// Statements of heartbeats running at once per instance, at most: the others queue up and
+// go in fewer, larger statements. Leaves most of the pool (20) to the rest of the API.
+const HEARTBEAT_STATEMENTS_IN_FLIGHT = 4;
+
+const heartbeatCommits = new WeakMap<object, GroupCommit<HeartbeatInput, RecordedHeartbeat>>();
+
+/**
+ * The group commit of an app's heartbeats (HEARTBEAT_BATCH_*): the heartbeats arriving
+ * within HEARTBEAT_BATCH_WAIT_MS, up to HEARTBEAT_BATCH_MAX, are written by one statement
+ * (socket writes, one per query, were the largest cost left on the hot path: bench/RESULTS.md).
+ */
+export function heartbeatCommitOf(deps: Pick<AppDeps, "db" | "env" | "metrics">): GroupCommit<HeartbeatInput, RecordedHeartbeat> {
+  let commit = heartbeatCommits.get(deps);
+  if (!commit) {
+    const { env, metrics } = deps;
+    commit = createGroupCommit({
+      maxBatch: env.HEARTBEAT_BATCH_MAX,
+      maxWaitMs: env.HEARTBEAT_BATCH_WAIT_MS,
+      maxQueued: env.HEARTBEAT_QUEUE_MAX,
+      maxRunning: HEARTBEAT_STATEMENTS_IN_FLIGHT,
+      run: async (inputs) => {
+        try {
+          return await recordHeartbeats(deps, inputs);
+        } catch (error) {
+          // The database is unavailable: every heartbeat of the batch fails with it (503).
+          // Anything else is retried one heartbeat per statement, so it fails only the
+          // heartbeat it concerns: a value PostgreSQL refused, or a deadlock with another
+          // statement locking several devices (the socket lease renewal), which a statement
+          // locking one device cannot be part of.
+          if (inputs.length === 1 || isDatabaseUnavailable(error)) throw error;
+          return Promise.all(
+            inputs.map((input) =>
+              recordHeartbeats(deps, [input]).then(
+                ([outcome]) => outcome!,
+                (failure: Error) => failure,
+              ),
+            ),
+          );
+        }
+      },
+      full: () => {
+        metrics.shed.inc({ reason: "heartbeat_queue" });
+        return new HttpError("service_unavailable", "This instance has too many heartbeats waiting to be written; retry later", undefined, {
+          "Retry-After": String(env.ADMISSION_RETRY_AFTER_SECONDS),
+        });
+      },
+    });
+    heartbeatCommits.set(deps, commit);
+  }
+  return commit;
+}
+
+/**
+ * The heartbeat hot path: updates the live state with the sections the heartbeat carries
+ * (others keep their last value), marks the device online, appends a telemetry event, and
+ * reads back what the caller needs next, in one statement shared with the heartbeats of
+ * other devices arriving at the same moment (heartbeatCommitOf). It writes no indexed
  * column (see migration 20261130130000_data_at_scale), so the update is HOT. The event
  * carries the app list only when it differs from the device's previous one; an unchanged
  * list keeps the row's stored value as is (no new TOAST copy). A retired (or deleted)
  * device changes nothing: DeviceRevokedError. It runs on the pg pool under
  * Prisma (poolOf): Prisma's runtime cost about as much CPU per heartbeat as the rest of it.
  */
-export async function recordHeartbeat({ db, clock }: Pick<AppDeps, "db" | "clock">, deviceId: string, heartbeat: HeartbeatRequest): Promise<RecordedHeartbeat> {
-  const { battery, memory, storage, network, apps, policy } = heartbeat;
-  const { rows } = await poolOf(db).query<HeartbeatResultRow>(RECORD_HEARTBEAT_SQL, [
-    deviceId,
-    clock.now(),
-    !!battery,
-    battery?.level ?? null,
-    battery?.charging ?? null,
-    !!memory,
-    memory?.total ?? null,
-    memory?.available ?? null,
-    !!storage,
-    storage?.total ?? null,
-    storage?.available ?? null,
-    !!network,
-    network?.type ?? null,
-    network?.signal ?? null,
-    network?.ip ?? null,
-    apps ? JSON.stringify(apps) : null,
-    new Date(heartbeat.deviceTime),
-    heartbeat.uptimeSeconds ?? null,
-    heartbeat.appVersion ?? null,
-    heartbeat.fcmToken ?? null,
-    !!heartbeat.fcmToken,
-    !!policy,
-    policy?.appliedHash ?? null,
-    policy ? JSON.stringify(policy.failures) : null,
-  ]);
-  const row = rows[0];
-  if (!row) throw new DeviceRevokedError();
-  const {
-    hasPending,
-    mustRun,
-    groups: _groups,
-    alias: _alias,
-    model: _model,
-    serialNumber: _serial,
-    policyAutoRelaunch: _autoRelaunch,
-    memoryAvailable,
-    ...device
-  } = row;
-  return { device: { ...device, memoryAvailable: memoryAvailable === null ? null : BigInt(memoryAvailable) }, hasPending, mustRun };
+export function recordHeartbeat(
+  deps: Pick<AppDeps, "db" | "clock" | "env" | "metrics">,
+  deviceId: string,
+  heartbeat: HeartbeatRequest,
+): Promise<RecordedHeartbeat> {
+  return heartbeatCommitOf(deps).submit(deviceId, heartbeatInput(deviceId, deps.clock.now(), heartbeat));
 }
 
 const toNumber = (value: bigint | null) => (value === null ? null : Number(value));
