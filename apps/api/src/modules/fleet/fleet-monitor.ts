@@ -200,19 +200,20 @@ export function deviceDisplayName(device: DeviceName | undefined, deviceId: stri
 }
 
 /** The digest's subject and text: one section per kind of event, each listing at most 50 devices. */
-export function composeDigest(events: DigestEvent[], names: Map<string, DeviceName>, windowMinutes: number): { subject: string; text: string } {
+export function composeDigest(events: DigestEvent[], names: Map<string, DeviceName>, windowMinutes: number, webUrl: string): { subject: string; text: string } {
   const counts = SECTIONS.map((section) => ({ ...section, events: events.filter((event) => event.kind === section.kind) })).filter(
     (section) => section.events.length > 0,
   );
   const plural = (count: number) => `${count} device${count === 1 ? "" : "s"}`;
   const subject = `Alerts: ${counts.map((section) => `${plural(section.events.length)} ${section.title.toLowerCase()}`).join(", ")}`;
-  const lines = [`What happened in the last alert window (${windowMinutes} min):`, ""];
+  // Devices by name, each with its page's link rather than a bare id; times readable, in UTC.
+  const lines = [`What happened in the last alert window (${windowMinutes} min). Incidents: ${webUrl}/alerts`, ""];
   for (const section of counts) {
     lines.push(`${section.title} (${section.events.length}):`);
     for (const event of section.events.slice(0, LISTED_PER_SECTION)) {
       const name = deviceDisplayName(names.get(event.deviceId), event.deviceId);
       const battery = event.kind === "battery_low" && event.batteryLevel !== null ? `, battery ${event.batteryLevel}%` : "";
-      lines.push(`  ${name} (${event.deviceId}) at ${event.at.toISOString()}${battery}`);
+      lines.push(`  ${name}, ${event.at.toISOString().slice(0, 19).replace("T", " ")} UTC${battery}`, `    ${webUrl}/devices/${event.deviceId}`);
     }
     if (section.events.length > LISTED_PER_SECTION) lines.push(`  …and ${section.events.length - LISTED_PER_SECTION} more.`);
     lines.push("");
@@ -246,7 +247,7 @@ export async function sendDueAlertDigest(deps: AppDeps): Promise<string | null> 
       where: { id: { in: [...new Set(events.map((event) => event.deviceId))] } },
       select: { id: true, alias: true, serialNumber: true, model: true },
     });
-    const { subject, text } = composeDigest(events, new Map(devices.map((device) => [device.id, device])), settings.alertWindowMinutes);
+    const { subject, text } = composeDigest(events, new Map(devices.map((device) => [device.id, device])), settings.alertWindowMinutes, deps.env.WEB_URL);
     const mail = await enqueueMail(tx, "alert", { to: recipients, subject, text }, now);
     const alert = await tx.alert.create({ data: { kind: "digest", subject, recipients, outboxMailId: mail.id, sentAt: now } });
     await tx.alertEvent.updateMany({ where: { id: { in: ids } }, data: { digestedAt: now, alertId: alert.id } });

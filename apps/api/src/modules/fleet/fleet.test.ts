@@ -263,7 +263,11 @@ describe("offline detection and alerts", () => {
     const outbox = await t.outbox();
     expect(outbox).toHaveLength(1);
     expect(outbox[0]).toMatchObject({ kind: "alert", to: ["ops@example.com"], subject: "Alerts: 1 device went offline", status: "queued" });
-    expect(outbox[0]!.text).toContain(device!.deviceId);
+    // The device by its page's link, the time readable, the incidents a click away.
+    expect(outbox[0]!.text).toContain(`${t.deps.env.WEB_URL}/devices/${device!.deviceId}`);
+    expect(outbox[0]!.text).toMatch(/, \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\n/);
+    expect(outbox[0]!.text).toContain(`Incidents: ${t.deps.env.WEB_URL}/alerts`);
+    expect(outbox[0]!.text).not.toContain(`(${device!.deviceId})`);
     const view = await admin("GET", `/admin/devices/${device!.deviceId}`);
     expect(view.body).toMatchObject({ online: false, offlineSince: expect.any(String) });
     const alerts = await admin("GET", "/admin/alerts");
