@@ -427,6 +427,15 @@ test("a failed session read is retried once, and a lasting failure keeps the fra
   await target.unroute("**/auth/me");
   await alert.getByRole("button", { name: "Try again" }).click();
   await target.getByRole("heading", { name: "Overview" }).waitFor();
+
+  // The device list fails: its error shows, and nothing beside it claims "No devices" or a page count.
+  await target.route("**/admin/devices?*", (route) => route.fulfill({ status: 500, contentType: "application/json", body: "{}" }));
+  await target.reload();
+  await target.getByRole("alert").filter({ hasText: "Could not load this" }).waitFor();
+  expect(await target.getByTestId("device-count").innerText()).toBe("");
+  expect(await target.getByText("No devices", { exact: true }).count()).toBe(0);
+  expect(await target.getByText("1 / 1", { exact: true }).count()).toBe(0);
+  await target.unroute("**/admin/devices?*");
   await context.close();
 });
 
