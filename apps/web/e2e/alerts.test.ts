@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { createPasswordToken } from "../../api/src/modules/auth/password-reset.service";
 import { sweepOffline } from "../../api/src/modules/fleet/fleet-monitor";
+import { retireDevice } from "../../api/src/modules/lifecycle/lifecycle.service";
 import { getAlertSettings } from "../../api/src/modules/fleet/fleet.service";
 import { type Api, type Web, buildWeb, createFirstAdmin, freePort, launchBrowser, startApi, startWeb } from "./harness";
 
@@ -48,13 +49,13 @@ async function deviceLastSeen(alias: string, secondsAgo: number): Promise<string
 }
 
 test("the alerts page shows an incident with its devices, and the admin acknowledges it", async () => {
-  await deviceLastSeen("Till 1", 3600);
-  await deviceLastSeen("Till 2", 3600);
+  const till1 = await deviceLastSeen("Till 1", 3600);
+  const till2 = await deviceLastSeen("Till 2", 3600);
   await sweepOffline(api.server.deps);
 
   await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Alerts", exact: true }).click();
   await page.getByRole("heading", { name: "Incidents" }).waitFor();
-  const incident = page.getByTestId("incident").filter({ hasText: "2 devices offline" });
+  const incident = page.getByTestId("incident").filter({ hasText: "2 devices went offline" });
   await incident.getByText("open", { exact: true }).waitFor();
   await incident.getByText("0 of 2 back").waitFor();
   await incident.getByRole("button", { name: "Show devices" }).click();
@@ -68,6 +69,28 @@ test("the alerts page shows an incident with its devices, and the admin acknowle
 
   await page.getByRole("button", { name: "Resolved", exact: true }).click();
   await page.getByText("No incident").waitFor();
+
+  // Till 2 is retired while away and Till 1 comes back: the incident resolves, and says
+  // one came back and one left the fleet (not "2 of 2 back").
+  await retireDevice(api.server.deps, till2, { name: ADMIN.email });
+  await api.server.deps.db.device.update({ where: { id: till1 }, data: { online: true, lastSeenAt: api.server.deps.clock.now() } });
+  await sweepOffline(api.server.deps);
+  await page.reload();
+  await page.getByRole("button", { name: "Resolved", exact: true }).click();
+  const resolved = page.getByTestId("incident").filter({ hasText: "2 devices went offline" });
+  await resolved.getByText("resolved", { exact: true }).waitFor();
+  await resolved.getByText(/1 of 2 back, 1 retired$/).waitFor();
+  await resolved.getByRole("button", { name: "Show devices" }).click();
+  await resolved
+    .getByTestId("incident-device")
+    .filter({ hasText: "Till 1" })
+    .getByText(/ · back /)
+    .waitFor();
+  await resolved
+    .getByTestId("incident-device")
+    .filter({ hasText: "Till 2" })
+    .getByText(/ · retired /)
+    .waitFor();
 });
 
 test("saving the alert settings unchanged keeps the offline threshold the API has", async () => {

@@ -161,7 +161,7 @@ export type IncidentKind = z.infer<typeof IncidentKind>;
 export const IncidentIdParams = z.object({ incidentId: Uuid });
 
 export const ListIncidentsQuery = z.strictObject({
-  status: z.enum(["open", "resolved"]).optional().describe("Open: some device is not back yet; resolved: every device is back. Default: both."),
+  status: z.enum(["open", "resolved"]).optional().describe("Open: some device is not back yet; resolved: every device is back or retired. Default: both."),
   limit: z.coerce.number().int().min(1).max(200).default(50),
 });
 export type ListIncidentsQuery = z.infer<typeof ListIncidentsQuery>;
@@ -169,13 +169,18 @@ export type ListIncidentsQuery = z.infer<typeof ListIncidentsQuery>;
 export const AlertIncident = z.object({
   id: Uuid,
   kind: IncidentKind,
-  title: z.string().describe('For example "12 devices offline" or "2 devices low on battery".'),
+  title: z.string().describe('What happened: for example "12 devices went offline" or "2 devices ran low on battery".'),
   openedAt: DateTime,
-  resolvedAt: DateTime.nullable().describe("When the last of its devices came back; null while open."),
+  resolvedAt: DateTime.nullable().describe("When the last of its devices came back (or was retired); null while open."),
   acknowledgedAt: DateTime.nullable(),
   acknowledgedBy: z.string().nullable().describe("The user (email) or key that acknowledged it."),
   deviceCount: z.int(),
   returnedCount: z.int().describe("Devices back online (or, for low battery, charged above the threshold)."),
+  retiredCount: z
+    .int()
+    .describe(
+      "Devices retired or deleted while away: they no longer keep the incident open and are not counted as back. Still away: deviceCount - returnedCount - retiredCount.",
+    ),
 });
 export type AlertIncident = z.infer<typeof AlertIncident>;
 
@@ -183,7 +188,8 @@ export const AlertIncidentDevice = z.object({
   deviceId: Uuid,
   name: z.string().describe("The device's alias, else its serial number, else its model, else its id."),
   since: DateTime.describe("When it went offline (or its battery was first seen low)."),
-  returnedAt: DateTime.nullable(),
+  returnedAt: DateTime.nullable().describe("When it came back (or, for low battery, was charged); null while away or once retired."),
+  retiredAt: DateTime.nullable().describe("When the incident saw it retired or deleted while away; null otherwise."),
   batteryLevel: z.int().nullable().describe("For low battery: the level that raised it."),
 });
 export type AlertIncidentDevice = z.infer<typeof AlertIncidentDevice>;

@@ -34,12 +34,24 @@ function IncidentDevices({ incidentId }: { incidentId: string }) {
             {detail.kind === "low_battery" && device.batteryLevel !== null ? `battery ${device.batteryLevel}% · ` : ""}
             since {formatDateTime(device.since)}
             {" · "}
-            {device.returnedAt ? `back ${formatDateTime(device.returnedAt)}` : <span className="text-foreground">still away</span>}
+            {device.retiredAt ? (
+              `retired ${formatDateTime(device.retiredAt)}`
+            ) : device.returnedAt ? (
+              `${detail.kind === "low_battery" ? "charged" : "back"} ${formatDateTime(device.returnedAt)}`
+            ) : (
+              <span className="text-foreground">still away</span>
+            )}
           </span>
         </li>
       ))}
     </ul>
   );
+}
+
+/** "3 of 5 back, 1 retired": devices that left the fleet while away are not counted as back. */
+export function incidentProgress(incident: AlertIncident): string {
+  const back = `${incident.returnedCount} of ${incident.deviceCount} ${incident.kind === "low_battery" ? "charged" : "back"}`;
+  return incident.retiredCount > 0 ? `${back}, ${incident.retiredCount} retired` : back;
 }
 
 function IncidentCard({ incident, canAcknowledge }: { incident: AlertIncident; canAcknowledge: boolean }) {
@@ -66,7 +78,7 @@ function IncidentCard({ incident, canAcknowledge }: { incident: AlertIncident; c
           </div>
           <p className="text-sm text-muted-foreground">
             Opened {formatDateTime(incident.openedAt)}
-            {incident.resolvedAt ? ` · resolved ${formatDateTime(incident.resolvedAt)}` : ""} · {incident.returnedCount} of {incident.deviceCount} back
+            {incident.resolvedAt ? ` · resolved ${formatDateTime(incident.resolvedAt)}` : ""} · {incidentProgress(incident)}
           </p>
           <p className="text-sm text-muted-foreground">
             {incident.acknowledgedAt ? `Acknowledged by ${incident.acknowledgedBy} at ${formatDateTime(incident.acknowledgedAt)}` : "Not acknowledged"}

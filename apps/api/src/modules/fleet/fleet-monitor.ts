@@ -106,9 +106,9 @@ async function recordReturns(tx: Tx, now: Date): Promise<void> {
       AND v.id = d."deviceId" AND v.online
     RETURNING d."deviceId", d."incidentId", d."returnedAt"`;
   // A device retired or deleted while away never comes back: it no longer keeps its
-  // incident (of either kind) open, and counts as returned.
+  // incident (of either kind) open, and is counted apart from those that came back.
   await tx.$executeRaw`
-    UPDATE "AlertIncidentDevice" d SET "returnedAt" = ${now}
+    UPDATE "AlertIncidentDevice" d SET "returnedAt" = ${now}, retired = true
     WHERE d."returnedAt" IS NULL AND NOT EXISTS (SELECT 1 FROM "Device" v WHERE v.id = d."deviceId" AND v."retiredAt" IS NULL)`;
   await recordAlertEvents(
     tx,
@@ -165,7 +165,7 @@ async function joinIncident(
     INSERT INTO "AlertIncidentDevice" ("incidentId", "deviceId", since, "batteryLevel")
     SELECT ${incidentId}::uuid, d."deviceId", ${now}, d."batteryLevel"
     FROM unnest(${devices.map((device) => device.deviceId)}::uuid[], ${devices.map((device) => device.batteryLevel)}::int[]) AS d("deviceId", "batteryLevel")
-    ON CONFLICT ("incidentId", "deviceId") DO UPDATE SET since = EXCLUDED.since, "returnedAt" = NULL, "batteryLevel" = EXCLUDED."batteryLevel"`;
+    ON CONFLICT ("incidentId", "deviceId") DO UPDATE SET since = EXCLUDED.since, "returnedAt" = NULL, retired = false, "batteryLevel" = EXCLUDED."batteryLevel"`;
   await recordAlertEvents(
     tx,
     devices.map((device) =>

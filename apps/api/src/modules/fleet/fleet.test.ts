@@ -304,7 +304,15 @@ describe("offline detection and alerts", () => {
 
     const open = await admin("GET", "/admin/alerts/incidents?status=open");
     expect(ListIncidentsResponse.parse(open.body).incidents).toEqual([
-      expect.objectContaining({ kind: "offline", title: "5 devices offline", deviceCount: 5, returnedCount: 0, resolvedAt: null, acknowledgedAt: null }),
+      expect.objectContaining({
+        kind: "offline",
+        title: "5 devices went offline",
+        deviceCount: 5,
+        returnedCount: 0,
+        retiredCount: 0,
+        resolvedAt: null,
+        acknowledgedAt: null,
+      }),
     ]);
     const incidentId = open.body.incidents[0].id;
 
@@ -341,7 +349,7 @@ describe("offline detection and alerts", () => {
     expect(await database.db.alertIncident.count()).toBe(1);
   });
 
-  it("resolves an offline incident when the devices not retired meanwhile return; the retired one counts as returned", async () => {
+  it("resolves an offline incident when the devices not retired meanwhile return; the retired one is counted apart, not as back", async () => {
     const [staying, leaving] = await wentQuiet(2);
     await sweepOffline(t.deps);
     const open = await admin("GET", "/admin/alerts/incidents?status=open");
@@ -350,12 +358,18 @@ describe("offline detection and alerts", () => {
 
     expect((await admin("POST", `/admin/devices/${leaving!.deviceId}/retire`)).status).toBe(200);
     await sweepOffline(t.deps);
-    expect((await admin("GET", `/admin/alerts/incidents/${incidentId}`)).body).toMatchObject({ deviceCount: 2, returnedCount: 1, resolvedAt: null });
+    const partly = AlertIncidentDetail.parse((await admin("GET", `/admin/alerts/incidents/${incidentId}`)).body);
+    expect(partly).toMatchObject({ title: "2 devices went offline", deviceCount: 2, returnedCount: 0, retiredCount: 1, resolvedAt: null });
+    expect(partly.devices.find((device) => device.deviceId === leaving!.deviceId)).toMatchObject({ returnedAt: null, retiredAt: expect.any(String) });
 
     await heartbeat(staying!.deviceToken);
     await sweepOffline(t.deps);
-    const resolved = await admin("GET", `/admin/alerts/incidents/${incidentId}`);
-    expect(resolved.body).toMatchObject({ deviceCount: 2, returnedCount: 2, resolvedAt: expect.any(String) });
+    const resolved = AlertIncidentDetail.parse((await admin("GET", `/admin/alerts/incidents/${incidentId}`)).body);
+    expect(resolved).toMatchObject({ title: "2 devices went offline", deviceCount: 2, returnedCount: 1, retiredCount: 1, resolvedAt: expect.any(String) });
+    expect(resolved.devices.find((device) => device.deviceId === staying!.deviceId)).toMatchObject({ returnedAt: expect.any(String), retiredAt: null });
+    expect((await admin("GET", "/admin/alerts/incidents?status=resolved")).body.incidents).toEqual([
+      expect.objectContaining({ id: incidentId, returnedCount: 1, retiredCount: 1 }),
+    ]);
     expect((await admin("GET", "/admin/alerts/incidents?status=open")).body.incidents).toEqual([]);
   });
 
@@ -417,7 +431,7 @@ describe("offline detection and alerts", () => {
     await sweepOffline(t.deps);
     await sweepOffline(t.deps);
     const [incident] = (await admin("GET", "/admin/alerts/incidents")).body.incidents;
-    expect(incident).toMatchObject({ kind: "low_battery", title: "2 devices low on battery", deviceCount: 2 });
+    expect(incident).toMatchObject({ kind: "low_battery", title: "2 devices ran low on battery", deviceCount: 2 });
     const detail = await admin("GET", `/admin/alerts/incidents/${incident.id}`);
     expect(detail.body.devices.map((device: { deviceId: string; batteryLevel: number }) => [device.deviceId, device.batteryLevel]).sort()).toEqual(
       [

@@ -7,27 +7,31 @@ import { deviceDisplayName } from "./fleet-monitor";
 
 const DEVICES_LISTED = 1000;
 
-type Counts = { deviceCount: number; returnedCount: number };
+type Counts = { deviceCount: number; returnedCount: number; retiredCount: number };
+const NO_DEVICES: Counts = { deviceCount: 0, returnedCount: 0, retiredCount: 0 };
 
-function toView(incident: AlertIncident, { deviceCount, returnedCount }: Counts): IncidentView {
+function toView(incident: AlertIncident, { deviceCount, returnedCount, retiredCount }: Counts): IncidentView {
   const plural = `${deviceCount} device${deviceCount === 1 ? "" : "s"}`;
   return {
     id: incident.id,
     kind: incident.kind,
-    title: incident.kind === "offline" ? `${plural} offline` : `${plural} low on battery`,
+    // What happened, true for as long as the incident is listed (the counts say how it stands).
+    title: incident.kind === "offline" ? `${plural} went offline` : `${plural} ran low on battery`,
     openedAt: incident.openedAt.toISOString(),
     resolvedAt: incident.resolvedAt?.toISOString() ?? null,
     acknowledgedAt: incident.acknowledgedAt?.toISOString() ?? null,
     acknowledgedBy: incident.acknowledgedBy,
     deviceCount,
     returnedCount,
+    retiredCount,
   };
 }
 
 async function countsOf({ db }: Pick<AppDeps, "db">, incidentIds: string[]): Promise<Map<string, Counts>> {
   if (incidentIds.length === 0) return new Map();
-  const rows = await db.$queryRaw<Array<{ incidentId: string; deviceCount: number; returnedCount: number }>>`
-    SELECT "incidentId", count(*)::int AS "deviceCount", count("returnedAt")::int AS "returnedCount"
+  const rows = await db.$queryRaw<Array<{ incidentId: string } & Counts>>`
+    SELECT "incidentId", count(*)::int AS "deviceCount",
+      (count("returnedAt") FILTER (WHERE NOT retired))::int AS "returnedCount", (count(*) FILTER (WHERE retired))::int AS "retiredCount"
     FROM "AlertIncidentDevice" WHERE "incidentId" = ANY(${incidentIds}::uuid[]) GROUP BY "incidentId"`;
   return new Map(rows.map((row) => [row.incidentId, row]));
 }
@@ -39,7 +43,7 @@ export async function listIncidents(deps: Pick<AppDeps, "db">, query: ListIncide
     deps,
     incidents.map((incident) => incident.id),
   );
-  return { incidents: incidents.map((incident) => toView(incident, counts.get(incident.id) ?? { deviceCount: 0, returnedCount: 0 })) };
+  return { incidents: incidents.map((incident) => toView(incident, counts.get(incident.id) ?? NO_DEVICES)) };
 }
 
 export async function getIncident(deps: Pick<AppDeps, "db">, incidentId: string): Promise<AlertIncidentDetail> {
@@ -56,14 +60,15 @@ export async function getIncident(deps: Pick<AppDeps, "db">, incidentId: string)
     select: { id: true, alias: true, serialNumber: true, model: true },
   });
   const byId = new Map(names.map((device) => [device.id, device]));
-  const counts = (await countsOf(deps, [incidentId])).get(incidentId) ?? { deviceCount: 0, returnedCount: 0 };
+  const counts = (await countsOf(deps, [incidentId])).get(incidentId) ?? NO_DEVICES;
   return {
     ...toView(incident, counts),
     devices: members.map((member) => ({
       deviceId: member.deviceId,
       name: deviceDisplayName(byId.get(member.deviceId), member.deviceId),
       since: member.since.toISOString(),
-      returnedAt: member.returnedAt?.toISOString() ?? null,
+      returnedAt: member.retired ? null : (member.returnedAt?.toISOString() ?? null),
+      retiredAt: member.retired ? (member.returnedAt?.toISOString() ?? null) : null,
       batteryLevel: member.batteryLevel,
     })),
   };
@@ -87,5 +92,5 @@ export async function acknowledgeIncident(
   }
   await recordAudit(deps.db, { actor: actor.name, action: "alert_incident.acknowledge", targetType: "alert_incident", targetId: incidentId, ip: actor.ip });
   const incident = await deps.db.alertIncident.findUniqueOrThrow({ where: { id: incidentId } });
-  return toView(incident, (await countsOf(deps, [incidentId])).get(incidentId) ?? { deviceCount: 0, returnedCount: 0 });
+  return toView(incident, (await countsOf(deps, [incidentId])).get(incidentId) ?? NO_DEVICES);
 }
