@@ -1,13 +1,14 @@
 import { CSRF_COOKIE, SESSION_COOKIE } from "@mdm/contracts";
 import { type NextRequest, NextResponse } from "next/server";
 import { contentSecurityPolicy, isMetricsPath } from "./lib/content-security";
+import { deviceIsMissing, devicePageId } from "./lib/device-exists";
 
 // Every page is behind sign-in but these; requests the rewrites send to the API, and the icon, are not pages.
 const PUBLIC_PAGE = /^\/(sign-in|forgot-password|reset-password|setup)(\/|$)/;
 const NOT_A_PAGE = /^\/(api|admin|auth|_next|__nextjs[^/]*)(\/|$)|^\/icon\.svg$/;
 
 // Runs before the /api, /admin and /auth rewrites to the API (next.config.ts).
-export function proxy(request: NextRequest) {
+export async function proxy(request: NextRequest) {
   // Metrics are for the API's own host or a scraper holding METRICS_TOKEN, never for
   // whoever can reach the dashboard.
   if (isMetricsPath(request.nextUrl.pathname)) return new NextResponse(null, { status: 404 });
@@ -23,6 +24,12 @@ export function proxy(request: NextRequest) {
     return NextResponse.redirect(signIn);
   }
 
+  // An unknown device's page is a 404 like any unknown address. Asked here, before the page
+  // renders: a page's own notFound() is answered 200 once the dashboard's frame has begun to
+  // stream (its in-page "Device not found" stays, for a device deleted while its page is open).
+  const deviceId = devicePageId(pathname);
+  const rewriteTo = deviceId !== undefined && (await deviceIsMissing(deviceId, request.headers)) ? new URL("/devices/missing/404", request.url) : undefined;
+
   const nonce = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64");
   const policy = contentSecurityPolicy(nonce, {
     development: process.env.NODE_ENV === "development",
@@ -32,7 +39,8 @@ export function proxy(request: NextRequest) {
   const headers = new Headers(request.headers);
   headers.set("x-nonce", nonce);
   headers.set("Content-Security-Policy", policy);
-  const response = NextResponse.next({ request: { headers } });
+  // No page matches the rewritten address, so Next.js answers it with the not-found page and 404.
+  const response = rewriteTo ? NextResponse.rewrite(rewriteTo, { request: { headers } }) : NextResponse.next({ request: { headers } });
   response.headers.set("Content-Security-Policy", policy);
   return response;
 }

@@ -539,6 +539,20 @@ test("the overview: even stat cards, labelled sorting, a steady search box, no a
   const missing = await page.goto(`${web.url}/no-such-page`);
   expect(missing?.status()).toBe(404);
   await page.getByRole("heading", { name: "Page not found" }).waitFor();
+  expect(await page.title()).toBe("Page not found · Keelson");
+
+  // An unknown device, or an id that is none, is a 404 too, and no page of the sidebar's is "current".
+  for (const id of ["00000000-0000-4000-8000-000000000000", "not-a-device"]) {
+    const unknownDevice = await page.goto(`${web.url}/devices/${id}`);
+    expect({ id, status: unknownDevice?.status() }).toEqual({ id, status: 404 });
+    await page.getByRole("heading", { name: "Page not found" }).waitFor();
+    expect(await page.getByRole("navigation", { name: "Main" }).locator('[aria-current="page"]').count()).toBe(0);
+  }
+  const known = await page.goto(`${web.url}/`);
+  expect(known?.status()).toBe(200);
+  const firstDevice = await page.getByTestId("device-row").first().getByRole("link").first().getAttribute("href");
+  expect((await page.goto(`${web.url}${firstDevice}`))?.status()).toBe(200);
+  await navLink(page, "Overview").and(page.locator('[aria-current="page"]')).waitFor();
   await navLink(page, "Overview").waitFor();
   await navLink(page, "Overview").click();
   await page.getByRole("heading", { name: "Overview" }).waitFor();

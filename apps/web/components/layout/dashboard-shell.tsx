@@ -15,8 +15,11 @@ function isClientError(error: unknown): boolean {
   return error instanceof ApiError && error.status >= 400 && error.status < 500;
 }
 
-/** Everything behind sign-in: the session, the live socket, the sidebar. */
-export function DashboardShell({ children }: { children: React.ReactNode }) {
+/**
+ * Everything behind sign-in: the session, the live socket, the sidebar. The not-found page
+ * turns off the sidebar's highlight: /devices/<unknown> is no page of the overview's.
+ */
+export function DashboardShell({ children, highlightNavigation = true }: { children: React.ReactNode; highlightNavigation?: boolean }) {
   const router = useRouter();
   const pathname = usePathname();
   const { data: user, error, mutate } = useSession();
@@ -57,7 +60,7 @@ export function DashboardShell({ children }: { children: React.ReactNode }) {
       <SessionProvider user={user}>
         <LiveUpdatesProvider>
           <div className="flex min-h-screen flex-col md:flex-row">
-            <Sidebar />
+            <Sidebar highlight={highlightNavigation} />
             <main className="min-w-0 flex-1 p-4 md:p-8">{children}</main>
           </div>
         </LiveUpdatesProvider>

@@ -42,7 +42,7 @@ function ProductLink() {
 }
 
 /** The navigation, the live connection and the account menu (without a session: the navigation only). */
-function SidebarContent({ signedIn }: { signedIn: boolean }) {
+function SidebarContent({ signedIn, highlight }: { signedIn: boolean; highlight: boolean }) {
   const pathname = usePathname();
   const { canManageUsers, canViewAuditLog, canViewMail, canManageApiKeys, canManageWebhooks } = usePermissions();
   const items: NavItem[] = [
@@ -65,7 +65,7 @@ function SidebarContent({ signedIn }: { signedIn: boolean }) {
         {items
           .filter((item) => item.visible)
           .map(({ href, label, icon: Icon }) => {
-            const active = isActive(pathname, href);
+            const active = highlight && isActive(pathname, href);
             return (
               // Pages load their data by SWR once shown: prefetching all of them on every
               // page view bought nothing, and each navigation aborted the ones in flight.
@@ -99,7 +99,7 @@ function SidebarContent({ signedIn }: { signedIn: boolean }) {
  * The app's frame: a fixed sidebar from the md breakpoint; below it, a header pinned to the
  * top with a menu button that opens the same navigation in a drawer.
  */
-export function Sidebar({ signedIn = true }: { signedIn?: boolean }) {
+export function Sidebar({ signedIn = true, highlight = true }: { signedIn?: boolean; highlight?: boolean }) {
   const pathname = usePathname();
   const [open, setOpen] = useState(false);
   // Following a link closes the drawer.
@@ -119,7 +119,7 @@ export function Sidebar({ signedIn = true }: { signedIn?: boolean }) {
           </SheetTrigger>
           <SheetContent title="Menu">
             <ProductLink />
-            <SidebarContent signedIn={signedIn} />
+            <SidebarContent signedIn={signedIn} highlight={highlight} />
           </SheetContent>
         </Sheet>
         <ProductLink />
@@ -127,7 +127,7 @@ export function Sidebar({ signedIn = true }: { signedIn?: boolean }) {
       </header>
       <aside className="sticky top-0 hidden h-screen w-56 shrink-0 flex-col gap-4 border-r bg-muted/30 p-3 md:flex">
         <ProductLink />
-        <SidebarContent signedIn={signedIn} />
+        <SidebarContent signedIn={signedIn} highlight={highlight} />
       </aside>
     </>
   );
