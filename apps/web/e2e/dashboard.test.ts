@@ -186,6 +186,10 @@ test("a command to one device is shown succeeding in its history", async () => {
   // Status changes seconds apart show their seconds.
   expect(await page.getByRole("list", { name: "Status history" }).locator("li").first().innerText()).toMatch(/\d{2}:\d{2}:\d{2}/);
   await eventually("battery history drawn", async () => (await page.getByRole("img", { name: /Battery over time/ }).count()) === 1);
+  // The chart starts at the first heartbeat, not at the start of its time bucket before the device enrolled.
+  const enrolledAt = (await api.server.deps.db.device.findUniqueOrThrow({ where: { id: devices[0]!.deviceId } })).enrolledAt;
+  const chartFrom = await page.getByRole("img", { name: /Battery over time/ }).getAttribute("data-from");
+  expect(Date.parse(chartFrom!)).toBeGreaterThanOrEqual(enrolledAt.getTime());
   await screenshot(page, "device", 1500);
 });
 

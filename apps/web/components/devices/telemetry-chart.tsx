@@ -46,7 +46,14 @@ export function TelemetryChart({ label, points, max, unit, color }: { label: str
           {unit}
         </span>
       </figcaption>
-      <svg viewBox={`0 0 ${WIDTH} ${HEIGHT}`} className="h-40 w-full" role="img" aria-label={`${label} over time, latest ${latest?.toFixed(0)}${unit}`}>
+      <svg
+        viewBox={`0 0 ${WIDTH} ${HEIGHT}`}
+        className="h-40 w-full"
+        role="img"
+        aria-label={`${label} over time, latest ${latest?.toFixed(0)}${unit}`}
+        data-from={new Date(start).toISOString()}
+        data-to={new Date(end).toISOString()}
+      >
         {[0, 0.5, 1].map((fraction) => (
           <g key={fraction}>
             <line x1={PAD.left} x2={WIDTH - PAD.right} y1={y(max * fraction)} y2={y(max * fraction)} className="stroke-border" strokeDasharray="3 3" />

@@ -99,6 +99,9 @@ describe("devices: alias, notes, groups and the fleet overview", () => {
     const res = await adminRequest(t.app, "GET", `/admin/devices/${device.deviceId}/telemetry?hours=2`);
     expect(res.status).toBe(200);
     expect(res.body.points.map((point: { batteryLevel: number }) => point.batteryLevel)).toEqual([90, 85]);
+    // Each point is placed at its heartbeat, never before the device enrolled (a bucket's start may be).
+    const heartbeats = await database.db.telemetryEvent.findMany({ where: { deviceId: device.deviceId }, orderBy: { receivedAt: "asc" } });
+    expect(res.body.points.map((point: { at: string }) => point.at)).toEqual(heartbeats.map((row) => row.receivedAt.toISOString()));
     expect(res.body.points[0].memoryTotal).toBe(4_000_000_000);
     expect((await adminRequest(t.app, "GET", `/admin/devices/${device.deviceId}/telemetry?hours=49`)).status).toBe(400);
   });
@@ -123,9 +126,10 @@ describe("devices: alias, notes, groups and the fleet overview", () => {
     expect(res.body.bucketSeconds).toBe(8);
     expect(res.body.points).toHaveLength(450);
     const [first] = res.body.points;
-    // The first bucket holds the first 8 seconds: 24 readings, half at 40 and half at 50.
+    // The first bucket holds the first 8 seconds: 24 readings, half at 40 and half at 50,
+    // the latest at 7.2 s.
     expect(first).toEqual({
-      at: new Date(since).toISOString(),
+      at: new Date(since + 7200).toISOString(),
       samples: 24,
       batteryLevel: 45,
       batteryCharging: true,
@@ -134,7 +138,7 @@ describe("devices: alias, notes, groups and the fleet overview", () => {
       storageAvailable: null,
       networkType: "cellular",
     });
-    expect(res.body.points[1].at).toBe(new Date(since + 8000).toISOString());
+    expect(res.body.points[1].at).toBe(new Date(since + 15200).toISOString());
     expect(res.body.points.reduce((sum: number, point: { samples: number }) => sum + point.samples, 0)).toBe(rows.length);
 
     // A wider window over the same readings caps the points at 500.
