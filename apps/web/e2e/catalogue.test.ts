@@ -84,6 +84,27 @@ test("uploaded APKs show with the package, versions and certificate read from th
   }
 });
 
+test("without an https PUBLIC_API_URL the catalogue says so up front and offers no release to start", async () => {
+  const { env } = api.server.deps;
+  const configured = env.PUBLIC_API_URL;
+  Object.assign(env, { PUBLIC_API_URL: "http://10.0.0.5:8000" });
+  try {
+    await page.reload();
+    const notice = page.getByTestId("releases-off");
+    await notice.getByText("Releases need the API's public https:// address").waitFor();
+    await notice.getByText("http://10.0.0.5:8000").waitFor();
+    const start = page.getByTestId(`app-${PACKAGE}`).getByRole("button", { name: "Start release" });
+    expect(await start.isDisabled()).toBe(true);
+    expect(await start.getAttribute("aria-describedby")).toBe("releases-off");
+  } finally {
+    Object.assign(env, { PUBLIC_API_URL: configured });
+  }
+  await page.reload();
+  await page.getByTestId(`app-${PACKAGE}`).getByRole("button", { name: "Start release" }).waitFor();
+  expect(await page.getByTestId("releases-off").count()).toBe(0);
+  expect(await page.getByTestId(`app-${PACKAGE}`).getByRole("button", { name: "Start release" }).isDisabled()).toBe(false);
+});
+
 test("a release at 25% of a group installs on a quarter of it, advances to 100%, and rolls back", async () => {
   await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Enrollment", exact: true }).click();
   await page.getByLabel("Devices it may enroll").fill("8");

@@ -118,7 +118,23 @@ export const CatalogueApp = z.object({
 });
 export type CatalogueApp = z.infer<typeof CatalogueApp>;
 
-export const ListAppsResponse = z.object({ apps: z.array(CatalogueApp) });
+/**
+ * Whether releases can be started, advanced or rolled back: install commands carry a download
+ * URL on the API's PUBLIC_API_URL, which must be https (devices download over the internet).
+ */
+export function servesAppDownloads(publicApiUrl: string | null | undefined): boolean {
+  return publicApiUrl?.startsWith("https://") ?? false;
+}
+
+export const ListAppsResponse = z.object({
+  apps: z.array(CatalogueApp),
+  publicApiUrl: z
+    .string()
+    .nullable()
+    .describe(
+      "The API's `PUBLIC_API_URL`, null when unset. Releases (starting, advancing, rolling back) are refused with 409 unless it is an https:// address: install commands carry a download URL on it.",
+    ),
+});
 export type ListAppsResponse = z.infer<typeof ListAppsResponse>;
 
 export const PackageParams = z.strictObject({ packageName: CataloguePackageName });

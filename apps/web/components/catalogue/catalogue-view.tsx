@@ -1,10 +1,11 @@
 "use client";
 
-import { type AppRelease, type CatalogueApp, ROLLOUT_STEPS } from "@mdm/contracts";
+import { type AppRelease, type CatalogueApp, ROLLOUT_STEPS, servesAppDownloads } from "@mdm/contracts";
 import { useRef, useState } from "react";
 import { usePermissions } from "@/components/layout/session-context";
 import { PageHeader } from "@/components/page-header";
 import { EmptyState, ErrorState } from "@/components/states";
+import { WarningNotice } from "@/components/warning-notice";
 import {
   AlertDialog,
   AlertDialogAction,
@@ -69,7 +70,21 @@ function UploadButton() {
   );
 }
 
-function ReleaseForm({ app }: { app: CatalogueApp }) {
+const RELEASES_OFF_NOTICE = "releases-off";
+
+/** Why releases cannot start or move: said once at the top, before anyone fills in a release. */
+function ReleasesOffNotice({ publicApiUrl }: { publicApiUrl: string | null }) {
+  return (
+    <WarningNotice id={RELEASES_OFF_NOTICE} testId={RELEASES_OFF_NOTICE} title="Releases need the API's public https:// address">
+      Install commands carry a download URL on <code className="font-mono">PUBLIC_API_URL</code>, which is{" "}
+      {publicApiUrl ? <span className="font-mono">{publicApiUrl}</span> : "not set"}. Set it on the API (in <code className="font-mono">.env</code> or its
+      environment) to the https:// address phones reach it at, e.g. <span className="font-mono">https://mdm.example.com</span>, and restart it. Until then you
+      can upload and delete APKs, but not start, advance or roll back a release.
+    </WarningNotice>
+  );
+}
+
+function ReleaseForm({ app, releasesOff }: { app: CatalogueApp; releasesOff: boolean }) {
   const [versionCode, setVersionCode] = useState(String(app.versions[0]?.versionCode ?? ""));
   const [group, setGroup] = useState("");
   const [percent, setPercent] = useState("5");
@@ -126,7 +141,7 @@ function ReleaseForm({ app }: { app: CatalogueApp }) {
         <input type="checkbox" checked={autoAdvance} onChange={(event) => setAutoAdvance(event.target.checked)} />
         Advance by itself
       </label>
-      <Button type="submit" disabled={busy || !versionCode}>
+      <Button type="submit" disabled={busy || !versionCode || releasesOff} aria-describedby={releasesOff ? RELEASES_OFF_NOTICE : undefined}>
         Start release
       </Button>
     </form>
@@ -153,7 +168,7 @@ function Progress({ release }: { release: AppRelease }) {
   );
 }
 
-function ReleaseButton({ release, action, label }: { release: AppRelease; action: ReleaseAction; label: string }) {
+function ReleaseButton({ release, action, label, disabledBy }: { release: AppRelease; action: ReleaseAction; label: string; disabledBy?: string }) {
   const [busy, setBusy] = useState(false);
   const run = async () => {
     setBusy(true);
@@ -168,7 +183,7 @@ function ReleaseButton({ release, action, label }: { release: AppRelease; action
   };
   if (action !== "rollback") {
     return (
-      <Button variant="outline" size="sm" disabled={busy} onClick={run}>
+      <Button variant="outline" size="sm" disabled={busy || disabledBy !== undefined} aria-describedby={disabledBy} onClick={run}>
         {label}
       </Button>
     );
@@ -176,7 +191,7 @@ function ReleaseButton({ release, action, label }: { release: AppRelease; action
   return (
     <AlertDialog>
       <AlertDialogTrigger asChild>
-        <Button variant="outline" size="sm" disabled={busy}>
+        <Button variant="outline" size="sm" disabled={busy || disabledBy !== undefined} aria-describedby={disabledBy}>
           {label}
         </Button>
       </AlertDialogTrigger>
@@ -234,14 +249,16 @@ function DeleteButton({ label, title, description, onConfirm }: { label: string;
   );
 }
 
-function ReleaseActions({ release }: { release: AppRelease }) {
+/** Advancing and rolling back send install commands: off (described by the notice) while releases are. */
+function ReleaseActions({ release, releasesOff }: { release: AppRelease; releasesOff: boolean }) {
+  const sending = releasesOff ? RELEASES_OFF_NOTICE : undefined;
   return (
     <>
-      {release.status === "active" && release.percent < 100 ? <ReleaseButton release={release} action="advance" label="Advance" /> : null}
+      {release.status === "active" && release.percent < 100 ? <ReleaseButton release={release} action="advance" label="Advance" disabledBy={sending} /> : null}
       {release.status === "active" ? <ReleaseButton release={release} action="pause" label="Pause" /> : null}
       {release.status === "paused" ? <ReleaseButton release={release} action="resume" label="Resume" /> : null}
       {release.status !== "rolled_back" && release.previousVersionCode !== null ? (
-        <ReleaseButton release={release} action="rollback" label="Roll back" />
+        <ReleaseButton release={release} action="rollback" label="Roll back" disabledBy={sending} />
       ) : null}
     </>
   );
@@ -251,7 +268,7 @@ function ReleaseStatus({ release }: { release: AppRelease }) {
   return <Badge variant={statusVariant[release.status]}>{release.status.replace("_", " ")}</Badge>;
 }
 
-function ReleasesTable({ app, canManage }: { app: CatalogueApp; canManage: boolean }) {
+function ReleasesTable({ app, canManage, releasesOff }: { app: CatalogueApp; canManage: boolean; releasesOff: boolean }) {
   if (app.releases.length === 0) return <p className="text-sm text-muted-foreground">No release yet.</p>;
   return (
     <>
@@ -271,20 +288,20 @@ function ReleasesTable({ app, canManage }: { app: CatalogueApp; canManage: boole
             <Progress release={release} />
             {canManage ? (
               <div className="flex flex-wrap gap-1 empty:hidden">
-                <ReleaseActions release={release} />
+                <ReleaseActions release={release} releasesOff={releasesOff} />
               </div>
             ) : null}
           </li>
         ))}
       </ul>
       <div className="hidden md:block">
-        <ReleaseRows app={app} canManage={canManage} />
+        <ReleaseRows app={app} canManage={canManage} releasesOff={releasesOff} />
       </div>
     </>
   );
 }
 
-function ReleaseRows({ app, canManage }: { app: CatalogueApp; canManage: boolean }) {
+function ReleaseRows({ app, canManage, releasesOff }: { app: CatalogueApp; canManage: boolean; releasesOff: boolean }) {
   return (
     <Table aria-label={`Releases of ${app.packageName}`}>
       <TableHeader>
@@ -316,7 +333,7 @@ function ReleaseRows({ app, canManage }: { app: CatalogueApp; canManage: boolean
             {canManage ? (
               <TableCell className="text-right">
                 <div className="flex flex-wrap justify-end gap-1">
-                  <ReleaseActions release={release} />
+                  <ReleaseActions release={release} releasesOff={releasesOff} />
                 </div>
               </TableCell>
             ) : null}
@@ -327,7 +344,7 @@ function ReleaseRows({ app, canManage }: { app: CatalogueApp; canManage: boolean
   );
 }
 
-function AppCard({ app, canManage }: { app: CatalogueApp; canManage: boolean }) {
+function AppCard({ app, canManage, releasesOff }: { app: CatalogueApp; canManage: boolean; releasesOff: boolean }) {
   return (
     <Card data-testid={`app-${app.packageName}`}>
       <CardHeader>
@@ -382,8 +399,8 @@ function AppCard({ app, canManage }: { app: CatalogueApp; canManage: boolean }) 
             ))}
           </TableBody>
         </Table>
-        {canManage ? <ReleaseForm app={app} /> : null}
-        <ReleasesTable app={app} canManage={canManage} />
+        {canManage ? <ReleaseForm app={app} releasesOff={releasesOff} /> : null}
+        <ReleasesTable app={app} canManage={canManage} releasesOff={releasesOff} />
       </CardContent>
     </Card>
   );
@@ -393,6 +410,7 @@ function AppCard({ app, canManage }: { app: CatalogueApp; canManage: boolean }) 
 export function CatalogueView() {
   const { data, error, isLoading, mutate } = useApps();
   const { canManageCatalogue } = usePermissions();
+  const releasesOff = data !== undefined && !servesAppDownloads(data.publicApiUrl);
   return (
     <div className="grid gap-6">
       <PageHeader
@@ -401,11 +419,12 @@ export function CatalogueView() {
         actions={canManageCatalogue ? <UploadButton /> : null}
       />
       {error ? <ErrorState error={error} onRetry={() => mutate()} /> : null}
+      {releasesOff && canManageCatalogue ? <ReleasesOffNotice publicApiUrl={data.publicApiUrl} /> : null}
       {!error && !isLoading && data?.apps.length === 0 ? (
         <EmptyState title="No app yet">Upload an APK: its package name, version and signing certificate are read from the file.</EmptyState>
       ) : null}
       {data?.apps.map((app) => (
-        <AppCard key={app.packageName} app={app} canManage={canManageCatalogue} />
+        <AppCard key={app.packageName} app={app} canManage={canManageCatalogue} releasesOff={releasesOff} />
       ))}
     </div>
   );

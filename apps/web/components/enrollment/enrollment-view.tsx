@@ -1,11 +1,11 @@
 "use client";
 
 import { type CreateEnrollmentTokenResponse, CreateEnrollmentTokenRequest } from "@mdm/contracts";
-import { AlertTriangleIcon } from "lucide-react";
 import { useState } from "react";
 import { CopyButton } from "@/components/copy-button";
 import { usePermissions } from "@/components/layout/session-context";
 import { PageHeader } from "@/components/page-header";
+import { WarningNotice } from "@/components/warning-notice";
 import { Button } from "@/components/ui/button";
 import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
 import { Input } from "@/components/ui/input";
@@ -42,22 +42,21 @@ function ServerUrlNotice({ server, configured }: { server: string; configured: b
     );
   }
   return (
-    <div role="alert" className="flex gap-3 rounded-lg border border-warning/50 bg-warning/10 p-4 text-sm" data-testid="enrollment-server">
-      <AlertTriangleIcon className="size-5 shrink-0 text-warning" aria-hidden />
-      <div className="flex flex-col gap-1">
-        <p className="font-medium">
+    <WarningNotice
+      testId="enrollment-server"
+      title={
+        <>
           {reach === "loopback" ? "Phones cannot reach" : "Only phones on this network can reach"} <span className="font-mono">{server}</span>
-        </p>
-        <p className="text-muted-foreground">
-          {reach === "loopback"
-            ? "It is a loopback address: it means “this machine” to whoever uses it, so a phone would look for the server on itself."
-            : "It is a private address: only devices on the same network can reach it."}{" "}
-          {configured ? "Change" : "Set"} <code className="font-mono">PUBLIC_API_URL</code> on the API (in <code className="font-mono">.env</code> or its
-          environment) to the address phones reach it at, e.g. <span className="font-mono">https://mdm.example.com</span>, and restart it; QR codes created
-          afterwards carry it.
-        </p>
-      </div>
-    </div>
+        </>
+      }
+    >
+      {reach === "loopback"
+        ? "It is a loopback address: it means “this machine” to whoever uses it, so a phone would look for the server on itself."
+        : "It is a private address: only devices on the same network can reach it."}{" "}
+      {configured ? "Change" : "Set"} <code className="font-mono">PUBLIC_API_URL</code> on the API (in <code className="font-mono">.env</code> or its
+      environment) to the address phones reach it at, e.g. <span className="font-mono">https://mdm.example.com</span>, and restart it; QR codes created
+      afterwards carry it.
+    </WarningNotice>
   );
 }
 

@@ -208,7 +208,7 @@ export async function addApk(
   }
 }
 
-export async function listApps(deps: Pick<AppDeps, "db">): Promise<ListAppsResponse> {
+export async function listApps(deps: Pick<AppDeps, "db" | "env">): Promise<ListAppsResponse> {
   const apps = await deps.db.catalogueApp.findMany({ orderBy: { packageName: "asc" }, include: { versions: { orderBy: { versionCode: "desc" } } } });
   const releases = await listReleaseViews(
     deps,
@@ -224,6 +224,7 @@ export async function listApps(deps: Pick<AppDeps, "db">): Promise<ListAppsRespo
         releases: releases.filter((release) => release.packageName === app.packageName),
       }),
     ),
+    publicApiUrl: deps.env.PUBLIC_API_URL ?? null,
   };
 }
 

@@ -9,6 +9,7 @@ import {
   type ReleaseTarget,
   CommandPayloads,
   ROLLOUT_STEPS,
+  servesAppDownloads,
 } from "@mdm/contracts";
 import type { AppDeps } from "../../deps";
 import { type AppRelease, type AppVersion, Prisma } from "../../generated/prisma/client";
@@ -58,7 +59,7 @@ function shareOf(releaseId: string, deviceIds: string[], percent: number): strin
 
 function installUrlBase(env: AppDeps["env"]): string {
   const base = env.PUBLIC_API_URL;
-  if (!base?.startsWith("https://")) {
+  if (!base || !servesAppDownloads(base)) {
     throw new HttpError("conflict", "Set PUBLIC_API_URL to the API's https:// address as devices reach it: install commands carry a download URL on it");
   }
   return base;
