@@ -402,6 +402,9 @@ describe("releases", () => {
     const refused = await adminRequest(plain.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 1, target: { all: true } });
     expect(refused.status).toBe(409);
     expect(refused.body.error.message).toMatch(/PUBLIC_API_URL/);
+    // The catalogue's listing says so beforehand, for the dashboard to warn.
+    expect((await adminRequest(plain.app, "GET", "/admin/apps")).body.publicApiUrl).toBe("http://10.0.0.5:8000");
+    expect((await adminRequest(t.app, "GET", "/admin/apps")).body.publicApiUrl).toBe("https://mdm.example.test");
 
     expect((await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 9, target: { all: true } })).status).toBe(404);
     expect((await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 1, target: { all: true }, percent: 50 })).status).toBe(201);
