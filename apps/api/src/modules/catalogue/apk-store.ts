@@ -24,7 +24,8 @@ export type ApkStore = {
 };
 
 export function localApkStore(root: string): ApkStore {
-  const fileOf = (sha256: string) => path.join(root, sha256.slice(0, 2), `${sha256}.apk`);
+  const nameOf = (sha256: string) => path.join(sha256.slice(0, 2), `${sha256}.apk`);
+  const fileOf = (sha256: string) => path.join(root, nameOf(sha256));
   return {
     async tempDir() {
       const dir = path.join(root, "tmp");
@@ -42,7 +43,10 @@ export function localApkStore(root: string): ApkStore {
     remove: (sha256) => rm(fileOf(sha256), { force: true }),
     send(sha256, res) {
       return new Promise((resolve, reject) => {
-        res.sendFile(fileOf(sha256), { acceptRanges: true, headers: { "Content-Type": "application/vnd.android.package-archive" } }, (error) => {
+        // Relative to `root`: given a whole path, `send` refuses any with a segment starting
+        // with a dot, and the default store lives under `.data`.
+        const options = { root, acceptRanges: true, headers: { "Content-Type": "application/vnd.android.package-archive" } };
+        res.sendFile(nameOf(sha256), options, (error) => {
           if (!error) return resolve();
           // The device went away mid-download: nothing to answer, nothing wrong here.
           if ((error as NodeJS.ErrnoException).code === "ECONNABORTED" || res.req.destroyed) return resolve();
@@ -52,6 +56,8 @@ export function localApkStore(root: string): ApkStore {
             res.removeHeader("Content-Type");
             return reject(rangeNotSatisfiable());
           }
+          // Gone from the folder (removed by hand, or by a delete racing this download).
+          if ((error as { status?: number }).status === 404) return reject(new HttpError("not_found", "This file is not in the catalogue"));
           reject(error);
         });
       });

@@ -1,5 +1,5 @@
 import { createHash, createPrivateKey } from "node:crypto";
-import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import net, { type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -43,10 +43,12 @@ beforeAll(async () => {
 afterAll(() => database.close());
 beforeEach(async () => {
   await resetTables(database.db);
-  dataDir = await mkdtemp(path.join(tmpdir(), "catalogue-"));
+  // Under a folder starting with a dot, like the default DATA_DIR (.data): files must still be served.
+  dataDir = path.join(await mkdtemp(path.join(tmpdir(), "catalogue-")), ".data");
+  await mkdir(dataDir);
   t = createTestApp(database.db, { env: { DATA_DIR: dataDir, PUBLIC_API_URL } });
 });
-afterEach(() => rm(dataDir, { recursive: true, force: true }));
+afterEach(() => rm(path.dirname(dataDir), { recursive: true, force: true }));
 
 const sha256Of = async (file: string) =>
   createHash("sha256")
