@@ -57,7 +57,7 @@ export const ROLLOUT_STEPS = [5, 25, 100] as const;
 export const RolloutPercent = z.int().min(1).max(100);
 
 export const CreateReleaseRequest = z.strictObject({
-  versionCode: z.int().min(1).describe("The catalogue version of this app to roll out."),
+  versionCode: z.int().min(1).max(2_147_483_647).describe("The catalogue version of this app to roll out."),
   target: ReleaseTarget,
   percent: RolloutPercent.default(5).describe("Share of the target that gets it now; stable: a higher percentage keeps the devices of a lower one."),
   autoAdvance: z

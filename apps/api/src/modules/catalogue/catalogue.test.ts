@@ -416,6 +416,10 @@ describe("releases", () => {
     const invalid = await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 1, target: { all: true }, percent: 0 });
     expect(invalid.status).toBe(400);
     expect(invalid.body.error.details).toEqual([expect.objectContaining({ path: "percent" })]);
+    // Past what a version code column holds: a 400 naming it, not the database's error as a 500.
+    const huge = await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 2_147_483_648, target: { all: true } });
+    expect(huge.status).toBe(400);
+    expect(huge.body.error.details).toEqual([expect.objectContaining({ path: "versionCode" })]);
   });
 });
 
