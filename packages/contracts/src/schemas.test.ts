@@ -1,5 +1,6 @@
 import fc from "fast-check";
 import type { z } from "zod";
+import { servesAppDownloads } from "./catalogue";
 import { ActionResultRequest, CreateCommandRequest } from "./commands";
 import { HeartbeatRequest, LegacyHeartbeatRequest, ListDevicesQuery, RegisterRequest } from "./devices";
 import { CreateEnrollmentTokenRequest, ProvisioningWifi } from "./enrollment";
@@ -286,6 +287,19 @@ describe("install_app URLs", () => {
   );
   it("accepts a plain https URL", () => {
     expect(install("https://cdn.example.com/app.apk").success).toBe(true);
+  });
+});
+
+describe("servesAppDownloads: releases need an https PUBLIC_API_URL", () => {
+  it.each([
+    ["https://mdm.example.com", true],
+    ["http://10.0.0.5:8000", false],
+    ["HTTP://mdm.example.com", false],
+    ["", false],
+    [null, false],
+    [undefined, false],
+  ])("%p → %p", (url, expected) => {
+    expect(servesAppDownloads(url)).toBe(expected);
   });
 });
 
