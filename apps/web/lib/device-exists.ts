@@ -2,10 +2,15 @@ import { apiRoutes } from "@mdm/contracts";
 import { apiPath } from "@/lib/api";
 import { apiUrl } from "@/lib/config";
 
-/** A device page's id: /devices/<id>. */
+/** A device page's id: /devices/<id> (undefined for any other address, or one whose escapes do not decode). */
 export function devicePageId(pathname: string): string | undefined {
   const match = /^\/devices\/([^/]+)\/?$/.exec(pathname);
-  return match ? decodeURIComponent(match[1]!) : undefined;
+  if (!match) return undefined;
+  try {
+    return decodeURIComponent(match[1]!);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
