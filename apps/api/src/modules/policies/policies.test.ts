@@ -126,6 +126,37 @@ describe("policy documents", () => {
     expect(edit.body.error.details).toEqual([expect.objectContaining({ path: "settings.kiosk.homeApp" })]);
   });
 
+  it("names duplicate entries in the same 400 as the document's other errors, wrong types included", async () => {
+    const res = await adminRequest(t.app, "POST", "/admin/device-policies", {
+      name: "Doubled and broken",
+      settings: {
+        kiosk: { lockTaskPackages: ["com.example.kiosk", "com.example.kiosk"], statusBar: "no" },
+        restrictions: { camera: "yes" },
+        requiredApps: [
+          { packageName: "com.example.kiosk", minVersionCode: 2 },
+          { packageName: "com.example.kiosk", minVersionCode: 5 },
+        ],
+        systemUpdate: { type: "sometimes" },
+      },
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe("validation_failed");
+    expect(res.body.error.details).toEqual(
+      expect.arrayContaining([
+        { path: "settings.kiosk.lockTaskPackages.1", message: "com.example.kiosk is listed twice: list each app once" },
+        { path: "settings.requiredApps.1.packageName", message: expect.stringContaining("com.example.kiosk is listed twice") },
+      ]),
+    );
+    expect(res.body.error.details.map((issue: { path: string }) => issue.path).sort()).toEqual([
+      "settings.kiosk.lockTaskPackages.1",
+      "settings.kiosk.statusBar",
+      "settings.requiredApps.1.packageName",
+      "settings.restrictions.camera",
+      "settings.systemUpdate.type",
+    ]);
+    expect(await database.db.policy.count()).toBe(0);
+  });
+
   it("warns when a device's merged policy takes its home app and its lockTaskPackages from policies that disagree", async () => {
     const device = await enrollDevice(t.app);
     const launcher = await createPolicy("Launcher", { kiosk: { homeApp: "com.example.launcher" } });
