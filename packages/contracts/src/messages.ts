@@ -63,6 +63,11 @@ function bound(side: "small" | "big", issue: { origin?: string; inclusive?: bool
   return `${side === "small" ? "at least" : "at most"} ${limit}`;
 }
 
+/** The message of fields a strict object does not know (validationIssues names each at its own path). */
+export function unknownFieldsMessage(keys: readonly string[]): string {
+  return `Unknown field${keys.length === 1 ? "" : "s"}: ${keys.join(", ")}`;
+}
+
 /** zod's locale, replaced: see above. */
 export const plainMessages: z.core.$ZodErrorMap = (issue) => {
   switch (issue.code) {
@@ -86,7 +91,7 @@ export const plainMessages: z.core.$ZodErrorMap = (issue) => {
     case "not_multiple_of":
       return `Must be a multiple of ${issue.divisor}`;
     case "unrecognized_keys":
-      return `Unknown field${issue.keys.length === 1 ? "" : "s"}: ${issue.keys.join(", ")}`;
+      return unknownFieldsMessage(issue.keys);
     case "invalid_union": {
       // A discriminated union names the values its discriminator takes.
       const options = (issue as { options?: unknown[] }).options;

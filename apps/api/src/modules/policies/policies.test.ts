@@ -85,15 +85,35 @@ describe("policy documents", () => {
       "settings.kiosk.lockTaskPackages.0",
       "settings.kiosk.statusBar",
       "settings.requiredApps.0.minVersionCode",
-      "settings.restrictions",
       "settings.restrictions.camera",
+      "settings.restrictions.teleport",
       "settings.screen.brightness",
       "settings.screen.orientationLock",
       "settings.screen.timeoutSeconds",
       "settings.systemUpdate.endMinute",
       "settings.systemUpdate.startMinute",
     ]);
+    expect(res.body.error.details).toContainEqual({ path: "settings.restrictions.teleport", message: "Unknown field: teleport" });
     expect(await database.db.policy.count()).toBe(0);
+  });
+
+  it("names each unknown field at its own path, in the body and in a section", async () => {
+    const res = await adminRequest(t.app, "POST", "/admin/device-policies", {
+      name: "Unknown fields",
+      colour: "blue",
+      settings: { kiosk: { statusBar: false, foo: 1, bar: 2 }, wallpaper: "sea.png" },
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe("validation_failed");
+    expect(res.body.error.details).toEqual(
+      expect.arrayContaining([
+        { path: "colour", message: "Unknown field: colour" },
+        { path: "settings.wallpaper", message: "Unknown field: wallpaper" },
+        { path: "settings.kiosk.foo", message: "Unknown field: foo" },
+        { path: "settings.kiosk.bar", message: "Unknown field: bar" },
+      ]),
+    );
+    expect(res.body.error.details).toHaveLength(4);
   });
 
   it("refuses duplicate lockTaskPackages, autoRelaunch and requiredApps entries, and a home app outside lockTaskPackages, naming each path", async () => {
