@@ -56,12 +56,42 @@ test.each([
     "a union of shapes, an empty object",
     z.union([z.strictObject({ all: z.literal(true) }), z.strictObject({ group: z.string() })]),
     {},
-    "Matches none of the accepted forms",
+    "Give exactly one of all or group",
   ],
   [
     "a union of shapes, neither given",
     z.union([z.strictObject({ ids: z.array(z.string()) }), z.strictObject({ group: z.string() })]),
     { other: 1 },
+    "Give exactly one of ids or group",
+  ],
+  [
+    "a union of shapes, both given",
+    z.union([z.strictObject({ deviceId: z.uuid(), priority: z.int().optional() }), z.strictObject({ group: z.string(), priority: z.int().optional() })]),
+    { deviceId: "3f0e8a3c-1111-4222-8333-444455556666", group: "lobby", priority: 1 },
+    "Give exactly one of deviceId or group",
+  ],
+  [
+    "a union of three shapes, two given",
+    z.union([z.strictObject({ ids: z.array(z.string()) }), z.strictObject({ group: z.string() }), z.strictObject({ all: z.literal(true) })]),
+    { ids: [], all: true },
+    "Give exactly one of ids, group or all",
+  ],
+  [
+    "a union of shapes, one given with a bad value and an unknown field",
+    z.union([z.strictObject({ deviceId: z.uuid() }), z.strictObject({ group: z.string() })]),
+    { deviceId: 5, colour: 1 },
+    "deviceId: Must be text (got number)",
+  ],
+  [
+    "a union of a shape and text, given an object",
+    z.union([z.strictObject({ ids: z.array(z.string()) }), z.string()]),
+    { other: 1 },
+    "Matches none of the accepted forms",
+  ],
+  [
+    "a union of shapes, one without a field of its own",
+    z.union([z.strictObject({ x: z.number().optional() }), z.strictObject({ x: z.number().optional(), y: z.string() })]),
+    { x: "s", z: 1 },
     "Matches none of the accepted forms",
   ],
   [

@@ -329,6 +329,19 @@ describe("precedence and the effective policy", () => {
     await assign(policy.id, { group: "g" });
     expect((await adminRequest(t.app, "POST", `/admin/device-policies/${policy.id}/assignments`, { group: "g", priority: 5 })).status).toBe(409);
   });
+
+  it("refuses an assignment naming both a device and a group, or neither, saying to give exactly one", async () => {
+    const device = await enrollDevice(t.app);
+    const policy = await createPolicy("P", {});
+    for (const body of [{ deviceId: device.deviceId, group: "lobby" }, { deviceId: device.deviceId, group: "lobby", priority: 3 }, {}, { priority: 3 }]) {
+      const res = await adminRequest(t.app, "POST", `/admin/device-policies/${policy.id}/assignments`, body);
+      expect(res.status).toBe(400);
+      expect(res.body.error.code).toBe("validation_failed");
+      // The rule is about the body as a whole: no one field of it is the wrong one.
+      expect(res.body.error.details).toEqual([{ path: "", message: "Give exactly one of deviceId or group" }]);
+    }
+    expect(await database.db.policyAssignment.count()).toBe(0);
+  });
 });
 
 describe("delivery and compliance over heartbeats", () => {
