@@ -330,6 +330,17 @@ describe("precedence and the effective policy", () => {
     expect((await adminRequest(t.app, "POST", `/admin/device-policies/${policy.id}/assignments`, { group: "g", priority: 5 })).status).toBe(409);
   });
 
+  it("refuses to assign a policy to a retired device with 409, and assigns nothing", async () => {
+    const device = await enrollDevice(t.app);
+    const policy = await createPolicy("P", { screen: { timeoutSeconds: 60 } });
+    expect((await adminRequest(t.app, "POST", `/admin/devices/${device.deviceId}/retire`)).status).toBe(200);
+    const res = await adminRequest(t.app, "POST", `/admin/device-policies/${policy.id}/assignments`, { deviceId: device.deviceId });
+    expect(res.status).toBe(409);
+    expect(res.body.error).toMatchObject({ code: "conflict", message: "The device is retired: it takes no more policies" });
+    expect(await database.db.policyAssignment.count()).toBe(0);
+    expect(await database.db.auditLog.count({ where: { action: "device_policy.assign" } })).toBe(0);
+  });
+
   it("refuses an assignment naming both a device and a group, or neither, saying to give exactly one", async () => {
     const device = await enrollDevice(t.app);
     const policy = await createPolicy("P", {});
