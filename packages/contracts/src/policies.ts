@@ -284,7 +284,7 @@ export const PolicyReport = z
       .max(50)
       .default([])
       .describe(
-        "Settings of that policy the device could not apply, with why. Each `setting` must be a path of the device's effective policy (`kiosk.statusBar`, `screen.timeoutSeconds`, `systemUpdate`, `requiredApps`...): one that is not is left out of what the server keeps, and the answer names it in `ignoredPolicyFailures`; the heartbeat is recorded all the same.",
+        "Settings of that policy the device could not apply, with why. Each `setting` must be a path of the device's effective policy (`kiosk.statusBar`, `screen.timeoutSeconds`, `systemUpdate`, `requiredApps`...): one that is not is left out of what the server keeps, and the answer names it in `ignoredPolicyFailures`; the heartbeat is recorded all the same. Several entries for one setting are kept as one, with the last entry's reason.",
       ),
   })
   .describe("Send once a policy is applied (and in every later heartbeat, or only when it changes: the server keeps the last report).");

@@ -453,6 +453,50 @@ describe("delivery and compliance over heartbeats", () => {
     expect(long.body.error.details.map((detail: { path: string }) => detail.path)).toEqual(["policy.failures.0.setting", "policy.failures.0.reason"]);
   });
 
+  it("keeps one failure per setting, with the last reason reported for it", async () => {
+    const device = await enrollDevice(t.app);
+    const heartbeat = (extra: Record<string, unknown> = {}) => request(t.app).post("/v1/heartbeat").auth(device.deviceToken, bearer).send(heartbeatBody(extra));
+    const policy = await createPolicy("Kiosk", { restrictions: { camera: false }, screen: { timeoutSeconds: 60 } });
+    await assign(policy.id, { deviceId: device.deviceId });
+    const { hash } = HeartbeatResponse.parse((await heartbeat()).body).policy!;
+    const res = await heartbeat({
+      policy: {
+        appliedHash: hash,
+        failures: [
+          { setting: "restrictions.camera", reason: "Camera service busy" },
+          { setting: "screen.timeoutSeconds", reason: "Locked by the OEM" },
+          { setting: "kiosk.nonexistent", reason: "?" },
+          { setting: "restrictions.camera", reason: "Still busy" },
+          { setting: "restrictions.camera", reason: "No camera" },
+        ],
+      },
+    });
+    expect(res.status).toBe(200);
+    // Repeats are not errors of the report: only the entry that names no setting is.
+    expect(HeartbeatResponse.parse(res.body).ignoredPolicyFailures).toEqual([
+      { path: "policy.failures.2.setting", message: "kiosk.nonexistent is not a setting of the device's effective policy" },
+    ]);
+    const kept = [
+      { setting: "restrictions.camera", reason: "No camera" },
+      { setting: "screen.timeoutSeconds", reason: "Locked by the OEM" },
+    ];
+    expect((await effective(device.deviceId)).compliance).toMatchObject({ status: "failed", failures: kept });
+    expect((await database.db.device.findUniqueOrThrow({ where: { id: device.deviceId } })).policyFailures).toEqual(kept);
+
+    // Without any entry to leave out, the repeats are folded all the same.
+    const valid = await heartbeat({
+      policy: {
+        appliedHash: hash,
+        failures: [
+          { setting: "screen.timeoutSeconds", reason: "Locked by the OEM" },
+          { setting: "screen.timeoutSeconds", reason: "Locked by the MDM of the OEM" },
+        ],
+      },
+    });
+    expect(valid.body).not.toHaveProperty("ignoredPolicyFailures");
+    expect((await effective(device.deviceId)).compliance.failures).toEqual([{ setting: "screen.timeoutSeconds", reason: "Locked by the MDM of the OEM" }]);
+  });
+
   it("counts only devices in service, as the device list's compliance filter does: a retired device leaves both", async () => {
     const policy = await createPolicy("Kiosk", { restrictions: { camera: false } });
     await assign(policy.id, { group: "lobby" });
