@@ -1,4 +1,4 @@
-import { UsageError, parseArgs, parseDuration } from "./args";
+import { USAGE, UsageError, parseArgs, parseDuration, policySettingPaths } from "./args";
 
 describe("parseDuration", () => {
   it.each([
@@ -36,6 +36,32 @@ describe("parseArgs", () => {
     expect(parseArgs(["--enrollment-token", "abc.def"])).toMatchObject({ options: { enrollmentToken: "abc.def" } });
   });
 
+  it("takes the policy settings every device refuses, as a comma-separated list, and documents the flag", () => {
+    expect(parseArgs(["--refuse-settings", "restrictions.camera, kiosk.statusBar,systemUpdate,restrictions.camera"])).toMatchObject({
+      options: { refuseSettings: ["restrictions.camera", "kiosk.statusBar", "systemUpdate"] },
+    });
+    expect(parseArgs(["--refuse-settings=screen.brightness"])).toMatchObject({ options: { refuseSettings: ["screen.brightness"] } });
+    const none = parseArgs([]);
+    expect(none.help === false && "refuseSettings" in none.options).toBe(false);
+    expect(USAGE).toContain("--refuse-settings <list>");
+  });
+
+  it("knows every setting of the policy schema by the path devices report it with", () => {
+    const paths = policySettingPaths();
+    expect(paths).toEqual(
+      expect.arrayContaining([
+        "kiosk.lockTaskPackages",
+        "restrictions.camera",
+        "screen.keepAwakeWhileCharging",
+        "systemUpdate",
+        "requiredApps",
+        "autoRelaunch",
+      ]),
+    );
+    expect(paths).not.toContain("kiosk");
+    expect(paths).toHaveLength(6 + 7 + 4 + 3);
+  });
+
   it("answers help", () => {
     expect(parseArgs(["--devices", "3", "--help"])).toEqual({ help: true });
     expect(parseArgs(["-h"])).toEqual({ help: true });
@@ -51,5 +77,8 @@ describe("parseArgs", () => {
     [["--url", "not a url"], /not a URL/],
     [["--frobnicate"], /Unknown argument/],
     [["500"], /Unknown argument/],
+    [["--refuse-settings", "restrictions.cammera"], /not a policy setting: restrictions.cammera \(one of kiosk.lockTaskPackages, /],
+    [["--refuse-settings", "restrictions"], /not a policy setting: restrictions /],
+    [["--refuse-settings", " , "], /comma-separated list of policy settings/],
   ])("refuses %j", (argv, message) => expect(() => parseArgs(argv)).toThrow(message));
 });

@@ -1,3 +1,4 @@
+import { POLICY_SECTIONS, PolicySettings } from "@mdm/contracts";
 import type { FleetOptions } from "./fleet";
 
 export const USAGE = `Usage: npm run simulate -- --devices <n> --interval <duration> [options]
@@ -21,6 +22,10 @@ Options:
   --download-origin <url>   fetch install_app APKs from this origin instead of the one
                             their URL names (the server's https PUBLIC_API_URL may be a
                             proxy this machine cannot reach, e.g. a local npm start)
+  --refuse-settings <list>  policy settings every device refuses to apply, as a device
+                            without the feature would, comma-separated (e.g.
+                            restrictions.camera,kiosk.statusBar): each is reported as a
+                            failure with its reason, so the device reads failed
   -h, --help                this text
 
 Durations: 500ms, 5s, 2m, 1h, or a number of seconds.`;
@@ -58,6 +63,24 @@ function parseUrl(text: string): string {
   return url.origin + url.pathname.replace(/\/+$/, "");
 }
 
+/** Every setting a policy can set, as devices report them: `kiosk.statusBar`..., `systemUpdate`. */
+export function policySettingPaths(): string[] {
+  return Object.entries(PolicySettings.shape).flatMap(([key, schema]) => {
+    if (!(POLICY_SECTIONS as readonly string[]).includes(key)) return [key];
+    const section = schema.unwrap();
+    return "shape" in section ? Object.keys(section.shape).map((leaf) => `${key}.${leaf}`) : [key];
+  });
+}
+
+function parseSettings(text: string): string[] {
+  const settings = [...new Set(text.split(",").map((setting) => setting.trim()))].filter(Boolean);
+  if (settings.length === 0) throw new UsageError("--refuse-settings takes a comma-separated list of policy settings, e.g. restrictions.camera");
+  const known = policySettingPaths();
+  const unknown = settings.filter((setting) => !known.includes(setting));
+  if (unknown.length > 0) throw new UsageError(`--refuse-settings: not a policy setting: ${unknown.join(", ")} (one of ${known.join(", ")})`);
+  return settings;
+}
+
 const FLAGS = [
   "devices",
   "interval",
@@ -70,6 +93,7 @@ const FLAGS = [
   "summary-every",
   "seed",
   "download-origin",
+  "refuse-settings",
 ] as const;
 type Flag = (typeof FLAGS)[number];
 
@@ -93,6 +117,7 @@ export function parseArgs(argv: readonly string[], env: Record<string, string | 
   const token = values.get("enrollment-token");
   const seed = values.get("seed");
   const downloadOrigin = values.get("download-origin");
+  const refuseSettings = values.get("refuse-settings");
   return {
     help: false,
     options: {
@@ -108,6 +133,7 @@ export function parseArgs(argv: readonly string[], env: Record<string, string | 
       summaryEveryMs: parseDuration(values.get("summary-every") ?? "5s"),
       ...(seed ? { seed: parseCount("--seed", seed, 2 ** 32 - 1) } : {}),
       ...(downloadOrigin ? { downloadOrigin: parseUrl(downloadOrigin) } : {}),
+      ...(refuseSettings !== undefined ? { refuseSettings: parseSettings(refuseSettings) } : {}),
     },
   };
 }

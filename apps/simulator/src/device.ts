@@ -585,7 +585,7 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
     const refuse = new Set(this.options.refuseSettings ?? []);
     const failures = policySettingEntries(policy.settings)
       .filter(([path]) => refuse.has(path))
-      .map(([setting]) => ({ setting, reason: "This device does not support the setting (simulator option refuseSettings)" }));
+      .map(([setting]) => ({ setting, reason: "This device does not support the setting (simulator option refuseSettings, --refuse-settings)" }));
     this.applied = { policy, failures };
     this.keepLockTaskAppInFront();
     this.emit("policy", { hash: policy.hash, failures });

@@ -24,6 +24,8 @@ export type FleetOptions = {
   seed?: number;
   /** See DeviceOptions.downloadOrigin. */
   downloadOrigin?: string;
+  /** See DeviceOptions.refuseSettings: every device of the fleet refuses these policy settings. */
+  refuseSettings?: string[];
 };
 
 export type FleetTotals = {
@@ -191,7 +193,7 @@ export async function runFleet(options: FleetOptions): Promise<FleetReport> {
       concurrency,
       async () => {
         try {
-          devices.push(await enrollWithRetry(options.baseUrl, enrollmentToken, options.intervalMs, random, stop.signal, options.downloadOrigin));
+          devices.push(await enrollWithRetry(options, enrollmentToken, random, stop.signal));
         } catch (error) {
           if (error instanceof ApiUnreachableError) throw new FleetSetupError(`${error.message} while enrolling devices`);
           failedToEnroll++;
@@ -296,17 +298,16 @@ async function createEnrollmentToken(options: FleetOptions): Promise<string> {
 }
 
 /** Enrollment is rate-limited per token: on a 429, wait as told and try again. */
-async function enrollWithRetry(
-  baseUrl: string,
-  token: string,
-  intervalMs: number,
-  random: () => number,
-  signal: AbortSignal,
-  downloadOrigin?: string,
-): Promise<SimulatedDevice> {
+async function enrollWithRetry(options: FleetOptions, token: string, random: () => number, signal: AbortSignal): Promise<SimulatedDevice> {
+  const { baseUrl, intervalMs, downloadOrigin, refuseSettings } = options;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await SimulatedDevice.enroll(baseUrl, token, { intervalMs, random, ...(downloadOrigin ? { downloadOrigin } : {}) });
+      return await SimulatedDevice.enroll(baseUrl, token, {
+        intervalMs,
+        random,
+        ...(downloadOrigin ? { downloadOrigin } : {}),
+        ...(refuseSettings ? { refuseSettings } : {}),
+      });
     } catch (error) {
       if (!(error instanceof ApiError) || error.status !== 429 || attempt >= ENROLL_ATTEMPTS || signal.aborted) throw error;
       await sleep((error.retryAfterSeconds ?? 1) * 1000, signal);

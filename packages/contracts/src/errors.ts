@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { unknownFieldsMessage } from "./messages";
 
 export const ErrorCode = z.enum([
   "validation_failed",
@@ -38,10 +39,30 @@ export const errorStatus: Record<ErrorCode, number> = {
 };
 
 export const ValidationIssue = z.object({
-  path: z.string().describe("Dotted path of the offending field, e.g. `battery.level`; empty for the whole body."),
+  path: z
+    .string()
+    .describe(
+      "Dotted path of the offending field, e.g. `battery.level` (an unknown field: its own path, e.g. `settings.kiosk.foo`); empty for the whole body.",
+    ),
   message: z.string(),
 });
 export type ValidationIssue = z.infer<typeof ValidationIssue>;
+
+/**
+ * A failed parse as `details`: each issue at its dotted path under `prefix`. zod reports an
+ * object's unknown fields as one issue at the object (`kiosk`); here each is its own issue at
+ * its own path (`kiosk.foo`), so a client can point at the field to remove.
+ */
+export function validationIssues(error: z.ZodError, prefix: readonly PropertyKey[] = []): ValidationIssue[] {
+  const pathOf = (path: readonly PropertyKey[]) => [...prefix, ...path].map(String).join(".");
+  return error.issues.flatMap((issue) => {
+    if (issue.code !== "unrecognized_keys" || issue.keys.length < 2) {
+      const path = issue.code === "unrecognized_keys" ? [...issue.path, ...issue.keys] : issue.path;
+      return [{ path: pathOf(path), message: issue.message }];
+    }
+    return issue.keys.map((key) => ({ path: pathOf([...issue.path, key]), message: unknownFieldsMessage([key]) }));
+  });
+}
 
 export const ErrorBody = z.object({
   error: z.object({

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { SetupRequest } from "./index";
+import { SetupRequest, validationIssues } from "./index";
 
 /** The message of the first issue `schema` finds in `input`. */
 function messageOf(schema: z.ZodType, input: unknown): string {
@@ -56,12 +56,42 @@ test.each([
     "a union of shapes, an empty object",
     z.union([z.strictObject({ all: z.literal(true) }), z.strictObject({ group: z.string() })]),
     {},
-    "Matches none of the accepted forms",
+    "Give exactly one of all or group",
   ],
   [
     "a union of shapes, neither given",
     z.union([z.strictObject({ ids: z.array(z.string()) }), z.strictObject({ group: z.string() })]),
     { other: 1 },
+    "Give exactly one of ids or group",
+  ],
+  [
+    "a union of shapes, both given",
+    z.union([z.strictObject({ deviceId: z.uuid(), priority: z.int().optional() }), z.strictObject({ group: z.string(), priority: z.int().optional() })]),
+    { deviceId: "3f0e8a3c-1111-4222-8333-444455556666", group: "lobby", priority: 1 },
+    "Give exactly one of deviceId or group",
+  ],
+  [
+    "a union of three shapes, two given",
+    z.union([z.strictObject({ ids: z.array(z.string()) }), z.strictObject({ group: z.string() }), z.strictObject({ all: z.literal(true) })]),
+    { ids: [], all: true },
+    "Give exactly one of ids, group or all",
+  ],
+  [
+    "a union of shapes, one given with a bad value and an unknown field",
+    z.union([z.strictObject({ deviceId: z.uuid() }), z.strictObject({ group: z.string() })]),
+    { deviceId: 5, colour: 1 },
+    "deviceId: Must be text (got number)",
+  ],
+  [
+    "a union of a shape and text, given an object",
+    z.union([z.strictObject({ ids: z.array(z.string()) }), z.string()]),
+    { other: 1 },
+    "Matches none of the accepted forms",
+  ],
+  [
+    "a union of shapes, one without a field of its own",
+    z.union([z.strictObject({ x: z.number().optional() }), z.strictObject({ x: z.number().optional(), y: z.string() })]),
+    { x: "s", z: 1 },
     "Matches none of the accepted forms",
   ],
   [
@@ -80,4 +110,32 @@ test("a schema's own message wins over the plain ones", () => {
   const result = SetupRequest.safeParse({ email: "ada@example.com", name: "Ada", password: "short" });
   expect(result.success).toBe(false);
   expect(result.error!.issues.map((issue) => issue.message)).toContain("Must be at least 12 characters");
+});
+
+describe("validationIssues: a failed parse as an error's details", () => {
+  const details = (schema: z.ZodType, input: unknown, prefix?: string[]) => {
+    const result = schema.safeParse(input);
+    if (result.success) throw new Error(`${JSON.stringify(input)} was accepted`);
+    return validationIssues(result.error, prefix);
+  };
+  const settings = z.strictObject({ kiosk: z.strictObject({ statusBar: z.boolean() }).partial(), apps: z.array(z.strictObject({ name: z.string() })) });
+
+  it("names an unknown field at its own path, not its object's", () => {
+    expect(details(settings, { kiosk: { foo: 1 }, apps: [] })).toEqual([{ path: "kiosk.foo", message: "Unknown field: foo" }]);
+    expect(details(settings, { kiosk: {}, apps: [{ name: "a", extra: true }] })).toEqual([{ path: "apps.0.extra", message: "Unknown field: extra" }]);
+    expect(details(settings, { kiosk: {}, apps: [], top: 1 })).toEqual([{ path: "top", message: "Unknown field: top" }]);
+  });
+
+  it("names several unknown fields of one object each at its path, beside the other issues, under a prefix", () => {
+    expect(details(settings, { kiosk: { statusBar: "no", a: 1, b: 2 }, apps: [] }, ["body"])).toEqual([
+      { path: "body.kiosk.statusBar", message: "Must be true or false (got string)" },
+      { path: "body.kiosk.a", message: "Unknown field: a" },
+      { path: "body.kiosk.b", message: "Unknown field: b" },
+    ]);
+  });
+
+  it("keeps the dotted path of other issues, empty for the whole value", () => {
+    expect(details(z.strictObject({ level: z.int().max(100) }), { level: 101 })).toEqual([{ path: "level", message: "Must be at most 100" }]);
+    expect(details(z.strictObject({}), 5)).toEqual([{ path: "", message: "Must be an object (got number)" }]);
+  });
 });

@@ -63,6 +63,46 @@ function bound(side: "small" | "big", issue: { origin?: string; inclusive?: bool
   return `${side === "small" ? "at least" : "at most"} ${limit}`;
 }
 
+/** The message of fields a strict object does not know (validationIssues names each at its own path). */
+export function unknownFieldsMessage(keys: readonly string[]): string {
+  return `Unknown field${keys.length === 1 ? "" : "s"}: ${keys.join(", ")}`;
+}
+
+/** `a`, `a or b`, `a, b or c`. */
+function orList(items: readonly string[]): string {
+  return items.length < 2 ? (items[0] ?? "") : `${items.slice(0, -1).join(", ")} or ${items.at(-1)}`;
+}
+
+/**
+ * A union of objects told apart by which field they have (`{ deviceId } | { group }`), given
+ * both fields or neither: "Give exactly one of deviceId or group". Each form's own fields are
+ * read from its issues: those it requires and lacks, and those given that it accepts but
+ * another form does not know. Given exactly one such field, what is wrong in its form.
+ * Undefined when the forms are not objects told apart this way.
+ */
+function choiceMessage(forms: ReadonlyArray<ReadonlyArray<z.core.$ZodIssue>>, given: Record<string, unknown> | undefined): string | undefined {
+  if (!given || forms.length < 2) return undefined;
+  const unknownOf = forms.map(
+    (issues) => new Set(issues.flatMap((inner) => (inner.code === "unrecognized_keys" && inner.path.length === 0 ? inner.keys : []))),
+  );
+  const ownOf = forms.map((issues, form) => {
+    const lacking = issues.flatMap((inner) => (inner.path.length === 1 && !(String(inner.path[0]) in given) ? [String(inner.path[0])] : []));
+    const accepted = Object.keys(given).filter((key) => !unknownOf[form]!.has(key) && unknownOf.some((unknown, other) => other !== form && unknown.has(key)));
+    return [...new Set([...lacking, ...accepted])];
+  });
+  // A form that is not an object, or has no field of its own: no choice to describe.
+  if (forms.some((issues) => issues.some((inner) => inner.path.length === 0 && inner.code !== "unrecognized_keys"))) return undefined;
+  if (ownOf.some((own) => own.length === 0)) return undefined;
+  const fields = [...new Set(ownOf.flat())];
+  const chosen = fields.filter((field) => field in given);
+  if (chosen.length === 1) {
+    // Every form of a failed union has an issue.
+    const inner = forms[ownOf.findIndex((own) => own.includes(chosen[0]!))]![0]!;
+    return inner.path.length > 0 ? `${inner.path.join(".")}: ${inner.message}` : inner.message;
+  }
+  return `Give exactly one of ${orList(fields)}`;
+}
+
 /** zod's locale, replaced: see above. */
 export const plainMessages: z.core.$ZodErrorMap = (issue) => {
   switch (issue.code) {
@@ -86,7 +126,7 @@ export const plainMessages: z.core.$ZodErrorMap = (issue) => {
     case "not_multiple_of":
       return `Must be a multiple of ${issue.divisor}`;
     case "unrecognized_keys":
-      return `Unknown field${issue.keys.length === 1 ? "" : "s"}: ${issue.keys.join(", ")}`;
+      return unknownFieldsMessage(issue.keys);
     case "invalid_union": {
       // A discriminated union names the values its discriminator takes.
       const options = (issue as { options?: unknown[] }).options;
@@ -99,7 +139,7 @@ export const plainMessages: z.core.$ZodErrorMap = (issue) => {
       );
       const inner = shaped.length === 1 ? shaped[0]![0] : undefined;
       if (inner) return inner.path.length > 0 ? `${inner.path.join(".")}: ${inner.message}` : inner.message;
-      return "Matches none of the accepted forms";
+      return choiceMessage(issue.errors ?? [], given) ?? "Matches none of the accepted forms";
     }
     case "invalid_key":
       return `Invalid key in this ${issue.origin}`;

@@ -79,35 +79,49 @@ export const PolicySettings = z.strictObject({
 });
 export type PolicySettings = z.infer<typeof PolicySettings>;
 
-/** The indexes of items equal to an earlier one. */
-function duplicates(items: string[] | undefined): number[] {
-  return (items ?? []).flatMap((item, index) => (items!.indexOf(item) < index ? [index] : []));
+/** The indexes of text items equal to an earlier one (other items are the schema's to refuse). */
+function duplicates(items: unknown): number[] {
+  if (!Array.isArray(items)) return [];
+  return items.flatMap((item, index) => (typeof item === "string" && items.indexOf(item) < index ? [index] : []));
 }
+
+const fieldsOf = (value: unknown): Record<string, unknown> =>
+  value !== null && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
 
 /**
  * A document as an admin writes it: PolicySettings, plus the rules between its fields. Only
  * requests are held to them: a device's merged policy may take `homeApp` and
  * `lockTaskPackages` from two policies (the server warns then), and documents saved before
  * these rules still parse.
+ *
+ * The rules run even when other fields are invalid (`when`), on the input as it came, so one
+ * 400 names every problem of the document; zod would otherwise skip them after a wrong type
+ * anywhere in it, and an admin would fix one error only to meet the next.
  */
-export const PolicyDocument = PolicySettings.superRefine((settings, ctx) => {
-  const twice = (path: PropertyKey[], name: string, what: string) => ctx.addIssue({ code: "custom", message: `${name} is listed twice: ${what}`, path });
-  const lockTask = settings.kiosk?.lockTaskPackages;
-  for (const index of duplicates(lockTask)) twice(["kiosk", "lockTaskPackages", index], lockTask![index]!, "list each app once");
-  for (const index of duplicates(settings.autoRelaunch)) twice(["autoRelaunch", index], settings.autoRelaunch![index]!, "list each app once");
-  const required = settings.requiredApps?.map((app) => app.packageName);
-  for (const index of duplicates(required)) {
-    twice(["requiredApps", index, "packageName"], required![index]!, "name each required app once, with one minimum version code");
-  }
-  const homeApp = settings.kiosk?.homeApp;
-  if (homeApp !== undefined && lockTask !== undefined && !lockTask.includes(homeApp)) {
-    ctx.addIssue({
-      code: "custom",
-      message: `The home app ${homeApp} must be one of lockTaskPackages: Android does not start it in lock-task mode otherwise`,
-      path: ["kiosk", "homeApp"],
-    });
-  }
-});
+export const PolicyDocument = PolicySettings.superRefine(
+  (input: unknown, ctx) => {
+    const twice = (path: PropertyKey[], name: string, what: string) => ctx.addIssue({ code: "custom", message: `${name} is listed twice: ${what}`, path });
+    const settings = fieldsOf(input);
+    const kiosk = fieldsOf(settings.kiosk);
+    const lockTask = kiosk.lockTaskPackages;
+    for (const index of duplicates(lockTask)) twice(["kiosk", "lockTaskPackages", index], (lockTask as string[])[index]!, "list each app once");
+    const autoRelaunch = settings.autoRelaunch;
+    for (const index of duplicates(autoRelaunch)) twice(["autoRelaunch", index], (autoRelaunch as string[])[index]!, "list each app once");
+    const required = Array.isArray(settings.requiredApps) ? settings.requiredApps.map((app) => fieldsOf(app).packageName) : undefined;
+    for (const index of duplicates(required)) {
+      twice(["requiredApps", index, "packageName"], required![index] as string, "name each required app once, with one minimum version code");
+    }
+    const homeApp = kiosk.homeApp;
+    if (typeof homeApp === "string" && Array.isArray(lockTask) && !lockTask.includes(homeApp)) {
+      ctx.addIssue({
+        code: "custom",
+        message: `The home app ${homeApp} must be one of lockTaskPackages: Android does not start it in lock-task mode otherwise`,
+        path: ["kiosk", "homeApp"],
+      });
+    }
+  },
+  { when: () => true },
+);
 
 /** Sections whose keys are settings of their own; other top-level keys are one setting each. */
 export const POLICY_SECTIONS = ["kiosk", "restrictions", "screen"] as const;
@@ -270,7 +284,7 @@ export const PolicyReport = z
       .max(50)
       .default([])
       .describe(
-        "Settings of that policy the device could not apply, with why. Each `setting` must be a path of the device's effective policy (`kiosk.statusBar`, `screen.timeoutSeconds`, `systemUpdate`, `requiredApps`...): one that is not is left out of what the server keeps, and the answer names it in `ignoredPolicyFailures`; the heartbeat is recorded all the same.",
+        "Settings of that policy the device could not apply, with why. Each `setting` must be a path of the device's effective policy (`kiosk.statusBar`, `screen.timeoutSeconds`, `systemUpdate`, `requiredApps`...): one that is not is left out of what the server keeps, and the answer names it in `ignoredPolicyFailures`; the heartbeat is recorded all the same. Several entries for one setting are kept as one, with the last entry's reason.",
       ),
   })
   .describe("Send once a policy is applied (and in every later heartbeat, or only when it changes: the server keeps the last report).");

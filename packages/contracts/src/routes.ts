@@ -620,7 +620,7 @@ export const apiRoutes = {
     minRole: "operator",
     summary: "Assign a policy to a device or a group",
     description:
-      "Precedence, setting by setting: a device assignment beats every group assignment; between group assignments the higher `priority` wins (ties: the policy created first). 409 when the policy is already assigned to that device or group. Devices whose effective policy changes are told as after an update (socket frame, else FCM wake-up) and sent the required apps they lack; a required app the catalogue cannot satisfy shows in their effective policy's `warnings`. " +
+      "Precedence, setting by setting: a device assignment beats every group assignment; between group assignments the higher `priority` wins (ties: the policy created first). 409 when the policy is already assigned to that device or group, or when the device is retired. Devices whose effective policy changes are told as after an update (socket frame, else FCM wake-up) and sent the required apps they lack; a required app the catalogue cannot satisfy shows in their effective policy's `warnings`. " +
       "The devices reached are queued for a recompute with the assignment; the first 1,000 are recomputed before the answer, the rest by the servers' recompute workers shortly after.",
     params: DevicePolicyIdParams,
     body: CreatePolicyAssignmentRequest,

@@ -365,6 +365,33 @@ describe("PolicyDocument: the rules between a policy's fields", () => {
     ).toEqual(["requiredApps.1.packageName"]);
   });
 
+  it("names the duplicates and the home app rule beside every other error of the document, wrong types included", () => {
+    expect(
+      problems({
+        kiosk: { lockTaskPackages: ["com.a.till", "com.a.till"], homeApp: "com.a.launcher", statusBar: "no" },
+        restrictions: { camera: "yes" },
+        screen: { brightness: "bright" },
+        systemUpdate: { type: "sometimes" },
+        requiredApps: [{ packageName: "com.a.till", minVersionCode: 1 }, { packageName: "com.a.till", minVersionCode: "9" }, 5],
+        autoRelaunch: ["com.a.scan", "com.a.scan", 7],
+      }).sort(),
+    ).toEqual([
+      "autoRelaunch.1",
+      "autoRelaunch.2",
+      "kiosk.homeApp",
+      "kiosk.lockTaskPackages.1",
+      "kiosk.statusBar",
+      "requiredApps.1.minVersionCode",
+      "requiredApps.1.packageName",
+      "requiredApps.2",
+      "restrictions.camera",
+      "screen.brightness",
+      "systemUpdate.type",
+    ]);
+    // Sections of the wrong type leave the rules nothing to read, and do not trip them.
+    expect(problems({ kiosk: 5, requiredApps: "com.a.till", autoRelaunch: {} }).sort()).toEqual(["autoRelaunch", "kiosk", "requiredApps"]);
+  });
+
   it("refuses a home app outside lockTaskPackages, and takes one inside or either alone", () => {
     expect(problems({ kiosk: { lockTaskPackages: ["com.a.till"], homeApp: "com.a.launcher" } })).toEqual(["kiosk.homeApp"]);
     expect(problems({ kiosk: { lockTaskPackages: ["com.a.launcher", "com.a.till"], homeApp: "com.a.launcher" } })).toEqual([]);

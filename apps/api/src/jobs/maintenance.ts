@@ -1,5 +1,7 @@
 import type { AppDeps } from "../deps";
 import { sweepSocketLeases } from "../realtime/presence";
+import { apkStoreOf } from "../modules/catalogue/catalogue.routes";
+import { sweepOrphanFiles } from "../modules/catalogue/catalogue.service";
 import { advanceRollouts } from "../modules/catalogue/releases.service";
 import { emitCommandStatusChanges } from "../modules/commands/commands.service";
 import { sweepOffline } from "../modules/fleet/fleet-monitor";
@@ -126,6 +128,7 @@ function everyOncePerCluster(deps: AppDeps, name: string, everyMs: number, task:
 
 /** The cluster's background work; each job runs once per period across all instances. */
 export function startMaintenance(deps: AppDeps): () => void {
+  const apkStore = apkStoreOf(deps.env);
   const stops = [
     everyOncePerCluster(deps, "housekeeping", 60_000, async () => {
       const partitions = await maintainTelemetryPartitions(deps, deps.env.TELEMETRY_RETENTION_HOURS);
@@ -153,6 +156,8 @@ export function startMaintenance(deps: AppDeps): () => void {
       const outcome = await advanceRollouts(deps);
       if (outcome.advanced || outcome.paused || outcome.toppedUp) deps.logger.info("app rollouts", outcome);
     }),
+    // Catalogue files no version names, past their grace period (local folder or bucket).
+    everyOncePerCluster(deps, "catalogue file sweep", 3_600_000, () => sweepOrphanFiles(deps, apkStore)),
   ];
   return () => {
     for (const stop of stops) stop();

@@ -1,4 +1,4 @@
-import type { ApiRoute } from "@mdm/contracts";
+import { type ApiRoute, validationIssues } from "@mdm/contracts";
 import type { NextFunction, Request, Response } from "express";
 import type { z } from "zod";
 import { HttpError } from "./http-error";
@@ -16,17 +16,10 @@ export function inputOf<R extends ApiRoute>(_route: R, res: Response): RouteInpu
   return res.locals.input as RouteInput<R>;
 }
 
-function issuesOf(error: z.ZodError, prefix: string) {
-  return error.issues.map((issue) => ({
-    path: [prefix, ...issue.path.map(String)].filter(Boolean).join("."),
-    message: issue.message,
-  }));
-}
-
 function parsePart(schema: z.ZodType | undefined, value: unknown, prefix: string): unknown {
   if (!schema) return undefined;
   const result = schema.safeParse(value);
-  if (!result.success) throw new HttpError("validation_failed", `Invalid ${prefix}`, issuesOf(result.error, prefix === "body" ? "" : prefix));
+  if (!result.success) throw new HttpError("validation_failed", `Invalid ${prefix}`, validationIssues(result.error, prefix === "body" ? [] : [prefix]));
   return result.data;
 }
 

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { HeadObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { HeadObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { signAdminRequest } from "@mdm/contracts";
 import S3rver from "s3rver";
 import request from "supertest";
@@ -21,6 +21,8 @@ import {
   createTestDatabase,
   resetTables,
 } from "../../test";
+import { apkStoreOf } from "./catalogue.routes";
+import { ORPHAN_FILE_GRACE_MS, sweepOrphanFiles } from "./catalogue.service";
 import { signedAppFilePath } from "./download-url";
 
 // The catalogue on an S3-compatible bucket: a local S3 server (s3rver) the test starts,
@@ -28,6 +30,7 @@ import { signedAppFilePath } from "./download-url";
 
 const FIXTURES = path.resolve(__dirname, "../../../test-fixtures/apk");
 const V1 = path.join(FIXTURES, "fixture-v1.apk");
+const V2 = path.join(FIXTURES, "fixture-v2.apk");
 const PACKAGE = "com.keelson.fixture";
 const BUCKET = "mdm-apks";
 // s3rver's fixed credentials.
@@ -134,6 +137,29 @@ describe("APK storage on an S3-compatible bucket", () => {
     });
     client.destroy();
     expect((await request(t.app).get(url)).status).toBe(404);
+  });
+
+  it("sweeps an object no version names from the bucket once past the grace period, and leaves named objects and other keys", async () => {
+    const named = await upload(V1);
+    expect(named.res.status).toBe(201);
+    const orphaned = await upload(V2);
+    expect(orphaned.res.status).toBe(201);
+    // Its version row went without its object, as in a crash after the deletion's commit.
+    await database.db.appVersion.deleteMany({ where: { sha256: orphaned.sha256 } });
+    const client = new S3Client({ region: "us-east-1", endpoint, forcePathStyle: true, credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } });
+    await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: "apks/notes.txt", Body: "kept" }));
+    const keyOf = (sha256: string) => `apks/${sha256.slice(0, 2)}/${sha256}.apk`;
+    const store = apkStoreOf(t.deps.env);
+
+    expect(await sweepOrphanFiles(t.deps, store)).toEqual([]);
+    t.clock.advance(ORPHAN_FILE_GRACE_MS / 1000 + 60);
+    expect(await sweepOrphanFiles(t.deps, store)).toEqual([orphaned.sha256]);
+    await expect(client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: keyOf(orphaned.sha256) }))).rejects.toMatchObject({
+      $metadata: { httpStatusCode: 404 },
+    });
+    expect((await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: keyOf(named.sha256) }))).ContentLength).toBeGreaterThan(0);
+    expect((await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: "apks/notes.txt" }))).ContentLength).toBe(4);
+    client.destroy();
   });
 
   it("answers 404 for a signed URL whose file is not in the bucket", async () => {

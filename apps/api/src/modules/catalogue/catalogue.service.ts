@@ -151,7 +151,7 @@ export async function addApk(
     const existing = await db.appVersion.findUnique({ where: versionKey });
     if (existing) return alreadyThere(existing);
     // The file is in place before any row points to it.
-    await store.put(upload.file, upload.sha256);
+    await storeFile(db, store, upload.file, upload.sha256);
     const now = deps.clock.now();
     const previous = await db.appVersion.aggregate({ where: { packageName: info.packageName }, _max: { versionCode: true } });
     // With the version, the devices whose required app it newly satisfies are queued for it.
@@ -206,6 +206,79 @@ export async function addApk(
   } finally {
     await rm(upload.file, { force: true });
   }
+}
+
+/**
+ * Orders, file by file, the orphan sweep's last check and removal with an upload storing the
+ * same bytes: a transaction-scoped advisory lock on the SHA-256.
+ */
+export async function lockStoredFile(tx: DbOrTx, sha256: string): Promise<void> {
+  await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${`catalogue-file:${sha256}`}::text, 0))`;
+}
+
+/**
+ * Puts an upload in the store, then checks under the file's lock that it is still there: the
+ * orphan sweep may have been removing an old identical copy at that very moment (it reads the
+ * file's age and removes it under the same lock), taking the new one with it. Put again
+ * then. A file there now is fresh: the sweep leaves it its grace period, by when its
+ * version row names it.
+ */
+async function storeFile(db: AppDeps["db"], store: ApkStore, file: string, sha256: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    await store.put(file, sha256);
+    const there = await db.$transaction(async (tx) => {
+      await lockStoredFile(tx, sha256);
+      return (await store.storedAt(sha256)) !== undefined;
+    });
+    if (there) return;
+    if (attempt >= 3) throw new Error(`The catalogue file ${sha256} was gone each time it was stored`);
+  }
+}
+
+/** How long a stored file no version names is kept: far longer than an upload takes from storing its file to recording its version. */
+export const ORPHAN_FILE_GRACE_MS = 3_600_000;
+const SWEEP_BATCH = 500;
+
+/**
+ * Removes stored files that no version names and that were stored more than `graceMs` ago:
+ * left by a crash between a deletion's commit and its file removal, by a removal that failed
+ * (the bucket unreachable), or by an upload whose version was refused after its file was
+ * stored (its app deleted meanwhile). Each file's references and age are read again, and it
+ * is removed, under its lock (see storeFile), so an upload storing the same bytes keeps its
+ * file. Returns the files removed; one that cannot be removed is logged and left for the next
+ * run. Run by the maintenance job, for the local folder and the bucket alike.
+ */
+export async function sweepOrphanFiles(deps: Pick<AppDeps, "db" | "clock" | "logger">, store: ApkStore, graceMs = ORPHAN_FILE_GRACE_MS): Promise<string[]> {
+  const cutoff = new Date(deps.clock.now().getTime() - graceMs);
+  const old: string[] = [];
+  for await (const file of store.list()) if (file.storedAt < cutoff) old.push(file.sha256);
+  const removed: string[] = [];
+  for (let start = 0; start < old.length; start += SWEEP_BATCH) {
+    const batch = old.slice(start, start + SWEEP_BATCH);
+    const named = await deps.db.appVersion.findMany({ where: { sha256: { in: batch } }, select: { sha256: true } });
+    const referenced = new Set(named.map((version) => version.sha256));
+    for (const sha256 of batch) {
+      if (referenced.has(sha256)) continue;
+      try {
+        const gone = await deps.db.$transaction(
+          async (tx) => {
+            await lockStoredFile(tx, sha256);
+            if ((await tx.appVersion.count({ where: { sha256 } })) > 0) return false;
+            const storedAt = await store.storedAt(sha256);
+            if (storedAt === undefined || storedAt >= cutoff) return false;
+            await store.remove(sha256);
+            return true;
+          },
+          { timeout: 60_000 },
+        );
+        if (gone) removed.push(sha256);
+      } catch (error) {
+        deps.logger.error("orphan catalogue file not removed", { sha256, message: error instanceof Error ? error.message : String(error) });
+      }
+    }
+  }
+  if (removed.length > 0) deps.logger.info("orphan catalogue files removed", { count: removed.length, sha256s: removed });
+  return removed;
 }
 
 export async function listApps(deps: Pick<AppDeps, "db" | "env">): Promise<ListAppsResponse> {

@@ -1,5 +1,5 @@
 import { createReadStream } from "node:fs";
-import { mkdir, rm, stat } from "node:fs/promises";
+import { mkdir, stat } from "node:fs/promises";
 import path from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -8,6 +8,7 @@ import {
   GetObjectCommand,
   type GetObjectCommandOutput,
   HeadObjectCommand,
+  ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
   S3ServiceException,
@@ -71,18 +72,36 @@ export function s3ApkStore(options: { client: S3Client; bucket: string; prefix: 
       return dir;
     },
     async put(tempFile, sha256) {
-      try {
-        // Same content, same key: an existing object is as good as the new one.
-        if (await has(sha256)) return;
-        const { size } = await stat(tempFile);
-        await client.send(
-          new PutObjectCommand({ Bucket: bucket, Key: keyOf(sha256), Body: createReadStream(tempFile), ContentLength: size, ContentType: APK_TYPE }),
-        );
-      } finally {
-        await rm(tempFile, { force: true });
-      }
+      // Put even when the same bytes are there: the object's LastModified (its storedAt)
+      // becomes now, so the orphan sweep gives it its whole grace period. A version row
+      // names the file right after; an identical object without one is an orphan, rare.
+      const { size } = await stat(tempFile);
+      await client.send(
+        new PutObjectCommand({ Bucket: bucket, Key: keyOf(sha256), Body: createReadStream(tempFile), ContentLength: size, ContentType: APK_TYPE }),
+      );
     },
     has,
+    async storedAt(sha256) {
+      try {
+        return (await client.send(new HeadObjectCommand({ Bucket: bucket, Key: keyOf(sha256) }))).LastModified;
+      } catch (error) {
+        if (isStatus(error, 404)) return undefined;
+        throw error;
+      }
+    },
+    async *list() {
+      let ContinuationToken: string | undefined;
+      do {
+        const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken }));
+        for (const object of page.Contents ?? []) {
+          // Only `<prefix><2 hex>/<sha256>.apk`: other keys under the prefix are not the store's.
+          const match = /^([0-9a-f]{2})\/([0-9a-f]{64})\.apk$/.exec(object.Key?.slice(prefix.length) ?? "");
+          if (!match || !match[2]!.startsWith(match[1]!) || !object.LastModified) continue;
+          yield { sha256: match[2]!, storedAt: object.LastModified };
+        }
+        ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (ContinuationToken);
+    },
     async remove(sha256) {
       // S3 answers a delete of a missing key with success too.
       await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: keyOf(sha256) }));

@@ -18,6 +18,7 @@ import {
   destructiveCommandTypes,
   finalCommandStatuses,
   signCommand,
+  validationIssues,
 } from "@mdm/contracts";
 import type { Env } from "../../config/env";
 import type { AppDeps } from "../../deps";
@@ -291,7 +292,7 @@ function checkResult(type: CommandType, result: ActionResultRequest["result"]): 
   throw new HttpError(
     "validation_failed",
     `A succeeded ${type} result must match the ${type} result schema`,
-    parsed.error.issues.slice(0, 20).map((issue) => ({ path: ["result", ...issue.path].join("."), message: issue.message })),
+    validationIssues(parsed.error, ["result"]).slice(0, 20),
   );
 }
 

@@ -40,7 +40,8 @@ export async function handleHeartbeat(deps: AppDeps, deviceId: string, received:
  * with 400: an agent repeats its report in every heartbeat, so one bad entry would refuse
  * all of them (telemetry lost, the device seen offline, its commands held back), and over
  * the socket close it at every heartbeat (1008). The effective policy is read only for a
- * report that has failures.
+ * report that has failures. Several entries for one setting are kept as one, with the last
+ * entry's reason (an agent appending as it retries must not read as several failures).
  */
 async function checkPolicyFailures(
   deps: Pick<AppDeps, "db">,
@@ -63,6 +64,8 @@ async function checkPolicyFailures(
     });
     return false;
   });
-  if (ignored.length === 0) return { heartbeat, ignored };
-  return { heartbeat: { ...heartbeat, policy: { ...policy, failures } }, ignored };
+  // A Map keeps each setting where it first came, with the last entry's reason.
+  const bySetting = new Map(failures.map((failure) => [failure.setting, failure]));
+  if (ignored.length === 0 && bySetting.size === policy.failures.length) return { heartbeat, ignored };
+  return { heartbeat: { ...heartbeat, policy: { ...policy, failures: [...bySetting.values()] } }, ignored };
 }

@@ -264,12 +264,18 @@ export async function listDevicePolicyVersions({ db }: Pick<AppDeps, "db">, poli
 
 export async function createPolicyAssignment(deps: Deps, policyId: string, input: CreatePolicyAssignmentRequest, actor: Actor): Promise<PolicyAssignmentView> {
   if (!(await deps.db.policy.findUnique({ where: { id: policyId }, select: { id: true } }))) throw new HttpError("not_found", "No policy has this id");
-  if ("deviceId" in input && !(await deps.db.device.findUnique({ where: { id: input.deviceId }, select: { id: true } }))) {
-    throw new HttpError("not_found", "No device has this id");
-  }
   const now = deps.clock.now();
   const row = await deps.db
     .$transaction(async (tx) => {
+      if ("deviceId" in input) {
+        // A retired device is out of the fleet: it is sent no policy, so one assigned to it
+        // would only read as in force. FOR SHARE orders this with a retirement (which locks
+        // the row FOR UPDATE): one retired a moment ago is seen as retired.
+        const [device] = await tx.$queryRaw<Array<{ retiredAt: Date | null }>>`
+          SELECT "retiredAt" FROM "Device" WHERE id = ${input.deviceId}::uuid FOR SHARE`;
+        if (!device) throw new HttpError("not_found", "No device has this id");
+        if (device.retiredAt) throw new HttpError("conflict", "The device is retired: it takes no more policies");
+      }
       const created = await tx.policyAssignment.create({
         data: {
           id: randomUUID(),

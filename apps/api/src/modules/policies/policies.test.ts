@@ -85,15 +85,35 @@ describe("policy documents", () => {
       "settings.kiosk.lockTaskPackages.0",
       "settings.kiosk.statusBar",
       "settings.requiredApps.0.minVersionCode",
-      "settings.restrictions",
       "settings.restrictions.camera",
+      "settings.restrictions.teleport",
       "settings.screen.brightness",
       "settings.screen.orientationLock",
       "settings.screen.timeoutSeconds",
       "settings.systemUpdate.endMinute",
       "settings.systemUpdate.startMinute",
     ]);
+    expect(res.body.error.details).toContainEqual({ path: "settings.restrictions.teleport", message: "Unknown field: teleport" });
     expect(await database.db.policy.count()).toBe(0);
+  });
+
+  it("names each unknown field at its own path, in the body and in a section", async () => {
+    const res = await adminRequest(t.app, "POST", "/admin/device-policies", {
+      name: "Unknown fields",
+      colour: "blue",
+      settings: { kiosk: { statusBar: false, foo: 1, bar: 2 }, wallpaper: "sea.png" },
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe("validation_failed");
+    expect(res.body.error.details).toEqual(
+      expect.arrayContaining([
+        { path: "colour", message: "Unknown field: colour" },
+        { path: "settings.wallpaper", message: "Unknown field: wallpaper" },
+        { path: "settings.kiosk.foo", message: "Unknown field: foo" },
+        { path: "settings.kiosk.bar", message: "Unknown field: bar" },
+      ]),
+    );
+    expect(res.body.error.details).toHaveLength(4);
   });
 
   it("refuses duplicate lockTaskPackages, autoRelaunch and requiredApps entries, and a home app outside lockTaskPackages, naming each path", async () => {
@@ -124,6 +144,37 @@ describe("policy documents", () => {
     });
     expect(edit.status).toBe(400);
     expect(edit.body.error.details).toEqual([expect.objectContaining({ path: "settings.kiosk.homeApp" })]);
+  });
+
+  it("names duplicate entries in the same 400 as the document's other errors, wrong types included", async () => {
+    const res = await adminRequest(t.app, "POST", "/admin/device-policies", {
+      name: "Doubled and broken",
+      settings: {
+        kiosk: { lockTaskPackages: ["com.example.kiosk", "com.example.kiosk"], statusBar: "no" },
+        restrictions: { camera: "yes" },
+        requiredApps: [
+          { packageName: "com.example.kiosk", minVersionCode: 2 },
+          { packageName: "com.example.kiosk", minVersionCode: 5 },
+        ],
+        systemUpdate: { type: "sometimes" },
+      },
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe("validation_failed");
+    expect(res.body.error.details).toEqual(
+      expect.arrayContaining([
+        { path: "settings.kiosk.lockTaskPackages.1", message: "com.example.kiosk is listed twice: list each app once" },
+        { path: "settings.requiredApps.1.packageName", message: expect.stringContaining("com.example.kiosk is listed twice") },
+      ]),
+    );
+    expect(res.body.error.details.map((issue: { path: string }) => issue.path).sort()).toEqual([
+      "settings.kiosk.lockTaskPackages.1",
+      "settings.kiosk.statusBar",
+      "settings.requiredApps.1.packageName",
+      "settings.restrictions.camera",
+      "settings.systemUpdate.type",
+    ]);
+    expect(await database.db.policy.count()).toBe(0);
   });
 
   it("warns when a device's merged policy takes its home app and its lockTaskPackages from policies that disagree", async () => {
@@ -278,6 +329,30 @@ describe("precedence and the effective policy", () => {
     await assign(policy.id, { group: "g" });
     expect((await adminRequest(t.app, "POST", `/admin/device-policies/${policy.id}/assignments`, { group: "g", priority: 5 })).status).toBe(409);
   });
+
+  it("refuses to assign a policy to a retired device with 409, and assigns nothing", async () => {
+    const device = await enrollDevice(t.app);
+    const policy = await createPolicy("P", { screen: { timeoutSeconds: 60 } });
+    expect((await adminRequest(t.app, "POST", `/admin/devices/${device.deviceId}/retire`)).status).toBe(200);
+    const res = await adminRequest(t.app, "POST", `/admin/device-policies/${policy.id}/assignments`, { deviceId: device.deviceId });
+    expect(res.status).toBe(409);
+    expect(res.body.error).toMatchObject({ code: "conflict", message: "The device is retired: it takes no more policies" });
+    expect(await database.db.policyAssignment.count()).toBe(0);
+    expect(await database.db.auditLog.count({ where: { action: "device_policy.assign" } })).toBe(0);
+  });
+
+  it("refuses an assignment naming both a device and a group, or neither, saying to give exactly one", async () => {
+    const device = await enrollDevice(t.app);
+    const policy = await createPolicy("P", {});
+    for (const body of [{ deviceId: device.deviceId, group: "lobby" }, { deviceId: device.deviceId, group: "lobby", priority: 3 }, {}, { priority: 3 }]) {
+      const res = await adminRequest(t.app, "POST", `/admin/device-policies/${policy.id}/assignments`, body);
+      expect(res.status).toBe(400);
+      expect(res.body.error.code).toBe("validation_failed");
+      // The rule is about the body as a whole: no one field of it is the wrong one.
+      expect(res.body.error.details).toEqual([{ path: "", message: "Give exactly one of deviceId or group" }]);
+    }
+    expect(await database.db.policyAssignment.count()).toBe(0);
+  });
 });
 
 describe("delivery and compliance over heartbeats", () => {
@@ -376,6 +451,50 @@ describe("delivery and compliance over heartbeats", () => {
     const long = await heartbeat({ policy: { appliedHash: hash, failures: [{ setting: "s".repeat(101), reason: "r".repeat(501) }] } });
     expect(long.status).toBe(400);
     expect(long.body.error.details.map((detail: { path: string }) => detail.path)).toEqual(["policy.failures.0.setting", "policy.failures.0.reason"]);
+  });
+
+  it("keeps one failure per setting, with the last reason reported for it", async () => {
+    const device = await enrollDevice(t.app);
+    const heartbeat = (extra: Record<string, unknown> = {}) => request(t.app).post("/v1/heartbeat").auth(device.deviceToken, bearer).send(heartbeatBody(extra));
+    const policy = await createPolicy("Kiosk", { restrictions: { camera: false }, screen: { timeoutSeconds: 60 } });
+    await assign(policy.id, { deviceId: device.deviceId });
+    const { hash } = HeartbeatResponse.parse((await heartbeat()).body).policy!;
+    const res = await heartbeat({
+      policy: {
+        appliedHash: hash,
+        failures: [
+          { setting: "restrictions.camera", reason: "Camera service busy" },
+          { setting: "screen.timeoutSeconds", reason: "Locked by the OEM" },
+          { setting: "kiosk.nonexistent", reason: "?" },
+          { setting: "restrictions.camera", reason: "Still busy" },
+          { setting: "restrictions.camera", reason: "No camera" },
+        ],
+      },
+    });
+    expect(res.status).toBe(200);
+    // Repeats are not errors of the report: only the entry that names no setting is.
+    expect(HeartbeatResponse.parse(res.body).ignoredPolicyFailures).toEqual([
+      { path: "policy.failures.2.setting", message: "kiosk.nonexistent is not a setting of the device's effective policy" },
+    ]);
+    const kept = [
+      { setting: "restrictions.camera", reason: "No camera" },
+      { setting: "screen.timeoutSeconds", reason: "Locked by the OEM" },
+    ];
+    expect((await effective(device.deviceId)).compliance).toMatchObject({ status: "failed", failures: kept });
+    expect((await database.db.device.findUniqueOrThrow({ where: { id: device.deviceId } })).policyFailures).toEqual(kept);
+
+    // Without any entry to leave out, the repeats are folded all the same.
+    const valid = await heartbeat({
+      policy: {
+        appliedHash: hash,
+        failures: [
+          { setting: "screen.timeoutSeconds", reason: "Locked by the OEM" },
+          { setting: "screen.timeoutSeconds", reason: "Locked by the MDM of the OEM" },
+        ],
+      },
+    });
+    expect(valid.body).not.toHaveProperty("ignoredPolicyFailures");
+    expect((await effective(device.deviceId)).compliance.failures).toEqual([{ setting: "screen.timeoutSeconds", reason: "Locked by the MDM of the OEM" }]);
   });
 
   it("counts only devices in service, as the device list's compliance filter does: a retired device leaves both", async () => {

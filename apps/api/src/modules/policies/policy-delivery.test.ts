@@ -1,6 +1,6 @@
 import { once } from "node:events";
 import { BEARER_PROTOCOL_PREFIX, DEVICE_WS_PROTOCOL, DeviceServerFrame } from "@mdm/contracts";
-import { AdminClient, KIOSK_APP, SimulatedDevice } from "@mdm/simulator";
+import { AdminClient, KIOSK_APP, SimulatedDevice, parseArgs, runFleet } from "@mdm/simulator";
 import WebSocket from "ws";
 import { type RunningServer, startServer } from "../../server";
 import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, type TestDatabase, createTestDatabase, describeWithPostgres, heartbeatBody, testServerEnv } from "../../test";
@@ -111,6 +111,54 @@ describeWithPostgres("policy delivery to devices", () => {
     );
     expect(state.failures).toEqual([{ setting: "restrictions.camera", reason: expect.stringContaining("does not support") }]);
     expect(state.appliedHash).toBe(effective.hash);
+  });
+
+  it("a fleet started from the simulator's command line with --refuse-settings refuses those settings, and its devices read failed with the reason", async () => {
+    const { token, id: tokenId } = await admin.createEnrollmentToken({ label: "refusing fleet", maxUses: 2 });
+    const parsed = parseArgs([
+      "--url",
+      server.url,
+      "--devices",
+      "2",
+      "--interval",
+      "60s",
+      "--enrollment-token",
+      token,
+      "--refuse-settings",
+      "restrictions.camera,screen.brightness",
+    ]);
+    if (parsed.help) throw new Error("not a run");
+    const stop = new AbortController();
+    const run = runFleet({ ...parsed.options, log: () => undefined, signal: stop.signal });
+    try {
+      const enrolled = await waitFor(
+        () => database.db.device.findMany({ where: { enrollmentTokenId: tokenId }, select: { id: true } }),
+        (rows) => rows.length === 2,
+        20_000,
+        "two devices enrolled",
+      );
+      const policy = await admin.createDevicePolicy({
+        name: "Refused by the fleet",
+        settings: { restrictions: { camera: false, debugging: false }, screen: { brightness: 50, timeoutSeconds: 60 } },
+      });
+      for (const { id } of enrolled) await admin.assignDevicePolicy(policy.id, { deviceId: id });
+      for (const { id } of enrolled) {
+        // Connected over their sockets, the devices get the policy frame and report at once.
+        const state = await waitFor(
+          () => compliance(id),
+          (current) => current.status === "failed",
+          20_000,
+          "failed",
+        );
+        expect(state.failures).toEqual([
+          { setting: "restrictions.camera", reason: expect.stringContaining("--refuse-settings") },
+          { setting: "screen.brightness", reason: expect.stringContaining("--refuse-settings") },
+        ]);
+      }
+    } finally {
+      stop.abort();
+      await run;
+    }
   });
 
   it("over the socket, heartbeat_ok names reported failures that are not settings of the device's effective policy; the others are kept and the socket stays open", async () => {
