@@ -1,7 +1,7 @@
 import type { AppDeps } from "../deps";
 import { sweepSocketLeases } from "../realtime/presence";
 import { apkStoreOf } from "../modules/catalogue/catalogue.routes";
-import { sweepOrphanFiles } from "../modules/catalogue/catalogue.service";
+import { sweepAbandonedUploads, sweepOrphanFiles } from "../modules/catalogue/catalogue.service";
 import { advanceRollouts } from "../modules/catalogue/releases.service";
 import { emitCommandStatusChanges } from "../modules/commands/commands.service";
 import { sweepOffline } from "../modules/fleet/fleet-monitor";
@@ -156,9 +156,17 @@ export function startMaintenance(deps: AppDeps): () => void {
       const outcome = await advanceRollouts(deps);
       if (outcome.advanced || outcome.paused || outcome.toppedUp) deps.logger.info("app rollouts", outcome);
     }),
-    // Catalogue files no version names, past their grace period (local folder or bucket).
-    everyOncePerCluster(deps, "catalogue file sweep", 3_600_000, () => sweepOrphanFiles(deps, apkStore)),
+    // Catalogue files no version names, past their grace period (local folder or bucket), and
+    // uploads a killed instance left half-written in the (shared) upload folder.
+    everyOncePerCluster(deps, "catalogue file sweep", 3_600_000, async () => {
+      await sweepOrphanFiles(deps, apkStore);
+      await sweepAbandonedUploads(deps, apkStore);
+    }),
   ];
+  // With a bucket, each instance may have an upload folder of its own: it clears its own on start.
+  sweepAbandonedUploads(deps, apkStore).catch((error: unknown) =>
+    deps.logger.error("abandoned uploads not removed", { message: error instanceof Error ? error.message : String(error) }),
+  );
   return () => {
     for (const stop of stops) stop();
   };

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { rm } from "node:fs/promises";
+import { readdir, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -278,6 +278,29 @@ export async function sweepOrphanFiles(deps: Pick<AppDeps, "db" | "clock" | "log
     }
   }
   if (removed.length > 0) deps.logger.info("orphan catalogue files removed", { count: removed.length, sha256s: removed });
+  return removed;
+}
+
+/**
+ * Removes uploads in progress (`tmp/*.part`) that nothing has written to for `graceMs`: left
+ * by an instance killed mid-upload. A live upload writes to its file as it arrives, and
+ * every upload ends within the request timeouts, far inside the grace. Returns their names.
+ */
+export async function sweepAbandonedUploads(deps: Pick<AppDeps, "clock" | "logger">, store: ApkStore, graceMs = ORPHAN_FILE_GRACE_MS): Promise<string[]> {
+  const dir = await store.tempDir();
+  const cutoff = deps.clock.now().getTime() - graceMs;
+  const removed: string[] = [];
+  for (const name of await readdir(dir)) {
+    if (!name.endsWith(".part")) continue;
+    const written = await stat(path.join(dir, name)).then(
+      (stats) => stats.mtimeMs,
+      () => undefined,
+    );
+    if (written === undefined || written >= cutoff) continue;
+    await rm(path.join(dir, name), { force: true });
+    removed.push(name);
+  }
+  if (removed.length > 0) deps.logger.info("abandoned uploads removed", { count: removed.length, files: removed });
   return removed;
 }
 

@@ -6,7 +6,7 @@ import { signAdminRequest } from "@mdm/contracts";
 import request from "supertest";
 import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_HOST, type TestApp, type TestDatabase, createTestApp, createTestDatabase, resetTables } from "../../test";
 import { type ApkStore, localApkStore } from "./apk-store";
-import { ORPHAN_FILE_GRACE_MS, lockStoredFile, sweepOrphanFiles } from "./catalogue.service";
+import { ORPHAN_FILE_GRACE_MS, lockStoredFile, sweepAbandonedUploads, sweepOrphanFiles } from "./catalogue.service";
 import { signedAppFilePath } from "./download-url";
 
 // Catalogue files no version names (a crash between a deletion's commit and its file
@@ -146,5 +146,22 @@ describe("the orphan catalogue file sweep", () => {
       });
     expect(download.status).toBe(200);
     expect(download.body).toEqual(await readFile(V2));
+  });
+});
+
+describe("uploads a killed instance left half-written", () => {
+  it("are removed once nothing has written to them for the grace period; a live upload's file and other files stay", async () => {
+    const tmp = await store.tempDir();
+    const dated = async (name: string, msAgo: number) => {
+      await writeFile(path.join(tmp, name), "partial upload");
+      const at = new Date(t.clock.now().getTime() - msAgo);
+      await utimes(path.join(tmp, name), at, at);
+    };
+    await dated("abandoned.part", ORPHAN_FILE_GRACE_MS + 60_000);
+    await dated("arriving.part", 5_000);
+    await dated("not-an-upload.txt", ORPHAN_FILE_GRACE_MS * 2);
+
+    expect(await sweepAbandonedUploads(t.deps, store)).toEqual(["abandoned.part"]);
+    expect((await readdir(tmp)).sort()).toEqual(["arriving.part", "not-an-upload.txt"]);
   });
 });
