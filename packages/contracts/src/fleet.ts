@@ -37,7 +37,7 @@ export const MAX_TELEMETRY_POINTS = 500;
 export const MAX_APP_CHANGES = 100;
 
 export const TelemetryPoint = z.object({
-  at: DateTime.describe("When the bucket's latest heartbeat was received (buckets are `bucketSeconds` wide, counted from the window's start)."),
+  at: DateTime.describe("When the bucket's first heartbeat was received (buckets are `bucketSeconds` wide, counted from the window's start)."),
   batteryLevel: z.int().nullable().describe("Mean of the bucket's readings, rounded."),
   batteryCharging: z.boolean().nullable().describe("The bucket's latest reading."),
   memoryTotal: z.number().nullable().describe("The bucket's latest reading."),

@@ -105,7 +105,7 @@ type BucketRow = {
 
 /**
  * A device's history over the last `hours`, aggregated by PostgreSQL into at most
- * MAX_TELEMETRY_POINTS buckets counted from the window's start, each placed at its latest reading (so the answer's size does
+ * MAX_TELEMETRY_POINTS buckets counted from the window's start, each placed at its first reading (so the answer's size does
  * not grow with the heartbeat rate), and the app list's recorded changes.
  */
 export async function deviceTelemetry({ db, clock }: Pick<AppDeps, "db" | "clock">, deviceId: string, hours: number): Promise<TelemetryResponse> {
@@ -118,7 +118,7 @@ export async function deviceTelemetry({ db, clock }: Pick<AppDeps, "db" | "clock
   const [buckets, changes] = await Promise.all([
     db.$queryRaw<BucketRow[]>`
       SELECT least(floor(extract(epoch FROM "receivedAt" - ${since}::timestamptz) / ${bucketSeconds}), ${MAX_TELEMETRY_POINTS - 1})::int AS bucket,
-        max("receivedAt") AS at,
+        min("receivedAt") AS at,
         count(*)::int AS samples,
         round(avg("batteryLevel"))::int AS "batteryLevel",
         ${latest("batteryCharging")} AS "batteryCharging",
@@ -137,7 +137,8 @@ export async function deviceTelemetry({ db, clock }: Pick<AppDeps, "db" | "clock
   const toNumber = (value: bigint | null) => (value === null ? null : Number(value));
   return {
     points: buckets.map((row) => ({
-      // The bucket's latest reading, not its start: a point never predates the device's first heartbeat.
+      // The bucket's first reading, not its start: the chart (and the network history) begin
+      // at the first heartbeat, never before the device enrolled.
       at: row.at.toISOString(),
       batteryLevel: row.batteryLevel,
       batteryCharging: row.batteryCharging,
