@@ -1,4 +1,4 @@
-import { actorLabel, formatRelative, formatTime, formatUntil } from "./format";
+import { actorLabel, formatRelative, formatTime, formatUntil, shortId } from "./format";
 
 const NOW = Date.parse("2026-12-01T12:00:00.000Z");
 const at = (offsetSeconds: number) => new Date(NOW + offsetSeconds * 1000).toISOString();
@@ -29,5 +29,12 @@ describe("actorLabel", () => {
   test("names an admin key as the audit log does, anyone else as is", () => {
     expect(actorLabel("admin-key:4216fd4ba56d")).toBe("Admin key (ADMIN_KEY 4216fd4ba56d)");
     expect(actorLabel("ops@example.com")).toBe("ops@example.com");
+  });
+});
+
+describe("shortId", () => {
+  it("shortens a UUID to its first 8 digits and leaves any other id whole", () => {
+    expect(shortId("11e87a8f-0c1d-4e2f-9a3b-5c6d7e8f9a0b")).toBe("11e87a8f");
+    expect(shortId("com.keelson.fixture")).toBe("com.keelson.fixture");
   });
 });

@@ -77,6 +77,9 @@ export function actorLabel(actor: string): string {
   return actor;
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A UUID by its first 8 digits; any other id (a package name, a key's name) whole. */
 export function shortId(id: string): string {
-  return id.slice(0, 8);
+  return UUID.test(id) ? id.slice(0, 8) : id;
 }
