@@ -24,11 +24,17 @@ export async function proxy(request: NextRequest) {
     return NextResponse.redirect(signIn);
   }
 
+  // Device ids are lowercase UUIDs, and the page's live updates find it by that spelling.
+  const deviceId = devicePageId(pathname);
+  if (deviceId && deviceId !== deviceId.toLowerCase()) {
+    return NextResponse.redirect(new URL(`/devices/${encodeURIComponent(deviceId.toLowerCase())}${search}`, request.url), 308);
+  }
   // An unknown device's page is a 404 like any unknown address. Asked here, before the page
   // renders: a page's own notFound() is answered 200 once the dashboard's frame has begun to
-  // stream (its in-page "Device not found" stays, for a device deleted while its page is open).
-  const deviceId = devicePageId(pathname);
-  const rewriteTo = deviceId !== undefined && (await deviceIsMissing(deviceId, request.headers)) ? new URL("/devices/missing/404", request.url) : undefined;
+  // stream. (Its access cookie expired, the visitor's session cannot be asked here, since the
+  // refresh cookie only goes to /auth: the page then shows the same not-found in the browser.)
+  const missing = deviceId === null || (deviceId !== undefined && (await deviceIsMissing(deviceId, request.headers)));
+  const rewriteTo = missing ? new URL("/devices/missing/404", request.url) : undefined;
 
   const nonce = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64");
   const policy = contentSecurityPolicy(nonce, {

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
+import { SESSION_COOKIE } from "@mdm/contracts";
 import { SimulatedDevice } from "@mdm/simulator";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { enqueueMail } from "../../api/src/mail/outbox";
@@ -552,11 +553,25 @@ test("the overview: even stat cards, labelled sorting, a steady search box, no a
     await page.getByRole("heading", { name: "Page not found" }).waitFor();
     expect(await page.getByRole("navigation", { name: "Main" }).locator('[aria-current="page"]').count()).toBe(0);
   }
+  // An address whose escapes do not decode names no device either.
+  expect((await page.goto(`${web.url}/devices/%E0%A4%A`))?.status()).toBe(404);
   const known = await page.goto(`${web.url}/`);
   expect(known?.status()).toBe(200);
-  const firstDevice = await page.getByTestId("device-row").first().getByRole("link").first().getAttribute("href");
-  expect((await page.goto(`${web.url}${firstDevice}`))?.status()).toBe(200);
+  const firstDevice = await page.getByTestId("device-row").first().getByRole("link").first();
+  const [firstDeviceName, firstDevicePath] = [await firstDevice.innerText(), (await firstDevice.getAttribute("href"))!];
+  // The device's page, named in the tab; an uppercase id leads to the same page's lowercase address.
+  expect((await page.goto(`${web.url}${firstDevicePath.toUpperCase().replace("/DEVICES/", "/devices/")}`))?.status()).toBe(200);
+  expect(new URL(page.url()).pathname).toBe(firstDevicePath);
   await navLink(page, "Overview").and(page.locator('[aria-current="page"]')).waitFor();
+  await eventually("the tab named after the device", async () => (await page.title()) === `${firstDeviceName} · Keelson`);
+
+  // The access cookie expired: the server cannot ask the API, and the browser, once it has
+  // renewed the session, shows the same not-found page (title and sidebar too).
+  await admin.clearCookies({ name: SESSION_COOKIE });
+  await page.goto(`${web.url}/devices/00000000-0000-4000-8000-000000000000`);
+  await page.getByRole("heading", { name: "Page not found" }).waitFor();
+  await eventually("the not-found title", async () => (await page.title()) === "Page not found · Keelson");
+  expect(await page.getByRole("navigation", { name: "Main" }).locator('[aria-current="page"]').count()).toBe(0);
   await navLink(page, "Overview").waitFor();
   await navLink(page, "Overview").click();
   await page.getByRole("heading", { name: "Overview" }).waitFor();

@@ -5,7 +5,7 @@ describe("devicePageId", () => {
     ["/devices/00000000-0000-4000-8000-000000000000", "00000000-0000-4000-8000-000000000000"],
     ["/devices/abc/", "abc"],
     ["/devices/a%20b", "a b"],
-    ["/devices/%E0%A4%A", undefined],
+    ["/devices/%E0%A4%A", null],
     ["/devices", undefined],
     ["/devices/abc/edit", undefined],
     ["/commands", undefined],

@@ -2,14 +2,17 @@ import { apiRoutes } from "@mdm/contracts";
 import { apiPath } from "@/lib/api";
 import { apiUrl } from "@/lib/config";
 
-/** A device page's id: /devices/<id> (undefined for any other address, or one whose escapes do not decode). */
-export function devicePageId(pathname: string): string | undefined {
+/**
+ * A device page's id: /devices/<id>. Undefined for any other address; null for a device
+ * address whose escapes do not decode, which can name no device.
+ */
+export function devicePageId(pathname: string): string | null | undefined {
   const match = /^\/devices\/([^/]+)\/?$/.exec(pathname);
   if (!match) return undefined;
   try {
     return decodeURIComponent(match[1]!);
   } catch {
-    return undefined;
+    return null;
   }
 }
 

@@ -6,6 +6,7 @@ import Link from "next/link";
 import { useState } from "react";
 import { CommandsTable } from "@/components/commands/commands-table";
 import { SendCommandDialog } from "@/components/commands/send-command-dialog";
+import { NotFoundInPage } from "@/components/layout/not-found-in-page";
 import { usePermissions } from "@/components/layout/session-context";
 import { ErrorState } from "@/components/states";
 import { Badge } from "@/components/ui/badge";
@@ -15,6 +16,7 @@ import { Skeleton } from "@/components/ui/skeleton";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { ApiError } from "@/lib/api";
 import { formatBytes, formatDateTime, formatDuration, formatRelative } from "@/lib/format";
+import { useDocumentTitle } from "@/lib/hooks/use-document-title";
 import { useNow } from "@/lib/hooks/use-now";
 import { useCommands } from "@/lib/swr/use-commands";
 import { useDevice } from "@/lib/swr/use-device";
@@ -140,19 +142,10 @@ export function DeviceDetail({ deviceId }: { deviceId: string }) {
   const { data: device, error, isLoading, mutate } = useDevice(deviceId);
   const { canSendCommands, canManageDevices, canManagePolicies, canRetireDevices, canDeleteDevices } = usePermissions();
   const [sendOpen, setSendOpen] = useState(false);
+  useDocumentTitle(device ? deviceName(device) : undefined);
 
   if (error && !device) {
-    if (error instanceof ApiError && (error.status === 404 || error.code === "validation_failed")) {
-      return (
-        <div className="flex flex-col items-start gap-3">
-          <h1 className="text-2xl font-semibold">Device not found</h1>
-          <p className="text-muted-foreground">It may have been removed, or the link is wrong.</p>
-          <Button asChild variant="outline">
-            <Link href="/">Back to the overview</Link>
-          </Button>
-        </div>
-      );
-    }
+    if (error instanceof ApiError && (error.status === 404 || error.code === "validation_failed")) return <NotFoundInPage />;
     return <ErrorState error={error} onRetry={() => void mutate()} />;
   }
   if (isLoading || !device) {

@@ -1,7 +1,7 @@
 "use client";
 
 import { usePathname, useRouter } from "next/navigation";
-import { useEffect } from "react";
+import { createContext, useContext, useEffect, useState } from "react";
 import { SWRConfig } from "swr";
 import { ErrorState } from "@/components/states";
 import { Skeleton } from "@/components/ui/skeleton";
@@ -15,6 +15,20 @@ function isClientError(error: unknown): boolean {
   return error instanceof ApiError && error.status >= 400 && error.status < 500;
 }
 
+const NoCurrentPage = createContext<(noCurrentPage: boolean) => void>(() => {});
+
+/**
+ * For a page that turns out to show nothing (a device not found in the browser): while it is
+ * shown, no sidebar entry is current, as on the not-found page.
+ */
+export function useNoCurrentPage(): void {
+  const setNoCurrentPage = useContext(NoCurrentPage);
+  useEffect(() => {
+    setNoCurrentPage(true);
+    return () => setNoCurrentPage(false);
+  }, [setNoCurrentPage]);
+}
+
 /**
  * Everything behind sign-in: the session, the live socket, the sidebar. The not-found page
  * turns off the sidebar's highlight: /devices/<unknown> is no page of the overview's.
@@ -23,6 +37,7 @@ export function DashboardShell({ children, highlightNavigation = true }: { child
   const router = useRouter();
   const pathname = usePathname();
   const { data: user, error, mutate } = useSession();
+  const [noCurrentPage, setNoCurrentPage] = useState(false);
   const signedOut = error instanceof ApiError && error.status === 401;
 
   useEffect(() => {
@@ -60,8 +75,10 @@ export function DashboardShell({ children, highlightNavigation = true }: { child
       <SessionProvider user={user}>
         <LiveUpdatesProvider>
           <div className="flex min-h-screen flex-col md:flex-row">
-            <Sidebar highlight={highlightNavigation} />
-            <main className="min-w-0 flex-1 p-4 md:p-8">{children}</main>
+            <Sidebar highlight={highlightNavigation && !noCurrentPage} />
+            <main className="min-w-0 flex-1 p-4 md:p-8">
+              <NoCurrentPage.Provider value={setNoCurrentPage}>{children}</NoCurrentPage.Provider>
+            </main>
           </div>
         </LiveUpdatesProvider>
       </SessionProvider>
