@@ -6,3 +6,5 @@ ALTER TABLE "AlertIncidentDevice" ADD COLUMN "retired" BOOLEAN NOT NULL DEFAULT 
 UPDATE "AlertIncidentDevice" d SET "retired" = true
 WHERE d."returnedAt" IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM "Device" v WHERE v.id = d."deviceId" AND (v."retiredAt" IS NULL OR v."retiredAt" > d."returnedAt"));
+-- The digest says so too, in a section of its own.
+ALTER TYPE "AlertEventKind" ADD VALUE 'device_retired';

@@ -3,7 +3,8 @@ import { emitWebhookEvents } from "../webhooks/webhook-events";
 
 /**
  * Everything alerts report, passing through one function: devices going offline and
- * coming back, batteries running low and recovering (rows the digest mails), and each
+ * coming back, batteries running low and recovering, devices retired or deleted while
+ * away (rows the digest mails), and each
  * digest mail raised. Callers pass their open transaction, so an event exists exactly
  * when the state change that caused it was committed.
  */
@@ -12,6 +13,7 @@ export type AlertHookEvent =
   | { type: "device.online"; deviceId: string; incidentId: string; at: Date }
   | { type: "device.battery_low"; deviceId: string; incidentId: string; at: Date; batteryLevel: number }
   | { type: "device.battery_recovered"; deviceId: string; incidentId: string; at: Date }
+  | { type: "device.retired"; deviceId: string; incidentId: string; at: Date }
   | { type: "alert.sent"; alertId: string; subject: string; recipients: string[]; mailId: string; at: Date; events: number };
 
 const DIGEST_KIND = {
@@ -19,6 +21,7 @@ const DIGEST_KIND = {
   "device.online": "device_online",
   "device.battery_low": "battery_low",
   "device.battery_recovered": "battery_recovered",
+  "device.retired": "device_retired",
 } as const;
 
 export async function recordAlertEvents(tx: DbOrTx, events: AlertHookEvent[]): Promise<void> {

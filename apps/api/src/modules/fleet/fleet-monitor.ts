@@ -107,13 +107,14 @@ async function recordReturns(tx: Tx, now: Date): Promise<void> {
     RETURNING d."deviceId", d."incidentId", d."returnedAt"`;
   // A device retired or deleted while away never comes back: it no longer keeps its
   // incident (of either kind) open, and is counted apart from those that came back.
-  await tx.$executeRaw`
+  const retired = await tx.$queryRaw<Array<{ deviceId: string; incidentId: string }>>`
     UPDATE "AlertIncidentDevice" d SET "returnedAt" = ${now}, retired = true
-    WHERE d."returnedAt" IS NULL AND NOT EXISTS (SELECT 1 FROM "Device" v WHERE v.id = d."deviceId" AND v."retiredAt" IS NULL)`;
-  await recordAlertEvents(
-    tx,
-    returned.map((row) => ({ type: "device.online" as const, deviceId: row.deviceId, incidentId: row.incidentId, at: row.returnedAt })),
-  );
+    WHERE d."returnedAt" IS NULL AND NOT EXISTS (SELECT 1 FROM "Device" v WHERE v.id = d."deviceId" AND v."retiredAt" IS NULL)
+    RETURNING d."deviceId", d."incidentId"`;
+  await recordAlertEvents(tx, [
+    ...returned.map((row) => ({ type: "device.online" as const, deviceId: row.deviceId, incidentId: row.incidentId, at: row.returnedAt })),
+    ...retired.map((row) => ({ type: "device.retired" as const, deviceId: row.deviceId, incidentId: row.incidentId, at: now })),
+  ]);
 }
 
 /**
@@ -190,6 +191,7 @@ const SECTIONS = [
   { kind: "device_online", title: "Back online" },
   { kind: "battery_low", title: "Low battery" },
   { kind: "battery_recovered", title: "Battery recovered" },
+  { kind: "device_retired", title: "Retired or deleted while away" },
 ] as const;
 
 type DigestEvent = { kind: (typeof SECTIONS)[number]["kind"]; deviceId: string; at: Date; batteryLevel: number | null };

@@ -375,6 +375,16 @@ describe("offline detection and alerts", () => {
       expect.objectContaining({ id: incidentId, returnedCount: 1, retiredCount: 1 }),
     ]);
     expect((await admin("GET", "/admin/alerts/incidents?status=open")).body.incidents).toEqual([]);
+
+    // The mail follows the incident: the retired device is listed apart from the one that came back.
+    windowEnd();
+    await sweepOffline(t.deps);
+    const mails = await t.outbox();
+    const digest = mails.at(-1)!;
+    expect(digest.subject).toMatch(/, 1 device back online, 1 device retired or deleted while away$/);
+    const retiredSection = digest.text.slice(digest.text.indexOf("Retired or deleted while away (1):"));
+    expect(retiredSection).toContain(leaving!.deviceId);
+    expect(retiredSection).not.toContain(staying!.deviceId);
   });
 
   it("lists a device flapping within one window in one digest, gone and back", async () => {
