@@ -8,3 +8,6 @@ WHERE d."returnedAt" IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM "Device" v WHERE v.id = d."deviceId" AND (v."retiredAt" IS NULL OR v."retiredAt" > d."returnedAt"));
 -- The digest says so too, in a section of its own.
 ALTER TYPE "AlertEventKind" ADD VALUE 'device_retired';
+-- Each device's name when it joined, so that one deleted since is still named.
+ALTER TABLE "AlertIncidentDevice" ADD COLUMN "name" TEXT;
+UPDATE "AlertIncidentDevice" d SET "name" = COALESCE(v.alias, v."serialNumber", v.model) FROM "Device" v WHERE v.id = d."deviceId";

@@ -217,7 +217,7 @@ it("round-trips every model through the migrated database", async () => {
     acknowledgedBy: "a@example.com",
   };
   expect(await db.alertIncident.create({ data: incident })).toEqual(incident);
-  const member = { incidentId: incident.id, deviceId: device.id, since: at, returnedAt: at, retired: true, batteryLevel: 7 };
+  const member = { incidentId: incident.id, deviceId: device.id, since: at, returnedAt: at, retired: true, batteryLevel: 7, name: "Till 9" };
   expect(await db.alertIncidentDevice.create({ data: member })).toEqual(member);
   const alertEvent = await db.alertEvent.create({
     data: { kind: "battery_low", deviceId: device.id, incidentId: incident.id, at, batteryLevel: 7, digestedAt: at, alertId: alert.id },

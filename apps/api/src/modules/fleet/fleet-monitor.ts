@@ -163,10 +163,12 @@ async function joinIncident(
   if (open) await tx.alertIncident.update({ where: { id: open.id }, data: { lastJoinedAt: now } });
   else await tx.alertIncident.create({ data: { id: incidentId, kind, openedAt: now, lastJoinedAt: now } });
   await tx.$executeRaw`
-    INSERT INTO "AlertIncidentDevice" ("incidentId", "deviceId", since, "batteryLevel")
-    SELECT ${incidentId}::uuid, d."deviceId", ${now}, d."batteryLevel"
+    INSERT INTO "AlertIncidentDevice" ("incidentId", "deviceId", since, "batteryLevel", name)
+    SELECT ${incidentId}::uuid, d."deviceId", ${now}, d."batteryLevel", COALESCE(v.alias, v."serialNumber", v.model)
     FROM unnest(${devices.map((device) => device.deviceId)}::uuid[], ${devices.map((device) => device.batteryLevel)}::int[]) AS d("deviceId", "batteryLevel")
-    ON CONFLICT ("incidentId", "deviceId") DO UPDATE SET since = EXCLUDED.since, "returnedAt" = NULL, retired = false, "batteryLevel" = EXCLUDED."batteryLevel"`;
+      LEFT JOIN "Device" v ON v.id = d."deviceId"
+    ON CONFLICT ("incidentId", "deviceId")
+      DO UPDATE SET since = EXCLUDED.since, "returnedAt" = NULL, retired = false, "batteryLevel" = EXCLUDED."batteryLevel", name = EXCLUDED.name`;
   await recordAlertEvents(
     tx,
     devices.map((device) =>
@@ -245,11 +247,17 @@ export async function sendDueAlertDigest(deps: AppDeps): Promise<string | null> 
       await tx.alertEvent.updateMany({ where: { id: { in: ids } }, data: { digestedAt: now } });
       return null;
     }
-    const devices = await tx.device.findMany({
-      where: { id: { in: [...new Set(events.map((event) => event.deviceId))] } },
-      select: { id: true, alias: true, serialNumber: true, model: true },
+    const deviceIds = [...new Set(events.map((event) => event.deviceId))];
+    const devices = await tx.device.findMany({ where: { id: { in: deviceIds } }, select: { id: true, alias: true, serialNumber: true, model: true } });
+    const names = new Map<string, DeviceName>(devices.map((device) => [device.id, device]));
+    // Deleted since: by the name the incident recorded when the device joined it.
+    const deleted = deviceIds.filter((id) => !names.has(id));
+    const remembered = await tx.alertIncidentDevice.findMany({
+      where: { deviceId: { in: deleted }, name: { not: null } },
+      select: { deviceId: true, name: true },
     });
-    const { subject, text } = composeDigest(events, new Map(devices.map((device) => [device.id, device])), settings.alertWindowMinutes, deps.env.WEB_URL);
+    for (const { deviceId, name } of remembered) names.set(deviceId, { id: deviceId, alias: name, serialNumber: null, model: null });
+    const { subject, text } = composeDigest(events, names, settings.alertWindowMinutes, deps.env.WEB_URL);
     const mail = await enqueueMail(tx, "alert", { to: recipients, subject, text }, now);
     const alert = await tx.alert.create({ data: { kind: "digest", subject, recipients, outboxMailId: mail.id, sentAt: now } });
     await tx.alertEvent.updateMany({ where: { id: { in: ids } }, data: { digestedAt: now, alertId: alert.id } });

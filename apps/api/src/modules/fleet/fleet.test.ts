@@ -239,7 +239,7 @@ describe("offline detection and alerts", () => {
   }
   const windowEnd = () => t.clock.advance(15 * 60);
   /** A signed admin request timed by the test clock, which these tests move past the signature window. */
-  async function admin(method: "GET" | "POST" | "PATCH", pathWithQuery: string, body?: unknown) {
+  async function admin(method: "GET" | "POST" | "PATCH" | "DELETE", pathWithQuery: string, body?: unknown) {
     const raw = body === undefined ? "" : JSON.stringify(body);
     const timestamp = Math.floor(t.clock.now().getTime() / 1000);
     const headers = await signAdminRequest({
@@ -355,6 +355,7 @@ describe("offline detection and alerts", () => {
 
   it("resolves an offline incident when the devices not retired meanwhile return; the retired one is counted apart, not as back", async () => {
     const [staying, leaving] = await wentQuiet(2);
+    await database.db.device.update({ where: { id: leaving!.deviceId }, data: { alias: "Till 9" } });
     await sweepOffline(t.deps);
     const open = await admin("GET", "/admin/alerts/incidents?status=open");
     expect(open.body.incidents).toEqual([expect.objectContaining({ deviceCount: 2, returnedCount: 0 })]);
@@ -382,9 +383,14 @@ describe("offline detection and alerts", () => {
     const mails = await t.outbox();
     const digest = mails.at(-1)!;
     expect(digest.subject).toMatch(/, 1 device back online, 1 device retired or deleted while away$/);
-    const retiredSection = digest.text.slice(digest.text.indexOf("Retired or deleted while away (1):"));
+    const retiredSection = digest.text!.slice(digest.text!.indexOf("Retired or deleted while away (1):"));
     expect(retiredSection).toContain(leaving!.deviceId);
     expect(retiredSection).not.toContain(staying!.deviceId);
+
+    // Deleted afterwards, it keeps the name it had in the incident (not its bare id).
+    expect((await admin("DELETE", `/admin/devices/${leaving!.deviceId}`)).status).toBe(204);
+    const afterDeletion = AlertIncidentDetail.parse((await admin("GET", `/admin/alerts/incidents/${incidentId}`)).body);
+    expect(afterDeletion.devices.find((device) => device.deviceId === leaving!.deviceId)?.name).toBe("Till 9");
   });
 
   it("lists a device flapping within one window in one digest, gone and back", async () => {

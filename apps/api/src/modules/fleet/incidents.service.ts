@@ -65,7 +65,8 @@ export async function getIncident(deps: Pick<AppDeps, "db">, incidentId: string)
     ...toView(incident, counts),
     devices: members.map((member) => ({
       deviceId: member.deviceId,
-      name: deviceDisplayName(byId.get(member.deviceId), member.deviceId),
+      // A device deleted since: the name it had when it joined.
+      name: deviceDisplayName(byId.get(member.deviceId), member.name ?? member.deviceId),
       since: member.since.toISOString(),
       returnedAt: member.retired ? null : (member.returnedAt?.toISOString() ?? null),
       retiredAt: member.retired ? (member.returnedAt?.toISOString() ?? null) : null,
