@@ -64,7 +64,7 @@ export const CreateReleaseRequest = z.strictObject({
     .boolean()
     .default(false)
     .describe(
-      "Step to the next percentage (5 → 25 → 100) by itself once every device sent to has finished and the failure rate is at most `maxFailurePercent`.",
+      "Step to the next percentage (5 → 25 → 100) by itself once every device sent to has finished and the failure rate is at most `maxFailurePercent`, or when every device of its share already runs a newer version (sent to none). Not while its target has no device in service: devices joining an active release's target are sent it when they fall in its share.",
     ),
   maxFailurePercent: z.int().min(0).max(100).default(5),
 });

@@ -816,6 +816,40 @@ describe("release lifecycle", () => {
     });
   });
 
+  it("sends an active release to devices that join its share, and auto-advances one whose share already runs a newer version", async () => {
+    await upload(t.app, V1);
+    await upload(t.app, V2);
+    await upload(t.app, V4);
+    // Created while its group is empty: sent to nobody.
+    const created = await create({ versionCode: 2, target: { group: "lab" }, percent: 5, autoAdvance: true });
+    expect(created.body).toMatchObject({ percent: 5, progress: { targeted: 0, sent: 0 } });
+    // An empty target is no reason to widen: it waits for devices.
+    expect(await advanceRollouts(t.deps)).toEqual({ advanced: 0, paused: 0, toppedUp: 0 });
+    const devices = await enrollGroup(20, "lab");
+    const byId = new Map(devices.map((device) => [device.deviceId, device]));
+    // 20 join: the job sends it to its 5% (1 device), then advances once that one finished.
+    expect(await advanceRollouts(t.deps)).toEqual({ advanced: 0, paused: 0, toppedUp: 1 });
+    const view = () => adminRequest(t.app, "GET", `/admin/app-releases/${created.body.id}`);
+    expect((await view()).body).toMatchObject({ percent: 5, progress: { targeted: 20, sent: 1, pending: 1 } });
+    for (const command of await installCommands(2)) await report(byId.get(command.deviceId)!, command.requestId, "succeeded");
+    expect(await advanceRollouts(t.deps)).toEqual({ advanced: 1, paused: 0, toppedUp: 0 });
+    expect((await view()).body).toMatchObject({ percent: 25, progress: { sent: 5 } });
+    expect((await adminRequest(t.app, "POST", `/admin/app-releases/${created.body.id}/rollback`)).status).toBe(200);
+
+    // Every device of the share already runs v4: nothing to send, nothing to wait for.
+    const others = await enrollGroup(4, "tills");
+    for (const device of others) expect((await reportVersion(device, 4)).status).toBe(200);
+    const ahead = await create({ versionCode: 2, target: { group: "tills" }, percent: 5, autoAdvance: true });
+    expect(ahead.body).toMatchObject({ percent: 5, progress: { targeted: 4, sent: 0 } });
+    expect(await advanceRollouts(t.deps)).toEqual({ advanced: 1, paused: 0, toppedUp: 0 });
+    expect(await advanceRollouts(t.deps)).toEqual({ advanced: 1, paused: 0, toppedUp: 0 });
+    expect((await adminRequest(t.app, "GET", `/admin/app-releases/${ahead.body.id}`)).body).toMatchObject({
+      status: "completed",
+      percent: 100,
+      progress: { sent: 0 },
+    });
+  });
+
   it("keeps advancing the other releases when one of them fails", async () => {
     await upload(t.app, V1);
     await upload(t.app, V2);

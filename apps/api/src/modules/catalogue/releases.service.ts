@@ -663,28 +663,56 @@ export async function listReleaseViews(deps: Pick<AppDeps, "db">, packageNames: 
 }
 
 /**
- * The cluster's rollout job (once per period): each active auto-advancing release whose
- * devices have all finished steps up when its failure rate is within its threshold, and
- * pauses itself when it is not, for an admin to look at. Then each app's newest completed
+ * The cluster's rollout job (once per period): each active release is sent to the devices
+ * that joined its target and fall in its share. Then each active auto-advancing release whose
+ * devices have all finished steps up when its failure rate is within its threshold (or when
+ * every device of its share already runs a newer version), and pauses itself when it is
+ * not, for an admin to look at. Then each app's newest completed
  * release per target is sent to the devices that joined its target since (at most
  * TOP_UP_LIMIT per release per run). A release that fails is logged and skipped: the others still run.
  */
 export async function advanceRollouts(deps: Deps): Promise<{ advanced: number; paused: number; toppedUp: number }> {
   const actor = { name: "auto-rollout" };
+  let advanced = 0;
+  let paused = 0;
+  let toppedUp = 0;
+  // Devices that joined an active release's target and fall in its share are sent it now, not
+  // at its next advance (which, for an auto-advancing release, waits on them).
+  const active = await deps.db.appRelease.findMany({ where: { status: "active" }, select: { id: true }, orderBy: { updatedAt: "asc" }, take: TOP_UP_RELEASES });
+  for (const { id } of active) {
+    try {
+      const sent = await deps.db.$transaction(
+        async (tx) => {
+          // Locked: an advance, pause or rollback meanwhile waits, and one before it is seen.
+          const locked = await tx.$queryRaw<unknown[]>`SELECT 1 FROM "AppRelease" WHERE id = ${id}::uuid AND status = 'active' FOR UPDATE`;
+          const release = locked.length > 0 ? await tx.appRelease.findUnique({ where: { id }, include: withVersions }) : null;
+          return release ? fillShare(tx, deps, release, actor, TOP_UP_LIMIT) : 0;
+        },
+        { timeout: SEND_TIMEOUT_MS },
+      );
+      afterCommit(deps, { sent, awaiting: false });
+      if (sent > 0) toppedUp++;
+    } catch (error) {
+      deps.logger.error("release share not filled", { releaseId: id, message: error instanceof Error ? error.message : String(error) });
+    }
+  }
   const releases = await deps.db.appRelease.findMany({
     where: { status: "active", autoAdvance: true, percent: { lt: 100 } },
     include: withVersions,
     orderBy: { updatedAt: "asc" },
     take: 100,
   });
-  let advanced = 0;
-  let paused = 0;
-  let toppedUp = 0;
   for (const release of releases) {
     try {
       const progress = await progressOf(deps, release);
-      if (progress.sent === 0 || progress.pending > 0) continue;
-      if ((progress.failed * 100) / progress.sent > release.maxFailurePercent) {
+      if (progress.pending > 0) continue;
+      // Sent to nobody: with devices in its share, they all run a newer version (the fill above
+      // sent the others), so nothing is left to wait for. With none (an empty target), it waits
+      // for devices to join: advancing would skip the staging they are owed.
+      if (progress.sent === 0) {
+        const share = shareOf(release.id, await targetDeviceIds(deps.db, release.target as ReleaseTarget), release.percent);
+        if (share.length === 0) continue;
+      } else if ((progress.failed * 100) / progress.sent > release.maxFailurePercent) {
         await pauseRelease(deps, release.id, actor);
         deps.logger.warn("release paused: failure rate over its threshold", { releaseId: release.id, failed: progress.failed, sent: progress.sent });
         paused++;
@@ -709,7 +737,7 @@ export async function advanceRollouts(deps: Deps): Promise<{ advanced: number; p
     try {
       const outcome = await deps.db.$transaction(
         async (tx) => {
-          // Locked: a rollback meanwhile waits, then sends the previous version to these newcomers too.
+          // Locked: a rollback meanwhile waits, then treats these newcomers as any device the release reached.
           const locked = await tx.$queryRaw<unknown[]>`SELECT 1 FROM "AppRelease" WHERE id = ${id}::uuid AND status = 'completed' FOR UPDATE`;
           const release = locked.length > 0 ? await tx.appRelease.findUnique({ where: { id }, include: withVersions }) : null;
           if (!release) return { sent: 0, awaiting: false };
