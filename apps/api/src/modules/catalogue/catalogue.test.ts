@@ -953,6 +953,32 @@ describe("required apps and releases", () => {
     expect(lastInstalls.map((command) => (command.payload as { versionCode: number }).versionCode)).toEqual([2]);
   });
 
+  it("says when the versions that would satisfy a required app exist but were withdrawn by a rollback, or are still rolling out", async () => {
+    await upload(t.app, V1);
+    await upload(t.app, V4);
+    await upload(t.app, ROTATED);
+    await enrollGroup(2, "lab");
+    const rolledBack = await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 4, target: { group: "lab" }, percent: 100 });
+    expect((await adminRequest(t.app, "POST", `/admin/app-releases/${rolledBack.body.id}/rollback`)).status).toBe(200);
+    const rolling = await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 5, target: { group: "lab" }, percent: 50 });
+    expect(rolling.status).toBe(201);
+
+    const [device] = await enrollGroup(1, "needs-4");
+    const policy = await adminRequest(t.app, "POST", "/admin/device-policies", {
+      name: "Needs 4",
+      settings: { requiredApps: [{ packageName: PACKAGE, minVersionCode: 4 }] },
+    });
+    expect((await adminRequest(t.app, "POST", `/admin/device-policies/${policy.body.id}/assignments`, { group: "needs-4" })).status).toBe(201);
+    const state = await adminRequest(t.app, "GET", `/admin/devices/${device!.deviceId}/policy`);
+    expect(state.body.compliance.missingApps).toEqual([
+      expect.objectContaining({
+        packageName: PACKAGE,
+        catalogueVersionCode: null,
+        reason: `${PACKAGE} must be at version 4 or later; the device does not report it; the app catalogue's versions 4 or later are not sent to required apps (withdrawn by a rollback of their release: 4; waiting for their release to complete: 5)`,
+      }),
+    ]);
+  });
+
   it("a release completing queues the devices whose requirement its version newly satisfies", async () => {
     await upload(t.app, V1);
     await enrollGroup(1, "g");
