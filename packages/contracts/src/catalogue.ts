@@ -47,7 +47,7 @@ export type ReleaseTarget = z.infer<typeof ReleaseTarget>;
 export const AppReleaseStatus = z
   .enum(["active", "paused", "completed", "rolled_back"])
   .describe(
-    "active: rolling out; paused: not advancing until resumed; completed: at 100% and sent to every device of its target in service (devices joining the target later are sent it too); rolled_back: its devices were sent the previous version.",
+    "active: rolling out; paused: not advancing until resumed; completed: at 100% and sent to every device of its target in service (devices joining the target later are sent it too); rolled_back: each device it reached was sent the version it ran before (see `AppRelease.previousVersionCode`).",
   );
 export type AppReleaseStatus = z.infer<typeof AppReleaseStatus>;
 
@@ -64,7 +64,7 @@ export const CreateReleaseRequest = z.strictObject({
     .boolean()
     .default(false)
     .describe(
-      "Step to the next percentage (5 → 25 → 100) by itself once every device sent to has finished and the failure rate is at most `maxFailurePercent`.",
+      "Step to the next percentage (5 → 25 → 100) by itself once every device sent to has finished and the failure rate is at most `maxFailurePercent`, or when every device of its share already runs a newer version (sent to none). Not while its target has no device in service: devices joining an active release's target are sent it when they fall in its share.",
     ),
   maxFailurePercent: z.int().min(0).max(100).default(5),
 });
@@ -94,7 +94,14 @@ export const AppRelease = z.object({
   previousVersionCode: z
     .int()
     .nullable()
-    .describe("What a rollback sends: the highest catalogue version below this one now (null: none); once rolled back, the version it sent."),
+    .describe(
+      "A rollback sends each device the version it ran before the release (see the devices' `fromVersionCode`): this is the one most of them go back to (ties: the higher), now; once rolled back, the one it sent most. Null when a rollback sends (sent) no device anything.",
+    ),
+  rollbackDevices: z
+    .int()
+    .describe(
+      "Devices in service a rollback sends the version they ran before, now; once rolled back, the devices it sent one (and that are still in service).",
+    ),
   target: ReleaseTarget,
   percent: z.int(),
   status: AppReleaseStatus,
@@ -155,11 +162,21 @@ export type ReleaseDeviceStatus = z.infer<typeof ReleaseDeviceStatus>;
 
 export const ReleaseDevice = z.object({
   deviceId: Uuid,
-  versionCode: z.int().describe("The version this device must end up with (the previous one after a rollback)."),
+  versionCode: z.int().describe("The version this device must end up with (after a rollback, the one it ran before, when the rollback sent it that)."),
+  fromVersionCode: z
+    .int()
+    .nullable()
+    .describe(
+      "The version of the app the device ran when the release was sent: its last app list, or a release install that succeeded since that list. Null: it had none, or had never reported its apps. A rollback sends it back this version, and nothing else.",
+    ),
   status: ReleaseDeviceStatus.describe(
     "`installed`: the device's heartbeat reports this version, or the install command succeeded and no heartbeat reported its apps since; `replaced`: the command succeeded but a heartbeat since reports another version, or none (a downgrade, an uninstall, another release); `failed`: the command failed or expired (see `reason`); else `pending`.",
   ),
   reason: z.string().nullable(),
+  rollbackSkipped: z
+    .string()
+    .nullable()
+    .describe("Why the rollback sent this device nothing (null: it was sent `fromVersionCode`, or the release was not rolled back)."),
   requestId: Uuid.nullable(),
 });
 export type ReleaseDevice = z.infer<typeof ReleaseDevice>;

@@ -349,7 +349,9 @@ export const MissingApp = z.object({
   catalogueVersionCode: z
     .int()
     .nullable()
-    .describe("The newest catalogue version that satisfies the requirement, which the server sends; null when the catalogue has none."),
+    .describe(
+      "The catalogue version required apps install that satisfies the requirement, which the server sends; null when there is none (none uploaded, or only versions whose release was rolled back or is still in progress: `reason` names them).",
+    ),
   install: RequiredAppInstallState.nullable().describe("The server's installs of it; null before any was sent."),
   reason: z.string(),
 });

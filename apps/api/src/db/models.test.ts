@@ -274,6 +274,8 @@ it("round-trips every model through the migrated database", async () => {
     versionCode: appVersion.versionCode,
     requestId: command.requestId,
     sentAt: at,
+    fromVersionCode: olderVersion.versionCode,
+    rollbackSkipped: "its install of version 2 failed (INSTALL_FAILED_INSUFFICIENT_STORAGE): it runs what it ran before",
   };
   expect(await db.appReleaseDevice.create({ data: releaseDevice })).toEqual(releaseDevice);
   // Cascades: deleting an app removes its versions, releases and their devices.

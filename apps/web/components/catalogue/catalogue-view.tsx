@@ -197,9 +197,12 @@ function ReleaseButton({ release, action, label, disabledBy }: { release: AppRel
       </AlertDialogTrigger>
       <AlertDialogContent>
         <AlertDialogHeader>
-          <AlertDialogTitle>Roll back to version {release.previousVersionCode}?</AlertDialogTitle>
+          <AlertDialogTitle>Roll back version {release.versionCode}?</AlertDialogTitle>
           <AlertDialogDescription>
-            Every device this release reached ({release.progress.sent}) gets version {release.previousVersionCode} again.
+            {release.rollbackDevices > 0
+              ? `${release.rollbackDevices} of the ${release.progress.sent} devices this release reached go back to the version each ran before it (most to version ${release.previousVersionCode}).`
+              : `None of the ${release.progress.sent} devices this release reached has an earlier version to go back to.`}{" "}
+            Devices whose install failed, or that had no earlier version, stay as they are; installs not yet delivered are cancelled.
           </AlertDialogDescription>
         </AlertDialogHeader>
         <AlertDialogFooter>
@@ -257,9 +260,7 @@ function ReleaseActions({ release, releasesOff }: { release: AppRelease; release
       {release.status === "active" && release.percent < 100 ? <ReleaseButton release={release} action="advance" label="Advance" disabledBy={sending} /> : null}
       {release.status === "active" ? <ReleaseButton release={release} action="pause" label="Pause" /> : null}
       {release.status === "paused" ? <ReleaseButton release={release} action="resume" label="Resume" /> : null}
-      {release.status !== "rolled_back" && release.previousVersionCode !== null ? (
-        <ReleaseButton release={release} action="rollback" label="Roll back" disabledBy={sending} />
-      ) : null}
+      {release.status !== "rolled_back" ? <ReleaseButton release={release} action="rollback" label="Roll back" disabledBy={sending} /> : null}
     </>
   );
 }

@@ -67,6 +67,12 @@ async function enroll(count: number, group: string): Promise<string[]> {
   return ids;
 }
 
+/** Records the app list the devices last reported: the fixture app at `versionCode`. */
+const running = (ids: string[], versionCode: number) =>
+  database.db.device.updateMany({
+    where: { id: { in: ids } },
+    data: { appStatus: [{ packageName: PACKAGE, versionCode, running: false }], appsReportedAt: t.clock.now() },
+  });
 const release = (body: Record<string, unknown>) => adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, body);
 const deleteVersion = (versionCode: number | string) => adminRequest(t.app, "DELETE", `/admin/apps/${PACKAGE}/versions/${versionCode}`);
 const deleteApp = (packageName = PACKAGE) => adminRequest(t.app, "DELETE", `/admin/apps/${packageName}`);
@@ -142,7 +148,7 @@ describe("DELETE /admin/apps/{packageName}/versions/{versionCode}", () => {
   it("refuses (409) a version an active or paused release rolls out or would roll back to, and allows it once the release is rolled back", async () => {
     expect((await upload(V1)).status).toBe(201);
     expect((await upload(V2)).status).toBe(201);
-    await enroll(4, "g");
+    await running(await enroll(4, "g"), 1);
     const created = await release({ versionCode: 2, target: { group: "g" }, percent: 25 });
     expect(created.status).toBe(201);
 
@@ -155,7 +161,7 @@ describe("DELETE /admin/apps/{packageName}/versions/{versionCode}", () => {
     const rollbackTarget = await deleteVersion(1);
     expect(rollbackTarget.status).toBe(409);
     expect(rollbackTarget.body.error.message).toBe(
-      `Release ${created.body.id} (paused) would roll ${PACKAGE} back to version 1: roll it back or let it complete first`,
+      `Release ${created.body.id} (paused) would roll devices of ${PACKAGE} back to version 1, which they ran before it: roll it back or let it complete first`,
     );
     const wholeApp = await deleteApp();
     expect(wholeApp.status).toBe(409);
@@ -172,7 +178,7 @@ describe("DELETE /admin/apps/{packageName}/versions/{versionCode}", () => {
     expect(history.body.devices).toEqual([expect.objectContaining({ versionCode: 1 })]);
   });
 
-  it("refuses the version a completed release still sends to newcomers; once superseded it goes and the release keeps its history, and its rollback waits for a lower version to be uploaded", async () => {
+  it("refuses the version a completed release still sends to newcomers; once superseded it goes and the release keeps its history, and its rollback sends it once uploaded again", async () => {
     expect((await upload(V1)).status).toBe(201);
     const devices = await enroll(2, "g");
     const first = await release({ versionCode: 1, target: { group: "g" }, percent: 100 });
@@ -184,6 +190,7 @@ describe("DELETE /admin/apps/{packageName}/versions/{versionCode}", () => {
     );
 
     expect((await upload(V2)).status).toBe(201);
+    await running(devices, 1);
     const second = await release({ versionCode: 2, target: { group: "g" }, percent: 100 });
     expect(second.body).toMatchObject({ status: "completed", previousVersionCode: 1 });
     expect((await deleteVersion(1)).status).toBe(204);
@@ -194,10 +201,11 @@ describe("DELETE /admin/apps/{packageName}/versions/{versionCode}", () => {
     expect(listed.body.apps[0].versions.map((version: { versionCode: number }) => version.versionCode)).toEqual([2]);
     expect(listed.body.apps[0].releases.map((row: { versionCode: number }) => row.versionCode)).toEqual([2, 1]);
 
-    const noPrevious = await adminRequest(t.app, "POST", `/admin/app-releases/${second.body.id}/rollback`);
-    expect(noPrevious.status).toBe(409);
-    expect(noPrevious.body.error.message).toBe(`The catalogue has no version of ${PACKAGE} below 2 to roll back to`);
+    // The version its devices ran is gone: a rollback would send none of them anything, and says so.
+    const rollbackView = () => adminRequest(t.app, "GET", `/admin/app-releases/${second.body.id}`);
+    expect((await rollbackView()).body).toMatchObject({ previousVersionCode: null, rollbackDevices: 0 });
     expect((await upload(V1)).status).toBe(201);
+    expect((await rollbackView()).body).toMatchObject({ previousVersionCode: 1, rollbackDevices: 2 });
     const rolledBack = await adminRequest(t.app, "POST", `/admin/app-releases/${second.body.id}/rollback`);
     expect(rolledBack.status).toBe(200);
     const sentBack = await database.db.command.findMany({ where: { type: "install_app", payload: { path: ["versionCode"], equals: 1 } } });

@@ -15,7 +15,7 @@ import { readApk } from "./apk-reader";
 import type { ApkStore } from "./apk-store";
 import type { DbOrTx } from "../../db/types";
 import { newestCatalogueVersions, queueDevicesAwaiting } from "../policies/policies.service";
-import { listReleaseViews, previousVersionOf } from "./releases.service";
+import { listReleaseViews, rollbackVersionsOf } from "./releases.service";
 
 type Actor = { name: string; ip?: string };
 
@@ -336,19 +336,19 @@ const targetName = (target: ReleaseTarget) => ("group" in target ? `group ${targ
  */
 async function refuseInUse(tx: DbOrTx, packageName: string, versions: AppVersion[], wholeApp: boolean): Promise<void> {
   const ids = versions.map((version) => version.id);
-  // One release of an app is in progress at a time; its rollback target is resolved when it rolls back.
+  // One release of an app is in progress at a time; a rollback sends each of its devices the version it ran before.
   const running = await tx.appRelease.findFirst({ where: { packageName, status: { in: ["active", "paused"] } }, orderBy: { createdAt: "asc" } });
-  const previous = running ? await previousVersionOf(tx, running) : null;
+  const previous = running ? (await rollbackVersionsOf(tx, running)).find((version) => ids.includes(version.id)) : undefined;
   if (running && running.versionId !== null && ids.includes(running.versionId)) {
     throw new HttpError(
       "conflict",
       `Release ${running.id} (${running.status}) is rolling out version ${running.versionCode} of ${packageName}: roll it back or let it complete first`,
     );
   }
-  if (running && previous && ids.includes(previous.id)) {
+  if (running && previous) {
     throw new HttpError(
       "conflict",
-      `Release ${running.id} (${running.status}) would roll ${packageName} back to version ${previous.versionCode}: roll it back or let it complete first`,
+      `Release ${running.id} (${running.status}) would roll devices of ${packageName} back to version ${previous.versionCode}, which they ran before it: roll it back or let it complete first`,
     );
   }
   if (wholeApp) return;

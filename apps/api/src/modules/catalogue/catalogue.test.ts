@@ -84,6 +84,14 @@ async function installCommands(versionCode?: number) {
   return commands.filter((command) => versionCode === undefined || (command.payload as { versionCode: number }).versionCode === versionCode);
 }
 
+/** A heartbeat whose app list reports `versionCode` of the fixture app. */
+function reportVersion(device: Device, versionCode: number) {
+  return request(t.app)
+    .post("/v1/heartbeat")
+    .set("Authorization", `Bearer ${device.deviceToken}`)
+    .send(heartbeatBody({ apps: [{ packageName: PACKAGE, versionCode, running: false }] }));
+}
+
 function report(device: Device, requestId: string, status: "succeeded" | "failed", error?: string) {
   return request(t.app)
     .post("/v1/action-result")
@@ -291,12 +299,16 @@ describe("releases", () => {
     const v2Sha = await sha256Of(V2);
     const devices = await enrollGroup(100, "kiosks");
     const byId = new Map(devices.map((device) => [device.deviceId, device]));
+    // They run v1: what a rollback takes them back to.
+    for (const device of devices) expect((await reportVersion(device, 1)).status).toBe(200);
+    t.clock.advance(1);
 
     const created = await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 2, target: { group: "kiosks" }, percent: 25 });
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({
       versionCode: 2,
       previousVersionCode: 1,
+      rollbackDevices: 25,
       percent: 25,
       status: "active",
       progress: { targeted: 100, sent: 25, pending: 25, installed: 0 },
@@ -342,17 +354,28 @@ describe("releases", () => {
     expect(detail.body.devices[0]).toEqual({
       deviceId: newcomer.deviceId,
       versionCode: 2,
+      fromVersionCode: 1,
       status: "failed",
       reason: "INSTALL_FAILED_INSUFFICIENT_STORAGE",
+      rollbackSkipped: null,
       requestId: newcomer.requestId,
     });
+    expect(detail.body).toMatchObject({ previousVersionCode: 1, rollbackDevices: 99 });
 
     const rolledBack = await adminRequest(t.app, "POST", `/admin/app-releases/${created.body.id}/rollback`);
     expect(rolledBack.status).toBe(200);
-    expect(rolledBack.body).toMatchObject({ status: "rolled_back", progress: { sent: 100, pending: 100 } });
+    // Every device it reached goes back to v1, but the one whose install failed: it still runs v1.
+    expect(rolledBack.body).toMatchObject({ status: "rolled_back", previousVersionCode: 1, rollbackDevices: 99, progress: { sent: 100, failed: 1 } });
     const back = await installCommands(1);
-    expect(back).toHaveLength(100);
-    expect(new Set(back.map((command) => command.deviceId)).size).toBe(100);
+    expect(back).toHaveLength(99);
+    expect(new Set(back.map((command) => command.deviceId)).size).toBe(99);
+    expect(back.map((command) => command.deviceId)).not.toContain(newcomer.deviceId);
+    const afterRollback = await adminRequest(t.app, "GET", `/admin/app-releases/${created.body.id}`);
+    expect(afterRollback.body.devices[0]).toMatchObject({
+      deviceId: newcomer.deviceId,
+      versionCode: 2,
+      rollbackSkipped: "its install of version 2 failed (INSTALL_FAILED_INSUFFICIENT_STORAGE): it runs what it ran before",
+    });
     expect(back[0]!.payload).toMatchObject({ sha256: await sha256Of(V1), versionCode: 1 });
     // What was still queued of v2 is cancelled: it must not land after v1.
     const stillQueued = await database.db.command.count({ where: { type: "install_app", status: "queued", payload: { path: ["versionCode"], equals: 2 } } });
@@ -433,6 +456,9 @@ describe("release lifecycle", () => {
     const first = await create({ versionCode: 1, target: { all: true }, percent: 100 });
     expect(first.status).toBe(201);
     expect(first.body).toMatchObject({ status: "completed", progress: { targeted: 2, sent: 2 } });
+    const byId = new Map(devices.map((device) => [device.deviceId, device]));
+    for (const command of await installCommands(1)) expect((await report(byId.get(command.deviceId)!, command.requestId, "succeeded")).status).toBe(200);
+    t.clock.advance(1);
 
     await upload(t.app, V2);
     const second = await create({ versionCode: 2, target: { all: true }, percent: 100 });
@@ -453,6 +479,7 @@ describe("release lifecycle", () => {
     await upload(t.app, V1);
     await upload(t.app, V2);
     const devices = await enrollGroup(4, "g");
+    for (const device of devices) expect((await reportVersion(device, 1)).status).toBe(200);
     expect((await retire(devices[3]!.deviceId)).status).toBe(200);
 
     const created = await create({ versionCode: 2, target: { group: "g" }, percent: 25 });
@@ -584,8 +611,15 @@ describe("release lifecycle", () => {
     await upload(t.app, V2);
     await upload(t.app, V4);
     const devices = await enrollGroup(3, "g1");
+    const byId = new Map(devices.map((device) => [device.deviceId, device]));
+    for (const device of devices) expect((await reportVersion(device, 1)).status).toBe(200);
+    t.clock.advance(1);
     const older = await create({ versionCode: 2, target: { group: "g1" }, percent: 100 });
+    for (const command of await installCommands(2)) expect((await report(byId.get(command.deviceId)!, command.requestId, "succeeded")).status).toBe(200);
+    t.clock.advance(1);
     const newer = await create({ versionCode: 4, target: { group: "g1" }, percent: 100 });
+    // Each device ran v2 (its install succeeded after its last app list, which said v1).
+    expect(newer.body).toMatchObject({ previousVersionCode: 2, rollbackDevices: 3 });
     expect(newer.body.status).toBe("completed");
     const refused = await adminRequest(t.app, "POST", `/admin/app-releases/${older.body.id}/rollback`);
     expect(refused.status).toBe(409);
@@ -595,6 +629,7 @@ describe("release lifecycle", () => {
 
     // Newest first: both roll back, down to v1, except on the device that runs a later version.
     expect((await adminRequest(t.app, "POST", `/admin/app-releases/${newer.body.id}/rollback`)).status).toBe(200);
+    expect((await installCommands(2)).length).toBe(6);
     const beat = await request(t.app)
       .post("/v1/heartbeat")
       .set("Authorization", `Bearer ${devices[0]!.deviceToken}`)
@@ -639,24 +674,186 @@ describe("release lifecycle", () => {
     expect((await adminRequest(t.app, "GET", `/admin/app-releases/${created.body.id}`)).body.progress).toMatchObject({ installed: 2, replaced: 0 });
   });
 
-  it("rolls back to the highest version below the release's in the catalogue when it rolls back, not when it was created", async () => {
+  it("rolls each device back to the version it ran before: never a version never released or withdrawn by another rollback, never a device whose install failed", async () => {
+    await upload(t.app, V1);
     await upload(t.app, V2);
     await upload(t.app, V4);
-    const devices = await enrollGroup(2, "g");
-    const created = await create({ versionCode: 4, target: { group: "g" }, percent: 100 });
-    expect(created.body).toMatchObject({ status: "completed", previousVersionCode: 2 });
-    // v2 goes (v4's release superseding it), v1 comes: the rollback sends v1.
-    expect((await adminRequest(t.app, "DELETE", `/admin/apps/${PACKAGE}/versions/2`)).status).toBe(204);
-    expect((await adminRequest(t.app, "GET", `/admin/app-releases/${created.body.id}`)).body.previousVersionCode).toBe(null);
+    await upload(t.app, ROTATED);
+    const devices = await enrollGroup(8, "lab");
+    const byId = new Map(devices.map((device) => [device.deviceId, device]));
+    const rollback = (id: string) => adminRequest(t.app, "POST", `/admin/app-releases/${id}/rollback`);
+    const sentSince = async (since: number) => (await installCommands()).slice(since);
+    const codesOf = (commands: Awaited<ReturnType<typeof installCommands>>) =>
+      commands.map((command) => (command.payload as { versionCode: number }).versionCode);
+    /** Devices report their install results, then an app list with the version each runs. */
+    async function finish(versionCode: number, fails: string[] = []) {
+      for (const command of await installCommands(versionCode)) {
+        if (command.status !== "queued") continue;
+        const failed = fails.includes(command.deviceId);
+        expect(
+          (
+            await report(
+              byId.get(command.deviceId)!,
+              command.requestId,
+              failed ? "failed" : "succeeded",
+              failed ? "INSTALL_FAILED_INSUFFICIENT_STORAGE" : undefined,
+            )
+          ).status,
+        ).toBe(200);
+      }
+      t.clock.advance(1);
+    }
+    async function runs(versionCode: number, which: Device[]) {
+      for (const device of which) expect((await reportVersion(device, versionCode)).status).toBe(200);
+      t.clock.advance(1);
+    }
+
+    // R1: v1 to the whole group. v2 is uploaded but never released.
+    expect((await create({ versionCode: 1, target: { group: "lab" }, percent: 100 })).body.status).toBe("completed");
+    await finish(1);
+    await runs(1, devices);
+
+    // R2: v4 to 25%. A rollback takes its devices back to v1, what they ran, not to v2.
+    const r2 = await create({ versionCode: 4, target: { group: "lab" }, percent: 25 });
+    expect(r2.body).toMatchObject({ previousVersionCode: 1, rollbackDevices: 2, progress: { sent: 2 } });
+    await finish(4);
+    let before = (await installCommands()).length;
+    expect((await rollback(r2.body.id)).body).toMatchObject({ status: "rolled_back", previousVersionCode: 1, rollbackDevices: 2 });
+    expect(codesOf(await sentSince(before))).toEqual([1, 1]);
+    await finish(1);
+    await runs(1, devices);
+
+    // R3: v4 to everyone; one device's install fails. Its rollback sends v1 to the 7 others, nothing to it.
+    const r3 = await create({ versionCode: 4, target: { group: "lab" }, percent: 100 });
+    expect(r3.body.status).toBe("completed");
+    const failing = (await installCommands(4)).find((command) => command.status === "queued")!.deviceId;
+    await finish(4, [failing]);
+    await runs(
+      4,
+      devices.filter((device) => device.deviceId !== failing),
+    );
+    before = (await installCommands()).length;
+    const r3Back = await rollback(r3.body.id);
+    expect(r3Back.body).toMatchObject({ status: "rolled_back", previousVersionCode: 1, rollbackDevices: 7 });
+    const r3Sent = await sentSince(before);
+    expect(codesOf(r3Sent)).toEqual(Array(7).fill(1));
+    expect(r3Sent.map((command) => command.deviceId)).not.toContain(failing);
+    const r3Detail = await adminRequest(t.app, "GET", `/admin/app-releases/${r3.body.id}`);
+    expect(r3Detail.body.devices[0]).toMatchObject({
+      deviceId: failing,
+      status: "failed",
+      fromVersionCode: 1,
+      rollbackSkipped: expect.stringMatching(/^its install of version 4 failed/),
+    });
+    await finish(1);
+    await runs(1, devices);
+
+    // R4: v5 at 5%, auto-advancing; its download fails and the job pauses it. Its rollback sends nothing (not v4, which R3 withdrew).
+    const r4 = await create({ versionCode: 5, target: { group: "lab" }, percent: 5, autoAdvance: true });
+    expect(r4.body.progress.sent).toBe(1);
+    await finish(
+      5,
+      devices.map((device) => device.deviceId),
+    );
+    expect(await advanceRollouts(t.deps)).toMatchObject({ paused: 1 });
+    before = (await installCommands()).length;
+    expect((await rollback(r4.body.id)).body).toMatchObject({ status: "rolled_back", previousVersionCode: null, rollbackDevices: 0 });
+    expect(await sentSince(before)).toEqual([]);
+
+    // R5: v5 to everyone; its rollback returns the whole fleet to v1.
+    expect((await create({ versionCode: 5, target: { group: "lab" }, percent: 100 })).body).toMatchObject({
+      status: "completed",
+      previousVersionCode: 1,
+      rollbackDevices: 8,
+    });
+    await finish(5);
+    await runs(5, devices);
+    before = (await installCommands()).length;
+    const r5 = (await adminRequest(t.app, "GET", "/admin/apps")).body.apps[0].releases[0];
+    expect((await rollback(r5.id)).body).toMatchObject({ previousVersionCode: 1, rollbackDevices: 8 });
+    expect(codesOf(await sentSince(before))).toEqual(Array(8).fill(1));
+
+    // A device joining the group is topped up with v1, what the fleet runs.
+    const [newcomer] = await enrollGroup(1, "lab");
+    await advanceRollouts(t.deps);
+    expect(codesOf((await installCommands()).filter((command) => command.deviceId === newcomer!.deviceId))).toEqual([1]);
+    // v2 was never released: nothing ever sent it.
+    expect(await installCommands(2)).toEqual([]);
+    // The audit says what each rollback sent.
+    const audits = await database.db.auditLog.findMany({ where: { action: "app_release.rollback" }, orderBy: { id: "asc" } });
+    expect(audits.map((entry) => (entry.details as { sent: Record<string, number> }).sent)).toEqual([{ 1: 2 }, { 1: 7 }, {}, { 1: 8 }]);
+  });
+
+  it("leaves a device that had no earlier version on the release's, sends a pending device back, and leaves one whose earlier version left the catalogue", async () => {
     await upload(t.app, V1);
-    expect((await adminRequest(t.app, "GET", `/admin/app-releases/${created.body.id}`)).body.previousVersionCode).toBe(1);
+    await upload(t.app, V2);
+    await upload(t.app, V4);
+    const devices = await enrollGroup(3, "g");
+    const [fresh, onV1, onV2] = devices as [Device, Device, Device];
+    expect((await reportVersion(onV1, 1)).status).toBe(200);
+    expect((await reportVersion(onV2, 2)).status).toBe(200);
+    t.clock.advance(1);
+    const created = await create({ versionCode: 4, target: { group: "g" }, percent: 100 });
+    expect(created.body).toMatchObject({ status: "completed", rollbackDevices: 2 });
+    // fresh installs it; the others' installs are still pending.
+    const freshCommand = (await installCommands(4)).find((command) => command.deviceId === fresh.deviceId)!;
+    expect((await report(fresh, freshCommand.requestId, "succeeded")).status).toBe(200);
+    // v2 goes from the catalogue (no release in progress holds it).
+    expect((await adminRequest(t.app, "DELETE", `/admin/apps/${PACKAGE}/versions/2`)).status).toBe(204);
+
     const rolledBack = await adminRequest(t.app, "POST", `/admin/app-releases/${created.body.id}/rollback`);
     expect(rolledBack.status).toBe(200);
-    expect(rolledBack.body).toMatchObject({ status: "rolled_back", previousVersionCode: 1 });
-    expect((await installCommands(1)).map((command) => command.deviceId).sort()).toEqual(devices.map((device) => device.deviceId).sort());
-    // Once rolled back, the release shows what it sent, whatever is uploaded later.
+    expect(rolledBack.body).toMatchObject({ previousVersionCode: 1, rollbackDevices: 1 });
+    expect((await installCommands(1)).map((command) => command.deviceId)).toEqual([onV1.deviceId]);
+    const detail = await adminRequest(t.app, "GET", `/admin/app-releases/${created.body.id}`);
+    const byDevice = new Map(detail.body.devices.map((device: { deviceId: string }) => [device.deviceId, device]));
+    expect(byDevice.get(fresh.deviceId)).toMatchObject({
+      versionCode: 4,
+      fromVersionCode: null,
+      status: "installed",
+      rollbackSkipped: "it had no earlier version of the app when the release was sent: it keeps version 4 (uninstall_app removes it)",
+    });
+    // Its app list already says v1: installed.
+    expect(byDevice.get(onV1.deviceId)).toMatchObject({ versionCode: 1, fromVersionCode: 1, status: "installed", rollbackSkipped: null });
+    expect(byDevice.get(onV2.deviceId)).toMatchObject({
+      versionCode: 4,
+      fromVersionCode: 2,
+      rollbackSkipped: "version 2, which it ran before the release, is no longer in the catalogue: it keeps version 4",
+    });
+  });
+
+  it("sends an active release to devices that join its share, and auto-advances one whose share already runs a newer version", async () => {
+    await upload(t.app, V1);
     await upload(t.app, V2);
-    expect((await adminRequest(t.app, "GET", `/admin/app-releases/${created.body.id}`)).body.previousVersionCode).toBe(1);
+    await upload(t.app, V4);
+    // Created while its group is empty: sent to nobody.
+    const created = await create({ versionCode: 2, target: { group: "lab" }, percent: 5, autoAdvance: true });
+    expect(created.body).toMatchObject({ percent: 5, progress: { targeted: 0, sent: 0 } });
+    // An empty target is no reason to widen: it waits for devices.
+    expect(await advanceRollouts(t.deps)).toEqual({ advanced: 0, paused: 0, toppedUp: 0 });
+    const devices = await enrollGroup(20, "lab");
+    const byId = new Map(devices.map((device) => [device.deviceId, device]));
+    // 20 join: the job sends it to its 5% (1 device), then advances once that one finished.
+    expect(await advanceRollouts(t.deps)).toEqual({ advanced: 0, paused: 0, toppedUp: 1 });
+    const view = () => adminRequest(t.app, "GET", `/admin/app-releases/${created.body.id}`);
+    expect((await view()).body).toMatchObject({ percent: 5, progress: { targeted: 20, sent: 1, pending: 1 } });
+    for (const command of await installCommands(2)) await report(byId.get(command.deviceId)!, command.requestId, "succeeded");
+    expect(await advanceRollouts(t.deps)).toEqual({ advanced: 1, paused: 0, toppedUp: 0 });
+    expect((await view()).body).toMatchObject({ percent: 25, progress: { sent: 5 } });
+    expect((await adminRequest(t.app, "POST", `/admin/app-releases/${created.body.id}/rollback`)).status).toBe(200);
+
+    // Every device of the share already runs v4: nothing to send, nothing to wait for.
+    const others = await enrollGroup(4, "tills");
+    for (const device of others) expect((await reportVersion(device, 4)).status).toBe(200);
+    const ahead = await create({ versionCode: 2, target: { group: "tills" }, percent: 5, autoAdvance: true });
+    expect(ahead.body).toMatchObject({ percent: 5, progress: { targeted: 4, sent: 0 } });
+    expect(await advanceRollouts(t.deps)).toEqual({ advanced: 1, paused: 0, toppedUp: 0 });
+    expect(await advanceRollouts(t.deps)).toEqual({ advanced: 1, paused: 0, toppedUp: 0 });
+    expect((await adminRequest(t.app, "GET", `/admin/app-releases/${ahead.body.id}`)).body).toMatchObject({
+      status: "completed",
+      percent: 100,
+      progress: { sent: 0 },
+    });
   });
 
   it("keeps advancing the other releases when one of them fails", async () => {
@@ -760,6 +957,32 @@ describe("required apps and releases", () => {
     await t.dispatchPolicies();
     const lastInstalls = (await installCommands()).filter((command) => command.deviceId === last!.deviceId);
     expect(lastInstalls.map((command) => (command.payload as { versionCode: number }).versionCode)).toEqual([2]);
+  });
+
+  it("says when the versions that would satisfy a required app exist but were withdrawn by a rollback, or are still rolling out", async () => {
+    await upload(t.app, V1);
+    await upload(t.app, V4);
+    await upload(t.app, ROTATED);
+    await enrollGroup(2, "lab");
+    const rolledBack = await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 4, target: { group: "lab" }, percent: 100 });
+    expect((await adminRequest(t.app, "POST", `/admin/app-releases/${rolledBack.body.id}/rollback`)).status).toBe(200);
+    const rolling = await adminRequest(t.app, "POST", `/admin/apps/${PACKAGE}/releases`, { versionCode: 5, target: { group: "lab" }, percent: 50 });
+    expect(rolling.status).toBe(201);
+
+    const [device] = await enrollGroup(1, "needs-4");
+    const policy = await adminRequest(t.app, "POST", "/admin/device-policies", {
+      name: "Needs 4",
+      settings: { requiredApps: [{ packageName: PACKAGE, minVersionCode: 4 }] },
+    });
+    expect((await adminRequest(t.app, "POST", `/admin/device-policies/${policy.body.id}/assignments`, { group: "needs-4" })).status).toBe(201);
+    const state = await adminRequest(t.app, "GET", `/admin/devices/${device!.deviceId}/policy`);
+    expect(state.body.compliance.missingApps).toEqual([
+      expect.objectContaining({
+        packageName: PACKAGE,
+        catalogueVersionCode: null,
+        reason: `${PACKAGE} must be at version 4 or later; the device does not report it; the app catalogue's versions 4 or later are not sent to required apps (withdrawn by a rollback of their release: 4; waiting for their release to complete: 5)`,
+      }),
+    ]);
   });
 
   it("a release completing queues the devices whose requirement its version newly satisfies", async () => {

@@ -122,17 +122,38 @@ export async function sendInstallCommands(
   return [...new Set(sent.map((command) => command.batchId))];
 }
 
-/** Queues `version` for `deviceIds` in the caller's transaction and records each device's command in the release. */
+/**
+ * The version of the app that device `d` runs as far as the server knows: a release install
+ * of it that succeeded after the device last reported its apps, else the highest version its
+ * last app list reports (null: it reported none, or never reported its apps).
+ */
+function runningVersionSql(packageName: string): Prisma.Sql {
+  return Prisma.sql`COALESCE(
+    (SELECT prior."versionCode" FROM "AppReleaseDevice" prior
+      JOIN "AppRelease" pr ON pr.id = prior."releaseId" JOIN "Command" pc ON pc."requestId" = prior."requestId"
+      WHERE prior."deviceId" = d.id AND pr."packageName" = ${packageName} AND pc.status = 'succeeded'
+        AND (d."appsReportedAt" IS NULL OR pc."completedAt" > d."appsReportedAt")
+      ORDER BY pc."completedAt" DESC LIMIT 1),
+    (SELECT max((app->>'versionCode')::int) FROM jsonb_array_elements(CASE WHEN jsonb_typeof(d."appStatus") = 'array' THEN d."appStatus" ELSE '[]'::jsonb END) app
+      WHERE app->>'packageName' = ${packageName} AND jsonb_typeof(app->'versionCode') = 'number' AND app->>'versionCode' ~ '^[0-9]{1,9}$'))`;
+}
+
+/**
+ * Queues `version` for `deviceIds` in the caller's transaction and records each device's
+ * command in the release, with the version the device ran before (kept when a rollback
+ * rewrites the row: it is what the rollback sends).
+ */
 async function sendVersion(tx: DbOrTx, deps: Deps, release: AppRelease, version: AppVersion, deviceIds: string[], actor: Actor): Promise<number> {
   if (deviceIds.length === 0) return 0;
   const now = deps.clock.now();
   const commands = await queueInstallCommands(tx, deps, version, deviceIds, actor);
   await tx.$executeRaw`
-    INSERT INTO "AppReleaseDevice" ("releaseId", "deviceId", "versionId", "versionCode", "requestId", "sentAt")
-    SELECT ${release.id}::uuid, c."deviceId", ${version.id}::uuid, ${version.versionCode}, c."requestId", ${now}
+    INSERT INTO "AppReleaseDevice" ("releaseId", "deviceId", "versionId", "versionCode", "requestId", "sentAt", "fromVersionCode")
+    SELECT ${release.id}::uuid, c."deviceId", ${version.id}::uuid, ${version.versionCode}, c."requestId", ${now}, ${runningVersionSql(release.packageName)}
     FROM unnest(${commands.map((command) => command.deviceId)}::uuid[], ${commands.map((command) => command.requestId)}::uuid[]) AS c("deviceId", "requestId")
+    JOIN "Device" d ON d.id = c."deviceId"
     ON CONFLICT ("releaseId", "deviceId") DO UPDATE SET "versionId" = EXCLUDED."versionId", "versionCode" = EXCLUDED."versionCode",
-      "requestId" = EXCLUDED."requestId", "sentAt" = EXCLUDED."sentAt"`;
+      "requestId" = EXCLUDED."requestId", "sentAt" = EXCLUDED."sentAt", "rollbackSkipped" = NULL`;
   return commands.length;
 }
 
@@ -320,15 +341,117 @@ async function setStatus(
 export const pauseRelease = (deps: Deps, releaseId: string, actor: Actor) => setStatus(deps, releaseId, "active", "paused", "app_release.pause", actor);
 export const resumeRelease = (deps: Deps, releaseId: string, actor: Actor) => setStatus(deps, releaseId, "paused", "active", "app_release.resume", actor);
 
-/** What a rollback of the release sends: the app's highest catalogue version below it. */
-export function previousVersionOf(db: DbOrTx, release: Pick<AppRelease, "packageName" | "versionCode">): Promise<AppVersion | null> {
-  return db.appVersion.findFirst({ where: { packageName: release.packageName, versionCode: { lt: release.versionCode } }, orderBy: { versionCode: "desc" } });
+type RollbackPlan = {
+  /** Per version to send: the devices that ran it before the release. */
+  sends: Array<{ version: AppVersion; deviceIds: string[] }>;
+  /** Devices in service the rollback sends nothing, and why. */
+  skipped: Array<{ deviceId: string; reason: string }>;
+  /** The version most devices go back to (ties: the higher), null when none does. */
+  mostCommon: AppVersion | null;
+  /** The install commands of the release that have not reached their device: cancelled. */
+  queuedRequestIds: string[];
+};
+
+/**
+ * What a rollback of the release does, device by device, for the devices in service it was
+ * sent to (and not already rolled back): a device whose install succeeded, or is still
+ * pending (queued, sent, acknowledged), is sent the version it ran before the release
+ * (fromVersionCode), when the catalogue still has it. Left as they are: a device whose
+ * install failed, expired or was cancelled (it still runs what it had), one that had no
+ * earlier version (an install cannot take an app away: it keeps the release's version), one
+ * whose earlier version left the catalogue, and one that runs a version above the
+ * release's, or that another release last sent one.
+ */
+async function planRollback(db: DbOrTx, release: Pick<AppRelease, "id" | "packageName" | "versionCode">): Promise<RollbackPlan> {
+  const rows = await db.$queryRaw<
+    Array<{
+      deviceId: string;
+      requestId: string | null;
+      inService: boolean;
+      fromVersionCode: number | null;
+      command: string | null;
+      error: string | null;
+      runsIt: boolean;
+    }>
+  >`
+    SELECT rd."deviceId"::text AS "deviceId", rd."requestId"::text AS "requestId", (d."retiredAt" IS NULL) AS "inService", rd."fromVersionCode",
+      c.status::text AS command, c."errorMessage" AS error,
+      EXISTS (
+        SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(d."appStatus") = 'array' THEN d."appStatus" ELSE '[]'::jsonb END) app
+        WHERE app->>'packageName' = ${release.packageName} AND app->>'versionCode' = ${String(release.versionCode)}) AS "runsIt"
+    FROM "AppReleaseDevice" rd JOIN "Device" d ON d.id = rd."deviceId" LEFT JOIN "Command" c ON c."requestId" = rd."requestId"
+    WHERE rd."releaseId" = ${release.id}::uuid AND rd."versionCode" = ${release.versionCode}
+    ORDER BY rd."deviceId"`;
+  const queuedRequestIds = rows.flatMap((row) => (row.command === "queued" && row.requestId ? [row.requestId] : []));
+  const inService = rows.filter((row) => row.inService);
+  const ahead = await aheadOf(
+    db,
+    release,
+    release.versionCode,
+    inService.map((row) => row.deviceId),
+  );
+  const codes = [
+    ...new Set(inService.flatMap((row) => (row.fromVersionCode !== null && row.fromVersionCode < release.versionCode ? [row.fromVersionCode] : []))),
+  ];
+  const versions = new Map(
+    (await db.appVersion.findMany({ where: { packageName: release.packageName, versionCode: { in: codes } } })).map((version) => [
+      version.versionCode,
+      version,
+    ]),
+  );
+  const byVersion = new Map<number, string[]>();
+  const skipped: RollbackPlan["skipped"] = [];
+  const v = release.versionCode;
+  for (const row of inService) {
+    const skip = (reason: string) => skipped.push({ deviceId: row.deviceId, reason });
+    if (ahead.has(row.deviceId)) {
+      skip(`it runs a version above ${v}, or another release last sent it one`);
+      continue;
+    }
+    // A queued install is cancelled, but may be on its way to the device as it is: sent back too.
+    const reached = row.runsIt || (row.command !== null && ["queued", "sent", "acknowledged", "succeeded"].includes(row.command));
+    if (!reached) {
+      skip(`its install of version ${v} failed (${row.error ?? row.command ?? "no command"}): it runs what it ran before`);
+      continue;
+    }
+    const from = row.fromVersionCode;
+    if (from === null) {
+      skip(`it had no earlier version of the app when the release was sent: it keeps version ${v} (uninstall_app removes it)`);
+      continue;
+    }
+    if (from >= v) {
+      skip(`it ran version ${from} before the release: nothing lower to go back to`);
+      continue;
+    }
+    if (!versions.has(from)) {
+      skip(`version ${from}, which it ran before the release, is no longer in the catalogue: it keeps version ${v}`);
+      continue;
+    }
+    byVersion.set(from, [...(byVersion.get(from) ?? []), row.deviceId]);
+  }
+  const sends = [...byVersion.entries()].map(([code, deviceIds]) => ({ version: versions.get(code) as AppVersion, deviceIds }));
+  const most = sends.reduce<RollbackPlan["sends"][number] | null>(
+    (best, send) =>
+      best === null ||
+      send.deviceIds.length > best.deviceIds.length ||
+      (send.deviceIds.length === best.deviceIds.length && send.version.versionCode > best.version.versionCode)
+        ? send
+        : best,
+    null,
+  );
+  return { sends, skipped, mostCommon: most?.version ?? null, queuedRequestIds };
+}
+
+/** The versions a rollback of the release would send now (to keep them from deletion). */
+export async function rollbackVersionsOf(db: DbOrTx, release: Pick<AppRelease, "id" | "packageName" | "versionCode">): Promise<AppVersion[]> {
+  return (await planRollback(db, release)).sends.map((send) => send.version);
 }
 
 /**
- * Sends the previous version to every device in service the release was sent to, and
- * cancels its install commands that have not reached their device yet: one transaction
- * with the status change, so a release is never rolled back with nothing sent.
+ * Rolls the release back: each device in service it reached is sent the version it ran
+ * before (see planRollback), its install commands that have not reached their device are
+ * cancelled, and the devices left as they are get the reason. One transaction with the
+ * status change.
  */
 export async function rollbackRelease(deps: Deps, releaseId: string, actor: Actor): Promise<AppReleaseView> {
   const release = await findRelease(deps, releaseId);
@@ -355,31 +478,20 @@ export async function rollbackRelease(deps: Deps, releaseId: string, actor: Acto
           `Release ${newer.id} (${newer.status}) of version ${newer.versionCode}, newer than this one, reached devices of this release: roll back the newer release first`,
         );
       }
-      // What the catalogue holds now, under the lock a version's deletion takes too: a version
-      // uploaded or deleted since the release was created counts.
-      const previousVersion = await previousVersionOf(tx, release);
-      if (!previousVersion)
-        throw new HttpError("conflict", `The catalogue has no version of ${release.packageName} below ${release.versionCode} to roll back to`);
+      // Under the lock a version's deletion takes too: the versions it sends are still there.
+      const plan = await planRollback(tx, release);
       const { count } = await tx.appRelease.updateMany({
         where: { id: releaseId, status: { in: ["active", "paused", "completed"] } },
-        data: { status: "rolled_back", previousVersionId: previousVersion.id, previousVersionCode: previousVersion.versionCode, updatedAt: now },
+        data: {
+          status: "rolled_back",
+          previousVersionId: plan.mostCommon?.id ?? null,
+          previousVersionCode: plan.mostCommon?.versionCode ?? null,
+          updatedAt: now,
+        },
       });
       if (count === 0) throw new HttpError("conflict", `The release is already ${release.status}`);
-      const rows = await tx.$queryRaw<Array<{ deviceId: string; requestId: string | null; inService: boolean }>>`
-        SELECT rd."deviceId"::text AS "deviceId", rd."requestId"::text AS "requestId", (d."retiredAt" IS NULL) AS "inService"
-        FROM "AppReleaseDevice" rd JOIN "Device" d ON d.id = rd."deviceId"
-        WHERE rd."releaseId" = ${releaseId}::uuid AND rd."versionCode" = ${release.versionCode}`;
-      // A device that reports a version above this release's, or that another release last sent
-      // one, runs something newer than this release sent: not this rollback's to take lower
-      // (its queued command is cancelled all the same).
-      const ahead = await aheadOf(
-        tx,
-        { id: releaseId, packageName: release.packageName },
-        release.versionCode,
-        rows.map((row) => row.deviceId),
-      );
       const cancelled = await tx.command.updateManyAndReturn({
-        where: { requestId: { in: rows.flatMap((row) => (row.requestId ? [row.requestId] : [])) }, status: "queued" },
+        where: { requestId: { in: plan.queuedRequestIds }, status: "queued" },
         data: { status: "cancelled", completedAt: now, nextAttemptAt: null, errorMessage: reason },
         select: { requestId: true, deviceId: true, batchId: true },
       });
@@ -389,16 +501,26 @@ export async function rollbackRelease(deps: Deps, releaseId: string, actor: Acto
         cancelled.map((row) => ({ ...row, status: "cancelled" as const, detail: reason })),
         now,
       );
-      const devices = rows.filter((row) => row.inService && !ahead.has(row.deviceId)).map((row) => row.deviceId);
+      if (plan.skipped.length > 0) {
+        await tx.$executeRaw`
+          UPDATE "AppReleaseDevice" rd SET "rollbackSkipped" = s.reason
+          FROM unnest(${plan.skipped.map((row) => row.deviceId)}::uuid[], ${plan.skipped.map((row) => row.reason)}::text[]) AS s("deviceId", reason)
+          WHERE rd."releaseId" = ${releaseId}::uuid AND rd."deviceId" = s."deviceId"`;
+      }
       await recordAudit(tx, {
         actor: actor.name,
         action: "app_release.rollback",
         targetType: "app",
         targetId: release.packageName,
         ip: actor.ip,
-        details: { releaseId, toVersionCode: previousVersion.versionCode, devices: devices.length },
+        details: {
+          releaseId,
+          sent: Object.fromEntries(plan.sends.map((send) => [String(send.version.versionCode), send.deviceIds.length])),
+          skipped: plan.skipped.length,
+        },
       });
-      const sent = await sendVersion(tx, deps, release, previousVersion, devices, actor);
+      let sent = 0;
+      for (const send of plan.sends) sent += await sendVersion(tx, deps, release, send.version, send.deviceIds, actor);
       return { sent, cancelled };
     },
     { timeout: SEND_TIMEOUT_MS },
@@ -413,7 +535,16 @@ export async function rollbackRelease(deps: Deps, releaseId: string, actor: Acto
   return getReleaseView(deps, releaseId);
 }
 
-type DeviceRow = { releaseId: string; deviceId: string; requestId: string | null; versionCode: number; status: ReleaseDevice["status"]; reason: string | null };
+type DeviceRow = {
+  releaseId: string;
+  deviceId: string;
+  requestId: string | null;
+  versionCode: number;
+  fromVersionCode: number | null;
+  rollbackSkipped: string | null;
+  status: ReleaseDevice["status"];
+  reason: string | null;
+};
 
 /**
  * A device's state in a release (rd: its row, r: the release, c: its command, d: the device),
@@ -438,7 +569,7 @@ async function deviceRowsOf({ db }: Pick<AppDeps, "db">, releaseIds: string[], l
   return db.$queryRaw<DeviceRow[]>`
     SELECT * FROM (
       SELECT rd."releaseId"::text AS "releaseId", rd."deviceId"::text AS "deviceId", rd."requestId"::text AS "requestId", rd."versionCode",
-        ${DEVICE_STATUS} AS status,
+        rd."fromVersionCode", rd."rollbackSkipped", ${DEVICE_STATUS} AS status,
         CASE WHEN c.status IN ('failed', 'expired', 'cancelled') THEN COALESCE(c."errorMessage", c.status::text) END AS reason
       FROM "AppReleaseDevice" rd
       JOIN "AppRelease" r ON r.id = rd."releaseId"
@@ -468,14 +599,27 @@ async function progressOf(deps: Pick<AppDeps, "db">, release: AppRelease): Promi
   return { targeted, sent: installed + pending + failed + replaced, installed, pending, failed, replaced };
 }
 
+/** Rolled back: the version it sent most devices and how many it sent. Otherwise what a rollback would do now. */
+async function rollbackSummary(db: DbOrTx, release: AppRelease): Promise<{ versionCode: number | null; devices: number }> {
+  if (release.status !== "rolled_back") {
+    const plan = await planRollback(db, release);
+    return { versionCode: plan.mostCommon?.versionCode ?? null, devices: plan.sends.reduce((sum, send) => sum + send.deviceIds.length, 0) };
+  }
+  const [row] = await db.$queryRaw<Array<{ count: number }>>`
+    SELECT count(*)::int AS count FROM "AppReleaseDevice" rd JOIN "Device" d ON d.id = rd."deviceId" AND d."retiredAt" IS NULL
+    WHERE rd."releaseId" = ${release.id}::uuid AND rd."versionCode" <> ${release.versionCode} AND rd."versionCode" = rd."fromVersionCode"`;
+  return { versionCode: release.previousVersionCode, devices: row?.count ?? 0 };
+}
+
 async function toReleaseView(deps: Pick<AppDeps, "db">, release: ReleaseWithVersions): Promise<AppReleaseView> {
+  const rollback = await rollbackSummary(deps.db, release);
   return {
     id: release.id,
     packageName: release.packageName,
     versionCode: release.versionCode,
     versionName: release.versionName,
-    // Rolled back: what it sent. Otherwise what a rollback would send now.
-    previousVersionCode: release.status === "rolled_back" ? release.previousVersionCode : ((await previousVersionOf(deps.db, release))?.versionCode ?? null),
+    previousVersionCode: rollback.versionCode,
+    rollbackDevices: rollback.devices,
     target: release.target as ReleaseTarget,
     percent: release.percent,
     status: release.status,
@@ -497,7 +641,15 @@ export async function getReleaseDetail(deps: Pick<AppDeps, "db">, releaseId: str
   const rows = await deviceRowsOf(deps, [releaseId], 1000);
   return {
     ...view,
-    devices: rows.map((row) => ({ deviceId: row.deviceId, versionCode: row.versionCode, status: row.status, reason: row.reason, requestId: row.requestId })),
+    devices: rows.map((row) => ({
+      deviceId: row.deviceId,
+      versionCode: row.versionCode,
+      fromVersionCode: row.fromVersionCode,
+      status: row.status,
+      reason: row.reason,
+      rollbackSkipped: row.rollbackSkipped,
+      requestId: row.requestId,
+    })),
   };
 }
 
@@ -511,28 +663,56 @@ export async function listReleaseViews(deps: Pick<AppDeps, "db">, packageNames: 
 }
 
 /**
- * The cluster's rollout job (once per period): each active auto-advancing release whose
- * devices have all finished steps up when its failure rate is within its threshold, and
- * pauses itself when it is not, for an admin to look at. Then each app's newest completed
+ * The cluster's rollout job (once per period): each active release is sent to the devices
+ * that joined its target and fall in its share. Then each active auto-advancing release whose
+ * devices have all finished steps up when its failure rate is within its threshold (or when
+ * every device of its share already runs a newer version), and pauses itself when it is
+ * not, for an admin to look at. Then each app's newest completed
  * release per target is sent to the devices that joined its target since (at most
  * TOP_UP_LIMIT per release per run). A release that fails is logged and skipped: the others still run.
  */
 export async function advanceRollouts(deps: Deps): Promise<{ advanced: number; paused: number; toppedUp: number }> {
   const actor = { name: "auto-rollout" };
+  let advanced = 0;
+  let paused = 0;
+  let toppedUp = 0;
+  // Devices that joined an active release's target and fall in its share are sent it now, not
+  // at its next advance (which, for an auto-advancing release, waits on them).
+  const active = await deps.db.appRelease.findMany({ where: { status: "active" }, select: { id: true }, orderBy: { updatedAt: "asc" }, take: TOP_UP_RELEASES });
+  for (const { id } of active) {
+    try {
+      const sent = await deps.db.$transaction(
+        async (tx) => {
+          // Locked: an advance, pause or rollback meanwhile waits, and one before it is seen.
+          const locked = await tx.$queryRaw<unknown[]>`SELECT 1 FROM "AppRelease" WHERE id = ${id}::uuid AND status = 'active' FOR UPDATE`;
+          const release = locked.length > 0 ? await tx.appRelease.findUnique({ where: { id }, include: withVersions }) : null;
+          return release ? fillShare(tx, deps, release, actor, TOP_UP_LIMIT) : 0;
+        },
+        { timeout: SEND_TIMEOUT_MS },
+      );
+      afterCommit(deps, { sent, awaiting: false });
+      if (sent > 0) toppedUp++;
+    } catch (error) {
+      deps.logger.error("release share not filled", { releaseId: id, message: error instanceof Error ? error.message : String(error) });
+    }
+  }
   const releases = await deps.db.appRelease.findMany({
     where: { status: "active", autoAdvance: true, percent: { lt: 100 } },
     include: withVersions,
     orderBy: { updatedAt: "asc" },
     take: 100,
   });
-  let advanced = 0;
-  let paused = 0;
-  let toppedUp = 0;
   for (const release of releases) {
     try {
       const progress = await progressOf(deps, release);
-      if (progress.sent === 0 || progress.pending > 0) continue;
-      if ((progress.failed * 100) / progress.sent > release.maxFailurePercent) {
+      if (progress.pending > 0) continue;
+      // Sent to nobody: with devices in its share, they all run a newer version (the fill above
+      // sent the others), so nothing is left to wait for. With none (an empty target), it waits
+      // for devices to join: advancing would skip the staging they are owed.
+      if (progress.sent === 0) {
+        const share = shareOf(release.id, await targetDeviceIds(deps.db, release.target as ReleaseTarget), release.percent);
+        if (share.length === 0) continue;
+      } else if ((progress.failed * 100) / progress.sent > release.maxFailurePercent) {
         await pauseRelease(deps, release.id, actor);
         deps.logger.warn("release paused: failure rate over its threshold", { releaseId: release.id, failed: progress.failed, sent: progress.sent });
         paused++;
@@ -557,7 +737,7 @@ export async function advanceRollouts(deps: Deps): Promise<{ advanced: number; p
     try {
       const outcome = await deps.db.$transaction(
         async (tx) => {
-          // Locked: a rollback meanwhile waits, then sends the previous version to these newcomers too.
+          // Locked: a rollback meanwhile waits, then treats these newcomers as any device the release reached.
           const locked = await tx.$queryRaw<unknown[]>`SELECT 1 FROM "AppRelease" WHERE id = ${id}::uuid AND status = 'completed' FOR UPDATE`;
           const release = locked.length > 0 ? await tx.appRelease.findUnique({ where: { id }, include: withVersions }) : null;
           if (!release) return { sent: 0, awaiting: false };

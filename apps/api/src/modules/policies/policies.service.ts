@@ -537,6 +537,39 @@ export async function newestCatalogueVersions(db: DbOrTx, apps: Array<Pick<Requi
   return new Map(rows.flatMap((row) => (row.versionCode === null ? [] : [[row.packageName, row.versionCode] as const])));
 }
 
+/** Catalogue versions newestCatalogueVersions never chooses, by package: their latest release was rolled back, or is in progress. */
+export type WithheldVersions = Map<string, Array<{ versionCode: number; status: "rolled_back" | "active" | "paused" }>>;
+
+export async function withheldCatalogueVersions(db: DbOrTx, packages: string[]): Promise<WithheldVersions> {
+  const withheld: WithheldVersions = new Map();
+  if (packages.length === 0) return withheld;
+  const rows = await db.$queryRaw<Array<{ packageName: string; versionCode: number; status: "rolled_back" | "active" | "paused" }>>`
+    SELECT v."packageName", v."versionCode", latest.status::text AS status FROM "AppVersion" v
+    JOIN LATERAL (SELECT status FROM "AppRelease" r WHERE r."versionId" = v.id ORDER BY r."createdAt" DESC LIMIT 1) latest ON true
+    WHERE v."packageName" = ANY(${packages}) AND latest.status <> 'completed'
+    ORDER BY v."versionCode"`;
+  for (const row of rows) withheld.set(row.packageName, [...(withheld.get(row.packageName) ?? []), { versionCode: row.versionCode, status: row.status }]);
+  return withheld;
+}
+
+/** Why the catalogue sends nothing for a minimum version: none uploaded, or those uploaded are withheld by their releases. */
+function noVersionReason(minVersionCode: number, withheld: Array<{ versionCode: number; status: string }> | undefined): string {
+  const satisfying = (withheld ?? []).filter((version) => version.versionCode >= minVersionCode);
+  const list = (status: string[]) =>
+    satisfying
+      .filter((version) => status.includes(version.status))
+      .map((version) => version.versionCode)
+      .join(", ");
+  const rolledBack = list(["rolled_back"]);
+  const inProgress = list(["active", "paused"]);
+  if (!rolledBack && !inProgress) return `the app catalogue has no version ${minVersionCode} or later to send`;
+  const parts = [
+    ...(rolledBack ? [`withdrawn by a rollback of their release: ${rolledBack}`] : []),
+    ...(inProgress ? [`waiting for their release to complete: ${inProgress}`] : []),
+  ];
+  return `the app catalogue's versions ${minVersionCode} or later are not sent to required apps (${parts.join("; ")})`;
+}
+
 /**
  * A new catalogue version: the devices whose effective policy requires that package at a
  * version the catalogue could not satisfy before (above `previousNewest`) but this one
@@ -622,6 +655,7 @@ export function missingAppsOf(
   device: { policyDesired: unknown; appStatus: unknown },
   newest: NewestVersions = new Map(),
   installs: Map<string, RequiredAppInstall> = new Map(),
+  withheld: WithheldVersions = new Map(),
 ): MissingApp[] {
   const required = requiredAppsOf(device.policyDesired);
   if (required.length === 0) return [];
@@ -633,8 +667,7 @@ export function missingAppsOf(
     const catalogueVersionCode = available !== undefined && available >= app.minVersionCode ? available : null;
     const install = installs.get(app.packageName);
     const has = installed === null ? "the device does not report it" : `the device reports version ${installed}`;
-    const fix =
-      catalogueVersionCode === null ? `the app catalogue has no version ${app.minVersionCode} or later to send` : installFix(catalogueVersionCode, install);
+    const fix = catalogueVersionCode === null ? noVersionReason(app.minVersionCode, withheld.get(app.packageName)) : installFix(catalogueVersionCode, install);
     return [
       {
         packageName: app.packageName,
@@ -701,7 +734,15 @@ export async function deviceEffectivePolicy({ db }: Pick<AppDeps, "db">, deviceI
       appliedHash: device.policyAppliedHash,
       reportedAt: device.policyReportedAt?.toISOString() ?? null,
       failures: Array.isArray(device.policyFailures) ? (device.policyFailures as PolicyFailure[]) : [],
-      missingApps: missingAppsOf(device, newest, await requiredAppInstallsOf(db, deviceId)),
+      missingApps: missingAppsOf(
+        device,
+        newest,
+        await requiredAppInstallsOf(db, deviceId),
+        await withheldCatalogueVersions(
+          db,
+          requiredAppsOf(device.policyDesired).map((app) => app.packageName),
+        ),
+      ),
     },
     warnings: warningsOf(settings, newest),
   };
