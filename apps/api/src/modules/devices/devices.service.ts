@@ -154,16 +154,58 @@ export function forgetDeviceToken(deviceId: string): void {
   tokenHashes.delete(deviceId);
 }
 
-async function tokenHashOf(deps: Pick<AppDeps, "db" | "bus">, deviceId: string, secret: string, now: Date): Promise<string | undefined> {
-  const { db } = deps;
+type DeviceTokenRow = { id: string; tokenHash: string; retiredAt: Date | null; pendingTokenHash: string | null; rotationGraceUntil: Date | null };
+
+const DEVICE_TOKENS_SQL = `SELECT id, "tokenHash", "retiredAt", "pendingTokenHash", "rotationGraceUntil" FROM "Device" WHERE id = ANY($1::uuid[])`;
+
+// Lookup statements running at once per instance, at most (as for heartbeat statements).
+const TOKEN_LOOKUPS_IN_FLIGHT = 4;
+
+const tokenLookups = new WeakMap<object, GroupCommit<string, DeviceTokenRow | undefined>>();
+
+/**
+ * The token lookups of an app's device requests that its cache cannot answer, batched as its
+ * heartbeats are (HEARTBEAT_BATCH_*): the lookups arriving within HEARTBEAT_BATCH_WAIT_MS, up
+ * to HEARTBEAT_BATCH_MAX, are read by one statement. A device's token is cached for less
+ * than its heartbeat interval, so without this most heartbeats cost a statement of their own
+ * (bench/RESULTS.md). At most HEARTBEAT_QUEUE_MAX wait, in a queue of their own; past it,
+ * 503 with Retry-After.
+ */
+export function deviceTokenLookupsOf(deps: Pick<AppDeps, "db" | "env" | "metrics">): GroupCommit<string, DeviceTokenRow | undefined> {
+  let lookups = tokenLookups.get(deps);
+  if (!lookups) {
+    const { db, env, metrics } = deps;
+    lookups = createGroupCommit({
+      maxBatch: env.HEARTBEAT_BATCH_MAX,
+      maxWaitMs: env.HEARTBEAT_BATCH_WAIT_MS,
+      maxQueued: env.HEARTBEAT_QUEUE_MAX,
+      maxRunning: TOKEN_LOOKUPS_IN_FLIGHT,
+      run: async (deviceIds) => {
+        metrics.deviceTokenLookupBatchSize.observe(deviceIds.length);
+        const { rows } = await poolOf(db).query<DeviceTokenRow>(DEVICE_TOKENS_SQL, [deviceIds]);
+        const byId = new Map(rows.map((row) => [row.id, row]));
+        return deviceIds.map((id) => byId.get(id));
+      },
+      full: () => {
+        metrics.shed.inc({ reason: "device_token_queue" });
+        return new HttpError("service_unavailable", "This instance has too many device tokens waiting to be checked; retry later", undefined, {
+          "Retry-After": String(env.ADMISSION_RETRY_AFTER_SECONDS),
+        });
+      },
+    });
+    tokenLookups.set(deps, lookups);
+  }
+  return lookups;
+}
+
+type TokenDeps = Pick<AppDeps, "db" | "bus" | "env" | "metrics">;
+
+async function tokenHashOf(deps: TokenDeps, deviceId: string, secret: string, now: Date): Promise<string | undefined> {
   const cached = tokenHashes.get(deviceId);
   if (cached && cached.expires > Date.now()) return cached.hash;
   const generation = tokenCacheGeneration;
-  const { rows } = await poolOf(db).query<{ tokenHash: string; retiredAt: Date | null; pendingTokenHash: string | null; rotationGraceUntil: Date | null }>(
-    `SELECT "tokenHash", "retiredAt", "pendingTokenHash", "rotationGraceUntil" FROM "Device" WHERE id = $1::uuid`,
-    [deviceId],
-  );
-  const device = rows[0];
+  // A read: the lookups of one device need no order between them.
+  const device = await deviceTokenLookupsOf(deps).submit(undefined, deviceId);
   if (!device || device.retiredAt) return undefined;
   // A rotation under way: the new token is the device's acknowledgement (it can only have
   // read it from the command sealed with its key); the old one works until the grace ends.
@@ -201,13 +243,13 @@ export async function completeRotation({ db, bus }: Pick<AppDeps, "db" | "bus">,
 }
 
 /** Resolves `Authorization: Bearer <device token>` to a device id, or throws 401. */
-export async function authenticateDevice(deps: Pick<AppDeps, "db" | "clock" | "bus">, authorization: string | undefined): Promise<string> {
+export async function authenticateDevice(deps: TokenDeps & Pick<AppDeps, "clock">, authorization: string | undefined): Promise<string> {
   return (await authenticateDeviceToken(deps, authorization)).deviceId;
 }
 
 /** As authenticateDevice, with the hash of the token that matched: a socket keeps it, to close once that token is replaced. */
 export async function authenticateDeviceToken(
-  deps: Pick<AppDeps, "db" | "clock" | "bus">,
+  deps: TokenDeps & Pick<AppDeps, "clock">,
   authorization: string | undefined,
 ): Promise<{ deviceId: string; tokenHash: string }> {
   const match = /^Bearer\s+(\S+)$/i.exec(authorization ?? "");

@@ -14,7 +14,7 @@ import {
   resetTables,
   testServerEnv,
 } from "../../test";
-import { DeviceRevokedError, heartbeatCommitOf, recordHeartbeat } from "./devices.service";
+import { DeviceRevokedError, authenticateDevice, heartbeatCommitOf, recordHeartbeat } from "./devices.service";
 
 // Group commit (HEARTBEAT_BATCH_*): heartbeats arriving together are written by one
 // statement, each answered with its own outcome once that statement has committed.
@@ -195,6 +195,8 @@ describeWithPostgres("heartbeat group commit", () => {
   it("past HEARTBEAT_QUEUE_MAX waiting heartbeats answers 503 with Retry-After, and serves again once they are written", async () => {
     t = batchingApp(10, { HEARTBEAT_QUEUE_MAX: "2" });
     const [a, b, c] = await enrollMany(t.app, 3);
+    // c's token verified (and cached) first: its heartbeat then reaches the queue at once, while it is full.
+    await authenticateDevice(t.deps, `Bearer ${c!.deviceToken}`);
     const waiting = [recordHeartbeat(t.deps, a!.deviceId, heartbeat()), recordHeartbeat(t.deps, b!.deviceId, heartbeat())];
     const refused = await request(t.app).post("/v1/heartbeat").auth(c!.deviceToken, bearer).send(heartbeatBody());
     expect(refused.status).toBe(503);
