@@ -1,10 +1,10 @@
-import { type HeartbeatRequest, type HeartbeatResponse, type IgnoredPolicyFailure, type PolicySettings, policySettingEntries } from "@mdm/contracts";
+import type { HeartbeatRequest, HeartbeatResponse, IgnoredPolicyFailure } from "@mdm/contracts";
 import type { AppDeps } from "../../deps";
 import { takePendingCommands } from "../commands/commands.service";
 import { enforceAppPolicies } from "../fleet/fleet-monitor";
 import { toLiveState } from "../fleet/fleet.service";
 import { pendingPolicy } from "../policies/policies.service";
-import { recordHeartbeat } from "./devices.service";
+import { type RecordedHeartbeat, recordHeartbeat } from "./devices.service";
 
 /** The transport a heartbeat came by; also its label in metrics. */
 export type HeartbeatChannel = "v1" | "websocket" | "legacy";
@@ -16,9 +16,9 @@ export type HeartbeatChannel = "v1" | "websocket" | "legacy";
  * including a relaunch this very heartbeat called for. No network call leaves the server
  * here: pushes are the delivery worker's job.
  */
-export async function handleHeartbeat(deps: AppDeps, deviceId: string, received: HeartbeatRequest, channel: HeartbeatChannel): Promise<HeartbeatResponse> {
-  const { heartbeat, ignored } = await checkPolicyFailures(deps, deviceId, received);
+export async function handleHeartbeat(deps: AppDeps, deviceId: string, heartbeat: HeartbeatRequest, channel: HeartbeatChannel): Promise<HeartbeatResponse> {
   const recorded = await recordHeartbeat(deps, deviceId, heartbeat);
+  const ignored = ignoredPolicyFailures(heartbeat, recorded);
   deps.metrics.heartbeat.inc({ source: channel });
   deps.bus.publish({ kind: "device_state", state: toLiveState(recorded.device) });
   const relaunches = heartbeat.apps && recorded.mustRun.length > 0 ? await enforceAppPolicies(deps, deviceId, recorded.mustRun, heartbeat.apps) : [];
@@ -36,33 +36,21 @@ export async function handleHeartbeat(deps: AppDeps, deviceId: string, received:
 /**
  * A policy report's failures must name settings of the device's effective policy (the
  * paths of policySettingEntries: `kiosk.statusBar`, `systemUpdate`...). Those that do not
- * are left out of what is kept and named in the answer, rather than refusing the heartbeat
- * with 400: an agent repeats its report in every heartbeat, so one bad entry would refuse
- * all of them (telemetry lost, the device seen offline, its commands held back), and over
- * the socket close it at every heartbeat (1008). The effective policy is read only for a
- * report that has failures.
+ * are left out of what is kept (by the heartbeat statement itself, against the policy on
+ * the row it updates) and named in the answer, rather than refusing the heartbeat with 400:
+ * an agent repeats its report in every heartbeat, so one bad entry would refuse all of them
+ * (telemetry lost, the device seen offline, its commands held back), and over the socket
+ * close it at every heartbeat (1008).
  */
-async function checkPolicyFailures(
-  deps: Pick<AppDeps, "db">,
-  deviceId: string,
-  heartbeat: HeartbeatRequest,
-): Promise<{ heartbeat: HeartbeatRequest; ignored: IgnoredPolicyFailure[] }> {
-  const policy = heartbeat.policy;
-  if (!policy || policy.failures.length === 0) return { heartbeat, ignored: [] };
-  const device = await deps.db.device.findUnique({ where: { id: deviceId }, select: { policyDesired: true } });
-  const settings = (device?.policyDesired ?? null) as PolicySettings | null;
-  const paths = new Set(settings ? policySettingEntries(settings).map(([path]) => path) : []);
-  const ignored: IgnoredPolicyFailure[] = [];
-  const failures = policy.failures.filter((failure, index) => {
-    if (paths.has(failure.setting)) return true;
-    ignored.push({
+function ignoredPolicyFailures(heartbeat: HeartbeatRequest, recorded: RecordedHeartbeat): IgnoredPolicyFailure[] {
+  const failures = heartbeat.policy?.failures ?? [];
+  return recorded.ignoredFailures.map((index) => {
+    const setting = failures[index]?.setting;
+    return {
       path: `policy.failures.${index}.setting`,
-      message: settings
-        ? `${failure.setting} is not a setting of the device's effective policy`
-        : `The device has no effective policy: ${failure.setting} is not one of its settings`,
-    });
-    return false;
+      message: recorded.hasPolicy
+        ? `${setting} is not a setting of the device's effective policy`
+        : `The device has no effective policy: ${setting} is not one of its settings`,
+    };
   });
-  if (ignored.length === 0) return { heartbeat, ignored };
-  return { heartbeat: { ...heartbeat, policy: { ...policy, failures } }, ignored };
 }
