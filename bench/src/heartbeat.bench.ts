@@ -184,7 +184,7 @@ async function adminFetch(apiUrl: string, method: string, pathWithQuery: string,
   return fetch(`${apiUrl}${pathWithQuery}`, { method, headers: { ...headers, ...(text ? { "Content-Type": "application/json" } : {}) }, body: text });
 }
 
-type ApiCounters = { statements: number; heartbeats: number; shed: Record<string, number> };
+type ApiCounters = { statements: number; heartbeats: number; lookupStatements: number; lookups: number; shed: Record<string, number> };
 
 /**
  * The API's own counters (GET /api/metrics, answered to a direct call from this host):
@@ -194,19 +194,33 @@ async function apiCounters(apiUrl: string): Promise<ApiCounters> {
   const text = await (await fetch(`${apiUrl}/api/metrics`)).text();
   const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? 0);
   const shed = Object.fromEntries([...text.matchAll(/^mdm_requests_shed_total\{reason="([^"]+)"\} (\S+)$/gm)].map((match) => [match[1]!, Number(match[2])]));
-  return { statements: value(/^mdm_heartbeat_batch_size_count (\S+)$/m), heartbeats: value(/^mdm_heartbeat_batch_size_sum (\S+)$/m), shed };
+  return {
+    statements: value(/^mdm_heartbeat_batch_size_count (\S+)$/m),
+    heartbeats: value(/^mdm_heartbeat_batch_size_sum (\S+)$/m),
+    lookupStatements: value(/^mdm_device_token_lookup_batch_size_count (\S+)$/m),
+    lookups: value(/^mdm_device_token_lookup_batch_size_sum (\S+)$/m),
+    shed,
+  };
 }
 
-/** What the API counted between two readings: heartbeats per statement, and refusals by reason. */
+/** What the API counted between two readings: heartbeats per statement, device tokens looked up (not cached) per statement, and refusals by reason. */
 function countedBetween(before: ApiCounters, after: ApiCounters) {
   const statements = after.statements - before.statements;
   const heartbeats = after.heartbeats - before.heartbeats;
+  const lookupStatements = after.lookupStatements - before.lookupStatements;
+  const lookups = after.lookups - before.lookups;
   const shed = Object.fromEntries(
     Object.entries(after.shed)
       .map(([reason, count]) => [reason, count - (before.shed[reason] ?? 0)] as const)
       .filter(([, count]) => count > 0),
   );
-  return { statements, heartbeats, perStatement: round(heartbeats / Math.max(1, statements), 1), shed };
+  return {
+    statements,
+    heartbeats,
+    perStatement: round(heartbeats / Math.max(1, statements), 1),
+    tokenLookups: { statements: lookupStatements, tokens: lookups, perStatement: round(lookups / Math.max(1, lookupStatements), 1) },
+    shed,
+  };
 }
 
 async function telemetryRows(db: Client): Promise<number> {
@@ -479,6 +493,12 @@ function printTable(r: Report) {
     [
       "Heartbeats per statement (API): max / fixed HTTP / WebSocket / long run",
       [r.apiCounted.maxThroughput, r.apiCounted.fixedRate, r.apiCounted.websocket, r.apiCounted.longRun].map((phase) => phase.perStatement).join(" / "),
+    ],
+    [
+      "Device tokens looked up / per statement (API): max / fixed HTTP / WebSocket / long run",
+      [r.apiCounted.maxThroughput, r.apiCounted.fixedRate, r.apiCounted.websocket, r.apiCounted.longRun]
+        .map((phase) => `${phase.tokenLookups.tokens} / ${phase.tokenLookups.perStatement}`)
+        .join(", "),
     ],
     ["Refused by the API (reason: count)", refusals(r.apiCounted)],
     ["HOT ratio (Device)", String(r.hot.ratio)],
