@@ -166,6 +166,24 @@ async function startFloor(databaseUrl: string): Promise<Server> {
   return { url, pid: child.pid!, stop: stopper(child) };
 }
 
+/**
+ * CPU time a process has used, user + system, all threads (ms; /proc counts in USER_HZ
+ * ticks, 100 a second on Linux). Unlike a rate, the CPU a server spends per heartbeat hardly
+ * moves with what else runs on the machine.
+ */
+function cpuMs(pid: number): number {
+  // The fields after the command name, which is in parentheses and may hold spaces.
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** A load run against `server`, with the CPU its process spent on it. */
+async function measuredLoad(server: Server, job: HttpLoadJob): Promise<HttpLoadResult & { cpuMsPerHeartbeat: number }> {
+  const before = cpuMs(server.pid);
+  const result = await httpLoad(job);
+  return { ...result, cpuMsPerHeartbeat: round((cpuMs(server.pid) - before) / Math.max(1, result.ok), 3) };
+}
+
 function rssBytes(pid: number): number {
   const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   return match ? Number(match[1]) * 1024 : 0;
@@ -364,13 +382,14 @@ async function main() {
     await httpLoad({ ...base, url: api.url, seconds: PLAN.warmupSeconds });
 
     log("max throughput (interleaved rounds)");
-    const rounds: { api: HttpLoadResult[]; floor: HttpLoadResult[] } = { api: [], floor: [] };
+    type Measured = Awaited<ReturnType<typeof measuredLoad>>;
+    const rounds: { api: Measured[]; floor: Measured[] } = { api: [], floor: [] };
     const countersAtMax = await apiCounters(api.url);
     for (let i = 0; i < PLAN.maxRounds; i++) {
-      rounds.floor.push(await httpLoad({ ...base, url: floor.url, seconds: PLAN.maxSeconds }));
-      rounds.api.push(await httpLoad({ ...base, url: api.url, seconds: PLAN.maxSeconds }));
+      rounds.floor.push(await measuredLoad(floor, { ...base, url: floor.url, seconds: PLAN.maxSeconds }));
+      rounds.api.push(await measuredLoad(api, { ...base, url: api.url, seconds: PLAN.maxSeconds }));
     }
-    const best = (results: HttpLoadResult[]) => results.reduce((a, b) => (b.requestsPerSecond > a.requestsPerSecond ? b : a));
+    const best = <T extends HttpLoadResult>(results: T[]) => results.reduce((a, b) => (b.requestsPerSecond > a.requestsPerSecond ? b : a));
     const countersAtFixed = await apiCounters(api.url);
     const maxApi = best(rounds.api);
     const maxFloor = best(rounds.floor);
@@ -426,6 +445,9 @@ async function main() {
         api: maxApi,
         floor: maxFloor,
         ratio: round(maxApi.requestsPerSecond / Math.max(1, maxFloor.requestsPerSecond), 3),
+        // The server process's CPU per heartbeat answered (PostgreSQL's not included), and API / floor.
+        cpuMsPerHeartbeat: { api: maxApi.cpuMsPerHeartbeat, floor: maxFloor.cpuMsPerHeartbeat },
+        cpuRatio: round(maxApi.cpuMsPerHeartbeat / Math.max(0.001, maxFloor.cpuMsPerHeartbeat), 2),
         allRounds: rounds,
       },
       fixedRate: { rate, seconds: PLAN.fixedSeconds, api: fixedApi, floor: fixedFloor },
@@ -467,7 +489,7 @@ async function main() {
 }
 
 type Report = {
-  maxThroughput: { api: HttpLoadResult; floor: HttpLoadResult; ratio: number };
+  maxThroughput: { api: HttpLoadResult; floor: HttpLoadResult; ratio: number; cpuMsPerHeartbeat: { api: number; floor: number }; cpuRatio: number };
   fixedRate: { rate: number; api: HttpLoadResult; floor: HttpLoadResult };
   websocket: WsHeartbeatResult;
   memory: { rssBeforeLongRunMb: number; rssAfterLongRunMb: number; longRunSeconds: number; growthPercent: number };
@@ -484,6 +506,10 @@ function printTable(r: Report) {
     [
       "Max heartbeats/s (HTTP), API / floor",
       `${r.maxThroughput.api.requestsPerSecond} / ${r.maxThroughput.floor.requestsPerSecond} (${r.maxThroughput.ratio}×), errors ${r.maxThroughput.api.errors} / ${r.maxThroughput.floor.errors}`,
+    ],
+    [
+      "CPU ms per heartbeat at max throughput (server process), API / floor",
+      `${r.maxThroughput.cpuMsPerHeartbeat.api} / ${r.maxThroughput.cpuMsPerHeartbeat.floor} (${r.maxThroughput.cpuRatio}×)`,
     ],
     [`p50 / p99 at ${r.fixedRate.rate}/s, API (HTTP)`, `${r.fixedRate.api.p50} / ${r.fixedRate.api.p99} ms, errors ${r.fixedRate.api.errors}`],
     [`p50 / p99 at ${r.fixedRate.rate}/s, floor`, `${r.fixedRate.floor.p50} / ${r.fixedRate.floor.p99} ms`],
