@@ -166,6 +166,24 @@ async function startFloor(databaseUrl: string): Promise<Server> {
   return { url, pid: child.pid!, stop: stopper(child) };
 }
 
+/**
+ * CPU time a process has used, user + system, all threads (ms; /proc counts in USER_HZ
+ * ticks, 100 a second on Linux). Unlike a rate, the CPU a server spends per heartbeat hardly
+ * moves with what else runs on the machine.
+ */
+function cpuMs(pid: number): number {
+  // The fields after the command name, which is in parentheses and may hold spaces.
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** A load run against `server`, with the CPU its process spent on it. */
+async function measuredLoad(server: Server, job: HttpLoadJob): Promise<HttpLoadResult & { cpuMsPerHeartbeat: number }> {
+  const before = cpuMs(server.pid);
+  const result = await httpLoad(job);
+  return { ...result, cpuMsPerHeartbeat: round((cpuMs(server.pid) - before) / Math.max(1, result.ok), 3) };
+}
+
 function rssBytes(pid: number): number {
   const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   return match ? Number(match[1]) * 1024 : 0;
@@ -184,7 +202,7 @@ async function adminFetch(apiUrl: string, method: string, pathWithQuery: string,
   return fetch(`${apiUrl}${pathWithQuery}`, { method, headers: { ...headers, ...(text ? { "Content-Type": "application/json" } : {}) }, body: text });
 }
 
-type ApiCounters = { statements: number; heartbeats: number; shed: Record<string, number> };
+type ApiCounters = { statements: number; heartbeats: number; lookupStatements: number; lookups: number; shed: Record<string, number> };
 
 /**
  * The API's own counters (GET /api/metrics, answered to a direct call from this host):
@@ -194,19 +212,33 @@ async function apiCounters(apiUrl: string): Promise<ApiCounters> {
   const text = await (await fetch(`${apiUrl}/api/metrics`)).text();
   const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? 0);
   const shed = Object.fromEntries([...text.matchAll(/^mdm_requests_shed_total\{reason="([^"]+)"\} (\S+)$/gm)].map((match) => [match[1]!, Number(match[2])]));
-  return { statements: value(/^mdm_heartbeat_batch_size_count (\S+)$/m), heartbeats: value(/^mdm_heartbeat_batch_size_sum (\S+)$/m), shed };
+  return {
+    statements: value(/^mdm_heartbeat_batch_size_count (\S+)$/m),
+    heartbeats: value(/^mdm_heartbeat_batch_size_sum (\S+)$/m),
+    lookupStatements: value(/^mdm_device_token_lookup_batch_size_count (\S+)$/m),
+    lookups: value(/^mdm_device_token_lookup_batch_size_sum (\S+)$/m),
+    shed,
+  };
 }
 
-/** What the API counted between two readings: heartbeats per statement, and refusals by reason. */
+/** What the API counted between two readings: heartbeats per statement, device tokens looked up (not cached) per statement, and refusals by reason. */
 function countedBetween(before: ApiCounters, after: ApiCounters) {
   const statements = after.statements - before.statements;
   const heartbeats = after.heartbeats - before.heartbeats;
+  const lookupStatements = after.lookupStatements - before.lookupStatements;
+  const lookups = after.lookups - before.lookups;
   const shed = Object.fromEntries(
     Object.entries(after.shed)
       .map(([reason, count]) => [reason, count - (before.shed[reason] ?? 0)] as const)
       .filter(([, count]) => count > 0),
   );
-  return { statements, heartbeats, perStatement: round(heartbeats / Math.max(1, statements), 1), shed };
+  return {
+    statements,
+    heartbeats,
+    perStatement: round(heartbeats / Math.max(1, statements), 1),
+    tokenLookups: { statements: lookupStatements, tokens: lookups, perStatement: round(lookups / Math.max(1, lookupStatements), 1) },
+    shed,
+  };
 }
 
 async function telemetryRows(db: Client): Promise<number> {
@@ -350,13 +382,14 @@ async function main() {
     await httpLoad({ ...base, url: api.url, seconds: PLAN.warmupSeconds });
 
     log("max throughput (interleaved rounds)");
-    const rounds: { api: HttpLoadResult[]; floor: HttpLoadResult[] } = { api: [], floor: [] };
+    type Measured = Awaited<ReturnType<typeof measuredLoad>>;
+    const rounds: { api: Measured[]; floor: Measured[] } = { api: [], floor: [] };
     const countersAtMax = await apiCounters(api.url);
     for (let i = 0; i < PLAN.maxRounds; i++) {
-      rounds.floor.push(await httpLoad({ ...base, url: floor.url, seconds: PLAN.maxSeconds }));
-      rounds.api.push(await httpLoad({ ...base, url: api.url, seconds: PLAN.maxSeconds }));
+      rounds.floor.push(await measuredLoad(floor, { ...base, url: floor.url, seconds: PLAN.maxSeconds }));
+      rounds.api.push(await measuredLoad(api, { ...base, url: api.url, seconds: PLAN.maxSeconds }));
     }
-    const best = (results: HttpLoadResult[]) => results.reduce((a, b) => (b.requestsPerSecond > a.requestsPerSecond ? b : a));
+    const best = <T extends HttpLoadResult>(results: T[]) => results.reduce((a, b) => (b.requestsPerSecond > a.requestsPerSecond ? b : a));
     const countersAtFixed = await apiCounters(api.url);
     const maxApi = best(rounds.api);
     const maxFloor = best(rounds.floor);
@@ -412,6 +445,9 @@ async function main() {
         api: maxApi,
         floor: maxFloor,
         ratio: round(maxApi.requestsPerSecond / Math.max(1, maxFloor.requestsPerSecond), 3),
+        // The server process's CPU per heartbeat answered (PostgreSQL's not included), and API / floor.
+        cpuMsPerHeartbeat: { api: maxApi.cpuMsPerHeartbeat, floor: maxFloor.cpuMsPerHeartbeat },
+        cpuRatio: round(maxApi.cpuMsPerHeartbeat / Math.max(0.001, maxFloor.cpuMsPerHeartbeat), 2),
         allRounds: rounds,
       },
       fixedRate: { rate, seconds: PLAN.fixedSeconds, api: fixedApi, floor: fixedFloor },
@@ -453,7 +489,7 @@ async function main() {
 }
 
 type Report = {
-  maxThroughput: { api: HttpLoadResult; floor: HttpLoadResult; ratio: number };
+  maxThroughput: { api: HttpLoadResult; floor: HttpLoadResult; ratio: number; cpuMsPerHeartbeat: { api: number; floor: number }; cpuRatio: number };
   fixedRate: { rate: number; api: HttpLoadResult; floor: HttpLoadResult };
   websocket: WsHeartbeatResult;
   memory: { rssBeforeLongRunMb: number; rssAfterLongRunMb: number; longRunSeconds: number; growthPercent: number };
@@ -471,6 +507,10 @@ function printTable(r: Report) {
       "Max heartbeats/s (HTTP), API / floor",
       `${r.maxThroughput.api.requestsPerSecond} / ${r.maxThroughput.floor.requestsPerSecond} (${r.maxThroughput.ratio}×), errors ${r.maxThroughput.api.errors} / ${r.maxThroughput.floor.errors}`,
     ],
+    [
+      "CPU ms per heartbeat at max throughput (server process), API / floor",
+      `${r.maxThroughput.cpuMsPerHeartbeat.api} / ${r.maxThroughput.cpuMsPerHeartbeat.floor} (${r.maxThroughput.cpuRatio}×)`,
+    ],
     [`p50 / p99 at ${r.fixedRate.rate}/s, API (HTTP)`, `${r.fixedRate.api.p50} / ${r.fixedRate.api.p99} ms, errors ${r.fixedRate.api.errors}`],
     [`p50 / p99 at ${r.fixedRate.rate}/s, floor`, `${r.fixedRate.floor.p50} / ${r.fixedRate.floor.p99} ms`],
     [`p50 / p99 at ${r.fixedRate.rate}/s, API (WebSocket)`, `${r.websocket.p50} / ${r.websocket.p99} ms, errors ${r.websocket.errors}`],
@@ -479,6 +519,12 @@ function printTable(r: Report) {
     [
       "Heartbeats per statement (API): max / fixed HTTP / WebSocket / long run",
       [r.apiCounted.maxThroughput, r.apiCounted.fixedRate, r.apiCounted.websocket, r.apiCounted.longRun].map((phase) => phase.perStatement).join(" / "),
+    ],
+    [
+      "Device tokens looked up / per statement (API): max / fixed HTTP / WebSocket / long run",
+      [r.apiCounted.maxThroughput, r.apiCounted.fixedRate, r.apiCounted.websocket, r.apiCounted.longRun]
+        .map((phase) => `${phase.tokenLookups.tokens} / ${phase.tokenLookups.perStatement}`)
+        .join(", "),
     ],
     ["Refused by the API (reason: count)", refusals(r.apiCounted)],
     ["HOT ratio (Device)", String(r.hot.ratio)],

@@ -16,7 +16,7 @@ import { createMetrics } from "./lib/metrics";
 import { createMailer } from "./mail/mailer";
 import { startMailWorker } from "./mail/outbox";
 import { startWebhookWorker } from "./modules/webhooks/webhook-delivery";
-import { heartbeatCommitOf } from "./modules/devices/devices.service";
+import { deviceTokenLookupsOf, heartbeatCommitOf } from "./modules/devices/devices.service";
 import { handleAllPasswordResetRequests } from "./modules/auth/password-reset.service";
 import { dashboardAuthenticator } from "./modules/auth/session";
 import { issueSetupToken } from "./modules/auth/setup-token";
@@ -122,8 +122,8 @@ export async function startServer(env: Env, overrides: ServerOverrides = {}): Pr
       await drained;
       clearTimeout(cutOff);
       clearInterval(idleSweep);
-      // Heartbeats still waiting for their batch are written before the pool closes.
-      await heartbeatCommitOf(deps).drain();
+      // Heartbeats still waiting for their batch are written (and token lookups read) before the pool closes.
+      await Promise.all([heartbeatCommitOf(deps).drain(), deviceTokenLookupsOf(deps).drain()]);
       await deps.bus.close();
       deps.redis?.disconnect();
       await deps.db.$disconnect();

@@ -130,7 +130,7 @@ export const apiRoutes = {
     auth: "device",
     summary: "Report live state; receive pending commands",
     description:
-      "Answered once the heartbeat is recorded. The heartbeats arriving at an instance within `HEARTBEAT_BATCH_WAIT_MS` of each other are written together (group commit); past `HEARTBEAT_QUEUE_MAX` heartbeats waiting to be written, 503 `service_unavailable` with `Retry-After`. Each `policy.failures[].setting` must be a path of the device's effective policy (`kiosk.statusBar`, `systemUpdate`...). An entry naming anything else is not kept, and the answer's `ignoredPolicyFailures` names it (`policy.failures.1.setting`): the heartbeat is recorded all the same, since refusing it would lose its telemetry, and every later one repeating the report. The WebSocket `heartbeat_ok` frame carries the same field.",
+      "Answered once the heartbeat is recorded. The heartbeats arriving at an instance within `HEARTBEAT_BATCH_WAIT_MS` of each other are written together (group commit); past `HEARTBEAT_QUEUE_MAX` heartbeats waiting to be written (or device tokens waiting to be checked, which are read together the same way), 503 `service_unavailable` with `Retry-After`. Each `policy.failures[].setting` must be a path of the device's effective policy (`kiosk.statusBar`, `systemUpdate`...). An entry naming anything else is not kept, and the answer's `ignoredPolicyFailures` names it (`policy.failures.1.setting`): the heartbeat is recorded all the same, since refusing it would lose its telemetry, and every later one repeating the report. The WebSocket `heartbeat_ok` frame carries the same field.",
     body: HeartbeatRequest,
     responses: { 200: { description: "Recorded.", schema: HeartbeatResponse } },
     errors: ["service_unavailable"],
@@ -143,10 +143,11 @@ export const apiRoutes = {
     summary: "Report a command's outcome",
     description:
       "Idempotent: repeating a recorded result answers 200 with `changed: false`. A command of another device, or an unknown one, is 404; a result contradicting a final one, or arriving after the command expired or was cancelled, is 409. " +
-      "A `succeeded` result of `wipe`, `factory_reset`, `lost_mode`, `locate` or `rotate_token` must match its schema (`CommandResults` in the contracts; 400 otherwise); a succeeded `wipe` or `factory_reset` retires the device.",
+      "A `succeeded` result of `wipe`, `factory_reset`, `lost_mode`, `locate` or `rotate_token` must match its schema (`CommandResults` in the contracts; 400 otherwise); a succeeded `wipe` or `factory_reset` retires the device. " +
+      "Past `HEARTBEAT_QUEUE_MAX` device tokens waiting to be checked by the instance, 503 `service_unavailable` with `Retry-After`.",
     body: ActionResultRequest,
     responses: { 200: { description: "Recorded (or already recorded).", schema: ActionResultResponse } },
-    errors: ["not_found", "conflict"],
+    errors: ["not_found", "conflict", "service_unavailable"],
   },
   legacyHeartbeat: {
     method: "post",

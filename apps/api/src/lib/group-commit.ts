@@ -7,9 +7,10 @@ export type GroupCommit<T, R> = {
   /**
    * Queues `item` for the next batch and resolves with its outcome. Items of one `key` are
    * written in the order submitted, never two in one batch (the next waits for the one
-   * before). Throws `options.full()` at once when `maxQueued` items are already waiting.
+   * before); an item without a key (a read) is ordered against none. Throws
+   * `options.full()` at once when `maxQueued` items are already waiting.
    */
-  submit: (key: string, item: T) => Promise<R>;
+  submit: (key: string | undefined, item: T) => Promise<R>;
   /** Writes every queued item now, without waiting out `maxWaitMs`, and resolves once all are answered (shutdown). */
   drain: () => Promise<void>;
   /** Items submitted and not answered yet. */
@@ -114,6 +115,11 @@ export function createGroupCommit<T, R>(options: GroupCommitOptions<T, R>): Grou
       if (!batching) return runOne(item);
       if (queued >= maxQueued) return Promise.reject(options.full());
       queued++;
+      if (key === undefined) {
+        const outcome = enqueue(item);
+        void outcome.then(settled, settled);
+        return outcome;
+      }
       const before = tails.get(key);
       const outcome = before ? before.then(() => enqueue(item)) : enqueue(item);
       const tail = outcome.then(

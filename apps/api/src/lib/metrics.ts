@@ -16,7 +16,7 @@ export function createMetrics() {
     }),
     shed: new client.Counter({
       name: "mdm_requests_shed_total",
-      help: "Requests and heartbeat frames refused, by reason: the instance overloaded (503: in_flight, event_loop_lag; an error frame: websocket_heartbeat), too many heartbeats waiting to be written (503: heartbeat_queue), or too many requests in progress from their address (429: per_client).",
+      help: "Requests and heartbeat frames refused, by reason: the instance overloaded (503: in_flight, event_loop_lag; an error frame: websocket_heartbeat), too many heartbeats waiting to be written (503: heartbeat_queue), too many device tokens waiting to be looked up (503: device_token_queue), or too many requests in progress from their address (429: per_client).",
       labelNames: ["reason"] as const,
       registers: [registry],
     }),
@@ -35,6 +35,12 @@ export function createMetrics() {
     heartbeatBatchSize: new client.Histogram({
       name: "mdm_heartbeat_batch_size",
       help: "Heartbeats written per database statement (group commit: HEARTBEAT_BATCH_MAX, HEARTBEAT_BATCH_WAIT_MS).",
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500],
+      registers: [registry],
+    }),
+    deviceTokenLookupBatchSize: new client.Histogram({
+      name: "mdm_device_token_lookup_batch_size",
+      help: "Device tokens looked up per database statement (those this instance has not cached; batched as heartbeats are: HEARTBEAT_BATCH_MAX, HEARTBEAT_BATCH_WAIT_MS).",
       buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500],
       registers: [registry],
     }),

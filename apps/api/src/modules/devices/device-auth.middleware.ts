@@ -2,7 +2,7 @@ import type { NextFunction, Request, Response } from "express";
 import type { AppDeps } from "../../deps";
 import { authenticateDevice } from "./devices.service";
 
-export function deviceAuth(deps: Pick<AppDeps, "db" | "clock" | "bus">) {
+export function deviceAuth(deps: Pick<AppDeps, "db" | "clock" | "bus" | "env" | "metrics">) {
   return async (req: Request, res: Response, next: NextFunction) => {
     res.locals.device = { id: await authenticateDevice(deps, req.get("authorization")) };
     next();

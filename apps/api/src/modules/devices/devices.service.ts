@@ -1,5 +1,14 @@
 import { hkdfSync, randomUUID } from "node:crypto";
-import type { DeviceFacts, DeviceSort, DeviceView, HeartbeatRequest, ListDevicesQuery, ListDevicesResponse, RegisterResponse } from "@mdm/contracts";
+import {
+  type DeviceFacts,
+  type DeviceSort,
+  type DeviceView,
+  type HeartbeatRequest,
+  type ListDevicesQuery,
+  type ListDevicesResponse,
+  POLICY_SECTIONS,
+  type RegisterResponse,
+} from "@mdm/contracts";
 import type { Env } from "../../config/env";
 import type { AppDeps } from "../../deps";
 import { isDatabaseUnavailable, poolOf } from "../../db/client";
@@ -154,16 +163,58 @@ export function forgetDeviceToken(deviceId: string): void {
   tokenHashes.delete(deviceId);
 }
 
-async function tokenHashOf(deps: Pick<AppDeps, "db" | "bus">, deviceId: string, secret: string, now: Date): Promise<string | undefined> {
-  const { db } = deps;
+type DeviceTokenRow = { id: string; tokenHash: string; retiredAt: Date | null; pendingTokenHash: string | null; rotationGraceUntil: Date | null };
+
+const DEVICE_TOKENS_SQL = `SELECT id, "tokenHash", "retiredAt", "pendingTokenHash", "rotationGraceUntil" FROM "Device" WHERE id = ANY($1::uuid[])`;
+
+// Lookup statements running at once per instance, at most (as for heartbeat statements).
+const TOKEN_LOOKUPS_IN_FLIGHT = 4;
+
+const tokenLookups = new WeakMap<object, GroupCommit<string, DeviceTokenRow | undefined>>();
+
+/**
+ * The token lookups of an app's device requests that its cache cannot answer, batched as its
+ * heartbeats are (HEARTBEAT_BATCH_*): the lookups arriving within HEARTBEAT_BATCH_WAIT_MS, up
+ * to HEARTBEAT_BATCH_MAX, are read by one statement. A device's token is cached for less
+ * than its heartbeat interval, so without this most heartbeats cost a statement of their own
+ * (bench/RESULTS.md). At most HEARTBEAT_QUEUE_MAX wait, in a queue of their own; past it,
+ * 503 with Retry-After.
+ */
+export function deviceTokenLookupsOf(deps: Pick<AppDeps, "db" | "env" | "metrics">): GroupCommit<string, DeviceTokenRow | undefined> {
+  let lookups = tokenLookups.get(deps);
+  if (!lookups) {
+    const { db, env, metrics } = deps;
+    lookups = createGroupCommit({
+      maxBatch: env.HEARTBEAT_BATCH_MAX,
+      maxWaitMs: env.HEARTBEAT_BATCH_WAIT_MS,
+      maxQueued: env.HEARTBEAT_QUEUE_MAX,
+      maxRunning: TOKEN_LOOKUPS_IN_FLIGHT,
+      run: async (deviceIds) => {
+        metrics.deviceTokenLookupBatchSize.observe(deviceIds.length);
+        const { rows } = await poolOf(db).query<DeviceTokenRow>(DEVICE_TOKENS_SQL, [deviceIds]);
+        const byId = new Map(rows.map((row) => [row.id, row]));
+        return deviceIds.map((id) => byId.get(id));
+      },
+      full: () => {
+        metrics.shed.inc({ reason: "device_token_queue" });
+        return new HttpError("service_unavailable", "This instance has too many device tokens waiting to be checked; retry later", undefined, {
+          "Retry-After": String(env.ADMISSION_RETRY_AFTER_SECONDS),
+        });
+      },
+    });
+    tokenLookups.set(deps, lookups);
+  }
+  return lookups;
+}
+
+type TokenDeps = Pick<AppDeps, "db" | "bus" | "env" | "metrics">;
+
+async function tokenHashOf(deps: TokenDeps, deviceId: string, secret: string, now: Date): Promise<string | undefined> {
   const cached = tokenHashes.get(deviceId);
   if (cached && cached.expires > Date.now()) return cached.hash;
   const generation = tokenCacheGeneration;
-  const { rows } = await poolOf(db).query<{ tokenHash: string; retiredAt: Date | null; pendingTokenHash: string | null; rotationGraceUntil: Date | null }>(
-    `SELECT "tokenHash", "retiredAt", "pendingTokenHash", "rotationGraceUntil" FROM "Device" WHERE id = $1::uuid`,
-    [deviceId],
-  );
-  const device = rows[0];
+  // A read: the lookups of one device need no order between them.
+  const device = await deviceTokenLookupsOf(deps).submit(undefined, deviceId);
   if (!device || device.retiredAt) return undefined;
   // A rotation under way: the new token is the device's acknowledgement (it can only have
   // read it from the command sealed with its key); the old one works until the grace ends.
@@ -201,13 +252,13 @@ export async function completeRotation({ db, bus }: Pick<AppDeps, "db" | "bus">,
 }
 
 /** Resolves `Authorization: Bearer <device token>` to a device id, or throws 401. */
-export async function authenticateDevice(deps: Pick<AppDeps, "db" | "clock" | "bus">, authorization: string | undefined): Promise<string> {
+export async function authenticateDevice(deps: TokenDeps & Pick<AppDeps, "clock">, authorization: string | undefined): Promise<string> {
   return (await authenticateDeviceToken(deps, authorization)).deviceId;
 }
 
 /** As authenticateDevice, with the hash of the token that matched: a socket keeps it, to close once that token is replaced. */
 export async function authenticateDeviceToken(
-  deps: Pick<AppDeps, "db" | "clock" | "bus">,
+  deps: TokenDeps & Pick<AppDeps, "clock">,
   authorization: string | undefined,
 ): Promise<{ deviceId: string; tokenHash: string }> {
   const match = /^Bearer\s+(\S+)$/i.exec(authorization ?? "");
@@ -245,17 +296,32 @@ export type HeartbeatDeviceRow = Pick<
 
 export type RecordedHeartbeat = {
   device: HeartbeatDeviceRow;
+  /** Indexes in `policy.failures` of the entries naming no setting of the device's effective policy: not kept. */
+  ignoredFailures: number[];
+  /** Whether the device has an effective policy (the reason given for the ignored entries). */
+  hasPolicy: boolean;
   /** Whether commands wait for this device (so the caller fetches them only then). */
   hasPending: boolean;
   /** Apps that must run on this device: auto-relaunch rules, and its effective policy's autoRelaunch. */
   mustRun: string[];
 };
 
+// Whether a reported policy failure's setting is a path of the device's effective policy, as
+// policySettingEntries reads a policy: a leaf of a section ($3: POLICY_SECTIONS) or any other
+// top-level key. Evaluated on the locked row, so against the policy the report is stored with.
+const IS_POLICY_SETTING = (setting: string) => `EXISTS (
+      SELECT 1 FROM jsonb_each(CASE WHEN jsonb_typeof(d."policyDesired") = 'object' THEN d."policyDesired" END) k
+      WHERE CASE WHEN k.key = ANY($3::text[])
+        THEN jsonb_typeof(k.value) = 'object' AND starts_with(${setting}, k.key || '.') AND k.value ? substr(${setting}, length(k.key) + 2)
+        ELSE k.key = ${setting} END)`;
+
 // The heartbeat statement, for a batch of heartbeats of distinct devices: $1 is a JSON
 // array with one object per heartbeat (see HeartbeatInput), $2 their device ids (without
 // them the planner, which cannot see how many rows $1 holds, scans the whole table where
 // it should look the devices up by id). "receivedAt" is when each arrived; each section's "present" flag (battery, memory, storage, network, policy) keeps
-// the stored value when the heartbeat left the section out.
+// the stored value when the heartbeat left the section out. Reported policy failures that
+// name no setting of the device's effective policy are not kept; "ignoredFailures" returns
+// their indexes in the report (no read of the policy of its own per heartbeat).
 const RECORD_HEARTBEATS_SQL = `
   WITH input AS (
     SELECT * FROM json_to_recordset($1::json) AS i(
@@ -286,7 +352,9 @@ const RECORD_HEARTBEATS_SQL = `
       "fcmToken" = COALESCE(i."fcmToken", d."fcmToken"),
       "fcmTokenInvalidAt" = CASE WHEN i."fcmTokenPresent" THEN NULL ELSE d."fcmTokenInvalidAt" END,
       "policyAppliedHash" = CASE WHEN i.policy THEN i."policyAppliedHash" ELSE d."policyAppliedHash" END,
-      "policyFailures" = CASE WHEN i.policy THEN i."policyFailures" ELSE d."policyFailures" END,
+      "policyFailures" = CASE WHEN i.policy THEN (
+        SELECT COALESCE(jsonb_agg(f.value ORDER BY f.n), '[]'::jsonb) FROM jsonb_array_elements(i."policyFailures") WITH ORDINALITY f(value, n)
+        WHERE ${IS_POLICY_SETTING(`f.value->>'setting'`)}) ELSE d."policyFailures" END,
       "policyReportedAt" = CASE WHEN i.policy THEN i."receivedAt" ELSE d."policyReportedAt" END,
       "updatedAt" = i."receivedAt"
     FROM input i
@@ -297,7 +365,11 @@ const RECORD_HEARTBEATS_SQL = `
       d.alias, d.model, d."serialNumber", d."policyDesiredHash", d."policyAppliedHash",
       -- The effective policy travels only while the device has not applied it.
       CASE WHEN d."policyDesiredHash" IS DISTINCT FROM d."policyAppliedHash" THEN d."policyDesired" END AS "policyDesired",
-      d."policyDesired"->'autoRelaunch' AS "policyAutoRelaunch"),
+      d."policyDesired"->'autoRelaunch' AS "policyAutoRelaunch",
+      CASE WHEN i.policy THEN ARRAY(
+        SELECT (f.n - 1)::int FROM jsonb_array_elements(i."policyFailures") WITH ORDINALITY f(value, n)
+        WHERE NOT ${IS_POLICY_SETTING(`f.value->>'setting'`)} ORDER BY f.n) ELSE '{}'::int[] END AS "ignoredFailures",
+      jsonb_typeof(d."policyDesired") = 'object' AS "hasPolicy"),
   telemetry AS (
     INSERT INTO "TelemetryEvent" ("deviceId", "receivedAt", "deviceTime", "batteryLevel", "batteryCharging",
       "memoryTotal", "memoryAvailable", "storageTotal", "storageAvailable", "networkType", "appStatus")
@@ -330,6 +402,8 @@ type HeartbeatResultRow = Omit<HeartbeatDeviceRow, "memoryAvailable"> & {
   model: string | null;
   serialNumber: string | null;
   policyAutoRelaunch: unknown;
+  ignoredFailures: number[];
+  hasPolicy: boolean | null;
   hasPending: boolean;
   mustRun: string[];
 };
@@ -374,7 +448,11 @@ function heartbeatInput(deviceId: string, receivedAt: Date, heartbeat: Heartbeat
  */
 async function recordHeartbeats(deps: Pick<AppDeps, "db" | "metrics">, inputs: HeartbeatInput[]): Promise<Array<RecordedHeartbeat | Error>> {
   deps.metrics.heartbeatBatchSize.observe(inputs.length);
-  const { rows } = await poolOf(deps.db).query<HeartbeatResultRow>(RECORD_HEARTBEATS_SQL, [JSON.stringify(inputs), inputs.map((input) => input.id)]);
+  const { rows } = await poolOf(deps.db).query<HeartbeatResultRow>(RECORD_HEARTBEATS_SQL, [
+    JSON.stringify(inputs),
+    inputs.map((input) => input.id),
+    POLICY_SECTIONS,
+  ]);
   const byId = new Map(rows.map((row) => [row.id, row]));
   return inputs.map((input) => {
     const row = byId.get(input.id);
@@ -387,10 +465,18 @@ async function recordHeartbeats(deps: Pick<AppDeps, "db" | "metrics">, inputs: H
       model: _model,
       serialNumber: _serial,
       policyAutoRelaunch: _autoRelaunch,
+      ignoredFailures,
+      hasPolicy,
       memoryAvailable,
       ...device
     } = row;
-    return { device: { ...device, memoryAvailable: memoryAvailable === null ? null : BigInt(memoryAvailable) }, hasPending, mustRun };
+    return {
+      device: { ...device, memoryAvailable: memoryAvailable === null ? null : BigInt(memoryAvailable) },
+      hasPending,
+      mustRun,
+      ignoredFailures,
+      hasPolicy: hasPolicy === true,
+    };
   });
 }
 

@@ -1,6 +1,7 @@
 import { HeartbeatRequest, type RegisterResponse } from "@mdm/contracts";
 import { Client } from "pg";
 import request from "supertest";
+import { Prisma } from "../../generated/prisma/client";
 import { type RunningServer, startServer } from "../../server";
 import {
   type TestApp,
@@ -14,7 +15,7 @@ import {
   resetTables,
   testServerEnv,
 } from "../../test";
-import { DeviceRevokedError, heartbeatCommitOf, recordHeartbeat } from "./devices.service";
+import { DeviceRevokedError, authenticateDevice, heartbeatCommitOf, recordHeartbeat } from "./devices.service";
 
 // Group commit (HEARTBEAT_BATCH_*): heartbeats arriving together are written by one
 // statement, each answered with its own outcome once that statement has committed.
@@ -195,6 +196,8 @@ describeWithPostgres("heartbeat group commit", () => {
   it("past HEARTBEAT_QUEUE_MAX waiting heartbeats answers 503 with Retry-After, and serves again once they are written", async () => {
     t = batchingApp(10, { HEARTBEAT_QUEUE_MAX: "2" });
     const [a, b, c] = await enrollMany(t.app, 3);
+    // c's token verified (and cached) first: its heartbeat then reaches the queue at once, while it is full.
+    await authenticateDevice(t.deps, `Bearer ${c!.deviceToken}`);
     const waiting = [recordHeartbeat(t.deps, a!.deviceId, heartbeat()), recordHeartbeat(t.deps, b!.deviceId, heartbeat())];
     const refused = await request(t.app).post("/v1/heartbeat").auth(c!.deviceToken, bearer).send(heartbeatBody());
     expect(refused.status).toBe(503);
@@ -208,6 +211,72 @@ describeWithPostgres("heartbeat group commit", () => {
     const served = await request(t.app).post("/v1/heartbeat").auth(c!.deviceToken, bearer).send(heartbeatBody());
     expect(served.status).toBe(200);
     expect(await database.db.telemetryEvent.count()).toBe(3);
+  });
+
+  it("checks reported policy failures inside the batched statement, against the policy on the row: no read of its own per heartbeat", async () => {
+    t = batchingApp(4);
+    const devices = await enrollMany(t.app, 4);
+    const settings = { restrictions: { camera: false }, systemUpdate: { type: "automatic" } };
+    await database.db.device.updateMany({ data: { policyDesired: settings, policyDesiredHash: "h1" } });
+    await database.db.device.update({ where: { id: devices[3]!.deviceId }, data: { policyDesired: Prisma.DbNull, policyDesiredHash: null } });
+    // Tokens verified first, so nothing but the heartbeats' own statements reads the table.
+    for (const device of devices) await authenticateDevice(t.deps, `Bearer ${device.deviceToken}`);
+    const before = await statements(t);
+    const failures = [
+      { setting: "restrictions.camera", reason: "No camera" },
+      { setting: "kiosk.statusBar", reason: "not in the policy" },
+      { setting: "systemUpdate", reason: "No OTA client" },
+    ];
+
+    // The table is locked: a read of the policy before the heartbeat joins its batch would wait
+    // here, and the heartbeats would never reach their statement.
+    const holder = new Client({ connectionString: database.url });
+    await holder.connect();
+    let answers: Promise<request.Response[]> | undefined;
+    try {
+      await holder.query("BEGIN");
+      await holder.query(`LOCK TABLE "Device" IN ACCESS EXCLUSIVE MODE`);
+      answers = Promise.all(
+        devices.map((device) =>
+          request(t.app)
+            .post("/v1/heartbeat")
+            .auth(device.deviceToken, bearer)
+            .send(heartbeatBody({ policy: { appliedHash: "h1", failures } })),
+        ),
+      );
+      const blocked = await waitFor(async () => {
+        const now = await statements(t);
+        const rows = await database.db.$queryRaw<Array<{ pid: number }>>`
+          SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%json_to_recordset%'`;
+        return now.heartbeats === before.heartbeats + 4 && rows.length === now.statements - before.statements ? rows : undefined;
+      });
+      expect(blocked).toHaveLength(1);
+      await holder.query("COMMIT");
+    } finally {
+      await holder.query("ROLLBACK").catch(() => undefined);
+      await holder.end();
+    }
+
+    const responses = await answers!;
+    for (const res of responses.slice(0, 3)) {
+      expect(res.status).toBe(200);
+      expect(res.body.ignoredPolicyFailures).toEqual([
+        { path: "policy.failures.1.setting", message: "kiosk.statusBar is not a setting of the device's effective policy" },
+      ]);
+    }
+    expect(responses[3]!.body.ignoredPolicyFailures).toEqual(
+      failures.map(({ setting }, index) => ({
+        path: `policy.failures.${index}.setting`,
+        message: `The device has no effective policy: ${setting} is not one of its settings`,
+      })),
+    );
+    const stored = await database.db.device.findMany({ select: { id: true, policyFailures: true, policyAppliedHash: true } });
+    for (const device of devices.slice(0, 3)) {
+      expect(stored.find((row) => row.id === device.deviceId)).toMatchObject({ policyAppliedHash: "h1", policyFailures: [failures[0], failures[2]] });
+    }
+    expect(stored.find((row) => row.id === devices[3]!.deviceId)).toMatchObject({ policyAppliedHash: "h1", policyFailures: [] });
+    const recorded = await recordHeartbeat(t.deps, devices[0]!.deviceId, heartbeat({ policy: { appliedHash: "h1", failures } }));
+    expect(recorded).toMatchObject({ ignoredFailures: [1], hasPolicy: true });
   });
 
   it("writes each heartbeat alone when batching is off (HEARTBEAT_BATCH_WAIT_MS=0)", async () => {

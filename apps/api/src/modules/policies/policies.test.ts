@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
-import { DevicePolicyView, EffectivePolicyResponse, HeartbeatResponse, ListDevicePolicyVersionsResponse } from "@mdm/contracts";
+import { DevicePolicyView, EffectivePolicyResponse, HeartbeatResponse, ListDevicePolicyVersionsResponse, policySettingEntries } from "@mdm/contracts";
 import request from "supertest";
 import { type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, enrollDevice, heartbeatBody, resetTables } from "../../test";
 
@@ -495,6 +495,59 @@ describe("delivery and compliance over heartbeats", () => {
     });
     expect(valid.body).not.toHaveProperty("ignoredPolicyFailures");
     expect((await effective(device.deviceId)).compliance.failures).toEqual([{ setting: "screen.timeoutSeconds", reason: "Locked by the MDM of the OEM" }]);
+  });
+
+  it("keeps exactly the reported failures that policySettingEntries names for the effective policy, every section and top-level setting alike", async () => {
+    const settings = {
+      kiosk: {
+        lockTaskPackages: ["com.example.kiosk"],
+        homeApp: "com.example.kiosk",
+        statusBar: false,
+        notifications: false,
+        homeKey: false,
+        recentsKey: false,
+      },
+      restrictions: {
+        camera: false,
+        usbFileTransfer: false,
+        debugging: false,
+        factoryReset: false,
+        safeMode: false,
+        addUsers: false,
+        installUnknownApps: false,
+      },
+      screen: { timeoutSeconds: 600, brightness: 80, orientationLock: "landscape", keepAwakeWhileCharging: true },
+      systemUpdate: { type: "windowed", startMinute: 120, endMinute: 240 },
+      requiredApps: [{ packageName: "com.example.kiosk", minVersionCode: 210 }],
+      autoRelaunch: ["com.example.kiosk"],
+    };
+    const device = await enrollDevice(t.app);
+    await assign((await createPolicy("Everything", settings)).id, { deviceId: device.deviceId });
+    const heartbeat = (extra: Record<string, unknown> = {}) => request(t.app).post("/v1/heartbeat").auth(device.deviceToken, bearer).send(heartbeatBody(extra));
+    const { hash, settings: applied } = HeartbeatResponse.parse((await heartbeat()).body).policy!;
+    const paths = policySettingEntries(applied).map(([path]) => path);
+    expect(paths).toHaveLength(20);
+    // Near misses: a section alone, a part of a value, a leaf under another section, case, spaces, nothing.
+    const others = [
+      "kiosk",
+      "screen.",
+      "restrictions.camera.x",
+      "screen.camera",
+      "systemUpdate.type",
+      "requiredApps.0",
+      "Kiosk.statusBar",
+      "kioskstatusBar",
+      "autoRelaunch ",
+      "",
+    ];
+    const failures = [...paths, ...others].map((setting, index) => ({ setting, reason: `r${index}` }));
+
+    const res = await heartbeat({ policy: { appliedHash: hash, failures } });
+    expect(res.status).toBe(200);
+    expect(res.body.ignoredPolicyFailures.map((entry: { path: string }) => entry.path)).toEqual(
+      others.map((_, index) => `policy.failures.${paths.length + index}.setting`),
+    );
+    expect((await effective(device.deviceId)).compliance.failures).toEqual(failures.slice(0, paths.length));
   });
 
   it("counts only devices in service, as the device list's compliance filter does: a retired device leaves both", async () => {
