@@ -65,7 +65,7 @@ function foldPolicyFailures(heartbeat: HeartbeatRequest): { heartbeat: Heartbeat
   const failures = heartbeat.policy?.failures ?? [];
   // A Map keeps each setting where it first came; setting it again keeps that place.
   const bySetting = new Map<string, { failure: (typeof failures)[number]; at: number }>();
-  failures.forEach((failure, index) => bySetting.set(failure.setting, { failure, at: bySetting.get(failure.setting)?.at ?? index }));
+  for (const [index, failure] of failures.entries()) bySetting.set(failure.setting, { failure, at: bySetting.get(failure.setting)?.at ?? index });
   const kept = [...bySetting.values()];
   if (kept.length === failures.length) return { heartbeat, at: kept.map((entry) => entry.at) };
   return { heartbeat: { ...heartbeat, policy: { ...heartbeat.policy!, failures: kept.map((entry) => entry.failure) } }, at: kept.map((entry) => entry.at) };
