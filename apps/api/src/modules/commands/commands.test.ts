@@ -135,7 +135,7 @@ describe("POST /admin/command", () => {
     [{ type: "install_app", payload: { packageName: "com.a.b", url: "https://cdn.example.com/a.apk" } }, "payload.sha256"],
     [{ type: "format_disk" }, "type"],
     [{ type: "ping", ttlSeconds: 5 }, "ttlSeconds"],
-    [{ type: "ping", extra: true }, ""],
+    [{ type: "ping", extra: true }, "extra"],
   ])("refuses %j with 400", async (body, path) => {
     const device = await enrollDevice(t.app);
     const res = await adminRequest(t.app, "POST", "/admin/command", { deviceId: device.deviceId, ...body });
