@@ -120,6 +120,17 @@ test("a release at 25% of a group installs on a quarter of it, advances to 100%,
     device.start();
   }
   await api.server.deps.db.device.updateMany({ data: { groups: ["lobby"] } });
+  // A rollback returns each device to the version it reported before its install was sent:
+  // wait until every device's report of version 1 is stored.
+  await eventually("every device reported version 1", async () =>
+    (await api.server.deps.db.device.findMany({ select: { appStatus: true } })).every(
+      (device) =>
+        Array.isArray(device.appStatus) &&
+        device.appStatus.some(
+          (app) => (app as { packageName?: string; versionCode?: number }).packageName === PACKAGE && (app as { versionCode?: number }).versionCode === 1,
+        ),
+    ),
+  );
 
   await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Catalogue", exact: true }).click();
   const card = page.getByTestId(`app-${PACKAGE}`);
