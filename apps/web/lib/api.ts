@@ -73,12 +73,23 @@ let refreshing: Promise<boolean> | undefined;
 /** Renews the access cookie with the refresh cookie; concurrent callers share one attempt. */
 function refreshSession(): Promise<boolean> {
   refreshing ??= send(authRoutes.refreshSession.method, authRoutes.refreshSession.path, undefined)
-    .then((response) => response.ok)
+    .then((response) => {
+      discard(response);
+      return response.ok;
+    })
     .catch(() => false)
     .finally(() => {
       refreshing = undefined;
     });
   return refreshing;
+}
+
+/**
+ * Lets go of a response whose body is not wanted (a 401 before the retry, a 5xx before the
+ * second try, the refresh's answer): the browser holds an unread body's request open.
+ */
+function discard(response: Response): void {
+  response.body?.cancel().catch(() => {});
 }
 
 async function send(method: ApiRoute["method"], path: string, body: unknown): Promise<Response> {
@@ -118,10 +129,16 @@ async function sendOnce(method: ApiRoute["method"], path: string, body: unknown)
   const first = await send(method, path, body).catch(() => undefined);
   if (first && !RETRIED_STATUSES.has(first.status)) return first;
   await new Promise((resolve) => setTimeout(resolve, READ_RETRY_DELAY_MS));
-  return send(method, path, body).catch((error: unknown) => {
-    if (first) return first;
-    throw error;
-  });
+  return send(method, path, body).then(
+    (second) => {
+      if (first) discard(first);
+      return second;
+    },
+    (error: unknown) => {
+      if (first) return first;
+      throw error;
+    },
+  );
 }
 
 /** Calls a route and returns its response parsed with the route's schema; throws ApiError. */
@@ -131,6 +148,7 @@ export async function callApi<R extends ApiRoute>(route: R, input: ApiInput<R> =
   try {
     response = await sendOnce(route.method, path, input.body);
     if (response.status === 401 && !NO_REFRESH_PATHS.has(route.path) && (await refreshSession())) {
+      discard(response);
       response = await sendOnce(route.method, path, input.body);
     }
   } catch {
