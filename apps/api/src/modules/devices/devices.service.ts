@@ -195,16 +195,21 @@ export function deviceTokenLookupsOf(deps: Pick<AppDeps, "db" | "env" | "metrics
         const byId = new Map(rows.map((row) => [row.id, row]));
         return deviceIds.map((id) => byId.get(id));
       },
-      full: () => {
-        metrics.shed.inc({ reason: "device_token_queue" });
-        return new HttpError("service_unavailable", "This instance has too many device tokens waiting to be checked; retry later", undefined, {
-          "Retry-After": String(env.ADMISSION_RETRY_AFTER_SECONDS),
-        });
-      },
+      full: queueFull(deps, "device_token_queue", "device tokens waiting to be checked"),
     });
     tokenLookups.set(deps, lookups);
   }
   return lookups;
+}
+
+/** A batch queue's answer when full: 503 with Retry-After, counted as shed for `reason`. */
+function queueFull({ env, metrics }: Pick<AppDeps, "env" | "metrics">, reason: string, waiting: string): () => HttpError {
+  return () => {
+    metrics.shed.inc({ reason });
+    return new HttpError("service_unavailable", `This instance has too many ${waiting}; retry later`, undefined, {
+      "Retry-After": String(env.ADMISSION_RETRY_AFTER_SECONDS),
+    });
+  };
 }
 
 type TokenDeps = Pick<AppDeps, "db" | "bus" | "env" | "metrics">;
@@ -494,7 +499,7 @@ const heartbeatCommits = new WeakMap<object, GroupCommit<HeartbeatInput, Recorde
 export function heartbeatCommitOf(deps: Pick<AppDeps, "db" | "env" | "metrics">): GroupCommit<HeartbeatInput, RecordedHeartbeat> {
   let commit = heartbeatCommits.get(deps);
   if (!commit) {
-    const { env, metrics } = deps;
+    const { env } = deps;
     commit = createGroupCommit({
       maxBatch: env.HEARTBEAT_BATCH_MAX,
       maxWaitMs: env.HEARTBEAT_BATCH_WAIT_MS,
@@ -520,12 +525,7 @@ export function heartbeatCommitOf(deps: Pick<AppDeps, "db" | "env" | "metrics">)
           );
         }
       },
-      full: () => {
-        metrics.shed.inc({ reason: "heartbeat_queue" });
-        return new HttpError("service_unavailable", "This instance has too many heartbeats waiting to be written; retry later", undefined, {
-          "Retry-After": String(env.ADMISSION_RETRY_AFTER_SECONDS),
-        });
-      },
+      full: queueFull(deps, "heartbeat_queue", "heartbeats waiting to be written"),
     });
     heartbeatCommits.set(deps, commit);
   }
