@@ -5,6 +5,9 @@ const wholeSuite = !process.argv.slice(2).some((arg) => !arg.startsWith("-"));
 /** @type {import('jest').Config} */
 module.exports = {
   testEnvironment: "node",
+  // Every failing test is listed again at the end of the run, however many files ran: CI
+  // keeps only the tail of a long log.
+  reporters: [["default", { summaryThreshold: 0 }]],
   transform: { "^.+\\.(t|j)sx?$": ["@swc/jest"] },
   testMatch: ["<rootDir>/src/**/*.test.ts"],
   // The fault runs have their own command (jest.faults.config.js, `npm run test:faults`).

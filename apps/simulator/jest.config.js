@@ -1,6 +1,9 @@
 /** @type {import('jest').Config} */
 module.exports = {
   testEnvironment: "node",
+  // Every failing test is listed again at the end of the run, however many files ran: CI
+  // keeps only the tail of a long log.
+  reporters: [["default", { summaryThreshold: 0 }]],
   transform: { "^.+\\.(t|j)sx?$": ["@swc/jest"] },
   testMatch: ["<rootDir>/src/**/*.test.ts"],
   // Every source file counts, loaded by a test or not; the floor is today's level, so

@@ -22,6 +22,9 @@ if (!browser && process.argv.some((arg) => arg.includes("e2e"))) {
 
 /** @type {import('jest').Config} */
 module.exports = {
+  // Every failing test is listed again at the end of the run, however many files ran: CI
+  // keeps only the tail of a long log.
+  reporters: [["default", { summaryThreshold: 0 }]],
   // The e2e project is empty without a browser (see above).
   passWithNoTests: true,
   projects: [

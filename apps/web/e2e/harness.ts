@@ -52,6 +52,9 @@ export async function startApi(webUrl: string, extraEnv: Record<string, string> 
     ADMISSION_MAX_EVENT_LOOP_LAG_MS: "0",
     SETUP_TOKEN: E2E_SETUP_TOKEN,
     BCRYPT_COST: "10",
+    // Each request's info line, printed through jest's console, buried the one failure of a
+    // CI run under thousands of lines; warnings and errors still show.
+    LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? "warn",
     ...extraEnv,
   });
   const server = await startServer(env);
