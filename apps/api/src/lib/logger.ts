@@ -22,10 +22,15 @@ const redact = winston.format((info) => {
 export type Logger = winston.Logger;
 
 export function createLogger(level: string, options: { silent?: boolean } = {}): Logger {
-  return winston.createLogger({
+  // Winston runs the whole format (redaction, timestamp, JSON) before its transport drops a
+  // line below the level: every request's info line cost that at LOG_LEVEL=error. A falsy
+  // format result drops the line where it starts.
+  const enabled = winston.format((info) => (logger.isLevelEnabled(info.level) ? info : false));
+  const logger = winston.createLogger({
     level,
     silent: options.silent,
-    format: winston.format.combine(redact(), winston.format.timestamp(), winston.format.json()),
+    format: winston.format.combine(enabled(), redact(), winston.format.timestamp(), winston.format.json()),
     transports: [new winston.transports.Console()],
   });
+  return logger;
 }
