@@ -1,3 +1,4 @@
+import type { IncomingMessage } from "node:http";
 import { apiRoutes } from "@mdm/contracts";
 import express from "express";
 import type { AppDeps } from "./deps";
@@ -42,8 +43,10 @@ export function createApp(deps: AppDeps): express.Express {
   // counts as work in progress for the instance-wide bound (a slow upload costs no CPU,
   // and counting it let one client trickling bodies shed everyone else).
   app.use(admission.perClient);
-  // Multipart uploads (the app catalogue's APKs) are streamed to disk by their route instead.
-  app.use(readRawBody(deps.env, (req) => !isMultipart(req.headers["content-type"])));
+  // APK uploads are streamed to disk by their route instead, with their own time limit.
+  // A multipart body sent anywhere else is read here like any other, within the body
+  // timeout, so it cannot hold its connection for as long as an upload may take.
+  app.use(readRawBody(deps.env, (req) => !isApkUpload(req)));
   app.use(admission.middleware);
 
   const guards = createGuards(deps);
@@ -77,6 +80,10 @@ export function createApp(deps: AppDeps): express.Express {
   return app;
 }
 
-function isMultipart(contentType: string | undefined): boolean {
-  return contentType?.toLowerCase().trimStart().startsWith("multipart/form-data") ?? false;
+// The upload route's path as Express matches it: any case, an optional trailing slash.
+const APK_UPLOAD_PATH = new RegExp(`^${apiRoutes.uploadApp.path}/?$`, "i");
+
+function isApkUpload(req: IncomingMessage): boolean {
+  const multipart = req.headers["content-type"]?.toLowerCase().trimStart().startsWith("multipart/form-data") ?? false;
+  return multipart && req.method === "POST" && APK_UPLOAD_PATH.test(req.url?.split("?")[0] ?? "");
 }

@@ -746,7 +746,7 @@ export const apiRoutes = {
     minRole: "operator",
     summary: "Upload an APK to the app catalogue",
     description:
-      "multipart/form-data with one file field `file`, at most `APK_MAX_BYTES`, streamed to disk. The server verifies the APK's signature as Android does (v3.1/v3/v2 signing block, else v1 JAR signature: signatures, certificates, digests of the contents) and reads the package name, version code and name, and the signing certificate's SHA-256 from the APK itself; an APK that is altered, unsigned, or names a certificate it was not signed with is 400 `invalid_apk`. A package keeps the certificate of its first upload: another one is 409 (also when both are uploaded at once: one wins), unless the APK's verified key rotation lineage names it (APK Signature Scheme v3), which then binds the package to the newer certificate. Re-uploading the same file is 200 with `created: false` (also when uploaded concurrently: one upload is 201, the others 200). The whole file must arrive within `HTTP_BODY_TIMEOUT_SECONDS` of the request's acceptance, as JSON bodies do: past it, 408 `request_timeout` and the connection is closed." +
+      "multipart/form-data with one file field `file`, at most `APK_MAX_BYTES`, streamed to disk. The server verifies the APK's signature as Android does (v3.1/v3/v2 signing block, else v1 JAR signature: signatures, certificates, digests of the contents) and reads the package name, version code and name, and the signing certificate's SHA-256 from the APK itself; an APK that is altered, unsigned, or names a certificate it was not signed with is 400 `invalid_apk`. A package keeps the certificate of its first upload: another one is 409 (also when both are uploaded at once: one wins), unless the APK's verified key rotation lineage names it (APK Signature Scheme v3), which then binds the package to the newer certificate. Re-uploading the same file is 200 with `created: false` (also when uploaded concurrently: one upload is 201, the others 200). The whole file must arrive within `APK_UPLOAD_TIMEOUT_SECONDS` (default 600) of the request's acceptance, without a pause of `HTTP_BODY_TIMEOUT_SECONDS` (default 10) between bytes: past either, 408 `request_timeout` and the connection is closed." +
       " A manifest or v1 signature file larger than 8 MiB inflated (a zip bomb) is 400 `invalid_apk`, refused without inflating it further.",
     query: UploadAppQuery,
     upload: { field: "file", description: "The APK." },
@@ -1020,7 +1020,7 @@ export function routeErrors(route: ApiRoute): ErrorCode[] {
   if (route.upload) {
     codes.add("payload_too_large");
     codes.add("unsupported_media_type");
-    // The upload did not arrive within HTTP_BODY_TIMEOUT_SECONDS, as for JSON bodies.
+    // The upload did not arrive within APK_UPLOAD_TIMEOUT_SECONDS, or paused for HTTP_BODY_TIMEOUT_SECONDS.
     codes.add("request_timeout");
   }
   if (route.body) {

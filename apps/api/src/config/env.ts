@@ -139,6 +139,10 @@ export const EnvSchema = z
     // The app catalogue: largest APK accepted (streamed to disk, never held whole in memory
     // by the upload) and where files are stored by SHA-256 (default DATA_DIR/apps).
     APK_MAX_BYTES: positiveInt(100 * 1024 * 1024),
+    // Time an APK upload's body may take (ten minutes: 100 MB at about 1.4 Mbit/s); a pause
+    // of HTTP_BODY_TIMEOUT_SECONDS without a byte ends it sooner. JSON bodies' 10 s would
+    // take a 100 MB upload 80 Mbit/s.
+    APK_UPLOAD_TIMEOUT_SECONDS: z.coerce.number().positive().default(600),
     APK_STORAGE_DIR: optionalText,
     // Or an S3-compatible bucket (uploads still pass through APK_STORAGE_DIR/tmp). The
     // endpoint is for servers other than AWS S3; without keys the SDK's default chain applies.

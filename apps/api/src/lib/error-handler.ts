@@ -52,6 +52,10 @@ export function toHttpError(error: unknown): HttpError | undefined {
   return undefined;
 }
 
+function hasBody(req: Request): boolean {
+  return req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0;
+}
+
 export function errorHandler(logger: Logger) {
   return (error: unknown, req: Request, res: Response, _next: NextFunction) => {
     const known = toHttpError(error);
@@ -72,6 +76,10 @@ export function errorHandler(logger: Logger) {
     }
     if (res.headersSent) return;
     for (const [name, value] of Object.entries(httpError.headers ?? {})) res.setHeader(name, value);
+    // Refused before its body was read (an upload answered 401, a client over its share): the
+    // rest is not wanted, and Node would otherwise keep reading it, for as long as its
+    // request timeout, which must allow an APK upload's.
+    if (hasBody(req) && !req.complete) res.setHeader("Connection", "close");
     const body: ErrorBody = {
       error: {
         code: httpError.code,

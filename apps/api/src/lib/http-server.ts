@@ -14,7 +14,10 @@ export function createHttpServer(listener: http.RequestListener, env: Env): http
   const server = http.createServer(
     {
       headersTimeout,
-      requestTimeout: env.HTTP_REQUEST_TIMEOUT_SECONDS * 1000,
+      // Node's timeout is server-wide, so it must let an APK upload finish; every other body
+      // has its own, shorter limit (read-body.ts), and an answer given before its request's
+      // body arrived closes the connection (error-handler.ts).
+      requestTimeout: Math.max(env.HTTP_REQUEST_TIMEOUT_SECONDS, env.APK_UPLOAD_TIMEOUT_SECONDS) * 1000,
       keepAliveTimeout: env.HTTP_KEEP_ALIVE_TIMEOUT_SECONDS * 1000,
       // How often those timeouts are checked (Node's default, 30 s, would let a slow
       // client hold its connection up to 30 s past its deadline).

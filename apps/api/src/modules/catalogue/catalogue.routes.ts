@@ -36,7 +36,11 @@ export function catalogueRoutes(deps: AppDeps, guards: Guards): Router {
           { path: "query.sha256", message: "Required with X-Admin" },
         ]);
       }
-      const upload = await receiveApk(req, res, store, deps.env.APK_MAX_BYTES, deps.env.HTTP_BODY_TIMEOUT_SECONDS);
+      const upload = await receiveApk(req, res, store, {
+        maxBytes: deps.env.APK_MAX_BYTES,
+        timeoutSeconds: deps.env.APK_UPLOAD_TIMEOUT_SECONDS,
+        stallSeconds: deps.env.HTTP_BODY_TIMEOUT_SECONDS,
+      });
       const outcome = await addApk(deps, store, upload, sha256, res.locals.actor);
       res.status(outcome.created ? 201 : 200).json(outcome.body);
     },

@@ -36,17 +36,22 @@ export function toAppVersionView(version: AppVersion): AppVersionView {
 
 type ReceivedFile = { file: string; sha256: string; sizeBytes: number };
 
+export type UploadLimits = { maxBytes: number; timeoutSeconds: number; stallSeconds: number };
+
 /**
  * Streams the multipart upload's `file` field to a temporary file, hashing it on the way,
  * never holding it whole in memory; past `maxBytes` it is refused with 413. A body still
- * arriving `timeoutSeconds` after this starts reading it (HTTP_BODY_TIMEOUT_SECONDS, as
- * for JSON bodies) is refused with 408: the rest is not read, and the connection is
- * closed once the answer is sent, so a client trickling its upload holds nothing longer.
+ * arriving `timeoutSeconds` after this starts reading it (APK_UPLOAD_TIMEOUT_SECONDS), or
+ * with no byte for `stallSeconds` (HTTP_BODY_TIMEOUT_SECONDS), is refused with 408: the
+ * rest is not read, and the connection is closed once the answer is sent.
  */
-export async function receiveApk(req: Request, res: Response, store: ApkStore, maxBytes: number, timeoutSeconds: number): Promise<ReceivedFile> {
+export async function receiveApk(req: Request, res: Response, store: ApkStore, limits: UploadLimits): Promise<ReceivedFile> {
+  const { maxBytes, timeoutSeconds, stallSeconds } = limits;
   if (!req.is("multipart/form-data")) throw new HttpError("unsupported_media_type", "Send the APK as multipart/form-data in a field named file");
   const file = path.join(await store.tempDir(), `${randomUUID()}.part`);
-  let timer: NodeJS.Timeout | undefined;
+  let deadline: NodeJS.Timeout | undefined;
+  let stall: NodeJS.Timeout | undefined;
+  let onData: (() => void) | undefined;
   try {
     const received = await new Promise<ReceivedFile & { truncated: boolean }>((resolve, reject) => {
       let parser: ReturnType<typeof busboy>;
@@ -87,15 +92,26 @@ export async function receiveApk(req: Request, res: Response, store: ApkStore, m
         else written.then(resolve, reject);
       });
       req.on("aborted", () => reject(new HttpError("validation_failed", "The upload was interrupted")));
-      timer = setTimeout(() => {
+      const giveUp = (message: string) => {
         res.setHeader("Connection", "close");
         req.unpipe(parser);
         // Ends the file stream too (its pipeline fails, quietly), so the partial file is closed before it is removed.
         parser.destroy();
-        reject(new HttpError("request_timeout", `The upload did not arrive within ${timeoutSeconds} s (HTTP_BODY_TIMEOUT_SECONDS)`));
-      }, timeoutSeconds * 1000);
+        reject(new HttpError("request_timeout", message));
+      };
+      deadline = setTimeout(() => giveUp(`The upload did not arrive within ${timeoutSeconds} s (APK_UPLOAD_TIMEOUT_SECONDS)`), timeoutSeconds * 1000);
+      onData = () => {
+        clearTimeout(stall);
+        stall = setTimeout(() => giveUp(`The upload stalled: no data for ${stallSeconds} s (HTTP_BODY_TIMEOUT_SECONDS)`), stallSeconds * 1000);
+      };
+      onData();
+      req.on("data", onData);
       req.pipe(parser);
-    }).finally(() => clearTimeout(timer));
+    }).finally(() => {
+      clearTimeout(deadline);
+      clearTimeout(stall);
+      if (onData) req.off("data", onData);
+    });
     if (received.truncated) throw new HttpError("payload_too_large", `APKs may be at most ${maxBytes} bytes (APK_MAX_BYTES)`);
     if (received.sizeBytes === 0) throw new HttpError("invalid_apk", "The uploaded file is empty");
     return { file: received.file, sha256: received.sha256, sizeBytes: received.sizeBytes };

@@ -234,22 +234,25 @@ describe("POST /admin/apps", () => {
     expect(json.body.error.code).toBe("unsupported_media_type");
   });
 
-  it("answers 408 to an upload still trickling in past HTTP_BODY_TIMEOUT_SECONDS, closes its connection and keeps nothing of it", async () => {
-    const slow = createTestApp(database.db, { env: { DATA_DIR: dataDir, HTTP_BODY_TIMEOUT_SECONDS: "1", HTTP_REQUEST_TIMEOUT_SECONDS: "120" } });
-    // The production server, with its own (much longer) request timeout: the body timeout must act first.
+  /**
+   * An upload written by hand to the production server (with its own request timeout), so
+   * a test decides how fast its bytes arrive: `send` writes them, and returns what stops it.
+   * Resolves with what the server answered once it closed the connection (asked to by the
+   * client unless `keepAlive`).
+   */
+  async function uploadOverSocket(
+    env: Record<string, string>,
+    options: { signed: boolean; contentLength: number; keepAlive?: boolean; requestLine?: string },
+    send: (write: (chunk: string | Buffer) => void) => () => void,
+  ): Promise<{ received: string; seconds: number }> {
+    const slow = createTestApp(database.db, { env: { DATA_DIR: dataDir, ...env } });
     const server = createHttpServer(slow.app, slow.deps.env);
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const { port } = server.address() as AddressInfo;
-    const pathWithQuery = `/admin/apps?sha256=${"a".repeat(64)}`;
-    const headers = await signAdminRequest({
-      adminKey: TEST_ADMIN_KEY,
-      hmacSecret: TEST_HMAC_SECRET,
-      method: "POST",
-      host: TEST_HOST,
-      pathWithQuery,
-      body: "",
-    });
-    const boundary = "trickle";
+    const pathWithQuery = `/admin/apps?sha256=${await sha256Of(V1)}`;
+    const headers = options.signed
+      ? await signAdminRequest({ adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET, method: "POST", host: TEST_HOST, pathWithQuery, body: "" })
+      : {};
     const socket = net.connect({ port, host: "127.0.0.1" });
     let received = "";
     socket.on("data", (chunk) => (received += chunk.toString()));
@@ -258,30 +261,77 @@ describe("POST /admin/apps", () => {
     const startedAt = Date.now();
     socket.write(
       [
-        `POST ${pathWithQuery} HTTP/1.1`,
+        options.requestLine ?? `POST ${pathWithQuery} HTTP/1.1`,
         `Host: ${TEST_HOST}`,
         ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
-        `Content-Type: multipart/form-data; boundary=${boundary}`,
-        "Content-Length: 1000000",
+        `Content-Type: multipart/form-data; boundary=${BOUNDARY}`,
+        `Content-Length: ${options.contentLength}`,
+        ...(options.keepAlive ? [] : ["Connection: close"]),
         "",
-        `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="slow.apk"\r\nContent-Type: application/octet-stream\r\n\r\nPK`,
+        "",
       ].join("\r\n"),
     );
-    const trickle = setInterval(() => {
-      if (socket.writable) socket.write("x");
-    }, 100);
+    const stop = send((chunk) => {
+      if (socket.writable) socket.write(chunk);
+    });
     try {
       await closed;
     } finally {
-      clearInterval(trickle);
+      stop();
       socket.destroy();
       await new Promise((resolve) => server.close(resolve));
     }
-    expect(Date.now() - startedAt).toBeLessThan(10_000);
+    return { received, seconds: (Date.now() - startedAt) / 1000 };
+  }
+
+  const BOUNDARY = "slow-upload";
+  const PART_HEAD = `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="app.apk"\r\nContent-Type: application/octet-stream\r\n\r\n`;
+  const errorOf = (received: string) => JSON.parse(received.split("\r\n\r\n").at(-1)!).error;
+
+  it("accepts an upload that keeps arriving for longer than HTTP_BODY_TIMEOUT_SECONDS and HTTP_REQUEST_TIMEOUT_SECONDS", async () => {
+    // A large APK over an ordinary uplink: a 100 MB file at 20 Mbit/s takes 40 s.
+    const body = Buffer.concat([Buffer.from(PART_HEAD), await readFile(V1), Buffer.from(`\r\n--${BOUNDARY}--\r\n`)]);
+    const pieces = 14;
+    const env = { HTTP_BODY_TIMEOUT_SECONDS: "1", HTTP_HEADERS_TIMEOUT_SECONDS: "1", HTTP_REQUEST_TIMEOUT_SECONDS: "2", APK_UPLOAD_TIMEOUT_SECONDS: "60" };
+    const { received, seconds } = await uploadOverSocket(env, { signed: true, contentLength: body.length }, (write) => {
+      let sent = 0;
+      const timer = setInterval(() => {
+        const size = Math.ceil(body.length / pieces);
+        write(body.subarray(sent, sent + size));
+        sent += size;
+        if (sent >= body.length) clearInterval(timer);
+      }, 250);
+      return () => clearInterval(timer);
+    });
+    expect(seconds).toBeGreaterThan(3);
+    expect(received).toMatch(/^HTTP\/1\.1 201 /);
+    expect(await database.db.appVersion.count()).toBe(1);
+  });
+
+  it("answers 408 to an upload still trickling in past APK_UPLOAD_TIMEOUT_SECONDS, closes its connection and keeps nothing of it", async () => {
+    const env = { HTTP_BODY_TIMEOUT_SECONDS: "1", APK_UPLOAD_TIMEOUT_SECONDS: "2" };
+    const { received, seconds } = await uploadOverSocket(env, { signed: true, contentLength: 1_000_000 }, (write) => {
+      write(`${PART_HEAD}PK`);
+      const timer = setInterval(() => write("x"), 100);
+      return () => clearInterval(timer);
+    });
+    expect(seconds).toBeLessThan(10);
     expect(received).toMatch(/^HTTP\/1\.1 408 /);
     expect(received).toMatch(/^Connection: close$/im);
-    expect(JSON.parse(received.split("\r\n\r\n").at(-1)!)).toMatchObject({ error: { code: "request_timeout" } });
+    expect(errorOf(received)).toMatchObject({ code: "request_timeout", message: expect.stringContaining("APK_UPLOAD_TIMEOUT_SECONDS") });
     expect(await database.db.appVersion.count()).toBe(0);
+    expect(await readdir(path.join(dataDir, "apps", "tmp"))).toEqual([]);
+  });
+
+  it("answers 408 to an upload that stops arriving for HTTP_BODY_TIMEOUT_SECONDS, long before its upload timeout", async () => {
+    const env = { HTTP_BODY_TIMEOUT_SECONDS: "1", APK_UPLOAD_TIMEOUT_SECONDS: "120" };
+    const { received, seconds } = await uploadOverSocket(env, { signed: true, contentLength: 1_000_000 }, (write) => {
+      write(`${PART_HEAD}PK`);
+      return () => undefined;
+    });
+    expect(seconds).toBeLessThan(10);
+    expect(received).toMatch(/^HTTP\/1\.1 408 /);
+    expect(errorOf(received)).toMatchObject({ code: "request_timeout", message: expect.stringContaining("HTTP_BODY_TIMEOUT_SECONDS") });
     expect(await readdir(path.join(dataDir, "apps", "tmp"))).toEqual([]);
   });
 
@@ -289,6 +339,28 @@ describe("POST /admin/apps", () => {
     const res = await request(t.app).post("/admin/apps").set("Host", TEST_HOST).attach("file", V1);
     expect(res.status).toBe(401);
     expect(await database.db.appVersion.count()).toBe(0);
+  });
+
+  it("closes the connection of an upload refused before its body arrived, instead of reading the rest for as long as an upload may take", async () => {
+    const { received, seconds } = await uploadOverSocket({}, { signed: false, contentLength: 1_000_000, keepAlive: true }, (write) => {
+      const timer = setInterval(() => write("x"), 100);
+      return () => clearInterval(timer);
+    });
+    expect(received).toMatch(/^HTTP\/1\.1 401 /);
+    expect(received).toMatch(/^Connection: close$/im);
+    expect(seconds).toBeLessThan(10);
+  });
+
+  it("gives a multipart body sent anywhere but the upload route the body timeout of any other body, not the upload's", async () => {
+    const env = { HTTP_BODY_TIMEOUT_SECONDS: "1" };
+    const options = { signed: false, contentLength: 1_000_000, keepAlive: true, requestLine: "GET /api/health HTTP/1.1" };
+    const { received, seconds } = await uploadOverSocket(env, options, (write) => {
+      write(PART_HEAD);
+      const timer = setInterval(() => write("x"), 100);
+      return () => clearInterval(timer);
+    });
+    expect(received).toMatch(/^HTTP\/1\.1 408 /);
+    expect(seconds).toBeLessThan(10);
   });
 });
 
