@@ -170,7 +170,7 @@ export const ReleaseDevice = z.object({
       "The version of the app the device ran when the release was sent: its last app list, or a release install that succeeded since that list. Null: it had none, or had never reported its apps. A rollback sends it back this version, and nothing else.",
     ),
   status: ReleaseDeviceStatus.describe(
-    "`installed`: the device's heartbeat reports this version, or the install command succeeded and no heartbeat reported its apps since; `replaced`: the command succeeded but a heartbeat since reports another version, or none (a downgrade, an uninstall, another release); `failed`: the command failed or expired (see `reason`); else `pending`.",
+    "`installed`: a heartbeat since the version was sent to the device reports it, or the install command succeeded and no heartbeat reported its apps since; `replaced`: the command succeeded but a heartbeat since reports another version, or none (a downgrade, an uninstall, another release); `failed`: the command failed or expired (see `reason`); else `pending`.",
   ),
   reason: z.string().nullable(),
   rollbackSkipped: z

@@ -30,6 +30,15 @@ function isForeignKeyViolation(error: unknown): boolean {
   return code === "P2003" || code === "23503" || cause?.kind === "ForeignKeyConstraintViolation" || (cause?.kind === "postgres" && cause.code === "23503");
 }
 
+/** PostgreSQL gave up a transaction for another one's sake (deadlock, serialization failure). */
+function isTransactionConflict(error: unknown): boolean {
+  if (typeof error !== "object" || error === null) return false;
+  const { code, meta } = error as { code?: unknown; meta?: { driverAdapterError?: { cause?: { kind?: unknown; code?: unknown } } } };
+  const cause = meta?.driverAdapterError?.cause;
+  const sqlState = cause?.kind === "postgres" ? cause.code : code;
+  return code === "P2034" || cause?.kind === "TransactionWriteConflict" || sqlState === "40P01" || sqlState === "40001";
+}
+
 /** The contract's error for an error a service threw, if it is one the client can act on. */
 export function toHttpError(error: unknown): HttpError | undefined {
   if (error instanceof HttpError) return error;
@@ -43,6 +52,10 @@ export function toHttpError(error: unknown): HttpError | undefined {
     // What the request refers to was deleted between its checks and its write (a version
     // deleted while a release of it is created, a policy while it is assigned).
     return new HttpError("conflict", "Something this request refers to was removed at the same moment; reload and try again");
+  }
+  if (isTransactionConflict(error)) {
+    // Nothing of the request was kept: the same request again, once the other one is done, is safe.
+    return new HttpError("conflict", "This request met a concurrent change and was not applied; reload and try again");
   }
   const type = (error as { type?: unknown })?.type;
   if (typeof type === "string" && BODY_PARSER_ERRORS[type]) {

@@ -34,3 +34,29 @@ it("answers 409 conflict for a foreign key refused through a model, a raw query 
     expect(toHttpError(error)).toMatchObject({ status: 409, code: "conflict" });
   }
 });
+
+// Two transactions taking the same rows in opposite orders: PostgreSQL aborts one of them.
+// Nothing of it was kept, so the client may send it again: a 409, not a 500.
+it("answers 409 conflict for a transaction PostgreSQL aborted in a deadlock, through a model or a raw query", async () => {
+  const { db } = database;
+  const apps = ["com.example.first", "com.example.second"];
+  await db.catalogueApp.createMany({ data: apps.map((packageName) => ({ packageName, certSha256: "c".repeat(64) })) });
+  const pause = () => new Promise((resolve) => setTimeout(resolve, 300));
+  const both = (lock: (tx: Parameters<Parameters<typeof db.$transaction>[0]>[0], packageName: string) => Promise<unknown>) =>
+    Promise.allSettled(
+      [apps, [...apps].reverse()].map((order) =>
+        db.$transaction(async (tx) => {
+          await lock(tx, order[0] as string);
+          await pause();
+          await lock(tx, order[1] as string);
+        }),
+      ),
+    );
+  const throughModel = await both((tx, packageName) => tx.catalogueApp.update({ where: { packageName }, data: { certSha256: "d".repeat(64) } }));
+  const throughRaw = await both((tx, packageName) => tx.$queryRaw`SELECT 1 FROM "CatalogueApp" WHERE "packageName" = ${packageName} FOR UPDATE`);
+  for (const outcomes of [throughModel, throughRaw]) {
+    const refused = outcomes.flatMap((outcome) => (outcome.status === "rejected" ? [outcome.reason] : []));
+    expect(refused).toHaveLength(1);
+    expect(toHttpError(refused[0])).toMatchObject({ status: 409, code: "conflict" });
+  }
+});

@@ -15,7 +15,7 @@ import { readApk } from "./apk-reader";
 import type { ApkStore } from "./apk-store";
 import type { DbOrTx } from "../../db/types";
 import { newestCatalogueVersions, queueDevicesAwaiting } from "../policies/policies.service";
-import { listReleaseViews, rollbackVersionsOf } from "./releases.service";
+import { listReleaseViews, lockApp, rollbackVersionsOf } from "./releases.service";
 
 type Actor = { name: string; ip?: string };
 
@@ -425,12 +425,6 @@ async function removeUnreferencedFiles(deps: Pick<AppDeps, "db" | "logger">, sto
       deps.logger.error("catalogue file not removed", { sha256, message: error instanceof Error ? error.message : String(error) });
     }
   }
-}
-
-async function lockApp(tx: DbOrTx, packageName: string): Promise<void> {
-  // Orders the deletion with releases of the app (createRelease takes the same lock).
-  const locked = await tx.$queryRaw<unknown[]>`SELECT 1 FROM "CatalogueApp" WHERE "packageName" = ${packageName} FOR UPDATE`;
-  if (locked.length === 0) throw new HttpError("not_found", `The catalogue has no app ${packageName}`);
 }
 
 export async function deleteAppVersion(

@@ -856,6 +856,61 @@ describe("release lifecycle", () => {
     expect(audits.map((entry) => (entry.details as { sent: Record<string, number> }).sent)).toEqual([{ 1: 2 }, { 1: 7 }, {}, { 1: 8 }]);
   });
 
+  it("takes an advance and a rollback sent together one after the other: never a 500, and none of the release's installs left queued", async () => {
+    await upload(t.app, V1);
+    await upload(t.app, V2);
+    const devices = await enrollGroup(80, "race");
+    for (const device of devices) expect((await reportVersion(device, 1)).status).toBe(200);
+    t.clock.advance(1);
+    for (const percent of [90, 100, 90, 100]) {
+      const created = await create({ versionCode: 2, target: { group: "race" }, percent: 5 });
+      expect(created.status).toBe(201);
+      const [advanced, rolledBack] = await Promise.all([
+        adminRequest(t.app, "POST", `/admin/app-releases/${created.body.id}/advance`, { percent }),
+        adminRequest(t.app, "POST", `/admin/app-releases/${created.body.id}/rollback`),
+      ]);
+      expect([200, 409]).toContain(advanced.status);
+      expect(rolledBack.status).toBe(200);
+      expect(rolledBack.body.status).toBe("rolled_back");
+      expect((await installCommands(2)).filter((command) => command.status === "queued")).toEqual([]);
+      // Every device the release reached, before or after the advance, was sent back to v1.
+      const rows = await database.db.appReleaseDevice.findMany({ where: { releaseId: created.body.id } });
+      expect(rows.filter((row) => row.versionCode !== 1)).toEqual([]);
+      expect(rolledBack.body.rollbackDevices).toBe(rows.length);
+    }
+  });
+
+  it("answers the second of two rollbacks sent together 409 with the release's state after the first", async () => {
+    await upload(t.app, V1);
+    await upload(t.app, V2);
+    const devices = await enrollGroup(4, "race");
+    for (const device of devices) expect((await reportVersion(device, 1)).status).toBe(200);
+    t.clock.advance(1);
+    const created = await create({ versionCode: 2, target: { group: "race" }, percent: 50 });
+    expect((await adminRequest(t.app, "POST", `/admin/app-releases/${created.body.id}/pause`)).status).toBe(200);
+    const answers = await Promise.all([1, 2].map(() => adminRequest(t.app, "POST", `/admin/app-releases/${created.body.id}/rollback`)));
+    expect(answers.map((answer) => answer.status).sort()).toEqual([200, 409]);
+    expect(answers.find((answer) => answer.status === 409)!.body.error.message).toBe("The release is already rolled_back");
+  });
+
+  it("takes the rollout job's top-up and a rollback sent meanwhile one after the other: none of the release's installs left queued", async () => {
+    await upload(t.app, V1);
+    await upload(t.app, V2);
+    const [first] = await enrollGroup(1, "race");
+    expect((await reportVersion(first!, 1)).status).toBe(200);
+    t.clock.advance(1);
+    const created = await create({ versionCode: 2, target: { group: "race" }, percent: 100 });
+    expect(created.body.status).toBe("completed");
+    // Newcomers the job tops up as the rollback arrives.
+    for (const device of await enrollGroup(80, "race")) expect((await reportVersion(device, 1)).status).toBe(200);
+    t.clock.advance(1);
+    const [, rolledBack] = await Promise.all([advanceRollouts(t.deps), adminRequest(t.app, "POST", `/admin/app-releases/${created.body.id}/rollback`)]);
+    expect(rolledBack.status).toBe(200);
+    expect((await installCommands(2)).filter((command) => command.status === "queued")).toEqual([]);
+    const rows = await database.db.appReleaseDevice.findMany({ where: { releaseId: created.body.id } });
+    expect(rows.filter((row) => row.versionCode !== 1)).toEqual([]);
+  });
+
   it("leaves a device that had no earlier version on the release's, sends a pending device back, and leaves one whose earlier version left the catalogue", async () => {
     await upload(t.app, V1);
     await upload(t.app, V2);
@@ -885,13 +940,19 @@ describe("release lifecycle", () => {
       status: "installed",
       rollbackSkipped: "it had no earlier version of the app when the release was sent: it keeps version 4 (uninstall_app removes it)",
     });
-    // Its app list already says v1: installed.
-    expect(byDevice.get(onV1.deviceId)).toMatchObject({ versionCode: 1, fromVersionCode: 1, status: "installed", rollbackSkipped: null });
+    // Its app list said v1 before the release, and its v4 install may have reached it: pending
+    // until a report since the rollback, or the v1 install's result, says so.
+    expect(byDevice.get(onV1.deviceId)).toMatchObject({ versionCode: 1, fromVersionCode: 1, status: "pending", rollbackSkipped: null });
     expect(byDevice.get(onV2.deviceId)).toMatchObject({
       versionCode: 4,
       fromVersionCode: 2,
       rollbackSkipped: "version 2, which it ran before the release, is no longer in the catalogue: it keeps version 4",
     });
+    // It reports v1 after the rollback: installed.
+    t.clock.advance(1);
+    expect((await reportVersion(onV1, 1)).status).toBe(200);
+    const after = await adminRequest(t.app, "GET", `/admin/app-releases/${created.body.id}`);
+    expect(after.body.devices.find((device: { deviceId: string }) => device.deviceId === onV1.deviceId)).toMatchObject({ versionCode: 1, status: "installed" });
   });
 
   it("sends an active release to devices that join its share, and auto-advances one whose share already runs a newer version", async () => {

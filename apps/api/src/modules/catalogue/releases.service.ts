@@ -221,6 +221,26 @@ function afterCommit(deps: Deps, outcome: { sent: number; awaiting: boolean }): 
   if (outcome.awaiting) deps.bus.publish({ kind: "policy_dispatch_due" });
 }
 
+/**
+ * Every change to an app's releases (create, advance, pause, resume, roll back, the rollout
+ * job's sends) and the deletion of its versions first takes the app's row lock, in its own
+ * transaction: they run one at a time per app, each on what the one before committed. (An
+ * advance holding the release's row while a rollback held the app's deadlocked; a rollback
+ * that planned before an advance committed left that advance's installs queued.)
+ */
+export async function lockApp(tx: DbOrTx, packageName: string): Promise<void> {
+  const locked = await tx.$queryRaw<unknown[]>`SELECT 1 FROM "CatalogueApp" WHERE "packageName" = ${packageName} FOR UPDATE`;
+  if (locked.length === 0) throw new HttpError("not_found", `The catalogue has no app ${packageName}`);
+}
+
+/** The release as it is once its app is locked (lockApp). */
+async function lockRelease(tx: DbOrTx, releaseId: string): Promise<ReleaseWithVersions> {
+  const found = await tx.appRelease.findUnique({ where: { id: releaseId }, select: { packageName: true } });
+  if (!found) throw new HttpError("not_found", "No release has this id");
+  await lockApp(tx, found.packageName);
+  return findRelease({ db: tx }, releaseId);
+}
+
 export async function createRelease(deps: Deps, packageName: string, input: CreateReleaseRequest, actor: Actor): Promise<AppReleaseView> {
   const version = await deps.db.appVersion.findUnique({ where: { packageName_versionCode: { packageName, versionCode: input.versionCode } } });
   if (!version) throw new HttpError("not_found", `The catalogue has no version ${input.versionCode} of ${packageName}`);
@@ -228,8 +248,8 @@ export async function createRelease(deps: Deps, packageName: string, input: Crea
   // The release, its commands and its rows commit together: a refusal leaves nothing behind.
   const outcome = await deps.db.$transaction(
     async (tx) => {
-      // Orders concurrent releases of one app: the second sees the first.
-      await tx.$queryRaw`SELECT 1 FROM "CatalogueApp" WHERE "packageName" = ${packageName} FOR UPDATE`;
+      // Concurrent releases of one app: the second sees the first.
+      await lockApp(tx, packageName);
       const running = await tx.appRelease.findFirst({ where: { packageName, status: { in: ["active", "paused"] } }, select: { id: true } });
       if (running) throw new HttpError("conflict", `${packageName} already has a release in progress (${running.id}): roll it back or let it complete first`);
       const released = await tx.appRelease.findMany({
@@ -283,28 +303,33 @@ export async function createRelease(deps: Deps, packageName: string, input: Crea
   return getReleaseView(deps, outcome.id);
 }
 
-async function findRelease({ db }: Pick<AppDeps, "db">, releaseId: string): Promise<ReleaseWithVersions> {
+async function findRelease({ db }: { db: DbOrTx }, releaseId: string): Promise<ReleaseWithVersions> {
   const release = await db.appRelease.findUnique({ where: { id: releaseId }, include: withVersions });
   if (!release) throw new HttpError("not_found", "No release has this id");
   return release;
 }
 
-export async function advanceRelease(deps: Deps, releaseId: string, input: AdvanceReleaseRequest, actor: Actor): Promise<AppReleaseView> {
-  const release = await findRelease(deps, releaseId);
-  if (release.status !== "active") throw new HttpError("conflict", `The release is ${release.status}; only an active release advances`);
-  const percent = input.percent ?? ROLLOUT_STEPS.find((step) => step > release.percent);
-  if (percent === undefined || percent <= release.percent)
-    throw new HttpError("conflict", `The release is already at ${release.percent}%; advance it to a higher percentage`);
+/**
+ * Steps the release up to `input.percent`, or the next rollout step. `expectedPercent`: only
+ * from that percentage (the rollout job decided on the progress it saw there).
+ */
+export async function advanceRelease(
+  deps: Deps,
+  releaseId: string,
+  input: AdvanceReleaseRequest,
+  actor: Actor,
+  expectedPercent?: number,
+): Promise<AppReleaseView> {
   installUrlBase(deps.env);
   const outcome = await deps.db.$transaction(
     async (tx) => {
-      // The claim: of two concurrent advances, only the one that moves the row sends.
-      const claimed = await tx.appRelease.updateManyAndReturn({
-        where: { id: releaseId, status: "active", percent: release.percent },
-        data: { percent, updatedAt: deps.clock.now() },
-        include: withVersions,
-      });
-      if (claimed.length === 0) throw new HttpError("conflict", "The release changed meanwhile; reload it");
+      const release = await lockRelease(tx, releaseId);
+      if (release.status !== "active") throw new HttpError("conflict", `The release is ${release.status}; only an active release advances`);
+      if (expectedPercent !== undefined && release.percent !== expectedPercent) throw new HttpError("conflict", "The release changed meanwhile; reload it");
+      const percent = input.percent ?? ROLLOUT_STEPS.find((step) => step > release.percent);
+      if (percent === undefined || percent <= release.percent)
+        throw new HttpError("conflict", `The release is already at ${release.percent}%; advance it to a higher percentage`);
+      const advanced = await tx.appRelease.update({ where: { id: releaseId }, data: { percent, updatedAt: deps.clock.now() }, include: withVersions });
       await recordAudit(tx, {
         actor: actor.name,
         action: "app_release.advance",
@@ -313,7 +338,6 @@ export async function advanceRelease(deps: Deps, releaseId: string, input: Advan
         ip: actor.ip,
         details: { releaseId, from: release.percent, to: percent, ...(input.reason ? { reason: input.reason } : {}) },
       });
-      const advanced = claimed[0] as ReleaseWithVersions;
       const sent = await fillShare(tx, deps, advanced, actor);
       return { sent, awaiting: await completeIfFull(tx, deps, advanced) };
     },
@@ -331,10 +355,12 @@ async function setStatus(
   action: string,
   actor: Actor,
 ): Promise<AppReleaseView> {
-  const release = await findRelease(deps, releaseId);
-  const { count } = await deps.db.appRelease.updateMany({ where: { id: releaseId, status: from }, data: { status: to, updatedAt: deps.clock.now() } });
-  if (count === 0) throw new HttpError("conflict", `The release is ${release.status}, not ${from}`);
-  await recordAudit(deps.db, { actor: actor.name, action, targetType: "app", targetId: release.packageName, ip: actor.ip, details: { releaseId } });
+  await deps.db.$transaction(async (tx) => {
+    const release = await lockRelease(tx, releaseId);
+    if (release.status !== from) throw new HttpError("conflict", `The release is ${release.status}, not ${from}`);
+    await tx.appRelease.update({ where: { id: releaseId }, data: { status: to, updatedAt: deps.clock.now() } });
+    await recordAudit(tx, { actor: actor.name, action, targetType: "app", targetId: release.packageName, ip: actor.ip, details: { releaseId } });
+  });
   return getReleaseView(deps, releaseId);
 }
 
@@ -454,14 +480,14 @@ export async function rollbackVersionsOf(db: DbOrTx, release: Pick<AppRelease, "
  * status change.
  */
 export async function rollbackRelease(deps: Deps, releaseId: string, actor: Actor): Promise<AppReleaseView> {
-  const release = await findRelease(deps, releaseId);
   installUrlBase(deps.env);
   const now = deps.clock.now();
   const reason = `release ${releaseId} rolled back`;
   const outcome = await deps.db.$transaction(
     async (tx) => {
-      // Orders the rollback with releases of the app (createRelease takes the same lock).
-      await tx.$queryRaw`SELECT 1 FROM "CatalogueApp" WHERE "packageName" = ${release.packageName} FOR UPDATE`;
+      // Planned on every device the release reached, an advance or a top-up just before included.
+      const release = await lockRelease(tx, releaseId);
+      if (!["active", "paused", "completed"].includes(release.status)) throw new HttpError("conflict", `The release is already ${release.status}`);
       // A newer release that reached its devices put them on its version: rolling this one back
       // would take them below both. That one goes first.
       const [newer] = await tx.$queryRaw<Array<{ id: string; versionCode: number; status: string }>>`
@@ -480,8 +506,8 @@ export async function rollbackRelease(deps: Deps, releaseId: string, actor: Acto
       }
       // Under the lock a version's deletion takes too: the versions it sends are still there.
       const plan = await planRollback(tx, release);
-      const { count } = await tx.appRelease.updateMany({
-        where: { id: releaseId, status: { in: ["active", "paused", "completed"] } },
+      await tx.appRelease.update({
+        where: { id: releaseId },
         data: {
           status: "rolled_back",
           previousVersionId: plan.mostCommon?.id ?? null,
@@ -489,7 +515,6 @@ export async function rollbackRelease(deps: Deps, releaseId: string, actor: Acto
           updatedAt: now,
         },
       });
-      if (count === 0) throw new HttpError("conflict", `The release is already ${release.status}`);
       const cancelled = await tx.command.updateManyAndReturn({
         where: { requestId: { in: plan.queuedRequestIds }, status: "queued" },
         data: { status: "cancelled", completedAt: now, nextAttemptAt: null, errorMessage: reason },
@@ -549,13 +574,14 @@ type DeviceRow = {
 /**
  * A device's state in a release (rd: its row, r: the release, c: its command, d: the device),
  * from the two things a device tells: the result of its install command, and the apps its
- * heartbeats report. `installed` while it reports the row's version, or its command
- * succeeded and no report came since; `replaced` when a report since the command succeeded
+ * heartbeats report. `installed` while it reports the row's version in a report since the
+ * row was sent (an older one tells what it ran before: a rollback's devices report the
+ * version they are sent back to), or its command succeeded and no report came since; `replaced` when a report since the command succeeded
  * shows another version (or none): the device no longer runs what the release sent.
  */
 const DEVICE_STATUS = Prisma.sql`
   CASE
-    WHEN EXISTS (
+    WHEN d."appsReportedAt" > rd."sentAt" AND EXISTS (
       SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(d."appStatus") = 'array' THEN d."appStatus" ELSE '[]'::jsonb END) app
       WHERE app->>'packageName' = r."packageName" AND app->>'versionCode' = rd."versionCode"::text) THEN 'installed'
     WHEN c.status = 'succeeded' AND (d."appsReportedAt" IS NULL OR d."appsReportedAt" <= c."completedAt") THEN 'installed'
@@ -683,10 +709,9 @@ export async function advanceRollouts(deps: Deps): Promise<{ advanced: number; p
     try {
       const sent = await deps.db.$transaction(
         async (tx) => {
-          // Locked: an advance, pause or rollback meanwhile waits, and one before it is seen.
-          const locked = await tx.$queryRaw<unknown[]>`SELECT 1 FROM "AppRelease" WHERE id = ${id}::uuid AND status = 'active' FOR UPDATE`;
-          const release = locked.length > 0 ? await tx.appRelease.findUnique({ where: { id }, include: withVersions }) : null;
-          return release ? fillShare(tx, deps, release, actor, TOP_UP_LIMIT) : 0;
+          // An advance, pause or rollback meanwhile waits, and one before it is seen.
+          const release = await lockRelease(tx, id);
+          return release.status === "active" ? fillShare(tx, deps, release, actor, TOP_UP_LIMIT) : 0;
         },
         { timeout: SEND_TIMEOUT_MS },
       );
@@ -718,7 +743,7 @@ export async function advanceRollouts(deps: Deps): Promise<{ advanced: number; p
         paused++;
         continue;
       }
-      await advanceRelease(deps, release.id, {}, actor);
+      await advanceRelease(deps, release.id, {}, actor, release.percent);
       advanced++;
     } catch (error) {
       // A conflict is an admin (or another instance) acting on it meanwhile.
@@ -737,11 +762,9 @@ export async function advanceRollouts(deps: Deps): Promise<{ advanced: number; p
     try {
       const outcome = await deps.db.$transaction(
         async (tx) => {
-          // Locked: a rollback meanwhile waits, then treats these newcomers as any device the release reached.
-          const locked = await tx.$queryRaw<unknown[]>`SELECT 1 FROM "AppRelease" WHERE id = ${id}::uuid AND status = 'completed' FOR UPDATE`;
-          const release = locked.length > 0 ? await tx.appRelease.findUnique({ where: { id }, include: withVersions }) : null;
-          if (!release) return { sent: 0, awaiting: false };
-          return { sent: await fillShare(tx, deps, release, actor, TOP_UP_LIMIT), awaiting: false };
+          // A rollback meanwhile waits, then treats these newcomers as any device the release reached.
+          const release = await lockRelease(tx, id);
+          return { sent: release.status === "completed" ? await fillShare(tx, deps, release, actor, TOP_UP_LIMIT) : 0, awaiting: false };
         },
         { timeout: SEND_TIMEOUT_MS },
       );
