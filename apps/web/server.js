@@ -14,6 +14,7 @@ import { createServer } from "node:http";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import next from "next";
+import { apiOfBuild, isUpload, relayUpload } from "./upload-relay.js";
 
 /** @param {string} name */
 function argument(name) {
@@ -31,13 +32,16 @@ export function forwardFromPeer(/** @type {import("node:http").IncomingMessage} 
 // Not PORT: `npm start` gives both apps one environment, and PORT is the API's.
 const port = Number(argument("port") ?? process.env.DASHBOARD_PORT ?? 3000);
 const hostname = argument("hostname") || process.env.DASHBOARD_HOST || "127.0.0.1";
-const app = next({ dev: false, dir: path.dirname(fileURLToPath(import.meta.url)), hostname, port });
+const dir = path.dirname(fileURLToPath(import.meta.url));
+const app = next({ dev: false, dir, hostname, port });
 const handle = app.getRequestHandler();
 await app.prepare();
 const upgrade = app.getUpgradeHandler();
+const api = apiOfBuild(dir);
 
 const server = createServer((req, res) => {
   forwardFromPeer(req);
+  if (isUpload(req)) return relayUpload(req, res, api);
   void handle(req, res);
 });
 server.on("upgrade", (req, socket, head) => {
