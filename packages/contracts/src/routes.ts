@@ -775,7 +775,7 @@ export const apiRoutes = {
     description:
       "409, saying what holds it, while the version is in use: it is the version of an active or paused release, or a version that release's rollback would send devices back to (the one each ran before it), the version a completed release still sends to devices joining its target (the app's newest completed release for that target: release a newer version there first), or the only catalogue version that satisfies a required app of a policy (the policy is named: upload another version or change the policy first). " +
       "Completed and rolled-back releases keep their history: they go on showing the deleted version's code; a completed release rolls back to the highest version below its own still in the catalogue then (409 while there is none). " +
-      "Its APK file is removed from storage once no version refers to its SHA-256, and the signed download URLs of install commands already sent for it answer 404 from then on. `{versionCode}` is a plain decimal integer. Audited as `app.delete_version`.",
+      "Its APK file is removed from storage once no version refers to its SHA-256, and the signed download URLs of install commands already sent for it answer 404 from then on; its install commands still queued (a rollback's, a required app's) are cancelled. `{versionCode}` is a plain decimal integer. Audited as `app.delete_version`, with `cancelledInstalls`.",
     params: AppVersionParams,
     responses: { 204: { description: "Deleted." } },
     errors: ["not_found", "conflict"],

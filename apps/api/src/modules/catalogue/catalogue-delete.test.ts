@@ -107,7 +107,12 @@ describe("DELETE /admin/apps/{packageName}/versions/{versionCode}", () => {
     expect(gone.body.error.code).toBe("not_found");
     const audit = await database.db.auditLog.findMany({ where: { action: "app.delete_version" } });
     expect(audit).toEqual([
-      expect.objectContaining({ actor: expect.stringMatching(/^admin-key:/), targetType: "app", targetId: PACKAGE, details: { versionCode: 1, sha256: v1 } }),
+      expect.objectContaining({
+        actor: expect.stringMatching(/^admin-key:/),
+        targetType: "app",
+        targetId: PACKAGE,
+        details: { versionCode: 1, sha256: v1, cancelledInstalls: 0 },
+      }),
     ]);
 
     // The same file uploaded again is a new version, served again.
@@ -176,6 +181,34 @@ describe("DELETE /admin/apps/{packageName}/versions/{versionCode}", () => {
     expect(history.status).toBe(200);
     expect(history.body).toMatchObject({ status: "rolled_back", versionCode: 2, versionName: "1.1.0", previousVersionCode: 1, progress: { sent: 1 } });
     expect(history.body.devices).toEqual([expect.objectContaining({ versionCode: 1 })]);
+  });
+
+  it("cancels the installs of the deleted version that have not left for their device (a rollback's), so none is sent a URL that answers 404", async () => {
+    expect((await upload(V1)).status).toBe(201);
+    expect((await upload(V2)).status).toBe(201);
+    const devices = await enroll(3, "g");
+    await running(devices, 1);
+    t.clock.advance(1);
+    const created = await release({ versionCode: 2, target: { group: "g" }, percent: 100 });
+    expect(created.body.status).toBe("completed");
+    expect((await adminRequest(t.app, "POST", `/admin/app-releases/${created.body.id}/rollback`)).status).toBe(200);
+    const queuedV1 = () => database.db.command.findMany({ where: { type: "install_app", status: "queued", payload: { path: ["versionCode"], equals: 1 } } });
+    expect(await queuedV1()).toHaveLength(3);
+
+    expect((await deleteVersion(1)).status).toBe(204);
+    expect(await queuedV1()).toEqual([]);
+    const cancelled = await database.db.command.findMany({
+      where: { type: "install_app", status: "cancelled", payload: { path: ["versionCode"], equals: 1 } },
+    });
+    expect(cancelled.map((command) => command.deviceId).sort()).toEqual([...devices].sort());
+    expect(cancelled.map((command) => command.errorMessage)).toEqual(Array(3).fill(`version 1 of ${PACKAGE} was deleted from the catalogue`));
+    const audit = await database.db.auditLog.findFirstOrThrow({ where: { action: "app.delete_version" } });
+    expect(audit.details).toMatchObject({ versionCode: 1, cancelledInstalls: 3 });
+    // The release's devices show why.
+    const history = await adminRequest(t.app, "GET", `/admin/app-releases/${created.body.id}`);
+    expect(history.body.devices.map((device: { status: string; reason: string }) => [device.status, device.reason])).toEqual(
+      Array(3).fill(["failed", `version 1 of ${PACKAGE} was deleted from the catalogue`]),
+    );
   });
 
   it("refuses the version a completed release still sends to newcomers; once superseded it goes and the release keeps its history, and its rollback sends it once uploaded again", async () => {
@@ -263,8 +296,11 @@ describe("DELETE /admin/apps/{packageName}", () => {
       expect(await isStored(sha256)).toBe(false);
       expect((await download(sha256)).status).toBe(404);
     }
+    // Neither release's installs had left for the two devices: cancelled with the app.
+    expect(await database.db.command.count({ where: { type: "install_app", status: "queued" } })).toBe(0);
+    expect(await database.db.command.count({ where: { type: "install_app", status: "cancelled" } })).toBe(4);
     const audit = await database.db.auditLog.findMany({ where: { action: "app.delete" } });
-    expect(audit).toEqual([expect.objectContaining({ targetId: PACKAGE, details: { versionCodes: [1, 2], releases: 2 } })]);
+    expect(audit).toEqual([expect.objectContaining({ targetId: PACKAGE, details: { versionCodes: [1, 2], releases: 2, cancelledInstalls: 4 } })]);
     expect((await adminRequest(t.app, "GET", "/admin/apps")).body.apps).toEqual([]);
 
     // No certificate binding left: an APK of the package signed by another key is a new app.

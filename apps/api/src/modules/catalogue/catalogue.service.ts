@@ -15,6 +15,7 @@ import { readApk } from "./apk-reader";
 import type { ApkStore } from "./apk-store";
 import type { DbOrTx } from "../../db/types";
 import { newestCatalogueVersions, queueDevicesAwaiting } from "../policies/policies.service";
+import { announceCancelled, cancelQueuedCommands } from "../commands/commands.service";
 import { listReleaseViews, lockApp, rollbackVersionsOf } from "./releases.service";
 
 type Actor = { name: string; ip?: string };
@@ -427,14 +428,29 @@ async function removeUnreferencedFiles(deps: Pick<AppDeps, "db" | "logger">, sto
   }
 }
 
-export async function deleteAppVersion(
-  deps: Pick<AppDeps, "db" | "logger">,
-  store: ApkStore,
-  packageName: string,
-  versionCode: number,
-  actor: Actor,
-): Promise<void> {
-  const version = await deps.db.$transaction(async (tx) => {
+/**
+ * The catalogue's installs of `versions` that have not left for their device (a rollback's,
+ * a required app's): cancelled with the versions, whose download URLs answer 404 from now.
+ */
+function cancelQueuedInstalls(tx: DbOrTx, packageName: string, versions: AppVersion[], now: Date) {
+  const what = versions.length === 1 ? `version ${versions[0]?.versionCode} of ${packageName}` : `${packageName}`;
+  return cancelQueuedCommands(
+    tx,
+    {
+      type: "install_app",
+      payload: { path: ["packageName"], equals: packageName },
+      OR: versions.map((version) => ({ payload: { path: ["sha256"], equals: version.sha256 } })),
+    },
+    `${what} was deleted from the catalogue`,
+    now,
+  );
+}
+
+type DeleteDeps = Pick<AppDeps, "db" | "logger" | "clock" | "bus">;
+
+export async function deleteAppVersion(deps: DeleteDeps, store: ApkStore, packageName: string, versionCode: number, actor: Actor): Promise<void> {
+  const now = deps.clock.now();
+  const { version, cancelled } = await deps.db.$transaction(async (tx) => {
     await lockApp(tx, packageName);
     const found = await tx.appVersion.findUnique({ where: { packageName_versionCode: { packageName, versionCode } } });
     if (!found) throw new HttpError("not_found", `The catalogue has no version ${versionCode} of ${packageName}`);
@@ -444,22 +460,25 @@ export async function deleteAppVersion(
     // Releases naming it keep their rows (and its version code); their link to it is cleared.
     await tx.appVersion.delete({ where: { id: found.id } });
     await refuseBrokenRequirements(tx, packageName, requiring, before, `Deleting version ${versionCode}`);
+    const cancelled = await cancelQueuedInstalls(tx, packageName, [found], now);
     await recordAudit(tx, {
       actor: actor.name,
       action: "app.delete_version",
       targetType: "app",
       targetId: packageName,
       ip: actor.ip,
-      details: { versionCode, sha256: found.sha256 },
+      details: { versionCode, sha256: found.sha256, cancelledInstalls: cancelled.length },
     });
-    return found;
+    return { version: found, cancelled };
   });
+  announceCancelled(deps.bus, cancelled, now);
   await removeUnreferencedFiles(deps, store, [version.sha256]);
   deps.logger.info("app version deleted from the catalogue", { packageName, versionCode, sha256: version.sha256 });
 }
 
-export async function deleteApp(deps: Pick<AppDeps, "db" | "logger">, store: ApkStore, packageName: string, actor: Actor): Promise<void> {
-  const versions = await deps.db.$transaction(async (tx) => {
+export async function deleteApp(deps: DeleteDeps, store: ApkStore, packageName: string, actor: Actor): Promise<void> {
+  const now = deps.clock.now();
+  const { versions, cancelled } = await deps.db.$transaction(async (tx) => {
     await lockApp(tx, packageName);
     const all = await tx.appVersion.findMany({ where: { packageName }, orderBy: { versionCode: "asc" } });
     await refuseInUse(tx, packageName, all, true);
@@ -469,16 +488,18 @@ export async function deleteApp(deps: Pick<AppDeps, "db" | "logger">, store: Apk
     // Its versions, releases and their devices go with it (foreign keys cascade).
     await tx.catalogueApp.delete({ where: { packageName } });
     await refuseBrokenRequirements(tx, packageName, requiring, before, "Deleting the app");
+    const cancelled = all.length > 0 ? await cancelQueuedInstalls(tx, packageName, all, now) : [];
     await recordAudit(tx, {
       actor: actor.name,
       action: "app.delete",
       targetType: "app",
       targetId: packageName,
       ip: actor.ip,
-      details: { versionCodes: all.map((version) => version.versionCode), releases },
+      details: { versionCodes: all.map((version) => version.versionCode), releases, cancelledInstalls: cancelled.length },
     });
-    return all;
+    return { versions: all, cancelled };
   });
+  announceCancelled(deps.bus, cancelled, now);
   await removeUnreferencedFiles(
     deps,
     store,

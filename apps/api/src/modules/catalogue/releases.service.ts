@@ -16,7 +16,7 @@ import { type AppRelease, type AppVersion, Prisma } from "../../generated/prisma
 import { recordAudit } from "../../lib/audit";
 import { HttpError } from "../../lib/http-error";
 import type { DbOrTx } from "../../db/types";
-import { emitCommandStatusChanges, queueBulkCommand } from "../commands/commands.service";
+import { announceCancelled, cancelQueuedCommands, queueBulkCommand } from "../commands/commands.service";
 import { wakeDelivery } from "../commands/delivery";
 import { newestCatalogueVersions, queueDevicesAwaiting } from "../policies/policies.service";
 import { signedAppFilePath } from "./download-url";
@@ -515,17 +515,7 @@ export async function rollbackRelease(deps: Deps, releaseId: string, actor: Acto
           updatedAt: now,
         },
       });
-      const cancelled = await tx.command.updateManyAndReturn({
-        where: { requestId: { in: plan.queuedRequestIds }, status: "queued" },
-        data: { status: "cancelled", completedAt: now, nextAttemptAt: null, errorMessage: reason },
-        select: { requestId: true, deviceId: true, batchId: true },
-      });
-      await tx.commandEvent.createMany({ data: cancelled.map((row) => ({ requestId: row.requestId, status: "cancelled" as const, at: now, detail: reason })) });
-      await emitCommandStatusChanges(
-        tx,
-        cancelled.map((row) => ({ ...row, status: "cancelled" as const, detail: reason })),
-        now,
-      );
+      const cancelled = await cancelQueuedCommands(tx, { requestId: { in: plan.queuedRequestIds } }, reason, now);
       if (plan.skipped.length > 0) {
         await tx.$executeRaw`
           UPDATE "AppReleaseDevice" rd SET "rollbackSkipped" = s.reason
@@ -550,12 +540,7 @@ export async function rollbackRelease(deps: Deps, releaseId: string, actor: Acto
     },
     { timeout: SEND_TIMEOUT_MS },
   );
-  for (const row of outcome.cancelled) {
-    deps.bus.publish({
-      kind: "command_status",
-      change: { requestId: row.requestId, deviceId: row.deviceId, batchId: row.batchId, status: "cancelled", at: now.toISOString() },
-    });
-  }
+  announceCancelled(deps.bus, outcome.cancelled, now);
   afterCommit(deps, { sent: outcome.sent, awaiting: false });
   return getReleaseView(deps, releaseId);
 }

@@ -337,6 +337,37 @@ export async function cancelCommand(deps: CommandDeps, requestId: string, actor:
   return getCommand(deps, requestId);
 }
 
+export type CancelledCommand = { requestId: string; deviceId: string; batchId: string | null };
+
+/**
+ * Cancels the commands `where` picks that have not left for their device yet (queued), in
+ * the caller's transaction: status, history (with `reason`) and webhooks. Tell dashboards
+ * with announceCancelled once it commits.
+ */
+export async function cancelQueuedCommands(tx: DbOrTx, where: Prisma.CommandWhereInput, reason: string, now: Date): Promise<CancelledCommand[]> {
+  const cancelled = await tx.command.updateManyAndReturn({
+    where: { AND: [where, { status: "queued" }] },
+    data: { status: "cancelled", completedAt: now, nextAttemptAt: null, errorMessage: reason },
+    select: { requestId: true, deviceId: true, batchId: true },
+  });
+  await tx.commandEvent.createMany({ data: cancelled.map((row) => ({ requestId: row.requestId, status: "cancelled" as const, at: now, detail: reason })) });
+  await emitCommandStatusChanges(
+    tx,
+    cancelled.map((row) => ({ ...row, status: "cancelled" as const, detail: reason })),
+    now,
+  );
+  return cancelled;
+}
+
+export function announceCancelled(bus: AppDeps["bus"], cancelled: CancelledCommand[], now: Date): void {
+  for (const row of cancelled) {
+    bus.publish({
+      kind: "command_status",
+      change: { requestId: row.requestId, deviceId: row.deviceId, batchId: row.batchId, status: "cancelled", at: now.toISOString() },
+    });
+  }
+}
+
 /** Cancels every unfinished command of a batch, with the reason in each command's history. */
 export async function cancelBatch(deps: CommandDeps, batchId: string, actor: { name: string; ip?: string }): Promise<BatchView> {
   const { db, clock, bus } = deps;
