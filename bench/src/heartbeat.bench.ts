@@ -50,6 +50,8 @@ const secret = () => randomBytes(32).toString("hex");
 const SECRETS = { ADMIN_KEY: secret(), HMAC_SECRET: secret(), JWT_SECRET: secret(), COMMAND_MASTER_KEY: secret() };
 
 const log = (line: string) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}`);
+/** Each phase's figures as it ends: a run that fails later still leaves them in the log. */
+const logResult = (phase: string, figures: unknown) => log(`${phase} result: ${JSON.stringify(figures)}`);
 
 function databaseUrlFor(name: string): string {
   const url = new URL(SERVER_URL);
@@ -306,8 +308,12 @@ async function listQueryLatencies(apiUrl: string): Promise<Record<string, { p50:
   return results;
 }
 
-/** A ping to `count` devices holding WebSockets, from the POST until the batch is done. */
-async function bulkCommand(api: Server, tokensFile: string, tokens: string[], count: number) {
+/**
+ * A ping to `count` devices holding WebSockets, from the POST until the batch is done. They
+ * are put in a group of their own, the bulk command's target (a list of ids holds at most
+ * 1,000, as the contract allows).
+ */
+async function bulkCommand(db: Client, api: Server, tokensFile: string, tokens: string[], count: number) {
   const rssBefore = rssBytes(api.pid);
   const job: WsJob = { url: api.url, tokensFile, sockets: count, mode: "fleet" };
   const fleet = spawnScript("ws-devices.ts", { BENCH_JOB: JSON.stringify(job) });
@@ -315,8 +321,9 @@ async function bulkCommand(api: Server, tokensFile: string, tokens: string[], co
   const ready = JSON.parse(await new Promise<string>((resolve) => lines.once("line", resolve))) as WsFleetReady;
   const rssConnected = rssBytes(api.pid);
   const deviceIds = tokens.slice(0, count).map((token) => token.split(".")[0]!);
+  await db.query(`UPDATE "Device" SET groups = ARRAY['bench-bulk'] WHERE id = ANY($1::uuid[])`, [deviceIds]);
   const started = performance.now();
-  const created = await adminFetch(api.url, "POST", "/admin/commands/bulk", { type: "ping", payload: {}, target: { deviceIds } });
+  const created = await adminFetch(api.url, "POST", "/admin/commands/bulk", { type: "ping", payload: {}, target: { group: "bench-bulk" } });
   if (created.status !== 202) throw new Error(`bulk command answered ${created.status}: ${await created.text()}`);
   let batch = CommandBatch.parse(await created.json());
   const deadline = Date.now() + 300_000;
@@ -393,12 +400,14 @@ async function main() {
     const countersAtFixed = await apiCounters(api.url);
     const maxApi = best(rounds.api);
     const maxFloor = best(rounds.floor);
+    logResult("max throughput", { api: maxApi, floor: maxFloor });
 
     const rate = Math.max(100, Math.min(TARGET_RATE, maxFloor.requestsPerSecond));
     log(`fixed rate ${rate}/s for ${PLAN.fixedSeconds} s`);
     const fixedJob = { ...base, rate, amount: rate * PLAN.fixedSeconds };
     const fixedFloor = await httpLoad({ ...fixedJob, url: floor.url });
     const fixedApi = await countedLoad(db, { ...fixedJob, url: api.url });
+    logResult("fixed rate", { api: fixedApi, floor: fixedFloor });
 
     log(`websocket heartbeats at ${rate}/s over ${PLAN.wsSockets} sockets`);
     const countersAtWs = await apiCounters(api.url);
@@ -412,6 +421,7 @@ async function main() {
       seconds: PLAN.fixedSeconds,
     } satisfies WsJob);
     const wsTelemetry = (await telemetryRows(db)) - wsBefore;
+    logResult("websocket", { ...ws, telemetryRows: wsTelemetry });
     const countersAtLong = await apiCounters(api.url);
 
     // Memory is measured at a rate the API sustains, so the run lasts as long as planned.
@@ -421,12 +431,14 @@ async function main() {
     const longRun = await countedLoad(db, { ...base, url: api.url, rate: longRate, amount: longRate * PLAN.longSeconds });
     const rssAfterLong = rssBytes(api.pid);
     const countersAfterLong = await apiCounters(api.url);
+    logResult("long run", { ...longRun, rssBeforeMb: rssBeforeLong / 1024 / 1024, rssAfterMb: rssAfterLong / 1024 / 1024 });
 
     const hot = await hotRatio(db);
     log("list queries");
     const listQueries = await listQueryLatencies(api.url);
+    logResult("list queries", { hot, listQueries });
     log(`bulk command to ${Math.min(PLAN.bulkDevices, DEVICES)} websocket devices`);
-    const bulk = await bulkCommand(api, tokensFile, tokens, Math.min(PLAN.bulkDevices, DEVICES));
+    const bulk = await bulkCommand(db, api, tokensFile, tokens, Math.min(PLAN.bulkDevices, DEVICES));
 
     const mb = (bytes: number) => round(bytes / 1024 / 1024);
     const growth = (rssAfterLong - rssBeforeLong) / Math.max(1, rssBeforeLong);
