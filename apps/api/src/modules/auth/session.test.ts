@@ -29,16 +29,24 @@ async function ticket(): Promise<string> {
 
 describe("verifyWsTicket", () => {
   it("names the user, role and session for 60 seconds", async () => {
+    const before = t.clock.now().getTime();
     const value = await ticket();
-    expect(verifyWsTicket(t.deps.env, value, t.clock.now())).toEqual({
+    const after = t.clock.now().getTime();
+    const verified = verifyWsTicket(t.deps.env, value, t.clock.now());
+    expect(verified).toEqual({
       userId: operator.userId,
       role: "operator",
       sessionId: (await database.db.session.findFirstOrThrow()).id,
       ticketId: expect.any(String),
       expiresAt: expect.any(Date),
     });
-    expect(verifyWsTicket(t.deps.env, value, new Date(t.clock.now().getTime() + 59_000))).toBeDefined();
-    expect(verifyWsTicket(t.deps.env, value, new Date(t.clock.now().getTime() + 61_000))).toBeUndefined();
+    // 60 s from the whole second it was issued in (JWTs count seconds). Measured from the
+    // ticket's own expiry: a check at "now + 59 s" failed whenever the request crossed a second.
+    const expiresAt = verified!.expiresAt.getTime();
+    expect(expiresAt).toBeGreaterThan(before + 59_000);
+    expect(expiresAt).toBeLessThanOrEqual(after + 60_000);
+    expect(verifyWsTicket(t.deps.env, value, new Date(expiresAt - 1000))).toBeDefined();
+    expect(verifyWsTicket(t.deps.env, value, new Date(expiresAt))).toBeUndefined();
   });
 
   it("refuses an access token, a tampered ticket and another server's ticket", async () => {
