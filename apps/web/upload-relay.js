@@ -48,7 +48,8 @@ export function relayUpload(req, res, api) {
   );
   upstream.on("error", () => {
     if (res.headersSent) return res.destroy();
-    res.writeHead(502, { "content-type": "application/json" });
+    // The contract's answer for an API that cannot take the request now.
+    res.writeHead(503, { "content-type": "application/json", "retry-after": "2" });
     res.end(JSON.stringify({ error: { code: "service_unavailable", message: "The dashboard could not reach the API", requestId: "none" } }));
   });
   // The browser gave up: so does the API's side.

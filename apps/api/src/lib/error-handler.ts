@@ -22,21 +22,27 @@ export function databaseUnavailable(): HttpError {
   return new HttpError("service_unavailable", "The database is unavailable; retry shortly", undefined, { "Retry-After": String(DATABASE_RETRY_AFTER_SECONDS) });
 }
 
-/** A foreign key refused the write, through Prisma's models, its raw queries or pg itself. */
-function isForeignKeyViolation(error: unknown): boolean {
-  if (typeof error !== "object" || error === null) return false;
+/**
+ * What a database error says, however it arrived: Prisma's code (P...), the driver adapter's
+ * kind, and PostgreSQL's SQLSTATE (from the adapter, or pg's own error).
+ */
+function databaseErrorOf(error: unknown): { code?: unknown; kind?: unknown; sqlState?: unknown } {
+  if (typeof error !== "object" || error === null) return {};
   const { code, meta } = error as { code?: unknown; meta?: { driverAdapterError?: { cause?: { kind?: unknown; code?: unknown } } } };
   const cause = meta?.driverAdapterError?.cause;
-  return code === "P2003" || code === "23503" || cause?.kind === "ForeignKeyConstraintViolation" || (cause?.kind === "postgres" && cause.code === "23503");
+  return { code, kind: cause?.kind, sqlState: cause?.kind === "postgres" ? cause.code : code };
+}
+
+/** A foreign key refused the write, through Prisma's models, its raw queries or pg itself. */
+function isForeignKeyViolation(error: unknown): boolean {
+  const { code, kind, sqlState } = databaseErrorOf(error);
+  return code === "P2003" || kind === "ForeignKeyConstraintViolation" || sqlState === "23503";
 }
 
 /** PostgreSQL gave up a transaction for another one's sake (deadlock, serialization failure). */
 function isTransactionConflict(error: unknown): boolean {
-  if (typeof error !== "object" || error === null) return false;
-  const { code, meta } = error as { code?: unknown; meta?: { driverAdapterError?: { cause?: { kind?: unknown; code?: unknown } } } };
-  const cause = meta?.driverAdapterError?.cause;
-  const sqlState = cause?.kind === "postgres" ? cause.code : code;
-  return code === "P2034" || cause?.kind === "TransactionWriteConflict" || sqlState === "40P01" || sqlState === "40001";
+  const { code, kind, sqlState } = databaseErrorOf(error);
+  return code === "P2034" || kind === "TransactionWriteConflict" || sqlState === "40P01" || sqlState === "40001";
 }
 
 /** The contract's error for an error a service threw, if it is one the client can act on. */
