@@ -3,12 +3,14 @@ import { sweepSocketLeases } from "../realtime/presence";
 import { apkStoreOf } from "../modules/catalogue/catalogue.routes";
 import { sweepAbandonedUploads, sweepOrphanFiles } from "../modules/catalogue/catalogue.service";
 import { advanceRollouts } from "../modules/catalogue/releases.service";
-import { emitCommandStatusChanges } from "../modules/commands/commands.service";
+import { emitCommandStatusChanges, finishBatches } from "../modules/commands/command-transitions";
 import { sweepOffline } from "../modules/fleet/fleet-monitor";
 import { rotateFleetCommandKeys } from "../modules/lifecycle/command-keys";
 import { maintainTelemetryPartitions } from "./telemetry-partitions";
 
 const DELETE_BATCH = 5000;
+// How soon a batch whose last commands finished at the same moment is marked done.
+const BATCH_SWEEP_MS = 5_000;
 
 /**
  * Gives every unfinished command an end: queued or sent past its TTL (never acknowledged),
@@ -148,6 +150,8 @@ export function startMaintenance(deps: AppDeps): () => void {
       const expired = await expireCommands(deps);
       if (expired) deps.logger.info("commands expired", { expired });
     }),
+    // batch.done for a batch whose last commands finished at once, each transaction seeing the others' unfinished (finishBatches).
+    everyOncePerCluster(deps, "batch completion", BATCH_SWEEP_MS, () => deps.db.$transaction((tx) => finishBatches(tx, deps.clock.now()))),
     everyOncePerCluster(deps, "socket lease sweep", Math.max(250, (deps.env.WS_LEASE_SECONDS * 1000) / 4), () => sweepSocketLeases(deps)),
     everyOncePerCluster(deps, "offline sweep", deps.env.OFFLINE_SWEEP_SECONDS * 1000, () => sweepOffline(deps)),
     // A no-op unless COMMAND_MASTER_KEY_PREVIOUS is set: then moves a batch of devices off it.

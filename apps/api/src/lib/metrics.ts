@@ -44,6 +44,12 @@ export function createMetrics() {
       buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500],
       registers: [registry],
     }),
+    commandTransitionBatchSize: new client.Histogram({
+      name: "mdm_command_transition_batch_size",
+      help: "Command status changes (sent, acknowledged, succeeded...) written per transaction (group commit).",
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500],
+      registers: [registry],
+    }),
     commandSend: new client.Counter({
       name: "mdm_command_send_total",
       help: "Command push sends by outcome.",

@@ -26,11 +26,10 @@ import type { Command, CommandBatch as CommandBatchRow, CommandEvent, Prisma } f
 import { recordAudit } from "../../lib/audit";
 import type { DbOrTx } from "../../db/types";
 import { HttpError } from "../../lib/http-error";
-import { emitWebhookEvents } from "../webhooks/webhook-events";
 import { type CommandKeyRef, assertInService, commandKeyFor, commandKeyIdFor, commandKeyOf, hasCommandKey, masterKeyIdOf } from "../devices/devices.service";
 import { retireDevice, withdrawRotation } from "../lifecycle/lifecycle.service";
 import { retryDelaySeconds, wakeDelivery } from "./delivery";
-import { scheduleRequiredAppRetries } from "../policies/required-app-installs";
+import { emitCommandStatusChanges, transition } from "./command-transitions";
 
 type CommandWithEvents = Command & { events: CommandEvent[]; device?: { alias: string | null; serialNumber: string | null; model: string | null } | null };
 
@@ -91,71 +90,7 @@ export function canSignFor(deps: Pick<AppDeps, "env" | "logger">, deviceId: stri
   return false;
 }
 
-type CommandDeps = Pick<AppDeps, "db" | "clock" | "env" | "logger" | "bus">;
-
-/**
- * Moves a command from one of `from` to `to`, records the event and tells dashboards.
- * Returns false when the command was no longer in `from` (someone else moved it first).
- */
-export async function transition(
-  { db, bus }: Pick<AppDeps, "db" | "bus">,
-  requestId: string,
-  from: CommandStatus[],
-  to: CommandStatus,
-  at: Date,
-  detail: string | null,
-  extra: Partial<Pick<Command, "sentAt" | "acknowledgedAt" | "completedAt" | "errorMessage" | "nextAttemptAt">> & { result?: object } = {},
-): Promise<boolean> {
-  const moved = await db.$transaction(async (tx) => {
-    const rows = await tx.command.updateManyAndReturn({
-      where: { requestId, status: { in: from } },
-      data: { status: to, ...extra },
-      select: { deviceId: true, batchId: true },
-    });
-    if (rows.length === 1) {
-      await tx.commandEvent.create({ data: { requestId, status: to, at, detail } });
-      await emitCommandStatusChanges(tx, [{ requestId, deviceId: rows[0]!.deviceId, batchId: rows[0]!.batchId, status: to, detail }], at);
-    }
-    return rows[0];
-  });
-  if (!moved) return false;
-  bus.publish({ kind: "command_status", change: { requestId, deviceId: moved.deviceId, batchId: moved.batchId, status: to, at: at.toISOString() } });
-  return true;
-}
-
-export type CommandStatusChange = { requestId: string; deviceId: string; batchId: string | null; status: CommandStatus; detail: string | null };
-
-/**
- * In the transaction that changed them: schedules the retry of required app installs that
- * failed or expired, queues `command.status_changed` webhooks for these changes and, for batches some of them finished, `batch.done` once the batch's last
- * command is final. The batch row is locked first, so of two transactions finishing a
- * batch's last two commands at once, the second sees both final; `doneAt` makes it once.
- */
-export async function emitCommandStatusChanges(tx: DbOrTx, changes: CommandStatusChange[], at: Date): Promise<void> {
-  await scheduleRequiredAppRetries(tx, changes, at);
-  await emitWebhookEvents(
-    tx,
-    changes.map((change) => ({ type: "command.status_changed", at, data: { ...change, at: at.toISOString() } })),
-  );
-  const batchIds = [
-    ...new Set(changes.filter((change) => change.batchId && finalCommandStatuses.includes(change.status as never)).map((change) => change.batchId!)),
-  ];
-  for (const batchId of batchIds.sort()) {
-    await tx.$queryRaw`SELECT id FROM "CommandBatch" WHERE id = ${batchId}::uuid FOR UPDATE`;
-    const done = await tx.$queryRaw<Array<{ id: string; type: string; total: number; createdBy: string | null }>>`
-      UPDATE "CommandBatch" b SET "doneAt" = ${at}
-      WHERE id = ${batchId}::uuid AND "doneAt" IS NULL
-        AND NOT EXISTS (SELECT 1 FROM "Command" c WHERE c."batchId" = b.id AND c.status IN ('queued', 'sent', 'acknowledged'))
-      RETURNING id, type::text, total, "createdBy"`;
-    if (done.length === 0) continue;
-    const grouped = await tx.$queryRaw<Array<{ status: string; count: number }>>`
-      SELECT status::text, count(*)::int AS count FROM "Command" WHERE "batchId" = ${batchId}::uuid GROUP BY status`;
-    const counts = Object.fromEntries(grouped.map((row) => [row.status, row.count]));
-    await emitWebhookEvents(tx, [
-      { type: "batch.done", at, data: { batchId, type: done[0]!.type, total: done[0]!.total, createdBy: done[0]!.createdBy, counts, at: at.toISOString() } },
-    ]);
-  }
-}
+type CommandDeps = Pick<AppDeps, "db" | "clock" | "env" | "logger" | "bus" | "metrics">;
 
 /**
  * Writes a command with its first delivery attempt due now and wakes the delivery
@@ -221,7 +156,7 @@ const PENDING_BATCH = 20;
  * retry interval.
  */
 export async function takePendingCommands(
-  deps: Pick<AppDeps, "db" | "clock" | "env" | "bus" | "logger">,
+  deps: Pick<AppDeps, "db" | "clock" | "env" | "bus" | "logger" | "metrics">,
   deviceId: string,
   channel: string,
   first: string[] = [],
@@ -303,7 +238,7 @@ function isRepeat(reported: ActionResultRequest["status"], current: CommandStatu
 }
 
 /** A device's delivery receipt (over the WebSocket): the command arrived and will run. */
-export async function acknowledgeCommand(deps: Pick<AppDeps, "db" | "clock" | "bus">, deviceId: string, requestId: string): Promise<void> {
+export async function acknowledgeCommand(deps: Pick<AppDeps, "db" | "clock" | "bus" | "metrics">, deviceId: string, requestId: string): Promise<void> {
   const now = deps.clock.now();
   await assertInService(deps, deviceId);
   const command = await deps.db.command.findUnique({ where: { requestId }, select: { deviceId: true } });

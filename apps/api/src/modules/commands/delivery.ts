@@ -2,7 +2,8 @@ import { type CommandPushData, canonicalJson } from "@mdm/contracts";
 import type { AppDeps } from "../../deps";
 import type { Command } from "../../generated/prisma/client";
 import { type PollingWorker, startPollingWorker } from "../../lib/polling-worker";
-import { canSignFor, toDeviceCommand, transition } from "./commands.service";
+import { transition } from "./command-transitions";
+import { canSignFor, toDeviceCommand } from "./commands.service";
 
 // The delivery engine. Every unfinished command is a row with its next attempt time; one
 // worker per instance claims due rows (FOR UPDATE SKIP LOCKED, so instances never claim

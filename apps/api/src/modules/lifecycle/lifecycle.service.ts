@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { emitCommandStatusChanges } from "../commands/commands.service";
+import { emitCommandStatusChanges } from "../commands/command-transitions";
 import { deviceEventData, emitWebhookEvents } from "../webhooks/webhook-events";
 import {
   type BulkEditDevicesRequest,
@@ -69,7 +69,6 @@ export async function retireDevice(deps: LifecycleDeps, deviceId: string, actor:
         deviceId,
         batchId: command.batchId,
         status: "cancelled" as const,
-        at: now.toISOString(),
         detail: reason,
       })),
       now,

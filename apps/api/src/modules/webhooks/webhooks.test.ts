@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import { type CreateWebhookResponse, ListWebhookDeliveriesResponse, WebhookEvent, verifyWebhookSignature } from "@mdm/contracts";
 import request from "supertest";
 import { type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, enrollDevice, heartbeatBody, resetTables } from "../../test";
+import { emitCommandStatusChanges, finishBatches } from "../commands/command-transitions";
 import { sweepOffline } from "../fleet/fleet-monitor";
 import { WEBHOOK_LOG_RETENTION_DAYS, processDueWebhooks, pruneWebhookDeliveries } from "./webhook-delivery";
 
@@ -212,6 +213,61 @@ describe("webhooks", () => {
     expect(await processDueWebhooks(t.deps)).toBe(8);
     expect(receiver.events().filter((event) => event.type === "command.status_changed")).toHaveLength(7);
   }, 120_000);
+
+  it("finishes a batch whose last two commands finish in concurrent transactions, neither waiting on the other: batch.done once, by the sweep", async () => {
+    await register(["batch.done"]);
+    await enrollDevice(t.app);
+    await enrollDevice(t.app);
+    const bulk = await adminRequest(t.app, "POST", "/admin/commands/bulk", { target: { all: true }, type: "ping" });
+    expect(bulk.status).toBe(202);
+    const batchId: string = bulk.body.batchId;
+    const [first, second] = await database.db.command.findMany({ where: { batchId }, orderBy: { requestId: "asc" } });
+    const finish = async (tx: Parameters<Parameters<typeof database.db.$transaction>[0]>[0], command: typeof first) => {
+      await tx.$executeRaw`UPDATE "Command" SET status = 'succeeded', "completedAt" = now() WHERE "requestId" = ${command!.requestId}::uuid`;
+      await emitCommandStatusChanges(
+        tx,
+        [{ requestId: command!.requestId, deviceId: command!.deviceId, batchId, status: "succeeded", detail: null }],
+        new Date(),
+      );
+    };
+    // The first transaction stays open, its command finished, while the second finishes the
+    // other command and commits: it must not wait on the first (the batch row used to be
+    // locked by every finishing transaction, serializing a whole batch's results).
+    let releaseFirst!: () => void;
+    const firstHeld = new Promise<void>((resolve) => (releaseFirst = resolve));
+    let firstFinished!: () => void;
+    const firstReady = new Promise<void>((resolve) => (firstFinished = resolve));
+    const firstTransaction = database.db.$transaction(
+      async (tx) => {
+        await finish(tx, first);
+        firstFinished();
+        await firstHeld;
+      },
+      { timeout: 30_000 },
+    );
+    await firstReady;
+    await database.db.$transaction(
+      async (tx) => {
+        await tx.$executeRaw`SET LOCAL lock_timeout = '5s'`;
+        await finish(tx, second);
+      },
+      { timeout: 30_000 },
+    );
+    releaseFirst();
+    await firstTransaction;
+
+    // Each saw the other's command unfinished: the batch is not marked done yet...
+    expect((await database.db.commandBatch.findUniqueOrThrow({ where: { id: batchId } })).doneAt).toBeNull();
+    expect(await database.db.webhookDelivery.count({ where: { eventType: "batch.done" } })).toBe(0);
+    // ...until the batch completion sweep, once.
+    expect(await database.db.$transaction((tx) => finishBatches(tx, new Date()))).toBe(1);
+    expect(await database.db.$transaction((tx) => finishBatches(tx, new Date()))).toBe(0);
+    expect((await database.db.commandBatch.findUniqueOrThrow({ where: { id: batchId } })).doneAt).not.toBeNull();
+    const batchDone = await database.db.webhookDelivery.findMany({ where: { eventType: "batch.done" } });
+    expect(batchDone).toHaveLength(1);
+    expect((batchDone[0]!.payload as { data: unknown }).data).toMatchObject({ batchId, total: 2, counts: { succeeded: 2 } });
+    expect(await (await adminRequest(t.app, "GET", `/admin/batches/${batchId}`)).body).toMatchObject({ done: true, counts: { succeeded: 2 } });
+  }, 60_000);
 
   it("only sends the events an endpoint subscribed to", async () => {
     await register(["device.offline"]);
