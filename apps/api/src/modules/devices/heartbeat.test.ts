@@ -10,6 +10,7 @@ import {
   heartbeatBody,
   resetTables,
 } from "../../test";
+import { renewSocketLeases, sweepSocketLeases, takeSocketLease } from "../../realtime/presence";
 
 let database: TestDatabase;
 let t: TestApp;
@@ -127,17 +128,6 @@ describe("POST /v1/heartbeat: security", () => {
 });
 
 describeWithPostgres("POST /v1/heartbeat: storage", () => {
-  // Statistics reach pg_stat_user_tables asynchronously: flush this backend's first.
-  async function deviceUpdates(): Promise<{ updates: number; hot: number }> {
-    const [row] = await database.db.$transaction(async (tx) => {
-      await tx.$executeRaw`SELECT pg_stat_force_next_flush()`;
-      await tx.$executeRaw`SELECT pg_stat_clear_snapshot()`;
-      return tx.$queryRaw<Array<{ updates: number; hot: number }>>`
-        SELECT n_tup_upd::int AS updates, n_tup_hot_upd::int AS hot FROM pg_stat_user_tables WHERE relname = 'Device'`;
-    });
-    return row!;
-  }
-
   it("updates the device row as a HOT update (no index rewritten)", async () => {
     const device = await enrollDevice(t.app);
     const bearer = { type: "bearer" } as const;
@@ -163,6 +153,52 @@ describeWithPostgres("POST /v1/heartbeat: storage", () => {
     expect(after.hot - before.hot).toBe(after.updates - before.updates);
   }, 60_000);
 });
+
+describeWithPostgres("socket leases: storage", () => {
+  it("renews the leases of an instance's sockets as HOT updates, and the sweep still finds a lapsed one", async () => {
+    const devices = [await enrollDevice(t.app), await enrollDevice(t.app), await enrollDevice(t.app)];
+    const ids = devices.map((device) => device.deviceId);
+    // What enrollment wrote has reached the statistics once two readings a flush apart agree.
+    let before = await deviceUpdates();
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      const now = await deviceUpdates();
+      if (now.updates === before.updates) break;
+      before = now;
+    }
+    // Taking a lease sets the holder, which the sweep's index holds: those three are not HOT.
+    for (const id of ids) expect(await takeSocketLease(t.deps, id)).toBe(true);
+    for (let i = 0; i < 10; i++) {
+      t.clock.advance(20);
+      expect(await renewSocketLeases(t.deps, ids)).toEqual([]);
+    }
+    const after = await settled(async () => {
+      const now = await deviceUpdates();
+      return now.updates - before.updates >= 33 ? now : undefined;
+    });
+    expect(after.updates - before.updates).toBe(33);
+    expect(after.hot - before.hot).toBe(30);
+
+    // The last two go on being renewed; the first one's instance stops: past the lease it is swept.
+    t.clock.advance(t.deps.env.WS_LEASE_SECONDS / 2);
+    await renewSocketLeases(t.deps, ids.slice(1));
+    t.clock.advance(t.deps.env.WS_LEASE_SECONDS / 2 + 1);
+    expect(await sweepSocketLeases(t.deps)).toBe(1);
+    const held = await database.db.device.findMany({ where: { socketInstanceId: { not: null } }, select: { id: true } });
+    expect(held.map((device) => device.id).sort()).toEqual(ids.slice(1).sort());
+  }, 60_000);
+});
+
+// Statistics reach pg_stat_user_tables asynchronously: flush this backend's first.
+async function deviceUpdates(): Promise<{ updates: number; hot: number }> {
+  const [row] = await database.db.$transaction(async (tx) => {
+    await tx.$executeRaw`SELECT pg_stat_force_next_flush()`;
+    await tx.$executeRaw`SELECT pg_stat_clear_snapshot()`;
+    return tx.$queryRaw<Array<{ updates: number; hot: number }>>`
+      SELECT n_tup_upd::int AS updates, n_tup_hot_upd::int AS hot FROM pg_stat_user_tables WHERE relname = 'Device'`;
+  });
+  return row!;
+}
 
 /** Polls until `read` returns a value, for statistics other connections flush on their own schedule. */
 async function settled<T>(read: () => Promise<T | undefined>): Promise<T> {
