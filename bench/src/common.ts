@@ -1,8 +1,30 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import path from "node:path";
 
+/**
+ * The app version the benchmark's device number `index` (its line in the tokens file) is
+ * enrolled with, and reports: a device's version changes when its app is updated, not at
+ * every heartbeat (appVersion is indexed for sorting, so a change is not a HOT update).
+ */
+export const appVersionOf = (index: number) => `3.${(index + 1) % 5}.0`;
+
+/**
+ * 0..count-1 in random order: the order devices are heard from. A fleet's heartbeats come in
+ * no relation to the order of its rows on disk; rotating through the tokens in insertion
+ * order updated all the rows of a page within milliseconds, more new row versions than a
+ * page has room for, which turned half of them into non-HOT updates.
+ */
+export function shuffledIndexes(count: number): number[] {
+  const indexes = Array.from({ length: count }, (_, i) => i);
+  for (let i = count - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [indexes[i], indexes[j]] = [indexes[j]!, indexes[i]!];
+  }
+  return indexes;
+}
+
 /** A realistic heartbeat (about 300 bytes): every section a phone sends, two apps. */
-export function heartbeatBody(sequence: number): string {
+export function heartbeatBody(sequence: number, appVersion = "3.2.0"): string {
   return JSON.stringify({
     deviceTime: new Date().toISOString(),
     battery: { level: sequence % 100, charging: sequence % 7 === 0 },
@@ -10,9 +32,9 @@ export function heartbeatBody(sequence: number): string {
     storage: { total: 64_000_000_000, available: 20_000_000_000 },
     network: { type: "wifi", signal: -40 - (sequence % 50), ip: "10.0.0.12" },
     uptimeSeconds: 86_400 + sequence,
-    appVersion: "3.2.1",
+    appVersion,
     apps: [
-      { packageName: "com.example.kiosk", versionName: "3.2.1", running: true, foreground: true },
+      { packageName: "com.example.kiosk", versionName: appVersion, running: true, foreground: true },
       { packageName: "com.example.updater", running: false },
     ],
   });

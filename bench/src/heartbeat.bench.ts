@@ -12,6 +12,8 @@
 //   BENCH_QUICK=1 npm run bench     quick run (1-2 minutes)
 //   BENCH_DEVICES=100000            devices in the database
 //   BENCH_DATABASE_URL              PostgreSQL server (default TEST_DATABASE_URL, else local)
+//   BENCH_ONLY=bulk,list            only these phases (while working on one), figures logged,
+//                                   no report; phases: max, fixed, websocket, long, list, bulk
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -23,7 +25,7 @@ import { CommandBatch, HeartbeatResponse, signAdminRequest } from "@mdm/contract
 import { Client, Pool } from "pg";
 import { DEFAULT_MIGRATIONS_DIR, migrate } from "../../apps/api/src/db/migrate";
 import { hashSecret } from "../../apps/api/src/lib/secrets";
-import { heartbeatBody, percentile, round, runScript, spawnScript } from "./common";
+import { appVersionOf, heartbeatBody, percentile, round, runScript, spawnScript } from "./common";
 import type { HttpLoadJob, HttpLoadResult } from "./http-load";
 import type { WsFleetReady, WsHeartbeatResult, WsJob } from "./ws-devices";
 
@@ -43,6 +45,7 @@ const PLAN = QUICK
       bulkDevices: 10_000,
       listSamples: 40,
     };
+const ONLY = process.env.BENCH_ONLY?.split(",").map((phase) => phase.trim());
 const TARGET_RATE = 2000;
 const CONNECTIONS = 64;
 const API_ROOT = path.resolve(__dirname, "../../apps/api");
@@ -67,7 +70,7 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** Enrolled devices, as registration stores them: a row with sha256 of the secret. */
+/** Enrolled devices, as registration stores them (a row with sha256 of the secret), with the live state of a running fleet. */
 export async function seedDevices(databaseUrl: string, count: number, tokensFile: string): Promise<string[]> {
   const pool = new Pool({ connectionString: databaseUrl, max: 4 });
   const tokens: string[] = [];
@@ -75,22 +78,31 @@ export async function seedDevices(databaseUrl: string, count: number, tokensFile
   for (let base = 0; base < count; base += CHUNK) {
     const ids: string[] = [];
     const hashes: string[] = [];
+    const appVersions: string[] = [];
     for (let i = base; i < Math.min(count, base + CHUNK); i++) {
       const id = randomUUID();
       const deviceSecret = randomBytes(32).toString("base64url");
       ids.push(id);
       hashes.push(hashSecret(deviceSecret));
+      appVersions.push(appVersionOf(i));
       tokens.push(`${id}.${deviceSecret}`);
     }
+    // With the live state a heartbeating device has (memory, storage, network, apps...): a
+    // row enrolled without it grows at its first heartbeat, which then moves it to another
+    // page (not a HOT update), once. The benchmark measures a fleet already running.
     await pool.query(
-      `INSERT INTO "Device" (id, "tokenHash", model, manufacturer, alias, "appVersion", "serialNumber", "batteryLevel",
+      `INSERT INTO "Device" (id, "tokenHash", model, manufacturer, alias, "appVersion", "serialNumber", "batteryLevel", "batteryCharging",
+         "memoryTotal", "memoryAvailable", "storageTotal", "storageAvailable", "networkType", "networkSignal", "ipAddress",
+         "uptimeSeconds", "deviceTime", "appStatus", "appsReportedAt",
          "lastSeenAt", online, "offlineSince", groups, "enrolledAt", "updatedAt")
-       SELECT id, hash, 'Pixel ' || (n % 9), 'Google', 'kiosk-' || ($3 + n), '3.' || (n % 5) || '.0', 'SN' || lpad(($3 + n)::text, 8, '0'),
-         (n * 37) % 100, now() - (n % 60) * interval '1 second' - CASE WHEN n % 10 = 0 THEN interval '1 day' ELSE interval '0' END,
+       SELECT id, hash, 'Pixel ' || (n % 9), 'Google', 'kiosk-' || ($3 + n), version, 'SN' || lpad(($3 + n)::text, 8, '0'),
+         (n * 37) % 100, n % 7 = 0, 4000000000, 1500000000 + n * 1000, 64000000000, 20000000000, 'wifi', -40 - n % 50, '10.0.0.12',
+         86400 + n, now() - (n % 60) * interval '1 second', apps, now() - (n % 60) * interval '1 second',
+         now() - (n % 60) * interval '1 second' - CASE WHEN n % 10 = 0 THEN interval '1 day' ELSE interval '0' END,
          n % 10 <> 0, CASE WHEN n % 10 = 0 THEN now() - interval '1 day' END,
          ARRAY['store-' || (n % 50)], now() - ($3 + n) * interval '1 second', now()
-       FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS t(id, hash, n)`,
-      [ids, hashes, base],
+       FROM unnest($1::uuid[], $2::text[], $4::text[], $5::jsonb[]) WITH ORDINALITY AS t(id, hash, version, apps, n)`,
+      [ids, hashes, base, appVersions, appVersions.map((version) => JSON.stringify(JSON.parse(heartbeatBody(0, version)).apps))],
     );
   }
   await pool.query(`VACUUM ANALYZE "Device"`);
@@ -249,14 +261,14 @@ async function telemetryRows(db: Client): Promise<number> {
 
 /** Real heartbeats from a sample of the inserted devices: each must be accepted and recorded. */
 async function verifySample(apiUrl: string, tokens: string[], db: Client): Promise<{ sampled: number; accepted: number; recorded: number }> {
-  const sample = Array.from({ length: 20 }, (_, i) => tokens[Math.floor((i * tokens.length) / 20)]!);
+  const sample = Array.from({ length: 20 }, (_, i) => Math.floor((i * tokens.length) / 20));
   const before = await telemetryRows(db);
   let accepted = 0;
-  for (const [i, token] of sample.entries()) {
+  for (const index of sample) {
     const res = await fetch(`${apiUrl}/v1/heartbeat`, {
       method: "POST",
-      headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
-      body: heartbeatBody(i),
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${tokens[index]}` },
+      body: heartbeatBody(index, appVersionOf(index)),
     });
     if (res.ok && HeartbeatResponse.safeParse(await res.json()).success) accepted++;
   }
@@ -384,6 +396,10 @@ async function main() {
 
     const verified = await verifySample(api.url, tokens, db);
     log(`sample verified: ${JSON.stringify(verified)}`);
+    if (ONLY) {
+      await onlyPhases(ONLY, { api, floor, db, tokens, tokensFile });
+      return;
+    }
     const base = { tokensFile, connections: CONNECTIONS };
     await httpLoad({ ...base, url: floor.url, seconds: PLAN.warmupSeconds });
     await httpLoad({ ...base, url: api.url, seconds: PLAN.warmupSeconds });
@@ -497,6 +513,30 @@ async function main() {
     await admin.query(`DROP DATABASE IF EXISTS "${floorDb}" WITH (FORCE)`);
     await admin.end();
     rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+/** BENCH_ONLY: the named phases alone, each logging its figures (the fixed rate is TARGET_RATE). */
+async function onlyPhases(phases: string[], run: { api: Server; floor: Server; db: Client; tokens: string[]; tokensFile: string }) {
+  const { api, floor, db, tokens, tokensFile } = run;
+  const base = { tokensFile, connections: CONNECTIONS };
+  for (const phase of phases) {
+    const before = await apiCounters(api.url);
+    if (phase === "max")
+      logResult(phase, {
+        floor: await measuredLoad(floor, { ...base, url: floor.url, seconds: PLAN.maxSeconds }),
+        api: await measuredLoad(api, { ...base, url: api.url, seconds: PLAN.maxSeconds }),
+      });
+    else if (phase === "fixed" || phase === "long") {
+      const seconds = phase === "fixed" ? PLAN.fixedSeconds : PLAN.longSeconds;
+      logResult(phase, await countedLoad(db, { ...base, url: api.url, rate: TARGET_RATE, amount: TARGET_RATE * seconds }));
+    } else if (phase === "websocket") {
+      const job: WsJob = { url: api.url, tokensFile, sockets: PLAN.wsSockets, mode: "heartbeats", rate: TARGET_RATE, seconds: PLAN.fixedSeconds };
+      logResult(phase, await runScript<WsHeartbeatResult>("ws-devices.ts", job));
+    } else if (phase === "list") logResult(phase, { hot: await hotRatio(db), listQueries: await listQueryLatencies(api.url) });
+    else if (phase === "bulk") logResult(phase, await bulkCommand(db, api, tokensFile, tokens, Math.min(PLAN.bulkDevices, DEVICES)));
+    else throw new Error(`unknown phase ${phase}`);
+    logResult(`${phase} (API counted)`, countedBetween(before, await apiCounters(api.url)));
   }
 }
 

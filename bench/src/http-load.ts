@@ -3,7 +3,7 @@
 // (`connections` in flight) or at a fixed overall rate for a fixed number of requests.
 import { readFileSync } from "node:fs";
 import autocannon from "autocannon";
-import { heartbeatBody, jobOf } from "./common";
+import { appVersionOf, heartbeatBody, jobOf, shuffledIndexes } from "./common";
 
 export type HttpLoadJob = { url: string; tokensFile: string; connections: number; seconds?: number; rate?: number; amount?: number };
 export type HttpLoadResult = { requestsPerSecond: number; ok: number; errors: number; p50: number; p99: number; max: number; seconds: number };
@@ -11,6 +11,7 @@ export type HttpLoadResult = { requestsPerSecond: number; ok: number; errors: nu
 async function main() {
   const job = jobOf<HttpLoadJob>();
   const tokens = readFileSync(job.tokensFile, "utf8").trim().split("\n");
+  const order = shuffledIndexes(tokens.length);
   let next = Math.floor(Math.random() * tokens.length);
   const result = await autocannon({
     url: `${job.url}/v1/heartbeat`,
@@ -23,10 +24,11 @@ async function main() {
         method: "POST",
         setupRequest: (request) => {
           next++;
+          const index = order[next % tokens.length]!;
           return {
             ...request,
-            headers: { "content-type": "application/json", authorization: `Bearer ${tokens[next % tokens.length]}` },
-            body: heartbeatBody(next),
+            headers: { "content-type": "application/json", authorization: `Bearer ${tokens[index]}` },
+            body: heartbeatBody(next, appVersionOf(index)),
           };
         },
       },

@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { BEARER_PROTOCOL_PREFIX, DEVICE_WS_PROTOCOL, type DeviceServerFrame } from "@mdm/contracts";
 import WebSocket from "ws";
-import { heartbeatBody, jobOf, percentile, round } from "./common";
+import { appVersionOf, heartbeatBody, jobOf, percentile, round, shuffledIndexes } from "./common";
 
 export type WsJob = { url: string; tokensFile: string; sockets: number; mode: "heartbeats" | "fleet"; rate?: number; seconds?: number };
 export type WsHeartbeatResult = {
@@ -24,7 +24,7 @@ export type WsFleetReady = { ready: true; connected: number; failed: number; rss
 const job = jobOf<WsJob>();
 const CONNECT_CONCURRENCY = 100;
 
-type Device = { socket: WebSocket; sentAt: number[] };
+type Device = { socket: WebSocket; sentAt: number[]; appVersion: string };
 
 async function connectAll(tokens: string[], onFrame: (device: Device, frame: DeviceServerFrame) => void): Promise<{ devices: Device[]; failed: number }> {
   const devices: Device[] = [];
@@ -33,10 +33,11 @@ async function connectAll(tokens: string[], onFrame: (device: Device, frame: Dev
   const wsUrl = `${job.url.replace(/^http/, "ws")}/ws/devices`;
   const worker = async () => {
     while (next < tokens.length) {
-      const token = tokens[next++]!;
+      const index = next++;
+      const token = tokens[index]!;
       await new Promise<void>((resolve) => {
         const socket = new WebSocket(wsUrl, [DEVICE_WS_PROTOCOL, `${BEARER_PROTOCOL_PREFIX}${token}`]);
-        const device: Device = { socket, sentAt: [] };
+        const device: Device = { socket, sentAt: [], appVersion: appVersionOf(index) };
         socket.on("message", (data) => {
           const frame = JSON.parse(data.toString()) as DeviceServerFrame;
           if (frame.type === "hello") {
@@ -67,6 +68,7 @@ async function heartbeats(tokens: string[]) {
     else if (frame.type === "error") errors++;
   });
   for (const device of devices) device.socket.on("close", () => (errors += device.sentAt.splice(0).length));
+  const order = shuffledIndexes(devices.length);
   const rate = job.rate ?? 1000;
   const seconds = job.seconds ?? 10;
   const total = rate * seconds;
@@ -77,9 +79,9 @@ async function heartbeats(tokens: string[]) {
     const timer = setInterval(() => {
       const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * rate));
       for (; sent < due; sent++) {
-        const device = devices[sent % devices.length]!;
+        const device = devices[order[sent % devices.length]!]!;
         device.sentAt.push(performance.now());
-        device.socket.send(`{"type":"heartbeat","heartbeat":${heartbeatBody(sequence++)}}`);
+        device.socket.send(`{"type":"heartbeat","heartbeat":${heartbeatBody(sequence++, device.appVersion)}}`);
       }
       if (sent >= total) {
         clearInterval(timer);
