@@ -22,6 +22,7 @@ import { dashboardAuthenticator } from "./modules/auth/session";
 import { issueSetupToken } from "./modules/auth/setup-token";
 import { registerDeliveryGauges } from "./modules/commands/delivery-gauges";
 import { startDeliveryWorker } from "./modules/commands/delivery";
+import { transitionsOf } from "./modules/commands/command-transitions";
 import { startPolicyRecomputeWorker } from "./modules/policies/policies.service";
 import { startPolicyDispatchWorker } from "./modules/policies/policy-dispatch";
 import { createPushGateway } from "./push/create-push-gateway";
@@ -122,8 +123,8 @@ export async function startServer(env: Env, overrides: ServerOverrides = {}): Pr
       await drained;
       clearTimeout(cutOff);
       clearInterval(idleSweep);
-      // Heartbeats still waiting for their batch are written (and token lookups read) before the pool closes.
-      await Promise.all([heartbeatCommitOf(deps).drain(), deviceTokenLookupsOf(deps).drain()]);
+      // Heartbeats and command moves still waiting for their batch are written (and token lookups read) before the pool closes.
+      await Promise.all([heartbeatCommitOf(deps).drain(), deviceTokenLookupsOf(deps).drain(), transitionsOf(deps).drain()]);
       await deps.bus.close();
       deps.redis?.disconnect();
       await deps.db.$disconnect();

@@ -28,9 +28,10 @@ export type GroupCommitOptions<T, R> = {
   maxRunning: number;
   /**
    * Writes a batch in one statement: one outcome per item, in order (an Error refuses that
-   * item alone). A rejection fails every item of the batch with that error.
+   * item alone; a promise answers that item when it settles, so a batch retried item by item
+   * answers each as soon as its own write is done). A rejection fails every item of the batch.
    */
-  run: (items: T[]) => Promise<Array<R | Error>>;
+  run: (items: T[]) => Promise<Array<R | Error | Promise<R | Error>>>;
   full: () => Error;
 };
 
@@ -52,7 +53,7 @@ export function createGroupCommit<T, R>(options: GroupCommitOptions<T, R>): Grou
   let idle: Array<() => void> = [];
 
   const runOne = async (item: T): Promise<R> => {
-    const [outcome] = await run([item]);
+    const outcome = await (await run([item]))[0];
     if (outcome instanceof Error) throw outcome;
     return outcome as R;
   };
@@ -81,9 +82,10 @@ export function createGroupCommit<T, R>(options: GroupCommitOptions<T, R>): Grou
     try {
       const outcomes = await run(batch.map((entry) => entry.item));
       batch.forEach((entry, index) => {
-        const outcome = outcomes[index];
-        if (outcome instanceof Error) entry.reject(outcome);
-        else entry.resolve(outcome as R);
+        Promise.resolve(outcomes[index]).then((outcome) => {
+          if (outcome instanceof Error) entry.reject(outcome);
+          else entry.resolve(outcome as R);
+        }, entry.reject);
       });
     } catch (error) {
       for (const entry of batch) entry.reject(error);

@@ -89,4 +89,33 @@ describe("command status moves (group commit)", () => {
     // The batch's last command finished: it is done, with batch.done queued for webhooks.
     expect((await database.db.commandBatch.findFirstOrThrow()).doneAt).toEqual(completedAt);
   });
+
+  it("does not hold up other commands' moves behind a command another transaction has locked", async () => {
+    const [locked, ...others] = await queuedBatch(3);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let lockTaken!: () => void;
+    const taken = new Promise<void>((resolve) => (lockTaken = resolve));
+    // An admin's batch cancel, say, holding one of the commands for a while.
+    const holder = database.db.$transaction(
+      async (tx) => {
+        await tx.$queryRaw`SELECT 1 FROM "Command" WHERE "requestId" = ${locked!}::uuid FOR UPDATE`;
+        lockTaken();
+        await released;
+      },
+      { timeout: 30_000 },
+    );
+    await taken;
+    const at = new Date();
+    const lockedMove = transition(t.deps, locked!, ["queued"], "sent", at, "websocket", { sentAt: at });
+    const otherMoves = Promise.all(others.map((requestId) => transition(t.deps, requestId, ["queued"], "sent", at, "websocket", { sentAt: at })));
+    // The three share a batch; the others are written while the lock is still held.
+    const outcome = await Promise.race([otherMoves, new Promise((resolve) => setTimeout(() => resolve("still waiting"), 8000))]);
+    expect(outcome).toEqual([true, true]);
+    release();
+    await holder;
+    expect(await lockedMove).toBe(true);
+    const statuses = await database.db.command.findMany({ select: { status: true } });
+    expect(statuses.map((command) => command.status)).toEqual(["sent", "sent", "sent"]);
+  }, 60_000);
 });

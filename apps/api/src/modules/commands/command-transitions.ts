@@ -20,6 +20,14 @@ const TRANSITION_BATCH_WAIT_MS = 2;
 const TRANSITION_QUEUE_MAX = 20_000;
 // Transactions of moves running at once, at most: leaves most of the pool to the rest.
 const TRANSITION_STATEMENTS_IN_FLIGHT = 4;
+// How long a batch of moves waits for a row another transaction locked (a batch cancel, the
+// expiry job) before its moves are written one per transaction instead: one locked command
+// must not hold up the moves of every other device, and a batch must lose to the statement
+// it could deadlock with before PostgreSQL's deadlock check (deadlock_timeout, 1 s) runs.
+const BATCH_LOCK_TIMEOUT = "500ms";
+// Transactions at once when a failed batch's moves are retried one by one: one of them
+// waiting on a locked row leaves the other to write the rest.
+const FALLBACK_WORKERS = 2;
 
 export type CommandStatusChange = { requestId: string; deviceId: string; batchId: string | null; status: CommandStatus; detail: string | null; at?: Date };
 
@@ -98,6 +106,7 @@ async function writeTransitions(db: AppDeps["db"], inputs: TransitionInput[]): P
   }));
   const latest = new Date(Math.max(...inputs.map((input) => input.at.getTime())));
   return db.$transaction(async (tx) => {
+    if (inputs.length > 1) await tx.$executeRawUnsafe(`SET LOCAL lock_timeout = '${BATCH_LOCK_TIMEOUT}'`);
     const moved = await tx.$queryRaw<Array<{ n: number; requestId: string; deviceId: string; batchId: string | null }>>`
       WITH input AS (
         SELECT * FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS i(
@@ -131,8 +140,8 @@ async function writeTransitions(db: AppDeps["db"], inputs: TransitionInput[]): P
 
 const transitionCommits = new WeakMap<object, GroupCommit<TransitionInput, Moved>>();
 
-/** An app's group commit of command moves (one per app, as its metrics are). */
-function transitionsOf({ db, metrics }: Pick<AppDeps, "db" | "metrics">): GroupCommit<TransitionInput, Moved> {
+/** An app's group commit of command moves (one per app, as its metrics are); drained at shutdown. */
+export function transitionsOf({ db, metrics }: Pick<AppDeps, "db" | "metrics">): GroupCommit<TransitionInput, Moved> {
   let commit = transitionCommits.get(metrics);
   if (!commit) {
     commit = createGroupCommit({
@@ -145,18 +154,26 @@ function transitionsOf({ db, metrics }: Pick<AppDeps, "db" | "metrics">): GroupC
         try {
           return await writeTransitions(db, inputs);
         } catch (error) {
-          // As for heartbeats: the database unavailable fails them all; anything else (a
-          // deadlock with a statement moving several commands, such as a batch cancel) is
-          // retried one move per transaction, so it fails only the move it concerns.
+          // As for heartbeats: the database unavailable fails them all; anything else (a row
+          // locked past BATCH_LOCK_TIMEOUT, a deadlock) is retried one move per transaction,
+          // so it fails (or waits) only for the move it concerns. FALLBACK_WORKERS at a time,
+          // not all at once: 200 transactions would take the whole pool.
           if (inputs.length === 1 || isDatabaseUnavailable(error)) throw error;
-          return Promise.all(
-            inputs.map((input) =>
-              writeTransitions(db, [input]).then(
-                ([moved]) => moved,
-                (failure: Error) => failure,
-              ),
-            ),
-          );
+          const answers: Array<(outcome: Moved | Error) => void> = [];
+          const outcomes = inputs.map((_, n) => new Promise<Moved | Error>((resolve) => (answers[n] = resolve)));
+          let next = 0;
+          const worker = async () => {
+            for (let n = next++; n < inputs.length; n = next++) {
+              answers[n]!(
+                await writeTransitions(db, [inputs[n]!]).then(
+                  ([moved]) => moved,
+                  (failure: Error) => failure,
+                ),
+              );
+            }
+          };
+          for (let i = 0; i < FALLBACK_WORKERS; i++) void worker();
+          return outcomes;
         }
       },
       full: () =>

@@ -128,7 +128,7 @@ export async function deleteDevice(deps: LifecycleDeps, deviceId: string, actor:
     const [appPolicies, commands] = await Promise.all([tx.appPolicy.count({ where: { deviceId } }), tx.command.count({ where: { deviceId } })]);
     // Its commands leave their batches with it, so each batch's total counts only the
     // commands it still has: a finished batch stays finished (the batch rows are locked in
-    // id order, as emitCommandStatusChanges locks them).
+    // id order).
     await tx.$executeRaw`
       UPDATE "CommandBatch" b SET total = b.total - c.removed
       FROM (SELECT "batchId", count(*)::int AS removed FROM "Command" WHERE "deviceId" = ${deviceId}::uuid AND "batchId" IS NOT NULL GROUP BY "batchId" ORDER BY "batchId") c
