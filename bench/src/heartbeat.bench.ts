@@ -143,7 +143,8 @@ export async function startApi(databaseUrl: string): Promise<Server> {
   const nodeArgs = (process.env.BENCH_API_NODE_ARGS ?? "").split(" ").filter(Boolean);
   const child = spawn(process.execPath, [...nodeArgs, path.join(API_ROOT, "dist/server.js")], {
     cwd: API_ROOT,
-    stdio: ["ignore", "ignore", "inherit"],
+    // Its log (errors only) goes to the bench's stderr, beside the bench's own lines.
+    stdio: ["ignore", process.stderr, "inherit"],
     env: {
       PATH: process.env.PATH ?? "",
       NODE_ENV: "production",
@@ -341,7 +342,9 @@ async function bulkCommand(db: Client, api: Server, tokensFile: string, tokens: 
   const deadline = Date.now() + 300_000;
   while (!batch.done && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 200));
-    batch = CommandBatch.parse(await (await adminFetch(api.url, "GET", `/admin/batches/${batch.batchId}`)).json());
+    const polled = await adminFetch(api.url, "GET", `/admin/batches/${batch.batchId}`);
+    if (polled.status !== 200) throw new Error(`GET /admin/batches/{id} answered ${polled.status}: ${await polled.text()}`);
+    batch = CommandBatch.parse(await polled.json());
   }
   const seconds = (performance.now() - started) / 1000;
   const exited = new Promise((resolve) => fleet.on("exit", resolve));

@@ -40,46 +40,63 @@ export async function enforceAppPolicies(deps: AppDeps, deviceId: string, mustRu
 
 type Tx = Prisma.TransactionClient;
 
+// Devices a sweep step takes, at most, of each kind (gone offline, battery low): a whole
+// fleet going dark at once (a site's network, or the low-battery alert turned on over
+// thousands of low batteries) is swept in steps, each a short transaction and a short turn
+// of the event loop, instead of one holding 100,000 rows and their events in memory.
+export const SWEEP_STEP_DEVICES = 1000;
+
+export type SweptDevice = Pick<Device, "id" | "groups">;
+
 /**
- * One sweep, in one transaction: records the return of devices in open offline incidents,
- * marks devices whose last heartbeat is older than the threshold offline (the UPDATE is
- * the claim: with many instances, each device goes offline once) and groups them into an
- * incident, does the same for low batteries, resolves incidents whose devices are all
- * back, then tells dashboards and mails the alert digest once it is due.
+ * One sweep, in steps of one transaction each: records the return of devices in open
+ * offline incidents, marks devices whose last heartbeat is older than the threshold offline
+ * (the UPDATE is the claim: with many instances, each device goes offline once) and groups
+ * them into an incident (one for the whole wave, however many steps), does the same for low
+ * batteries, resolves incidents whose devices are all back, then tells dashboards and mails
+ * the alert digest once it is due. Returns the devices that went offline.
  */
-export async function sweepOffline(deps: AppDeps): Promise<Device[]> {
+export async function sweepOffline(deps: AppDeps, stepDevices = SWEEP_STEP_DEVICES): Promise<SweptDevice[]> {
   const settings = await getAlertSettings(deps);
   const now = deps.clock.now();
   const cutoff = new Date(now.getTime() - settings.offlineAfterSeconds * 1000);
-  const wentOffline = await deps.db.$transaction(async (tx) => {
-    await lockAlertState(tx);
-    await recordReturns(tx, now);
-    const offline = await tx.$queryRaw<Device[]>`
-      UPDATE "Device" SET online = false, "offlineSince" = ${now}
-      WHERE online AND "lastSeenAt" < ${cutoff}
-      RETURNING *`;
-    await emitWebhookEvents(
-      tx,
-      offline.map((device) => ({
-        type: "device.offline",
-        at: now,
-        data: { ...deviceEventData(device), lastSeenAt: device.lastSeenAt?.toISOString() ?? null, offlineSince: now.toISOString() },
-      })),
-    );
-    await joinIncident(
-      tx,
-      "offline",
-      offline.map((device) => ({ deviceId: device.id, batteryLevel: null })),
-      settings,
-      now,
-    );
-    await sweepLowBattery(tx, settings, now);
-    await tx.$executeRaw`
-      UPDATE "AlertIncident" i SET "resolvedAt" = ${now}
-      WHERE "resolvedAt" IS NULL AND NOT EXISTS (SELECT 1 FROM "AlertIncidentDevice" d WHERE d."incidentId" = i.id AND d."returnedAt" IS NULL)`;
-    return offline;
-  });
-  for (const device of wentOffline) deps.bus.publish({ kind: "device_state", state: toLiveState(device) });
+  const wentOffline: SweptDevice[] = [];
+  for (let more = true; more; ) {
+    const step = await deps.db.$transaction(async (tx) => {
+      await lockAlertState(tx);
+      await recordReturns(tx, now);
+      // A device a heartbeat is writing right now is skipped: it is not going offline.
+      const offline = await tx.$queryRaw<Device[]>`
+        UPDATE "Device" SET online = false, "offlineSince" = ${now}
+        WHERE id IN (SELECT id FROM "Device" WHERE online AND "lastSeenAt" < ${cutoff} LIMIT ${stepDevices} FOR UPDATE SKIP LOCKED)
+        RETURNING *`;
+      await emitWebhookEvents(
+        tx,
+        offline.map((device) => ({
+          type: "device.offline",
+          at: now,
+          data: { ...deviceEventData(device), lastSeenAt: device.lastSeenAt?.toISOString() ?? null, offlineSince: now.toISOString() },
+        })),
+      );
+      await joinIncident(
+        tx,
+        "offline",
+        offline.map((device) => ({ deviceId: device.id, batteryLevel: null })),
+        settings,
+        now,
+      );
+      const lowBatteries = await sweepLowBattery(tx, settings, now, stepDevices);
+      await tx.$executeRaw`
+        UPDATE "AlertIncident" i SET "resolvedAt" = ${now}
+        WHERE "resolvedAt" IS NULL AND NOT EXISTS (SELECT 1 FROM "AlertIncidentDevice" d WHERE d."incidentId" = i.id AND d."returnedAt" IS NULL)`;
+      return { offline, more: offline.length === stepDevices || lowBatteries === stepDevices };
+    });
+    for (const device of step.offline) {
+      deps.bus.publish({ kind: "device_state", state: toLiveState(device) });
+      wentOffline.push({ id: device.id, groups: device.groups });
+    }
+    more = step.more;
+  }
   if (wentOffline.length > 0 && settings.enabled && settings.groupOfflinePercent !== null) {
     const recipients = await alertRecipients(deps, settings);
     if (recipients.length > 0) await sendGroupAlerts(deps, settings, wentOffline, recipients, new Date(now.getTime() - settings.cooldownMinutes * 60_000));
@@ -119,10 +136,10 @@ async function recordReturns(tx: Tx, now: Date): Promise<void> {
 
 /**
  * Online devices reporting a battery below the threshold join a low-battery incident once
- * (until they recover); those charged back to the threshold (or with the alert turned
- * off) recover.
+ * (until they recover), at most `limit` of them; those charged back to the threshold (or
+ * with the alert turned off) recover. Returns how many joined.
  */
-async function sweepLowBattery(tx: Tx, settings: AlertSettings, now: Date): Promise<void> {
+async function sweepLowBattery(tx: Tx, settings: AlertSettings, now: Date, limit: number): Promise<number> {
   const threshold = settings.lowBatteryPercent;
   const recovered = await tx.$queryRaw<Array<{ deviceId: string; incidentId: string }>>`
     UPDATE "AlertIncidentDevice" d SET "returnedAt" = ${now}
@@ -134,14 +151,16 @@ async function sweepLowBattery(tx: Tx, settings: AlertSettings, now: Date): Prom
     tx,
     recovered.map((row) => ({ type: "device.battery_recovered" as const, deviceId: row.deviceId, incidentId: row.incidentId, at: now })),
   );
-  if (threshold === null) return;
+  if (threshold === null) return 0;
   const low = await tx.$queryRaw<Array<{ deviceId: string; batteryLevel: number }>>`
     SELECT v.id AS "deviceId", v."batteryLevel" FROM "Device" v
     WHERE v.online AND v."batteryLevel" < ${threshold}::int
       AND NOT EXISTS (
         SELECT 1 FROM "AlertIncidentDevice" d JOIN "AlertIncident" i ON i.id = d."incidentId"
-        WHERE d."deviceId" = v.id AND i.kind = 'low_battery' AND d."returnedAt" IS NULL)`;
+        WHERE d."deviceId" = v.id AND i.kind = 'low_battery' AND d."returnedAt" IS NULL)
+    LIMIT ${limit}`;
   await joinIncident(tx, "low_battery", low, settings, now);
+  return low.length;
 }
 
 /**
@@ -278,7 +297,7 @@ export async function sendDueAlertDigest(deps: AppDeps): Promise<string | null> 
   deps.logger.info("alert digest raised", { ...mailed, mail: mailDelivery(deps) });
   return mailed.alertId;
 }
-async function sendGroupAlerts(deps: AppDeps, settings: AlertSettings, devices: Device[], recipients: string[], since: Date): Promise<void> {
+async function sendGroupAlerts(deps: AppDeps, settings: AlertSettings, devices: SweptDevice[], recipients: string[], since: Date): Promise<void> {
   const groups = [...new Set(devices.flatMap((device) => device.groups))];
   for (const group of groups) {
     const [total, offline] = await Promise.all([

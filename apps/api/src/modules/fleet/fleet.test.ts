@@ -292,6 +292,53 @@ describe("offline detection and alerts", () => {
     ]);
   });
 
+  it("sweeps a wave larger than one step in several short transactions: each device offline once, one incident, every event recorded", async () => {
+    await admin("PATCH", "/admin/alert-settings", { recipients: ["ops@example.com"], offlineAfterSeconds: 240, lowBatteryPercent: 20 });
+    // 2,500 devices last heard from 5 minutes ago, 500 of them (still online) low on battery:
+    // inserted in bulk, as a fleet losing its network at once would look.
+    await database.db.$executeRaw`
+      INSERT INTO "Device" (id, "tokenHash", online, "lastSeenAt", "batteryLevel", groups, "updatedAt")
+      SELECT gen_random_uuid(), repeat('0', 64), true, ${new Date(t.clock.now().getTime() - 300_000)}, 80, ARRAY['wave'], now() FROM generate_series(1, 2500)`;
+    const low = [];
+    for (let i = 0; i < 5; i++) {
+      const device = await enrollDevice(t.app);
+      await heartbeat(device.deviceToken, { battery: { level: 10, charging: false } });
+      low.push(device);
+    }
+    const transactions = jest.spyOn(t.deps.db, "$transaction");
+    const swept = await sweepOffline(t.deps, 1000);
+    const calls = transactions.mock.calls.length;
+    transactions.mockRestore();
+    // 1,000 + 1,000 + 500: three steps, then the digest's transaction.
+    expect(calls).toBe(4);
+    expect(swept).toHaveLength(2500);
+    expect(new Set(swept.map((device) => device.id)).size).toBe(2500);
+    expect(await sweepOffline(t.deps)).toEqual([]);
+
+    const counts = await database.db.$queryRaw<Array<{ online: number; incidents: number; members: number; events: number; lowMembers: number }>>`
+      SELECT (SELECT count(*)::int FROM "Device" WHERE online AND groups @> ARRAY['wave']) AS online,
+        (SELECT count(*)::int FROM "AlertIncident" WHERE kind = 'offline') AS incidents,
+        (SELECT count(*)::int FROM "AlertIncidentDevice" d JOIN "AlertIncident" i ON i.id = d."incidentId" WHERE i.kind = 'offline') AS members,
+        (SELECT count(*)::int FROM "AlertEvent" WHERE kind = 'device_offline') AS events,
+        (SELECT count(*)::int FROM "AlertIncidentDevice" d JOIN "AlertIncident" i ON i.id = d."incidentId" WHERE i.kind = 'low_battery') AS "lowMembers"`;
+    expect(counts[0]).toEqual({ online: 0, incidents: 1, members: 2500, events: 2500, lowMembers: 5 });
+  });
+
+  it("takes low batteries a step at a time too, into one incident", async () => {
+    await admin("PATCH", "/admin/alert-settings", { recipients: ["ops@example.com"], lowBatteryPercent: 20 });
+    for (let i = 0; i < 5; i++) await heartbeat((await enrollDevice(t.app)).deviceToken, { battery: { level: 5 + i, charging: false } });
+    const transactions = jest.spyOn(t.deps.db, "$transaction");
+    await sweepOffline(t.deps, 2);
+    const calls = transactions.mock.calls.length;
+    transactions.mockRestore();
+    // 2 + 2 + 1: three steps, then the digest's transaction.
+    expect(calls).toBe(4);
+    const incidents = ListIncidentsResponse.parse((await admin("GET", "/admin/alerts/incidents?status=open")).body).incidents;
+    expect(incidents).toEqual([expect.objectContaining({ kind: "low_battery", deviceCount: 5 })]);
+    const events = await database.db.alertEvent.findMany({ where: { kind: "battery_low" }, orderBy: { batteryLevel: "asc" } });
+    expect(events.map((event) => event.batteryLevel)).toEqual([5, 6, 7, 8, 9]);
+  });
+
   it("groups a wave of devices going offline over several sweeps into one incident and one digest, resolved when they return", async () => {
     const first = await wentQuiet(3);
     await sweepOffline(t.deps);
