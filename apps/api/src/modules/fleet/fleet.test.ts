@@ -1,5 +1,7 @@
 import { AlertIncidentDetail, ListAlertsResponse, ListIncidentsResponse, signAdminRequest } from "@mdm/contracts";
+import { randomUUID } from "node:crypto";
 import request from "supertest";
+import { Prisma } from "../../generated/prisma/client";
 import {
   TEST_ADMIN_KEY,
   TEST_HMAC_SECRET,
@@ -13,7 +15,7 @@ import {
   heartbeatBody,
   resetTables,
 } from "../../test";
-import { AUTO_RELAUNCH_ACTOR, sendDueAlertDigest, sweepOffline } from "./fleet-monitor";
+import { AUTO_RELAUNCH_ACTOR, lowBatteryCandidates, sendDueAlertDigest, sweepOffline } from "./fleet-monitor";
 
 let database: TestDatabase;
 let t: TestApp;
@@ -322,6 +324,23 @@ describe("offline detection and alerts", () => {
         (SELECT count(*)::int FROM "AlertEvent" WHERE kind = 'device_offline') AS events,
         (SELECT count(*)::int FROM "AlertIncidentDevice" d JOIN "AlertIncident" i ON i.id = d."incidentId" WHERE i.kind = 'low_battery') AS "lowMembers"`;
     expect(counts[0]).toEqual({ online: 0, incidents: 1, members: 2500, events: 2500, lowMembers: 5 });
+  });
+
+  it("probes each low battery's open incident through the index, whatever the statistics say: no loop over every open incident device", async () => {
+    // 3,000 devices in an open low-battery incident and 3,000 more running low, inserted
+    // faster than statistics follow (as a fleet whose batteries churn fills the table).
+    const incidentId = randomUUID();
+    await database.db.$executeRaw`INSERT INTO "AlertIncident" (id, kind, "openedAt", "lastJoinedAt") VALUES (${incidentId}::uuid, 'low_battery', now(), now())`;
+    await database.db.$executeRaw`
+      INSERT INTO "Device" (id, "tokenHash", online, "lastSeenAt", "batteryLevel", "updatedAt")
+      SELECT gen_random_uuid(), repeat('0', 64), true, now(), 5, now() FROM generate_series(1, 6000)`;
+    await database.db.$executeRaw`
+      INSERT INTO "AlertIncidentDevice" ("incidentId", "deviceId", since, "batteryLevel")
+      SELECT ${incidentId}::uuid, id, now(), 5 FROM "Device" LIMIT 3000`;
+    const plan = await database.db.$queryRaw<Array<{ "QUERY PLAN": string }>>(Prisma.sql`EXPLAIN ${lowBatteryCandidates(15, new Date(0), 1000)}`);
+    const text = plan.map((row) => row["QUERY PLAN"]).join("\n");
+    expect(text).toContain("AlertIncidentDevice_deviceId_returnedAt_idx");
+    expect(text).not.toContain("Materialize");
   });
 
   it("takes low batteries a step at a time too, into one incident", async () => {
