@@ -14,6 +14,7 @@
 //   BENCH_DATABASE_URL              PostgreSQL server (default TEST_DATABASE_URL, else local)
 //   BENCH_ONLY=bulk,list            only these phases (while working on one), figures logged,
 //                                   no report; phases: max, fixed, websocket, long, list, bulk
+//   BENCH_RATE=1000                 the fixed rate (default 2000; a full run caps it at the floor's best)
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -46,7 +47,7 @@ const PLAN = QUICK
       listSamples: 40,
     };
 const ONLY = process.env.BENCH_ONLY?.split(",").map((phase) => phase.trim());
-const TARGET_RATE = 2000;
+const TARGET_RATE = Number(process.env.BENCH_RATE ?? 2000);
 const CONNECTIONS = 64;
 const API_ROOT = path.resolve(__dirname, "../../apps/api");
 const secret = () => randomBytes(32).toString("hex");
