@@ -57,18 +57,27 @@ export type SweptDevice = Pick<Device, "id" | "groups">;
  * the alert digest once it is due. Returns the devices that went offline.
  */
 export async function sweepOffline(deps: AppDeps, stepDevices = SWEEP_STEP_DEVICES): Promise<SweptDevice[]> {
+  if (!Number.isInteger(stepDevices) || stepDevices < 1) throw new RangeError("stepDevices must be a positive integer");
   const settings = await getAlertSettings(deps);
   const now = deps.clock.now();
   const cutoff = new Date(now.getTime() - settings.offlineAfterSeconds * 1000);
   const wentOffline: SweptDevice[] = [];
-  for (let more = true; more; ) {
+  // Low batteries are read in id order, each step after the last one's: a step does not
+  // read again the devices the steps before it put in the incident.
+  let lowAfter: string | null = null;
+  for (let first = true, more = true; more; first = false) {
     const step = await deps.db.$transaction(async (tx) => {
       await lockAlertState(tx);
-      await recordReturns(tx, now);
-      // The slower queries come first: the devices marked offline below stay locked until
+      // Returns and recoveries read every open incident device: once per sweep.
+      if (first) {
+        await recordReturns(tx, now);
+        await recordBatteryRecoveries(tx, settings, now);
+      }
+      // The slower query comes first: the devices marked offline below stay locked until
       // commit, and a heartbeat of one of them waits that long (with its whole batch).
-      const lowBatteries = await sweepLowBattery(tx, settings, now, cutoff, stepDevices);
-      // A device a heartbeat is writing right now is skipped: it is not going offline.
+      const low = await joinLowBatteries(tx, settings, now, { onlineSince: cutoff, after: lowAfter, limit: stepDevices });
+      // A device whose row is locked right now (a heartbeat writing it, most often) is left
+      // for the next sweep rather than waited for while this step holds the rows it claimed.
       const offline = await tx.$queryRaw<Device[]>`
         UPDATE "Device" SET online = false, "offlineSince" = ${now}
         WHERE id IN (SELECT id FROM "Device" WHERE online AND "lastSeenAt" < ${cutoff} LIMIT ${stepDevices} FOR UPDATE SKIP LOCKED)
@@ -88,15 +97,18 @@ export async function sweepOffline(deps: AppDeps, stepDevices = SWEEP_STEP_DEVIC
         settings,
         now,
       );
-      await tx.$executeRaw`
-        UPDATE "AlertIncident" i SET "resolvedAt" = ${now}
-        WHERE "resolvedAt" IS NULL AND NOT EXISTS (SELECT 1 FROM "AlertIncidentDevice" d WHERE d."incidentId" = i.id AND d."returnedAt" IS NULL)`;
-      return { offline, more: offline.length === stepDevices || lowBatteries === stepDevices };
+      const more = offline.length === stepDevices || low.length === stepDevices;
+      if (!more)
+        await tx.$executeRaw`
+          UPDATE "AlertIncident" i SET "resolvedAt" = ${now}
+          WHERE "resolvedAt" IS NULL AND NOT EXISTS (SELECT 1 FROM "AlertIncidentDevice" d WHERE d."incidentId" = i.id AND d."returnedAt" IS NULL)`;
+      return { offline, lastLow: low.at(-1)?.deviceId, more };
     });
     for (const device of step.offline) {
       deps.bus.publish({ kind: "device_state", state: toLiveState(device) });
       wentOffline.push({ id: device.id, groups: device.groups });
     }
+    lowAfter = step.lastLow ?? lowAfter;
     more = step.more;
   }
   if (wentOffline.length > 0 && settings.enabled && settings.groupOfflinePercent !== null) {
@@ -138,31 +150,29 @@ async function recordReturns(tx: Tx, now: Date): Promise<void> {
 
 /**
  * Online devices below the battery threshold not already in an open low-battery incident
- * (those the same sweep is about to mark offline, last heard before `onlineSince`, are not).
+ * (those the same sweep is about to mark offline, last heard before `onlineSince`, are not),
+ * in id order after `after`.
  * `OFFSET 0` keeps the NOT EXISTS a probe of the (deviceId, returnedAt) index per device:
  * flattened into an anti join, the planner, misled by statistics that lag a fast-growing
  * incident table, chose a nested loop over a materialized list of every open incident
  * device (83 million comparisons, 12 s, at 100,000 devices in the benchmark), and heartbeats
  * of the devices the sweep had just marked offline waited on it.
  */
-export function lowBatteryCandidates(threshold: number, onlineSince: Date, limit: number): Prisma.Sql {
+export function lowBatteryCandidates(threshold: number, onlineSince: Date, after: string | null, limit: number): Prisma.Sql {
   return Prisma.sql`
     SELECT v.id AS "deviceId", v."batteryLevel" FROM "Device" v
     WHERE v.online AND v."lastSeenAt" >= ${onlineSince} AND v."batteryLevel" < ${threshold}::int
+      AND (${after}::uuid IS NULL OR v.id > ${after}::uuid)
       AND NOT EXISTS (
         SELECT 1 FROM "AlertIncidentDevice" d JOIN "AlertIncident" i ON i.id = d."incidentId"
         WHERE d."deviceId" = v.id AND i.kind = 'low_battery' AND d."returnedAt" IS NULL
         OFFSET 0)
+    ORDER BY v.id
     LIMIT ${limit}`;
 }
 
-/**
- * Online devices reporting a battery below the threshold (and not going offline: heard
- * from since `cutoff`) join a low-battery incident once (until they recover), at most
- * `limit` of them; those charged back to the threshold (or
- * with the alert turned off) recover. Returns how many joined.
- */
-async function sweepLowBattery(tx: Tx, settings: AlertSettings, now: Date, cutoff: Date, limit: number): Promise<number> {
+/** Devices in open low-battery incidents charged back to the threshold (or with the alert turned off) recover. */
+async function recordBatteryRecoveries(tx: Tx, settings: AlertSettings, now: Date): Promise<void> {
   const threshold = settings.lowBatteryPercent;
   const recovered = await tx.$queryRaw<Array<{ deviceId: string; incidentId: string }>>`
     UPDATE "AlertIncidentDevice" d SET "returnedAt" = ${now}
@@ -174,10 +184,24 @@ async function sweepLowBattery(tx: Tx, settings: AlertSettings, now: Date, cutof
     tx,
     recovered.map((row) => ({ type: "device.battery_recovered" as const, deviceId: row.deviceId, incidentId: row.incidentId, at: now })),
   );
-  if (threshold === null) return 0;
-  const low = await tx.$queryRaw<Array<{ deviceId: string; batteryLevel: number }>>(lowBatteryCandidates(threshold, cutoff, limit));
+}
+
+/**
+ * Up to `limit` online devices reporting a battery below the threshold (see
+ * lowBatteryCandidates) join a low-battery incident, once until they recover. Returns them.
+ */
+async function joinLowBatteries(
+  tx: Tx,
+  settings: AlertSettings,
+  now: Date,
+  page: { onlineSince: Date; after: string | null; limit: number },
+): Promise<Array<{ deviceId: string; batteryLevel: number }>> {
+  if (settings.lowBatteryPercent === null) return [];
+  const low = await tx.$queryRaw<Array<{ deviceId: string; batteryLevel: number }>>(
+    lowBatteryCandidates(settings.lowBatteryPercent, page.onlineSince, page.after, page.limit),
+  );
   await joinIncident(tx, "low_battery", low, settings, now);
-  return low.length;
+  return low;
 }
 
 /**
