@@ -110,9 +110,9 @@ function closeCode(socket: WebSocket): Promise<number> {
   return new Promise((resolve) => socket.once("close", (code) => resolve(code)));
 }
 
-async function until(condition: () => boolean, what: string) {
-  for (let i = 0; i < 200 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 25));
-  if (!condition()) throw new Error(`timed out waiting for ${what}`);
+async function until(condition: () => boolean | Promise<boolean>, what: string) {
+  for (let i = 0; i < 200 && !(await condition()); i++) await new Promise((resolve) => setTimeout(resolve, 25));
+  if (!(await condition())) throw new Error(`timed out waiting for ${what}`);
 }
 
 describe("dashboard channel authentication", () => {
@@ -363,6 +363,58 @@ describe("dashboard channel updates", () => {
     expect(closed.connectedSince).toBeNull();
     const view = await server.deps.db.device.findUniqueOrThrow({ where: { id: device.deviceId } });
     expect(view.socketDisconnectedAt?.toISOString()).toBe(closed.disconnectedSince);
+    dashboard.socket!.close();
+  });
+
+  it("releases the leases of sockets closing together in a few statements, and streams every one's disconnection", async () => {
+    const count = 40;
+    const body = JSON.stringify({ maxUses: count });
+    const headers = await signAdminRequest({
+      adminKey: TEST_ADMIN_KEY,
+      hmacSecret: TEST_HMAC_SECRET,
+      method: "POST",
+      host: new URL(server.url).host,
+      pathWithQuery: "/admin/enrollment-tokens",
+      body,
+    });
+    const { token } = (await (
+      await fetch(`${server.url}/admin/enrollment-tokens`, { method: "POST", headers: { ...headers, "Content-Type": "application/json" }, body })
+    ).json()) as { token: string };
+    const devices = [];
+    for (let i = 0; i < count; i++) {
+      const registered = await fetch(`${server.url}/v1/register`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ enrollmentToken: token }),
+      });
+      devices.push(RegisterResponse.parse(await registered.json()));
+    }
+    const ids = devices.map((device) => device.deviceId);
+    const sockets = devices.map(
+      (device) => new WebSocket(`${server.url.replace(/^http/, "ws")}/ws/devices`, [DEVICE_WS_PROTOCOL, `${BEARER_PROTOCOL_PREFIX}${device.deviceToken}`]),
+    );
+    const held = () => server.deps.db.device.count({ where: { id: { in: ids }, socketInstanceId: { not: null } } });
+    await until(async () => (await held()) === count, "every lease taken");
+
+    const dashboard = await connect({ headers: { Cookie: sessionCookie } });
+    await until(() => dashboard.frames.length === 1, "hello");
+    const statements = jest.spyOn(server.deps.db, "$queryRaw");
+    for (const socket of sockets) socket.close();
+    await until(async () => (await held()) === 0, "every lease released");
+    const releases = statements.mock.calls.filter((call) => String(call[0]).includes('"socketDisconnectedAt" =')).length;
+    statements.mockRestore();
+    // One statement per socket before (and a read after each to tell dashboards).
+    expect(releases).toBeGreaterThanOrEqual(1);
+    expect(releases).toBeLessThanOrEqual(4);
+    const disconnected = () =>
+      new Set(
+        dashboard.frames.flatMap((frame) =>
+          frame.type === "update" ? frame.devices.filter((state) => ids.includes(state.deviceId) && !state.connected).map((state) => state.deviceId) : [],
+        ),
+      );
+    await until(() => disconnected().size === count, "every disconnection streamed");
+    const rows = await server.deps.db.device.findMany({ where: { id: { in: ids } } });
+    expect(rows.every((row) => row.socketDisconnectedAt !== null && row.socketLeaseExpiresAt === null)).toBe(true);
     dashboard.socket!.close();
   });
 });

@@ -1,4 +1,5 @@
 import type { AppDeps } from "../deps";
+import type { Device } from "../generated/prisma/client";
 import { wakeDelivery } from "../modules/commands/delivery";
 import { toLiveState } from "../modules/fleet/fleet.service";
 
@@ -32,13 +33,16 @@ export async function takeSocketLease(deps: PresenceDeps, deviceId: string): Pro
   return count === 1;
 }
 
-/** Gives up this instance's leases on these devices (one that reconnected elsewhere keeps its new one). */
-export async function releaseSocketLeases(deps: PresenceDeps, deviceIds: string[]): Promise<void> {
-  if (deviceIds.length === 0) return;
-  await deps.db.device.updateMany({
-    where: { id: { in: deviceIds }, socketInstanceId: deps.instanceId },
-    data: { socketInstanceId: null, socketConnectedAt: null, socketLeaseExpiresAt: null, socketDisconnectedAt: deps.clock.now() },
-  });
+/**
+ * Gives up this instance's leases on these devices, in one statement (one that reconnected
+ * elsewhere keeps its new one). Returns the devices it released, as they now are.
+ */
+export async function releaseSocketLeases(deps: PresenceDeps, deviceIds: string[]): Promise<Device[]> {
+  if (deviceIds.length === 0) return [];
+  return deps.db.$queryRaw<Device[]>`
+    UPDATE "Device" SET "socketInstanceId" = NULL, "socketConnectedAt" = NULL, "socketLeaseExpiresAt" = NULL, "socketDisconnectedAt" = ${deps.clock.now()}
+    WHERE id = ANY(${deviceIds}::uuid[]) AND "socketInstanceId" = ${deps.instanceId}
+    RETURNING *`;
 }
 
 /**
