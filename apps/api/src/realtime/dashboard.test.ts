@@ -366,7 +366,7 @@ describe("dashboard channel updates", () => {
     dashboard.socket!.close();
   });
 
-  it("releases the leases of sockets closing together in a few statements, and streams every one's disconnection", async () => {
+  it("takes and releases the leases of sockets opening and closing together in a few statements, and streams every one's disconnection", async () => {
     const count = 40;
     const body = JSON.stringify({ maxUses: count });
     const headers = await signAdminRequest({
@@ -390,11 +390,22 @@ describe("dashboard channel updates", () => {
       devices.push(RegisterResponse.parse(await registered.json()));
     }
     const ids = devices.map((device) => device.deviceId);
-    const sockets = devices.map(
-      (device) => new WebSocket(`${server.url.replace(/^http/, "ws")}/ws/devices`, [DEVICE_WS_PROTOCOL, `${BEARER_PROTOCOL_PREFIX}${device.deviceToken}`]),
-    );
+    const leaseStatements = jest.spyOn(server.deps.db, "$queryRaw");
+    const hellos: string[] = [];
+    const sockets = devices.map((device) => {
+      const socket = new WebSocket(`${server.url.replace(/^http/, "ws")}/ws/devices`, [DEVICE_WS_PROTOCOL, `${BEARER_PROTOCOL_PREFIX}${device.deviceToken}`]);
+      socket.on("message", (data) => {
+        if (JSON.parse(data.toString()).type === "hello") hellos.push(device.deviceId);
+      });
+      return socket;
+    });
     const held = () => server.deps.db.device.count({ where: { id: { in: ids }, socketInstanceId: { not: null } } });
-    await until(async () => (await held()) === count, "every lease taken");
+    await until(async () => hellos.length === count && (await held()) === count, "every lease taken and hello sent");
+    const leases = leaseStatements.mock.calls.filter((call) => String(call[0]).includes('"socketConnectedAt" =')).length;
+    leaseStatements.mockRestore();
+    // Four queries per socket before (lease, a read for dashboards, due commands, policy).
+    expect(leases).toBeGreaterThanOrEqual(1);
+    expect(leases).toBeLessThanOrEqual(8);
 
     const dashboard = await connect({ headers: { Cookie: sessionCookie } });
     await until(() => dashboard.frames.length === 1, "hello");

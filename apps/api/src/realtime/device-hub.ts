@@ -6,13 +6,13 @@ import { type GroupCommit, createGroupCommit } from "../lib/group-commit";
 import { toHttpError } from "../lib/error-handler";
 import { transition } from "../modules/commands/command-transitions";
 import { acknowledgeCommand, canSignFor, recordActionResult, toDeviceCommand } from "../modules/commands/commands.service";
-import { makeDueNow } from "../modules/commands/delivery";
+import { wakeDelivery } from "../modules/commands/delivery";
 import { deviceBudget, deviceBudgetKey } from "../modules/devices/device-budget";
 import { handleHeartbeat } from "../modules/devices/heartbeat";
 import { DeviceRevokedError, commandKeyOf, currentTokenHash } from "../modules/devices/devices.service";
 import { toLiveState } from "../modules/fleet/fleet.service";
 import { pendingPolicy } from "../modules/policies/policies.service";
-import { publishSocketStates, releaseSocketLeases, renewSocketLeases, takeSocketLease } from "./presence";
+import { type LeasedDevice, releaseSocketLeases, renewSocketLeases, takeSocketLeases } from "./presence";
 
 // Frames per socket per minute, counted as they arrive; well above any honest agent (a
 // heartbeat a minute plus an ack and a result per command), low enough that one socket
@@ -54,8 +54,24 @@ export class DeviceHub {
   // worker waited seconds behind them (bench/RESULTS.md). A device that reconnected here
   // meanwhile keeps its lease. Bounded by the sockets an instance may hold.
   private readonly releases: GroupCommit<string, undefined>;
+  private readonly leases: GroupCommit<string, LeasedDevice | undefined>;
 
   constructor(private readonly deps: AppDeps) {
+    // Sockets opening together (devices reconnecting after an instance restart or a network
+    // outage) take their leases in one statement too, which also makes their waiting
+    // commands due and reads what the hello, dashboards and the policy need: four queries
+    // per socket before.
+    this.leases = createGroupCommit<string, LeasedDevice | undefined>({
+      maxBatch: 1000,
+      maxWaitMs: 5,
+      maxQueued: deps.env.HTTP_MAX_CONNECTIONS,
+      maxRunning: 2,
+      run: async (deviceIds) => {
+        const byId = new Map((await takeSocketLeases(this.deps, deviceIds)).map((device) => [device.id, device]));
+        return deviceIds.map((id) => byId.get(id));
+      },
+      full: () => new Error("too many socket opens waiting to be written"),
+    });
     this.releases = createGroupCommit<string, undefined>({
       maxBatch: 1000,
       maxWaitMs: 5,
@@ -161,26 +177,29 @@ export class DeviceHub {
     // frame over the size limit); terminating here would cut that close frame off (1006).
     socket.on("error", () => undefined);
 
-    if (!(await takeSocketLease(deps, deviceId))) {
+    const leased = await this.leases.submit(deviceId, deviceId);
+    if (!leased) {
       socket.close(WsCloseCode.retired, "device retired");
       return;
     }
     // Closed while the lease was being written: its close found nothing to release.
-    if (!this.connections.has(deviceId)) {
-      await releaseSocketLeases(deps, [deviceId]);
+    if (this.connections.get(deviceId) !== connection) {
+      if (!this.connections.has(deviceId)) await releaseSocketLeases(deps, [deviceId]);
       return;
     }
     deps.logger.info("device connected", { deviceId });
-    await publishSocketStates(deps, [deviceId]);
+    deps.bus.publish({ kind: "device_state", state: toLiveState(leased) });
     this.send(socket, {
       type: "hello",
       deviceId,
       serverTime: deps.clock.now().toISOString(),
       heartbeatIntervalSeconds: deps.env.HEARTBEAT_INTERVAL_SECONDS,
     });
-    // What waited for this device goes out now, through the delivery worker.
-    await makeDueNow(deps, deviceId);
-    await this.sendPolicy(deviceId);
+    // What waited for this device goes out now, through the delivery worker (the lease's
+    // statement made it due), and its effective policy if it has not applied it yet.
+    if (leased.dueCommands > 0) wakeDelivery(deps);
+    const policy = pendingPolicy(leased);
+    if (policy) this.send(socket, { type: "policy", policy });
   }
 
   /** Sends the device its effective policy if it has not reported applying it. */

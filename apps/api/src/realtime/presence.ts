@@ -24,13 +24,27 @@ export async function publishSocketStates(deps: Pick<AppDeps, "db" | "bus">, dev
   for (const device of devices) deps.bus.publish({ kind: "device_state", state: toLiveState(device) });
 }
 
-/** Takes the lease of a device's new socket; false when the device was retired or deleted meanwhile. */
-export async function takeSocketLease(deps: PresenceDeps, deviceId: string): Promise<boolean> {
-  const { count } = await deps.db.device.updateMany({
-    where: { id: deviceId, retiredAt: null },
-    data: { socketInstanceId: deps.instanceId, socketConnectedAt: deps.clock.now(), socketLeaseExpiresAt: leaseEnd(deps) },
-  });
-  return count === 1;
+export type LeasedDevice = Device & { dueCommands: number };
+
+/**
+ * Takes the leases of these devices' new sockets in one statement, and makes their
+ * unfinished commands due at once (the delivery worker sends them over the socket). Returns
+ * the devices leased, as they now are, with how many commands it made due; a device retired
+ * or deleted meanwhile is not among them.
+ */
+export async function takeSocketLeases(deps: PresenceDeps, deviceIds: string[]): Promise<LeasedDevice[]> {
+  if (deviceIds.length === 0) return [];
+  const now = deps.clock.now();
+  return deps.db.$queryRaw<LeasedDevice[]>`
+    WITH leased AS (
+      UPDATE "Device" SET "socketInstanceId" = ${deps.instanceId}, "socketConnectedAt" = ${now}, "socketLeaseExpiresAt" = ${leaseEnd(deps)}
+      WHERE id = ANY(${deviceIds}::uuid[]) AND "retiredAt" IS NULL
+      RETURNING *),
+    due AS (
+      UPDATE "Command" SET "nextAttemptAt" = ${now}
+      WHERE "deviceId" IN (SELECT id FROM leased) AND status IN ('queued', 'sent') AND "expiresAt" > ${now}
+      RETURNING "deviceId")
+    SELECT l.*, (SELECT count(*)::int FROM due WHERE due."deviceId" = l.id) AS "dueCommands" FROM leased l`;
 }
 
 /**
