@@ -3,7 +3,9 @@ import type { WebSocket } from "ws";
 import type { AppDeps } from "../deps";
 import { admissionOf } from "../lib/admission";
 import { type GroupCommit, createGroupCommit } from "../lib/group-commit";
+import { isDatabaseUnavailable } from "../db/client";
 import { toHttpError } from "../lib/error-handler";
+import { HttpError } from "../lib/http-error";
 import { transition } from "../modules/commands/command-transitions";
 import { acknowledgeCommand, canSignFor, recordActionResult, toDeviceCommand } from "../modules/commands/commands.service";
 import { wakeDelivery } from "../modules/commands/delivery";
@@ -67,10 +69,23 @@ export class DeviceHub {
       maxQueued: deps.env.HTTP_MAX_CONNECTIONS,
       maxRunning: 2,
       run: async (deviceIds) => {
-        const byId = new Map((await takeSocketLeases(this.deps, deviceIds)).map((device) => [device.id, device]));
-        return deviceIds.map((id) => byId.get(id));
+        try {
+          const byId = new Map((await takeSocketLeases(this.deps, deviceIds)).map((device) => [device.id, device]));
+          return deviceIds.map((id) => byId.get(id));
+        } catch (error) {
+          // One device's trouble (a lock timeout, a deadlock) must not close a thousand
+          // sockets: the batch's leases are taken one by one, each answered by its own.
+          if (deviceIds.length === 1 || isDatabaseUnavailable(error)) throw error;
+          return deviceIds.map((id) =>
+            takeSocketLeases(this.deps, [id]).then(
+              ([device]) => device,
+              (failed: unknown) => asError(failed),
+            ),
+          );
+        }
       },
-      full: () => new Error("too many socket opens waiting to be written"),
+      // Answered as a database out of reach is: the device is told to come back shortly.
+      full: () => new HttpError("service_unavailable", "too many socket opens waiting to be written"),
     });
     this.releases = createGroupCommit<string, undefined>({
       maxBatch: 1000,
@@ -360,6 +375,7 @@ export class DeviceHub {
     const ids = [...this.connections.keys()];
     for (const connection of this.connections.values()) connection.socket.close(WsCloseCode.goingAway, "server shutting down");
     this.connections.clear();
+    await this.leases.drain();
     await this.releases.drain();
     await releaseSocketLeases(this.deps, ids).catch(() => undefined);
   }
@@ -373,3 +389,5 @@ function parseFrame(text: string): DeviceClientFrame | undefined {
     return undefined;
   }
 }
+
+const asError = (value: unknown): Error => (value instanceof Error ? value : new Error(String(value)));

@@ -43,8 +43,9 @@ export async function takeSocketLeases(deps: PresenceDeps, deviceIds: string[]):
     due AS (
       UPDATE "Command" SET "nextAttemptAt" = ${now}
       WHERE "deviceId" IN (SELECT id FROM leased) AND status IN ('queued', 'sent') AND "expiresAt" > ${now}
-      RETURNING "deviceId")
-    SELECT l.*, (SELECT count(*)::int FROM due WHERE due."deviceId" = l.id) AS "dueCommands" FROM leased l`;
+      RETURNING "deviceId"),
+    due_per_device AS (SELECT "deviceId", count(*)::int AS n FROM due GROUP BY "deviceId")
+    SELECT l.*, COALESCE(d.n, 0) AS "dueCommands" FROM leased l LEFT JOIN due_per_device d ON d."deviceId" = l.id`;
 }
 
 /**
