@@ -86,7 +86,14 @@ realPostgres("an API instance killed with SIGKILL", () => {
     await waitFor(() => pushedRequestIds(fcm).has(created.requestId), Boolean, (LEASE_SECONDS + 2) * 1000, "the push of the orphaned device's command");
     const pushed = fcm.requests.find((request) => (request.body.message?.data as { requestId?: string } | undefined)?.requestId === created.requestId)!;
     expect(pushed.body.message).toMatchObject({ token: "fcm-of-the-orphan", android: { priority: "high" } });
-    expect(await admin.getCommand(created.requestId)).toMatchObject({ status: "sent", push: { outcome: "sent" } });
+    // The fake FCM answers before the delivery worker records the outcome, so wait for the record to land.
+    const recorded = await waitFor(
+      () => admin.getCommand(created.requestId),
+      (command) => command.status !== "queued",
+      5000,
+      "the push recorded on the command",
+    );
+    expect(recorded).toMatchObject({ status: "sent", push: { outcome: "sent" } });
     expect(await admin.getDevice(device.deviceId)).toMatchObject({ connected: false });
 
     // The device wakes from the push and reconnects, this time to the survivor.
