@@ -14,6 +14,7 @@
 //   BENCH_DATABASE_URL              PostgreSQL server (default TEST_DATABASE_URL, else local)
 //   BENCH_ONLY=bulk,list            only these phases (while working on one), figures logged,
 //                                   no report; phases: max, fixed, websocket, long, list, bulk
+//   BENCH_RATE=1000                 the fixed rate (default 2000; a full run caps it at the floor's best)
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -46,7 +47,7 @@ const PLAN = QUICK
       listSamples: 40,
     };
 const ONLY = process.env.BENCH_ONLY?.split(",").map((phase) => phase.trim());
-const TARGET_RATE = 2000;
+const TARGET_RATE = Number(process.env.BENCH_RATE ?? 2000);
 const CONNECTIONS = 64;
 const API_ROOT = path.resolve(__dirname, "../../apps/api");
 const secret = () => randomBytes(32).toString("hex");
@@ -143,7 +144,8 @@ export async function startApi(databaseUrl: string): Promise<Server> {
   const nodeArgs = (process.env.BENCH_API_NODE_ARGS ?? "").split(" ").filter(Boolean);
   const child = spawn(process.execPath, [...nodeArgs, path.join(API_ROOT, "dist/server.js")], {
     cwd: API_ROOT,
-    stdio: ["ignore", "ignore", "inherit"],
+    // Its log (errors only) goes to the bench's stderr, beside the bench's own lines.
+    stdio: ["ignore", process.stderr, "inherit"],
     env: {
       PATH: process.env.PATH ?? "",
       NODE_ENV: "production",
@@ -341,7 +343,9 @@ async function bulkCommand(db: Client, api: Server, tokensFile: string, tokens: 
   const deadline = Date.now() + 300_000;
   while (!batch.done && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 200));
-    batch = CommandBatch.parse(await (await adminFetch(api.url, "GET", `/admin/batches/${batch.batchId}`)).json());
+    const polled = await adminFetch(api.url, "GET", `/admin/batches/${batch.batchId}`);
+    if (polled.status !== 200) throw new Error(`GET /admin/batches/{id} answered ${polled.status}: ${await polled.text()}`);
+    batch = CommandBatch.parse(await polled.json());
   }
   const seconds = (performance.now() - started) / 1000;
   const exited = new Promise((resolve) => fleet.on("exit", resolve));

@@ -111,7 +111,7 @@ export function attachRealtime(server: Server, deps: AppDeps, authenticateDashbo
           devices.connect(deviceId, ws, tokenHash).catch((error: unknown) => {
             const message = error instanceof Error ? error.message : String(error);
             // The database went away between authentication and the lease: come back later.
-            if (isDatabaseUnavailable(error)) {
+            if (isDatabaseUnavailable(error) || (error instanceof HttpError && error.code === "service_unavailable")) {
               deps.logger.warn("device connect failed: database unavailable", { deviceId });
               return ws.close(WsCloseCode.tryAgainLater, "database unavailable; retry shortly");
             }

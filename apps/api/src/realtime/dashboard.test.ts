@@ -110,9 +110,35 @@ function closeCode(socket: WebSocket): Promise<number> {
   return new Promise((resolve) => socket.once("close", (code) => resolve(code)));
 }
 
-async function until(condition: () => boolean, what: string) {
-  for (let i = 0; i < 200 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 25));
-  if (!condition()) throw new Error(`timed out waiting for ${what}`);
+/** Enrolls `count` devices through the API. */
+async function enrollDevices(count: number): Promise<RegisterResponse[]> {
+  const body = JSON.stringify({ maxUses: count });
+  const headers = await signAdminRequest({
+    adminKey: TEST_ADMIN_KEY,
+    hmacSecret: TEST_HMAC_SECRET,
+    method: "POST",
+    host: new URL(server.url).host,
+    pathWithQuery: "/admin/enrollment-tokens",
+    body,
+  });
+  const { token } = (await (
+    await fetch(`${server.url}/admin/enrollment-tokens`, { method: "POST", headers: { ...headers, "Content-Type": "application/json" }, body })
+  ).json()) as { token: string };
+  const devices = [];
+  for (let i = 0; i < count; i++) {
+    const registered = await fetch(`${server.url}/v1/register`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ enrollmentToken: token }),
+    });
+    devices.push(RegisterResponse.parse(await registered.json()));
+  }
+  return devices;
+}
+
+async function until(condition: () => boolean | Promise<boolean>, what: string) {
+  for (let i = 0; i < 200 && !(await condition()); i++) await new Promise((resolve) => setTimeout(resolve, 25));
+  if (!(await condition())) throw new Error(`timed out waiting for ${what}`);
 }
 
 describe("dashboard channel authentication", () => {
@@ -326,24 +352,7 @@ describe("dashboard channel updates", () => {
   });
 
   it("streams a device's socket opening and closing, apart from its heartbeat status", async () => {
-    const body = JSON.stringify({ maxUses: 1 });
-    const headers = await signAdminRequest({
-      adminKey: TEST_ADMIN_KEY,
-      hmacSecret: TEST_HMAC_SECRET,
-      method: "POST",
-      host: new URL(server.url).host,
-      pathWithQuery: "/admin/enrollment-tokens",
-      body,
-    });
-    const { token } = (await (
-      await fetch(`${server.url}/admin/enrollment-tokens`, { method: "POST", headers: { ...headers, "Content-Type": "application/json" }, body })
-    ).json()) as { token: string };
-    const registered = await fetch(`${server.url}/v1/register`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ enrollmentToken: token }),
-    });
-    const device = RegisterResponse.parse(await registered.json());
+    const device = (await enrollDevices(1))[0]!;
 
     const dashboard = await connect({ headers: { Cookie: sessionCookie } });
     await until(() => dashboard.frames.length === 1, "hello");
@@ -364,5 +373,85 @@ describe("dashboard channel updates", () => {
     const view = await server.deps.db.device.findUniqueOrThrow({ where: { id: device.deviceId } });
     expect(view.socketDisconnectedAt?.toISOString()).toBe(closed.disconnectedSince);
     dashboard.socket!.close();
+  });
+
+  it("takes and releases the leases of sockets opening and closing together in a few statements, and streams every one's disconnection", async () => {
+    const count = 40;
+    const devices = await enrollDevices(count);
+    const ids = devices.map((device) => device.deviceId);
+    const leaseStatements = jest.spyOn(server.deps.db, "$queryRaw");
+    const hellos: string[] = [];
+    const sockets = devices.map((device) => {
+      const socket = new WebSocket(`${server.url.replace(/^http/, "ws")}/ws/devices`, [DEVICE_WS_PROTOCOL, `${BEARER_PROTOCOL_PREFIX}${device.deviceToken}`]);
+      socket.on("message", (data) => {
+        if (JSON.parse(data.toString()).type === "hello") hellos.push(device.deviceId);
+      });
+      return socket;
+    });
+    const held = () => server.deps.db.device.count({ where: { id: { in: ids }, socketInstanceId: { not: null } } });
+    await until(async () => hellos.length === count && (await held()) === count, "every lease taken and hello sent");
+    const leases = leaseStatements.mock.calls.filter((call) => String(call[0]).includes('"socketConnectedAt" =')).length;
+    leaseStatements.mockRestore();
+    // Four queries per socket before (lease, a read for dashboards, due commands, policy).
+    expect(leases).toBeGreaterThanOrEqual(1);
+    expect(leases).toBeLessThanOrEqual(8);
+
+    const dashboard = await connect({ headers: { Cookie: sessionCookie } });
+    await until(() => dashboard.frames.length === 1, "hello");
+    const statements = jest.spyOn(server.deps.db, "$queryRaw");
+    for (const socket of sockets) socket.close();
+    await until(async () => (await held()) === 0, "every lease released");
+    const releases = statements.mock.calls.filter((call) => String(call[0]).includes('"socketDisconnectedAt" =')).length;
+    statements.mockRestore();
+    // One statement per socket before (and a read after each to tell dashboards).
+    expect(releases).toBeGreaterThanOrEqual(1);
+    expect(releases).toBeLessThanOrEqual(4);
+    const disconnected = () =>
+      new Set(
+        dashboard.frames.flatMap((frame) =>
+          frame.type === "update" ? frame.devices.filter((state) => ids.includes(state.deviceId) && !state.connected).map((state) => state.deviceId) : [],
+        ),
+      );
+    await until(() => disconnected().size === count, "every disconnection streamed");
+    const rows = await server.deps.db.device.findMany({ where: { id: { in: ids } } });
+    expect(rows.every((row) => row.socketDisconnectedAt !== null && row.socketLeaseExpiresAt === null)).toBe(true);
+    dashboard.socket!.close();
+  });
+
+  it("takes the other leases of a batch one by one when its statement fails: one device's failure closes its socket alone", async () => {
+    const devices = await enrollDevices(6);
+    const failing = devices[0]!.deviceId;
+    // A real failure inside the batch's statement, for one device only.
+    await database.db.$executeRawUnsafe(`
+      CREATE FUNCTION refuse_lease() RETURNS trigger AS $$
+      BEGIN
+        IF NEW.id = '${failing}'::uuid AND NEW."socketInstanceId" IS NOT NULL THEN RAISE EXCEPTION 'lease refused'; END IF;
+        RETURN NEW;
+      END $$ LANGUAGE plpgsql`);
+    await database.db.$executeRawUnsafe(`CREATE TRIGGER refuse_lease BEFORE UPDATE ON "Device" FOR EACH ROW EXECUTE FUNCTION refuse_lease()`);
+    try {
+      const outcomes = await Promise.all(
+        devices.map(
+          (device) =>
+            new Promise<string>((resolve) => {
+              const socket = new WebSocket(`${server.url.replace(/^http/, "ws")}/ws/devices`, [
+                DEVICE_WS_PROTOCOL,
+                `${BEARER_PROTOCOL_PREFIX}${device.deviceToken}`,
+              ]);
+              socket.on("message", (data) => {
+                if (JSON.parse(data.toString()).type === "hello") {
+                  resolve("hello");
+                  socket.close();
+                }
+              });
+              socket.on("close", () => resolve("closed"));
+            }),
+        ),
+      );
+      expect(outcomes).toEqual(["closed", "hello", "hello", "hello", "hello", "hello"]);
+    } finally {
+      await database.db.$executeRawUnsafe(`DROP TRIGGER refuse_lease ON "Device"`);
+      await database.db.$executeRawUnsafe("DROP FUNCTION refuse_lease()");
+    }
   });
 });

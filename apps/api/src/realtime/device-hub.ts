@@ -2,15 +2,19 @@ import { type DeviceServerFrame, DeviceClientFrame, WsCloseCode } from "@mdm/con
 import type { WebSocket } from "ws";
 import type { AppDeps } from "../deps";
 import { admissionOf } from "../lib/admission";
+import { type GroupCommit, createGroupCommit } from "../lib/group-commit";
+import { isDatabaseUnavailable } from "../db/client";
 import { toHttpError } from "../lib/error-handler";
+import { HttpError } from "../lib/http-error";
 import { transition } from "../modules/commands/command-transitions";
 import { acknowledgeCommand, canSignFor, recordActionResult, toDeviceCommand } from "../modules/commands/commands.service";
-import { makeDueNow } from "../modules/commands/delivery";
+import { wakeDelivery } from "../modules/commands/delivery";
 import { deviceBudget, deviceBudgetKey } from "../modules/devices/device-budget";
 import { handleHeartbeat } from "../modules/devices/heartbeat";
 import { DeviceRevokedError, commandKeyOf, currentTokenHash } from "../modules/devices/devices.service";
+import { toLiveState } from "../modules/fleet/fleet.service";
 import { pendingPolicy } from "../modules/policies/policies.service";
-import { publishSocketStates, releaseSocketLeases, renewSocketLeases, takeSocketLease } from "./presence";
+import { type LeasedDevice, releaseSocketLeases, renewSocketLeases, takeSocketLeases } from "./presence";
 
 // Frames per socket per minute, counted as they arrive; well above any honest agent (a
 // heartbeat a minute plus an ack and a result per command), low enough that one socket
@@ -46,7 +50,58 @@ export class DeviceHub {
   private readonly leaseTimer: NodeJS.Timeout;
   private closed = false;
 
+  // Sockets closing together give up their leases in one statement, which also reads the
+  // rows dashboards are told about: 5,000 sockets dropped at once (a site's network, a load
+  // balancer restarting) were 10,000 queries queued on the pool, and every heartbeat and
+  // worker waited seconds behind them (bench/RESULTS.md). A device that reconnected here
+  // meanwhile keeps its lease. Bounded by the sockets an instance may hold.
+  private readonly releases: GroupCommit<string, undefined>;
+  private readonly leases: GroupCommit<string, LeasedDevice | undefined>;
+
   constructor(private readonly deps: AppDeps) {
+    // Sockets opening together (devices reconnecting after an instance restart or a network
+    // outage) take their leases in one statement too, which also makes their waiting
+    // commands due and reads what the hello, dashboards and the policy need: four queries
+    // per socket before.
+    this.leases = createGroupCommit<string, LeasedDevice | undefined>({
+      maxBatch: 1000,
+      maxWaitMs: 5,
+      maxQueued: deps.env.HTTP_MAX_CONNECTIONS,
+      maxRunning: 2,
+      run: async (deviceIds) => {
+        try {
+          const byId = new Map((await takeSocketLeases(this.deps, deviceIds)).map((device) => [device.id, device]));
+          return deviceIds.map((id) => byId.get(id));
+        } catch (error) {
+          // One device's trouble (a lock timeout, a deadlock) must not close a thousand
+          // sockets: the batch's leases are taken one by one, each answered by its own.
+          if (deviceIds.length === 1 || isDatabaseUnavailable(error)) throw error;
+          return deviceIds.map((id) =>
+            takeSocketLeases(this.deps, [id]).then(
+              ([device]) => device,
+              (failed: unknown) => asError(failed),
+            ),
+          );
+        }
+      },
+      // Answered as a database out of reach is: the device is told to come back shortly.
+      full: () => new HttpError("service_unavailable", "too many socket opens waiting to be written"),
+    });
+    this.releases = createGroupCommit<string, undefined>({
+      maxBatch: 1000,
+      maxWaitMs: 5,
+      maxQueued: deps.env.HTTP_MAX_CONNECTIONS,
+      maxRunning: 1,
+      run: async (deviceIds) => {
+        const released = await releaseSocketLeases(
+          this.deps,
+          deviceIds.filter((id) => !this.connections.has(id)),
+        );
+        for (const device of released) this.deps.bus.publish({ kind: "device_state", state: toLiveState(device) });
+        return deviceIds.map(() => undefined);
+      },
+      full: () => new Error("too many socket closes waiting to be written"),
+    });
     // A third of the lease: two renewals may fail before a live socket's lease lapses.
     this.leaseTimer = setInterval(() => void this.renewLeases(), (deps.env.WS_LEASE_SECONDS * 1000) / 3);
     this.leaseTimer.unref();
@@ -137,26 +192,29 @@ export class DeviceHub {
     // frame over the size limit); terminating here would cut that close frame off (1006).
     socket.on("error", () => undefined);
 
-    if (!(await takeSocketLease(deps, deviceId))) {
+    const leased = await this.leases.submit(deviceId, deviceId);
+    if (!leased) {
       socket.close(WsCloseCode.retired, "device retired");
       return;
     }
     // Closed while the lease was being written: its close found nothing to release.
-    if (!this.connections.has(deviceId)) {
-      await releaseSocketLeases(deps, [deviceId]);
+    if (this.connections.get(deviceId) !== connection) {
+      if (!this.connections.has(deviceId)) await releaseSocketLeases(deps, [deviceId]);
       return;
     }
     deps.logger.info("device connected", { deviceId });
-    await publishSocketStates(deps, [deviceId]);
+    deps.bus.publish({ kind: "device_state", state: toLiveState(leased) });
     this.send(socket, {
       type: "hello",
       deviceId,
       serverTime: deps.clock.now().toISOString(),
       heartbeatIntervalSeconds: deps.env.HEARTBEAT_INTERVAL_SECONDS,
     });
-    // What waited for this device goes out now, through the delivery worker.
-    await makeDueNow(deps, deviceId);
-    await this.sendPolicy(deviceId);
+    // What waited for this device goes out now, through the delivery worker (the lease's
+    // statement made it due), and its effective policy if it has not applied it yet.
+    if (leased.dueCommands > 0) wakeDelivery(deps);
+    const policy = pendingPolicy(leased);
+    if (policy) this.send(socket, { type: "policy", policy });
   }
 
   /** Sends the device its effective policy if it has not reported applying it. */
@@ -290,10 +348,8 @@ export class DeviceHub {
     if (this.connections.get(deviceId) !== connection) return;
     this.connections.delete(deviceId);
     this.deps.logger.info("device disconnected", { deviceId });
-    // If this fails, the lease lapses by itself.
-    await releaseSocketLeases(this.deps, [deviceId])
-      .then(() => publishSocketStates(this.deps, [deviceId]))
-      .catch(() => undefined);
+    // If this fails (or too many closes wait), the lease lapses by itself.
+    await this.releases.submit(deviceId, deviceId).catch(() => undefined);
   }
 
   private send(socket: WebSocket, frame: DeviceServerFrame): void {
@@ -319,6 +375,8 @@ export class DeviceHub {
     const ids = [...this.connections.keys()];
     for (const connection of this.connections.values()) connection.socket.close(WsCloseCode.goingAway, "server shutting down");
     this.connections.clear();
+    await this.leases.drain();
+    await this.releases.drain();
     await releaseSocketLeases(this.deps, ids).catch(() => undefined);
   }
 }
@@ -331,3 +389,5 @@ function parseFrame(text: string): DeviceClientFrame | undefined {
     return undefined;
   }
 }
+
+const asError = (value: unknown): Error => (value instanceof Error ? value : new Error(String(value)));

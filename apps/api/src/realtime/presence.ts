@@ -1,4 +1,5 @@
 import type { AppDeps } from "../deps";
+import type { Device } from "../generated/prisma/client";
 import { wakeDelivery } from "../modules/commands/delivery";
 import { toLiveState } from "../modules/fleet/fleet.service";
 
@@ -23,22 +24,40 @@ export async function publishSocketStates(deps: Pick<AppDeps, "db" | "bus">, dev
   for (const device of devices) deps.bus.publish({ kind: "device_state", state: toLiveState(device) });
 }
 
-/** Takes the lease of a device's new socket; false when the device was retired or deleted meanwhile. */
-export async function takeSocketLease(deps: PresenceDeps, deviceId: string): Promise<boolean> {
-  const { count } = await deps.db.device.updateMany({
-    where: { id: deviceId, retiredAt: null },
-    data: { socketInstanceId: deps.instanceId, socketConnectedAt: deps.clock.now(), socketLeaseExpiresAt: leaseEnd(deps) },
-  });
-  return count === 1;
+export type LeasedDevice = Device & { dueCommands: number };
+
+/**
+ * Takes the leases of these devices' new sockets in one statement, and makes their
+ * unfinished commands due at once (the delivery worker sends them over the socket). Returns
+ * the devices leased, as they now are, with how many commands it made due; a device retired
+ * or deleted meanwhile is not among them.
+ */
+export async function takeSocketLeases(deps: PresenceDeps, deviceIds: string[]): Promise<LeasedDevice[]> {
+  if (deviceIds.length === 0) return [];
+  const now = deps.clock.now();
+  return deps.db.$queryRaw<LeasedDevice[]>`
+    WITH leased AS (
+      UPDATE "Device" SET "socketInstanceId" = ${deps.instanceId}, "socketConnectedAt" = ${now}, "socketLeaseExpiresAt" = ${leaseEnd(deps)}
+      WHERE id = ANY(${deviceIds}::uuid[]) AND "retiredAt" IS NULL
+      RETURNING *),
+    due AS (
+      UPDATE "Command" SET "nextAttemptAt" = ${now}
+      WHERE "deviceId" IN (SELECT id FROM leased) AND status IN ('queued', 'sent') AND "expiresAt" > ${now}
+      RETURNING "deviceId"),
+    due_per_device AS (SELECT "deviceId", count(*)::int AS n FROM due GROUP BY "deviceId")
+    SELECT l.*, COALESCE(d.n, 0) AS "dueCommands" FROM leased l LEFT JOIN due_per_device d ON d."deviceId" = l.id`;
 }
 
-/** Gives up this instance's leases on these devices (one that reconnected elsewhere keeps its new one). */
-export async function releaseSocketLeases(deps: PresenceDeps, deviceIds: string[]): Promise<void> {
-  if (deviceIds.length === 0) return;
-  await deps.db.device.updateMany({
-    where: { id: { in: deviceIds }, socketInstanceId: deps.instanceId },
-    data: { socketInstanceId: null, socketConnectedAt: null, socketLeaseExpiresAt: null, socketDisconnectedAt: deps.clock.now() },
-  });
+/**
+ * Gives up this instance's leases on these devices, in one statement (one that reconnected
+ * elsewhere keeps its new one). Returns the devices it released, as they now are.
+ */
+export async function releaseSocketLeases(deps: PresenceDeps, deviceIds: string[]): Promise<Device[]> {
+  if (deviceIds.length === 0) return [];
+  return deps.db.$queryRaw<Device[]>`
+    UPDATE "Device" SET "socketInstanceId" = NULL, "socketConnectedAt" = NULL, "socketLeaseExpiresAt" = NULL, "socketDisconnectedAt" = ${deps.clock.now()}
+    WHERE id = ANY(${deviceIds}::uuid[]) AND "socketInstanceId" = ${deps.instanceId}
+    RETURNING *`;
 }
 
 /**

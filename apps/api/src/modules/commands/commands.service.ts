@@ -29,7 +29,7 @@ import { HttpError } from "../../lib/http-error";
 import { type CommandKeyRef, assertInService, commandKeyFor, commandKeyIdFor, commandKeyOf, hasCommandKey, masterKeyIdOf } from "../devices/devices.service";
 import { retireDevice, withdrawRotation } from "../lifecycle/lifecycle.service";
 import { retryDelaySeconds, wakeDelivery } from "./delivery";
-import { emitCommandStatusChanges, transition } from "./command-transitions";
+import { emitCommandStatusChanges, recordCommandEvents, transition } from "./command-transitions";
 
 type CommandWithEvents = Command & { events: CommandEvent[]; device?: { alias: string | null; serialNumber: string | null; model: string | null } | null };
 
@@ -285,7 +285,13 @@ export async function cancelQueuedCommands(tx: DbOrTx, where: Prisma.CommandWher
     data: { status: "cancelled", completedAt: now, nextAttemptAt: null, errorMessage: reason },
     select: { requestId: true, deviceId: true, batchId: true },
   });
-  await tx.commandEvent.createMany({ data: cancelled.map((row) => ({ requestId: row.requestId, status: "cancelled" as const, at: now, detail: reason })) });
+  await recordCommandEvents(
+    tx,
+    cancelled.map((row) => row.requestId),
+    "cancelled",
+    now,
+    reason,
+  );
   await emitCommandStatusChanges(
     tx,
     cancelled.map((row) => ({ ...row, status: "cancelled" as const, detail: reason })),
@@ -316,7 +322,13 @@ export async function cancelBatch(deps: CommandDeps, batchId: string, actor: { n
         data: { status: "cancelled", completedAt: now, nextAttemptAt: null, errorMessage: reason },
         select: { requestId: true, deviceId: true },
       });
-      await tx.commandEvent.createMany({ data: rows.map((row) => ({ requestId: row.requestId, status: "cancelled" as const, at: now, detail: reason })) });
+      await recordCommandEvents(
+        tx,
+        rows.map((row) => row.requestId),
+        "cancelled",
+        now,
+        reason,
+      );
       // Webhooks for each cancelled command, and batch.done: the batch has no unfinished command left.
       await emitCommandStatusChanges(
         tx,
@@ -386,18 +398,7 @@ export async function queueBulkCommand(
   const now = deps.clock.now();
   const batchId = randomUUID();
   const expiresAt = new Date(now.getTime() + (input.ttlSeconds ?? deps.env.COMMAND_DEFAULT_TTL_SECONDS) * 1000);
-  const commands = deviceIds.map((deviceId) => ({
-    requestId: randomUUID(),
-    deviceId,
-    type: input.type,
-    payload: input.payload as object,
-    createdAt: now,
-    expiresAt,
-    createdBy: actor.name,
-    delivery: input.delivery,
-    batchId,
-    nextAttemptAt: now,
-  }));
+  const requestIds = deviceIds.map(() => randomUUID());
   await tx.commandBatch.create({
     data: {
       id: batchId,
@@ -409,8 +410,13 @@ export async function queueBulkCommand(
       createdAt: now,
     },
   });
-  await tx.command.createMany({ data: commands });
-  await tx.commandEvent.createMany({ data: commands.map((command) => ({ requestId: command.requestId, status: "queued" as const, at: now })) });
+  // One statement for the commands of the whole batch (up to the fleet): see recordCommandEvents.
+  await tx.$executeRaw`
+    INSERT INTO "Command" ("requestId", "deviceId", type, payload, "createdAt", "expiresAt", "createdBy", delivery, "batchId", "nextAttemptAt")
+    SELECT "requestId", "deviceId", ${input.type}::"CommandType", ${JSON.stringify(input.payload)}::jsonb, ${now}, ${expiresAt}, ${actor.name},
+      ${input.delivery}::"CommandDelivery", ${batchId}::uuid, ${now}
+    FROM unnest(${requestIds}::uuid[], ${deviceIds}::uuid[]) AS t("requestId", "deviceId")`;
+  await recordCommandEvents(tx, requestIds, "queued", now);
   await recordAudit(tx, {
     actor: actor.name,
     action: "command.bulk_create",
@@ -419,7 +425,7 @@ export async function queueBulkCommand(
     ip: actor.ip,
     details: { type: input.type, target: input.target, total: deviceIds.length },
   });
-  return { batchId, commands: commands.map(({ deviceId, requestId }) => ({ deviceId, requestId })) };
+  return { batchId, commands: deviceIds.map((deviceId, index) => ({ deviceId, requestId: requestIds[index]! })) };
 }
 
 export async function getBatch({ db }: Pick<AppDeps, "db">, batchId: string): Promise<BatchView> {

@@ -29,15 +29,6 @@ export function wakeDelivery({ bus }: Pick<AppDeps, "bus">): void {
   bus.publish({ kind: "commands_due" });
 }
 
-/** Makes a device's unfinished commands due now: it just connected and can take them. */
-export async function makeDueNow(deps: Pick<AppDeps, "db" | "clock" | "bus">, deviceId: string): Promise<void> {
-  const now = deps.clock.now();
-  const count = await deps.db.$executeRaw`
-    UPDATE "Command" SET "nextAttemptAt" = ${now}
-    WHERE "deviceId" = ${deviceId}::uuid AND status IN ('queued', 'sent') AND "expiresAt" > ${now}`;
-  if (count > 0) wakeDelivery(deps);
-}
-
 type ClaimedCommand = Command & {
   socketInstanceId: string | null;
   socketLeaseExpiresAt: Date | null;

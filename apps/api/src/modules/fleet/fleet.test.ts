@@ -1,5 +1,7 @@
 import { AlertIncidentDetail, ListAlertsResponse, ListIncidentsResponse, signAdminRequest } from "@mdm/contracts";
+import { randomUUID } from "node:crypto";
 import request from "supertest";
+import { Prisma } from "../../generated/prisma/client";
 import {
   TEST_ADMIN_KEY,
   TEST_HMAC_SECRET,
@@ -13,7 +15,7 @@ import {
   heartbeatBody,
   resetTables,
 } from "../../test";
-import { AUTO_RELAUNCH_ACTOR, sendDueAlertDigest, sweepOffline } from "./fleet-monitor";
+import { AUTO_RELAUNCH_ACTOR, lowBatteryCandidates, sendDueAlertDigest, sweepOffline } from "./fleet-monitor";
 
 let database: TestDatabase;
 let t: TestApp;
@@ -290,6 +292,72 @@ describe("offline detection and alerts", () => {
     expect(ListAlertsResponse.parse(alerts.body).alerts).toEqual([
       expect.objectContaining({ mail: expect.objectContaining({ status: "recorded" }), raisedAt: expect.any(String) }),
     ]);
+  });
+
+  it("sweeps a wave larger than one step in several short transactions: each device offline once, one incident, every event recorded", async () => {
+    await admin("PATCH", "/admin/alert-settings", { recipients: ["ops@example.com"], offlineAfterSeconds: 240, lowBatteryPercent: 20 });
+    // 2,500 devices last heard from 5 minutes ago, inserted in bulk as a fleet losing its
+    // network at once would look; 500 of them were low on battery then: going offline, they
+    // do not join the low-battery incident too.
+    await database.db.$executeRaw`
+      INSERT INTO "Device" (id, "tokenHash", online, "lastSeenAt", "batteryLevel", groups, "updatedAt")
+      SELECT gen_random_uuid(), repeat('0', 64), true, ${new Date(t.clock.now().getTime() - 300_000)}, CASE WHEN n <= 500 THEN 10 ELSE 80 END,
+        ARRAY['wave'], now() FROM generate_series(1, 2500) AS n`;
+    const low = [];
+    for (let i = 0; i < 5; i++) {
+      const device = await enrollDevice(t.app);
+      await heartbeat(device.deviceToken, { battery: { level: 10, charging: false } });
+      low.push(device);
+    }
+    const transactions = jest.spyOn(t.deps.db, "$transaction");
+    const swept = await sweepOffline(t.deps, 1000);
+    const calls = transactions.mock.calls.length;
+    transactions.mockRestore();
+    // 1,000 + 1,000 + 500: three steps, then the digest's transaction.
+    expect(calls).toBe(4);
+    expect(swept).toHaveLength(2500);
+    expect(new Set(swept.map((device) => device.id)).size).toBe(2500);
+    expect(await sweepOffline(t.deps)).toEqual([]);
+
+    const counts = await database.db.$queryRaw<Array<{ online: number; incidents: number; members: number; events: number; lowMembers: number }>>`
+      SELECT (SELECT count(*)::int FROM "Device" WHERE online AND groups @> ARRAY['wave']) AS online,
+        (SELECT count(*)::int FROM "AlertIncident" WHERE kind = 'offline') AS incidents,
+        (SELECT count(*)::int FROM "AlertIncidentDevice" d JOIN "AlertIncident" i ON i.id = d."incidentId" WHERE i.kind = 'offline') AS members,
+        (SELECT count(*)::int FROM "AlertEvent" WHERE kind = 'device_offline') AS events,
+        (SELECT count(*)::int FROM "AlertIncidentDevice" d JOIN "AlertIncident" i ON i.id = d."incidentId" WHERE i.kind = 'low_battery') AS "lowMembers"`;
+    expect(counts[0]).toEqual({ online: 0, incidents: 1, members: 2500, events: 2500, lowMembers: 5 });
+  });
+
+  it("probes each low battery's open incident through the index, whatever the statistics say: no loop over every open incident device", async () => {
+    // 3,000 devices in an open low-battery incident and 3,000 more running low, inserted
+    // faster than statistics follow (as a fleet whose batteries churn fills the table).
+    const incidentId = randomUUID();
+    await database.db.$executeRaw`INSERT INTO "AlertIncident" (id, kind, "openedAt", "lastJoinedAt") VALUES (${incidentId}::uuid, 'low_battery', now(), now())`;
+    await database.db.$executeRaw`
+      INSERT INTO "Device" (id, "tokenHash", online, "lastSeenAt", "batteryLevel", "updatedAt")
+      SELECT gen_random_uuid(), repeat('0', 64), true, now(), 5, now() FROM generate_series(1, 6000)`;
+    await database.db.$executeRaw`
+      INSERT INTO "AlertIncidentDevice" ("incidentId", "deviceId", since, "batteryLevel")
+      SELECT ${incidentId}::uuid, id, now(), 5 FROM "Device" LIMIT 3000`;
+    const plan = await database.db.$queryRaw<Array<{ "QUERY PLAN": string }>>(Prisma.sql`EXPLAIN ${lowBatteryCandidates(15, new Date(0), null, 1000)}`);
+    const text = plan.map((row) => row["QUERY PLAN"]).join("\n");
+    expect(text).toContain("AlertIncidentDevice_deviceId_returnedAt_idx");
+    expect(text).not.toContain("Materialize");
+  });
+
+  it("takes low batteries a step at a time too, into one incident", async () => {
+    await admin("PATCH", "/admin/alert-settings", { recipients: ["ops@example.com"], lowBatteryPercent: 20 });
+    for (let i = 0; i < 5; i++) await heartbeat((await enrollDevice(t.app)).deviceToken, { battery: { level: 5 + i, charging: false } });
+    const transactions = jest.spyOn(t.deps.db, "$transaction");
+    await sweepOffline(t.deps, 2);
+    const calls = transactions.mock.calls.length;
+    transactions.mockRestore();
+    // 2 + 2 + 1: three steps, then the digest's transaction.
+    expect(calls).toBe(4);
+    const incidents = ListIncidentsResponse.parse((await admin("GET", "/admin/alerts/incidents?status=open")).body).incidents;
+    expect(incidents).toEqual([expect.objectContaining({ kind: "low_battery", deviceCount: 5 })]);
+    const events = await database.db.alertEvent.findMany({ where: { kind: "battery_low" }, orderBy: { batteryLevel: "asc" } });
+    expect(events.map((event) => event.batteryLevel)).toEqual([5, 6, 7, 8, 9]);
   });
 
   it("groups a wave of devices going offline over several sweeps into one incident and one digest, resolved when they return", async () => {

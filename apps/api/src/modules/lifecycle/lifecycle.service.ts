@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { emitCommandStatusChanges } from "../commands/command-transitions";
+import { emitCommandStatusChanges, recordCommandEvents } from "../commands/command-transitions";
 import { deviceEventData, emitWebhookEvents } from "../webhooks/webhook-events";
 import {
   type BulkEditDevicesRequest,
@@ -59,9 +59,13 @@ export async function retireDevice(deps: LifecycleDeps, deviceId: string, actor:
       data: { status: "cancelled", completedAt: now, nextAttemptAt: null, errorMessage: reason },
       select: { requestId: true, batchId: true },
     });
-    await tx.commandEvent.createMany({
-      data: cancelled.map((command) => ({ requestId: command.requestId, status: "cancelled" as const, at: now, detail: reason })),
-    });
+    await recordCommandEvents(
+      tx,
+      cancelled.map((command) => command.requestId),
+      "cancelled",
+      now,
+      reason,
+    );
     await emitCommandStatusChanges(
       tx,
       cancelled.map((command) => ({
