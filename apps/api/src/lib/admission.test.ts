@@ -1,7 +1,10 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import express from "express";
+import request from "supertest";
 import { parseEnv } from "../config/env";
+import { poolOf } from "../db/client";
+import { type TestDatabase, createTestApp, createTestDatabase, describeWithPostgres, enrollDevice, heartbeatBody } from "../test";
 import { createAdmission } from "./admission";
 import { errorHandler } from "./error-handler";
 import { createLogger } from "./logger";
@@ -79,5 +82,37 @@ describe("the cap of requests in progress per address", () => {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
     }
+  });
+});
+
+describeWithPostgres("the bound on queries waiting for a database connection", () => {
+  let database: TestDatabase;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+  });
+  afterAll(() => database?.close());
+
+  // Device sockets put work on the pool that ADMISSION_MAX_IN_FLIGHT never counts: without
+  // this bound, a fleet's heartbeat frames queued hundreds of queries ahead of the admitted
+  // requests, which waited past their clients' timeouts instead of being shed.
+  it("past it, a heartbeat answers 503 with Retry-After before any work, and is served once the queue drains", async () => {
+    const t = createTestApp(database.db, { env: { ADMISSION_MAX_DATABASE_QUEUE: "3" } });
+    const device = await enrollDevice(t.app);
+    const heartbeat = () => request(t.app).post("/v1/heartbeat").set("Authorization", `Bearer ${device.deviceToken}`).send(heartbeatBody());
+    const pool = poolOf(database.db);
+    const held = await Promise.all(Array.from({ length: pool.options.max }, () => pool.connect()));
+    const waiting = Array.from({ length: 3 }, () => pool.query("SELECT 1"));
+    expect(pool.waitingCount).toBe(3);
+
+    const shed = await heartbeat();
+    expect(shed.status).toBe(503);
+    expect(shed.headers["retry-after"]).toBe("2");
+    expect(shed.body.error).toMatchObject({ code: "service_unavailable", message: expect.stringContaining("waiting for a database connection") });
+    expect(await t.deps.metrics.shed.get()).toMatchObject({ values: [{ labels: { reason: "database_queue" }, value: 1 }] });
+
+    for (const client of held) client.release();
+    await Promise.all(waiting);
+    expect((await heartbeat()).status).toBe(200);
+    expect(await database.db.telemetryEvent.count({ where: { deviceId: device.deviceId } })).toBe(1);
   });
 });

@@ -1,5 +1,6 @@
 import type { NextFunction, Request, Response } from "express";
 import type { Env } from "../config/env";
+import { poolOf } from "../db/client";
 import type { AppDeps } from "../deps";
 import { addressKey } from "./client-ip";
 import { HttpError } from "./http-error";
@@ -33,10 +34,11 @@ function eventLoopLag(): { lagMs: number } {
 const perApp = new WeakMap<object, Admission>();
 
 /** The admission control of one app (shared by its HTTP routes and its WebSocket hub). */
-export function admissionOf(deps: Pick<AppDeps, "env" | "metrics">): Admission {
+export function admissionOf(deps: Pick<AppDeps, "env" | "metrics" | "db">): Admission {
   const existing = perApp.get(deps);
   if (existing) return existing;
-  const created = createAdmission(deps.env, deps.metrics);
+  const pool = poolOf(deps.db);
+  const created = createAdmission(deps.env, deps.metrics, () => pool.waitingCount);
   perApp.set(deps, created);
   return created;
 }
@@ -61,22 +63,48 @@ export type Admission = {
   readonly inFlight: number;
 };
 
+// Why an instance sheds, by the `reason` label of mdm_requests_shed_total.
+const OVERLOADS = {
+  in_flight: "too many requests in progress",
+  event_loop_lag: "the event loop is saturated",
+  database_queue: "too many queries waiting for a database connection",
+} as const;
+
 /**
  * Bounded admission: at most ADMISSION_MAX_IN_FLIGHT requests are worked on at once, and
- * none is started while the event loop lags more than ADMISSION_MAX_EVENT_LOOP_LAG_MS.
- * Beyond that a request costs a 503 with Retry-After instead of a place in a queue that
- * would grow (memory, and latency past every client's timeout) until the load falls.
+ * none is started while the event loop lags more than ADMISSION_MAX_EVENT_LOOP_LAG_MS or
+ * more than ADMISSION_MAX_DATABASE_QUEUE queries wait for a connection of the database
+ * pool. Beyond that a request costs a 503 with Retry-After instead of a place in a queue
+ * that would grow (memory, and latency past every client's timeout) until the load falls.
+ *
+ * The pool's queue is bounded apart from the requests in flight because device sockets add
+ * work the in-flight count never sees (a fleet's heartbeat frames): with the database the
+ * bottleneck, they queued hundreds of queries ahead of every admitted request, which then
+ * waited past its client's timeout without ever being shed.
  */
 export function createAdmission(
-  env: Pick<Env, "ADMISSION_MAX_IN_FLIGHT" | "ADMISSION_MAX_EVENT_LOOP_LAG_MS" | "ADMISSION_RETRY_AFTER_SECONDS" | "HTTP_MAX_REQUESTS_PER_CLIENT">,
+  env: Pick<
+    Env,
+    | "ADMISSION_MAX_IN_FLIGHT"
+    | "ADMISSION_MAX_EVENT_LOOP_LAG_MS"
+    | "ADMISSION_MAX_DATABASE_QUEUE"
+    | "ADMISSION_RETRY_AFTER_SECONDS"
+    | "HTTP_MAX_REQUESTS_PER_CLIENT"
+  >,
   metrics?: Metrics,
+  databaseQueue: () => number = () => 0,
 ): Admission {
   const lag = env.ADMISSION_MAX_EVENT_LOOP_LAG_MS > 0 ? eventLoopLag() : undefined;
   let inFlight = 0;
-  const overloaded = () => {
-    if (inFlight >= env.ADMISSION_MAX_IN_FLIGHT) return "too many requests in progress";
-    if (lag && lag.lagMs > env.ADMISSION_MAX_EVENT_LOOP_LAG_MS) return "the event loop is saturated";
+  const overload = (): keyof typeof OVERLOADS | undefined => {
+    if (inFlight >= env.ADMISSION_MAX_IN_FLIGHT) return "in_flight";
+    if (lag && lag.lagMs > env.ADMISSION_MAX_EVENT_LOOP_LAG_MS) return "event_loop_lag";
+    if (databaseQueue() >= env.ADMISSION_MAX_DATABASE_QUEUE) return "database_queue";
     return undefined;
+  };
+  const overloaded = () => {
+    const reason = overload();
+    return reason && OVERLOADS[reason];
   };
   const retryAfter = String(env.ADMISSION_RETRY_AFTER_SECONDS);
   // Only addresses with a request in progress have an entry, so the map is bounded by the
@@ -109,10 +137,12 @@ export function createAdmission(
     },
     middleware: (req, res, next) => {
       if (EXEMPT_PATHS.has(req.path)) return next();
-      const reason = overloaded();
+      const reason = overload();
       if (reason) {
-        metrics?.shed.inc({ reason: reason === "too many requests in progress" ? "in_flight" : "event_loop_lag" });
-        return next(new HttpError("service_unavailable", `This instance is overloaded (${reason}); retry later`, undefined, { "Retry-After": retryAfter }));
+        metrics?.shed.inc({ reason });
+        return next(
+          new HttpError("service_unavailable", `This instance is overloaded (${OVERLOADS[reason]}); retry later`, undefined, { "Retry-After": retryAfter }),
+        );
       }
       inFlight++;
       res.once("close", () => inFlight--);
