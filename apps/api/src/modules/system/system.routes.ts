@@ -36,18 +36,36 @@ const DOCS_INIT = `window.ui = SwaggerUIBundle({
   },
 });`;
 
+/**
+ * The health check's database probe, one at a time: concurrent checks share the probe in
+ * progress. Health is never rate-limited nor shed, so a probe per request would let anyone
+ * fill the pool's queue, and past ADMISSION_MAX_DATABASE_QUEUE that sheds every device.
+ */
+function databaseProbe(deps: Pick<AppDeps, "db">): () => Promise<"ok" | "unreachable"> {
+  let inProgress: Promise<"ok" | "unreachable"> | undefined;
+  return () => {
+    inProgress ??= deps.db.$queryRaw`SELECT 1`
+      .then(
+        () => "ok" as const,
+        () => "unreachable" as const,
+      )
+      .finally(() => {
+        inProgress = undefined;
+      });
+    return inProgress;
+  };
+}
+
 export function systemRoutes(deps: AppDeps, guards: Guards): Router {
   const router = Router();
   const openApiDocument = buildOpenApiDocument();
+  const probeDatabase = databaseProbe(deps);
 
   mount(
     router,
     apiRoutes.health,
     async (_req, res) => {
-      const database = await deps.db.$queryRaw`SELECT 1`.then(
-        () => "ok" as const,
-        () => "unreachable" as const,
-      );
+      const database = await probeDatabase();
       const body: HealthResponse = {
         status: database === "ok" ? "ok" : "unavailable",
         database,

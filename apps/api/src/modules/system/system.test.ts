@@ -1,5 +1,5 @@
 import request from "supertest";
-import { createDb } from "../../db/client";
+import { createDb, poolOf } from "../../db/client";
 import { type TestDatabase, createTestApp, createTestDatabase, enrollDevice, heartbeatBody, resetTables } from "../../test";
 
 let database: TestDatabase;
@@ -25,6 +25,34 @@ it("GET /api/health answers 503 when the database is down", async () => {
   expect(res.status).toBe(503);
   expect(res.body).toMatchObject({ status: "unavailable", database: "unreachable" });
   await unreachable.$disconnect();
+});
+
+it("GET /api/health probes the database once for concurrent checks: a flood of them (never shed) cannot fill the pool's queue and shed every device", async () => {
+  const { app } = createTestApp(database.db);
+  const pool = poolOf(database.db);
+  const held = await Promise.all(Array.from({ length: pool.options.max }, () => pool.connect()));
+  const checks = Array.from({ length: 50 }, () =>
+    request(app)
+      .get("/api/health")
+      .then((res) => res),
+  );
+  // Every check has reached the probe once one query waits and the count holds still.
+  for (let i = 0; i < 100 && pool.waitingCount === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  expect(pool.waitingCount).toBe(1);
+  for (const client of held) client.release();
+  const answers = await Promise.all(checks);
+  expect(answers.map((res) => res.status)).toEqual(Array(50).fill(200));
+  expect(answers.every((res) => res.body.database === "ok")).toBe(true);
+  // The next check probes again (the shared answer is not cached).
+  const heldAgain = await Promise.all(Array.from({ length: pool.options.max }, () => pool.connect()));
+  const again = request(app)
+    .get("/api/health")
+    .then((res) => res);
+  for (let i = 0; i < 100 && pool.waitingCount === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  expect(pool.waitingCount).toBe(1);
+  for (const client of heldAgain) client.release();
+  expect((await again).status).toBe(200);
 });
 
 it("GET /api/metrics counts registrations, heartbeats and request latency in Prometheus format", async () => {
