@@ -1,6 +1,7 @@
 import { createHmac, hkdfSync, randomUUID } from "node:crypto";
 import { CommandPushData, MAX_LISTED_DEVICE_IDS, signCommand, verifyCommandSignature } from "@mdm/contracts";
 import request from "supertest";
+import { poolOf } from "../../db/client";
 import {
   TEST_ADMIN_KEY,
   TEST_COMMAND_MASTER_KEY,
@@ -302,6 +303,36 @@ describe("bulk commands, cancel and history", () => {
     expect(done.body).toMatchObject({ done: true, counts: { succeeded: 2 } });
     const listed = await adminRequest(t.app, "GET", "/admin/batches");
     expect(listed.body.batches).toEqual([done.body]);
+  });
+
+  it("lists batches with each one's own counts, counted by one query for the whole page (one per batch queued 100 on the pool)", async () => {
+    const devices = [await enrollDevice(t.app), await enrollDevice(t.app)];
+    const deviceIds = devices.map((device) => device.deviceId);
+    const batchIds: string[] = [];
+    for (const type of ["ping", "reboot", "lock"]) {
+      const res = await adminRequest(t.app, "POST", "/admin/commands/bulk", { target: { deviceIds }, type });
+      expect(res.status).toBe(202);
+      batchIds.push(res.body.batchId);
+    }
+    // The second batch: one command succeeded; the third: both cancelled.
+    const [, second, third] = batchIds;
+    const [fromSecond] = (await adminRequest(t.app, "GET", `/admin/commands?batchId=${second}&deviceId=${devices[0]!.deviceId}`)).body.commands;
+    await request(t.app).post("/v1/action-result").auth(devices[0]!.deviceToken, bearer).send({ requestId: fromSecond.requestId, status: "succeeded" });
+    await database.db.command.updateMany({ where: { batchId: third }, data: { status: "cancelled" } });
+
+    const pool = poolOf(database.db);
+    const queries = jest.spyOn(pool, "query");
+    const listed = await adminRequest(t.app, "GET", "/admin/batches");
+    const statements = queries.mock.calls.length;
+    queries.mockRestore();
+    expect(listed.status).toBe(200);
+    const countsOf = (batchId: string) => listed.body.batches.find((batch: { batchId: string }) => batch.batchId === batchId).counts;
+    expect(countsOf(batchIds[0]!)).toMatchObject({ queued: 2, succeeded: 0, cancelled: 0 });
+    expect(countsOf(second!)).toMatchObject({ queued: 1, succeeded: 1, cancelled: 0 });
+    expect(countsOf(third!)).toMatchObject({ queued: 0, cancelled: 2 });
+    expect(listed.body.batches.find((batch: { batchId: string }) => batch.batchId === third).done).toBe(true);
+    // The batches, their counts, and what the request itself reads (the admin's key).
+    expect(statements).toBeLessThanOrEqual(3);
   });
 
   it("targets the whole fleet or a list, and refuses unknown devices and empty targets", async () => {
