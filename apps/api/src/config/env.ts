@@ -192,8 +192,8 @@ export const EnvSchema = z
     ADMISSION_MAX_IN_FLIGHT: positiveInt(256),
     ADMISSION_MAX_EVENT_LOOP_LAG_MS: z.coerce.number().int().min(0).default(500),
     // ... and while this many queries wait for a connection of the database pool (device
-    // sockets' work included, which the in-flight count does not see).
-    ADMISSION_MAX_DATABASE_QUEUE: positiveInt(100),
+    // sockets' work included, which the in-flight count does not see); 0 turns it off.
+    ADMISSION_MAX_DATABASE_QUEUE: z.coerce.number().int().min(0).default(100),
     ADMISSION_RETRY_AFTER_SECONDS: positiveInt(2),
     // Streamed exports: each holds one database connection of the instance's pool while it
     // runs, so at most this many run at once per instance (503 with Retry-After past it),

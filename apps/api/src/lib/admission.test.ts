@@ -98,21 +98,29 @@ describeWithPostgres("the bound on queries waiting for a database connection", (
   it("past it, a heartbeat answers 503 with Retry-After before any work, and is served once the queue drains", async () => {
     const t = createTestApp(database.db, { env: { ADMISSION_MAX_DATABASE_QUEUE: "3" } });
     const device = await enrollDevice(t.app);
-    const heartbeat = () => request(t.app).post("/v1/heartbeat").set("Authorization", `Bearer ${device.deviceToken}`).send(heartbeatBody());
+    // Set to 0, the bound is off: the same heartbeat waits its turn instead.
+    const unbounded = createTestApp(database.db, { env: { ADMISSION_MAX_DATABASE_QUEUE: "0" } });
+    const heartbeat = (app = t.app) => request(app).post("/v1/heartbeat").set("Authorization", `Bearer ${device.deviceToken}`).send(heartbeatBody());
     const pool = poolOf(database.db);
     const held = await Promise.all(Array.from({ length: pool.options.max }, () => pool.connect()));
     const waiting = Array.from({ length: 3 }, () => pool.query("SELECT 1"));
-    expect(pool.waitingCount).toBe(3);
+    let waited: Promise<request.Response> | undefined;
+    try {
+      expect(pool.waitingCount).toBe(3);
+      expect(await t.deps.metrics.registry.getSingleMetricAsString("mdm_database_queries_waiting")).toContain("mdm_database_queries_waiting 3");
 
-    const shed = await heartbeat();
-    expect(shed.status).toBe(503);
-    expect(shed.headers["retry-after"]).toBe("2");
-    expect(shed.body.error).toMatchObject({ code: "service_unavailable", message: expect.stringContaining("waiting for a database connection") });
-    expect(await t.deps.metrics.shed.get()).toMatchObject({ values: [{ labels: { reason: "database_queue" }, value: 1 }] });
-
-    for (const client of held) client.release();
-    await Promise.all(waiting);
+      const shed = await heartbeat().timeout(5000);
+      expect(shed.status).toBe(503);
+      expect(shed.headers["retry-after"]).toBe("2");
+      expect(shed.body.error).toMatchObject({ code: "service_unavailable", message: expect.stringContaining("waiting for a database connection") });
+      expect(await t.deps.metrics.shed.get()).toMatchObject({ values: [{ labels: { reason: "database_queue" }, value: 1 }] });
+      waited = heartbeat(unbounded.app).then((res) => res);
+    } finally {
+      for (const client of held) client.release();
+      await Promise.all(waiting);
+    }
+    expect((await waited)?.status).toBe(200);
     expect((await heartbeat()).status).toBe(200);
-    expect(await database.db.telemetryEvent.count({ where: { deviceId: device.deviceId } })).toBe(1);
+    expect(await database.db.telemetryEvent.count({ where: { deviceId: device.deviceId } })).toBe(2);
   });
 });

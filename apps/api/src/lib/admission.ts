@@ -1,4 +1,5 @@
 import type { NextFunction, Request, Response } from "express";
+import client from "prom-client";
 import type { Env } from "../config/env";
 import { poolOf } from "../db/client";
 import type { AppDeps } from "../deps";
@@ -38,6 +39,14 @@ export function admissionOf(deps: Pick<AppDeps, "env" | "metrics" | "db">): Admi
   const existing = perApp.get(deps);
   if (existing) return existing;
   const pool = poolOf(deps.db);
+  new client.Gauge({
+    name: "mdm_database_queries_waiting",
+    help: "Queries waiting for a connection of this instance's database pool (new work is shed at ADMISSION_MAX_DATABASE_QUEUE).",
+    registers: [deps.metrics.registry],
+    collect() {
+      this.set(pool.waitingCount);
+    },
+  });
   const created = createAdmission(deps.env, deps.metrics, () => pool.waitingCount);
   perApp.set(deps, created);
   return created;
@@ -73,7 +82,7 @@ const OVERLOADS = {
 /**
  * Bounded admission: at most ADMISSION_MAX_IN_FLIGHT requests are worked on at once, and
  * none is started while the event loop lags more than ADMISSION_MAX_EVENT_LOOP_LAG_MS or
- * more than ADMISSION_MAX_DATABASE_QUEUE queries wait for a connection of the database
+ * ADMISSION_MAX_DATABASE_QUEUE queries (or more) wait for a connection of the database
  * pool. Beyond that a request costs a 503 with Retry-After instead of a place in a queue
  * that would grow (memory, and latency past every client's timeout) until the load falls.
  *
@@ -96,14 +105,14 @@ export function createAdmission(
 ): Admission {
   const lag = env.ADMISSION_MAX_EVENT_LOOP_LAG_MS > 0 ? eventLoopLag() : undefined;
   let inFlight = 0;
-  const overload = (): keyof typeof OVERLOADS | undefined => {
+  const reasonToShed = (): keyof typeof OVERLOADS | undefined => {
     if (inFlight >= env.ADMISSION_MAX_IN_FLIGHT) return "in_flight";
     if (lag && lag.lagMs > env.ADMISSION_MAX_EVENT_LOOP_LAG_MS) return "event_loop_lag";
-    if (databaseQueue() >= env.ADMISSION_MAX_DATABASE_QUEUE) return "database_queue";
+    if (env.ADMISSION_MAX_DATABASE_QUEUE > 0 && databaseQueue() >= env.ADMISSION_MAX_DATABASE_QUEUE) return "database_queue";
     return undefined;
   };
   const overloaded = () => {
-    const reason = overload();
+    const reason = reasonToShed();
     return reason && OVERLOADS[reason];
   };
   const retryAfter = String(env.ADMISSION_RETRY_AFTER_SECONDS);
@@ -137,7 +146,7 @@ export function createAdmission(
     },
     middleware: (req, res, next) => {
       if (EXEMPT_PATHS.has(req.path)) return next();
-      const reason = overload();
+      const reason = reasonToShed();
       if (reason) {
         metrics?.shed.inc({ reason });
         return next(
