@@ -142,3 +142,23 @@ export function createGroupCommit<T, R>(options: GroupCommitOptions<T, R>): Grou
     },
   };
 }
+
+/**
+ * Writes the items of a batch that failed one per statement, at most `concurrency` at once,
+ * each answered as soon as its own write is done (its outcome or its Error): what a batch's
+ * `run` returns to isolate the one item at fault. All at once, a batch of 1,000 queued
+ * 1,000 queries on the pool, and past ADMISSION_MAX_DATABASE_QUEUE every request was shed.
+ */
+export function writeEachAlone<T, R>(items: T[], concurrency: number, write: (item: T) => Promise<R>): Array<Promise<R | Error>> {
+  const resolvers: Array<(answer: R | Error) => void> = [];
+  const answers = items.map(() => new Promise<R | Error>((resolve) => resolvers.push(resolve)));
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      resolvers[index]!(await write(items[index]!).catch((failure: unknown) => (failure instanceof Error ? failure : new Error(String(failure)))));
+    }
+  };
+  for (let i = 0; i < Math.min(concurrency, items.length); i++) void worker();
+  return answers;
+}

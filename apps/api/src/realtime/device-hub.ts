@@ -2,7 +2,7 @@ import { type DeviceServerFrame, DeviceClientFrame, WsCloseCode } from "@mdm/con
 import type { WebSocket } from "ws";
 import type { AppDeps } from "../deps";
 import { admissionOf } from "../lib/admission";
-import { type GroupCommit, createGroupCommit } from "../lib/group-commit";
+import { type GroupCommit, createGroupCommit, writeEachAlone } from "../lib/group-commit";
 import { isDatabaseUnavailable } from "../db/client";
 import { toHttpError } from "../lib/error-handler";
 import { HttpError } from "../lib/http-error";
@@ -26,6 +26,8 @@ const FRAMES_PER_MINUTE = 600;
 // reach, it is closed. Either way a socket holds at most this many 64 KiB frames.
 const PAUSE_AT_IN_FLIGHT = 8;
 const CLOSE_AT_IN_FLIGHT = 32;
+// Leases of a failed batch taken one by one, this many at once (as many as the batches' own).
+const FALLBACK_CONCURRENCY = 2;
 
 type Connection = {
   socket: WebSocket;
@@ -76,12 +78,7 @@ export class DeviceHub {
           // One device's trouble (a lock timeout, a deadlock) must not close a thousand
           // sockets: the batch's leases are taken one by one, each answered by its own.
           if (deviceIds.length === 1 || isDatabaseUnavailable(error)) throw error;
-          return deviceIds.map((id) =>
-            takeSocketLeases(this.deps, [id]).then(
-              ([device]) => device,
-              (failed: unknown) => asError(failed),
-            ),
-          );
+          return writeEachAlone(deviceIds, FALLBACK_CONCURRENCY, async (id) => (await takeSocketLeases(this.deps, [id]))[0]);
         }
       },
       // Answered as a database out of reach is: the device is told to come back shortly.
@@ -389,5 +386,3 @@ function parseFrame(text: string): DeviceClientFrame | undefined {
     return undefined;
   }
 }
-
-const asError = (value: unknown): Error => (value instanceof Error ? value : new Error(String(value)));

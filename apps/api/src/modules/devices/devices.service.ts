@@ -14,7 +14,7 @@ import type { AppDeps } from "../../deps";
 import { isDatabaseUnavailable, poolOf } from "../../db/client";
 import { type Device, Prisma } from "../../generated/prisma/client";
 import { recordAudit } from "../../lib/audit";
-import { type GroupCommit, createGroupCommit } from "../../lib/group-commit";
+import { type GroupCommit, createGroupCommit, writeEachAlone } from "../../lib/group-commit";
 import { deviceEventData, emitWebhookEvent } from "../webhooks/webhook-events";
 import { HttpError } from "../../lib/http-error";
 import { formatToken, hashSecret, newSecret, parseToken, secretMatches } from "../../lib/secrets";
@@ -515,14 +515,7 @@ export function heartbeatCommitOf(deps: Pick<AppDeps, "db" | "env" | "metrics">)
           // statement locking several devices (the socket lease renewal), which a statement
           // locking one device cannot be part of.
           if (inputs.length === 1 || isDatabaseUnavailable(error)) throw error;
-          return Promise.all(
-            inputs.map((input) =>
-              recordHeartbeats(deps, [input]).then(
-                ([outcome]) => outcome!,
-                (failure: Error) => failure,
-              ),
-            ),
-          );
+          return writeEachAlone(inputs, HEARTBEAT_STATEMENTS_IN_FLIGHT, async (input) => (await recordHeartbeats(deps, [input]))[0]!);
         }
       },
       full: queueFull(deps, "heartbeat_queue", "heartbeats waiting to be written"),
