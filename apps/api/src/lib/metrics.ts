@@ -16,7 +16,7 @@ export function createMetrics() {
     }),
     shed: new client.Counter({
       name: "mdm_requests_shed_total",
-      help: "Requests and heartbeat frames refused, by reason: the instance overloaded (503: in_flight, event_loop_lag, database_queue; an error frame: websocket_heartbeat), too many heartbeats waiting to be written (503: heartbeat_queue), too many device tokens waiting to be looked up (503: device_token_queue), or too many requests in progress from their address (429: per_client).",
+      help: "Requests and heartbeat frames refused, by reason: the instance overloaded (503: in_flight, event_loop_lag, database_queue; a device socket refused: websocket_upgrade; an error frame: websocket_heartbeat), too many heartbeats waiting to be written (503: heartbeat_queue), too many device tokens waiting to be looked up (503: device_token_queue), or too many requests in progress from their address (429: per_client).",
       labelNames: ["reason"] as const,
       registers: [registry],
     }),

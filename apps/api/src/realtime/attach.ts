@@ -90,10 +90,12 @@ export function attachRealtime(server: Server, deps: AppDeps, authenticateDashbo
       const legacy = LEGACY_DEVICE_PATH.exec(path);
       if (path === "/ws/devices" || legacy) {
         const overloaded = admission.overloaded();
-        if (overloaded)
+        if (overloaded) {
+          deps.metrics.shed.inc({ reason: "websocket_upgrade" });
           throw new HttpError("service_unavailable", `This instance is overloaded (${overloaded}); retry later`, undefined, {
             "Retry-After": String(deps.env.ADMISSION_RETRY_AFTER_SECONDS),
           });
+        }
         if (!takePlace(addressKey(clientIpOf(req, trustProxy)), socket)) {
           throw new HttpError("rate_limited", "Too many device sockets from this address", undefined, { "Retry-After": "30" });
         }

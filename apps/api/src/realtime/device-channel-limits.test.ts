@@ -2,6 +2,7 @@ import { once } from "node:events";
 import { BEARER_PROTOCOL_PREFIX, DEVICE_WS_PROTOCOL, type DeviceServerFrame } from "@mdm/contracts";
 import { AdminClient, SimulatedDevice } from "@mdm/simulator";
 import WebSocket from "ws";
+import { poolOf } from "../db/client";
 import { type RunningServer, startServer } from "../server";
 import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, testServerEnv, type TestDatabase, createTestDatabase, heartbeatBody, describeWithPostgres } from "../test";
 
@@ -145,5 +146,43 @@ realPostgres("limits of the device channel", () => {
     expect(server.realtime.devices.isConnected(third.deviceId)).toBe(true);
     await second.stop();
     await third.stop();
+  });
+
+  it("with too many queries waiting for the database pool, refuses new device sockets (503) and heartbeat frames (an error frame), each counted, and serves both once the queue drains", async () => {
+    await start({ RATE_LIMIT_DEVICE_PER_MINUTE: "100000", ADMISSION_MAX_DATABASE_QUEUE: "3" });
+    const [open, later] = [await enroll(), await enroll()];
+    const socket = await openDeviceSocket(server.url, open.registration.deviceToken);
+    for (let waited = 0; waited < 100 && !server.realtime.devices.isConnected(open.deviceId); waited++) await sleep(20);
+    const pool = poolOf(server.deps.db);
+    const held = await Promise.all(Array.from({ length: pool.options.max }, () => pool.connect()));
+    const waiting = Array.from({ length: 3 }, () => pool.query("SELECT 1"));
+    try {
+      const refused = await later.connect().catch((error: unknown) => error);
+      expect(refused).toMatchObject({ status: 503, code: "service_unavailable" });
+      socket.ws.send(JSON.stringify({ type: "heartbeat", heartbeat: heartbeatBody() }));
+      for (let waited = 0; waited < 100 && socket.frames.length === 0; waited++) await sleep(20);
+      expect(socket.frames[0]).toMatchObject({
+        type: "error",
+        code: "service_unavailable",
+        message: expect.stringContaining("waiting for a database connection"),
+      });
+      expect((await server.deps.metrics.shed.get()).values).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ labels: { reason: "websocket_upgrade" }, value: 1 }),
+          expect.objectContaining({ labels: { reason: "websocket_heartbeat" }, value: 1 }),
+        ]),
+      );
+    } finally {
+      for (const client of held) client.release();
+      await Promise.all(waiting);
+    }
+    // Once the queue drains, both are served.
+    socket.ws.send(JSON.stringify({ type: "heartbeat", heartbeat: heartbeatBody() }));
+    for (let waited = 0; waited < 100 && !socket.frames.some((frame) => frame.type === "heartbeat_ok"); waited++) await sleep(20);
+    expect(socket.frames.some((frame) => frame.type === "heartbeat_ok")).toBe(true);
+    await later.connect();
+    expect(server.realtime.devices.isConnected(later.deviceId)).toBe(true);
+    socket.ws.close();
+    await later.stop();
   });
 });
