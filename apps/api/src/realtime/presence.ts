@@ -27,25 +27,32 @@ export async function publishSocketStates(deps: Pick<AppDeps, "db" | "bus">, dev
 export type LeasedDevice = Device & { dueCommands: number };
 
 /**
- * Takes the leases of these devices' new sockets in one statement, and makes their
- * unfinished commands due at once (the delivery worker sends them over the socket). Returns
- * the devices leased, as they now are, with how many commands it made due; a device retired
- * or deleted meanwhile is not among them.
+ * Takes the leases of these devices' new sockets, then makes their unfinished commands due
+ * (the delivery worker sends them over the socket): two statements for the whole batch.
+ * Returns the devices leased, as they now are, with how many commands were made due; a
+ * device retired or deleted meanwhile is not among them.
+ *
+ * Two statements, not one: a command created while the lease is being written is claimed by
+ * a worker that does not see the lease yet (it pushes, and retries minutes later). Made due
+ * by a statement that starts once the lease is committed, it is found and sent at once; in
+ * the lease's own statement (one snapshot) it was missed.
  */
 export async function takeSocketLeases(deps: PresenceDeps, deviceIds: string[]): Promise<LeasedDevice[]> {
   if (deviceIds.length === 0) return [];
   const now = deps.clock.now();
-  return deps.db.$queryRaw<LeasedDevice[]>`
-    WITH leased AS (
-      UPDATE "Device" SET "socketInstanceId" = ${deps.instanceId}, "socketConnectedAt" = ${now}, "socketLeaseExpiresAt" = ${leaseEnd(deps)}
-      WHERE id = ANY(${deviceIds}::uuid[]) AND "retiredAt" IS NULL
-      RETURNING *),
-    due AS (
+  const leased = await deps.db.$queryRaw<Device[]>`
+    UPDATE "Device" SET "socketInstanceId" = ${deps.instanceId}, "socketConnectedAt" = ${now}, "socketLeaseExpiresAt" = ${leaseEnd(deps)}
+    WHERE id = ANY(${deviceIds}::uuid[]) AND "retiredAt" IS NULL
+    RETURNING *`;
+  if (leased.length === 0) return [];
+  const due = await deps.db.$queryRaw<Array<{ deviceId: string; n: number }>>`
+    WITH due AS (
       UPDATE "Command" SET "nextAttemptAt" = ${now}
-      WHERE "deviceId" IN (SELECT id FROM leased) AND status IN ('queued', 'sent') AND "expiresAt" > ${now}
-      RETURNING "deviceId"),
-    due_per_device AS (SELECT "deviceId", count(*)::int AS n FROM due GROUP BY "deviceId")
-    SELECT l.*, COALESCE(d.n, 0) AS "dueCommands" FROM leased l LEFT JOIN due_per_device d ON d."deviceId" = l.id`;
+      WHERE "deviceId" = ANY(${leased.map((device) => device.id)}::uuid[]) AND status IN ('queued', 'sent') AND "expiresAt" > ${now}
+      RETURNING "deviceId")
+    SELECT "deviceId", count(*)::int AS n FROM due GROUP BY "deviceId"`;
+  const dueOf = new Map(due.map((row) => [row.deviceId, row.n]));
+  return leased.map((device) => ({ ...device, dueCommands: dueOf.get(device.id) ?? 0 }));
 }
 
 /**

@@ -1,3 +1,4 @@
+import { Client } from "pg";
 import request from "supertest";
 import {
   type TestApp,
@@ -155,6 +156,37 @@ describeWithPostgres("POST /v1/heartbeat: storage", () => {
 });
 
 describeWithPostgres("socket leases: storage", () => {
+  it("makes due a command created while the lease was being written (a worker that claimed it then saw no socket, pushed it, and set its retry minutes away)", async () => {
+    const device = await enrollDevice(t.app);
+    // Hold the device's row as an update would (a new command's foreign key still reads it), so the
+    // lease's statement starts, its snapshot taken, and waits.
+    const holder = new Client({ connectionString: database.url });
+    await holder.connect();
+    try {
+      await holder.query("BEGIN");
+      await holder.query(`SELECT 1 FROM "Device" WHERE id = $1 FOR NO KEY UPDATE`, [device.deviceId]);
+      const taking = takeSocketLeases(t.deps, [device.deviceId]);
+      for (let i = 0; i < 200; i++) {
+        const { rows } = await holder.query(`SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted`);
+        if (rows[0].n > 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      // Meanwhile the command is created, claimed without a socket, pushed: due in an hour.
+      const created = await adminRequest(t.app, "POST", "/admin/command", { deviceId: device.deviceId, type: "ping" });
+      expect(created.status).toBe(201);
+      const later = new Date(t.clock.now().getTime() + 3600_000);
+      await database.db.command.update({ where: { requestId: created.body.requestId }, data: { status: "sent", nextAttemptAt: later } });
+      await holder.query("COMMIT");
+
+      const [leased] = await taking;
+      expect(leased).toMatchObject({ id: device.deviceId, dueCommands: 1 });
+      const command = await database.db.command.findUniqueOrThrow({ where: { requestId: created.body.requestId } });
+      expect(command.nextAttemptAt!.getTime()).toBeLessThanOrEqual(t.clock.now().getTime());
+    } finally {
+      await holder.end();
+    }
+  });
+
   it("renews the leases of an instance's sockets as HOT updates, and the sweep still finds a lapsed one", async () => {
     const devices = [await enrollDevice(t.app), await enrollDevice(t.app), await enrollDevice(t.app)];
     const ids = devices.map((device) => device.deviceId);
