@@ -8,6 +8,7 @@ import { EMBEDDED_POOL_SIZE, startEmbeddedDatabase } from "./db/embedded";
 import { DEFAULT_MIGRATIONS_DIR, migrate } from "./db/migrate";
 import { type AppDeps, systemClock } from "./deps";
 import { startMaintenance } from "./jobs/maintenance";
+import { registerAdmissionGauges } from "./lib/admission";
 import { createHttpServer } from "./lib/http-server";
 import { endWithError } from "./lib/raw-response";
 import { connectLimitsRedis } from "./lib/limits-redis";
@@ -79,6 +80,7 @@ export async function startServer(env: Env, overrides: ServerOverrides = {}): Pr
   const policyWorker = startPolicyDispatchWorker(deps);
   const recomputeWorker = startPolicyRecomputeWorker(deps);
   registerDeliveryGauges(deps, realtime.devices);
+  registerAdmissionGauges(deps);
 
   await new Promise<void>((resolve) => server.listen(env.PORT, env.HOST, resolve));
   const address = server.address();

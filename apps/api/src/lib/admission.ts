@@ -39,6 +39,14 @@ export function admissionOf(deps: Pick<AppDeps, "env" | "metrics" | "db">): Admi
   const existing = perApp.get(deps);
   if (existing) return existing;
   const pool = poolOf(deps.db);
+  const created = createAdmission(deps.env, deps.metrics, () => pool.waitingCount);
+  perApp.set(deps, created);
+  return created;
+}
+
+/** The gauge of what the database bound watches (once per instance, with its other gauges). */
+export function registerAdmissionGauges(deps: Pick<AppDeps, "db" | "metrics">): void {
+  const pool = poolOf(deps.db);
   new client.Gauge({
     name: "mdm_database_queries_waiting",
     help: "Queries waiting for a connection of this instance's database pool (new work is shed at ADMISSION_MAX_DATABASE_QUEUE).",
@@ -47,9 +55,6 @@ export function admissionOf(deps: Pick<AppDeps, "env" | "metrics" | "db">): Admi
       this.set(pool.waitingCount);
     },
   });
-  const created = createAdmission(deps.env, deps.metrics, () => pool.waitingCount);
-  perApp.set(deps, created);
-  return created;
 }
 
 type Middleware = (req: Request, res: Response, next: NextFunction) => void;

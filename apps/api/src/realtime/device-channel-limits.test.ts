@@ -157,6 +157,9 @@ realPostgres("limits of the device channel", () => {
     const held = await Promise.all(Array.from({ length: pool.options.max }, () => pool.connect()));
     const waiting = Array.from({ length: 3 }, () => pool.query("SELECT 1"));
     try {
+      // The three, and whatever the instance's own workers queued behind the held connections.
+      const gauge = await server.deps.metrics.registry.getSingleMetricAsString("mdm_database_queries_waiting");
+      expect(Number(/^mdm_database_queries_waiting (\d+)$/m.exec(gauge)?.[1])).toBeGreaterThanOrEqual(3);
       const refused = await later.connect().catch((error: unknown) => error);
       expect(refused).toMatchObject({ status: 503, code: "service_unavailable" });
       socket.ws.send(JSON.stringify({ type: "heartbeat", heartbeat: heartbeatBody() }));
