@@ -73,18 +73,17 @@ realPostgres("command delivery over WebSocket", () => {
     await database?.close();
   });
 
-  it("reaches a connected device within a second, which acknowledges it and succeeds", async () => {
+  it("reaches a connected device over its socket on the first attempt, which acknowledges it and succeeds", async () => {
     const device = await enroll();
     await device.connect();
 
-    const started = Date.now();
     const created = await admin.createCommand({ deviceId: device.deviceId, type: "ping" });
-    const received = await device.waitForCommand(created.requestId, 2000);
-    expect(received.at - started).toBeLessThan(1000);
+    const received = await device.waitForCommand(created.requestId, 10_000);
     expect(received.channel).toBe("websocket");
 
     const final = await finalCommand(created.requestId);
     expect(final).toMatchObject({ status: "succeeded", result: { pong: true } });
+    expect(device.receiptsOf(created.requestId)).toHaveLength(1);
     expect(statusesOf(final)).toEqual(["queued", "sent", "acknowledged", "succeeded"]);
     expect(final.events[1]!.detail).toBe("websocket");
   });
@@ -118,7 +117,6 @@ realPostgres("command delivery over WebSocket", () => {
     await device.connect();
     await server.deps.db.appPolicy.create({ data: { id: randomUUID(), deviceId: device.deviceId, packageName: KIOSK_APP } });
     device.stopApp();
-    const heartbeatSentAt = Date.now();
     await device.heartbeat();
 
     const relaunch = await waitFor(
@@ -127,9 +125,8 @@ realPostgres("command delivery over WebSocket", () => {
       5000,
       "the relaunch command",
     );
-    const received = await device.waitForCommand(relaunch!.requestId, 5000);
+    const received = await device.waitForCommand(relaunch!.requestId, 10_000);
     expect(received.channel).toBe("websocket");
-    expect(received.at - heartbeatSentAt).toBeLessThan(5000);
     expect(await finalCommand(relaunch!.requestId)).toMatchObject({ status: "succeeded", createdBy: "policy:auto-relaunch" });
     expect(device.state.apps.find((app) => app.packageName === KIOSK_APP)?.running).toBe(true);
   });
@@ -286,9 +283,9 @@ describe.each([
   ["Redis", { REDIS_URL: process.env.TEST_REDIS_URL || process.env.REDIS_URL || "redis://127.0.0.1:6379" }],
   ["PostgreSQL only (LISTEN/NOTIFY, no Redis)", {}],
 ])("two API instances sharing %s", (busName, busEnv: Record<string, string>) => {
-  (testServerUrl() ? it : it.skip)("delivers a command created on instance B to a device connected to instance A within a second", async () => {
+  (testServerUrl() ? it : it.skip)("delivers a command created on instance B to a device connected to instance A through the bus, not a retry", async () => {
     const database = await createTestDatabase();
-    // Retries 30 s apart: only the bus can bring the command to A's socket within a second.
+    // Retries 30 s apart: only the bus can bring the command to A's socket well before the first retry.
     const env = serverEnv({ DATABASE_URL: database.url, COMMAND_RETRY_BASE_SECONDS: "30", ...busEnv });
     const servers: RunningServer[] = [];
     let device: SimulatedDevice | undefined;
@@ -303,10 +300,9 @@ describe.each([
       expect(a.realtime.devices.isConnected(device.deviceId)).toBe(true);
       expect(b.realtime.devices.isConnected(device.deviceId)).toBe(false);
 
-      const started = Date.now();
       const created = await adminB.createCommand({ deviceId: device.deviceId, type: "ping" });
-      const received = await device.waitForCommand(created.requestId, 2000);
-      expect(received.at - started).toBeLessThan(1000);
+      const received = await device.waitForCommand(created.requestId, 10_000);
+      expect(received.channel).toBe("websocket");
       const final = await waitFor(() => adminB.getCommand(created.requestId), isFinal, 5000, "final status");
       expect(final.status).toBe("succeeded");
     } finally {
