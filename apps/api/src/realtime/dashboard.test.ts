@@ -273,27 +273,7 @@ describe("dashboard sockets end with their session", () => {
 
 describe("dashboard channel updates", () => {
   it("coalesces 1,000 heartbeats into at most one frame per flush interval, the latest state of each device winning", async () => {
-    const body = JSON.stringify({ maxUses: 50 });
-    const headers = await signAdminRequest({
-      adminKey: TEST_ADMIN_KEY,
-      hmacSecret: TEST_HMAC_SECRET,
-      method: "POST",
-      host: new URL(server.url).host,
-      pathWithQuery: "/admin/enrollment-tokens",
-      body,
-    });
-    const { token } = (await (
-      await fetch(`${server.url}/admin/enrollment-tokens`, { method: "POST", headers: { ...headers, "Content-Type": "application/json" }, body })
-    ).json()) as { token: string };
-    const devices: RegisterResponse[] = [];
-    for (let i = 0; i < 50; i++) {
-      const res = await fetch(`${server.url}/v1/register`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ enrollmentToken: token }),
-      });
-      devices.push(RegisterResponse.parse(await res.json()));
-    }
+    const devices = await enrollDevices(50);
 
     const dashboard = await connect({ headers: { Cookie: sessionCookie } });
     await until(() => dashboard.frames.length === 1, "hello");

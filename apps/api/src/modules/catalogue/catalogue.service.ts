@@ -15,7 +15,8 @@ import { readApk } from "./apk-reader";
 import type { ApkStore } from "./apk-store";
 import type { DbOrTx } from "../../db/types";
 import { newestCatalogueVersions, queueDevicesAwaiting } from "../policies/policies.service";
-import { announceCancelled, cancelQueuedCommands } from "../commands/commands.service";
+import { announceCancelled } from "../commands/command-transitions";
+import { cancelQueuedCommands } from "../commands/commands.service";
 import { listReleaseViews, lockApp, rollbackVersionsOf } from "./releases.service";
 
 type Actor = { name: string; ip?: string };

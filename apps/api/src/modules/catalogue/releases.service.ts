@@ -16,7 +16,8 @@ import { type AppRelease, type AppVersion, Prisma } from "../../generated/prisma
 import { recordAudit } from "../../lib/audit";
 import { HttpError } from "../../lib/http-error";
 import type { DbOrTx } from "../../db/types";
-import { announceCancelled, cancelQueuedCommands, queueBulkCommand } from "../commands/commands.service";
+import { announceCancelled } from "../commands/command-transitions";
+import { cancelQueuedCommands, queueBulkCommand } from "../commands/commands.service";
 import { wakeDelivery } from "../commands/delivery";
 import { newestCatalogueVersions, queueDevicesAwaiting } from "../policies/policies.service";
 import { signedAppFilePath } from "./download-url";

@@ -2,7 +2,7 @@ import { type CommandStatus, finalCommandStatuses } from "@mdm/contracts";
 import type { AppDeps } from "../../deps";
 import { isDatabaseUnavailable } from "../../db/client";
 import type { DbOrTx } from "../../db/types";
-import type { Command } from "../../generated/prisma/client";
+import type { Command, Prisma } from "../../generated/prisma/client";
 import { type GroupCommit, createGroupCommit } from "../../lib/group-commit";
 import { HttpError } from "../../lib/http-error";
 import { scheduleRequiredAppRetries } from "../policies/required-app-installs";
@@ -59,6 +59,46 @@ export async function emitCommandStatusChanges(tx: DbOrTx, changes: CommandStatu
     ...new Set(changes.filter((change) => change.batchId && finalCommandStatuses.includes(change.status as never)).map((change) => change.batchId!)),
   ];
   if (batchIds.length > 0) await finishBatches(tx, at, batchIds);
+}
+
+/** Commands not final yet: queued, or on their way to the device (sent, acknowledged). */
+export const UNFINISHED_COMMAND_STATUSES: CommandStatus[] = ["queued", "sent", "acknowledged"];
+
+export type CancelledCommand = { requestId: string; deviceId: string; batchId: string | null };
+
+/**
+ * Cancels the commands `where` picks, in the caller's transaction: status, history (with
+ * `reason`) and webhooks. `where` names the statuses it may cancel. Tell dashboards with
+ * announceCancelled once it commits.
+ */
+export async function cancelCommands(tx: DbOrTx, where: Prisma.CommandWhereInput, reason: string, now: Date): Promise<CancelledCommand[]> {
+  const cancelled = await tx.command.updateManyAndReturn({
+    where,
+    data: { status: "cancelled", completedAt: now, nextAttemptAt: null, errorMessage: reason },
+    select: { requestId: true, deviceId: true, batchId: true },
+  });
+  await recordCommandEvents(
+    tx,
+    cancelled.map((row) => row.requestId),
+    "cancelled",
+    now,
+    reason,
+  );
+  await emitCommandStatusChanges(
+    tx,
+    cancelled.map((row) => ({ ...row, status: "cancelled" as const, detail: reason })),
+    now,
+  );
+  return cancelled;
+}
+
+export function announceCancelled(bus: AppDeps["bus"], cancelled: CancelledCommand[], now: Date): void {
+  for (const row of cancelled) {
+    bus.publish({
+      kind: "command_status",
+      change: { requestId: row.requestId, deviceId: row.deviceId, batchId: row.batchId, status: "cancelled", at: now.toISOString() },
+    });
+  }
 }
 
 /**

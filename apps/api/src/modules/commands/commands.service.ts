@@ -29,7 +29,7 @@ import { HttpError } from "../../lib/http-error";
 import { type CommandKeyRef, assertInService, commandKeyFor, commandKeyIdFor, commandKeyOf, hasCommandKey, masterKeyIdOf } from "../devices/devices.service";
 import { retireDevice, withdrawRotation } from "../lifecycle/lifecycle.service";
 import { retryDelaySeconds, wakeDelivery } from "./delivery";
-import { emitCommandStatusChanges, recordCommandEvents, transition } from "./command-transitions";
+import { UNFINISHED_COMMAND_STATUSES, announceCancelled, cancelCommands, recordCommandEvents, transition } from "./command-transitions";
 
 type CommandWithEvents = Command & { events: CommandEvent[]; device?: { alias: string | null; serialNumber: string | null; model: string | null } | null };
 
@@ -184,8 +184,8 @@ export async function takePendingCommands(
 // Which statuses each reported status may follow. A device's report moves a command forward only.
 const ACCEPTS_FROM: Record<ActionResultRequest["status"], CommandStatus[]> = {
   acknowledged: ["queued", "sent"],
-  succeeded: ["queued", "sent", "acknowledged"],
-  failed: ["queued", "sent", "acknowledged"],
+  succeeded: UNFINISHED_COMMAND_STATUSES,
+  failed: UNFINISHED_COMMAND_STATUSES,
 };
 
 export async function recordActionResult(
@@ -258,7 +258,7 @@ export async function cancelCommand(deps: CommandDeps, requestId: string, actor:
     if (unsent) await withdrawRotation(deps.db, existing.deviceId, requestId);
     cancelled = unsent || (await cancel(["sent", "acknowledged"]));
   } else {
-    cancelled = await cancel(["queued", "sent", "acknowledged"]);
+    cancelled = await cancel(UNFINISHED_COMMAND_STATUSES);
   }
   if (!cancelled) throw new HttpError("conflict", `The command is already ${existing.status}`);
   await recordAudit(deps.db, {
@@ -272,42 +272,9 @@ export async function cancelCommand(deps: CommandDeps, requestId: string, actor:
   return getCommand(deps, requestId);
 }
 
-export type CancelledCommand = { requestId: string; deviceId: string; batchId: string | null };
-
-/**
- * Cancels the commands `where` picks that have not left for their device yet (queued), in
- * the caller's transaction: status, history (with `reason`) and webhooks. Tell dashboards
- * with announceCancelled once it commits.
- */
-export async function cancelQueuedCommands(tx: DbOrTx, where: Prisma.CommandWhereInput, reason: string, now: Date): Promise<CancelledCommand[]> {
-  const cancelled = await tx.command.updateManyAndReturn({
-    where: { AND: [where, { status: "queued" }] },
-    data: { status: "cancelled", completedAt: now, nextAttemptAt: null, errorMessage: reason },
-    select: { requestId: true, deviceId: true, batchId: true },
-  });
-  await recordCommandEvents(
-    tx,
-    cancelled.map((row) => row.requestId),
-    "cancelled",
-    now,
-    reason,
-  );
-  await emitCommandStatusChanges(
-    tx,
-    cancelled.map((row) => ({ ...row, status: "cancelled" as const, detail: reason })),
-    now,
-  );
-  return cancelled;
-}
-
-export function announceCancelled(bus: AppDeps["bus"], cancelled: CancelledCommand[], now: Date): void {
-  for (const row of cancelled) {
-    bus.publish({
-      kind: "command_status",
-      change: { requestId: row.requestId, deviceId: row.deviceId, batchId: row.batchId, status: "cancelled", at: now.toISOString() },
-    });
-  }
-}
+/** Cancels the commands `where` picks that have not left for their device yet (queued); see cancelCommands. */
+export const cancelQueuedCommands = (tx: DbOrTx, where: Prisma.CommandWhereInput, reason: string, now: Date) =>
+  cancelCommands(tx, { AND: [where, { status: "queued" }] }, reason, now);
 
 /** Cancels every unfinished command of a batch, with the reason in each command's history. */
 export async function cancelBatch(deps: CommandDeps, batchId: string, actor: { name: string; ip?: string }): Promise<BatchView> {
@@ -317,24 +284,8 @@ export async function cancelBatch(deps: CommandDeps, batchId: string, actor: { n
   const reason = `batch cancelled by ${actor.name}`;
   const cancelled = await db.$transaction(
     async (tx) => {
-      const rows = await tx.command.updateManyAndReturn({
-        where: { batchId, status: { in: ["queued", "sent", "acknowledged"] } },
-        data: { status: "cancelled", completedAt: now, nextAttemptAt: null, errorMessage: reason },
-        select: { requestId: true, deviceId: true },
-      });
-      await recordCommandEvents(
-        tx,
-        rows.map((row) => row.requestId),
-        "cancelled",
-        now,
-        reason,
-      );
       // Webhooks for each cancelled command, and batch.done: the batch has no unfinished command left.
-      await emitCommandStatusChanges(
-        tx,
-        rows.map((row) => ({ requestId: row.requestId, deviceId: row.deviceId, batchId, status: "cancelled" as const, detail: reason })),
-        now,
-      );
+      const rows = await cancelCommands(tx, { batchId, status: { in: UNFINISHED_COMMAND_STATUSES } }, reason, now);
       await recordAudit(tx, {
         actor: actor.name,
         action: "batch.cancel",
@@ -348,9 +299,7 @@ export async function cancelBatch(deps: CommandDeps, batchId: string, actor: { n
     },
     { timeout: 60_000 },
   );
-  for (const row of cancelled) {
-    bus.publish({ kind: "command_status", change: { requestId: row.requestId, deviceId: row.deviceId, batchId, status: "cancelled", at: now.toISOString() } });
-  }
+  announceCancelled(bus, cancelled, now);
   deps.logger.info("batch cancelled", { batchId, cancelled: cancelled.length });
   return getBatch(deps, batchId);
 }

@@ -21,6 +21,7 @@ import { type AppPolicy, type Device, Prisma } from "../../generated/prisma/clie
 import { recordAudit } from "../../lib/audit";
 import { HttpError } from "../../lib/http-error";
 import { holdsLiveSocket } from "../../realtime/presence";
+import { UNFINISHED_COMMAND_STATUSES } from "../commands/command-transitions";
 import { toDeviceView } from "../devices/devices.service";
 import { recomputeDevices } from "../policies/policies.service";
 
@@ -78,7 +79,7 @@ export async function fleetSummary({ db, clock }: Pick<AppDeps, "db" | "clock">)
       SELECT count(*)::int AS total, count(*) FILTER (WHERE online)::int AS online,
         count(*) FILTER (WHERE "batteryLevel" < ${LOW_BATTERY})::int AS "lowBattery"
       FROM "Device" WHERE "retiredAt" IS NULL`,
-    db.command.count({ where: { status: { in: ["queued", "sent", "acknowledged"] }, expiresAt: { gt: clock.now() } } }),
+    db.command.count({ where: { status: { in: UNFINISHED_COMMAND_STATUSES }, expiresAt: { gt: clock.now() } } }),
   ]);
   const { total, online, lowBattery } = counts!;
   return { total, online, offline: total - online, lowBattery, commandsInFlight };

@@ -1,10 +1,9 @@
 import { randomUUID } from "node:crypto";
-import { emitCommandStatusChanges, recordCommandEvents } from "../commands/command-transitions";
+import { UNFINISHED_COMMAND_STATUSES, announceCancelled, cancelCommands } from "../commands/command-transitions";
 import { deviceEventData, emitWebhookEvents } from "../webhooks/webhook-events";
 import {
   type BulkEditDevicesRequest,
   type BulkEditDevicesResponse,
-  type CommandStatus,
   type DeviceSelection,
   MAX_BULK_EDIT_DEVICES,
   type RetireDeviceResponse,
@@ -36,8 +35,6 @@ import { queueRecomputeOf, recomputeQueuedSoon } from "../policies/policies.serv
 type LifecycleDeps = Pick<AppDeps, "db" | "clock" | "bus" | "logger">;
 type Actor = { name: string; ip?: string };
 
-const PENDING: CommandStatus[] = ["queued", "sent", "acknowledged"];
-
 /**
  * Retires a device: from the commit on, its token is refused (authentication reads
  * `retiredAt`); its pending commands are cancelled in the same transaction; then every
@@ -54,29 +51,7 @@ export async function retireDevice(deps: LifecycleDeps, deviceId: string, actor:
     if (locked.length === 0) throw new HttpError("not_found", "No device has this id");
     if (locked[0]!.retiredAt) return undefined;
     const device = await tx.device.update({ where: { id: deviceId }, data: { retiredAt: now, retiredBy: actor.name, online: false, offlineSince: now } });
-    const cancelled = await tx.command.updateManyAndReturn({
-      where: { deviceId, status: { in: PENDING } },
-      data: { status: "cancelled", completedAt: now, nextAttemptAt: null, errorMessage: reason },
-      select: { requestId: true, batchId: true },
-    });
-    await recordCommandEvents(
-      tx,
-      cancelled.map((command) => command.requestId),
-      "cancelled",
-      now,
-      reason,
-    );
-    await emitCommandStatusChanges(
-      tx,
-      cancelled.map((command) => ({
-        requestId: command.requestId,
-        deviceId,
-        batchId: command.batchId,
-        status: "cancelled" as const,
-        detail: reason,
-      })),
-      now,
-    );
+    const cancelled = await cancelCommands(tx, { deviceId, status: { in: UNFINISHED_COMMAND_STATUSES } }, reason, now);
     await emitWebhookEvents(tx, [
       { type: "device.retired", at: now, data: { ...deviceEventData(device), retiredBy: actor.name, cancelledCommands: cancelled.length } },
     ]);
@@ -93,12 +68,7 @@ export async function retireDevice(deps: LifecycleDeps, deviceId: string, actor:
   if (!outcome) return { device: await getDevice(deps, deviceId), cancelledCommands: 0, alreadyRetired: true };
   forgetDeviceToken(deviceId);
   await announceRevocation(deps, deviceId, "retired");
-  for (const command of outcome.cancelled) {
-    bus.publish({
-      kind: "command_status",
-      change: { requestId: command.requestId, deviceId, batchId: command.batchId, status: "cancelled", at: now.toISOString() },
-    });
-  }
+  announceCancelled(bus, outcome.cancelled, now);
   bus.publish({ kind: "device_state", state: toLiveState(outcome.device) });
   deps.logger.info("device retired", { deviceId, cancelledCommands: outcome.cancelled.length });
   return { device: await getDevice(deps, deviceId), cancelledCommands: outcome.cancelled.length, alreadyRetired: false };
@@ -264,7 +234,7 @@ async function rotationIsLive(tx: Prisma.TransactionClient, deviceId: string, gr
     take: 1,
     select: { status: true, expiresAt: true },
   });
-  return !!latest && PENDING.includes(latest.status) && latest.expiresAt > now;
+  return !!latest && UNFINISHED_COMMAND_STATUSES.includes(latest.status) && latest.expiresAt > now;
 }
 
 /**
