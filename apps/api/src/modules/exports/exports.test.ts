@@ -206,7 +206,7 @@ const exportTransactions = async (db: TestDatabase["db"]) =>
 describe("exports and the database pool", () => {
   it("runs at most EXPORT_MAX_CONCURRENT at once, cuts a stalled download and frees its connection, and device traffic keeps answering", async () => {
     // Long enough that a loaded CI machine serves the traffic below well before the cut.
-    const stallSeconds = 12;
+    const stallSeconds = 20;
     const app = createTestApp(database.db, { env: { EXPORT_MAX_CONCURRENT: "2", EXPORT_STALL_TIMEOUT_SECONDS: String(stallSeconds) } });
     const device = await enrollDevice(app.app);
     // 20,000 devices of over 2 KB each: 40 MB of CSV, far more than socket buffers hold, so a
