@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { type Command, finalCommandStatuses } from "@mdm/contracts";
 import { AdminClient, type DeviceOptions, KIOSK_APP, SimulatedDevice, UpgradeRefusedError, forEachLimit } from "@mdm/simulator";
+import { poolOf } from "../db/client";
 import { expireCommands } from "../jobs/maintenance";
 import { type RunningServer, startServer } from "../server";
 import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, testServerEnv, type TestDatabase, createTestDatabase, describeWithPostgres, testServerUrl } from "../test";
@@ -168,6 +169,11 @@ realPostgres("command delivery over WebSocket", () => {
     await forEachLimit(Array.from({ length: 200 }), 25, async () => void fleet.push(await enroll()));
     await forEachLimit(fleet, 50, (device) => device.connect());
 
+    // The fan-out must not flood the database pool: past ADMISSION_MAX_DATABASE_QUEUE
+    // waiting queries the instance sheds every request, the progress polls below included.
+    const pool = poolOf(server.deps.db);
+    let peakWaiting = 0;
+    const sampler = setInterval(() => (peakWaiting = Math.max(peakWaiting, pool.waitingCount)), 1);
     const batch = await admin.createBulkCommand({ type: "ping", target: { deviceIds: fleet.map((device) => device.deviceId) } });
     expect(batch.total).toBe(200);
     const done = await waitFor(
@@ -175,7 +181,8 @@ realPostgres("command delivery over WebSocket", () => {
       (progress) => progress.done,
       30_000,
       "batch done",
-    );
+    ).finally(() => clearInterval(sampler));
+    expect(peakWaiting).toBeLessThan(server.deps.env.ADMISSION_MAX_DATABASE_QUEUE);
 
     expect(done.counts.succeeded).toBe(200);
     expect(done.done).toBe(true);
@@ -224,6 +231,21 @@ realPostgres("command delivery over WebSocket", () => {
     const created = await admin.createCommand({ deviceId: device.deviceId, type: "ping" });
     await device.waitForCommand(created.requestId, 2000);
     expect(await finalCommand(created.requestId)).toMatchObject({ status: "succeeded" });
+
+    // Deliveries arriving together are read in one statement: a bad one among them must not
+    // fail the others. This command is due in an hour, so only this delivery can bring it.
+    const waiting = await server.deps.db.command.create({
+      data: {
+        requestId: randomUUID(),
+        deviceId: device.deviceId,
+        type: "ping",
+        expiresAt: new Date(Date.now() + 7_200_000),
+        nextAttemptAt: new Date(Date.now() + 3_600_000),
+      },
+    });
+    server.deps.bus.publish({ kind: "deliver", deviceId: device.deviceId, requestId: "not-a-uuid" });
+    server.deps.bus.publish({ kind: "deliver", deviceId: device.deviceId, requestId: waiting.requestId });
+    expect((await device.waitForCommand(waiting.requestId, 10_000)).channel).toBe("websocket");
   });
 
   describe("the device channel's protocol and authentication", () => {

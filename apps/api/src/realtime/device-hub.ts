@@ -1,6 +1,7 @@
-import { type DeviceServerFrame, DeviceClientFrame, WsCloseCode } from "@mdm/contracts";
+import { type DeviceServerFrame, DeviceClientFrame, Uuid, WsCloseCode } from "@mdm/contracts";
 import type { WebSocket } from "ws";
 import type { AppDeps } from "../deps";
+import type { Command } from "../generated/prisma/client";
 import { admissionOf } from "../lib/admission";
 import { type GroupCommit, createGroupCommit, writeEachAlone } from "../lib/group-commit";
 import { isDatabaseUnavailable } from "../db/client";
@@ -11,7 +12,7 @@ import { acknowledgeCommand, canSignFor, recordActionResult, toDeviceCommand } f
 import { wakeDelivery } from "../modules/commands/delivery";
 import { deviceBudget, deviceBudgetKey } from "../modules/devices/device-budget";
 import { handleHeartbeat } from "../modules/devices/heartbeat";
-import { DeviceRevokedError, commandKeyOf, currentTokenHash } from "../modules/devices/devices.service";
+import { DeviceRevokedError, currentTokenHash } from "../modules/devices/devices.service";
 import { toLiveState } from "../modules/fleet/fleet.service";
 import { pendingPolicy } from "../modules/policies/policies.service";
 import { type LeasedDevice, releaseSocketLeases, renewSocketLeases, takeSocketLeases } from "./presence";
@@ -28,6 +29,24 @@ const PAUSE_AT_IN_FLIGHT = 8;
 const CLOSE_AT_IN_FLIGHT = 32;
 // Leases of a failed batch taken one by one, this many at once (as many as the batches' own).
 const FALLBACK_CONCURRENCY = 2;
+
+// Socket deliveries waiting for their read, at most, per instance (a bulk command may name
+// 10,000 devices of one instance; past it an attempt is dropped and retried by the worker).
+const DELIVERIES_QUEUED_MAX = 20_000;
+
+type DeliverableCommand = Command & { commandMasterKeyId: string | null; commandKeyGeneration: number };
+
+/**
+ * The commands, each with its device's command key: one statement for a batch of deliveries.
+ * An id that is no UUID (a malformed bus event) is left out, as unknown: it must not fail
+ * the statement, and with it every other delivery of the batch.
+ */
+async function readDeliverableCommands({ db }: Pick<AppDeps, "db">, requestIds: string[]): Promise<DeliverableCommand[]> {
+  return db.$queryRaw<DeliverableCommand[]>`
+    SELECT c.*, d."commandMasterKeyId", d."commandKeyGeneration"
+    FROM "Command" c JOIN "Device" d ON d.id = c."deviceId"
+    WHERE c."requestId" = ANY(${requestIds.filter((id) => Uuid.safeParse(id).success)}::uuid[])`;
+}
 
 type Connection = {
   socket: WebSocket;
@@ -59,6 +78,11 @@ export class DeviceHub {
   // meanwhile keeps its lease. Bounded by the sockets an instance may hold.
   private readonly releases: GroupCommit<string, undefined>;
   private readonly leases: GroupCommit<string, LeasedDevice | undefined>;
+  // Commands the delivery workers route here are read, with their device's command key, in
+  // one statement per batch: a bulk command brings thousands within a second, and two reads
+  // each queued them on the pool past ADMISSION_MAX_DATABASE_QUEUE, so the instance shed
+  // every request (the progress polls, heartbeats) for the length of the fan-out.
+  private readonly deliveries: GroupCommit<string, DeliverableCommand | undefined>;
 
   constructor(private readonly deps: AppDeps) {
     // Sockets opening together (devices reconnecting after an instance restart or a network
@@ -98,6 +122,18 @@ export class DeviceHub {
         return deviceIds.map(() => undefined);
       },
       full: () => new Error("too many socket closes waiting to be written"),
+    });
+    this.deliveries = createGroupCommit<string, DeliverableCommand | undefined>({
+      maxBatch: 1000,
+      maxWaitMs: 2,
+      maxQueued: DELIVERIES_QUEUED_MAX,
+      maxRunning: 1,
+      run: async (requestIds) => {
+        const byId = new Map((await readDeliverableCommands(deps, requestIds)).map((row) => [row.requestId, row]));
+        return requestIds.map((requestId) => byId.get(requestId));
+      },
+      // The command keeps its next attempt time: the delivery worker tries it again then.
+      full: () => new Error("too many socket deliveries waiting to be read"),
     });
     // A third of the lease: two renewals may fail before a live socket's lease lapses.
     this.leaseTimer = setInterval(() => void this.renewLeases(), (deps.env.WS_LEASE_SECONDS * 1000) / 3);
@@ -248,10 +284,10 @@ export class DeviceHub {
     const connection = this.connections.get(deviceId);
     if (!connection) return;
     const now = this.deps.clock.now();
-    const command = await this.deps.db.command.findUnique({ where: { requestId } });
+    const command = await this.deliveries.submit(undefined, requestId);
     if (!command || command.deviceId !== deviceId || command.expiresAt <= now) return;
     if (command.status !== "queued" && command.status !== "sent") return;
-    const key = await commandKeyOf(this.deps, deviceId);
+    const key = { masterKeyId: command.commandMasterKeyId, generation: command.commandKeyGeneration };
     if (!canSignFor(this.deps, deviceId, key)) return;
     const signed = await toDeviceCommand(this.deps.env, command, key);
     // Recorded before it goes out, so the device's ack cannot overtake it.
@@ -374,6 +410,7 @@ export class DeviceHub {
     this.connections.clear();
     await this.leases.drain();
     await this.releases.drain();
+    await this.deliveries.drain();
     await releaseSocketLeases(this.deps, ids).catch(() => undefined);
   }
 }

@@ -17,6 +17,7 @@ import {
   CommandStatus as CommandStatuses,
   destructiveCommandTypes,
   finalCommandStatuses,
+  Uuid,
   signCommand,
   validationIssues,
 } from "@mdm/contracts";
@@ -25,8 +26,18 @@ import type { AppDeps } from "../../deps";
 import type { Command, CommandBatch as CommandBatchRow, CommandEvent, Prisma } from "../../generated/prisma/client";
 import { recordAudit } from "../../lib/audit";
 import type { DbOrTx } from "../../db/types";
+import { type GroupCommit, createGroupCommit } from "../../lib/group-commit";
 import { HttpError } from "../../lib/http-error";
-import { type CommandKeyRef, assertInService, commandKeyFor, commandKeyIdFor, commandKeyOf, hasCommandKey, masterKeyIdOf } from "../devices/devices.service";
+import {
+  type CommandKeyRef,
+  DeviceRevokedError,
+  assertInService,
+  commandKeyFor,
+  commandKeyIdFor,
+  commandKeyOf,
+  hasCommandKey,
+  masterKeyIdOf,
+} from "../devices/devices.service";
 import { retireDevice, withdrawRotation } from "../lifecycle/lifecycle.service";
 import { retryDelaySeconds, wakeDelivery } from "./delivery";
 import { UNFINISHED_COMMAND_STATUSES, announceCancelled, cancelCommands, recordCommandEvents, transition } from "./command-transitions";
@@ -194,11 +205,7 @@ export async function recordActionResult(
   input: ActionResultRequest,
 ): Promise<ActionResultResponse> {
   const { db, clock, metrics } = deps;
-  // A caller past authentication (a cached token, an open socket) may report for a device retired since.
-  await assertInService(deps, deviceId);
-  const command = await db.command.findUnique({ where: { requestId: input.requestId }, select: { deviceId: true, status: true, type: true } });
-  // Another device's command answers exactly like an unknown one: ids are not confirmed to strangers.
-  if (!command || command.deviceId !== deviceId) throw new HttpError("not_found", "This device has no command with this requestId");
+  const command = await reportedCommand(deps, deviceId, input.requestId);
   if (input.status === "succeeded") checkResult(command.type, input.result);
   const now = clock.now();
   const final = input.status !== "acknowledged";
@@ -213,9 +220,62 @@ export async function recordActionResult(
   if (changed && input.status === "succeeded" && destructiveCommandTypes.includes(command.type)) {
     await retireDevice(deps, deviceId, { name: `command:${command.type}` });
   }
+  if (changed) return { requestId: input.requestId, status: input.status, changed };
   const current = await db.command.findUniqueOrThrow({ where: { requestId: input.requestId }, select: { status: true } });
-  if (changed || isRepeat(input.status, current.status)) return { requestId: input.requestId, status: current.status, changed };
+  if (isRepeat(input.status, current.status)) return { requestId: input.requestId, status: current.status, changed };
   throw new HttpError("conflict", `The command is already ${current.status}; a ${input.status} result cannot follow it`);
+}
+
+type ReportedCommand = { requestId: string; deviceId: string; type: CommandType; deviceRetired: boolean };
+
+// Reports (acks, results) arriving together read their commands in one statement (ids that
+// are no UUID are left out as unknown, so as not to fail the others'): the acks
+// and results of a bulk command come from thousands of devices within seconds, and two
+// reads each queued them on the pool past ADMISSION_MAX_DATABASE_QUEUE, so the instance
+// shed every request for the length of the fan-in.
+const REPORT_READ_BATCH_MAX = 1000;
+const REPORT_READ_WAIT_MS = 2;
+const REPORT_READS_QUEUED_MAX = 20_000;
+const reportReads = new WeakMap<object, GroupCommit<string, ReportedCommand | undefined>>();
+
+function reportReadsOf({ db }: Pick<AppDeps, "db">): GroupCommit<string, ReportedCommand | undefined> {
+  let reads = reportReads.get(db);
+  if (!reads) {
+    reads = createGroupCommit({
+      maxBatch: REPORT_READ_BATCH_MAX,
+      maxWaitMs: REPORT_READ_WAIT_MS,
+      maxQueued: REPORT_READS_QUEUED_MAX,
+      maxRunning: 2,
+      run: async (requestIds) => {
+        const rows = await db.$queryRaw<ReportedCommand[]>`
+          SELECT c."requestId", c."deviceId", c.type::text AS type, d."retiredAt" IS NOT NULL AS "deviceRetired"
+          FROM "Command" c JOIN "Device" d ON d.id = c."deviceId"
+          WHERE c."requestId" = ANY(${requestIds.filter((id) => Uuid.safeParse(id).success)}::uuid[])`;
+        const byId = new Map(rows.map((row) => [row.requestId, row]));
+        return requestIds.map((requestId) => byId.get(requestId));
+      },
+      full: () =>
+        new HttpError("service_unavailable", "This instance has too many command reports waiting to be read; retry later", undefined, { "Retry-After": "1" }),
+    });
+    reportReads.set(db, reads);
+  }
+  return reads;
+}
+
+/**
+ * The command `deviceId` reports on, once it is known to be that device's and the device to
+ * be in service: a caller past authentication (a cached token, an open socket) may report
+ * for a device retired since. Another device's command answers exactly like an unknown one:
+ * ids are not confirmed to strangers.
+ */
+async function reportedCommand(deps: Pick<AppDeps, "db">, deviceId: string, requestId: string): Promise<ReportedCommand> {
+  const command = await reportReadsOf(deps).submit(undefined, requestId);
+  if (!command || command.deviceId !== deviceId) {
+    await assertInService(deps, deviceId);
+    throw new HttpError("not_found", "This device has no command with this requestId");
+  }
+  if (command.deviceRetired) throw new DeviceRevokedError();
+  return command;
 }
 
 /** A `succeeded` result of a type whose result has a schema must match it. */
@@ -240,9 +300,7 @@ function isRepeat(reported: ActionResultRequest["status"], current: CommandStatu
 /** A device's delivery receipt (over the WebSocket): the command arrived and will run. */
 export async function acknowledgeCommand(deps: Pick<AppDeps, "db" | "clock" | "bus" | "metrics">, deviceId: string, requestId: string): Promise<void> {
   const now = deps.clock.now();
-  await assertInService(deps, deviceId);
-  const command = await deps.db.command.findUnique({ where: { requestId }, select: { deviceId: true } });
-  if (!command || command.deviceId !== deviceId) throw new HttpError("not_found", "This device has no command with this requestId");
+  await reportedCommand(deps, deviceId, requestId);
   await transition(deps, requestId, ["queued", "sent"], "acknowledged", now, "websocket", { acknowledgedAt: now, nextAttemptAt: null });
 }
 
