@@ -130,7 +130,8 @@ export class DeviceHub {
       maxRunning: 1,
       run: async (requestIds) => {
         const byId = new Map((await readDeliverableCommands(deps, requestIds)).map((row) => [row.requestId, row]));
-        return requestIds.map((requestId) => byId.get(requestId));
+        // PostgreSQL answers ids in lower case; the contract's UUIDs may come in upper case.
+        return requestIds.map((requestId) => byId.get(requestId.toLowerCase()));
       },
       // The command keeps its next attempt time: the delivery worker tries it again then.
       full: () => new Error("too many socket deliveries waiting to be read"),

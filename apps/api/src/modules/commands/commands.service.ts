@@ -252,7 +252,8 @@ function reportReadsOf({ db }: Pick<AppDeps, "db">): GroupCommit<string, Reporte
           FROM "Command" c JOIN "Device" d ON d.id = c."deviceId"
           WHERE c."requestId" = ANY(${requestIds.filter((id) => Uuid.safeParse(id).success)}::uuid[])`;
         const byId = new Map(rows.map((row) => [row.requestId, row]));
-        return requestIds.map((requestId) => byId.get(requestId));
+        // PostgreSQL answers ids in lower case; the contract's UUIDs may come in upper case.
+        return requestIds.map((requestId) => byId.get(requestId.toLowerCase()));
       },
       full: () =>
         new HttpError("service_unavailable", "This instance has too many command reports waiting to be read; retry later", undefined, { "Retry-After": "1" }),

@@ -182,6 +182,17 @@ describe("POST /v1/action-result", () => {
     expect(command.body.events.map((event: { status: string }) => event.status)).toEqual(["queued", "sent", "acknowledged", "succeeded"]);
   });
 
+  it("takes a requestId written in upper case, as the contract's UUIDs may be", async () => {
+    const { device, requestId } = await commandFor();
+    const upper = requestId.toUpperCase();
+    const ack = await report(device.deviceToken, { requestId: upper, status: "acknowledged" });
+    expect(ack.status).toBe(200);
+    expect(ack.body).toMatchObject({ status: "acknowledged", changed: true });
+    const done = await report(device.deviceToken, { requestId: upper, status: "succeeded" });
+    expect(done.body).toMatchObject({ status: "succeeded", changed: true });
+    expect((await database.db.command.findUniqueOrThrow({ where: { requestId } })).status).toBe("succeeded");
+  });
+
   it("is idempotent: the same result twice changes nothing the second time", async () => {
     const { device, requestId } = await commandFor();
     await report(device.deviceToken, { requestId, status: "failed", error: "no network" });
