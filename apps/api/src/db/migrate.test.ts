@@ -105,6 +105,22 @@ describe("migrate", () => {
     }
   });
 
+  // A session waiting in pg_advisory_lock holds a snapshot, which CREATE INDEX CONCURRENTLY
+  // waits out: the instances queued behind it deadlocked with it, and all but one failed.
+  it("lets instances started together wait behind a CREATE INDEX CONCURRENTLY migration", async () => {
+    const database = await createTestDatabase();
+    try {
+      const dir = copyMigrations();
+      addMigration(dir, "29990101000000_concurrent_index", `${NON_TRANSACTIONAL_MARKER}\nCREATE INDEX CONCURRENTLY "Device_alias_idx" ON "Device"("alias");\n`);
+      const runs = await Promise.allSettled(Array.from({ length: 4 }, () => migrate(database.url, dir)));
+      expect(runs.map((run) => run.status)).toEqual(Array(4).fill("fulfilled"));
+      const applied = runs.flatMap((run) => (run.status === "fulfilled" ? run.value.applied : []));
+      expect(applied).toEqual(["29990101000000_concurrent_index"]);
+    } finally {
+      await database.close();
+    }
+  });
+
   it("splits a non-transactional migration at statement ends only", () => {
     expect(splitStatements(`-- a comment; not a statement\nCREATE INDEX a ON t(x);\n\nCREATE INDEX b\n  ON t(y); -- why\n`)).toEqual([
       "CREATE INDEX a ON t(x)",

@@ -63,7 +63,7 @@ export async function migrate(databaseUrl: string, dir = DEFAULT_MIGRATIONS_DIR)
   const client = new Client({ connectionString: databaseUrl });
   await client.connect();
   try {
-    await client.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK_ID]);
+    await takeMigrationLock(client);
     await client.query(CREATE_MIGRATIONS_TABLE);
     await client.query(`SET lock_timeout = '${LOCK_TIMEOUT}'`);
     const { rows } = await client.query<MigrationRow>(`SELECT migration_name, checksum, finished_at, rolled_back_at, logs FROM "_prisma_migrations"`);
@@ -93,6 +93,23 @@ export async function migrate(databaseUrl: string, dir = DEFAULT_MIGRATIONS_DIR)
   } finally {
     await client.query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK_ID]).catch(() => undefined);
     await client.end();
+  }
+}
+
+const LOCK_POLL_MS = 100;
+
+/**
+ * Waits for the migration lock by polling, not in `pg_advisory_lock`: a statement waiting
+ * for a lock holds a snapshot, and `CREATE INDEX CONCURRENTLY` waits for every older
+ * snapshot to end, so the instances queued behind a non-transactional migration would
+ * deadlock with it (PostgreSQL cancels one side: instances failed to start). Between polls
+ * a waiting session holds nothing.
+ */
+async function takeMigrationLock(client: Client): Promise<void> {
+  for (;;) {
+    const { rows } = await client.query<{ locked: boolean }>("SELECT pg_try_advisory_lock($1) AS locked", [MIGRATION_LOCK_ID]);
+    if (rows[0]?.locked) return;
+    await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
   }
 }
 
