@@ -6,6 +6,7 @@ import { advanceRollouts } from "../modules/catalogue/releases.service";
 import { emitCommandStatusChanges, finishBatches } from "../modules/commands/command-transitions";
 import { sweepOffline } from "../modules/fleet/fleet-monitor";
 import { rotateFleetCommandKeys } from "../modules/lifecycle/command-keys";
+import { retireErasedDevices } from "../modules/lifecycle/lifecycle.service";
 import { maintainTelemetryPartitions } from "./telemetry-partitions";
 
 const DELETE_BATCH = 5000;
@@ -152,6 +153,10 @@ export function startMaintenance(deps: AppDeps): () => void {
     }),
     // batch.done for a batch whose last commands finished at once, each transaction seeing the others' unfinished (finishBatches).
     everyOncePerCluster(deps, "batch completion", BATCH_SWEEP_MS, () => deps.db.$transaction((tx) => finishBatches(tx, deps.clock.now()))),
+    everyOncePerCluster(deps, "erased device retirement", 60_000, async () => {
+      const retired = await retireErasedDevices(deps);
+      if (retired) deps.logger.warn("erased devices retired by the sweep, not by their result", { retired });
+    }),
     everyOncePerCluster(deps, "socket lease sweep", Math.max(250, (deps.env.WS_LEASE_SECONDS * 1000) / 4), () => sweepSocketLeases(deps)),
     everyOncePerCluster(deps, "offline sweep", deps.env.OFFLINE_SWEEP_SECONDS * 1000, () => sweepOffline(deps)),
     // A no-op unless COMMAND_MASTER_KEY_PREVIOUS is set: then moves a batch of devices off it.

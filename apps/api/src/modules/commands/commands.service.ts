@@ -214,16 +214,19 @@ export async function recordActionResult(
     ...(final ? { completedAt: now, result: input.result, errorMessage: input.error ?? null } : { acknowledgedAt: now }),
   });
   metrics.actionResult.inc({ status: input.status, changed: String(changed) });
+  const status = changed ? input.status : (await db.command.findUniqueOrThrow({ where: { requestId: input.requestId }, select: { status: true } })).status;
+  if (!changed && !isRepeat(input.status, status)) {
+    throw new HttpError("conflict", `The command is already ${status}; a ${input.status} result cannot follow it`);
+  }
   // A succeeded rotate_token is recorded, and completes nothing: only a request carrying the
   // new token does (authenticateDevice), since whoever holds a leaked old token can send this.
   // An erased device forgot its token: it leaves the fleet, and comes back by enrolling again.
-  if (changed && input.status === "succeeded" && destructiveCommandTypes.includes(command.type)) {
+  // A repeated report retires it too: the first one's retirement may have failed after its
+  // status committed (the maintenance sweep, retireErasedDevices, catches a device that never retries).
+  if (input.status === "succeeded" && status === "succeeded" && destructiveCommandTypes.includes(command.type)) {
     await retireDevice(deps, deviceId, { name: `command:${command.type}` });
   }
-  if (changed) return { requestId: input.requestId, status: input.status, changed };
-  const current = await db.command.findUniqueOrThrow({ where: { requestId: input.requestId }, select: { status: true } });
-  if (isRepeat(input.status, current.status)) return { requestId: input.requestId, status: current.status, changed };
-  throw new HttpError("conflict", `The command is already ${current.status}; a ${input.status} result cannot follow it`);
+  return { requestId: input.requestId, status, changed };
 }
 
 type ReportedCommand = { requestId: string; deviceId: string; type: CommandType; deviceRetired: boolean };

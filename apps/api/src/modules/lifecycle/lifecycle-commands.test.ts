@@ -10,8 +10,10 @@ import {
   createTestApp,
   createTestDatabase,
   describeWithPostgres,
+  enrollDevice,
   resetTables,
 } from "../../test";
+import { retireErasedDevices } from "./lifecycle.service";
 
 // The lifecycle command types end to end: the admin API queues them, the simulator (a real
 // HTTP client of the API, verifying signatures) runs them from its heartbeat's answer and
@@ -92,6 +94,62 @@ describeWithPostgres("wipe, factory_reset, lost_mode and locate", () => {
     expect(device.deviceId).not.toBe(oldId);
     await device.heartbeat();
     expect((await adminRequest(t.app, "GET", `/admin/devices/${device.deviceId}`)).body.lastSeenAt).not.toBeNull();
+  });
+
+  // The result's status and the retirement commit apart: a failure between them (here the
+  // database refusing the retirement, through a trigger) must not leave an erased device in
+  // the fleet, whether the device retries its report or never speaks again.
+  it("a wipe whose retirement failed is retired on the device's repeated report, or by the maintenance sweep", async () => {
+    await database.db.$executeRawUnsafe(`
+      CREATE FUNCTION refuse_retirement() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION 'retirement refused by the test'; END $$`);
+    await database.db.$executeRawUnsafe(`
+      CREATE TRIGGER refuse_retirement BEFORE UPDATE OF "retiredAt" ON "Device" FOR EACH ROW
+      WHEN (NEW."retiredAt" IS NOT NULL) EXECUTE FUNCTION refuse_retirement()`);
+    const allowRetirement = async () => {
+      await database.db.$executeRawUnsafe(`DROP TRIGGER IF EXISTS refuse_retirement ON "Device"`);
+      await database.db.$executeRawUnsafe(`DROP FUNCTION IF EXISTS refuse_retirement()`);
+    };
+    try {
+      const retrying = await enrollDevice(t.app);
+      const silent = await enrollDevice(t.app);
+      const wipe = async (device: typeof retrying) => {
+        const created = await adminRequest(t.app, "POST", "/admin/command", { deviceId: device.deviceId, type: "wipe" });
+        expect(created.status).toBe(201);
+        const report = () =>
+          request(t.app)
+            .post("/v1/action-result")
+            .set("Authorization", `Bearer ${device.deviceToken}`)
+            .send({ requestId: created.body.requestId, status: "succeeded", result: { wiped: true } });
+        const failed = await report();
+        expect(failed.status).toBe(500);
+        expect((await adminRequest(t.app, "GET", `/admin/commands/${created.body.requestId}`)).body.status).toBe("succeeded");
+        expect((await adminRequest(t.app, "GET", `/admin/devices/${device.deviceId}`)).body.retiredAt).toBeNull();
+        return report;
+      };
+      const reportAgain = await wipe(retrying);
+      await wipe(silent);
+      await allowRetirement();
+
+      // The device's retry of the same report: the status is already recorded, the retirement happens now.
+      const repeated = await reportAgain();
+      expect(repeated.status).toBe(200);
+      expect(repeated.body).toEqual({ requestId: expect.any(String), status: "succeeded", changed: false });
+      expect((await adminRequest(t.app, "GET", `/admin/devices/${retrying.deviceId}`)).body.retiredAt).not.toBeNull();
+
+      // The device that never reports again: the sweep retires it, once.
+      expect((await adminRequest(t.app, "GET", `/admin/devices/${silent.deviceId}`)).body.retiredAt).toBeNull();
+      expect(await retireErasedDevices(t.deps)).toBe(1);
+      expect(await retireErasedDevices(t.deps)).toBe(0);
+      expect((await adminRequest(t.app, "GET", `/admin/devices/${silent.deviceId}`)).body.retiredAt).not.toBeNull();
+      const audits = await database.db.auditLog.findMany({ where: { action: "device.retire" }, orderBy: { id: "asc" } });
+      expect(audits.map((audit) => [audit.targetId, audit.actor])).toEqual([
+        [retrying.deviceId, "command:wipe"],
+        [silent.deviceId, "command:wipe"],
+      ]);
+    } finally {
+      await allowRetirement();
+    }
   });
 
   it("refuses malformed payloads and a succeeded result that does not match its schema", async () => {

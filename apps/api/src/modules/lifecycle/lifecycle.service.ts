@@ -74,6 +74,30 @@ export async function retireDevice(deps: LifecycleDeps, deviceId: string, actor:
   return { device: await getDevice(deps, deviceId), cancelledCommands: outcome.cancelled.length, alreadyRetired: false };
 }
 
+const ERASED_SWEEP_BATCH = 100;
+
+/**
+ * Retires the devices that reported an erasing command (wipe, factory_reset) succeeded and
+ * are still in service: the result's status and the retirement commit apart, so an instance
+ * that died (or a database that failed) between them leaves such a device, and an erased
+ * device may never report again. Run by the maintenance job; returns how many it retired.
+ */
+export async function retireErasedDevices(deps: LifecycleDeps): Promise<number> {
+  // Served by the partial index Command_erased_idx (migration 20261213000000_erased_device_sweep).
+  const erased = await deps.db.$queryRaw<Array<{ deviceId: string; type: string }>>`
+    SELECT DISTINCT ON (c."deviceId") c."deviceId"::text AS "deviceId", c.type::text AS type
+    FROM "Command" c JOIN "Device" d ON d.id = c."deviceId"
+    WHERE c.type IN ('wipe', 'factory_reset') AND c.status = 'succeeded' AND d."retiredAt" IS NULL
+    ORDER BY c."deviceId"
+    LIMIT ${ERASED_SWEEP_BATCH}`;
+  let retired = 0;
+  for (const { deviceId, type } of erased) {
+    const outcome = await retireDevice(deps, deviceId, { name: `command:${type}` });
+    if (!outcome.alreadyRetired) retired++;
+  }
+  return retired;
+}
+
 /**
  * Tells every instance a device's token is revoked. The database already refuses it; this
  * reaches the token caches and sockets. Should the bus be down, the caches' TTL bounds the
