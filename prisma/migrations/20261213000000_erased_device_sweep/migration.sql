@@ -3,4 +3,7 @@
 -- devices with a succeeded wipe or factory_reset: a partial index keeps that read to those
 -- commands, however many others accumulate. Built without blocking the writes of a large
 -- Command table. Named in schema.prisma's comment on Command.
+-- A build that failed (or was cancelled) leaves an invalid index of this name: dropped
+-- first, so the migration can simply be run again.
+DROP INDEX CONCURRENTLY IF EXISTS "Command_erased_idx";
 CREATE INDEX CONCURRENTLY "Command_erased_idx" ON "Command"("deviceId") WHERE type IN ('wipe', 'factory_reset') AND status = 'succeeded';

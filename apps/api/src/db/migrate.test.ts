@@ -121,6 +121,33 @@ describe("migrate", () => {
     }
   });
 
+  // A concurrent build waits for every older transaction through lock waits: under the
+  // migration's lock_timeout, one long transaction anywhere failed it (and left an invalid index).
+  it("lets a CREATE INDEX CONCURRENTLY wait for a transaction open longer than the lock timeout", async () => {
+    const database = await createTestDatabase();
+    const open = new Client({ connectionString: database.url });
+    await open.connect();
+    try {
+      const dir = copyMigrations();
+      addMigration(dir, "29990101000000_concurrent_index", `${NON_TRANSACTIONAL_MARKER}\nCREATE INDEX CONCURRENTLY "Device_alias_idx" ON "Device"("alias");\n`);
+      // A snapshot held to the end, as a long export's transaction holds one.
+      await open.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
+      await open.query(`SELECT count(*) FROM "Device"`);
+      const migrating = migrate(database.url, dir, 300);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await open.query("COMMIT");
+      expect((await migrating).applied).toEqual(["29990101000000_concurrent_index"]);
+      const [index] = await queryOn<{ valid: boolean }>(
+        database.url,
+        `SELECT indisvalid AS valid FROM pg_index WHERE indexrelid = '"Device_alias_idx"'::regclass`,
+      );
+      expect(index!.valid).toBe(true);
+    } finally {
+      await open.end();
+      await database.close();
+    }
+  });
+
   it("splits a non-transactional migration at statement ends only", () => {
     expect(splitStatements(`-- a comment; not a statement\nCREATE INDEX a ON t(x);\n\nCREATE INDEX b\n  ON t(y); -- why\n`)).toEqual([
       "CREATE INDEX a ON t(x)",

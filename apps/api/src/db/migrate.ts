@@ -26,11 +26,11 @@ const MIGRATION_LOCK_ID = 72_707_369;
 
 // A migration waits at most this long for a lock held by live traffic, then fails instead
 // of queueing every request behind its ALTER TABLE.
-const LOCK_TIMEOUT = "10s";
+const LOCK_TIMEOUT_MS = 10_000;
 
 /**
  * A migration whose first line is this marker runs outside a transaction, one statement at
- * a time (what `CREATE INDEX CONCURRENTLY` needs). Its statements end with `;` at the end
+ * a time and without lock_timeout (what `CREATE INDEX CONCURRENTLY` needs). Its statements end with `;` at the end
  * of a line and contain no function bodies.
  */
 export const NON_TRANSACTIONAL_MARKER = "-- mdm:non-transactional";
@@ -58,14 +58,14 @@ export type MigrationReport = { applied: string[]; alreadyApplied: string[] };
 
 type MigrationRow = { migration_name: string; checksum: string; finished_at: Date | null; rolled_back_at: Date | null; logs: string | null };
 
-export async function migrate(databaseUrl: string, dir = DEFAULT_MIGRATIONS_DIR): Promise<MigrationReport> {
+export async function migrate(databaseUrl: string, dir = DEFAULT_MIGRATIONS_DIR, lockTimeoutMs = LOCK_TIMEOUT_MS): Promise<MigrationReport> {
   const migrations = readMigrations(dir);
   const client = new Client({ connectionString: databaseUrl });
   await client.connect();
   try {
     await takeMigrationLock(client);
     await client.query(CREATE_MIGRATIONS_TABLE);
-    await client.query(`SET lock_timeout = '${LOCK_TIMEOUT}'`);
+    await client.query(`SET lock_timeout = ${Number(lockTimeoutMs)}`);
     const { rows } = await client.query<MigrationRow>(`SELECT migration_name, checksum, finished_at, rolled_back_at, logs FROM "_prisma_migrations"`);
     // Prisma's failed state: started, neither finished nor rolled back. A person decides.
     const failed = rows.find((row) => !row.finished_at && !row.rolled_back_at);
@@ -86,7 +86,7 @@ export async function migrate(databaseUrl: string, dir = DEFAULT_MIGRATIONS_DIR)
         report.alreadyApplied.push(migration.name);
         continue;
       }
-      await (migration.transactional ? applyInTransaction(client, migration) : applyStatementByStatement(client, migration));
+      await (migration.transactional ? applyInTransaction(client, migration) : applyStatementByStatement(client, migration, lockTimeoutMs));
       report.applied.push(migration.name);
     }
     return report;
@@ -132,14 +132,22 @@ async function applyInTransaction(client: Client, migration: Migration): Promise
   }
 }
 
-/** For statements PostgreSQL refuses to run in a transaction; each one commits by itself. */
-async function applyStatementByStatement(client: Client, migration: Migration): Promise<void> {
+/**
+ * For statements PostgreSQL refuses to run in a transaction; each one commits by itself.
+ * Without lock_timeout: a concurrent index build waits, through lock waits, for every
+ * transaction older than it to end (blocking no traffic meanwhile), so a transaction open
+ * longer than the timeout would fail the migration.
+ */
+async function applyStatementByStatement(client: Client, migration: Migration, lockTimeoutMs: number): Promise<void> {
   const id = randomUUID();
   await client.query(`INSERT INTO "_prisma_migrations" (id, checksum, migration_name) VALUES ($1, $2, $3)`, [id, migration.checksum, migration.name]);
+  await client.query("SET lock_timeout = 0");
   try {
     for (const statement of splitStatements(migration.sql)) await client.query(statement);
   } catch (error) {
     throw await recordFailure(client, migration, error, id);
+  } finally {
+    await client.query(`SET lock_timeout = ${Number(lockTimeoutMs)}`).catch(() => undefined);
   }
   await client.query(`UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE id = $1`, [id]);
 }
