@@ -100,19 +100,25 @@ describeWithPostgres("wipe, factory_reset, lost_mode and locate", () => {
   // database refusing the retirement, through a trigger) must not leave an erased device in
   // the fleet, whether the device retries its report or never speaks again.
   it("a wipe whose retirement failed is retired on the device's repeated report, or by the maintenance sweep", async () => {
-    await database.db.$executeRawUnsafe(`
-      CREATE FUNCTION refuse_retirement() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN RAISE EXCEPTION 'retirement refused by the test'; END $$`);
-    await database.db.$executeRawUnsafe(`
-      CREATE TRIGGER refuse_retirement BEFORE UPDATE OF "retiredAt" ON "Device" FOR EACH ROW
-      WHEN (NEW."retiredAt" IS NOT NULL) EXECUTE FUNCTION refuse_retirement()`);
     const allowRetirement = async () => {
       await database.db.$executeRawUnsafe(`DROP TRIGGER IF EXISTS refuse_retirement ON "Device"`);
       await database.db.$executeRawUnsafe(`DROP FUNCTION IF EXISTS refuse_retirement()`);
     };
+    /** The database refuses to retire `only` (every device when not given). */
+    const refuseRetirement = async (only?: string) => {
+      await allowRetirement();
+      await database.db.$executeRawUnsafe(`
+        CREATE FUNCTION refuse_retirement() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'retirement refused by the test'; END $$`);
+      await database.db.$executeRawUnsafe(`
+        CREATE TRIGGER refuse_retirement BEFORE UPDATE OF "retiredAt" ON "Device" FOR EACH ROW
+        WHEN (NEW."retiredAt" IS NOT NULL ${only ? `AND NEW.id = '${only}'::uuid` : ""}) EXECUTE FUNCTION refuse_retirement()`);
+    };
+    const retiredAt = async (deviceId: string) => (await adminRequest(t.app, "GET", `/admin/devices/${deviceId}`)).body.retiredAt;
+    await refuseRetirement();
     try {
       const retrying = await enrollDevice(t.app);
-      const silent = await enrollDevice(t.app);
+      const silent = await Promise.all([enrollDevice(t.app), enrollDevice(t.app), enrollDevice(t.app)]);
       const wipe = async (device: typeof retrying) => {
         const created = await adminRequest(t.app, "POST", "/admin/command", { deviceId: device.deviceId, type: "wipe" });
         expect(created.status).toBe(201);
@@ -124,29 +130,34 @@ describeWithPostgres("wipe, factory_reset, lost_mode and locate", () => {
         const failed = await report();
         expect(failed.status).toBe(500);
         expect((await adminRequest(t.app, "GET", `/admin/commands/${created.body.requestId}`)).body.status).toBe("succeeded");
-        expect((await adminRequest(t.app, "GET", `/admin/devices/${device.deviceId}`)).body.retiredAt).toBeNull();
+        expect(await retiredAt(device.deviceId)).toBeNull();
         return report;
       };
       const reportAgain = await wipe(retrying);
-      await wipe(silent);
-      await allowRetirement();
+      for (const device of silent) await wipe(device);
+      // Among the silent ones, the first in the sweep's order stays refused.
+      const [stuck, ...others] = silent.map((device) => device.deviceId).sort();
+      await refuseRetirement(stuck);
 
       // The device's retry of the same report: the status is already recorded, the retirement happens now.
       const repeated = await reportAgain();
       expect(repeated.status).toBe(200);
       expect(repeated.body).toEqual({ requestId: expect.any(String), status: "succeeded", changed: false });
-      expect((await adminRequest(t.app, "GET", `/admin/devices/${retrying.deviceId}`)).body.retiredAt).not.toBeNull();
+      expect(await retiredAt(retrying.deviceId)).not.toBeNull();
 
-      // The device that never reports again: the sweep retires it, once.
-      expect((await adminRequest(t.app, "GET", `/admin/devices/${silent.deviceId}`)).body.retiredAt).toBeNull();
-      expect(await retireErasedDevices(t.deps)).toBe(1);
+      // The devices that never report again: the sweep goes past the one it cannot retire,
+      // through every page (of one device here), and takes it again on its next run.
+      expect(await retireErasedDevices(t.deps, 1)).toBe(2);
+      for (const deviceId of others) expect(await retiredAt(deviceId)).not.toBeNull();
+      expect(await retiredAt(stuck!)).toBeNull();
+      await allowRetirement();
+      expect(await retireErasedDevices(t.deps, 1)).toBe(1);
       expect(await retireErasedDevices(t.deps)).toBe(0);
-      expect((await adminRequest(t.app, "GET", `/admin/devices/${silent.deviceId}`)).body.retiredAt).not.toBeNull();
-      const audits = await database.db.auditLog.findMany({ where: { action: "device.retire" }, orderBy: { id: "asc" } });
-      expect(audits.map((audit) => [audit.targetId, audit.actor])).toEqual([
-        [retrying.deviceId, "command:wipe"],
-        [silent.deviceId, "command:wipe"],
-      ]);
+      expect(await retiredAt(stuck!)).not.toBeNull();
+      const audits = await database.db.auditLog.findMany({ where: { action: "device.retire" } });
+      expect(audits.map((audit) => [audit.targetId, audit.actor]).sort()).toEqual(
+        [retrying.deviceId, ...silent.map((device) => device.deviceId)].sort().map((deviceId) => [deviceId, "command:wipe"]),
+      );
     } finally {
       await allowRetirement();
     }

@@ -80,22 +80,35 @@ const ERASED_SWEEP_BATCH = 100;
  * Retires the devices that reported an erasing command (wipe, factory_reset) succeeded and
  * are still in service: the result's status and the retirement commit apart, so an instance
  * that died (or a database that failed) between them leaves such a device, and an erased
- * device may never report again. Run by the maintenance job; returns how many it retired.
+ * device may never report again. Run by the maintenance job, through every such device
+ * (a failover during a fleet-wide wipe can leave thousands); one that fails is logged and
+ * left for the next run, not in the way of the others. Returns how many it retired.
  */
-export async function retireErasedDevices(deps: LifecycleDeps): Promise<number> {
-  // Served by the partial index Command_erased_idx (migration 20261213000000_erased_device_sweep).
-  const erased = await deps.db.$queryRaw<Array<{ deviceId: string; type: string }>>`
-    SELECT DISTINCT ON (c."deviceId") c."deviceId"::text AS "deviceId", c.type::text AS type
-    FROM "Command" c JOIN "Device" d ON d.id = c."deviceId"
-    WHERE c.type IN ('wipe', 'factory_reset') AND c.status = 'succeeded' AND d."retiredAt" IS NULL
-    ORDER BY c."deviceId"
-    LIMIT ${ERASED_SWEEP_BATCH}`;
+export async function retireErasedDevices(deps: LifecycleDeps, batchSize = ERASED_SWEEP_BATCH): Promise<number> {
   let retired = 0;
-  for (const { deviceId, type } of erased) {
-    const outcome = await retireDevice(deps, deviceId, { name: `command:${type}` });
-    if (!outcome.alreadyRetired) retired++;
+  let after = "00000000-0000-0000-0000-000000000000";
+  for (;;) {
+    // The partial index Command_erased_idx holds just these commands; the first erase to
+    // succeed names the actor.
+    const erased = await deps.db.$queryRaw<Array<{ deviceId: string; type: string }>>`
+      SELECT DISTINCT ON (c."deviceId") c."deviceId"::text AS "deviceId", c.type::text AS type
+      FROM "Command" c JOIN "Device" d ON d.id = c."deviceId"
+      WHERE c.type IN ('wipe', 'factory_reset') AND c.status = 'succeeded' AND d."retiredAt" IS NULL AND c."deviceId" > ${after}::uuid
+      ORDER BY c."deviceId", c."completedAt"
+      LIMIT ${batchSize}`;
+    for (const { deviceId, type } of erased) {
+      try {
+        if (!(await retireDevice(deps, deviceId, { name: `command:${type}` })).alreadyRetired) retired++;
+      } catch (error) {
+        deps.logger.error("erased device not retired; the next sweep tries again", {
+          deviceId,
+          message: error instanceof Error ? error.message : String(error),
+        });
+      }
+    }
+    if (erased.length < batchSize) return retired;
+    after = erased.at(-1)!.deviceId;
   }
-  return retired;
 }
 
 /**
