@@ -205,6 +205,52 @@ function rssBytes(pid: number): number {
   return match ? Number(match[1]) * 1024 : 0;
 }
 
+const MEMORY_SAMPLE_MS = 10_000;
+
+type MemorySample = { atSeconds: number; rssMb: number; heapUsedMb: number };
+
+/** The API's V8 heap in use (prom-client's default metrics), MB. */
+async function heapUsedMb(apiUrl: string): Promise<number> {
+  const text = await (await fetch(`${apiUrl}/api/metrics`)).text();
+  return round(Number(/^nodejs_heap_size_used_bytes (\S+)$/m.exec(text)?.[1] ?? 0) / 1024 / 1024);
+}
+
+/**
+ * `load` with the API's RSS and heap sampled every MEMORY_SAMPLE_MS, so growth can be told
+ * from warm-up (caches filling, V8 sizing its heap in the first minutes): a leak keeps
+ * growing in the second half of the run too.
+ */
+async function withMemorySamples<T>(api: Server, load: Promise<T>): Promise<{ result: T; samples: MemorySample[] }> {
+  const started = Date.now();
+  const samples: MemorySample[] = [];
+  const sample = async () => {
+    samples.push({ atSeconds: round((Date.now() - started) / 1000), rssMb: round(rssBytes(api.pid) / 1024 / 1024), heapUsedMb: await heapUsedMb(api.url) });
+  };
+  await sample();
+  const timer = setInterval(() => void sample().catch(() => undefined), MEMORY_SAMPLE_MS);
+  try {
+    const result = await load;
+    await sample();
+    return { result, samples };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** RSS growth over the whole run and over its second half (past the warm-up), in percent. */
+function memoryGrowth(samples: MemorySample[]) {
+  const first = samples[0]!;
+  const last = samples.at(-1)!;
+  const half = samples.find((sample) => sample.atSeconds >= last.atSeconds / 2) ?? last;
+  const percent = (from: number, to: number) => round(((to - from) / Math.max(1, from)) * 100);
+  return {
+    rssMb: { start: first.rssMb, half: half.rssMb, end: last.rssMb, max: Math.max(...samples.map((sample) => sample.rssMb)) },
+    heapUsedMb: { half: half.heapUsedMb, end: last.heapUsedMb },
+    growthPercent: percent(first.rssMb, last.rssMb),
+    secondHalfGrowthPercent: percent(half.rssMb, last.rssMb),
+  };
+}
+
 async function adminFetch(apiUrl: string, method: string, pathWithQuery: string, body?: unknown): Promise<Response> {
   const text = body === undefined ? undefined : JSON.stringify(body);
   const headers = await signAdminRequest({
@@ -447,11 +493,13 @@ async function main() {
     // Memory is measured at a rate the API sustains, so the run lasts as long as planned.
     const longRate = Math.max(50, Math.min(rate, Math.floor(maxApi.requestsPerSecond * 0.8)));
     log(`long run: ${longRate}/s for ${PLAN.longSeconds} s`);
-    const rssBeforeLong = rssBytes(api.pid);
-    const longRun = await countedLoad(db, { ...base, url: api.url, rate: longRate, amount: longRate * PLAN.longSeconds });
-    const rssAfterLong = rssBytes(api.pid);
+    const { result: longRun, samples: memorySamples } = await withMemorySamples(
+      api,
+      countedLoad(db, { ...base, url: api.url, rate: longRate, amount: longRate * PLAN.longSeconds }),
+    );
+    const memory = memoryGrowth(memorySamples);
     const countersAfterLong = await apiCounters(api.url);
-    logResult("long run", { ...longRun, rssBeforeMb: rssBeforeLong / 1024 / 1024, rssAfterMb: rssAfterLong / 1024 / 1024 });
+    logResult("long run", { ...longRun, memory });
 
     const hot = await hotRatio(db);
     log("list queries");
@@ -461,7 +509,6 @@ async function main() {
     const bulk = await bulkCommand(db, api, tokensFile, tokens, Math.min(PLAN.bulkDevices, DEVICES));
 
     const mb = (bytes: number) => round(bytes / 1024 / 1024);
-    const growth = (rssAfterLong - rssBeforeLong) / Math.max(1, rssBeforeLong);
     const counted = fixedApi.ok + ws.ok + longRun.ok;
     const written = fixedApi.telemetryRows + wsTelemetry + longRun.telemetryRows;
     const report = {
@@ -489,10 +536,10 @@ async function main() {
         rate: longRate,
         longRun,
         rssAtStartMb: mb(rssAtStart),
-        rssBeforeLongRunMb: mb(rssBeforeLong),
-        rssAfterLongRunMb: mb(rssAfterLong),
-        growthPercent: round(growth * 100),
-        grew: growth > 0.2,
+        ...memory,
+        // Flat: past the warm-up (the first half), RSS grows less than 5%.
+        grew: memory.secondHalfGrowthPercent > 5,
+        samples: memorySamples,
       },
       heartbeatsCounted: { answered2xx: counted, telemetryRows: written, equal: counted === written },
       // Per phase, as the API counted: heartbeats per statement, and heartbeats or requests it refused by reason.
@@ -531,9 +578,13 @@ async function onlyPhases(phases: string[], run: { api: Server; floor: Server; d
         floor: await measuredLoad(floor, { ...base, url: floor.url, seconds: PLAN.maxSeconds }),
         api: await measuredLoad(api, { ...base, url: api.url, seconds: PLAN.maxSeconds }),
       });
-    else if (phase === "fixed" || phase === "long") {
-      const seconds = phase === "fixed" ? PLAN.fixedSeconds : PLAN.longSeconds;
-      logResult(phase, await countedLoad(db, { ...base, url: api.url, rate: TARGET_RATE, amount: TARGET_RATE * seconds }));
+    else if (phase === "fixed") logResult(phase, await countedLoad(db, { ...base, url: api.url, rate: TARGET_RATE, amount: TARGET_RATE * PLAN.fixedSeconds }));
+    else if (phase === "long") {
+      const { result, samples } = await withMemorySamples(
+        api,
+        countedLoad(db, { ...base, url: api.url, rate: TARGET_RATE, amount: TARGET_RATE * PLAN.longSeconds }),
+      );
+      logResult(phase, { ...result, memory: memoryGrowth(samples), samples });
     } else if (phase === "websocket") {
       const job: WsJob = { url: api.url, tokensFile, sockets: PLAN.wsSockets, mode: "heartbeats", rate: TARGET_RATE, seconds: PLAN.fixedSeconds };
       logResult(phase, await runScript<WsHeartbeatResult>("ws-devices.ts", job));
@@ -548,7 +599,7 @@ type Report = {
   maxThroughput: { api: HttpLoadResult; floor: HttpLoadResult; ratio: number; cpuMsPerHeartbeat: { api: number; floor: number }; cpuRatio: number };
   fixedRate: { rate: number; api: HttpLoadResult; floor: HttpLoadResult };
   websocket: WsHeartbeatResult;
-  memory: { rssBeforeLongRunMb: number; rssAfterLongRunMb: number; longRunSeconds: number; growthPercent: number };
+  memory: { longRunSeconds: number } & ReturnType<typeof memoryGrowth>;
   heartbeatsCounted: { answered2xx: number; telemetryRows: number };
   apiCounted: Record<"maxThroughput" | "fixedRate" | "websocket" | "longRun", ReturnType<typeof countedBetween>>;
   hot: { ratio: number };
@@ -570,7 +621,10 @@ function printTable(r: Report) {
     [`p50 / p99 at ${r.fixedRate.rate}/s, API (HTTP)`, `${r.fixedRate.api.p50} / ${r.fixedRate.api.p99} ms, errors ${r.fixedRate.api.errors}`],
     [`p50 / p99 at ${r.fixedRate.rate}/s, floor`, `${r.fixedRate.floor.p50} / ${r.fixedRate.floor.p99} ms`],
     [`p50 / p99 at ${r.fixedRate.rate}/s, API (WebSocket)`, `${r.websocket.p50} / ${r.websocket.p99} ms, errors ${r.websocket.errors}`],
-    [`API RSS over ${r.memory.longRunSeconds} s`, `${r.memory.rssBeforeLongRunMb} → ${r.memory.rssAfterLongRunMb} MB (${r.memory.growthPercent}%)`],
+    [
+      `API RSS over ${r.memory.longRunSeconds} s: start → half → end (max); heap used at half → end`,
+      `${r.memory.rssMb.start} → ${r.memory.rssMb.half} → ${r.memory.rssMb.end} MB (${r.memory.rssMb.max}), ${r.memory.growthPercent}% overall, ${r.memory.secondHalfGrowthPercent}% in the second half; heap ${r.memory.heapUsedMb.half} → ${r.memory.heapUsedMb.end} MB`,
+    ],
     ["Heartbeats answered 2xx / telemetry rows", `${r.heartbeatsCounted.answered2xx} / ${r.heartbeatsCounted.telemetryRows}`],
     [
       "Heartbeats per statement (API): max / fixed HTTP / WebSocket / long run",
