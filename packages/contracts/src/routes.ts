@@ -143,7 +143,7 @@ export const apiRoutes = {
     summary: "Report a command's outcome",
     description:
       "Idempotent: repeating a recorded result answers 200 with `changed: false`. A command of another device, or an unknown one, is 404; a result contradicting a final one, or arriving after the command expired or was cancelled, is 409. " +
-      "A `succeeded` result of `wipe`, `factory_reset`, `lost_mode`, `locate` or `rotate_token` must match its schema (`CommandResults` in the contracts; 400 otherwise); a succeeded `wipe` or `factory_reset` retires the device (a repeated one too, should the first report's retirement have failed: a failure there answers 500 `internal_error` with the result recorded, so the device repeats it). " +
+      "A `succeeded` result of `wipe`, `factory_reset`, `lost_mode`, `locate` or `rotate_token` must match its schema (`CommandResults` in the contracts; 400 otherwise); a succeeded `wipe` or `factory_reset` retires the device (should that fail, the answer is 500 `internal_error` with the result recorded: a repeated report retires it, and the maintenance job does within a minute if none comes). " +
       "Past `HEARTBEAT_QUEUE_MAX` device tokens waiting to be checked by the instance, or 20,000 reports waiting to be read or 20,000 command status changes waiting to be written (reports arriving together share one read and one write), 503 `service_unavailable` with `Retry-After`.",
     body: ActionResultRequest,
     responses: { 200: { description: "Recorded (or already recorded).", schema: ActionResultResponse } },

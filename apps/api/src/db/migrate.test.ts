@@ -133,8 +133,25 @@ describe("migrate", () => {
       // A snapshot held to the end, as a long export's transaction holds one.
       await open.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
       await open.query(`SELECT count(*) FROM "Device"`);
-      const migrating = migrate(database.url, dir, 300);
-      await new Promise((resolve) => setTimeout(resolve, 1000));
+      let settled = false;
+      const migrating = migrate(database.url, dir, 300).finally(() => {
+        settled = true;
+      });
+      const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+      // The transaction ends only once the build has waited for it past the 300 ms timeout
+      // (or the migration gave up meanwhile, as it did with the timeout in force).
+      while (!settled) {
+        const [waiting] = await queryOn<{ count: number }>(
+          database.url,
+          `SELECT count(*)::int AS count FROM pg_stat_activity
+           WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'CREATE INDEX CONCURRENTLY%'`,
+        );
+        if (waiting!.count > 0) {
+          await sleep(600);
+          break;
+        }
+        await sleep(50);
+      }
       await open.query("COMMIT");
       expect((await migrating).applied).toEqual(["29990101000000_concurrent_index"]);
       const [index] = await queryOn<{ valid: boolean }>(

@@ -75,25 +75,31 @@ export async function retireDevice(deps: LifecycleDeps, deviceId: string, actor:
 }
 
 const ERASED_SWEEP_BATCH = 100;
+// How far back the sweep looks: running every minute, it has retried a failed retirement
+// thousands of times within it, and erases of devices retired long ago are not read again.
+const ERASED_SWEEP_DAYS = 7;
 
 /**
  * Retires the devices that reported an erasing command (wipe, factory_reset) succeeded and
  * are still in service: the result's status and the retirement commit apart, so an instance
  * that died (or a database that failed) between them leaves such a device, and an erased
- * device may never report again. Run by the maintenance job, through every such device
- * (a failover during a fleet-wide wipe can leave thousands); one that fails is logged and
- * left for the next run, not in the way of the others. Returns how many it retired.
+ * device may never report again. Run by the maintenance job, through every such device of
+ * the last ERASED_SWEEP_DAYS (a failover during a fleet-wide wipe can leave thousands); one
+ * that fails is logged and left for the next run, not in the way of the others. Returns
+ * how many it retired.
  */
 export async function retireErasedDevices(deps: LifecycleDeps, batchSize = ERASED_SWEEP_BATCH): Promise<number> {
+  const since = new Date(deps.clock.now().getTime() - ERASED_SWEEP_DAYS * 24 * 3600_000);
   let retired = 0;
   let after = "00000000-0000-0000-0000-000000000000";
   for (;;) {
-    // The partial index Command_erased_idx holds just these commands; the first erase to
-    // succeed names the actor.
+    // The partial index Command_erased_idx holds just these commands, by completion; the
+    // first erase to succeed names the actor.
     const erased = await deps.db.$queryRaw<Array<{ deviceId: string; type: string }>>`
       SELECT DISTINCT ON (c."deviceId") c."deviceId"::text AS "deviceId", c.type::text AS type
       FROM "Command" c JOIN "Device" d ON d.id = c."deviceId"
-      WHERE c.type IN ('wipe', 'factory_reset') AND c.status = 'succeeded' AND d."retiredAt" IS NULL AND c."deviceId" > ${after}::uuid
+      WHERE c.type IN ('wipe', 'factory_reset') AND c.status = 'succeeded' AND c."completedAt" >= ${since}
+        AND d."retiredAt" IS NULL AND c."deviceId" > ${after}::uuid
       ORDER BY c."deviceId", c."completedAt"
       LIMIT ${batchSize}`;
     for (const { deviceId, type } of erased) {
