@@ -218,36 +218,60 @@ async function heapUsedMb(apiUrl: string): Promise<number> {
 /**
  * `load` with the API's RSS and heap sampled every MEMORY_SAMPLE_MS, so growth can be told
  * from warm-up (caches filling, V8 sizing its heap in the first minutes): a leak keeps
- * growing in the second half of the run too.
+ * growing past it. Samples are taken one after another, the last once the load is done.
  */
-async function withMemorySamples<T>(api: Server, load: Promise<T>): Promise<{ result: T; samples: MemorySample[] }> {
+async function withMemorySamples<T>(api: Server, load: () => Promise<T>): Promise<{ result: T; samples: MemorySample[] }> {
   const started = Date.now();
   const samples: MemorySample[] = [];
   const sample = async () => {
-    samples.push({ atSeconds: round((Date.now() - started) / 1000), rssMb: round(rssBytes(api.pid) / 1024 / 1024), heapUsedMb: await heapUsedMb(api.url) });
+    const rssMb = round(rssBytes(api.pid) / 1024 / 1024);
+    samples.push({ atSeconds: round((Date.now() - started) / 1000), rssMb, heapUsedMb: await heapUsedMb(api.url) });
   };
   await sample();
-  const timer = setInterval(() => void sample().catch(() => undefined), MEMORY_SAMPLE_MS);
+  let sampling: Promise<void> = Promise.resolve();
+  const timer = setInterval(() => {
+    sampling = sampling.then(sample).catch(() => undefined);
+  }, MEMORY_SAMPLE_MS);
   try {
-    const result = await load;
-    await sample();
+    const result = await load();
+    clearInterval(timer);
+    await sampling;
+    await sample().catch(() => undefined);
     return { result, samples };
   } finally {
     clearInterval(timer);
   }
 }
 
-/** RSS growth over the whole run and over its second half (past the warm-up), in percent. */
+/**
+ * RSS growth over the whole run, and past the warm-up: the mean of the last quarter of the
+ * samples against the mean of the second quarter (single samples swing by several percent
+ * with the heap's sawtooth). Flagged above 5%.
+ */
 function memoryGrowth(samples: MemorySample[]) {
   const first = samples[0]!;
   const last = samples.at(-1)!;
-  const half = samples.find((sample) => sample.atSeconds >= last.atSeconds / 2) ?? last;
+  const end = last.atSeconds;
+  const meanRss = (from: number, to: number) => {
+    const window = samples.filter((sample) => sample.atSeconds >= from && sample.atSeconds <= to);
+    return window.length === 0 ? last.rssMb : window.reduce((sum, sample) => sum + sample.rssMb, 0) / window.length;
+  };
   const percent = (from: number, to: number) => round(((to - from) / Math.max(1, from)) * 100);
+  const secondQuarter = meanRss(end / 4, end / 2);
+  const lastQuarter = meanRss((end * 3) / 4, end);
+  const afterWarmUpGrowthPercent = percent(secondQuarter, lastQuarter);
   return {
-    rssMb: { start: first.rssMb, half: half.rssMb, end: last.rssMb, max: Math.max(...samples.map((sample) => sample.rssMb)) },
-    heapUsedMb: { half: half.heapUsedMb, end: last.heapUsedMb },
+    rssMb: {
+      start: first.rssMb,
+      secondQuarterMean: round(secondQuarter),
+      lastQuarterMean: round(lastQuarter),
+      end: last.rssMb,
+      max: Math.max(...samples.map((sample) => sample.rssMb)),
+    },
+    heapUsedMb: { min: Math.min(...samples.map((sample) => sample.heapUsedMb)), max: Math.max(...samples.map((sample) => sample.heapUsedMb)) },
     growthPercent: percent(first.rssMb, last.rssMb),
-    secondHalfGrowthPercent: percent(half.rssMb, last.rssMb),
+    afterWarmUpGrowthPercent,
+    grew: afterWarmUpGrowthPercent > 5,
   };
 }
 
@@ -493,8 +517,7 @@ async function main() {
     // Memory is measured at a rate the API sustains, so the run lasts as long as planned.
     const longRate = Math.max(50, Math.min(rate, Math.floor(maxApi.requestsPerSecond * 0.8)));
     log(`long run: ${longRate}/s for ${PLAN.longSeconds} s`);
-    const { result: longRun, samples: memorySamples } = await withMemorySamples(
-      api,
+    const { result: longRun, samples: memorySamples } = await withMemorySamples(api, () =>
       countedLoad(db, { ...base, url: api.url, rate: longRate, amount: longRate * PLAN.longSeconds }),
     );
     const memory = memoryGrowth(memorySamples);
@@ -537,8 +560,6 @@ async function main() {
         longRun,
         rssAtStartMb: mb(rssAtStart),
         ...memory,
-        // Flat: past the warm-up (the first half), RSS grows less than 5%.
-        grew: memory.secondHalfGrowthPercent > 5,
         samples: memorySamples,
       },
       heartbeatsCounted: { answered2xx: counted, telemetryRows: written, equal: counted === written },
@@ -580,8 +601,7 @@ async function onlyPhases(phases: string[], run: { api: Server; floor: Server; d
       });
     else if (phase === "fixed") logResult(phase, await countedLoad(db, { ...base, url: api.url, rate: TARGET_RATE, amount: TARGET_RATE * PLAN.fixedSeconds }));
     else if (phase === "long") {
-      const { result, samples } = await withMemorySamples(
-        api,
+      const { result, samples } = await withMemorySamples(api, () =>
         countedLoad(db, { ...base, url: api.url, rate: TARGET_RATE, amount: TARGET_RATE * PLAN.longSeconds }),
       );
       logResult(phase, { ...result, memory: memoryGrowth(samples), samples });
@@ -622,8 +642,8 @@ function printTable(r: Report) {
     [`p50 / p99 at ${r.fixedRate.rate}/s, floor`, `${r.fixedRate.floor.p50} / ${r.fixedRate.floor.p99} ms`],
     [`p50 / p99 at ${r.fixedRate.rate}/s, API (WebSocket)`, `${r.websocket.p50} / ${r.websocket.p99} ms, errors ${r.websocket.errors}`],
     [
-      `API RSS over ${r.memory.longRunSeconds} s: start → half → end (max); heap used at half → end`,
-      `${r.memory.rssMb.start} → ${r.memory.rssMb.half} → ${r.memory.rssMb.end} MB (${r.memory.rssMb.max}), ${r.memory.growthPercent}% overall, ${r.memory.secondHalfGrowthPercent}% in the second half; heap ${r.memory.heapUsedMb.half} → ${r.memory.heapUsedMb.end} MB`,
+      `API RSS over ${r.memory.longRunSeconds} s, sampled every 10 s: start → mean of the 2nd quarter → of the last quarter (max); V8 heap in use`,
+      `${r.memory.rssMb.start} → ${r.memory.rssMb.secondQuarterMean} → ${r.memory.rssMb.lastQuarterMean} MB (${r.memory.rssMb.max}): ${r.memory.afterWarmUpGrowthPercent}% past the warm-up${r.memory.grew ? " (GREW)" : ""}, ${r.memory.growthPercent}% overall; heap ${r.memory.heapUsedMb.min}-${r.memory.heapUsedMb.max} MB`,
     ],
     ["Heartbeats answered 2xx / telemetry rows", `${r.heartbeatsCounted.answered2xx} / ${r.heartbeatsCounted.telemetryRows}`],
     [
