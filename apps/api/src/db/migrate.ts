@@ -30,8 +30,8 @@ const LOCK_TIMEOUT_MS = 10_000;
 
 /**
  * A migration whose first line is this marker runs outside a transaction, one statement at
- * a time and without lock_timeout (what `CREATE INDEX CONCURRENTLY` needs). Its statements end with `;` at the end
- * of a line and contain no function bodies.
+ * a time and without lock_timeout (what `CREATE INDEX CONCURRENTLY` needs). Its statements
+ * end with `;` at the end of a line and contain no function bodies.
  */
 export const NON_TRANSACTIONAL_MARKER = "-- mdm:non-transactional";
 
