@@ -138,20 +138,27 @@ describeWithPostgres("POST /v1/heartbeat: storage", () => {
       const now = await deviceUpdates();
       return now.updates >= 1 ? now : undefined;
     });
+    let moved = 0;
     for (let i = 0; i < 20; i++) {
       t.clock.advance(60);
+      const blocks = await pagesOf([device.deviceId]);
       const res = await request(t.app)
         .post("/v1/heartbeat")
         .auth(device.deviceToken, bearer)
         .send(heartbeatBody({ battery: { level: 80 - i, charging: i % 2 === 0 }, network: { type: i % 2 ? "wifi" : "cellular", signal: -50 - i } }));
       expect(res.status).toBe(200);
+      moved += await movedSince(blocks);
     }
     const after = await settled(async () => {
       const now = await deviceUpdates();
       return now.updates - before.updates >= 20 ? now : undefined;
     });
     expect(after.updates - before.updates).toBeGreaterThanOrEqual(20);
-    expect(after.hot - before.hot).toBe(after.updates - before.updates);
+    // Pages fill with old versions while a snapshot anywhere in the database (an autoanalyze,
+    // say) keeps them from being pruned: the few versions that then had to go to another page
+    // cannot be HOT. Every one that stayed on its page must be, which no index change allows.
+    expect(moved).toBeLessThanOrEqual(5);
+    expect(after.hot - before.hot).toBe(after.updates - before.updates - moved);
   }, 60_000);
 });
 
@@ -200,16 +207,21 @@ describeWithPostgres("socket leases: storage", () => {
     }
     // Taking a lease sets the holder, which the sweep's index holds: those three are not HOT.
     for (const id of ids) expect(await takeSocketLeases(t.deps, [id])).toHaveLength(1);
+    let moved = 0;
     for (let i = 0; i < 10; i++) {
       t.clock.advance(20);
+      const blocks = await pagesOf(ids);
       expect(await renewSocketLeases(t.deps, ids)).toEqual([]);
+      moved += await movedSince(blocks);
     }
     const after = await settled(async () => {
       const now = await deviceUpdates();
       return now.updates - before.updates >= 33 ? now : undefined;
     });
     expect(after.updates - before.updates).toBe(33);
-    expect(after.hot - before.hot).toBe(30);
+    // As for heartbeats: a renewal that had to move to another page cannot be HOT, every other must.
+    expect(moved).toBeLessThanOrEqual(5);
+    expect(after.hot - before.hot).toBe(30 - moved);
 
     // The last two go on being renewed; the first one's instance stops: past the lease it is swept.
     t.clock.advance(t.deps.env.WS_LEASE_SECONDS / 2);
@@ -230,6 +242,19 @@ async function deviceUpdates(): Promise<{ updates: number; hot: number }> {
       SELECT n_tup_upd::int AS updates, n_tup_hot_upd::int AS hot FROM pg_stat_user_tables WHERE relname = 'Device'`;
   });
   return row!;
+}
+
+/** The heap page each device's row is on now. */
+async function pagesOf(ids: string[]): Promise<Map<string, number>> {
+  const rows = await database.db.$queryRaw<Array<{ id: string; page: number }>>`
+    SELECT id::text, (ctid::text::point)[0]::int AS page FROM "Device" WHERE id = ANY(${ids}::uuid[])`;
+  return new Map(rows.map((row) => [row.id, row.page]));
+}
+
+/** How many of these rows are now on another page than they were (an update that found no room on theirs). */
+async function movedSince(pages: Map<string, number>): Promise<number> {
+  const now = await pagesOf([...pages.keys()]);
+  return [...pages].filter(([id, page]) => now.get(id) !== page).length;
 }
 
 /** Polls until `read` returns a value, for statistics other connections flush on their own schedule. */
