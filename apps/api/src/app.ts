@@ -59,7 +59,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(lifecycleRoutes(deps, guards));
   // A token revoked through another instance must stop working here at once, cache or not.
   deps.bus.subscribe((event) => {
-    if (event.kind === "device_token_revoked") forgetDeviceToken(event.deviceId);
+    if (event.kind === "device_token_revoked") forgetDeviceToken(deps, event.deviceId);
   });
   app.use(legacyRoutes(deps));
   app.use(systemRoutes(deps, guards));

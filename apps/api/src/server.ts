@@ -8,6 +8,7 @@ import { EMBEDDED_POOL_SIZE, startEmbeddedDatabase } from "./db/embedded";
 import { DEFAULT_MIGRATIONS_DIR, migrate } from "./db/migrate";
 import { type AppDeps, systemClock } from "./deps";
 import { startMaintenance } from "./jobs/maintenance";
+import { startTokenRevocationFeed } from "./modules/devices/device-token-cache";
 import { registerAdmissionGauges } from "./lib/admission";
 import { createHttpServer } from "./lib/http-server";
 import { endWithError } from "./lib/raw-response";
@@ -74,6 +75,7 @@ export async function startServer(env: Env, overrides: ServerOverrides = {}): Pr
     endWithError(socket, 400, { error: { code: "invalid_json", message: "Malformed HTTP request", requestId: "none" } });
   });
   const stopMaintenance = startMaintenance(deps);
+  const stopRevocationFeed = startTokenRevocationFeed(deps);
   const deliveryWorker = startDeliveryWorker(deps);
   const mailWorker = startMailWorker(deps, { prepare: () => handleAllPasswordResetRequests(deps) });
   const webhookWorker = startWebhookWorker(deps);
@@ -112,6 +114,7 @@ export async function startServer(env: Env, overrides: ServerOverrides = {}): Pr
     // in-flight requests finish within a grace period, then let go of everything.
     close: async () => {
       stopMaintenance();
+      stopRevocationFeed();
       const drained = new Promise<void>((resolve) => server.close(() => resolve()));
       // Keep-alive connections: a request still arriving on one is answered with
       // `Connection: close`, and each is closed as soon as it is idle (its response sent),

@@ -7,6 +7,7 @@ import { emitCommandStatusChanges, finishBatches } from "../modules/commands/com
 import { sweepOffline } from "../modules/fleet/fleet-monitor";
 import { rotateFleetCommandKeys } from "../modules/lifecycle/command-keys";
 import { retireErasedDevices } from "../modules/lifecycle/lifecycle.service";
+import { pruneTokenRevocations } from "../modules/devices/device-token-cache";
 import { maintainTelemetryPartitions } from "./telemetry-partitions";
 
 const DELETE_BATCH = 5000;
@@ -138,6 +139,7 @@ export function startMaintenance(deps: AppDeps): () => void {
       await pruneNonces(deps);
       await pruneAccounts(deps);
       await pruneLapsedClaims(deps);
+      await pruneTokenRevocations(deps);
       await pruneAuditLog(deps, deps.env.AUDIT_RETENTION_DAYS);
       if (partitions.created.length || partitions.dropped.length) {
         deps.logger.info("telemetry partitions", { created: partitions.created, dropped: partitions.dropped });

@@ -20,6 +20,7 @@ import { HttpError } from "../../lib/http-error";
 import { formatToken, hashSecret, newSecret, parseToken, secretMatches } from "../../lib/secrets";
 import { socketState } from "../fleet/fleet.service";
 import { consumeEnrollmentToken } from "../enrollment/enrollment.service";
+import { cacheTokenHash, cachedTokenHash, forgetDeviceTokens, tokenCacheOf } from "./device-token-cache";
 import { COMPLIANCE_SQL } from "../policies/policies.service";
 
 type KeyEnv = Pick<Env, "COMMAND_MASTER_KEY" | "COMMAND_KEY_ID" | "COMMAND_MASTER_KEY_PREVIOUS" | "COMMAND_KEY_ID_PREVIOUS">;
@@ -146,21 +147,9 @@ export async function assertInService({ db }: Pick<AppDeps, "db">, deviceId: str
   if (!device || device.retiredAt) throw new DeviceRevokedError();
 }
 
-// Verified token hashes by device id: a heartbeat then needs one statement, not two. When
-// a token is revoked (the device retired, deleted or re-keyed) every instance is told over
-// the event bus and drops its entry (`forgetDeviceToken`); should that event be lost (the
-// bus down), the TTL bounds how long a revoked token keeps working on another instance.
-const TOKEN_CACHE_TTL_MS = 60_000;
-const TOKEN_CACHE_MAX = 200_000;
-const tokenHashes = new Map<string, { hash: string; expires: number }>();
-// Bumped by every revocation: a lookup that began before one does not cache what it read,
-// which may be the state from before the revocation.
-let tokenCacheGeneration = 0;
-
-/** Drops a device's verified token from this instance's cache (on a `device_token_revoked` event). */
-export function forgetDeviceToken(deviceId: string): void {
-  tokenCacheGeneration++;
-  tokenHashes.delete(deviceId);
+/** Drops a device's verified token from this app's cache (a revocation made here, or a `device_token_revoked` event). */
+export function forgetDeviceToken(deps: object, deviceId: string): void {
+  forgetDeviceTokens(deps, [deviceId]);
 }
 
 type DeviceTokenRow = { id: string; tokenHash: string; retiredAt: Date | null; pendingTokenHash: string | null; rotationGraceUntil: Date | null };
@@ -215,9 +204,10 @@ function queueFull({ env, metrics }: Pick<AppDeps, "env" | "metrics">, reason: s
 type TokenDeps = Pick<AppDeps, "db" | "bus" | "env" | "metrics">;
 
 async function tokenHashOf(deps: TokenDeps, deviceId: string, secret: string, now: Date): Promise<string | undefined> {
-  const cached = tokenHashes.get(deviceId);
-  if (cached && cached.expires > Date.now()) return cached.hash;
-  const generation = tokenCacheGeneration;
+  const cache = tokenCacheOf(deps);
+  const cached = cachedTokenHash(cache, deviceId);
+  if (cached) return cached;
+  const generation = cache.generation;
   // A read: the lookups of one device need no order between them.
   const device = await deviceTokenLookupsOf(deps).submit(undefined, deviceId);
   if (!device || device.retiredAt) return undefined;
@@ -228,9 +218,7 @@ async function tokenHashOf(deps: TokenDeps, deviceId: string, secret: string, no
       return (await completeRotation(deps, deviceId, device.pendingTokenHash)) ? device.pendingTokenHash : undefined;
     return device.rotationGraceUntil && device.rotationGraceUntil > now ? device.tokenHash : undefined;
   }
-  if (generation !== tokenCacheGeneration) return device.tokenHash;
-  if (tokenHashes.size >= TOKEN_CACHE_MAX) tokenHashes.delete(tokenHashes.keys().next().value!);
-  tokenHashes.set(deviceId, { hash: device.tokenHash, expires: Date.now() + TOKEN_CACHE_TTL_MS });
+  cacheTokenHash(cache, deviceId, device.tokenHash, generation);
   return device.tokenHash;
 }
 
@@ -239,16 +227,21 @@ async function tokenHashOf(deps: TokenDeps, deviceId: string, secret: string, no
  * another request completed (or the admin restarted) the rotation meanwhile and this hash
  * is neither the pending one nor the current one.
  */
-export async function completeRotation({ db, bus }: Pick<AppDeps, "db" | "bus">, deviceId: string, pendingTokenHash: string): Promise<boolean> {
+export async function completeRotation(deps: Pick<AppDeps, "db" | "bus">, deviceId: string, pendingTokenHash: string): Promise<boolean> {
+  const { db, bus } = deps;
+  // The old token's revocation is written by the same statement (see device-token-cache.ts).
   const rows = await db.$executeRaw`
-    UPDATE "Device" SET "tokenHash" = "pendingTokenHash", "commandKeyGeneration" = "pendingKeyGeneration",
-      "commandMasterKeyId" = "pendingMasterKeyId",
-      "pendingTokenHash" = NULL, "pendingKeyGeneration" = NULL, "pendingMasterKeyId" = NULL, "rotationGraceUntil" = NULL
-    WHERE id = ${deviceId}::uuid AND "pendingTokenHash" = ${pendingTokenHash}`;
+    WITH completed AS (
+      UPDATE "Device" SET "tokenHash" = "pendingTokenHash", "commandKeyGeneration" = "pendingKeyGeneration",
+        "commandMasterKeyId" = "pendingMasterKeyId",
+        "pendingTokenHash" = NULL, "pendingKeyGeneration" = NULL, "pendingMasterKeyId" = NULL, "rotationGraceUntil" = NULL
+      WHERE id = ${deviceId}::uuid AND "pendingTokenHash" = ${pendingTokenHash}
+      RETURNING id)
+    INSERT INTO "DeviceTokenRevocation" ("deviceId") SELECT id FROM completed`;
   if (rows === 1) {
     // No instance caches a token while its rotation is pending; this is for one that read
     // the device just before the rotation began.
-    forgetDeviceToken(deviceId);
+    forgetDeviceToken(deps, deviceId);
     bus.publish({ kind: "device_token_revoked", deviceId, reason: "rotated" });
     return true;
   }

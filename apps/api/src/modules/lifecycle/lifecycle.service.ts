@@ -18,6 +18,7 @@ import { recordAudit } from "../../lib/audit";
 import { HttpError } from "../../lib/http-error";
 import { formatToken, hashSecret, newSecret } from "../../lib/secrets";
 import { wakeDelivery } from "../commands/delivery";
+import { recordTokenRevocation } from "../devices/device-token-cache";
 import {
   type CommandKeyRef,
   commandKeyFor,
@@ -55,6 +56,7 @@ export async function retireDevice(deps: LifecycleDeps, deviceId: string, actor:
     await emitWebhookEvents(tx, [
       { type: "device.retired", at: now, data: { ...deviceEventData(device), retiredBy: actor.name, cancelledCommands: cancelled.length } },
     ]);
+    await recordTokenRevocation(tx, deviceId);
     await recordAudit(tx, {
       actor: actor.name,
       action: "device.retire",
@@ -66,7 +68,7 @@ export async function retireDevice(deps: LifecycleDeps, deviceId: string, actor:
     return { device, cancelled };
   });
   if (!outcome) return { device: await getDevice(deps, deviceId), cancelledCommands: 0, alreadyRetired: true };
-  forgetDeviceToken(deviceId);
+  forgetDeviceToken(deps, deviceId);
   await announceRevocation(deps, deviceId, "retired");
   announceCancelled(bus, outcome.cancelled, now);
   bus.publish({ kind: "device_state", state: toLiveState(outcome.device) });
@@ -119,12 +121,13 @@ export async function retireErasedDevices(deps: LifecycleDeps, batchSize = ERASE
 
 /**
  * Tells every instance a device's token is revoked. The database already refuses it; this
- * reaches the token caches and sockets. Should the bus be down, the caches' TTL bounds the
- * delay, so the caller is not failed for it.
+ * reaches the token caches and sockets at once. Should the bus be down, the caches hear of
+ * it through their revocation feed within seconds (device-token-cache.ts), so the caller is
+ * not failed for it.
  */
 export async function announceRevocation(deps: Pick<AppDeps, "bus" | "logger">, deviceId: string, reason: "retired" | "deleted" | "rotated"): Promise<void> {
   await deps.bus.publishNow({ kind: "device_token_revoked", deviceId, reason }).catch((error: unknown) => {
-    deps.logger.warn("token revocation not announced; other instances' caches drop it within their TTL", {
+    deps.logger.warn("token revocation not announced; other instances' caches drop it at their next revocation poll", {
       deviceId,
       message: error instanceof Error ? error.message : String(error),
     });
@@ -151,6 +154,7 @@ export async function deleteDevice(deps: LifecycleDeps, deviceId: string, actor:
       FROM (SELECT "batchId", count(*)::int AS removed FROM "Command" WHERE "deviceId" = ${deviceId}::uuid AND "batchId" IS NOT NULL GROUP BY "batchId" ORDER BY "batchId") c
       WHERE b.id = c."batchId"`;
     await tx.device.delete({ where: { id: deviceId } });
+    await recordTokenRevocation(tx, deviceId);
     await recordAudit(tx, {
       actor: actor.name,
       action: "device.delete",
@@ -167,7 +171,7 @@ export async function deleteDevice(deps: LifecycleDeps, deviceId: string, actor:
       },
     });
   });
-  forgetDeviceToken(deviceId);
+  forgetDeviceToken(deps, deviceId);
   await announceRevocation(deps, deviceId, "deleted");
   deps.logger.info("device deleted", { deviceId });
 }
@@ -244,6 +248,7 @@ export async function rotateDeviceToken(deps: LifecycleDeps & Pick<AppDeps, "env
         events: { create: { status: "queued", at: now } },
       },
     });
+    await recordTokenRevocation(tx, deviceId);
     await recordAudit(tx, {
       actor: actor.name,
       action: "device.rotate_token",
@@ -255,7 +260,7 @@ export async function rotateDeviceToken(deps: LifecycleDeps & Pick<AppDeps, "env
     return secrets.commandKeyId;
   });
   // Instances that cached the token must now see the rotation (and its grace period).
-  forgetDeviceToken(deviceId);
+  forgetDeviceToken(deps, deviceId);
   await announceRevocation(deps, deviceId, "rotated");
   bus.publish({ kind: "command_status", change: { requestId, deviceId, batchId: null, status: "queued", at: now.toISOString() } });
   wakeDelivery(deps);
