@@ -23,7 +23,7 @@ import { exportRoutes } from "./modules/exports/exports.routes";
 import { fleetRoutes } from "./modules/fleet/fleet.routes";
 import { policiesRoutes } from "./modules/policies/policies.routes";
 import { legacyRoutes } from "./modules/legacy/legacy.routes";
-import { forgetDeviceToken } from "./modules/devices/devices.service";
+import { forgetDeviceToken } from "./modules/devices/device-token-cache";
 import { lifecycleRoutes } from "./modules/lifecycle/lifecycle.routes";
 import { systemRoutes } from "./modules/system/system.routes";
 import { userRoutes } from "./modules/users/users.routes";
@@ -57,7 +57,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(fleetRoutes(deps, guards));
   app.use(policiesRoutes(deps, guards));
   app.use(lifecycleRoutes(deps, guards));
-  // A token revoked through another instance must stop working here at once, cache or not.
+  // A token revoked through another instance must stop working here at once, cache or not
+  // (the event comes over the bus, or from this instance's revocation feed).
   deps.bus.subscribe((event) => {
     if (event.kind === "device_token_revoked") forgetDeviceToken(deps, event.deviceId);
   });

@@ -41,6 +41,8 @@ export type EventBus = {
    */
   publishNow(event: FleetEvent): Promise<void>;
   subscribe(handler: (event: FleetEvent) => void): () => void;
+  /** Hands an event to this instance's subscribers only, as if it had come over the bus (the token revocation feed). */
+  deliverLocally(event: FleetEvent): void;
   close(): Promise<void>;
 };
 
@@ -59,6 +61,10 @@ export class LocalEventBus implements EventBus {
   subscribe(handler: (event: FleetEvent) => void): () => void {
     this.emitter.on("event", handler);
     return () => this.emitter.off("event", handler);
+  }
+
+  deliverLocally(event: FleetEvent): void {
+    this.publish(event);
   }
 
   async close(): Promise<void> {
@@ -101,6 +107,10 @@ export class RedisEventBus implements EventBus {
 
   subscribe(handler: (event: FleetEvent) => void): () => void {
     return this.local.subscribe(handler);
+  }
+
+  deliverLocally(event: FleetEvent): void {
+    this.local.publish(event);
   }
 
   async close(): Promise<void> {
@@ -206,6 +216,10 @@ export class PgEventBus implements EventBus {
 
   subscribe(handler: (event: FleetEvent) => void): () => void {
     return this.local.subscribe(handler);
+  }
+
+  deliverLocally(event: FleetEvent): void {
+    this.local.publish(event);
   }
 
   async close(): Promise<void> {

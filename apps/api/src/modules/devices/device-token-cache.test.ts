@@ -1,7 +1,15 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { performance } from "node:perf_hooks";
+import { DEVICE_WS_PROTOCOL, WsCloseCode } from "@mdm/contracts";
 import { SimulatedDevice } from "@mdm/simulator";
+import { Client } from "pg";
 import request from "supertest";
+import WebSocket from "ws";
+import { createDb } from "../../db/client";
+import { createLogger } from "../../lib/logger";
+import { dashboardAuthenticator } from "../auth/session";
+import { attachRealtime } from "../../realtime/attach";
 import {
   type TestApp,
   type TestDatabase,
@@ -14,8 +22,7 @@ import {
   heartbeatBody,
   resetTables,
 } from "../../test";
-import { createDb } from "../../db/client";
-import { createLogger } from "../../lib/logger";
+import { LocalEventBus } from "../../realtime/event-bus";
 import { cachedTokenHash, pollTokenRevocations, pruneTokenRevocations, startTokenRevocationFeed, tokenCacheOf } from "./device-token-cache";
 
 // Two instances on one database whose event buses do not reach each other (each test app
@@ -25,6 +32,7 @@ import { cachedTokenHash, pollTokenRevocations, pruneTokenRevocations, startToke
 let database: TestDatabase;
 let first: TestApp;
 let second: TestApp;
+const servers: http.Server[] = [];
 
 beforeAll(async () => {
   database = await createTestDatabase();
@@ -35,7 +43,22 @@ beforeEach(async () => {
   first = createTestApp(database.db);
   second = createTestApp(database.db);
 });
-afterEach(() => jest.restoreAllMocks());
+afterEach(async () => {
+  jest.restoreAllMocks();
+  for (const server of servers.splice(0)) {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});
+
+/** Serves an app (with its device sockets) on a free port; closed after the test. */
+async function serve(t: TestApp): Promise<string> {
+  const server = http.createServer(t.app);
+  attachRealtime(server, t.deps, dashboardAuthenticator(t.deps));
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
 
 const heartbeatWith = (t: TestApp, deviceToken: string) =>
   request(t.app).post("/v1/heartbeat").set("Authorization", `Bearer ${deviceToken}`).send(heartbeatBody());
@@ -55,53 +78,111 @@ async function waitFor(done: () => boolean): Promise<void> {
 
 const revocationRows = async (deviceId: string) => (await database.db.deviceTokenRevocation.findMany({ where: { deviceId } })).length;
 
+/** A device enrolled through the first instance, whose token the second has verified and cached. */
+async function deviceCachedBySecond(firstUrl: string): Promise<SimulatedDevice> {
+  const device = await SimulatedDevice.enroll(firstUrl, await createEnrollmentToken(first.app, { maxUses: 1 }));
+  await pollTokenRevocations(second.deps);
+  expect((await heartbeatWith(second, device.registration.deviceToken)).status).toBe(200);
+  expect(cachedTokenHash(tokenCacheOf(second.deps), device.deviceId)).toBeDefined();
+  return device;
+}
+
+/** The admin re-keys the device through the first instance, and the device takes its new token there. */
+async function rotateThroughFirst(device: SimulatedDevice): Promise<void> {
+  const old = device.registration.deviceToken;
+  expect((await adminRequest(first.app, "POST", `/admin/devices/${device.deviceId}/rotate-token`)).status).toBe(202);
+  await device.heartbeat();
+  expect(device.registration.deviceToken).not.toBe(old);
+  // The rotation's start, then its completion: each wrote its revocation.
+  expect(await revocationRows(device.deviceId)).toBe(2);
+}
+
 describeWithPostgres("device token cache: the revocation feed", () => {
-  it("drops a token retired through another instance at its next poll, with no bus event", async () => {
+  it("drops a token retired through another instance at its next poll, with no bus event, and hands each revocation on once", async () => {
     const device = await enrollDevice(first.app);
     await pollTokenRevocations(second.deps);
     expect((await heartbeatWith(second, device.deviceToken)).status).toBe(200);
-    expect(cachedTokenHash(tokenCacheOf(second.deps), device.deviceId)).toBeDefined();
+    const heard: string[] = [];
+    second.deps.bus.subscribe((event) => {
+      if (event.kind === "device_token_revoked") heard.push(`${event.deviceId} ${event.reason}`);
+    });
 
-    expect((await adminRequest(first.app, "POST", `/admin/devices/${device.deviceId}/retire`)).status).toBe(200);
-    expect(await revocationRows(device.deviceId)).toBe(1);
-    // The retirement's event went to the first instance's bus only.
+    // An older transaction still running keeps the feed's horizon before the retirement's,
+    // so every poll meanwhile reads the retirement's row again.
+    const older = new Client({ connectionString: database.url });
+    await older.connect();
+    try {
+      await older.query("BEGIN");
+      await older.query("SELECT pg_current_xact_id()");
+      expect((await adminRequest(first.app, "POST", `/admin/devices/${device.deviceId}/retire`)).status).toBe(200);
+      expect(await revocationRows(device.deviceId)).toBe(1);
+      // The retirement's event went to the first instance's bus only.
+      expect(cachedTokenHash(tokenCacheOf(second.deps), device.deviceId)).toBeDefined();
+      expect(await pollTokenRevocations(second.deps)).toBe(1);
+      expect(heard).toEqual([`${device.deviceId} retired`]);
+      expect(cachedTokenHash(tokenCacheOf(second.deps), device.deviceId)).toBeUndefined();
+      expect(await pollTokenRevocations(second.deps)).toBe(0);
+      await older.query("COMMIT");
+    } finally {
+      await older.end();
+    }
+    expect(await pollTokenRevocations(second.deps)).toBe(0);
+    expect(heard).toHaveLength(1);
+    expect(tokenCacheOf(second.deps).feed.handedOn.size).toBe(0);
+  });
+
+  it("closes a socket opened with the old token on another instance, and refuses that token there, once its feed reads the completed rotation", async () => {
+    const device = await deviceCachedBySecond(await serve(first));
+    const old = device.registration.deviceToken;
+    // Whoever holds the old token holds a socket on the second instance.
+    const secondUrl = await serve(second);
+    const intruder = new WebSocket(`${secondUrl.replace("http", "ws")}/ws/devices`, [DEVICE_WS_PROTOCOL], { headers: { Authorization: `Bearer ${old}` } });
+    const closed = new Promise<number>((resolve) => intruder.once("close", (code) => resolve(code)));
+    await new Promise((resolve, reject) => intruder.once("open", resolve).once("error", reject));
+
+    await rotateThroughFirst(device);
     expect(cachedTokenHash(tokenCacheOf(second.deps), device.deviceId)).toBeDefined();
+    expect(await pollTokenRevocations(second.deps)).toBe(2);
+    const outcome = await Promise.race([closed, new Promise((resolve) => setTimeout(() => resolve("still open"), 5000))]);
+    intruder.terminate();
+    expect(outcome).toBe(WsCloseCode.unauthorized);
+    expect((await heartbeatWith(second, old)).status).toBe(401);
+    expect((await heartbeatWith(second, device.registration.deviceToken)).status).toBe(200);
+    expect((await heartbeatWith(first, old)).status).toBe(401);
+  });
+
+  it("takes a device's new token at once on an instance that still has its old one cached", async () => {
+    const device = await deviceCachedBySecond(await serve(first));
+    await rotateThroughFirst(device);
+    // No poll since: the cached hash does not match the new token, which is then looked up.
+    expect((await heartbeatWith(second, device.registration.deviceToken)).status).toBe(200);
+  });
+
+  it("reads a revocation whose transaction commits long after it wrote the row", async () => {
+    const device = await enrollDevice(first.app);
+    await pollTokenRevocations(second.deps);
+    expect((await heartbeatWith(second, device.deviceToken)).status).toBe(200);
+    const slow = new Client({ connectionString: database.url });
+    await slow.connect();
+    try {
+      await slow.query("BEGIN");
+      // Written (by its clock) ten minutes before it commits.
+      await slow.query(`INSERT INTO "DeviceTokenRevocation" ("deviceId", reason, "revokedAt") VALUES ($1, 'retired', now() - interval '10 minutes')`, [
+        device.deviceId,
+      ]);
+      expect(await pollTokenRevocations(second.deps)).toBe(0);
+      await slow.query("COMMIT");
+    } finally {
+      await slow.end();
+    }
     expect(await pollTokenRevocations(second.deps)).toBe(1);
     expect(cachedTokenHash(tokenCacheOf(second.deps), device.deviceId)).toBeUndefined();
-    expect((await heartbeatWith(second, device.deviceToken)).status).toBe(401);
   });
 
-  it("refuses the old token on another instance once the device took its new one there and that instance's feed polled", async () => {
-    const server = http.createServer(first.app);
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    try {
-      const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-      const device = await SimulatedDevice.enroll(baseUrl, await createEnrollmentToken(first.app, { maxUses: 1 }));
-      const old = device.registration.deviceToken;
-      await pollTokenRevocations(second.deps);
-      expect((await heartbeatWith(second, old)).status).toBe(200);
-
-      const rotated = await adminRequest(first.app, "POST", `/admin/devices/${device.deviceId}/rotate-token`);
-      expect(rotated.status).toBe(202);
-      // The rotation's start, then its completion: each wrote its revocation.
-      await device.heartbeat();
-      expect(device.registration.deviceToken).not.toBe(old);
-      expect(await revocationRows(device.deviceId)).toBe(2);
-      expect(cachedTokenHash(tokenCacheOf(second.deps), device.deviceId)).toBeDefined();
-
-      await pollTokenRevocations(second.deps);
-      expect((await heartbeatWith(second, old)).status).toBe(401);
-      expect((await heartbeatWith(second, device.registration.deviceToken)).status).toBe(200);
-      expect((await heartbeatWith(first, old)).status).toBe(401);
-    } finally {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    }
-  });
-
-  it("keeps a verified token past a heartbeat interval while its feed keeps polling, and looks it up again once the feed falls behind", async () => {
+  it("keeps a verified token past a heartbeat interval while its feed keeps up, and looks it up again once the feed falls behind", async () => {
     const device = await enrollDevice(second.app);
-    const start = Date.now();
-    const at = (ms: number) => jest.spyOn(Date, "now").mockReturnValue(start + ms);
+    const start = performance.now();
+    const at = (ms: number) => jest.spyOn(performance, "now").mockReturnValue(start + ms);
     at(0);
     await pollTokenRevocations(second.deps);
     at(1);
@@ -121,7 +202,7 @@ describeWithPostgres("device token cache: the revocation feed", () => {
     expect(await lookupStatements(second)).toBe(statements + 1);
 
     // Past 15 minutes an entry is looked up again, however current the feed.
-    at(5 * 60_000 + 20_000 + 15 * 60_000);
+    at(5 * 60_000 + 20_000 + 15 * 60_000 + 1000);
     await pollTokenRevocations(second.deps);
     expect((await heartbeatWith(second, device.deviceToken)).status).toBe(200);
     expect(await lookupStatements(second)).toBe(statements + 2);
@@ -129,17 +210,25 @@ describeWithPostgres("device token cache: the revocation feed", () => {
 
   it("trusts no entry cached before the feed first polled for longer than a minute", async () => {
     const device = await enrollDevice(second.app);
-    const start = Date.now();
-    jest.spyOn(Date, "now").mockReturnValue(start);
+    const start = performance.now();
+    jest.spyOn(performance, "now").mockReturnValue(start);
     expect((await heartbeatWith(second, device.deviceToken)).status).toBe(200);
     const cache = tokenCacheOf(second.deps);
     expect(cachedTokenHash(cache, device.deviceId, start + 59_000)).toBeDefined();
-    jest.spyOn(Date, "now").mockReturnValue(start + 2 * 60_000);
+    jest.spyOn(performance, "now").mockReturnValue(start + 2 * 60_000);
     await pollTokenRevocations(second.deps);
     expect(cachedTokenHash(cache, device.deviceId)).toBeUndefined();
   });
 
-  it("polls from the moment the instance starts it, and warns when it cannot read", async () => {
+  it("caches no token that failed to match: guesses do not fill the cache", async () => {
+    const device = await enrollDevice(second.app);
+    const [id, secret] = device.deviceToken.split(".") as [string, string];
+    const wrong = `${secret.slice(0, -1)}${secret.endsWith("A") ? "B" : "A"}`;
+    expect((await heartbeatWith(second, `${id}.${wrong}`)).status).toBe(401);
+    expect(cachedTokenHash(tokenCacheOf(second.deps), device.deviceId)).toBeUndefined();
+  });
+
+  it("polls from the moment the instance starts it, and warns once while it cannot read", async () => {
     const stop = startTokenRevocationFeed(second.deps);
     try {
       await waitFor(() => tokenCacheOf(second.deps).feed.lastPolledAt !== undefined);
@@ -147,13 +236,14 @@ describeWithPostgres("device token cache: the revocation feed", () => {
       stop();
     }
 
-    // An instance whose database is unreachable (nothing listens on port 1).
+    // An instance whose database is unreachable (nothing listens on port 1), polling every 20 ms.
     const logger = createLogger("error", { silent: true });
     const warn = jest.spyOn(logger, "warn");
-    const unreachable = { db: createDb("postgresql://postgres@127.0.0.1:1/none"), logger };
-    const stopUnreachable = startTokenRevocationFeed(unreachable);
+    const unreachable = { db: createDb("postgresql://postgres@127.0.0.1:1/none"), bus: new LocalEventBus(), logger };
+    const stopUnreachable = startTokenRevocationFeed(unreachable, 20);
     try {
       await waitFor(() => tokenCacheOf(unreachable).feed.failing);
+      await new Promise((resolve) => setTimeout(resolve, 300));
       expect(warn).toHaveBeenCalledTimes(1);
       expect(warn.mock.calls[0]![0]).toMatch(/token revocation feed cannot read/);
       expect(tokenCacheOf(unreachable).feed.lastPolledAt).toBeUndefined();

@@ -20,7 +20,7 @@ import { HttpError } from "../../lib/http-error";
 import { formatToken, hashSecret, newSecret, parseToken, secretMatches } from "../../lib/secrets";
 import { socketState } from "../fleet/fleet.service";
 import { consumeEnrollmentToken } from "../enrollment/enrollment.service";
-import { cacheTokenHash, cachedTokenHash, forgetDeviceTokens, tokenCacheOf } from "./device-token-cache";
+import { cacheTokenHash, cachedTokenHash, forgetDeviceToken, tokenCacheOf } from "./device-token-cache";
 import { COMPLIANCE_SQL } from "../policies/policies.service";
 
 type KeyEnv = Pick<Env, "COMMAND_MASTER_KEY" | "COMMAND_KEY_ID" | "COMMAND_MASTER_KEY_PREVIOUS" | "COMMAND_KEY_ID_PREVIOUS">;
@@ -147,11 +147,6 @@ export async function assertInService({ db }: Pick<AppDeps, "db">, deviceId: str
   if (!device || device.retiredAt) throw new DeviceRevokedError();
 }
 
-/** Drops a device's verified token from this app's cache (a revocation made here, or a `device_token_revoked` event). */
-export function forgetDeviceToken(deps: object, deviceId: string): void {
-  forgetDeviceTokens(deps, [deviceId]);
-}
-
 type DeviceTokenRow = { id: string; tokenHash: string; retiredAt: Date | null; pendingTokenHash: string | null; rotationGraceUntil: Date | null };
 
 const DEVICE_TOKENS_SQL = `SELECT id, "tokenHash", "retiredAt", "pendingTokenHash", "rotationGraceUntil" FROM "Device" WHERE id = ANY($1::uuid[])`;
@@ -164,9 +159,8 @@ const tokenLookups = new WeakMap<object, GroupCommit<string, DeviceTokenRow | un
 /**
  * The token lookups of an app's device requests that its cache cannot answer, batched as its
  * heartbeats are (HEARTBEAT_BATCH_*): the lookups arriving within HEARTBEAT_BATCH_WAIT_MS, up
- * to HEARTBEAT_BATCH_MAX, are read by one statement. A device's token is cached for less
- * than its heartbeat interval, so without this most heartbeats cost a statement of their own
- * (bench/RESULTS.md). At most HEARTBEAT_QUEUE_MAX wait, in a queue of their own; past it,
+ * to HEARTBEAT_BATCH_MAX, are read by one statement: the first request of each device after
+ * an instance starts, and each after its cache entry lapsed (device-token-cache.ts). At most HEARTBEAT_QUEUE_MAX wait, in a queue of their own; past it,
  * 503 with Retry-After.
  */
 export function deviceTokenLookupsOf(deps: Pick<AppDeps, "db" | "env" | "metrics">): GroupCommit<string, DeviceTokenRow | undefined> {
@@ -205,8 +199,10 @@ type TokenDeps = Pick<AppDeps, "db" | "bus" | "env" | "metrics">;
 
 async function tokenHashOf(deps: TokenDeps, deviceId: string, secret: string, now: Date): Promise<string | undefined> {
   const cache = tokenCacheOf(deps);
+  // A cached hash the secret does not match may be one the device has since replaced (a
+  // rotation completed through another instance): the row says.
   const cached = cachedTokenHash(cache, deviceId);
-  if (cached) return cached;
+  if (cached && secretMatches(secret, cached)) return cached;
   const generation = cache.generation;
   // A read: the lookups of one device need no order between them.
   const device = await deviceTokenLookupsOf(deps).submit(undefined, deviceId);
@@ -218,7 +214,8 @@ async function tokenHashOf(deps: TokenDeps, deviceId: string, secret: string, no
       return (await completeRotation(deps, deviceId, device.pendingTokenHash)) ? device.pendingTokenHash : undefined;
     return device.rotationGraceUntil && device.rotationGraceUntil > now ? device.tokenHash : undefined;
   }
-  cacheTokenHash(cache, deviceId, device.tokenHash, generation);
+  // Only a hash the secret matched: guessed tokens do not fill (or churn) the cache.
+  if (secretMatches(secret, device.tokenHash)) cacheTokenHash(cache, deviceId, device.tokenHash, generation);
   return device.tokenHash;
 }
 
@@ -237,7 +234,7 @@ export async function completeRotation(deps: Pick<AppDeps, "db" | "bus">, device
         "pendingTokenHash" = NULL, "pendingKeyGeneration" = NULL, "pendingMasterKeyId" = NULL, "rotationGraceUntil" = NULL
       WHERE id = ${deviceId}::uuid AND "pendingTokenHash" = ${pendingTokenHash}
       RETURNING id)
-    INSERT INTO "DeviceTokenRevocation" ("deviceId") SELECT id FROM completed`;
+    INSERT INTO "DeviceTokenRevocation" ("deviceId", reason) SELECT id, 'rotated' FROM completed`;
   if (rows === 1) {
     // No instance caches a token while its rotation is pending; this is for one that read
     // the device just before the rotation began.

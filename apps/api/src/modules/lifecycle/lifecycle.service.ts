@@ -18,14 +18,13 @@ import { recordAudit } from "../../lib/audit";
 import { HttpError } from "../../lib/http-error";
 import { formatToken, hashSecret, newSecret } from "../../lib/secrets";
 import { wakeDelivery } from "../commands/delivery";
-import { recordTokenRevocation } from "../devices/device-token-cache";
+import { forgetDeviceToken, recordTokenRevocation } from "../devices/device-token-cache";
 import {
   type CommandKeyRef,
   commandKeyFor,
   commandKeyIdFor,
   currentKeyRef,
   deviceFilters,
-  forgetDeviceToken,
   getDevice,
   hasCommandKey,
   masterKeyIdOf,
@@ -56,7 +55,7 @@ export async function retireDevice(deps: LifecycleDeps, deviceId: string, actor:
     await emitWebhookEvents(tx, [
       { type: "device.retired", at: now, data: { ...deviceEventData(device), retiredBy: actor.name, cancelledCommands: cancelled.length } },
     ]);
-    await recordTokenRevocation(tx, deviceId);
+    await recordTokenRevocation(tx, deviceId, "retired");
     await recordAudit(tx, {
       actor: actor.name,
       action: "device.retire",
@@ -154,7 +153,7 @@ export async function deleteDevice(deps: LifecycleDeps, deviceId: string, actor:
       FROM (SELECT "batchId", count(*)::int AS removed FROM "Command" WHERE "deviceId" = ${deviceId}::uuid AND "batchId" IS NOT NULL GROUP BY "batchId" ORDER BY "batchId") c
       WHERE b.id = c."batchId"`;
     await tx.device.delete({ where: { id: deviceId } });
-    await recordTokenRevocation(tx, deviceId);
+    await recordTokenRevocation(tx, deviceId, "deleted");
     await recordAudit(tx, {
       actor: actor.name,
       action: "device.delete",
@@ -248,7 +247,7 @@ export async function rotateDeviceToken(deps: LifecycleDeps & Pick<AppDeps, "env
         events: { create: { status: "queued", at: now } },
       },
     });
-    await recordTokenRevocation(tx, deviceId);
+    await recordTokenRevocation(tx, deviceId, "rotated");
     await recordAudit(tx, {
       actor: actor.name,
       action: "device.rotate_token",
