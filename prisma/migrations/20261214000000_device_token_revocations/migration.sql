@@ -2,9 +2,10 @@
 -- a row in its own transaction. Each instance reads the new rows every few seconds and drops
 -- those devices from its token cache (and closes sockets opened with a replaced token): the
 -- event bus tells it at once, this makes sure it hears when an event was lost, so its cache
--- may keep a token for longer than a heartbeat interval. A row is new to an instance while
--- its transaction id is at or past the oldest transaction running at its previous read, so
--- however late a transaction commits, its row is read. Housekeeping deletes rows a day old.
+-- may keep a token for longer than a heartbeat interval. The rows new to an instance's read
+-- are those of the transactions its previous read could not see (running then, or begun
+-- since: pg_snapshot_xip and pg_snapshot_xmax), so however late a transaction commits, its
+-- row is read, and once. Housekeeping deletes rows a day old.
 CREATE TABLE "DeviceTokenRevocation" (
   "id" BIGSERIAL PRIMARY KEY,
   "deviceId" UUID NOT NULL,

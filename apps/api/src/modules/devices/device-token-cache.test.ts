@@ -23,6 +23,7 @@ import {
   resetTables,
 } from "../../test";
 import { LocalEventBus } from "../../realtime/event-bus";
+import { deviceTokenLookupsOf } from "./devices.service";
 import { cachedTokenHash, pollTokenRevocations, pruneTokenRevocations, startTokenRevocationFeed, tokenCacheOf } from "./device-token-cache";
 
 // Two instances on one database whose event buses do not reach each other (each test app
@@ -107,8 +108,8 @@ describeWithPostgres("device token cache: the revocation feed", () => {
       if (event.kind === "device_token_revoked") heard.push(`${event.deviceId} ${event.reason}`);
     });
 
-    // An older transaction still running keeps the feed's horizon before the retirement's,
-    // so every poll meanwhile reads the retirement's row again.
+    // An older transaction still running (the oldest the database has) does not make a
+    // poll read the retirement's row again.
     const older = new Client({ connectionString: database.url });
     await older.connect();
     try {
@@ -128,7 +129,6 @@ describeWithPostgres("device token cache: the revocation feed", () => {
     }
     expect(await pollTokenRevocations(second.deps)).toBe(0);
     expect(heard).toHaveLength(1);
-    expect(tokenCacheOf(second.deps).feed.handedOn.size).toBe(0);
   });
 
   it("closes a socket opened with the old token on another instance, and refuses that token there, once its feed reads the completed rotation", async () => {
@@ -158,25 +158,50 @@ describeWithPostgres("device token cache: the revocation feed", () => {
     expect((await heartbeatWith(second, device.registration.deviceToken)).status).toBe(200);
   });
 
-  it("reads a revocation whose transaction commits long after it wrote the row", async () => {
-    const device = await enrollDevice(first.app);
+  it("reads a revocation whose transaction commits long after it wrote the row, and after later rows were read", async () => {
+    const [device, other] = [await enrollDevice(first.app), await enrollDevice(first.app)];
     await pollTokenRevocations(second.deps);
-    expect((await heartbeatWith(second, device.deviceToken)).status).toBe(200);
+    for (const { deviceToken } of [device, other]) expect((await heartbeatWith(second, deviceToken)).status).toBe(200);
     const slow = new Client({ connectionString: database.url });
     await slow.connect();
     try {
       await slow.query("BEGIN");
-      // Written (by its clock) ten minutes before it commits.
+      // Written (by its clock) ten minutes before it commits, with the lower row id.
       await slow.query(`INSERT INTO "DeviceTokenRevocation" ("deviceId", reason, "revokedAt") VALUES ($1, 'retired', now() - interval '10 minutes')`, [
         device.deviceId,
       ]);
-      expect(await pollTokenRevocations(second.deps)).toBe(0);
+      expect((await adminRequest(first.app, "POST", `/admin/devices/${other.deviceId}/retire`)).status).toBe(200);
+      expect(await pollTokenRevocations(second.deps)).toBe(1);
+      expect(cachedTokenHash(tokenCacheOf(second.deps), other.deviceId)).toBeUndefined();
+      expect(cachedTokenHash(tokenCacheOf(second.deps), device.deviceId)).toBeDefined();
       await slow.query("COMMIT");
     } finally {
       await slow.end();
     }
     expect(await pollTokenRevocations(second.deps)).toBe(1);
     expect(cachedTokenHash(tokenCacheOf(second.deps), device.deviceId)).toBeUndefined();
+  });
+
+  it("caches nothing a lookup read while the feed took its first snapshot", async () => {
+    const t = createTestApp(database.db, { env: { HEARTBEAT_BATCH_MAX: "50", HEARTBEAT_BATCH_WAIT_MS: "1000" } });
+    const device = await enrollDevice(t.app);
+    // The lookup waits up to a second for its batch; the first poll ends meanwhile.
+    const beat = heartbeatWith(t, device.deviceToken).then((res) => res);
+    await waitFor(() => deviceTokenLookupsOf(t.deps).queued === 1);
+    await pollTokenRevocations(t.deps);
+    expect((await beat).status).toBe(200);
+    expect(tokenCacheOf(t.deps).entries.has(device.deviceId)).toBe(false);
+  });
+
+  it("drops every cached token when transaction ids went back (a standby promoted, a backup restored)", async () => {
+    const device = await enrollDevice(second.app);
+    await pollTokenRevocations(second.deps);
+    expect((await heartbeatWith(second, device.deviceToken)).status).toBe(200);
+    const cache = tokenCacheOf(second.deps);
+    expect(cache.entries.size).toBe(1);
+    cache.feed.unseen = { from: "999999999999", running: [] };
+    await pollTokenRevocations(second.deps);
+    expect(cache.entries.size).toBe(0);
   });
 
   it("keeps a verified token past a heartbeat interval while its feed keeps up, and looks it up again once the feed falls behind", async () => {
@@ -240,7 +265,7 @@ describeWithPostgres("device token cache: the revocation feed", () => {
     const logger = createLogger("error", { silent: true });
     const warn = jest.spyOn(logger, "warn");
     const unreachable = { db: createDb("postgresql://postgres@127.0.0.1:1/none"), bus: new LocalEventBus(), logger };
-    const stopUnreachable = startTokenRevocationFeed(unreachable, 20);
+    const stopUnreachable = startTokenRevocationFeed(unreachable, { everyMs: 20 });
     try {
       await waitFor(() => tokenCacheOf(unreachable).feed.failing);
       await new Promise((resolve) => setTimeout(resolve, 300));
@@ -250,6 +275,36 @@ describeWithPostgres("device token cache: the revocation feed", () => {
     } finally {
       stopUnreachable();
       await unreachable.db.$disconnect();
+    }
+  });
+
+  it("runs one poll at a time: one that does not answer is reported and waited for", async () => {
+    const logger = createLogger("error", { silent: true });
+    const warn = jest.spyOn(logger, "warn");
+    const deps = { ...second.deps, logger };
+    const locker = new Client({ connectionString: database.url });
+    await locker.connect();
+    try {
+      await locker.query("BEGIN");
+      await locker.query(`LOCK TABLE "DeviceTokenRevocation" IN ACCESS EXCLUSIVE MODE`);
+      const stop = startTokenRevocationFeed(deps, { everyMs: 20, timeoutMs: 200 });
+      try {
+        await waitFor(() => tokenCacheOf(deps).feed.failing);
+        expect(warn.mock.calls[0]![0]).toMatch(/token revocation feed cannot read/);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        const { rows } = await locker.query(
+          `SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%DeviceTokenRevocation%'`,
+        );
+        expect(rows[0].waiting).toBe(1);
+        await locker.query("COMMIT");
+        await waitFor(() => !tokenCacheOf(deps).feed.failing);
+        expect(tokenCacheOf(deps).feed.lastPolledAt).toBeDefined();
+        expect(warn).toHaveBeenCalledTimes(1);
+      } finally {
+        stop();
+      }
+    } finally {
+      await locker.end();
     }
   });
 

@@ -40,17 +40,18 @@ export type DeviceTokenCache = {
    */
   generation: number;
   feed: {
-    /** When (monotonic ms) the first successful poll started: entries cached before it are not confirmed by it. */
+    /**
+     * When (monotonic ms) the first successful poll ended: entries cached before are not
+     * confirmed (that poll hands on nothing, only takes the snapshot the next reads from).
+     */
     coveredFrom?: number;
     /** When (monotonic ms) the last successful poll started. */
     lastPolledAt?: number;
     /**
-     * The oldest transaction still running at the last poll (`pg_snapshot_xmin`): every
-     * revocation the feed has not read yet was written by this transaction or a later one.
+     * What the last poll could not see: the transactions running then (`pg_snapshot_xip`)
+     * and every one from its `pg_snapshot_xmax` on. The rows of exactly those are new.
      */
-    horizon?: bigint;
-    /** Rows at or past the horizon already handed on, by row id with their transaction id: not handed on twice. */
-    handedOn: Map<string, bigint>;
+    unseen?: { from: string; running: string[] };
     failing: boolean;
   };
 };
@@ -60,7 +61,7 @@ const caches = new WeakMap<object, DeviceTokenCache>();
 export function tokenCacheOf(deps: object): DeviceTokenCache {
   let cache = caches.get(deps);
   if (!cache) {
-    cache = { entries: new Map(), generation: 0, feed: { handedOn: new Map(), failing: false } };
+    cache = { entries: new Map(), generation: 0, feed: { failing: false } };
     caches.set(deps, cache);
   }
   return cache;
@@ -98,63 +99,71 @@ export async function recordTokenRevocation(tx: Prisma.TransactionClient, device
   await tx.$executeRaw`INSERT INTO "DeviceTokenRevocation" ("deviceId", reason) VALUES (${deviceId}::uuid, ${reason})`;
 }
 
-type RevocationRow = { id: string; deviceId: string; reason: RevocationReason; xid: string };
+type RevocationRow = { deviceId: string; reason: RevocationReason };
 
 /**
- * Reads the revocations this app has not handed on yet and hands each to its subscribers, as
- * a `device_token_revoked` event from the bus would be. A row is unread while its
- * transaction id is at or past the horizon of the poll before: a transaction that commits
- * later, however late, was still running then. Returns how many it handed on.
+ * Reads the revocations this app has not read yet and hands each to its subscribers, as a
+ * `device_token_revoked` event from the bus would be. The rows new to a poll are those of
+ * the transactions the poll before could not see (running then, or begun since): each row
+ * is read once, however late its transaction commits, and none is read again, however long
+ * another transaction stays open. Returns how many it handed on.
  */
 export async function pollTokenRevocations(deps: Pick<AppDeps, "db" | "bus">): Promise<number> {
-  const { feed } = tokenCacheOf(deps);
+  const cache = tokenCacheOf(deps);
+  const { feed } = cache;
   const startedAt = performance.now();
-  // The first poll only takes the horizon: nothing is cached from before it (coveredFrom).
-  const [read] = await deps.db.$queryRaw<Array<{ horizon: string; rows: RevocationRow[] | null }>>`
-    SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS horizon,
-      json_agg(json_build_object('id', id::text, 'deviceId', "deviceId", 'reason', reason, 'xid', xid::text) ORDER BY id) AS rows
-    FROM "DeviceTokenRevocation" WHERE ${feed.horizon?.toString() ?? null}::xid8 IS NOT NULL AND xid >= ${feed.horizon?.toString() ?? null}::xid8`;
-  let handedOn = 0;
-  for (const row of read!.rows ?? []) {
-    if (feed.handedOn.has(row.id)) continue;
-    feed.handedOn.set(row.id, BigInt(row.xid));
-    deps.bus.deliverLocally({ kind: "device_token_revoked", deviceId: row.deviceId, reason: row.reason } satisfies FleetEvent);
-    handedOn++;
+  const unseen = feed.unseen;
+  // One statement, one snapshot: the rows it reads and the snapshot it keeps agree.
+  const [read] = await deps.db.$queryRaw<Array<{ from: string; running: string[]; rows: RevocationRow[] | null }>>`
+    SELECT pg_snapshot_xmax(snapshot)::text AS "from", ARRAY(SELECT pg_snapshot_xip(snapshot)::text) AS running,
+      (SELECT json_agg(json_build_object('deviceId', "deviceId", 'reason', reason) ORDER BY id) FROM "DeviceTokenRevocation"
+       WHERE ${unseen?.from ?? null}::xid8 IS NOT NULL AND (xid >= ${unseen?.from ?? null}::xid8 OR xid = ANY(${unseen?.running ?? []}::xid8[]))) AS rows
+    FROM (SELECT pg_current_snapshot() AS snapshot) current`;
+  const rows = read!.rows ?? [];
+  for (const row of rows) deps.bus.deliverLocally({ kind: "device_token_revoked", deviceId: row.deviceId, reason: row.reason } satisfies FleetEvent);
+  // The first read, or transaction ids gone back (a standby promoted, a backup restored):
+  // rows it could not tell apart went unread. Nothing cached so far counts as confirmed, and
+  // a lookup under way does not cache what it read.
+  if (!feed.unseen || BigInt(read!.from) < BigInt(feed.unseen.from)) {
+    if (feed.unseen) cache.entries.clear();
+    cache.generation++;
+    feed.coveredFrom = performance.now();
   }
-  const horizon = BigInt(read!.horizon);
-  // Rows of transactions before the new horizon are not read again.
-  for (const [id, xid] of feed.handedOn) if (xid < horizon) feed.handedOn.delete(id);
-  feed.horizon = horizon;
-  feed.coveredFrom ??= startedAt;
+  feed.unseen = { from: read!.from, running: read!.running };
   feed.lastPolledAt = startedAt;
-  return handedOn;
+  return rows.length;
 }
 
-/** Polls this instance's revocation feed every `everyMs` until stopped. */
-export function startTokenRevocationFeed(deps: Pick<AppDeps, "db" | "bus" | "logger">, everyMs = REVOCATION_POLL_MS): () => void {
+/**
+ * Polls this instance's revocation feed every `everyMs` until stopped, one poll at a time: a
+ * poll that has not answered within `timeoutMs` is reported as failing (the feed falls
+ * behind, so cached entries lapse after a minute) and the next waits for it to settle.
+ */
+export function startTokenRevocationFeed(
+  deps: Pick<AppDeps, "db" | "bus" | "logger">,
+  { everyMs = REVOCATION_POLL_MS, timeoutMs = POLL_TIMEOUT_MS } = {},
+): () => void {
   const { feed } = tokenCacheOf(deps);
   let running = false;
+  // Said once per outage: it polls every few seconds.
+  const failed = (error: unknown) => {
+    if (!feed.failing) {
+      deps.logger.warn("token revocation feed cannot read; cached device tokens are looked up again after a minute", {
+        message: error instanceof Error ? error.message : String(error),
+      });
+    }
+    feed.failing = true;
+  };
   const poll = async () => {
     if (running) return;
     running = true;
-    let timer: NodeJS.Timeout | undefined;
+    const timer = setTimeout(() => failed(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
     try {
-      await Promise.race([
-        pollTokenRevocations(deps),
-        new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`no answer within ${POLL_TIMEOUT_MS} ms`)), POLL_TIMEOUT_MS);
-        }),
-      ]);
+      await pollTokenRevocations(deps);
       if (feed.failing) deps.logger.info("token revocation feed reads again");
       feed.failing = false;
     } catch (error) {
-      // Said once per outage: it polls every few seconds.
-      if (!feed.failing) {
-        deps.logger.warn("token revocation feed cannot read; cached device tokens are looked up again after a minute", {
-          message: error instanceof Error ? error.message : String(error),
-        });
-      }
-      feed.failing = true;
+      failed(error);
     } finally {
       clearTimeout(timer);
       running = false;
