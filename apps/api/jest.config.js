@@ -18,11 +18,11 @@ module.exports = {
     "^@mdm/simulator$": "<rootDir>/../simulator/src/index.ts",
   },
   testTimeout: 30000,
-  // Most of a test's time is spent waiting on PostgreSQL, not computing: two workers finish
-  // the suite in about two thirds of the time one takes on a 2-core machine (jest's default
-  // there is one). At most four, so that each worker's own database and pool stay well
-  // within the server's connection limit.
-  maxWorkers: Math.min(4, Math.max(2, require("node:os").availableParallelism() - 1)),
+  // Most of a test's time is spent waiting on PostgreSQL, not computing: on a 2-core machine
+  // (where jest's default is one worker) two took 812-883 s against about 1,130 s for one.
+  // Two everywhere: each worker has its own database and pools (a child API's holds 20), and
+  // more would crowd a default server's 100 connections.
+  maxWorkers: 2,
   globalSetup: "<rootDir>/src/test/global-setup.cjs",
   // Every source file counts, loaded by a test or not; the floor is today's level (with a
   // real PostgreSQL: without one, the suites that need it are skipped and so is the floor).

@@ -58,7 +58,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(policiesRoutes(deps, guards));
   app.use(lifecycleRoutes(deps, guards));
   // A token revoked through another instance must stop working here at once, cache or not
-  // (the event comes over the bus, or from this instance's revocation feed).
+  // (the event comes over the bus, and again from this instance's revocation feed).
   deps.bus.subscribe((event) => {
     if (event.kind === "device_token_revoked") forgetDeviceToken(deps, event.deviceId);
   });

@@ -266,7 +266,7 @@ export const apiRoutes = {
     minRole: "operator",
     summary: "Retire a device: its token stops working on every instance at once",
     description:
-      "Refuses the device's token from now on, on every API instance (their token caches are told over the event bus), closes its open WebSocket with close code 4004, " +
+      "Refuses the device's token from now on, on every API instance (their token caches are told over the event bus, and within 5 seconds by the DeviceTokenRevocation rows should an event be lost; the database refuses a retired device's writes meanwhile), closes its open WebSocket with close code 4004, " +
       "cancels its pending commands (event detail `device retired by <actor>`; a `command.status_changed` webhook event each), and leaves it out of device lists, groups and fleet counts (list it with `status=retired`). " +
       "Its history (commands, telemetry, audit) stays. Retiring a retired device changes nothing (`alreadyRetired: true`). To retire the devices of a revoked enrollment token, use `POST /admin/devices/bulk` with `target.enrollmentTokenId`.",
     params: DeviceIdParams,
@@ -282,7 +282,7 @@ export const apiRoutes = {
     summary: "Re-key a device: a new device token and command key, through the device's own channel",
     description:
       "Queues a `rotate_token` command signed with the device's current command key, whose payload carries the new token and command key sealed with the current key (`sealWithCommandKey`). " +
-      "The current token keeps working until the device proves it holds the new one (its first request, or WebSocket upgrade, with the new token), then is refused at once on every instance; " +
+      "The current token keeps working until the device proves it holds the new one (its first request, or WebSocket upgrade, with the new token), then is refused on every instance (at once by the event bus; should an event be lost, within 5 seconds by the DeviceTokenRevocation rows, and within a minute if an instance cannot read them); " +
       "a `succeeded` result for the command is recorded but completes nothing (whoever holds a leaked old token could send it), so an agent connected by WebSocket reconnects with the new token. " +
       "a device that stays away longer than `DEVICE_TOKEN_ROTATION_GRACE_SECONDS` is locked out and must enroll again. The new key is always under the current master key (`COMMAND_KEY_ID`), " +
       "so this also moves a device off `COMMAND_MASTER_KEY_PREVIOUS` (see `GET /admin/command-keys`). 409 while a rotation can still complete (its command queued, sent or acknowledged, within the grace), for a retired device, or when the device's key derives from a master key no longer configured. " +

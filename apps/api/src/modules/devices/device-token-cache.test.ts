@@ -9,7 +9,7 @@ import WebSocket from "ws";
 import { createDb } from "../../db/client";
 import { createLogger } from "../../lib/logger";
 import { dashboardAuthenticator } from "../auth/session";
-import { attachRealtime } from "../../realtime/attach";
+import { type Realtime, attachRealtime } from "../../realtime/attach";
 import {
   type TestApp,
   type TestDatabase,
@@ -23,7 +23,6 @@ import {
   resetTables,
 } from "../../test";
 import { LocalEventBus } from "../../realtime/event-bus";
-import { deviceTokenLookupsOf } from "./devices.service";
 import { cachedTokenHash, pollTokenRevocations, pruneTokenRevocations, startTokenRevocationFeed, tokenCacheOf } from "./device-token-cache";
 
 // Two instances on one database whose event buses do not reach each other (each test app
@@ -33,7 +32,7 @@ import { cachedTokenHash, pollTokenRevocations, pruneTokenRevocations, startToke
 let database: TestDatabase;
 let first: TestApp;
 let second: TestApp;
-const servers: http.Server[] = [];
+const servers: Array<{ server: http.Server; realtime: Realtime }> = [];
 
 beforeAll(async () => {
   database = await createTestDatabase();
@@ -46,7 +45,8 @@ beforeEach(async () => {
 });
 afterEach(async () => {
   jest.restoreAllMocks();
-  for (const server of servers.splice(0)) {
+  for (const { server, realtime } of servers.splice(0)) {
+    await realtime.close();
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
@@ -55,8 +55,7 @@ afterEach(async () => {
 /** Serves an app (with its device sockets) on a free port; closed after the test. */
 async function serve(t: TestApp): Promise<string> {
   const server = http.createServer(t.app);
-  attachRealtime(server, t.deps, dashboardAuthenticator(t.deps));
-  servers.push(server);
+  servers.push({ server, realtime: attachRealtime(server, t.deps, dashboardAuthenticator(t.deps)) });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
@@ -70,11 +69,24 @@ async function lookupStatements(t: TestApp): Promise<number> {
   return values.find((entry) => entry.metricName === "mdm_device_token_lookup_batch_size_count")?.value ?? 0;
 }
 
-async function waitFor(done: () => boolean): Promise<void> {
-  for (let attempt = 0; !done(); attempt++) {
+async function waitFor(done: () => boolean | Promise<boolean>): Promise<void> {
+  for (let attempt = 0; !(await done()); attempt++) {
     if (attempt > 200) throw new Error("not reached within 10 s");
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/**
+ * The other connections to this database waiting for a lock: client backends only (an
+ * autovacuum may wait too), by state rather than by their query's text, which a statement
+ * blocked while being parsed does not show yet.
+ */
+async function lockWaiters(locker: Client): Promise<number> {
+  const { rows } = await locker.query(
+    `SELECT count(*)::int AS waiting FROM pg_stat_activity
+     WHERE datname = current_database() AND backend_type = 'client backend' AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
+  );
+  return rows[0].waiting;
 }
 
 const revocationRows = async (deviceId: string) => (await database.db.deviceTokenRevocation.findMany({ where: { deviceId } })).length;
@@ -183,14 +195,22 @@ describeWithPostgres("device token cache: the revocation feed", () => {
   });
 
   it("caches nothing a lookup read while the feed took its first snapshot", async () => {
-    const t = createTestApp(database.db, { env: { HEARTBEAT_BATCH_MAX: "50", HEARTBEAT_BATCH_WAIT_MS: "1000" } });
-    const device = await enrollDevice(t.app);
-    // The lookup waits up to a second for its batch; the first poll ends meanwhile.
-    const beat = heartbeatWith(t, device.deviceToken).then((res) => res);
-    await waitFor(() => deviceTokenLookupsOf(t.deps).queued === 1);
-    await pollTokenRevocations(t.deps);
-    expect((await beat).status).toBe(200);
-    expect(tokenCacheOf(t.deps).entries.has(device.deviceId)).toBe(false);
+    const device = await enrollDevice(second.app);
+    // The lookup's read waits behind a lock on the devices while the first poll runs.
+    const locker = new Client({ connectionString: database.url });
+    await locker.connect();
+    try {
+      await locker.query("BEGIN");
+      await locker.query(`LOCK TABLE "Device" IN ACCESS EXCLUSIVE MODE`);
+      const beat = heartbeatWith(second, device.deviceToken).then((res) => res);
+      await waitFor(async () => (await lockWaiters(locker)) === 1);
+      await pollTokenRevocations(second.deps);
+      await locker.query("COMMIT");
+      expect((await beat).status).toBe(200);
+    } finally {
+      await locker.end();
+    }
+    expect(tokenCacheOf(second.deps).entries.has(device.deviceId)).toBe(false);
   });
 
   it("drops every cached token when transaction ids went back (a standby promoted, a backup restored)", async () => {
@@ -292,10 +312,7 @@ describeWithPostgres("device token cache: the revocation feed", () => {
         await waitFor(() => tokenCacheOf(deps).feed.failing);
         expect(warn.mock.calls[0]![0]).toMatch(/token revocation feed cannot read/);
         await new Promise((resolve) => setTimeout(resolve, 300));
-        const { rows } = await locker.query(
-          `SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%DeviceTokenRevocation%'`,
-        );
-        expect(rows[0].waiting).toBe(1);
+        expect(await lockWaiters(locker)).toBe(1);
         await locker.query("COMMIT");
         await waitFor(() => !tokenCacheOf(deps).feed.failing);
         expect(tokenCacheOf(deps).feed.lastPolledAt).toBeDefined();

@@ -28,7 +28,7 @@ const FEED_CURRENT_MS = 3 * REVOCATION_POLL_MS;
 /** Rows older than this are deleted by housekeeping: far past any entry's lifetime. */
 const REVOCATION_RETENTION_MS = 24 * 3600_000;
 
-export type RevocationReason = "retired" | "deleted" | "rotated";
+export type RevocationReason = Extract<FleetEvent, { kind: "device_token_revoked" }>["reason"];
 
 type Entry = { hash: string; cachedAt: number };
 
@@ -120,7 +120,7 @@ export async function pollTokenRevocations(deps: Pick<AppDeps, "db" | "bus">): P
        WHERE ${unseen?.from ?? null}::xid8 IS NOT NULL AND (xid >= ${unseen?.from ?? null}::xid8 OR xid = ANY(${unseen?.running ?? []}::xid8[]))) AS rows
     FROM (SELECT pg_current_snapshot() AS snapshot) current`;
   const rows = read!.rows ?? [];
-  for (const row of rows) deps.bus.deliverLocally({ kind: "device_token_revoked", deviceId: row.deviceId, reason: row.reason } satisfies FleetEvent);
+  for (const row of rows) deps.bus.deliverLocally({ kind: "device_token_revoked", deviceId: row.deviceId, reason: row.reason });
   // The first read, or transaction ids gone back (a standby promoted, a backup restored):
   // rows it could not tell apart went unread. Nothing cached so far counts as confirmed, and
   // a lookup under way does not cache what it read.

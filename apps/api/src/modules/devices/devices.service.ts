@@ -160,8 +160,8 @@ const tokenLookups = new WeakMap<object, GroupCommit<string, DeviceTokenRow | un
  * The token lookups of an app's device requests that its cache cannot answer, batched as its
  * heartbeats are (HEARTBEAT_BATCH_*): the lookups arriving within HEARTBEAT_BATCH_WAIT_MS, up
  * to HEARTBEAT_BATCH_MAX, are read by one statement: the first request of each device after
- * an instance starts, and each after its cache entry lapsed (device-token-cache.ts). At most HEARTBEAT_QUEUE_MAX wait, in a queue of their own; past it,
- * 503 with Retry-After.
+ * an instance starts, and each after its cache entry lapsed (device-token-cache.ts). At
+ * most HEARTBEAT_QUEUE_MAX wait, in a queue of their own; past it, 503 with Retry-After.
  */
 export function deviceTokenLookupsOf(deps: Pick<AppDeps, "db" | "env" | "metrics">): GroupCommit<string, DeviceTokenRow | undefined> {
   let lookups = tokenLookups.get(deps);

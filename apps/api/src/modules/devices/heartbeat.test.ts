@@ -157,7 +157,8 @@ describeWithPostgres("POST /v1/heartbeat: storage", () => {
     // Pages fill with old versions while a snapshot anywhere in the database (an autoanalyze,
     // say) keeps them from being pruned: the few versions that then had to go to another page
     // cannot be HOT. Every one that stayed on its page must be, which no index change allows.
-    expect(moved).toBeLessThanOrEqual(5);
+    // Most stay (a page holds several versions of the row), or the test would say little.
+    expect(moved).toBeLessThanOrEqual(10);
     expect(after.hot - before.hot).toBe(after.updates - before.updates - moved);
   }, 60_000);
 });
@@ -219,8 +220,9 @@ describeWithPostgres("socket leases: storage", () => {
       return now.updates - before.updates >= 33 ? now : undefined;
     });
     expect(after.updates - before.updates).toBe(33);
-    // As for heartbeats: a renewal that had to move to another page cannot be HOT, every other must.
-    expect(moved).toBeLessThanOrEqual(5);
+    // As for heartbeats: a renewal that had to move to another page cannot be HOT, every other
+    // must; most stay on their page.
+    expect(moved).toBeLessThanOrEqual(15);
     expect(after.hot - before.hot).toBe(30 - moved);
 
     // The last two go on being renewed; the first one's instance stops: past the lease it is swept.

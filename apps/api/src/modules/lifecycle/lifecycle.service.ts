@@ -18,7 +18,7 @@ import { recordAudit } from "../../lib/audit";
 import { HttpError } from "../../lib/http-error";
 import { formatToken, hashSecret, newSecret } from "../../lib/secrets";
 import { wakeDelivery } from "../commands/delivery";
-import { forgetDeviceToken, recordTokenRevocation } from "../devices/device-token-cache";
+import { type RevocationReason, forgetDeviceToken, recordTokenRevocation } from "../devices/device-token-cache";
 import {
   type CommandKeyRef,
   commandKeyFor,
@@ -124,7 +124,7 @@ export async function retireErasedDevices(deps: LifecycleDeps, batchSize = ERASE
  * it through their revocation feed within seconds (device-token-cache.ts), so the caller is
  * not failed for it.
  */
-export async function announceRevocation(deps: Pick<AppDeps, "bus" | "logger">, deviceId: string, reason: "retired" | "deleted" | "rotated"): Promise<void> {
+export async function announceRevocation(deps: Pick<AppDeps, "bus" | "logger">, deviceId: string, reason: RevocationReason): Promise<void> {
   await deps.bus.publishNow({ kind: "device_token_revoked", deviceId, reason }).catch((error: unknown) => {
     deps.logger.warn("token revocation not announced; other instances' caches drop it at their next revocation poll", {
       deviceId,
