@@ -197,6 +197,7 @@ function queueFull({ env, metrics }: Pick<AppDeps, "env" | "metrics">, reason: s
 
 type TokenDeps = Pick<AppDeps, "db" | "bus" | "env" | "metrics">;
 
+/** The hash of the device's token that `secret` matches, or undefined: one hash check per request. */
 async function tokenHashOf(deps: TokenDeps, deviceId: string, secret: string, now: Date): Promise<string | undefined> {
   const cache = tokenCacheOf(deps);
   // A cached hash the secret does not match may be one the device has since replaced (a
@@ -212,10 +213,12 @@ async function tokenHashOf(deps: TokenDeps, deviceId: string, secret: string, no
   if (device.pendingTokenHash) {
     if (secretMatches(secret, device.pendingTokenHash))
       return (await completeRotation(deps, deviceId, device.pendingTokenHash)) ? device.pendingTokenHash : undefined;
-    return device.rotationGraceUntil && device.rotationGraceUntil > now ? device.tokenHash : undefined;
+    const inGrace = device.rotationGraceUntil && device.rotationGraceUntil > now;
+    return inGrace && secretMatches(secret, device.tokenHash) ? device.tokenHash : undefined;
   }
   // Only a hash the secret matched: guessed tokens do not fill (or churn) the cache.
-  if (secretMatches(secret, device.tokenHash)) cacheTokenHash(cache, deviceId, device.tokenHash, generation);
+  if (!secretMatches(secret, device.tokenHash)) return undefined;
+  cacheTokenHash(cache, deviceId, device.tokenHash, generation);
   return device.tokenHash;
 }
 
@@ -260,7 +263,7 @@ export async function authenticateDeviceToken(
   const parsed = match ? parseToken(match[1]!) : undefined;
   if (!parsed) throw unauthorizedDevice();
   const tokenHash = await tokenHashOf(deps, parsed.id, parsed.secret, deps.clock.now());
-  if (!tokenHash || !secretMatches(parsed.secret, tokenHash)) throw unauthorizedDevice();
+  if (!tokenHash) throw unauthorizedDevice();
   return { deviceId: parsed.id, tokenHash };
 }
 
