@@ -115,3 +115,19 @@ describe("GET /admin/devices: search", () => {
     expect(await ids("tc5")).toEqual([device.deviceId]);
   });
 });
+
+describe("GET /admin/devices: search across columns", () => {
+  it("never matches a term spanning two columns, and still finds the separator inside one", async () => {
+    // The listing's search text joins the columns with U+001F: a term holding it is matched
+    // column by column.
+    const joined = await enrollDevice(t.app, { serialNumber: "SN-1", model: "TC52" });
+    await database.db.device.update({ where: { id: joined.deviceId }, data: { alias: "front" } });
+    const holding = await enrollDevice(t.app, { model: "odd\u001fmodel" });
+    const ids = async (term: string) =>
+      (await adminRequest(t.app, "GET", `/admin/devices?search=${encodeURIComponent(term)}`)).body.devices.map((row: { id: string }) => row.id);
+    expect(await ids("front\u001ftc52")).toEqual([]);
+    expect(await ids("t\u001ft")).toEqual([]);
+    expect(await ids("D\u001fM")).toEqual([holding.deviceId]);
+    expect(await ids("FRONT")).toEqual([joined.deviceId]);
+  });
+});

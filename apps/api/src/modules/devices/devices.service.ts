@@ -580,10 +580,10 @@ export function toDeviceView(device: Device): DeviceView {
 type SortKey = string | number | null;
 type DeviceCursor = { sort: DeviceSort; order: "asc" | "desc"; key: SortKey; id: string };
 
-// The sortable columns, with the SQL type their cursor value is cast back to. Those a
-// heartbeat changes (lastSeenAt, batteryLevel) have no index: it would make every
-// heartbeat a non-HOT update. Their pages cost a scan with a top-N sort; the others walk
-// their (column, id) index.
+// The sortable columns of DeviceListing, with the SQL type their cursor value is cast back
+// to. Those a heartbeat changes (lastSeenAt, batteryLevel) have no index: it would make
+// every heartbeat a non-HOT update. Their pages cost a scan of the narrow listing with a
+// top-N sort; the others walk their (column, id) index.
 const SORT_COLUMNS: Record<DeviceSort, { column: string; type: string; nullable: boolean }> = {
   enrolledAt: { column: '"enrolledAt"', type: "timestamptz", nullable: false },
   lastSeenAt: { column: '"lastSeenAt"', type: "timestamptz", nullable: true },
@@ -622,7 +622,13 @@ export function likePattern(search: string): string {
   return `%${search.replace(/[\\%_]/g, (char) => `\\${char}`)}%`;
 }
 
-/** The list's filters as a WHERE condition (also the device export's); retired devices only with `status: "retired"`. */
+const SEARCH_SEPARATOR = "\u001f";
+const SEARCHED_COLUMNS = ["alias", "model", '"serialNumber"', '"legacyId"'];
+
+/**
+ * The list's filters as a WHERE condition on DeviceListing (also the export's and bulk
+ * edits'); retired devices only with `status: "retired"`.
+ */
 export function deviceFilters(query: Pick<ListDevicesQuery, "status" | "group" | "batteryBelow" | "appVersion" | "search" | "compliance">): Prisma.Sql {
   // Retired devices are out of the fleet: listed only when asked for.
   const filters: Prisma.Sql[] = [query.status === "retired" ? Prisma.sql`"retiredAt" IS NOT NULL` : Prisma.sql`"retiredAt" IS NULL`];
@@ -631,26 +637,37 @@ export function deviceFilters(query: Pick<ListDevicesQuery, "status" | "group" |
   if (query.group) filters.push(Prisma.sql`groups @> ARRAY[${query.group}]::text[]`);
   if (query.batteryBelow !== undefined) filters.push(Prisma.sql`"batteryLevel" < ${query.batteryBelow}`);
   if (query.appVersion) filters.push(Prisma.sql`"appVersion" = ${query.appVersion}`);
-  if (query.compliance === "noncompliant") filters.push(Prisma.sql`(${COMPLIANCE_SQL}) IN ('pending', 'failed')`);
-  else if (query.compliance) filters.push(Prisma.sql`(${COMPLIANCE_SQL}) = ${query.compliance}`);
+  // Compliance is computed from Device's policy columns and app list, not in the listing.
+  if (query.compliance === "noncompliant") filters.push(Prisma.sql`id IN (SELECT id FROM "Device" WHERE (${COMPLIANCE_SQL}) IN ('pending', 'failed'))`);
+  else if (query.compliance) filters.push(Prisma.sql`id IN (SELECT id FROM "Device" WHERE (${COMPLIANCE_SQL}) = ${query.compliance})`);
   if (query.search) {
-    // Backed by the trigram indexes (migration 20261130130000_data_at_scale) where pg_trgm exists.
+    // ILIKE lower-cases both sides: searchText holds the four columns lower-cased, joined by
+    // U+001F, and its trigram index backs the match where pg_trgm exists. A term holding that
+    // separator is matched column by column, so no match spans two columns.
     const pattern = likePattern(query.search);
-    const matches = ["alias", "model", '"serialNumber"', '"legacyId"'].map((column) => Prisma.sql`${Prisma.raw(column)} ILIKE ${pattern} ESCAPE '\\'`);
+    const matches = query.search.includes(SEARCH_SEPARATOR)
+      ? SEARCHED_COLUMNS.map((column) => Prisma.sql`${Prisma.raw(column)} ILIKE ${pattern} ESCAPE '\\'`)
+      : [Prisma.sql`"searchText" LIKE lower(${pattern}) ESCAPE '\\'`];
     if (UUID.test(query.search)) matches.push(Prisma.sql`id = ${query.search.toLowerCase()}::uuid`);
     filters.push(Prisma.sql`(${Prisma.join(matches, " OR ")})`);
   }
   return Prisma.join(filters, " AND ");
 }
 
-/** The list's order (empty values last, then by id) as an ORDER BY list, for the export. */
-export function deviceOrderBy(query: Pick<ListDevicesQuery, "sort" | "order">): Prisma.Sql {
+export const sortColumnOf = (query: Pick<ListDevicesQuery, "sort">) => Prisma.raw(SORT_COLUMNS[query.sort].column);
+
+/** The list's order (empty values last, then by id) as an ORDER BY list on the table aliased `alias`, for the export. */
+function deviceOrderBy(query: Pick<ListDevicesQuery, "sort" | "order">, alias: string): Prisma.Sql {
   const dir = Prisma.raw(query.order === "desc" ? "DESC" : "ASC");
-  return Prisma.sql`${Prisma.raw(SORT_COLUMNS[query.sort].column)} ${dir} NULLS LAST, id ${dir}`;
+  return Prisma.sql`${Prisma.raw(`${alias}.${SORT_COLUMNS[query.sort].column}`)} ${dir} NULLS LAST, ${Prisma.raw(alias)}.id ${dir}`;
 }
 
+/** The Device rows of the listing rows a query selects (`SELECT id, <sort column> FROM "DeviceListing" ...`), in the list's order. */
+export const devicesOf = (listing: Prisma.Sql, query: Pick<ListDevicesQuery, "sort" | "order">) =>
+  Prisma.sql`SELECT d.* FROM (${listing}) l JOIN "Device" d ON d.id = l.id ORDER BY ${deviceOrderBy(query, "l")}`;
+
 const countDevices = async (db: AppDeps["db"], where: Prisma.Sql) =>
-  (await db.$queryRaw<Array<{ total: number }>>`SELECT count(*)::int AS total FROM "Device" WHERE ${where}`)[0]!.total;
+  (await db.$queryRaw<Array<{ total: number }>>`SELECT count(*)::int AS total FROM "DeviceListing" WHERE ${where}`)[0]!.total;
 
 /**
  * A page of devices and the number matching the filters. With a cursor (or on the first
@@ -659,10 +676,12 @@ const countDevices = async (db: AppDeps["db"], where: Prisma.Sql) =>
  * for the indexed sorts, an index range read on any page. Non-null values and nulls are
  * read as two ranges, each an index order in both directions. `offset` keeps the old
  * behaviour. The total is counted in the same statement as the page's first range.
+ * Filters, sorts and counts read the narrow DeviceListing; only the page's rows are read
+ * from Device.
  */
 export async function listDevices({ db }: Pick<AppDeps, "db">, query: ListDevicesQuery): Promise<ListDevicesResponse> {
-  const { column, type, nullable } = SORT_COLUMNS[query.sort];
-  const col = Prisma.raw(column);
+  const { type, nullable } = SORT_COLUMNS[query.sort];
+  const col = sortColumnOf(query);
   const dir = Prisma.raw(query.order === "desc" ? "DESC" : "ASC");
   const after = Prisma.raw(query.order === "desc" ? "<" : ">");
   const where = deviceFilters(query);
@@ -674,28 +693,26 @@ export async function listDevices({ db }: Pick<AppDeps, "db">, query: ListDevice
   let devices: Device[] = [];
   let total: number;
   if (query.offset > 0) {
+    const listing = Prisma.sql`SELECT id, ${col} FROM "DeviceListing" WHERE ${where} ORDER BY ${col} ${dir} NULLS LAST, id ${dir} LIMIT ${take} OFFSET ${query.offset}`;
     const rows = await db.$queryRaw<Counted[]>`
-      SELECT d.*, (SELECT count(*)::int FROM "Device" WHERE ${where}) AS total
-      FROM (SELECT * FROM "Device" WHERE ${where} ORDER BY ${col} ${dir} NULLS LAST, id ${dir} LIMIT ${take} OFFSET ${query.offset}) d`;
+      SELECT d.*, (SELECT count(*)::int FROM "DeviceListing" WHERE ${where}) AS total FROM (${devicesOf(listing, query)}) d`;
     devices = rows;
     total = rows[0]?.total ?? (await countDevices(db, where));
   } else if (cursor?.key === null) {
     total = await countDevices(db, where);
   } else {
     const keyset = cursor ? Prisma.sql`AND (${col}, id) ${after} (${cursor.key}::${Prisma.raw(type)}, ${cursor.id}::uuid)` : Prisma.empty;
+    const listing = Prisma.sql`SELECT id, ${col} FROM "DeviceListing" WHERE ${where} AND ${col} IS NOT NULL ${keyset} ORDER BY ${col} ${dir}, id ${dir} LIMIT ${take}`;
     const rows = await db.$queryRaw<Array<Omit<Counted, "id"> & { id: string | null }>>`
-      SELECT d.*, t.total FROM (SELECT count(*)::int AS total FROM "Device" WHERE ${where}) t
-      LEFT JOIN LATERAL (
-        SELECT * FROM "Device" WHERE ${where} AND ${col} IS NOT NULL ${keyset} ORDER BY ${col} ${dir}, id ${dir} LIMIT ${take}
-      ) d ON TRUE`;
+      SELECT d.*, t.total FROM (SELECT count(*)::int AS total FROM "DeviceListing" WHERE ${where}) t
+      LEFT JOIN LATERAL (${devicesOf(listing, query)}) d ON TRUE`;
     total = rows[0]!.total;
     devices = rows.filter((row): row is Counted => row.id !== null);
   }
   if (query.offset === 0 && nullable && devices.length < take) {
     const keyset = cursor?.key === null ? Prisma.sql`AND id ${after} ${cursor.id}::uuid` : Prisma.empty;
-    devices = devices.concat(
-      await db.$queryRaw<Device[]>`SELECT * FROM "Device" WHERE ${where} AND ${col} IS NULL ${keyset} ORDER BY id ${dir} LIMIT ${take - devices.length}`,
-    );
+    const listing = Prisma.sql`SELECT id, ${col} FROM "DeviceListing" WHERE ${where} AND ${col} IS NULL ${keyset} ORDER BY id ${dir} LIMIT ${take - devices.length}`;
+    devices = devices.concat(await db.$queryRaw<Device[]>(devicesOf(listing, query)));
   }
   const page = devices.slice(0, query.limit).map(({ total: _total, ...device }: Device & { total?: number }) => device as Device);
   const last = page.at(-1);

@@ -129,38 +129,42 @@ describe("POST /v1/heartbeat: security", () => {
 });
 
 describeWithPostgres("POST /v1/heartbeat: storage", () => {
-  it("updates the device row as a HOT update (no index rewritten)", async () => {
-    const device = await enrollDevice(t.app);
-    const bearer = { type: "bearer" } as const;
-    await request(t.app).post("/v1/heartbeat").auth(device.deviceToken, bearer).send(heartbeatBody());
-    // Each connection flushes its statistics on its own schedule (within ~10 s when idle): poll.
-    const before = await settled(async () => {
-      const now = await deviceUpdates();
-      return now.updates >= 1 ? now : undefined;
-    });
-    let moved = 0;
-    for (let i = 0; i < 20; i++) {
-      t.clock.advance(60);
-      const blocks = await pagesOf([device.deviceId]);
-      const res = await request(t.app)
-        .post("/v1/heartbeat")
-        .auth(device.deviceToken, bearer)
-        .send(heartbeatBody({ battery: { level: 80 - i, charging: i % 2 === 0 }, network: { type: i % 2 ? "wifi" : "cellular", signal: -50 - i } }));
-      expect(res.status).toBe(200);
-      moved += await movedSince(blocks);
-    }
-    const after = await settled(async () => {
-      const now = await deviceUpdates();
-      return now.updates - before.updates >= 20 ? now : undefined;
-    });
-    expect(after.updates - before.updates).toBeGreaterThanOrEqual(20);
-    // Pages fill with old versions while a snapshot anywhere in the database (an autoanalyze,
-    // say) keeps them from being pruned: the few versions that then had to go to another page
-    // cannot be HOT. Every one that stayed on its page must be, which no index change allows.
-    // Most stay (a page holds several versions of the row), or the test would say little.
-    expect(moved).toBeLessThanOrEqual(10);
-    expect(after.hot - before.hot).toBe(after.updates - before.updates - moved);
-  }, 60_000);
+  it.each(["Device", "DeviceListing"] as const)(
+    "updates the device's %s row as a HOT update (no index rewritten)",
+    async (table) => {
+      const device = await enrollDevice(t.app);
+      const bearer = { type: "bearer" } as const;
+      await request(t.app).post("/v1/heartbeat").auth(device.deviceToken, bearer).send(heartbeatBody());
+      // Each connection flushes its statistics on its own schedule (within ~10 s when idle): poll.
+      const before = await settled(async () => {
+        const now = await tableUpdates(table);
+        return now.updates >= 1 ? now : undefined;
+      });
+      let moved = 0;
+      for (let i = 0; i < 20; i++) {
+        t.clock.advance(60);
+        const blocks = await pagesOf([device.deviceId], table);
+        const res = await request(t.app)
+          .post("/v1/heartbeat")
+          .auth(device.deviceToken, bearer)
+          .send(heartbeatBody({ battery: { level: 80 - i, charging: i % 2 === 0 }, network: { type: i % 2 ? "wifi" : "cellular", signal: -50 - i } }));
+        expect(res.status).toBe(200);
+        moved += await movedSince(blocks, table);
+      }
+      const after = await settled(async () => {
+        const now = await tableUpdates(table);
+        return now.updates - before.updates >= 20 ? now : undefined;
+      });
+      expect(after.updates - before.updates).toBeGreaterThanOrEqual(20);
+      // Pages fill with old versions while a snapshot anywhere in the database (an autoanalyze,
+      // say) keeps them from being pruned: the few versions that then had to go to another page
+      // cannot be HOT. Every one that stayed on its page must be, which no index change allows.
+      // Most stay (a page holds several versions of the row), or the test would say little.
+      expect(moved).toBeLessThanOrEqual(10);
+      expect(after.hot - before.hot).toBe(after.updates - before.updates - moved);
+    },
+    60_000,
+  );
 });
 
 describeWithPostgres("socket leases: storage", () => {
@@ -199,13 +203,14 @@ describeWithPostgres("socket leases: storage", () => {
     const devices = [await enrollDevice(t.app), await enrollDevice(t.app), await enrollDevice(t.app)];
     const ids = devices.map((device) => device.deviceId);
     // What enrollment wrote has reached the statistics once two readings a flush apart agree.
-    let before = await deviceUpdates();
+    let before = await tableUpdates("Device");
     for (;;) {
       await new Promise((resolve) => setTimeout(resolve, 1100));
-      const now = await deviceUpdates();
+      const now = await tableUpdates("Device");
       if (now.updates === before.updates) break;
       before = now;
     }
+    const listingBefore = await tableUpdates("DeviceListing");
     // Taking a lease sets the holder, which the sweep's index holds: those three are not HOT.
     for (const id of ids) expect(await takeSocketLeases(t.deps, [id])).toHaveLength(1);
     let moved = 0;
@@ -216,10 +221,12 @@ describeWithPostgres("socket leases: storage", () => {
       moved += await movedSince(blocks);
     }
     const after = await settled(async () => {
-      const now = await deviceUpdates();
+      const now = await tableUpdates("Device");
       return now.updates - before.updates >= 33 ? now : undefined;
     });
     expect(after.updates - before.updates).toBe(33);
+    // A lease changes nothing the device list reads: no listing row was written.
+    expect((await tableUpdates("DeviceListing")).updates).toBe(listingBefore.updates);
     // As for heartbeats: a renewal that had to move to another page cannot be HOT, every other
     // must; most stay on their page.
     expect(moved).toBeLessThanOrEqual(15);
@@ -236,26 +243,28 @@ describeWithPostgres("socket leases: storage", () => {
 });
 
 // Statistics reach pg_stat_user_tables asynchronously: flush this backend's first.
-async function deviceUpdates(): Promise<{ updates: number; hot: number }> {
+async function tableUpdates(table: "Device" | "DeviceListing"): Promise<{ updates: number; hot: number }> {
   const [row] = await database.db.$transaction(async (tx) => {
     await tx.$executeRaw`SELECT pg_stat_force_next_flush()`;
     await tx.$executeRaw`SELECT pg_stat_clear_snapshot()`;
     return tx.$queryRaw<Array<{ updates: number; hot: number }>>`
-      SELECT n_tup_upd::int AS updates, n_tup_hot_upd::int AS hot FROM pg_stat_user_tables WHERE relname = 'Device'`;
+      SELECT n_tup_upd::int AS updates, n_tup_hot_upd::int AS hot FROM pg_stat_user_tables WHERE relname = ${table}`;
   });
   return row!;
 }
 
-/** The heap page each device's row is on now. */
-async function pagesOf(ids: string[]): Promise<Map<string, number>> {
-  const rows = await database.db.$queryRaw<Array<{ id: string; page: number }>>`
-    SELECT id::text, (ctid::text::point)[0]::int AS page FROM "Device" WHERE id = ANY(${ids}::uuid[])`;
+/** The heap page each device's row in `table` is on now. */
+async function pagesOf(ids: string[], table: "Device" | "DeviceListing" = "Device"): Promise<Map<string, number>> {
+  const rows = await database.db.$queryRawUnsafe<Array<{ id: string; page: number }>>(
+    `SELECT id::text, (ctid::text::point)[0]::int AS page FROM "${table}" WHERE id = ANY($1::uuid[])`,
+    ids,
+  );
   return new Map(rows.map((row) => [row.id, row.page]));
 }
 
 /** How many of these rows are now on another page than they were (an update that found no room on theirs). */
-async function movedSince(pages: Map<string, number>): Promise<number> {
-  const now = await pagesOf([...pages.keys()]);
+async function movedSince(pages: Map<string, number>, table: "Device" | "DeviceListing" = "Device"): Promise<number> {
+  const now = await pagesOf([...pages.keys()], table);
   return [...pages].filter(([id, page]) => now.get(id) !== page).length;
 }
 

@@ -4,7 +4,7 @@ import type { Response } from "express";
 import type { AppDeps } from "../../deps";
 import { type AuditLog, type Command, type Device, Prisma } from "../../generated/prisma/client";
 import { HttpError } from "../../lib/http-error";
-import { deviceFilters, deviceOrderBy, toDeviceView } from "../devices/devices.service";
+import { deviceFilters, devicesOf, sortColumnOf, toDeviceView } from "../devices/devices.service";
 import { csvLine } from "./csv";
 
 // Exports stream rows from a PostgreSQL cursor to the response: FETCH a batch, write it,
@@ -130,7 +130,7 @@ const DEVICE_COLUMNS: Column<DeviceView>[] = [
 ];
 
 export function exportDevices(deps: ExportDeps, res: Response, query: ExportDevicesQuery): Promise<void> {
-  const sql = Prisma.sql`SELECT * FROM "Device" WHERE ${deviceFilters(query)} ORDER BY ${deviceOrderBy(query)}`;
+  const sql = devicesOf(Prisma.sql`SELECT id, ${sortColumnOf(query)} FROM "DeviceListing" WHERE ${deviceFilters(query)}`, query);
   return streamExport<Device>(deps, res, query.format, {
     name: "devices",
     sql,

@@ -78,9 +78,15 @@ export async function sweepOffline(deps: AppDeps, stepDevices = SWEEP_STEP_DEVIC
       const low = await joinLowBatteries(tx, settings, now, { onlineSince: cutoff, after: lowAfter, limit: stepDevices });
       // A device whose row is locked right now (a heartbeat writing it, most often) is left
       // for the next sweep rather than waited for while this step holds the rows it claimed.
+      // Candidates are found in the narrow DeviceListing (a fifth of Device's pages), then
+      // their Device rows decide once locked (a heartbeat may have just written one).
       const offline = await tx.$queryRaw<Device[]>`
         UPDATE "Device" SET online = false, "offlineSince" = ${now}
-        WHERE id IN (SELECT id FROM "Device" WHERE online AND "lastSeenAt" < ${cutoff} LIMIT ${stepDevices} FOR UPDATE SKIP LOCKED)
+        WHERE id IN (
+          SELECT id FROM "Device"
+          WHERE id IN (SELECT id FROM "DeviceListing" WHERE online AND "lastSeenAt" < ${cutoff} LIMIT ${stepDevices})
+            AND online AND "lastSeenAt" < ${cutoff}
+          FOR UPDATE SKIP LOCKED)
         RETURNING *`;
       await emitWebhookEvents(
         tx,
@@ -160,7 +166,7 @@ async function recordReturns(tx: Tx, now: Date): Promise<void> {
  */
 export function lowBatteryCandidates(threshold: number, onlineSince: Date, after: string | null, limit: number): Prisma.Sql {
   return Prisma.sql`
-    SELECT v.id AS "deviceId", v."batteryLevel" FROM "Device" v
+    SELECT v.id AS "deviceId", v."batteryLevel" FROM "DeviceListing" v
     WHERE v.online AND v."lastSeenAt" >= ${onlineSince} AND v."batteryLevel" < ${threshold}::int
       AND (${after}::uuid IS NULL OR v.id > ${after}::uuid)
       AND NOT EXISTS (

@@ -72,13 +72,14 @@ export async function updateDevice(
 const LOW_BATTERY = 20;
 
 export async function fleetSummary({ db, clock }: Pick<AppDeps, "db" | "clock">): Promise<FleetSummary> {
-  // The device counts in one pass: no index may cover online or batteryLevel (heartbeats
-  // change them, and must stay HOT updates), so each count would be a scan of its own.
+  // The device counts in one pass over the narrow DeviceListing: no index may cover online
+  // or batteryLevel (heartbeats change them, and must stay HOT updates), so each count
+  // would be a scan of its own.
   const [[counts], commandsInFlight] = await Promise.all([
     db.$queryRaw<Array<{ total: number; online: number; lowBattery: number }>>`
       SELECT count(*)::int AS total, count(*) FILTER (WHERE online)::int AS online,
         count(*) FILTER (WHERE "batteryLevel" < ${LOW_BATTERY})::int AS "lowBattery"
-      FROM "Device" WHERE "retiredAt" IS NULL`,
+      FROM "DeviceListing" WHERE "retiredAt" IS NULL`,
     db.command.count({ where: { status: { in: UNFINISHED_COMMAND_STATUSES }, expiresAt: { gt: clock.now() } } }),
   ]);
   const { total, online, lowBattery } = counts!;
@@ -88,7 +89,7 @@ export async function fleetSummary({ db, clock }: Pick<AppDeps, "db" | "clock">)
 export async function listGroups({ db }: Pick<AppDeps, "db">): Promise<ListGroupsResponse> {
   const rows = await db.$queryRaw<Array<{ name: string; devices: bigint; online: bigint }>>`
     SELECT g AS name, count(*) AS devices, count(*) FILTER (WHERE online) AS online
-    FROM "Device", unnest(groups) AS g WHERE "retiredAt" IS NULL GROUP BY g ORDER BY g`;
+    FROM "DeviceListing", unnest(groups) AS g WHERE "retiredAt" IS NULL GROUP BY g ORDER BY g`;
   return { groups: rows.map((row) => ({ name: row.name, devices: Number(row.devices), online: Number(row.online) })) };
 }
 
