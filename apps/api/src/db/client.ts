@@ -11,32 +11,22 @@ const CONNECT_TIMEOUT_MS = 5_000;
 // The API's statements are short (an index range, a count or top-N over the narrow
 // DeviceListing): starting parallel workers for them costs more than it saves. Measured on
 // 100,000 devices on 2 cores: a top-N sort of the listing took 11.5 ms alone, 22-25 ms with
-// two workers, which also take cores from the heartbeats.
-const SESSION_OPTIONS = "-c max_parallel_workers_per_gather=0";
-
-/**
- * DATABASE_URL with our session options after any it sets (`?options=...`): pg takes the
- * URL's options over a separate `options` setting, so they go in the URL.
- */
-export function withSessionOptions(databaseUrl: string): string {
-  let url: URL;
-  try {
-    url = new URL(databaseUrl);
-  } catch {
-    return databaseUrl; // pg would refuse it too, and says why
-  }
-  const fromUrl = url.searchParams.get("options");
-  url.searchParams.set("options", fromUrl ? `${fromUrl} ${SESSION_OPTIONS}` : SESSION_OPTIONS);
-  return url.toString();
-}
+// two workers, which also take cores from the heartbeats. Set on each new connection, not
+// as a startup option, which connection poolers such as PgBouncer refuse.
+const SESSION_SETUP = "SET max_parallel_workers_per_gather = 0";
 
 const pools = new WeakMap<Db, Pool>();
 
 export function createDb(databaseUrl: string, options: { maxConnections?: number } = {}): Db {
   const pool = new Pool({
-    connectionString: withSessionOptions(databaseUrl),
+    connectionString: databaseUrl,
     max: options.maxConnections ?? 10,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    // Before the connection's first query. Should it fail, the connection still works (only
+    // slower scans), and a broken one reports itself at that query.
+    onConnect: async (client) => {
+      await client.query(SESSION_SETUP).catch(() => undefined);
+    },
   });
   // Until Prisma connects and listens, an idle client's error (a restarted server) would crash
   // the process; the query that next takes a connection reports the failure instead.
