@@ -7,6 +7,7 @@ import { emitCommandStatusChanges, finishBatches } from "../modules/commands/com
 import { sweepOffline } from "../modules/fleet/fleet-monitor";
 import { rotateFleetCommandKeys } from "../modules/lifecycle/command-keys";
 import { retireErasedDevices } from "../modules/lifecycle/lifecycle.service";
+import { repairDeviceListing } from "../modules/devices/device-listing";
 import { pruneTokenRevocations } from "../modules/devices/device-token-cache";
 import { maintainTelemetryPartitions } from "./telemetry-partitions";
 
@@ -169,6 +170,11 @@ export function startMaintenance(deps: AppDeps): () => void {
     }),
     // Catalogue files no version names, past their grace period (local folder or bucket), and
     // uploads a killed instance left half-written in the (shared) upload folder.
+    // A write that bypassed the triggers on Device (done by hand) leaves listing rows wrong.
+    everyOncePerCluster(deps, "device listing repair", 3_600_000, async () => {
+      const repaired = await repairDeviceListing(deps);
+      if (repaired) deps.logger.warn("device list rows repaired: a write bypassed the triggers on Device", { repaired });
+    }),
     everyOncePerCluster(deps, "catalogue file sweep", 3_600_000, async () => {
       await sweepOrphanFiles(deps, apkStore);
       await sweepAbandonedUploads(deps, apkStore);

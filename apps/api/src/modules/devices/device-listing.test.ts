@@ -1,6 +1,7 @@
 import request from "supertest";
 import { type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, enrollDevice, heartbeatBody, resetTables } from "../../test";
 import { sweepOffline } from "../fleet/fleet-monitor";
+import { listedColumns, repairDeviceListing } from "./device-listing";
 
 // DeviceListing is the device list's narrow copy of Device, kept by triggers on Device: after
 // any write, by any path, it must hold exactly the same values, one row per device.
@@ -17,17 +18,18 @@ beforeEach(async () => {
   t = createTestApp(database.db);
 });
 
-const COLUMNS = `id, "retiredAt", online, "lastSeenAt", "batteryLevel", "enrolledAt", alias, model, "appVersion", "serialNumber", "legacyId", groups`;
+const COLUMNS = `id, ${listedColumns("t")}`;
 
-/** The rows where the listing and Device differ (a device missing from either counts), and how many devices there are. */
-async function drift(): Promise<{ differing: unknown[]; devices: number; listed: number }> {
-  const differing = await database.db.$queryRawUnsafe<unknown[]>(
-    `(SELECT ${COLUMNS} FROM "Device" EXCEPT SELECT ${COLUMNS} FROM "DeviceListing")
-     UNION ALL (SELECT ${COLUMNS} FROM "DeviceListing" EXCEPT SELECT ${COLUMNS} FROM "Device")`,
+/** The devices whose listing row differs from Device (or is missing from either), and how many rows each table has. */
+async function drift(): Promise<{ differing: string[]; devices: number; listed: number }> {
+  const rows = await database.db.$queryRawUnsafe<Array<{ id: string }>>(
+    `SELECT DISTINCT id::text FROM (
+       (SELECT ${COLUMNS} FROM "Device" t EXCEPT SELECT ${COLUMNS} FROM "DeviceListing" t)
+       UNION ALL (SELECT ${COLUMNS} FROM "DeviceListing" t EXCEPT SELECT ${COLUMNS} FROM "Device" t)) differing`,
   );
   const [counts] = await database.db.$queryRaw<Array<{ devices: number; listed: number }>>`
     SELECT (SELECT count(*)::int FROM "Device") AS devices, (SELECT count(*)::int FROM "DeviceListing") AS listed`;
-  return { differing, ...counts! };
+  return { differing: rows.map((row) => row.id).sort(), ...counts! };
 }
 
 const heartbeat = (token: string, body = heartbeatBody()) => request(t.app).post("/v1/heartbeat").auth(token, { type: "bearer" }).send(body);
@@ -87,5 +89,43 @@ describe("DeviceListing", () => {
     expect(after!.version).toBe(before!.version);
     await database.db.device.update({ where: { id: device.deviceId }, data: { model: "TC58" } });
     expect((await database.db.deviceListing.findUniqueOrThrow({ where: { id: device.deviceId } })).model).toBe("TC58");
+  });
+
+  it("takes a device without groups as Device allows it (a NULL array)", async () => {
+    const device = await enrollDevice(t.app);
+    await database.db.$executeRaw`UPDATE "Device" SET groups = NULL WHERE id = ${device.deviceId}::uuid`;
+    expect(await drift()).toEqual({ differing: [], devices: 1, listed: 1 });
+  });
+
+  it("is repaired where a write bypassed the triggers: rows missing, changed by hand, or Device written with triggers off", async () => {
+    const devices = [];
+    for (let i = 0; i < 4; i++) devices.push(await enrollDevice(t.app));
+    const [gone, edited, replicated] = devices.map((device) => device.deviceId);
+    await database.db.$executeRaw`DELETE FROM "DeviceListing" WHERE id = ${gone}::uuid`;
+    await database.db.$executeRaw`UPDATE "DeviceListing" SET alias = 'not this' WHERE id = ${edited}::uuid`;
+    await database.db.$transaction(async (tx) => {
+      await tx.$executeRaw`SET LOCAL session_replication_role = replica`;
+      await tx.$executeRaw`UPDATE "Device" SET online = true, "batteryLevel" = 3 WHERE id = ${replicated}::uuid`;
+    });
+    expect((await drift()).differing).toEqual([gone, edited, replicated].sort());
+
+    expect(await repairDeviceListing(t.deps)).toBe(3);
+    expect(await drift()).toEqual({ differing: [], devices: 4, listed: 4 });
+    expect(await repairDeviceListing(t.deps)).toBe(0);
+  });
+
+  it("gives a device whose row went missing its row back at its next write", async () => {
+    const device = await enrollDevice(t.app);
+    await database.db.$executeRaw`DELETE FROM "DeviceListing" WHERE id = ${device.deviceId}::uuid`;
+    expect((await heartbeat(device.deviceToken)).status).toBe(200);
+    expect(await drift()).toEqual({ differing: [], devices: 1, listed: 1 });
+  });
+
+  it("comes back whole after the listing was emptied, in steps", async () => {
+    await database.db.$executeRaw`
+      INSERT INTO "Device" (id, "tokenHash", "updatedAt") SELECT gen_random_uuid(), repeat('0', 64), now() FROM generate_series(1, 2500)`;
+    await database.db.$executeRaw`DELETE FROM "DeviceListing"`;
+    expect(await repairDeviceListing(t.deps)).toBe(2500);
+    expect(await drift()).toEqual({ differing: [], devices: 2500, listed: 2500 });
   });
 });

@@ -78,15 +78,15 @@ export async function sweepOffline(deps: AppDeps, stepDevices = SWEEP_STEP_DEVIC
       const low = await joinLowBatteries(tx, settings, now, { onlineSince: cutoff, after: lowAfter, limit: stepDevices });
       // A device whose row is locked right now (a heartbeat writing it, most often) is left
       // for the next sweep rather than waited for while this step holds the rows it claimed.
-      // Candidates are found in the narrow DeviceListing (a fifth of Device's pages), then
-      // their Device rows decide once locked (a heartbeat may have just written one).
+      // Candidates are found in the narrow DeviceListing (a fifth of Device's pages); each is
+      // locked by its Device row, whose own values decide (a heartbeat may have just written
+      // it), and the limit counts only the rows locked, so a locked one ends no step early.
       const offline = await tx.$queryRaw<Device[]>`
         UPDATE "Device" SET online = false, "offlineSince" = ${now}
         WHERE id IN (
-          SELECT id FROM "Device"
-          WHERE id IN (SELECT id FROM "DeviceListing" WHERE online AND "lastSeenAt" < ${cutoff} LIMIT ${stepDevices})
-            AND online AND "lastSeenAt" < ${cutoff}
-          FOR UPDATE SKIP LOCKED)
+          SELECT d.id FROM "DeviceListing" l JOIN "Device" d ON d.id = l.id
+          WHERE l.online AND l."lastSeenAt" < ${cutoff} AND d.online AND d."lastSeenAt" < ${cutoff}
+          LIMIT ${stepDevices} FOR UPDATE OF d SKIP LOCKED)
         RETURNING *`;
       await emitWebhookEvents(
         tx,

@@ -1,5 +1,6 @@
 import { AlertIncidentDetail, ListAlertsResponse, ListIncidentsResponse, signAdminRequest } from "@mdm/contracts";
 import { randomUUID } from "node:crypto";
+import { Client } from "pg";
 import request from "supertest";
 import { Prisma } from "../../generated/prisma/client";
 import {
@@ -326,6 +327,28 @@ describe("offline detection and alerts", () => {
         (SELECT count(*)::int FROM "AlertEvent" WHERE kind = 'device_offline') AS events,
         (SELECT count(*)::int FROM "AlertIncidentDevice" d JOIN "AlertIncident" i ON i.id = d."incidentId" WHERE i.kind = 'low_battery') AS "lowMembers"`;
     expect(counts[0]).toEqual({ online: 0, incidents: 1, members: 2500, events: 2500, lowMembers: 5 });
+  });
+
+  it("steps past a device whose row is locked (a heartbeat writing it): the rest of the wave is swept, that one at the next sweep", async () => {
+    await admin("PATCH", "/admin/alert-settings", { offlineAfterSeconds: 240 });
+    await database.db.$executeRaw`
+      INSERT INTO "Device" (id, "tokenHash", online, "lastSeenAt", "updatedAt")
+      SELECT gen_random_uuid(), repeat('0', 64), true, ${new Date(t.clock.now().getTime() - 300_000)}, now() FROM generate_series(1, 5)`;
+    // The first candidate a step reads (the listing's first row) is locked.
+    const [held] = await database.db.$queryRaw<Array<{ id: string }>>`SELECT id::text FROM "DeviceListing" ORDER BY ctid LIMIT 1`;
+    const holder = new Client({ connectionString: database.url });
+    await holder.connect();
+    try {
+      await holder.query("BEGIN");
+      await holder.query(`SELECT 1 FROM "Device" WHERE id = $1 FOR NO KEY UPDATE`, [held!.id]);
+      const swept = await sweepOffline(t.deps, 2);
+      expect(swept).toHaveLength(4);
+      expect(swept.map((device) => device.id)).not.toContain(held!.id);
+    } finally {
+      await holder.query("ROLLBACK");
+      await holder.end();
+    }
+    expect((await sweepOffline(t.deps, 2)).map((device) => device.id)).toEqual([held!.id]);
   });
 
   it("probes each low battery's open incident through the index, whatever the statistics say: no loop over every open incident device", async () => {

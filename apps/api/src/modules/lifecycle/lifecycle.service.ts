@@ -306,7 +306,7 @@ function selectionWhere(target: DeviceSelection): Prisma.Sql {
   if ("deviceIds" in target) return Prisma.sql`${inService} AND id = ANY(${target.deviceIds}::uuid[])`;
   if ("group" in target) return Prisma.sql`${inService} AND groups @> ARRAY[${target.group}]::text[]`;
   if ("enrollmentTokenId" in target) return Prisma.sql`${inService} AND "enrollmentTokenId" = ${target.enrollmentTokenId}::uuid`;
-  return Prisma.sql`id IN (SELECT id FROM "DeviceListing" WHERE ${deviceFilters(target.filter)})`;
+  return Prisma.sql`${inService} AND id IN (SELECT id FROM "DeviceListing" WHERE ${deviceFilters(target.filter)})`;
 }
 
 /**
