@@ -8,8 +8,9 @@
 -- hold no column a heartbeat changes (appVersion changes only when the agent is updated),
 -- so the heartbeat's update of a listing row is a HOT update too, like Device's. The
 -- offline and low-battery sweeps find their candidates here too.
--- This migration creates it empty (with its foreign key, triggers and indexes: a moment's
--- lock on Device); the next one fills it without holding Device's lock.
+-- Filled here, under the lock its foreign key takes on Device: writes to Device (heartbeats)
+-- wait while it fills and its indexes build, a few seconds per 100,000 devices, and none can
+-- slip between the copy and the triggers. The next migration drops Device's list indexes.
 CREATE TABLE "DeviceListing" (
   "id" UUID NOT NULL PRIMARY KEY REFERENCES "Device"("id") ON DELETE CASCADE ON UPDATE CASCADE,
   "retiredAt" TIMESTAMPTZ(3),
@@ -32,6 +33,9 @@ CREATE TABLE "DeviceListing" (
     lower(coalesce("alias", '') || E'\x1f' || coalesce("model", '') || E'\x1f' || coalesce("serialNumber", '') || E'\x1f' || coalesce("legacyId", ''))
   ) STORED
 ) WITH (fillfactor = 80);
+
+INSERT INTO "DeviceListing" ("id", "retiredAt", "online", "lastSeenAt", "batteryLevel", "enrolledAt", "alias", "model", "appVersion", "serialNumber", "legacyId", "groups")
+SELECT "id", "retiredAt", "online", "lastSeenAt", "batteryLevel", "enrolledAt", "alias", "model", "appVersion", "serialNumber", "legacyId", "groups" FROM "Device";
 
 -- Statement triggers with transition tables: a heartbeat statement writing 50 devices syncs
 -- their listing rows in one statement. Only rows that differ are written, so a Device update
@@ -63,8 +67,9 @@ CREATE TRIGGER "Device_listing_insert" AFTER INSERT ON "Device" REFERENCING NEW 
 CREATE TRIGGER "Device_listing_update" AFTER UPDATE ON "Device" REFERENCING NEW TABLE AS changed
   FOR EACH STATEMENT EXECUTE FUNCTION "DeviceListing_sync"();
 
--- The list's sort orders (with the id for keyset paging) and filters. The same indexes on
--- Device, which served only the list and the export, go in the next migration.
+-- The list's sort orders (with the id for keyset paging) and filters, built on the filled
+-- table. The same indexes on Device, which served only the list and the export, go in the
+-- next migration.
 CREATE INDEX "DeviceListing_enrolledAt_id_idx" ON "DeviceListing"("enrolledAt", "id");
 CREATE INDEX "DeviceListing_alias_id_idx" ON "DeviceListing"("alias", "id");
 CREATE INDEX "DeviceListing_model_id_idx" ON "DeviceListing"("model", "id");
@@ -76,3 +81,5 @@ BEGIN
     CREATE INDEX "DeviceListing_searchText_trgm_idx" ON "DeviceListing" USING GIN ("searchText" gin_trgm_ops);
   END IF;
 END $$;
+
+ANALYZE "DeviceListing";

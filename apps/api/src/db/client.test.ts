@@ -1,5 +1,5 @@
 import { type TestDatabase, createTestDatabase, describeWithPostgres } from "../test";
-import { poolOf } from "./client";
+import { createDb, poolOf } from "./client";
 
 let database: TestDatabase;
 
@@ -21,6 +21,18 @@ describeWithPostgres("createDb", () => {
       }
     } finally {
       for (const client of clients) client.release();
+    }
+  });
+
+  it("keeps a value the operator chose (here in DATABASE_URL's options)", async () => {
+    const url = new URL(database.url);
+    url.searchParams.set("options", "-c max_parallel_workers_per_gather=3");
+    const db = createDb(url.toString(), { maxConnections: 1 });
+    try {
+      const { rows } = await poolOf(db).query("SHOW max_parallel_workers_per_gather");
+      expect(rows).toEqual([{ max_parallel_workers_per_gather: "3" }]);
+    } finally {
+      await db.$disconnect();
     }
   });
 });

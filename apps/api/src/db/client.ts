@@ -11,9 +11,10 @@ const CONNECT_TIMEOUT_MS = 5_000;
 // The API's statements are short (an index range, a count or top-N over the narrow
 // DeviceListing): starting parallel workers for them costs more than it saves. Measured on
 // 100,000 devices on 2 cores: a top-N sort of the listing took 11.5 ms alone, 22-25 ms with
-// two workers, which also take cores from the heartbeats. Set on each new connection, not
-// as a startup option, which connection poolers such as PgBouncer refuse.
-const SESSION_SETUP = "SET max_parallel_workers_per_gather = 0";
+// two workers, which also take cores from the heartbeats. Set on each new connection (not
+// as a startup option, which PgBouncer refuses), and only where nobody chose a value: a
+// setting of the server, database, role or DATABASE_URL's `options` stays.
+const SESSION_SETUP = `SELECT set_config(name, '0', false) FROM pg_settings WHERE name = 'max_parallel_workers_per_gather' AND source = 'default'`;
 
 const pools = new WeakMap<Db, Pool>();
 

@@ -168,13 +168,14 @@ export function startMaintenance(deps: AppDeps): () => void {
       const outcome = await advanceRollouts(deps);
       if (outcome.advanced || outcome.paused || outcome.toppedUp) deps.logger.info("app rollouts", outcome);
     }),
-    // Catalogue files no version names, past their grace period (local folder or bucket), and
-    // uploads a killed instance left half-written in the (shared) upload folder.
     // A write that bypassed the triggers on Device (done by hand) leaves listing rows wrong.
     everyOncePerCluster(deps, "device listing repair", 3_600_000, async () => {
       const repaired = await repairDeviceListing(deps);
-      if (repaired) deps.logger.warn("device list rows repaired: a write bypassed the triggers on Device", { repaired });
+      if (repaired === null) deps.logger.error("the device list is not kept: the triggers Device_listing_insert/_update on Device are missing or disabled");
+      else if (repaired) deps.logger.warn("device list rows repaired: a write bypassed the triggers on Device", { repaired });
     }),
+    // Catalogue files no version names, past their grace period (local folder or bucket), and
+    // uploads a killed instance left half-written in the (shared) upload folder.
     everyOncePerCluster(deps, "catalogue file sweep", 3_600_000, async () => {
       await sweepOrphanFiles(deps, apkStore);
       await sweepAbandonedUploads(deps, apkStore);

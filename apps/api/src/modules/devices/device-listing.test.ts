@@ -97,21 +97,35 @@ describe("DeviceListing", () => {
     expect(await drift()).toEqual({ differing: [], devices: 1, listed: 1 });
   });
 
-  it("is repaired where a write bypassed the triggers: rows missing, changed by hand, or Device written with triggers off", async () => {
+  it("is repaired where a write bypassed the triggers: rows missing, changed by hand, or Device written or deleted with triggers off", async () => {
     const devices = [];
-    for (let i = 0; i < 4; i++) devices.push(await enrollDevice(t.app));
-    const [gone, edited, replicated] = devices.map((device) => device.deviceId);
+    for (let i = 0; i < 5; i++) devices.push(await enrollDevice(t.app));
+    const [gone, edited, replicated, deleted] = devices.map((device) => device.deviceId);
     await database.db.$executeRaw`DELETE FROM "DeviceListing" WHERE id = ${gone}::uuid`;
     await database.db.$executeRaw`UPDATE "DeviceListing" SET alias = 'not this' WHERE id = ${edited}::uuid`;
+    // Replica mode skips the triggers and the foreign key's cascade.
     await database.db.$transaction(async (tx) => {
       await tx.$executeRaw`SET LOCAL session_replication_role = replica`;
       await tx.$executeRaw`UPDATE "Device" SET online = true, "batteryLevel" = 3 WHERE id = ${replicated}::uuid`;
+      await tx.$executeRaw`DELETE FROM "Device" WHERE id = ${deleted}::uuid`;
     });
-    expect((await drift()).differing).toEqual([gone, edited, replicated].sort());
+    expect((await drift()).differing).toEqual([gone, edited, replicated, deleted].sort());
 
-    expect(await repairDeviceListing(t.deps)).toBe(3);
+    expect(await repairDeviceListing(t.deps)).toBe(4);
     expect(await drift()).toEqual({ differing: [], devices: 4, listed: 4 });
     expect(await repairDeviceListing(t.deps)).toBe(0);
+  });
+
+  it("says so, and writes nothing, when the triggers are disabled", async () => {
+    const device = await enrollDevice(t.app);
+    await database.db.$executeRaw`DELETE FROM "DeviceListing" WHERE id = ${device.deviceId}::uuid`;
+    await database.db.$executeRaw`ALTER TABLE "Device" DISABLE TRIGGER "Device_listing_update"`;
+    try {
+      expect(await repairDeviceListing(t.deps)).toBeNull();
+      expect(await drift()).toMatchObject({ devices: 1, listed: 0 });
+    } finally {
+      await database.db.$executeRaw`ALTER TABLE "Device" ENABLE TRIGGER "Device_listing_update"`;
+    }
   });
 
   it("gives a device whose row went missing its row back at its next write", async () => {

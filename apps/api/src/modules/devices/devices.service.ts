@@ -656,7 +656,7 @@ export function deviceFilters(query: Pick<ListDevicesQuery, "status" | "group" |
 
 export const sortColumnOf = (query: Pick<ListDevicesQuery, "sort">) => Prisma.raw(SORT_COLUMNS[query.sort].column);
 
-/** The list's order (empty values last, then by id) as an ORDER BY list on the table aliased `alias`, for the export. */
+/** The list's order (empty values last, then by id) as an ORDER BY list on the table aliased `alias`. */
 function deviceOrderBy(query: Pick<ListDevicesQuery, "sort" | "order">, alias: string): Prisma.Sql {
   const dir = Prisma.raw(query.order === "desc" ? "DESC" : "ASC");
   return Prisma.sql`${Prisma.raw(`${alias}.${SORT_COLUMNS[query.sort].column}`)} ${dir} NULLS LAST, ${Prisma.raw(alias)}.id ${dir}`;

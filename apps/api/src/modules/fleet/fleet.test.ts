@@ -12,6 +12,7 @@ import {
   adminRequest,
   createTestApp,
   createTestDatabase,
+  describeWithPostgres,
   enrollDevice,
   heartbeatBody,
   resetTables,
@@ -329,26 +330,29 @@ describe("offline detection and alerts", () => {
     expect(counts[0]).toEqual({ online: 0, incidents: 1, members: 2500, events: 2500, lowMembers: 5 });
   });
 
-  it("steps past a device whose row is locked (a heartbeat writing it): the rest of the wave is swept, that one at the next sweep", async () => {
-    await admin("PATCH", "/admin/alert-settings", { offlineAfterSeconds: 240 });
-    await database.db.$executeRaw`
-      INSERT INTO "Device" (id, "tokenHash", online, "lastSeenAt", "updatedAt")
-      SELECT gen_random_uuid(), repeat('0', 64), true, ${new Date(t.clock.now().getTime() - 300_000)}, now() FROM generate_series(1, 5)`;
-    // The first candidate a step reads (the listing's first row) is locked.
-    const [held] = await database.db.$queryRaw<Array<{ id: string }>>`SELECT id::text FROM "DeviceListing" ORDER BY ctid LIMIT 1`;
-    const holder = new Client({ connectionString: database.url });
-    await holder.connect();
-    try {
-      await holder.query("BEGIN");
-      await holder.query(`SELECT 1 FROM "Device" WHERE id = $1 FOR NO KEY UPDATE`, [held!.id]);
-      const swept = await sweepOffline(t.deps, 2);
-      expect(swept).toHaveLength(4);
-      expect(swept.map((device) => device.id)).not.toContain(held!.id);
-    } finally {
-      await holder.query("ROLLBACK");
-      await holder.end();
-    }
-    expect((await sweepOffline(t.deps, 2)).map((device) => device.id)).toEqual([held!.id]);
+  // A lock held by another connection: the embedded database serves every connection in one session.
+  describeWithPostgres("with a device's row locked", () => {
+    it("steps past a device whose row is locked (a heartbeat writing it): the rest of the wave is swept, that one at the next sweep", async () => {
+      await admin("PATCH", "/admin/alert-settings", { offlineAfterSeconds: 240 });
+      await database.db.$executeRaw`
+        INSERT INTO "Device" (id, "tokenHash", online, "lastSeenAt", "updatedAt")
+        SELECT gen_random_uuid(), repeat('0', 64), true, ${new Date(t.clock.now().getTime() - 300_000)}, now() FROM generate_series(1, 5)`;
+      // The first candidate a step reads (the listing's first row) is locked.
+      const [held] = await database.db.$queryRaw<Array<{ id: string }>>`SELECT id::text FROM "DeviceListing" ORDER BY ctid LIMIT 1`;
+      const holder = new Client({ connectionString: database.url });
+      await holder.connect();
+      try {
+        await holder.query("BEGIN");
+        await holder.query(`SELECT 1 FROM "Device" WHERE id = $1 FOR NO KEY UPDATE`, [held!.id]);
+        const swept = await sweepOffline(t.deps, 2);
+        expect(swept).toHaveLength(4);
+        expect(swept.map((device) => device.id)).not.toContain(held!.id);
+      } finally {
+        await holder.query("ROLLBACK");
+        await holder.end();
+      }
+      expect((await sweepOffline(t.deps, 2)).map((device) => device.id)).toEqual([held!.id]);
+    });
   });
 
   it("probes each low battery's open incident through the index, whatever the statistics say: no loop over every open incident device", async () => {
