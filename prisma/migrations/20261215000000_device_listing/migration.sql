@@ -8,11 +8,15 @@
 -- hold no column a heartbeat changes (appVersion changes only when the agent is updated),
 -- so the heartbeat's update of a listing row is a HOT update too, like Device's. The
 -- offline and low-battery sweeps find their candidates here too.
--- Filled here, under the lock its foreign key takes on Device: writes to Device (heartbeats)
--- wait while it fills and its indexes build, a few seconds per 100,000 devices, and none can
--- slip between the copy and the triggers. The next migration drops Device's list indexes.
+-- Filled here under an EXCLUSIVE lock on Device, taken first: reads go on (token lookups,
+-- lists), writes and row locks (heartbeats, retirements) wait while it fills and its indexes
+-- build, and none can slip between the copy and the triggers. The foreign key is added after
+-- the fill, checked in one query: on the INSERT it would lock each Device row it checks. The
+-- next migration drops Device's list indexes.
+LOCK TABLE "Device" IN EXCLUSIVE MODE;
+
 CREATE TABLE "DeviceListing" (
-  "id" UUID NOT NULL PRIMARY KEY REFERENCES "Device"("id") ON DELETE CASCADE ON UPDATE CASCADE,
+  "id" UUID NOT NULL PRIMARY KEY,
   "retiredAt" TIMESTAMPTZ(3),
   "online" BOOLEAN NOT NULL,
   "lastSeenAt" TIMESTAMPTZ(3),
@@ -36,6 +40,9 @@ CREATE TABLE "DeviceListing" (
 
 INSERT INTO "DeviceListing" ("id", "retiredAt", "online", "lastSeenAt", "batteryLevel", "enrolledAt", "alias", "model", "appVersion", "serialNumber", "legacyId", "groups")
 SELECT "id", "retiredAt", "online", "lastSeenAt", "batteryLevel", "enrolledAt", "alias", "model", "appVersion", "serialNumber", "legacyId", "groups" FROM "Device";
+
+ALTER TABLE "DeviceListing" ADD CONSTRAINT "DeviceListing_id_fkey"
+  FOREIGN KEY ("id") REFERENCES "Device"("id") ON DELETE CASCADE ON UPDATE CASCADE;
 
 -- Statement triggers with transition tables: a heartbeat statement writing 50 devices syncs
 -- their listing rows in one statement. Only rows that differ are written, so a Device update

@@ -1,5 +1,16 @@
+import { Client } from "pg";
 import request from "supertest";
-import { type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, enrollDevice, heartbeatBody, resetTables } from "../../test";
+import {
+  type TestApp,
+  type TestDatabase,
+  adminRequest,
+  createTestApp,
+  createTestDatabase,
+  describeWithPostgres,
+  enrollDevice,
+  heartbeatBody,
+  resetTables,
+} from "../../test";
 import { sweepOffline } from "../fleet/fleet-monitor";
 import { listedColumns, repairDeviceListing } from "./device-listing";
 
@@ -116,10 +127,13 @@ describe("DeviceListing", () => {
     expect(await repairDeviceListing(t.deps)).toBe(0);
   });
 
-  it("says so, and writes nothing, when the triggers are disabled", async () => {
+  it.each([
+    ["disabled", "DISABLE TRIGGER"],
+    ["set to fire only in replica sessions", "ENABLE REPLICA TRIGGER"],
+  ])("says so, and writes nothing, when the triggers are %s", async (_state, alter) => {
     const device = await enrollDevice(t.app);
     await database.db.$executeRaw`DELETE FROM "DeviceListing" WHERE id = ${device.deviceId}::uuid`;
-    await database.db.$executeRaw`ALTER TABLE "Device" DISABLE TRIGGER "Device_listing_update"`;
+    await database.db.$executeRawUnsafe(`ALTER TABLE "Device" ${alter} "Device_listing_update"`);
     try {
       expect(await repairDeviceListing(t.deps)).toBeNull();
       expect(await drift()).toMatchObject({ devices: 1, listed: 0 });
@@ -141,5 +155,27 @@ describe("DeviceListing", () => {
     await database.db.$executeRaw`DELETE FROM "DeviceListing"`;
     expect(await repairDeviceListing(t.deps)).toBe(2500);
     expect(await drift()).toEqual({ differing: [], devices: 2500, listed: 2500 });
+  });
+});
+
+// Row locks held by another connection: the embedded database serves every connection in one session.
+describeWithPostgres("DeviceListing repair beside live writes", () => {
+  it("leaves a device a write is holding for later, and is not held up by a device only referenced (a command being created)", async () => {
+    const [busy, referenced] = [await enrollDevice(t.app), await enrollDevice(t.app)];
+    await database.db.$executeRaw`DELETE FROM "DeviceListing"`;
+    const holder = new Client({ connectionString: database.url });
+    await holder.connect();
+    try {
+      await holder.query("BEGIN");
+      await holder.query(`SELECT 1 FROM "Device" WHERE id = $1 FOR NO KEY UPDATE`, [busy.deviceId]);
+      await holder.query(`SELECT 1 FROM "Device" WHERE id = $1 FOR KEY SHARE`, [referenced.deviceId]);
+      expect(await repairDeviceListing(t.deps)).toBe(1);
+      expect((await drift()).differing).toEqual([busy.deviceId]);
+    } finally {
+      await holder.query("ROLLBACK");
+      await holder.end();
+    }
+    expect(await repairDeviceListing(t.deps)).toBe(1);
+    expect(await drift()).toEqual({ differing: [], devices: 2, listed: 2 });
   });
 });

@@ -35,9 +35,12 @@ const REPAIR_MAX_STEPS = 200;
  * missing or disabled and nothing could be.
  */
 export async function repairDeviceListing({ db }: Pick<AppDeps, "db">): Promise<number | null> {
+  // Firing here: enabled for ordinary sessions ('O') or always ('A'), in a session that is
+  // not replicating ('R' triggers and replica sessions would make each step a no-op).
   const [{ triggers }] = await db.$queryRaw<[{ triggers: number }]>`
     SELECT count(*)::int AS triggers FROM pg_trigger
-    WHERE tgrelid = '"Device"'::regclass AND tgname IN ('Device_listing_insert', 'Device_listing_update') AND tgenabled <> 'D'`;
+    WHERE tgrelid = '"Device"'::regclass AND tgname IN ('Device_listing_insert', 'Device_listing_update') AND tgenabled IN ('O', 'A')
+      AND current_setting('session_replication_role') = 'origin'`;
   if (triggers < 2) return null;
   let repaired = await db.$executeRaw`DELETE FROM "DeviceListing" l WHERE NOT EXISTS (SELECT 1 FROM "Device" d WHERE d.id = l.id)`;
   for (let step = 0; step < REPAIR_MAX_STEPS; step++) {
@@ -45,7 +48,7 @@ export async function repairDeviceListing({ db }: Pick<AppDeps, "db">): Promise<
       `UPDATE "Device" SET id = id WHERE id IN (
          SELECT d.id FROM "Device" d LEFT JOIN "DeviceListing" l ON l.id = d.id
          WHERE l.id IS NULL OR (${listedColumns("l")}) IS DISTINCT FROM (${listedColumns("d")})
-         LIMIT ${REPAIR_STEP_DEVICES} FOR UPDATE OF d SKIP LOCKED)`,
+         LIMIT ${REPAIR_STEP_DEVICES} FOR NO KEY UPDATE OF d SKIP LOCKED)`,
     );
     repaired += count;
     if (count < REPAIR_STEP_DEVICES) break;

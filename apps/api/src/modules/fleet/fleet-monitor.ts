@@ -86,7 +86,7 @@ export async function sweepOffline(deps: AppDeps, stepDevices = SWEEP_STEP_DEVIC
         WHERE id IN (
           SELECT d.id FROM "DeviceListing" l JOIN "Device" d ON d.id = l.id
           WHERE l.online AND l."lastSeenAt" < ${cutoff} AND d.online AND d."lastSeenAt" < ${cutoff}
-          LIMIT ${stepDevices} FOR UPDATE OF d SKIP LOCKED)
+          LIMIT ${stepDevices} FOR NO KEY UPDATE OF d SKIP LOCKED)
         RETURNING *`;
       await emitWebhookEvents(
         tx,
