@@ -3,7 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Client } from "pg";
-import { type TestDatabase, createTestDatabase } from "../test";
+import { type TestDatabase, createTestDatabase, describeWithPostgres } from "../test";
 import { parseEnv } from "../config/env";
 import { startServer } from "../server";
 import { TEST_SECRETS, createEmptyDatabase, testServerUrl } from "../test";
@@ -105,64 +105,75 @@ describe("migrate", () => {
     }
   });
 
-  // A session waiting in pg_advisory_lock holds a snapshot, which CREATE INDEX CONCURRENTLY
-  // waits out: the instances queued behind it deadlocked with it, and all but one failed.
-  it("lets instances started together wait behind a CREATE INDEX CONCURRENTLY migration", async () => {
-    const database = await createTestDatabase();
-    try {
-      const dir = copyMigrations();
-      addMigration(dir, "29990101000000_concurrent_index", `${NON_TRANSACTIONAL_MARKER}\nCREATE INDEX CONCURRENTLY "Device_alias_idx" ON "Device"("alias");\n`);
-      const runs = await Promise.allSettled(Array.from({ length: 4 }, () => migrate(database.url, dir)));
-      expect(runs.map((run) => run.status)).toEqual(Array(4).fill("fulfilled"));
-      const applied = runs.flatMap((run) => (run.status === "fulfilled" ? run.value.applied : []));
-      expect(applied).toEqual(["29990101000000_concurrent_index"]);
-    } finally {
-      await database.close();
-    }
-  });
-
-  // A concurrent build waits for every older transaction through lock waits: under the
-  // migration's lock_timeout, one long transaction anywhere failed it (and left an invalid index).
-  it("lets a CREATE INDEX CONCURRENTLY wait for a transaction open longer than the lock timeout", async () => {
-    const database = await createTestDatabase();
-    const open = new Client({ connectionString: database.url });
-    await open.connect();
-    try {
-      const dir = copyMigrations();
-      addMigration(dir, "29990101000000_concurrent_index", `${NON_TRANSACTIONAL_MARKER}\nCREATE INDEX CONCURRENTLY "Device_alias_idx" ON "Device"("alias");\n`);
-      // A snapshot held to the end, as a long export's transaction holds one.
-      await open.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
-      await open.query(`SELECT count(*) FROM "Device"`);
-      let settled = false;
-      const migrating = migrate(database.url, dir, 300).finally(() => {
-        settled = true;
-      });
-      const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-      // The transaction ends only once the build has waited for it past the 300 ms timeout
-      // (or the migration gave up meanwhile, as it did with the timeout in force).
-      while (!settled) {
-        const [waiting] = await queryOn<{ count: number }>(
-          database.url,
-          `SELECT count(*)::int AS count FROM pg_stat_activity
-           WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'CREATE INDEX CONCURRENTLY%'`,
+  // Sessions waiting on each other: the embedded database serves every connection in one session.
+  describeWithPostgres("beside other sessions", () => {
+    // A session waiting in pg_advisory_lock holds a snapshot, which CREATE INDEX CONCURRENTLY
+    // waits out: the instances queued behind it deadlocked with it, and all but one failed.
+    it("lets instances started together wait behind a CREATE INDEX CONCURRENTLY migration", async () => {
+      const database = await createTestDatabase();
+      try {
+        const dir = copyMigrations();
+        addMigration(
+          dir,
+          "29990101000000_concurrent_index",
+          `${NON_TRANSACTIONAL_MARKER}\nCREATE INDEX CONCURRENTLY "Device_alias_idx" ON "Device"("alias");\n`,
         );
-        if (waiting!.count > 0) {
-          await sleep(600);
-          break;
-        }
-        await sleep(50);
+        const runs = await Promise.allSettled(Array.from({ length: 4 }, () => migrate(database.url, dir)));
+        expect(runs.map((run) => run.status)).toEqual(Array(4).fill("fulfilled"));
+        const applied = runs.flatMap((run) => (run.status === "fulfilled" ? run.value.applied : []));
+        expect(applied).toEqual(["29990101000000_concurrent_index"]);
+      } finally {
+        await database.close();
       }
-      await open.query("COMMIT");
-      expect((await migrating).applied).toEqual(["29990101000000_concurrent_index"]);
-      const [index] = await queryOn<{ valid: boolean }>(
-        database.url,
-        `SELECT indisvalid AS valid FROM pg_index WHERE indexrelid = '"Device_alias_idx"'::regclass`,
-      );
-      expect(index!.valid).toBe(true);
-    } finally {
-      await open.end();
-      await database.close();
-    }
+    });
+
+    // A concurrent build waits for every older transaction through lock waits: under the
+    // migration's lock_timeout, one long transaction anywhere failed it (and left an invalid index).
+    it("lets a CREATE INDEX CONCURRENTLY wait for a transaction open longer than the lock timeout", async () => {
+      const database = await createTestDatabase();
+      const open = new Client({ connectionString: database.url });
+      await open.connect();
+      try {
+        const dir = copyMigrations();
+        addMigration(
+          dir,
+          "29990101000000_concurrent_index",
+          `${NON_TRANSACTIONAL_MARKER}\nCREATE INDEX CONCURRENTLY "Device_alias_idx" ON "Device"("alias");\n`,
+        );
+        // A snapshot held to the end, as a long export's transaction holds one.
+        await open.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
+        await open.query(`SELECT count(*) FROM "Device"`);
+        let settled = false;
+        const migrating = migrate(database.url, dir, 300).finally(() => {
+          settled = true;
+        });
+        const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+        // The transaction ends only once the build has waited for it past the 300 ms timeout
+        // (or the migration gave up meanwhile, as it did with the timeout in force).
+        while (!settled) {
+          const [waiting] = await queryOn<{ count: number }>(
+            database.url,
+            `SELECT count(*)::int AS count FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'CREATE INDEX CONCURRENTLY%'`,
+          );
+          if (waiting!.count > 0) {
+            await sleep(600);
+            break;
+          }
+          await sleep(50);
+        }
+        await open.query("COMMIT");
+        expect((await migrating).applied).toEqual(["29990101000000_concurrent_index"]);
+        const [index] = await queryOn<{ valid: boolean }>(
+          database.url,
+          `SELECT indisvalid AS valid FROM pg_index WHERE indexrelid = '"Device_alias_idx"'::regclass`,
+        );
+        expect(index!.valid).toBe(true);
+      } finally {
+        await open.end();
+        await database.close();
+      }
+    });
   });
 
   it("splits a non-transactional migration at statement ends only", () => {
