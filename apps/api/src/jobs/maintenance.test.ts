@@ -1,4 +1,5 @@
-import { type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, enrollDevice, resetTables } from "../test";
+import { Client } from "pg";
+import { type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, describeWithPostgres, enrollDevice, resetTables } from "../test";
 import { expireCommands, pruneAccounts, pruneNonces } from "./maintenance";
 import { PARTITION_DAYS_AHEAD, dayStart, listTelemetryPartitions, maintainTelemetryPartitions, partitionName } from "./telemetry-partitions";
 
@@ -61,6 +62,40 @@ describe("telemetry partitions", () => {
     const moved = await database.db.$queryRawUnsafe<Array<{ n: number }>>(`SELECT count(*)::int AS n FROM "${partitionName(farDay)}"`);
     expect(moved[0]!.n).toBe(3);
     expect(await database.db.telemetryEvent.count()).toBe(3);
+  });
+});
+
+describeWithPostgres("telemetry partitions beside live heartbeats", () => {
+  it("creates a day's partition while a heartbeat holds its device row and then writes its telemetry, without a deadlock", async () => {
+    const device = await enrollDevice(t.app);
+    await maintainTelemetryPartitions(t.deps, 48);
+    const dayAhead = partitionName(new Date(dayStart(t.clock.now()).getTime() + PARTITION_DAYS_AHEAD * 86_400_000));
+    await database.db.$executeRawUnsafe(`DROP TABLE "${dayAhead}"`);
+    // A heartbeat's statement updates Device, then inserts into TelemetryEvent. Creating a
+    // partition locks TelemetryEvent, then Device (for its foreign key's triggers).
+    const heartbeat = new Client({ connectionString: database.url });
+    await heartbeat.connect();
+    try {
+      await heartbeat.query("BEGIN");
+      await heartbeat.query(`UPDATE "Device" SET "lastSeenAt" = now() WHERE id = $1`, [device.deviceId]);
+      const created = maintainTelemetryPartitions(t.deps, 48).then(
+        (report) => report.created,
+        (error: unknown) => error,
+      );
+      // Until the housekeeping waits for a lock the heartbeat holds.
+      for (let i = 0; i < 200; i++) {
+        const [{ waiting }] = await database.db.$queryRaw<[{ waiting: number }]>`
+          SELECT count(*)::int AS waiting FROM pg_locks WHERE NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`;
+        if (waiting > 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      await heartbeat.query(`INSERT INTO "TelemetryEvent" ("deviceId", "receivedAt", "batteryLevel") VALUES ($1, now(), 50)`, [device.deviceId]);
+      await heartbeat.query("COMMIT");
+      expect(await created).toEqual([dayAhead]);
+    } finally {
+      await heartbeat.end();
+    }
+    expect(await database.db.telemetryEvent.count()).toBe(1);
   });
 });
 
