@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import path from "node:path";
 
 /**
@@ -6,7 +6,10 @@ import path from "node:path";
  * enrolled with, and reports: a device's version changes when its app is updated, not at
  * every heartbeat (appVersion is indexed for sorting, so a change is not a HOT update).
  */
-export const appVersionOf = (index: number) => `3.${(index + 1) % 5}.0`;
+export const appVersionOf = (index: number) => appVersionNamed(appVersionIndexOf(index));
+export const APP_VERSIONS = 5;
+export const appVersionIndexOf = (index: number) => (index + 1) % APP_VERSIONS;
+export const appVersionNamed = (version: number) => `3.${version}.0`;
 
 /**
  * 0..count-1 in random order: the order devices are heard from. A fleet's heartbeats come in
@@ -72,3 +75,19 @@ export function percentile(sorted: number[], p: number): number {
 }
 
 export const round = (value: number, digits = 1) => Number(value.toFixed(digits));
+
+export type LoadGenerator = "wrk" | "autocannon";
+
+/** The load generator `BENCH_LOADGEN` names, else wrk where it is on the PATH, else autocannon. */
+export function chosenLoadGenerator(): LoadGenerator {
+  const named = process.env.BENCH_LOADGEN;
+  if (named === "wrk" || named === "autocannon") return named;
+  if (named) throw new Error(`BENCH_LOADGEN must be wrk or autocannon, not ${named}`);
+  try {
+    execFileSync("wrk", ["--version"], { stdio: "ignore" });
+  } catch (error) {
+    // wrk --version prints its usage and exits 1: only a missing binary is ENOENT.
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return "autocannon";
+  }
+  return "wrk";
+}

@@ -15,6 +15,8 @@
 //   BENCH_ONLY=bulk,list            only these phases (while working on one), figures logged,
 //                                   no report; phases: max, fixed, websocket, long, list, bulk
 //   BENCH_RATE=1000                 the fixed rate (default 2000; a full run caps it at the floor's best)
+//   BENCH_LOADGEN=autocannon        the HTTP load generator (default wrk where installed: apt-get
+//                                   install wrk; else autocannon)
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -26,7 +28,7 @@ import { CommandBatch, HeartbeatResponse, signAdminRequest } from "@mdm/contract
 import { Client, Pool } from "pg";
 import { DEFAULT_MIGRATIONS_DIR, migrate } from "../../apps/api/src/db/migrate";
 import { hashSecret } from "../../apps/api/src/lib/secrets";
-import { appVersionOf, heartbeatBody, percentile, round, runScript, spawnScript } from "./common";
+import { appVersionOf, chosenLoadGenerator, heartbeatBody, percentile, round, runScript, spawnScript } from "./common";
 import type { HttpLoadJob, HttpLoadResult } from "./http-load";
 import type { WsFleetReady, WsHeartbeatResult, WsJob } from "./ws-devices";
 
@@ -49,6 +51,7 @@ const PLAN = QUICK
 const ONLY = process.env.BENCH_ONLY?.split(",").map((phase) => phase.trim());
 const TARGET_RATE = Number(process.env.BENCH_RATE ?? 2000);
 const CONNECTIONS = 64;
+const LOAD_GENERATOR = chosenLoadGenerator();
 const API_ROOT = path.resolve(__dirname, "../../apps/api");
 const secret = () => randomBytes(32).toString("hex");
 const SECRETS = { ADMIN_KEY: secret(), HMAC_SECRET: secret(), JWT_SECRET: secret(), COMMAND_MASTER_KEY: secret() };
@@ -477,7 +480,7 @@ async function main() {
   try {
     await admin.query(`CREATE DATABASE "${apiDb}"`);
     await migrate(databaseUrlFor(apiDb), DEFAULT_MIGRATIONS_DIR);
-    log(`inserting ${DEVICES} devices`);
+    log(`inserting ${DEVICES} devices; HTTP load by ${LOAD_GENERATOR}`);
     const tokens = await seedDevices(databaseUrlFor(apiDb), DEVICES, tokensFile);
     await admin.query(`CREATE DATABASE "${floorDb}" TEMPLATE "${apiDb}"`);
     await withoutListingTriggers(databaseUrlFor(floorDb));
@@ -497,7 +500,7 @@ async function main() {
       await onlyPhases(ONLY, { api, floor, db, tokens, tokensFile });
       return;
     }
-    const base = { tokensFile, connections: CONNECTIONS };
+    const base = { tokensFile, connections: CONNECTIONS, generator: LOAD_GENERATOR };
     await httpLoad({ ...base, url: floor.url, seconds: PLAN.warmupSeconds });
     await httpLoad({ ...base, url: api.url, seconds: PLAN.warmupSeconds });
 
@@ -562,6 +565,7 @@ async function main() {
       quick: QUICK,
       machine: { cpus: os.cpus().length, ramGb: round(os.totalmem() / 1024 ** 3), node: process.version },
       devices: DEVICES,
+      loadGenerator: LOAD_GENERATOR,
       sampleVerified: verified,
       maxThroughput: {
         connections: CONNECTIONS,
@@ -614,7 +618,7 @@ async function main() {
 /** BENCH_ONLY: the named phases alone, each logging its figures (the fixed rate is TARGET_RATE). */
 async function onlyPhases(phases: string[], run: { api: Server; floor: Server; db: Client; tokens: string[]; tokensFile: string }) {
   const { api, floor, db, tokens, tokensFile } = run;
-  const base = { tokensFile, connections: CONNECTIONS };
+  const base = { tokensFile, connections: CONNECTIONS, generator: LOAD_GENERATOR };
   for (const phase of phases) {
     const before = await apiCounters(api.url);
     if (phase === "max")
@@ -639,6 +643,7 @@ async function onlyPhases(phases: string[], run: { api: Server; floor: Server; d
 }
 
 type Report = {
+  loadGenerator: string;
   maxThroughput: { api: HttpLoadResult; floor: HttpLoadResult; ratio: number; cpuMsPerHeartbeat: { api: number; floor: number }; cpuRatio: number };
   fixedRate: { rate: number; api: HttpLoadResult; floor: HttpLoadResult };
   websocket: WsHeartbeatResult;
@@ -653,6 +658,7 @@ type Report = {
 /** The markdown table RESULTS.md and the README keep. */
 function printTable(r: Report) {
   const rows = [
+    ["HTTP load generator (its own process)", r.loadGenerator],
     [
       "Max heartbeats/s (HTTP), API / floor",
       `${r.maxThroughput.api.requestsPerSecond} / ${r.maxThroughput.floor.requestsPerSecond} (${r.maxThroughput.ratio}×), errors ${r.maxThroughput.api.errors} / ${r.maxThroughput.floor.errors}`,
