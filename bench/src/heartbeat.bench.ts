@@ -449,6 +449,37 @@ async function withoutListingTriggers(databaseUrl: string): Promise<void> {
 
 type HotRatio = { updates: number; hotUpdates: number; ratio: number };
 
+const AUTOVACUUM_SAMPLE_MS = 250;
+
+/**
+ * `work` with PostgreSQL's autovacuum workers sampled beside it: the share of samples in
+ * which one ran, and on which tables. After the long run's updates they may share the
+ * cores with the list queries, which a p95 shows and a p50 hardly does.
+ */
+async function withAutovacuumSampled<T>(db: Client, work: () => Promise<T>) {
+  const tables = new Set<string>();
+  let samples = 0;
+  let busy = 0;
+  let done = false;
+  const sampling = (async () => {
+    while (!done) {
+      const { rows } = await db.query<{ query: string }>(`SELECT query FROM pg_stat_activity WHERE backend_type = 'autovacuum worker' AND query <> ''`);
+      samples++;
+      if (rows.length > 0) busy++;
+      for (const { query } of rows) tables.add(query.replace(/^autovacuum: /, ""));
+      await new Promise((resolve) => setTimeout(resolve, AUTOVACUUM_SAMPLE_MS));
+    }
+  })();
+  let result: T;
+  try {
+    result = await work();
+  } finally {
+    done = true;
+    await sampling;
+  }
+  return { result, autovacuum: { samples, busyShare: round(busy / Math.max(1, samples), 2), tables: [...tables].sort() } };
+}
+
 /** HOT updates among the updates of Device and of DeviceListing (each heartbeat updates both). */
 async function hotRatio(db: Client): Promise<{ ratio: number; device: HotRatio; listing: HotRatio }> {
   await new Promise((resolve) => setTimeout(resolve, 1500)); // statistics reach pg_stat_* within a second
@@ -552,8 +583,8 @@ async function main() {
 
     const hot = await hotRatio(db);
     log("list queries");
-    const listQueries = await listQueryLatencies(api.url);
-    logResult("list queries", { hot, listQueries });
+    const { result: listQueries, autovacuum: autovacuumDuringList } = await withAutovacuumSampled(db, () => listQueryLatencies(api.url));
+    logResult("list queries", { hot, listQueries, autovacuumDuringList });
     log(`bulk command to ${Math.min(PLAN.bulkDevices, DEVICES)} websocket devices`);
     const bulk = await bulkCommand(db, api, tokensFile, tokens, Math.min(PLAN.bulkDevices, DEVICES));
 
@@ -599,6 +630,7 @@ async function main() {
       },
       hot,
       listQueries,
+      autovacuumDuringList,
       listQueriesOver50msP95: Object.entries(listQueries)
         .filter(([, value]) => value.p95 > 50)
         .map(([name]) => name),
@@ -635,7 +667,7 @@ async function onlyPhases(phases: string[], run: { api: Server; floor: Server; d
     } else if (phase === "websocket") {
       const job: WsJob = { url: api.url, tokensFile, sockets: PLAN.wsSockets, mode: "heartbeats", rate: TARGET_RATE, seconds: PLAN.fixedSeconds };
       logResult(phase, await runScript<WsHeartbeatResult>("ws-devices.ts", job));
-    } else if (phase === "list") logResult(phase, { hot: await hotRatio(db), listQueries: await listQueryLatencies(api.url) });
+    } else if (phase === "list") logResult(phase, { hot: await hotRatio(db), ...(await withAutovacuumSampled(db, () => listQueryLatencies(api.url))) });
     else if (phase === "bulk") logResult(phase, await bulkCommand(db, api, tokensFile, tokens, Math.min(PLAN.bulkDevices, DEVICES)));
     else throw new Error(`unknown phase ${phase}`);
     logResult(`${phase} (API counted)`, countedBetween(before, await apiCounters(api.url)));
@@ -651,7 +683,8 @@ type Report = {
   heartbeatsCounted: { answered2xx: number; telemetryRows: number };
   apiCounted: Record<"maxThroughput" | "fixedRate" | "websocket" | "longRun", ReturnType<typeof countedBetween>>;
   hot: { ratio: number; device: { ratio: number }; listing: { ratio: number } };
-  listQueries: Record<string, { p95: number }>;
+  listQueries: Record<string, { p50: number; p95: number }>;
+  autovacuumDuringList: { samples: number; busyShare: number; tables: string[] };
   bulkCommand: { devices: number; succeeded: number; seconds: number; apiRssPerSocketKb: number };
 };
 
@@ -687,7 +720,11 @@ function printTable(r: Report) {
     ],
     ["Refused by the API (reason: count)", refusals(r.apiCounted)],
     ["HOT ratio (Device, DeviceListing)", `${r.hot.ratio} (${r.hot.device.ratio}, ${r.hot.listing.ratio})`],
-    ...Object.entries(r.listQueries).map(([name, value]) => [`p95 ${name}`, `${value.p95} ms`]),
+    ...Object.entries(r.listQueries).map(([name, value]) => [`List query p50 / p95, ${name}`, `${value.p50} / ${value.p95} ms`]),
+    [
+      "Autovacuum beside the list queries (share of samples)",
+      `${r.autovacuumDuringList.busyShare} of ${r.autovacuumDuringList.samples} samples${r.autovacuumDuringList.tables.length ? `: ${r.autovacuumDuringList.tables.join(", ")}` : ""}`,
+    ],
     [
       `Bulk ping to ${r.bulkCommand.devices} WebSocket devices`,
       `${r.bulkCommand.succeeded} succeeded in ${r.bulkCommand.seconds} s; ${r.bulkCommand.apiRssPerSocketKb} KB RSS per socket`,
