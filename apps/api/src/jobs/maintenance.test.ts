@@ -72,7 +72,7 @@ describeWithPostgres("telemetry partitions beside live heartbeats", () => {
     const dayAhead = partitionName(new Date(dayStart(t.clock.now()).getTime() + PARTITION_DAYS_AHEAD * 86_400_000));
     await database.db.$executeRawUnsafe(`DROP TABLE "${dayAhead}"`);
     // A heartbeat's statement updates Device, then inserts into TelemetryEvent. Creating a
-    // partition locks TelemetryEvent, then Device (for its foreign key's triggers).
+    // partition locked TelemetryEvent, then Device (cloning the foreign key to it).
     const heartbeat = new Client({ connectionString: database.url });
     await heartbeat.connect();
     try {
@@ -82,13 +82,17 @@ describeWithPostgres("telemetry partitions beside live heartbeats", () => {
         (report) => report.created,
         (error: unknown) => error,
       );
-      // Until the housekeeping waits for a lock the heartbeat holds.
-      for (let i = 0; i < 200; i++) {
+      // Until the housekeeping waits for a lock the heartbeat holds (lock_timeout: 2 s).
+      let waited = false;
+      for (let i = 0; i < 100 && !waited; i++) {
         const [{ waiting }] = await database.db.$queryRaw<[{ waiting: number }]>`
-          SELECT count(*)::int AS waiting FROM pg_locks WHERE NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`;
-        if (waiting > 0) break;
-        await new Promise((resolve) => setTimeout(resolve, 10));
+          SELECT count(*)::int AS waiting FROM pg_locks
+          WHERE NOT granted AND locktype = 'relation' AND relation IN ('"Device"'::regclass, '"TelemetryEvent"'::regclass)
+            AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`;
+        waited = waiting > 0;
+        if (!waited) await new Promise((resolve) => setTimeout(resolve, 10));
       }
+      expect(waited).toBe(true);
       await heartbeat.query(`INSERT INTO "TelemetryEvent" ("deviceId", "receivedAt", "batteryLevel") VALUES ($1, now(), 50)`, [device.deviceId]);
       await heartbeat.query("COMMIT");
       expect(await created).toEqual([dayAhead]);

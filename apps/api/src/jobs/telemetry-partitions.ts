@@ -62,34 +62,40 @@ const covers = (partition: TelemetryPartition, day: Date) =>
  * Creates the partition of one UTC day. Rows of that day waiting in the DEFAULT partition
  * would make `CREATE TABLE ... PARTITION OF` fail, so then they move into a new table
  * first, which is attached after: one transaction either way. Returns the rows moved.
- * Heartbeats wait while it holds its locks (milliseconds; at most LOCK_TIMEOUT in line).
+ *
+ * A partition made or attached takes the foreign key to Device with it, which locks Device
+ * (SHARE ROW EXCLUSIVE, against concurrent deletes) after TelemetryEvent. A heartbeat's
+ * statement locks Device, then TelemetryEvent: the other order deadlocked with heartbeats in
+ * the benchmark. So Device is locked first, as late as it can be: Device's writes, the
+ * heartbeats among them, wait from there to the commit.
  */
 async function createDayPartition(db: Db, day: Date): Promise<number> {
   const name = partitionName(day);
   const from = day.toISOString();
   const to = new Date(day.getTime() + DAY_MS).toISOString();
+  const lockDevice = `LOCK TABLE "Device" IN SHARE ROW EXCLUSIVE MODE`;
+  const moveRows = `WITH moved AS (DELETE FROM "${DEFAULT_PARTITION}" WHERE "receivedAt" >= '${from}' AND "receivedAt" < '${to}' RETURNING *)
+    INSERT INTO "${name}" SELECT * FROM moved`;
   return db.$transaction(async (tx) => {
     await tx.$executeRawUnsafe(`SET LOCAL lock_timeout = '${LOCK_TIMEOUT}'`);
-    // A new partition gets the foreign key's triggers on Device, locked after TelemetryEvent;
-    // a heartbeat's statement locks Device, then TelemetryEvent. Taking Device's lock first
-    // keeps that order (the other one deadlocked with the heartbeats in the benchmark).
-    await tx.$executeRawUnsafe(`LOCK TABLE "Device" IN SHARE ROW EXCLUSIVE MODE`);
     const [{ waiting }] = await tx.$queryRawUnsafe<[{ waiting: number }]>(
       `SELECT count(*)::int AS waiting FROM "${DEFAULT_PARTITION}" WHERE "receivedAt" >= $1::timestamptz AND "receivedAt" < $2::timestamptz`,
       from,
       to,
     );
     if (waiting === 0) {
+      await tx.$executeRawUnsafe(lockDevice);
       await tx.$executeRawUnsafe(`CREATE TABLE "${name}" PARTITION OF "${PARENT}" FOR VALUES FROM ('${from}') TO ('${to}')`);
       return 0;
     }
     await tx.$executeRawUnsafe(`CREATE TABLE "${name}" (LIKE "${PARENT}" INCLUDING DEFAULTS)`);
-    await tx.$executeRawUnsafe(
-      `WITH moved AS (DELETE FROM "${DEFAULT_PARTITION}" WHERE "receivedAt" >= '${from}' AND "receivedAt" < '${to}' RETURNING *)
-       INSERT INTO "${name}" SELECT * FROM moved`,
-    );
+    // The rows are moved while heartbeats go on, then those that arrived meanwhile once the
+    // heartbeats wait (one left in DEFAULT would fail the ATTACH).
+    let moved = await tx.$executeRawUnsafe(moveRows);
+    await tx.$executeRawUnsafe(lockDevice);
+    moved += await tx.$executeRawUnsafe(moveRows);
     await tx.$executeRawUnsafe(`ALTER TABLE "${PARENT}" ATTACH PARTITION "${name}" FOR VALUES FROM ('${from}') TO ('${to}')`);
-    return waiting;
+    return moved;
   });
 }
 
