@@ -51,6 +51,9 @@ const PLAN = QUICK
 const ONLY = process.env.BENCH_ONLY?.split(",").map((phase) => phase.trim());
 const TARGET_RATE = Number(process.env.BENCH_RATE ?? 2000);
 const CONNECTIONS = 64;
+// At a fixed rate each connection waits for its answer before its next slot: 64 at ~50 ms
+// each capped the rate near 1,280/s, below the one asked for. Under ADMISSION_MAX_IN_FLIGHT.
+const RATE_CONNECTIONS = 128;
 const LOAD_GENERATOR = chosenLoadGenerator();
 const API_ROOT = path.resolve(__dirname, "../../apps/api");
 const secret = () => randomBytes(32).toString("hex");
@@ -461,6 +464,8 @@ async function withAutovacuumSampled<T>(db: Client, work: () => Promise<T>) {
   let samples = 0;
   let busy = 0;
   let done = false;
+  // A failed sample ends the sampling (it is reported as such), not the phase.
+  let failed: string | undefined;
   const sampling = (async () => {
     while (!done) {
       const { rows } = await db.query<{ query: string }>(`SELECT query FROM pg_stat_activity WHERE backend_type = 'autovacuum worker' AND query <> ''`);
@@ -469,7 +474,9 @@ async function withAutovacuumSampled<T>(db: Client, work: () => Promise<T>) {
       for (const { query } of rows) tables.add(query.replace(/^autovacuum: /, ""));
       await new Promise((resolve) => setTimeout(resolve, AUTOVACUUM_SAMPLE_MS));
     }
-  })();
+  })().catch((error: unknown) => {
+    failed = error instanceof Error ? error.message : String(error);
+  });
   let result: T;
   try {
     result = await work();
@@ -477,7 +484,7 @@ async function withAutovacuumSampled<T>(db: Client, work: () => Promise<T>) {
     done = true;
     await sampling;
   }
-  return { result, autovacuum: { samples, busyShare: round(busy / Math.max(1, samples), 2), tables: [...tables].sort() } };
+  return { result, autovacuum: { samples, busyShare: round(busy / Math.max(1, samples), 2), tables: [...tables].sort(), ...(failed ? { failed } : {}) } };
 }
 
 /** HOT updates among the updates of Device and of DeviceListing (each heartbeat updates both). */
@@ -551,7 +558,7 @@ async function main() {
 
     const rate = Math.max(100, Math.min(TARGET_RATE, maxFloor.requestsPerSecond));
     log(`fixed rate ${rate}/s for ${PLAN.fixedSeconds} s`);
-    const fixedJob = { ...base, rate, amount: rate * PLAN.fixedSeconds };
+    const fixedJob = { ...base, connections: RATE_CONNECTIONS, rate, amount: rate * PLAN.fixedSeconds };
     const fixedFloor = await httpLoad({ ...fixedJob, url: floor.url });
     const fixedApi = await countedLoad(db, { ...fixedJob, url: api.url });
     logResult("fixed rate", { api: fixedApi, floor: fixedFloor });
@@ -575,7 +582,7 @@ async function main() {
     const longRate = Math.max(50, Math.min(rate, Math.floor(maxApi.requestsPerSecond * 0.8)));
     log(`long run: ${longRate}/s for ${PLAN.longSeconds} s`);
     const { result: longRun, samples: memorySamples } = await withMemorySamples(api, () =>
-      countedLoad(db, { ...base, url: api.url, rate: longRate, amount: longRate * PLAN.longSeconds }),
+      countedLoad(db, { ...base, url: api.url, connections: RATE_CONNECTIONS, rate: longRate, amount: longRate * PLAN.longSeconds }),
     );
     const memory = memoryGrowth(memorySamples);
     const countersAfterLong = await apiCounters(api.url);
@@ -610,7 +617,7 @@ async function main() {
         cpuRatio: round(maxApi.cpuMsPerHeartbeat / Math.max(0.001, maxFloor.cpuMsPerHeartbeat), 2),
         allRounds: rounds,
       },
-      fixedRate: { rate, seconds: PLAN.fixedSeconds, api: fixedApi, floor: fixedFloor },
+      fixedRate: { rate, seconds: PLAN.fixedSeconds, connections: RATE_CONNECTIONS, api: fixedApi, floor: fixedFloor },
       websocket: { rate, seconds: PLAN.fixedSeconds, ...ws, telemetryRows: wsTelemetry },
       memory: {
         longRunSeconds: PLAN.longSeconds,
@@ -658,17 +665,23 @@ async function onlyPhases(phases: string[], run: { api: Server; floor: Server; d
         floor: await measuredLoad(floor, { ...base, url: floor.url, seconds: PLAN.maxSeconds }),
         api: await measuredLoad(api, { ...base, url: api.url, seconds: PLAN.maxSeconds }),
       });
-    else if (phase === "fixed") logResult(phase, await countedLoad(db, { ...base, url: api.url, rate: TARGET_RATE, amount: TARGET_RATE * PLAN.fixedSeconds }));
+    else if (phase === "fixed")
+      logResult(
+        phase,
+        await countedLoad(db, { ...base, url: api.url, connections: RATE_CONNECTIONS, rate: TARGET_RATE, amount: TARGET_RATE * PLAN.fixedSeconds }),
+      );
     else if (phase === "long") {
       const { result, samples } = await withMemorySamples(api, () =>
-        countedLoad(db, { ...base, url: api.url, rate: TARGET_RATE, amount: TARGET_RATE * PLAN.longSeconds }),
+        countedLoad(db, { ...base, url: api.url, connections: RATE_CONNECTIONS, rate: TARGET_RATE, amount: TARGET_RATE * PLAN.longSeconds }),
       );
       logResult(phase, { ...result, memory: memoryGrowth(samples), samples });
     } else if (phase === "websocket") {
       const job: WsJob = { url: api.url, tokensFile, sockets: PLAN.wsSockets, mode: "heartbeats", rate: TARGET_RATE, seconds: PLAN.fixedSeconds };
       logResult(phase, await runScript<WsHeartbeatResult>("ws-devices.ts", job));
-    } else if (phase === "list") logResult(phase, { hot: await hotRatio(db), ...(await withAutovacuumSampled(db, () => listQueryLatencies(api.url))) });
-    else if (phase === "bulk") logResult(phase, await bulkCommand(db, api, tokensFile, tokens, Math.min(PLAN.bulkDevices, DEVICES)));
+    } else if (phase === "list") {
+      const { result: listQueries, autovacuum } = await withAutovacuumSampled(db, () => listQueryLatencies(api.url));
+      logResult(phase, { hot: await hotRatio(db), listQueries, autovacuumDuringList: autovacuum });
+    } else if (phase === "bulk") logResult(phase, await bulkCommand(db, api, tokensFile, tokens, Math.min(PLAN.bulkDevices, DEVICES)));
     else throw new Error(`unknown phase ${phase}`);
     logResult(`${phase} (API counted)`, countedBetween(before, await apiCounters(api.url)));
   }

@@ -1,10 +1,16 @@
--- Heartbeats for wrk, written by http-load.ts: `wrk -t1 -s wrk-heartbeats.lua <url> -- <devices
--- file> <bodies file> <variants> <rate> <amount>`. Each request takes the next device of the devices file (a
--- token and the index of its app version, in the order the devices are heard from) and one of
--- heartbeatBody's variants for that version, so the bodies are the autocannon path's.
--- With a rate above 0, each request waits for its slot on a fixed schedule, and wrk stops at
--- the amount-th answer: every request sent is answered and counted (a run cut off by its
--- duration would leave requests the server wrote but wrk never counted).
+-- Heartbeats for wrk, written by http-load.ts: `wrk -t1 -s wrk-heartbeats.lua <url> --
+-- <devices file> <bodies file> <variants> <rate> <amount>`. Each request takes the next device
+-- of the devices file (a token and the index of its app version, in the order the devices are
+-- heard from) and one of heartbeatBody's variants for that version, as the autocannon path.
+-- With a rate above 0, each request waits for its slot on a fixed schedule; with an amount
+-- too, wrk stops at the amount-th answer, so every request sent is answered and counted (a
+-- run cut off by its duration would leave requests the server wrote but wrk never counted).
+-- After a socket error wrk reconnects and sends at once, outside the schedule: a run with
+-- errors may send more than the amount.
+-- Latencies are wrk's: before done() it adds, for each answer slower than twice a
+-- connection's mean interval, the samples a request sent on time would have had
+-- (coordinated omission), so under overload its p99 is above autocannon's for the same
+-- server. An answer slower than --timeout counts as an error and is left out of them.
 local ffi = require("ffi")
 ffi.cdef([[
   typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
@@ -42,9 +48,11 @@ function init(args)
   if rate > 0 then
     intervalMs = 1000 / rate
   else
-    -- As fast as the server answers, until wrk's duration ends: no timer between a response
-    -- and the next request, no answers counted here.
+    -- As fast as the server answers: no timer between a response and the next request.
     delay = nil
+  end
+  if amount == 0 then
+    -- Until wrk's duration ends: no answers counted here (wrk then skips parsing them).
     response = nil
   end
 end
@@ -57,11 +65,10 @@ function request()
   return wrk.format("POST", "/v1/heartbeat", headers, body)
 end
 
--- Called before each request (a connection's first too), for the wait before it is sent. A request
--- whose slot has passed (every connection was busy) goes at once; its wait for a connection
--- is not in its latency (wrk2 would count it), but the rate achieved shows the lag.
+-- Called before each request (a connection's first too), for the wait before it is sent. A
+-- request whose slot has passed (every connection was busy) goes at once.
 function delay()
-  if scheduled >= amount then
+  if amount > 0 and scheduled >= amount then
     return PARKED_MS
   end
   scheduled = scheduled + 1
@@ -73,7 +80,7 @@ end
 -- wrk's main thread sleeps for the whole duration; SIGINT, its Ctrl-C, ends that sleep.
 function response()
   answered = answered + 1
-  if answered == amount then
+  if amount > 0 and answered == amount then
     wrk.thread:stop()
     ffi.C.kill(ffi.C.getpid(), SIGINT)
   end
