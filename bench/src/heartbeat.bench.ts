@@ -362,7 +362,15 @@ async function countedLoad(db: Client, job: HttpLoadJob): Promise<HttpLoadResult
   return { ...result, telemetryRows: (await telemetryRows(db)) - before };
 }
 
-async function listQueryLatencies(apiUrl: string): Promise<Record<string, { p50: number; p95: number; status: number }>> {
+// Unmeasured requests before each list query's samples. A PostgreSQL backend maps the shared
+// buffers it reads page by page, the first time it reads them: on this VM a new session's
+// first count of the listing (23 MB) took 65 ms, the next 7 ms. The API's pool replaces a
+// connection idle for 10 s, and a p95 of 40 samples is their second slowest, so one new
+// backend reading a table for the first time was the p95 of several queries.
+const LIST_WARMUP_REQUESTS = 3;
+
+/** Each list query's samples' p50 and p95, and the time of its first (unmeasured) request. */
+async function listQueryLatencies(apiUrl: string): Promise<Record<string, { first: number; p50: number; p95: number; status: number }>> {
   const queries: Record<string, string> = {
     "sort=enrolledAt": "/admin/devices?sort=enrolledAt",
     "sort=lastSeenAt": "/admin/devices?sort=lastSeenAt",
@@ -381,10 +389,16 @@ async function listQueryLatencies(apiUrl: string): Promise<Record<string, { p50:
   };
   const first = (await (await adminFetch(apiUrl, "GET", "/admin/devices?sort=enrolledAt")).json()) as { nextCursor?: string | null };
   if (first.nextCursor) queries["sort=enrolledAt, page 2 (cursor)"] = `/admin/devices?sort=enrolledAt&cursor=${first.nextCursor}`;
-  const results: Record<string, { p50: number; p95: number; status: number }> = {};
+  const results: Record<string, { first: number; p50: number; p95: number; status: number }> = {};
   for (const [name, pathWithQuery] of Object.entries(queries)) {
     const times: number[] = [];
     let status = 0;
+    const warmups: number[] = [];
+    for (let i = 0; i < LIST_WARMUP_REQUESTS; i++) {
+      const started = performance.now();
+      await (await adminFetch(apiUrl, "GET", pathWithQuery)).arrayBuffer();
+      warmups.push(performance.now() - started);
+    }
     for (let i = 0; i < PLAN.listSamples; i++) {
       const started = performance.now();
       const res = await adminFetch(apiUrl, "GET", pathWithQuery);
@@ -393,7 +407,7 @@ async function listQueryLatencies(apiUrl: string): Promise<Record<string, { p50:
       status = res.status;
     }
     times.sort((a, b) => a - b);
-    results[name] = { p50: round(percentile(times, 50)), p95: round(percentile(times, 95)), status };
+    results[name] = { first: round(warmups[0]!), p50: round(percentile(times, 50)), p95: round(percentile(times, 95)), status };
   }
   return results;
 }
@@ -696,7 +710,7 @@ type Report = {
   heartbeatsCounted: { answered2xx: number; telemetryRows: number };
   apiCounted: Record<"maxThroughput" | "fixedRate" | "websocket" | "longRun", ReturnType<typeof countedBetween>>;
   hot: { ratio: number; device: { ratio: number }; listing: { ratio: number } };
-  listQueries: Record<string, { p50: number; p95: number }>;
+  listQueries: Record<string, { first: number; p50: number; p95: number }>;
   autovacuumDuringList: { samples: number; busyShare: number; tables: string[] };
   bulkCommand: { devices: number; succeeded: number; seconds: number; apiRssPerSocketKb: number };
 };
@@ -733,7 +747,10 @@ function printTable(r: Report) {
     ],
     ["Refused by the API (reason: count)", refusals(r.apiCounted)],
     ["HOT ratio (Device, DeviceListing)", `${r.hot.ratio} (${r.hot.device.ratio}, ${r.hot.listing.ratio})`],
-    ...Object.entries(r.listQueries).map(([name, value]) => [`List query p50 / p95, ${name}`, `${value.p50} / ${value.p95} ms`]),
+    ...Object.entries(r.listQueries).map(([name, value]) => [
+      `List query p50 / p95 (first request), ${name}`,
+      `${value.p50} / ${value.p95} ms (${value.first})`,
+    ]),
     [
       "Autovacuum beside the list queries (share of samples)",
       `${r.autovacuumDuringList.busyShare} of ${r.autovacuumDuringList.samples} samples${r.autovacuumDuringList.tables.length ? `: ${r.autovacuumDuringList.tables.join(", ")}` : ""}`,
