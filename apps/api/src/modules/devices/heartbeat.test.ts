@@ -135,10 +135,17 @@ describeWithPostgres("POST /v1/heartbeat: storage", () => {
       const device = await enrollDevice(t.app);
       const bearer = { type: "bearer" } as const;
       await request(t.app).post("/v1/heartbeat").auth(device.deviceToken, bearer).send(heartbeatBody());
-      // Each connection flushes its statistics on its own schedule (within ~10 s when idle): poll.
+      // Each connection flushes its statistics on its own schedule (about a second after its
+      // last transaction): poll until they stop changing. The first heartbeat brings the device
+      // online, which DeviceListing's offline index sees (not a HOT update): it must be counted
+      // before the window, not in it.
+      let last = -1;
       const before = await settled(async () => {
         const now = await tableUpdates(table);
-        return now.updates >= 1 ? now : undefined;
+        const stable = now.updates >= 1 && now.updates === last;
+        last = now.updates;
+        if (!stable) await new Promise((resolve) => setTimeout(resolve, STATISTICS_QUIET_MS));
+        return stable ? now : undefined;
       });
       let moved = 0;
       for (let i = 0; i < 20; i++) {
@@ -269,6 +276,9 @@ async function movedSince(pages: Map<string, number>, table: "Device" | "DeviceL
 }
 
 /** Polls until `read` returns a value, for statistics other connections flush on their own schedule. */
+// Longer than PostgreSQL's least interval between a backend's statistics flushes (1 s).
+const STATISTICS_QUIET_MS = 1_500;
+
 async function settled<T>(read: () => Promise<T | undefined>): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     const value = await read();
