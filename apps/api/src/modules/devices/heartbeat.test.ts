@@ -12,6 +12,7 @@ import {
   resetTables,
 } from "../../test";
 import { renewSocketLeases, sweepSocketLeases, takeSocketLeases } from "../../realtime/presence";
+import { poolOf } from "../../db/client";
 
 let database: TestDatabase;
 let t: TestApp;
@@ -135,18 +136,11 @@ describeWithPostgres("POST /v1/heartbeat: storage", () => {
       const device = await enrollDevice(t.app);
       const bearer = { type: "bearer" } as const;
       await request(t.app).post("/v1/heartbeat").auth(device.deviceToken, bearer).send(heartbeatBody());
-      // Each connection flushes its statistics on its own schedule (about a second after its
-      // last transaction): poll until they stop changing. The first heartbeat brings the device
-      // online, which DeviceListing's offline index sees (not a HOT update): it must be counted
-      // before the window, not in it.
-      let last = -1;
-      const before = await settled(async () => {
-        const now = await tableUpdates(table);
-        const stable = now.updates >= 1 && now.updates === last;
-        last = now.updates;
-        if (!stable) await new Promise((resolve) => setTimeout(resolve, STATISTICS_QUIET_MS));
-        return stable ? now : undefined;
-      });
+      // The first heartbeat brings the device online, which DeviceListing's offline index sees
+      // (not a HOT update): it must be counted before the window, not in it. A backend may
+      // hold its statistics for up to 10 s: every connection flushes them first.
+      await flushStatistics();
+      const before = await tableUpdates(table);
       let moved = 0;
       for (let i = 0; i < 20; i++) {
         t.clock.advance(60);
@@ -249,7 +243,7 @@ describeWithPostgres("socket leases: storage", () => {
   }, 60_000);
 });
 
-// Statistics reach pg_stat_user_tables asynchronously: flush this backend's first.
+// What the backends have flushed so far, read afresh (flushStatistics makes them flush).
 async function tableUpdates(table: "Device" | "DeviceListing"): Promise<{ updates: number; hot: number }> {
   const [row] = await database.db.$transaction(async (tx) => {
     await tx.$executeRaw`SELECT pg_stat_force_next_flush()`;
@@ -276,8 +270,17 @@ async function movedSince(pages: Map<string, number>, table: "Device" | "DeviceL
 }
 
 /** Polls until `read` returns a value, for statistics other connections flush on their own schedule. */
-// Longer than PostgreSQL's least interval between a backend's statistics flushes (1 s).
-const STATISTICS_QUIET_MS = 1_500;
+/** Has every connection of the app's pool flush its statistics (PostgreSQL holds them up to 10 s). */
+async function flushStatistics(): Promise<void> {
+  const pool = poolOf(database.db);
+  const clients = await Promise.all(Array.from({ length: pool.options.max }, () => pool.connect()));
+  try {
+    // Each flushes as its statement ends, before it answers.
+    for (const client of clients) await client.query("SELECT pg_stat_force_next_flush()");
+  } finally {
+    for (const client of clients) client.release();
+  }
+}
 
 async function settled<T>(read: () => Promise<T | undefined>): Promise<T> {
   for (let attempt = 0; ; attempt++) {
