@@ -269,7 +269,6 @@ async function movedSince(pages: Map<string, number>, table: "Device" | "DeviceL
   return [...pages].filter(([id, page]) => now.get(id) !== page).length;
 }
 
-/** Polls until `read` returns a value, for statistics other connections flush on their own schedule. */
 /** Has every connection of the app's pool flush its statistics (PostgreSQL holds them up to 10 s). */
 async function flushStatistics(): Promise<void> {
   const pool = poolOf(database.db);
@@ -282,6 +281,7 @@ async function flushStatistics(): Promise<void> {
   }
 }
 
+/** Polls until `read` returns a value, for statistics other connections flush on their own schedule. */
 async function settled<T>(read: () => Promise<T | undefined>): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     const value = await read();
