@@ -362,11 +362,11 @@ async function countedLoad(db: Client, job: HttpLoadJob): Promise<HttpLoadResult
   return { ...result, telemetryRows: (await telemetryRows(db)) - before };
 }
 
-// Unmeasured requests before each list query's samples. A PostgreSQL backend maps the shared
-// buffers it reads page by page, the first time it reads them: on this VM a new session's
-// first count of the listing (23 MB) took 65 ms, the next 7 ms. The API's pool replaces a
-// connection idle for 10 s, and a p95 of 40 samples is their second slowest, so one new
-// backend reading a table for the first time was the p95 of several queries.
+// Unmeasured requests before each list query's samples, the first one's time reported. A
+// PostgreSQL backend maps the shared buffers it reads page by page, the first time it reads
+// them: on this VM a new session's first count of the listing (23 MB) took 65 ms, the next
+// 7 ms, and the API's pool replaces a connection idle for 10 s. (In the runs of 2026-12-02
+// the first requests were mostly not the slow ones: this is not what sets the p95s.)
 const LIST_WARMUP_REQUESTS = 3;
 
 /** Each list query's samples' p50 and p95, and the time of its first (unmeasured) request. */
