@@ -9,7 +9,6 @@ import {
   type TelemetryResponse,
   apiRoutes,
 } from "@mdm/contracts";
-import type { Cache, ScopedMutator } from "swr";
 import { apiPath } from "@/lib/api";
 import { batchKey } from "@/lib/swr/use-batch";
 import { batchesKey } from "@/lib/swr/use-batches";
@@ -19,6 +18,7 @@ import { isTelemetryKey } from "@/lib/swr/use-device-telemetry";
 import { isDeviceListKey } from "@/lib/swr/use-devices";
 import { fleetSummaryKey } from "@/lib/swr/use-fleet-summary";
 import { groupsKey } from "@/lib/swr/use-groups";
+import type { CachePatcher } from "./cache-patcher";
 import { appendTelemetryPoint, commandListMayInclude, patchCommand, patchCommandList, patchDevice, patchDeviceList } from "./patch-cache";
 import type { RevalidationScheduler } from "./revalidation-scheduler";
 
@@ -29,39 +29,18 @@ type UpdateFrame = Extract<DashboardServerFrame, { type: "update" }>;
 const LIST_REFRESH_MS = 3_000;
 const BATCH_REFRESH_MS = 1_000;
 
-/**
- * Rewrites each cached response the patch changes, and only those: SWR drops a refetch
- * that a mutation of its key overlapped, so needless mutations would starve refetches.
- */
-function patchCached<T>(cache: Cache, mutate: ScopedMutator, matches: (key: string) => boolean, patch: (data: T) => T): T[] {
-  const seen: T[] = [];
-  for (const key of cache.keys()) {
-    if (typeof key !== "string" || !matches(key)) continue;
-    const data = cache.get(key)?.data as T | undefined;
-    if (data === undefined) continue;
-    seen.push(data);
-    const patched = patch(data);
-    if (patched !== data) void mutate(key, patched, { revalidate: false });
-  }
-  return seen;
-}
-
-function applyDeviceStates(states: DeviceLiveState[], cache: Cache, mutate: ScopedMutator, scheduler: RevalidationScheduler): void {
+function applyDeviceStates(states: DeviceLiveState[], patcher: CachePatcher, scheduler: RevalidationScheduler): void {
   if (states.length === 0) return;
   const byId = new Map(states.map((state) => [state.deviceId, state]));
 
-  const lists = patchCached<ListDevicesResponse>(cache, mutate, isDeviceListKey, (list) => patchDeviceList(list, byId));
+  const lists = patcher.patch<ListDevicesResponse>(isDeviceListKey, (list) => patchDeviceList(list, byId));
   const listedOnline = new Map(lists.flatMap((list) => list.devices.map((device) => [device.id, device.online] as const)));
   for (const state of states) {
-    patchCached<DeviceView>(
-      cache,
-      mutate,
+    patcher.patch<DeviceView>(
       (key) => key === deviceKey(state.deviceId),
       (device) => patchDevice(device, state),
     );
-    patchCached<TelemetryResponse>(
-      cache,
-      mutate,
+    patcher.patch<TelemetryResponse>(
       (key) => isTelemetryKey(key, state.deviceId),
       (history) => appendTelemetryPoint(history, state),
     );
@@ -74,18 +53,16 @@ function applyDeviceStates(states: DeviceLiveState[], cache: Cache, mutate: Scop
   }
 }
 
-function applyCommandChanges(changes: CommandStatusChange[], cache: Cache, mutate: ScopedMutator, scheduler: RevalidationScheduler): void {
+function applyCommandChanges(changes: CommandStatusChange[], patcher: CachePatcher, scheduler: RevalidationScheduler): void {
   if (changes.length === 0) return;
   const byId = new Map(changes.map((change) => [change.requestId, change]));
 
-  const listKeys = [...cache.keys()].filter(isCommandListKey);
-  const lists = patchCached<ListCommandsResponse>(cache, mutate, isCommandListKey, (list) => patchCommandList(list, byId));
+  const listKeys = [...patcher.cache.keys()].filter(isCommandListKey);
+  const lists = patcher.patch<ListCommandsResponse>(isCommandListKey, (list) => patchCommandList(list, byId));
   const listed = new Set(lists.flatMap((list) => list.commands.map((command) => command.requestId)));
   for (const change of changes) {
     const key = apiPath(apiRoutes.getCommand, { params: { requestId: change.requestId } });
-    patchCached<Command>(
-      cache,
-      mutate,
+    patcher.patch<Command>(
       (candidate) => candidate === key,
       (command) => patchCommand(command, change),
     );
@@ -98,15 +75,15 @@ function applyCommandChanges(changes: CommandStatusChange[], cache: Cache, mutat
   const batchIds = new Set(changes.map((change) => change.batchId).filter((id): id is string => id !== null));
   for (const batchId of batchIds) {
     const key = batchKey(batchId);
-    if (cache.get(key)) scheduler.schedule(key, (candidate) => candidate === key, BATCH_REFRESH_MS);
+    if (patcher.cache.get(key)) scheduler.schedule(key, (candidate) => candidate === key, BATCH_REFRESH_MS);
   }
   // The recent list counts each batch's commands too: refetched with the batches it shows.
-  if (batchIds.size > 0 && cache.get(batchesKey)) scheduler.schedule(batchesKey, (candidate) => candidate === batchesKey, BATCH_REFRESH_MS);
+  if (batchIds.size > 0 && patcher.cache.get(batchesKey)) scheduler.schedule(batchesKey, (candidate) => candidate === batchesKey, BATCH_REFRESH_MS);
   scheduler.schedule("fleet-counts", (key) => key === fleetSummaryKey || key === groupsKey, LIST_REFRESH_MS);
 }
 
 /** Folds one `update` frame from /ws/dashboard into every cached response it affects. */
-export function applyUpdateFrame(frame: UpdateFrame, cache: Cache, mutate: ScopedMutator, scheduler: RevalidationScheduler): void {
-  applyDeviceStates(frame.devices, cache, mutate, scheduler);
-  applyCommandChanges(frame.commands, cache, mutate, scheduler);
+export function applyUpdateFrame(frame: UpdateFrame, patcher: CachePatcher, scheduler: RevalidationScheduler): void {
+  applyDeviceStates(frame.devices, patcher, scheduler);
+  applyCommandChanges(frame.commands, patcher, scheduler);
 }

@@ -1,8 +1,8 @@
 /** @jest-environment jsdom */
-import type { DashboardServerFrame, DeviceView, ListDevicesResponse } from "@mdm/contracts";
-import { act, render, screen, waitFor } from "@testing-library/react";
-import { SWRConfig } from "swr";
-import { useDevices } from "@/lib/swr/use-devices";
+import type { DashboardServerFrame, DeviceLiveState, DeviceView, ListDevicesResponse } from "@mdm/contracts";
+import { act, fireEvent, render, screen, waitFor } from "@testing-library/react";
+import { SWRConfig, useSWRConfig } from "swr";
+import { isDeviceListKey, useDevices } from "@/lib/swr/use-devices";
 import { LiveUpdatesProvider, useLiveStatus } from "./live-updates";
 
 // The live pipeline as a page sees it: socket frame → contract parse → SWR cache → render.
@@ -67,6 +67,9 @@ const device: DeviceView = {
 
 let tickets = 0;
 let listFetches = 0;
+// The device as the server holds it, and a gate that list answers wait on when set.
+let serverDevice: DeviceView = device;
+let listGate: Promise<void> | undefined;
 
 // jsdom has no Response; the client reads only these three members.
 function reply(body: unknown, status = 200) {
@@ -77,6 +80,8 @@ beforeEach(() => {
   FakeSocket.opened = [];
   tickets = 0;
   listFetches = 0;
+  serverDevice = device;
+  listGate = undefined;
   Object.assign(globalThis, { WebSocket: FakeSocket });
   globalThis.fetch = (async (input: RequestInfo | URL) => {
     const path = String(input);
@@ -86,7 +91,8 @@ beforeEach(() => {
     }
     if (path.startsWith("/admin/devices?")) {
       listFetches += 1;
-      const list: ListDevicesResponse = { devices: [device], total: 1, limit: 50, offset: 0 };
+      const list: ListDevicesResponse = { devices: [serverDevice], total: 1, limit: 50, offset: 0 };
+      await listGate;
       return reply(list);
     }
     return reply({ error: { code: "not_found", message: path, requestId: "test" } }, 404);
@@ -96,10 +102,15 @@ beforeEach(() => {
 function Battery() {
   const { data } = useDevices({ limit: 50 });
   const { status } = useLiveStatus();
+  const { mutate } = useSWRConfig();
   return (
     <>
       <p>{data ? `battery ${data.devices[0]?.state.battery?.level}` : "loading"}</p>
+      <p>{data ? `named ${data.devices[0]?.alias}` : null}</p>
       <p>{status.state}</p>
+      <button type="button" onClick={() => void mutate(isDeviceListKey)}>
+        refresh
+      </button>
     </>
   );
 }
@@ -143,6 +154,70 @@ test("a frame about a listed device updates what is shown, without refetching", 
   });
   await screen.findByText("battery 42");
   expect(listFetches).toBe(1);
+});
+
+const frameAbout = (overrides: Partial<DeviceLiveState>): DashboardServerFrame => ({
+  type: "update",
+  devices: [
+    {
+      deviceId: DEVICE_ID,
+      online: true,
+      lastSeenAt: "2026-11-25T10:06:00.000Z",
+      connected: true,
+      connectedSince: null,
+      disconnectedSince: null,
+      batteryLevel: 42,
+      batteryCharging: false,
+      memoryAvailable: null,
+      networkType: null,
+      ...overrides,
+    },
+  ],
+  commands: [],
+});
+
+test("a refetch that a frame overlaps still lands, with the frame applied to what it brought", async () => {
+  renderLive();
+  await screen.findByText("battery 80");
+  await waitFor(() => expect(FakeSocket.opened).toHaveLength(1));
+  const socket = FakeSocket.opened[0]!;
+  socket.receive({ type: "hello", serverTime: "2026-11-25T10:05:00.000Z", flushIntervalMs: 250 });
+  await screen.findByText("live");
+
+  // An admin renamed the device; the list is refetched, and answers slowly.
+  serverDevice = { ...device, alias: "Till-001" };
+  let answer = () => {};
+  listGate = new Promise((resolve) => {
+    answer = resolve;
+  });
+  fireEvent.click(screen.getByRole("button", { name: "refresh" }));
+  await waitFor(() => expect(listFetches).toBe(2));
+  socket.receive(frameAbout({ batteryLevel: 42 }));
+  await act(async () => answer());
+
+  await screen.findByText("named Till-001");
+  expect(screen.getByText("battery 42")).toBeTruthy();
+});
+
+test("a frame older than the refetched device does not undo it", async () => {
+  renderLive();
+  await screen.findByText("battery 80");
+  await waitFor(() => expect(FakeSocket.opened).toHaveLength(1));
+  const socket = FakeSocket.opened[0]!;
+  socket.receive({ type: "hello", serverTime: "2026-11-25T10:05:00.000Z", flushIntervalMs: 250 });
+  await screen.findByText("live");
+
+  serverDevice = { ...device, lastSeenAt: "2026-11-25T10:07:00.000Z", state: { ...device.state, battery: { level: 30, charging: false } } };
+  let answer = () => {};
+  listGate = new Promise((resolve) => {
+    answer = resolve;
+  });
+  fireEvent.click(screen.getByRole("button", { name: "refresh" }));
+  await waitFor(() => expect(listFetches).toBe(2));
+  socket.receive(frameAbout({ batteryLevel: 42, lastSeenAt: "2026-11-25T10:06:00.000Z" }));
+  await act(async () => answer());
+
+  await screen.findByText("battery 30");
 });
 
 test("a dropped socket reconnects with a fresh ticket", async () => {

@@ -1,12 +1,13 @@
 "use client";
 
 import { DASHBOARD_WS_PROTOCOL, type DashboardClientFrame, DashboardServerFrame, WS_TICKET_PROTOCOL_PREFIX, authRoutes } from "@mdm/contracts";
-import { createContext, useCallback, useContext, useEffect, useRef, useState } from "react";
+import { createContext, useCallback, useContext, useEffect, useMemo, useRef, useState } from "react";
 import { SWRConfig, useSWRConfig } from "swr";
 import { ApiError, callApi } from "@/lib/api";
 import { dashboardSocketUrl } from "@/lib/config";
 import { applyUpdateFrame } from "./apply-frame";
 import { reconnectDelayMs } from "./backoff";
+import { CachePatcher } from "./cache-patcher";
 import { RevalidationScheduler } from "./revalidation-scheduler";
 
 export type LiveStatus = { state: "connecting" } | { state: "live" } | { state: "reconnecting"; retryAt: number; attempt: number };
@@ -29,6 +30,7 @@ const keepalive: DashboardClientFrame = { type: "ping" };
  */
 export function LiveUpdatesProvider({ children }: { children: React.ReactNode }) {
   const { cache, mutate } = useSWRConfig();
+  const patcher = useMemo(() => new CachePatcher(cache, mutate), [cache, mutate]);
   const [status, setStatus] = useState<LiveStatus>({ state: "connecting" });
   const connectRef = useRef<() => void>(() => {});
 
@@ -63,7 +65,7 @@ export function LiveUpdatesProvider({ children }: { children: React.ReactNode })
         connectedBefore = true;
         return;
       }
-      applyUpdateFrame(frame, cache, mutate, scheduler);
+      applyUpdateFrame(frame, patcher, scheduler);
     };
 
     async function connect() {
@@ -114,13 +116,13 @@ export function LiveUpdatesProvider({ children }: { children: React.ReactNode })
       socket = undefined;
       current?.close(1000, "dashboard closed");
     };
-  }, [cache, mutate]);
+  }, [mutate, patcher]);
 
   const reconnectNow = useCallback(() => connectRef.current(), []);
   // While frames cannot arrive, what is on screen is refreshed by polling instead.
   return (
     <LiveContext value={{ status, reconnectNow }}>
-      <SWRConfig value={{ refreshInterval: status.state === "live" ? 0 : POLL_WHILE_DISCONNECTED_MS }}>{children}</SWRConfig>
+      <SWRConfig value={{ refreshInterval: status.state === "live" ? 0 : POLL_WHILE_DISCONNECTED_MS, use: [patcher.middleware] }}>{children}</SWRConfig>
     </LiveContext>
   );
 }

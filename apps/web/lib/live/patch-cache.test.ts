@@ -101,6 +101,12 @@ describe("patchDevice", () => {
     expect(offline.offlineSince).not.toBeNull();
     expect(patchDevice(offline, live({ online: true })).offlineSince).toBeNull();
   });
+
+  test("a state older than the device as fetched changes nothing", () => {
+    const fetched = device({ lastSeenAt: "2026-11-25T10:07:00.000Z" });
+    expect(patchDevice(fetched, live({ lastSeenAt: "2026-11-25T10:06:00.000Z", online: false }))).toBe(fetched);
+    expect(patchDevice(fetched, live({ lastSeenAt: "2026-11-25T10:07:00.000Z", connected: false })).connected).toBe(false);
+  });
 });
 
 describe("patchDeviceList", () => {
@@ -131,6 +137,23 @@ describe("patchCommand", () => {
       at: "2026-11-25T10:00:02.000Z",
     });
     expect(repeated).toBe(succeeded);
+  });
+
+  test("a change older than the last event, as from a frame held during a refetch, changes nothing", () => {
+    const fetched = command({
+      status: "succeeded",
+      events: [
+        { status: "queued", at: "2026-11-25T10:00:00.000Z", detail: null },
+        { status: "sent", at: "2026-11-25T10:00:01.000Z", detail: null },
+        { status: "succeeded", at: "2026-11-25T10:00:03.000Z", detail: null },
+      ],
+    });
+    const sent = { requestId: REQUEST_ID, deviceId: DEVICE_ID, batchId: null, status: "sent" as const, at: "2026-11-25T10:00:01.000Z" };
+    const acknowledged = { ...sent, status: "acknowledged" as const, at: "2026-11-25T10:00:02.000Z" };
+    expect(patchCommand(fetched, sent)).toBe(fetched);
+    expect(patchCommand(fetched, acknowledged)).toBe(fetched);
+    const list = { commands: [fetched], total: 1 };
+    expect(patchCommandList(list, new Map([[REQUEST_ID, acknowledged]]))).toBe(list);
   });
 
   test("patchCommandList leaves lists without the command untouched", () => {

@@ -3,8 +3,12 @@ import type { Command, CommandStatusChange, DeviceLiveState, DeviceView, ListCom
 // Pure functions that fold live frames into cached API responses. They return the same
 // object when nothing changed, so SWR does not re-render for frames about other things.
 
-/** A device with the latest live state from the dashboard socket applied. */
+/**
+ * A device with the latest live state from the dashboard socket applied; a state older
+ * than the device as fetched (a frame held while the device was refetched) changes nothing.
+ */
 export function patchDevice(device: DeviceView, live: DeviceLiveState): DeviceView {
+  if (live.lastSeenAt && device.lastSeenAt && Date.parse(live.lastSeenAt) < Date.parse(device.lastSeenAt)) return device;
   const wentOffline = device.online && !live.online;
   return {
     ...device,
@@ -24,8 +28,8 @@ export function patchDevice(device: DeviceView, live: DeviceLiveState): DeviceVi
 }
 
 export function patchDeviceList(list: ListDevicesResponse, states: ReadonlyMap<string, DeviceLiveState>): ListDevicesResponse {
-  if (!list.devices.some((device) => states.has(device.id))) return list;
-  return { ...list, devices: list.devices.map((device) => (states.has(device.id) ? patchDevice(device, states.get(device.id)!) : device)) };
+  const devices = list.devices.map((device) => (states.has(device.id) ? patchDevice(device, states.get(device.id)!) : device));
+  return devices.some((device, index) => device !== list.devices[index]) ? { ...list, devices } : list;
 }
 
 const timestampOfStatus = {
@@ -37,11 +41,16 @@ const timestampOfStatus = {
   cancelled: "completedAt",
 } as const;
 
-/** A command with a status change applied and recorded as one more event in its history. */
+/**
+ * A command with a status change applied and recorded as one more event in its history.
+ * A change the history already holds, or one older than its last event (a frame held while
+ * the command was refetched), changes nothing: the command as fetched is newer.
+ */
 export function patchCommand(command: Command, change: CommandStatusChange): Command {
   const alreadyRecorded = command.events.some((event) => event.status === change.status && event.at === change.at);
-  if (alreadyRecorded && command.status === change.status) return command;
-  const events = alreadyRecorded ? command.events : [...command.events, { status: change.status, at: change.at, detail: null }];
+  const last = command.events.at(-1);
+  if (alreadyRecorded || (last && Date.parse(change.at) < Date.parse(last.at))) return command;
+  const events = [...command.events, { status: change.status, at: change.at, detail: null }];
   const patched: Command = { ...command, status: change.status, events };
   if (change.status !== "queued") {
     const field = timestampOfStatus[change.status];
@@ -51,11 +60,8 @@ export function patchCommand(command: Command, change: CommandStatusChange): Com
 }
 
 export function patchCommandList(list: ListCommandsResponse, changes: ReadonlyMap<string, CommandStatusChange>): ListCommandsResponse {
-  if (!list.commands.some((command) => changes.has(command.requestId))) return list;
-  return {
-    ...list,
-    commands: list.commands.map((command) => (changes.has(command.requestId) ? patchCommand(command, changes.get(command.requestId)!) : command)),
-  };
+  const commands = list.commands.map((command) => (changes.has(command.requestId) ? patchCommand(command, changes.get(command.requestId)!) : command));
+  return commands.some((command, index) => command !== list.commands[index]) ? { ...list, commands } : list;
 }
 
 /** Whether a command list fetched with this key could contain a command it does not show yet. */
