@@ -104,6 +104,8 @@ async function send(method: ApiRoute["method"], path: string, body: unknown): Pr
     headers,
     body: body === undefined ? undefined : JSON.stringify(body),
     credentials: "same-origin",
+    // A read that hangs would keep what it refreshes (and its live updates) waiting.
+    signal: method === "get" ? AbortSignal.timeout(READ_TIMEOUT_MS) : undefined,
   });
 }
 
@@ -121,6 +123,7 @@ function successSchema(route: ApiRoute, status: number): z.ZodType | undefined {
 // A proxy's dropped keep-alive socket or a restarting API fails one request, not the next:
 // reads, which are idempotent, are tried once more after this pause. Writes never are.
 const READ_RETRY_DELAY_MS = 300;
+const READ_TIMEOUT_MS = 30_000;
 const RETRIED_STATUSES = new Set([500, 502, 503, 504]);
 
 /** Sends a request; a GET that fails on the network or with a 5xx is sent once more. */

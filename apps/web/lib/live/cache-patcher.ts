@@ -2,24 +2,30 @@ import type { BareFetcher, Cache, Middleware, ScopedMutator } from "swr";
 
 type Patch = (data: unknown) => unknown;
 
-// A fetch has no deadline of its own, so a hung one must not hold patches without end.
-// At the dashboard socket's flush interval (250 ms) this is a minute of frames; past it
-// the oldest go, and the devices they describe show their state as fetched.
+// Reads time out (lib/api.ts), so a key is not fetched for long; this bounds what a key
+// holds even so. At the dashboard socket's flush interval (250 ms) it is a minute of
+// frames; past it the oldest go, and what they described shows as fetched.
 export const MAX_HELD_PATCHES_PER_KEY = 256;
 
 /**
- * Folds live frames into cached responses without losing the responses being fetched.
+ * Folds live frames into cached responses, and refetches responses, without losing the
+ * responses being fetched.
  *
  * SWR discards a response whose request overlapped a mutation of its key, taking the
- * mutation to be newer. A live patch is such a mutation, and frames come every 250 ms
- * while devices report: a refetch slower than that never landed, so the list kept its
- * old names after an edit. While a key is being fetched its patches are therefore held,
- * and applied to the response as it arrives; the patch functions ignore state older than
- * what they patch, so a response newer than a held frame keeps its own values.
+ * mutation to be newer, and of two overlapping fetches of a key keeps only the newer. A
+ * live patch is a mutation, and frames come every 250 ms while devices report: a refetch
+ * slower than that never landed, so the list kept its old names after an edit. So:
+ * - while a key is being fetched its patches are held, and applied to whatever SWR kept
+ *   once the key's last fetch has ended (the response, an older one, or what was cached
+ *   before a failure). The patch functions ignore state older than what they patch, so a
+ *   held frame applied to a newer response changes nothing;
+ * - a refetch asked for while the key is being fetched starts when that fetch ends, so
+ *   refetches of a slow answer do not overtake each other without end.
  */
 export class CachePatcher {
   private readonly fetching = new Map<string, number>();
   private readonly held = new Map<string, Patch[]>();
+  private readonly refetchWhenSettled = new Set<string>();
 
   constructor(
     readonly cache: Cache,
@@ -42,14 +48,24 @@ export class CachePatcher {
       const data = this.cache.get(key)?.data as T | undefined;
       if (data === undefined) continue;
       seen.push(data);
-      if (this.fetching.has(key)) {
-        this.hold(key, patch as Patch);
-        continue;
-      }
-      const patched = patch(data);
-      if (patched !== data) void this.mutate(key, patched, { revalidate: false });
+      if (this.isBusy(key)) this.hold(key, patch as Patch);
+      else this.rewrite(key, data, [patch as Patch]);
     }
     return seen;
+  }
+
+  /** Refetches each cached response whose key matches; one being fetched, once that fetch ends. */
+  revalidate(matches: (key: string) => boolean): void {
+    for (const key of this.cache.keys()) {
+      if (typeof key !== "string" || !matches(key)) continue;
+      if (this.isBusy(key)) this.refetchWhenSettled.add(key);
+      else void this.mutate(key);
+    }
+  }
+
+  /** Fetched, or fetched and not yet settled: its held patches are still to be applied. */
+  private isBusy(key: string): boolean {
+    return this.fetching.has(key) || this.held.has(key);
   }
 
   private hold(key: string, patch: Patch): void {
@@ -59,33 +75,36 @@ export class CachePatcher {
     this.held.set(key, patches);
   }
 
+  private rewrite(key: string, data: unknown, patches: Patch[]): void {
+    const patched = applyAll(patches, data);
+    if (patched !== data) void this.mutate(key, patched, { revalidate: false });
+  }
+
   private tracked<Data>(key: string, fetcher: BareFetcher<Data>): BareFetcher<Data> {
     return async (...args) => {
       this.fetching.set(key, (this.fetching.get(key) ?? 0) + 1);
-      let data: Data;
       try {
-        data = await fetcher(...args);
-      } catch (error) {
-        const { held, last } = this.endFetch(key);
-        // The cached response stays on screen, so the frames held for it still apply.
-        const cached = this.cache.get(key)?.data;
-        if (last && held.length > 0 && cached !== undefined) void this.mutate(key, applyAll(held, cached), { revalidate: false });
-        throw error;
+        return await fetcher(...args);
+      } finally {
+        const remaining = (this.fetching.get(key) ?? 1) - 1;
+        if (remaining > 0) this.fetching.set(key, remaining);
+        else {
+          this.fetching.delete(key);
+          // SWR takes or discards the result after this promise settles: a macrotask later
+          // the cache holds whatever it kept.
+          setTimeout(() => this.settle(key), 0);
+        }
       }
-      return applyAll(this.endFetch(key).held, data) as Data;
     };
   }
 
-  /** The patches held for the key; they are dropped with its last fetch, as SWR keeps only the newest of overlapping fetches. */
-  private endFetch(key: string): { held: Patch[]; last: boolean } {
+  private settle(key: string): void {
+    if (this.fetching.has(key)) return; // fetched again meanwhile: settled when that ends
     const held = this.held.get(key) ?? [];
-    const remaining = (this.fetching.get(key) ?? 1) - 1;
-    if (remaining > 0) this.fetching.set(key, remaining);
-    else {
-      this.fetching.delete(key);
-      this.held.delete(key);
-    }
-    return { held, last: remaining <= 0 };
+    this.held.delete(key);
+    const data = this.cache.get(key)?.data;
+    if (held.length > 0 && data !== undefined) this.rewrite(key, data, held);
+    if (this.refetchWhenSettled.delete(key)) void this.mutate(key);
   }
 }
 

@@ -35,7 +35,7 @@ export function LiveUpdatesProvider({ children }: { children: React.ReactNode })
   const connectRef = useRef<() => void>(() => {});
 
   useEffect(() => {
-    const scheduler = new RevalidationScheduler(mutate);
+    const scheduler = new RevalidationScheduler((filter) => patcher.revalidate(filter));
     let socket: WebSocket | undefined;
     let retryTimer: ReturnType<typeof setTimeout> | undefined;
     let keepaliveTimer: ReturnType<typeof setInterval> | undefined;

@@ -139,7 +139,7 @@ describe("patchCommand", () => {
     expect(repeated).toBe(succeeded);
   });
 
-  test("a change older than the last event, as from a frame held during a refetch, changes nothing", () => {
+  test("a change behind the command's status, as from a frame held during a refetch, changes nothing", () => {
     const fetched = command({
       status: "succeeded",
       events: [
@@ -154,6 +154,18 @@ describe("patchCommand", () => {
     expect(patchCommand(fetched, acknowledged)).toBe(fetched);
     const list = { commands: [fetched], total: 1 };
     expect(patchCommandList(list, new Map([[REQUEST_ID, acknowledged]]))).toBe(list);
+  });
+
+  test("a change ahead of the command's status applies even when its clock is behind the last event's", () => {
+    const sent = command({
+      status: "sent",
+      events: [
+        { status: "queued", at: "2026-11-25T10:00:00.000Z", detail: null },
+        { status: "sent", at: "2026-11-25T10:00:01.000Z", detail: null },
+      ],
+    });
+    const succeeded = { requestId: REQUEST_ID, deviceId: DEVICE_ID, batchId: null, status: "succeeded" as const, at: "2026-11-25T10:00:00.950Z" };
+    expect(patchCommand(sent, succeeded).status).toBe("succeeded");
   });
 
   test("patchCommandList leaves lists without the command untouched", () => {

@@ -1,4 +1,14 @@
-import type { Command, CommandStatusChange, DeviceLiveState, DeviceView, ListCommandsResponse, ListDevicesResponse, TelemetryResponse } from "@mdm/contracts";
+import {
+  type Command,
+  type CommandStatus,
+  type CommandStatusChange,
+  type DeviceLiveState,
+  type DeviceView,
+  type ListCommandsResponse,
+  type ListDevicesResponse,
+  type TelemetryResponse,
+  finalCommandStatuses,
+} from "@mdm/contracts";
 
 // Pure functions that fold live frames into cached API responses. They return the same
 // object when nothing changed, so SWR does not re-render for frames about other things.
@@ -41,15 +51,18 @@ const timestampOfStatus = {
   cancelled: "completedAt",
 } as const;
 
+const progressOf = (status: CommandStatus) => (finalCommandStatuses.includes(status) ? 3 : ["queued", "sent", "acknowledged"].indexOf(status));
+
 /**
  * A command with a status change applied and recorded as one more event in its history.
- * A change the history already holds, or one older than its last event (a frame held while
- * the command was refetched), changes nothing: the command as fetched is newer.
+ * A change the history already holds, or one behind the command's status (a frame held
+ * while the command was refetched), changes nothing: the command as fetched is newer.
+ * Status order, not time: events are stamped by the clocks of several API instances.
  */
 export function patchCommand(command: Command, change: CommandStatusChange): Command {
   const alreadyRecorded = command.events.some((event) => event.status === change.status && event.at === change.at);
-  const last = command.events.at(-1);
-  if (alreadyRecorded || (last && Date.parse(change.at) < Date.parse(last.at))) return command;
+  const behind = progressOf(change.status) < progressOf(command.status) || finalCommandStatuses.includes(command.status);
+  if (alreadyRecorded || behind) return command;
   const events = [...command.events, { status: change.status, at: change.at, detail: null }];
   const patched: Command = { ...command, status: change.status, events };
   if (change.status !== "queued") {

@@ -1,6 +1,4 @@
-import type { ScopedMutator } from "swr";
-
-type KeyFilter = (key: string) => boolean;
+export type KeyFilter = (key: string) => boolean;
 
 /**
  * Refetches matching SWR keys once, a short while after the first request for it: a burst
@@ -9,13 +7,13 @@ type KeyFilter = (key: string) => boolean;
 export class RevalidationScheduler {
   private readonly pending = new Map<string, ReturnType<typeof setTimeout>>();
 
-  constructor(private readonly mutate: ScopedMutator) {}
+  constructor(private readonly revalidate: (filter: KeyFilter) => void) {}
 
   schedule(name: string, filter: KeyFilter, delayMs: number): void {
     if (this.pending.has(name)) return;
     const timer = setTimeout(() => {
       this.pending.delete(name);
-      void this.mutate((key) => typeof key === "string" && filter(key));
+      this.revalidate(filter);
     }, delayMs);
     this.pending.set(name, timer);
   }
