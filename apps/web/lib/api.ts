@@ -72,7 +72,8 @@ let refreshing: Promise<boolean> | undefined;
 
 /** Renews the access cookie with the refresh cookie; concurrent callers share one attempt. */
 function refreshSession(): Promise<boolean> {
-  refreshing ??= send(authRoutes.refreshSession.method, authRoutes.refreshSession.path, undefined)
+  // Bounded like a read: every request that met a 401 waits on it.
+  refreshing ??= send(authRoutes.refreshSession.method, authRoutes.refreshSession.path, undefined, REQUEST_TIMEOUT_MS)
     .then((response) => {
       discard(response);
       return response.ok;
@@ -92,7 +93,8 @@ function discard(response: Response): void {
   response.body?.cancel().catch(() => {});
 }
 
-async function send(method: ApiRoute["method"], path: string, body: unknown): Promise<Response> {
+/** Sends one request; a read (and a `timeoutMs` given) fails after that long without an answer. */
+async function send(method: ApiRoute["method"], path: string, body: unknown, timeoutMs = method === "get" ? REQUEST_TIMEOUT_MS : undefined): Promise<Response> {
   const headers: Record<string, string> = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (method !== "get") {
@@ -104,8 +106,7 @@ async function send(method: ApiRoute["method"], path: string, body: unknown): Pr
     headers,
     body: body === undefined ? undefined : JSON.stringify(body),
     credentials: "same-origin",
-    // A read that hangs would keep what it refreshes (and its live updates) waiting.
-    signal: method === "get" ? AbortSignal.timeout(READ_TIMEOUT_MS) : undefined,
+    signal: timeoutMs === undefined ? undefined : AbortSignal.timeout(timeoutMs),
   });
 }
 
@@ -123,7 +124,9 @@ function successSchema(route: ApiRoute, status: number): z.ZodType | undefined {
 // A proxy's dropped keep-alive socket or a restarting API fails one request, not the next:
 // reads, which are idempotent, are tried once more after this pause. Writes never are.
 const READ_RETRY_DELAY_MS = 300;
-const READ_TIMEOUT_MS = 30_000;
+// A read that hangs would keep what it refreshes (and its live updates) waiting. Writes
+// have no deadline: one that timed out here may still have been made.
+const REQUEST_TIMEOUT_MS = 30_000;
 const RETRIED_STATUSES = new Set([500, 502, 503, 504]);
 
 /** Sends a request; a GET that fails on the network or with a 5xx is sent once more. */

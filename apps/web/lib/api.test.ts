@@ -1,0 +1,50 @@
+import { authRoutes } from "@mdm/contracts";
+import { ApiError, callApi } from "./api";
+
+// A server that never answers: each request waits until its signal aborts, if it has one.
+// AbortSignal.timeout runs 1,000 times faster here, so 30 s takes 30 ms.
+
+const realTimeout = AbortSignal.timeout.bind(AbortSignal);
+const sent: string[] = [];
+
+beforeEach(() => {
+  sent.length = 0;
+  jest.spyOn(AbortSignal, "timeout").mockImplementation((ms: number) => realTimeout(Math.max(1, ms / 1000)));
+});
+
+afterEach(() => jest.restoreAllMocks());
+
+function serve(answer: (method: string) => Response | undefined) {
+  globalThis.fetch = (async (url: RequestInfo | URL, init?: RequestInit) => {
+    sent.push(`${init?.method} ${String(url)}`);
+    const response = answer(init?.method ?? "GET");
+    if (response) return response;
+    return new Promise<Response>((_, reject) => {
+      if (!init?.signal) return;
+      init.signal.addEventListener("abort", () => reject(init.signal!.reason));
+    });
+  }) as typeof fetch;
+}
+
+/** What the call came to within `ms`: its error's code, or "pending". */
+const outcomeWithin = (call: Promise<unknown>, ms: number) =>
+  Promise.race([
+    call.then(
+      () => "answered",
+      (error: unknown) => (error instanceof ApiError ? error.code : String(error)),
+    ),
+    new Promise((resolve) => setTimeout(() => resolve("pending"), ms)),
+  ]);
+
+test("a read the server never answers fails as unreachable, after one more try", async () => {
+  serve(() => undefined);
+  expect(await outcomeWithin(callApi(authRoutes.me), 2_000)).toBe("network_error");
+  expect(sent).toEqual(["GET /auth/me", "GET /auth/me"]);
+});
+
+test("a read answered 401 whose session refresh never answers fails with the 401", async () => {
+  const unauthorized = { error: { code: "unauthorized", message: "Sign in again", requestId: "test" } };
+  serve((method) => (method === "GET" ? new Response(JSON.stringify(unauthorized), { status: 401 }) : undefined));
+  expect(await outcomeWithin(callApi(authRoutes.me), 2_000)).toBe("unauthorized");
+  expect(sent).toEqual(["GET /auth/me", "POST /auth/refresh"]);
+});
