@@ -125,37 +125,6 @@ function renderLive() {
   );
 }
 
-test("a frame about a listed device updates what is shown, without refetching", async () => {
-  renderLive();
-  await screen.findByText("battery 80");
-  await waitFor(() => expect(FakeSocket.opened).toHaveLength(1));
-  const socket = FakeSocket.opened[0]!;
-  expect(socket.protocols).toEqual(["mdm.dashboard.v1", "ticket.ticket-1"]);
-
-  socket.receive({ type: "hello", serverTime: "2026-11-25T10:05:00.000Z", flushIntervalMs: 250 });
-  await screen.findByText("live");
-  socket.receive({
-    type: "update",
-    devices: [
-      {
-        deviceId: DEVICE_ID,
-        online: true,
-        lastSeenAt: "2026-11-25T10:06:00.000Z",
-        connected: true,
-        connectedSince: null,
-        disconnectedSince: null,
-        batteryLevel: 42,
-        batteryCharging: false,
-        memoryAvailable: null,
-        networkType: null,
-      },
-    ],
-    commands: [],
-  });
-  await screen.findByText("battery 42");
-  expect(listFetches).toBe(1);
-});
-
 const frameAbout = (overrides: Partial<DeviceLiveState>): DashboardServerFrame => ({
   type: "update",
   devices: [
@@ -176,46 +145,59 @@ const frameAbout = (overrides: Partial<DeviceLiveState>): DashboardServerFrame =
   commands: [],
 });
 
-test("a refetch that a frame overlaps still lands, with the frame applied to what it brought", async () => {
+test("a frame about a listed device updates what is shown, without refetching", async () => {
+  renderLive();
+  await screen.findByText("battery 80");
+  await waitFor(() => expect(FakeSocket.opened).toHaveLength(1));
+  const socket = FakeSocket.opened[0]!;
+  expect(socket.protocols).toEqual(["mdm.dashboard.v1", "ticket.ticket-1"]);
+
+  socket.receive({ type: "hello", serverTime: "2026-11-25T10:05:00.000Z", flushIntervalMs: 250 });
+  await screen.findByText("live");
+  socket.receive(frameAbout({ batteryLevel: 42 }));
+  await screen.findByText("battery 42");
+  expect(listFetches).toBe(1);
+});
+
+/** The provider rendered, its socket open and greeted. */
+async function liveSocket(): Promise<FakeSocket> {
   renderLive();
   await screen.findByText("battery 80");
   await waitFor(() => expect(FakeSocket.opened).toHaveLength(1));
   const socket = FakeSocket.opened[0]!;
   socket.receive({ type: "hello", serverTime: "2026-11-25T10:05:00.000Z", flushIntervalMs: 250 });
   await screen.findByText("live");
+  return socket;
+}
 
-  // An admin renamed the device; the list is refetched, and answers slowly.
-  serverDevice = { ...device, alias: "Till-001" };
+/** Refetches the list with `changed` as the server's device; returns what lets its answer go. */
+async function slowRefetch(changed: DeviceView): Promise<() => Promise<void>> {
+  serverDevice = changed;
   let answer = () => {};
   listGate = new Promise((resolve) => {
     answer = resolve;
   });
   fireEvent.click(screen.getByRole("button", { name: "refresh" }));
   await waitFor(() => expect(listFetches).toBe(2));
+  return () => act(async () => answer());
+}
+
+test("a refetch that a frame overlaps still lands, with the frame applied to what it brought", async () => {
+  const socket = await liveSocket();
+  // An admin renamed the device; the list is refetched, and answers slowly.
+  const answer = await slowRefetch({ ...device, alias: "Till-001" });
   socket.receive(frameAbout({ batteryLevel: 42 }));
-  await act(async () => answer());
+  await answer();
 
   await screen.findByText("named Till-001");
   expect(screen.getByText("battery 42")).toBeTruthy();
 });
 
 test("a frame older than the refetched device does not undo it", async () => {
-  renderLive();
-  await screen.findByText("battery 80");
-  await waitFor(() => expect(FakeSocket.opened).toHaveLength(1));
-  const socket = FakeSocket.opened[0]!;
-  socket.receive({ type: "hello", serverTime: "2026-11-25T10:05:00.000Z", flushIntervalMs: 250 });
-  await screen.findByText("live");
-
-  serverDevice = { ...device, lastSeenAt: "2026-11-25T10:07:00.000Z", state: { ...device.state, battery: { level: 30, charging: false } } };
-  let answer = () => {};
-  listGate = new Promise((resolve) => {
-    answer = resolve;
-  });
-  fireEvent.click(screen.getByRole("button", { name: "refresh" }));
-  await waitFor(() => expect(listFetches).toBe(2));
+  const socket = await liveSocket();
+  const answer = await slowRefetch({ ...device, lastSeenAt: "2026-11-25T10:07:00.000Z", state: { ...device.state, battery: { level: 30, charging: false } } });
   socket.receive(frameAbout({ batteryLevel: 42, lastSeenAt: "2026-11-25T10:06:00.000Z" }));
-  await act(async () => answer());
+  await answer();
 
   await screen.findByText("battery 30");
 });
