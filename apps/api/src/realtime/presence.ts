@@ -1,5 +1,6 @@
 import type { AppDeps } from "../deps";
-import type { Device } from "../generated/prisma/client";
+import { devicesLockedInIdOrder } from "../db/device-locks";
+import { type Device, Prisma } from "../generated/prisma/client";
 import { wakeDelivery } from "../modules/commands/delivery";
 import { toLiveState } from "../modules/fleet/fleet.service";
 
@@ -41,9 +42,10 @@ export async function takeSocketLeases(deps: PresenceDeps, deviceIds: string[]):
   if (deviceIds.length === 0) return [];
   const now = deps.clock.now();
   const leased = await deps.db.$queryRaw<Device[]>`
-    UPDATE "Device" SET "socketInstanceId" = ${deps.instanceId}, "socketConnectedAt" = ${now}, "socketLeaseExpiresAt" = ${leaseEnd(deps)}
-    WHERE id = ANY(${deviceIds}::uuid[]) AND "retiredAt" IS NULL
-    RETURNING *`;
+    WITH locked AS (${devicesLockedInIdOrder(Prisma.sql`id = ANY(${deviceIds}::uuid[]) AND "retiredAt" IS NULL`)})
+    UPDATE "Device" d SET "socketInstanceId" = ${deps.instanceId}, "socketConnectedAt" = ${now}, "socketLeaseExpiresAt" = ${leaseEnd(deps)}
+    FROM locked WHERE d.id = locked.id
+    RETURNING d.*`;
   if (leased.length === 0) return [];
   const due = await deps.db.$queryRaw<Array<{ deviceId: string; n: number }>>`
     WITH due AS (
@@ -62,9 +64,10 @@ export async function takeSocketLeases(deps: PresenceDeps, deviceIds: string[]):
 export async function releaseSocketLeases(deps: PresenceDeps, deviceIds: string[]): Promise<Device[]> {
   if (deviceIds.length === 0) return [];
   return deps.db.$queryRaw<Device[]>`
-    UPDATE "Device" SET "socketInstanceId" = NULL, "socketConnectedAt" = NULL, "socketLeaseExpiresAt" = NULL, "socketDisconnectedAt" = ${deps.clock.now()}
-    WHERE id = ANY(${deviceIds}::uuid[]) AND "socketInstanceId" = ${deps.instanceId}
-    RETURNING *`;
+    WITH locked AS (${devicesLockedInIdOrder(Prisma.sql`id = ANY(${deviceIds}::uuid[]) AND "socketInstanceId" = ${deps.instanceId}`)})
+    UPDATE "Device" d SET "socketInstanceId" = NULL, "socketConnectedAt" = NULL, "socketLeaseExpiresAt" = NULL, "socketDisconnectedAt" = ${deps.clock.now()}
+    FROM locked WHERE d.id = locked.id
+    RETURNING d.*`;
 }
 
 /**
@@ -76,11 +79,13 @@ export async function releaseSocketLeases(deps: PresenceDeps, deviceIds: string[
  */
 export async function renewSocketLeases(deps: PresenceDeps, deviceIds: string[]): Promise<string[]> {
   if (deviceIds.length === 0) return [];
-  const renewed = await deps.db.device.updateManyAndReturn({
-    where: { id: { in: deviceIds }, retiredAt: null, OR: [{ socketInstanceId: deps.instanceId }, { socketInstanceId: null }] },
-    data: { socketInstanceId: deps.instanceId, socketLeaseExpiresAt: leaseEnd(deps) },
-    select: { id: true },
-  });
+  const renewed = await deps.db.$queryRaw<Array<{ id: string }>>`
+    WITH locked AS (${devicesLockedInIdOrder(
+      Prisma.sql`id = ANY(${deviceIds}::uuid[]) AND "retiredAt" IS NULL AND ("socketInstanceId" = ${deps.instanceId} OR "socketInstanceId" IS NULL)`,
+    )})
+    UPDATE "Device" d SET "socketInstanceId" = ${deps.instanceId}, "socketLeaseExpiresAt" = ${leaseEnd(deps)}, "updatedAt" = ${deps.clock.now()}
+    FROM locked WHERE d.id = locked.id
+    RETURNING d.id`;
   if (renewed.length === deviceIds.length) return [];
   const done = new Set(renewed.map((device) => device.id));
   const rest = deviceIds.filter((id) => !done.has(id));
@@ -97,10 +102,11 @@ export async function renewSocketLeases(deps: PresenceDeps, deviceIds: string[])
 export async function sweepSocketLeases(deps: Pick<AppDeps, "db" | "clock" | "bus">): Promise<number> {
   const now = deps.clock.now();
   const [swept] = await deps.db.$queryRaw<Array<{ devices: string[]; commands: number }>>`
-    WITH lapsed AS (
-      UPDATE "Device" SET "socketInstanceId" = NULL, "socketConnectedAt" = NULL, "socketLeaseExpiresAt" = NULL, "socketDisconnectedAt" = ${now}
-      WHERE "socketInstanceId" IS NOT NULL AND "socketLeaseExpiresAt" < ${now}
-      RETURNING id),
+    WITH locked AS (${devicesLockedInIdOrder(Prisma.sql`"socketInstanceId" IS NOT NULL AND "socketLeaseExpiresAt" < ${now}`)}),
+    lapsed AS (
+      UPDATE "Device" d SET "socketInstanceId" = NULL, "socketConnectedAt" = NULL, "socketLeaseExpiresAt" = NULL, "socketDisconnectedAt" = ${now}
+      FROM locked WHERE d.id = locked.id
+      RETURNING d.id),
     due AS (
       UPDATE "Command" SET "nextAttemptAt" = ${now}
       WHERE "deviceId" IN (SELECT id FROM lapsed) AND status IN ('queued', 'sent') AND "expiresAt" > ${now}

@@ -12,6 +12,7 @@ import {
 import type { Env } from "../../config/env";
 import type { AppDeps } from "../../deps";
 import { isDatabaseUnavailable, poolOf } from "../../db/client";
+import { devicesLockedInIdOrderSql } from "../../db/device-locks";
 import { type Device, Prisma } from "../../generated/prisma/client";
 import { recordAudit } from "../../lib/audit";
 import { type GroupCommit, createGroupCommit, writeEachAlone } from "../../lib/group-commit";
@@ -331,6 +332,7 @@ const RECORD_HEARTBEATS_SQL = `
       apps jsonb, "uptimeSeconds" bigint, "appVersion" text, "fcmToken" text, "fcmTokenPresent" boolean,
       policy boolean, "policyAppliedHash" text, "policyFailures" jsonb)),
   previous AS (SELECT id, "appStatus", "offlineSince" FROM "Device" WHERE id = ANY($2::uuid[])),
+  locked AS (${devicesLockedInIdOrderSql(`id = ANY($2::uuid[]) AND "retiredAt" IS NULL`)}),
   updated AS (
     UPDATE "Device" d SET
       "lastSeenAt" = i."receivedAt", online = true, "offlineSince" = NULL, "deviceTime" = i."deviceTime",
@@ -355,7 +357,7 @@ const RECORD_HEARTBEATS_SQL = `
         WHERE ${IS_POLICY_SETTING(`f.value->>'setting'`)}) ELSE d."policyFailures" END,
       "policyReportedAt" = CASE WHEN i.policy THEN i."receivedAt" ELSE d."policyReportedAt" END,
       "updatedAt" = i."receivedAt"
-    FROM input i
+    FROM input i JOIN locked l ON l.id = i.id
     -- A retired device stays offline, whatever its caller's cached token or open socket says.
     WHERE d.id = i.id AND d.id = ANY($2::uuid[]) AND d."retiredAt" IS NULL
     RETURNING d.id, d.online, d."lastSeenAt", d."batteryLevel", d."batteryCharging", d."memoryAvailable", d."networkType",

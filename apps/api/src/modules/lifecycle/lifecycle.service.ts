@@ -13,6 +13,7 @@ import {
 } from "@mdm/contracts";
 import { Prisma } from "../../generated/prisma/client";
 import type { AppDeps } from "../../deps";
+import { devicesLockedInIdOrder } from "../../db/device-locks";
 import type { DbOrTx } from "../../db/types";
 import { recordAudit } from "../../lib/audit";
 import { HttpError } from "../../lib/http-error";
@@ -346,8 +347,9 @@ export async function bulkEditDevices(deps: LifecycleDeps, input: BulkEditDevice
       // the change. Queue rows before devices, the order the recompute worker locks them in (no deadlock).
       if (groupsChange) await queueRecomputeOf(tx, ids, now);
       return tx.$executeRaw`
+        WITH locked AS (${devicesLockedInIdOrder(Prisma.sql`id = ANY(${ids}::uuid[])`)})
         UPDATE "Device" d SET ${Prisma.join(sets, ", ")}
-        FROM (SELECT id, row_number() OVER (ORDER BY "enrolledAt", id) AS n FROM "Device" WHERE id = ANY(${ids}::uuid[])) s
+        FROM locked JOIN (SELECT id, row_number() OVER (ORDER BY "enrolledAt", id) AS n FROM "Device" WHERE id = ANY(${ids}::uuid[])) s ON s.id = locked.id
         WHERE d.id = s.id`;
     });
     if (groupsChange) await recomputeQueuedSoon(deps);

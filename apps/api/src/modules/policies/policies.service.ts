@@ -19,6 +19,7 @@ import {
   canonicalJson,
   policySettingEntries,
 } from "@mdm/contracts";
+import { devicesLockedInIdOrder } from "../../db/device-locks";
 import type { DbOrTx } from "../../db/types";
 import type { AppDeps } from "../../deps";
 import { type Policy, Prisma, type PolicyAssignment, type PolicyVersion, type RequiredAppInstall } from "../../generated/prisma/client";
@@ -398,8 +399,10 @@ async function recomputeBatch(tx: DbOrTx, now: Date, deviceIds: string[]): Promi
   if (updates.length === 0) return [];
   const ids = updates.map((update) => update.id);
   await tx.$executeRaw`
+    WITH locked AS (${devicesLockedInIdOrder(Prisma.sql`id = ANY(${ids}::uuid[])`)})
     UPDATE "Device" d SET "policyDesired" = u.settings::jsonb, "policyDesiredHash" = u.hash
-    FROM unnest(${ids}::uuid[], ${updates.map((update) => update.settings)}::text[], ${updates.map((update) => update.hash)}::text[]) AS u(id, settings, hash)
+    FROM locked JOIN unnest(${ids}::uuid[], ${updates.map((update) => update.settings)}::text[], ${updates.map((update) => update.hash)}::text[]) AS u(id, settings, hash)
+      ON u.id = locked.id
     WHERE d.id = u.id`;
   await tx.$executeRaw`
     INSERT INTO "PolicyDispatch" ("deviceId", "dueAt", attempts, "createdAt")
