@@ -17,10 +17,17 @@ beforeAll(async () => {
 afterAll(() => database.close());
 beforeEach(() => resetTables(database.db));
 
-/** Two enrolled devices, the lower id first. */
+/**
+ * Two enrolled devices, the lower id first. The lower one's row is rewritten, so it lies after
+ * the higher one in the table: a statement reading the table in its order meets the higher first.
+ */
 async function twoDevices(): Promise<[string, string]> {
-  const ids = [(await enrollDevice(t.app)).deviceId, (await enrollDevice(t.app)).deviceId].sort();
-  return [ids[0]!, ids[1]!];
+  const [lower, higher] = [(await enrollDevice(t.app)).deviceId, (await enrollDevice(t.app)).deviceId].sort() as [string, string];
+  await database.db.$executeRaw`UPDATE "Device" SET notes = 'moved' WHERE id = ${lower}::uuid`;
+  const [order] = await database.db.$queryRaw<[{ lowerAfter: boolean }]>`
+    SELECT (SELECT ctid FROM "Device" WHERE id = ${lower}::uuid) > (SELECT ctid FROM "Device" WHERE id = ${higher}::uuid) AS "lowerAfter"`;
+  expect(order.lowerAfter).toBe(true);
+  return [lower, higher];
 }
 
 /**
