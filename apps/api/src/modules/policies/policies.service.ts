@@ -19,7 +19,6 @@ import {
   canonicalJson,
   policySettingEntries,
 } from "@mdm/contracts";
-import { devicesLockedInIdOrder } from "../../db/device-locks";
 import type { DbOrTx } from "../../db/types";
 import type { AppDeps } from "../../deps";
 import { type Policy, Prisma, type PolicyAssignment, type PolicyVersion, type RequiredAppInstall } from "../../generated/prisma/client";
@@ -385,7 +384,11 @@ async function candidatesOf(db: DbOrTx, devices: Array<{ id: string; groups: str
  */
 async function recomputeBatch(tx: DbOrTx, now: Date, deviceIds: string[]): Promise<string[]> {
   if (deviceIds.length === 0) return [];
-  const devices = await tx.device.findMany({ where: { id: { in: deviceIds } }, select: { id: true, groups: true, policyDesiredHash: true } });
+  // Locked (in id order: db/device-locks.ts) before their groups are read. A change of groups
+  // not yet committed (a bulk edit that found this batch's queue row already there) is
+  // waited for and read, not overwritten with a policy computed from the groups before it.
+  const devices = await tx.$queryRaw<Array<{ id: string; groups: string[]; policyDesiredHash: string | null }>>`
+    SELECT id, groups, "policyDesiredHash" FROM "Device" WHERE id = ANY(${deviceIds}::uuid[]) ORDER BY id FOR NO KEY UPDATE`;
   const candidates = await candidatesOf(tx, devices);
   const updates: Array<{ id: string; settings: string; hash: string }> = [];
   for (const device of devices) {
@@ -399,10 +402,8 @@ async function recomputeBatch(tx: DbOrTx, now: Date, deviceIds: string[]): Promi
   if (updates.length === 0) return [];
   const ids = updates.map((update) => update.id);
   await tx.$executeRaw`
-    WITH locked AS (${devicesLockedInIdOrder(Prisma.sql`id = ANY(${ids}::uuid[])`)})
     UPDATE "Device" d SET "policyDesired" = u.settings::jsonb, "policyDesiredHash" = u.hash
-    FROM locked JOIN unnest(${ids}::uuid[], ${updates.map((update) => update.settings)}::text[], ${updates.map((update) => update.hash)}::text[]) AS u(id, settings, hash)
-      ON u.id = locked.id
+    FROM unnest(${ids}::uuid[], ${updates.map((update) => update.settings)}::text[], ${updates.map((update) => update.hash)}::text[]) AS u(id, settings, hash)
     WHERE d.id = u.id`;
   await tx.$executeRaw`
     INSERT INTO "PolicyDispatch" ("deviceId", "dueAt", attempts, "createdAt")

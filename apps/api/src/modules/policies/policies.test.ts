@@ -1,7 +1,9 @@
 import { createHash, randomUUID } from "node:crypto";
 import { DevicePolicyView, EffectivePolicyResponse, HeartbeatResponse, ListDevicePolicyVersionsResponse, policySettingEntries } from "@mdm/contracts";
+import { Client } from "pg";
 import request from "supertest";
 import { type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, enrollDevice, heartbeatBody, resetTables } from "../../test";
+import { recomputeDevices } from "./policies.service";
 
 let database: TestDatabase;
 let t: TestApp;
@@ -319,6 +321,36 @@ describe("precedence and the effective policy", () => {
     // The agent must still hear that its settings no longer apply.
     expect(cleared.hash).toMatch(/^[0-9a-f]{64}$/);
     expect(cleared.compliance.status).toBe("pending");
+  });
+
+  it("a recompute waits for a change of the device's groups not yet committed, and computes from the new groups", async () => {
+    const device = await enrollDevice(t.app);
+    const policy = await createPolicy("Lobby", { screen: { timeoutSeconds: 30 } });
+    await assign(policy.id, { group: "lobby" });
+    // Another transaction (a bulk edit) has put the device in the group, and not committed yet.
+    const editor = new Client({ connectionString: database.url });
+    await editor.connect();
+    try {
+      await editor.query("BEGIN");
+      await editor.query(`UPDATE "Device" SET groups = ARRAY['lobby'] WHERE id = $1`, [device.deviceId]);
+      let settled = false;
+      const recomputed = recomputeDevices(t.deps, [device.deviceId]).finally(() => {
+        settled = true;
+      });
+      for (let i = 0; i < 100 && !settled; i++) {
+        const [{ waiting }] = await database.db.$queryRaw<[{ waiting: number }]>`
+          SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`;
+        if (waiting > 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      await editor.query("COMMIT");
+      await recomputed;
+    } finally {
+      await editor.end();
+    }
+    const stored = await database.db.device.findUniqueOrThrow({ where: { id: device.deviceId } });
+    expect(stored.policyDesired).toEqual({ screen: { timeoutSeconds: 30 } });
+    expect(stored.policyDesiredHash).toBe((await effective(device.deviceId)).hash);
   });
 
   it("refuses an assignment to an unknown device (404) and a second one to the same group (409)", async () => {
