@@ -5,7 +5,7 @@ type Patch = (data: unknown) => unknown;
 // Reads time out (lib/api.ts), so a key is not fetched for long; this bounds what a key
 // holds even so. At the dashboard socket's flush interval (250 ms) it is a minute of
 // frames; past it the oldest go, and what they described shows as fetched.
-export const MAX_HELD_PATCHES_PER_KEY = 256;
+const MAX_HELD_PATCHES_PER_KEY = 256;
 
 /**
  * Folds live frames into cached responses, and refetches responses, without losing the
