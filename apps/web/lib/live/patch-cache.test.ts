@@ -139,12 +139,13 @@ describe("patchCommand", () => {
     expect(repeated).toBe(succeeded);
   });
 
-  test("a change behind the command's status, as from a frame held during a refetch, changes nothing", () => {
+  test("frames held during a refetch, whose changes the fetched history holds, change nothing", () => {
     const fetched = command({
       status: "succeeded",
       events: [
         { status: "queued", at: "2026-11-25T10:00:00.000Z", detail: null },
         { status: "sent", at: "2026-11-25T10:00:01.000Z", detail: null },
+        { status: "acknowledged", at: "2026-11-25T10:00:02.000Z", detail: null },
         { status: "succeeded", at: "2026-11-25T10:00:03.000Z", detail: null },
       ],
     });
@@ -154,6 +155,20 @@ describe("patchCommand", () => {
     expect(patchCommand(fetched, acknowledged)).toBe(fetched);
     const list = { commands: [fetched], total: 1 };
     expect(patchCommandList(list, new Map([[REQUEST_ID, acknowledged]]))).toBe(list);
+  });
+
+  test("a change arriving after a later one is recorded in time order, with its timestamp, and keeps the later status", () => {
+    const acknowledged = patchCommand(command(), {
+      requestId: REQUEST_ID,
+      deviceId: DEVICE_ID,
+      batchId: null,
+      status: "acknowledged",
+      at: "2026-11-25T10:00:02.000Z",
+    });
+    const late = patchCommand(acknowledged, { requestId: REQUEST_ID, deviceId: DEVICE_ID, batchId: null, status: "sent", at: "2026-11-25T10:00:01.000Z" });
+    expect(late.status).toBe("acknowledged");
+    expect(late.sentAt).toBe("2026-11-25T10:00:01.000Z");
+    expect(late.events.map((event) => event.status)).toEqual(["queued", "sent", "acknowledged"]);
   });
 
   test("a change ahead of the command's status applies even when its clock is behind the last event's", () => {

@@ -54,17 +54,18 @@ const timestampOfStatus = {
 const progressOf = (status: CommandStatus) => (finalCommandStatuses.includes(status) ? 3 : ["queued", "sent", "acknowledged"].indexOf(status));
 
 /**
- * A command with a status change applied and recorded as one more event in its history.
- * A change the history already holds, or one behind the command's status (a frame held
- * while the command was refetched), changes nothing: the command as fetched is newer.
- * Status order, not time: events are stamped by the clocks of several API instances.
+ * A command with a status change applied and recorded as one more event in its history. A
+ * change the history already holds changes nothing. One behind the command's status (frames
+ * from several API instances may arrive out of order) is recorded, in time order, with its
+ * timestamp if the command lacks it, and leaves the status as it is. Status order, not time,
+ * decides which is behind: events are stamped by the clocks of several API instances.
  */
 export function patchCommand(command: Command, change: CommandStatusChange): Command {
-  const alreadyRecorded = command.events.some((event) => event.status === change.status && event.at === change.at);
+  if (command.events.some((event) => event.status === change.status && event.at === change.at)) return command;
   const behind = progressOf(change.status) < progressOf(command.status) || finalCommandStatuses.includes(command.status);
-  if (alreadyRecorded || behind) return command;
-  const events = [...command.events, { status: change.status, at: change.at, detail: null }];
-  const patched: Command = { ...command, status: change.status, events };
+  const event = { status: change.status, at: change.at, detail: null };
+  const events = behind ? [...command.events, event].sort((a, b) => Date.parse(a.at) - Date.parse(b.at)) : [...command.events, event];
+  const patched: Command = { ...command, status: behind ? command.status : change.status, events };
   if (change.status !== "queued") {
     const field = timestampOfStatus[change.status];
     patched[field] = patched[field] ?? change.at;
