@@ -339,11 +339,16 @@ export function queueRecomputeOf(tx: DbOrTx, deviceIds: string[], now: Date) {
   return queueRecompute(tx, Prisma.sql`d.id = ANY(${deviceIds}::uuid[])`, now);
 }
 
-/** Queues every device in service matching `devices` for a recompute: one statement, in the caller's transaction. */
+/**
+ * Queues every device in service matching `devices` for a recompute: one statement, in the
+ * caller's transaction. In id order: two transactions queueing the same devices wait on each
+ * other's rows, and in different orders (a group's devices as its index finds them, a bulk
+ * edit's as the table holds them) they deadlocked.
+ */
 function queueRecompute(tx: DbOrTx, devices: Prisma.Sql, now: Date) {
   return tx.$executeRaw`
     INSERT INTO "PolicyRecompute" ("deviceId", "createdAt")
-    SELECT d.id, ${now} FROM "Device" d WHERE d."retiredAt" IS NULL AND ${devices}
+    SELECT d.id, ${now} FROM "Device" d WHERE d."retiredAt" IS NULL AND ${devices} ORDER BY d.id
     ON CONFLICT ("deviceId") DO NOTHING`;
 }
 

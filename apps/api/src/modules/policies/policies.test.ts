@@ -3,7 +3,7 @@ import { DevicePolicyView, EffectivePolicyResponse, HeartbeatResponse, ListDevic
 import { Client } from "pg";
 import request from "supertest";
 import { type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, enrollDevice, heartbeatBody, resetTables } from "../../test";
-import { recomputeDevices } from "./policies.service";
+import { queueRecomputeOf, recomputeDevices } from "./policies.service";
 
 let database: TestDatabase;
 let t: TestApp;
@@ -351,6 +351,40 @@ describe("precedence and the effective policy", () => {
     const stored = await database.db.device.findUniqueOrThrow({ where: { id: device.deviceId } });
     expect(stored.policyDesired).toEqual({ screen: { timeoutSeconds: 30 } });
     expect(stored.policyDesiredHash).toBe((await effective(device.deviceId)).hash);
+  });
+
+  it("queues devices for a recompute in id order, whatever order the table holds them in", async () => {
+    const [lower, higher] = [(await enrollDevice(t.app)).deviceId, (await enrollDevice(t.app)).deviceId].sort() as [string, string];
+    // Rewritten, the lower id's row lies after the higher one's: a scan in table order meets the higher first.
+    await database.db.$executeRaw`UPDATE "Device" SET notes = 'moved' WHERE id = ${lower}::uuid`;
+    // Another transaction has queued the higher id and not committed yet.
+    const other = new Client({ connectionString: database.url });
+    const probe = new Client({ connectionString: database.url });
+    await Promise.all([other.connect(), probe.connect()]);
+    try {
+      await other.query("BEGIN");
+      await other.query(`INSERT INTO "PolicyRecompute" ("deviceId", "createdAt") VALUES ($1, now())`, [higher]);
+      const queued = database.db.$transaction((tx) => queueRecomputeOf(tx, [higher, lower], new Date()));
+      for (let i = 0; i < 100; i++) {
+        const { rows } = await probe.query<{ waiting: number }>(
+          `SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+        );
+        if (rows[0]!.waiting > 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      // Waiting for the higher id, it has already queued the lower: queueing it again waits.
+      await probe.query("SET lock_timeout = '200ms'");
+      const lowerQueued = await probe.query(`INSERT INTO "PolicyRecompute" ("deviceId", "createdAt") VALUES ($1, now()) ON CONFLICT DO NOTHING`, [lower]).then(
+        () => false,
+        (error: { code?: string }) => error.code === "55P03",
+      );
+      await other.query("COMMIT");
+      await queued;
+      expect(lowerQueued).toBe(true);
+    } finally {
+      await Promise.all([other.end(), probe.end()]);
+    }
+    expect(await database.db.policyRecompute.count()).toBe(2);
   });
 
   it("refuses an assignment to an unknown device (404) and a second one to the same group (409)", async () => {
