@@ -399,6 +399,15 @@ async function consoleTrouble(target: Page, action: () => Promise<void>): Promis
   target.on("requestfailed", onFailed);
   try {
     await action();
+  } catch (error) {
+    // What the page ran into, and what it shows, explain a wait that ran out.
+    const shown = await target
+      .locator("main")
+      .innerText({ timeout: 1_000 })
+      .catch(() => "(no main element)");
+    throw new Error(`${(error as Error).message}\nat ${target.url()} the page met: ${JSON.stringify(trouble)}\nand shows: ${shown.slice(0, 1_500)}`, {
+      cause: error,
+    });
   } finally {
     target.off("console", onConsole);
     target.off("requestfailed", onFailed);
@@ -573,6 +582,27 @@ test("the overview: even stat cards, labelled sorting, a steady search box, no a
   await eventually("the not-found title", async () => (await page.title()) === "Page not found · Keelson");
   expect(await page.getByRole("navigation", { name: "Main" }).locator('[aria-current="page"]').count()).toBe(0);
   await navLink(page, "Overview").waitFor();
+  await navLink(page, "Overview").click();
+  await page.getByRole("heading", { name: "Overview" }).waitFor();
+});
+
+test("a page whose read was refused for its rate comes back by itself once Retry-After has passed", async () => {
+  // An admin's tabs together can pass the per-address budget (RATE_LIMIT_ADMIN_PER_MINUTE).
+  const answered: number[] = [];
+  await page.route("**/admin/audit-log?*", async (route) => {
+    answered.push(answered.length === 0 ? 429 : 200);
+    if (answered.length > 1) return route.continue();
+    const body = { error: { code: "rate_limited", message: "Too many requests, retry later", requestId: "e2e" } };
+    return route.fulfill({ status: 429, contentType: "application/json", headers: { "Retry-After": "1" }, body: JSON.stringify(body) });
+  });
+  try {
+    await navLink(page, "Audit log").click();
+    await page.getByText("Too many requests. Wait a moment and try again.").waitFor();
+    await page.getByRole("table").getByRole("link", { name: /^SIM-/ }).first().waitFor();
+    expect(answered).toEqual([429, 200]);
+  } finally {
+    await page.unroute("**/admin/audit-log?*");
+  }
   await navLink(page, "Overview").click();
   await page.getByRole("heading", { name: "Overview" }).waitFor();
 });

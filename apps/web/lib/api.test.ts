@@ -48,3 +48,14 @@ test("a read answered 401 whose session refresh never answers fails with the 401
   expect(await outcomeWithin(callApi(authRoutes.me), 2_000)).toBe("unauthorized");
   expect(sent).toEqual(["GET /auth/me", "POST /auth/refresh"]);
 });
+
+test("a refusal carries the seconds its Retry-After asks to wait, and none without one", async () => {
+  const refused = { error: { code: "rate_limited", message: "Too many requests", requestId: "test" } };
+  serve(() => new Response(JSON.stringify(refused), { status: 429, headers: { "Retry-After": "7" } }));
+  const limited = await callApi(authRoutes.me).catch((error: unknown) => error);
+  expect(limited).toMatchObject({ status: 429, code: "rate_limited", retryAfterSeconds: 7 });
+
+  serve(() => new Response(JSON.stringify(refused), { status: 429 }));
+  const bare = await callApi(authRoutes.me).catch((error: unknown) => error);
+  expect(bare).toMatchObject({ status: 429, code: "rate_limited", retryAfterSeconds: undefined });
+});

@@ -28,6 +28,8 @@ export class ApiError extends Error {
     message: string,
     readonly details: ValidationIssue[] = [],
     readonly requestId?: string,
+    /** Seconds the server asked to wait before trying again (`Retry-After`, with 429 and 503). */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
     this.name = "ApiError";
@@ -114,7 +116,14 @@ async function errorFrom(response: Response): Promise<ApiError> {
   const parsed = ErrorBody.safeParse(await response.json().catch(() => undefined));
   if (!parsed.success) return new ApiError(response.status, "unexpected_response", `The server answered ${response.status}`);
   const { code, message, details, requestId } = parsed.data.error;
-  return new ApiError(response.status, code, message, details ?? [], requestId);
+  return new ApiError(response.status, code, message, details ?? [], requestId, retryAfterOf(response));
+}
+
+/** `Retry-After` in seconds (the form the API sends); undefined when absent or an HTTP date. */
+function retryAfterOf(response: Response): number | undefined {
+  const value = response.headers.get("retry-after");
+  const seconds = value === null || value.trim() === "" ? Number.NaN : Number(value);
+  return Number.isFinite(seconds) && seconds >= 0 ? seconds : undefined;
 }
 
 function successSchema(route: ApiRoute, status: number): z.ZodType | undefined {

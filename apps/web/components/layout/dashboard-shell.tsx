@@ -7,13 +7,10 @@ import { ErrorState } from "@/components/states";
 import { Skeleton } from "@/components/ui/skeleton";
 import { ApiError, onSessionExpired } from "@/lib/api";
 import { LiveUpdatesProvider } from "@/lib/live/live-updates";
+import { onErrorRetry } from "@/lib/swr/retry";
 import { useSession } from "@/lib/swr/use-session";
 import { SessionProvider } from "./session-context";
 import { Sidebar } from "./sidebar";
-
-function isClientError(error: unknown): boolean {
-  return error instanceof ApiError && error.status >= 400 && error.status < 500;
-}
 
 const NoCurrentPage = createContext<(noCurrentPage: boolean) => void>(() => {});
 
@@ -71,7 +68,7 @@ export function DashboardShell({ children, highlightNavigation = true }: { child
   }
 
   return (
-    <SWRConfig value={{ shouldRetryOnError: (retryError: unknown) => !isClientError(retryError) }}>
+    <SWRConfig value={{ onErrorRetry }}>
       <SessionProvider user={user}>
         <LiveUpdatesProvider>
           <div className="flex min-h-screen flex-col md:flex-row">
