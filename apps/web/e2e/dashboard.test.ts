@@ -442,6 +442,19 @@ test("a failed session read is retried once, and a lasting failure keeps the fra
   await alert.getByRole("button", { name: "Try again" }).click();
   await target.getByRole("heading", { name: "Overview" }).waitFor();
 
+  // Refused for its rate: read again after its Retry-After, with no click.
+  const sessionAnswers: number[] = [];
+  await target.route("**/auth/me", async (route) => {
+    sessionAnswers.push(sessionAnswers.length === 0 ? 429 : 200);
+    if (sessionAnswers.length > 1) return route.continue();
+    const body = { error: { code: "rate_limited", message: "Too many requests, retry later", requestId: "e2e" } };
+    return route.fulfill({ status: 429, contentType: "application/json", headers: { "Retry-After": "1" }, body: JSON.stringify(body) });
+  });
+  await target.reload();
+  await target.getByRole("heading", { name: "Overview" }).waitFor();
+  expect(sessionAnswers).toEqual([429, 200]);
+  await target.unroute("**/auth/me");
+
   // The device list fails: its error shows, and nothing beside it claims "No devices" or a page count.
   await target.route("**/admin/devices?*", (route) => route.fulfill({ status: 500, contentType: "application/json", body: "{}" }));
   await target.reload();

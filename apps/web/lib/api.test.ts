@@ -59,3 +59,9 @@ test("a refusal carries the seconds its Retry-After asks to wait, and none witho
   const bare = await callApi(authRoutes.me).catch((error: unknown) => error);
   expect(bare).toMatchObject({ status: 429, code: "rate_limited", retryAfterSeconds: undefined });
 });
+
+test("a proxy's refusal that is not the API's JSON keeps its Retry-After", async () => {
+  serve(() => new Response("<html>Too Many Requests</html>", { status: 429, headers: { "Retry-After": "30", "Content-Type": "text/html" } }));
+  const refused = await callApi(authRoutes.me).catch((error: unknown) => error);
+  expect(refused).toMatchObject({ status: 429, code: "unexpected_response", retryAfterSeconds: 30 });
+});

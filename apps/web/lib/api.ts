@@ -114,7 +114,9 @@ async function send(method: ApiRoute["method"], path: string, body: unknown, tim
 
 async function errorFrom(response: Response): Promise<ApiError> {
   const parsed = ErrorBody.safeParse(await response.json().catch(() => undefined));
-  if (!parsed.success) return new ApiError(response.status, "unexpected_response", `The server answered ${response.status}`);
+  // A proxy's refusal (HTML) still says when to come back.
+  if (!parsed.success)
+    return new ApiError(response.status, "unexpected_response", `The server answered ${response.status}`, [], undefined, retryAfterOf(response));
   const { code, message, details, requestId } = parsed.data.error;
   return new ApiError(response.status, code, message, details ?? [], requestId, retryAfterOf(response));
 }

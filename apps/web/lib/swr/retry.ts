@@ -1,8 +1,6 @@
 import type { SWRConfiguration } from "swr";
 import { ApiError } from "@/lib/api";
 
-/** Tries of a failed read after the first, before its page shows the error for good (its Retry button remains). */
-export const READ_RETRIES = 5;
 const RETRY_BASE_MS = 5_000;
 const LONGEST_WAIT_MS = 60_000;
 
@@ -12,19 +10,22 @@ const LONGEST_WAIT_MS = 60_000;
  * (`Retry-After`), plus up to a second so the pages refused together do not all come back in
  * the same instant: a busy admin's tabs can pass the per-address budget, and their pages must
  * come back by themselves. Any other refusal (4xx) would be refused again. A server or network
- * failure waits longer each time, as SWR's own backoff does.
+ * failure waits longer each time, as SWR's own backoff does, and at least its Retry-After (a
+ * 503 of an overloaded instance).
  */
 export function retryDelayMs(error: unknown, retryCount: number, random: () => number = Math.random): number | undefined {
-  if (retryCount > READ_RETRIES) return undefined;
-  if (error instanceof ApiError && error.status === 429) {
-    return Math.min(LONGEST_WAIT_MS, (error.retryAfterSeconds ?? 1) * 1_000) + Math.floor(random() * 1_000);
-  }
+  const asked = error instanceof ApiError && error.retryAfterSeconds !== undefined ? error.retryAfterSeconds * 1_000 : 0;
+  if (error instanceof ApiError && error.status === 429) return Math.min(LONGEST_WAIT_MS, asked || 1_000) + Math.floor(random() * 1_000);
   if (error instanceof ApiError && error.status >= 400 && error.status < 500) return undefined;
-  return Math.min(LONGEST_WAIT_MS, Math.floor((random() + 0.5) * 2 ** Math.min(retryCount, 8) * RETRY_BASE_MS));
+  const backoff = Math.floor((random() + 0.5) * 2 ** Math.min(retryCount, 8) * RETRY_BASE_MS);
+  return Math.min(LONGEST_WAIT_MS, Math.max(backoff, asked));
 }
 
-/** SWR's `onErrorRetry` on retryDelayMs. */
-export const onErrorRetry: NonNullable<SWRConfiguration["onErrorRetry"]> = (error, _key, _config, revalidate, { retryCount }) => {
-  const delayMs = retryDelayMs(error, retryCount);
-  if (delayMs !== undefined) setTimeout(() => void revalidate({ retryCount }), delayMs);
+/** SWR's `onErrorRetry` on retryDelayMs; the retry joins a read already under way (`dedupe`), as SWR's own does. */
+export const onErrorRetry: NonNullable<SWRConfiguration["onErrorRetry"]> = (error, _key, _config, revalidate, options) => {
+  const delayMs = retryDelayMs(error, options.retryCount);
+  if (delayMs !== undefined) setTimeout(() => void revalidate(options), delayMs);
 };
+
+/** For reads whose other failures are the page's to show at once (the session): only a 429 is retried. */
+export const isRateLimited = (error: unknown) => error instanceof ApiError && error.status === 429;

@@ -1,12 +1,17 @@
 import { type LoginRequest, authRoutes } from "@mdm/contracts";
 import useSWR, { mutate } from "swr";
 import { apiPath, callApi } from "@/lib/api";
+import { isRateLimited, onErrorRetry } from "./retry";
 
 export const sessionKey = apiPath(authRoutes.me);
 
-/** The signed-in user (GET /auth/me); a 401 error means nobody is signed in. */
+/**
+ * The signed-in user (GET /auth/me); a 401 error means nobody is signed in. Read outside the
+ * shell's SWRConfig: a failure shows at once (with a retry), but a 429 is read again after its
+ * Retry-After.
+ */
 export function useSession() {
-  return useSWR(sessionKey, () => callApi(authRoutes.me), { shouldRetryOnError: false });
+  return useSWR(sessionKey, () => callApi(authRoutes.me), { shouldRetryOnError: isRateLimited, onErrorRetry });
 }
 
 export async function signIn(body: LoginRequest) {
