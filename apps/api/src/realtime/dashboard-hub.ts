@@ -3,6 +3,7 @@ import { DashboardClientFrame, WsCloseCode } from "@mdm/contracts";
 import type { WebSocket } from "ws";
 import type { AppDeps } from "../deps";
 import { liveSessionIds } from "../modules/auth/session";
+import { WATCH_REPEAT_MS } from "./dashboard-watch";
 
 /** Whose socket it is: checked again every WS_SESSION_CHECK_SECONDS while it is open. */
 export type DashboardSession = { userId: string; sessionId: string };
@@ -11,11 +12,14 @@ export type DashboardSession = { userId: string; sessionId: string };
 const MAX_COMMANDS_PER_FRAME = 1000;
 // A browser that cannot keep up is skipped until its buffer drains; latest state still wins.
 const MAX_BUFFERED_BYTES = 1 << 20;
+const WATCH_SAY_TIMEOUT_MS = 1_000;
 
 type Client = {
   socket: WebSocket;
   session: DashboardSession;
   alive: boolean;
+  /** The hello went out: updates follow it, never come before it. */
+  greeted: boolean;
   devices: Map<string, DeviceLiveState>;
   commands: Map<string, CommandStatusChange>;
 };
@@ -30,6 +34,7 @@ export class DashboardHub {
   private readonly timer: NodeJS.Timeout;
   private readonly sessionTimer: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
+  private watchingSaidAt = 0;
 
   constructor(private readonly deps: AppDeps) {
     this.unsubscribe = deps.bus.subscribe((event) => {
@@ -39,7 +44,10 @@ export class DashboardHub {
         if (event.kind === "command_status") client.commands.set(event.change.requestId, event.change);
       }
     });
-    this.timer = setInterval(() => this.flush(), deps.env.DASHBOARD_FLUSH_MS);
+    this.timer = setInterval(() => {
+      this.flush();
+      if (this.clients.size > 0 && Date.now() - this.watchingSaidAt >= WATCH_REPEAT_MS) void this.sayWatching();
+    }, deps.env.DASHBOARD_FLUSH_MS);
     this.timer.unref();
     this.sessionTimer = setInterval(() => {
       this.closeEndedSessions().catch((error: unknown) =>
@@ -61,7 +69,7 @@ export class DashboardHub {
   }
 
   add(socket: WebSocket, session: DashboardSession): void {
-    const client: Client = { socket, session, alive: true, devices: new Map(), commands: new Map() };
+    const client: Client = { socket, session, alive: true, greeted: false, devices: new Map(), commands: new Map() };
     this.clients.add(client);
     socket.on("pong", () => (client.alive = true));
     socket.on("message", (data) => {
@@ -78,12 +86,26 @@ export class DashboardHub {
     // ws closes the socket itself after an error, with the code that says why (1009 for a
     // frame over the size limit); terminating here would cut that close frame off (1006).
     socket.on("error", () => undefined);
-    this.send(socket, { type: "hello", serverTime: this.deps.clock.now().toISOString(), flushIntervalMs: this.deps.env.DASHBOARD_FLUSH_MS });
+    // Device states flow only while a dashboard is open somewhere (dashboard-watch.ts): the
+    // hello waits until the bus has taken the word, so the states after it reach this one.
+    void this.sayWatching().finally(() => {
+      this.send(socket, { type: "hello", serverTime: this.deps.clock.now().toISOString(), flushIntervalMs: this.deps.env.DASHBOARD_FLUSH_MS });
+      client.greeted = true;
+    });
+  }
+
+  /** Resolves once the bus took the word, or after WATCH_SAY_TIMEOUT_MS (a bus reconnecting): a hello waits no longer. */
+  private sayWatching(): Promise<void> {
+    this.watchingSaidAt = Date.now();
+    const said = this.deps.bus.publishNow({ kind: "dashboards_watching" }).catch((error: unknown) => {
+      this.deps.logger.warn("could not tell the other instances a dashboard is open", { message: error instanceof Error ? error.message : String(error) });
+    });
+    return Promise.race([said, new Promise<void>((resolve) => setTimeout(resolve, WATCH_SAY_TIMEOUT_MS).unref())]);
   }
 
   flush(): void {
     for (const client of this.clients) {
-      if (client.devices.size === 0 && client.commands.size === 0) continue;
+      if (!client.greeted || (client.devices.size === 0 && client.commands.size === 0)) continue;
       if (client.socket.bufferedAmount > MAX_BUFFERED_BYTES) continue;
       const commands = [...client.commands.values()].slice(0, MAX_COMMANDS_PER_FRAME);
       for (const change of commands) client.commands.delete(change.requestId);
