@@ -5,6 +5,7 @@ import type { Logger } from "./lib/logger";
 import type { Metrics } from "./lib/metrics";
 import type { Mailer } from "./mail/mailer";
 import type { PushGateway } from "./push/push-gateway";
+import type { DashboardWatch } from "./realtime/dashboard-watch";
 import type { EventBus } from "./realtime/event-bus";
 
 export type Clock = { now: () => Date };
@@ -22,6 +23,8 @@ export type AppDeps = {
   clock: Clock;
   /** Carries fleet events between API instances (in-process, or Redis when REDIS_URL is set). */
   bus: EventBus;
+  /** Whether a dashboard is open on some instance: a heartbeat's device state goes on the bus only then. */
+  dashboards: DashboardWatch;
   /** Shared rate-limit counters across instances, when REDIS_URL is set. */
   redis?: Redis;
   /** Identifies this process among API instances, e.g. as the holder of a device's socket. */

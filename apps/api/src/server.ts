@@ -29,6 +29,7 @@ import { startPolicyRecomputeWorker } from "./modules/policies/policies.service"
 import { startPolicyDispatchWorker } from "./modules/policies/policy-dispatch";
 import { createPushGateway } from "./push/create-push-gateway";
 import { type Realtime, attachRealtime } from "./realtime/attach";
+import { DashboardWatch } from "./realtime/dashboard-watch";
 import { createEventBus } from "./realtime/event-bus";
 
 // In-flight requests get this long to finish at shutdown; a load balancer's deregistration
@@ -51,6 +52,7 @@ export async function startServer(env: Env, overrides: ServerOverrides = {}): Pr
   logger.info("migrations", report);
 
   const metrics = createMetrics();
+  const bus = await createEventBus(env, embedded !== undefined, logger);
   const deps: AppDeps = {
     env,
     db: createDb(databaseUrl, { maxConnections: embedded ? EMBEDDED_POOL_SIZE : 20 }),
@@ -59,7 +61,8 @@ export async function startServer(env: Env, overrides: ServerOverrides = {}): Pr
     metrics,
     clock: systemClock,
     mailer: createMailer(env),
-    bus: await createEventBus(env, embedded !== undefined, logger),
+    bus,
+    dashboards: new DashboardWatch(bus),
     redis: env.REDIS_URL ? connectLimitsRedis(env.REDIS_URL, logger, metrics) : undefined,
     instanceId: randomUUID(),
   };

@@ -1,5 +1,6 @@
 import type { CommandStatusChange, DashboardServerFrame, DeviceLiveState } from "@mdm/contracts";
 import { DashboardClientFrame, WsCloseCode } from "@mdm/contracts";
+import { performance } from "node:perf_hooks";
 import type { WebSocket } from "ws";
 import type { AppDeps } from "../deps";
 import { liveSessionIds } from "../modules/auth/session";
@@ -33,8 +34,11 @@ export class DashboardHub {
   private readonly clients = new Set<Client>();
   private readonly timer: NodeJS.Timeout;
   private readonly sessionTimer: NodeJS.Timeout;
+  private readonly watchTimer: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
-  private watchingSaidAt = 0;
+  /** When the bus last took the word that dashboards are open here (performance.now()), and the word on its way. */
+  private watchingSaidAt = Number.NEGATIVE_INFINITY;
+  private watchingSaying: Promise<void> | undefined;
 
   constructor(private readonly deps: AppDeps) {
     this.unsubscribe = deps.bus.subscribe((event) => {
@@ -44,11 +48,12 @@ export class DashboardHub {
         if (event.kind === "command_status") client.commands.set(event.change.requestId, event.change);
       }
     });
-    this.timer = setInterval(() => {
-      this.flush();
-      if (this.clients.size > 0 && Date.now() - this.watchingSaidAt >= WATCH_REPEAT_MS) void this.sayWatching();
-    }, deps.env.DASHBOARD_FLUSH_MS);
+    this.timer = setInterval(() => this.flush(), deps.env.DASHBOARD_FLUSH_MS);
     this.timer.unref();
+    this.watchTimer = setInterval(() => {
+      if (this.clients.size > 0) void this.sayWatching();
+    }, WATCH_REPEAT_MS);
+    this.watchTimer.unref();
     this.sessionTimer = setInterval(() => {
       this.closeEndedSessions().catch((error: unknown) =>
         deps.logger.error("dashboard session check failed", { message: error instanceof Error ? error.message : String(error) }),
@@ -86,21 +91,37 @@ export class DashboardHub {
     // ws closes the socket itself after an error, with the code that says why (1009 for a
     // frame over the size limit); terminating here would cut that close frame off (1006).
     socket.on("error", () => undefined);
-    // Device states flow only while a dashboard is open somewhere (dashboard-watch.ts): the
-    // hello waits until the bus has taken the word, so the states after it reach this one.
+    // Heartbeats' device states go on the bus only while a dashboard is open somewhere
+    // (DashboardWatch): the hello waits until the bus has taken the word, at most a second.
     void this.sayWatching().finally(() => {
       this.send(socket, { type: "hello", serverTime: this.deps.clock.now().toISOString(), flushIntervalMs: this.deps.env.DASHBOARD_FLUSH_MS });
       client.greeted = true;
     });
   }
 
-  /** Resolves once the bus took the word, or after WATCH_SAY_TIMEOUT_MS (a bus reconnecting): a hello waits no longer. */
+  /**
+   * Tells every instance dashboards are open here; resolves once the bus took the word, or
+   * after WATCH_SAY_TIMEOUT_MS (a bus reconnecting): a hello waits no longer. Dashboards
+   * connecting together (an instance died, its dashboards came here) share one word, and
+   * one said within the last WATCH_SAY_TIMEOUT_MS still stands.
+   */
   private sayWatching(): Promise<void> {
-    this.watchingSaidAt = Date.now();
-    const said = this.deps.bus.publishNow({ kind: "dashboards_watching" }).catch((error: unknown) => {
-      this.deps.logger.warn("could not tell the other instances a dashboard is open", { message: error instanceof Error ? error.message : String(error) });
-    });
-    return Promise.race([said, new Promise<void>((resolve) => setTimeout(resolve, WATCH_SAY_TIMEOUT_MS).unref())]);
+    this.deps.dashboards.heard();
+    if (performance.now() - this.watchingSaidAt < WATCH_SAY_TIMEOUT_MS) return Promise.resolve();
+    this.watchingSaying ??= this.deps.bus
+      .publishNow({ kind: "dashboards_watching" })
+      .then(
+        () => {
+          this.watchingSaidAt = performance.now();
+        },
+        (error: unknown) => {
+          this.deps.logger.warn("could not tell the other instances a dashboard is open", { message: error instanceof Error ? error.message : String(error) });
+        },
+      )
+      .finally(() => {
+        this.watchingSaying = undefined;
+      });
+    return Promise.race([this.watchingSaying, new Promise<void>((resolve) => setTimeout(resolve, WATCH_SAY_TIMEOUT_MS).unref())]);
   }
 
   flush(): void {
@@ -149,6 +170,7 @@ export class DashboardHub {
   close(): void {
     clearInterval(this.timer);
     clearInterval(this.sessionTimer);
+    clearInterval(this.watchTimer);
     this.unsubscribe();
     for (const client of this.clients) client.socket.close(WsCloseCode.goingAway, "server shutting down");
     this.clients.clear();

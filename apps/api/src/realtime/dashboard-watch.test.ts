@@ -1,32 +1,34 @@
-import { randomUUID } from "node:crypto";
-import type { DeviceLiveState } from "@mdm/contracts";
-import { testServerUrl } from "../test/test-db";
-import { publishingWhileWatched, WATCH_REPEAT_MS } from "./dashboard-watch";
-import { type EventBus, type FleetEvent, LocalEventBus, PgEventBus, RedisEventBus } from "./event-bus";
+import request from "supertest";
+import { sweepOffline } from "../modules/fleet/fleet-monitor";
+import { createTestApp, createTestDatabase, enrollDevice, heartbeatBody, type TestApp, type TestDatabase, testServerUrl } from "../test";
+import { DashboardWatch, WATCH_REPEAT_MS } from "./dashboard-watch";
+import { type EventBus, LocalEventBus, PgEventBus, RedisEventBus } from "./event-bus";
 
-const stateOf = (deviceId: string): DeviceLiveState => ({
-  deviceId,
-  online: true,
-  lastSeenAt: new Date().toISOString(),
-  connected: false,
-  connectedSince: null,
-  disconnectedSince: null,
-  batteryLevel: 50,
-  batteryCharging: false,
-  memoryAvailable: null,
-  networkType: "wifi",
-});
+const WATCH_TTL_MS = 3 * WATCH_REPEAT_MS;
 
-/** The device states `bus` hears for `deviceId`, in order, and the `deliver` events (the markers below). */
-function listen(bus: EventBus, deviceId: string) {
-  const heard: string[] = [];
-  bus.subscribe((event) => {
-    if (event.kind === "device_state" && event.state.deviceId === deviceId) heard.push("state");
-    if (event.kind === "deliver" && event.deviceId === deviceId) heard.push(`marker ${event.requestId}`);
-    if (event.kind === "dashboards_watching") heard.push("watching");
-  });
-  return heard;
+/** A watch on `bus` whose clock the test moves. */
+function watchWithClock(bus: EventBus) {
+  const clock = { ms: 1_000_000 };
+  return { watch: new DashboardWatch(bus, () => clock.ms), clock };
 }
+
+test("a watch starts open, closes three repeat periods after the last word, and a word opens it again", async () => {
+  const bus = new LocalEventBus();
+  const { watch, clock } = watchWithClock(bus);
+  // A dashboard may already be open on another instance: its next word can be a repeat period away.
+  expect(watch.watched).toBe(true);
+  clock.ms += WATCH_TTL_MS - 1;
+  expect(watch.watched).toBe(true);
+  clock.ms += 1;
+  expect(watch.watched).toBe(false);
+
+  await bus.publishNow({ kind: "dashboards_watching" });
+  expect(watch.watched).toBe(true);
+  clock.ms += WATCH_TTL_MS;
+  expect(watch.watched).toBe(false);
+  watch.heard();
+  expect(watch.watched).toBe(true);
+});
 
 async function until(what: string, check: () => boolean, ms = 5_000): Promise<void> {
   for (const deadline = Date.now() + ms; !check(); ) {
@@ -35,32 +37,9 @@ async function until(what: string, check: () => boolean, ms = 5_000): Promise<vo
   }
 }
 
-test("device states are published only within three repeat periods of a dashboard's word; every other event always", () => {
-  let now = 1_000_000;
-  const bus = publishingWhileWatched(new LocalEventBus(), () => now);
-  const deviceId = randomUUID();
-  const heard = listen(bus, deviceId);
-  const marker = (requestId: string): FleetEvent => ({ kind: "deliver", deviceId, requestId });
-
-  bus.publish({ kind: "device_state", state: stateOf(deviceId) });
-  bus.publish(marker("1"));
-  expect(heard).toEqual(["marker 1"]);
-
-  bus.publish({ kind: "dashboards_watching" });
-  bus.publish({ kind: "device_state", state: stateOf(deviceId) });
-  now += 3 * WATCH_REPEAT_MS - 1;
-  bus.publish({ kind: "device_state", state: stateOf(deviceId) });
-  now += 1;
-  bus.publish({ kind: "device_state", state: stateOf(deviceId) });
-  bus.publish(marker("2"));
-  expect(heard).toEqual(["marker 1", "watching", "state", "state", "marker 2"]);
-});
-
-const redisUrl = process.env.REDIS_URL;
-const postgresUrl = testServerUrl();
 const transports: Array<[string, string | undefined, (url: string) => Promise<EventBus>]> = [
-  ["Redis", redisUrl, (url) => RedisEventBus.connect(url)],
-  ["PostgreSQL", postgresUrl, (url) => PgEventBus.connect(url)],
+  ["Redis", process.env.REDIS_URL, (url) => RedisEventBus.connect(url)],
+  ["PostgreSQL", testServerUrl(), (url) => PgEventBus.connect(url)],
 ];
 
 describe.each(transports)("between two instances over %s", (_name, url, connect) => {
@@ -70,25 +49,53 @@ describe.each(transports)("between two instances over %s", (_name, url, connect)
     await Promise.all(buses.map((bus) => bus.close()));
   });
 
-  withTransport("a heartbeat's device state crosses only once a dashboard is open on the other instance", async () => {
-    const [heartbeats, dashboards] = [publishingWhileWatched(await connect(url!)), publishingWhileWatched(await connect(url!))];
+  withTransport("the word of an instance with dashboards opens the other instance's watch", async () => {
+    const [heartbeats, dashboards] = [await connect(url!), await connect(url!)];
     buses.push(heartbeats, dashboards);
-    const deviceId = randomUUID();
-    const heardByDashboards = listen(dashboards, deviceId);
-    const heardByHeartbeats = listen(heartbeats, deviceId);
-
-    // No dashboard anywhere: the state is not sent (the marker after it, on the same channel, is).
-    heartbeats.publish({ kind: "device_state", state: stateOf(deviceId) });
-    heartbeats.publish({ kind: "deliver", deviceId, requestId: "before" });
-    await until("the first marker", () => heardByDashboards.includes("marker before"));
-    expect(heardByDashboards).toEqual(["marker before"]);
-
-    // A dashboard opens on the other instance, which says so; once the word has arrived, states cross.
+    const { watch, clock } = watchWithClock(heartbeats);
+    clock.ms += WATCH_TTL_MS;
+    expect(watch.watched).toBe(false);
     await dashboards.publishNow({ kind: "dashboards_watching" });
-    await until("the word on the heartbeats' instance", () => heardByHeartbeats.includes("watching"));
-    heartbeats.publish({ kind: "device_state", state: stateOf(deviceId) });
-    heartbeats.publish({ kind: "deliver", deviceId, requestId: "after" });
-    await until("the second marker", () => heardByDashboards.includes("marker after"));
-    expect(heardByDashboards).toEqual(["marker before", "watching", "state", "marker after"]);
+    await until("the word on the other instance", () => watch.watched);
+  });
+});
+
+describe("what a heartbeat and a sweep put on the bus", () => {
+  let database: TestDatabase;
+  let t: TestApp;
+  const published: string[] = [];
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    t = createTestApp(database.db);
+    t.deps.bus.subscribe((event) => {
+      if (event.kind === "device_state") published.push(`${event.state.deviceId} online=${event.state.online}`);
+    });
+  });
+  afterAll(async () => {
+    await database.close();
+  });
+
+  test("a heartbeat's device state only while a dashboard is open somewhere; a device going offline always", async () => {
+    const device = await enrollDevice(t.app);
+    const heartbeat = () => request(t.app).post("/v1/heartbeat").set("Authorization", `Bearer ${device.deviceToken}`).send(heartbeatBody()).expect(200);
+    const { watch, clock } = watchWithClock(t.deps.bus);
+    t.deps.dashboards = watch;
+
+    await heartbeat();
+    expect(published).toEqual([`${device.deviceId} online=true`]);
+
+    // No dashboard anywhere: the next heartbeat repeats it all, so this one is held back.
+    clock.ms += WATCH_TTL_MS;
+    await heartbeat();
+    expect(published).toEqual([`${device.deviceId} online=true`]);
+
+    // Going offline happens once: a dashboard opening later must not have missed it.
+    t.clock.advance(24 * 3600);
+    expect((await sweepOffline(t.deps)).map((row) => row.id)).toEqual([device.deviceId]);
+    expect(published).toEqual([`${device.deviceId} online=true`, `${device.deviceId} online=false`]);
+
+    await t.deps.bus.publishNow({ kind: "dashboards_watching" });
+    await heartbeat();
+    expect(published).toEqual([`${device.deviceId} online=true`, `${device.deviceId} online=false`, `${device.deviceId} online=true`]);
   });
 });

@@ -1,4 +1,5 @@
-import type { EventBus, FleetEvent } from "./event-bus";
+import { performance } from "node:perf_hooks";
+import type { EventBus } from "./event-bus";
 
 /**
  * An instance with dashboards open says so over the bus (`dashboards_watching`) as one opens
@@ -8,35 +9,35 @@ export const WATCH_REPEAT_MS = 10_000;
 const WATCH_TTL_MS = 3 * WATCH_REPEAT_MS;
 
 /**
- * `bus`, publishing device states only while a dashboard is open on some instance (heard
- * within WATCH_TTL_MS). A device state is published for every heartbeat, thousands a second
- * at 100,000 devices, and only dashboards read it: with none open, each would still be
- * serialised, sent through Redis or PostgreSQL, and parsed by every instance, for nothing.
- * Every other event passes as it is.
+ * Whether a dashboard is open on some instance: heard within WATCH_TTL_MS. A heartbeat's
+ * device state (thousands a second at 100,000 devices, and only dashboards read it) goes on
+ * the bus only then: with none open, each would still be serialised, sent through Redis or
+ * PostgreSQL, and parsed by every instance, for nothing. Only heartbeats are held back: the
+ * next one says it all again. A change that happens once (a device going offline, a socket
+ * closing, an edit) is always published.
+ *
+ * It starts open: a dashboard may be open elsewhere, its next word up to WATCH_REPEAT_MS
+ * away. After a bus outage of more than WATCH_TTL_MS, heartbeats' states wait for that word.
  */
-export function publishingWhileWatched(bus: EventBus, now: () => number = Date.now): EventBus {
-  let watchedUntil = 0;
-  const note = (event: FleetEvent) => {
-    if (event.kind === "dashboards_watching") watchedUntil = now() + WATCH_TTL_MS;
-  };
-  // Another instance's word comes over the bus; this instance's counts at once.
-  const unsubscribe = bus.subscribe(note);
-  return {
-    name: bus.name,
-    publish(event) {
-      note(event);
-      if (event.kind === "device_state" && now() >= watchedUntil) return;
-      bus.publish(event);
-    },
-    publishNow(event) {
-      note(event);
-      return bus.publishNow(event);
-    },
-    subscribe: (handler) => bus.subscribe(handler),
-    deliverLocally: (event) => bus.deliverLocally(event),
-    async close() {
-      unsubscribe();
-      await bus.close();
-    },
-  };
+export class DashboardWatch {
+  private watchedUntil: number;
+
+  constructor(
+    bus: EventBus,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.watchedUntil = now() + WATCH_TTL_MS;
+    bus.subscribe((event) => {
+      if (event.kind === "dashboards_watching") this.heard();
+    });
+  }
+
+  /** A `dashboards_watching` word, from another instance or this one (which need not wait for its echo). */
+  heard(): void {
+    this.watchedUntil = this.now() + WATCH_TTL_MS;
+  }
+
+  get watched(): boolean {
+    return this.now() < this.watchedUntil;
+  }
 }

@@ -4,16 +4,15 @@ import { Client, Pool } from "pg";
 import type { CommandStatusChange, DeviceLiveState } from "@mdm/contracts";
 import type { Env } from "../config/env";
 import type { Logger } from "../lib/logger";
-import { publishingWhileWatched } from "./dashboard-watch";
 
 /**
  * Redis when configured; else PostgreSQL NOTIFY, so instances sharing a database still
  * reach each other's sockets at once; in-process for the embedded database (one instance).
  */
 export async function createEventBus(env: Pick<Env, "REDIS_URL" | "DATABASE_URL">, embedded: boolean, logger: Logger): Promise<EventBus> {
-  if (env.REDIS_URL) return publishingWhileWatched(await RedisEventBus.connect(env.REDIS_URL, (message) => logger.warn(message)));
-  if (env.DATABASE_URL && !embedded) return publishingWhileWatched(await PgEventBus.connect(env.DATABASE_URL, (message) => logger.warn(message)));
-  return publishingWhileWatched(new LocalEventBus());
+  if (env.REDIS_URL) return RedisEventBus.connect(env.REDIS_URL, (message) => logger.warn(message));
+  if (env.DATABASE_URL && !embedded) return PgEventBus.connect(env.DATABASE_URL, (message) => logger.warn(message));
+  return new LocalEventBus();
 }
 
 /** Messages API instances exchange. With one instance they stay in-process. */
@@ -22,9 +21,9 @@ export type FleetEvent =
   | { kind: "commands_due" }
   /** Send this command over the device's socket, on whichever instance holds it. */
   | { kind: "deliver"; deviceId: string; requestId: string }
-  /** Only for dashboards: published while one is open somewhere (publishingWhileWatched). */
+  /** Only for dashboards; a heartbeat's only while one is open somewhere (DashboardWatch). */
   | { kind: "device_state"; state: DeviceLiveState }
-  /** This instance has dashboards open: every instance publishes device states for a while (dashboard-watch.ts). */
+  /** This instance has dashboards open: every instance publishes heartbeats' device states for a while (DashboardWatch). */
   | { kind: "dashboards_watching" }
   /** The device's effective policy changed: the instance holding its socket sends it. */
   | { kind: "policy_changed"; deviceId: string }

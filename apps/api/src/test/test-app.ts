@@ -16,7 +16,7 @@ import { dispatchDuePolicies } from "../modules/policies/policy-dispatch";
 import { recomputeQueued } from "../modules/policies/policies.service";
 import { LocalPushGateway } from "../push/local-push-gateway";
 import { type EventBus, LocalEventBus } from "../realtime/event-bus";
-import { publishingWhileWatched } from "../realtime/dashboard-watch";
+import { DashboardWatch } from "../realtime/dashboard-watch";
 import type { PushGateway } from "../push/push-gateway";
 
 export const TEST_ADMIN_KEY = "test-admin-key-0123456789abcdef0123456789";
@@ -101,6 +101,7 @@ export function createTestApp(
   });
   const push = new LocalPushGateway({ actAsFcm: true });
   const clock = new TestClock();
+  const bus = options.bus ?? new LocalEventBus();
   const deps: AppDeps = {
     env,
     db,
@@ -109,7 +110,8 @@ export function createTestApp(
     metrics: createMetrics(),
     clock,
     mailer: options.mailer,
-    bus: options.bus ?? publishingWhileWatched(new LocalEventBus()),
+    bus,
+    dashboards: new DashboardWatch(bus),
     redis: options.redis,
     instanceId: randomUUID(),
   };

@@ -21,7 +21,7 @@ export async function handleHeartbeat(deps: AppDeps, deviceId: string, heartbeat
   const recorded = await recordHeartbeat(deps, deviceId, folded.heartbeat);
   const ignored = ignoredPolicyFailures(folded.heartbeat, folded.at, recorded);
   deps.metrics.heartbeat.inc({ source: channel });
-  deps.bus.publish({ kind: "device_state", state: toLiveState(recorded.device) });
+  if (deps.dashboards.watched) deps.bus.publish({ kind: "device_state", state: toLiveState(recorded.device) });
   const relaunches = heartbeat.apps && recorded.mustRun.length > 0 ? await enforceAppPolicies(deps, deviceId, recorded.mustRun, heartbeat.apps) : [];
   const detail = channel === "v1" ? "heartbeat" : channel;
   return {
