@@ -416,6 +416,18 @@ async function consoleTrouble(target: Page, action: () => Promise<void>): Promis
   return trouble;
 }
 
+/** Answers the first request to `url` 429 with `Retry-After: 1`, as a rate limit would, and lets the rest through; returns the statuses, as they are given. */
+async function refusedOnceForItsRate(target: Page, url: string): Promise<number[]> {
+  const answered: number[] = [];
+  await target.route(url, async (route) => {
+    answered.push(answered.length === 0 ? 429 : 200);
+    if (answered.length > 1) return route.continue();
+    const body = { error: { code: "rate_limited", message: "Too many requests, retry later", requestId: "e2e" } };
+    return route.fulfill({ status: 429, contentType: "application/json", headers: { "Retry-After": "1" }, body: JSON.stringify(body) });
+  });
+  return answered;
+}
+
 test("a failed session read is retried once, and a lasting failure keeps the frame with an inline retry", async () => {
   const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
   const target = await newPage(context);
@@ -443,13 +455,7 @@ test("a failed session read is retried once, and a lasting failure keeps the fra
   await target.getByRole("heading", { name: "Overview" }).waitFor();
 
   // Refused for its rate: read again after its Retry-After, with no click.
-  const sessionAnswers: number[] = [];
-  await target.route("**/auth/me", async (route) => {
-    sessionAnswers.push(sessionAnswers.length === 0 ? 429 : 200);
-    if (sessionAnswers.length > 1) return route.continue();
-    const body = { error: { code: "rate_limited", message: "Too many requests, retry later", requestId: "e2e" } };
-    return route.fulfill({ status: 429, contentType: "application/json", headers: { "Retry-After": "1" }, body: JSON.stringify(body) });
-  });
+  const sessionAnswers = await refusedOnceForItsRate(target, "**/auth/me");
   await target.reload();
   await target.getByRole("heading", { name: "Overview" }).waitFor();
   expect(sessionAnswers).toEqual([429, 200]);
@@ -601,13 +607,7 @@ test("the overview: even stat cards, labelled sorting, a steady search box, no a
 
 test("a page whose read was refused for its rate comes back by itself once Retry-After has passed", async () => {
   // An admin's tabs together can pass the per-address budget (RATE_LIMIT_ADMIN_PER_MINUTE).
-  const answered: number[] = [];
-  await page.route("**/admin/audit-log?*", async (route) => {
-    answered.push(answered.length === 0 ? 429 : 200);
-    if (answered.length > 1) return route.continue();
-    const body = { error: { code: "rate_limited", message: "Too many requests, retry later", requestId: "e2e" } };
-    return route.fulfill({ status: 429, contentType: "application/json", headers: { "Retry-After": "1" }, body: JSON.stringify(body) });
-  });
+  const answered = await refusedOnceForItsRate(page, "**/admin/audit-log?*");
   try {
     await navLink(page, "Audit log").click();
     await page.getByText("Too many requests. Wait a moment and try again.").waitFor();
