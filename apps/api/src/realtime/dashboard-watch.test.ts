@@ -1,10 +1,8 @@
 import request from "supertest";
 import { sweepOffline } from "../modules/fleet/fleet-monitor";
 import { createTestApp, createTestDatabase, enrollDevice, heartbeatBody, type TestApp, type TestDatabase, testServerUrl } from "../test";
-import { DashboardWatch, WATCH_REPEAT_MS } from "./dashboard-watch";
+import { DashboardWatch, WATCH_TTL_MS } from "./dashboard-watch";
 import { type EventBus, LocalEventBus, PgEventBus, RedisEventBus } from "./event-bus";
-
-const WATCH_TTL_MS = 3 * WATCH_REPEAT_MS;
 
 /** A watch on `bus` whose clock the test moves. */
 function watchWithClock(bus: EventBus) {

@@ -6,7 +6,7 @@ import type { EventBus } from "./event-bus";
  * and every WATCH_REPEAT_MS after; a repeat or two may be lost (a Redis reconnect).
  */
 export const WATCH_REPEAT_MS = 10_000;
-const WATCH_TTL_MS = 3 * WATCH_REPEAT_MS;
+export const WATCH_TTL_MS = 3 * WATCH_REPEAT_MS;
 
 /**
  * Whether a dashboard is open on some instance: heard within WATCH_TTL_MS. A heartbeat's

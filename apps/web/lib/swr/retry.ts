@@ -4,6 +4,9 @@ import { ApiError } from "@/lib/api";
 const RETRY_BASE_MS = 5_000;
 const LONGEST_WAIT_MS = 60_000;
 
+/** A read refused for its rate (429). The session read retries only these: its other failures are shown at once. */
+export const isRateLimited = (error: unknown) => error instanceof ApiError && error.status === 429;
+
 /**
  * How long to wait before reading again after `error`, the `retryCount`-th failure in a row;
  * undefined: not again. A read refused for its rate (429) waits what the server asked
@@ -15,7 +18,7 @@ const LONGEST_WAIT_MS = 60_000;
  */
 export function retryDelayMs(error: unknown, retryCount: number, random: () => number = Math.random): number | undefined {
   const asked = error instanceof ApiError && error.retryAfterSeconds !== undefined ? error.retryAfterSeconds * 1_000 : 0;
-  if (error instanceof ApiError && error.status === 429) return Math.min(LONGEST_WAIT_MS, asked || 1_000) + Math.floor(random() * 1_000);
+  if (isRateLimited(error)) return Math.min(LONGEST_WAIT_MS, asked || 1_000) + Math.floor(random() * 1_000);
   if (error instanceof ApiError && error.status >= 400 && error.status < 500) return undefined;
   const backoff = Math.floor((random() + 0.5) * 2 ** Math.min(retryCount, 8) * RETRY_BASE_MS);
   return Math.min(LONGEST_WAIT_MS, Math.max(backoff, asked));
@@ -26,6 +29,3 @@ export const onErrorRetry: NonNullable<SWRConfiguration["onErrorRetry"]> = (erro
   const delayMs = retryDelayMs(error, options.retryCount);
   if (delayMs !== undefined) setTimeout(() => void revalidate(options), delayMs);
 };
-
-/** For reads whose other failures are the page's to show at once (the session): only a 429 is retried. */
-export const isRateLimited = (error: unknown) => error instanceof ApiError && error.status === 429;
