@@ -507,23 +507,43 @@ async function withAutovacuumSampled<T>(db: Client, work: () => Promise<T>) {
   };
 }
 
-/** HOT updates among the updates of Device and of DeviceListing (each heartbeat updates both). */
-async function hotRatio(db: Client): Promise<{ ratio: number; device: HotRatio; listing: HotRatio }> {
+type HotCounters = { device: { updates: number; hotUpdates: number }; listing: { updates: number; hotUpdates: number }; online: number };
+
+/** pg_stat_user_tables' update counters of Device and DeviceListing, and the devices online now. */
+async function hotCounters(db: Client): Promise<HotCounters> {
   await new Promise((resolve) => setTimeout(resolve, 1500)); // statistics reach pg_stat_* within a second
   await db.query("SELECT pg_stat_clear_snapshot()");
   const { rows } = await db.query<{ relname: string; n_tup_upd: string; n_tup_hot_upd: string }>(
     `SELECT relname, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname IN ('Device', 'DeviceListing')`,
   );
-  const of = (table: string): HotRatio => {
+  const of = (table: string) => {
     const row = rows.find((candidate) => candidate.relname === table)!;
-    const updates = Number(row.n_tup_upd);
-    const hotUpdates = Number(row.n_tup_hot_upd);
+    return { updates: Number(row.n_tup_upd), hotUpdates: Number(row.n_tup_hot_upd) };
+  };
+  const online = await db.query<{ count: string }>(`SELECT count(*) FROM "DeviceListing" WHERE online`);
+  return { device: of("Device"), listing: of("DeviceListing"), online: Number(online.rows[0]!.count) };
+}
+
+const NO_UPDATES: HotCounters = { device: { updates: 0, hotUpdates: 0 }, listing: { updates: 0, hotUpdates: 0 }, online: 0 };
+
+/**
+ * HOT updates among the updates of Device and of DeviceListing (each heartbeat updates
+ * both) between two readings. A device going offline or coming back is never a HOT update
+ * of its listing row (the offline index's predicate reads `online`), so a ratio over a
+ * stretch where devices change state counts those too.
+ */
+type HotReport = { ratio: number; device: HotRatio; listing: HotRatio; onlineAtStart: number; onlineAtEnd: number };
+
+function hotRatio(to: HotCounters, from: HotCounters = NO_UPDATES): HotReport {
+  const of = (table: "device" | "listing"): HotRatio => {
+    const updates = to[table].updates - from[table].updates;
+    const hotUpdates = to[table].hotUpdates - from[table].hotUpdates;
     return { updates, hotUpdates, ratio: round(hotUpdates / Math.max(1, updates), 3) };
   };
-  const device = of("Device");
-  const listing = of("DeviceListing");
+  const device = of("device");
+  const listing = of("listing");
   const ratio = round((device.hotUpdates + listing.hotUpdates) / Math.max(1, device.updates + listing.updates), 3);
-  return { ratio, device, listing };
+  return { ratio, device, listing, onlineAtStart: from.online, onlineAtEnd: to.online };
 }
 
 async function main() {
@@ -601,6 +621,12 @@ async function main() {
     // Memory is measured at a rate the API sustains, so the run lasts as long as planned.
     const longRate = Math.max(50, Math.min(rate, Math.floor(maxApi.requestsPerSecond * 0.8)));
     log(`long run: ${longRate}/s for ${PLAN.longSeconds} s`);
+    // Halfway through, every device has been heard in this run (once per pass over the
+    // fleet, a pass taking tokens / longRate seconds): from then on no device goes offline
+    // or comes back, and the HOT ratio is that of heartbeats alone.
+    const halfway = new Promise<HotCounters>((resolve, reject) => {
+      setTimeout(() => hotCounters(db).then(resolve, reject), (PLAN.longSeconds * 1000) / 2);
+    });
     const { result: longRun, samples: memorySamples } = await withMemorySamples(api, () =>
       countedLoad(db, { ...base, url: api.url, connections: RATE_CONNECTIONS, rate: longRate, amount: longRate * PLAN.longSeconds }),
     );
@@ -608,7 +634,8 @@ async function main() {
     const countersAfterLong = await apiCounters(api.url);
     logResult("long run", { ...longRun, memory });
 
-    const hot = await hotRatio(db);
+    const hotAtEnd = await hotCounters(db);
+    const hot = { ...hotRatio(hotAtEnd), longRunSecondHalf: hotRatio(hotAtEnd, await halfway) };
     log("list queries");
     const { result: listQueries, autovacuum: autovacuumDuringList } = await withAutovacuumSampled(db, () => listQueryLatencies(api.url));
     logResult("list queries", { hot, listQueries, autovacuumDuringList });
@@ -700,7 +727,7 @@ async function onlyPhases(phases: string[], run: { api: Server; floor: Server; d
       logResult(phase, await runScript<WsHeartbeatResult>("ws-devices.ts", job));
     } else if (phase === "list") {
       const { result: listQueries, autovacuum } = await withAutovacuumSampled(db, () => listQueryLatencies(api.url));
-      logResult(phase, { hot: await hotRatio(db), listQueries, autovacuumDuringList: autovacuum });
+      logResult(phase, { hot: hotRatio(await hotCounters(db)), listQueries, autovacuumDuringList: autovacuum });
     } else if (phase === "bulk") logResult(phase, await bulkCommand(db, api, tokensFile, tokens, Math.min(PLAN.bulkDevices, DEVICES)));
     else throw new Error(`unknown phase ${phase}`);
     logResult(`${phase} (API counted)`, countedBetween(before, await apiCounters(api.url)));
@@ -715,7 +742,7 @@ type Report = {
   memory: { longRunSeconds: number } & ReturnType<typeof memoryGrowth>;
   heartbeatsCounted: { answered2xx: number; telemetryRows: number };
   apiCounted: Record<"maxThroughput" | "fixedRate" | "websocket" | "longRun", ReturnType<typeof countedBetween>>;
-  hot: { ratio: number; device: { ratio: number }; listing: { ratio: number } };
+  hot: HotReport & { longRunSecondHalf: HotReport };
   listQueries: Record<string, { first: number; p50: number; p95: number }>;
   autovacuumDuringList: { enabled: boolean; samples: number; busyShare: number; tables: string[] };
   bulkCommand: { devices: number; succeeded: number; seconds: number; apiRssPerSocketKb: number };
@@ -752,7 +779,11 @@ function printTable(r: Report) {
         .join(", "),
     ],
     ["Refused by the API (reason: count)", refusals(r.apiCounted)],
-    ["HOT ratio (Device, DeviceListing)", `${r.hot.ratio} (${r.hot.device.ratio}, ${r.hot.listing.ratio})`],
+    ["HOT ratio (Device, DeviceListing), whole run", `${r.hot.ratio} (${r.hot.device.ratio}, ${r.hot.listing.ratio})`],
+    [
+      "HOT ratio (Device, DeviceListing), long run's second half: heartbeats alone (devices online then / at its end)",
+      `${r.hot.longRunSecondHalf.ratio} (${r.hot.longRunSecondHalf.device.ratio}, ${r.hot.longRunSecondHalf.listing.ratio}); online ${r.hot.longRunSecondHalf.onlineAtStart} / ${r.hot.longRunSecondHalf.onlineAtEnd}`,
+    ],
     ...Object.entries(r.listQueries).map(([name, value]) => [
       `List query p50 / p95 (first request), ${name}`,
       `${value.p50} / ${value.p95} ms (${value.first})`,
