@@ -1,5 +1,5 @@
 import { PrismaPg } from "@prisma/adapter-pg";
-import { Pool } from "pg";
+import { Pool, type QueryResult, type QueryResultRow } from "pg";
 import { PrismaClient } from "../generated/prisma/client";
 
 export type Db = PrismaClient;
@@ -49,6 +49,28 @@ export function poolOf(db: Db): Pool {
   const pool = pools.get(db);
   if (!pool) throw new Error("This database client was not made by createDb");
   return pool;
+}
+
+// What PostgreSQL answers when a connection's copy of a named prepared statement is stale or
+// gone, which says nothing of the data: a column the statement returns changed type under a
+// migration another instance applied ("cached plan must not change result type", 0A000), or
+// a pooler in transaction mode handed the statement to another session (26000, 42P05).
+const STALE_STATEMENT_CODES = new Set(["0A000", "26000", "42P05"]);
+
+/**
+ * Runs `text` as the named prepared statement `name`: each connection parses and plans it
+ * once, not at every call (for a statement as large as the heartbeat batch's, that was a
+ * fifth of its time). Should the connection's copy be stale, pg-pool drops that connection
+ * (it does after any error) and the statement runs again unnamed, so a rolling deploy or a
+ * pooler costs a retry, not a failed request.
+ */
+export async function queryPrepared<R extends QueryResultRow>(pool: Pool, name: string, text: string, values: unknown[]): Promise<QueryResult<R>> {
+  try {
+    return await pool.query<R>({ name, text, values });
+  } catch (error) {
+    if (!STALE_STATEMENT_CODES.has((error as { code?: unknown }).code as string)) throw error;
+    return pool.query<R>(text, values);
+  }
 }
 
 // Prisma's codes for "no connection or transaction slot in time": the database is

@@ -57,6 +57,22 @@ describe("POST /v1/heartbeat: happy", () => {
     expect(await database.db.telemetryEvent.count()).toBe(2);
   });
 
+  it("is recorded after a migration changed the type of a column the prepared heartbeat statement returns (a rolling deploy)", async () => {
+    const device = await enrollDevice(t.app);
+    const heartbeat = () => request(t.app).post("/v1/heartbeat").auth(device.deviceToken, { type: "bearer" }).send(heartbeatBody());
+    // Prepares the statement on the connection the next heartbeat takes (the pool reuses the last one freed).
+    expect((await heartbeat()).status).toBe(200);
+    const pool = poolOf(database.db);
+    await pool.query(`ALTER TABLE "Device" ALTER COLUMN model TYPE varchar(200)`);
+    try {
+      const res = await heartbeat();
+      expect(res.status).toBe(200);
+      expect(await database.db.telemetryEvent.count({ where: { deviceId: device.deviceId } })).toBe(2);
+    } finally {
+      await pool.query(`ALTER TABLE "Device" ALTER COLUMN model TYPE text`);
+    }
+  });
+
   it("shows the live state to admins", async () => {
     const device = await enrollDevice(t.app);
     await request(t.app).post("/v1/heartbeat").auth(device.deviceToken, { type: "bearer" }).send(heartbeatBody());
