@@ -32,6 +32,9 @@ import { webhookRoutes } from "./modules/webhooks/webhooks.routes";
 export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable("x-powered-by");
+  // Every answer is no-store (security-headers.ts), so no client revalidates one: Express's
+  // ETag only hashed every body (the docs' static assets carry their own).
+  app.set("etag", false);
   app.set("trust proxy", compileTrustProxy(deps.env.TRUST_PROXY));
   app.set("query parser", "simple");
 

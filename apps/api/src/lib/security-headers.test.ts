@@ -15,6 +15,8 @@ function expectSecurityHeaders(res: request.Response) {
   expect(res.headers["x-frame-options"]).toBe("DENY");
   expect(res.headers["content-security-policy"]).toContain("frame-ancestors 'none'");
   expect(res.headers["cache-control"]).toBe("no-store");
+  // Nothing may be revalidated from a cache that holds nothing: no validator either.
+  expect(res.headers.etag).toBeUndefined();
 }
 
 describe("security headers", () => {
