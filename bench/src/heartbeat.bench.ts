@@ -539,9 +539,10 @@ type HotReport = { ratio: number; device: HotRatio; listing: HotRatio; onlineAtS
  * stretch where devices change state counts those too.
  */
 function hotRatio(to: HotCounters, from?: HotCounters): HotReport {
+  const start = from ?? NO_UPDATES;
   const of = (table: "device" | "listing"): HotRatio => {
-    const updates = to[table].updates - (from ?? NO_UPDATES)[table].updates;
-    const hotUpdates = to[table].hotUpdates - (from ?? NO_UPDATES)[table].hotUpdates;
+    const updates = to[table].updates - start[table].updates;
+    const hotUpdates = to[table].hotUpdates - start[table].hotUpdates;
     return { updates, hotUpdates, ratio: round(hotUpdates / Math.max(1, updates), 3) };
   };
   const device = of("device");
