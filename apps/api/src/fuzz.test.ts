@@ -37,7 +37,7 @@ import {
 } from "./test";
 import { type WireRequest, type WireResponse, sendWire } from "./test/fuzz-http";
 import { nested, rowCounts } from "./test/hostile";
-import { type SignedIn, createUser, signIn } from "./test/sessions";
+import { type SignedIn, TEST_BCRYPT_COST, createUser, signIn } from "./test/sessions";
 import { arbitraryFor } from "./test/zod-arbitrary";
 
 // Property-based fuzzing from the contract: requests generated from each route's zod
@@ -429,29 +429,40 @@ function paramsArbitrary(route: ApiRoute): fc.Arbitrary<{ params: Record<string,
 // Sign-in hashes passwords (bcrypt): fewer of those keep the run short.
 const ROUTE_WEIGHT: Partial<Record<ApiRouteName, number>> = { login: 1, setup: 2, confirmPasswordReset: 2, docs: 1, openapi: 1 };
 
+// A route's arbitrary is built once, not for every plan: building one converts its schemas
+// and compiles their patterns, which took most of this file's CPU time when done per plan.
+// (Building consumes no randomness: the seed gives the same requests either way.)
+const routePlanArbitraries = new Map<ApiRouteName, fc.Arbitrary<Plan>>();
+
 const planArbitrary: fc.Arbitrary<Plan> = fc
   .oneof(...routeNames.map((name) => ({ weight: ROUTE_WEIGHT[name] ?? 4, arbitrary: fc.constant(name) })))
   .chain((name) => {
-    const route = routeOf(name);
-    return fc
-      .record({
-        params: paramsArbitrary(route),
-        query: queryArbitrary(route),
-        body: bodyArbitrary(route),
-        credentials: credentialsArbitrary(route, name),
-        asKnownLegacy: fc.boolean(),
-      })
-      .map(({ params, query, body, credentials, asKnownLegacy }) => ({
-        route: name,
-        params: params.params,
-        query: query.query,
-        body: body.body,
-        contentType: body.contentType,
-        credentials,
-        asKnownLegacy,
-        mutation: [params.mutation, query.mutation, body.mutation].filter(Boolean).join(", "),
-      }));
+    let arbitrary = routePlanArbitraries.get(name);
+    if (!arbitrary) routePlanArbitraries.set(name, (arbitrary = routePlanArbitrary(name)));
+    return arbitrary;
   });
+
+function routePlanArbitrary(name: ApiRouteName): fc.Arbitrary<Plan> {
+  const route = routeOf(name);
+  return fc
+    .record({
+      params: paramsArbitrary(route),
+      query: queryArbitrary(route),
+      body: bodyArbitrary(route),
+      credentials: credentialsArbitrary(route, name),
+      asKnownLegacy: fc.boolean(),
+    })
+    .map(({ params, query, body, credentials, asKnownLegacy }) => ({
+      route: name,
+      params: params.params,
+      query: query.query,
+      body: body.body,
+      contentType: body.contentType,
+      credentials,
+      asKnownLegacy,
+      mutation: [params.mutation, query.mutation, body.mutation].filter(Boolean).join(", "),
+    }));
+}
 
 // ---- Turning a plan into bytes on the wire ---------------------------------------------
 
@@ -717,7 +728,7 @@ function healthProbe(base: () => URL) {
 
 const ENV = {
   ...TEST_SECRETS,
-  BCRYPT_COST: "10",
+  BCRYPT_COST: TEST_BCRYPT_COST,
   LEGACY_ENROLLMENT_KEY: LEGACY_KEY,
   // Every limit above what one fuzzing client sends: a 429 would hide the routes behind it.
   RATE_LIMIT_GENERAL_PER_MINUTE: "1000000",

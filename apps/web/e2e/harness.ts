@@ -51,7 +51,8 @@ export async function startApi(webUrl: string, extraEnv: Record<string, string> 
     // The browser and the build share a busy machine: no shedding on event-loop lag here.
     ADMISSION_MAX_EVENT_LOOP_LAG_MS: "0",
     SETUP_TOKEN: E2E_SETUP_TOKEN,
-    BCRYPT_COST: "10",
+    // bcrypt's lowest cost, for test runs only: the suites sign in many times.
+    BCRYPT_COST: "4",
     // Each request's info line, printed through jest's console, buried the one failure of a
     // CI run under thousands of lines; warnings and errors still show.
     LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? "warn",

@@ -135,6 +135,16 @@ describe("parseEnv", () => {
     expect(() => parseEnv({ HTTP_HEADERS_TIMEOUT_SECONDS: "40", HTTP_REQUEST_TIMEOUT_SECONDS: "30" })).toThrow(/HTTP_HEADERS_TIMEOUT_SECONDS/);
   });
 
+  it("takes a bcrypt cost under 10 for test runs only", () => {
+    expect(parseEnv({ NODE_ENV: "test", BCRYPT_COST: "4" }).BCRYPT_COST).toBe(4);
+    expect(() => parseEnv({ NODE_ENV: "development", DATA_DIR: tempDataDir(), BCRYPT_COST: "9" })).toThrow(
+      /BCRYPT_COST.*must be at least 10 outside test runs/,
+    );
+    expect(() => parseEnv({ NODE_ENV: "production", BCRYPT_COST: "4" })).toThrow(/BCRYPT_COST/);
+    expect(() => parseEnv({ NODE_ENV: "test", BCRYPT_COST: "3" })).toThrow(/BCRYPT_COST/);
+    expect(parseEnv({ NODE_ENV: "development", DATA_DIR: tempDataDir(), BCRYPT_COST: "10" }).BCRYPT_COST).toBe(10);
+  });
+
   it("never echoes a secret value in its error", () => {
     const secret = "short-secret-value";
     try {

@@ -5,6 +5,7 @@ import { z } from "zod";
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 const optionalText = z.string().optional();
+const MIN_STORED_BCRYPT_COST = 10;
 
 /**
  * A SHA-256 digest given as hex (apksigner's "certificate SHA-256 digest", colons allowed)
@@ -169,7 +170,8 @@ export const EnvSchema = z
     WS_MAX_SOCKETS_PER_USER: positiveInt(10),
     // Audit rows are kept this long, independently of TELEMETRY_RETENTION_HOURS.
     AUDIT_RETENTION_DAYS: positiveInt(365),
-    BCRYPT_COST: z.coerce.number().int().min(10).max(15).default(12),
+    // 4 is bcrypt's lowest cost and is for test runs only (see the check below).
+    BCRYPT_COST: z.coerce.number().int().min(4).max(15).default(12),
     // Unset: metrics answer only to direct calls from this host (a Prometheus or agent
     // running beside the API); set it to scrape from elsewhere.
     METRICS_TOKEN: optionalText,
@@ -234,6 +236,11 @@ export const EnvSchema = z
     }
     if (env.COMMAND_KEY_ID_PREVIOUS && env.COMMAND_KEY_ID_PREVIOUS === env.COMMAND_KEY_ID) {
       ctx.addIssue({ code: "custom", path: ["COMMAND_KEY_ID_PREVIOUS"], message: "must differ from COMMAND_KEY_ID: the new master key needs a new id" });
+    }
+    // A cost under 10 makes stolen hashes cheap to crack: only a test run may choose one, to
+    // hash its throwaway passwords in a fraction of a millisecond instead of ~100 ms each.
+    if (env.BCRYPT_COST < MIN_STORED_BCRYPT_COST && env.NODE_ENV !== "test") {
+      ctx.addIssue({ code: "custom", path: ["BCRYPT_COST"], message: `must be at least ${MIN_STORED_BCRYPT_COST} outside test runs (NODE_ENV=test)` });
     }
     if (env.NODE_ENV !== "production") return;
     for (const name of SECRET_NAMES) {

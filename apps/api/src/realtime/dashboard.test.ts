@@ -15,7 +15,7 @@ import { createPasswordToken } from "../modules/auth/password-reset.service";
 import { signAccessToken, signWsTicket } from "../modules/auth/tokens";
 import { type RunningServer, startServer } from "../server";
 import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SECRETS, type TestDatabase, createTestDatabase, heartbeatBody } from "../test";
-import { TEST_PASSWORD, createUser } from "../test/sessions";
+import { TEST_BCRYPT_COST, TEST_PASSWORD, createUser } from "../test/sessions";
 
 // The dashboard channel through a real listening server and real sockets.
 
@@ -33,7 +33,7 @@ beforeAll(async () => {
       HOST: "127.0.0.1",
       DATABASE_URL: database.url,
       ...TEST_SECRETS,
-      BCRYPT_COST: "10",
+      BCRYPT_COST: TEST_BCRYPT_COST,
       DASHBOARD_FLUSH_MS: "250",
       ADMISSION_MAX_EVENT_LOOP_LAG_MS: "0",
       WS_SESSION_CHECK_SECONDS: "0.2",
