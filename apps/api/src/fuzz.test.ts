@@ -437,9 +437,8 @@ const routePlanArbitraries = new Map<ApiRouteName, fc.Arbitrary<Plan>>();
 const planArbitrary: fc.Arbitrary<Plan> = fc
   .oneof(...routeNames.map((name) => ({ weight: ROUTE_WEIGHT[name] ?? 4, arbitrary: fc.constant(name) })))
   .chain((name) => {
-    let arbitrary = routePlanArbitraries.get(name);
-    if (!arbitrary) routePlanArbitraries.set(name, (arbitrary = routePlanArbitrary(name)));
-    return arbitrary;
+    if (!routePlanArbitraries.has(name)) routePlanArbitraries.set(name, routePlanArbitrary(name));
+    return routePlanArbitraries.get(name)!;
   });
 
 function routePlanArbitrary(name: ApiRouteName): fc.Arbitrary<Plan> {
