@@ -25,6 +25,7 @@ import { createHttpServer } from "./lib/http-server";
 import { type RunningServer, startServer } from "./server";
 import {
   TEST_ADMIN_KEY,
+  TEST_BCRYPT_COST,
   TEST_HMAC_SECRET,
   TEST_HOST,
   TEST_SECRETS,
@@ -37,7 +38,7 @@ import {
 } from "./test";
 import { type WireRequest, type WireResponse, sendWire } from "./test/fuzz-http";
 import { nested, rowCounts } from "./test/hostile";
-import { type SignedIn, TEST_BCRYPT_COST, createUser, signIn } from "./test/sessions";
+import { type SignedIn, createUser, signIn } from "./test/sessions";
 import { arbitraryFor } from "./test/zod-arbitrary";
 
 // Property-based fuzzing from the contract: requests generated from each route's zod

@@ -135,7 +135,8 @@ describe("parseEnv", () => {
     expect(() => parseEnv({ HTTP_HEADERS_TIMEOUT_SECONDS: "40", HTTP_REQUEST_TIMEOUT_SECONDS: "30" })).toThrow(/HTTP_HEADERS_TIMEOUT_SECONDS/);
   });
 
-  it("takes a bcrypt cost under 10 for test runs only", () => {
+  it("hashes at bcrypt cost 12 by default, and takes a cost under 10 for test runs only", () => {
+    expect(parseEnv({ NODE_ENV: "test" }).BCRYPT_COST).toBe(12);
     expect(parseEnv({ NODE_ENV: "test", BCRYPT_COST: "4" }).BCRYPT_COST).toBe(4);
     expect(() => parseEnv({ NODE_ENV: "development", DATA_DIR: tempDataDir(), BCRYPT_COST: "9" })).toThrow(
       /BCRYPT_COST.*must be at least 10 outside test runs/,

@@ -4,7 +4,7 @@ import { AdminClient, SimulatedDevice } from "@mdm/simulator";
 import { type PrivateRedis, startPrivateRedis } from "../faults/private-services";
 import { type RunningServer, startServer } from "../server";
 import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, type TestDatabase, createTestDatabase, describeWithPostgres, heartbeatBody, testServerEnv } from "../test";
-import { TEST_BCRYPT_COST, TEST_PASSWORD, createUser } from "../test/sessions";
+import { TEST_PASSWORD, createUser } from "../test/sessions";
 
 // The shared limit counters' Redis (a private redis-server of this test's own: the shared
 // one must never be stopped) dies under a running API: every limit lets requests through
@@ -42,7 +42,7 @@ suite("a Redis outage", () => {
   beforeAll(async () => {
     database = await createTestDatabase();
     redis = await startPrivateRedis(await freePort());
-    server = await startServer(testServerEnv({ DATABASE_URL: database.url, REDIS_URL: redis.url, BCRYPT_COST: TEST_BCRYPT_COST }));
+    server = await startServer(testServerEnv({ DATABASE_URL: database.url, REDIS_URL: redis.url }));
   });
   afterAll(async () => {
     await server?.close();

@@ -14,8 +14,8 @@ import { parseEnv } from "../config/env";
 import { createPasswordToken } from "../modules/auth/password-reset.service";
 import { signAccessToken, signWsTicket } from "../modules/auth/tokens";
 import { type RunningServer, startServer } from "../server";
-import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SECRETS, type TestDatabase, createTestDatabase, heartbeatBody } from "../test";
-import { TEST_BCRYPT_COST, TEST_PASSWORD, createUser } from "../test/sessions";
+import { TEST_ADMIN_KEY, TEST_BCRYPT_COST, TEST_HMAC_SECRET, TEST_SECRETS, type TestDatabase, createTestDatabase, heartbeatBody } from "../test";
+import { TEST_PASSWORD, createUser } from "../test/sessions";
 
 // The dashboard channel through a real listening server and real sockets.
 

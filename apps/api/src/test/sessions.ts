@@ -4,18 +4,13 @@ import bcrypt from "bcryptjs";
 import type { Express } from "express";
 import request from "supertest";
 import type { Db } from "../db/client";
-import { type TestApp, createTestApp } from "./test-app";
+import { TEST_BCRYPT_COST, type TestApp, createTestApp } from "./test-app";
 
 export const TEST_PASSWORD = "correct horse battery staple";
 
-/**
- * bcrypt's lowest cost, which only NODE_ENV=test accepts, keeps the suites quick: at 10 their
- * throwaway passwords took a third of an auth suite's time. Production defaults to 12.
- */
-export const TEST_BCRYPT_COST = "4";
-
+/** A test app for the auth suites: `createTestApp` with these settings. */
 export function createAuthTestApp(db: Db, env: Record<string, string> = {}): TestApp {
-  return createTestApp(db, { env: { BCRYPT_COST: TEST_BCRYPT_COST, ...env } });
+  return createTestApp(db, { env });
 }
 
 export async function createUser(db: Db, options: { email?: string; role?: UserRole; password?: string | null; disabled?: boolean; name?: string } = {}) {

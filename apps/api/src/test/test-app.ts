@@ -34,6 +34,13 @@ export const TEST_SECRETS = {
   COMMAND_MASTER_KEY: TEST_COMMAND_MASTER_KEY,
 };
 
+/**
+ * bcrypt's lowest cost, which only NODE_ENV=test accepts: at the default 12, every app
+ * created paid a dummy hash (auth.routes.ts) and every sign-in a real one, a third of the
+ * auth suites' CPU time. Production defaults to 12.
+ */
+export const TEST_BCRYPT_COST = "4";
+
 /** A clock tests can move. */
 export class TestClock implements Clock {
   private offsetMs = 0;
@@ -61,6 +68,7 @@ export const TEST_SERVER_SETTINGS: Record<string, string> = {
   RATE_LIMIT_ENROLLMENT_PER_MINUTE: "100000",
   HTTP_MAX_REQUESTS_PER_CLIENT: "100000",
   ADMISSION_MAX_EVENT_LOOP_LAG_MS: "0",
+  BCRYPT_COST: TEST_BCRYPT_COST,
 };
 
 export const testServerEnv = (extra: Record<string, string> = {}) => parseEnv({ ...TEST_SERVER_SETTINGS, ...extra });
@@ -97,6 +105,7 @@ export function createTestApp(
     HTTP_MAX_REQUESTS_PER_CLIENT: "100000",
     // A busy test machine lags: shedding on event-loop lag is the fault runs' to test.
     ADMISSION_MAX_EVENT_LOOP_LAG_MS: "0",
+    BCRYPT_COST: TEST_BCRYPT_COST,
     ...options.env,
   });
   const push = new LocalPushGateway({ actAsFcm: true });

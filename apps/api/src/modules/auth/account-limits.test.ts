@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import request from "supertest";
 import { handleAllPasswordResetRequests } from "./password-reset.service";
 import { type TestApp, type TestDatabase, createTestApp, createTestDatabase, resetTables } from "../../test";
-import { TEST_BCRYPT_COST, TEST_PASSWORD, createAuthTestApp, createUser } from "../../test/sessions";
+import { TEST_PASSWORD, createAuthTestApp, createUser } from "../../test/sessions";
 
 // Sign-in and reset limits that hold per account, whatever address the attempts come
 // from, and the client address itself, which only the one trusted proxy hop may name.
@@ -123,7 +123,7 @@ withRedis("failed sign-ins are counted in Redis, one count for every instance", 
   const { default: Redis } = await import("ioredis");
   const redis = new Redis(`${process.env.REDIS_URL}/8`);
   try {
-    const env = { BCRYPT_COST: TEST_BCRYPT_COST, RATE_LIMIT_LOGIN_PER_MINUTE: "1000" };
+    const env = { RATE_LIMIT_LOGIN_PER_MINUTE: "1000" };
     const instances = [createTestApp(database.db, { env, redis }), createTestApp(database.db, { env, redis })];
     // Counters outlive the test for their window: an email of this run's own.
     const user = await createUser(database.db, { email: `${randomUUID()}@example.com` });

@@ -1,7 +1,7 @@
 import { SessionResponse, UserView } from "@mdm/contracts";
 import jwt from "jsonwebtoken";
 import request from "supertest";
-import { type TestApp, type TestDatabase, createTestApp, createTestDatabase, resetTables } from "../../test";
+import { type TestApp, type TestDatabase, createTestDatabase, resetTables } from "../../test";
 import { TEST_PASSWORD, asBrowser, cookieHeader, createAuthTestApp, createUser, setCookies, signIn, signedInFrom, signedInUser } from "../../test/sessions";
 
 let database: TestDatabase;
@@ -441,9 +441,9 @@ describe("GET /auth/ws-ticket", () => {
   });
 });
 
-it("keeps passwords out of stored rows: only a bcrypt hash, of cost 12 unless BCRYPT_COST says otherwise", async () => {
-  // The suites hash at the test-only cost 4; an app left to the defaults shows what is stored.
-  const t = createTestApp(database.db);
+it("keeps passwords out of stored rows: only a bcrypt hash, of the cost BCRYPT_COST names", async () => {
+  // The suites hash at the test-only cost 4; production's default is 12 (env.test.ts).
+  const t = createAuthTestApp(database.db, { BCRYPT_COST: "12" });
   const res = await request(t.app).post("/auth/setup").send({ email: "a@example.com", password: TEST_PASSWORD });
   expect(res.status).toBe(201);
   const user = await database.db.user.findFirstOrThrow();
