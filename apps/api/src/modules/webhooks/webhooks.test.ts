@@ -44,6 +44,8 @@ let t: TestApp;
 let receiver: Receiver;
 let url: string;
 const bearer = { type: "bearer" } as const;
+// Development: a receiver on loopback is allowed (and the test-only bcrypt cost is not).
+const DEVELOPMENT = { NODE_ENV: "development", BCRYPT_COST: "10" };
 
 beforeAll(async () => {
   database = await createTestDatabase();
@@ -51,8 +53,7 @@ beforeAll(async () => {
 afterAll(() => database.close());
 beforeEach(async () => {
   await resetTables(database.db);
-  // Development: a receiver on loopback is allowed.
-  t = createTestApp(database.db, { env: { NODE_ENV: "development" } });
+  t = createTestApp(database.db, { env: DEVELOPMENT });
   receiver = new Receiver();
   url = await receiver.start();
 });
@@ -303,7 +304,7 @@ describe("webhooks", () => {
 
   it("sends each event once when two instances share the queue and the endpoint is slow but answers 2xx", async () => {
     const webhook = await register(["device.enrolled"]);
-    const other = createTestApp(database.db, { env: { NODE_ENV: "development" } });
+    const other = createTestApp(database.db, { env: DEVELOPMENT });
     // Just under the 10 s timeout: a claimed batch waiting behind such answers would outlive its lease.
     receiver.delayMs = 8_500;
     for (let i = 0; i < 20; i++) expect((await adminRequest(t.app, "POST", `/admin/webhooks/${webhook.id}/ping`)).status).toBe(202);
