@@ -31,7 +31,8 @@ const receiver = http.createServer((req, res) => {
 beforeAll(async () => {
   await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
   const webPort = await freePort();
-  api = await startApi(`http://127.0.0.1:${webPort}`, { NODE_ENV: "development" });
+  // Development: webhooks may reach the receiver on loopback (and bcrypt's test-only cost is refused).
+  api = await startApi(`http://127.0.0.1:${webPort}`, { NODE_ENV: "development", BCRYPT_COST: "10" });
   await buildWeb(api.url);
   web = await startWeb(webPort, api.url);
   browser = await launchBrowser();
