@@ -85,9 +85,27 @@ export async function createEmptyDatabase(serverUrl = testServerUrl()): Promise<
   };
 }
 
-/** Empties every table between tests (all but the migrations record). */
+/**
+ * Empties every table between tests (all but the migrations record) and restarts every
+ * sequence. Only the tables holding rows are truncated: TRUNCATE replaces each table's and
+ * index's files, 0.15-0.35 s for all 38 tables at every test, while a test writes to a few.
+ */
 export async function resetTables(db: Db): Promise<void> {
-  const tables = await db.$queryRaw<Array<{ tablename: string }>>`
-    SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> '_prisma_migrations'`;
-  await db.$executeRawUnsafe(`TRUNCATE ${tables.map(({ tablename }) => `"${tablename}"`).join(", ")} RESTART IDENTITY CASCADE`);
+  await db.$executeRawUnsafe(`
+    DO $$
+    DECLARE
+      name text;
+      has_rows boolean;
+      holding_rows text[] := '{}';
+    BEGIN
+      FOR name IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> '_prisma_migrations' LOOP
+        EXECUTE format('SELECT EXISTS (SELECT 1 FROM public.%I)', name) INTO has_rows;
+        IF has_rows THEN holding_rows := holding_rows || format('public.%I', name); END IF;
+      END LOOP;
+      IF cardinality(holding_rows) > 0 THEN EXECUTE 'TRUNCATE ' || array_to_string(holding_rows, ', ') || ' CASCADE'; END IF;
+      -- A sequence that has handed out a value since its last restart, its table emptied or not.
+      FOR name IN SELECT format('%I.%I', schemaname, sequencename) FROM pg_sequences WHERE schemaname = 'public' AND last_value IS NOT NULL LOOP
+        EXECUTE 'ALTER SEQUENCE ' || name || ' RESTART';
+      END LOOP;
+    END $$`);
 }
