@@ -135,13 +135,16 @@ describe("parseEnv", () => {
     expect(() => parseEnv({ HTTP_HEADERS_TIMEOUT_SECONDS: "40", HTTP_REQUEST_TIMEOUT_SECONDS: "30" })).toThrow(/HTTP_HEADERS_TIMEOUT_SECONDS/);
   });
 
-  it("hashes at bcrypt cost 12 by default, and takes a cost under 10 for test runs only", () => {
+  it("hashes at bcrypt cost 12 by default, and takes a cost under 10 only for a test run on loopback", () => {
+    const strong = { ADMIN_KEY: "k".repeat(40), HMAC_SECRET: "s".repeat(40), JWT_SECRET: "j".repeat(40), COMMAND_MASTER_KEY: "c".repeat(40) };
     expect(parseEnv({ NODE_ENV: "test" }).BCRYPT_COST).toBe(12);
     expect(parseEnv({ NODE_ENV: "test", BCRYPT_COST: "4" }).BCRYPT_COST).toBe(4);
-    expect(() => parseEnv({ NODE_ENV: "development", DATA_DIR: tempDataDir(), BCRYPT_COST: "9" })).toThrow(
-      /BCRYPT_COST.*must be at least 10 outside test runs/,
-    );
-    expect(() => parseEnv({ NODE_ENV: "production", BCRYPT_COST: "4" })).toThrow(/BCRYPT_COST/);
+    expect(parseEnv({ NODE_ENV: "test", ...strong, HOST: "127.0.0.1", BCRYPT_COST: "4" }).BCRYPT_COST).toBe(4);
+    const refused = /BCRYPT_COST: must be at least 10/;
+    expect(() => parseEnv({ NODE_ENV: "test", ...strong, BCRYPT_COST: "4" })).toThrow(refused);
+    expect(() => parseEnv({ NODE_ENV: "test", ...strong, HOST: "0.0.0.0", BCRYPT_COST: "9" })).toThrow(refused);
+    expect(() => parseEnv({ NODE_ENV: "development", DATA_DIR: tempDataDir(), BCRYPT_COST: "9" })).toThrow(refused);
+    expect(() => parseEnv({ NODE_ENV: "production", ...strong, BCRYPT_COST: "4" })).toThrow(refused);
     expect(() => parseEnv({ NODE_ENV: "test", BCRYPT_COST: "3" })).toThrow(/BCRYPT_COST/);
     expect(parseEnv({ NODE_ENV: "development", DATA_DIR: tempDataDir(), BCRYPT_COST: "10" }).BCRYPT_COST).toBe(10);
   });

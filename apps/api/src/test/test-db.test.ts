@@ -19,13 +19,13 @@ describeWithPostgres("resetTables", () => {
     const database = await createTestDatabase();
     try {
       const { db } = database;
-      const rowCounts = async () =>
-        (
-          await db.$queryRawUnsafe<Array<{ rows: number }>>(
-            `SELECT (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM public.%I', tablename), false, true, '')))[1]::text::int AS rows
-             FROM pg_tables WHERE schemaname = 'public' AND tablename <> '_prisma_migrations'`,
-          )
-        ).reduce((sum, { rows }) => sum + rows, 0);
+      const tables = await db.$queryRaw<Array<{ name: string }>>`
+        SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' AND tablename <> '_prisma_migrations'`;
+      const rowCounts = async () => {
+        let rows = 0;
+        for (const { name } of tables) rows += (await db.$queryRawUnsafe<Array<{ rows: number }>>(`SELECT count(*)::int AS rows FROM "${name}"`))[0]!.rows;
+        return rows;
+      };
       const queueMail = () => db.outboxMail.create({ data: { kind: "invite", to: ["a@example.com"], subject: "Hello" } });
 
       // Rows in tables tied by foreign keys (devices, their telemetry, listing and audit),

@@ -89,6 +89,8 @@ export async function createEmptyDatabase(serverUrl = testServerUrl()): Promise<
  * Empties every table between tests (all but the migrations record) and restarts every
  * sequence. Only the tables holding rows are truncated: TRUNCATE replaces each table's and
  * index's files, 0.15-0.35 s for all 38 tables at every test, while a test writes to a few.
+ * The lock first, as TRUNCATE's own did: a write a test left in flight commits before the
+ * check, or after the reset, never unseen in between.
  */
 export async function resetTables(db: Db): Promise<void> {
   await db.$executeRawUnsafe(`
@@ -96,9 +98,12 @@ export async function resetTables(db: Db): Promise<void> {
     DECLARE
       name text;
       has_rows boolean;
+      tables text[];
       holding_rows text[] := '{}';
     BEGIN
-      FOR name IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> '_prisma_migrations' LOOP
+      SELECT array_agg(tablename) INTO tables FROM pg_tables WHERE schemaname = 'public' AND tablename <> '_prisma_migrations';
+      EXECUTE 'LOCK TABLE ' || (SELECT string_agg(format('public.%I', table_name), ', ') FROM unnest(tables) AS table_name) || ' IN ACCESS EXCLUSIVE MODE';
+      FOREACH name IN ARRAY tables LOOP
         EXECUTE format('SELECT EXISTS (SELECT 1 FROM public.%I)', name) INTO has_rows;
         IF has_rows THEN holding_rows := holding_rows || format('public.%I', name); END IF;
       END LOOP;

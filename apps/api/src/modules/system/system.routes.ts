@@ -8,10 +8,10 @@ import { mount } from "../../lib/routing";
 
 const startedAt = Date.now();
 
-// The document depends on the contracts alone: built once per process, at the first request
-// for it, not by every app created (zod's JSON Schema conversion takes a few hundred ms).
-let openApiDocument: ReturnType<typeof buildOpenApiDocument> | undefined;
-const theOpenApiDocument = () => (openApiDocument ??= buildOpenApiDocument());
+// The document depends on the contracts alone: built once per process, as it starts, not by
+// every app created (zod's JSON Schema conversion takes a few hundred ms; the tests create
+// thousands of apps), nor at a first request, which would stall the event loop for it.
+const OPENAPI_DOCUMENT = buildOpenApiDocument();
 
 // Swagger UI is served from the installed package: the reference works offline. Only its
 // folder is needed: the package's main module loads its 1.5 MB bundle into the API.
@@ -89,7 +89,7 @@ export function systemRoutes(deps: AppDeps, guards: Guards): Router {
     },
     { guards },
   );
-  mount(router, apiRoutes.openapi, (_req, res) => res.json(theOpenApiDocument()), { guards: guards.public });
+  mount(router, apiRoutes.openapi, (_req, res) => res.json(OPENAPI_DOCUMENT), { guards: guards.public });
   mount(router, apiRoutes.docs, (_req, res) => res.type("html").send(DOCS_PAGE), { guards: guards.public });
   router.get("/api/docs/init.js", ...guards.public, (_req: express.Request, res: express.Response) => res.type("js").send(DOCS_INIT));
   // Versioned with the installed package and secret-free: the one answer worth caching.
