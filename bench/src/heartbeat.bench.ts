@@ -725,12 +725,11 @@ async function onlyPhases(phases: string[], run: { api: Server; floor: Server; d
         floor: await measuredLoad(floor, { ...base, url: floor.url, seconds: PLAN.maxSeconds }),
         api: await measuredLoad(api, { ...base, url: api.url, seconds: PLAN.maxSeconds }),
       });
-    else if (phase === "fixed")
-      logResult(
-        phase,
-        await countedLoad(db, { ...base, url: api.url, connections: RATE_CONNECTIONS, rate: TARGET_RATE, amount: TARGET_RATE * PLAN.fixedSeconds }),
-      );
-    else if (phase === "long") {
+    else if (phase === "fixed") {
+      // The floor at the same rate, as in a full run: a p99 means something only beside its.
+      const fixedJob = { ...base, connections: RATE_CONNECTIONS, rate: TARGET_RATE, amount: TARGET_RATE * PLAN.fixedSeconds };
+      logResult(phase, { floor: await httpLoad({ ...fixedJob, url: floor.url }), api: await countedLoad(db, { ...fixedJob, url: api.url }) });
+    } else if (phase === "long") {
       const { result, samples } = await withMemorySamples(api, () =>
         countedLoad(db, { ...base, url: api.url, connections: RATE_CONNECTIONS, rate: TARGET_RATE, amount: TARGET_RATE * PLAN.longSeconds }),
       );
