@@ -1,0 +1,11 @@
+-- The device list's scans of DeviceListing run in the backend alone, never with parallel
+-- workers. A list sorted by a column no index may hold (lastSeenAt, batteryLevel: heartbeats
+-- change them) reads the whole narrow table, 23 MB at 100,000 devices: over
+-- min_parallel_table_scan_size, so the planner started a worker for it. Measured on 100,000
+-- devices on a 2-core machine (pgbench, 100 runs of the list's page query, twice):
+-- sort=batteryLevel 28-32 ms with the worker against 11-15 ms without, sort=lastSeenAt 30
+-- against 12-16; most of the difference is the worker's start. The count beside it was never
+-- planned parallel. A dashboard's requests come many at once, each already on a connection
+-- of its own: a worker per query only adds processes competing for the same cores.
+-- SHARE UPDATE EXCLUSIVE: heartbeats and lists go on while it is set.
+ALTER TABLE "DeviceListing" SET (parallel_workers = 0);
