@@ -1,8 +1,11 @@
 import { isIP } from "node:net";
 import type { MailProvider } from "@mdm/contracts";
-import nodemailer, { type Transporter } from "nodemailer";
-import { Resend } from "resend";
+import type { Transporter } from "nodemailer";
+import type { Resend } from "resend";
 import type { Env } from "../config/env";
+
+// Each provider's SDK is loaded when a mailer of its kind is made, not at every start: an
+// instance uses one provider at most (see optional-sdks.test.ts).
 
 export type MailMessage = { to: string[]; subject: string; text: string; html?: string };
 
@@ -22,6 +25,7 @@ export class ResendMailer implements Mailer {
   private readonly client: Resend;
 
   constructor(private readonly options: { apiKey: string; from: string; baseUrl?: string }) {
+    const { Resend } = require("resend") as typeof import("resend");
     this.client = new Resend(options.apiKey, options.baseUrl ? { baseUrl: options.baseUrl } : undefined);
   }
 
@@ -75,6 +79,7 @@ export class SmtpMailer implements Mailer {
     private readonly options: { url: string; from: string },
     overrides: Record<string, unknown> = {},
   ) {
+    const nodemailer = require("nodemailer") as typeof import("nodemailer");
     this.transport = nodemailer.createTransport({ ...smtpOptions(options.url), ...overrides });
   }
 

@@ -8,7 +8,6 @@ import { mount } from "../../lib/routing";
 import { inputOf } from "../../lib/validate";
 import { type ApkStore, localApkStore } from "./apk-store";
 import { addApk, deleteApp, deleteAppVersion, listApps, receiveApk } from "./catalogue.service";
-import { createS3Client, s3ApkStore } from "./s3-apk-store";
 import { verifyAppFileUrl } from "./download-url";
 import { advanceRelease, createRelease, getReleaseDetail, pauseRelease, resumeRelease, rollbackRelease } from "./releases.service";
 
@@ -16,6 +15,8 @@ import { advanceRelease, createRelease, getReleaseDetail, pauseRelease, resumeRe
 export function apkStoreOf(env: AppDeps["env"]): ApkStore {
   const root = path.resolve(env.APK_STORAGE_DIR ?? path.join(env.DATA_DIR, "apps"));
   if (!env.APK_STORAGE_S3_BUCKET) return localApkStore(root);
+  // The AWS SDK is loaded only with a bucket to use (see optional-sdks.test.ts).
+  const { createS3Client, s3ApkStore } = require("./s3-apk-store") as typeof import("./s3-apk-store");
   return s3ApkStore({ client: createS3Client(env), bucket: env.APK_STORAGE_S3_BUCKET, prefix: env.APK_STORAGE_S3_PREFIX, tempRoot: root });
 }
 
