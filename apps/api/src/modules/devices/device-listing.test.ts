@@ -159,29 +159,6 @@ describe("DeviceListing", () => {
 });
 
 // Row locks held by another connection: the embedded database serves every connection in one session.
-describeWithPostgres("DeviceListing's scans", () => {
-  it("take no parallel worker, however cheap the planner is told workers are", async () => {
-    // The page query of a sort no index holds: a scan of the whole table, which PostgreSQL
-    // runs with a worker once the table is large (about 35,000 devices). Costs set to nothing
-    // make the planner choose workers for it at any size, unless the table forbids them.
-    const client = new Client({ connectionString: database.url });
-    await client.connect();
-    try {
-      await client.query("SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0");
-      const explain = (sql: string) => client.query(`EXPLAIN (FORMAT JSON) ${sql}`).then((result) => JSON.stringify(result.rows[0]));
-      const pageQuery = `SELECT id, "batteryLevel" FROM "DeviceListing" WHERE "retiredAt" IS NULL ORDER BY "batteryLevel", id LIMIT 51`;
-      expect(await explain(pageQuery)).not.toMatch(/Gather/);
-      expect(await explain(`SELECT count(*) FROM "DeviceListing" WHERE "retiredAt" IS NULL`)).not.toMatch(/Gather/);
-      // Without the table's setting the same costs do plan a worker, so the checks above can fail.
-      await client.query(`BEGIN; ALTER TABLE "DeviceListing" RESET (parallel_workers)`);
-      expect(await explain(pageQuery)).toMatch(/Gather/);
-      await client.query("ROLLBACK");
-    } finally {
-      await client.end();
-    }
-  });
-});
-
 describeWithPostgres("DeviceListing repair beside live writes", () => {
   it("leaves a device a write is holding for later, and is not held up by a device only referenced (a command being created)", async () => {
     const [busy, referenced] = [await enrollDevice(t.app), await enrollDevice(t.app)];
