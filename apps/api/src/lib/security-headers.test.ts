@@ -1,6 +1,6 @@
 import request from "supertest";
-import { type TestDatabase, createEnrollmentToken, createTestDatabase, resetTables } from "../test";
-import { TEST_PASSWORD, asBrowser, createAuthTestApp, createUser, signedInUser } from "../test/sessions";
+import { type TestDatabase, createEnrollmentToken, createTestApp, createTestDatabase, resetTables } from "../test";
+import { TEST_PASSWORD, asBrowser, createUser, signedInUser } from "../test/sessions";
 
 let database: TestDatabase;
 
@@ -21,14 +21,14 @@ function expectSecurityHeaders(res: request.Response) {
 
 describe("security headers", () => {
   it("are on every answer: success, error and unknown route", async () => {
-    const t = createAuthTestApp(database.db);
+    const t = createTestApp(database.db);
     for (const res of [await request(t.app).get("/api/health"), await request(t.app).get("/admin/devices"), await request(t.app).get("/nope")]) {
       expectSecurityHeaders(res);
     }
   });
 
   it("send HSTS only when the request came over TLS", async () => {
-    const t = createAuthTestApp(database.db);
+    const t = createTestApp(database.db);
     expect((await request(t.app).get("/api/health")).headers["strict-transport-security"]).toBeUndefined();
     // supertest connects from loopback, a trusted proxy by default: its X-Forwarded-Proto counts.
     const overTls = await request(t.app).get("/api/health").set("X-Forwarded-Proto", "https");
@@ -36,7 +36,7 @@ describe("security headers", () => {
   });
 
   it("keep every answer carrying a secret out of caches: register, enrollment token, login, ws-ticket", async () => {
-    const t = createAuthTestApp(database.db);
+    const t = createTestApp(database.db);
     const admin = await signedInUser(t, "admin");
     const token = await asBrowser(t.app, admin, "post", "/admin/enrollment-tokens").send({ maxUses: 5 });
     expect(token.status).toBe(201);
@@ -59,7 +59,7 @@ describe("security headers", () => {
   });
 
   it("leave the API reference's static assets cacheable", async () => {
-    const t = createAuthTestApp(database.db);
+    const t = createTestApp(database.db);
     const asset = await request(t.app).get("/api/docs/assets/swagger-ui.css");
     expect(asset.status).toBe(200);
     expect(asset.headers["cache-control"]).toBe("public, max-age=3600");

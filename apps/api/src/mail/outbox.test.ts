@@ -3,8 +3,8 @@ import request from "supertest";
 import { ListOutboxResponse } from "@mdm/contracts";
 import winston from "winston";
 import { createLogger } from "../lib/logger";
-import { type TestApp, type TestDatabase, adminRequest, createTestDatabase, resetTables } from "../test";
-import { asBrowser, createAuthTestApp, signedInUser } from "../test/sessions";
+import { type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, resetTables } from "../test";
+import { asBrowser, signedInUser } from "../test/sessions";
 import { startTestSmtpServer } from "../test/test-smtp";
 import { type MailMessage, SmtpMailer } from "./mailer";
 import { enqueueMail, processDueMails, pruneOutbox, startMailWorker } from "./outbox";
@@ -18,7 +18,7 @@ beforeAll(async () => {
 afterAll(() => database.close());
 beforeEach(async () => {
   await resetTables(database.db);
-  t = createAuthTestApp(database.db, { WEB_URL: "https://mdm.example.com", MAIL_MAX_ATTEMPTS: "3", MAIL_RETRY_BASE_SECONDS: "30" });
+  t = createTestApp(database.db, { env: { WEB_URL: "https://mdm.example.com", MAIL_MAX_ATTEMPTS: "3", MAIL_RETRY_BASE_SECONDS: "30" } });
 });
 
 const INVITE = {

@@ -4,14 +4,9 @@ import bcrypt from "bcryptjs";
 import type { Express } from "express";
 import request from "supertest";
 import type { Db } from "../db/client";
-import { TEST_BCRYPT_COST, type TestApp, createTestApp } from "./test-app";
+import { TEST_BCRYPT_COST, type TestApp } from "./test-app";
 
 export const TEST_PASSWORD = "correct horse battery staple";
-
-/** A test app for the auth suites: `createTestApp` with these settings. */
-export function createAuthTestApp(db: Db, env: Record<string, string> = {}): TestApp {
-  return createTestApp(db, { env });
-}
 
 export async function createUser(db: Db, options: { email?: string; role?: UserRole; password?: string | null; disabled?: boolean; name?: string } = {}) {
   const password = options.password === undefined ? TEST_PASSWORD : options.password;

@@ -1,6 +1,6 @@
 import { apiRoutes } from "@mdm/contracts";
-import { type TestApp, type TestDatabase, createTestDatabase, enrollDevice, resetTables } from "../../test";
-import { asBrowser, createAuthTestApp, signedInUser } from "../../test/sessions";
+import { type TestApp, type TestDatabase, createTestApp, createTestDatabase, enrollDevice, resetTables } from "../../test";
+import { asBrowser, signedInUser } from "../../test/sessions";
 
 // Admin routes accept the signed admin key or a user's session; the user's role must
 // reach the route's `minRole` from the contract: viewers read, operators act on the
@@ -15,7 +15,7 @@ beforeAll(async () => {
 afterAll(() => database.close());
 beforeEach(async () => {
   await resetTables(database.db);
-  t = createAuthTestApp(database.db);
+  t = createTestApp(database.db);
 });
 
 describe("roles on admin routes", () => {

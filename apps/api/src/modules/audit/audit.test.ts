@@ -2,10 +2,20 @@ import { ListAuditLogResponse } from "@mdm/contracts";
 import request from "supertest";
 import { pruneAuditLog } from "../../jobs/maintenance";
 import { maintainTelemetryPartitions } from "../../jobs/telemetry-partitions";
-import { TEST_ADMIN_KEY, type TestApp, type TestDatabase, adminRequest, createTestDatabase, enrollDevice, heartbeatBody, resetTables } from "../../test";
+import {
+  TEST_ADMIN_KEY,
+  type TestApp,
+  type TestDatabase,
+  adminRequest,
+  createTestApp,
+  createTestDatabase,
+  enrollDevice,
+  heartbeatBody,
+  resetTables,
+} from "../../test";
 import { adminKeyId } from "../admin-auth/admin-auth.middleware";
 import { sweepOffline } from "../fleet/fleet-monitor";
-import { type SignedIn, asBrowser, createAuthTestApp, signedInUser } from "../../test/sessions";
+import { type SignedIn, asBrowser, signedInUser } from "../../test/sessions";
 
 let database: TestDatabase;
 let t: TestApp;
@@ -17,7 +27,7 @@ beforeAll(async () => {
 afterAll(() => database.close());
 beforeEach(async () => {
   await resetTables(database.db);
-  t = createAuthTestApp(database.db);
+  t = createTestApp(database.db);
   admin = await signedInUser(t, "admin", "admin@example.com");
   await database.db.auditLog.deleteMany();
 });
@@ -170,7 +180,7 @@ describe("what the audit log records", () => {
   });
 
   it("records a legacy device's enrollment, once", async () => {
-    const legacy = createAuthTestApp(database.db, { LEGACY_ENROLLMENT_KEY: "legacy-key-0123456789abcdef0123456789abcdef" });
+    const legacy = createTestApp(database.db, { env: { LEGACY_ENROLLMENT_KEY: "legacy-key-0123456789abcdef0123456789abcdef" } });
     let deviceToken: string | undefined;
     for (let i = 0; i < 2; i++) {
       const call = request(legacy.app).post("/api/devices/heartbeat").set("X-Enrollment-Key", "legacy-key-0123456789abcdef0123456789abcdef");

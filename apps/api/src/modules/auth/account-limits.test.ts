@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import request from "supertest";
 import { handleAllPasswordResetRequests } from "./password-reset.service";
 import { type TestApp, type TestDatabase, createTestApp, createTestDatabase, resetTables } from "../../test";
-import { TEST_PASSWORD, createAuthTestApp, createUser } from "../../test/sessions";
+import { TEST_PASSWORD, createUser } from "../../test/sessions";
 
 // Sign-in and reset limits that hold per account, whatever address the attempts come
 // from, and the client address itself, which only the one trusted proxy hop may name.
@@ -17,7 +17,7 @@ afterAll(() => database.close());
 beforeEach(async () => {
   await resetTables(database.db);
   // The per-address limits stay out of the way: every attempt below comes from a new address.
-  t = createAuthTestApp(database.db, { RATE_LIMIT_LOGIN_PER_MINUTE: "1000", RATE_LIMIT_PASSWORD_RESET_PER_HOUR: "1000" });
+  t = createTestApp(database.db, { env: { RATE_LIMIT_LOGIN_PER_MINUTE: "1000", RATE_LIMIT_PASSWORD_RESET_PER_HOUR: "1000" } });
 });
 
 let addresses = 0;
@@ -44,10 +44,12 @@ describe("failed sign-ins per account", () => {
 
   // With 2 free failures per address, the account-wide backoff starts at 20 failures.
   const withTwoFreeFailures = () => {
-    t = createAuthTestApp(database.db, {
-      RATE_LIMIT_LOGIN_PER_MINUTE: "1000",
-      RATE_LIMIT_PASSWORD_RESET_PER_HOUR: "1000",
-      RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT: "2",
+    t = createTestApp(database.db, {
+      env: {
+        RATE_LIMIT_LOGIN_PER_MINUTE: "1000",
+        RATE_LIMIT_PASSWORD_RESET_PER_HOUR: "1000",
+        RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT: "2",
+      },
     });
   };
 
@@ -193,7 +195,7 @@ describe("password reset requests per account", () => {
   it("send one mail when two instances handle requests for one account at once", async () => {
     const user = await createUser(database.db, { email: "race@example.com" });
     for (let i = 0; i < 40; i++) await resetFrom(fromNewAddress(), user.email);
-    const other = createAuthTestApp(database.db);
+    const other = createTestApp(database.db);
     await Promise.all([handleAllPasswordResetRequests(t.deps), handleAllPasswordResetRequests(other.deps), handleAllPasswordResetRequests(t.deps)]);
     expect(await database.db.passwordResetToken.count({ where: { userId: user.id } })).toBe(1);
     expect(await resetMailsTo(user.email)).toHaveLength(1);
@@ -222,7 +224,7 @@ describe("the client address behind the trusted proxy", () => {
   });
 
   it("is counted against the per-address login limit however many forged addresses precede it", async () => {
-    const limited = createAuthTestApp(database.db, { RATE_LIMIT_LOGIN_PER_MINUTE: "5", RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT: "1000" });
+    const limited = createTestApp(database.db, { env: { RATE_LIMIT_LOGIN_PER_MINUTE: "5", RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT: "1000" } });
     const user = await createUser(database.db, { email: "forger@example.com" });
     const statuses: number[] = [];
     for (let i = 0; i < 7; i++) {

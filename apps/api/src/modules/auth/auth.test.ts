@@ -1,8 +1,8 @@
 import { SessionResponse, UserView } from "@mdm/contracts";
 import jwt from "jsonwebtoken";
 import request from "supertest";
-import { type TestApp, type TestDatabase, createTestDatabase, resetTables } from "../../test";
-import { TEST_PASSWORD, asBrowser, cookieHeader, createAuthTestApp, createUser, setCookies, signIn, signedInFrom, signedInUser } from "../../test/sessions";
+import { type TestApp, type TestDatabase, createTestApp, createTestDatabase, resetTables } from "../../test";
+import { TEST_PASSWORD, asBrowser, cookieHeader, createUser, setCookies, signIn, signedInFrom, signedInUser } from "../../test/sessions";
 
 let database: TestDatabase;
 let t: TestApp;
@@ -13,7 +13,7 @@ beforeAll(async () => {
 afterAll(() => database.close());
 beforeEach(async () => {
   await resetTables(database.db);
-  t = createAuthTestApp(database.db);
+  t = createTestApp(database.db);
 });
 
 const auditActions = async () => (await database.db.auditLog.findMany({ orderBy: { id: "asc" } })).map((entry) => entry.action);
@@ -120,7 +120,7 @@ describe("POST /auth/login", () => {
   });
 
   it("marks the cookies Secure in production", async () => {
-    t = createAuthTestApp(database.db, { NODE_ENV: "production", JWT_SECRET: "j".repeat(40), BCRYPT_COST: "10" });
+    t = createTestApp(database.db, { env: { NODE_ENV: "production", JWT_SECRET: "j".repeat(40), BCRYPT_COST: "10" } });
     const user = await createUser(database.db);
     const res = await request(t.app).post("/auth/login").send({ email: user.email, password: TEST_PASSWORD });
     for (const cookie of Object.values(setCookies(res))) expect(cookie.attributes).toMatch(/Secure/);
@@ -443,7 +443,7 @@ describe("GET /auth/ws-ticket", () => {
 
 it("keeps passwords out of stored rows: only a bcrypt hash, of the cost BCRYPT_COST names", async () => {
   // The suites hash at the test-only cost 4; production's default is 12 (env.test.ts).
-  const t = createAuthTestApp(database.db, { BCRYPT_COST: "12" });
+  const t = createTestApp(database.db, { env: { BCRYPT_COST: "12" } });
   const res = await request(t.app).post("/auth/setup").send({ email: "a@example.com", password: TEST_PASSWORD });
   expect(res.status).toBe(201);
   const user = await database.db.user.findFirstOrThrow();

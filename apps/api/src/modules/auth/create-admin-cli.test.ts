@@ -1,6 +1,6 @@
 import request from "supertest";
-import { type TestDatabase, createTestDatabase, resetTables } from "../../test";
-import { TEST_PASSWORD, createAuthTestApp } from "../../test/sessions";
+import { type TestDatabase, createTestApp, createTestDatabase, resetTables } from "../../test";
+import { TEST_PASSWORD } from "../../test/sessions";
 import { parseCreateAdminArgs, runCreateAdmin } from "./create-admin-cli";
 
 let database: TestDatabase;
@@ -40,7 +40,7 @@ describe("runCreateAdmin", () => {
   it("creates an admin who can sign in, and records it", async () => {
     const user = await runCreateAdmin(["--email", "ops@example.com"], { ...vars, DATABASE_URL: database.url });
     expect(user).toMatchObject({ email: "ops@example.com", role: "admin", pending: false });
-    const t = createAuthTestApp(database.db);
+    const t = createTestApp(database.db);
     expect((await request(t.app).post("/auth/login").send({ email: "ops@example.com", password: TEST_PASSWORD })).status).toBe(200);
     expect(await database.db.auditLog.findFirstOrThrow({ where: { action: "user.create_admin" } })).toMatchObject({ actor: "cli", targetId: user.id });
     // Setup is no longer offered once the CLI made an admin.

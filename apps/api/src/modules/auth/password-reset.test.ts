@@ -1,8 +1,8 @@
 import { createHash } from "node:crypto";
 import { PasswordResetCheckResponse } from "@mdm/contracts";
 import request from "supertest";
-import { type TestApp, type TestDatabase, createTestDatabase, resetTables } from "../../test";
-import { TEST_PASSWORD, createAuthTestApp, createUser, signIn, signedInUser } from "../../test/sessions";
+import { type TestApp, type TestDatabase, createTestApp, createTestDatabase, resetTables } from "../../test";
+import { TEST_PASSWORD, createUser, signIn, signedInUser } from "../../test/sessions";
 import { handleAllPasswordResetRequests } from "./password-reset.service";
 
 let database: TestDatabase;
@@ -14,7 +14,7 @@ beforeAll(async () => {
 afterAll(() => database.close());
 beforeEach(async () => {
   await resetTables(database.db);
-  t = createAuthTestApp(database.db, { WEB_URL: "https://mdm.example.com/" });
+  t = createTestApp(database.db, { env: { WEB_URL: "https://mdm.example.com/" } });
 });
 
 const NEW_PASSWORD = "a brand new passphrase";
@@ -284,7 +284,7 @@ describe("POST /auth/password-reset/check", () => {
   });
 
   it("is rate-limited per address like sign-in", async () => {
-    t = createAuthTestApp(database.db, { RATE_LIMIT_LOGIN_PER_MINUTE: "2" });
+    t = createTestApp(database.db, { env: { RATE_LIMIT_LOGIN_PER_MINUTE: "2" } });
     const statuses: number[] = [];
     for (let i = 0; i < 3; i++) statuses.push((await check("not-a-token")).status);
     expect(statuses).toEqual([200, 200, 429]);

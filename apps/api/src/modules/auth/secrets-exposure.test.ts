@@ -7,8 +7,8 @@ import { createApp } from "../../app";
 import { createLogger } from "../../lib/logger";
 import type { MailMessage } from "../../mail/mailer";
 import { processDueMails } from "../../mail/outbox";
-import { type TestDatabase, createTestDatabase, resetTables } from "../../test";
-import { TEST_PASSWORD, createAuthTestApp, setCookies, signedInFrom } from "../../test/sessions";
+import { type TestDatabase, createTestApp, createTestDatabase, resetTables } from "../../test";
+import { TEST_PASSWORD, setCookies, signedInFrom } from "../../test/sessions";
 
 // Runs every auth and user flow with logging at debug level, then looks for any password,
 // password hash or token (refresh, access, reset, invitation) in response bodies, response
@@ -28,7 +28,7 @@ const NEW_PASSWORD = "the second passphrase";
 const INVITEE_PASSWORD = "the invitee's passphrase";
 
 it("never shows a password, a password hash or a token in a response, a log line or the audit log", async () => {
-  const base = createAuthTestApp(database.db, { WEB_URL: "https://mdm.example.com" });
+  const base = createTestApp(database.db, { env: { WEB_URL: "https://mdm.example.com" } });
   const lines: string[] = [];
   const logger = createLogger("debug");
   logger.clear();

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import request from "supertest";
-import { type TestApp, type TestDatabase, createTestDatabase, resetTables } from "../../test";
-import { type SignedIn, cookieHeader, createAuthTestApp, signedInUser } from "../../test/sessions";
+import { type TestApp, type TestDatabase, createTestApp, createTestDatabase, resetTables } from "../../test";
+import { type SignedIn, cookieHeader, signedInUser } from "../../test/sessions";
 import { authenticateSession, dashboardAuthenticator, verifyWsTicket } from "./session";
 
 let database: TestDatabase;
@@ -14,7 +14,7 @@ beforeAll(async () => {
 afterAll(() => database.close());
 beforeEach(async () => {
   await resetTables(database.db);
-  t = createAuthTestApp(database.db, { WEB_URL: "https://dashboard.example.com" });
+  t = createTestApp(database.db, { env: { WEB_URL: "https://dashboard.example.com" } });
   operator = await signedInUser(t, "operator", "op@example.com");
 });
 
@@ -86,7 +86,7 @@ describe("dashboardAuthenticator (/ws/dashboard upgrades)", () => {
   it("accepts a ticket once, on any instance (the use is a row)", async () => {
     const value = await ticket();
     expect(await authenticate({}, ["mdm.dashboard.v1", `ticket.${value}`])).toBeDefined();
-    const otherInstance = createAuthTestApp(database.db, { WEB_URL: "https://dashboard.example.com" });
+    const otherInstance = createTestApp(database.db, { env: { WEB_URL: "https://dashboard.example.com" } });
     expect(await dashboardAuthenticator(otherInstance.deps)(upgrade({}), ["mdm.dashboard.v1", `ticket.${value}`])).toBeUndefined();
     expect(await authenticate({}, ["mdm.dashboard.v1", `ticket.${value}`])).toBeUndefined();
   });

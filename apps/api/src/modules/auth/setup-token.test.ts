@@ -1,6 +1,6 @@
 import request from "supertest";
-import { type TestApp, type TestDatabase, createTestDatabase, resetTables } from "../../test";
-import { TEST_PASSWORD, createAuthTestApp } from "../../test/sessions";
+import { type TestApp, type TestDatabase, createTestApp, createTestDatabase, resetTables } from "../../test";
+import { TEST_PASSWORD } from "../../test/sessions";
 import { issueSetupToken } from "./setup-token";
 
 // POST /auth/setup from anywhere but the API's own host needs the one-time token the API
@@ -16,7 +16,7 @@ beforeAll(async () => {
 afterAll(() => database.close());
 beforeEach(async () => {
   await resetTables(database.db);
-  t = createAuthTestApp(database.db);
+  t = createTestApp(database.db);
 });
 
 const REMOTE = "203.0.113.50";
@@ -51,7 +51,7 @@ describe("first-admin setup token", () => {
   });
 
   it("accepts a token printed by another instance on the same database", async () => {
-    const token = await issueSetupToken(createAuthTestApp(database.db).deps);
+    const token = await issueSetupToken(createTestApp(database.db).deps);
     expect((await setup({ setupToken: token }, REMOTE)).status).toBe(201);
   });
 
@@ -89,7 +89,7 @@ describe("first-admin setup token", () => {
 
   it("accepts the operator's SETUP_TOKEN", async () => {
     const operatorToken = "s".repeat(40);
-    t = createAuthTestApp(database.db, { SETUP_TOKEN: operatorToken });
+    t = createTestApp(database.db, { env: { SETUP_TOKEN: operatorToken } });
     expect((await setup({ setupToken: "x".repeat(40) }, REMOTE)).status).toBe(401);
     expect((await setup({ setupToken: operatorToken }, REMOTE)).status).toBe(201);
   });

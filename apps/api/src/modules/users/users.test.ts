@@ -1,7 +1,7 @@
 import { InviteUserResponse, ListUsersResponse } from "@mdm/contracts";
 import request from "supertest";
-import { type TestApp, type TestDatabase, createTestDatabase, resetTables } from "../../test";
-import { type SignedIn, TEST_PASSWORD, asBrowser, createAuthTestApp, createUser, signIn, signedInUser } from "../../test/sessions";
+import { type TestApp, type TestDatabase, createTestApp, createTestDatabase, resetTables } from "../../test";
+import { type SignedIn, TEST_PASSWORD, asBrowser, createUser, signIn, signedInUser } from "../../test/sessions";
 import { updateUser } from "./users.service";
 
 let database: TestDatabase;
@@ -14,7 +14,7 @@ beforeAll(async () => {
 afterAll(() => database.close());
 beforeEach(async () => {
   await resetTables(database.db);
-  t = createAuthTestApp(database.db, { WEB_URL: "https://mdm.example.com" });
+  t = createTestApp(database.db, { env: { WEB_URL: "https://mdm.example.com" } });
   admin = await signedInUser(t, "admin", "admin@example.com");
 });
 
