@@ -726,7 +726,7 @@ async function onlyPhases(phases: string[], run: { api: Server; floor: Server; d
         api: await measuredLoad(api, { ...base, url: api.url, seconds: PLAN.maxSeconds }),
       });
     else if (phase === "fixed") {
-      // The floor at the same rate, as in a full run: a p99 means something only beside its.
+      // The floor at the same rate (TARGET_RATE here; a full run uses the floor's best): a p99 means something only beside the floor's.
       const fixedJob = { ...base, connections: RATE_CONNECTIONS, rate: TARGET_RATE, amount: TARGET_RATE * PLAN.fixedSeconds };
       logResult(phase, { floor: await httpLoad({ ...fixedJob, url: floor.url }), api: await countedLoad(db, { ...fixedJob, url: api.url }) });
     } else if (phase === "long") {
