@@ -1,7 +1,7 @@
 import net from "node:net";
 import { parseEnv } from "../config/env";
 import { type RunningServer, startServer } from "../server";
-import { type TestDatabase, createTestDatabase } from "../test";
+import { type TestDatabase, createTestDatabase, settledWithin } from "../test";
 
 // The limits of the real server (server.ts), over raw sockets: what a slow or greedy
 // client, and the dashboard's keep-alive proxy, actually see.
@@ -59,7 +59,7 @@ it("cuts off a client that trickles its headers byte by byte", async () => {
     if (!connection.socket.destroyed) connection.socket.write(endless[sent++]!);
   }, 50);
   try {
-    const closedAfterMs = await Promise.race([connection.closed, new Promise<number>((resolve) => setTimeout(() => resolve(-1), 8000))]);
+    const closedAfterMs = await settledWithin(connection.closed, 8000, -1);
     expect(closedAfterMs).toBeGreaterThanOrEqual(900);
     expect(closedAfterMs).toBeLessThan(4000);
     expect(sent).toBeLessThan(endless.length);

@@ -1,2 +1,3 @@
 export * from "./test-app";
 export * from "./test-db";
+export * from "./settled-within";

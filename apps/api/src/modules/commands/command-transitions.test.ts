@@ -1,4 +1,4 @@
-import { type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, enrollDevice, resetTables } from "../../test";
+import { type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, enrollDevice, resetTables, settledWithin } from "../../test";
 import { transition } from "./command-transitions";
 
 let database: TestDatabase;
@@ -110,7 +110,7 @@ describe("command status moves (group commit)", () => {
     const lockedMove = transition(t.deps, locked!, ["queued"], "sent", at, "websocket", { sentAt: at });
     const otherMoves = Promise.all(others.map((requestId) => transition(t.deps, requestId, ["queued"], "sent", at, "websocket", { sentAt: at })));
     // The three share a batch; the others are written while the lock is still held.
-    const outcome = await Promise.race([otherMoves, new Promise((resolve) => setTimeout(() => resolve("still waiting"), 8000))]);
+    const outcome = await settledWithin(otherMoves, 8000, "still waiting");
     expect(outcome).toEqual([true, true]);
     release();
     await holder;

@@ -21,6 +21,7 @@ import {
   enrollDevice,
   heartbeatBody,
   resetTables,
+  settledWithin,
 } from "../../test";
 import { LocalEventBus } from "../../realtime/event-bus";
 import { cachedTokenHash, pollTokenRevocations, pruneTokenRevocations, startTokenRevocationFeed, tokenCacheOf } from "./device-token-cache";
@@ -155,7 +156,7 @@ describeWithPostgres("device token cache: the revocation feed", () => {
     await rotateThroughFirst(device);
     expect(cachedTokenHash(tokenCacheOf(second.deps), device.deviceId)).toBeDefined();
     expect(await pollTokenRevocations(second.deps)).toBe(2);
-    const outcome = await Promise.race([closed, new Promise((resolve) => setTimeout(() => resolve("still open"), 5000))]);
+    const outcome = await settledWithin(closed, 5000, "still open");
     intruder.terminate();
     expect(outcome).toBe(WsCloseCode.unauthorized);
     expect((await heartbeatWith(second, old)).status).toBe(401);

@@ -19,6 +19,7 @@ import {
   describeWithPostgres,
   heartbeatBody,
   resetTables,
+  settledWithin,
 } from "../../test";
 
 const GRACE_SECONDS = 3600;
@@ -323,7 +324,7 @@ describeWithPostgres("rotating the token of a device connected by WebSocket", ()
     });
     expect(beat.status).toBe(200);
 
-    const outcome = await Promise.race([closed, new Promise((resolve) => setTimeout(() => resolve("still open"), 5000))]);
+    const outcome = await settledWithin(closed, 5000, "still open");
     intruder.terminate();
     expect(outcome).toBe(WsCloseCode.unauthorized);
     // A socket with the new token is the device's, and stays.
