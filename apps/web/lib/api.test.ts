@@ -26,15 +26,21 @@ function serve(answer: (method: string) => Response | undefined) {
   }) as typeof fetch;
 }
 
-/** What the call came to within `ms`: its error's code, or "pending". */
-const outcomeWithin = (call: Promise<unknown>, ms: number) =>
-  Promise.race([
-    call.then(
-      () => "answered",
-      (error: unknown) => (error instanceof ApiError ? error.code : String(error)),
-    ),
-    new Promise((resolve) => setTimeout(() => resolve("pending"), ms)),
-  ]);
+/** What the call came to within `ms`: its error's code, or "pending". The timer is cleared either way (left running, it outlived the test). */
+async function outcomeWithin(call: Promise<unknown>, ms: number) {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      call.then(
+        () => "answered",
+        (error: unknown) => (error instanceof ApiError ? error.code : String(error)),
+      ),
+      new Promise((resolve) => (timer = setTimeout(() => resolve("pending"), ms))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 test("a read the server never answers fails as unreachable, after one more try", async () => {
   serve(() => undefined);
