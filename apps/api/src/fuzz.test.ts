@@ -35,6 +35,7 @@ import {
   createTestDatabase,
   enrollDevice,
   heartbeatBody,
+  within,
 } from "./test";
 import { type WireRequest, type WireResponse, sendWire } from "./test/fuzz-http";
 import { nested, rowCounts } from "./test/hostile";
@@ -1030,14 +1031,6 @@ function openSocket(url: string, protocols: string[], headers: Record<string, st
     ws.on("error", (error) => reject(error));
     ws.on("open", () => resolve(socket));
   });
-}
-
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    promise,
-    new Promise<T>((_resolve, reject) => (timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms))),
-  ]).finally(() => clearTimeout(timer));
 }
 
 /** Waits for a server frame matching `match`; every frame must follow the contract on the way. */

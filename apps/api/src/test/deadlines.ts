@@ -1,13 +1,18 @@
-/**
- * `promise`'s value, or `fallback` if it has not settled within `ms`. The timer is cleared
- * either way: one left running after the race held jest's worker past its exit ("A worker
- * process has failed to exit gracefully").
- */
-export async function settledWithin<T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
+// Promises raced against a deadline. The timer is cleared either way: one left running after
+// the race held jest's worker past its exit ("A worker process has failed to exit gracefully").
+
+/** `promise`'s value, or `fallback` if it has not settled within `ms`. */
+export function settledWithin<T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
+  return raced(promise, ms, (resolve) => resolve(fallback));
+}
+
+/** `promise`'s value; rejects naming `what` if it has not settled within `ms`. */
+export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return raced(promise, ms, (_resolve, reject) => reject(new Error(`${what}: nothing within ${ms} ms`)));
+}
+
+function raced<T, F>(promise: Promise<T>, ms: number, onDeadline: (resolve: (value: F) => void, reject: (error: Error) => void) => void): Promise<T | F> {
   let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([promise, new Promise<F>((resolve) => (timer = setTimeout(() => resolve(fallback), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
+  const deadline = new Promise<F>((resolve, reject) => (timer = setTimeout(() => onDeadline(resolve, reject), ms)));
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }

@@ -1,3 +1,3 @@
 export * from "./test-app";
 export * from "./test-db";
-export * from "./settled-within";
+export * from "./deadlines";

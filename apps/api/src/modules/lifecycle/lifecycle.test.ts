@@ -14,6 +14,7 @@ import {
   enrollDevice,
   heartbeatBody,
   resetTables,
+  within,
 } from "../../test";
 import { type ChildApi, startChildApi } from "../../test/child-api";
 import { parseEnv } from "../../config/env";
@@ -31,10 +32,6 @@ async function heartbeatOver(baseUrl: string, deviceToken: string): Promise<numb
   });
   await res.arrayBuffer();
   return res.status;
-}
-
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  return Promise.race([promise, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms).unref())]);
 }
 
 // Two API processes sharing one PostgreSQL database and one Redis, as a deployment runs.
