@@ -14,6 +14,7 @@
 //   BENCH_DATABASE_URL              PostgreSQL server (default TEST_DATABASE_URL, else local)
 //   BENCH_ONLY=bulk,list            only these phases (while working on one), figures logged,
 //                                   no report; phases: max, fixed, websocket, long, list, bulk
+//   BENCH_LONG_SECONDS=240          the long run's length (default 600; quick 30)
 //   BENCH_RATE=1000                 the fixed rate (default 2000; a full run caps it at the floor's best)
 //   BENCH_LOADGEN=autocannon        the HTTP load generator (default wrk where installed: apt-get
 //                                   install wrk; else autocannon)
@@ -49,6 +50,8 @@ const PLAN = QUICK
       bulkDevices: 10_000,
       listSamples: 40,
     };
+// The long run's length (seconds), to look at what a shorter one leaves behind.
+if (process.env.BENCH_LONG_SECONDS) PLAN.longSeconds = Number(process.env.BENCH_LONG_SECONDS);
 // The API's offline threshold as the bench starts it (HEARTBEAT_INTERVAL_SECONDS left at its default).
 const BENCH_OFFLINE_AFTER_SECONDS = offlineAfterSeconds(60);
 const ONLY = process.env.BENCH_ONLY?.split(",").map((phase) => phase.trim());
@@ -510,6 +513,16 @@ async function withAutovacuumSampled<T>(db: Client, work: () => Promise<T>) {
   };
 }
 
+/** Device's and DeviceListing's heap size and live and dead row versions: what the list queries scan. */
+async function tableStates(db: Client) {
+  await db.query("SELECT pg_stat_clear_snapshot()");
+  const { rows } = await db.query<{ relname: string; heap_mb: string; live: string; dead: string }>(
+    `SELECT relname, round(pg_relation_size(relid) / 1048576.0, 1) AS heap_mb, n_live_tup AS live, n_dead_tup AS dead
+     FROM pg_stat_user_tables WHERE relname IN ('Device', 'DeviceListing') ORDER BY relname`,
+  );
+  return Object.fromEntries(rows.map((row) => [row.relname, { heapMb: Number(row.heap_mb), live: Number(row.live), dead: Number(row.dead) }]));
+}
+
 type HotCounters = { device: { updates: number; hotUpdates: number }; listing: { updates: number; hotUpdates: number }; online: number };
 
 /** pg_stat_user_tables' update counters of Device and DeviceListing, and the devices online now. */
@@ -651,7 +664,7 @@ async function main() {
     };
     log("list queries");
     const { result: listQueries, autovacuum: autovacuumDuringList } = await withAutovacuumSampled(db, () => listQueryLatencies(api.url));
-    logResult("list queries", { hot, listQueries, autovacuumDuringList });
+    logResult("list queries", { hot, tables: await tableStates(db), listQueries, autovacuumDuringList });
     log(`bulk command to ${Math.min(PLAN.bulkDevices, DEVICES)} websocket devices`);
     const bulk = await bulkCommand(db, api, tokensFile, tokens, Math.min(PLAN.bulkDevices, DEVICES));
 
@@ -739,7 +752,7 @@ async function onlyPhases(phases: string[], run: { api: Server; floor: Server; d
       logResult(phase, await runScript<WsHeartbeatResult>("ws-devices.ts", job));
     } else if (phase === "list") {
       const { result: listQueries, autovacuum } = await withAutovacuumSampled(db, () => listQueryLatencies(api.url));
-      logResult(phase, { hot: hotRatio(await hotCounters(db)), listQueries, autovacuumDuringList: autovacuum });
+      logResult(phase, { hot: hotRatio(await hotCounters(db)), tables: await tableStates(db), listQueries, autovacuumDuringList: autovacuum });
     } else if (phase === "bulk") logResult(phase, await bulkCommand(db, api, tokensFile, tokens, Math.min(PLAN.bulkDevices, DEVICES)));
     else throw new Error(`unknown phase ${phase}`);
     logResult(`${phase} (API counted)`, countedBetween(before, await apiCounters(api.url)));
