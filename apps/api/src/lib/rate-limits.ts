@@ -1,6 +1,7 @@
 import type { Request, RequestHandler, Response } from "express";
 import { type ClientRateLimitInfo, MemoryStore, type Options, type Store, rateLimit } from "express-rate-limit";
 import type Redis from "ioredis";
+import { addressKey } from "./client-ip";
 import { hitInRedis } from "./failure-limits";
 import { HttpError } from "./http-error";
 import { reportUncounted } from "./limits-redis";
@@ -106,18 +107,36 @@ export type SharedBudget = {
 };
 
 export function sharedBudget(options: Limiter & { perMinute: number }): SharedBudget {
+  const windowMs = 60_000;
   const store = options.redis ? redisStore(options.redis, options.name) : new MemoryStore();
-  // Creating the middleware initialises the store with the window.
-  const middleware = limiter({ ...options, store });
+  store.init({ windowMs } as Options);
+  // Per client address unless the budget is keyed otherwise, as express-rate-limit's default.
+  const keyOf = options.keyGenerator ?? ((req: Request) => addressKey(req.ip));
+  // As for the other limiters: if the store is unreachable, the request goes through (reported by the store).
+  const count = (key: string) => store.increment(key).catch(() => undefined);
+  const secondsUntil = (resetTime: Date | undefined) => Math.ceil(((resetTime?.getTime() ?? Date.now() + windowMs) - Date.now()) / 1000);
   return {
-    middleware,
+    // What limiter()'s express-rate-limit middleware does (the same store, draft-7 headers,
+    // the contract's 429), without its per-request validations and bookkeeping: this guard
+    // runs on every heartbeat, where the library's middleware was 3.5% of the API's CPU.
+    middleware: (req, res, next) => {
+      count(keyOf(req, res)).then((counted) => {
+        if (!counted) return next();
+        const { totalHits, resetTime } = counted;
+        res.setHeader("RateLimit-Policy", `${options.perMinute};w=${windowMs / 1000}`);
+        res.setHeader(
+          "RateLimit",
+          `limit=${options.perMinute}, remaining=${Math.max(0, options.perMinute - totalHits)}, reset=${Math.max(0, secondsUntil(resetTime))}`,
+        );
+        if (totalHits <= options.perMinute) return next();
+        const retryAfter = String(Math.max(1, secondsUntil(resetTime)));
+        next(new HttpError("rate_limited", "Too many requests; retry later", undefined, { "Retry-After": retryAfter }));
+      }, next);
+    },
     async consume(key) {
-      // As for the middleware: if the store is unreachable, the request goes through (reported by the store).
-      const counted = await store.increment(key).catch(() => undefined);
+      const counted = await count(key);
       if (!counted) return { allowed: true, retryAfterSeconds: 0 };
-      const { totalHits, resetTime } = counted;
-      const retryAfterSeconds = Math.max(1, Math.ceil(((resetTime?.getTime() ?? Date.now() + 60_000) - Date.now()) / 1000));
-      return { allowed: totalHits <= options.perMinute, retryAfterSeconds };
+      return { allowed: counted.totalHits <= options.perMinute, retryAfterSeconds: Math.max(1, secondsUntil(counted.resetTime)) };
     },
   };
 }

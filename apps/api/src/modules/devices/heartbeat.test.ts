@@ -135,12 +135,21 @@ describe("POST /v1/heartbeat: security", () => {
     const noisy = await enrollDevice(t.app);
     const quiet = await enrollDevice(t.app);
     const send = (token: string) => request(t.app).post("/v1/heartbeat").auth(token, { type: "bearer" }).send(heartbeatBody());
-    const statuses = [];
-    for (let i = 0; i < 4; i++) statuses.push((await send(noisy.deviceToken)).status);
-    expect(statuses).toEqual([200, 200, 200, 429]);
+    const answers = [];
+    for (let i = 0; i < 4; i++) answers.push(await send(noisy.deviceToken));
+    expect(answers.map((answer) => answer.status)).toEqual([200, 200, 200, 429]);
+    // The budget's state in the draft-7 RateLimit headers, on answers and refusals alike.
+    expect(answers.map((answer) => answer.headers["ratelimit-policy"])).toEqual(Array(4).fill("3;w=60"));
+    expect(answers.map((answer) => answer.headers.ratelimit?.replace(/reset=\d+$/, "reset=N"))).toEqual([
+      "limit=3, remaining=2, reset=N",
+      "limit=3, remaining=1, reset=N",
+      "limit=3, remaining=0, reset=N",
+      "limit=3, remaining=0, reset=N",
+    ]);
     const limited = await send(noisy.deviceToken);
     expect(limited.body.error.code).toBe("rate_limited");
     expect(Number(limited.headers["retry-after"])).toBeGreaterThan(0);
+    expect(Number(limited.headers["retry-after"])).toBeLessThanOrEqual(60);
     expect((await send(quiet.deviceToken)).status).toBe(200);
   });
 });
