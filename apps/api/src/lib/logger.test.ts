@@ -25,6 +25,23 @@ describe("logger", () => {
     expect(typeof lines[0]?.timestamp).toBe("string");
   });
 
+  it("drops a call below its level before winston builds its line, on child loggers too", async () => {
+    const { logger, lines } = capture("warn");
+    const write = jest.spyOn(logger, "write");
+    logger.debug("heartbeat", { deviceId: "d1" });
+    logger.info("request");
+    logger.child({ requestId: "r1" }).info("request");
+    expect(write).not.toHaveBeenCalled();
+    logger.child({ requestId: "r2" }).warn("slow", { ms: 900 });
+    logger.error("boom");
+    await flush();
+    expect(write).toHaveBeenCalledTimes(2);
+    expect(lines).toMatchObject([
+      { level: "warn", message: "slow", requestId: "r2", ms: 900 },
+      { level: "error", message: "boom" },
+    ]);
+  });
+
   it("does not format a line below its level: none of its fields is read", async () => {
     const { logger, lines } = capture("error");
     let reads = 0;
