@@ -106,7 +106,7 @@ export type SharedBudget = {
   consume(key: string): Promise<{ allowed: boolean; retryAfterSeconds: number }>;
 };
 
-export function sharedBudget(options: Limiter & { perMinute: number }): SharedBudget {
+export function sharedBudget(options: Pick<Limiter, "name" | "redis" | "keyGenerator"> & { perMinute: number }): SharedBudget {
   const windowMs = 60_000;
   const store = options.redis ? redisStore(options.redis, options.name) : new MemoryStore();
   store.init({ windowMs } as Options);
@@ -120,14 +120,17 @@ export function sharedBudget(options: Limiter & { perMinute: number }): SharedBu
     // the contract's 429), without its per-request validations and bookkeeping: this guard
     // runs on every heartbeat, where the library's middleware was 3.5% of the API's CPU.
     middleware: (req, res, next) => {
-      count(keyOf(req, res)).then((counted) => {
+      // Returned, so Express 5 passes anything thrown in here to the error handler.
+      return count(keyOf(req, res)).then((counted) => {
         if (!counted) return next();
         const { totalHits, resetTime } = counted;
-        res.setHeader("RateLimit-Policy", `${options.perMinute};w=${windowMs / 1000}`);
-        res.setHeader(
-          "RateLimit",
-          `limit=${options.perMinute}, remaining=${Math.max(0, options.perMinute - totalHits)}, reset=${Math.max(0, secondsUntil(resetTime))}`,
-        );
+        if (!res.headersSent) {
+          res.setHeader("RateLimit-Policy", `${options.perMinute};w=${windowMs / 1000}`);
+          res.setHeader(
+            "RateLimit",
+            `limit=${options.perMinute}, remaining=${Math.max(0, options.perMinute - totalHits)}, reset=${Math.max(0, secondsUntil(resetTime))}`,
+          );
+        }
         if (totalHits <= options.perMinute) return next();
         const retryAfter = String(Math.max(1, secondsUntil(resetTime)));
         next(new HttpError("rate_limited", "Too many requests; retry later", undefined, { "Retry-After": retryAfter }));
