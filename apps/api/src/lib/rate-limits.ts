@@ -19,6 +19,10 @@ type Limiter = {
   store?: Store;
 };
 
+/** The contract's 429 for a spent budget, with the seconds until the window resets (at least 1). */
+export const budgetSpent = (retryAfterSeconds: number) =>
+  new HttpError("rate_limited", "Too many requests; retry later", undefined, { "Retry-After": String(Math.max(1, retryAfterSeconds)) });
+
 /** An express-rate-limit limiter whose refusal is the contract's 429 with Retry-After. */
 export function limiter(options: Limiter) {
   const windowMs = options.windowMs ?? 60_000;
@@ -36,8 +40,7 @@ export function limiter(options: Limiter) {
     ...(options.store ? { store: options.store } : options.redis ? { store: redisStore(options.redis, options.name) } : {}),
     handler: (req, _res, next) => {
       const resetTime = (req as Request & { rateLimit?: { resetTime?: Date } }).rateLimit?.resetTime;
-      const retryAfter = Math.max(1, Math.ceil(((resetTime?.getTime() ?? Date.now() + windowMs) - Date.now()) / 1000));
-      next(new HttpError("rate_limited", "Too many requests; retry later", undefined, { "Retry-After": String(retryAfter) }));
+      next(budgetSpent(Math.ceil(((resetTime?.getTime() ?? Date.now() + windowMs) - Date.now()) / 1000)));
     },
   });
 }
@@ -131,9 +134,7 @@ export function sharedBudget(options: Pick<Limiter, "name" | "redis" | "keyGener
             `limit=${options.perMinute}, remaining=${Math.max(0, options.perMinute - totalHits)}, reset=${Math.max(0, secondsUntil(resetTime))}`,
           );
         }
-        if (totalHits <= options.perMinute) return next();
-        const retryAfter = String(Math.max(1, secondsUntil(resetTime)));
-        next(new HttpError("rate_limited", "Too many requests; retry later", undefined, { "Retry-After": retryAfter }));
+        next(totalHits <= options.perMinute ? undefined : budgetSpent(secondsUntil(resetTime)));
       }, next);
     },
     async consume(key) {

@@ -6,7 +6,7 @@ import { recordAudit } from "../../lib/audit";
 import { addressKey } from "../../lib/client-ip";
 import { deviceEventData, emitWebhookEvent } from "../webhooks/webhook-events";
 import { HttpError } from "../../lib/http-error";
-import { sharedBudget } from "../../lib/rate-limits";
+import { budgetSpent, sharedBudget } from "../../lib/rate-limits";
 import { mount } from "../../lib/routing";
 import { constantTimeEquals, formatToken, hashSecret, newSecret } from "../../lib/secrets";
 import { inputOf } from "../../lib/validate";
@@ -44,8 +44,7 @@ export function legacyRoutes(deps: AppDeps): Router {
       const { deviceId, issued } = await identifyLegacyDevice(deps, legacyId, facts ?? {}, req, (ip) => enrollments.consume(`ip:${ip}`));
       res.locals.device = { id: deviceId };
       const budget = await deviceBudget(deps).consume(deviceBudgetKey(deviceId));
-      if (!budget.allowed)
-        throw new HttpError("rate_limited", "Too many requests; retry later", undefined, { "Retry-After": String(budget.retryAfterSeconds) });
+      if (!budget.allowed) throw budgetSpent(budget.retryAfterSeconds);
       const answer: LegacyHeartbeatResponse = { deviceId, ...(await handleHeartbeat(deps, deviceId, heartbeat, "legacy")), ...issued };
       res.json(answer);
     },
