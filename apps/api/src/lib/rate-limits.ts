@@ -23,6 +23,9 @@ type Limiter = {
 export const budgetSpent = (retryAfterSeconds: number) =>
   new HttpError("rate_limited", "Too many requests; retry later", undefined, { "Retry-After": String(Math.max(1, retryAfterSeconds)) });
 
+/** Whole seconds until a window that ends at `resetTime` resets (a whole window when the store gave no time). */
+const secondsUntilReset = (resetTime: Date | undefined, windowMs: number) => Math.ceil(((resetTime?.getTime() ?? Date.now() + windowMs) - Date.now()) / 1000);
+
 /** An express-rate-limit limiter whose refusal is the contract's 429 with Retry-After. */
 export function limiter(options: Limiter) {
   const windowMs = options.windowMs ?? 60_000;
@@ -40,7 +43,7 @@ export function limiter(options: Limiter) {
     ...(options.store ? { store: options.store } : options.redis ? { store: redisStore(options.redis, options.name) } : {}),
     handler: (req, _res, next) => {
       const resetTime = (req as Request & { rateLimit?: { resetTime?: Date } }).rateLimit?.resetTime;
-      next(budgetSpent(Math.ceil(((resetTime?.getTime() ?? Date.now() + windowMs) - Date.now()) / 1000)));
+      next(budgetSpent(secondsUntilReset(resetTime, windowMs)));
     },
   });
 }
@@ -117,7 +120,6 @@ export function sharedBudget(options: Pick<Limiter, "name" | "redis" | "keyGener
   const keyOf = options.keyGenerator ?? ((req: Request) => addressKey(req.ip));
   // As for the other limiters: if the store is unreachable, the request goes through (reported by the store).
   const count = (key: string) => store.increment(key).catch(() => undefined);
-  const secondsUntil = (resetTime: Date | undefined) => Math.ceil(((resetTime?.getTime() ?? Date.now() + windowMs) - Date.now()) / 1000);
   return {
     // What limiter()'s express-rate-limit middleware does (the same store, draft-7 headers,
     // the contract's 429), without its per-request validations and bookkeeping: this guard
@@ -131,16 +133,16 @@ export function sharedBudget(options: Pick<Limiter, "name" | "redis" | "keyGener
           res.setHeader("RateLimit-Policy", `${options.perMinute};w=${windowMs / 1000}`);
           res.setHeader(
             "RateLimit",
-            `limit=${options.perMinute}, remaining=${Math.max(0, options.perMinute - totalHits)}, reset=${Math.max(0, secondsUntil(resetTime))}`,
+            `limit=${options.perMinute}, remaining=${Math.max(0, options.perMinute - totalHits)}, reset=${Math.max(0, secondsUntilReset(resetTime, windowMs))}`,
           );
         }
-        next(totalHits <= options.perMinute ? undefined : budgetSpent(secondsUntil(resetTime)));
+        next(totalHits <= options.perMinute ? undefined : budgetSpent(secondsUntilReset(resetTime, windowMs)));
       }, next);
     },
     async consume(key) {
       const counted = await count(key);
       if (!counted) return { allowed: true, retryAfterSeconds: 0 };
-      return { allowed: counted.totalHits <= options.perMinute, retryAfterSeconds: Math.max(1, secondsUntil(counted.resetTime)) };
+      return { allowed: counted.totalHits <= options.perMinute, retryAfterSeconds: Math.max(1, secondsUntilReset(counted.resetTime, windowMs)) };
     },
   };
 }
