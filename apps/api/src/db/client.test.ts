@@ -24,6 +24,25 @@ describeWithPostgres("createDb", () => {
     }
   });
 
+  it("keeps idle connections open: the next burst runs on the connections of the last one", async () => {
+    const db = createDb(database.url, { maxConnections: 3 });
+    try {
+      const pool = poolOf(db);
+      const burst = async () => {
+        const rows = await Promise.all([1, 2, 3].map(() => pool.query<{ pid: number }>("SELECT pg_backend_pid() AS pid, pg_sleep(0.1)")));
+        return new Set(rows.map((result) => result.rows[0]!.pid));
+      };
+      const first = await burst();
+      expect(first.size).toBe(3);
+      // Past pg-pool's default idle timeout (10 s), which closed them.
+      await new Promise((resolve) => setTimeout(resolve, 11_000));
+      expect(pool.totalCount).toBe(3);
+      expect(await burst()).toEqual(first);
+    } finally {
+      await db.$disconnect();
+    }
+  }, 30_000);
+
   it("keeps a value the operator chose (here in DATABASE_URL's options)", async () => {
     const url = new URL(database.url);
     url.searchParams.set("options", "-c max_parallel_workers_per_gather=3");
