@@ -24,7 +24,7 @@ describeWithPostgres("createDb", () => {
     }
   });
 
-  it("keeps idle connections open: the next burst runs on the connections of the last one", async () => {
+  it("keeps idle connections open for minutes: the next burst runs on the connections of the last one", async () => {
     const db = createDb(database.url, { maxConnections: 3 });
     try {
       const pool = poolOf(db);

@@ -7,6 +7,7 @@ export type Db = PrismaClient;
 // A connection attempt that gets no answer (a database host gone silent, not refusing)
 // fails after this instead of holding the request until the client gives up.
 const CONNECT_TIMEOUT_MS = 5_000;
+const POOL_IDLE_TIMEOUT_MS = 5 * 60_000;
 
 // The API's statements are short (an index range, a count or top-N over the narrow
 // DeviceListing): starting parallel workers for them costs more than it saves. Measured on
@@ -23,12 +24,18 @@ export function createDb(databaseUrl: string, options: { maxConnections?: number
     connectionString: databaseUrl,
     max: options.maxConnections ?? 10,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-    // Idle connections stay open (a fixed-size pool, as HikariCP advises). pg-pool closed them
-    // after 10 s idle, so the periodic jobs' bursts opened new ones: each paid a fork, this
-    // setup, and its first plans on a cold catalog cache (parse and bind of the heartbeat
-    // batch took 35-64 ms there, against under 1 ms warm), and the heartbeats queued behind
-    // them. At 1,000 heartbeats/s on 100,000 devices the API's p99 was 145-220 ms with them.
-    idleTimeoutMillis: 0,
+    // Idle connections stay open for minutes, not pg-pool's 10 s: with that, the periodic
+    // jobs' bursts kept opening new ones, each paying a fork, the setup below and its first
+    // plans on a cold catalog cache (parse and bind of the heartbeat batch 35-64 ms in the
+    // benchmark, against under 1 ms warm), with heartbeats queued behind them.
+    idleTimeoutMillis: POOL_IDLE_TIMEOUT_MS,
+    // A connection idle that long must survive a NAT or load balancer between the API and
+    // PostgreSQL that forgets quiet connections (some after 4 minutes), and be replaced now
+    // and then, so role or database settings and a failed-over server's new address reach
+    // every connection (HikariCP's default lifetime).
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 30_000,
+    maxLifetimeSeconds: 30 * 60,
     // Before the connection's first query. Should it fail, the connection still works (only
     // slower scans), and a broken one reports itself at that query.
     onConnect: async (client) => {
