@@ -44,7 +44,11 @@ type Tx = Prisma.TransactionClient;
 // fleet going dark at once (a site's network, or the low-battery alert turned on over
 // thousands of low batteries) is swept in steps, each a short transaction and a short turn
 // of the event loop, instead of one holding 100,000 rows and their events in memory.
-export const SWEEP_STEP_DEVICES = 1000;
+// A step holds the rows it marks offline locked until it commits (its events and incident
+// rows are written first), and a heartbeat of one of them waits, with its whole batch: at
+// 1,000 a step held them 250-400 ms, and heartbeats of devices coming back after a gap
+// waited 130-280 ms (benchmark, 100,000 devices at 1,000 heartbeats/s).
+export const SWEEP_STEP_DEVICES = 200;
 
 export type SweptDevice = Pick<Device, "id" | "groups">;
 
