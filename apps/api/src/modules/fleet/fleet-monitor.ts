@@ -49,6 +49,8 @@ type Tx = Prisma.TransactionClient;
 // 1,000 a step held them 250-400 ms, and heartbeats of devices coming back after a gap
 // waited 130-280 ms (benchmark, 100,000 devices at 1,000 heartbeats/s).
 export const SWEEP_STEP_DEVICES = 200;
+// Devices one sweep marks offline at most, in steps; the rest go at the next sweep.
+const SWEEP_MAX_STEPS = 100;
 
 export type SweptDevice = Pick<Device, "id" | "groups">;
 
@@ -69,7 +71,14 @@ export async function sweepOffline(deps: AppDeps, stepDevices = SWEEP_STEP_DEVIC
   // Low batteries are read in id order, each step after the last one's: a step does not
   // read again the devices the steps before it put in the incident.
   let lowAfter: string | null = null;
-  for (let first = true, more = true; more; first = false) {
+  // Found once per sweep, in one pass over the narrow DeviceListing (no index may hold
+  // lastSeenAt: heartbeats must stay HOT updates), then taken a step at a time by id. A step
+  // that searched for its own candidates scanned the table again each time, from its start
+  // past the rows the steps before it had swept, holding the rows it had locked meanwhile.
+  const overdue = await deps.db.$queryRaw<Array<{ id: string }>>`
+    SELECT id FROM "DeviceListing" WHERE online AND "lastSeenAt" < ${cutoff} LIMIT ${stepDevices * SWEEP_MAX_STEPS}`;
+  for (let first = true, more = true, next = 0; more; first = false, next += stepDevices) {
+    const candidates = overdue.slice(next, next + stepDevices).map((row) => row.id);
     const step = await deps.db.$transaction(async (tx) => {
       await lockAlertState(tx);
       // Returns and recoveries read every open incident device: once per sweep.
@@ -82,16 +91,9 @@ export async function sweepOffline(deps: AppDeps, stepDevices = SWEEP_STEP_DEVIC
       const low = await joinLowBatteries(tx, settings, now, { onlineSince: cutoff, after: lowAfter, limit: stepDevices });
       // A device whose row is locked right now (a heartbeat writing it, most often) is left
       // for the next sweep rather than waited for while this step holds the rows it claimed.
-      // Candidates are found in the narrow DeviceListing (a fifth of Device's pages); each is
-      // locked by its Device row, whose own values decide (a heartbeat may have just written
-      // it), and the limit counts only the rows locked, so a locked one ends no step early.
-      const offline = await tx.$queryRaw<Device[]>`
-        UPDATE "Device" SET online = false, "offlineSince" = ${now}
-        WHERE id IN (
-          SELECT d.id FROM "DeviceListing" l JOIN "Device" d ON d.id = l.id
-          WHERE l.online AND l."lastSeenAt" < ${cutoff} AND d.online AND d."lastSeenAt" < ${cutoff}
-          LIMIT ${stepDevices} FOR NO KEY UPDATE OF d SKIP LOCKED)
-        RETURNING *`;
+      // Each candidate's Device row decides, as it is now: a heartbeat may have written it
+      // since the candidates were read.
+      const offline = candidates.length === 0 ? [] : await tx.$queryRaw<Device[]>(markOffline(candidates, cutoff, now));
       await emitWebhookEvents(
         tx,
         offline.map((device) => ({
@@ -107,7 +109,7 @@ export async function sweepOffline(deps: AppDeps, stepDevices = SWEEP_STEP_DEVIC
         settings,
         now,
       );
-      const more = offline.length === stepDevices || low.length === stepDevices;
+      const more = next + stepDevices < overdue.length || low.length === stepDevices;
       if (!more)
         await tx.$executeRaw`
           UPDATE "AlertIncident" i SET "resolvedAt" = ${now}
@@ -156,6 +158,20 @@ async function recordReturns(tx: Tx, now: Date): Promise<void> {
     ...returned.map((row) => ({ type: "device.online" as const, deviceId: row.deviceId, incidentId: row.incidentId, at: row.returnedAt })),
     ...retired.map((row) => ({ type: "device.retired" as const, deviceId: row.deviceId, incidentId: row.incidentId, at: now })),
   ]);
+}
+
+/**
+ * Marks offline those of `candidates` (device ids) still online and last heard before
+ * `cutoff`, each found by its primary key (the outer `id = ANY` too: without it the
+ * planner joined the locked rows to a scan of the whole table), skipping a row locked now.
+ */
+export function markOffline(candidates: string[], cutoff: Date, now: Date): Prisma.Sql {
+  return Prisma.sql`
+    UPDATE "Device" SET online = false, "offlineSince" = ${now}
+    WHERE id = ANY(${candidates}::uuid[]) AND id IN (
+      SELECT id FROM "Device" WHERE id = ANY(${candidates}::uuid[]) AND online AND "lastSeenAt" < ${cutoff}
+      FOR NO KEY UPDATE SKIP LOCKED)
+    RETURNING *`;
 }
 
 /**

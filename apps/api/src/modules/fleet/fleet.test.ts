@@ -17,7 +17,7 @@ import {
   heartbeatBody,
   resetTables,
 } from "../../test";
-import { AUTO_RELAUNCH_ACTOR, lowBatteryCandidates, sendDueAlertDigest, sweepOffline } from "./fleet-monitor";
+import { AUTO_RELAUNCH_ACTOR, SWEEP_STEP_DEVICES, lowBatteryCandidates, markOffline, sendDueAlertDigest, sweepOffline } from "./fleet-monitor";
 
 let database: TestDatabase;
 let t: TestApp;
@@ -353,6 +353,20 @@ describe("offline detection and alerts", () => {
       }
       expect((await sweepOffline(t.deps, 2)).map((device) => device.id)).toEqual([held!.id]);
     });
+  });
+
+  it("marks a step's devices offline through the primary key: no step scans the fleet", async () => {
+    // A step that searched for its own candidates scanned the table each time, holding the
+    // rows it had already locked until it committed (heartbeats of those devices waited).
+    await database.db.$executeRaw`
+      INSERT INTO "Device" (id, "tokenHash", online, "lastSeenAt", "updatedAt")
+      SELECT gen_random_uuid(), repeat('0', 64), true, now() - interval '1 hour', now() FROM generate_series(1, 20000)`;
+    await database.db.$executeRaw`ANALYZE "Device"`;
+    const ids = (await database.db.$queryRaw<Array<{ id: string }>>`SELECT id::text FROM "Device" LIMIT ${SWEEP_STEP_DEVICES}`).map((row) => row.id);
+    const plan = await database.db.$queryRaw<Array<{ "QUERY PLAN": string }>>(Prisma.sql`EXPLAIN ${markOffline(ids, new Date(), new Date())}`);
+    const text = plan.map((row) => row["QUERY PLAN"]).join("\n");
+    expect(text).toContain("Device_pkey");
+    expect(text).not.toContain("Seq Scan");
   });
 
   it("probes each low battery's open incident through the index, whatever the statistics say: no loop over every open incident device", async () => {
