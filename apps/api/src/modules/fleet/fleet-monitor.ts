@@ -71,10 +71,15 @@ export async function sweepOffline(deps: AppDeps, stepDevices = SWEEP_STEP_DEVIC
   // Low batteries are read in id order, each step after the last one's: a step does not
   // read again the devices the steps before it put in the incident.
   let lowAfter: string | null = null;
+  // Once a step finds fewer than a step's worth, none are left: the steps still marking
+  // devices offline do not read them again (a pass over every low battery each time).
+  let lowDone = false;
   // Found once per sweep, in one pass over the narrow DeviceListing (no index may hold
   // lastSeenAt: heartbeats must stay HOT updates), then taken a step at a time by id. A step
   // that searched for its own candidates scanned the table again each time, from its start
   // past the rows the steps before it had swept, holding the rows it had locked meanwhile.
+  // (Should the listing have drifted from Device, each step's check on Device decides, and
+  // the hourly listing repair puts the listing right.)
   const overdue = await deps.db.$queryRaw<Array<{ id: string }>>`
     SELECT id FROM "DeviceListing" WHERE online AND "lastSeenAt" < ${cutoff} LIMIT ${stepDevices * SWEEP_MAX_STEPS}`;
   for (let first = true, more = true, next = 0; more; first = false, next += stepDevices) {
@@ -88,7 +93,7 @@ export async function sweepOffline(deps: AppDeps, stepDevices = SWEEP_STEP_DEVIC
       }
       // The slower query comes first: the devices marked offline below stay locked until
       // commit, and a heartbeat of one of them waits that long (with its whole batch).
-      const low = await joinLowBatteries(tx, settings, now, { onlineSince: cutoff, after: lowAfter, limit: stepDevices });
+      const low = lowDone ? [] : await joinLowBatteries(tx, settings, now, { onlineSince: cutoff, after: lowAfter, limit: stepDevices });
       // A device whose row is locked right now (a heartbeat writing it, most often) is left
       // for the next sweep rather than waited for while this step holds the rows it claimed.
       // Each candidate's Device row decides, as it is now: a heartbeat may have written it
@@ -109,18 +114,19 @@ export async function sweepOffline(deps: AppDeps, stepDevices = SWEEP_STEP_DEVIC
         settings,
         now,
       );
-      const more = next + stepDevices < overdue.length || low.length === stepDevices;
+      const more = next + stepDevices < overdue.length || (!lowDone && low.length === stepDevices);
       if (!more)
         await tx.$executeRaw`
           UPDATE "AlertIncident" i SET "resolvedAt" = ${now}
           WHERE "resolvedAt" IS NULL AND NOT EXISTS (SELECT 1 FROM "AlertIncidentDevice" d WHERE d."incidentId" = i.id AND d."returnedAt" IS NULL)`;
-      return { offline, lastLow: low.at(-1)?.deviceId, more };
+      return { offline, lastLow: low.at(-1)?.deviceId, lowDone: low.length < stepDevices, more };
     });
     for (const device of step.offline) {
       deps.bus.publish({ kind: "device_state", state: toLiveState(device) });
       wentOffline.push({ id: device.id, groups: device.groups });
     }
     lowAfter = step.lastLow ?? lowAfter;
+    lowDone ||= step.lowDone;
     more = step.more;
   }
   if (wentOffline.length > 0 && settings.enabled && settings.groupOfflinePercent !== null) {
