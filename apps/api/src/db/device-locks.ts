@@ -11,5 +11,8 @@ import { Prisma } from "../generated/prisma/client";
 /** The ids of the Device rows matching `where`, locked in id order (a CTE of the update). */
 export const devicesLockedInIdOrder = (where: Prisma.Sql) => Prisma.sql`SELECT id FROM "Device" WHERE ${where} ORDER BY id FOR NO KEY UPDATE`;
 
-/** The same, for a statement written as text with positional parameters. */
-export const devicesLockedInIdOrderSql = (where: string) => `SELECT id FROM "Device" WHERE ${where} ORDER BY id FOR NO KEY UPDATE`;
+/**
+ * The same, for a statement written as text with positional parameters; `columns` are read
+ * as the rows are once locked (newer than the statement's snapshot if it waited for them).
+ */
+export const devicesLockedInIdOrderSql = (where: string, columns = "id") => `SELECT ${columns} FROM "Device" WHERE ${where} ORDER BY id FOR NO KEY UPDATE`;

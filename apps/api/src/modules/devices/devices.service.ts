@@ -331,8 +331,10 @@ const RECORD_HEARTBEATS_SQL = `
       network boolean, "networkType" text, "networkSignal" int, "ipAddress" text,
       apps jsonb, "uptimeSeconds" bigint, "appVersion" text, "fcmToken" text, "fcmTokenPresent" boolean,
       policy boolean, "policyAppliedHash" text, "policyFailures" jsonb)),
-  previous AS (SELECT id, "appStatus", "offlineSince" FROM "Device" WHERE id = ANY($2::uuid[])),
-  locked AS (${devicesLockedInIdOrderSql(`id = ANY($2::uuid[]) AND "retiredAt" IS NULL`)}),
+  previous AS (SELECT id, "appStatus" FROM "Device" WHERE id = ANY($2::uuid[])),
+  -- offlineSince as the row is once locked: the statement's snapshot (previous) predates a
+  -- sweep step this statement waited for, which had just marked the device offline.
+  locked AS (${devicesLockedInIdOrderSql(`id = ANY($2::uuid[]) AND "retiredAt" IS NULL`, `id, "offlineSince"`)}),
   updated AS (
     UPDATE "Device" d SET
       "lastSeenAt" = i."receivedAt", online = true, "offlineSince" = NULL, "deviceTime" = i."deviceTime",
@@ -382,8 +384,8 @@ const RECORD_HEARTBEATS_SQL = `
   -- request after another; only two of its heartbeats racing each other at the moment it
   -- returns could both see offlineSince set (receivers dedupe on the device and time).
   back_online AS (SELECT gen_random_uuid() AS "eventId", i."receivedAt", jsonb_build_object('deviceId', u.id, 'alias', u.alias, 'model', u.model,
-      'serialNumber', u."serialNumber", 'groups', to_jsonb(u.groups), 'offlineSince', p."offlineSince", 'at', i."receivedAt") AS data
-    FROM updated u JOIN input i ON i.id = u.id JOIN previous p ON p.id = u.id WHERE p."offlineSince" IS NOT NULL),
+      'serialNumber', u."serialNumber", 'groups', to_jsonb(u.groups), 'offlineSince', l."offlineSince", 'at', i."receivedAt") AS data
+    FROM updated u JOIN input i ON i.id = u.id JOIN locked l ON l.id = u.id WHERE l."offlineSince" IS NOT NULL),
   online_webhooks AS (
     INSERT INTO "WebhookDelivery" ("endpointId", "eventId", "eventType", payload, status, "nextAttemptAt", "createdAt")
     SELECT e.id, b."eventId", 'device.online', jsonb_build_object('id', b."eventId", 'type', 'device.online', 'createdAt', b."receivedAt", 'data', b.data),

@@ -1,8 +1,19 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { type CreateWebhookResponse, ListWebhookDeliveriesResponse, WebhookEvent, verifyWebhookSignature } from "@mdm/contracts";
+import { Client } from "pg";
 import request from "supertest";
-import { type TestApp, type TestDatabase, adminRequest, createTestApp, createTestDatabase, enrollDevice, heartbeatBody, resetTables } from "../../test";
+import {
+  type TestApp,
+  type TestDatabase,
+  adminRequest,
+  createTestApp,
+  createTestDatabase,
+  describeWithPostgres,
+  enrollDevice,
+  heartbeatBody,
+  resetTables,
+} from "../../test";
 import { emitCommandStatusChanges, finishBatches } from "../commands/command-transitions";
 import { sweepOffline } from "../fleet/fleet-monitor";
 import { WEBHOOK_LOG_RETENTION_DAYS, processDueWebhooks, pruneWebhookDeliveries } from "./webhook-delivery";
@@ -63,6 +74,50 @@ async function register(events = ALL_EVENTS, app = t): Promise<CreateWebhookResp
   const res = await adminRequest(app.app, "POST", "/admin/webhooks", { url, events });
   expect(res.status).toBe(201);
   return res.body;
+}
+
+// A lock held by another connection: the embedded database serves every connection in one session.
+describeWithPostgres("webhooks, with a sweep step holding the device's row", () => {
+  it("sends device.online for a heartbeat that waited for the step marking its device offline", async () => {
+    await register(["device.online"]);
+    const device = await enrollDevice(t.app);
+    await request(t.app).post("/v1/heartbeat").auth(device.deviceToken, bearer).send(heartbeatBody()).expect(200);
+    // What a sweep step does: the device marked offline, its row held until the step commits.
+    const step = new Client({ connectionString: database.url });
+    await step.connect();
+    try {
+      await step.query("BEGIN");
+      await step.query(`UPDATE "Device" SET online = false, "offlineSince" = now() WHERE id = $1`, [device.deviceId]);
+      const heartbeat = request(t.app)
+        .post("/v1/heartbeat")
+        .auth(device.deviceToken, bearer)
+        .send(heartbeatBody())
+        .then((res) => res.status);
+      // The heartbeat's statement starts, and waits for the row.
+      await waitFor(async () => (await waitingForLocks(database)) > 0);
+      await step.query("COMMIT");
+      expect(await heartbeat).toBe(200);
+    } finally {
+      await step.end();
+    }
+    const deliveries = await database.db.webhookDelivery.findMany({ where: { eventType: "device.online" } });
+    expect(deliveries.map((delivery) => (delivery.payload as { data: { deviceId: string } }).data.deviceId)).toEqual([device.deviceId]);
+    expect(await database.db.device.findUniqueOrThrow({ where: { id: device.deviceId } })).toMatchObject({ online: true, offlineSince: null });
+  });
+});
+
+async function waitingForLocks(db: TestDatabase): Promise<number> {
+  const [row] = await db.db.$queryRaw<Array<{ waiting: number }>>`
+    SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`;
+  return row!.waiting;
+}
+
+async function waitFor(condition: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 describe("webhooks", () => {
