@@ -5,7 +5,7 @@ import { AdminClient, type DeviceOptions, KIOSK_APP, SimulatedDevice, UpgradeRef
 import { poolOf } from "../db/client";
 import { expireCommands } from "../jobs/maintenance";
 import { type RunningServer, startServer } from "../server";
-import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, testServerEnv, type TestDatabase, createTestDatabase, describeWithPostgres, testServerUrl } from "../test";
+import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, testServerEnv, type TestDatabase, createTestDatabase, describeWithPostgres, testServerUrl, waitFor } from "../test";
 
 // Command delivery over real sockets: a listening server on a fresh database, devices
 // played by the simulator (a client built only on the public contracts).
@@ -21,17 +21,6 @@ const credentials = { adminKey: TEST_ADMIN_KEY, hmacSecret: TEST_HMAC_SECRET };
 const serverEnv = (extra: Record<string, string> = {}) => testServerEnv({ COMMAND_RETRY_BASE_SECONDS: "0.2", ...extra });
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls `read` until `done` says yes; fails with the last value at the deadline. */
-async function waitFor<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms; last: ${JSON.stringify(value)}`);
-    await sleep(50);
-  }
-}
 
 const isFinal = (command: Command) => finalCommandStatuses.includes(command.status);
 const statusesOf = (command: Command) => command.events.map((event) => event.status);

@@ -2,7 +2,7 @@ import type { RegisterResponse } from "@mdm/contracts";
 import { AdminClient, SimulatedDevice, forEachLimit } from "@mdm/simulator";
 import { parseEnv } from "../config/env";
 import { type RunningServer, startServer } from "../server";
-import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SERVER_SETTINGS, type TestDatabase, createTestDatabase, describeWithPostgres } from "../test";
+import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, TEST_SERVER_SETTINGS, type TestDatabase, createTestDatabase, describeWithPostgres, waitFor } from "../test";
 import { type ChildApi, startChildApi } from "../test/child-api";
 import { type FakeFcm, startFakeFcm } from "../test/fake-fcm";
 
@@ -23,18 +23,6 @@ function settings(databaseUrl: string, extra: Record<string, string> = {}): Reco
     COMMAND_RETRY_BASE_SECONDS: "0.5",
     ...extra,
   };
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function waitFor<T>(read: () => T | Promise<T>, done: (value: T) => boolean, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms; last: ${JSON.stringify(value)}`);
-    await sleep(50);
-  }
 }
 
 const pushedRequestIds = (fcm: FakeFcm) =>

@@ -1,4 +1,4 @@
-// Promises raced against a deadline. The timer is cleared either way: one left running after
+// Promises raced against a deadline, and conditions polled until one. The timer is cleared either way: one left running after
 // the race held jest's worker past its exit ("A worker process has failed to exit gracefully").
 
 /** `promise`'s value, or `fallback` if it has not settled within `ms`. */
@@ -15,4 +15,15 @@ function raced<T, F>(promise: Promise<T>, ms: number, onDeadline: (resolve: (val
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<F>((resolve, reject) => (timer = setTimeout(() => onDeadline(resolve, reject), ms)));
   return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+/** Polls `read` until `done` says yes; fails with the last value at the deadline. */
+export async function waitFor<T>(read: () => T | Promise<T>, done: (value: T) => boolean, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (done(value)) return value;
+    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms; last: ${JSON.stringify(value)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }

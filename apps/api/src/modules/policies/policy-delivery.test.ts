@@ -3,7 +3,16 @@ import { BEARER_PROTOCOL_PREFIX, DEVICE_WS_PROTOCOL, DeviceServerFrame } from "@
 import { AdminClient, KIOSK_APP, SimulatedDevice, parseArgs, runFleet } from "@mdm/simulator";
 import WebSocket from "ws";
 import { type RunningServer, startServer } from "../../server";
-import { TEST_ADMIN_KEY, TEST_HMAC_SECRET, type TestDatabase, createTestDatabase, describeWithPostgres, heartbeatBody, testServerEnv } from "../../test";
+import {
+  TEST_ADMIN_KEY,
+  TEST_HMAC_SECRET,
+  type TestDatabase,
+  createTestDatabase,
+  describeWithPostgres,
+  heartbeatBody,
+  testServerEnv,
+  waitFor,
+} from "../../test";
 import { type FakeFcm, startFakeFcm } from "../../test/fake-fcm";
 
 // Policies reaching real devices: a listening server, devices played by the simulator over
@@ -11,19 +20,6 @@ import { type FakeFcm, startFakeFcm } from "../../test/fake-fcm";
 
 // Generous deadlines: a busy machine may be slow, and nothing here measures speed.
 jest.setTimeout(120_000);
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls `read` until `done` says yes; fails with the last value at the deadline. */
-async function waitFor<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms; last: ${JSON.stringify(value)}`);
-    await sleep(50);
-  }
-}
 
 describeWithPostgres("policy delivery to devices", () => {
   let database: TestDatabase;

@@ -13,6 +13,7 @@ import {
   enrollDevice,
   heartbeatBody,
   resetTables,
+  waitFor,
 } from "../../test";
 import { emitCommandStatusChanges, finishBatches } from "../commands/command-transitions";
 import { sweepOffline } from "../fleet/fleet-monitor";
@@ -94,7 +95,12 @@ describeWithPostgres("webhooks, with a sweep step holding the device's row", () 
         .send(heartbeatBody())
         .then((res) => res.status);
       // The heartbeat's statement starts, and waits for the row.
-      await waitFor(async () => (await waitingForLocks(database)) > 0);
+      await waitFor(
+        () => waitingForLocks(database),
+        (waiting) => waiting > 0,
+        5000,
+        "the heartbeat waiting for the row",
+      );
       await step.query("COMMIT");
       expect(await heartbeat).toBe(200);
     } finally {
@@ -110,14 +116,6 @@ async function waitingForLocks(db: TestDatabase): Promise<number> {
   const [row] = await db.db.$queryRaw<Array<{ waiting: number }>>`
     SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`;
   return row!.waiting;
-}
-
-async function waitFor(condition: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 describe("webhooks", () => {
